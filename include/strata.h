@@ -1,0 +1,288 @@
+/* Strata: a memory-mapped layered region store.
+ *
+ * Overview
+ * --------
+ * A *region* is an immutable file holding many *layers*. A layer is a content
+ * blob with a numeric id (u64), an optional name (unique within the region)
+ * and optional metadata (JSON text). The byte layout is specified in
+ * docs/FORMAT.md.
+ *
+ * strata_region_open() maps a region file with one read-only mmap() and
+ * validates, once, everything a later read relies on: header, section
+ * bounds, every layer's content bounds, the id and name indexes, and the
+ * UTF-8 of every name and metadata string. After that, a lookup is a hash
+ * probe that returns pointers into the mapping: no copy, no allocation, no
+ * lock, no system call.
+ *
+ * Regions are written by a strata_writer (the same writer region-builder and
+ * crystallization use): layers are streamed to a temporary file in the target
+ * directory, the index is appended, the file is fsync()ed and renamed into
+ * place, and the directory is fsync()ed. A crash or an error never leaves a
+ * partial region under the final name.
+ *
+ * Errors
+ * ------
+ * Functions that can fail return 0 on success and a negative code on error:
+ * -errno for system failures, STRATA_E_* (see <strata/errors.h>) otherwise.
+ * Every failure also records a per-thread detail message naming the file,
+ * layer and offsets concerned; read it with strata_last_error_detail()
+ * before the next Strata call on the same thread.
+ *
+ * Borrowed pointers
+ * -----------------
+ * Every pointer a region hands out (layer data, names, metadata, the region's
+ * own name and metadata) points into the read-only mapping. It stays valid
+ * until strata_region_close() is called on that region. Callers must not
+ * write through it (the pages are mapped PROT_READ: a write faults) and must
+ * not free it.
+ *
+ * Concurrency
+ * -----------
+ * An open strata_region is immutable: any number of threads may call the
+ * lookup, iteration and verify functions on it at once without locking.
+ * strata_region_close() must not run concurrently with any other use of the
+ * same handle. A strata_writer is used by one thread at a time.
+ *
+ * Caveats
+ * -------
+ * - Region files must never be modified in place. A file that is truncated or
+ *   overwritten by another process while it is mapped can make an access to
+ *   the mapping raise SIGBUS (truncation) or return changed bytes. Strata
+ *   itself only ever creates new files and renames them into place.
+ * - A mapping survives fork(); the child may keep reading, but must not close
+ *   a region the parent still uses through shared state of its own.
+ * - Checksums of layer contents are verified on demand by
+ *   strata_region_verify(), never on the lookup path.
+ */
+#ifndef STRATA_H
+#define STRATA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "strata/errors.h"
+#include "strata/version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(STRATA_STATIC_DEFINE)
+#define STRATA_API
+#elif defined(__GNUC__)
+#define STRATA_API __attribute__((visibility("default")))
+#else
+#define STRATA_API
+#endif
+
+/* ---------------------------------------------------------------------- */
+/* Version and errors                                                     */
+/* ---------------------------------------------------------------------- */
+
+/* Returns the library version as "MAJOR.MINOR.PATCH". Never NULL. */
+STRATA_API const char *strata_version_string(void);
+/* Returns STRATA_VERSION_HEX of the library actually linked. */
+STRATA_API unsigned strata_version(void);
+
+/* Returns a static, human-readable message for an error code (Strata codes
+ * and -errno values alike). Never NULL. */
+STRATA_API const char *strata_strerror(int err);
+/* Returns the symbolic name of an error code, e.g. "STRATA_E_CORRUPT" or
+ * "ENOSPC". Never NULL ("UNKNOWN" for codes it does not know). */
+STRATA_API const char *strata_err_name(int err);
+/* Returns the detail message of the most recent failure on this thread, e.g.
+ * "regions/docs.region: layer 17: content [4096, +9000) ends past data
+ * section end 8192". The string is owned by the library and valid until the
+ * next Strata call on this thread. "" when nothing failed yet. */
+STRATA_API const char *strata_last_error_detail(void);
+
+/* ---------------------------------------------------------------------- */
+/* Regions                                                                */
+/* ---------------------------------------------------------------------- */
+
+typedef struct strata_region strata_region;
+
+/* Flags for strata_region_open(). */
+enum strata_open_flags {
+  STRATA_OPEN_DEFAULT = 0,
+  /* madvise(MADV_RANDOM) on the content: lookups jump around, so the kernel
+   * should not read ahead. */
+  STRATA_OPEN_RANDOM = 1u << 0,
+  /* madvise(MADV_SEQUENTIAL) on the content: layers are read in file order. */
+  STRATA_OPEN_SEQUENTIAL = 1u << 1,
+  /* Fault the whole file in at open (MADV_POPULATE_READ where the kernel
+   * has it, MADV_WILLNEED otherwise), so that I/O errors surface here. */
+  STRATA_OPEN_POPULATE = 1u << 2,
+};
+
+/* A layer as seen through an open region. All pointers are borrowed from the
+ * mapping (see "Borrowed pointers" above). */
+typedef struct strata_layer {
+  uint64_t id;
+  const void *data;     /* content; aligned as the region's data_align */
+  uint64_t size;        /* content length in bytes (may be 0) */
+  const char *name;     /* NUL-terminated; NULL when the layer has no name */
+  size_t name_len;      /* 0 when the layer has no name */
+  const char *metadata; /* NUL-terminated JSON text; NULL when none */
+  size_t metadata_len;
+  uint64_t checksum; /* XXH3-64 of the content, as stored in the index */
+  uint32_t flags;    /* layer flags; 0 in format 1.0 */
+} strata_layer;
+
+/* Facts about an open region, as validated at open. Pointers are borrowed. */
+typedef struct strata_region_info {
+  const char *path;     /* the path it was opened with */
+  uint64_t id;          /* region id */
+  const char *name;     /* region name, NUL-terminated, never NULL */
+  const char *metadata; /* region metadata (JSON), NUL-terminated; "" if none */
+  uint16_t format_major, format_minor;
+  uint64_t flags;       /* header flags (STRATA_REGION_DENSE_IDS, ...) */
+  uint64_t layer_count;
+  uint64_t named_count; /* layers that have a name */
+  uint64_t file_size;
+  uint64_t data_offset, data_size; /* the content section */
+  uint64_t index_offset;           /* start of the index sections */
+  uint32_t data_align;             /* alignment of every content blob */
+  uint64_t header_checksum, index_checksum;
+} strata_region_info;
+
+/* Header flag: ids are base, base+1, ..., base+n-1 and are looked up by
+ * direct indexing instead of the hash index. */
+#define STRATA_REGION_DENSE_IDS (1ull << 0)
+
+/* Opens and validates the region file at `path` (flags: strata_open_flags).
+ * On success stores a handle in *out.
+ * Errors: -errno from open/fstat/mmap (-ENOENT, -EACCES, ...),
+ * STRATA_E_BAD_MAGIC (not a region file), STRATA_E_VERSION (newer major
+ * format), STRATA_E_CHECKSUM (header or index checksum mismatch),
+ * STRATA_E_CORRUPT (any structural inconsistency), STRATA_E_LIMIT (a size
+ * above the format's caps), STRATA_E_INVAL, STRATA_E_NOMEM.
+ * Thread-safe. */
+STRATA_API int strata_region_open(const char *path, unsigned flags,
+                                  strata_region **out);
+
+/* Unmaps and frees the region. Every pointer obtained from it becomes
+ * invalid. Accepts NULL. Must not race with other uses of the handle. */
+STRATA_API void strata_region_close(strata_region *region);
+
+/* Fills *info. Errors: STRATA_E_INVAL. */
+STRATA_API int strata_region_info_get(const strata_region *region,
+                                      strata_region_info *info);
+
+/* Number of layers in the region. */
+STRATA_API uint64_t strata_region_layer_count(const strata_region *region);
+
+/* Looks up a layer by id and fills *out with borrowed pointers.
+ * No allocation, no lock, no system call.
+ * Errors: STRATA_E_NOT_FOUND (out is left untouched). */
+STRATA_API int strata_region_get(const strata_region *region, uint64_t id,
+                                 strata_layer *out);
+
+/* Looks up a layer by name (name_len bytes, need not be NUL-terminated).
+ * Errors: STRATA_E_NOT_FOUND. */
+STRATA_API int strata_region_get_by_name(const strata_region *region,
+                                         const char *name, size_t name_len,
+                                         strata_layer *out);
+
+/* Partial read: points *out at bytes [offset, offset+len) of layer `id`.
+ * Errors: STRATA_E_NOT_FOUND, STRATA_E_BOUNDS (the range ends past the
+ * layer's end, or offset+len overflows). */
+STRATA_API int strata_region_read(const strata_region *region, uint64_t id,
+                                  uint64_t offset, uint64_t len,
+                                  const void **out);
+
+/* Iteration in ascending id order:
+ *
+ *   strata_region_iter it;
+ *   strata_region_iter_init(region, &it);
+ *   while ((rc = strata_region_next(&it, &layer)) > 0) { ... }
+ *   if (rc < 0) ...error...
+ *
+ * strata_region_next() returns 1 and fills *out, 0 when every layer has been
+ * returned, or STRATA_E_CORRUPT if the stored id order of a sparse region
+ * is inconsistent (only a crafted file with valid checksums can do that;
+ * see docs/FORMAT.md). The iterator holds no resources. */
+typedef struct strata_region_iter {
+  const strata_region *region;
+  uint64_t pos;
+  uint64_t last_id;
+} strata_region_iter;
+
+STRATA_API void strata_region_iter_init(const strata_region *region,
+                                        strata_region_iter *it);
+STRATA_API int strata_region_next(strata_region_iter *it, strata_layer *out);
+
+/* Deep check: recomputes every layer's content checksum, walks the id order
+ * and checks every name lookup. Reads the whole file.
+ * Returns 0 when intact. On the first bad layer returns STRATA_E_CHECKSUM (or
+ * STRATA_E_CORRUPT for index inconsistencies), stores its id in *bad_id when
+ * bad_id is not NULL, and names it in the error detail. */
+STRATA_API int strata_region_verify(const strata_region *region,
+                                    uint64_t *bad_id);
+
+/* ---------------------------------------------------------------------- */
+/* Writing regions                                                        */
+/* ---------------------------------------------------------------------- */
+
+typedef struct strata_writer strata_writer;
+
+/* Called by the writer after each layer and while writing large content, so
+ * that tools can show progress. */
+typedef void (*strata_progress_fn)(void *ctx, uint64_t bytes_written,
+                                   uint64_t layers_written);
+
+typedef struct strata_writer_options {
+  uint64_t region_id;
+  const char *name;     /* region name: required, 1..255 bytes of UTF-8 */
+  const char *metadata; /* region metadata: JSON text, or NULL */
+  uint32_t align;       /* content alignment: power of two in [16, 65536];
+                           0 means the default, 64 */
+  strata_progress_fn progress; /* optional */
+  void *progress_ctx;
+} strata_writer_options;
+
+/* Starts writing a region that will appear at `path` when committed. The
+ * content is streamed to a temporary file in the same directory (O_TMPFILE
+ * where the file system supports it, otherwise a ".NAME.tmp-XXXXXX" file
+ * created with O_EXCL), so memory use is bounded by the index plus one
+ * buffer. Errors: STRATA_E_INVAL, STRATA_E_LIMIT, -errno. */
+STRATA_API int strata_writer_open(const char *path,
+                                  const strata_writer_options *options,
+                                  strata_writer **out);
+
+/* Adds a whole layer. name and metadata may be NULL. Layers may come in any
+ * id order. Errors: STRATA_E_DUPLICATE (id or name seen before),
+ * STRATA_E_INVAL (bad UTF-8, empty name, metadata that is not JSON),
+ * STRATA_E_LIMIT, -errno from write. */
+STRATA_API int strata_writer_add(strata_writer *w, uint64_t id,
+                                 const char *name, const char *metadata,
+                                 const void *data, size_t size);
+
+/* Streams a layer in pieces: begin, any number of appends, end. */
+STRATA_API int strata_writer_begin_layer(strata_writer *w, uint64_t id,
+                                         const char *name,
+                                         const char *metadata);
+STRATA_API int strata_writer_append(strata_writer *w, const void *data,
+                                    size_t size);
+/* Appends `size` zero bytes, as a hole in the file where possible. */
+STRATA_API int strata_writer_append_zeros(strata_writer *w, uint64_t size);
+STRATA_API int strata_writer_end_layer(strata_writer *w);
+
+/* Writes the index and header, fsync()s the file, renames it to the final
+ * path (replacing an existing file) and fsync()s the directory. Frees the
+ * writer whatever the outcome; on failure nothing appears at the final path
+ * and the temporary file is removed. A failed fsync is never retried. */
+STRATA_API int strata_writer_commit(strata_writer *w);
+
+/* Discards everything written and frees the writer. Accepts NULL. */
+STRATA_API void strata_writer_abort(strata_writer *w);
+
+/* Path of the temporary file while one is visible in the directory (the
+ * O_EXCL fallback), or NULL (O_TMPFILE). A signal handler may unlink() it. */
+STRATA_API const char *strata_writer_temp_path(const strata_writer *w);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* STRATA_H */

@@ -1,0 +1,40 @@
+/* Strata error codes. Included by <strata.h>; do not include directly.
+ *
+ * Every function that can fail returns an int: 0 on success, a negative
+ * number on failure. System failures are returned as -errno (the errno value
+ * is kept), Strata's own conditions use the band -4000..-4099 so that they
+ * never collide with an errno value. One X-macro table generates the enum,
+ * strata_err_name() and strata_strerror(). */
+#ifndef STRATA_ERRORS_H
+#define STRATA_ERRORS_H
+
+#include <errno.h>
+
+/* XX(name, value, message) */
+#define STRATA_ERRNO_MAP(XX)                                                   \
+  XX(INVAL, -EINVAL, "invalid argument")                                       \
+  XX(NOMEM, -ENOMEM, "out of memory")                                          \
+  XX(IO, -EIO, "i/o error")                                                    \
+  XX(NOSPC, -ENOSPC, "no space left on device")                                \
+  XX(NOENT, -ENOENT, "no such file or directory")                              \
+  XX(EXIST, -EEXIST, "file exists")                                            \
+  XX(ACCES, -EACCES, "permission denied")                                      \
+  XX(NOT_FOUND, -4001, "layer not found")                                      \
+  XX(NO_REGION, -4002, "region not found")                                     \
+  XX(BAD_MAGIC, -4003, "not a strata region file")                             \
+  XX(VERSION, -4004, "unsupported region format version")                      \
+  XX(CORRUPT, -4005, "region file is corrupt")                                 \
+  XX(CHECKSUM, -4006, "checksum mismatch")                                     \
+  XX(BOUNDS, -4007, "out of bounds")                                           \
+  XX(LIMIT, -4008, "limit exceeded")                                           \
+  XX(DUPLICATE, -4009, "duplicate layer id or name")                           \
+  XX(BAD_INPUT, -4010, "bad input")                                            \
+  XX(STATE, -4011, "operation not valid in this state")
+
+typedef enum strata_errno {
+#define STRATA__ERR_ENUM(name, value, msg) STRATA_E_##name = (value),
+  STRATA_ERRNO_MAP(STRATA__ERR_ENUM)
+#undef STRATA__ERR_ENUM
+} strata_errno;
+
+#endif /* STRATA_ERRORS_H */

@@ -1,0 +1,151 @@
+/* Region file format v1: constants, field offsets and little-endian field
+ * access shared by the reader (region.c) and the writer (writer.c).
+ * docs/FORMAT.md is the specification; this file must agree with it. */
+#ifndef STRATA_FORMAT_H
+#define STRATA_FORMAT_H
+
+#include <stdint.h>
+#include <string.h>
+
+#define STRATA__MAGIC "STRATARG"
+#define STRATA__MAGIC_LEN 8
+#define STRATA__HEADER_SIZE 256u
+
+/* Header field offsets (bytes from the start of the file). */
+enum {
+  STRATA__H_MAGIC = 0,
+  STRATA__H_MAJOR = 8,         /* u16 */
+  STRATA__H_MINOR = 10,        /* u16 */
+  STRATA__H_HEADER_SIZE = 12,  /* u32 */
+  STRATA__H_FLAGS = 16,        /* u64 */
+  STRATA__H_REGION_ID = 24,    /* u64 */
+  STRATA__H_FILE_SIZE = 32,    /* u64 */
+  STRATA__H_LAYER_COUNT = 40,  /* u64 */
+  STRATA__H_NAMED_COUNT = 48,  /* u64 */
+  STRATA__H_DATA_ALIGN = 56,   /* u32 */
+  STRATA__H_ID_BITS = 60,      /* u32 */
+  STRATA__H_NAME_BITS = 64,    /* u32 */
+  STRATA__H_RNAME_LEN = 68,    /* u32 */
+  STRATA__H_HASH_SEED = 72,    /* u64 */
+  STRATA__H_RNAME_OFF = 80,    /* u64, relative to STRINGS */
+  STRATA__H_RMETA_OFF = 88,    /* u64, relative to STRINGS */
+  STRATA__H_RMETA_LEN = 96,    /* u64 */
+  STRATA__H_SECTIONS = 104,    /* 7 x {u64 offset, u64 size} */
+  STRATA__H_INDEX_CSUM = 216,  /* u64 */
+  STRATA__H_RESERVED = 224,    /* 24 zero bytes */
+  STRATA__H_HEADER_CSUM = 248, /* u64, XXH3-64 of bytes [0, 248) */
+};
+
+/* Sections, in the order they must appear in the file. */
+enum strata__section {
+  STRATA__S_DATA = 0,
+  STRATA__S_INDEX,
+  STRATA__S_ID_BUCKETS,
+  STRATA__S_ID_ORDER,
+  STRATA__S_NAME_BUCKETS,
+  STRATA__S_NAME_INDEX,
+  STRATA__S_STRINGS,
+  STRATA__S_COUNT
+};
+
+/* Layer index entry: 64 bytes, one cache line. */
+#define STRATA__ENTRY_SIZE 64u
+enum {
+  STRATA__E_ID = 0,        /* u64 */
+  STRATA__E_OFFSET = 8,    /* u64, relative to DATA */
+  STRATA__E_SIZE = 16,     /* u64 */
+  STRATA__E_CHECKSUM = 24, /* u64 */
+  STRATA__E_NAME_OFF = 32, /* u64, relative to STRINGS */
+  STRATA__E_META_OFF = 40, /* u64, relative to STRINGS */
+  STRATA__E_NAME_LEN = 48, /* u32 */
+  STRATA__E_META_LEN = 52, /* u32 */
+  STRATA__E_FLAGS = 56,    /* u32 */
+  STRATA__E_RESERVED = 60, /* u32 */
+};
+
+/* Name index record: {u64 hash, u32 entry, u32 reserved}. */
+#define STRATA__NAME_REC_SIZE 16u
+
+/* Caps that bound what a hostile file can make the reader do. */
+#define STRATA__MAX_LAYERS 0xFFFFFFFFull /* entry indexes are u32 */
+#define STRATA__MAX_REGION_NAME 255u
+#define STRATA__MAX_LAYER_NAME 4096u
+#define STRATA__MAX_METADATA (1u << 20)
+#define STRATA__MIN_ALIGN 16u
+#define STRATA__MAX_ALIGN 65536u
+#define STRATA__DEFAULT_ALIGN 64u
+#define STRATA__MAX_BUCKET 64u /* longest run of entries in one hash bucket */
+#define STRATA__MAX_BUCKET_BITS 32u
+
+#define STRATA__HEADER_FLAGS_KNOWN UINT64_C(1) /* STRATA_REGION_DENSE_IDS */
+
+static inline uint16_t strata__rd16(const void *p) {
+  uint16_t v;
+  memcpy(&v, p, sizeof v);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  v = __builtin_bswap16(v);
+#endif
+  return v;
+}
+static inline uint32_t strata__rd32(const void *p) {
+  uint32_t v;
+  memcpy(&v, p, sizeof v);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  v = __builtin_bswap32(v);
+#endif
+  return v;
+}
+static inline uint64_t strata__rd64(const void *p) {
+  uint64_t v;
+  memcpy(&v, p, sizeof v);
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  v = __builtin_bswap64(v);
+#endif
+  return v;
+}
+static inline void strata__wr16(void *p, uint16_t v) {
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  v = __builtin_bswap16(v);
+#endif
+  memcpy(p, &v, sizeof v);
+}
+static inline void strata__wr32(void *p, uint32_t v) {
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  v = __builtin_bswap32(v);
+#endif
+  memcpy(p, &v, sizeof v);
+}
+static inline void strata__wr64(void *p, uint64_t v) {
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  v = __builtin_bswap64(v);
+#endif
+  memcpy(p, &v, sizeof v);
+}
+
+/* The id hash: murmur3's 64-bit finalizer applied to id ^ seed. It is a
+ * bijection, so two distinct ids never share a hash value, and sorting the
+ * entries by hash also proves the ids unique. */
+static inline uint64_t strata__id_hash(uint64_t id, uint64_t seed) {
+  uint64_t x = id ^ seed;
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ull;
+  x ^= x >> 33;
+  return x;
+}
+
+/* Bucket of a hash for a table of 2^bits buckets: its top `bits` bits. */
+static inline uint64_t strata__bucket(uint64_t hash, unsigned bits) {
+  return bits == 0 ? 0 : hash >> (64 - bits);
+}
+
+/* Smallest b with 2^b >= n (0 for n <= 1). */
+static inline unsigned strata__ceil_log2(uint64_t n) {
+  return n <= 1 ? 0 : 64u - (unsigned)__builtin_clzll(n - 1);
+}
+
+uint64_t strata__name_hash(const char *name, size_t len, uint64_t seed);
+int strata__utf8_valid(const char *s, size_t len);
+
+#endif /* STRATA_FORMAT_H */

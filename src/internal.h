@@ -1,0 +1,86 @@
+/* Internal declarations shared between Strata's source files. Names with
+ * the strata__ prefix are visible across files but not exported. */
+#ifndef STRATA_INTERNAL_H
+#define STRATA_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format.h"
+#include "strata.h"
+
+#define STRATA__PRINTF(a, b) __attribute__((format(printf, a, b)))
+
+/* Records `err` with a formatted detail message for this thread and
+ * returns `err`, so that error paths read `return strata__fail(...)`. */
+int strata__fail(int err, const char *fmt, ...) STRATA__PRINTF(2, 3);
+/* Same, for an errno value: returns -errnum and appends strerror(errnum). */
+int strata__fail_errno(int errnum, const char *fmt, ...) STRATA__PRINTF(2, 3);
+void strata__clear_error(void);
+
+/* Returns early with an error when `cond` holds. */
+#define STRATA__FAIL_IF(cond, err, ...)                                        \
+  do {                                                                         \
+    if (cond)                                                                  \
+      return strata__fail((err), __VA_ARGS__);                                 \
+  } while (0)
+
+/* Forwards a negative result. */
+#define STRATA__TRY(expr)                                                      \
+  do {                                                                         \
+    int strata__rc = (expr);                                                   \
+    if (strata__rc < 0)                                                        \
+      return strata__rc;                                                       \
+  } while (0)
+
+/* An open region. Everything here is derived from the validated file, so
+ * lookups need no further checks. */
+struct strata_region {
+  const uint8_t *base; /* the mapping */
+  uint64_t size;       /* file size == mapping length */
+  bool mapped;         /* false when validating a caller's buffer (fuzzing) */
+  char *path;
+
+  uint64_t id;
+  uint64_t flags;
+  uint16_t major, minor;
+  uint32_t align;
+  uint64_t n;        /* layer count */
+  uint64_t m;        /* named layer count */
+  uint64_t seed;     /* hash seed */
+  uint64_t first_id; /* dense regions: id of entry 0 */
+  bool dense;
+
+  const uint8_t *data;         /* DATA section */
+  uint64_t data_size;
+  const uint8_t *entries;      /* INDEX: n x 64 bytes */
+  const uint8_t *id_buckets;   /* (2^id_bits + 1) x u32; NULL when dense */
+  unsigned id_bits;
+  const uint8_t *id_order;     /* n x u32; NULL when dense */
+  const uint8_t *name_buckets; /* (2^name_bits + 1) x u32; NULL when m == 0 */
+  unsigned name_bits;
+  const uint8_t *name_index;   /* m x 16 bytes */
+  const char *strings;         /* STRINGS */
+  uint64_t strings_size;
+
+  const char *name;
+  const char *metadata;
+  uint64_t index_offset;
+  uint64_t header_checksum, index_checksum;
+};
+
+/* Validates a region image of `size` bytes at `base` and fills *r.
+ * `what` names the file in error messages. Used by strata_region_open() on
+ * the mapping and by the fuzz targets on a plain buffer. */
+int strata__region_validate(strata_region *r, const uint8_t *base,
+                            uint64_t size, const char *what);
+
+/* Fills *out from entry number i (0 <= i < n). */
+void strata__layer_from_entry(const strata_region *r, uint64_t i,
+                              strata_layer *out);
+/* Entry number of the layer with this id, or -1. */
+int64_t strata__find_entry(const strata_region *r, uint64_t id);
+
+#endif /* STRATA_INTERNAL_H */

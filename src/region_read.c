@@ -1,0 +1,133 @@
+/* The lookup path: by id, by name, partial reads and iteration. Everything
+ * read here was validated at open (region_validate.c), so these functions
+ * only compute addresses: no checks of file values, no allocation, no lock,
+ * no system call. */
+#include <inttypes.h>
+
+#include "internal.h"
+
+void strata__layer_from_entry(const strata_region *r, uint64_t i,
+                              strata_layer *out) {
+  const uint8_t *e = r->entries + i * STRATA__ENTRY_SIZE;
+  uint32_t name_len = strata__rd32(e + STRATA__E_NAME_LEN);
+  uint32_t meta_len = strata__rd32(e + STRATA__E_META_LEN);
+  out->id = strata__rd64(e + STRATA__E_ID);
+  out->data = r->data + strata__rd64(e + STRATA__E_OFFSET);
+  out->size = strata__rd64(e + STRATA__E_SIZE);
+  out->checksum = strata__rd64(e + STRATA__E_CHECKSUM);
+  out->name =
+      name_len ? r->strings + strata__rd64(e + STRATA__E_NAME_OFF) : NULL;
+  out->name_len = name_len;
+  out->metadata =
+      meta_len ? r->strings + strata__rd64(e + STRATA__E_META_OFF) : NULL;
+  out->metadata_len = meta_len;
+  out->flags = strata__rd32(e + STRATA__E_FLAGS);
+}
+
+int64_t strata__find_entry(const strata_region *r, uint64_t id) {
+  if (r->dense) {
+    /* Unsigned wrap makes ids below first_id land past n as well. */
+    uint64_t i = id - r->first_id;
+    return i < r->n ? (int64_t)i : -1;
+  }
+  uint64_t h = strata__id_hash(id, r->seed);
+  uint64_t k = strata__bucket(h, r->id_bits);
+  uint32_t lo = strata__rd32(r->id_buckets + 4 * k);
+  uint32_t hi = strata__rd32(r->id_buckets + 4 * (k + 1));
+  /* A bucket holds at most STRATA__MAX_BUCKET entries (checked at open). */
+  for (uint32_t i = lo; i < hi; i++) {
+    uint64_t eid = strata__rd64(r->entries + (uint64_t)i * STRATA__ENTRY_SIZE);
+    if (eid == id)
+      return i;
+  }
+  return -1;
+}
+
+int strata_region_get(const strata_region *r, uint64_t id, strata_layer *out) {
+  int64_t i = strata__find_entry(r, id);
+  if (i < 0)
+    return strata__fail(STRATA_E_NOT_FOUND, "%s: layer %" PRIu64 " not found",
+                        r->path ? r->path : "region", id);
+  strata__layer_from_entry(r, (uint64_t)i, out);
+  return 0;
+}
+
+int strata_region_get_by_name(const strata_region *r, const char *name,
+                              size_t len, strata_layer *out) {
+  if (r->m == 0 || len == 0 || len > STRATA__MAX_LAYER_NAME)
+    goto miss;
+  uint64_t h = strata__name_hash(name, len, r->seed);
+  uint64_t k = strata__bucket(h, r->name_bits);
+  uint32_t lo = strata__rd32(r->name_buckets + 4 * k);
+  uint32_t hi = strata__rd32(r->name_buckets + 4 * (k + 1));
+  for (uint32_t j = lo; j < hi; j++) {
+    const uint8_t *rec = r->name_index + (uint64_t)j * STRATA__NAME_REC_SIZE;
+    if (strata__rd64(rec) != h)
+      continue;
+    uint32_t i = strata__rd32(rec + 8);
+    const uint8_t *e = r->entries + (uint64_t)i * STRATA__ENTRY_SIZE;
+    if (strata__rd32(e + STRATA__E_NAME_LEN) != len)
+      continue;
+    if (memcmp(r->strings + strata__rd64(e + STRATA__E_NAME_OFF), name, len))
+      continue;
+    strata__layer_from_entry(r, i, out);
+    return 0;
+  }
+miss:
+  return strata__fail(STRATA_E_NOT_FOUND, "%s: no layer named \"%.*s\"",
+                      r->path ? r->path : "region",
+                      (int)(len > 200 ? 200 : len), name);
+}
+
+int strata_region_read(const strata_region *r, uint64_t id, uint64_t offset,
+                       uint64_t len, const void **out) {
+  int64_t i = strata__find_entry(r, id);
+  if (i < 0)
+    return strata__fail(STRATA_E_NOT_FOUND, "%s: layer %" PRIu64 " not found",
+                        r->path ? r->path : "region", id);
+  const uint8_t *e = r->entries + (uint64_t)i * STRATA__ENTRY_SIZE;
+  uint64_t size = strata__rd64(e + STRATA__E_SIZE);
+  if (offset > size || len > size - offset)
+    return strata__fail(STRATA_E_BOUNDS,
+                        "%s: layer %" PRIu64 ": read [%" PRIu64 ", +%" PRIu64
+                        ") ends past layer size %" PRIu64,
+                        r->path ? r->path : "region", id, offset, len, size);
+  *out = r->data + strata__rd64(e + STRATA__E_OFFSET) + offset;
+  return 0;
+}
+
+void strata_region_iter_init(const strata_region *r, strata_region_iter *it) {
+  it->region = r;
+  it->pos = 0;
+  it->last_id = 0;
+}
+
+/* Sparse regions keep an id-order permutation that open does not check
+ * (it would cost a random access per layer). Checking here that every
+ * index is in range and that ids strictly increase costs nothing, and a
+ * strictly increasing walk of n unique ids is a permutation. */
+int strata_region_next(strata_region_iter *it, strata_layer *out) {
+  const strata_region *r = it->region;
+  if (it->pos >= r->n)
+    return 0;
+  uint64_t i = it->pos;
+  if (!r->dense) {
+    i = strata__rd32(r->id_order + 4 * it->pos);
+    if (i >= r->n)
+      return strata__fail(STRATA_E_CORRUPT,
+                          "%s: id order slot %" PRIu64
+                          " points at entry %" PRIu64 ", past layer count %" PRIu64,
+                          r->path ? r->path : "region", it->pos, i, r->n);
+  }
+  uint64_t id = strata__rd64(r->entries + i * STRATA__ENTRY_SIZE);
+  if (it->pos > 0 && id <= it->last_id)
+    return strata__fail(STRATA_E_CORRUPT,
+                        "%s: id order slot %" PRIu64 ": layer %" PRIu64
+                        " does not follow layer %" PRIu64,
+                        r->path ? r->path : "region", it->pos, id,
+                        it->last_id);
+  strata__layer_from_entry(r, i, out);
+  it->last_id = id;
+  it->pos++;
+  return 1;
+}

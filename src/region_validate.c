@@ -1,0 +1,418 @@
+/* Validation of a region image: everything a later lookup relies on is
+ * checked here, once, so that the lookup path needs no checks at all.
+ *
+ * Rules (docs/FORMAT.md, "Validation"):
+ * - no arithmetic on file values may overflow: every "a + b <= c" is written
+ *   as "b <= c - a" after checking "a <= c";
+ * - nothing here uses assert(): it must hold in -DNDEBUG builds;
+ * - every loop is bounded by a count that has already been checked against
+ *   the file size, and nothing is allocated, so a hostile file cannot make
+ *   the reader allocate or loop without bound;
+ * - the checks run in file order and the first failure wins, with a message
+ *   naming the file, the layer and the offsets concerned. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <xxhash.h>
+
+#include "internal.h"
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22 /* Linux 5.14 */
+#endif
+
+static const char *const section_names[STRATA__S_COUNT] = {
+    "data", "index", "id-buckets", "id-order", "name-buckets", "name-index",
+    "strings"};
+
+/* Alignment each section's offset must have. DATA's is the region's
+ * data_align; INDEX is cache-line aligned so an entry is one line. */
+static const uint32_t section_align[STRATA__S_COUNT] = {0, 64, 8, 8, 8, 8, 8};
+
+static bool is_pow2(uint64_t x) { return x != 0 && (x & (x - 1)) == 0; }
+
+/* A string in the STRINGS section: `len` bytes at `off`, followed by a NUL,
+ * valid UTF-8 and without NUL bytes inside. `what` names it in errors. */
+static int check_string(const strata_region *r, const char *file,
+                        const char *what, uint64_t off, uint64_t len) {
+  if (len == 0) {
+    STRATA__FAIL_IF(off != 0, STRATA_E_CORRUPT,
+                    "%s: %s: empty string has offset %" PRIu64 " (must be 0)",
+                    file, what, off);
+    return 0;
+  }
+  STRATA__FAIL_IF(off > r->strings_size || len >= r->strings_size - off,
+                  STRATA_E_CORRUPT,
+                  "%s: %s: string [%" PRIu64 ", +%" PRIu64
+                  ") and its NUL end past strings section size %" PRIu64,
+                  file, what, off, len, r->strings_size);
+  const char *s = r->strings + off;
+  STRATA__FAIL_IF(s[len] != '\0', STRATA_E_CORRUPT,
+                  "%s: %s: string at strings offset %" PRIu64
+                  " is not NUL-terminated",
+                  file, what, off);
+  STRATA__FAIL_IF(memchr(s, '\0', len) != NULL, STRATA_E_CORRUPT,
+                  "%s: %s: string at strings offset %" PRIu64
+                  " contains a NUL byte",
+                  file, what, off);
+  STRATA__FAIL_IF(!strata__utf8_valid(s, len), STRATA_E_CORRUPT,
+                  "%s: %s: string at strings offset %" PRIu64
+                  " is not valid UTF-8",
+                  file, what, off);
+  return 0;
+}
+
+/* A bucket table of 2^bits + 1 u32 values that partitions `count` records:
+ * starts at 0, never decreases, ends at count, and no bucket holds more than
+ * STRATA__MAX_BUCKET records (so a lookup scans at most that many). */
+static int check_buckets(const char *file, const char *what,
+                         const uint8_t *table, unsigned bits, uint64_t count) {
+  uint64_t nb = 1ull << bits;
+  uint32_t prev = strata__rd32(table);
+  STRATA__FAIL_IF(prev != 0, STRATA_E_CORRUPT,
+                  "%s: %s: bucket 0 starts at %" PRIu32 " (must be 0)", file,
+                  what, prev);
+  for (uint64_t k = 1; k <= nb; k++) {
+    uint32_t cur = strata__rd32(table + 4 * k);
+    STRATA__FAIL_IF(cur < prev || cur > count, STRATA_E_CORRUPT,
+                    "%s: %s: bucket %" PRIu64 " starts at %" PRIu32
+                    ", outside [%" PRIu32 ", %" PRIu64 "]",
+                    file, what, k, cur, prev, count);
+    STRATA__FAIL_IF(cur - prev > STRATA__MAX_BUCKET, STRATA_E_LIMIT,
+                    "%s: %s: bucket %" PRIu64 " holds %" PRIu32
+                    " records (at most %u)",
+                    file, what, k - 1, cur - prev, STRATA__MAX_BUCKET);
+    prev = cur;
+  }
+  STRATA__FAIL_IF(prev != count, STRATA_E_CORRUPT,
+                  "%s: %s: buckets cover %" PRIu32 " records, expected %" PRIu64,
+                  file, what, prev, count);
+  return 0;
+}
+
+static int check_header(strata_region *r, const uint8_t *h, uint64_t size,
+                        const char *file) {
+  if (size >= STRATA__MAGIC_LEN)
+    STRATA__FAIL_IF(memcmp(h, STRATA__MAGIC, STRATA__MAGIC_LEN) != 0,
+                    STRATA_E_BAD_MAGIC,
+                    "%s: bad magic at offset 0 (not a strata region file)",
+                    file);
+  STRATA__FAIL_IF(size < STRATA__HEADER_SIZE, STRATA_E_CORRUPT,
+                  "%s: file is %" PRIu64
+                  " bytes, smaller than the %u-byte header",
+                  file, size, STRATA__HEADER_SIZE);
+  r->major = strata__rd16(h + STRATA__H_MAJOR);
+  r->minor = strata__rd16(h + STRATA__H_MINOR);
+  STRATA__FAIL_IF(r->major != STRATA_FORMAT_VERSION_MAJOR, STRATA_E_VERSION,
+                  "%s: format version %u.%u, this library reads %u.x", file,
+                  r->major, r->minor, STRATA_FORMAT_VERSION_MAJOR);
+  uint32_t hsize = strata__rd32(h + STRATA__H_HEADER_SIZE);
+  STRATA__FAIL_IF(hsize != STRATA__HEADER_SIZE, STRATA_E_CORRUPT,
+                  "%s: header size %" PRIu32 " at offset %d (must be %u)",
+                  file, hsize, STRATA__H_HEADER_SIZE, STRATA__HEADER_SIZE);
+  uint64_t want = strata__rd64(h + STRATA__H_HEADER_CSUM);
+  uint64_t got = XXH3_64bits(h, STRATA__H_HEADER_CSUM);
+  STRATA__FAIL_IF(want != got, STRATA_E_CHECKSUM,
+                  "%s: header checksum %016" PRIx64 " != stored %016" PRIx64,
+                  file, got, want);
+  uint64_t declared = strata__rd64(h + STRATA__H_FILE_SIZE);
+  STRATA__FAIL_IF(declared != size, STRATA_E_CORRUPT,
+                  "%s: header declares file size %" PRIu64
+                  " but the file is %" PRIu64 " bytes",
+                  file, declared, size);
+  r->flags = strata__rd64(h + STRATA__H_FLAGS);
+  STRATA__FAIL_IF(r->flags & ~STRATA__HEADER_FLAGS_KNOWN, STRATA_E_VERSION,
+                  "%s: unknown header flags 0x%" PRIx64, file,
+                  r->flags & ~STRATA__HEADER_FLAGS_KNOWN);
+  for (unsigned i = STRATA__H_RESERVED; i < STRATA__H_HEADER_CSUM; i++)
+    STRATA__FAIL_IF(h[i] != 0, STRATA_E_CORRUPT,
+                    "%s: reserved header byte at offset %u is not zero", file,
+                    i);
+  r->id = strata__rd64(h + STRATA__H_REGION_ID);
+  r->n = strata__rd64(h + STRATA__H_LAYER_COUNT);
+  r->m = strata__rd64(h + STRATA__H_NAMED_COUNT);
+  r->align = strata__rd32(h + STRATA__H_DATA_ALIGN);
+  r->id_bits = strata__rd32(h + STRATA__H_ID_BITS);
+  r->name_bits = strata__rd32(h + STRATA__H_NAME_BITS);
+  r->seed = strata__rd64(h + STRATA__H_HASH_SEED);
+  r->dense = (r->flags & STRATA_REGION_DENSE_IDS) != 0;
+  r->header_checksum = want;
+  STRATA__FAIL_IF(!is_pow2(r->align) || r->align < STRATA__MIN_ALIGN ||
+                      r->align > STRATA__MAX_ALIGN,
+                  STRATA_E_CORRUPT,
+                  "%s: data alignment %" PRIu32
+                  " is not a power of two in [%u, %u]",
+                  file, r->align, STRATA__MIN_ALIGN, STRATA__MAX_ALIGN);
+  STRATA__FAIL_IF(r->n > STRATA__MAX_LAYERS, STRATA_E_LIMIT,
+                  "%s: layer count %" PRIu64 " exceeds the format's cap %llu",
+                  file, r->n, STRATA__MAX_LAYERS);
+  STRATA__FAIL_IF(r->m > r->n, STRATA_E_CORRUPT,
+                  "%s: named layer count %" PRIu64
+                  " exceeds layer count %" PRIu64,
+                  file, r->m, r->n);
+  STRATA__FAIL_IF(!r->dense && r->n == 0, STRATA_E_CORRUPT,
+                  "%s: an empty region must have the dense-ids flag", file);
+  return 0;
+}
+
+/* Expected size of each section, derived from the header's counts. The
+ * counts are capped at 2^32 - 1, so none of these products overflow. */
+static int expected_sizes(const strata_region *r, const char *file,
+                          uint64_t want[STRATA__S_COUNT]) {
+  want[STRATA__S_INDEX] = r->n * STRATA__ENTRY_SIZE;
+  if (r->dense) {
+    STRATA__FAIL_IF(r->id_bits != 0, STRATA_E_CORRUPT,
+                    "%s: dense region has id bucket bits %u (must be 0)", file,
+                    r->id_bits);
+    want[STRATA__S_ID_BUCKETS] = 0;
+    want[STRATA__S_ID_ORDER] = 0;
+  } else {
+    STRATA__FAIL_IF(r->id_bits != strata__ceil_log2(r->n), STRATA_E_CORRUPT,
+                    "%s: id bucket bits %u, expected %u for %" PRIu64
+                    " layers",
+                    file, r->id_bits, strata__ceil_log2(r->n), r->n);
+    want[STRATA__S_ID_BUCKETS] = ((1ull << r->id_bits) + 1) * 4;
+    want[STRATA__S_ID_ORDER] = r->n * 4;
+  }
+  if (r->m == 0) {
+    STRATA__FAIL_IF(r->name_bits != 0, STRATA_E_CORRUPT,
+                    "%s: name bucket bits %u without named layers", file,
+                    r->name_bits);
+    want[STRATA__S_NAME_BUCKETS] = 0;
+    want[STRATA__S_NAME_INDEX] = 0;
+  } else {
+    STRATA__FAIL_IF(r->name_bits != strata__ceil_log2(r->m), STRATA_E_CORRUPT,
+                    "%s: name bucket bits %u, expected %u for %" PRIu64
+                    " named layers",
+                    file, r->name_bits, strata__ceil_log2(r->m), r->m);
+    want[STRATA__S_NAME_BUCKETS] = ((1ull << r->name_bits) + 1) * 4;
+    want[STRATA__S_NAME_INDEX] = r->m * STRATA__NAME_REC_SIZE;
+  }
+  return 0;
+}
+
+/* Sections lie inside the file, in order, without overlap, aligned, with
+ * the sizes the counts imply, and the last one ends at the end of the file.
+ */
+static int check_sections(strata_region *r, const uint8_t *h, uint64_t size,
+                          const char *file) {
+  uint64_t want[STRATA__S_COUNT];
+  STRATA__TRY(expected_sizes(r, file, want));
+  uint64_t prev_end = STRATA__HEADER_SIZE;
+  uint64_t off[STRATA__S_COUNT], len[STRATA__S_COUNT];
+  for (int s = 0; s < STRATA__S_COUNT; s++) {
+    const uint8_t *d = h + STRATA__H_SECTIONS + 16 * s;
+    off[s] = strata__rd64(d);
+    len[s] = strata__rd64(d + 8);
+    const char *name = section_names[s];
+    uint32_t align = s == STRATA__S_DATA ? r->align : section_align[s];
+    STRATA__FAIL_IF(off[s] < prev_end, STRATA_E_CORRUPT,
+                    "%s: %s section at offset %" PRIu64
+                    " overlaps the previous section ending at %" PRIu64,
+                    file, name, off[s], prev_end);
+    STRATA__FAIL_IF(off[s] > size || len[s] > size - off[s], STRATA_E_CORRUPT,
+                    "%s: %s section [%" PRIu64 ", +%" PRIu64
+                    ") ends past end of file %" PRIu64,
+                    file, name, off[s], len[s], size);
+    STRATA__FAIL_IF(off[s] % align != 0, STRATA_E_CORRUPT,
+                    "%s: %s section offset %" PRIu64
+                    " is not aligned to %" PRIu32,
+                    file, name, off[s], align);
+    if (s != STRATA__S_DATA && s != STRATA__S_STRINGS)
+      STRATA__FAIL_IF(len[s] != want[s], STRATA_E_CORRUPT,
+                      "%s: %s section is %" PRIu64
+                      " bytes, expected %" PRIu64,
+                      file, name, len[s], want[s]);
+    prev_end = off[s] + len[s];
+  }
+  STRATA__FAIL_IF(prev_end != size, STRATA_E_CORRUPT,
+                  "%s: strings section ends at %" PRIu64
+                  ", not at end of file %" PRIu64,
+                  file, prev_end, size);
+  const uint8_t *base = h;
+  r->data = base + off[STRATA__S_DATA];
+  r->data_size = len[STRATA__S_DATA];
+  r->entries = base + off[STRATA__S_INDEX];
+  r->id_buckets = r->dense ? NULL : base + off[STRATA__S_ID_BUCKETS];
+  r->id_order = r->dense ? NULL : base + off[STRATA__S_ID_ORDER];
+  r->name_buckets = r->m == 0 ? NULL : base + off[STRATA__S_NAME_BUCKETS];
+  r->name_index = base + off[STRATA__S_NAME_INDEX];
+  r->strings = (const char *)base + off[STRATA__S_STRINGS];
+  r->strings_size = len[STRATA__S_STRINGS];
+  r->index_offset = off[STRATA__S_INDEX];
+  return 0;
+}
+
+static int check_region_strings(strata_region *r, const uint8_t *h,
+                                const char *file) {
+  uint32_t name_len = strata__rd32(h + STRATA__H_RNAME_LEN);
+  uint64_t name_off = strata__rd64(h + STRATA__H_RNAME_OFF);
+  uint64_t meta_off = strata__rd64(h + STRATA__H_RMETA_OFF);
+  uint64_t meta_len = strata__rd64(h + STRATA__H_RMETA_LEN);
+  STRATA__FAIL_IF(name_len == 0 || name_len > STRATA__MAX_REGION_NAME,
+                  name_len == 0 ? STRATA_E_CORRUPT : STRATA_E_LIMIT,
+                  "%s: region name length %" PRIu32 " not in [1, %u]", file,
+                  name_len, STRATA__MAX_REGION_NAME);
+  STRATA__FAIL_IF(meta_len > STRATA__MAX_METADATA, STRATA_E_LIMIT,
+                  "%s: region metadata length %" PRIu64 " exceeds %u", file,
+                  meta_len, STRATA__MAX_METADATA);
+  STRATA__TRY(check_string(r, file, "region name", name_off, name_len));
+  STRATA__TRY(check_string(r, file, "region metadata", meta_off, meta_len));
+  r->name = r->strings + name_off;
+  r->metadata = meta_len == 0 ? "" : r->strings + meta_off;
+  return 0;
+}
+
+/* Id placement: dense regions hold ids first_id + i in entry i; sparse ones
+ * hold entries sorted by strictly increasing id hash, each inside the bucket
+ * its hash selects. The hash is a bijection, so strictly increasing hashes
+ * also prove the ids unique. */
+static int check_entry_id(strata_region *r, const char *file, uint64_t i,
+                          uint64_t id, uint64_t *prev_hash) {
+  if (r->dense) {
+    if (i == 0) {
+      r->first_id = id;
+      STRATA__FAIL_IF(r->n - 1 > UINT64_MAX - id, STRATA_E_CORRUPT,
+                      "%s: dense ids starting at %" PRIu64
+                      " overflow for %" PRIu64 " layers",
+                      file, id, r->n);
+    }
+    STRATA__FAIL_IF(id != r->first_id + i, STRATA_E_CORRUPT,
+                    "%s: layer %" PRIu64 ": entry %" PRIu64
+                    " of a dense region must have id %" PRIu64,
+                    file, id, i, r->first_id + i);
+    return 0;
+  }
+  uint64_t h = strata__id_hash(id, r->seed);
+  STRATA__FAIL_IF(i > 0 && h <= *prev_hash, STRATA_E_CORRUPT,
+                  "%s: layer %" PRIu64 ": entry %" PRIu64
+                  " is out of hash order or repeats an id",
+                  file, id, i);
+  *prev_hash = h;
+  uint64_t k = strata__bucket(h, r->id_bits);
+  uint32_t lo = strata__rd32(r->id_buckets + 4 * k);
+  uint32_t hi = strata__rd32(r->id_buckets + 4 * (k + 1));
+  STRATA__FAIL_IF(i < lo || i >= hi, STRATA_E_CORRUPT,
+                  "%s: layer %" PRIu64 ": entry %" PRIu64
+                  " lies outside its id bucket %" PRIu64 " [%" PRIu32
+                  ", %" PRIu32 ")",
+                  file, id, i, k, lo, hi);
+  return 0;
+}
+
+static int check_entries(strata_region *r, const char *file) {
+  uint64_t prev_hash = 0, named = 0;
+  char what[64];
+  for (uint64_t i = 0; i < r->n; i++) {
+    const uint8_t *e = r->entries + i * STRATA__ENTRY_SIZE;
+    uint64_t id = strata__rd64(e + STRATA__E_ID);
+    STRATA__TRY(check_entry_id(r, file, i, id, &prev_hash));
+    uint64_t off = strata__rd64(e + STRATA__E_OFFSET);
+    uint64_t len = strata__rd64(e + STRATA__E_SIZE);
+    STRATA__FAIL_IF(off > r->data_size || len > r->data_size - off,
+                    STRATA_E_CORRUPT,
+                    "%s: layer %" PRIu64 ": content [%" PRIu64 ", +%" PRIu64
+                    ") ends past data section end %" PRIu64,
+                    file, id, off, len, r->data_size);
+    STRATA__FAIL_IF(off % r->align != 0, STRATA_E_CORRUPT,
+                    "%s: layer %" PRIu64 ": content offset %" PRIu64
+                    " is not aligned to %" PRIu32,
+                    file, id, off, r->align);
+    uint32_t flags = strata__rd32(e + STRATA__E_FLAGS);
+    STRATA__FAIL_IF(flags != 0, STRATA_E_VERSION,
+                    "%s: layer %" PRIu64 ": unknown layer flags 0x%" PRIx32,
+                    file, id, flags);
+    STRATA__FAIL_IF(strata__rd32(e + STRATA__E_RESERVED) != 0,
+                    STRATA_E_CORRUPT,
+                    "%s: layer %" PRIu64 ": reserved entry field is not zero",
+                    file, id);
+    uint32_t name_len = strata__rd32(e + STRATA__E_NAME_LEN);
+    uint32_t meta_len = strata__rd32(e + STRATA__E_META_LEN);
+    STRATA__FAIL_IF(name_len > STRATA__MAX_LAYER_NAME, STRATA_E_LIMIT,
+                    "%s: layer %" PRIu64 ": name length %" PRIu32
+                    " exceeds %u",
+                    file, id, name_len, STRATA__MAX_LAYER_NAME);
+    STRATA__FAIL_IF(meta_len > STRATA__MAX_METADATA, STRATA_E_LIMIT,
+                    "%s: layer %" PRIu64 ": metadata length %" PRIu32
+                    " exceeds %u",
+                    file, id, meta_len, STRATA__MAX_METADATA);
+    snprintf(what, sizeof what, "layer %" PRIu64 " name", id);
+    STRATA__TRY(check_string(r, file, what,
+                             strata__rd64(e + STRATA__E_NAME_OFF), name_len));
+    snprintf(what, sizeof what, "layer %" PRIu64 " metadata", id);
+    STRATA__TRY(check_string(r, file, what,
+                             strata__rd64(e + STRATA__E_META_OFF), meta_len));
+    named += name_len != 0;
+  }
+  STRATA__FAIL_IF(named != r->m, STRATA_E_CORRUPT,
+                  "%s: %" PRIu64 " layers have names, header says %" PRIu64,
+                  file, named, r->m);
+  return 0;
+}
+
+/* The name index: records sorted by name hash, each inside its bucket and
+ * pointing at a real entry. Whether a record's hash matches its entry's name
+ * is not checked here (it would cost a random access per name); a wrong hash
+ * can only make a lookup miss, and strata_region_verify() checks it. */
+static int check_name_index(const strata_region *r, const char *file) {
+  if (r->m == 0)
+    return 0;
+  STRATA__TRY(
+      check_buckets(file, "name index", r->name_buckets, r->name_bits, r->m));
+  uint64_t prev = 0;
+  for (uint64_t j = 0; j < r->m; j++) {
+    const uint8_t *rec = r->name_index + j * STRATA__NAME_REC_SIZE;
+    uint64_t h = strata__rd64(rec);
+    uint32_t entry = strata__rd32(rec + 8);
+    STRATA__FAIL_IF(j > 0 && h < prev, STRATA_E_CORRUPT,
+                    "%s: name index record %" PRIu64 " is out of hash order",
+                    file, j);
+    prev = h;
+    STRATA__FAIL_IF(entry >= r->n, STRATA_E_CORRUPT,
+                    "%s: name index record %" PRIu64 " points at entry %" PRIu32
+                    ", past layer count %" PRIu64,
+                    file, j, entry, r->n);
+    STRATA__FAIL_IF(strata__rd32(rec + 12) != 0, STRATA_E_CORRUPT,
+                    "%s: name index record %" PRIu64
+                    ": reserved field is not zero",
+                    file, j);
+    uint64_t k = strata__bucket(h, r->name_bits);
+    uint32_t lo = strata__rd32(r->name_buckets + 4 * k);
+    uint32_t hi = strata__rd32(r->name_buckets + 4 * (k + 1));
+    STRATA__FAIL_IF(j < lo || j >= hi, STRATA_E_CORRUPT,
+                    "%s: name index record %" PRIu64
+                    " lies outside its bucket %" PRIu64,
+                    file, j, k);
+  }
+  return 0;
+}
+
+int strata__region_validate(strata_region *r, const uint8_t *base,
+                            uint64_t size, const char *file) {
+  r->base = base;
+  r->size = size;
+  STRATA__TRY(check_header(r, base, size, file));
+  STRATA__TRY(check_sections(r, base, size, file));
+  if (r->mapped) {
+    /* The index sections are read in full below: fault them in with one
+     * call instead of one page fault per page. Best effort. */
+    uintptr_t start = (uintptr_t)r->entries & ~(uintptr_t)4095;
+    size_t len = (size_t)((uintptr_t)base + size - start);
+    if (madvise((void *)start, len, MADV_POPULATE_READ) != 0)
+      (void)madvise((void *)start, len, MADV_WILLNEED);
+  }
+  uint64_t want = strata__rd64(base + STRATA__H_INDEX_CSUM);
+  uint64_t got = XXH3_64bits(r->entries, size - r->index_offset);
+  STRATA__FAIL_IF(want != got, STRATA_E_CHECKSUM,
+                  "%s: index checksum over [%" PRIu64 ", %" PRIu64
+                  ") is %016" PRIx64 ", stored %016" PRIx64,
+                  file, r->index_offset, size, got, want);
+  r->index_checksum = want;
+  STRATA__TRY(check_region_strings(r, base, file));
+  if (!r->dense)
+    STRATA__TRY(check_buckets(file, "id index", r->id_buckets, r->id_bits,
+                              r->n));
+  STRATA__TRY(check_entries(r, file));
+  STRATA__TRY(check_name_index(r, file));
+  return 0;
+}

@@ -1,0 +1,568 @@
+/* The region writer: streams layers into a temporary file in the target
+ * directory, then appends the index, writes the header, fsync()s, renames
+ * the file into place and fsync()s the directory. This is the only code
+ * that writes region files: region-builder and crystallization both use it.
+ *
+ * Durability rules (the PostgreSQL "fsyncgate" lesson): the file descriptor
+ * stays open from the first write to the fsync; a failed write or fsync is
+ * final for that file, never retried, and a file whose write or fsync failed
+ * is never renamed into place. */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "writer_internal.h"
+
+#define WBUF_SIZE (1u << 20)
+/* Report progress at most once per this many bytes of content. */
+#define PROGRESS_STEP (8u << 20)
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static int write_all(strata_writer *w, const uint8_t *p, size_t len,
+                     uint64_t at) {
+  while (len > 0) {
+    ssize_t k = pwrite(w->fd, p, len, (off_t)at);
+    if (k < 0 && errno == EINTR)
+      continue;
+    if (k < 0) {
+      w->failed = true;
+      return strata__fail_errno(errno, "%s: writing %zu bytes at offset %" PRIu64,
+                                w->path, len, at);
+    }
+    p += k;
+    len -= (size_t)k;
+    at += (uint64_t)k;
+  }
+  return 0;
+}
+
+static int flush(strata_writer *w) {
+  if (w->wlen == 0)
+    return 0;
+  int rc = write_all(w, w->wbuf, w->wlen, w->pos - w->wlen);
+  w->wlen = 0;
+  return rc;
+}
+
+static int put(strata_writer *w, const void *data, size_t len) {
+  const uint8_t *p = data;
+  while (len > 0) {
+    size_t room = WBUF_SIZE - w->wlen;
+    if (room == 0) {
+      STRATA__TRY(flush(w));
+      room = WBUF_SIZE;
+    }
+    size_t k = len < room ? len : room;
+    memcpy(w->wbuf + w->wlen, p, k);
+    w->wlen += k;
+    w->pos += k;
+    p += k;
+    len -= k;
+  }
+  return 0;
+}
+
+static uint64_t hash_bytes(const char *s, size_t len) {
+  return XXH3_64bits(s, len);
+}
+
+/* ---- the id and name sets --------------------------------------------- */
+
+static int set_grow(strata__wset *s) {
+  uint64_t cap = s->cap ? s->cap * 2 : 1024;
+  uint32_t *slots = calloc(cap, sizeof *slots);
+  if (slots == NULL)
+    return STRATA_E_NOMEM;
+  free(s->slots);
+  s->slots = slots;
+  s->cap = cap;
+  s->used = 0;
+  return 0;
+}
+
+static uint64_t key_hash(const strata_writer *w, const strata__wset *s,
+                         uint32_t entry) {
+  const strata__wentry *e = &w->entries[entry];
+  if (s == &w->ids)
+    return strata__id_hash(e->id, 0);
+  return hash_bytes((const char *)w->strings.p + e->name_off, e->name_len);
+}
+
+static void set_insert(strata_writer *w, strata__wset *s, uint32_t entry) {
+  uint64_t i = key_hash(w, s, entry) & (s->cap - 1);
+  while (s->slots[i] != 0)
+    i = (i + 1) & (s->cap - 1);
+  s->slots[i] = entry + 1;
+  s->used++;
+}
+
+/* Rebuilds the set at twice the size when it is half full. */
+static int set_reserve(strata_writer *w, strata__wset *s) {
+  if (s->cap != 0 && (s->used + 1) * 2 <= s->cap)
+    return 0;
+  STRATA__TRY(set_grow(s));
+  for (uint64_t i = 0; i < w->n; i++) {
+    if (s == &w->names && w->entries[i].name_len == 0)
+      continue;
+    set_insert(w, s, (uint32_t)i);
+  }
+  return 0;
+}
+
+/* Entry number holding this id, or -1. */
+static int64_t find_id(const strata_writer *w, uint64_t id) {
+  const strata__wset *s = &w->ids;
+  if (s->cap == 0)
+    return -1;
+  for (uint64_t i = strata__id_hash(id, 0) & (s->cap - 1); s->slots[i];
+       i = (i + 1) & (s->cap - 1))
+    if (w->entries[s->slots[i] - 1].id == id)
+      return s->slots[i] - 1;
+  return -1;
+}
+
+static int64_t find_name(const strata_writer *w, const char *name,
+                         size_t len) {
+  const strata__wset *s = &w->names;
+  if (s->cap == 0)
+    return -1;
+  for (uint64_t i = hash_bytes(name, len) & (s->cap - 1); s->slots[i];
+       i = (i + 1) & (s->cap - 1)) {
+    const strata__wentry *e = &w->entries[s->slots[i] - 1];
+    if (e->name_len == len &&
+        memcmp(w->strings.p + e->name_off, name, len) == 0)
+      return s->slots[i] - 1;
+  }
+  return -1;
+}
+
+/* ---- argument checks -------------------------------------------------- */
+
+static int check_text(const char *path, const char *what, uint64_t id,
+                      const char *s, size_t max, bool json) {
+  size_t len = strlen(s);
+  STRATA__FAIL_IF(len > max, STRATA_E_LIMIT,
+                  "%s: layer %" PRIu64 ": %s is %zu bytes (at most %zu)", path,
+                  id, what, len, max);
+  STRATA__FAIL_IF(!strata__utf8_valid(s, len), STRATA_E_INVAL,
+                  "%s: layer %" PRIu64 ": %s is not valid UTF-8", path, id,
+                  what);
+  if (json && len > 0) {
+    json_error_t err;
+    json_t *v = json_loadb(s, len, JSON_DECODE_ANY, &err);
+    if (v == NULL)
+      return strata__fail(STRATA_E_INVAL,
+                          "%s: layer %" PRIu64 ": %s is not JSON: %s at %d:%d",
+                          path, id, what, err.text, err.line, err.column);
+    json_decref(v);
+  }
+  return 0;
+}
+
+/* ---- open ------------------------------------------------------------- */
+
+static int open_temp(strata_writer *w, const char *dir, const char *base) {
+  w->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (w->dirfd < 0)
+    return strata__fail_errno(errno, "%s: opening directory %s", w->path, dir);
+#ifdef O_TMPFILE
+  w->fd = openat(w->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0444);
+  if (w->fd >= 0) {
+    w->anonymous = true;
+    return 0;
+  }
+  if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL &&
+      errno != ENOENT)
+    return strata__fail_errno(errno, "%s: creating a temporary file in %s",
+                              w->path, dir);
+#endif
+  /* Fallback: a named temporary file, created exclusively and without
+   * following symlinks, so nothing else can be clobbered. */
+  size_t len = strlen(base) + 32;
+  w->tmp_name = malloc(len);
+  w->tmp_path = malloc(strlen(dir) + len + 2);
+  if (w->tmp_name == NULL || w->tmp_path == NULL)
+    return strata__fail(STRATA_E_NOMEM, "%s: allocating", w->path);
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t r = (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
+  for (int tries = 0; tries < 100; tries++) {
+    r = r * 6364136223846793005ull + 1442695040888963407ull;
+    snprintf(w->tmp_name, len, ".%s.tmp-%06" PRIx64, base, r >> 40);
+    w->fd = openat(w->dirfd, w->tmp_name,
+                   O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0444);
+    if (w->fd >= 0) {
+      sprintf(w->tmp_path, "%s/%s", dir, w->tmp_name);
+      return 0;
+    }
+    if (errno != EEXIST)
+      break;
+  }
+  return strata__fail_errno(errno, "%s: creating a temporary file in %s",
+                            w->path, dir);
+}
+
+int strata_writer_open(const char *path, const strata_writer_options *o,
+                       strata_writer **out) {
+  STRATA__FAIL_IF(path == NULL || o == NULL || out == NULL, STRATA_E_INVAL,
+                  "strata_writer_open: NULL argument");
+  STRATA__FAIL_IF(o->name == NULL || o->name[0] == '\0', STRATA_E_INVAL,
+                  "%s: the region needs a name", path);
+  size_t nlen = strlen(o->name);
+  STRATA__FAIL_IF(nlen > STRATA__MAX_REGION_NAME, STRATA_E_LIMIT,
+                  "%s: region name is %zu bytes (at most %u)", path, nlen,
+                  STRATA__MAX_REGION_NAME);
+  STRATA__FAIL_IF(!strata__utf8_valid(o->name, nlen), STRATA_E_INVAL,
+                  "%s: region name is not valid UTF-8", path);
+  uint32_t align = o->align ? o->align : STRATA__DEFAULT_ALIGN;
+  STRATA__FAIL_IF((align & (align - 1)) != 0 || align < STRATA__MIN_ALIGN ||
+                      align > STRATA__MAX_ALIGN,
+                  STRATA_E_INVAL,
+                  "%s: alignment %" PRIu32 " is not a power of two in [%u, %u]",
+                  path, align, STRATA__MIN_ALIGN, STRATA__MAX_ALIGN);
+  if (o->metadata != NULL) {
+    size_t mlen = strlen(o->metadata);
+    STRATA__FAIL_IF(mlen > STRATA__MAX_METADATA, STRATA_E_LIMIT,
+                    "%s: region metadata is %zu bytes (at most %u)", path,
+                    mlen, STRATA__MAX_METADATA);
+    json_error_t err;
+    json_t *v = json_loadb(o->metadata, mlen, JSON_DECODE_ANY, &err);
+    if (v == NULL)
+      return strata__fail(STRATA_E_INVAL,
+                          "%s: region metadata is not JSON: %s at %d:%d", path,
+                          err.text, err.line, err.column);
+    json_decref(v);
+  }
+
+  strata_writer *w = calloc(1, sizeof *w);
+  if (w == NULL)
+    return strata__fail(STRATA_E_NOMEM, "%s: allocating the writer", path);
+  w->fd = w->dirfd = -1;
+  w->path = strdup(path);
+  w->name = strdup(o->name);
+  w->metadata = o->metadata && o->metadata[0] ? strdup(o->metadata) : NULL;
+  w->wbuf = malloc(WBUF_SIZE);
+  w->xxh = XXH3_createState();
+  char *d = strdup(path), *b = strdup(path);
+  if (!w->path || !w->name || (o->metadata && o->metadata[0] && !w->metadata) ||
+      !w->wbuf || !w->xxh || !d || !b) {
+    free(d);
+    free(b);
+    strata_writer_abort(w);
+    return strata__fail(STRATA_E_NOMEM, "%s: allocating the writer", path);
+  }
+  w->region_id = o->region_id;
+  w->align = align;
+  w->progress = o->progress;
+  w->progress_ctx = o->progress_ctx;
+  w->data_off = (STRATA__HEADER_SIZE + align - 1) / align * align;
+  w->pos = w->data_off;
+  int rc = open_temp(w, dirname(d), basename(b));
+  free(d);
+  free(b);
+  if (rc < 0) {
+    strata_writer_abort(w);
+    return rc;
+  }
+  *out = w;
+  return 0;
+}
+
+const char *strata_writer_temp_path(const strata_writer *w) {
+  return w ? w->tmp_path : NULL;
+}
+
+/* ---- layers ------------------------------------------------------------ */
+
+static int grow_entries(strata_writer *w) {
+  if (w->n < w->cap)
+    return 0;
+  uint64_t cap = w->cap ? w->cap * 2 : 1024;
+  strata__wentry *e = realloc(w->entries, cap * sizeof *e);
+  if (e == NULL)
+    return strata__fail(STRATA_E_NOMEM, "%s: growing the index to %" PRIu64
+                        " entries", w->path, cap);
+  w->entries = e;
+  w->cap = cap;
+  return 0;
+}
+
+static int store_string(strata_writer *w, const char *s, uint64_t *off,
+                        uint32_t *len) {
+  size_t l = s ? strlen(s) : 0;
+  *off = 0;
+  *len = (uint32_t)l;
+  if (l == 0)
+    return 0;
+  *off = w->strings.len;
+  if (strata__buf_put(&w->strings, s, l + 1) < 0)
+    return strata__fail(STRATA_E_NOMEM, "%s: storing names", w->path);
+  return 0;
+}
+
+int strata_writer_begin_layer(strata_writer *w, uint64_t id, const char *name,
+                              const char *metadata) {
+  STRATA__FAIL_IF(w == NULL, STRATA_E_INVAL, "strata_writer: NULL writer");
+  STRATA__FAIL_IF(w->failed || w->in_layer, STRATA_E_STATE,
+                  "%s: layer %" PRIu64 ": writer is %s", w->path, id,
+                  w->failed ? "failed" : "inside another layer");
+  STRATA__FAIL_IF(w->n >= STRATA__MAX_LAYERS, STRATA_E_LIMIT,
+                  "%s: layer %" PRIu64 ": more than %llu layers", w->path, id,
+                  STRATA__MAX_LAYERS);
+  if (name != NULL) {
+    STRATA__FAIL_IF(name[0] == '\0', STRATA_E_INVAL,
+                    "%s: layer %" PRIu64 ": empty name", w->path, id);
+    STRATA__TRY(
+        check_text(w->path, "name", id, name, STRATA__MAX_LAYER_NAME, false));
+  }
+  if (metadata != NULL)
+    STRATA__TRY(check_text(w->path, "metadata", id, metadata,
+                           STRATA__MAX_METADATA, true));
+  int64_t dup = find_id(w, id);
+  STRATA__FAIL_IF(dup >= 0, STRATA_E_DUPLICATE,
+                  "%s: layer %" PRIu64 ": duplicate id (layer #%" PRId64
+                  " has it)",
+                  w->path, id, dup);
+  if (name != NULL) {
+    dup = find_name(w, name, strlen(name));
+    STRATA__FAIL_IF(dup >= 0, STRATA_E_DUPLICATE,
+                    "%s: layer %" PRIu64 ": duplicate name \"%s\" (layer %" PRIu64
+                    " has it)",
+                    w->path, id, name, w->entries[dup].id);
+  }
+  STRATA__TRY(grow_entries(w));
+  /* Pad the data to the alignment of the new blob. */
+  static const uint8_t zeros[STRATA__MAX_ALIGN];
+  uint64_t pad = (w->align - (w->pos - w->data_off) % w->align) % w->align;
+  STRATA__TRY(put(w, zeros, (size_t)pad));
+
+  strata__wentry *e = &w->entries[w->n];
+  memset(e, 0, sizeof *e);
+  e->id = id;
+  e->offset = w->pos - w->data_off;
+  STRATA__TRY(store_string(w, name, &e->name_off, &e->name_len));
+  STRATA__TRY(store_string(w, metadata, &e->meta_off, &e->meta_len));
+  XXH3_64bits_reset(w->xxh);
+  w->in_layer = true;
+  return 0;
+}
+
+static void report_progress(strata_writer *w, bool force) {
+  if (w->progress == NULL)
+    return;
+  if (!force && w->pos - w->last_progress < PROGRESS_STEP)
+    return;
+  w->last_progress = w->pos;
+  w->progress(w->progress_ctx, w->pos - w->data_off, w->n);
+}
+
+int strata_writer_append(strata_writer *w, const void *data, size_t size) {
+  STRATA__FAIL_IF(w == NULL || (data == NULL && size > 0), STRATA_E_INVAL,
+                  "strata_writer_append: NULL argument");
+  STRATA__FAIL_IF(!w->in_layer || w->failed, STRATA_E_STATE,
+                  "%s: append outside a layer", w->path);
+  XXH3_64bits_update(w->xxh, data, size);
+  STRATA__TRY(put(w, data, size));
+  report_progress(w, false);
+  return 0;
+}
+
+int strata_writer_append_zeros(strata_writer *w, uint64_t size) {
+  STRATA__FAIL_IF(w == NULL, STRATA_E_INVAL, "strata_writer: NULL writer");
+  STRATA__FAIL_IF(!w->in_layer || w->failed, STRATA_E_STATE,
+                  "%s: append outside a layer", w->path);
+  STRATA__FAIL_IF(size > INT64_MAX - w->pos, STRATA_E_LIMIT,
+                  "%s: %" PRIu64 " zero bytes would pass the largest file size",
+                  w->path, size);
+  static const uint8_t zeros[1u << 16];
+  for (uint64_t left = size; left > 0;) {
+    size_t k = left < sizeof zeros ? (size_t)left : sizeof zeros;
+    XXH3_64bits_update(w->xxh, zeros, k);
+    left -= k;
+  }
+  /* Leave a hole: flushing and skipping ahead means nothing is written. */
+  STRATA__TRY(flush(w));
+  w->pos += size;
+  report_progress(w, false);
+  return 0;
+}
+
+int strata_writer_end_layer(strata_writer *w) {
+  STRATA__FAIL_IF(w == NULL, STRATA_E_INVAL, "strata_writer: NULL writer");
+  STRATA__FAIL_IF(!w->in_layer || w->failed, STRATA_E_STATE,
+                  "%s: end_layer outside a layer", w->path);
+  strata__wentry *e = &w->entries[w->n];
+  e->size = w->pos - w->data_off - e->offset;
+  e->checksum = XXH3_64bits_digest(w->xxh);
+  w->in_layer = false;
+  uint32_t idx = (uint32_t)w->n;
+  w->n++;
+  /* Register the id and name only now that the layer is complete. */
+  if (set_reserve(w, &w->ids) < 0 ||
+      (e->name_len && set_reserve(w, &w->names) < 0)) {
+    w->failed = true;
+    return strata__fail(STRATA_E_NOMEM, "%s: growing the id set", w->path);
+  }
+  if (w->ids.used < w->n)
+    set_insert(w, &w->ids, idx);
+  if (e->name_len && find_name(w, (const char *)w->strings.p + e->name_off,
+                               e->name_len) < 0)
+    set_insert(w, &w->names, idx);
+  report_progress(w, true);
+  return 0;
+}
+
+int strata_writer_add(strata_writer *w, uint64_t id, const char *name,
+                      const char *metadata, const void *data, size_t size) {
+  STRATA__TRY(strata_writer_begin_layer(w, id, name, metadata));
+  int rc = strata_writer_append(w, data, size);
+  if (rc < 0) {
+    w->failed = true; /* the layer is half written */
+    return rc;
+  }
+  return strata_writer_end_layer(w);
+}
+
+/* ---- commit and abort ------------------------------------------------- */
+
+/* Maps the finished temporary file and runs the reader's validation on it,
+ * so that a writer bug can never publish a file the reader would refuse. */
+static int validate_written(strata_writer *w, uint64_t size) {
+  void *p = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, w->fd, 0);
+  if (p == MAP_FAILED)
+    return strata__fail_errno(errno, "%s: mapping the written file", w->path);
+  strata_region r = {0};
+  int rc = strata__region_validate(&r, p, size, w->path);
+  munmap(p, (size_t)size);
+  return rc;
+}
+
+static int publish(strata_writer *w) {
+  if (w->anonymous) {
+    /* Give the O_TMPFILE a name, then rename it over the target: linkat()
+     * cannot replace an existing file. */
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", w->fd);
+    char *base = strdup(w->path);
+    if (base == NULL)
+      return strata__fail(STRATA_E_NOMEM, "%s: allocating", w->path);
+    size_t len = strlen(base) + 32;
+    w->tmp_name = malloc(len);
+    if (w->tmp_name == NULL) {
+      free(base);
+      return strata__fail(STRATA_E_NOMEM, "%s: allocating", w->path);
+    }
+    snprintf(w->tmp_name, len, ".%s.tmp-%d", basename(base), (int)getpid());
+    free(base);
+    (void)unlinkat(w->dirfd, w->tmp_name, 0); /* a stale one of ours */
+    if (linkat(AT_FDCWD, proc, w->dirfd, w->tmp_name, AT_SYMLINK_FOLLOW) != 0)
+      return strata__fail_errno(errno, "%s: linking the temporary file",
+                                w->path);
+    w->anonymous = false;
+  }
+  char *base = strdup(w->path);
+  if (base == NULL)
+    return strata__fail(STRATA_E_NOMEM, "%s: allocating", w->path);
+  int rc = renameat(w->dirfd, w->tmp_name, w->dirfd, basename(base));
+  int e = errno;
+  free(base);
+  if (rc != 0)
+    return strata__fail_errno(e, "%s: renaming the temporary file into place",
+                              w->path);
+  free(w->tmp_name);
+  w->tmp_name = NULL;
+  free(w->tmp_path);
+  w->tmp_path = NULL;
+  if (fsync(w->dirfd) != 0)
+    return strata__fail_errno(errno,
+                              "%s: fsync of the directory after rename "
+                              "(the file is in place but may not survive a "
+                              "crash)",
+                              w->path);
+  return 0;
+}
+
+static int finish(strata_writer *w) {
+  STRATA__FAIL_IF(w->failed, STRATA_E_STATE,
+                  "%s: an earlier write failed; the region cannot be committed",
+                  w->path);
+  STRATA__FAIL_IF(w->in_layer, STRATA_E_STATE,
+                  "%s: commit inside an unfinished layer", w->path);
+  STRATA__TRY(flush(w));
+  uint64_t index_off = (w->pos + 63) / 64 * 64;
+  uint8_t h[STRATA__HEADER_SIZE] = {0};
+  memcpy(h, STRATA__MAGIC, STRATA__MAGIC_LEN);
+  strata__wr16(h + STRATA__H_MAJOR, STRATA_FORMAT_VERSION_MAJOR);
+  strata__wr16(h + STRATA__H_MINOR, STRATA_FORMAT_VERSION_MINOR);
+  strata__wr32(h + STRATA__H_HEADER_SIZE, STRATA__HEADER_SIZE);
+  strata__wr64(h + STRATA__H_REGION_ID, w->region_id);
+  strata__wr32(h + STRATA__H_DATA_ALIGN, w->align);
+  strata__buf idx = {0};
+  int rc = strata__writer_build_index(w, index_off, h, &idx);
+  if (rc == 0) {
+    uint64_t size = index_off + idx.len;
+    strata__wr64(h + STRATA__H_FILE_SIZE, size);
+    strata__wr64(h + STRATA__H_INDEX_CSUM, XXH3_64bits(idx.p, idx.len));
+    strata__wr64(h + STRATA__H_HEADER_CSUM,
+                 XXH3_64bits(h, STRATA__H_HEADER_CSUM));
+    /* Zero the padding between the last blob and the index explicitly; the
+     * area may be past a hole but must read as zeros either way. */
+    static const uint8_t zeros[64];
+    rc = write_all(w, zeros, (size_t)(index_off - w->pos), w->pos);
+    if (rc == 0)
+      rc = write_all(w, idx.p, (size_t)idx.len, index_off);
+    if (rc == 0)
+      rc = write_all(w, h, sizeof h, 0);
+    if (rc == 0 && ftruncate(w->fd, (off_t)size) != 0)
+      rc = strata__fail_errno(errno, "%s: setting the file size", w->path);
+    if (rc == 0 && fsync(w->fd) != 0) {
+      w->failed = true;
+      rc = strata__fail_errno(errno, "%s: fsync", w->path);
+    }
+    if (rc == 0)
+      rc = validate_written(w, size);
+  }
+  free(idx.p);
+  if (rc == 0)
+    rc = publish(w);
+  return rc;
+}
+
+int strata_writer_commit(strata_writer *w) {
+  STRATA__FAIL_IF(w == NULL, STRATA_E_INVAL, "strata_writer_commit: NULL");
+  int rc = finish(w);
+  strata_writer_abort(w); /* frees; removes the temporary file if any */
+  return rc;
+}
+
+void strata_writer_abort(strata_writer *w) {
+  if (w == NULL)
+    return;
+  if (w->fd >= 0)
+    close(w->fd);
+  if (w->tmp_name != NULL && w->dirfd >= 0)
+    (void)unlinkat(w->dirfd, w->tmp_name, 0);
+  if (w->dirfd >= 0)
+    close(w->dirfd);
+  free(w->path);
+  free(w->tmp_path);
+  free(w->tmp_name);
+  free(w->name);
+  free(w->metadata);
+  free(w->wbuf);
+  if (w->xxh)
+    XXH3_freeState(w->xxh);
+  free(w->entries);
+  free(w->strings.p);
+  free(w->ids.slots);
+  free(w->names.slots);
+  free(w);
+}

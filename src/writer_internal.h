@@ -1,0 +1,76 @@
+/* State of a region writer, shared by writer.c (file handling and
+ * streaming) and writer_index.c (building the index sections). */
+#ifndef STRATA_WRITER_INTERNAL_H
+#define STRATA_WRITER_INTERNAL_H
+
+#include <xxhash.h>
+
+#include "internal.h"
+
+/* One layer as the writer remembers it until commit. */
+typedef struct strata__wentry {
+  uint64_t id;
+  uint64_t offset; /* relative to the data section */
+  uint64_t size;
+  uint64_t checksum;
+  uint64_t name_off; /* into the writer's string arena */
+  uint64_t meta_off;
+  uint32_t name_len;
+  uint32_t meta_len;
+  uint64_t hash; /* id hash under the chosen seed (commit only) */
+} strata__wentry;
+
+/* Open-addressing set of entry numbers, keyed by id or by name. */
+typedef struct strata__wset {
+  uint32_t *slots; /* entry number + 1; 0 = empty */
+  uint64_t cap;    /* power of two */
+  uint64_t used;
+} strata__wset;
+
+/* Growable byte buffer. */
+typedef struct strata__buf {
+  uint8_t *p;
+  uint64_t len, cap;
+} strata__buf;
+
+struct strata_writer {
+  char *path;     /* final path */
+  char *tmp_path; /* visible temporary path, or NULL (O_TMPFILE) */
+  char *tmp_name; /* its name relative to dirfd */
+  int dirfd, fd;
+  bool anonymous; /* O_TMPFILE: not linked into the directory yet */
+
+  uint64_t region_id;
+  char *name, *metadata;
+  uint32_t align;
+  strata_progress_fn progress;
+  void *progress_ctx;
+
+  uint64_t data_off; /* file offset of the data section */
+  uint64_t pos;      /* file offset of the next byte to write */
+  uint8_t *wbuf;     /* write buffer; wlen bytes pending at pos - wlen */
+  size_t wlen;
+
+  strata__wentry *entries;
+  uint64_t n, cap;
+  strata__buf strings; /* names and metadata, NUL-terminated */
+  strata__wset ids, names;
+
+  bool in_layer;
+  bool failed; /* a write failed: only abort is possible */
+  XXH3_state_t *xxh;
+  uint64_t last_progress;
+};
+
+/* Appends bytes to the buffer. Returns STRATA_E_NOMEM on failure. */
+int strata__buf_put(strata__buf *b, const void *p, uint64_t len);
+
+/* Sorts the entries, chooses the hash seed and serializes the index
+ * sections (everything after the data section) into *out, filling the
+ * header fields that depend on them in `header`. `index_off` is the file
+ * offset where *out will be written. */
+int strata__writer_build_index(strata_writer *w, uint64_t index_off,
+                               uint8_t header[STRATA__HEADER_SIZE],
+                               strata__buf *out);
+
+#endif /* STRATA_WRITER_INTERNAL_H */
