@@ -1,0 +1,83 @@
+/* Helpers shared by the cmocka tests: temporary directories and files. */
+#ifndef STRATA_TEST_UTIL_H
+#define STRATA_TEST_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "strata.h"
+
+/* Creates a fresh directory under $TMPDIR (or /tmp) and returns its path in
+ * a static buffer that stays valid until the next call. */
+static inline const char *test_tmpdir(void) {
+  static char path[4096];
+  const char *base = getenv("TMPDIR");
+  snprintf(path, sizeof path, "%s/strata-test-XXXXXX",
+           base && base[0] ? base : "/tmp");
+  assert_non_null(mkdtemp(path));
+  return path;
+}
+
+/* Joins a directory and a file name into a static buffer (one of 4, used
+ * in rotation, so a few results can be alive at once). */
+static inline const char *test_path(const char *dir, const char *name) {
+  static char bufs[4][4096];
+  static int next;
+  char *b = bufs[next++ % 4];
+  snprintf(b, 4096, "%s/%s", dir, name);
+  return b;
+}
+
+/* Reads a whole file into a malloc()ed buffer; *len gets its size. */
+static inline uint8_t *test_read_file(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  assert_non_null(f);
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  uint8_t *p = malloc(n > 0 ? (size_t)n : 1);
+  assert_non_null(p);
+  assert_int_equal(fread(p, 1, (size_t)n, f), (size_t)n);
+  fclose(f);
+  *len = (size_t)n;
+  return p;
+}
+
+/* Writes a buffer to a file, replacing it (the file may be read-only). */
+static inline void test_write_file(const char *path, const void *p,
+                                   size_t len) {
+  unlink(path);
+  FILE *f = fopen(path, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(p, 1, len, f), len);
+  assert_int_equal(fclose(f), 0);
+}
+
+/* Asserts that rc is 0, printing Strata's error detail when it is not. */
+#define assert_strata_ok(expr)                                                 \
+  do {                                                                         \
+    int test__rc = (expr);                                                     \
+    if (test__rc != 0)                                                         \
+      fail_msg("%s -> %s: %s", #expr, strata_err_name(test__rc),              \
+               strata_last_error_detail());                                    \
+  } while (0)
+
+/* Asserts that rc equals the expected error code. */
+#define assert_strata_err(expr, want)                                          \
+  do {                                                                         \
+    int test__rc = (expr);                                                     \
+    if (test__rc != (want))                                                    \
+      fail_msg("%s -> %s (%s), expected %s", #expr,                            \
+               strata_err_name(test__rc), strata_last_error_detail(),          \
+               strata_err_name(want));                                         \
+  } while (0)
+
+#endif /* STRATA_TEST_UTIL_H */
