@@ -3,6 +3,7 @@
 #define STRATA_TEST_UTIL_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,10 +30,11 @@ static inline const char *test_tmpdir(void) {
 /* Joins a directory and a file name into a static buffer (one of 4, used
  * in rotation, so a few results can be alive at once). */
 static inline const char *test_path(const char *dir, const char *name) {
-  static char bufs[4][4096];
+  static char bufs[4][4096 + 1024];
   static int next;
   char *b = bufs[next++ % 4];
-  snprintf(b, 4096, "%s/%s", dir, name);
+  int n = snprintf(b, 4096, "%s/%.*s", dir, 1024, name);
+  assert_true(n > 0 && n < 4096);
   return b;
 }
 

@@ -1,0 +1,362 @@
+/* Round trips through the writer and the reader: every layer's bytes, name
+ * and metadata come back; misses, partial-read bounds, iteration order,
+ * empty and one-layer regions, alignment, name lookup, format versions. */
+#include <inttypes.h>
+#include <sys/stat.h>
+#include <xxhash.h>
+
+#include "test_util.h"
+
+#include "format.h"
+
+/* Deterministic layer set: id, name, metadata and content all derive from
+ * the layer number, so a reader can check them without a copy. */
+typedef struct spec {
+  uint64_t n;
+  bool sparse;       /* ids i * golden ratio instead of base + i */
+  uint64_t base;     /* first id when dense */
+  uint32_t align;    /* 0: default */
+  int name_every;    /* every k-th layer has a name; 0: none */
+  int meta_every;    /* every k-th layer has metadata; 0: none */
+} spec;
+
+static uint64_t spec_id(const spec *s, uint64_t i) {
+  return s->sparse ? (i + 1) * 0x9E3779B97F4A7C15ull : s->base + i;
+}
+
+static size_t spec_size(uint64_t i) { return (size_t)((i * 37) % 1000); }
+
+static void spec_content(uint64_t i, uint8_t *buf, size_t len) {
+  uint64_t x = i * 0x2545F4914F6CDD1Dull + 1;
+  for (size_t k = 0; k < len; k++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    buf[k] = (uint8_t)x;
+  }
+}
+
+static bool spec_has_name(const spec *s, uint64_t i) {
+  return s->name_every && i % (uint64_t)s->name_every == 0;
+}
+static bool spec_has_meta(const spec *s, uint64_t i) {
+  return s->meta_every && i % (uint64_t)s->meta_every == 0;
+}
+
+static void spec_name(uint64_t i, char *buf, size_t len) {
+  snprintf(buf, len, "layers/%" PRIu64 "/ünïcode", i);
+}
+static void spec_meta(uint64_t i, char *buf, size_t len) {
+  snprintf(buf, len, "{\"keywords\":[\"k%" PRIu64 "\"],\"frequency\":%" PRIu64
+           "}", i, i % 17);
+}
+
+static void build(const char *path, const spec *s) {
+  strata_writer_options o = {.region_id = 42,
+                             .name = "test-region",
+                             .metadata = "{\"source\":\"unit\"}",
+                             .align = s->align};
+  strata_writer *w;
+  assert_strata_ok(strata_writer_open(path, &o, &w));
+  uint8_t buf[1000];
+  char name[64], meta[128];
+  /* Add in reverse so the writer has to sort. */
+  for (uint64_t k = s->n; k-- > 0;) {
+    size_t len = spec_size(k);
+    spec_content(k, buf, len);
+    spec_name(k, name, sizeof name);
+    spec_meta(k, meta, sizeof meta);
+    assert_strata_ok(strata_writer_add(
+        w, spec_id(s, k), spec_has_name(s, k) ? name : NULL,
+        spec_has_meta(s, k) ? meta : NULL, buf, len));
+  }
+  assert_strata_ok(strata_writer_commit(w));
+}
+
+static void check_layer(const spec *s, uint64_t i, const strata_layer *l,
+                        uint32_t align) {
+  uint8_t buf[1000];
+  char name[64], meta[128];
+  size_t len = spec_size(i);
+  spec_content(i, buf, len);
+  assert_int_equal(l->id, spec_id(s, i));
+  assert_int_equal(l->size, len);
+  assert_memory_equal(l->data, buf, len);
+  assert_int_equal(l->checksum, XXH3_64bits(buf, len));
+  assert_int_equal((uintptr_t)l->data % align, 0);
+  if (spec_has_name(s, i)) {
+    spec_name(i, name, sizeof name);
+    assert_non_null(l->name);
+    assert_string_equal(l->name, name);
+    assert_int_equal(l->name_len, strlen(name));
+  } else {
+    assert_null(l->name);
+    assert_int_equal(l->name_len, 0);
+  }
+  if (spec_has_meta(s, i)) {
+    spec_meta(i, meta, sizeof meta);
+    assert_non_null(l->metadata);
+    assert_string_equal(l->metadata, meta);
+  } else {
+    assert_null(l->metadata);
+  }
+}
+
+static void round_trip(const spec *s) {
+  const char *dir = test_tmpdir();
+  const char *path = test_path(dir, "r.region");
+  build(path, s);
+  strata_region *r;
+  assert_strata_ok(strata_region_open(path, 0, &r));
+  strata_region_info info;
+  assert_strata_ok(strata_region_info_get(r, &info));
+  assert_int_equal(info.id, 42);
+  assert_string_equal(info.name, "test-region");
+  assert_string_equal(info.metadata, "{\"source\":\"unit\"}");
+  assert_int_equal(info.layer_count, s->n);
+  assert_int_equal(info.data_align, s->align ? s->align : 64);
+  assert_int_equal(info.format_major, 1);
+  /* One layer (or none) is always dense: any single id is a run of one. */
+  assert_int_equal(!!(info.flags & STRATA_REGION_DENSE_IDS),
+                   !s->sparse || s->n <= 1);
+  assert_int_equal(strata_region_layer_count(r), s->n);
+
+  strata_layer l;
+  char name[64];
+  for (uint64_t i = 0; i < s->n; i++) {
+    assert_strata_ok(strata_region_get(r, spec_id(s, i), &l));
+    check_layer(s, i, &l, info.data_align);
+    if (spec_has_name(s, i)) {
+      spec_name(i, name, sizeof name);
+      strata_layer byname;
+      assert_strata_ok(
+          strata_region_get_by_name(r, name, strlen(name), &byname));
+      assert_int_equal(byname.id, l.id);
+      assert_ptr_equal(byname.data, l.data);
+    }
+  }
+  /* Iteration visits every layer once, in ascending id order. */
+  strata_region_iter it;
+  strata_region_iter_init(r, &it);
+  uint64_t count = 0, prev = 0;
+  int rc;
+  while ((rc = strata_region_next(&it, &l)) > 0) {
+    if (count > 0)
+      assert_true(l.id > prev);
+    prev = l.id;
+    count++;
+  }
+  assert_int_equal(rc, 0);
+  assert_int_equal(count, s->n);
+  assert_int_equal(strata_region_next(&it, &l), 0); /* stays done */
+
+  uint64_t bad = 12345;
+  assert_strata_ok(strata_region_verify(r, &bad));
+  assert_int_equal(bad, 12345);
+  strata_region_close(r);
+  /* Region files are created read-only. */
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  assert_int_equal(st.st_mode & 0777, 0444);
+}
+
+static void test_round_trip_dense(void **state) {
+  (void)state;
+  spec s = {.n = 500, .base = 1000, .name_every = 3, .meta_every = 2};
+  round_trip(&s);
+}
+
+static void test_round_trip_sparse(void **state) {
+  (void)state;
+  spec s = {.n = 700, .sparse = true, .name_every = 1, .meta_every = 5};
+  round_trip(&s);
+}
+
+static void test_round_trip_align(void **state) {
+  (void)state;
+  uint32_t aligns[] = {16, 256, 4096, 65536};
+  for (size_t k = 0; k < sizeof aligns / sizeof *aligns; k++) {
+    spec s = {.n = 40, .sparse = k % 2, .align = aligns[k], .name_every = 2};
+    round_trip(&s);
+  }
+}
+
+static void test_one_layer(void **state) {
+  (void)state;
+  spec dense = {.n = 1, .base = UINT64_MAX, .name_every = 1};
+  round_trip(&dense);
+  spec sparse = {.n = 1, .sparse = true};
+  round_trip(&sparse);
+}
+
+static void test_empty_region(void **state) {
+  (void)state;
+  spec s = {.n = 0};
+  round_trip(&s);
+  const char *path = test_path(test_tmpdir(), "e.region");
+  build(path, &s);
+  strata_region *r;
+  assert_strata_ok(strata_region_open(path, 0, &r));
+  strata_layer l;
+  assert_strata_err(strata_region_get(r, 0, &l), STRATA_E_NOT_FOUND);
+  assert_strata_err(strata_region_get_by_name(r, "x", 1, &l),
+                    STRATA_E_NOT_FOUND);
+  strata_region_close(r);
+}
+
+static void test_misses(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  for (int sparse = 0; sparse < 2; sparse++) {
+    spec s = {.n = 100, .sparse = sparse, .base = 10, .name_every = 1};
+    const char *path = test_path(dir, sparse ? "s.region" : "d.region");
+    build(path, &s);
+    strata_region *r;
+    assert_strata_ok(strata_region_open(path, 0, &r));
+    strata_layer l = {.id = 777};
+    uint64_t misses[] = {0, 9, 110, UINT64_MAX, 0x9E3779B97F4A7C15ull + 1};
+    for (size_t k = 0; k < sizeof misses / sizeof *misses; k++) {
+      assert_strata_err(strata_region_get(r, misses[k], &l),
+                        STRATA_E_NOT_FOUND);
+      assert_non_null(strstr(strata_last_error_detail(), path));
+    }
+    assert_int_equal(l.id, 777); /* untouched on a miss */
+    assert_strata_err(strata_region_get_by_name(r, "nope", 4, &l),
+                      STRATA_E_NOT_FOUND);
+    assert_strata_err(strata_region_get_by_name(r, "", 0, &l),
+                      STRATA_E_NOT_FOUND);
+    /* A prefix of a real name is not that name. */
+    char name[64];
+    spec_name(5, name, sizeof name);
+    assert_strata_err(strata_region_get_by_name(r, name, strlen(name) - 1, &l),
+                      STRATA_E_NOT_FOUND);
+    assert_strata_ok(strata_region_get_by_name(r, name, strlen(name), &l));
+    strata_region_close(r);
+  }
+}
+
+static void test_partial_reads(void **state) {
+  (void)state;
+  spec s = {.n = 30, .base = 0};
+  const char *path = test_path(test_tmpdir(), "p.region");
+  build(path, &s);
+  strata_region *r;
+  assert_strata_ok(strata_region_open(path, 0, &r));
+  uint64_t id = 27; /* size (27*37)%1000 = 999 */
+  strata_layer l;
+  assert_strata_ok(strata_region_get(r, id, &l));
+  assert_int_equal(l.size, 999);
+  const void *p;
+  assert_strata_ok(strata_region_read(r, id, 0, 999, &p));
+  assert_ptr_equal(p, l.data);
+  assert_strata_ok(strata_region_read(r, id, 10, 20, &p));
+  assert_ptr_equal(p, (const uint8_t *)l.data + 10);
+  assert_strata_ok(strata_region_read(r, id, 999, 0, &p)); /* empty tail */
+  assert_strata_err(strata_region_read(r, id, 0, 1000, &p), STRATA_E_BOUNDS);
+  assert_non_null(strstr(strata_last_error_detail(), "layer 27"));
+  assert_strata_err(strata_region_read(r, id, 1000, 0, &p), STRATA_E_BOUNDS);
+  assert_strata_err(strata_region_read(r, id, 500, 500, &p), STRATA_E_BOUNDS);
+  /* offset + len wraps around 2^64: must not pass as in bounds. */
+  assert_strata_err(strata_region_read(r, id, 16, UINT64_MAX - 8, &p),
+                    STRATA_E_BOUNDS);
+  assert_strata_err(strata_region_read(r, id, UINT64_MAX, 2, &p),
+                    STRATA_E_BOUNDS);
+  assert_strata_err(strata_region_read(r, 5000, 0, 0, &p), STRATA_E_NOT_FOUND);
+  strata_region_close(r);
+}
+
+/* Rewrites the version fields and recomputes the header checksum. */
+static void patch_version(const char *path, uint16_t major, uint16_t minor) {
+  size_t len;
+  uint8_t *img = test_read_file(path, &len);
+  strata__wr16(img + STRATA__H_MAJOR, major);
+  strata__wr16(img + STRATA__H_MINOR, minor);
+  strata__wr64(img + STRATA__H_HEADER_CSUM,
+               XXH3_64bits(img, STRATA__H_HEADER_CSUM));
+  test_write_file(path, img, len);
+  free(img);
+}
+
+static void test_versions(void **state) {
+  (void)state;
+  spec s = {.n = 10, .name_every = 1};
+  const char *path = test_path(test_tmpdir(), "v.region");
+  strata_region *r;
+  /* A newer minor version of the same major stays readable. */
+  build(path, &s);
+  patch_version(path, 1, 7);
+  assert_strata_ok(strata_region_open(path, 0, &r));
+  strata_region_info info;
+  assert_strata_ok(strata_region_info_get(r, &info));
+  assert_int_equal(info.format_minor, 7);
+  strata_region_close(r);
+  /* A newer major version is refused with its own error. */
+  patch_version(path, 2, 0);
+  assert_strata_err(strata_region_open(path, 0, &r), STRATA_E_VERSION);
+  assert_non_null(strstr(strata_last_error_detail(), "2.0"));
+  patch_version(path, 0, 9);
+  assert_strata_err(strata_region_open(path, 0, &r), STRATA_E_VERSION);
+}
+
+static void test_open_errors(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  strata_region *r = NULL;
+  assert_strata_err(strata_region_open(test_path(dir, "missing"), 0, &r),
+                    -ENOENT);
+  assert_non_null(strstr(strata_last_error_detail(), "missing"));
+  assert_strata_err(strata_region_open(dir, 0, &r), STRATA_E_INVAL);
+  assert_strata_err(strata_region_open(NULL, 0, &r), STRATA_E_INVAL);
+  test_write_file(test_path(dir, "text"), "hello, world\n", 13);
+  assert_strata_err(strata_region_open(test_path(dir, "text"), 0, &r),
+                    STRATA_E_BAD_MAGIC);
+  spec s = {.n = 3};
+  build(test_path(dir, "ok.region"), &s);
+  assert_strata_err(strata_region_open(test_path(dir, "ok.region"), 1u << 30,
+                                       &r),
+                    STRATA_E_INVAL);
+  unsigned flags[] = {STRATA_OPEN_RANDOM, STRATA_OPEN_SEQUENTIAL,
+                      STRATA_OPEN_POPULATE};
+  for (size_t k = 0; k < 3; k++) {
+    assert_strata_ok(strata_region_open(test_path(dir, "ok.region"), flags[k],
+                                        &r));
+    strata_region_close(r);
+  }
+  strata_region_close(NULL);
+}
+
+static void test_error_names(void **state) {
+  (void)state;
+  assert_string_equal(strata_err_name(STRATA_E_CORRUPT), "STRATA_E_CORRUPT");
+  assert_string_equal(strata_err_name(STRATA_E_NOT_FOUND),
+                      "STRATA_E_NOT_FOUND");
+  assert_string_equal(strata_err_name(-ENOSPC), "STRATA_E_NOSPC");
+  assert_string_equal(strata_err_name(-EBADF), "EBADF");
+  assert_string_equal(strata_err_name(0), "OK");
+  assert_string_equal(strata_err_name(-4099), "UNKNOWN");
+  assert_string_equal(strata_strerror(STRATA_E_VERSION),
+                      "unsupported region format version");
+  assert_string_equal(strata_strerror(-EBADF), strerror(EBADF));
+  assert_non_null(strata_strerror(12345));
+  char want[32];
+  snprintf(want, sizeof want, "%d.%d.%d", STRATA_VERSION_MAJOR,
+           STRATA_VERSION_MINOR, STRATA_VERSION_PATCH);
+  assert_string_equal(strata_version_string(), want);
+  assert_int_equal(strata_version(), STRATA_VERSION_HEX);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_round_trip_dense),
+      cmocka_unit_test(test_round_trip_sparse),
+      cmocka_unit_test(test_round_trip_align),
+      cmocka_unit_test(test_one_layer),
+      cmocka_unit_test(test_empty_region),
+      cmocka_unit_test(test_misses),
+      cmocka_unit_test(test_partial_reads),
+      cmocka_unit_test(test_versions),
+      cmocka_unit_test(test_open_errors),
+      cmocka_unit_test(test_error_names),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,259 @@
+/* The writer: argument checks, duplicate detection, state errors, abort and
+ * commit leaving the directory clean, atomic replacement, streaming layers
+ * and hash seeds chosen around colliding ids. */
+#include <dirent.h>
+#include <inttypes.h>
+#include <sys/stat.h>
+#include <xxhash.h>
+
+#include "test_util.h"
+
+#include "format.h"
+
+static int count_entries(const char *dir) {
+  DIR *d = opendir(dir);
+  assert_non_null(d);
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+      n++;
+  closedir(d);
+  return n;
+}
+
+static strata_writer *open_writer(const char *path) {
+  strata_writer_options o = {.region_id = 1, .name = "w"};
+  strata_writer *w = NULL;
+  assert_strata_ok(strata_writer_open(path, &o, &w));
+  return w;
+}
+
+static void test_bad_options(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  const char *path = test_path(dir, "x.region");
+  strata_writer *w = NULL;
+  strata_writer_options o = {.name = "ok"};
+  char longname[300];
+  memset(longname, 'a', sizeof longname - 1);
+  longname[sizeof longname - 1] = '\0';
+  struct {
+    strata_writer_options o;
+    int err;
+    const char *detail;
+  } cases[] = {
+      {{.name = NULL}, STRATA_E_INVAL, "needs a name"},
+      {{.name = ""}, STRATA_E_INVAL, "needs a name"},
+      {{.name = longname}, STRATA_E_LIMIT, "region name is 299 bytes"},
+      {{.name = "bad\xC0\xAF"}, STRATA_E_INVAL, "UTF-8"},
+      {{.name = "a", .align = 3}, STRATA_E_INVAL, "alignment 3"},
+      {{.name = "a", .align = 8}, STRATA_E_INVAL, "alignment 8"},
+      {{.name = "a", .align = 131072}, STRATA_E_INVAL, "alignment 131072"},
+      {{.name = "a", .metadata = "{bad"}, STRATA_E_INVAL, "not JSON"},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+    assert_strata_err(strata_writer_open(path, &cases[k].o, &w), cases[k].err);
+    assert_non_null(strstr(strata_last_error_detail(), cases[k].detail));
+    assert_non_null(strstr(strata_last_error_detail(), path));
+  }
+  assert_strata_err(strata_writer_open(NULL, &o, &w), STRATA_E_INVAL);
+  assert_strata_err(
+      strata_writer_open(test_path(dir, "no/such/dir/x.region"), &o, &w),
+      -ENOENT);
+  assert_int_equal(count_entries(dir), 0);
+}
+
+static void test_bad_layers_do_not_poison(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  const char *path = test_path(dir, "x.region");
+  strata_writer *w = open_writer(path);
+  char longname[5000];
+  memset(longname, 'n', sizeof longname - 1);
+  longname[sizeof longname - 1] = '\0';
+  char *bigmeta = malloc((1u << 20) + 10);
+  assert_non_null(bigmeta);
+  memset(bigmeta, ' ', (1u << 20) + 9);
+  bigmeta[0] = '1';
+  bigmeta[(1u << 20) + 9] = '\0';
+
+  assert_strata_ok(strata_writer_add(w, 7, "seven", NULL, "7", 1));
+  assert_strata_err(strata_writer_add(w, 7, NULL, NULL, "x", 1),
+                    STRATA_E_DUPLICATE);
+  assert_non_null(strstr(strata_last_error_detail(), "layer 7"));
+  assert_strata_err(strata_writer_add(w, 8, "seven", NULL, "x", 1),
+                    STRATA_E_DUPLICATE);
+  assert_non_null(strstr(strata_last_error_detail(), "\"seven\""));
+  assert_strata_err(strata_writer_add(w, 9, "", NULL, "x", 1), STRATA_E_INVAL);
+  assert_strata_err(strata_writer_add(w, 9, "\xED\xA0\x80", NULL, "x", 1),
+                    STRATA_E_INVAL);
+  assert_strata_err(strata_writer_add(w, 9, longname, NULL, "x", 1),
+                    STRATA_E_LIMIT);
+  assert_strata_err(strata_writer_add(w, 9, NULL, "[1,", "x", 1),
+                    STRATA_E_INVAL);
+  assert_non_null(strstr(strata_last_error_detail(), "not JSON"));
+  assert_strata_err(strata_writer_add(w, 9, NULL, bigmeta, "x", 1),
+                    STRATA_E_LIMIT);
+  free(bigmeta);
+  /* None of that reached the file: the next good layer and commit work. */
+  assert_strata_ok(strata_writer_add(w, 9, "nine", "{\"a\":[1,2]}", "99", 2));
+  assert_strata_ok(strata_writer_commit(w));
+
+  strata_region *r;
+  assert_strata_ok(strata_region_open(path, 0, &r));
+  assert_int_equal(strata_region_layer_count(r), 2);
+  strata_layer l;
+  assert_strata_ok(strata_region_get_by_name(r, "nine", 4, &l));
+  assert_int_equal(l.id, 9);
+  assert_memory_equal(l.data, "99", 2);
+  assert_strata_ok(strata_region_verify(r, NULL));
+  strata_region_close(r);
+  assert_int_equal(count_entries(dir), 1);
+}
+
+static void test_state_errors(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  const char *path = test_path(dir, "x.region");
+  strata_writer *w = open_writer(path);
+  assert_strata_err(strata_writer_append(w, "a", 1), STRATA_E_STATE);
+  assert_strata_err(strata_writer_append_zeros(w, 1), STRATA_E_STATE);
+  assert_strata_err(strata_writer_end_layer(w), STRATA_E_STATE);
+  assert_strata_ok(strata_writer_begin_layer(w, 1, NULL, NULL));
+  assert_strata_err(strata_writer_begin_layer(w, 2, NULL, NULL),
+                    STRATA_E_STATE);
+  /* Committing in the middle of a layer fails and leaves nothing. */
+  assert_strata_err(strata_writer_commit(w), STRATA_E_STATE);
+  assert_int_equal(count_entries(dir), 0);
+}
+
+static void test_abort_leaves_nothing(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  strata_writer *w = open_writer(test_path(dir, "x.region"));
+  for (uint64_t i = 0; i < 100; i++)
+    assert_strata_ok(strata_writer_add(w, i, NULL, NULL, "abc", 3));
+  strata_writer_abort(w);
+  strata_writer_abort(NULL);
+  assert_int_equal(count_entries(dir), 0);
+}
+
+static void test_commit_replaces(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  const char *path = test_path(dir, "x.region");
+  for (int version = 1; version <= 3; version++) {
+    strata_writer *w = open_writer(path);
+    char data[16];
+    snprintf(data, sizeof data, "version %d", version);
+    assert_strata_ok(strata_writer_add(w, 0, NULL, NULL, data, strlen(data)));
+    assert_strata_ok(strata_writer_commit(w));
+    strata_region *r;
+    assert_strata_ok(strata_region_open(path, 0, &r));
+    strata_layer l;
+    assert_strata_ok(strata_region_get(r, 0, &l));
+    assert_int_equal(l.size, strlen(data));
+    assert_memory_equal(l.data, data, l.size);
+    strata_region_close(r);
+    assert_int_equal(count_entries(dir), 1);
+  }
+}
+
+static void test_streaming(void **state) {
+  (void)state;
+  const char *path = test_path(test_tmpdir(), "s.region");
+  strata_writer *w = open_writer(path);
+  XXH3_state_t *x = XXH3_createState();
+  XXH3_64bits_reset(x);
+  assert_strata_ok(strata_writer_begin_layer(w, 5, "streamed", "{}"));
+  uint8_t chunk[4096];
+  for (int k = 0; k < 50; k++) {
+    memset(chunk, k, sizeof chunk);
+    assert_strata_ok(strata_writer_append(w, chunk, sizeof chunk - (size_t)k));
+    XXH3_64bits_update(x, chunk, sizeof chunk - (size_t)k);
+  }
+  static const uint8_t zeros[100000];
+  assert_strata_ok(strata_writer_append_zeros(w, sizeof zeros));
+  XXH3_64bits_update(x, zeros, sizeof zeros);
+  assert_strata_ok(strata_writer_append(w, "end", 3));
+  XXH3_64bits_update(x, "end", 3);
+  assert_strata_ok(strata_writer_end_layer(w));
+  /* An empty layer is a layer too. */
+  assert_strata_ok(strata_writer_add(w, 6, NULL, NULL, NULL, 0));
+  assert_strata_ok(strata_writer_commit(w));
+
+  strata_region *r;
+  assert_strata_ok(strata_region_open(path, 0, &r));
+  strata_layer l;
+  assert_strata_ok(strata_region_get(r, 5, &l));
+  uint64_t want = 50 * 4096 - 49 * 50 / 2 + sizeof zeros + 3;
+  assert_int_equal(l.size, want);
+  assert_int_equal(l.checksum, XXH3_64bits_digest(x));
+  assert_memory_equal((const uint8_t *)l.data + l.size - 3, "end", 3);
+  assert_int_equal(((const uint8_t *)l.data)[l.size - 4], 0);
+  assert_strata_ok(strata_region_get(r, 6, &l));
+  assert_int_equal(l.size, 0);
+  assert_strata_ok(strata_region_verify(r, NULL));
+  strata_region_close(r);
+  XXH3_freeState(x);
+}
+
+/* Inverse of murmur3's fmix64, so the test can pick ids by their hash. */
+static uint64_t mul_inverse(uint64_t a) {
+  uint64_t x = a; /* Newton's iteration: correct bits double each step */
+  for (int i = 0; i < 6; i++)
+    x *= 2 - a * x;
+  return x;
+}
+static uint64_t unmix(uint64_t h) {
+  h ^= h >> 33;
+  h *= mul_inverse(0xc4ceb9fe1a85ec53ull);
+  h ^= h >> 33;
+  h *= mul_inverse(0xff51afd7ed558ccdull);
+  h ^= h >> 33;
+  return h;
+}
+
+static void test_colliding_ids_change_seed(void **state) {
+  (void)state;
+  /* 100 ids; under seed 0, 80 of them land in bucket 0 (top 7 bits zero),
+   * more than a bucket may hold, so the writer must pick another seed. */
+  uint64_t ids[100];
+  for (int i = 0; i < 100; i++) {
+    uint64_t h = i < 80 ? (uint64_t)(i + 1) * 1000003ull
+                        : ((uint64_t)i << 56) | 12345;
+    ids[i] = unmix(h);
+    assert_int_equal(strata__id_hash(ids[i], 0), h);
+  }
+  const char *path = test_path(test_tmpdir(), "c.region");
+  strata_writer *w = open_writer(path);
+  for (int i = 0; i < 100; i++)
+    assert_strata_ok(strata_writer_add(w, ids[i], NULL, NULL, &ids[i], 8));
+  assert_strata_ok(strata_writer_commit(w));
+  size_t len;
+  uint8_t *img = test_read_file(path, &len);
+  assert_int_not_equal(strata__rd64(img + STRATA__H_HASH_SEED), 0);
+  free(img);
+  strata_region *r;
+  assert_strata_ok(strata_region_open(path, 0, &r));
+  for (int i = 0; i < 100; i++) {
+    strata_layer l;
+    assert_strata_ok(strata_region_get(r, ids[i], &l));
+    assert_memory_equal(l.data, &ids[i], 8);
+  }
+  strata_region_close(r);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_bad_options),
+      cmocka_unit_test(test_bad_layers_do_not_poison),
+      cmocka_unit_test(test_state_errors),
+      cmocka_unit_test(test_abort_leaves_nothing),
+      cmocka_unit_test(test_commit_replaces),
+      cmocka_unit_test(test_streaming),
+      cmocka_unit_test(test_colliding_ids_change_seed),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
