@@ -166,7 +166,8 @@ static int plan_with_seed(strata_writer *w, index_plan *p, bool *ok) {
 
 static int make_plan(strata_writer *w, index_plan *p) {
   uint64_t n = w->n;
-  qsort(w->entries, (size_t)n, sizeof *w->entries, cmp_id);
+  if (n > 0) /* qsort() must not see the NULL array of an empty region */
+    qsort(w->entries, (size_t)n, sizeof *w->entries, cmp_id);
   p->dense = n == 0 || w->entries[n - 1].id - w->entries[0].id == n - 1;
   for (uint64_t i = 0; i < n; i++)
     p->m += w->entries[i].name_len != 0;
