@@ -31,35 +31,50 @@ static const uint32_t section_align[STRATA__S_COUNT] = {0, 64, 8, 8, 8, 8, 8};
 
 static bool is_pow2(uint64_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
+/* What a string is, for error messages: "region name", or "layer 17 name".
+ * Formatted only when a check fails, so that validating a million layers
+ * does not format two million labels. */
+typedef struct label {
+  const char *what;
+  bool is_layer;
+  uint64_t id;
+} label;
+
+static const char *label_text(const label *l, char *buf, size_t len) {
+  if (!l->is_layer)
+    return l->what;
+  snprintf(buf, len, "layer %" PRIu64 " %s", l->id, l->what);
+  return buf;
+}
+
 /* A string in the STRINGS section: `len` bytes at `off`, followed by a NUL,
- * valid UTF-8 and without NUL bytes inside. `what` names it in errors. */
-static int check_string(const strata_region *r, const char *file,
-                        const char *what, uint64_t off, uint64_t len) {
+ * valid UTF-8 and without NUL bytes inside. */
+static int check_string(const strata_region *r, const char *file, label l,
+                        uint64_t off, uint64_t len) {
+  char buf[64];
+  const char *problem = NULL;
   if (len == 0) {
-    STRATA__FAIL_IF(off != 0, STRATA_E_CORRUPT,
-                    "%s: %s: empty string has offset %" PRIu64 " (must be 0)",
-                    file, what, off);
-    return 0;
+    if (off == 0)
+      return 0;
+    problem = "has length 0 but a nonzero offset";
+  } else if (off > r->strings_size || len >= r->strings_size - off) {
+    return strata__fail(STRATA_E_CORRUPT,
+                        "%s: %s: string [%" PRIu64 ", +%" PRIu64
+                        ") and its NUL end past strings section size %" PRIu64,
+                        file, label_text(&l, buf, sizeof buf), off, len,
+                        r->strings_size);
+  } else if (r->strings[off + len] != '\0') {
+    problem = "is not NUL-terminated";
+  } else if (memchr(r->strings + off, '\0', len) != NULL) {
+    problem = "contains a NUL byte";
+  } else if (!strata__utf8_valid(r->strings + off, len)) {
+    problem = "is not valid UTF-8";
   }
-  STRATA__FAIL_IF(off > r->strings_size || len >= r->strings_size - off,
-                  STRATA_E_CORRUPT,
-                  "%s: %s: string [%" PRIu64 ", +%" PRIu64
-                  ") and its NUL end past strings section size %" PRIu64,
-                  file, what, off, len, r->strings_size);
-  const char *s = r->strings + off;
-  STRATA__FAIL_IF(s[len] != '\0', STRATA_E_CORRUPT,
-                  "%s: %s: string at strings offset %" PRIu64
-                  " is not NUL-terminated",
-                  file, what, off);
-  STRATA__FAIL_IF(memchr(s, '\0', len) != NULL, STRATA_E_CORRUPT,
-                  "%s: %s: string at strings offset %" PRIu64
-                  " contains a NUL byte",
-                  file, what, off);
-  STRATA__FAIL_IF(!strata__utf8_valid(s, len), STRATA_E_CORRUPT,
-                  "%s: %s: string at strings offset %" PRIu64
-                  " is not valid UTF-8",
-                  file, what, off);
-  return 0;
+  if (problem == NULL)
+    return 0;
+  return strata__fail(STRATA_E_CORRUPT,
+                      "%s: %s: string at strings offset %" PRIu64 " %s", file,
+                      label_text(&l, buf, sizeof buf), off, problem);
 }
 
 /* A bucket table of 2^bits + 1 u32 values that partitions `count` records:
@@ -256,8 +271,10 @@ static int check_region_strings(strata_region *r, const uint8_t *h,
   STRATA__FAIL_IF(meta_len > STRATA__MAX_METADATA, STRATA_E_LIMIT,
                   "%s: region metadata length %" PRIu64 " exceeds %u", file,
                   meta_len, STRATA__MAX_METADATA);
-  STRATA__TRY(check_string(r, file, "region name", name_off, name_len));
-  STRATA__TRY(check_string(r, file, "region metadata", meta_off, meta_len));
+  STRATA__TRY(check_string(r, file, (label){"region name", false, 0},
+                           name_off, name_len));
+  STRATA__TRY(check_string(r, file, (label){"region metadata", false, 0},
+                           meta_off, meta_len));
   r->name = r->strings + name_off;
   r->metadata = meta_len == 0 ? "" : r->strings + meta_off;
   return 0;
@@ -302,7 +319,6 @@ static int check_entry_id(strata_region *r, const char *file, uint64_t i,
 
 static int check_entries(strata_region *r, const char *file) {
   uint64_t prev_hash = 0, named = 0;
-  char what[64];
   for (uint64_t i = 0; i < r->n; i++) {
     const uint8_t *e = r->entries + i * STRATA__ENTRY_SIZE;
     uint64_t id = strata__rd64(e + STRATA__E_ID);
@@ -336,11 +352,9 @@ static int check_entries(strata_region *r, const char *file) {
                     "%s: layer %" PRIu64 ": metadata length %" PRIu32
                     " exceeds %u",
                     file, id, meta_len, STRATA__MAX_METADATA);
-    snprintf(what, sizeof what, "layer %" PRIu64 " name", id);
-    STRATA__TRY(check_string(r, file, what,
+    STRATA__TRY(check_string(r, file, (label){"name", true, id},
                              strata__rd64(e + STRATA__E_NAME_OFF), name_len));
-    snprintf(what, sizeof what, "layer %" PRIu64 " metadata", id);
-    STRATA__TRY(check_string(r, file, what,
+    STRATA__TRY(check_string(r, file, (label){"metadata", true, id},
                              strata__rd64(e + STRATA__E_META_OFF), meta_len));
     named += name_len != 0;
   }

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Strata needs that are missing on this machine
+# (run as root; does nothing when everything is present).
+set -euo pipefail
+packages=(
+  build-essential cmake pkg-config   # toolchain
+  libjansson-dev libxxhash-dev       # library dependencies
+  libcmocka-dev                      # tests
+  liblmdb-dev libcdb-dev             # benchmark peers
+  clang libclang-rt-14-dev           # libFuzzer and sanitizer runtimes
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+    missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls exactly this):
+#   1. installs missing packages (.ci/deps.sh),
+#   2. a -Werror build with tools, examples and the benchmark; all ctest tests,
+#   3. the same under ASan+UBSan,
+#   4. the libFuzzer target (clang): replays the corpus, fuzzes briefly,
+#   5. a smoke run of strata-bench (no timing is checked).
+# Build trees go to build-ci*/ in the source directory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+fuzz_seconds=${STRATA_FUZZ_SECONDS:-60}
+
+bash .ci/deps.sh
+
+step() { printf '\n==== %s ====\n' "$*"; }
+
+step "build (gcc, -Werror)"
+cmake -S . -B build-ci -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_WERROR=ON \
+  -DSTRATA_BUILD_BENCH=ON >/dev/null
+cmake --build build-ci -j"$jobs"
+step "tests"
+ctest --test-dir build-ci --output-on-failure -j"$jobs"
+
+step "build (ASan+UBSan)"
+cmake -S . -B build-ci-asan -DCMAKE_BUILD_TYPE=Debug -DSTRATA_WERROR=ON \
+  -DSTRATA_SANITIZE=address,undefined >/dev/null
+cmake --build build-ci-asan -j"$jobs"
+step "tests under ASan+UBSan"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build-ci-asan --output-on-failure -j"$jobs"
+
+step "fuzz (clang libFuzzer, ${fuzz_seconds}s per target)"
+CC=clang cmake -S . -B build-ci-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DSTRATA_BUILD_FUZZ=ON -DSTRATA_BUILD_TOOLS=OFF -DSTRATA_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build build-ci-fuzz -j"$jobs"
+ctest --test-dir build-ci-fuzz --output-on-failure -R fuzz
+bash tests/fuzz/run_fuzz.sh build-ci-fuzz "$fuzz_seconds"
+
+step "strata-bench smoke run"
+./build-ci/tools/bench/strata-bench --n 20000 --gets 200000 --reps 1 --scenario dense
+
+step "all tests passed"
