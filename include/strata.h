@@ -214,9 +214,12 @@ STRATA_API int strata_region_next(strata_region_iter *it, strata_layer *out);
 
 /* Deep check: recomputes every layer's content checksum, walks the id order
  * and checks every name lookup. Reads the whole file.
- * Returns 0 when intact. On the first bad layer returns STRATA_E_CHECKSUM (or
- * STRATA_E_CORRUPT for index inconsistencies), stores its id in *bad_id when
- * bad_id is not NULL, and names it in the error detail. */
+ * Returns 0 when intact. On the first bad layer returns STRATA_E_CHECKSUM
+ * (content) or STRATA_E_CORRUPT (its name is not found through the name
+ * index, or is shared), stores its id in *bad_id when bad_id is not NULL,
+ * and names it in the error detail. When the id order itself is broken
+ * (STRATA_E_CORRUPT from iteration) no layer can be named and *bad_id is
+ * left unchanged. */
 STRATA_API int strata_region_verify(const strata_region *region,
                                     uint64_t *bad_id);
 
@@ -269,7 +272,8 @@ STRATA_API int strata_writer_append_zeros(strata_writer *w, uint64_t size);
 STRATA_API int strata_writer_end_layer(strata_writer *w);
 
 /* Writes the index and header, fsync()s the file, renames it to the final
- * path (replacing an existing file) and fsync()s the directory. Frees the
+ * path (replacing an existing file) and fsync()s the directory. The file is
+ * created read-only (mode 0444): region files are never modified. Frees the
  * writer whatever the outcome; on failure nothing appears at the final path
  * and the temporary file is removed. A failed fsync is never retried. */
 STRATA_API int strata_writer_commit(strata_writer *w);

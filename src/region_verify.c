@@ -51,10 +51,7 @@ int strata_region_verify(const strata_region *r, uint64_t *bad_id) {
                           l.size, sum, l.checksum);
     }
   }
-  if (rc < 0) {
-    if (bad_id)
-      *bad_id = it.pos;
+  if (rc < 0) /* the id order itself is broken: there is no layer to name */
     return rc;
-  }
   return verify_names(r, file, bad_id);
 }
