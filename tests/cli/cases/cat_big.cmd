@@ -1,0 +1,1 @@
+@STRATA@ cat @FIXTURES@/big.region blob | cksum

@@ -1,0 +1,1 @@
+@STRATA@ cat @FIXTURES@/dense.region gamma

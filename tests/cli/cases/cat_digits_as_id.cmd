@@ -1,0 +1,1 @@
+@STRATA@ cat @FIXTURES@/digits.region 2

@@ -1,0 +1,1 @@
+@STRATA@ cat --name @FIXTURES@/digits.region 2

@@ -1,0 +1,1 @@
+@STRATA@ cat @FIXTURES@/sparse.region 0005

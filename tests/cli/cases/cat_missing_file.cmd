@@ -1,0 +1,1 @@
+@STRATA@ cat @FIXTURES@/nonexistent.region 0

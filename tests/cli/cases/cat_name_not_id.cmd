@@ -1,0 +1,1 @@
+@STRATA@ cat --name @FIXTURES@/dense.region 0

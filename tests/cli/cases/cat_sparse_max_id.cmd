@@ -1,0 +1,1 @@
+@STRATA@ cat @FIXTURES@/sparse.region 18446744073709551615

@@ -1,0 +1,1 @@
+@STRATA@ cat @FIXTURES@/big.region 0 >/dev/full

@@ -1,0 +1,1 @@
+@STRATA@ inspect @FIXTURES@/sparse.region

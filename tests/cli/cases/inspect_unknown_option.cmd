@@ -1,0 +1,1 @@
+@STRATA@ inspect --json @FIXTURES@/dense.region

@@ -1,0 +1,1 @@
+@STRATA@ ls @FIXTURES@/empty.region

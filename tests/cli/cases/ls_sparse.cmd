@@ -1,0 +1,1 @@
+@STRATA@ ls @FIXTURES@/sparse.region

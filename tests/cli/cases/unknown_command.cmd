@@ -1,0 +1,1 @@
+@STRATA@ frobnicate @FIXTURES@/dense.region

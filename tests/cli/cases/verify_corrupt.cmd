@@ -1,0 +1,1 @@
+@STRATA@ verify @FIXTURES@/corrupt.region

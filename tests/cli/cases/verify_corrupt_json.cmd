@@ -1,0 +1,1 @@
+@STRATA@ verify --json @FIXTURES@/corrupt.region

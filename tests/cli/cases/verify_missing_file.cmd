@@ -1,0 +1,1 @@
+@STRATA@ verify @FIXTURES@/nonexistent.region

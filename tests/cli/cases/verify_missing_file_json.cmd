@@ -1,0 +1,1 @@
+@STRATA@ verify --json @FIXTURES@/nonexistent.region

@@ -1,0 +1,1 @@
+@STRATA@ verify --json @FIXTURES@/dense.region

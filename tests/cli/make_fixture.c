@@ -1,0 +1,178 @@
+/* make_fixture OUTDIR: writes the region files the CLI tests run against,
+ * through the public writer API, so that the tests need no other tool.
+ * Everything is deterministic: the expected outputs in cases/ depend on the
+ * exact ids, names, metadata and content below.
+ *
+ *   dense.region       ids 0..3, names, metadata, an empty layer
+ *   sparse.region      ids 5, 1000, 2^63 and 2^64-1 (hashed id lookup)
+ *   empty.region       no layers
+ *   digits.region      layer 1 is named "2", layer 2 "x", layer 3 has a tab
+ *                      and a backslash in its name
+ *   big.region         one 4 MiB layer, for pipes and truncation
+ *   corrupt.region     dense.region with one content byte of layer 3 flipped
+ *   badsum.region      dense.region with one header byte flipped
+ *   truncated.region   the first half of dense.region
+ *   notregion.txt      a text file
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "strata.h"
+
+#define BIG_SIZE (4u << 20)
+/* Layer 3 of dense.region starts with this; corrupt.region is found by it. */
+#define GAMMA_MARKER "GAMMA:"
+
+static const char *outdir;
+
+static const char *path_of(const char *name) {
+  static char buf[4096];
+  snprintf(buf, sizeof buf, "%s/%s", outdir, name);
+  return buf;
+}
+
+static void die(const char *what, int rc) {
+  fprintf(stderr, "make_fixture: %s: %s (%s)\n", what,
+          strata_last_error_detail(), strata_err_name(rc));
+  exit(1);
+}
+
+#define TRY(what, expr)                                                        \
+  do {                                                                         \
+    int rc_ = (expr);                                                          \
+    if (rc_ < 0)                                                               \
+      die(what, rc_);                                                          \
+  } while (0)
+
+static strata_writer *start(const char *file, uint64_t id, const char *name,
+                            const char *metadata) {
+  strata_writer_options o = {
+      .region_id = id, .name = name, .metadata = metadata};
+  strata_writer *w = NULL;
+  TRY(file, strata_writer_open(path_of(file), &o, &w));
+  return w;
+}
+
+static void add(strata_writer *w, uint64_t id, const char *name,
+                const char *meta, const char *text) {
+  TRY("add", strata_writer_add(w, id, name, meta, text, strlen(text)));
+}
+
+static void make_dense(void) {
+  strata_writer *w =
+      start("dense.region", 7, "dense", "{\"owner\":\"tests\",\"version\":1}");
+  add(w, 0, "alpha", "{\"kind\":\"greeting\"}", "hello\n");
+  add(w, 1, "beta", NULL, "world\n");
+  add(w, 2, NULL, NULL, "");
+  /* 1000 bytes: the marker, then lines of a counting pattern. */
+  char gamma[1001];
+  size_t n = (size_t)snprintf(gamma, sizeof gamma, "%s", GAMMA_MARKER);
+  for (int i = 0; n < 1000; i++)
+    n += (size_t)snprintf(gamma + n, sizeof gamma - n, "line %03d\n", i);
+  gamma[1000] = '\0';
+  add(w, 3, "gamma", "{\"kind\":\"pattern\",\"lines\":true}", gamma);
+  TRY("commit dense", strata_writer_commit(w));
+}
+
+static void make_sparse(void) {
+  strata_writer *w = start("sparse.region", 42, "sparse", NULL);
+  add(w, 1000, "thousand", NULL, "1000\n");
+  add(w, 5, "five", "[1,2,3]", "5\n");
+  add(w, UINT64_C(1) << 63, "two-to-the-63", NULL, "2^63\n");
+  add(w, UINT64_MAX, NULL, "{\"max\":true}", "2^64-1\n");
+  TRY("commit sparse", strata_writer_commit(w));
+}
+
+static void make_small(void) {
+  TRY("commit empty",
+      strata_writer_commit(start("empty.region", 1, "empty", NULL)));
+  strata_writer *w = start("digits.region", 2, "digits", NULL);
+  add(w, 1, "2", NULL, "layer one, named 2\n");
+  add(w, 2, "x", NULL, "layer two, named x\n");
+  /* A tab and a backslash: ls must escape them to keep one line a layer. */
+  add(w, 3, "tab\there\\", NULL, "layer three\n");
+  TRY("commit digits", strata_writer_commit(w));
+}
+
+static void make_big(void) {
+  strata_writer *w = start("big.region", 3, "big", NULL);
+  static char chunk[64 * 1024];
+  for (size_t i = 0; i < sizeof chunk; i++)
+    chunk[i] = (char)('a' + i % 26);
+  TRY("begin big", strata_writer_begin_layer(w, 0, "blob", NULL));
+  for (size_t done = 0; done < BIG_SIZE; done += sizeof chunk)
+    TRY("append big", strata_writer_append(w, chunk, sizeof chunk));
+  TRY("end big", strata_writer_end_layer(w));
+  TRY("commit big", strata_writer_commit(w));
+}
+
+static char *slurp(const char *file, size_t *size) {
+  FILE *f = fopen(path_of(file), "rb");
+  if (f == NULL || fseek(f, 0, SEEK_END) != 0) {
+    perror(file);
+    exit(1);
+  }
+  long n = ftell(f);
+  rewind(f);
+  char *buf = malloc((size_t)n + 1);
+  if (buf == NULL || fread(buf, 1, (size_t)n, f) != (size_t)n) {
+    perror(file);
+    exit(1);
+  }
+  fclose(f);
+  buf[n] = '\0';
+  *size = (size_t)n;
+  return buf;
+}
+
+static void spill(const char *file, const void *buf, size_t size) {
+  FILE *f = fopen(path_of(file), "wb");
+  if (f == NULL || fwrite(buf, 1, size, f) != size || fclose(f) != 0) {
+    perror(file);
+    exit(1);
+  }
+}
+
+/* Damaged copies of dense.region. The content byte is found by searching
+ * for the marker rather than computed from the layout, so that the test
+ * does not depend on where the writer places content. */
+static void make_damaged(void) {
+  size_t size;
+  char *buf = slurp("dense.region", &size);
+  char *marker = NULL;
+  for (size_t i = 0; i + sizeof GAMMA_MARKER - 1 <= size && !marker; i++)
+    if (memcmp(buf + i, GAMMA_MARKER, sizeof GAMMA_MARKER - 1) == 0)
+      marker = buf + i;
+  if (marker == NULL) {
+    fprintf(stderr, "make_fixture: marker not found in dense.region\n");
+    exit(1);
+  }
+  marker[10] ^= 0x01;
+  spill("corrupt.region", buf, size);
+  marker[10] ^= 0x01;
+
+  buf[24] ^= 0x01; /* the region id: covered by the header checksum */
+  spill("badsum.region", buf, size);
+  buf[24] ^= 0x01;
+
+  spill("truncated.region", buf, size / 2);
+  free(buf);
+
+  static const char text[] = "This is not a region file.\n";
+  spill("notregion.txt", text, sizeof text - 1);
+}
+
+int main(int argc, char **argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: make_fixture OUTDIR\n");
+    return 2;
+  }
+  outdir = argv[1];
+  make_dense();
+  make_sparse();
+  make_small();
+  make_big();
+  make_damaged();
+  return 0;
+}

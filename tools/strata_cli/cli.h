@@ -1,0 +1,137 @@
+/* The strata command-line tool: what the subcommands share.
+ *
+ * Each subcommand lives in its own cmd_*.c file and exports one cli_command;
+ * main.c holds the table that dispatches to them. To add a subcommand: write
+ * cmd_NAME.c defining `const cli_command cli_cmd_NAME`, declare it below, add
+ * it to the table in main.c and to the source list in CMakeLists.txt.
+ *
+ * The tool uses the public API (<strata.h>) only. */
+#ifndef STRATA_CLI_H
+#define STRATA_CLI_H
+
+#include <setjmp.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "strata.h"
+
+/* Exit codes, documented in `strata --help` and docs/CLI.md. */
+enum {
+  CLI_EXIT_OK = 0,
+  CLI_EXIT_FAIL = 1,  /* not found, corrupt, I/O: "strata: <detail>" */
+  CLI_EXIT_USAGE = 2, /* bad command line: message plus a usage hint */
+};
+
+typedef struct cli_command {
+  const char *name;
+  const char *synopsis; /* "[--json] FILE": the arguments, for messages */
+  const char *summary;  /* one line for `strata --help` */
+  const char *usage;    /* full text for `strata NAME --help`, ends in \n */
+  /* argv[0] is the subcommand name. Returns the process exit code. */
+  int (*run)(int argc, char **argv);
+} cli_command;
+
+extern const cli_command cli_cmd_inspect;
+extern const cli_command cli_cmd_ls;
+extern const cli_command cli_cmd_cat;
+extern const cli_command cli_cmd_verify;
+
+/* ---- command-line parsing (cli_args.c) --------------------------------- */
+
+/* One option of a subcommand. Exactly one of `flag` and `value` is set:
+ * `flag` for a switch (--json), `value` for an option that takes an
+ * argument (--out FILE or --out=FILE). */
+typedef struct cli_option {
+  const char *name; /* with the dashes: "--json" */
+  bool *flag;
+  const char **value;
+} cli_option;
+
+/* Parses argv[1..argc) of `cmd`: options anywhere, "--" ends them, and
+ * between min_pos and max_pos positional arguments, stored in pos[] and
+ * counted in *npos. "--help"/"-h" is handled here for every subcommand.
+ * Returns true when the command should go on. Otherwise it has already
+ * printed what was needed and *exit_code holds the code to return: 0 after
+ * --help, CLI_EXIT_USAGE after a usage error. */
+bool cli_parse_args(const cli_command *cmd, int argc, char **argv,
+                    const cli_option *opts, size_t nopts, const char **pos,
+                    size_t min_pos, size_t max_pos, size_t *npos,
+                    int *exit_code);
+
+/* Prints "strata: [CMD: ]<message>" and a "Try ... --help" hint on stderr
+ * and returns CLI_EXIT_USAGE. cmd may be NULL for the top level. */
+int cli_usage_error(const cli_command *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- errors and output (cli_util.c) ------------------------------------ */
+
+/* Prints "strata: <message>" on stderr and returns CLI_EXIT_FAIL. */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Prints "strata: <detail>" for the failed library call that returned `rc`
+ * (strata_last_error_detail(), or strata_strerror(rc) when the library left
+ * no detail) and returns CLI_EXIT_FAIL. */
+int cli_fail_lib(int rc);
+
+/* The library detail with a leading "PATH: " removed, for messages that
+ * already name the file. Points into the library's per-thread buffer, so it
+ * is valid until the next Strata call. */
+const char *cli_detail_without_path(const char *path);
+
+/* Writes all `len` bytes to fd, across short writes and EINTR.
+ * Returns 0 or -errno. */
+int cli_write_all(int fd, const void *buf, size_t len);
+
+/* Formats a checksum as 16 lowercase hex digits into buf[17]. */
+const char *cli_hex64(uint64_t v, char buf[17]);
+
+/* ---- JSON (cli_json.c) -------------------------------------------------- */
+
+/* A JSON number for a u64: ids above INT64_MAX do not fit jansson's signed
+ * integer and are written as a decimal string instead. */
+json_t *cli_json_u64(uint64_t v);
+/* A JSON string for text that should be UTF-8 but may not be (a path from
+ * the command line): bytes that jansson rejects become '?'. */
+json_t *cli_json_text(const char *s, size_t len);
+/* Parsed metadata: null when absent or empty, the parsed value otherwise;
+ * text that does not parse is kept as a JSON string. */
+json_t *cli_json_metadata(const char *text, size_t len);
+/* A layer as {id, name, size, checksum, metadata}. */
+json_t *cli_json_layer(const strata_layer *l);
+/* Pretty-prints `v` (indent 2, insertion order) with a final newline to
+ * stdout and releases it. Returns 0, or CLI_EXIT_FAIL with a message. */
+int cli_json_print(json_t *v);
+
+/* ---- SIGBUS guard (cli_guard.c) ------------------------------------------ */
+
+/* A region file truncated by another process while it is mapped makes an
+ * access past the new end raise SIGBUS. Commands that read the mapping turn
+ * that into an error message:
+ *
+ *   if (CLI_BUS_FAULTED()) {   // reached again, via siglongjmp, on SIGBUS
+ *     ...report, release, return CLI_EXIT_FAIL...
+ *   }
+ *   cli_bus_arm();
+ *   ...reads of the mapping...
+ *   cli_bus_disarm();
+ *
+ * Locals changed between CLI_BUS_FAULTED() and the fault, and read after it,
+ * must be volatile. One guarded section at a time (the tool is single
+ * threaded). A SIGBUS while disarmed keeps its default action. */
+extern sigjmp_buf cli_bus_env;
+#define CLI_BUS_FAULTED() (sigsetjmp(cli_bus_env, 1) != 0)
+void cli_bus_arm(void);
+void cli_bus_disarm(void);
+/* The message for a fault, shared so that every command words it alike. */
+#define CLI_BUS_MESSAGE                                                        \
+  "I/O error reading the mapping (file truncated or device error?)"
+
+/* ---- regions (cli_util.c) ----------------------------------------------- */
+
+/* Opens `path`; on failure prints "strata: <detail>" and returns NULL. */
+strata_region *cli_open_region(const char *path, unsigned flags);
+
+#endif /* STRATA_CLI_H */

@@ -1,0 +1,69 @@
+/* Building the JSON that --json and inspect print (jansson). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+json_t *cli_json_u64(uint64_t v) {
+  if (v <= (uint64_t)INT64_MAX)
+    return json_integer((json_int_t)v);
+  char buf[24];
+  snprintf(buf, sizeof buf, "%llu", (unsigned long long)v);
+  return json_string(buf);
+}
+
+json_t *cli_json_text(const char *s, size_t len) {
+  json_t *v = json_stringn(s, len);
+  if (v != NULL)
+    return v;
+  /* Not UTF-8 (jansson refuses it): keep ASCII, mark every other byte. */
+  char *copy = malloc(len + 1);
+  if (copy == NULL)
+    return NULL;
+  for (size_t i = 0; i < len; i++)
+    copy[i] = (unsigned char)s[i] < 0x80 ? s[i] : '?';
+  v = json_stringn(copy, len);
+  free(copy);
+  return v;
+}
+
+json_t *cli_json_metadata(const char *text, size_t len) {
+  if (text == NULL || len == 0)
+    return json_null();
+  json_error_t err;
+  json_t *v = json_loadb(text, len, JSON_DECODE_ANY, &err);
+  if (v == NULL)
+    /* jansson cannot hold integers above INT64_MAX; reading every integer
+     * as a real keeps such metadata printable, at some precision. */
+    v = json_loadb(text, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, &err);
+  if (v == NULL)
+    v = cli_json_text(text, len);
+  return v;
+}
+
+json_t *cli_json_layer(const strata_layer *l) {
+  char hex[17];
+  json_t *o = json_object();
+  json_object_set_new(o, "id", cli_json_u64(l->id));
+  json_object_set_new(
+      o, "name", l->name ? cli_json_text(l->name, l->name_len) : json_null());
+  json_object_set_new(o, "size", cli_json_u64(l->size));
+  json_object_set_new(o, "checksum", json_string(cli_hex64(l->checksum, hex)));
+  json_object_set_new(o, "metadata",
+                      cli_json_metadata(l->metadata, l->metadata_len));
+  return o;
+}
+
+int cli_json_print(json_t *v) {
+  if (v == NULL)
+    return cli_fail("out of memory building the JSON output");
+  /* jansson keeps insertion order (JSON_PRESERVE_ORDER is the default since
+   * 2.8; it is passed for older versions), so the key order is the order
+   * the commands add them in: stable across runs. */
+  int rc = json_dumpf(v, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+  json_decref(v);
+  if (rc != 0 || fputc('\n', stdout) == EOF || fflush(stdout) != 0)
+    return cli_fail("writing to standard output failed");
+  return CLI_EXIT_OK;
+}

@@ -1,0 +1,68 @@
+/* strata: inspect and check region files from the command line.
+ * This file holds the subcommand table, the top-level usage and --version;
+ * each subcommand is in its own cmd_*.c. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* Shown in this order by --help. */
+static const cli_command *const commands[] = {
+    &cli_cmd_inspect,
+    &cli_cmd_ls,
+    &cli_cmd_cat,
+    &cli_cmd_verify,
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static void print_usage(FILE *f) {
+  fputs("Usage: strata [--help | --version]\n"
+        "       strata COMMAND [OPTIONS] ARGS...\n"
+        "\n"
+        "Inspect and check Strata region files.\n"
+        "\n"
+        "Commands:\n",
+        f);
+  for (size_t i = 0; i < N_COMMANDS; i++)
+    fprintf(f, "  %-9s %s\n", commands[i]->name, commands[i]->summary);
+  fputs("\n"
+        "Run 'strata COMMAND --help' for the options of a command.\n"
+        "\n"
+        "Exit status:\n"
+        "  0  success\n"
+        "  1  failure: file or layer not found, corrupt region, I/O error\n"
+        "     (a message 'strata: <detail>' on standard error; verify prints\n"
+        "     its verdict on standard output)\n"
+        "  2  usage error: unknown command or option, missing or extra\n"
+        "     arguments\n",
+        f);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    print_usage(stderr);
+    return CLI_EXIT_USAGE;
+  }
+  const char *name = argv[1];
+  if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
+    print_usage(stdout);
+    return CLI_EXIT_OK;
+  }
+  if (strcmp(name, "--version") == 0) {
+    printf("strata %s\n", strata_version_string());
+    return CLI_EXIT_OK;
+  }
+  for (size_t i = 0; i < N_COMMANDS; i++) {
+    if (strcmp(name, commands[i]->name) != 0)
+      continue;
+    int rc = commands[i]->run(argc - 1, argv + 1);
+    /* Buffered output may only fail here (a full disk, a closed pipe when
+     * SIGPIPE is ignored): success must not be claimed then. */
+    if (fflush(stdout) != 0 && rc == CLI_EXIT_OK)
+      rc = cli_fail("writing to standard output failed");
+    return rc;
+  }
+  if (name[0] == '-')
+    return cli_usage_error(NULL, "unknown option '%s'", name);
+  return cli_usage_error(NULL, "unknown command '%s'", name);
+}
