@@ -1,0 +1,149 @@
+/* libFuzzer target for the region reader.
+ *
+ * Runs the open-time validation (strata__region_validate) on the input, as
+ * strata_region_open() does on a mapping. When the input is accepted, it
+ * exercises everything a caller may then do without further checks --
+ * iteration, lookups by id and name, partial reads, verify -- and traps on
+ * any broken promise, so that the fuzzer reports it like a crash:
+ *
+ * - every entry's content, name and metadata must be readable (ASan sees an
+ *   out-of-bounds read, since the input is copied into a buffer of exactly
+ *   its size);
+ * - every entry's id must be found by strata_region_get() (open checked the
+ *   id index);
+ * - names and metadata must be NUL-terminated at their stated lengths.
+ *
+ * Header and index checksums would stop almost every mutated input at the
+ * first check, so an input that fails with STRATA_E_CHECKSUM is validated a
+ * second time with both checksums recomputed: the structural checks behind
+ * them are what is being fuzzed.
+ *
+ * The same file is linked into fuzz_region_replay (see replay_main.c), so
+ * that builds without libFuzzer replay the committed corpus under ctest. */
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "internal.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define REQUIRE(cond)                                                          \
+  do {                                                                         \
+    if (!(cond))                                                               \
+      __builtin_trap();                                                        \
+  } while (0)
+
+static volatile uint8_t g_sink;
+
+static void touch(const void *p, uint64_t len) {
+  if (len == 0)
+    return;
+  const volatile uint8_t *b = p;
+  g_sink ^= b[0];
+  g_sink ^= b[len - 1];
+}
+
+static void check_layer(const strata_region *r, const strata_layer *l) {
+  touch(l->data, l->size);
+  REQUIRE(l->flags == 0);
+  if (l->name != NULL) {
+    REQUIRE(l->name_len > 0 && strlen(l->name) == l->name_len);
+  } else {
+    REQUIRE(l->name_len == 0);
+  }
+  if (l->metadata != NULL)
+    REQUIRE(l->metadata_len > 0 && strlen(l->metadata) == l->metadata_len);
+
+  strata_layer g;
+  REQUIRE(strata_region_get(r, l->id, &g) == 0);
+  REQUIRE(g.id == l->id && g.data == l->data && g.size == l->size);
+  if (l->name != NULL &&
+      strata_region_get_by_name(r, l->name, l->name_len, &g) == 0)
+    REQUIRE(g.name_len == l->name_len &&
+            memcmp(g.name, l->name, l->name_len) == 0);
+
+  const void *p;
+  REQUIRE(strata_region_read(r, l->id, 0, l->size, &p) == 0 && p == l->data);
+  if (l->size > 0) {
+    REQUIRE(strata_region_read(r, l->id, l->size - 1, 1, &p) == 0);
+    touch(p, 1);
+    REQUIRE(strata_region_read(r, l->id, l->size / 2, l->size - l->size / 2,
+                               &p) == 0);
+    touch(p, l->size - l->size / 2);
+  }
+  REQUIRE(strata_region_read(r, l->id, l->size, 1, &p) == STRATA_E_BOUNDS);
+  REQUIRE(strata_region_read(r, l->id, 1, UINT64_MAX, &p) == STRATA_E_BOUNDS);
+}
+
+/* Validates the image and, when it is accepted, uses it every way a caller
+ * may. Returns what validation returned. */
+static int exercise(const uint8_t *buf, size_t size) {
+  strata_region r;
+  memset(&r, 0, sizeof r);
+  r.mapped = false;
+  int vrc = strata__region_validate(&r, buf, size, "fuzz");
+  if (vrc != 0)
+    return vrc;
+  strata_region_info info;
+  REQUIRE(strata_region_info_get(&r, &info) == 0);
+  REQUIRE(strlen(info.name) > 0 && info.layer_count == r.n);
+  touch(info.metadata, strlen(info.metadata) + 1);
+
+  /* Every entry, in file order. */
+  strata_layer l;
+  for (uint64_t i = 0; i < r.n; i++) {
+    strata__layer_from_entry(&r, i, &l);
+    check_layer(&r, &l);
+  }
+  /* Iteration in id order; a bad id order may stop it with an error, never
+   * with anything else. */
+  strata_region_iter it;
+  int rc;
+  uint64_t seen = 0;
+  strata_region_iter_init(&r, &it);
+  while ((rc = strata_region_next(&it, &l)) > 0) {
+    touch(l.data, l.size);
+    seen++;
+  }
+  REQUIRE(rc == 0 ? seen == r.n : rc == STRATA_E_CORRUPT);
+
+  /* Misses. */
+  rc = strata_region_get(&r, UINT64_MAX, &l);
+  REQUIRE(rc == 0 || rc == STRATA_E_NOT_FOUND);
+  (void)strata_region_get_by_name(&r, "fuzz", 4, &l);
+  (void)strata_region_get_by_name(&r, "", 0, &l);
+
+  uint64_t bad = 0;
+  rc = strata_region_verify(&r, &bad);
+  REQUIRE(rc == 0 || rc == STRATA_E_CHECKSUM || rc == STRATA_E_CORRUPT);
+  return 0;
+}
+
+/* Recomputes the index checksum (when the index offset is inside the
+ * image) and then the header checksum, as a writer would. */
+static void repair_checksums(uint8_t *buf, size_t size) {
+  uint64_t index_off =
+      strata__rd64(buf + STRATA__H_SECTIONS + 16 * STRATA__S_INDEX);
+  if (index_off <= size)
+    strata__wr64(buf + STRATA__H_INDEX_CSUM,
+                 XXH3_64bits(buf + index_off, size - index_off));
+  strata__wr64(buf + STRATA__H_HEADER_CSUM,
+               XXH3_64bits(buf, STRATA__H_HEADER_CSUM));
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  /* An aligned copy of exactly `size` bytes, like a mapping's start, with
+   * nothing readable past its end. */
+  void *buf = NULL;
+  if (posix_memalign(&buf, 64, size ? size : 1) != 0)
+    return 0;
+  if (size)
+    memcpy(buf, data, size);
+  if (exercise(buf, size) == STRATA_E_CHECKSUM && size >= STRATA__HEADER_SIZE) {
+    repair_checksums(buf, size);
+    (void)exercise(buf, size);
+  }
+  free(buf);
+  return 0;
+}

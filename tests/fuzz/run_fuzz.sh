@@ -1,0 +1,34 @@
+#!/bin/sh
+# Runs the libFuzzer region target for a while on a scratch copy of the
+# committed corpus (the committed corpus is never modified).
+#
+#   tests/fuzz/run_fuzz.sh BUILD_DIR SECONDS [extra libFuzzer flags...]
+#
+# BUILD_DIR must be configured with CC=clang -DSTRATA_BUILD_FUZZ=ON. Exits
+# non-zero when the fuzzer finds a crash; the crashing input is left in
+# BUILD_DIR/fuzz-artifacts/ (add it to tests/fuzz/regressions/).
+set -eu
+if [ $# -lt 2 ]; then
+  echo "usage: $0 BUILD_DIR SECONDS [libFuzzer flags...]" >&2
+  exit 2
+fi
+build=$1
+secs=$2
+shift 2
+here=$(cd "$(dirname "$0")" && pwd)
+bin=$build/tests/fuzz/fuzz_region
+if [ ! -x "$bin" ]; then
+  echo "$0: $bin not found (configure with CC=clang -DSTRATA_BUILD_FUZZ=ON)" >&2
+  exit 2
+fi
+work=$(mktemp -d "${TMPDIR:-/tmp}/strata-fuzz-XXXXXX")
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$work/corpus" "$build/fuzz-artifacts"
+cp "$here"/corpus/region/* "$work/corpus/"
+if ls "$here"/regressions/*.region >/dev/null 2>&1; then
+  cp "$here"/regressions/*.region "$work/corpus/"
+fi
+# -max_len: the seeds are under 8 KiB; room to grow without slowing down.
+"$bin" -max_total_time="$secs" -max_len=16384 -timeout=10 -rss_limit_mb=2048 \
+  -print_final_stats=1 -artifact_prefix="$build/fuzz-artifacts/" "$@" \
+  "$work/corpus"

@@ -1,0 +1,1173 @@
+/* gen_hostile: regenerates the committed region fixtures.
+ *
+ *   gen_hostile TESTS_DIR        (TESTS_DIR is the repository's tests/)
+ *
+ * writes
+ *   TESTS_DIR/hostile/files/NN-name.region   one hostile file per case
+ *   TESTS_DIR/hostile/files/EXPECTED.tsv     file, error name, detail substring
+ *   TESTS_DIR/hostile/golden/v1-*.region     valid files of format 1.0
+ *   TESTS_DIR/hostile/golden/EXPECTED.txt    what the golden files contain
+ *   TESTS_DIR/fuzz/corpus/region/valid-*.region  small valid fuzz seeds
+ *
+ * It is not run by ctest: the files are committed, and the tests check the
+ * committed bytes, so that a change to the writer can never silently change
+ * what "a format 1.0 file" means. This program only documents how the files
+ * were made; run it by hand after a deliberate change and review the diff.
+ *
+ * Every hostile case starts from a small valid region written by the
+ * library's own writer, applies one mutation, and then recomputes the index
+ * and header checksums (unless the case is about a checksum), so that the
+ * structural check under test, not a checksum, is what rejects the file.
+ * The expected detail substring is built from the mutated values, so a file
+ * rejected for any other reason fails test_hostile. */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "internal.h"
+
+#define SPARSE_STEP 0x9E3779B97F4A7C15ull
+
+static void die(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "gen_hostile: ");
+  vfprintf(stderr, fmt, ap);
+  fprintf(stderr, "\n");
+  va_end(ap);
+  exit(1);
+}
+
+/* snprintf() that refuses to truncate. */
+#define FMT(buf, ...)                                                          \
+  do {                                                                         \
+    int fmt__n = snprintf((buf), sizeof(buf), __VA_ARGS__);                    \
+    if (fmt__n < 0 || (size_t)fmt__n >= sizeof(buf))                           \
+      die("path too long");                                                    \
+  } while (0)
+
+#define CHECK(expr)                                                            \
+  do {                                                                         \
+    int check__rc = (expr);                                                    \
+    if (check__rc != 0)                                                        \
+      die("%s:%d: %s -> %s: %s", __FILE__, __LINE__, #expr,                    \
+          strata_err_name(check__rc), strata_last_error_detail());             \
+  } while (0)
+
+/* ---- files ------------------------------------------------------------- */
+
+typedef struct image {
+  uint8_t *p;
+  size_t len;
+} image;
+
+static image read_all(const char *path) {
+  FILE *f = fopen(path, "rb");
+  if (f == NULL)
+    die("%s: %s", path, strerror(errno));
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  image im = {malloc(n > 0 ? (size_t)n : 1), (size_t)n};
+  if (im.p == NULL || fread(im.p, 1, im.len, f) != im.len)
+    die("%s: read failed", path);
+  fclose(f);
+  return im;
+}
+
+static void write_all(const char *path, const void *p, size_t len) {
+  FILE *f = fopen(path, "wb");
+  if (f == NULL || fwrite(p, 1, len, f) != len || fclose(f) != 0)
+    die("%s: write failed", path);
+}
+
+static image copy_image(image src) {
+  image im = {malloc(src.len ? src.len : 1), src.len};
+  if (im.p == NULL)
+    die("out of memory");
+  memcpy(im.p, src.p, src.len);
+  return im;
+}
+
+static void mkdir_p(const char *path) {
+  char buf[4096];
+  FMT(buf, "%s", path);
+  for (char *s = buf + 1; *s; s++) {
+    if (*s == '/') {
+      *s = '\0';
+      mkdir(buf, 0755);
+      *s = '/';
+    }
+  }
+  if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+    die("mkdir %s: %s", buf, strerror(errno));
+}
+
+/* Removes every *.region file in dir (stale fixtures of renamed cases). */
+static void remove_regions(const char *dir) {
+  DIR *d = opendir(dir);
+  if (d == NULL)
+    return;
+  struct dirent *e;
+  char path[4096];
+  while ((e = readdir(d)) != NULL) {
+    size_t l = strlen(e->d_name);
+    if (l > 7 && strcmp(e->d_name + l - 7, ".region") == 0) {
+      FMT(path, "%s/%s", dir, e->d_name);
+      unlink(path);
+    }
+  }
+  closedir(d);
+}
+
+/* ---- base regions ------------------------------------------------------- */
+
+static char g_tmp[4096];
+
+typedef struct layer_spec {
+  uint64_t id;
+  const char *name;
+  const char *meta;
+  const void *data;
+  size_t size;
+} layer_spec;
+
+static image write_region(const char *file, uint64_t region_id,
+                          const char *name, const char *meta, uint32_t align,
+                          const layer_spec *layers, size_t n) {
+  char path[4096];
+  FMT(path, "%s/%s", g_tmp, file);
+  strata_writer_options o = {
+      .region_id = region_id, .name = name, .metadata = meta, .align = align};
+  strata_writer *w;
+  CHECK(strata_writer_open(path, &o, &w));
+  for (size_t i = 0; i < n; i++)
+    CHECK(strata_writer_add(w, layers[i].id, layers[i].name, layers[i].meta,
+                            layers[i].data, layers[i].size));
+  CHECK(strata_writer_commit(w));
+  image im = read_all(path);
+  /* The base must itself be valid, or every case built on it is moot. */
+  strata_region *r;
+  CHECK(strata_region_open(path, 0, &r));
+  CHECK(strata_region_verify(r, NULL));
+  strata_region_close(r);
+  return im;
+}
+
+static const char *const base_names[5] = {"alpha", "bravo", "charlie", "delta",
+                                          NULL};
+static const char *const base_meta[5] = {"{\"i\":0}", "{\"i\":1}", "{\"i\":2}",
+                                         "{\"i\":3}", NULL};
+static char base_content[5][64];
+
+/* Dense: ids 100..104; four named layers with metadata, one bare layer. */
+static image base_dense(void) {
+  layer_spec l[5];
+  for (int i = 0; i < 5; i++) {
+    snprintf(base_content[i], sizeof base_content[i],
+             "content of dense layer %d%.*s", i, i * 7,
+             "++++++++++++++++++++"
+             "++++++++++++++++");
+    l[i] = (layer_spec){100 + (uint64_t)i, base_names[i], base_meta[i],
+                        base_content[i], strlen(base_content[i])};
+  }
+  return write_region("dense.region", 7, "hostile-dense",
+                      "{\"base\":\"dense\"}", 64, l, 5);
+}
+
+/* Sparse: ids i * 0x9E3779B97F4A7C15 (i = 1..5), same names and metadata. */
+static image base_sparse(void) {
+  static char content[5][64];
+  layer_spec l[5];
+  for (int i = 0; i < 5; i++) {
+    snprintf(content[i], sizeof content[i], "sparse layer %d%.*s", i, i * 5,
+             "--------------------------");
+    l[i] = (layer_spec){(uint64_t)(i + 1) * SPARSE_STEP, base_names[i],
+                        base_meta[i], content[i], strlen(content[i])};
+  }
+  return write_region("sparse.region", 8, "hostile-sparse",
+                      "{\"base\":\"sparse\"}", 64, l, 5);
+}
+
+/* Wide: 66 sparse, named, empty layers, so that a bucket can be made to hold
+ * 65 records (the cap is 64). */
+static image base_wide(void) {
+  static char names[66][8];
+  layer_spec l[66];
+  for (int i = 0; i < 66; i++) {
+    snprintf(names[i], sizeof names[i], "w%02d", i);
+    l[i] = (layer_spec){(uint64_t)(i + 1) * SPARSE_STEP, names[i], NULL, "", 0};
+  }
+  return write_region("wide.region", 9, "hostile-wide", NULL, 16, l, 66);
+}
+
+static image base_empty(void) {
+  return write_region("empty.region", 10, "hostile-empty", NULL, 64, NULL, 0);
+}
+
+/* ---- access to a region image ------------------------------------------ */
+
+static uint64_t hget64(const image *m, unsigned off) {
+  return strata__rd64(m->p + off);
+}
+static uint64_t sec_off(const image *m, int s) {
+  return hget64(m, STRATA__H_SECTIONS + 16 * s);
+}
+static uint64_t sec_len(const image *m, int s) {
+  return hget64(m, STRATA__H_SECTIONS + 16 * s + 8);
+}
+static void set_sec(image *m, int s, uint64_t off, uint64_t len) {
+  strata__wr64(m->p + STRATA__H_SECTIONS + 16 * s, off);
+  strata__wr64(m->p + STRATA__H_SECTIONS + 16 * s + 8, len);
+}
+static uint64_t n_layers(const image *m) {
+  return hget64(m, STRATA__H_LAYER_COUNT);
+}
+static uint64_t seed_of(const image *m) {
+  return hget64(m, STRATA__H_HASH_SEED);
+}
+static uint8_t *entry(image *m, uint64_t i) {
+  return m->p + sec_off(m, STRATA__S_INDEX) + i * STRATA__ENTRY_SIZE;
+}
+static uint64_t entry_id(image *m, uint64_t i) {
+  return strata__rd64(entry(m, i) + STRATA__E_ID);
+}
+static uint8_t *strings(image *m) {
+  return m->p + sec_off(m, STRATA__S_STRINGS);
+}
+static uint8_t *id_buckets(image *m) {
+  return m->p + sec_off(m, STRATA__S_ID_BUCKETS);
+}
+static uint8_t *name_buckets(image *m) {
+  return m->p + sec_off(m, STRATA__S_NAME_BUCKETS);
+}
+static uint8_t *name_rec(image *m, uint64_t j) {
+  return m->p + sec_off(m, STRATA__S_NAME_INDEX) + j * STRATA__NAME_REC_SIZE;
+}
+static uint32_t tab_get(const uint8_t *t, uint64_t k) {
+  return strata__rd32(t + 4 * k);
+}
+static void tab_set(uint8_t *t, uint64_t k, uint32_t v) {
+  strata__wr32(t + 4 * k, v);
+}
+/* First entry that has (named) or lacks (!named) a name. */
+static uint64_t find_entry(image *m, bool named) {
+  for (uint64_t i = 0; i < n_layers(m); i++)
+    if ((strata__rd32(entry(m, i) + STRATA__E_NAME_LEN) != 0) == named)
+      return i;
+  die("no %s entry in the base", named ? "named" : "unnamed");
+  return 0;
+}
+
+/* ---- checksum repair ---------------------------------------------------- */
+
+enum fix {
+  FIX_ALL,       /* recompute the index checksum, then the header's */
+  FIX_HEADER,    /* header checksum only */
+  FIX_BAD_INDEX, /* store a wrong index checksum, fix the header */
+  FIX_NONE,
+};
+
+static void fix_checksums(image *m, enum fix how) {
+  if (how == FIX_NONE || m->len < STRATA__HEADER_SIZE)
+    return;
+  if (how == FIX_ALL || how == FIX_BAD_INDEX) {
+    uint64_t off = sec_off(m, STRATA__S_INDEX);
+    if (off <= m->len) {
+      uint64_t sum = XXH3_64bits(m->p + off, m->len - off);
+      if (how == FIX_BAD_INDEX)
+        sum ^= 1;
+      strata__wr64(m->p + STRATA__H_INDEX_CSUM, sum);
+    }
+  }
+  strata__wr64(m->p + STRATA__H_HEADER_CSUM,
+               XXH3_64bits(m->p, STRATA__H_HEADER_CSUM));
+}
+
+/* ---- the cases ---------------------------------------------------------- */
+
+typedef struct bases {
+  image dense, sparse, wide, empty;
+} bases;
+
+/* A case mutates *m (a copy of a base, chosen by the case), writes the
+ * expected detail substring into sub and returns how to fix checksums. */
+typedef enum fix (*mutate_fn)(image *m, char *sub, size_t cap);
+
+typedef struct hcase {
+  const char *name;
+  char base; /* 'D'ense, 'S'parse, 'W'ide, 'E'mpty, '-' none */
+  int err;
+  mutate_fn fn;
+} hcase;
+
+#define SUB(...) snprintf(sub, cap, __VA_ARGS__)
+
+/* -- header -- */
+static enum fix c_bad_magic(image *m, char *sub, size_t cap) {
+  m->p[0] = 'X';
+  SUB("bad magic at offset 0");
+  return FIX_ALL;
+}
+static enum fix c_version2(image *m, char *sub, size_t cap) {
+  /* The version is checked before the header checksum: no repair. */
+  strata__wr16(m->p + STRATA__H_MAJOR, 2);
+  SUB("format version 2.0, this library reads 1.x");
+  return FIX_NONE;
+}
+static enum fix c_header_size(image *m, char *sub, size_t cap) {
+  strata__wr32(m->p + STRATA__H_HEADER_SIZE, 512);
+  SUB("header size 512 at offset 12 (must be 256)");
+  return FIX_ALL;
+}
+static enum fix c_header_csum(image *m, char *sub, size_t cap) {
+  m->p[STRATA__H_REGION_ID] ^= 1;
+  SUB("header checksum");
+  return FIX_NONE;
+}
+static enum fix c_index_csum(image *m, char *sub, size_t cap) {
+  SUB("index checksum over [%" PRIu64 ", %zu)", sec_off(m, STRATA__S_INDEX),
+      m->len);
+  return FIX_BAD_INDEX;
+}
+static enum fix c_file_size_larger(image *m, char *sub, size_t cap) {
+  strata__wr64(m->p + STRATA__H_FILE_SIZE, m->len + 64);
+  SUB("header declares file size %zu but the file is %zu bytes", m->len + 64,
+      m->len);
+  return FIX_ALL;
+}
+static enum fix c_file_size_smaller(image *m, char *sub, size_t cap) {
+  strata__wr64(m->p + STRATA__H_FILE_SIZE, m->len - 64);
+  SUB("header declares file size %zu but the file is %zu bytes", m->len - 64,
+      m->len);
+  return FIX_ALL;
+}
+static enum fix c_header_only(image *m, char *sub, size_t cap) {
+  SUB("header declares file size %zu but the file is 256 bytes", m->len);
+  m->len = STRATA__HEADER_SIZE;
+  return FIX_HEADER;
+}
+static enum fix c_header_flags(image *m, char *sub, size_t cap) {
+  strata__wr64(m->p + STRATA__H_FLAGS,
+               hget64(m, STRATA__H_FLAGS) | UINT64_C(0x20));
+  SUB("unknown header flags 0x20");
+  return FIX_ALL;
+}
+static enum fix c_reserved_byte(image *m, char *sub, size_t cap) {
+  m->p[230] = 1;
+  SUB("reserved header byte at offset 230 is not zero");
+  return FIX_ALL;
+}
+static enum fix set_align(image *m, char *sub, size_t cap, uint32_t a) {
+  strata__wr32(m->p + STRATA__H_DATA_ALIGN, a);
+  SUB("data alignment %" PRIu32 " is not a power of two in [16, 65536]", a);
+  return FIX_ALL;
+}
+static enum fix c_align_npot(image *m, char *sub, size_t cap) {
+  return set_align(m, sub, cap, 48);
+}
+static enum fix c_align_small(image *m, char *sub, size_t cap) {
+  return set_align(m, sub, cap, 8);
+}
+static enum fix c_align_big(image *m, char *sub, size_t cap) {
+  return set_align(m, sub, cap, 131072);
+}
+static enum fix c_align_zero(image *m, char *sub, size_t cap) {
+  return set_align(m, sub, cap, 0);
+}
+static enum fix c_layers_huge(image *m, char *sub, size_t cap) {
+  strata__wr64(m->p + STRATA__H_LAYER_COUNT, UINT64_C(1) << 40);
+  SUB("layer count 1099511627776 exceeds the format's cap 4294967295");
+  return FIX_ALL;
+}
+static enum fix c_named_over(image *m, char *sub, size_t cap) {
+  strata__wr64(m->p + STRATA__H_NAMED_COUNT, n_layers(m) + 1);
+  SUB("named layer count %" PRIu64 " exceeds layer count %" PRIu64,
+      n_layers(m) + 1, n_layers(m));
+  return FIX_ALL;
+}
+static enum fix c_empty_sparse(image *m, char *sub, size_t cap) {
+  strata__wr64(m->p + STRATA__H_FLAGS, 0);
+  SUB("an empty region must have the dense-ids flag");
+  return FIX_ALL;
+}
+static enum fix c_dense_id_bits(image *m, char *sub, size_t cap) {
+  strata__wr32(m->p + STRATA__H_ID_BITS, 3);
+  SUB("dense region has id bucket bits 3 (must be 0)");
+  return FIX_ALL;
+}
+static enum fix c_sparse_id_bits(image *m, char *sub, size_t cap) {
+  uint32_t bits = strata__rd32(m->p + STRATA__H_ID_BITS);
+  strata__wr32(m->p + STRATA__H_ID_BITS, bits - 1);
+  SUB("id bucket bits %" PRIu32 ", expected %" PRIu32 " for %" PRIu64 " layers",
+      bits - 1, bits, n_layers(m));
+  return FIX_ALL;
+}
+static enum fix c_name_bits(image *m, char *sub, size_t cap) {
+  uint32_t bits = strata__rd32(m->p + STRATA__H_NAME_BITS);
+  strata__wr32(m->p + STRATA__H_NAME_BITS, bits + 1);
+  SUB("name bucket bits %" PRIu32 ", expected %" PRIu32 " for %" PRIu64
+      " named layers",
+      bits + 1, bits, hget64(m, STRATA__H_NAMED_COUNT));
+  return FIX_ALL;
+}
+static enum fix c_name_bits_unnamed(image *m, char *sub, size_t cap) {
+  strata__wr32(m->p + STRATA__H_NAME_BITS, 1);
+  SUB("name bucket bits 1 without named layers");
+  return FIX_ALL;
+}
+
+/* -- sections -- */
+static enum fix c_data_misaligned(image *m, char *sub, size_t cap) {
+  uint64_t off = sec_off(m, STRATA__S_DATA), len = sec_len(m, STRATA__S_DATA);
+  set_sec(m, STRATA__S_DATA, off + 16, len - 16);
+  SUB("data section offset %" PRIu64 " is not aligned to 64", off + 16);
+  return FIX_ALL;
+}
+static enum fix c_count_vs_index(image *m, char *sub, size_t cap) {
+  uint64_t n = n_layers(m);
+  strata__wr64(m->p + STRATA__H_LAYER_COUNT, n + 1);
+  SUB("index section is %" PRIu64 " bytes, expected %" PRIu64, n * 64,
+      (n + 1) * 64);
+  return FIX_ALL;
+}
+static enum fix c_overlap(image *m, char *sub, size_t cap) {
+  uint64_t o = sec_off(m, STRATA__S_ID_ORDER);
+  uint64_t l = sec_len(m, STRATA__S_ID_ORDER);
+  set_sec(m, STRATA__S_NAME_BUCKETS, o, sec_len(m, STRATA__S_NAME_BUCKETS));
+  SUB("name-buckets section at offset %" PRIu64
+      " overlaps the previous section ending at %" PRIu64,
+      o, o + l);
+  return FIX_ALL;
+}
+static enum fix c_data_into_index(image *m, char *sub, size_t cap) {
+  uint64_t o = sec_off(m, STRATA__S_DATA), l = sec_len(m, STRATA__S_DATA);
+  set_sec(m, STRATA__S_DATA, o, l + 64);
+  SUB("index section at offset %" PRIu64
+      " overlaps the previous section ending at %" PRIu64,
+      sec_off(m, STRATA__S_INDEX), o + l + 64);
+  return FIX_ALL;
+}
+static enum fix c_past_eof(image *m, char *sub, size_t cap) {
+  uint64_t l = sec_len(m, STRATA__S_STRINGS);
+  set_sec(m, STRATA__S_STRINGS, m->len + 8, l);
+  SUB("strings section [%zu, +%" PRIu64 ") ends past end of file %zu",
+      m->len + 8, l, m->len);
+  return FIX_ALL;
+}
+static enum fix c_size_wraps(image *m, char *sub, size_t cap) {
+  uint64_t o = sec_off(m, STRATA__S_NAME_INDEX);
+  set_sec(m, STRATA__S_NAME_INDEX, o, UINT64_MAX - 7);
+  SUB("name-index section [%" PRIu64 ", +%" PRIu64
+      ") ends past end of file %zu",
+      o, UINT64_MAX - 7, m->len);
+  return FIX_ALL;
+}
+static enum fix c_index_misaligned(image *m, char *sub, size_t cap) {
+  uint64_t o = sec_off(m, STRATA__S_INDEX), l = sec_len(m, STRATA__S_INDEX);
+  set_sec(m, STRATA__S_INDEX, o + 8, l);
+  SUB("index section offset %" PRIu64 " is not aligned to 64", o + 8);
+  return FIX_ALL;
+}
+static enum fix c_id_order_size(image *m, char *sub, size_t cap) {
+  uint64_t o = sec_off(m, STRATA__S_ID_ORDER),
+           l = sec_len(m, STRATA__S_ID_ORDER);
+  set_sec(m, STRATA__S_ID_ORDER, o, l - 4);
+  SUB("id-order section is %" PRIu64 " bytes, expected %" PRIu64, l - 4, l);
+  return FIX_ALL;
+}
+static enum fix c_strings_not_eof(image *m, char *sub, size_t cap) {
+  uint64_t o = sec_off(m, STRATA__S_STRINGS), l = sec_len(m, STRATA__S_STRINGS);
+  set_sec(m, STRATA__S_STRINGS, o, l - 1);
+  SUB("strings section ends at %" PRIu64 ", not at end of file %zu", o + l - 1,
+      m->len);
+  return FIX_ALL;
+}
+
+/* -- region name and metadata -- */
+static enum fix c_rname_empty(image *m, char *sub, size_t cap) {
+  strata__wr32(m->p + STRATA__H_RNAME_LEN, 0);
+  SUB("region name length 0 not in [1, 255]");
+  return FIX_ALL;
+}
+static enum fix c_rname_long(image *m, char *sub, size_t cap) {
+  strata__wr32(m->p + STRATA__H_RNAME_LEN, 256);
+  SUB("region name length 256 not in [1, 255]");
+  return FIX_ALL;
+}
+static enum fix c_rmeta_long(image *m, char *sub, size_t cap) {
+  strata__wr64(m->p + STRATA__H_RMETA_LEN, (1u << 20) + 1);
+  SUB("region metadata length 1048577 exceeds 1048576");
+  return FIX_ALL;
+}
+static enum fix c_rname_utf8(image *m, char *sub, size_t cap) {
+  uint64_t off = hget64(m, STRATA__H_RNAME_OFF);
+  strings(m)[off] = 0xFF;
+  SUB("region name: string at strings offset %" PRIu64 " is not valid UTF-8",
+      off);
+  return FIX_ALL;
+}
+static enum fix c_rmeta_past(image *m, char *sub, size_t cap) {
+  uint64_t ss = sec_len(m, STRATA__S_STRINGS);
+  strata__wr64(m->p + STRATA__H_RMETA_OFF, ss);
+  SUB("region metadata: string [%" PRIu64 ", +%" PRIu64
+      ") and its NUL end past strings section size %" PRIu64,
+      ss, hget64(m, STRATA__H_RMETA_LEN), ss);
+  return FIX_ALL;
+}
+
+/* -- bucket tables (shared by the id and the name index) -- */
+static enum fix bk_start(uint8_t *t, char *sub, size_t cap, const char *what) {
+  tab_set(t, 0, 1);
+  SUB("%s: bucket 0 starts at 1 (must be 0)", what);
+  return FIX_ALL;
+}
+static enum fix bk_decreasing(uint8_t *t, unsigned bits, uint32_t count,
+                              char *sub, size_t cap, const char *what) {
+  uint64_t nb = 1ull << bits;
+  for (uint64_t k = 2; k <= nb; k++) {
+    uint32_t v = tab_get(t, k);
+    if (v < count) {
+      tab_set(t, k - 1, count);
+      SUB("%s: bucket %" PRIu64 " starts at %" PRIu32 ", outside [%" PRIu32
+          ", %" PRIu32 "]",
+          what, k, v, count, count);
+      return FIX_ALL;
+    }
+  }
+  die("%s: no bucket to make decreasing", what);
+  return FIX_NONE;
+}
+static enum fix bk_end(uint8_t *t, unsigned bits, uint32_t count, char *sub,
+                       size_t cap, const char *what) {
+  for (uint64_t k = 1; k <= (1ull << bits); k++)
+    if (tab_get(t, k) == count)
+      tab_set(t, k, count - 1);
+  SUB("%s: buckets cover %" PRIu32 " records, expected %" PRIu32, what,
+      count - 1, count);
+  return FIX_ALL;
+}
+static enum fix bk_over(uint8_t *t, unsigned bits, uint32_t count, char *sub,
+                        size_t cap, const char *what) {
+  if (count < 65)
+    die("%s: too few records for an oversized bucket", what);
+  for (uint64_t k = 1; k < (1ull << bits); k++)
+    if (tab_get(t, k) < 65)
+      tab_set(t, k, 65);
+  SUB("%s: bucket 0 holds 65 records (at most 64)", what);
+  return FIX_ALL;
+}
+/* Moves one bucket boundary so that a record falls outside its bucket:
+ * the first record j whose hash selects a bucket k > 0 is also the first
+ * record of bucket k (the records are sorted), so raising bucket k's start
+ * to j + 1 keeps the table monotonic but leaves record j in bucket k - 1.
+ * Returns j and stores k in *k. */
+static uint64_t bk_outside(uint8_t *t, unsigned bits, uint32_t count,
+                           const uint64_t *hashes, uint64_t *k) {
+  for (uint64_t j = 0; j < count; j++) {
+    *k = strata__bucket(hashes[j], bits);
+    if (*k > 0) {
+      tab_set(t, *k, (uint32_t)j + 1);
+      return j;
+    }
+  }
+  die("every record is in bucket 0");
+  return 0;
+}
+
+/* -- id index -- */
+static unsigned id_bits(image *m) {
+  return strata__rd32(m->p + STRATA__H_ID_BITS);
+}
+static enum fix c_idb_start(image *m, char *sub, size_t cap) {
+  return bk_start(id_buckets(m), sub, cap, "id index");
+}
+static enum fix c_idb_decreasing(image *m, char *sub, size_t cap) {
+  return bk_decreasing(id_buckets(m), id_bits(m), (uint32_t)n_layers(m), sub,
+                       cap, "id index");
+}
+static enum fix c_idb_end(image *m, char *sub, size_t cap) {
+  return bk_end(id_buckets(m), id_bits(m), (uint32_t)n_layers(m), sub, cap,
+                "id index");
+}
+static enum fix c_idb_over(image *m, char *sub, size_t cap) {
+  return bk_over(id_buckets(m), id_bits(m), (uint32_t)n_layers(m), sub, cap,
+                 "id index");
+}
+static enum fix c_id_outside(image *m, char *sub, size_t cap) {
+  uint64_t n = n_layers(m), seed = seed_of(m), k, hashes[64];
+  if (n > 64)
+    die("base too large");
+  for (uint64_t i = 0; i < n; i++)
+    hashes[i] = strata__id_hash(entry_id(m, i), seed);
+  uint64_t i = bk_outside(id_buckets(m), id_bits(m), (uint32_t)n, hashes, &k);
+  SUB("layer %" PRIu64 ": entry %" PRIu64 " lies outside its id bucket %" PRIu64
+      " [",
+      entry_id(m, i), i, k);
+  return FIX_ALL;
+}
+
+/* -- entries -- */
+static void set_e64(image *m, uint64_t i, unsigned f, uint64_t v) {
+  strata__wr64(entry(m, i) + f, v);
+}
+static void set_e32(image *m, uint64_t i, unsigned f, uint32_t v) {
+  strata__wr32(entry(m, i) + f, v);
+}
+static uint64_t get_e64(image *m, uint64_t i, unsigned f) {
+  return strata__rd64(entry(m, i) + f);
+}
+static uint32_t get_e32(image *m, uint64_t i, unsigned f) {
+  return strata__rd32(entry(m, i) + f);
+}
+static enum fix c_dense_gap(image *m, char *sub, size_t cap) {
+  uint64_t want = entry_id(m, 2);
+  set_e64(m, 2, STRATA__E_ID, entry_id(m, 1));
+  SUB("layer %" PRIu64 ": entry 2 of a dense region must have id %" PRIu64,
+      entry_id(m, 1), want);
+  return FIX_ALL;
+}
+static enum fix c_dense_overflow(image *m, char *sub, size_t cap) {
+  set_e64(m, 0, STRATA__E_ID, UINT64_MAX - 2);
+  SUB("dense ids starting at %" PRIu64 " overflow for %" PRIu64 " layers",
+      UINT64_MAX - 2, n_layers(m));
+  return FIX_ALL;
+}
+static enum fix c_sparse_dup(image *m, char *sub, size_t cap) {
+  set_e64(m, 1, STRATA__E_ID, entry_id(m, 0));
+  SUB("layer %" PRIu64 ": entry 1 is out of hash order or repeats an id",
+      entry_id(m, 0));
+  return FIX_ALL;
+}
+static enum fix c_sparse_order(image *m, char *sub, size_t cap) {
+  /* An id that hashes below entry 0's: entry 1 then breaks the order. */
+  uint64_t seed = seed_of(m), h0 = strata__id_hash(entry_id(m, 0), seed);
+  uint64_t x = 1;
+  while (strata__id_hash(x, seed) >= h0)
+    x++;
+  set_e64(m, 1, STRATA__E_ID, x);
+  SUB("layer %" PRIu64 ": entry 1 is out of hash order or repeats an id", x);
+  return FIX_ALL;
+}
+static enum fix c_content_past(image *m, char *sub, size_t cap) {
+  uint64_t ds = sec_len(m, STRATA__S_DATA), len = get_e64(m, 0, STRATA__E_SIZE);
+  set_e64(m, 0, STRATA__E_OFFSET, ds + 64);
+  SUB("layer %" PRIu64 ": content [%" PRIu64 ", +%" PRIu64
+      ") ends past data section end %" PRIu64,
+      entry_id(m, 0), ds + 64, len, ds);
+  return FIX_ALL;
+}
+static enum fix c_content_wrap(image *m, char *sub, size_t cap) {
+  set_e64(m, 1, STRATA__E_OFFSET, UINT64_MAX - 15);
+  set_e64(m, 1, STRATA__E_SIZE, 32);
+  SUB("layer %" PRIu64 ": content [%" PRIu64 ", +32) ends past data section "
+      "end %" PRIu64,
+      entry_id(m, 1), UINT64_MAX - 15, sec_len(m, STRATA__S_DATA));
+  return FIX_ALL;
+}
+static enum fix c_content_len_past(image *m, char *sub, size_t cap) {
+  uint64_t last = 0, n = n_layers(m), ds = sec_len(m, STRATA__S_DATA);
+  for (uint64_t i = 1; i < n; i++)
+    if (get_e64(m, i, STRATA__E_OFFSET) > get_e64(m, last, STRATA__E_OFFSET))
+      last = i;
+  uint64_t off = get_e64(m, last, STRATA__E_OFFSET);
+  set_e64(m, last, STRATA__E_SIZE, ds - off + 1);
+  SUB("layer %" PRIu64 ": content [%" PRIu64 ", +%" PRIu64
+      ") ends past data section end %" PRIu64,
+      entry_id(m, last), off, ds - off + 1, ds);
+  return FIX_ALL;
+}
+static enum fix c_content_misaligned(image *m, char *sub, size_t cap) {
+  uint64_t off = get_e64(m, 0, STRATA__E_OFFSET) + 8;
+  set_e64(m, 0, STRATA__E_OFFSET, off);
+  SUB("layer %" PRIu64 ": content offset %" PRIu64 " is not aligned to 64",
+      entry_id(m, 0), off);
+  return FIX_ALL;
+}
+static enum fix c_layer_flags(image *m, char *sub, size_t cap) {
+  set_e32(m, 0, STRATA__E_FLAGS, 1);
+  SUB("layer %" PRIu64 ": unknown layer flags 0x1", entry_id(m, 0));
+  return FIX_ALL;
+}
+static enum fix c_entry_reserved(image *m, char *sub, size_t cap) {
+  set_e32(m, 0, STRATA__E_RESERVED, 0x100);
+  SUB("layer %" PRIu64 ": reserved entry field is not zero", entry_id(m, 0));
+  return FIX_ALL;
+}
+static enum fix c_name_long(image *m, char *sub, size_t cap) {
+  uint64_t i = find_entry(m, true);
+  set_e32(m, i, STRATA__E_NAME_LEN, 4097);
+  SUB("layer %" PRIu64 ": name length 4097 exceeds 4096", entry_id(m, i));
+  return FIX_ALL;
+}
+static enum fix c_meta_long(image *m, char *sub, size_t cap) {
+  uint64_t i = find_entry(m, true); /* named layers have metadata */
+  set_e32(m, i, STRATA__E_META_LEN, (1u << 20) + 1);
+  SUB("layer %" PRIu64 ": metadata length 1048577 exceeds 1048576",
+      entry_id(m, i));
+  return FIX_ALL;
+}
+static enum fix c_name_past(image *m, char *sub, size_t cap) {
+  uint64_t i = find_entry(m, true), ss = sec_len(m, STRATA__S_STRINGS);
+  set_e64(m, i, STRATA__E_NAME_OFF, ss + 10);
+  SUB("layer %" PRIu64 " name: string [%" PRIu64 ", +%" PRIu32
+      ") and its NUL end past strings section size %" PRIu64,
+      entry_id(m, i), ss + 10, get_e32(m, i, STRATA__E_NAME_LEN), ss);
+  return FIX_ALL;
+}
+/* Named entry i's name inside STRINGS. */
+static uint8_t *name_bytes(image *m, uint64_t i, uint32_t *len, uint64_t *off) {
+  *off = get_e64(m, i, STRATA__E_NAME_OFF);
+  *len = get_e32(m, i, STRATA__E_NAME_LEN);
+  return strings(m) + *off;
+}
+static enum fix c_name_no_nul(image *m, char *sub, size_t cap) {
+  uint64_t i = find_entry(m, true), off;
+  uint32_t len;
+  name_bytes(m, i, &len, &off);
+  set_e32(m, i, STRATA__E_NAME_LEN, len + 1); /* takes in the NUL */
+  SUB("layer %" PRIu64 " name: string at strings offset %" PRIu64
+      " is not NUL-terminated",
+      entry_id(m, i), off);
+  return FIX_ALL;
+}
+static enum fix c_name_nul(image *m, char *sub, size_t cap) {
+  uint64_t i = find_entry(m, true), off;
+  uint32_t len;
+  name_bytes(m, i, &len, &off)[1] = '\0';
+  SUB("layer %" PRIu64 " name: string at strings offset %" PRIu64
+      " contains a NUL byte",
+      entry_id(m, i), off);
+  return FIX_ALL;
+}
+static enum fix name_utf8(image *m, char *sub, size_t cap, const char *bad,
+                          bool at_end) {
+  uint64_t i = find_entry(m, true), off;
+  uint32_t len;
+  uint8_t *s = name_bytes(m, i, &len, &off);
+  size_t bl = strlen(bad);
+  if (bl > len)
+    die("name too short for the bad sequence");
+  memcpy(at_end ? s + len - bl : s, bad, bl);
+  SUB("layer %" PRIu64 " name: string at strings offset %" PRIu64
+      " is not valid UTF-8",
+      entry_id(m, i), off);
+  return FIX_ALL;
+}
+static enum fix c_utf8_overlong(image *m, char *sub, size_t cap) {
+  return name_utf8(m, sub, cap, "\xC0\xAF", false);
+}
+static enum fix c_utf8_surrogate(image *m, char *sub, size_t cap) {
+  return name_utf8(m, sub, cap, "\xED\xA0\x80", false);
+}
+static enum fix c_utf8_truncated(image *m, char *sub, size_t cap) {
+  return name_utf8(m, sub, cap, "\xE2\x82", true);
+}
+static enum fix c_utf8_too_big(image *m, char *sub, size_t cap) {
+  return name_utf8(m, sub, cap, "\xF4\x90\x80\x80", false);
+}
+static enum fix c_utf8_continuation(image *m, char *sub, size_t cap) {
+  return name_utf8(m, sub, cap, "\x80", false);
+}
+static enum fix c_meta_utf8(image *m, char *sub, size_t cap) {
+  uint64_t i = find_entry(m, true);
+  uint64_t off = get_e64(m, i, STRATA__E_META_OFF);
+  strings(m)[off + 1] = 0xFF;
+  SUB("layer %" PRIu64 " metadata: string at strings offset %" PRIu64
+      " is not valid UTF-8",
+      entry_id(m, i), off);
+  return FIX_ALL;
+}
+static enum fix c_empty_name_off(image *m, char *sub, size_t cap) {
+  uint64_t i = find_entry(m, false);
+  set_e64(m, i, STRATA__E_NAME_OFF, 5);
+  SUB("layer %" PRIu64 " name: string at strings offset 5 has length 0 but "
+      "a nonzero offset",
+      entry_id(m, i));
+  return FIX_ALL;
+}
+static enum fix c_named_mismatch(image *m, char *sub, size_t cap) {
+  uint64_t i = find_entry(m, true), mm = hget64(m, STRATA__H_NAMED_COUNT);
+  set_e32(m, i, STRATA__E_NAME_LEN, 0);
+  set_e64(m, i, STRATA__E_NAME_OFF, 0);
+  SUB("%" PRIu64 " layers have names, header says %" PRIu64, mm - 1, mm);
+  return FIX_ALL;
+}
+
+/* -- name index -- */
+static unsigned name_bits(image *m) {
+  return strata__rd32(m->p + STRATA__H_NAME_BITS);
+}
+static uint32_t n_named(image *m) {
+  return (uint32_t)hget64(m, STRATA__H_NAMED_COUNT);
+}
+static enum fix c_nb_start(image *m, char *sub, size_t cap) {
+  return bk_start(name_buckets(m), sub, cap, "name index");
+}
+static enum fix c_nb_decreasing(image *m, char *sub, size_t cap) {
+  return bk_decreasing(name_buckets(m), name_bits(m), n_named(m), sub, cap,
+                       "name index");
+}
+static enum fix c_nb_end(image *m, char *sub, size_t cap) {
+  return bk_end(name_buckets(m), name_bits(m), n_named(m), sub, cap,
+                "name index");
+}
+static enum fix c_nb_over(image *m, char *sub, size_t cap) {
+  return bk_over(name_buckets(m), name_bits(m), n_named(m), sub, cap,
+                 "name index");
+}
+static enum fix c_nrec_past(image *m, char *sub, size_t cap) {
+  strata__wr32(name_rec(m, 0) + 8, (uint32_t)n_layers(m));
+  SUB("name index record 0 points at entry %" PRIu64
+      ", past layer count %" PRIu64,
+      n_layers(m), n_layers(m));
+  return FIX_ALL;
+}
+static enum fix c_nrec_order(image *m, char *sub, size_t cap) {
+  strata__wr64(name_rec(m, 1), strata__rd64(name_rec(m, 0)) - 1);
+  SUB("name index record 1 is out of hash order");
+  return FIX_ALL;
+}
+static enum fix c_nrec_reserved(image *m, char *sub, size_t cap) {
+  strata__wr32(name_rec(m, 0) + 12, 1);
+  SUB("name index record 0: reserved field is not zero");
+  return FIX_ALL;
+}
+static enum fix c_nrec_outside(image *m, char *sub, size_t cap) {
+  uint32_t mm = n_named(m);
+  uint64_t k, hashes[64];
+  if (mm > 64)
+    die("base too large");
+  for (uint32_t j = 0; j < mm; j++)
+    hashes[j] = strata__rd64(name_rec(m, j));
+  uint64_t j = bk_outside(name_buckets(m), name_bits(m), mm, hashes, &k);
+  SUB("name index record %" PRIu64 " lies outside its bucket %" PRIu64, j, k);
+  return FIX_ALL;
+}
+
+/* -- whole files -- */
+static enum fix c_short(image *m, char *sub, size_t cap) {
+  m->len = 100;
+  SUB("file is 100 bytes, smaller than the 256-byte header");
+  return FIX_NONE;
+}
+static enum fix c_empty_file(image *m, char *sub, size_t cap) {
+  m->len = 0;
+  SUB("file is 0 bytes, smaller than the 256-byte header");
+  return FIX_NONE;
+}
+static enum fix c_zeros(image *m, char *sub, size_t cap) {
+  m->len = 256;
+  memset(m->p, 0, 256);
+  SUB("bad magic at offset 0");
+  return FIX_NONE;
+}
+static enum fix c_short_magic(image *m, char *sub, size_t cap) {
+  memcpy(m->p, "NOTAREGIONFILE", 14);
+  m->len = 14;
+  SUB("bad magic at offset 0");
+  return FIX_NONE;
+}
+
+#define C(name, base, err, fn)                                                 \
+  { name, base, STRATA_E_##err, fn }
+static const hcase cases[] = {
+    /* header */
+    C("bad-magic", 'D', BAD_MAGIC, c_bad_magic),
+    C("version-major-2", 'D', VERSION, c_version2),
+    C("header-size", 'D', CORRUPT, c_header_size),
+    C("header-checksum", 'D', CHECKSUM, c_header_csum),
+    C("index-checksum", 'S', CHECKSUM, c_index_csum),
+    C("file-size-larger", 'D', CORRUPT, c_file_size_larger),
+    C("file-size-smaller", 'S', CORRUPT, c_file_size_smaller),
+    C("header-only", 'S', CORRUPT, c_header_only),
+    C("unknown-header-flags", 'D', VERSION, c_header_flags),
+    C("reserved-header-byte", 'S', CORRUPT, c_reserved_byte),
+    C("align-not-pow2", 'D', CORRUPT, c_align_npot),
+    C("align-too-small", 'D', CORRUPT, c_align_small),
+    C("align-too-big", 'D', CORRUPT, c_align_big),
+    C("align-zero", 'S', CORRUPT, c_align_zero),
+    C("layer-count-huge", 'S', LIMIT, c_layers_huge),
+    C("named-count-over-layers", 'D', CORRUPT, c_named_over),
+    C("empty-without-dense-flag", 'E', CORRUPT, c_empty_sparse),
+    C("dense-with-id-bits", 'D', CORRUPT, c_dense_id_bits),
+    C("sparse-id-bits-wrong", 'S', CORRUPT, c_sparse_id_bits),
+    C("name-bits-wrong", 'D', CORRUPT, c_name_bits),
+    C("name-bits-without-names", 'E', CORRUPT, c_name_bits_unnamed),
+    /* sections */
+    C("data-misaligned", 'D', CORRUPT, c_data_misaligned),
+    C("layer-count-vs-index", 'D', CORRUPT, c_count_vs_index),
+    C("sections-overlap", 'S', CORRUPT, c_overlap),
+    C("data-into-index", 'D', CORRUPT, c_data_into_index),
+    C("section-past-eof", 'S', CORRUPT, c_past_eof),
+    C("section-size-wraps", 'S', CORRUPT, c_size_wraps),
+    C("index-misaligned", 'D', CORRUPT, c_index_misaligned),
+    C("id-order-size", 'S', CORRUPT, c_id_order_size),
+    C("strings-not-at-eof", 'S', CORRUPT, c_strings_not_eof),
+    /* region name and metadata */
+    C("region-name-empty", 'D', CORRUPT, c_rname_empty),
+    C("region-name-too-long", 'S', LIMIT, c_rname_long),
+    C("region-metadata-too-long", 'D', LIMIT, c_rmeta_long),
+    C("region-name-bad-utf8", 'S', CORRUPT, c_rname_utf8),
+    C("region-metadata-past-end", 'D', CORRUPT, c_rmeta_past),
+    /* id index */
+    C("id-buckets-start", 'S', CORRUPT, c_idb_start),
+    C("id-buckets-decreasing", 'S', CORRUPT, c_idb_decreasing),
+    C("id-buckets-end", 'S', CORRUPT, c_idb_end),
+    C("id-bucket-over-64", 'W', LIMIT, c_idb_over),
+    C("entry-outside-id-bucket", 'S', CORRUPT, c_id_outside),
+    /* entries */
+    C("dense-duplicate-id", 'D', CORRUPT, c_dense_gap),
+    C("dense-ids-overflow", 'D', CORRUPT, c_dense_overflow),
+    C("sparse-duplicate-id", 'S', CORRUPT, c_sparse_dup),
+    C("sparse-hash-order", 'S', CORRUPT, c_sparse_order),
+    C("content-past-data-end", 'D', CORRUPT, c_content_past),
+    C("content-offset-wraps", 'D', CORRUPT, c_content_wrap),
+    C("content-len-past-end", 'S', CORRUPT, c_content_len_past),
+    C("content-misaligned", 'D', CORRUPT, c_content_misaligned),
+    C("layer-flags", 'S', VERSION, c_layer_flags),
+    C("entry-reserved", 'D', CORRUPT, c_entry_reserved),
+    C("name-too-long", 'S', LIMIT, c_name_long),
+    C("metadata-too-long", 'D', LIMIT, c_meta_long),
+    C("name-offset-past-strings", 'S', CORRUPT, c_name_past),
+    C("name-not-nul-terminated", 'D', CORRUPT, c_name_no_nul),
+    C("name-embedded-nul", 'S', CORRUPT, c_name_nul),
+    C("name-utf8-overlong", 'S', CORRUPT, c_utf8_overlong),
+    C("name-utf8-surrogate", 'D', CORRUPT, c_utf8_surrogate),
+    C("name-utf8-truncated", 'S', CORRUPT, c_utf8_truncated),
+    C("name-utf8-above-max", 'D', CORRUPT, c_utf8_too_big),
+    C("name-utf8-lone-continuation", 'S', CORRUPT, c_utf8_continuation),
+    C("metadata-bad-utf8", 'S', CORRUPT, c_meta_utf8),
+    C("empty-name-nonzero-offset", 'S', CORRUPT, c_empty_name_off),
+    C("named-count-mismatch", 'D', CORRUPT, c_named_mismatch),
+    /* name index */
+    C("name-buckets-start", 'S', CORRUPT, c_nb_start),
+    C("name-buckets-decreasing", 'D', CORRUPT, c_nb_decreasing),
+    C("name-buckets-end", 'S', CORRUPT, c_nb_end),
+    C("name-bucket-over-64", 'W', LIMIT, c_nb_over),
+    C("name-record-past-count", 'S', CORRUPT, c_nrec_past),
+    C("name-records-out-of-order", 'D', CORRUPT, c_nrec_order),
+    C("name-record-reserved", 'S', CORRUPT, c_nrec_reserved),
+    C("name-record-outside-bucket", 'S', CORRUPT, c_nrec_outside),
+    /* whole files */
+    C("shorter-than-header", 'D', CORRUPT, c_short),
+    C("empty-file", 'D', CORRUPT, c_empty_file),
+    C("zeros-256", 'D', BAD_MAGIC, c_zeros),
+    C("short-bad-magic", 'D', BAD_MAGIC, c_short_magic),
+};
+
+static void gen_hostile(const char *tests, const bases *b) {
+  char dir[4096], path[4096];
+  FMT(dir, "%s/hostile/files", tests);
+  mkdir_p(dir);
+  remove_regions(dir);
+  FMT(path, "%s/EXPECTED.tsv", dir);
+  FILE *tsv = fopen(path, "w");
+  if (tsv == NULL)
+    die("%s: %s", path, strerror(errno));
+  fprintf(tsv, "# Generated by tests/hostile/gen_hostile.c; do not edit.\n"
+               "# file\terror\tsubstring of strata_last_error_detail()\n");
+  size_t count = sizeof cases / sizeof cases[0];
+  for (size_t c = 0; c < count; c++) {
+    const hcase *hc = &cases[c];
+    const image *base = hc->base == 'D'   ? &b->dense
+                        : hc->base == 'S' ? &b->sparse
+                        : hc->base == 'W' ? &b->wide
+                                          : &b->empty;
+    image m = copy_image(*base);
+    char sub[512];
+    fix_checksums(&m, hc->fn(&m, sub, sizeof sub));
+    char file[128];
+    FMT(file, "%02zu-%s.region", c + 1, hc->name);
+    FMT(path, "%s/%s", dir, file);
+    if (m.len > 8192)
+      die("%s: %zu bytes; fixtures must stay under 8 KiB", file, m.len);
+    write_all(path, m.p, m.len);
+    fprintf(tsv, "%s\t%s\t%s\n", file, strata_err_name(hc->err), sub);
+    /* Check at once that the file fails for the intended reason. */
+    strata_region *r = NULL;
+    int rc = strata_region_open(path, 0, &r);
+    const char *detail = strata_last_error_detail();
+    if (rc != hc->err || strstr(detail, sub) == NULL)
+      die("%s: got %s \"%s\", wanted %s \"%s\"", file, strata_err_name(rc),
+          rc ? detail : "", strata_err_name(hc->err), sub);
+    free(m.p);
+  }
+  fclose(tsv);
+  printf("gen_hostile: %zu hostile fixtures in %s\n", count, dir);
+}
+
+/* ---- golden files ------------------------------------------------------- */
+
+static void hex(FILE *f, const uint8_t *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    fprintf(f, "%02x", p[i]);
+}
+
+static void golden_one(FILE *out, const char *dir, const char *file,
+                       uint64_t region_id, const char *name, const char *meta,
+                       uint32_t align, const layer_spec *l, size_t n) {
+  char path[4096];
+  image im = write_region(file, region_id, name, meta, align, l, n);
+  FMT(path, "%s/%s", dir, file);
+  write_all(path, im.p, im.len);
+  free(im.p);
+  strata_region *r;
+  CHECK(strata_region_open(path, 0, &r));
+  strata_region_info info;
+  CHECK(strata_region_info_get(r, &info));
+  fprintf(out,
+          "region\t%s\t%" PRIu64 "\t%s\t%s\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu32
+          "\n",
+          file, info.id, info.name, info.metadata, info.layer_count, info.flags,
+          info.data_align);
+  /* Layers in ascending id order, as iteration returns them. */
+  strata_region_iter it;
+  strata_layer ly;
+  int rc;
+  strata_region_iter_init(r, &it);
+  while ((rc = strata_region_next(&it, &ly)) > 0) {
+    fprintf(out, "layer\t%s\t%" PRIu64 "\t%s\t%s\t%" PRIu64 "\t", file, ly.id,
+            ly.name ? ly.name : "", ly.metadata ? ly.metadata : "", ly.size);
+    hex(out, ly.data, (size_t)ly.size);
+    fprintf(out, "\n");
+  }
+  CHECK(rc);
+  strata_region_close(r);
+}
+
+static void gen_golden(const char *tests) {
+  char dir[4096], path[4096];
+  FMT(dir, "%s/hostile/golden", tests);
+  mkdir_p(dir);
+  FMT(path, "%s/EXPECTED.txt", dir);
+  FILE *out = fopen(path, "w");
+  if (out == NULL)
+    die("%s: %s", path, strerror(errno));
+  fprintf(out,
+          "# Golden region files of format 1.0, written by Strata 0.1.0\n"
+          "# (tests/hostile/gen_hostile.c). Every later version must still\n"
+          "# open them and find exactly this. Fields are tab-separated:\n"
+          "# region FILE ID NAME METADATA LAYER_COUNT FLAGS DATA_ALIGN\n"
+          "# layer  FILE ID NAME METADATA SIZE CONTENT_HEX\n"
+          "# (an empty NAME or METADATA field means the layer has none)\n");
+
+  static uint8_t bytes[256], zeros[100];
+  for (int i = 0; i < 256; i++)
+    bytes[i] = (uint8_t)i;
+  static char xs[66];
+  memset(xs, 'x', 65);
+  const char *text = "Strata golden fixture: dense region.\n";
+  const char *uni = "\xe2\x98\x83 snow, \xe6\x97\xa5\xe6\x9c\xac, "
+                    "\xf0\x9f\x99\x82 emoji";
+  layer_spec dense[] = {
+      {1000, "readme", "{\"type\":\"text\"}", text, strlen(text)},
+      {1001, "zeros", NULL, zeros, sizeof zeros},
+      {1002, NULL, "{\"k\":[1,2,3]}", bytes, sizeof bytes},
+      {1003, "empty", "{}", "", 0},
+      {1004, "\x75\xcc\x88nicode-\xe5\x90\x8d\xe5\x89\x8d",
+       "{\"emoji\":\"\xf0\x9f\x99\x82\"}", uni, strlen(uni)},
+      {1005, "last", NULL, xs, 65},
+  };
+  golden_one(out, dir, "v1-dense.region", 1, "golden-dense",
+             "{\"golden\":true,\"version\":1}", 64, dense,
+             sizeof dense / sizeof dense[0]);
+
+  static char snames[8][16], smeta[8][32], sdata[8][48];
+  layer_spec sparse[8];
+  for (int i = 0; i < 8; i++) {
+    snprintf(snames[i], sizeof snames[i], "layer-%d", i + 1);
+    snprintf(smeta[i], sizeof smeta[i], "{\"n\":%d}", i + 1);
+    snprintf(sdata[i], sizeof sdata[i], "sparse golden %d %.*s", i + 1, 3 * i,
+             "abcdefghijklmnopqrstuvwxyz");
+    sparse[i] = (layer_spec){
+        (uint64_t)(i + 1) * SPARSE_STEP, i % 3 == 2 ? NULL : snames[i],
+        i % 4 == 3 ? NULL : smeta[i], sdata[i], i == 5 ? 0 : strlen(sdata[i])};
+  }
+  golden_one(out, dir, "v1-sparse.region", UINT64_C(0xFEEDFACECAFEBEEF),
+             "golden-sparse", NULL, 16, sparse, 8);
+  fclose(out);
+  printf("gen_hostile: golden files in %s\n", dir);
+}
+
+/* Small valid regions as fuzz seeds: the bases plus a one-layer region. */
+static void gen_seeds(const char *tests, const bases *b) {
+  char dir[4096], path[4096];
+  FMT(dir, "%s/fuzz/corpus/region", tests);
+  mkdir_p(dir);
+  struct {
+    const char *name;
+    const image *im;
+  } seeds[] = {{"valid-dense.region", &b->dense},
+               {"valid-sparse.region", &b->sparse},
+               {"valid-wide.region", &b->wide},
+               {"valid-empty.region", &b->empty}};
+  for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
+    FMT(path, "%s/%s", dir, seeds[i].name);
+    write_all(path, seeds[i].im->p, seeds[i].im->len);
+  }
+  /* The golden files and a few near-valid hostile files, so that the fuzzer
+   * starts next to the interesting checks. */
+  const char *copies[][2] = {
+      {"hostile/golden/v1-dense.region", "golden-v1-dense.region"},
+      {"hostile/golden/v1-sparse.region", "golden-v1-sparse.region"},
+      {"hostile/files/44-sparse-hash-order.region",
+       "hostile-hash-order.region"},
+      {"hostile/files/47-content-len-past-end.region",
+       "hostile-content-len.region"},
+      {"hostile/files/71-name-record-outside-bucket.region",
+       "hostile-name-bucket.region"},
+      {"hostile/files/39-id-bucket-over-64.region",
+       "hostile-bucket-over-64.region"},
+  };
+  for (size_t i = 0; i < sizeof copies / sizeof copies[0]; i++) {
+    FMT(path, "%s/%s", tests, copies[i][0]);
+    image c = read_all(path);
+    FMT(path, "%s/%s", dir, copies[i][1]);
+    write_all(path, c.p, c.len);
+    free(c.p);
+  }
+  layer_spec one = {42, "one", "{\"a\":1}", "x", 1};
+  image im = write_region("one.region", 1, "one", NULL, 16, &one, 1);
+  FMT(path, "%s/valid-one.region", dir);
+  write_all(path, im.p, im.len);
+  free(im.p);
+  printf("gen_hostile: fuzz seeds in %s\n", dir);
+}
+
+int main(int argc, char **argv) {
+  if (argc != 2) {
+    fprintf(stderr, "usage: %s TESTS_DIR\n", argv[0]);
+    return 2;
+  }
+  const char *base = getenv("TMPDIR");
+  FMT(g_tmp, "%s/gen-hostile-XXXXXX", base && base[0] ? base : "/tmp");
+  if (mkdtemp(g_tmp) == NULL)
+    die("mkdtemp: %s", strerror(errno));
+  bases b = {base_dense(), base_sparse(), base_wide(), base_empty()};
+  gen_hostile(argv[1], &b);
+  gen_golden(argv[1]);
+  gen_seeds(argv[1], &b);
+  free(b.dense.p);
+  free(b.sparse.p);
+  free(b.wide.p);
+  free(b.empty.p);
+  const char *names[] = {"dense.region",    "sparse.region", "wide.region",
+                         "empty.region",    "one.region",    "v1-dense.region",
+                         "v1-sparse.region"};
+  char path[4096];
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    FMT(path, "%s/%s", g_tmp, names[i]);
+    unlink(path);
+  }
+  rmdir(g_tmp);
+  return 0;
+}
