@@ -281,8 +281,12 @@ STRATA_API int strata_writer_commit(strata_writer *w);
 /* Discards everything written and frees the writer. Accepts NULL. */
 STRATA_API void strata_writer_abort(strata_writer *w);
 
-/* Path of the temporary file while one is visible in the directory (the
- * O_EXCL fallback), or NULL (O_TMPFILE). A signal handler may unlink() it. */
+/* Path the temporary file has whenever it is visible in the directory: for
+ * the whole write with the O_EXCL fallback, or only between linkat() and
+ * rename() at commit with O_TMPFILE. Fixed at strata_writer_open(), never
+ * changed or freed before commit/abort, so a signal handler may read it and
+ * unlink() it (harmless when the file has no name at that moment). NULL for
+ * a NULL writer. */
 STRATA_API const char *strata_writer_temp_path(const strata_writer *w);
 
 #ifdef __cplusplus

@@ -169,11 +169,35 @@ static int check_text(const char *path, const char *what, uint64_t id,
 
 /* ---- open ------------------------------------------------------------- */
 
+/* Chooses the temporary file's name, ".BASE.tmp-XXXXXXXX", once, at open:
+ * it never changes afterwards, so a signal handler may read it at any time
+ * through strata_writer_temp_path(). */
+static int name_temp(strata_writer *w, const char *dir, const char *base,
+                     uint64_t *rng) {
+  size_t len = strlen(base) + 32;
+  if (w->tmp_name == NULL)
+    w->tmp_name = malloc(len);
+  if (w->tmp_path == NULL)
+    w->tmp_path = malloc(strlen(dir) + len + 2);
+  if (w->tmp_name == NULL || w->tmp_path == NULL)
+    return strata__fail(STRATA_E_NOMEM, "%s: allocating", w->path);
+  *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
+  snprintf(w->tmp_name, len, ".%s.tmp-%08" PRIx64, base, *rng >> 32);
+  sprintf(w->tmp_path, "%s/%s", dir, w->tmp_name);
+  return 0;
+}
+
 static int open_temp(strata_writer *w, const char *dir, const char *base) {
   w->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (w->dirfd < 0)
     return strata__fail_errno(errno, "%s: opening directory %s", w->path, dir);
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t rng = (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
+  STRATA__TRY(name_temp(w, dir, base, &rng));
 #ifdef O_TMPFILE
+  /* Preferred: an unnamed file, which nothing can leave behind. It gets the
+   * temporary name only for the moment between linkat() and rename(). */
   w->fd = openat(w->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0444);
   if (w->fd >= 0) {
     w->anonymous = true;
@@ -186,25 +210,16 @@ static int open_temp(strata_writer *w, const char *dir, const char *base) {
 #endif
   /* Fallback: a named temporary file, created exclusively and without
    * following symlinks, so nothing else can be clobbered. */
-  size_t len = strlen(base) + 32;
-  w->tmp_name = malloc(len);
-  w->tmp_path = malloc(strlen(dir) + len + 2);
-  if (w->tmp_name == NULL || w->tmp_path == NULL)
-    return strata__fail(STRATA_E_NOMEM, "%s: allocating", w->path);
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  uint64_t r = (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32);
   for (int tries = 0; tries < 100; tries++) {
-    r = r * 6364136223846793005ull + 1442695040888963407ull;
-    snprintf(w->tmp_name, len, ".%s.tmp-%06" PRIx64, base, r >> 40);
     w->fd = openat(w->dirfd, w->tmp_name,
                    O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0444);
     if (w->fd >= 0) {
-      sprintf(w->tmp_path, "%s/%s", dir, w->tmp_name);
+      w->linked = true;
       return 0;
     }
     if (errno != EEXIST)
       break;
+    STRATA__TRY(name_temp(w, dir, base, &rng));
   }
   return strata__fail_errno(errno, "%s: creating a temporary file in %s",
                             w->path, dir);
@@ -328,8 +343,8 @@ int strata_writer_begin_layer(strata_writer *w, uint64_t id, const char *name,
                            STRATA__MAX_METADATA, true));
   int64_t dup = find_id(w, id);
   STRATA__FAIL_IF(dup >= 0, STRATA_E_DUPLICATE,
-                  "%s: layer %" PRIu64 ": duplicate id (layer #%" PRId64
-                  " has it)",
+                  "%s: layer %" PRIu64 ": duplicate id (already added as "
+                  "layer number %" PRId64 ", counting from 0)",
                   w->path, id, dup);
   if (name != NULL) {
     dup = find_name(w, name, strlen(name));
@@ -447,26 +462,15 @@ static int validate_written(strata_writer *w, uint64_t size) {
 
 static int publish(strata_writer *w) {
   if (w->anonymous) {
-    /* Give the O_TMPFILE a name, then rename it over the target: linkat()
-     * cannot replace an existing file. */
+    /* Give the O_TMPFILE its temporary name, then rename it over the
+     * target: linkat() cannot replace an existing file. */
     char proc[64];
     snprintf(proc, sizeof proc, "/proc/self/fd/%d", w->fd);
-    char *base = strdup(w->path);
-    if (base == NULL)
-      return strata__fail(STRATA_E_NOMEM, "%s: allocating", w->path);
-    size_t len = strlen(base) + 32;
-    w->tmp_name = malloc(len);
-    if (w->tmp_name == NULL) {
-      free(base);
-      return strata__fail(STRATA_E_NOMEM, "%s: allocating", w->path);
-    }
-    snprintf(w->tmp_name, len, ".%s.tmp-%d", basename(base), (int)getpid());
-    free(base);
-    (void)unlinkat(w->dirfd, w->tmp_name, 0); /* a stale one of ours */
     if (linkat(AT_FDCWD, proc, w->dirfd, w->tmp_name, AT_SYMLINK_FOLLOW) != 0)
-      return strata__fail_errno(errno, "%s: linking the temporary file",
-                                w->path);
+      return strata__fail_errno(errno, "%s: linking the temporary file as %s",
+                                w->path, w->tmp_path);
     w->anonymous = false;
+    w->linked = true;
   }
   char *base = strdup(w->path);
   if (base == NULL)
@@ -475,12 +479,9 @@ static int publish(strata_writer *w) {
   int e = errno;
   free(base);
   if (rc != 0)
-    return strata__fail_errno(e, "%s: renaming the temporary file into place",
-                              w->path);
-  free(w->tmp_name);
-  w->tmp_name = NULL;
-  free(w->tmp_path);
-  w->tmp_path = NULL;
+    return strata__fail_errno(e, "%s: renaming %s into place", w->path,
+                              w->tmp_path);
+  w->linked = false;
   if (fsync(w->dirfd) != 0)
     return strata__fail_errno(errno,
                               "%s: fsync of the directory after rename "
@@ -548,7 +549,7 @@ void strata_writer_abort(strata_writer *w) {
     return;
   if (w->fd >= 0)
     close(w->fd);
-  if (w->tmp_name != NULL && w->dirfd >= 0)
+  if (w->linked && w->dirfd >= 0)
     (void)unlinkat(w->dirfd, w->tmp_name, 0);
   if (w->dirfd >= 0)
     close(w->dirfd);

@@ -35,10 +35,11 @@ typedef struct strata__buf {
 
 struct strata_writer {
   char *path;     /* final path */
-  char *tmp_path; /* visible temporary path, or NULL (O_TMPFILE) */
-  char *tmp_name; /* its name relative to dirfd */
+  char *tmp_path; /* the temporary file's path while it has a name */
+  char *tmp_name; /* the same, relative to dirfd */
   int dirfd, fd;
-  bool anonymous; /* O_TMPFILE: not linked into the directory yet */
+  bool anonymous; /* O_TMPFILE, not linked into the directory yet */
+  bool linked;    /* the temporary file exists under tmp_name */
 
   uint64_t region_id;
   char *name, *metadata;

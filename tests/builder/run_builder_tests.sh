@@ -1,0 +1,219 @@
+#!/bin/bash
+# Drives the region-builder tests; ctest runs one mode and case per test.
+#
+#   run_builder_tests.sh MODE BUILDER CHECKER ARG WORKDIR [PRELOAD]
+#
+#   valid CASE      builds CASE (see below), expects exit 0, no output on
+#                   stdout, and check_region's listing equal to CASE/expect
+#   invalid CASE    expects exit 1, each line of CASE/error in stderr, and
+#                   no region (nor temporary file) left behind
+#   usage -         usage errors exit 2, --help and --version exit 0
+#   interrupt SIG   kills a build blocked on a FIFO with SIG; nothing may be
+#                   left (PRELOAD: a shim that disables O_TMPFILE)
+#   samples DIR     builds the sample regions under DIR and checks them
+#
+# A case directory holds one input: manifest.json (manifest mode),
+# layers.jsonl (--jsonl, region id 1 named "test") or tree/ (--from-dir,
+# likewise); optionally `args` (extra options, one line) and `stderr` (a
+# substring stderr must contain; without it stderr must be empty).
+set -u
+mode=$1 builder=$2 checker=$3 arg=$4 work=$5 preload=${6:-}
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+
+rm -rf "$work"
+mkdir -p "$work/out"
+out=$work/out/test.region
+
+# Fills the array `cmd` with the command line for case directory $1.
+case_cmd() {
+  local dir=$1 extra=()
+  [[ -f $dir/args ]] && read -r -a extra < "$dir/args"
+  if [[ -f $dir/manifest.json ]]; then
+    cmd=("$builder" -o "$out" "${extra[@]}" "$dir/manifest.json")
+  elif [[ -f $dir/layers.jsonl ]]; then
+    cmd=("$builder" -o "$out" --jsonl "$dir/layers.jsonl" --id 1 --name test
+         "${extra[@]}")
+  elif [[ -d $dir/tree ]]; then
+    cmd=("$builder" -o "$out" --from-dir "$dir/tree" --id 1 --name test
+         "${extra[@]}")
+  else
+    fail "$dir: no manifest.json, layers.jsonl or tree/"
+  fi
+}
+
+# Runs "$@" with stdout and stderr captured in $work; sets $rc.
+run() {
+  "$@" > "$work/stdout" 2> "$work/stderr" < /dev/null
+  rc=$?
+}
+
+assert_no_temp() {
+  local left
+  left=$(find "$work/out" -name '.test.region.tmp-*')
+  [[ -z $left ]] || fail "temporary file left behind: $left"
+}
+
+check_valid() {
+  local dir=$1
+  case_cmd "$dir"
+  run "${cmd[@]}"
+  [[ $rc -eq 0 ]] || fail "exit $rc, expected 0; stderr: $(cat "$work/stderr")"
+  [[ -s $work/stdout ]] && fail "unexpected stdout: $(cat "$work/stdout")"
+  if [[ -f $dir/stderr ]]; then
+    grep -qF -- "$(cat "$dir/stderr")" "$work/stderr" ||
+      fail "stderr lacks '$(cat "$dir/stderr")': $(cat "$work/stderr")"
+  elif [[ -s $work/stderr ]]; then
+    fail "unexpected stderr: $(cat "$work/stderr")"
+  fi
+  [[ -f $out ]] || fail "no region written"
+  assert_no_temp
+  "$checker" "$out" > "$work/listing" || fail "check_region rejected the region"
+  diff -u "$dir/expect" "$work/listing" || fail "listing differs from expect"
+}
+
+check_invalid() {
+  local dir=$1 want
+  case_cmd "$dir"
+  run "${cmd[@]}"
+  [[ $rc -eq 1 ]] || fail "exit $rc, expected 1; stderr: $(cat "$work/stderr")"
+  # Every line of CASE/error must appear in stderr.
+  while IFS= read -r want || [[ -n $want ]]; do
+    grep -qF -- "$want" "$work/stderr" ||
+      fail "stderr lacks '$want': $(cat "$work/stderr")"
+  done < "$dir/error"
+  [[ -e $out ]] && fail "a region was written"
+  assert_no_temp
+  # A failed build must not touch an existing region either.
+  echo previous > "$out"
+  run "${cmd[@]}"
+  [[ $rc -eq 1 && $(cat "$out") == previous ]] ||
+    fail "a failed build replaced the existing region (exit $rc)"
+  assert_no_temp
+}
+
+expect_exit() {
+  local want=$1
+  shift
+  run "$@"
+  [[ $rc -eq $want ]] ||
+    fail "'$*' exited $rc, expected $want; stderr: $(cat "$work/stderr")"
+}
+
+check_usage() {
+  local m=$work/m.json
+  echo '{"region": {"id": 1, "name": "u"}, "layers": [{"id": 0, "text": "x"}]}' > "$m"
+  expect_exit 2 "$builder"
+  expect_exit 2 "$builder" -o "$out" --bogus "$m"
+  grep -q -- "--help" "$work/stderr" || fail "usage error does not point to --help"
+  expect_exit 2 "$builder" -o
+  expect_exit 2 "$builder" "$m"
+  expect_exit 2 "$builder" -o "$out"
+  expect_exit 2 "$builder" -o "$out" "$m" "$m"
+  expect_exit 2 "$builder" -o "$out" --id 3 "$m"
+  expect_exit 2 "$builder" -o "$out" --jsonl x.jsonl --name n
+  expect_exit 2 "$builder" -o "$out" --from-dir . --id 1
+  expect_exit 2 "$builder" -o "$out" --jsonl x.jsonl --from-dir . --id 1 --name n
+  expect_exit 2 "$builder" -o "$out" --jsonl x.jsonl --id 1 --name n extra
+  [[ -e $out ]] && fail "a usage error wrote a region"
+  expect_exit 1 "$builder" -o "$out" --jsonl "$work/none.jsonl" --id 1 --name n
+  expect_exit 1 "$builder" -o "$out" --jsonl "$m" --id -1 --name n
+  grep -qF -- "--id -1" "$work/stderr" || fail "bad --id not named"
+  expect_exit 0 "$builder" --help
+  grep -q "^Exit status" "$work/stdout" || fail "--help does not document exit codes"
+  grep -q "^  2  usage error" "$work/stdout" || fail "--help lacks exit code 2"
+  expect_exit 0 "$builder" --version
+  grep -Eq '^region-builder \(strata\) [0-9]+\.[0-9]+\.[0-9]+$' "$work/stdout" ||
+    fail "--version printed: $(cat "$work/stdout")"
+  # Quiet success: nothing on stdout or stderr (stderr is not a terminal).
+  expect_exit 0 "$builder" -o "$out" "$m"
+  [[ -s $work/stdout || -s $work/stderr ]] && fail "a plain build printed output"
+  expect_exit 0 "$builder" -v -o "$out" "$m"
+  grep -qF "$out: 1 layers" "$work/stdout" || fail "-v summary: $(cat "$work/stdout")"
+}
+
+# Starts a build whose second layer reads a FIFO that is held open but never
+# finished, waits until the builder is blocked reading it, then sends $1.
+check_interrupt() {
+  local sig=$1 in=$work/in pid tmp_seen=
+  mkdir -p "$in"
+  mkfifo "$in/fifo" || fail "mkfifo"
+  cat > "$in/manifest.json" <<'JSON'
+{"region": {"id": 1, "name": "interrupted"},
+ "layers": [{"id": 0, "text": "first"}, {"id": 1, "file": "fifo"}]}
+JSON
+  # Opening read-write never blocks on Linux, and keeps the FIFO from ever
+  # reporting end of file to the builder.
+  exec 3<> "$in/fifo"
+  printf 'some content that arrives before the interruption' >&3
+  if [[ -n $preload ]]; then
+    ASAN_OPTIONS=verify_asan_link_order=0 LD_PRELOAD=$preload \
+      "$builder" -q -o "$out" "$in/manifest.json" 2> "$work/stderr" &
+  else
+    "$builder" -q -o "$out" "$in/manifest.json" 2> "$work/stderr" &
+  fi
+  pid=$!
+  local i
+  for ((i = 0; i < 200; i++)); do
+    ls -l "/proc/$pid/fd" 2> /dev/null | grep -q "$in/fifo" && break
+    kill -0 "$pid" 2> /dev/null || break
+    sleep 0.05
+  done
+  ls -l "/proc/$pid/fd" 2> /dev/null | grep -q "$in/fifo" ||
+    fail "builder never opened the FIFO; stderr: $(cat "$work/stderr")"
+  sleep 0.2 # let it drain the FIFO and block in read()
+  [[ -n $(find "$work/out" -name '.test.region.tmp-*') ]] && tmp_seen=1
+  if [[ -n $preload && -z $tmp_seen ]]; then
+    fail "with O_TMPFILE disabled, no visible temporary file during the build"
+  fi
+  kill "-$sig" "$pid"
+  wait "$pid"
+  local rc=$? want
+  exec 3>&-
+  want=$((128 + $(kill -l "$sig")))
+  [[ $rc -eq $want ]] || fail "exit $rc after SIG$sig, expected $want"
+  [[ -e $out ]] && fail "a region appeared after SIG$sig"
+  if [[ $sig == KILL && -n $tmp_seen ]]; then
+    echo "SKIP: no O_TMPFILE here, so SIGKILL must leave the temporary file"
+    exit 77
+  fi
+  assert_no_temp
+}
+
+# Builds the committed sample regions and checks that each holds what its
+# sources list, in the documented id order.
+check_samples() {
+  local src=$1
+  expect_exit 0 "$builder" -q -o "$work/out/licenses.region" \
+    "$src/licenses/manifest.json"
+  "$checker" "$work/out/licenses.region" > "$work/licenses" ||
+    fail "licenses.region does not check"
+  local names
+  names=$(grep -o '"name": "[^"]*"' "$src/licenses/manifest.json" |
+          sed '1d; s/"name": "//; s/"$//')
+  [[ $(tail -n +2 "$work/licenses" | cut -f2) == "$names" ]] ||
+    fail "licenses.region layers differ from the manifest"
+  expect_exit 0 "$builder" -q -o "$work/out/manuals.region" \
+    --from-dir "$src/manuals" --id 2 --name manuals
+  "$checker" "$work/out/manuals.region" > "$work/manuals" ||
+    fail "manuals.region does not check"
+  names=$(cd "$src/manuals" && find . -type f | sed 's|^\./||' | LC_ALL=C sort)
+  [[ $(tail -n +2 "$work/manuals" | cut -f2) == "$names" ]] ||
+    fail "manuals.region layers are not the files in sorted order"
+  [[ $(tail -n +2 "$work/manuals" | cut -f1 | tr '\n' ' ') == \
+     "$(seq 0 $(($(wc -l <<< "$names") - 1)) | tr '\n' ' ')" ]] ||
+    fail "manuals.region ids are not 0..n-1"
+}
+
+case $mode in
+  valid) check_valid "$arg" ;;
+  invalid) check_invalid "$arg" ;;
+  usage) check_usage ;;
+  interrupt) check_interrupt "$arg" ;;
+  samples) check_samples "$arg" ;;
+  *) fail "unknown mode $mode" ;;
+esac
+echo PASS

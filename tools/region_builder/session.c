@@ -1,0 +1,134 @@
+/* The writer session: opening the region writer, removing its temporary
+ * file when the tool is interrupted, and committing or aborting.
+ *
+ * The writer never leaves a partial region under the final name, but when
+ * the file system lacks O_TMPFILE its temporary file is visible
+ * (".OUT.region.tmp-XXXXXX") until commit or abort. A signal that ends the
+ * process would leave it behind, so SIGINT, SIGTERM and SIGHUP unlink it
+ * first. The handler touches only a copy of the path made when the writer
+ * opened: unlink() and _exit() are async-signal-safe, reading the writer's
+ * own state from a handler would not be. */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "builder.h"
+
+static const int handled[] = {SIGINT, SIGTERM, SIGHUP};
+#define N_HANDLED (sizeof handled / sizeof handled[0])
+
+static char temp_path[PATH_MAX];
+static volatile sig_atomic_t have_temp;
+
+static void on_signal(int sig) {
+  if (have_temp)
+    (void)unlink(temp_path);
+  /* The exit status a shell gives a process killed by `sig`. */
+  _exit(128 + sig);
+}
+
+static void install_handlers(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  for (size_t i = 0; i < N_HANDLED; i++)
+    sigaddset(&sa.sa_mask, handled[i]);
+  for (size_t i = 0; i < N_HANDLED; i++)
+    sigaction(handled[i], &sa, NULL);
+}
+
+/* Blocks (or unblocks) the handled signals. Commit and abort run with them
+ * blocked: both end by freeing the writer, and a commit interrupted between
+ * its rename and its return must not unlink anything. A signal that arrives
+ * meanwhile is delivered when they are done. */
+static void block_signals(bool block) {
+  sigset_t set;
+  sigemptyset(&set);
+  for (size_t i = 0; i < N_HANDLED; i++)
+    sigaddset(&set, handled[i]);
+  sigprocmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+}
+
+uint64_t rb_aligned_total(uint64_t total, uint64_t size, uint32_t align) {
+  uint64_t a = align ? align : 64; /* the writer's default, see strata.h */
+  return (total + a - 1) / a * a + size;
+}
+
+int rb_session_open(rb_session *s, const rb_options *opt, uint64_t region_id,
+                    const char *name, const char *metadata,
+                    uint64_t total_bytes, uint64_t total_layers,
+                    const char *where) {
+  memset(s, 0, sizeof *s);
+  s->opt = opt;
+  rb_progress_init(&s->progress, !opt->quiet && isatty(STDERR_FILENO),
+                   total_bytes, total_layers);
+  strata_writer_options wo = {
+      .region_id = region_id,
+      .name = name,
+      .metadata = metadata,
+      .align = opt->align,
+      .progress = rb_progress_cb,
+      .progress_ctx = &s->progress,
+  };
+  install_handlers();
+  block_signals(true);
+  int rc = strata_writer_open(opt->out, &wo, &s->w);
+  if (rc == 0) {
+    const char *tmp = strata_writer_temp_path(s->w);
+    if (tmp != NULL && strlen(tmp) < sizeof temp_path) {
+      memcpy(temp_path, tmp, strlen(tmp) + 1);
+      have_temp = 1;
+    }
+  }
+  block_signals(false);
+  if (rc < 0) {
+    s->w = NULL;
+    rb_lib_error(where, rc);
+    return -1;
+  }
+  return 0;
+}
+
+int rb_session_add(rb_session *s, const rb_layer *l, const char *where) {
+  if (rb_layer_write(s->w, l, where) < 0)
+    return -1;
+  s->layers++;
+  return 0;
+}
+
+int rb_session_commit(rb_session *s) {
+  block_signals(true);
+  int rc = strata_writer_commit(s->w);
+  s->w = NULL;
+  have_temp = 0;
+  block_signals(false);
+  rb_progress_done(&s->progress, rc == 0);
+  if (rc < 0) {
+    rb_lib_error(NULL, rc);
+    return -1;
+  }
+  if (s->opt->verbose) {
+    struct stat st;
+    long long fsize = stat(s->opt->out, &st) == 0 ? (long long)st.st_size : -1;
+    printf("%s: %" PRIu64 " layers, %lld bytes\n", s->opt->out, s->layers,
+           fsize);
+  }
+  return 0;
+}
+
+void rb_session_abort(rb_session *s) {
+  if (s->w == NULL)
+    return;
+  block_signals(true);
+  strata_writer_abort(s->w);
+  s->w = NULL;
+  have_temp = 0;
+  block_signals(false);
+  rb_progress_done(&s->progress, false);
+}
