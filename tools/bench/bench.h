@@ -1,0 +1,71 @@
+/* strata-bench: shared declarations.
+ *
+ * Every store under test ("peer") implements the small interface below. The
+ * driver (strata_bench.c) builds the same layers into each peer, then times
+ * random gets through each peer's run() loop. run() lives in the peer's own
+ * file so that its get is inlined into the loop exactly as a caller of that
+ * library would write it: the cost of an indirect call is paid once per run,
+ * not once per get, and the bare offset array stays a true lower bound. */
+#ifndef STRATA_BENCH_H
+#define STRATA_BENCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* The layers a scenario stores: n values of `size` bytes; value number i
+ * (its position, 0 <= i < n) has id ids[i] and the contents that
+ * bench_fill_value(i, ...) produces. */
+typedef struct bench_layers {
+  uint64_t n;
+  size_t size;
+  const uint64_t *ids;
+} bench_layers;
+
+typedef struct bench_peer {
+  const char *name;
+  /* Keys that run() and get() take: false means the layer id, true means
+   * the position 0..n-1 (the offset array has no ids). */
+  int keyed_by_position;
+  /* Writes the peer's file(s) under `dir`. Returns 0 or a message in err. */
+  int (*build)(void **state, const char *dir, const bench_layers *layers,
+               char *err, size_t errlen);
+  /* Opens what build() wrote, ready for get() and run(). */
+  int (*open)(void *state, char *err, size_t errlen);
+  /* One lookup; 0 when found, with a borrowed pointer and length. */
+  int (*get)(void *state, uint64_t key, const uint8_t **ptr, size_t *len);
+  /* m lookups of keys[0..m-1]. For each, reads the value's first and last
+   * byte into the returned sink; adds 1 to *misses for a key not found. */
+  uint64_t (*run)(void *state, const uint64_t *keys, size_t m,
+                  uint64_t *misses);
+  /* Undoes open(). */
+  void (*close)(void *state);
+  /* Path of the main file (for open timing and /proc/self/maps). */
+  const char *(*path)(void *state);
+  /* Removes the files and frees the state. */
+  void (*destroy)(void *state);
+} bench_peer;
+
+extern const bench_peer bench_strata;
+extern const bench_peer bench_lmdb;
+extern const bench_peer bench_cdb;
+extern const bench_peer bench_offsets;
+
+/* splitmix64 (Steele, Lea, Flood 2014): the PRNG behind every random choice
+ * here, and the map from position to id in the sparse scenario. */
+static inline uint64_t bench_splitmix64(uint64_t *state) {
+  uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+/* Deterministic contents of value number `pos`. */
+void bench_fill_value(uint64_t pos, uint8_t *buf, size_t size);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t bench_now_ns(void);
+
+/* Joins dir and name into a freshly allocated path (abort on no memory). */
+char *bench_path(const char *dir, const char *name);
+
+#endif /* STRATA_BENCH_H */
