@@ -172,11 +172,20 @@ STRATA_API int strata_region_info_get(const strata_region *region,
 /* Number of layers in the region. */
 STRATA_API uint64_t strata_region_layer_count(const strata_region *region);
 
-/* Looks up a layer by id and fills *out with borrowed pointers.
- * No allocation, no lock, no system call.
+/* Looks up a layer by id and fills *out with borrowed pointers: content,
+ * name, metadata and checksum. No allocation, no lock, no system call.
  * Errors: STRATA_E_NOT_FOUND (out is left untouched). */
 STRATA_API int strata_region_get(const strata_region *region, uint64_t id,
                                  strata_layer *out);
+
+/* The lean lookup: only the content. Points *data at layer `id`'s content
+ * and stores its length in *size. It reads the region's compact locator
+ * table and never the full index entry, so it touches fewer cache lines than
+ * strata_region_get() (one table read when ids are dense, two otherwise).
+ * No allocation, no lock, no system call.
+ * Errors: STRATA_E_NOT_FOUND (outputs untouched). */
+STRATA_API int strata_region_get_data(const strata_region *region, uint64_t id,
+                                      const void **data, uint64_t *size);
 
 /* Looks up a layer by name (name_len bytes, need not be NUL-terminated).
  * Errors: STRATA_E_NOT_FOUND. */

@@ -23,25 +23,26 @@ enum {
   STRATA__H_LAYER_COUNT = 40,  /* u64 */
   STRATA__H_NAMED_COUNT = 48,  /* u64 */
   STRATA__H_DATA_ALIGN = 56,   /* u32 */
-  STRATA__H_ID_BITS = 60,      /* u32 */
-  STRATA__H_NAME_BITS = 64,    /* u32 */
-  STRATA__H_RNAME_LEN = 68,    /* u32 */
+  STRATA__H_NAME_BITS = 60,    /* u32 */
+  STRATA__H_RNAME_LEN = 64,    /* u32 */
+  STRATA__H_RMETA_LEN = 68,    /* u32 */
   STRATA__H_HASH_SEED = 72,    /* u64 */
   STRATA__H_RNAME_OFF = 80,    /* u64, relative to STRINGS */
   STRATA__H_RMETA_OFF = 88,    /* u64, relative to STRINGS */
-  STRATA__H_RMETA_LEN = 96,    /* u64 */
-  STRATA__H_SECTIONS = 104,    /* 7 x {u64 offset, u64 size} */
-  STRATA__H_INDEX_CSUM = 216,  /* u64 */
-  STRATA__H_RESERVED = 224,    /* 24 zero bytes */
+  STRATA__H_SLOT_COUNT = 96,   /* u64, sparse regions only */
+  STRATA__H_PILOT_COUNT = 104, /* u64, sparse regions only */
+  STRATA__H_SECTIONS = 112,    /* 8 x {u64 offset, u64 size} */
+  STRATA__H_INDEX_CSUM = 240,  /* u64 */
   STRATA__H_HEADER_CSUM = 248, /* u64, XXH3-64 of bytes [0, 248) */
 };
 
 /* Sections, in the order they must appear in the file. */
 enum strata__section {
   STRATA__S_DATA = 0,
-  STRATA__S_INDEX,
-  STRATA__S_ID_BUCKETS,
-  STRATA__S_ID_ORDER,
+  STRATA__S_INDEX,    /* n x 64-byte entries: everything about a layer */
+  STRATA__S_LOCATORS, /* the lookup table: dense n x 16, sparse m x 32 */
+  STRATA__S_PILOTS,   /* sparse: r x u16 pilots of the perfect hash */
+  STRATA__S_ID_ORDER, /* sparse: n x u32 entry numbers in id order */
   STRATA__S_NAME_BUCKETS,
   STRATA__S_NAME_INDEX,
   STRATA__S_STRINGS,
@@ -63,6 +64,20 @@ enum {
   STRATA__E_RESERVED = 60, /* u32 */
 };
 
+/* Dense locator: {u64 offset, u64 size} of entry i. */
+#define STRATA__LOC_SIZE 16u
+/* Sparse slot: {u64 id, u64 offset, u64 size, u32 entry, u32 reserved};
+ * an empty slot is all zero but for entry = STRATA__EMPTY_SLOT. */
+#define STRATA__SLOT_SIZE 32u
+enum {
+  STRATA__SL_ID = 0,
+  STRATA__SL_OFFSET = 8,
+  STRATA__SL_SIZE = 16,
+  STRATA__SL_ENTRY = 24,
+  STRATA__SL_RESERVED = 28,
+};
+#define STRATA__EMPTY_SLOT 0xFFFFFFFFu
+
 /* Name index record: {u64 hash, u32 entry, u32 reserved}. */
 #define STRATA__NAME_REC_SIZE 16u
 
@@ -74,8 +89,11 @@ enum {
 #define STRATA__MIN_ALIGN 16u
 #define STRATA__MAX_ALIGN 65536u
 #define STRATA__DEFAULT_ALIGN 64u
-#define STRATA__MAX_BUCKET 64u /* longest run of entries in one hash bucket */
+#define STRATA__MAX_BUCKET 64u /* longest run of records in a name bucket */
 #define STRATA__MAX_BUCKET_BITS 32u
+/* Sparse regions have at most 2^32 - 2 layers: entry numbers are u32 and
+ * 0xFFFFFFFF marks an empty slot. */
+#define STRATA__MAX_SPARSE_LAYERS 0xFFFFFFFEull
 
 #define STRATA__HEADER_FLAGS_KNOWN UINT64_C(1) /* STRATA_REGION_DENSE_IDS */
 
@@ -122,17 +140,46 @@ static inline void strata__wr64(void *p, uint64_t v) {
   memcpy(p, &v, sizeof v);
 }
 
-/* The id hash: murmur3's 64-bit finalizer applied to id ^ seed. It is a
- * bijection, so two distinct ids never share a hash value, and sorting the
- * entries by hash also proves the ids unique. */
-static inline uint64_t strata__id_hash(uint64_t id, uint64_t seed) {
-  uint64_t x = id ^ seed;
+/* murmur3's 64-bit finalizer: a bijection on u64 that mixes every input
+ * bit into every output bit. */
+static inline uint64_t strata__mix64(uint64_t x) {
   x ^= x >> 33;
   x *= 0xff51afd7ed558ccdull;
   x ^= x >> 33;
   x *= 0xc4ceb9fe1a85ec53ull;
   x ^= x >> 33;
   return x;
+}
+
+/* The id hash of sparse regions. */
+static inline uint64_t strata__id_hash(uint64_t id, uint64_t seed) {
+  return strata__mix64(id ^ seed);
+}
+
+/* Maps a 64-bit hash onto [0, range) without a division (Lemire's
+ * multiply-shift); uses the hash's high bits. */
+static inline uint64_t strata__fastrange(uint64_t hash, uint64_t range) {
+  return (uint64_t)(((unsigned __int128)hash * range) >> 64);
+}
+
+/* The perfect hash of sparse regions (PTHash-style "hash and displace"):
+ * an id's hash picks a bucket, the bucket's pilot picks the slot. The
+ * writer chooses pilots so that no two ids share a slot. */
+static inline uint64_t strata__pilot_bucket(uint64_t hash, uint64_t pilots) {
+  return strata__fastrange(hash, pilots);
+}
+static inline uint64_t strata__slot_of(uint64_t hash, uint16_t pilot,
+                                       uint64_t slots) {
+  uint64_t k = 0x9E3779B97F4A7C15ull * ((uint64_t)pilot + 1);
+  return strata__fastrange(strata__mix64(hash ^ k), slots);
+}
+/* Table sizes, fixed by the layer count so that a reader can insist on
+ * them: about 94% of slots used, four ids per pilot on average. */
+static inline uint64_t strata__slot_count(uint64_t n) {
+  return n + (n + 15) / 16;
+}
+static inline uint64_t strata__pilot_count(uint64_t n) {
+  return (n + 3) / 4;
 }
 
 /* Bucket of a hash for a table of 2^bits buckets: its top `bits` bits. */

@@ -56,8 +56,9 @@ struct strata_region {
   const uint8_t *data;         /* DATA section */
   uint64_t data_size;
   const uint8_t *entries;      /* INDEX: n x 64 bytes */
-  const uint8_t *id_buckets;   /* (2^id_bits + 1) x u32; NULL when dense */
-  unsigned id_bits;
+  const uint8_t *locators;     /* dense: n x 16; sparse: slots x 32 */
+  const uint8_t *pilots;       /* sparse: pilot_count x u16 */
+  uint64_t slot_count, pilot_count;
   const uint8_t *id_order;     /* n x u32; NULL when dense */
   const uint8_t *name_buckets; /* (2^name_bits + 1) x u32; NULL when m == 0 */
   unsigned name_bits;

@@ -24,31 +24,58 @@ void strata__layer_from_entry(const strata_region *r, uint64_t i,
   out->flags = strata__rd32(e + STRATA__E_FLAGS);
 }
 
-int64_t strata__find_entry(const strata_region *r, uint64_t id) {
+/* The lookup. Returns a pointer to the layer's {u64 offset, u64 size} pair
+ * in the locator table and its entry number in *entry, or NULL on a miss.
+ * Dense regions index the table directly; sparse ones evaluate the perfect
+ * hash (two table reads: the pilot, then the slot) and compare the id. */
+static inline const uint8_t *find(const strata_region *r, uint64_t id,
+                                  uint64_t *entry) {
   if (r->dense) {
     /* Unsigned wrap makes ids below first_id land past n as well. */
     uint64_t i = id - r->first_id;
-    return i < r->n ? (int64_t)i : -1;
+    if (i >= r->n)
+      return NULL;
+    *entry = i;
+    return r->locators + i * STRATA__LOC_SIZE;
   }
   uint64_t h = strata__id_hash(id, r->seed);
-  uint64_t k = strata__bucket(h, r->id_bits);
-  uint32_t lo = strata__rd32(r->id_buckets + 4 * k);
-  uint32_t hi = strata__rd32(r->id_buckets + 4 * (k + 1));
-  /* A bucket holds at most STRATA__MAX_BUCKET entries (checked at open). */
-  for (uint32_t i = lo; i < hi; i++) {
-    uint64_t eid = strata__rd64(r->entries + (uint64_t)i * STRATA__ENTRY_SIZE);
-    if (eid == id)
-      return i;
-  }
-  return -1;
+  uint64_t b = strata__pilot_bucket(h, r->pilot_count);
+  uint64_t i = strata__slot_of(h, strata__rd16(r->pilots + 2 * b),
+                               r->slot_count);
+  const uint8_t *slot = r->locators + i * STRATA__SLOT_SIZE;
+  uint32_t e = strata__rd32(slot + STRATA__SL_ENTRY);
+  if (strata__rd64(slot + STRATA__SL_ID) != id || e == STRATA__EMPTY_SLOT)
+    return NULL;
+  *entry = e;
+  return slot + STRATA__SL_OFFSET;
+}
+
+int64_t strata__find_entry(const strata_region *r, uint64_t id) {
+  uint64_t e;
+  return find(r, id, &e) ? (int64_t)e : -1;
+}
+
+static int not_found(const strata_region *r, uint64_t id) {
+  return strata__fail(STRATA_E_NOT_FOUND, "%s: layer %" PRIu64 " not found",
+                      r->path ? r->path : "region", id);
 }
 
 int strata_region_get(const strata_region *r, uint64_t id, strata_layer *out) {
-  int64_t i = strata__find_entry(r, id);
-  if (i < 0)
-    return strata__fail(STRATA_E_NOT_FOUND, "%s: layer %" PRIu64 " not found",
-                        r->path ? r->path : "region", id);
-  strata__layer_from_entry(r, (uint64_t)i, out);
+  uint64_t e;
+  if (find(r, id, &e) == NULL)
+    return not_found(r, id);
+  strata__layer_from_entry(r, e, out);
+  return 0;
+}
+
+int strata_region_get_data(const strata_region *r, uint64_t id,
+                           const void **data, uint64_t *size) {
+  uint64_t e;
+  const uint8_t *loc = find(r, id, &e);
+  if (loc == NULL)
+    return not_found(r, id);
+  *data = r->data + strata__rd64(loc);
+  *size = strata__rd64(loc + 8);
   return 0;
 }
 
@@ -81,18 +108,17 @@ miss:
 
 int strata_region_read(const strata_region *r, uint64_t id, uint64_t offset,
                        uint64_t len, const void **out) {
-  int64_t i = strata__find_entry(r, id);
-  if (i < 0)
-    return strata__fail(STRATA_E_NOT_FOUND, "%s: layer %" PRIu64 " not found",
-                        r->path ? r->path : "region", id);
-  const uint8_t *e = r->entries + (uint64_t)i * STRATA__ENTRY_SIZE;
-  uint64_t size = strata__rd64(e + STRATA__E_SIZE);
+  uint64_t e;
+  const uint8_t *loc = find(r, id, &e);
+  if (loc == NULL)
+    return not_found(r, id);
+  uint64_t size = strata__rd64(loc + 8);
   if (offset > size || len > size - offset)
     return strata__fail(STRATA_E_BOUNDS,
                         "%s: layer %" PRIu64 ": read [%" PRIu64 ", +%" PRIu64
                         ") ends past layer size %" PRIu64,
                         r->path ? r->path : "region", id, offset, len, size);
-  *out = r->data + strata__rd64(e + STRATA__E_OFFSET) + offset;
+  *out = r->data + strata__rd64(loc) + offset;
   return 0;
 }
 

@@ -22,12 +22,14 @@
 #endif
 
 static const char *const section_names[STRATA__S_COUNT] = {
-    "data", "index", "id-buckets", "id-order", "name-buckets", "name-index",
-    "strings"};
+    "data",     "index",        "locators",   "pilots",
+    "id-order", "name-buckets", "name-index", "strings"};
 
 /* Alignment each section's offset must have. DATA's is the region's
- * data_align; INDEX is cache-line aligned so an entry is one line. */
-static const uint32_t section_align[STRATA__S_COUNT] = {0, 64, 8, 8, 8, 8, 8};
+ * data_align; INDEX and LOCATORS are cache-line aligned so that an entry,
+ * a locator or a slot never straddles two lines. */
+static const uint32_t section_align[STRATA__S_COUNT] = {0, 64, 64, 8,
+                                                        8, 8,  8,  8};
 
 static bool is_pow2(uint64_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
@@ -139,15 +141,12 @@ static int check_header(strata_region *r, const uint8_t *h, uint64_t size,
   STRATA__FAIL_IF(r->flags & ~STRATA__HEADER_FLAGS_KNOWN, STRATA_E_VERSION,
                   "%s: unknown header flags 0x%" PRIx64, file,
                   r->flags & ~STRATA__HEADER_FLAGS_KNOWN);
-  for (unsigned i = STRATA__H_RESERVED; i < STRATA__H_HEADER_CSUM; i++)
-    STRATA__FAIL_IF(h[i] != 0, STRATA_E_CORRUPT,
-                    "%s: reserved header byte at offset %u is not zero", file,
-                    i);
   r->id = strata__rd64(h + STRATA__H_REGION_ID);
   r->n = strata__rd64(h + STRATA__H_LAYER_COUNT);
   r->m = strata__rd64(h + STRATA__H_NAMED_COUNT);
   r->align = strata__rd32(h + STRATA__H_DATA_ALIGN);
-  r->id_bits = strata__rd32(h + STRATA__H_ID_BITS);
+  r->slot_count = strata__rd64(h + STRATA__H_SLOT_COUNT);
+  r->pilot_count = strata__rd64(h + STRATA__H_PILOT_COUNT);
   r->name_bits = strata__rd32(h + STRATA__H_NAME_BITS);
   r->seed = strata__rd64(h + STRATA__H_HASH_SEED);
   r->dense = (r->flags & STRATA_REGION_DENSE_IDS) != 0;
@@ -176,17 +175,29 @@ static int expected_sizes(const strata_region *r, const char *file,
                           uint64_t want[STRATA__S_COUNT]) {
   want[STRATA__S_INDEX] = r->n * STRATA__ENTRY_SIZE;
   if (r->dense) {
-    STRATA__FAIL_IF(r->id_bits != 0, STRATA_E_CORRUPT,
-                    "%s: dense region has id bucket bits %u (must be 0)", file,
-                    r->id_bits);
-    want[STRATA__S_ID_BUCKETS] = 0;
+    STRATA__FAIL_IF(r->slot_count != 0 || r->pilot_count != 0,
+                    STRATA_E_CORRUPT,
+                    "%s: dense region declares %" PRIu64 " slots and %" PRIu64
+                    " pilots (must be 0)",
+                    file, r->slot_count, r->pilot_count);
+    want[STRATA__S_LOCATORS] = r->n * STRATA__LOC_SIZE;
+    want[STRATA__S_PILOTS] = 0;
     want[STRATA__S_ID_ORDER] = 0;
   } else {
-    STRATA__FAIL_IF(r->id_bits != strata__ceil_log2(r->n), STRATA_E_CORRUPT,
-                    "%s: id bucket bits %u, expected %u for %" PRIu64
-                    " layers",
-                    file, r->id_bits, strata__ceil_log2(r->n), r->n);
-    want[STRATA__S_ID_BUCKETS] = ((1ull << r->id_bits) + 1) * 4;
+    STRATA__FAIL_IF(r->n > STRATA__MAX_SPARSE_LAYERS, STRATA_E_LIMIT,
+                    "%s: sparse region with %" PRIu64
+                    " layers exceeds the cap %llu",
+                    file, r->n, STRATA__MAX_SPARSE_LAYERS);
+    STRATA__FAIL_IF(r->slot_count != strata__slot_count(r->n) ||
+                        r->pilot_count != strata__pilot_count(r->n),
+                    STRATA_E_CORRUPT,
+                    "%s: %" PRIu64 " slots and %" PRIu64
+                    " pilots, expected %" PRIu64 " and %" PRIu64
+                    " for %" PRIu64 " layers",
+                    file, r->slot_count, r->pilot_count,
+                    strata__slot_count(r->n), strata__pilot_count(r->n), r->n);
+    want[STRATA__S_LOCATORS] = r->slot_count * STRATA__SLOT_SIZE;
+    want[STRATA__S_PILOTS] = r->pilot_count * 2;
     want[STRATA__S_ID_ORDER] = r->n * 4;
   }
   if (r->m == 0) {
@@ -248,7 +259,8 @@ static int check_sections(strata_region *r, const uint8_t *h, uint64_t size,
   r->data = base + off[STRATA__S_DATA];
   r->data_size = len[STRATA__S_DATA];
   r->entries = base + off[STRATA__S_INDEX];
-  r->id_buckets = r->dense ? NULL : base + off[STRATA__S_ID_BUCKETS];
+  r->locators = base + off[STRATA__S_LOCATORS];
+  r->pilots = r->dense ? NULL : base + off[STRATA__S_PILOTS];
   r->id_order = r->dense ? NULL : base + off[STRATA__S_ID_ORDER];
   r->name_buckets = r->m == 0 ? NULL : base + off[STRATA__S_NAME_BUCKETS];
   r->name_index = base + off[STRATA__S_NAME_INDEX];
@@ -263,13 +275,13 @@ static int check_region_strings(strata_region *r, const uint8_t *h,
   uint32_t name_len = strata__rd32(h + STRATA__H_RNAME_LEN);
   uint64_t name_off = strata__rd64(h + STRATA__H_RNAME_OFF);
   uint64_t meta_off = strata__rd64(h + STRATA__H_RMETA_OFF);
-  uint64_t meta_len = strata__rd64(h + STRATA__H_RMETA_LEN);
+  uint32_t meta_len = strata__rd32(h + STRATA__H_RMETA_LEN);
   STRATA__FAIL_IF(name_len == 0 || name_len > STRATA__MAX_REGION_NAME,
                   name_len == 0 ? STRATA_E_CORRUPT : STRATA_E_LIMIT,
                   "%s: region name length %" PRIu32 " not in [1, %u]", file,
                   name_len, STRATA__MAX_REGION_NAME);
   STRATA__FAIL_IF(meta_len > STRATA__MAX_METADATA, STRATA_E_LIMIT,
-                  "%s: region metadata length %" PRIu64 " exceeds %u", file,
+                  "%s: region metadata length %" PRIu32 " exceeds %u", file,
                   meta_len, STRATA__MAX_METADATA);
   STRATA__TRY(check_string(r, file, (label){"region name", false, 0},
                            name_off, name_len));
@@ -280,51 +292,41 @@ static int check_region_strings(strata_region *r, const uint8_t *h,
   return 0;
 }
 
-/* Id placement: dense regions hold ids first_id + i in entry i; sparse ones
- * hold entries sorted by strictly increasing id hash, each inside the bucket
- * its hash selects. The hash is a bijection, so strictly increasing hashes
- * also prove the ids unique. */
-static int check_entry_id(strata_region *r, const char *file, uint64_t i,
-                          uint64_t id, uint64_t *prev_hash) {
-  if (r->dense) {
-    if (i == 0) {
-      r->first_id = id;
-      STRATA__FAIL_IF(r->n - 1 > UINT64_MAX - id, STRATA_E_CORRUPT,
-                      "%s: dense ids starting at %" PRIu64
-                      " overflow for %" PRIu64 " layers",
-                      file, id, r->n);
-    }
-    STRATA__FAIL_IF(id != r->first_id + i, STRATA_E_CORRUPT,
-                    "%s: layer %" PRIu64 ": entry %" PRIu64
-                    " of a dense region must have id %" PRIu64,
-                    file, id, i, r->first_id + i);
-    return 0;
+/* Dense regions hold ids first_id + i in entry i, and locator i repeats
+ * entry i's offset and size. (Sparse regions are checked slot by slot in
+ * check_slots().) */
+static int check_dense_id(strata_region *r, const char *file, uint64_t i,
+                          uint64_t id, uint64_t off, uint64_t len) {
+  if (i == 0) {
+    r->first_id = id;
+    STRATA__FAIL_IF(r->n - 1 > UINT64_MAX - id, STRATA_E_CORRUPT,
+                    "%s: dense ids starting at %" PRIu64
+                    " overflow for %" PRIu64 " layers",
+                    file, id, r->n);
   }
-  uint64_t h = strata__id_hash(id, r->seed);
-  STRATA__FAIL_IF(i > 0 && h <= *prev_hash, STRATA_E_CORRUPT,
+  STRATA__FAIL_IF(id != r->first_id + i, STRATA_E_CORRUPT,
                   "%s: layer %" PRIu64 ": entry %" PRIu64
-                  " is out of hash order or repeats an id",
-                  file, id, i);
-  *prev_hash = h;
-  uint64_t k = strata__bucket(h, r->id_bits);
-  uint32_t lo = strata__rd32(r->id_buckets + 4 * k);
-  uint32_t hi = strata__rd32(r->id_buckets + 4 * (k + 1));
-  STRATA__FAIL_IF(i < lo || i >= hi, STRATA_E_CORRUPT,
-                  "%s: layer %" PRIu64 ": entry %" PRIu64
-                  " lies outside its id bucket %" PRIu64 " [%" PRIu32
-                  ", %" PRIu32 ")",
-                  file, id, i, k, lo, hi);
+                  " of a dense region must have id %" PRIu64,
+                  file, id, i, r->first_id + i);
+  const uint8_t *loc = r->locators + i * STRATA__LOC_SIZE;
+  STRATA__FAIL_IF(strata__rd64(loc) != off || strata__rd64(loc + 8) != len,
+                  STRATA_E_CORRUPT,
+                  "%s: layer %" PRIu64 ": locator {%" PRIu64 ", %" PRIu64
+                  "} differs from its entry {%" PRIu64 ", %" PRIu64 "}",
+                  file, id, strata__rd64(loc), strata__rd64(loc + 8), off,
+                  len);
   return 0;
 }
 
 static int check_entries(strata_region *r, const char *file) {
-  uint64_t prev_hash = 0, named = 0;
+  uint64_t named = 0;
   for (uint64_t i = 0; i < r->n; i++) {
     const uint8_t *e = r->entries + i * STRATA__ENTRY_SIZE;
     uint64_t id = strata__rd64(e + STRATA__E_ID);
-    STRATA__TRY(check_entry_id(r, file, i, id, &prev_hash));
     uint64_t off = strata__rd64(e + STRATA__E_OFFSET);
     uint64_t len = strata__rd64(e + STRATA__E_SIZE);
+    if (r->dense)
+      STRATA__TRY(check_dense_id(r, file, i, id, off, len));
     STRATA__FAIL_IF(off > r->data_size || len > r->data_size - off,
                     STRATA_E_CORRUPT,
                     "%s: layer %" PRIu64 ": content [%" PRIu64 ", +%" PRIu64
@@ -352,15 +354,74 @@ static int check_entries(strata_region *r, const char *file) {
                     "%s: layer %" PRIu64 ": metadata length %" PRIu32
                     " exceeds %u",
                     file, id, meta_len, STRATA__MAX_METADATA);
-    STRATA__TRY(check_string(r, file, (label){"name", true, id},
-                             strata__rd64(e + STRATA__E_NAME_OFF), name_len));
-    STRATA__TRY(check_string(r, file, (label){"metadata", true, id},
-                             strata__rd64(e + STRATA__E_META_OFF), meta_len));
+    uint64_t name_off = strata__rd64(e + STRATA__E_NAME_OFF);
+    uint64_t meta_off = strata__rd64(e + STRATA__E_META_OFF);
+    /* Most layers of a large region have neither: skip the calls. */
+    if ((name_len | meta_len | name_off | meta_off) != 0) {
+      STRATA__TRY(check_string(r, file, (label){"name", true, id}, name_off,
+                               name_len));
+      STRATA__TRY(check_string(r, file, (label){"metadata", true, id},
+                               meta_off, meta_len));
+    }
     named += name_len != 0;
   }
   STRATA__FAIL_IF(named != r->m, STRATA_E_CORRUPT,
                   "%s: %" PRIu64 " layers have names, header says %" PRIu64,
                   file, named, r->m);
+  return 0;
+}
+
+/* The slots of a sparse region, in one sequential pass: an empty slot is
+ * all zero but for its entry field; the k-th used slot holds entry k (so the
+ * entries are in slot order), repeats that entry's id, offset and size, and
+ * is the slot the perfect hash gives for that id. A slot is a function of
+ * the id, so no id can be in two slots: this also proves the ids unique. */
+static int check_slots(const strata_region *r, const char *file) {
+  uint64_t k = 0;
+  for (uint64_t i = 0; i < r->slot_count; i++) {
+    const uint8_t *s = r->locators + i * STRATA__SLOT_SIZE;
+    uint64_t id = strata__rd64(s + STRATA__SL_ID);
+    uint64_t off = strata__rd64(s + STRATA__SL_OFFSET);
+    uint64_t len = strata__rd64(s + STRATA__SL_SIZE);
+    uint32_t entry = strata__rd32(s + STRATA__SL_ENTRY);
+    uint32_t reserved = strata__rd32(s + STRATA__SL_RESERVED);
+    if (entry == STRATA__EMPTY_SLOT) {
+      STRATA__FAIL_IF(id != 0 || off != 0 || len != 0 || reserved != 0,
+                      STRATA_E_CORRUPT,
+                      "%s: empty slot %" PRIu64 " has nonzero fields", file,
+                      i);
+      continue;
+    }
+    STRATA__FAIL_IF(entry != k || k >= r->n, STRATA_E_CORRUPT,
+                    "%s: layer %" PRIu64 ": slot %" PRIu64
+                    " names entry %" PRIu32 ", expected entry %" PRIu64
+                    " of %" PRIu64,
+                    file, id, i, entry, k, r->n);
+    STRATA__FAIL_IF(reserved != 0, STRATA_E_CORRUPT,
+                    "%s: layer %" PRIu64 ": slot %" PRIu64
+                    ": reserved field is not zero",
+                    file, id, i);
+    const uint8_t *e = r->entries + k * STRATA__ENTRY_SIZE;
+    STRATA__FAIL_IF(strata__rd64(e + STRATA__E_ID) != id ||
+                        strata__rd64(e + STRATA__E_OFFSET) != off ||
+                        strata__rd64(e + STRATA__E_SIZE) != len,
+                    STRATA_E_CORRUPT,
+                    "%s: layer %" PRIu64 ": slot %" PRIu64
+                    " differs from entry %" PRIu64,
+                    file, id, i, k);
+    uint64_t h = strata__id_hash(id, r->seed);
+    uint64_t b = strata__pilot_bucket(h, r->pilot_count);
+    uint64_t want = strata__slot_of(h, strata__rd16(r->pilots + 2 * b),
+                                    r->slot_count);
+    STRATA__FAIL_IF(want != i, STRATA_E_CORRUPT,
+                    "%s: layer %" PRIu64 ": found in slot %" PRIu64
+                    " but its hash selects slot %" PRIu64,
+                    file, id, i, want);
+    k++;
+  }
+  STRATA__FAIL_IF(k != r->n, STRATA_E_CORRUPT,
+                  "%s: %" PRIu64 " slots are used, expected %" PRIu64, file, k,
+                  r->n);
   return 0;
 }
 
@@ -423,10 +484,9 @@ int strata__region_validate(strata_region *r, const uint8_t *base,
                   file, r->index_offset, size, got, want);
   r->index_checksum = want;
   STRATA__TRY(check_region_strings(r, base, file));
-  if (!r->dense)
-    STRATA__TRY(check_buckets(file, "id index", r->id_buckets, r->id_bits,
-                              r->n));
   STRATA__TRY(check_entries(r, file));
+  if (!r->dense)
+    STRATA__TRY(check_slots(r, file));
   STRATA__TRY(check_name_index(r, file));
   return 0;
 }

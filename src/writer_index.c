@@ -1,16 +1,19 @@
 /* Building a region's index sections at commit: sort the entries, choose
- * dense or hashed id lookup, pick a hash seed that keeps every bucket short,
- * and serialize INDEX, ID_BUCKETS, ID_ORDER, NAME_BUCKETS, NAME_INDEX and
- * STRINGS exactly as docs/FORMAT.md lays them out. */
+ * dense (direct indexing) or sparse (perfect hash) id lookup, pick a hash
+ * seed that works, and serialize INDEX, LOCATORS, PILOTS, ID_ORDER,
+ * NAME_BUCKETS, NAME_INDEX and STRINGS exactly as docs/FORMAT.md lays them
+ * out. */
 #include <inttypes.h>
 #include <stdlib.h>
 
 #include "writer_internal.h"
 
-/* How many seeds to try before giving up on keeping buckets short. With a
- * good hash the longest of 2^32 buckets holds about 13 entries, so a second
- * seed is only ever needed for ids chosen to collide. */
+/* How many seeds to try before giving up. With a good hash the first seed
+ * works unless ids or names were chosen to collide under it. */
 #define SEED_TRIES 16
+
+int strata__phash_build(const uint64_t *hashes, uint64_t n, uint16_t *pilots,
+                        uint64_t *slot);
 
 int strata__buf_put(strata__buf *b, const void *p, uint64_t len) {
   if (len > UINT64_MAX - b->len)
@@ -32,10 +35,9 @@ int strata__buf_put(strata__buf *b, const void *p, uint64_t len) {
 }
 
 static int pad_to(strata__buf *b, uint64_t base, uint64_t align) {
-  static const uint8_t zeros[64];
+  static const uint8_t zero;
   while ((base + b->len) % align != 0)
-    STRATA__TRY(strata__buf_put(b, zeros, 1));
-  (void)zeros;
+    STRATA__TRY(strata__buf_put(b, &zero, 1));
   return 0;
 }
 
@@ -45,7 +47,7 @@ static int cmp_id(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-static int cmp_hash(const void *a, const void *b) {
+static int cmp_slot(const void *a, const void *b) {
   uint64_t x = ((const strata__wentry *)a)->hash;
   uint64_t y = ((const strata__wentry *)b)->hash;
   return (x > y) - (x < y);
@@ -71,124 +73,138 @@ static uint64_t next_seed(uint64_t *state) {
   return z ^ (z >> 31);
 }
 
-/* Bucket start table for `count` sorted hashes (hash_at(i) ascending). */
-static int bucket_table(uint32_t **out, unsigned bits, uint64_t count,
-                        const uint64_t *hashes, bool *too_long) {
-  uint64_t nb = 1ull << bits;
-  uint32_t *t = calloc(nb + 1, sizeof *t);
-  if (t == NULL)
-    return STRATA_E_NOMEM;
-  uint64_t i = 0;
-  *too_long = false;
-  for (uint64_t k = 0; k < nb; k++) {
-    t[k] = (uint32_t)i;
-    while (i < count && strata__bucket(hashes[i], bits) == k)
-      i++;
-    if (i - t[k] > STRATA__MAX_BUCKET)
-      *too_long = true;
-  }
-  t[nb] = (uint32_t)count;
-  *out = t;
-  return 0;
-}
-
-static int put_u32_table(strata__buf *b, const uint32_t *t, uint64_t n) {
-  for (uint64_t i = 0; i < n; i++) {
-    uint8_t v[4];
-    strata__wr32(v, t[i]);
-    STRATA__TRY(strata__buf_put(b, v, 4));
-  }
-  return 0;
+static int put_u32(strata__buf *b, uint32_t v) {
+  uint8_t x[4];
+  strata__wr32(x, v);
+  return strata__buf_put(b, x, 4);
 }
 
 typedef struct index_plan {
   bool dense;
   uint64_t seed;
-  uint32_t *id_buckets;   /* sparse only */
-  name_rec *names;        /* m records */
+  uint16_t *pilots;   /* sparse: pilot_count(n) */
+  uint32_t *id_order; /* sparse: entry numbers in id order */
+  name_rec *names;    /* m records */
   uint64_t m;
-  uint32_t *name_buckets; /* m > 0 only */
+  uint32_t *name_buckets; /* m > 0 only: 2^bits + 1 starts */
 } index_plan;
 
 static void plan_free(index_plan *p) {
-  free(p->id_buckets);
+  free(p->pilots);
+  free(p->id_order);
   free(p->names);
   free(p->name_buckets);
 }
 
-/* Tries one seed: hashes, sorts and buckets ids (sparse) and names.
- * Sets *ok to false when a bucket would be too long. */
-static int plan_with_seed(strata_writer *w, index_plan *p, bool *ok) {
+/* Sparse ids under p->seed: builds the perfect hash and puts the entries in
+ * slot order (entry k is the k-th used slot), remembering id order in
+ * p->id_order. Expects the entries in id order. *ok is false when the seed
+ * does not work. */
+static int place_ids(strata_writer *w, index_plan *p, bool *ok) {
   uint64_t n = w->n;
-  *ok = true;
-  uint64_t *hashes = malloc((n ? n : 1) * sizeof *hashes);
-  if (hashes == NULL)
-    return STRATA_E_NOMEM;
-  bool too_long = false;
-  int rc = 0;
-  if (!p->dense) {
-    for (uint64_t i = 0; i < n; i++)
-      w->entries[i].hash = strata__id_hash(w->entries[i].id, p->seed);
-    qsort(w->entries, (size_t)n, sizeof *w->entries, cmp_hash);
-    for (uint64_t i = 0; i < n; i++)
-      hashes[i] = w->entries[i].hash;
-    free(p->id_buckets);
-    p->id_buckets = NULL;
-    rc = bucket_table(&p->id_buckets, strata__ceil_log2(n), n, hashes,
-                      &too_long);
-    if (rc == 0 && too_long)
-      *ok = false;
-  }
-  if (rc == 0 && *ok && p->m > 0) {
-    uint64_t j = 0;
+  uint64_t *hashes = malloc(n * sizeof *hashes);
+  uint64_t *slot = malloc(n * sizeof *slot);
+  int rc = hashes && slot ? 0 : STRATA_E_NOMEM;
+  for (uint64_t i = 0; rc == 0 && i < n; i++)
+    hashes[i] = strata__id_hash(w->entries[i].id, p->seed);
+  if (rc == 0)
+    rc = strata__phash_build(hashes, n, p->pilots, slot);
+  *ok = rc == 0;
+  if (rc == 1)
+    rc = 0;
+  if (rc == 0 && *ok) {
+    /* Entries are in id order: tag each with its slot and its id rank,
+     * sort by slot, and invert the ranks into the id order. */
     for (uint64_t i = 0; i < n; i++) {
-      const strata__wentry *e = &w->entries[i];
-      if (e->name_len == 0)
-        continue;
-      p->names[j].hash = strata__name_hash(
-          (const char *)w->strings.p + e->name_off, e->name_len, p->seed);
-      p->names[j].entry = (uint32_t)i;
-      j++;
+      w->entries[i].hash = slot[i];
+      w->entries[i].rank = (uint32_t)i;
     }
-    qsort(p->names, (size_t)p->m, sizeof *p->names, cmp_name_rec);
-    for (uint64_t k = 0; k < p->m; k++)
-      hashes[k] = p->names[k].hash;
-    free(p->name_buckets);
-    p->name_buckets = NULL;
-    rc = bucket_table(&p->name_buckets, strata__ceil_log2(p->m), p->m, hashes,
-                      &too_long);
-    if (rc == 0 && too_long)
-      *ok = false;
+    qsort(w->entries, (size_t)n, sizeof *w->entries, cmp_slot);
+    for (uint64_t k = 0; k < n; k++)
+      p->id_order[w->entries[k].rank] = (uint32_t)k;
   }
   free(hashes);
+  free(slot);
   return rc;
+}
+
+/* Restores id order after a failed seed (place_ids() sorted by slot). */
+static void sort_by_id(strata_writer *w) {
+  if (w->n > 0) /* qsort() must not see the NULL array of an empty region */
+    qsort(w->entries, (size_t)w->n, sizeof *w->entries, cmp_id);
+}
+
+/* Name records under p->seed, in hash order, with their bucket table.
+ * *ok is false when a bucket would hold too many records. */
+static int place_names(strata_writer *w, index_plan *p, bool *ok) {
+  *ok = true;
+  if (p->m == 0)
+    return 0;
+  uint64_t j = 0;
+  for (uint64_t i = 0; i < w->n; i++) {
+    const strata__wentry *e = &w->entries[i];
+    if (e->name_len == 0)
+      continue;
+    p->names[j].hash = strata__name_hash(
+        (const char *)w->strings.p + e->name_off, e->name_len, p->seed);
+    p->names[j].entry = (uint32_t)i;
+    j++;
+  }
+  qsort(p->names, (size_t)p->m, sizeof *p->names, cmp_name_rec);
+  unsigned bits = strata__ceil_log2(p->m);
+  uint64_t nb = 1ull << bits;
+  uint64_t r = 0;
+  for (uint64_t k = 0; k < nb; k++) {
+    p->name_buckets[k] = (uint32_t)r;
+    while (r < p->m && strata__bucket(p->names[r].hash, bits) == k)
+      r++;
+    if (r - p->name_buckets[k] > STRATA__MAX_BUCKET)
+      *ok = false;
+  }
+  p->name_buckets[nb] = (uint32_t)p->m;
+  return 0;
 }
 
 static int make_plan(strata_writer *w, index_plan *p) {
   uint64_t n = w->n;
-  if (n > 0) /* qsort() must not see the NULL array of an empty region */
-    qsort(w->entries, (size_t)n, sizeof *w->entries, cmp_id);
+  sort_by_id(w);
   p->dense = n == 0 || w->entries[n - 1].id - w->entries[0].id == n - 1;
   for (uint64_t i = 0; i < n; i++)
     p->m += w->entries[i].name_len != 0;
-  if (p->m > 0 && (p->names = calloc(p->m, sizeof *p->names)) == NULL)
-    return strata__fail(STRATA_E_NOMEM, "%s: allocating the name index",
-                        w->path);
+  bool nomem = false;
+  if (!p->dense) {
+    STRATA__FAIL_IF(n > STRATA__MAX_SPARSE_LAYERS, STRATA_E_LIMIT,
+                    "%s: %" PRIu64 " layers with sparse ids (at most %llu)",
+                    w->path, n, STRATA__MAX_SPARSE_LAYERS);
+    p->pilots = calloc(strata__pilot_count(n), sizeof *p->pilots);
+    p->id_order = malloc(n * sizeof *p->id_order);
+    nomem |= !p->pilots || !p->id_order;
+  }
+  if (p->m > 0) {
+    p->names = calloc(p->m, sizeof *p->names);
+    p->name_buckets =
+        calloc((1ull << strata__ceil_log2(p->m)) + 1, sizeof *p->name_buckets);
+    nomem |= !p->names || !p->name_buckets;
+  }
+  STRATA__FAIL_IF(nomem, STRATA_E_NOMEM, "%s: allocating the index", w->path);
   uint64_t state = 0;
-  p->seed = 0;
   for (int t = 0; t < SEED_TRIES; t++) {
-    bool ok;
-    int rc = plan_with_seed(w, p, &ok);
+    bool ok = true;
+    int rc = p->dense ? 0 : place_ids(w, p, &ok);
+    if (rc == 0 && ok)
+      rc = place_names(w, p, &ok);
     if (rc < 0)
       return strata__fail(rc, "%s: building the index", w->path);
     if (ok)
       return 0;
+    if (!p->dense)
+      sort_by_id(w);
     p->seed = next_seed(&state);
   }
   return strata__fail(STRATA_E_LIMIT,
-                      "%s: no hash seed out of %d keeps every bucket within "
-                      "%u entries (ids or names built to collide?)",
-                      w->path, SEED_TRIES, STRATA__MAX_BUCKET);
+                      "%s: no hash seed out of %d places every id and name "
+                      "(ids or names built to collide?)",
+                      w->path, SEED_TRIES);
 }
 
 static int put_entry(strata__buf *out, const strata__wentry *e,
@@ -246,48 +262,62 @@ static int serialize(strata_writer *w, const index_plan *p, uint64_t index_off,
       rc = put_entry(out, e, no, mo);
   }
   sec_len[STRATA__S_INDEX] = n * STRATA__ENTRY_SIZE;
-  if (rc == 0 && !p->dense) {
-    sec_off[STRATA__S_ID_BUCKETS] = index_off + out->len;
-    uint64_t nb = (1ull << strata__ceil_log2(n)) + 1;
-    rc = put_u32_table(out, p->id_buckets, nb);
-    sec_len[STRATA__S_ID_BUCKETS] = nb * 4;
+  if (rc == 0)
+    rc = pad_to(out, index_off, 64);
+  sec_off[STRATA__S_LOCATORS] = index_off + out->len;
+  if (p->dense) {
+    for (uint64_t i = 0; rc == 0 && i < n; i++) {
+      uint8_t loc[STRATA__LOC_SIZE];
+      strata__wr64(loc, w->entries[i].offset);
+      strata__wr64(loc + 8, w->entries[i].size);
+      rc = strata__buf_put(out, loc, sizeof loc);
+    }
+    sec_len[STRATA__S_LOCATORS] = n * STRATA__LOC_SIZE;
+  } else {
+    /* Slots in order; w->entries is in slot order with slots in .hash. */
+    uint64_t m = strata__slot_count(n), k = 0;
+    for (uint64_t i = 0; rc == 0 && i < m; i++) {
+      uint8_t sl[STRATA__SLOT_SIZE] = {0};
+      if (k < n && w->entries[k].hash == i) {
+        strata__wr64(sl + STRATA__SL_ID, w->entries[k].id);
+        strata__wr64(sl + STRATA__SL_OFFSET, w->entries[k].offset);
+        strata__wr64(sl + STRATA__SL_SIZE, w->entries[k].size);
+        strata__wr32(sl + STRATA__SL_ENTRY, (uint32_t)k);
+        k++;
+      } else {
+        strata__wr32(sl + STRATA__SL_ENTRY, STRATA__EMPTY_SLOT);
+      }
+      rc = strata__buf_put(out, sl, sizeof sl);
+    }
+    sec_len[STRATA__S_LOCATORS] = m * STRATA__SLOT_SIZE;
+  }
+  if (rc == 0)
+    rc = pad_to(out, index_off, 8);
+  sec_off[STRATA__S_PILOTS] = index_off + out->len;
+  if (!p->dense) {
+    uint64_t r = strata__pilot_count(n);
+    for (uint64_t b = 0; rc == 0 && b < r; b++) {
+      uint8_t v[2];
+      strata__wr16(v, p->pilots[b]);
+      rc = strata__buf_put(out, v, 2);
+    }
+    sec_len[STRATA__S_PILOTS] = r * 2;
     if (rc == 0)
       rc = pad_to(out, index_off, 8);
-    /* ID_ORDER: entry numbers in ascending id order. */
-    uint32_t *order = rc == 0 ? malloc(n * sizeof *order) : NULL;
-    if (rc == 0 && order == NULL)
-      rc = STRATA_E_NOMEM;
-    if (rc == 0) {
-      /* Entries are in hash order; sorting (id, position) pairs recovers
-       * id order without disturbing them. */
-      strata__wentry *tmp = malloc(n * sizeof *tmp);
-      if (tmp == NULL) {
-        rc = STRATA_E_NOMEM;
-      } else {
-        for (uint64_t i = 0; i < n; i++) {
-          tmp[i].id = w->entries[i].id;
-          tmp[i].hash = i;
-        }
-        qsort(tmp, (size_t)n, sizeof *tmp, cmp_id);
-        for (uint64_t i = 0; i < n; i++)
-          order[i] = (uint32_t)tmp[i].hash;
-        free(tmp);
-        sec_off[STRATA__S_ID_ORDER] = index_off + out->len;
-        rc = put_u32_table(out, order, n);
-        sec_len[STRATA__S_ID_ORDER] = n * 4;
-      }
-    }
-    free(order);
+    sec_off[STRATA__S_ID_ORDER] = index_off + out->len;
+    for (uint64_t i = 0; rc == 0 && i < n; i++)
+      rc = put_u32(out, p->id_order[i]);
+    sec_len[STRATA__S_ID_ORDER] = n * 4;
   } else {
-    sec_off[STRATA__S_ID_BUCKETS] = sec_off[STRATA__S_ID_ORDER] =
-        index_off + out->len;
+    sec_off[STRATA__S_ID_ORDER] = sec_off[STRATA__S_PILOTS];
   }
   if (rc == 0)
     rc = pad_to(out, index_off, 8);
   if (rc == 0 && p->m > 0) {
     sec_off[STRATA__S_NAME_BUCKETS] = index_off + out->len;
     uint64_t nb = (1ull << strata__ceil_log2(p->m)) + 1;
-    rc = put_u32_table(out, p->name_buckets, nb);
+    for (uint64_t k = 0; rc == 0 && k < nb; k++)
+      rc = put_u32(out, p->name_buckets[k]);
     sec_len[STRATA__S_NAME_BUCKETS] = nb * 4;
     if (rc == 0)
       rc = pad_to(out, index_off, 8);
@@ -320,14 +350,16 @@ static int serialize(strata_writer *w, const index_plan *p, uint64_t index_off,
   strata__wr64(h + STRATA__H_FLAGS, p->dense ? STRATA_REGION_DENSE_IDS : 0);
   strata__wr64(h + STRATA__H_LAYER_COUNT, n);
   strata__wr64(h + STRATA__H_NAMED_COUNT, p->m);
-  strata__wr32(h + STRATA__H_ID_BITS, p->dense ? 0 : strata__ceil_log2(n));
+  strata__wr64(h + STRATA__H_SLOT_COUNT, p->dense ? 0 : strata__slot_count(n));
+  strata__wr64(h + STRATA__H_PILOT_COUNT,
+               p->dense ? 0 : strata__pilot_count(n));
   strata__wr32(h + STRATA__H_NAME_BITS,
                p->m ? strata__ceil_log2(p->m) : 0);
   strata__wr64(h + STRATA__H_HASH_SEED, p->seed);
   strata__wr32(h + STRATA__H_RNAME_LEN, (uint32_t)strlen(w->name));
   strata__wr64(h + STRATA__H_RNAME_OFF, rname_off);
   strata__wr64(h + STRATA__H_RMETA_OFF, rmeta_off);
-  strata__wr64(h + STRATA__H_RMETA_LEN, rmeta_len);
+  strata__wr32(h + STRATA__H_RMETA_LEN, (uint32_t)rmeta_len);
   return 0;
 }
 

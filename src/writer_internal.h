@@ -17,7 +17,8 @@ typedef struct strata__wentry {
   uint64_t meta_off;
   uint32_t name_len;
   uint32_t meta_len;
-  uint64_t hash; /* id hash under the chosen seed (commit only) */
+  uint64_t hash; /* commit: the layer's slot (sparse regions) */
+  uint32_t rank; /* commit: its position in id order */
 } strata__wentry;
 
 /* Open-addressing set of entry numbers, keyed by id or by name. */

@@ -10,7 +10,9 @@
  *   out-of-bounds read, since the input is copied into a buffer of exactly
  *   its size);
  * - every entry's id must be found by strata_region_get() (open checked the
- *   id index);
+ *   dense locators or the sparse slots and pilots), and
+ *   strata_region_get_data() must give the same content pointer and size
+ *   (it reads only the locator table);
  * - names and metadata must be NUL-terminated at their stated lengths.
  *
  * Header and index checksums would stop almost every mutated input at the
@@ -58,6 +60,10 @@ static void check_layer(const strata_region *r, const strata_layer *l) {
   strata_layer g;
   REQUIRE(strata_region_get(r, l->id, &g) == 0);
   REQUIRE(g.id == l->id && g.data == l->data && g.size == l->size);
+  const void *data = NULL;
+  uint64_t size = UINT64_MAX;
+  REQUIRE(strata_region_get_data(r, l->id, &data, &size) == 0);
+  REQUIRE(data == l->data && size == l->size);
   if (l->name != NULL &&
       strata_region_get_by_name(r, l->name, l->name_len, &g) == 0)
     REQUIRE(g.name_len == l->name_len &&
@@ -108,9 +114,20 @@ static int exercise(const uint8_t *buf, size_t size) {
   }
   REQUIRE(rc == 0 ? seen == r.n : rc == STRATA_E_CORRUPT);
 
-  /* Misses. */
-  rc = strata_region_get(&r, UINT64_MAX, &l);
-  REQUIRE(rc == 0 || rc == STRATA_E_NOT_FOUND);
+  /* Misses, and ids that may meet the zeroed id of an empty slot. */
+  static const uint64_t probes[] = {UINT64_MAX, 0, 1, 0x9E3779B97F4A7C15ull};
+  for (size_t k = 0; k < sizeof probes / sizeof probes[0]; k++) {
+    rc = strata_region_get(&r, probes[k], &l);
+    REQUIRE(rc == 0 || rc == STRATA_E_NOT_FOUND);
+    const void *data = NULL;
+    uint64_t len = 0;
+    int drc = strata_region_get_data(&r, probes[k], &data, &len);
+    REQUIRE(drc == rc);
+    if (rc == 0) {
+      REQUIRE(l.id == probes[k] && data == l.data && len == l.size);
+      touch(data, len);
+    }
+  }
   (void)strata_region_get_by_name(&r, "fuzz", 4, &l);
   (void)strata_region_get_by_name(&r, "", 0, &l);
 

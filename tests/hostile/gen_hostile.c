@@ -197,16 +197,39 @@ static image base_sparse(void) {
                       "{\"base\":\"sparse\"}", 64, l, 5);
 }
 
-/* Wide: 66 sparse, named, empty layers, so that a bucket can be made to hold
- * 65 records (the cap is 64). */
+/* Wide: 66 named, empty layers, so that a name bucket can be made to hold
+ * 65 records (the cap is 64). Dense ids keep the file under 8 KiB. */
 static image base_wide(void) {
   static char names[66][8];
   layer_spec l[66];
   for (int i = 0; i < 66; i++) {
     snprintf(names[i], sizeof names[i], "w%02d", i);
-    l[i] = (layer_spec){(uint64_t)(i + 1) * SPARSE_STEP, names[i], NULL, "", 0};
+    l[i] = (layer_spec){(uint64_t)(i + 1), names[i], NULL, "", 0};
   }
   return write_region("wide.region", 9, "hostile-wide", NULL, 16, l, 66);
+}
+
+/* Tail: the smallest sparse region (of at least 6 bare layers) whose last
+ * slot is empty, so that one more used slot can follow the last one. */
+static image base_tail(void) {
+  static const char content[] = "tail";
+  layer_spec l[64];
+  for (int n = 6; n <= 64; n++) {
+    for (int i = 0; i < n; i++)
+      l[i] = (layer_spec){(uint64_t)(i + 1) * SPARSE_STEP, NULL, NULL, content,
+                          sizeof content - 1};
+    image im =
+        write_region("tail.region", 11, "hostile-tail", NULL, 16, l, (size_t)n);
+    uint64_t slots = strata__rd64(im.p + STRATA__H_SLOT_COUNT);
+    uint64_t loc =
+        strata__rd64(im.p + STRATA__H_SECTIONS + 16 * STRATA__S_LOCATORS);
+    if (strata__rd32(im.p + loc + (slots - 1) * STRATA__SLOT_SIZE +
+                     STRATA__SL_ENTRY) == STRATA__EMPTY_SLOT)
+      return im;
+    free(im.p);
+  }
+  die("no tail base");
+  return (image){0};
 }
 
 static image base_empty(void) {
@@ -243,8 +266,40 @@ static uint64_t entry_id(image *m, uint64_t i) {
 static uint8_t *strings(image *m) {
   return m->p + sec_off(m, STRATA__S_STRINGS);
 }
-static uint8_t *id_buckets(image *m) {
-  return m->p + sec_off(m, STRATA__S_ID_BUCKETS);
+static uint8_t *locators(image *m) {
+  return m->p + sec_off(m, STRATA__S_LOCATORS);
+}
+static uint8_t *pilots(image *m) {
+  return m->p + sec_off(m, STRATA__S_PILOTS);
+}
+static uint8_t *id_order(image *m) {
+  return m->p + sec_off(m, STRATA__S_ID_ORDER);
+}
+static uint64_t slot_count(const image *m) {
+  return hget64(m, STRATA__H_SLOT_COUNT);
+}
+static uint64_t pilot_count(const image *m) {
+  return hget64(m, STRATA__H_PILOT_COUNT);
+}
+static uint8_t *slot(image *m, uint64_t i) {
+  return locators(m) + i * STRATA__SLOT_SIZE;
+}
+static uint32_t slot_entry(image *m, uint64_t i) {
+  return strata__rd32(slot(m, i) + STRATA__SL_ENTRY);
+}
+/* The slot holding entry k (die when there is none). */
+static uint64_t slot_of_entry(image *m, uint64_t k) {
+  for (uint64_t i = 0; i < slot_count(m); i++)
+    if (slot_entry(m, i) == k)
+      return i;
+  die("entry %" PRIu64 " is in no slot", k);
+  return 0;
+}
+/* The slot the perfect hash gives for an id, under the image's pilots. */
+static uint64_t hash_slot(image *m, uint64_t id) {
+  uint64_t h = strata__id_hash(id, seed_of(m));
+  uint64_t b = strata__pilot_bucket(h, pilot_count(m));
+  return strata__slot_of(h, strata__rd16(pilots(m) + 2 * b), slot_count(m));
 }
 static uint8_t *name_buckets(image *m) {
   return m->p + sec_off(m, STRATA__S_NAME_BUCKETS);
@@ -295,7 +350,7 @@ static void fix_checksums(image *m, enum fix how) {
 /* ---- the cases ---------------------------------------------------------- */
 
 typedef struct bases {
-  image dense, sparse, wide, empty;
+  image dense, sparse, wide, empty, tail;
 } bases;
 
 /* A case mutates *m (a copy of a base, chosen by the case), writes the
@@ -304,7 +359,7 @@ typedef enum fix (*mutate_fn)(image *m, char *sub, size_t cap);
 
 typedef struct hcase {
   const char *name;
-  char base; /* 'D'ense, 'S'parse, 'W'ide, 'E'mpty, '-' none */
+  char base; /* 'D'ense, 'S'parse, 'W'ide, 'E'mpty, 'T'ail */
   int err;
   mutate_fn fn;
 } hcase;
@@ -361,11 +416,6 @@ static enum fix c_header_flags(image *m, char *sub, size_t cap) {
   SUB("unknown header flags 0x20");
   return FIX_ALL;
 }
-static enum fix c_reserved_byte(image *m, char *sub, size_t cap) {
-  m->p[230] = 1;
-  SUB("reserved header byte at offset 230 is not zero");
-  return FIX_ALL;
-}
 static enum fix set_align(image *m, char *sub, size_t cap, uint32_t a) {
   strata__wr32(m->p + STRATA__H_DATA_ALIGN, a);
   SUB("data alignment %" PRIu32 " is not a power of two in [16, 65536]", a);
@@ -397,18 +447,6 @@ static enum fix c_named_over(image *m, char *sub, size_t cap) {
 static enum fix c_empty_sparse(image *m, char *sub, size_t cap) {
   strata__wr64(m->p + STRATA__H_FLAGS, 0);
   SUB("an empty region must have the dense-ids flag");
-  return FIX_ALL;
-}
-static enum fix c_dense_id_bits(image *m, char *sub, size_t cap) {
-  strata__wr32(m->p + STRATA__H_ID_BITS, 3);
-  SUB("dense region has id bucket bits 3 (must be 0)");
-  return FIX_ALL;
-}
-static enum fix c_sparse_id_bits(image *m, char *sub, size_t cap) {
-  uint32_t bits = strata__rd32(m->p + STRATA__H_ID_BITS);
-  strata__wr32(m->p + STRATA__H_ID_BITS, bits - 1);
-  SUB("id bucket bits %" PRIu32 ", expected %" PRIu32 " for %" PRIu64 " layers",
-      bits - 1, bits, n_layers(m));
   return FIX_ALL;
 }
 static enum fix c_name_bits(image *m, char *sub, size_t cap) {
@@ -492,6 +530,83 @@ static enum fix c_strings_not_eof(image *m, char *sub, size_t cap) {
   return FIX_ALL;
 }
 
+static enum fix c_slot_count(image *m, char *sub, size_t cap) {
+  uint64_t n = n_layers(m), sc = slot_count(m), pc = pilot_count(m);
+  strata__wr64(m->p + STRATA__H_SLOT_COUNT, sc + 1);
+  SUB("%" PRIu64 " slots and %" PRIu64 " pilots, expected %" PRIu64
+      " and %" PRIu64 " for %" PRIu64 " layers",
+      sc + 1, pc, sc, pc, n);
+  return FIX_ALL;
+}
+static enum fix c_pilot_count(image *m, char *sub, size_t cap) {
+  uint64_t n = n_layers(m), sc = slot_count(m), pc = pilot_count(m);
+  strata__wr64(m->p + STRATA__H_PILOT_COUNT, pc - 1);
+  SUB("%" PRIu64 " slots and %" PRIu64 " pilots, expected %" PRIu64
+      " and %" PRIu64 " for %" PRIu64 " layers",
+      sc, pc - 1, sc, pc, n);
+  return FIX_ALL;
+}
+static enum fix c_dense_slots(image *m, char *sub, size_t cap) {
+  uint64_t n = n_layers(m);
+  strata__wr64(m->p + STRATA__H_SLOT_COUNT, strata__slot_count(n));
+  SUB("dense region declares %" PRIu64 " slots and 0 pilots (must be 0)",
+      strata__slot_count(n));
+  return FIX_ALL;
+}
+static enum fix c_dense_pilots(image *m, char *sub, size_t cap) {
+  uint64_t n = n_layers(m);
+  strata__wr64(m->p + STRATA__H_PILOT_COUNT, strata__pilot_count(n));
+  SUB("dense region declares 0 slots and %" PRIu64 " pilots (must be 0)",
+      strata__pilot_count(n));
+  return FIX_ALL;
+}
+/* The largest sparse count the header cap lets through: 2^32 - 1 layers,
+ * one more than a sparse region can number (0xFFFFFFFF is the empty slot). */
+static enum fix c_sparse_cap(image *m, char *sub, size_t cap) {
+  strata__wr64(m->p + STRATA__H_LAYER_COUNT, UINT64_C(0xFFFFFFFF));
+  SUB("sparse region with 4294967295 layers exceeds the cap 4294967294");
+  return FIX_ALL;
+}
+static enum fix sec_resize(image *m, char *sub, size_t cap, int s,
+                           const char *name, int64_t delta) {
+  uint64_t o = sec_off(m, s), l = sec_len(m, s);
+  set_sec(m, s, o, l + (uint64_t)delta);
+  SUB("%s section is %" PRIu64 " bytes, expected %" PRIu64, name,
+      l + (uint64_t)delta, l);
+  return FIX_ALL;
+}
+static enum fix c_dense_loc_size(image *m, char *sub, size_t cap) {
+  return sec_resize(m, sub, cap, STRATA__S_LOCATORS, "locators",
+                    -(int64_t)STRATA__LOC_SIZE);
+}
+static enum fix c_sparse_loc_size(image *m, char *sub, size_t cap) {
+  return sec_resize(m, sub, cap, STRATA__S_LOCATORS, "locators",
+                    -(int64_t)STRATA__SLOT_SIZE);
+}
+static enum fix c_pilots_size(image *m, char *sub, size_t cap) {
+  return sec_resize(m, sub, cap, STRATA__S_PILOTS, "pilots", 2);
+}
+static enum fix c_dense_pilots_size(image *m, char *sub, size_t cap) {
+  return sec_resize(m, sub, cap, STRATA__S_PILOTS, "pilots", 8);
+}
+static enum fix sec_shift(image *m, char *sub, size_t cap, int s,
+                          const char *name, uint64_t by, unsigned align) {
+  uint64_t o = sec_off(m, s), l = sec_len(m, s);
+  set_sec(m, s, o + by, l);
+  SUB("%s section offset %" PRIu64 " is not aligned to %u", name, o + by,
+      align);
+  return FIX_ALL;
+}
+static enum fix c_loc_misaligned(image *m, char *sub, size_t cap) {
+  return sec_shift(m, sub, cap, STRATA__S_LOCATORS, "locators", 32, 64);
+}
+static enum fix c_pilots_misaligned(image *m, char *sub, size_t cap) {
+  return sec_shift(m, sub, cap, STRATA__S_PILOTS, "pilots", 2, 8);
+}
+static enum fix c_id_order_misaligned(image *m, char *sub, size_t cap) {
+  return sec_shift(m, sub, cap, STRATA__S_ID_ORDER, "id-order", 4, 8);
+}
+
 /* -- region name and metadata -- */
 static enum fix c_rname_empty(image *m, char *sub, size_t cap) {
   strata__wr32(m->p + STRATA__H_RNAME_LEN, 0);
@@ -504,7 +619,7 @@ static enum fix c_rname_long(image *m, char *sub, size_t cap) {
   return FIX_ALL;
 }
 static enum fix c_rmeta_long(image *m, char *sub, size_t cap) {
-  strata__wr64(m->p + STRATA__H_RMETA_LEN, (1u << 20) + 1);
+  strata__wr32(m->p + STRATA__H_RMETA_LEN, (1u << 20) + 1);
   SUB("region metadata length 1048577 exceeds 1048576");
   return FIX_ALL;
 }
@@ -520,11 +635,11 @@ static enum fix c_rmeta_past(image *m, char *sub, size_t cap) {
   strata__wr64(m->p + STRATA__H_RMETA_OFF, ss);
   SUB("region metadata: string [%" PRIu64 ", +%" PRIu64
       ") and its NUL end past strings section size %" PRIu64,
-      ss, hget64(m, STRATA__H_RMETA_LEN), ss);
+      ss, (uint64_t)strata__rd32(m->p + STRATA__H_RMETA_LEN), ss);
   return FIX_ALL;
 }
 
-/* -- bucket tables (shared by the id and the name index) -- */
+/* -- bucket tables (of the name index) -- */
 static enum fix bk_start(uint8_t *t, char *sub, size_t cap, const char *what) {
   tab_set(t, 0, 1);
   SUB("%s: bucket 0 starts at 1 (must be 0)", what);
@@ -583,41 +698,19 @@ static uint64_t bk_outside(uint8_t *t, unsigned bits, uint32_t count,
   return 0;
 }
 
-/* -- id index -- */
-static unsigned id_bits(image *m) {
-  return strata__rd32(m->p + STRATA__H_ID_BITS);
-}
-static enum fix c_idb_start(image *m, char *sub, size_t cap) {
-  return bk_start(id_buckets(m), sub, cap, "id index");
-}
-static enum fix c_idb_decreasing(image *m, char *sub, size_t cap) {
-  return bk_decreasing(id_buckets(m), id_bits(m), (uint32_t)n_layers(m), sub,
-                       cap, "id index");
-}
-static enum fix c_idb_end(image *m, char *sub, size_t cap) {
-  return bk_end(id_buckets(m), id_bits(m), (uint32_t)n_layers(m), sub, cap,
-                "id index");
-}
-static enum fix c_idb_over(image *m, char *sub, size_t cap) {
-  return bk_over(id_buckets(m), id_bits(m), (uint32_t)n_layers(m), sub, cap,
-                 "id index");
-}
-static enum fix c_id_outside(image *m, char *sub, size_t cap) {
-  uint64_t n = n_layers(m), seed = seed_of(m), k, hashes[64];
-  if (n > 64)
-    die("base too large");
-  for (uint64_t i = 0; i < n; i++)
-    hashes[i] = strata__id_hash(entry_id(m, i), seed);
-  uint64_t i = bk_outside(id_buckets(m), id_bits(m), (uint32_t)n, hashes, &k);
-  SUB("layer %" PRIu64 ": entry %" PRIu64 " lies outside its id bucket %" PRIu64
-      " [",
-      entry_id(m, i), i, k);
-  return FIX_ALL;
-}
-
 /* -- entries -- */
+/* Sets an entry field; an entry's offset and size are repeated in its
+ * dense locator or its sparse slot, which follow, so that only the check
+ * under test can object. */
 static void set_e64(image *m, uint64_t i, unsigned f, uint64_t v) {
   strata__wr64(entry(m, i) + f, v);
+  if (f != STRATA__E_OFFSET && f != STRATA__E_SIZE)
+    return;
+  unsigned at = f == STRATA__E_OFFSET ? 0 : 8;
+  if (hget64(m, STRATA__H_FLAGS) & STRATA_REGION_DENSE_IDS)
+    strata__wr64(locators(m) + i * STRATA__LOC_SIZE + at, v);
+  else
+    strata__wr64(slot(m, slot_of_entry(m, i)) + STRATA__SL_OFFSET + at, v);
 }
 static void set_e32(image *m, uint64_t i, unsigned f, uint32_t v) {
   strata__wr32(entry(m, i) + f, v);
@@ -641,20 +734,16 @@ static enum fix c_dense_overflow(image *m, char *sub, size_t cap) {
       UINT64_MAX - 2, n_layers(m));
   return FIX_ALL;
 }
+/* Entry 1 (and its slot) repeat entry 0's id: the slot is a function of
+ * the id, so the second copy sits in a slot its hash does not select. */
 static enum fix c_sparse_dup(image *m, char *sub, size_t cap) {
-  set_e64(m, 1, STRATA__E_ID, entry_id(m, 0));
-  SUB("layer %" PRIu64 ": entry 1 is out of hash order or repeats an id",
-      entry_id(m, 0));
-  return FIX_ALL;
-}
-static enum fix c_sparse_order(image *m, char *sub, size_t cap) {
-  /* An id that hashes below entry 0's: entry 1 then breaks the order. */
-  uint64_t seed = seed_of(m), h0 = strata__id_hash(entry_id(m, 0), seed);
-  uint64_t x = 1;
-  while (strata__id_hash(x, seed) >= h0)
-    x++;
-  set_e64(m, 1, STRATA__E_ID, x);
-  SUB("layer %" PRIu64 ": entry 1 is out of hash order or repeats an id", x);
+  uint64_t id = entry_id(m, 0), s0 = slot_of_entry(m, 0),
+           s1 = slot_of_entry(m, 1);
+  set_e64(m, 1, STRATA__E_ID, id);
+  strata__wr64(slot(m, s1) + STRATA__SL_ID, id);
+  SUB("layer %" PRIu64 ": found in slot %" PRIu64
+      " but its hash selects slot %" PRIu64,
+      id, s1, s0);
   return FIX_ALL;
 }
 static enum fix c_content_past(image *m, char *sub, size_t cap) {
@@ -802,6 +891,182 @@ static enum fix c_named_mismatch(image *m, char *sub, size_t cap) {
   return FIX_ALL;
 }
 
+/* -- id lookup: dense locators, sparse slots and pilots -- */
+static enum fix dense_loc(image *m, char *sub, size_t cap, unsigned field,
+                          uint64_t delta) {
+  uint64_t i = 2;
+  uint8_t *loc = locators(m) + i * STRATA__LOC_SIZE;
+  uint64_t off = get_e64(m, i, STRATA__E_OFFSET),
+           len = get_e64(m, i, STRATA__E_SIZE);
+  strata__wr64(loc + field, strata__rd64(loc + field) + delta);
+  SUB("layer %" PRIu64 ": locator {%" PRIu64 ", %" PRIu64
+      "} differs from its entry {%" PRIu64 ", %" PRIu64 "}",
+      entry_id(m, i), strata__rd64(loc), strata__rd64(loc + 8), off, len);
+  return FIX_ALL;
+}
+static enum fix c_dense_loc_offset(image *m, char *sub, size_t cap) {
+  return dense_loc(m, sub, cap, 0, 64);
+}
+static enum fix c_dense_loc_size_field(image *m, char *sub, size_t cap) {
+  return dense_loc(m, sub, cap, 8, 1);
+}
+/* A dense locator that agrees with a changed entry would pass its check:
+ * changing the entry alone must be caught too. */
+static enum fix c_dense_entry_vs_loc(image *m, char *sub, size_t cap) {
+  uint64_t i = 1;
+  uint8_t *loc = locators(m) + i * STRATA__LOC_SIZE;
+  uint64_t off = get_e64(m, i, STRATA__E_OFFSET),
+           len = get_e64(m, i, STRATA__E_SIZE);
+  strata__wr64(entry(m, i) + STRATA__E_SIZE, len - 1);
+  SUB("layer %" PRIu64 ": locator {%" PRIu64 ", %" PRIu64
+      "} differs from its entry {%" PRIu64 ", %" PRIu64 "}",
+      entry_id(m, i), strata__rd64(loc), strata__rd64(loc + 8), off, len - 1);
+  return FIX_ALL;
+}
+static uint64_t first_empty_slot(image *m) {
+  for (uint64_t i = 0; i < slot_count(m); i++)
+    if (slot_entry(m, i) == STRATA__EMPTY_SLOT)
+      return i;
+  die("no empty slot in the base");
+  return 0;
+}
+static enum fix empty_slot_field(image *m, char *sub, size_t cap,
+                                 unsigned field, bool wide) {
+  uint64_t i = first_empty_slot(m);
+  if (wide)
+    strata__wr64(slot(m, i) + field, 1);
+  else
+    strata__wr32(slot(m, i) + field, 1);
+  SUB("empty slot %" PRIu64 " has nonzero fields", i);
+  return FIX_ALL;
+}
+static enum fix c_empty_slot_id(image *m, char *sub, size_t cap) {
+  return empty_slot_field(m, sub, cap, STRATA__SL_ID, true);
+}
+static enum fix c_empty_slot_size(image *m, char *sub, size_t cap) {
+  return empty_slot_field(m, sub, cap, STRATA__SL_SIZE, true);
+}
+static enum fix c_empty_slot_reserved(image *m, char *sub, size_t cap) {
+  return empty_slot_field(m, sub, cap, STRATA__SL_RESERVED, false);
+}
+/* The slot of entry 2 names entry 3: the entries are not in slot order. */
+static enum fix c_slot_wrong_entry(image *m, char *sub, size_t cap) {
+  uint64_t i = slot_of_entry(m, 2);
+  uint64_t id = strata__rd64(slot(m, i) + STRATA__SL_ID);
+  strata__wr32(slot(m, i) + STRATA__SL_ENTRY, 3);
+  SUB("layer %" PRIu64 ": slot %" PRIu64 " names entry 3, expected entry 2 "
+      "of %" PRIu64,
+      id, i, n_layers(m));
+  return FIX_ALL;
+}
+/* A used slot naming entry n: one more used slot than there are layers.
+ * The slot after the last used one is made used. */
+static enum fix c_slot_too_many(image *m, char *sub, size_t cap) {
+  uint64_t n = n_layers(m), last = slot_of_entry(m, n - 1);
+  if (last + 1 >= slot_count(m))
+    die("the base's last used slot is its last slot");
+  uint8_t *s = slot(m, last + 1);
+  uint64_t id = entry_id(m, n - 1) + 1;
+  strata__wr64(s + STRATA__SL_ID, id);
+  strata__wr32(s + STRATA__SL_ENTRY, (uint32_t)n);
+  SUB("layer %" PRIu64 ": slot %" PRIu64 " names entry %" PRIu64
+      ", expected entry %" PRIu64 " of %" PRIu64,
+      id, last + 1, n, n, n);
+  return FIX_ALL;
+}
+/* The last used slot emptied: fewer used slots than layers. */
+static enum fix c_slot_too_few(image *m, char *sub, size_t cap) {
+  uint64_t n = n_layers(m), last = slot_of_entry(m, n - 1);
+  memset(slot(m, last), 0, STRATA__SLOT_SIZE);
+  strata__wr32(slot(m, last) + STRATA__SL_ENTRY, STRATA__EMPTY_SLOT);
+  SUB("%" PRIu64 " slots are used, expected %" PRIu64, n - 1, n);
+  return FIX_ALL;
+}
+static enum fix slot_field(image *m, char *sub, size_t cap, unsigned field) {
+  uint64_t k = 3, i = slot_of_entry(m, k);
+  uint64_t id = strata__rd64(slot(m, i) + STRATA__SL_ID);
+  if (field == STRATA__SL_ID)
+    id ^= 0x100;
+  strata__wr64(slot(m, i) + field, strata__rd64(slot(m, i) + field) ^ 0x100);
+  SUB("layer %" PRIu64 ": slot %" PRIu64 " differs from entry %" PRIu64, id, i,
+      k);
+  return FIX_ALL;
+}
+static enum fix c_slot_id(image *m, char *sub, size_t cap) {
+  return slot_field(m, sub, cap, STRATA__SL_ID);
+}
+static enum fix c_slot_offset(image *m, char *sub, size_t cap) {
+  return slot_field(m, sub, cap, STRATA__SL_OFFSET);
+}
+static enum fix c_slot_size(image *m, char *sub, size_t cap) {
+  return slot_field(m, sub, cap, STRATA__SL_SIZE);
+}
+static enum fix c_slot_reserved(image *m, char *sub, size_t cap) {
+  uint64_t i = slot_of_entry(m, 1);
+  uint64_t id = strata__rd64(slot(m, i) + STRATA__SL_ID);
+  strata__wr32(slot(m, i) + STRATA__SL_RESERVED, 0x10);
+  SUB("layer %" PRIu64 ": slot %" PRIu64 ": reserved field is not zero", id, i);
+  return FIX_ALL;
+}
+/* Entries 1 and 3 trade places, and so do their slots' id, offset and size
+ * (the entry numbers stay, so the entries are still in slot order); the id
+ * order and the name records follow the move. Everything is consistent but
+ * for the hash: each id now sits in the other's slot. */
+static enum fix c_slot_swap(image *m, char *sub, size_t cap) {
+  uint64_t ka = 1, kb = 3, sa = slot_of_entry(m, ka), sb = slot_of_entry(m, kb);
+  uint8_t tmp[STRATA__ENTRY_SIZE];
+  memcpy(tmp, entry(m, ka), sizeof tmp);
+  memcpy(entry(m, ka), entry(m, kb), sizeof tmp);
+  memcpy(entry(m, kb), tmp, sizeof tmp);
+  memcpy(tmp, slot(m, sa), 24);
+  memcpy(slot(m, sa), slot(m, sb), 24);
+  memcpy(slot(m, sb), tmp, 24);
+  uint64_t n = n_layers(m), mm = hget64(m, STRATA__H_NAMED_COUNT);
+  for (uint64_t j = 0; j < n; j++) {
+    uint32_t v = strata__rd32(id_order(m) + 4 * j);
+    strata__wr32(id_order(m) + 4 * j, v == ka ? kb : v == kb ? ka : v);
+  }
+  for (uint64_t j = 0; j < mm; j++) {
+    uint32_t v = strata__rd32(name_rec(m, j) + 8);
+    strata__wr32(name_rec(m, j) + 8, v == ka ? kb : v == kb ? ka : v);
+  }
+  uint64_t first = sa < sb ? sa : sb;
+  uint64_t id = strata__rd64(slot(m, first) + STRATA__SL_ID);
+  SUB("layer %" PRIu64 ": found in slot %" PRIu64
+      " but its hash selects slot %" PRIu64,
+      id, first, hash_slot(m, id));
+  return FIX_ALL;
+}
+/* One pilot changed: the ids of its bucket now hash to other slots. The
+ * first used slot (in slot order) whose id no longer lands there fails. */
+static enum fix c_pilot_changed(image *m, char *sub, size_t cap) {
+  uint64_t id0 = entry_id(m, 0);
+  uint64_t b =
+      strata__pilot_bucket(strata__id_hash(id0, seed_of(m)), pilot_count(m));
+  uint8_t *p = pilots(m) + 2 * b;
+  for (uint16_t add = 1;; add++) {
+    strata__wr16(p, (uint16_t)(strata__rd16(p) + 1));
+    if (hash_slot(m, id0) != slot_of_entry(m, 0))
+      break;
+    if (add == 100)
+      die("no pilot moves entry 0");
+  }
+  for (uint64_t i = 0; i < slot_count(m); i++) {
+    if (slot_entry(m, i) == STRATA__EMPTY_SLOT)
+      continue;
+    uint64_t id = strata__rd64(slot(m, i) + STRATA__SL_ID);
+    uint64_t want = hash_slot(m, id);
+    if (want != i) {
+      SUB("layer %" PRIu64 ": found in slot %" PRIu64
+          " but its hash selects slot %" PRIu64,
+          id, i, want);
+      return FIX_ALL;
+    }
+  }
+  die("pilot change moved nothing");
+  return FIX_NONE;
+}
+
 /* -- name index -- */
 static unsigned name_bits(image *m) {
   return strata__rd32(m->p + STRATA__H_NAME_BITS);
@@ -890,7 +1155,6 @@ static const hcase cases[] = {
     C("file-size-smaller", 'S', CORRUPT, c_file_size_smaller),
     C("header-only", 'S', CORRUPT, c_header_only),
     C("unknown-header-flags", 'D', VERSION, c_header_flags),
-    C("reserved-header-byte", 'S', CORRUPT, c_reserved_byte),
     C("align-not-pow2", 'D', CORRUPT, c_align_npot),
     C("align-too-small", 'D', CORRUPT, c_align_small),
     C("align-too-big", 'D', CORRUPT, c_align_big),
@@ -898,10 +1162,13 @@ static const hcase cases[] = {
     C("layer-count-huge", 'S', LIMIT, c_layers_huge),
     C("named-count-over-layers", 'D', CORRUPT, c_named_over),
     C("empty-without-dense-flag", 'E', CORRUPT, c_empty_sparse),
-    C("dense-with-id-bits", 'D', CORRUPT, c_dense_id_bits),
-    C("sparse-id-bits-wrong", 'S', CORRUPT, c_sparse_id_bits),
     C("name-bits-wrong", 'D', CORRUPT, c_name_bits),
     C("name-bits-without-names", 'E', CORRUPT, c_name_bits_unnamed),
+    C("sparse-slot-count-wrong", 'S', CORRUPT, c_slot_count),
+    C("sparse-pilot-count-wrong", 'S', CORRUPT, c_pilot_count),
+    C("dense-with-slot-count", 'D', CORRUPT, c_dense_slots),
+    C("dense-with-pilot-count", 'D', CORRUPT, c_dense_pilots),
+    C("sparse-layer-count-over-cap", 'S', LIMIT, c_sparse_cap),
     /* sections */
     C("data-misaligned", 'D', CORRUPT, c_data_misaligned),
     C("layer-count-vs-index", 'D', CORRUPT, c_count_vs_index),
@@ -912,23 +1179,22 @@ static const hcase cases[] = {
     C("index-misaligned", 'D', CORRUPT, c_index_misaligned),
     C("id-order-size", 'S', CORRUPT, c_id_order_size),
     C("strings-not-at-eof", 'S', CORRUPT, c_strings_not_eof),
+    C("dense-locators-size", 'D', CORRUPT, c_dense_loc_size),
+    C("sparse-locators-size", 'S', CORRUPT, c_sparse_loc_size),
+    C("locators-misaligned", 'S', CORRUPT, c_loc_misaligned),
+    C("pilots-size", 'S', CORRUPT, c_pilots_size),
+    C("dense-with-pilots-section", 'D', CORRUPT, c_dense_pilots_size),
+    C("pilots-misaligned", 'S', CORRUPT, c_pilots_misaligned),
+    C("id-order-misaligned", 'S', CORRUPT, c_id_order_misaligned),
     /* region name and metadata */
     C("region-name-empty", 'D', CORRUPT, c_rname_empty),
     C("region-name-too-long", 'S', LIMIT, c_rname_long),
     C("region-metadata-too-long", 'D', LIMIT, c_rmeta_long),
     C("region-name-bad-utf8", 'S', CORRUPT, c_rname_utf8),
     C("region-metadata-past-end", 'D', CORRUPT, c_rmeta_past),
-    /* id index */
-    C("id-buckets-start", 'S', CORRUPT, c_idb_start),
-    C("id-buckets-decreasing", 'S', CORRUPT, c_idb_decreasing),
-    C("id-buckets-end", 'S', CORRUPT, c_idb_end),
-    C("id-bucket-over-64", 'W', LIMIT, c_idb_over),
-    C("entry-outside-id-bucket", 'S', CORRUPT, c_id_outside),
     /* entries */
     C("dense-duplicate-id", 'D', CORRUPT, c_dense_gap),
     C("dense-ids-overflow", 'D', CORRUPT, c_dense_overflow),
-    C("sparse-duplicate-id", 'S', CORRUPT, c_sparse_dup),
-    C("sparse-hash-order", 'S', CORRUPT, c_sparse_order),
     C("content-past-data-end", 'D', CORRUPT, c_content_past),
     C("content-offset-wraps", 'D', CORRUPT, c_content_wrap),
     C("content-len-past-end", 'S', CORRUPT, c_content_len_past),
@@ -948,6 +1214,23 @@ static const hcase cases[] = {
     C("metadata-bad-utf8", 'S', CORRUPT, c_meta_utf8),
     C("empty-name-nonzero-offset", 'S', CORRUPT, c_empty_name_off),
     C("named-count-mismatch", 'D', CORRUPT, c_named_mismatch),
+    /* id lookup */
+    C("dense-locator-offset", 'D', CORRUPT, c_dense_loc_offset),
+    C("dense-locator-size", 'D', CORRUPT, c_dense_loc_size_field),
+    C("dense-entry-differs-from-locator", 'D', CORRUPT, c_dense_entry_vs_loc),
+    C("empty-slot-id", 'S', CORRUPT, c_empty_slot_id),
+    C("empty-slot-size", 'S', CORRUPT, c_empty_slot_size),
+    C("empty-slot-reserved", 'S', CORRUPT, c_empty_slot_reserved),
+    C("slot-names-wrong-entry", 'S', CORRUPT, c_slot_wrong_entry),
+    C("slot-too-many-used", 'T', CORRUPT, c_slot_too_many),
+    C("slot-too-few-used", 'S', CORRUPT, c_slot_too_few),
+    C("slot-id-differs", 'S', CORRUPT, c_slot_id),
+    C("slot-offset-differs", 'S', CORRUPT, c_slot_offset),
+    C("slot-size-differs", 'S', CORRUPT, c_slot_size),
+    C("slot-reserved", 'S', CORRUPT, c_slot_reserved),
+    C("slots-swapped", 'S', CORRUPT, c_slot_swap),
+    C("pilot-changed", 'S', CORRUPT, c_pilot_changed),
+    C("sparse-duplicate-id", 'S', CORRUPT, c_sparse_dup),
     /* name index */
     C("name-buckets-start", 'S', CORRUPT, c_nb_start),
     C("name-buckets-decreasing", 'D', CORRUPT, c_nb_decreasing),
@@ -981,6 +1264,7 @@ static void gen_hostile(const char *tests, const bases *b) {
     const image *base = hc->base == 'D'   ? &b->dense
                         : hc->base == 'S' ? &b->sparse
                         : hc->base == 'W' ? &b->wide
+                        : hc->base == 'T' ? &b->tail
                                           : &b->empty;
     image m = copy_image(*base);
     char sub[512];
@@ -1098,18 +1382,28 @@ static void gen_golden(const char *tests) {
   printf("gen_hostile: golden files in %s\n", dir);
 }
 
+static size_t case_index(const char *name) {
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+    if (strcmp(cases[c].name, name) == 0)
+      return c;
+  die("no case %s", name);
+  return 0;
+}
+
 /* Small valid regions as fuzz seeds: the bases plus a one-layer region. */
 static void gen_seeds(const char *tests, const bases *b) {
   char dir[4096], path[4096];
   FMT(dir, "%s/fuzz/corpus/region", tests);
   mkdir_p(dir);
+  remove_regions(dir); /* seeds of renamed or dropped cases */
   struct {
     const char *name;
     const image *im;
   } seeds[] = {{"valid-dense.region", &b->dense},
                {"valid-sparse.region", &b->sparse},
                {"valid-wide.region", &b->wide},
-               {"valid-empty.region", &b->empty}};
+               {"valid-empty.region", &b->empty},
+               {"valid-tail.region", &b->tail}};
   for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
     FMT(path, "%s/%s", dir, seeds[i].name);
     write_all(path, seeds[i].im->p, seeds[i].im->len);
@@ -1119,14 +1413,6 @@ static void gen_seeds(const char *tests, const bases *b) {
   const char *copies[][2] = {
       {"hostile/golden/v1-dense.region", "golden-v1-dense.region"},
       {"hostile/golden/v1-sparse.region", "golden-v1-sparse.region"},
-      {"hostile/files/44-sparse-hash-order.region",
-       "hostile-hash-order.region"},
-      {"hostile/files/47-content-len-past-end.region",
-       "hostile-content-len.region"},
-      {"hostile/files/71-name-record-outside-bucket.region",
-       "hostile-name-bucket.region"},
-      {"hostile/files/39-id-bucket-over-64.region",
-       "hostile-bucket-over-64.region"},
   };
   for (size_t i = 0; i < sizeof copies / sizeof copies[0]; i++) {
     FMT(path, "%s/%s", tests, copies[i][0]);
@@ -1134,6 +1420,20 @@ static void gen_seeds(const char *tests, const bases *b) {
     FMT(path, "%s/%s", dir, copies[i][1]);
     write_all(path, c.p, c.len);
     free(c.p);
+  }
+  const char *hostile[] = {
+      "slots-swapped",        "pilot-changed",
+      "slot-too-many-used",   "dense-locator-offset",
+      "content-len-past-end", "name-record-outside-bucket",
+      "name-bucket-over-64",  "sparse-duplicate-id",
+  };
+  for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++) {
+    size_t c = case_index(hostile[i]);
+    FMT(path, "%s/hostile/files/%02zu-%s.region", tests, c + 1, hostile[i]);
+    image im = read_all(path);
+    FMT(path, "%s/hostile-%s.region", dir, hostile[i]);
+    write_all(path, im.p, im.len);
+    free(im.p);
   }
   layer_spec one = {42, "one", "{\"a\":1}", "x", 1};
   image im = write_region("one.region", 1, "one", NULL, 16, &one, 1);
@@ -1152,7 +1452,8 @@ int main(int argc, char **argv) {
   FMT(g_tmp, "%s/gen-hostile-XXXXXX", base && base[0] ? base : "/tmp");
   if (mkdtemp(g_tmp) == NULL)
     die("mkdtemp: %s", strerror(errno));
-  bases b = {base_dense(), base_sparse(), base_wide(), base_empty()};
+  bases b = {base_dense(), base_sparse(), base_wide(), base_empty(),
+             base_tail()};
   gen_hostile(argv[1], &b);
   gen_golden(argv[1]);
   gen_seeds(argv[1], &b);
@@ -1160,9 +1461,10 @@ int main(int argc, char **argv) {
   free(b.sparse.p);
   free(b.wide.p);
   free(b.empty.p);
-  const char *names[] = {"dense.region",    "sparse.region", "wide.region",
-                         "empty.region",    "one.region",    "v1-dense.region",
-                         "v1-sparse.region"};
+  free(b.tail.p);
+  const char *names[] = {"dense.region",    "sparse.region",   "wide.region",
+                         "empty.region",    "one.region",      "tail.region",
+                         "v1-dense.region", "v1-sparse.region"};
   char path[4096];
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     FMT(path, "%s/%s", g_tmp, names[i]);

@@ -270,8 +270,14 @@ static void test_id_order_corruption(void **state) {
   assert_strata_err(strata_region_verify(r, NULL), STRATA_E_CORRUPT);
   /* Lookups by id do not use the order and still work. */
   strata_layer l;
-  for (int k = 0; k < N_LAYERS; k++)
+  for (int k = 0; k < N_LAYERS; k++) {
     assert_strata_ok(strata_region_get(r, s->ids[k], &l));
+    const void *data;
+    uint64_t size;
+    assert_strata_ok(strata_region_get_data(r, s->ids[k], &data, &size));
+    assert_ptr_equal(data, l.data);
+    assert_int_equal(size, l.size);
+  }
   strata_region_close(r);
 
   /* A slot pointing past the layer count. */

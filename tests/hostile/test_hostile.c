@@ -150,6 +150,12 @@ static void check_layer(golden_region *g, char **f) {
   assert_int_equal(l.flags, 0);
   if (size)
     assert_memory_equal(l.data, want, size);
+  /* The lean lookup (locator table only) agrees with the full one. */
+  const void *data = NULL;
+  uint64_t dsize = UINT64_MAX;
+  assert_strata_ok(strata_region_get_data(g->r, id, &data, &dsize));
+  assert_ptr_equal(data, l.data);
+  assert_int_equal(dsize, size);
   if (name[0] == '\0') {
     assert_null(l.name);
     assert_int_equal(l.name_len, 0);

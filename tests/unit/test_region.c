@@ -126,6 +126,12 @@ static void round_trip(const spec *s) {
   for (uint64_t i = 0; i < s->n; i++) {
     assert_strata_ok(strata_region_get(r, spec_id(s, i), &l));
     check_layer(s, i, &l, info.data_align);
+    /* The lean lookup agrees with the full one. */
+    const void *data = NULL;
+    uint64_t size = 1;
+    assert_strata_ok(strata_region_get_data(r, spec_id(s, i), &data, &size));
+    assert_ptr_equal(data, l.data);
+    assert_int_equal(size, l.size);
     if (spec_has_name(s, i)) {
       spec_name(i, name, sizeof name);
       strata_layer byname;
@@ -221,6 +227,23 @@ static void test_misses(void **state) {
       assert_non_null(strstr(strata_last_error_detail(), path));
     }
     assert_int_equal(l.id, 777); /* untouched on a miss */
+    const void *data = &l;
+    uint64_t size = 99;
+    for (size_t k = 0; k < sizeof misses / sizeof *misses; k++)
+      assert_strata_err(strata_region_get_data(r, misses[k], &data, &size),
+                        STRATA_E_NOT_FOUND);
+    assert_ptr_equal(data, &l);
+    assert_int_equal(size, 99);
+    /* Many ids that are not in the region, small ones (which meet the
+     * zeroed ids of empty slots) and arbitrary ones, all miss. */
+    for (uint64_t k = 0; k < 20000; k++) {
+      uint64_t id = k < 10000 ? k + (sparse ? 0 : 1000)
+                              : k * 0xD1B54A32D192ED03ull;
+      if (sparse && id % 0x9E3779B97F4A7C15ull == 0 && id != 0)
+        continue;
+      assert_strata_err(strata_region_get_data(r, id, &data, &size),
+                        STRATA_E_NOT_FOUND);
+    }
     assert_strata_err(strata_region_get_by_name(r, "nope", 4, &l),
                       STRATA_E_NOT_FOUND);
     assert_strata_err(strata_region_get_by_name(r, "", 0, &l),
