@@ -149,6 +149,11 @@ typedef struct strata_region_info {
 /* Header flag: ids are base, base+1, ..., base+n-1 and are looked up by
  * direct indexing instead of the hash index. */
 #define STRATA_REGION_DENSE_IDS (1ull << 0)
+/* Header flag (dense regions only): the contents are stored in id order, so
+ * the lookup table is n + 1 positions of 8 bytes, like a bare offset array,
+ * instead of 16-byte {offset, size} locators. The writer sets it whenever
+ * layers were added in ascending id order. */
+#define STRATA_REGION_PACKED_LOCATORS (1ull << 1)
 
 /* Opens and validates the region file at `path` (flags: strata_open_flags).
  * On success stores a handle in *out.
@@ -173,16 +178,18 @@ STRATA_API int strata_region_info_get(const strata_region *region,
 STRATA_API uint64_t strata_region_layer_count(const strata_region *region);
 
 /* Looks up a layer by id and fills *out with borrowed pointers: content,
- * name, metadata and checksum. No allocation, no lock, no system call.
+ * name, metadata and checksum. Besides the locator it reads the layer's
+ * 64-byte index entry; the content pointer does not wait for that read.
+ * No allocation, no lock, no system call.
  * Errors: STRATA_E_NOT_FOUND (out is left untouched). */
 STRATA_API int strata_region_get(const strata_region *region, uint64_t id,
                                  strata_layer *out);
 
 /* The lean lookup: only the content. Points *data at layer `id`'s content
- * and stores its length in *size. It reads the region's compact locator
- * table and never the full index entry, so it touches fewer cache lines than
- * strata_region_get() (one table read when ids are dense, two otherwise).
- * No allocation, no lock, no system call.
+ * and stores its length in *size. It reads only the region's compact
+ * locator table (plus, for sparse ids, a pilot table small enough to stay in
+ * cache), never the 64-byte index entry, so a random lookup costs one cache
+ * miss before the content's own. No allocation, no lock, no system call.
  * Errors: STRATA_E_NOT_FOUND (outputs untouched). */
 STRATA_API int strata_region_get_data(const strata_region *region, uint64_t id,
                                       const void **data, uint64_t *size);

@@ -39,8 +39,8 @@ enum {
 /* Sections, in the order they must appear in the file. */
 enum strata__section {
   STRATA__S_DATA = 0,
-  STRATA__S_INDEX,    /* n x 64-byte entries: everything about a layer */
-  STRATA__S_LOCATORS, /* the lookup table: dense n x 16, sparse m x 32 */
+  STRATA__S_INDEX,    /* 64-byte entries: everything about a layer */
+  STRATA__S_LOCATORS, /* the lookup table: 16 bytes per entry */
   STRATA__S_PILOTS,   /* sparse: r x u16 pilots of the perfect hash */
   STRATA__S_ID_ORDER, /* sparse: n x u32 entry numbers in id order */
   STRATA__S_NAME_BUCKETS,
@@ -64,19 +64,17 @@ enum {
   STRATA__E_RESERVED = 60, /* u32 */
 };
 
-/* Dense locator: {u64 offset, u64 size} of entry i. */
+/* Locator of the entry with the same number: {u64 offset, u64 size} in
+ * dense regions; {u64 offset, u64 size, u64 id} in sparse ones, where an
+ * unused slot's locator is {STRATA__EMPTY_OFFSET, 0, 0} (no real offset can
+ * be that large). */
 #define STRATA__LOC_SIZE 16u
-/* Sparse slot: {u64 id, u64 offset, u64 size, u32 entry, u32 reserved};
- * an empty slot is all zero but for entry = STRATA__EMPTY_SLOT. */
-#define STRATA__SLOT_SIZE 32u
-enum {
-  STRATA__SL_ID = 0,
-  STRATA__SL_OFFSET = 8,
-  STRATA__SL_SIZE = 16,
-  STRATA__SL_ENTRY = 24,
-  STRATA__SL_RESERVED = 28,
-};
-#define STRATA__EMPTY_SLOT 0xFFFFFFFFu
+#define STRATA__SLOC_SIZE 24u
+#define STRATA__EMPTY_OFFSET UINT64_MAX
+
+/* In sparse regions INDEX has one entry per slot of the perfect hash; an
+ * unused slot's entry is all zero but for its flags, which hold this. */
+#define STRATA__EMPTY_ENTRY 0xFFFFFFFFu
 
 /* Name index record: {u64 hash, u32 entry, u32 reserved}. */
 #define STRATA__NAME_REC_SIZE 16u
@@ -91,11 +89,12 @@ enum {
 #define STRATA__DEFAULT_ALIGN 64u
 #define STRATA__MAX_BUCKET 64u /* longest run of records in a name bucket */
 #define STRATA__MAX_BUCKET_BITS 32u
-/* Sparse regions have at most 2^32 - 2 layers: entry numbers are u32 and
- * 0xFFFFFFFF marks an empty slot. */
-#define STRATA__MAX_SPARSE_LAYERS 0xFFFFFFFEull
+/* Sparse regions have one entry per slot and entry numbers are u32, so the
+ * slot count n + ceil(n/16) must stay below 2^32: n <= 4042322160. */
+#define STRATA__MAX_SPARSE_LAYERS 4042322160ull
 
-#define STRATA__HEADER_FLAGS_KNOWN UINT64_C(1) /* STRATA_REGION_DENSE_IDS */
+/* STRATA_REGION_DENSE_IDS | STRATA_REGION_PACKED_LOCATORS */
+#define STRATA__HEADER_FLAGS_KNOWN UINT64_C(3)
 
 static inline uint16_t strata__rd16(const void *p) {
   uint16_t v;

@@ -48,15 +48,18 @@ struct strata_region {
   uint16_t major, minor;
   uint32_t align;
   uint64_t n;        /* layer count */
+  uint64_t entries_n; /* entries in INDEX: n (dense) or slot_count (sparse) */
   uint64_t m;        /* named layer count */
   uint64_t seed;     /* hash seed */
   uint64_t first_id; /* dense regions: id of entry 0 */
   bool dense;
+  bool packed; /* dense with n + 1 u64 positions as locators */
 
   const uint8_t *data;         /* DATA section */
   uint64_t data_size;
-  const uint8_t *entries;      /* INDEX: n x 64 bytes */
-  const uint8_t *locators;     /* dense: n x 16; sparse: slots x 32 */
+  const uint8_t *entries;      /* INDEX: entries_n x 64 bytes */
+  const uint8_t *locators;     /* entries_n x loc_size */
+  uint64_t loc_size;           /* 16 (dense), 24 (sparse); 8 (packed) */
   const uint8_t *pilots;       /* sparse: pilot_count x u16 */
   uint64_t slot_count, pilot_count;
   const uint8_t *id_order;     /* n x u32; NULL when dense */
@@ -78,7 +81,7 @@ struct strata_region {
 int strata__region_validate(strata_region *r, const uint8_t *base,
                             uint64_t size, const char *what);
 
-/* Fills *out from entry number i (0 <= i < n). */
+/* Fills *out from entry number i (0 <= i < entries_n, not empty). */
 void strata__layer_from_entry(const strata_region *r, uint64_t i,
                               strata_layer *out);
 /* Entry number of the layer with this id, or -1. */

@@ -24,35 +24,49 @@ void strata__layer_from_entry(const strata_region *r, uint64_t i,
   out->flags = strata__rd32(e + STRATA__E_FLAGS);
 }
 
-/* The lookup. Returns a pointer to the layer's {u64 offset, u64 size} pair
- * in the locator table and its entry number in *entry, or NULL on a miss.
- * Dense regions index the table directly; sparse ones evaluate the perfect
- * hash (two table reads: the pilot, then the slot) and compare the id. */
-static inline const uint8_t *find(const strata_region *r, uint64_t id,
-                                  uint64_t *entry) {
+/* The lookup: on a hit stores the entry number, content offset (in DATA)
+ * and size and returns true. Dense regions index the locators directly:
+ * packed ones read two adjacent positions, like a bare offset array, others
+ * one 16-byte {offset, size}. Sparse ones evaluate the perfect hash (the
+ * pilot table is small enough to stay in cache) and read one 24-byte
+ * locator, which also holds the id to compare. None reads the 64-byte
+ * entry. */
+static inline bool find(const strata_region *r, uint64_t id, uint64_t *entry,
+                        uint64_t *off, uint64_t *size) {
+  uint64_t i;
+  const uint8_t *loc;
   if (r->dense) {
     /* Unsigned wrap makes ids below first_id land past n as well. */
-    uint64_t i = id - r->first_id;
+    i = id - r->first_id;
     if (i >= r->n)
-      return NULL;
-    *entry = i;
-    return r->locators + i * STRATA__LOC_SIZE;
+      return false;
+    if (r->packed) {
+      const uint8_t *pos = r->locators + i * 8;
+      uint64_t start = (strata__rd64(pos) + r->align - 1) & ~(uint64_t)(r->align - 1);
+      *entry = i;
+      *off = start;
+      *size = strata__rd64(pos + 8) - start;
+      return true;
+    }
+    loc = r->locators + i * STRATA__LOC_SIZE;
+  } else {
+    uint64_t h = strata__id_hash(id, r->seed);
+    uint64_t b = strata__pilot_bucket(h, r->pilot_count);
+    i = strata__slot_of(h, strata__rd16(r->pilots + 2 * b), r->slot_count);
+    loc = r->locators + i * STRATA__SLOC_SIZE;
+    if (strata__rd64(loc + 16) != id ||
+        strata__rd64(loc) == STRATA__EMPTY_OFFSET)
+      return false;
   }
-  uint64_t h = strata__id_hash(id, r->seed);
-  uint64_t b = strata__pilot_bucket(h, r->pilot_count);
-  uint64_t i = strata__slot_of(h, strata__rd16(r->pilots + 2 * b),
-                               r->slot_count);
-  const uint8_t *slot = r->locators + i * STRATA__SLOT_SIZE;
-  uint32_t e = strata__rd32(slot + STRATA__SL_ENTRY);
-  if (strata__rd64(slot + STRATA__SL_ID) != id || e == STRATA__EMPTY_SLOT)
-    return NULL;
-  *entry = e;
-  return slot + STRATA__SL_OFFSET;
+  *entry = i;
+  *off = strata__rd64(loc);
+  *size = strata__rd64(loc + 8);
+  return true;
 }
 
 int64_t strata__find_entry(const strata_region *r, uint64_t id) {
-  uint64_t e;
-  return find(r, id, &e) ? (int64_t)e : -1;
+  uint64_t e, off, size;
+  return find(r, id, &e, &off, &size) ? (int64_t)e : -1;
 }
 
 static int not_found(const strata_region *r, uint64_t id) {
@@ -61,21 +75,25 @@ static int not_found(const strata_region *r, uint64_t id) {
 }
 
 int strata_region_get(const strata_region *r, uint64_t id, strata_layer *out) {
-  uint64_t e;
-  if (find(r, id, &e) == NULL)
+  uint64_t e, off, size;
+  if (!find(r, id, &e, &off, &size))
     return not_found(r, id);
   strata__layer_from_entry(r, e, out);
+  /* The same values as the entry's (checked at open), but from the
+   * locator: the content pointer then does not wait for the entry's cache
+   * miss, and the caller's first touch of the content overlaps it. */
+  out->data = r->data + off;
+  out->size = size;
   return 0;
 }
 
 int strata_region_get_data(const strata_region *r, uint64_t id,
                            const void **data, uint64_t *size) {
-  uint64_t e;
-  const uint8_t *loc = find(r, id, &e);
-  if (loc == NULL)
+  uint64_t e, off, len;
+  if (!find(r, id, &e, &off, &len))
     return not_found(r, id);
-  *data = r->data + strata__rd64(loc);
-  *size = strata__rd64(loc + 8);
+  *data = r->data + off;
+  *size = len;
   return 0;
 }
 
@@ -108,17 +126,15 @@ miss:
 
 int strata_region_read(const strata_region *r, uint64_t id, uint64_t offset,
                        uint64_t len, const void **out) {
-  uint64_t e;
-  const uint8_t *loc = find(r, id, &e);
-  if (loc == NULL)
+  uint64_t e, off, size;
+  if (!find(r, id, &e, &off, &size))
     return not_found(r, id);
-  uint64_t size = strata__rd64(loc + 8);
   if (offset > size || len > size - offset)
     return strata__fail(STRATA_E_BOUNDS,
                         "%s: layer %" PRIu64 ": read [%" PRIu64 ", +%" PRIu64
                         ") ends past layer size %" PRIu64,
                         r->path ? r->path : "region", id, offset, len, size);
-  *out = r->data + strata__rd64(loc) + offset;
+  *out = r->data + off + offset;
   return 0;
 }
 
@@ -139,11 +155,14 @@ int strata_region_next(strata_region_iter *it, strata_layer *out) {
   uint64_t i = it->pos;
   if (!r->dense) {
     i = strata__rd32(r->id_order + 4 * it->pos);
-    if (i >= r->n)
+    if (i >= r->entries_n ||
+        strata__rd32(r->entries + i * STRATA__ENTRY_SIZE + STRATA__E_FLAGS) ==
+            STRATA__EMPTY_ENTRY)
       return strata__fail(STRATA_E_CORRUPT,
-                          "%s: id order slot %" PRIu64
-                          " points at entry %" PRIu64 ", past layer count %" PRIu64,
-                          r->path ? r->path : "region", it->pos, i, r->n);
+                          "%s: id order slot %" PRIu64 " points at entry %" PRIu64
+                          ", which is %s",
+                          r->path ? r->path : "region", it->pos, i,
+                          i >= r->entries_n ? "past the index" : "empty");
   }
   uint64_t id = strata__rd64(r->entries + i * STRATA__ENTRY_SIZE);
   if (it->pos > 0 && id <= it->last_id)

@@ -150,6 +150,9 @@ static int check_header(strata_region *r, const uint8_t *h, uint64_t size,
   r->name_bits = strata__rd32(h + STRATA__H_NAME_BITS);
   r->seed = strata__rd64(h + STRATA__H_HASH_SEED);
   r->dense = (r->flags & STRATA_REGION_DENSE_IDS) != 0;
+  r->packed = (r->flags & STRATA_REGION_PACKED_LOCATORS) != 0;
+  STRATA__FAIL_IF(r->packed && !r->dense, STRATA_E_CORRUPT,
+                  "%s: packed locators without dense ids", file);
   r->header_checksum = want;
   STRATA__FAIL_IF(!is_pow2(r->align) || r->align < STRATA__MIN_ALIGN ||
                       r->align > STRATA__MAX_ALIGN,
@@ -171,16 +174,15 @@ static int check_header(strata_region *r, const uint8_t *h, uint64_t size,
 
 /* Expected size of each section, derived from the header's counts. The
  * counts are capped at 2^32 - 1, so none of these products overflow. */
-static int expected_sizes(const strata_region *r, const char *file,
+static int expected_sizes(strata_region *r, const char *file,
                           uint64_t want[STRATA__S_COUNT]) {
-  want[STRATA__S_INDEX] = r->n * STRATA__ENTRY_SIZE;
   if (r->dense) {
     STRATA__FAIL_IF(r->slot_count != 0 || r->pilot_count != 0,
                     STRATA_E_CORRUPT,
                     "%s: dense region declares %" PRIu64 " slots and %" PRIu64
                     " pilots (must be 0)",
                     file, r->slot_count, r->pilot_count);
-    want[STRATA__S_LOCATORS] = r->n * STRATA__LOC_SIZE;
+    r->entries_n = r->n;
     want[STRATA__S_PILOTS] = 0;
     want[STRATA__S_ID_ORDER] = 0;
   } else {
@@ -196,10 +198,13 @@ static int expected_sizes(const strata_region *r, const char *file,
                     " for %" PRIu64 " layers",
                     file, r->slot_count, r->pilot_count,
                     strata__slot_count(r->n), strata__pilot_count(r->n), r->n);
-    want[STRATA__S_LOCATORS] = r->slot_count * STRATA__SLOT_SIZE;
+    r->entries_n = r->slot_count;
     want[STRATA__S_PILOTS] = r->pilot_count * 2;
     want[STRATA__S_ID_ORDER] = r->n * 4;
   }
+  want[STRATA__S_INDEX] = r->entries_n * STRATA__ENTRY_SIZE;
+  r->loc_size = r->packed ? 8 : r->dense ? STRATA__LOC_SIZE : STRATA__SLOC_SIZE;
+  want[STRATA__S_LOCATORS] = (r->entries_n + r->packed) * r->loc_size;
   if (r->m == 0) {
     STRATA__FAIL_IF(r->name_bits != 0, STRATA_E_CORRUPT,
                     "%s: name bucket bits %u without named layers", file,
@@ -292,11 +297,9 @@ static int check_region_strings(strata_region *r, const uint8_t *h,
   return 0;
 }
 
-/* Dense regions hold ids first_id + i in entry i, and locator i repeats
- * entry i's offset and size. (Sparse regions are checked slot by slot in
- * check_slots().) */
+/* Dense regions hold ids first_id + i in entry i. */
 static int check_dense_id(strata_region *r, const char *file, uint64_t i,
-                          uint64_t id, uint64_t off, uint64_t len) {
+                          uint64_t id) {
   if (i == 0) {
     r->first_id = id;
     STRATA__FAIL_IF(r->n - 1 > UINT64_MAX - id, STRATA_E_CORRUPT,
@@ -308,25 +311,79 @@ static int check_dense_id(strata_region *r, const char *file, uint64_t i,
                   "%s: layer %" PRIu64 ": entry %" PRIu64
                   " of a dense region must have id %" PRIu64,
                   file, id, i, r->first_id + i);
-  const uint8_t *loc = r->locators + i * STRATA__LOC_SIZE;
-  STRATA__FAIL_IF(strata__rd64(loc) != off || strata__rd64(loc + 8) != len,
+  return 0;
+}
+
+/* Sparse regions hold each layer in the entry (and locator) of the slot the
+ * perfect hash gives for its id. A slot is a function of the id, so no id
+ * can sit in two entries: this also proves the ids unique. */
+static int check_sparse_slot(const strata_region *r, const char *file,
+                             uint64_t i, uint64_t id) {
+  uint64_t h = strata__id_hash(id, r->seed);
+  uint64_t b = strata__pilot_bucket(h, r->pilot_count);
+  uint64_t want =
+      strata__slot_of(h, strata__rd16(r->pilots + 2 * b), r->slot_count);
+  STRATA__FAIL_IF(want != i, STRATA_E_CORRUPT,
+                  "%s: layer %" PRIu64 ": found in slot %" PRIu64
+                  " but its hash selects slot %" PRIu64,
+                  file, id, i, want);
+  return 0;
+}
+
+/* Packed locators: position i, rounded up to the alignment, is where layer
+ * i starts, and position i + 1 is where it ends. Entry i repeats both, so
+ * checking the entry (already bounds-checked) checks the positions. */
+static int check_packed(const strata_region *r, const char *file, uint64_t i,
+                        uint64_t id, uint64_t off, uint64_t len) {
+  uint64_t p0 = strata__rd64(r->locators + i * 8);
+  uint64_t p1 = strata__rd64(r->locators + i * 8 + 8);
+  STRATA__FAIL_IF(i == 0 && p0 != 0, STRATA_E_CORRUPT,
+                  "%s: packed position 0 is %" PRIu64 " (must be 0)", file,
+                  p0);
+  /* off is aligned and within DATA, so "off is p0 rounded up" reads: */
+  STRATA__FAIL_IF(p0 > off || off - p0 >= r->align || p1 != off + len,
                   STRATA_E_CORRUPT,
-                  "%s: layer %" PRIu64 ": locator {%" PRIu64 ", %" PRIu64
-                  "} differs from its entry {%" PRIu64 ", %" PRIu64 "}",
-                  file, id, strata__rd64(loc), strata__rd64(loc + 8), off,
-                  len);
+                  "%s: layer %" PRIu64 ": packed positions [%" PRIu64
+                  ", %" PRIu64 ") do not match its content [%" PRIu64
+                  ", +%" PRIu64 ")",
+                  file, id, p0, p1, off, len);
+  return 0;
+}
+
+/* An unused slot of a sparse region: entry all zero but for its flags, and
+ * the locator {STRATA__EMPTY_OFFSET, 0, 0}. */
+static int check_empty_slot(const strata_region *r, const char *file,
+                            uint64_t i, const uint8_t *e) {
+  static const uint8_t zero[STRATA__ENTRY_SIZE];
+  const uint8_t *loc = r->locators + i * STRATA__SLOC_SIZE;
+  STRATA__FAIL_IF(memcmp(e, zero, STRATA__E_FLAGS) != 0 ||
+                      strata__rd32(e + STRATA__E_RESERVED) != 0 ||
+                      strata__rd64(loc) != STRATA__EMPTY_OFFSET ||
+                      strata__rd64(loc + 8) != 0 || strata__rd64(loc + 16) != 0,
+                  STRATA_E_CORRUPT,
+                  "%s: empty slot %" PRIu64
+                  " has a nonzero entry or locator field",
+                  file, i);
   return 0;
 }
 
 static int check_entries(strata_region *r, const char *file) {
-  uint64_t named = 0;
-  for (uint64_t i = 0; i < r->n; i++) {
+  uint64_t named = 0, used = 0;
+  for (uint64_t i = 0; i < r->entries_n; i++) {
     const uint8_t *e = r->entries + i * STRATA__ENTRY_SIZE;
+    uint32_t flags = strata__rd32(e + STRATA__E_FLAGS);
+    if (!r->dense && flags == STRATA__EMPTY_ENTRY) {
+      STRATA__TRY(check_empty_slot(r, file, i, e));
+      continue;
+    }
+    used++;
     uint64_t id = strata__rd64(e + STRATA__E_ID);
     uint64_t off = strata__rd64(e + STRATA__E_OFFSET);
     uint64_t len = strata__rd64(e + STRATA__E_SIZE);
     if (r->dense)
-      STRATA__TRY(check_dense_id(r, file, i, id, off, len));
+      STRATA__TRY(check_dense_id(r, file, i, id));
+    else
+      STRATA__TRY(check_sparse_slot(r, file, i, id));
     STRATA__FAIL_IF(off > r->data_size || len > r->data_size - off,
                     STRATA_E_CORRUPT,
                     "%s: layer %" PRIu64 ": content [%" PRIu64 ", +%" PRIu64
@@ -336,7 +393,21 @@ static int check_entries(strata_region *r, const char *file) {
                     "%s: layer %" PRIu64 ": content offset %" PRIu64
                     " is not aligned to %" PRIu32,
                     file, id, off, r->align);
-    uint32_t flags = strata__rd32(e + STRATA__E_FLAGS);
+    const uint8_t *loc = r->locators + i * r->loc_size;
+    if (r->packed)
+      STRATA__TRY(check_packed(r, file, i, id, off, len));
+    else
+    STRATA__FAIL_IF(strata__rd64(loc) != off || strata__rd64(loc + 8) != len,
+                    STRATA_E_CORRUPT,
+                    "%s: layer %" PRIu64 ": locator {%" PRIu64 ", %" PRIu64
+                    "} differs from its entry {%" PRIu64 ", %" PRIu64 "}",
+                    file, id, strata__rd64(loc), strata__rd64(loc + 8), off,
+                    len);
+    STRATA__FAIL_IF(!r->dense && strata__rd64(loc + 16) != id,
+                    STRATA_E_CORRUPT,
+                    "%s: layer %" PRIu64 ": slot %" PRIu64
+                    " locator holds id %" PRIu64,
+                    file, id, i, strata__rd64(loc + 16));
     STRATA__FAIL_IF(flags != 0, STRATA_E_VERSION,
                     "%s: layer %" PRIu64 ": unknown layer flags 0x%" PRIx32,
                     file, id, flags);
@@ -365,63 +436,12 @@ static int check_entries(strata_region *r, const char *file) {
     }
     named += name_len != 0;
   }
+  STRATA__FAIL_IF(used != r->n, STRATA_E_CORRUPT,
+                  "%s: %" PRIu64 " slots are used, expected %" PRIu64, file,
+                  used, r->n);
   STRATA__FAIL_IF(named != r->m, STRATA_E_CORRUPT,
                   "%s: %" PRIu64 " layers have names, header says %" PRIu64,
                   file, named, r->m);
-  return 0;
-}
-
-/* The slots of a sparse region, in one sequential pass: an empty slot is
- * all zero but for its entry field; the k-th used slot holds entry k (so the
- * entries are in slot order), repeats that entry's id, offset and size, and
- * is the slot the perfect hash gives for that id. A slot is a function of
- * the id, so no id can be in two slots: this also proves the ids unique. */
-static int check_slots(const strata_region *r, const char *file) {
-  uint64_t k = 0;
-  for (uint64_t i = 0; i < r->slot_count; i++) {
-    const uint8_t *s = r->locators + i * STRATA__SLOT_SIZE;
-    uint64_t id = strata__rd64(s + STRATA__SL_ID);
-    uint64_t off = strata__rd64(s + STRATA__SL_OFFSET);
-    uint64_t len = strata__rd64(s + STRATA__SL_SIZE);
-    uint32_t entry = strata__rd32(s + STRATA__SL_ENTRY);
-    uint32_t reserved = strata__rd32(s + STRATA__SL_RESERVED);
-    if (entry == STRATA__EMPTY_SLOT) {
-      STRATA__FAIL_IF(id != 0 || off != 0 || len != 0 || reserved != 0,
-                      STRATA_E_CORRUPT,
-                      "%s: empty slot %" PRIu64 " has nonzero fields", file,
-                      i);
-      continue;
-    }
-    STRATA__FAIL_IF(entry != k || k >= r->n, STRATA_E_CORRUPT,
-                    "%s: layer %" PRIu64 ": slot %" PRIu64
-                    " names entry %" PRIu32 ", expected entry %" PRIu64
-                    " of %" PRIu64,
-                    file, id, i, entry, k, r->n);
-    STRATA__FAIL_IF(reserved != 0, STRATA_E_CORRUPT,
-                    "%s: layer %" PRIu64 ": slot %" PRIu64
-                    ": reserved field is not zero",
-                    file, id, i);
-    const uint8_t *e = r->entries + k * STRATA__ENTRY_SIZE;
-    STRATA__FAIL_IF(strata__rd64(e + STRATA__E_ID) != id ||
-                        strata__rd64(e + STRATA__E_OFFSET) != off ||
-                        strata__rd64(e + STRATA__E_SIZE) != len,
-                    STRATA_E_CORRUPT,
-                    "%s: layer %" PRIu64 ": slot %" PRIu64
-                    " differs from entry %" PRIu64,
-                    file, id, i, k);
-    uint64_t h = strata__id_hash(id, r->seed);
-    uint64_t b = strata__pilot_bucket(h, r->pilot_count);
-    uint64_t want = strata__slot_of(h, strata__rd16(r->pilots + 2 * b),
-                                    r->slot_count);
-    STRATA__FAIL_IF(want != i, STRATA_E_CORRUPT,
-                    "%s: layer %" PRIu64 ": found in slot %" PRIu64
-                    " but its hash selects slot %" PRIu64,
-                    file, id, i, want);
-    k++;
-  }
-  STRATA__FAIL_IF(k != r->n, STRATA_E_CORRUPT,
-                  "%s: %" PRIu64 " slots are used, expected %" PRIu64, file, k,
-                  r->n);
   return 0;
 }
 
@@ -443,10 +463,10 @@ static int check_name_index(const strata_region *r, const char *file) {
                     "%s: name index record %" PRIu64 " is out of hash order",
                     file, j);
     prev = h;
-    STRATA__FAIL_IF(entry >= r->n, STRATA_E_CORRUPT,
+    STRATA__FAIL_IF(entry >= r->entries_n, STRATA_E_CORRUPT,
                     "%s: name index record %" PRIu64 " points at entry %" PRIu32
-                    ", past layer count %" PRIu64,
-                    file, j, entry, r->n);
+                    ", past the %" PRIu64 " entries",
+                    file, j, entry, r->entries_n);
     STRATA__FAIL_IF(strata__rd32(rec + 12) != 0, STRATA_E_CORRUPT,
                     "%s: name index record %" PRIu64
                     ": reserved field is not zero",
@@ -485,8 +505,6 @@ int strata__region_validate(strata_region *r, const uint8_t *base,
   r->index_checksum = want;
   STRATA__TRY(check_region_strings(r, base, file));
   STRATA__TRY(check_entries(r, file));
-  if (!r->dense)
-    STRATA__TRY(check_slots(r, file));
   STRATA__TRY(check_name_index(r, file));
   return 0;
 }

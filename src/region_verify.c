@@ -8,8 +8,8 @@
 static int verify_names(const strata_region *r, const char *file,
                         uint64_t *bad_id) {
   strata_layer a, b;
-  for (uint64_t i = 0; i < r->n; i++) {
-    strata__layer_from_entry(r, i, &a);
+  for (uint64_t i = 0; i < r->entries_n; i++) {
+    strata__layer_from_entry(r, i, &a); /* empty entries have no name */
     if (a.name == NULL)
       continue;
     int rc = strata_region_get_by_name(r, a.name, a.name_len, &b);

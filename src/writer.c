@@ -419,6 +419,8 @@ int strata_writer_end_layer(strata_writer *w) {
   e->checksum = XXH3_64bits_digest(w->xxh);
   w->in_layer = false;
   uint32_t idx = (uint32_t)w->n;
+  if (w->n > 0 && e->id < w->entries[w->n - 1].id)
+    w->out_of_order = true;
   w->n++;
   /* Register the id and name only now that the layer is complete. */
   if (set_reserve(w, &w->ids) < 0 ||

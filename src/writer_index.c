@@ -73,6 +73,12 @@ static uint64_t next_seed(uint64_t *state) {
   return z ^ (z >> 31);
 }
 
+static int put_u64(strata__buf *b, uint64_t v) {
+  uint8_t x[8];
+  strata__wr64(x, v);
+  return strata__buf_put(b, x, 8);
+}
+
 static int put_u32(strata__buf *b, uint32_t v) {
   uint8_t x[4];
   strata__wr32(x, v);
@@ -81,6 +87,7 @@ static int put_u32(strata__buf *b, uint32_t v) {
 
 typedef struct index_plan {
   bool dense;
+  bool packed; /* dense, contents in id order: n + 1 positions */
   uint64_t seed;
   uint16_t *pilots;   /* sparse: pilot_count(n) */
   uint32_t *id_order; /* sparse: entry numbers in id order */
@@ -96,9 +103,9 @@ static void plan_free(index_plan *p) {
   free(p->name_buckets);
 }
 
-/* Sparse ids under p->seed: builds the perfect hash and puts the entries in
- * slot order (entry k is the k-th used slot), remembering id order in
- * p->id_order. Expects the entries in id order. *ok is false when the seed
+/* Sparse ids under p->seed: builds the perfect hash, puts the entries in
+ * slot order (each remembers its slot in .hash: in the file, its entry
+ * number) and records the slots in id order in p->id_order. Expects the entries in id order. *ok is false when the seed
  * does not work. */
 static int place_ids(strata_writer *w, index_plan *p, bool *ok) {
   uint64_t n = w->n;
@@ -121,7 +128,7 @@ static int place_ids(strata_writer *w, index_plan *p, bool *ok) {
     }
     qsort(w->entries, (size_t)n, sizeof *w->entries, cmp_slot);
     for (uint64_t k = 0; k < n; k++)
-      p->id_order[w->entries[k].rank] = (uint32_t)k;
+      p->id_order[w->entries[k].rank] = (uint32_t)w->entries[k].hash;
   }
   free(hashes);
   free(slot);
@@ -147,7 +154,9 @@ static int place_names(strata_writer *w, index_plan *p, bool *ok) {
       continue;
     p->names[j].hash = strata__name_hash(
         (const char *)w->strings.p + e->name_off, e->name_len, p->seed);
-    p->names[j].entry = (uint32_t)i;
+    /* The record names the entry number in the file: the slot when the
+     * ids are sparse. */
+    p->names[j].entry = (uint32_t)(p->dense ? i : e->hash);
     j++;
   }
   qsort(p->names, (size_t)p->m, sizeof *p->names, cmp_name_rec);
@@ -169,6 +178,7 @@ static int make_plan(strata_writer *w, index_plan *p) {
   uint64_t n = w->n;
   sort_by_id(w);
   p->dense = n == 0 || w->entries[n - 1].id - w->entries[0].id == n - 1;
+  p->packed = p->dense && !w->out_of_order;
   for (uint64_t i = 0; i < n; i++)
     p->m += w->entries[i].name_len != 0;
   bool nomem = false;
@@ -221,6 +231,13 @@ static int put_entry(strata__buf *out, const strata__wentry *e,
   return strata__buf_put(out, b, sizeof b);
 }
 
+/* The entry of an unused slot: all zero but for its flags. */
+static int put_empty_entry(strata__buf *out) {
+  uint8_t b[STRATA__ENTRY_SIZE] = {0};
+  strata__wr32(b + STRATA__E_FLAGS, STRATA__EMPTY_ENTRY);
+  return strata__buf_put(out, b, sizeof b);
+}
+
 /* Copies a string (and its NUL) from the arena into STRINGS; returns its
  * offset there in *off (0 for an empty string, which is not stored). */
 static int put_string(strata__buf *strings, const strata__buf *arena,
@@ -251,9 +268,16 @@ static int serialize(strata_writer *w, const index_plan *p, uint64_t index_off,
     rc = strata__buf_put(&strings, w->metadata, rmeta_len + 1);
   }
   uint64_t sec_off[STRATA__S_COUNT] = {0}, sec_len[STRATA__S_COUNT] = {0};
+  /* INDEX, then LOCATORS: one entry and one locator per layer (dense) or
+   * per slot (sparse; w->entries is in slot order, slots in .hash). */
+  uint64_t count = p->dense ? n : strata__slot_count(n), k = 0;
   sec_off[STRATA__S_INDEX] = index_off;
-  for (uint64_t i = 0; rc == 0 && i < n; i++) {
-    const strata__wentry *e = &w->entries[i];
+  for (uint64_t i = 0; rc == 0 && i < count; i++) {
+    if (!p->dense && (k >= n || w->entries[k].hash != i)) {
+      rc = put_empty_entry(out);
+      continue;
+    }
+    const strata__wentry *e = &w->entries[k++];
     uint64_t no, mo;
     rc = put_string(&strings, &w->strings, e->name_off, e->name_len, &no);
     if (rc == 0)
@@ -261,36 +285,33 @@ static int serialize(strata_writer *w, const index_plan *p, uint64_t index_off,
     if (rc == 0)
       rc = put_entry(out, e, no, mo);
   }
-  sec_len[STRATA__S_INDEX] = n * STRATA__ENTRY_SIZE;
+  sec_len[STRATA__S_INDEX] = count * STRATA__ENTRY_SIZE;
   if (rc == 0)
     rc = pad_to(out, index_off, 64);
   sec_off[STRATA__S_LOCATORS] = index_off + out->len;
-  if (p->dense) {
-    for (uint64_t i = 0; rc == 0 && i < n; i++) {
-      uint8_t loc[STRATA__LOC_SIZE];
-      strata__wr64(loc, w->entries[i].offset);
-      strata__wr64(loc + 8, w->entries[i].size);
-      rc = strata__buf_put(out, loc, sizeof loc);
-    }
-    sec_len[STRATA__S_LOCATORS] = n * STRATA__LOC_SIZE;
-  } else {
-    /* Slots in order; w->entries is in slot order with slots in .hash. */
-    uint64_t m = strata__slot_count(n), k = 0;
-    for (uint64_t i = 0; rc == 0 && i < m; i++) {
-      uint8_t sl[STRATA__SLOT_SIZE] = {0};
-      if (k < n && w->entries[k].hash == i) {
-        strata__wr64(sl + STRATA__SL_ID, w->entries[k].id);
-        strata__wr64(sl + STRATA__SL_OFFSET, w->entries[k].offset);
-        strata__wr64(sl + STRATA__SL_SIZE, w->entries[k].size);
-        strata__wr32(sl + STRATA__SL_ENTRY, (uint32_t)k);
-        k++;
-      } else {
-        strata__wr32(sl + STRATA__SL_ENTRY, STRATA__EMPTY_SLOT);
-      }
-      rc = strata__buf_put(out, sl, sizeof sl);
-    }
-    sec_len[STRATA__S_LOCATORS] = m * STRATA__SLOT_SIZE;
+  k = 0;
+  size_t loc_size = p->dense ? STRATA__LOC_SIZE : STRATA__SLOC_SIZE;
+  if (p->packed) {
+    /* Positions: 0, then where each layer ends; layer i starts at position
+     * i rounded up to the alignment, which is where the writer put it. */
+    loc_size = 8;
+    rc = put_u64(out, 0);
+    for (uint64_t i = 0; rc == 0 && i < n; i++)
+      rc = put_u64(out, w->entries[i].offset + w->entries[i].size);
   }
+  for (uint64_t i = 0; rc == 0 && !p->packed && i < count; i++) {
+    uint8_t loc[STRATA__SLOC_SIZE] = {0};
+    if (p->dense || (k < n && w->entries[k].hash == i)) {
+      strata__wr64(loc, w->entries[k].offset);
+      strata__wr64(loc + 8, w->entries[k].size);
+      strata__wr64(loc + 16, w->entries[k].id); /* sparse only */
+      k++;
+    } else {
+      strata__wr64(loc, STRATA__EMPTY_OFFSET);
+    }
+    rc = strata__buf_put(out, loc, loc_size);
+  }
+  sec_len[STRATA__S_LOCATORS] = (count + p->packed) * loc_size;
   if (rc == 0)
     rc = pad_to(out, index_off, 8);
   sec_off[STRATA__S_PILOTS] = index_off + out->len;
@@ -316,8 +337,8 @@ static int serialize(strata_writer *w, const index_plan *p, uint64_t index_off,
   if (rc == 0 && p->m > 0) {
     sec_off[STRATA__S_NAME_BUCKETS] = index_off + out->len;
     uint64_t nb = (1ull << strata__ceil_log2(p->m)) + 1;
-    for (uint64_t k = 0; rc == 0 && k < nb; k++)
-      rc = put_u32(out, p->name_buckets[k]);
+    for (uint64_t b = 0; rc == 0 && b < nb; b++)
+      rc = put_u32(out, p->name_buckets[b]);
     sec_len[STRATA__S_NAME_BUCKETS] = nb * 4;
     if (rc == 0)
       rc = pad_to(out, index_off, 8);
@@ -347,7 +368,9 @@ static int serialize(strata_writer *w, const index_plan *p, uint64_t index_off,
   sec_len[STRATA__S_DATA] = index_off - w->data_off; /* trailing pad incl. */
   for (int s = 0; s < STRATA__S_COUNT; s++)
     set_section(h, s, sec_off[s], sec_len[s]);
-  strata__wr64(h + STRATA__H_FLAGS, p->dense ? STRATA_REGION_DENSE_IDS : 0);
+  strata__wr64(h + STRATA__H_FLAGS,
+               (p->dense ? STRATA_REGION_DENSE_IDS : 0) |
+                   (p->packed ? STRATA_REGION_PACKED_LOCATORS : 0));
   strata__wr64(h + STRATA__H_LAYER_COUNT, n);
   strata__wr64(h + STRATA__H_NAMED_COUNT, p->m);
   strata__wr64(h + STRATA__H_SLOT_COUNT, p->dense ? 0 : strata__slot_count(n));

@@ -59,6 +59,7 @@ struct strata_writer {
   strata__wset ids, names;
 
   bool in_layer;
+  bool out_of_order; /* some layer came after one with a larger id */
   bool failed; /* a write failed: only abort is possible */
   XXH3_state_t *xxh;
   uint64_t last_progress;

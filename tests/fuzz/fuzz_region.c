@@ -9,10 +9,12 @@
  * - every entry's content, name and metadata must be readable (ASan sees an
  *   out-of-bounds read, since the input is copied into a buffer of exactly
  *   its size);
- * - every entry's id must be found by strata_region_get() (open checked the
- *   dense locators or the sparse slots and pilots), and
- *   strata_region_get_data() must give the same content pointer and size
- *   (it reads only the locator table);
+ * - every used entry's id must be found by strata_region_get() (open
+ *   checked the dense locators or packed positions, or the sparse slots,
+ *   locators and pilots), and strata_region_get_data() must give the same
+ *   content pointer and size (it reads only the locator table); in a sparse
+ *   region the entries are the slots of the perfect hash, and unused ones
+ *   (flags STRATA__EMPTY_ENTRY) are never returned;
  * - names and metadata must be NUL-terminated at their stated lengths.
  *
  * Header and index checksums would stop almost every mutated input at the
@@ -96,12 +98,21 @@ static int exercise(const uint8_t *buf, size_t size) {
   REQUIRE(strlen(info.name) > 0 && info.layer_count == r.n);
   touch(info.metadata, strlen(info.metadata) + 1);
 
-  /* Every entry, in file order. */
+  /* Every used entry, in file order (one per slot when sparse); exactly
+   * n of them. */
   strata_layer l;
-  for (uint64_t i = 0; i < r.n; i++) {
+  uint64_t used = 0;
+  REQUIRE(r.entries_n == (r.dense ? r.n : r.slot_count));
+  for (uint64_t i = 0; i < r.entries_n; i++) {
+    if (!r.dense && strata__rd32(r.entries + i * STRATA__ENTRY_SIZE +
+                                 STRATA__E_FLAGS) == STRATA__EMPTY_ENTRY)
+      continue;
     strata__layer_from_entry(&r, i, &l);
     check_layer(&r, &l);
+    REQUIRE(strata__find_entry(&r, l.id) == (int64_t)i);
+    used++;
   }
+  REQUIRE(used == r.n);
   /* Iteration in id order; a bad id order may stop it with an error, never
    * with anything else. */
   strata_region_iter it;

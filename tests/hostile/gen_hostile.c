@@ -168,9 +168,9 @@ static const char *const base_meta[5] = {"{\"i\":0}", "{\"i\":1}", "{\"i\":2}",
                                          "{\"i\":3}", NULL};
 static char base_content[5][64];
 
-/* Dense: ids 100..104; four named layers with metadata, one bare layer. */
-static image base_dense(void) {
-  layer_spec l[5];
+/* Dense: ids 100..104; four named layers with metadata, one bare layer.
+ * Added in id order, so the writer packs the locators (n + 1 positions). */
+static void dense_layers(layer_spec l[5]) {
   for (int i = 0; i < 5; i++) {
     snprintf(base_content[i], sizeof base_content[i],
              "content of dense layer %d%.*s", i, i * 7,
@@ -179,8 +179,34 @@ static image base_dense(void) {
     l[i] = (layer_spec){100 + (uint64_t)i, base_names[i], base_meta[i],
                         base_content[i], strlen(base_content[i])};
   }
-  return write_region("dense.region", 7, "hostile-dense",
-                      "{\"base\":\"dense\"}", 64, l, 5);
+}
+static bool has_flag(const image *m, uint64_t flag);
+static image base_dense(void) {
+  layer_spec l[5];
+  dense_layers(l);
+  image im = write_region("dense.region", 7, "hostile-dense",
+                          "{\"base\":\"dense\"}", 64, l, 5);
+  if (!has_flag(&im, STRATA_REGION_PACKED_LOCATORS))
+    die("dense base is not packed");
+  return im;
+}
+
+/* Dense, unpacked: the same layers added out of id order (101 first), so
+ * the locators are n x {offset, size}. */
+static image base_dense_unpacked(void) {
+  layer_spec l[5], u[5];
+  dense_layers(l);
+  static const int order[5] = {1, 0, 2, 3, 4};
+  for (int i = 0; i < 5; i++)
+    u[i] = l[order[i]];
+  image im = write_region("dense-unpacked.region", 12,
+                          "hostile-dense-unpacked",
+                          "{\"base\":\"dense-unpacked\"}", 64, u, 5);
+  if (!has_flag(&im, STRATA_REGION_DENSE_IDS) ||
+      has_flag(&im, STRATA_REGION_PACKED_LOCATORS))
+    die("unpacked dense base has flags %" PRIu64,
+        strata__rd64(im.p + STRATA__H_FLAGS));
+  return im;
 }
 
 /* Sparse: ids i * 0x9E3779B97F4A7C15 (i = 1..5), same names and metadata. */
@@ -210,7 +236,7 @@ static image base_wide(void) {
 }
 
 /* Tail: the smallest sparse region (of at least 6 bare layers) whose last
- * slot is empty, so that one more used slot can follow the last one. */
+ * slot is empty, so that a used slot can be made after the last one. */
 static image base_tail(void) {
   static const char content[] = "tail";
   layer_spec l[64];
@@ -221,10 +247,10 @@ static image base_tail(void) {
     image im =
         write_region("tail.region", 11, "hostile-tail", NULL, 16, l, (size_t)n);
     uint64_t slots = strata__rd64(im.p + STRATA__H_SLOT_COUNT);
-    uint64_t loc =
-        strata__rd64(im.p + STRATA__H_SECTIONS + 16 * STRATA__S_LOCATORS);
-    if (strata__rd32(im.p + loc + (slots - 1) * STRATA__SLOT_SIZE +
-                     STRATA__SL_ENTRY) == STRATA__EMPTY_SLOT)
+    uint64_t idx =
+        strata__rd64(im.p + STRATA__H_SECTIONS + 16 * STRATA__S_INDEX);
+    if (strata__rd32(im.p + idx + (slots - 1) * STRATA__ENTRY_SIZE +
+                     STRATA__E_FLAGS) == STRATA__EMPTY_ENTRY)
       return im;
     free(im.p);
   }
@@ -281,18 +307,39 @@ static uint64_t slot_count(const image *m) {
 static uint64_t pilot_count(const image *m) {
   return hget64(m, STRATA__H_PILOT_COUNT);
 }
-static uint8_t *slot(image *m, uint64_t i) {
-  return locators(m) + i * STRATA__SLOT_SIZE;
+static bool has_flag(const image *m, uint64_t flag) {
+  return (hget64(m, STRATA__H_FLAGS) & flag) != 0;
 }
-static uint32_t slot_entry(image *m, uint64_t i) {
-  return strata__rd32(slot(m, i) + STRATA__SL_ENTRY);
+static bool is_dense(const image *m) {
+  return has_flag(m, STRATA_REGION_DENSE_IDS);
 }
-/* The slot holding entry k (die when there is none). */
-static uint64_t slot_of_entry(image *m, uint64_t k) {
-  for (uint64_t i = 0; i < slot_count(m); i++)
-    if (slot_entry(m, i) == k)
+static bool is_packed(const image *m) {
+  return has_flag(m, STRATA_REGION_PACKED_LOCATORS);
+}
+/* Entries in INDEX: n (dense) or one per slot (sparse). */
+static uint64_t n_entries(const image *m) {
+  return is_dense(m) ? n_layers(m) : slot_count(m);
+}
+/* Sparse: locator i, {u64 offset, u64 size, u64 id}. Dense unpacked:
+ * locator i, {u64 offset, u64 size}. Packed: position i (u64). */
+static uint8_t *sloc(image *m, uint64_t i) {
+  return locators(m) + i * STRATA__SLOC_SIZE;
+}
+static uint8_t *dloc(image *m, uint64_t i) {
+  return locators(m) + i * STRATA__LOC_SIZE;
+}
+static uint8_t *ppos(image *m, uint64_t i) { return locators(m) + i * 8; }
+static bool entry_empty(image *m, uint64_t i) {
+  return !is_dense(m) &&
+         strata__rd32(entry(m, i) + STRATA__E_FLAGS) == STRATA__EMPTY_ENTRY;
+}
+/* The entry number of the k-th used entry (in file order): k itself in a
+ * dense region, a slot number in a sparse one. */
+static uint64_t used_entry(image *m, uint64_t k) {
+  for (uint64_t i = 0; i < n_entries(m); i++)
+    if (!entry_empty(m, i) && k-- == 0)
       return i;
-  die("entry %" PRIu64 " is in no slot", k);
+  die("fewer used entries than asked for");
   return 0;
 }
 /* The slot the perfect hash gives for an id, under the image's pilots. */
@@ -315,8 +362,9 @@ static void tab_set(uint8_t *t, uint64_t k, uint32_t v) {
 }
 /* First entry that has (named) or lacks (!named) a name. */
 static uint64_t find_entry(image *m, bool named) {
-  for (uint64_t i = 0; i < n_layers(m); i++)
-    if ((strata__rd32(entry(m, i) + STRATA__E_NAME_LEN) != 0) == named)
+  for (uint64_t i = 0; i < n_entries(m); i++)
+    if (!entry_empty(m, i) &&
+        (strata__rd32(entry(m, i) + STRATA__E_NAME_LEN) != 0) == named)
       return i;
   die("no %s entry in the base", named ? "named" : "unnamed");
   return 0;
@@ -350,7 +398,7 @@ static void fix_checksums(image *m, enum fix how) {
 /* ---- the cases ---------------------------------------------------------- */
 
 typedef struct bases {
-  image dense, sparse, wide, empty, tail;
+  image dense, sparse, wide, empty, tail, unpacked;
 } bases;
 
 /* A case mutates *m (a copy of a base, chosen by the case), writes the
@@ -359,7 +407,8 @@ typedef enum fix (*mutate_fn)(image *m, char *sub, size_t cap);
 
 typedef struct hcase {
   const char *name;
-  char base; /* 'D'ense, 'S'parse, 'W'ide, 'E'mpty, 'T'ail */
+  char base; /* 'D'ense (packed), 'U'npacked dense, 'S'parse, 'W'ide,
+               'E'mpty, 'T'ail */
   int err;
   mutate_fn fn;
 } hcase;
@@ -410,10 +459,22 @@ static enum fix c_header_only(image *m, char *sub, size_t cap) {
   m->len = STRATA__HEADER_SIZE;
   return FIX_HEADER;
 }
+static enum fix header_flag(image *m, char *sub, size_t cap, uint64_t bit) {
+  strata__wr64(m->p + STRATA__H_FLAGS, hget64(m, STRATA__H_FLAGS) | bit);
+  SUB("unknown header flags 0x%" PRIx64, bit);
+  return FIX_ALL;
+}
 static enum fix c_header_flags(image *m, char *sub, size_t cap) {
-  strata__wr64(m->p + STRATA__H_FLAGS,
-               hget64(m, STRATA__H_FLAGS) | UINT64_C(0x20));
-  SUB("unknown header flags 0x20");
+  return header_flag(m, sub, cap, UINT64_C(0x20));
+}
+/* Bit 2, the lowest one not yet defined (bits 0 and 1 are). */
+static enum fix c_header_flag_bit2(image *m, char *sub, size_t cap) {
+  return header_flag(m, sub, cap, UINT64_C(0x4));
+}
+/* The packed-locators flag on a sparse region. */
+static enum fix c_packed_not_dense(image *m, char *sub, size_t cap) {
+  strata__wr64(m->p + STRATA__H_FLAGS, STRATA_REGION_PACKED_LOCATORS);
+  SUB("packed locators without dense ids");
   return FIX_ALL;
 }
 static enum fix set_align(image *m, char *sub, size_t cap, uint32_t a) {
@@ -560,11 +621,17 @@ static enum fix c_dense_pilots(image *m, char *sub, size_t cap) {
       strata__pilot_count(n));
   return FIX_ALL;
 }
-/* The largest sparse count the header cap lets through: 2^32 - 1 layers,
- * one more than a sparse region can number (0xFFFFFFFF is the empty slot). */
+/* One layer more than a sparse region can hold: its slot count
+ * n + ceil(n/16) would reach 2^32 (entry numbers are u32). Under the
+ * header's cap of 2^32 - 1 layers, so the sparse cap is what objects. */
 static enum fix c_sparse_cap(image *m, char *sub, size_t cap) {
-  strata__wr64(m->p + STRATA__H_LAYER_COUNT, UINT64_C(0xFFFFFFFF));
-  SUB("sparse region with 4294967295 layers exceeds the cap 4294967294");
+  uint64_t n = STRATA__MAX_SPARSE_LAYERS + 1;
+  if (strata__slot_count(n) <= UINT32_MAX ||
+      strata__slot_count(n - 1) > UINT32_MAX)
+    die("STRATA__MAX_SPARSE_LAYERS is not the largest sparse count");
+  strata__wr64(m->p + STRATA__H_LAYER_COUNT, n);
+  SUB("sparse region with %" PRIu64 " layers exceeds the cap %" PRIu64, n,
+      n - 1);
   return FIX_ALL;
 }
 static enum fix sec_resize(image *m, char *sub, size_t cap, int s,
@@ -579,9 +646,33 @@ static enum fix c_dense_loc_size(image *m, char *sub, size_t cap) {
   return sec_resize(m, sub, cap, STRATA__S_LOCATORS, "locators",
                     -(int64_t)STRATA__LOC_SIZE);
 }
+static enum fix c_packed_loc_size(image *m, char *sub, size_t cap) {
+  return sec_resize(m, sub, cap, STRATA__S_LOCATORS, "locators", -8);
+}
 static enum fix c_sparse_loc_size(image *m, char *sub, size_t cap) {
   return sec_resize(m, sub, cap, STRATA__S_LOCATORS, "locators",
-                    -(int64_t)STRATA__SLOT_SIZE);
+                    -(int64_t)STRATA__SLOC_SIZE);
+}
+/* The packed flag toggled: the locators section keeps its size, which is
+ * then wrong for the other variant. */
+static enum fix toggle_packed(image *m, char *sub, size_t cap) {
+  uint64_t n = n_layers(m), l = sec_len(m, STRATA__S_LOCATORS);
+  bool packed = !is_packed(m);
+  strata__wr64(m->p + STRATA__H_FLAGS,
+               hget64(m, STRATA__H_FLAGS) ^ STRATA_REGION_PACKED_LOCATORS);
+  SUB("locators section is %" PRIu64 " bytes, expected %" PRIu64, l,
+      packed ? (n + 1) * 8 : n * STRATA__LOC_SIZE);
+  return FIX_ALL;
+}
+static enum fix c_packed_flag_set(image *m, char *sub, size_t cap) {
+  if (is_packed(m))
+    die("base already packed");
+  return toggle_packed(m, sub, cap);
+}
+static enum fix c_packed_flag_cleared(image *m, char *sub, size_t cap) {
+  if (!is_packed(m))
+    die("base not packed");
+  return toggle_packed(m, sub, cap);
 }
 static enum fix c_pilots_size(image *m, char *sub, size_t cap) {
   return sec_resize(m, sub, cap, STRATA__S_PILOTS, "pilots", 2);
@@ -700,17 +791,21 @@ static uint64_t bk_outside(uint8_t *t, unsigned bits, uint32_t count,
 
 /* -- entries -- */
 /* Sets an entry field; an entry's offset and size are repeated in its
- * dense locator or its sparse slot, which follow, so that only the check
- * under test can object. */
+ * locator (unpacked dense, or sparse), which follows, so that only the
+ * check under test can object. Packed positions are left alone: every case
+ * that moves a packed region's content is rejected by the bounds or
+ * alignment checks, which come before the positions check. */
 static void set_e64(image *m, uint64_t i, unsigned f, uint64_t v) {
   strata__wr64(entry(m, i) + f, v);
   if (f != STRATA__E_OFFSET && f != STRATA__E_SIZE)
     return;
   unsigned at = f == STRATA__E_OFFSET ? 0 : 8;
-  if (hget64(m, STRATA__H_FLAGS) & STRATA_REGION_DENSE_IDS)
-    strata__wr64(locators(m) + i * STRATA__LOC_SIZE + at, v);
+  if (is_packed(m))
+    return;
+  if (is_dense(m))
+    strata__wr64(dloc(m, i) + at, v);
   else
-    strata__wr64(slot(m, slot_of_entry(m, i)) + STRATA__SL_OFFSET + at, v);
+    strata__wr64(sloc(m, i) + at, v);
 }
 static void set_e32(image *m, uint64_t i, unsigned f, uint32_t v) {
   strata__wr32(entry(m, i) + f, v);
@@ -734,13 +829,13 @@ static enum fix c_dense_overflow(image *m, char *sub, size_t cap) {
       UINT64_MAX - 2, n_layers(m));
   return FIX_ALL;
 }
-/* Entry 1 (and its slot) repeat entry 0's id: the slot is a function of
- * the id, so the second copy sits in a slot its hash does not select. */
+/* The second used slot's entry and locator repeat the first's id: the
+ * slot is a function of the id, so the second copy sits in a slot its hash
+ * does not select. */
 static enum fix c_sparse_dup(image *m, char *sub, size_t cap) {
-  uint64_t id = entry_id(m, 0), s0 = slot_of_entry(m, 0),
-           s1 = slot_of_entry(m, 1);
-  set_e64(m, 1, STRATA__E_ID, id);
-  strata__wr64(slot(m, s1) + STRATA__SL_ID, id);
+  uint64_t s0 = used_entry(m, 0), s1 = used_entry(m, 1), id = entry_id(m, s0);
+  set_e64(m, s1, STRATA__E_ID, id);
+  strata__wr64(sloc(m, s1) + 16, id);
   SUB("layer %" PRIu64 ": found in slot %" PRIu64
       " but its hash selects slot %" PRIu64,
       id, s1, s0);
@@ -763,9 +858,11 @@ static enum fix c_content_wrap(image *m, char *sub, size_t cap) {
   return FIX_ALL;
 }
 static enum fix c_content_len_past(image *m, char *sub, size_t cap) {
-  uint64_t last = 0, n = n_layers(m), ds = sec_len(m, STRATA__S_DATA);
-  for (uint64_t i = 1; i < n; i++)
-    if (get_e64(m, i, STRATA__E_OFFSET) > get_e64(m, last, STRATA__E_OFFSET))
+  uint64_t last = used_entry(m, 0), n = n_entries(m),
+           ds = sec_len(m, STRATA__S_DATA);
+  for (uint64_t i = 0; i < n; i++)
+    if (!entry_empty(m, i) &&
+        get_e64(m, i, STRATA__E_OFFSET) > get_e64(m, last, STRATA__E_OFFSET))
       last = i;
   uint64_t off = get_e64(m, last, STRATA__E_OFFSET);
   set_e64(m, last, STRATA__E_SIZE, ds - off + 1);
@@ -782,8 +879,9 @@ static enum fix c_content_misaligned(image *m, char *sub, size_t cap) {
   return FIX_ALL;
 }
 static enum fix c_layer_flags(image *m, char *sub, size_t cap) {
-  set_e32(m, 0, STRATA__E_FLAGS, 1);
-  SUB("layer %" PRIu64 ": unknown layer flags 0x1", entry_id(m, 0));
+  uint64_t i = used_entry(m, 0);
+  set_e32(m, i, STRATA__E_FLAGS, 1);
+  SUB("layer %" PRIu64 ": unknown layer flags 0x1", entry_id(m, i));
   return FIX_ALL;
 }
 static enum fix c_entry_reserved(image *m, char *sub, size_t cap) {
@@ -891,11 +989,11 @@ static enum fix c_named_mismatch(image *m, char *sub, size_t cap) {
   return FIX_ALL;
 }
 
-/* -- id lookup: dense locators, sparse slots and pilots -- */
+/* -- id lookup: dense locators and positions, sparse slots and pilots -- */
 static enum fix dense_loc(image *m, char *sub, size_t cap, unsigned field,
                           uint64_t delta) {
   uint64_t i = 2;
-  uint8_t *loc = locators(m) + i * STRATA__LOC_SIZE;
+  uint8_t *loc = dloc(m, i);
   uint64_t off = get_e64(m, i, STRATA__E_OFFSET),
            len = get_e64(m, i, STRATA__E_SIZE);
   strata__wr64(loc + field, strata__rd64(loc + field) + delta);
@@ -914,7 +1012,7 @@ static enum fix c_dense_loc_size_field(image *m, char *sub, size_t cap) {
  * changing the entry alone must be caught too. */
 static enum fix c_dense_entry_vs_loc(image *m, char *sub, size_t cap) {
   uint64_t i = 1;
-  uint8_t *loc = locators(m) + i * STRATA__LOC_SIZE;
+  uint8_t *loc = dloc(m, i);
   uint64_t off = get_e64(m, i, STRATA__E_OFFSET),
            len = get_e64(m, i, STRATA__E_SIZE);
   strata__wr64(entry(m, i) + STRATA__E_SIZE, len - 1);
@@ -923,138 +1021,201 @@ static enum fix c_dense_entry_vs_loc(image *m, char *sub, size_t cap) {
       entry_id(m, i), strata__rd64(loc), strata__rd64(loc + 8), off, len - 1);
   return FIX_ALL;
 }
+/* Packed positions: the message names positions i and i + 1 and the
+ * entry's content as they are after the mutation. */
+static void packed_sub(image *m, char *sub, size_t cap, uint64_t i) {
+  SUB("layer %" PRIu64 ": packed positions [%" PRIu64 ", %" PRIu64
+      ") do not match its content [%" PRIu64 ", +%" PRIu64 ")",
+      entry_id(m, i), strata__rd64(ppos(m, i)), strata__rd64(ppos(m, i + 1)),
+      get_e64(m, i, STRATA__E_OFFSET), get_e64(m, i, STRATA__E_SIZE));
+}
+/* Position 0 must be 0 even though 0 + 1 would round up to the same
+ * start: it is the one position no layer's end defines. */
+static enum fix c_packed_pos0(image *m, char *sub, size_t cap) {
+  if (get_e64(m, 0, STRATA__E_OFFSET) != 0)
+    die("entry 0 does not start at 0");
+  strata__wr64(ppos(m, 0), 1);
+  SUB("packed position 0 is 1 (must be 0)");
+  return FIX_ALL;
+}
+/* The start does not match, the end does: entry 2 claims to start where
+ * entry 1 does (and grows to keep its end), so position 2, entry 1's end,
+ * lies past entry 2's start. Entries 0 and 1 are untouched and pass. */
+static enum fix c_packed_start(image *m, char *sub, size_t cap) {
+  uint64_t off1 = get_e64(m, 1, STRATA__E_OFFSET),
+           off2 = get_e64(m, 2, STRATA__E_OFFSET),
+           len2 = get_e64(m, 2, STRATA__E_SIZE);
+  strata__wr64(entry(m, 2) + STRATA__E_OFFSET, off1);
+  strata__wr64(entry(m, 2) + STRATA__E_SIZE, len2 + (off2 - off1));
+  if (strata__rd64(ppos(m, 3)) != off2 + len2)
+    die("position 3 is not entry 2's end");
+  packed_sub(m, sub, cap, 2);
+  return FIX_ALL;
+}
+/* The start matches, the end does not: the last position (only the last
+ * layer's end) one byte further. */
+static enum fix c_packed_end(image *m, char *sub, size_t cap) {
+  uint64_t n = n_layers(m);
+  strata__wr64(ppos(m, n), strata__rd64(ppos(m, n)) + 1);
+  packed_sub(m, sub, cap, n - 1);
+  return FIX_ALL;
+}
+/* A start a whole alignment unit before the content: rounding position 3
+ * up no longer reaches entry 3's offset. Position 3 is also entry 2's end,
+ * so entry 2 (checked first) is the one named. */
+static enum fix c_packed_mid(image *m, char *sub, size_t cap) {
+  strata__wr64(ppos(m, 3), strata__rd64(ppos(m, 3)) - 64);
+  packed_sub(m, sub, cap, 2);
+  return FIX_ALL;
+}
 static uint64_t first_empty_slot(image *m) {
   for (uint64_t i = 0; i < slot_count(m); i++)
-    if (slot_entry(m, i) == STRATA__EMPTY_SLOT)
+    if (entry_empty(m, i))
       return i;
   die("no empty slot in the base");
   return 0;
 }
-static enum fix empty_slot_field(image *m, char *sub, size_t cap,
-                                 unsigned field, bool wide) {
+/* One field of an empty slot's entry (f < 64) or locator (f >= 64: byte
+ * f - 64 of it) set to a non-empty value. */
+static enum fix empty_slot_field(image *m, char *sub, size_t cap, unsigned f,
+                                 uint64_t v, bool wide) {
   uint64_t i = first_empty_slot(m);
+  uint8_t *p = f < 64 ? entry(m, i) + f : sloc(m, i) + (f - 64);
   if (wide)
-    strata__wr64(slot(m, i) + field, 1);
+    strata__wr64(p, v);
   else
-    strata__wr32(slot(m, i) + field, 1);
-  SUB("empty slot %" PRIu64 " has nonzero fields", i);
+    strata__wr32(p, (uint32_t)v);
+  SUB("empty slot %" PRIu64 " has a nonzero entry or locator field", i);
   return FIX_ALL;
 }
 static enum fix c_empty_slot_id(image *m, char *sub, size_t cap) {
-  return empty_slot_field(m, sub, cap, STRATA__SL_ID, true);
+  return empty_slot_field(m, sub, cap, STRATA__E_ID, 1, true);
 }
 static enum fix c_empty_slot_size(image *m, char *sub, size_t cap) {
-  return empty_slot_field(m, sub, cap, STRATA__SL_SIZE, true);
+  return empty_slot_field(m, sub, cap, STRATA__E_SIZE, 1, true);
 }
 static enum fix c_empty_slot_reserved(image *m, char *sub, size_t cap) {
-  return empty_slot_field(m, sub, cap, STRATA__SL_RESERVED, false);
+  return empty_slot_field(m, sub, cap, STRATA__E_RESERVED, 1, false);
 }
-/* The slot of entry 2 names entry 3: the entries are not in slot order. */
-static enum fix c_slot_wrong_entry(image *m, char *sub, size_t cap) {
-  uint64_t i = slot_of_entry(m, 2);
-  uint64_t id = strata__rd64(slot(m, i) + STRATA__SL_ID);
-  strata__wr32(slot(m, i) + STRATA__SL_ENTRY, 3);
-  SUB("layer %" PRIu64 ": slot %" PRIu64 " names entry 3, expected entry 2 "
-      "of %" PRIu64,
-      id, i, n_layers(m));
-  return FIX_ALL;
+static enum fix c_empty_slot_name_len(image *m, char *sub, size_t cap) {
+  return empty_slot_field(m, sub, cap, STRATA__E_NAME_LEN, 3, false);
 }
-/* A used slot naming entry n: one more used slot than there are layers.
- * The slot after the last used one is made used. */
+static enum fix c_empty_loc_offset(image *m, char *sub, size_t cap) {
+  return empty_slot_field(m, sub, cap, 64 + 0, 0, true);
+}
+static enum fix c_empty_loc_size(image *m, char *sub, size_t cap) {
+  return empty_slot_field(m, sub, cap, 64 + 8, 1, true);
+}
+static enum fix c_empty_loc_id(image *m, char *sub, size_t cap) {
+  return empty_slot_field(m, sub, cap, 64 + 16, 1, true);
+}
+/* An id whose hash selects slot `want` under the image's seed and pilots
+ * (and is not already a layer's: those sit in their own slots). */
+static uint64_t id_for_slot(image *m, uint64_t want) {
+  for (uint64_t id = 1; id < 100000000; id++)
+    if (hash_slot(m, id) == want)
+      return id;
+  die("no id hashes to slot %" PRIu64, want);
+  return 0;
+}
+/* An empty slot made used, consistently: an empty, unnamed layer whose id
+ * the hash puts in that very slot, with a matching locator. Every entry
+ * passes its own checks; only the count of used slots is one too many. */
 static enum fix c_slot_too_many(image *m, char *sub, size_t cap) {
-  uint64_t n = n_layers(m), last = slot_of_entry(m, n - 1);
-  if (last + 1 >= slot_count(m))
-    die("the base's last used slot is its last slot");
-  uint8_t *s = slot(m, last + 1);
-  uint64_t id = entry_id(m, n - 1) + 1;
-  strata__wr64(s + STRATA__SL_ID, id);
-  strata__wr32(s + STRATA__SL_ENTRY, (uint32_t)n);
-  SUB("layer %" PRIu64 ": slot %" PRIu64 " names entry %" PRIu64
-      ", expected entry %" PRIu64 " of %" PRIu64,
-      id, last + 1, n, n, n);
+  uint64_t n = n_layers(m), i = slot_count(m) - 1;
+  if (!entry_empty(m, i))
+    die("the base's last slot is used");
+  uint64_t id = id_for_slot(m, i);
+  memset(entry(m, i), 0, STRATA__ENTRY_SIZE);
+  strata__wr64(entry(m, i) + STRATA__E_ID, id);
+  strata__wr64(sloc(m, i), 0);
+  strata__wr64(sloc(m, i) + 8, 0);
+  strata__wr64(sloc(m, i) + 16, id);
+  SUB("%" PRIu64 " slots are used, expected %" PRIu64, n + 1, n);
   return FIX_ALL;
 }
-/* The last used slot emptied: fewer used slots than layers. */
+/* The last used slot emptied (entry and locator): fewer used slots than
+ * layers. The id order and name records still point at it, but those are
+ * checked later (or lazily). */
 static enum fix c_slot_too_few(image *m, char *sub, size_t cap) {
-  uint64_t n = n_layers(m), last = slot_of_entry(m, n - 1);
-  memset(slot(m, last), 0, STRATA__SLOT_SIZE);
-  strata__wr32(slot(m, last) + STRATA__SL_ENTRY, STRATA__EMPTY_SLOT);
+  uint64_t n = n_layers(m), last = used_entry(m, n - 1);
+  memset(entry(m, last), 0, STRATA__ENTRY_SIZE);
+  strata__wr32(entry(m, last) + STRATA__E_FLAGS, STRATA__EMPTY_ENTRY);
+  memset(sloc(m, last), 0, STRATA__SLOC_SIZE);
+  strata__wr64(sloc(m, last), STRATA__EMPTY_OFFSET);
   SUB("%" PRIu64 " slots are used, expected %" PRIu64, n - 1, n);
   return FIX_ALL;
 }
-static enum fix slot_field(image *m, char *sub, size_t cap, unsigned field) {
-  uint64_t k = 3, i = slot_of_entry(m, k);
-  uint64_t id = strata__rd64(slot(m, i) + STRATA__SL_ID);
-  if (field == STRATA__SL_ID)
-    id ^= 0x100;
-  strata__wr64(slot(m, i) + field, strata__rd64(slot(m, i) + field) ^ 0x100);
-  SUB("layer %" PRIu64 ": slot %" PRIu64 " differs from entry %" PRIu64, id, i,
-      k);
+/* A used slot's locator differs from its entry in one field. */
+static enum fix c_slot_id(image *m, char *sub, size_t cap) {
+  uint64_t i = used_entry(m, 3), id = entry_id(m, i);
+  strata__wr64(sloc(m, i) + 16, id ^ 0x100);
+  SUB("layer %" PRIu64 ": slot %" PRIu64 " locator holds id %" PRIu64, id, i,
+      id ^ 0x100);
   return FIX_ALL;
 }
-static enum fix c_slot_id(image *m, char *sub, size_t cap) {
-  return slot_field(m, sub, cap, STRATA__SL_ID);
+static enum fix slot_loc(image *m, char *sub, size_t cap, unsigned at) {
+  uint64_t i = used_entry(m, 3);
+  uint8_t *loc = sloc(m, i);
+  strata__wr64(loc + at, strata__rd64(loc + at) ^ 0x100);
+  SUB("layer %" PRIu64 ": locator {%" PRIu64 ", %" PRIu64
+      "} differs from its entry {%" PRIu64 ", %" PRIu64 "}",
+      entry_id(m, i), strata__rd64(loc), strata__rd64(loc + 8),
+      get_e64(m, i, STRATA__E_OFFSET), get_e64(m, i, STRATA__E_SIZE));
+  return FIX_ALL;
 }
 static enum fix c_slot_offset(image *m, char *sub, size_t cap) {
-  return slot_field(m, sub, cap, STRATA__SL_OFFSET);
+  return slot_loc(m, sub, cap, 0);
 }
 static enum fix c_slot_size(image *m, char *sub, size_t cap) {
-  return slot_field(m, sub, cap, STRATA__SL_SIZE);
+  return slot_loc(m, sub, cap, 8);
 }
-static enum fix c_slot_reserved(image *m, char *sub, size_t cap) {
-  uint64_t i = slot_of_entry(m, 1);
-  uint64_t id = strata__rd64(slot(m, i) + STRATA__SL_ID);
-  strata__wr32(slot(m, i) + STRATA__SL_RESERVED, 0x10);
-  SUB("layer %" PRIu64 ": slot %" PRIu64 ": reserved field is not zero", id, i);
-  return FIX_ALL;
-}
-/* Entries 1 and 3 trade places, and so do their slots' id, offset and size
- * (the entry numbers stay, so the entries are still in slot order); the id
- * order and the name records follow the move. Everything is consistent but
- * for the hash: each id now sits in the other's slot. */
+/* The entries and locators of the second and fourth used slots trade
+ * places; the id order and the name records (which hold slot numbers)
+ * follow the move. Everything is consistent but for the hash: each id now
+ * sits in the other's slot. */
 static enum fix c_slot_swap(image *m, char *sub, size_t cap) {
-  uint64_t ka = 1, kb = 3, sa = slot_of_entry(m, ka), sb = slot_of_entry(m, kb);
+  uint64_t sa = used_entry(m, 1), sb = used_entry(m, 3);
   uint8_t tmp[STRATA__ENTRY_SIZE];
-  memcpy(tmp, entry(m, ka), sizeof tmp);
-  memcpy(entry(m, ka), entry(m, kb), sizeof tmp);
-  memcpy(entry(m, kb), tmp, sizeof tmp);
-  memcpy(tmp, slot(m, sa), 24);
-  memcpy(slot(m, sa), slot(m, sb), 24);
-  memcpy(slot(m, sb), tmp, 24);
+  memcpy(tmp, entry(m, sa), sizeof tmp);
+  memcpy(entry(m, sa), entry(m, sb), sizeof tmp);
+  memcpy(entry(m, sb), tmp, sizeof tmp);
+  memcpy(tmp, sloc(m, sa), STRATA__SLOC_SIZE);
+  memcpy(sloc(m, sa), sloc(m, sb), STRATA__SLOC_SIZE);
+  memcpy(sloc(m, sb), tmp, STRATA__SLOC_SIZE);
   uint64_t n = n_layers(m), mm = hget64(m, STRATA__H_NAMED_COUNT);
   for (uint64_t j = 0; j < n; j++) {
     uint32_t v = strata__rd32(id_order(m) + 4 * j);
-    strata__wr32(id_order(m) + 4 * j, v == ka ? kb : v == kb ? ka : v);
+    strata__wr32(id_order(m) + 4 * j, v == sa ? sb : v == sb ? sa : v);
   }
   for (uint64_t j = 0; j < mm; j++) {
     uint32_t v = strata__rd32(name_rec(m, j) + 8);
-    strata__wr32(name_rec(m, j) + 8, v == ka ? kb : v == kb ? ka : v);
+    strata__wr32(name_rec(m, j) + 8, v == sa ? sb : v == sb ? sa : v);
   }
-  uint64_t first = sa < sb ? sa : sb;
-  uint64_t id = strata__rd64(slot(m, first) + STRATA__SL_ID);
+  uint64_t id = entry_id(m, sa); /* sa < sb: checked first */
   SUB("layer %" PRIu64 ": found in slot %" PRIu64
       " but its hash selects slot %" PRIu64,
-      id, first, hash_slot(m, id));
+      id, sa, hash_slot(m, id));
   return FIX_ALL;
 }
 /* One pilot changed: the ids of its bucket now hash to other slots. The
  * first used slot (in slot order) whose id no longer lands there fails. */
 static enum fix c_pilot_changed(image *m, char *sub, size_t cap) {
-  uint64_t id0 = entry_id(m, 0);
+  uint64_t s0 = used_entry(m, 0), id0 = entry_id(m, s0);
   uint64_t b =
       strata__pilot_bucket(strata__id_hash(id0, seed_of(m)), pilot_count(m));
   uint8_t *p = pilots(m) + 2 * b;
   for (uint16_t add = 1;; add++) {
     strata__wr16(p, (uint16_t)(strata__rd16(p) + 1));
-    if (hash_slot(m, id0) != slot_of_entry(m, 0))
+    if (hash_slot(m, id0) != s0)
       break;
     if (add == 100)
-      die("no pilot moves entry 0");
+      die("no pilot moves the first layer");
   }
   for (uint64_t i = 0; i < slot_count(m); i++) {
-    if (slot_entry(m, i) == STRATA__EMPTY_SLOT)
+    if (entry_empty(m, i))
       continue;
-    uint64_t id = strata__rd64(slot(m, i) + STRATA__SL_ID);
+    uint64_t id = entry_id(m, i);
     uint64_t want = hash_slot(m, id);
     if (want != i) {
       SUB("layer %" PRIu64 ": found in slot %" PRIu64
@@ -1089,11 +1250,14 @@ static enum fix c_nb_over(image *m, char *sub, size_t cap) {
   return bk_over(name_buckets(m), name_bits(m), n_named(m), sub, cap,
                  "name index");
 }
+/* In a sparse region the entry numbers run to the slot count, not the
+ * layer count: the first number past the slots. */
 static enum fix c_nrec_past(image *m, char *sub, size_t cap) {
-  strata__wr32(name_rec(m, 0) + 8, (uint32_t)n_layers(m));
-  SUB("name index record 0 points at entry %" PRIu64
-      ", past layer count %" PRIu64,
-      n_layers(m), n_layers(m));
+  uint64_t ne = n_entries(m);
+  strata__wr32(name_rec(m, 0) + 8, (uint32_t)ne);
+  SUB("name index record 0 points at entry %" PRIu64 ", past the %" PRIu64
+      " entries",
+      ne, ne);
   return FIX_ALL;
 }
 static enum fix c_nrec_order(image *m, char *sub, size_t cap) {
@@ -1155,6 +1319,8 @@ static const hcase cases[] = {
     C("file-size-smaller", 'S', CORRUPT, c_file_size_smaller),
     C("header-only", 'S', CORRUPT, c_header_only),
     C("unknown-header-flags", 'D', VERSION, c_header_flags),
+    C("unknown-header-flag-bit2", 'S', VERSION, c_header_flag_bit2),
+    C("packed-without-dense", 'S', CORRUPT, c_packed_not_dense),
     C("align-not-pow2", 'D', CORRUPT, c_align_npot),
     C("align-too-small", 'D', CORRUPT, c_align_small),
     C("align-too-big", 'D', CORRUPT, c_align_big),
@@ -1179,7 +1345,10 @@ static const hcase cases[] = {
     C("index-misaligned", 'D', CORRUPT, c_index_misaligned),
     C("id-order-size", 'S', CORRUPT, c_id_order_size),
     C("strings-not-at-eof", 'S', CORRUPT, c_strings_not_eof),
-    C("dense-locators-size", 'D', CORRUPT, c_dense_loc_size),
+    C("dense-locators-size", 'U', CORRUPT, c_dense_loc_size),
+    C("packed-locators-size", 'D', CORRUPT, c_packed_loc_size),
+    C("packed-flag-on-unpacked", 'U', CORRUPT, c_packed_flag_set),
+    C("packed-flag-cleared", 'D', CORRUPT, c_packed_flag_cleared),
     C("sparse-locators-size", 'S', CORRUPT, c_sparse_loc_size),
     C("locators-misaligned", 'S', CORRUPT, c_loc_misaligned),
     C("pilots-size", 'S', CORRUPT, c_pilots_size),
@@ -1215,19 +1384,25 @@ static const hcase cases[] = {
     C("empty-name-nonzero-offset", 'S', CORRUPT, c_empty_name_off),
     C("named-count-mismatch", 'D', CORRUPT, c_named_mismatch),
     /* id lookup */
-    C("dense-locator-offset", 'D', CORRUPT, c_dense_loc_offset),
-    C("dense-locator-size", 'D', CORRUPT, c_dense_loc_size_field),
-    C("dense-entry-differs-from-locator", 'D', CORRUPT, c_dense_entry_vs_loc),
+    C("dense-locator-offset", 'U', CORRUPT, c_dense_loc_offset),
+    C("dense-locator-size", 'U', CORRUPT, c_dense_loc_size_field),
+    C("dense-entry-differs-from-locator", 'U', CORRUPT, c_dense_entry_vs_loc),
+    C("packed-position-0", 'D', CORRUPT, c_packed_pos0),
+    C("packed-position-start", 'D', CORRUPT, c_packed_start),
+    C("packed-position-end", 'D', CORRUPT, c_packed_end),
+    C("packed-position-middle", 'D', CORRUPT, c_packed_mid),
     C("empty-slot-id", 'S', CORRUPT, c_empty_slot_id),
     C("empty-slot-size", 'S', CORRUPT, c_empty_slot_size),
     C("empty-slot-reserved", 'S', CORRUPT, c_empty_slot_reserved),
-    C("slot-names-wrong-entry", 'S', CORRUPT, c_slot_wrong_entry),
+    C("empty-slot-name-length", 'S', CORRUPT, c_empty_slot_name_len),
+    C("empty-slot-locator-offset", 'S', CORRUPT, c_empty_loc_offset),
+    C("empty-slot-locator-size", 'S', CORRUPT, c_empty_loc_size),
+    C("empty-slot-locator-id", 'S', CORRUPT, c_empty_loc_id),
     C("slot-too-many-used", 'T', CORRUPT, c_slot_too_many),
     C("slot-too-few-used", 'S', CORRUPT, c_slot_too_few),
     C("slot-id-differs", 'S', CORRUPT, c_slot_id),
     C("slot-offset-differs", 'S', CORRUPT, c_slot_offset),
     C("slot-size-differs", 'S', CORRUPT, c_slot_size),
-    C("slot-reserved", 'S', CORRUPT, c_slot_reserved),
     C("slots-swapped", 'S', CORRUPT, c_slot_swap),
     C("pilot-changed", 'S', CORRUPT, c_pilot_changed),
     C("sparse-duplicate-id", 'S', CORRUPT, c_sparse_dup),
@@ -1237,6 +1412,7 @@ static const hcase cases[] = {
     C("name-buckets-end", 'S', CORRUPT, c_nb_end),
     C("name-bucket-over-64", 'W', LIMIT, c_nb_over),
     C("name-record-past-count", 'S', CORRUPT, c_nrec_past),
+    C("name-record-past-count-dense", 'D', CORRUPT, c_nrec_past),
     C("name-records-out-of-order", 'D', CORRUPT, c_nrec_order),
     C("name-record-reserved", 'S', CORRUPT, c_nrec_reserved),
     C("name-record-outside-bucket", 'S', CORRUPT, c_nrec_outside),
@@ -1265,6 +1441,7 @@ static void gen_hostile(const char *tests, const bases *b) {
                         : hc->base == 'S' ? &b->sparse
                         : hc->base == 'W' ? &b->wide
                         : hc->base == 'T' ? &b->tail
+                        : hc->base == 'U' ? &b->unpacked
                                           : &b->empty;
     image m = copy_image(*base);
     char sub[512];
@@ -1298,9 +1475,13 @@ static void hex(FILE *f, const uint8_t *p, size_t n) {
 
 static void golden_one(FILE *out, const char *dir, const char *file,
                        uint64_t region_id, const char *name, const char *meta,
-                       uint32_t align, const layer_spec *l, size_t n) {
+                       uint32_t align, const layer_spec *l, size_t n,
+                       uint64_t want_flags) {
   char path[4096];
   image im = write_region(file, region_id, name, meta, align, l, n);
+  if (strata__rd64(im.p + STRATA__H_FLAGS) != want_flags)
+    die("%s: header flags %" PRIu64 ", wanted %" PRIu64, file,
+        strata__rd64(im.p + STRATA__H_FLAGS), want_flags);
   FMT(path, "%s/%s", dir, file);
   write_all(path, im.p, im.len);
   free(im.p);
@@ -1361,9 +1542,20 @@ static void gen_golden(const char *tests) {
        "{\"emoji\":\"\xf0\x9f\x99\x82\"}", uni, strlen(uni)},
       {1005, "last", NULL, xs, 65},
   };
+  size_t nd = sizeof dense / sizeof dense[0];
+  /* Added in id order: packed locators (flags 3). */
   golden_one(out, dir, "v1-dense.region", 1, "golden-dense",
-             "{\"golden\":true,\"version\":1}", 64, dense,
-             sizeof dense / sizeof dense[0]);
+             "{\"golden\":true,\"version\":1}", 64, dense, nd,
+             STRATA_REGION_DENSE_IDS | STRATA_REGION_PACKED_LOCATORS);
+  /* The same layers added out of id order: {offset, size} locators
+   * (flags 1). */
+  layer_spec shuffled[sizeof dense / sizeof dense[0]];
+  static const size_t order[] = {3, 0, 5, 1, 4, 2};
+  for (size_t i = 0; i < nd; i++)
+    shuffled[i] = dense[order[i]];
+  golden_one(out, dir, "v1-dense-unpacked.region", 2, "golden-dense-unpacked",
+             "{\"golden\":true,\"packed\":false}", 64, shuffled, nd,
+             STRATA_REGION_DENSE_IDS);
 
   static char snames[8][16], smeta[8][32], sdata[8][48];
   layer_spec sparse[8];
@@ -1377,7 +1569,7 @@ static void gen_golden(const char *tests) {
         i % 4 == 3 ? NULL : smeta[i], sdata[i], i == 5 ? 0 : strlen(sdata[i])};
   }
   golden_one(out, dir, "v1-sparse.region", UINT64_C(0xFEEDFACECAFEBEEF),
-             "golden-sparse", NULL, 16, sparse, 8);
+             "golden-sparse", NULL, 16, sparse, 8, 0);
   fclose(out);
   printf("gen_hostile: golden files in %s\n", dir);
 }
@@ -1400,6 +1592,7 @@ static void gen_seeds(const char *tests, const bases *b) {
     const char *name;
     const image *im;
   } seeds[] = {{"valid-dense.region", &b->dense},
+               {"valid-dense-unpacked.region", &b->unpacked},
                {"valid-sparse.region", &b->sparse},
                {"valid-wide.region", &b->wide},
                {"valid-empty.region", &b->empty},
@@ -1412,6 +1605,8 @@ static void gen_seeds(const char *tests, const bases *b) {
    * starts next to the interesting checks. */
   const char *copies[][2] = {
       {"hostile/golden/v1-dense.region", "golden-v1-dense.region"},
+      {"hostile/golden/v1-dense-unpacked.region",
+       "golden-v1-dense-unpacked.region"},
       {"hostile/golden/v1-sparse.region", "golden-v1-sparse.region"},
   };
   for (size_t i = 0; i < sizeof copies / sizeof copies[0]; i++) {
@@ -1422,10 +1617,12 @@ static void gen_seeds(const char *tests, const bases *b) {
     free(c.p);
   }
   const char *hostile[] = {
-      "slots-swapped",        "pilot-changed",
-      "slot-too-many-used",   "dense-locator-offset",
-      "content-len-past-end", "name-record-outside-bucket",
-      "name-bucket-over-64",  "sparse-duplicate-id",
+      "slots-swapped",          "pilot-changed",
+      "slot-too-many-used",     "slot-too-few-used",
+      "dense-locator-offset",   "packed-position-start",
+      "packed-position-end",    "empty-slot-locator-offset",
+      "content-len-past-end",   "name-record-outside-bucket",
+      "name-bucket-over-64",    "sparse-duplicate-id",
   };
   for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++) {
     size_t c = case_index(hostile[i]);
@@ -1452,8 +1649,8 @@ int main(int argc, char **argv) {
   FMT(g_tmp, "%s/gen-hostile-XXXXXX", base && base[0] ? base : "/tmp");
   if (mkdtemp(g_tmp) == NULL)
     die("mkdtemp: %s", strerror(errno));
-  bases b = {base_dense(), base_sparse(), base_wide(), base_empty(),
-             base_tail()};
+  bases b = {base_dense(), base_sparse(), base_wide(),
+             base_empty(), base_tail(),   base_dense_unpacked()};
   gen_hostile(argv[1], &b);
   gen_golden(argv[1]);
   gen_seeds(argv[1], &b);
@@ -1462,9 +1659,17 @@ int main(int argc, char **argv) {
   free(b.wide.p);
   free(b.empty.p);
   free(b.tail.p);
-  const char *names[] = {"dense.region",    "sparse.region",   "wide.region",
-                         "empty.region",    "one.region",      "tail.region",
-                         "v1-dense.region", "v1-sparse.region"};
+  free(b.unpacked.p);
+  const char *names[] = {"dense.region",
+                         "dense-unpacked.region",
+                         "sparse.region",
+                         "wide.region",
+                         "empty.region",
+                         "one.region",
+                         "tail.region",
+                         "v1-dense.region",
+                         "v1-dense-unpacked.region",
+                         "v1-sparse.region"};
   char path[4096];
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     FMT(path, "%s/%s", g_tmp, names[i]);

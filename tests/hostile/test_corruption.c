@@ -161,11 +161,13 @@ static void test_truncations(void **state) {
   }
 }
 
-/* Entry of the layer with this id in the valid image. */
+/* Entry of the layer with this id in the valid image. The sample is
+ * sparse: INDEX has one entry per slot, and unused ones are skipped. */
 static const uint8_t *entry_of(const sample *s, uint64_t id) {
-  for (uint64_t i = 0; i < N_LAYERS; i++) {
+  for (uint64_t i = 0; i < h64(s, STRATA__H_SLOT_COUNT); i++) {
     const uint8_t *e = s->img + s->index_off + i * STRATA__ENTRY_SIZE;
-    if (strata__rd64(e + STRATA__E_ID) == id)
+    if (strata__rd32(e + STRATA__E_FLAGS) != STRATA__EMPTY_ENTRY &&
+        strata__rd64(e + STRATA__E_ID) == id)
       return e;
   }
   fail_msg("layer %" PRIu64 " not in the index", id);
@@ -280,14 +282,47 @@ static void test_id_order_corruption(void **state) {
   }
   strata_region_close(r);
 
-  /* A slot pointing past the layer count. */
+  /* A slot pointing past the index (past every slot). */
   memcpy(m, s->img, s->len);
   strata__wr32(order + 4 * 5, 0xFFFFFFFFu);
   put_repaired(s, m);
   assert_strata_ok(strata_region_open(s->work, 0, &r));
   assert_strata_err(iterate_all(r), STRATA_E_CORRUPT);
-  assert_non_null(strstr(strata_last_error_detail(), "past layer count"));
+  assert_non_null(strstr(strata_last_error_detail(), "past the index"));
   assert_strata_err(strata_region_verify(r, NULL), STRATA_E_CORRUPT);
+  strata_region_close(r);
+
+  /* A slot pointing at an unused slot's entry: inside the index, so only
+   * its emptiness is wrong. Open does not read the id order. */
+  uint64_t slots = h64(s, STRATA__H_SLOT_COUNT), empty = slots;
+  for (uint64_t i = 0; i < slots && empty == slots; i++)
+    if (strata__rd32(s->img + s->index_off + i * STRATA__ENTRY_SIZE +
+                     STRATA__E_FLAGS) == STRATA__EMPTY_ENTRY)
+      empty = i;
+  assert_true(empty < slots); /* 20 layers have 22 slots */
+  memcpy(m, s->img, s->len);
+  strata__wr32(order + 4 * 5, (uint32_t)empty);
+  put_repaired(s, m);
+  assert_strata_ok(strata_region_open(s->work, 0, &r));
+  assert_strata_err(iterate_all(r), STRATA_E_CORRUPT);
+  char want[96];
+  snprintf(want, sizeof want,
+           "id order slot 5 points at entry %" PRIu64 ", which is empty",
+           empty);
+  if (strstr(strata_last_error_detail(), want) == NULL)
+    fail_msg("detail \"%s\" lacks \"%s\"", strata_last_error_detail(), want);
+  uint64_t bad = UINT64_MAX;
+  assert_strata_err(strata_region_verify(r, &bad), STRATA_E_CORRUPT);
+  assert_int_equal(bad, UINT64_MAX);
+  assert_non_null(strstr(strata_last_error_detail(), "which is empty"));
+  /* Lookups by id and name do not use the order and still work. */
+  strata_layer l2;
+  for (int k = 0; k < N_LAYERS; k++) {
+    assert_strata_ok(strata_region_get(r, s->ids[k], &l2));
+    assert_int_equal(l2.id, s->ids[k]);
+  }
+  assert_strata_ok(strata_region_get_by_name(r, "layer-00", 8, &l2));
+  assert_int_equal(l2.id, s->ids[0]);
   strata_region_close(r);
   free(m);
 }

@@ -94,7 +94,7 @@ static void test_fixture(void **state) {
  * there are enough of them. */
 static void test_all_listed(void **state) {
   (void)state;
-  assert_true(g_ncases >= 45);
+  assert_true(g_ncases >= 60);
   DIR *d = opendir(FILES_DIR);
   assert_non_null(d);
   struct dirent *e;
@@ -207,6 +207,9 @@ static void test_golden(void **state) {
   static char line[200000];
   golden_region g = {0};
   int regions = 0;
+  /* Each of the three lookup variants has its golden file: packed dense
+   * (flags 3), unpacked dense (1) and sparse (0). */
+  bool seen_packed = false, seen_unpacked = false, seen_sparse = false;
   while (fgets(line, sizeof line, f) != NULL) {
     if (line[0] == '#' || line[0] == '\n')
       continue;
@@ -231,6 +234,16 @@ static void test_golden(void **state) {
       assert_int_equal(info.flags, strtoull(fld[6], NULL, 10));
       assert_int_equal(info.data_align, strtoul(fld[7], NULL, 10));
       assert_int_equal(info.format_major, 1);
+      uint64_t dense_packed =
+          STRATA_REGION_DENSE_IDS | STRATA_REGION_PACKED_LOCATORS;
+      if (info.flags == dense_packed)
+        seen_packed = true;
+      else if (info.flags == STRATA_REGION_DENSE_IDS)
+        seen_unpacked = true;
+      else if (info.flags == 0)
+        seen_sparse = true;
+      else
+        fail_msg("%s: unexpected header flags %" PRIu64, fld[1], info.flags);
       strata_region_iter_init(g.r, &g.it);
       regions++;
     } else {
@@ -243,7 +256,8 @@ static void test_golden(void **state) {
   }
   finish_region(&g);
   fclose(f);
-  assert_int_equal(regions, 2);
+  assert_int_equal(regions, 3);
+  assert_true(seen_packed && seen_unpacked && seen_sparse);
 }
 
 int main(void) {

@@ -18,6 +18,7 @@ typedef struct spec {
   uint32_t align;    /* 0: default */
   int name_every;    /* every k-th layer has a name; 0: none */
   int meta_every;    /* every k-th layer has metadata; 0: none */
+  bool in_order;     /* add layers in ascending id order (else reversed) */
 } spec;
 
 static uint64_t spec_id(const spec *s, uint64_t i) {
@@ -60,8 +61,9 @@ static void build(const char *path, const spec *s) {
   assert_strata_ok(strata_writer_open(path, &o, &w));
   uint8_t buf[1000];
   char name[64], meta[128];
-  /* Add in reverse so the writer has to sort. */
-  for (uint64_t k = s->n; k-- > 0;) {
+  /* In reverse unless asked otherwise, so that the writer has to sort. */
+  for (uint64_t j = 0; j < s->n; j++) {
+    uint64_t k = s->in_order ? j : s->n - 1 - j;
     size_t len = spec_size(k);
     spec_content(k, buf, len);
     spec_name(k, name, sizeof name);
@@ -119,6 +121,11 @@ static void round_trip(const spec *s) {
   /* One layer (or none) is always dense: any single id is a run of one. */
   assert_int_equal(!!(info.flags & STRATA_REGION_DENSE_IDS),
                    !s->sparse || s->n <= 1);
+  /* Dense regions written in id order get the 8-byte position table. */
+  bool dense = !s->sparse || s->n <= 1;
+  bool in_order = s->in_order || s->n <= 1;
+  assert_int_equal(!!(info.flags & STRATA_REGION_PACKED_LOCATORS),
+                   dense && in_order);
   assert_int_equal(strata_region_layer_count(r), s->n);
 
   strata_layer l;
@@ -170,11 +177,15 @@ static void test_round_trip_dense(void **state) {
   (void)state;
   spec s = {.n = 500, .base = 1000, .name_every = 3, .meta_every = 2};
   round_trip(&s);
+  s.in_order = true; /* the packed variant */
+  round_trip(&s);
 }
 
 static void test_round_trip_sparse(void **state) {
   (void)state;
   spec s = {.n = 700, .sparse = true, .name_every = 1, .meta_every = 5};
+  round_trip(&s);
+  s.in_order = true;
   round_trip(&s);
 }
 
@@ -184,6 +195,8 @@ static void test_round_trip_align(void **state) {
   for (size_t k = 0; k < sizeof aligns / sizeof *aligns; k++) {
     spec s = {.n = 40, .sparse = k % 2, .align = aligns[k], .name_every = 2};
     round_trip(&s);
+    s.in_order = true;
+    round_trip(&s);
   }
 }
 
@@ -191,6 +204,9 @@ static void test_one_layer(void **state) {
   (void)state;
   spec dense = {.n = 1, .base = UINT64_MAX, .name_every = 1};
   round_trip(&dense);
+  /* Packed positions of an empty layer and of the largest id. */
+  spec two = {.n = 2, .base = UINT64_MAX - 1, .in_order = true};
+  round_trip(&two);
   spec sparse = {.n = 1, .sparse = true};
   round_trip(&sparse);
 }

@@ -5,7 +5,13 @@
  * random gets through each peer's run() loop. run() lives in the peer's own
  * file so that its get is inlined into the loop exactly as a caller of that
  * library would write it: the cost of an indirect call is paid once per run,
- * not once per get, and the bare offset array stays a true lower bound. */
+ * not once per get, and the bare offset array stays a true lower bound.
+ *
+ * A peer may measure a second way of reading another peer's files (Strata's
+ * lean strata_region_get_data() next to its full strata_region_get()): it
+ * names that peer in `shares` and brings only its own get() and run(); the
+ * driver builds, opens, closes and removes the shared state once, through
+ * the owner. */
 #ifndef STRATA_BENCH_H
 #define STRATA_BENCH_H
 
@@ -21,8 +27,17 @@ typedef struct bench_layers {
   const uint64_t *ids;
 } bench_layers;
 
+/* Every peer's state starts with this member: the path of its main file
+ * (for open timing, /proc/self/maps and removal). */
+typedef struct bench_state {
+  char *path;
+} bench_state;
+
 typedef struct bench_peer {
   const char *name;
+  /* NULL, or the peer whose built and opened state this one reads; then
+   * only get() and run() below are set. */
+  const struct bench_peer *shares;
   /* Keys that run() and get() take: false means the layer id, true means
    * the position 0..n-1 (the offset array has no ids). */
   int keyed_by_position;
@@ -39,13 +54,13 @@ typedef struct bench_peer {
                   uint64_t *misses);
   /* Undoes open(). */
   void (*close)(void *state);
-  /* Path of the main file (for open timing and /proc/self/maps). */
-  const char *(*path)(void *state);
-  /* Removes the files and frees the state. */
+  /* Removes the files and frees the state (open or closed). NULL means
+   * close(), then bench_state_free(): enough for a peer with one file. */
   void (*destroy)(void *state);
 } bench_peer;
 
 extern const bench_peer bench_strata;
+extern const bench_peer bench_strata_data;
 extern const bench_peer bench_lmdb;
 extern const bench_peer bench_cdb;
 extern const bench_peer bench_offsets;
@@ -59,6 +74,8 @@ static inline uint64_t bench_splitmix64(uint64_t *state) {
   return z ^ (z >> 31);
 }
 
+/* ---- bench_util.c ---- */
+
 /* Deterministic contents of value number `pos`. */
 void bench_fill_value(uint64_t pos, uint8_t *buf, size_t size);
 
@@ -67,5 +84,21 @@ uint64_t bench_now_ns(void);
 
 /* Joins dir and name into a freshly allocated path (abort on no memory). */
 char *bench_path(const char *dir, const char *name);
+
+/* malloc() that exits on no memory. */
+void *bench_xmalloc(size_t n);
+
+/* A zeroed state of `size` bytes (a struct starting with bench_state) whose
+ * path is dir/name. Exits on no memory. */
+void *bench_state_new(size_t size, const char *dir, const char *name);
+
+/* The state's main file. */
+const char *bench_state_path(const void *state);
+
+/* Removes the state's main file, frees its path and the state. */
+void bench_state_free(void *state);
+
+/* write(2) of all of p[0..len), retrying on EINTR. 0, or -1 with errno. */
+int bench_write_all(int fd, const void *p, size_t len);
 
 #endif /* STRATA_BENCH_H */

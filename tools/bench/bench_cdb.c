@@ -12,30 +12,22 @@
 #include "bench.h"
 
 typedef struct cdb_state {
-  char *path;
+  bench_state base;
   int fd;
   struct cdb cdb;
 } cdb_state;
 
 static int build(void **state, const char *dir, const bench_layers *layers,
                  char *err, size_t errlen) {
-  cdb_state *s = calloc(1, sizeof *s);
-  uint8_t *buf = malloc(layers->size);
-  if (s == NULL || buf == NULL) {
-    free(s);
-    free(buf);
-    snprintf(err, errlen, "out of memory");
-    return -1;
-  }
+  cdb_state *s = bench_state_new(sizeof *s, dir, "bench.cdb");
   s->fd = -1;
-  s->path = bench_path(dir, "bench.cdb");
   *state = s;
-  int fd = open(s->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = open(s->base.path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
-    snprintf(err, errlen, "%s: %s", s->path, strerror(errno));
-    free(buf);
+    snprintf(err, errlen, "%s: %s", s->base.path, strerror(errno));
     return -1;
   }
+  uint8_t *buf = bench_xmalloc(layers->size);
   struct cdb_make cm;
   int rc = cdb_make_start(&cm, fd);
   for (uint64_t i = 0; rc == 0 && i < layers->n; i++) {
@@ -59,9 +51,9 @@ static int build(void **state, const char *dir, const bench_layers *layers,
 
 static int open_cdb(void *state, char *err, size_t errlen) {
   cdb_state *s = state;
-  s->fd = open(s->path, O_RDONLY | O_CLOEXEC);
+  s->fd = open(s->base.path, O_RDONLY | O_CLOEXEC);
   if (s->fd < 0 || cdb_init(&s->cdb, s->fd) != 0) {
-    snprintf(err, errlen, "cdb open %s: %s", s->path, strerror(errno));
+    snprintf(err, errlen, "cdb open %s: %s", s->base.path, strerror(errno));
     if (s->fd >= 0)
       close(s->fd);
     s->fd = -1;
@@ -105,26 +97,11 @@ static void close_cdb(void *state) {
   s->fd = -1;
 }
 
-static const char *path(void *state) { return ((cdb_state *)state)->path; }
-
-static void destroy(void *state) {
-  cdb_state *s = state;
-  if (s == NULL)
-    return;
-  close_cdb(s);
-  unlink(s->path);
-  free(s->path);
-  free(s);
-}
-
 const bench_peer bench_cdb = {
     .name = "tinycdb",
-    .keyed_by_position = 0,
     .build = build,
     .open = open_cdb,
     .get = get,
     .run = run,
     .close = close_cdb,
-    .path = path,
-    .destroy = destroy,
 };

@@ -11,7 +11,8 @@
 #include "bench.h"
 
 typedef struct lmdb_state {
-  char *path, *lock_path;
+  bench_state base;
+  char *lock_path;
   size_t mapsize;
   MDB_env *env;
   MDB_txn *txn;
@@ -37,7 +38,7 @@ static int open_env(lmdb_state *s, unsigned flags) {
   if (rc == 0)
     rc = mdb_env_set_mapsize(s->env, s->mapsize);
   if (rc == 0)
-    rc = mdb_env_open(s->env, s->path, flags | MDB_NOSUBDIR, 0644);
+    rc = mdb_env_open(s->env, s->base.path, flags | MDB_NOSUBDIR, 0644);
   if (rc != 0 && s->env != NULL) {
     mdb_env_close(s->env);
     s->env = NULL;
@@ -47,17 +48,9 @@ static int open_env(lmdb_state *s, unsigned flags) {
 
 static int build(void **state, const char *dir, const bench_layers *layers,
                  char *err, size_t errlen) {
-  lmdb_state *s = calloc(1, sizeof *s);
-  id_pos *order = malloc((layers->n ? layers->n : 1) * sizeof *order);
-  uint8_t *buf = malloc(layers->size);
-  if (s == NULL || order == NULL || buf == NULL) {
-    free(s);
-    free(order);
-    free(buf);
-    snprintf(err, errlen, "out of memory");
-    return -1;
-  }
-  s->path = bench_path(dir, "bench.lmdb");
+  lmdb_state *s = bench_state_new(sizeof *s, dir, "bench.lmdb");
+  id_pos *order = bench_xmalloc(layers->n * sizeof *order);
+  uint8_t *buf = bench_xmalloc(layers->size);
   s->lock_path = bench_path(dir, "bench.lmdb-lock");
   /* Leaf pages hold a value this small inline; twice the raw bytes plus
    * slack is ample, and the file only grows to what is used. */
@@ -95,6 +88,16 @@ static int build(void **state, const char *dir, const bench_layers *layers,
   return rc != 0 ? fail(err, errlen, "lmdb build", rc) : 0;
 }
 
+static void close_db(void *state) {
+  lmdb_state *s = state;
+  if (s->txn != NULL)
+    mdb_txn_abort(s->txn);
+  s->txn = NULL;
+  if (s->env != NULL)
+    mdb_env_close(s->env);
+  s->env = NULL;
+}
+
 static int open_db(void *state, char *err, size_t errlen) {
   lmdb_state *s = state;
   int rc = open_env(s, MDB_RDONLY);
@@ -103,12 +106,7 @@ static int open_db(void *state, char *err, size_t errlen) {
   if (rc == 0)
     rc = mdb_dbi_open(s->txn, NULL, 0, &s->dbi);
   if (rc != 0) {
-    if (s->txn != NULL)
-      mdb_txn_abort(s->txn);
-    s->txn = NULL;
-    if (s->env != NULL)
-      mdb_env_close(s->env);
-    s->env = NULL;
+    close_db(s);
     return fail(err, errlen, "lmdb open", rc);
   }
   return 0;
@@ -144,38 +142,20 @@ static uint64_t run(void *state, const uint64_t *keys, size_t m,
   return sink;
 }
 
-static void close_db(void *state) {
-  lmdb_state *s = state;
-  if (s->txn != NULL)
-    mdb_txn_abort(s->txn);
-  s->txn = NULL;
-  if (s->env != NULL)
-    mdb_env_close(s->env);
-  s->env = NULL;
-}
-
-static const char *path(void *state) { return ((lmdb_state *)state)->path; }
-
 static void destroy(void *state) {
   lmdb_state *s = state;
-  if (s == NULL)
-    return;
   close_db(s);
-  unlink(s->path);
   unlink(s->lock_path);
-  free(s->path);
   free(s->lock_path);
-  free(s);
+  bench_state_free(s);
 }
 
 const bench_peer bench_lmdb = {
     .name = "lmdb",
-    .keyed_by_position = 0,
     .build = build,
     .open = open_db,
     .get = get,
     .run = run,
     .close = close_db,
-    .path = path,
     .destroy = destroy,
 };

@@ -16,61 +16,36 @@
 #include "bench.h"
 
 typedef struct offsets_state {
-  char *path;
+  bench_state base;
   uint64_t n;
   const uint8_t *map;
   size_t map_len;
 } offsets_state;
 
-static int write_all(int fd, const void *p, size_t len) {
-  const uint8_t *b = p;
-  while (len > 0) {
-    ssize_t k = write(fd, b, len);
-    if (k < 0 && errno == EINTR)
-      continue;
-    if (k < 0)
-      return -1;
-    b += k;
-    len -= (size_t)k;
-  }
-  return 0;
-}
-
 static int build(void **state, const char *dir, const bench_layers *layers,
                  char *err, size_t errlen) {
-  offsets_state *s = calloc(1, sizeof *s);
+  offsets_state *s = bench_state_new(sizeof *s, dir, "bench.offsets");
   uint64_t n = layers->n;
-  uint64_t *off = malloc((n + 1) * sizeof *off);
-  uint8_t *buf = malloc(layers->size);
-  if (s == NULL || off == NULL || buf == NULL) {
-    free(s);
-    free(off);
-    free(buf);
-    snprintf(err, errlen, "out of memory");
-    return -1;
-  }
-  s->path = bench_path(dir, "bench.offsets");
+  uint64_t *off = bench_xmalloc((n + 1) * sizeof *off);
   s->n = n;
   *state = s;
   uint64_t table = (n + 1) * sizeof *off;
   uint64_t data = (table + 63) & ~(uint64_t)63;
   for (uint64_t i = 0; i <= n; i++)
     off[i] = data + i * layers->size;
-  int fd = open(s->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = open(s->base.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   static const uint8_t pad[64];
-  int rc = fd < 0 ? -1 : write_all(fd, off, table);
+  int rc = fd < 0 ? -1 : bench_write_all(fd, off, table);
   if (rc == 0)
-    rc = write_all(fd, pad, data - table);
+    rc = bench_write_all(fd, pad, data - table);
   /* Values go through a 1 MiB staging buffer so writing stays cheap. */
   size_t per = (1u << 20) / layers->size ? (1u << 20) / layers->size : 1;
-  uint8_t *stage = malloc(per * layers->size);
-  if (stage == NULL)
-    rc = -1;
+  uint8_t *stage = bench_xmalloc(per * layers->size);
   for (uint64_t i = 0; rc == 0 && i < n; i += per) {
     size_t k = n - i < per ? (size_t)(n - i) : per;
     for (size_t j = 0; j < k; j++)
       bench_fill_value(i + j, stage + j * layers->size, layers->size);
-    rc = write_all(fd, stage, k * layers->size);
+    rc = bench_write_all(fd, stage, k * layers->size);
   }
   if (rc == 0)
     rc = fsync(fd);
@@ -79,9 +54,8 @@ static int build(void **state, const char *dir, const bench_layers *layers,
     close(fd);
   free(stage);
   free(off);
-  free(buf);
   if (rc != 0) {
-    snprintf(err, errlen, "%s: %s", s->path, strerror(e));
+    snprintf(err, errlen, "%s: %s", s->base.path, strerror(e));
     return -1;
   }
   return 0;
@@ -89,10 +63,10 @@ static int build(void **state, const char *dir, const bench_layers *layers,
 
 static int open_file(void *state, char *err, size_t errlen) {
   offsets_state *s = state;
-  int fd = open(s->path, O_RDONLY | O_CLOEXEC);
+  int fd = open(s->base.path, O_RDONLY | O_CLOEXEC);
   struct stat st;
   if (fd < 0 || fstat(fd, &st) != 0) {
-    snprintf(err, errlen, "%s: %s", s->path, strerror(errno));
+    snprintf(err, errlen, "%s: %s", s->base.path, strerror(errno));
     if (fd >= 0)
       close(fd);
     return -1;
@@ -101,7 +75,7 @@ static int open_file(void *state, char *err, size_t errlen) {
   int e = errno;
   close(fd);
   if (p == MAP_FAILED) {
-    snprintf(err, errlen, "%s: mmap: %s", s->path, strerror(e));
+    snprintf(err, errlen, "%s: mmap: %s", s->base.path, strerror(e));
     return -1;
   }
   s->map = p;
@@ -141,20 +115,6 @@ static void close_file(void *state) {
   s->map = NULL;
 }
 
-static const char *path(void *state) {
-  return ((offsets_state *)state)->path;
-}
-
-static void destroy(void *state) {
-  offsets_state *s = state;
-  if (s == NULL)
-    return;
-  close_file(s);
-  unlink(s->path);
-  free(s->path);
-  free(s);
-}
-
 const bench_peer bench_offsets = {
     .name = "offset-array",
     .keyed_by_position = 1,
@@ -163,6 +123,4 @@ const bench_peer bench_offsets = {
     .get = get,
     .run = run,
     .close = close_file,
-    .path = path,
-    .destroy = destroy,
 };

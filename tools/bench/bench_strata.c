@@ -1,14 +1,20 @@
-/* Peer: a Strata region written with strata_writer and read with
- * strata_region_get(), the public lookup call. */
+/* Peers: one Strata region written with strata_writer, read two ways
+ * through the public API:
+ *   "strata"       strata_region_get(): content, name, metadata, checksum
+ *                  (reads the locator table and the 64-byte index entry);
+ *   "strata-data"  strata_region_get_data(): content only (reads only the
+ *                  locator table), like mdb_get() and cdb_find().
+ * Both read the same file: "strata-data" shares the "strata" peer's build
+ * and open (bench_peer.shares). */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #include "bench.h"
 #include "strata.h"
 
 typedef struct strata_state {
-  char *path;
+  bench_state base;
   strata_region *region;
 } strata_state;
 
@@ -20,68 +26,98 @@ static int fail(char *err, size_t errlen, const char *what, int rc) {
 
 static int build(void **state, const char *dir, const bench_layers *layers,
                  char *err, size_t errlen) {
-  strata_state *s = calloc(1, sizeof *s);
-  uint8_t *buf = malloc(layers->size);
-  if (s == NULL || buf == NULL) {
-    free(s);
-    free(buf);
-    snprintf(err, errlen, "out of memory");
-    return -1;
-  }
-  s->path = bench_path(dir, "bench.region");
+  strata_state *s = bench_state_new(sizeof *s, dir, "bench.region");
   *state = s;
   strata_writer_options opt = {.region_id = 1, .name = "bench"};
   strata_writer *w = NULL;
-  int rc = strata_writer_open(s->path, &opt, &w);
-  if (rc < 0) {
-    free(buf);
+  int rc = strata_writer_open(s->base.path, &opt, &w);
+  if (rc < 0)
     return fail(err, errlen, "strata_writer_open", rc);
-  }
-  for (uint64_t i = 0; i < layers->n; i++) {
+  uint8_t *buf = bench_xmalloc(layers->size);
+  for (uint64_t i = 0; rc >= 0 && i < layers->n; i++) {
     bench_fill_value(i, buf, layers->size);
     rc = strata_writer_add(w, layers->ids[i], NULL, NULL, buf, layers->size);
-    if (rc < 0) {
-      free(buf);
-      strata_writer_abort(w);
-      return fail(err, errlen, "strata_writer_add", rc);
-    }
   }
   free(buf);
+  if (rc < 0) {
+    strata_writer_abort(w);
+    return fail(err, errlen, "strata_writer_add", rc);
+  }
   rc = strata_writer_commit(w);
   return rc < 0 ? fail(err, errlen, "strata_writer_commit", rc) : 0;
 }
 
 static int open_region(void *state, char *err, size_t errlen) {
   strata_state *s = state;
-  int rc = strata_region_open(s->path, STRATA_OPEN_DEFAULT, &s->region);
+  int rc = strata_region_open(s->base.path, STRATA_OPEN_DEFAULT, &s->region);
   return rc < 0 ? fail(err, errlen, "strata_region_open", rc) : 0;
 }
 
-static int get(void *state, uint64_t key, const uint8_t **ptr, size_t *len) {
-  strata_state *s = state;
+/* One lookup, the full or the lean call. Always inlined with a constant
+ * `lean`, so each run() below holds one direct library call per get. */
+static inline __attribute__((always_inline)) int
+lookup(const strata_region *r, uint64_t id, bool lean, const uint8_t **ptr,
+       uint64_t *len) {
+  if (lean) {
+    const void *p;
+    if (strata_region_get_data(r, id, &p, len) != 0)
+      return -1;
+    *ptr = p;
+    return 0;
+  }
   strata_layer l;
-  if (strata_region_get(s->region, key, &l) != 0)
+  if (strata_region_get(r, id, &l) != 0)
     return -1;
   *ptr = l.data;
-  *len = (size_t)l.size;
+  *len = l.size;
   return 0;
 }
 
-static uint64_t run(void *state, const uint64_t *keys, size_t m,
-                    uint64_t *misses) {
+static inline __attribute__((always_inline)) uint64_t
+run_with(void *state, const uint64_t *keys, size_t m, uint64_t *misses,
+         bool lean) {
   const strata_region *r = ((strata_state *)state)->region;
   uint64_t sink = 0, miss = 0;
   for (size_t i = 0; i < m; i++) {
-    strata_layer l;
-    if (strata_region_get(r, keys[i], &l) != 0) {
+    const uint8_t *p;
+    uint64_t len;
+    if (lookup(r, keys[i], lean, &p, &len) != 0) {
       miss++;
       continue;
     }
-    const uint8_t *p = l.data;
-    sink += p[0] + p[l.size - 1];
+    sink += p[0] + p[len - 1];
   }
   *misses += miss;
   return sink;
+}
+
+static int get_with(void *state, uint64_t key, const uint8_t **ptr,
+                    size_t *len, bool lean) {
+  uint64_t n;
+  if (lookup(((strata_state *)state)->region, key, lean, ptr, &n) != 0)
+    return -1;
+  *len = (size_t)n;
+  return 0;
+}
+
+static int get_full(void *state, uint64_t key, const uint8_t **ptr,
+                    size_t *len) {
+  return get_with(state, key, ptr, len, false);
+}
+
+static int get_data(void *state, uint64_t key, const uint8_t **ptr,
+                    size_t *len) {
+  return get_with(state, key, ptr, len, true);
+}
+
+static uint64_t run_full(void *state, const uint64_t *keys, size_t m,
+                         uint64_t *misses) {
+  return run_with(state, keys, m, misses, false);
+}
+
+static uint64_t run_data(void *state, const uint64_t *keys, size_t m,
+                         uint64_t *misses) {
+  return run_with(state, keys, m, misses, true);
 }
 
 static void close_region(void *state) {
@@ -90,26 +126,18 @@ static void close_region(void *state) {
   s->region = NULL;
 }
 
-static const char *path(void *state) { return ((strata_state *)state)->path; }
-
-static void destroy(void *state) {
-  strata_state *s = state;
-  if (s == NULL)
-    return;
-  close_region(s);
-  unlink(s->path);
-  free(s->path);
-  free(s);
-}
-
 const bench_peer bench_strata = {
     .name = "strata",
-    .keyed_by_position = 0,
     .build = build,
     .open = open_region,
-    .get = get,
-    .run = run,
+    .get = get_full,
+    .run = run_full,
     .close = close_region,
-    .path = path,
-    .destroy = destroy,
+};
+
+const bench_peer bench_strata_data = {
+    .name = "strata-data",
+    .shares = &bench_strata,
+    .get = get_data,
+    .run = run_data,
 };

@@ -28,12 +28,28 @@
 
 #define PAGE 4096u
 #define MAX_REPS 101
-#define NPEERS 4
+#define NPEERS 5
 
-/* The order results are printed in; the timed order rotates per rep. */
-static const bench_peer *const peers[NPEERS] = {&bench_strata, &bench_offsets,
-                                                 &bench_lmdb, &bench_cdb};
-enum { P_STRATA, P_OFFSETS, P_LMDB, P_CDB };
+/* The order results are printed in; the timed order rotates per rep.
+ * strata-data reads the file that strata builds (bench_peer.shares). */
+static const bench_peer *const peers[NPEERS] = {
+    &bench_strata_data, &bench_strata, &bench_offsets, &bench_lmdb,
+    &bench_cdb};
+enum { P_STRATA_DATA, P_STRATA, P_OFFSETS, P_LMDB, P_CDB };
+
+/* The two ways of reading a Strata region, lean first. */
+static const int strata_kinds[] = {P_STRATA_DATA, P_STRATA};
+#define NKINDS 2
+
+/* The peer whose state peer p uses: p itself, or the one it shares. */
+static int owner(int p) {
+  for (int q = 0; q < NPEERS; q++)
+    if (peers[q] == (peers[p]->shares ? peers[p]->shares : peers[p]))
+      return q;
+  abort();
+}
+
+static bool owns(int p) { return owner(p) == p; }
 
 /* Written after every run so the sums are observable and the loops stay. */
 static volatile uint64_t g_sink;
@@ -91,11 +107,14 @@ static void usage(FILE *f) {
           "  --help            this text\n");
 }
 
-static bool parse_u64(const char *s, uint64_t *out) {
+/* A decimal whole number in [lo, hi]. */
+static bool parse_range(const char *s, uint64_t lo, uint64_t hi,
+                        uint64_t *out) {
   char *end;
   errno = 0;
   unsigned long long v = strtoull(s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0' || s[0] == '-')
+  if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < lo ||
+      v > hi)
     return false;
   *out = v;
   return true;
@@ -157,23 +176,21 @@ static int parse_options(int argc, char **argv, options *o) {
     bool ok = true;
     switch (c) {
     case O_N:
-      ok = parse_u64(optarg, &o->n) && o->n >= 1 && o->n <= 100000000;
+      ok = parse_range(optarg, 1, 100000000, &o->n);
       break;
     case O_SMALL_N:
-      ok = parse_u64(optarg, &o->small_n) && o->small_n >= 1 &&
-           o->small_n <= 100000000;
+      ok = parse_range(optarg, 1, 100000000, &o->small_n);
       break;
     case O_SIZE:
       /* tinycdb stores lengths as u32 and its file is capped at 4 GiB. */
-      ok = parse_u64(optarg, &v) && v >= 1 && v <= (1u << 24);
+      ok = parse_range(optarg, 1, 1u << 24, &v);
       o->size = (size_t)v;
       break;
     case O_GETS:
-      ok = parse_u64(optarg, &o->gets) && o->gets >= 1 &&
-           o->gets <= 1000000000;
+      ok = parse_range(optarg, 1, 1000000000, &o->gets);
       break;
     case O_REPS:
-      ok = parse_u64(optarg, &v) && v >= 1 && v <= MAX_REPS;
+      ok = parse_range(optarg, 1, MAX_REPS, &v);
       o->reps = (int)v;
       break;
     case O_SCENARIO:
@@ -189,14 +206,13 @@ static int parse_options(int argc, char **argv, options *o) {
       usage(stdout);
       exit(0);
     case O_BMIB:
-      ok = parse_u64(optarg, &o->build_mib) && o->build_mib >= 1;
+      ok = parse_range(optarg, 1, UINT64_MAX, &o->build_mib);
       break;
     case O_BKIB:
-      ok = parse_u64(optarg, &o->build_layer_kib) && o->build_layer_kib >= 1 &&
-           o->build_layer_kib <= (1u << 20);
+      ok = parse_range(optarg, 1, 1u << 20, &o->build_layer_kib);
       break;
     case O_BREPS:
-      ok = parse_u64(optarg, &v) && v >= 1 && v <= MAX_REPS;
+      ok = parse_range(optarg, 1, MAX_REPS, &v);
       o->build_reps = (int)v;
       break;
     default:
@@ -218,53 +234,19 @@ static int parse_options(int argc, char **argv, options *o) {
   return 0;
 }
 
-/* ---- helpers shared with the peers -------------------------------------- */
+/* ---- helpers ------------------------------------------------------------ */
 
-void bench_fill_value(uint64_t pos, uint8_t *buf, size_t size) {
-  uint64_t s = pos * 0x2545f4914f6cdd1dull ^ 0x5354524154414245ull;
-  size_t i = 0;
-  for (; i + 8 <= size; i += 8) {
-    uint64_t r = bench_splitmix64(&s);
-    memcpy(buf + i, &r, 8);
-  }
-  if (i < size) {
-    uint64_t r = bench_splitmix64(&s);
-    memcpy(buf + i, &r, size - i);
-  }
-}
-
-uint64_t bench_now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-char *bench_path(const char *dir, const char *name) {
-  size_t len = strlen(dir) + strlen(name) + 2;
-  char *p = malloc(len);
-  if (p == NULL) {
-    fprintf(stderr, "strata-bench: out of memory\n");
-    abort();
-  }
-  snprintf(p, len, "%s/%s", dir, name);
-  return p;
-}
-
-static void *xmalloc(size_t n) {
-  void *p = malloc(n ? n : 1);
-  if (p == NULL) {
-    fprintf(stderr, "strata-bench: out of memory (%zu bytes)\n", n);
-    exit(1);
-  }
-  return p;
+/* One line on stderr: prefix, then fmt. */
+static void vsay(const char *prefix, const char *fmt, va_list ap) {
+  fputs(prefix, stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
 }
 
 static void die(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  fputs("strata-bench: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
+  vsay("strata-bench: ", fmt, ap);
   va_end(ap);
   exit(1);
 }
@@ -272,9 +254,7 @@ static void die(const char *fmt, ...) {
 static void progress(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  fputs("# ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
+  vsay("# ", fmt, ap);
   va_end(ap);
 }
 
@@ -463,7 +443,7 @@ typedef struct peer_set {
 
 static void build_peers(peer_set *ps, const char *dir, uint64_t n, size_t size,
                         bool sparse, get_result *res) {
-  ps->ids = xmalloc(n * sizeof *ps->ids);
+  ps->ids = bench_xmalloc(n * sizeof *ps->ids);
   for (uint64_t i = 0; i < n; i++) {
     uint64_t s = i;
     ps->ids[i] = sparse ? bench_splitmix64(&s) : i;
@@ -471,6 +451,8 @@ static void build_peers(peer_set *ps, const char *dir, uint64_t n, size_t size,
   ps->layers = (bench_layers){n, size, ps->ids};
   for (int p = 0; p < NPEERS; p++) {
     ps->state[p] = NULL;
+    if (!owns(p))
+      continue; /* set from its owner below */
     char err[512] = "";
     progress("building %s: %" PRIu64 " x %zu B%s", peers[p]->name, n, size,
              sparse ? ", random ids" : "");
@@ -478,14 +460,27 @@ static void build_peers(peer_set *ps, const char *dir, uint64_t n, size_t size,
     if (peers[p]->build(&ps->state[p], dir, &ps->layers, err, sizeof err) != 0)
       die("%s build: %s", peers[p]->name, err);
     res->peer[p].build_s = (double)(bench_now_ns() - t0) / 1e9;
-    res->peer[p].file_bytes = file_size(peers[p]->path(ps->state[p]));
+    res->peer[p].file_bytes = file_size(bench_state_path(ps->state[p]));
   }
+  for (int p = 0; p < NPEERS; p++)
+    if (!owns(p)) {
+      ps->state[p] = ps->state[owner(p)];
+      res->peer[p].build_s = res->peer[owner(p)].build_s;
+      res->peer[p].file_bytes = res->peer[owner(p)].file_bytes;
+    }
 }
 
 static void destroy_peers(peer_set *ps) {
-  for (int p = 0; p < NPEERS; p++)
-    if (ps->state[p] != NULL)
+  for (int p = 0; p < NPEERS; p++) {
+    if (!owns(p) || ps->state[p] == NULL)
+      continue;
+    if (peers[p]->destroy != NULL) {
       peers[p]->destroy(ps->state[p]);
+    } else {
+      peers[p]->close(ps->state[p]);
+      bench_state_free(ps->state[p]);
+    }
+  }
   free(ps->ids);
   ps->ids = NULL;
 }
@@ -506,7 +501,7 @@ static stat3 time_opens(int p, void *state, int k) {
 
 /* Every peer must return exactly the bytes written, for a sample of keys. */
 static void verify_peers(const peer_set *ps, const uint64_t *pos, size_t k) {
-  uint8_t *want = xmalloc(ps->layers.size);
+  uint8_t *want = bench_xmalloc(ps->layers.size);
   for (size_t j = 0; j < k; j++) {
     uint64_t i = pos[j];
     bench_fill_value(i, want, ps->layers.size);
@@ -527,8 +522,8 @@ static void verify_peers(const peer_set *ps, const uint64_t *pos, size_t k) {
 static void run_gets(const peer_set *ps, get_result *res, uint64_t m, int reps,
                      uint64_t seed) {
   uint64_t n = ps->layers.n;
-  uint64_t *pos = xmalloc(m * sizeof *pos);
-  uint64_t *idk = xmalloc(m * sizeof *idk);
+  uint64_t *pos = bench_xmalloc(m * sizeof *pos);
+  uint64_t *idk = bench_xmalloc(m * sizeof *idk);
   /* Uniform in [0, n) by Lemire's multiply-shift; no modulo bias worth
    * naming for n << 2^64. */
   uint64_t s = seed;
@@ -585,16 +580,21 @@ static void get_scenario(const options *o, const char *dir, const char *name,
   build_peers(ps, dir, n, o->size, sparse, res);
   for (int p = 0; p < NPEERS; p++) {
     res->peer[p].name = peers[p]->name;
-    warm_page_cache(peers[p]->path(ps->state[p]));
+    if (!owns(p))
+      continue;
+    warm_page_cache(bench_state_path(ps->state[p]));
     res->peer[p].open_ms = time_opens(p, ps->state[p], 5).median;
     char err[512];
     if (peers[p]->open(ps->state[p], err, sizeof err) != 0)
       die("%s open: %s", peers[p]->name, err);
   }
+  for (int p = 0; p < NPEERS; p++)
+    res->peer[p].open_ms = res->peer[owner(p)].open_ms;
   progress("%s: %" PRIu64 " gets x %d reps per peer", name, o->gets, o->reps);
   run_gets(ps, res, o->gets, o->reps, 0x62656e6368ull ^ n);
   for (int p = 0; p < NPEERS; p++)
-    peers[p]->close(ps->state[p]);
+    if (owns(p))
+      peers[p]->close(ps->state[p]);
   if (keep == NULL)
     destroy_peers(ps);
 }
@@ -629,11 +629,12 @@ static uint64_t round_down(uint64_t x, uint64_t a) { return x / a * a; }
 static void open_scenario(const options *o, peer_set *ps, open_result *res) {
   *res = (open_result){.n = ps->layers.n, .size = ps->layers.size};
   res->opens = o->reps < 11 ? 11 : o->reps;
-  for (int p = 0; p < NPEERS; p++) {
-    warm_page_cache(peers[p]->path(ps->state[p]));
-    res->ms[p] = time_opens(p, ps->state[p], res->opens);
-  }
-  const char *path = peers[P_STRATA]->path(ps->state[P_STRATA]);
+  for (int p = 0; p < NPEERS; p++)
+    if (owns(p)) {
+      warm_page_cache(bench_state_path(ps->state[p]));
+      res->ms[p] = time_opens(p, ps->state[p], res->opens);
+    }
+  const char *path = bench_state_path(ps->state[P_STRATA]);
   res->rss_before = rss_bytes();
   strata_region *r;
   int rc = strata_region_open(path, STRATA_OPEN_DEFAULT, &r);
@@ -679,19 +680,6 @@ typedef struct build_result {
   stat3 strata_mbs, write_mbs, cp_mbs;
 } build_result;
 
-static int write_all_fd(int fd, const uint8_t *p, size_t len) {
-  while (len > 0) {
-    ssize_t k = write(fd, p, len);
-    if (k < 0 && errno == EINTR)
-      continue;
-    if (k < 0)
-      return -1;
-    p += k;
-    len -= (size_t)k;
-  }
-  return 0;
-}
-
 static void build_scenario(const options *o, const char *dir,
                            build_result *res) {
   uint64_t layer = o->build_layer_kib << 10;
@@ -702,7 +690,7 @@ static void build_scenario(const options *o, const char *dir,
                         .layer_bytes = layer,
                         .layers = layers,
                         .reps = o->build_reps};
-  uint8_t *buf = xmalloc((size_t)layer);
+  uint8_t *buf = bench_xmalloc((size_t)layer);
   bench_fill_value(12345, buf, (size_t)layer);
   char *region = bench_path(dir, "build.region");
   char *src = bench_path(dir, "build.src");
@@ -710,7 +698,7 @@ static void build_scenario(const options *o, const char *dir,
   if (strchr(dir, '\'') != NULL)
     die("--dir must not contain a single quote (it is passed to a shell)");
   size_t cmdlen = strlen(src) + strlen(dst) * 2 + 64;
-  char *cmd = xmalloc(cmdlen);
+  char *cmd = bench_xmalloc(cmdlen);
   snprintf(cmd, cmdlen, "cp '%s' '%s' && sync '%s'", src, dst, dst);
   double s_mbs[MAX_REPS], w_mbs[MAX_REPS], c_mbs[MAX_REPS];
   double mb = (double)res->bytes / 1e6;
@@ -742,7 +730,7 @@ static void build_scenario(const options *o, const char *dir,
       die("%s: %s", src, strerror(errno));
     for (uint64_t i = 0; i < layers; i++) {
       memcpy(buf, &i, sizeof i);
-      if (write_all_fd(fd, buf, (size_t)layer) != 0)
+      if (bench_write_all(fd, buf, (size_t)layer) != 0)
         die("%s: %s", src, strerror(errno));
     }
     if (fsync(fd) != 0)
@@ -796,6 +784,17 @@ static void print_machine(FILE *f, const machine *m, const options *o) {
           o->gets, o->reps);
 }
 
+/* One way of reading Strata (peer k) against the others. */
+typedef struct ratios {
+  double over_offsets, lmdb_over, cdb_over;
+} ratios;
+
+static ratios ratios_of(const get_result *g, int k) {
+  double s = g->peer[k].ns.median;
+  return (ratios){s / g->peer[P_OFFSETS].ns.median,
+                  g->peer[P_LMDB].ns.median / s, g->peer[P_CDB].ns.median / s};
+}
+
 static void print_get(FILE *f, const get_result *g) {
   fprintf(f, "%s: %" PRIu64 " layers x %zu B, ids %s\n", g->scenario, g->n,
           g->size, g->ids);
@@ -807,33 +806,42 @@ static void print_get(FILE *f, const get_result *g) {
             r->ns.median, r->ns.min, r->ns.max, r->open_ms, r->build_s,
             (double)r->file_bytes / 1e6);
   }
-  double s = g->peer[P_STRATA].ns.median;
-  fprintf(f, "  strata/offset-array %.2f   lmdb/strata %.2f   "
-             "tinycdb/strata %.2f\n",
-          s / g->peer[P_OFFSETS].ns.median, g->peer[P_LMDB].ns.median / s,
-          g->peer[P_CDB].ns.median / s);
+  for (int k = 0; k < NKINDS; k++) {
+    const char *name = peers[strata_kinds[k]]->name;
+    ratios q = ratios_of(g, strata_kinds[k]);
+    fprintf(f, "  %s/offset-array %.2f   lmdb/%s %.2f   tinycdb/%s %.2f\n",
+            name, q.over_offsets, name, q.lmdb_over, name, q.cdb_over);
+  }
 }
 
 static void print_targets(FILE *f, const target *t, int k) {
   for (int i = 0; i < k; i++)
-    fprintf(f, "  target: %-34s %s %-6g measured %8.2f  %s\n", t[i].what,
+    fprintf(f, "  target: %-38s %s %-6g measured %8.2f  %s\n", t[i].what,
             t[i].at_most ? "<=" : ">=", t[i].limit, t[i].value,
             met(t[i].value, t[i].limit, t[i].at_most));
   fputc('\n', f);
 }
 
+/* Fills t (room for 3 * NKINDS) with the scenario's targets for each way
+ * of reading Strata; returns how many. */
 static int get_targets(const get_result *g, target *t) {
-  double s = g->peer[P_STRATA].ns.median;
-  double so = s / g->peer[P_OFFSETS].ns.median;
-  if (strcmp(g->scenario, "dense") == 0) {
-    t[0] = (target){"strata / offset-array", so, 1.5, true};
-    t[1] = (target){"lmdb / strata", g->peer[P_LMDB].ns.median / s, 10, false};
-    t[2] = (target){"tinycdb / strata", g->peer[P_CDB].ns.median / s, 6, false};
-    return 3;
+  static char what[NKINDS][3][48];
+  bool dense = strcmp(g->scenario, "dense") == 0;
+  double limit = dense ? 1.5 : strcmp(g->scenario, "sparse") == 0 ? 2 : 3;
+  int n = 0;
+  for (int k = 0; k < NKINDS; k++) {
+    const char *name = peers[strata_kinds[k]]->name;
+    ratios q = ratios_of(g, strata_kinds[k]);
+    snprintf(what[k][0], sizeof what[k][0], "%s / offset-array", name);
+    snprintf(what[k][1], sizeof what[k][1], "lmdb / %s", name);
+    snprintf(what[k][2], sizeof what[k][2], "tinycdb / %s", name);
+    t[n++] = (target){what[k][0], q.over_offsets, limit, true};
+    if (dense) {
+      t[n++] = (target){what[k][1], q.lmdb_over, 10, false};
+      t[n++] = (target){what[k][2], q.cdb_over, 6, false};
+    }
   }
-  t[0] = (target){"strata / offset-array", so,
-                  strcmp(g->scenario, "sparse") == 0 ? 2 : 3, true};
-  return 1;
+  return n;
 }
 
 static void print_open(FILE *f, const open_result *r) {
@@ -842,8 +850,9 @@ static void print_open(FILE *f, const open_result *r) {
           r->n, r->size, r->opens);
   fprintf(f, "  %-13s %10s %9s %9s\n", "peer", "median ms", "min", "max");
   for (int p = 0; p < NPEERS; p++)
-    fprintf(f, "  %-13s %10.3f %9.3f %9.3f\n", peers[p]->name, r->ms[p].median,
-            r->ms[p].min, r->ms[p].max);
+    if (owns(p))
+      fprintf(f, "  %-13s %10.3f %9.3f %9.3f\n", peers[p]->name,
+              r->ms[p].median, r->ms[p].min, r->ms[p].max);
   fprintf(f, "  strata file %.1f MB: content [%" PRIu64 ", +%" PRIu64
              "), index sections %" PRIu64 " B (%.1f MB) from offset %" PRIu64
              "\n",
@@ -899,21 +908,28 @@ static void json_get(FILE *f, const get_result *g) {
                "}%s\n",
             r->open_ms, r->build_s, r->file_bytes, p + 1 < NPEERS ? "," : "");
   }
-  double s = g->peer[P_STRATA].ns.median;
-  fprintf(f, "    }, \"ratios\": {\"strata_over_offsets\": %.4f, "
-             "\"lmdb_over_strata\": %.4f, \"tinycdb_over_strata\": %.4f}}",
-          s / g->peer[P_OFFSETS].ns.median, g->peer[P_LMDB].ns.median / s,
-          g->peer[P_CDB].ns.median / s);
+  fputs("    }, \"ratios\": {", f);
+  for (int k = 0; k < NKINDS; k++) {
+    const char *name = peers[strata_kinds[k]]->name;
+    ratios q = ratios_of(g, strata_kinds[k]);
+    fprintf(f, "%s\"%s\": {\"over_offsets\": %.4f, \"lmdb_over\": %.4f, "
+               "\"tinycdb_over\": %.4f}",
+            k ? ", " : "", name, q.over_offsets, q.lmdb_over, q.cdb_over);
+  }
+  fputs("}}", f);
 }
 
 static void json_open(FILE *f, const open_result *r) {
   fprintf(f, "    \"open\": {\"n\": %" PRIu64 ", \"size\": %zu, \"opens\": %d, "
              "\"ms\": {",
           r->n, r->size, r->opens);
-  for (int p = 0; p < NPEERS; p++) {
-    json_stat(f, peers[p]->name, r->ms[p]);
-    fputs(p + 1 < NPEERS ? ", " : "}", f);
-  }
+  for (int p = 0, first = 1; p < NPEERS; p++)
+    if (owns(p)) {
+      fputs(first ? "" : ", ", f);
+      json_stat(f, peers[p]->name, r->ms[p]);
+      first = 0;
+    }
+  fputs("}", f);
   fprintf(f, ", \"file_bytes\": %" PRIu64 ", \"data_offset\": %" PRIu64
              ", \"data_bytes\": %" PRIu64 ", \"index_offset\": %" PRIu64
              ", \"index_bytes\": %" PRIu64 ", \"rss_before\": %" PRIu64
@@ -980,7 +996,7 @@ int main(int argc, char **argv) {
   get_result dense = {0}, sparse = {0}, small = {0};
   open_result op = {0};
   build_result bu = {0};
-  target t[4];
+  target t[3 * NKINDS];
   if (o.scenarios & (SC_DENSE | SC_OPEN)) {
     peer_set ps;
     if (o.scenarios & SC_DENSE) {
@@ -1026,30 +1042,21 @@ int main(int argc, char **argv) {
            strata_version_string(), mdb_version(NULL, NULL, NULL),
            TINYCDB_VERSION);
     printf("  \"scenarios\": {\n");
-    const char *sep = "";
-    if (o.scenarios & SC_DENSE) {
-      fputs(sep, stdout);
-      json_get(stdout, &dense);
-      sep = ",\n";
-    }
-    if (o.scenarios & SC_OPEN) {
-      fputs(sep, stdout);
-      json_open(stdout, &op);
-      sep = ",\n";
-    }
-    if (o.scenarios & SC_SPARSE) {
-      fputs(sep, stdout);
-      json_get(stdout, &sparse);
-      sep = ",\n";
-    }
-    if (o.scenarios & SC_SMALL) {
-      fputs(sep, stdout);
-      json_get(stdout, &small);
-      sep = ",\n";
-    }
-    if (o.scenarios & SC_BUILD) {
-      fputs(sep, stdout);
-      json_build(stdout, &bu);
+    /* In the order they ran; a separator before all but the first. */
+    const get_result *gets[] = {&dense, NULL, &sparse, &small, NULL};
+    const unsigned order[] = {SC_DENSE, SC_OPEN, SC_SPARSE, SC_SMALL,
+                              SC_BUILD};
+    for (int i = 0, first = 1; i < 5; i++) {
+      if (!(o.scenarios & order[i]))
+        continue;
+      fputs(first ? "" : ",\n", stdout);
+      first = 0;
+      if (gets[i] != NULL)
+        json_get(stdout, gets[i]);
+      else if (order[i] == SC_OPEN)
+        json_open(stdout, &op);
+      else
+        json_build(stdout, &bu);
     }
     printf("\n  },\n  \"sink\": %" PRIu64 "\n}\n", (uint64_t)g_sink);
   }

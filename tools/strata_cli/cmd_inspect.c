@@ -27,6 +27,7 @@ static const struct {
   const char *name;
 } flag_names[] = {
     {STRATA_REGION_DENSE_IDS, "dense_ids"},
+    {STRATA_REGION_PACKED_LOCATORS, "packed_locators"},
 };
 
 static json_t *flags_json(uint64_t flags) {
