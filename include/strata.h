@@ -194,6 +194,40 @@ STRATA_API int strata_region_get(const strata_region *region, uint64_t id,
 STRATA_API int strata_region_get_data(const strata_region *region, uint64_t id,
                                       const void **data, uint64_t *size);
 
+/* A view of a dense region's lookup table for hot loops: with it,
+ * strata_dense_get() below is inlined into the caller and costs what a bare
+ * offset array costs (a subtraction, a bounds check, two adjacent loads),
+ * without a call into the library. Valid while the region is open; the
+ * pointers are borrowed from the mapping like every other. */
+typedef struct strata_dense_view {
+  const uint8_t *data;      /* the content section */
+  const uint64_t *pos;      /* n + 1 positions (docs/FORMAT.md) */
+  uint64_t first_id, count; /* ids first_id .. first_id + count - 1 */
+  uint64_t align_mask;      /* data_align - 1 */
+} strata_dense_view;
+
+/* Fills *view for a region whose ids are dense and whose contents are in
+ * id order (flags STRATA_REGION_DENSE_IDS | STRATA_REGION_PACKED_LOCATORS;
+ * the writer produces that whenever layers are added in ascending id order).
+ * Errors: STRATA_E_INVAL for other regions (use strata_region_get_data()),
+ * and on big-endian hosts, where the table is not in host byte order. */
+STRATA_API int strata_region_dense_view(const strata_region *region,
+                                        strata_dense_view *view);
+
+/* strata_region_get_data() through a view, inline. Returns 0 or
+ * STRATA_E_NOT_FOUND; unlike the library calls it records no error detail
+ * (it cannot: it never enters the library). */
+static inline int strata_dense_get(const strata_dense_view *view, uint64_t id,
+                                   const void **data, uint64_t *size) {
+  uint64_t i = id - view->first_id; /* ids below first_id wrap past count */
+  if (i >= view->count)
+    return STRATA_E_NOT_FOUND;
+  uint64_t start = (view->pos[i] + view->align_mask) & ~view->align_mask;
+  *data = view->data + start;
+  *size = view->pos[i + 1] - start;
+  return 0;
+}
+
 /* Looks up a layer by name (name_len bytes, need not be NUL-terminated).
  * Errors: STRATA_E_NOT_FOUND. */
 STRATA_API int strata_region_get_by_name(const strata_region *region,

@@ -97,6 +97,33 @@ int strata_region_get_data(const strata_region *r, uint64_t id,
   return 0;
 }
 
+int strata_region_dense_view(const strata_region *r, strata_dense_view *v) {
+  if (r == NULL || v == NULL)
+    return strata__fail(STRATA_E_INVAL, "strata_region_dense_view: NULL");
+  if (!r->packed)
+    return strata__fail(STRATA_E_INVAL,
+                        "%s: no dense view: the region's ids are %s",
+                        r->path ? r->path : "region",
+                        r->dense ? "dense but its contents are not in id order"
+                                 : "sparse");
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  return strata__fail(STRATA_E_INVAL,
+                      "%s: no dense view on a big-endian host",
+                      r->path ? r->path : "region");
+#else
+  /* LOCATORS is 64-aligned in the file and the mapping is page-aligned, so
+   * the positions can be read as native u64 on a little-endian host. */
+  *v = (strata_dense_view){
+      .data = r->data,
+      .pos = (const uint64_t *)(const void *)r->locators,
+      .first_id = r->first_id,
+      .count = r->n,
+      .align_mask = (uint64_t)r->align - 1,
+  };
+  return 0;
+#endif
+}
+
 int strata_region_get_by_name(const strata_region *r, const char *name,
                               size_t len, strata_layer *out) {
   if (r->m == 0 || len == 0 || len > STRATA__MAX_LAYER_NAME)

@@ -3,7 +3,11 @@
  *   "strata"       strata_region_get(): content, name, metadata, checksum
  *                  (reads the locator table and the 64-byte index entry);
  *   "strata-data"  strata_region_get_data(): content only (reads only the
- *                  locator table), like mdb_get() and cdb_find().
+ *                  locator table), like mdb_get() and cdb_find();
+ *   "strata-view"  strata_dense_get() through strata_region_dense_view(),
+ *                  inlined into the loop: no call into the library. Only
+ *                  dense regions written in id order have a view; on others
+ *                  this peer uses strata_region_get_data() (same figures).
  * Both read the same file: "strata-data" shares the "strata" peer's build
  * and open (bench_peer.shares). */
 #include <stdbool.h>
@@ -53,35 +57,53 @@ static int open_region(void *state, char *err, size_t errlen) {
   return rc < 0 ? fail(err, errlen, "strata_region_open", rc) : 0;
 }
 
-/* One lookup, the full or the lean call. Always inlined with a constant
- * `lean`, so each run() below holds one direct library call per get. */
+/* How a peer reads the region. */
+typedef enum read_mode {
+  READ_FULL, /* strata_region_get() */
+  READ_DATA, /* strata_region_get_data() */
+  READ_VIEW, /* strata_dense_get() inline; get_data where there is no view */
+} read_mode;
+
+/* One lookup. Always inlined with a constant mode, so each run() loop makes
+ * one direct call into the library per get (none for READ_VIEW). */
 static inline __attribute__((always_inline)) int
-lookup(const strata_region *r, uint64_t id, bool lean, const uint8_t **ptr,
-       uint64_t *len) {
-  if (lean) {
-    const void *p;
+lookup(const strata_region *r, const strata_dense_view *v, uint64_t id,
+       read_mode mode, const uint8_t **ptr, uint64_t *len) {
+  const void *p;
+  if (mode == READ_VIEW && v != NULL) {
+    if (strata_dense_get(v, id, &p, len) != 0)
+      return -1;
+  } else if (mode != READ_FULL) {
     if (strata_region_get_data(r, id, &p, len) != 0)
       return -1;
-    *ptr = p;
-    return 0;
+  } else {
+    strata_layer l;
+    if (strata_region_get(r, id, &l) != 0)
+      return -1;
+    p = l.data;
+    *len = l.size;
   }
-  strata_layer l;
-  if (strata_region_get(r, id, &l) != 0)
-    return -1;
-  *ptr = l.data;
-  *len = l.size;
+  *ptr = p;
   return 0;
+}
+
+/* The dense view for READ_VIEW, or NULL (sparse regions have none). */
+static const strata_dense_view *view_of(const strata_region *r,
+                                        strata_dense_view *v) {
+  return strata_region_dense_view(r, v) == 0 ? v : NULL;
 }
 
 static inline __attribute__((always_inline)) uint64_t
 run_with(void *state, const uint64_t *keys, size_t m, uint64_t *misses,
-         bool lean) {
+         read_mode mode) {
   const strata_region *r = ((strata_state *)state)->region;
+  strata_dense_view view;
+  const strata_dense_view *v = mode == READ_VIEW ? view_of(r, &view) : NULL;
   uint64_t sink = 0, miss = 0;
   for (size_t i = 0; i < m; i++) {
     const uint8_t *p;
     uint64_t len;
-    if (lookup(r, keys[i], lean, &p, &len) != 0) {
+    if (lookup(r, v, keys[i], mode, &p, &len) != 0) {
       miss++;
       continue;
     }
@@ -92,33 +114,29 @@ run_with(void *state, const uint64_t *keys, size_t m, uint64_t *misses,
 }
 
 static int get_with(void *state, uint64_t key, const uint8_t **ptr,
-                    size_t *len, bool lean) {
+                    size_t *len, read_mode mode) {
+  const strata_region *r = ((strata_state *)state)->region;
+  strata_dense_view view;
+  const strata_dense_view *v = mode == READ_VIEW ? view_of(r, &view) : NULL;
   uint64_t n;
-  if (lookup(((strata_state *)state)->region, key, lean, ptr, &n) != 0)
+  if (lookup(r, v, key, mode, ptr, &n) != 0)
     return -1;
   *len = (size_t)n;
   return 0;
 }
 
-static int get_full(void *state, uint64_t key, const uint8_t **ptr,
-                    size_t *len) {
-  return get_with(state, key, ptr, len, false);
-}
-
-static int get_data(void *state, uint64_t key, const uint8_t **ptr,
-                    size_t *len) {
-  return get_with(state, key, ptr, len, true);
-}
-
-static uint64_t run_full(void *state, const uint64_t *keys, size_t m,
-                         uint64_t *misses) {
-  return run_with(state, keys, m, misses, false);
-}
-
-static uint64_t run_data(void *state, const uint64_t *keys, size_t m,
-                         uint64_t *misses) {
-  return run_with(state, keys, m, misses, true);
-}
+#define READ_PEER_FUNCS(suffix, mode)                                          \
+  static int get_##suffix(void *state, uint64_t key, const uint8_t **ptr,     \
+                          size_t *len) {                                       \
+    return get_with(state, key, ptr, len, mode);                               \
+  }                                                                            \
+  static uint64_t run_##suffix(void *state, const uint64_t *keys, size_t m,   \
+                               uint64_t *misses) {                             \
+    return run_with(state, keys, m, misses, mode);                             \
+  }
+READ_PEER_FUNCS(full, READ_FULL)
+READ_PEER_FUNCS(data, READ_DATA)
+READ_PEER_FUNCS(view, READ_VIEW)
 
 static void close_region(void *state) {
   strata_state *s = state;
@@ -140,4 +158,11 @@ const bench_peer bench_strata_data = {
     .shares = &bench_strata,
     .get = get_data,
     .run = run_data,
+};
+
+const bench_peer bench_strata_view = {
+    .name = "strata-view",
+    .shares = &bench_strata,
+    .get = get_view,
+    .run = run_view,
 };
