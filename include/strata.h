@@ -93,7 +93,8 @@ STRATA_API const char *strata_err_name(int err);
 /* Returns the detail message of the most recent failure on this thread, e.g.
  * "regions/docs.region: layer 17: content [4096, +9000) ends past data
  * section end 8192". The string is owned by the library and valid until the
- * next Strata call on this thread. "" when nothing failed yet. */
+ * next Strata call on this thread. "" when nothing failed yet. Successful
+ * calls do not clear it: read it only after a call returned an error. */
 STRATA_API const char *strata_last_error_detail(void);
 
 /* ---------------------------------------------------------------------- */
@@ -119,7 +120,9 @@ enum strata_open_flags {
  * mapping (see "Borrowed pointers" above). */
 typedef struct strata_layer {
   uint64_t id;
-  const void *data;     /* content; aligned as the region's data_align */
+  const void *data;     /* content; aligned to the region's data_align or
+                           the page size, whichever is smaller (the file
+                           offset is a multiple of data_align) */
   uint64_t size;        /* content length in bytes (may be 0) */
   const char *name;     /* NUL-terminated; NULL when the layer has no name */
   size_t name_len;      /* 0 when the layer has no name */
@@ -157,7 +160,8 @@ typedef struct strata_region_info {
 
 /* Opens and validates the region file at `path` (flags: strata_open_flags).
  * On success stores a handle in *out.
- * Errors: -errno from open/fstat/mmap (-ENOENT, -EACCES, ...),
+ * Errors: -errno from open/fstat/mmap (-ENOENT, -EACCES, ...) and, with
+ * STRATA_OPEN_POPULATE, from faulting the file in (-EIO, -ENOMEM),
  * STRATA_E_BAD_MAGIC (not a region file), STRATA_E_VERSION (newer major
  * format), STRATA_E_CHECKSUM (header or index checksum mismatch),
  * STRATA_E_CORRUPT (any structural inconsistency), STRATA_E_LIMIT (a size
@@ -296,22 +300,29 @@ typedef struct strata_writer_options {
 
 /* Starts writing a region that will appear at `path` when committed. The
  * content is streamed to a temporary file in the same directory (O_TMPFILE
- * where the file system supports it, otherwise a ".NAME.tmp-XXXXXX" file
+ * where the file system supports it, otherwise a ".NAME.tmp-XXXXXXXX" file
  * created with O_EXCL), so memory use is bounded by the index plus one
- * buffer. Errors: STRATA_E_INVAL, STRATA_E_LIMIT, -errno. */
+ * buffer. Errors: STRATA_E_INVAL (bad name, alignment or metadata),
+ * STRATA_E_LIMIT, STRATA_E_NOMEM, -errno (the directory, the file). */
 STRATA_API int strata_writer_open(const char *path,
                                   const strata_writer_options *options,
                                   strata_writer **out);
 
 /* Adds a whole layer. name and metadata may be NULL. Layers may come in any
- * id order. Errors: STRATA_E_DUPLICATE (id or name seen before),
- * STRATA_E_INVAL (bad UTF-8, empty name, metadata that is not JSON),
- * STRATA_E_LIMIT, -errno from write. */
+ * id order (ascending order gives dense regions the packed lookup table).
+ * Errors: STRATA_E_DUPLICATE (id or name seen before), STRATA_E_INVAL (bad
+ * UTF-8, empty name, metadata that is not JSON), STRATA_E_LIMIT,
+ * STRATA_E_STATE (inside another layer, or an earlier write failed),
+ * STRATA_E_NOMEM, -errno from write. A rejected layer leaves the writer as
+ * it was; a failed write leaves it usable only for abort. */
 STRATA_API int strata_writer_add(strata_writer *w, uint64_t id,
                                  const char *name, const char *metadata,
                                  const void *data, size_t size);
 
-/* Streams a layer in pieces: begin, any number of appends, end. */
+/* Streams a layer in pieces: begin, any number of appends, end. The errors
+ * are those of strata_writer_add(): begin checks the id, name and metadata;
+ * append and end return STRATA_E_STATE outside a layer or after a failed
+ * write, and -errno when a write fails. */
 STRATA_API int strata_writer_begin_layer(strata_writer *w, uint64_t id,
                                          const char *name,
                                          const char *metadata);
@@ -323,7 +334,15 @@ STRATA_API int strata_writer_end_layer(strata_writer *w);
 
 /* Writes the index and header, fsync()s the file, renames it to the final
  * path (replacing an existing file) and fsync()s the directory. The file is
- * created read-only (mode 0444): region files are never modified. Frees the
+ * created read-only (mode 0444): region files are never modified. Before the
+ * rename the written file is mapped and validated like strata_region_open()
+ * does, so a region that commit publishes always opens.
+ * Errors: STRATA_E_STATE (inside a layer, or an earlier write failed),
+ * STRATA_E_LIMIT (no hash seed places the ids, or too many sparse ids),
+ * STRATA_E_NOMEM, -errno (write, fsync, link, rename), or the validator's
+ * codes. In every case but one nothing appears at the final path: when only
+ * the fsync of the directory after the rename fails, the new file is in
+ * place (and the detail says so) but may not survive a crash. Frees the
  * writer whatever the outcome; on failure nothing appears at the final path
  * and the temporary file is removed. A failed fsync is never retried. */
 STRATA_API int strata_writer_commit(strata_writer *w);

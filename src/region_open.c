@@ -21,7 +21,7 @@ static void advise_content(const strata_region *r, unsigned flags) {
     advice = MADV_SEQUENTIAL;
   if (advice < 0 || r->data_size == 0)
     return;
-  uintptr_t start = (uintptr_t)r->data & ~(uintptr_t)4095;
+  uintptr_t start = (uintptr_t)r->data & ~(uintptr_t)(sysconf(_SC_PAGESIZE) - 1);
   size_t len = (size_t)((uintptr_t)r->data + r->data_size - start);
   (void)madvise((void *)start, len, advice); /* a hint; failure is harmless */
 }

@@ -15,6 +15,8 @@
 #include <sys/mman.h>
 #include <xxhash.h>
 
+#include <unistd.h>
+
 #include "internal.h"
 
 #ifndef MADV_POPULATE_READ
@@ -491,7 +493,7 @@ int strata__region_validate(strata_region *r, const uint8_t *base,
   if (r->mapped) {
     /* The index sections are read in full below: fault them in with one
      * call instead of one page fault per page. Best effort. */
-    uintptr_t start = (uintptr_t)r->entries & ~(uintptr_t)4095;
+    uintptr_t start = (uintptr_t)r->entries & ~(uintptr_t)(sysconf(_SC_PAGESIZE) - 1);
     size_t len = (size_t)((uintptr_t)base + size - start);
     if (madvise((void *)start, len, MADV_POPULATE_READ) != 0)
       (void)madvise((void *)start, len, MADV_WILLNEED);

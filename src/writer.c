@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,9 +33,12 @@ static int write_all(strata_writer *w, const uint8_t *p, size_t len,
     ssize_t k = pwrite(w->fd, p, len, (off_t)at);
     if (k < 0 && errno == EINTR)
       continue;
-    if (k < 0) {
+    if (k <= 0) {
+      /* pwrite() returning 0 for a nonzero length makes no progress:
+       * treat it as an I/O error rather than loop. */
       w->failed = true;
-      return strata__fail_errno(errno, "%s: writing %zu bytes at offset %" PRIu64,
+      return strata__fail_errno(k < 0 ? errno : EIO,
+                                "%s: writing %zu bytes at offset %" PRIu64,
                                 w->path, len, at);
     }
     p += k;
@@ -70,8 +74,10 @@ static int put(strata_writer *w, const void *data, size_t len) {
   return 0;
 }
 
-static uint64_t hash_bytes(const char *s, size_t len) {
-  return XXH3_64bits(s, len);
+/* The in-memory id and name sets hash with a per-writer random seed, so
+ * that ids or names chosen to collide cannot make adding layers quadratic. */
+static uint64_t hash_bytes(const strata_writer *w, const char *s, size_t len) {
+  return XXH3_64bits_withSeed(s, len, w->set_seed);
 }
 
 /* ---- the id and name sets --------------------------------------------- */
@@ -92,8 +98,8 @@ static uint64_t key_hash(const strata_writer *w, const strata__wset *s,
                          uint32_t entry) {
   const strata__wentry *e = &w->entries[entry];
   if (s == &w->ids)
-    return strata__id_hash(e->id, 0);
-  return hash_bytes((const char *)w->strings.p + e->name_off, e->name_len);
+    return strata__id_hash(e->id, w->set_seed);
+  return hash_bytes(w, (const char *)w->strings.p + e->name_off, e->name_len);
 }
 
 static void set_insert(strata_writer *w, strata__wset *s, uint32_t entry) {
@@ -122,7 +128,8 @@ static int64_t find_id(const strata_writer *w, uint64_t id) {
   const strata__wset *s = &w->ids;
   if (s->cap == 0)
     return -1;
-  for (uint64_t i = strata__id_hash(id, 0) & (s->cap - 1); s->slots[i];
+  for (uint64_t i = strata__id_hash(id, w->set_seed) & (s->cap - 1);
+       s->slots[i];
        i = (i + 1) & (s->cap - 1))
     if (w->entries[s->slots[i] - 1].id == id)
       return s->slots[i] - 1;
@@ -134,7 +141,7 @@ static int64_t find_name(const strata_writer *w, const char *name,
   const strata__wset *s = &w->names;
   if (s->cap == 0)
     return -1;
-  for (uint64_t i = hash_bytes(name, len) & (s->cap - 1); s->slots[i];
+  for (uint64_t i = hash_bytes(w, name, len) & (s->cap - 1); s->slots[i];
        i = (i + 1) & (s->cap - 1)) {
     const strata__wentry *e = &w->entries[s->slots[i] - 1];
     if (e->name_len == len &&
@@ -243,7 +250,7 @@ int strata_writer_open(const char *path, const strata_writer_options *o,
                   STRATA_E_INVAL,
                   "%s: alignment %" PRIu32 " is not a power of two in [%u, %u]",
                   path, align, STRATA__MIN_ALIGN, STRATA__MAX_ALIGN);
-  if (o->metadata != NULL) {
+  if (o->metadata != NULL && o->metadata[0] != '\0') { /* "" means none */
     size_t mlen = strlen(o->metadata);
     STRATA__FAIL_IF(mlen > STRATA__MAX_METADATA, STRATA_E_LIMIT,
                     "%s: region metadata is %zu bytes (at most %u)", path,
@@ -275,6 +282,9 @@ int strata_writer_open(const char *path, const strata_writer_options *o,
     return strata__fail(STRATA_E_NOMEM, "%s: allocating the writer", path);
   }
   w->region_id = o->region_id;
+  if (getrandom(&w->set_seed, sizeof w->set_seed, GRND_NONBLOCK) !=
+      (ssize_t)sizeof w->set_seed)
+    w->set_seed = (uint64_t)(uintptr_t)w ^ 0x9e3779b97f4a7c15ull;
   w->align = align;
   w->progress = o->progress;
   w->progress_ctx = o->progress_ctx;

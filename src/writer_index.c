@@ -5,11 +5,15 @@
  * out. */
 #include <inttypes.h>
 #include <stdlib.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "writer_internal.h"
 
-/* How many seeds to try before giving up. With a good hash the first seed
- * works unless ids or names were chosen to collide under it. */
+/* How many seeds to try, seed 0 included, before giving up. With a good
+ * hash the first seed works unless ids or names were chosen to collide
+ * under it. */
 #define SEED_TRIES 16
 
 int strata__phash_build(const uint64_t *hashes, uint64_t n, uint16_t *pilots,
@@ -65,12 +69,17 @@ static int cmp_name_rec(const void *a, const void *b) {
   return (x->entry > y->entry) - (x->entry < y->entry);
 }
 
-/* splitmix64: the sequence of seeds tried after seed 0. */
-static uint64_t next_seed(uint64_t *state) {
-  uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
+/* The seeds tried after seed 0. Seed 0 first keeps the output of the usual
+ * case reproducible; later seeds are random (getrandom()), so ids built to
+ * defeat a known list of seeds cannot make every try fail. */
+static uint64_t next_seed(void) {
+  uint64_t seed;
+  if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    seed = strata__mix64((uint64_t)ts.tv_nsec ^ (uint64_t)getpid() << 32);
+  }
+  return seed;
 }
 
 static int put_u64(strata__buf *b, uint64_t v) {
@@ -197,7 +206,6 @@ static int make_plan(strata_writer *w, index_plan *p) {
     nomem |= !p->names || !p->name_buckets;
   }
   STRATA__FAIL_IF(nomem, STRATA_E_NOMEM, "%s: allocating the index", w->path);
-  uint64_t state = 0;
   for (int t = 0; t < SEED_TRIES; t++) {
     bool ok = true;
     int rc = p->dense ? 0 : place_ids(w, p, &ok);
@@ -209,7 +217,7 @@ static int make_plan(strata_writer *w, index_plan *p) {
       return 0;
     if (!p->dense)
       sort_by_id(w);
-    p->seed = next_seed(&state);
+    p->seed = next_seed();
   }
   return strata__fail(STRATA_E_LIMIT,
                       "%s: no hash seed out of %d places every id and name "

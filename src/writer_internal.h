@@ -57,6 +57,7 @@ struct strata_writer {
   uint64_t n, cap;
   strata__buf strings; /* names and metadata, NUL-terminated */
   strata__wset ids, names;
+  uint64_t set_seed; /* random seed of the in-memory sets' hash */
 
   bool in_layer;
   bool out_of_order; /* some layer came after one with a larger id */

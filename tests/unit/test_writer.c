@@ -112,6 +112,21 @@ static void test_bad_layers_do_not_poison(void **state) {
   assert_int_equal(count_entries(dir), 1);
 }
 
+static void test_empty_region_metadata_means_none(void **state) {
+  (void)state;
+  const char *path = test_path(test_tmpdir(), "m.region");
+  strata_writer_options o = {.name = "m", .metadata = ""};
+  strata_writer *w;
+  assert_strata_ok(strata_writer_open(path, &o, &w));
+  assert_strata_ok(strata_writer_commit(w));
+  strata_region *r;
+  assert_strata_ok(strata_region_open(path, 0, &r));
+  strata_region_info info;
+  assert_strata_ok(strata_region_info_get(r, &info));
+  assert_string_equal(info.metadata, "");
+  strata_region_close(r);
+}
+
 static void test_state_errors(void **state) {
   (void)state;
   const char *dir = test_tmpdir();
@@ -249,6 +264,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_bad_options),
       cmocka_unit_test(test_bad_layers_do_not_poison),
+      cmocka_unit_test(test_empty_region_metadata_means_none),
       cmocka_unit_test(test_state_errors),
       cmocka_unit_test(test_abort_leaves_nothing),
       cmocka_unit_test(test_commit_replaces),
