@@ -198,6 +198,19 @@ STRATA_API int strata_region_get(const strata_region *region, uint64_t id,
 STRATA_API int strata_region_get_data(const strata_region *region, uint64_t id,
                                       const void **data, uint64_t *size);
 
+/* Many lean lookups in one call: for each i < count, points data[i] at the
+ * content of layer ids[i] and stores its length in sizes[i], or stores NULL
+ * and 0 when the region has no such layer. The lookups are pipelined: the
+ * tables each needs are prefetched several ids ahead, so their cache misses
+ * overlap instead of following each other, and the first line of each
+ * content is prefetched for the caller. Returns the number of ids found
+ * (never negative). No allocation, no lock, no system call; records no
+ * error detail for misses. */
+STRATA_API size_t strata_region_get_data_many(const strata_region *region,
+                                              const uint64_t *ids,
+                                              size_t count, const void **data,
+                                              uint64_t *sizes);
+
 /* A view of a dense region's lookup table for hot loops: with it,
  * strata_dense_get() below is inlined into the caller and costs what a bare
  * offset array costs (a subtraction, a bounds check, two adjacent loads),

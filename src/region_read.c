@@ -97,6 +97,79 @@ int strata_region_get_data(const strata_region *r, uint64_t id,
   return 0;
 }
 
+/* How many ids ahead each stage of strata_region_get_data_many() works:
+ * enough to cover a memory access with the work of the ids in between. */
+#define AHEAD 8
+#define RING 32 /* > 2 * AHEAD, a power of two */
+
+static inline void prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
+
+/* Last stage of a batch: the locator (prefetched) gives the content. */
+static inline bool finish_one(const strata_region *r, uint64_t i,
+                              uint64_t id, const void **data,
+                              uint64_t *size) {
+  uint64_t e, off, len;
+  bool hit;
+  if (r->dense) {
+    hit = find(r, id, &e, &off, &len);
+  } else {
+    const uint8_t *loc = r->locators + i * STRATA__SLOC_SIZE;
+    off = strata__rd64(loc);
+    len = strata__rd64(loc + 8);
+    hit = strata__rd64(loc + 16) == id && off != STRATA__EMPTY_OFFSET;
+  }
+  *data = hit ? r->data + off : NULL;
+  *size = hit ? len : 0;
+  if (hit)
+    prefetch(*data);
+  return hit;
+}
+
+size_t strata_region_get_data_many(const strata_region *r, const uint64_t *ids,
+                                   size_t count, const void **data,
+                                   uint64_t *sizes) {
+  size_t found = 0;
+  if (r->dense) {
+    /* One table read per id: prefetch it AHEAD ids early. */
+    for (size_t k = 0; k < count + AHEAD; k++) {
+      if (k < count) {
+        uint64_t i = ids[k] - r->first_id;
+        if (i < r->n)
+          prefetch(r->locators + i * r->loc_size);
+      }
+      if (k >= AHEAD)
+        found += finish_one(r, 0, ids[k - AHEAD], &data[k - AHEAD],
+                            &sizes[k - AHEAD]);
+    }
+    return found;
+  }
+  /* Sparse: three stages, AHEAD ids apart: hash the id and prefetch its
+   * pilot; read the pilot, compute the slot and prefetch its locator; read
+   * the locator. */
+  uint64_t hash[RING], slot[RING];
+  for (size_t k = 0; k < count + 2 * AHEAD; k++) {
+    if (k < count) {
+      uint64_t h = strata__id_hash(ids[k], r->seed);
+      hash[k % RING] = h;
+      prefetch(r->pilots + 2 * strata__pilot_bucket(h, r->pilot_count));
+    }
+    if (k >= AHEAD && k - AHEAD < count) {
+      size_t j = k - AHEAD;
+      uint64_t h = hash[j % RING];
+      uint64_t b = strata__pilot_bucket(h, r->pilot_count);
+      uint64_t i =
+          strata__slot_of(h, strata__rd16(r->pilots + 2 * b), r->slot_count);
+      slot[j % RING] = i;
+      prefetch(r->locators + i * STRATA__SLOC_SIZE);
+    }
+    if (k >= 2 * AHEAD) {
+      size_t j = k - 2 * AHEAD;
+      found += finish_one(r, slot[j % RING], ids[j], &data[j], &sizes[j]);
+    }
+  }
+  return found;
+}
+
 int strata_region_dense_view(const strata_region *r, strata_dense_view *v) {
   if (r == NULL || v == NULL)
     return strata__fail(STRATA_E_INVAL, "strata_region_dense_view: NULL");

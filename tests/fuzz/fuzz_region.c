@@ -125,6 +125,7 @@ static int exercise(const uint8_t *buf, size_t size) {
   }
   REQUIRE(rc == 0 ? seen == r.n : rc == STRATA_E_CORRUPT);
 
+  static const char bad_ptr = 0; /* a non-NULL sentinel */
   /* Misses, and ids that may meet the zeroed id of an empty slot. */
   static const uint64_t probes[] = {UINT64_MAX, 0, 1, 0x9E3779B97F4A7C15ull};
   for (size_t k = 0; k < sizeof probes / sizeof probes[0]; k++) {
@@ -138,6 +139,12 @@ static int exercise(const uint8_t *buf, size_t size) {
       REQUIRE(l.id == probes[k] && data == l.data && len == l.size);
       touch(data, len);
     }
+    /* The batch lookup agrees, for the probe alone. */
+    const void *bdata = &bad_ptr;
+    uint64_t blen = 99;
+    size_t found = strata_region_get_data_many(&r, &probes[k], 1, &bdata, &blen);
+    REQUIRE(found == (rc == 0));
+    REQUIRE(bdata == (rc == 0 ? data : NULL) && blen == (rc == 0 ? len : 0));
   }
   (void)strata_region_get_by_name(&r, "fuzz", 4, &l);
   (void)strata_region_get_by_name(&r, "", 0, &l);

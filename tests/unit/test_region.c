@@ -8,6 +8,7 @@
 #include "test_util.h"
 
 #include "format.h"
+#include "internal.h"
 
 /* Deterministic layer set: id, name, metadata and content all derive from
  * the layer number, so a reader can check them without a copy. */
@@ -148,6 +149,42 @@ static void round_trip(const spec *s) {
       assert_ptr_equal(byname.data, l.data);
     }
   }
+  /* The batch lookup agrees with one-by-one lookups, misses included, in
+   * any order and for batches of any length. */
+  {
+    size_t cnt = (size_t)s->n + 4;
+    uint64_t *ids = malloc(cnt * sizeof *ids);
+    const void **ptrs = malloc(cnt * sizeof *ptrs);
+    uint64_t *sizes = malloc(cnt * sizeof *sizes);
+    assert_true(ids && ptrs && sizes);
+    for (uint64_t i = 0; i < s->n; i++)
+      ids[i] = spec_id(s, (i * 7919) % s->n == i ? i : s->n - 1 - i);
+    ids[s->n] = UINT64_MAX - 12345;  /* misses */
+    ids[s->n + 1] = 0xDEADBEEFull;
+    ids[s->n + 2] = s->n ? spec_id(s, 0) + 0x5555 : 3;
+    ids[s->n + 3] = 0; /* meets the zeroed ids of unused sparse slots */
+    /* Short batches (shorter than the pipeline), longer ones, and the whole
+     * array, whose tail holds the misses. */
+    for (size_t len = 0; len <= cnt;
+         len = len == cnt ? cnt + 1 : len < 20 ? len + 1
+                                   : len + 97 < cnt ? len + 97 : cnt) {
+      size_t want = 0;
+      size_t got = strata_region_get_data_many(r, ids, len, ptrs, sizes);
+      for (size_t k = 0; k < len; k++) {
+        const void *d = NULL;
+        uint64_t z = 0;
+        int rc = strata_region_get_data(r, ids[k], &d, &z);
+        want += rc == 0;
+        assert_ptr_equal(ptrs[k], rc == 0 ? d : NULL);
+        assert_int_equal(sizes[k], rc == 0 ? z : 0);
+      }
+      assert_int_equal(got, want);
+    }
+    free(ids);
+    free(ptrs);
+    free(sizes);
+  }
+
   /* The inline view exists exactly for packed dense regions and agrees
    * with the library's lookup, hits and misses alike. */
   strata_dense_view view;
@@ -302,6 +339,45 @@ static void test_misses(void **state) {
   }
 }
 
+/* Unused slots of a sparse region hold id 0 in their locator. Looking up id
+ * 0 when it hashes to such a slot must miss, in every lookup path. Builds
+ * sparse regions of growing size until id 0 lands on an unused slot (about
+ * 6% of slots are unused). */
+static void test_id_zero_on_unused_slot(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  bool seen = false;
+  for (uint64_t n = 2; n < 400 && !seen; n++) {
+    spec s = {.n = n, .sparse = true};
+    const char *path = test_path(dir, "z.region");
+    build(path, &s);
+    strata_region *r;
+    assert_strata_ok(strata_region_open(path, 0, &r));
+    uint64_t h = strata__id_hash(0, r->seed);
+    uint64_t b = strata__pilot_bucket(h, r->pilot_count);
+    uint64_t slot =
+        strata__slot_of(h, strata__rd16(r->pilots + 2 * b), r->slot_count);
+    const uint8_t *loc = r->locators + slot * STRATA__SLOC_SIZE;
+    if (strata__rd64(loc) == STRATA__EMPTY_OFFSET) {
+      seen = true;
+      assert_int_equal(strata__rd64(loc + 16), 0);
+      strata_layer l;
+      const void *d = NULL;
+      uint64_t z = 7;
+      uint64_t zero = 0;
+      assert_strata_err(strata_region_get(r, 0, &l), STRATA_E_NOT_FOUND);
+      assert_strata_err(strata_region_get_data(r, 0, &d, &z),
+                        STRATA_E_NOT_FOUND);
+      assert_int_equal(strata_region_get_data_many(r, &zero, 1, &d, &z), 0);
+      assert_null(d);
+      assert_int_equal(z, 0);
+    }
+    strata_region_close(r);
+    unlink(path);
+  }
+  assert_true(seen);
+}
+
 static void test_partial_reads(void **state) {
   (void)state;
   spec s = {.n = 30, .base = 0};
@@ -420,6 +496,7 @@ int main(void) {
       cmocka_unit_test(test_one_layer),
       cmocka_unit_test(test_empty_region),
       cmocka_unit_test(test_misses),
+      cmocka_unit_test(test_id_zero_on_unused_slot),
       cmocka_unit_test(test_partial_reads),
       cmocka_unit_test(test_versions),
       cmocka_unit_test(test_open_errors),

@@ -62,6 +62,7 @@ typedef struct bench_peer {
 extern const bench_peer bench_strata;
 extern const bench_peer bench_strata_data;
 extern const bench_peer bench_strata_view;
+extern const bench_peer bench_strata_batch;
 extern const bench_peer bench_lmdb;
 extern const bench_peer bench_cdb;
 extern const bench_peer bench_offsets;

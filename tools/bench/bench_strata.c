@@ -4,6 +4,8 @@
  *                  (reads the locator table and the 64-byte index entry);
  *   "strata-data"  strata_region_get_data(): content only (reads only the
  *                  locator table), like mdb_get() and cdb_find();
+ *   "strata-batch" strata_region_get_data_many() on batches of 64 keys,
+ *                  which prefetches ahead within the batch;
  *   "strata-view"  strata_dense_get() through strata_region_dense_view(),
  *                  inlined into the loop: no call into the library. Only
  *                  dense regions written in id order have a view; on others
@@ -138,6 +140,28 @@ READ_PEER_FUNCS(full, READ_FULL)
 READ_PEER_FUNCS(data, READ_DATA)
 READ_PEER_FUNCS(view, READ_VIEW)
 
+/* "strata-batch": strata_region_get_data_many() on batches of BATCH keys,
+ * then the same first-and-last-byte touches as every other peer. */
+#define BATCH 64
+static uint64_t run_batch(void *state, const uint64_t *keys, size_t m,
+                          uint64_t *misses) {
+  const strata_region *r = ((strata_state *)state)->region;
+  const void *ptrs[BATCH];
+  uint64_t sizes[BATCH];
+  uint64_t sink = 0, miss = 0;
+  for (size_t i = 0; i < m; i += BATCH) {
+    size_t cnt = m - i < BATCH ? m - i : BATCH;
+    miss += cnt - strata_region_get_data_many(r, keys + i, cnt, ptrs, sizes);
+    for (size_t k = 0; k < cnt; k++) {
+      const uint8_t *p = ptrs[k];
+      if (p != NULL)
+        sink += p[0] + p[sizes[k] - 1];
+    }
+  }
+  *misses += miss;
+  return sink;
+}
+
 static void close_region(void *state) {
   strata_state *s = state;
   strata_region_close(s->region);
@@ -158,6 +182,13 @@ const bench_peer bench_strata_data = {
     .shares = &bench_strata,
     .get = get_data,
     .run = run_data,
+};
+
+const bench_peer bench_strata_batch = {
+    .name = "strata-batch",
+    .shares = &bench_strata,
+    .get = get_data,
+    .run = run_batch,
 };
 
 const bench_peer bench_strata_view = {

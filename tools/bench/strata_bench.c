@@ -28,19 +28,29 @@
 
 #define PAGE 4096u
 #define MAX_REPS 101
-#define NPEERS 6
+#define NPEERS 7
 
 /* The order results are printed in; the timed order rotates per rep.
- * strata-view and strata-data read the file that strata builds
+ * strata-view, strata-batch and strata-data read the file that strata builds
  * (bench_peer.shares). */
 static const bench_peer *const peers[NPEERS] = {
-    &bench_strata_view, &bench_strata_data, &bench_strata,
-    &bench_offsets,     &bench_lmdb,        &bench_cdb};
-enum { P_STRATA_VIEW, P_STRATA_DATA, P_STRATA, P_OFFSETS, P_LMDB, P_CDB };
+    &bench_strata_view, &bench_strata_batch, &bench_strata_data,
+    &bench_strata,      &bench_offsets,      &bench_lmdb,
+    &bench_cdb};
+enum {
+  P_STRATA_VIEW,
+  P_STRATA_BATCH,
+  P_STRATA_DATA,
+  P_STRATA,
+  P_OFFSETS,
+  P_LMDB,
+  P_CDB
+};
 
 /* The ways of reading a Strata region, leanest first. */
-static const int strata_kinds[] = {P_STRATA_VIEW, P_STRATA_DATA, P_STRATA};
-#define NKINDS 3
+static const int strata_kinds[] = {P_STRATA_VIEW, P_STRATA_BATCH,
+                                   P_STRATA_DATA, P_STRATA};
+#define NKINDS 4
 
 /* The peer whose state peer p uses: p itself, or the one it shares. */
 static int owner(int p) {
