@@ -88,7 +88,6 @@ enum {
 #define STRATA__MAX_ALIGN 65536u
 #define STRATA__DEFAULT_ALIGN 64u
 #define STRATA__MAX_BUCKET 64u /* longest run of records in a name bucket */
-#define STRATA__MAX_BUCKET_BITS 32u
 /* Sparse regions have one entry per slot and entry numbers are u32, so the
  * slot count n + ceil(n/16) must stay below 2^32: n <= 4042322160. */
 #define STRATA__MAX_SPARSE_LAYERS 4042322160ull
