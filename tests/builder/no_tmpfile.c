@@ -12,8 +12,13 @@
 
 typedef int (*openat_fn)(int, const char *, int, ...);
 
-static int forward(const char *sym, int dirfd, const char *path, int flags,
-                   mode_t mode) {
+/* Refuses O_TMPFILE, forwards everything else to the real `sym`. */
+static int intercept(const char *sym, int dirfd, const char *path, int flags,
+                     mode_t mode) {
+  if ((flags & O_TMPFILE) == O_TMPFILE) {
+    errno = EOPNOTSUPP;
+    return -1;
+  }
   openat_fn real = (openat_fn)dlsym(RTLD_NEXT, sym);
   if (real == NULL) {
     errno = ENOSYS;
@@ -22,35 +27,27 @@ static int forward(const char *sym, int dirfd, const char *path, int flags,
   return real(dirfd, path, flags, mode);
 }
 
-static mode_t mode_arg(int flags, va_list ap) {
-  /* The mode is only passed (and only readable) with these flags. */
-  if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE)
-    return (mode_t)va_arg(ap, int);
-  return 0;
-}
+/* The mode argument is only passed (and only readable) with these flags. */
+#define MODE_ARG(flags, mode)                                                  \
+  do {                                                                         \
+    va_list ap;                                                                \
+    va_start(ap, flags);                                                       \
+    if (((flags) & O_CREAT) || ((flags) & O_TMPFILE) == O_TMPFILE)             \
+      (mode) = (mode_t)va_arg(ap, int);                                        \
+    va_end(ap);                                                                \
+  } while (0)
 
+/* glibc's fcntl.h may route openat() to openat64(): interpose both. */
 __attribute__((visibility("default"))) int openat(int dirfd, const char *path,
                                                   int flags, ...) {
-  va_list ap;
-  va_start(ap, flags);
-  mode_t mode = mode_arg(flags, ap);
-  va_end(ap);
-  if ((flags & O_TMPFILE) == O_TMPFILE) {
-    errno = EOPNOTSUPP;
-    return -1;
-  }
-  return forward("openat", dirfd, path, flags, mode);
+  mode_t mode = 0;
+  MODE_ARG(flags, mode);
+  return intercept("openat", dirfd, path, flags, mode);
 }
 
 __attribute__((visibility("default"))) int openat64(int dirfd, const char *path,
                                                     int flags, ...) {
-  va_list ap;
-  va_start(ap, flags);
-  mode_t mode = mode_arg(flags, ap);
-  va_end(ap);
-  if ((flags & O_TMPFILE) == O_TMPFILE) {
-    errno = EOPNOTSUPP;
-    return -1;
-  }
-  return forward("openat64", dirfd, path, flags, mode);
+  mode_t mode = 0;
+  MODE_ARG(flags, mode);
+  return intercept("openat64", dirfd, path, flags, mode);
 }

@@ -61,6 +61,11 @@ bool cli_parse_args(const cli_command *cmd, int argc, char **argv,
                     size_t min_pos, size_t max_pos, size_t *npos,
                     int *exit_code);
 
+/* cli_parse_args() for the commands that take exactly one FILE. */
+bool cli_parse_file_arg(const cli_command *cmd, int argc, char **argv,
+                        const cli_option *opts, size_t nopts,
+                        const char **path, int *exit_code);
+
 /* Prints "strata: [CMD: ]<message>" and a "Try ... --help" hint on stderr
  * and returns CLI_EXIT_USAGE. cmd may be NULL for the top level. */
 int cli_usage_error(const cli_command *cmd, const char *fmt, ...)
@@ -131,7 +136,10 @@ void cli_bus_disarm(void);
 
 /* ---- regions (cli_util.c) ----------------------------------------------- */
 
-/* Opens `path`; on failure prints "strata: <detail>" and returns NULL. */
-strata_region *cli_open_region(const char *path, unsigned flags);
+/* Arms the SIGBUS guard and opens `path` (the caller has already set the
+ * guard's landing point with CLI_BUS_FAULTED()). On failure prints
+ * "strata: <detail>", disarms and returns NULL; on success the guard stays
+ * armed until the caller's cli_bus_disarm(). */
+strata_region *cli_open_region_guarded(const char *path, unsigned flags);
 
 #endif /* STRATA_CLI_H */

@@ -54,10 +54,12 @@ const char *cli_hex64(uint64_t v, char buf[17]) {
   return buf;
 }
 
-strata_region *cli_open_region(const char *path, unsigned flags) {
+strata_region *cli_open_region_guarded(const char *path, unsigned flags) {
   strata_region *r = NULL;
+  cli_bus_arm();
   int rc = strata_region_open(path, flags, &r);
   if (rc < 0) {
+    cli_bus_disarm();
     cli_fail_lib(rc);
     return NULL;
   }

@@ -94,12 +94,9 @@ static int cat_layer(const char *path, const layer_key *key) {
     strata_region_close(r);
     return cli_fail("%s: %s", path, CLI_BUS_MESSAGE);
   }
-  cli_bus_arm();
-  r = cli_open_region(path, STRATA_OPEN_SEQUENTIAL);
-  if (r == NULL) {
-    cli_bus_disarm();
+  r = cli_open_region_guarded(path, STRATA_OPEN_SEQUENTIAL);
+  if (r == NULL)
     return CLI_EXIT_FAIL;
-  }
   int err = 0;
   enum cat_result res = copy_out(r, key, &err);
   cli_bus_disarm();

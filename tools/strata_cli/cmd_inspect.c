@@ -134,25 +134,19 @@ static json_t *info_json(const strata_region_info *in, json_t *totals) {
 }
 
 static int run(int argc, char **argv) {
-  const char *pos[1];
-  size_t npos;
+  const char *path;
   int code;
-  if (!cli_parse_args(&cli_cmd_inspect, argc, argv, NULL, 0, pos, 1, 1, &npos,
-                      &code))
+  if (!cli_parse_file_arg(&cli_cmd_inspect, argc, argv, NULL, 0, &path, &code))
     return code;
-  const char *path = pos[0];
 
   strata_region *volatile r = NULL;
   if (CLI_BUS_FAULTED()) {
     strata_region_close(r);
     return cli_fail("%s: %s", path, CLI_BUS_MESSAGE);
   }
-  cli_bus_arm();
-  r = cli_open_region(path, STRATA_OPEN_DEFAULT);
-  if (r == NULL) {
-    cli_bus_disarm();
+  r = cli_open_region_guarded(path, STRATA_OPEN_DEFAULT);
+  if (r == NULL)
     return CLI_EXIT_FAIL;
-  }
   strata_region_info info;
   json_t *totals = NULL;
   int rc = strata_region_info_get(r, &info);

@@ -58,13 +58,10 @@ static int list(const strata_region *r, json_t *json) {
 static int run(int argc, char **argv) {
   bool as_json = false;
   const cli_option opts[] = {{"--json", &as_json, NULL}};
-  const char *pos[1];
-  size_t npos;
+  const char *path;
   int code;
-  if (!cli_parse_args(&cli_cmd_ls, argc, argv, opts, 1, pos, 1, 1, &npos,
-                      &code))
+  if (!cli_parse_file_arg(&cli_cmd_ls, argc, argv, opts, 1, &path, &code))
     return code;
-  const char *path = pos[0];
 
   strata_region *volatile r = NULL;
   json_t *volatile json = NULL;
@@ -74,12 +71,9 @@ static int run(int argc, char **argv) {
     strata_region_close(r);
     return cli_fail("%s: %s", path, CLI_BUS_MESSAGE);
   }
-  cli_bus_arm();
-  r = cli_open_region(path, STRATA_OPEN_DEFAULT);
-  if (r == NULL) {
-    cli_bus_disarm();
+  r = cli_open_region_guarded(path, STRATA_OPEN_DEFAULT);
+  if (r == NULL)
     return CLI_EXIT_FAIL;
-  }
   if (as_json)
     json = json_array();
   int rc = list(r, json);

@@ -118,16 +118,14 @@ static int print_json(const verdict *v) {
 static int run(int argc, char **argv) {
   bool as_json = false;
   const cli_option opts[] = {{"--json", &as_json, NULL}};
-  const char *pos[1];
-  size_t npos;
+  const char *path;
   int code;
-  if (!cli_parse_args(&cli_cmd_verify, argc, argv, opts, 1, pos, 1, 1, &npos,
-                      &code))
+  if (!cli_parse_file_arg(&cli_cmd_verify, argc, argv, opts, 1, &path, &code))
     return code;
 
   static verdict v; /* static: survives the siglongjmp unchanged */
   memset(&v, 0, sizeof v);
-  v.path = pos[0];
+  v.path = path;
   strata_region *volatile r = NULL;
   if (CLI_BUS_FAULTED()) {
     strata_region_close(r);
