@@ -371,6 +371,283 @@ STRATA_API void strata_writer_abort(strata_writer *w);
  * a NULL writer. */
 STRATA_API const char *strata_writer_temp_path(const strata_writer *w);
 
+/* ---------------------------------------------------------------------- */
+/* Stores                                                                 */
+/* ---------------------------------------------------------------------- */
+
+/* A store is a directory of region files served together, plus the
+ * proto-regions (mutable, heap-resident regions) of the one writer.
+ *
+ * Readers work inside a snapshot (strata_read_begin() .. strata_read_end()).
+ * Inside it they see one consistent state of the whole store: every change
+ * published by a writer (a put, a remove, a crystallization, a refresh) is
+ * either entirely visible or not at all, and nothing changes under them.
+ * Reading takes no lock, performs no atomic read-modify-write on shared
+ * memory, allocates nothing and makes no system call. Memory that a change
+ * replaced (an old region mapping, a proto's superseded layers) is freed
+ * only after every snapshot that could reach it has ended.
+ *
+ * Writers (strata_proto_*, strata_crystallize(), strata_store_refresh())
+ * are serialized by a mutex inside the store, so any thread may call them.
+ * Across processes, one process at a time may write: the first write call
+ * takes an advisory lock (flock) on STORE/.strata.lock and keeps it until
+ * strata_store_close(); another process gets STRATA_E_LOCKED naming the pid
+ * that holds it. Any number of processes may read; a reader process sees
+ * regions another process crystallized after strata_store_refresh().
+ *
+ * Files in the directory: every "*.region" file is a region; region files
+ * another process wrote are picked up by strata_store_refresh(); temporary
+ * files ".*.tmp-XXXXXXXX" left by an interrupted write are removed when no
+ * writer holds the lock; ".strata.lock" is the lock file. */
+typedef struct strata_store strata_store;
+typedef struct strata_proto strata_proto;
+
+/* Log levels, for strata_store_config.log_level and the log callback. */
+enum strata_log_level {
+  STRATA_LOG_TRACE = 0,
+  STRATA_LOG_DEBUG = 1,
+  STRATA_LOG_INFO = 2,
+  STRATA_LOG_WARN = 3,
+  STRATA_LOG_ERROR = 4,
+  STRATA_LOG_OFF = 5,
+};
+
+/* Receives one log event: `line` is a complete line without the newline,
+ * "2026-11-22T21:04:05.123Z WARN store: msg=\"...\" key=value ...". Called
+ * from whichever thread logged, possibly several at once. */
+typedef void (*strata_log_fn)(void *ctx, int level, const char *line);
+
+/* Flags for strata_store_config.flags. */
+enum strata_store_flags {
+  /* Never write: proto and crystallize calls fail with STRATA_E_STATE, and
+   * the lock file is neither created nor taken. */
+  STRATA_STORE_READ_ONLY = 1u << 0,
+};
+
+typedef struct strata_store_config {
+  /* Heap bytes protos and pools may use. 0 = the default, a quarter of
+   * physical memory. */
+  uint64_t memory_limit;
+  /* Thresholds, in percent of memory_limit: a warning is logged above
+   * warn_pct; above evict_pct the largest proto is crystallized and cold
+   * region pages are given back to the kernel; above refuse_pct puts fail
+   * with STRATA_E_LIMIT. Defaults 75, 85, 95. */
+  unsigned warn_pct, evict_pct, refuse_pct;
+  /* STRATA_LOG_*; -1 = the STRATA_LOG environment variable (trace, debug,
+   * info, warn, error, off), or WARN when it is not set. */
+  int log_level;
+  strata_log_fn log_fn; /* NULL = lines to stderr */
+  void *log_ctx;
+  /* Threads that may hold a snapshot of this store at the same time (each
+   * thread takes one reader slot on its first strata_read_begin() and keeps
+   * it until it exits). Default 1024. */
+  uint32_t max_readers;
+  /* A snapshot older than this is reported in the log (once per snapshot
+   * age doubling) when a writer waits on it. 0 = the default, 10000 ms. */
+  uint64_t snapshot_warn_ms;
+  unsigned flags;        /* strata_store_flags */
+  unsigned open_threads; /* threads validating regions at open; 0 = CPUs */
+  /* Staging pool (GPU transfers; used by a later release). 0 = defaults. */
+  uint64_t staging_bytes;
+  uint32_t staging_block_size;
+} strata_store_config;
+
+/* Fills *config with the defaults (what a NULL config means). */
+STRATA_API void strata_store_config_init(strata_store_config *config);
+
+/* Opens the store in directory `dir` (which must exist): every region file
+ * in it is mapped and validated, in parallel. A region file that fails
+ * validation, or whose region id or name another file already has, is
+ * skipped with a WARN log line naming the file and the reason; the others
+ * are served. config may be NULL.
+ * Errors: STRATA_E_INVAL (bad config), -errno (the directory: -ENOENT,
+ * -ENOTDIR, -EACCES), STRATA_E_NOMEM. Thread-safe. */
+STRATA_API int strata_store_open(const char *dir,
+                                 const strata_store_config *config,
+                                 strata_store **out);
+
+/* Waits until no snapshot is open (it must not be called while this thread
+ * holds one), frees everything, and releases the writer lock. Un-crystallized
+ * proto content is lost: crystallize first. Proto handles become invalid.
+ * Accepts NULL. Must not run concurrently with any other call on the store,
+ * and threads that used the store must not exit while it runs. */
+STRATA_API void strata_store_close(strata_store *store);
+
+/* Rescans the directory: region files that appeared or changed on disk
+ * (another process crystallized them) are opened and published, files that
+ * disappeared are dropped. Regions that have a proto in this process are
+ * left alone. Errors: -errno reading the directory, STRATA_E_NOMEM; a file
+ * that fails validation is skipped and logged, as at open. */
+STRATA_API int strata_store_refresh(strata_store *store);
+
+/* Frees what ended snapshots no longer reach. With `wait`, first waits
+ * until every snapshot open at the time of the call has ended. The store
+ * also does this on every write call. Must not be called with `wait` while
+ * this thread holds a snapshot of the store (it would wait for itself:
+ * returns STRATA_E_STATE). */
+STRATA_API int strata_store_reclaim(strata_store *store, int wait);
+
+/* Figures about a store, read at one moment (not a snapshot). */
+typedef struct strata_store_stats {
+  uint64_t regions;            /* regions served (files and protos) */
+  uint64_t protos;
+  uint64_t heap_bytes;         /* protos and pools, as accounted */
+  uint64_t memory_limit;
+  uint64_t snapshots_open;
+  uint64_t oldest_snapshot_ms; /* age of the oldest open snapshot, 0 if none */
+  uint64_t retired_bytes;      /* freed when older snapshots end */
+  uint64_t retired_objects;
+  uint64_t version;            /* changes published so far */
+  uint64_t crystallizations;
+  uint64_t crystallize_bytes;    /* content bytes written, all of them */
+  uint64_t crystallize_write_ns; /* writing, before fsync, all of them */
+  uint64_t crystallize_fsync_ns; /* fsync of file and directory */
+  uint64_t evictions;            /* protos crystallized for memory */
+  uint64_t puts_refused;         /* puts over refuse_pct */
+} strata_store_stats;
+
+/* Fills *stats. Thread-safe; takes the writer mutex briefly. */
+STRATA_API int strata_store_stats_get(strata_store *store,
+                                      strata_store_stats *stats);
+
+/* ---- snapshots and reads --------------------------------------------- */
+
+/* A snapshot of a store. It lives in the caller's memory (usually the
+ * stack); its fields are private. */
+typedef struct strata_txn {
+  strata_store *store;
+  const void *priv_catalog;
+  void *priv_slot;
+  uint64_t priv_version;
+} strata_txn;
+
+/* Starts a snapshot: from now until strata_read_end(), every pointer a read
+ * through it returns stays valid and unchanged, whatever writers do. The
+ * first call on a thread takes a reader slot (the only allocation and lock
+ * on the read path, once per thread); later calls take no lock, allocate
+ * nothing and make no system call. A thread may hold several snapshots
+ * (nested or not); they share its slot, and reclamation waits for the
+ * oldest. Errors: STRATA_E_LIMIT (max_readers threads hold slots),
+ * STRATA_E_NOMEM (first call on a thread), STRATA_E_INVAL. */
+STRATA_API int strata_read_begin(strata_store *store, strata_txn *txn);
+
+/* Ends a snapshot: the pointers it handed out become invalid. Must be called
+ * on the thread that began it. Accepts a txn whose begin failed. */
+STRATA_API void strata_read_end(strata_txn *txn);
+
+/* Looks up layer `layer_id` of region `region_id` as of the snapshot and
+ * fills *out with pointers valid until strata_read_end(txn). A region that
+ * has a proto shows the proto's content (its base file plus the changes).
+ * Errors: STRATA_E_NO_REGION, STRATA_E_NOT_FOUND (out untouched). No lock,
+ * no allocation, no system call. */
+STRATA_API int strata_get(const strata_txn *txn, uint64_t region_id,
+                          uint64_t layer_id, strata_layer *out);
+
+/* The same with the layer given by name (name_len bytes). */
+STRATA_API int strata_get_by_name(const strata_txn *txn, uint64_t region_id,
+                                  const char *name, size_t name_len,
+                                  strata_layer *out);
+
+/* Finds a region by name (NUL-terminated) in the snapshot and stores its id
+ * in *region_id. Errors: STRATA_E_NO_REGION. */
+STRATA_API int strata_find_region(const strata_txn *txn, const char *name,
+                                  uint64_t *region_id);
+
+/* One step of a path through the store. */
+typedef struct strata_layer_ref {
+  uint64_t region_id;
+  uint64_t layer_id;
+} strata_layer_ref;
+
+/* Looks up a path of layers across regions in one call: out[i] is filled
+ * for refs[i], or zeroed (data == NULL) when that region or layer does not
+ * exist. The index entries of the next lookups are prefetched while the
+ * current one completes. Returns the number found. No lock, no allocation,
+ * no system call; no error detail for misses. */
+STRATA_API size_t strata_get_many(const strata_txn *txn,
+                                  const strata_layer_ref *refs, size_t count,
+                                  strata_layer *out);
+
+/* A region as a snapshot sees it. Pointers valid until strata_read_end(). */
+typedef struct strata_store_region {
+  uint64_t id;
+  const char *name;
+  const char *metadata; /* JSON text, "" if none */
+  const char *path;     /* the region file; NULL for a new proto */
+  uint64_t layer_count; /* including the proto's changes */
+  uint64_t generation;  /* times this region was replaced in this process */
+  int has_proto;
+  const strata_region *file; /* the mapped file, or NULL */
+} strata_store_region;
+
+/* Number of regions in the snapshot; strata_store_region_at() returns them
+ * by position 0 .. count-1, in ascending id order. Errors: STRATA_E_BOUNDS. */
+STRATA_API uint64_t strata_store_region_count(const strata_txn *txn);
+STRATA_API int strata_store_region_at(const strata_txn *txn, uint64_t index,
+                                      strata_store_region *out);
+
+/* ---- proto-regions and crystallization --------------------------------- */
+
+/* Creates an empty proto for a new region. Its layers are visible to
+ * snapshots that begin after each change, and to nothing else; it becomes a
+ * region file with strata_crystallize(). The handle belongs to the store:
+ * it stays valid until strata_store_close() or strata_proto_discard().
+ * `name` (1..255 bytes of UTF-8 without '/', NUL or a leading '.') also
+ * names the file: STORE/NAME.region. metadata may be NULL.
+ * Errors: STRATA_E_EXIST (the id or name is taken), STRATA_E_INVAL,
+ * STRATA_E_LOCKED (another process writes to the store), STRATA_E_STATE
+ * (read-only store), STRATA_E_NOMEM, STRATA_E_LIMIT. Thread-safe. */
+STRATA_API int strata_proto_create(strata_store *store, uint64_t region_id,
+                                   const char *name, const char *metadata,
+                                   strata_proto **out);
+
+/* Returns the proto of region `region_id`, creating one whose starting
+ * content is the region file's layers when there is none. The file is never
+ * changed; crystallization writes a new one. Errors: STRATA_E_NO_REGION and
+ * those of strata_proto_create(). Thread-safe. */
+STRATA_API int strata_proto_open(strata_store *store, uint64_t region_id,
+                                 strata_proto **out);
+
+/* Adds or replaces layer `layer_id`: the content (copied), name and
+ * metadata (JSON) become visible to snapshots that begin after the call
+ * returns, all at once. Errors: STRATA_E_DUPLICATE (another layer has that
+ * name), STRATA_E_INVAL (bad UTF-8 or JSON), STRATA_E_LIMIT (memory above
+ * refuse_pct; the detail gives usage and limit), STRATA_E_NOMEM. A failed
+ * put changes nothing. Thread-safe. */
+STRATA_API int strata_proto_put(strata_proto *proto, uint64_t layer_id,
+                                const char *name, const char *metadata,
+                                const void *data, size_t size);
+
+/* Removes layer `layer_id` (a proto layer or one of the base file's).
+ * Errors: STRATA_E_NOT_FOUND. Thread-safe. */
+STRATA_API int strata_proto_remove(strata_proto *proto, uint64_t layer_id);
+
+/* Drops the proto's changes: the region goes back to its file, or
+ * disappears if it had none. The handle becomes invalid. Thread-safe. */
+STRATA_API int strata_proto_discard(strata_proto *proto);
+
+/* Facts about a proto (under the writer mutex). */
+typedef struct strata_proto_info {
+  uint64_t region_id;
+  uint64_t layers;       /* layers the region has now */
+  uint64_t changed;      /* layers put or removed since the base file */
+  uint64_t bytes;        /* heap bytes its changes use */
+  uint64_t age_ms;       /* since the proto was created or crystallized */
+} strata_proto_info;
+STRATA_API int strata_proto_info_get(strata_proto *proto,
+                                     strata_proto_info *info);
+
+/* Writes region `region_id`'s proto as a region file, with the same writer
+ * region-builder uses (temporary file in the store directory, fsync,
+ * rename over the old file, fsync of the directory), maps and validates the
+ * new file and faults it in, then publishes it with one atomic swap. Open
+ * snapshots keep the previous version; its memory (and mapping) is freed
+ * after they end. The proto stays attached, empty, over the new file.
+ * Any failure (-ENOSPC, -EIO, validation) leaves the proto, the store and
+ * the directory as they were. Errors: STRATA_E_NO_REGION (no proto for that
+ * id), the writer's errors. Thread-safe. */
+STRATA_API int strata_crystallize(strata_store *store, uint64_t region_id);
+
 #ifdef __cplusplus
 }
 #endif

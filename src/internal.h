@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <time.h>
+
 #include "format.h"
 #include "strata.h"
 
@@ -19,6 +21,13 @@ int strata__fail(int err, const char *fmt, ...) STRATA__PRINTF(2, 3);
 /* Same, for an errno value: returns -errnum and appends strerror(errnum). */
 int strata__fail_errno(int errnum, const char *fmt, ...) STRATA__PRINTF(2, 3);
 void strata__clear_error(void);
+
+/* CLOCK_MONOTONIC in nanoseconds, for durations. */
+static inline uint64_t strata__mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
 
 /* Returns early with an error when `cond` holds. */
 #define STRATA__FAIL_IF(cond, err, ...)                                        \
@@ -81,9 +90,20 @@ struct strata_region {
 int strata__region_validate(strata_region *r, const uint8_t *base,
                             uint64_t size, const char *what);
 
+/* Checks a layer's name or metadata: at most `max` bytes, UTF-8, and with
+ * `json` a JSON text. Errors name `path`, the layer and `what`. */
+int strata__check_text(const char *path, const char *what, uint64_t id,
+                       const char *s, size_t max, bool json);
+
+/* Faults the whole mapping in (MADV_POPULATE_READ, or MADV_WILLNEED on
+ * kernels without it), so that an I/O error surfaces now. */
+int strata__region_populate(const strata_region *r, const char *path);
+
 /* Fills *out from entry number i (0 <= i < entries_n, not empty). */
 void strata__layer_from_entry(const strata_region *r, uint64_t i,
                               strata_layer *out);
+/* Starts loading the index lines a lookup of `id` will read. */
+void strata__prefetch_layer(const strata_region *r, uint64_t id);
 /* Entry number of the layer with this id, or -1. */
 int64_t strata__find_entry(const strata_region *r, uint64_t id);
 

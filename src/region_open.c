@@ -26,7 +26,7 @@ static void advise_content(const strata_region *r, unsigned flags) {
   (void)madvise((void *)start, len, advice); /* a hint; failure is harmless */
 }
 
-static int populate(const strata_region *r, const char *path) {
+int strata__region_populate(const strata_region *r, const char *path) {
   if (madvise((void *)r->base, r->size, MADV_POPULATE_READ) == 0)
     return 0;
   int e = errno;
@@ -100,7 +100,7 @@ int strata_region_open(const char *path, unsigned flags, strata_region **out) {
     r->mapped = true;
     rc = strata__region_validate(r, base, size, path);
     if (rc == 0 && (flags & STRATA_OPEN_POPULATE))
-      rc = populate(r, path);
+      rc = strata__region_populate(r, path);
   }
   if (rc < 0) {
     if (base != NULL)

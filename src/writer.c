@@ -153,7 +153,7 @@ static int64_t find_name(const strata_writer *w, const char *name,
 
 /* ---- argument checks -------------------------------------------------- */
 
-static int check_text(const char *path, const char *what, uint64_t id,
+int strata__check_text(const char *path, const char *what, uint64_t id,
                       const char *s, size_t max, bool json) {
   size_t len = strlen(s);
   STRATA__FAIL_IF(len > max, STRATA_E_LIMIT,
@@ -346,10 +346,10 @@ int strata_writer_begin_layer(strata_writer *w, uint64_t id, const char *name,
     STRATA__FAIL_IF(name[0] == '\0', STRATA_E_INVAL,
                     "%s: layer %" PRIu64 ": empty name", w->path, id);
     STRATA__TRY(
-        check_text(w->path, "name", id, name, STRATA__MAX_LAYER_NAME, false));
+        strata__check_text(w->path, "name", id, name, STRATA__MAX_LAYER_NAME, false));
   }
   if (metadata != NULL)
-    STRATA__TRY(check_text(w->path, "metadata", id, metadata,
+    STRATA__TRY(strata__check_text(w->path, "metadata", id, metadata,
                            STRATA__MAX_METADATA, true));
   int64_t dup = find_id(w, id);
   STRATA__FAIL_IF(dup >= 0, STRATA_E_DUPLICATE,
@@ -460,16 +460,45 @@ int strata_writer_add(strata_writer *w, uint64_t id, const char *name,
 
 /* ---- commit and abort ------------------------------------------------- */
 
+static int timed_fsync(strata_writer *w, int fd) {
+  uint64_t t0 = strata__mono_ns();
+  int rc = fsync(fd);
+  int e = errno;
+  w->fsync_ns += strata__mono_ns() - t0;
+  errno = e;
+  return rc;
+}
+
 /* Maps the finished temporary file and runs the reader's validation on it,
- * so that a writer bug can never publish a file the reader would refuse. */
+ * so that a writer bug can never publish a file the reader would refuse.
+ * With w->keep the mapping becomes w->kept, an open region, faulted in. */
 static int validate_written(strata_writer *w, uint64_t size) {
   void *p = mmap(NULL, (size_t)size, PROT_READ, MAP_SHARED, w->fd, 0);
   if (p == MAP_FAILED)
     return strata__fail_errno(errno, "%s: mapping the written file", w->path);
-  strata_region r = {0};
-  int rc = strata__region_validate(&r, p, size, w->path);
-  munmap(p, (size_t)size);
-  return rc;
+  if (!w->keep) {
+    strata_region r = {0};
+    int rc = strata__region_validate(&r, p, size, w->path);
+    munmap(p, (size_t)size);
+    return rc;
+  }
+  strata_region *r = calloc(1, sizeof *r);
+  char *path = strdup(w->path);
+  int rc = r == NULL || path == NULL
+               ? strata__fail(STRATA_E_NOMEM, "%s: allocating", w->path)
+               : strata__region_validate(r, p, size, w->path);
+  if (rc == 0)
+    rc = strata__region_populate(r, w->path);
+  if (rc < 0) {
+    munmap(p, (size_t)size);
+    free(r);
+    free(path);
+    return rc;
+  }
+  r->mapped = true;
+  r->path = path;
+  w->kept = r;
+  return 0;
 }
 
 static int publish(strata_writer *w) {
@@ -494,7 +523,7 @@ static int publish(strata_writer *w) {
     return strata__fail_errno(e, "%s: renaming %s into place", w->path,
                               w->tmp_path);
   w->linked = false;
-  if (fsync(w->dirfd) != 0)
+  if (timed_fsync(w, w->dirfd) != 0)
     return strata__fail_errno(errno,
                               "%s: fsync of the directory after rename "
                               "(the file is in place but may not survive a "
@@ -536,7 +565,7 @@ static int finish(strata_writer *w) {
       rc = write_all(w, h, sizeof h, 0);
     if (rc == 0 && ftruncate(w->fd, (off_t)size) != 0)
       rc = strata__fail_errno(errno, "%s: setting the file size", w->path);
-    if (rc == 0 && fsync(w->fd) != 0) {
+    if (rc == 0 && timed_fsync(w, w->fd) != 0) {
       w->failed = true;
       rc = strata__fail_errno(errno, "%s: fsync", w->path);
     }
@@ -556,9 +585,24 @@ int strata_writer_commit(strata_writer *w) {
   return rc;
 }
 
+int strata__writer_commit_open(strata_writer *w, strata_region **out,
+                               uint64_t *fsync_ns) {
+  STRATA__FAIL_IF(w == NULL, STRATA_E_INVAL, "strata_writer_commit: NULL");
+  w->keep = true;
+  int rc = finish(w);
+  *fsync_ns = w->fsync_ns;
+  if (rc == 0) {
+    *out = w->kept;
+    w->kept = NULL;
+  }
+  strata_writer_abort(w);
+  return rc;
+}
+
 void strata_writer_abort(strata_writer *w) {
   if (w == NULL)
     return;
+  strata_region_close(w->kept);
   if (w->fd >= 0)
     close(w->fd);
   if (w->linked && w->dirfd >= 0)

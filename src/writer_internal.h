@@ -64,6 +64,11 @@ struct strata_writer {
   bool failed; /* a write failed: only abort is possible */
   XXH3_state_t *xxh;
   uint64_t last_progress;
+
+  /* strata__writer_commit_open(): keep the validated mapping as a region. */
+  bool keep;
+  strata_region *kept;
+  uint64_t fsync_ns; /* time spent in fsync of the file and directory */
 };
 
 /* Appends bytes to the buffer. Returns STRATA_E_NOMEM on failure. */
@@ -76,5 +81,13 @@ int strata__buf_put(strata__buf *b, const void *p, uint64_t len);
 int strata__writer_build_index(strata_writer *w, uint64_t index_off,
                                uint8_t header[STRATA__HEADER_SIZE],
                                strata__buf *out);
+
+/* Commits like strata_writer_commit(), and on success also hands back the
+ * new file as an open region: the mapping that commit validated before the
+ * rename, faulted in (MADV_POPULATE_READ) so that a read error surfaces
+ * here rather than in a reader. *fsync_ns receives the time spent in fsync
+ * (file and directory), whatever the outcome. Frees the writer. */
+int strata__writer_commit_open(strata_writer *w, strata_region **out,
+                               uint64_t *fsync_ns);
 
 #endif /* STRATA_WRITER_INTERNAL_H */

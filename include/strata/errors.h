@@ -29,7 +29,8 @@
   XX(LIMIT, -4008, "limit exceeded")                                           \
   XX(DUPLICATE, -4009, "duplicate layer id or name")                           \
   XX(BAD_INPUT, -4010, "bad input")                                            \
-  XX(STATE, -4011, "operation not valid in this state")
+  XX(STATE, -4011, "operation not valid in this state")                       \
+  XX(LOCKED, -4012, "store is locked by another writer")
 
 typedef enum strata_errno {
 #define STRATA__ERR_ENUM(name, value, msg) STRATA_E_##name = (value),

@@ -1,0 +1,613 @@
+/* The store: opening a directory (bad and conflicting files skipped,
+ * temporary files removed), snapshots and their isolation, proto puts,
+ * removes and names, crystallization and replacement, refresh across
+ * handles, the writer lock, memory thresholds and reclamation. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <xxhash.h>
+
+#include "test_util.h"
+
+/* ---- helpers -------------------------------------------------------------- */
+
+typedef struct log_capture {
+  pthread_mutex_t mu;
+  char text[16384];
+  size_t len;
+} log_capture;
+
+static void capture_log(void *ctx, int level, const char *line) {
+  (void)level;
+  log_capture *c = ctx;
+  pthread_mutex_lock(&c->mu);
+  int n = snprintf(c->text + c->len, sizeof c->text - c->len, "%s\n", line);
+  if (n > 0 && c->len + (size_t)n < sizeof c->text)
+    c->len += (size_t)n;
+  pthread_mutex_unlock(&c->mu);
+}
+
+static strata_store *open_store(const char *dir, log_capture *cap) {
+  strata_store_config c;
+  strata_store_config_init(&c);
+  if (cap != NULL) {
+    pthread_mutex_init(&cap->mu, NULL);
+    cap->len = 0;
+    cap->text[0] = '\0';
+    c.log_fn = capture_log;
+    c.log_ctx = cap;
+    c.log_level = STRATA_LOG_INFO;
+  } else {
+    c.log_level = STRATA_LOG_OFF;
+  }
+  strata_store *s = NULL;
+  assert_strata_ok(strata_store_open(dir, &c, &s));
+  return s;
+}
+
+/* Writes a region file with layers id_base .. id_base + n - 1, content
+ * "<name>:<id>" and names "l<id>". */
+static void write_region(const char *dir, const char *file, uint64_t rid,
+                         const char *name, uint64_t id_base, uint64_t n) {
+  strata_writer_options o = {.region_id = rid, .name = name};
+  strata_writer *w = NULL;
+  assert_strata_ok(strata_writer_open(test_path(dir, file), &o, &w));
+  for (uint64_t i = 0; i < n; i++) {
+    char data[64], lname[32];
+    snprintf(data, sizeof data, "%s:%" PRIu64, name, id_base + i);
+    snprintf(lname, sizeof lname, "l%" PRIu64, id_base + i);
+    assert_strata_ok(
+        strata_writer_add(w, id_base + i, lname, NULL, data, strlen(data)));
+  }
+  assert_strata_ok(strata_writer_commit(w));
+}
+
+/* Asserts the layer's content in a fresh snapshot. */
+static void expect_layer(strata_store *s, uint64_t rid, uint64_t id,
+                         const char *want) {
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  strata_layer l;
+  int rc = strata_get(&t, rid, id, &l);
+  if (want == NULL) {
+    assert_int_equal(rc, STRATA_E_NOT_FOUND);
+  } else {
+    if (rc != 0)
+      fail_msg("get %" PRIu64 "/%" PRIu64 ": %s", rid, id,
+               strata_last_error_detail());
+    assert_int_equal(l.size, strlen(want));
+    assert_memory_equal(l.data, want, l.size);
+    assert_int_equal(l.checksum, XXH3_64bits(l.data, l.size));
+  }
+  strata_read_end(&t);
+}
+
+static int count_files(const char *dir, const char *suffix) {
+  DIR *d = opendir(dir);
+  assert_non_null(d);
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    size_t a = strlen(e->d_name), b = strlen(suffix);
+    n += a >= b && strcmp(e->d_name + a - b, suffix) == 0;
+  }
+  closedir(d);
+  return n;
+}
+
+/* ---- opening ------------------------------------------------------------------- */
+
+static void test_open_serves_regions(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  write_region(dir, "a.region", 1, "alpha", 0, 10);
+  write_region(dir, "b.region", 2, "beta", 100, 5);
+  strata_store *s = open_store(dir, NULL);
+  expect_layer(s, 1, 3, "alpha:3");
+  expect_layer(s, 2, 104, "beta:104");
+  expect_layer(s, 2, 5, NULL);
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  strata_layer l;
+  assert_strata_err(strata_get(&t, 9, 0, &l), STRATA_E_NO_REGION);
+  uint64_t rid = 0;
+  assert_strata_ok(strata_find_region(&t, "beta", &rid));
+  assert_int_equal(rid, 2);
+  assert_strata_err(strata_find_region(&t, "gamma", &rid), STRATA_E_NO_REGION);
+  assert_strata_ok(strata_get_by_name(&t, 1, "l7", 2, &l));
+  assert_int_equal(l.id, 7);
+  assert_int_equal(strata_store_region_count(&t), 2);
+  strata_store_region r;
+  assert_strata_ok(strata_store_region_at(&t, 1, &r));
+  assert_int_equal(r.id, 2);
+  assert_string_equal(r.name, "beta");
+  assert_int_equal(r.layer_count, 5);
+  assert_false(r.has_proto);
+  assert_strata_err(strata_store_region_at(&t, 2, &r), STRATA_E_BOUNDS);
+  strata_read_end(&t);
+  strata_store_close(s);
+}
+
+static void test_open_skips_bad_files(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  write_region(dir, "a.region", 1, "alpha", 0, 4);
+  write_region(dir, "b.region", 1, "dup-id", 0, 4);   /* same id as a */
+  write_region(dir, "c.region", 3, "alpha", 0, 4);    /* same name as a */
+  test_write_file(test_path(dir, "d.region"), "not a region", 12);
+  write_region(dir, "e.region", 5, "epsilon", 0, 4);
+  /* A temporary file of an interrupted write, and a foreign file. */
+  test_write_file(test_path(dir, ".x.region.tmp-0123abcd"), "partial", 7);
+  test_write_file(test_path(dir, "notes.txt"), "hello", 5);
+  log_capture cap;
+  strata_store *s = open_store(dir, &cap);
+  expect_layer(s, 1, 2, "alpha:2");
+  expect_layer(s, 5, 2, "epsilon:2");
+  strata_store_stats st;
+  assert_strata_ok(strata_store_stats_get(s, &st));
+  assert_int_equal(st.regions, 2);
+  assert_non_null(strstr(cap.text, "b.region"));
+  assert_non_null(strstr(cap.text, "region id already served"));
+  assert_non_null(strstr(cap.text, "region name already served"));
+  assert_non_null(strstr(cap.text, "file=d.region error=STRATA_E_BAD_MAGIC"));
+  assert_int_equal(access(test_path(dir, ".x.region.tmp-0123abcd"), F_OK), -1);
+  assert_int_equal(access(test_path(dir, "notes.txt"), F_OK), 0);
+  strata_store_close(s);
+}
+
+static void test_open_errors(void **state) {
+  (void)state;
+  strata_store *s = NULL;
+  assert_strata_err(strata_store_open("/nonexistent/strata", NULL, &s),
+                    -ENOENT);
+  assert_non_null(strstr(strata_last_error_detail(), "/nonexistent/strata"));
+  strata_store_config c;
+  strata_store_config_init(&c);
+  c.warn_pct = 90;
+  c.evict_pct = 80;
+  assert_strata_err(strata_store_open(test_tmpdir(), &c, &s), STRATA_E_INVAL);
+  assert_null(s);
+  strata_store_close(NULL);
+}
+
+/* ---- protos and snapshots ---------------------------------------------------------- */
+
+static void test_proto_put_and_snapshots(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  strata_store *s = open_store(dir, NULL);
+  strata_proto *p = NULL;
+  assert_strata_ok(strata_proto_create(s, 7, "notes", "{\"k\":1}", &p));
+  strata_proto *again = NULL;
+  assert_strata_err(strata_proto_create(s, 7, "other", NULL, &again),
+                    STRATA_E_EXIST);
+  assert_strata_err(strata_proto_create(s, 8, "notes", NULL, &again),
+                    STRATA_E_EXIST);
+  assert_strata_err(strata_proto_create(s, 8, "../up", NULL, &again),
+                    STRATA_E_INVAL);
+  assert_strata_err(strata_proto_create(s, 8, ".hidden", NULL, &again),
+                    STRATA_E_INVAL);
+
+  strata_txn before;
+  assert_strata_ok(strata_read_begin(s, &before));
+  assert_strata_ok(strata_proto_put(p, 1, "one", "{\"f\":2}", "first", 5));
+  strata_txn mid;
+  assert_strata_ok(strata_read_begin(s, &mid));
+  assert_strata_ok(strata_proto_put(p, 1, "uno", NULL, "replaced", 8));
+  assert_strata_ok(strata_proto_put(p, 2, NULL, NULL, "", 0));
+
+  strata_layer l;
+  /* The snapshot from before the first put sees none of it. */
+  assert_strata_err(strata_get(&before, 7, 1, &l), STRATA_E_NOT_FOUND);
+  /* The middle one sees the first version, under its first name. */
+  assert_strata_ok(strata_get(&mid, 7, 1, &l));
+  assert_int_equal(l.size, 5);
+  assert_memory_equal(l.data, "first", 5);
+  assert_string_equal(l.metadata, "{\"f\":2}");
+  assert_strata_ok(strata_get_by_name(&mid, 7, "one", 3, &l));
+  assert_strata_err(strata_get_by_name(&mid, 7, "uno", 3, &l),
+                    STRATA_E_NOT_FOUND);
+  assert_strata_err(strata_get(&mid, 7, 2, &l), STRATA_E_NOT_FOUND);
+  /* A new one sees everything. */
+  expect_layer(s, 7, 1, "replaced");
+  expect_layer(s, 7, 2, "");
+  strata_txn now;
+  assert_strata_ok(strata_read_begin(s, &now));
+  assert_strata_err(strata_get_by_name(&now, 7, "one", 3, &l),
+                    STRATA_E_NOT_FOUND);
+  assert_strata_ok(strata_get_by_name(&now, 7, "uno", 3, &l));
+  assert_int_equal(l.id, 1);
+  assert_null(l.metadata);
+  strata_read_end(&now);
+
+  /* Names stay unique; a failed put changes nothing. */
+  assert_strata_err(strata_proto_put(p, 3, "uno", NULL, "x", 1),
+                    STRATA_E_DUPLICATE);
+  assert_strata_err(strata_proto_put(p, 3, "bad", "{not json", "x", 1),
+                    STRATA_E_INVAL);
+  assert_strata_err(strata_proto_put(p, 3, "", NULL, "x", 1), STRATA_E_INVAL);
+  expect_layer(s, 7, 3, NULL);
+
+  /* Removing, then removing again. */
+  assert_strata_ok(strata_proto_remove(p, 1));
+  assert_strata_err(strata_proto_remove(p, 1), STRATA_E_NOT_FOUND);
+  expect_layer(s, 7, 1, NULL);
+  assert_strata_ok(strata_get(&mid, 7, 1, &l)); /* still there for mid */
+  assert_memory_equal(l.data, "first", 5);
+  /* The name is free again once the layer is gone. */
+  assert_strata_ok(strata_proto_put(p, 4, "uno", NULL, "four", 4));
+
+  strata_proto_info info;
+  assert_strata_ok(strata_proto_info_get(p, &info));
+  assert_int_equal(info.layers, 2); /* 2 and 4 */
+  assert_int_equal(info.changed, 3);
+  strata_read_end(&mid);
+  strata_read_end(&before);
+  strata_store_close(s);
+}
+
+static void test_many_puts_grow_and_prune(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  strata_store *s = open_store(dir, NULL);
+  strata_proto *p = NULL;
+  assert_strata_ok(strata_proto_create(s, 1, "big", NULL, &p));
+  char buf[64];
+  /* Many ids force the index tables to grow several times; rewriting each
+   * id leaves superseded versions for pruning. */
+  for (int round = 0; round < 3; round++)
+    for (uint64_t i = 0; i < 5000; i++) {
+      int n = snprintf(buf, sizeof buf, "v%d-%" PRIu64, round, i);
+      char name[32];
+      snprintf(name, sizeof name, "n%" PRIu64, i);
+      assert_strata_ok(strata_proto_put(p, i, name, NULL, buf, (size_t)n));
+    }
+  for (uint64_t i = 0; i < 5000; i += 499) {
+    snprintf(buf, sizeof buf, "v2-%" PRIu64, i);
+    expect_layer(s, 1, i, buf);
+  }
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  strata_layer l;
+  assert_strata_ok(strata_get_by_name(&t, 1, "n4321", 5, &l));
+  assert_int_equal(l.id, 4321);
+  strata_read_end(&t);
+  assert_strata_ok(strata_store_reclaim(s, 1));
+  strata_store_stats st;
+  assert_strata_ok(strata_store_stats_get(s, &st));
+  assert_int_equal(st.retired_objects, 0);
+  assert_int_equal(st.snapshots_open, 0);
+  strata_store_close(s);
+}
+
+/* ---- crystallization ---------------------------------------------------------------- */
+
+static void test_crystallize_new_region(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  strata_store *s = open_store(dir, NULL);
+  strata_proto *p = NULL;
+  assert_strata_ok(strata_proto_create(s, 42, "fresh", "{\"a\":true}", &p));
+  for (uint64_t i = 0; i < 100; i++) {
+    char data[32];
+    snprintf(data, sizeof data, "fresh:%" PRIu64, i);
+    assert_strata_ok(strata_proto_put(p, i * 3, NULL, NULL, data, strlen(data)));
+  }
+  strata_txn old;
+  assert_strata_ok(strata_read_begin(s, &old));
+  strata_layer before;
+  assert_strata_ok(strata_get(&old, 42, 9, &before));
+
+  assert_strata_ok(strata_crystallize(s, 42));
+  assert_int_equal(count_files(dir, ".region"), 1);
+  assert_int_equal(access(test_path(dir, "fresh.region"), R_OK), 0);
+  struct stat st;
+  assert_int_equal(stat(test_path(dir, "fresh.region"), &st), 0);
+  assert_int_equal(st.st_mode & 0777, 0444);
+  /* The old snapshot's pointer still reads the proto's bytes. */
+  assert_memory_equal(before.data, "fresh:3", 7);
+  strata_read_end(&old);
+  expect_layer(s, 42, 27, "fresh:9");
+  expect_layer(s, 42, 28, NULL);
+
+  /* The proto stays attached over the new file. */
+  assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "later", 5));
+  expect_layer(s, 42, 1, "later");
+  expect_layer(s, 42, 0, "fresh:0");
+  strata_store_stats sst;
+  assert_strata_ok(strata_store_stats_get(s, &sst));
+  assert_int_equal(sst.crystallizations, 1);
+  strata_store_close(s); /* drops "later": it was never crystallized */
+
+  s = open_store(dir, NULL);
+  expect_layer(s, 42, 297, "fresh:99");
+  expect_layer(s, 42, 1, NULL);
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  strata_store_region r;
+  assert_strata_ok(strata_store_region_at(&t, 0, &r));
+  assert_string_equal(r.metadata, "{\"a\":true}");
+  assert_int_equal(r.layer_count, 100);
+  strata_read_end(&t);
+  strata_store_close(s);
+}
+
+static void test_crystallize_replaces_region(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  write_region(dir, "base.region", 3, "base", 10, 20); /* ids 10..29 */
+  strata_store *s = open_store(dir, NULL);
+  strata_proto *p = NULL;
+  assert_strata_err(strata_proto_open(s, 4, &p), STRATA_E_NO_REGION);
+  assert_strata_ok(strata_proto_open(s, 3, &p));
+  strata_proto *same = NULL;
+  assert_strata_ok(strata_proto_open(s, 3, &same));
+  assert_ptr_equal(p, same);
+
+  /* The base file's layers show through; names are checked against it. */
+  expect_layer(s, 3, 15, "base:15");
+  assert_strata_err(strata_proto_put(p, 5, "l12", NULL, "x", 1),
+                    STRATA_E_DUPLICATE);
+  assert_strata_ok(strata_proto_put(p, 12, "l12", NULL, "new12", 5));
+  assert_strata_ok(strata_proto_remove(p, 13));
+  assert_strata_ok(strata_proto_put(p, 5, "l13", NULL, "five", 4));
+  assert_strata_ok(strata_proto_put(p, 99, NULL, NULL, "ninety-nine", 11));
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  strata_layer l;
+  assert_strata_ok(strata_get_by_name(&t, 3, "l13", 3, &l));
+  assert_int_equal(l.id, 5);
+  assert_strata_ok(strata_get_by_name(&t, 3, "l20", 3, &l));
+  assert_int_equal(l.id, 20);
+  strata_store_region r;
+  assert_strata_ok(strata_store_region_at(&t, 0, &r));
+  assert_int_equal(r.layer_count, 21);
+  assert_true(r.has_proto);
+  strata_layer l20 = l;
+  strata_read_end(&t);
+
+  strata_txn held;
+  assert_strata_ok(strata_read_begin(s, &held));
+  assert_strata_ok(strata_get(&held, 3, 20, &l20));
+  assert_strata_ok(strata_crystallize(s, 3));
+  assert_int_equal(count_files(dir, ".region"), 1);
+  strata_store_stats st;
+  assert_strata_ok(strata_store_stats_get(s, &st));
+  assert_true(st.retired_objects > 0); /* held back by `held` */
+  /* The old mapping is alive while the snapshot is. */
+  assert_memory_equal(l20.data, "base:20", 7);
+  strata_read_end(&held);
+  assert_strata_ok(strata_store_reclaim(s, 1));
+  assert_strata_ok(strata_store_stats_get(s, &st));
+  assert_int_equal(st.retired_objects, 0);
+  assert_int_equal(st.retired_bytes, 0);
+
+  expect_layer(s, 3, 12, "new12");
+  expect_layer(s, 3, 13, NULL);
+  expect_layer(s, 3, 5, "five");
+  expect_layer(s, 3, 99, "ninety-nine");
+  assert_strata_ok(strata_read_begin(s, &t));
+  assert_strata_ok(strata_store_region_at(&t, 0, &r));
+  assert_int_equal(r.generation, 1);
+  assert_int_equal(r.layer_count, 21);
+  assert_int_equal(strata_region_verify(r.file, NULL), 0);
+  strata_read_end(&t);
+  strata_store_close(s);
+}
+
+static void test_discard(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  write_region(dir, "base.region", 3, "base", 0, 4);
+  strata_store *s = open_store(dir, NULL);
+  strata_proto *p = NULL;
+  assert_strata_ok(strata_proto_open(s, 3, &p));
+  assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "changed", 7));
+  expect_layer(s, 3, 1, "changed");
+  assert_strata_ok(strata_proto_discard(p));
+  expect_layer(s, 3, 1, "base:1");
+  assert_strata_ok(strata_proto_create(s, 9, "gone", NULL, &p));
+  assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "x", 1));
+  assert_strata_ok(strata_proto_discard(p));
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  strata_layer l;
+  assert_strata_err(strata_get(&t, 9, 1, &l), STRATA_E_NO_REGION);
+  strata_read_end(&t);
+  assert_int_equal(count_files(dir, ".region"), 1);
+  strata_store_close(s);
+}
+
+/* ---- processes and files ------------------------------------------------------------- */
+
+static void test_writer_lock_and_refresh(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  strata_store *writer = open_store(dir, NULL);
+  strata_store *reader = open_store(dir, NULL);
+  strata_proto *p = NULL;
+  assert_strata_ok(strata_proto_create(writer, 1, "shared", NULL, &p));
+  /* flock() locks belong to the open file: a second store handle in the
+   * same process is refused just like another process would be. */
+  strata_proto *q = NULL;
+  assert_strata_err(strata_proto_create(reader, 2, "second", NULL, &q),
+                    STRATA_E_LOCKED);
+  char want[64];
+  snprintf(want, sizeof want, "locked by pid %ld", (long)getpid());
+  assert_non_null(strstr(strata_last_error_detail(), want));
+
+  assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "v1", 2));
+  assert_strata_ok(strata_crystallize(writer, 1));
+  strata_txn t;
+  strata_layer l;
+  assert_strata_ok(strata_read_begin(reader, &t));
+  assert_strata_err(strata_get(&t, 1, 1, &l), STRATA_E_NO_REGION);
+  strata_read_end(&t); /* region 1 is unknown here until a refresh */
+  assert_strata_ok(strata_store_refresh(reader));
+  expect_layer(reader, 1, 1, "v1");
+
+  assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "v2", 2));
+  assert_strata_ok(strata_crystallize(writer, 1));
+  expect_layer(reader, 1, 1, "v1");
+  assert_strata_ok(strata_store_refresh(reader));
+  expect_layer(reader, 1, 1, "v2");
+  assert_strata_ok(strata_read_begin(reader, &t));
+  strata_store_region r;
+  assert_strata_ok(strata_store_region_at(&t, 0, &r));
+  assert_int_equal(r.generation, 1);
+  strata_read_end(&t);
+
+  /* A refresh notices removed files. */
+  assert_int_equal(unlink(test_path(dir, "shared.region")), 0);
+  assert_strata_ok(strata_store_refresh(reader));
+  assert_strata_ok(strata_read_begin(reader, &t));
+  assert_int_equal(strata_store_region_count(&t), 0);
+  strata_read_end(&t);
+  strata_store_close(writer);
+  /* The lock went with the writer. */
+  assert_strata_ok(strata_proto_create(reader, 2, "second", NULL, &q));
+  strata_store_close(reader);
+}
+
+static void test_read_only(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  strata_store_config c;
+  strata_store_config_init(&c);
+  c.flags = STRATA_STORE_READ_ONLY;
+  c.log_level = STRATA_LOG_OFF;
+  strata_store *s = NULL;
+  assert_strata_ok(strata_store_open(dir, &c, &s));
+  strata_proto *p = NULL;
+  assert_strata_err(strata_proto_create(s, 1, "x", NULL, &p), STRATA_E_STATE);
+  assert_int_equal(access(test_path(dir, ".strata.lock"), F_OK), -1);
+  strata_store_close(s);
+}
+
+/* ---- memory ------------------------------------------------------------------------------- */
+
+static void test_memory_thresholds(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  strata_store_config c;
+  strata_store_config_init(&c);
+  log_capture cap;
+  pthread_mutex_init(&cap.mu, NULL);
+  cap.len = 0;
+  c.log_fn = capture_log;
+  c.log_ctx = &cap;
+  c.log_level = STRATA_LOG_INFO;
+  c.memory_limit = 8u << 20; /* evict above 6.8 MiB, refuse above 7.6 */
+  strata_store *s = NULL;
+  assert_strata_ok(strata_store_open(dir, &c, &s));
+  strata_proto *p = NULL;
+  assert_strata_ok(strata_proto_create(s, 1, "mem", NULL, &p));
+  static char blob[256 << 10];
+  memset(blob, 'm', sizeof blob);
+  /* Puts beyond the eviction threshold crystallize the proto instead of
+   * failing: its heap is freed and nothing is lost. */
+  for (uint64_t i = 0; i < 64; i++)
+    assert_strata_ok(strata_proto_put(p, i, NULL, NULL, blob, sizeof blob));
+  strata_store_stats st;
+  assert_strata_ok(strata_store_stats_get(s, &st));
+  assert_true(st.evictions >= 1);
+  assert_true(st.heap_bytes < c.memory_limit);
+  assert_non_null(strstr(cap.text, "above the warning threshold"));
+  assert_non_null(strstr(cap.text, "crystallizing the largest proto"));
+  for (uint64_t i = 0; i < 64; i += 7) {
+    strata_txn t;
+    strata_layer l;
+    assert_strata_ok(strata_read_begin(s, &t));
+    assert_strata_ok(strata_get(&t, 1, i, &l));
+    assert_int_equal(l.size, sizeof blob);
+    strata_read_end(&t);
+  }
+  /* A snapshot that pins the heap makes eviction free nothing: puts are
+   * then refused with a message naming usage and limit. */
+  strata_txn pin;
+  assert_strata_ok(strata_read_begin(s, &pin));
+  int rc = 0;
+  for (uint64_t i = 100; i < 200 && rc == 0; i++)
+    rc = strata_proto_put(p, i, NULL, NULL, blob, sizeof blob);
+  assert_int_equal(rc, STRATA_E_LIMIT);
+  assert_non_null(strstr(strata_last_error_detail(), "of the limit 8388608"));
+  strata_read_end(&pin);
+  assert_strata_ok(strata_store_reclaim(s, 1));
+  assert_strata_ok(strata_proto_put(p, 500, NULL, NULL, blob, sizeof blob));
+  strata_store_close(s);
+}
+
+/* ---- readers on several threads --------------------------------------------------------- */
+
+typedef struct reader_arg {
+  strata_store *s;
+  int rounds;
+  int bad;
+} reader_arg;
+
+static void *reader_main(void *arg) {
+  reader_arg *a = arg;
+  for (int i = 0; i < a->rounds; i++) {
+    strata_txn t;
+    if (strata_read_begin(a->s, &t) != 0) {
+      a->bad++;
+      continue;
+    }
+    strata_layer l;
+    for (uint64_t id = 0; id < 16; id++)
+      if (strata_get(&t, 1, id, &l) == 0 &&
+          XXH3_64bits(l.data, l.size) != l.checksum)
+        a->bad++;
+    strata_read_end(&t);
+  }
+  return NULL;
+}
+
+static void test_readers_during_writes(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  strata_store *s = open_store(dir, NULL);
+  strata_proto *p = NULL;
+  assert_strata_ok(strata_proto_create(s, 1, "hot", NULL, &p));
+  enum { THREADS = 8 };
+  pthread_t tid[THREADS];
+  reader_arg args[THREADS];
+  for (int i = 0; i < THREADS; i++) {
+    args[i] = (reader_arg){.s = s, .rounds = 2000};
+    assert_int_equal(pthread_create(&tid[i], NULL, reader_main, &args[i]), 0);
+  }
+  char buf[128];
+  for (int round = 0; round < 40; round++) {
+    for (uint64_t id = 0; id < 16; id++) {
+      int n = snprintf(buf, sizeof buf, "round %d layer %" PRIu64, round, id);
+      assert_strata_ok(strata_proto_put(p, id, NULL, NULL, buf, (size_t)n));
+    }
+    if (round % 10 == 9)
+      assert_strata_ok(strata_crystallize(s, 1));
+  }
+  for (int i = 0; i < THREADS; i++) {
+    pthread_join(tid[i], NULL);
+    assert_int_equal(args[i].bad, 0);
+  }
+  strata_store_close(s);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_open_serves_regions),
+      cmocka_unit_test(test_open_skips_bad_files),
+      cmocka_unit_test(test_open_errors),
+      cmocka_unit_test(test_proto_put_and_snapshots),
+      cmocka_unit_test(test_many_puts_grow_and_prune),
+      cmocka_unit_test(test_crystallize_new_region),
+      cmocka_unit_test(test_crystallize_replaces_region),
+      cmocka_unit_test(test_discard),
+      cmocka_unit_test(test_writer_lock_and_refresh),
+      cmocka_unit_test(test_read_only),
+      cmocka_unit_test(test_memory_thresholds),
+      cmocka_unit_test(test_readers_during_writes),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
