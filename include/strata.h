@@ -422,6 +422,13 @@ enum strata_store_flags {
   /* Never write: proto and crystallize calls fail with STRATA_E_STATE, and
    * the lock file is neither created nor taken. */
   STRATA_STORE_READ_ONLY = 1u << 0,
+  /* Check every region's index checksum before strata_store_open()
+   * returns. By default open runs every structural check (all that makes a
+   * lookup safe) and leaves the checksum, which reads the whole index, to a
+   * background thread that withdraws a region whose index does not match
+   * (logged at ERROR) moments later; strata_store_refresh() and the first
+   * write call wait for that thread. */
+  STRATA_STORE_VERIFY_AT_OPEN = 1u << 1,
 };
 
 typedef struct strata_store_config {

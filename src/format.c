@@ -1,6 +1,6 @@
 /* Helpers of the region format shared by reader and writer: the name hash
  * and UTF-8 validation. */
-#include <xxhash.h>
+#include "hash.h"
 
 #include "format.h"
 

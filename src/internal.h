@@ -50,6 +50,10 @@ struct strata_region {
   const uint8_t *base; /* the mapping */
   uint64_t size;       /* file size == mapping length */
   bool mapped;         /* false when validating a caller's buffer (fuzzing) */
+  /* Set before validation to skip the index checksum, which the caller
+   * then checks with strata__region_check_index() (the store does, on a
+   * background thread). Every structural check still runs. */
+  bool defer_index_checksum;
   char *path;
 
   uint64_t id;
@@ -98,6 +102,14 @@ int strata__check_text(const char *path, const char *what, uint64_t id,
 /* Faults the whole mapping in (MADV_POPULATE_READ, or MADV_WILLNEED on
  * kernels without it), so that an I/O error surfaces now. */
 int strata__region_populate(const strata_region *r, const char *path);
+
+/* Recomputes the index checksum (the part of validation that reads the
+ * whole index: about 72 bytes per layer) and compares it with the header. */
+int strata__region_check_index(const strata_region *r, const char *file);
+
+/* strata_region_open() with internal options: `defer_index_checksum`. */
+int strata__region_open_ex(const char *path, unsigned flags,
+                           bool defer_index_checksum, strata_region **out);
 
 /* Fills *out from entry number i (0 <= i < entries_n, not empty). */
 void strata__layer_from_entry(const strata_region *r, uint64_t i,

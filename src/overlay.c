@@ -11,7 +11,7 @@
  * are retired with the old table. */
 #include <stdlib.h>
 #include <string.h>
-#include <xxhash.h>
+#include "hash.h"
 
 #include "store_internal.h"
 

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <xxhash.h>
+#include "hash.h"
 
 #include "store_internal.h"
 
@@ -136,6 +136,7 @@ int strata_proto_create(strata_store *s, uint64_t region_id, const char *name,
                         const char *metadata, strata_proto **out) {
   STRATA__FAIL_IF(s == NULL || out == NULL, STRATA_E_INVAL,
                   "strata_proto_create: NULL argument");
+  strata__store_await_verify(s); /* never build on an unverified file */
   pthread_mutex_lock(&s->write_mu);
   int rc = create_locked(s, region_id, name, metadata, out);
   strata__store_maintain(s);
@@ -188,6 +189,7 @@ static int open_locked(struct strata_store *s, uint64_t id,
 int strata_proto_open(strata_store *s, uint64_t region_id, strata_proto **out) {
   STRATA__FAIL_IF(s == NULL || out == NULL, STRATA_E_INVAL,
                   "strata_proto_open: NULL argument");
+  strata__store_await_verify(s); /* never build on an unverified file */
   pthread_mutex_lock(&s->write_mu);
   int rc = open_locked(s, region_id, out);
   strata__store_maintain(s);

@@ -78,6 +78,11 @@ static int map_file(const char *path, const uint8_t **base, uint64_t *size) {
 }
 
 int strata_region_open(const char *path, unsigned flags, strata_region **out) {
+  return strata__region_open_ex(path, flags, false, out);
+}
+
+int strata__region_open_ex(const char *path, unsigned flags,
+                           bool defer_index_checksum, strata_region **out) {
   if (path == NULL || out == NULL)
     return strata__fail(STRATA_E_INVAL, "strata_region_open: NULL argument");
   if (flags & ~(unsigned)(STRATA_OPEN_RANDOM | STRATA_OPEN_SEQUENTIAL |
@@ -93,6 +98,7 @@ int strata_region_open(const char *path, unsigned flags, strata_region **out) {
                         path);
   }
   r->path = copy;
+  r->defer_index_checksum = defer_index_checksum;
   const uint8_t *base = NULL;
   uint64_t size = 0;
   int rc = map_file(path, &base, &size);

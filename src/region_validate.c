@@ -13,7 +13,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <sys/mman.h>
-#include <xxhash.h>
+#include "hash.h"
 
 #include <unistd.h>
 
@@ -484,6 +484,15 @@ static int check_name_index(const strata_region *r, const char *file) {
   return 0;
 }
 
+int strata__region_check_index(const strata_region *r, const char *file) {
+  uint64_t got = XXH3_64bits(r->entries, r->size - r->index_offset);
+  STRATA__FAIL_IF(r->index_checksum != got, STRATA_E_CHECKSUM,
+                  "%s: index checksum over [%" PRIu64 ", %" PRIu64
+                  ") is %016" PRIx64 ", stored %016" PRIx64,
+                  file, r->index_offset, r->size, got, r->index_checksum);
+  return 0;
+}
+
 int strata__region_validate(strata_region *r, const uint8_t *base,
                             uint64_t size, const char *file) {
   r->base = base;
@@ -498,13 +507,9 @@ int strata__region_validate(strata_region *r, const uint8_t *base,
     if (madvise((void *)start, len, MADV_POPULATE_READ) != 0)
       (void)madvise((void *)start, len, MADV_WILLNEED);
   }
-  uint64_t want = strata__rd64(base + STRATA__H_INDEX_CSUM);
-  uint64_t got = XXH3_64bits(r->entries, size - r->index_offset);
-  STRATA__FAIL_IF(want != got, STRATA_E_CHECKSUM,
-                  "%s: index checksum over [%" PRIu64 ", %" PRIu64
-                  ") is %016" PRIx64 ", stored %016" PRIx64,
-                  file, r->index_offset, size, got, want);
-  r->index_checksum = want;
+  r->index_checksum = strata__rd64(base + STRATA__H_INDEX_CSUM);
+  if (!r->defer_index_checksum)
+    STRATA__TRY(strata__region_check_index(r, file));
   STRATA__TRY(check_region_strings(r, base, file));
   STRATA__TRY(check_entries(r, file));
   STRATA__TRY(check_name_index(r, file));

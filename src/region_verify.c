@@ -1,7 +1,7 @@
 /* Deep verification of an open region: content checksums, the id order and
  * the name index. Reads every byte of the file; never on the lookup path. */
 #include <inttypes.h>
-#include <xxhash.h>
+#include "hash.h"
 
 #include "internal.h"
 

@@ -83,6 +83,7 @@ typedef struct strata__file {
   dev_t dev;
   ino_t ino;
   uint32_t refs;
+  bool checksum_pending; /* index checksum left to the verifier thread */
 } strata__file;
 
 void strata__file_unref(struct strata_store *s, strata__file *f);
@@ -250,15 +251,27 @@ struct strata_store {
   uint64_t last_prune_min;
 
   strata_store_stats stats; /* counters, under write_mu */
+
+  /* Index checksums deferred at open, checked by a background thread. */
+  pthread_mutex_t verify_mu; /* guards joining the thread */
+  pthread_t verify_tid;
+  bool verify_running;
+  _Atomic bool verify_stop;
+  strata__file **verify_files;
+  size_t verify_n;
 };
 
 /* Heap bytes as accounted: pool reservations plus store overhead. */
 uint64_t strata__store_heap(const struct strata_store *s);
 /* Takes the cross-process writer lock if this store does not hold it. */
 int strata__store_lock(struct strata_store *s);
-/* Opens a region file for the store (checks the file's identity too). */
-int strata__file_open(struct strata_store *s, const char *name,
+/* Opens a region file for the store (checks the file's identity too);
+ * with `defer`, leaves the index checksum to the verifier thread. */
+int strata__file_open(struct strata_store *s, const char *name, bool defer,
                       strata__file **out);
+/* Waits until the verifier thread has checked the deferred index
+ * checksums (and withdrawn regions that failed). Writer mutex NOT held. */
+void strata__store_await_verify(struct strata_store *s);
 /* Memory thresholds after a change (writer mutex held). */
 void strata__memory_check(struct strata_store *s);
 /* Writer mutex held: prunes overlays, frees what no snapshot reaches. Run

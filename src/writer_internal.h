@@ -3,7 +3,7 @@
 #ifndef STRATA_WRITER_INTERNAL_H
 #define STRATA_WRITER_INTERNAL_H
 
-#include <xxhash.h>
+#include "hash.h"
 
 #include "internal.h"
 
