@@ -43,8 +43,7 @@ static totals check_rows(const strata__pool *p) {
     assert_int_equal(r[i].allocs - r[i].frees, r[i].blocks_used);
     assert_true(r[i].bytes_requested >= r[i].blocks_used);
     if (r[i].block_size != 0)
-      assert_true(r[i].bytes_requested <=
-                  r[i].blocks_used * r[i].block_size);
+      assert_true(r[i].bytes_requested <= r[i].blocks_used * r[i].block_size);
     t.reserved += r[i].bytes_reserved;
     t.requested += r[i].bytes_requested;
     t.used += r[i].blocks_used;
@@ -83,11 +82,21 @@ static void test_class_selection(void **state) {
 
   static const struct {
     size_t size, row;
-  } cases[] = {{0, 0},     {1, 0},         {63, 0},
-               {64, 0},    {65, 1},        {128, 1},
-               {129, 2},   {1000, 4},      {4096, 6},
-               {4097, 7},  {32768, 9},     {32769, 10},
-               {65536, 10}, {65537, LARGE_ROW}, {1u << 20, LARGE_ROW}};
+  } cases[] = {{0, 0},
+               {1, 0},
+               {63, 0},
+               {64, 0},
+               {65, 1},
+               {128, 1},
+               {129, 2},
+               {1000, 4},
+               {4096, 6},
+               {4097, 7},
+               {32768, 9},
+               {32769, 10},
+               {65536, 10},
+               {65537, LARGE_ROW},
+               {1u << 20, LARGE_ROW}};
   void *ptrs[sizeof cases / sizeof *cases];
   uint64_t want_requested = 0;
   for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
@@ -440,8 +449,8 @@ static void test_bad_frees(void **state) {
   assert_null(strata__pool_alloc(NULL, 10));
   assert_int_equal(strata__pool_reserved(NULL), 0);
 
-  void *a = strata__pool_alloc(p, 100);  /* class 128 */
-  void *b = strata__pool_alloc(p, 100);  /* keeps a's chunk in use */
+  void *a = strata__pool_alloc(p, 100); /* class 128 */
+  void *b = strata__pool_alloc(p, 100); /* keeps a's chunk in use */
   void *big = strata__pool_alloc(p, 70000);
   assert_non_null(a);
   assert_non_null(b);

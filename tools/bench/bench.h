@@ -103,4 +103,20 @@ void bench_state_free(void *state);
 /* write(2) of all of p[0..len), retrying on EINTR. 0, or -1 with errno. */
 int bench_write_all(int fd, const void *p, size_t len);
 
+/* ---- bench_pool.c ---- */
+
+/* The "pool" scenario: ns per alloc+free pair of Strata's internal heap pool
+ * and of malloc()/free() on the same sequence (see bench_pool.c). */
+typedef struct bench_pool_result {
+  uint64_t slots, pairs; /* live blocks; timed pairs per repetition */
+  int reps;
+  unsigned batch; /* pairs per timed batch */
+  /* Over the batches of all repetitions. */
+  double pool_median_ns, pool_p99_ns, malloc_median_ns, malloc_p99_ns;
+  /* The pool at the end of the last timed run. */
+  uint64_t reserved_bytes, requested_bytes;
+} bench_pool_result;
+
+void bench_pool_run(uint64_t pairs, int reps, bench_pool_result *res);
+
 #endif /* STRATA_BENCH_H */

@@ -2,7 +2,9 @@
  * next to LMDB, tinycdb and a bare mmap'd offset array (the lower bound).
  * docs/BENCHMARKS.md describes the scenarios and what the numbers mean.
  *
- * Only Strata's public API (include/strata.h) is used, as any caller would.
+ * Only Strata's public API (include/strata.h) is used, as any caller would,
+ * except by the pool scenario (bench_pool.c), which times the library's
+ * internal heap pool allocator against malloc()/free().
  * Every peer gets the same layers (bench_fill_value) and the same random
  * keys; each get reads the value's first and last byte into a sink, so no
  * lookup can be optimized away and every value's cache lines are touched. */
@@ -73,7 +75,8 @@ enum {
   SC_SMALL = 1 << 2,
   SC_OPEN = 1 << 3,
   SC_BUILD = 1 << 4,
-  SC_ALL = (1 << 5) - 1
+  SC_POOL = 1 << 5,
+  SC_ALL = (1 << 6) - 1
 };
 
 typedef struct options {
@@ -98,7 +101,7 @@ static void usage(FILE *f) {
           "to LMDB, tinycdb and a bare mmap'd offset array (the lower bound).\n"
           "\n"
           "  --scenario LIST   comma-separated: dense, sparse, small, open,\n"
-          "                    build, all (default: all)\n"
+          "                    build, pool, all (default: all)\n"
           "  --n N             layers for dense, sparse and open "
           "(default 1000000)\n"
           "  --small-n N       layers for small (default 10000)\n"
@@ -137,7 +140,8 @@ static bool parse_scenarios(const char *s, unsigned *out) {
     unsigned bit;
   } names[] = {{"dense", SC_DENSE}, {"sparse", SC_SPARSE},
                {"small", SC_SMALL}, {"open", SC_OPEN},
-               {"build", SC_BUILD}, {"all", SC_ALL}};
+               {"build", SC_BUILD}, {"pool", SC_POOL},
+               {"all", SC_ALL}};
   *out = 0;
   char *copy = strdup(s);
   bool ok = copy != NULL;
@@ -902,6 +906,32 @@ static void print_build(FILE *f, const build_result *b) {
           b->strata_mbs.median / b->write_mbs.median);
 }
 
+/* Timed alloc+free pairs per repetition in the pool scenario. */
+#define POOL_PAIRS (1u << 20)
+
+static void print_pool(FILE *f, const bench_pool_result *r) {
+  fprintf(f,
+          "pool: %" PRIu64 " live blocks of 33 B .. 64 KiB (evenly over the "
+          "11 classes); each pair frees a random one and allocates "
+          "another; %" PRIu64 " pairs x %d reps, timed in batches of %u\n",
+          r->slots, r->pairs, r->reps, r->batch);
+  fprintf(f, "  %-28s %10s %9s\n", "ns per alloc+free pair", "median", "p99");
+  fprintf(f, "  %-28s %10.1f %9.1f\n", "strata pool", r->pool_median_ns,
+          r->pool_p99_ns);
+  fprintf(f, "  %-28s %10.1f %9.1f\n", "malloc/free", r->malloc_median_ns,
+          r->malloc_p99_ns);
+  fprintf(f, "  pool/malloc %.2f (median)  %.2f (p99)\n",
+          r->pool_median_ns / r->malloc_median_ns,
+          r->pool_p99_ns / r->malloc_p99_ns);
+  fprintf(f,
+          "  pool at the end: %.1f MB reserved for %.1f MB requested "
+          "(utilization %.2f)\n",
+          (double)r->reserved_bytes / 1e6, (double)r->requested_bytes / 1e6,
+          r->reserved_bytes
+              ? (double)r->requested_bytes / (double)r->reserved_bytes
+              : 0.0);
+}
+
 static void json_stat(FILE *f, const char *k, stat3 s) {
   fprintf(f, "\"%s\": {\"median\": %.4f, \"min\": %.4f, \"max\": %.4f}", k,
           s.median, s.min, s.max);
@@ -956,6 +986,18 @@ static void json_open(FILE *f, const open_result *r) {
           r->content_present, r->content_far_pages, r->content_far_present);
 }
 
+static void json_pool(FILE *f, const bench_pool_result *r) {
+  fprintf(f,
+          "    \"pool\": {\"slots\": %" PRIu64 ", \"pairs\": %" PRIu64
+          ", \"reps\": %d, \"batch\": %u, \"pool_ns\": {\"median\": "
+          "%.4f, \"p99\": %.4f}, \"malloc_ns\": {\"median\": %.4f, "
+          "\"p99\": %.4f}, \"reserved_bytes\": %" PRIu64
+          ", \"requested_bytes\": %" PRIu64 "}",
+          r->slots, r->pairs, r->reps, r->batch, r->pool_median_ns,
+          r->pool_p99_ns, r->malloc_median_ns, r->malloc_p99_ns,
+          r->reserved_bytes, r->requested_bytes);
+}
+
 static void json_build(FILE *f, const build_result *b) {
   fprintf(f, "    \"build\": {\"bytes\": %" PRIu64 ", \"layer_bytes\": %" PRIu64
              ", \"layers\": %" PRIu64 ", \"reps\": %d, ",
@@ -1007,6 +1049,7 @@ int main(int argc, char **argv) {
   get_result dense = {0}, sparse = {0}, small = {0};
   open_result op = {0};
   build_result bu = {0};
+  bench_pool_result po = {0};
   target t[3 * NKINDS];
   if (o.scenarios & (SC_DENSE | SC_OPEN)) {
     peer_set ps;
@@ -1042,6 +1085,15 @@ int main(int argc, char **argv) {
     build_scenario(&o, g_workdir, &bu);
     print_build(out, &bu);
   }
+  if (o.scenarios & SC_POOL) {
+    progress("pool: %u alloc+free pairs x %d reps per allocator", POOL_PAIRS,
+             o.reps);
+    bench_pool_run(POOL_PAIRS, o.reps, &po);
+    print_pool(out, &po);
+    t[0] =
+        (target){"pool median ns per alloc+free", po.pool_median_ns, 100, true};
+    print_targets(out, t, 1);
+  }
   fflush(out);
 
   if (o.json) {
@@ -1054,10 +1106,10 @@ int main(int argc, char **argv) {
            TINYCDB_VERSION);
     printf("  \"scenarios\": {\n");
     /* In the order they ran; a separator before all but the first. */
-    const get_result *gets[] = {&dense, NULL, &sparse, &small, NULL};
-    const unsigned order[] = {SC_DENSE, SC_OPEN, SC_SPARSE, SC_SMALL,
-                              SC_BUILD};
-    for (int i = 0, first = 1; i < 5; i++) {
+    const get_result *gets[] = {&dense, NULL, &sparse, &small, NULL, NULL};
+    const unsigned order[] = {SC_DENSE, SC_OPEN,  SC_SPARSE,
+                              SC_SMALL, SC_BUILD, SC_POOL};
+    for (int i = 0, first = 1; i < 6; i++) {
       if (!(o.scenarios & order[i]))
         continue;
       fputs(first ? "" : ",\n", stdout);
@@ -1066,8 +1118,10 @@ int main(int argc, char **argv) {
         json_get(stdout, gets[i]);
       else if (order[i] == SC_OPEN)
         json_open(stdout, &op);
-      else
+      else if (order[i] == SC_BUILD)
         json_build(stdout, &bu);
+      else
+        json_pool(stdout, &po);
     }
     printf("\n  },\n  \"sink\": %" PRIu64 "\n}\n", (uint64_t)g_sink);
   }
