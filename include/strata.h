@@ -517,6 +517,25 @@ typedef struct strata_store_stats {
 STRATA_API int strata_store_stats_get(strata_store *store,
                                       strata_store_stats *stats);
 
+/* One size class of the store's heap pool (proto memory), or, with
+ * block_size 0, the blocks too large for any class. */
+typedef struct strata_pool_stats {
+  uint32_t block_size;
+  uint64_t chunks;          /* chunks held (large row: blocks held) */
+  uint64_t blocks_total, blocks_used;
+  uint64_t bytes_reserved;  /* taken from the system */
+  uint64_t bytes_requested; /* asked for by the store */
+  double utilization;       /* requested / reserved */
+  double fragmentation;     /* free blocks stranded in partly used chunks,
+                               as a share of all free blocks */
+  uint64_t allocs, frees, failures;
+} strata_pool_stats;
+
+/* Fills up to `max` rows (one per size class, then the large row) and
+ * returns how many rows there are (may exceed max). Thread-safe. */
+STRATA_API size_t strata_store_pool_stats(strata_store *store,
+                                          strata_pool_stats *rows, size_t max);
+
 /* ---- snapshots and reads --------------------------------------------- */
 
 /* A snapshot of a store. It lives in the caller's memory (usually the

@@ -738,3 +738,26 @@ int strata_store_stats_get(strata_store *s, strata_store_stats *out) {
   strata__ebr_snapshot_stats(s, &out->snapshots_open, &out->oldest_snapshot_ms);
   return 0;
 }
+
+size_t strata_store_pool_stats(strata_store *s, strata_pool_stats *rows,
+                               size_t max) {
+  if (s == NULL)
+    return 0;
+  strata__pool_class_stats tmp[STRATA__POOL_MAX_CLASSES + 1];
+  pthread_mutex_lock(&s->write_mu);
+  size_t n = strata__pool_stats(s->pool, tmp, STRATA__POOL_MAX_CLASSES + 1);
+  pthread_mutex_unlock(&s->write_mu);
+  for (size_t i = 0; i < n && i < max && rows != NULL; i++)
+    rows[i] = (strata_pool_stats){.block_size = tmp[i].block_size,
+                                  .chunks = tmp[i].chunks,
+                                  .blocks_total = tmp[i].blocks_total,
+                                  .blocks_used = tmp[i].blocks_used,
+                                  .bytes_reserved = tmp[i].bytes_reserved,
+                                  .bytes_requested = tmp[i].bytes_requested,
+                                  .utilization = tmp[i].utilization,
+                                  .fragmentation = tmp[i].fragmentation,
+                                  .allocs = tmp[i].allocs,
+                                  .frees = tmp[i].frees,
+                                  .failures = tmp[i].failures};
+  return n;
+}

@@ -132,6 +132,38 @@ static void test_open_serves_regions(void **state) {
   strata_store_close(s);
 }
 
+static void test_get_many_path(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  write_region(dir, "a.region", 1, "alpha", 0, 50);
+  write_region(dir, "b.region", 2, "beta", 1000, 50);
+  strata_store *s = open_store(dir, NULL);
+  strata_proto *p = NULL;
+  assert_strata_ok(strata_proto_create(s, 3, "gamma", NULL, &p));
+  assert_strata_ok(strata_proto_put(p, 5, "five", NULL, "gamma:5", 7));
+  strata_layer_ref path[] = {{1, 7},  {2, 1049}, {3, 5}, {9, 1},
+                             {2, 999}, {1, 0},   {3, 6}, {1, 49}};
+  enum { N = sizeof path / sizeof path[0] };
+  strata_layer out[N];
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  assert_int_equal(strata_get_many(&t, path, N, out), 5);
+  const char *want[N] = {"alpha:7", "beta:1049", "gamma:5", NULL,
+                         NULL,      "alpha:0",   NULL,      "alpha:49"};
+  for (size_t i = 0; i < N; i++) {
+    if (want[i] == NULL) {
+      assert_null(out[i].data);
+      continue;
+    }
+    assert_int_equal(out[i].id, path[i].layer_id);
+    assert_int_equal(out[i].size, strlen(want[i]));
+    assert_memory_equal(out[i].data, want[i], out[i].size);
+  }
+  assert_int_equal(strata_get_many(&t, path, 0, out), 0);
+  strata_read_end(&t);
+  strata_store_close(s);
+}
+
 static void test_open_skips_bad_files(void **state) {
   (void)state;
   const char *dir = test_tmpdir();
@@ -603,6 +635,18 @@ static void test_memory_thresholds(void **state) {
   strata_store_stats st;
   assert_strata_ok(strata_store_stats_get(s, &st));
   assert_true(st.evictions >= 1);
+  strata_pool_stats rows[20];
+  size_t nrows = strata_store_pool_stats(s, rows, 20);
+  assert_true(nrows >= 2 && nrows <= 20);
+  assert_int_equal(rows[nrows - 1].block_size, 0); /* the large row */
+  uint64_t allocs = 0;
+  for (size_t i = 0; i < nrows; i++) {
+    allocs += rows[i].allocs;
+    assert_true(rows[i].utilization >= 0 && rows[i].utilization <= 1);
+    assert_true(rows[i].blocks_used <= rows[i].blocks_total ||
+                rows[i].block_size == 0);
+  }
+  assert_true(allocs >= 64);
   assert_true(st.heap_bytes < c.memory_limit);
   assert_non_null(strstr(cap.text, "above the warning threshold"));
   assert_non_null(strstr(cap.text, "crystallizing the largest proto"));
@@ -687,6 +731,7 @@ static void test_readers_during_writes(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_open_serves_regions),
+      cmocka_unit_test(test_get_many_path),
       cmocka_unit_test(test_open_skips_bad_files),
       cmocka_unit_test(test_open_errors),
       cmocka_unit_test(test_index_checksum_checked),
