@@ -669,9 +669,15 @@ STRATA_API int strata_proto_info_get(strata_proto *proto,
  * new file and faults it in, then publishes it with one atomic swap. Open
  * snapshots keep the previous version; its memory (and mapping) is freed
  * after they end. The proto stays attached, empty, over the new file.
- * Any failure (-ENOSPC, -EIO, validation) leaves the proto, the store and
- * the directory as they were. Errors: STRATA_E_NO_REGION (no proto for that
- * id), the writer's errors. Thread-safe. */
+ * Any failure (-ENOSPC, -EIO, validation) leaves the proto and the store
+ * as they were (readers keep the old file and the proto), and the directory
+ * too, with one exception that the error detail names: when the fsync of the
+ * directory after the rename fails, the new file (holding exactly the
+ * proto's content) is already in place; crystallizing again replaces it.
+ * A failed write or fsync is never retried and its file never renamed.
+ * Errors: STRATA_E_NO_REGION (no proto for that id), STRATA_E_EXIST (a new
+ * region's file name is taken by a file the store does not serve), the
+ * writer's errors. Thread-safe. */
 STRATA_API int strata_crystallize(strata_store *store, uint64_t region_id);
 
 #ifdef __cplusplus

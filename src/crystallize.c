@@ -91,8 +91,10 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id) {
     return strata__fail(STRATA_E_NOMEM, "%s: allocating", s->dir);
   if (old->file == NULL) {
     sprintf(path, "%s/%s.region", s->dir, old->name);
-    /* A new region must not replace a file the store does not serve. */
-    if (access(path, F_OK) == 0) {
+    /* A new region must not replace a file the store does not serve (but
+     * may replace the one an earlier, failed crystallization of this proto
+     * put in place). */
+    if (!old->overlay->placed_file && access(path, F_OK) == 0) {
       int rc = strata__fail(STRATA_E_EXIST,
                             "%s: the file exists but is not region %" PRIu64,
                             path, id);
@@ -102,6 +104,7 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id) {
   }
 
   uint64_t t0 = strata__mono_ns(), bytes = 0, fsync_ns = 0;
+  bool placed = false;
   strata_writer_options opts = {
       .region_id = id, .name = old->name, .metadata = old->metadata};
   strata_writer *w = NULL;
@@ -110,7 +113,7 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id) {
   if (rc == 0)
     rc = write_content(old, w, &bytes);
   if (rc == 0) {
-    rc = strata__writer_commit_open(w, &r, &fsync_ns);
+    rc = strata__writer_commit_open(w, &r, &fsync_ns, &placed);
     w = NULL;
   }
   strata_writer_abort(w);
@@ -145,6 +148,8 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id) {
       strata__retire_push(s, rec, prev, prev->bytes, strata__overlay_free);
   }
   if (rc < 0) {
+    if (placed)
+      old->overlay->placed_file = true;
     strata_region_close(r);
     if (fresh != NULL)
       strata__overlay_free(s, fresh);

@@ -145,13 +145,21 @@ static int list_dir(struct strata_store *s, bool clean, char ***names,
   size_t n = 0, cap = 0;
   int rc = 0;
   struct dirent *de;
-  while (rc == 0 && (de = readdir(d)) != NULL) {
+  /* readdir() returns NULL both at the end and on an error: only errno
+   * tells them apart. A listing cut short must not pass for a complete one
+   * (refresh would drop the regions it missed). */
+  while (rc == 0 && (errno = 0, de = readdir(d)) != NULL) {
     if (clean && is_temp_name(de->d_name)) {
       if (unlinkat(s->dirfd, de->d_name, 0) == 0)
         strata__log(&s->log, STRATA_LOG_INFO, "store",
                     "msg=\"removed a temporary file of an interrupted write\" "
                     "dir=%s file=%s",
                     s->dir, de->d_name);
+      else
+        strata__log(&s->log, STRATA_LOG_WARN, "store",
+                    "msg=\"could not remove a temporary file of an "
+                    "interrupted write\" dir=%s file=%s errno=%s",
+                    s->dir, de->d_name, strerrorname_np(errno));
       continue;
     }
     if (!is_region_name(de->d_name))
@@ -170,6 +178,8 @@ static int list_dir(struct strata_store *s, bool clean, char ***names,
     else
       n++;
   }
+  if (rc == 0 && errno != 0)
+    rc = strata__fail_errno(errno, "%s: reading the directory", s->dir);
   closedir(d);
   if (rc == 0) {
     for (size_t i = 1; i < n; i++) /* insertion sort: directories are small */
@@ -599,10 +609,12 @@ static bool same_file(const strata_store *s, const strata__file *f,
                       const char *name) {
   struct stat st;
   size_t dl = strlen(s->dir);
-  return strncmp(f->path, s->dir, dl) == 0 && f->path[dl] == '/' &&
-         strcmp(f->path + dl + 1, name) == 0 &&
-         fstatat(s->dirfd, name, &st, 0) == 0 && st.st_dev == f->dev &&
-         st.st_ino == f->ino;
+  if (strncmp(f->path, s->dir, dl) != 0 || f->path[dl] != '/' ||
+      strcmp(f->path + dl + 1, name) != 0)
+    return false;
+  if (fstatat(s->dirfd, name, &st, 0) != 0)
+    return errno != ENOENT; /* an I/O error is no proof that it changed */
+  return st.st_dev == f->dev && st.st_ino == f->ino;
 }
 
 static bool file_name_is(const strata_store *s, const strata__file *f,

@@ -134,6 +134,11 @@ typedef struct strata__overlay {
   _Atomic int64_t layer_delta; /* layers added minus base layers removed */
   uint64_t *dirty;       /* ids with superseded versions to prune */
   uint64_t dirty_n, dirty_cap;
+  /* A crystallization of this proto renamed its file into place, then
+   * failed (the directory fsync, or the stat after it): the file at the
+   * region's path is this proto's own, and the next crystallization may
+   * replace it. */
+  bool placed_file;
 } strata__overlay;
 
 int strata__overlay_new(struct strata_store *s, strata__overlay **out);

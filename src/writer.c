@@ -523,6 +523,7 @@ static int publish(strata_writer *w) {
     return strata__fail_errno(e, "%s: renaming %s into place", w->path,
                               w->tmp_path);
   w->linked = false;
+  w->placed = true;
   if (timed_fsync(w, w->dirfd) != 0)
     return strata__fail_errno(errno,
                               "%s: fsync of the directory after rename "
@@ -586,11 +587,12 @@ int strata_writer_commit(strata_writer *w) {
 }
 
 int strata__writer_commit_open(strata_writer *w, strata_region **out,
-                               uint64_t *fsync_ns) {
+                               uint64_t *fsync_ns, bool *placed) {
   STRATA__FAIL_IF(w == NULL, STRATA_E_INVAL, "strata_writer_commit: NULL");
   w->keep = true;
   int rc = finish(w);
   *fsync_ns = w->fsync_ns;
+  *placed = w->placed;
   if (rc == 0) {
     *out = w->kept;
     w->kept = NULL;

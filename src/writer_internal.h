@@ -69,6 +69,7 @@ struct strata_writer {
   bool keep;
   strata_region *kept;
   uint64_t fsync_ns; /* time spent in fsync of the file and directory */
+  bool placed; /* renamed into place (even if the directory fsync failed) */
 };
 
 /* Appends bytes to the buffer. Returns STRATA_E_NOMEM on failure. */
@@ -86,8 +87,10 @@ int strata__writer_build_index(strata_writer *w, uint64_t index_off,
  * new file as an open region: the mapping that commit validated before the
  * rename, faulted in (MADV_POPULATE_READ) so that a read error surfaces
  * here rather than in a reader. *fsync_ns receives the time spent in fsync
- * (file and directory), whatever the outcome. Frees the writer. */
+ * (file and directory), whatever the outcome; *placed whether the file was
+ * renamed into place, which is true on success and also when only the
+ * fsync of the directory after the rename failed. Frees the writer. */
 int strata__writer_commit_open(strata_writer *w, strata_region **out,
-                               uint64_t *fsync_ns);
+                               uint64_t *fsync_ns, bool *placed);
 
 #endif /* STRATA_WRITER_INTERNAL_H */

@@ -1,0 +1,1016 @@
+/* I/O failure injection into crystallization and store open (failpoint.c
+ * interposes the libc calls of src/).
+ *
+ * Crystallization: a dry run records the I/O calls a successful
+ * crystallization makes; then, for every call k of that sequence, in a fresh
+ * store, call k fails (once, or from then on) with ENOSPC or EIO. After each
+ * failure: strata_crystallize() returned -errno with a detail naming the
+ * region file; the directory holds what it held (no temporary file, the
+ * region file byte-identical), unless the failure came after the rename
+ * (see below); readers see exactly the protos' content; no descriptor
+ * leaked; once the fault clears, a second crystallization succeeds and a
+ * store opened from scratch serves its content. The record of calls also
+ * shows that nothing is renamed or linked into place after a failed write
+ * or fsync, and that a failed fsync is not retried.
+ *
+ * After the rename only the fsync of the directory (and the store's stat of
+ * the new file) remain. Their failure is reported, but the new file is
+ * already in place, as strata_writer_commit() documents: there the test
+ * checks that the file in place holds the proto's content instead.
+ *
+ * Store open: over a directory of three region files and a leftover
+ * temporary file, each I/O call of strata_store_open() fails in turn. A
+ * failure on the directory itself fails the open with -errno naming the
+ * directory; a failure on one region file skips that file with a WARN line
+ * naming it while the others are served; a failure of a best-effort call
+ * (the lock file, the cleanup of the temporary file, madvise) changes
+ * nothing that is served. Refresh, after a fourth file appeared: the same
+ * rules, and a failed refresh leaves the store serving what it served.
+ *
+ * STRATA_FAULTS_VERBOSE=1 prints the outcome of every case. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <xxhash.h>
+
+#include "failpoint.h"
+#include "test_util.h"
+
+/* ---- logging ------------------------------------------------------------- */
+
+typedef struct log_capture {
+  pthread_mutex_t mu;
+  char text[32768];
+  size_t len;
+} log_capture;
+
+static void capture_log(void *ctx, int level, const char *line) {
+  (void)level;
+  log_capture *c = ctx;
+  pthread_mutex_lock(&c->mu);
+  int n = snprintf(c->text + c->len, sizeof c->text - c->len, "%s\n", line);
+  if (n > 0 && c->len + (size_t)n < sizeof c->text)
+    c->len += (size_t)n;
+  pthread_mutex_unlock(&c->mu);
+}
+
+static strata_store *open_store(const char *dir, log_capture *cap,
+                                unsigned threads) {
+  strata_store_config c;
+  strata_store_config_init(&c);
+  pthread_mutex_init(&cap->mu, NULL);
+  cap->len = 0;
+  cap->text[0] = '\0';
+  c.log_fn = capture_log;
+  c.log_ctx = cap;
+  c.log_level = STRATA_LOG_INFO;
+  c.open_threads = threads;
+  strata_store *s = NULL;
+  assert_strata_ok(strata_store_open(dir, &c, &s));
+  return s;
+}
+
+/* ---- the expected content of a region ------------------------------------ */
+
+#define MODEL_MAX 64
+/* Ids probed for absence: every id of the fixtures is below this. */
+#define PROBE_IDS 128
+
+typedef struct mlayer {
+  uint64_t id;
+  char name[16], meta[32]; /* "" = none */
+  uint8_t *data;
+  size_t size;
+} mlayer;
+
+typedef struct model {
+  uint64_t rid;
+  const char *rname, *rmeta;
+  size_t n;
+  mlayer l[MODEL_MAX]; /* ascending ids */
+} model;
+
+static void model_put(model *m, uint64_t id, const char *name, const char *meta,
+                      const void *data, size_t size) {
+  size_t i = 0;
+  while (i < m->n && m->l[i].id < id)
+    i++;
+  if (i < m->n && m->l[i].id == id) {
+    free(m->l[i].data);
+  } else {
+    assert_true(m->n < MODEL_MAX);
+    memmove(&m->l[i + 1], &m->l[i], (m->n - i) * sizeof m->l[0]);
+    m->n++;
+  }
+  mlayer *l = &m->l[i];
+  l->id = id;
+  snprintf(l->name, sizeof l->name, "%s", name ? name : "");
+  snprintf(l->meta, sizeof l->meta, "%s", meta ? meta : "");
+  l->data = malloc(size ? size : 1);
+  assert_non_null(l->data);
+  memcpy(l->data, data, size);
+  l->size = size;
+}
+
+static void model_remove(model *m, uint64_t id) {
+  for (size_t i = 0; i < m->n; i++)
+    if (m->l[i].id == id) {
+      free(m->l[i].data);
+      memmove(&m->l[i], &m->l[i + 1], (m->n - i - 1) * sizeof m->l[0]);
+      m->n--;
+      return;
+    }
+  fail_msg("model: no layer %" PRIu64, id);
+}
+
+static void model_copy(model *dst, const model *src) {
+  *dst = *src;
+  for (size_t i = 0; i < src->n; i++) {
+    dst->l[i].data = malloc(src->l[i].size ? src->l[i].size : 1);
+    assert_non_null(dst->l[i].data);
+    memcpy(dst->l[i].data, src->l[i].data, src->l[i].size);
+  }
+}
+
+static void model_free(model *m) {
+  for (size_t i = 0; i < m->n; i++)
+    free(m->l[i].data);
+  m->n = 0;
+}
+
+static const mlayer *model_find(const model *m, uint64_t id) {
+  for (size_t i = 0; i < m->n; i++)
+    if (m->l[i].id == id)
+      return &m->l[i];
+  return NULL;
+}
+
+static void expect_layer(const mlayer *want, const strata_layer *got,
+                         const char *where) {
+  if (got->size != want->size ||
+      (want->size && memcmp(got->data, want->data, want->size) != 0))
+    fail_msg("%s: layer %" PRIu64 ": content differs", where, want->id);
+  assert_int_equal(got->checksum, XXH3_64bits(got->data, got->size));
+  if (want->name[0]) {
+    assert_non_null(got->name);
+    assert_string_equal(got->name, want->name);
+  } else {
+    assert_null(got->name);
+  }
+  if (want->meta[0]) {
+    assert_non_null(got->metadata);
+    assert_string_equal(got->metadata, want->meta);
+  } else {
+    assert_true(got->metadata == NULL || got->metadata[0] == '\0');
+  }
+}
+
+/* Asserts that readers of the store see exactly the model: every layer,
+ * byte for byte, its name and metadata, and nothing else. */
+static void expect_store_model(strata_store *s, const model *m) {
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  strata_store_region r = {0};
+  bool found = false;
+  for (uint64_t i = 0; !found && i < strata_store_region_count(&t); i++) {
+    assert_strata_ok(strata_store_region_at(&t, i, &r));
+    found = r.id == m->rid;
+  }
+  if (!found)
+    fail_msg("region %" PRIu64 " is not served", m->rid);
+  assert_string_equal(r.name, m->rname);
+  assert_string_equal(r.metadata, m->rmeta);
+  assert_int_equal(r.layer_count, m->n);
+  for (uint64_t id = 0; id < PROBE_IDS; id++) {
+    const mlayer *want = model_find(m, id);
+    strata_layer l;
+    int rc = strata_get(&t, m->rid, id, &l);
+    if (want == NULL) {
+      assert_strata_err(rc, STRATA_E_NOT_FOUND);
+      continue;
+    }
+    assert_strata_ok(rc);
+    expect_layer(want, &l, "store");
+    if (want->name[0]) {
+      assert_strata_ok(
+          strata_get_by_name(&t, m->rid, want->name, strlen(want->name), &l));
+      assert_int_equal(l.id, id);
+    }
+  }
+  strata_read_end(&t);
+}
+
+static void expect_no_region(strata_store *s, uint64_t rid) {
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  strata_layer l;
+  assert_strata_err(strata_get(&t, rid, 0, &l), STRATA_E_NO_REGION);
+  strata_read_end(&t);
+}
+
+/* Asserts that the region file at `path` holds exactly the model. */
+static void expect_file_model(const char *path, const model *m) {
+  strata_region *r = NULL;
+  assert_strata_ok(strata_region_open(path, 0, &r));
+  strata_region_info info;
+  assert_strata_ok(strata_region_info_get(r, &info));
+  assert_int_equal(info.id, m->rid);
+  assert_string_equal(info.name, m->rname);
+  assert_int_equal(info.layer_count, m->n);
+  for (size_t i = 0; i < m->n; i++) {
+    strata_layer l;
+    assert_strata_ok(strata_region_get(r, m->l[i].id, &l));
+    expect_layer(&m->l[i], &l, path);
+  }
+  assert_strata_ok(strata_region_verify(r, NULL));
+  strata_region_close(r);
+}
+
+/* ---- directories and descriptors ----------------------------------------- */
+
+#define SNAP_MAX 16
+
+typedef struct dirsnap {
+  size_t n;
+  char name[SNAP_MAX][256];
+  uint8_t *data[SNAP_MAX];
+  size_t len[SNAP_MAX];
+} dirsnap;
+
+static void snap_dir(const char *dir, dirsnap *s) {
+  s->n = 0;
+  DIR *d = opendir(dir);
+  assert_non_null(d);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+      continue;
+    assert_true(s->n < SNAP_MAX);
+    snprintf(s->name[s->n], sizeof s->name[0], "%s", e->d_name);
+    s->data[s->n] = test_read_file(test_path(dir, e->d_name), &s->len[s->n]);
+    s->n++;
+  }
+  closedir(d);
+  for (size_t i = 1; i < s->n; i++) /* sort by name */
+    for (size_t j = i; j > 0 && strcmp(s->name[j - 1], s->name[j]) > 0; j--) {
+      char t[256];
+      memcpy(t, s->name[j], sizeof t);
+      memcpy(s->name[j], s->name[j - 1], sizeof t);
+      memcpy(s->name[j - 1], t, sizeof t);
+      uint8_t *p = s->data[j];
+      s->data[j] = s->data[j - 1];
+      s->data[j - 1] = p;
+      size_t l = s->len[j];
+      s->len[j] = s->len[j - 1];
+      s->len[j - 1] = l;
+    }
+}
+
+static void snap_free(dirsnap *s) {
+  for (size_t i = 0; i < s->n; i++)
+    free(s->data[i]);
+  s->n = 0;
+}
+
+static ssize_t snap_find(const dirsnap *s, const char *name) {
+  for (size_t i = 0; i < s->n; i++)
+    if (strcmp(s->name[i], name) == 0)
+      return (ssize_t)i;
+  return -1;
+}
+
+/* A writer's temporary file name, ".NAME.tmp-XXXXXXXX". */
+static bool is_temp_name(const char *n) {
+  const char *t = strstr(n, ".tmp-");
+  return n[0] == '.' && t != NULL && strlen(t) == 5 + 8;
+}
+
+/* STRATA_FAULTS_VERBOSE=1 prints every case's outcome. */
+static bool verbose(void) {
+  const char *v = getenv("STRATA_FAULTS_VERBOSE");
+  return v != NULL && v[0] != '\0' && strcmp(v, "0") != 0;
+}
+
+static const char *mode_name(fp_mode mode) {
+  return mode == FP_PERSISTENT ? "persistent" : "transient";
+}
+
+/* Empties and removes a test directory, and stops watching it. */
+static void remove_dir(const char *dir) {
+  DIR *d = opendir(dir);
+  assert_non_null(d);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, ".."))
+      unlink(test_path(dir, e->d_name));
+  closedir(d);
+  rmdir(dir);
+  fp_watch(NULL);
+}
+
+static int count_fds(void) {
+  DIR *d = opendir("/proc/self/fd");
+  assert_non_null(d);
+  int n = 0;
+  while (readdir(d) != NULL)
+    n++;
+  closedir(d);
+  return n;
+}
+
+/* ---- the crystallization fixture ----------------------------------------- */
+
+/* A big layer, so that the writer's 1 MiB buffer is flushed in the middle
+ * of it and the content takes two pwrite() calls. */
+#define BIG_SIZE ((1u << 20) + 4096)
+
+static uint8_t *base_bytes; /* base.region, written once */
+static size_t base_len;
+static model base_model;
+
+static void fill(uint8_t *p, size_t n, uint32_t seed) {
+  for (size_t i = 0; i < n; i++) {
+    seed = seed * 1103515245u + 12345u;
+    p[i] = (uint8_t)(seed >> 16);
+  }
+}
+
+/* Region 3 "base": layers 10..29 named "l<id>", and 30, 4000 bytes. */
+static void make_base(void) {
+  if (base_bytes != NULL)
+    return;
+  const char *dir = test_tmpdir();
+  base_model = (model){.rid = 3, .rname = "base", .rmeta = "{\"m\":1}"};
+  strata_writer_options o = {
+      .region_id = 3, .name = "base", .metadata = "{\"m\":1}"};
+  strata_writer *w = NULL;
+  assert_strata_ok(strata_writer_open(test_path(dir, "base.region"), &o, &w));
+  for (uint64_t id = 10; id < 30; id++) {
+    char data[32], name[16];
+    snprintf(data, sizeof data, "base:%" PRIu64, id);
+    snprintf(name, sizeof name, "l%" PRIu64, id);
+    assert_strata_ok(strata_writer_add(w, id, name, NULL, data, strlen(data)));
+    model_put(&base_model, id, name, NULL, data, strlen(data));
+  }
+  uint8_t blob[4000];
+  fill(blob, sizeof blob, 30);
+  assert_strata_ok(strata_writer_add(w, 30, NULL, "{\"n\":30}", blob, 4000));
+  model_put(&base_model, 30, NULL, "{\"n\":30}", blob, 4000);
+  assert_strata_ok(strata_writer_commit(w));
+  base_bytes = test_read_file(test_path(dir, "base.region"), &base_len);
+  unlink(test_path(dir, "base.region"));
+  rmdir(dir);
+}
+
+typedef struct fixture {
+  char dir[4096];
+  log_capture cap;
+  strata_store *s;
+  strata_proto *p3, *p42;
+  model m3, m42; /* what the protos hold */
+} fixture;
+
+/* A put into the proto and into its model. */
+static void put(strata_proto *p, model *m, uint64_t id, const char *name,
+                const char *meta, const void *data, size_t size) {
+  assert_strata_ok(strata_proto_put(p, id, name, meta, data, size));
+  model_put(m, id, name, meta, data, size);
+}
+
+/* A store with base.region under a proto (puts, replacements, removes, a
+ * big layer, an empty one) and a new region's proto, 42 "fresh". */
+static void setup(fixture *f) {
+  make_base();
+  snprintf(f->dir, sizeof f->dir, "%s", test_tmpdir());
+  test_write_file(test_path(f->dir, "base.region"), base_bytes, base_len);
+  fp_watch(f->dir);
+  f->s = open_store(f->dir, &f->cap, 0);
+
+  model_copy(&f->m3, &base_model);
+  assert_strata_ok(strata_proto_open(f->s, 3, &f->p3));
+  put(f->p3, &f->m3, 12, "l12", NULL, "new12", 5);
+  assert_strata_ok(strata_proto_remove(f->p3, 13));
+  model_remove(&f->m3, 13);
+  put(f->p3, &f->m3, 5, "l13", "{\"x\":5}", "five", 4);
+  put(f->p3, &f->m3, 0, NULL, NULL, "", 0);
+  uint8_t *big = malloc(BIG_SIZE);
+  assert_non_null(big);
+  fill(big, BIG_SIZE, 99);
+  put(f->p3, &f->m3, 99, "big", NULL, big, BIG_SIZE);
+  free(big);
+
+  f->m42 = (model){.rid = 42, .rname = "fresh", .rmeta = "{\"a\":true}"};
+  assert_strata_ok(
+      strata_proto_create(f->s, 42, "fresh", "{\"a\":true}", &f->p42));
+  for (uint64_t i = 0; i < 12; i++) {
+    char data[32], name[16];
+    snprintf(data, sizeof data, "fresh:%" PRIu64, i);
+    snprintf(name, sizeof name, "f%" PRIu64, i);
+    put(f->p42, &f->m42, i * 3, i % 2 ? NULL : name, i % 3 ? NULL : "{\"t\":3}",
+        data, strlen(data));
+  }
+}
+
+static void teardown(fixture *f) {
+  strata_store_close(f->s);
+  f->s = NULL;
+  model_free(&f->m3);
+  model_free(&f->m42);
+  remove_dir(f->dir);
+}
+
+/* ---- crystallization under faults ---------------------------------------- */
+
+typedef struct scenario {
+  uint64_t rid;   /* 3: replaces base.region; 42: a new file */
+  bool named_tmp; /* O_TMPFILE refused: the ".NAME.tmp-X" fallback */
+} scenario;
+
+/* The calls of a successful crystallization. */
+typedef struct sequence {
+  size_t n;
+  size_t rename_at; /* 1-based number of the renameat() into place */
+  fp_call calls[64];
+} sequence;
+
+static const char *file_of(uint64_t rid) {
+  return rid == 3 ? "base.region" : "fresh.region";
+}
+
+static void print_sequence(const char *title, const fp_call *c, size_t n) {
+  print_message("%s: %zu calls\n", title, n);
+  for (size_t i = 0; i < n; i++) {
+    char buf[200];
+    fp_describe(&c[i], buf, sizeof buf);
+    print_message("  %2zu %s\n", i + 1, buf);
+  }
+}
+
+static void dry_run(const scenario *sc, sequence *seq) {
+  fp_refuse_tmpfile(sc->named_tmp);
+  fixture f;
+  setup(&f);
+  fp_arm(0, FP_TRANSIENT, 0);
+  assert_strata_ok(strata_crystallize(f.s, sc->rid));
+  fp_disarm();
+  seq->n = fp_count();
+  assert_true(seq->n > 0 && seq->n <= 64);
+  seq->rename_at = 0;
+  for (size_t i = 0; i < seq->n; i++) {
+    seq->calls[i] = *fp_call_at(i);
+    if (seq->calls[i].fn == FP_RENAMEAT)
+      seq->rename_at = i + 1;
+  }
+  assert_true(seq->rename_at > 0);
+  char title[96];
+  snprintf(title, sizeof title, "crystallize region %" PRIu64 " (%s)", sc->rid,
+           sc->named_tmp ? "named temporary file" : "O_TMPFILE");
+  print_sequence(title, seq->calls, seq->n);
+  teardown(&f);
+}
+
+/* The durability rules, from the record of one failed crystallization. */
+static void expect_rules(const sequence *seq) {
+  bool write_failed = false, fsync_failed = false;
+  for (size_t i = 0; i < fp_count(); i++) {
+    const fp_call *c = fp_call_at(i);
+    bool sync = c->fn == FP_FSYNC || c->fn == FP_FDATASYNC;
+    if (fsync_failed && sync)
+      fail_msg("call %zu: fsync retried after a failed fsync", i + 1);
+    if ((write_failed || fsync_failed) &&
+        (c->fn == FP_RENAMEAT || c->fn == FP_LINKAT || c->fn == FP_RENAME))
+      fail_msg("call %zu: %s after a failed write or fsync", i + 1,
+               fp_fn_name(c->fn));
+    if (c->failed && sync)
+      fsync_failed = true;
+    if (c->failed && !c->dir &&
+        (c->fn == FP_PWRITE || c->fn == FP_WRITE || c->fn == FP_FTRUNCATE))
+      write_failed = true;
+    /* Nothing is put in place after any failure before the rename. */
+    if (c->failed && i + 1 < seq->rename_at)
+      write_failed = true;
+  }
+}
+
+typedef struct outcome_counts {
+  unsigned cases, before_rename, after_rename, temp_left;
+} outcome_counts;
+
+static void run_case(const scenario *sc, const sequence *seq, size_t k,
+                     fp_mode mode, int err, outcome_counts *oc) {
+  const char *file = file_of(sc->rid);
+  int fds0 = count_fds();
+  fp_refuse_tmpfile(sc->named_tmp);
+  fixture f;
+  setup(&f);
+  dirsnap before;
+  snap_dir(f.dir, &before);
+  strata_proto_info pi3, pi42;
+  assert_strata_ok(strata_proto_info_get(f.p3, &pi3));
+  assert_strata_ok(strata_proto_info_get(f.p42, &pi42));
+  int fds1 = count_fds();
+
+  fp_arm((unsigned)k, mode, err);
+  int rc = strata_crystallize(f.s, sc->rid);
+  fp_disarm();
+  char what[200];
+  const fp_call *fc = fp_call_at(k - 1);
+  assert_non_null(fc);
+  fp_describe(fc, what, sizeof what);
+  if (fp_first_failure() != k || fc->fn != seq->calls[k - 1].fn)
+    fail_msg("call %zu: the sequence diverged from the dry run (%s)", k, what);
+  if (rc != -err)
+    fail_msg("call %zu %s failed with %s: crystallize returned %s (%s)", k,
+             what, strata_err_name(-err), strata_err_name(rc),
+             strata_last_error_detail());
+  char detail[1024]; /* the next Strata call replaces it */
+  snprintf(detail, sizeof detail, "%s", strata_last_error_detail());
+  if (strstr(detail, f.dir) == NULL || strstr(detail, file) == NULL)
+    fail_msg("call %zu %s: the detail does not name %s/%s: %s", k, what, f.dir,
+             file, detail);
+  expect_rules(seq);
+  assert_int_equal(count_fds(), fds1);
+
+  /* The protos and what readers see are unchanged. */
+  expect_store_model(f.s, &f.m3);
+  expect_store_model(f.s, &f.m42);
+  strata_proto_info now;
+  assert_strata_ok(strata_proto_info_get(f.p3, &now));
+  assert_int_equal(now.changed, pi3.changed);
+  assert_int_equal(now.layers, pi3.layers);
+  assert_strata_ok(strata_proto_info_get(f.p42, &now));
+  assert_int_equal(now.changed, pi42.changed);
+
+  /* The directory. */
+  bool unlink_failed = false;
+  for (size_t i = 0; i < fp_count(); i++)
+    unlink_failed |= fp_call_at(i)->fn == FP_UNLINKAT && fp_call_at(i)->failed;
+  bool placed = k > seq->rename_at;
+  dirsnap after;
+  snap_dir(f.dir, &after);
+  size_t temps = 0;
+  for (size_t i = 0; i < after.n; i++) {
+    if (is_temp_name(after.name[i])) {
+      /* Only a failed unlinkat() may leave the temporary file behind: the
+       * store removes it at the next open. */
+      if (!unlink_failed)
+        fail_msg("call %zu %s: temporary file %s left behind", k, what,
+                 after.name[i]);
+      temps++;
+      continue;
+    }
+    ssize_t j = snap_find(&before, after.name[i]);
+    if (j < 0 && !(placed && strcmp(after.name[i], file) == 0))
+      fail_msg("call %zu %s: new file %s", k, what, after.name[i]);
+    if (placed && strcmp(after.name[i], file) == 0)
+      continue;
+    if (after.len[i] != before.len[j] ||
+        memcmp(after.data[i], before.data[j], after.len[i]) != 0)
+      fail_msg("call %zu %s: %s changed", k, what, after.name[i]);
+  }
+  for (size_t j = 0; j < before.n; j++)
+    if (snap_find(&after, before.name[j]) < 0)
+      fail_msg("call %zu %s: %s disappeared", k, what, before.name[j]);
+  if (placed) /* reported, but the new file is in place */
+    expect_file_model(test_path(f.dir, file), sc->rid == 3 ? &f.m3 : &f.m42);
+  if (verbose())
+    print_message("  %2zu %-52s %-6s %-10s -> %s; %s; \"%s\"\n", k, what,
+                  strata_err_name(-err), mode_name(mode), strata_err_name(rc),
+                  placed  ? "new file in place"
+                  : temps ? "temporary file left"
+                          : "directory unchanged",
+                  detail);
+  oc->cases++;
+  oc->before_rename += !placed;
+  oc->after_rename += placed;
+  oc->temp_left += temps > 0;
+  snap_free(&before);
+  snap_free(&after);
+
+  /* Once the fault clears, crystallization succeeds. */
+  rc = strata_crystallize(f.s, sc->rid);
+  if (rc != 0)
+    fail_msg("after call %zu %s failed (%s, %s): the second crystallization "
+             "returned %s: %s",
+             k, what, strata_err_name(-err),
+             mode == FP_PERSISTENT ? "persistent" : "transient",
+             strata_err_name(rc), strata_last_error_detail());
+  expect_store_model(f.s, &f.m3);
+  expect_store_model(f.s, &f.m42);
+  strata_store_close(f.s);
+  assert_int_equal(count_fds(), fds0);
+
+  /* A store opened from scratch serves the new file (and removes a
+   * temporary file a failed unlinkat() left). */
+  f.s = open_store(f.dir, &f.cap, 0);
+  if (sc->rid == 3) {
+    expect_store_model(f.s, &f.m3);
+    expect_no_region(f.s, 42);
+  } else {
+    expect_store_model(f.s, &base_model);
+    expect_store_model(f.s, &f.m42);
+  }
+  if (temps > 0)
+    assert_non_null(strstr(f.cap.text, "removed a temporary file"));
+  snap_dir(f.dir, &after);
+  for (size_t i = 0; i < after.n; i++)
+    if (is_temp_name(after.name[i]))
+      fail_msg("call %zu %s: %s survived a store open", k, what, after.name[i]);
+  snap_free(&after);
+  teardown(&f);
+  assert_int_equal(count_fds(), fds0);
+}
+
+static void sweep(const scenario *sc) {
+  sequence seq;
+  dry_run(sc, &seq);
+  static const int errs[] = {ENOSPC, EIO};
+  outcome_counts oc = {0};
+  for (size_t k = 1; k <= seq.n; k++)
+    for (int mode = FP_TRANSIENT; mode <= FP_PERSISTENT; mode++)
+      for (size_t e = 0; e < sizeof errs / sizeof errs[0]; e++)
+        run_case(sc, &seq, k, (fp_mode)mode, errs[e], &oc);
+  print_message("  %u cases: %u failed before the rename, %u after it; %u "
+                "left a temporary file (failed unlinkat)\n",
+                oc.cases, oc.before_rename, oc.after_rename, oc.temp_left);
+  fp_refuse_tmpfile(false);
+}
+
+static void test_crystallize_replace_tmpfile(void **state) {
+  (void)state;
+  scenario sc = {.rid = 3, .named_tmp = false};
+  sweep(&sc);
+}
+
+static void test_crystallize_replace_named(void **state) {
+  (void)state;
+  scenario sc = {.rid = 3, .named_tmp = true};
+  sweep(&sc);
+}
+
+static void test_crystallize_new_tmpfile(void **state) {
+  (void)state;
+  scenario sc = {.rid = 42, .named_tmp = false};
+  sweep(&sc);
+}
+
+static void test_crystallize_new_named(void **state) {
+  (void)state;
+  scenario sc = {.rid = 42, .named_tmp = true};
+  sweep(&sc);
+}
+
+/* The rule on its own: a failed fsync of the file is final. */
+static void test_fsync_failure_is_final(void **state) {
+  (void)state;
+  scenario sc = {.rid = 3, .named_tmp = false};
+  sequence seq;
+  dry_run(&sc, &seq);
+  size_t k = 0;
+  for (size_t i = 0; i < seq.n && k == 0; i++)
+    if (seq.calls[i].fn == FP_FSYNC && !seq.calls[i].dir)
+      k = i + 1;
+  assert_true(k > 0 && k < seq.rename_at);
+  fixture f;
+  setup(&f);
+  fp_arm((unsigned)k, FP_TRANSIENT, EIO);
+  assert_strata_err(strata_crystallize(f.s, 3), -EIO);
+  fp_disarm();
+  assert_non_null(strstr(strata_last_error_detail(), "fsync"));
+  for (size_t i = k; i < fp_count(); i++) {
+    fp_fn fn = fp_call_at(i)->fn;
+    assert_true(fn != FP_FSYNC && fn != FP_FDATASYNC && fn != FP_LINKAT &&
+                fn != FP_RENAMEAT && fn != FP_RENAME && fn != FP_MMAP);
+  }
+  assert_non_null(strstr(f.cap.text, "the proto is intact"));
+  expect_store_model(f.s, &f.m3);
+  teardown(&f);
+}
+
+/* ---- store open and refresh under faults -------------------------------- */
+
+/* a, b and c are in the directory at open; d appears before a refresh. */
+#define OPEN_FILES 4
+static uint8_t *open_bytes[OPEN_FILES];
+static size_t open_len[OPEN_FILES];
+static const char *const open_files[OPEN_FILES] = {"a.region", "b.region",
+                                                   "c.region", "d.region"};
+static const char *const open_names[OPEN_FILES] = {"alpha", "beta", "gamma",
+                                                   "delta"};
+#define OPEN_TEMP ".x.region.tmp-0123abcd"
+
+static void make_open_files(void) {
+  if (open_bytes[0] != NULL)
+    return;
+  const char *dir = test_tmpdir();
+  for (int i = 0; i < OPEN_FILES; i++) {
+    strata_writer_options o = {.region_id = (uint64_t)i + 1,
+                               .name = open_names[i]};
+    strata_writer *w = NULL;
+    const char *path = test_path(dir, open_files[i]);
+    assert_strata_ok(strata_writer_open(path, &o, &w));
+    for (uint64_t id = 0; id < 8; id++) {
+      char data[32];
+      snprintf(data, sizeof data, "%s:%" PRIu64, open_names[i], id);
+      assert_strata_ok(
+          strata_writer_add(w, id, NULL, NULL, data, strlen(data)));
+    }
+    assert_strata_ok(strata_writer_commit(w));
+    open_bytes[i] = test_read_file(path, &open_len[i]);
+    unlink(path);
+  }
+  rmdir(dir);
+}
+
+/* A directory with a, b and c and a temporary file of an interrupted
+ * write; watched. */
+static void setup_open_dir(char *dir, size_t cap) {
+  make_open_files();
+  snprintf(dir, cap, "%s", test_tmpdir());
+  for (int i = 0; i < 3; i++)
+    test_write_file(test_path(dir, open_files[i]), open_bytes[i], open_len[i]);
+  test_write_file(test_path(dir, OPEN_TEMP), "partial", 7);
+  fp_watch(dir);
+}
+
+static int try_open(const char *dir, log_capture *cap, strata_store **out) {
+  strata_store_config c;
+  strata_store_config_init(&c);
+  pthread_mutex_init(&cap->mu, NULL);
+  cap->len = 0;
+  cap->text[0] = '\0';
+  c.log_fn = capture_log;
+  c.log_ctx = cap;
+  c.log_level = STRATA_LOG_INFO;
+  c.open_threads = 1; /* one thread: the same call order every time */
+  return strata_store_open(dir, &c, out);
+}
+
+static void expect_served(strata_store *s, int i) {
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  for (uint64_t id = 0; id < 8; id++) {
+    char want[32];
+    snprintf(want, sizeof want, "%s:%" PRIu64, open_names[i], id);
+    strata_layer l;
+    assert_strata_ok(strata_get(&t, (uint64_t)i + 1, id, &l));
+    assert_int_equal(l.size, strlen(want));
+    assert_memory_equal(l.data, want, l.size);
+  }
+  strata_read_end(&t);
+}
+
+/* What the record of an armed open or refresh shows, by call site. */
+typedef struct open_faults {
+  bool dir_failed;              /* opening or reading the directory */
+  bool file_failed[OPEN_FILES]; /* a call on that region file */
+  bool temp_removed;            /* unlinkat() of OPEN_TEMP went through */
+} open_faults;
+
+static open_faults classify(void) {
+  open_faults o = {0};
+  for (size_t i = 0; i < fp_count(); i++) {
+    const fp_call *c = fp_call_at(i);
+    if (c->fn == FP_UNLINKAT && !c->failed && strcmp(c->target, OPEN_TEMP) == 0)
+      o.temp_removed = true;
+    if (!c->failed)
+      continue;
+    if (c->dir)
+      o.dir_failed = true;
+    /* Loading a file: stat, open, fstat, mmap. A failed madvise of the
+     * index is only a hint; a failed fstatat() in refresh's "same file?"
+     * check makes it load the file again. */
+    for (int j = 0; j < OPEN_FILES; j++)
+      if (strcmp(c->target, open_files[j]) == 0 && c->fn != FP_MADVISE &&
+          c->fn != FP_FSTATAT)
+        o.file_failed[j] = true;
+  }
+  return o;
+}
+
+typedef struct open_counts {
+  unsigned failed, skipped, all_served;
+} open_counts;
+
+/* After an open or refresh that succeeded under the faults `o`: the
+ * regions in `present` whose calls failed are skipped with a WARN line
+ * naming the file, the others are served. */
+static void expect_skips(strata_store *s, const open_faults *o,
+                         const bool present[OPEN_FILES], const char *log,
+                         const char *what, int err, open_counts *oc) {
+  bool any = false;
+  for (int j = 0; j < OPEN_FILES; j++) {
+    if (!present[j]) {
+      expect_no_region(s, (uint64_t)j + 1);
+      continue;
+    }
+    if (!o->file_failed[j]) {
+      expect_served(s, j);
+      continue;
+    }
+    any = true;
+    expect_no_region(s, (uint64_t)j + 1);
+    char want[64];
+    snprintf(want, sizeof want, "file=%s error=%s", open_files[j],
+             strata_err_name(-err));
+    if (strstr(log, want) == NULL || strstr(log, "region skipped") == NULL)
+      fail_msg("%s: no warning naming %s:\n%s", what, open_files[j], log);
+  }
+  oc->skipped += any;
+  oc->all_served += !any;
+}
+
+static void print_open_outcome(size_t k, const char *what, int err,
+                               fp_mode mode, int rc, const char *detail,
+                               strata_store *s) {
+  if (!verbose())
+    return;
+  if (rc != 0) {
+    print_message("  %2zu %-44s %-6s %-10s -> %s: \"%s\"\n", k, what,
+                  strata_err_name(-err), mode_name(mode), strata_err_name(rc),
+                  detail);
+    return;
+  }
+  char served[64] = "";
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  for (int j = 0; j < OPEN_FILES; j++) {
+    strata_layer l;
+    if (strata_get(&t, (uint64_t)j + 1, 0, &l) == 0)
+      strcat(strcat(served, " "), open_files[j]);
+  }
+  strata_read_end(&t);
+  print_message("  %2zu %-44s %-6s %-10s -> ok, serves:%s\n", k, what,
+                strata_err_name(-err), mode_name(mode),
+                served[0] ? served : " nothing");
+}
+
+/* Fails call k of strata_store_open() over a, b, c and the temporary
+ * file. */
+static void open_case(size_t k, fp_mode mode, int err, open_counts *oc) {
+  int fds0 = count_fds();
+  char dir[4096];
+  setup_open_dir(dir, sizeof dir);
+  log_capture cap;
+  strata_store *s = NULL;
+  fp_arm((unsigned)k, mode, err);
+  int rc = try_open(dir, &cap, &s);
+  fp_disarm();
+  char what[200], detail[1024];
+  snprintf(detail, sizeof detail, "%s", strata_last_error_detail());
+  assert_non_null(fp_call_at(k - 1));
+  fp_describe(fp_call_at(k - 1), what, sizeof what);
+  assert_int_equal(fp_first_failure(), k);
+  print_open_outcome(k, what, err, mode, rc, detail, s);
+  open_faults o = classify();
+  if (rc != 0) {
+    /* Only a failure on the directory itself may fail the open. */
+    if (!o.dir_failed)
+      fail_msg("call %zu %s (%s): the open failed with %s: %s", k, what,
+               strata_err_name(-err), strata_err_name(rc), detail);
+    assert_int_equal(rc, -err);
+    assert_null(s);
+    if (strstr(detail, dir) == NULL)
+      fail_msg("call %zu %s: the detail does not name the directory: %s", k,
+               what, detail);
+    oc->failed++;
+  } else {
+    if (o.dir_failed)
+      fail_msg("call %zu %s (%s): the directory could not be read, yet the "
+               "open succeeded:\n%s",
+               k, what, strata_err_name(-err), cap.text);
+    static const bool present[OPEN_FILES] = {true, true, true, false};
+    expect_skips(s, &o, present, cap.text, what, err, oc);
+    strata_store_close(s);
+  }
+  /* The cleanup of the temporary file is best effort. */
+  assert_int_equal(access(test_path(dir, OPEN_TEMP), F_OK) == 0,
+                   !o.temp_removed);
+  remove_dir(dir);
+  assert_int_equal(count_fds(), fds0);
+}
+
+/* Fails call k of strata_store_refresh() after d.region appeared. */
+static void refresh_case(size_t k, fp_mode mode, int err, open_counts *oc) {
+  int fds0 = count_fds();
+  char dir[4096];
+  setup_open_dir(dir, sizeof dir);
+  log_capture cap;
+  strata_store *s = NULL;
+  assert_strata_ok(try_open(dir, &cap, &s));
+  test_write_file(test_path(dir, open_files[3]), open_bytes[3], open_len[3]);
+  cap.len = 0;
+  cap.text[0] = '\0';
+  fp_arm((unsigned)k, mode, err);
+  int rc = strata_store_refresh(s);
+  fp_disarm();
+  char what[200], detail[1024];
+  snprintf(detail, sizeof detail, "%s", strata_last_error_detail());
+  assert_non_null(fp_call_at(k - 1));
+  fp_describe(fp_call_at(k - 1), what, sizeof what);
+  assert_int_equal(fp_first_failure(), k);
+  print_open_outcome(k, what, err, mode, rc, detail, s);
+  open_faults o = classify();
+  if (rc != 0) {
+    /* A failed refresh changes nothing. */
+    if (!o.dir_failed)
+      fail_msg("call %zu %s (%s): the refresh failed with %s: %s", k, what,
+               strata_err_name(-err), strata_err_name(rc), detail);
+    assert_int_equal(rc, -err);
+    if (strstr(detail, dir) == NULL)
+      fail_msg("call %zu %s: the detail does not name the directory: %s", k,
+               what, detail);
+    for (int j = 0; j < 3; j++)
+      expect_served(s, j);
+    expect_no_region(s, 4);
+    oc->failed++;
+  } else {
+    if (o.dir_failed)
+      fail_msg("call %zu %s (%s): the directory could not be read, yet the "
+               "refresh succeeded:\n%s",
+               k, what, strata_err_name(-err), cap.text);
+    static const bool present[OPEN_FILES] = {true, true, true, true};
+    expect_skips(s, &o, present, cap.text, what, err, oc);
+  }
+  strata_store_close(s);
+  remove_dir(dir);
+  assert_int_equal(count_fds(), fds0);
+}
+
+static void sweep_open(bool refresh) {
+  /* The dry run. */
+  char dir[4096];
+  setup_open_dir(dir, sizeof dir);
+  log_capture cap;
+  strata_store *s = NULL;
+  if (refresh) {
+    assert_strata_ok(try_open(dir, &cap, &s));
+    test_write_file(test_path(dir, open_files[3]), open_bytes[3], open_len[3]);
+  }
+  fp_arm(0, FP_TRANSIENT, 0);
+  assert_strata_ok(refresh ? strata_store_refresh(s) : try_open(dir, &cap, &s));
+  fp_disarm();
+  size_t n = fp_count();
+  fp_call calls[64];
+  assert_true(n > 0 && n <= 64);
+  for (size_t i = 0; i < n; i++)
+    calls[i] = *fp_call_at(i);
+  print_sequence(refresh ? "strata_store_refresh, d.region new"
+                         : "strata_store_open over a, b, c",
+                 calls, n);
+  for (int j = 0; j < (refresh ? 4 : 3); j++)
+    expect_served(s, j);
+  strata_store_close(s);
+  remove_dir(dir);
+
+  static const int errs[] = {ENOSPC, EIO};
+  open_counts oc = {0};
+  for (size_t k = 1; k <= n; k++)
+    for (int mode = FP_TRANSIENT; mode <= FP_PERSISTENT; mode++)
+      for (size_t e = 0; e < sizeof errs / sizeof errs[0]; e++)
+        if (refresh)
+          refresh_case(k, (fp_mode)mode, errs[e], &oc);
+        else
+          open_case(k, (fp_mode)mode, errs[e], &oc);
+  print_message("  %u cases failed, %u skipped a file, %u served every "
+                "file\n",
+                oc.failed, oc.skipped, oc.all_served);
+}
+
+static void test_store_open_faults(void **state) {
+  (void)state;
+  sweep_open(false);
+}
+
+static void test_store_refresh_faults(void **state) {
+  (void)state;
+  sweep_open(true);
+}
+
+static int cleanup(void **state) {
+  (void)state;
+  model_free(&base_model);
+  free(base_bytes);
+  base_bytes = NULL;
+  for (int i = 0; i < OPEN_FILES; i++) {
+    free(open_bytes[i]);
+    open_bytes[i] = NULL;
+  }
+  return 0;
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_fsync_failure_is_final),
+      cmocka_unit_test(test_crystallize_replace_tmpfile),
+      cmocka_unit_test(test_crystallize_replace_named),
+      cmocka_unit_test(test_crystallize_new_tmpfile),
+      cmocka_unit_test(test_crystallize_new_named),
+      cmocka_unit_test(test_store_open_faults),
+      cmocka_unit_test(test_store_refresh_faults),
+  };
+  return cmocka_run_group_tests(tests, NULL, cleanup);
+}
