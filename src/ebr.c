@@ -86,7 +86,7 @@ int strata__ebr_slot(struct strata_store *s, strata__reader **out) {
   r->depth = 0;
   atomic_store_explicit(&r->in_use, true, memory_order_release);
   if (i + 1 > atomic_load_explicit(&s->slots_used, memory_order_relaxed))
-    atomic_store_explicit(&s->slots_used, i + 1, memory_order_release);
+    atomic_store_explicit(&s->slots_used, i + 1, memory_order_seq_cst);
   pthread_mutex_unlock(&s->slots_mu);
   int e = pthread_setspecific(s->slot_key, r);
   if (e != 0) {
@@ -135,7 +135,9 @@ static uint64_t coarse_ns(void) {
 static uint64_t scan(struct strata_store *s, uint64_t *open,
                      uint64_t *oldest_begin) {
   uint64_t min = UINT64_MAX, count = 0, oldest = UINT64_MAX;
-  uint32_t used = atomic_load_explicit(&s->slots_used, memory_order_acquire);
+  /* seq_cst, like the announcement: a slot claimed just now is either seen
+   * here or its first announcement sees the writer's unlink. */
+  uint32_t used = atomic_load_explicit(&s->slots_used, memory_order_seq_cst);
   for (uint32_t i = 0; i < used; i++) {
     uint64_t e = atomic_load_explicit(&s->slots[i].epoch, memory_order_seq_cst);
     if (e == 0)

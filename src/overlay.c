@@ -147,8 +147,66 @@ int strata__overlay_new(struct strata_store *s, strata__overlay **out) {
   return 0;
 }
 
+static void counts_free(struct strata_store *s, void *head) {
+  for (strata__count *c = head; c != NULL;) {
+    strata__count *next = atomic_load_explicit(&c->next, memory_order_relaxed);
+    strata__pool_free(s->pool, c, sizeof *c);
+    c = next;
+  }
+}
+
+int64_t strata__overlay_delta(const strata__overlay *o, uint64_t version) {
+  for (const strata__count *c = atomic_load_explicit(
+           &((strata__overlay *)o)->counts, memory_order_acquire);
+       c != NULL; c = atomic_load_explicit(&((strata__count *)c)->next,
+                                           memory_order_acquire))
+    if (c->version <= version)
+      return c->delta;
+  return 0;
+}
+
+strata__count *strata__overlay_count_new(struct strata_store *s) {
+  return strata__pool_alloc(s->pool, sizeof(strata__count));
+}
+
+void strata__overlay_count_push(strata__overlay *o, strata__count *c,
+                                uint64_t version, int64_t delta) {
+  c->version = version;
+  c->delta = delta;
+  atomic_init(&c->next, atomic_load_explicit(&o->counts, memory_order_relaxed));
+  atomic_store_explicit(&o->counts, c, memory_order_release);
+  atomic_store_explicit(&o->layer_delta, delta, memory_order_relaxed);
+  o->count_records++;
+}
+
+void strata__overlay_count_drop(struct strata_store *s, strata__count *c) {
+  strata__pool_free(s->pool, c, sizeof *c);
+}
+
+/* Drops the count records older than the newest one every snapshot sees. */
+static void prune_counts(struct strata_store *s, strata__overlay *o,
+                         uint64_t min_version) {
+  strata__count *c = atomic_load_explicit(&o->counts, memory_order_relaxed);
+  while (c != NULL && c->version > min_version)
+    c = atomic_load_explicit(&c->next, memory_order_relaxed);
+  if (c == NULL)
+    return;
+  strata__count *tail = atomic_load_explicit(&c->next, memory_order_relaxed);
+  if (tail == NULL)
+    return;
+  uint64_t n = 0;
+  for (strata__count *t = tail; t != NULL;
+       t = atomic_load_explicit(&t->next, memory_order_relaxed))
+    n++;
+  if (strata__retire(s, tail, n * sizeof *tail, counts_free) < 0)
+    return; /* try again later */
+  atomic_store_explicit(&c->next, NULL, memory_order_release);
+  o->count_records -= n;
+}
+
 void strata__overlay_free(struct strata_store *s, void *obj) {
   strata__overlay *o = obj;
+  counts_free(s, atomic_load_explicit(&o->counts, memory_order_relaxed));
   table_free(s, atomic_load_explicit(&o->table, memory_order_relaxed), true);
   free(o->dirty);
   atomic_fetch_sub_explicit(&s->extra_bytes, sizeof *o, memory_order_relaxed);
@@ -362,6 +420,8 @@ static bool prune_id(struct strata_store *s, strata__overlay *o,
 
 void strata__overlay_prune(struct strata_store *s, strata__overlay *o,
                            uint64_t min_version) {
+  if (o->count_records > 1)
+    prune_counts(s, o, min_version);
   strata__otable *t = atomic_load_explicit(&o->table, memory_order_relaxed);
   uint64_t keep = 0;
   for (uint64_t i = 0; i < o->dirty_n; i++)

@@ -290,14 +290,25 @@ static int put_locked(struct strata_proto *p, uint64_t id, const char *name,
   lv->checksum = XXH3_64bits(lv->data, lv->size);
   lv->flags = tombstone ? STRATA__LV_TOMBSTONE : 0;
   lv->version = v + 1;
-  int rc = strata__overlay_link(s, e->overlay, lv);
+  int64_t delta = tombstone ? -1 : was ? 0 : 1;
+  strata__count *count = delta != 0 ? strata__overlay_count_new(s) : NULL;
+  int rc = delta != 0 && count == NULL
+               ? strata__fail(STRATA_E_NOMEM, "%s: allocating a count record",
+                              s->dir)
+               : strata__overlay_link(s, e->overlay, lv);
   if (rc < 0) {
+    if (count != NULL)
+      strata__overlay_count_drop(s, count);
     strata__lver_free(s, lv);
     return rc;
   }
-  int64_t delta = tombstone ? -1 : was ? 0 : 1;
-  atomic_fetch_add_explicit(&e->overlay->layer_delta, delta,
-                            memory_order_relaxed);
+  /* Readers of version v + 1 see both the lver and the count: the epoch
+   * advance below publishes them together. */
+  if (count != NULL)
+    strata__overlay_count_push(
+        e->overlay, count, v + 1,
+        atomic_load_explicit(&e->overlay->layer_delta, memory_order_relaxed) +
+            delta);
   strata__ebr_advance(s); /* publishes version v + 1 */
   strata__log(&s->log, STRATA_LOG_DEBUG, "proto",
               "msg=\"%s\" region_id=%" PRIu64 " layer=%" PRIu64

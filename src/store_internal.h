@@ -124,6 +124,13 @@ typedef struct strata__otable {
   uint64_t bytes;
 } strata__otable;
 
+/* One change of a proto's layer count, kept while a snapshot may need it. */
+typedef struct strata__count {
+  _Atomic(struct strata__count *) next; /* older */
+  uint64_t version;
+  int64_t delta; /* layer_delta as of this version */
+} strata__count;
+
 typedef struct strata__overlay {
   _Atomic(strata__otable *) table;
   uint64_t name_seed;
@@ -131,7 +138,12 @@ typedef struct strata__overlay {
   uint64_t lvers;        /* lvers linked (all versions) */
   uint64_t changed;      /* distinct ids with an lver */
   uint64_t bytes;        /* pool bytes of lvers, contents, links, tables */
-  _Atomic int64_t layer_delta; /* layers added minus base layers removed */
+  /* Layers added minus layers removed, relative to the base file: the
+   * current figure, and a newest-first history so that a snapshot can read
+   * the figure as of its version (strata__overlay_delta). */
+  _Atomic int64_t layer_delta;
+  _Atomic(struct strata__count *) counts;
+  uint64_t count_records;
   uint64_t *dirty;       /* ids with superseded versions to prune */
   uint64_t dirty_n, dirty_cap;
   /* A crystallization of this proto renamed its file into place, then
@@ -151,6 +163,16 @@ const strata__lver *strata__overlay_find(const strata__overlay *o,
 const strata__lver *strata__overlay_find_name(const strata__overlay *o,
                                               const char *name, size_t len,
                                               uint64_t version);
+/* Reader side: layer_delta as of `version`. */
+int64_t strata__overlay_delta(const strata__overlay *o, uint64_t version);
+/* Writer side: records that layer_delta becomes `delta` at `version`
+ * (before the epoch advance that publishes it), in two steps so that the
+ * allocation can fail before anything is linked: _new (NULL when out of
+ * memory), then _push, or _drop if the change is abandoned. */
+strata__count *strata__overlay_count_new(struct strata_store *s);
+void strata__overlay_count_push(strata__overlay *o, strata__count *c,
+                                uint64_t version, int64_t delta);
+void strata__overlay_count_drop(struct strata_store *s, strata__count *c);
 /* Writer side: links a new lver (already filled, version set). */
 int strata__overlay_link(struct strata_store *s, strata__overlay *o,
                          strata__lver *lv);

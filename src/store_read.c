@@ -199,8 +199,7 @@ int strata_store_region_at(const strata_txn *txn, uint64_t index,
   const strata__entry *e = c->by_order[index];
   uint64_t layers = e->file ? strata_region_layer_count(e->file->region) : 0;
   if (e->overlay != NULL)
-    layers += (uint64_t)atomic_load_explicit(&e->overlay->layer_delta,
-                                             memory_order_relaxed);
+    layers += (uint64_t)strata__overlay_delta(e->overlay, txn->priv_version);
   *out = (strata_store_region){.id = e->id,
                                .name = e->name,
                                .metadata = e->metadata,

@@ -361,10 +361,26 @@ static void test_proto_put_and_snapshots(void **state) {
   /* The name is free again once the layer is gone. */
   assert_strata_ok(strata_proto_put(p, 4, "uno", NULL, "four", 4));
 
+  /* Layer counts are as of each snapshot, too. */
+  strata_store_region reg;
+  assert_strata_ok(strata_store_region_at(&mid, 0, &reg));
+  assert_int_equal(reg.layer_count, 1);
+  assert_strata_ok(strata_store_region_at(&before, 0, &reg));
+  assert_int_equal(reg.layer_count, 0);
+  strata_txn last;
+  assert_strata_ok(strata_read_begin(s, &last));
+  assert_strata_ok(strata_store_region_at(&last, 0, &reg));
+  assert_int_equal(reg.layer_count, 2);
+  assert_strata_ok(strata_proto_put(p, 5, NULL, NULL, "five", 4));
+  assert_strata_ok(strata_store_region_at(&last, 0, &reg));
+  assert_int_equal(reg.layer_count, 2);
+  strata_read_end(&last);
+  assert_strata_ok(strata_proto_remove(p, 5));
+
   strata_proto_info info;
   assert_strata_ok(strata_proto_info_get(p, &info));
   assert_int_equal(info.layers, 2); /* 2 and 4 */
-  assert_int_equal(info.changed, 3);
+  assert_int_equal(info.changed, 4);
   strata_read_end(&mid);
   strata_read_end(&before);
   strata_store_close(s);
