@@ -649,7 +649,9 @@ STRATA_API int strata_proto_put(strata_proto *proto, uint64_t layer_id,
 STRATA_API int strata_proto_remove(strata_proto *proto, uint64_t layer_id);
 
 /* Drops the proto's changes: the region goes back to its file, or
- * disappears if it had none. The handle becomes invalid. Thread-safe. */
+ * disappears if it had none. Calls with the handle afterwards fail with
+ * STRATA_E_STATE (it is freed at strata_store_close()); strata_proto_open()
+ * or strata_proto_create() make a new one. Thread-safe. */
 STRATA_API int strata_proto_discard(strata_proto *proto);
 
 /* Facts about a proto (under the writer mutex). */

@@ -321,7 +321,6 @@ int strata__overlay_link(struct strata_store *s, strata__overlay *o,
   li->lv = lv;
   _Atomic(strata__link *) *head = &t->by_id[id_hash(lv->id) & t->mask];
   atomic_init(&li->next, atomic_load_explicit(head, memory_order_relaxed));
-  lv->links = 1;
   /* Name link first: a reader that finds the id link may look the name up
    * and must find it too. Each store publishes a fully built link. */
   if (ln != NULL) {
@@ -330,7 +329,6 @@ int strata__overlay_link(struct strata_store *s, strata__overlay *o,
     ln->lv = lv;
     atomic_init(&ln->next, atomic_load_explicit(nh, memory_order_relaxed));
     atomic_store_explicit(nh, ln, memory_order_release);
-    lv->links = 2;
   }
   atomic_store_explicit(head, li, memory_order_release);
   o->lvers++;

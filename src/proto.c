@@ -20,7 +20,7 @@ static strata__catalog *current(struct strata_store *s) {
 
 static struct strata_proto *proto_of(struct strata_store *s, uint64_t id) {
   for (uint64_t i = 0; i < s->proto_n; i++)
-    if (s->protos[i]->region_id == id)
+    if (s->protos[i]->region_id == id && !s->protos[i]->discarded)
       return s->protos[i];
   return NULL;
 }
@@ -343,6 +343,9 @@ int strata_proto_remove(strata_proto *p, uint64_t layer_id) {
 
 static int discard_locked(struct strata_proto *p) {
   struct strata_store *s = p->store;
+  STRATA__FAIL_IF(p->discarded, STRATA_E_STATE,
+                  "%s: proto of region %" PRIu64 " was already discarded",
+                  s->dir, p->region_id);
   const strata__entry *old = strata__catalog_find(current(s), p->region_id);
   strata__retired *rec = malloc(sizeof *rec);
   strata__entry *e = old->file != NULL ? calloc(1, sizeof *e) : NULL;
@@ -374,7 +377,9 @@ static int discard_locked(struct strata_proto *p) {
   strata__retire_push(s, rec, overlay, overlay->bytes, strata__overlay_free);
   strata__log(&s->log, STRATA_LOG_INFO, "proto",
               "msg=\"proto discarded\" region_id=%" PRIu64, p->region_id);
-  unregister_proto(s, p);
+  /* The handle stays allocated until the store closes, so that a call made
+   * with it by mistake fails cleanly instead of touching freed memory. */
+  p->discarded = true;
   return 0;
 }
 
@@ -393,6 +398,11 @@ int strata_proto_info_get(strata_proto *p, strata_proto_info *info) {
                   "strata_proto_info_get: NULL argument");
   struct strata_store *s = p->store;
   pthread_mutex_lock(&s->write_mu);
+  if (p->discarded) {
+    pthread_mutex_unlock(&s->write_mu);
+    return strata__fail(STRATA_E_STATE, "%s: proto of region %" PRIu64
+                        " was discarded", s->dir, p->region_id);
+  }
   const strata__entry *e = strata__catalog_find(current(s), p->region_id);
   const strata__overlay *o = e->overlay;
   uint64_t base = e->file ? strata_region_layer_count(e->file->region) : 0;

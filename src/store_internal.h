@@ -106,7 +106,6 @@ typedef struct strata__lver {
   uint32_t name_len, metadata_len;
   uint32_t flags;
   uint32_t alloc_size; /* bytes of this struct + strings */
-  uint32_t links;      /* chains still holding it (writer only) */
 } strata__lver;
 
 /* A chain link. Chains are newest first, so the first link whose version a
@@ -240,7 +239,7 @@ struct strata_proto {
   struct strata_store *store;
   uint64_t region_id;
   uint64_t created_ns;
-  bool discarded;
+  bool discarded; /* kept until close so that misuse fails cleanly */
 };
 
 struct strata_store {

@@ -546,6 +546,15 @@ static void test_discard(void **state) {
   expect_layer(s, 3, 1, "changed");
   assert_strata_ok(strata_proto_discard(p));
   expect_layer(s, 3, 1, "base:1");
+  assert_strata_err(strata_proto_put(p, 1, NULL, NULL, "late", 4),
+                    STRATA_E_STATE);
+  assert_strata_err(strata_proto_discard(p), STRATA_E_STATE);
+  strata_proto *again = NULL;
+  assert_strata_ok(strata_proto_open(s, 3, &again));
+  assert_ptr_not_equal(again, p);
+  assert_strata_ok(strata_proto_put(again, 1, NULL, NULL, "again", 5));
+  expect_layer(s, 3, 1, "again");
+  assert_strata_ok(strata_proto_discard(again));
   assert_strata_ok(strata_proto_create(s, 9, "gone", NULL, &p));
   assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "x", 1));
   assert_strata_ok(strata_proto_discard(p));
