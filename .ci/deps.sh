@@ -6,7 +6,7 @@ packages=(
   build-essential cmake pkg-config   # toolchain
   libjansson-dev libxxhash-dev       # library dependencies
   libcmocka-dev                      # tests
-  liblmdb-dev libcdb-dev             # benchmark peers
+  liblmdb-dev libcdb-dev liburcu-dev # benchmark peers
   clang libclang-rt-14-dev           # libFuzzer and sanitizer runtimes
 )
 missing=()

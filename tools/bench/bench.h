@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* The layers a scenario stores: n values of `size` bytes; value number i
  * (its position, 0 <= i < n) has id ids[i] and the contents that
@@ -118,5 +119,134 @@ typedef struct bench_pool_result {
 } bench_pool_result;
 
 void bench_pool_run(uint64_t pairs, int reps, bench_pool_result *res);
+
+/* ---- bench_store.c, bench_rcu.c ---- */
+
+/* What the store scenarios take from the command line. Their layer counts
+ * are the defaults below times `scale` (--n / 1,000,000), so that a small
+ * --n makes a quick run. Each scenario works in its own subdirectory of
+ * `dir` and removes it. Every figure is printed, none is judged: the
+ * targets are shown next to the measurements. */
+typedef struct bench_store_params {
+  const char *dir;
+  double scale;
+  size_t size;    /* store-read: layer size (--size) */
+  int reps;       /* store-open: opens timed (at least 20); rcu: repetitions */
+  double seconds; /* store-read: length of each timed phase */
+} bench_store_params;
+
+typedef struct bench_stat {
+  double median, min, max;
+} bench_stat;
+
+/* "store-open": a store of 14 regions opened and closed repeatedly. */
+typedef struct bench_store_open_result {
+  uint64_t regions, layers;         /* layers per region */
+  uint64_t file_bytes, index_bytes; /* all regions together */
+  double build_s;
+  int opens;
+  double load1; /* load average over the last minute, at the start */
+  /* ms: strata_store_open() alone, default config (index checksums on a
+   * background thread); the same open followed by strata_store_refresh(),
+   * which returns once that thread has checked every index; open with
+   * STRATA_STORE_VERIFY_AT_OPEN; strata_region_open() of every file, one
+   * after another; strata_store_close() after a default open. */
+  bench_stat open_ms, verified_ms, verify_at_open_ms, serial_ms, close_ms;
+} bench_store_open_result;
+
+void bench_store_open_run(const bench_store_params *p,
+                          bench_store_open_result *r);
+void bench_store_open_print(FILE *f, const bench_store_open_result *r);
+void bench_store_open_json(FILE *f, const bench_store_open_result *r);
+
+/* "store-read": reader threads doing random strata_get() in snapshots.
+ * The phases: (a) 2 readers, (b) 128 readers, (c) 2 readers and a writer
+ * crystallizing in a loop, (d) 2 readers again, after (c). */
+enum {
+  BENCH_READ_IDLE2,
+  BENCH_READ_IDLE128,
+  BENCH_READ_WRITER2,
+  BENCH_READ_AFTER2,
+  BENCH_READ_PHASES
+};
+/* The modes: a snapshot per batch of gets, or one per get. */
+enum { BENCH_READ_BATCH, BENCH_READ_SINGLE, BENCH_READ_MODES };
+
+typedef struct bench_read_phase {
+  unsigned threads;
+  double seconds; /* measured */
+  uint64_t gets;
+  double gets_per_s;
+  double cpu_s; /* CPU time of the reader threads (process minus
+                   writer) during the phase */
+  /* With a writer: */
+  uint64_t puts, crystallizations;
+  double writer_cpu_s, crystallize_write_s, crystallize_fsync_s;
+} bench_read_phase;
+
+typedef struct bench_store_read_result {
+  uint64_t regions, layers;
+  size_t size;
+  unsigned batch;          /* gets per snapshot in BENCH_READ_BATCH mode */
+  unsigned puts_per_cycle; /* writer: puts between crystallizations */
+  double load1;
+  bench_read_phase phase[BENCH_READ_MODES][BENCH_READ_PHASES];
+} bench_store_read_result;
+
+void bench_store_read_run(const bench_store_params *p,
+                          bench_store_read_result *r);
+void bench_store_read_print(FILE *f, const bench_store_read_result *r);
+void bench_store_read_json(FILE *f, const bench_store_read_result *r);
+
+/* "crystallize": a proto written out as a region file, next to write(2)
+ * and a read/write copy of the same bytes. */
+typedef struct bench_crystallize_case {
+  uint64_t layers, layer_bytes, bytes;
+  int reps;
+  /* Medians over the repetitions, and the best; GB = 10^9 bytes. */
+  double write_gbs, write_gbs_best; /* crystallize_bytes / _write_ns */
+  double fsync_ms;                  /* crystallize_fsync_ns */
+  double wall_ms;                   /* strata_crystallize() as called */
+  double faults;                    /* minor page faults in that call */
+  double peer_write_gbs, peer_write_gbs_best, peer_fsync_ms;
+  double peer_copy_gbs, peer_copy_gbs_best;
+} bench_crystallize_case;
+
+typedef struct bench_crystallize_result {
+  double load1;
+  bench_crystallize_case big, small;
+} bench_crystallize_result;
+
+void bench_crystallize_run(const bench_store_params *p,
+                           bench_crystallize_result *r);
+void bench_crystallize_print(FILE *f, const bench_crystallize_result *r);
+void bench_crystallize_json(FILE *f, const bench_crystallize_result *r);
+
+/* "rcu": the cost of a snapshot against liburcu's urcu-memb flavour. */
+typedef struct bench_rcu_result {
+  int have_urcu;  /* 0 when strata-bench was built without liburcu */
+  uint64_t pairs; /* timed pairs per thread per repetition */
+  int reps;
+  double load1;
+  /* ns per read_begin+read_end (rcu_read_lock+unlock) pair, median over
+   * repetitions; with 2 threads, the mean of the two threads' figures. */
+  double strata_1t, strata_2t, urcu_1t, urcu_2t, urcu_inline_1t, urcu_inline_2t;
+  /* Grace periods, in microseconds: strata_store_reclaim(s, 1) and
+   * synchronize_rcu(), with no reader, and while one other thread runs
+   * snapshots (read-side sections) of about 1 us back to back. */
+  bench_stat strata_gp_us, urcu_gp_us, strata_gp_busy_us, urcu_gp_busy_us;
+} bench_rcu_result;
+
+void bench_rcu_run(const bench_store_params *p, bench_rcu_result *r);
+void bench_rcu_print(FILE *f, const bench_rcu_result *r);
+void bench_rcu_json(FILE *f, const bench_rcu_result *r);
+
+/* Helpers in bench_store.c, used by bench_rcu.c too. */
+bench_stat bench_summarize(const double *v, int n);
+double bench_load1(void);
+/* Creates dir/name (a fresh directory) and returns its path; exits on
+ * failure. bench_rmtree() removes it with everything in it. */
+char *bench_mkdir(const char *dir, const char *name);
+void bench_rmtree(const char *path);
 
 #endif /* STRATA_BENCH_H */

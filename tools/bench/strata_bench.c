@@ -4,7 +4,9 @@
  *
  * Only Strata's public API (include/strata.h) is used, as any caller would,
  * except by the pool scenario (bench_pool.c), which times the library's
- * internal heap pool allocator against malloc()/free().
+ * internal heap pool allocator against malloc()/free(). The store scenarios
+ * (store-open, store-read, crystallize, rcu) are in bench_store.c and
+ * bench_rcu.c.
  * Every peer gets the same layers (bench_fill_value) and the same random
  * keys; each get reads the value's first and last byte into a sink, so no
  * lookup can be optimized away and every value's cache lines are touched. */
@@ -76,7 +78,11 @@ enum {
   SC_OPEN = 1 << 3,
   SC_BUILD = 1 << 4,
   SC_POOL = 1 << 5,
-  SC_ALL = (1 << 6) - 1
+  SC_STORE_OPEN = 1 << 6,
+  SC_STORE_READ = 1 << 7,
+  SC_CRYSTALLIZE = 1 << 8,
+  SC_RCU = 1 << 9,
+  SC_ALL = (1 << 10) - 1
 };
 
 typedef struct options {
@@ -91,6 +97,7 @@ typedef struct options {
   uint64_t build_mib;       /* build: total content */
   uint64_t build_layer_kib; /* build: size of one layer */
   int build_reps;
+  double seconds; /* store-read: length of each phase */
 } options;
 
 static void usage(FILE *f) {
@@ -101,9 +108,11 @@ static void usage(FILE *f) {
           "to LMDB, tinycdb and a bare mmap'd offset array (the lower bound).\n"
           "\n"
           "  --scenario LIST   comma-separated: dense, sparse, small, open,\n"
-          "                    build, pool, all (default: all)\n"
+          "                    build, pool, store-open, store-read,\n"
+          "                    crystallize, rcu, all (default: all)\n"
           "  --n N             layers for dense, sparse and open "
-          "(default 1000000)\n"
+          "(default 1000000);\n"
+          "                    the store scenarios scale with N / 1000000\n"
           "  --small-n N       layers for small (default 10000)\n"
           "  --size BYTES      value size for the get scenarios (default 256)\n"
           "  --gets M          timed gets per peer and repetition "
@@ -113,6 +122,7 @@ static void usage(FILE *f) {
           "  --build-mib MIB   build: content written (default 1024)\n"
           "  --build-layer-kib KIB  build: layer size (default 256)\n"
           "  --build-reps R    build: repetitions (default 3)\n"
+          "  --seconds S       store-read: seconds per phase (default 2)\n"
           "  --dir DIR         where files go (default $TMPDIR or /tmp); a\n"
           "                    fresh strata-bench-XXXXXX directory is made there\n"
           "                    and removed at exit\n"
@@ -141,6 +151,8 @@ static bool parse_scenarios(const char *s, unsigned *out) {
   } names[] = {{"dense", SC_DENSE}, {"sparse", SC_SPARSE},
                {"small", SC_SMALL}, {"open", SC_OPEN},
                {"build", SC_BUILD}, {"pool", SC_POOL},
+               {"store-open", SC_STORE_OPEN}, {"store-read", SC_STORE_READ},
+               {"crystallize", SC_CRYSTALLIZE}, {"rcu", SC_RCU},
                {"all", SC_ALL}};
   *out = 0;
   char *copy = strdup(s);
@@ -168,9 +180,10 @@ static int parse_options(int argc, char **argv, options *o) {
                  .scenarios = SC_ALL,
                  .build_mib = 1024,
                  .build_layer_kib = 256,
-                 .build_reps = 3};
+                 .build_reps = 3,
+                 .seconds = 2};
   enum { O_N = 256, O_SMALL_N, O_SIZE, O_GETS, O_REPS, O_SCENARIO, O_DIR,
-         O_JSON, O_HELP, O_BMIB, O_BKIB, O_BREPS };
+         O_JSON, O_HELP, O_BMIB, O_BKIB, O_BREPS, O_SECONDS };
   static const struct option longopts[] = {
       {"n", required_argument, NULL, O_N},
       {"small-n", required_argument, NULL, O_SMALL_N},
@@ -184,6 +197,7 @@ static int parse_options(int argc, char **argv, options *o) {
       {"build-mib", required_argument, NULL, O_BMIB},
       {"build-layer-kib", required_argument, NULL, O_BKIB},
       {"build-reps", required_argument, NULL, O_BREPS},
+      {"seconds", required_argument, NULL, O_SECONDS},
       {NULL, 0, NULL, 0}};
   int c;
   uint64_t v;
@@ -230,6 +244,13 @@ static int parse_options(int argc, char **argv, options *o) {
       ok = parse_range(optarg, 1, MAX_REPS, &v);
       o->build_reps = (int)v;
       break;
+    case O_SECONDS: {
+      char *end;
+      o->seconds = strtod(optarg, &end);
+      ok = end != optarg && *end == '\0' && o->seconds >= 0.01 &&
+           o->seconds <= 3600;
+      break;
+    }
     default:
       ok = false;
     }
@@ -1094,6 +1115,31 @@ int main(int argc, char **argv) {
         (target){"pool median ns per alloc+free", po.pool_median_ns, 100, true};
     print_targets(out, t, 1);
   }
+  bench_store_params sp = {.dir = g_workdir,
+                           .scale = (double)o.n / 1e6,
+                           .size = o.size,
+                           .reps = o.reps,
+                           .seconds = o.seconds};
+  bench_store_open_result so = {0};
+  bench_store_read_result sr = {0};
+  bench_crystallize_result cr = {0};
+  bench_rcu_result ru = {0};
+  if (o.scenarios & SC_STORE_OPEN) {
+    bench_store_open_run(&sp, &so);
+    bench_store_open_print(out, &so);
+  }
+  if (o.scenarios & SC_STORE_READ) {
+    bench_store_read_run(&sp, &sr);
+    bench_store_read_print(out, &sr);
+  }
+  if (o.scenarios & SC_CRYSTALLIZE) {
+    bench_crystallize_run(&sp, &cr);
+    bench_crystallize_print(out, &cr);
+  }
+  if (o.scenarios & SC_RCU) {
+    bench_rcu_run(&sp, &ru);
+    bench_rcu_print(out, &ru);
+  }
   fflush(out);
 
   if (o.json) {
@@ -1106,10 +1152,13 @@ int main(int argc, char **argv) {
            TINYCDB_VERSION);
     printf("  \"scenarios\": {\n");
     /* In the order they ran; a separator before all but the first. */
-    const get_result *gets[] = {&dense, NULL, &sparse, &small, NULL, NULL};
-    const unsigned order[] = {SC_DENSE, SC_OPEN,  SC_SPARSE,
-                              SC_SMALL, SC_BUILD, SC_POOL};
-    for (int i = 0, first = 1; i < 6; i++) {
+    const get_result *gets[] = {&dense, NULL, &sparse, &small, NULL,
+                                NULL,   NULL, NULL,    NULL,   NULL};
+    const unsigned order[] = {SC_DENSE,      SC_OPEN,       SC_SPARSE,
+                              SC_SMALL,      SC_BUILD,      SC_POOL,
+                              SC_STORE_OPEN, SC_STORE_READ, SC_CRYSTALLIZE,
+                              SC_RCU};
+    for (int i = 0, first = 1; i < 10; i++) {
       if (!(o.scenarios & order[i]))
         continue;
       fputs(first ? "" : ",\n", stdout);
@@ -1120,8 +1169,16 @@ int main(int argc, char **argv) {
         json_open(stdout, &op);
       else if (order[i] == SC_BUILD)
         json_build(stdout, &bu);
-      else
+      else if (order[i] == SC_POOL)
         json_pool(stdout, &po);
+      else if (order[i] == SC_STORE_OPEN)
+        bench_store_open_json(stdout, &so);
+      else if (order[i] == SC_STORE_READ)
+        bench_store_read_json(stdout, &sr);
+      else if (order[i] == SC_CRYSTALLIZE)
+        bench_crystallize_json(stdout, &cr);
+      else
+        bench_rcu_json(stdout, &ru);
     }
     printf("\n  },\n  \"sink\": %" PRIu64 "\n}\n", (uint64_t)g_sink);
   }
