@@ -111,6 +111,10 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id) {
   strata_region *r = NULL;
   int rc = strata_writer_open(path, &opts, &w);
   if (rc == 0)
+    rc = strata__writer_reserve(
+        w, (old->file ? strata_region_layer_count(old->file->region) : 0) +
+               old->overlay->changed);
+  if (rc == 0)
     rc = write_content(old, w, &bytes);
   if (rc == 0) {
     rc = strata__writer_commit_open(w, &r, &fsync_ns, &placed);

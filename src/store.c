@@ -746,8 +746,8 @@ int strata_store_stats_get(strata_store *s, strata_store_stats *out) {
   out->retired_objects =
       atomic_load_explicit(&s->retired_count, memory_order_relaxed);
   out->version = atomic_load_explicit(&s->epoch, memory_order_relaxed);
-  pthread_mutex_unlock(&s->write_mu);
   strata__ebr_snapshot_stats(s, &out->snapshots_open, &out->oldest_snapshot_ms);
+  pthread_mutex_unlock(&s->write_mu);
   return 0;
 }
 

@@ -28,8 +28,8 @@
 /* One reader thread's slot, on a cache line of its own so that announcing
  * an epoch writes only memory no other thread writes. */
 typedef struct strata__reader {
-  _Atomic uint64_t epoch;    /* announced epoch; 0 = no snapshot open */
-  _Atomic uint64_t begin_ns; /* CLOCK_MONOTONIC_COARSE at outer begin */
+  _Atomic uint64_t epoch;  /* announced epoch; 0 = no snapshot open */
+  _Atomic uint64_t begins; /* outer snapshots begun (owner writes) */
   _Atomic bool in_use;       /* claimed by a live thread */
   uint32_t depth;            /* open snapshots; owner thread only */
   struct strata_store *store;
@@ -68,7 +68,7 @@ uint64_t strata__ebr_advance(struct strata_store *s);
 /* Any thread, without the writer mutex: returns once no snapshot announces
  * an epoch <= `epoch`. The caller must not hold a snapshot itself. */
 void strata__ebr_wait(struct strata_store *s, uint64_t epoch);
-/* Snapshot counts and the oldest one's age (any thread). */
+/* Writer mutex held: snapshot count and the oldest one's age. */
 void strata__ebr_snapshot_stats(struct strata_store *s, uint64_t *open,
                                 uint64_t *oldest_ms);
 
@@ -265,6 +265,10 @@ struct strata_store {
   uint32_t max_readers;
   _Atomic uint32_t slots_used; /* high-water mark of claimed slots */
   uint64_t warned_age_ms;      /* snapshot-age warning doubling */
+  uint64_t uid;                /* unique per store in this process */
+  /* Per slot, under write_mu: the `begins` value last seen and when it was
+   * first seen (ebr.c: snapshot ages). */
+  uint64_t *seen_begins, *seen_ns;
 
   /* Memory accounting. */
   uint64_t memory_limit;

@@ -2,7 +2,6 @@
  * lock, allocates (after a thread's first snapshot), or makes a system
  * call; see ebr.c for why a snapshot keeps what it reads alive. */
 #include <string.h>
-#include <time.h>
 
 #include "store_internal.h"
 
@@ -15,12 +14,11 @@ int strata_read_begin(strata_store *s, strata_txn *txn) {
   strata__reader *r;
   STRATA__TRY(strata__ebr_slot(s, &r));
   if (r->depth++ == 0) {
-    struct timespec ts;
-    /* The coarse clock is read from the vDSO page: no system call. */
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    atomic_store_explicit(&r->begin_ns,
-                          (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec,
-                          memory_order_relaxed);
+    /* Only this thread writes `begins`: a load and a store, no atomic
+     * read-modify-write. */
+    atomic_store_explicit(
+        &r->begins, atomic_load_explicit(&r->begins, memory_order_relaxed) + 1,
+        memory_order_relaxed);
     atomic_store_explicit(&r->epoch,
                           atomic_load_explicit(&s->epoch, memory_order_seq_cst),
                           memory_order_seq_cst);
@@ -44,7 +42,6 @@ void strata_read_end(strata_txn *txn) {
     return;
   strata__reader *r = txn->priv_slot;
   if (r->depth > 0 && --r->depth == 0) {
-    atomic_store_explicit(&r->begin_ns, 0, memory_order_relaxed);
     atomic_store_explicit(&r->epoch, 0, memory_order_release);
   }
   txn->priv_slot = NULL;

@@ -123,9 +123,33 @@ static int set_reserve(strata_writer *w, strata__wset *s) {
   return 0;
 }
 
+/* Builds the id set over every entry so far: ids that came in ascending
+ * order needed none (a new id above the last one cannot be a duplicate);
+ * the first id out of order needs it from then on. */
+static int index_ids(strata_writer *w) {
+  uint64_t cap = 1024;
+  while (cap < 2 * (w->n + 1))
+    cap *= 2;
+  uint32_t *slots = calloc(cap, sizeof *slots);
+  if (slots == NULL)
+    return strata__fail(STRATA_E_NOMEM, "%s: allocating the id set", w->path);
+  free(w->ids.slots);
+  w->ids = (strata__wset){.slots = slots, .cap = cap};
+  for (uint64_t i = 0; i < w->n; i++)
+    set_insert(w, &w->ids, (uint32_t)i);
+  w->ids_indexed = true;
+  return 0;
+}
+
 /* Entry number holding this id, or -1. */
 static int64_t find_id(const strata_writer *w, uint64_t id) {
   const strata__wset *s = &w->ids;
+  if (!w->ids_indexed) {
+    /* Ascending so far: only the last id can equal a new one. */
+    if (w->n > 0 && w->entries[w->n - 1].id == id)
+      return (int64_t)w->n - 1;
+    return -1;
+  }
   if (s->cap == 0)
     return -1;
   for (uint64_t i = strata__id_hash(id, w->set_seed) & (s->cap - 1);
@@ -307,6 +331,18 @@ const char *strata_writer_temp_path(const strata_writer *w) {
 
 /* ---- layers ------------------------------------------------------------ */
 
+int strata__writer_reserve(strata_writer *w, uint64_t layers) {
+  if (layers <= w->cap || layers > STRATA__MAX_LAYERS)
+    return 0;
+  strata__wentry *e = realloc(w->entries, layers * sizeof *e);
+  if (e == NULL)
+    return strata__fail(STRATA_E_NOMEM, "%s: sizing the index for %" PRIu64
+                        " entries", w->path, layers);
+  w->entries = e;
+  w->cap = layers;
+  return 0;
+}
+
 static int grow_entries(strata_writer *w) {
   if (w->n < w->cap)
     return 0;
@@ -351,6 +387,8 @@ int strata_writer_begin_layer(strata_writer *w, uint64_t id, const char *name,
   if (metadata != NULL)
     STRATA__TRY(strata__check_text(w->path, "metadata", id, metadata,
                            STRATA__MAX_METADATA, true));
+  if (!w->ids_indexed && w->n > 0 && id < w->entries[w->n - 1].id)
+    STRATA__TRY(index_ids(w));
   int64_t dup = find_id(w, id);
   STRATA__FAIL_IF(dup >= 0, STRATA_E_DUPLICATE,
                   "%s: layer %" PRIu64 ": duplicate id (already added as "
@@ -433,12 +471,12 @@ int strata_writer_end_layer(strata_writer *w) {
     w->out_of_order = true;
   w->n++;
   /* Register the id and name only now that the layer is complete. */
-  if (set_reserve(w, &w->ids) < 0 ||
+  if ((w->ids_indexed && set_reserve(w, &w->ids) < 0) ||
       (e->name_len && set_reserve(w, &w->names) < 0)) {
     w->failed = true;
     return strata__fail(STRATA_E_NOMEM, "%s: growing the id set", w->path);
   }
-  if (w->ids.used < w->n)
+  if (w->ids_indexed && w->ids.used < w->n)
     set_insert(w, &w->ids, idx);
   if (e->name_len && find_name(w, (const char *)w->strings.p + e->name_off,
                                e->name_len) < 0)

@@ -57,6 +57,7 @@ struct strata_writer {
   uint64_t n, cap;
   strata__buf strings; /* names and metadata, NUL-terminated */
   strata__wset ids, names;
+  bool ids_indexed; /* `ids` is built: some id came out of order */
   uint64_t set_seed; /* random seed of the in-memory sets' hash */
 
   bool in_layer;
@@ -82,6 +83,10 @@ int strata__buf_put(strata__buf *b, const void *p, uint64_t len);
 int strata__writer_build_index(strata_writer *w, uint64_t index_off,
                                uint8_t header[STRATA__HEADER_SIZE],
                                strata__buf *out);
+
+/* Sizes the entry array for `layers` layers up front (a hint: more may
+ * still be added). STRATA_E_NOMEM. */
+int strata__writer_reserve(strata_writer *w, uint64_t layers);
 
 /* Commits like strata_writer_commit(), and on success also hands back the
  * new file as an open region: the mapping that commit validated before the

@@ -112,6 +112,37 @@ static void test_bad_layers_do_not_poison(void **state) {
   assert_int_equal(count_entries(dir), 1);
 }
 
+/* Ids that arrive in ascending order need no id set (only the last id can
+ * repeat); the first id out of order builds it over everything so far. */
+static void test_duplicates_ascending_then_not(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  strata_writer *w = open_writer(test_path(dir, "d.region"));
+  for (uint64_t id = 10; id < 5010; id += 2)
+    assert_strata_ok(strata_writer_add(w, id, NULL, NULL, "x", 1));
+  assert_strata_err(strata_writer_add(w, 5008, NULL, NULL, "x", 1),
+                    STRATA_E_DUPLICATE); /* the last one */
+  assert_strata_err(strata_writer_add(w, 10, NULL, NULL, "x", 1),
+                    STRATA_E_DUPLICATE); /* the first one, out of order */
+  assert_strata_err(strata_writer_add(w, 2500, NULL, NULL, "x", 1),
+                    STRATA_E_DUPLICATE);
+  assert_strata_ok(strata_writer_add(w, 11, NULL, NULL, "y", 1));
+  assert_strata_ok(strata_writer_add(w, 6000, NULL, NULL, "z", 1));
+  assert_strata_err(strata_writer_add(w, 11, NULL, NULL, "x", 1),
+                    STRATA_E_DUPLICATE);
+  assert_strata_err(strata_writer_add(w, 6000, NULL, NULL, "x", 1),
+                    STRATA_E_DUPLICATE);
+  assert_strata_ok(strata_writer_commit(w));
+  strata_region *r = NULL;
+  assert_strata_ok(strata_region_open(test_path(dir, "d.region"), 0, &r));
+  assert_int_equal(strata_region_layer_count(r), 2500 + 2);
+  const void *data;
+  uint64_t size;
+  assert_strata_ok(strata_region_get_data(r, 11, &data, &size));
+  assert_memory_equal(data, "y", 1);
+  strata_region_close(r);
+}
+
 static void test_empty_region_metadata_means_none(void **state) {
   (void)state;
   const char *path = test_path(test_tmpdir(), "m.region");
@@ -264,6 +295,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_bad_options),
       cmocka_unit_test(test_bad_layers_do_not_poison),
+      cmocka_unit_test(test_duplicates_ascending_then_not),
       cmocka_unit_test(test_empty_region_metadata_means_none),
       cmocka_unit_test(test_state_errors),
       cmocka_unit_test(test_abort_leaves_nothing),
