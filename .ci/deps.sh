@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config   # toolchain
   libjansson-dev libxxhash-dev       # library dependencies
-  libcmocka-dev                      # tests
+  libcmocka-dev python3-jsonschema   # tests (the state dump's schema)
   liblmdb-dev libcdb-dev liburcu-dev # benchmark peers
   clang libclang-rt-14-dev           # libFuzzer and sanitizer runtimes
 )

@@ -75,6 +75,7 @@ static int new_file(struct strata_store *s, strata_region *r,
   f->dev = st.st_dev;
   f->ino = st.st_ino;
   f->refs = 1;
+  f->opened_unix_ms = strata__unix_ms();
   *out = f;
   return 0;
 }
@@ -171,6 +172,9 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id) {
     free(path);
     return rc;
   }
+  for (uint64_t i = 0; i < s->proto_n; i++)
+    if (s->protos[i]->region_id == id && !s->protos[i]->discarded)
+      s->protos[i]->created_ns = strata__mono_ns(); /* age restarts */
   s->stats.crystallizations++;
   s->stats.crystallize_bytes += bytes;
   s->stats.crystallize_write_ns += total_ns - fsync_ns;

@@ -202,6 +202,8 @@ static uint64_t observe_ages(struct strata_store *s, uint64_t *open) {
     if (now - s->seen_ns[i] > oldest)
       oldest = now - s->seen_ns[i];
   }
+  if (count > s->peak_readers)
+    s->peak_readers = count;
   if (open != NULL)
     *open = count;
   return oldest / 1000000;

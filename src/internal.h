@@ -21,12 +21,22 @@ int strata__fail(int err, const char *fmt, ...) STRATA__PRINTF(2, 3);
 /* Same, for an errno value: returns -errnum and appends strerror(errnum). */
 int strata__fail_errno(int errnum, const char *fmt, ...) STRATA__PRINTF(2, 3);
 void strata__clear_error(void);
+/* Failures so far in this process by code (misses excluded): fills up to
+ * `max` pairs, returns how many. */
+size_t strata__error_counts(int *codes, uint64_t *counts, size_t max);
 
 /* CLOCK_MONOTONIC in nanoseconds, for durations. */
 static inline uint64_t strata__mono_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* CLOCK_REALTIME in milliseconds since the epoch, for timestamps. */
+static inline uint64_t strata__unix_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* Returns early with an error when `cond` holds. */

@@ -60,7 +60,8 @@ static int check_config(const char *dir, strata_store_config *c) {
                   STRATA_E_INVAL, "%s: log_level %d is not a STRATA_LOG_ value",
                   dir, c->log_level);
   STRATA__FAIL_IF(c->flags & ~(unsigned)(STRATA_STORE_READ_ONLY |
-                                         STRATA_STORE_VERIFY_AT_OPEN),
+                                         STRATA_STORE_VERIFY_AT_OPEN |
+                                         STRATA_STORE_NO_READ_STATS),
                   STRATA_E_INVAL,
                   "%s: unknown store flags 0x%x", dir, c->flags);
   return 0;
@@ -105,6 +106,7 @@ int strata__file_open(struct strata_store *s, const char *name, bool defer,
   f->ino = st.st_ino;
   f->refs = 1;
   f->checksum_pending = defer;
+  f->opened_unix_ms = strata__unix_ms();
   *out = f;
   return 0;
 }
@@ -505,6 +507,7 @@ int strata_store_open(const char *dir, const strata_store_config *config,
   s->config = c;
   s->lockfd = -1;
   s->memory_limit = c.memory_limit;
+  s->count_reads = !(c.flags & STRATA_STORE_NO_READ_STATS);
   strata__logger_init(&s->log, c.log_level, c.log_fn, c.log_ctx);
   pthread_mutex_init(&s->write_mu, NULL);
   pthread_mutex_init(&s->verify_mu, NULL);

@@ -30,6 +30,8 @@
 typedef struct strata__reader {
   _Atomic uint64_t epoch;  /* announced epoch; 0 = no snapshot open */
   _Atomic uint64_t begins; /* outer snapshots begun (owner writes) */
+  /* Read statistics; only the owner thread writes them (load + store). */
+  _Atomic uint64_t gets, misses, bytes;
   _Atomic bool in_use;       /* claimed by a live thread */
   uint32_t depth;            /* open snapshots; owner thread only */
   struct strata_store *store;
@@ -83,7 +85,8 @@ typedef struct strata__file {
   dev_t dev;
   ino_t ino;
   uint32_t refs;
-  bool checksum_pending; /* index checksum left to the verifier thread */
+  uint64_t opened_unix_ms; /* when this process mapped it */
+  _Atomic bool checksum_pending; /* index checksum left to the verifier */
 } strata__file;
 
 void strata__file_unref(struct strata_store *s, strata__file *f);
@@ -269,6 +272,8 @@ struct strata_store {
   /* Per slot, under write_mu: the `begins` value last seen and when it was
    * first seen (ebr.c: snapshot ages). */
   uint64_t *seen_begins, *seen_ns;
+  uint64_t peak_readers; /* most open snapshots a scan saw (write_mu) */
+  bool count_reads;      /* !STRATA_STORE_NO_READ_STATS */
 
   /* Memory accounting. */
   uint64_t memory_limit;

@@ -48,6 +48,27 @@ void strata_read_end(strata_txn *txn) {
   txn->priv_catalog = NULL;
 }
 
+/* Counts a lookup in the caller's reader slot: a relaxed load and store on
+ * a line only this thread writes. */
+static inline void count_get(const strata_txn *txn, bool found,
+                             uint64_t bytes) {
+  strata__reader *r = txn->priv_slot;
+  if (r == NULL || !txn->store->count_reads)
+    return;
+  atomic_store_explicit(&r->gets,
+                        atomic_load_explicit(&r->gets, memory_order_relaxed) + 1,
+                        memory_order_relaxed);
+  if (!found)
+    atomic_store_explicit(
+        &r->misses, atomic_load_explicit(&r->misses, memory_order_relaxed) + 1,
+        memory_order_relaxed);
+  else
+    atomic_store_explicit(
+        &r->bytes,
+        atomic_load_explicit(&r->bytes, memory_order_relaxed) + bytes,
+        memory_order_relaxed);
+}
+
 static void fill_from_lver(const strata__lver *lv, strata_layer *out) {
   *out = (strata_layer){.id = lv->id,
                         .data = lv->data,
@@ -95,6 +116,8 @@ int strata_get(const strata_txn *txn, uint64_t region_id, uint64_t layer_id,
                strata_layer *out) {
   const strata__entry *e = find_entry(txn, region_id);
   int found = lookup(txn, e, layer_id, out);
+  if (txn != NULL)
+    count_get(txn, found > 0, found > 0 ? out->size : 0);
   if (found > 0)
     return 0;
   if (found < 0)
@@ -118,6 +141,7 @@ int strata_get_by_name(const strata_txn *txn, uint64_t region_id,
                                                        name_len, txn->priv_version);
     if (lv != NULL) {
       fill_from_lver(lv, out);
+      count_get(txn, true, out->size);
       return 0;
     }
   }
@@ -129,9 +153,11 @@ int strata_get_by_name(const strata_txn *txn, uint64_t region_id,
     if (e->overlay == NULL ||
         strata__overlay_find(e->overlay, l.id, txn->priv_version) == NULL) {
       *out = l;
+      count_get(txn, true, out->size);
       return 0;
     }
   }
+  count_get(txn, false, 0);
   return strata__fail(STRATA_E_NOT_FOUND, "region %llu (%s): no layer named "
                       "\"%.*s\"",
                       (unsigned long long)region_id, e->name,
@@ -172,8 +198,10 @@ size_t strata_get_many(const strata_txn *txn, const strata_layer_ref *refs,
     if (lookup(txn, e, refs[i].layer_id, &out[i]) > 0) {
       found++;
       __builtin_prefetch(out[i].data);
+      count_get(txn, true, out[i].size);
     } else {
       memset(&out[i], 0, sizeof out[i]);
+      count_get(txn, false, 0);
     }
   }
   return found;
@@ -205,5 +233,25 @@ int strata_store_region_at(const strata_txn *txn, uint64_t index,
                                .generation = e->generation,
                                .has_proto = e->overlay != NULL,
                                .file = e->file ? e->file->region : NULL};
+  return 0;
+}
+
+int strata_read_stats_get(strata_store *s, strata_read_stats *out) {
+  if (s == NULL || out == NULL)
+    return strata__fail(STRATA_E_INVAL, "strata_read_stats_get: NULL argument");
+  *out = (strata_read_stats){0};
+  uint32_t used = atomic_load_explicit(&s->slots_used, memory_order_acquire);
+  for (uint32_t i = 0; i < used; i++) {
+    const strata__reader *r = &s->slots[i];
+    out->gets += atomic_load_explicit(&r->gets, memory_order_relaxed);
+    out->misses += atomic_load_explicit(&r->misses, memory_order_relaxed);
+    out->bytes_served += atomic_load_explicit(&r->bytes, memory_order_relaxed);
+    out->snapshots += atomic_load_explicit(&r->begins, memory_order_relaxed);
+  }
+  pthread_mutex_lock(&s->write_mu);
+  uint64_t open, oldest;
+  strata__ebr_snapshot_stats(s, &open, &oldest); /* updates the peak */
+  out->peak_readers = s->peak_readers;
+  pthread_mutex_unlock(&s->write_mu);
   return 0;
 }

@@ -1,0 +1,218 @@
+/* The state dump, the metrics text and the read statistics: their figures
+ * against what the test did, label escaping, the verbose layer index, and
+ * the read-statistics switch. With STRATA_STATE_DUMP_DIR set, every dump is
+ * also written there for tests/unit/validate_state.sh, which checks them
+ * against docs/state.schema.json. */
+#include <inttypes.h>
+#include <jansson.h>
+
+#include "test_util.h"
+
+static int dump_no;
+
+static json_t *dump(strata_store *s, unsigned flags) {
+  char *text = NULL;
+  assert_strata_ok(strata_dump_state(s, flags, &text));
+  const char *dir = getenv("STRATA_STATE_DUMP_DIR");
+  if (dir != NULL && *dir) {
+    char name[64];
+    snprintf(name, sizeof name, "dump-%02d.json", dump_no++);
+    test_write_file(test_path(dir, name), text, strlen(text));
+  }
+  json_error_t err;
+  json_t *doc = json_loads(text, 0, &err);
+  if (doc == NULL)
+    fail_msg("dump is not JSON: %s at %d:%d", err.text, err.line, err.column);
+  strata_free(text);
+  return doc;
+}
+
+static json_int_t jint(json_t *o, const char *path) {
+  /* "a.b.c" */
+  char buf[128];
+  snprintf(buf, sizeof buf, "%s", path);
+  json_t *v = o;
+  for (char *save = NULL, *k = strtok_r(buf, ".", &save); k != NULL;
+       k = strtok_r(NULL, ".", &save))
+    v = json_object_get(v, k);
+  if (!json_is_integer(v))
+    fail_msg("%s is not an integer", path);
+  return json_integer_value(v);
+}
+
+static strata_store *open_store(const char *dir, unsigned flags,
+                                uint64_t limit) {
+  strata_store_config c;
+  strata_store_config_init(&c);
+  c.log_level = STRATA_LOG_OFF;
+  c.flags = flags;
+  if (limit)
+    c.memory_limit = limit;
+  strata_store *s = NULL;
+  assert_strata_ok(strata_store_open(dir, &c, &s));
+  return s;
+}
+
+static void make_region(const char *dir) {
+  strata_writer_options o = {.region_id = 5, .name = "base"};
+  strata_writer *w = NULL;
+  assert_strata_ok(strata_writer_open(test_path(dir, "base.region"), &o, &w));
+  assert_strata_ok(strata_writer_add(w, 1, "one", "{\"frequency\":3}", "1111", 4));
+  assert_strata_ok(strata_writer_add(w, 2, NULL, NULL, "22", 2));
+  assert_strata_ok(strata_writer_commit(w));
+}
+
+static void test_dump_figures(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  make_region(dir);
+  strata_store *s = open_store(dir, 0, 0);
+  strata_proto *p = NULL;
+  assert_strata_ok(strata_proto_create(s, 9, "we\"ird\\name", "{\"k\":1}", &p));
+  assert_strata_ok(strata_proto_put(p, 3, "three", NULL, "abc", 3));
+  /* A failure of a kind that is counted (misses are not). */
+  assert_strata_err(strata_proto_put(p, 4, "three", NULL, "x", 1),
+                    STRATA_E_DUPLICATE);
+  strata_txn t;
+  strata_layer l;
+  assert_strata_ok(strata_read_begin(s, &t));
+  assert_strata_ok(strata_get(&t, 5, 1, &l));   /* 4 bytes */
+  assert_strata_ok(strata_get(&t, 9, 3, &l));   /* 3 bytes */
+  assert_strata_err(strata_get(&t, 5, 7, &l), STRATA_E_NOT_FOUND);
+  assert_strata_err(strata_get(&t, 6, 1, &l), STRATA_E_NO_REGION);
+
+  json_t *doc = dump(s, 0);
+  strata_read_end(&t);
+  assert_string_equal(json_string_value(json_object_get(doc, "strata_version")),
+                      strata_version_string());
+  json_t *regions = json_object_get(doc, "regions");
+  assert_int_equal(json_array_size(regions), 2);
+  json_t *r0 = json_array_get(regions, 0), *r1 = json_array_get(regions, 1);
+  assert_int_equal(jint(r0, "id"), 5);
+  assert_int_equal(jint(r0, "layer_count"), 2);
+  assert_int_equal(jint(r0, "file.layer_count"), 2);
+  assert_true(jint(r0, "file.resident_bytes") > 0);
+  assert_null(json_object_get(json_object_get(r0, "file"), "layers"));
+  assert_int_equal(jint(r1, "id"), 9);
+  assert_true(json_is_null(json_object_get(r1, "file")));
+  assert_true(json_is_true(json_object_get(r1, "has_proto")));
+  json_t *protos = json_object_get(doc, "protos");
+  assert_int_equal(json_array_size(protos), 1);
+  assert_int_equal(jint(json_array_get(protos, 0), "layers"), 1);
+  /* The dump's own snapshot counts as one open; the test's txn as another. */
+  assert_int_equal(jint(doc, "statistics.gets"), 4);
+  assert_int_equal(jint(doc, "statistics.misses"), 2);
+  assert_int_equal(jint(doc, "statistics.bytes_served"), 7);
+  assert_true(jint(doc, "snapshots.open") >= 1);
+  assert_true(jint(doc, "statistics.errors.STRATA_E_DUPLICATE") >= 1);
+  assert_null(json_object_get(json_object_get(json_object_get(doc, "statistics"),
+                                              "errors"),
+                              "STRATA_E_NOT_FOUND"));
+  assert_string_equal(
+      json_string_value(json_object_get(json_object_get(doc, "memory"),
+                                        "threshold")),
+      "none");
+  assert_true(json_array_size(json_object_get(doc, "pools")) >= 2);
+  json_decref(doc);
+
+  /* Verbose: the layer index of each file. */
+  doc = dump(s, STRATA_DUMP_VERBOSE);
+  json_t *layers = json_object_get(
+      json_object_get(json_array_get(json_object_get(doc, "regions"), 0),
+                      "file"),
+      "layers");
+  assert_int_equal(json_array_size(layers), 2);
+  json_t *first = json_array_get(layers, 0);
+  assert_int_equal(jint(first, "id"), 1);
+  assert_string_equal(json_string_value(json_object_get(first, "name")), "one");
+  assert_int_equal(jint(first, "length"), 4);
+  strata_txn t2;
+  assert_strata_ok(strata_read_begin(s, &t2));
+  assert_strata_ok(strata_get(&t2, 5, 1, &l));
+  strata_store_region sr;
+  assert_strata_ok(strata_store_region_at(&t2, 0, &sr));
+  strata_region_info info;
+  assert_strata_ok(strata_region_info_get(sr.file, &info));
+  assert_true(jint(first, "offset") >= (json_int_t)info.data_offset);
+  assert_true(json_is_null(json_object_get(json_array_get(layers, 1), "name")));
+  strata_read_end(&t2);
+  json_decref(doc);
+  assert_strata_err(strata_dump_state(s, 0x80, &(char *){NULL}),
+                    STRATA_E_INVAL);
+
+  /* Metrics: the same figures, and label values escaped. */
+  char *text = NULL;
+  assert_strata_ok(strata_metrics_text(s, &text));
+  assert_non_null(strstr(text, "# TYPE strata_gets_total counter\n"));
+  assert_non_null(strstr(text, "\nstrata_gets_total 5\n")); /* +1 above */
+  assert_non_null(strstr(text, "\nstrata_regions 2\n"));
+  assert_non_null(strstr(
+      text, "strata_region_layers{region_id=\"9\",region=\"we\\\"ird\\\\name\"} 1\n"));
+  assert_non_null(strstr(text, "strata_errors_total{code=\"STRATA_E_DUPLICATE\"}"));
+  /* Every sample line follows a TYPE line of its metric family. */
+  for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n"))
+    assert_true(line[0] == '#' || strncmp(line, "strata_", 7) == 0);
+  strata_free(text);
+  strata_free(NULL);
+  assert_strata_ok(strata_proto_discard(p));
+  strata_store_close(s);
+}
+
+static void test_read_stats_switch(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  make_region(dir);
+  for (int off = 0; off < 2; off++) {
+    strata_store *s =
+        open_store(dir, off ? STRATA_STORE_NO_READ_STATS | STRATA_STORE_READ_ONLY
+                            : STRATA_STORE_READ_ONLY,
+                   0);
+    strata_txn t;
+    strata_layer out[3];
+    strata_layer_ref path[] = {{5, 1}, {5, 2}, {5, 3}};
+    assert_strata_ok(strata_read_begin(s, &t));
+    assert_int_equal(strata_get_many(&t, path, 3, out), 2);
+    assert_strata_ok(strata_get_by_name(&t, 5, "one", 3, &out[0]));
+    strata_read_end(&t);
+    strata_read_stats rs;
+    assert_strata_ok(strata_read_stats_get(s, &rs));
+    assert_int_equal(rs.gets, off ? 0 : 4);
+    assert_int_equal(rs.misses, off ? 0 : 1);
+    assert_int_equal(rs.bytes_served, off ? 0 : 10);
+    assert_int_equal(rs.snapshots, 1);
+    json_t *doc = dump(s, 0);
+    assert_int_equal(jint(doc, "statistics.gets"), off ? 0 : 4);
+    assert_true(json_is_boolean(
+        json_object_get(json_object_get(doc, "config"), "read_stats")));
+    json_decref(doc);
+    strata_store_close(s);
+  }
+}
+
+static void test_thresholds_in_dump(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  /* 4 MiB limit: the pool's first chunks alone pass 75 %. */
+  strata_store *s = open_store(dir, 0, 4u << 20);
+  strata_proto *p = NULL;
+  assert_strata_ok(strata_proto_create(s, 1, "m", NULL, &p));
+  char blob[1000] = {0};
+  assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, blob, sizeof blob));
+  json_t *doc = dump(s, 0);
+  const char *th = json_string_value(
+      json_object_get(json_object_get(doc, "memory"), "threshold"));
+  assert_true(strcmp(th, "warn") == 0 || strcmp(th, "evict") == 0 ||
+              strcmp(th, "refuse") == 0);
+  assert_int_equal(jint(doc, "memory.limit_bytes"), 4u << 20);
+  json_decref(doc);
+  strata_store_close(s);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_dump_figures),
+      cmocka_unit_test(test_read_stats_switch),
+      cmocka_unit_test(test_thresholds_in_dump),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
