@@ -549,6 +549,9 @@ typedef struct strata_txn {
   const void *priv_catalog;
   void *priv_slot;
   uint64_t priv_version;
+  /* Read statistics of this snapshot, added to the store's at read_end. */
+  uint64_t priv_gets, priv_misses, priv_bytes;
+  int priv_count;
 } strata_txn;
 
 /* Starts a snapshot: from now until strata_read_end(), every pointer a read
@@ -715,8 +718,10 @@ STRATA_API int strata_metrics_text(strata_store *store, char **text);
  * strata_metrics_text(). Accepts NULL. */
 STRATA_API void strata_free(void *p);
 
-/* Read-side statistics, summed over the reader slots (each thread counts
- * in its own cache line: no shared write on the read path). */
+/* Read-side statistics, summed over the reader slots. A snapshot counts in
+ * its own strata_txn (the caller's memory) and adds its counts to its
+ * thread's slot at strata_read_end(): no shared write on the read path, and
+ * the figures cover ended snapshots. */
 typedef struct strata_read_stats {
   uint64_t gets;         /* strata_get, _get_by_name and get_many lookups */
   uint64_t misses;       /* of those, layers or regions not found */

@@ -5,6 +5,29 @@
 
 #include "store_internal.h"
 
+/* Counts a lookup in the snapshot itself (the caller's memory, hot in its
+ * cache); strata_read_end() adds the counts to the thread's slot. The txn
+ * is declared const in the lookup functions' signatures because lookups do
+ * not change what the snapshot sees; its counters are the one exception. */
+static inline void count_get(const strata_txn *txn, bool found,
+                             uint64_t bytes) {
+  if (!txn->priv_count)
+    return;
+  strata_txn *t = (strata_txn *)txn;
+  t->priv_gets++;
+  if (found)
+    t->priv_bytes += bytes;
+  else
+    t->priv_misses++;
+}
+
+static void add(_Atomic uint64_t *counter, uint64_t v) {
+  /* Only the owner thread writes: a load and a store, no read-modify-write. */
+  atomic_store_explicit(
+      counter, atomic_load_explicit(counter, memory_order_relaxed) + v,
+      memory_order_relaxed);
+}
+
 int strata_read_begin(strata_store *s, strata_txn *txn) {
   if (txn == NULL)
     return strata__fail(STRATA_E_INVAL, "strata_read_begin: NULL txn");
@@ -32,8 +55,11 @@ int strata_read_begin(strata_store *s, strata_txn *txn) {
     c = atomic_load_explicit(&s->catalog, memory_order_seq_cst);
     v = atomic_load_explicit(&s->epoch, memory_order_seq_cst);
   } while (atomic_load_explicit(&s->catalog, memory_order_seq_cst) != c);
-  *txn = (strata_txn){
-      .store = s, .priv_catalog = c, .priv_slot = r, .priv_version = v};
+  *txn = (strata_txn){.store = s,
+                      .priv_catalog = c,
+                      .priv_slot = r,
+                      .priv_version = v,
+                      .priv_count = s->count_reads};
   return 0;
 }
 
@@ -41,32 +67,17 @@ void strata_read_end(strata_txn *txn) {
   if (txn == NULL || txn->priv_slot == NULL)
     return;
   strata__reader *r = txn->priv_slot;
+  if (txn->priv_gets != 0) {
+    add(&r->gets, txn->priv_gets);
+    add(&r->misses, txn->priv_misses);
+    add(&r->bytes, txn->priv_bytes);
+    txn->priv_gets = txn->priv_misses = txn->priv_bytes = 0;
+  }
   if (r->depth > 0 && --r->depth == 0) {
     atomic_store_explicit(&r->epoch, 0, memory_order_release);
   }
   txn->priv_slot = NULL;
   txn->priv_catalog = NULL;
-}
-
-/* Counts a lookup in the caller's reader slot: a relaxed load and store on
- * a line only this thread writes. */
-static inline void count_get(const strata_txn *txn, bool found,
-                             uint64_t bytes) {
-  strata__reader *r = txn->priv_slot;
-  if (r == NULL || !txn->store->count_reads)
-    return;
-  atomic_store_explicit(&r->gets,
-                        atomic_load_explicit(&r->gets, memory_order_relaxed) + 1,
-                        memory_order_relaxed);
-  if (!found)
-    atomic_store_explicit(
-        &r->misses, atomic_load_explicit(&r->misses, memory_order_relaxed) + 1,
-        memory_order_relaxed);
-  else
-    atomic_store_explicit(
-        &r->bytes,
-        atomic_load_explicit(&r->bytes, memory_order_relaxed) + bytes,
-        memory_order_relaxed);
 }
 
 static void fill_from_lver(const strata__lver *lv, strata_layer *out) {

@@ -191,7 +191,13 @@ typedef struct bench_store_read_result {
   unsigned puts_per_cycle; /* writer: puts between crystallizations */
   double load1;
   bench_read_phase phase[BENCH_READ_MODES][BENCH_READ_PHASES];
+  /* Read statistics on (the default) and off (STRATA_STORE_NO_READ_STATS):
+   * 2 readers, a snapshot per batch, BENCH_STATS_ROUNDS alternating rounds
+   * each; medians of gets/s. */
+  double stats_on_gets_per_s, stats_off_gets_per_s;
+  double stats_on_cpu_ns, stats_off_cpu_ns; /* CPU per get, medians */
 } bench_store_read_result;
+#define BENCH_STATS_ROUNDS 6
 
 void bench_store_read_run(const bench_store_params *p,
                           bench_store_read_result *r);
