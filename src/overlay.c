@@ -125,6 +125,11 @@ static int grow(struct strata_store *s, strata__overlay *o) {
   }
   /* Links cost the same in both tables; only the arrays grow. */
   o->bytes += t->bytes - old->bytes;
+  strata__log(&s->log, STRATA_LOG_DEBUG, "proto",
+              "msg=\"proto index grown\" buckets=%llu bytes=%llu "
+              "heap=%llu",
+              (unsigned long long)(t->mask + 1), (unsigned long long)t->bytes,
+              (unsigned long long)strata__store_heap(s));
   atomic_store_explicit(&o->table, t, memory_order_seq_cst);
   return 0;
 }
