@@ -50,6 +50,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <limits.h>
 #include <pthread.h>
 #include <sched.h>
@@ -686,7 +687,7 @@ typedef struct writer {
   counters c; /* of the writer's own checking reads */
   double crystallize_s, reclaim_s, refresh_s; /* time spent in those calls */
   uint64_t creates, opens, puts, removes, swaps, discards, drops, refreshes,
-      reclaims, map_samples;
+      reclaims, map_samples, dumps;
   int max_mapped;
   bool failed;
 } writer;
@@ -704,6 +705,44 @@ static bool w_fail(writer *w, const char *what, int rc) {
     if (w__rc != 0)                                                            \
       return w_fail((w), #expr, w__rc);                                        \
   } while (0)
+
+/* The state dump, taken while the readers run: it must parse, hold the
+ * documented top-level members, and list exactly the regions a snapshot
+ * taken right after it sees (only this thread changes the region set).
+ * tests/unit/validate_state.sh checks dumps against the schema itself. */
+static bool check_dump(writer *w, strata_store *s) {
+  char *text = NULL;
+  W_TRY(w, strata_dump_state(s, w->dumps % 4 == 0 ? STRATA_DUMP_VERBOSE : 0,
+                             &text));
+  json_error_t err;
+  json_t *doc = json_loads(text, 0, &err);
+  strata_free(text);
+  if (doc == NULL) {
+    fprintf(stderr, "stress: state dump is not JSON: %s at %d:%d\n", err.text,
+            err.line, err.column);
+    w->failed = true;
+    return false;
+  }
+  static const char *const members[] = {"strata_version", "config", "memory",
+                                        "regions", "protos", "pools",
+                                        "statistics", "snapshots"};
+  bool ok = true;
+  for (size_t i = 0; i < sizeof members / sizeof members[0]; i++)
+    ok &= json_object_get(doc, members[i]) != NULL;
+  strata_txn t;
+  W_TRY(w, strata_read_begin(s, &t));
+  ok &= json_array_size(json_object_get(doc, "regions")) ==
+        strata_store_region_count(&t);
+  strata_read_end(&t);
+  json_decref(doc);
+  if (!ok) {
+    fprintf(stderr, "stress: state dump lacks a member or a region\n");
+    w->failed = true;
+    return false;
+  }
+  w->dumps++;
+  return true;
+}
 
 static uint8_t content_buf[MAX_CONTENT];
 
@@ -927,6 +966,8 @@ static bool writer_round(writer *w) {
     }
     if (w->swaps % 32 == 0)
       W_TRY(w, strata_store_refresh(a)); /* protos are left alone */
+    if (w->swaps % 4 == 0 && !check_dump(w, a))
+      return false;
   }
   return true;
 }
@@ -1060,10 +1101,11 @@ static void test_store_stress(void **state) {
   printf("stress: writes: %" PRIu64 " swaps (crystallizations), %" PRIu64
          " puts, %" PRIu64 " removes, %" PRIu64 " creates, %" PRIu64
          " opens, %" PRIu64 " discards, %" PRIu64 " files removed, %" PRIu64
-         " refreshes, %" PRIu64 " reclaims; mappings sampled %" PRIu64
+         " refreshes, %" PRIu64 " reclaims, %" PRIu64
+         " state dumps; mappings sampled %" PRIu64
          " times, at most %d\n",
          w.swaps, w.puts, w.removes, w.creates, w.opens, w.discards, w.drops,
-         w.refreshes, w.reclaims, w.map_samples, w.max_mapped);
+         w.refreshes, w.reclaims, w.dumps, w.map_samples, w.max_mapped);
   printf("stress: writer time: %.2f s crystallizing, %.2f s in "
          "strata_store_reclaim(wait), %.2f s refreshing\n",
          w.crystallize_s, w.reclaim_s, w.refresh_s);
@@ -1079,6 +1121,7 @@ static void test_store_stress(void **state) {
 
   assert_false(w.failed);
   assert_int_equal(w.swaps, nswaps);
+  assert_true(w.dumps >= nswaps / 4);
   assert_int_equal(sum.torn + w.c.torn, 0);
   assert_int_equal(sum.checksum + w.c.checksum, 0);
   assert_int_equal(sum.inconsistent + w.c.inconsistent, 0);
