@@ -3,7 +3,7 @@
 #   1. installs missing packages (.ci/deps.sh),
 #   2. a -Werror build with tools, examples and the benchmark; all ctest tests,
 #   3. the same under ASan+UBSan,
-#   4. the store tests under TSan (test_store, _stress, _faults),
+#   4. the store tests under TSan (test_store, _stress, _faults, test_state),
 #   5. the libFuzzer target (clang): replays the corpus, fuzzes briefly,
 #   6. a smoke run of strata-bench (no timing is checked).
 # Build trees go to build-ci*/ in the source directory.
@@ -38,13 +38,13 @@ step "build (TSan: store and thread tests)"
 cmake -S . -B build-ci-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_WERROR=ON \
   -DSTRATA_SANITIZE=thread -DSTRATA_BUILD_TOOLS=OFF \
   -DSTRATA_BUILD_EXAMPLES=OFF >/dev/null
-cmake --build build-ci-tsan -j"$jobs" --target test_store test_store_stress \
+cmake --build build-ci-tsan -j"$jobs" --target test_store test_store_stress test_state \
   test_store_faults
 step "store and thread tests under TSan"
 tsan_ctest() { # [PREFIX...]: runs the TSan tests, under PREFIX if given
   TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:exitcode=66 \
     "$@" ctest --test-dir build-ci-tsan --output-on-failure \
-    -R '^test_store(_stress|_faults)?$'
+    -R '^test_(store(_stress|_faults)?|state)$'
 }
 if ! tsan_ctest 2>&1 | tee build-ci-tsan/tsan.log; then
   # TSan's shadow memory needs the program away from where the kernel may
