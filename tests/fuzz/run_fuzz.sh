@@ -1,8 +1,10 @@
 #!/bin/sh
-# Runs the libFuzzer region target for a while on a scratch copy of the
-# committed corpus (the committed corpus is never modified).
+# Runs a libFuzzer target for a while on a scratch copy of its committed
+# corpus (the committed corpus is never modified).
 #
-#   tests/fuzz/run_fuzz.sh BUILD_DIR SECONDS [extra libFuzzer flags...]
+#   tests/fuzz/run_fuzz.sh BUILD_DIR SECONDS [TARGET [extra libFuzzer flags...]]
+#
+# TARGET is region (the default) or store.
 #
 # BUILD_DIR must be configured with CC=clang -DSTRATA_BUILD_FUZZ=ON. Exits
 # non-zero when the fuzzer finds a crash; the crashing input is left in
@@ -14,9 +16,11 @@ if [ $# -lt 2 ]; then
 fi
 build=$1
 secs=$2
+target=${3:-region}
 shift 2
+[ $# -gt 0 ] && shift
 here=$(cd "$(dirname "$0")" && pwd)
-bin=$build/tests/fuzz/fuzz_region
+bin=$build/tests/fuzz/fuzz_$target
 if [ ! -x "$bin" ]; then
   echo "$0: $bin not found (configure with CC=clang -DSTRATA_BUILD_FUZZ=ON)" >&2
   exit 2
@@ -24,8 +28,8 @@ fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/strata-fuzz-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/corpus" "$build/fuzz-artifacts"
-cp "$here"/corpus/region/* "$work/corpus/"
-if ls "$here"/regressions/*.region >/dev/null 2>&1; then
+cp "$here"/corpus/"$target"/* "$work/corpus/"
+if [ "$target" = region ] && ls "$here"/regressions/*.region >/dev/null 2>&1; then
   cp "$here"/regressions/*.region "$work/corpus/"
 fi
 # -max_len: the seeds are under 8 KiB; room to grow without slowing down.
