@@ -392,7 +392,10 @@ STRATA_API const char *strata_writer_temp_path(const strata_writer *w);
  * Across processes, one process at a time may write: the first write call
  * takes an advisory lock (flock) on STORE/.strata.lock and keeps it until
  * strata_store_close(); another process gets STRATA_E_LOCKED naming the pid
- * that holds it. Any number of processes may read; a reader process sees
+ * that holds it. Taking the lock refreshes the store (as
+ * strata_store_refresh() does), so that a proto starts from the region files
+ * as they are then, including what another writer crystallized since this
+ * store was opened. Any number of processes may read; a reader process sees
  * regions another process crystallized after strata_store_refresh().
  *
  * Files in the directory: every "*.region" file is a region; region files
@@ -536,7 +539,8 @@ typedef struct strata_pool_stats {
 } strata_pool_stats;
 
 /* Fills up to `max` rows (one per size class, then the large row) and
- * returns how many rows there are (may exceed max). Thread-safe. */
+ * returns how many rows there are (may exceed max; rows may be NULL with
+ * max 0 to count them). Thread-safe. */
 STRATA_API size_t strata_store_pool_stats(strata_store *store,
                                           strata_pool_stats *rows, size_t max);
 

@@ -151,10 +151,12 @@ static int open_locked(struct strata_store *s, uint64_t id,
     *out = p;
     return 0;
   }
+  /* The lock first: taking it refreshes the catalog, so the proto builds
+   * on the region file as it is now, not as it was at open. */
+  STRATA__TRY(strata__store_lock(s));
   const strata__entry *old = strata__catalog_find(current(s), id);
   STRATA__FAIL_IF(old == NULL, STRATA_E_NO_REGION,
                   "%s: region %" PRIu64 ": not in the store", s->dir, id);
-  STRATA__TRY(strata__store_lock(s));
   strata__entry *e = calloc(1, sizeof *e);
   if (e == NULL || (e->name = strdup(old->name)) == NULL ||
       (e->metadata = strdup(old->metadata)) == NULL) {
@@ -248,6 +250,9 @@ static int put_locked(struct strata_proto *p, uint64_t id, const char *name,
                   " was discarded", s->dir, p->region_id);
   const strata__entry *e = strata__catalog_find(current(s), p->region_id);
   uint64_t v = atomic_load_explicit(&s->epoch, memory_order_relaxed);
+  char where[512]; /* errors read "DIR: region ID (NAME): layer ...: ..." */
+  snprintf(where, sizeof where, "%s: region %" PRIu64 " (%s)", s->dir, e->id,
+           e->name);
   bool was = visible(e, id, v);
   if (tombstone) {
     STRATA__FAIL_IF(!was, STRATA_E_NOT_FOUND,
@@ -261,12 +266,12 @@ static int put_locked(struct strata_proto *p, uint64_t id, const char *name,
       STRATA__FAIL_IF(name[0] == '\0', STRATA_E_INVAL,
                       "%s: region %" PRIu64 ": layer %" PRIu64 ": empty name",
                       s->dir, e->id, id);
-      STRATA__TRY(strata__check_text(e->name, "name", id, name,
+      STRATA__TRY(strata__check_text(where, "name", id, name,
                                      STRATA__MAX_LAYER_NAME, false));
       STRATA__TRY(check_name_free(s, e, id, name, v));
     }
     if (metadata != NULL)
-      STRATA__TRY(strata__check_text(e->name, "metadata", id, metadata,
+      STRATA__TRY(strata__check_text(where, "metadata", id, metadata,
                                      STRATA__MAX_METADATA, true));
     STRATA__TRY(check_memory(s, e, id, size + (name ? strlen(name) : 0) +
                                            (metadata ? strlen(metadata) : 0)));

@@ -39,7 +39,8 @@ static uint64_t resident_bytes(const strata_region *r) {
     for (size_t i = 0; i < pages; i++)
       n += vec[i] & 1;
   free(vec);
-  return n * (uint64_t)page;
+  /* mincore counts whole pages; the file's last page is partly beyond it. */
+  return n * (uint64_t)page < r->size ? n * (uint64_t)page : r->size;
 }
 
 static json_t *layer_index(const strata_region *r) {

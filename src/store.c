@@ -343,6 +343,8 @@ static int load_files(struct strata_store *s, char **names, size_t count,
   return rc;
 }
 
+static int refresh_locked(strata_store *s);
+
 /* ---- the writer lock ------------------------------------------------------ */
 
 static int try_lock(struct strata_store *s, int *fdp, bool create) {
@@ -396,11 +398,19 @@ int strata__store_lock(struct strata_store *s) {
                 "msg=\"could not record the pid in the lock file\" dir=%s",
                 s->dir);
   /* We are the only writer now: whatever temporary files exist belong to
-   * writers that died. */
+   * writers that died. And another process may have crystallized since
+   * this store opened: refresh, so that protos build on the files as they
+   * are (a proto on a stale file would undo that process's change). */
   char **names = NULL;
   size_t n = 0;
   if (list_dir(s, true, &names, &n) == 0)
     free_names(names, n);
+  int rrc = refresh_locked(s);
+  if (rrc < 0) {
+    close(s->lockfd);
+    s->lockfd = -1;
+    return rrc;
+  }
   strata__log(&s->log, STRATA_LOG_INFO, "store",
               "msg=\"writer lock taken\" dir=%s pid=%ld", s->dir,
               (long)getpid());

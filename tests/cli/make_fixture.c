@@ -13,10 +13,20 @@
  *   badsum.region      dense.region with one header byte flipped
  *   truncated.region   the first half of dense.region
  *   notregion.txt      a text file
+ *   store/             a store (directory of regions) for the store commands:
+ *     docs.region      region 1 "docs": layers with keywords and frequency in
+ *                      their metadata, one without a name or a final newline,
+ *                      a binary one, an empty one, metadata of other shapes
+ *     notes.region     region 2 "notes", no metadata: a layer named "a:b"
+ *
+ * Cases that change the store work on a copy of it in their own directory.
  */
+#define _POSIX_C_SOURCE 200809L /* mkdir */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "strata.h"
 
@@ -163,6 +173,37 @@ static void make_damaged(void) {
   spill("notregion.txt", text, sizeof text - 1);
 }
 
+static void make_store(void) {
+  if (mkdir(path_of("store"), 0755) != 0 && errno != EEXIST) {
+    perror("store");
+    exit(1);
+  }
+  strata_writer *w = start("store/docs.region", 1, "docs",
+                           "{\"kind\":\"docs\",\"lang\":\"en\"}");
+  add(w, 0, "intro", "{\"keywords\":[\"strata\",\"regions\"],\"frequency\":3}",
+      "Strata keeps layers in regions.\nA store is a directory of them.\n");
+  add(w, 1, "usage",
+      "{\"frequency\":0.25,\"keywords\":[\"cli\"],\"author\":\"tests\"}",
+      "Run strata --help.\n");
+  add(w, 2, NULL, NULL, "no name, no final newline");
+  static const char blob[] = {0x00, (char)0xff, 0x10, 'A', (char)0xc3, 0x28};
+  TRY("add blob",
+      strata_writer_add(w, 3, "blob", "{\"frequency\":1}", blob, sizeof blob));
+  add(w, 4, "empty", NULL, "");
+  /* Keywords that are not an array and a frequency that is not a number
+   * are ignored; so are the elements of keywords that are not strings. */
+  add(w, 5, "odd", "{\"keywords\":\"one\",\"frequency\":\"high\"}",
+      "odd metadata\n");
+  add(w, 6, "mixed", "{\"keywords\":[\"a\",1,\"tab\\there\",null]}",
+      "caf\xc3\xa9 \xe2\x82\xac\n");
+  TRY("commit store/docs", strata_writer_commit(w));
+
+  w = start("store/notes.region", 2, "notes", NULL);
+  add(w, 10, "todo", NULL, "write tests\n");
+  add(w, 11, "a:b", NULL, "a layer whose name has a colon\n");
+  TRY("commit store/notes", strata_writer_commit(w));
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: make_fixture OUTDIR\n");
@@ -174,5 +215,6 @@ int main(int argc, char **argv) {
   make_small();
   make_big();
   make_damaged();
+  make_store();
   return 0;
 }

@@ -29,6 +29,11 @@ for v in strata make_fixture shim cases work version; do
   fi
 done
 
+# The store commands log at the level $STRATA_LOG names (to standard
+# error): the cases expect the default, WARN, whatever the caller's
+# environment says.
+unset STRATA_LOG
+
 # Cases run in their own directory: every path must be absolute.
 for v in strata make_fixture shim cases work; do
   printf -v "$v" '%s' "$(realpath -m -- "${!v}")"

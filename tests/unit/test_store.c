@@ -618,6 +618,27 @@ static void test_writer_lock_and_refresh(void **state) {
   strata_store_close(reader);
 }
 
+/* A store opened before another process crystallized must not undo that
+ * change when it starts writing: taking the lock refreshes it. */
+static void test_lock_refreshes_first(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  write_region(dir, "base.region", 3, "base", 0, 4);
+  strata_store *late = open_store(dir, NULL);  /* opened first */
+  strata_store *early = open_store(dir, NULL); /* writes first */
+  strata_proto *p = NULL;
+  assert_strata_ok(strata_proto_open(early, 3, &p));
+  assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "early", 5));
+  assert_strata_ok(strata_crystallize(early, 3));
+  strata_store_close(early); /* releases the lock */
+  assert_strata_ok(strata_proto_open(late, 3, &p));
+  assert_strata_ok(strata_proto_put(p, 2, NULL, NULL, "late", 4));
+  assert_strata_ok(strata_crystallize(late, 3));
+  expect_layer(late, 3, 1, "early");
+  expect_layer(late, 3, 2, "late");
+  strata_store_close(late);
+}
+
 static void test_read_only(void **state) {
   (void)state;
   const char *dir = test_tmpdir();
@@ -767,6 +788,7 @@ int main(void) {
       cmocka_unit_test(test_crystallize_replaces_region),
       cmocka_unit_test(test_discard),
       cmocka_unit_test(test_writer_lock_and_refresh),
+      cmocka_unit_test(test_lock_refreshes_first),
       cmocka_unit_test(test_read_only),
       cmocka_unit_test(test_memory_thresholds),
       cmocka_unit_test(test_readers_during_writes),

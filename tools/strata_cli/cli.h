@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -38,6 +39,13 @@ extern const cli_command cli_cmd_inspect;
 extern const cli_command cli_cmd_ls;
 extern const cli_command cli_cmd_cat;
 extern const cli_command cli_cmd_verify;
+extern const cli_command cli_cmd_context;
+extern const cli_command cli_cmd_put;
+extern const cli_command cli_cmd_rm;
+extern const cli_command cli_cmd_crystallize;
+extern const cli_command cli_cmd_stats;
+extern const cli_command cli_cmd_metrics;
+extern const cli_command cli_cmd_dump_state;
 
 /* ---- command-line parsing (cli_args.c) --------------------------------- */
 
@@ -63,8 +71,8 @@ bool cli_parse_args(const cli_command *cmd, int argc, char **argv,
 
 /* cli_parse_args() for the commands that take exactly one FILE. */
 bool cli_parse_file_arg(const cli_command *cmd, int argc, char **argv,
-                        const cli_option *opts, size_t nopts,
-                        const char **path, int *exit_code);
+                        const cli_option *opts, size_t nopts, const char **path,
+                        int *exit_code);
 
 /* Prints "strata: [CMD: ]<message>" and a "Try ... --help" hint on stderr
  * and returns CLI_EXIT_USAGE. cmd may be NULL for the top level. */
@@ -90,6 +98,19 @@ const char *cli_detail_without_path(const char *path);
  * Returns 0 or -errno. */
 int cli_write_all(int fd, const void *buf, size_t len);
 
+/* Writes a name on one line: a backslash as two backslashes, control
+ * characters (tab, newline, DEL, ...) as \xHH, every other byte as is. */
+void cli_print_escaped(FILE *f, const char *s, size_t len);
+
+/* Whether `len` bytes are text: valid UTF-8 (no overlong forms, no
+ * surrogates, nothing above U+10FFFF) without a NUL byte. */
+bool cli_is_text(const void *data, size_t len);
+
+/* Reads all of FILE, or standard input for "-", into a malloc()ed buffer
+ * (*data, never NULL on success; *size may be 0). Returns 0, or
+ * CLI_EXIT_FAIL after printing "strata: FILE: <reason>". */
+int cli_read_input(const char *path, char **data, size_t *size);
+
 /* Formats a checksum as 16 lowercase hex digits into buf[17]. */
 const char *cli_hex64(uint64_t v, char buf[17]);
 
@@ -106,6 +127,8 @@ json_t *cli_json_text(const char *s, size_t len);
 json_t *cli_json_metadata(const char *text, size_t len);
 /* A layer as {id, name, size, checksum, metadata}. */
 json_t *cli_json_layer(const strata_layer *l);
+/* A JSON string holding `len` bytes in base64 (RFC 4648, padded). */
+json_t *cli_json_base64(const void *data, size_t len);
 /* Pretty-prints `v` (indent 2, insertion order) with a final newline to
  * stdout and releases it. Returns 0, or CLI_EXIT_FAIL with a message. */
 int cli_json_print(json_t *v);
@@ -141,5 +164,57 @@ void cli_bus_disarm(void);
  * "strata: <detail>", disarms and returns NULL; on success the guard stays
  * armed until the caller's cli_bus_disarm(). */
 strata_region *cli_open_region_guarded(const char *path, unsigned flags);
+
+/* ---- stores (cli_store.c) ------------------------------------------------ */
+
+/* A REGION or LAYER argument: an id when it is all decimal digits (any
+ * u64), a name otherwise. */
+typedef struct cli_key {
+  bool by_name;
+  uint64_t id;      /* when !by_name */
+  const char *text; /* the argument as given (NUL-terminated) */
+} cli_key;
+
+/* Parses `arg` into *key. `what` names the argument in messages ("region
+ * id", "layer id"). With id_only, a name is refused. Returns false after a usage
+ * error (empty, not a number when id_only, above 2^64-1), *exit_code then
+ * holding CLI_EXIT_USAGE. */
+bool cli_parse_key(const cli_command *cmd, const char *what, const char *arg,
+                   bool id_only, cli_key *key, int *exit_code);
+
+/* Opens the store in `dir` with the default configuration (log lines at
+ * the level $STRATA_LOG names, WARN when unset, on standard error),
+ * read-only when asked. On failure prints "strata: <detail>" and returns
+ * NULL. */
+strata_store *cli_store_open(const char *dir, bool read_only);
+
+/* Finds the region `key` names in the snapshot and fills *out (pointers
+ * valid until strata_read_end()). Returns 0, or CLI_EXIT_FAIL after
+ * printing "strata: DIR: no region with id N" / "... named 'NAME'". */
+int cli_resolve_region(const strata_txn *txn, const char *dir,
+                       const cli_key *key, strata_store_region *out);
+
+/* Looks layer `key` of `region` up in the snapshot. Returns 0, or
+ * CLI_EXIT_FAIL after printing "strata: DIR: region NAME (id N): no layer
+ * with id M" / "... no layer named 'NAME'". */
+int cli_resolve_layer(const strata_txn *txn, const char *dir,
+                      const strata_store_region *region, const cli_key *key,
+                      strata_layer *out);
+
+/* Takes the store's writer lock and a proto of region `region_id` built on
+ * the region file as it is on disk once the lock is held (so that a change
+ * another process crystallized just before is not undone). With
+ * create_name, a new region of that name is created instead (the id and
+ * name must be free). Returns 0 or the library's error code (the detail
+ * says which; STRATA_E_LOCKED: "DIR: store is locked by pid N"). */
+int cli_store_proto(strata_store *s, uint64_t region_id,
+                    const char *create_name, const char *create_metadata,
+                    strata_proto **out);
+
+/* Resolves REGION (an id or a name) in a snapshot of its own and stores
+ * its id in *id. Returns CLI_EXIT_OK, or the failure's exit code (with a
+ * message printed). */
+int cli_region_id(strata_store *s, const char *dir, const cli_key *region,
+                  uint64_t *id);
 
 #endif /* STRATA_CLI_H */

@@ -55,6 +55,31 @@ json_t *cli_json_layer(const strata_layer *l) {
   return o;
 }
 
+json_t *cli_json_base64(const void *data, size_t len) {
+  static const char alphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  if (len > (SIZE_MAX - 1) / 4 * 3 - 3)
+    return NULL;
+  const unsigned char *p = data;
+  char *out = malloc((len + 2) / 3 * 4 + 1), *o = out;
+  if (out == NULL)
+    return NULL;
+  for (size_t i = 0; i < len; i += 3) {
+    uint32_t v = (uint32_t)p[i] << 16;
+    if (i + 1 < len)
+      v |= (uint32_t)p[i + 1] << 8;
+    if (i + 2 < len)
+      v |= p[i + 2];
+    *o++ = alphabet[v >> 18];
+    *o++ = alphabet[(v >> 12) & 63];
+    *o++ = i + 1 < len ? alphabet[(v >> 6) & 63] : '=';
+    *o++ = i + 2 < len ? alphabet[v & 63] : '=';
+  }
+  json_t *s = json_stringn(out, (size_t)(o - out));
+  free(out);
+  return s;
+}
+
 int cli_json_print(json_t *v) {
   if (v == NULL)
     return cli_fail("out of memory building the JSON output");

@@ -1,9 +1,11 @@
 /* Error reporting, output helpers and region opening shared by the
  * subcommands. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -46,6 +48,92 @@ int cli_write_all(int fd, const void *buf, size_t len) {
     p += n;
     len -= (size_t)n;
   }
+  return 0;
+}
+
+void cli_print_escaped(FILE *f, const char *s, size_t len) {
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '\\')
+      fputs("\\\\", f);
+    else if (c < 0x20 || c == 0x7f)
+      fprintf(f, "\\x%02x", c);
+    else
+      fputc(c, f);
+  }
+}
+
+bool cli_is_text(const void *data, size_t len) {
+  const unsigned char *p = data, *end = p + len;
+  while (p < end) {
+    unsigned c = *p++;
+    if (c == 0)
+      return false;
+    if (c < 0x80)
+      continue;
+    /* The continuation bytes a lead byte needs, and the range the first of
+     * them must lie in (which excludes overlong forms, surrogates and code
+     * points above U+10FFFF): RFC 3629, section 4. */
+    unsigned n, lo = 0x80, hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf)
+      n = 1;
+    else if (c >= 0xe0 && c <= 0xef) {
+      n = 2;
+      lo = c == 0xe0 ? 0xa0 : 0x80;
+      hi = c == 0xed ? 0x9f : 0xbf;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 3;
+      lo = c == 0xf0 ? 0x90 : 0x80;
+      hi = c == 0xf4 ? 0x8f : 0xbf;
+    } else
+      return false;
+    if ((size_t)(end - p) < n || *p < lo || *p > hi)
+      return false;
+    for (unsigned i = 1; i < n; i++)
+      if ((p[i] & 0xc0) != 0x80)
+        return false;
+    p += n;
+  }
+  return true;
+}
+
+int cli_read_input(const char *path, char **data, size_t *size) {
+  bool is_stdin = strcmp(path, "-") == 0;
+  const char *label = is_stdin ? "standard input" : path;
+  int fd = is_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return cli_fail("%s: %s", label, strerror(errno));
+  size_t cap = 64 * 1024, len = 0;
+  char *buf = malloc(cap);
+  int err = buf == NULL ? ENOMEM : 0;
+  while (err == 0) {
+    if (len == cap) {
+      char *bigger = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
+      if (bigger == NULL) {
+        err = ENOMEM;
+        break;
+      }
+      buf = bigger;
+      cap *= 2;
+    }
+    ssize_t n = read(fd, buf + len, cap - len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      err = errno;
+    else if (n == 0)
+      break;
+    else
+      len += (size_t)n;
+  }
+  if (!is_stdin)
+    close(fd);
+  if (err != 0) {
+    free(buf);
+    return cli_fail("%s: %s", label, strerror(err));
+  }
+  *data = buf;
+  *size = len;
   return 0;
 }
 

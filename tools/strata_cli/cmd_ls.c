@@ -25,15 +25,7 @@ static void print_name(const strata_layer *l) {
     fputc('-', stdout);
     return;
   }
-  for (size_t i = 0; i < l->name_len; i++) {
-    unsigned char c = (unsigned char)l->name[i];
-    if (c == '\\')
-      fputs("\\\\", stdout);
-    else if (c < 0x20 || c == 0x7f)
-      printf("\\x%02x", c);
-    else
-      fputc(c, stdout);
-  }
+  cli_print_escaped(stdout, l->name, l->name_len);
 }
 
 /* Lists into stdout (text) or *json (when json is not NULL). Reads the

@@ -1,4 +1,4 @@
-/* strata: inspect and check region files from the command line.
+/* strata: inspect and check region files and stores from the command line.
  * This file holds the subcommand table, the top-level usage and --version;
  * each subcommand is in its own cmd_*.c. */
 #include <stdio.h>
@@ -8,10 +8,10 @@
 
 /* Shown in this order by --help. */
 static const cli_command *const commands[] = {
-    &cli_cmd_inspect,
-    &cli_cmd_ls,
-    &cli_cmd_cat,
-    &cli_cmd_verify,
+    &cli_cmd_inspect, &cli_cmd_ls,          &cli_cmd_cat,
+    &cli_cmd_verify,  &cli_cmd_context,     &cli_cmd_put,
+    &cli_cmd_rm,      &cli_cmd_crystallize, &cli_cmd_stats,
+    &cli_cmd_metrics, &cli_cmd_dump_state,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -19,18 +19,20 @@ static void print_usage(FILE *f) {
   fputs("Usage: strata [--help | --version]\n"
         "       strata COMMAND [OPTIONS] ARGS...\n"
         "\n"
-        "Inspect and check Strata region files.\n"
+        "Inspect and check Strata region files (FILE), and read and change\n"
+        "stores (STORE: a directory of region files).\n"
         "\n"
         "Commands:\n",
         f);
   for (size_t i = 0; i < N_COMMANDS; i++)
-    fprintf(f, "  %-9s %s\n", commands[i]->name, commands[i]->summary);
+    fprintf(f, "  %-11s %s\n", commands[i]->name, commands[i]->summary);
   fputs("\n"
         "Run 'strata COMMAND --help' for the options of a command.\n"
         "\n"
         "Exit status:\n"
         "  0  success\n"
-        "  1  failure: file or layer not found, corrupt region, I/O error\n"
+        "  1  failure: file, store, region or layer not found, corrupt\n"
+        "     region, store locked by another writer, I/O error\n"
         "     (a message 'strata: <detail>' on standard error; verify prints\n"
         "     its verdict on standard output)\n"
         "  2  usage error: unknown command or option, missing or extra\n"

@@ -1,0 +1,1 @@
+@STRATA@ context --json @FIXTURES@/store docs:0 docs:99

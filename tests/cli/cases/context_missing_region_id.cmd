@@ -1,0 +1,1 @@
+@STRATA@ context @FIXTURES@/store 3:0

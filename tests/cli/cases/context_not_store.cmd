@@ -1,0 +1,1 @@
+@STRATA@ context @FIXTURES@/dense.region docs:0

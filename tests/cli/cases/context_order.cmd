@@ -1,0 +1,1 @@
+@STRATA@ context @FIXTURES@/store notes:todo docs:0 notes:todo

@@ -1,0 +1,1 @@
+@STRATA@ context --text @FIXTURES@/store docs:0

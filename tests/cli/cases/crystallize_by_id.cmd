@@ -1,0 +1,1 @@
+cp -r @FIXTURES@/store store && @STRATA@ crystallize store 1 && @STRATA@ context store docs:intro

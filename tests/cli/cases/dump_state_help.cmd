@@ -1,0 +1,1 @@
+@STRATA@ dump-state --help

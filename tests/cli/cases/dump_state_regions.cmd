@@ -1,0 +1,1 @@
+@STRATA@ dump-state @FIXTURES@/store | python3 -c 'import json, sys; d = json.load(sys.stdin); print(d["dir"].rsplit("/", 1)[-1], d["config"]["read_only"]); [print(r["id"], r["name"], r["metadata"], r["layer_count"], r["file"]["path"].rsplit("/", 1)[-1], "layers" in r["file"]) for r in d["regions"]]'

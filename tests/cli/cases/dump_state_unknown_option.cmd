@@ -1,0 +1,1 @@
+@STRATA@ dump-state --pretty @FIXTURES@/store

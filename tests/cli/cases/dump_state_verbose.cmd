@@ -1,0 +1,1 @@
+@STRATA@ dump-state --verbose @FIXTURES@/store | python3 -c 'import json, sys; d = json.load(sys.stdin); [print(r["name"], l["id"], l["name"], l["length"]) for r in d["regions"] for l in r["file"]["layers"]]'

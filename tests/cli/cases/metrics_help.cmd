@@ -1,0 +1,1 @@
+@STRATA@ metrics --help

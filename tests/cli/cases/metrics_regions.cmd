@@ -1,0 +1,1 @@
+@STRATA@ metrics @FIXTURES@/store | grep -E '^(# TYPE )?strata_(regions|protos|region_layers)[ {]'

@@ -1,0 +1,1 @@
+cp -r @FIXTURES@/store store && @STRATA@ put store docs 0

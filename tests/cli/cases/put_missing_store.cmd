@@ -1,0 +1,1 @@
+@STRATA@ put nostore docs 0 - </dev/null

@@ -1,0 +1,1 @@
+@STRATA@ rm --help

@@ -1,0 +1,1 @@
+cp -r @FIXTURES@/store store && @STRATA@ rm store nope 0

@@ -1,0 +1,1 @@
+@STRATA@ stats @FIXTURES@/store extra

@@ -1,0 +1,1 @@
+@STRATA@ stats --json @FIXTURES@/store | python3 -c 'import json, sys; d = json.load(sys.stdin); d["store"]["memory_limit"] = "LIMIT"; pool = d.pop("pool"); print(json.dumps(d, indent=2)); print(len(pool) > 0, list(pool[-1]))'

@@ -1,0 +1,1 @@
+@STRATA@ stats @FIXTURES@/store | sed -E 's/ of [0-9]+ / of LIMIT /'

@@ -1,0 +1,59 @@
+/* strata crystallize STORE REGION: rewrites a region's file from its
+ * current content, as strata_crystallize() does. */
+#include "cli.h"
+
+static const char usage[] =
+    "Usage: strata crystallize STORE REGION\n"
+    "\n"
+    "Rewrite the file of region REGION (an id, or a name) of the store in\n"
+    "directory STORE from its current content, the way the library\n"
+    "crystallizes a proto: a new file is written beside it, fsync()ed and\n"
+    "renamed over the old one. The content does not change; the new file\n"
+    "is laid out afresh by the current writer (layers in id order, so that\n"
+    "consecutive ids get the packed lookup table). 'put' and 'rm' do this\n"
+    "themselves.\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help  show this help\n"
+    "\n"
+    "Exit status: 0 ok, 1 the store cannot be opened, no such region,\n"
+    "another process writes to the store ('store is locked by pid N'), or\n"
+    "writing the region failed; 2 usage error.\n";
+
+static int crystallize(strata_store *s, const char *dir,
+                       const cli_key *region) {
+  uint64_t region_id;
+  int code = cli_region_id(s, dir, region, &region_id);
+  if (code != CLI_EXIT_OK)
+    return code;
+  strata_proto *p;
+  int rc = cli_store_proto(s, region_id, NULL, NULL, &p);
+  if (rc == 0)
+    rc = strata_crystallize(s, region_id);
+  return rc < 0 ? cli_fail_lib(rc) : CLI_EXIT_OK;
+}
+
+static int run(int argc, char **argv) {
+  const char *pos[2];
+  size_t npos;
+  int code;
+  if (!cli_parse_args(&cli_cmd_crystallize, argc, argv, NULL, 0, pos, 2, 2,
+                      &npos, &code))
+    return code;
+  cli_key region;
+  if (!cli_parse_key(&cli_cmd_crystallize, "region id", pos[1], false, &region,
+                     &code))
+    return code;
+  strata_store *s = cli_store_open(pos[0], false);
+  code = s == NULL ? CLI_EXIT_FAIL : crystallize(s, pos[0], &region);
+  strata_store_close(s);
+  return code;
+}
+
+const cli_command cli_cmd_crystallize = {
+    .name = "crystallize",
+    .synopsis = "STORE REGION",
+    .summary = "rewrite a region's file from its current content",
+    .usage = usage,
+    .run = run,
+};
