@@ -4,13 +4,14 @@
 #   2. a -Werror build with tools, examples and the benchmark; all ctest tests,
 #   3. the same under ASan+UBSan,
 #   4. the store tests under TSan (test_store, _stress, _faults, test_state),
-#   5. the libFuzzer targets (clang; region, store): corpus replays, short runs,
+#   5. the libFuzzer targets (clang; region, store, manifest): corpus replays
+#      and short runs,
 #   6. a smoke run of strata-bench (no timing is checked).
 # Build trees go to build-ci*/ in the source directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
-fuzz_seconds=${STRATA_FUZZ_SECONDS:-45}
+fuzz_seconds=${STRATA_FUZZ_SECONDS:-40}
 
 bash .ci/deps.sh
 
@@ -64,6 +65,7 @@ cmake --build build-ci-fuzz -j"$jobs"
 ctest --test-dir build-ci-fuzz --output-on-failure -R fuzz
 bash tests/fuzz/run_fuzz.sh build-ci-fuzz "$fuzz_seconds" region
 bash tests/fuzz/run_fuzz.sh build-ci-fuzz "$fuzz_seconds" store
+bash tests/fuzz/run_fuzz.sh build-ci-fuzz "$fuzz_seconds" manifest
 
 step "strata-bench smoke run"
 ./build-ci/tools/bench/strata-bench --n 20000 --gets 200000 --reps 1 --scenario dense
