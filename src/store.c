@@ -497,6 +497,34 @@ void strata__store_await_verify(struct strata_store *s) {
   pthread_mutex_unlock(&s->verify_mu);
 }
 
+/* Reports a store directory that others can tamper with or that this
+ * process cannot write to: region files are trusted to be immutable, and a
+ * directory someone else may write into can have them replaced or
+ * truncated under the mapping (see the caveats in strata.h). Logged, not
+ * refused: the administrator decides. */
+static void check_dir_permissions(struct strata_store *s) {
+  struct stat st;
+  if (fstat(s->dirfd, &st) != 0)
+    return;
+  uid_t me = geteuid();
+  if (st.st_uid != me && me != 0)
+    strata__log(&s->log, STRATA_LOG_WARN, "store",
+                "msg=\"store directory is owned by another user\" dir=%s "
+                "owner_uid=%ld uid=%ld",
+                s->dir, (long)st.st_uid, (long)me);
+  if ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))
+    strata__log(&s->log, STRATA_LOG_WARN, "store",
+                "msg=\"store directory is writable by every user: anyone can "
+                "replace or truncate its region files\" dir=%s mode=%04o",
+                s->dir, (unsigned)(st.st_mode & 07777));
+  if (!(s->config.flags & STRATA_STORE_READ_ONLY) &&
+      faccessat(s->dirfd, ".", W_OK, AT_EACCESS) != 0)
+    strata__log(&s->log, STRATA_LOG_WARN, "store",
+                "msg=\"store directory is not writable by this process: "
+                "writes will fail (open it read-only)\" dir=%s mode=%04o",
+                s->dir, (unsigned)(st.st_mode & 07777));
+}
+
 /* ---- open and close ----------------------------------------------------------- */
 
 int strata_store_open(const char *dir, const strata_store_config *config,
@@ -533,6 +561,8 @@ int strata_store_open(const char *dir, const strata_store_config *config,
   }
   char **names = NULL;
   size_t n = 0;
+  if (rc == 0)
+    check_dir_permissions(s);
   if (rc == 0) {
     /* Clean up after interrupted writers only when no writer is alive: a
      * brief lock, released at once unless this process writes later. */

@@ -279,6 +279,27 @@ static void test_snapshot_age_warning(void **state) {
   strata_store_close(s);
 }
 
+static void test_dir_permissions_reported(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  assert_int_equal(chmod(dir, 0777), 0); /* no sticky bit */
+  log_capture cap;
+  strata_store *s = open_store(dir, &cap);
+  strata_store_close(s);
+  assert_non_null(strstr(cap.text, "writable by every user"));
+  assert_int_equal(chmod(dir, 0755), 0);
+  s = open_store(dir, &cap);
+  strata_store_close(s);
+  assert_null(strstr(cap.text, "writable by every user"));
+  if (geteuid() != 0) { /* root writes anywhere: nothing to report then */
+    assert_int_equal(chmod(dir, 0555), 0);
+    s = open_store(dir, &cap);
+    strata_store_close(s);
+    assert_non_null(strstr(cap.text, "not writable by this process"));
+    assert_int_equal(chmod(dir, 0755), 0);
+  }
+}
+
 static void test_open_errors(void **state) {
   (void)state;
   strata_store *s = NULL;
@@ -780,6 +801,7 @@ int main(void) {
       cmocka_unit_test(test_get_many_path),
       cmocka_unit_test(test_open_skips_bad_files),
       cmocka_unit_test(test_open_errors),
+      cmocka_unit_test(test_dir_permissions_reported),
       cmocka_unit_test(test_index_checksum_checked),
       cmocka_unit_test(test_snapshot_age_warning),
       cmocka_unit_test(test_proto_put_and_snapshots),
