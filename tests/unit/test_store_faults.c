@@ -778,7 +778,9 @@ static open_faults classify(void) {
       o.temp_removed = true;
     if (!c->failed)
       continue;
-    if (c->dir)
+    /* An fstat() of the directory is the permission report at open, a
+     * best-effort log line: its failure is not a failure to read it. */
+    if (c->dir && c->fn != FP_FSTAT)
       o.dir_failed = true;
     /* Loading a file: stat, open, fstat, mmap. A failed madvise of the
      * index is only a hint; a failed fstatat() in refresh's "same file?"
