@@ -92,7 +92,8 @@ static void catalog_retired(struct strata_store *s, void *c) {
 
 int strata__catalog_publish(struct strata_store *s, strata__entry **entries,
                             uint64_t n, strata__entry **retire, uint64_t nr) {
-  strata__catalog *old = atomic_load_explicit(&s->catalog, memory_order_relaxed);
+  strata__catalog *old =
+      atomic_load_explicit(&s->catalog, memory_order_relaxed);
   strata__catalog *c;
   STRATA__TRY(strata__catalog_build(entries, n, &c));
   strata__retired **recs = calloc(nr + 1, sizeof *recs);
@@ -119,25 +120,63 @@ int strata__catalog_publish(struct strata_store *s, strata__entry **entries,
   return 0;
 }
 
-int strata__catalog_swap(struct strata_store *s, strata__entry *entry,
-                         uint64_t remove_id) {
-  strata__catalog *old = atomic_load_explicit(&s->catalog, memory_order_relaxed);
+int strata__catalog_prepare(struct strata_store *s, strata__entry *entry,
+                            uint64_t remove_id, strata__catalog_change *ch) {
+  *ch = (strata__catalog_change){0};
+  strata__catalog *old =
+      atomic_load_explicit(&s->catalog, memory_order_relaxed);
   uint64_t id = entry != NULL ? entry->id : remove_id;
   strata__entry **list = malloc((old->n + 1) * sizeof *list);
   if (list == NULL)
     return strata__fail(STRATA_E_NOMEM, "%s: allocating a catalog", s->dir);
-  uint64_t n = 0, nr = 0;
-  strata__entry *replaced = NULL;
+  uint64_t n = 0;
   for (uint64_t i = 0; i < old->n; i++) {
     if (old->by_order[i]->id == id)
-      replaced = old->by_order[i];
+      ch->replaced = old->by_order[i];
     else
       list[n++] = old->by_order[i];
   }
   if (entry != NULL)
     list[n++] = entry;
-  nr = replaced != NULL;
-  int rc = strata__catalog_publish(s, list, n, &replaced, nr);
+  int rc = strata__catalog_build(list, n, &ch->next);
   free(list);
+  if (rc == 0) {
+    ch->recs[0] = malloc(sizeof *ch->recs[0]);
+    ch->recs[1] = ch->replaced ? malloc(sizeof *ch->recs[1]) : NULL;
+    if (ch->recs[0] == NULL || (ch->replaced && ch->recs[1] == NULL))
+      rc =
+          strata__fail(STRATA_E_NOMEM, "%s: allocating retire records", s->dir);
+  }
+  if (rc < 0)
+    strata__catalog_abandon(ch);
   return rc;
+}
+
+void strata__catalog_commit(struct strata_store *s,
+                            strata__catalog_change *ch) {
+  strata__catalog *old =
+      atomic_load_explicit(&s->catalog, memory_order_relaxed);
+  strata__retire_push(s, ch->recs[0], old, old->bytes, catalog_retired);
+  if (ch->replaced != NULL)
+    strata__retire_push(s, ch->recs[1], ch->replaced, sizeof *ch->replaced,
+                        strata__entry_free);
+  /* As in strata__catalog_publish: the catalog before the epoch. */
+  atomic_store_explicit(&s->catalog, ch->next, memory_order_seq_cst);
+  strata__ebr_advance(s);
+  *ch = (strata__catalog_change){0};
+}
+
+void strata__catalog_abandon(strata__catalog_change *ch) {
+  strata__catalog_free(ch->next);
+  free(ch->recs[0]);
+  free(ch->recs[1]);
+  *ch = (strata__catalog_change){0};
+}
+
+int strata__catalog_swap(struct strata_store *s, strata__entry *entry,
+                         uint64_t remove_id) {
+  strata__catalog_change ch;
+  STRATA__TRY(strata__catalog_prepare(s, entry, remove_id, &ch));
+  strata__catalog_commit(s, &ch);
+  return 0;
 }

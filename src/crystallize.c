@@ -56,24 +56,16 @@ static int write_content(const strata__entry *e, strata_writer *w,
   return rc;
 }
 
-static int new_file(struct strata_store *s, strata_region *r,
+static int new_file(strata_region *r, dev_t dev, ino_t ino,
                     strata__file **out) {
   strata__file *f = calloc(1, sizeof *f);
-  struct stat st;
   if (f == NULL || (f->path = strdup(r->path)) == NULL) {
     free(f);
     return strata__fail(STRATA_E_NOMEM, "%s: allocating", r->path);
   }
-  if (stat(f->path, &st) != 0) {
-    int e = errno;
-    free(f->path);
-    free(f);
-    return strata__fail_errno(e, "%s: stat after rename", r->path);
-  }
-  (void)s;
   f->region = r;
-  f->dev = st.st_dev;
-  f->ino = st.st_ino;
+  f->dev = dev;
+  f->ino = ino;
   f->refs = 1;
   f->opened_unix_ms = strata__unix_ms();
   *out = f;
@@ -86,8 +78,9 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id) {
   STRATA__FAIL_IF(old == NULL || old->overlay == NULL, STRATA_E_NO_REGION,
                   "%s: region %" PRIu64 " has no proto to crystallize", s->dir,
                   id);
-  char *path = old->file != NULL ? strdup(old->file->path)
-                                 : malloc(strlen(s->dir) + strlen(old->name) + 16);
+  char *path = old->file != NULL
+                   ? strdup(old->file->path)
+                   : malloc(strlen(s->dir) + strlen(old->name) + 16);
   if (path == NULL)
     return strata__fail(STRATA_E_NOMEM, "%s: allocating", s->dir);
   if (old->file == NULL) {
@@ -110,6 +103,8 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id) {
       .region_id = id, .name = old->name, .metadata = old->metadata};
   strata_writer *w = NULL;
   strata_region *r = NULL;
+  dev_t dev = 0;
+  ino_t ino = 0;
   int rc = strata_writer_open(path, &opts, &w);
   if (rc == 0)
     rc = strata__writer_reserve(
@@ -117,21 +112,18 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id) {
                old->overlay->changed);
   if (rc == 0)
     rc = write_content(old, w, &bytes);
-  if (rc == 0) {
-    rc = strata__writer_commit_open(w, &r, &fsync_ns, &placed);
-    w = NULL;
-  }
-  strata_writer_abort(w);
-  uint64_t total_ns = strata__mono_ns() - t0;
+  if (rc == 0)
+    rc = strata__writer_commit_prepare(w, &r, &dev, &ino);
 
-  /* Everything below must succeed or leave the store unchanged: allocate
-   * first, publish last. */
+  /* Everything the publication needs is allocated before the rename, so
+   * that after it only the fsync of the directory can fail (strata.h). */
   strata__file *f = NULL;
   strata__entry *e = NULL;
   strata__overlay *fresh = NULL;
   strata__retired *rec = NULL;
+  strata__catalog_change ch = {0};
   if (rc == 0)
-    rc = new_file(s, r, &f);
+    rc = new_file(r, dev, ino, &f);
   if (rc == 0) {
     r = NULL; /* owned by f */
     e = calloc(1, sizeof *e);
@@ -147,14 +139,21 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id) {
     e->file = f;
     e->overlay = fresh;
     e->generation = old->generation + 1;
+    rc = strata__catalog_prepare(s, e, 0, &ch);
+  }
+  if (rc == 0)
+    rc = strata__writer_commit_publish(w, &fsync_ns, &placed);
+  strata_writer_abort(w);
+  uint64_t total_ns = strata__mono_ns() - t0;
+  if (rc == 0) {
     strata__overlay *prev = old->overlay;
-    rc = strata__catalog_swap(s, e, 0);
-    if (rc == 0)
-      strata__retire_push(s, rec, prev, prev->bytes, strata__overlay_free);
+    strata__catalog_commit(s, &ch); /* retires `old` */
+    strata__retire_push(s, rec, prev, prev->bytes, strata__overlay_free);
   }
   if (rc < 0) {
     if (placed)
       old->overlay->placed_file = true;
+    strata__catalog_abandon(&ch);
     strata_region_close(r);
     if (fresh != NULL)
       strata__overlay_free(s, fresh);
@@ -199,7 +198,8 @@ int strata_crystallize(strata_store *s, uint64_t region_id) {
   return rc;
 }
 
-/* ---- memory thresholds ------------------------------------------------------ */
+/* ---- memory thresholds ------------------------------------------------------
+ */
 
 /* Asks the kernel to reclaim the pages of every mapped region first when
  * memory is short; the files stay mapped and fault back in on use. */

@@ -188,7 +188,9 @@ int strata_metrics_text(strata_store *s, char **text) {
   }
   render(f, doc);
   json_decref(doc);
-  if (fclose(f) != 0 || buf == NULL) {
+  /* A write that could not grow the buffer only sets the error flag. */
+  bool failed = ferror(f) != 0;
+  if (fclose(f) != 0 || failed || buf == NULL) {
     free(buf);
     return strata__fail(STRATA_E_NOMEM, "%s: rendering metrics", s->dir);
   }

@@ -9,15 +9,17 @@
  * retired. When the tables fill up they are copied into larger ones (fresh
  * links to the same lvers) and the table pointer is swapped; the old links
  * are retired with the old table. */
+#include "hash.h"
 #include <stdlib.h>
 #include <string.h>
-#include "hash.h"
 
 #include "store_internal.h"
 
 #define INITIAL_BUCKETS 64
 
-static uint64_t id_hash(uint64_t id) { return id * 0x9E3779B97F4A7C15ull >> 17; }
+static uint64_t id_hash(uint64_t id) {
+  return id * 0x9E3779B97F4A7C15ull >> 17;
+}
 
 static uint64_t name_hash(const strata__overlay *o, const char *name,
                           size_t len) {
@@ -62,9 +64,11 @@ static void table_free(struct strata_store *s, strata__otable *t,
   _Atomic(strata__link *) *heads[2] = {t->by_id, t->by_name};
   for (int h = 0; h < 2; h++) {
     for (uint64_t i = 0; i <= t->mask; i++) {
-      strata__link *l = atomic_load_explicit(&heads[h][i], memory_order_relaxed);
+      strata__link *l =
+          atomic_load_explicit(&heads[h][i], memory_order_relaxed);
       while (l != NULL) {
-        strata__link *next = atomic_load_explicit(&l->next, memory_order_relaxed);
+        strata__link *next =
+            atomic_load_explicit(&l->next, memory_order_relaxed);
         if (with_lvers && h == 0)
           strata__lver_free(s, l->lv);
         strata__pool_free(s->pool, l, sizeof *l);
@@ -92,8 +96,10 @@ static int table_copy(struct strata_store *s, const strata__otable *from,
     _Atomic(strata__link *) *dst = h == 0 ? to->by_id : to->by_name;
     for (uint64_t i = 0; i <= from->mask; i++) {
       _Atomic(strata__link *) *tails[2] = {&dst[i], &dst[i + from->mask + 1]};
-      for (strata__link *l = atomic_load_explicit(&src[i], memory_order_relaxed);
-           l != NULL; l = atomic_load_explicit(&l->next, memory_order_relaxed)) {
+      for (strata__link *l =
+               atomic_load_explicit(&src[i], memory_order_relaxed);
+           l != NULL;
+           l = atomic_load_explicit(&l->next, memory_order_relaxed)) {
         uint64_t hash = h == 0 ? id_hash(l->lv->id)
                                : name_hash(o, l->lv->name, l->lv->name_len);
         int half = (hash & to->mask) > from->mask;
@@ -114,8 +120,10 @@ static int grow(struct strata_store *s, strata__overlay *o) {
   strata__otable *old = atomic_load_explicit(&o->table, memory_order_relaxed);
   strata__otable *t = table_new(s, 2 * (old->mask + 1));
   if (t == NULL)
-    return strata__fail(STRATA_E_NOMEM, "%s: growing a proto index to %llu "
-                        "buckets", s->dir, (unsigned long long)(2 * (old->mask + 1)));
+    return strata__fail(STRATA_E_NOMEM,
+                        "%s: growing a proto index to %llu "
+                        "buckets",
+                        s->dir, (unsigned long long)(2 * (old->mask + 1)));
   int rc = table_copy(s, old, t, o);
   if (rc == 0)
     rc = strata__retire(s, old, old->bytes, table_retired);
@@ -134,15 +142,15 @@ static int grow(struct strata_store *s, strata__overlay *o) {
   return 0;
 }
 
-/* ---- overlays --------------------------------------------------------------- */
+/* ---- overlays ---------------------------------------------------------------
+ */
 
 int strata__overlay_new(struct strata_store *s, strata__overlay **out) {
   strata__overlay *o = calloc(1, sizeof *o);
   strata__otable *t = o != NULL ? table_new(s, INITIAL_BUCKETS) : NULL;
   if (t == NULL) {
     free(o);
-    return strata__fail(STRATA_E_NOMEM, "%s: allocating a proto index",
-                        s->dir);
+    return strata__fail(STRATA_E_NOMEM, "%s: allocating a proto index", s->dir);
   }
   atomic_init(&o->table, t);
   o->name_seed = (uint64_t)(uintptr_t)o * 0x9E3779B97F4A7C15ull;
@@ -222,8 +230,8 @@ strata__lver *strata__lver_new(struct strata_store *s, uint64_t id,
                                const char *name, const char *metadata) {
   size_t nl = name != NULL ? strlen(name) : 0;
   size_t ml = metadata != NULL ? strlen(metadata) : 0;
-  size_t size = sizeof(strata__lver) + (name ? nl + 1 : 0) +
-                (metadata ? ml + 1 : 0);
+  size_t size =
+      sizeof(strata__lver) + (name ? nl + 1 : 0) + (metadata ? ml + 1 : 0);
   strata__lver *lv = strata__pool_alloc(s->pool, size);
   if (lv == NULL)
     return NULL;
@@ -251,8 +259,8 @@ void strata__lver_free(struct strata_store *s, strata__lver *lv) {
 
 const strata__lver *strata__overlay_find(const strata__overlay *o, uint64_t id,
                                          uint64_t version) {
-  const strata__otable *t = atomic_load_explicit(
-      &((strata__overlay *)o)->table, memory_order_acquire);
+  const strata__otable *t = atomic_load_explicit(&((strata__overlay *)o)->table,
+                                                 memory_order_acquire);
   for (const strata__link *l = atomic_load_explicit(
            &t->by_id[id_hash(id) & t->mask], memory_order_acquire);
        l != NULL; l = atomic_load_explicit(&l->next, memory_order_acquire)) {
@@ -266,11 +274,11 @@ const strata__lver *strata__overlay_find(const strata__overlay *o, uint64_t id,
 const strata__lver *strata__overlay_find_name(const strata__overlay *o,
                                               const char *name, size_t len,
                                               uint64_t version) {
-  const strata__otable *t = atomic_load_explicit(
-      &((strata__overlay *)o)->table, memory_order_acquire);
+  const strata__otable *t = atomic_load_explicit(&((strata__overlay *)o)->table,
+                                                 memory_order_acquire);
   uint64_t h = name_hash(o, name, len);
-  for (const strata__link *l = atomic_load_explicit(&t->by_name[h & t->mask],
-                                                    memory_order_acquire);
+  for (const strata__link *l =
+           atomic_load_explicit(&t->by_name[h & t->mask], memory_order_acquire);
        l != NULL; l = atomic_load_explicit(&l->next, memory_order_acquire)) {
     const strata__lver *lv = l->lv;
     if (lv->version > version || lv->name_len != len ||
@@ -308,8 +316,8 @@ int strata__overlay_link(struct strata_store *s, strata__overlay *o,
     t = atomic_load_explicit(&o->table, memory_order_relaxed);
   }
   bool superseding = false;
-  for (strata__link *l = atomic_load_explicit(&t->by_id[id_hash(lv->id) & t->mask],
-                                              memory_order_relaxed);
+  for (strata__link *l = atomic_load_explicit(
+           &t->by_id[id_hash(lv->id) & t->mask], memory_order_relaxed);
        l != NULL && !superseding;
        l = atomic_load_explicit(&l->next, memory_order_relaxed))
     superseding = l->lv->id == lv->id;
@@ -396,25 +404,26 @@ static bool prune_id(struct strata_store *s, strata__overlay *o,
       pp = &l->next;
       continue;
     }
+    /* Both allocations before unlinking: once unlinked, the lver must be
+     * retired, or it is lost for good. */
     pruned *p = malloc(sizeof *p);
-    if (p == NULL)
+    strata__retired *rec = malloc(sizeof *rec);
+    if (p == NULL || rec == NULL) {
+      free(p);
+      free(rec);
       return false; /* try again later; nothing was changed */
+    }
     p->lv = lv;
     p->links[0] = unlink_from(pp, lv);
-    p->links[1] = lv->name != NULL
-                      ? unlink_from(&t->by_name[name_hash(o, lv->name,
-                                                          lv->name_len) &
-                                                t->mask],
-                                    lv)
-                      : NULL;
-    uint64_t bytes = lv->alloc_size + lv->size + (lv->name ? 2 : 1) *
-                                                     sizeof(strata__link);
-    if (strata__retire(s, p, bytes, pruned_free) < 0) {
-      /* Unlinked but not retirable: keep it allocated for good rather than
-       * free memory a reader may be using. */
-      free(p);
-      continue;
-    }
+    p->links[1] =
+        lv->name != NULL
+            ? unlink_from(
+                  &t->by_name[name_hash(o, lv->name, lv->name_len) & t->mask],
+                  lv)
+            : NULL;
+    uint64_t bytes =
+        lv->alloc_size + lv->size + (lv->name ? 2 : 1) * sizeof(strata__link);
+    strata__retire_push(s, rec, p, bytes, pruned_free);
     o->lvers--;
     o->bytes -= bytes;
   }
@@ -448,8 +457,8 @@ static int cmp_id_lver(const void *a, const void *b) {
 
 int strata__overlay_latest(const strata__overlay *o, const strata__lver ***out,
                            uint64_t *n) {
-  const strata__otable *t =
-      atomic_load_explicit(&((strata__overlay *)o)->table, memory_order_relaxed);
+  const strata__otable *t = atomic_load_explicit(&((strata__overlay *)o)->table,
+                                                 memory_order_relaxed);
   uint64_t cap = o->changed ? o->changed : 1;
   id_lver *pairs = malloc(cap * sizeof *pairs);
   const strata__lver **v = malloc(cap * sizeof *v);

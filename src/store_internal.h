@@ -232,6 +232,22 @@ int strata__catalog_publish(struct strata_store *s, strata__entry **entries,
  * `remove_id`. Writer mutex held. */
 int strata__catalog_swap(struct strata_store *s, strata__entry *entry,
                          uint64_t remove_id);
+
+/* strata__catalog_swap() in two steps, for a change that must allocate
+ * everything before an action it cannot undo: _prepare allocates (the new
+ * catalog and the retire records; STRATA_E_NOMEM), _commit publishes and
+ * cannot fail, _abandon frees what _prepare allocated. The writer mutex
+ * is held from _prepare to _commit or _abandon. */
+typedef struct strata__catalog_change {
+  strata__catalog *next;
+  strata__entry *replaced; /* retired by _commit; NULL if none */
+  strata__retired *recs[2];
+} strata__catalog_change;
+int strata__catalog_prepare(struct strata_store *s, strata__entry *entry,
+                            uint64_t remove_id, strata__catalog_change *ch);
+void strata__catalog_commit(struct strata_store *s,
+                            strata__catalog_change *ch);
+void strata__catalog_abandon(strata__catalog_change *ch);
 /* Frees an entry: its name, metadata and file reference (not the overlay,
  * which is retired on its own when it goes). */
 void strata__entry_free(struct strata_store *s, void *entry);

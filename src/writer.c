@@ -13,12 +13,14 @@
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "json_check.h"
 #include "writer_internal.h"
 
 #define WBUF_SIZE (1u << 20)
@@ -153,15 +155,13 @@ static int64_t find_id(const strata_writer *w, uint64_t id) {
   if (s->cap == 0)
     return -1;
   for (uint64_t i = strata__id_hash(id, w->set_seed) & (s->cap - 1);
-       s->slots[i];
-       i = (i + 1) & (s->cap - 1))
+       s->slots[i]; i = (i + 1) & (s->cap - 1))
     if (w->entries[s->slots[i] - 1].id == id)
       return s->slots[i] - 1;
   return -1;
 }
 
-static int64_t find_name(const strata_writer *w, const char *name,
-                         size_t len) {
+static int64_t find_name(const strata_writer *w, const char *name, size_t len) {
   const strata__wset *s = &w->names;
   if (s->cap == 0)
     return -1;
@@ -178,7 +178,7 @@ static int64_t find_name(const strata_writer *w, const char *name,
 /* ---- argument checks -------------------------------------------------- */
 
 int strata__check_text(const char *path, const char *what, uint64_t id,
-                      const char *s, size_t max, bool json) {
+                       const char *s, size_t max, bool json) {
   size_t len = strlen(s);
   STRATA__FAIL_IF(len > max, STRATA_E_LIMIT,
                   "%s: layer %" PRIu64 ": %s is %zu bytes (at most %zu)", path,
@@ -189,6 +189,11 @@ int strata__check_text(const char *path, const char *what, uint64_t id,
   if (json && len > 0) {
     json_error_t err;
     json_t *v = json_loadb(s, len, JSON_DECODE_ANY, &err);
+    if (v == NULL && strata__json_refusal(&err, s, len) == STRATA_E_NOMEM)
+      return strata__fail(STRATA_E_NOMEM,
+                          "%s: layer %" PRIu64 ": checking the %s: out of "
+                          "memory",
+                          path, id, what);
     if (v == NULL)
       return strata__fail(STRATA_E_INVAL,
                           "%s: layer %" PRIu64 ": %s is not JSON: %s at %d:%d",
@@ -277,10 +282,15 @@ int strata_writer_open(const char *path, const strata_writer_options *o,
   if (o->metadata != NULL && o->metadata[0] != '\0') { /* "" means none */
     size_t mlen = strlen(o->metadata);
     STRATA__FAIL_IF(mlen > STRATA__MAX_METADATA, STRATA_E_LIMIT,
-                    "%s: region metadata is %zu bytes (at most %u)", path,
-                    mlen, STRATA__MAX_METADATA);
+                    "%s: region metadata is %zu bytes (at most %u)", path, mlen,
+                    STRATA__MAX_METADATA);
     json_error_t err;
     json_t *v = json_loadb(o->metadata, mlen, JSON_DECODE_ANY, &err);
+    if (v == NULL &&
+        strata__json_refusal(&err, o->metadata, mlen) == STRATA_E_NOMEM)
+      return strata__fail(STRATA_E_NOMEM,
+                          "%s: checking the region metadata: out of memory",
+                          path);
     if (v == NULL)
       return strata__fail(STRATA_E_INVAL,
                           "%s: region metadata is not JSON: %s at %d:%d", path,
@@ -336,8 +346,9 @@ int strata__writer_reserve(strata_writer *w, uint64_t layers) {
     return 0;
   strata__wentry *e = realloc(w->entries, layers * sizeof *e);
   if (e == NULL)
-    return strata__fail(STRATA_E_NOMEM, "%s: sizing the index for %" PRIu64
-                        " entries", w->path, layers);
+    return strata__fail(STRATA_E_NOMEM,
+                        "%s: sizing the index for %" PRIu64 " entries", w->path,
+                        layers);
   w->entries = e;
   w->cap = layers;
   return 0;
@@ -349,8 +360,9 @@ static int grow_entries(strata_writer *w) {
   uint64_t cap = w->cap ? w->cap * 2 : 1024;
   strata__wentry *e = realloc(w->entries, cap * sizeof *e);
   if (e == NULL)
-    return strata__fail(STRATA_E_NOMEM, "%s: growing the index to %" PRIu64
-                        " entries", w->path, cap);
+    return strata__fail(STRATA_E_NOMEM,
+                        "%s: growing the index to %" PRIu64 " entries", w->path,
+                        cap);
   w->entries = e;
   w->cap = cap;
   return 0;
@@ -381,12 +393,12 @@ int strata_writer_begin_layer(strata_writer *w, uint64_t id, const char *name,
   if (name != NULL) {
     STRATA__FAIL_IF(name[0] == '\0', STRATA_E_INVAL,
                     "%s: layer %" PRIu64 ": empty name", w->path, id);
-    STRATA__TRY(
-        strata__check_text(w->path, "name", id, name, STRATA__MAX_LAYER_NAME, false));
+    STRATA__TRY(strata__check_text(w->path, "name", id, name,
+                                   STRATA__MAX_LAYER_NAME, false));
   }
   if (metadata != NULL)
     STRATA__TRY(strata__check_text(w->path, "metadata", id, metadata,
-                           STRATA__MAX_METADATA, true));
+                                   STRATA__MAX_METADATA, true));
   if (!w->ids_indexed && w->n > 0 && id < w->entries[w->n - 1].id)
     STRATA__TRY(index_ids(w));
   int64_t dup = find_id(w, id);
@@ -397,8 +409,8 @@ int strata_writer_begin_layer(strata_writer *w, uint64_t id, const char *name,
   if (name != NULL) {
     dup = find_name(w, name, strlen(name));
     STRATA__FAIL_IF(dup >= 0, STRATA_E_DUPLICATE,
-                    "%s: layer %" PRIu64 ": duplicate name \"%s\" (layer %" PRIu64
-                    " has it)",
+                    "%s: layer %" PRIu64
+                    ": duplicate name \"%s\" (layer %" PRIu64 " has it)",
                     w->path, id, name, w->entries[dup].id);
   }
   STRATA__TRY(grow_entries(w));
@@ -478,8 +490,8 @@ int strata_writer_end_layer(strata_writer *w) {
   }
   if (w->ids_indexed && w->ids.used < w->n)
     set_insert(w, &w->ids, idx);
-  if (e->name_len && find_name(w, (const char *)w->strings.p + e->name_off,
-                               e->name_len) < 0)
+  if (e->name_len &&
+      find_name(w, (const char *)w->strings.p + e->name_off, e->name_len) < 0)
     set_insert(w, &w->names, idx);
   report_progress(w, true);
   return 0;
@@ -612,30 +624,38 @@ static int finish(strata_writer *w) {
       rc = validate_written(w, size);
   }
   free(idx.p);
-  if (rc == 0)
-    rc = publish(w);
   return rc;
 }
 
 int strata_writer_commit(strata_writer *w) {
   STRATA__FAIL_IF(w == NULL, STRATA_E_INVAL, "strata_writer_commit: NULL");
   int rc = finish(w);
+  if (rc == 0)
+    rc = publish(w);
   strata_writer_abort(w); /* frees; removes the temporary file if any */
   return rc;
 }
 
-int strata__writer_commit_open(strata_writer *w, strata_region **out,
-                               uint64_t *fsync_ns, bool *placed) {
+int strata__writer_commit_prepare(strata_writer *w, strata_region **out,
+                                  dev_t *dev, ino_t *ino) {
   STRATA__FAIL_IF(w == NULL, STRATA_E_INVAL, "strata_writer_commit: NULL");
   w->keep = true;
-  int rc = finish(w);
+  STRATA__TRY(finish(w));
+  struct stat st;
+  if (fstat(w->fd, &st) != 0)
+    return strata__fail_errno(errno, "%s: fstat of the written file", w->path);
+  *dev = st.st_dev;
+  *ino = st.st_ino;
+  *out = w->kept;
+  w->kept = NULL;
+  return 0;
+}
+
+int strata__writer_commit_publish(strata_writer *w, uint64_t *fsync_ns,
+                                  bool *placed) {
+  int rc = publish(w);
   *fsync_ns = w->fsync_ns;
   *placed = w->placed;
-  if (rc == 0) {
-    *out = w->kept;
-    w->kept = NULL;
-  }
-  strata_writer_abort(w);
   return rc;
 }
 

@@ -88,14 +88,25 @@ int strata__writer_build_index(strata_writer *w, uint64_t index_off,
  * still be added). STRATA_E_NOMEM. */
 int strata__writer_reserve(strata_writer *w, uint64_t layers);
 
-/* Commits like strata_writer_commit(), and on success also hands back the
- * new file as an open region: the mapping that commit validated before the
- * rename, faulted in (MADV_POPULATE_READ) so that a read error surfaces
- * here rather than in a reader. *fsync_ns receives the time spent in fsync
- * (file and directory), whatever the outcome; *placed whether the file was
+/* Commits in two steps, so that the caller can allocate everything it
+ * needs to publish the new file while nothing is in place yet.
+ *
+ * strata__writer_commit_prepare() writes the index and header, fsyncs the
+ * file, validates it and hands it back as an open region: the mapping that
+ * the validation used, faulted in (MADV_POPULATE_READ) so that a read error
+ * surfaces here rather than in a reader. *dev and *ino identify the file
+ * (it keeps them through the rename). Nothing is in the directory yet
+ * (with O_TMPFILE, nothing at all). On failure, abort the writer.
+ *
+ * strata__writer_commit_publish() then renames the file into place and
+ * fsyncs the directory. *fsync_ns receives the time spent in fsync (file
+ * and directory), whatever the outcome; *placed whether the file was
  * renamed into place, which is true on success and also when only the
- * fsync of the directory after the rename failed. Frees the writer. */
-int strata__writer_commit_open(strata_writer *w, strata_region **out,
-                               uint64_t *fsync_ns, bool *placed);
+ * fsync of the directory failed. Abort the writer afterwards in any case
+ * (it frees it). */
+int strata__writer_commit_prepare(strata_writer *w, strata_region **out,
+                                  dev_t *dev, ino_t *ino);
+int strata__writer_commit_publish(strata_writer *w, uint64_t *fsync_ns,
+                                  bool *placed);
 
 #endif /* STRATA_WRITER_INTERNAL_H */

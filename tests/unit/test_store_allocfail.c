@@ -1,0 +1,1256 @@
+/* Allocation failure injection into store open and refresh, proto puts and
+ * removes, crystallization, the state dump and the metrics (allocfail.c
+ * interposes the allocator, and the store's pool through --wrap).
+ *
+ * Each walk repeats one operation on a fresh fixture and fails its k-th
+ * allocation, for k = 1, 2, ... until the operation no longer makes a k-th
+ * allocation (it then ran unharmed: every allocation site was walked). Each
+ * k runs twice: only allocation k fails (transient), and every allocation
+ * from k on fails (persistent: the error paths must not need memory
+ * either). After each case:
+ *
+ * - the operation returned STRATA_E_NOMEM (or -ENOMEM, from a libc call
+ *   such as fdopendir) and set no output, or it succeeded with a result as
+ *   complete as a run without failures, or degraded as documented: at open
+ *   and refresh, a region file that could not be loaded is skipped with a
+ *   WARN line naming it (and the error);
+ * - the store is unchanged: readers see exactly what they saw before (the
+ *   failed put is not visible), the protos report the same figures, and the
+ *   directory holds what it held (no temporary file, no new region file:
+ *   strata.h allows the new file in place only when the fsync of the
+ *   directory fails, which no allocation failure is);
+ * - the store is still usable: the same call, with memory back, succeeds,
+ *   and so do later puts, a crystallization and a fresh open;
+ * - nothing leaked: once the store is closed (at once for the dump, whose
+ *   output is freed), every allocation of the armed call has been freed,
+ *   and so has every pool block allocated since the fixture's store opened
+ *   (a block that a failure unlinked and then dropped would show here),
+ *   each with the size it was allocated with.
+ *
+ * The state dump must not succeed with a document that lacks what a run
+ * without failures has (an object key, an array element: a region missing
+ * from a dump that reports success would be a lie), nor with one that is
+ * not JSON; the metrics text must not lack a series. The verbose dump
+ * makes every allocation the plain one makes, and is the one walked.
+ *
+ * Cases that break such a promise while leaving the store consistent are
+ * collected, and the test fails at the end of the walk with the count and
+ * the first ones, so that one run shows them all.
+ *
+ * The walks use STRATA_STORE_VERIFY_AT_OPEN (checksums checked before open
+ * returns, no verifier thread) and one open thread, so that every
+ * allocation happens on the calling thread in the same order each time;
+ * the default open, whose verifier thread is started by open, is walked
+ * too (allocations made inside pthread_create(), which glibc caches with
+ * the thread's stack, are not counted as leaks).
+ *
+ * STRATA_ALLOCFAIL_VERBOSE=1 prints every case, every broken promise and
+ * every allocation site, with whole call stacks. */
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <xxhash.h>
+
+#include "allocfail.h"
+#include "test_util.h"
+
+/* No operation here makes nearly this many allocations. */
+#define K_MAX 4000
+
+static bool verbose(void) {
+  const char *v = getenv("STRATA_ALLOCFAIL_VERBOSE");
+  return v != NULL && v[0] != '\0' && strcmp(v, "0") != 0;
+}
+
+static const char *mode_name(af_mode mode) {
+  return mode == AF_PERSISTENT ? "persistent" : "transient";
+}
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ---- logging ------------------------------------------------------------- */
+
+typedef struct log_capture {
+  pthread_mutex_t mu;
+  char text[32768];
+  size_t len;
+} log_capture;
+
+static void capture_log(void *ctx, int level, const char *line) {
+  (void)level;
+  log_capture *c = ctx;
+  pthread_mutex_lock(&c->mu);
+  int n = snprintf(c->text + c->len, sizeof c->text - c->len, "%s\n", line);
+  if (n > 0 && c->len + (size_t)n < sizeof c->text)
+    c->len += (size_t)n;
+  pthread_mutex_unlock(&c->mu);
+}
+
+static void capture_clear(log_capture *cap) {
+  pthread_mutex_lock(&cap->mu);
+  cap->len = 0;
+  cap->text[0] = '\0';
+  pthread_mutex_unlock(&cap->mu);
+}
+
+static int try_open(const char *dir, unsigned flags, log_capture *cap,
+                    strata_store **out) {
+  strata_store_config c;
+  strata_store_config_init(&c);
+  pthread_mutex_init(&cap->mu, NULL);
+  cap->len = 0;
+  cap->text[0] = '\0';
+  c.log_fn = capture_log;
+  c.log_ctx = cap;
+  c.log_level = STRATA_LOG_INFO;
+  c.flags = flags;
+  c.open_threads = 1; /* one thread: the same allocations every time */
+  return strata_store_open(dir, &c, out);
+}
+
+static strata_store *open_store(const char *dir, log_capture *cap) {
+  strata_store *s = NULL;
+  assert_strata_ok(try_open(dir, STRATA_STORE_VERIFY_AT_OPEN, cap, &s));
+  return s;
+}
+
+/* ---- the expected content of a region ------------------------------------ */
+
+#define MODEL_MAX 128
+/* Ids probed for absence: every id of the fixtures is below this. */
+#define PROBE_IDS 160
+
+typedef struct mlayer {
+  uint64_t id;
+  char name[16], meta[32]; /* "" = none */
+  uint8_t *data;
+  size_t size;
+} mlayer;
+
+typedef struct model {
+  uint64_t rid;
+  const char *rname, *rmeta;
+  size_t n;
+  mlayer l[MODEL_MAX]; /* ascending ids */
+} model;
+
+static void model_put(model *m, uint64_t id, const char *name, const char *meta,
+                      const void *data, size_t size) {
+  size_t i = 0;
+  while (i < m->n && m->l[i].id < id)
+    i++;
+  if (i < m->n && m->l[i].id == id) {
+    free(m->l[i].data);
+  } else {
+    assert_true(m->n < MODEL_MAX);
+    memmove(&m->l[i + 1], &m->l[i], (m->n - i) * sizeof m->l[0]);
+    m->n++;
+  }
+  mlayer *l = &m->l[i];
+  l->id = id;
+  snprintf(l->name, sizeof l->name, "%s", name ? name : "");
+  snprintf(l->meta, sizeof l->meta, "%s", meta ? meta : "");
+  l->data = malloc(size ? size : 1);
+  assert_non_null(l->data);
+  memcpy(l->data, data, size);
+  l->size = size;
+}
+
+static void model_remove(model *m, uint64_t id) {
+  for (size_t i = 0; i < m->n; i++)
+    if (m->l[i].id == id) {
+      free(m->l[i].data);
+      memmove(&m->l[i], &m->l[i + 1], (m->n - i - 1) * sizeof m->l[0]);
+      m->n--;
+      return;
+    }
+  fail_msg("model: no layer %" PRIu64, id);
+}
+
+static void model_copy(model *dst, const model *src) {
+  *dst = *src;
+  for (size_t i = 0; i < src->n; i++) {
+    dst->l[i].data = malloc(src->l[i].size ? src->l[i].size : 1);
+    assert_non_null(dst->l[i].data);
+    memcpy(dst->l[i].data, src->l[i].data, src->l[i].size);
+  }
+}
+
+static void model_free(model *m) {
+  for (size_t i = 0; i < m->n; i++)
+    free(m->l[i].data);
+  m->n = 0;
+}
+
+static const mlayer *model_find(const model *m, uint64_t id) {
+  for (size_t i = 0; i < m->n; i++)
+    if (m->l[i].id == id)
+      return &m->l[i];
+  return NULL;
+}
+
+static void expect_layer(const mlayer *want, const strata_layer *got,
+                         const char *where) {
+  if (got->size != want->size ||
+      (want->size && memcmp(got->data, want->data, want->size) != 0))
+    fail_msg("%s: layer %" PRIu64 ": content differs", where, want->id);
+  assert_int_equal(got->checksum, XXH3_64bits(got->data, got->size));
+  if (want->name[0]) {
+    assert_non_null(got->name);
+    assert_string_equal(got->name, want->name);
+  } else {
+    assert_null(got->name);
+  }
+  if (want->meta[0]) {
+    assert_non_null(got->metadata);
+    assert_string_equal(got->metadata, want->meta);
+  } else {
+    assert_true(got->metadata == NULL || got->metadata[0] == '\0');
+  }
+}
+
+/* Asserts that readers of the store see exactly the model: every layer,
+ * byte for byte, its name and metadata, and nothing else. */
+static void expect_store_model(strata_store *s, const model *m,
+                               const char *where) {
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  strata_store_region r = {0};
+  bool found = false;
+  for (uint64_t i = 0; !found && i < strata_store_region_count(&t); i++) {
+    assert_strata_ok(strata_store_region_at(&t, i, &r));
+    found = r.id == m->rid;
+  }
+  if (!found)
+    fail_msg("%s: region %" PRIu64 " is not served", where, m->rid);
+  assert_string_equal(r.name, m->rname);
+  assert_string_equal(r.metadata, m->rmeta);
+  if (r.layer_count != m->n)
+    fail_msg("%s: region %" PRIu64 " has %" PRIu64 " layers, not %zu", where,
+             m->rid, r.layer_count, m->n);
+  for (uint64_t id = 0; id < PROBE_IDS; id++) {
+    const mlayer *want = model_find(m, id);
+    strata_layer l;
+    int rc = strata_get(&t, m->rid, id, &l);
+    if (want == NULL) {
+      if (rc != STRATA_E_NOT_FOUND)
+        fail_msg("%s: region %" PRIu64 ": layer %" PRIu64 " is visible", where,
+                 m->rid, id);
+      continue;
+    }
+    if (rc != 0)
+      fail_msg("%s: region %" PRIu64 ": layer %" PRIu64 ": %s", where, m->rid,
+               id, strata_err_name(rc));
+    expect_layer(want, &l, where);
+    if (want->name[0]) {
+      assert_strata_ok(
+          strata_get_by_name(&t, m->rid, want->name, strlen(want->name), &l));
+      assert_int_equal(l.id, id);
+    }
+  }
+  strata_read_end(&t);
+}
+
+/* Asserts that the region file at `path` holds exactly the model. */
+static void expect_file_model(const char *path, const model *m) {
+  strata_region *r = NULL;
+  assert_strata_ok(strata_region_open(path, 0, &r));
+  strata_region_info info;
+  assert_strata_ok(strata_region_info_get(r, &info));
+  assert_int_equal(info.id, m->rid);
+  assert_string_equal(info.name, m->rname);
+  assert_int_equal(info.layer_count, m->n);
+  for (size_t i = 0; i < m->n; i++) {
+    strata_layer l;
+    assert_strata_ok(strata_region_get(r, m->l[i].id, &l));
+    expect_layer(&m->l[i], &l, path);
+  }
+  assert_strata_ok(strata_region_verify(r, NULL));
+  strata_region_close(r);
+}
+
+/* ---- directories --------------------------------------------------------- */
+
+#define SNAP_MAX 16
+
+typedef struct dirsnap {
+  size_t n;
+  char name[SNAP_MAX][256];
+  uint8_t *data[SNAP_MAX];
+  size_t len[SNAP_MAX];
+} dirsnap;
+
+static void snap_dir(const char *dir, dirsnap *s) {
+  s->n = 0;
+  DIR *d = opendir(dir);
+  assert_non_null(d);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+      continue;
+    assert_true(s->n < SNAP_MAX);
+    snprintf(s->name[s->n], sizeof s->name[0], "%s", e->d_name);
+    s->data[s->n] = test_read_file(test_path(dir, e->d_name), &s->len[s->n]);
+    s->n++;
+  }
+  closedir(d);
+}
+
+static void snap_free(dirsnap *s) {
+  for (size_t i = 0; i < s->n; i++)
+    free(s->data[i]);
+  s->n = 0;
+}
+
+static ssize_t snap_find(const dirsnap *s, const char *name) {
+  for (size_t i = 0; i < s->n; i++)
+    if (strcmp(s->name[i], name) == 0)
+      return (ssize_t)i;
+  return -1;
+}
+
+/* Compares the directory with `before`: *changed gets the name of the one
+ * file allowed to differ (`file`) when it does; anything else that
+ * appeared, disappeared or changed fails. */
+static void expect_dir(const char *dir, const dirsnap *before, const char *file,
+                       bool *changed, const char *where) {
+  dirsnap after;
+  snap_dir(dir, &after);
+  *changed = false;
+  for (size_t i = 0; i < after.n; i++) {
+    ssize_t j = snap_find(before, after.name[i]);
+    bool same = j >= 0 && after.len[i] == before->len[j] &&
+                memcmp(after.data[i], before->data[j], after.len[i]) == 0;
+    if (same)
+      continue;
+    if (file != NULL && strcmp(after.name[i], file) == 0) {
+      *changed = true;
+      continue;
+    }
+    fail_msg("%s: %s %s", where, after.name[i],
+             j < 0 ? "appeared in the directory" : "changed");
+  }
+  for (size_t j = 0; j < before->n; j++)
+    if (snap_find(&after, before->name[j]) < 0)
+      fail_msg("%s: %s disappeared", where, before->name[j]);
+  snap_free(&after);
+}
+
+/* Empties and removes a test directory. */
+static void remove_dir(const char *dir) {
+  DIR *d = opendir(dir);
+  assert_non_null(d);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, ".."))
+      unlink(test_path(dir, e->d_name));
+  closedir(d);
+  rmdir(dir);
+}
+
+/* ---- the checks every case makes ----------------------------------------- */
+
+/* The Strata function that made the current case's failing allocation
+ * (describe_case() sets it). */
+static char cur_site[64];
+
+/* What case k failed, for messages: "allocation 12 (transient):
+ * malloc(48) <- ...". */
+static void describe_case(unsigned long k, af_mode mode, char *buf,
+                          size_t len) {
+  const af_call *c = af_call_at(k - 1);
+  char d[1024] = "(not made)";
+  if (c != NULL)
+    af_describe(c, d, sizeof d);
+  snprintf(buf, len, "allocation %lu (%s): %s", k, mode_name(mode), d);
+  /* The first frame in Strata: not in a shared library, not jansson's. */
+  snprintf(cur_site, sizeof cur_site, "?");
+  for (const char *f = strstr(d, " <- "); f != NULL; f = strstr(f, " <- ")) {
+    f += 4;
+    size_t n = strcspn(f, "+ ");
+    if (strncmp(f, "json", 4) != 0 && memmem(f, n, ".so", 3) == NULL) {
+      snprintf(cur_site, sizeof cur_site, "%.*s", (int)n, f);
+      break;
+    }
+  }
+}
+
+/* Broken promises that leave the store consistent (a wrong error code, a
+ * leak, an incomplete dump, a file left in place) are collected rather
+ * than failed at once, so that one run reports every case: grouped by the
+ * promise and the Strata function that made the failing allocation, each
+ * group with its count and first case. */
+#define GROUPS_MAX 64
+
+typedef struct problem_group {
+  char kind[48], site[64];
+  unsigned count;
+  char first[4096];
+} problem_group;
+
+static problem_group groups[GROUPS_MAX];
+static unsigned ngroups, problems;
+
+static void problem(const char *kind, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void problem(const char *kind, const char *fmt, ...) {
+  char msg[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  if (verbose())
+    print_message("  PROBLEM: %s\n", msg);
+  problems++;
+  problem_group *g = NULL;
+  for (unsigned i = 0; i < ngroups && g == NULL; i++)
+    if (strcmp(groups[i].kind, kind) == 0 &&
+        strcmp(groups[i].site, cur_site) == 0)
+      g = &groups[i];
+  if (g == NULL && ngroups < GROUPS_MAX) {
+    g = &groups[ngroups++];
+    snprintf(g->kind, sizeof g->kind, "%s", kind);
+    snprintf(g->site, sizeof g->site, "%s", cur_site);
+    snprintf(g->first, sizeof g->first, "%s", msg);
+    g->count = 0;
+  }
+  if (g != NULL)
+    g->count++;
+}
+
+/* Fails the test if the walks collected problems, listing them. */
+static void expect_no_problems(void) {
+  if (problems == 0)
+    return;
+  print_message("BROKEN PROMISES: %u case(s), %u kind(s):\n", problems,
+                ngroups);
+  for (unsigned i = 0; i < ngroups; i++)
+    print_message("- %s, in %s: %u case(s); the first:\n    %s\n",
+                  groups[i].kind, groups[i].site, groups[i].count,
+                  groups[i].first);
+  unsigned n = problems, k = ngroups;
+  problems = ngroups = 0;
+  fail_msg("%u case(s) broke a promise, in %u way(s) (listed above)", n, k);
+}
+
+/* The error an allocation failure must give: counts the case as failed
+ * cleanly, or records the problem. */
+static void expect_nomem(const char *op, int rc, const char *what,
+                         unsigned *failed) {
+  if (rc == STRATA_E_NOMEM || rc == -ENOMEM)
+    (*failed)++;
+  else
+    problem("wrong error code",
+            "%s, %s: returned %s (\"%s\"), not STRATA_E_NOMEM", op, what,
+            strata_err_name(rc), strata_last_error_detail());
+}
+
+/* Every allocation counted while armed has been freed, and so has every
+ * pool block tracked since af_track_pool(), each with its size; allocations
+ * made inside pthread_create() aside. */
+static void expect_no_leak(const char *op, const char *what) {
+  size_t live = af_live(), exempt = af_live_under("pthread_create");
+  if (live > exempt) {
+    static char report[16384];
+    problem("leak", "%s, %s: %zu allocation(s) never freed:\n%s", op, what,
+            live - exempt, af_live_report(report, sizeof report));
+  }
+  if (af_size_mismatches() != 0)
+    problem("pool size", "%s, %s: %zu pool block(s) freed with the wrong size",
+            op, what, af_size_mismatches());
+}
+
+typedef struct counts {
+  const char *op;
+  unsigned sites, cases;
+  unsigned failed;   /* returned STRATA_E_NOMEM / -ENOMEM */
+  unsigned absorbed; /* succeeded, complete */
+  unsigned degraded; /* succeeded as documented: a file skipped */
+  double ms;
+} counts;
+
+static void print_counts(const counts *c) {
+  print_message("  %-34s %3u sites, %4u cases: %4u failed cleanly, %3u "
+                "absorbed, %3u skipped a file; %6.0f ms\n",
+                c->op, c->sites, c->cases, c->failed, c->absorbed, c->degraded,
+                c->ms);
+}
+
+static void print_sites(const char *op) {
+  if (!verbose())
+    return;
+  print_message("%s: %zu allocations\n", op, af_count());
+  for (size_t i = 0; i < af_count(); i++) {
+    char d[1024];
+    af_describe(af_call_at(i), d, sizeof d);
+    print_message("  %3zu %s\n", i + 1, d);
+  }
+}
+
+typedef bool (*case_fn)(const void *arg, unsigned long k, af_mode mode,
+                        counts *c);
+
+/* Whole stacks for every allocation, not only the failing one. */
+static bool all_stacks;
+
+/* Runs one(k, mode) for k = 1, 2, ... in both modes until allocation k is
+ * not made: the run that made none fail is the last. */
+static void walk(const char *op, case_fn one, const void *arg) {
+  counts c = {.op = op};
+  af_full_stacks(verbose() || all_stacks);
+  double t0 = now_ms();
+  unsigned long k = 1;
+  for (; k <= K_MAX; k++) {
+    bool hit = one(arg, k, AF_TRANSIENT, &c);
+    c.cases++;
+    if (!hit)
+      break;
+    if (!one(arg, k, AF_PERSISTENT, &c))
+      fail_msg("%s: allocation %lu was made with only %lu failing, not with "
+               "every one from it failing",
+               op, k, k);
+    c.cases++;
+  }
+  if (k > K_MAX)
+    fail_msg("%s: more than %d allocations?", op, K_MAX);
+  c.sites = (unsigned)(k - 1);
+  c.ms = now_ms() - t0;
+  print_counts(&c);
+}
+
+/* ---- store open and refresh ---------------------------------------------- */
+
+/* a, b and c are in the directory at open; d appears before a refresh. */
+#define OPEN_FILES 4
+static uint8_t *open_bytes[OPEN_FILES];
+static size_t open_len[OPEN_FILES];
+static const char *const open_files[OPEN_FILES] = {"a.region", "b.region",
+                                                   "c.region", "d.region"};
+static const char *const open_names[OPEN_FILES] = {"alpha", "beta", "gamma",
+                                                   "delta"};
+#define OPEN_TEMP ".x.region.tmp-0123abcd"
+
+static void make_open_files(void) {
+  if (open_bytes[0] != NULL)
+    return;
+  const char *dir = test_tmpdir();
+  for (int i = 0; i < OPEN_FILES; i++) {
+    strata_writer_options o = {.region_id = (uint64_t)i + 1,
+                               .name = open_names[i],
+                               .metadata = "{\"i\":1}"};
+    strata_writer *w = NULL;
+    const char *path = test_path(dir, open_files[i]);
+    assert_strata_ok(strata_writer_open(path, &o, &w));
+    for (uint64_t id = 0; id < 8; id++) {
+      char data[32], name[16];
+      snprintf(data, sizeof data, "%s:%" PRIu64, open_names[i], id);
+      snprintf(name, sizeof name, "n%" PRIu64, id);
+      assert_strata_ok(strata_writer_add(w, id * 7, id % 2 ? name : NULL, NULL,
+                                         data, strlen(data)));
+    }
+    assert_strata_ok(strata_writer_commit(w));
+    open_bytes[i] = test_read_file(path, &open_len[i]);
+    unlink(path);
+  }
+  rmdir(dir);
+}
+
+static void setup_open_dir(char *dir, size_t cap) {
+  make_open_files();
+  snprintf(dir, cap, "%s", test_tmpdir());
+  for (int i = 0; i < 3; i++)
+    test_write_file(test_path(dir, open_files[i]), open_bytes[i], open_len[i]);
+  test_write_file(test_path(dir, OPEN_TEMP), "partial", 7);
+}
+
+static bool served(strata_store *s, int i) {
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  bool all = true;
+  for (uint64_t id = 0; id < 8; id++) {
+    char want[32];
+    snprintf(want, sizeof want, "%s:%" PRIu64, open_names[i], id);
+    strata_layer l;
+    int rc = strata_get(&t, (uint64_t)i + 1, id * 7, &l);
+    if (rc == STRATA_E_NO_REGION && id == 0) {
+      all = false;
+      break;
+    }
+    assert_strata_ok(rc);
+    assert_int_equal(l.size, strlen(want));
+    assert_memory_equal(l.data, want, l.size);
+  }
+  strata_read_end(&t);
+  return all;
+}
+
+/* Files 0..n-1 are served, or skipped with a WARN line naming them and an
+ * allocation error; returns the number skipped. */
+static unsigned expect_served_or_skipped(strata_store *s, int n,
+                                         const char *log, const char *what) {
+  unsigned skipped = 0;
+  for (int j = 0; j < n; j++) {
+    if (served(s, j))
+      continue;
+    skipped++;
+    char want[64];
+    snprintf(want, sizeof want, "file=%s error=", open_files[j]);
+    const char *w = strstr(log, want);
+    if (w == NULL || strstr(log, "region skipped") == NULL)
+      fail_msg("%s: %s is not served, and no warning names it:\n%s", what,
+               open_files[j], log);
+    w += strlen(want);
+    if (strncmp(w, "STRATA_E_NOMEM ", 15) != 0 && strncmp(w, "ENOMEM ", 7))
+      fail_msg("%s: %s skipped for another reason than memory:\n%s", what,
+               open_files[j], log);
+  }
+  for (int j = n; j < OPEN_FILES; j++)
+    assert_false(served(s, j));
+  return skipped;
+}
+
+static bool open_case(const void *arg, unsigned long k, af_mode mode,
+                      counts *c) {
+  unsigned flags = *(const unsigned *)arg;
+  char dir[4096], what[1200];
+  setup_open_dir(dir, sizeof dir);
+  dirsnap before;
+  snap_dir(dir, &before);
+  log_capture cap;
+  strata_store *s = NULL;
+  af_arm(k, mode);
+  int rc = try_open(dir, flags, &cap, &s);
+  af_disarm();
+  bool hit = af_hit();
+  describe_case(k, mode, what, sizeof what);
+  if (!hit) {
+    assert_strata_ok(rc);
+    print_sites(c->op);
+  }
+  if (rc != 0) {
+    expect_nomem(c->op, rc, what, &c->failed);
+    assert_null(s);
+  } else {
+    unsigned skipped = expect_served_or_skipped(s, 3, cap.text, what);
+    c->degraded += skipped > 0;
+    c->absorbed += hit && skipped == 0;
+  }
+  if (verbose() && hit)
+    print_message("  %s -> %s\n", what, rc ? strata_err_name(rc) : "ok");
+  strata_store_close(s);
+  expect_no_leak(c->op, what);
+  af_stop();
+
+  /* The region files are untouched (the lock file may have appeared, the
+   * temporary file may be gone), and the store opens. */
+  for (int j = 0; j < 3; j++) {
+    size_t len;
+    uint8_t *now = test_read_file(test_path(dir, open_files[j]), &len);
+    assert_int_equal(len, open_len[j]);
+    assert_memory_equal(now, open_bytes[j], len);
+    free(now);
+  }
+  snap_free(&before);
+  s = open_store(dir, &cap);
+  for (int j = 0; j < 3; j++)
+    assert_true(served(s, j));
+  strata_store_close(s);
+  remove_dir(dir);
+  return hit;
+}
+
+static void test_open(void **state) {
+  (void)state;
+  static const unsigned verify = STRATA_STORE_VERIFY_AT_OPEN, deferred = 0;
+  walk("strata_store_open, verify at open", open_case, &verify);
+  /* Whole stacks, to recognize what pthread_create() allocates. */
+  all_stacks = true;
+  walk("strata_store_open, verifier thread", open_case, &deferred);
+  all_stacks = false;
+  expect_no_problems();
+}
+
+static bool refresh_case(const void *arg, unsigned long k, af_mode mode,
+                         counts *c) {
+  (void)arg;
+  char dir[4096], what[1200];
+  setup_open_dir(dir, sizeof dir);
+  log_capture cap;
+  strata_store *s = open_store(dir, &cap);
+  test_write_file(test_path(dir, open_files[3]), open_bytes[3], open_len[3]);
+  capture_clear(&cap);
+  af_arm(k, mode);
+  int rc = strata_store_refresh(s);
+  af_disarm();
+  bool hit = af_hit();
+  describe_case(k, mode, what, sizeof what);
+  if (!hit) {
+    assert_strata_ok(rc);
+    print_sites(c->op);
+  }
+  if (rc != 0) {
+    /* A failed refresh changes nothing. */
+    expect_nomem(c->op, rc, what, &c->failed);
+    for (int j = 0; j < 3; j++)
+      if (!served(s, j))
+        fail_msg("%s, %s: %s is no longer served", c->op, what, open_files[j]);
+    assert_false(served(s, 3));
+  } else {
+    for (int j = 0; j < 3; j++)
+      if (!served(s, j))
+        fail_msg("%s, %s: %s is no longer served", c->op, what, open_files[j]);
+    unsigned skipped = expect_served_or_skipped(s, 4, cap.text, what);
+    c->degraded += skipped > 0;
+    c->absorbed += hit && skipped == 0;
+  }
+  if (verbose() && hit)
+    print_message("  %s -> %s\n", what, rc ? strata_err_name(rc) : "ok");
+  /* With memory back, a refresh serves d. */
+  assert_strata_ok(strata_store_refresh(s));
+  for (int j = 0; j < 4; j++)
+    assert_true(served(s, j));
+  strata_store_close(s);
+  expect_no_leak(c->op, what);
+  af_stop();
+  remove_dir(dir);
+  return hit;
+}
+
+static void test_refresh(void **state) {
+  (void)state;
+  walk("strata_store_refresh, d.region new", refresh_case, NULL);
+  expect_no_problems();
+}
+
+/* ---- protos: the fixture ------------------------------------------------- */
+
+static uint8_t *base_bytes; /* base.region, written once */
+static size_t base_len;
+static model base_model;
+
+static void fill(uint8_t *p, size_t n, uint32_t seed) {
+  for (size_t i = 0; i < n; i++) {
+    seed = seed * 1103515245u + 12345u;
+    p[i] = (uint8_t)(seed >> 16);
+  }
+}
+
+/* Region 3 "base": layers 10..29 named "l<id>", and 30 with metadata. */
+static void make_base(void) {
+  if (base_bytes != NULL)
+    return;
+  const char *dir = test_tmpdir();
+  base_model = (model){.rid = 3, .rname = "base", .rmeta = "{\"m\":1}"};
+  strata_writer_options o = {
+      .region_id = 3, .name = "base", .metadata = "{\"m\":1}"};
+  strata_writer *w = NULL;
+  assert_strata_ok(strata_writer_open(test_path(dir, "base.region"), &o, &w));
+  for (uint64_t id = 10; id < 30; id++) {
+    char data[32], name[16];
+    snprintf(data, sizeof data, "base:%" PRIu64, id);
+    snprintf(name, sizeof name, "l%" PRIu64, id);
+    assert_strata_ok(strata_writer_add(w, id, name, NULL, data, strlen(data)));
+    model_put(&base_model, id, name, NULL, data, strlen(data));
+  }
+  uint8_t blob[4000];
+  fill(blob, sizeof blob, 30);
+  assert_strata_ok(strata_writer_add(w, 30, NULL, "{\"n\":30}", blob, 4000));
+  model_put(&base_model, 30, NULL, "{\"n\":30}", blob, 4000);
+  assert_strata_ok(strata_writer_commit(w));
+  base_bytes = test_read_file(test_path(dir, "base.region"), &base_len);
+  unlink(test_path(dir, "base.region"));
+  rmdir(dir);
+}
+
+typedef struct fixture {
+  char dir[4096];
+  log_capture cap;
+  strata_store *s;
+  strata_proto *p3, *p42;
+  model m3, m42; /* what the protos hold */
+} fixture;
+
+static void put(strata_proto *p, model *m, uint64_t id, const char *name,
+                const char *meta, const void *data, size_t size) {
+  assert_strata_ok(strata_proto_put(p, id, name, meta, data, size));
+  model_put(m, id, name, meta, data, size);
+}
+
+/* Big enough for the pool's large path (above its 64 KiB class). */
+#define BIG_SIZE (100u * 1024)
+
+/* A store with base.region under a proto (a replacement, a remove, a name
+ * reused, an empty layer, a big one) and a new region's proto, 42 "fresh".
+ * `extra` more layers go into proto 3 (ids 100..). */
+static void setup(fixture *f, unsigned extra) {
+  make_base();
+  snprintf(f->dir, sizeof f->dir, "%s", test_tmpdir());
+  test_write_file(test_path(f->dir, "base.region"), base_bytes, base_len);
+  f->s = open_store(f->dir, &f->cap);
+
+  model_copy(&f->m3, &base_model);
+  assert_strata_ok(strata_proto_open(f->s, 3, &f->p3));
+  put(f->p3, &f->m3, 12, "l12", NULL, "new12", 5);
+  assert_strata_ok(strata_proto_remove(f->p3, 13));
+  model_remove(&f->m3, 13);
+  put(f->p3, &f->m3, 5, "l13", "{\"x\":5}", "five", 4);
+  put(f->p3, &f->m3, 0, NULL, NULL, "", 0);
+  uint8_t *big = malloc(BIG_SIZE);
+  assert_non_null(big);
+  fill(big, BIG_SIZE, 99);
+  put(f->p3, &f->m3, 99, "big", NULL, big, BIG_SIZE);
+  free(big);
+  for (unsigned i = 0; i < extra; i++) {
+    char data[32];
+    snprintf(data, sizeof data, "extra:%u", i);
+    put(f->p3, &f->m3, 100 + i, NULL, NULL, data, strlen(data));
+  }
+
+  f->m42 = (model){.rid = 42, .rname = "fresh", .rmeta = "{\"a\":true}"};
+  assert_strata_ok(
+      strata_proto_create(f->s, 42, "fresh", "{\"a\":true}", &f->p42));
+  for (uint64_t i = 0; i < 12; i++) {
+    char data[32], name[16];
+    snprintf(data, sizeof data, "fresh:%" PRIu64, i);
+    snprintf(name, sizeof name, "f%" PRIu64, i);
+    put(f->p42, &f->m42, i * 3, i % 2 ? NULL : name, i % 3 ? NULL : "{\"t\":3}",
+        data, strlen(data));
+  }
+}
+
+static void teardown(fixture *f) {
+  strata_store_close(f->s);
+  f->s = NULL;
+  model_free(&f->m3);
+  model_free(&f->m42);
+  remove_dir(f->dir);
+}
+
+/* ---- puts and removes ---------------------------------------------------- */
+
+typedef struct put_spec {
+  const char *title;
+  unsigned extra; /* setup(): more layers before the put */
+  uint64_t id;
+  const char *name, *meta;
+  size_t size;    /* content: fill()ed */
+  bool tombstone; /* strata_proto_remove() instead */
+} put_spec;
+
+static int do_change(fixture *f, const put_spec *p, const uint8_t *data) {
+  return p->tombstone
+             ? strata_proto_remove(f->p3, p->id)
+             : strata_proto_put(f->p3, p->id, p->name, p->meta, data, p->size);
+}
+
+static void model_change(fixture *f, const put_spec *p, const uint8_t *data) {
+  if (p->tombstone)
+    model_remove(&f->m3, p->id);
+  else
+    model_put(&f->m3, p->id, p->name, p->meta, data, p->size);
+}
+
+static bool put_case(const void *arg, unsigned long k, af_mode mode,
+                     counts *c) {
+  const put_spec *p = arg;
+  fixture f;
+  af_track_pool();
+  setup(&f, p->extra);
+  uint8_t *data = malloc(p->size ? p->size : 1);
+  assert_non_null(data);
+  fill(data, p->size, (uint32_t)p->id);
+  strata_proto_info before, now;
+  assert_strata_ok(strata_proto_info_get(f.p3, &before));
+  char what[1200];
+
+  af_arm(k, mode);
+  int rc = do_change(&f, p, data);
+  af_disarm();
+  bool hit = af_hit();
+  describe_case(k, mode, what, sizeof what);
+  if (!hit) {
+    assert_strata_ok(rc);
+    print_sites(c->op);
+  }
+  if (verbose() && hit)
+    print_message("  %s -> %s\n", what, rc ? strata_err_name(rc) : "ok");
+  if (rc != 0) {
+    /* Nothing changed, and with memory back the same call succeeds. */
+    expect_nomem(c->op, rc, what, &c->failed);
+    expect_store_model(f.s, &f.m3, what);
+    expect_store_model(f.s, &f.m42, what);
+    assert_strata_ok(strata_proto_info_get(f.p3, &now));
+    assert_int_equal(now.layers, before.layers);
+    assert_int_equal(now.changed, before.changed);
+    rc = do_change(&f, p, data);
+    if (rc != 0)
+      fail_msg("%s, %s: the call failed again with memory back: %s (%s)", c->op,
+               what, strata_err_name(rc), strata_last_error_detail());
+  } else {
+    c->absorbed += hit;
+  }
+  model_change(&f, p, data);
+  expect_store_model(f.s, &f.m3, what);
+  expect_store_model(f.s, &f.m42, what);
+  /* Later puts and a crystallization work on what the store holds. */
+  put(f.p3, &f.m3, 150, "after", NULL, "after", 5);
+  assert_strata_ok(strata_store_reclaim(f.s, 1));
+  assert_strata_ok(strata_crystallize(f.s, 3));
+  expect_store_model(f.s, &f.m3, what);
+  strata_store_close(f.s);
+  f.s = NULL;
+  expect_no_leak(c->op, what);
+  af_stop();
+  free(data);
+  teardown(&f);
+  return hit;
+}
+
+/* Proto 3 holds 5 versions after setup() (4 puts and a remove); 59 more
+ * fill its initial 64-bucket index, so the next put grows it. */
+#define FILL_INDEX 59
+
+static void test_put(void **state) {
+  (void)state;
+  static const put_spec specs[] = {
+      {"put: a new layer, name, metadata", 0, 50, "n50", "{\"k\":[1,2]}", 100,
+       false},
+      {"put: replace a proto layer", 0, 12, "l12b", "{\"r\":1}", 40, false},
+      {"put: replace a base layer", 0, 20, "l20", NULL, 30, false},
+      {"put: an empty layer", 0, 51, NULL, NULL, 0, false},
+      {"put: a large layer", 0, 60, "large", NULL, 200000, false},
+      {"put: grows the proto index", FILL_INDEX, 61, "g61", NULL, 24, false},
+      {"remove: a base layer", 0, 21, NULL, NULL, 0, true},
+      {"remove: a proto layer", 0, 12, NULL, NULL, 0, true},
+  };
+  for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++)
+    walk(specs[i].title, put_case, &specs[i]);
+  expect_no_problems();
+}
+
+/* ---- crystallization ----------------------------------------------------- */
+
+static const char *file_of(uint64_t rid) {
+  return rid == 3 ? "base.region" : "fresh.region";
+}
+
+/* Failures after the rename leave the new file in place. strata.h
+ * promises that for one failure only, the fsync of the directory; every
+ * allocation failure must leave the directory as it was. Past such a case
+ * the file in place must hold exactly the proto's content, and
+ * crystallizing again must replace it. */
+static bool crystallize_case(const void *arg, unsigned long k, af_mode mode,
+                             counts *c) {
+  uint64_t rid = *(const uint64_t *)arg;
+  const char *file = file_of(rid);
+  fixture f;
+  af_track_pool();
+  setup(&f, 0);
+  dirsnap before;
+  snap_dir(f.dir, &before);
+  strata_proto_info pi3, pi42, now;
+  assert_strata_ok(strata_proto_info_get(f.p3, &pi3));
+  assert_strata_ok(strata_proto_info_get(f.p42, &pi42));
+  char what[1200];
+
+  af_arm(k, mode);
+  int rc = strata_crystallize(f.s, rid);
+  af_disarm();
+  bool hit = af_hit();
+  describe_case(k, mode, what, sizeof what);
+  char detail[1024];
+  snprintf(detail, sizeof detail, "%s", strata_last_error_detail());
+  if (!hit) {
+    assert_strata_ok(rc);
+    print_sites(c->op);
+  }
+  if (verbose() && hit)
+    print_message("  %s -> %s\n", what, rc ? strata_err_name(rc) : "ok");
+  bool placed = false;
+  if (rc != 0) {
+    expect_nomem(c->op, rc, what, &c->failed);
+    /* The protos and what readers see are unchanged. */
+    expect_store_model(f.s, &f.m3, what);
+    expect_store_model(f.s, &f.m42, what);
+    assert_strata_ok(strata_proto_info_get(f.p3, &now));
+    assert_int_equal(now.changed, pi3.changed);
+    assert_int_equal(now.layers, pi3.layers);
+    assert_strata_ok(strata_proto_info_get(f.p42, &now));
+    assert_int_equal(now.changed, pi42.changed);
+    assert_int_equal(now.layers, pi42.layers);
+    /* The directory too, unless the file was already in place. */
+    expect_dir(f.dir, &before, file, &placed, what);
+    if (placed) {
+      expect_file_model(test_path(f.dir, file), rid == 3 ? &f.m3 : &f.m42);
+      problem("new file left in place",
+              "%s, %s: failed with %s after the rename: %s is in place "
+              "(detail: \"%s\")",
+              c->op, what, strata_err_name(rc), file, detail);
+    }
+    rc = strata_crystallize(f.s, rid);
+    if (rc != 0)
+      fail_msg("%s, %s: the crystallization failed again with memory back: "
+               "%s (%s)",
+               c->op, what, strata_err_name(rc), strata_last_error_detail());
+  } else {
+    c->absorbed += hit;
+  }
+  expect_store_model(f.s, &f.m3, what);
+  expect_store_model(f.s, &f.m42, what);
+  expect_file_model(test_path(f.dir, file), rid == 3 ? &f.m3 : &f.m42);
+  strata_store_close(f.s);
+  f.s = NULL;
+  expect_no_leak(c->op, what);
+  af_stop();
+  snap_free(&before);
+
+  /* A store opened from scratch serves the new file. */
+  f.s = open_store(f.dir, &f.cap);
+  if (rid == 3) {
+    expect_store_model(f.s, &f.m3, what);
+  } else {
+    expect_store_model(f.s, &base_model, what);
+    expect_store_model(f.s, &f.m42, what);
+  }
+  teardown(&f);
+  return hit;
+}
+
+static void crystallize_walk(const char *op, uint64_t rid) {
+  walk(op, crystallize_case, &rid);
+  expect_no_problems();
+}
+
+static void test_crystallize_replace(void **state) {
+  (void)state;
+  crystallize_walk("crystallize: replace base.region", 3);
+}
+
+static void test_crystallize_new(void **state) {
+  (void)state;
+  crystallize_walk("crystallize: new fresh.region", 42);
+}
+
+/* ---- the state dump and the metrics -------------------------------------- */
+
+/* Does `got` have everything `want` has: the same keys (the error counts
+ * aside: they count this test's failures), arrays of the same length, the
+ * same types? Writes the first difference into `where`. */
+static bool same_shape(const json_t *want, const json_t *got, char *where,
+                       size_t len, const char *path) {
+  if (json_typeof(want) != json_typeof(got) &&
+      !(json_is_number(want) && json_is_number(got))) {
+    snprintf(where, len, "%s: type differs", path);
+    return false;
+  }
+  char sub[512];
+  if (json_is_object(want)) {
+    const char *key;
+    json_t *v;
+    if (json_object_size(want) != json_object_size(got)) {
+      snprintf(where, len, "%s: %zu keys, not %zu", path, json_object_size(got),
+               json_object_size(want));
+      return false;
+    }
+    json_object_foreach((json_t *)want, key, v) {
+      snprintf(sub, sizeof sub, "%s.%s", path, key);
+      json_t *g = json_object_get(got, key);
+      if (g == NULL) {
+        snprintf(where, len, "%.400s: missing", sub);
+        return false;
+      }
+      if (strcmp(sub, ".statistics.errors") != 0 &&
+          !same_shape(v, g, where, len, sub))
+        return false;
+    }
+  } else if (json_is_array(want)) {
+    if (json_array_size(want) != json_array_size(got)) {
+      snprintf(where, len, "%s: %zu elements, not %zu", path,
+               json_array_size(got), json_array_size(want));
+      return false;
+    }
+    for (size_t i = 0; i < json_array_size(want); i++) {
+      snprintf(sub, sizeof sub, "%s[%zu]", path, i);
+      if (!same_shape(json_array_get(want, i), json_array_get(got, i), where,
+                      len, sub))
+        return false;
+    }
+  }
+  return true;
+}
+
+typedef struct dump_spec {
+  fixture *f;
+  bool metrics;    /* strata_metrics_text() instead */
+  unsigned flags;  /* of strata_dump_state() */
+  json_t *want;    /* a dump made without failures */
+  char *want_text; /* the metrics made without failures */
+} dump_spec;
+
+static int do_dump(const dump_spec *d, char **out) {
+  return d->metrics ? strata_metrics_text(d->f->s, out)
+                    : strata_dump_state(d->f->s, d->flags, out);
+}
+
+/* The series of a metrics text, in order: every sample line without its
+ * value ("strata_region_layers{region_id=\"1\",region=\"alpha\"}"), the
+ * error counts aside (they count this test's failures). */
+static void metric_series(const char *text, char *out, size_t len) {
+  size_t o = 0;
+  out[0] = '\0';
+  for (const char *p = text; *p != '\0' && o < len;) {
+    const char *e = strchr(p, '\n');
+    size_t n = e ? (size_t)(e - p) : strlen(p);
+    const char *sp = memrchr(p, ' ', n);
+    if (p[0] != '#' && strncmp(p, "strata_errors_total", 19) != 0 && sp != NULL)
+      o += (size_t)snprintf(out + o, len - o, "%.*s\n", (int)(sp - p), p);
+    p += n + (e != NULL);
+  }
+}
+
+static bool dump_case(const void *arg, unsigned long k, af_mode mode,
+                      counts *c) {
+  const dump_spec *d = arg;
+  char what[1200];
+  char *out = NULL;
+  af_arm(k, mode);
+  int rc = do_dump(d, &out);
+  af_disarm();
+  bool hit = af_hit();
+  describe_case(k, mode, what, sizeof what);
+  if (!hit) {
+    assert_strata_ok(rc);
+    print_sites(c->op);
+  }
+  if (verbose() && hit)
+    print_message("  %s -> %s\n", what, rc ? strata_err_name(rc) : "ok");
+  if (rc != 0) {
+    expect_nomem(c->op, rc, what, &c->failed);
+    if (out != NULL)
+      fail_msg("%s, %s: failed but set its output", c->op, what);
+  } else if (d->metrics) {
+    static char want[32768], got[32768];
+    metric_series(d->want_text, want, sizeof want);
+    metric_series(out, got, sizeof got);
+    if (strcmp(want, got) != 0)
+      problem("incomplete output", "%s, %s: succeeded with an incomplete text",
+              c->op, what);
+    c->absorbed += hit;
+  } else {
+    json_error_t err;
+    json_t *doc = json_loads(out, 0, &err);
+    char where[512];
+    if (doc == NULL)
+      problem("output not JSON",
+              "%s, %s: succeeded with a document that is not JSON: %s at "
+              "%d:%d",
+              c->op, what, err.text, err.line, err.column);
+    else if (!same_shape(d->want, doc, where, sizeof where, ""))
+      problem("incomplete output",
+              "%s, %s: succeeded with an incomplete document: %s", c->op, what,
+              where);
+    json_decref(doc);
+    c->absorbed += hit;
+  }
+  strata_free(out);
+  expect_no_leak(c->op, what);
+  af_stop();
+  return hit;
+}
+
+/* A store small enough for the walk (the verbose dump makes some 13
+ * allocations per layer): a.region under a proto with a change, and
+ * fresh.region, crystallized from a new proto, with a proto over it. */
+static strata_store *setup_dump(char *dir, size_t cap, log_capture *log) {
+  make_open_files();
+  snprintf(dir, cap, "%s", test_tmpdir());
+  test_write_file(test_path(dir, open_files[0]), open_bytes[0], open_len[0]);
+  strata_store *s = open_store(dir, log);
+  strata_proto *p;
+  assert_strata_ok(strata_proto_open(s, 1, &p));
+  assert_strata_ok(strata_proto_put(p, 3, "three", "{\"t\":3}", "3", 1));
+  assert_strata_ok(strata_proto_create(s, 42, "fresh", "{\"a\":1}", &p));
+  assert_strata_ok(strata_proto_put(p, 1, "one", NULL, "1", 1));
+  assert_strata_ok(strata_proto_put(p, 2, NULL, "[2]", "22", 2));
+  assert_strata_ok(strata_crystallize(s, 42));
+  assert_strata_ok(strata_proto_put(p, 3, NULL, NULL, "333", 3));
+  return s;
+}
+
+static void test_dump_state(void **state) {
+  (void)state;
+  char dir[4096];
+  log_capture cap;
+  fixture f = {.s = setup_dump(dir, sizeof dir, &cap)};
+  /* The verbose dump makes every allocation the plain one makes, and the
+   * layer index's. */
+  static const struct {
+    const char *title;
+    bool metrics;
+    unsigned flags;
+  } kinds[] = {
+      {"strata_dump_state, verbose", false, STRATA_DUMP_VERBOSE},
+      {"strata_metrics_text", true, 0},
+  };
+  for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+    dump_spec d = {
+        .f = &f, .metrics = kinds[i].metrics, .flags = kinds[i].flags};
+    char *text = NULL;
+    assert_strata_ok(do_dump(&d, &text));
+    if (d.metrics) {
+      d.want_text = text;
+    } else {
+      json_error_t err;
+      d.want = json_loads(text, 0, &err);
+      assert_non_null(d.want);
+      strata_free(text);
+    }
+    walk(kinds[i].title, dump_case, &d);
+    json_decref(d.want);
+    strata_free(d.want_text);
+  }
+  for (int j = 1; j < 3; j++) {
+    strata_txn t;
+    strata_layer l;
+    assert_strata_ok(strata_read_begin(f.s, &t));
+    assert_strata_ok(strata_get(&t, 42, (uint64_t)j, &l));
+    assert_int_equal(l.size, (uint64_t)j);
+    strata_read_end(&t);
+  }
+  strata_store_close(f.s);
+  remove_dir(dir);
+  expect_no_problems();
+}
+
+static int cleanup(void **state) {
+  (void)state;
+  model_free(&base_model);
+  free(base_bytes);
+  base_bytes = NULL;
+  for (int i = 0; i < OPEN_FILES; i++) {
+    free(open_bytes[i]);
+    open_bytes[i] = NULL;
+  }
+  return 0;
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_open),
+      cmocka_unit_test(test_refresh),
+      cmocka_unit_test(test_put),
+      cmocka_unit_test(test_crystallize_replace),
+      cmocka_unit_test(test_crystallize_new),
+      cmocka_unit_test(test_dump_state),
+  };
+  return cmocka_run_group_tests(tests, NULL, cleanup);
+}
