@@ -125,10 +125,44 @@ static bool is_region_name(const char *n) {
   return n[0] != '.' && len > sl && strcmp(n + len - sl, REGION_SUFFIX) == 0;
 }
 
-/* ".NAME.tmp-XXXXXXXX": the writer's temporary files (writer.c). */
+/* ".NAME.tmp-XXXXXXXX" (8 hex digits): the writer's temporary files
+ * (writer.c). Matched at the end, since NAME may contain ".tmp-" itself. */
 static bool is_temp_name(const char *n) {
-  const char *t = strstr(n, ".tmp-");
-  return n[0] == '.' && t != NULL && strlen(t) == 5 + 8;
+  size_t len = strlen(n);
+  if (n[0] != '.' || len < 2 + 5 + 8 || memcmp(n + len - 13, ".tmp-", 5) != 0)
+    return false;
+  for (size_t i = len - 8; i < len; i++)
+    if (!((n[i] >= '0' && n[i] <= '9') || (n[i] >= 'a' && n[i] <= 'f')))
+      return false;
+  return true;
+}
+
+/* Removes a temporary file unless a live writer holds it: writers keep an
+ * flock on their temporary file until they close it (writer.c), and the
+ * lock dies with the process, so a lock we can take means a dead writer.
+ * (The store's own writer lock does not cover region-builder and other
+ * strata_writer users writing into the directory.) */
+static void remove_temp(struct strata_store *s, const char *name) {
+  int fd = openat(s->dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return;
+  bool dead = flock(fd, LOCK_EX | LOCK_NB) == 0;
+  if (dead && unlinkat(s->dirfd, name, 0) == 0)
+    strata__log(&s->log, STRATA_LOG_INFO, "store",
+                "msg=\"removed a temporary file of an interrupted write\" "
+                "dir=%s file=%s",
+                s->dir, name);
+  else if (dead)
+    strata__log(&s->log, STRATA_LOG_WARN, "store",
+                "msg=\"could not remove a temporary file of an "
+                "interrupted write\" dir=%s file=%s errno=%s",
+                s->dir, name, strerrorname_np(errno));
+  else
+    strata__log(&s->log, STRATA_LOG_DEBUG, "store",
+                "msg=\"temporary file in use by a live writer; left alone\" "
+                "dir=%s file=%s",
+                s->dir, name);
+  close(fd);
 }
 
 /* Lists the region files (is_region_name) of the directory, sorted, and,
@@ -152,16 +186,7 @@ static int list_dir(struct strata_store *s, bool clean, char ***names,
    * (refresh would drop the regions it missed). */
   while (rc == 0 && (errno = 0, de = readdir(d)) != NULL) {
     if (clean && is_temp_name(de->d_name)) {
-      if (unlinkat(s->dirfd, de->d_name, 0) == 0)
-        strata__log(&s->log, STRATA_LOG_INFO, "store",
-                    "msg=\"removed a temporary file of an interrupted write\" "
-                    "dir=%s file=%s",
-                    s->dir, de->d_name);
-      else
-        strata__log(&s->log, STRATA_LOG_WARN, "store",
-                    "msg=\"could not remove a temporary file of an "
-                    "interrupted write\" dir=%s file=%s errno=%s",
-                    s->dir, de->d_name, strerrorname_np(errno));
+      remove_temp(s, de->d_name);
       continue;
     }
     if (!is_region_name(de->d_name))

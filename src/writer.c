@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -237,6 +238,9 @@ static int open_temp(strata_writer *w, const char *dir, const char *base) {
   w->fd = openat(w->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0444);
   if (w->fd >= 0) {
     w->anonymous = true;
+    /* Held until the fd closes: a store that finds this file (once it has
+     * a name) knows it belongs to a live writer and leaves it alone. */
+    (void)flock(w->fd, LOCK_EX | LOCK_NB);
     return 0;
   }
   if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL &&
@@ -251,6 +255,7 @@ static int open_temp(strata_writer *w, const char *dir, const char *base) {
                    O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0444);
     if (w->fd >= 0) {
       w->linked = true;
+      (void)flock(w->fd, LOCK_EX | LOCK_NB); /* as above */
       return 0;
     }
     if (errno != EEXIST)

@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <xxhash.h>
 
@@ -298,6 +299,31 @@ static void test_dir_permissions_reported(void **state) {
     assert_non_null(strstr(cap.text, "not writable by this process"));
     assert_int_equal(chmod(dir, 0755), 0);
   }
+}
+
+/* Temporary files: matched by their suffix (a region name may contain
+ * ".tmp-"), and left alone while a live writer holds them (flock). */
+static void test_temp_file_cleanup(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  test_write_file(test_path(dir, ".a.tmp-b.region.tmp-4a6197d4"), "x", 1);
+  test_write_file(test_path(dir, ".notes.tmp-zzzzzzzz"), "x", 1); /* not ours */
+  test_write_file(test_path(dir, ".live.region.tmp-0000beef"), "x", 1);
+  int fd = open(test_path(dir, ".live.region.tmp-0000beef"), O_RDONLY);
+  assert_true(fd >= 0);
+  assert_int_equal(flock(fd, LOCK_EX), 0); /* a writer still at work */
+  log_capture cap;
+  strata_store *s = open_store(dir, &cap);
+  strata_store_close(s);
+  assert_int_equal(access(test_path(dir, ".a.tmp-b.region.tmp-4a6197d4"), F_OK),
+                   -1);
+  assert_int_equal(access(test_path(dir, ".notes.tmp-zzzzzzzz"), F_OK), 0);
+  assert_int_equal(access(test_path(dir, ".live.region.tmp-0000beef"), F_OK), 0);
+  close(fd); /* the writer died: the next open removes it */
+  s = open_store(dir, &cap);
+  strata_store_close(s);
+  assert_int_equal(access(test_path(dir, ".live.region.tmp-0000beef"), F_OK),
+                   -1);
 }
 
 static void test_open_errors(void **state) {
@@ -801,6 +827,7 @@ int main(void) {
       cmocka_unit_test(test_get_many_path),
       cmocka_unit_test(test_open_skips_bad_files),
       cmocka_unit_test(test_open_errors),
+      cmocka_unit_test(test_temp_file_cleanup),
       cmocka_unit_test(test_dir_permissions_reported),
       cmocka_unit_test(test_index_checksum_checked),
       cmocka_unit_test(test_snapshot_age_warning),
