@@ -231,6 +231,7 @@ const char *fp_fn_name(fp_fn fn) {
       [FP_MADVISE] = "madvise",     [FP_READDIR] = "readdir",
       [FP_LINKAT] = "linkat",       [FP_RENAMEAT] = "renameat",
       [FP_RENAME] = "rename",       [FP_UNLINKAT] = "unlinkat",
+      [FP_READ] = "read",           [FP_OPENDIR] = "opendir",
   };
   return (unsigned)fn < FP_FN_COUNT ? names[fn] : "?";
 }
@@ -343,6 +344,31 @@ int closedir(DIR *d) {
   return real_closedir(d);
 }
 
+/* A directory stream opened by path: glibc opens its descriptor through an
+ * internal call that is not interposed, so it is tracked here. */
+DIR *opendir(const char *path) {
+  REAL(opendir);
+  char target[80];
+  int err = 0;
+  pthread_mutex_lock(&mu);
+  bool related = rel_path(path, target, sizeof target);
+  bool fail = related && consider(FP_OPENDIR, -1, target, NULL, &err);
+  pthread_mutex_unlock(&mu);
+  if (fail) {
+    errno = err;
+    return NULL;
+  }
+  DIR *d = real_opendir(path);
+  if (d != NULL && related) {
+    int e = errno;
+    pthread_mutex_lock(&mu);
+    track_fd(dirfd(d), target, true, false);
+    pthread_mutex_unlock(&mu);
+    errno = e;
+  }
+  return d;
+}
+
 struct dirent *readdir(DIR *d) {
   REAL(readdir);
   int err;
@@ -410,6 +436,8 @@ FD_WRAPPER(ssize_t, pread, FP_PREAD, (int fd, void *buf, size_t len, off_t at),
            (fd, buf, len, at))
 FD_WRAPPER(ssize_t, pread64, FP_PREAD,
            (int fd, void *buf, size_t len, off64_t at), (fd, buf, len, at))
+FD_WRAPPER(ssize_t, read, FP_READ, (int fd, void *buf, size_t len),
+           (fd, buf, len))
 FD_WRAPPER(ssize_t, write, FP_WRITE, (int fd, const void *buf, size_t len),
            (fd, buf, len))
 FD_WRAPPER(ssize_t, pwrite, FP_PWRITE,

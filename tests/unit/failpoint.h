@@ -3,10 +3,11 @@
  * failpoint.c defines, in the test executable, the libc functions that
  * src/ calls for file I/O (open, openat, stat, fstat, fstatat, pread,
  * write, pwrite, fsync, fdatasync, ftruncate, mmap, madvise, readdir,
- * linkat, renameat, rename, unlinkat). The static library is linked into the
- * same executable, so its calls bind to these definitions; each forwards to the
- * next definition (libc, or the sanitizer's interceptor) through
- * dlsym(RTLD_NEXT).
+ * linkat, renameat, rename, unlinkat), and read and opendir, which tools
+ * such as region-builder use on their input files (src/ does not). The static
+ * library is linked into the same executable, so its calls bind to these
+ * definitions; each forwards to the next definition (libc, or the sanitizer's
+ * interceptor) through dlsym(RTLD_NEXT).
  *
  * Only calls that concern the *watched* directory are considered: a path in
  * it, a descriptor opened on such a path (or relative to such a
@@ -45,6 +46,8 @@ typedef enum fp_fn {
   FP_RENAMEAT,
   FP_RENAME,
   FP_UNLINKAT,
+  FP_READ,
+  FP_OPENDIR,
   FP_FN_COUNT
 } fp_fn;
 
