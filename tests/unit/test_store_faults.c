@@ -37,25 +37,10 @@
 #include <xxhash.h>
 
 #include "failpoint.h"
+#include "store_model.h"
 #include "test_util.h"
 
 /* ---- logging ------------------------------------------------------------- */
-
-typedef struct log_capture {
-  pthread_mutex_t mu;
-  char text[32768];
-  size_t len;
-} log_capture;
-
-static void capture_log(void *ctx, int level, const char *line) {
-  (void)level;
-  log_capture *c = ctx;
-  pthread_mutex_lock(&c->mu);
-  int n = snprintf(c->text + c->len, sizeof c->text - c->len, "%s\n", line);
-  if (n > 0 && c->len + (size_t)n < sizeof c->text)
-    c->len += (size_t)n;
-  pthread_mutex_unlock(&c->mu);
-}
 
 static strata_store *open_store(const char *dir, log_capture *cap,
                                 unsigned threads) {
@@ -75,134 +60,7 @@ static strata_store *open_store(const char *dir, log_capture *cap,
 
 /* ---- the expected content of a region ------------------------------------ */
 
-#define MODEL_MAX 64
-/* Ids probed for absence: every id of the fixtures is below this. */
-#define PROBE_IDS 128
-
-typedef struct mlayer {
-  uint64_t id;
-  char name[16], meta[32]; /* "" = none */
-  uint8_t *data;
-  size_t size;
-} mlayer;
-
-typedef struct model {
-  uint64_t rid;
-  const char *rname, *rmeta;
-  size_t n;
-  mlayer l[MODEL_MAX]; /* ascending ids */
-} model;
-
-static void model_put(model *m, uint64_t id, const char *name, const char *meta,
-                      const void *data, size_t size) {
-  size_t i = 0;
-  while (i < m->n && m->l[i].id < id)
-    i++;
-  if (i < m->n && m->l[i].id == id) {
-    free(m->l[i].data);
-  } else {
-    assert_true(m->n < MODEL_MAX);
-    memmove(&m->l[i + 1], &m->l[i], (m->n - i) * sizeof m->l[0]);
-    m->n++;
-  }
-  mlayer *l = &m->l[i];
-  l->id = id;
-  snprintf(l->name, sizeof l->name, "%s", name ? name : "");
-  snprintf(l->meta, sizeof l->meta, "%s", meta ? meta : "");
-  l->data = malloc(size ? size : 1);
-  assert_non_null(l->data);
-  memcpy(l->data, data, size);
-  l->size = size;
-}
-
-static void model_remove(model *m, uint64_t id) {
-  for (size_t i = 0; i < m->n; i++)
-    if (m->l[i].id == id) {
-      free(m->l[i].data);
-      memmove(&m->l[i], &m->l[i + 1], (m->n - i - 1) * sizeof m->l[0]);
-      m->n--;
-      return;
-    }
-  fail_msg("model: no layer %" PRIu64, id);
-}
-
-static void model_copy(model *dst, const model *src) {
-  *dst = *src;
-  for (size_t i = 0; i < src->n; i++) {
-    dst->l[i].data = malloc(src->l[i].size ? src->l[i].size : 1);
-    assert_non_null(dst->l[i].data);
-    memcpy(dst->l[i].data, src->l[i].data, src->l[i].size);
-  }
-}
-
-static void model_free(model *m) {
-  for (size_t i = 0; i < m->n; i++)
-    free(m->l[i].data);
-  m->n = 0;
-}
-
-static const mlayer *model_find(const model *m, uint64_t id) {
-  for (size_t i = 0; i < m->n; i++)
-    if (m->l[i].id == id)
-      return &m->l[i];
-  return NULL;
-}
-
-static void expect_layer(const mlayer *want, const strata_layer *got,
-                         const char *where) {
-  if (got->size != want->size ||
-      (want->size && memcmp(got->data, want->data, want->size) != 0))
-    fail_msg("%s: layer %" PRIu64 ": content differs", where, want->id);
-  assert_int_equal(got->checksum, XXH3_64bits(got->data, got->size));
-  if (want->name[0]) {
-    assert_non_null(got->name);
-    assert_string_equal(got->name, want->name);
-  } else {
-    assert_null(got->name);
-  }
-  if (want->meta[0]) {
-    assert_non_null(got->metadata);
-    assert_string_equal(got->metadata, want->meta);
-  } else {
-    assert_true(got->metadata == NULL || got->metadata[0] == '\0');
-  }
-}
-
-/* Asserts that readers of the store see exactly the model: every layer,
- * byte for byte, its name and metadata, and nothing else. */
-static void expect_store_model(strata_store *s, const model *m) {
-  strata_txn t;
-  assert_strata_ok(strata_read_begin(s, &t));
-  strata_store_region r = {0};
-  bool found = false;
-  for (uint64_t i = 0; !found && i < strata_store_region_count(&t); i++) {
-    assert_strata_ok(strata_store_region_at(&t, i, &r));
-    found = r.id == m->rid;
-  }
-  if (!found)
-    fail_msg("region %" PRIu64 " is not served", m->rid);
-  assert_string_equal(r.name, m->rname);
-  assert_string_equal(r.metadata, m->rmeta);
-  assert_int_equal(r.layer_count, m->n);
-  for (uint64_t id = 0; id < PROBE_IDS; id++) {
-    const mlayer *want = model_find(m, id);
-    strata_layer l;
-    int rc = strata_get(&t, m->rid, id, &l);
-    if (want == NULL) {
-      assert_strata_err(rc, STRATA_E_NOT_FOUND);
-      continue;
-    }
-    assert_strata_ok(rc);
-    expect_layer(want, &l, "store");
-    if (want->name[0]) {
-      assert_strata_ok(
-          strata_get_by_name(&t, m->rid, want->name, strlen(want->name), &l));
-      assert_int_equal(l.id, id);
-    }
-  }
-  strata_read_end(&t);
-}
-
+/* Asserts that no snapshot serves region `rid`. */
 static void expect_no_region(strata_store *s, uint64_t rid) {
   strata_txn t;
   assert_strata_ok(strata_read_begin(s, &t));
@@ -211,78 +69,8 @@ static void expect_no_region(strata_store *s, uint64_t rid) {
   strata_read_end(&t);
 }
 
-/* Asserts that the region file at `path` holds exactly the model. */
-static void expect_file_model(const char *path, const model *m) {
-  strata_region *r = NULL;
-  assert_strata_ok(strata_region_open(path, 0, &r));
-  strata_region_info info;
-  assert_strata_ok(strata_region_info_get(r, &info));
-  assert_int_equal(info.id, m->rid);
-  assert_string_equal(info.name, m->rname);
-  assert_int_equal(info.layer_count, m->n);
-  for (size_t i = 0; i < m->n; i++) {
-    strata_layer l;
-    assert_strata_ok(strata_region_get(r, m->l[i].id, &l));
-    expect_layer(&m->l[i], &l, path);
-  }
-  assert_strata_ok(strata_region_verify(r, NULL));
-  strata_region_close(r);
-}
-
 /* ---- directories and descriptors ----------------------------------------- */
 
-#define SNAP_MAX 16
-
-typedef struct dirsnap {
-  size_t n;
-  char name[SNAP_MAX][256];
-  uint8_t *data[SNAP_MAX];
-  size_t len[SNAP_MAX];
-} dirsnap;
-
-static void snap_dir(const char *dir, dirsnap *s) {
-  s->n = 0;
-  DIR *d = opendir(dir);
-  assert_non_null(d);
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL) {
-    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-      continue;
-    assert_true(s->n < SNAP_MAX);
-    snprintf(s->name[s->n], sizeof s->name[0], "%s", e->d_name);
-    s->data[s->n] = test_read_file(test_path(dir, e->d_name), &s->len[s->n]);
-    s->n++;
-  }
-  closedir(d);
-  for (size_t i = 1; i < s->n; i++) /* sort by name */
-    for (size_t j = i; j > 0 && strcmp(s->name[j - 1], s->name[j]) > 0; j--) {
-      char t[256];
-      memcpy(t, s->name[j], sizeof t);
-      memcpy(s->name[j], s->name[j - 1], sizeof t);
-      memcpy(s->name[j - 1], t, sizeof t);
-      uint8_t *p = s->data[j];
-      s->data[j] = s->data[j - 1];
-      s->data[j - 1] = p;
-      size_t l = s->len[j];
-      s->len[j] = s->len[j - 1];
-      s->len[j - 1] = l;
-    }
-}
-
-static void snap_free(dirsnap *s) {
-  for (size_t i = 0; i < s->n; i++)
-    free(s->data[i]);
-  s->n = 0;
-}
-
-static ssize_t snap_find(const dirsnap *s, const char *name) {
-  for (size_t i = 0; i < s->n; i++)
-    if (strcmp(s->name[i], name) == 0)
-      return (ssize_t)i;
-  return -1;
-}
-
-/* A writer's temporary file name, ".NAME.tmp-XXXXXXXX". */
 static bool is_temp_name(const char *n) {
   const char *t = strstr(n, ".tmp-");
   return n[0] == '.' && t != NULL && strlen(t) == 5 + 8;
@@ -299,15 +87,8 @@ static const char *mode_name(fp_mode mode) {
 }
 
 /* Empties and removes a test directory, and stops watching it. */
-static void remove_dir(const char *dir) {
-  DIR *d = opendir(dir);
-  assert_non_null(d);
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL)
-    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, ".."))
-      unlink(test_path(dir, e->d_name));
-  closedir(d);
-  rmdir(dir);
+static void remove_watched_dir(const char *dir) {
+  remove_dir(dir);
   fp_watch(NULL);
 }
 
@@ -419,7 +200,7 @@ static void teardown(fixture *f) {
   f->s = NULL;
   model_free(&f->m3);
   model_free(&f->m42);
-  remove_dir(f->dir);
+  remove_watched_dir(f->dir);
 }
 
 /* ---- crystallization under faults ---------------------------------------- */
@@ -535,8 +316,8 @@ static void run_case(const scenario *sc, const sequence *seq, size_t k,
   assert_int_equal(count_fds(), fds1);
 
   /* The protos and what readers see are unchanged. */
-  expect_store_model(f.s, &f.m3);
-  expect_store_model(f.s, &f.m42);
+  expect_store_model(f.s, &f.m3, __func__);
+  expect_store_model(f.s, &f.m42, __func__);
   strata_proto_info now;
   assert_strata_ok(strata_proto_info_get(f.p3, &now));
   assert_int_equal(now.changed, pi3.changed);
@@ -598,8 +379,8 @@ static void run_case(const scenario *sc, const sequence *seq, size_t k,
              k, what, strata_err_name(-err),
              mode == FP_PERSISTENT ? "persistent" : "transient",
              strata_err_name(rc), strata_last_error_detail());
-  expect_store_model(f.s, &f.m3);
-  expect_store_model(f.s, &f.m42);
+  expect_store_model(f.s, &f.m3, __func__);
+  expect_store_model(f.s, &f.m42, __func__);
   strata_store_close(f.s);
   assert_int_equal(count_fds(), fds0);
 
@@ -607,11 +388,11 @@ static void run_case(const scenario *sc, const sequence *seq, size_t k,
    * temporary file a failed unlinkat() left). */
   f.s = open_store(f.dir, &f.cap, 0);
   if (sc->rid == 3) {
-    expect_store_model(f.s, &f.m3);
+    expect_store_model(f.s, &f.m3, __func__);
     expect_no_region(f.s, 42);
   } else {
-    expect_store_model(f.s, &base_model);
-    expect_store_model(f.s, &f.m42);
+    expect_store_model(f.s, &base_model, __func__);
+    expect_store_model(f.s, &f.m42, __func__);
   }
   if (temps > 0)
     assert_non_null(strstr(f.cap.text, "removed a temporary file"));
@@ -686,7 +467,7 @@ static void test_fsync_failure_is_final(void **state) {
                 fn != FP_RENAMEAT && fn != FP_RENAME && fn != FP_MMAP);
   }
   assert_non_null(strstr(f.cap.text, "the proto is intact"));
-  expect_store_model(f.s, &f.m3);
+  expect_store_model(f.s, &f.m3, __func__);
   teardown(&f);
 }
 
@@ -891,7 +672,7 @@ static void open_case(size_t k, fp_mode mode, int err, open_counts *oc) {
   /* The cleanup of the temporary file is best effort. */
   assert_int_equal(access(test_path(dir, OPEN_TEMP), F_OK) == 0,
                    !o.temp_removed);
-  remove_dir(dir);
+  remove_watched_dir(dir);
   assert_int_equal(count_fds(), fds0);
 }
 
@@ -938,7 +719,7 @@ static void refresh_case(size_t k, fp_mode mode, int err, open_counts *oc) {
     expect_skips(s, &o, present, cap.text, what, err, oc);
   }
   strata_store_close(s);
-  remove_dir(dir);
+  remove_watched_dir(dir);
   assert_int_equal(count_fds(), fds0);
 }
 
@@ -966,7 +747,7 @@ static void sweep_open(bool refresh) {
   for (int j = 0; j < (refresh ? 4 : 3); j++)
     expect_served(s, j);
   strata_store_close(s);
-  remove_dir(dir);
+  remove_watched_dir(dir);
 
   static const int errs[] = {ENOSPC, EIO};
   open_counts oc = {0};

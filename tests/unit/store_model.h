@@ -1,0 +1,244 @@
+/* Helpers shared by the fault-injection tests of the store
+ * (test_store_faults.c, test_store_allocfail.c): a log capture, a model of
+ * a region's expected content with the checks that compare a store or a
+ * file with it, and directory snapshots. */
+#ifndef STRATA_TEST_STORE_MODEL_H
+#define STRATA_TEST_STORE_MODEL_H
+
+#include <dirent.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <sys/types.h>
+#include <xxhash.h>
+
+#include "test_util.h"
+
+typedef struct log_capture {
+  pthread_mutex_t mu;
+  char text[32768];
+  size_t len;
+} log_capture;
+
+static inline void capture_log(void *ctx, int level, const char *line) {
+  (void)level;
+  log_capture *c = ctx;
+  pthread_mutex_lock(&c->mu);
+  int n = snprintf(c->text + c->len, sizeof c->text - c->len, "%s\n", line);
+  if (n > 0 && c->len + (size_t)n < sizeof c->text)
+    c->len += (size_t)n;
+  pthread_mutex_unlock(&c->mu);
+}
+
+static inline void capture_clear(log_capture *cap) {
+  pthread_mutex_lock(&cap->mu);
+  cap->len = 0;
+  cap->text[0] = '\0';
+  pthread_mutex_unlock(&cap->mu);
+}
+
+#define MODEL_MAX 128
+/* Ids probed for absence: every id of the fixtures is below this. */
+#define PROBE_IDS 160
+
+typedef struct mlayer {
+  uint64_t id;
+  char name[16], meta[32]; /* "" = none */
+  uint8_t *data;
+  size_t size;
+} mlayer;
+
+typedef struct model {
+  uint64_t rid;
+  const char *rname, *rmeta;
+  size_t n;
+  mlayer l[MODEL_MAX]; /* ascending ids */
+} model;
+
+static inline void model_put(model *m, uint64_t id, const char *name,
+                             const char *meta, const void *data, size_t size) {
+  size_t i = 0;
+  while (i < m->n && m->l[i].id < id)
+    i++;
+  if (i < m->n && m->l[i].id == id) {
+    free(m->l[i].data);
+  } else {
+    assert_true(m->n < MODEL_MAX);
+    memmove(&m->l[i + 1], &m->l[i], (m->n - i) * sizeof m->l[0]);
+    m->n++;
+  }
+  mlayer *l = &m->l[i];
+  l->id = id;
+  snprintf(l->name, sizeof l->name, "%s", name ? name : "");
+  snprintf(l->meta, sizeof l->meta, "%s", meta ? meta : "");
+  l->data = malloc(size ? size : 1);
+  assert_non_null(l->data);
+  memcpy(l->data, data, size);
+  l->size = size;
+}
+
+static inline void model_remove(model *m, uint64_t id) {
+  for (size_t i = 0; i < m->n; i++)
+    if (m->l[i].id == id) {
+      free(m->l[i].data);
+      memmove(&m->l[i], &m->l[i + 1], (m->n - i - 1) * sizeof m->l[0]);
+      m->n--;
+      return;
+    }
+  fail_msg("model: no layer %" PRIu64, id);
+}
+
+static inline void model_copy(model *dst, const model *src) {
+  *dst = *src;
+  for (size_t i = 0; i < src->n; i++) {
+    dst->l[i].data = malloc(src->l[i].size ? src->l[i].size : 1);
+    assert_non_null(dst->l[i].data);
+    memcpy(dst->l[i].data, src->l[i].data, src->l[i].size);
+  }
+}
+
+static inline void model_free(model *m) {
+  for (size_t i = 0; i < m->n; i++)
+    free(m->l[i].data);
+  m->n = 0;
+}
+
+static inline const mlayer *model_find(const model *m, uint64_t id) {
+  for (size_t i = 0; i < m->n; i++)
+    if (m->l[i].id == id)
+      return &m->l[i];
+  return NULL;
+}
+
+static inline void expect_layer(const mlayer *want, const strata_layer *got,
+                                const char *where) {
+  if (got->size != want->size ||
+      (want->size && memcmp(got->data, want->data, want->size) != 0))
+    fail_msg("%s: layer %" PRIu64 ": content differs", where, want->id);
+  assert_int_equal(got->checksum, XXH3_64bits(got->data, got->size));
+  if (want->name[0]) {
+    assert_non_null(got->name);
+    assert_string_equal(got->name, want->name);
+  } else {
+    assert_null(got->name);
+  }
+  if (want->meta[0]) {
+    assert_non_null(got->metadata);
+    assert_string_equal(got->metadata, want->meta);
+  } else {
+    assert_true(got->metadata == NULL || got->metadata[0] == '\0');
+  }
+}
+
+/* Asserts that readers of the store see exactly the model: every layer,
+ * byte for byte, its name and metadata, and nothing else. */
+static inline void expect_store_model(strata_store *s, const model *m,
+                                      const char *where) {
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  strata_store_region r = {0};
+  bool found = false;
+  for (uint64_t i = 0; !found && i < strata_store_region_count(&t); i++) {
+    assert_strata_ok(strata_store_region_at(&t, i, &r));
+    found = r.id == m->rid;
+  }
+  if (!found)
+    fail_msg("%s: region %" PRIu64 " is not served", where, m->rid);
+  assert_string_equal(r.name, m->rname);
+  assert_string_equal(r.metadata, m->rmeta);
+  if (r.layer_count != m->n)
+    fail_msg("%s: region %" PRIu64 " has %" PRIu64 " layers, not %zu", where,
+             m->rid, r.layer_count, m->n);
+  for (uint64_t id = 0; id < PROBE_IDS; id++) {
+    const mlayer *want = model_find(m, id);
+    strata_layer l;
+    int rc = strata_get(&t, m->rid, id, &l);
+    if (want == NULL) {
+      if (rc != STRATA_E_NOT_FOUND)
+        fail_msg("%s: region %" PRIu64 ": layer %" PRIu64 " is visible", where,
+                 m->rid, id);
+      continue;
+    }
+    if (rc != 0)
+      fail_msg("%s: region %" PRIu64 ": layer %" PRIu64 ": %s", where, m->rid,
+               id, strata_err_name(rc));
+    expect_layer(want, &l, where);
+    if (want->name[0]) {
+      assert_strata_ok(
+          strata_get_by_name(&t, m->rid, want->name, strlen(want->name), &l));
+      assert_int_equal(l.id, id);
+    }
+  }
+  strata_read_end(&t);
+}
+
+/* Asserts that the region file at `path` holds exactly the model. */
+static inline void expect_file_model(const char *path, const model *m) {
+  strata_region *r = NULL;
+  assert_strata_ok(strata_region_open(path, 0, &r));
+  strata_region_info info;
+  assert_strata_ok(strata_region_info_get(r, &info));
+  assert_int_equal(info.id, m->rid);
+  assert_string_equal(info.name, m->rname);
+  assert_int_equal(info.layer_count, m->n);
+  for (size_t i = 0; i < m->n; i++) {
+    strata_layer l;
+    assert_strata_ok(strata_region_get(r, m->l[i].id, &l));
+    expect_layer(&m->l[i], &l, path);
+  }
+  assert_strata_ok(strata_region_verify(r, NULL));
+  strata_region_close(r);
+}
+
+/* ---- directories --------------------------------------------------------- */
+
+#define SNAP_MAX 16
+
+typedef struct dirsnap {
+  size_t n;
+  char name[SNAP_MAX][256];
+  uint8_t *data[SNAP_MAX];
+  size_t len[SNAP_MAX];
+} dirsnap;
+
+static inline void snap_dir(const char *dir, dirsnap *s) {
+  s->n = 0;
+  DIR *d = opendir(dir);
+  assert_non_null(d);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+      continue;
+    assert_true(s->n < SNAP_MAX);
+    snprintf(s->name[s->n], sizeof s->name[0], "%s", e->d_name);
+    s->data[s->n] = test_read_file(test_path(dir, e->d_name), &s->len[s->n]);
+    s->n++;
+  }
+  closedir(d);
+}
+
+static inline void snap_free(dirsnap *s) {
+  for (size_t i = 0; i < s->n; i++)
+    free(s->data[i]);
+  s->n = 0;
+}
+
+static inline ssize_t snap_find(const dirsnap *s, const char *name) {
+  for (size_t i = 0; i < s->n; i++)
+    if (strcmp(s->name[i], name) == 0)
+      return (ssize_t)i;
+  return -1;
+}
+
+/* Empties and removes a test directory. */
+static inline void remove_dir(const char *dir) {
+  DIR *d = opendir(dir);
+  assert_non_null(d);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, ".."))
+      unlink(test_path(dir, e->d_name));
+  closedir(d);
+  rmdir(dir);
+}
+
+#endif /* STRATA_TEST_STORE_MODEL_H */
