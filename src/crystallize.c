@@ -216,18 +216,25 @@ static void cool_regions(struct strata_store *s) {
 #endif
 }
 
+int strata__memory_level(const struct strata_store *s, uint64_t heap) {
+  uint64_t limit = s->config.memory_limit;
+  uint64_t pct = limit ? heap * 100 / limit : 0;
+  return pct >= s->config.refuse_pct  ? 3
+         : pct >= s->config.evict_pct ? 2
+         : pct >= s->config.warn_pct  ? 1
+                                      : 0;
+}
+
 void strata__memory_check(struct strata_store *s) {
   uint64_t heap = strata__store_heap(s);
-  uint64_t pct = s->memory_limit ? heap * 100 / s->memory_limit : 0;
-  int level = pct >= s->config.refuse_pct  ? 3
-              : pct >= s->config.evict_pct ? 2
-              : pct >= s->config.warn_pct  ? 1
-                                           : 0;
+  uint64_t pct =
+      s->config.memory_limit ? heap * 100 / s->config.memory_limit : 0;
+  int level = strata__memory_level(s, heap);
   if (level >= 1 && s->mem_level < 1)
     strata__log(&s->log, STRATA_LOG_WARN, "memory",
                 "msg=\"memory use above the warning threshold\" heap=%" PRIu64
                 " limit=%" PRIu64 " pct=%" PRIu64 " threshold=%u",
-                heap, s->memory_limit, pct, s->config.warn_pct);
+                heap, s->config.memory_limit, pct, s->config.warn_pct);
   s->mem_level = level;
   if (level < 2 || s->evicting)
     return;
@@ -249,7 +256,7 @@ void strata__memory_check(struct strata_store *s) {
               "msg=\"memory above the eviction threshold: crystallizing the "
               "largest proto\" heap=%" PRIu64 " limit=%" PRIu64
               " region_id=%" PRIu64 " proto_bytes=%" PRIu64,
-              heap, s->memory_limit, id, size);
+              heap, s->config.memory_limit, id, size);
   if (strata__crystallize_locked(s, id) == 0)
     s->stats.evictions++;
   cool_regions(s);

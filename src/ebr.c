@@ -45,8 +45,6 @@ int strata__ebr_init(struct strata_store *s, uint32_t max_readers) {
     return strata__fail(STRATA_E_NOMEM, "%s: allocating %u reader slots",
                         s->dir, max_readers);
   memset(s->slots, 0, (size_t)max_readers * sizeof *s->slots);
-  for (uint32_t i = 0; i < max_readers; i++)
-    s->slots[i].store = s;
   int e = pthread_key_create(&s->slot_key, slot_release);
   if (e != 0) {
     free(s->slots);
@@ -132,8 +130,8 @@ int strata__ebr_slot(struct strata_store *s, strata__reader **out) {
   return 0;
 }
 
-void strata__retire_push(struct strata_store *s, strata__retired *t,
-                         void *obj, uint64_t bytes,
+void strata__retire_push(struct strata_store *s, strata__retired *t, void *obj,
+                         uint64_t bytes,
                          void (*free_fn)(struct strata_store *, void *)) {
   *t = (strata__retired){
       .next = s->retired,
@@ -194,7 +192,8 @@ static uint64_t observe_ages(struct strata_store *s, uint64_t *open) {
     if (e == 0)
       continue;
     count++;
-    uint64_t b = atomic_load_explicit(&s->slots[i].begins, memory_order_relaxed);
+    uint64_t b =
+        atomic_load_explicit(&s->slots[i].begins, memory_order_relaxed);
     if (b != s->seen_begins[i] || s->seen_ns[i] == 0) {
       s->seen_begins[i] = b;
       s->seen_ns[i] = now;

@@ -52,7 +52,20 @@ static void per_region(FILE *f, json_t *regions, const char *name,
   }
 }
 
-static double r_layers(json_t *r) { return (double)get_int(r, "layer_count"); }
+/* One series per pool row: name{block_size=".."} row[key]. */
+static void per_pool(FILE *f, json_t *pools, const char *name, const char *type,
+                     const char *help, const char *key) {
+  head(f, name, type, help);
+  size_t i;
+  json_t *p;
+  json_array_foreach(pools, i, p)
+      fprintf(f, "%s{block_size=\"%" PRId64 "\"} %" PRId64 "\n", name,
+              (int64_t)get_int(p, "block_size"), (int64_t)get_int(p, key));
+}
+
+static double r_layers(json_t *r) {
+  return (double)get_int(r, "layer_count");
+}
 static double r_generation(json_t *r) {
   return (double)get_int(r, "generation");
 }
@@ -85,8 +98,7 @@ static void render(FILE *f, json_t *doc) {
               : strcmp(th, "refuse") == 0 ? 3
                                           : 0;
   metric(f, "strata_memory_threshold_level", "gauge",
-         "Memory threshold reached: 0 none, 1 warn, 2 evict, 3 refuse.",
-         level);
+         "Memory threshold reached: 0 none, 1 warn, 2 evict, 3 refuse.", level);
   metric(f, "strata_regions", "gauge", "Regions served.",
          (double)json_array_size(regions));
   metric(f, "strata_protos", "gauge", "Regions with a proto.",
@@ -103,26 +115,14 @@ static void render(FILE *f, json_t *doc) {
              "Bytes of the region file in memory (mincore).", "gauge",
              r_resident);
 
-  head(f, "strata_pool_bytes_reserved", "gauge",
-       "Bytes the pool holds from the system, per block size (0: large).");
-  size_t i;
-  json_t *p;
-  json_array_foreach(json_object_get(doc, "pools"), i, p)
-    fprintf(f, "strata_pool_bytes_reserved{block_size=\"%" PRId64 "\"} %" PRId64
-               "\n",
-            (int64_t)get_int(p, "block_size"),
-            (int64_t)get_int(p, "bytes_reserved"));
-  head(f, "strata_pool_blocks_used", "gauge", "Blocks in use, per block size.");
-  json_array_foreach(json_object_get(doc, "pools"), i, p)
-    fprintf(f, "strata_pool_blocks_used{block_size=\"%" PRId64 "\"} %" PRId64
-               "\n",
-            (int64_t)get_int(p, "block_size"), (int64_t)get_int(p, "blocks_used"));
-  head(f, "strata_pool_failures_total", "counter",
-       "Allocations the system refused, per block size.");
-  json_array_foreach(json_object_get(doc, "pools"), i, p)
-    fprintf(f, "strata_pool_failures_total{block_size=\"%" PRId64 "\"} %" PRId64
-               "\n",
-            (int64_t)get_int(p, "block_size"), (int64_t)get_int(p, "failures"));
+  json_t *pools = json_object_get(doc, "pools");
+  per_pool(f, pools, "strata_pool_bytes_reserved", "gauge",
+           "Bytes the pool holds from the system, per block size (0: large).",
+           "bytes_reserved");
+  per_pool(f, pools, "strata_pool_blocks_used", "gauge",
+           "Blocks in use, per block size.", "blocks_used");
+  per_pool(f, pools, "strata_pool_failures_total", "counter",
+           "Allocations the system refused, per block size.", "failures");
 
   metric(f, "strata_gets_total", "counter", "Layer lookups.",
          (double)get_int(st, "gets"));
@@ -158,8 +158,8 @@ static void render(FILE *f, json_t *doc) {
   const char *code;
   json_t *n;
   json_object_foreach(json_object_get(st, "errors"), code, n)
-    fprintf(f, "strata_errors_total{code=\"%s\"} %" PRId64 "\n", code,
-            (int64_t)json_integer_value(n));
+      fprintf(f, "strata_errors_total{code=\"%s\"} %" PRId64 "\n", code,
+              (int64_t)json_integer_value(n));
 
   metric(f, "strata_snapshots_open", "gauge", "Snapshots open now.",
          (double)get_int(snap, "open"));

@@ -1,6 +1,7 @@
 /* Proto-regions: creating them, putting and removing layers, discarding
  * them. Every call here runs under the store's writer mutex and publishes
  * its change with one epoch advance (see store_internal.h). */
+#include "hash.h"
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -8,7 +9,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include "hash.h"
 
 #include "store_internal.h"
 
@@ -199,7 +199,8 @@ int strata_proto_open(strata_store *s, uint64_t region_id, strata_proto **out) {
   return rc;
 }
 
-/* ---- changes -------------------------------------------------------------- */
+/* ---- changes --------------------------------------------------------------
+ */
 
 /* The layer's state as of version v: 1 visible, 0 absent. */
 static bool visible(const strata__entry *e, uint64_t id, uint64_t v) {
@@ -229,7 +230,7 @@ static int check_name_free(struct strata_store *s, const strata__entry *e,
 static int check_memory(struct strata_store *s, const strata__entry *e,
                         uint64_t id, uint64_t need) {
   uint64_t heap = strata__store_heap(s);
-  uint64_t refuse = s->memory_limit / 100 * s->config.refuse_pct;
+  uint64_t refuse = s->config.memory_limit / 100 * s->config.refuse_pct;
   if (heap + need <= refuse)
     return 0;
   s->stats.puts_refused++;
@@ -239,15 +240,16 @@ static int check_memory(struct strata_store *s, const strata__entry *e,
                       " bytes would pass %u%% of the limit %" PRIu64
                       " bytes; crystallize or raise memory_limit",
                       s->dir, e->id, e->name, id, heap, need,
-                      s->config.refuse_pct, s->memory_limit);
+                      s->config.refuse_pct, s->config.memory_limit);
 }
 
 static int put_locked(struct strata_proto *p, uint64_t id, const char *name,
                       const char *metadata, const void *data, size_t size,
                       bool tombstone) {
   struct strata_store *s = p->store;
-  STRATA__FAIL_IF(p->discarded, STRATA_E_STATE, "%s: proto of region %" PRIu64
-                  " was discarded", s->dir, p->region_id);
+  STRATA__FAIL_IF(p->discarded, STRATA_E_STATE,
+                  "%s: proto of region %" PRIu64 " was discarded", s->dir,
+                  p->region_id);
   const strata__entry *e = strata__catalog_find(current(s), p->region_id);
   uint64_t v = atomic_load_explicit(&s->epoch, memory_order_relaxed);
   char where[512]; /* errors read "DIR: region ID (NAME): layer ...: ..." */
@@ -273,8 +275,9 @@ static int put_locked(struct strata_proto *p, uint64_t id, const char *name,
     if (metadata != NULL)
       STRATA__TRY(strata__check_text(where, "metadata", id, metadata,
                                      STRATA__MAX_METADATA, true));
-    STRATA__TRY(check_memory(s, e, id, size + (name ? strlen(name) : 0) +
-                                           (metadata ? strlen(metadata) : 0)));
+    STRATA__TRY(check_memory(s, e, id,
+                             size + (name ? strlen(name) : 0) +
+                                 (metadata ? strlen(metadata) : 0)));
   }
   strata__lver *lv = strata__lver_new(s, id, name, metadata);
   void *copy = size > 0 ? strata__pool_alloc(s->pool, size) : NULL;
@@ -405,17 +408,18 @@ int strata_proto_info_get(strata_proto *p, strata_proto_info *info) {
   pthread_mutex_lock(&s->write_mu);
   if (p->discarded) {
     pthread_mutex_unlock(&s->write_mu);
-    return strata__fail(STRATA_E_STATE, "%s: proto of region %" PRIu64
-                        " was discarded", s->dir, p->region_id);
+    return strata__fail(STRATA_E_STATE,
+                        "%s: proto of region %" PRIu64 " was discarded", s->dir,
+                        p->region_id);
   }
   const strata__entry *e = strata__catalog_find(current(s), p->region_id);
   const strata__overlay *o = e->overlay;
   uint64_t base = e->file ? strata_region_layer_count(e->file->region) : 0;
   *info = (strata_proto_info){
       .region_id = p->region_id,
-      .layers = base + (uint64_t)atomic_load_explicit(
-                           &((strata__overlay *)o)->layer_delta,
-                           memory_order_relaxed),
+      .layers = base +
+                (uint64_t)atomic_load_explicit(
+                    &((strata__overlay *)o)->layer_delta, memory_order_relaxed),
       .changed = o->changed,
       .bytes = o->bytes,
       .age_ms = (strata__mono_ns() - p->created_ns) / 1000000};

@@ -87,9 +87,9 @@ static json_t *config_json(const strata_store *s) {
   const strata_store_config *c = &s->config;
   return json_pack(
       "{s:I, s:i, s:i, s:i, s:s, s:I, s:I, s:b, s:b, s:b, s:I, s:I, s:I}",
-      "memory_limit", (json_int_t)s->memory_limit, "warn_pct", c->warn_pct,
-      "evict_pct", c->evict_pct, "refuse_pct", c->refuse_pct, "log_level",
-      strata__log_level_name(s->log.level), "max_readers",
+      "memory_limit", (json_int_t)s->config.memory_limit, "warn_pct",
+      c->warn_pct, "evict_pct", c->evict_pct, "refuse_pct", c->refuse_pct,
+      "log_level", strata__log_level_name(s->log.level), "max_readers",
       (json_int_t)c->max_readers, "snapshot_warn_ms",
       (json_int_t)c->snapshot_warn_ms, "read_only",
       (c->flags & STRATA_STORE_READ_ONLY) != 0, "verify_at_open",
@@ -213,11 +213,7 @@ int strata__state_collect(strata_store *s, unsigned flags, json_t **out) {
   strata_read_end(&txn);
 
   uint64_t heap = st.heap_bytes;
-  uint64_t pct = s->memory_limit ? heap * 100 / s->memory_limit : 0;
-  int level = pct >= s->config.refuse_pct  ? 3
-              : pct >= s->config.evict_pct ? 2
-              : pct >= s->config.warn_pct  ? 1
-                                           : 0;
+  int level = strata__memory_level(s, heap);
   json_t *doc = json_pack(
       "{s:s, s:s, s:I, s:s, s:o, s:{s:I, s:I, s:f, s:s, s:{s:i, s:i, s:i}}, "
       "s:o, s:o, s:o, s:n, "
@@ -226,8 +222,9 @@ int strata__state_collect(strata_store *s, unsigned flags, json_t **out) {
       "strata_version", strata_version_string(), "format_version", "1.0",
       "time_unix_ms", (json_int_t)strata__unix_ms(), "dir", s->dir, "config",
       config_json(s), "memory", "heap_bytes", (json_int_t)heap, "limit_bytes",
-      (json_int_t)s->memory_limit, "used_ratio",
-      s->memory_limit ? (double)heap / (double)s->memory_limit : 0.0,
+      (json_int_t)s->config.memory_limit, "used_ratio",
+      s->config.memory_limit ? (double)heap / (double)s->config.memory_limit
+                             : 0.0,
       "threshold", threshold_name(level), "thresholds_pct", "warn",
       s->config.warn_pct, "evict", s->config.evict_pct, "refuse",
       s->config.refuse_pct, "regions", regions, "protos", protos_json(s, &ok),

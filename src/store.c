@@ -50,8 +50,8 @@ static int check_config(const char *dir, strata_store_config *c) {
     c->max_readers = d.max_readers;
   if (c->snapshot_warn_ms == 0)
     c->snapshot_warn_ms = d.snapshot_warn_ms;
-  STRATA__FAIL_IF(!(c->warn_pct <= c->evict_pct && c->evict_pct <= c->refuse_pct &&
-                    c->refuse_pct <= 100),
+  STRATA__FAIL_IF(!(c->warn_pct <= c->evict_pct &&
+                    c->evict_pct <= c->refuse_pct && c->refuse_pct <= 100),
                   STRATA_E_INVAL,
                   "%s: memory thresholds must satisfy warn %u <= evict %u <= "
                   "refuse %u <= 100",
@@ -62,8 +62,8 @@ static int check_config(const char *dir, strata_store_config *c) {
   STRATA__FAIL_IF(c->flags & ~(unsigned)(STRATA_STORE_READ_ONLY |
                                          STRATA_STORE_VERIFY_AT_OPEN |
                                          STRATA_STORE_NO_READ_STATS),
-                  STRATA_E_INVAL,
-                  "%s: unknown store flags 0x%x", dir, c->flags);
+                  STRATA_E_INVAL, "%s: unknown store flags 0x%x", dir,
+                  c->flags);
   return 0;
 }
 
@@ -231,7 +231,8 @@ static void free_names(char **v, size_t n) {
   free(v);
 }
 
-/* ---- parallel validation ---------------------------------------------------- */
+/* ---- parallel validation ----------------------------------------------------
+ */
 
 typedef struct open_job {
   struct strata_store *s;
@@ -285,7 +286,7 @@ static bool conflicts(struct strata_store *s, strata__entry **have, size_t n,
   strata_region_info info;
   strata_region_info_get(r, &info);
   for (size_t i = 0; i < n; i++) {
-    const char *why = have[i]->id == info.id             ? "region id"
+    const char *why = have[i]->id == info.id                  ? "region id"
                       : strcmp(have[i]->name, info.name) == 0 ? "region name"
                                                               : NULL;
     if (why != NULL) {
@@ -351,10 +352,10 @@ static int load_files(struct strata_store *s, char **names, size_t count,
     }
     j.files[i] = NULL; /* owned by the entry now */
     have[(*n)++] = e;
-    strata__log(&s->log, STRATA_LOG_INFO, "store",
-                "msg=\"region loaded\" file=%s region_id=%" PRIu64
-                " layers=%" PRIu64,
-                e->file->path, e->id, strata_region_layer_count(e->file->region));
+    strata__log(
+        &s->log, STRATA_LOG_INFO, "store",
+        "msg=\"region loaded\" file=%s region_id=%" PRIu64 " layers=%" PRIu64,
+        e->file->path, e->id, strata_region_layer_count(e->file->region));
   }
   for (size_t i = 0; i < count; i++) {
     if (j.files != NULL && j.files[i] != NULL)
@@ -370,12 +371,13 @@ static int load_files(struct strata_store *s, char **names, size_t count,
 
 static int refresh_locked(strata_store *s);
 
-/* ---- the writer lock ------------------------------------------------------ */
+/* ---- the writer lock ------------------------------------------------------
+ */
 
 static int try_lock(struct strata_store *s, int *fdp, bool create) {
-  int fd = openat(s->dirfd, LOCK_NAME,
-                  O_RDWR | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT : 0),
-                  0644);
+  int fd =
+      openat(s->dirfd, LOCK_NAME,
+             O_RDWR | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT : 0), 0644);
   if (fd < 0)
     return -errno;
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -418,7 +420,8 @@ int strata__store_lock(struct strata_store *s) {
                               LOCK_NAME);
   char pid[32];
   int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
-  if (ftruncate(s->lockfd, 0) != 0 || pwrite(s->lockfd, pid, (size_t)len, 0) != len)
+  if (ftruncate(s->lockfd, 0) != 0 ||
+      pwrite(s->lockfd, pid, (size_t)len, 0) != len)
     strata__log(&s->log, STRATA_LOG_WARN, "store",
                 "msg=\"could not record the pid in the lock file\" dir=%s",
                 s->dir);
@@ -460,7 +463,8 @@ static void *verify_main(void *arg) {
     int rc = strata__region_check_index(f->region, f->path);
     pthread_mutex_lock(&s->write_mu);
     if (rc < 0) {
-      strata__catalog *c = atomic_load_explicit(&s->catalog, memory_order_relaxed);
+      strata__catalog *c =
+          atomic_load_explicit(&s->catalog, memory_order_relaxed);
       for (uint64_t k = 0; k < c->n; k++) {
         if (c->by_order[k]->file != f)
           continue;
@@ -487,7 +491,8 @@ static void start_verifier(struct strata_store *s, strata__catalog *c) {
   size_t n = 0;
   for (uint64_t i = 0; i < c->n; i++)
     n += c->by_order[i]->file->checksum_pending;
-  if (n == 0 || (s->verify_files = calloc(n, sizeof *s->verify_files)) == NULL) {
+  if (n == 0 ||
+      (s->verify_files = calloc(n, sizeof *s->verify_files)) == NULL) {
     /* Without memory for the list, check now: slower, never skipped. */
     for (uint64_t i = 0; n > 0 && i < c->n; i++) {
       strata__file *f = c->by_order[i]->file;
@@ -550,7 +555,8 @@ static void check_dir_permissions(struct strata_store *s) {
                 s->dir, (unsigned)(st.st_mode & 07777));
 }
 
-/* ---- open and close ----------------------------------------------------------- */
+/* ---- open and close
+ * ----------------------------------------------------------- */
 
 int strata_store_open(const char *dir, const strata_store_config *config,
                       strata_store **out) {
@@ -569,14 +575,15 @@ int strata_store_open(const char *dir, const strata_store_config *config,
   }
   s->config = c;
   s->lockfd = -1;
-  s->memory_limit = c.memory_limit;
   s->count_reads = !(c.flags & STRATA_STORE_NO_READ_STATS);
   strata__logger_init(&s->log, c.log_level, c.log_fn, c.log_ctx);
   pthread_mutex_init(&s->write_mu, NULL);
   pthread_mutex_init(&s->verify_mu, NULL);
   s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  int rc = s->dirfd < 0 ? strata__fail_errno(errno, "%s: opening the store "
-                                                    "directory", dir)
+  int rc = s->dirfd < 0 ? strata__fail_errno(errno,
+                                             "%s: opening the store "
+                                             "directory",
+                                             dir)
                         : strata__ebr_init(s, c.max_readers);
   if (rc == 0) {
     strata__pool_config pc = {.class_count = 13};
@@ -592,8 +599,8 @@ int strata_store_open(const char *dir, const strata_store_config *config,
     /* Clean up after interrupted writers only when no writer is alive: a
      * brief lock, released at once unless this process writes later. */
     int fd = -1;
-    bool clean = !(c.flags & STRATA_STORE_READ_ONLY) &&
-                 try_lock(s, &fd, true) == 0;
+    bool clean =
+        !(c.flags & STRATA_STORE_READ_ONLY) && try_lock(s, &fd, true) == 0;
     rc = list_dir(s, clean, &names, &n);
     if (fd >= 0)
       close(fd);
@@ -603,8 +610,8 @@ int strata_store_open(const char *dir, const strata_store_config *config,
   if (rc == 0 && (entries = calloc(n ? n : 1, sizeof *entries)) == NULL)
     rc = strata__fail(STRATA_E_NOMEM, "%s: allocating", dir);
   if (rc == 0)
-    rc = load_files(s, names, n,
-                    !(c.flags & STRATA_STORE_VERIFY_AT_OPEN), entries, &count);
+    rc = load_files(s, names, n, !(c.flags & STRATA_STORE_VERIFY_AT_OPEN),
+                    entries, &count);
   free_names(names, n);
   strata__catalog *cat = NULL;
   if (rc == 0)
@@ -670,7 +677,8 @@ void strata_store_close(strata_store *s) {
   free(s);
 }
 
-/* ---- refresh -------------------------------------------------------------------- */
+/* ---- refresh
+ * -------------------------------------------------------------------- */
 
 /* Does the directory entry `name` still hold the file `f` (same inode)? */
 static bool same_file(const strata_store *s, const strata__file *f,
@@ -693,7 +701,8 @@ static bool file_name_is(const strata_store *s, const strata__file *f,
 }
 
 static int refresh_locked(strata_store *s) {
-  strata__catalog *old = atomic_load_explicit(&s->catalog, memory_order_relaxed);
+  strata__catalog *old =
+      atomic_load_explicit(&s->catalog, memory_order_relaxed);
   char **names = NULL;
   size_t n = 0;
   STRATA__TRY(list_dir(s, false, &names, &n));
@@ -725,7 +734,8 @@ static int refresh_locked(strata_store *s) {
   for (size_t k = 0; rc == 0 && k < n; k++) {
     bool served = false;
     for (size_t i = 0; i < nkeep && !served; i++)
-      served = keep[i]->file != NULL && file_name_is(s, keep[i]->file, names[k]);
+      served =
+          keep[i]->file != NULL && file_name_is(s, keep[i]->file, names[k]);
     if (!served)
       load[nload++] = names[k];
   }
@@ -759,7 +769,8 @@ int strata_store_refresh(strata_store *s) {
   return rc;
 }
 
-/* ---- reclamation and statistics -------------------------------------------------- */
+/* ---- reclamation and statistics
+ * -------------------------------------------------- */
 
 void strata__store_maintain(struct strata_store *s) {
   uint64_t min = strata__ebr_min_epoch(s);
@@ -809,8 +820,9 @@ int strata_store_stats_get(strata_store *s, strata_store_stats *out) {
   for (uint64_t i = 0; i < c->n; i++)
     out->protos += c->by_order[i]->overlay != NULL;
   out->heap_bytes = strata__store_heap(s);
-  out->memory_limit = s->memory_limit;
-  out->retired_bytes = atomic_load_explicit(&s->retired_bytes, memory_order_relaxed);
+  out->memory_limit = s->config.memory_limit;
+  out->retired_bytes =
+      atomic_load_explicit(&s->retired_bytes, memory_order_relaxed);
   out->retired_objects =
       atomic_load_explicit(&s->retired_count, memory_order_relaxed);
   out->version = atomic_load_explicit(&s->epoch, memory_order_relaxed);

@@ -32,9 +32,8 @@ typedef struct strata__reader {
   _Atomic uint64_t begins; /* outer snapshots begun (owner writes) */
   /* Read statistics; only the owner thread writes them (load + store). */
   _Atomic uint64_t gets, misses, bytes;
-  _Atomic bool in_use;       /* claimed by a live thread */
-  uint32_t depth;            /* open snapshots; owner thread only */
-  struct strata_store *store;
+  _Atomic bool in_use; /* claimed by a live thread */
+  uint32_t depth;      /* open snapshots; owner thread only */
 } __attribute__((aligned(64))) strata__reader;
 
 /* Something replaced by a change, waiting for its grace period. */
@@ -85,7 +84,7 @@ typedef struct strata__file {
   dev_t dev;
   ino_t ino;
   uint32_t refs;
-  uint64_t opened_unix_ms; /* when this process mapped it */
+  uint64_t opened_unix_ms;       /* when this process mapped it */
   _Atomic bool checksum_pending; /* index checksum left to the verifier */
 } strata__file;
 
@@ -137,16 +136,16 @@ typedef struct strata__overlay {
   _Atomic(strata__otable *) table;
   uint64_t name_seed;
   /* Writer side. */
-  uint64_t lvers;        /* lvers linked (all versions) */
-  uint64_t changed;      /* distinct ids with an lver */
-  uint64_t bytes;        /* pool bytes of lvers, contents, links, tables */
+  uint64_t lvers;   /* lvers linked (all versions) */
+  uint64_t changed; /* distinct ids with an lver */
+  uint64_t bytes;   /* pool bytes of lvers, contents, links, tables */
   /* Layers added minus layers removed, relative to the base file: the
    * current figure, and a newest-first history so that a snapshot can read
    * the figure as of its version (strata__overlay_delta). */
   _Atomic int64_t layer_delta;
   _Atomic(struct strata__count *) counts;
   uint64_t count_records;
-  uint64_t *dirty;       /* ids with superseded versions to prune */
+  uint64_t *dirty; /* ids with superseded versions to prune */
   uint64_t dirty_n, dirty_cap;
   /* A crystallization of this proto renamed its file into place, then
    * failed (the directory fsync, or the stat after it): the file at the
@@ -157,8 +156,8 @@ typedef struct strata__overlay {
 
 int strata__overlay_new(struct strata_store *s, strata__overlay **out);
 /* Reader side: the lver of `id` as of `version`, or NULL. */
-const strata__lver *strata__overlay_find(const strata__overlay *o,
-                                         uint64_t id, uint64_t version);
+const strata__lver *strata__overlay_find(const strata__overlay *o, uint64_t id,
+                                         uint64_t version);
 /* Reader side: the visible, non-tombstone lver named `name`, or NULL;
  * *shadow_checked tells whether a NULL result is final for the name
  * (never: the base file may hold it, see strata_get_by_name). */
@@ -200,8 +199,8 @@ typedef struct strata__entry {
   uint64_t id;
   char *name;
   char *metadata;
-  strata__file *file;         /* NULL for a proto without a file yet */
-  strata__overlay *overlay;   /* NULL when the region has no proto */
+  strata__file *file;       /* NULL for a proto without a file yet */
+  strata__overlay *overlay; /* NULL when the region has no proto */
   uint64_t generation;
 } strata__entry;
 
@@ -209,7 +208,7 @@ typedef struct strata__catalog {
   uint64_t n;
   strata__entry **by_order; /* ascending id */
   uint64_t hmask;
-  strata__entry **by_id;    /* open addressing, hmask + 1 slots */
+  strata__entry **by_id; /* open addressing, hmask + 1 slots */
   uint64_t bytes;
 } strata__catalog;
 
@@ -245,8 +244,7 @@ typedef struct strata__catalog_change {
 } strata__catalog_change;
 int strata__catalog_prepare(struct strata_store *s, strata__entry *entry,
                             uint64_t remove_id, strata__catalog_change *ch);
-void strata__catalog_commit(struct strata_store *s,
-                            strata__catalog_change *ch);
+void strata__catalog_commit(struct strata_store *s, strata__catalog_change *ch);
 void strata__catalog_abandon(strata__catalog_change *ch);
 /* Frees an entry: its name, metadata and file reference (not the overlay,
  * which is retired on its own when it goes). */
@@ -291,8 +289,7 @@ struct strata_store {
   uint64_t peak_readers; /* most open snapshots a scan saw (write_mu) */
   bool count_reads;      /* !STRATA_STORE_NO_READ_STATS */
 
-  /* Memory accounting. */
-  uint64_t memory_limit;
+  /* Memory accounting (the limit is config.memory_limit). */
   _Atomic uint64_t extra_bytes; /* malloc'd store overhead */
   int mem_level;                /* 0 below warn, 1 warn, 2 evict, 3 refuse */
   bool evicting;
@@ -323,6 +320,9 @@ int strata__file_open(struct strata_store *s, const char *name, bool defer,
 /* Waits until the verifier thread has checked the deferred index
  * checksums (and withdrawn regions that failed). Writer mutex NOT held. */
 void strata__store_await_verify(struct strata_store *s);
+/* The memory threshold `heap` bytes reach: 0 none, 1 warn, 2 evict,
+ * 3 refuse. */
+int strata__memory_level(const struct strata_store *s, uint64_t heap);
 /* Memory thresholds after a change (writer mutex held). */
 void strata__memory_check(struct strata_store *s);
 /* Writer mutex held: prunes overlays, frees what no snapshot reaches. Run

@@ -17,26 +17,7 @@
 #include <unistd.h>
 
 #include "builder.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(cond)                                                          \
-  do {                                                                         \
-    if (!(cond))                                                               \
-      __builtin_trap();                                                        \
-  } while (0)
-
-static const char *scratch(void) {
-  static char dir[256];
-  if (dir[0] == '\0') {
-    const char *base = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/strata-fuzz-manifest-XXXXXX",
-             base && *base ? base : "/tmp");
-    if (mkdtemp(dir) == NULL)
-      abort();
-  }
-  return dir;
-}
+#include "fuzz_util.h"
 
 static bool names_special_files(const uint8_t *data, size_t size) {
   static const char *const bad[] = {"/dev", "/proc", "/sys"};
@@ -49,7 +30,7 @@ static bool names_special_files(const uint8_t *data, size_t size) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size == 0 || names_special_files(data, size))
     return 0;
-  const char *dir = scratch();
+  const char *dir = fuzz_scratch_dir("manifest");
   char in[512], out[512];
   snprintf(in, sizeof in, "%s/input", dir);
   snprintf(out, sizeof out, "%s/out.region", dir);
@@ -59,10 +40,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
   fwrite(data + 1, 1, size - 1, f);
   fclose(f);
-  rb_options opt = {.out = out, .quiet = true, .region_id = 1,
-                    .region_name = "fuzz"};
-  int rc = data[0] == 'J' ? rb_build_jsonl(&opt, in)
-                          : rb_build_manifest(&opt, in);
+  rb_options opt = {
+      .out = out, .quiet = true, .region_id = 1, .region_name = "fuzz"};
+  int rc =
+      data[0] == 'J' ? rb_build_jsonl(&opt, in) : rb_build_manifest(&opt, in);
   REQUIRE(rc == RB_EXIT_OK || rc == RB_EXIT_FAIL || rc == RB_EXIT_USAGE);
   if (rc == RB_EXIT_OK) {
     strata_region *r = NULL;

@@ -28,15 +28,9 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "fuzz_repair.h"
+#include "fuzz_util.h"
 #include "internal.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(cond)                                                          \
-  do {                                                                         \
-    if (!(cond))                                                               \
-      __builtin_trap();                                                        \
-  } while (0)
 
 static volatile uint8_t g_sink;
 
@@ -142,7 +136,8 @@ static int exercise(const uint8_t *buf, size_t size) {
     /* The batch lookup agrees, for the probe alone. */
     const void *bdata = &bad_ptr;
     uint64_t blen = 99;
-    size_t found = strata_region_get_data_many(&r, &probes[k], 1, &bdata, &blen);
+    size_t found =
+        strata_region_get_data_many(&r, &probes[k], 1, &bdata, &blen);
     REQUIRE(found == (rc == 0));
     REQUIRE(bdata == (rc == 0 ? data : NULL) && blen == (rc == 0 ? len : 0));
   }
@@ -155,18 +150,6 @@ static int exercise(const uint8_t *buf, size_t size) {
   return 0;
 }
 
-/* Recomputes the index checksum (when the index offset is inside the
- * image) and then the header checksum, as a writer would. */
-static void repair_checksums(uint8_t *buf, size_t size) {
-  uint64_t index_off =
-      strata__rd64(buf + STRATA__H_SECTIONS + 16 * STRATA__S_INDEX);
-  if (index_off <= size)
-    strata__wr64(buf + STRATA__H_INDEX_CSUM,
-                 XXH3_64bits(buf + index_off, size - index_off));
-  strata__wr64(buf + STRATA__H_HEADER_CSUM,
-               XXH3_64bits(buf, STRATA__H_HEADER_CSUM));
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   /* An aligned copy of exactly `size` bytes, like a mapping's start, with
    * nothing readable past its end. */
@@ -176,7 +159,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size)
     memcpy(buf, data, size);
   if (exercise(buf, size) == STRATA_E_CHECKSUM && size >= STRATA__HEADER_SIZE) {
-    repair_checksums(buf, size);
+    fuzz_repair_checksums(buf, size);
     (void)exercise(buf, size);
   }
   free(buf);

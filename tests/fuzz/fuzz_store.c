@@ -24,45 +24,14 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "fuzz_repair.h"
+#include "fuzz_util.h"
 #include "internal.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(cond)                                                          \
-  do {                                                                         \
-    if (!(cond))                                                               \
-      __builtin_trap();                                                        \
-  } while (0)
 
 #define MAX_FILES 4
 #define MAX_LAYERS_READ 2048
 
 static volatile uint8_t g_sink;
-
-static void repair_checksums(uint8_t *buf, size_t size) {
-  if (size < STRATA__HEADER_SIZE)
-    return;
-  uint64_t index_off =
-      strata__rd64(buf + STRATA__H_SECTIONS + 16 * STRATA__S_INDEX);
-  if (index_off <= size)
-    strata__wr64(buf + STRATA__H_INDEX_CSUM,
-                 XXH3_64bits(buf + index_off, size - index_off));
-  strata__wr64(buf + STRATA__H_HEADER_CSUM,
-               XXH3_64bits(buf, STRATA__H_HEADER_CSUM));
-}
-
-/* The scratch directory, made once per process and emptied per input. */
-static const char *scratch(void) {
-  static char dir[256];
-  if (dir[0] == '\0') {
-    const char *base = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/strata-fuzz-store-XXXXXX",
-             base && *base ? base : "/tmp");
-    if (mkdtemp(dir) == NULL)
-      abort();
-  }
-  return dir;
-}
 
 static void empty_dir(const char *dir) {
   DIR *d = opendir(dir);
@@ -84,7 +53,7 @@ static void write_file(const char *dir, int i, const uint8_t *p, size_t len) {
   if (copy == NULL)
     return;
   memcpy(copy, p, len);
-  repair_checksums(copy, len);
+  fuzz_repair_checksums(copy, len);
   char path[512];
   snprintf(path, sizeof path, "%s/f%d.region", dir, i);
   FILE *f = fopen(path, "wb");
@@ -138,8 +107,7 @@ static void read_everything(strata_store *s) {
       }
       seen++;
     }
-    strata_layer_ref path[3] = {
-        {r.id, 0}, {r.id, UINT64_MAX}, {r.id + 1, 1}};
+    strata_layer_ref path[3] = {{r.id, 0}, {r.id, UINT64_MAX}, {r.id + 1, 1}};
     strata_layer out[3];
     REQUIRE(strata_get_many(&t, path, 3, out) <= 3);
   }
@@ -190,7 +158,7 @@ static void change_first_region(strata_store *s) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  const char *dir = scratch();
+  const char *dir = fuzz_scratch_dir("store");
   empty_dir(dir);
   split_into_files(dir, data, size);
   strata_store_config c;

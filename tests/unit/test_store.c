@@ -32,19 +32,25 @@ static void capture_log(void *ctx, int level, const char *line) {
   pthread_mutex_unlock(&c->mu);
 }
 
+/* Default config whose log goes to `cap` at `level` (cap NULL: no log). */
+static void config_with_log(strata_store_config *c, log_capture *cap,
+                            int level) {
+  strata_store_config_init(c);
+  if (cap == NULL) {
+    c->log_level = STRATA_LOG_OFF;
+    return;
+  }
+  pthread_mutex_init(&cap->mu, NULL);
+  cap->len = 0;
+  cap->text[0] = '\0';
+  c->log_fn = capture_log;
+  c->log_ctx = cap;
+  c->log_level = level;
+}
+
 static strata_store *open_store(const char *dir, log_capture *cap) {
   strata_store_config c;
-  strata_store_config_init(&c);
-  if (cap != NULL) {
-    pthread_mutex_init(&cap->mu, NULL);
-    cap->len = 0;
-    cap->text[0] = '\0';
-    c.log_fn = capture_log;
-    c.log_ctx = cap;
-    c.log_level = STRATA_LOG_INFO;
-  } else {
-    c.log_level = STRATA_LOG_OFF;
-  }
+  config_with_log(&c, cap, STRATA_LOG_INFO);
   strata_store *s = NULL;
   assert_strata_ok(strata_store_open(dir, &c, &s));
   return s;
@@ -246,13 +252,8 @@ static void test_snapshot_age_warning(void **state) {
   (void)state;
   const char *dir = test_tmpdir();
   strata_store_config c;
-  strata_store_config_init(&c);
   log_capture cap;
-  pthread_mutex_init(&cap.mu, NULL);
-  cap.len = 0;
-  c.log_fn = capture_log;
-  c.log_ctx = &cap;
-  c.log_level = STRATA_LOG_WARN;
+  config_with_log(&c, &cap, STRATA_LOG_WARN);
   c.snapshot_warn_ms = 20;
   strata_store *s = NULL;
   assert_strata_ok(strata_store_open(dir, &c, &s));
@@ -707,13 +708,8 @@ static void test_memory_thresholds(void **state) {
   (void)state;
   const char *dir = test_tmpdir();
   strata_store_config c;
-  strata_store_config_init(&c);
   log_capture cap;
-  pthread_mutex_init(&cap.mu, NULL);
-  cap.len = 0;
-  c.log_fn = capture_log;
-  c.log_ctx = &cap;
-  c.log_level = STRATA_LOG_INFO;
+  config_with_log(&c, &cap, STRATA_LOG_INFO);
   c.memory_limit = 8u << 20; /* evict above 6.8 MiB, refuse above 7.6 */
   strata_store *s = NULL;
   assert_strata_ok(strata_store_open(dir, &c, &s));

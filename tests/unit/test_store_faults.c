@@ -108,59 +108,6 @@ static int count_fds(void) {
  * of it and the content takes two pwrite() calls. */
 #define BIG_SIZE ((1u << 20) + 4096)
 
-static uint8_t *base_bytes; /* base.region, written once */
-static size_t base_len;
-static model base_model;
-
-static void fill(uint8_t *p, size_t n, uint32_t seed) {
-  for (size_t i = 0; i < n; i++) {
-    seed = seed * 1103515245u + 12345u;
-    p[i] = (uint8_t)(seed >> 16);
-  }
-}
-
-/* Region 3 "base": layers 10..29 named "l<id>", and 30, 4000 bytes. */
-static void make_base(void) {
-  if (base_bytes != NULL)
-    return;
-  const char *dir = test_tmpdir();
-  base_model = (model){.rid = 3, .rname = "base", .rmeta = "{\"m\":1}"};
-  strata_writer_options o = {
-      .region_id = 3, .name = "base", .metadata = "{\"m\":1}"};
-  strata_writer *w = NULL;
-  assert_strata_ok(strata_writer_open(test_path(dir, "base.region"), &o, &w));
-  for (uint64_t id = 10; id < 30; id++) {
-    char data[32], name[16];
-    snprintf(data, sizeof data, "base:%" PRIu64, id);
-    snprintf(name, sizeof name, "l%" PRIu64, id);
-    assert_strata_ok(strata_writer_add(w, id, name, NULL, data, strlen(data)));
-    model_put(&base_model, id, name, NULL, data, strlen(data));
-  }
-  uint8_t blob[4000];
-  fill(blob, sizeof blob, 30);
-  assert_strata_ok(strata_writer_add(w, 30, NULL, "{\"n\":30}", blob, 4000));
-  model_put(&base_model, 30, NULL, "{\"n\":30}", blob, 4000);
-  assert_strata_ok(strata_writer_commit(w));
-  base_bytes = test_read_file(test_path(dir, "base.region"), &base_len);
-  unlink(test_path(dir, "base.region"));
-  rmdir(dir);
-}
-
-typedef struct fixture {
-  char dir[4096];
-  log_capture cap;
-  strata_store *s;
-  strata_proto *p3, *p42;
-  model m3, m42; /* what the protos hold */
-} fixture;
-
-/* A put into the proto and into its model. */
-static void put(strata_proto *p, model *m, uint64_t id, const char *name,
-                const char *meta, const void *data, size_t size) {
-  assert_strata_ok(strata_proto_put(p, id, name, meta, data, size));
-  model_put(m, id, name, meta, data, size);
-}
-
 /* A store with base.region under a proto (puts, replacements, removes, a
  * big layer, an empty one) and a new region's proto, 42 "fresh". */
 static void setup(fixture *f) {
