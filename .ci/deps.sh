@@ -4,7 +4,7 @@
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config   # toolchain
-  libjansson-dev libxxhash-dev       # library dependencies
+  libjansson-dev libxxhash-dev libnuma-dev  # library dependencies
   libcmocka-dev python3-jsonschema   # tests (the state dump's schema)
   liblmdb-dev libcdb-dev liburcu-dev # benchmark peers
   clang libclang-rt-14-dev           # libFuzzer and sanitizer runtimes

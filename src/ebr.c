@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "staging.h"
 #include "store_internal.h"
 
 static void slot_release(void *arg) {
@@ -115,6 +116,8 @@ int strata__ebr_slot(struct strata_store *s, strata__reader **out) {
   }
   r = &s->slots[i];
   r->depth = 0;
+  r->ring = s->hot_rings != NULL ? &s->hot_rings[i] : NULL;
+  r->sample_mask = s->sample_mask;
   atomic_store_explicit(&r->in_use, true, memory_order_release);
   if (i + 1 > atomic_load_explicit(&s->slots_used, memory_order_relaxed))
     atomic_store_explicit(&s->slots_used, i + 1, memory_order_seq_cst);

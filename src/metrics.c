@@ -76,6 +76,55 @@ static double r_resident(json_t *r) {
   return (double)get_int(json_object_get(r, "file"), "resident_bytes");
 }
 
+/* The staging pool's series, from its part of the dump ({group: {key}});
+ * none when the store has no pool. */
+static void render_staging(FILE *f, json_t *sg) {
+  if (!json_is_object(sg))
+    return;
+  static const struct {
+    const char *name, *type, *help, *group, *key;
+  } rows[] = {
+      {"strata_staging_blocks", "gauge", "Blocks in the staging pool.",
+       "blocks", "total"},
+      {"strata_staging_blocks_used", "gauge", "Staging blocks in use.",
+       "blocks", "used"},
+      {"strata_staging_fragmentation_permille", "gauge",
+       "1000 * (1 - largest free run / free blocks).", "blocks",
+       "fragmentation_permille"},
+      {"strata_staging_alloc_failures_total", "counter",
+       "Block allocations that found no room.", "blocks", "alloc_failures"},
+      {"strata_staging_layers", "gauge", "Layers with staged pages.",
+       "layers", "staged"},
+      {"strata_staging_bytes", "gauge", "Content bytes staged.", "layers",
+       "staged_bytes"},
+      {"strata_staging_shared_blocks", "gauge",
+       "Blocks more than one layer uses.", "layers", "shared_blocks"},
+      {"strata_staging_dedup_hits_total", "counter",
+       "Pages found already staged (not copied).", "layers", "dedup_hits"},
+      {"strata_staging_hot_layers", "gauge", "Layers staged as hot.", "hot",
+       "layers"},
+      {"strata_staging_hot_bytes", "gauge", "Bytes of hot layers.", "hot",
+       "bytes"},
+      {"strata_staging_samples_total", "counter", "Reads sampled.", "hot",
+       "samples"},
+      {"strata_staging_evictions_total", "counter", "Staged layers evicted.",
+       "hot", "evictions"},
+      {"strata_staging_transfers_in_flight", "gauge",
+       "Copies to the device enqueued and not complete.", "transfers",
+       "in_flight"},
+      {"strata_staging_transfers_total", "counter", "Copies to the device.",
+       "transfers", "count"},
+      {"strata_staging_transfer_bytes_total", "counter",
+       "Bytes copied to the device.", "transfers", "bytes"},
+      {"strata_staging_device_bytes", "gauge",
+       "Device memory allocated through Strata.", "transfers",
+       "device_bytes"},
+  };
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+    metric(f, rows[i].name, rows[i].type, rows[i].help,
+           (double)get_int(json_object_get(sg, rows[i].group), rows[i].key));
+}
+
 static void render(FILE *f, json_t *doc) {
   json_t *mem = json_object_get(doc, "memory");
   json_t *st = json_object_get(doc, "statistics");
@@ -160,6 +209,8 @@ static void render(FILE *f, json_t *doc) {
   json_object_foreach(json_object_get(st, "errors"), code, n)
       fprintf(f, "strata_errors_total{code=\"%s\"} %" PRId64 "\n", code,
               (int64_t)json_integer_value(n));
+
+  render_staging(f, json_object_get(doc, "staging"));
 
   metric(f, "strata_snapshots_open", "gauge", "Snapshots open now.",
          (double)get_int(snap, "open"));

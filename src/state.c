@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "staging.h"
 #include "state.h"
 
 /* Region and layer ids and checksums are u64; JSON integers in jansson are
@@ -216,7 +217,7 @@ int strata__state_collect(strata_store *s, unsigned flags, json_t **out) {
   int level = strata__memory_level(s, heap);
   json_t *doc = json_pack(
       "{s:s, s:s, s:I, s:s, s:o, s:{s:I, s:I, s:f, s:s, s:{s:i, s:i, s:i}}, "
-      "s:o, s:o, s:o, s:n, "
+      "s:o, s:o, s:o, s:o, "
       "s:{s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:I, s:I, s:o}, "
       "s:{s:I, s:I, s:I, s:I, s:I}}",
       "strata_version", strata_version_string(), "format_version", "1.0",
@@ -228,7 +229,7 @@ int strata__state_collect(strata_store *s, unsigned flags, json_t **out) {
       "threshold", threshold_name(level), "thresholds_pct", "warn",
       s->config.warn_pct, "evict", s->config.evict_pct, "refuse",
       s->config.refuse_pct, "regions", regions, "protos", protos_json(s, &ok),
-      "pools", pools_json(s, &ok), "staging",
+      "pools", pools_json(s, &ok), "staging", strata__staging_json(s),
       /* statistics */
       "statistics", "gets", (json_int_t)rs.gets, "misses",
       (json_int_t)rs.misses, "bytes_served", (json_int_t)rs.bytes_served,

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "staging.h"
 #include "store_internal.h"
 
 #define LOCK_NAME ".strata.lock"
@@ -625,6 +626,13 @@ int strata_store_open(const char *dir, const strata_store_config *config,
   }
   free(entries);
   atomic_init(&s->catalog, cat);
+  /* The staging pool comes last: pinning its slabs is the slow part of an
+   * open that has it, and nothing before depends on it. */
+  rc = strata__staging_open(s, &s->staging);
+  if (rc < 0) {
+    strata_store_close(s);
+    return rc;
+  }
   start_verifier(s, cat);
   strata__log(&s->log, STRATA_LOG_INFO, "store",
               "msg=\"store opened\" dir=%s regions=%" PRIu64, dir, cat->n);
@@ -662,6 +670,8 @@ void strata_store_close(strata_store *s) {
   for (size_t i = 0; i < s->verify_n; i++) /* the ones it did not reach */
     strata__file_unref(s, s->verify_files[i]);
   free(s->verify_files);
+  strata__staging_close(s->staging);
+  s->staging = NULL;
   if (s->slots != NULL)
     strata__ebr_wait(s, UINT64_MAX - 1);
   free_all(s);

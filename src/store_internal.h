@@ -34,6 +34,11 @@ typedef struct strata__reader {
   _Atomic uint64_t gets, misses, bytes;
   _Atomic bool in_use; /* claimed by a live thread */
   uint32_t depth;      /* open snapshots; owner thread only */
+  /* Read sampling for the staging pool's hot layers (staging_hot.c): the
+   * slot's ring (NULL without a pool), set when the slot is claimed; the
+   * owner thread's lookup count and the sampling mask. */
+  struct strata__hot_ring *ring;
+  uint32_t tick, sample_mask;
 } __attribute__((aligned(64))) strata__reader;
 
 /* Something replaced by a change, waiting for its grace period. */
@@ -300,6 +305,12 @@ struct strata_store {
 
   strata_store_stats stats; /* counters, under write_mu */
 
+  /* The staging pool (NULL when staging_bytes is 0), and the sample rings
+   * reader slots get when claimed (one per slot). */
+  struct strata__staging *staging;
+  struct strata__hot_ring *hot_rings;
+  uint32_t sample_mask;
+
   /* Index checksums deferred at open, checked by a background thread. */
   pthread_mutex_t verify_mu; /* guards joining the thread */
   pthread_t verify_tid;
@@ -328,6 +339,10 @@ void strata__memory_check(struct strata_store *s);
 /* Writer mutex held: prunes overlays, frees what no snapshot reaches. Run
  * at the end of every write call. */
 void strata__store_maintain(struct strata_store *s);
+/* strata_get without statistics, sampling or error detail (the staging
+ * pool's own reads): 0, STRATA_E_NO_REGION or STRATA_E_NOT_FOUND. */
+int strata__get_quiet(const strata_txn *txn, uint64_t region_id,
+                      uint64_t layer_id, strata_layer *out);
 /* Crystallizes with the writer mutex held. */
 int strata__crystallize_locked(struct strata_store *s, uint64_t region_id);
 

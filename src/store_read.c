@@ -3,6 +3,7 @@
  * call; see ebr.c for why a snapshot keeps what it reads alive. */
 #include <string.h>
 
+#include "staging.h"
 #include "store_internal.h"
 
 /* Counts a lookup in the snapshot itself (the caller's memory, hot in its
@@ -19,6 +20,16 @@ static inline void count_get(const strata_txn *txn, bool found,
     t->priv_bytes += bytes;
   else
     t->priv_misses++;
+}
+
+/* Samples one lookup in so many for the staging pool's hot layers: an
+ * increment and a test on the thread's own slot, which read_begin has
+ * just written. */
+static inline void sample(const strata_txn *txn, uint64_t region_id,
+                          uint64_t layer_id) {
+  strata__reader *r = txn->priv_slot;
+  if (r->ring != NULL && (++r->tick & r->sample_mask) == 0)
+    strata__hot_push(r->ring, region_id, layer_id);
 }
 
 static void add(_Atomic uint64_t *counter, uint64_t v) {
@@ -129,14 +140,22 @@ int strata_get(const strata_txn *txn, uint64_t region_id, uint64_t layer_id,
   int found = lookup(txn, e, layer_id, out);
   if (txn != NULL)
     count_get(txn, found > 0, found > 0 ? out->size : 0);
-  if (found > 0)
+  if (found > 0) {
+    sample(txn, region_id, layer_id);
     return 0;
+  }
   if (found < 0)
     return strata__fail(STRATA_E_NO_REGION, "region %llu: not in the store",
                         (unsigned long long)region_id);
   return strata__fail(STRATA_E_NOT_FOUND, "region %llu (%s): no layer %llu",
                       (unsigned long long)region_id, e->name,
                       (unsigned long long)layer_id);
+}
+
+int strata__get_quiet(const strata_txn *txn, uint64_t region_id,
+                      uint64_t layer_id, strata_layer *out) {
+  int found = lookup(txn, find_entry(txn, region_id), layer_id, out);
+  return found > 0 ? 0 : found == 0 ? STRATA_E_NOT_FOUND : STRATA_E_NO_REGION;
 }
 
 int strata_get_by_name(const strata_txn *txn, uint64_t region_id,
@@ -153,6 +172,7 @@ int strata_get_by_name(const strata_txn *txn, uint64_t region_id,
     if (lv != NULL) {
       fill_from_lver(lv, out);
       count_get(txn, true, out->size);
+      sample(txn, region_id, out->id);
       return 0;
     }
   }
@@ -165,6 +185,7 @@ int strata_get_by_name(const strata_txn *txn, uint64_t region_id,
         strata__overlay_find(e->overlay, l.id, txn->priv_version) == NULL) {
       *out = l;
       count_get(txn, true, out->size);
+      sample(txn, region_id, out->id);
       return 0;
     }
   }
@@ -210,6 +231,7 @@ size_t strata_get_many(const strata_txn *txn, const strata_layer_ref *refs,
       found++;
       __builtin_prefetch(out[i].data);
       count_get(txn, true, out[i].size);
+      sample(txn, refs[i].region_id, refs[i].layer_id);
     } else {
       memset(&out[i], 0, sizeof out[i]);
       count_get(txn, false, 0);

@@ -216,8 +216,45 @@ static void test_thresholds_in_dump(void **state) {
   strata_store_close(s);
 }
 
+/* The staging pool's part of the dump (host mode), which the schema check
+ * also sees. */
+static void test_staging_in_dump(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  make_region(dir);
+  strata_store_config c;
+  strata_store_config_init(&c);
+  c.log_level = STRATA_LOG_OFF;
+  c.staging_bytes = 8u << 20;
+  c.staging_pack_bytes = 64u << 10;
+  c.staging_flags = STRATA_STAGING_HOST | STRATA_STAGING_NO_WORKER;
+  strata_store *s = NULL;
+  assert_strata_ok(strata_store_open(dir, &c, &s));
+  strata_txn txn;
+  assert_strata_ok(strata_read_begin(s, &txn));
+  strata_staged *h = NULL;
+  assert_strata_ok(strata_stage(&txn, 5, 1, &h));
+  json_t *doc = dump(s, 0);
+  json_t *sg = json_object_get(doc, "staging");
+  assert_string_equal(json_string_value(json_object_get(sg, "backend")),
+                      "host");
+  assert_int_equal(jint(sg, "blocks.block_size"), 64u << 10);
+  assert_int_equal(jint(sg, "blocks.total"), 128);
+  /* 6 pack buffers of one block, and the staged layer's block. */
+  assert_int_equal(jint(sg, "blocks.used"), 7);
+  assert_int_equal(jint(sg, "layers.staged"), 1);
+  assert_int_equal(jint(sg, "layers.staged_bytes"), 4);
+  assert_int_equal(jint(sg, "transfers.streams"), 3);
+  assert_int_equal(jint(doc, "config.staging_block_size"), 64u << 10);
+  json_decref(doc);
+  strata_staged_release(h);
+  strata_read_end(&txn);
+  strata_store_close(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_staging_in_dump),
       cmocka_unit_test(test_dump_figures),
       cmocka_unit_test(test_read_stats_switch),
       cmocka_unit_test(test_thresholds_in_dump),

@@ -1,0 +1,685 @@
+/* The staging pool's page table: which blocks hold which pages of which
+ * layers, the content index that lets layers share blocks of identical
+ * content, and CLOCK eviction.
+ *
+ * A layer's content is cut into block-size pages; page i of a staged
+ * layer lives in block pages[i]. A block filled with a page is entered in
+ * the content index under the XXH3-128 hash of its bytes (and their
+ * length); staging a page whose hash is already there takes a reference
+ * to that block instead of copying. Blocks are never written after they
+ * are filled, so a shared block needs no copy-on-write: a layer whose
+ * content changes gets new blocks, and the old ones go with their last
+ * reference.
+ *
+ * Copies run without `mu` held: the layer is marked `filling`, which keeps
+ * eviction off it and makes a second stager of the same layer wait. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "staging.h"
+#include "store_internal.h"
+
+static uint64_t key_hash(uint64_t region, uint64_t layer) {
+  uint64_t h = region * 0x9E3779B97F4A7C15ull ^ layer * 0xC2B2AE3D27D4EB4Full;
+  return h ^ (h >> 29);
+}
+
+static uint64_t pow2_at_least(uint64_t v) {
+  uint64_t p = 16;
+  while (p < v)
+    p <<= 1;
+  return p;
+}
+
+int strata__pages_init(strata__staging *st) {
+  st->meta = calloc(st->blocks, sizeof *st->meta);
+  uint64_t nb = pow2_at_least(st->blocks);
+  st->chash = malloc(nb * sizeof *st->chash);
+  st->ltab_mask = 255;
+  st->ltab = calloc(st->ltab_mask + 1, sizeof *st->ltab);
+  st->clock_cap = 256;
+  st->clock = malloc(st->clock_cap * sizeof *st->clock);
+  if (st->meta == NULL || st->chash == NULL || st->ltab == NULL ||
+      st->clock == NULL)
+    return strata__fail(STRATA_E_NOMEM, "staging: page table for %u blocks",
+                        st->blocks);
+  st->chash_mask = (uint32_t)(nb - 1);
+  for (uint64_t i = 0; i < nb; i++)
+    st->chash[i] = STRATA__BLOCK_NONE;
+  return 0;
+}
+
+static void layer_free_now(strata__staging *st, strata__slayer *l);
+
+void strata__pages_destroy(strata__staging *st) {
+  if (st->ltab != NULL) {
+    for (uint64_t i = 0; i <= st->ltab_mask; i++) {
+      strata__slayer *l = st->ltab[i];
+      while (l != NULL) {
+        strata__slayer *next = l->hnext;
+        free(l);
+        l = next;
+      }
+    }
+  }
+  while (st->dead != NULL) {
+    strata__slayer *next = st->dead->dead_next;
+    free(st->dead);
+    st->dead = next;
+  }
+  free(st->ltab);
+  free(st->clock);
+  free(st->chash);
+  free(st->meta);
+}
+
+/* ---- the content index ---------------------------------------------- */
+
+static uint32_t chash_bucket(const strata__staging *st, XXH128_hash_t h) {
+  return (uint32_t)(h.low64 ^ h.high64) & st->chash_mask;
+}
+
+static uint32_t chash_find(const strata__staging *st, XXH128_hash_t h,
+                           uint32_t len) {
+  for (uint32_t b = st->chash[chash_bucket(st, h)]; b != STRATA__BLOCK_NONE;
+       b = st->meta[b].hnext) {
+    const strata__sblock *m = &st->meta[b];
+    if (m->len == len && XXH128_isEqual(m->hash, h))
+      return b;
+  }
+  return STRATA__BLOCK_NONE;
+}
+
+static void chash_insert(strata__staging *st, uint32_t b) {
+  uint32_t k = chash_bucket(st, st->meta[b].hash);
+  st->meta[b].hnext = st->chash[k];
+  st->chash[k] = b;
+  st->meta[b].indexed = true;
+}
+
+static void chash_remove(strata__staging *st, uint32_t b) {
+  uint32_t *p = &st->chash[chash_bucket(st, st->meta[b].hash)];
+  while (*p != b)
+    p = &st->meta[*p].hnext;
+  *p = st->meta[b].hnext;
+  st->meta[b].indexed = false;
+}
+
+/* Drops one page's reference to block b. */
+static void block_unref(strata__staging *st, uint32_t b) {
+  strata__sblock *m = &st->meta[b];
+  if (--m->refs == 1)
+    st->shared_blocks--;
+  if (m->refs > 0)
+    return;
+  if (m->indexed)
+    chash_remove(st, b);
+  st->page_blocks--;
+  strata__balloc_free(st->alloc, b, 1);
+}
+
+static void block_ref(strata__staging *st, uint32_t b) {
+  if (++st->meta[b].refs == 2)
+    st->shared_blocks++;
+}
+
+static uint64_t page_len(const strata__staging *st, uint64_t size,
+                         uint32_t page) {
+  uint64_t off = (uint64_t)page * st->block_size;
+  uint64_t left = size - off;
+  return left < st->block_size ? left : st->block_size;
+}
+
+/* ---- the layer table and the CLOCK ring ----------------------------- */
+
+static strata__slayer **ltab_slot(strata__staging *st, uint64_t region,
+                                  uint64_t layer) {
+  strata__slayer **p = &st->ltab[key_hash(region, layer) & st->ltab_mask];
+  while (*p != NULL && ((*p)->region_id != region || (*p)->layer_id != layer))
+    p = &(*p)->hnext;
+  return p;
+}
+
+static int ltab_grow(strata__staging *st) {
+  uint64_t mask = st->ltab_mask * 2 + 1;
+  strata__slayer **t = calloc(mask + 1, sizeof *t);
+  if (t == NULL)
+    return strata__fail(STRATA_E_NOMEM, "staging: layer table of %llu slots",
+                        (unsigned long long)(mask + 1));
+  for (uint64_t i = 0; i <= st->ltab_mask; i++) {
+    strata__slayer *l = st->ltab[i];
+    while (l != NULL) {
+      strata__slayer *next = l->hnext;
+      uint64_t k = key_hash(l->region_id, l->layer_id) & mask;
+      l->hnext = t[k];
+      t[k] = l;
+      l = next;
+    }
+  }
+  free(st->ltab);
+  st->ltab = t;
+  st->ltab_mask = mask;
+  return 0;
+}
+
+/* Enters a new layer in the table and the CLOCK ring (mu held). */
+static int layer_link(strata__staging *st, strata__slayer *l) {
+  if (st->nlayers + 1 > (st->ltab_mask + 1) / 4 * 3)
+    STRATA__TRY(ltab_grow(st));
+  if (st->clock_n == st->clock_cap) {
+    uint32_t cap = st->clock_cap * 2;
+    strata__slayer **c = realloc(st->clock, cap * sizeof *c);
+    if (c == NULL)
+      return strata__fail(STRATA_E_NOMEM, "staging: CLOCK ring of %u", cap);
+    st->clock = c;
+    st->clock_cap = cap;
+  }
+  strata__slayer **p = ltab_slot(st, l->region_id, l->layer_id);
+  l->hnext = NULL;
+  *p = l;
+  st->nlayers++;
+  l->clock_pos = st->clock_n;
+  st->clock[st->clock_n++] = l;
+  return 0;
+}
+
+/* Takes a layer out of the table and the ring (mu held); it stays
+ * allocated. The ring's last layer moves into its place. */
+static void layer_unlink(strata__staging *st, strata__slayer *l) {
+  strata__slayer **p = ltab_slot(st, l->region_id, l->layer_id);
+  if (*p == l) {
+    *p = l->hnext;
+    st->nlayers--;
+  }
+  if (l->clock_pos != STRATA__POS_NONE) {
+    strata__slayer *last = st->clock[--st->clock_n];
+    st->clock[l->clock_pos] = last;
+    last->clock_pos = l->clock_pos;
+    l->clock_pos = STRATA__POS_NONE;
+    if (st->hand >= st->clock_n)
+      st->hand = 0;
+  }
+  if (l->hot) {
+    l->hot = false;
+    st->hot_bytes -= l->size;
+    st->hot_layers--;
+  }
+}
+
+static void layer_drop_pages(strata__staging *st, strata__slayer *l) {
+  for (uint32_t i = 0; i < l->npages; i++) {
+    if (l->pages[i] == STRATA__BLOCK_NONE)
+      continue;
+    st->staged_bytes -= page_len(st, l->size, i);
+    block_unref(st, l->pages[i]);
+    l->pages[i] = STRATA__BLOCK_NONE;
+  }
+  l->staged = 0;
+}
+
+static void layer_free_now(strata__staging *st, strata__slayer *l) {
+  layer_drop_pages(st, l);
+  free(l);
+}
+
+static bool layer_idle(strata__slayer *l) {
+  return l->holders == 0 && !l->filling &&
+         atomic_load_explicit(&l->inflight, memory_order_acquire) == 0;
+}
+
+/* Retires a layer (replaced or evicted): freed now when nothing uses it,
+ * else once its holders and transfers are done (reap). mu held. */
+static void layer_kill(strata__staging *st, strata__slayer *l) {
+  layer_unlink(st, l);
+  l->dead = true;
+  if (layer_idle(l)) {
+    layer_free_now(st, l);
+    return;
+  }
+  l->dead_next = st->dead;
+  st->dead = l;
+}
+
+void strata__pages_reap(strata__staging *st) {
+  strata__slayer **p = &st->dead;
+  while (*p != NULL) {
+    strata__slayer *l = *p;
+    if (layer_idle(l)) {
+      *p = l->dead_next;
+      layer_free_now(st, l);
+    } else {
+      p = &l->dead_next;
+    }
+  }
+}
+
+bool strata__pages_touch(strata__staging *st, uint64_t region_id,
+                         uint64_t layer_id) {
+  strata__slayer *l = *ltab_slot(st, region_id, layer_id);
+  if (l == NULL)
+    return false;
+  l->ref = true;
+  return true;
+}
+
+uint64_t strata__pages_evict(strata__staging *st, uint64_t target) {
+  uint64_t evicted = 0;
+  /* Two sweeps: the first may only clear reference bits. */
+  uint64_t steps = 2 * (uint64_t)st->clock_n + 1;
+  while (st->page_blocks + st->fixed_blocks > target && st->clock_n > 0 &&
+         steps-- > 0) {
+    if (st->hand >= st->clock_n)
+      st->hand = 0;
+    strata__slayer *l = st->clock[st->hand];
+    if (!layer_idle(l) || l->staged == 0) {
+      st->hand++;
+      continue;
+    }
+    if (l->ref) {
+      l->ref = false;
+      st->hand++;
+      continue;
+    }
+    uint64_t bytes = 0;
+    for (uint32_t i = 0; i < l->npages; i++)
+      if (l->pages[i] != STRATA__BLOCK_NONE)
+        bytes += page_len(st, l->size, i);
+    strata__log(st->log, STRATA_LOG_DEBUG, "staging",
+                "msg=\"evicted\" region=%llu layer=%llu bytes=%llu",
+                (unsigned long long)l->region_id,
+                (unsigned long long)l->layer_id, (unsigned long long)bytes);
+    st->evictions++;
+    st->evicted_bytes += bytes;
+    evicted++;
+    layer_kill(st, l); /* the ring's last layer moved to `hand` */
+  }
+  return evicted;
+}
+
+void strata__pages_inflight_done(void *arg) {
+  strata__slayer *l = arg;
+  strata__staging *st = l->st;
+  /* The layer may be freed by a reaper the moment its count reaches 0, so
+   * the pool's count goes first and the layer is not touched after. */
+  atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_acq_rel);
+  atomic_fetch_sub_explicit(&l->inflight, 1, memory_order_acq_rel);
+}
+
+/* ---- staging ---------------------------------------------------------- */
+
+/* Allocates `need` blocks into out[] (a run when one fits, else single
+ * blocks), evicting idle layers when the pool is full. mu held. On
+ * failure nothing stays allocated. */
+static int alloc_blocks(strata__staging *st, uint32_t need, uint32_t *out) {
+  uint32_t first;
+  if (strata__balloc_alloc(st->alloc, need, &first) == 0) {
+    for (uint32_t i = 0; i < need; i++)
+      out[i] = first + i;
+    return 0;
+  }
+  uint64_t used = st->page_blocks + st->fixed_blocks;
+  if (strata__pages_evict(st, used > need ? used - need : 0) > 0 &&
+      strata__balloc_alloc(st->alloc, need, &first) == 0) {
+    for (uint32_t i = 0; i < need; i++)
+      out[i] = first + i;
+    return 0;
+  }
+  for (uint32_t i = 0; i < need; i++) {
+    if (strata__balloc_alloc(st->alloc, 1, &out[i]) == 0)
+      continue;
+    used = st->page_blocks + st->fixed_blocks;
+    if (strata__pages_evict(st, used > 0 ? used - 1 : 0) > 0 &&
+        strata__balloc_alloc(st->alloc, 1, &out[i]) == 0)
+      continue;
+    for (uint32_t j = 0; j < i; j++)
+      strata__balloc_free(st->alloc, out[j], 1);
+    return strata__fail(STRATA_E_LIMIT,
+                        "staging: no room for %u blocks of %llu bytes: "
+                        "every staged block is held or in transfer",
+                        need, (unsigned long long)st->block_size);
+  }
+  return 0;
+}
+
+static strata_staged *make_hold(strata__staging *st, strata__slayer *l,
+                                uint32_t first, uint32_t n) {
+  strata_staged *h = malloc(sizeof *h + (n > 0 ? n : 1) * sizeof h->seg[0]);
+  if (h == NULL)
+    return NULL;
+  *h = (strata_staged){.st = st, .layer = l, .first = first, .n = n};
+  h->offset = (uint64_t)first * st->block_size;
+  for (uint32_t i = first; i < first + n; i++) {
+    uint64_t len = page_len(st, l->size, i);
+    const uint8_t *p = strata__balloc_ptr(st->alloc, l->pages[i]);
+    h->size += len;
+    /* Extend the previous segment when this block follows it in memory. */
+    if (h->nseg > 0 && i > first && l->pages[i] == l->pages[i - 1] + 1 &&
+        strata__balloc_slab_of(st->alloc, l->pages[i]) ==
+            strata__balloc_slab_of(st->alloc, l->pages[i - 1])) {
+      h->seg[h->nseg - 1].len += len;
+      continue;
+    }
+    h->seg[h->nseg].ptr = p;
+    h->seg[h->nseg].len = len;
+    h->nseg++;
+  }
+  return h;
+}
+
+/* Undoes what fill() did to `l` for pages[] of this call. mu held. */
+static void unfill(strata__staging *st, strata__slayer *l,
+                   const uint32_t *pages, uint32_t m) {
+  for (uint32_t k = 0; k < m; k++) {
+    uint32_t i = pages[k];
+    if (l->pages[i] == STRATA__BLOCK_NONE)
+      continue;
+    st->staged_bytes -= page_len(st, l->size, i);
+    block_unref(st, l->pages[i]);
+    l->pages[i] = STRATA__BLOCK_NONE;
+    l->staged--;
+  }
+}
+
+/* The pages one fill() copies or shares, in arrays of m entries each. */
+typedef struct fill_plan {
+  uint32_t *todo;   /* pages to copy (unique content), then their blocks */
+  uint32_t *blocks;
+  uint32_t *hits;   /* pages found in the content index */
+  uint32_t *dup_page, *dup_of; /* pages equal to todo[dup_of] */
+  uint32_t *tab;    /* this call's own content, by hash: index in todo */
+  XXH128_hash_t *hashes;
+  uint32_t tmask;
+  uint32_t need, nhits, ndup;
+  uint64_t hit_bytes;
+} fill_plan;
+
+static int plan_alloc(fill_plan *fp, uint32_t m) {
+  uint32_t t = 16;
+  while (t < 2 * m)
+    t <<= 1;
+  *fp = (fill_plan){.tmask = t - 1};
+  fp->todo = malloc((size_t)m * 5 * sizeof(uint32_t) + t * sizeof(uint32_t) +
+                    (size_t)m * sizeof(XXH128_hash_t));
+  if (fp->todo == NULL)
+    return -1;
+  fp->blocks = fp->todo + m;
+  fp->hits = fp->blocks + m;
+  fp->dup_page = fp->hits + m;
+  fp->dup_of = fp->dup_page + m;
+  fp->tab = fp->dup_of + m;
+  fp->hashes = (XXH128_hash_t *)(fp->tab + t);
+  for (uint32_t i = 0; i < t; i++)
+    fp->tab[i] = STRATA__BLOCK_NONE;
+  return 0;
+}
+
+/* The index in todo of an earlier page of this call with the same
+ * content, inserting todo[k] when there is none. */
+static uint32_t plan_same(fill_plan *fp, const strata__staging *st,
+                          const strata__slayer *l, uint32_t k) {
+  XXH128_hash_t h = fp->hashes[k];
+  uint64_t len = page_len(st, l->size, fp->todo[k]);
+  uint32_t i = (uint32_t)h.low64 & fp->tmask;
+  for (; fp->tab[i] != STRATA__BLOCK_NONE; i = (i + 1) & fp->tmask) {
+    uint32_t j = fp->tab[i];
+    if (XXH128_isEqual(fp->hashes[j], h) &&
+        page_len(st, l->size, fp->todo[j]) == len)
+      return j;
+  }
+  fp->tab[i] = k;
+  return STRATA__BLOCK_NONE;
+}
+
+/* Fills the missing pages among [first, first + n) of `l` from `data`.
+ * Called and returns with mu held; drops it while hashing and copying.
+ * Pages whose content is staged already (in the content index, or earlier
+ * in this same layer) share that block instead of being copied. */
+static int fill(strata__staging *st, strata__slayer *l, const uint8_t *data,
+                uint32_t first, uint32_t n) {
+  uint32_t m = 0;
+  for (uint32_t i = first; i < first + n; i++)
+    m += l->pages[i] == STRATA__BLOCK_NONE;
+  if (m == 0)
+    return 0;
+  fill_plan fp;
+  if (plan_alloc(&fp, m) < 0)
+    return strata__fail(STRATA_E_NOMEM, "staging: region %llu layer %llu",
+                        (unsigned long long)l->region_id,
+                        (unsigned long long)l->layer_id);
+  m = 0;
+  for (uint32_t i = first; i < first + n; i++)
+    if (l->pages[i] == STRATA__BLOCK_NONE)
+      fp.todo[m++] = i;
+  l->filling = true;
+  bool dedup = st->dedup;
+  pthread_mutex_unlock(&st->mu);
+
+  /* Hash the source pages first: a page already staged is not copied. */
+  if (dedup)
+    for (uint32_t k = 0; k < m; k++)
+      fp.hashes[k] = XXH3_128bits(data + (uint64_t)fp.todo[k] * st->block_size,
+                                  page_len(st, l->size, fp.todo[k]));
+
+  pthread_mutex_lock(&st->mu);
+  for (uint32_t k = 0; k < m; k++) {
+    uint32_t page = fp.todo[k];
+    uint32_t len = (uint32_t)page_len(st, l->size, page);
+    uint32_t b = dedup ? chash_find(st, fp.hashes[k], len) : STRATA__BLOCK_NONE;
+    if (b != STRATA__BLOCK_NONE) {
+      block_ref(st, b);
+      l->pages[page] = b;
+      l->staged++;
+      st->staged_bytes += len;
+      fp.hits[fp.nhits++] = page;
+      fp.hit_bytes += len;
+      continue;
+    }
+    fp.todo[fp.need] = page;
+    fp.hashes[fp.need] = fp.hashes[k];
+    uint32_t same = dedup ? plan_same(&fp, st, l, fp.need) : STRATA__BLOCK_NONE;
+    if (same != STRATA__BLOCK_NONE) {
+      fp.dup_page[fp.ndup] = page;
+      fp.dup_of[fp.ndup++] = same;
+    } else {
+      fp.need++;
+    }
+  }
+  st->dedup_hits += fp.nhits;
+  st->dedup_bytes += fp.hit_bytes;
+  int rc = fp.need > 0 ? alloc_blocks(st, fp.need, fp.blocks) : 0;
+  if (rc < 0) {
+    /* Leave the layer as it was: give back the shared pages taken. */
+    unfill(st, l, fp.hits, fp.nhits);
+    st->dedup_hits -= fp.nhits;
+    st->dedup_bytes -= fp.hit_bytes;
+  } else {
+    pthread_mutex_unlock(&st->mu);
+    for (uint32_t k = 0; k < fp.need; k++)
+      memcpy(strata__balloc_ptr(st->alloc, fp.blocks[k]),
+             data + (uint64_t)fp.todo[k] * st->block_size,
+             page_len(st, l->size, fp.todo[k]));
+    pthread_mutex_lock(&st->mu);
+    for (uint32_t k = 0; k < fp.need; k++) {
+      strata__sblock *mb = &st->meta[fp.blocks[k]];
+      uint32_t len = (uint32_t)page_len(st, l->size, fp.todo[k]);
+      *mb = (strata__sblock){.refs = 1, .len = len, .hash = fp.hashes[k]};
+      if (dedup)
+        chash_insert(st, fp.blocks[k]);
+      st->page_blocks++;
+      l->pages[fp.todo[k]] = fp.blocks[k];
+      l->staged++;
+      st->staged_bytes += len;
+      st->stage_copied_bytes += len;
+    }
+    for (uint32_t k = 0; k < fp.ndup; k++) {
+      uint32_t b = fp.blocks[fp.dup_of[k]];
+      uint32_t len = (uint32_t)page_len(st, l->size, fp.dup_page[k]);
+      block_ref(st, b);
+      l->pages[fp.dup_page[k]] = b;
+      l->staged++;
+      st->staged_bytes += len;
+      st->dedup_hits++;
+      st->dedup_bytes += len;
+    }
+  }
+  l->filling = false;
+  pthread_cond_broadcast(&st->filled);
+  free(fp.todo);
+  return rc;
+}
+
+int strata__stage(strata__staging *st, const strata_txn *txn,
+                  uint64_t region_id, uint64_t layer_id, uint64_t first,
+                  uint64_t n, bool hot, strata_staged **out) {
+  if (out == NULL)
+    return strata__fail(STRATA_E_INVAL, "strata_stage: NULL out");
+  *out = NULL;
+  strata_layer lay;
+  int grc = strata__get_quiet(txn, region_id, layer_id, &lay);
+  if (grc < 0)
+    return strata__fail(grc, "staging: region %llu layer %llu: %s",
+                        (unsigned long long)region_id,
+                        (unsigned long long)layer_id, strata_strerror(grc));
+  uint64_t bs = st->block_size;
+  uint64_t npages = lay.size / bs + (lay.size % bs != 0);
+  if (npages > UINT32_MAX)
+    return strata__fail(STRATA_E_LIMIT,
+                        "staging: region %llu layer %llu: %llu bytes is too "
+                        "large to stage",
+                        (unsigned long long)region_id,
+                        (unsigned long long)layer_id,
+                        (unsigned long long)lay.size);
+  if (first > npages || (first == npages && npages > 0))
+    return strata__fail(STRATA_E_BOUNDS,
+                        "staging: region %llu layer %llu: block %llu is past "
+                        "its %llu blocks",
+                        (unsigned long long)region_id,
+                        (unsigned long long)layer_id,
+                        (unsigned long long)first, (unsigned long long)npages);
+  if (n > npages - first)
+    n = npages - first;
+
+  pthread_mutex_lock(&st->mu);
+  strata__pages_reap(st);
+  strata__slayer *l;
+  for (;;) {
+    l = *ltab_slot(st, region_id, layer_id);
+    if (l != NULL && (l->size != lay.size || l->checksum != lay.checksum)) {
+      layer_kill(st, l); /* other content: the snapshot saw a change */
+      l = NULL;
+    }
+    if (l == NULL || !l->filling)
+      break;
+    pthread_cond_wait(&st->filled, &st->mu);
+  }
+  bool created = false;
+  if (l == NULL) {
+    l = calloc(1, sizeof *l + npages * sizeof l->pages[0]);
+    if (l == NULL) {
+      pthread_mutex_unlock(&st->mu);
+      return strata__fail(STRATA_E_NOMEM, "staging: region %llu layer %llu",
+                          (unsigned long long)region_id,
+                          (unsigned long long)layer_id);
+    }
+    *l = (strata__slayer){.st = st,
+                          .region_id = region_id,
+                          .layer_id = layer_id,
+                          .size = lay.size,
+                          .checksum = lay.checksum,
+                          .npages = (uint32_t)npages,
+                          .clock_pos = STRATA__POS_NONE};
+    for (uint32_t i = 0; i < npages; i++)
+      l->pages[i] = STRATA__BLOCK_NONE;
+    int rc = layer_link(st, l);
+    if (rc < 0) {
+      pthread_mutex_unlock(&st->mu);
+      free(l);
+      return rc;
+    }
+    created = true;
+  }
+  /* Held while filling, so that a failure cannot free it under us. */
+  l->holders++;
+  int rc = fill(st, l, lay.data, (uint32_t)first, (uint32_t)n);
+  strata_staged *h = NULL;
+  if (rc == 0) {
+    h = make_hold(st, l, (uint32_t)first, (uint32_t)n);
+    if (h == NULL)
+      rc = strata__fail(STRATA_E_NOMEM, "staging: hold on region %llu "
+                        "layer %llu", (unsigned long long)region_id,
+                        (unsigned long long)layer_id);
+  }
+  if (rc < 0) {
+    l->holders--;
+    if (created && l->staged == 0 && !l->dead)
+      layer_kill(st, l);
+    else if (l->dead)
+      strata__pages_reap(st);
+    pthread_mutex_unlock(&st->mu);
+    return rc;
+  }
+  l->ref = true;
+  if (hot && !l->hot && !l->dead) {
+    l->hot = true;
+    st->hot_bytes += l->size;
+    st->hot_layers++;
+  }
+  st->stage_calls++;
+  pthread_mutex_unlock(&st->mu);
+  *out = h;
+  return 0;
+}
+
+void strata_staged_release(strata_staged *h) {
+  if (h == NULL)
+    return;
+  strata__staging *st = h->st;
+  pthread_mutex_lock(&st->mu);
+  h->layer->holders--;
+  if (h->layer->dead)
+    strata__pages_reap(st);
+  pthread_mutex_unlock(&st->mu);
+  free(h);
+}
+
+int strata_staged_info_get(const strata_staged *h, strata_staged_info *out) {
+  if (h == NULL || out == NULL)
+    return strata__fail(STRATA_E_INVAL, "strata_staged_info_get: NULL");
+  strata__staging *st = h->st;
+  uint32_t shared = 0;
+  pthread_mutex_lock(&st->mu);
+  for (uint32_t i = h->first; i < h->first + h->n; i++)
+    shared += st->meta[h->layer->pages[i]].refs > 1;
+  pthread_mutex_unlock(&st->mu);
+  *out = (strata_staged_info){.region_id = h->layer->region_id,
+                              .layer_id = h->layer->layer_id,
+                              .offset = h->offset,
+                              .size = h->size,
+                              .segments = h->nseg,
+                              .blocks = h->n,
+                              .shared_blocks = shared};
+  return 0;
+}
+
+int strata_staged_segment(const strata_staged *h, uint32_t i,
+                          const void **ptr, uint64_t *len) {
+  if (h == NULL || ptr == NULL || len == NULL)
+    return strata__fail(STRATA_E_INVAL, "strata_staged_segment: NULL");
+  if (i >= h->nseg)
+    return strata__fail(STRATA_E_BOUNDS,
+                        "strata_staged_segment: segment %u of %u", i, h->nseg);
+  *ptr = h->seg[i].ptr;
+  *len = h->seg[i].len;
+  return 0;
+}
+
+int strata_staged_copy_out(const strata_staged *h, void *dst) {
+  if (h == NULL || (dst == NULL && h->size > 0))
+    return strata__fail(STRATA_E_INVAL, "strata_staged_copy_out: NULL");
+  uint8_t *d = dst;
+  for (uint32_t i = 0; i < h->nseg; i++) {
+    memcpy(d, h->seg[i].ptr, h->seg[i].len);
+    d += h->seg[i].len;
+  }
+  return 0;
+}

@@ -1,0 +1,695 @@
+/* The staging pool in host mode: staging, partial staging, content
+ * sharing, replacement after a change, eviction, hot layers (by explicit
+ * ticks and by the worker), copies to "device" memory, batches of paths,
+ * statistics, the state dump, and staging from several threads while a
+ * writer changes the layers. */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+
+#include <jansson.h>
+
+#include "test_util.h"
+
+#define KiB 1024u
+#define MiB (1024u * 1024u)
+
+/* Deterministic content: the same seed gives the same bytes. */
+static void fill(uint8_t *p, size_t n, uint64_t seed) {
+  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (size_t i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    p[i] = (uint8_t)x;
+  }
+}
+
+static uint8_t *content(size_t n, uint64_t seed) {
+  uint8_t *p = malloc(n ? n : 1);
+  assert_non_null(p);
+  fill(p, n, seed);
+  return p;
+}
+
+static strata_store_config staging_config(uint64_t bytes) {
+  strata_store_config c;
+  strata_store_config_init(&c);
+  c.log_level = STRATA_LOG_ERROR;
+  c.staging_bytes = bytes;
+  c.staging_block_size = 64 * KiB;
+  c.staging_pack_bytes = 256 * KiB;
+  c.staging_flags = STRATA_STAGING_HOST | STRATA_STAGING_NO_WORKER;
+  return c;
+}
+
+static void put(strata_proto *p, uint64_t id, size_t size, uint64_t seed) {
+  uint8_t *d = content(size, seed);
+  assert_int_equal(strata_proto_put(p, id, NULL, NULL, d, size), 0);
+  free(d);
+}
+
+/* A store with region 1 in a file (layer i: size sizes[i], seed i) and
+ * region 2 as a proto only (layer i: 3 * 64 KiB, seed 100 + i). */
+static const size_t sizes[] = {100, 64 * KiB, 64 * KiB + 1, 300 * KiB,
+                               2 * MiB + 77, 0, 4 * KiB};
+#define NSIZES (sizeof sizes / sizeof sizes[0])
+
+static strata_store *open_fixture(const strata_store_config *c,
+                                  const char **dir_out) {
+  const char *dir = test_tmpdir();
+  strata_store *s;
+  assert_int_equal(strata_store_open(dir, c, &s), 0);
+  strata_proto *p;
+  assert_int_equal(strata_proto_create(s, 1, "files", NULL, &p), 0);
+  for (uint64_t i = 0; i < NSIZES; i++)
+    put(p, i, sizes[i], i);
+  assert_int_equal(strata_crystallize(s, 1), 0);
+  assert_int_equal(strata_proto_create(s, 2, "heap", NULL, &p), 0);
+  for (uint64_t i = 0; i < 4; i++)
+    put(p, i, 3 * 64 * KiB, 100 + i);
+  if (dir_out != NULL)
+    *dir_out = dir;
+  return s;
+}
+
+/* The staged bytes equal the layer's bytes. */
+static void assert_staged_equals(const strata_staged *h, const void *want,
+                                 uint64_t size) {
+  strata_staged_info info;
+  assert_int_equal(strata_staged_info_get(h, &info), 0);
+  assert_int_equal(info.size, size);
+  uint8_t *got = malloc(size ? size : 1);
+  assert_non_null(got);
+  assert_int_equal(strata_staged_copy_out(h, got), 0);
+  assert_memory_equal(got, want, size);
+  /* The segments cover the same bytes in order. */
+  uint64_t off = 0;
+  for (uint32_t i = 0; i < info.segments; i++) {
+    const void *p;
+    uint64_t len;
+    assert_int_equal(strata_staged_segment(h, i, &p, &len), 0);
+    assert_true(((uintptr_t)p % STRATA_DEVICE_ALIGN) == 0);
+    assert_memory_equal(p, (const uint8_t *)want + off, len);
+    off += len;
+  }
+  assert_int_equal(off, size);
+  const void *p;
+  uint64_t len;
+  assert_int_equal(strata_staged_segment(h, info.segments, &p, &len),
+                   STRATA_E_BOUNDS);
+  free(got);
+}
+
+static void test_no_pool(void **state) {
+  (void)state;
+  strata_store_config c = staging_config(0);
+  strata_store *s = open_fixture(&c, NULL);
+  strata_txn txn;
+  assert_int_equal(strata_read_begin(s, &txn), 0);
+  strata_staged *h = (strata_staged *)1;
+  assert_int_equal(strata_stage(&txn, 1, 0, &h), STRATA_E_STATE);
+  assert_null(h);
+  assert_non_null(strstr(strata_last_error_detail(), "no staging pool"));
+  strata_read_end(&txn);
+  strata_staging_stats st;
+  assert_int_equal(strata_staging_stats_get(s, &st), STRATA_E_STATE);
+  strata_stream *ss;
+  assert_int_equal(strata_stream_create(s, &ss), STRATA_E_STATE);
+  assert_int_equal(strata_staging_tick(s), STRATA_E_STATE);
+  char *dump;
+  assert_int_equal(strata_dump_state(s, 0, &dump), 0);
+  json_t *doc = json_loads(dump, 0, NULL);
+  assert_true(json_is_null(json_object_get(doc, "staging")));
+  json_decref(doc);
+  strata_free(dump);
+  strata_store_close(s);
+}
+
+static void test_bad_config(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  strata_store *s = NULL;
+  strata_store_config c = staging_config(16 * MiB);
+  c.staging_block_size = 65 * KiB;
+  assert_int_equal(strata_store_open(dir, &c, &s), STRATA_E_INVAL);
+  assert_non_null(strstr(strata_last_error_detail(), "staging_block_size"));
+  c = staging_config(16 * MiB);
+  c.staging_high_pct = 50;
+  c.staging_evict_pct = 60;
+  assert_int_equal(strata_store_open(dir, &c, &s), STRATA_E_INVAL);
+  c = staging_config(1 * MiB); /* pack buffers would take all of it */
+  assert_int_equal(strata_store_open(dir, &c, &s), STRATA_E_INVAL);
+  assert_non_null(strstr(strata_last_error_detail(), "too small"));
+  c = staging_config(16 * MiB);
+  c.staging_sample_period = 3;
+  assert_int_equal(strata_store_open(dir, &c, &s), STRATA_E_INVAL);
+  assert_null(s);
+}
+
+static void test_stage_layers(void **state) {
+  (void)state;
+  strata_store_config c = staging_config(32 * MiB);
+  strata_store *s = open_fixture(&c, NULL);
+  strata_txn txn;
+  assert_int_equal(strata_read_begin(s, &txn), 0);
+  for (uint64_t i = 0; i < NSIZES; i++) {
+    strata_staged *h;
+    assert_int_equal(strata_stage(&txn, 1, i, &h), 0);
+    uint8_t *want = content(sizes[i], i);
+    assert_staged_equals(h, want, sizes[i]);
+    strata_staged_info info;
+    assert_int_equal(strata_staged_info_get(h, &info), 0);
+    assert_int_equal(info.region_id, 1);
+    assert_int_equal(info.layer_id, i);
+    assert_int_equal(info.offset, 0);
+    assert_int_equal(info.blocks, (sizes[i] + 64 * KiB - 1) / (64 * KiB));
+    free(want);
+    strata_staged_release(h);
+  }
+  /* Proto layers (heap) stage the same way. */
+  strata_staged *h;
+  assert_int_equal(strata_stage(&txn, 2, 3, &h), 0);
+  uint8_t *want = content(3 * 64 * KiB, 103);
+  assert_staged_equals(h, want, 3 * 64 * KiB);
+  free(want);
+  strata_staged_release(h);
+
+  /* Errors name what was asked for. */
+  assert_int_equal(strata_stage(&txn, 1, 999, &h), STRATA_E_NOT_FOUND);
+  assert_non_null(strstr(strata_last_error_detail(), "layer 999"));
+  assert_int_equal(strata_stage(&txn, 9, 0, &h), STRATA_E_NO_REGION);
+  assert_int_equal(strata_stage(&txn, 1, 0, NULL), STRATA_E_INVAL);
+
+  /* Staging again copies nothing. */
+  strata_staging_stats a, b;
+  assert_int_equal(strata_staging_stats_get(s, &a), 0);
+  assert_int_equal(strata_stage(&txn, 1, 4, &h), 0);
+  strata_staged_release(h);
+  assert_int_equal(strata_staging_stats_get(s, &b), 0);
+  assert_int_equal(b.stage_copied_bytes, a.stage_copied_bytes);
+  assert_int_equal(b.stage_calls, a.stage_calls + 1);
+  assert_int_equal(b.staged_layers, NSIZES + 1);
+  assert_string_equal(b.backend, "host");
+  assert_true(b.blocks_used > 0 && b.blocks_used + b.blocks_free == b.blocks);
+  strata_read_end(&txn);
+  strata_store_close(s);
+}
+
+static void test_stage_part(void **state) {
+  (void)state;
+  strata_store_config c = staging_config(32 * MiB);
+  strata_store *s = open_fixture(&c, NULL);
+  strata_txn txn;
+  assert_int_equal(strata_read_begin(s, &txn), 0);
+  uint8_t *want = content(sizes[4], 4); /* 2 MiB + 77: 33 blocks */
+  strata_staged *h;
+  assert_int_equal(strata_stage_part(&txn, 1, 4, 10, 3, &h), 0);
+  strata_staged_info info;
+  assert_int_equal(strata_staged_info_get(h, &info), 0);
+  assert_int_equal(info.offset, 10 * 64 * KiB);
+  assert_int_equal(info.blocks, 3);
+  assert_staged_equals(h, want + 10 * 64 * KiB, 3 * 64 * KiB);
+  strata_staged_release(h);
+  strata_staging_stats st;
+  assert_int_equal(strata_staging_stats_get(s, &st), 0);
+  assert_int_equal(st.staged_bytes, 3 * 64 * KiB);
+  /* Clipped at the end; past the end is an error. */
+  assert_int_equal(strata_stage_part(&txn, 1, 4, 32, 100, &h), 0);
+  assert_staged_equals(h, want + 32 * 64 * KiB, 77);
+  strata_staged_release(h);
+  assert_int_equal(strata_stage_part(&txn, 1, 4, 33, 1, &h), STRATA_E_BOUNDS);
+  /* The rest stages later, around the pages already there. */
+  assert_int_equal(strata_stage(&txn, 1, 4, &h), 0);
+  assert_staged_equals(h, want, sizes[4]);
+  strata_staged_release(h);
+  assert_int_equal(strata_staging_stats_get(s, &st), 0);
+  assert_int_equal(st.stage_copied_bytes, sizes[4]);
+  free(want);
+  strata_read_end(&txn);
+  strata_store_close(s);
+}
+
+static void test_shared_blocks(void **state) {
+  (void)state;
+  strata_store_config c = staging_config(32 * MiB);
+  strata_store *s = open_fixture(&c, NULL);
+  strata_proto *p;
+  assert_int_equal(strata_proto_create(s, 3, "dups", NULL, &p), 0);
+  /* Layers 1 and 2 are identical; layer 3 repeats one block 4 times. */
+  put(p, 1, 256 * KiB, 7);
+  put(p, 2, 256 * KiB, 7);
+  uint8_t *rep = malloc(256 * KiB);
+  for (int i = 0; i < 4; i++)
+    fill(rep + i * 64 * KiB, 64 * KiB, 55);
+  assert_int_equal(strata_proto_put(p, 3, NULL, NULL, rep, 256 * KiB), 0);
+  strata_txn txn;
+  assert_int_equal(strata_read_begin(s, &txn), 0);
+  strata_staged *h1, *h2, *h3;
+  assert_int_equal(strata_stage(&txn, 3, 1, &h1), 0);
+  assert_int_equal(strata_stage(&txn, 3, 2, &h2), 0);
+  assert_int_equal(strata_stage(&txn, 3, 3, &h3), 0);
+  strata_staged_info i2, i3;
+  assert_int_equal(strata_staged_info_get(h2, &i2), 0);
+  assert_int_equal(i2.shared_blocks, 4);
+  assert_int_equal(strata_staged_info_get(h3, &i3), 0);
+  assert_int_equal(i3.shared_blocks, 4); /* one block, four pages */
+  uint8_t *want = content(256 * KiB, 7);
+  assert_staged_equals(h2, want, 256 * KiB);
+  assert_staged_equals(h3, rep, 256 * KiB);
+  strata_staging_stats st;
+  assert_int_equal(strata_staging_stats_get(s, &st), 0);
+  assert_int_equal(st.shared_blocks, 5);
+  assert_int_equal(st.dedup_hits, 4 + 3);
+  assert_int_equal(st.stage_copied_bytes, 256 * KiB + 64 * KiB);
+  /* Layer 1 goes; its blocks stay for layer 2. */
+  strata_staged_release(h1);
+  strata_staged_release(h2);
+  strata_staged_release(h3);
+  strata_read_end(&txn);
+  strata_store_close(s);
+
+  /* Without sharing every page is copied. */
+  c.staging_flags |= STRATA_STAGING_NO_DEDUP;
+  s = open_fixture(&c, NULL);
+  assert_int_equal(strata_proto_create(s, 3, "dups", NULL, &p), 0);
+  put(p, 1, 256 * KiB, 7);
+  put(p, 2, 256 * KiB, 7);
+  assert_int_equal(strata_read_begin(s, &txn), 0);
+  assert_int_equal(strata_stage(&txn, 3, 1, &h1), 0);
+  assert_int_equal(strata_stage(&txn, 3, 2, &h2), 0);
+  assert_staged_equals(h2, want, 256 * KiB);
+  assert_int_equal(strata_staging_stats_get(s, &st), 0);
+  assert_int_equal(st.shared_blocks, 0);
+  assert_int_equal(st.stage_copied_bytes, 512 * KiB);
+  strata_staged_release(h1);
+  strata_staged_release(h2);
+  strata_read_end(&txn);
+  strata_store_close(s);
+  free(want);
+  free(rep);
+}
+
+/* A snapshot that sees new content stages it anew; a hold on the old
+ * copy keeps showing the old content. */
+static void test_replaced_content(void **state) {
+  (void)state;
+  strata_store_config c = staging_config(32 * MiB);
+  strata_store *s = open_fixture(&c, NULL);
+  strata_txn old_txn, txn;
+  assert_int_equal(strata_read_begin(s, &old_txn), 0);
+  strata_staged *old_h, *h;
+  assert_int_equal(strata_stage(&old_txn, 1, 3, &old_h), 0);
+  strata_proto *p;
+  assert_int_equal(strata_proto_open(s, 1, &p), 0);
+  put(p, 3, 300 * KiB, 333);
+  assert_int_equal(strata_read_begin(s, &txn), 0);
+  assert_int_equal(strata_stage(&txn, 1, 3, &h), 0);
+  uint8_t *want_new = content(300 * KiB, 333), *want_old = content(sizes[3], 3);
+  assert_staged_equals(h, want_new, 300 * KiB);
+  assert_staged_equals(old_h, want_old, sizes[3]);
+  strata_staged_release(old_h);
+  strata_read_end(&old_txn);
+  /* Crystallized, the same content is still the staged copy. */
+  strata_read_end(&txn);
+  strata_staged_release(h);
+  assert_int_equal(strata_crystallize(s, 1), 0);
+  strata_staging_stats a, b;
+  assert_int_equal(strata_staging_stats_get(s, &a), 0);
+  assert_int_equal(strata_read_begin(s, &txn), 0);
+  assert_int_equal(strata_stage(&txn, 1, 3, &h), 0);
+  assert_staged_equals(h, want_new, 300 * KiB);
+  assert_int_equal(strata_staging_stats_get(s, &b), 0);
+  assert_int_equal(b.stage_copied_bytes, a.stage_copied_bytes);
+  strata_staged_release(h);
+  strata_read_end(&txn);
+  free(want_new);
+  free(want_old);
+  strata_store_close(s);
+}
+
+/* A small pool: staging more than fits evicts idle layers, never a held
+ * one; with every block held, staging fails and changes nothing. */
+static void test_eviction(void **state) {
+  (void)state;
+  strata_store_config c = staging_config(4 * MiB); /* 64 blocks, 24 packs */
+  c.staging_streams = 1;                           /* 8 pack blocks */
+  strata_store *s = open_fixture(&c, NULL);
+  strata_proto *p;
+  assert_int_equal(strata_proto_create(s, 5, "many", NULL, &p), 0);
+  for (uint64_t i = 0; i < 40; i++)
+    put(p, i, 256 * KiB, 1000 + i); /* 4 blocks each */
+  strata_txn txn;
+  assert_int_equal(strata_read_begin(s, &txn), 0);
+  strata_staged *held;
+  assert_int_equal(strata_stage(&txn, 5, 0, &held), 0);
+  for (uint64_t i = 1; i < 40; i++) {
+    strata_staged *h;
+    assert_int_equal(strata_stage(&txn, 5, i, &h), 0);
+    uint8_t *want = content(256 * KiB, 1000 + i);
+    assert_staged_equals(h, want, 256 * KiB);
+    free(want);
+    strata_staged_release(h);
+  }
+  strata_staging_stats st;
+  assert_int_equal(strata_staging_stats_get(s, &st), 0);
+  assert_true(st.evictions > 0);
+  assert_true(st.staged_layers < 40);
+  uint8_t *want0 = content(256 * KiB, 1000);
+  assert_staged_equals(held, want0, 256 * KiB); /* never evicted */
+
+  /* Fill the rest with holds; then one more layer cannot be staged. */
+  strata_staged *hs[40];
+  int nh = 0;
+  int rc = 0;
+  for (uint64_t i = 1; i < 40 && rc == 0; i++) {
+    rc = strata_stage(&txn, 5, i, &hs[nh]);
+    if (rc == 0)
+      nh++;
+  }
+  assert_int_equal(rc, STRATA_E_LIMIT);
+  assert_non_null(strstr(strata_last_error_detail(), "held or in transfer"));
+  strata_staging_stats after;
+  assert_int_equal(strata_staging_stats_get(s, &after), 0);
+  assert_int_equal(after.blocks_used, after.blocks);
+  for (int i = 0; i < nh; i++)
+    strata_staged_release(hs[i]);
+  strata_staged_release(held);
+  /* The watermark: a tick brings the pool down to high - evict. */
+  assert_int_equal(strata_staging_tick(s), 0);
+  assert_int_equal(strata_staging_stats_get(s, &after), 0);
+  assert_true(after.blocks_used <= after.blocks * 60 / 100);
+  free(want0);
+  strata_read_end(&txn);
+  strata_store_close(s);
+}
+
+static void read_many(strata_store *s, uint64_t region, uint64_t layer,
+                      int n) {
+  strata_txn txn;
+  assert_int_equal(strata_read_begin(s, &txn), 0);
+  for (int i = 0; i < n; i++) {
+    strata_layer l;
+    assert_int_equal(strata_get(&txn, region, layer, &l), 0);
+  }
+  strata_read_end(&txn);
+}
+
+static void test_hot_tick(void **state) {
+  (void)state;
+  strata_store_config c = staging_config(32 * MiB);
+  c.staging_sample_period = 1;
+  c.staging_hot_threshold = 8;
+  strata_store *s = open_fixture(&c, NULL);
+  read_many(s, 1, 3, 5); /* below the threshold */
+  assert_int_equal(strata_staging_tick(s), 0);
+  read_many(s, 1, 3, 5);
+  read_many(s, 1, 0, 1);
+  assert_int_equal(strata_staging_tick(s), 1);
+  strata_staging_stats st;
+  assert_int_equal(strata_staging_stats_get(s, &st), 0);
+  assert_int_equal(st.hot_layers, 1);
+  assert_int_equal(st.hot_bytes, sizes[3]);
+  assert_int_equal(st.samples, 11);
+  /* Hot, so staging it copies nothing. */
+  strata_txn txn;
+  assert_int_equal(strata_read_begin(s, &txn), 0);
+  strata_staged *h;
+  assert_int_equal(strata_stage(&txn, 1, 3, &h), 0);
+  strata_staging_stats st2;
+  assert_int_equal(strata_staging_stats_get(s, &st2), 0);
+  assert_int_equal(st2.stage_copied_bytes, st.stage_copied_bytes);
+  strata_staged_release(h);
+  strata_read_end(&txn);
+
+  /* The budget: a layer larger than what is left is not staged. */
+  strata_store_close(s);
+  c.staging_hot_budget = 1 * MiB;
+  s = open_fixture(&c, NULL);
+  read_many(s, 1, 4, 10); /* 2 MiB */
+  read_many(s, 1, 3, 10); /* 300 KiB */
+  assert_int_equal(strata_staging_tick(s), 1);
+  assert_int_equal(strata_staging_stats_get(s, &st), 0);
+  assert_int_equal(st.hot_bytes, sizes[3]);
+  strata_store_close(s);
+}
+
+static void test_hot_worker(void **state) {
+  (void)state;
+  strata_store_config c = staging_config(32 * MiB);
+  c.staging_flags = STRATA_STAGING_HOST; /* with the worker */
+  c.staging_sample_period = 1;
+  strata_store *s = open_fixture(&c, NULL);
+  strata_staging_stats st = {0};
+  for (int i = 0; i < 500 && st.hot_layers == 0; i++) {
+    read_many(s, 2, 1, 16);
+    usleep(10000);
+    assert_int_equal(strata_staging_stats_get(s, &st), 0);
+  }
+  assert_int_equal(st.hot_layers, 1);
+  strata_store_close(s);
+}
+
+static void test_to_device(void **state) {
+  (void)state;
+  strata_store_config c = staging_config(32 * MiB);
+  strata_store *s = open_fixture(&c, NULL);
+  strata_stream *ss;
+  assert_int_equal(strata_stream_create(s, &ss), 0);
+  assert_null(strata_stream_native(ss)); /* host mode */
+  strata_event *ev;
+  assert_int_equal(strata_event_create(s, &ev), 0);
+  assert_int_equal(strata_event_query(ev), 1); /* never recorded */
+  strata_txn txn;
+  assert_int_equal(strata_read_begin(s, &txn), 0);
+  for (uint64_t i = 0; i < NSIZES; i++) {
+    strata_staged *h;
+    assert_int_equal(strata_stage(&txn, 1, i, &h), 0);
+    void *dev = NULL;
+    assert_int_equal(strata_device_alloc(s, sizes[i] + 1, ss, &dev), 0);
+    assert_true(((uintptr_t)dev % 256) == 0);
+    assert_int_equal(strata_stage_to_device(h, dev, ss), 0);
+    strata_staged_release(h); /* the copy keeps the blocks */
+    assert_int_equal(strata_event_record(ev, ss), 0);
+    assert_int_equal(strata_event_sync(ev), 0);
+    assert_int_equal(strata_event_query(ev), 1);
+    uint8_t *back = malloc(sizes[i] + 1);
+    assert_int_equal(strata_device_read(ss, back, dev, sizes[i]), 0);
+    assert_int_equal(strata_stream_sync(ss), 0);
+    uint8_t *want = content(sizes[i], i);
+    assert_memory_equal(back, want, sizes[i]);
+    free(want);
+    free(back);
+    assert_int_equal(strata_device_free(s, dev, ss), 0);
+  }
+  assert_int_equal(strata_stream_sync(ss), 0);
+  strata_staging_stats st;
+  assert_int_equal(strata_staging_stats_get(s, &st), 0);
+  assert_int_equal(st.transfers_in_flight, 0);
+  assert_true(st.transfers >= NSIZES - 1);
+  assert_int_equal(st.device_bytes, 0);
+  strata_read_end(&txn);
+  strata_event_destroy(ev);
+  strata_stream_destroy(ss);
+  strata_store_close(s);
+}
+
+static void test_path_batch(void **state) {
+  (void)state;
+  strata_store_config c = staging_config(32 * MiB);
+  strata_store *s = open_fixture(&c, NULL);
+  strata_txn txn;
+  assert_int_equal(strata_read_begin(s, &txn), 0);
+  /* Layer 4 (2 MiB) staged: it goes straight from its blocks. */
+  strata_staged *h;
+  assert_int_equal(strata_stage(&txn, 1, 4, &h), 0);
+  strata_staged_release(h);
+  strata_layer_ref path[] = {{1, 0}, {1, 4}, {2, 1}, {1, 5}, {1, 3},
+                             {1, 1}, {2, 0}, {1, 6}, {1, 2}, {1, 0}};
+  size_t n = sizeof path / sizeof path[0];
+  uint64_t need;
+  assert_int_equal(strata_stage_path_size(&txn, path, n, &need), 0);
+  strata_stream *ss;
+  assert_int_equal(strata_stream_create(s, &ss), 0);
+  void *dev;
+  assert_int_equal(strata_device_alloc(s, need, ss, &dev), 0);
+  uint64_t offs[10];
+  assert_int_equal(strata_stage_path_to_device(&txn, path, n, dev, need - 1,
+                                               offs, ss),
+                   STRATA_E_BOUNDS);
+  strata_layer_ref bad[] = {{1, 0}, {1, 77}};
+  assert_int_equal(strata_stage_path_to_device(&txn, bad, 2, dev, need, offs,
+                                               ss),
+                   STRATA_E_NOT_FOUND);
+  assert_non_null(strstr(strata_last_error_detail(), "path step 1"));
+  assert_int_equal(
+      strata_stage_path_to_device(&txn, path, n, dev, need, offs, ss), 0);
+  uint8_t *back = malloc(need);
+  assert_int_equal(strata_device_read(ss, back, dev, need), 0);
+  assert_int_equal(strata_stream_sync(ss), 0);
+  uint64_t expect = 0;
+  for (size_t i = 0; i < n; i++) {
+    expect = (expect + STRATA_DEVICE_ALIGN - 1) & ~(uint64_t)127;
+    assert_int_equal(offs[i], expect);
+    strata_layer l;
+    assert_int_equal(strata_get(&txn, path[i].region_id, path[i].layer_id, &l),
+                     0);
+    assert_memory_equal(back + offs[i], l.data, l.size);
+    expect += l.size;
+  }
+  assert_int_equal(expect, need);
+  strata_staging_stats st;
+  assert_int_equal(strata_staging_stats_get(s, &st), 0);
+  assert_int_equal(st.batches, 1);
+  assert_true(st.packed_copies >= 2);
+  free(back);
+  assert_int_equal(strata_device_free(s, dev, ss), 0);
+  assert_int_equal(strata_stream_sync(ss), 0);
+  strata_stream_destroy(ss);
+  strata_read_end(&txn);
+  strata_store_close(s);
+}
+
+static void test_dump_and_metrics(void **state) {
+  (void)state;
+  strata_store_config c = staging_config(32 * MiB);
+  strata_store *s = open_fixture(&c, NULL);
+  strata_txn txn;
+  assert_int_equal(strata_read_begin(s, &txn), 0);
+  strata_staged *h;
+  assert_int_equal(strata_stage(&txn, 1, 3, &h), 0);
+  char *dump;
+  assert_int_equal(strata_dump_state(s, 0, &dump), 0);
+  json_error_t err;
+  json_t *doc = json_loads(dump, 0, &err);
+  assert_non_null(doc);
+  json_t *sg = json_object_get(doc, "staging");
+  assert_true(json_is_object(sg));
+  assert_string_equal(json_string_value(json_object_get(sg, "backend")),
+                      "host");
+  assert_string_equal(json_string_value(json_object_get(sg, "host_reason")),
+                      "host mode requested");
+  json_t *layers = json_object_get(sg, "layers");
+  assert_int_equal(json_integer_value(json_object_get(layers, "staged")), 1);
+  assert_int_equal(json_integer_value(json_object_get(layers, "staged_bytes")),
+                   sizes[3]);
+  assert_int_equal(json_array_size(json_object_get(sg, "slabs")), 1);
+  json_decref(doc);
+  strata_free(dump);
+  char *text;
+  assert_int_equal(strata_metrics_text(s, &text), 0);
+  assert_non_null(strstr(text, "\nstrata_staging_layers 1\n"));
+  assert_non_null(strstr(text, "strata_staging_blocks_used "));
+  strata_free(text);
+  strata_staged_release(h);
+  strata_read_end(&txn);
+  strata_store_close(s);
+}
+
+/* Several threads stage, copy out, transfer and release random layers
+ * while a writer replaces them; every hold shows the content of the
+ * snapshot it was staged in. */
+typedef struct worker_arg {
+  strata_store *s;
+  uint64_t seed;
+  _Atomic int *stop;
+  int checked;
+} worker_arg;
+
+static void *stage_worker(void *p) {
+  worker_arg *a = p;
+  strata_stream *ss;
+  assert_int_equal(strata_stream_create(a->s, &ss), 0);
+  void *dev;
+  assert_int_equal(strata_device_alloc(a->s, 512 * KiB, ss, &dev), 0);
+  uint8_t *buf = malloc(512 * KiB);
+  uint64_t x = a->seed;
+  while (!atomic_load(a->stop)) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    uint64_t layer = (x >> 33) % 24;
+    strata_txn txn;
+    assert_int_equal(strata_read_begin(a->s, &txn), 0);
+    strata_layer l;
+    assert_int_equal(strata_get(&txn, 6, layer, &l), 0);
+    strata_staged *h;
+    int rc = strata_stage(&txn, 6, layer, &h);
+    if (rc == STRATA_E_LIMIT) {
+      strata_read_end(&txn);
+      continue;
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(strata_staged_copy_out(h, buf), 0);
+    assert_memory_equal(buf, l.data, l.size);
+    if ((x >> 20) % 4 == 0) {
+      assert_int_equal(strata_stage_to_device(h, dev, ss), 0);
+      strata_staged_release(h);
+      assert_int_equal(strata_stream_sync(ss), 0);
+      assert_memory_equal(dev, l.data, l.size); /* host mode: host memory */
+    } else {
+      strata_staged_release(h);
+    }
+    strata_read_end(&txn);
+    a->checked++;
+  }
+  assert_int_equal(strata_device_free(a->s, dev, ss), 0);
+  strata_stream_destroy(ss);
+  free(buf);
+  return NULL;
+}
+
+static void test_concurrent(void **state) {
+  (void)state;
+  strata_store_config c = staging_config(8 * MiB);
+  c.staging_streams = 1;
+  c.staging_flags = STRATA_STAGING_HOST; /* the worker runs too */
+  c.staging_sample_period = 4;
+  strata_store *s = open_fixture(&c, NULL);
+  strata_proto *p;
+  assert_int_equal(strata_proto_create(s, 6, "churn", NULL, &p), 0);
+  for (uint64_t i = 0; i < 24; i++)
+    put(p, i, (i % 4 + 1) * 100 * KiB, i % 6); /* some identical */
+  _Atomic int stop = 0;
+  enum { T = 4 };
+  pthread_t th[T];
+  worker_arg args[T];
+  for (int i = 0; i < T; i++) {
+    args[i] = (worker_arg){.s = s, .seed = 17 + (uint64_t)i, .stop = &stop};
+    assert_int_equal(pthread_create(&th[i], NULL, stage_worker, &args[i]), 0);
+  }
+  for (uint64_t round = 0; round < 60; round++) {
+    put(p, round % 24, (round % 5 + 1) * 60 * KiB, 500 + round % 7);
+    if (round % 20 == 19)
+      assert_int_equal(strata_crystallize(s, 6), 0);
+    usleep(2000);
+  }
+  atomic_store(&stop, 1);
+  int total = 0;
+  for (int i = 0; i < T; i++) {
+    pthread_join(th[i], NULL);
+    total += args[i].checked;
+  }
+  assert_true(total > 0);
+  strata_staging_stats st;
+  assert_int_equal(strata_staging_stats_get(s, &st), 0);
+  assert_int_equal(st.transfers_in_flight, 0);
+  strata_store_close(s);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_no_pool),
+      cmocka_unit_test(test_bad_config),
+      cmocka_unit_test(test_stage_layers),
+      cmocka_unit_test(test_stage_part),
+      cmocka_unit_test(test_shared_blocks),
+      cmocka_unit_test(test_replaced_content),
+      cmocka_unit_test(test_eviction),
+      cmocka_unit_test(test_hot_tick),
+      cmocka_unit_test(test_hot_worker),
+      cmocka_unit_test(test_to_device),
+      cmocka_unit_test(test_path_batch),
+      cmocka_unit_test(test_dump_and_metrics),
+      cmocka_unit_test(test_concurrent),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
