@@ -426,10 +426,11 @@ enum strata_staging_flags {
   STRATA_STAGING_HOST = 1u << 0,
   /* Do not share blocks of identical content between staged layers. */
   STRATA_STAGING_NO_DEDUP = 1u << 1,
-  /* Zero-staging path: copy layers that are not staged straight from the
-   * region's mapping, registered read-only with the device
-   * (cudaHostRegisterReadOnly) the first time; where registration fails
-   * (host mode, unsupported device), copy through staging. */
+  /* Zero-staging path: batches copy layers of 1 MiB or more that are not
+   * staged straight from the region file's mapping, registered read-only
+   * with the device (cudaHostRegisterReadOnly) the first time; where
+   * registration fails (host mode, unsupported device), they go through
+   * staging as without the flag. */
   STRATA_STAGING_DIRECT = 1u << 2,
   /* Slabs from cudaHostAlloc instead of NUMA-local memory registered with
    * cudaHostRegister (to measure one against the other). */

@@ -116,6 +116,7 @@ int strata__staging_open(struct strata_store *s, strata__staging **out) {
   pthread_mutex_init(&st->mu, NULL);
   pthread_cond_init(&st->filled, NULL);
   pthread_mutex_init(&st->batch_mu, NULL);
+  pthread_mutex_init(&st->direct_mu, NULL);
   /* Everything below is undone by strata__staging_close, which copes with
    * a half-built pool. */
   *out = st;
@@ -161,6 +162,7 @@ void strata__staging_close(strata__staging *st) {
   strata__hot_stop(st);
   /* Streams drain first: their completion callbacks touch layers. */
   strata__xfer_pool_destroy(st);
+  strata__direct_destroy(st);
   strata__pages_destroy(st);
   strata__hot_destroy(st);
   for (uint32_t i = 0; st->slabs != NULL && i < st->nslabs; i++)
@@ -168,6 +170,7 @@ void strata__staging_close(strata__staging *st) {
   free(st->slabs);
   strata__balloc_free_all(st->alloc);
   strata__xfer_close(st->xfer);
+  pthread_mutex_destroy(&st->direct_mu);
   pthread_mutex_destroy(&st->batch_mu);
   pthread_cond_destroy(&st->filled);
   pthread_mutex_destroy(&st->mu);

@@ -27,6 +27,7 @@
 #include "xfer.h"
 
 struct strata_store;
+typedef struct strata__direct strata__direct;
 
 /* ---- sampled reads (staging_hot.c) -------------------------------------- */
 
@@ -165,6 +166,8 @@ typedef struct strata__staging {
   strata__xstream **streams;
   uint32_t nstreams;
   pthread_mutex_t batch_mu; /* serializes batches (pack buffers) */
+  pthread_mutex_t direct_mu; /* the registry of mapped regions */
+  strata__direct *directs;
   uint64_t pack_bytes;
   uint32_t npack;
   uint32_t *pack_block; /* first block of each pack buffer */
@@ -214,6 +217,19 @@ void strata__hot_destroy(strata__staging *st);
 int strata__hot_tick(strata__staging *st);
 int strata__hot_start(strata__staging *st); /* the worker thread */
 void strata__hot_stop(strata__staging *st);
+
+/* staging_direct.c: the zero-staging path. _source returns the registered
+ * mapping holding `l` (registering it on first use) with one copy counted
+ * in flight, which strata__direct_done (a stream host function) ends; NULL
+ * when the layer must go through staging. _forget: the store is about to
+ * unmap `base` (waits for its copies). */
+strata__direct *strata__direct_source(strata__staging *st,
+                                      const strata_txn *txn,
+                                      uint64_t region_id,
+                                      const strata_layer *l);
+void strata__direct_done(void *direct);
+void strata__direct_forget(strata__staging *st, const void *base);
+void strata__direct_destroy(strata__staging *st);
 
 /* staging_xfer.c */
 int strata__xfer_pool_init(strata__staging *st);

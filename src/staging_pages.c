@@ -398,16 +398,17 @@ static int plan_alloc(fill_plan *fp, uint32_t m) {
   while (t < 2 * m)
     t <<= 1;
   *fp = (fill_plan){.tmask = t - 1};
-  fp->todo = malloc((size_t)m * 5 * sizeof(uint32_t) + t * sizeof(uint32_t) +
-                    (size_t)m * sizeof(XXH128_hash_t));
-  if (fp->todo == NULL)
+  /* One allocation; the hashes first, for their alignment. */
+  fp->hashes = malloc((size_t)m * sizeof(XXH128_hash_t) +
+                      (size_t)m * 5 * sizeof(uint32_t) + t * sizeof(uint32_t));
+  if (fp->hashes == NULL)
     return -1;
+  fp->todo = (uint32_t *)(fp->hashes + m);
   fp->blocks = fp->todo + m;
   fp->hits = fp->blocks + m;
   fp->dup_page = fp->hits + m;
   fp->dup_of = fp->dup_page + m;
   fp->tab = fp->dup_of + m;
-  fp->hashes = (XXH128_hash_t *)(fp->tab + t);
   for (uint32_t i = 0; i < t; i++)
     fp->tab[i] = STRATA__BLOCK_NONE;
   return 0;
@@ -524,7 +525,7 @@ static int fill(strata__staging *st, strata__slayer *l, const uint8_t *data,
   }
   l->filling = false;
   pthread_cond_broadcast(&st->filled);
-  free(fp.todo);
+  free(fp.hashes);
   return rc;
 }
 

@@ -193,32 +193,35 @@ static void pool_done(void *arg) {
   atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_acq_rel);
 }
 
-/* Enqueues one copy whose source is pinned pool memory of layer `l` (or
- * of a pack buffer when l is NULL), with the completion callback that
- * lets eviction free the source again. */
-static int enqueue_copy(strata__staging *st, strata__xstream *xs,
-                        strata__slayer *l, void *dst, const void *src,
-                        uint64_t len) {
-  if (l != NULL)
-    atomic_fetch_add_explicit(&l->inflight, 1, memory_order_acq_rel);
+/* Enqueues one copy, counted in flight until done(arg) runs on the
+ * stream after it. The caller has already counted the copy on its source
+ * (a staged layer, a registered mapping) when done(arg) uncounts it there;
+ * every done function also uncounts the pool's figure. */
+static int enqueue_copy(strata__staging *st, strata__xstream *xs, void *dst,
+                        const void *src, uint64_t len, void (*done)(void *),
+                        void *arg) {
   atomic_fetch_add_explicit(&st->inflight, 1, memory_order_acq_rel);
   int rc = strata__xstream_copy_h2d(xs, dst, src, (size_t)len);
   if (rc == 0)
-    rc = l != NULL ? strata__xstream_host_fn(xs, strata__pages_inflight_done, l)
-                   : strata__xstream_host_fn(xs, pool_done, st);
+    rc = strata__xstream_host_fn(xs, done, arg);
   if (rc < 0) {
     /* The copy may be queued without its callback: wait for the stream so
      * the source is not freed under it, then drop the counts. */
     strata__xstream_sync(xs);
-    if (l != NULL)
-      strata__pages_inflight_done(l);
-    else
-      pool_done(st);
+    done(arg);
     return rc;
   }
   atomic_fetch_add_explicit(&st->transfers, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&st->transfer_bytes, len, memory_order_relaxed);
   return 0;
+}
+
+/* Enqueues a copy from a staged layer's blocks. */
+static int enqueue_staged(strata__staging *st, strata__xstream *xs,
+                          strata__slayer *l, void *dst, const void *src,
+                          uint64_t len) {
+  atomic_fetch_add_explicit(&l->inflight, 1, memory_order_acq_rel);
+  return enqueue_copy(st, xs, dst, src, len, strata__pages_inflight_done, l);
 }
 
 int strata_stage_to_device(const strata_staged *h, void *dst,
@@ -227,8 +230,8 @@ int strata_stage_to_device(const strata_staged *h, void *dst,
     return strata__fail(STRATA_E_INVAL, "strata_stage_to_device: NULL");
   uint8_t *d = dst;
   for (uint32_t i = 0; i < h->nseg; i++) {
-    STRATA__TRY(enqueue_copy(h->st, ss->xs, h->layer, d, h->seg[i].ptr,
-                             h->seg[i].len));
+    STRATA__TRY(enqueue_staged(h->st, ss->xs, h->layer, d, h->seg[i].ptr,
+                               h->seg[i].len));
     d += h->seg[i].len;
   }
   return 0;
@@ -300,8 +303,8 @@ static int flush(batch *b) {
   strata__staging *st = b->st;
   if (b->fill > 0) {
     strata__xstream *xs = next_stream(b);
-    STRATA__TRY(enqueue_copy(st, xs, NULL, b->dev + b->dev_off, pack_ptr(b),
-                             b->fill));
+    STRATA__TRY(enqueue_copy(st, xs, b->dev + b->dev_off, pack_ptr(b),
+                             b->fill, pool_done, st));
     STRATA__TRY(strata__xevent_record(st->pack_ev[b->buf], xs));
     atomic_fetch_add_explicit(&st->packed_copies, 1, memory_order_relaxed);
     b->dev_off += b->fill;
@@ -395,11 +398,18 @@ int strata_stage_path_to_device(const strata_txn *txn,
                         UINT64_MAX, false, &h) != 0)
         h = NULL;
     }
+    strata__direct *d = NULL;
     if (h != NULL) {
       rc = strata_stage_to_device(h, b.dev + off, &(strata_stream){
                                                       .st = st,
                                                       .xs = next_stream(&b)});
       strata_staged_release(h);
+    } else if (lay[i].size >= DIRECT_MIN &&
+               (d = strata__direct_source(st, txn, refs[i].region_id,
+                                          &lay[i])) != NULL) {
+      /* Zero-staging: straight from the registered mapping. */
+      rc = enqueue_copy(st, next_stream(&b), b.dev + off, lay[i].data,
+                        lay[i].size, strata__direct_done, d);
     } else {
       if (lay[i].size >= DIRECT_MIN)
         advise_sequential(lay[i].data, lay[i].size);

@@ -113,9 +113,11 @@ int strata__file_open(struct strata_store *s, const char *name, bool defer,
 }
 
 void strata__file_unref(struct strata_store *s, strata__file *f) {
-  (void)s;
   if (f == NULL || --f->refs > 0)
     return;
+  /* The zero-staging path may have registered the mapping with the device
+   * and have copies from it in flight. */
+  strata__direct_forget(s->staging, f->region->base);
   strata_region_close(f->region);
   free(f->path);
   free(f);

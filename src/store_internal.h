@@ -343,6 +343,10 @@ void strata__store_maintain(struct strata_store *s);
  * pool's own reads): 0, STRATA_E_NO_REGION or STRATA_E_NOT_FOUND. */
 int strata__get_quiet(const strata_txn *txn, uint64_t region_id,
                       uint64_t layer_id, strata_layer *out);
+/* The region file a snapshot serves region `region_id` from, or NULL (no
+ * such region, or a proto without a file). */
+const strata_region *strata__txn_file(const strata_txn *txn,
+                                      uint64_t region_id);
 /* Crystallizes with the writer mutex held. */
 int strata__crystallize_locked(struct strata_store *s, uint64_t region_id);
 

@@ -158,6 +158,12 @@ int strata__get_quiet(const strata_txn *txn, uint64_t region_id,
   return found > 0 ? 0 : found == 0 ? STRATA_E_NOT_FOUND : STRATA_E_NO_REGION;
 }
 
+const strata_region *strata__txn_file(const strata_txn *txn,
+                                      uint64_t region_id) {
+  const strata__entry *e = find_entry(txn, region_id);
+  return e != NULL && e->file != NULL ? e->file->region : NULL;
+}
+
 int strata_get_by_name(const strata_txn *txn, uint64_t region_id,
                        const char *name, size_t name_len, strata_layer *out) {
   const strata__entry *e = find_entry(txn, region_id);

@@ -3,7 +3,8 @@
 #   1. installs missing packages (.ci/deps.sh),
 #   2. a -Werror build with tools, examples and the benchmark; all ctest tests,
 #   3. the same under ASan+UBSan,
-#   4. the store tests under TSan (test_store, _stress, _faults, test_state),
+#   4. the store and staging tests under TSan (test_store, _stress, _faults,
+#      test_state, test_staging, _alloc, test_xfer_host),
 #   5. the libFuzzer targets (clang; region, store, manifest): corpus replays
 #      and short runs,
 #   6. a smoke run of strata-bench (no timing is checked).
@@ -17,9 +18,16 @@ bash .ci/deps.sh
 
 step() { printf '\n==== %s ====\n' "$*"; }
 
+# The CUDA code (the staging pool's device backend, tests/gpu) is compiled
+# wherever the toolkit is installed, GPU or not, so that it cannot rot; the
+# tests then run the pool in host mode (tests/gpu reports itself skipped).
+cuda=AUTO
+[ -x /usr/local/cuda/bin/nvcc ] && cuda="ON -DCUDAToolkit_ROOT=/usr/local/cuda"
+
 step "build (gcc, -Werror)"
+# shellcheck disable=SC2086
 cmake -S . -B build-ci -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_WERROR=ON \
-  -DSTRATA_BUILD_BENCH=ON >/dev/null
+  -DSTRATA_BUILD_BENCH=ON -DSTRATA_WITH_CUDA=$cuda | grep 'strata: CUDA' || true
 cmake --build build-ci -j"$jobs"
 step "tests"
 ctest --test-dir build-ci --output-on-failure -j"$jobs"
@@ -35,17 +43,17 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 # TSan runs only the tests that exercise threads and the store; the rest is
 # single-threaded and covered above. halt_on_error makes the first report
 # end the test with exit code 66, so ctest and this script fail on it.
-step "build (TSan: store and thread tests)"
+step "build (TSan: store, staging and thread tests)"
 cmake -S . -B build-ci-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_WERROR=ON \
   -DSTRATA_SANITIZE=thread -DSTRATA_BUILD_TOOLS=OFF \
   -DSTRATA_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build build-ci-tsan -j"$jobs" --target test_store test_store_stress test_state \
-  test_store_faults
+  test_store_faults test_staging test_staging_alloc test_xfer_host
 step "store and thread tests under TSan"
 tsan_ctest() { # [PREFIX...]: runs the TSan tests, under PREFIX if given
   TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:exitcode=66 \
     "$@" ctest --test-dir build-ci-tsan --output-on-failure \
-    -R '^test_(store(_stress|_faults)?|state)$'
+    -R '^test_(store(_stress|_faults)?|state|staging(_alloc)?|xfer_host)$'
 }
 if ! tsan_ctest 2>&1 | tee build-ci-tsan/tsan.log; then
   # TSan's shadow memory needs the program away from where the kernel may

@@ -550,6 +550,44 @@ static void test_path_batch(void **state) {
   strata_store_close(s);
 }
 
+/* STRATA_STAGING_DIRECT in host mode: registration is not possible, so
+ * the batch falls back to staging and the bytes still arrive; replacing
+ * the region file (which unmaps the old one) stays safe. */
+static void test_direct_fallback(void **state) {
+  (void)state;
+  strata_store_config c = staging_config(32 * MiB);
+  c.staging_flags |= STRATA_STAGING_DIRECT;
+  strata_store *s = open_fixture(&c, NULL);
+  strata_stream *ss;
+  assert_int_equal(strata_stream_create(s, &ss), 0);
+  for (int round = 0; round < 2; round++) {
+    strata_txn txn;
+    assert_int_equal(strata_read_begin(s, &txn), 0);
+    strata_layer_ref path[] = {{1, 4}, {1, 0}, {1, 4}};
+    uint64_t need, offs[3];
+    assert_int_equal(strata_stage_path_size(&txn, path, 3, &need), 0);
+    void *dev;
+    assert_int_equal(strata_device_alloc(s, need, ss, &dev), 0);
+    assert_int_equal(
+        strata_stage_path_to_device(&txn, path, 3, dev, need, offs, ss), 0);
+    assert_int_equal(strata_stream_sync(ss), 0);
+    for (int i = 0; i < 3; i++) {
+      strata_layer l;
+      assert_int_equal(strata_get(&txn, 1, path[i].layer_id, &l), 0);
+      assert_memory_equal((uint8_t *)dev + offs[i], l.data, l.size);
+    }
+    assert_int_equal(strata_device_free(s, dev, ss), 0);
+    strata_read_end(&txn);
+    strata_proto *p;
+    assert_int_equal(strata_proto_open(s, 1, &p), 0);
+    put(p, 4, 2 * MiB, 44 + (uint64_t)round);
+    assert_int_equal(strata_crystallize(s, 1), 0);
+    assert_int_equal(strata_store_reclaim(s, 1), 0);
+  }
+  strata_stream_destroy(ss);
+  strata_store_close(s);
+}
+
 static void test_dump_and_metrics(void **state) {
   (void)state;
   strata_store_config c = staging_config(32 * MiB);
@@ -688,6 +726,7 @@ int main(void) {
       cmocka_unit_test(test_hot_worker),
       cmocka_unit_test(test_to_device),
       cmocka_unit_test(test_path_batch),
+      cmocka_unit_test(test_direct_fallback),
       cmocka_unit_test(test_dump_and_metrics),
       cmocka_unit_test(test_concurrent),
   };
