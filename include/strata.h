@@ -504,6 +504,9 @@ typedef struct strata_store_config {
   /* Size of the pinned buffers batches of small or cold layers are packed
    * into before each copy to the device; default 2 MiB. */
   uint64_t staging_pack_bytes;
+  /* Device memory the GPU-resident layer cache (strata_device_cache_get)
+   * may use; 0 = no cache. */
+  uint64_t staging_device_cache_bytes;
 } strata_store_config;
 
 /* Fills *config with the defaults (what a NULL config means). */
@@ -915,6 +918,30 @@ STRATA_API int strata_stage_path_to_device(const strata_txn *txn,
                                            uint64_t *offsets,
                                            strata_stream *stream);
 
+/* The GPU-resident layer cache: layers copied to device memory once and
+ * served from there, with CLOCK eviction within
+ * staging_device_cache_bytes. When a region's layers are read in id
+ * order (layer n right after n - 1), the next one is prefetched on the
+ * same stream. */
+typedef struct strata_device_layer strata_device_layer;
+
+/* Returns a hold on layer `layer_id` of region `region_id` (as `txn` sees
+ * it) in device memory, copying it there on a miss (through staging). Work
+ * enqueued on `stream` after the call sees the whole layer: a copy is
+ * enqueued on that stream, or the stream waits for the copy that made the
+ * entry. The memory stays allocated until the hold is released; release
+ * it once the device work that reads it has completed. Errors: as
+ * strata_stage(), STRATA_E_STATE (no cache configured), STRATA_E_LIMIT
+ * (the layer is larger than the cache, or every entry is held). */
+STRATA_API int strata_device_cache_get(const strata_txn *txn,
+                                       uint64_t region_id, uint64_t layer_id,
+                                       strata_stream *stream,
+                                       strata_device_layer **out);
+STRATA_API const void *strata_device_layer_ptr(const strata_device_layer *dl);
+STRATA_API uint64_t strata_device_layer_size(const strata_device_layer *dl);
+/* Accepts NULL. */
+STRATA_API void strata_device_layer_release(strata_device_layer *dl);
+
 /* Runs one pass of the hot-layer worker on the calling thread: counts the
  * sampled reads, stages hot layers, evicts over the high watermark.
  * Returns how many layers it staged. Must not be called while this thread
@@ -940,6 +967,9 @@ typedef struct strata_staging_stats {
   uint64_t transfers_in_flight, transfers, transfer_bytes;
   uint64_t batches, packed_copies;
   uint64_t device_bytes; /* strata_device_alloc'd, not freed */
+  /* The device layer cache. */
+  uint64_t dcache_layers, dcache_bytes, dcache_budget;
+  uint64_t dcache_hits, dcache_misses, dcache_prefetches, dcache_evictions;
 } strata_staging_stats;
 
 /* Errors: STRATA_E_STATE (no staging pool), STRATA_E_INVAL. */

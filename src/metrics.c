@@ -119,6 +119,17 @@ static void render_staging(FILE *f, json_t *sg) {
       {"strata_staging_device_bytes", "gauge",
        "Device memory allocated through Strata.", "transfers",
        "device_bytes"},
+      {"strata_staging_device_cache_bytes", "gauge",
+       "Bytes of layers in the device layer cache.", "device_cache",
+       "bytes"},
+      {"strata_staging_device_cache_hits_total", "counter",
+       "Device layer cache hits.", "device_cache", "hits"},
+      {"strata_staging_device_cache_misses_total", "counter",
+       "Device layer cache misses (layers copied to the device).",
+       "device_cache", "misses"},
+      {"strata_staging_device_cache_prefetches_total", "counter",
+       "Layers prefetched into the device cache by sequential reads.",
+       "device_cache", "prefetches"},
   };
   for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
     metric(f, rows[i].name, rows[i].type, rows[i].help,

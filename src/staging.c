@@ -117,6 +117,7 @@ int strata__staging_open(struct strata_store *s, strata__staging **out) {
   pthread_cond_init(&st->filled, NULL);
   pthread_mutex_init(&st->batch_mu, NULL);
   pthread_mutex_init(&st->direct_mu, NULL);
+  pthread_mutex_init(&st->dc_mu, NULL);
   /* Everything below is undone by strata__staging_close, which copes with
    * a half-built pool. */
   *out = st;
@@ -137,6 +138,7 @@ int strata__staging_open(struct strata_store *s, strata__staging **out) {
   STRATA__TRY(strata__pages_init(st));
   STRATA__TRY(strata__hot_init(st));
   STRATA__TRY(strata__xfer_pool_init(st));
+  STRATA__TRY(strata__dcache_init(st));
   s->hot_rings = st->rings;
   s->sample_mask = c->staging_sample_period - 1;
   if ((c->staging_flags & STRATA_STAGING_NO_WORKER) == 0)
@@ -162,6 +164,7 @@ void strata__staging_close(strata__staging *st) {
   strata__hot_stop(st);
   /* Streams drain first: their completion callbacks touch layers. */
   strata__xfer_pool_destroy(st);
+  strata__dcache_destroy(st);
   strata__direct_destroy(st);
   strata__pages_destroy(st);
   strata__hot_destroy(st);
@@ -170,6 +173,7 @@ void strata__staging_close(strata__staging *st) {
   free(st->slabs);
   strata__balloc_free_all(st->alloc);
   strata__xfer_close(st->xfer);
+  pthread_mutex_destroy(&st->dc_mu);
   pthread_mutex_destroy(&st->direct_mu);
   pthread_mutex_destroy(&st->batch_mu);
   pthread_cond_destroy(&st->filled);
@@ -239,6 +243,15 @@ int strata_staging_stats_get(strata_store *s, strata_staging_stats *out) {
   out->evicted_bytes = st->evicted_bytes;
   out->samples = st->samples;
   pthread_mutex_unlock(&st->mu);
+  pthread_mutex_lock(&st->dc_mu);
+  out->dcache_layers = st->dc_n;
+  out->dcache_bytes = st->dc_bytes;
+  out->dcache_budget = st->dc_budget;
+  out->dcache_hits = st->dc_hits;
+  out->dcache_misses = st->dc_misses;
+  out->dcache_prefetches = st->dc_prefetches;
+  out->dcache_evictions = st->dc_evictions;
+  pthread_mutex_unlock(&st->dc_mu);
   uint32_t slots =
       atomic_load_explicit(&s->slots_used, memory_order_acquire);
   for (uint32_t i = 0; i < slots; i++)
@@ -278,6 +291,7 @@ json_t *strata__staging_json(struct strata_store *s) {
       "{s:s, s:s, s:s?, s:i, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, "
       "s:{s:I, s:I, s:I, s:I, s:I, s:I}, "
       "s:{s:I, s:I, s:I, s:I, s:I, s:I}, "
+      "s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, "
       "s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
       "backend", t.backend, "device", t.device_name, "host_reason",
       reason[0] != '\0' ? reason : NULL, "numa_node", t.numa_node, "slabs",
@@ -305,5 +319,11 @@ json_t *strata__staging_json(struct strata_store *s) {
       (json_int_t)t.transfers, "bytes", (json_int_t)t.transfer_bytes,
       "batches", (json_int_t)t.batches, "packed_copies",
       (json_int_t)t.packed_copies, "device_bytes", (json_int_t)t.device_bytes,
-      "streams", (json_int_t)st->nstreams);
+      "streams", (json_int_t)st->nstreams,
+      /* device cache */
+      "device_cache", "layers", (json_int_t)t.dcache_layers, "bytes",
+      (json_int_t)t.dcache_bytes, "budget", (json_int_t)t.dcache_budget,
+      "hits", (json_int_t)t.dcache_hits, "misses", (json_int_t)t.dcache_misses,
+      "prefetches", (json_int_t)t.dcache_prefetches, "evictions",
+      (json_int_t)t.dcache_evictions);
 }

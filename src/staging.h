@@ -28,6 +28,7 @@
 
 struct strata_store;
 typedef struct strata__direct strata__direct;
+typedef struct strata__dentry strata__dentry;
 
 /* ---- sampled reads (staging_hot.c) -------------------------------------- */
 
@@ -174,6 +175,17 @@ typedef struct strata__staging {
   strata__xevent **pack_ev;
   strata__xevent *join_ev;
 
+  /* The device layer cache (staging_dcache.c), under dc_mu. */
+  pthread_mutex_t dc_mu;
+  uint64_t dc_budget, dc_bytes, dc_n;
+  strata__dentry **dc_tab;
+  uint64_t dc_mask;
+  strata__dentry **dc_clock;
+  uint32_t dc_clock_n, dc_clock_cap, dc_hand;
+  bool dc_have_last; /* the previous get, for sequential prefetch */
+  uint64_t dc_last_region, dc_last_layer;
+  uint64_t dc_hits, dc_misses, dc_prefetches, dc_evictions;
+
   /* Counters: under mu unless atomic. */
   uint64_t staged_bytes, shared_blocks, dedup_hits, dedup_bytes;
   uint64_t stage_calls, stage_copied_bytes, evictions, evicted_bytes;
@@ -230,6 +242,10 @@ strata__direct *strata__direct_source(strata__staging *st,
 void strata__direct_done(void *direct);
 void strata__direct_forget(strata__staging *st, const void *base);
 void strata__direct_destroy(strata__staging *st);
+
+/* staging_dcache.c: the device layer cache. */
+int strata__dcache_init(strata__staging *st);
+void strata__dcache_destroy(strata__staging *st); /* streams drained */
 
 /* staging_xfer.c */
 int strata__xfer_pool_init(strata__staging *st);

@@ -588,6 +588,97 @@ static void test_direct_fallback(void **state) {
   strata_store_close(s);
 }
 
+/* Reads a device layer back (host mode: after the stream's work). */
+static void assert_device_layer(strata_stream *ss, strata_device_layer *dl,
+                                const void *want, uint64_t size) {
+  assert_int_equal(strata_device_layer_size(dl), size);
+  uint8_t *back = malloc(size ? size : 1);
+  assert_int_equal(
+      strata_device_read(ss, back, strata_device_layer_ptr(dl), size), 0);
+  assert_int_equal(strata_stream_sync(ss), 0);
+  assert_memory_equal(back, want, size);
+  free(back);
+}
+
+static void test_device_cache(void **state) {
+  (void)state;
+  strata_store_config c = staging_config(32 * MiB);
+  strata_store *s = open_fixture(&c, NULL);
+  strata_stream *ss, *other;
+  assert_int_equal(strata_stream_create(s, &ss), 0);
+  assert_int_equal(strata_stream_create(s, &other), 0);
+  strata_txn txn;
+  assert_int_equal(strata_read_begin(s, &txn), 0);
+  strata_device_layer *dl;
+  assert_int_equal(strata_device_cache_get(&txn, 1, 0, ss, &dl),
+                   STRATA_E_STATE); /* no cache configured */
+  assert_null(dl);
+  strata_read_end(&txn);
+  strata_stream_destroy(ss);
+  strata_stream_destroy(other);
+  strata_store_close(s);
+
+  c.staging_device_cache_bytes = 1 * MiB;
+  s = open_fixture(&c, NULL);
+  assert_int_equal(strata_stream_create(s, &ss), 0);
+  assert_int_equal(strata_stream_create(s, &other), 0);
+  assert_int_equal(strata_read_begin(s, &txn), 0);
+  /* Region 2's layers 0..3 (192 KiB each), read in order: 1 is a
+   * sequential read, so 2 is prefetched, and so on. */
+  for (uint64_t i = 0; i < 4; i++) {
+    assert_int_equal(strata_device_cache_get(&txn, 2, i, i % 2 ? other : ss,
+                                             &dl),
+                     0);
+    uint8_t *want = content(3 * 64 * KiB, 100 + i);
+    assert_device_layer(i % 2 ? other : ss, dl, want, 3 * 64 * KiB);
+    free(want);
+    strata_device_layer_release(dl);
+  }
+  strata_staging_stats st;
+  assert_int_equal(strata_staging_stats_get(s, &st), 0);
+  assert_int_equal(st.dcache_misses, 2);     /* 0 and 1 */
+  assert_int_equal(st.dcache_prefetches, 2); /* 2 and 3 */
+  assert_int_equal(st.dcache_hits, 2);
+  assert_int_equal(st.dcache_layers, 4);
+  assert_true(st.dcache_bytes <= 1 * MiB);
+
+  /* Over the budget: held entries stay, idle ones go. */
+  strata_device_layer *held;
+  assert_int_equal(strata_device_cache_get(&txn, 1, 3, ss, &held), 0);
+  for (uint64_t i = 0; i < 4; i++) {
+    assert_int_equal(strata_device_cache_get(&txn, 2, i, ss, &dl), 0);
+    strata_device_layer_release(dl);
+  }
+  assert_int_equal(strata_staging_stats_get(s, &st), 0);
+  assert_true(st.dcache_evictions > 0);
+  assert_true(st.dcache_bytes <= 1 * MiB);
+  uint8_t *want3 = content(sizes[3], 3);
+  assert_device_layer(ss, held, want3, sizes[3]);
+  /* Too large for the cache at all. */
+  assert_int_equal(strata_device_cache_get(&txn, 1, 4, ss, &dl),
+                   STRATA_E_LIMIT);
+  strata_read_end(&txn);
+
+  /* New content for a held layer: the old hold keeps the old bytes, a
+   * new get copies the new ones. */
+  strata_proto *p;
+  assert_int_equal(strata_proto_open(s, 1, &p), 0);
+  put(p, 3, 100 * KiB, 77);
+  assert_int_equal(strata_read_begin(s, &txn), 0);
+  assert_int_equal(strata_device_cache_get(&txn, 1, 3, ss, &dl), 0);
+  uint8_t *want77 = content(100 * KiB, 77);
+  assert_device_layer(ss, dl, want77, 100 * KiB);
+  assert_device_layer(ss, held, want3, sizes[3]);
+  strata_device_layer_release(held);
+  strata_device_layer_release(dl);
+  strata_read_end(&txn);
+  free(want3);
+  free(want77);
+  strata_stream_destroy(ss);
+  strata_stream_destroy(other);
+  strata_store_close(s);
+}
+
 static void test_dump_and_metrics(void **state) {
   (void)state;
   strata_store_config c = staging_config(32 * MiB);
@@ -727,6 +818,7 @@ int main(void) {
       cmocka_unit_test(test_to_device),
       cmocka_unit_test(test_path_batch),
       cmocka_unit_test(test_direct_fallback),
+      cmocka_unit_test(test_device_cache),
       cmocka_unit_test(test_dump_and_metrics),
       cmocka_unit_test(test_concurrent),
   };
