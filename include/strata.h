@@ -812,7 +812,11 @@ STRATA_API int strata_read_stats_get(strata_store *store,
  * Identity: a staged copy belongs to (region id, layer id) with the
  * layer's size and checksum; a snapshot that sees other content for the
  * layer (after a put or a crystallization) stages that content anew, and
- * the old copy goes when nothing holds it. */
+ * the old copy goes when nothing holds it.
+ *
+ * Lifetimes: holds (strata_staged, strata_device_layer), streams, events
+ * and device memory belong to the store: release, destroy and free them
+ * before strata_store_close(), which waits for transfers in flight. */
 typedef struct strata_staged strata_staged;
 typedef struct strata_stream strata_stream;
 typedef struct strata_event strata_event;
@@ -944,8 +948,8 @@ STRATA_API void strata_device_layer_release(strata_device_layer *dl);
 
 /* Runs one pass of the hot-layer worker on the calling thread: counts the
  * sampled reads, stages hot layers, evicts over the high watermark.
- * Returns how many layers it staged. Must not be called while this thread
- * holds a snapshot of the store. Errors: STRATA_E_STATE. */
+ * Returns how many layers it staged. Passes are serialized with the
+ * worker's. Errors: STRATA_E_STATE. */
 STRATA_API int strata_staging_tick(strata_store *store);
 
 typedef struct strata_staging_stats {
