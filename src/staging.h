@@ -20,7 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <xxhash.h>
+#include "hash.h" /* XXH3-128, dispatched to the widest vector unit */
 
 #include "staging_alloc.h"
 #include "staging_slab.h"

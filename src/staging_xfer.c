@@ -365,7 +365,7 @@ int strata_stage_path_to_device(const strata_txn *txn,
   if (lay == NULL)
     return strata__fail(STRATA_E_NOMEM, "strata_stage_path_to_device: %zu "
                         "steps", n);
-  uint64_t total;
+  uint64_t total = 0;
   int rc = resolve(txn, refs, n, lay, &total);
   if (rc == 0 && total > buf_size)
     rc = strata__fail(STRATA_E_BOUNDS,

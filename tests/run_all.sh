@@ -76,6 +76,6 @@ bash tests/fuzz/run_fuzz.sh build-ci-fuzz "$fuzz_seconds" store
 bash tests/fuzz/run_fuzz.sh build-ci-fuzz "$fuzz_seconds" manifest
 
 step "strata-bench smoke run"
-./build-ci/tools/bench/strata-bench --n 20000 --gets 200000 --reps 1 --scenario dense
+./build-ci/tools/bench/strata-bench --n 20000 --gets 200000 --reps 1 --scenario dense,staging
 
 step "all tests passed"

@@ -196,6 +196,8 @@ typedef struct bench_store_read_result {
    * each; medians of gets/s. */
   double stats_on_gets_per_s, stats_off_gets_per_s;
   double stats_on_cpu_ns, stats_off_cpu_ns; /* CPU per get, medians */
+  /* With a staging pool sampling reads (statistics on too). */
+  double sampled_gets_per_s, sampled_cpu_ns;
 } bench_store_read_result;
 #define BENCH_STATS_ROUNDS 6
 
@@ -249,10 +251,38 @@ void bench_rcu_json(FILE *f, const bench_rcu_result *r);
 
 /* Helpers in bench_store.c, used by bench_rcu.c too. */
 bench_stat bench_summarize(const double *v, int n);
+/* Prints "strata-bench: ..." to stderr and exits 1. */
+_Noreturn void bench_fail(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+/* Exits with the library's error detail when rc is an error. */
+void bench_check(int rc, const char *what);
+/* A progress line on stderr, "# ...". */
+void bench_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* n * scale, rounded, at least 1. */
+uint64_t bench_scaled(uint64_t n, double scale);
 double bench_load1(void);
 /* Creates dir/name (a fresh directory) and returns its path; exits on
  * failure. bench_rmtree() removes it with everything in it. */
 char *bench_mkdir(const char *dir, const char *name);
 void bench_rmtree(const char *path);
+
+/* ---- bench_staging.c ---- */
+
+/* The staging scenarios (see bench_staging.c): which ones to run. */
+enum {
+  BENCH_STAGING_ALLOC = 1u << 0, /* "staging-alloc" */
+  BENCH_STAGING_COPY = 1u << 1,  /* "staging-copy" */
+  BENCH_STAGING_BATCH = 1u << 2, /* "staging-batch" */
+  BENCH_STAGING_OPEN = 1u << 3,  /* "staging-open" */
+};
+typedef struct bench_staging_result bench_staging_result;
+
+/* Runs the scenarios in `which` (sizes scale with p->scale, repetitions
+ * are p->reps); print and json show those that ran. */
+bench_staging_result *bench_staging_run(const bench_store_params *p,
+                                        unsigned which);
+void bench_staging_print(FILE *f, const bench_staging_result *r);
+void bench_staging_json(FILE *f, const bench_staging_result *r);
+void bench_staging_free(bench_staging_result *r);
 
 #endif /* STRATA_BENCH_H */

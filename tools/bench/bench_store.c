@@ -57,36 +57,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static _Noreturn __attribute__((format(printf, 1, 2))) void
-fail(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("strata-bench: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  exit(1);
-}
-
-/* Exits with the library's detail when rc is an error. */
-static void check(int rc, const char *what) {
-  if (rc < 0)
-    fail("%s: %s: %s", what, strata_err_name(rc), strata_last_error_detail());
-}
-
-static __attribute__((format(printf, 1, 2))) void say(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("# ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-}
-
-static uint64_t scaled(uint64_t n, double scale) {
-  double v = (double)n * scale + 0.5;
-  return v < 1 ? 1 : (uint64_t)v;
-}
 
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -117,7 +87,7 @@ double bench_load1(void) {
 char *bench_mkdir(const char *dir, const char *name) {
   char *p = bench_path(dir, name);
   if (mkdir(p, 0755) != 0)
-    fail("mkdir %s: %s", p, strerror(errno));
+    bench_fail("mkdir %s: %s", p, strerror(errno));
   return p;
 }
 
@@ -175,7 +145,7 @@ static void write_region(const char *path, uint64_t id, const char *name,
                          uint64_t layers, size_t size) {
   strata_writer_options wo = {.region_id = id, .name = name};
   strata_writer *w;
-  check(strata_writer_open(path, &wo, &w), path);
+  bench_check(strata_writer_open(path, &wo, &w), path);
   uint8_t buf[CRYS_SMALL_SIZE];
   uint8_t *big = size > sizeof buf ? bench_xmalloc(size) : buf;
   uint64_t s = id;
@@ -185,10 +155,10 @@ static void write_region(const char *path, uint64_t id, const char *name,
     int rc = strata_writer_add(w, i, NULL, NULL, big, k);
     if (rc < 0) {
       strata_writer_abort(w);
-      check(rc, path);
+      bench_check(rc, path);
     }
   }
-  check(strata_writer_commit(w), path);
+  bench_check(strata_writer_commit(w), path);
   if (big != buf)
     free(big);
 }
@@ -198,13 +168,13 @@ static strata_store *open_store(const char *dir, unsigned flags) {
   strata_store_config_init(&c);
   c.flags = flags;
   strata_store *s;
-  check(strata_store_open(dir, &c, &s), dir);
+  bench_check(strata_store_open(dir, &c, &s), dir);
   return s;
 }
 
 static uint64_t region_count(strata_store *s) {
   strata_txn txn;
-  check(strata_read_begin(s, &txn), "strata_read_begin");
+  bench_check(strata_read_begin(s, &txn), "strata_read_begin");
   uint64_t n = strata_store_region_count(&txn);
   strata_read_end(&txn);
   return n;
@@ -220,12 +190,12 @@ static void json_stat(FILE *f, const char *k, bench_stat s) {
 void bench_store_open_run(const bench_store_params *p,
                           bench_store_open_result *r) {
   *r = (bench_store_open_result){.regions = OPEN_REGIONS,
-                                 .layers = scaled(OPEN_LAYERS, p->scale),
+                                 .layers = bench_scaled(OPEN_LAYERS, p->scale),
                                  .load1 = bench_load1()};
   r->opens = p->reps < OPEN_MIN_REPS ? OPEN_MIN_REPS : p->reps;
   char *dir = bench_mkdir(p->dir, "store-open");
   char *paths[OPEN_REGIONS];
-  say("store-open: writing %d regions x %" PRIu64 " layers of 64-256 B",
+  bench_say("store-open: writing %d regions x %" PRIu64 " layers of 64-256 B",
       OPEN_REGIONS, r->layers);
   uint64_t t0 = bench_now_ns();
   for (unsigned i = 0; i < OPEN_REGIONS; i++) {
@@ -240,7 +210,7 @@ void bench_store_open_run(const bench_store_params *p,
     recache(paths[i]);
     strata_region *reg;
     strata_region_info info;
-    check(strata_region_open(paths[i], STRATA_OPEN_DEFAULT, &reg), paths[i]);
+    bench_check(strata_region_open(paths[i], STRATA_OPEN_DEFAULT, &reg), paths[i]);
     strata_region_info_get(reg, &info);
     r->file_bytes += info.file_size;
     r->index_bytes += info.file_size - info.index_offset;
@@ -250,14 +220,14 @@ void bench_store_open_run(const bench_store_params *p,
   for (unsigned flags = 0; flags <= STRATA_STORE_VERIFY_AT_OPEN;
        flags += STRATA_STORE_VERIFY_AT_OPEN) {
     strata_store *s = open_store(dir, flags);
-    check(strata_store_refresh(s), "strata_store_refresh");
+    bench_check(strata_store_refresh(s), "strata_store_refresh");
     if (region_count(s) != OPEN_REGIONS)
-      fail("store-open: the store serves %" PRIu64 " of %d regions",
+      bench_fail("store-open: the store serves %" PRIu64 " of %d regions",
            region_count(s), OPEN_REGIONS);
     strata_store_close(s);
   }
 
-  say("store-open: %d opens of each kind", r->opens);
+  bench_say("store-open: %d opens of each kind", r->opens);
   double *ms[5];
   for (int k = 0; k < 5; k++)
     ms[k] = bench_xmalloc((size_t)r->opens * sizeof *ms[k]);
@@ -269,7 +239,7 @@ void bench_store_open_run(const bench_store_params *p,
       if (kind == 0) {
         strata_store *s = open_store(dir, 0);
         b = bench_now_ns();
-        check(strata_store_refresh(s), "strata_store_refresh");
+        bench_check(strata_store_refresh(s), "strata_store_refresh");
         c = bench_now_ns();
         strata_store_close(s);
         ms[0][i] = (double)(b - a) / 1e6;
@@ -283,7 +253,7 @@ void bench_store_open_run(const bench_store_params *p,
       } else {
         strata_region *regs[OPEN_REGIONS];
         for (unsigned j = 0; j < OPEN_REGIONS; j++)
-          check(strata_region_open(paths[j], STRATA_OPEN_DEFAULT, &regs[j]),
+          bench_check(strata_region_open(paths[j], STRATA_OPEN_DEFAULT, &regs[j]),
                 paths[j]);
         b = bench_now_ns();
         for (unsigned j = 0; j < OPEN_REGIONS; j++)
@@ -490,29 +460,29 @@ static void run_phase(strata_store *s, const bench_store_read_result *r,
   pthread_barrier_init(&sh.start, NULL, threads + 1 + (with_writer ? 1 : 0));
   reader *rd = aligned_alloc(64, threads * sizeof *rd);
   if (rd == NULL)
-    fail("out of memory");
+    bench_fail("out of memory");
   writer w = {.sh = &sh};
   atomic_init(&w.puts, 0);
   if (with_writer)
-    check(strata_proto_open(s, 1, &w.proto), "strata_proto_open");
+    bench_check(strata_proto_open(s, 1, &w.proto), "strata_proto_open");
   for (unsigned i = 0; i < threads; i++) {
     rd[i] = (reader){.sh = &sh, .seed = 0x72656164ull * (i + 1) ^ batch};
     atomic_init(&rd[i].gets, 0);
     int e = pthread_create(&rd[i].tid, NULL, reader_main, &rd[i]);
     if (e != 0)
-      fail("pthread_create: %s", strerror(e));
+      bench_fail("pthread_create: %s", strerror(e));
   }
   clockid_t wclock = CLOCK_THREAD_CPUTIME_ID;
   if (with_writer) {
     int e = pthread_create(&w.tid, NULL, writer_main, &w);
     if (e != 0 || pthread_getcpuclockid(w.tid, &wclock) != 0)
-      fail("pthread_create: %s", strerror(e));
+      bench_fail("pthread_create: %s", strerror(e));
   }
   pthread_barrier_wait(&sh.start);
   sleep_until(bench_now_ns() + (uint64_t)(READ_WARMUP_S * 1e9));
 
   strata_store_stats st0, st1;
-  check(strata_store_stats_get(s, &st0), "strata_store_stats_get");
+  bench_check(strata_store_stats_get(s, &st0), "strata_store_stats_get");
   uint64_t puts0 = atomic_load_explicit(&w.puts, memory_order_relaxed);
   double wcpu0 = with_writer ? cpu_s(wclock) : 0;
   double pcpu0 = cpu_s(CLOCK_PROCESS_CPUTIME_ID);
@@ -522,7 +492,7 @@ static void run_phase(strata_store *s, const bench_store_read_result *r,
   double pcpu1 = cpu_s(CLOCK_PROCESS_CPUTIME_ID);
   double wcpu1 = with_writer ? cpu_s(wclock) : 0;
   uint64_t puts1 = atomic_load_explicit(&w.puts, memory_order_relaxed);
-  check(strata_store_stats_get(s, &st1), "strata_store_stats_get");
+  bench_check(strata_store_stats_get(s, &st1), "strata_store_stats_get");
 
   atomic_store_explicit(&sh.stop, true, memory_order_relaxed);
   uint64_t bad = 0;
@@ -533,14 +503,14 @@ static void run_phase(strata_store *s, const bench_store_read_result *r,
   if (with_writer) {
     pthread_join(w.tid, NULL);
     if (w.rc < 0)
-      fail("store-read writer: %s: %s", strata_err_name(w.rc), w.detail);
+      bench_fail("store-read writer: %s: %s", strata_err_name(w.rc), w.detail);
     /* Back to a plain region file, as the other phases read it. */
-    check(strata_crystallize(s, 1), "strata_crystallize");
-    check(strata_proto_discard(w.proto), "strata_proto_discard");
+    bench_check(strata_crystallize(s, 1), "strata_crystallize");
+    bench_check(strata_proto_discard(w.proto), "strata_proto_discard");
   }
-  check(strata_store_reclaim(s, 1), "strata_store_reclaim");
+  bench_check(strata_store_reclaim(s, 1), "strata_store_reclaim");
   if (bad != 0)
-    fail("store-read: %" PRIu64 " gets failed or returned a wrong size", bad);
+    bench_fail("store-read: %" PRIu64 " gets failed or returned a wrong size", bad);
   pthread_barrier_destroy(&sh.start);
 
   *out = (bench_read_phase){
@@ -562,13 +532,13 @@ static void run_phase(strata_store *s, const bench_store_read_result *r,
 void bench_store_read_run(const bench_store_params *p,
                           bench_store_read_result *r) {
   *r = (bench_store_read_result){.regions = READ_REGIONS,
-                                 .layers = scaled(READ_LAYERS, p->scale),
+                                 .layers = bench_scaled(READ_LAYERS, p->scale),
                                  .size = p->size,
                                  .batch = READ_BATCH,
                                  .puts_per_cycle = READ_PUTS_PER_CYCLE,
                                  .load1 = bench_load1()};
   char *dir = bench_mkdir(p->dir, "store-read");
-  say("store-read: writing %d regions x %" PRIu64 " layers x %zu B",
+  bench_say("store-read: writing %d regions x %" PRIu64 " layers x %zu B",
       READ_REGIONS, r->layers, r->size);
   for (unsigned i = 1; i <= READ_REGIONS; i++) {
     char name[32];
@@ -582,22 +552,22 @@ void bench_store_read_run(const bench_store_params *p,
   strata_store *s = open_store(dir, 0);
   /* Wait for the index checksums: the verifier thread would compete with
    * the first phase's readers. */
-  check(strata_store_refresh(s), "strata_store_refresh");
+  bench_check(strata_store_refresh(s), "strata_store_refresh");
   if (region_count(s) != READ_REGIONS)
-    fail("store-read: the store serves %" PRIu64 " regions, not %d",
+    bench_fail("store-read: the store serves %" PRIu64 " regions, not %d",
          region_count(s), READ_REGIONS);
   /* Check the contents once, and map every page. */
   uint8_t *want = bench_xmalloc(r->size);
   strata_txn txn;
-  check(strata_read_begin(s, &txn), "strata_read_begin");
+  bench_check(strata_read_begin(s, &txn), "strata_read_begin");
   for (uint64_t g = 1; g <= READ_REGIONS; g++)
     for (uint64_t i = 0; i < r->layers; i++) {
       strata_layer l;
-      check(strata_get(&txn, g, i, &l), "strata_get");
+      bench_check(strata_get(&txn, g, i, &l), "strata_get");
       if (i % 997 == 0) {
         fill_layer(g, i, want, r->size);
         if (l.size != r->size || memcmp(l.data, want, r->size) != 0)
-          fail("store-read: region %" PRIu64 " layer %" PRIu64
+          bench_fail("store-read: region %" PRIu64 " layer %" PRIu64
                " has the wrong contents",
                g, i);
       }
@@ -610,38 +580,51 @@ void bench_store_read_run(const bench_store_params *p,
                                                       2};
   for (int m = 0; m < BENCH_READ_MODES; m++)
     for (int ph = 0; ph < BENCH_READ_PHASES; ph++) {
-      say("store-read: %u gets per snapshot, %u readers%s, %.1f s", batch[m],
+      bench_say("store-read: %u gets per snapshot, %u readers%s, %.1f s", batch[m],
           threads[ph],
           ph == BENCH_READ_WRITER2 ? " and a crystallizing writer" : "",
           p->seconds);
       run_phase(s, r, batch[m], threads[ph], ph == BENCH_READ_WRITER2,
                 p->seconds, &r->phase[m][ph]);
     }
-  /* Statistics on against off: the same reads through a second handle
-   * opened with STRATA_STORE_NO_READ_STATS, in alternating short rounds so
-   * that drifts of the machine hit both alike. */
+  /* Statistics on against off, and sampling for the staging pool's hot
+   * layers on: the same reads through a second handle opened with
+   * STRATA_STORE_NO_READ_STATS and a third with a staging pool (host mode,
+   * default sampling, its worker running), in rotating short rounds so
+   * that drifts of the machine hit all alike. */
   strata_store *off = open_store(dir, STRATA_STORE_NO_READ_STATS |
                                           STRATA_STORE_READ_ONLY);
-  check(strata_store_refresh(off), "strata_store_refresh");
-  double on_r[BENCH_STATS_ROUNDS], off_r[BENCH_STATS_ROUNDS];
-  double on_c[BENCH_STATS_ROUNDS], off_c[BENCH_STATS_ROUNDS];
-  say("store-read: statistics on and off, %d rounds each", BENCH_STATS_ROUNDS);
-  for (int k = 0; k < 2 * BENCH_STATS_ROUNDS; k++) {
+  bench_check(strata_store_refresh(off), "strata_store_refresh");
+  strata_store_config sc;
+  strata_store_config_init(&sc);
+  sc.flags = STRATA_STORE_READ_ONLY;
+  sc.staging_bytes = 64u << 20;
+  sc.staging_flags = STRATA_STAGING_HOST;
+  strata_store *sampled;
+  bench_check(strata_store_open(dir, &sc, &sampled), dir);
+  strata_store *handles[3] = {s, off, sampled};
+  double rate[3][BENCH_STATS_ROUNDS], cpu[3][BENCH_STATS_ROUNDS];
+  bench_say("store-read: statistics on, off, and with read sampling, %d "
+            "rounds each",
+            BENCH_STATS_ROUNDS);
+  for (int k = 0; k < 3 * BENCH_STATS_ROUNDS; k++) {
     bench_read_phase ph;
-    bool on = (k % 2 == 0) == ((k / 2) % 2 == 0); /* on,off,off,on,... */
-    run_phase(on ? s : off, r, READ_BATCH, 2, false, p->seconds / 4, &ph);
-    double *rate = on ? on_r : off_r, *cpu = on ? on_c : off_c;
-    rate[k / 2] = ph.gets_per_s;
-    cpu[k / 2] = ph.cpu_s * 1e9 / (double)ph.gets;
+    int which = (k + k / 3) % 3; /* the order rotates every round */
+    run_phase(handles[which], r, READ_BATCH, 2, false, p->seconds / 4, &ph);
+    rate[which][k / 3] = ph.gets_per_s;
+    cpu[which][k / 3] = ph.cpu_s * 1e9 / (double)ph.gets;
   }
-  qsort(on_r, BENCH_STATS_ROUNDS, sizeof(double), cmp_double);
-  qsort(off_r, BENCH_STATS_ROUNDS, sizeof(double), cmp_double);
-  qsort(on_c, BENCH_STATS_ROUNDS, sizeof(double), cmp_double);
-  qsort(off_c, BENCH_STATS_ROUNDS, sizeof(double), cmp_double);
-  r->stats_on_gets_per_s = on_r[BENCH_STATS_ROUNDS / 2];
-  r->stats_off_gets_per_s = off_r[BENCH_STATS_ROUNDS / 2];
-  r->stats_on_cpu_ns = on_c[BENCH_STATS_ROUNDS / 2];
-  r->stats_off_cpu_ns = off_c[BENCH_STATS_ROUNDS / 2];
+  for (int w = 0; w < 3; w++) {
+    qsort(rate[w], BENCH_STATS_ROUNDS, sizeof(double), cmp_double);
+    qsort(cpu[w], BENCH_STATS_ROUNDS, sizeof(double), cmp_double);
+  }
+  r->stats_on_gets_per_s = rate[0][BENCH_STATS_ROUNDS / 2];
+  r->stats_off_gets_per_s = rate[1][BENCH_STATS_ROUNDS / 2];
+  r->sampled_gets_per_s = rate[2][BENCH_STATS_ROUNDS / 2];
+  r->stats_on_cpu_ns = cpu[0][BENCH_STATS_ROUNDS / 2];
+  r->stats_off_cpu_ns = cpu[1][BENCH_STATS_ROUNDS / 2];
+  r->sampled_cpu_ns = cpu[2][BENCH_STATS_ROUNDS / 2];
+  strata_store_close(sampled);
   strata_store_close(off);
   strata_store_close(s);
   bench_rmtree(dir);
@@ -696,12 +679,17 @@ void bench_store_read_print(FILE *f, const bench_store_read_result *r) {
           "  read statistics on / off (2 readers, %u gets per snapshot, "
           "medians of %d alternating rounds): %.2f / %.2f Mgets/s = %.3f; "
           "CPU per get %.1f / %.1f ns = %.3f\n"
-          "    target: on/off >= 0.95, measured %.3f\n\n",
+          "    target: on/off >= 0.95, measured %.3f\n"
+          "  read sampling for hot layers (staging pool, 1 get in 64) on / "
+          "off: %.2f / %.2f Mgets/s = %.3f; CPU per get %.1f / %.1f ns\n\n",
           r->batch, BENCH_STATS_ROUNDS, r->stats_on_gets_per_s / 1e6,
           r->stats_off_gets_per_s / 1e6,
           r->stats_on_gets_per_s / r->stats_off_gets_per_s, r->stats_on_cpu_ns,
           r->stats_off_cpu_ns, r->stats_on_cpu_ns / r->stats_off_cpu_ns,
-          r->stats_on_gets_per_s / r->stats_off_gets_per_s);
+          r->stats_on_gets_per_s / r->stats_off_gets_per_s,
+          r->sampled_gets_per_s / 1e6, r->stats_on_gets_per_s / 1e6,
+          r->sampled_gets_per_s / r->stats_on_gets_per_s, r->sampled_cpu_ns,
+          r->stats_on_cpu_ns);
 }
 
 void bench_store_read_json(FILE *f, const bench_store_read_result *r) {
@@ -739,9 +727,10 @@ void bench_store_read_json(FILE *f, const bench_store_read_result *r) {
   }
   fprintf(f,
           ", \"stats_on_gets_per_s\": %.1f, \"stats_off_gets_per_s\": %.1f, "
-          "\"stats_on_cpu_ns\": %.2f, \"stats_off_cpu_ns\": %.2f",
+          "\"stats_on_cpu_ns\": %.2f, \"stats_off_cpu_ns\": %.2f, "
+          "\"sampled_gets_per_s\": %.1f, \"sampled_cpu_ns\": %.2f",
           r->stats_on_gets_per_s, r->stats_off_gets_per_s, r->stats_on_cpu_ns,
-          r->stats_off_cpu_ns);
+          r->stats_off_cpu_ns, r->sampled_gets_per_s, r->sampled_cpu_ns);
   fprintf(f, ", \"target_ratio\": %.2f}", TARGET_READ_RATIO);
 }
 
@@ -750,7 +739,7 @@ void bench_store_read_json(FILE *f, const bench_store_read_result *r) {
 static void write_fd_all(int fd, const uint8_t *p, size_t len,
                          const char *path) {
   if (bench_write_all(fd, p, len) != 0)
-    fail("%s: write: %s", path, strerror(errno));
+    bench_fail("%s: write: %s", path, strerror(errno));
 }
 
 /* The peer: the same bytes, gathered into a 1 MiB buffer as the writer
@@ -761,7 +750,7 @@ static void peer_write(const char *path, const uint8_t *src, uint64_t layers,
   uint64_t t0 = bench_now_ns();
   int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
-    fail("%s: %s", path, strerror(errno));
+    bench_fail("%s: %s", path, strerror(errno));
   size_t fill = 0;
   for (uint64_t i = 0; i < layers; i++) {
     const uint8_t *p = src + i * size;
@@ -780,7 +769,7 @@ static void peer_write(const char *path, const uint8_t *src, uint64_t layers,
   write_fd_all(fd, buf, fill, path);
   uint64_t t1 = bench_now_ns();
   if (fsync(fd) != 0)
-    fail("%s: fsync: %s", path, strerror(errno));
+    bench_fail("%s: fsync: %s", path, strerror(errno));
   uint64_t t2 = bench_now_ns();
   close(fd);
   *gbs = (double)(layers * size) / (double)(t1 - t0);
@@ -798,17 +787,17 @@ static double peer_copy(const char *from, const char *to) {
   int in = open(from, O_RDONLY | O_CLOEXEC);
   int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (in < 0 || out < 0)
-    fail("copy %s to %s: %s", from, to, strerror(errno));
+    bench_fail("copy %s to %s: %s", from, to, strerror(errno));
   for (ssize_t k; (k = read(in, buf, COPY_BUF)) != 0; bytes += (uint64_t)k) {
     if (k < 0 && errno == EINTR)
       continue;
     if (k < 0)
-      fail("%s: read: %s", from, strerror(errno));
+      bench_fail("%s: read: %s", from, strerror(errno));
     write_fd_all(out, buf, (size_t)k, to);
   }
   uint64_t t1 = bench_now_ns();
   if (fsync(out) != 0)
-    fail("%s: fsync: %s", to, strerror(errno));
+    bench_fail("%s: fsync: %s", to, strerror(errno));
   close(in);
   close(out);
   free(buf);
@@ -829,19 +818,19 @@ static void crystallize_once(strata_store *s, uint64_t id, const uint8_t *src,
   char name[32];
   snprintf(name, sizeof name, "crys-%" PRIu64, id);
   strata_proto *pr;
-  check(strata_proto_create(s, id, name, NULL, &pr), "strata_proto_create");
+  bench_check(strata_proto_create(s, id, name, NULL, &pr), "strata_proto_create");
   for (uint64_t i = 0; i < c->layers; i++)
-    check(strata_proto_put(pr, i, NULL, NULL, src + i * c->layer_bytes,
+    bench_check(strata_proto_put(pr, i, NULL, NULL, src + i * c->layer_bytes,
                            (size_t)c->layer_bytes),
           "strata_proto_put");
   strata_store_stats a, b;
-  check(strata_store_stats_get(s, &a), "strata_store_stats_get");
+  bench_check(strata_store_stats_get(s, &a), "strata_store_stats_get");
   uint64_t f0 = thread_faults(), t0 = bench_now_ns();
-  check(strata_crystallize(s, id), "strata_crystallize");
+  bench_check(strata_crystallize(s, id), "strata_crystallize");
   uint64_t t1 = bench_now_ns(), f1 = thread_faults();
-  check(strata_store_stats_get(s, &b), "strata_store_stats_get");
+  bench_check(strata_store_stats_get(s, &b), "strata_store_stats_get");
   if (b.crystallize_bytes - a.crystallize_bytes != c->bytes)
-    fail("crystallize: %" PRIu64 " bytes counted, %" PRIu64 " put",
+    bench_fail("crystallize: %" PRIu64 " bytes counted, %" PRIu64 " put",
          b.crystallize_bytes - a.crystallize_bytes, c->bytes);
   v[0][k] = (double)(b.crystallize_bytes - a.crystallize_bytes) /
             (double)(b.crystallize_write_ns - a.crystallize_write_ns);
@@ -849,8 +838,8 @@ static void crystallize_once(strata_store *s, uint64_t id, const uint8_t *src,
   v[2][k] = (double)(t1 - t0) / 1e6;
   v[3][k] = (double)(f1 - f0);
   /* The region stays in the store: drop the proto and its heap. */
-  check(strata_proto_discard(pr), "strata_proto_discard");
-  check(strata_store_reclaim(s, 1), "strata_store_reclaim");
+  bench_check(strata_proto_discard(pr), "strata_proto_discard");
+  bench_check(strata_store_reclaim(s, 1), "strata_store_reclaim");
 }
 
 static void crystallize_case(strata_store *s, const char *dir, int reps,
@@ -866,7 +855,7 @@ static void crystallize_case(strata_store *s, const char *dir, int reps,
   char *pw = bench_path(dir, "peer.write"), *pc = bench_path(dir, "peer.copy");
   double v[7][CRYS_MAX_REPS];
   for (int k = 0; k < reps; k++) {
-    say("crystallize: rep %d of %d, %" PRIu64 " layers x %" PRIu64 " B", k + 1,
+    bench_say("crystallize: rep %d of %d, %" PRIu64 " layers x %" PRIu64 " B", k + 1,
         reps, layers, size);
     /* Fresh memory costs much more than recycled memory on some virtual
      * machines (docs/BENCHMARKS.md), and each side recycles what the other
@@ -906,9 +895,9 @@ void bench_crystallize_run(const bench_store_params *p,
   int reps = p->reps < CRYS_MAX_REPS ? p->reps : CRYS_MAX_REPS;
   char *dir = bench_mkdir(p->dir, "crystallize");
   strata_store *s = open_store(dir, 0);
-  crystallize_case(s, dir, reps, scaled(CRYS_BIG_LAYERS, p->scale),
+  crystallize_case(s, dir, reps, bench_scaled(CRYS_BIG_LAYERS, p->scale),
                    CRYS_BIG_SIZE, 100, &r->big);
-  crystallize_case(s, dir, reps, scaled(CRYS_SMALL_LAYERS, p->scale),
+  crystallize_case(s, dir, reps, bench_scaled(CRYS_SMALL_LAYERS, p->scale),
                    CRYS_SMALL_SIZE, 200, &r->small);
   strata_store_close(s);
   bench_rmtree(dir);

@@ -1,5 +1,6 @@
 /* strata-bench: helpers shared by the driver and the peers. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,8 @@
 #include <unistd.h>
 
 #include "bench.h"
+
+#include <strata.h>
 
 void bench_fill_value(uint64_t pos, uint8_t *buf, size_t size) {
   uint64_t s = pos * 0x2545f4914f6cdd1dull ^ 0x5354524154414245ull;
@@ -73,4 +76,34 @@ int bench_write_all(int fd, const void *p, size_t len) {
     len -= (size_t)k;
   }
   return 0;
+}
+
+_Noreturn void bench_fail(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("strata-bench: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  exit(1);
+}
+
+void bench_check(int rc, const char *what) {
+  if (rc < 0)
+    bench_fail("%s: %s: %s", what, strata_err_name(rc),
+               strata_last_error_detail());
+}
+
+void bench_say(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("# ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+}
+
+uint64_t bench_scaled(uint64_t n, double scale) {
+  double v = (double)n * scale + 0.5;
+  return v < 1 ? 1 : (uint64_t)v;
 }

@@ -4,9 +4,11 @@
  *
  * Only Strata's public API (include/strata.h) is used, as any caller would,
  * except by the pool scenario (bench_pool.c), which times the library's
- * internal heap pool allocator against malloc()/free(). The store scenarios
- * (store-open, store-read, crystallize, rcu) are in bench_store.c and
- * bench_rcu.c.
+ * internal heap pool allocator against malloc()/free(), and staging-alloc
+ * (bench_staging.c), which does the same for the staging pool's block
+ * allocator. The store scenarios (store-open, store-read, crystallize, rcu)
+ * are in bench_store.c and bench_rcu.c, the staging scenarios in
+ * bench_staging.c.
  * Every peer gets the same layers (bench_fill_value) and the same random
  * keys; each get reads the value's first and last byte into a sink, so no
  * lookup can be optimized away and every value's cache lines are touched. */
@@ -82,7 +84,10 @@ enum {
   SC_STORE_READ = 1 << 7,
   SC_CRYSTALLIZE = 1 << 8,
   SC_RCU = 1 << 9,
-  SC_ALL = (1 << 10) - 1
+  /* The staging scenarios: BENCH_STAGING_* shifted by SC_STAGING_SHIFT. */
+  SC_STAGING_SHIFT = 10,
+  SC_STAGING = 15 << SC_STAGING_SHIFT,
+  SC_ALL = (1 << 14) - 1
 };
 
 typedef struct options {
@@ -109,10 +114,13 @@ static void usage(FILE *f) {
           "\n"
           "  --scenario LIST   comma-separated: dense, sparse, small, open,\n"
           "                    build, pool, store-open, store-read,\n"
-          "                    crystallize, rcu, all (default: all)\n"
+          "                    crystallize, rcu, staging-alloc, staging-copy,\n"
+          "                    staging-batch, staging-open, staging (the four),\n"
+          "                    all (default: all)\n"
           "  --n N             layers for dense, sparse and open "
           "(default 1000000);\n"
-          "                    the store scenarios scale with N / 1000000\n"
+          "                    the store and staging scenarios scale with\n"
+          "                    N / 1000000\n"
           "  --small-n N       layers for small (default 10000)\n"
           "  --size BYTES      value size for the get scenarios (default 256)\n"
           "  --gets M          timed gets per peer and repetition "
@@ -153,7 +161,11 @@ static bool parse_scenarios(const char *s, unsigned *out) {
                {"build", SC_BUILD}, {"pool", SC_POOL},
                {"store-open", SC_STORE_OPEN}, {"store-read", SC_STORE_READ},
                {"crystallize", SC_CRYSTALLIZE}, {"rcu", SC_RCU},
-               {"all", SC_ALL}};
+               {"staging-alloc", BENCH_STAGING_ALLOC << SC_STAGING_SHIFT},
+               {"staging-copy", BENCH_STAGING_COPY << SC_STAGING_SHIFT},
+               {"staging-batch", BENCH_STAGING_BATCH << SC_STAGING_SHIFT},
+               {"staging-open", BENCH_STAGING_OPEN << SC_STAGING_SHIFT},
+               {"staging", SC_STAGING}, {"all", SC_ALL}};
   *out = 0;
   char *copy = strdup(s);
   bool ok = copy != NULL;
@@ -1140,6 +1152,11 @@ int main(int argc, char **argv) {
     bench_rcu_run(&sp, &ru);
     bench_rcu_print(out, &ru);
   }
+  bench_staging_result *sg = NULL;
+  if (o.scenarios & SC_STAGING) {
+    sg = bench_staging_run(&sp, (o.scenarios & SC_STAGING) >> SC_STAGING_SHIFT);
+    bench_staging_print(out, sg);
+  }
   fflush(out);
 
   if (o.json) {
@@ -1152,13 +1169,13 @@ int main(int argc, char **argv) {
            TINYCDB_VERSION);
     printf("  \"scenarios\": {\n");
     /* In the order they ran; a separator before all but the first. */
-    const get_result *gets[] = {&dense, NULL, &sparse, &small, NULL,
+    const get_result *gets[] = {&dense, NULL, &sparse, &small, NULL, NULL,
                                 NULL,   NULL, NULL,    NULL,   NULL};
     const unsigned order[] = {SC_DENSE,      SC_OPEN,       SC_SPARSE,
                               SC_SMALL,      SC_BUILD,      SC_POOL,
                               SC_STORE_OPEN, SC_STORE_READ, SC_CRYSTALLIZE,
-                              SC_RCU};
-    for (int i = 0, first = 1; i < 10; i++) {
+                              SC_RCU,        SC_STAGING};
+    for (int i = 0, first = 1; i < 11; i++) {
       if (!(o.scenarios & order[i]))
         continue;
       fputs(first ? "" : ",\n", stdout);
@@ -1177,10 +1194,13 @@ int main(int argc, char **argv) {
         bench_store_read_json(stdout, &sr);
       else if (order[i] == SC_CRYSTALLIZE)
         bench_crystallize_json(stdout, &cr);
-      else
+      else if (order[i] == SC_RCU)
         bench_rcu_json(stdout, &ru);
+      else
+        bench_staging_json(stdout, sg);
     }
     printf("\n  },\n  \"sink\": %" PRIu64 "\n}\n", (uint64_t)g_sink);
   }
+  bench_staging_free(sg);
   return 0;
 }
