@@ -118,6 +118,9 @@ int strata__staging_open(struct strata_store *s, strata__staging **out) {
   pthread_mutex_init(&st->batch_mu, NULL);
   pthread_mutex_init(&st->direct_mu, NULL);
   pthread_mutex_init(&st->dc_mu, NULL);
+  pthread_mutex_init(&st->tick_mu, NULL);
+  pthread_mutex_init(&st->worker_mu, NULL);
+  pthread_cond_init(&st->worker_cv, NULL);
   /* Everything below is undone by strata__staging_close, which copes with
    * a half-built pool. */
   *out = st;
@@ -132,12 +135,15 @@ int strata__staging_open(struct strata_store *s, strata__staging **out) {
                    st->block_size;
   STRATA__TRY(alloc_slabs(st, total));
   st->blocks = strata__balloc_blocks(st->alloc);
-  st->high_blocks = st->blocks * c->staging_high_pct / 100;
-  st->low_blocks =
-      st->blocks * (c->staging_high_pct - c->staging_evict_pct) / 100;
   STRATA__TRY(strata__pages_init(st));
   STRATA__TRY(strata__hot_init(st));
   STRATA__TRY(strata__xfer_pool_init(st));
+  /* The watermarks apply to the blocks layers may use (the pack buffers
+   * are taken for good). */
+  uint64_t usable = st->blocks - st->fixed_blocks;
+  st->high_blocks = st->fixed_blocks + usable * c->staging_high_pct / 100;
+  st->low_blocks = st->fixed_blocks + usable * (c->staging_high_pct -
+                                                c->staging_evict_pct) / 100;
   STRATA__TRY(strata__dcache_init(st));
   s->hot_rings = st->rings;
   s->sample_mask = c->staging_sample_period - 1;
@@ -162,8 +168,19 @@ void strata__staging_close(strata__staging *st) {
   if (st == NULL)
     return;
   strata__hot_stop(st);
-  /* Streams drain first: their completion callbacks touch layers. */
+  /* Streams drain first: their completion callbacks touch layers. Copies
+   * on the application's streams count in `inflight` too: wait for them
+   * (they should be done: holds and streams go before close). */
   strata__xfer_pool_destroy(st);
+  bool warned = false;
+  while (atomic_load_explicit(&st->inflight, memory_order_acquire) > 0) {
+    if (!warned)
+      strata__log(st->log, STRATA_LOG_WARN, "staging",
+                  "msg=\"close waits for transfers in flight\" count=%llu",
+                  (unsigned long long)atomic_load(&st->inflight));
+    warned = true;
+    usleep(100);
+  }
   strata__dcache_destroy(st);
   strata__direct_destroy(st);
   strata__pages_destroy(st);
@@ -173,6 +190,9 @@ void strata__staging_close(strata__staging *st) {
   free(st->slabs);
   strata__balloc_free_all(st->alloc);
   strata__xfer_close(st->xfer);
+  pthread_cond_destroy(&st->worker_cv);
+  pthread_mutex_destroy(&st->worker_mu);
+  pthread_mutex_destroy(&st->tick_mu);
   pthread_mutex_destroy(&st->dc_mu);
   pthread_mutex_destroy(&st->direct_mu);
   pthread_mutex_destroy(&st->batch_mu);

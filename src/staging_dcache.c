@@ -8,9 +8,9 @@
  * holds it, after its copy has completed.
  *
  * Sequential prefetch: a get of layer n of the region whose layer n - 1
- * was the previous get also enqueues the copy of layer n + 1 (if it
- * exists and fits without evicting a held entry), on the same stream,
- * behind the current one.
+ * was the previous get also stages layer n + 1 (if it exists and fits
+ * without evicting a held entry) and enqueues its copy on a pool stream.
+ * The staging itself runs in the get, under dc_mu.
  *
  * One mutex (dc_mu) guards the table; it is held across a miss, so misses
  * are serialized. Order: dc_mu, then mu (staging). */
@@ -90,7 +90,9 @@ static bool make_room(strata__staging *st, uint64_t need) {
     if (st->dc_hand >= st->dc_clock_n)
       st->dc_hand = 0;
     strata__dentry *e = st->dc_clock[st->dc_hand];
-    if (e->holders > 0) {
+    /* Held entries stay; so do entries whose copy is still running: their
+     * memory cannot go back yet, and waiting here would stall every get. */
+    if (e->holders > 0 || strata__xevent_query(e->ready) == 0) {
       st->dc_hand++;
     } else if (e->ref) {
       e->ref = false;
@@ -206,9 +208,12 @@ static strata__dentry *lookup(strata__staging *st, uint64_t region_id,
   return NULL;
 }
 
+/* The copy goes on a pool stream, not the caller's, so the caller's work
+ * on layer n does not queue behind layer n + 1; a get of n + 1 makes its
+ * stream wait for the entry's event. */
 static void prefetch_next(strata__staging *st, const strata_txn *txn,
-                          uint64_t region_id, uint64_t layer_id,
-                          strata__xstream *xs) {
+                          uint64_t region_id, uint64_t layer_id) {
+  strata__xstream *xs = st->streams[layer_id % st->nstreams];
   strata_layer next;
   if (layer_id == UINT64_MAX ||
       strata__get_quiet(txn, region_id, layer_id + 1, &next) != 0 ||
@@ -260,7 +265,7 @@ int strata_device_cache_get(const strata_txn *txn, uint64_t region_id,
     st->dc_last_region = region_id;
     st->dc_last_layer = layer_id;
     if (sequential)
-      prefetch_next(st, txn, region_id, layer_id, ss->xs);
+      prefetch_next(st, txn, region_id, layer_id);
   }
   pthread_mutex_unlock(&st->dc_mu);
   if (rc < 0) {

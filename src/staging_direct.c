@@ -27,10 +27,11 @@ struct strata__direct {
 
 void strata__direct_done(void *arg) {
   strata__direct *d = arg;
-  /* The entry may be freed once its count reaches 0: the pool's count
-   * goes first. */
-  atomic_fetch_sub_explicit(&d->st->inflight, 1, memory_order_acq_rel);
+  strata__staging *st = d->st;
+  /* The entry may be freed once its count reaches 0, so it is not touched
+   * after; the pool's count goes last (close waits for it). */
   atomic_fetch_sub_explicit(&d->inflight, 1, memory_order_acq_rel);
+  atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_acq_rel);
 }
 
 strata__direct *strata__direct_source(strata__staging *st,

@@ -33,9 +33,6 @@ int strata__hot_init(strata__staging *st) {
   if (st->cands == NULL)
     return strata__fail(STRATA_E_NOMEM, "staging: candidate table");
   st->last_decay_ns = strata__mono_ns();
-  pthread_mutex_init(&st->tick_mu, NULL);
-  pthread_mutex_init(&st->worker_mu, NULL);
-  pthread_cond_init(&st->worker_cv, NULL);
   return 0;
 }
 
@@ -145,13 +142,13 @@ int strata__hot_tick(strata__staging *st) {
   if (now - st->last_decay_ns >= DECAY_NS) {
     cand_rebuild(st, true);
     st->last_decay_ns = now;
-  } else if (st->cand_n * 2 > st->cand_mask + 1) {
-    cand_rebuild(st, false);
   }
 
   /* Layers that passed the threshold in this pass. */
   uint64_t nhot = 0;
   for (uint64_t i = 0; i < keep; i++) {
+    if (st->cand_n * 2 > st->cand_mask + 1 && st->cand_mask + 1 < CAND_MAX)
+      cand_rebuild(st, false); /* keep probes short */
     strata__hot_cand *c = cand_slot(st, smp[i].region, smp[i].layer);
     if (c == NULL)
       continue; /* table full: the sample is lost */
@@ -160,9 +157,10 @@ int strata__hot_tick(strata__staging *st) {
           .region = smp[i].region, .layer = smp[i].layer, .used = true};
       st->cand_n++;
     }
-    /* A layer that qualifies starts counting again, so it is staged once
-     * per pass however many samples it has; if it cannot be staged now
-     * (no budget), it may qualify again later. */
+    /* A layer that qualifies starts counting again; if it cannot be
+     * staged now (no budget), it may qualify again later. (A layer that
+     * qualifies twice in one pass is staged by the first and found staged
+     * by the second.) */
     if (++c->count >= st->threshold) {
       c->count = 0;
       smp[nhot++] = smp[i];
@@ -175,10 +173,12 @@ int strata__hot_tick(strata__staging *st) {
     if (strata_read_begin(st->store, &txn) == 0) {
       for (uint64_t i = 0; i < nhot; i++) {
         strata_layer lay;
-        if (strata__get_quiet(&txn, smp[i].region, smp[i].layer, &lay) != 0)
-          continue; /* gone since it was read */
+        if (strata__get_quiet(&txn, smp[i].region, smp[i].layer, &lay) != 0 ||
+            lay.size == 0)
+          continue; /* gone since it was read, or nothing to stage */
         pthread_mutex_lock(&st->mu);
-        bool room = st->hot_bytes + lay.size <= st->hot_budget;
+        bool room = st->hot_bytes + lay.size <= st->hot_budget &&
+                    !strata__pages_touch(st, smp[i].region, smp[i].layer);
         pthread_mutex_unlock(&st->mu);
         if (!room)
           continue;

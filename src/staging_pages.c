@@ -271,11 +271,11 @@ uint64_t strata__pages_evict(strata__staging *st, uint64_t target) {
     if (st->hand >= st->clock_n)
       st->hand = 0;
     strata__slayer *l = st->clock[st->hand];
-    if (!layer_idle(l) || l->staged == 0) {
+    if (!layer_idle(l)) {
       st->hand++;
       continue;
     }
-    if (l->ref) {
+    if (l->ref && l->staged > 0) {
       l->ref = false;
       st->hand++;
       continue;
@@ -300,45 +300,51 @@ void strata__pages_inflight_done(void *arg) {
   strata__slayer *l = arg;
   strata__staging *st = l->st;
   /* The layer may be freed by a reaper the moment its count reaches 0, so
-   * the pool's count goes first and the layer is not touched after. */
-  atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_acq_rel);
+   * it is not touched after; the pool outlives every layer, and its count
+   * goes last so that close, which waits for it, frees no layer a
+   * callback is still touching. */
   atomic_fetch_sub_explicit(&l->inflight, 1, memory_order_acq_rel);
+  atomic_fetch_sub_explicit(&st->inflight, 1, memory_order_acq_rel);
 }
 
 /* ---- staging ---------------------------------------------------------- */
 
-/* Allocates `need` blocks into out[] (a run when one fits, else single
- * blocks), evicting idle layers when the pool is full. mu held. On
- * failure nothing stays allocated. */
+/* Allocates `need` blocks into out[]: a contiguous run when one is free
+ * (one copy per run to the device), else single blocks, evicting idle
+ * layers only for the blocks that are missing. mu held. On failure nothing
+ * stays allocated. */
 static int alloc_blocks(strata__staging *st, uint32_t need, uint32_t *out) {
+  STRATA__FAIL_IF(need > st->blocks - st->fixed_blocks, STRATA_E_LIMIT,
+                  "staging: %u blocks of %llu bytes is more than the pool "
+                  "holds for layers (%llu blocks)",
+                  need, (unsigned long long)st->block_size,
+                  (unsigned long long)(st->blocks - st->fixed_blocks));
+  strata__pages_reap(st);
   uint32_t first;
   if (strata__balloc_alloc(st->alloc, need, &first) == 0) {
     for (uint32_t i = 0; i < need; i++)
       out[i] = first + i;
     return 0;
   }
-  uint64_t used = st->page_blocks + st->fixed_blocks;
-  if (strata__pages_evict(st, used > need ? used - need : 0) > 0 &&
-      strata__balloc_alloc(st->alloc, need, &first) == 0) {
-    for (uint32_t i = 0; i < need; i++)
-      out[i] = first + i;
+  uint32_t got = 0;
+  while (got < need && strata__balloc_alloc(st->alloc, 1, &out[got]) == 0)
+    got++;
+  if (got < need) {
+    uint64_t used = st->page_blocks + st->fixed_blocks, missing = need - got;
+    strata__pages_evict(st, used > missing ? used - missing : 0);
+    while (got < need && strata__balloc_alloc(st->alloc, 1, &out[got]) == 0)
+      got++;
+  }
+  if (got == need) {
+    strata__clear_error(); /* the failed attempts above were not errors */
     return 0;
   }
-  for (uint32_t i = 0; i < need; i++) {
-    if (strata__balloc_alloc(st->alloc, 1, &out[i]) == 0)
-      continue;
-    used = st->page_blocks + st->fixed_blocks;
-    if (strata__pages_evict(st, used > 0 ? used - 1 : 0) > 0 &&
-        strata__balloc_alloc(st->alloc, 1, &out[i]) == 0)
-      continue;
-    for (uint32_t j = 0; j < i; j++)
-      strata__balloc_free(st->alloc, out[j], 1);
-    return strata__fail(STRATA_E_LIMIT,
-                        "staging: no room for %u blocks of %llu bytes: "
-                        "every staged block is held or in transfer",
-                        need, (unsigned long long)st->block_size);
-  }
-  return 0;
+  for (uint32_t j = 0; j < got; j++)
+    strata__balloc_free(st->alloc, out[j], 1);
+  return strata__fail(STRATA_E_LIMIT,
+                      "staging: no room for %u blocks of %llu bytes: every "
+                      "other staged block is held or in transfer",
+                      need, (unsigned long long)st->block_size);
 }
 
 static strata_staged *make_hold(strata__staging *st, strata__slayer *l,
@@ -456,10 +462,11 @@ static int fill(strata__staging *st, strata__slayer *l, const uint8_t *data,
   pthread_mutex_unlock(&st->mu);
 
   /* Hash the source pages first: a page already staged is not copied. */
-  if (dedup)
-    for (uint32_t k = 0; k < m; k++)
-      fp.hashes[k] = XXH3_128bits(data + (uint64_t)fp.todo[k] * st->block_size,
-                                  page_len(st, l->size, fp.todo[k]));
+  if (!dedup)
+    memset(fp.hashes, 0, (size_t)m * sizeof fp.hashes[0]);
+  for (uint32_t k = 0; dedup && k < m; k++)
+    fp.hashes[k] = XXH3_128bits(data + (uint64_t)fp.todo[k] * st->block_size,
+                                page_len(st, l->size, fp.todo[k]));
 
   pthread_mutex_lock(&st->mu);
   for (uint32_t k = 0; k < m; k++) {
@@ -636,9 +643,12 @@ void strata_staged_release(strata_staged *h) {
     return;
   strata__staging *st = h->st;
   pthread_mutex_lock(&st->mu);
-  h->layer->holders--;
-  if (h->layer->dead)
+  strata__slayer *l = h->layer;
+  l->holders--;
+  if (l->dead)
     strata__pages_reap(st);
+  else if (l->staged == 0 && layer_idle(l))
+    layer_kill(st, l); /* nothing staged (an empty layer or part) */
   pthread_mutex_unlock(&st->mu);
   free(h);
 }

@@ -216,24 +216,35 @@ static int enqueue_copy(strata__staging *st, strata__xstream *xs, void *dst,
   return 0;
 }
 
-/* Enqueues a copy from a staged layer's blocks. */
-static int enqueue_staged(strata__staging *st, strata__xstream *xs,
-                          strata__slayer *l, void *dst, const void *src,
-                          uint64_t len) {
-  atomic_fetch_add_explicit(&l->inflight, 1, memory_order_acq_rel);
-  return enqueue_copy(st, xs, dst, src, len, strata__pages_inflight_done, l);
-}
-
 int strata_stage_to_device(const strata_staged *h, void *dst,
                            strata_stream *ss) {
   if (h == NULL || ss == NULL || (dst == NULL && h->size > 0))
     return strata__fail(STRATA_E_INVAL, "strata_stage_to_device: NULL");
+  if (h->nseg == 0)
+    return 0;
+  strata__staging *st = h->st;
+  /* One count and one completion callback for all the segments: host
+   * functions are not free on a CUDA stream. */
+  atomic_fetch_add_explicit(&h->layer->inflight, 1, memory_order_acq_rel);
+  atomic_fetch_add_explicit(&st->inflight, 1, memory_order_acq_rel);
   uint8_t *d = dst;
-  for (uint32_t i = 0; i < h->nseg; i++) {
-    STRATA__TRY(enqueue_staged(h->st, ss->xs, h->layer, d, h->seg[i].ptr,
-                               h->seg[i].len));
+  int rc = 0;
+  for (uint32_t i = 0; rc == 0 && i < h->nseg; i++) {
+    rc = strata__xstream_copy_h2d(ss->xs, d, h->seg[i].ptr,
+                                  (size_t)h->seg[i].len);
     d += h->seg[i].len;
   }
+  if (rc == 0)
+    rc = strata__xstream_host_fn(ss->xs, strata__pages_inflight_done,
+                                 h->layer);
+  if (rc < 0) {
+    strata__xstream_sync(ss->xs); /* no copy may outlive the count */
+    strata__pages_inflight_done(h->layer);
+    return rc;
+  }
+  atomic_fetch_add_explicit(&st->transfers, h->nseg, memory_order_relaxed);
+  atomic_fetch_add_explicit(&st->transfer_bytes, h->size,
+                            memory_order_relaxed);
   return 0;
 }
 
@@ -284,12 +295,12 @@ typedef struct batch {
   uint64_t fill;     /* bytes in it */
   uint64_t dev_off;  /* device offset of its first byte */
   uint32_t next_stream;
-  uint32_t streams_used; /* bitmask over st->streams (<= 64) */
+  uint64_t streams_used; /* bitmask over st->streams (at most 64) */
 } batch;
 
 static strata__xstream *next_stream(batch *b) {
   uint32_t i = b->next_stream++ % b->st->nstreams;
-  b->streams_used |= 1u << (i % 32);
+  b->streams_used |= (uint64_t)1 << i;
   return b->st->streams[i];
 }
 
@@ -305,7 +316,12 @@ static int flush(batch *b) {
     strata__xstream *xs = next_stream(b);
     STRATA__TRY(enqueue_copy(st, xs, b->dev + b->dev_off, pack_ptr(b),
                              b->fill, pool_done, st));
-    STRATA__TRY(strata__xevent_record(st->pack_ev[b->buf], xs));
+    int rc = strata__xevent_record(st->pack_ev[b->buf], xs);
+    if (rc < 0) {
+      /* Without the event the buffer could be refilled under its copy. */
+      strata__xstream_sync(xs);
+      return rc;
+    }
     atomic_fetch_add_explicit(&st->packed_copies, 1, memory_order_relaxed);
     b->dev_off += b->fill;
     b->fill = 0;
@@ -322,7 +338,9 @@ static int pack(batch *b, uint64_t off, const uint8_t *src, uint64_t len) {
   if (b->fill == 0)
     b->dev_off = off;
   uint64_t gap = off - (b->dev_off + b->fill);
-  if (gap >= cap - b->fill) {
+  /* Only alignment padding may be filled in: a larger distance is a layer
+   * that went to the device by another copy, which zeros must not race. */
+  if (gap >= STRATA_DEVICE_ALIGN || gap >= cap - b->fill) {
     STRATA__TRY(flush(b));
     b->dev_off = off;
     gap = 0;
@@ -345,9 +363,7 @@ static int pack(batch *b, uint64_t off, const uint8_t *src, uint64_t len) {
 
 /* Tells the kernel a layer not staged will be read once, front to back. */
 static void advise_sequential(const void *p, uint64_t len) {
-  static long page;
-  if (page == 0)
-    page = sysconf(_SC_PAGESIZE);
+  long page = sysconf(_SC_PAGESIZE);
   uintptr_t a = (uintptr_t)p & ~(uintptr_t)(page - 1);
   (void)madvise((void *)a, (uintptr_t)p + len - a, MADV_SEQUENTIAL);
 }
@@ -419,13 +435,20 @@ int strata_stage_path_to_device(const strata_txn *txn,
   }
   if (rc == 0 && b.fill > 0)
     rc = flush(&b);
-  /* The caller's stream waits for every stream this batch used. */
-  for (uint32_t i = 0; rc == 0 && i < st->nstreams && i < 32; i++) {
-    if ((b.streams_used & (1u << i)) == 0)
+  /* The caller's stream waits for every stream this batch used, even after
+   * a failure, so that the caller knows when the copies made so far stop
+   * writing into its buffer; if that cannot be arranged, wait here. */
+  for (uint32_t i = 0; i < st->nstreams; i++) {
+    if ((b.streams_used & ((uint64_t)1 << i)) == 0)
       continue;
-    rc = strata__xevent_record(st->join_ev, st->streams[i]);
-    if (rc == 0)
-      rc = strata__xstream_wait(ss->xs, st->join_ev);
+    int jrc = strata__xevent_record(st->join_ev, st->streams[i]);
+    if (jrc == 0)
+      jrc = strata__xstream_wait(ss->xs, st->join_ev);
+    if (jrc < 0) {
+      strata__xstream_sync(st->streams[i]);
+      if (rc == 0)
+        rc = jrc;
+    }
   }
   if (rc == 0)
     atomic_fetch_add_explicit(&st->batches, 1, memory_order_relaxed);

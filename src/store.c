@@ -672,10 +672,13 @@ void strata_store_close(strata_store *s) {
   for (size_t i = 0; i < s->verify_n; i++) /* the ones it did not reach */
     strata__file_unref(s, s->verify_files[i]);
   free(s->verify_files);
-  strata__staging_close(s->staging);
-  s->staging = NULL;
   if (s->slots != NULL)
     strata__ebr_wait(s, UINT64_MAX - 1);
+  /* After the snapshots: a reader in one may still sample into the rings
+   * or stage. */
+  strata__staging_close(s->staging);
+  s->staging = NULL;
+  s->hot_rings = NULL;
   free_all(s);
   strata__pool_destroy(s->pool);
   strata__ebr_destroy(s);
