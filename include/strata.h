@@ -417,7 +417,8 @@ enum strata_log_level {
 
 /* Receives one log event: `line` is a complete line without the newline,
  * "2026-11-22T21:04:05.123Z WARN store: msg=\"...\" key=value ...". Called
- * from whichever thread logged, possibly several at once. */
+ * from whichever thread logged, possibly several at once, sometimes with
+ * the store's internal locks held: it must not call back into the store. */
 typedef void (*strata_log_fn)(void *ctx, int level, const char *line);
 
 /* Flags for strata_store_config.staging_flags. */

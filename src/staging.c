@@ -120,7 +120,11 @@ int strata__staging_open(struct strata_store *s, strata__staging **out) {
   pthread_mutex_init(&st->dc_mu, NULL);
   pthread_mutex_init(&st->tick_mu, NULL);
   pthread_mutex_init(&st->worker_mu, NULL);
-  pthread_cond_init(&st->worker_cv, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* immune to clock jumps */
+  pthread_cond_init(&st->worker_cv, &ca);
+  pthread_condattr_destroy(&ca);
   /* Everything below is undone by strata__staging_close, which copes with
    * a half-built pool. */
   *out = st;

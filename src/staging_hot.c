@@ -167,36 +167,35 @@ int strata__hot_tick(strata__staging *st) {
     }
   }
 
+  /* A snapshot per layer, not one for the pass: staging a large layer
+   * takes a while, and a snapshot held meanwhile would hold up writers'
+   * reclamation. */
   int staged = 0;
-  if (nhot > 0) {
+  for (uint64_t i = 0; i < nhot; i++) {
     strata_txn txn;
-    if (strata_read_begin(st->store, &txn) == 0) {
-      for (uint64_t i = 0; i < nhot; i++) {
-        strata_layer lay;
-        if (strata__get_quiet(&txn, smp[i].region, smp[i].layer, &lay) != 0 ||
-            lay.size == 0)
-          continue; /* gone since it was read, or nothing to stage */
-        pthread_mutex_lock(&st->mu);
-        bool room = st->hot_bytes + lay.size <= st->hot_budget &&
-                    !strata__pages_touch(st, smp[i].region, smp[i].layer);
-        pthread_mutex_unlock(&st->mu);
-        if (!room)
-          continue;
-        strata_staged *h;
-        if (strata__stage(st, &txn, smp[i].region, smp[i].layer, 0,
-                          UINT64_MAX, true, &h) == 0) {
-          strata_staged_release(h);
-          staged++;
-          strata__log(st->log, STRATA_LOG_DEBUG, "staging",
-                      "msg=\"hot layer staged\" region=%llu layer=%llu "
-                      "bytes=%llu",
-                      (unsigned long long)smp[i].region,
-                      (unsigned long long)smp[i].layer,
-                      (unsigned long long)lay.size);
-        }
-      }
-      strata_read_end(&txn);
+    if (strata_read_begin(st->store, &txn) != 0)
+      break;
+    strata_layer lay;
+    bool go = strata__get_quiet(&txn, smp[i].region, smp[i].layer, &lay) == 0 &&
+              lay.size > 0; /* not gone since it was read; not empty */
+    if (go) {
+      pthread_mutex_lock(&st->mu);
+      go = st->hot_bytes + lay.size <= st->hot_budget &&
+           !strata__pages_touch(st, smp[i].region, smp[i].layer);
+      pthread_mutex_unlock(&st->mu);
     }
+    strata_staged *h;
+    if (go && strata__stage(st, &txn, smp[i].region, smp[i].layer, 0,
+                            UINT64_MAX, true, &h) == 0) {
+      strata_staged_release(h);
+      staged++;
+      strata__log(st->log, STRATA_LOG_DEBUG, "staging",
+                  "msg=\"hot layer staged\" region=%llu layer=%llu bytes=%llu",
+                  (unsigned long long)smp[i].region,
+                  (unsigned long long)smp[i].layer,
+                  (unsigned long long)lay.size);
+    }
+    strata_read_end(&txn);
   }
   free(smp);
 
@@ -214,7 +213,7 @@ static void *worker_main(void *arg) {
   pthread_mutex_lock(&st->worker_mu);
   while (!st->worker_stop) {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* worker_cv waits on it */
     uint64_t ns = (uint64_t)ts.tv_nsec + TICK_NS;
     ts.tv_sec += (time_t)(ns / 1000000000u);
     ts.tv_nsec = (long)(ns % 1000000000u);
