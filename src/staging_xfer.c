@@ -15,7 +15,10 @@
  *
  * Layers not staged are read from the region's mapping with
  * MADV_SEQUENTIAL advice, so the kernel reads ahead while earlier buffers
- * transfer. */
+ * transfer. (Handing the next buffers' layers to the kernel with
+ * MADV_WILLNEED as well was tried and measured slower on cold data: 1.0-1.5
+ * against 1.7-2.0 GB/s for 256 MiB of 1 MiB layers dropped from the page
+ * cache, on the 2-vCPU development VM.) */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
