@@ -1,6 +1,8 @@
 /* Metrics in the Prometheus text exposition format (0.0.4), rendered from
  * the same document as the state dump so that both give the same figures. */
 #include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,27 +16,41 @@ static json_int_t get_int(json_t *o, const char *key) {
   return json_is_integer(v) ? json_integer_value(v) : 0;
 }
 
+/* Whether a write of this thread's rendering failed. A memory stream that
+ * cannot grow makes the write return EOF but (glibc) does not always set
+ * the stream's error flag, so every write's result is checked. */
+static _Thread_local bool render_failed;
+
+static void emit(FILE *f, const char *fmt, ...) STRATA__PRINTF(2, 3);
+static void emit(FILE *f, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  if (vfprintf(f, fmt, ap) < 0)
+    render_failed = true;
+  va_end(ap);
+}
+
 /* A label value: backslash, double quote and newline escaped. */
 static void label(FILE *f, const char *s) {
   for (; *s; s++) {
     if (*s == '\\' || *s == '"')
-      fputc('\\', f), fputc(*s, f);
+      emit(f, "\\%c", *s);
     else if (*s == '\n')
-      fputs("\\n", f);
+      emit(f, "\\n");
     else
-      fputc(*s, f);
+      emit(f, "%c", *s);
   }
 }
 
 static void head(FILE *f, const char *name, const char *type,
                  const char *help) {
-  fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+  emit(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 static void metric(FILE *f, const char *name, const char *type,
                    const char *help, double v) {
   head(f, name, type, help);
-  fprintf(f, "%s %.17g\n", name, v);
+  emit(f, "%s %.17g\n", name, v);
 }
 
 /* One series per region: name{region_id="..",region=".."} value. */
@@ -45,10 +61,10 @@ static void per_region(FILE *f, json_t *regions, const char *name,
   size_t i;
   json_t *r;
   json_array_foreach(regions, i, r) {
-    fprintf(f, "%s{region_id=\"%" PRId64 "\",region=\"", name,
+    emit(f, "%s{region_id=\"%" PRId64 "\",region=\"", name,
             (int64_t)get_int(r, "id"));
     label(f, json_string_value(json_object_get(r, "name")));
-    fprintf(f, "\"} %.17g\n", value(r));
+    emit(f, "\"} %.17g\n", value(r));
   }
 }
 
@@ -59,7 +75,7 @@ static void per_pool(FILE *f, json_t *pools, const char *name, const char *type,
   size_t i;
   json_t *p;
   json_array_foreach(pools, i, p)
-      fprintf(f, "%s{block_size=\"%" PRId64 "\"} %" PRId64 "\n", name,
+      emit(f, "%s{block_size=\"%" PRId64 "\"} %" PRId64 "\n", name,
               (int64_t)get_int(p, "block_size"), (int64_t)get_int(p, key));
 }
 
@@ -145,7 +161,7 @@ static void render(FILE *f, json_t *doc) {
   json_t *protos = json_object_get(doc, "protos");
 
   head(f, "strata_info", "gauge", "Library version (always 1).");
-  fprintf(f, "strata_info{version=\"%s\"} 1\n",
+  emit(f, "strata_info{version=\"%s\"} 1\n",
           json_string_value(json_object_get(doc, "strata_version")));
   metric(f, "strata_memory_heap_bytes", "gauge",
          "Heap bytes used by protos and pools.",
@@ -218,7 +234,7 @@ static void render(FILE *f, json_t *doc) {
   const char *code;
   json_t *n;
   json_object_foreach(json_object_get(st, "errors"), code, n)
-      fprintf(f, "strata_errors_total{code=\"%s\"} %" PRId64 "\n", code,
+      emit(f, "strata_errors_total{code=\"%s\"} %" PRId64 "\n", code,
               (int64_t)json_integer_value(n));
 
   render_staging(f, json_object_get(doc, "staging"));
@@ -248,10 +264,10 @@ int strata_metrics_text(strata_store *s, char **text) {
     json_decref(doc);
     return strata__fail(STRATA_E_NOMEM, "%s: rendering metrics", s->dir);
   }
+  render_failed = false;
   render(f, doc);
   json_decref(doc);
-  /* A write that could not grow the buffer only sets the error flag. */
-  bool failed = ferror(f) != 0;
+  bool failed = render_failed || ferror(f) != 0;
   if (fclose(f) != 0 || failed || buf == NULL) {
     free(buf);
     return strata__fail(STRATA_E_NOMEM, "%s: rendering metrics", s->dir);

@@ -11,6 +11,7 @@
  * A candidate that reaches the threshold is staged if the hot budget has
  * room. Then, if the pool is over its high watermark, CLOCK evicts down to
  * the low one (high - evict percent). */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -230,6 +231,11 @@ static void *worker_main(void *arg) {
 
 int strata__hot_start(strata__staging *st) {
   int e = pthread_create(&st->worker, NULL, worker_main, st);
+  /* EAGAIN is pthread_create() out of memory for the thread's stack or
+   * TLS: strata_store_open() documents STRATA_E_NOMEM for that. */
+  if (e == EAGAIN)
+    return strata__fail(STRATA_E_NOMEM,
+                        "staging: starting the hot-layer worker: EAGAIN");
   if (e != 0)
     return strata__fail_errno(e, "staging: starting the hot-layer worker");
   st->worker_running = true;

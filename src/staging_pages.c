@@ -347,11 +347,19 @@ static int alloc_blocks(strata__staging *st, uint32_t need, uint32_t *out) {
                       need, (unsigned long long)st->block_size);
 }
 
-static strata_staged *make_hold(strata__staging *st, strata__slayer *l,
-                                uint32_t first, uint32_t n) {
-  strata_staged *h = malloc(sizeof *h + (n > 0 ? n : 1) * sizeof h->seg[0]);
-  if (h == NULL)
-    return NULL;
+/* A hold's memory, for up to n segments. It is allocated before the pages
+ * are filled: once fill() has staged pages, nothing may fail, or a call
+ * that reports an error would leave them staged (found by
+ * test_staging_allocfail). */
+static strata_staged *hold_alloc(uint32_t n) {
+  strata_staged *h;
+  return malloc(sizeof *h + (n > 0 ? n : 1) * sizeof h->seg[0]);
+}
+
+/* Fills in hold h (from hold_alloc(n)) on pages [first, first + n) of l,
+ * which are all staged. */
+static void make_hold(strata_staged *h, strata__staging *st, strata__slayer *l,
+                      uint32_t first, uint32_t n) {
   *h = (strata_staged){.st = st, .layer = l, .first = first, .n = n};
   h->offset = (uint64_t)first * st->block_size;
   for (uint32_t i = first; i < first + n; i++) {
@@ -369,7 +377,6 @@ static strata_staged *make_hold(strata__staging *st, strata__slayer *l,
     h->seg[h->nseg].len = len;
     h->nseg++;
   }
-  return h;
 }
 
 /* Undoes what fill() did to `l` for pages[] of this call. mu held. */
@@ -608,16 +615,14 @@ int strata__stage(strata__staging *st, const strata_txn *txn,
   }
   /* Held while filling, so that a failure cannot free it under us. */
   l->holders++;
-  int rc = fill(st, l, lay.data, (uint32_t)first, (uint32_t)n);
-  strata_staged *h = NULL;
-  if (rc == 0) {
-    h = make_hold(st, l, (uint32_t)first, (uint32_t)n);
-    if (h == NULL)
-      rc = strata__fail(STRATA_E_NOMEM, "staging: hold on region %llu "
-                        "layer %llu", (unsigned long long)region_id,
-                        (unsigned long long)layer_id);
-  }
+  strata_staged *h = hold_alloc((uint32_t)n);
+  int rc = h == NULL ? strata__fail(STRATA_E_NOMEM,
+                                    "staging: hold on region %llu layer %llu",
+                                    (unsigned long long)region_id,
+                                    (unsigned long long)layer_id)
+                     : fill(st, l, lay.data, (uint32_t)first, (uint32_t)n);
   if (rc < 0) {
+    free(h);
     l->holders--;
     if (created && l->staged == 0 && !l->dead)
       layer_kill(st, l);
@@ -626,6 +631,7 @@ int strata__stage(strata__staging *st, const strata_txn *txn,
     pthread_mutex_unlock(&st->mu);
     return rc;
   }
+  make_hold(h, st, l, (uint32_t)first, (uint32_t)n);
   l->ref = true;
   if (hot && !l->hot && !l->dead) {
     l->hot = true;

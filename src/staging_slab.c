@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <numa.h>
+#include <numaif.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,14 +96,39 @@ static const char *memlock_limit(char *buf, size_t size) {
   return buf;
 }
 
-/* Gives back memory from the default path: numa_alloc_onnode when the slab
- * is bound to a node, mmap otherwise (strata__slab_alloc keeps node -1 for
- * unbound memory). */
+/* Gives back memory from the default path (anonymous memory, bound to its
+ * node or not; numa_free() too is only munmap()). */
 static void unmap(void *p, size_t bytes, int node) {
-  if (node >= 0)
-    numa_free(p, bytes);
-  else
-    munmap(p, bytes);
+  (void)node;
+  munmap(p, bytes);
+}
+
+/* Nodes a slab may be bound to: Linux allows at most 1024 (NODES_SHIFT
+ * 10), a 128-byte mask on the stack. */
+#define NODE_MASK_BITS 1024u
+
+/* What numa_alloc_onnode() does, anonymous memory bound to `node` with
+ * mbind(MPOL_BIND), but with the node mask on the stack: libnuma allocates
+ * its masks with an allocator that calls exit(1) when malloc fails
+ * (numa_bitmask_alloc), which would end the process instead of failing
+ * the open (found by test_staging_allocfail). As with numa_alloc_onnode(),
+ * memory that could not be bound is still used. */
+static void *map_onnode(size_t bytes, int node, const strata__logger *log) {
+  void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED)
+    return NULL;
+  unsigned long mask[NODE_MASK_BITS / (8 * sizeof(unsigned long))] = {0};
+  size_t word_bits = 8 * sizeof mask[0];
+  mask[(size_t)node / word_bits] |= 1ul << ((size_t)node % word_bits);
+  /* maxnode counts one past the mask's bits, as libnuma passes it. */
+  if (mbind(p, bytes, MPOL_BIND, mask, NODE_MASK_BITS + 1, 0) != 0 &&
+      log != NULL)
+    strata__log(log, STRATA_LOG_WARN, "staging",
+                "msg=\"mbind failed; slab not bound to its node\" "
+                "bytes=%zu node=%d errno=%s",
+                bytes, node, strerrorname_np(errno));
+  return p;
 }
 
 int strata__slab_alloc(strata__xfer *x, size_t bytes, int node,
@@ -136,17 +162,18 @@ int strata__slab_alloc(strata__xfer *x, size_t bytes, int node,
    * good as another and plain anonymous memory is used. */
   bool bind = node >= 0 && numa_available() >= 0;
   if (bind)
-    STRATA__FAIL_IF(node > numa_max_node(), STRATA_E_INVAL,
+    STRATA__FAIL_IF(node > numa_max_node() || (unsigned)node >= NODE_MASK_BITS,
+                    STRATA_E_INVAL,
                     "staging: slab of %zu bytes on NUMA node %d: no such "
                     "node (highest %d)",
                     bytes, node, numa_max_node());
   void *p;
   if (bind) {
-    p = numa_alloc_onnode(bytes, node);
+    p = map_onnode(bytes, node, log);
     if (p == NULL)
       return strata__fail(STRATA_E_NOMEM,
-                          "staging: numa_alloc_onnode(%zu bytes, node %d)",
-                          bytes, node);
+                          "staging: mmap of a %zu-byte slab for node %d", bytes,
+                          node);
   } else {
     p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
              -1, 0);

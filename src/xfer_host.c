@@ -30,6 +30,7 @@
  * order, so that a thread that sees an event complete also sees the
  * memory the work wrote. */
 #include <errno.h>
+#include <limits.h>
 #include <numa.h>
 #include <sched.h>
 #include <stdio.h>
@@ -226,6 +227,11 @@ static int host_stream_new(strata__xfer *x, strata__xstream **out) {
   int err = pthread_create(&s->worker, NULL, worker_main, s);
   if (err != 0) {
     stream_unref(s);
+    /* EAGAIN is pthread_create() out of memory for the thread's stack or
+     * TLS: the callers document STRATA_E_NOMEM for that, not -EAGAIN. */
+    if (err == EAGAIN)
+      return strata__fail(STRATA_E_NOMEM,
+                          "xfer: starting a host stream's worker: EAGAIN");
     return strata__fail_errno(err, "xfer: starting a host stream's worker");
   }
   *out = &s->base;
@@ -466,10 +472,13 @@ void strata__xfer_host_init(strata__xfer *x) {
    * for where its memory should live when there is no device to follow. */
   x->numa_node = -1;
   if (numa_available() >= 0) {
-    int cpu = sched_getcpu();
-    if (cpu >= 0)
-      x->numa_node = numa_node_of_cpu(cpu);
-    if (x->numa_node < 0)
-      x->numa_node = -1;
+    /* getcpu() names the CPU's node without allocating. libnuma's
+     * numa_node_of_cpu() allocates a CPU mask, and its allocator calls
+     * exit(1) when malloc fails (numa_bitmask_alloc): out of memory, an
+     * open would end the process instead of failing (found by
+     * test_staging_allocfail). */
+    unsigned cpu, node;
+    if (getcpu(&cpu, &node) == 0 && node <= INT_MAX)
+      x->numa_node = (int)node;
   }
 }

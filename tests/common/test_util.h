@@ -27,6 +27,17 @@ static inline const char *test_tmpdir(void) {
   return path;
 }
 
+/* Deterministic content (xorshift): the same seed gives the same bytes. */
+static inline void test_fill_seeded(uint8_t *p, size_t n, uint64_t seed) {
+  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (size_t i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    p[i] = (uint8_t)x;
+  }
+}
+
 /* Joins a directory and a file name into a static buffer (one of 4, used
  * in rotation, so a few results can be alive at once). */
 static inline const char *test_path(const char *dir, const char *name) {

@@ -33,21 +33,11 @@
       fail_msg("%s -> %s", #expr, cudaGetErrorString(test__e));                \
   } while (0)
 
-/* Deterministic content (xorshift): the same seed gives the same bytes. */
-static void fill(uint8_t *p, size_t n, uint64_t seed) {
-  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-  for (size_t i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    p[i] = (uint8_t)x;
-  }
-}
 
 static uint8_t *content(size_t n, uint64_t seed) {
   uint8_t *p = malloc(n ? n : 1);
   assert_non_null(p);
-  fill(p, n, seed);
+  test_fill_seeded(p, n, seed);
   return p;
 }
 
@@ -94,7 +84,7 @@ static strata_store *open_fixture(const strata_store_config *c) {
   uint8_t *rep = malloc(256 * KiB);
   assert_non_null(rep);
   for (int i = 0; i < 4; i++)
-    fill(rep + i * 64 * KiB, 64 * KiB, 55);
+    test_fill_seeded(rep + i * 64 * KiB, 64 * KiB, 55);
   assert_strata_ok(strata_proto_put(p, 3, NULL, NULL, rep, 256 * KiB));
   free(rep);
   return s;

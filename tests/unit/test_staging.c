@@ -14,21 +14,11 @@
 #define KiB 1024u
 #define MiB (1024u * 1024u)
 
-/* Deterministic content: the same seed gives the same bytes. */
-static void fill(uint8_t *p, size_t n, uint64_t seed) {
-  uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-  for (size_t i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    p[i] = (uint8_t)x;
-  }
-}
 
 static uint8_t *content(size_t n, uint64_t seed) {
   uint8_t *p = malloc(n ? n : 1);
   assert_non_null(p);
-  fill(p, n, seed);
+  test_fill_seeded(p, n, seed);
   return p;
 }
 
@@ -242,7 +232,7 @@ static void test_shared_blocks(void **state) {
   put(p, 2, 256 * KiB, 7);
   uint8_t *rep = malloc(256 * KiB);
   for (int i = 0; i < 4; i++)
-    fill(rep + i * 64 * KiB, 64 * KiB, 55);
+    test_fill_seeded(rep + i * 64 * KiB, 64 * KiB, 55);
   assert_int_equal(strata_proto_put(p, 3, NULL, NULL, rep, 256 * KiB), 0);
   strata_txn txn;
   assert_int_equal(strata_read_begin(s, &txn), 0);
