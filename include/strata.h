@@ -817,7 +817,15 @@ STRATA_API int strata_read_stats_get(strata_store *store,
  *
  * Lifetimes: holds (strata_staged, strata_device_layer), streams, events
  * and device memory belong to the store: release, destroy and free them
- * before strata_store_close(), which waits for transfers in flight. */
+ * before strata_store_close(), which waits for transfers in flight.
+ *
+ * CUDA caveats: staging calls make staging_device the calling thread's
+ * current device (cudaSetDevice), and do not restore the previous one;
+ * multi-GPU applications set theirs again after a call. Transfers cannot
+ * be captured into a CUDA graph (STRATA_E_STATE). The library carries its
+ * own static CUDA runtime: it shares the device's primary context (and so
+ * pointers and streams) with the application's runtime, and allocates
+ * device memory from a pool of its own. */
 typedef struct strata_staged strata_staged;
 typedef struct strata_stream strata_stream;
 typedef struct strata_event strata_event;
@@ -910,8 +918,12 @@ STRATA_API int strata_stage_path_size(const strata_txn *txn,
  * everything else (small layers, layers not staged, read from the mapping
  * with MADV_SEQUENTIAL) is packed into pinned buffers of
  * staging_pack_bytes, each copied as one transfer while the next fills.
- * The copies are spread over the pool's streams; `stream` waits for all
- * of them, so work enqueued on it afterwards sees the whole path.
+ * The copies are spread over the pool's streams; they start after the
+ * work enqueued on `stream` before the call (which may have allocated the
+ * buffer or still read it), and `stream` waits for all of them, so work
+ * enqueued on it afterwards sees the whole path. A path larger than the
+ * pack buffers (2 per stream) makes the call wait for earlier copies, and
+ * so for that earlier work on `stream`.
  * Nothing is enqueued when a step is missing or the buffer is too small.
  * Errors: STRATA_E_NO_REGION / STRATA_E_NOT_FOUND (naming the step),
  * STRATA_E_BOUNDS (buffer too small), STRATA_E_STATE, STRATA_E_IO.

@@ -183,6 +183,15 @@ void strata__staging_close(strata__staging *st) {
                   "msg=\"close waits for transfers in flight\" count=%llu",
                   (unsigned long long)atomic_load(&st->inflight));
     warned = true;
+    /* After a device failure the completion callbacks never run. */
+    if (strata__xfer_healthy(st->xfer) < 0) {
+      strata__log(st->log, STRATA_LOG_ERROR, "staging",
+                  "msg=\"device failed; transfers in flight will not "
+                  "complete\" count=%llu error=\"%s\"",
+                  (unsigned long long)atomic_load(&st->inflight),
+                  strata_last_error_detail());
+      break;
+    }
     usleep(100);
   }
   strata__dcache_destroy(st);

@@ -174,6 +174,7 @@ typedef struct strata__staging {
   uint32_t *pack_block; /* first block of each pack buffer */
   strata__xevent **pack_ev;
   strata__xevent *join_ev;
+  strata__xevent *start_ev; /* a batch's start on the caller's stream */
 
   /* The device layer cache (staging_dcache.c), under dc_mu. */
   pthread_mutex_t dc_mu;

@@ -69,7 +69,9 @@ strata__direct *strata__direct_source(strata__staging *st,
 
 /* Waits for a mapping's copies, unregisters it and frees the entry. */
 static void retire(strata__staging *st, strata__direct *d) {
-  while (atomic_load_explicit(&d->inflight, memory_order_acquire) > 0)
+  /* (After a device failure the copies' callbacks never run: stop.) */
+  while (atomic_load_explicit(&d->inflight, memory_order_acquire) > 0 &&
+         strata__xfer_healthy(st->xfer) == 0)
     usleep(50);
   if (d->registered)
     strata__xfer_unregister(st->xfer, d->base);

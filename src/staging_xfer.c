@@ -61,6 +61,7 @@ int strata__xfer_pool_init(strata__staging *st) {
     st->fixed_blocks += per;
     STRATA__TRY(strata__xevent_new(st->xfer, &st->pack_ev[i]));
   }
+  STRATA__TRY(strata__xevent_new(st->xfer, &st->start_ev));
   return strata__xevent_new(st->xfer, &st->join_ev);
 }
 
@@ -70,6 +71,7 @@ void strata__xfer_pool_destroy(strata__staging *st) {
   for (uint32_t i = 0; st->pack_ev != NULL && i < st->npack; i++)
     strata__xevent_free(st->pack_ev[i]);
   strata__xevent_free(st->join_ev);
+  strata__xevent_free(st->start_ev);
   free(st->streams);
   free(st->pack_block);
   free(st->pack_ev);
@@ -77,6 +79,7 @@ void strata__xfer_pool_destroy(strata__staging *st) {
   st->pack_ev = NULL;
   st->pack_block = NULL;
   st->join_ev = NULL;
+  st->start_ev = NULL;
 }
 
 /* ---- streams, events, device memory ---------------------------------- */
@@ -293,6 +296,7 @@ int strata_stage_path_size(const strata_txn *txn, const strata_layer_ref *refs,
  * bytes go. */
 typedef struct batch {
   strata__staging *st;
+  strata__xevent *start; /* the caller's stream at the call */
   uint8_t *dev;
   uint32_t buf;      /* pack buffer being filled */
   uint64_t fill;     /* bytes in it */
@@ -301,10 +305,20 @@ typedef struct batch {
   uint64_t streams_used; /* bitmask over st->streams (at most 64) */
 } batch;
 
+/* The pool stream for the next copy. A stream's first copy of the batch
+ * waits for the caller's stream as it was at the call: the buffer may have
+ * been allocated there (stream-ordered), or be read there by earlier work
+ * that the batch must not overwrite. A failed wait is left to the copy
+ * that follows (its stream is then synchronized with the caller's by
+ * hand). */
 static strata__xstream *next_stream(batch *b) {
   uint32_t i = b->next_stream++ % b->st->nstreams;
+  strata__xstream *xs = b->st->streams[i];
+  if ((b->streams_used & ((uint64_t)1 << i)) == 0 &&
+      strata__xstream_wait(xs, b->start) != 0)
+    strata__xevent_sync(b->start);
   b->streams_used |= (uint64_t)1 << i;
-  return b->st->streams[i];
+  return xs;
 }
 
 static uint8_t *pack_ptr(const batch *b) {
@@ -398,8 +412,10 @@ int strata_stage_path_to_device(const strata_txn *txn,
   }
 
   pthread_mutex_lock(&st->batch_mu);
-  batch b = {.st = st, .dev = device_buf};
-  rc = strata__xevent_sync(st->pack_ev[b.buf]);
+  batch b = {.st = st, .dev = device_buf, .start = st->start_ev};
+  rc = strata__xevent_record(st->start_ev, ss->xs);
+  if (rc == 0)
+    rc = strata__xevent_sync(st->pack_ev[b.buf]);
   uint64_t off = 0;
   for (size_t i = 0; rc == 0 && i < n; i++) {
     off = align_up(off);

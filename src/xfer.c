@@ -121,8 +121,8 @@ int strata__xfer_open(const strata__xfer_config *cfg, strata__xfer **out) {
   snprintf(x->host_reason, sizeof x->host_reason, "built without CUDA");
 #endif
   strata__xfer_host_init(x);
-  strata__log(&x->log, STRATA_LOG_INFO, "xfer",
-              "msg=\"host mode\" reason=%s numa_node=%d",
+  strata__log(&x->log, x->host_warn ? STRATA_LOG_WARN : STRATA_LOG_INFO,
+              "xfer", "msg=\"host mode\" reason=%s numa_node=%d",
               strata__log_quote(q, sizeof q, x->host_reason), x->numa_node);
   *out = x;
   return 0;
@@ -213,8 +213,9 @@ int strata__xfer_dev_alloc(strata__xfer *x, size_t n, strata__xstream *s,
   int rc = dev_track(x, p, bytes);
   pthread_mutex_unlock(&x->dev_mu);
   if (rc < 0) {
-    /* The memory was never handed out, so nothing of `s` can use it. */
-    x->ops->dev_free(x, p, NULL);
+    /* The memory was never handed out; freed on `s`, after its
+     * allocation there. */
+    x->ops->dev_free(x, p, s);
     return rc;
   }
   atomic_fetch_add_explicit(&x->dev_bytes, bytes, memory_order_relaxed);
@@ -313,4 +314,8 @@ int strata__xevent_query(strata__xevent *e) {
 
 int strata__xevent_sync(strata__xevent *e) {
   return e->x->ops->event_sync(e);
+}
+
+int strata__xfer_healthy(strata__xfer *x) {
+  return x->ops->healthy != NULL ? x->ops->healthy(x) : 0;
 }

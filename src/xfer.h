@@ -95,6 +95,11 @@ int strata__xfer_dev_free(strata__xfer *x, void *p, strata__xstream *s);
  * sizes). */
 uint64_t strata__xfer_dev_bytes(const strata__xfer *x);
 
+/* 0 while the device can complete work; an error (the detail says why)
+ * once its context has failed for good, after which host functions never
+ * run: a wait for their effects must give up. Host mode: always 0. */
+int strata__xfer_healthy(strata__xfer *x);
+
 int strata__xstream_new(strata__xfer *x, strata__xstream **out);
 /* Waits for the stream's work, then frees it. Events recorded on it stay
  * valid (and complete). NULL ok. */

@@ -55,6 +55,10 @@ typedef struct strata__xfer_ops {
   int (*event_record)(strata__xevent *e, strata__xstream *s);
   int (*event_query)(strata__xevent *e);
   int (*event_sync)(strata__xevent *e);
+  /* 0 while the device can still complete work; an error once its context
+   * has failed for good (NULL: always 0). Completion callbacks never run
+   * after such a failure, so waits on them must stop. */
+  int (*healthy)(strata__xfer *x);
 } strata__xfer_ops;
 
 /* Device allocations are rounded up to this, which is also their
@@ -78,6 +82,15 @@ struct strata__xfer {
    * is (cudaDevAttrHostRegisterReadOnlySupported). */
   bool cuda_pools;
   bool cuda_readonly;
+  /* CUDA: the context's own stream-ordered pool (a cudaMemPool_t; the
+   * device's default pool belongs to the application), and a non-blocking
+   * stream for allocations and frees made without a stream (the legacy
+   * default stream would order them after the application's work). */
+  void *cuda_pool;
+  void *cuda_aux;
+  /* Host mode although the machine has a GPU (/dev/nvidia0): logged at
+   * WARN, not INFO. */
+  bool host_warn;
   char device_name[256];
   char host_reason[256];
 

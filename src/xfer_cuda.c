@@ -12,13 +12,16 @@
  * current (cudaSetDevice is cheap when it already is). Host functions run
  * on a driver thread and must not call CUDA at all (xfer.h says so).
  *
- * Every call that can fail is checked; a failure becomes STRATA_E_IO with
- * the call and cudaGetErrorString() in the detail. Calls in functions that
+ * Every call that can fail is checked; a failure becomes STRATA_E_IO
+ * (STRATA_E_NOMEM for cudaErrorMemoryAllocation) with the call and
+ * cudaGetErrorString() in the detail. Calls in functions that
  * return nothing (unpin, frees) are logged at WARN instead. */
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include <cuda_runtime_api.h>
 
@@ -52,8 +55,13 @@ static int cuda_fail(cudaError_t err, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(call, sizeof call, fmt, ap);
   va_end(ap);
-  return strata__fail(STRATA_E_IO, "cuda: %s: %s", call,
-                      cudaGetErrorString(err));
+  /* Strata handles this error: it must not stay behind as the thread's
+   * last error for the application's cudaGetLastError(). (A sticky error
+   * comes back on the next call anyway.) */
+  (void)cudaGetLastError();
+  return strata__fail(err == cudaErrorMemoryAllocation ? STRATA_E_NOMEM
+                                                       : STRATA_E_IO,
+                      "cuda: %s: %s", call, cudaGetErrorString(err));
 }
 
 /* Returns from the calling function with STRATA_E_IO when `call` fails;
@@ -132,25 +140,30 @@ static void cuda_unregister(strata__xfer *x, const void *p) {
 
 /* ---- device memory ------------------------------------------------------- */
 
-/* Without a stream the allocation is made on the legacy default stream and
- * waited for, so that any stream may use the memory at once. Devices
- * without stream-ordered pools fall back to cudaMalloc. */
+static cudaStream_t aux_stream(strata__xfer *x) {
+  return (cudaStream_t)x->cuda_aux;
+}
+
+/* From the context's own pool, ordered on `s`. Without a stream, on the
+ * context's auxiliary stream and waited for, so that any stream may use
+ * the memory at once. Devices without stream-ordered pools fall back to
+ * cudaMalloc. */
 static int cuda_dev_alloc(strata__xfer *x, size_t n, strata__xstream *s,
                           void **out) {
   STRATA__TRY(use_device(x));
   void *p = NULL;
   if (!x->cuda_pools) {
     CUDA_TRY(cudaMalloc(&p, n), "cudaMalloc(%zu bytes)", n);
-  } else if (s != NULL) {
-    CUDA_TRY(cudaMallocAsync(&p, n, cstream(s)), "cudaMallocAsync(%zu bytes)",
-             n);
   } else {
-    CUDA_TRY(cudaMallocAsync(&p, n, 0), "cudaMallocAsync(%zu bytes, stream 0)",
-             n);
-    cudaError_t err = cudaStreamSynchronize(0);
-    if (err != cudaSuccess) {
-      CUDA_WARN(x, cudaFreeAsync(p, 0), "cudaFreeAsync");
-      return cuda_fail(err, "cudaStreamSynchronize(0) after cudaMallocAsync");
+    cudaStream_t st = s != NULL ? cstream(s) : aux_stream(x);
+    CUDA_TRY(cudaMallocFromPoolAsync(&p, n, (cudaMemPool_t)x->cuda_pool, st),
+             "cudaMallocFromPoolAsync(%zu bytes)", n);
+    if (s == NULL) {
+      cudaError_t err = cudaStreamSynchronize(st);
+      if (err != cudaSuccess) {
+        CUDA_WARN(x, cudaFreeAsync(p, st), "cudaFreeAsync");
+        return cuda_fail(err, "cudaStreamSynchronize after an allocation");
+      }
     }
   }
   *out = p;
@@ -158,14 +171,15 @@ static int cuda_dev_alloc(strata__xfer *x, size_t n, strata__xstream *s,
 }
 
 /* Without a stream, the caller vouches that no queued work uses the memory
- * any more, so the free goes on the legacy default stream. cudaFree (no
- * pools) waits for the whole device itself. */
+ * any more; the free goes on the auxiliary stream. cudaFree (no pools)
+ * waits for the whole device itself. */
 static int cuda_dev_free(strata__xfer *x, void *p, strata__xstream *s) {
   STRATA__TRY(use_device(x));
   if (!x->cuda_pools)
     CUDA_TRY(cudaFree(p), "cudaFree");
   else
-    CUDA_TRY(cudaFreeAsync(p, s != NULL ? cstream(s) : 0), "cudaFreeAsync");
+    CUDA_TRY(cudaFreeAsync(p, s != NULL ? cstream(s) : aux_stream(x)),
+             "cudaFreeAsync");
   return 0;
 }
 
@@ -200,9 +214,22 @@ static void *cuda_stream_native(strata__xstream *s) {
   return (void *)cstream(s);
 }
 
+/* Work enqueued while a stream is being captured into a graph would run
+ * at every replay, while Strata counts it once (in-flight counts, blocks
+ * kept alive): refused. */
+static int not_capturing(strata__xstream *s) {
+  enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+  CUDA_TRY(cudaStreamIsCapturing(cstream(s), &cs), "cudaStreamIsCapturing");
+  STRATA__FAIL_IF(cs != cudaStreamCaptureStatusNone, STRATA_E_STATE,
+                  "cuda: the stream is being captured into a graph; Strata's "
+                  "transfers cannot be captured");
+  return 0;
+}
+
 static int cuda_copy(strata__xstream *s, void *dst, const void *src, size_t n,
                      enum strata__xfer_dir dir) {
   STRATA__TRY(use_device(s->x));
+  STRATA__TRY(not_capturing(s));
   bool h2d = dir == STRATA__XFER_H2D;
   CUDA_TRY(
       cudaMemcpyAsync(dst, src, n,
@@ -214,6 +241,7 @@ static int cuda_copy(strata__xstream *s, void *dst, const void *src, size_t n,
 
 static int cuda_host_fn(strata__xstream *s, void (*fn)(void *), void *arg) {
   STRATA__TRY(use_device(s->x));
+  STRATA__TRY(not_capturing(s));
   CUDA_TRY(cudaLaunchHostFunc(cstream(s), fn, arg), "cudaLaunchHostFunc");
   return 0;
 }
@@ -279,9 +307,31 @@ static int cuda_event_sync(strata__xevent *e) {
 }
 
 static void cuda_close(strata__xfer *x) {
-  /* The default pool belongs to the device, not to us: memory kept in it
-   * serves the next context, and the driver reclaims it at exit. */
-  (void)x;
+  if (use_device(x) != 0)
+    return;
+  if (x->cuda_aux != NULL) {
+    CUDA_WARN(x, cudaStreamSynchronize(aux_stream(x)), "cudaStreamSynchronize");
+    CUDA_WARN(x, cudaStreamDestroy(aux_stream(x)), "cudaStreamDestroy");
+  }
+  /* The pool's memory goes back to the driver (it fails if device memory
+   * is still allocated from it: the WARN says so). */
+  if (x->cuda_pool != NULL) {
+    CUDA_WARN(x, cudaMemPoolTrimTo((cudaMemPool_t)x->cuda_pool, 0),
+              "cudaMemPoolTrimTo");
+    CUDA_WARN(x, cudaMemPoolDestroy((cudaMemPool_t)x->cuda_pool),
+              "cudaMemPoolDestroy");
+  }
+}
+
+/* A context that failed for good (a kernel fault, cudaDeviceReset) makes
+ * every call return the sticky error; a query of the auxiliary stream
+ * shows it without waiting. */
+static int cuda_healthy(strata__xfer *x) {
+  STRATA__TRY(use_device(x));
+  cudaError_t err = cudaStreamQuery(aux_stream(x));
+  if (err == cudaSuccess || err == cudaErrorNotReady)
+    return 0;
+  return cuda_fail(err, "cudaStreamQuery (device %d)", x->device);
 }
 
 static const strata__xfer_ops cuda_ops = {
@@ -307,6 +357,7 @@ static const strata__xfer_ops cuda_ops = {
     .event_record = cuda_event_record,
     .event_query = cuda_event_query,
     .event_sync = cuda_event_sync,
+    .healthy = cuda_healthy,
 };
 
 /* ---- open ---------------------------------------------------------------- */
@@ -330,8 +381,8 @@ static int pci_numa_node(strata__xfer *x) {
   char path[128];
   if (sscanf(bus, "%x:%x:%x.%x", &dom, &b, &dev, &fn) == 4)
     snprintf(path, sizeof path,
-             "/sys/bus/pci/devices/%04x:%02x:%02x.%x/numa_node", dom & 0xffffu,
-             b, dev, fn);
+             "/sys/bus/pci/devices/%04x:%02x:%02x.%x/numa_node", dom, b, dev,
+             fn);
   else {
     for (char *c = bus; *c; c++)
       *c = (char)tolower((unsigned char)*c);
@@ -351,8 +402,16 @@ int strata__xfer_cuda_init(strata__xfer *x) {
   int dev = x->device, count = 0;
   cudaError_t err = cudaGetDeviceCount(&count);
   if (err != cudaSuccess) {
-    snprintf(x->host_reason, sizeof x->host_reason, "no CUDA device: %s",
-             cudaGetErrorString(err));
+    /* No driver and no device read the same here ("insufficient driver");
+     * a machine with a GPU node whose driver is too old for this runtime
+     * is worth a WARN: the application may well be using the GPU. */
+    x->host_warn = access("/dev/nvidia0", F_OK) == 0;
+    snprintf(x->host_reason, sizeof x->host_reason, "no CUDA device: %s%s",
+             cudaGetErrorString(err),
+             x->host_warn ? " (but /dev/nvidia0 exists: driver too old for "
+                            "this CUDA runtime?)"
+                          : "");
+    (void)cudaGetLastError();
     return 0;
   }
   if (count <= dev) {
@@ -373,17 +432,37 @@ int strata__xfer_cuda_init(strata__xfer *x) {
   CUDA_TRY(cudaDeviceGetAttribute(&v, cudaDevAttrMemoryPoolsSupported, dev),
            "cudaDeviceGetAttribute(MemoryPoolsSupported, %d)", dev);
   x->cuda_pools = v != 0;
+  cudaStream_t aux;
+  CUDA_TRY(cudaStreamCreateWithFlags(&aux, cudaStreamNonBlocking),
+           "cudaStreamCreateWithFlags(non-blocking)");
+  x->cuda_aux = aux;
   if (x->cuda_pools) {
+    /* A pool of our own: the device's default pool is the application's,
+     * and its settings are not ours to change. */
+    struct cudaMemPoolProps props;
+    memset(&props, 0, sizeof props);
+    props.allocType = cudaMemAllocationTypePinned;
+    props.location.type = cudaMemLocationTypeDevice;
+    props.location.id = dev;
     cudaMemPool_t pool;
-    CUDA_TRY(cudaDeviceGetDefaultMemPool(&pool, dev),
-             "cudaDeviceGetDefaultMemPool(%d)", dev);
+    err = cudaMemPoolCreate(&pool, &props);
+    if (err != cudaSuccess) {
+      CUDA_WARN(x, cudaStreamDestroy(aux), "cudaStreamDestroy");
+      x->cuda_aux = NULL;
+      return cuda_fail(err, "cudaMemPoolCreate(device %d)", dev);
+    }
+    x->cuda_pool = pool;
     /* Keep freed memory in the pool: by default it is released to the
      * driver at every synchronization, and allocating it again costs a
-     * driver call on the staging pool's path. */
+     * driver call on the staging pool's path. close() trims it. */
     uint64_t keep = UINT64_MAX;
-    CUDA_TRY(
-        cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep),
-        "cudaMemPoolSetAttribute(ReleaseThreshold, %d)", dev);
+    err = cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep);
+    if (err != cudaSuccess) {
+      cuda_close(x);
+      x->cuda_pool = x->cuda_aux = NULL;
+      return cuda_fail(err, "cudaMemPoolSetAttribute(ReleaseThreshold, %d)",
+                       dev);
+    }
   }
   x->numa_node = pci_numa_node(x);
   x->host_reason[0] = '\0';

@@ -547,9 +547,13 @@ int main(void) {
   int count = 0;
   cudaError_t e = cudaGetDeviceCount(&count);
   if (e != cudaSuccess || count == 0) {
-    printf("no GPU: skipped (%s)\n",
+    /* A machine with a GPU whose CUDA runtime cannot use it (a driver
+     * older than this runtime needs) is a failure, not a skip. */
+    bool gpu_node = access("/dev/nvidia0", F_OK) == 0;
+    printf("no GPU: %s (%s)\n", gpu_node ? "FAILED: /dev/nvidia0 exists"
+                                         : "skipped",
            e != cudaSuccess ? cudaGetErrorString(e) : "no CUDA device");
-    return 77;
+    return gpu_node ? 1 : 77;
   }
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_backend),

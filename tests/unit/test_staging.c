@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "staging.h" /* struct strata_stream: a host function on it */
 #include "test_util.h"
 
 #define KiB 1024u
@@ -543,6 +544,56 @@ static void test_path_batch(void **state) {
   strata_store_close(s);
 }
 
+/* A batch is ordered after the work already on the caller's stream (the
+ * buffer may be allocated there, or still be read by earlier work): with
+ * the caller's stream held up, nothing may reach the buffer. */
+static void hold_stream(void *arg) {
+  _Atomic int *go = arg;
+  while (!atomic_load(go))
+    usleep(1000);
+}
+
+static void test_path_after_callers_work(void **state) {
+  (void)state;
+  strata_store_config c = staging_config(32 * MiB);
+  strata_store *s = open_fixture(&c, NULL);
+  strata_stream *ss;
+  assert_int_equal(strata_stream_create(s, &ss), 0);
+  strata_txn txn;
+  assert_int_equal(strata_read_begin(s, &txn), 0);
+  /* Less than the pack buffers hold (6 x 256 KiB): a longer path would
+   * wait, in the call, for a buffer whose copy waits for the stream. */
+  strata_layer_ref path[] = {{1, 0}, {1, 3}, {2, 1}, {1, 6}};
+  uint64_t need, offs[4];
+  assert_int_equal(strata_stage_path_size(&txn, path, 4, &need), 0);
+  assert_true(need < 6 * 256 * KiB);
+  void *dev;
+  assert_int_equal(strata_device_alloc(s, need, NULL, &dev), 0);
+  memset(dev, 0xAB, need);
+  _Atomic int go = 0;
+  assert_int_equal(strata__xstream_host_fn(ss->xs, hold_stream, &go), 0);
+  assert_int_equal(
+      strata_stage_path_to_device(&txn, path, 4, dev, need, offs, ss), 0);
+  usleep(50000);
+  for (uint64_t i = 0; i < need; i++)
+    if (((uint8_t *)dev)[i] != 0xAB)
+      fail_msg("byte %llu written before the caller's stream got there",
+               (unsigned long long)i);
+  atomic_store(&go, 1);
+  assert_int_equal(strata_stream_sync(ss), 0);
+  for (int i = 0; i < 4; i++) {
+    strata_layer l;
+    assert_int_equal(strata_get(&txn, path[i].region_id, path[i].layer_id, &l),
+                     0);
+    assert_memory_equal((uint8_t *)dev + offs[i], l.data, l.size);
+  }
+  assert_int_equal(strata_device_free(s, dev, ss), 0);
+  assert_int_equal(strata_stream_sync(ss), 0);
+  strata_read_end(&txn);
+  strata_stream_destroy(ss);
+  strata_store_close(s);
+}
+
 /* STRATA_STAGING_DIRECT in host mode: registration is not possible, so
  * the batch falls back to staging and the bytes still arrive; replacing
  * the region file (which unmaps the old one) stays safe. */
@@ -892,6 +943,7 @@ int main(void) {
       cmocka_unit_test(test_to_device),
       cmocka_unit_test(test_path_batch),
       cmocka_unit_test(test_path_around_direct_copy),
+      cmocka_unit_test(test_path_after_callers_work),
       cmocka_unit_test(test_direct_fallback),
       cmocka_unit_test(test_device_cache),
       cmocka_unit_test(test_close_waits_for_reader),
