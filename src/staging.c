@@ -15,7 +15,9 @@
 #define SLAB_MAX ((uint64_t)1 << 30) /* slabs of at most 1 GiB */
 #define TOUCH_THREADS_MAX 8
 
-static bool pow2(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
+static bool pow2(uint64_t v) {
+  return v != 0 && (v & (v - 1)) == 0;
+}
 
 /* Fills in the defaults and checks the staging fields of a config. */
 static int check_config(const char *dir, strata_store_config *c) {
@@ -63,8 +65,7 @@ static int check_config(const char *dir, strata_store_config *c) {
                   "%s: staging_bytes %llu is too small: the %u streams' pack "
                   "buffers alone take %llu bytes, and they may use at most "
                   "half of the pool",
-                  dir, (unsigned long long)c->staging_bytes,
-                  c->staging_streams,
+                  dir, (unsigned long long)c->staging_bytes, c->staging_streams,
                   (unsigned long long)(pack_blocks * bs));
   STRATA__FAIL_IF(blocks > ((uint64_t)1 << 31), STRATA_E_INVAL,
                   "%s: staging_bytes %llu is more than 2^31 blocks", dir,
@@ -73,19 +74,19 @@ static int check_config(const char *dir, strata_store_config *c) {
 }
 
 static int alloc_slabs(strata__staging *st, uint64_t total) {
-  uint64_t slab = total < SLAB_MAX ? total : SLAB_MAX / st->block_size *
-                                                 st->block_size;
+  uint64_t slab =
+      total < SLAB_MAX ? total : SLAB_MAX / st->block_size * st->block_size;
   st->nslabs = (uint32_t)((total + slab - 1) / slab);
   st->slabs = calloc(st->nslabs, sizeof *st->slabs);
   if (st->slabs == NULL)
     return strata__fail(STRATA_E_NOMEM, "staging: %u slabs", st->nslabs);
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  unsigned touch = cpus < 1 ? 1
+  unsigned touch = cpus < 1                   ? 1
                    : cpus > TOUCH_THREADS_MAX ? TOUCH_THREADS_MAX
                                               : (unsigned)cpus;
   int node = strata__xfer_numa_node(st->xfer);
-  bool driver = (st->store->config.staging_flags &
-                 STRATA_STAGING_DRIVER_ALLOC) != 0;
+  bool driver =
+      (st->store->config.staging_flags & STRATA_STAGING_DRIVER_ALLOC) != 0;
   for (uint32_t i = 0; i < st->nslabs; i++) {
     uint64_t bytes = i + 1 < st->nslabs ? slab : total - slab * i;
     STRATA__TRY(strata__slab_alloc(st->xfer, bytes, node, driver, touch,
@@ -129,14 +130,14 @@ int strata__staging_open(struct strata_store *s, strata__staging **out) {
    * a half-built pool. */
   *out = st;
   uint64_t t0 = strata__mono_ns();
-  strata__xfer_config xc = {
-      .device = c->staging_device,
-      .force_host = (c->staging_flags & STRATA_STAGING_HOST) != 0,
-      .log = &s->log};
+  strata__xfer_config xc = {.device = c->staging_device,
+                            .force_host =
+                                (c->staging_flags & STRATA_STAGING_HOST) != 0,
+                            .log = &s->log};
   STRATA__TRY(strata__xfer_open(&xc, &st->xfer));
   STRATA__TRY(strata__balloc_new(st->block_size, &st->alloc));
-  uint64_t total = (c->staging_bytes + st->block_size - 1) / st->block_size *
-                   st->block_size;
+  uint64_t total =
+      (c->staging_bytes + st->block_size - 1) / st->block_size * st->block_size;
   STRATA__TRY(alloc_slabs(st, total));
   st->blocks = strata__balloc_blocks(st->alloc);
   STRATA__TRY(strata__pages_init(st));
@@ -146,25 +147,25 @@ int strata__staging_open(struct strata_store *s, strata__staging **out) {
    * are taken for good). */
   uint64_t usable = st->blocks - st->fixed_blocks;
   st->high_blocks = st->fixed_blocks + usable * c->staging_high_pct / 100;
-  st->low_blocks = st->fixed_blocks + usable * (c->staging_high_pct -
-                                                c->staging_evict_pct) / 100;
+  st->low_blocks = st->fixed_blocks +
+                   usable * (c->staging_high_pct - c->staging_evict_pct) / 100;
   STRATA__TRY(strata__dcache_init(st));
   s->hot_rings = st->rings;
   s->sample_mask = c->staging_sample_period - 1;
   if ((c->staging_flags & STRATA_STAGING_NO_WORKER) == 0)
     STRATA__TRY(strata__hot_start(st));
   char dev[128];
-  strata__log(&s->log, STRATA_LOG_INFO, "staging",
-              "msg=\"staging pool ready\" backend=%s device=%s numa_node=%d "
-              "bytes=%llu slabs=%u method=%s block_size=%llu streams=%u "
-              "ms=%.1f",
-              strata__xfer_backend(st->xfer),
-              strata__log_quote(dev, sizeof dev,
-                                strata__xfer_device_name(st->xfer)),
-              strata__xfer_numa_node(st->xfer), (unsigned long long)total,
-              st->nslabs, strata__slab_method_name(st->slabs[0].method),
-              (unsigned long long)st->block_size, st->nstreams,
-              (double)(strata__mono_ns() - t0) / 1e6);
+  strata__log(
+      &s->log, STRATA_LOG_INFO, "staging",
+      "msg=\"staging pool ready\" backend=%s device=%s numa_node=%d "
+      "bytes=%llu slabs=%u method=%s block_size=%llu streams=%u "
+      "ms=%.1f",
+      strata__xfer_backend(st->xfer),
+      strata__log_quote(dev, sizeof dev, strata__xfer_device_name(st->xfer)),
+      strata__xfer_numa_node(st->xfer), (unsigned long long)total, st->nslabs,
+      strata__slab_method_name(st->slabs[0].method),
+      (unsigned long long)st->block_size, st->nstreams,
+      (double)(strata__mono_ns() - t0) / 1e6);
   return 0;
 }
 
@@ -214,19 +215,28 @@ void strata__staging_close(strata__staging *st) {
   free(st);
 }
 
+int strata__staging_of(struct strata_store *s, const char *fn,
+                       strata__staging **out) {
+  *out = NULL;
+  STRATA__FAIL_IF(s == NULL, STRATA_E_INVAL, "%s: NULL store", fn);
+  STRATA__FAIL_IF(s->staging == NULL, STRATA_E_STATE,
+                  "%s: %s has no staging pool (strata_store_config."
+                  "staging_bytes is 0)",
+                  fn, s->dir);
+  *out = s->staging;
+  return 0;
+}
+
 int strata_stage_part(const strata_txn *txn, uint64_t region_id,
                       uint64_t layer_id, uint64_t first_block,
                       uint64_t n_blocks, strata_staged **out) {
   STRATA__FAIL_IF(out == NULL, STRATA_E_INVAL, "strata_stage: NULL out");
   *out = NULL;
-  STRATA__FAIL_IF(txn == NULL || txn->store == NULL, STRATA_E_INVAL,
-                  "strata_stage: NULL or ended txn");
-  STRATA__FAIL_IF(txn->store->staging == NULL, STRATA_E_STATE,
-                  "strata_stage: %s has no staging pool "
-                  "(strata_store_config.staging_bytes is 0)",
-                  txn->store->dir);
-  return strata__stage(txn->store->staging, txn, region_id, layer_id,
-                       first_block, n_blocks, false, out);
+  STRATA__FAIL_IF(txn == NULL, STRATA_E_INVAL, "strata_stage: NULL txn");
+  strata__staging *st;
+  STRATA__TRY(strata__staging_of(txn->store, "strata_stage", &st));
+  return strata__stage(st, txn, region_id, layer_id, first_block, n_blocks,
+                       false, out);
 }
 
 int strata_stage(const strata_txn *txn, uint64_t region_id, uint64_t layer_id,
@@ -235,12 +245,10 @@ int strata_stage(const strata_txn *txn, uint64_t region_id, uint64_t layer_id,
 }
 
 int strata_staging_stats_get(strata_store *s, strata_staging_stats *out) {
-  if (s == NULL || out == NULL)
-    return strata__fail(STRATA_E_INVAL, "strata_staging_stats_get: NULL");
-  strata__staging *st = s->staging;
-  if (st == NULL)
-    return strata__fail(STRATA_E_STATE, "%s: no staging pool "
-                        "(strata_store_config.staging_bytes is 0)", s->dir);
+  STRATA__FAIL_IF(out == NULL, STRATA_E_INVAL,
+                  "strata_staging_stats_get: NULL out");
+  strata__staging *st;
+  STRATA__TRY(strata__staging_of(s, "strata_staging_stats_get", &st));
   strata__balloc_stats bs;
   strata__balloc_stats_get(st->alloc, &bs);
   *out = (strata_staging_stats){
@@ -285,8 +293,7 @@ int strata_staging_stats_get(strata_store *s, strata_staging_stats *out) {
   out->dcache_prefetches = st->dc_prefetches;
   out->dcache_evictions = st->dc_evictions;
   pthread_mutex_unlock(&st->dc_mu);
-  uint32_t slots =
-      atomic_load_explicit(&s->slots_used, memory_order_acquire);
+  uint32_t slots = atomic_load_explicit(&s->slots_used, memory_order_acquire);
   for (uint32_t i = 0; i < slots; i++)
     out->samples_dropped +=
         atomic_load_explicit(&st->rings[i].dropped, memory_order_relaxed);
@@ -303,10 +310,10 @@ static json_t *slabs_json(const strata__staging *st) {
   for (uint32_t i = 0; a != NULL && i < st->nslabs; i++) {
     const strata__slab *sl = &st->slabs[i];
     if (json_array_append_new(
-            a, json_pack("{s:I, s:i, s:s, s:f}", "bytes",
-                         (json_int_t)sl->bytes, "numa_node", sl->node,
-                         "method", strata__slab_method_name(sl->method),
-                         "alloc_ms", (double)sl->alloc_ns / 1e6)) != 0) {
+            a, json_pack("{s:I, s:i, s:s, s:f}", "bytes", (json_int_t)sl->bytes,
+                         "numa_node", sl->node, "method",
+                         strata__slab_method_name(sl->method), "alloc_ms",
+                         (double)sl->alloc_ns / 1e6)) != 0) {
       json_decref(a);
       return NULL;
     }
@@ -349,14 +356,14 @@ json_t *strata__staging_json(struct strata_store *s) {
       "evictions", (json_int_t)t.evictions,
       /* transfers */
       "transfers", "in_flight", (json_int_t)t.transfers_in_flight, "count",
-      (json_int_t)t.transfers, "bytes", (json_int_t)t.transfer_bytes,
-      "batches", (json_int_t)t.batches, "packed_copies",
-      (json_int_t)t.packed_copies, "device_bytes", (json_int_t)t.device_bytes,
-      "streams", (json_int_t)st->nstreams,
+      (json_int_t)t.transfers, "bytes", (json_int_t)t.transfer_bytes, "batches",
+      (json_int_t)t.batches, "packed_copies", (json_int_t)t.packed_copies,
+      "device_bytes", (json_int_t)t.device_bytes, "streams",
+      (json_int_t)st->nstreams,
       /* device cache */
       "device_cache", "layers", (json_int_t)t.dcache_layers, "bytes",
-      (json_int_t)t.dcache_bytes, "budget", (json_int_t)t.dcache_budget,
-      "hits", (json_int_t)t.dcache_hits, "misses", (json_int_t)t.dcache_misses,
+      (json_int_t)t.dcache_bytes, "budget", (json_int_t)t.dcache_budget, "hits",
+      (json_int_t)t.dcache_hits, "misses", (json_int_t)t.dcache_misses,
       "prefetches", (json_int_t)t.dcache_prefetches, "evictions",
       (json_int_t)t.dcache_evictions);
 }

@@ -30,6 +30,13 @@ struct strata_store;
 typedef struct strata__direct strata__direct;
 typedef struct strata__dentry strata__dentry;
 
+/* The hash of a (region id, layer id) key, for the pool's tables: the
+ * page table, the hot-layer candidates and the device cache. */
+static inline uint64_t strata__layer_key_hash(uint64_t region, uint64_t layer) {
+  uint64_t h = region * 0x9E3779B97F4A7C15ull ^ layer * 0xC2B2AE3D27D4EB4Full;
+  return h ^ (h >> 29);
+}
+
 /* ---- sampled reads (staging_hot.c) -------------------------------------- */
 
 #define STRATA__HOT_RING 64 /* samples a thread may have waiting */
@@ -54,7 +61,8 @@ static inline void strata__hot_push(strata__hot_ring *r, uint64_t region,
   uint32_t t = atomic_load_explicit(&r->tail, memory_order_acquire);
   if (h - t >= STRATA__HOT_RING) {
     atomic_store_explicit(
-        &r->dropped, atomic_load_explicit(&r->dropped, memory_order_relaxed) + 1,
+        &r->dropped,
+        atomic_load_explicit(&r->dropped, memory_order_relaxed) + 1,
         memory_order_relaxed);
     return;
   }
@@ -88,16 +96,16 @@ typedef struct strata__slayer {
   uint64_t size, checksum; /* identity of the content */
   struct strata__slayer *hnext;
   uint32_t npages;
-  uint32_t staged; /* pages present */
-  uint32_t holders;               /* strata_staged handles (mu) */
-  _Atomic uint32_t inflight;      /* transfers reading it */
-  uint32_t clock_pos;             /* index in the CLOCK ring, or NONE */
-  bool ref;                       /* CLOCK reference bit */
-  bool hot;                       /* staged by the worker */
-  bool filling;                   /* pages being copied in (mu dropped) */
-  bool dead;                      /* replaced or evicted; freed when idle */
+  uint32_t staged;           /* pages present */
+  uint32_t holders;          /* strata_staged handles (mu) */
+  _Atomic uint32_t inflight; /* transfers reading it */
+  uint32_t clock_pos;        /* index in the CLOCK ring, or NONE */
+  bool ref;                  /* CLOCK reference bit */
+  bool hot;                  /* staged by the worker */
+  bool filling;              /* pages being copied in (mu dropped) */
+  bool dead;                 /* replaced or evicted; freed when idle */
   struct strata__slayer *dead_next;
-  uint32_t pages[];               /* block per page, BLOCK_NONE if absent */
+  uint32_t pages[]; /* block per page, BLOCK_NONE if absent */
 } strata__slayer;
 
 #define STRATA__POS_NONE UINT32_MAX
@@ -166,7 +174,7 @@ typedef struct strata__staging {
   /* Transfers. */
   strata__xstream **streams;
   uint32_t nstreams;
-  pthread_mutex_t batch_mu; /* serializes batches (pack buffers) */
+  pthread_mutex_t batch_mu;  /* serializes batches (pack buffers) */
   pthread_mutex_t direct_mu; /* the registry of mapped regions */
   strata__direct *directs;
   uint64_t pack_bytes;
@@ -192,12 +200,15 @@ typedef struct strata__staging {
   uint64_t stage_calls, stage_copied_bytes, evictions, evicted_bytes;
   uint64_t hot_layers;
   uint64_t samples;
-  _Atomic uint64_t inflight, transfers, transfer_bytes, batches,
-      packed_copies;
+  _Atomic uint64_t inflight, transfers, transfer_bytes, batches, packed_copies;
 } strata__staging;
 
 /* staging.c */
 int strata__staging_open(struct strata_store *s, strata__staging **out);
+/* The store's pool for public call `fn`: STRATA_E_INVAL for a NULL store,
+ * STRATA_E_STATE (naming the store) when it has no pool. */
+int strata__staging_of(struct strata_store *s, const char *fn,
+                       strata__staging **out);
 /* Stops the worker, waits for transfers, frees everything. NULL ok. */
 void strata__staging_close(strata__staging *st);
 /* The staging pool's state as a JSON object (jansson; NULL on failure),
@@ -237,8 +248,7 @@ void strata__hot_stop(strata__staging *st);
  * when the layer must go through staging. _forget: the store is about to
  * unmap `base` (waits for its copies). */
 strata__direct *strata__direct_source(strata__staging *st,
-                                      const strata_txn *txn,
-                                      uint64_t region_id,
+                                      const strata_txn *txn, uint64_t region_id,
                                       const strata_layer *l);
 void strata__direct_done(void *direct);
 void strata__direct_forget(strata__staging *st, const void *base);

@@ -34,11 +34,6 @@ struct strata_device_layer {
   strata__dentry *e;
 };
 
-static uint64_t dhash(uint64_t region, uint64_t layer) {
-  uint64_t h = region * 0xA24BAED4963EE407ull ^ layer * 0x9FB21C651E98DF25ull;
-  return h ^ (h >> 32);
-}
-
 int strata__dcache_init(strata__staging *st) {
   st->dc_budget = st->store->config.staging_device_cache_bytes;
   if (st->dc_budget == 0)
@@ -54,7 +49,8 @@ int strata__dcache_init(strata__staging *st) {
 
 static strata__dentry **slot(strata__staging *st, uint64_t region,
                              uint64_t layer) {
-  strata__dentry **p = &st->dc_tab[dhash(region, layer) & st->dc_mask];
+  strata__dentry **p =
+      &st->dc_tab[strata__layer_key_hash(region, layer) & st->dc_mask];
   while (*p != NULL && ((*p)->region_id != region || (*p)->layer_id != layer))
     p = &(*p)->hnext;
   return p;
@@ -113,7 +109,7 @@ static int table_grow(strata__staging *st) {
   for (uint64_t i = 0; i <= st->dc_mask; i++) {
     for (strata__dentry *e = st->dc_tab[i], *next; e != NULL; e = next) {
       next = e->hnext;
-      uint64_t k = dhash(e->region_id, e->layer_id) & mask;
+      uint64_t k = strata__layer_key_hash(e->region_id, e->layer_id) & mask;
       e->hnext = t[k];
       t[k] = e;
     }
@@ -129,14 +125,13 @@ static int table_grow(strata__staging *st) {
 static int fill(strata__staging *st, const strata_txn *txn,
                 const strata_layer *lay, uint64_t region_id,
                 strata__xstream *xs, bool prefetch, strata__dentry **out) {
-  STRATA__FAIL_IF(lay->size > st->dc_budget || !make_room(st, lay->size),
-                  STRATA_E_LIMIT,
-                  "staging: device cache: no room for region %llu layer "
-                  "%llu (%llu bytes; budget %llu, %llu in held entries)",
-                  (unsigned long long)region_id,
-                  (unsigned long long)lay->id, (unsigned long long)lay->size,
-                  (unsigned long long)st->dc_budget,
-                  (unsigned long long)st->dc_bytes);
+  STRATA__FAIL_IF(
+      lay->size > st->dc_budget || !make_room(st, lay->size), STRATA_E_LIMIT,
+      "staging: device cache: no room for region %llu layer "
+      "%llu (%llu bytes; budget %llu, %llu in held entries)",
+      (unsigned long long)region_id, (unsigned long long)lay->id,
+      (unsigned long long)lay->size, (unsigned long long)st->dc_budget,
+      (unsigned long long)st->dc_bytes);
   if (st->dc_n + 1 > (st->dc_mask + 1) / 4 * 3)
     STRATA__TRY(table_grow(st));
   if (st->dc_clock_n == st->dc_clock_cap) {
@@ -230,13 +225,14 @@ int strata_device_cache_get(const strata_txn *txn, uint64_t region_id,
   STRATA__FAIL_IF(out == NULL, STRATA_E_INVAL,
                   "strata_device_cache_get: NULL out");
   *out = NULL;
-  STRATA__FAIL_IF(txn == NULL || txn->store == NULL || ss == NULL,
-                  STRATA_E_INVAL, "strata_device_cache_get: NULL argument");
-  strata__staging *st = txn->store->staging;
-  STRATA__FAIL_IF(st == NULL || st->dc_budget == 0, STRATA_E_STATE,
-                  "strata_device_cache_get: %s has no %s", txn->store->dir,
-                  st == NULL ? "staging pool" : "device cache "
-                  "(staging_device_cache_bytes is 0)");
+  STRATA__FAIL_IF(txn == NULL || ss == NULL, STRATA_E_INVAL,
+                  "strata_device_cache_get: NULL argument");
+  strata__staging *st;
+  STRATA__TRY(strata__staging_of(txn->store, "strata_device_cache_get", &st));
+  STRATA__FAIL_IF(st->dc_budget == 0, STRATA_E_STATE,
+                  "strata_device_cache_get: %s has no device cache "
+                  "(staging_device_cache_bytes is 0)",
+                  txn->store->dir);
   strata_layer lay;
   int rc = strata__get_quiet(txn, region_id, layer_id, &lay);
   if (rc < 0)

@@ -35,8 +35,7 @@ void strata__direct_done(void *arg) {
 }
 
 strata__direct *strata__direct_source(strata__staging *st,
-                                      const strata_txn *txn,
-                                      uint64_t region_id,
+                                      const strata_txn *txn, uint64_t region_id,
                                       const strata_layer *l) {
   const strata_region *r = strata__txn_file(txn, region_id);
   if (!st->direct || r == NULL || l->size == 0)
@@ -57,8 +56,8 @@ strata__direct *strata__direct_source(strata__staging *st,
       strata__log(st->log, STRATA_LOG_INFO, "staging",
                   "msg=\"direct path unavailable: copying through staging\" "
                   "region=%llu bytes=%llu reason=\"%s\"",
-                  (unsigned long long)region_id,
-                  (unsigned long long)r->size, strata_last_error_detail());
+                  (unsigned long long)region_id, (unsigned long long)r->size,
+                  strata_last_error_detail());
     st->directs = d;
   }
   if (d != NULL && d->registered)

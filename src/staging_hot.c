@@ -18,9 +18,9 @@
 #include "staging.h"
 #include "store_internal.h"
 
-#define TICK_NS 10000000ull   /* worker period: 10 ms */
+#define TICK_NS 10000000ull    /* worker period: 10 ms */
 #define DECAY_NS 1000000000ull /* counts halve every second */
-#define CAND_MAX (1u << 20)   /* candidates tracked at most */
+#define CAND_MAX (1u << 20)    /* candidates tracked at most */
 
 int strata__hot_init(strata__staging *st) {
   struct strata_store *s = st->store;
@@ -44,16 +44,11 @@ void strata__hot_destroy(strata__staging *st) {
   st->cands = NULL;
 }
 
-static uint64_t cand_hash(uint64_t region, uint64_t layer) {
-  uint64_t h = region * 0xD6E8FEB86659FD93ull ^ layer * 0x9E3779B97F4A7C15ull;
-  return h ^ (h >> 31);
-}
-
 /* The candidate slot for a key (open addressing, linear probing), or NULL
  * when the table is full. */
 static strata__hot_cand *cand_slot(strata__staging *st, uint64_t region,
                                    uint64_t layer) {
-  uint64_t i = cand_hash(region, layer) & st->cand_mask;
+  uint64_t i = strata__layer_key_hash(region, layer) & st->cand_mask;
   for (uint64_t probes = 0; probes <= st->cand_mask; probes++) {
     strata__hot_cand *c = &st->cands[i];
     if (!c->used || (c->region == region && c->layer == layer))
@@ -254,9 +249,7 @@ void strata__hot_stop(strata__staging *st) {
 }
 
 int strata_staging_tick(strata_store *s) {
-  if (s == NULL || s->staging == NULL)
-    return strata__fail(STRATA_E_STATE, "strata_staging_tick: %s",
-                        s == NULL ? "NULL store" : "no staging pool "
-                        "(strata_store_config.staging_bytes is 0)");
-  return strata__hot_tick(s->staging);
+  strata__staging *st;
+  STRATA__TRY(strata__staging_of(s, "strata_staging_tick", &st));
+  return strata__hot_tick(st);
 }

@@ -19,11 +19,6 @@
 #include "staging.h"
 #include "store_internal.h"
 
-static uint64_t key_hash(uint64_t region, uint64_t layer) {
-  uint64_t h = region * 0x9E3779B97F4A7C15ull ^ layer * 0xC2B2AE3D27D4EB4Full;
-  return h ^ (h >> 29);
-}
-
 static uint64_t pow2_at_least(uint64_t v) {
   uint64_t p = 16;
   while (p < v)
@@ -134,7 +129,8 @@ static uint64_t page_len(const strata__staging *st, uint64_t size,
 
 static strata__slayer **ltab_slot(strata__staging *st, uint64_t region,
                                   uint64_t layer) {
-  strata__slayer **p = &st->ltab[key_hash(region, layer) & st->ltab_mask];
+  strata__slayer **p =
+      &st->ltab[strata__layer_key_hash(region, layer) & st->ltab_mask];
   while (*p != NULL && ((*p)->region_id != region || (*p)->layer_id != layer))
     p = &(*p)->hnext;
   return p;
@@ -150,7 +146,7 @@ static int ltab_grow(strata__staging *st) {
     strata__slayer *l = st->ltab[i];
     while (l != NULL) {
       strata__slayer *next = l->hnext;
-      uint64_t k = key_hash(l->region_id, l->layer_id) & mask;
+      uint64_t k = strata__layer_key_hash(l->region_id, l->layer_id) & mask;
       l->hnext = t[k];
       t[k] = l;
       l = next;
@@ -395,11 +391,11 @@ static void unfill(strata__staging *st, strata__slayer *l,
 
 /* The pages one fill() copies or shares, in arrays of m entries each. */
 typedef struct fill_plan {
-  uint32_t *todo;   /* pages to copy (unique content), then their blocks */
+  uint32_t *miss; /* pages to copy (unique content) */
   uint32_t *blocks;
-  uint32_t *hits;   /* pages found in the content index */
-  uint32_t *dup_page, *dup_of; /* pages equal to todo[dup_of] */
-  uint32_t *tab;    /* this call's own content, by hash: index in todo */
+  uint32_t *hits;              /* pages found in the content index */
+  uint32_t *dup_page, *dup_of; /* pages equal to miss[dup_of] */
+  uint32_t *tab; /* this call's own content, by hash: index in miss */
   XXH128_hash_t *hashes;
   uint32_t tmask;
   uint32_t need, nhits, ndup;
@@ -416,8 +412,8 @@ static int plan_alloc(fill_plan *fp, uint32_t m) {
                       (size_t)m * 5 * sizeof(uint32_t) + t * sizeof(uint32_t));
   if (fp->hashes == NULL)
     return -1;
-  fp->todo = (uint32_t *)(fp->hashes + m);
-  fp->blocks = fp->todo + m;
+  fp->miss = (uint32_t *)(fp->hashes + m);
+  fp->blocks = fp->miss + m;
   fp->hits = fp->blocks + m;
   fp->dup_page = fp->hits + m;
   fp->dup_of = fp->dup_page + m;
@@ -427,17 +423,17 @@ static int plan_alloc(fill_plan *fp, uint32_t m) {
   return 0;
 }
 
-/* The index in todo of an earlier page of this call with the same
- * content, inserting todo[k] when there is none. */
+/* The index in miss of an earlier page of this call with the same
+ * content, inserting miss[k] when there is none. */
 static uint32_t plan_same(fill_plan *fp, const strata__staging *st,
                           const strata__slayer *l, uint32_t k) {
   XXH128_hash_t h = fp->hashes[k];
-  uint64_t len = page_len(st, l->size, fp->todo[k]);
+  uint64_t len = page_len(st, l->size, fp->miss[k]);
   uint32_t i = (uint32_t)h.low64 & fp->tmask;
   for (; fp->tab[i] != STRATA__BLOCK_NONE; i = (i + 1) & fp->tmask) {
     uint32_t j = fp->tab[i];
     if (XXH128_isEqual(fp->hashes[j], h) &&
-        page_len(st, l->size, fp->todo[j]) == len)
+        page_len(st, l->size, fp->miss[j]) == len)
       return j;
   }
   fp->tab[i] = k;
@@ -463,7 +459,7 @@ static int fill(strata__staging *st, strata__slayer *l, const uint8_t *data,
   m = 0;
   for (uint32_t i = first; i < first + n; i++)
     if (l->pages[i] == STRATA__BLOCK_NONE)
-      fp.todo[m++] = i;
+      fp.miss[m++] = i;
   l->filling = true;
   bool dedup = st->dedup;
   pthread_mutex_unlock(&st->mu);
@@ -472,12 +468,12 @@ static int fill(strata__staging *st, strata__slayer *l, const uint8_t *data,
   if (!dedup)
     memset(fp.hashes, 0, (size_t)m * sizeof fp.hashes[0]);
   for (uint32_t k = 0; dedup && k < m; k++)
-    fp.hashes[k] = XXH3_128bits(data + (uint64_t)fp.todo[k] * st->block_size,
-                                page_len(st, l->size, fp.todo[k]));
+    fp.hashes[k] = XXH3_128bits(data + (uint64_t)fp.miss[k] * st->block_size,
+                                page_len(st, l->size, fp.miss[k]));
 
   pthread_mutex_lock(&st->mu);
   for (uint32_t k = 0; k < m; k++) {
-    uint32_t page = fp.todo[k];
+    uint32_t page = fp.miss[k];
     uint32_t len = (uint32_t)page_len(st, l->size, page);
     uint32_t b = dedup ? chash_find(st, fp.hashes[k], len) : STRATA__BLOCK_NONE;
     if (b != STRATA__BLOCK_NONE) {
@@ -489,7 +485,7 @@ static int fill(strata__staging *st, strata__slayer *l, const uint8_t *data,
       fp.hit_bytes += len;
       continue;
     }
-    fp.todo[fp.need] = page;
+    fp.miss[fp.need] = page;
     fp.hashes[fp.need] = fp.hashes[k];
     uint32_t same = dedup ? plan_same(&fp, st, l, fp.need) : STRATA__BLOCK_NONE;
     if (same != STRATA__BLOCK_NONE) {
@@ -511,17 +507,17 @@ static int fill(strata__staging *st, strata__slayer *l, const uint8_t *data,
     pthread_mutex_unlock(&st->mu);
     for (uint32_t k = 0; k < fp.need; k++)
       memcpy(strata__balloc_ptr(st->alloc, fp.blocks[k]),
-             data + (uint64_t)fp.todo[k] * st->block_size,
-             page_len(st, l->size, fp.todo[k]));
+             data + (uint64_t)fp.miss[k] * st->block_size,
+             page_len(st, l->size, fp.miss[k]));
     pthread_mutex_lock(&st->mu);
     for (uint32_t k = 0; k < fp.need; k++) {
       strata__sblock *mb = &st->meta[fp.blocks[k]];
-      uint32_t len = (uint32_t)page_len(st, l->size, fp.todo[k]);
+      uint32_t len = (uint32_t)page_len(st, l->size, fp.miss[k]);
       *mb = (strata__sblock){.refs = 1, .len = len, .hash = fp.hashes[k]};
       if (dedup)
         chash_insert(st, fp.blocks[k]);
       st->page_blocks++;
-      l->pages[fp.todo[k]] = fp.blocks[k];
+      l->pages[fp.miss[k]] = fp.blocks[k];
       l->staged++;
       st->staged_bytes += len;
       st->stage_copied_bytes += len;
@@ -569,8 +565,8 @@ int strata__stage(strata__staging *st, const strata_txn *txn,
                         "staging: region %llu layer %llu: block %llu is past "
                         "its %llu blocks",
                         (unsigned long long)region_id,
-                        (unsigned long long)layer_id,
-                        (unsigned long long)first, (unsigned long long)npages);
+                        (unsigned long long)layer_id, (unsigned long long)first,
+                        (unsigned long long)npages);
   if (n > npages - first)
     n = npages - first;
 
@@ -678,8 +674,8 @@ int strata_staged_info_get(const strata_staged *h, strata_staged_info *out) {
   return 0;
 }
 
-int strata_staged_segment(const strata_staged *h, uint32_t i,
-                          const void **ptr, uint64_t *len) {
+int strata_staged_segment(const strata_staged *h, uint32_t i, const void **ptr,
+                          uint64_t *len) {
   if (h == NULL || ptr == NULL || len == NULL)
     return strata__fail(STRATA_E_INVAL, "strata_staged_segment: NULL");
   if (i >= h->nseg)

@@ -29,17 +29,6 @@
 
 #define DIRECT_MIN ((uint64_t)1 << 20) /* staged layers copied in place */
 
-static int pool_of(strata_store *s, const char *fn, strata__staging **out) {
-  *out = NULL;
-  STRATA__FAIL_IF(s == NULL, STRATA_E_INVAL, "%s: NULL store", fn);
-  STRATA__FAIL_IF(s->staging == NULL, STRATA_E_STATE,
-                  "%s: %s has no staging pool (strata_store_config."
-                  "staging_bytes is 0)",
-                  fn, s->dir);
-  *out = s->staging;
-  return 0;
-}
-
 int strata__xfer_pool_init(strata__staging *st) {
   const strata_store_config *c = &st->store->config;
   st->nstreams = c->staging_streams;
@@ -49,8 +38,7 @@ int strata__xfer_pool_init(strata__staging *st) {
   st->pack_block = calloc(st->npack, sizeof *st->pack_block);
   st->pack_ev = calloc(st->npack, sizeof *st->pack_ev);
   if (st->streams == NULL || st->pack_block == NULL || st->pack_ev == NULL)
-    return strata__fail(STRATA_E_NOMEM, "staging: %u streams",
-                        st->nstreams);
+    return strata__fail(STRATA_E_NOMEM, "staging: %u streams", st->nstreams);
   for (uint32_t i = 0; i < st->npack; i++)
     st->pack_block[i] = STRATA__BLOCK_NONE;
   for (uint32_t i = 0; i < st->nstreams; i++)
@@ -89,7 +77,7 @@ int strata_stream_create(strata_store *s, strata_stream **out) {
     return strata__fail(STRATA_E_INVAL, "strata_stream_create: NULL out");
   *out = NULL;
   strata__staging *st;
-  STRATA__TRY(pool_of(s, "strata_stream_create", &st));
+  STRATA__TRY(strata__staging_of(s, "strata_stream_create", &st));
   strata_stream *ss = malloc(sizeof *ss);
   if (ss == NULL)
     return strata__fail(STRATA_E_NOMEM, "strata_stream_create");
@@ -125,7 +113,7 @@ int strata_event_create(strata_store *s, strata_event **out) {
     return strata__fail(STRATA_E_INVAL, "strata_event_create: NULL out");
   *out = NULL;
   strata__staging *st;
-  STRATA__TRY(pool_of(s, "strata_event_create", &st));
+  STRATA__TRY(strata__staging_of(s, "strata_event_create", &st));
   strata_event *ev = malloc(sizeof *ev);
   if (ev == NULL)
     return strata__fail(STRATA_E_NOMEM, "strata_event_create");
@@ -170,14 +158,14 @@ int strata_device_alloc(strata_store *s, uint64_t size, strata_stream *ss,
                         out == NULL ? "NULL out" : "bad size");
   *out = NULL;
   strata__staging *st;
-  STRATA__TRY(pool_of(s, "strata_device_alloc", &st));
+  STRATA__TRY(strata__staging_of(s, "strata_device_alloc", &st));
   return strata__xfer_dev_alloc(st->xfer, (size_t)size,
                                 ss != NULL ? ss->xs : NULL, out);
 }
 
 int strata_device_free(strata_store *s, void *p, strata_stream *ss) {
   strata__staging *st;
-  STRATA__TRY(pool_of(s, "strata_device_free", &st));
+  STRATA__TRY(strata__staging_of(s, "strata_device_free", &st));
   if (p == NULL)
     return 0;
   return strata__xfer_dev_free(st->xfer, p, ss != NULL ? ss->xs : NULL);
@@ -241,16 +229,14 @@ int strata_stage_to_device(const strata_staged *h, void *dst,
     d += h->seg[i].len;
   }
   if (rc == 0)
-    rc = strata__xstream_host_fn(ss->xs, strata__pages_inflight_done,
-                                 h->layer);
+    rc = strata__xstream_host_fn(ss->xs, strata__pages_inflight_done, h->layer);
   if (rc < 0) {
     strata__xstream_sync(ss->xs); /* no copy may outlive the count */
     strata__pages_inflight_done(h->layer);
     return rc;
   }
   atomic_fetch_add_explicit(&st->transfers, h->nseg, memory_order_relaxed);
-  atomic_fetch_add_explicit(&st->transfer_bytes, h->size,
-                            memory_order_relaxed);
+  atomic_fetch_add_explicit(&st->transfer_bytes, h->size, memory_order_relaxed);
   return 0;
 }
 
@@ -266,8 +252,8 @@ static int resolve(const strata_txn *txn, const strata_layer_ref *refs,
                    size_t n, strata_layer *lay, uint64_t *total) {
   uint64_t off = 0;
   for (size_t i = 0; i < n; i++) {
-    int rc = strata__get_quiet(txn, refs[i].region_id, refs[i].layer_id,
-                               &lay[i]);
+    int rc =
+        strata__get_quiet(txn, refs[i].region_id, refs[i].layer_id, &lay[i]);
     if (rc < 0)
       return strata__fail(rc, "path step %zu: region %llu layer %llu: %s", i,
                           (unsigned long long)refs[i].region_id,
@@ -285,8 +271,7 @@ int strata_stage_path_size(const strata_txn *txn, const strata_layer_ref *refs,
     return strata__fail(STRATA_E_INVAL, "strata_stage_path_size: NULL");
   strata_layer *lay = malloc((n > 0 ? n : 1) * sizeof *lay);
   if (lay == NULL)
-    return strata__fail(STRATA_E_NOMEM, "strata_stage_path_size: %zu steps",
-                        n);
+    return strata__fail(STRATA_E_NOMEM, "strata_stage_path_size: %zu steps", n);
   int rc = resolve(txn, refs, n, lay, bytes);
   free(lay);
   return rc;
@@ -298,9 +283,9 @@ typedef struct batch {
   strata__staging *st;
   strata__xevent *start; /* the caller's stream at the call */
   uint8_t *dev;
-  uint32_t buf;      /* pack buffer being filled */
-  uint64_t fill;     /* bytes in it */
-  uint64_t dev_off;  /* device offset of its first byte */
+  uint32_t buf;     /* pack buffer being filled */
+  uint64_t fill;    /* bytes in it */
+  uint64_t dev_off; /* device offset of its first byte */
   uint32_t next_stream;
   uint64_t streams_used; /* bitmask over st->streams (at most 64) */
 } batch;
@@ -331,8 +316,8 @@ static int flush(batch *b) {
   strata__staging *st = b->st;
   if (b->fill > 0) {
     strata__xstream *xs = next_stream(b);
-    STRATA__TRY(enqueue_copy(st, xs, b->dev + b->dev_off, pack_ptr(b),
-                             b->fill, pool_done, st));
+    STRATA__TRY(enqueue_copy(st, xs, b->dev + b->dev_off, pack_ptr(b), b->fill,
+                             pool_done, st));
     int rc = strata__xevent_record(st->pack_ev[b->buf], xs);
     if (rc < 0) {
       /* Without the event the buffer could be refilled under its copy. */
@@ -393,19 +378,21 @@ int strata_stage_path_to_device(const strata_txn *txn,
       (device_buf == NULL && n > 0))
     return strata__fail(STRATA_E_INVAL, "strata_stage_path_to_device: NULL");
   strata__staging *st;
-  STRATA__TRY(pool_of(txn->store, "strata_stage_path_to_device", &st));
+  STRATA__TRY(
+      strata__staging_of(txn->store, "strata_stage_path_to_device", &st));
   strata_layer *lay = malloc((n > 0 ? n : 1) * sizeof *lay);
   if (lay == NULL)
-    return strata__fail(STRATA_E_NOMEM, "strata_stage_path_to_device: %zu "
-                        "steps", n);
+    return strata__fail(STRATA_E_NOMEM,
+                        "strata_stage_path_to_device: %zu "
+                        "steps",
+                        n);
   uint64_t total = 0;
   int rc = resolve(txn, refs, n, lay, &total);
   if (rc == 0 && total > buf_size)
     rc = strata__fail(STRATA_E_BOUNDS,
                       "strata_stage_path_to_device: the path needs %llu "
                       "bytes, the buffer has %llu",
-                      (unsigned long long)total,
-                      (unsigned long long)buf_size);
+                      (unsigned long long)total, (unsigned long long)buf_size);
   if (rc < 0) {
     free(lay);
     return rc;
@@ -425,19 +412,17 @@ int strata_stage_path_to_device(const strata_txn *txn,
     /* A large layer that is fully staged goes straight from its blocks. */
     if (lay[i].size >= DIRECT_MIN) {
       pthread_mutex_lock(&st->mu);
-      bool staged = strata__pages_touch(st, refs[i].region_id,
-                                        refs[i].layer_id);
+      bool staged =
+          strata__pages_touch(st, refs[i].region_id, refs[i].layer_id);
       pthread_mutex_unlock(&st->mu);
-      if (staged &&
-          strata__stage(st, txn, refs[i].region_id, refs[i].layer_id, 0,
-                        UINT64_MAX, false, &h) != 0)
+      if (staged && strata__stage(st, txn, refs[i].region_id, refs[i].layer_id,
+                                  0, UINT64_MAX, false, &h) != 0)
         h = NULL;
     }
     strata__direct *d = NULL;
     if (h != NULL) {
-      rc = strata_stage_to_device(h, b.dev + off, &(strata_stream){
-                                                      .st = st,
-                                                      .xs = next_stream(&b)});
+      rc = strata_stage_to_device(
+          h, b.dev + off, &(strata_stream){.st = st, .xs = next_stream(&b)});
       strata_staged_release(h);
     } else if (lay[i].size >= DIRECT_MIN &&
                (d = strata__direct_source(st, txn, refs[i].region_id,
