@@ -965,6 +965,15 @@ STRATA_API void strata_device_layer_release(strata_device_layer *dl);
  * worker's. Errors: STRATA_E_STATE. */
 STRATA_API int strata_staging_tick(strata_store *store);
 
+/* Evicts idle staged layers (neither held nor in transfer nor being
+ * filled), by the CLOCK policy, until the blocks layers occupy hold at most
+ * `keep_bytes` (rounded down to blocks), or no idle layer is left: the way
+ * to give pinned memory back to the pool's free lists, or to start from an
+ * empty pool. Hot layers are evicted like the others; the worker may stage
+ * them again. Returns how many layers it evicted. Errors: STRATA_E_STATE
+ * (no staging pool). */
+STRATA_API int strata_staging_trim(strata_store *store, uint64_t keep_bytes);
+
 typedef struct strata_staging_stats {
   const char *backend;     /* "cuda" or "host"; valid until close */
   const char *device_name; /* the GPU, or "host" */

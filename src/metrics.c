@@ -116,7 +116,7 @@ static void render_staging(FILE *f, json_t *sg) {
       {"strata_staging_shared_blocks", "gauge",
        "Blocks more than one layer uses.", "layers", "shared_blocks"},
       {"strata_staging_dedup_hits_total", "counter",
-       "Pages found already staged (not copied).", "layers", "dedup_hits"},
+       "Pages found already staged (sharing its block).", "layers", "dedup_hits"},
       {"strata_staging_hot_layers", "gauge", "Layers staged as hot.", "hot",
        "layers"},
       {"strata_staging_hot_bytes", "gauge", "Bytes of hot layers.", "hot",

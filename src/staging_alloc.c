@@ -7,7 +7,9 @@
  * (next, prev: uint32 block numbers, 8 bytes) and an order byte (9 bytes a
  * block, 576 KiB for a 4 GiB pool of 64 KiB blocks). Per slab there are a
  * bitmap with one bit per block (set: free), the heads of its free lists,
- * one per order, and a mask of the orders whose list is not empty.
+ * one per order, a mask of the orders whose list is not empty, and a
+ * summary tree of the bitmap's free stretches (staging_runs.h; 12 bytes
+ * per 64 blocks, rounded up to a power of two).
  *
  * Buddies. Orders count within a slab: a piece of order k starts at a
  * slab-relative block number that is a multiple of 2^k, and its buddy is
@@ -36,14 +38,17 @@
  * may still hold a free stretch of n: buddies that are not mates (say
  * [2, 4) and [4, 8)), or the end of a slab whose size is not a power of
  * two, where a stretch of n blocks exists that no piece of order k covers.
- * The slow path scans the slab bitmaps for the first stretch of n free
+ * The slow path asks each slab's run tree for its first stretch of n free
  * blocks and carves it out of the pieces that cover it, giving back what
  * lies outside the stretch. So an allocation fails only when no slab has n
  * contiguous free blocks, which is what the header promises and what
- * largest_run reports. The scan reads the bitmap a word at a time (a
- * 16384-block slab is 256 words, well under a microsecond) and runs only
- * when the buddy lists cannot serve, that is under fragmentation or near
- * exhaustion; a slab with fewer than n free blocks is skipped.
+ * largest_run reports. The tree answers in O(log blocks), and says at once
+ * when a slab has no such stretch (its root holds the longest): an
+ * earlier version scanned the bitmaps a word at a time, and under
+ * fragmentation, where allocations fail, each failure read every bitmap
+ * twice (the search, then the longest stretch for the message). Every
+ * bitmap change updates the tree: the leaves of the words changed and
+ * their ancestors.
  *
  * Free. The range is checked against the bitmap first (every block must be
  * allocated, or the process aborts before anything changed), then split
@@ -51,14 +56,15 @@
  * Freeing part of a run, or a run block by block, is therefore exact:
  * once every block of a former piece is back, it has merged again.
  *
- * Speed, measured with two slabs of 16384 blocks, each step freeing a
- * random live run and allocating a new one, single-threaded (2-vCPU VM,
- * gcc 12 -O2; each figure includes about 30 ns of clock reading): single
- * blocks at 50% full, alloc and free 40 ns at the median, 41 and 80 ns at
- * the 99th percentile; runs of 1..8 blocks at 90% full (where the slow
- * path runs), alloc 40 ns median and 0.7 us at the 99th percentile, free
- * 49 and 80 ns. An allocation that fails costs a few microseconds: both
- * scans, then the longest stretch for the message.
+ * Speed (strata-bench --scenario staging-alloc: two slabs of 16384
+ * blocks, each step frees a random live run and allocates a new one,
+ * single-threaded, 2-vCPU VM, gcc 12 -O2, each figure with about 20 ns of
+ * clock reading): single blocks at 50% full, alloc + free 80 ns at the
+ * median and 100 ns at the 99th percentile; runs of 1..8 blocks at 90%
+ * full, where the slow path runs and 5.6% of the allocations fail, 131 and
+ * 230 ns. Before the run trees the same 99th percentile was 2.8-3.6 us,
+ * all of it in the failures, and single blocks were 30 ns faster (the tree
+ * update every alloc and free now makes).
  *
  * Locking. One mutex guards the lists, bitmaps and counters; the critical
  * sections are short and never call out, so the mutex is the adaptive
@@ -73,6 +79,7 @@
 
 #include "internal.h"
 #include "staging_alloc.h"
+#include "staging_runs.h"
 
 /* Block sizes: a page at least, so that a page-aligned slab gives blocks
  * aligned to 4096 (more than the 128 bytes DMA engines want); 256 MiB at
@@ -101,7 +108,8 @@ typedef struct balloc_slab {
   uint32_t free;   /* free blocks in the slab */
   uint32_t mask;   /* bit k: head[k] is not NONE */
   uint32_t head[BALLOC_ORDERS];
-  uint64_t *bits; /* bit i: local block i is free; bits past the end 0 */
+  uint64_t *bits;       /* bit i: local block i is free; bits past the end 0 */
+  strata__runtree runs; /* over bits: longest and first free stretches */
 } balloc_slab;
 
 struct strata__balloc {
@@ -163,71 +171,11 @@ static bool bits_any(const uint64_t *bits, uint32_t lo, uint32_t hi) {
   return false;
 }
 
-/* Bit i of the result is set when bits i .. i + n - 1 of x all are
- * (1 <= n <= 64): each step doubles the length checked, so this takes
- * log2(n) steps. */
-static uint64_t word_runs(uint64_t x, uint32_t n) {
-  uint32_t len = 1;
-  while (len < n && x != 0) {
-    uint32_t shift = len < n - len ? len : n - len;
-    x &= x >> shift;
-    len += shift;
-  }
-  return x;
-}
-
-/* The bitmap is read a word at a time: a stretch that crosses words is
- * the ones at the top of one word (`run`, carried), any whole words of
- * ones, and the ones at the bottom of the next word; a shorter stretch may
- * also lie inside a word. Going stretch by stretch instead (next free bit,
- * next allocated bit) costs two searches per stretch, and a fragmented
- * slab has thousands. Measured on a 90% full pool of two 16384-block
- * slabs holding runs of 1..8 blocks (2-vCPU VM, gcc 12 -O2), the 99th
- * percentile of allocs was 9.8 us that way and 0.7 us this way.
- * Bits past the end of the slab are clear, so no stretch runs past it. */
-
-/* Local start of the first stretch of at least n free blocks in a slab,
- * or NONE. */
-static uint32_t first_stretch(const balloc_slab *s, uint32_t n) {
-  uint32_t words = (s->blocks + 63u) >> 6, run = 0;
-  for (uint32_t w = 0; w < words; w++) {
-    uint64_t x = s->bits[w];
-    if (x == ~UINT64_C(0)) {
-      run += 64;
-      if (run >= n)
-        return (w << 6) + 64 - run;
-      continue;
-    }
-    if (run + (uint32_t)__builtin_ctzll(~x) >= n)
-      return (w << 6) - run;
-    if (n <= 64) {
-      uint64_t y = word_runs(x, n);
-      if (y != 0)
-        return (w << 6) + (uint32_t)__builtin_ctzll(y);
-    }
-    run = (uint32_t)__builtin_clzll(~x);
-  }
-  return NONE;
-}
-
-/* Length of the longest stretch of free blocks in a slab. */
-static uint32_t longest_stretch(const balloc_slab *s) {
-  if (s->free == s->blocks || s->free == 0)
-    return s->free;
-  uint32_t words = (s->blocks + 63u) >> 6, run = 0, best = 0;
-  for (uint32_t w = 0; w < words; w++) {
-    uint64_t x = s->bits[w];
-    bool full = x == ~UINT64_C(0);
-    uint32_t low = full ? 64 : (uint32_t)__builtin_ctzll(~x);
-    uint32_t end = run + low;
-    best = end > best ? end : best;
-    run = full ? end : (uint32_t)__builtin_clzll(~x);
-    /* A stretch inside the word longer than best: best grows at most
-     * to 63 this way over the whole scan, so most words cost one test. */
-    while (best < 63 && word_runs(x, best + 1) != 0)
-      best++;
-  }
-  return best;
+/* Sets or clears local blocks [lo, hi) of slab s, and updates its tree. */
+static void slab_bits_set(balloc_slab *s, uint32_t lo, uint32_t hi,
+                          bool value) {
+  bits_set(s->bits, lo, hi, value);
+  strata__runtree_update(&s->runs, s->bits, lo >> 6, (hi - 1) >> 6);
 }
 
 /* ---- free lists -------------------------------------------------------- */
@@ -367,7 +315,16 @@ int strata__balloc_add_slab(strata__balloc *a, void *base, uint64_t bytes) {
   /* Everything is allocated before anything changes, so a failure leaves
    * the allocator as it was (arrays that grew are merely larger). */
   int rc = 0;
-  uint64_t *bits = calloc(((size_t)n + 63) / 64, sizeof *bits);
+  uint32_t words = (uint32_t)(((uint64_t)n + 63) / 64);
+  uint64_t *bits = calloc(words, sizeof *bits);
+  strata__runtree runs = {0};
+  if (bits != NULL) {
+    bits_set(bits, 0, n, true);
+    if (strata__runtree_init(&runs, bits, words) < 0) {
+      free(bits);
+      bits = NULL;
+    }
+  }
   balloc_slab *slabs =
       realloc(a->slabs, ((size_t)a->slab_count + 1) * sizeof *slabs);
   if (slabs != NULL)
@@ -380,6 +337,7 @@ int strata__balloc_add_slab(strata__balloc *a, void *base, uint64_t bytes) {
     a->order = order;
   if (bits == NULL || slabs == NULL || link == NULL || order == NULL) {
     free(bits);
+    strata__runtree_free(&runs);
     rc = strata__fail(STRATA_E_NOMEM,
                       "staging pool: metadata for a slab of %u blocks", n);
   } else {
@@ -390,10 +348,10 @@ int strata__balloc_add_slab(strata__balloc *a, void *base, uint64_t bytes) {
     s->blocks = n;
     s->free = n;
     s->bits = bits;
+    s->runs = runs;
     for (unsigned k = 0; k < BALLOC_ORDERS; k++)
       s->head[k] = NONE;
     memset(a->order + a->blocks, ORDER_NONE, n);
-    bits_set(bits, 0, n, true);
     pieces_push(a, s, 0, n);
     rc = (int)a->slab_count++;
     a->blocks = total;
@@ -407,8 +365,10 @@ int strata__balloc_add_slab(strata__balloc *a, void *base, uint64_t bytes) {
 void strata__balloc_free_all(strata__balloc *a) {
   if (a == NULL)
     return;
-  for (uint32_t i = 0; i < a->slab_count; i++)
+  for (uint32_t i = 0; i < a->slab_count; i++) {
     free(a->slabs[i].bits);
+    strata__runtree_free(&a->slabs[i].runs);
+  }
   free(a->slabs);
   free(a->link);
   free(a->order);
@@ -440,30 +400,21 @@ static void carve(strata__balloc *a, balloc_slab *s, uint32_t lo, uint32_t n) {
   }
 }
 
-/* The slow path of alloc (see the top of the file): first fit over the
- * slab bitmaps, when no piece of order `want` = ceil(log2 n) or more is
- * free. Returns the global first block, or NONE.
- *
- * Which slabs can hold n free blocks in a row is known in part from the
- * piece lists. Buddies always merge, so an aligned group of 2^j free
- * blocks lies inside one free piece of order j or more. A stretch of n >
- * 2^(want-1) blocks contains an aligned 2^(want-2) blocks (any stretch of
- * 2^(j+1) - 1 contains an aligned 2^j), so a slab with no free piece of order
- * want - 2 or more has no such stretch, and its bitmap is not read. */
-BALLOC_SLOW static uint32_t alloc_scan(strata__balloc *a, uint32_t n,
-                                       unsigned want) {
-  unsigned need = want >= 2 ? want - 2 : 0;
-  if (a->blocks - a->used < n || (a->order_mask >> need) == 0)
+/* The slow path of alloc (see the top of the file): the first stretch of
+ * n free blocks, from the slabs' run trees, when no piece of order
+ * ceil(log2 n) or more is free. Returns the global first block, or NONE. */
+BALLOC_SLOW static uint32_t alloc_scan(strata__balloc *a, uint32_t n) {
+  if (a->blocks - a->used < n)
     return NONE;
   for (uint32_t i = 0; i < a->slab_count; i++) {
     balloc_slab *s = &a->slabs[i];
-    if (s->free < n || (s->mask >> need) == 0)
+    if (s->free < n)
       continue;
-    uint32_t lo = first_stretch(s, n);
+    uint32_t lo = strata__runtree_first(&s->runs, s->bits, n);
     if (lo == NONE)
       continue;
     carve(a, s, lo, n);
-    bits_set(s->bits, lo, lo + n, false);
+    slab_bits_set(s, lo, lo + n, false);
     s->free -= n;
     return s->first + lo;
   }
@@ -485,7 +436,7 @@ BALLOC_SLOW static int alloc_limit(strata__balloc *a, uint32_t n) {
   a->failures++;
   unsigned long long free_blocks = a->blocks - a->used, largest = 0;
   for (uint32_t i = 0; i < a->slab_count; i++) {
-    uint32_t l = longest_stretch(&a->slabs[i]);
+    uint32_t l = strata__runtree_longest(&a->slabs[i].runs);
     if (l > largest)
       largest = l;
   }
@@ -515,10 +466,10 @@ int strata__balloc_alloc(strata__balloc *a, uint32_t n, uint32_t *first) {
     piece_remove(a, s, g, k);
     uint32_t i = g - s->first;
     pieces_push(a, s, i + n, i + (UINT32_C(1) << k));
-    bits_set(s->bits, i, i + n, false);
+    slab_bits_set(s, i, i + n, false);
     s->free -= n;
   } else {
-    g = alloc_scan(a, n, want);
+    g = alloc_scan(a, n);
     if (g == NONE)
       return alloc_limit(a, n);
   }
@@ -551,7 +502,7 @@ void strata__balloc_free(strata__balloc *a, uint32_t first, uint32_t n) {
   pthread_mutex_lock(&a->lock);
   if (bits_any(s->bits, lo, hi))
     free_abort(a, first, n, "a block of it is not allocated");
-  bits_set(s->bits, lo, hi, true);
+  slab_bits_set(s, lo, hi, true);
   /* Maximal aligned pieces of [lo, hi), each merged with its buddies. */
   while (lo < hi) {
     unsigned k = floor_log2(hi - lo);
@@ -595,7 +546,7 @@ void strata__balloc_stats_get(strata__balloc *a, strata__balloc_stats *out) {
   out->used = a->used;
   out->free = a->blocks - a->used;
   for (uint32_t i = 0; i < a->slab_count; i++) {
-    uint32_t l = longest_stretch(&a->slabs[i]);
+    uint32_t l = strata__runtree_longest(&a->slabs[i].runs);
     if (l > out->largest_run)
       out->largest_run = l;
   }

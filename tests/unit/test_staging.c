@@ -15,7 +15,6 @@
 #define KiB 1024u
 #define MiB (1024u * 1024u)
 
-
 static uint8_t *content(size_t n, uint64_t seed) {
   uint8_t *p = malloc(n ? n : 1);
   assert_non_null(p);
@@ -42,8 +41,8 @@ static void put(strata_proto *p, uint64_t id, size_t size, uint64_t seed) {
 
 /* A store with region 1 in a file (layer i: size sizes[i], seed i) and
  * region 2 as a proto only (layer i: 3 * 64 KiB, seed 100 + i). */
-static const size_t sizes[] = {100, 64 * KiB, 64 * KiB + 1, 300 * KiB,
-                               2 * MiB + 77, 0, 4 * KiB};
+static const size_t sizes[] = {100,          64 * KiB, 64 * KiB + 1, 300 * KiB,
+                               2 * MiB + 77, 0,        4 * KiB};
 #define NSIZES (sizeof sizes / sizeof sizes[0])
 
 static strata_store *open_fixture(const strata_store_config *c,
@@ -108,6 +107,7 @@ static void test_no_pool(void **state) {
   strata_stream *ss;
   assert_int_equal(strata_stream_create(s, &ss), STRATA_E_STATE);
   assert_int_equal(strata_staging_tick(s), STRATA_E_STATE);
+  assert_int_equal(strata_staging_trim(s, 0), STRATA_E_STATE);
   char *dump;
   assert_int_equal(strata_dump_state(s, 0, &dump), 0);
   json_t *doc = json_loads(dump, 0, NULL);
@@ -378,8 +378,110 @@ static void test_eviction(void **state) {
   strata_store_close(s);
 }
 
-static void read_many(strata_store *s, uint64_t region, uint64_t layer,
-                      int n) {
+/* In a full pool (no free block to copy into first), content that is
+ * staged already is still shared, and makes nothing evict; new content
+ * evicts only for its own blocks. */
+static void test_share_when_full(void **state) {
+  (void)state;
+  strata_store_config c = staging_config(4 * MiB); /* 64 blocks */
+  c.staging_streams = 1;                           /* 8 pack blocks */
+  strata_store *s = open_fixture(&c, NULL);
+  strata_proto *p;
+  assert_int_equal(strata_proto_create(s, 5, "full", NULL, &p), 0);
+  for (uint64_t i = 0; i < 14; i++) /* 14 x 4 blocks: all 56 */
+    put(p, i, 256 * KiB, 2000 + i);
+  put(p, 20, 256 * KiB, 2003); /* layer 3's content */
+  /* Layer 4's first two pages, then two pages of new content. */
+  uint8_t *mix = content(256 * KiB, 2004);
+  test_fill_seeded(mix + 128 * KiB, 128 * KiB, 77);
+  assert_int_equal(strata_proto_put(p, 21, NULL, NULL, mix, 256 * KiB), 0);
+  strata_txn txn;
+  assert_int_equal(strata_read_begin(s, &txn), 0);
+  strata_staged *h;
+  for (uint64_t i = 0; i < 14; i++) {
+    assert_int_equal(strata_stage(&txn, 5, i, &h), 0);
+    strata_staged_release(h);
+  }
+  strata_staging_stats a, b;
+  assert_int_equal(strata_staging_stats_get(s, &a), 0);
+  assert_int_equal(a.blocks_used, a.blocks);
+  assert_int_equal(a.evictions, 0);
+  assert_int_equal(strata_stage(&txn, 5, 20, &h), 0);
+  uint8_t *want = content(256 * KiB, 2003);
+  assert_staged_equals(h, want, 256 * KiB);
+  strata_staged_release(h);
+  assert_int_equal(strata_staging_stats_get(s, &b), 0);
+  assert_int_equal(b.evictions, 0);
+  assert_int_equal(b.dedup_hits, a.dedup_hits + 4);
+  assert_int_equal(b.stage_copied_bytes, a.stage_copied_bytes);
+  assert_int_equal(strata_stage(&txn, 5, 21, &h), 0);
+  assert_staged_equals(h, mix, 256 * KiB);
+  strata_staged_info info;
+  assert_int_equal(strata_staged_info_get(h, &info), 0);
+  assert_int_equal(info.shared_blocks, 2);
+  strata_staged_release(h);
+  assert_int_equal(strata_staging_stats_get(s, &a), 0);
+  assert_int_equal(a.evictions, 1); /* one layer of 4 blocks, for 2 */
+  assert_int_equal(a.dedup_hits, b.dedup_hits + 2);
+  assert_int_equal(a.stage_copied_bytes, b.stage_copied_bytes + 128 * KiB);
+  assert_int_equal(a.blocks_used, a.blocks - 2);
+  free(want);
+  free(mix);
+  strata_read_end(&txn);
+  strata_store_close(s);
+}
+
+/* Trimming evicts idle layers down to what it is asked to keep, never a
+ * held one; staging again after a trim copies the content again. */
+static void test_trim(void **state) {
+  (void)state;
+  strata_store_config c = staging_config(32 * MiB);
+  strata_store *s = open_fixture(&c, NULL);
+  strata_txn txn;
+  assert_int_equal(strata_read_begin(s, &txn), 0);
+  strata_staged *held, *h;
+  assert_int_equal(strata_stage(&txn, 1, 3, &held), 0); /* 5 blocks */
+  for (uint64_t i = 0; i < 4; i++) {                    /* 3 blocks each */
+    assert_int_equal(strata_stage(&txn, 2, i, &h), 0);
+    strata_staged_release(h);
+  }
+  strata_staging_stats a, b;
+  assert_int_equal(strata_staging_stats_get(s, &a), 0);
+  assert_int_equal(a.staged_layers, 5);
+  uint64_t fixed = a.blocks_used - 5 - 4 * 3; /* the pack buffers */
+  /* Keeping 11 blocks' worth: two of the idle layers go (CLOCK order). */
+  assert_int_equal(strata_staging_trim(s, 11 * 64 * KiB + 100), 2);
+  assert_int_equal(strata_staging_stats_get(s, &b), 0);
+  assert_int_equal(b.blocks_used, fixed + 5 + 2 * 3);
+  assert_int_equal(b.evictions, a.evictions + 2);
+  /* Keeping nothing: all the idle ones go; the held one stays. */
+  assert_int_equal(strata_staging_trim(s, 0), 2);
+  assert_int_equal(strata_staging_stats_get(s, &b), 0);
+  assert_int_equal(b.staged_layers, 1);
+  assert_int_equal(b.blocks_used, fixed + 5);
+  assert_int_equal(strata_staging_trim(s, 0), 0);
+  uint8_t *want = content(sizes[3], 3);
+  assert_staged_equals(held, want, sizes[3]);
+  free(want);
+  strata_staged_release(held);
+  assert_int_equal(strata_staging_trim(s, 0), 1);
+  assert_int_equal(strata_staging_stats_get(s, &b), 0);
+  assert_int_equal(b.staged_layers, 0);
+  assert_int_equal(b.blocks_used, fixed);
+  /* Staged again: copied again, the same bytes. */
+  assert_int_equal(strata_staging_stats_get(s, &a), 0);
+  assert_int_equal(strata_stage(&txn, 2, 1, &h), 0);
+  want = content(3 * 64 * KiB, 101);
+  assert_staged_equals(h, want, 3 * 64 * KiB);
+  free(want);
+  strata_staged_release(h);
+  assert_int_equal(strata_staging_stats_get(s, &b), 0);
+  assert_int_equal(b.stage_copied_bytes, a.stage_copied_bytes + 3 * 64 * KiB);
+  strata_read_end(&txn);
+  strata_store_close(s);
+}
+
+static void read_many(strata_store *s, uint64_t region, uint64_t layer, int n) {
   strata_txn txn;
   assert_int_equal(strata_read_begin(s, &txn), 0);
   for (int i = 0; i < n; i++) {
@@ -508,13 +610,13 @@ static void test_path_batch(void **state) {
   void *dev;
   assert_int_equal(strata_device_alloc(s, need, ss, &dev), 0);
   uint64_t offs[10];
-  assert_int_equal(strata_stage_path_to_device(&txn, path, n, dev, need - 1,
-                                               offs, ss),
-                   STRATA_E_BOUNDS);
+  assert_int_equal(
+      strata_stage_path_to_device(&txn, path, n, dev, need - 1, offs, ss),
+      STRATA_E_BOUNDS);
   strata_layer_ref bad[] = {{1, 0}, {1, 77}};
-  assert_int_equal(strata_stage_path_to_device(&txn, bad, 2, dev, need, offs,
-                                               ss),
-                   STRATA_E_NOT_FOUND);
+  assert_int_equal(
+      strata_stage_path_to_device(&txn, bad, 2, dev, need, offs, ss),
+      STRATA_E_NOT_FOUND);
   assert_non_null(strstr(strata_last_error_detail(), "path step 1"));
   assert_int_equal(
       strata_stage_path_to_device(&txn, path, n, dev, need, offs, ss), 0);
@@ -670,9 +772,8 @@ static void test_device_cache(void **state) {
   /* Region 2's layers 0..3 (192 KiB each), read in order: 1 is a
    * sequential read, so 2 is prefetched, and so on. */
   for (uint64_t i = 0; i < 4; i++) {
-    assert_int_equal(strata_device_cache_get(&txn, 2, i, i % 2 ? other : ss,
-                                             &dl),
-                     0);
+    assert_int_equal(
+        strata_device_cache_get(&txn, 2, i, i % 2 ? other : ss, &dl), 0);
     uint8_t *want = content(3 * 64 * KiB, 100 + i);
     assert_device_layer(i % 2 ? other : ss, dl, want, 3 * 64 * KiB);
     free(want);
@@ -938,6 +1039,8 @@ int main(void) {
       cmocka_unit_test(test_shared_blocks),
       cmocka_unit_test(test_replaced_content),
       cmocka_unit_test(test_eviction),
+      cmocka_unit_test(test_trim),
+      cmocka_unit_test(test_share_when_full),
       cmocka_unit_test(test_hot_tick),
       cmocka_unit_test(test_hot_worker),
       cmocka_unit_test(test_to_device),

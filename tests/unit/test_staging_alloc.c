@@ -17,6 +17,7 @@
 #include "test_util.h"
 
 #include "staging_alloc.h"
+#include "staging_runs.h"
 
 /* The smallest block size keeps the slabs of these tests small. */
 #define BS UINT64_C(4096)
@@ -531,6 +532,63 @@ static void test_fragmentation(void **state) {
   fx_fini(&f);
 }
 
+/* ---- the run tree against a brute-force reading of the bitmap ---------- */
+
+/* Longest stretch of set bits in [0, nbits), and the first of >= n. */
+static uint32_t brute_longest(const uint64_t *bits, uint32_t nbits) {
+  uint32_t best = 0, run = 0;
+  for (uint32_t i = 0; i < nbits; i++) {
+    run = (bits[i >> 6] >> (i & 63)) & 1 ? run + 1 : 0;
+    best = run > best ? run : best;
+  }
+  return best;
+}
+
+static uint32_t brute_first(const uint64_t *bits, uint32_t nbits, uint32_t n) {
+  uint32_t run = 0;
+  for (uint32_t i = 0; i < nbits; i++) {
+    run = (bits[i >> 6] >> (i & 63)) & 1 ? run + 1 : 0;
+    if (run >= n)
+      return i + 1 - n;
+  }
+  return UINT32_MAX;
+}
+
+static void test_run_tree(void **state) {
+  (void)state;
+  uint64_t seed = 0x7777;
+  const uint32_t word_counts[] = {1, 2, 3, 5, 8, 13};
+  for (size_t c = 0; c < sizeof word_counts / sizeof word_counts[0]; c++) {
+    uint32_t words = word_counts[c], nbits = words * 64;
+    uint64_t *bits = calloc(words, sizeof *bits);
+    assert_non_null(bits);
+    for (uint32_t w = 0; w < words; w++)
+      bits[w] = w % 2 ? ~UINT64_C(0) : rnd_below(&seed, UINT32_MAX);
+    strata__runtree t;
+    assert_int_equal(strata__runtree_init(&t, bits, words), 0);
+    for (int step = 0; step < 3000; step++) {
+      /* Set or clear a random range, as allocations and frees do. */
+      uint32_t lo = rnd_below(&seed, nbits);
+      uint32_t len = 1 + rnd_below(&seed, step % 7 == 0 ? nbits - lo : 12);
+      if (len > nbits - lo)
+        len = nbits - lo;
+      bool set = rnd_below(&seed, 2) == 0;
+      for (uint32_t i = lo; i < lo + len; i++) {
+        uint64_t bit = UINT64_C(1) << (i & 63);
+        bits[i >> 6] = set ? bits[i >> 6] | bit : bits[i >> 6] & ~bit;
+      }
+      strata__runtree_update(&t, bits, lo >> 6, (lo + len - 1) >> 6);
+      uint32_t longest = brute_longest(bits, nbits);
+      assert_int_equal(strata__runtree_longest(&t), longest);
+      for (uint32_t n = 1; n <= longest + 1 && n <= nbits; n += 1 + n / 8)
+        assert_int_equal(strata__runtree_first(&t, bits, n),
+                         brute_first(bits, nbits, n));
+    }
+    strata__runtree_free(&t);
+    free(bits);
+  }
+}
+
 /* ---- randomized comparison with a model -------------------------------- */
 
 typedef struct mrun {
@@ -584,6 +642,11 @@ static void random_model(const uint32_t *sizes, uint32_t count, uint64_t seed,
       int rc = strata__balloc_alloc(f.a, n, &b);
       if (rc == STRATA_E_LIMIT) {
         assert_true(model_longest(&m) < n);
+        /* The message gives the longest run. */
+        const char *at = strstr(strata_last_error_detail(), "largest run ");
+        assert_non_null(at);
+        assert_int_equal(strtoul(at + strlen("largest run "), NULL, 10),
+                         model_longest(&m));
         failures++;
         continue;
       }
@@ -900,6 +963,7 @@ int main(void) {
       cmocka_unit_test(test_several_slabs),
       cmocka_unit_test(test_exhaustion),
       cmocka_unit_test(test_fragmentation),
+      cmocka_unit_test(test_run_tree),
       cmocka_unit_test(test_random_model),
       cmocka_unit_test(test_invalid_args),
       cmocka_unit_test(test_bad_frees_abort),
