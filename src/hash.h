@@ -5,10 +5,6 @@
 #ifndef STRATA_HASH_H
 #define STRATA_HASH_H
 
-/* XXH3_state_t on the stack (staging's copy-and-hash). */
-#ifndef XXH_STATIC_LINKING_ONLY
-#define XXH_STATIC_LINKING_ONLY
-#endif
 #include <xxhash.h>
 #if defined(__x86_64__) && defined(__has_include)
 #if __has_include(<xxh_x86dispatch.h>)

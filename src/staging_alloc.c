@@ -8,8 +8,8 @@
  * block, 576 KiB for a 4 GiB pool of 64 KiB blocks). Per slab there are a
  * bitmap with one bit per block (set: free), the heads of its free lists,
  * one per order, a mask of the orders whose list is not empty, and a
- * summary tree of the bitmap's free stretches (staging_runs.h; 12 bytes
- * per 64 blocks, rounded up to a power of two).
+ * summary tree of the bitmap's free stretches (staging_runs.h; 24 bytes
+ * per 64 blocks, their count rounded up to a power of two).
  *
  * Buddies. Orders count within a slab: a piece of order k starts at a
  * slab-relative block number that is a multiple of 2^k, and its buddy is
@@ -447,13 +447,9 @@ BALLOC_SLOW static int alloc_limit(strata__balloc *a, uint32_t n) {
                       n, free_blocks, largest);
 }
 
-int strata__balloc_alloc(strata__balloc *a, uint32_t n, uint32_t *first) {
-  *first = NONE;
-  /* Also rejects n == 0, and keeps ceil_log2(n) below BALLOC_ORDERS. */
-  if (n - 1 >= a->max_slab_blocks)
-    return alloc_bad(a, n);
+/* Takes a run of n blocks with the lock held, or returns NONE. */
+static uint32_t alloc_locked(strata__balloc *a, uint32_t n) {
   unsigned want = ceil_log2(n);
-  pthread_mutex_lock(&a->lock);
   uint32_t avail = a->order_mask >> want;
   uint32_t g;
   if (avail != 0) {
@@ -471,13 +467,39 @@ int strata__balloc_alloc(strata__balloc *a, uint32_t n, uint32_t *first) {
   } else {
     g = alloc_scan(a, n);
     if (g == NONE)
-      return alloc_limit(a, n);
+      return NONE;
   }
   a->used += n;
   a->allocs++;
+  return g;
+}
+
+int strata__balloc_alloc(strata__balloc *a, uint32_t n, uint32_t *first) {
+  *first = NONE;
+  /* Also rejects n == 0, and keeps ceil_log2(n) below BALLOC_ORDERS. */
+  if (n - 1 >= a->max_slab_blocks)
+    return alloc_bad(a, n);
+  pthread_mutex_lock(&a->lock);
+  uint32_t g = alloc_locked(a, n);
+  if (g == NONE)
+    return alloc_limit(a, n); /* unlocks */
   pthread_mutex_unlock(&a->lock);
   *first = g;
   return 0;
+}
+
+bool strata__balloc_try(strata__balloc *a, uint32_t n, uint32_t keep,
+                        uint32_t *first) {
+  *first = NONE;
+  if (n - 1 >= a->max_slab_blocks)
+    return false;
+  pthread_mutex_lock(&a->lock);
+  uint32_t g = (uint64_t)a->blocks - a->used >= (uint64_t)n + keep
+                   ? alloc_locked(a, n)
+                   : NONE;
+  pthread_mutex_unlock(&a->lock);
+  *first = g;
+  return g != NONE;
 }
 
 BALLOC_SLOW static void free_abort(const strata__balloc *a, uint32_t first,

@@ -24,6 +24,7 @@
 #ifndef STRATA_STAGING_ALLOC_H
 #define STRATA_STAGING_ALLOC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -70,6 +71,12 @@ void strata__balloc_free_all(strata__balloc *a);
  * gives the free count and the largest run), STRATA_E_INVAL for n == 0 or
  * n larger than every slab (it could never succeed). */
 int strata__balloc_alloc(strata__balloc *a, uint32_t n, uint32_t *first);
+/* Like strata__balloc_alloc, for a caller that has another way to go on:
+ * takes the run only if at least `keep` blocks stay free besides it, and
+ * a refusal is neither an error nor counted in failures. Returns whether
+ * it took the run. */
+bool strata__balloc_try(strata__balloc *a, uint32_t n, uint32_t keep,
+                        uint32_t *first);
 /* Frees blocks [first, first + n) (a run, or any part of one: the blocks
  * need not be freed with the call that allocated them, so a run may be
  * freed block by block). n == 0 does nothing. Freeing a block that is not

@@ -424,27 +424,25 @@ copy_chunk(void *dst, const void *src, size_t len) {
  * over the source, which is what a staging copy costs (the bytes come from
  * the page cache or further). The streaming hash gives the same value as
  * XXH3_128bits() of the whole page. */
-static XXH128_hash_t copy_and_hash(uint8_t *dst, const uint8_t *src,
-                                   uint64_t len) {
-  XXH3_state_t hs;
-  XXH3_128bits_reset(&hs);
+static XXH128_hash_t copy_and_hash(XXH3_state_t *hs, uint8_t *dst,
+                                   const uint8_t *src, uint64_t len) {
+  XXH3_128bits_reset(hs);
   for (uint64_t at = 0; at < len; at += FUSED_CHUNK) {
     uint64_t k = len - at < FUSED_CHUNK ? len - at : FUSED_CHUNK;
     copy_chunk(dst + at, src + at, k);
-    XXH3_128bits_update(&hs, dst + at, k);
+    XXH3_128bits_update(hs, dst + at, k);
   }
-  return XXH3_128bits_digest(&hs);
+  return XXH3_128bits_digest(hs);
 }
 
 /* Page `page` of l takes block b, just filled with `len` bytes of hash h.
- * mu held. */
+ * mu held. (The call's counters are fill()'s.) */
 static void page_commit(strata__staging *st, strata__slayer *l, uint32_t page,
                         uint32_t b, uint32_t len, XXH128_hash_t h) {
   st->meta[b] = (strata__sblock){.refs = 1, .len = len, .hash = h};
   if (st->dedup)
     chash_insert(st, b);
   st->page_blocks++;
-  st->stage_copied_bytes += len;
   l->pages[page] = b;
   l->staged++;
   st->staged_bytes += len;
@@ -457,8 +455,6 @@ static void page_share(strata__staging *st, strata__slayer *l, uint32_t page,
   l->pages[page] = b;
   l->staged++;
   st->staged_bytes += len;
-  st->dedup_hits++;
-  st->dedup_bytes += len;
 }
 
 /* Fills the missing pages among [first, first + n) of `l` from `data`.
@@ -468,13 +464,16 @@ static void page_share(strata__staging *st, strata__slayer *l, uint32_t page,
  * page of this one: the content index holds every filled block) shares
  * that block. Finding out costs a hash of the page; done in the same pass
  * as the copy, it costs little more than the copy. So when the free blocks
- * allow, each page is copied and hashed at once into a block taken from a
- * run allocated up front without evicting anything (one contiguous run
- * when there is one: one segment to transfer), and a page that turns out
- * to be staged already gives its block back. When the pool is full, each
- * page is hashed first and only a page with new content gets a block,
- * evicting idle layers for it: sharing never makes a layer evict. On
- * failure the pages this call staged are given back. */
+ * allow, each page is copied and hashed at once into a block of a run
+ * taken up front (one contiguous run: one segment to transfer), and a page
+ * that turns out to be staged already gives its block back. The run is
+ * taken only when it is free without evicting anything and as many blocks
+ * again stay free, so that blocks held for a moment by a fill do not make
+ * another stager evict or fail. Otherwise (a full, nearly full or
+ * fragmented pool) each page is hashed first, and only a page with new
+ * content gets a block, evicting idle layers for it: sharing never makes a
+ * layer evict. On failure the pages this call staged are given back, and
+ * the pool's counters do not count them. */
 static int fill(strata__staging *st, strata__slayer *l, const uint8_t *data,
                 uint32_t first, uint32_t n) {
   uint32_t m = 0;
@@ -482,19 +481,23 @@ static int fill(strata__staging *st, strata__slayer *l, const uint8_t *data,
     m += l->pages[i] == STRATA__BLOCK_NONE;
   if (m == 0)
     return 0;
+  bool dedup = st->dedup;
   uint32_t *done = malloc((size_t)m * sizeof *done); /* pages staged here */
-  if (done == NULL)
+  /* Allocated, not on the stack: its layout is only stable to programs
+   * linked statically with libxxhash. */
+  XXH3_state_t *hs = dedup ? XXH3_createState() : NULL;
+  if (done == NULL || (dedup && hs == NULL)) {
+    free(done);
+    XXH3_freeState(hs);
     return strata__fail(STRATA_E_NOMEM, "staging: region %llu layer %llu",
                         (unsigned long long)l->region_id,
                         (unsigned long long)l->layer_id);
-  bool dedup = st->dedup;
+  }
   uint32_t spec = STRATA__BLOCK_NONE, spec_left = 0, ndone = 0;
+  uint64_t copied_bytes = 0, hits = 0, hit_bytes = 0;
   strata__pages_reap(st);
-  if (m <= st->blocks - st->fixed_blocks &&
-      strata__balloc_alloc(st->alloc, m, &spec) == 0)
+  if (strata__balloc_try(st->alloc, m, m, &spec))
     spec_left = m;
-  else
-    strata__clear_error(); /* no run free is not an error: see below */
   l->filling = true;
   int rc = 0;
   for (uint32_t i = first; i < first + n && rc == 0; i++) {
@@ -510,7 +513,7 @@ static int fill(strata__staging *st, strata__slayer *l, const uint8_t *data,
       pthread_mutex_unlock(&st->mu);
       uint8_t *dst = strata__balloc_ptr(st->alloc, b);
       if (dedup)
-        h = copy_and_hash(dst, src, len);
+        h = copy_and_hash(hs, dst, src, len);
       else
         memcpy(dst, src, len);
       pthread_mutex_lock(&st->mu);
@@ -524,6 +527,8 @@ static int fill(strata__staging *st, strata__slayer *l, const uint8_t *data,
       if (b != STRATA__BLOCK_NONE)
         strata__balloc_free(st->alloc, b, 1); /* copied for nothing */
       page_share(st, l, i, same, len);
+      hits++;
+      hit_bytes += len;
       done[ndone++] = i;
       continue;
     }
@@ -536,15 +541,22 @@ static int fill(strata__staging *st, strata__slayer *l, const uint8_t *data,
       pthread_mutex_lock(&st->mu);
     }
     page_commit(st, l, i, b, len, h);
+    copied_bytes += len;
     done[ndone++] = i;
   }
   if (spec_left > 0)
     strata__balloc_free(st->alloc, spec, spec_left);
-  if (rc < 0)
+  if (rc < 0) {
     unfill(st, l, done, ndone); /* leave the layer as it was */
+  } else {
+    st->stage_copied_bytes += copied_bytes;
+    st->dedup_hits += hits;
+    st->dedup_bytes += hit_bytes;
+  }
   l->filling = false;
   pthread_cond_broadcast(&st->filled);
   free(done);
+  XXH3_freeState(hs);
   return rc;
 }
 

@@ -431,6 +431,67 @@ static void test_share_when_full(void **state) {
   strata_store_close(s);
 }
 
+/* A stage that fails partway (a page shared, a page copied, then no room
+ * for the next) leaves the pool and its counters as they were; sharing
+ * in a full pool counts no allocation failure. */
+static void test_failed_stage_counts_nothing(void **state) {
+  (void)state;
+  strata_store_config c = staging_config(4 * MiB); /* 64 blocks */
+  c.staging_streams = 1;                           /* 8 pack blocks */
+  strata_store *s = open_fixture(&c, NULL);
+  strata_proto *p;
+  assert_int_equal(strata_proto_create(s, 5, "tight", NULL, &p), 0);
+  for (uint64_t i = 0; i < 13; i++) /* 13 x 4 blocks */
+    put(p, i, 256 * KiB, 3000 + i);
+  put(p, 13, 192 * KiB, 3013); /* 3 blocks: 55 of the 56 held */
+  /* Layer 0's first page, then two pages of new content. */
+  uint8_t *mix = content(192 * KiB, 3000);
+  test_fill_seeded(mix + 64 * KiB, 128 * KiB, 88);
+  assert_int_equal(strata_proto_put(p, 20, NULL, NULL, mix, 192 * KiB), 0);
+  put(p, 21, 64 * KiB, 3001); /* layer 1's first page */
+  strata_txn txn;
+  assert_int_equal(strata_read_begin(s, &txn), 0);
+  strata_staged *held[14];
+  for (uint64_t i = 0; i < 14; i++)
+    assert_int_equal(strata_stage(&txn, 5, i, &held[i]), 0);
+  strata_staging_stats a, b;
+  assert_int_equal(strata_staging_stats_get(s, &a), 0);
+  assert_int_equal(a.blocks_free, 1);
+  /* Shared, in a pool with one free block: no failure counted. */
+  strata_staged *h, *h21; /* h21 held: nothing can be evicted below */
+  assert_int_equal(strata_stage(&txn, 5, 21, &h21), 0);
+  assert_int_equal(strata_staging_stats_get(s, &b), 0);
+  assert_int_equal(b.alloc_failures, a.alloc_failures);
+  assert_int_equal(b.dedup_hits, a.dedup_hits + 1);
+  assert_int_equal(b.stage_copied_bytes, a.stage_copied_bytes);
+  /* Page 0 shared, page 1 takes the last block, page 2 finds none. */
+  assert_int_equal(strata_staging_stats_get(s, &a), 0);
+  assert_int_equal(strata_stage(&txn, 5, 20, &h), STRATA_E_LIMIT);
+  assert_int_equal(strata_staging_stats_get(s, &b), 0);
+  assert_int_equal(b.blocks_used, a.blocks_used);
+  assert_int_equal(b.staged_layers, a.staged_layers);
+  assert_int_equal(b.staged_bytes, a.staged_bytes);
+  assert_int_equal(b.shared_blocks, a.shared_blocks);
+  assert_int_equal(b.dedup_hits, a.dedup_hits);
+  assert_int_equal(b.dedup_bytes, a.dedup_bytes);
+  assert_int_equal(b.stage_copied_bytes, a.stage_copied_bytes);
+  assert_int_equal(b.stage_calls, a.stage_calls);
+  /* With room, the same layer stages: one page shared, two copied. */
+  for (int i = 1; i < 14; i++)
+    strata_staged_release(held[i]);
+  assert_int_equal(strata_stage(&txn, 5, 20, &h), 0);
+  assert_staged_equals(h, mix, 192 * KiB);
+  assert_int_equal(strata_staging_stats_get(s, &a), 0);
+  assert_int_equal(a.dedup_hits, b.dedup_hits + 1);
+  assert_int_equal(a.stage_copied_bytes, b.stage_copied_bytes + 128 * KiB);
+  strata_staged_release(h);
+  strata_staged_release(h21);
+  strata_staged_release(held[0]);
+  free(mix);
+  strata_read_end(&txn);
+  strata_store_close(s);
+}
+
 /* Trimming evicts idle layers down to what it is asked to keep, never a
  * held one; staging again after a trim copies the content again. */
 static void test_trim(void **state) {
@@ -1041,6 +1102,7 @@ int main(void) {
       cmocka_unit_test(test_eviction),
       cmocka_unit_test(test_trim),
       cmocka_unit_test(test_share_when_full),
+      cmocka_unit_test(test_failed_stage_counts_nothing),
       cmocka_unit_test(test_hot_tick),
       cmocka_unit_test(test_hot_worker),
       cmocka_unit_test(test_to_device),
