@@ -320,17 +320,26 @@ static void test_replaced_content(void **state) {
   strata_store_close(s);
 }
 
+/* The fixture with a 4 MiB pool and one stream: 64 blocks of 64 KiB, 8
+ * of them pack buffers, 56 for layers; region 5 is a new proto, *p, with
+ * layers i < n of 256 KiB (4 blocks each) and seed seed0 + i. */
+static strata_store *open_small_pool(strata_proto **p, uint64_t n,
+                                     uint64_t seed0) {
+  strata_store_config c = staging_config(4 * MiB);
+  c.staging_streams = 1;
+  strata_store *s = open_fixture(&c, NULL);
+  assert_int_equal(strata_proto_create(s, 5, "small", NULL, p), 0);
+  for (uint64_t i = 0; i < n; i++)
+    put(*p, i, 256 * KiB, seed0 + i);
+  return s;
+}
+
 /* A small pool: staging more than fits evicts idle layers, never a held
  * one; with every block held, staging fails and changes nothing. */
 static void test_eviction(void **state) {
   (void)state;
-  strata_store_config c = staging_config(4 * MiB); /* 64 blocks, 24 packs */
-  c.staging_streams = 1;                           /* 8 pack blocks */
-  strata_store *s = open_fixture(&c, NULL);
   strata_proto *p;
-  assert_int_equal(strata_proto_create(s, 5, "many", NULL, &p), 0);
-  for (uint64_t i = 0; i < 40; i++)
-    put(p, i, 256 * KiB, 1000 + i); /* 4 blocks each */
+  strata_store *s = open_small_pool(&p, 40, 1000);
   strata_txn txn;
   assert_int_equal(strata_read_begin(s, &txn), 0);
   strata_staged *held;
@@ -383,14 +392,9 @@ static void test_eviction(void **state) {
  * evicts only for its own blocks. */
 static void test_share_when_full(void **state) {
   (void)state;
-  strata_store_config c = staging_config(4 * MiB); /* 64 blocks */
-  c.staging_streams = 1;                           /* 8 pack blocks */
-  strata_store *s = open_fixture(&c, NULL);
   strata_proto *p;
-  assert_int_equal(strata_proto_create(s, 5, "full", NULL, &p), 0);
-  for (uint64_t i = 0; i < 14; i++) /* 14 x 4 blocks: all 56 */
-    put(p, i, 256 * KiB, 2000 + i);
-  put(p, 20, 256 * KiB, 2003); /* layer 3's content */
+  strata_store *s = open_small_pool(&p, 14, 2000); /* all 56 blocks */
+  put(p, 20, 256 * KiB, 2003);                     /* layer 3's content */
   /* Layer 4's first two pages, then two pages of new content. */
   uint8_t *mix = content(256 * KiB, 2004);
   test_fill_seeded(mix + 128 * KiB, 128 * KiB, 77);
@@ -436,13 +440,8 @@ static void test_share_when_full(void **state) {
  * in a full pool counts no allocation failure. */
 static void test_failed_stage_counts_nothing(void **state) {
   (void)state;
-  strata_store_config c = staging_config(4 * MiB); /* 64 blocks */
-  c.staging_streams = 1;                           /* 8 pack blocks */
-  strata_store *s = open_fixture(&c, NULL);
   strata_proto *p;
-  assert_int_equal(strata_proto_create(s, 5, "tight", NULL, &p), 0);
-  for (uint64_t i = 0; i < 13; i++) /* 13 x 4 blocks */
-    put(p, i, 256 * KiB, 3000 + i);
+  strata_store *s = open_small_pool(&p, 13, 3000); /* 52 blocks */
   put(p, 13, 192 * KiB, 3013); /* 3 blocks: 55 of the 56 held */
   /* Layer 0's first page, then two pages of new content. */
   uint8_t *mix = content(192 * KiB, 3000);
