@@ -25,6 +25,11 @@ if [ ! -x "$bin" ]; then
   echo "$0: $bin not found (configure with CC=clang -DSTRATA_BUILD_FUZZ=ON)" >&2
   exit 2
 fi
+# The targets write files (regions, manifests) on every input: on tmpfs
+# fuzz_manifest runs about 3 times as fast as on this machine's disk.
+if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
+  export TMPDIR=/dev/shm
+fi
 work=$(mktemp -d "${TMPDIR:-/tmp}/strata-fuzz-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/corpus" "$build/fuzz-artifacts"
