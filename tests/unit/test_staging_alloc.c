@@ -16,6 +16,7 @@
 
 #include "test_util.h"
 
+#include "internal.h" /* strata__clear_error */
 #include "staging_alloc.h"
 #include "staging_runs.h"
 
@@ -460,6 +461,39 @@ static void test_several_slabs(void **state) {
     }
   }
   check_coalesced(&f);
+  fx_fini(&f);
+}
+
+/* strata__balloc_try: takes a run only when `keep` blocks stay free
+ * besides it; a refusal is no error and no counted failure. */
+static void test_try(void **state) {
+  (void)state;
+  fixture f;
+  uint32_t size = 16;
+  fx_init(&f, &size, 1);
+  uint32_t x = 0;
+  assert_true(strata__balloc_try(f.a, 4, 12, &x)); /* 16 free: 4 + 12 */
+  assert_int_equal(x, 0);
+  strata__clear_error();
+  assert_false(strata__balloc_try(f.a, 4, 9, &x)); /* 12 free: 4 + 9 > 12 */
+  assert_int_equal(x, STRATA__BLOCK_NONE);
+  assert_string_equal(strata_last_error_detail(), "");
+  assert_true(strata__balloc_try(f.a, 4, 8, &x));
+  assert_int_equal(x, 4);
+  assert_true(strata__balloc_try(f.a, 8, 0, &x)); /* the last 8 */
+  assert_int_equal(x, 8);
+  /* Enough blocks free but no run: refused, not counted. */
+  strata__balloc_free(f.a, 1, 1);
+  strata__balloc_free(f.a, 5, 1);
+  assert_false(strata__balloc_try(f.a, 2, 0, &x));
+  assert_true(strata__balloc_try(f.a, 1, 1, &x)); /* one stays free */
+  assert_true(x == 1 || x == 5);
+  assert_false(strata__balloc_try(f.a, 1, 1, &x));  /* none would */
+  assert_false(strata__balloc_try(f.a, 17, 0, &x)); /* longer than a slab */
+  strata__balloc_stats st = stats(f.a);
+  assert_int_equal(st.failures, 0);
+  assert_int_equal(st.allocs, 4);
+  assert_int_equal(st.used, 15);
   fx_fini(&f);
 }
 
@@ -964,6 +998,7 @@ int main(void) {
       cmocka_unit_test(test_exhaustion),
       cmocka_unit_test(test_fragmentation),
       cmocka_unit_test(test_run_tree),
+      cmocka_unit_test(test_try),
       cmocka_unit_test(test_random_model),
       cmocka_unit_test(test_invalid_args),
       cmocka_unit_test(test_bad_frees_abort),
