@@ -38,6 +38,14 @@ static inline void test_fill_seeded(uint8_t *p, size_t n, uint64_t seed) {
   }
 }
 
+/* Deterministic pseudo-random numbers (splitmix64): the next of *state. */
+static inline uint64_t test_splitmix(uint64_t *state) {
+  uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
 /* Joins a directory and a file name into a static buffer (one of 4, used
  * in rotation, so a few results can be alive at once). */
 static inline const char *test_path(const char *dir, const char *name) {

@@ -491,6 +491,105 @@ static void test_failed_stage_counts_nothing(void **state) {
   strata_store_close(s);
 }
 
+/* Random staging, partial staging, holds, trims and ticks in a small pool,
+ * over layers built from a bank of 100 page contents, each layer's first
+ * page one of only 4 (so that pages share blocks within and across layers,
+ * and the pool is often full): every
+ * hold shows its layer's bytes, failures are only STRATA_E_LIMIT, and once
+ * everything is released and trimmed the pool is empty again, with every
+ * block back (no reference lost or left behind). */
+#define RND_LAYERS 24
+#define RND_BANK 100
+static void test_random_ops(void **state) {
+  (void)state;
+  uint8_t *bank[RND_BANK];
+  for (int k = 0; k < RND_BANK; k++)
+    bank[k] = content(64 * KiB, 4000 + k);
+  uint8_t *want[RND_LAYERS];
+  size_t wsize[RND_LAYERS];
+  strata_proto *p;
+  strata_store *s = open_small_pool(&p, 0, 0);
+  uint64_t seed = 0xfeed;
+  for (int i = 0; i < RND_LAYERS; i++) {
+    /* 1..10 pages; the last one may be short. */
+    uint32_t pages = 1 + (uint32_t)(test_splitmix(&seed) % 10);
+    size_t tail = test_splitmix(&seed) % 2
+                      ? 64 * KiB
+                      : 1 + test_splitmix(&seed) % (64 * KiB);
+    wsize[i] = (pages - 1) * 64 * KiB + tail;
+    want[i] = malloc(wsize[i]);
+    assert_non_null(want[i]);
+    for (uint32_t g = 0; g < pages; g++)
+      memcpy(want[i] + g * 64 * KiB,
+             bank[test_splitmix(&seed) % (g == 0 ? 4 : RND_BANK)],
+             g + 1 < pages ? 64 * KiB : tail);
+    assert_int_equal(
+        strata_proto_put(p, (uint64_t)i, NULL, NULL, want[i], wsize[i]), 0);
+  }
+  strata_txn txn;
+  assert_int_equal(strata_read_begin(s, &txn), 0);
+  strata_staged *held[32] = {0};
+  int limits = 0, staged = 0;
+  for (int step = 0; step < 3000; step++) {
+    uint32_t op = (uint32_t)(test_splitmix(&seed) % 100);
+    int i = (int)(test_splitmix(&seed) % RND_LAYERS);
+    if (op < 60) {
+      uint64_t pages = wsize[i] / (64 * KiB) + (wsize[i] % (64 * KiB) != 0);
+      uint64_t first = op < 20 ? test_splitmix(&seed) % pages : 0;
+      uint64_t n = op < 20 ? 1 + test_splitmix(&seed) % pages : pages;
+      strata_staged *h;
+      int rc = strata_stage_part(&txn, 5, (uint64_t)i, first, n, &h);
+      if (rc == STRATA_E_LIMIT) {
+        limits++;
+        continue;
+      }
+      assert_int_equal(rc, 0);
+      staged++;
+      strata_staged_info info;
+      assert_int_equal(strata_staged_info_get(h, &info), 0);
+      assert_int_equal(info.offset, first * 64 * KiB);
+      assert_staged_equals(h, want[i] + info.offset, info.size);
+      int slot = (int)(test_splitmix(&seed) % 40);
+      if (slot < 32 && held[slot] == NULL)
+        held[slot] = h;
+      else
+        strata_staged_release(h);
+    } else if (op < 68) {
+      int slot = (int)(test_splitmix(&seed) % 32);
+      strata_staged_release(held[slot]);
+      held[slot] = NULL;
+    } else if (op < 80) {
+      assert_true(strata_staging_trim(s, test_splitmix(&seed) % (4 * MiB)) >=
+                  0);
+    } else {
+      assert_true(strata_staging_tick(s) >= 0);
+    }
+    strata_staging_stats st;
+    assert_int_equal(strata_staging_stats_get(s, &st), 0);
+    assert_true(st.blocks_used <= st.blocks);
+    assert_true(st.shared_blocks <= st.blocks_used);
+  }
+  /* The steps did both: stage, and run out of room. */
+  assert_true(staged > 1000);
+  assert_true(limits > 0);
+  for (int k = 0; k < 32; k++)
+    strata_staged_release(held[k]);
+  strata_staging_stats st;
+  assert_int_equal(strata_staging_trim(s, 0) >= 0, 1);
+  assert_int_equal(strata_staging_stats_get(s, &st), 0);
+  assert_int_equal(st.staged_layers, 0);
+  assert_int_equal(st.staged_bytes, 0);
+  assert_int_equal(st.shared_blocks, 0);
+  assert_int_equal(st.blocks_used, 8); /* the pack buffers */
+  assert_int_equal(st.largest_free_run, st.blocks - 8);
+  strata_read_end(&txn);
+  strata_store_close(s);
+  for (int i = 0; i < RND_LAYERS; i++)
+    free(want[i]);
+  for (int k = 0; k < RND_BANK; k++)
+    free(bank[k]);
+}
+
 /* Trimming evicts idle layers down to what it is asked to keep, never a
  * held one; staging again after a trim copies the content again. */
 static void test_trim(void **state) {
@@ -1102,6 +1201,7 @@ int main(void) {
       cmocka_unit_test(test_trim),
       cmocka_unit_test(test_share_when_full),
       cmocka_unit_test(test_failed_stage_counts_nothing),
+      cmocka_unit_test(test_random_ops),
       cmocka_unit_test(test_hot_tick),
       cmocka_unit_test(test_hot_worker),
       cmocka_unit_test(test_to_device),
