@@ -7,10 +7,10 @@
  * tail back at once, so runs of any length are contiguous and waste
  * nothing; a freed run is split into aligned power-of-two pieces that
  * coalesce with their buddies. Runs never cross slabs. When no buddy is
- * big enough, the slab bitmaps are searched for any n contiguous free
- * blocks (slower, but exact), so an allocation fails only when no slab has
- * n contiguous free blocks, and a slab whose block count is not a power of
- * two can still give a run as long as the whole slab.
+ * big enough, a summary tree over each slab's bitmap (staging_runs.h)
+ * finds the first n contiguous free blocks, so an allocation fails only
+ * when no slab has n contiguous free blocks, and a slab whose block count
+ * is not a power of two can still give a run as long as the whole slab.
  *
  * Blocks start at multiples of the block size (4 KiB at least) from a slab
  * base aligned to 4096 bytes, so every block is 4096-aligned: more than the
@@ -19,8 +19,8 @@
  *
  * Thread safety: once every slab is added, every function may be called
  * from any thread; an internal mutex serializes alloc, free and stats
- * (alloc and free are O(log blocks) list operations plus n / 64 bitmap
- * words; the bitmap search above is the exception). */
+ * (alloc and free are O(log blocks) list and tree operations plus n / 64
+ * bitmap words). */
 #ifndef STRATA_STAGING_ALLOC_H
 #define STRATA_STAGING_ALLOC_H
 
