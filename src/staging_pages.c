@@ -404,7 +404,8 @@ static void unfill(strata__staging *st, strata__slayer *l,
 /* Bytes copied before they are hashed: small enough to be hashed from L1
  * right after the copy brought them there, large enough that the streaming
  * hash's per-call cost does not show (8 KiB measured best on AVX-512:
- * 0.87-0.92 of memcpy, against 0.77 for a hash pass before the copy). */
+ * 0.92 of memcpy in a test loop, against 0.74-0.82 for a hash pass
+ * before the copy; docs/BENCHMARKS.md, "Staging results"). */
 #define FUSED_CHUNK 8192u
 
 /* memcpy() out of line: where the compiler knows a copy is at most
