@@ -14,12 +14,10 @@
  * "no GPU: skipped" and exits 77, which ctest reports as skipped
  * (SKIP_RETURN_CODE in CMakeLists.txt). The runtime API header is the C
  * one (cuda_runtime_api.h): cuda_runtime.h adds C++ helpers only. */
-#include <pthread.h>
-#include <stdatomic.h>
-
 #include <cuda_runtime_api.h>
 #include <jansson.h>
 
+#include "staging_churn.h"
 #include "test_util.h"
 
 #define KiB 1024u
@@ -32,20 +30,6 @@
     if (test__e != cudaSuccess)                                                \
       fail_msg("%s -> %s", #expr, cudaGetErrorString(test__e));                \
   } while (0)
-
-
-static uint8_t *content(size_t n, uint64_t seed) {
-  uint8_t *p = malloc(n ? n : 1);
-  assert_non_null(p);
-  test_fill_seeded(p, n, seed);
-  return p;
-}
-
-static void put(strata_proto *p, uint64_t id, size_t size, uint64_t seed) {
-  uint8_t *d = content(size, seed);
-  assert_strata_ok(strata_proto_put(p, id, NULL, NULL, d, size));
-  free(d);
-}
 
 /* A CUDA pool (no HOST flag) of `bytes`, no worker. */
 static strata_store_config gpu_config(uint64_t bytes, unsigned flags) {
@@ -73,14 +57,14 @@ static strata_store *open_fixture(const strata_store_config *c) {
   strata_proto *p;
   assert_strata_ok(strata_proto_create(s, 1, "files", NULL, &p));
   for (uint64_t i = 0; i < NSIZES; i++)
-    put(p, i, sizes[i], i);
+    test_put(p, i, sizes[i], i);
   assert_strata_ok(strata_crystallize(s, 1));
   assert_strata_ok(strata_proto_create(s, 2, "heap", NULL, &p));
   for (uint64_t i = 0; i < 4; i++)
-    put(p, i, 3 * 64 * KiB, 100 + i);
+    test_put(p, i, 3 * 64 * KiB, 100 + i);
   assert_strata_ok(strata_proto_create(s, 3, "dups", NULL, &p));
-  put(p, 1, 256 * KiB, 7);
-  put(p, 2, 256 * KiB, 7);
+  test_put(p, 1, 256 * KiB, 7);
+  test_put(p, 2, 256 * KiB, 7);
   uint8_t *rep = malloc(256 * KiB);
   assert_non_null(rep);
   for (int i = 0; i < 4; i++)
@@ -418,86 +402,9 @@ static void test_native_stream(void **state) {
   strata_store_close(s);
 }
 
-/* Four threads, each with a stream and a device buffer, stage random
- * layers of a pool small enough to evict, transfer them, and compare;
- * a writer replaces layers meanwhile. Failures are counted, not asserted,
- * in the threads (cmocka's failure path is not thread-safe). */
-typedef struct worker_arg {
-  strata_store *s;
-  uint64_t seed;
-  _Atomic int *stop;
-  int checked, transferred, failed;
-  char why[256];
-} worker_arg;
-
-#define WORKER_FAIL(a, ...)                                                    \
-  do {                                                                         \
-    if ((a)->failed++ == 0)                                                    \
-      snprintf((a)->why, sizeof(a)->why, __VA_ARGS__);                         \
-  } while (0)
-
-static void *stage_worker(void *p) {
-  worker_arg *a = p;
-  strata_stream *ss;
-  void *dev;
-  uint8_t *back = malloc(512 * KiB);
-  if (back == NULL || strata_stream_create(a->s, &ss) != 0) {
-    WORKER_FAIL(a, "stream: %s", strata_last_error_detail());
-    free(back);
-    return NULL;
-  }
-  if (strata_device_alloc(a->s, 512 * KiB, ss, &dev) != 0) {
-    WORKER_FAIL(a, "device_alloc: %s", strata_last_error_detail());
-    strata_stream_destroy(ss);
-    free(back);
-    return NULL;
-  }
-  uint64_t x = a->seed;
-  while (!atomic_load(a->stop) && a->failed == 0) {
-    x = x * 6364136223846793005ull + 1442695040888963407ull;
-    uint64_t layer = (x >> 33) % 24;
-    strata_txn txn;
-    if (strata_read_begin(a->s, &txn) != 0) {
-      WORKER_FAIL(a, "read_begin: %s", strata_last_error_detail());
-      break;
-    }
-    strata_layer l;
-    strata_staged *h;
-    int rc = strata_get(&txn, 6, layer, &l);
-    if (rc == 0)
-      rc = strata_stage(&txn, 6, layer, &h);
-    if (rc == STRATA_E_LIMIT) {
-      strata_read_end(&txn);
-      continue;
-    }
-    if (rc != 0) {
-      WORKER_FAIL(a, "stage layer %llu: %s", (unsigned long long)layer,
-                  strata_last_error_detail());
-      strata_read_end(&txn);
-      break;
-    }
-    rc = strata_stage_to_device(h, dev, ss);
-    strata_staged_release(h); /* before the copy completes, on purpose */
-    if (rc == 0)
-      rc = strata_device_read(ss, back, dev, l.size);
-    if (rc == 0)
-      rc = strata_stream_sync(ss);
-    if (rc != 0)
-      WORKER_FAIL(a, "transfer layer %llu: %s", (unsigned long long)layer,
-                  strata_last_error_detail());
-    else if (memcmp(back, l.data, l.size) != 0)
-      WORKER_FAIL(a, "layer %llu arrived changed", (unsigned long long)layer);
-    else
-      a->transferred++;
-    strata_read_end(&txn);
-    a->checked++;
-  }
-  strata_device_free(a->s, dev, ss);
-  strata_stream_destroy(ss);
-  free(back);
-  return NULL;
-}
-
+/* Four threads stage, check, transfer and release random layers of a pool
+ * small enough to evict, while a writer replaces them
+ * (tests/common/staging_churn.h); the hot-layer worker runs too. */
 static void test_concurrent(void **state) {
   (void)state;
   strata_store_config c = gpu_config(8 * MiB, 0);
@@ -505,41 +412,15 @@ static void test_concurrent(void **state) {
   c.staging_flags = 0; /* the worker runs too */
   c.staging_sample_period = 4;
   strata_store *s = open_fixture(&c);
-  strata_proto *p;
-  assert_strata_ok(strata_proto_create(s, 6, "churn", NULL, &p));
-  for (uint64_t i = 0; i < 24; i++)
-    put(p, i, (i % 4 + 1) * 100 * KiB, i % 6); /* some identical */
-  _Atomic int stop = 0;
-  enum { T = 4 };
-  pthread_t th[T];
-  worker_arg args[T];
-  for (int i = 0; i < T; i++) {
-    args[i] = (worker_arg){.s = s, .seed = 17 + (uint64_t)i, .stop = &stop};
-    assert_int_equal(pthread_create(&th[i], NULL, stage_worker, &args[i]), 0);
-  }
-  for (uint64_t round = 0; round < 100; round++) {
-    put(p, round % 24, (round % 5 + 1) * 60 * KiB, 500 + round % 7);
-    if (round % 20 == 19)
-      assert_strata_ok(strata_crystallize(s, 6));
-    usleep(2000);
-  }
-  atomic_store(&stop, 1);
-  int checked = 0, transferred = 0;
-  for (int i = 0; i < T; i++) {
-    pthread_join(th[i], NULL);
-    if (args[i].failed)
-      fail_msg("thread %d: %s", i, args[i].why);
-    checked += args[i].checked;
-    transferred += args[i].transferred;
-  }
-  assert_true(checked > 0 && transferred > 0);
+  int transferred = churn_run(s, 6, 100);
+  assert_true(transferred > 0);
   strata_staging_stats st;
   assert_strata_ok(strata_staging_stats_get(s, &st));
   assert_int_equal(st.transfers_in_flight, 0);
   assert_string_equal(st.backend, "cuda");
   print_message("%d layers transferred and checked by %d threads, %llu "
                 "evictions\n",
-                transferred, T, (unsigned long long)st.evictions);
+                transferred, CHURN_THREADS, (unsigned long long)st.evictions);
   strata_store_close(s);
 }
 
@@ -550,8 +431,8 @@ int main(void) {
     /* A machine with a GPU whose CUDA runtime cannot use it (a driver
      * older than this runtime needs) is a failure, not a skip. */
     bool gpu_node = access("/dev/nvidia0", F_OK) == 0;
-    printf("no GPU: %s (%s)\n", gpu_node ? "FAILED: /dev/nvidia0 exists"
-                                         : "skipped",
+    printf("no GPU: %s (%s)\n",
+           gpu_node ? "FAILED: /dev/nvidia0 exists" : "skipped",
            e != cudaSuccess ? cudaGetErrorString(e) : "no CUDA device");
     return gpu_node ? 1 : 77;
   }
