@@ -236,6 +236,26 @@ typedef bool (*case_fn)(const void *arg, unsigned long k, af_mode mode,
 /* Whole stacks for every allocation, not only the failing one. */
 static bool all_stacks;
 
+/* The common end of an armed call: names the case, and counts a failure
+ * (a success the caller counts, as absorbed or degraded). Returns whether
+ * the failing allocation was made. */
+static inline bool case_end(counts *c, unsigned long k, af_mode mode, int rc,
+                            char *what, size_t len) {
+  bool hit = af_hit();
+  describe_case(k, mode, what, len);
+  if (!hit) {
+    if (rc != 0)
+      fail_msg("%s: failed with no allocation failing: %s (%s)", c->op,
+               strata_err_name(rc), strata_last_error_detail());
+    print_sites(c->op);
+  }
+  if (verbose() && hit)
+    print_message("  %s -> %s\n", what, rc ? strata_err_name(rc) : "ok");
+  if (rc != 0)
+    expect_nomem(c->op, rc, what, &c->failed);
+  return hit;
+}
+
 /* Runs one(k, mode) for k = 1, 2, ... in both modes until allocation k is
  * not made: the run that made none fail is the last. */
 static inline void walk(const char *op, case_fn one, const void *arg) {
@@ -346,16 +366,8 @@ static inline bool dump_case(const void *arg, unsigned long k, af_mode mode,
   af_arm(k, mode);
   int rc = do_dump(d, &out);
   af_disarm();
-  bool hit = af_hit();
-  describe_case(k, mode, what, sizeof what);
-  if (!hit) {
-    assert_strata_ok(rc);
-    print_sites(c->op);
-  }
-  if (verbose() && hit)
-    print_message("  %s -> %s\n", what, rc ? strata_err_name(rc) : "ok");
+  bool hit = case_end(c, k, mode, rc, what, sizeof what);
   if (rc != 0) {
-    expect_nomem(c->op, rc, what, &c->failed);
     if (out != NULL)
       fail_msg("%s, %s: failed but set its output", c->op, what);
   } else if (d->metrics) {

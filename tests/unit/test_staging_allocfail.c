@@ -55,7 +55,6 @@
 
 /* ---- content --------------------------------------------------------- */
 
-
 /* Region 1, "files", in a region file: layers of a few sizes. Layer 4 is
  * one block-size page repeated four times (its pages share one block),
  * layer 7 has layer 3's content (it shares layer 3's blocks), layer 6 is
@@ -371,26 +370,6 @@ static void expect_idle(fixture *f, const char *op, const char *what) {
             "%s, %s: %" PRIu64 " transfer(s) in flight after the failed call "
             "and a sync",
             op, what, n);
-}
-
-/* The common end of an armed call: names the case, and counts a failure
- * (a success the caller counts, as absorbed or degraded). Returns whether
- * the failing allocation was made. */
-static bool case_end(counts *c, unsigned long k, af_mode mode, int rc,
-                     char *what, size_t len) {
-  bool hit = af_hit();
-  describe_case(k, mode, what, len);
-  if (!hit) {
-    if (rc != 0)
-      fail_msg("%s: failed with no allocation failing: %s (%s)", c->op,
-               strata_err_name(rc), strata_last_error_detail());
-    print_sites(c->op);
-  }
-  if (verbose() && hit)
-    print_message("  %s -> %s\n", what, rc ? strata_err_name(rc) : "ok");
-  if (rc != 0)
-    expect_nomem(c->op, rc, what, &c->failed);
-  return hit;
 }
 
 /* Closes the fixture and checks that the armed call left nothing behind. */

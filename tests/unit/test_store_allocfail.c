@@ -220,22 +220,14 @@ static bool open_case(const void *arg, unsigned long k, af_mode mode,
   af_arm(k, mode);
   int rc = try_open(dir, flags, &cap, &s);
   af_disarm();
-  bool hit = af_hit();
-  describe_case(k, mode, what, sizeof what);
-  if (!hit) {
-    assert_strata_ok(rc);
-    print_sites(c->op);
-  }
+  bool hit = case_end(c, k, mode, rc, what, sizeof what);
   if (rc != 0) {
-    expect_nomem(c->op, rc, what, &c->failed);
     assert_null(s);
   } else {
     unsigned skipped = expect_served_or_skipped(s, 3, cap.text, what);
     c->degraded += skipped > 0;
     c->absorbed += hit && skipped == 0;
   }
-  if (verbose() && hit)
-    print_message("  %s -> %s\n", what, rc ? strata_err_name(rc) : "ok");
   strata_store_close(s);
   expect_no_leak(c->op, what);
   af_stop();
@@ -281,15 +273,9 @@ static bool refresh_case(const void *arg, unsigned long k, af_mode mode,
   af_arm(k, mode);
   int rc = strata_store_refresh(s);
   af_disarm();
-  bool hit = af_hit();
-  describe_case(k, mode, what, sizeof what);
-  if (!hit) {
-    assert_strata_ok(rc);
-    print_sites(c->op);
-  }
+  bool hit = case_end(c, k, mode, rc, what, sizeof what);
   if (rc != 0) {
     /* A failed refresh changes nothing. */
-    expect_nomem(c->op, rc, what, &c->failed);
     for (int j = 0; j < 3; j++)
       if (!served(s, j))
         fail_msg("%s, %s: %s is no longer served", c->op, what, open_files[j]);
@@ -413,17 +399,9 @@ static bool put_case(const void *arg, unsigned long k, af_mode mode,
   af_arm(k, mode);
   int rc = do_change(&f, p, data);
   af_disarm();
-  bool hit = af_hit();
-  describe_case(k, mode, what, sizeof what);
-  if (!hit) {
-    assert_strata_ok(rc);
-    print_sites(c->op);
-  }
-  if (verbose() && hit)
-    print_message("  %s -> %s\n", what, rc ? strata_err_name(rc) : "ok");
+  bool hit = case_end(c, k, mode, rc, what, sizeof what);
   if (rc != 0) {
     /* Nothing changed, and with memory back the same call succeeds. */
-    expect_nomem(c->op, rc, what, &c->failed);
     expect_store_model(f.s, &f.m3, what);
     expect_store_model(f.s, &f.m42, what);
     assert_strata_ok(strata_proto_info_get(f.p3, &now));
@@ -503,19 +481,11 @@ static bool crystallize_case(const void *arg, unsigned long k, af_mode mode,
   af_arm(k, mode);
   int rc = strata_crystallize(f.s, rid);
   af_disarm();
-  bool hit = af_hit();
-  describe_case(k, mode, what, sizeof what);
   char detail[1024];
   snprintf(detail, sizeof detail, "%s", strata_last_error_detail());
-  if (!hit) {
-    assert_strata_ok(rc);
-    print_sites(c->op);
-  }
-  if (verbose() && hit)
-    print_message("  %s -> %s\n", what, rc ? strata_err_name(rc) : "ok");
+  bool hit = case_end(c, k, mode, rc, what, sizeof what);
   bool placed = false;
   if (rc != 0) {
-    expect_nomem(c->op, rc, what, &c->failed);
     /* The protos and what readers see are unchanged. */
     expect_store_model(f.s, &f.m3, what);
     expect_store_model(f.s, &f.m42, what);
