@@ -37,6 +37,7 @@
 #include <cuda_runtime_api.h>
 #include <jansson.h>
 
+#include "bench.h" /* bench_fail, _check, _say, _now_ns, _xmalloc */
 #include "strata.h"
 
 #define KiB ((uint64_t)1 << 10)
@@ -53,57 +54,19 @@ enum { R_1M = 1, R_4M = 2, R_4K = 3 };
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static _Noreturn __attribute__((format(printf, 1, 2))) void die(const char *fmt,
-                                                                ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("bench_gpu: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  exit(1);
-}
-
-static void check(int rc, const char *what) {
-  if (rc < 0)
-    die("%s: %s: %s", what, strata_err_name(rc), strata_last_error_detail());
-}
-
 #define CK(expr)                                                               \
   do {                                                                         \
     cudaError_t ck__e = (expr);                                                \
     if (ck__e != cudaSuccess)                                                  \
-      die("%s: %s", #expr, cudaGetErrorString(ck__e));                         \
+      bench_fail("%s: %s", #expr, cudaGetErrorString(ck__e));                  \
   } while (0)
-
-static __attribute__((format(printf, 1, 2))) void say(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("# ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-}
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* dir/name into out (PATH_LEN bytes); a longer path is an error. */
 #define PATH_LEN 4096
 static void join(char *out, const char *dir, const char *name) {
   int n = snprintf(out, PATH_LEN, "%s/%s", dir, name);
   if (n < 0 || n >= PATH_LEN)
-    die("path too long: %s/%s", dir, name);
-}
-
-static void *xmalloc(size_t n) {
-  void *p = malloc(n ? n : 1);
-  if (p == NULL)
-    die("out of memory (%zu bytes)", n);
-  return p;
+    bench_fail("path too long: %s/%s", dir, name);
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -142,17 +105,17 @@ static void write_region(const char *dir, uint64_t id, uint64_t layers,
   join(path, dir, file);
   strata_writer_options wo = {.region_id = id, .name = name};
   strata_writer *w;
-  check(strata_writer_open(path, &wo, &w), path);
-  uint8_t *buf = xmalloc(size);
+  bench_check(strata_writer_open(path, &wo, &w), path);
+  uint8_t *buf = bench_xmalloc(size);
   for (uint64_t i = 0; i < layers; i++) {
     fill(id, i, buf, size);
     int rc = strata_writer_add(w, i, NULL, NULL, buf, size);
     if (rc < 0) {
       strata_writer_abort(w);
-      check(rc, path);
+      bench_check(rc, path);
     }
   }
-  check(strata_writer_commit(w), path);
+  bench_check(strata_writer_commit(w), path);
   free(buf);
 }
 
@@ -165,7 +128,7 @@ static strata_store *open_store(const char *dir, uint64_t pool,
   c.staging_streams = STREAMS;
   c.staging_flags = STRATA_STAGING_NO_WORKER | flags;
   strata_store *s;
-  check(strata_store_open(dir, &c, &s), dir);
+  bench_check(strata_store_open(dir, &c, &s), dir);
   return s;
 }
 
@@ -174,12 +137,12 @@ static strata_store *open_store(const char *dir, uint64_t pool,
 static double dump_slabs(strata_store *s, char *method, size_t mlen,
                          char *reason, size_t rlen) {
   char *dump;
-  check(strata_dump_state(s, 0, &dump), "strata_dump_state");
+  bench_check(strata_dump_state(s, 0, &dump), "strata_dump_state");
   json_error_t err;
   json_t *doc = json_loads(dump, 0, &err);
   strata_free(dump);
   if (doc == NULL)
-    die("state dump: %s", err.text);
+    bench_fail("state dump: %s", err.text);
   json_t *sg = json_object_get(doc, "staging");
   json_t *slabs = json_object_get(sg, "slabs");
   double ms = 0;
@@ -296,7 +259,7 @@ static void get_layers(const strata_txn *txn, uint64_t region, uint64_t n,
                        strata_layer *out) {
   volatile uint64_t sink = 0;
   for (uint64_t i = 0; i < n; i++) {
-    check(strata_get(txn, region, i, &out[i]), "strata_get");
+    bench_check(strata_get(txn, region, i, &out[i]), "strata_get");
     const volatile uint8_t *p = out[i].data;
     for (uint64_t k = 0; k < out[i].size; k += 4096)
       sink += p[k];
@@ -306,31 +269,31 @@ static void get_layers(const strata_txn *txn, uint64_t region, uint64_t n,
 
 static void sync_all(ctx *c) {
   for (int k = 0; k < STREAMS; k++)
-    check(strata_stream_sync(c->ss[k]), "strata_stream_sync");
+    bench_check(strata_stream_sync(c->ss[k]), "strata_stream_sync");
 }
 
 /* Device bytes [0, n * size) equal the layers end to end (or at offs). */
 static void verify_dev(const void *dev, const strata_layer *l, uint64_t n,
                        const uint64_t *offs, uint64_t total, const char *what) {
-  uint8_t *back = xmalloc(total);
+  uint8_t *back = bench_xmalloc(total);
   CK(cudaMemcpy(back, dev, total, cudaMemcpyDeviceToHost));
   for (uint64_t i = 0, off = 0; i < n; off += l[i].size, i++) {
     uint64_t at = offs ? offs[i] : off;
     if (memcmp(back + at, l[i].data, l[i].size) != 0)
-      die("%s: layer %" PRIu64 " arrived changed", what, i);
+      bench_fail("%s: layer %" PRIu64 " arrived changed", what, i);
   }
   free(back);
 }
 
 /* One raw pinned copy of `bytes`, wall time (and CUDA event time in *ev). */
 static double raw_pinned(ctx *c, uint64_t bytes, double *ev) {
-  uint64_t t0 = now_ns();
+  uint64_t t0 = bench_now_ns();
   CK(cudaEventRecord(c->ev0, c->raw[0]));
   CK(cudaMemcpyAsync(c->dev2, c->pinned, bytes, cudaMemcpyHostToDevice,
                      c->raw[0]));
   CK(cudaEventRecord(c->ev1, c->raw[0]));
   CK(cudaStreamSynchronize(c->raw[0]));
-  uint64_t t1 = now_ns();
+  uint64_t t1 = bench_now_ns();
   float ms = 0;
   CK(cudaEventElapsedTime(&ms, c->ev0, c->ev1));
   *ev = (double)bytes / ((double)ms * 1e6);
@@ -347,13 +310,13 @@ static void staged_run(ctx *c, uint64_t region, uint64_t n, uint64_t size,
                        staged_case *out) {
   *out = (staged_case){.layers = n, .size = size};
   uint64_t bytes = n * size;
-  strata_layer *l = xmalloc(n * sizeof *l);
+  strata_layer *l = bench_xmalloc(n * sizeof *l);
   get_layers(&c->txn, region, n, l);
-  strata_staged **h = xmalloc(n * sizeof *h);
+  strata_staged **h = bench_xmalloc(n * sizeof *h);
   for (uint64_t i = 0; i < n; i++) {
-    check(strata_stage(&c->txn, region, i, &h[i]), "strata_stage");
+    bench_check(strata_stage(&c->txn, region, i, &h[i]), "strata_stage");
     strata_staged_info info;
-    check(strata_staged_info_get(h[i], &info), "strata_staged_info_get");
+    bench_check(strata_staged_info_get(h[i], &info), "strata_staged_info_get");
     out->segments += info.segments;
   }
   for (uint64_t i = 0; i < n; i++)
@@ -361,13 +324,13 @@ static void staged_run(ctx *c, uint64_t region, uint64_t n, uint64_t size,
   double v[4][MAX_REPS];
   for (int r = 0; r <= c->o->reps; r++) {
     /* The library's copies, round-robin over the streams. */
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     for (uint64_t i = 0; i < n; i++)
-      check(strata_stage_to_device(h[i], (uint8_t *)c->dev + i * size,
-                                   c->ss[i % STREAMS]),
-            "strata_stage_to_device");
+      bench_check(strata_stage_to_device(h[i], (uint8_t *)c->dev + i * size,
+                                         c->ss[i % STREAMS]),
+                  "strata_stage_to_device");
     sync_all(c);
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_now_ns();
     if (r == 0)
       verify_dev(c->dev, l, n, NULL, bytes, "staged transfer");
     /* One raw copy of everything. */
@@ -375,13 +338,13 @@ static void staged_run(ctx *c, uint64_t region, uint64_t n, uint64_t size,
     if (r == 0)
       verify_dev(c->dev2, l, n, NULL, bytes, "pinned copy");
     /* The same pieces on raw streams. */
-    uint64_t t2 = now_ns();
+    uint64_t t2 = bench_now_ns();
     for (uint64_t i = 0; i < n; i++)
       CK(cudaMemcpyAsync((uint8_t *)c->dev2 + i * size, c->pinned + i * size,
                          size, cudaMemcpyHostToDevice, c->raw[i % STREAMS]));
     for (int k = 0; k < STREAMS; k++)
       CK(cudaStreamSynchronize(c->raw[k]));
-    uint64_t t3 = now_ns();
+    uint64_t t3 = bench_now_ns();
     v[0][r] = gbs(bytes, t1 - t0);
     v[1][r] = pin;
     v[3][r] = gbs(bytes, t3 - t2);
@@ -404,7 +367,7 @@ typedef struct path_case {
 } path_case;
 
 static strata_layer_ref *path_of(uint64_t region, uint64_t n) {
-  strata_layer_ref *p = xmalloc(n * sizeof *p);
+  strata_layer_ref *p = bench_xmalloc(n * sizeof *p);
   for (uint64_t i = 0; i < n; i++)
     p[i] = (strata_layer_ref){region, i};
   return p;
@@ -418,20 +381,21 @@ static double path_rounds(ctx *c, const strata_txn *txn, strata_stream *ss,
                           uint64_t n, void *dev, uint64_t dev_bytes,
                           const char *what) {
   uint64_t need, bytes = 0;
-  check(strata_stage_path_size(txn, refs, n, &need), "strata_stage_path_size");
+  bench_check(strata_stage_path_size(txn, refs, n, &need),
+              "strata_stage_path_size");
   if (need > dev_bytes)
-    die("%s: the path needs %" PRIu64 " bytes, the buffer has %" PRIu64, what,
-        need, dev_bytes);
+    bench_fail("%s: the path needs %" PRIu64 " bytes, the buffer has %" PRIu64,
+               what, need, dev_bytes);
   for (uint64_t i = 0; i < n; i++)
     bytes += l[i].size;
-  uint64_t *offs = xmalloc(n * sizeof *offs);
+  uint64_t *offs = bench_xmalloc(n * sizeof *offs);
   double v[MAX_REPS];
   for (int r = 0; r <= c->o->reps; r++) {
-    uint64_t t0 = now_ns();
-    check(strata_stage_path_to_device(txn, refs, n, dev, need, offs, ss),
-          "strata_stage_path_to_device");
-    check(strata_stream_sync(ss), "strata_stream_sync");
-    v[r] = gbs(bytes, now_ns() - t0);
+    uint64_t t0 = bench_now_ns();
+    bench_check(strata_stage_path_to_device(txn, refs, n, dev, need, offs, ss),
+                "strata_stage_path_to_device");
+    bench_check(strata_stream_sync(ss), "strata_stream_sync");
+    v[r] = gbs(bytes, bench_now_ns() - t0);
     if (r == 0)
       verify_dev(dev, l, n, offs, need, what);
   }
@@ -443,15 +407,15 @@ static void path_run(ctx *c, path_case *out) {
   uint64_t n = c->o->small_mib * MiB / (4 * KiB);
   *out = (path_case){.layers = n, .bytes = n * 4 * KiB};
   strata_layer_ref *refs = path_of(R_4K, n);
-  strata_layer *l = xmalloc(n * sizeof *l);
+  strata_layer *l = bench_xmalloc(n * sizeof *l);
   get_layers(&c->txn, R_4K, n, l);
-  check(strata_stage_path_size(&c->txn, refs, n, &out->need),
-        "strata_stage_path_size");
+  bench_check(strata_stage_path_size(&c->txn, refs, n, &out->need),
+              "strata_stage_path_size");
   strata_staging_stats a, b;
-  check(strata_staging_stats_get(c->s, &a), "strata_staging_stats_get");
+  bench_check(strata_staging_stats_get(c->s, &a), "strata_staging_stats_get");
   out->path = path_rounds(c, &c->txn, c->ss[0], refs, l, n, c->dev,
                           c->dev_bytes, "4 KiB path");
-  check(strata_staging_stats_get(c->s, &b), "strata_staging_stats_get");
+  bench_check(strata_staging_stats_get(c->s, &b), "strata_staging_stats_get");
   out->packed_copies =
       (double)(b.packed_copies - a.packed_copies) / (c->o->reps + 1);
   for (uint64_t i = 0; i < n; i++)
@@ -472,24 +436,24 @@ typedef struct pageable_case {
 
 static void pageable_run(ctx *c, pageable_case *out) {
   uint64_t n = c->o->mib, bytes = n * MiB;
-  strata_layer *l = xmalloc(n * sizeof *l);
+  strata_layer *l = bench_xmalloc(n * sizeof *l);
   get_layers(&c->txn, R_1M, n, l);
   for (uint64_t i = 0; i < n; i++)
     memcpy(c->pageable + i * MiB, l[i].data, MiB);
   double v[2][MAX_REPS];
   for (int r = 0; r <= c->o->reps; r++) {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     for (uint64_t i = 0; i < n; i++)
       CK(cudaMemcpyAsync((uint8_t *)c->dev2 + i * MiB, l[i].data, MiB,
                          cudaMemcpyHostToDevice, c->raw[0]));
     CK(cudaStreamSynchronize(c->raw[0]));
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_now_ns();
     if (r == 0)
       verify_dev(c->dev2, l, n, NULL, bytes, "pageable copy from the mapping");
     CK(cudaMemcpyAsync(c->dev2, c->pageable, bytes, cudaMemcpyHostToDevice,
                        c->raw[0]));
     CK(cudaStreamSynchronize(c->raw[0]));
-    uint64_t t2 = now_ns();
+    uint64_t t2 = bench_now_ns();
     if (r == 0)
       verify_dev(c->dev2, l, n, NULL, bytes, "pageable copy from malloc");
     v[0][r] = gbs(bytes, t1 - t0);
@@ -514,18 +478,18 @@ static double path_fresh(ctx *c, const char *dir, unsigned flags,
                          const strata_layer_ref *refs, uint64_t n) {
   strata_store *s = open_store(dir, 64 * MiB, flags);
   strata_txn txn;
-  check(strata_read_begin(s, &txn), "strata_read_begin");
+  bench_check(strata_read_begin(s, &txn), "strata_read_begin");
   strata_stream *ss;
-  check(strata_stream_create(s, &ss), "strata_stream_create");
-  strata_layer *l = xmalloc(n * sizeof *l);
+  bench_check(strata_stream_create(s, &ss), "strata_stream_create");
+  strata_layer *l = bench_xmalloc(n * sizeof *l);
   get_layers(&txn, R_1M, n, l);
   double v = path_rounds(c, &txn, ss, refs, l, n, c->dev2, c->dev_bytes,
                          flags ? "direct path" : "packed path");
   strata_stream_destroy(ss);
   strata_staging_stats st;
-  check(strata_staging_stats_get(s, &st), "strata_staging_stats_get");
+  bench_check(strata_staging_stats_get(s, &st), "strata_staging_stats_get");
   if (st.staged_layers != 0)
-    die("a path batch staged layers");
+    bench_fail("a path batch staged layers");
   free(l);
   strata_read_end(&txn);
   strata_store_close(s);
@@ -539,7 +503,7 @@ static void direct_run(ctx *c, const char *dir, direct_case *out) {
                             cudaDevAttrHostRegisterReadOnlySupported, 0));
   strata_layer_ref *refs = path_of(R_1M, n);
   /* Staged: the main store holds every 1 MiB layer staged. */
-  strata_layer *l = xmalloc(n * sizeof *l);
+  strata_layer *l = bench_xmalloc(n * sizeof *l);
   get_layers(&c->txn, R_1M, n, l);
   out->staged = path_rounds(c, &c->txn, c->ss[0], refs, l, n, c->dev,
                             c->dev_bytes, "staged path");
@@ -562,23 +526,23 @@ static void slab_run(const options *o, const char *dir, slab_case *out) {
   char empty[PATH_LEN];
   join(empty, dir, "empty");
   if (mkdir(empty, 0755) != 0)
-    die("mkdir %s: %s", empty, strerror(errno));
+    bench_fail("mkdir %s: %s", empty, strerror(errno));
   double v[3][2][MAX_REPS];
   for (int r = 0; r < out->rounds; r++) {
     for (int q = 0; q < 2; q++) {
       int k = (q + r) % 2; /* alternate which goes first */
       unsigned flags = k ? STRATA_STAGING_DRIVER_ALLOC : 0;
-      say("slabs: %" PRIu64 " GiB, %s, round %d of %d", o->slab_gib,
-          k ? "DRIVER_ALLOC" : "default", r + 1, out->rounds);
-      uint64_t t0 = now_ns();
+      bench_say("slabs: %" PRIu64 " GiB, %s, round %d of %d", o->slab_gib,
+                k ? "DRIVER_ALLOC" : "default", r + 1, out->rounds);
+      uint64_t t0 = bench_now_ns();
       strata_store *s = open_store(empty, o->slab_gib * GiB, flags);
-      uint64_t t1 = now_ns();
+      uint64_t t1 = bench_now_ns();
       char reason[256];
       v[1][k][r] = dump_slabs(s, out->method[k], sizeof out->method[k], reason,
                               sizeof reason);
-      uint64_t t2 = now_ns();
+      uint64_t t2 = bench_now_ns();
       strata_store_close(s);
-      uint64_t t3 = now_ns();
+      uint64_t t3 = bench_now_ns();
       v[0][k][r] = (double)(t1 - t0) / 1e6;
       v[2][k][r] = (double)(t3 - t2) / 1e6;
     }
@@ -633,10 +597,10 @@ int main(int argc, char **argv) {
   char dir[PATH_LEN];
   join(dir, parent && *parent ? parent : "/tmp", "bench-gpu-XXXXXX");
   if (mkdtemp(dir) == NULL)
-    die("mkdtemp %s: %s", dir, strerror(errno));
-  say("writing %" PRIu64 " MiB of 1 MiB, %" PRIu64 " MiB of 4 MiB and "
-      "%" PRIu64 " MiB of 4 KiB layers under %s",
-      o.mib, o.mib, o.small_mib, dir);
+    bench_fail("mkdtemp %s: %s", dir, strerror(errno));
+  bench_say("writing %" PRIu64 " MiB of 1 MiB, %" PRIu64 " MiB of 4 MiB and "
+            "%" PRIu64 " MiB of 4 KiB layers under %s",
+            o.mib, o.mib, o.small_mib, dir);
   write_region(dir, R_1M, o.mib, MiB);
   write_region(dir, R_4M, o.mib / 4, 4 * MiB);
   write_region(dir, R_4K, o.small_mib * MiB / (4 * KiB), 4 * KiB);
@@ -647,19 +611,19 @@ int main(int argc, char **argv) {
   uint64_t pool = (2 * o.mib * MiB) * 4 / 3 + 64 * MiB;
   c.s = open_store(dir, pool, 0);
   strata_staging_stats st;
-  check(strata_staging_stats_get(c.s, &st), "strata_staging_stats_get");
+  bench_check(strata_staging_stats_get(c.s, &st), "strata_staging_stats_get");
   char method[32], reason[256];
   double slab_ms =
       dump_slabs(c.s, method, sizeof method, reason, sizeof reason);
   if (strcmp(st.backend, "cuda") != 0)
-    die("the staging pool runs in host mode: %s", reason);
+    bench_fail("the staging pool runs in host mode: %s", reason);
   printf("staging pool: %" PRIu64 " MiB, backend %s (%s), NUMA node %d, "
          "%" PRIu64 " slab(s) by %s in %.0f ms, %" PRIu64 " KiB blocks\n\n",
          st.slab_bytes >> 20, st.backend, st.device_name, st.numa_node,
          st.slabs, method, slab_ms, st.block_size >> 10);
-  check(strata_read_begin(c.s, &c.txn), "strata_read_begin");
+  bench_check(strata_read_begin(c.s, &c.txn), "strata_read_begin");
   for (int k = 0; k < STREAMS; k++) {
-    check(strata_stream_create(c.s, &c.ss[k]), "strata_stream_create");
+    bench_check(strata_stream_create(c.s, &c.ss[k]), "strata_stream_create");
     CK(cudaStreamCreateWithFlags(&c.raw[k], cudaStreamNonBlocking));
   }
   CK(cudaEventCreate(&c.ev0));
@@ -670,25 +634,25 @@ int main(int argc, char **argv) {
   if (path_need > c.dev_bytes)
     c.dev_bytes = path_need;
   CK(cudaMallocHost((void **)&c.pinned, c.dev_bytes));
-  c.pageable = xmalloc(c.dev_bytes);
-  check(strata_device_alloc(c.s, c.dev_bytes, c.ss[0], &c.dev),
-        "strata_device_alloc");
-  check(strata_stream_sync(c.ss[0]), "strata_stream_sync");
+  c.pageable = bench_xmalloc(c.dev_bytes);
+  bench_check(strata_device_alloc(c.s, c.dev_bytes, c.ss[0], &c.dev),
+              "strata_device_alloc");
+  bench_check(strata_stream_sync(c.ss[0]), "strata_stream_sync");
   CK(cudaMalloc(&c.dev2, c.dev_bytes));
 
   staged_case s1, s4;
-  say("(1) staged 1 MiB layers");
+  bench_say("(1) staged 1 MiB layers");
   staged_run(&c, R_1M, o.mib, MiB, &s1);
-  say("(1) staged 4 MiB layers");
+  bench_say("(1) staged 4 MiB layers");
   staged_run(&c, R_4M, o.mib / 4, 4 * MiB, &s4);
   path_case pc;
-  say("(2) path of 4 KiB layers");
+  bench_say("(2) path of 4 KiB layers");
   path_run(&c, &pc);
   pageable_case pg;
-  say("(3) pageable copies");
+  bench_say("(3) pageable copies");
   pageable_run(&c, &pg);
   direct_case dc;
-  say("(4) STRATA_STAGING_DIRECT");
+  bench_say("(4) STRATA_STAGING_DIRECT");
   direct_run(&c, dir, &dc);
 
   printf("(1) staged layers, strata_stage_to_device over %d streams, "
@@ -725,7 +689,7 @@ int main(int argc, char **argv) {
   CK(cudaFree(c.dev2));
   CK(cudaFreeHost(c.pinned));
   free(c.pageable);
-  check(strata_device_free(c.s, c.dev, c.ss[0]), "strata_device_free");
+  bench_check(strata_device_free(c.s, c.dev, c.ss[0]), "strata_device_free");
   for (int k = 0; k < STREAMS; k++) {
     strata_stream_destroy(c.ss[k]);
     CK(cudaStreamDestroy(c.raw[k]));
