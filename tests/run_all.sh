@@ -4,7 +4,7 @@
 #   2. a -Werror build with tools, examples and the benchmark; all ctest tests,
 #   3. the same under ASan+UBSan,
 #   4. the store and staging tests under TSan (test_store, _stress, _faults,
-#      test_state, test_staging, _alloc, test_xfer_host),
+#      test_state, test_staging, _alloc, test_device_host),
 #   5. the libFuzzer targets (clang; region, store, manifest): corpus replays
 #      and short runs,
 #   6. a smoke run of strata-bench (no timing is checked).
@@ -48,12 +48,12 @@ cmake -S . -B build-ci-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_WERROR=ON
   -DSTRATA_SANITIZE=thread -DSTRATA_BUILD_TOOLS=OFF \
   -DSTRATA_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build build-ci-tsan -j"$jobs" --target test_store test_store_stress test_state \
-  test_store_faults test_staging test_staging_alloc test_xfer_host
+  test_store_faults test_staging test_staging_alloc test_device_host
 step "store and thread tests under TSan"
 tsan_ctest() { # [PREFIX...]: runs the TSan tests, under PREFIX if given
   TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:exitcode=66 \
     "$@" ctest --test-dir build-ci-tsan --output-on-failure \
-    -R '^test_(store(_stress|_faults)?|state|staging(_alloc)?|xfer_host)$'
+    -R '^test_(store(_stress|_faults)?|state|staging(_alloc)?|device_host)$'
 }
 if ! tsan_ctest 2>&1 | tee build-ci-tsan/tsan.log; then
   # TSan's shadow memory needs the program away from where the kernel may

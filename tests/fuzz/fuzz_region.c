@@ -30,7 +30,7 @@
 
 #include "fuzz_repair.h"
 #include "fuzz_util.h"
-#include "internal.h"
+#include "region/region.h"
 
 static volatile uint8_t g_sink;
 

@@ -5,8 +5,8 @@
 #ifndef STRATA_FUZZ_REPAIR_H
 #define STRATA_FUZZ_REPAIR_H
 
-#include "hash.h"
-#include "internal.h"
+#include "common/hash.h"
+#include "region/region.h"
 
 /* Recomputes the index checksum (when the index offset is inside the
  * image) and then the header checksum. */

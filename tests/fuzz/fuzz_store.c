@@ -26,7 +26,7 @@
 
 #include "fuzz_repair.h"
 #include "fuzz_util.h"
-#include "internal.h"
+#include "region/region.h"
 
 #define MAX_FILES 4
 #define MAX_LAYERS_READ 2048

@@ -32,7 +32,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "internal.h"
+#include "region/region.h"
 
 #define SPARSE_STEP 0x9E3779B97F4A7C15ull
 

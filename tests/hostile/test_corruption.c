@@ -17,7 +17,7 @@
 #include <stdbool.h>
 #include <xxhash.h>
 
-#include "internal.h"
+#include "region/region.h"
 #include "test_util.h"
 
 #define N_LAYERS 20

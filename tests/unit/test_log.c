@@ -6,7 +6,7 @@
 
 #include "test_util.h"
 
-#include "log.h"
+#include "common/log.h"
 
 typedef struct lines {
   char text[16384];

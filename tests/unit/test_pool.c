@@ -6,7 +6,7 @@
 
 #include "test_util.h"
 
-#include "pool.h"
+#include "common/pool.h"
 
 #define ROWS (STRATA__POOL_MAX_CLASSES + 1)
 

@@ -7,8 +7,8 @@
 
 #include "test_util.h"
 
-#include "format.h"
-#include "internal.h"
+#include "format/format.h"
+#include "region/region.h"
 
 /* Deterministic layer set: id, name, metadata and content all derive from
  * the layer number, so a reader can check them without a copy. */

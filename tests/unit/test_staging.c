@@ -9,7 +9,7 @@
 
 #include <jansson.h>
 
-#include "staging.h" /* struct strata_stream: a host function on it */
+#include "staging/staging.h" /* struct strata_stream: a host function on it */
 #include "staging_churn.h"
 #include "test_util.h"
 
@@ -821,7 +821,7 @@ static void test_path_after_callers_work(void **state) {
   assert_int_equal(strata_device_alloc(s, need, NULL, &dev), 0);
   memset(dev, 0xAB, need);
   _Atomic int go = 0;
-  assert_int_equal(strata__xstream_host_fn(ss->xs, hold_stream, &go), 0);
+  assert_int_equal(strata__dstream_host_fn(ss->xs, hold_stream, &go), 0);
   assert_int_equal(
       strata_stage_path_to_device(&txn, path, 4, dev, need, offs, ss), 0);
   usleep(50000);

@@ -16,9 +16,9 @@
 
 #include "test_util.h"
 
-#include "internal.h" /* strata__clear_error */
-#include "staging_alloc.h"
-#include "staging_runs.h"
+#include "common/common.h" /* strata__clear_error */
+#include "staging/staging_alloc.h"
+#include "staging/staging_runs.h"
 
 /* The smallest block size keeps the slabs of these tests small. */
 #define BS UINT64_C(4096)

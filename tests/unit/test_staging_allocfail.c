@@ -46,8 +46,8 @@
 #include "allocfail_walk.h"
 #include "test_util.h"
 
-#include "staging.h" /* the pool's streams and a stream's queue, to gate */
-#include "store_internal.h"
+#include "staging/staging.h" /* the pool's streams and a stream's queue, to gate */
+#include "store/store_internal.h"
 
 #define KiB 1024u
 #define MiB (1024u * 1024u)
@@ -278,13 +278,13 @@ static void gate_close(fixture *f, unsigned which) {
   atomic_store(&the_gate.timed_out, false);
   strata__staging *st = f->s->staging;
   if (which & GATE_CALLER) {
-    assert_strata_ok(strata__xstream_host_fn(f->ss->xs, gate_hold, &the_gate));
+    assert_strata_ok(strata__dstream_host_fn(f->ss->xs, gate_hold, &the_gate));
     assert_strata_ok(
-        strata__xstream_host_fn(f->other->xs, gate_hold, &the_gate));
+        strata__dstream_host_fn(f->other->xs, gate_hold, &the_gate));
   }
   for (uint32_t i = 0; (which & GATE_POOL) && i < st->nstreams; i++)
     assert_strata_ok(
-        strata__xstream_host_fn(st->streams[i], gate_hold, &the_gate));
+        strata__dstream_host_fn(st->streams[i], gate_hold, &the_gate));
 }
 
 /* Arms the failure k and tells the gates. */
@@ -306,7 +306,7 @@ static void disarm(fixture *f, const char *op) {
   assert_strata_ok(strata_stream_sync(f->other));
   strata__staging *st = f->s->staging;
   for (uint32_t i = 0; i < st->nstreams; i++)
-    assert_strata_ok(strata__xstream_sync(st->streams[i]));
+    assert_strata_ok(strata__dstream_sync(st->streams[i]));
   if (atomic_load(&the_gate.timed_out))
     fail_msg("%s: the call waited for a gated stream (walk design)", op);
 }

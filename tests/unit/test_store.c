@@ -12,7 +12,7 @@
 
 #include "test_util.h"
 
-#include "format.h"
+#include "format/format.h"
 
 /* ---- helpers -------------------------------------------------------------- */
 

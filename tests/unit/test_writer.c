@@ -8,7 +8,7 @@
 
 #include "test_util.h"
 
-#include "format.h"
+#include "format/format.h"
 
 static int count_entries(const char *dir) {
   DIR *d = opendir(dir);

@@ -21,20 +21,11 @@
 #include <string.h>
 
 #include "bench.h"
-#include "pool.h"
+#include "common/pool.h"
 #include "strata.h"
 
 #define POOL_SLOTS 4096u
 #define POOL_BATCH 64u
-
-/* pool.c reports configuration errors through the library's error detail
- * (src/error.c), which the shared library keeps hidden. The default
- * configuration used here cannot fail that way; the code is returned. */
-int strata__fail(int err, const char *fmt, ...);
-int strata__fail(int err, const char *fmt, ...) {
-  (void)fmt;
-  return err;
-}
 
 typedef struct pool_ops {
   uint32_t *slot; /* slot freed and refilled at each step */

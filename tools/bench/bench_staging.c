@@ -44,7 +44,7 @@
 #include <sys/mman.h>
 
 #include "bench.h"
-#include "staging_alloc.h"
+#include "staging/staging_alloc.h"
 #include "strata.h"
 
 #define KiB ((uint64_t)1 << 10)
@@ -217,15 +217,6 @@ static void json_bstat(FILE *f, const char *k, bench_stat s) {
 }
 
 /* ---- staging-alloc ------------------------------------------------------ */
-
-/* The allocator reports errors through the library's error detail
- * (src/error.c), hidden in the shared library; bench_pool.c supplies
- * strata__fail() for src/pool.c, and this is its errno twin. */
-int strata__fail_errno(int errnum, const char *fmt, ...);
-int strata__fail_errno(int errnum, const char *fmt, ...) {
-  (void)fmt;
-  return -errnum;
-}
 
 typedef struct hist {
   uint64_t *bucket; /* HIST_NS counts */

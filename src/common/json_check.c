@@ -1,0 +1,176 @@
+/* Telling why jansson refused a text: not JSON, or out of memory. */
+#include <jansson.h>
+#include <string.h>
+
+#include "common/common.h"
+#include "common/json_check.h"
+
+/* JSON's grammar (RFC 8259), checked without allocating: jansson cannot
+ * tell a syntax error from a failed allocation (load.c returns
+ * TOKEN_INVALID when it cannot copy a string, and json_loadb() sets no
+ * error at all when it cannot start), so a text jansson refused but whose
+ * grammar is right was refused for memory. Jansson's other refusals
+ * (\u0000, numbers out of range, depth) carry codes of their own. */
+typedef struct jscan {
+  const char *p, *end;
+} jscan;
+
+static void js_ws(jscan *j) {
+  while (j->p < j->end &&
+         (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
+    j->p++;
+}
+
+static bool js_lit(jscan *j, const char *lit) {
+  size_t n = strlen(lit);
+  if ((size_t)(j->end - j->p) < n || memcmp(j->p, lit, n) != 0)
+    return false;
+  j->p += n;
+  return true;
+}
+
+static int js_hex4(jscan *j) {
+  if (j->end - j->p < 4)
+    return -1;
+  int v = 0;
+  for (int i = 0; i < 4; i++) {
+    char c = *j->p++;
+    v = v * 16 + (c >= '0' && c <= '9'   ? c - '0'
+                  : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                  : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                         : -100000);
+  }
+  return v < 0 ? -1 : v;
+}
+
+static bool js_string(jscan *j) {
+  j->p++; /* the opening quote */
+  while (j->p < j->end) {
+    unsigned char c = (unsigned char)*j->p++;
+    if (c == '"')
+      return true;
+    if (c < 0x20)
+      return false;
+    if (c != '\\')
+      continue;
+    if (j->p == j->end)
+      return false;
+    c = (unsigned char)*j->p++;
+    if (c == 'u') {
+      int u = js_hex4(j);
+      if (u < 0 || (u >= 0xDC00 && u <= 0xDFFF))
+        return false;
+      if (u >= 0xD800 && u <= 0xDBFF) { /* a pair */
+        if (!js_lit(j, "\\u"))
+          return false;
+        int l = js_hex4(j);
+        if (l < 0xDC00 || l > 0xDFFF)
+          return false;
+      }
+    } else if (strchr("\"\\/bfnrt", c) == NULL || c == '\0') {
+      return false;
+    }
+  }
+  return false;
+}
+
+static bool js_digits(jscan *j) {
+  const char *start = j->p;
+  while (j->p < j->end && *j->p >= '0' && *j->p <= '9')
+    j->p++;
+  return j->p > start;
+}
+
+static bool js_number(jscan *j) {
+  if (*j->p == '-')
+    j->p++;
+  if (j->p < j->end && *j->p == '0')
+    j->p++;
+  else if (!js_digits(j))
+    return false;
+  if (j->p < j->end && *j->p == '.') {
+    j->p++;
+    if (!js_digits(j))
+      return false;
+  }
+  if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
+    j->p++;
+    if (j->p < j->end && (*j->p == '+' || *j->p == '-'))
+      j->p++;
+    if (!js_digits(j))
+      return false;
+  }
+  return true;
+}
+
+static bool js_value(jscan *j, unsigned depth) {
+  js_ws(j);
+  if (j->p == j->end || depth > 4096)
+    return false;
+  char c = *j->p;
+  if (c == '"')
+    return js_string(j);
+  if (c == '-' || (c >= '0' && c <= '9'))
+    return js_number(j);
+  if (c == 't')
+    return js_lit(j, "true");
+  if (c == 'f')
+    return js_lit(j, "false");
+  if (c == 'n')
+    return js_lit(j, "null");
+  if (c != '[' && c != '{')
+    return false;
+  char close = c == '[' ? ']' : '}';
+  j->p++;
+  js_ws(j);
+  if (j->p < j->end && *j->p == close) {
+    j->p++;
+    return true;
+  }
+  for (;;) {
+    if (close == '}') {
+      js_ws(j);
+      if (j->p == j->end || *j->p != '"' || !js_string(j))
+        return false;
+      js_ws(j);
+      if (j->p == j->end || *j->p++ != ':')
+        return false;
+    }
+    if (!js_value(j, depth + 1))
+      return false;
+    js_ws(j);
+    if (j->p == j->end)
+      return false;
+    c = *j->p++;
+    if (c == close)
+      return true;
+    if (c != ',')
+      return false;
+  }
+}
+
+static bool json_grammar_ok(const char *s, size_t len) {
+  jscan j = {s, s + len};
+  if (!js_value(&j, 0))
+    return false;
+  js_ws(&j);
+  return j.p == j.end;
+}
+
+/* Why json_loadb() refused `s`: STRATA_E_NOMEM when memory ran out,
+ * STRATA_E_INVAL when the text is not JSON. */
+int strata__json_refusal(const json_error_t *err, const char *s, size_t len) {
+  /* Without a message no error was set (nor its code): the parser could
+   * not even start. */
+  switch (err->text[0] == '\0' ? json_error_unknown : json_error_code(err)) {
+  case json_error_out_of_memory:
+    return STRATA_E_NOMEM;
+  case json_error_unknown:
+  case json_error_invalid_syntax:
+  case json_error_premature_end_of_input:
+  case json_error_end_of_input_expected:
+    return json_grammar_ok(s, len) ? STRATA_E_NOMEM : STRATA_E_INVAL;
+  default:
+    return STRATA_E_INVAL;
+  }
+}

@@ -1,0 +1,369 @@
+/* The staging pool's life cycle (open with the store, close with it), its
+ * configuration, statistics and its part of the state dump. The pool's
+ * pieces live in staging_alloc.c (blocks), staging_slab.c (pinned slabs),
+ * staging_pages.c (page table), staging_hot.c (hot layers) and
+ * staging_transfer.c (transfers); src/device/ holds the device backends. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "staging/staging.h"
+#include "store/store_internal.h"
+
+#define SLAB_MAX ((uint64_t)1 << 30) /* slabs of at most 1 GiB */
+#define TOUCH_THREADS_MAX 8
+
+static bool pow2(uint64_t v) {
+  return v != 0 && (v & (v - 1)) == 0;
+}
+
+/* Fills in the defaults and checks the staging fields of a config. */
+static int check_config(const char *dir, strata_store_config *c) {
+  if (c->staging_block_size == 0)
+    c->staging_block_size = 64 * 1024;
+  if (c->staging_streams == 0)
+    c->staging_streams = 3;
+  if (c->staging_high_pct == 0)
+    c->staging_high_pct = 80;
+  if (c->staging_evict_pct == 0)
+    c->staging_evict_pct = 20;
+  if (c->staging_hot_threshold == 0)
+    c->staging_hot_threshold = 4;
+  if (c->staging_sample_period == 0)
+    c->staging_sample_period = 64;
+  if (c->staging_hot_budget == 0)
+    c->staging_hot_budget = c->staging_bytes / 2;
+  if (c->staging_pack_bytes == 0)
+    c->staging_pack_bytes = 2u << 20;
+  uint64_t bs = c->staging_block_size;
+  STRATA__FAIL_IF(!pow2(bs) || bs < 4096 || bs > (64u << 20), STRATA_E_INVAL,
+                  "%s: staging_block_size %llu must be a power of two from "
+                  "4 KiB to 64 MiB",
+                  dir, (unsigned long long)bs);
+  STRATA__FAIL_IF(c->staging_streams > 64, STRATA_E_INVAL,
+                  "%s: staging_streams %u is more than 64", dir,
+                  c->staging_streams);
+  STRATA__FAIL_IF(c->staging_high_pct > 100 ||
+                      c->staging_evict_pct > c->staging_high_pct,
+                  STRATA_E_INVAL,
+                  "%s: staging watermarks must satisfy evict %u <= high %u "
+                  "<= 100",
+                  dir, c->staging_evict_pct, c->staging_high_pct);
+  STRATA__FAIL_IF(!pow2(c->staging_sample_period), STRATA_E_INVAL,
+                  "%s: staging_sample_period %u is not a power of two", dir,
+                  c->staging_sample_period);
+  STRATA__FAIL_IF(c->staging_device < 0, STRATA_E_INVAL,
+                  "%s: staging_device %d is negative", dir, c->staging_device);
+  /* Pack buffers are whole blocks. */
+  c->staging_pack_bytes = (c->staging_pack_bytes + bs - 1) / bs * bs;
+  uint64_t blocks = (c->staging_bytes + bs - 1) / bs;
+  uint64_t pack_blocks =
+      2ull * c->staging_streams * (c->staging_pack_bytes / bs);
+  STRATA__FAIL_IF(blocks < 2 * pack_blocks, STRATA_E_INVAL,
+                  "%s: staging_bytes %llu is too small: the %u streams' pack "
+                  "buffers alone take %llu bytes, and they may use at most "
+                  "half of the pool",
+                  dir, (unsigned long long)c->staging_bytes, c->staging_streams,
+                  (unsigned long long)(pack_blocks * bs));
+  STRATA__FAIL_IF(blocks > ((uint64_t)1 << 31), STRATA_E_INVAL,
+                  "%s: staging_bytes %llu is more than 2^31 blocks", dir,
+                  (unsigned long long)c->staging_bytes);
+  return 0;
+}
+
+static int alloc_slabs(strata__staging *st, uint64_t total) {
+  uint64_t slab =
+      total < SLAB_MAX ? total : SLAB_MAX / st->block_size * st->block_size;
+  st->nslabs = (uint32_t)((total + slab - 1) / slab);
+  st->slabs = calloc(st->nslabs, sizeof *st->slabs);
+  if (st->slabs == NULL)
+    return strata__fail(STRATA_E_NOMEM, "staging: %u slabs", st->nslabs);
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  unsigned touch = cpus < 1                   ? 1
+                   : cpus > TOUCH_THREADS_MAX ? TOUCH_THREADS_MAX
+                                              : (unsigned)cpus;
+  int node = strata__device_numa_node(st->dev);
+  bool driver =
+      (st->store->config.staging_flags & STRATA_STAGING_DRIVER_ALLOC) != 0;
+  for (uint32_t i = 0; i < st->nslabs; i++) {
+    uint64_t bytes = i + 1 < st->nslabs ? slab : total - slab * i;
+    STRATA__TRY(strata__slab_alloc(st->dev, bytes, node, driver, touch,
+                                   st->log, &st->slabs[i]));
+    int n = strata__balloc_add_slab(st->alloc, st->slabs[i].base, bytes);
+    if (n < 0)
+      return n;
+  }
+  return 0;
+}
+
+int strata__staging_open(struct strata_store *s, strata__staging **out) {
+  *out = NULL;
+  strata_store_config *c = &s->config;
+  if (c->staging_bytes == 0)
+    return 0;
+  STRATA__TRY(check_config(s->dir, c));
+  strata__staging *st = calloc(1, sizeof *st);
+  if (st == NULL)
+    return strata__fail(STRATA_E_NOMEM, "%s: staging pool", s->dir);
+  st->store = s;
+  st->log = &s->log;
+  st->block_size = c->staging_block_size;
+  st->dedup = (c->staging_flags & STRATA_STAGING_NO_DEDUP) == 0;
+  st->direct = (c->staging_flags & STRATA_STAGING_DIRECT) != 0;
+  st->threshold = c->staging_hot_threshold;
+  st->hot_budget = c->staging_hot_budget;
+  pthread_mutex_init(&st->mu, NULL);
+  pthread_cond_init(&st->filled, NULL);
+  pthread_mutex_init(&st->batch_mu, NULL);
+  pthread_mutex_init(&st->direct_mu, NULL);
+  pthread_mutex_init(&st->dc_mu, NULL);
+  pthread_mutex_init(&st->tick_mu, NULL);
+  pthread_mutex_init(&st->worker_mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* immune to clock jumps */
+  pthread_cond_init(&st->worker_cv, &ca);
+  pthread_condattr_destroy(&ca);
+  /* Everything below is undone by strata__staging_close, which copes with
+   * a half-built pool. */
+  *out = st;
+  uint64_t t0 = strata__mono_ns();
+  strata__device_config xc = {.device = c->staging_device,
+                            .force_host =
+                                (c->staging_flags & STRATA_STAGING_HOST) != 0,
+                            .log = &s->log};
+  STRATA__TRY(strata__device_open(&xc, &st->dev));
+  STRATA__TRY(strata__balloc_new(st->block_size, &st->alloc));
+  uint64_t total =
+      (c->staging_bytes + st->block_size - 1) / st->block_size * st->block_size;
+  STRATA__TRY(alloc_slabs(st, total));
+  st->blocks = strata__balloc_blocks(st->alloc);
+  STRATA__TRY(strata__pages_init(st));
+  STRATA__TRY(strata__hot_init(st));
+  STRATA__TRY(strata__transfer_init(st));
+  /* The watermarks apply to the blocks layers may use (the pack buffers
+   * are taken for good). */
+  uint64_t usable = st->blocks - st->fixed_blocks;
+  st->high_blocks = st->fixed_blocks + usable * c->staging_high_pct / 100;
+  st->low_blocks = st->fixed_blocks +
+                   usable * (c->staging_high_pct - c->staging_evict_pct) / 100;
+  STRATA__TRY(strata__dcache_init(st));
+  s->hot_rings = st->rings;
+  s->sample_mask = c->staging_sample_period - 1;
+  if ((c->staging_flags & STRATA_STAGING_NO_WORKER) == 0)
+    STRATA__TRY(strata__hot_start(st));
+  char dev[128];
+  strata__log(
+      &s->log, STRATA_LOG_INFO, "staging",
+      "msg=\"staging pool ready\" backend=%s device=%s numa_node=%d "
+      "bytes=%llu slabs=%u method=%s block_size=%llu streams=%u "
+      "ms=%.1f",
+      strata__device_backend(st->dev),
+      strata__log_quote(dev, sizeof dev, strata__device_name(st->dev)),
+      strata__device_numa_node(st->dev), (unsigned long long)total, st->nslabs,
+      strata__slab_method_name(st->slabs[0].method),
+      (unsigned long long)st->block_size, st->nstreams,
+      (double)(strata__mono_ns() - t0) / 1e6);
+  return 0;
+}
+
+void strata__staging_close(strata__staging *st) {
+  if (st == NULL)
+    return;
+  strata__hot_stop(st);
+  /* Streams drain first: their completion callbacks touch layers. Copies
+   * on the application's streams count in `inflight` too: wait for them
+   * (they should be done: holds and streams go before close). */
+  strata__transfer_destroy(st);
+  bool warned = false;
+  while (atomic_load_explicit(&st->inflight, memory_order_acquire) > 0) {
+    if (!warned)
+      strata__log(st->log, STRATA_LOG_WARN, "staging",
+                  "msg=\"close waits for transfers in flight\" count=%llu",
+                  (unsigned long long)atomic_load(&st->inflight));
+    warned = true;
+    /* After a device failure the completion callbacks never run. */
+    if (strata__device_healthy(st->dev) < 0) {
+      strata__log(st->log, STRATA_LOG_ERROR, "staging",
+                  "msg=\"device failed; transfers in flight will not "
+                  "complete\" count=%llu error=\"%s\"",
+                  (unsigned long long)atomic_load(&st->inflight),
+                  strata_last_error_detail());
+      break;
+    }
+    usleep(100);
+  }
+  strata__dcache_destroy(st);
+  strata__direct_destroy(st);
+  strata__pages_destroy(st);
+  strata__hot_destroy(st);
+  for (uint32_t i = 0; st->slabs != NULL && i < st->nslabs; i++)
+    strata__slab_free(st->dev, &st->slabs[i]);
+  free(st->slabs);
+  strata__balloc_free_all(st->alloc);
+  strata__device_close(st->dev);
+  pthread_cond_destroy(&st->worker_cv);
+  pthread_mutex_destroy(&st->worker_mu);
+  pthread_mutex_destroy(&st->tick_mu);
+  pthread_mutex_destroy(&st->dc_mu);
+  pthread_mutex_destroy(&st->direct_mu);
+  pthread_mutex_destroy(&st->batch_mu);
+  pthread_cond_destroy(&st->filled);
+  pthread_mutex_destroy(&st->mu);
+  free(st);
+}
+
+int strata__staging_of(struct strata_store *s, const char *fn,
+                       strata__staging **out) {
+  *out = NULL;
+  STRATA__FAIL_IF(s == NULL, STRATA_E_INVAL, "%s: NULL store", fn);
+  STRATA__FAIL_IF(s->staging == NULL, STRATA_E_STATE,
+                  "%s: %s has no staging pool (strata_store_config."
+                  "staging_bytes is 0)",
+                  fn, s->dir);
+  *out = s->staging;
+  return 0;
+}
+
+int strata_stage_part(const strata_txn *txn, uint64_t region_id,
+                      uint64_t layer_id, uint64_t first_block,
+                      uint64_t n_blocks, strata_staged **out) {
+  STRATA__FAIL_IF(out == NULL, STRATA_E_INVAL, "strata_stage: NULL out");
+  *out = NULL;
+  STRATA__FAIL_IF(txn == NULL, STRATA_E_INVAL, "strata_stage: NULL txn");
+  strata__staging *st;
+  STRATA__TRY(strata__staging_of(txn->store, "strata_stage", &st));
+  return strata__stage(st, txn, region_id, layer_id, first_block, n_blocks,
+                       false, out);
+}
+
+int strata_stage(const strata_txn *txn, uint64_t region_id, uint64_t layer_id,
+                 strata_staged **out) {
+  return strata_stage_part(txn, region_id, layer_id, 0, UINT64_MAX, out);
+}
+
+int strata_staging_stats_get(strata_store *s, strata_staging_stats *out) {
+  STRATA__FAIL_IF(out == NULL, STRATA_E_INVAL,
+                  "strata_staging_stats_get: NULL out");
+  strata__staging *st;
+  STRATA__TRY(strata__staging_of(s, "strata_staging_stats_get", &st));
+  strata__balloc_stats bs;
+  strata__balloc_stats_get(st->alloc, &bs);
+  *out = (strata_staging_stats){
+      .backend = strata__device_backend(st->dev),
+      .device_name = strata__device_name(st->dev),
+      .numa_node = st->nslabs > 0 ? st->slabs[0].node : -1,
+      .slabs = st->nslabs,
+      .block_size = bs.block_size,
+      .blocks = bs.blocks,
+      .blocks_used = bs.used,
+      .blocks_free = bs.free,
+      .largest_free_run = bs.largest_run,
+      .fragmentation_permille = bs.fragmentation_permille,
+      .alloc_failures = bs.failures,
+      .hot_budget = st->hot_budget,
+      .device_bytes = strata__device_mem_bytes(st->dev)};
+  for (uint32_t i = 0; i < st->nslabs; i++) {
+    out->slab_bytes += st->slabs[i].bytes;
+    if (st->slabs[i].method != STRATA__SLAB_UNLOCKED)
+      out->pinned_bytes += st->slabs[i].bytes;
+  }
+  pthread_mutex_lock(&st->mu);
+  out->staged_layers = st->nlayers;
+  out->staged_bytes = st->staged_bytes;
+  out->hot_layers = st->hot_layers;
+  out->hot_bytes = st->hot_bytes;
+  out->shared_blocks = st->shared_blocks;
+  out->dedup_hits = st->dedup_hits;
+  out->dedup_bytes = st->dedup_bytes;
+  out->stage_calls = st->stage_calls;
+  out->stage_copied_bytes = st->stage_copied_bytes;
+  out->evictions = st->evictions;
+  out->evicted_bytes = st->evicted_bytes;
+  out->samples = st->samples;
+  pthread_mutex_unlock(&st->mu);
+  pthread_mutex_lock(&st->dc_mu);
+  out->dcache_layers = st->dc_n;
+  out->dcache_bytes = st->dc_bytes;
+  out->dcache_budget = st->dc_budget;
+  out->dcache_hits = st->dc_hits;
+  out->dcache_misses = st->dc_misses;
+  out->dcache_prefetches = st->dc_prefetches;
+  out->dcache_evictions = st->dc_evictions;
+  pthread_mutex_unlock(&st->dc_mu);
+  uint32_t slots = atomic_load_explicit(&s->slots_used, memory_order_acquire);
+  for (uint32_t i = 0; i < slots; i++)
+    out->samples_dropped +=
+        atomic_load_explicit(&st->rings[i].dropped, memory_order_relaxed);
+  out->transfers_in_flight = atomic_load(&st->inflight);
+  out->transfers = atomic_load(&st->transfers);
+  out->transfer_bytes = atomic_load(&st->transfer_bytes);
+  out->batches = atomic_load(&st->batches);
+  out->packed_copies = atomic_load(&st->packed_copies);
+  return 0;
+}
+
+static json_t *slabs_json(const strata__staging *st) {
+  json_t *a = json_array();
+  for (uint32_t i = 0; a != NULL && i < st->nslabs; i++) {
+    const strata__slab *sl = &st->slabs[i];
+    if (json_array_append_new(
+            a, json_pack("{s:I, s:i, s:s, s:f}", "bytes", (json_int_t)sl->bytes,
+                         "numa_node", sl->node, "method",
+                         strata__slab_method_name(sl->method), "alloc_ms",
+                         (double)sl->alloc_ns / 1e6)) != 0) {
+      json_decref(a);
+      return NULL;
+    }
+  }
+  return a;
+}
+
+json_t *strata__staging_json(struct strata_store *s) {
+  strata_staging_stats t;
+  if (s->staging == NULL || strata_staging_stats_get(s, &t) != 0)
+    return json_null();
+  const strata__staging *st = s->staging;
+  const char *reason = strata__device_host_reason(st->dev);
+  return json_pack(
+      "{s:s, s:s, s:s?, s:i, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, "
+      "s:{s:I, s:I, s:I, s:I, s:I, s:I}, "
+      "s:{s:I, s:I, s:I, s:I, s:I, s:I}, "
+      "s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, "
+      "s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
+      "backend", t.backend, "device", t.device_name, "host_reason",
+      reason[0] != '\0' ? reason : NULL, "numa_node", t.numa_node, "slabs",
+      slabs_json(st),
+      /* blocks */
+      "blocks", "block_size", (json_int_t)t.block_size, "total",
+      (json_int_t)t.blocks, "used", (json_int_t)t.blocks_used, "free",
+      (json_int_t)t.blocks_free, "largest_free_run",
+      (json_int_t)t.largest_free_run, "fragmentation_permille",
+      (json_int_t)t.fragmentation_permille, "alloc_failures",
+      (json_int_t)t.alloc_failures,
+      /* layers */
+      "layers", "staged", (json_int_t)t.staged_layers, "staged_bytes",
+      (json_int_t)t.staged_bytes, "shared_blocks", (json_int_t)t.shared_blocks,
+      "dedup_hits", (json_int_t)t.dedup_hits, "stage_calls",
+      (json_int_t)t.stage_calls, "copied_bytes",
+      (json_int_t)t.stage_copied_bytes,
+      /* hot */
+      "hot", "layers", (json_int_t)t.hot_layers, "bytes",
+      (json_int_t)t.hot_bytes, "budget", (json_int_t)t.hot_budget, "samples",
+      (json_int_t)t.samples, "samples_dropped", (json_int_t)t.samples_dropped,
+      "evictions", (json_int_t)t.evictions,
+      /* transfers */
+      "transfers", "in_flight", (json_int_t)t.transfers_in_flight, "count",
+      (json_int_t)t.transfers, "bytes", (json_int_t)t.transfer_bytes, "batches",
+      (json_int_t)t.batches, "packed_copies", (json_int_t)t.packed_copies,
+      "device_bytes", (json_int_t)t.device_bytes, "streams",
+      (json_int_t)st->nstreams,
+      /* device cache */
+      "device_cache", "layers", (json_int_t)t.dcache_layers, "bytes",
+      (json_int_t)t.dcache_bytes, "budget", (json_int_t)t.dcache_budget, "hits",
+      (json_int_t)t.dcache_hits, "misses", (json_int_t)t.dcache_misses,
+      "prefetches", (json_int_t)t.dcache_prefetches, "evictions",
+      (json_int_t)t.dcache_evictions);
+}

@@ -1,0 +1,264 @@
+/* Crystallization: a proto becomes a region file, written by the same
+ * writer region-builder uses, and replaces the proto in one catalog swap.
+ * Also the memory thresholds, whose eviction step crystallizes. */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/store_internal.h"
+#include "writer/writer_internal.h"
+
+static int add_lver(strata_writer *w, const strata__lver *lv, uint64_t *bytes) {
+  *bytes += lv->size;
+  return strata_writer_add(w, lv->id, lv->name, lv->metadata, lv->data,
+                           (size_t)lv->size);
+}
+
+/* Streams the region's current content into the writer in id order: the
+ * base file's layers merged with the proto's newest versions. */
+static int write_content(const strata__entry *e, strata_writer *w,
+                         uint64_t *bytes) {
+  const strata__lver **latest;
+  uint64_t n;
+  if (strata__overlay_latest(e->overlay, &latest, &n) < 0)
+    return strata__fail(STRATA_E_NOMEM, "region %" PRIu64 ": allocating",
+                        e->id);
+  uint64_t k = 0;
+  int rc = 0;
+  if (e->file != NULL) {
+    strata_region_iter it;
+    strata_layer l;
+    strata_region_iter_init(e->file->region, &it);
+    while (rc == 0 && (rc = strata_region_next(&it, &l)) > 0) {
+      rc = 0;
+      for (; rc == 0 && k < n && latest[k]->id < l.id; k++)
+        if (!(latest[k]->flags & STRATA__LV_TOMBSTONE))
+          rc = add_lver(w, latest[k], bytes);
+      if (rc == 0 && k < n && latest[k]->id == l.id)
+        continue; /* replaced or removed: the loop above handles it next */
+      if (rc == 0) {
+        *bytes += l.size;
+        rc = strata_writer_add(w, l.id, l.name, l.metadata, l.data,
+                               (size_t)l.size);
+      }
+    }
+  }
+  for (; rc == 0 && k < n; k++)
+    if (!(latest[k]->flags & STRATA__LV_TOMBSTONE))
+      rc = add_lver(w, latest[k], bytes);
+  free(latest);
+  return rc;
+}
+
+static int new_file(strata_region *r, dev_t dev, ino_t ino,
+                    strata__file **out) {
+  strata__file *f = calloc(1, sizeof *f);
+  if (f == NULL || (f->path = strdup(r->path)) == NULL) {
+    free(f);
+    return strata__fail(STRATA_E_NOMEM, "%s: allocating", r->path);
+  }
+  f->region = r;
+  f->dev = dev;
+  f->ino = ino;
+  f->refs = 1;
+  f->opened_unix_ms = strata__unix_ms();
+  *out = f;
+  return 0;
+}
+
+int strata__crystallize_locked(struct strata_store *s, uint64_t id) {
+  strata__catalog *c = atomic_load_explicit(&s->catalog, memory_order_relaxed);
+  const strata__entry *old = strata__catalog_find(c, id);
+  STRATA__FAIL_IF(old == NULL || old->overlay == NULL, STRATA_E_NO_REGION,
+                  "%s: region %" PRIu64 " has no proto to crystallize", s->dir,
+                  id);
+  char *path = old->file != NULL
+                   ? strdup(old->file->path)
+                   : malloc(strlen(s->dir) + strlen(old->name) + 16);
+  if (path == NULL)
+    return strata__fail(STRATA_E_NOMEM, "%s: allocating", s->dir);
+  if (old->file == NULL) {
+    sprintf(path, "%s/%s.region", s->dir, old->name);
+    /* A new region must not replace a file the store does not serve (but
+     * may replace the one an earlier, failed crystallization of this proto
+     * put in place). */
+    if (!old->overlay->placed_file && access(path, F_OK) == 0) {
+      int rc = strata__fail(STRATA_E_EXIST,
+                            "%s: the file exists but is not region %" PRIu64,
+                            path, id);
+      free(path);
+      return rc;
+    }
+  }
+
+  uint64_t t0 = strata__mono_ns(), bytes = 0, fsync_ns = 0;
+  bool placed = false;
+  strata_writer_options opts = {
+      .region_id = id, .name = old->name, .metadata = old->metadata};
+  strata_writer *w = NULL;
+  strata_region *r = NULL;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  int rc = strata_writer_open(path, &opts, &w);
+  if (rc == 0)
+    rc = strata__writer_reserve(
+        w, (old->file ? strata_region_layer_count(old->file->region) : 0) +
+               old->overlay->changed);
+  if (rc == 0)
+    rc = write_content(old, w, &bytes);
+  if (rc == 0)
+    rc = strata__writer_commit_prepare(w, &r, &dev, &ino);
+
+  /* Everything the publication needs is allocated before the rename, so
+   * that after it only the fsync of the directory can fail (strata.h). */
+  strata__file *f = NULL;
+  strata__entry *e = NULL;
+  strata__overlay *fresh = NULL;
+  strata__retired *rec = NULL;
+  strata__catalog_change ch = {0};
+  if (rc == 0)
+    rc = new_file(r, dev, ino, &f);
+  if (rc == 0) {
+    r = NULL; /* owned by f */
+    e = calloc(1, sizeof *e);
+    rec = malloc(sizeof *rec);
+    if (e == NULL || rec == NULL || (e->name = strdup(old->name)) == NULL ||
+        (e->metadata = strdup(old->metadata)) == NULL)
+      rc = strata__fail(STRATA_E_NOMEM, "%s: allocating", path);
+  }
+  if (rc == 0)
+    rc = strata__overlay_new(s, &fresh);
+  if (rc == 0) {
+    e->id = id;
+    e->file = f;
+    e->overlay = fresh;
+    e->generation = old->generation + 1;
+    rc = strata__catalog_prepare(s, e, 0, &ch);
+  }
+  if (rc == 0)
+    rc = strata__writer_commit_publish(w, &fsync_ns, &placed);
+  strata_writer_abort(w);
+  uint64_t total_ns = strata__mono_ns() - t0;
+  if (rc == 0) {
+    strata__overlay *prev = old->overlay;
+    strata__catalog_commit(s, &ch); /* retires `old` */
+    strata__retire_push(s, rec, prev, prev->bytes, strata__overlay_free);
+  }
+  if (rc < 0) {
+    if (placed)
+      old->overlay->placed_file = true;
+    strata__catalog_abandon(&ch);
+    strata_region_close(r);
+    if (fresh != NULL)
+      strata__overlay_free(s, fresh);
+    if (e != NULL) {
+      e->file = f;
+      strata__entry_free(s, e);
+    } else {
+      strata__file_unref(s, f);
+    }
+    free(rec);
+    strata__log(&s->log, STRATA_LOG_ERROR, "crystallize",
+                "msg=\"crystallization failed; the proto is intact\" "
+                "region_id=%" PRIu64 " file=%s error=%s detail=\"%s\"",
+                id, path, strata_err_name(rc), strata_last_error_detail());
+    free(path);
+    return rc;
+  }
+  for (uint64_t i = 0; i < s->proto_n; i++)
+    if (s->protos[i]->region_id == id && !s->protos[i]->discarded)
+      s->protos[i]->created_ns = strata__mono_ns(); /* age restarts */
+  s->stats.crystallizations++;
+  s->stats.crystallize_bytes += bytes;
+  s->stats.crystallize_write_ns += total_ns - fsync_ns;
+  s->stats.crystallize_fsync_ns += fsync_ns;
+  strata__log(&s->log, STRATA_LOG_INFO, "crystallize",
+              "msg=\"region crystallized\" region_id=%" PRIu64 " file=%s "
+              "layers=%" PRIu64 " bytes=%" PRIu64 " write_ms=%.3f "
+              "fsync_ms=%.3f generation=%" PRIu64,
+              id, path, strata_region_layer_count(f->region), bytes,
+              (double)(total_ns - fsync_ns) / 1e6, (double)fsync_ns / 1e6,
+              e->generation);
+  free(path);
+  return 0;
+}
+
+int strata_crystallize(strata_store *s, uint64_t region_id) {
+  STRATA__FAIL_IF(s == NULL, STRATA_E_INVAL, "strata_crystallize: NULL store");
+  pthread_mutex_lock(&s->write_mu);
+  int rc = strata__crystallize_locked(s, region_id);
+  strata__store_maintain(s);
+  pthread_mutex_unlock(&s->write_mu);
+  return rc;
+}
+
+/* ---- memory thresholds ------------------------------------------------------
+ */
+
+/* Asks the kernel to reclaim the pages of every mapped region first when
+ * memory is short; the files stay mapped and fault back in on use. */
+static void cool_regions(struct strata_store *s) {
+#ifdef MADV_COLD
+  strata__catalog *c = atomic_load_explicit(&s->catalog, memory_order_relaxed);
+  for (uint64_t i = 0; i < c->n; i++) {
+    const strata__file *f = c->by_order[i]->file;
+    if (f != NULL)
+      (void)madvise((void *)f->region->base, f->region->size, MADV_COLD);
+  }
+#else
+  (void)s;
+#endif
+}
+
+int strata__memory_level(const struct strata_store *s, uint64_t heap) {
+  uint64_t limit = s->config.memory_limit;
+  uint64_t pct = limit ? heap * 100 / limit : 0;
+  return pct >= s->config.refuse_pct  ? 3
+         : pct >= s->config.evict_pct ? 2
+         : pct >= s->config.warn_pct  ? 1
+                                      : 0;
+}
+
+void strata__memory_check(struct strata_store *s) {
+  uint64_t heap = strata__store_heap(s);
+  uint64_t pct =
+      s->config.memory_limit ? heap * 100 / s->config.memory_limit : 0;
+  int level = strata__memory_level(s, heap);
+  if (level >= 1 && s->mem_level < 1)
+    strata__log(&s->log, STRATA_LOG_WARN, "memory",
+                "msg=\"memory use above the warning threshold\" heap=%" PRIu64
+                " limit=%" PRIu64 " pct=%" PRIu64 " threshold=%u",
+                heap, s->config.memory_limit, pct, s->config.warn_pct);
+  s->mem_level = level;
+  if (level < 2 || s->evicting)
+    return;
+  /* Eviction: the largest proto becomes a file, which frees its heap once
+   * the snapshots that read it end. */
+  strata__catalog *c = atomic_load_explicit(&s->catalog, memory_order_relaxed);
+  const strata__entry *big = NULL;
+  for (uint64_t i = 0; i < c->n; i++) {
+    const strata__entry *e = c->by_order[i];
+    if (e->overlay != NULL && e->overlay->changed > 0 &&
+        (big == NULL || e->overlay->bytes > big->overlay->bytes))
+      big = e;
+  }
+  if (big == NULL)
+    return;
+  s->evicting = true;
+  uint64_t id = big->id, size = big->overlay->bytes;
+  strata__log(&s->log, STRATA_LOG_WARN, "memory",
+              "msg=\"memory above the eviction threshold: crystallizing the "
+              "largest proto\" heap=%" PRIu64 " limit=%" PRIu64
+              " region_id=%" PRIu64 " proto_bytes=%" PRIu64,
+              heap, s->config.memory_limit, id, size);
+  if (strata__crystallize_locked(s, id) == 0)
+    s->stats.evictions++;
+  cool_regions(s);
+  s->evicting = false;
+}

@@ -1,0 +1,429 @@
+/* Proto-regions: creating them, putting and removing layers, discarding
+ * them. Every call here runs under the store's writer mutex and publishes
+ * its change with one epoch advance (see store_internal.h). */
+#include "common/hash.h"
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/json_check.h"
+#include "store/store_internal.h"
+
+#define REGION_NAME_MAX 248 /* NAME.region must fit in a 255-byte file name */
+
+static strata__catalog *current(struct strata_store *s) {
+  return atomic_load_explicit(&s->catalog, memory_order_relaxed);
+}
+
+static struct strata_proto *proto_of(struct strata_store *s, uint64_t id) {
+  for (uint64_t i = 0; i < s->proto_n; i++)
+    if (s->protos[i]->region_id == id && !s->protos[i]->discarded)
+      return s->protos[i];
+  return NULL;
+}
+
+static int register_proto(struct strata_store *s, uint64_t id,
+                          struct strata_proto **out) {
+  if (s->proto_n == s->proto_cap) {
+    uint64_t cap = s->proto_cap ? 2 * s->proto_cap : 8;
+    struct strata_proto **v = realloc(s->protos, cap * sizeof *v);
+    if (v == NULL)
+      return strata__fail(STRATA_E_NOMEM, "%s: allocating a proto", s->dir);
+    s->protos = v;
+    s->proto_cap = cap;
+  }
+  struct strata_proto *p = calloc(1, sizeof *p);
+  if (p == NULL)
+    return strata__fail(STRATA_E_NOMEM, "%s: allocating a proto", s->dir);
+  *p = (struct strata_proto){
+      .store = s, .region_id = id, .created_ns = strata__mono_ns()};
+  s->protos[s->proto_n++] = p;
+  *out = p;
+  return 0;
+}
+
+static void unregister_proto(struct strata_store *s, struct strata_proto *p) {
+  for (uint64_t i = 0; i < s->proto_n; i++)
+    if (s->protos[i] == p) {
+      s->protos[i] = s->protos[--s->proto_n];
+      break;
+    }
+  free(p);
+}
+
+static int check_region_name(struct strata_store *s, const char *name) {
+  STRATA__FAIL_IF(name == NULL || name[0] == '\0', STRATA_E_INVAL,
+                  "%s: a region needs a name", s->dir);
+  size_t len = strlen(name);
+  STRATA__FAIL_IF(len > REGION_NAME_MAX, STRATA_E_LIMIT,
+                  "%s: region name is %zu bytes (at most %d: it names the "
+                  "file NAME.region)",
+                  s->dir, len, REGION_NAME_MAX);
+  STRATA__FAIL_IF(name[0] == '.' || strchr(name, '/') != NULL, STRATA_E_INVAL,
+                  "%s: region name \"%s\" would not name a file inside the "
+                  "store (no '/' and no leading '.')",
+                  s->dir, name);
+  STRATA__FAIL_IF(!strata__utf8_valid(name, len), STRATA_E_INVAL,
+                  "%s: region name is not valid UTF-8", s->dir);
+  return 0;
+}
+
+/* Publishes `e` (a new entry, or one replacing the entry of its id). On
+ * failure frees `e` and its overlay; nothing changed. */
+static int publish_entry(struct strata_store *s, strata__entry *e) {
+  int rc = strata__catalog_swap(s, e, 0);
+  if (rc < 0) {
+    if (e->overlay != NULL)
+      strata__overlay_free(s, e->overlay);
+    strata__entry_free(s, e);
+  }
+  return rc;
+}
+
+static int create_locked(struct strata_store *s, uint64_t id, const char *name,
+                         const char *metadata, strata_proto **out) {
+  STRATA__TRY(check_region_name(s, name));
+  if (metadata != NULL && metadata[0] != '\0')
+    STRATA__TRY(strata__check_text(s->dir, "region metadata", id, metadata,
+                                   1u << 20, true));
+  STRATA__TRY(strata__store_lock(s));
+  strata__catalog *c = current(s);
+  STRATA__FAIL_IF(strata__catalog_find(c, id) != NULL, STRATA_E_EXIST,
+                  "%s: region %" PRIu64 " already exists", s->dir, id);
+  STRATA__FAIL_IF(strata__catalog_find_name(c, name) != NULL, STRATA_E_EXIST,
+                  "%s: a region named \"%s\" already exists", s->dir, name);
+  char file[REGION_NAME_MAX + 16];
+  snprintf(file, sizeof file, "%s.region", name);
+  STRATA__FAIL_IF(faccessat(s->dirfd, file, F_OK, AT_SYMLINK_NOFOLLOW) == 0,
+                  STRATA_E_EXIST,
+                  "%s/%s: the file exists (a region the store did not load?)",
+                  s->dir, file);
+  strata__entry *e = calloc(1, sizeof *e);
+  if (e == NULL || (e->name = strdup(name)) == NULL ||
+      (e->metadata = strdup(metadata ? metadata : "")) == NULL) {
+    if (e != NULL)
+      strata__entry_free(s, e);
+    return strata__fail(STRATA_E_NOMEM, "%s: allocating a proto", s->dir);
+  }
+  e->id = id;
+  int rc = strata__overlay_new(s, &e->overlay);
+  if (rc < 0) {
+    strata__entry_free(s, e);
+    return rc;
+  }
+  struct strata_proto *p;
+  rc = register_proto(s, id, &p);
+  if (rc < 0) {
+    strata__overlay_free(s, e->overlay);
+    strata__entry_free(s, e);
+    return rc;
+  }
+  rc = publish_entry(s, e);
+  if (rc < 0) {
+    unregister_proto(s, p);
+    return rc;
+  }
+  strata__log(&s->log, STRATA_LOG_INFO, "proto",
+              "msg=\"proto created\" region_id=%" PRIu64 " name=%s", id, name);
+  *out = p;
+  return 0;
+}
+
+int strata_proto_create(strata_store *s, uint64_t region_id, const char *name,
+                        const char *metadata, strata_proto **out) {
+  STRATA__FAIL_IF(s == NULL || out == NULL, STRATA_E_INVAL,
+                  "strata_proto_create: NULL argument");
+  strata__store_await_verify(s); /* never build on an unverified file */
+  pthread_mutex_lock(&s->write_mu);
+  int rc = create_locked(s, region_id, name, metadata, out);
+  strata__store_maintain(s);
+  pthread_mutex_unlock(&s->write_mu);
+  return rc;
+}
+
+static int open_locked(struct strata_store *s, uint64_t id,
+                       strata_proto **out) {
+  struct strata_proto *p = proto_of(s, id);
+  if (p != NULL) {
+    *out = p;
+    return 0;
+  }
+  /* The lock first: taking it refreshes the catalog, so the proto builds
+   * on the region file as it is now, not as it was at open. */
+  STRATA__TRY(strata__store_lock(s));
+  const strata__entry *old = strata__catalog_find(current(s), id);
+  STRATA__FAIL_IF(old == NULL, STRATA_E_NO_REGION,
+                  "%s: region %" PRIu64 ": not in the store", s->dir, id);
+  strata__entry *e = calloc(1, sizeof *e);
+  if (e == NULL || (e->name = strdup(old->name)) == NULL ||
+      (e->metadata = strdup(old->metadata)) == NULL) {
+    if (e != NULL)
+      strata__entry_free(s, e);
+    return strata__fail(STRATA_E_NOMEM, "%s: allocating a proto", s->dir);
+  }
+  e->id = id;
+  e->generation = old->generation;
+  int rc = strata__overlay_new(s, &e->overlay);
+  if (rc == 0)
+    rc = register_proto(s, id, &p);
+  if (rc < 0) {
+    if (e->overlay != NULL)
+      strata__overlay_free(s, e->overlay);
+    strata__entry_free(s, e);
+    return rc;
+  }
+  /* The new entry shares the old one's file; the old entry's reference goes
+   * when it is retired. */
+  e->file = old->file;
+  e->file->refs++;
+  rc = publish_entry(s, e);
+  if (rc < 0) {
+    unregister_proto(s, p);
+    return rc;
+  }
+  *out = p;
+  return 0;
+}
+
+int strata_proto_open(strata_store *s, uint64_t region_id, strata_proto **out) {
+  STRATA__FAIL_IF(s == NULL || out == NULL, STRATA_E_INVAL,
+                  "strata_proto_open: NULL argument");
+  strata__store_await_verify(s); /* never build on an unverified file */
+  pthread_mutex_lock(&s->write_mu);
+  int rc = open_locked(s, region_id, out);
+  strata__store_maintain(s);
+  pthread_mutex_unlock(&s->write_mu);
+  return rc;
+}
+
+/* ---- changes --------------------------------------------------------------
+ */
+
+/* The layer's state as of version v: 1 visible, 0 absent. */
+static bool visible(const strata__entry *e, uint64_t id, uint64_t v) {
+  const strata__lver *lv = strata__overlay_find(e->overlay, id, v);
+  if (lv != NULL)
+    return !(lv->flags & STRATA__LV_TOMBSTONE);
+  return e->file != NULL && strata__find_entry(e->file->region, id) >= 0;
+}
+
+static int check_name_free(struct strata_store *s, const strata__entry *e,
+                           uint64_t id, const char *name, uint64_t v) {
+  size_t len = strlen(name);
+  const strata__lver *lv = strata__overlay_find_name(e->overlay, name, len, v);
+  uint64_t other = lv != NULL ? lv->id : id;
+  strata_layer l;
+  if (lv == NULL && e->file != NULL &&
+      strata_region_get_by_name(e->file->region, name, len, &l) == 0 &&
+      strata__overlay_find(e->overlay, l.id, v) == NULL)
+    other = l.id;
+  STRATA__FAIL_IF(other != id, STRATA_E_DUPLICATE,
+                  "%s: region %" PRIu64 " (%s): layer %" PRIu64
+                  ": name \"%s\" is already used by layer %" PRIu64,
+                  s->dir, e->id, e->name, id, name, other);
+  return 0;
+}
+
+static int check_memory(struct strata_store *s, const strata__entry *e,
+                        uint64_t id, uint64_t need) {
+  uint64_t heap = strata__store_heap(s);
+  uint64_t refuse = s->config.memory_limit / 100 * s->config.refuse_pct;
+  if (heap + need <= refuse)
+    return 0;
+  s->stats.puts_refused++;
+  return strata__fail(STRATA_E_LIMIT,
+                      "%s: region %" PRIu64 " (%s): layer %" PRIu64
+                      ": memory use %" PRIu64 " + %" PRIu64
+                      " bytes would pass %u%% of the limit %" PRIu64
+                      " bytes; crystallize or raise memory_limit",
+                      s->dir, e->id, e->name, id, heap, need,
+                      s->config.refuse_pct, s->config.memory_limit);
+}
+
+static int put_locked(struct strata_proto *p, uint64_t id, const char *name,
+                      const char *metadata, const void *data, size_t size,
+                      bool tombstone) {
+  struct strata_store *s = p->store;
+  STRATA__FAIL_IF(p->discarded, STRATA_E_STATE,
+                  "%s: proto of region %" PRIu64 " was discarded", s->dir,
+                  p->region_id);
+  const strata__entry *e = strata__catalog_find(current(s), p->region_id);
+  uint64_t v = atomic_load_explicit(&s->epoch, memory_order_relaxed);
+  char where[512]; /* errors read "DIR: region ID (NAME): layer ...: ..." */
+  snprintf(where, sizeof where, "%s: region %" PRIu64 " (%s)", s->dir, e->id,
+           e->name);
+  bool was = visible(e, id, v);
+  if (tombstone) {
+    STRATA__FAIL_IF(!was, STRATA_E_NOT_FOUND,
+                    "%s: region %" PRIu64 " (%s): no layer %" PRIu64
+                    " to remove",
+                    s->dir, e->id, e->name, id);
+  } else {
+    STRATA__FAIL_IF(size > 0 && data == NULL, STRATA_E_INVAL,
+                    "%s: layer %" PRIu64 ": NULL data", s->dir, id);
+    if (name != NULL) {
+      STRATA__FAIL_IF(name[0] == '\0', STRATA_E_INVAL,
+                      "%s: region %" PRIu64 ": layer %" PRIu64 ": empty name",
+                      s->dir, e->id, id);
+      STRATA__TRY(strata__check_text(where, "name", id, name,
+                                     STRATA__MAX_LAYER_NAME, false));
+      STRATA__TRY(check_name_free(s, e, id, name, v));
+    }
+    if (metadata != NULL)
+      STRATA__TRY(strata__check_text(where, "metadata", id, metadata,
+                                     STRATA__MAX_METADATA, true));
+    STRATA__TRY(check_memory(s, e, id,
+                             size + (name ? strlen(name) : 0) +
+                                 (metadata ? strlen(metadata) : 0)));
+  }
+  strata__lver *lv = strata__lver_new(s, id, name, metadata);
+  void *copy = size > 0 ? strata__pool_alloc(s->pool, size) : NULL;
+  if (lv == NULL || (size > 0 && copy == NULL)) {
+    if (lv != NULL)
+      strata__pool_free(s->pool, lv, lv->alloc_size);
+    strata__pool_free(s->pool, copy, size);
+    return strata__fail(STRATA_E_NOMEM,
+                        "%s: region %" PRIu64 ": layer %" PRIu64
+                        ": allocating %zu bytes",
+                        s->dir, e->id, id, size);
+  }
+  if (size > 0) {
+    memcpy(copy, data, size);
+    lv->data = copy;
+    lv->size = size;
+  }
+  lv->checksum = XXH3_64bits(lv->data, lv->size);
+  lv->flags = tombstone ? STRATA__LV_TOMBSTONE : 0;
+  lv->version = v + 1;
+  int64_t delta = tombstone ? -1 : was ? 0 : 1;
+  strata__count *count = delta != 0 ? strata__overlay_count_new(s) : NULL;
+  int rc = delta != 0 && count == NULL
+               ? strata__fail(STRATA_E_NOMEM, "%s: allocating a count record",
+                              s->dir)
+               : strata__overlay_link(s, e->overlay, lv);
+  if (rc < 0) {
+    if (count != NULL)
+      strata__overlay_count_drop(s, count);
+    strata__lver_free(s, lv);
+    return rc;
+  }
+  /* Readers of version v + 1 see both the lver and the count: the epoch
+   * advance below publishes them together. */
+  if (count != NULL)
+    strata__overlay_count_push(
+        e->overlay, count, v + 1,
+        atomic_load_explicit(&e->overlay->layer_delta, memory_order_relaxed) +
+            delta);
+  strata__ebr_advance(s); /* publishes version v + 1 */
+  strata__log(&s->log, STRATA_LOG_DEBUG, "proto",
+              "msg=\"%s\" region_id=%" PRIu64 " layer=%" PRIu64
+              " bytes=%zu heap=%" PRIu64,
+              tombstone ? "layer removed" : "layer put", e->id, id, size,
+              strata__store_heap(s));
+  return 0;
+}
+
+static int change(strata_proto *p, uint64_t id, const char *name,
+                  const char *metadata, const void *data, size_t size,
+                  bool tombstone) {
+  STRATA__FAIL_IF(p == NULL, STRATA_E_INVAL, "strata_proto: NULL proto");
+  struct strata_store *s = p->store;
+  pthread_mutex_lock(&s->write_mu);
+  int rc = put_locked(p, id, name, metadata, data, size, tombstone);
+  if (rc == 0)
+    strata__memory_check(s);
+  strata__store_maintain(s);
+  pthread_mutex_unlock(&s->write_mu);
+  return rc;
+}
+
+int strata_proto_put(strata_proto *p, uint64_t layer_id, const char *name,
+                     const char *metadata, const void *data, size_t size) {
+  return change(p, layer_id, name, metadata, data, size, false);
+}
+
+int strata_proto_remove(strata_proto *p, uint64_t layer_id) {
+  return change(p, layer_id, NULL, NULL, NULL, 0, true);
+}
+
+static int discard_locked(struct strata_proto *p) {
+  struct strata_store *s = p->store;
+  STRATA__FAIL_IF(p->discarded, STRATA_E_STATE,
+                  "%s: proto of region %" PRIu64 " was already discarded",
+                  s->dir, p->region_id);
+  const strata__entry *old = strata__catalog_find(current(s), p->region_id);
+  strata__retired *rec = malloc(sizeof *rec);
+  strata__entry *e = old->file != NULL ? calloc(1, sizeof *e) : NULL;
+  bool ok = rec != NULL && (old->file == NULL || e != NULL);
+  if (ok && e != NULL) {
+    ok = (e->name = strdup(old->name)) != NULL &&
+         (e->metadata = strdup(old->metadata)) != NULL;
+    e->id = old->id;
+    e->generation = old->generation;
+  }
+  if (!ok) {
+    free(rec);
+    if (e != NULL)
+      strata__entry_free(s, e);
+    return strata__fail(STRATA_E_NOMEM, "%s: discarding a proto", s->dir);
+  }
+  strata__overlay *overlay = old->overlay;
+  if (e != NULL) {
+    e->file = old->file;
+    e->file->refs++;
+  }
+  int rc = strata__catalog_swap(s, e, p->region_id);
+  if (rc < 0) {
+    free(rec);
+    if (e != NULL)
+      strata__entry_free(s, e);
+    return rc;
+  }
+  strata__retire_push(s, rec, overlay, overlay->bytes, strata__overlay_free);
+  strata__log(&s->log, STRATA_LOG_INFO, "proto",
+              "msg=\"proto discarded\" region_id=%" PRIu64, p->region_id);
+  /* The handle stays allocated until the store closes, so that a call made
+   * with it by mistake fails cleanly instead of touching freed memory. */
+  p->discarded = true;
+  return 0;
+}
+
+int strata_proto_discard(strata_proto *p) {
+  STRATA__FAIL_IF(p == NULL, STRATA_E_INVAL, "strata_proto_discard: NULL");
+  struct strata_store *s = p->store;
+  pthread_mutex_lock(&s->write_mu);
+  int rc = discard_locked(p);
+  strata__store_maintain(s);
+  pthread_mutex_unlock(&s->write_mu);
+  return rc;
+}
+
+int strata_proto_info_get(strata_proto *p, strata_proto_info *info) {
+  STRATA__FAIL_IF(p == NULL || info == NULL, STRATA_E_INVAL,
+                  "strata_proto_info_get: NULL argument");
+  struct strata_store *s = p->store;
+  pthread_mutex_lock(&s->write_mu);
+  if (p->discarded) {
+    pthread_mutex_unlock(&s->write_mu);
+    return strata__fail(STRATA_E_STATE,
+                        "%s: proto of region %" PRIu64 " was discarded", s->dir,
+                        p->region_id);
+  }
+  const strata__entry *e = strata__catalog_find(current(s), p->region_id);
+  const strata__overlay *o = e->overlay;
+  uint64_t base = e->file ? strata_region_layer_count(e->file->region) : 0;
+  *info = (strata_proto_info){
+      .region_id = p->region_id,
+      .layers = base +
+                (uint64_t)atomic_load_explicit(
+                    &((strata__overlay *)o)->layer_delta, memory_order_relaxed),
+      .changed = o->changed,
+      .bytes = o->bytes,
+      .age_ms = (strata__mono_ns() - p->created_ns) / 1000000};
+  pthread_mutex_unlock(&s->write_mu);
+  return 0;
+}

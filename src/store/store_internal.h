@@ -1,0 +1,353 @@
+/* The store's internal structures, shared by store_*.c, ebr.c, catalog.c,
+ * overlay.c and crystallize.c. docs/ARCHITECTURE.md explains how they fit.
+ *
+ * Publication model. Readers reach everything from one pointer, the store's
+ * current *catalog* (an immutable table of region entries), and filter
+ * proto content by *version*: the store's epoch counter, bumped by every
+ * published change. A writer never modifies anything a reader can reach,
+ * except by (a) prepending a link to an overlay chain, (b) unlinking a link
+ * no snapshot needs, (c) swapping an overlay's table pointer, or (d)
+ * swapping the catalog pointer; each is one atomic store. What a change
+ * replaced is *retired* with the epoch current at the time, and freed once
+ * every reader slot has announced a later epoch (epoch-based reclamation,
+ * ebr.c). */
+#ifndef STRATA_STORE_INTERNAL_H
+#define STRATA_STORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "region/region.h"
+#include "common/log.h"
+#include "common/pool.h"
+
+/* ---- epoch-based reclamation (ebr.c) ------------------------------------ */
+
+/* One reader thread's slot, on a cache line of its own so that announcing
+ * an epoch writes only memory no other thread writes. */
+typedef struct strata__reader {
+  _Atomic uint64_t epoch;  /* announced epoch; 0 = no snapshot open */
+  _Atomic uint64_t begins; /* outer snapshots begun (owner writes) */
+  /* Read statistics; only the owner thread writes them (load + store). */
+  _Atomic uint64_t gets, misses, bytes;
+  _Atomic bool in_use; /* claimed by a live thread */
+  uint32_t depth;      /* open snapshots; owner thread only */
+  /* Read sampling for the staging pool's hot layers (staging_hot.c): the
+   * slot's ring (NULL without a pool), set when the slot is claimed; the
+   * owner thread's lookup count and the sampling mask. */
+  struct strata__hot_ring *ring;
+  uint32_t tick, sample_mask;
+} __attribute__((aligned(64))) strata__reader;
+
+/* Something replaced by a change, waiting for its grace period. */
+typedef struct strata__retired {
+  struct strata__retired *next;
+  uint64_t epoch; /* the epoch in which it was unlinked */
+  uint64_t bytes; /* memory it holds, for the statistics */
+  void (*free_fn)(struct strata_store *s, void *obj);
+  void *obj;
+} strata__retired;
+
+int strata__ebr_init(struct strata_store *s, uint32_t max_readers);
+void strata__ebr_destroy(struct strata_store *s);
+/* The calling thread's slot, claimed on first use. */
+int strata__ebr_slot(struct strata_store *s, strata__reader **out);
+/* Writer mutex held. Queues obj for free_fn after the current epoch's
+ * readers leave. Returns STRATA_E_NOMEM (then nothing was queued: the
+ * caller must keep obj reachable or free it itself). */
+int strata__retire(struct strata_store *s, void *obj, uint64_t bytes,
+                   void (*free_fn)(struct strata_store *, void *));
+/* The same with a record the caller allocated (malloc) beforehand, so that
+ * a change can make sure of its records before it publishes. */
+void strata__retire_push(struct strata_store *s, strata__retired *rec,
+                         void *obj, uint64_t bytes,
+                         void (*free_fn)(struct strata_store *, void *));
+/* Writer mutex held. Smallest epoch announced by an open snapshot, or
+ * UINT64_MAX when none is open. Also warns about old snapshots. */
+uint64_t strata__ebr_min_epoch(struct strata_store *s);
+/* Writer mutex held. Frees what no snapshot can reach. */
+void strata__ebr_collect(struct strata_store *s);
+/* Writer mutex held. Publishes: bumps the epoch and returns the new one. */
+uint64_t strata__ebr_advance(struct strata_store *s);
+/* Any thread, without the writer mutex: returns once no snapshot announces
+ * an epoch <= `epoch`. The caller must not hold a snapshot itself. */
+void strata__ebr_wait(struct strata_store *s, uint64_t epoch);
+/* Writer mutex held: snapshot count and the oldest one's age. */
+void strata__ebr_snapshot_stats(struct strata_store *s, uint64_t *open,
+                                uint64_t *oldest_ms);
+
+/* ---- region files ------------------------------------------------------- */
+
+/* A mapped region file, shared by the entries that serve it (an entry and
+ * its successor with a proto share one file). Reference counted under the
+ * writer mutex. */
+typedef struct strata__file {
+  strata_region *region;
+  char *path;
+  dev_t dev;
+  ino_t ino;
+  uint32_t refs;
+  uint64_t opened_unix_ms;       /* when this process mapped it */
+  _Atomic bool checksum_pending; /* index checksum left to the verifier */
+} strata__file;
+
+void strata__file_unref(struct strata_store *s, strata__file *f);
+
+/* ---- proto overlays (overlay.c) ---------------------------------------- */
+
+#define STRATA__LV_TOMBSTONE 1u
+
+/* One version of one proto layer: immutable once linked. Allocated from
+ * the pool with its name and metadata after it; `data` is a pool block of
+ * its own (NULL for tombstones and empty layers). */
+typedef struct strata__lver {
+  uint64_t id;
+  uint64_t version; /* visible to snapshots with version >= this */
+  uint64_t size;
+  uint64_t checksum;
+  const void *data;
+  const char *name; /* NULL when unnamed */
+  const char *metadata;
+  uint32_t name_len, metadata_len;
+  uint32_t flags;
+  uint32_t alloc_size; /* bytes of this struct + strings */
+} strata__lver;
+
+/* A chain link. Chains are newest first, so the first link whose version a
+ * snapshot may see is that snapshot's version of the layer. */
+typedef struct strata__link {
+  _Atomic(struct strata__link *) next;
+  strata__lver *lv;
+} strata__link;
+
+/* Bucket arrays for ids and for names; replaced whole when they grow. */
+typedef struct strata__otable {
+  uint64_t mask;
+  _Atomic(strata__link *) *by_id;
+  _Atomic(strata__link *) *by_name;
+  uint64_t bytes;
+} strata__otable;
+
+/* One change of a proto's layer count, kept while a snapshot may need it. */
+typedef struct strata__count {
+  _Atomic(struct strata__count *) next; /* older */
+  uint64_t version;
+  int64_t delta; /* layer_delta as of this version */
+} strata__count;
+
+typedef struct strata__overlay {
+  _Atomic(strata__otable *) table;
+  uint64_t name_seed;
+  /* Writer side. */
+  uint64_t lvers;   /* lvers linked (all versions) */
+  uint64_t changed; /* distinct ids with an lver */
+  uint64_t bytes;   /* pool bytes of lvers, contents, links, tables */
+  /* Layers added minus layers removed, relative to the base file: the
+   * current figure, and a newest-first history so that a snapshot can read
+   * the figure as of its version (strata__overlay_delta). */
+  _Atomic int64_t layer_delta;
+  _Atomic(struct strata__count *) counts;
+  uint64_t count_records;
+  uint64_t *dirty; /* ids with superseded versions to prune */
+  uint64_t dirty_n, dirty_cap;
+  /* A crystallization of this proto renamed its file into place, then
+   * failed (the directory fsync, or the stat after it): the file at the
+   * region's path is this proto's own, and the next crystallization may
+   * replace it. */
+  bool placed_file;
+} strata__overlay;
+
+int strata__overlay_new(struct strata_store *s, strata__overlay **out);
+/* Reader side: the lver of `id` as of `version`, or NULL. */
+const strata__lver *strata__overlay_find(const strata__overlay *o, uint64_t id,
+                                         uint64_t version);
+/* Reader side: the visible, non-tombstone lver named `name`, or NULL;
+ * *shadow_checked tells whether a NULL result is final for the name
+ * (never: the base file may hold it, see strata_get_by_name). */
+const strata__lver *strata__overlay_find_name(const strata__overlay *o,
+                                              const char *name, size_t len,
+                                              uint64_t version);
+/* Reader side: layer_delta as of `version`. */
+int64_t strata__overlay_delta(const strata__overlay *o, uint64_t version);
+/* Writer side: records that layer_delta becomes `delta` at `version`
+ * (before the epoch advance that publishes it), in two steps so that the
+ * allocation can fail before anything is linked: _new (NULL when out of
+ * memory), then _push, or _drop if the change is abandoned. */
+strata__count *strata__overlay_count_new(struct strata_store *s);
+void strata__overlay_count_push(strata__overlay *o, strata__count *c,
+                                uint64_t version, int64_t delta);
+void strata__overlay_count_drop(struct strata_store *s, strata__count *c);
+/* Writer side: links a new lver (already filled, version set). */
+int strata__overlay_link(struct strata_store *s, strata__overlay *o,
+                         strata__lver *lv);
+/* Writer side: unlinks versions no snapshot at or after min_version can
+ * see, retiring them. */
+void strata__overlay_prune(struct strata_store *s, strata__overlay *o,
+                           uint64_t min_version);
+/* Writer side: the newest lver of every changed id, sorted by id, as a
+ * malloc'd array of *n pointers. */
+int strata__overlay_latest(const strata__overlay *o, const strata__lver ***out,
+                           uint64_t *n);
+/* Frees the overlay and everything it holds (after its grace period). */
+void strata__overlay_free(struct strata_store *s, void *overlay);
+/* Allocates an lver with room for name and metadata, copying them. */
+strata__lver *strata__lver_new(struct strata_store *s, uint64_t id,
+                               const char *name, const char *metadata);
+void strata__lver_free(struct strata_store *s, strata__lver *lv);
+
+/* ---- catalog (catalog.c) ----------------------------------------------- */
+
+/* A region as published: immutable once in a catalog. */
+typedef struct strata__entry {
+  uint64_t id;
+  char *name;
+  char *metadata;
+  strata__file *file;       /* NULL for a proto without a file yet */
+  strata__overlay *overlay; /* NULL when the region has no proto */
+  uint64_t generation;
+} strata__entry;
+
+typedef struct strata__catalog {
+  uint64_t n;
+  strata__entry **by_order; /* ascending id */
+  uint64_t hmask;
+  strata__entry **by_id; /* open addressing, hmask + 1 slots */
+  uint64_t bytes;
+} strata__catalog;
+
+/* Builds a catalog over `n` entries (any order; ids must be unique). */
+int strata__catalog_build(strata__entry **entries, uint64_t n,
+                          strata__catalog **out);
+void strata__catalog_free(strata__catalog *c);
+const strata__entry *strata__catalog_find(const strata__catalog *c,
+                                          uint64_t id);
+const strata__entry *strata__catalog_find_name(const strata__catalog *c,
+                                               const char *name);
+/* Publishes a catalog of `n` entries, retiring the current catalog and the
+ * `nr` entries in `retire` (entries of the current catalog that the new
+ * one does not carry over). Either everything happens or, on
+ * STRATA_E_NOMEM, nothing. Writer mutex held. */
+int strata__catalog_publish(struct strata_store *s, strata__entry **entries,
+                            uint64_t n, strata__entry **retire, uint64_t nr);
+/* Publishes the current catalog with `entry` added, or replacing the entry
+ * of the same id (which is retired); with `entry` NULL, removes the entry
+ * `remove_id`. Writer mutex held. */
+int strata__catalog_swap(struct strata_store *s, strata__entry *entry,
+                         uint64_t remove_id);
+
+/* strata__catalog_swap() in two steps, for a change that must allocate
+ * everything before an action it cannot undo: _prepare allocates (the new
+ * catalog and the retire records; STRATA_E_NOMEM), _commit publishes and
+ * cannot fail, _abandon frees what _prepare allocated. The writer mutex
+ * is held from _prepare to _commit or _abandon. */
+typedef struct strata__catalog_change {
+  strata__catalog *next;
+  strata__entry *replaced; /* retired by _commit; NULL if none */
+  strata__retired *recs[2];
+} strata__catalog_change;
+int strata__catalog_prepare(struct strata_store *s, strata__entry *entry,
+                            uint64_t remove_id, strata__catalog_change *ch);
+void strata__catalog_commit(struct strata_store *s, strata__catalog_change *ch);
+void strata__catalog_abandon(strata__catalog_change *ch);
+/* Frees an entry: its name, metadata and file reference (not the overlay,
+ * which is retired on its own when it goes). */
+void strata__entry_free(struct strata_store *s, void *entry);
+
+/* ---- the store ----------------------------------------------------------- */
+
+struct strata_proto {
+  struct strata_store *store;
+  uint64_t region_id;
+  uint64_t created_ns;
+  bool discarded; /* kept until close so that misuse fails cleanly */
+};
+
+struct strata_store {
+  char *dir;
+  int dirfd;
+  int lockfd; /* -1 until the first write call takes the lock */
+  strata_store_config config;
+  strata__logger log;
+
+  _Atomic(strata__catalog *) catalog;
+  _Atomic uint64_t epoch;
+
+  /* Serializes writers, reclamation and pool use. */
+  pthread_mutex_t write_mu;
+  strata__pool *pool;
+  strata__retired *retired; /* newest first */
+  _Atomic uint64_t retired_bytes, retired_count;
+
+  /* Reader slots. */
+  pthread_key_t slot_key;
+  pthread_mutex_t slots_mu;
+  strata__reader *slots;
+  uint32_t max_readers;
+  _Atomic uint32_t slots_used; /* high-water mark of claimed slots */
+  uint64_t warned_age_ms;      /* snapshot-age warning doubling */
+  uint64_t uid;                /* unique per store in this process */
+  /* Per slot, under write_mu: the `begins` value last seen and when it was
+   * first seen (ebr.c: snapshot ages). */
+  uint64_t *seen_begins, *seen_ns;
+  uint64_t peak_readers; /* most open snapshots a scan saw (write_mu) */
+  bool count_reads;      /* !STRATA_STORE_NO_READ_STATS */
+
+  /* Memory accounting (the limit is config.memory_limit). */
+  _Atomic uint64_t extra_bytes; /* malloc'd store overhead */
+  int mem_level;                /* 0 below warn, 1 warn, 2 evict, 3 refuse */
+  bool evicting;
+
+  struct strata_proto **protos;
+  uint64_t proto_n, proto_cap;
+  uint64_t last_prune_min;
+
+  strata_store_stats stats; /* counters, under write_mu */
+
+  /* The staging pool (NULL when staging_bytes is 0), and the sample rings
+   * reader slots get when claimed (one per slot). */
+  struct strata__staging *staging;
+  struct strata__hot_ring *hot_rings;
+  uint32_t sample_mask;
+
+  /* Index checksums deferred at open, checked by a background thread. */
+  pthread_mutex_t verify_mu; /* guards joining the thread */
+  pthread_t verify_tid;
+  bool verify_running;
+  _Atomic bool verify_stop;
+  strata__file **verify_files;
+  size_t verify_n;
+};
+
+/* Heap bytes as accounted: pool reservations plus store overhead. */
+uint64_t strata__store_heap(const struct strata_store *s);
+/* Takes the cross-process writer lock if this store does not hold it. */
+int strata__store_lock(struct strata_store *s);
+/* Opens a region file for the store (checks the file's identity too);
+ * with `defer`, leaves the index checksum to the verifier thread. */
+int strata__file_open(struct strata_store *s, const char *name, bool defer,
+                      strata__file **out);
+/* Waits until the verifier thread has checked the deferred index
+ * checksums (and withdrawn regions that failed). Writer mutex NOT held. */
+void strata__store_await_verify(struct strata_store *s);
+/* The memory threshold `heap` bytes reach: 0 none, 1 warn, 2 evict,
+ * 3 refuse. */
+int strata__memory_level(const struct strata_store *s, uint64_t heap);
+/* Memory thresholds after a change (writer mutex held). */
+void strata__memory_check(struct strata_store *s);
+/* Writer mutex held: prunes overlays, frees what no snapshot reaches. Run
+ * at the end of every write call. */
+void strata__store_maintain(struct strata_store *s);
+/* strata_get without statistics, sampling or error detail (the staging
+ * pool's own reads): 0, STRATA_E_NO_REGION or STRATA_E_NOT_FOUND. */
+int strata__get_quiet(const strata_txn *txn, uint64_t region_id,
+                      uint64_t layer_id, strata_layer *out);
+/* The region file a snapshot serves region `region_id` from, or NULL (no
+ * such region, or a proto without a file). */
+const strata_region *strata__txn_file(const strata_txn *txn,
+                                      uint64_t region_id);
+/* Crystallizes with the writer mutex held. */
+int strata__crystallize_locked(struct strata_store *s, uint64_t region_id);
+
+#endif /* STRATA_STORE_INTERNAL_H */

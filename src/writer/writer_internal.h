@@ -1,0 +1,112 @@
+/* State of a region writer, shared by writer.c (file handling and
+ * streaming) and writer_index.c (building the index sections). */
+#ifndef STRATA_WRITER_INTERNAL_H
+#define STRATA_WRITER_INTERNAL_H
+
+#include "common/hash.h"
+
+#include "region/region.h"
+
+/* One layer as the writer remembers it until commit. */
+typedef struct strata__wentry {
+  uint64_t id;
+  uint64_t offset; /* relative to the data section */
+  uint64_t size;
+  uint64_t checksum;
+  uint64_t name_off; /* into the writer's string arena */
+  uint64_t meta_off;
+  uint32_t name_len;
+  uint32_t meta_len;
+  uint64_t hash; /* commit: the layer's slot (sparse regions) */
+  uint32_t rank; /* commit: its position in id order */
+} strata__wentry;
+
+/* Open-addressing set of entry numbers, keyed by id or by name. */
+typedef struct strata__wset {
+  uint32_t *slots; /* entry number + 1; 0 = empty */
+  uint64_t cap;    /* power of two */
+  uint64_t used;
+} strata__wset;
+
+/* Growable byte buffer. */
+typedef struct strata__buf {
+  uint8_t *p;
+  uint64_t len, cap;
+} strata__buf;
+
+struct strata_writer {
+  char *path;     /* final path */
+  char *tmp_path; /* the temporary file's path while it has a name */
+  char *tmp_name; /* the same, relative to dirfd */
+  int dirfd, fd;
+  bool anonymous; /* O_TMPFILE, not linked into the directory yet */
+  bool linked;    /* the temporary file exists under tmp_name */
+
+  uint64_t region_id;
+  char *name, *metadata;
+  uint32_t align;
+  strata_progress_fn progress;
+  void *progress_ctx;
+
+  uint64_t data_off; /* file offset of the data section */
+  uint64_t pos;      /* file offset of the next byte to write */
+  uint8_t *wbuf;     /* write buffer; wlen bytes pending at pos - wlen */
+  size_t wlen;
+
+  strata__wentry *entries;
+  uint64_t n, cap;
+  strata__buf strings; /* names and metadata, NUL-terminated */
+  strata__wset ids, names;
+  bool ids_indexed; /* `ids` is built: some id came out of order */
+  uint64_t set_seed; /* random seed of the in-memory sets' hash */
+
+  bool in_layer;
+  bool out_of_order; /* some layer came after one with a larger id */
+  bool failed; /* a write failed: only abort is possible */
+  XXH3_state_t *xxh;
+  uint64_t last_progress;
+
+  /* strata__writer_commit_open(): keep the validated mapping as a region. */
+  bool keep;
+  strata_region *kept;
+  uint64_t fsync_ns; /* time spent in fsync of the file and directory */
+  bool placed; /* renamed into place (even if the directory fsync failed) */
+};
+
+/* Appends bytes to the buffer. Returns STRATA_E_NOMEM on failure. */
+int strata__buf_put(strata__buf *b, const void *p, uint64_t len);
+
+/* Sorts the entries, chooses the hash seed and serializes the index
+ * sections (everything after the data section) into *out, filling the
+ * header fields that depend on them in `header`. `index_off` is the file
+ * offset where *out will be written. */
+int strata__writer_build_index(strata_writer *w, uint64_t index_off,
+                               uint8_t header[STRATA__HEADER_SIZE],
+                               strata__buf *out);
+
+/* Sizes the entry array for `layers` layers up front (a hint: more may
+ * still be added). STRATA_E_NOMEM. */
+int strata__writer_reserve(strata_writer *w, uint64_t layers);
+
+/* Commits in two steps, so that the caller can allocate everything it
+ * needs to publish the new file while nothing is in place yet.
+ *
+ * strata__writer_commit_prepare() writes the index and header, fsyncs the
+ * file, validates it and hands it back as an open region: the mapping that
+ * the validation used, faulted in (MADV_POPULATE_READ) so that a read error
+ * surfaces here rather than in a reader. *dev and *ino identify the file
+ * (it keeps them through the rename). Nothing is in the directory yet
+ * (with O_TMPFILE, nothing at all). On failure, abort the writer.
+ *
+ * strata__writer_commit_publish() then renames the file into place and
+ * fsyncs the directory. *fsync_ns receives the time spent in fsync (file
+ * and directory), whatever the outcome; *placed whether the file was
+ * renamed into place, which is true on success and also when only the
+ * fsync of the directory failed. Abort the writer afterwards in any case
+ * (it frees it). */
+int strata__writer_commit_prepare(strata_writer *w, strata_region **out,
+                                  dev_t *dev, ino_t *ino);
+int strata__writer_commit_publish(strata_writer *w, uint64_t *fsync_ns,
+                                  bool *placed);
+
+#endif /* STRATA_WRITER_INTERNAL_H */
