@@ -84,6 +84,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bits.h"
 #include "common/common.h"
 #include "common/pool.h"
 
@@ -169,14 +170,6 @@ struct strata__pool {
   alignas(64) _Atomic uint64_t reserved;
 };
 
-static unsigned ceil_log2(size_t s) {
-  return s <= 1 ? 0 : 64u - (unsigned)__builtin_clzll((uint64_t)s - 1);
-}
-
-static bool is_pow2(uint64_t x) {
-  return x != 0 && (x & (x - 1)) == 0;
-}
-
 static void reserved_add(strata__pool *p, uint64_t n) {
   uint64_t v = atomic_load_explicit(&p->reserved, memory_order_relaxed);
   atomic_store_explicit(&p->reserved, v + n, memory_order_relaxed);
@@ -194,7 +187,7 @@ static int check_config(const strata__pool_config *cfg) {
                   "pool: %u size classes, at most %u", cfg->class_count,
                   STRATA__POOL_MAX_CLASSES);
   uint64_t chunk = cfg->chunk_size;
-  STRATA__FAIL_IF(chunk != 0 && (!is_pow2(chunk) || chunk < POOL_MIN_CHUNK ||
+  STRATA__FAIL_IF(chunk != 0 && (!strata__is_pow2(chunk) || chunk < POOL_MIN_CHUNK ||
                                  chunk > POOL_MAX_CHUNK),
                   STRATA_E_INVAL,
                   "pool: chunk size %llu is not a power of two in [%llu, %llu]",
@@ -202,7 +195,7 @@ static int check_config(const strata__pool_config *cfg) {
                   (unsigned long long)POOL_MAX_CHUNK);
   for (unsigned i = 0; i < cfg->class_count; i++) {
     uint32_t b = cfg->class_sizes[i];
-    STRATA__FAIL_IF(!is_pow2(b) || b < POOL_MIN_BLOCK ||
+    STRATA__FAIL_IF(!strata__is_pow2(b) || b < POOL_MIN_BLOCK ||
                         (uint64_t)b * POOL_CHUNK_BLOCKS > POOL_MAX_CHUNK,
                     STRATA_E_INVAL,
                     "pool: class %u has block size %u, not a power of two in "
@@ -430,7 +423,7 @@ void *strata__pool_alloc(strata__pool *p, size_t size) {
   if (__builtin_expect(p == NULL, 0))
     return NULL;
   size_t s = size ? size : 1;
-  unsigned c = p->class_of[ceil_log2(s)];
+  unsigned c = p->class_of[strata__ceil_log2(s)];
   if (__builtin_expect(c == POOL_NO_CLASS, 0))
     return large_alloc(p, s);
   pool_class *k = &p->cls[c];
@@ -444,7 +437,7 @@ void strata__pool_free(strata__pool *p, void *ptr, size_t size) {
   if (ptr == NULL || p == NULL)
     return;
   size_t s = size ? size : 1;
-  unsigned c = p->class_of[ceil_log2(s)];
+  unsigned c = p->class_of[strata__ceil_log2(s)];
   if (__builtin_expect(c == POOL_NO_CLASS, 0)) {
     large_free(p, ptr, s);
     return;

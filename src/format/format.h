@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "common/bits.h"
+
 #define STRATA__MAGIC "STRATARG"
 #define STRATA__MAGIC_LEN 8
 #define STRATA__HEADER_SIZE 256u
@@ -183,11 +185,6 @@ static inline uint64_t strata__pilot_count(uint64_t n) {
 /* Bucket of a hash for a table of 2^bits buckets: its top `bits` bits. */
 static inline uint64_t strata__bucket(uint64_t hash, unsigned bits) {
   return bits == 0 ? 0 : hash >> (64 - bits);
-}
-
-/* Smallest b with 2^b >= n (0 for n <= 1). */
-static inline unsigned strata__ceil_log2(uint64_t n) {
-  return n <= 1 ? 0 : 64u - (unsigned)__builtin_clzll(n - 1);
 }
 
 uint64_t strata__name_hash(const char *name, size_t len, uint64_t seed);

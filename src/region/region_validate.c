@@ -13,6 +13,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <sys/mman.h>
+#include "common/bits.h"
 #include "common/hash.h"
 
 #include <unistd.h>
@@ -33,7 +34,6 @@ static const char *const section_names[STRATA__S_COUNT] = {
 static const uint32_t section_align[STRATA__S_COUNT] = {0, 64, 64, 8,
                                                         8, 8,  8,  8};
 
-static bool is_pow2(uint64_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
 /* What a string is, for error messages: "region name", or "layer 17 name".
  * Formatted only when a check fails, so that validating a million layers
@@ -156,7 +156,7 @@ static int check_header(strata_region *r, const uint8_t *h, uint64_t size,
   STRATA__FAIL_IF(r->packed && !r->dense, STRATA_E_CORRUPT,
                   "%s: packed locators without dense ids", file);
   r->header_checksum = want;
-  STRATA__FAIL_IF(!is_pow2(r->align) || r->align < STRATA__MIN_ALIGN ||
+  STRATA__FAIL_IF(!strata__is_pow2(r->align) || r->align < STRATA__MIN_ALIGN ||
                       r->align > STRATA__MAX_ALIGN,
                   STRATA_E_CORRUPT,
                   "%s: data alignment %" PRIu32

@@ -9,15 +9,12 @@
 
 #include <jansson.h>
 
+#include "common/bits.h"
 #include "staging/staging.h"
 #include "store/store_internal.h"
 
 #define SLAB_MAX ((uint64_t)1 << 30) /* slabs of at most 1 GiB */
 #define TOUCH_THREADS_MAX 8
-
-static bool pow2(uint64_t v) {
-  return v != 0 && (v & (v - 1)) == 0;
-}
 
 /* Fills in the defaults and checks the staging fields of a config. */
 static int check_config(const char *dir, strata_store_config *c) {
@@ -38,7 +35,7 @@ static int check_config(const char *dir, strata_store_config *c) {
   if (c->staging_pack_bytes == 0)
     c->staging_pack_bytes = 2u << 20;
   uint64_t bs = c->staging_block_size;
-  STRATA__FAIL_IF(!pow2(bs) || bs < 4096 || bs > (64u << 20), STRATA_E_INVAL,
+  STRATA__FAIL_IF(!strata__is_pow2(bs) || bs < 4096 || bs > (64u << 20), STRATA_E_INVAL,
                   "%s: staging_block_size %llu must be a power of two from "
                   "4 KiB to 64 MiB",
                   dir, (unsigned long long)bs);
@@ -51,7 +48,7 @@ static int check_config(const char *dir, strata_store_config *c) {
                   "%s: staging watermarks must satisfy evict %u <= high %u "
                   "<= 100",
                   dir, c->staging_evict_pct, c->staging_high_pct);
-  STRATA__FAIL_IF(!pow2(c->staging_sample_period), STRATA_E_INVAL,
+  STRATA__FAIL_IF(!strata__is_pow2(c->staging_sample_period), STRATA_E_INVAL,
                   "%s: staging_sample_period %u is not a power of two", dir,
                   c->staging_sample_period);
   STRATA__FAIL_IF(c->staging_device < 0, STRATA_E_INVAL,

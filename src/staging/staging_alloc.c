@@ -77,6 +77,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bits.h"
 #include "common/common.h"
 #include "staging/staging_alloc.h"
 #include "staging/staging_runs.h"
@@ -129,18 +130,6 @@ struct strata__balloc {
   uint64_t used;
   uint64_t allocs, frees, failures;
 };
-
-static unsigned ceil_log2(uint32_t n) {
-  return n <= 1 ? 0 : 32u - (unsigned)__builtin_clz(n - 1);
-}
-
-static unsigned floor_log2(uint32_t n) {
-  return 31u - (unsigned)__builtin_clz(n);
-}
-
-static bool is_pow2(uint64_t x) {
-  return x != 0 && (x & (x - 1)) == 0;
-}
 
 /* ---- bitmap ------------------------------------------------------------ */
 
@@ -220,7 +209,7 @@ static void piece_remove(strata__balloc *a, balloc_slab *s, uint32_t g,
 static void pieces_push(strata__balloc *a, balloc_slab *s, uint32_t lo,
                         uint32_t hi) {
   while (lo < hi) {
-    unsigned k = floor_log2(hi - lo);
+    unsigned k = strata__floor_log2(hi - lo);
     if (lo != 0 && (unsigned)__builtin_ctz(lo) < k)
       k = (unsigned)__builtin_ctz(lo);
     piece_push(a, s, lo, k);
@@ -265,7 +254,7 @@ static balloc_slab *slab_find(const strata__balloc *a, uint32_t b) {
 
 int strata__balloc_new(uint64_t block_size, strata__balloc **out) {
   *out = NULL;
-  STRATA__FAIL_IF(!is_pow2(block_size) || block_size < BALLOC_MIN_BLOCK ||
+  STRATA__FAIL_IF(!strata__is_pow2(block_size) || block_size < BALLOC_MIN_BLOCK ||
                       block_size > BALLOC_MAX_BLOCK,
                   STRATA_E_INVAL,
                   "staging pool: block size %llu is not a power of two in "
@@ -449,7 +438,7 @@ BALLOC_SLOW static int alloc_limit(strata__balloc *a, uint32_t n) {
 
 /* Takes a run of n blocks with the lock held, or returns NONE. */
 static uint32_t alloc_locked(strata__balloc *a, uint32_t n) {
-  unsigned want = ceil_log2(n);
+  unsigned want = strata__ceil_log2(n);
   uint32_t avail = a->order_mask >> want;
   uint32_t g;
   if (avail != 0) {
@@ -476,7 +465,7 @@ static uint32_t alloc_locked(strata__balloc *a, uint32_t n) {
 
 int strata__balloc_alloc(strata__balloc *a, uint32_t n, uint32_t *first) {
   *first = NONE;
-  /* Also rejects n == 0, and keeps ceil_log2(n) below BALLOC_ORDERS. */
+  /* Also rejects n == 0, and keeps strata__ceil_log2(n) below BALLOC_ORDERS. */
   if (n - 1 >= a->max_slab_blocks)
     return alloc_bad(a, n);
   pthread_mutex_lock(&a->lock);
@@ -527,7 +516,7 @@ void strata__balloc_free(strata__balloc *a, uint32_t first, uint32_t n) {
   slab_bits_set(s, lo, hi, true);
   /* Maximal aligned pieces of [lo, hi), each merged with its buddies. */
   while (lo < hi) {
-    unsigned k = floor_log2(hi - lo);
+    unsigned k = strata__floor_log2(hi - lo);
     if (lo != 0 && (unsigned)__builtin_ctz(lo) < k)
       k = (unsigned)__builtin_ctz(lo);
     piece_free(a, s, lo, k);
