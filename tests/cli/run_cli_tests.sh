@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the CLI test cases in cases/ (format: README.md in this directory).
+# Runs the CLI test cases in cases/, one directory per case (format:
+# README.md in this directory).
 #
 #   run_cli_tests.sh --strata BIN --make-fixture BIN --shim SO --cases DIR
 #                    --work DIR --version X.Y.Z [CASE...]
@@ -82,18 +83,20 @@ check_substrings() {
   return $ok
 }
 
-# check_stream NAME ACTUAL LABEL: compare a captured stream with
-# NAME.out/.err (exact) or NAME.outsub/.errsub (substrings); with neither,
-# it must be empty.
+# check_stream DIR ACTUAL LABEL EXACT SUBS: compare a captured stream with
+# DIR/out or DIR/err (exact) or DIR/outsub or DIR/errsub (substrings); with
+# neither, it must be empty.
 check_stream() {
   local base=$1 actual=$2 label=$3 exact=$4 subs=$5
-  if [ -f "$base.$exact" ]; then
-    expand_file "$base.$exact" "$case_work/expected.$exact"
+  if [ -f "$base/$exact" ] && [ -f "$base/$subs" ]; then
+    problems+=("$base has both $exact and $subs: keep one")
+  elif [ -f "$base/$exact" ]; then
+    expand_file "$base/$exact" "$case_work/expected.$exact"
     if ! cmp -s "$case_work/expected.$exact" "$actual"; then
       problems+=("$label differs:"$'\n'"$(diff -u "$case_work/expected.$exact" "$actual" | head -40)")
     fi
-  elif [ -f "$base.$subs" ]; then
-    check_substrings "$base.$subs" "$actual" "$label"
+  elif [ -f "$base/$subs" ]; then
+    check_substrings "$base/$subs" "$actual" "$label"
   elif [ -s "$actual" ]; then
     problems+=("$label should be empty but is:"$'\n'"$(head -c 2000 "$actual")")
   fi
@@ -102,11 +105,17 @@ check_stream() {
 if [ $# -gt 0 ]; then
   names=("$@")
 else
+  # Every directory is a case: one that lacks cmd or code fails below
+  # rather than being skipped.
   names=()
-  for f in "$cases"/*.cmd; do
-    n=${f##*/}
-    names+=("${n%.cmd}")
+  for d in "$cases"/*/; do
+    d=${d%/}
+    names+=("${d##*/}")
   done
+  if [ ${#names[@]} -eq 0 ]; then
+    echo "FAIL: no case directories in $cases" >&2
+    exit 1
+  fi
 fi
 
 failed=()
@@ -114,13 +123,28 @@ for name in "${names[@]}"; do
   base=$cases/$name
   case_work=$work/cases/$name
   mkdir -p "$case_work"
-  if [ ! -f "$base.cmd" ] || [ ! -f "$base.code" ]; then
-    echo "FAIL $name: $base.cmd and $base.code are both required"
+  if [ ! -f "$base/cmd" ] || [ ! -f "$base/code" ]; then
+    echo "FAIL $name: $base/cmd and $base/code are both required"
     failed+=("$name")
     continue
   fi
-  cmd=$(expand "$(cat -- "$base.cmd")")
-  want_code=$(tr -d ' \n' <"$base.code")
+  # A file the runner does not know (a misspelt "out", say) would be
+  # ignored silently, and its stream then expected to be empty: refuse it.
+  unknown=()
+  for f in "$base"/* "$base"/.[!.]*; do
+    [ -e "$f" ] || continue
+    case ${f##*/} in
+      cmd | code | out | outsub | err | errsub) ;;
+      *) unknown+=("${f##*/}") ;;
+    esac
+  done
+  if [ ${#unknown[@]} -gt 0 ]; then
+    echo "FAIL $name: unknown file(s) in $base: ${unknown[*]}"
+    failed+=("$name")
+    continue
+  fi
+  cmd=$(expand "$(cat -- "$base/cmd")")
+  want_code=$(tr -d ' \n' <"$base/code")
   (cd "$case_work" && bash -o pipefail -c "$cmd") \
     >"$case_work/stdout" 2>"$case_work/stderr"
   code=$?
