@@ -1,5 +1,5 @@
 /* bench_gpu: the staging pool's transfer targets on a real GPU, as ratios
- * against the CUDA runtime used directly, in one run (README.md):
+ * against the CUDA runtime used directly, in one run (tests/gpu/README.md):
  *
  *   (1) strata_stage_to_device() of staged layers (256 x 1 MiB and
  *       64 x 4 MiB by default) spread over three streams, against one
