@@ -134,6 +134,9 @@ double bench_load1(void);
 char *bench_mkdir(const char *dir, const char *name);
 void bench_rmtree(const char *path);
 
+/* GB/s (10^9 bytes) of `bytes` moved in `ns`. */
+double bench_gbs(uint64_t bytes, uint64_t ns);
+
 /* qsort() comparison of doubles, ascending. */
 int bench_cmp_double(const void *a, const void *b);
 

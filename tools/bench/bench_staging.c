@@ -51,10 +51,6 @@ int bench_staging_reps(const bench_store_params *p) {
   return p->reps < 1 ? 1 : p->reps > BENCH_MAX_REPS ? BENCH_MAX_REPS : p->reps;
 }
 
-double bench_gbs(uint64_t bytes, uint64_t ns) {
-  return (double)bytes / (double)(ns ? ns : 1);
-}
-
 /* Written at the end so that the reads done to fault pages in stay. */
 static volatile uint64_t g_sink;
 

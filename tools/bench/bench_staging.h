@@ -18,8 +18,6 @@
 uint64_t bench_staging_scaled(uint64_t n, double scale, uint64_t min);
 /* --reps, clamped to 1..BENCH_MAX_REPS. */
 int bench_staging_reps(const bench_store_params *p);
-/* GB/s (10^9 bytes) of `bytes` moved in `ns`. */
-double bench_gbs(uint64_t bytes, uint64_t ns);
 /* Writes one byte per 4 KiB page of [p, p + n), so that the timed writes
  * that follow do not fault. */
 void bench_prefault_write(void *p, uint64_t n);

@@ -147,6 +147,10 @@ void bench_rmtree(const char *path) {
   nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+double bench_gbs(uint64_t bytes, uint64_t ns) {
+  return (double)bytes / (double)(ns ? ns : 1);
+}
+
 int bench_cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
