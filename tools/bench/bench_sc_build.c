@@ -128,6 +128,5 @@ static void json(FILE *f, const void *result) {
   fputs("}", f);
 }
 
-
 const bench_scenario bench_sc_build = {"build", sizeof(build_result), run,
                                        print, json};

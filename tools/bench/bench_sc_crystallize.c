@@ -43,7 +43,6 @@ typedef struct crystallize_result {
   crystallize_case_result big, small;
 } crystallize_result;
 
-
 static void write_fd_all(int fd, const uint8_t *p, size_t len,
                          const char *path) {
   if (bench_write_all(fd, p, len) != 0)

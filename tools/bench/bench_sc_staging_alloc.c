@@ -31,7 +31,6 @@
 /* The target of the staging issue, printed next to the measurements. */
 #define TARGET_ALLOC_P99_NS 1000.0
 
-
 typedef struct hist {
   uint64_t *bucket; /* HIST_NS counts */
   uint64_t n;
@@ -359,7 +358,6 @@ static void json(FILE *f, const void *result) {
   }
   fputs("]}", f);
 }
-
 
 const bench_scenario bench_sc_staging_alloc = {"staging-alloc", sizeof(alloc_result), run,
                                     print, json};

@@ -22,7 +22,6 @@
 /* Regions of this scenario. */
 enum { R_PATH_SMALL = 3, R_PATH_BIG = 4, R_PATH_STAGED = 5 };
 
-
 typedef struct batch_result {
   int reps;
   unsigned streams;
@@ -258,7 +257,6 @@ static void json(FILE *f, const void *result) {
   bench_json_stat(f, "big_memcpy_gb_s", r->big_memcpy_gbs);
   fputs("}", f);
 }
-
 
 const bench_scenario bench_sc_staging_batch = {"staging-batch", sizeof(batch_result), run,
                                     print, json};

@@ -20,7 +20,6 @@
 /* The target of the staging issue, printed next to the measurements. */
 #define TARGET_COPY_RATIO 0.80
 
-
 typedef struct copy_case {
   uint64_t layers, layer_bytes, bytes;
   bench_stat dedup_gbs, nodedup_gbs, memcpy_gbs;
@@ -357,7 +356,6 @@ static void json(FILE *f, const void *result) {
   bench_json_stat(f, "to_device_memcpy_gb_s", r->xfer_memcpy_gbs);
   fprintf(f, ", \"target_ratio\": %.2f}", TARGET_COPY_RATIO);
 }
-
 
 const bench_scenario bench_sc_staging_copy = {"staging-copy", sizeof(copy_result), run,
                                     print, json};

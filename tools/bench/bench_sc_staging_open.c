@@ -15,7 +15,6 @@
 #define OPEN_BYTES GiB
 #define OPEN_MIN_BYTES (64 * MiB)
 
-
 typedef struct sopen_result {
   uint64_t bytes;
   int reps;
@@ -188,7 +187,6 @@ static void json(FILE *f, const void *result) {
   bench_json_stat(f, "mmap_touch_ms", r->touch_ms);
   fputs("}", f);
 }
-
 
 const bench_scenario bench_sc_staging_open = {"staging-open", sizeof(sopen_result), run,
                                     print, json};

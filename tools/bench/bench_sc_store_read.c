@@ -83,7 +83,6 @@ static void sleep_until(uint64_t t_ns) {
   }
 }
 
-
 /* What every thread of a phase shares. */
 typedef struct read_shared {
   strata_store *s;
@@ -489,7 +488,6 @@ static void json(FILE *f, const void *result) {
           r->stats_off_cpu_ns, r->sampled_gets_per_s, r->sampled_cpu_ns);
   fprintf(f, ", \"target_ratio\": %.2f}", TARGET_READ_RATIO);
 }
-
 
 const bench_scenario bench_sc_store_read = {
     "store-read", sizeof(store_read_result), run, print, json};
