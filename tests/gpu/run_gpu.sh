@@ -126,7 +126,7 @@ esac
 
 # ---- benchmark -----------------------------------------------------------
 step "bench_gpu $*"
-"$build/tests/gpu/bench_gpu" "$@" 2>&1 | tee -a "$results"
+"$build/tools/bench/bench_gpu" "$@" 2>&1 | tee -a "$results"
 bench_rc=${PIPESTATUS[0]}
 ((bench_rc == 0)) || log "bench_gpu: FAILED (exit $bench_rc)"
 

@@ -1,7 +1,13 @@
 /* strata-bench: shared declarations.
  *
- * Every store under test ("peer") implements the small interface below. The
- * driver (strata_bench.c) builds the same layers into each peer, then times
+ * The program is a table of scenarios (bench_scenarios.c): each scenario
+ * lives in its own file, bench_sc_<name>.c, and offers a run, a text
+ * report and a JSON object through a bench_scenario entry (below). The
+ * driver (bench_main.c) runs the selected ones in table order.
+ *
+ * The get scenarios (dense, sparse, small, open) compare "peers": every
+ * store under test implements the small interface below. The get
+ * machinery (bench_get.c) builds the same layers into each peer, then times
  * random gets through each peer's run() loop. run() lives in the peer's own
  * file so that its get is inlined into the loop exactly as a caller of that
  * library would write it: the cost of an indirect call is paid once per run,
@@ -10,11 +16,12 @@
  * A peer may measure a second way of reading another peer's files (Strata's
  * lean strata_region_get_data() next to its full strata_region_get()): it
  * names that peer in `shares` and brings only its own get() and run(); the
- * driver builds, opens, closes and removes the shared state once, through
- * the owner. */
+ * get machinery builds, opens, closes and removes the shared state once,
+ * through the owner. */
 #ifndef STRATA_BENCH_H
 #define STRATA_BENCH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -77,10 +84,17 @@ static inline uint64_t bench_splitmix64(uint64_t *state) {
   return z ^ (z >> 31);
 }
 
-/* ---- bench_util.c ---- */
+/* ---- bench_util.c: helpers shared by every scenario, and bench_gpu ---- */
+
+/* The most repetitions --reps and --build-reps accept. */
+#define BENCH_MAX_REPS 101
 
 /* Deterministic contents of value number `pos`. */
 void bench_fill_value(uint64_t pos, uint8_t *buf, size_t size);
+
+/* The contents of layer `id` of region `region` in the store and staging
+ * scenarios: bench_fill_value() of a number no two layers share. */
+void bench_fill_layer(uint64_t region, uint64_t id, uint8_t *buf, size_t size);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t bench_now_ns(void);
@@ -104,153 +118,6 @@ void bench_state_free(void *state);
 /* write(2) of all of p[0..len), retrying on EINTR. 0, or -1 with errno. */
 int bench_write_all(int fd, const void *p, size_t len);
 
-/* ---- bench_pool.c ---- */
-
-/* The "pool" scenario: ns per alloc+free pair of Strata's internal heap pool
- * and of malloc()/free() on the same sequence (see bench_pool.c). */
-typedef struct bench_pool_result {
-  uint64_t slots, pairs; /* live blocks; timed pairs per repetition */
-  int reps;
-  unsigned batch; /* pairs per timed batch */
-  /* Over the batches of all repetitions. */
-  double pool_median_ns, pool_p99_ns, malloc_median_ns, malloc_p99_ns;
-  /* The pool at the end of the last timed run. */
-  uint64_t reserved_bytes, requested_bytes;
-} bench_pool_result;
-
-void bench_pool_run(uint64_t pairs, int reps, bench_pool_result *res);
-
-/* ---- bench_store.c, bench_rcu.c ---- */
-
-/* What the store scenarios take from the command line. Their layer counts
- * are the defaults below times `scale` (--n / 1,000,000), so that a small
- * --n makes a quick run. Each scenario works in its own subdirectory of
- * `dir` and removes it. Every figure is printed, none is judged: the
- * targets are shown next to the measurements. */
-typedef struct bench_store_params {
-  const char *dir;
-  double scale;
-  size_t size;    /* store-read: layer size (--size) */
-  int reps;       /* store-open: opens timed (at least 20); rcu: repetitions */
-  double seconds; /* store-read: length of each timed phase */
-} bench_store_params;
-
-typedef struct bench_stat {
-  double median, min, max;
-} bench_stat;
-
-/* "store-open": a store of 14 regions opened and closed repeatedly. */
-typedef struct bench_store_open_result {
-  uint64_t regions, layers;         /* layers per region */
-  uint64_t file_bytes, index_bytes; /* all regions together */
-  double build_s;
-  int opens;
-  double load1; /* load average over the last minute, at the start */
-  /* ms: strata_store_open() alone, default config (index checksums on a
-   * background thread); the same open followed by strata_store_refresh(),
-   * which returns once that thread has checked every index; open with
-   * STRATA_STORE_VERIFY_AT_OPEN; strata_region_open() of every file, one
-   * after another; strata_store_close() after a default open. */
-  bench_stat open_ms, verified_ms, verify_at_open_ms, serial_ms, close_ms;
-} bench_store_open_result;
-
-void bench_store_open_run(const bench_store_params *p,
-                          bench_store_open_result *r);
-void bench_store_open_print(FILE *f, const bench_store_open_result *r);
-void bench_store_open_json(FILE *f, const bench_store_open_result *r);
-
-/* "store-read": reader threads doing random strata_get() in snapshots.
- * The phases: (a) 2 readers, (b) 128 readers, (c) 2 readers and a writer
- * crystallizing in a loop, (d) 2 readers again, after (c). */
-enum {
-  BENCH_READ_IDLE2,
-  BENCH_READ_IDLE128,
-  BENCH_READ_WRITER2,
-  BENCH_READ_AFTER2,
-  BENCH_READ_PHASES
-};
-/* The modes: a snapshot per batch of gets, or one per get. */
-enum { BENCH_READ_BATCH, BENCH_READ_SINGLE, BENCH_READ_MODES };
-
-typedef struct bench_read_phase {
-  unsigned threads;
-  double seconds; /* measured */
-  uint64_t gets;
-  double gets_per_s;
-  double cpu_s; /* CPU time of the reader threads (process minus
-                   writer) during the phase */
-  /* With a writer: */
-  uint64_t puts, crystallizations;
-  double writer_cpu_s, crystallize_write_s, crystallize_fsync_s;
-} bench_read_phase;
-
-typedef struct bench_store_read_result {
-  uint64_t regions, layers;
-  size_t size;
-  unsigned batch;          /* gets per snapshot in BENCH_READ_BATCH mode */
-  unsigned puts_per_cycle; /* writer: puts between crystallizations */
-  double load1;
-  bench_read_phase phase[BENCH_READ_MODES][BENCH_READ_PHASES];
-  /* Read statistics on (the default) and off (STRATA_STORE_NO_READ_STATS):
-   * 2 readers, a snapshot per batch, BENCH_STATS_ROUNDS alternating rounds
-   * each; medians of gets/s. */
-  double stats_on_gets_per_s, stats_off_gets_per_s;
-  double stats_on_cpu_ns, stats_off_cpu_ns; /* CPU per get, medians */
-  /* With a staging pool sampling reads (statistics on too). */
-  double sampled_gets_per_s, sampled_cpu_ns;
-} bench_store_read_result;
-#define BENCH_STATS_ROUNDS 6
-
-void bench_store_read_run(const bench_store_params *p,
-                          bench_store_read_result *r);
-void bench_store_read_print(FILE *f, const bench_store_read_result *r);
-void bench_store_read_json(FILE *f, const bench_store_read_result *r);
-
-/* "crystallize": a proto written out as a region file, next to write(2)
- * and a read/write copy of the same bytes. */
-typedef struct bench_crystallize_case {
-  uint64_t layers, layer_bytes, bytes;
-  int reps;
-  /* Medians over the repetitions, and the best; GB = 10^9 bytes. */
-  double write_gbs, write_gbs_best; /* crystallize_bytes / _write_ns */
-  double fsync_ms;                  /* crystallize_fsync_ns */
-  double wall_ms;                   /* strata_crystallize() as called */
-  double faults;                    /* minor page faults in that call */
-  double peer_write_gbs, peer_write_gbs_best, peer_fsync_ms;
-  double peer_copy_gbs, peer_copy_gbs_best;
-} bench_crystallize_case;
-
-typedef struct bench_crystallize_result {
-  double load1;
-  bench_crystallize_case big, small;
-} bench_crystallize_result;
-
-void bench_crystallize_run(const bench_store_params *p,
-                           bench_crystallize_result *r);
-void bench_crystallize_print(FILE *f, const bench_crystallize_result *r);
-void bench_crystallize_json(FILE *f, const bench_crystallize_result *r);
-
-/* "rcu": the cost of a snapshot against liburcu's urcu-memb flavour. */
-typedef struct bench_rcu_result {
-  int have_urcu;  /* 0 when strata-bench was built without liburcu */
-  uint64_t pairs; /* timed pairs per thread per repetition */
-  int reps;
-  double load1;
-  /* ns per read_begin+read_end (rcu_read_lock+unlock) pair, median over
-   * repetitions; with 2 threads, the mean of the two threads' figures. */
-  double strata_1t, strata_2t, urcu_1t, urcu_2t, urcu_inline_1t, urcu_inline_2t;
-  /* Grace periods, in microseconds: strata_store_reclaim(s, 1) and
-   * synchronize_rcu(), with no reader, and while one other thread runs
-   * snapshots (read-side sections) of about 1 us back to back. */
-  bench_stat strata_gp_us, urcu_gp_us, strata_gp_busy_us, urcu_gp_busy_us;
-} bench_rcu_result;
-
-void bench_rcu_run(const bench_store_params *p, bench_rcu_result *r);
-void bench_rcu_print(FILE *f, const bench_rcu_result *r);
-void bench_rcu_json(FILE *f, const bench_rcu_result *r);
-
-/* Helpers in bench_store.c, used by bench_rcu.c too. */
-bench_stat bench_summarize(const double *v, int n);
 /* Prints "strata-bench: ..." to stderr and exits 1. */
 _Noreturn void bench_fail(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
@@ -260,29 +127,165 @@ void bench_check(int rc, const char *what);
 void bench_say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* n * scale, rounded, at least 1. */
 uint64_t bench_scaled(uint64_t n, double scale);
+/* The load average over the last minute, or -1 when unknown. */
 double bench_load1(void);
 /* Creates dir/name (a fresh directory) and returns its path; exits on
  * failure. bench_rmtree() removes it with everything in it. */
 char *bench_mkdir(const char *dir, const char *name);
 void bench_rmtree(const char *path);
 
-/* ---- bench_staging.c ---- */
+/* GB/s (10^9 bytes) of `bytes` moved in `ns`. */
+double bench_gbs(uint64_t bytes, uint64_t ns);
 
-/* The staging scenarios (see bench_staging.c): which ones to run. */
-enum {
-  BENCH_STAGING_ALLOC = 1u << 0, /* "staging-alloc" */
-  BENCH_STAGING_COPY = 1u << 1,  /* "staging-copy" */
-  BENCH_STAGING_BATCH = 1u << 2, /* "staging-batch" */
-  BENCH_STAGING_OPEN = 1u << 3,  /* "staging-open" */
-};
-typedef struct bench_staging_result bench_staging_result;
+/* qsort() comparison of doubles, ascending. */
+int bench_cmp_double(const void *a, const void *b);
 
-/* Runs the scenarios in `which` (sizes scale with p->scale, repetitions
- * are p->reps); print and json show those that ran. */
-bench_staging_result *bench_staging_run(const bench_store_params *p,
-                                        unsigned which);
-void bench_staging_print(FILE *f, const bench_staging_result *r);
-void bench_staging_json(FILE *f, const bench_staging_result *r);
-void bench_staging_free(bench_staging_result *r);
+typedef struct bench_stat {
+  double median, min, max;
+} bench_stat;
+
+/* Median, minimum and maximum of v[0..n-1] (n >= 1; v is not changed). */
+bench_stat bench_summarize(const double *v, int n);
+
+/* Drops a file's pages from the page cache (they are clean: every writer
+ * here ends with fsync) and reads it through once. Each peer writes its
+ * file its own way (write(2), pwrite(2), LMDB through a shared writable
+ * map), and the page cache keeps what the write made: folio sizes differ,
+ * and with them how many TLB entries a random get needs. Re-reading puts
+ * every file into the cache the same way, through readahead. */
+void bench_warm_page_cache(const char *path);
+
+/* Writes the region file `path` through strata_writer: region `id` named
+ * `name`, `layers` layers with dense ids 0..layers-1 and the contents of
+ * bench_fill_layer(). `size` 0 means a size per layer drawn from
+ * [64, 256]. Exits on failure. */
+void bench_write_region(const char *path, uint64_t id, const char *name,
+                        uint64_t layers, size_t size);
+
+/* ---- bench_output.c ---- */
+
+/* `"k": {"median": ..., "min": ..., "max": ...}` */
+void bench_json_stat(FILE *f, const char *k, bench_stat s);
+
+/* A target of an issue, printed next to the measurement; none is judged
+ * beyond the word "met" or "MISSED". */
+typedef struct bench_target {
+  const char *what;
+  double value, limit;
+  bool at_most; /* value <= limit is met; else value >= limit */
+} bench_target;
+
+/* One "  target: ..." line per target, then an empty line. */
+void bench_print_targets(FILE *f, const bench_target *t, int k);
+
+/* ---- bench_options.c ---- */
+
+typedef struct bench_options {
+  uint64_t n;       /* layers for dense, sparse and open */
+  uint64_t small_n; /* layers for small */
+  size_t size;      /* value size for the get scenarios */
+  uint64_t gets;    /* timed gets per peer per repetition */
+  int reps;
+  uint32_t scenarios; /* bit i: bench_scenarios[i] is selected */
+  const char *dir;
+  bool json;
+  uint64_t build_mib;       /* build: total content */
+  uint64_t build_layer_kib; /* build: size of one layer */
+  int build_reps;
+  double seconds; /* store-read: length of each phase */
+} bench_options;
+
+/* Fills o from the command line. Returns 0, or -1 after printing what was
+ * wrong and the usage to stderr; --help prints the usage and exits 0. */
+int bench_parse_options(int argc, char **argv, bench_options *o);
+
+/* ---- bench_machine.c ---- */
+
+/* What the report's head says about the machine. */
+typedef struct bench_machine {
+  char cpu[128];
+  char kernel[3 * 65 + 3];
+  long cores;
+  uint64_t mem_mib;
+  char date[32];
+  char fs_dir[256];
+} bench_machine;
+
+/* Reads /proc/cpuinfo, uname(), sysconf() and the clock; `dir` is where
+ * the files go. */
+void bench_machine_read(bench_machine *m, const char *dir);
+/* The text report's head: versions, machine, and how gets are timed. */
+void bench_machine_print(FILE *f, const bench_machine *m,
+                         const bench_options *o);
+/* The JSON object's "machine" and "versions" members, each on its line. */
+void bench_machine_json(FILE *f, const bench_machine *m);
+
+/* ---- bench_rss.c: resident memory ---- */
+
+#define BENCH_PAGE 4096u
+
+/* Resident set of the whole process in bytes (/proc/self/statm). */
+uint64_t bench_rss_bytes(void);
+/* The mapping of `path` in this process: start address and its Rss in
+ * bytes from /proc/self/smaps (pages mapped into this process, not the
+ * page cache). Returns false when the file is not mapped. */
+bool bench_mapping_of(const char *path, uintptr_t *start, uint64_t *rss);
+/* Counts the pages of [lo, hi) that are present in this process's page
+ * table (/proc/self/pagemap bit 63). lo and hi are page-aligned. */
+uint64_t bench_present_pages(uintptr_t lo, uintptr_t hi);
+
+/* ---- the scenario table (bench_scenarios.c) ---- */
+
+/* What the store and staging scenarios take from the command line. Their
+ * sizes are defaults times `scale` (--n / 1,000,000), so that a small --n
+ * makes a quick run. Each scenario works in its own subdirectory of `dir`
+ * and removes it. Every figure is printed, none is judged: the targets
+ * are shown next to the measurements. */
+typedef struct bench_store_params {
+  const char *dir;
+  double scale;
+  size_t size;    /* store-read: layer size (--size) */
+  int reps;       /* store-open: opens timed (at least 20); rcu and the
+                     staging scenarios: repetitions */
+  double seconds; /* store-read: length of each timed phase */
+} bench_store_params;
+
+struct bench_peer_set;
+
+/* What every scenario's run() gets. */
+typedef struct bench_ctx {
+  const bench_options *o;
+  const char *dir; /* this run's fresh working directory */
+  bench_store_params sp;
+  /* The peers that dense built, kept open for the open scenario (it times
+   * opens of the dense region) when both are selected; NULL otherwise.
+   * Open destroys them. */
+  struct bench_peer_set *dense_peers;
+} bench_ctx;
+
+/* One scenario. The driver allocates a zeroed result of `result_size`
+ * bytes, calls run() to fill it, print() to write the text report (stdout,
+ * or stderr with --json), and with --json, json() to write the scenario's
+ * member of the "scenarios" object (indented, without a separator). */
+typedef struct bench_scenario {
+  const char *name; /* as given to --scenario */
+  size_t result_size;
+  void (*run)(bench_ctx *ctx, void *result);
+  void (*print)(FILE *f, const void *result);
+  void (*json)(FILE *f, const void *result);
+} bench_scenario;
+
+/* In the order they run and are printed. */
+extern const bench_scenario *const bench_scenarios[];
+extern const int bench_nscenarios;
+
+/* Whether scenario `sc` was selected on the command line. */
+bool bench_selected(const bench_options *o, const bench_scenario *sc);
+
+extern const bench_scenario bench_sc_dense, bench_sc_open, bench_sc_sparse,
+    bench_sc_small, bench_sc_build, bench_sc_pool, bench_sc_store_open,
+    bench_sc_store_read, bench_sc_crystallize, bench_sc_rcu,
+    bench_sc_staging_alloc, bench_sc_staging_copy, bench_sc_staging_batch,
+    bench_sc_staging_open;
 
 #endif /* STRATA_BENCH_H */

@@ -1,5 +1,5 @@
 /* bench_gpu: the staging pool's transfer targets on a real GPU, as ratios
- * against the CUDA runtime used directly, in one run (README.md):
+ * against the CUDA runtime used directly, in one run (tests/gpu/README.md):
  *
  *   (1) strata_stage_to_device() of staged layers (256 x 1 MiB and
  *       64 x 4 MiB by default) spread over three streams, against one
@@ -37,7 +37,7 @@
 #include <cuda_runtime_api.h>
 #include <jansson.h>
 
-#include "bench.h" /* bench_fail, _check, _say, _now_ns, _xmalloc */
+#include "bench.h" /* bench_fail, _check, _say, _now_ns, _xmalloc, ... */
 #include "strata.h"
 
 #define KiB ((uint64_t)1 << 10)
@@ -69,54 +69,20 @@ static void join(char *out, const char *dir, const char *name) {
     bench_fail("path too long: %s/%s", dir, name);
 }
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
+/* The median of v[0..n-1]. */
 static double median(const double *v, int n) {
-  double s[MAX_REPS];
-  memcpy(s, v, (size_t)n * sizeof *v);
-  qsort(s, (size_t)n, sizeof *s, cmp_double);
-  return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+  return bench_summarize(v, n).median;
 }
 
-static double gbs(uint64_t bytes, uint64_t ns) {
-  return (double)bytes / (double)(ns ? ns : 1);
-}
-
-/* Content of layer `id` of region `region` (splitmix64 words). */
-static void fill(uint64_t region, uint64_t id, uint8_t *p, size_t n) {
-  uint64_t s = region << 40 ^ id ^ 0x6770755f62656e63ull;
-  for (size_t i = 0; i < n; i += 8) {
-    uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    memcpy(p + i, &z, n - i < 8 ? n - i : 8);
-  }
-}
-
+/* Writes dir/r<id>.region: `layers` layers of `size` bytes, ids
+ * 0..layers-1, the contents of bench_fill_layer(). */
 static void write_region(const char *dir, uint64_t id, uint64_t layers,
                          size_t size) {
   char path[PATH_LEN], name[32], file[40];
   snprintf(name, sizeof name, "r%" PRIu64, id);
   snprintf(file, sizeof file, "%s.region", name);
   join(path, dir, file);
-  strata_writer_options wo = {.region_id = id, .name = name};
-  strata_writer *w;
-  bench_check(strata_writer_open(path, &wo, &w), path);
-  uint8_t *buf = bench_xmalloc(size);
-  for (uint64_t i = 0; i < layers; i++) {
-    fill(id, i, buf, size);
-    int rc = strata_writer_add(w, i, NULL, NULL, buf, size);
-    if (rc < 0) {
-      strata_writer_abort(w);
-      bench_check(rc, path);
-    }
-  }
-  bench_check(strata_writer_commit(w), path);
-  free(buf);
+  bench_write_region(path, id, name, layers, size);
 }
 
 static strata_store *open_store(const char *dir, uint64_t pool,
@@ -297,7 +263,7 @@ static double raw_pinned(ctx *c, uint64_t bytes, double *ev) {
   float ms = 0;
   CK(cudaEventElapsedTime(&ms, c->ev0, c->ev1));
   *ev = (double)bytes / ((double)ms * 1e6);
-  return gbs(bytes, t1 - t0);
+  return bench_gbs(bytes, t1 - t0);
 }
 
 typedef struct staged_case {
@@ -345,9 +311,9 @@ static void staged_run(ctx *c, uint64_t region, uint64_t n, uint64_t size,
     for (int k = 0; k < STREAMS; k++)
       CK(cudaStreamSynchronize(c->raw[k]));
     uint64_t t3 = bench_now_ns();
-    v[0][r] = gbs(bytes, t1 - t0);
+    v[0][r] = bench_gbs(bytes, t1 - t0);
     v[1][r] = pin;
-    v[3][r] = gbs(bytes, t3 - t2);
+    v[3][r] = bench_gbs(bytes, t3 - t2);
   }
   out->staged = median(v[0] + 1, c->o->reps);
   out->pinned = median(v[1] + 1, c->o->reps);
@@ -395,7 +361,7 @@ static double path_rounds(ctx *c, const strata_txn *txn, strata_stream *ss,
     bench_check(strata_stage_path_to_device(txn, refs, n, dev, need, offs, ss),
                 "strata_stage_path_to_device");
     bench_check(strata_stream_sync(ss), "strata_stream_sync");
-    v[r] = gbs(bytes, bench_now_ns() - t0);
+    v[r] = bench_gbs(bytes, bench_now_ns() - t0);
     if (r == 0)
       verify_dev(dev, l, n, offs, need, what);
   }
@@ -456,8 +422,8 @@ static void pageable_run(ctx *c, pageable_case *out) {
     uint64_t t2 = bench_now_ns();
     if (r == 0)
       verify_dev(c->dev2, l, n, NULL, bytes, "pageable copy from malloc");
-    v[0][r] = gbs(bytes, t1 - t0);
-    v[1][r] = gbs(bytes, t2 - t1);
+    v[0][r] = bench_gbs(bytes, t1 - t0);
+    v[1][r] = bench_gbs(bytes, t2 - t1);
   }
   out->mapping = median(v[0] + 1, c->o->reps);
   out->malloc_ = median(v[1] + 1, c->o->reps);

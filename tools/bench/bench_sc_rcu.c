@@ -41,13 +41,25 @@ extern void bench_urcu_unlock_call(void) __asm__("urcu_memb_read_unlock");
 #define RCU_MIN_PAIRS 200000u
 #define RCU_GRACE 1000u     /* grace periods timed, no reader */
 #define RCU_GRACE_BUSY 200u /* grace periods timed, one busy reader */
-#define RCU_MAX_REPS 101
 
 enum kind { K_STRATA, K_URCU_CALL, K_URCU_INLINE, K_COUNT };
 
+typedef struct rcu_result {
+  int have_urcu;  /* 0 when strata-bench was built without liburcu */
+  uint64_t pairs; /* timed pairs per thread per repetition */
+  int reps;
+  double load1;
+  /* ns per read_begin+read_end (rcu_read_lock+unlock) pair, median over
+   * repetitions; with 2 threads, the mean of the two threads' figures. */
+  double strata_1t, strata_2t, urcu_1t, urcu_2t, urcu_inline_1t, urcu_inline_2t;
+  /* Grace periods, in microseconds: strata_store_reclaim(s, 1) and
+   * synchronize_rcu(), with no reader, and while one other thread runs
+   * snapshots (read-side sections) of about 1 us back to back. */
+  bench_stat strata_gp_us, urcu_gp_us, strata_gp_busy_us, urcu_gp_busy_us;
+} rcu_result;
+
 static _Noreturn void fail(const char *what, const char *detail) {
-  fprintf(stderr, "strata-bench: rcu: %s: %s\n", what, detail);
-  exit(1);
+  bench_fail("rcu: %s: %s", what, detail);
 }
 
 /* One loop per kind, so that no branch on the kind is inside it. */
@@ -232,9 +244,11 @@ static bench_stat time_grace(enum kind k, strata_store *s, unsigned n,
   return r;
 }
 
-void bench_rcu_run(const bench_store_params *p, bench_rcu_result *r) {
+static void run(bench_ctx *ctx, void *result) {
+  const bench_store_params *p = &ctx->sp;
+  rcu_result *r = result;
   double pairs = RCU_PAIRS * p->scale;
-  *r = (bench_rcu_result){.pairs = pairs < RCU_MIN_PAIRS ? RCU_MIN_PAIRS
+  *r = (rcu_result){.pairs = pairs < RCU_MIN_PAIRS ? RCU_MIN_PAIRS
                                                          : (uint64_t)pairs,
                           .reps = p->reps,
                           .load1 = bench_load1()};
@@ -249,7 +263,7 @@ void bench_rcu_run(const bench_store_params *p, bench_rcu_result *r) {
     fail("strata_store_open", strata_last_error_detail());
 
   int kinds = r->have_urcu ? K_COUNT : 1;
-  double v[K_COUNT][2][RCU_MAX_REPS];
+  double v[K_COUNT][2][BENCH_MAX_REPS];
   fprintf(stderr, "# rcu: %" PRIu64 " pairs x %d reps, 1 and 2 threads\n",
           r->pairs, r->reps);
   for (int k = 0; k < kinds; k++)
@@ -286,7 +300,8 @@ void bench_rcu_run(const bench_store_params *p, bench_rcu_result *r) {
   free(dir);
 }
 
-void bench_rcu_print(FILE *f, const bench_rcu_result *r) {
+static void print(FILE *f, const void *result) {
+  const rcu_result *r = result;
   fprintf(f,
           "rcu: read side, ns per pair (median of %d reps of %" PRIu64
           " pairs per thread); load average %.2f\n",
@@ -334,12 +349,8 @@ void bench_rcu_print(FILE *f, const bench_rcu_result *r) {
   fputc('\n', f);
 }
 
-static void json_stat(FILE *f, const char *k, bench_stat s) {
-  fprintf(f, "\"%s\": {\"median\": %.4f, \"min\": %.4f, \"max\": %.4f}", k,
-          s.median, s.min, s.max);
-}
-
-void bench_rcu_json(FILE *f, const bench_rcu_result *r) {
+static void json(FILE *f, const void *result) {
+  const rcu_result *r = result;
   fprintf(f,
           "    \"rcu\": {\"have_urcu\": %s, \"pairs\": %" PRIu64
           ", \"reps\": %d, \"load1\": %.2f, \"ns_per_pair\": {\"strata\": "
@@ -352,14 +363,17 @@ void bench_rcu_json(FILE *f, const bench_rcu_result *r) {
             "[%.4f, %.4f]",
             r->urcu_1t, r->urcu_2t, r->urcu_inline_1t, r->urcu_inline_2t);
   fprintf(f, "}, \"grace_us\": {");
-  json_stat(f, "strata", r->strata_gp_us);
+  bench_json_stat(f, "strata", r->strata_gp_us);
   fputs(", ", f);
-  json_stat(f, "strata_busy_reader", r->strata_gp_busy_us);
+  bench_json_stat(f, "strata_busy_reader", r->strata_gp_busy_us);
   if (r->have_urcu) {
     fputs(", ", f);
-    json_stat(f, "urcu_memb", r->urcu_gp_us);
+    bench_json_stat(f, "urcu_memb", r->urcu_gp_us);
     fputs(", ", f);
-    json_stat(f, "urcu_memb_busy_reader", r->urcu_gp_busy_us);
+    bench_json_stat(f, "urcu_memb_busy_reader", r->urcu_gp_busy_us);
   }
   fputs("}}", f);
 }
+
+const bench_scenario bench_sc_rcu = {"rcu", sizeof(rcu_result), run, print,
+                                     json};

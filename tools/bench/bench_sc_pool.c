@@ -15,6 +15,7 @@
  * The pool is internal to the library (the shared library does not export
  * it), so src/pool.c is compiled into strata-bench: this scenario alone
  * does not go through the public API. */
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,18 @@
 
 #define POOL_SLOTS 4096u
 #define POOL_BATCH 64u
+/* Timed alloc+free pairs per repetition. */
+#define POOL_PAIRS (1u << 20)
+
+typedef struct pool_result {
+  uint64_t slots, pairs; /* live blocks; timed pairs per repetition */
+  int reps;
+  unsigned batch; /* pairs per timed batch */
+  /* Over the batches of all repetitions. */
+  double pool_median_ns, pool_p99_ns, malloc_median_ns, malloc_p99_ns;
+  /* The pool at the end of the last timed run. */
+  uint64_t reserved_bytes, requested_bytes;
+} pool_result;
 
 typedef struct pool_ops {
   uint32_t *slot; /* slot freed and refilled at each step */
@@ -99,7 +112,7 @@ static void run_steps(strata__pool *pool, live *l, const pool_ops *ops,
 
 /* One repetition for one allocator: fill, warm up, time, empty. */
 static void one_rep(bool use_pool, const pool_ops *ops, uint64_t pairs,
-                    double *ns, bench_pool_result *res) {
+                    double *ns, pool_result *res) {
   strata__pool *pool = NULL;
   if (use_pool) {
     int rc = strata__pool_create(NULL, &pool);
@@ -134,20 +147,15 @@ static void one_rep(bool use_pool, const pool_ops *ops, uint64_t pairs,
   free(l);
 }
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
 static void percentiles(double *v, size_t n, double *median, double *p99) {
-  qsort(v, n, sizeof *v, cmp_double);
+  qsort(v, n, sizeof *v, bench_cmp_double);
   *median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
   *p99 = v[(size_t)((double)(n - 1) * 0.99)];
 }
 
-void bench_pool_run(uint64_t pairs, int reps, bench_pool_result *res) {
+static void pool_run(uint64_t pairs, int reps, pool_result *res) {
   pairs = (pairs + POOL_BATCH - 1) / POOL_BATCH * POOL_BATCH;
-  *res = (bench_pool_result){
+  *res = (pool_result){
       .slots = POOL_SLOTS, .pairs = pairs, .reps = reps, .batch = POOL_BATCH};
   pool_ops ops;
   make_ops(&ops, pairs / 4 + pairs, 0x706f6f6cull);
@@ -171,3 +179,52 @@ void bench_pool_run(uint64_t pairs, int reps, bench_pool_result *res) {
   free(ops.slot);
   free(ops.size);
 }
+
+static void run(bench_ctx *ctx, void *result) {
+  bench_say("pool: %u alloc+free pairs x %d reps per allocator", POOL_PAIRS,
+            ctx->o->reps);
+  pool_run(POOL_PAIRS, ctx->o->reps, result);
+}
+
+static void print(FILE *f, const void *result) {
+  const pool_result *r = result;
+  fprintf(f,
+          "pool: %" PRIu64 " live blocks of 33 B .. 64 KiB (evenly over the "
+          "11 classes); each pair frees a random one and allocates "
+          "another; %" PRIu64 " pairs x %d reps, timed in batches of %u\n",
+          r->slots, r->pairs, r->reps, r->batch);
+  fprintf(f, "  %-28s %10s %9s\n", "ns per alloc+free pair", "median", "p99");
+  fprintf(f, "  %-28s %10.1f %9.1f\n", "strata pool", r->pool_median_ns,
+          r->pool_p99_ns);
+  fprintf(f, "  %-28s %10.1f %9.1f\n", "malloc/free", r->malloc_median_ns,
+          r->malloc_p99_ns);
+  fprintf(f, "  pool/malloc %.2f (median)  %.2f (p99)\n",
+          r->pool_median_ns / r->malloc_median_ns,
+          r->pool_p99_ns / r->malloc_p99_ns);
+  fprintf(f,
+          "  pool at the end: %.1f MB reserved for %.1f MB requested "
+          "(utilization %.2f)\n",
+          (double)r->reserved_bytes / 1e6, (double)r->requested_bytes / 1e6,
+          r->reserved_bytes
+              ? (double)r->requested_bytes / (double)r->reserved_bytes
+              : 0.0);
+  bench_target t = {"pool median ns per alloc+free", r->pool_median_ns, 100,
+                    true};
+  bench_print_targets(f, &t, 1);
+}
+
+static void json(FILE *f, const void *result) {
+  const pool_result *r = result;
+  fprintf(f,
+          "    \"pool\": {\"slots\": %" PRIu64 ", \"pairs\": %" PRIu64
+          ", \"reps\": %d, \"batch\": %u, \"pool_ns\": {\"median\": "
+          "%.4f, \"p99\": %.4f}, \"malloc_ns\": {\"median\": %.4f, "
+          "\"p99\": %.4f}, \"reserved_bytes\": %" PRIu64
+          ", \"requested_bytes\": %" PRIu64 "}",
+          r->slots, r->pairs, r->reps, r->batch, r->pool_median_ns,
+          r->pool_p99_ns, r->malloc_median_ns, r->malloc_p99_ns,
+          r->reserved_bytes, r->requested_bytes);
+}
+
+const bench_scenario bench_sc_pool = {"pool", sizeof(pool_result), run, print,
+                                      json};
