@@ -230,7 +230,7 @@ static int cuda_copy(strata__dstream *s, void *dst, const void *src, size_t n,
                      enum strata__device_dir dir) {
   STRATA__TRY(use_device(s->x));
   STRATA__TRY(not_capturing(s));
-  bool h2d = dir == STRATA__XFER_H2D;
+  bool h2d = dir == STRATA__DEVICE_H2D;
   CUDA_TRY(
       cudaMemcpyAsync(dst, src, n,
                       h2d ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost,

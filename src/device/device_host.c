@@ -411,7 +411,7 @@ static int host_dev_alloc(strata__device *x, size_t n, strata__dstream *s,
                           void **out) {
   (void)x;
   (void)s;
-  void *p = aligned_alloc(STRATA__XFER_DEV_ALIGN, n);
+  void *p = aligned_alloc(STRATA__DEVICE_MEM_ALIGN, n);
   if (p == NULL)
     return strata__fail(STRATA_E_NOMEM, "device: host dev_alloc(%zu bytes)", n);
   *out = p;

@@ -1,5 +1,5 @@
 /* Region file format v1: constants, field offsets and little-endian field
- * access shared by the reader (region.c) and the writer (writer.c).
+ * access shared by the reader (region/) and the writer (writer/).
  * docs/FORMAT.md is the specification; this file must agree with it. */
 #ifndef STRATA_FORMAT_H
 #define STRATA_FORMAT_H
