@@ -1,6 +1,7 @@
 /* Transfers to a device (contract in device.h): the choice of backend at
  * open, argument checks shared by both backends, and the accounting of
  * device memory. Every other call goes straight to the backend's op. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,8 +135,8 @@ void strata__device_close(strata__device *x) {
   if (x->dev_live != 0)
     strata__log(&x->log, STRATA_LOG_WARN, "device",
                 "msg=\"closed with device memory still allocated\" "
-                "allocations=%zu bytes=%llu",
-                x->dev_live, (unsigned long long)strata__device_mem_bytes(x));
+                "allocations=%zu bytes=%" PRIu64,
+                x->dev_live, strata__device_mem_bytes(x));
   x->ops->close(x);
   free(x->dev_slots);
   pthread_mutex_destroy(&x->dev_mu);

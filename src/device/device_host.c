@@ -371,10 +371,13 @@ static int host_pin(strata__device *x, void *p, size_t n) {
 }
 
 static void host_unpin(strata__device *x, void *p, size_t n) {
-  if (munlock(p, n) != 0)
+  if (munlock(p, n) != 0) {
+    /* strerrorname_np() gives NULL for a number it does not know. */
+    const char *name = strerrorname_np(errno);
     strata__log(&x->log, STRATA_LOG_WARN, "device",
                 "msg=\"munlock failed\" bytes=%zu errno=%s", n,
-                strerrorname_np(errno));
+                name != NULL ? name : "unknown");
+  }
 }
 
 static int host_host_alloc(strata__device *x, size_t n, void **out) {
