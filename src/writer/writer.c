@@ -194,8 +194,8 @@ int strata_writer_begin_layer(strata_writer *w, uint64_t id, const char *name,
                   "%s: layer %" PRIu64 ": writer is %s", w->path, id,
                   w->failed ? "failed" : "inside another layer");
   STRATA__FAIL_IF(w->n >= STRATA__MAX_LAYERS, STRATA_E_LIMIT,
-                  "%s: layer %" PRIu64 ": more than %llu layers", w->path, id,
-                  STRATA__MAX_LAYERS);
+                  "%s: layer %" PRIu64 ": more than %" PRIu64 " layers",
+                  w->path, id, STRATA__MAX_LAYERS);
   if (name != NULL) {
     STRATA__FAIL_IF(name[0] == '\0', STRATA_E_INVAL,
                     "%s: layer %" PRIu64 ": empty name", w->path, id);
