@@ -2,13 +2,25 @@
  *
  * Every function that can fail returns an int: 0 on success, a negative
  * number on failure. System failures are returned as -errno (the errno value
- * is kept), Strata's own conditions use the band -4000..-4099 so that they
- * never collide with an errno value. One X-macro table generates the enum,
- * strata_err_name() and strata_strerror(). */
+ * is kept), Strata's own conditions use the band -4000..-4099
+ * (STRATA_ERRNO_BAND_FIRST..STRATA_ERRNO_BAND_LAST) so that they never
+ * collide with an errno value. One X-macro table generates the enum,
+ * strata_err_name() and strata_strerror().
+ *
+ * A number, once given, is never given to another condition, so that a
+ * code logged or stored by an older build still means what it meant:
+ * -4010 (BAD_INPUT, which nothing ever returned; bad input is
+ * STRATA_E_INVAL) stays unused. */
 #ifndef STRATA_ERRORS_H
 #define STRATA_ERRORS_H
 
 #include <errno.h>
+
+/* Strata's own codes lie in [STRATA_ERRNO_BAND_LAST, STRATA_ERRNO_BAND_FIRST];
+ * every negative number above the band is -errno. Linux's errno values end
+ * below 200, so the band leaves them room. */
+#define STRATA_ERRNO_BAND_FIRST (-4000)
+#define STRATA_ERRNO_BAND_LAST (-4099)
 
 /* XX(name, value, message) */
 #define STRATA_ERRNO_MAP(XX)                                                   \
@@ -28,7 +40,6 @@
   XX(BOUNDS, -4007, "out of bounds")                                           \
   XX(LIMIT, -4008, "limit exceeded")                                           \
   XX(DUPLICATE, -4009, "duplicate layer id or name")                           \
-  XX(BAD_INPUT, -4010, "bad input")                                            \
   XX(STATE, -4011, "operation not valid in this state")                       \
   XX(LOCKED, -4012, "store is locked by another writer")
 

@@ -24,7 +24,7 @@ static void set_detail(const char *fmt, va_list ap) {
  * where a shared counter would cost every reader; the stores count them
  * per reader slot. Failures are rare, so a shared atomic is fine. */
 #define ERRNO_SLOTS 256
-#define STRATA_SLOTS 100 /* -4000 .. -4099 */
+#define STRATA_SLOTS (STRATA_ERRNO_BAND_FIRST - STRATA_ERRNO_BAND_LAST + 1)
 static _Atomic uint64_t errno_counts[ERRNO_SLOTS];
 static _Atomic uint64_t strata_counts[STRATA_SLOTS];
 
@@ -33,8 +33,8 @@ static void count_failure(int err) {
     return;
   if (err < 0 && err > -ERRNO_SLOTS)
     atomic_fetch_add_explicit(&errno_counts[-err], 1, memory_order_relaxed);
-  else if (err <= -4000 && err > -4000 - STRATA_SLOTS)
-    atomic_fetch_add_explicit(&strata_counts[-err - 4000], 1,
+  else if (err <= STRATA_ERRNO_BAND_FIRST && err >= STRATA_ERRNO_BAND_LAST)
+    atomic_fetch_add_explicit(&strata_counts[STRATA_ERRNO_BAND_FIRST - err], 1,
                               memory_order_relaxed);
 }
 
@@ -50,7 +50,7 @@ size_t strata__error_counts(int *codes, uint64_t *counts, size_t max) {
   for (int i = 0; i < STRATA_SLOTS; i++) {
     uint64_t c = atomic_load_explicit(&strata_counts[i], memory_order_relaxed);
     if (c != 0 && n < max) {
-      codes[n] = -4000 - i;
+      codes[n] = STRATA_ERRNO_BAND_FIRST - i;
       counts[n++] = c;
     }
   }
@@ -91,7 +91,7 @@ const char *strata_strerror(int err) {
   default:
     break;
   }
-  if (err < 0 && err > -4000)
+  if (err < 0 && err > STRATA_ERRNO_BAND_FIRST)
     return strerror(-err);
   return "unknown error";
 }
@@ -108,7 +108,7 @@ const char *strata_err_name(int err) {
   default:
     break;
   }
-  if (err < 0 && err > -4000) {
+  if (err < 0 && err > STRATA_ERRNO_BAND_FIRST) {
     const char *name = strerrorname_np(-err);
     if (name != NULL)
       return name;

@@ -13,7 +13,9 @@
 int strata__json_refusal(const json_error_t *err, const char *s, size_t len);
 
 /* Checks a layer's name or metadata: at most `max` bytes, UTF-8, and with
- * `json` a JSON text. Errors name `path`, the layer and `what`. */
+ * `json` a JSON text. Errors name `path`, the layer and `what`. Defined in
+ * writer/writer.c, not here: it needs format/'s strata__utf8_valid(),
+ * which common/ may not call. */
 int strata__check_text(const char *path, const char *what, uint64_t id,
                        const char *s, size_t max, bool json);
 

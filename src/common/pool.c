@@ -79,6 +79,7 @@
  * owner writes it (relaxed load then relaxed store, no read-modify-write
  * needed with one writer) and any thread may read it. It sits on its own
  * cache line so that readers do not pull the allocator's hot lines. */
+#include <inttypes.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -190,18 +191,17 @@ static int check_config(const strata__pool_config *cfg) {
   STRATA__FAIL_IF(chunk != 0 && (!strata__is_pow2(chunk) || chunk < POOL_MIN_CHUNK ||
                                  chunk > POOL_MAX_CHUNK),
                   STRATA_E_INVAL,
-                  "pool: chunk size %llu is not a power of two in [%llu, %llu]",
-                  (unsigned long long)chunk, (unsigned long long)POOL_MIN_CHUNK,
-                  (unsigned long long)POOL_MAX_CHUNK);
+                  "pool: chunk size %" PRIu64
+                  " is not a power of two in [%" PRIu64 ", %" PRIu64 "]",
+                  chunk, POOL_MIN_CHUNK, POOL_MAX_CHUNK);
   for (unsigned i = 0; i < cfg->class_count; i++) {
     uint32_t b = cfg->class_sizes[i];
     STRATA__FAIL_IF(!strata__is_pow2(b) || b < POOL_MIN_BLOCK ||
                         (uint64_t)b * POOL_CHUNK_BLOCKS > POOL_MAX_CHUNK,
                     STRATA_E_INVAL,
                     "pool: class %u has block size %u, not a power of two in "
-                    "[%u, %llu]",
-                    i, b, POOL_MIN_BLOCK,
-                    (unsigned long long)(POOL_MAX_CHUNK / POOL_CHUNK_BLOCKS));
+                    "[%u, %" PRIu64 "]",
+                    i, b, POOL_MIN_BLOCK, POOL_MAX_CHUNK / POOL_CHUNK_BLOCKS);
     STRATA__FAIL_IF(i > 0 && b <= cfg->class_sizes[i - 1], STRATA_E_INVAL,
                     "pool: class %u has block size %u, not above class %u's "
                     "%u (sizes must ascend)",

@@ -1,6 +1,7 @@
 /* Transfers to a device (contract in device.h): the choice of backend at
  * open, argument checks shared by both backends, and the accounting of
  * device memory. Every other call goes straight to the backend's op. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -134,8 +135,8 @@ void strata__device_close(strata__device *x) {
   if (x->dev_live != 0)
     strata__log(&x->log, STRATA_LOG_WARN, "device",
                 "msg=\"closed with device memory still allocated\" "
-                "allocations=%zu bytes=%llu",
-                x->dev_live, (unsigned long long)strata__device_mem_bytes(x));
+                "allocations=%zu bytes=%" PRIu64,
+                x->dev_live, strata__device_mem_bytes(x));
   x->ops->close(x);
   free(x->dev_slots);
   pthread_mutex_destroy(&x->dev_mu);
@@ -201,12 +202,12 @@ void strata__device_unregister(strata__device *x, const void *p) {
 int strata__device_mem_alloc(strata__device *x, size_t n, strata__dstream *s,
                            void **out) {
   STRATA__FAIL_IF(n == 0, STRATA_E_INVAL, "device: dev_alloc of 0 bytes");
-  STRATA__FAIL_IF(n > SIZE_MAX - STRATA__XFER_DEV_ALIGN, STRATA_E_NOMEM,
+  STRATA__FAIL_IF(n > SIZE_MAX - STRATA__DEVICE_MEM_ALIGN, STRATA_E_NOMEM,
                   "device: dev_alloc of %zu bytes", n);
   STRATA__FAIL_IF(s != NULL && s->x != x, STRATA_E_INVAL,
                   "device: dev_alloc on a stream of another context");
-  size_t bytes =
-      (n + STRATA__XFER_DEV_ALIGN - 1) & ~(size_t)(STRATA__XFER_DEV_ALIGN - 1);
+  size_t bytes = (n + STRATA__DEVICE_MEM_ALIGN - 1) &
+                 ~(size_t)(STRATA__DEVICE_MEM_ALIGN - 1);
   void *p = NULL;
   STRATA__TRY(x->ops->dev_alloc(x, bytes, s, &p));
   pthread_mutex_lock(&x->dev_mu);
@@ -266,7 +267,7 @@ int strata__dstream_copy_h2d(strata__dstream *s, void *dst, const void *src,
     return 0;
   STRATA__FAIL_IF(dst == NULL || src == NULL, STRATA_E_INVAL,
                   "device: h2d copy of %zu bytes with a NULL address", n);
-  return s->x->ops->copy(s, dst, src, n, STRATA__XFER_H2D);
+  return s->x->ops->copy(s, dst, src, n, STRATA__DEVICE_H2D);
 }
 
 int strata__dstream_copy_d2h(strata__dstream *s, void *dst, const void *src,
@@ -275,7 +276,7 @@ int strata__dstream_copy_d2h(strata__dstream *s, void *dst, const void *src,
     return 0;
   STRATA__FAIL_IF(dst == NULL || src == NULL, STRATA_E_INVAL,
                   "device: d2h copy of %zu bytes with a NULL address", n);
-  return s->x->ops->copy(s, dst, src, n, STRATA__XFER_D2H);
+  return s->x->ops->copy(s, dst, src, n, STRATA__DEVICE_D2H);
 }
 
 int strata__dstream_host_fn(strata__dstream *s, void (*fn)(void *), void *arg) {

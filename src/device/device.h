@@ -13,8 +13,9 @@
  *   stream before the record has completed. An event never recorded counts
  *   as complete. Re-recording moves it to the new point.
  * - A host function enqueued on a stream runs (on some other thread) after
- *   all earlier work of the stream; it must not call any strata__x*
- *   function (CUDA forbids CUDA calls from host functions).
+ *   all earlier work of the stream; it must not call any strata__device_*,
+ *   strata__dstream_* or strata__devent_* function (CUDA forbids CUDA
+ *   calls from host functions).
  * - Errors: negative Strata codes with the error detail set
  *   (strata__fail); a CUDA error becomes STRATA_E_IO naming the call and
  *   cudaGetErrorString().
@@ -22,8 +23,8 @@
  * Thread safety: every function may be called from any thread, for
  * different or the same streams, except that *_free must not race with
  * other use of the same object. */
-#ifndef STRATA_XFER_H
-#define STRATA_XFER_H
+#ifndef STRATA_DEVICE_H
+#define STRATA_DEVICE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -135,4 +136,4 @@ int strata__devent_record(strata__devent *e, strata__dstream *s);
 int strata__devent_query(strata__devent *e);
 int strata__devent_sync(strata__devent *e);
 
-#endif /* STRATA_XFER_H */
+#endif /* STRATA_DEVICE_H */

@@ -9,8 +9,8 @@
  * first member). device.c has checked every argument before an op runs:
  * objects are not NULL, a stream and an event belong to the same context,
  * sizes are not 0. */
-#ifndef STRATA_XFER_BACKEND_H
-#define STRATA_XFER_BACKEND_H
+#ifndef STRATA_DEVICE_BACKEND_H
+#define STRATA_DEVICE_BACKEND_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -22,7 +22,7 @@
 #include "device/device.h"
 
 /* Where a copy goes, for the backends' one copy op. */
-enum strata__device_dir { STRATA__XFER_H2D, STRATA__XFER_D2H };
+enum strata__device_dir { STRATA__DEVICE_H2D, STRATA__DEVICE_D2H };
 
 typedef struct strata__device_ops {
   const char *name; /* "cuda" or "host" */
@@ -36,7 +36,7 @@ typedef struct strata__device_ops {
   int (*register_readonly)(strata__device *x, const void *p, size_t n);
   void (*unregister)(strata__device *x, const void *p);
 
-  /* n is already rounded up to STRATA__XFER_DEV_ALIGN; s may be NULL. */
+  /* n is already rounded up to STRATA__DEVICE_MEM_ALIGN; s may be NULL. */
   int (*dev_alloc)(strata__device *x, size_t n, strata__dstream *s, void **out);
   /* Frees after the earlier work of `s`, or at once when s is NULL. */
   int (*dev_free)(strata__device *x, void *p, strata__dstream *s);
@@ -64,7 +64,7 @@ typedef struct strata__device_ops {
 /* Device allocations are rounded up to this, which is also their
  * alignment: cudaMalloc* guarantees 256 bytes, and host mode matches it so
  * that code tested in host mode sees the same alignment. */
-#define STRATA__XFER_DEV_ALIGN 256u
+#define STRATA__DEVICE_MEM_ALIGN 256u
 
 /* One live device allocation, for the accounting in device.c. */
 typedef struct strata__device_mem_slot {
@@ -125,4 +125,4 @@ void strata__device_host_init(strata__device *x);
 int strata__device_cuda_init(strata__device *x);
 #endif
 
-#endif /* STRATA_XFER_BACKEND_H */
+#endif /* STRATA_DEVICE_BACKEND_H */

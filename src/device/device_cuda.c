@@ -73,14 +73,22 @@ static int cuda_fail(cudaError_t err, const char *fmt, ...) {
       return cuda_fail(cuda_try_err, __VA_ARGS__);                             \
   } while (0)
 
+/* Logs a failure that cannot be returned. `what` is the CUDA call's name,
+ * a literal of ours; the runtime's message is free text, so it is quoted
+ * (strata__log_quote) to keep the line's key=value form. */
+static void cuda_warn(strata__device *x, cudaError_t err, const char *what) {
+  char q[256];
+  strata__log(&x->log, STRATA_LOG_WARN, "device",
+              "msg=\"%s failed\" device=%d error=%s", what, x->device,
+              strata__log_quote(q, sizeof q, cudaGetErrorString(err)));
+}
+
 /* For calls whose failure cannot be returned: logs it. */
 #define CUDA_WARN(x, call, what)                                               \
   do {                                                                         \
     cudaError_t cuda_warn_err = (call);                                        \
     if (cuda_warn_err != cudaSuccess)                                          \
-      strata__log(&(x)->log, STRATA_LOG_WARN, "device",                          \
-                  "msg=\"%s failed\" device=%d error=\"%s\"", (what),          \
-                  (x)->device, cudaGetErrorString(cuda_warn_err));             \
+      cuda_warn((x), cuda_warn_err, (what));                                   \
   } while (0)
 
 static int use_device(strata__device *x) {
@@ -230,7 +238,7 @@ static int cuda_copy(strata__dstream *s, void *dst, const void *src, size_t n,
                      enum strata__device_dir dir) {
   STRATA__TRY(use_device(s->x));
   STRATA__TRY(not_capturing(s));
-  bool h2d = dir == STRATA__XFER_H2D;
+  bool h2d = dir == STRATA__DEVICE_H2D;
   CUDA_TRY(
       cudaMemcpyAsync(dst, src, n,
                       h2d ? cudaMemcpyHostToDevice : cudaMemcpyDeviceToHost,
@@ -369,10 +377,11 @@ static int pci_numa_node(strata__device *x) {
   char bus[64];
   cudaError_t err = cudaDeviceGetPCIBusId(bus, (int)sizeof bus, x->device);
   if (err != cudaSuccess) {
+    char q[256];
     strata__log(&x->log, STRATA_LOG_DEBUG, "device",
-                "msg=\"no PCI bus id; NUMA node unknown\" device=%d "
-                "error=\"%s\"",
-                x->device, cudaGetErrorString(err));
+                "msg=\"no PCI bus id; NUMA node unknown\" device=%d error=%s",
+                x->device,
+                strata__log_quote(q, sizeof q, cudaGetErrorString(err)));
     return -1;
   }
   /* The runtime writes "0000:3B:00.0" (some versions an 8-digit domain);

@@ -371,10 +371,13 @@ static int host_pin(strata__device *x, void *p, size_t n) {
 }
 
 static void host_unpin(strata__device *x, void *p, size_t n) {
-  if (munlock(p, n) != 0)
+  if (munlock(p, n) != 0) {
+    /* strerrorname_np() gives NULL for a number it does not know. */
+    const char *name = strerrorname_np(errno);
     strata__log(&x->log, STRATA_LOG_WARN, "device",
                 "msg=\"munlock failed\" bytes=%zu errno=%s", n,
-                strerrorname_np(errno));
+                name != NULL ? name : "unknown");
+  }
 }
 
 static int host_host_alloc(strata__device *x, size_t n, void **out) {
@@ -411,7 +414,7 @@ static int host_dev_alloc(strata__device *x, size_t n, strata__dstream *s,
                           void **out) {
   (void)x;
   (void)s;
-  void *p = aligned_alloc(STRATA__XFER_DEV_ALIGN, n);
+  void *p = aligned_alloc(STRATA__DEVICE_MEM_ALIGN, n);
   if (p == NULL)
     return strata__fail(STRATA_E_NOMEM, "device: host dev_alloc(%zu bytes)", n);
   *out = p;

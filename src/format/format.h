@@ -1,5 +1,5 @@
 /* Region file format v1: constants, field offsets and little-endian field
- * access shared by the reader (region.c) and the writer (writer.c).
+ * access shared by the reader (region/) and the writer (writer/).
  * docs/FORMAT.md is the specification; this file must agree with it. */
 #ifndef STRATA_FORMAT_H
 #define STRATA_FORMAT_H
@@ -82,7 +82,7 @@ enum {
 #define STRATA__NAME_REC_SIZE 16u
 
 /* Caps that bound what a hostile file can make the reader do. */
-#define STRATA__MAX_LAYERS 0xFFFFFFFFull /* entry indexes are u32 */
+#define STRATA__MAX_LAYERS UINT64_C(0xFFFFFFFF) /* entry indexes are u32 */
 #define STRATA__MAX_REGION_NAME 255u
 #define STRATA__MAX_LAYER_NAME 4096u
 #define STRATA__MAX_METADATA (1u << 20)
@@ -92,7 +92,7 @@ enum {
 #define STRATA__MAX_BUCKET 64u /* longest run of records in a name bucket */
 /* Sparse regions have one entry per slot and entry numbers are u32, so the
  * slot count n + ceil(n/16) must stay below 2^32: n <= 4042322160. */
-#define STRATA__MAX_SPARSE_LAYERS 4042322160ull
+#define STRATA__MAX_SPARSE_LAYERS UINT64_C(4042322160)
 
 /* STRATA_REGION_DENSE_IDS | STRATA_REGION_PACKED_LOCATORS */
 #define STRATA__HEADER_FLAGS_KNOWN UINT64_C(3)

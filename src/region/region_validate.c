@@ -163,7 +163,8 @@ static int check_header(strata_region *r, const uint8_t *h, uint64_t size,
                   " is not a power of two in [%u, %u]",
                   file, r->align, STRATA__MIN_ALIGN, STRATA__MAX_ALIGN);
   STRATA__FAIL_IF(r->n > STRATA__MAX_LAYERS, STRATA_E_LIMIT,
-                  "%s: layer count %" PRIu64 " exceeds the format's cap %llu",
+                  "%s: layer count %" PRIu64
+                  " exceeds the format's cap %" PRIu64,
                   file, r->n, STRATA__MAX_LAYERS);
   STRATA__FAIL_IF(r->m > r->n, STRATA_E_CORRUPT,
                   "%s: named layer count %" PRIu64
@@ -190,7 +191,7 @@ static int expected_sizes(strata_region *r, const char *file,
   } else {
     STRATA__FAIL_IF(r->n > STRATA__MAX_SPARSE_LAYERS, STRATA_E_LIMIT,
                     "%s: sparse region with %" PRIu64
-                    " layers exceeds the cap %llu",
+                    " layers exceeds the cap %" PRIu64,
                     file, r->n, STRATA__MAX_SPARSE_LAYERS);
     STRATA__FAIL_IF(r->slot_count != strata__slot_count(r->n) ||
                         r->pilot_count != strata__pilot_count(r->n),

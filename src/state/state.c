@@ -3,6 +3,7 @@
  * report the same figures. docs/state.schema.json describes the document. */
 #include <inttypes.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -10,6 +11,15 @@
 
 #include "staging/staging.h"
 #include "state/state.h"
+
+/* The version of this document's layout, its top-level "format_version"
+ * (docs/state.schema.json: "version of this document's layout"). It is not
+ * the region file format's version (STRATA_FORMAT_VERSION_MAJOR/MINOR):
+ * the two change for different reasons, and each region's own
+ * "file.format_version" already reports the version in that file's header.
+ * Raise the minor version when fields are added, the major version when a
+ * field changes meaning or goes away. */
+#define STATE_DOC_VERSION "1.0"
 
 /* Region and layer ids and checksums are u64; JSON integers in jansson are
  * signed 64-bit. Values above INT64_MAX are written as decimal strings so
@@ -220,8 +230,8 @@ int strata__state_collect(strata_store *s, unsigned flags, json_t **out) {
       "s:o, s:o, s:o, s:o, "
       "s:{s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:I, s:I, s:o}, "
       "s:{s:I, s:I, s:I, s:I, s:I}}",
-      "strata_version", strata_version_string(), "format_version", "1.0",
-      "time_unix_ms", (json_int_t)strata__unix_ms(), "dir", s->dir, "config",
+      "strata_version", strata_version_string(), "format_version",
+      STATE_DOC_VERSION, "time_unix_ms", (json_int_t)strata__unix_ms(), "dir", s->dir, "config",
       config_json(s), "memory", "heap_bytes", (json_int_t)heap, "limit_bytes",
       (json_int_t)s->config.memory_limit, "used_ratio",
       s->config.memory_limit ? (double)heap / (double)s->config.memory_limit

@@ -193,7 +193,8 @@ static int make_plan(strata_writer *w, index_plan *p) {
   bool nomem = false;
   if (!p->dense) {
     STRATA__FAIL_IF(n > STRATA__MAX_SPARSE_LAYERS, STRATA_E_LIMIT,
-                    "%s: %" PRIu64 " layers with sparse ids (at most %llu)",
+                    "%s: %" PRIu64 " layers with sparse ids (at most %" PRIu64
+                    ")",
                     w->path, n, STRATA__MAX_SPARSE_LAYERS);
     p->pilots = calloc(strata__pilot_count(n), sizeof *p->pilots);
     p->id_order = malloc(n * sizeof *p->id_order);

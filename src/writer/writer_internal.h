@@ -1,5 +1,9 @@
-/* State of a region writer, shared by writer.c (file handling and
- * streaming) and writer_index.c (building the index sections). */
+/* State of a region writer, shared by its files: writer.c (open, argument
+ * checks, layers), writer_sets.c (the id and name sets), writer_commit.c
+ * (the temporary file, commit and abort) and writer_index.c (building the
+ * index sections, with writer_phash.c). Calls go one way only: writer.c
+ * calls the other three, writer_commit.c calls writer_index.c, and that
+ * calls writer_phash.c; tools/check_layers.py refuses a cycle. */
 #ifndef STRATA_WRITER_INTERNAL_H
 #define STRATA_WRITER_INTERNAL_H
 
@@ -66,7 +70,8 @@ struct strata_writer {
   XXH3_state_t *xxh;
   uint64_t last_progress;
 
-  /* strata__writer_commit_open(): keep the validated mapping as a region. */
+  /* strata__writer_commit_prepare(): keep the validated mapping as a
+   * region. */
   bool keep;
   strata_region *kept;
   uint64_t fsync_ns; /* time spent in fsync of the file and directory */
@@ -83,6 +88,37 @@ int strata__buf_put(strata__buf *b, const void *p, uint64_t len);
 int strata__writer_build_index(strata_writer *w, uint64_t index_off,
                                uint8_t header[STRATA__HEADER_SIZE],
                                strata__buf *out);
+
+/* writer_commit.c: the temporary file. */
+
+/* Opens the directory `dir` and creates the temporary file for the region
+ * file `base` in it: unnamed (O_TMPFILE) where the file system allows,
+ * else named ".BASE.tmp-XXXXXXXX", created exclusively. Either way the
+ * name is chosen here, once, for strata_writer_temp_path(). Errors:
+ * -errno, STRATA_E_NOMEM; the writer must then be aborted. */
+int strata__writer_open_temp(strata_writer *w, const char *dir,
+                             const char *base);
+
+/* Writes the write buffer's wlen pending bytes to the file. A failed write
+ * marks the writer failed: it is final (see writer_commit.c). -errno. */
+int strata__writer_flush(strata_writer *w);
+
+/* writer_sets.c: duplicate ids and names. */
+
+/* Builds the id set over every entry so far. Ids that came in ascending
+ * order need none (a new id above the last one cannot be a duplicate); the
+ * first id out of order needs it from then on. STRATA_E_NOMEM. */
+int strata__writer_build_id_set(strata_writer *w);
+
+/* The entry number that holds this id, or this name, or -1. */
+int64_t strata__writer_find_id(const strata_writer *w, uint64_t id);
+int64_t strata__writer_find_name(const strata_writer *w, const char *name,
+                                 size_t len);
+
+/* Registers the completed entry `entry` (already counted in w->n) in the
+ * id set, where it is built, and in the name set if the layer has a name.
+ * STRATA_E_NOMEM without a detail message: the caller words it. */
+int strata__writer_sets_add(strata_writer *w, uint32_t entry);
 
 /* Sizes the entry array for `layers` layers up front (a hint: more may
  * still be added). STRATA_E_NOMEM. */

@@ -117,11 +117,34 @@ static void test_env_level(void **state) {
   unsetenv("STRATA_LOG");
 }
 
+/* A path or free text written through strata__log_quote() stays one
+ * key=value field in the finished line: a space or quote in it is
+ * quoted and escaped, and a plain value is left as it is. */
+static void test_quoted_values_in_a_line(void **state) {
+  (void)state;
+  lines l;
+  memset(&l, 0, sizeof l);
+  strata__logger lg;
+  strata__logger_init(&lg, STRATA_LOG_DEBUG, collect, &l);
+  char q1[128], q2[128], q3[128];
+  strata__log(&lg, STRATA_LOG_WARN, "test",
+              "msg=\"quoting\" path=%s detail=%s plain=%s",
+              strata__log_quote(q1, sizeof q1, "/tmp/a b/x.region"),
+              strata__log_quote(q2, sizeof q2, "said \"no\" \\ twice"),
+              strata__log_quote(q3, sizeof q3, "/tmp/x.region"));
+  assert_int_equal(l.count[STRATA_LOG_WARN], 1);
+  assert_non_null(strstr(l.text, " WARN test: msg=\"quoting\" "
+                                 "path=\"/tmp/a b/x.region\" "
+                                 "detail=\"said \\\"no\\\" \\\\ twice\" "
+                                 "plain=/tmp/x.region\n"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_levels_parse),
       cmocka_unit_test(test_line_format_and_levels),
       cmocka_unit_test(test_env_level),
+      cmocka_unit_test(test_quoted_values_in_a_line),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
