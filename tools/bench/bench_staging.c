@@ -44,6 +44,7 @@
 #include <sys/mman.h>
 
 #include "bench.h"
+#include "common/strata_testing.h" /* STRATA_STAGING_NO_WORKER */
 #include "staging/staging_alloc.h"
 #include "strata.h"
 
@@ -157,8 +158,8 @@ static strata_store_config staging_config(uint64_t bytes, unsigned flags) {
   strata_store_config c;
   strata_store_config_init(&c);
   c.log_level = STRATA_LOG_ERROR;
-  c.staging_bytes = bytes;
-  c.staging_flags = STRATA_STAGING_HOST | STRATA_STAGING_NO_WORKER | flags;
+  c.staging.bytes = bytes;
+  c.staging.flags = STRATA_STAGING_HOST | STRATA_STAGING_NO_WORKER | flags;
   return c;
 }
 
@@ -947,10 +948,10 @@ static void batch_run(const bench_store_params *p, batch_result *r) {
   r->pool_bytes =
       (nb * BATCH_BIG_SIZE * 4 / 3 + 64 * MiB + MiB - 1) / MiB * MiB;
   strata_store_config c = staging_config(r->pool_bytes, 0);
-  c.staging_streams = 3; /* the defaults, named */
-  c.staging_pack_bytes = 2 * MiB;
-  r->streams = c.staging_streams;
-  r->pack_bytes = c.staging_pack_bytes;
+  c.staging.streams = 3; /* the defaults, named */
+  c.staging.pack_bytes = 2 * MiB;
+  r->streams = c.staging.streams;
+  r->pack_bytes = c.staging.pack_bytes;
   strata_store *s = open_store(dir, &c);
   strata_txn txn;
   bench_check(strata_read_begin(s, &txn), "strata_read_begin");
@@ -1165,7 +1166,7 @@ static void sopen_run(const bench_store_params *p, sopen_result *r) {
     strata_store_config c;
     strata_store_config_init(&c);
     c.log_level = STRATA_LOG_ERROR;
-    c.staging_bytes = r->bytes;
+    c.staging.bytes = r->bytes;
     uint64_t t0 = bench_now_ns();
     strata_store *s = open_store(dir, &c);
     uint64_t t1 = bench_now_ns();

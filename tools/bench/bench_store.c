@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "common/strata_testing.h" /* STRATA_STORE_NO_READ_STATS */
 #include "strata.h"
 
 /* At scale 1 (--n 1000000). */
@@ -598,8 +599,8 @@ void bench_store_read_run(const bench_store_params *p,
   strata_store_config sc;
   strata_store_config_init(&sc);
   sc.flags = STRATA_STORE_READ_ONLY;
-  sc.staging_bytes = 64u << 20;
-  sc.staging_flags = STRATA_STAGING_HOST;
+  sc.staging.bytes = 64u << 20;
+  sc.staging.flags = STRATA_STAGING_HOST;
   strata_store *sampled;
   bench_check(strata_store_open(dir, &sc, &sampled), dir);
   strata_store *handles[3] = {s, off, sampled};
