@@ -80,8 +80,8 @@
  *   a strata_txn is used by one thread at a time and ended on the thread
  *   that began it. Writes (protos, crystallization, refresh) are serialized
  *   by a mutex inside the store. strata_store_close() runs alone.
- * - Staging streams are used by one thread at a time; the other staging
- *   calls are thread-safe.
+ * - A staging stream is used by one thread at a time; each staging call
+ *   says what else may run with it.
  *
  * Growing structures
  * ------------------

@@ -42,7 +42,7 @@ typedef struct strata_txn {
 STRATA_API int strata_read_begin(strata_store *store, strata_txn *txn);
 
 /* Ends a snapshot: the pointers it handed out become invalid. Must be called
- * on the thread that began it. Accepts a txn whose begin failed.
+ * on the thread that began it. Accepts a snapshot whose begin failed.
  * A strata_txn is used by one thread at a time (lookups update its private
  * counters); threads that read in parallel each begin their own. */
 STRATA_API void strata_read_end(strata_txn *txn);

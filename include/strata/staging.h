@@ -32,7 +32,7 @@ extern "C" {
  * Hot layers: one read in staging.sample_period is sampled into a ring of
  * the reading thread's own (no shared write on the read path); a worker
  * thread counts the samples, stages layers that pass the threshold within
- * the hot budget, and evicts with a CLOCK policy when the pool passes its
+ * the hot budget, and evicts with a CLOCK policy when the staging pool passes its
  * high watermark. A staged layer that a strata_staged handle holds, or
  * that a transfer is reading, is never evicted.
  *
@@ -57,7 +57,7 @@ extern "C" {
  * be captured into a CUDA graph (STRATA_E_STATE). The library carries its
  * own static CUDA runtime: it shares the device's primary context (and so
  * pointers and streams) with the application's runtime, and allocates
- * device memory from a pool of its own. */
+ * device memory from a CUDA memory pool of its own. */
 
 /* Flags for strata_staging_config.flags. */
 enum strata_staging_flags {
@@ -72,7 +72,7 @@ enum strata_staging_flags {
    * staging as without the flag. */
   STRATA_STAGING_DIRECT = 1u << 2,
   /* Bits 3 and 4 are taken by switches for tests and benchmarks, which are
-   * not part of the API (src/strata_testing.h): do not reuse them. */
+   * not part of the API (src/common/strata_testing.h): do not reuse them. */
 };
 
 /* The staging pool's configuration: strata_store_config.staging, filled by
@@ -95,7 +95,7 @@ typedef struct strata_staging_config {
   uint32_t streams; /* transfer streams; default 3 */
   int device;       /* CUDA device ordinal; default 0 */
   unsigned flags;   /* strata_staging_flags */
-  /* Eviction starts when used blocks pass high_pct of the pool and frees
+  /* Eviction starts when used blocks pass high_pct of the staging pool and frees
    * evict_pct of it. Defaults 80 and 20. */
   unsigned high_pct, evict_pct;
   /* A layer is hot after this many sampled reads (counts halve every
@@ -103,7 +103,7 @@ typedef struct strata_staging_config {
   uint32_t hot_threshold;
   /* One read in this many (a power of two) is sampled; default 64. */
   uint32_t sample_period;
-  /* Bytes hot layers may occupy; default half the pool. */
+  /* Bytes hot layers may occupy; default half the staging pool. */
   uint64_t hot_budget;
   /* Size of the pinned buffers batches of small or cold layers are packed
    * into before each copy to the device; default 2 MiB. */
@@ -128,7 +128,7 @@ typedef struct strata_event strata_event;
  * hold, and the memory it shows, stay valid until
  * strata_staged_release(), after the snapshot ends too. Errors:
  * STRATA_E_STATE (no staging pool), STRATA_E_NO_REGION,
- * STRATA_E_NOT_FOUND, STRATA_E_LIMIT (the pool cannot make room: every
+ * STRATA_E_NOT_FOUND, STRATA_E_LIMIT (the staging pool cannot make room: every
  * block is held or in transfer), STRATA_E_NOMEM. Thread-safe. */
 STRATA_API int strata_stage(const strata_txn *txn, uint64_t region_id,
                             uint64_t layer_id, strata_staged **out);
@@ -179,7 +179,7 @@ STRATA_API int strata_event_record(strata_event *event, strata_stream *stream);
 STRATA_API int strata_event_query(strata_event *event);
 STRATA_API int strata_event_sync(strata_event *event);
 
-/* Device memory from a stream-ordered pool (cudaMallocAsync on the
+/* Device memory from a stream-ordered allocator (cudaMallocAsync on the
  * stream; host memory in host mode), aligned to 256 bytes. Free after the
  * work that uses it, on the same or a later point of a stream. */
 STRATA_API int strata_device_alloc(strata_store *store, uint64_t size,
@@ -208,7 +208,7 @@ STRATA_API int strata_stage_path_size(const strata_txn *txn,
  * everything else (small layers, layers not staged, read from the mapping
  * with MADV_SEQUENTIAL) is packed into pinned buffers of
  * staging.pack_bytes, each copied as one transfer while the next fills.
- * The copies are spread over the pool's streams; they start after the
+ * The copies are spread over the staging pool's streams; they start after the
  * work enqueued on `stream` before the call (which may have allocated the
  * buffer or still read it), and `stream` waits for all of them, so work
  * enqueued on it afterwards sees the whole path. A path larger than the
@@ -252,9 +252,9 @@ STRATA_API void strata_device_layer_release(strata_device_layer *dl);
 /* Evicts idle staged layers (neither held nor in transfer nor being
  * filled), by the CLOCK policy, until the blocks layers occupy hold at most
  * `keep_bytes` (rounded down to blocks), or no idle layer is left: the way
- * to give pinned memory back to the pool's free lists, or to start from an
- * empty pool. Hot layers are evicted like the others; the worker may stage
- * them again. Returns how many layers it evicted. Errors: STRATA_E_STATE
+ * to give pinned memory back to the staging pool's free lists, or to start
+ * from an empty staging pool. Hot layers are evicted like the others; the
+ * worker may stage them again. Returns how many layers it evicted. Errors: STRATA_E_STATE
  * (no staging pool). */
 STRATA_API int strata_staging_trim(strata_store *store, uint64_t keep_bytes);
 

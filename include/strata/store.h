@@ -73,7 +73,7 @@ enum strata_store_flags {
    * write call wait for that thread. */
   STRATA_STORE_VERIFY_AT_OPEN = 1u << 1,
   /* Bit 2 is taken by a benchmark switch, which is not part of the API
-   * (src/strata_testing.h): do not reuse it. */
+   * (src/common/strata_testing.h): do not reuse it. */
 };
 
 /* A store's configuration. Fill it with strata_store_config_init() before
@@ -86,7 +86,7 @@ typedef struct strata_store_config {
    * is not a multiple of the structure's alignment (8 on 64-bit systems),
    * and a size larger than the library's. */
   uint32_t struct_size;
-  /* Heap bytes protos and pools may use. 0 = the default, a quarter of
+  /* Heap bytes protos and the heap pool may use. 0 = the default, a quarter of
    * physical memory. */
   uint64_t memory_limit;
   /* Thresholds, in percent of memory_limit: a warning is logged above
@@ -160,7 +160,7 @@ STRATA_API int strata_store_reclaim(strata_store *store, int wait);
 typedef struct strata_store_stats {
   uint64_t regions;            /* regions served (files and protos) */
   uint64_t protos;
-  uint64_t heap_bytes;         /* protos and pools, as accounted */
+  uint64_t heap_bytes;         /* protos and the heap pool, as accounted */
   uint64_t memory_limit;
   uint64_t snapshots_open;
   uint64_t oldest_snapshot_ms; /* age of the oldest open snapshot, 0 if none */

@@ -246,7 +246,7 @@ static void test_staging_in_dump(void **state) {
   assert_int_equal(jint(sg, "layers.staged"), 1);
   assert_int_equal(jint(sg, "layers.staged_bytes"), 4);
   assert_int_equal(jint(sg, "transfers.streams"), 3);
-  assert_int_equal(jint(doc, "config.staging.block_size"), 64u << 10);
+  assert_int_equal(jint(doc, "config.staging_block_size"), 64u << 10);
   json_decref(doc);
   strata_staged_release(h);
   strata_read_end(&txn);
