@@ -37,7 +37,7 @@ int main(int argc, char **argv) {
   mkdir(dir, 0755);
   strata_store_config c;
   strata_store_config_init(&c);
-  c.staging_bytes = 64u << 20;
+  c.staging.bytes = 64u << 20;
   strata_store *s;
   TRY("open store", strata_store_open(dir, &c, &s));
 

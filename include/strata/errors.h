@@ -1,20 +1,26 @@
-/* Strata error codes. Included by <strata.h>; do not include directly.
+/* Strata error codes, their names and messages, and the detail string.
  *
  * Every function that can fail returns an int: 0 on success, a negative
  * number on failure. System failures are returned as -errno (the errno value
  * is kept), Strata's own conditions use the band -4000..-4099
  * (STRATA_ERRNO_BAND_FIRST..STRATA_ERRNO_BAND_LAST) so that they never
  * collide with an errno value. One X-macro table generates the enum,
- * strata_err_name() and strata_strerror().
+ * strata_err_name() and strata_strerror(). <strata.h>'s overview ("Errors")
+ * says how a failure is reported and where its details are.
  *
  * A number, once given, is never given to another condition, so that a
  * code logged or stored by an older build still means what it meant:
  * -4010 (BAD_INPUT, which nothing ever returned; bad input is
- * STRATA_E_INVAL) stays unused. */
-#ifndef STRATA_ERRORS_H
-#define STRATA_ERRORS_H
+ * STRATA_E_INVAL) stays unused.
+ *
+ * Part of the public API: included by <strata.h>, and self-contained (it
+ * includes what it uses), so it may also be included alone. */
+#ifndef STRATA_PUBLIC_ERRORS_H
+#define STRATA_PUBLIC_ERRORS_H
 
 #include <errno.h>
+
+#include "strata/types.h"
 
 /* Strata's own codes lie in [STRATA_ERRNO_BAND_LAST, STRATA_ERRNO_BAND_FIRST];
  * every negative number above the band is -errno. Linux's errno values end
@@ -49,4 +55,30 @@ typedef enum strata_errno {
 #undef STRATA__ERR_ENUM
 } strata_errno;
 
-#endif /* STRATA_ERRORS_H */
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Returns a static, human-readable message for an error code (Strata codes
+ * and -errno values alike). Never NULL. Thread-safe. */
+STRATA_API const char *strata_strerror(int err);
+/* Returns the symbolic name of an error code, a static string, never NULL:
+ * "STRATA_E_<NAME>" for every code of the table above, including the errno
+ * values it gives names to (-ENOSPC gives "STRATA_E_NOSPC", -ENOENT
+ * "STRATA_E_NOENT"); the C library's name for other -errno values where it
+ * has one (-ENOTDIR gives "ENOTDIR"); "OK" for 0; "UNKNOWN" otherwise.
+ * Thread-safe. */
+STRATA_API const char *strata_err_name(int err);
+/* Returns the detail message of the most recent failure on this thread, e.g.
+ * "regions/docs.region: layer 17: content [4096, +9000) ends past data
+ * section end 8192". The string is owned by the library (a per-thread
+ * buffer) and valid until the next Strata call on this thread. "" when
+ * nothing failed yet. Successful calls do not clear it: read it only after a
+ * call returned an error. Thread-safe: each thread has its own. */
+STRATA_API const char *strata_last_error_detail(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* STRATA_PUBLIC_ERRORS_H */

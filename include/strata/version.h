@@ -1,6 +1,12 @@
-/* Strata version macros. Included by <strata.h>; do not include directly. */
-#ifndef STRATA_VERSION_H
-#define STRATA_VERSION_H
+/* Strata versions: of the library (macros for the headers compiled against,
+ * functions for the library actually linked) and of the file format.
+ *
+ * Part of the public API: included by <strata.h>, and self-contained (it
+ * includes what it uses), so it may also be included alone. */
+#ifndef STRATA_PUBLIC_VERSION_H
+#define STRATA_PUBLIC_VERSION_H
+
+#include "strata/types.h"
 
 #define STRATA_VERSION_MAJOR 0
 #define STRATA_VERSION_MINOR 1
@@ -16,4 +22,19 @@
 #define STRATA_FORMAT_VERSION_MAJOR 1
 #define STRATA_FORMAT_VERSION_MINOR 0
 
-#endif /* STRATA_VERSION_H */
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Returns the library version as "MAJOR.MINOR.PATCH". Never NULL.
+ * Thread-safe. */
+STRATA_API const char *strata_version_string(void);
+/* Returns STRATA_VERSION_HEX of the library actually linked (compare it with
+ * the macro to detect a header/library mismatch). Thread-safe. */
+STRATA_API unsigned strata_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* STRATA_PUBLIC_VERSION_H */

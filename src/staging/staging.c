@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "common/bits.h"
+#include "common/strata_testing.h"
 #include "staging/staging.h"
 #include "store/store_internal.h"
 
@@ -18,55 +19,55 @@
 
 /* Fills in the defaults and checks the staging fields of a config. */
 static int check_config(const char *dir, strata_store_config *c) {
-  if (c->staging_block_size == 0)
-    c->staging_block_size = 64 * 1024;
-  if (c->staging_streams == 0)
-    c->staging_streams = 3;
-  if (c->staging_high_pct == 0)
-    c->staging_high_pct = 80;
-  if (c->staging_evict_pct == 0)
-    c->staging_evict_pct = 20;
-  if (c->staging_hot_threshold == 0)
-    c->staging_hot_threshold = 4;
-  if (c->staging_sample_period == 0)
-    c->staging_sample_period = 64;
-  if (c->staging_hot_budget == 0)
-    c->staging_hot_budget = c->staging_bytes / 2;
-  if (c->staging_pack_bytes == 0)
-    c->staging_pack_bytes = 2u << 20;
-  uint64_t bs = c->staging_block_size;
+  if (c->staging.block_size == 0)
+    c->staging.block_size = 64 * 1024;
+  if (c->staging.streams == 0)
+    c->staging.streams = 3;
+  if (c->staging.high_pct == 0)
+    c->staging.high_pct = 80;
+  if (c->staging.evict_pct == 0)
+    c->staging.evict_pct = 20;
+  if (c->staging.hot_threshold == 0)
+    c->staging.hot_threshold = 4;
+  if (c->staging.sample_period == 0)
+    c->staging.sample_period = 64;
+  if (c->staging.hot_budget == 0)
+    c->staging.hot_budget = c->staging.bytes / 2;
+  if (c->staging.pack_bytes == 0)
+    c->staging.pack_bytes = 2u << 20;
+  uint64_t bs = c->staging.block_size;
   STRATA__FAIL_IF(!strata__is_pow2(bs) || bs < 4096 || bs > (64u << 20), STRATA_E_INVAL,
-                  "%s: staging_block_size %llu must be a power of two from "
+                  "%s: staging.block_size %llu must be a power of two from "
                   "4 KiB to 64 MiB",
                   dir, (unsigned long long)bs);
-  STRATA__FAIL_IF(c->staging_streams > 64, STRATA_E_INVAL,
-                  "%s: staging_streams %u is more than 64", dir,
-                  c->staging_streams);
-  STRATA__FAIL_IF(c->staging_high_pct > 100 ||
-                      c->staging_evict_pct > c->staging_high_pct,
+  STRATA__FAIL_IF(c->staging.streams > 64, STRATA_E_INVAL,
+                  "%s: staging.streams %u is more than 64", dir,
+                  c->staging.streams);
+  STRATA__FAIL_IF(c->staging.high_pct > 100 ||
+                      c->staging.evict_pct > c->staging.high_pct,
                   STRATA_E_INVAL,
                   "%s: staging watermarks must satisfy evict %u <= high %u "
                   "<= 100",
-                  dir, c->staging_evict_pct, c->staging_high_pct);
-  STRATA__FAIL_IF(!strata__is_pow2(c->staging_sample_period), STRATA_E_INVAL,
-                  "%s: staging_sample_period %u is not a power of two", dir,
-                  c->staging_sample_period);
-  STRATA__FAIL_IF(c->staging_device < 0, STRATA_E_INVAL,
-                  "%s: staging_device %d is negative", dir, c->staging_device);
+                  dir, c->staging.evict_pct, c->staging.high_pct);
+  STRATA__FAIL_IF(!strata__is_pow2(c->staging.sample_period), STRATA_E_INVAL,
+                  "%s: staging.sample_period %u is not a power of two", dir,
+                  c->staging.sample_period);
+  STRATA__FAIL_IF(c->staging.device < 0, STRATA_E_INVAL,
+                  "%s: staging.device %d is negative", dir, c->staging.device);
   /* Pack buffers are whole blocks. */
-  c->staging_pack_bytes = (c->staging_pack_bytes + bs - 1) / bs * bs;
-  uint64_t blocks = (c->staging_bytes + bs - 1) / bs;
+  c->staging.pack_bytes = (c->staging.pack_bytes + bs - 1) / bs * bs;
+  uint64_t blocks = (c->staging.bytes + bs - 1) / bs;
   uint64_t pack_blocks =
-      2ull * c->staging_streams * (c->staging_pack_bytes / bs);
+      2ull * c->staging.streams * (c->staging.pack_bytes / bs);
   STRATA__FAIL_IF(blocks < 2 * pack_blocks, STRATA_E_INVAL,
-                  "%s: staging_bytes %llu is too small: the %u streams' pack "
+                  "%s: staging.bytes %llu is too small: the %u streams' pack "
                   "buffers alone take %llu bytes, and they may use at most "
                   "half of the pool",
-                  dir, (unsigned long long)c->staging_bytes, c->staging_streams,
+                  dir, (unsigned long long)c->staging.bytes, c->staging.streams,
                   (unsigned long long)(pack_blocks * bs));
   STRATA__FAIL_IF(blocks > ((uint64_t)1 << 31), STRATA_E_INVAL,
-                  "%s: staging_bytes %llu is more than 2^31 blocks", dir,
-                  (unsigned long long)c->staging_bytes);
+                  "%s: staging.bytes %llu is more than 2^31 blocks", dir,
+                  (unsigned long long)c->staging.bytes);
   return 0;
 }
 
@@ -83,7 +84,7 @@ static int alloc_slabs(strata__staging *st, uint64_t total) {
                                               : (unsigned)cpus;
   int node = strata__device_numa_node(st->dev);
   bool driver =
-      (st->store->config.staging_flags & STRATA_STAGING_DRIVER_ALLOC) != 0;
+      (st->store->config.staging.flags & STRATA_STAGING_DRIVER_ALLOC) != 0;
   for (uint32_t i = 0; i < st->nslabs; i++) {
     uint64_t bytes = i + 1 < st->nslabs ? slab : total - slab * i;
     STRATA__TRY(strata__slab_alloc(st->dev, bytes, node, driver, touch,
@@ -98,7 +99,7 @@ static int alloc_slabs(strata__staging *st, uint64_t total) {
 int strata__staging_open(struct strata_store *s, strata__staging **out) {
   *out = NULL;
   strata_store_config *c = &s->config;
-  if (c->staging_bytes == 0)
+  if (c->staging.bytes == 0)
     return 0;
   STRATA__TRY(check_config(s->dir, c));
   strata__staging *st = calloc(1, sizeof *st);
@@ -106,11 +107,11 @@ int strata__staging_open(struct strata_store *s, strata__staging **out) {
     return strata__fail(STRATA_E_NOMEM, "%s: staging pool", s->dir);
   st->store = s;
   st->log = &s->log;
-  st->block_size = c->staging_block_size;
-  st->dedup = (c->staging_flags & STRATA_STAGING_NO_DEDUP) == 0;
-  st->direct = (c->staging_flags & STRATA_STAGING_DIRECT) != 0;
-  st->threshold = c->staging_hot_threshold;
-  st->hot_budget = c->staging_hot_budget;
+  st->block_size = c->staging.block_size;
+  st->dedup = (c->staging.flags & STRATA_STAGING_NO_DEDUP) == 0;
+  st->direct = (c->staging.flags & STRATA_STAGING_DIRECT) != 0;
+  st->threshold = c->staging.hot_threshold;
+  st->hot_budget = c->staging.hot_budget;
   pthread_mutex_init(&st->mu, NULL);
   pthread_cond_init(&st->filled, NULL);
   pthread_mutex_init(&st->batch_mu, NULL);
@@ -127,14 +128,14 @@ int strata__staging_open(struct strata_store *s, strata__staging **out) {
    * a half-built pool. */
   *out = st;
   uint64_t t0 = strata__mono_ns();
-  strata__device_config xc = {.device = c->staging_device,
+  strata__device_config xc = {.device = c->staging.device,
                             .force_host =
-                                (c->staging_flags & STRATA_STAGING_HOST) != 0,
+                                (c->staging.flags & STRATA_STAGING_HOST) != 0,
                             .log = &s->log};
   STRATA__TRY(strata__device_open(&xc, &st->dev));
   STRATA__TRY(strata__balloc_new(st->block_size, &st->alloc));
   uint64_t total =
-      (c->staging_bytes + st->block_size - 1) / st->block_size * st->block_size;
+      (c->staging.bytes + st->block_size - 1) / st->block_size * st->block_size;
   STRATA__TRY(alloc_slabs(st, total));
   st->blocks = strata__balloc_blocks(st->alloc);
   STRATA__TRY(strata__pages_init(st));
@@ -143,13 +144,13 @@ int strata__staging_open(struct strata_store *s, strata__staging **out) {
   /* The watermarks apply to the blocks layers may use (the pack buffers
    * are taken for good). */
   uint64_t usable = st->blocks - st->fixed_blocks;
-  st->high_blocks = st->fixed_blocks + usable * c->staging_high_pct / 100;
+  st->high_blocks = st->fixed_blocks + usable * c->staging.high_pct / 100;
   st->low_blocks = st->fixed_blocks +
-                   usable * (c->staging_high_pct - c->staging_evict_pct) / 100;
+                   usable * (c->staging.high_pct - c->staging.evict_pct) / 100;
   STRATA__TRY(strata__dcache_init(st));
   s->hot_rings = st->rings;
-  s->sample_mask = c->staging_sample_period - 1;
-  if ((c->staging_flags & STRATA_STAGING_NO_WORKER) == 0)
+  s->sample_mask = c->staging.sample_period - 1;
+  if ((c->staging.flags & STRATA_STAGING_NO_WORKER) == 0)
     STRATA__TRY(strata__hot_start(st));
   char dev[128];
   strata__log(
@@ -218,7 +219,7 @@ int strata__staging_of(struct strata_store *s, const char *fn,
   STRATA__FAIL_IF(s == NULL, STRATA_E_INVAL, "%s: NULL store", fn);
   STRATA__FAIL_IF(s->staging == NULL, STRATA_E_STATE,
                   "%s: %s has no staging pool (strata_store_config."
-                  "staging_bytes is 0)",
+                  "staging.bytes is 0)",
                   fn, s->dir);
   *out = s->staging;
   return 0;
@@ -231,7 +232,7 @@ int strata_stage_part(const strata_txn *txn, uint64_t region_id,
   *out = NULL;
   STRATA__FAIL_IF(txn == NULL, STRATA_E_INVAL, "strata_stage: NULL txn");
   strata__staging *st;
-  STRATA__TRY(strata__staging_of(txn->store, "strata_stage", &st));
+  STRATA__TRY(strata__staging_of(strata__txn_priv(txn)->store, "strata_stage", &st));
   return strata__stage(st, txn, region_id, layer_id, first_block, n_blocks,
                        false, out);
 }

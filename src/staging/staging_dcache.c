@@ -35,7 +35,7 @@ struct strata_device_layer {
 };
 
 int strata__dcache_init(strata__staging *st) {
-  st->dc_budget = st->store->config.staging_device_cache_bytes;
+  st->dc_budget = st->store->config.staging.device_cache_bytes;
   if (st->dc_budget == 0)
     return 0;
   st->dc_mask = 255;
@@ -228,11 +228,11 @@ int strata_device_cache_get(const strata_txn *txn, uint64_t region_id,
   STRATA__FAIL_IF(txn == NULL || ss == NULL, STRATA_E_INVAL,
                   "strata_device_cache_get: NULL argument");
   strata__staging *st;
-  STRATA__TRY(strata__staging_of(txn->store, "strata_device_cache_get", &st));
+  STRATA__TRY(strata__staging_of(strata__txn_priv(txn)->store, "strata_device_cache_get", &st));
   STRATA__FAIL_IF(st->dc_budget == 0, STRATA_E_STATE,
                   "strata_device_cache_get: %s has no device cache "
-                  "(staging_device_cache_bytes is 0)",
-                  txn->store->dir);
+                  "(staging.device_cache_bytes is 0)",
+                  strata__txn_priv(txn)->store->dir);
   strata_layer lay;
   int rc = strata__get_quiet(txn, region_id, layer_id, &lay);
   if (rc < 0)

@@ -2,7 +2,7 @@
  * that stages them and keeps the pool under its high watermark.
  *
  * The read path pays one increment and one test per lookup: every
- * staging_sample_period-th lookup a thread makes is pushed into its reader
+ * staging.sample_period-th lookup a thread makes is pushed into its reader
  * slot's ring (strata__hot_push, staging.h), which only that thread writes.
  * A pass (strata__hot_tick, from the worker every 10 ms or from
  * strata_staging_tick) drains the rings, sets the CLOCK reference bit of
@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/strata_testing.h"
 #include "staging/staging.h"
 #include "store/store_internal.h"
 

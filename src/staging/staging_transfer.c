@@ -5,7 +5,7 @@
  * Batches. DMA is fast only in large pieces (per-transfer overhead is
  * microseconds), so a batch copies a staged layer of 1 MiB or more
  * straight from its blocks and packs everything else, small layers and
- * layers not staged, into pinned pack buffers of staging_pack_bytes: the
+ * layers not staged, into pinned pack buffers of staging.pack_bytes: the
  * layers of a path lie end to end in the device buffer, so consecutive
  * packed layers form one contiguous destination and each full buffer is
  * one copy. The pool has two pack buffers per stream; the batch fills
@@ -37,9 +37,9 @@
 
 int strata__transfer_init(strata__staging *st) {
   const strata_store_config *c = &st->store->config;
-  st->nstreams = c->staging_streams;
+  st->nstreams = c->staging.streams;
   st->streams = calloc(st->nstreams, sizeof *st->streams);
-  st->pack_bytes = c->staging_pack_bytes;
+  st->pack_bytes = c->staging.pack_bytes;
   st->npack = 2 * st->nstreams;
   st->pack_block = calloc(st->npack, sizeof *st->pack_block);
   st->pack_ev = calloc(st->npack, sizeof *st->pack_ev);
@@ -385,7 +385,7 @@ int strata_stage_path_to_device(const strata_txn *txn,
     return strata__fail(STRATA_E_INVAL, "strata_stage_path_to_device: NULL");
   strata__staging *st;
   STRATA__TRY(
-      strata__staging_of(txn->store, "strata_stage_path_to_device", &st));
+      strata__staging_of(strata__txn_priv(txn)->store, "strata_stage_path_to_device", &st));
   strata_layer *lay = malloc((n > 0 ? n : 1) * sizeof *lay);
   if (lay == NULL)
     return strata__fail(STRATA_E_NOMEM,

@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "common/strata_testing.h"
 #include "staging/staging.h"
 #include "state/state.h"
 
@@ -107,8 +108,8 @@ static json_t *config_json(const strata_store *s) {
       (c->flags & STRATA_STORE_VERIFY_AT_OPEN) != 0, "read_stats",
       (c->flags & STRATA_STORE_NO_READ_STATS) == 0, "open_threads",
       (json_int_t)c->open_threads, "staging_bytes",
-      (json_int_t)c->staging_bytes, "staging_block_size",
-      (json_int_t)c->staging_block_size);
+      (json_int_t)c->staging.bytes, "staging_block_size",
+      (json_int_t)c->staging.block_size);
 }
 
 static json_t *region_json(const strata__entry *e, const strata_txn *txn,
@@ -121,7 +122,7 @@ static json_t *region_json(const strata__entry *e, const strata_txn *txn,
     return NULL;
   uint64_t layers = e->file ? e->file->region->n : 0;
   if (e->overlay != NULL)
-    layers += (uint64_t)strata__overlay_delta(e->overlay, txn->priv_version);
+    layers += (uint64_t)strata__overlay_delta(e->overlay, strata__txn_priv(txn)->version);
   set(o, "layer_count", u64(layers), ok);
   if (e->file == NULL) {
     set(o, "file", json_null(), ok);
@@ -214,13 +215,13 @@ int strata__state_collect(strata_store *s, unsigned flags, json_t **out) {
   STRATA__TRY(strata_read_begin(s, &txn));
   bool ok = true;
   json_t *regions = json_array();
-  const strata__catalog *c = txn.priv_catalog;
+  const strata__catalog *c = strata__txn_priv(&txn)->catalog;
   for (uint64_t i = 0; regions != NULL && ok && i < c->n; i++)
     append(regions,
            region_json(c->by_order[i], &txn, (flags & STRATA_DUMP_VERBOSE) != 0,
                        &ok),
            &ok);
-  uint64_t snapshot_version = txn.priv_version;
+  uint64_t snapshot_version = strata__txn_priv(&txn)->version;
   strata_read_end(&txn);
 
   uint64_t heap = st.heap_bytes;

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/strata_testing.h"
 #include "staging/staging.h"
 #include "store/store_internal.h"
 
@@ -27,7 +28,8 @@ void strata_store_config_init(strata_store_config *c) {
   long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
   uint64_t phys = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page
                                         : (uint64_t)4 << 30;
-  *c = (strata_store_config){.memory_limit = phys / 4,
+  *c = (strata_store_config){.struct_size = sizeof *c,
+                             .memory_limit = phys / 4,
                              .warn_pct = 75,
                              .evict_pct = 85,
                              .refuse_pct = 95,
@@ -36,7 +38,47 @@ void strata_store_config_init(strata_store_config *c) {
                              .snapshot_warn_ms = 10000};
 }
 
-static int check_config(const char *dir, strata_store_config *c) {
+/* Reads the caller's config into *c: the defaults, overwritten by the first
+ * struct_size bytes of `in` (NULL: the defaults). A caller compiled against
+ * an older, smaller strata_store_config so gets the defaults for the fields
+ * it does not know; a larger one comes from a newer header, whose fields
+ * this library cannot honour, and is refused ("Growing structures" in
+ * strata.h). Sizes are multiples of the alignment so that a size always
+ * ends between fields. */
+static int read_config(const char *dir, const strata_store_config *in,
+                       strata_store_config *c) {
+  strata_store_config_init(c);
+  if (in == NULL)
+    return 0;
+  uint32_t size = in->struct_size;
+  STRATA__FAIL_IF(size == 0, STRATA_E_INVAL,
+                  "%s: strata_store_config.struct_size is 0: fill the config "
+                  "with strata_store_config_init()",
+                  dir);
+  STRATA__FAIL_IF(size > sizeof *c || size % _Alignof(strata_store_config),
+                  STRATA_E_INVAL,
+                  "%s: strata_store_config.struct_size %u is not a size this "
+                  "library accepts (at most %zu, a multiple of %zu)%s",
+                  dir, size, sizeof *c, _Alignof(strata_store_config),
+                  size > sizeof *c ? ": the caller's header is newer than "
+                                     "the library"
+                                   : "");
+  memcpy(c, in, size);
+  c->struct_size = sizeof *c;
+  /* The staging config's size is fixed; its reserved words are where its
+   * new fields will go, so a word that is not 0 is a field this library
+   * does not know. */
+  for (size_t i = 0; i < sizeof c->staging.reserved_ / sizeof(uint64_t); i++)
+    STRATA__FAIL_IF(c->staging.reserved_[i] != 0, STRATA_E_INVAL,
+                    "%s: strata_staging_config.reserved_[%zu] is not 0: a "
+                    "field of a newer header than the library",
+                    dir, i);
+  return 0;
+}
+
+static int check_config(const char *dir, const strata_store_config *in,
+                        strata_store_config *c) {
+  STRATA__TRY(read_config(dir, in, c));
   strata_store_config d;
   strata_store_config_init(&d);
   if (c->memory_limit == 0)
@@ -566,11 +608,7 @@ int strata_store_open(const char *dir, const strata_store_config *config,
   STRATA__FAIL_IF(dir == NULL || out == NULL, STRATA_E_INVAL,
                   "strata_store_open: NULL argument");
   strata_store_config c;
-  if (config != NULL)
-    c = *config;
-  else
-    strata_store_config_init(&c);
-  STRATA__TRY(check_config(dir, &c));
+  STRATA__TRY(check_config(dir, config, &c));
   strata_store *s = calloc(1, sizeof *s);
   if (s == NULL || (s->dir = strdup(dir)) == NULL) {
     free(s);

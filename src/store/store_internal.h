@@ -305,7 +305,7 @@ struct strata_store {
 
   strata_store_stats stats; /* counters, under write_mu */
 
-  /* The staging pool (NULL when staging_bytes is 0), and the sample rings
+  /* The staging pool (NULL when staging.bytes is 0), and the sample rings
    * reader slots get when claimed (one per slot). */
   struct strata__staging *staging;
   struct strata__hot_ring *hot_rings;
@@ -339,6 +339,33 @@ void strata__memory_check(struct strata_store *s);
 /* Writer mutex held: prunes overlays, frees what no snapshot reaches. Run
  * at the end of every write call. */
 void strata__store_maintain(struct strata_store *s);
+/* What a strata_txn holds. The public type is reserved words
+ * (<strata/snapshot.h>) so that callers can keep a snapshot on the stack
+ * without its fields being the ABI; this is their meaning, reached only
+ * through strata__txn_priv(). may_alias: the caller's object is declared as
+ * uint64_t words and is accessed here through other types, which type-based
+ * alias analysis would otherwise assume cannot happen. */
+typedef struct __attribute__((__may_alias__)) strata__txn {
+  struct strata_store *store;
+  const void *catalog; /* const strata__catalog * */
+  strata__reader *slot;
+  uint64_t version;
+  /* Read statistics of this snapshot, added to the slot's at read_end. */
+  uint64_t gets, misses, bytes;
+  bool count; /* the store counts reads (!STRATA_STORE_NO_READ_STATS) */
+} strata__txn;
+_Static_assert(sizeof(strata__txn) <= sizeof(strata_txn),
+               "strata__txn outgrew strata_txn's reserved words");
+_Static_assert(_Alignof(strata__txn) <= _Alignof(strata_txn),
+               "strata__txn needs more alignment than strata_txn has");
+
+/* A snapshot's private state. Lookups take the txn as const (they do not
+ * change what it sees) but update its read counters, so this hands back a
+ * mutable pointer. */
+static inline strata__txn *strata__txn_priv(const strata_txn *txn) {
+  return (strata__txn *)(uintptr_t)txn;
+}
+
 /* strata_get without statistics, sampling or error detail (the staging
  * pool's own reads): 0, STRATA_E_NO_REGION or STRATA_E_NOT_FOUND. */
 int strata__get_quiet(const strata_txn *txn, uint64_t region_id,

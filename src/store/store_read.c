@@ -12,14 +12,14 @@
  * not change what the snapshot sees; its counters are the one exception. */
 static inline void count_get(const strata_txn *txn, bool found,
                              uint64_t bytes) {
-  if (!txn->priv_count)
+  strata__txn *t = strata__txn_priv(txn);
+  if (!t->count)
     return;
-  strata_txn *t = (strata_txn *)txn;
-  t->priv_gets++;
+  t->gets++;
   if (found)
-    t->priv_bytes += bytes;
+    t->bytes += bytes;
   else
-    t->priv_misses++;
+    t->misses++;
 }
 
 /* Samples one lookup in so many for the staging pool's hot layers: an
@@ -27,7 +27,7 @@ static inline void count_get(const strata_txn *txn, bool found,
  * just written. */
 static inline void sample(const strata_txn *txn, uint64_t region_id,
                           uint64_t layer_id) {
-  strata__reader *r = txn->priv_slot;
+  strata__reader *r = strata__txn_priv(txn)->slot;
   if (r->ring != NULL && (++r->tick & r->sample_mask) == 0)
     strata__hot_push(r->ring, region_id, layer_id);
 }
@@ -42,7 +42,7 @@ static void add(_Atomic uint64_t *counter, uint64_t v) {
 int strata_read_begin(strata_store *s, strata_txn *txn) {
   if (txn == NULL)
     return strata__fail(STRATA_E_INVAL, "strata_read_begin: NULL txn");
-  *txn = (strata_txn){0};
+  *strata__txn_priv(txn) = (strata__txn){0};
   if (s == NULL)
     return strata__fail(STRATA_E_INVAL, "strata_read_begin: NULL store");
   strata__reader *r;
@@ -66,29 +66,30 @@ int strata_read_begin(strata_store *s, strata_txn *txn) {
     c = atomic_load_explicit(&s->catalog, memory_order_seq_cst);
     v = atomic_load_explicit(&s->epoch, memory_order_seq_cst);
   } while (atomic_load_explicit(&s->catalog, memory_order_seq_cst) != c);
-  *txn = (strata_txn){.store = s,
-                      .priv_catalog = c,
-                      .priv_slot = r,
-                      .priv_version = v,
-                      .priv_count = s->count_reads};
+  *strata__txn_priv(txn) = (strata__txn){.store = s,
+                                         .catalog = c,
+                                         .slot = r,
+                                         .version = v,
+                                         .count = s->count_reads};
   return 0;
 }
 
 void strata_read_end(strata_txn *txn) {
-  if (txn == NULL || txn->priv_slot == NULL)
+  strata__txn *t = strata__txn_priv(txn);
+  if (txn == NULL || t->slot == NULL)
     return;
-  strata__reader *r = txn->priv_slot;
-  if (txn->priv_gets != 0) {
-    add(&r->gets, txn->priv_gets);
-    add(&r->misses, txn->priv_misses);
-    add(&r->bytes, txn->priv_bytes);
-    txn->priv_gets = txn->priv_misses = txn->priv_bytes = 0;
+  strata__reader *r = t->slot;
+  if (t->gets != 0) {
+    add(&r->gets, t->gets);
+    add(&r->misses, t->misses);
+    add(&r->bytes, t->bytes);
+    t->gets = t->misses = t->bytes = 0;
   }
   if (r->depth > 0 && --r->depth == 0) {
     atomic_store_explicit(&r->epoch, 0, memory_order_release);
   }
-  txn->priv_slot = NULL;
-  txn->priv_catalog = NULL;
+  t->slot = NULL;
+  t->catalog = NULL;
 }
 
 static void fill_from_lver(const strata__lver *lv, strata_layer *out) {
@@ -104,9 +105,9 @@ static void fill_from_lver(const strata__lver *lv, strata_layer *out) {
 
 static const strata__entry *find_entry(const strata_txn *txn,
                                        uint64_t region_id) {
-  if (txn == NULL || txn->priv_catalog == NULL)
+  if (txn == NULL || strata__txn_priv(txn)->catalog == NULL)
     return NULL;
-  return strata__catalog_find(txn->priv_catalog, region_id);
+  return strata__catalog_find(strata__txn_priv(txn)->catalog, region_id);
 }
 
 /* The lookup without error details, shared by strata_get and get_many:
@@ -117,7 +118,7 @@ static int lookup(const strata_txn *txn, const strata__entry *e,
     return -1;
   if (e->overlay != NULL) {
     const strata__lver *lv =
-        strata__overlay_find(e->overlay, layer_id, txn->priv_version);
+        strata__overlay_find(e->overlay, layer_id, strata__txn_priv(txn)->version);
     if (lv != NULL) {
       if (lv->flags & STRATA__LV_TOMBSTONE)
         return 0;
@@ -174,7 +175,7 @@ int strata_get_by_name(const strata_txn *txn, uint64_t region_id,
     return strata__fail(STRATA_E_INVAL, "strata_get_by_name: NULL argument");
   if (e->overlay != NULL) {
     const strata__lver *lv = strata__overlay_find_name(e->overlay, name,
-                                                       name_len, txn->priv_version);
+                                                       name_len, strata__txn_priv(txn)->version);
     if (lv != NULL) {
       fill_from_lver(lv, out);
       count_get(txn, true, out->size);
@@ -188,7 +189,7 @@ int strata_get_by_name(const strata_txn *txn, uint64_t region_id,
     /* The file's layer counts only if the proto did not replace or remove
      * it (a replacement with the same name was found above). */
     if (e->overlay == NULL ||
-        strata__overlay_find(e->overlay, l.id, txn->priv_version) == NULL) {
+        strata__overlay_find(e->overlay, l.id, strata__txn_priv(txn)->version) == NULL) {
       *out = l;
       count_get(txn, true, out->size);
       sample(txn, region_id, out->id);
@@ -204,10 +205,10 @@ int strata_get_by_name(const strata_txn *txn, uint64_t region_id,
 
 int strata_find_region(const strata_txn *txn, const char *name,
                        uint64_t *region_id) {
-  if (txn == NULL || txn->priv_catalog == NULL || name == NULL ||
+  if (txn == NULL || strata__txn_priv(txn)->catalog == NULL || name == NULL ||
       region_id == NULL)
     return strata__fail(STRATA_E_INVAL, "strata_find_region: NULL argument");
-  const strata__entry *e = strata__catalog_find_name(txn->priv_catalog, name);
+  const strata__entry *e = strata__catalog_find_name(strata__txn_priv(txn)->catalog, name);
   if (e == NULL)
     return strata__fail(STRATA_E_NO_REGION, "no region named \"%s\"", name);
   *region_id = e->id;
@@ -247,23 +248,23 @@ size_t strata_get_many(const strata_txn *txn, const strata_layer_ref *refs,
 }
 
 uint64_t strata_store_region_count(const strata_txn *txn) {
-  if (txn == NULL || txn->priv_catalog == NULL)
+  if (txn == NULL || strata__txn_priv(txn)->catalog == NULL)
     return 0;
-  return ((const strata__catalog *)txn->priv_catalog)->n;
+  return ((const strata__catalog *)strata__txn_priv(txn)->catalog)->n;
 }
 
 int strata_store_region_at(const strata_txn *txn, uint64_t index,
                            strata_store_region *out) {
-  if (txn == NULL || txn->priv_catalog == NULL || out == NULL)
+  if (txn == NULL || strata__txn_priv(txn)->catalog == NULL || out == NULL)
     return strata__fail(STRATA_E_INVAL, "strata_store_region_at: NULL argument");
-  const strata__catalog *c = txn->priv_catalog;
+  const strata__catalog *c = strata__txn_priv(txn)->catalog;
   if (index >= c->n)
     return strata__fail(STRATA_E_BOUNDS, "region index %llu of %llu",
                         (unsigned long long)index, (unsigned long long)c->n);
   const strata__entry *e = c->by_order[index];
   uint64_t layers = e->file ? strata_region_layer_count(e->file->region) : 0;
   if (e->overlay != NULL)
-    layers += (uint64_t)strata__overlay_delta(e->overlay, txn->priv_version);
+    layers += (uint64_t)strata__overlay_delta(e->overlay, strata__txn_priv(txn)->version);
   *out = (strata_store_region){.id = e->id,
                                .name = e->name,
                                .metadata = e->metadata,

@@ -17,6 +17,7 @@
 #include <cuda_runtime_api.h>
 #include <jansson.h>
 
+#include "common/strata_testing.h" /* NO_WORKER, DRIVER_ALLOC */
 #include "staging_churn.h"
 #include "test_util.h"
 
@@ -36,10 +37,10 @@ static strata_store_config gpu_config(uint64_t bytes, unsigned flags) {
   strata_store_config c;
   strata_store_config_init(&c);
   c.log_level = STRATA_LOG_ERROR;
-  c.staging_bytes = bytes;
-  c.staging_block_size = 64 * KiB;
-  c.staging_pack_bytes = 256 * KiB;
-  c.staging_flags = STRATA_STAGING_NO_WORKER | flags;
+  c.staging.bytes = bytes;
+  c.staging.block_size = 64 * KiB;
+  c.staging.pack_bytes = 256 * KiB;
+  c.staging.flags = STRATA_STAGING_NO_WORKER | flags;
   return c;
 }
 
@@ -408,9 +409,9 @@ static void test_native_stream(void **state) {
 static void test_concurrent(void **state) {
   (void)state;
   strata_store_config c = gpu_config(8 * MiB, 0);
-  c.staging_streams = 1;
-  c.staging_flags = 0; /* the worker runs too */
-  c.staging_sample_period = 4;
+  c.staging.streams = 1;
+  c.staging.flags = 0; /* the worker runs too */
+  c.staging.sample_period = 4;
   strata_store *s = open_fixture(&c);
   int transferred = churn_run(s, 6, 100);
   assert_true(transferred > 0);

@@ -37,4 +37,24 @@ cc -std=c17 -Wall -Werror "$src_dir/examples/quickstart.c" -o "$work/pc-quicksta
 LD_LIBRARY_PATH=$libdir "$work/pc-quickstart" "$work/b.region" | tee "$work/out2"
 grep -q '^layer 2 (fact-2): Writers publish new files by rename.$' "$work/out2"
 cmp "$work/a.region" "$work/b.region" # the writer is deterministic
+# 3. Every installed sub-header compiles alone (each includes what it uses),
+# as C and, where a C++ compiler is installed, as C++; and the switches for
+# tests and benchmarks (src/common/strata_testing.h) are neither in the
+# installed headers nor exported.
+for h in "$prefix"/include/strata/*.h; do
+  name=strata/$(basename "$h")
+  echo "#include <$name>" | cc -std=c17 -Wall -Wextra -Werror -fsyntax-only \
+    -I"$prefix/include" -x c - || { echo "FAIL: <$name> is not self-contained"; exit 1; }
+  if command -v c++ >/dev/null; then
+    echo "#include <$name>" | c++ -Wall -Werror -fsyntax-only \
+      -I"$prefix/include" -x c++ - || { echo "FAIL: <$name> does not compile as C++"; exit 1; }
+  fi
+done
+if grep -rqE 'strata_staging_tick|NO_READ_STATS|DRIVER_ALLOC|NO_WORKER' \
+    "$prefix/include/strata.h" "$prefix/include/strata"; then
+  echo "FAIL: a test switch is in the installed headers"; exit 1
+fi
+if nm -D --defined-only "$libdir/libstrata.so" | grep -q ' strata_staging_tick$'; then
+  echo "FAIL: strata_staging_tick is exported"; exit 1
+fi
 echo "install test: ok"

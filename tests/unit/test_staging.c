@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 
+#include "common/strata_testing.h" /* NO_WORKER, strata_staging_tick */
 #include "staging/staging.h" /* struct strata_stream: a host function on it */
 #include "staging_churn.h"
 #include "test_util.h"
@@ -20,10 +21,10 @@ static strata_store_config staging_config(uint64_t bytes) {
   strata_store_config c;
   strata_store_config_init(&c);
   c.log_level = STRATA_LOG_ERROR;
-  c.staging_bytes = bytes;
-  c.staging_block_size = 64 * KiB;
-  c.staging_pack_bytes = 256 * KiB;
-  c.staging_flags = STRATA_STAGING_HOST | STRATA_STAGING_NO_WORKER;
+  c.staging.bytes = bytes;
+  c.staging.block_size = 64 * KiB;
+  c.staging.pack_bytes = 256 * KiB;
+  c.staging.flags = STRATA_STAGING_HOST | STRATA_STAGING_NO_WORKER;
   return c;
 }
 
@@ -110,18 +111,18 @@ static void test_bad_config(void **state) {
   const char *dir = test_tmpdir();
   strata_store *s = NULL;
   strata_store_config c = staging_config(16 * MiB);
-  c.staging_block_size = 65 * KiB;
+  c.staging.block_size = 65 * KiB;
   assert_int_equal(strata_store_open(dir, &c, &s), STRATA_E_INVAL);
-  assert_non_null(strstr(strata_last_error_detail(), "staging_block_size"));
+  assert_non_null(strstr(strata_last_error_detail(), "staging.block_size"));
   c = staging_config(16 * MiB);
-  c.staging_high_pct = 50;
-  c.staging_evict_pct = 60;
+  c.staging.high_pct = 50;
+  c.staging.evict_pct = 60;
   assert_int_equal(strata_store_open(dir, &c, &s), STRATA_E_INVAL);
   c = staging_config(1 * MiB); /* pack buffers would take all of it */
   assert_int_equal(strata_store_open(dir, &c, &s), STRATA_E_INVAL);
   assert_non_null(strstr(strata_last_error_detail(), "too small"));
   c = staging_config(16 * MiB);
-  c.staging_sample_period = 3;
+  c.staging.sample_period = 3;
   assert_int_equal(strata_store_open(dir, &c, &s), STRATA_E_INVAL);
   assert_null(s);
 }
@@ -250,7 +251,7 @@ static void test_shared_blocks(void **state) {
   strata_store_close(s);
 
   /* Without sharing every page is copied. */
-  c.staging_flags |= STRATA_STAGING_NO_DEDUP;
+  c.staging.flags |= STRATA_STAGING_NO_DEDUP;
   s = open_fixture(&c, NULL);
   assert_int_equal(strata_proto_create(s, 3, "dups", NULL, &p), 0);
   test_put(p, 1, 256 * KiB, 7);
@@ -315,7 +316,7 @@ static void test_replaced_content(void **state) {
 static strata_store *open_small_pool(strata_proto **p, uint64_t n,
                                      uint64_t seed0) {
   strata_store_config c = staging_config(4 * MiB);
-  c.staging_streams = 1;
+  c.staging.streams = 1;
   strata_store *s = open_fixture(&c, NULL);
   assert_int_equal(strata_proto_create(s, 5, "small", NULL, p), 0);
   for (uint64_t i = 0; i < n; i++)
@@ -642,8 +643,8 @@ static void read_many(strata_store *s, uint64_t region, uint64_t layer, int n) {
 static void test_hot_tick(void **state) {
   (void)state;
   strata_store_config c = staging_config(32 * MiB);
-  c.staging_sample_period = 1;
-  c.staging_hot_threshold = 8;
+  c.staging.sample_period = 1;
+  c.staging.hot_threshold = 8;
   strata_store *s = open_fixture(&c, NULL);
   read_many(s, 1, 3, 5); /* below the threshold */
   assert_int_equal(strata_staging_tick(s), 0);
@@ -668,7 +669,7 @@ static void test_hot_tick(void **state) {
 
   /* The budget: a layer larger than what is left is not staged. */
   strata_store_close(s);
-  c.staging_hot_budget = 1 * MiB;
+  c.staging.hot_budget = 1 * MiB;
   s = open_fixture(&c, NULL);
   read_many(s, 1, 4, 10); /* 2 MiB */
   read_many(s, 1, 3, 10); /* 300 KiB */
@@ -681,8 +682,8 @@ static void test_hot_tick(void **state) {
 static void test_hot_worker(void **state) {
   (void)state;
   strata_store_config c = staging_config(32 * MiB);
-  c.staging_flags = STRATA_STAGING_HOST; /* with the worker */
-  c.staging_sample_period = 1;
+  c.staging.flags = STRATA_STAGING_HOST; /* with the worker */
+  c.staging.sample_period = 1;
   strata_store *s = open_fixture(&c, NULL);
   strata_staging_stats st = {0};
   for (int i = 0; i < 500 && st.hot_layers == 0; i++) {
@@ -850,7 +851,7 @@ static void test_path_after_callers_work(void **state) {
 static void test_direct_fallback(void **state) {
   (void)state;
   strata_store_config c = staging_config(32 * MiB);
-  c.staging_flags |= STRATA_STAGING_DIRECT;
+  c.staging.flags |= STRATA_STAGING_DIRECT;
   strata_store *s = open_fixture(&c, NULL);
   strata_stream *ss;
   assert_int_equal(strata_stream_create(s, &ss), 0);
@@ -912,7 +913,7 @@ static void test_device_cache(void **state) {
   strata_stream_destroy(other);
   strata_store_close(s);
 
-  c.staging_device_cache_bytes = 1 * MiB;
+  c.staging.device_cache_bytes = 1 * MiB;
   s = open_fixture(&c, NULL);
   assert_int_equal(strata_stream_create(s, &ss), 0);
   assert_int_equal(strata_stream_create(s, &other), 0);
@@ -978,7 +979,7 @@ static void test_device_cache(void **state) {
 static void test_path_around_direct_copy(void **state) {
   (void)state;
   strata_store_config c = staging_config(64 * MiB);
-  c.staging_pack_bytes = 0; /* the default */
+  c.staging.pack_bytes = 0; /* the default */
   strata_store *s = open_fixture(&c, NULL);
   strata_proto *p;
   assert_int_equal(strata_proto_create(s, 3, "mid", NULL, &p), 0);
@@ -1041,8 +1042,8 @@ static void *late_reader_main(void *p) {
 static void test_close_waits_for_reader(void **state) {
   (void)state;
   strata_store_config c = staging_config(32 * MiB);
-  c.staging_sample_period = 1;
-  c.staging_flags = STRATA_STAGING_HOST; /* the worker too */
+  c.staging.sample_period = 1;
+  c.staging.flags = STRATA_STAGING_HOST; /* the worker too */
   late_reader a = {.s = open_fixture(&c, NULL)};
   pthread_t t;
   assert_int_equal(pthread_create(&t, NULL, late_reader_main, &a), 0);
@@ -1095,9 +1096,9 @@ static void test_dump_and_metrics(void **state) {
 static void test_concurrent(void **state) {
   (void)state;
   strata_store_config c = staging_config(8 * MiB);
-  c.staging_streams = 1;
-  c.staging_flags = STRATA_STAGING_HOST; /* the worker runs too */
-  c.staging_sample_period = 4;
+  c.staging.streams = 1;
+  c.staging.flags = STRATA_STAGING_HOST; /* the worker runs too */
+  c.staging.sample_period = 4;
   strata_store *s = open_fixture(&c, NULL);
   assert_true(churn_run(s, 6, 60) > 0);
   strata_staging_stats st;

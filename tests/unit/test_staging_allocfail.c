@@ -46,6 +46,7 @@
 #include "allocfail_walk.h"
 #include "test_util.h"
 
+#include "common/strata_testing.h" /* STRATA_STAGING_NO_WORKER */
 #include "staging/staging.h" /* the pool's streams and a stream's queue, to gate */
 #include "store/store_internal.h"
 
@@ -164,12 +165,12 @@ static strata_store_config pool_config(unsigned staging_flags) {
   c.log_ctx = &logs;
   c.flags = STRATA_STORE_VERIFY_AT_OPEN;
   c.open_threads = 1;
-  c.staging_bytes = 16 * MiB;
-  c.staging_block_size = BLOCK;
-  c.staging_streams = 3;
-  c.staging_pack_bytes = 512 * KiB;
-  c.staging_device_cache_bytes = 2 * MiB;
-  c.staging_flags = staging_flags;
+  c.staging.bytes = 16 * MiB;
+  c.staging.block_size = BLOCK;
+  c.staging.streams = 3;
+  c.staging.pack_bytes = 512 * KiB;
+  c.staging.device_cache_bytes = 2 * MiB;
+  c.staging.flags = staging_flags;
   return c;
 }
 

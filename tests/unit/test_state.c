@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 
+#include "common/strata_testing.h" /* NO_READ_STATS, NO_WORKER */
 #include "test_util.h"
 
 static int dump_no;
@@ -225,9 +226,9 @@ static void test_staging_in_dump(void **state) {
   strata_store_config c;
   strata_store_config_init(&c);
   c.log_level = STRATA_LOG_OFF;
-  c.staging_bytes = 8u << 20;
-  c.staging_pack_bytes = 64u << 10;
-  c.staging_flags = STRATA_STAGING_HOST | STRATA_STAGING_NO_WORKER;
+  c.staging.bytes = 8u << 20;
+  c.staging.pack_bytes = 64u << 10;
+  c.staging.flags = STRATA_STAGING_HOST | STRATA_STAGING_NO_WORKER;
   strata_store *s = NULL;
   assert_strata_ok(strata_store_open(dir, &c, &s));
   strata_txn txn;

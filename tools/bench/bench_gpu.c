@@ -38,6 +38,7 @@
 #include <jansson.h>
 
 #include "bench.h" /* bench_fail, _check, _say, _now_ns, _xmalloc, ... */
+#include "common/strata_testing.h" /* NO_WORKER, DRIVER_ALLOC */
 #include "strata.h"
 
 #define KiB ((uint64_t)1 << 10)
@@ -90,9 +91,9 @@ static strata_store *open_store(const char *dir, uint64_t pool,
   strata_store_config c;
   strata_store_config_init(&c);
   c.log_level = STRATA_LOG_WARN;
-  c.staging_bytes = pool;
-  c.staging_streams = STREAMS;
-  c.staging_flags = STRATA_STAGING_NO_WORKER | flags;
+  c.staging.bytes = pool;
+  c.staging.streams = STREAMS;
+  c.staging.flags = STRATA_STAGING_NO_WORKER | flags;
   strata_store *s;
   bench_check(strata_store_open(dir, &c, &s), dir);
   return s;

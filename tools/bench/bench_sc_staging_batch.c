@@ -109,10 +109,10 @@ static void run(bench_ctx *ctx, void *result) {
   r->pool_bytes =
       (nb * BATCH_BIG_SIZE * 4 / 3 + 64 * MiB + MiB - 1) / MiB * MiB;
   strata_store_config c = bench_staging_config(r->pool_bytes, 0);
-  c.staging_streams = 3; /* the defaults, named */
-  c.staging_pack_bytes = 2 * MiB;
-  r->streams = c.staging_streams;
-  r->pack_bytes = c.staging_pack_bytes;
+  c.staging.streams = 3; /* the defaults, named */
+  c.staging.pack_bytes = 2 * MiB;
+  r->streams = c.staging.streams;
+  r->pack_bytes = c.staging.pack_bytes;
   strata_store *s = bench_open_store(dir, &c);
   strata_txn txn;
   bench_check(strata_read_begin(s, &txn), "strata_read_begin");

@@ -86,7 +86,7 @@ static void run(bench_ctx *ctx, void *result) {
     strata_store_config c;
     strata_store_config_init(&c);
     c.log_level = STRATA_LOG_ERROR;
-    c.staging_bytes = r->bytes;
+    c.staging.bytes = r->bytes;
     uint64_t t0 = bench_now_ns();
     strata_store *s = bench_open_store(dir, &c);
     uint64_t t1 = bench_now_ns();

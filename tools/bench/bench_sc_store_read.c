@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "bench_store.h"
+#include "common/strata_testing.h" /* STRATA_STORE_NO_READ_STATS */
 
 /* At scale 1 (--n 1000000). */
 #define READ_REGIONS 4
@@ -351,8 +352,8 @@ static void run(bench_ctx *ctx, void *result) {
   strata_store_config sc;
   strata_store_config_init(&sc);
   sc.flags = STRATA_STORE_READ_ONLY;
-  sc.staging_bytes = 64u << 20;
-  sc.staging_flags = STRATA_STAGING_HOST;
+  sc.staging.bytes = 64u << 20;
+  sc.staging.flags = STRATA_STAGING_HOST;
   strata_store *sampled;
   bench_check(strata_store_open(dir, &sc, &sampled), dir);
   strata_store *handles[3] = {s, off, sampled};

@@ -85,8 +85,8 @@ strata_store_config bench_staging_config(uint64_t bytes, unsigned flags) {
   strata_store_config c;
   strata_store_config_init(&c);
   c.log_level = STRATA_LOG_ERROR;
-  c.staging_bytes = bytes;
-  c.staging_flags = STRATA_STAGING_HOST | STRATA_STAGING_NO_WORKER | flags;
+  c.staging.bytes = bytes;
+  c.staging.flags = STRATA_STAGING_HOST | STRATA_STAGING_NO_WORKER | flags;
   return c;
 }
 

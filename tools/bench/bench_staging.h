@@ -7,6 +7,7 @@
 
 #include "bench.h"
 #include "bench_store.h"
+#include "common/strata_testing.h" /* STRATA_STAGING_NO_WORKER, _DRIVER_ALLOC */
 #include "strata.h"
 
 #define KiB ((uint64_t)1 << 10)

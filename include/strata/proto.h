@@ -1,0 +1,89 @@
+/* Strata proto-regions and crystallization: writing to a store.
+ *
+ * Part of the public API: included by <strata.h>, and self-contained (it
+ * includes what it uses), so it may also be included alone. */
+#ifndef STRATA_PUBLIC_PROTO_H
+#define STRATA_PUBLIC_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "strata/types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Creates an empty proto for a new region. Its layers are visible to
+ * snapshots that begin after each change, and to nothing else; it becomes a
+ * region file with strata_crystallize(). The handle belongs to the store:
+ * it stays valid until strata_store_close() or strata_proto_discard().
+ * `name` (1..255 bytes of UTF-8 without '/', NUL or a leading '.') also
+ * names the file: STORE/NAME.region. metadata may be NULL.
+ * Errors: STRATA_E_EXIST (the id or name is taken), STRATA_E_INVAL,
+ * STRATA_E_LOCKED (another process writes to the store), STRATA_E_STATE
+ * (read-only store), STRATA_E_NOMEM, STRATA_E_LIMIT. Thread-safe. */
+STRATA_API int strata_proto_create(strata_store *store, uint64_t region_id,
+                                   const char *name, const char *metadata,
+                                   strata_proto **out);
+
+/* Returns the proto of region `region_id`, creating one whose starting
+ * content is the region file's layers when there is none. The file is never
+ * changed; crystallization writes a new one. Errors: STRATA_E_NO_REGION and
+ * those of strata_proto_create(). Thread-safe. */
+STRATA_API int strata_proto_open(strata_store *store, uint64_t region_id,
+                                 strata_proto **out);
+
+/* Adds or replaces layer `layer_id`: the content (copied), name and
+ * metadata (JSON) become visible to snapshots that begin after the call
+ * returns, all at once. Errors: STRATA_E_DUPLICATE (another layer has that
+ * name), STRATA_E_INVAL (bad UTF-8 or JSON), STRATA_E_LIMIT (memory above
+ * refuse_pct; the detail gives usage and limit), STRATA_E_NOMEM. A failed
+ * put changes nothing. Thread-safe. */
+STRATA_API int strata_proto_put(strata_proto *proto, uint64_t layer_id,
+                                const char *name, const char *metadata,
+                                const void *data, size_t size);
+
+/* Removes layer `layer_id` (a proto layer or one of the base file's).
+ * Errors: STRATA_E_NOT_FOUND. Thread-safe. */
+STRATA_API int strata_proto_remove(strata_proto *proto, uint64_t layer_id);
+
+/* Drops the proto's changes: the region goes back to its file, or
+ * disappears if it had none. Calls with the handle afterwards fail with
+ * STRATA_E_STATE (it is freed at strata_store_close()); strata_proto_open()
+ * or strata_proto_create() make a new one. Thread-safe. */
+STRATA_API int strata_proto_discard(strata_proto *proto);
+
+/* Facts about a proto (under the writer mutex). */
+typedef struct strata_proto_info {
+  uint64_t region_id;
+  uint64_t layers;       /* layers the region has now */
+  uint64_t changed;      /* layers put or removed since the base file */
+  uint64_t bytes;        /* heap bytes its changes use */
+  uint64_t age_ms;       /* since the proto was created or crystallized */
+} strata_proto_info;
+STRATA_API int strata_proto_info_get(strata_proto *proto,
+                                     strata_proto_info *info);
+
+/* Writes region `region_id`'s proto as a region file, with the same writer
+ * region-builder uses (temporary file in the store directory, fsync,
+ * rename over the old file, fsync of the directory), maps and validates the
+ * new file and faults it in, then publishes it with one atomic swap. Open
+ * snapshots keep the previous version; its memory (and mapping) is freed
+ * after they end. The proto stays attached, empty, over the new file.
+ * Any failure (-ENOSPC, -EIO, validation) leaves the proto and the store
+ * as they were (readers keep the old file and the proto), and the directory
+ * too, with one exception that the error detail names: when the fsync of the
+ * directory after the rename fails, the new file (holding exactly the
+ * proto's content) is already in place; crystallizing again replaces it.
+ * A failed write or fsync is never retried and its file never renamed.
+ * Errors: STRATA_E_NO_REGION (no proto for that id), STRATA_E_EXIST (a new
+ * region's file name is taken by a file the store does not serve), the
+ * writer's errors. Thread-safe. */
+STRATA_API int strata_crystallize(strata_store *store, uint64_t region_id);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* STRATA_PUBLIC_PROTO_H */

@@ -1,0 +1,105 @@
+/* Strata snapshots: consistent, lock-free reads of a store.
+ *
+ * Part of the public API: included by <strata.h>, and self-contained (it
+ * includes what it uses), so it may also be included alone. */
+#ifndef STRATA_PUBLIC_SNAPSHOT_H
+#define STRATA_PUBLIC_SNAPSHOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "strata/region.h"
+#include "strata/types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A snapshot of a store. "Snapshot" is the concept throughout the API and
+ * strata_txn its type, the name LMDB gives a read transaction
+ * (docs/ARCHITECTURE.md, "Names", says why the type keeps it). It lives
+ * in the caller's memory (usually the stack: beginning a snapshot allocates nothing), so its size is part of
+ * the ABI, but its contents are not: the library keeps its own state in
+ * the reserved words (the store, the catalog and version the snapshot sees,
+ * the thread's reader slot, the snapshot's read counters) and may change
+ * what it keeps there without a new major version. Do not read, write or
+ * copy it; pass its address. strata_read_begin() initializes it: no
+ * initializer is needed. The words are 16, where 8 are used today, so that
+ * the library can grow without changing the size. */
+#define STRATA_TXN_RESERVED_WORDS 16
+typedef struct strata_txn {
+  uint64_t reserved_[STRATA_TXN_RESERVED_WORDS];
+} strata_txn;
+
+/* Starts a snapshot: from now until strata_read_end(), every pointer a read
+ * through it returns stays valid and unchanged, whatever writers do. The
+ * first call on a thread takes a reader slot (the only allocation and lock
+ * on the read path, once per thread); later calls take no lock, allocate
+ * nothing and make no system call. A thread may hold several snapshots
+ * (nested or not); they share its slot, and reclamation waits for the
+ * oldest. Errors: STRATA_E_LIMIT (max_readers threads hold slots),
+ * STRATA_E_NOMEM (first call on a thread), STRATA_E_INVAL. */
+STRATA_API int strata_read_begin(strata_store *store, strata_txn *txn);
+
+/* Ends a snapshot: the pointers it handed out become invalid. Must be called
+ * on the thread that began it. Accepts a snapshot whose begin failed.
+ * A strata_txn is used by one thread at a time (lookups update its private
+ * counters); threads that read in parallel each begin their own. */
+STRATA_API void strata_read_end(strata_txn *txn);
+
+/* Looks up layer `layer_id` of region `region_id` as of the snapshot and
+ * fills *out with pointers valid until strata_read_end(txn). A region that
+ * has a proto shows the proto's content (its base file plus the changes).
+ * Errors: STRATA_E_NO_REGION, STRATA_E_NOT_FOUND (out untouched). No lock,
+ * no allocation, no system call. */
+STRATA_API int strata_get(const strata_txn *txn, uint64_t region_id,
+                          uint64_t layer_id, strata_layer *out);
+
+/* The same with the layer given by name (name_len bytes). */
+STRATA_API int strata_get_by_name(const strata_txn *txn, uint64_t region_id,
+                                  const char *name, size_t name_len,
+                                  strata_layer *out);
+
+/* Finds a region by name (NUL-terminated) in the snapshot and stores its id
+ * in *region_id. Errors: STRATA_E_NO_REGION. */
+STRATA_API int strata_find_region(const strata_txn *txn, const char *name,
+                                  uint64_t *region_id);
+
+/* One step of a path through the store. */
+typedef struct strata_layer_ref {
+  uint64_t region_id;
+  uint64_t layer_id;
+} strata_layer_ref;
+
+/* Looks up a path of layers across regions in one call: out[i] is filled
+ * for refs[i], or zeroed (data == NULL) when that region or layer does not
+ * exist. The index entries of the next lookups are prefetched while the
+ * current one completes. Returns the number found. No lock, no allocation,
+ * no system call; no error detail for misses. */
+STRATA_API size_t strata_get_many(const strata_txn *txn,
+                                  const strata_layer_ref *refs, size_t count,
+                                  strata_layer *out);
+
+/* A region as a snapshot sees it. Pointers valid until strata_read_end(). */
+typedef struct strata_store_region {
+  uint64_t id;
+  const char *name;
+  const char *metadata; /* JSON text, "" if none */
+  const char *path;     /* the region file; NULL for a new proto */
+  uint64_t layer_count; /* including the proto's changes */
+  uint64_t generation;  /* times this region was replaced in this process */
+  int has_proto;
+  const strata_region *file; /* the mapped file, or NULL */
+} strata_store_region;
+
+/* Number of regions in the snapshot; strata_store_region_at() returns them
+ * by position 0 .. count-1, in ascending id order. Errors: STRATA_E_BOUNDS. */
+STRATA_API uint64_t strata_store_region_count(const strata_txn *txn);
+STRATA_API int strata_store_region_at(const strata_txn *txn, uint64_t index,
+                                      strata_store_region *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* STRATA_PUBLIC_SNAPSHOT_H */

@@ -1,0 +1,206 @@
+/* Strata stores: a directory of region files served together.
+ *
+ * Part of the public API: included by <strata.h>, and self-contained (it
+ * includes what it uses), so it may also be included alone. */
+#ifndef STRATA_PUBLIC_STORE_H
+#define STRATA_PUBLIC_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "strata/staging.h"
+#include "strata/types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* A store is a directory of region files served together, plus the
+ * proto-regions (mutable, heap-resident regions) of the one writer.
+ *
+ * Readers work inside a snapshot (strata_read_begin() .. strata_read_end()).
+ * Inside it they see one consistent state of the whole store: every change
+ * published by a writer (a put, a remove, a crystallization, a refresh) is
+ * either entirely visible or not at all, and nothing changes under them.
+ * Reading takes no lock, performs no atomic read-modify-write on shared
+ * memory, allocates nothing and makes no system call. Memory that a change
+ * replaced (an old region mapping, a proto's superseded layers) is freed
+ * only after every snapshot that could reach it has ended.
+ *
+ * Writers (strata_proto_*, strata_crystallize(), strata_store_refresh())
+ * are serialized by a mutex inside the store, so any thread may call them.
+ * Across processes, one process at a time may write: the first write call
+ * takes an advisory lock (flock) on STORE/.strata.lock and keeps it until
+ * strata_store_close(); another process gets STRATA_E_LOCKED naming the pid
+ * that holds it. Taking the lock refreshes the store (as
+ * strata_store_refresh() does), so that a proto starts from the region files
+ * as they are then, including what another writer crystallized since this
+ * store was opened. Any number of processes may read; a reader process sees
+ * regions another process crystallized after strata_store_refresh().
+ *
+ * Files in the directory: every "*.region" file is a region; region files
+ * another process wrote are picked up by strata_store_refresh(); temporary
+ * files ".*.tmp-XXXXXXXX" left by an interrupted write are removed when no
+ * writer holds the lock; ".strata.lock" is the lock file. */
+/* strata_store and strata_proto are declared in <strata/types.h>. */
+
+/* Log levels, for strata_store_config.log_level and the log callback. */
+enum strata_log_level {
+  STRATA_LOG_TRACE = 0,
+  STRATA_LOG_DEBUG = 1,
+  STRATA_LOG_INFO = 2,
+  STRATA_LOG_WARN = 3,
+  STRATA_LOG_ERROR = 4,
+  STRATA_LOG_OFF = 5,
+};
+
+/* Receives one log event: `line` is a complete line without the newline,
+ * "2026-11-22T21:04:05.123Z WARN store: msg=\"...\" key=value ...". Called
+ * from whichever thread logged, possibly several at once, sometimes with
+ * the store's internal locks held: it must not call back into the store. */
+typedef void (*strata_log_fn)(void *ctx, int level, const char *line);
+
+/* Flags for strata_store_config.flags. */
+enum strata_store_flags {
+  /* Never write: proto and crystallize calls fail with STRATA_E_STATE, and
+   * the lock file is neither created nor taken. */
+  STRATA_STORE_READ_ONLY = 1u << 0,
+  /* Check every region's index checksum before strata_store_open()
+   * returns. By default open runs every structural check (all that makes a
+   * lookup safe) and leaves the checksum, which reads the whole index, to a
+   * background thread that withdraws a region whose index does not match
+   * (logged at ERROR) moments later; strata_store_refresh() and the first
+   * write call wait for that thread. */
+  STRATA_STORE_VERIFY_AT_OPEN = 1u << 1,
+  /* Bit 2 is taken by a benchmark switch, which is not part of the API
+   * (src/common/strata_testing.h): do not reuse it. */
+};
+
+/* A store's configuration. Fill it with strata_store_config_init() before
+ * setting fields: that sets struct_size, which lets the structure grow
+ * without breaking callers compiled against an older header (see "Growing
+ * structures" in <strata.h>). */
+typedef struct strata_store_config {
+  /* sizeof(strata_store_config) as the caller was compiled; set by
+   * strata_store_config_init(). strata_store_open() refuses 0, a size that
+   * is not a multiple of the structure's alignment (8 on 64-bit systems),
+   * and a size larger than the library's. */
+  uint32_t struct_size;
+  /* Heap bytes protos and the heap pool may use. 0 = the default, a quarter of
+   * physical memory. */
+  uint64_t memory_limit;
+  /* Thresholds, in percent of memory_limit: a warning is logged above
+   * warn_pct; above evict_pct the largest proto is crystallized and cold
+   * region pages are given back to the kernel; above refuse_pct puts fail
+   * with STRATA_E_LIMIT. Defaults 75, 85, 95. */
+  unsigned warn_pct, evict_pct, refuse_pct;
+  /* STRATA_LOG_*; -1 = the STRATA_LOG environment variable (trace, debug,
+   * info, warn, error, off), or WARN when it is not set. */
+  int log_level;
+  strata_log_fn log_fn; /* NULL = lines to stderr */
+  void *log_ctx;
+  /* Threads that may hold a snapshot of this store at the same time (each
+   * thread takes one reader slot on its first strata_read_begin() and keeps
+   * it until it exits). Default 1024. */
+  uint32_t max_readers;
+  /* A snapshot older than this is reported in the log (once per snapshot
+   * age doubling) when a writer waits on it. 0 = the default, 10000 ms. */
+  uint64_t snapshot_warn_ms;
+  unsigned flags;        /* strata_store_flags */
+  unsigned open_threads; /* threads validating regions at open; 0 = CPUs */
+  /* The staging pool (<strata/staging.h>); all zero (the default) means
+   * no staging pool. */
+  strata_staging_config staging;
+  /* New fields are appended here, never inserted, and the size stays a
+   * multiple of 8 with no tail padding (add an explicit pad field), so that
+   * an older caller's struct_size always ends between fields. */
+} strata_store_config;
+
+/* Fills *config with the defaults (what a NULL config means), including
+ * struct_size. Thread-safe. */
+STRATA_API void strata_store_config_init(strata_store_config *config);
+
+/* Opens the store in directory `dir` (which must exist): every region file
+ * in it is mapped and validated, in parallel. A region file that fails
+ * validation, or whose region id or name another file already has, is
+ * skipped with a WARN log line naming the file and the reason; the others
+ * are served. config may be NULL (the defaults); otherwise the first
+ * config->struct_size bytes of it are read, and the fields past them get
+ * their defaults.
+ * Errors: STRATA_E_INVAL (bad config, or a struct_size this library does
+ * not accept: the detail names strata_store_config or
+ * strata_staging_config), -errno (the directory: -ENOENT,
+ * -ENOTDIR, -EACCES), STRATA_E_NOMEM. Thread-safe. */
+STRATA_API int strata_store_open(const char *dir,
+                                 const strata_store_config *config,
+                                 strata_store **out);
+
+/* Waits until no snapshot is open (it must not be called while this thread
+ * holds one), frees everything, and releases the writer lock. Un-crystallized
+ * proto content is lost: crystallize first. Proto handles become invalid.
+ * Accepts NULL. Must not run concurrently with any other call on the store,
+ * and threads that used the store must not exit while it runs. */
+STRATA_API void strata_store_close(strata_store *store);
+
+/* Rescans the directory: region files that appeared or changed on disk
+ * (another process crystallized them) are opened and published, files that
+ * disappeared are dropped. Regions that have a proto in this process are
+ * left alone. Errors: -errno reading the directory, STRATA_E_NOMEM; a file
+ * that fails validation is skipped and logged, as at open. */
+STRATA_API int strata_store_refresh(strata_store *store);
+
+/* Frees what ended snapshots no longer reach. With `wait`, first waits
+ * until every snapshot open at the time of the call has ended. The store
+ * also does this on every write call. Must not be called with `wait` while
+ * this thread holds a snapshot of the store (it would wait for itself:
+ * returns STRATA_E_STATE). */
+STRATA_API int strata_store_reclaim(strata_store *store, int wait);
+
+/* Figures about a store, read at one moment (not a snapshot). */
+typedef struct strata_store_stats {
+  uint64_t regions;            /* regions served (files and protos) */
+  uint64_t protos;
+  uint64_t heap_bytes;         /* protos and the heap pool, as accounted */
+  uint64_t memory_limit;
+  uint64_t snapshots_open;
+  uint64_t oldest_snapshot_ms; /* age of the oldest open snapshot, 0 if none */
+  uint64_t retired_bytes;      /* freed when older snapshots end */
+  uint64_t retired_objects;
+  uint64_t version;            /* changes published so far */
+  uint64_t crystallizations;
+  uint64_t crystallize_bytes;    /* content bytes written, all of them */
+  uint64_t crystallize_write_ns; /* writing, before fsync, all of them */
+  uint64_t crystallize_fsync_ns; /* fsync of file and directory */
+  uint64_t evictions;            /* protos crystallized for memory */
+  uint64_t puts_refused;         /* puts over refuse_pct */
+} strata_store_stats;
+
+/* Fills *stats. Thread-safe; takes the writer mutex briefly. */
+STRATA_API int strata_store_stats_get(strata_store *store,
+                                      strata_store_stats *stats);
+
+/* One size class of the store's heap pool (proto memory), or, with
+ * block_size 0, the blocks too large for any class. */
+typedef struct strata_pool_stats {
+  uint32_t block_size;
+  uint64_t chunks;          /* chunks held (large row: blocks held) */
+  uint64_t blocks_total, blocks_used;
+  uint64_t bytes_reserved;  /* taken from the system */
+  uint64_t bytes_requested; /* asked for by the store */
+  double utilization;       /* requested / reserved */
+  double fragmentation;     /* free blocks stranded in partly used chunks,
+                               as a share of all free blocks */
+  uint64_t allocs, frees, failures;
+} strata_pool_stats;
+
+/* Fills up to `max` rows (one per size class, then the large row) and
+ * returns how many rows there are (may exceed max; rows may be NULL with
+ * max 0 to count them). Thread-safe. */
+STRATA_API size_t strata_store_pool_stats(strata_store *store,
+                                          strata_pool_stats *rows, size_t max);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* STRATA_PUBLIC_STORE_H */

@@ -1,0 +1,98 @@
+/* Strata writers: writing region files.
+ *
+ * Part of the public API: included by <strata.h>, and self-contained (it
+ * includes what it uses), so it may also be included alone. */
+#ifndef STRATA_PUBLIC_WRITER_H
+#define STRATA_PUBLIC_WRITER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "strata/types.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* strata_writer (<strata/types.h>) is a region file being written. */
+
+/* Called by the writer after each layer and while writing large content, so
+ * that tools can show progress. */
+typedef void (*strata_progress_fn)(void *ctx, uint64_t bytes_written,
+                                   uint64_t layers_written);
+
+typedef struct strata_writer_options {
+  uint64_t region_id;
+  const char *name;     /* region name: required, 1..255 bytes of UTF-8 */
+  const char *metadata; /* region metadata: JSON text, or NULL */
+  uint32_t align;       /* content alignment: power of two in [16, 65536];
+                           0 means the default, 64 */
+  strata_progress_fn progress; /* optional */
+  void *progress_ctx;
+} strata_writer_options;
+
+/* Starts writing a region that will appear at `path` when committed. The
+ * content is streamed to a temporary file in the same directory (O_TMPFILE
+ * where the file system supports it, otherwise a ".NAME.tmp-XXXXXXXX" file
+ * created with O_EXCL), so memory use is bounded by the index plus one
+ * buffer. Errors: STRATA_E_INVAL (bad name, alignment or metadata),
+ * STRATA_E_LIMIT, STRATA_E_NOMEM, -errno (the directory, the file). */
+STRATA_API int strata_writer_open(const char *path,
+                                  const strata_writer_options *options,
+                                  strata_writer **out);
+
+/* Adds a whole layer. name and metadata may be NULL. Layers may come in any
+ * id order (ascending order gives dense regions the packed lookup table).
+ * Errors: STRATA_E_DUPLICATE (id or name seen before), STRATA_E_INVAL (bad
+ * UTF-8, empty name, metadata that is not JSON), STRATA_E_LIMIT,
+ * STRATA_E_STATE (inside another layer, or an earlier write failed),
+ * STRATA_E_NOMEM, -errno from write. A rejected layer leaves the writer as
+ * it was; a failed write leaves it usable only for abort. */
+STRATA_API int strata_writer_add(strata_writer *w, uint64_t id,
+                                 const char *name, const char *metadata,
+                                 const void *data, size_t size);
+
+/* Streams a layer in pieces: begin, any number of appends, end. The errors
+ * are those of strata_writer_add(): begin checks the id, name and metadata;
+ * append and end return STRATA_E_STATE outside a layer or after a failed
+ * write, and -errno when a write fails. */
+STRATA_API int strata_writer_begin_layer(strata_writer *w, uint64_t id,
+                                         const char *name,
+                                         const char *metadata);
+STRATA_API int strata_writer_append(strata_writer *w, const void *data,
+                                    size_t size);
+/* Appends `size` zero bytes, as a hole in the file where possible. */
+STRATA_API int strata_writer_append_zeros(strata_writer *w, uint64_t size);
+STRATA_API int strata_writer_end_layer(strata_writer *w);
+
+/* Writes the index and header, fsync()s the file, renames it to the final
+ * path (replacing an existing file) and fsync()s the directory. The file is
+ * created read-only (mode 0444): region files are never modified. Before the
+ * rename the written file is mapped and validated like strata_region_open()
+ * does, so a region that commit publishes always opens.
+ * Errors: STRATA_E_STATE (inside a layer, or an earlier write failed),
+ * STRATA_E_LIMIT (no hash seed places the ids, or too many sparse ids),
+ * STRATA_E_NOMEM, -errno (write, fsync, link, rename), or the validator's
+ * codes. In every case but one nothing appears at the final path: when only
+ * the fsync of the directory after the rename fails, the new file is in
+ * place (and the detail says so) but may not survive a crash. Frees the
+ * writer whatever the outcome; on failure nothing appears at the final path
+ * and the temporary file is removed. A failed fsync is never retried. */
+STRATA_API int strata_writer_commit(strata_writer *w);
+
+/* Discards everything written and frees the writer. Accepts NULL. */
+STRATA_API void strata_writer_abort(strata_writer *w);
+
+/* Path the temporary file has whenever it is visible in the directory: for
+ * the whole write with the O_EXCL fallback, or only between linkat() and
+ * rename() at commit with O_TMPFILE. Fixed at strata_writer_open(), never
+ * changed or freed before commit/abort, so a signal handler may read it and
+ * unlink() it (harmless when the file has no name at that moment). NULL for
+ * a NULL writer. */
+STRATA_API const char *strata_writer_temp_path(const strata_writer *w);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* STRATA_PUBLIC_WRITER_H */
