@@ -107,21 +107,21 @@ int strata__staging_open(struct strata_store *s, strata__staging **out) {
   st->store = s;
   st->log = &s->log;
   st->block_size = c->staging_block_size;
-  st->dedup = (c->staging_flags & STRATA_STAGING_NO_DEDUP) == 0;
-  st->direct = (c->staging_flags & STRATA_STAGING_DIRECT) != 0;
-  st->threshold = c->staging_hot_threshold;
-  st->hot_budget = c->staging_hot_budget;
+  st->pages.dedup = (c->staging_flags & STRATA_STAGING_NO_DEDUP) == 0;
+  st->direct.on = (c->staging_flags & STRATA_STAGING_DIRECT) != 0;
+  st->hot.threshold = c->staging_hot_threshold;
+  st->hot.budget = c->staging_hot_budget;
   pthread_mutex_init(&st->mu, NULL);
-  pthread_cond_init(&st->filled, NULL);
-  pthread_mutex_init(&st->batch_mu, NULL);
-  pthread_mutex_init(&st->direct_mu, NULL);
-  pthread_mutex_init(&st->dc_mu, NULL);
-  pthread_mutex_init(&st->tick_mu, NULL);
-  pthread_mutex_init(&st->worker_mu, NULL);
+  pthread_cond_init(&st->pages.filled, NULL);
+  pthread_mutex_init(&st->xfer.batch_mu, NULL);
+  pthread_mutex_init(&st->direct.mu, NULL);
+  pthread_mutex_init(&st->dcache.mu, NULL);
+  pthread_mutex_init(&st->hot.tick_mu, NULL);
+  pthread_mutex_init(&st->hot.worker_mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* immune to clock jumps */
-  pthread_cond_init(&st->worker_cv, &ca);
+  pthread_cond_init(&st->hot.worker_cv, &ca);
   pthread_condattr_destroy(&ca);
   /* Everything below is undone by strata__staging_close, which copes with
    * a half-built pool. */
@@ -137,17 +137,18 @@ int strata__staging_open(struct strata_store *s, strata__staging **out) {
       (c->staging_bytes + st->block_size - 1) / st->block_size * st->block_size;
   STRATA__TRY(alloc_slabs(st, total));
   st->blocks = strata__balloc_blocks(st->alloc);
-  STRATA__TRY(strata__pages_init(st));
+  STRATA__TRY(strata__content_init(st));
+  STRATA__TRY(strata__layers_init(st));
   STRATA__TRY(strata__hot_init(st));
   STRATA__TRY(strata__transfer_init(st));
   /* The watermarks apply to the blocks layers may use (the pack buffers
    * are taken for good). */
   uint64_t usable = st->blocks - st->fixed_blocks;
-  st->high_blocks = st->fixed_blocks + usable * c->staging_high_pct / 100;
-  st->low_blocks = st->fixed_blocks +
+  st->pages.high_blocks = st->fixed_blocks + usable * c->staging_high_pct / 100;
+  st->pages.low_blocks = st->fixed_blocks +
                    usable * (c->staging_high_pct - c->staging_evict_pct) / 100;
   STRATA__TRY(strata__dcache_init(st));
-  s->hot_rings = st->rings;
+  s->hot_rings = st->hot.rings;
   s->sample_mask = c->staging_sample_period - 1;
   if ((c->staging_flags & STRATA_STAGING_NO_WORKER) == 0)
     STRATA__TRY(strata__hot_start(st));
@@ -161,7 +162,7 @@ int strata__staging_open(struct strata_store *s, strata__staging **out) {
       strata__log_quote(dev, sizeof dev, strata__device_name(st->dev)),
       strata__device_numa_node(st->dev), (unsigned long long)total, st->nslabs,
       strata__slab_method_name(st->slabs[0].method),
-      (unsigned long long)st->block_size, st->nstreams,
+      (unsigned long long)st->block_size, st->xfer.nstreams,
       (double)(strata__mono_ns() - t0) / 1e6);
   return 0;
 }
@@ -194,51 +195,23 @@ void strata__staging_close(strata__staging *st) {
   }
   strata__dcache_destroy(st);
   strata__direct_destroy(st);
-  strata__pages_destroy(st);
+  strata__layers_destroy(st);
+  strata__content_destroy(st);
   strata__hot_destroy(st);
   for (uint32_t i = 0; st->slabs != NULL && i < st->nslabs; i++)
     strata__slab_free(st->dev, &st->slabs[i]);
   free(st->slabs);
   strata__balloc_free_all(st->alloc);
   strata__device_close(st->dev);
-  pthread_cond_destroy(&st->worker_cv);
-  pthread_mutex_destroy(&st->worker_mu);
-  pthread_mutex_destroy(&st->tick_mu);
-  pthread_mutex_destroy(&st->dc_mu);
-  pthread_mutex_destroy(&st->direct_mu);
-  pthread_mutex_destroy(&st->batch_mu);
-  pthread_cond_destroy(&st->filled);
+  pthread_cond_destroy(&st->hot.worker_cv);
+  pthread_mutex_destroy(&st->hot.worker_mu);
+  pthread_mutex_destroy(&st->hot.tick_mu);
+  pthread_mutex_destroy(&st->dcache.mu);
+  pthread_mutex_destroy(&st->direct.mu);
+  pthread_mutex_destroy(&st->xfer.batch_mu);
+  pthread_cond_destroy(&st->pages.filled);
   pthread_mutex_destroy(&st->mu);
   free(st);
-}
-
-int strata__staging_of(struct strata_store *s, const char *fn,
-                       strata__staging **out) {
-  *out = NULL;
-  STRATA__FAIL_IF(s == NULL, STRATA_E_INVAL, "%s: NULL store", fn);
-  STRATA__FAIL_IF(s->staging == NULL, STRATA_E_STATE,
-                  "%s: %s has no staging pool (strata_store_config."
-                  "staging_bytes is 0)",
-                  fn, s->dir);
-  *out = s->staging;
-  return 0;
-}
-
-int strata_stage_part(const strata_txn *txn, uint64_t region_id,
-                      uint64_t layer_id, uint64_t first_block,
-                      uint64_t n_blocks, strata_staged **out) {
-  STRATA__FAIL_IF(out == NULL, STRATA_E_INVAL, "strata_stage: NULL out");
-  *out = NULL;
-  STRATA__FAIL_IF(txn == NULL, STRATA_E_INVAL, "strata_stage: NULL txn");
-  strata__staging *st;
-  STRATA__TRY(strata__staging_of(txn->store, "strata_stage", &st));
-  return strata__stage(st, txn, region_id, layer_id, first_block, n_blocks,
-                       false, out);
-}
-
-int strata_stage(const strata_txn *txn, uint64_t region_id, uint64_t layer_id,
-                 strata_staged **out) {
-  return strata_stage_part(txn, region_id, layer_id, 0, UINT64_MAX, out);
 }
 
 int strata_staging_stats_get(strata_store *s, strata_staging_stats *out) {
@@ -260,7 +233,7 @@ int strata_staging_stats_get(strata_store *s, strata_staging_stats *out) {
       .largest_free_run = bs.largest_run,
       .fragmentation_permille = bs.fragmentation_permille,
       .alloc_failures = bs.failures,
-      .hot_budget = st->hot_budget,
+      .hot_budget = st->hot.budget,
       .device_bytes = strata__device_mem_bytes(st->dev)};
   for (uint32_t i = 0; i < st->nslabs; i++) {
     out->slab_bytes += st->slabs[i].bytes;
@@ -268,37 +241,37 @@ int strata_staging_stats_get(strata_store *s, strata_staging_stats *out) {
       out->pinned_bytes += st->slabs[i].bytes;
   }
   pthread_mutex_lock(&st->mu);
-  out->staged_layers = st->nlayers;
-  out->staged_bytes = st->staged_bytes;
-  out->hot_layers = st->hot_layers;
-  out->hot_bytes = st->hot_bytes;
-  out->shared_blocks = st->shared_blocks;
-  out->dedup_hits = st->dedup_hits;
-  out->dedup_bytes = st->dedup_bytes;
-  out->stage_calls = st->stage_calls;
-  out->stage_copied_bytes = st->stage_copied_bytes;
-  out->evictions = st->evictions;
-  out->evicted_bytes = st->evicted_bytes;
-  out->samples = st->samples;
+  out->staged_layers = st->pages.layers.n;
+  out->staged_bytes = st->pages.staged_bytes;
+  out->hot_layers = st->pages.hot_layers;
+  out->hot_bytes = st->pages.hot_bytes;
+  out->shared_blocks = st->pages.shared_blocks;
+  out->dedup_hits = st->pages.dedup_hits;
+  out->dedup_bytes = st->pages.dedup_bytes;
+  out->stage_calls = st->pages.stage_calls;
+  out->stage_copied_bytes = st->pages.stage_copied_bytes;
+  out->evictions = st->pages.evictions;
+  out->evicted_bytes = st->pages.evicted_bytes;
+  out->samples = st->hot.samples;
   pthread_mutex_unlock(&st->mu);
-  pthread_mutex_lock(&st->dc_mu);
-  out->dcache_layers = st->dc_n;
-  out->dcache_bytes = st->dc_bytes;
-  out->dcache_budget = st->dc_budget;
-  out->dcache_hits = st->dc_hits;
-  out->dcache_misses = st->dc_misses;
-  out->dcache_prefetches = st->dc_prefetches;
-  out->dcache_evictions = st->dc_evictions;
-  pthread_mutex_unlock(&st->dc_mu);
+  pthread_mutex_lock(&st->dcache.mu);
+  out->dcache_layers = st->dcache.entries.n;
+  out->dcache_bytes = st->dcache.bytes;
+  out->dcache_budget = st->dcache.budget;
+  out->dcache_hits = st->dcache.hits;
+  out->dcache_misses = st->dcache.misses;
+  out->dcache_prefetches = st->dcache.prefetches;
+  out->dcache_evictions = st->dcache.evictions;
+  pthread_mutex_unlock(&st->dcache.mu);
   uint32_t slots = atomic_load_explicit(&s->slots_used, memory_order_acquire);
   for (uint32_t i = 0; i < slots; i++)
     out->samples_dropped +=
-        atomic_load_explicit(&st->rings[i].dropped, memory_order_relaxed);
+        atomic_load_explicit(&st->hot.rings[i].dropped, memory_order_relaxed);
   out->transfers_in_flight = atomic_load(&st->inflight);
-  out->transfers = atomic_load(&st->transfers);
-  out->transfer_bytes = atomic_load(&st->transfer_bytes);
-  out->batches = atomic_load(&st->batches);
-  out->packed_copies = atomic_load(&st->packed_copies);
+  out->transfers = atomic_load(&st->xfer.transfers);
+  out->transfer_bytes = atomic_load(&st->xfer.transfer_bytes);
+  out->batches = atomic_load(&st->xfer.batches);
+  out->packed_copies = atomic_load(&st->xfer.packed_copies);
   return 0;
 }
 
@@ -356,7 +329,7 @@ json_t *strata__staging_json(struct strata_store *s) {
       (json_int_t)t.transfers, "bytes", (json_int_t)t.transfer_bytes, "batches",
       (json_int_t)t.batches, "packed_copies", (json_int_t)t.packed_copies,
       "device_bytes", (json_int_t)t.device_bytes, "streams",
-      (json_int_t)st->nstreams,
+      (json_int_t)st->xfer.nstreams,
       /* device cache */
       "device_cache", "layers", (json_int_t)t.dcache_layers, "bytes",
       (json_int_t)t.dcache_bytes, "budget", (json_int_t)t.dcache_budget, "hits",
