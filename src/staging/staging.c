@@ -1,8 +1,13 @@
 /* The staging pool's life cycle (open with the store, close with it), its
- * configuration, statistics and its part of the state dump. The pool's
- * pieces live in staging_alloc.c (blocks), staging_slab.c (pinned slabs),
- * staging_pages.c (page table), staging_hot.c (hot layers) and
- * staging_transfer.c (transfers); src/device/ holds the device backends. */
+ * configuration, statistics and its part of the state dump. This file is
+ * the top of src/staging/: it opens and closes every part, and no part
+ * calls into it. The parts live in staging_alloc.c (blocks),
+ * staging_slab.c (pinned slabs), staging_content.c, staging_layers.c and
+ * staging_pages.c (staged layers), staging_hot.c (hot layers),
+ * staging_transfer.c (transfers), staging_direct.c (the zero-staging path)
+ * and staging_dcache.c (the device cache); src/device/ holds the device
+ * backends. */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -36,9 +41,9 @@ static int check_config(const char *dir, strata_store_config *c) {
     c->staging_pack_bytes = 2u << 20;
   uint64_t bs = c->staging_block_size;
   STRATA__FAIL_IF(!strata__is_pow2(bs) || bs < 4096 || bs > (64u << 20), STRATA_E_INVAL,
-                  "%s: staging_block_size %llu must be a power of two from "
+                  "%s: staging_block_size %" PRIu64 " must be a power of two from "
                   "4 KiB to 64 MiB",
-                  dir, (unsigned long long)bs);
+                  dir, bs);
   STRATA__FAIL_IF(c->staging_streams > 64, STRATA_E_INVAL,
                   "%s: staging_streams %u is more than 64", dir,
                   c->staging_streams);
@@ -59,14 +64,14 @@ static int check_config(const char *dir, strata_store_config *c) {
   uint64_t pack_blocks =
       2ull * c->staging_streams * (c->staging_pack_bytes / bs);
   STRATA__FAIL_IF(blocks < 2 * pack_blocks, STRATA_E_INVAL,
-                  "%s: staging_bytes %llu is too small: the %u streams' pack "
-                  "buffers alone take %llu bytes, and they may use at most "
+                  "%s: staging_bytes %" PRIu64 " is too small: the %u streams' pack "
+                  "buffers alone take %" PRIu64 " bytes, and they may use at most "
                   "half of the pool",
-                  dir, (unsigned long long)c->staging_bytes, c->staging_streams,
-                  (unsigned long long)(pack_blocks * bs));
+                  dir, c->staging_bytes, c->staging_streams,
+                  (pack_blocks * bs));
   STRATA__FAIL_IF(blocks > ((uint64_t)1 << 31), STRATA_E_INVAL,
-                  "%s: staging_bytes %llu is more than 2^31 blocks", dir,
-                  (unsigned long long)c->staging_bytes);
+                  "%s: staging_bytes %" PRIu64 " is more than 2^31 blocks", dir,
+                  c->staging_bytes);
   return 0;
 }
 
@@ -156,13 +161,13 @@ int strata__staging_open(struct strata_store *s, strata__staging **out) {
   strata__log(
       &s->log, STRATA_LOG_INFO, "staging",
       "msg=\"staging pool ready\" backend=%s device=%s numa_node=%d "
-      "bytes=%llu slabs=%u method=%s block_size=%llu streams=%u "
+      "bytes=%" PRIu64 " slabs=%u method=%s block_size=%" PRIu64 " streams=%u "
       "ms=%.1f",
       strata__device_backend(st->dev),
       strata__log_quote(dev, sizeof dev, strata__device_name(st->dev)),
-      strata__device_numa_node(st->dev), (unsigned long long)total, st->nslabs,
+      strata__device_numa_node(st->dev), total, st->nslabs,
       strata__slab_method_name(st->slabs[0].method),
-      (unsigned long long)st->block_size, st->xfer.nstreams,
+      st->block_size, st->xfer.nstreams,
       (double)(strata__mono_ns() - t0) / 1e6);
   return 0;
 }
@@ -179,16 +184,18 @@ void strata__staging_close(strata__staging *st) {
   while (atomic_load_explicit(&st->inflight, memory_order_acquire) > 0) {
     if (!warned)
       strata__log(st->log, STRATA_LOG_WARN, "staging",
-                  "msg=\"close waits for transfers in flight\" count=%llu",
-                  (unsigned long long)atomic_load(&st->inflight));
+                  "msg=\"close waits for transfers in flight\" count=%" PRIu64,
+                  atomic_load(&st->inflight));
     warned = true;
     /* After a device failure the completion callbacks never run. */
     if (strata__device_healthy(st->dev) < 0) {
+      char why[256];
       strata__log(st->log, STRATA_LOG_ERROR, "staging",
                   "msg=\"device failed; transfers in flight will not "
-                  "complete\" count=%llu error=\"%s\"",
-                  (unsigned long long)atomic_load(&st->inflight),
-                  strata_last_error_detail());
+                  "complete\" count=%" PRIu64 " error=%s",
+                  atomic_load(&st->inflight),
+                  strata__log_quote(why, sizeof why,
+                                    strata_last_error_detail()));
       break;
     }
     usleep(100);

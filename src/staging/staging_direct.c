@@ -10,6 +10,7 @@
  * copies in flight, and the store, before it unmaps a file
  * (strata__file_unref), waits for them and unregisters the range. The
  * registry has a mutex of its own, never held while waiting. */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -52,12 +53,14 @@ strata__direct *strata__direct_source(strata__staging *st,
         .next = st->direct.list, .st = st, .base = base, .size = r->size};
     int rc = strata__device_register_readonly(st->dev, base, r->size);
     d->registered = rc == 0;
+    char why[256];
     if (rc < 0)
       strata__log(st->log, STRATA_LOG_INFO, "staging",
                   "msg=\"direct path unavailable: copying through staging\" "
-                  "region=%llu bytes=%llu reason=\"%s\"",
-                  (unsigned long long)region_id, (unsigned long long)r->size,
-                  strata_last_error_detail());
+                  "region=%" PRIu64 " bytes=%" PRIu64 " reason=%s",
+                  region_id, r->size,
+                  strata__log_quote(why, sizeof why,
+                                    strata_last_error_detail()));
     st->direct.list = d;
   }
   if (d != NULL && d->registered)

@@ -12,6 +12,7 @@
  * room. Then, if the pool is over its high watermark, CLOCK evicts down to
  * the low one (high - evict percent). */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -186,10 +187,10 @@ int strata__hot_tick(strata__staging *st) {
       strata_staged_release(h);
       staged++;
       strata__log(st->log, STRATA_LOG_DEBUG, "staging",
-                  "msg=\"hot layer staged\" region=%llu layer=%llu bytes=%llu",
-                  (unsigned long long)smp[i].region,
-                  (unsigned long long)smp[i].layer,
-                  (unsigned long long)lay.size);
+                  "msg=\"hot layer staged\" region=%" PRIu64 " layer=%" PRIu64 " bytes=%" PRIu64,
+                  smp[i].region,
+                  smp[i].layer,
+                  lay.size);
     }
     strata_read_end(&txn);
   }

@@ -22,10 +22,10 @@
  * stays allocated. */
 static int alloc_blocks(strata__staging *st, uint32_t need, uint32_t *out) {
   STRATA__FAIL_IF(need > st->blocks - st->fixed_blocks, STRATA_E_LIMIT,
-                  "staging: %u blocks of %llu bytes is more than the pool "
-                  "holds for layers (%llu blocks)",
-                  need, (unsigned long long)st->block_size,
-                  (unsigned long long)(st->blocks - st->fixed_blocks));
+                  "staging: %u blocks of %" PRIu64 " bytes is more than the pool "
+                  "holds for layers (%" PRIu64 " blocks)",
+                  need, st->block_size,
+                  (st->blocks - st->fixed_blocks));
   strata__pages_reap(st);
   uint32_t first;
   if (strata__balloc_alloc(st->alloc, need, &first) == 0) {
@@ -49,9 +49,9 @@ static int alloc_blocks(strata__staging *st, uint32_t need, uint32_t *out) {
   for (uint32_t j = 0; j < got; j++)
     strata__balloc_free(st->alloc, out[j], 1);
   return strata__fail(STRATA_E_LIMIT,
-                      "staging: no room for %u blocks of %llu bytes: every "
+                      "staging: no room for %u blocks of %" PRIu64 " bytes: every "
                       "other staged block is held or in transfer",
-                      need, (unsigned long long)st->block_size);
+                      need, st->block_size);
 }
 
 /* A hold's memory, for up to n segments. It is allocated before the pages
@@ -186,9 +186,9 @@ static int fill(strata__staging *st, strata__slayer *l, const uint8_t *data,
   if (done == NULL || (dedup && hs == NULL)) {
     free(done);
     XXH3_freeState(hs);
-    return strata__fail(STRATA_E_NOMEM, "staging: region %llu layer %llu",
-                        (unsigned long long)l->node.region_id,
-                        (unsigned long long)l->node.layer_id);
+    return strata__fail(STRATA_E_NOMEM, "staging: region %" PRIu64 " layer %" PRIu64,
+                        l->node.region_id,
+                        l->node.layer_id);
   }
   uint32_t spec = STRATA__BLOCK_NONE, spec_left = 0, ndone = 0;
   uint64_t copied_bytes = 0, hits = 0, hit_bytes = 0;
@@ -266,25 +266,25 @@ int strata__stage(strata__staging *st, const strata_txn *txn,
   strata_layer lay;
   int grc = strata__get_quiet(txn, region_id, layer_id, &lay);
   if (grc < 0)
-    return strata__fail(grc, "staging: region %llu layer %llu: %s",
-                        (unsigned long long)region_id,
-                        (unsigned long long)layer_id, strata_strerror(grc));
+    return strata__fail(grc, "staging: region %" PRIu64 " layer %" PRIu64 ": %s",
+                        region_id,
+                        layer_id, strata_strerror(grc));
   uint64_t bs = st->block_size;
   uint64_t npages = lay.size / bs + (lay.size % bs != 0);
   if (npages > UINT32_MAX)
     return strata__fail(STRATA_E_LIMIT,
-                        "staging: region %llu layer %llu: %llu bytes is too "
+                        "staging: region %" PRIu64 " layer %" PRIu64 ": %" PRIu64 " bytes is too "
                         "large to stage",
-                        (unsigned long long)region_id,
-                        (unsigned long long)layer_id,
-                        (unsigned long long)lay.size);
+                        region_id,
+                        layer_id,
+                        lay.size);
   if (first > npages || (first == npages && npages > 0))
     return strata__fail(STRATA_E_BOUNDS,
-                        "staging: region %llu layer %llu: block %llu is past "
-                        "its %llu blocks",
-                        (unsigned long long)region_id,
-                        (unsigned long long)layer_id, (unsigned long long)first,
-                        (unsigned long long)npages);
+                        "staging: region %" PRIu64 " layer %" PRIu64 ": block %" PRIu64 " is past "
+                        "its %" PRIu64 " blocks",
+                        region_id,
+                        layer_id, first,
+                        npages);
   if (n > npages - first)
     n = npages - first;
 
@@ -306,9 +306,9 @@ int strata__stage(strata__staging *st, const strata_txn *txn,
     l = calloc(1, sizeof *l + npages * sizeof l->pages[0]);
     if (l == NULL) {
       pthread_mutex_unlock(&st->mu);
-      return strata__fail(STRATA_E_NOMEM, "staging: region %llu layer %llu",
-                          (unsigned long long)region_id,
-                          (unsigned long long)layer_id);
+      return strata__fail(STRATA_E_NOMEM, "staging: region %" PRIu64 " layer %" PRIu64,
+                          region_id,
+                          layer_id);
     }
     *l = (strata__slayer){.node = {.region_id = region_id,
                                    .layer_id = layer_id,
@@ -331,9 +331,9 @@ int strata__stage(strata__staging *st, const strata_txn *txn,
   l->holders++;
   strata_staged *h = hold_alloc((uint32_t)n);
   int rc = h == NULL ? strata__fail(STRATA_E_NOMEM,
-                                    "staging: hold on region %llu layer %llu",
-                                    (unsigned long long)region_id,
-                                    (unsigned long long)layer_id)
+                                    "staging: hold on region %" PRIu64 " layer %" PRIu64,
+                                    region_id,
+                                    layer_id)
                      : fill(st, l, lay.data, (uint32_t)first, (uint32_t)n);
   if (rc < 0) {
     free(h);

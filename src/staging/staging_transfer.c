@@ -25,6 +25,7 @@
  * MADV_SEQUENTIAL mapping in 2 MiB pieces, ran at 1.1-1.5 GB/s with one
  * thread, 0.8-1.2 with two and 1.0-1.4 with four (two runs each, one vCPU
  * busy with a fuzzer). */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -261,9 +262,9 @@ static int resolve(const strata_txn *txn, const strata_layer_ref *refs,
     int rc =
         strata__get_quiet(txn, refs[i].region_id, refs[i].layer_id, &lay[i]);
     if (rc < 0)
-      return strata__fail(rc, "path step %zu: region %llu layer %llu: %s", i,
-                          (unsigned long long)refs[i].region_id,
-                          (unsigned long long)refs[i].layer_id,
+      return strata__fail(rc, "path step %zu: region %" PRIu64 " layer %" PRIu64 ": %s", i,
+                          refs[i].region_id,
+                          refs[i].layer_id,
                           strata_strerror(rc));
     off = align_up(off) + lay[i].size;
   }
@@ -396,9 +397,9 @@ int strata_stage_path_to_device(const strata_txn *txn,
   int rc = resolve(txn, refs, n, lay, &total);
   if (rc == 0 && total > buf_size)
     rc = strata__fail(STRATA_E_BOUNDS,
-                      "strata_stage_path_to_device: the path needs %llu "
-                      "bytes, the buffer has %llu",
-                      (unsigned long long)total, (unsigned long long)buf_size);
+                      "strata_stage_path_to_device: the path needs %" PRIu64 " "
+                      "bytes, the buffer has %" PRIu64,
+                      total, buf_size);
   if (rc < 0) {
     free(lay);
     return rc;
