@@ -1,8 +1,13 @@
 /* The staging pool's life cycle (open with the store, close with it), its
- * configuration, statistics and its part of the state dump. The pool's
- * pieces live in staging_alloc.c (blocks), staging_slab.c (pinned slabs),
- * staging_pages.c (page table), staging_hot.c (hot layers) and
- * staging_transfer.c (transfers); src/device/ holds the device backends. */
+ * configuration, statistics and its part of the state dump. This file is
+ * the top of src/staging/: it opens and closes every part, and no part
+ * calls into it. The parts live in staging_alloc.c (blocks),
+ * staging_slab.c (pinned slabs), staging_content.c, staging_layers.c and
+ * staging_pages.c (staged layers), staging_hot.c (hot layers),
+ * staging_transfer.c (transfers), staging_direct.c (the zero-staging path)
+ * and staging_dcache.c (the device cache); src/device/ holds the device
+ * backends. */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -37,9 +42,9 @@ static int check_config(const char *dir, strata_store_config *c) {
     c->staging.pack_bytes = 2u << 20;
   uint64_t bs = c->staging.block_size;
   STRATA__FAIL_IF(!strata__is_pow2(bs) || bs < 4096 || bs > (64u << 20), STRATA_E_INVAL,
-                  "%s: staging.block_size %llu must be a power of two from "
+                  "%s: staging.block_size %" PRIu64 " must be a power of two from "
                   "4 KiB to 64 MiB",
-                  dir, (unsigned long long)bs);
+                  dir, bs);
   STRATA__FAIL_IF(c->staging.streams > 64, STRATA_E_INVAL,
                   "%s: staging.streams %u is more than 64", dir,
                   c->staging.streams);
@@ -60,14 +65,14 @@ static int check_config(const char *dir, strata_store_config *c) {
   uint64_t pack_blocks =
       2ull * c->staging.streams * (c->staging.pack_bytes / bs);
   STRATA__FAIL_IF(blocks < 2 * pack_blocks, STRATA_E_INVAL,
-                  "%s: staging.bytes %llu is too small: the %u streams' pack "
-                  "buffers alone take %llu bytes, and they may use at most "
+                  "%s: staging.bytes %" PRIu64 " is too small: the %u streams' pack "
+                  "buffers alone take %" PRIu64 " bytes, and they may use at most "
                   "half of the pool",
-                  dir, (unsigned long long)c->staging.bytes, c->staging.streams,
-                  (unsigned long long)(pack_blocks * bs));
+                  dir, c->staging.bytes, c->staging.streams,
+                  (pack_blocks * bs));
   STRATA__FAIL_IF(blocks > ((uint64_t)1 << 31), STRATA_E_INVAL,
-                  "%s: staging.bytes %llu is more than 2^31 blocks", dir,
-                  (unsigned long long)c->staging.bytes);
+                  "%s: staging.bytes %" PRIu64 " is more than 2^31 blocks", dir,
+                  c->staging.bytes);
   return 0;
 }
 
@@ -108,21 +113,21 @@ int strata__staging_open(struct strata_store *s, strata__staging **out) {
   st->store = s;
   st->log = &s->log;
   st->block_size = c->staging.block_size;
-  st->dedup = (c->staging.flags & STRATA_STAGING_NO_DEDUP) == 0;
-  st->direct = (c->staging.flags & STRATA_STAGING_DIRECT) != 0;
-  st->threshold = c->staging.hot_threshold;
-  st->hot_budget = c->staging.hot_budget;
+  st->pages.dedup = (c->staging.flags & STRATA_STAGING_NO_DEDUP) == 0;
+  st->direct.on = (c->staging.flags & STRATA_STAGING_DIRECT) != 0;
+  st->hot.threshold = c->staging.hot_threshold;
+  st->hot.budget = c->staging.hot_budget;
   pthread_mutex_init(&st->mu, NULL);
-  pthread_cond_init(&st->filled, NULL);
-  pthread_mutex_init(&st->batch_mu, NULL);
-  pthread_mutex_init(&st->direct_mu, NULL);
-  pthread_mutex_init(&st->dc_mu, NULL);
-  pthread_mutex_init(&st->tick_mu, NULL);
-  pthread_mutex_init(&st->worker_mu, NULL);
+  pthread_cond_init(&st->pages.filled, NULL);
+  pthread_mutex_init(&st->xfer.batch_mu, NULL);
+  pthread_mutex_init(&st->direct.mu, NULL);
+  pthread_mutex_init(&st->dcache.mu, NULL);
+  pthread_mutex_init(&st->hot.tick_mu, NULL);
+  pthread_mutex_init(&st->hot.worker_mu, NULL);
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
   pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* immune to clock jumps */
-  pthread_cond_init(&st->worker_cv, &ca);
+  pthread_cond_init(&st->hot.worker_cv, &ca);
   pthread_condattr_destroy(&ca);
   /* Everything below is undone by strata__staging_close, which copes with
    * a half-built pool. */
@@ -138,17 +143,18 @@ int strata__staging_open(struct strata_store *s, strata__staging **out) {
       (c->staging.bytes + st->block_size - 1) / st->block_size * st->block_size;
   STRATA__TRY(alloc_slabs(st, total));
   st->blocks = strata__balloc_blocks(st->alloc);
-  STRATA__TRY(strata__pages_init(st));
+  STRATA__TRY(strata__content_init(st));
+  STRATA__TRY(strata__layers_init(st));
   STRATA__TRY(strata__hot_init(st));
   STRATA__TRY(strata__transfer_init(st));
   /* The watermarks apply to the blocks layers may use (the pack buffers
    * are taken for good). */
   uint64_t usable = st->blocks - st->fixed_blocks;
-  st->high_blocks = st->fixed_blocks + usable * c->staging.high_pct / 100;
-  st->low_blocks = st->fixed_blocks +
+  st->pages.high_blocks = st->fixed_blocks + usable * c->staging.high_pct / 100;
+  st->pages.low_blocks = st->fixed_blocks +
                    usable * (c->staging.high_pct - c->staging.evict_pct) / 100;
   STRATA__TRY(strata__dcache_init(st));
-  s->hot_rings = st->rings;
+  s->hot_rings = st->hot.rings;
   s->sample_mask = c->staging.sample_period - 1;
   if ((c->staging.flags & STRATA_STAGING_NO_WORKER) == 0)
     STRATA__TRY(strata__hot_start(st));
@@ -156,13 +162,13 @@ int strata__staging_open(struct strata_store *s, strata__staging **out) {
   strata__log(
       &s->log, STRATA_LOG_INFO, "staging",
       "msg=\"staging pool ready\" backend=%s device=%s numa_node=%d "
-      "bytes=%llu slabs=%u method=%s block_size=%llu streams=%u "
+      "bytes=%" PRIu64 " slabs=%u method=%s block_size=%" PRIu64 " streams=%u "
       "ms=%.1f",
       strata__device_backend(st->dev),
       strata__log_quote(dev, sizeof dev, strata__device_name(st->dev)),
-      strata__device_numa_node(st->dev), (unsigned long long)total, st->nslabs,
+      strata__device_numa_node(st->dev), total, st->nslabs,
       strata__slab_method_name(st->slabs[0].method),
-      (unsigned long long)st->block_size, st->nstreams,
+      st->block_size, st->xfer.nstreams,
       (double)(strata__mono_ns() - t0) / 1e6);
   return 0;
 }
@@ -179,67 +185,41 @@ void strata__staging_close(strata__staging *st) {
   while (atomic_load_explicit(&st->inflight, memory_order_acquire) > 0) {
     if (!warned)
       strata__log(st->log, STRATA_LOG_WARN, "staging",
-                  "msg=\"close waits for transfers in flight\" count=%llu",
-                  (unsigned long long)atomic_load(&st->inflight));
+                  "msg=\"close waits for transfers in flight\" count=%" PRIu64,
+                  atomic_load(&st->inflight));
     warned = true;
     /* After a device failure the completion callbacks never run. */
     if (strata__device_healthy(st->dev) < 0) {
+      char why[256];
       strata__log(st->log, STRATA_LOG_ERROR, "staging",
                   "msg=\"device failed; transfers in flight will not "
-                  "complete\" count=%llu error=\"%s\"",
-                  (unsigned long long)atomic_load(&st->inflight),
-                  strata_last_error_detail());
+                  "complete\" count=%" PRIu64 " error=%s",
+                  atomic_load(&st->inflight),
+                  strata__log_quote(why, sizeof why,
+                                    strata_last_error_detail()));
       break;
     }
     usleep(100);
   }
   strata__dcache_destroy(st);
   strata__direct_destroy(st);
-  strata__pages_destroy(st);
+  strata__layers_destroy(st);
+  strata__content_destroy(st);
   strata__hot_destroy(st);
   for (uint32_t i = 0; st->slabs != NULL && i < st->nslabs; i++)
     strata__slab_free(st->dev, &st->slabs[i]);
   free(st->slabs);
   strata__balloc_free_all(st->alloc);
   strata__device_close(st->dev);
-  pthread_cond_destroy(&st->worker_cv);
-  pthread_mutex_destroy(&st->worker_mu);
-  pthread_mutex_destroy(&st->tick_mu);
-  pthread_mutex_destroy(&st->dc_mu);
-  pthread_mutex_destroy(&st->direct_mu);
-  pthread_mutex_destroy(&st->batch_mu);
-  pthread_cond_destroy(&st->filled);
+  pthread_cond_destroy(&st->hot.worker_cv);
+  pthread_mutex_destroy(&st->hot.worker_mu);
+  pthread_mutex_destroy(&st->hot.tick_mu);
+  pthread_mutex_destroy(&st->dcache.mu);
+  pthread_mutex_destroy(&st->direct.mu);
+  pthread_mutex_destroy(&st->xfer.batch_mu);
+  pthread_cond_destroy(&st->pages.filled);
   pthread_mutex_destroy(&st->mu);
   free(st);
-}
-
-int strata__staging_of(struct strata_store *s, const char *fn,
-                       strata__staging **out) {
-  *out = NULL;
-  STRATA__FAIL_IF(s == NULL, STRATA_E_INVAL, "%s: NULL store", fn);
-  STRATA__FAIL_IF(s->staging == NULL, STRATA_E_STATE,
-                  "%s: %s has no staging pool (strata_store_config."
-                  "staging.bytes is 0)",
-                  fn, s->dir);
-  *out = s->staging;
-  return 0;
-}
-
-int strata_stage_part(const strata_txn *txn, uint64_t region_id,
-                      uint64_t layer_id, uint64_t first_block,
-                      uint64_t n_blocks, strata_staged **out) {
-  STRATA__FAIL_IF(out == NULL, STRATA_E_INVAL, "strata_stage: NULL out");
-  *out = NULL;
-  STRATA__FAIL_IF(txn == NULL, STRATA_E_INVAL, "strata_stage: NULL txn");
-  strata__staging *st;
-  STRATA__TRY(strata__staging_of(strata__txn_priv(txn)->store, "strata_stage", &st));
-  return strata__stage(st, txn, region_id, layer_id, first_block, n_blocks,
-                       false, out);
-}
-
-int strata_stage(const strata_txn *txn, uint64_t region_id, uint64_t layer_id,
-                 strata_staged **out) {
-  return strata_stage_part(txn, region_id, layer_id, 0, UINT64_MAX, out);
 }
 
 int strata_staging_stats_get(strata_store *s, strata_staging_stats *out) {
@@ -261,7 +241,7 @@ int strata_staging_stats_get(strata_store *s, strata_staging_stats *out) {
       .largest_free_run = bs.largest_run,
       .fragmentation_permille = bs.fragmentation_permille,
       .alloc_failures = bs.failures,
-      .hot_budget = st->hot_budget,
+      .hot_budget = st->hot.budget,
       .device_bytes = strata__device_mem_bytes(st->dev)};
   for (uint32_t i = 0; i < st->nslabs; i++) {
     out->slab_bytes += st->slabs[i].bytes;
@@ -269,37 +249,37 @@ int strata_staging_stats_get(strata_store *s, strata_staging_stats *out) {
       out->pinned_bytes += st->slabs[i].bytes;
   }
   pthread_mutex_lock(&st->mu);
-  out->staged_layers = st->nlayers;
-  out->staged_bytes = st->staged_bytes;
-  out->hot_layers = st->hot_layers;
-  out->hot_bytes = st->hot_bytes;
-  out->shared_blocks = st->shared_blocks;
-  out->dedup_hits = st->dedup_hits;
-  out->dedup_bytes = st->dedup_bytes;
-  out->stage_calls = st->stage_calls;
-  out->stage_copied_bytes = st->stage_copied_bytes;
-  out->evictions = st->evictions;
-  out->evicted_bytes = st->evicted_bytes;
-  out->samples = st->samples;
+  out->staged_layers = st->pages.layers.n;
+  out->staged_bytes = st->pages.staged_bytes;
+  out->hot_layers = st->pages.hot_layers;
+  out->hot_bytes = st->pages.hot_bytes;
+  out->shared_blocks = st->pages.shared_blocks;
+  out->dedup_hits = st->pages.dedup_hits;
+  out->dedup_bytes = st->pages.dedup_bytes;
+  out->stage_calls = st->pages.stage_calls;
+  out->stage_copied_bytes = st->pages.stage_copied_bytes;
+  out->evictions = st->pages.evictions;
+  out->evicted_bytes = st->pages.evicted_bytes;
+  out->samples = st->hot.samples;
   pthread_mutex_unlock(&st->mu);
-  pthread_mutex_lock(&st->dc_mu);
-  out->dcache_layers = st->dc_n;
-  out->dcache_bytes = st->dc_bytes;
-  out->dcache_budget = st->dc_budget;
-  out->dcache_hits = st->dc_hits;
-  out->dcache_misses = st->dc_misses;
-  out->dcache_prefetches = st->dc_prefetches;
-  out->dcache_evictions = st->dc_evictions;
-  pthread_mutex_unlock(&st->dc_mu);
+  pthread_mutex_lock(&st->dcache.mu);
+  out->dcache_layers = st->dcache.entries.n;
+  out->dcache_bytes = st->dcache.bytes;
+  out->dcache_budget = st->dcache.budget;
+  out->dcache_hits = st->dcache.hits;
+  out->dcache_misses = st->dcache.misses;
+  out->dcache_prefetches = st->dcache.prefetches;
+  out->dcache_evictions = st->dcache.evictions;
+  pthread_mutex_unlock(&st->dcache.mu);
   uint32_t slots = atomic_load_explicit(&s->slots_used, memory_order_acquire);
   for (uint32_t i = 0; i < slots; i++)
     out->samples_dropped +=
-        atomic_load_explicit(&st->rings[i].dropped, memory_order_relaxed);
+        atomic_load_explicit(&st->hot.rings[i].dropped, memory_order_relaxed);
   out->transfers_in_flight = atomic_load(&st->inflight);
-  out->transfers = atomic_load(&st->transfers);
-  out->transfer_bytes = atomic_load(&st->transfer_bytes);
-  out->batches = atomic_load(&st->batches);
-  out->packed_copies = atomic_load(&st->packed_copies);
+  out->transfers = atomic_load(&st->xfer.transfers);
+  out->transfer_bytes = atomic_load(&st->xfer.transfer_bytes);
+  out->batches = atomic_load(&st->xfer.batches);
+  out->packed_copies = atomic_load(&st->xfer.packed_copies);
   return 0;
 }
 
@@ -357,7 +337,7 @@ json_t *strata__staging_json(struct strata_store *s) {
       (json_int_t)t.transfers, "bytes", (json_int_t)t.transfer_bytes, "batches",
       (json_int_t)t.batches, "packed_copies", (json_int_t)t.packed_copies,
       "device_bytes", (json_int_t)t.device_bytes, "streams",
-      (json_int_t)st->nstreams,
+      (json_int_t)st->xfer.nstreams,
       /* device cache */
       "device_cache", "layers", (json_int_t)t.dcache_layers, "bytes",
       (json_int_t)t.dcache_bytes, "budget", (json_int_t)t.dcache_budget, "hits",

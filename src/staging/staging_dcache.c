@@ -10,50 +10,48 @@
  * Sequential prefetch: a get of layer n of the region whose layer n - 1
  * was the previous get also stages layer n + 1 (if it exists and fits
  * without evicting a held entry) and enqueues its copy on a pool stream.
- * The staging itself runs in the get, under dc_mu.
+ * The staging itself runs in the get, under the cache's mutex.
  *
- * One mutex (dc_mu) guards the table; it is held across a miss, so misses
- * are serialized. Order: dc_mu, then mu (staging). */
+ * One mutex (strata__dcache.mu) guards the cache; it is held across a
+ * miss, so misses are serialized. Order: the cache's mutex, then the
+ * pool's `mu` (staging).
+ *
+ * The table and the CLOCK ring are a strata__ltable (staging_ltable.c),
+ * shared with the staged layers; what is particular here is what may not
+ * be evicted (a held entry, or one whose copy is still running) and the
+ * entry replaced while held, which leaves the table but stays in the ring
+ * until its last hold goes. */
+#include <inttypes.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "staging/staging.h"
-#include "store/store_internal.h"
 
-struct strata__dentry {
-  struct strata__dentry *hnext;
-  uint64_t region_id, layer_id, size, checksum;
+/* An entry: its key, table link, CLOCK position and reference bit are in
+ * `node` (staging_ltable.h). */
+typedef struct strata__dentry {
+  strata__lnode node;
+  uint64_t size, checksum;
   void *dptr;
   strata__devent *ready; /* recorded after the copy */
   uint32_t holders;
-  uint32_t clock_pos;
-  bool ref;
-};
+} strata__dentry;
 
 struct strata_device_layer {
   strata__staging *st;
   strata__dentry *e;
 };
 
-int strata__dcache_init(strata__staging *st) {
-  st->dc_budget = st->store->config.staging.device_cache_bytes;
-  if (st->dc_budget == 0)
-    return 0;
-  st->dc_mask = 255;
-  st->dc_tab = calloc(st->dc_mask + 1, sizeof *st->dc_tab);
-  st->dc_clock_cap = 64;
-  st->dc_clock = malloc(st->dc_clock_cap * sizeof *st->dc_clock);
-  if (st->dc_tab == NULL || st->dc_clock == NULL)
-    return strata__fail(STRATA_E_NOMEM, "staging: device cache table");
-  return 0;
+static strata__dentry *entry_of(strata__lnode *n) {
+  return (strata__dentry *)((char *)n - offsetof(strata__dentry, node));
 }
 
-static strata__dentry **slot(strata__staging *st, uint64_t region,
-                             uint64_t layer) {
-  strata__dentry **p =
-      &st->dc_tab[strata__layer_key_hash(region, layer) & st->dc_mask];
-  while (*p != NULL && ((*p)->region_id != region || (*p)->layer_id != layer))
-    p = &(*p)->hnext;
-  return p;
+int strata__dcache_init(strata__staging *st) {
+  strata__dcache *dc = &st->dcache;
+  dc->budget = st->store->config.staging.device_cache_bytes;
+  if (dc->budget == 0)
+    return 0;
+  return strata__ltable_init(&dc->entries, "device cache", 64);
 }
 
 static void entry_free(strata__staging *st, strata__dentry *e) {
@@ -61,95 +59,74 @@ static void entry_free(strata__staging *st, strata__dentry *e) {
   strata__devent_sync(e->ready);
   strata__devent_free(e->ready);
   strata__device_mem_free(st->dev, e->dptr, NULL);
-  st->dc_bytes -= e->size;
+  st->dcache.bytes -= e->size;
   free(e);
 }
 
-/* Takes an entry out of the table and the ring and frees it. dc_mu held;
- * the entry is not held. */
+/* Takes an entry out of the table and the ring and frees it. The cache's
+ * mu held; the entry is not held. */
 static void entry_drop(strata__staging *st, strata__dentry *e) {
-  strata__dentry **p = slot(st, e->region_id, e->layer_id);
-  if (*p == e)
-    *p = e->hnext;
-  strata__dentry *last = st->dc_clock[--st->dc_clock_n];
-  st->dc_clock[e->clock_pos] = last;
-  last->clock_pos = e->clock_pos;
-  st->dc_n--;
+  strata__ltable_remove(&st->dcache.entries, &e->node);
   entry_free(st, e);
 }
 
-/* Evicts idle entries until `need` more bytes fit. dc_mu held. */
+/* ---- CLOCK ----------------------------------------------------------- */
+
+typedef struct sweep {
+  strata__staging *st;
+  uint64_t need;
+} sweep;
+
+static bool sweep_over(void *ctx) {
+  const sweep *w = ctx;
+  return w->st->dcache.bytes + w->need > w->st->dcache.budget;
+}
+
+static strata__clock_verdict sweep_judge(void *ctx, strata__lnode *n) {
+  (void)ctx;
+  strata__dentry *e = entry_of(n);
+  /* Held entries stay; so do entries whose copy is still running: their
+   * memory cannot go back yet, and waiting here would stall every get. */
+  if (e->holders > 0 || strata__devent_query(e->ready) == 0)
+    return STRATA__CLOCK_SKIP;
+  return STRATA__CLOCK_AGE;
+}
+
+static void sweep_evict(void *ctx, strata__lnode *n) {
+  strata__staging *st = ((sweep *)ctx)->st;
+  st->dcache.evictions++;
+  entry_drop(st, entry_of(n));
+}
+
+static const strata__clock_ops sweep_ops = {
+    .over = sweep_over, .judge = sweep_judge, .evict = sweep_evict};
+
+/* Evicts idle entries until `need` more bytes fit. The cache's mu held. */
 static bool make_room(strata__staging *st, uint64_t need) {
-  uint64_t steps = 2 * (uint64_t)st->dc_clock_n + 1;
-  while (st->dc_bytes + need > st->dc_budget && st->dc_clock_n > 0 &&
-         steps-- > 0) {
-    if (st->dc_hand >= st->dc_clock_n)
-      st->dc_hand = 0;
-    strata__dentry *e = st->dc_clock[st->dc_hand];
-    /* Held entries stay; so do entries whose copy is still running: their
-     * memory cannot go back yet, and waiting here would stall every get. */
-    if (e->holders > 0 || strata__devent_query(e->ready) == 0) {
-      st->dc_hand++;
-    } else if (e->ref) {
-      e->ref = false;
-      st->dc_hand++;
-    } else {
-      st->dc_evictions++;
-      entry_drop(st, e); /* the ring's last entry moved to the hand */
-    }
-  }
-  return st->dc_bytes + need <= st->dc_budget;
+  sweep w = {.st = st, .need = need};
+  strata__ltable_sweep(&st->dcache.entries, &sweep_ops, &w);
+  return st->dcache.bytes + need <= st->dcache.budget;
 }
 
-static int table_grow(strata__staging *st) {
-  uint64_t mask = st->dc_mask * 2 + 1;
-  strata__dentry **t = calloc(mask + 1, sizeof *t);
-  if (t == NULL)
-    return strata__fail(STRATA_E_NOMEM, "staging: device cache table");
-  for (uint64_t i = 0; i <= st->dc_mask; i++) {
-    for (strata__dentry *e = st->dc_tab[i], *next; e != NULL; e = next) {
-      next = e->hnext;
-      uint64_t k = strata__layer_key_hash(e->region_id, e->layer_id) & mask;
-      e->hnext = t[k];
-      t[k] = e;
-    }
-  }
-  free(st->dc_tab);
-  st->dc_tab = t;
-  st->dc_mask = mask;
-  return 0;
-}
-
-/* Copies a layer into new device memory on `xs` and enters it. dc_mu
- * held. `prefetch` entries start without their reference bit. */
+/* Copies a layer into new device memory on `xs` and enters it. The
+ * cache's mu held. `prefetch` entries start without their reference bit. */
 static int fill(strata__staging *st, const strata_txn *txn,
                 const strata_layer *lay, uint64_t region_id,
                 strata__dstream *xs, bool prefetch, strata__dentry **out) {
+  strata__dcache *dc = &st->dcache;
   STRATA__FAIL_IF(
-      lay->size > st->dc_budget || !make_room(st, lay->size), STRATA_E_LIMIT,
-      "staging: device cache: no room for region %llu layer "
-      "%llu (%llu bytes; budget %llu, %llu in held entries)",
-      (unsigned long long)region_id, (unsigned long long)lay->id,
-      (unsigned long long)lay->size, (unsigned long long)st->dc_budget,
-      (unsigned long long)st->dc_bytes);
-  if (st->dc_n + 1 > (st->dc_mask + 1) / 4 * 3)
-    STRATA__TRY(table_grow(st));
-  if (st->dc_clock_n == st->dc_clock_cap) {
-    strata__dentry **c =
-        realloc(st->dc_clock, 2 * st->dc_clock_cap * sizeof *c);
-    if (c == NULL)
-      return strata__fail(STRATA_E_NOMEM, "staging: device cache ring");
-    st->dc_clock = c;
-    st->dc_clock_cap *= 2;
-  }
+      lay->size > dc->budget || !make_room(st, lay->size), STRATA_E_LIMIT,
+      "staging: device cache: no room for region %" PRIu64 " layer %" PRIu64
+      " (%" PRIu64 " bytes; budget %" PRIu64 ", %" PRIu64 " in held entries)",
+      region_id, lay->id, lay->size, dc->budget, dc->bytes);
+  STRATA__TRY(strata__ltable_reserve(&dc->entries));
   strata__dentry *e = calloc(1, sizeof *e);
   if (e == NULL)
     return strata__fail(STRATA_E_NOMEM, "staging: device cache entry");
-  *e = (strata__dentry){.region_id = region_id,
-                        .layer_id = lay->id,
-                        .size = lay->size,
-                        .checksum = lay->checksum,
-                        .ref = !prefetch};
+  *e = (strata__dentry){
+      .node = {.region_id = region_id, .layer_id = lay->id, .ref = !prefetch},
+      .size = lay->size,
+      .checksum = lay->checksum};
   strata_staged *h = NULL;
   int rc = strata__devent_new(st->dev, &e->ready);
   if (rc == 0)
@@ -172,34 +149,32 @@ static int fill(strata__staging *st, const strata_txn *txn,
     free(e);
     return rc;
   }
-  strata__dentry **p = slot(st, region_id, lay->id);
-  e->hnext = *p;
-  *p = e;
-  e->clock_pos = st->dc_clock_n;
-  st->dc_clock[st->dc_clock_n++] = e;
-  st->dc_n++;
-  st->dc_bytes += lay->size;
+  strata__ltable_insert(&dc->entries, &e->node);
+  dc->bytes += lay->size;
   *out = e;
   return 0;
 }
 
 /* The entry for a layer as `lay` shows it: an entry of other content is
  * dropped if idle (a held one stays reachable through its holds only).
- * dc_mu held. */
+ * The cache's mu held. */
 static strata__dentry *lookup(strata__staging *st, uint64_t region_id,
                               const strata_layer *lay) {
-  strata__dentry **p = slot(st, region_id, lay->id);
-  strata__dentry *e = *p;
-  if (e == NULL || (e->size == lay->size && e->checksum == lay->checksum))
+  strata__lnode *n =
+      strata__ltable_find(&st->dcache.entries, region_id, lay->id);
+  if (n == NULL)
+    return NULL;
+  strata__dentry *e = entry_of(n);
+  if (e->size == lay->size && e->checksum == lay->checksum)
     return e;
   if (e->holders == 0) {
     entry_drop(st, e);
     return NULL;
   }
-  *p = e->hnext; /* out of the table; the last release frees it */
-  e->hnext = NULL;
-  e->region_id = UINT64_MAX; /* never found again */
-  e->ref = false;
+  /* Out of the table; the last release frees it. */
+  strata__ltable_detach(&st->dcache.entries, n);
+  n->region_id = UINT64_MAX; /* never found again */
+  n->ref = false;
   return NULL;
 }
 
@@ -208,7 +183,7 @@ static strata__dentry *lookup(strata__staging *st, uint64_t region_id,
  * stream wait for the entry's event. */
 static void prefetch_next(strata__staging *st, const strata_txn *txn,
                           uint64_t region_id, uint64_t layer_id) {
-  strata__dstream *xs = st->streams[layer_id % st->nstreams];
+  strata__dstream *xs = st->xfer.streams[layer_id % st->xfer.nstreams];
   strata_layer next;
   if (layer_id == UINT64_MAX ||
       strata__get_quiet(txn, region_id, layer_id + 1, &next) != 0 ||
@@ -216,7 +191,7 @@ static void prefetch_next(strata__staging *st, const strata_txn *txn,
     return;
   strata__dentry *e;
   if (fill(st, txn, &next, region_id, xs, true, &e) == 0)
-    st->dc_prefetches++;
+    st->dcache.prefetches++;
 }
 
 int strata_device_cache_get(const strata_txn *txn, uint64_t region_id,
@@ -229,41 +204,43 @@ int strata_device_cache_get(const strata_txn *txn, uint64_t region_id,
                   "strata_device_cache_get: NULL argument");
   strata__staging *st;
   STRATA__TRY(strata__staging_of(strata__txn_priv(txn)->store, "strata_device_cache_get", &st));
-  STRATA__FAIL_IF(st->dc_budget == 0, STRATA_E_STATE,
+  strata__dcache *dc = &st->dcache;
+  STRATA__FAIL_IF(dc->budget == 0, STRATA_E_STATE,
                   "strata_device_cache_get: %s has no device cache "
                   "(staging.device_cache_bytes is 0)",
                   strata__txn_priv(txn)->store->dir);
   strata_layer lay;
   int rc = strata__get_quiet(txn, region_id, layer_id, &lay);
   if (rc < 0)
-    return strata__fail(rc, "device cache: region %llu layer %llu: %s",
-                        (unsigned long long)region_id,
-                        (unsigned long long)layer_id, strata_strerror(rc));
+    return strata__fail(rc,
+                        "device cache: region %" PRIu64 " layer %" PRIu64
+                        ": %s",
+                        region_id, layer_id, strata_strerror(rc));
   strata_device_layer *dl = malloc(sizeof *dl);
   if (dl == NULL)
     return strata__fail(STRATA_E_NOMEM, "strata_device_cache_get");
-  pthread_mutex_lock(&st->dc_mu);
+  pthread_mutex_lock(&st->dcache.mu);
   strata__dentry *e = lookup(st, region_id, &lay);
   if (e != NULL) {
-    st->dc_hits++;
-    e->ref = true;
+    dc->hits++;
+    e->node.ref = true;
     /* Its copy may have been enqueued on another stream. */
     rc = strata__dstream_wait(ss->xs, e->ready);
   } else {
-    st->dc_misses++;
+    dc->misses++;
     rc = fill(st, txn, &lay, region_id, ss->xs, false, &e);
   }
   if (rc == 0) {
     e->holders++;
-    bool sequential = st->dc_have_last && st->dc_last_region == region_id &&
-                      st->dc_last_layer + 1 == layer_id;
-    st->dc_have_last = true;
-    st->dc_last_region = region_id;
-    st->dc_last_layer = layer_id;
+    bool sequential = dc->have_last && dc->last_region == region_id &&
+                      dc->last_layer + 1 == layer_id;
+    dc->have_last = true;
+    dc->last_region = region_id;
+    dc->last_layer = layer_id;
     if (sequential)
       prefetch_next(st, txn, region_id, layer_id);
   }
-  pthread_mutex_unlock(&st->dc_mu);
+  pthread_mutex_unlock(&st->dcache.mu);
   if (rc < 0) {
     free(dl);
     return rc;
@@ -285,21 +262,19 @@ void strata_device_layer_release(strata_device_layer *dl) {
   if (dl == NULL)
     return;
   strata__staging *st = dl->st;
-  pthread_mutex_lock(&st->dc_mu);
+  pthread_mutex_lock(&st->dcache.mu);
   strata__dentry *e = dl->e;
   /* An entry replaced by other content (out of the table) goes with its
    * last hold. */
-  if (--e->holders == 0 && e->region_id == UINT64_MAX)
+  if (--e->holders == 0 && e->node.region_id == UINT64_MAX)
     entry_drop(st, e);
-  pthread_mutex_unlock(&st->dc_mu);
+  pthread_mutex_unlock(&st->dcache.mu);
   free(dl);
 }
 
 void strata__dcache_destroy(strata__staging *st) {
-  while (st->dc_clock_n > 0)
-    entry_drop(st, st->dc_clock[st->dc_clock_n - 1]);
-  free(st->dc_tab);
-  free(st->dc_clock);
-  st->dc_tab = NULL;
-  st->dc_clock = NULL;
+  strata__ltable *t = &st->dcache.entries;
+  while (t->n > 0)
+    entry_drop(st, entry_of(t->ring[t->n - 1]));
+  strata__ltable_destroy(t);
 }

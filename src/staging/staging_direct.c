@@ -10,6 +10,7 @@
  * copies in flight, and the store, before it unmaps a file
  * (strata__file_unref), waits for them and unregisters the range. The
  * registry has a mutex of its own, never held while waiting. */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -38,31 +39,33 @@ strata__direct *strata__direct_source(strata__staging *st,
                                       const strata_txn *txn, uint64_t region_id,
                                       const strata_layer *l) {
   const strata_region *r = strata__txn_file(txn, region_id);
-  if (!st->direct || r == NULL || l->size == 0)
+  if (!st->direct.on || r == NULL || l->size == 0)
     return NULL;
   const uint8_t *base = r->base, *p = l->data;
   if (p < base || p + l->size > base + r->size)
     return NULL; /* a proto's layer, on the heap */
-  pthread_mutex_lock(&st->direct_mu);
-  strata__direct *d = st->directs;
+  pthread_mutex_lock(&st->direct.mu);
+  strata__direct *d = st->direct.list;
   while (d != NULL && d->base != base)
     d = d->next;
   if (d == NULL && (d = calloc(1, sizeof *d)) != NULL) {
     *d = (strata__direct){
-        .next = st->directs, .st = st, .base = base, .size = r->size};
+        .next = st->direct.list, .st = st, .base = base, .size = r->size};
     int rc = strata__device_register_readonly(st->dev, base, r->size);
     d->registered = rc == 0;
+    char why[256];
     if (rc < 0)
       strata__log(st->log, STRATA_LOG_INFO, "staging",
                   "msg=\"direct path unavailable: copying through staging\" "
-                  "region=%llu bytes=%llu reason=\"%s\"",
-                  (unsigned long long)region_id, (unsigned long long)r->size,
-                  strata_last_error_detail());
-    st->directs = d;
+                  "region=%" PRIu64 " bytes=%" PRIu64 " reason=%s",
+                  region_id, r->size,
+                  strata__log_quote(why, sizeof why,
+                                    strata_last_error_detail()));
+    st->direct.list = d;
   }
   if (d != NULL && d->registered)
     atomic_fetch_add_explicit(&d->inflight, 1, memory_order_acq_rel);
-  pthread_mutex_unlock(&st->direct_mu);
+  pthread_mutex_unlock(&st->direct.mu);
   return d != NULL && d->registered ? d : NULL;
 }
 
@@ -80,22 +83,22 @@ static void retire(strata__staging *st, strata__direct *d) {
 void strata__direct_forget(strata__staging *st, const void *base) {
   if (st == NULL)
     return;
-  pthread_mutex_lock(&st->direct_mu);
-  strata__direct **p = &st->directs;
+  pthread_mutex_lock(&st->direct.mu);
+  strata__direct **p = &st->direct.list;
   while (*p != NULL && (*p)->base != base)
     p = &(*p)->next;
   strata__direct *d = *p;
   if (d != NULL)
     *p = d->next;
-  pthread_mutex_unlock(&st->direct_mu);
+  pthread_mutex_unlock(&st->direct.mu);
   if (d != NULL)
     retire(st, d);
 }
 
 void strata__direct_destroy(strata__staging *st) {
-  while (st->directs != NULL) {
-    strata__direct *d = st->directs;
-    st->directs = d->next;
+  while (st->direct.list != NULL) {
+    strata__direct *d = st->direct.list;
+    st->direct.list = d->next;
     retire(st, d);
   }
 }

@@ -197,12 +197,13 @@ int strata__slab_alloc(strata__device *x, size_t bytes, int node,
   } else {
     /* Host mode only simulates a device, so unlocked memory still works:
      * it only loses the guarantee that the pages stay resident. */
-    char limit[32];
+    char limit[32], why[128];
     if (log != NULL)
       strata__log(log, STRATA_LOG_WARN, "staging",
                   "msg=\"mlock failed; slab used unlocked\" bytes=%zu "
-                  "node=%d error=\"%s\" rlimit_memlock=%s",
-                  bytes, used_node, strerror(-rc),
+                  "node=%d error=%s rlimit_memlock=%s",
+                  bytes, used_node,
+                  strata__log_quote(why, sizeof why, strerror(-rc)),
                   memlock_limit(limit, sizeof limit));
     strata__clear_error();
     method = STRATA__SLAB_UNLOCKED;
