@@ -1,4 +1,6 @@
-/* Telling why jansson refused a text: not JSON, or out of memory. */
+/* Text checks for names and metadata: strict UTF-8, JSON, and telling why
+ * jansson refused a text (not JSON, or out of memory). */
+#include <inttypes.h>
 #include <jansson.h>
 #include <string.h>
 
@@ -173,4 +175,72 @@ int strata__json_refusal(const json_error_t *err, const char *s, size_t len) {
   default:
     return STRATA_E_INVAL;
   }
+}
+
+/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above
+ * U+10FFFF. Returns 1 when valid. NUL bytes are valid UTF-8; callers that
+ * forbid them check separately. */
+int strata__utf8_valid(const char *str, size_t len) {
+  const unsigned char *s = (const unsigned char *)str;
+  size_t i = 0;
+  while (i < len) {
+    unsigned c = s[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    size_t need;
+    unsigned min;
+    if (c >= 0xC2 && c <= 0xDF) {
+      need = 1;
+      min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      need = 2;
+      min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      need = 3;
+      min = 0x10000;
+    } else {
+      return 0;
+    }
+    if (len - i - 1 < need)
+      return 0;
+    unsigned cp = c & (0x3Fu >> need);
+    for (size_t k = 1; k <= need; k++) {
+      unsigned cc = s[i + k];
+      if ((cc & 0xC0) != 0x80)
+        return 0;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+      return 0;
+    i += need + 1;
+  }
+  return 1;
+}
+
+int strata__check_text(const char *path, const char *what, uint64_t id,
+                       const char *s, size_t max, bool json) {
+  size_t len = strlen(s);
+  STRATA__FAIL_IF(len > max, STRATA_E_LIMIT,
+                  "%s: layer %" PRIu64 ": %s is %zu bytes (at most %zu)", path,
+                  id, what, len, max);
+  STRATA__FAIL_IF(!strata__utf8_valid(s, len), STRATA_E_INVAL,
+                  "%s: layer %" PRIu64 ": %s is not valid UTF-8", path, id,
+                  what);
+  if (json && len > 0) {
+    json_error_t err;
+    json_t *v = json_loadb(s, len, JSON_DECODE_ANY, &err);
+    if (v == NULL && strata__json_refusal(&err, s, len) == STRATA_E_NOMEM)
+      return strata__fail(STRATA_E_NOMEM,
+                          "%s: layer %" PRIu64 ": checking the %s: out of "
+                          "memory",
+                          path, id, what);
+    if (v == NULL)
+      return strata__fail(STRATA_E_INVAL,
+                          "%s: layer %" PRIu64 ": %s is not JSON: %s at %d:%d",
+                          path, id, what, err.text, err.line, err.column);
+    json_decref(v);
+  }
+  return 0;
 }

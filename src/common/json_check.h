@@ -1,4 +1,5 @@
-/* Why json_loadb() refused a text. */
+/* Text checks the layers share: strict UTF-8, the checks of a layer's name
+ * and metadata, and why json_loadb() refused a text. */
 #ifndef STRATA_JSON_CHECK_H
 #define STRATA_JSON_CHECK_H
 
@@ -12,10 +13,13 @@
  * when the text is not JSON. */
 int strata__json_refusal(const json_error_t *err, const char *s, size_t len);
 
+/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above
+ * U+10FFFF. Returns 1 when valid; NUL bytes are valid (callers that forbid
+ * them check separately). */
+int strata__utf8_valid(const char *s, size_t len);
+
 /* Checks a layer's name or metadata: at most `max` bytes, UTF-8, and with
- * `json` a JSON text. Errors name `path`, the layer and `what`. Defined in
- * writer/writer.c, not here: it needs format/'s strata__utf8_valid(),
- * which common/ may not call. */
+ * `json` a JSON text. Errors name `path`, the layer and `what`. */
 int strata__check_text(const char *path, const char *what, uint64_t id,
                        const char *s, size_t max, bool json);
 

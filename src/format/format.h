@@ -188,6 +188,5 @@ static inline uint64_t strata__bucket(uint64_t hash, unsigned bits) {
 }
 
 uint64_t strata__name_hash(const char *name, size_t len, uint64_t seed);
-int strata__utf8_valid(const char *s, size_t len);
 
 #endif /* STRATA_FORMAT_H */

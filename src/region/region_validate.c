@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include "common/bits.h"
 #include "common/hash.h"
+#include "common/json_check.h"
 
 #include <unistd.h>
 

@@ -43,32 +43,6 @@ static int put(strata_writer *w, const void *data, size_t len) {
 
 /* ---- argument checks -------------------------------------------------- */
 
-int strata__check_text(const char *path, const char *what, uint64_t id,
-                       const char *s, size_t max, bool json) {
-  size_t len = strlen(s);
-  STRATA__FAIL_IF(len > max, STRATA_E_LIMIT,
-                  "%s: layer %" PRIu64 ": %s is %zu bytes (at most %zu)", path,
-                  id, what, len, max);
-  STRATA__FAIL_IF(!strata__utf8_valid(s, len), STRATA_E_INVAL,
-                  "%s: layer %" PRIu64 ": %s is not valid UTF-8", path, id,
-                  what);
-  if (json && len > 0) {
-    json_error_t err;
-    json_t *v = json_loadb(s, len, JSON_DECODE_ANY, &err);
-    if (v == NULL && strata__json_refusal(&err, s, len) == STRATA_E_NOMEM)
-      return strata__fail(STRATA_E_NOMEM,
-                          "%s: layer %" PRIu64 ": checking the %s: out of "
-                          "memory",
-                          path, id, what);
-    if (v == NULL)
-      return strata__fail(STRATA_E_INVAL,
-                          "%s: layer %" PRIu64 ": %s is not JSON: %s at %d:%d",
-                          path, id, what, err.text, err.line, err.column);
-    json_decref(v);
-  }
-  return 0;
-}
-
 /* ---- open ------------------------------------------------------------- */
 
 int strata_writer_open(const char *path, const strata_writer_options *o,
