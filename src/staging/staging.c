@@ -181,11 +181,6 @@ int strata__staging_open(struct strata_store *s, strata__staging **out) {
 void strata__staging_close(strata__staging *st) {
   if (st == NULL)
     return;
-  /* The store's readers and verifier are done (strata_store_close): take
-   * back the rings and the unmap hook, which point into this pool. */
-  st->store->hot_rings = NULL;
-  st->store->before_unmap = NULL;
-  st->store->before_unmap_ctx = NULL;
   strata__hot_stop(st);
   /* Streams drain first: their completion callbacks touch layers. Copies
    * on the application's streams count in `inflight` too: wait for them
@@ -226,6 +221,13 @@ void strata__staging_close(strata__staging *st) {
   pthread_mutex_destroy(&st->batch_mu);
   pthread_cond_destroy(&st->filled);
   pthread_mutex_destroy(&st->mu);
+  /* Last, once the pool's own threads (the hot worker reads through
+   * snapshots, which claim reader slots) are gone; the store's readers and
+   * verifier are done already (strata_store_close): take back the rings
+   * and the unmap hook, which point into this pool. */
+  st->store->hot_rings = NULL;
+  st->store->before_unmap = NULL;
+  st->store->before_unmap_ctx = NULL;
   free(st);
 }
 

@@ -164,7 +164,8 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id) {
               "msg=\"region crystallized\" region_id=%" PRIu64 " file=%s "
               "layers=%" PRIu64 " bytes=%" PRIu64 " write_ms=%.3f "
               "fsync_ms=%.3f generation=%" PRIu64,
-              id, strata__log_quote(qp, sizeof qp, path), strata_region_layer_count(f->region), bytes,
+              id, strata__log_quote(qp, sizeof qp, path),
+              strata_region_layer_count(f->region), bytes,
               (double)(total_ns - fsync_ns) / 1e6, (double)fsync_ns / 1e6,
               e->generation);
   free(path);
