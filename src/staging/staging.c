@@ -22,6 +22,14 @@
 #define SLAB_MAX ((uint64_t)1 << 30) /* slabs of at most 1 GiB */
 #define TOUCH_THREADS_MAX 8
 
+/* The store's before_unmap hook (store_internal.h): the zero-staging path
+ * may have registered the mapping with the device and have copies from it
+ * in flight. */
+static void forget_mapping(void *ctx, const void *base, uint64_t size) {
+  (void)size;
+  strata__direct_forget(ctx, base);
+}
+
 /* Fills in the defaults and checks the staging fields of a config. */
 static int check_config(const char *dir, strata_store_config *c) {
   if (c->staging.block_size == 0)
@@ -156,6 +164,10 @@ int strata__staging_open(struct strata_store *s, strata__staging **out) {
   STRATA__TRY(strata__dcache_init(st));
   s->hot_rings = st->hot.rings;
   s->sample_mask = c->staging.sample_period - 1;
+  /* Set before the store is handed out or its verifier thread starts, so
+   * no other thread reads the hook while it changes. */
+  s->before_unmap = forget_mapping;
+  s->before_unmap_ctx = st;
   if ((c->staging.flags & STRATA_STAGING_NO_WORKER) == 0)
     STRATA__TRY(strata__hot_start(st));
   char dev[128];
@@ -219,6 +231,13 @@ void strata__staging_close(strata__staging *st) {
   pthread_mutex_destroy(&st->xfer.batch_mu);
   pthread_cond_destroy(&st->pages.filled);
   pthread_mutex_destroy(&st->mu);
+  /* Last, once the pool's own threads (the hot worker reads through
+   * snapshots, which claim reader slots) are gone; the store's readers and
+   * verifier are done already (strata_store_close): take back the rings
+   * and the unmap hook, which point into this pool. */
+  st->store->hot_rings = NULL;
+  st->store->before_unmap = NULL;
+  st->store->before_unmap_ctx = NULL;
   free(st);
 }
 

@@ -38,40 +38,7 @@
 #include "staging/staging_slab.h"
 #include "staging/staging_transfer.h"
 #include "store/store_internal.h"
-
-/* ---- sampled reads (staging_hot.c) -------------------------------------- */
-
-#define STRATA__HOT_RING 64 /* samples a thread may have waiting */
-
-/* One reader slot's samples: a single-producer (the slot's thread),
- * single-consumer (the worker) ring. */
-typedef struct strata__hot_ring {
-  _Atomic uint32_t head; /* producer */
-  _Atomic uint32_t dropped;
-  char pad1[56];
-  _Atomic uint32_t tail; /* consumer */
-  char pad2[60];
-  struct {
-    uint64_t region, layer;
-  } keys[STRATA__HOT_RING];
-} strata__hot_ring;
-
-/* Read side: records a sample (drops it when the ring is full). */
-static inline void strata__hot_push(strata__hot_ring *r, uint64_t region,
-                                    uint64_t layer) {
-  uint32_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
-  uint32_t t = atomic_load_explicit(&r->tail, memory_order_acquire);
-  if (h - t >= STRATA__HOT_RING) {
-    atomic_store_explicit(
-        &r->dropped,
-        atomic_load_explicit(&r->dropped, memory_order_relaxed) + 1,
-        memory_order_relaxed);
-    return;
-  }
-  r->keys[h % STRATA__HOT_RING].region = region;
-  r->keys[h % STRATA__HOT_RING].layer = layer;
-  atomic_store_explicit(&r->head, h + 1, memory_order_release);
-}
+#include "store/store_sample.h" /* the rings the worker drains */
 
 typedef struct strata__staging {
   struct strata_store *store;

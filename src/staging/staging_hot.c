@@ -3,7 +3,7 @@
  *
  * The read path pays one increment and one test per lookup: every
  * staging.sample_period-th lookup a thread makes is pushed into its reader
- * slot's ring (strata__hot_push, staging.h), which only that thread writes.
+ * slot's ring (strata__sample_push, store/store_sample.h), which only that thread writes.
  * A pass (strata__hot_tick, from the worker every 10 ms or from
  * strata_staging_tick) drains the rings, sets the CLOCK reference bit of
  * sampled layers that are staged, and counts samples of the others in a
@@ -26,7 +26,7 @@
 
 int strata__hot_init(strata__staging *st) {
   struct strata_store *s = st->store;
-  size_t bytes = (size_t)s->max_readers * sizeof(strata__hot_ring);
+  size_t bytes = (size_t)s->max_readers * sizeof(strata__sample_ring);
   if (posix_memalign((void **)&st->hot.rings, 64, bytes) != 0)
     return strata__fail(STRATA_E_NOMEM, "staging: %u sample rings",
                         s->max_readers);
@@ -99,17 +99,17 @@ typedef struct sample {
 static sample *drain(strata__staging *st, uint64_t *n_out) {
   struct strata_store *s = st->store;
   uint32_t slots = atomic_load_explicit(&s->slots_used, memory_order_acquire);
-  sample *out = malloc(((size_t)slots * STRATA__HOT_RING + 1) * sizeof *out);
+  sample *out = malloc(((size_t)slots * STRATA__SAMPLE_RING + 1) * sizeof *out);
   uint64_t n = 0;
   if (out == NULL)
     return NULL;
   for (uint32_t i = 0; i < slots; i++) {
-    strata__hot_ring *r = &st->hot.rings[i];
+    strata__sample_ring *r = &st->hot.rings[i];
     uint32_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
     uint32_t h = atomic_load_explicit(&r->head, memory_order_acquire);
     for (; t != h; t++) {
-      out[n].region = r->keys[t % STRATA__HOT_RING].region;
-      out[n].layer = r->keys[t % STRATA__HOT_RING].layer;
+      out[n].region = r->keys[t % STRATA__SAMPLE_RING].region;
+      out[n].layer = r->keys[t % STRATA__SAMPLE_RING].layer;
       n++;
     }
     atomic_store_explicit(&r->tail, h, memory_order_release);

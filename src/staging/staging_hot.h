@@ -1,7 +1,7 @@
 /* Hot layers (staging_hot.c): the candidate table that counts sampled
  * reads of layers not staged, and the worker that stages the ones read
  * often and keeps the pool under its high watermark. The read-sample rings
- * themselves (strata__hot_ring) are in staging.h, shared with the store's
+ * themselves (strata__sample_ring) are in staging.h, shared with the store's
  * read path. */
 #ifndef STRATA_STAGING_HOT_H
 #define STRATA_STAGING_HOT_H
@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 typedef struct strata__staging strata__staging;
-struct strata__hot_ring;
+struct strata__sample_ring;
 
 /* A candidate the worker counts samples for. */
 typedef struct strata__hot_cand {
@@ -24,7 +24,7 @@ typedef struct strata__hot_cand {
  * and the decay clock belong to the pass that holds tick_mu; `samples` is
  * under the pool's `mu` (the statistics read it there). */
 typedef struct strata__hot {
-  struct strata__hot_ring *rings; /* one per reader slot */
+  struct strata__sample_ring *rings; /* one per reader slot */
   uint32_t threshold;             /* samples per second that make a layer hot */
   uint64_t budget;                /* bytes hot layers may take */
   strata__hot_cand *cands;

@@ -54,9 +54,14 @@ static void append(json_t *a, json_t *v, bool *ok) {
   }
 }
 
-static const char *threshold_name(int level) {
-  static const char *const names[] = {"none", "warn", "evict", "refuse"};
-  return level >= 0 && level <= 3 ? names[level] : "none";
+static const char *threshold_name(strata__mem_level level) {
+  static const char *const names[] = {
+      [STRATA__MEM_OK] = "none",
+      [STRATA__MEM_WARN] = "warn",
+      [STRATA__MEM_EVICT] = "evict",
+      [STRATA__MEM_REFUSE] = "refuse",
+  };
+  return level <= STRATA__MEM_REFUSE ? names[level] : "none";
 }
 
 /* Pages of the mapping present in memory (mincore), in bytes. */
@@ -225,7 +230,7 @@ int strata__state_collect(strata_store *s, unsigned flags, json_t **out) {
   strata_read_end(&txn);
 
   uint64_t heap = st.heap_bytes;
-  int level = strata__memory_level(s, heap);
+  strata__mem_level level = strata__memory_level(s, heap);
   json_t *doc = json_pack(
       "{s:s, s:s, s:I, s:s, s:o, s:{s:I, s:I, s:f, s:s, s:{s:i, s:i, s:i}}, "
       "s:o, s:o, s:o, s:o, "

@@ -1,5 +1,6 @@
 /* The catalog: the immutable table of regions a snapshot sees, and its
  * replacement by one atomic pointer swap. */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,8 +30,8 @@ int strata__catalog_build(strata__entry **entries, uint64_t n,
     free(c);
     free(order);
     free(by_id);
-    return strata__fail(STRATA_E_NOMEM, "allocating a catalog of %llu regions",
-                        (unsigned long long)n);
+    return strata__fail(STRATA_E_NOMEM,
+                        "allocating a catalog of %" PRIu64 " regions", n);
   }
   if (n > 0)
     memcpy(order, entries, n * sizeof *order);
@@ -75,6 +76,24 @@ const strata__entry *strata__catalog_find_name(const strata__catalog *c,
     if (strcmp(c->by_order[i]->name, name) == 0)
       return c->by_order[i];
   return NULL;
+}
+
+strata__entry *strata__entry_new(uint64_t id, const char *name,
+                                 const char *metadata, strata__file *file) {
+  strata__entry *e = calloc(1, sizeof *e);
+  if (e == NULL)
+    return NULL;
+  e->id = id;
+  e->name = strdup(name);
+  e->metadata = strdup(metadata != NULL ? metadata : "");
+  if (e->name == NULL || e->metadata == NULL) {
+    free(e->name);
+    free(e->metadata);
+    free(e);
+    return NULL;
+  }
+  e->file = file;
+  return e;
 }
 
 void strata__entry_free(struct strata_store *s, void *obj) {

@@ -1,6 +1,7 @@
 /* Crystallization: a proto becomes a region file, written by the same
  * writer region-builder uses, and replaces the proto in one catalog swap.
- * Also the memory thresholds, whose eviction step crystallizes. */
+ * Also the eviction step of the memory thresholds, which crystallizes (the
+ * accounting and the levels are store_memory.c's). */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -56,22 +57,6 @@ static int write_content(const strata__entry *e, strata_writer *w,
   return rc;
 }
 
-static int new_file(strata_region *r, dev_t dev, ino_t ino,
-                    strata__file **out) {
-  strata__file *f = calloc(1, sizeof *f);
-  if (f == NULL || (f->path = strdup(r->path)) == NULL) {
-    free(f);
-    return strata__fail(STRATA_E_NOMEM, "%s: allocating", r->path);
-  }
-  f->region = r;
-  f->dev = dev;
-  f->ino = ino;
-  f->refs = 1;
-  f->opened_unix_ms = strata__unix_ms();
-  *out = f;
-  return 0;
-}
-
 int strata__crystallize_locked(struct strata_store *s, uint64_t id) {
   strata__catalog *c = atomic_load_explicit(&s->catalog, memory_order_relaxed);
   const strata__entry *old = strata__catalog_find(c, id);
@@ -80,11 +65,10 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id) {
                   id);
   char *path = old->file != NULL
                    ? strdup(old->file->path)
-                   : malloc(strlen(s->dir) + strlen(old->name) + 16);
+                   : strata__store_path(s, old->name, ".region");
   if (path == NULL)
     return strata__fail(STRATA_E_NOMEM, "%s: allocating", s->dir);
   if (old->file == NULL) {
-    sprintf(path, "%s/%s.region", s->dir, old->name);
     /* A new region must not replace a file the store does not serve (but
      * may replace the one an earlier, failed crystallization of this proto
      * put in place). */
@@ -123,20 +107,17 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id) {
   strata__retired *rec = NULL;
   strata__catalog_change ch = {0};
   if (rc == 0)
-    rc = new_file(r, dev, ino, &f);
+    rc = strata__file_new(r, dev, ino, false, &f);
   if (rc == 0) {
     r = NULL; /* owned by f */
-    e = calloc(1, sizeof *e);
     rec = malloc(sizeof *rec);
-    if (e == NULL || rec == NULL || (e->name = strdup(old->name)) == NULL ||
-        (e->metadata = strdup(old->metadata)) == NULL)
+    e = rec != NULL ? strata__entry_new(id, old->name, old->metadata, f) : NULL;
+    if (e == NULL)
       rc = strata__fail(STRATA_E_NOMEM, "%s: allocating", path);
   }
   if (rc == 0)
     rc = strata__overlay_new(s, &fresh);
   if (rc == 0) {
-    e->id = id;
-    e->file = f;
     e->overlay = fresh;
     e->generation = old->generation + 1;
     rc = strata__catalog_prepare(s, e, 0, &ch);
@@ -157,17 +138,17 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id) {
     strata_region_close(r);
     if (fresh != NULL)
       strata__overlay_free(s, fresh);
-    if (e != NULL) {
-      e->file = f;
-      strata__entry_free(s, e);
-    } else {
+    if (e != NULL)
+      strata__entry_free(s, e); /* and its reference to f */
+    else
       strata__file_unref(s, f);
-    }
     free(rec);
+    char qp[STRATA__LOG_PATH], qd[STRATA__LOG_TEXT];
     strata__log(&s->log, STRATA_LOG_ERROR, "crystallize",
                 "msg=\"crystallization failed; the proto is intact\" "
-                "region_id=%" PRIu64 " file=%s error=%s detail=\"%s\"",
-                id, path, strata_err_name(rc), strata_last_error_detail());
+                "region_id=%" PRIu64 " file=%s error=%s detail=%s",
+                id, strata__log_quote(qp, sizeof qp, path), strata_err_name(rc),
+                strata__log_quote(qd, sizeof qd, strata_last_error_detail()));
     free(path);
     return rc;
   }
@@ -178,11 +159,13 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id) {
   s->stats.crystallize_bytes += bytes;
   s->stats.crystallize_write_ns += total_ns - fsync_ns;
   s->stats.crystallize_fsync_ns += fsync_ns;
+  char qp[STRATA__LOG_PATH];
   strata__log(&s->log, STRATA_LOG_INFO, "crystallize",
               "msg=\"region crystallized\" region_id=%" PRIu64 " file=%s "
               "layers=%" PRIu64 " bytes=%" PRIu64 " write_ms=%.3f "
               "fsync_ms=%.3f generation=%" PRIu64,
-              id, path, strata_region_layer_count(f->region), bytes,
+              id, strata__log_quote(qp, sizeof qp, path),
+              strata_region_layer_count(f->region), bytes,
               (double)(total_ns - fsync_ns) / 1e6, (double)fsync_ns / 1e6,
               e->generation);
   free(path);
@@ -198,8 +181,7 @@ int strata_crystallize(strata_store *s, uint64_t region_id) {
   return rc;
 }
 
-/* ---- memory thresholds ------------------------------------------------------
- */
+/* ---- the eviction step of the memory thresholds -------------------------- */
 
 /* Asks the kernel to reclaim the pages of every mapped region first when
  * memory is short; the files stay mapped and fault back in on use. */
@@ -216,27 +198,8 @@ static void cool_regions(struct strata_store *s) {
 #endif
 }
 
-int strata__memory_level(const struct strata_store *s, uint64_t heap) {
-  uint64_t limit = s->config.memory_limit;
-  uint64_t pct = limit ? heap * 100 / limit : 0;
-  return pct >= s->config.refuse_pct  ? 3
-         : pct >= s->config.evict_pct ? 2
-         : pct >= s->config.warn_pct  ? 1
-                                      : 0;
-}
-
-void strata__memory_check(struct strata_store *s) {
-  uint64_t heap = strata__store_heap(s);
-  uint64_t pct =
-      s->config.memory_limit ? heap * 100 / s->config.memory_limit : 0;
-  int level = strata__memory_level(s, heap);
-  if (level >= 1 && s->mem_level < 1)
-    strata__log(&s->log, STRATA_LOG_WARN, "memory",
-                "msg=\"memory use above the warning threshold\" heap=%" PRIu64
-                " limit=%" PRIu64 " pct=%" PRIu64 " threshold=%u",
-                heap, s->config.memory_limit, pct, s->config.warn_pct);
-  s->mem_level = level;
-  if (level < 2 || s->evicting)
+void strata__memory_evict(struct strata_store *s) {
+  if (s->mem_level < STRATA__MEM_EVICT || s->evicting)
     return;
   /* Eviction: the largest proto becomes a file, which frees its heap once
    * the snapshots that read it end. */
@@ -256,7 +219,7 @@ void strata__memory_check(struct strata_store *s) {
               "msg=\"memory above the eviction threshold: crystallizing the "
               "largest proto\" heap=%" PRIu64 " limit=%" PRIu64
               " region_id=%" PRIu64 " proto_bytes=%" PRIu64,
-              heap, s->config.memory_limit, id, size);
+              strata__store_heap(s), s->config.memory_limit, id, size);
   if (strata__crystallize_locked(s, id) == 0)
     s->stats.evictions++;
   cool_regions(s);

@@ -27,8 +27,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "staging/staging.h"
 #include "store/store_internal.h"
+#include "store/store_sample.h"
 
 static void slot_release(void *arg) {
   /* Thread exit: a snapshot still open on a dead thread can never end, so

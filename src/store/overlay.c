@@ -10,6 +10,7 @@
  * links to the same lvers) and the table pointer is swapped; the old links
  * are retired with the old table. */
 #include "common/hash.h"
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,9 +122,8 @@ static int grow(struct strata_store *s, strata__overlay *o) {
   strata__otable *t = table_new(s, 2 * (old->mask + 1));
   if (t == NULL)
     return strata__fail(STRATA_E_NOMEM,
-                        "%s: growing a proto index to %llu "
-                        "buckets",
-                        s->dir, (unsigned long long)(2 * (old->mask + 1)));
+                        "%s: growing a proto index to %" PRIu64 " buckets",
+                        s->dir, 2 * (old->mask + 1));
   int rc = table_copy(s, old, t, o);
   if (rc == 0)
     rc = strata__retire(s, old, old->bytes, table_retired);
@@ -134,10 +134,9 @@ static int grow(struct strata_store *s, strata__overlay *o) {
   /* Links cost the same in both tables; only the arrays grow. */
   o->bytes += t->bytes - old->bytes;
   strata__log(&s->log, STRATA_LOG_DEBUG, "proto",
-              "msg=\"proto index grown\" buckets=%llu bytes=%llu "
-              "heap=%llu",
-              (unsigned long long)(t->mask + 1), (unsigned long long)t->bytes,
-              (unsigned long long)strata__store_heap(s));
+              "msg=\"proto index grown\" buckets=%" PRIu64 " bytes=%" PRIu64
+              " heap=%" PRIu64,
+              t->mask + 1, t->bytes, strata__store_heap(s));
   atomic_store_explicit(&o->table, t, memory_order_seq_cst);
   return 0;
 }

@@ -102,14 +102,9 @@ static int create_locked(struct strata_store *s, uint64_t id, const char *name,
                   STRATA_E_EXIST,
                   "%s/%s: the file exists (a region the store did not load?)",
                   s->dir, file);
-  strata__entry *e = calloc(1, sizeof *e);
-  if (e == NULL || (e->name = strdup(name)) == NULL ||
-      (e->metadata = strdup(metadata ? metadata : "")) == NULL) {
-    if (e != NULL)
-      strata__entry_free(s, e);
+  strata__entry *e = strata__entry_new(id, name, metadata, NULL);
+  if (e == NULL)
     return strata__fail(STRATA_E_NOMEM, "%s: allocating a proto", s->dir);
-  }
-  e->id = id;
   int rc = strata__overlay_new(s, &e->overlay);
   if (rc < 0) {
     strata__entry_free(s, e);
@@ -127,8 +122,10 @@ static int create_locked(struct strata_store *s, uint64_t id, const char *name,
     unregister_proto(s, p);
     return rc;
   }
+  char qn[STRATA__LOG_TEXT];
   strata__log(&s->log, STRATA_LOG_INFO, "proto",
-              "msg=\"proto created\" region_id=%" PRIu64 " name=%s", id, name);
+              "msg=\"proto created\" region_id=%" PRIu64 " name=%s", id,
+              strata__log_quote(qn, sizeof qn, name));
   *out = p;
   return 0;
 }
@@ -231,7 +228,7 @@ static int check_name_free(struct strata_store *s, const strata__entry *e,
 static int check_memory(struct strata_store *s, const strata__entry *e,
                         uint64_t id, uint64_t need) {
   uint64_t heap = strata__store_heap(s);
-  uint64_t refuse = s->config.memory_limit / 100 * s->config.refuse_pct;
+  uint64_t refuse = strata__memory_threshold(s, s->config.refuse_pct);
   if (heap + need <= refuse)
     return 0;
   s->stats.puts_refused++;
@@ -334,8 +331,8 @@ static int change(strata_proto *p, uint64_t id, const char *name,
   struct strata_store *s = p->store;
   pthread_mutex_lock(&s->write_mu);
   int rc = put_locked(p, id, name, metadata, data, size, tombstone);
-  if (rc == 0)
-    strata__memory_check(s);
+  if (rc == 0 && strata__memory_check(s) >= STRATA__MEM_EVICT)
+    strata__memory_evict(s);
   strata__store_maintain(s);
   pthread_mutex_unlock(&s->write_mu);
   return rc;

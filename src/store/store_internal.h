@@ -1,5 +1,9 @@
 /* The store's internal structures, shared by store_*.c, ebr.c, catalog.c,
- * overlay.c and crystallize.c. docs/ARCHITECTURE.md explains how they fit.
+ * overlay.c, proto.c and crystallize.c (and read by the layers above).
+ * docs/ARCHITECTURE.md explains how they fit; the modules, lowest first:
+ * store_file.c and store_memory.c, ebr.c, catalog.c and overlay.c,
+ * store_read.c, store_stats.c, store_scan.c, store_verify.c,
+ * store_refresh.c, store_lock.c, crystallize.c and proto.c, store.c.
  *
  * Publication model. Readers reach everything from one pointer, the store's
  * current *catalog* (an immutable table of region entries), and filter
@@ -22,6 +26,7 @@
 #include "region/region.h"
 #include "common/log.h"
 #include "common/pool.h"
+#include "store/store_sample.h"
 
 /* ---- epoch-based reclamation (ebr.c) ------------------------------------ */
 
@@ -34,10 +39,10 @@ typedef struct strata__reader {
   _Atomic uint64_t gets, misses, bytes;
   _Atomic bool in_use; /* claimed by a live thread */
   uint32_t depth;      /* open snapshots; owner thread only */
-  /* Read sampling for the staging pool's hot layers (staging_hot.c): the
-   * slot's ring (NULL without a pool), set when the slot is claimed; the
-   * owner thread's lookup count and the sampling mask. */
-  struct strata__hot_ring *ring;
+  /* Read sampling (store_sample.h): the slot's ring (NULL when nobody
+   * drains samples), set when the slot is claimed; the owner thread's
+   * lookup count and the sampling mask. */
+  strata__sample_ring *ring;
   uint32_t tick, sample_mask;
 } __attribute__((aligned(64))) strata__reader;
 
@@ -93,6 +98,24 @@ typedef struct strata__file {
   _Atomic bool checksum_pending; /* index checksum left to the verifier */
 } strata__file;
 
+/* The path of `name` + `suffix` in the store's directory, malloc'd (NULL
+ * when out of memory): the one place a store path is put together. */
+char *strata__store_path(const struct strata_store *s, const char *name,
+                         const char *suffix);
+/* Wraps an open region (taking it over on success) in a file record with
+ * one reference; dev and ino identify the file as it was opened; with
+ * `defer`, its index checksum is left to the verifier (store_verify.c).
+ * STRATA_E_NOMEM, and then the caller still owns `r`. */
+int strata__file_new(strata_region *r, dev_t dev, ino_t ino, bool defer,
+                     strata__file **out);
+/* Opens the region file `name` of the store's directory (validating it,
+ * and recording its identity) into a file record with one reference. Any
+ * thread: used by the parallel validation of store_scan.c. */
+int strata__file_open(struct strata_store *s, const char *name, bool defer,
+                      strata__file **out);
+/* Drops a reference; the last one calls the store's before_unmap hook and
+ * unmaps the file. Writer mutex held, or the store being opened or closed
+ * by one thread. NULL ok. */
 void strata__file_unref(struct strata_store *s, strata__file *f);
 
 /* ---- proto overlays (overlay.c) ---------------------------------------- */
@@ -163,9 +186,9 @@ int strata__overlay_new(struct strata_store *s, strata__overlay **out);
 /* Reader side: the lver of `id` as of `version`, or NULL. */
 const strata__lver *strata__overlay_find(const strata__overlay *o, uint64_t id,
                                          uint64_t version);
-/* Reader side: the visible, non-tombstone lver named `name`, or NULL;
- * *shadow_checked tells whether a NULL result is final for the name
- * (never: the base file may hold it, see strata_get_by_name). */
+/* Reader side: the visible, non-tombstone lver named `name`, or NULL. A
+ * NULL result is never final for the name: the base file may hold it (see
+ * strata_get_by_name). */
 const strata__lver *strata__overlay_find_name(const strata__overlay *o,
                                               const char *name, size_t len,
                                               uint64_t version);
@@ -251,9 +274,43 @@ int strata__catalog_prepare(struct strata_store *s, strata__entry *entry,
                             uint64_t remove_id, strata__catalog_change *ch);
 void strata__catalog_commit(struct strata_store *s, strata__catalog_change *ch);
 void strata__catalog_abandon(strata__catalog_change *ch);
+/* A new entry with copies of name and metadata (NULL: ""), holding the
+ * caller's reference to `file` (which may be NULL), no overlay and
+ * generation 0. NULL when out of memory (then `file` is still the
+ * caller's): the one way an entry is made. */
+strata__entry *strata__entry_new(uint64_t id, const char *name,
+                                 const char *metadata, strata__file *file);
 /* Frees an entry: its name, metadata and file reference (not the overlay,
  * which is retired on its own when it goes). */
 void strata__entry_free(struct strata_store *s, void *entry);
+
+/* ---- memory thresholds (store_memory.c; eviction in crystallize.c) ------ */
+
+/* The memory thresholds of strata_store_config, in order: a heap at or
+ * above a threshold's bytes (strata__memory_threshold) has reached it. */
+typedef enum strata__mem_level {
+  STRATA__MEM_OK,     /* below warn_pct */
+  STRATA__MEM_WARN,   /* warn_pct: logged once per crossing */
+  STRATA__MEM_EVICT,  /* evict_pct: the largest proto is crystallized */
+  STRATA__MEM_REFUSE, /* refuse_pct: puts that would pass it fail */
+} strata__mem_level;
+
+/* Heap bytes as accounted: pool reservations plus store overhead. Any
+ * thread (the figures are atomic or the pool's own). */
+uint64_t strata__store_heap(const struct strata_store *s);
+/* `pct` percent of memory_limit in bytes, rounded down: the one rounding
+ * of every threshold (store_memory.c says why). */
+uint64_t strata__memory_threshold(const struct strata_store *s, unsigned pct);
+/* The highest threshold `heap` bytes reach. */
+strata__mem_level strata__memory_level(const struct strata_store *s,
+                                       uint64_t heap);
+/* Writer mutex held, after a change: records the level the heap reached,
+ * warns when it first reaches warn_pct, and returns the level. */
+strata__mem_level strata__memory_check(struct strata_store *s);
+/* Writer mutex held: at STRATA__MEM_EVICT or above (as of the last
+ * strata__memory_check), crystallizes the largest proto and asks the
+ * kernel to reclaim region pages first (crystallize.c). */
+void strata__memory_evict(struct strata_store *s);
 
 /* ---- the store ----------------------------------------------------------- */
 
@@ -294,9 +351,9 @@ struct strata_store {
   uint64_t peak_readers; /* most open snapshots a scan saw (write_mu) */
   bool count_reads;      /* !STRATA_STORE_NO_READ_STATS */
 
-  /* Memory accounting (the limit is config.memory_limit). */
+  /* Memory accounting (store_memory.c; the limit is config.memory_limit). */
   _Atomic uint64_t extra_bytes; /* malloc'd store overhead */
-  int mem_level;                /* 0 below warn, 1 warn, 2 evict, 3 refuse */
+  strata__mem_level mem_level;  /* as of the last strata__memory_check */
   bool evicting;
 
   struct strata_proto **protos;
@@ -305,11 +362,34 @@ struct strata_store {
 
   strata_store_stats stats; /* counters, under write_mu */
 
-  /* The staging pool (NULL when staging.bytes is 0), and the sample rings
-   * reader slots get when claimed (one per slot). */
+  /* The staging pool (NULL when staging.bytes is 0), opened and closed
+   * by strata_store_open and _close (src/strata.c). The store keeps the
+   * pointer for the layers above and never dereferences it. */
   struct strata__staging *staging;
-  struct strata__hot_ring *hot_rings;
+  /* Read sampling (store_sample.h): one ring per reader slot, which a slot
+   * takes when claimed, or NULL; and the mask that picks the sampled
+   * lookups. Set by whoever drains the rings (the staging pool) before the
+   * store is handed out, and cleared after the last snapshot ended. */
+  strata__sample_ring *hot_rings;
   uint32_t sample_mask;
+
+  /* Called by strata__file_unref just before a region file is unmapped,
+   * with the mapping's base and size, so that a layer above can drop what
+   * it holds on that memory (the staging pool's zero-staging path waits
+   * for device copies reading from it and unregisters it; staging.c sets
+   * the hook when its pool opens and clears it when it closes). NULL: no
+   * one is interested.
+   *
+   * Contract. It runs on the thread that drops the file's last reference:
+   * a write call, reclamation or the verifier thread, all holding the
+   * writer mutex `write_mu`, or the one thread that opens or closes the
+   * store. It may block (on work of its own, such as device copies), but
+   * must not call back into the store nor take `write_mu`, which may be
+   * held. It is set and cleared only while no other thread uses the store:
+   * during strata_store_open before the verifier thread starts, and during
+   * strata_store_close after it and every snapshot have ended. */
+  void (*before_unmap)(void *ctx, const void *base, uint64_t size);
+  void *before_unmap_ctx;
 
   /* Index checksums deferred at open, checked by a background thread. */
   pthread_mutex_t verify_mu; /* guards joining the thread */
@@ -320,24 +400,60 @@ struct strata_store {
   size_t verify_n;
 };
 
-/* Heap bytes as accounted: pool reservations plus store overhead. */
-uint64_t strata__store_heap(const struct strata_store *s);
-/* Takes the cross-process writer lock if this store does not hold it. */
+/* Sizes of the buffers for values that go through strata__log_quote into
+ * a log line: a path, and free text such as an error detail (at most 1024
+ * bytes, common/error.c). A log line holds 2048 bytes (common/log.c). */
+#define STRATA__LOG_PATH 512
+#define STRATA__LOG_TEXT 1024
+
+/* store.c. Opening a store is three steps so that a layer above can put
+ * its own part between them (strata_store_open, src/strata.c: the staging
+ * pool): _open checks the config and loads the catalog (the store is not
+ * shared yet: only the calling thread uses it), _start starts the verifier
+ * thread, after which the store may be handed out. Closing is two: _stop
+ * stops the verifier and waits for every snapshot to end, after which no
+ * other thread touches the store, and _close frees it (and calls _stop
+ * itself, so that it also undoes an _open alone). NULL ok for _close. */
+int strata__store_open(const char *dir, const strata_store_config *config,
+                       struct strata_store **out);
+void strata__store_start(struct strata_store *s);
+void strata__store_stop(struct strata_store *s);
+void strata__store_close(struct strata_store *s);
+
+/* store_scan.c. Lists the region files of the directory ("*.region", not
+ * hidden), sorted, into a malloc'd array of malloc'd names; with `clean`,
+ * also removes the temporary files of writers that died. */
+int strata__store_list(struct strata_store *s, bool clean, char ***names,
+                       size_t *count);
+void strata__store_names_free(char **names, size_t n);
+/* Opens the named files in parallel (config.open_threads) and turns them
+ * into entries, skipping (and logging) the ones that fail or conflict with
+ * `have` or each other. Appends to have[*n]; `have` must have room for
+ * *n + count entries. With `defer`, index checksums are left to the
+ * verifier. STRATA_E_NOMEM (entries appended so far stay in `have`). */
+int strata__store_load(struct strata_store *s, char **names, size_t count,
+                       bool defer, strata__entry **have, size_t *n);
+
+/* store_lock.c. Takes the lock file's flock without waiting: 0, or
+ * -errno (-EWOULDBLOCK when another holds it); *fdp holds it on success. */
+int strata__store_try_lock(struct strata_store *s, int *fdp, bool create);
+/* Takes the cross-process writer lock if this store does not hold it, then
+ * cleans up after dead writers and refreshes. Writer mutex held. */
 int strata__store_lock(struct strata_store *s);
-/* Opens a region file for the store (checks the file's identity too);
- * with `defer`, leaves the index checksum to the verifier thread. */
-int strata__file_open(struct strata_store *s, const char *name, bool defer,
-                      strata__file **out);
+
+/* store_refresh.c. Writer mutex held: brings the catalog in line with the
+ * directory (strata_store_refresh). */
+int strata__store_refresh_locked(struct strata_store *s);
+
+/* store_verify.c. Starts the thread that checks the index checksums open
+ * deferred, or checks them at once when it cannot (no memory, no thread).
+ * Called once, by strata__store_start. */
+void strata__store_start_verifier(struct strata_store *s);
 /* Waits until the verifier thread has checked the deferred index
  * checksums (and withdrawn regions that failed). Writer mutex NOT held. */
 void strata__store_await_verify(struct strata_store *s);
-/* The memory threshold `heap` bytes reach: 0 none, 1 warn, 2 evict,
- * 3 refuse. */
-int strata__memory_level(const struct strata_store *s, uint64_t heap);
-/* Memory thresholds after a change (writer mutex held). */
-void strata__memory_check(struct strata_store *s);
-/* Writer mutex held: prunes overlays, frees what no snapshot reaches. Run
- * at the end of every write call. */
+/* store_stats.c. Writer mutex held: prunes overlays, frees what no
+ * snapshot reaches. Run at the end of every write call. */
 void strata__store_maintain(struct strata_store *s);
 /* What a strata_txn holds. The public type is reserved words
  * (<strata/snapshot.h>) so that callers can keep a snapshot on the stack

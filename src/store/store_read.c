@@ -1,10 +1,11 @@
 /* The read side of a store: snapshots and lookups. Nothing here takes a
  * lock, allocates (after a thread's first snapshot), or makes a system
  * call; see ebr.c for why a snapshot keeps what it reads alive. */
+#include <inttypes.h>
 #include <string.h>
 
-#include "staging/staging.h"
 #include "store/store_internal.h"
+#include "store/store_sample.h"
 
 /* Counts a lookup in the snapshot itself (the caller's memory, hot in its
  * cache); strata_read_end() adds the counts to the thread's slot. The txn
@@ -29,7 +30,7 @@ static inline void sample(const strata_txn *txn, uint64_t region_id,
                           uint64_t layer_id) {
   strata__reader *r = strata__txn_priv(txn)->slot;
   if (r->ring != NULL && (++r->tick & r->sample_mask) == 0)
-    strata__hot_push(r->ring, region_id, layer_id);
+    strata__sample_push(r->ring, region_id, layer_id);
 }
 
 static void add(_Atomic uint64_t *counter, uint64_t v) {
@@ -146,11 +147,11 @@ int strata_get(const strata_txn *txn, uint64_t region_id, uint64_t layer_id,
     return 0;
   }
   if (found < 0)
-    return strata__fail(STRATA_E_NO_REGION, "region %llu: not in the store",
-                        (unsigned long long)region_id);
-  return strata__fail(STRATA_E_NOT_FOUND, "region %llu (%s): no layer %llu",
-                      (unsigned long long)region_id, e->name,
-                      (unsigned long long)layer_id);
+    return strata__fail(STRATA_E_NO_REGION,
+                        "region %" PRIu64 ": not in the store", region_id);
+  return strata__fail(STRATA_E_NOT_FOUND,
+                      "region %" PRIu64 " (%s): no layer %" PRIu64, region_id,
+                      e->name, layer_id);
 }
 
 int strata__get_quiet(const strata_txn *txn, uint64_t region_id,
@@ -169,8 +170,8 @@ int strata_get_by_name(const strata_txn *txn, uint64_t region_id,
                        const char *name, size_t name_len, strata_layer *out) {
   const strata__entry *e = find_entry(txn, region_id);
   if (e == NULL)
-    return strata__fail(STRATA_E_NO_REGION, "region %llu: not in the store",
-                        (unsigned long long)region_id);
+    return strata__fail(STRATA_E_NO_REGION,
+                        "region %" PRIu64 ": not in the store", region_id);
   if (name == NULL || out == NULL)
     return strata__fail(STRATA_E_INVAL, "strata_get_by_name: NULL argument");
   if (e->overlay != NULL) {
@@ -197,9 +198,9 @@ int strata_get_by_name(const strata_txn *txn, uint64_t region_id,
     }
   }
   count_get(txn, false, 0);
-  return strata__fail(STRATA_E_NOT_FOUND, "region %llu (%s): no layer named "
-                      "\"%.*s\"",
-                      (unsigned long long)region_id, e->name,
+  return strata__fail(STRATA_E_NOT_FOUND,
+                      "region %" PRIu64 " (%s): no layer named \"%.*s\"",
+                      region_id, e->name,
                       (int)(name_len > 200 ? 200 : name_len), name);
 }
 
@@ -259,8 +260,8 @@ int strata_store_region_at(const strata_txn *txn, uint64_t index,
     return strata__fail(STRATA_E_INVAL, "strata_store_region_at: NULL argument");
   const strata__catalog *c = strata__txn_priv(txn)->catalog;
   if (index >= c->n)
-    return strata__fail(STRATA_E_BOUNDS, "region index %llu of %llu",
-                        (unsigned long long)index, (unsigned long long)c->n);
+    return strata__fail(STRATA_E_BOUNDS,
+                        "region index %" PRIu64 " of %" PRIu64, index, c->n);
   const strata__entry *e = c->by_order[index];
   uint64_t layers = e->file ? strata_region_layer_count(e->file->region) : 0;
   if (e->overlay != NULL)

@@ -1,0 +1,38 @@
+/* The top of the library: the calls that span the layers. Opening a store
+ * opens the store (src/store/) and then the staging pool (src/staging/),
+ * which the store knows only through the hooks it offers (the read-sample
+ * rings and before_unmap, store/store_internal.h); closing undoes both in
+ * the reverse order. */
+#include "staging/staging.h"
+#include "store/store_internal.h"
+
+int strata_store_open(const char *dir, const strata_store_config *config,
+                      strata_store **out) {
+  strata_store *s;
+  STRATA__TRY(strata__store_open(dir, config, &s));
+  /* The staging pool comes last: pinning its slabs is the slow part of an
+   * open that has it, and nothing before depends on it. (It opens nothing
+   * when config.staging.bytes is 0.) It sets the store's hooks before the
+   * verifier thread starts, the first thread besides this one that may
+   * drop a file and so call before_unmap. */
+  int rc = strata__staging_open(s, &s->staging);
+  if (rc < 0) {
+    strata_store_close(s); /* and the half-built pool */
+    return rc;
+  }
+  strata__store_start(s);
+  *out = s;
+  return 0;
+}
+
+void strata_store_close(strata_store *s) {
+  if (s == NULL)
+    return;
+  strata__store_stop(s);
+  /* After the snapshots: a reader in one may still sample into the rings
+   * or stage. And after the verifier: it may drop a file, which calls into
+   * the pool through before_unmap. */
+  strata__staging_close(s->staging);
+  s->staging = NULL;
+  strata__store_close(s);
+}
