@@ -4,6 +4,7 @@
 set -euo pipefail
 packages=(
   build-essential cmake pkg-config   # toolchain
+  clang-format python3               # tools/check_format.sh, check_layers.py
   libjansson-dev libxxhash-dev libnuma-dev  # library dependencies
   libcmocka-dev python3-jsonschema   # tests (the state dump's schema)
   liblmdb-dev libcdb-dev liburcu-dev # benchmark peers

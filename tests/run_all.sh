@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls exactly this):
-#   1. installs missing packages (.ci/deps.sh),
-#   2. a -Werror build with tools, examples and the benchmark; all ctest tests,
+#   1. installs missing packages (.ci/deps.sh); checks that every C file
+#      matches .clang-format (tools/check_format.sh),
+#   2. a -Werror build with tools, examples and the benchmark; all ctest tests
+#      (among them `layers`: tools/check_layers.py on src/ and its objects),
 #   3. the same under ASan+UBSan,
 #   4. the store and staging tests under TSan (test_store, _stress, _faults,
 #      test_state, test_staging, _alloc, test_device_host),
@@ -17,6 +19,9 @@ fuzz_seconds=${STRATA_FUZZ_SECONDS:-40}
 bash .ci/deps.sh
 
 step() { printf '\n==== %s ====\n' "$*"; }
+
+step "format (clang-format)"
+bash tools/check_format.sh
 
 # The CUDA code (the staging pool's device backend, tests/gpu) is compiled
 # wherever the toolkit is installed, GPU or not, so that it cannot rot; the

@@ -127,7 +127,7 @@ int strata__staging_open(struct strata_store *s, strata__staging **out) {
   st->hot.budget = c->staging.hot_budget;
   pthread_mutex_init(&st->mu, NULL);
   pthread_cond_init(&st->pages.filled, NULL);
-  pthread_mutex_init(&st->xfer.batch_mu, NULL);
+  pthread_mutex_init(&st->transfer.batch_mu, NULL);
   pthread_mutex_init(&st->direct.mu, NULL);
   pthread_mutex_init(&st->dcache.mu, NULL);
   pthread_mutex_init(&st->hot.tick_mu, NULL);
@@ -180,7 +180,7 @@ int strata__staging_open(struct strata_store *s, strata__staging **out) {
       strata__log_quote(dev, sizeof dev, strata__device_name(st->dev)),
       strata__device_numa_node(st->dev), total, st->nslabs,
       strata__slab_method_name(st->slabs[0].method),
-      st->block_size, st->xfer.nstreams,
+      st->block_size, st->transfer.nstreams,
       (double)(strata__mono_ns() - t0) / 1e6);
   return 0;
 }
@@ -228,7 +228,7 @@ void strata__staging_close(strata__staging *st) {
   pthread_mutex_destroy(&st->hot.tick_mu);
   pthread_mutex_destroy(&st->dcache.mu);
   pthread_mutex_destroy(&st->direct.mu);
-  pthread_mutex_destroy(&st->xfer.batch_mu);
+  pthread_mutex_destroy(&st->transfer.batch_mu);
   pthread_cond_destroy(&st->pages.filled);
   pthread_mutex_destroy(&st->mu);
   /* Last, once the pool's own threads (the hot worker reads through
@@ -295,10 +295,10 @@ int strata_staging_stats_get(strata_store *s, strata_staging_stats *out) {
     out->samples_dropped +=
         atomic_load_explicit(&st->hot.rings[i].dropped, memory_order_relaxed);
   out->transfers_in_flight = atomic_load(&st->inflight);
-  out->transfers = atomic_load(&st->xfer.transfers);
-  out->transfer_bytes = atomic_load(&st->xfer.transfer_bytes);
-  out->batches = atomic_load(&st->xfer.batches);
-  out->packed_copies = atomic_load(&st->xfer.packed_copies);
+  out->transfers = atomic_load(&st->transfer.transfers);
+  out->transfer_bytes = atomic_load(&st->transfer.transfer_bytes);
+  out->batches = atomic_load(&st->transfer.batches);
+  out->packed_copies = atomic_load(&st->transfer.packed_copies);
   return 0;
 }
 
@@ -356,7 +356,7 @@ json_t *strata__staging_json(struct strata_store *s) {
       (json_int_t)t.transfers, "bytes", (json_int_t)t.transfer_bytes, "batches",
       (json_int_t)t.batches, "packed_copies", (json_int_t)t.packed_copies,
       "device_bytes", (json_int_t)t.device_bytes, "streams",
-      (json_int_t)st->xfer.nstreams,
+      (json_int_t)st->transfer.nstreams,
       /* device cache */
       "device_cache", "layers", (json_int_t)t.dcache_layers, "bytes",
       (json_int_t)t.dcache_bytes, "budget", (json_int_t)t.dcache_budget, "hits",

@@ -56,7 +56,7 @@ typedef struct strata__staging {
 
   strata__pages pages;
   strata__hot hot;
-  strata__transfer xfer;
+  strata__transfer transfer;
   strata__dcache dcache;
   strata__directs direct;
 } strata__staging;

@@ -183,7 +183,7 @@ static strata__dentry *lookup(strata__staging *st, uint64_t region_id,
  * stream wait for the entry's event. */
 static void prefetch_next(strata__staging *st, const strata_txn *txn,
                           uint64_t region_id, uint64_t layer_id) {
-  strata__dstream *xs = st->xfer.streams[layer_id % st->xfer.nstreams];
+  strata__dstream *xs = st->transfer.streams[layer_id % st->transfer.nstreams];
   strata_layer next;
   if (layer_id == UINT64_MAX ||
       strata__get_quiet(txn, region_id, layer_id + 1, &next) != 0 ||

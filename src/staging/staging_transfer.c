@@ -39,43 +39,43 @@
 
 int strata__transfer_init(strata__staging *st) {
   const strata_store_config *c = &st->store->config;
-  st->xfer.nstreams = c->staging.streams;
-  st->xfer.streams = calloc(st->xfer.nstreams, sizeof *st->xfer.streams);
-  st->xfer.pack_bytes = c->staging.pack_bytes;
-  st->xfer.npack = 2 * st->xfer.nstreams;
-  st->xfer.pack_block = calloc(st->xfer.npack, sizeof *st->xfer.pack_block);
-  st->xfer.pack_ev = calloc(st->xfer.npack, sizeof *st->xfer.pack_ev);
-  if (st->xfer.streams == NULL || st->xfer.pack_block == NULL || st->xfer.pack_ev == NULL)
-    return strata__fail(STRATA_E_NOMEM, "staging: %u streams", st->xfer.nstreams);
-  for (uint32_t i = 0; i < st->xfer.npack; i++)
-    st->xfer.pack_block[i] = STRATA__BLOCK_NONE;
-  for (uint32_t i = 0; i < st->xfer.nstreams; i++)
-    STRATA__TRY(strata__dstream_new(st->dev, &st->xfer.streams[i]));
-  uint32_t per = (uint32_t)(st->xfer.pack_bytes / st->block_size);
-  for (uint32_t i = 0; i < st->xfer.npack; i++) {
-    STRATA__TRY(strata__balloc_alloc(st->alloc, per, &st->xfer.pack_block[i]));
+  st->transfer.nstreams = c->staging.streams;
+  st->transfer.streams = calloc(st->transfer.nstreams, sizeof *st->transfer.streams);
+  st->transfer.pack_bytes = c->staging.pack_bytes;
+  st->transfer.npack = 2 * st->transfer.nstreams;
+  st->transfer.pack_block = calloc(st->transfer.npack, sizeof *st->transfer.pack_block);
+  st->transfer.pack_ev = calloc(st->transfer.npack, sizeof *st->transfer.pack_ev);
+  if (st->transfer.streams == NULL || st->transfer.pack_block == NULL || st->transfer.pack_ev == NULL)
+    return strata__fail(STRATA_E_NOMEM, "staging: %u streams", st->transfer.nstreams);
+  for (uint32_t i = 0; i < st->transfer.npack; i++)
+    st->transfer.pack_block[i] = STRATA__BLOCK_NONE;
+  for (uint32_t i = 0; i < st->transfer.nstreams; i++)
+    STRATA__TRY(strata__dstream_new(st->dev, &st->transfer.streams[i]));
+  uint32_t per = (uint32_t)(st->transfer.pack_bytes / st->block_size);
+  for (uint32_t i = 0; i < st->transfer.npack; i++) {
+    STRATA__TRY(strata__balloc_alloc(st->alloc, per, &st->transfer.pack_block[i]));
     st->fixed_blocks += per;
-    STRATA__TRY(strata__devent_new(st->dev, &st->xfer.pack_ev[i]));
+    STRATA__TRY(strata__devent_new(st->dev, &st->transfer.pack_ev[i]));
   }
-  STRATA__TRY(strata__devent_new(st->dev, &st->xfer.start_ev));
-  return strata__devent_new(st->dev, &st->xfer.join_ev);
+  STRATA__TRY(strata__devent_new(st->dev, &st->transfer.start_ev));
+  return strata__devent_new(st->dev, &st->transfer.join_ev);
 }
 
 void strata__transfer_destroy(strata__staging *st) {
-  for (uint32_t i = 0; st->xfer.streams != NULL && i < st->xfer.nstreams; i++)
-    strata__dstream_free(st->xfer.streams[i]); /* drains */
-  for (uint32_t i = 0; st->xfer.pack_ev != NULL && i < st->xfer.npack; i++)
-    strata__devent_free(st->xfer.pack_ev[i]);
-  strata__devent_free(st->xfer.join_ev);
-  strata__devent_free(st->xfer.start_ev);
-  free(st->xfer.streams);
-  free(st->xfer.pack_block);
-  free(st->xfer.pack_ev);
-  st->xfer.streams = NULL;
-  st->xfer.pack_ev = NULL;
-  st->xfer.pack_block = NULL;
-  st->xfer.join_ev = NULL;
-  st->xfer.start_ev = NULL;
+  for (uint32_t i = 0; st->transfer.streams != NULL && i < st->transfer.nstreams; i++)
+    strata__dstream_free(st->transfer.streams[i]); /* drains */
+  for (uint32_t i = 0; st->transfer.pack_ev != NULL && i < st->transfer.npack; i++)
+    strata__devent_free(st->transfer.pack_ev[i]);
+  strata__devent_free(st->transfer.join_ev);
+  strata__devent_free(st->transfer.start_ev);
+  free(st->transfer.streams);
+  free(st->transfer.pack_block);
+  free(st->transfer.pack_ev);
+  st->transfer.streams = NULL;
+  st->transfer.pack_ev = NULL;
+  st->transfer.pack_block = NULL;
+  st->transfer.join_ev = NULL;
+  st->transfer.start_ev = NULL;
 }
 
 /* ---- streams, events, device memory ---------------------------------- */
@@ -213,8 +213,8 @@ static int enqueue_copy(strata__staging *st, strata__dstream *xs, void *dst,
     done(arg);
     return rc;
   }
-  atomic_fetch_add_explicit(&st->xfer.transfers, 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&st->xfer.transfer_bytes, len, memory_order_relaxed);
+  atomic_fetch_add_explicit(&st->transfer.transfers, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&st->transfer.transfer_bytes, len, memory_order_relaxed);
   return 0;
 }
 
@@ -243,8 +243,8 @@ int strata_stage_to_device(const strata_staged *h, void *dst,
     strata__pages_inflight_done(h->layer);
     return rc;
   }
-  atomic_fetch_add_explicit(&st->xfer.transfers, h->nseg, memory_order_relaxed);
-  atomic_fetch_add_explicit(&st->xfer.transfer_bytes, h->size, memory_order_relaxed);
+  atomic_fetch_add_explicit(&st->transfer.transfers, h->nseg, memory_order_relaxed);
+  atomic_fetch_add_explicit(&st->transfer.transfer_bytes, h->size, memory_order_relaxed);
   return 0;
 }
 
@@ -295,7 +295,7 @@ typedef struct batch {
   uint64_t fill;    /* bytes in it */
   uint64_t dev_off; /* device offset of its first byte */
   uint32_t next_stream;
-  uint64_t streams_used; /* bitmask over st->xfer.streams (at most 64) */
+  uint64_t streams_used; /* bitmask over st->transfer.streams (at most 64) */
 } batch;
 
 /* The pool stream for the next copy. A stream's first copy of the batch
@@ -305,8 +305,8 @@ typedef struct batch {
  * that follows (its stream is then synchronized with the caller's by
  * hand). */
 static strata__dstream *next_stream(batch *b) {
-  uint32_t i = b->next_stream++ % b->st->xfer.nstreams;
-  strata__dstream *xs = b->st->xfer.streams[i];
+  uint32_t i = b->next_stream++ % b->st->transfer.nstreams;
+  strata__dstream *xs = b->st->transfer.streams[i];
   if ((b->streams_used & ((uint64_t)1 << i)) == 0 &&
       strata__dstream_wait(xs, b->start) != 0)
     strata__devent_sync(b->start);
@@ -315,7 +315,7 @@ static strata__dstream *next_stream(batch *b) {
 }
 
 static uint8_t *pack_ptr(const batch *b) {
-  return strata__balloc_ptr(b->st->alloc, b->st->xfer.pack_block[b->buf]);
+  return strata__balloc_ptr(b->st->alloc, b->st->transfer.pack_block[b->buf]);
 }
 
 /* Sends the filled part of the current pack buffer and moves to the next
@@ -326,25 +326,25 @@ static int flush(batch *b) {
     strata__dstream *xs = next_stream(b);
     STRATA__TRY(enqueue_copy(st, xs, b->dev + b->dev_off, pack_ptr(b), b->fill,
                              pool_done, st));
-    int rc = strata__devent_record(st->xfer.pack_ev[b->buf], xs);
+    int rc = strata__devent_record(st->transfer.pack_ev[b->buf], xs);
     if (rc < 0) {
       /* Without the event the buffer could be refilled under its copy. */
       strata__dstream_sync(xs);
       return rc;
     }
-    atomic_fetch_add_explicit(&st->xfer.packed_copies, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&st->transfer.packed_copies, 1, memory_order_relaxed);
     b->dev_off += b->fill;
     b->fill = 0;
-    b->buf = (b->buf + 1) % st->xfer.npack;
+    b->buf = (b->buf + 1) % st->transfer.npack;
   }
-  return strata__devent_sync(st->xfer.pack_ev[b->buf]);
+  return strata__devent_sync(st->transfer.pack_ev[b->buf]);
 }
 
 /* Appends `len` bytes bound for device offset `off` to the pack buffers.
  * A gap (alignment padding) since the buffer's last byte is zero-filled so
  * that the destination stays one contiguous range. */
 static int pack(batch *b, uint64_t off, const uint8_t *src, uint64_t len) {
-  uint64_t cap = b->st->xfer.pack_bytes;
+  uint64_t cap = b->st->transfer.pack_bytes;
   if (b->fill == 0)
     b->dev_off = off;
   uint64_t gap = off - (b->dev_off + b->fill);
@@ -406,11 +406,11 @@ int strata_stage_path_to_device(const strata_txn *txn,
     return rc;
   }
 
-  pthread_mutex_lock(&st->xfer.batch_mu);
-  batch b = {.st = st, .dev = device_buf, .start = st->xfer.start_ev};
-  rc = strata__devent_record(st->xfer.start_ev, ss->xs);
+  pthread_mutex_lock(&st->transfer.batch_mu);
+  batch b = {.st = st, .dev = device_buf, .start = st->transfer.start_ev};
+  rc = strata__devent_record(st->transfer.start_ev, ss->xs);
   if (rc == 0)
-    rc = strata__devent_sync(st->xfer.pack_ev[b.buf]);
+    rc = strata__devent_sync(st->transfer.pack_ev[b.buf]);
   uint64_t off = 0;
   for (size_t i = 0; rc == 0 && i < n; i++) {
     off = align_up(off);
@@ -450,21 +450,21 @@ int strata_stage_path_to_device(const strata_txn *txn,
   /* The caller's stream waits for every stream this batch used, even after
    * a failure, so that the caller knows when the copies made so far stop
    * writing into its buffer; if that cannot be arranged, wait here. */
-  for (uint32_t i = 0; i < st->xfer.nstreams; i++) {
+  for (uint32_t i = 0; i < st->transfer.nstreams; i++) {
     if ((b.streams_used & ((uint64_t)1 << i)) == 0)
       continue;
-    int jrc = strata__devent_record(st->xfer.join_ev, st->xfer.streams[i]);
+    int jrc = strata__devent_record(st->transfer.join_ev, st->transfer.streams[i]);
     if (jrc == 0)
-      jrc = strata__dstream_wait(ss->xs, st->xfer.join_ev);
+      jrc = strata__dstream_wait(ss->xs, st->transfer.join_ev);
     if (jrc < 0) {
-      strata__dstream_sync(st->xfer.streams[i]);
+      strata__dstream_sync(st->transfer.streams[i]);
       if (rc == 0)
         rc = jrc;
     }
   }
   if (rc == 0)
-    atomic_fetch_add_explicit(&st->xfer.batches, 1, memory_order_relaxed);
-  pthread_mutex_unlock(&st->xfer.batch_mu);
+    atomic_fetch_add_explicit(&st->transfer.batches, 1, memory_order_relaxed);
+  pthread_mutex_unlock(&st->transfer.batch_mu);
   free(lay);
   return rc;
 }

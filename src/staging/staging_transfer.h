@@ -21,7 +21,7 @@ struct strata_event {
   strata__devent *xe;
 };
 
-/* The transfer part's state, in strata__staging as `xfer`. The streams,
+/* The transfer part's state, in strata__staging as `transfer`. The streams,
  * pack buffers and events are set at open and used by one batch at a time
  * (batch_mu); the counters are atomic. */
 typedef struct strata__transfer {

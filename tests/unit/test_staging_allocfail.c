@@ -283,9 +283,9 @@ static void gate_close(fixture *f, unsigned which) {
     assert_strata_ok(
         strata__dstream_host_fn(f->other->xs, gate_hold, &the_gate));
   }
-  for (uint32_t i = 0; (which & GATE_POOL) && i < st->xfer.nstreams; i++)
+  for (uint32_t i = 0; (which & GATE_POOL) && i < st->transfer.nstreams; i++)
     assert_strata_ok(
-        strata__dstream_host_fn(st->xfer.streams[i], gate_hold, &the_gate));
+        strata__dstream_host_fn(st->transfer.streams[i], gate_hold, &the_gate));
 }
 
 /* Arms the failure k and tells the gates. */
@@ -306,8 +306,8 @@ static void disarm(fixture *f, const char *op) {
   assert_strata_ok(strata_stream_sync(f->ss));
   assert_strata_ok(strata_stream_sync(f->other));
   strata__staging *st = f->s->staging;
-  for (uint32_t i = 0; i < st->xfer.nstreams; i++)
-    assert_strata_ok(strata__dstream_sync(st->xfer.streams[i]));
+  for (uint32_t i = 0; i < st->transfer.nstreams; i++)
+    assert_strata_ok(strata__dstream_sync(st->transfer.streams[i]));
   if (atomic_load(&the_gate.timed_out))
     fail_msg("%s: the call waited for a gated stream (walk design)", op);
 }
