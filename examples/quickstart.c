@@ -16,9 +16,11 @@ static int fail(const char *what, int rc) {
 
 int main(int argc, char **argv) {
   const char *path = argc > 1 ? argv[1] : "quickstart.region";
-  strata_writer_options opts = {.region_id = 1,
-                                .name = "quickstart",
-                                .metadata = "{\"purpose\":\"example\"}"};
+  strata_writer_options opts;
+  strata_writer_options_init(&opts);
+  opts.region_id = 1;
+  opts.name = "quickstart";
+  opts.metadata = "{\"purpose\":\"example\"}";
   strata_writer *w;
   int rc = strata_writer_open(path, &opts, &w);
   if (rc < 0)

@@ -86,13 +86,15 @@
  * Growing structures
  * ------------------
  * Configuration structures (strata_store_config, with the
- * strata_staging_config inside it) start with a `struct_size` field that
- * their _init function sets to the size the caller was compiled with. The
- * open functions read only that many bytes: a caller compiled against an
- * older, smaller structure gets the defaults for the fields it does not
- * know; a structure larger than the library knows (a newer header than the
- * library) is refused with STRATA_E_INVAL naming the structure. Always fill
- * a configuration with its _init function before setting fields. A
+ * strata_staging_config inside it, and strata_writer_options) start with a
+ * `struct_size` field that their _init function sets to the size the
+ * caller was compiled with. The open functions read only that many bytes:
+ * a caller compiled against an older, smaller structure gets the defaults
+ * for the fields it does not know; a structure larger than the library
+ * knows (a newer header than the library) is refused with STRATA_E_INVAL
+ * naming the structure. Always fill a configuration with its _init
+ * function before setting fields: a designated initializer leaves
+ * struct_size 0, which is refused. A
  * strata_txn's contents are private (<strata/snapshot.h>): its size is
  * fixed, and what the library keeps in it may change.
  *

@@ -21,7 +21,18 @@ extern "C" {
 typedef void (*strata_progress_fn)(void *ctx, uint64_t bytes_written,
                                    uint64_t layers_written);
 
+/* Options of a region being written. Fill them with
+ * strata_writer_options_init() before setting fields: that sets
+ * struct_size, which lets the structure grow without breaking callers
+ * compiled against an older header (see "Growing structures" in
+ * <strata.h>); a designated initializer leaves struct_size 0, which
+ * strata_writer_open() refuses. */
 typedef struct strata_writer_options {
+  /* sizeof(strata_writer_options) as the caller was compiled; set by
+   * strata_writer_options_init(). strata_writer_open() refuses 0, a size
+   * that is not a multiple of the structure's alignment (8 on 64-bit
+   * systems), and a size larger than the library's. */
+  uint32_t struct_size;
   uint64_t region_id;
   const char *name;     /* region name: required, 1..255 bytes of UTF-8 */
   const char *metadata; /* region metadata: JSON text, or NULL */
@@ -29,14 +40,26 @@ typedef struct strata_writer_options {
                            0 means the default, 64 */
   strata_progress_fn progress; /* optional */
   void *progress_ctx;
+  /* New fields are appended here, never inserted, and the size stays a
+   * multiple of 8 with no tail padding (add an explicit pad field), so that
+   * an older caller's struct_size always ends between fields. */
 } strata_writer_options;
+
+/* Fills *options with the defaults (region id 0, no name, no metadata,
+ * alignment 64, no progress callback), including struct_size. The name
+ * must still be set before strata_writer_open(). Thread-safe. */
+STRATA_API void strata_writer_options_init(strata_writer_options *options);
 
 /* Starts writing a region that will appear at `path` when committed. The
  * content is streamed to a temporary file in the same directory (O_TMPFILE
  * where the file system supports it, otherwise a ".NAME.tmp-XXXXXXXX" file
  * created with O_EXCL), so memory use is bounded by the index plus one
- * buffer. Errors: STRATA_E_INVAL (bad name, alignment or metadata),
- * STRATA_E_LIMIT, STRATA_E_NOMEM, -errno (the directory, the file). */
+ * buffer. The first options->struct_size bytes of the options are read,
+ * and the fields past them get their defaults.
+ * Errors: STRATA_E_INVAL (NULL path, options or out; bad name, alignment or
+ * metadata; a struct_size this library does not accept: the detail names
+ * strata_writer_options), STRATA_E_LIMIT, STRATA_E_NOMEM, -errno (the
+ * directory, the file). */
 STRATA_API int strata_writer_open(const char *path,
                                   const strata_writer_options *options,
                                   strata_writer **out);

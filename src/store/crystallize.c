@@ -83,8 +83,11 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id) {
 
   uint64_t t0 = strata__mono_ns(), bytes = 0, fsync_ns = 0;
   bool placed = false;
-  strata_writer_options opts = {
-      .region_id = id, .name = old->name, .metadata = old->metadata};
+  strata_writer_options opts;
+  strata_writer_options_init(&opts);
+  opts.region_id = id;
+  opts.name = old->name;
+  opts.metadata = old->metadata;
   strata_writer *w = NULL;
   strata_region *r = NULL;
   dev_t dev = 0;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/strata_testing.h"
+#include "common/struct_size.h"
 #include "store/store_internal.h"
 
 void strata_store_config_init(strata_store_config *c) {
@@ -32,32 +33,12 @@ void strata_store_config_init(strata_store_config *c) {
 }
 
 /* Reads the caller's config into *c: the defaults, overwritten by the first
- * struct_size bytes of `in` (NULL: the defaults). A caller compiled against
- * an older, smaller strata_store_config so gets the defaults for the fields
- * it does not know; a larger one comes from a newer header, whose fields
- * this library cannot honour, and is refused ("Growing structures" in
- * strata.h). Sizes are multiples of the alignment so that a size always
- * ends between fields. */
+ * struct_size bytes of `in` (NULL: the defaults), as strata__read_sized()
+ * does for every structure that grows ("Growing structures" in strata.h). */
 static int read_config(const char *dir, const strata_store_config *in,
                        strata_store_config *c) {
   strata_store_config_init(c);
-  if (in == NULL)
-    return 0;
-  uint32_t size = in->struct_size;
-  STRATA__FAIL_IF(size == 0, STRATA_E_INVAL,
-                  "%s: strata_store_config.struct_size is 0: fill the config "
-                  "with strata_store_config_init()",
-                  dir);
-  STRATA__FAIL_IF(size > sizeof *c || size % _Alignof(strata_store_config),
-                  STRATA_E_INVAL,
-                  "%s: strata_store_config.struct_size %u is not a size this "
-                  "library accepts (at most %zu, a multiple of %zu)%s",
-                  dir, size, sizeof *c, _Alignof(strata_store_config),
-                  size > sizeof *c ? ": the caller's header is newer than "
-                                     "the library"
-                                   : "");
-  memcpy(c, in, size);
-  c->struct_size = sizeof *c;
+  STRATA__TRY(STRATA__READ_SIZED(dir, strata_store_config, c, in));
   /* The staging config's size is fixed; its reserved words are where its
    * new fields will go, so a word that is not 0 is a field this library
    * does not know. */

@@ -12,6 +12,7 @@
 #include <sys/random.h>
 
 #include "common/json_check.h"
+#include "common/struct_size.h"
 #include "writer/writer_internal.h"
 
 #define WBUF_SIZE (1u << 20)
@@ -45,10 +46,22 @@ static int put(strata_writer *w, const void *data, size_t len) {
 
 /* ---- open ------------------------------------------------------------- */
 
-int strata_writer_open(const char *path, const strata_writer_options *o,
+void strata_writer_options_init(strata_writer_options *o) {
+  if (o == NULL)
+    return;
+  *o = (strata_writer_options){.struct_size = sizeof *o,
+                               .align = STRATA__DEFAULT_ALIGN};
+}
+
+int strata_writer_open(const char *path, const strata_writer_options *in,
                        strata_writer **out) {
-  STRATA__FAIL_IF(path == NULL || o == NULL || out == NULL, STRATA_E_INVAL,
+  STRATA__FAIL_IF(path == NULL || in == NULL || out == NULL, STRATA_E_INVAL,
                   "strata_writer_open: NULL argument");
+  /* The defaults, overwritten by what the caller's struct_size covers. */
+  strata_writer_options opts;
+  strata_writer_options_init(&opts);
+  STRATA__TRY(STRATA__READ_SIZED(path, strata_writer_options, &opts, in));
+  const strata_writer_options *o = &opts;
   STRATA__FAIL_IF(o->name == NULL || o->name[0] == '\0', STRATA_E_INVAL,
                   "%s: the region needs a name", path);
   size_t nlen = strlen(o->name);

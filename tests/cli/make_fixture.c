@@ -57,8 +57,11 @@ static void die(const char *what, int rc) {
 
 static strata_writer *start(const char *file, uint64_t id, const char *name,
                             const char *metadata) {
-  strata_writer_options o = {
-      .region_id = id, .name = name, .metadata = metadata};
+  strata_writer_options o;
+  strata_writer_options_init(&o);
+  o.region_id = id;
+  o.name = name;
+  o.metadata = metadata;
   strata_writer *w = NULL;
   TRY(file, strata_writer_open(path_of(file), &o, &w));
   return w;

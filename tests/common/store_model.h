@@ -261,8 +261,11 @@ static inline void make_base(void) {
     return;
   const char *dir = test_tmpdir();
   base_model = (model){.rid = 3, .rname = "base", .rmeta = "{\"m\":1}"};
-  strata_writer_options o = {
-      .region_id = 3, .name = "base", .metadata = "{\"m\":1}"};
+  strata_writer_options o;
+  strata_writer_options_init(&o);
+  o.region_id = 3;
+  o.name = "base";
+  o.metadata = "{\"m\":1}";
   strata_writer *w = NULL;
   assert_strata_ok(strata_writer_open(test_path(dir, "base.region"), &o, &w));
   for (uint64_t id = 10; id < 30; id++) {

@@ -145,8 +145,12 @@ static image write_region(const char *file, uint64_t region_id,
                           const layer_spec *layers, size_t n) {
   char path[4096];
   FMT(path, "%s/%s", g_tmp, file);
-  strata_writer_options o = {
-      .region_id = region_id, .name = name, .metadata = meta, .align = align};
+  strata_writer_options o;
+  strata_writer_options_init(&o);
+  o.region_id = region_id;
+  o.name = name;
+  o.metadata = meta;
+  o.align = align;
   strata_writer *w;
   CHECK(strata_writer_open(path, &o, &w));
   for (size_t i = 0; i < n; i++)

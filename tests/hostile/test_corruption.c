@@ -58,10 +58,12 @@ static int setup(void **state) {
   assert_non_null(s);
   snprintf(s->dir, sizeof s->dir, "%s", test_tmpdir());
   const char *path = test_path(s->dir, "sample.region");
-  strata_writer_options o = {.region_id = 77,
-                             .name = "corruption-sample",
-                             .metadata = "{\"purpose\":\"corruption sweep\"}",
-                             .align = 64};
+  strata_writer_options o;
+  strata_writer_options_init(&o);
+  o.region_id = 77;
+  o.name = "corruption-sample";
+  o.metadata = "{\"purpose\":\"corruption sweep\"}";
+  o.align = 64;
   strata_writer *w;
   assert_strata_ok(strata_writer_open(path, &o, &w));
   uint8_t buf[256];

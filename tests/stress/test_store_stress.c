@@ -979,7 +979,10 @@ static void write_initial_files(writer *w) {
     snprintf(name, sizeof name, "r%" PRIu64, r);
     snprintf(file, sizeof file, "%s.region", name);
     rstate s = {.prev = ++w->gen};
-    strata_writer_options o = {.region_id = r, .name = name};
+    strata_writer_options o;
+    strata_writer_options_init(&o);
+    o.region_id = r;
+    o.name = name;
     strata_writer *wr = NULL;
     assert_strata_ok(strata_writer_open(test_path(w->dir, file), &o, &wr));
     for (uint64_t l = 0; l < LAYERS; l++) {

@@ -11,7 +11,10 @@
 static void test_offsets_past_4gib(void **state) {
   (void)state;
   const char *path = test_path(test_tmpdir(), "big.region");
-  strata_writer_options o = {.region_id = 9, .name = "big"};
+  strata_writer_options o;
+  strata_writer_options_init(&o);
+  o.region_id = 9;
+  o.name = "big";
   strata_writer *w;
   assert_strata_ok(strata_writer_open(path, &o, &w));
   assert_strata_ok(strata_writer_add(w, 1, "head", NULL, "head", 4));

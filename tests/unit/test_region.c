@@ -54,10 +54,12 @@ static void spec_meta(uint64_t i, char *buf, size_t len) {
 }
 
 static void build(const char *path, const spec *s) {
-  strata_writer_options o = {.region_id = 42,
-                             .name = "test-region",
-                             .metadata = "{\"source\":\"unit\"}",
-                             .align = s->align};
+  strata_writer_options o;
+  strata_writer_options_init(&o);
+  o.region_id = 42;
+  o.name = "test-region";
+  o.metadata = "{\"source\":\"unit\"}";
+  o.align = s->align;
   strata_writer *w;
   assert_strata_ok(strata_writer_open(path, &o, &w));
   uint8_t buf[1000];

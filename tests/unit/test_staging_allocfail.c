@@ -103,7 +103,10 @@ static void make_file(void) {
     return;
   const char *dir = test_tmpdir();
   const char *path = test_path(dir, "files.region");
-  strata_writer_options o = {.region_id = 1, .name = "files"};
+  strata_writer_options o;
+  strata_writer_options_init(&o);
+  o.region_id = 1;
+  o.name = "files";
   strata_writer *w = NULL;
   assert_strata_ok(strata_writer_open(path, &o, &w));
   for (uint64_t i = 0; i < R1_LAYERS; i++) {

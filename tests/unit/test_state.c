@@ -55,7 +55,10 @@ static strata_store *open_store(const char *dir, unsigned flags,
 }
 
 static void make_region(const char *dir) {
-  strata_writer_options o = {.region_id = 5, .name = "base"};
+  strata_writer_options o;
+  strata_writer_options_init(&o);
+  o.region_id = 5;
+  o.name = "base";
   strata_writer *w = NULL;
   assert_strata_ok(strata_writer_open(test_path(dir, "base.region"), &o, &w));
   assert_strata_ok(strata_writer_add(w, 1, "one", "{\"frequency\":3}", "1111", 4));

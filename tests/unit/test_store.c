@@ -60,7 +60,10 @@ static strata_store *open_store(const char *dir, log_capture *cap) {
  * "<name>:<id>" and names "l<id>". */
 static void write_region(const char *dir, const char *file, uint64_t rid,
                          const char *name, uint64_t id_base, uint64_t n) {
-  strata_writer_options o = {.region_id = rid, .name = name};
+  strata_writer_options o;
+  strata_writer_options_init(&o);
+  o.region_id = rid;
+  o.name = name;
   strata_writer *w = NULL;
   assert_strata_ok(strata_writer_open(test_path(dir, file), &o, &w));
   for (uint64_t i = 0; i < n; i++) {

@@ -134,9 +134,11 @@ static void make_open_files(void) {
     return;
   const char *dir = test_tmpdir();
   for (int i = 0; i < OPEN_FILES; i++) {
-    strata_writer_options o = {.region_id = (uint64_t)i + 1,
-                               .name = open_names[i],
-                               .metadata = "{\"i\":1}"};
+    strata_writer_options o;
+    strata_writer_options_init(&o);
+    o.region_id = (uint64_t)i + 1;
+    o.name = open_names[i];
+    o.metadata = "{\"i\":1}";
     strata_writer *w = NULL;
     const char *path = test_path(dir, open_files[i]);
     assert_strata_ok(strata_writer_open(path, &o, &w));

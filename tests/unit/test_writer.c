@@ -23,7 +23,10 @@ static int count_entries(const char *dir) {
 }
 
 static strata_writer *open_writer(const char *path) {
-  strata_writer_options o = {.region_id = 1, .name = "w"};
+  strata_writer_options o;
+  strata_writer_options_init(&o);
+  o.region_id = 1;
+  o.name = "w";
   strata_writer *w = NULL;
   assert_strata_ok(strata_writer_open(path, &o, &w));
   return w;
@@ -34,30 +37,41 @@ static void test_bad_options(void **state) {
   const char *dir = test_tmpdir();
   const char *path = test_path(dir, "x.region");
   strata_writer *w = NULL;
-  strata_writer_options o = {.name = "ok"};
+  strata_writer_options o;
+  strata_writer_options_init(&o);
+  o.name = "ok";
   char longname[300];
   memset(longname, 'a', sizeof longname - 1);
   longname[sizeof longname - 1] = '\0';
   struct {
-    strata_writer_options o;
+    const char *name;
+    uint32_t align;
+    const char *metadata;
     int err;
     const char *detail;
   } cases[] = {
-      {{.name = NULL}, STRATA_E_INVAL, "needs a name"},
-      {{.name = ""}, STRATA_E_INVAL, "needs a name"},
-      {{.name = longname}, STRATA_E_LIMIT, "region name is 299 bytes"},
-      {{.name = "bad\xC0\xAF"}, STRATA_E_INVAL, "UTF-8"},
-      {{.name = "a", .align = 3}, STRATA_E_INVAL, "alignment 3"},
-      {{.name = "a", .align = 8}, STRATA_E_INVAL, "alignment 8"},
-      {{.name = "a", .align = 131072}, STRATA_E_INVAL, "alignment 131072"},
-      {{.name = "a", .metadata = "{bad"}, STRATA_E_INVAL, "not JSON"},
+      {NULL, 0, NULL, STRATA_E_INVAL, "needs a name"},
+      {"", 0, NULL, STRATA_E_INVAL, "needs a name"},
+      {longname, 0, NULL, STRATA_E_LIMIT, "region name is 299 bytes"},
+      {"bad\xC0\xAF", 0, NULL, STRATA_E_INVAL, "UTF-8"},
+      {"a", 3, NULL, STRATA_E_INVAL, "alignment 3"},
+      {"a", 8, NULL, STRATA_E_INVAL, "alignment 8"},
+      {"a", 131072, NULL, STRATA_E_INVAL, "alignment 131072"},
+      {"a", 0, "{bad", STRATA_E_INVAL, "not JSON"},
   };
   for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
-    assert_strata_err(strata_writer_open(path, &cases[k].o, &w), cases[k].err);
+    strata_writer_options_init(&o);
+    o.name = cases[k].name;
+    o.align = cases[k].align;
+    o.metadata = cases[k].metadata;
+    assert_strata_err(strata_writer_open(path, &o, &w), cases[k].err);
     assert_non_null(strstr(strata_last_error_detail(), cases[k].detail));
     assert_non_null(strstr(strata_last_error_detail(), path));
   }
+  strata_writer_options_init(&o);
+  o.name = "ok";
   assert_strata_err(strata_writer_open(NULL, &o, &w), STRATA_E_INVAL);
+  assert_strata_err(strata_writer_open(path, NULL, &w), STRATA_E_INVAL);
   assert_strata_err(
       strata_writer_open(test_path(dir, "no/such/dir/x.region"), &o, &w),
       -ENOENT);
@@ -143,10 +157,101 @@ static void test_duplicates_ascending_then_not(void **state) {
   strata_region_close(r);
 }
 
+static void progress_must_not_run(void *ctx, uint64_t bytes, uint64_t layers) {
+  (void)ctx;
+  (void)bytes;
+  (void)layers;
+  fail_msg("a progress callback past struct_size was read");
+}
+
+/* Opens a writer with *o (struct_size as set), writes one layer and
+ * commits; then checks what the region got. */
+static void write_and_check(const char *path, const strata_writer_options *o,
+                            uint64_t rid, const char *name, uint32_t align) {
+  strata_writer *w = NULL;
+  assert_strata_ok(strata_writer_open(path, o, &w));
+  assert_strata_ok(strata_writer_add(w, 1, NULL, NULL, "x", 1));
+  assert_strata_ok(strata_writer_commit(w));
+  strata_region *r = NULL;
+  assert_strata_ok(strata_region_open(path, 0, &r));
+  strata_region_info info;
+  assert_strata_ok(strata_region_info_get(r, &info));
+  assert_int_equal(info.id, rid);
+  assert_string_equal(info.name, name);
+  assert_int_equal(info.data_align, align);
+  strata_region_close(r);
+}
+
+/* strata_writer_options grows like strata_store_config ("Growing
+ * structures" in strata.h): an older caller's struct_size gets the
+ * defaults past it, a newer or malformed one is refused. */
+static void test_options_struct_size(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  const char *path = test_path(dir, "s.region");
+  strata_writer_options o;
+  strata_writer_options_init(&o);
+  assert_int_equal(o.struct_size, sizeof o);
+  assert_int_equal(o.align, 64);
+  assert_null(o.name);
+  assert_null(o.progress);
+
+  /* An older options struct: as if the header had no alignment or progress
+   * fields yet. The bytes past its size hold values that open would refuse
+   * (alignment 3) or call (a callback that fails the test) if it read
+   * them. */
+  o.region_id = 7;
+  o.name = "old";
+  o.struct_size = offsetof(strata_writer_options, align);
+  o.align = 3;
+  o.progress = progress_must_not_run;
+  write_and_check(path, &o, 7, "old", 64);
+  /* The same options in memory of exactly the older size: open reads
+   * nothing past it (checked by the address sanitizer build). */
+  unsigned char *old = malloc(o.struct_size);
+  assert_non_null(old);
+  memcpy(old, &o, o.struct_size);
+  write_and_check(path, (const strata_writer_options *)(void *)old, 7, "old",
+                  64);
+  free(old);
+  /* The full size reads every field (here a valid alignment). */
+  strata_writer_options_init(&o);
+  o.region_id = 8;
+  o.name = "new";
+  o.align = 4096;
+  write_and_check(path, &o, 8, "new", 4096);
+
+  /* A newer, larger struct is refused. */
+  strata_writer *w = NULL;
+  o.struct_size = sizeof o + 8;
+  assert_strata_err(strata_writer_open(path, &o, &w), STRATA_E_INVAL);
+  assert_null(w);
+  assert_non_null(strstr(strata_last_error_detail(), path));
+  assert_non_null(
+      strstr(strata_last_error_detail(), "strata_writer_options.struct_size"));
+  assert_non_null(strstr(strata_last_error_detail(), "newer"));
+  /* So are a size that ends inside a field, and 0 (not initialized, as a
+   * designated initializer leaves it). */
+  o.struct_size = sizeof o - 4;
+  assert_strata_err(strata_writer_open(path, &o, &w), STRATA_E_INVAL);
+  assert_non_null(
+      strstr(strata_last_error_detail(), "strata_writer_options.struct_size"));
+  strata_writer_options zero = {.region_id = 9, .name = "zero"};
+  assert_strata_err(strata_writer_open(path, &zero, &w), STRATA_E_INVAL);
+  assert_non_null(
+      strstr(strata_last_error_detail(), "strata_writer_options_init()"));
+  assert_null(w);
+  /* Only the committed region is in the directory: nothing was started. */
+  assert_int_equal(count_entries(dir), 1);
+}
+
 static void test_empty_region_metadata_means_none(void **state) {
   (void)state;
   const char *path = test_path(test_tmpdir(), "m.region");
-  strata_writer_options o = {.name = "m", .metadata = ""};
+  strata_writer_options o;
+  strata_writer_options_init(&o);
+  o.name = "m";
+  o.metadata = "";
   strata_writer *w;
   assert_strata_ok(strata_writer_open(path, &o, &w));
   assert_strata_ok(strata_writer_commit(w));
@@ -296,6 +401,7 @@ int main(void) {
       cmocka_unit_test(test_bad_options),
       cmocka_unit_test(test_bad_layers_do_not_poison),
       cmocka_unit_test(test_duplicates_ascending_then_not),
+      cmocka_unit_test(test_options_struct_size),
       cmocka_unit_test(test_empty_region_metadata_means_none),
       cmocka_unit_test(test_state_errors),
       cmocka_unit_test(test_abort_leaves_nothing),

@@ -48,7 +48,10 @@ static void run(bench_ctx *ctx, void *result) {
              o->build_reps, layers, o->build_layer_kib);
     /* Strata: the writer streams, checksums, writes the index, fsync()s,
      * renames and fsync()s the directory. */
-    strata_writer_options wo = {.region_id = 2, .name = "build"};
+    strata_writer_options wo;
+    strata_writer_options_init(&wo);
+    wo.region_id = 2;
+    wo.name = "build";
     strata_writer *w;
     uint64_t t0 = bench_now_ns();
     int rc = strata_writer_open(region, &wo, &w);

@@ -34,7 +34,10 @@ static int build(void **state, const char *dir, const bench_layers *layers,
                  char *err, size_t errlen) {
   strata_state *s = bench_state_new(sizeof *s, dir, "bench.region");
   *state = s;
-  strata_writer_options opt = {.region_id = 1, .name = "bench"};
+  strata_writer_options opt;
+  strata_writer_options_init(&opt);
+  opt.region_id = 1;
+  opt.name = "bench";
   strata_writer *w = NULL;
   int rc = strata_writer_open(s->base.path, &opt, &w);
   if (rc < 0)

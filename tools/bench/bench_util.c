@@ -179,7 +179,10 @@ void bench_warm_page_cache(const char *path) {
 
 void bench_write_region(const char *path, uint64_t id, const char *name,
                         uint64_t layers, size_t size) {
-  strata_writer_options wo = {.region_id = id, .name = name};
+  strata_writer_options wo;
+  strata_writer_options_init(&wo);
+  wo.region_id = id;
+  wo.name = name;
   strata_writer *w;
   bench_check(strata_writer_open(path, &wo, &w), path);
   /* Room for the largest size drawn when `size` is 0. */

@@ -68,14 +68,14 @@ int rb_session_open(rb_session *s, const rb_options *opt, uint64_t region_id,
   s->opt = opt;
   rb_progress_init(&s->progress, !opt->quiet && isatty(STDERR_FILENO),
                    total_bytes, total_layers);
-  strata_writer_options wo = {
-      .region_id = region_id,
-      .name = name,
-      .metadata = metadata,
-      .align = opt->align,
-      .progress = rb_progress_cb,
-      .progress_ctx = &s->progress,
-  };
+  strata_writer_options wo;
+  strata_writer_options_init(&wo);
+  wo.region_id = region_id;
+  wo.name = name;
+  wo.metadata = metadata;
+  wo.align = opt->align;
+  wo.progress = rb_progress_cb;
+  wo.progress_ctx = &s->progress;
   install_handlers();
   block_signals(true);
   int rc = strata_writer_open(opt->out, &wo, &s->w);
