@@ -25,7 +25,9 @@ static int fail(const char *what, int rc) {
   } while (0)
 
 /* Layer i: 3 KiB of text for i < 8, then one 3 MiB layer. */
-static size_t layer_size(uint64_t i) { return i < 8 ? 3072 : 3u << 20; }
+static size_t layer_size(uint64_t i) {
+  return i < 8 ? 3072 : 3u << 20;
+}
 
 static void layer_bytes(uint64_t i, char *p, size_t n) {
   for (size_t k = 0; k < n; k++)
@@ -92,8 +94,7 @@ int main(int argc, char **argv) {
   strata_staging_stats stats;
   TRY("stats", strata_staging_stats_get(s, &stats));
   printf("backend %s (%s): path of 4 layers, %" PRIu64 " bytes, %s\n",
-         stats.backend, stats.device_name, need,
-         bad ? "MISMATCH" : "verified");
+         stats.backend, stats.device_name, need, bad ? "MISMATCH" : "verified");
   TRY("device free", strata_device_free(s, dev, st));
   TRY("sync", strata_stream_sync(st));
   strata_stream_destroy(st);

@@ -46,7 +46,7 @@
   XX(BOUNDS, -4007, "out of bounds")                                           \
   XX(LIMIT, -4008, "limit exceeded")                                           \
   XX(DUPLICATE, -4009, "duplicate layer id or name")                           \
-  XX(STATE, -4011, "operation not valid in this state")                       \
+  XX(STATE, -4011, "operation not valid in this state")                        \
   XX(LOCKED, -4012, "store is locked by another writer")
 
 typedef enum strata_errno {

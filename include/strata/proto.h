@@ -57,10 +57,10 @@ STRATA_API int strata_proto_discard(strata_proto *proto);
 /* Facts about a proto (under the writer mutex). */
 typedef struct strata_proto_info {
   uint64_t region_id;
-  uint64_t layers;       /* layers the region has now */
-  uint64_t changed;      /* layers put or removed since the base file */
-  uint64_t bytes;        /* heap bytes its changes use */
-  uint64_t age_ms;       /* since the proto was created or crystallized */
+  uint64_t layers;  /* layers the region has now */
+  uint64_t changed; /* layers put or removed since the base file */
+  uint64_t bytes;   /* heap bytes its changes use */
+  uint64_t age_ms;  /* since the proto was created or crystallized */
 } strata_proto_info;
 STRATA_API int strata_proto_info_get(strata_proto *proto,
                                      strata_proto_info *info);

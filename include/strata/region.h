@@ -53,7 +53,7 @@ typedef struct strata_region_info {
   const char *name;     /* region name, NUL-terminated, never NULL */
   const char *metadata; /* region metadata (JSON), NUL-terminated; "" if none */
   uint16_t format_major, format_minor;
-  uint64_t flags;       /* header flags (STRATA_REGION_DENSE_IDS, ...) */
+  uint64_t flags; /* header flags (STRATA_REGION_DENSE_IDS, ...) */
   uint64_t layer_count;
   uint64_t named_count; /* layers that have a name */
   uint64_t file_size;
@@ -121,8 +121,8 @@ STRATA_API int strata_region_get_data(const strata_region *region, uint64_t id,
  * (never negative). No allocation, no lock, no system call; records no
  * error detail for misses. */
 STRATA_API size_t strata_region_get_data_many(const strata_region *region,
-                                              const uint64_t *ids,
-                                              size_t count, const void **data,
+                                              const uint64_t *ids, size_t count,
+                                              const void **data,
                                               uint64_t *sizes);
 
 /* A view of a dense region's lookup table for hot loops: with it,

@@ -18,14 +18,14 @@ extern "C" {
 /* A snapshot of a store. "Snapshot" is the concept throughout the API and
  * strata_txn its type, the name LMDB gives a read transaction
  * (docs/ARCHITECTURE.md, "Names", says why the type keeps it). It lives
- * in the caller's memory (usually the stack: beginning a snapshot allocates nothing), so its size is part of
- * the ABI, but its contents are not: the library keeps its own state in
- * the reserved words (the store, the catalog and version the snapshot sees,
- * the thread's reader slot, the snapshot's read counters) and may change
- * what it keeps there without a new major version. Do not read, write or
- * copy it; pass its address. strata_read_begin() initializes it: no
- * initializer is needed. The words are 16, where 8 are used today, so that
- * the library can grow without changing the size. */
+ * in the caller's memory (usually the stack: beginning a snapshot allocates
+ * nothing), so its size is part of the ABI, but its contents are not: the
+ * library keeps its own state in the reserved words (the store, the catalog and
+ * version the snapshot sees, the thread's reader slot, the snapshot's read
+ * counters) and may change what it keeps there without a new major version. Do
+ * not read, write or copy it; pass its address. strata_read_begin() initializes
+ * it: no initializer is needed. The words are 16, where 8 are used today, so
+ * that the library can grow without changing the size. */
 #define STRATA_TXN_RESERVED_WORDS 16
 typedef struct strata_txn {
   uint64_t reserved_[STRATA_TXN_RESERVED_WORDS];

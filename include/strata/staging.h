@@ -32,9 +32,9 @@ extern "C" {
  * Hot layers: one read in staging.sample_period is sampled into a ring of
  * the reading thread's own (no shared write on the read path); a worker
  * thread counts the samples, stages layers that pass the threshold within
- * the hot budget, and evicts with a CLOCK policy when the staging pool passes its
- * high watermark. A staged layer that a strata_staged handle holds, or
- * that a transfer is reading, is never evicted.
+ * the hot budget, and evicts with a CLOCK policy when the staging pool passes
+ * its high watermark. A staged layer that a strata_staged handle holds, or that
+ * a transfer is reading, is never evicted.
  *
  * Modes: with CUDA built in and a GPU present, "device" pointers are CUDA
  * device memory and streams are CUDA streams. Otherwise (host mode) the
@@ -95,8 +95,8 @@ typedef struct strata_staging_config {
   uint32_t streams; /* transfer streams; default 3 */
   int device;       /* CUDA device ordinal; default 0 */
   unsigned flags;   /* strata_staging_flags */
-  /* Eviction starts when used blocks pass high_pct of the staging pool and frees
-   * evict_pct of it. Defaults 80 and 20. */
+  /* Eviction starts when used blocks pass high_pct of the staging pool and
+   * frees evict_pct of it. Defaults 80 and 20. */
   unsigned high_pct, evict_pct;
   /* A layer is hot after this many sampled reads (counts halve every
    * second, so this is a rate); default 4. */
@@ -221,8 +221,7 @@ STRATA_API int strata_stage_path_size(const strata_txn *txn,
 STRATA_API int strata_stage_path_to_device(const strata_txn *txn,
                                            const strata_layer_ref *refs,
                                            size_t n, void *device_buf,
-                                           uint64_t buf_size,
-                                           uint64_t *offsets,
+                                           uint64_t buf_size, uint64_t *offsets,
                                            strata_stream *stream);
 
 /* The GPU-resident layer cache: layers copied to device memory once and
@@ -254,8 +253,8 @@ STRATA_API void strata_device_layer_release(strata_device_layer *dl);
  * `keep_bytes` (rounded down to blocks), or no idle layer is left: the way
  * to give pinned memory back to the staging pool's free lists, or to start
  * from an empty staging pool. Hot layers are evicted like the others; the
- * worker may stage them again. Returns how many layers it evicted. Errors: STRATA_E_STATE
- * (no staging pool). */
+ * worker may stage them again. Returns how many layers it evicted. Errors:
+ * STRATA_E_STATE (no staging pool). */
 STRATA_API int strata_staging_trim(strata_store *store, uint64_t keep_bytes);
 
 typedef struct strata_staging_stats {
@@ -266,10 +265,10 @@ typedef struct strata_staging_stats {
   uint64_t block_size, blocks, blocks_used, blocks_free;
   uint64_t largest_free_run; /* blocks */
   uint32_t fragmentation_permille;
-  uint64_t alloc_failures;   /* block allocations that found no room */
+  uint64_t alloc_failures; /* block allocations that found no room */
   uint64_t staged_layers, staged_bytes;
   uint64_t hot_layers, hot_bytes, hot_budget;
-  uint64_t shared_blocks;    /* blocks more than one layer uses */
+  uint64_t shared_blocks;           /* blocks more than one layer uses */
   uint64_t dedup_hits, dedup_bytes; /* pages found already staged */
   uint64_t stage_calls, stage_copied_bytes;
   uint64_t evictions, evicted_bytes;

@@ -22,8 +22,8 @@ enum strata_dump_flags {
 
 /* Renders the store's whole state as one JSON document (described by
  * docs/state.schema.json): version and config, memory and its thresholds,
- * regions (files, mappings, resident bytes, generations), protos, the heap pool,
- * statistics, snapshots and what waits for reclamation. On success *json
+ * regions (files, mappings, resident bytes, generations), protos, the heap
+ * pool, statistics, snapshots and what waits for reclamation. On success *json
  * holds a NUL-terminated string that the caller releases with
  * strata_free(). The regions are those of one snapshot; the figures are
  * read at one moment. Thread-safe. Errors: STRATA_E_INVAL, STRATA_E_NOMEM,

@@ -158,15 +158,15 @@ STRATA_API int strata_store_reclaim(strata_store *store, int wait);
 
 /* Figures about a store, read at one moment (not a snapshot). */
 typedef struct strata_store_stats {
-  uint64_t regions;            /* regions served (files and protos) */
+  uint64_t regions; /* regions served (files and protos) */
   uint64_t protos;
-  uint64_t heap_bytes;         /* protos and the heap pool, as accounted */
+  uint64_t heap_bytes; /* protos and the heap pool, as accounted */
   uint64_t memory_limit;
   uint64_t snapshots_open;
   uint64_t oldest_snapshot_ms; /* age of the oldest open snapshot, 0 if none */
   uint64_t retired_bytes;      /* freed when older snapshots end */
   uint64_t retired_objects;
-  uint64_t version;            /* changes published so far */
+  uint64_t version; /* changes published so far */
   uint64_t crystallizations;
   uint64_t crystallize_bytes;    /* content bytes written, all of them */
   uint64_t crystallize_write_ns; /* writing, before fsync, all of them */
@@ -183,7 +183,7 @@ STRATA_API int strata_store_stats_get(strata_store *store,
  * block_size 0, the blocks too large for any class. */
 typedef struct strata_pool_stats {
   uint32_t block_size;
-  uint64_t chunks;          /* chunks held (large row: blocks held) */
+  uint64_t chunks; /* chunks held (large row: blocks held) */
   uint64_t blocks_total, blocks_used;
   uint64_t bytes_reserved;  /* taken from the system */
   uint64_t bytes_requested; /* asked for by the store */

@@ -11,9 +11,13 @@
 
 static _Thread_local char detail[STRATA__DETAIL_MAX];
 
-const char *strata_last_error_detail(void) { return detail; }
+const char *strata_last_error_detail(void) {
+  return detail;
+}
 
-void strata__clear_error(void) { detail[0] = '\0'; }
+void strata__clear_error(void) {
+  detail[0] = '\0';
+}
 
 static void set_detail(const char *fmt, va_list ap) {
   vsnprintf(detail, sizeof detail, fmt, ap);
@@ -116,4 +120,6 @@ const char *strata_err_name(int err) {
   return "UNKNOWN";
 }
 
-void strata_free(void *p) { free(p); }
+void strata_free(void *p) {
+  free(p);
+}

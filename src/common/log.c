@@ -49,11 +49,11 @@ void strata__log_emit(const strata__logger *lg, int level,
   clock_gettime(CLOCK_REALTIME, &ts);
   struct tm tm;
   gmtime_r(&ts.tv_sec, &tm);
-  int n = snprintf(line, sizeof line,
-                   "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ",
-                   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                   tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
-                   strata__log_level_name(level), component);
+  int n = snprintf(
+      line, sizeof line,
+      "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ", tm.tm_year + 1900,
+      tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+      ts.tv_nsec / 1000000, strata__log_level_name(level), component);
   if (n < 0 || (size_t)n >= sizeof line)
     return;
   va_list ap;

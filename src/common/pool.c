@@ -188,8 +188,9 @@ static int check_config(const strata__pool_config *cfg) {
                   "pool: %u size classes, at most %u", cfg->class_count,
                   STRATA__POOL_MAX_CLASSES);
   uint64_t chunk = cfg->chunk_size;
-  STRATA__FAIL_IF(chunk != 0 && (!strata__is_pow2(chunk) || chunk < POOL_MIN_CHUNK ||
-                                 chunk > POOL_MAX_CHUNK),
+  STRATA__FAIL_IF(chunk != 0 &&
+                      (!strata__is_pow2(chunk) || chunk < POOL_MIN_CHUNK ||
+                       chunk > POOL_MAX_CHUNK),
                   STRATA_E_INVAL,
                   "pool: chunk size %" PRIu64
                   " is not a power of two in [%" PRIu64 ", %" PRIu64 "]",

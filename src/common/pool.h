@@ -37,15 +37,15 @@ typedef struct strata__pool_config {
 
 /* Figures of one class (or, with block_size == 0, of large allocations). */
 typedef struct strata__pool_class_stats {
-  uint32_t block_size;     /* 0 for the large-allocation row */
-  uint64_t chunks;         /* chunks held (large: allocations held) */
-  uint64_t blocks_total;   /* blocks in those chunks */
+  uint32_t block_size;   /* 0 for the large-allocation row */
+  uint64_t chunks;       /* chunks held (large: allocations held) */
+  uint64_t blocks_total; /* blocks in those chunks */
   uint64_t blocks_used;
-  uint64_t bytes_reserved; /* memory taken from the system */
+  uint64_t bytes_reserved;  /* memory taken from the system */
   uint64_t bytes_requested; /* sum of the sizes callers asked for */
-  double utilization;      /* bytes_requested / bytes_reserved; 0 if none */
-  double fragmentation;    /* free blocks stranded in partly used chunks,
-                              as a share of all free blocks; 0 if none */
+  double utilization;       /* bytes_requested / bytes_reserved; 0 if none */
+  double fragmentation;     /* free blocks stranded in partly used chunks,
+                               as a share of all free blocks; 0 if none */
   uint64_t allocs, frees, failures;
 } strata__pool_class_stats;
 

@@ -8,4 +8,6 @@ const char *strata_version_string(void) {
       STRATA_VERSION_MINOR) "." STRATA__STR(STRATA_VERSION_PATCH);
 }
 
-unsigned strata_version(void) { return STRATA_VERSION_HEX; }
+unsigned strata_version(void) {
+  return STRATA_VERSION_HEX;
+}

@@ -79,7 +79,8 @@ static size_t dev_untrack(strata__device *x, void *p) {
 
 /* ---- the context --------------------------------------------------------- */
 
-int strata__device_open(const strata__device_config *cfg, strata__device **out) {
+int strata__device_open(const strata__device_config *cfg,
+                        strata__device **out) {
   strata__device_config def = {0};
   if (cfg == NULL)
     cfg = &def;
@@ -186,7 +187,8 @@ void strata__device_host_free(strata__device *x, void *p) {
     x->ops->host_free(x, p);
 }
 
-int strata__device_register_readonly(strata__device *x, const void *p, size_t n) {
+int strata__device_register_readonly(strata__device *x, const void *p,
+                                     size_t n) {
   STRATA__FAIL_IF(p == NULL || n == 0, STRATA_E_INVAL,
                   "device: register of an empty range (%zu bytes)", n);
   return x->ops->register_readonly(x, p, n);
@@ -200,7 +202,7 @@ void strata__device_unregister(strata__device *x, const void *p) {
 /* ---- device memory ------------------------------------------------------- */
 
 int strata__device_mem_alloc(strata__device *x, size_t n, strata__dstream *s,
-                           void **out) {
+                             void **out) {
   STRATA__FAIL_IF(n == 0, STRATA_E_INVAL, "device: dev_alloc of 0 bytes");
   STRATA__FAIL_IF(n > SIZE_MAX - STRATA__DEVICE_MEM_ALIGN, STRATA_E_NOMEM,
                   "device: dev_alloc of %zu bytes", n);

@@ -75,7 +75,8 @@ void strata__device_host_free(strata__device *x, void *p);
  * it: cudaHostRegister(Portable | ReadOnly), where the device reports
  * cudaDevAttrHostRegisterReadOnlySupported. STRATA_E_STATE when not
  * supported (host mode included); STRATA_E_IO when the driver refused. */
-int strata__device_register_readonly(strata__device *x, const void *p, size_t n);
+int strata__device_register_readonly(strata__device *x, const void *p,
+                                     size_t n);
 void strata__device_unregister(strata__device *x, const void *p);
 
 /* Device memory from the device's stream-ordered pool (cudaMallocAsync on
@@ -85,7 +86,7 @@ void strata__device_unregister(strata__device *x, const void *p);
  * 256, which is also the alignment. Errors: STRATA_E_INVAL (n == 0, a
  * stream of another context), STRATA_E_NOMEM, STRATA_E_IO. */
 int strata__device_mem_alloc(strata__device *x, size_t n, strata__dstream *s,
-                           void **out);
+                             void **out);
 /* Frees after all the work queued on `s` so far (cudaFreeAsync; host mode:
  * an item of the stream). With s NULL the caller vouches that no queued
  * work still uses `p`, and it is freed at once. p NULL ok. The bytes leave
@@ -117,8 +118,7 @@ int strata__dstream_copy_d2h(strata__dstream *s, void *dst, const void *src,
 /* Enqueues fn(arg) to run after all earlier work of the stream. In host
  * mode it runs on the stream's worker thread, which it holds up: it must
  * not wait for later work of the same stream. */
-int strata__dstream_host_fn(strata__dstream *s, void (*fn)(void *),
-                            void *arg);
+int strata__dstream_host_fn(strata__dstream *s, void (*fn)(void *), void *arg);
 /* Makes later work of `s` wait until `e` (recorded on any stream of the
  * same context) has completed, at the point it was last recorded when
  * this is called: recording `e` again later does not move the wait (as

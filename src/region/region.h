@@ -26,26 +26,26 @@ struct strata_region {
   uint64_t flags;
   uint16_t major, minor;
   uint32_t align;
-  uint64_t n;        /* layer count */
+  uint64_t n;         /* layer count */
   uint64_t entries_n; /* entries in INDEX: n (dense) or slot_count (sparse) */
-  uint64_t m;        /* named layer count */
-  uint64_t seed;     /* hash seed */
-  uint64_t first_id; /* dense regions: id of entry 0 */
+  uint64_t m;         /* named layer count */
+  uint64_t seed;      /* hash seed */
+  uint64_t first_id;  /* dense regions: id of entry 0 */
   bool dense;
   bool packed; /* dense with n + 1 u64 positions as locators */
 
-  const uint8_t *data;         /* DATA section */
+  const uint8_t *data; /* DATA section */
   uint64_t data_size;
-  const uint8_t *entries;      /* INDEX: entries_n x 64 bytes */
-  const uint8_t *locators;     /* entries_n x loc_size */
-  uint64_t loc_size;           /* 16 (dense), 24 (sparse); 8 (packed) */
-  const uint8_t *pilots;       /* sparse: pilot_count x u16 */
+  const uint8_t *entries;  /* INDEX: entries_n x 64 bytes */
+  const uint8_t *locators; /* entries_n x loc_size */
+  uint64_t loc_size;       /* 16 (dense), 24 (sparse); 8 (packed) */
+  const uint8_t *pilots;   /* sparse: pilot_count x u16 */
   uint64_t slot_count, pilot_count;
   const uint8_t *id_order;     /* n x u32; NULL when dense */
   const uint8_t *name_buckets; /* (2^name_bits + 1) x u32; NULL when m == 0 */
   unsigned name_bits;
-  const uint8_t *name_index;   /* m x 16 bytes */
-  const char *strings;         /* STRINGS */
+  const uint8_t *name_index; /* m x 16 bytes */
+  const char *strings;       /* STRINGS */
   uint64_t strings_size;
 
   const char *name;

@@ -21,7 +21,8 @@ static void advise_content(const strata_region *r, unsigned flags) {
     advice = MADV_SEQUENTIAL;
   if (advice < 0 || r->data_size == 0)
     return;
-  uintptr_t start = (uintptr_t)r->data & ~(uintptr_t)(sysconf(_SC_PAGESIZE) - 1);
+  uintptr_t start =
+      (uintptr_t)r->data & ~(uintptr_t)(sysconf(_SC_PAGESIZE) - 1);
   size_t len = (size_t)((uintptr_t)r->data + r->data_size - start);
   (void)madvise((void *)start, len, advice); /* a hint; failure is harmless */
 }
@@ -62,9 +63,9 @@ static int map_file(const char *path, const uint8_t **base, uint64_t *size) {
       return strata__fail_errno(errno, "%s: read", path);
     strata_region tmp = {0};
     int rc = strata__region_validate(&tmp, buf, (uint64_t)got, path);
-    return rc < 0 ? rc
-                  : strata__fail(STRATA_E_CORRUPT, "%s: truncated header",
-                                 path);
+    return rc < 0
+               ? rc
+               : strata__fail(STRATA_E_CORRUPT, "%s: truncated header", path);
   }
   void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
   int e = errno;
@@ -131,7 +132,8 @@ void strata_region_close(strata_region *r) {
 
 int strata_region_info_get(const strata_region *r, strata_region_info *info) {
   if (r == NULL || info == NULL)
-    return strata__fail(STRATA_E_INVAL, "strata_region_info_get: NULL argument");
+    return strata__fail(STRATA_E_INVAL,
+                        "strata_region_info_get: NULL argument");
   *info = (strata_region_info){
       .path = r->path,
       .id = r->id,

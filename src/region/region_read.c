@@ -42,7 +42,8 @@ static inline bool find(const strata_region *r, uint64_t id, uint64_t *entry,
       return false;
     if (r->packed) {
       const uint8_t *pos = r->locators + i * 8;
-      uint64_t start = (strata__rd64(pos) + r->align - 1) & ~(uint64_t)(r->align - 1);
+      uint64_t start =
+          (strata__rd64(pos) + r->align - 1) & ~(uint64_t)(r->align - 1);
       *entry = i;
       *off = start;
       *size = strata__rd64(pos + 8) - start;
@@ -102,12 +103,13 @@ int strata_region_get_data(const strata_region *r, uint64_t id,
 #define AHEAD 8
 #define RING 32 /* > 2 * AHEAD, a power of two */
 
-static inline void prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
+static inline void prefetch(const void *p) {
+  __builtin_prefetch(p, 0, 3);
+}
 
 /* Last stage of a batch: the locator (prefetched) gives the content. */
-static inline bool finish_one(const strata_region *r, uint64_t i,
-                              uint64_t id, const void **data,
-                              uint64_t *size) {
+static inline bool finish_one(const strata_region *r, uint64_t i, uint64_t id,
+                              const void **data, uint64_t *size) {
   uint64_t e, off, len;
   bool hit;
   if (r->dense) {
@@ -191,14 +193,12 @@ int strata_region_dense_view(const strata_region *r, strata_dense_view *v) {
   if (r == NULL || v == NULL)
     return strata__fail(STRATA_E_INVAL, "strata_region_dense_view: NULL");
   if (!r->packed)
-    return strata__fail(STRATA_E_INVAL,
-                        "%s: no dense view: the region's ids are %s",
-                        r->path ? r->path : "region",
-                        r->dense ? "dense but its contents are not in id order"
-                                 : "sparse");
+    return strata__fail(
+        STRATA_E_INVAL, "%s: no dense view: the region's ids are %s",
+        r->path ? r->path : "region",
+        r->dense ? "dense but its contents are not in id order" : "sparse");
 #if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-  return strata__fail(STRATA_E_INVAL,
-                      "%s: no dense view on a big-endian host",
+  return strata__fail(STRATA_E_INVAL, "%s: no dense view on a big-endian host",
                       r->path ? r->path : "region");
 #else
   /* LOCATORS is 64-aligned in the file and the mapping is page-aligned, so
@@ -276,8 +276,8 @@ int strata_region_next(strata_region_iter *it, strata_layer *out) {
         strata__rd32(r->entries + i * STRATA__ENTRY_SIZE + STRATA__E_FLAGS) ==
             STRATA__EMPTY_ENTRY)
       return strata__fail(STRATA_E_CORRUPT,
-                          "%s: id order slot %" PRIu64 " points at entry %" PRIu64
-                          ", which is %s",
+                          "%s: id order slot %" PRIu64
+                          " points at entry %" PRIu64 ", which is %s",
                           r->path ? r->path : "region", it->pos, i,
                           i >= r->entries_n ? "past the index" : "empty");
   }
@@ -286,8 +286,7 @@ int strata_region_next(strata_region_iter *it, strata_layer *out) {
     return strata__fail(STRATA_E_CORRUPT,
                         "%s: id order slot %" PRIu64 ": layer %" PRIu64
                         " does not follow layer %" PRIu64,
-                        r->path ? r->path : "region", it->pos, id,
-                        it->last_id);
+                        r->path ? r->path : "region", it->pos, id, it->last_id);
   strata__layer_from_entry(r, i, out);
   it->last_id = id;
   it->pos++;

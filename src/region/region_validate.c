@@ -10,12 +10,12 @@
  *   the reader allocate or loop without bound;
  * - the checks run in file order and the first failure wins, with a message
  *   naming the file, the layer and the offsets concerned. */
-#include <inttypes.h>
-#include <stdio.h>
-#include <sys/mman.h>
 #include "common/bits.h"
 #include "common/hash.h"
 #include "common/json_check.h"
+#include <inttypes.h>
+#include <stdio.h>
+#include <sys/mman.h>
 
 #include <unistd.h>
 
@@ -34,7 +34,6 @@ static const char *const section_names[STRATA__S_COUNT] = {
  * a locator or a slot never straddles two lines. */
 static const uint32_t section_align[STRATA__S_COUNT] = {0, 64, 64, 8,
                                                         8, 8,  8,  8};
-
 
 /* What a string is, for error messages: "region name", or "layer 17 name".
  * Formatted only when a check fails, so that validating a million layers
@@ -105,7 +104,8 @@ static int check_buckets(const char *file, const char *what,
     prev = cur;
   }
   STRATA__FAIL_IF(prev != count, STRATA_E_CORRUPT,
-                  "%s: %s: buckets cover %" PRIu32 " records, expected %" PRIu64,
+                  "%s: %s: buckets cover %" PRIu32
+                  " records, expected %" PRIu64,
                   file, what, prev, count);
   return 0;
 }
@@ -113,10 +113,9 @@ static int check_buckets(const char *file, const char *what,
 static int check_header(strata_region *r, const uint8_t *h, uint64_t size,
                         const char *file) {
   if (size >= STRATA__MAGIC_LEN)
-    STRATA__FAIL_IF(memcmp(h, STRATA__MAGIC, STRATA__MAGIC_LEN) != 0,
-                    STRATA_E_BAD_MAGIC,
-                    "%s: bad magic at offset 0 (not a strata region file)",
-                    file);
+    STRATA__FAIL_IF(
+        memcmp(h, STRATA__MAGIC, STRATA__MAGIC_LEN) != 0, STRATA_E_BAD_MAGIC,
+        "%s: bad magic at offset 0 (not a strata region file)", file);
   STRATA__FAIL_IF(size < STRATA__HEADER_SIZE, STRATA_E_CORRUPT,
                   "%s: file is %" PRIu64
                   " bytes, smaller than the %u-byte header",
@@ -128,8 +127,8 @@ static int check_header(strata_region *r, const uint8_t *h, uint64_t size,
                   r->major, r->minor, STRATA_FORMAT_VERSION_MAJOR);
   uint32_t hsize = strata__rd32(h + STRATA__H_HEADER_SIZE);
   STRATA__FAIL_IF(hsize != STRATA__HEADER_SIZE, STRATA_E_CORRUPT,
-                  "%s: header size %" PRIu32 " at offset %d (must be %u)",
-                  file, hsize, STRATA__H_HEADER_SIZE, STRATA__HEADER_SIZE);
+                  "%s: header size %" PRIu32 " at offset %d (must be %u)", file,
+                  hsize, STRATA__H_HEADER_SIZE, STRATA__HEADER_SIZE);
   uint64_t want = strata__rd64(h + STRATA__H_HEADER_CSUM);
   uint64_t got = XXH3_64bits(h, STRATA__H_HEADER_CSUM);
   STRATA__FAIL_IF(want != got, STRATA_E_CHECKSUM,
@@ -181,8 +180,7 @@ static int check_header(strata_region *r, const uint8_t *h, uint64_t size,
 static int expected_sizes(strata_region *r, const char *file,
                           uint64_t want[STRATA__S_COUNT]) {
   if (r->dense) {
-    STRATA__FAIL_IF(r->slot_count != 0 || r->pilot_count != 0,
-                    STRATA_E_CORRUPT,
+    STRATA__FAIL_IF(r->slot_count != 0 || r->pilot_count != 0, STRATA_E_CORRUPT,
                     "%s: dense region declares %" PRIu64 " slots and %" PRIu64
                     " pilots (must be 0)",
                     file, r->slot_count, r->pilot_count);
@@ -198,8 +196,8 @@ static int expected_sizes(strata_region *r, const char *file,
                         r->pilot_count != strata__pilot_count(r->n),
                     STRATA_E_CORRUPT,
                     "%s: %" PRIu64 " slots and %" PRIu64
-                    " pilots, expected %" PRIu64 " and %" PRIu64
-                    " for %" PRIu64 " layers",
+                    " pilots, expected %" PRIu64 " and %" PRIu64 " for %" PRIu64
+                    " layers",
                     file, r->slot_count, r->pilot_count,
                     strata__slot_count(r->n), strata__pilot_count(r->n), r->n);
     r->entries_n = r->slot_count;
@@ -255,8 +253,7 @@ static int check_sections(strata_region *r, const uint8_t *h, uint64_t size,
                     file, name, off[s], align);
     if (s != STRATA__S_DATA && s != STRATA__S_STRINGS)
       STRATA__FAIL_IF(len[s] != want[s], STRATA_E_CORRUPT,
-                      "%s: %s section is %" PRIu64
-                      " bytes, expected %" PRIu64,
+                      "%s: %s section is %" PRIu64 " bytes, expected %" PRIu64,
                       file, name, len[s], want[s]);
     prev_end = off[s] + len[s];
   }
@@ -292,8 +289,8 @@ static int check_region_strings(strata_region *r, const uint8_t *h,
   STRATA__FAIL_IF(meta_len > STRATA__MAX_METADATA, STRATA_E_LIMIT,
                   "%s: region metadata length %" PRIu32 " exceeds %u", file,
                   meta_len, STRATA__MAX_METADATA);
-  STRATA__TRY(check_string(r, file, (label){"region name", false, 0},
-                           name_off, name_len));
+  STRATA__TRY(check_string(r, file, (label){"region name", false, 0}, name_off,
+                           name_len));
   STRATA__TRY(check_string(r, file, (label){"region metadata", false, 0},
                            meta_off, meta_len));
   r->name = r->strings + name_off;
@@ -342,15 +339,13 @@ static int check_packed(const strata_region *r, const char *file, uint64_t i,
   uint64_t p0 = strata__rd64(r->locators + i * 8);
   uint64_t p1 = strata__rd64(r->locators + i * 8 + 8);
   STRATA__FAIL_IF(i == 0 && p0 != 0, STRATA_E_CORRUPT,
-                  "%s: packed position 0 is %" PRIu64 " (must be 0)", file,
-                  p0);
+                  "%s: packed position 0 is %" PRIu64 " (must be 0)", file, p0);
   /* off is aligned and within DATA, so "off is p0 rounded up" reads: */
-  STRATA__FAIL_IF(p0 > off || off - p0 >= r->align || p1 != off + len,
-                  STRATA_E_CORRUPT,
-                  "%s: layer %" PRIu64 ": packed positions [%" PRIu64
-                  ", %" PRIu64 ") do not match its content [%" PRIu64
-                  ", +%" PRIu64 ")",
-                  file, id, p0, p1, off, len);
+  STRATA__FAIL_IF(
+      p0 > off || off - p0 >= r->align || p1 != off + len, STRATA_E_CORRUPT,
+      "%s: layer %" PRIu64 ": packed positions [%" PRIu64 ", %" PRIu64
+      ") do not match its content [%" PRIu64 ", +%" PRIu64 ")",
+      file, id, p0, p1, off, len);
   return 0;
 }
 
@@ -401,29 +396,26 @@ static int check_entries(strata_region *r, const char *file) {
     if (r->packed)
       STRATA__TRY(check_packed(r, file, i, id, off, len));
     else
-    STRATA__FAIL_IF(strata__rd64(loc) != off || strata__rd64(loc + 8) != len,
-                    STRATA_E_CORRUPT,
-                    "%s: layer %" PRIu64 ": locator {%" PRIu64 ", %" PRIu64
-                    "} differs from its entry {%" PRIu64 ", %" PRIu64 "}",
-                    file, id, strata__rd64(loc), strata__rd64(loc + 8), off,
-                    len);
-    STRATA__FAIL_IF(!r->dense && strata__rd64(loc + 16) != id,
-                    STRATA_E_CORRUPT,
+      STRATA__FAIL_IF(strata__rd64(loc) != off || strata__rd64(loc + 8) != len,
+                      STRATA_E_CORRUPT,
+                      "%s: layer %" PRIu64 ": locator {%" PRIu64 ", %" PRIu64
+                      "} differs from its entry {%" PRIu64 ", %" PRIu64 "}",
+                      file, id, strata__rd64(loc), strata__rd64(loc + 8), off,
+                      len);
+    STRATA__FAIL_IF(!r->dense && strata__rd64(loc + 16) != id, STRATA_E_CORRUPT,
                     "%s: layer %" PRIu64 ": slot %" PRIu64
                     " locator holds id %" PRIu64,
                     file, id, i, strata__rd64(loc + 16));
     STRATA__FAIL_IF(flags != 0, STRATA_E_VERSION,
                     "%s: layer %" PRIu64 ": unknown layer flags 0x%" PRIx32,
                     file, id, flags);
-    STRATA__FAIL_IF(strata__rd32(e + STRATA__E_RESERVED) != 0,
-                    STRATA_E_CORRUPT,
+    STRATA__FAIL_IF(strata__rd32(e + STRATA__E_RESERVED) != 0, STRATA_E_CORRUPT,
                     "%s: layer %" PRIu64 ": reserved entry field is not zero",
                     file, id);
     uint32_t name_len = strata__rd32(e + STRATA__E_NAME_LEN);
     uint32_t meta_len = strata__rd32(e + STRATA__E_META_LEN);
     STRATA__FAIL_IF(name_len > STRATA__MAX_LAYER_NAME, STRATA_E_LIMIT,
-                    "%s: layer %" PRIu64 ": name length %" PRIu32
-                    " exceeds %u",
+                    "%s: layer %" PRIu64 ": name length %" PRIu32 " exceeds %u",
                     file, id, name_len, STRATA__MAX_LAYER_NAME);
     STRATA__FAIL_IF(meta_len > STRATA__MAX_METADATA, STRATA_E_LIMIT,
                     "%s: layer %" PRIu64 ": metadata length %" PRIu32
@@ -433,10 +425,10 @@ static int check_entries(strata_region *r, const char *file) {
     uint64_t meta_off = strata__rd64(e + STRATA__E_META_OFF);
     /* Most layers of a large region have neither: skip the calls. */
     if ((name_len | meta_len | name_off | meta_off) != 0) {
-      STRATA__TRY(check_string(r, file, (label){"name", true, id}, name_off,
-                               name_len));
-      STRATA__TRY(check_string(r, file, (label){"metadata", true, id},
-                               meta_off, meta_len));
+      STRATA__TRY(
+          check_string(r, file, (label){"name", true, id}, name_off, name_len));
+      STRATA__TRY(check_string(r, file, (label){"metadata", true, id}, meta_off,
+                               meta_len));
     }
     named += name_len != 0;
   }
@@ -504,7 +496,8 @@ int strata__region_validate(strata_region *r, const uint8_t *base,
   if (r->mapped) {
     /* The index sections are read in full below: fault them in with one
      * call instead of one page fault per page. Best effort. */
-    uintptr_t start = (uintptr_t)r->entries & ~(uintptr_t)(sysconf(_SC_PAGESIZE) - 1);
+    uintptr_t start =
+        (uintptr_t)r->entries & ~(uintptr_t)(sysconf(_SC_PAGESIZE) - 1);
     size_t len = (size_t)((uintptr_t)base + size - start);
     if (madvise((void *)start, len, MADV_POPULATE_READ) != 0)
       (void)madvise((void *)start, len, MADV_WILLNEED);

@@ -1,7 +1,7 @@
 /* Deep verification of an open region: content checksums, the id order and
  * the name index. Reads every byte of the file; never on the lookup path. */
-#include <inttypes.h>
 #include "common/hash.h"
+#include <inttypes.h>
 
 #include "region/region.h"
 
@@ -23,7 +23,8 @@ static int verify_names(const strata_region *r, const char *file,
                           ": name \"%s\" is not found through the name index",
                           file, a.id, a.name);
     return strata__fail(STRATA_E_CORRUPT,
-                        "%s: layer %" PRIu64 ": name \"%s\" is also used by layer %" PRIu64,
+                        "%s: layer %" PRIu64
+                        ": name \"%s\" is also used by layer %" PRIu64,
                         file, a.id, a.name, b.id);
   }
   return 0;
@@ -42,13 +43,12 @@ int strata_region_verify(const strata_region *r, uint64_t *bad_id) {
     if (sum != l.checksum) {
       if (bad_id)
         *bad_id = l.id;
-      return strata__fail(STRATA_E_CHECKSUM,
-                          "%s: layer %" PRIu64 ": content [%" PRIu64
-                          ", +%" PRIu64 ") checksum %016" PRIx64
-                          " != stored %016" PRIx64,
-                          file, l.id,
-                          (uint64_t)((const uint8_t *)l.data - r->base),
-                          l.size, sum, l.checksum);
+      return strata__fail(
+          STRATA_E_CHECKSUM,
+          "%s: layer %" PRIu64 ": content [%" PRIu64 ", +%" PRIu64
+          ") checksum %016" PRIx64 " != stored %016" PRIx64,
+          file, l.id, (uint64_t)((const uint8_t *)l.data - r->base), l.size,
+          sum, l.checksum);
     }
   }
   if (rc < 0) /* the id order itself is broken: there is no layer to name */

@@ -49,10 +49,11 @@ static int check_config(const char *dir, strata_store_config *c) {
   if (c->staging.pack_bytes == 0)
     c->staging.pack_bytes = 2u << 20;
   uint64_t bs = c->staging.block_size;
-  STRATA__FAIL_IF(!strata__is_pow2(bs) || bs < 4096 || bs > (64u << 20), STRATA_E_INVAL,
-                  "%s: staging.block_size %" PRIu64 " must be a power of two from "
-                  "4 KiB to 64 MiB",
-                  dir, bs);
+  STRATA__FAIL_IF(
+      !strata__is_pow2(bs) || bs < 4096 || bs > (64u << 20), STRATA_E_INVAL,
+      "%s: staging.block_size %" PRIu64 " must be a power of two from "
+      "4 KiB to 64 MiB",
+      dir, bs);
   STRATA__FAIL_IF(c->staging.streams > 64, STRATA_E_INVAL,
                   "%s: staging.streams %u is more than 64", dir,
                   c->staging.streams);
@@ -72,12 +73,12 @@ static int check_config(const char *dir, strata_store_config *c) {
   uint64_t blocks = (c->staging.bytes + bs - 1) / bs;
   uint64_t pack_blocks =
       2ull * c->staging.streams * (c->staging.pack_bytes / bs);
-  STRATA__FAIL_IF(blocks < 2 * pack_blocks, STRATA_E_INVAL,
-                  "%s: staging.bytes %" PRIu64 " is too small: the %u streams' pack "
-                  "buffers alone take %" PRIu64 " bytes, and they may use at most "
-                  "half of the pool",
-                  dir, c->staging.bytes, c->staging.streams,
-                  (pack_blocks * bs));
+  STRATA__FAIL_IF(
+      blocks < 2 * pack_blocks, STRATA_E_INVAL,
+      "%s: staging.bytes %" PRIu64 " is too small: the %u streams' pack "
+      "buffers alone take %" PRIu64 " bytes, and they may use at most "
+      "half of the pool",
+      dir, c->staging.bytes, c->staging.streams, (pack_blocks * bs));
   STRATA__FAIL_IF(blocks > ((uint64_t)1 << 31), STRATA_E_INVAL,
                   "%s: staging.bytes %" PRIu64 " is more than 2^31 blocks", dir,
                   c->staging.bytes);
@@ -100,8 +101,8 @@ static int alloc_slabs(strata__staging *st, uint64_t total) {
       (st->store->config.staging.flags & STRATA_STAGING_DRIVER_ALLOC) != 0;
   for (uint32_t i = 0; i < st->nslabs; i++) {
     uint64_t bytes = i + 1 < st->nslabs ? slab : total - slab * i;
-    STRATA__TRY(strata__slab_alloc(st->dev, bytes, node, driver, touch,
-                                   st->log, &st->slabs[i]));
+    STRATA__TRY(strata__slab_alloc(st->dev, bytes, node, driver, touch, st->log,
+                                   &st->slabs[i]));
     int n = strata__balloc_add_slab(st->alloc, st->slabs[i].base, bytes);
     if (n < 0)
       return n;
@@ -142,9 +143,9 @@ int strata__staging_open(struct strata_store *s, strata__staging **out) {
   *out = st;
   uint64_t t0 = strata__mono_ns();
   strata__device_config xc = {.device = c->staging.device,
-                            .force_host =
-                                (c->staging.flags & STRATA_STAGING_HOST) != 0,
-                            .log = &s->log};
+                              .force_host =
+                                  (c->staging.flags & STRATA_STAGING_HOST) != 0,
+                              .log = &s->log};
   STRATA__TRY(strata__device_open(&xc, &st->dev));
   STRATA__TRY(strata__balloc_new(st->block_size, &st->alloc));
   uint64_t total =
@@ -159,8 +160,9 @@ int strata__staging_open(struct strata_store *s, strata__staging **out) {
    * are taken for good). */
   uint64_t usable = st->blocks - st->fixed_blocks;
   st->pages.high_blocks = st->fixed_blocks + usable * c->staging.high_pct / 100;
-  st->pages.low_blocks = st->fixed_blocks +
-                   usable * (c->staging.high_pct - c->staging.evict_pct) / 100;
+  st->pages.low_blocks =
+      st->fixed_blocks +
+      usable * (c->staging.high_pct - c->staging.evict_pct) / 100;
   STRATA__TRY(strata__dcache_init(st));
   s->hot_rings = st->hot.rings;
   s->sample_mask = c->staging.sample_period - 1;
@@ -171,17 +173,16 @@ int strata__staging_open(struct strata_store *s, strata__staging **out) {
   if ((c->staging.flags & STRATA_STAGING_NO_WORKER) == 0)
     STRATA__TRY(strata__hot_start(st));
   char dev[128];
-  strata__log(
-      &s->log, STRATA_LOG_INFO, "staging",
-      "msg=\"staging pool ready\" backend=%s device=%s numa_node=%d "
-      "bytes=%" PRIu64 " slabs=%u method=%s block_size=%" PRIu64 " streams=%u "
-      "ms=%.1f",
-      strata__device_backend(st->dev),
-      strata__log_quote(dev, sizeof dev, strata__device_name(st->dev)),
-      strata__device_numa_node(st->dev), total, st->nslabs,
-      strata__slab_method_name(st->slabs[0].method),
-      st->block_size, st->transfer.nstreams,
-      (double)(strata__mono_ns() - t0) / 1e6);
+  strata__log(&s->log, STRATA_LOG_INFO, "staging",
+              "msg=\"staging pool ready\" backend=%s device=%s numa_node=%d "
+              "bytes=%" PRIu64 " slabs=%u method=%s block_size=%" PRIu64
+              " streams=%u "
+              "ms=%.1f",
+              strata__device_backend(st->dev),
+              strata__log_quote(dev, sizeof dev, strata__device_name(st->dev)),
+              strata__device_numa_node(st->dev), total, st->nslabs,
+              strata__slab_method_name(st->slabs[0].method), st->block_size,
+              st->transfer.nstreams, (double)(strata__mono_ns() - t0) / 1e6);
   return 0;
 }
 
@@ -203,12 +204,12 @@ void strata__staging_close(strata__staging *st) {
     /* After a device failure the completion callbacks never run. */
     if (strata__device_healthy(st->dev) < 0) {
       char why[256];
-      strata__log(st->log, STRATA_LOG_ERROR, "staging",
-                  "msg=\"device failed; transfers in flight will not "
-                  "complete\" count=%" PRIu64 " error=%s",
-                  atomic_load(&st->inflight),
-                  strata__log_quote(why, sizeof why,
-                                    strata_last_error_detail()));
+      strata__log(
+          st->log, STRATA_LOG_ERROR, "staging",
+          "msg=\"device failed; transfers in flight will not "
+          "complete\" count=%" PRIu64 " error=%s",
+          atomic_load(&st->inflight),
+          strata__log_quote(why, sizeof why, strata_last_error_detail()));
       break;
     }
     usleep(100);

@@ -72,9 +72,9 @@
  * sub-microsecond holds). The slab table is written only by add_slab,
  * before the pool is shared, so block-to-address lookups read it without
  * the lock. */
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
-#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -255,14 +255,13 @@ static balloc_slab *slab_find(const strata__balloc *a, uint32_t b) {
 
 int strata__balloc_new(uint64_t block_size, strata__balloc **out) {
   *out = NULL;
-  STRATA__FAIL_IF(!strata__is_pow2(block_size) || block_size < BALLOC_MIN_BLOCK ||
-                      block_size > BALLOC_MAX_BLOCK,
-                  STRATA_E_INVAL,
-                  "staging pool: block size %" PRIu64 " is not a power of two in "
-                  "[%" PRIu64 ", %" PRIu64 "]",
-                  block_size,
-                  BALLOC_MIN_BLOCK,
-                  BALLOC_MAX_BLOCK);
+  STRATA__FAIL_IF(
+      !strata__is_pow2(block_size) || block_size < BALLOC_MIN_BLOCK ||
+          block_size > BALLOC_MAX_BLOCK,
+      STRATA_E_INVAL,
+      "staging pool: block size %" PRIu64 " is not a power of two in "
+      "[%" PRIu64 ", %" PRIu64 "]",
+      block_size, BALLOC_MIN_BLOCK, BALLOC_MAX_BLOCK);
   strata__balloc *a = calloc(1, sizeof *a);
   STRATA__FAIL_IF(a == NULL, STRATA_E_NOMEM,
                   "staging pool: allocator metadata");
@@ -290,13 +289,14 @@ int strata__balloc_add_slab(strata__balloc *a, void *base, uint64_t bytes) {
                   BALLOC_SLAB_ALIGN);
   uint64_t n64 = bytes >> a->shift;
   STRATA__FAIL_IF(n64 == 0, STRATA_E_INVAL,
-                  "staging pool: slab of %" PRIu64 " bytes holds no block of %" PRIu64,
+                  "staging pool: slab of %" PRIu64
+                  " bytes holds no block of %" PRIu64,
                   bytes, a->block_size);
   STRATA__FAIL_IF(n64 > BALLOC_MAX_BLOCKS - a->blocks, STRATA_E_INVAL,
-                  "staging pool: slab of %" PRIu64 " blocks would make more than "
+                  "staging pool: slab of %" PRIu64
+                  " blocks would make more than "
                   "%" PRIu64 " blocks in all (%u already)",
-                  n64,
-                  (uint64_t)BALLOC_MAX_BLOCKS, a->blocks);
+                  n64, (uint64_t)BALLOC_MAX_BLOCKS, a->blocks);
   STRATA__FAIL_IF(a->slab_count >= (uint32_t)INT32_MAX, STRATA_E_INVAL,
                   "staging pool: too many slabs");
   uint32_t n = (uint32_t)n64, total = a->blocks + n;
@@ -432,7 +432,8 @@ BALLOC_SLOW static int alloc_limit(strata__balloc *a, uint32_t n) {
   }
   pthread_mutex_unlock(&a->lock);
   return strata__fail(STRATA_E_LIMIT,
-                      "staging pool: no run of %u free blocks (%" PRIu64 " free, "
+                      "staging pool: no run of %u free blocks (%" PRIu64
+                      " free, "
                       "largest run %" PRIu64 ")",
                       n, free_blocks, largest);
 }
@@ -495,7 +496,8 @@ bool strata__balloc_try(strata__balloc *a, uint32_t n, uint32_t keep,
 BALLOC_SLOW static void free_abort(const strata__balloc *a, uint32_t first,
                                    uint32_t n, const char *why) {
   fprintf(stderr,
-          "strata: staging pool: bad free of blocks [%u, %" PRIu64 ") (%u blocks "
+          "strata: staging pool: bad free of blocks [%u, %" PRIu64
+          ") (%u blocks "
           "in %u slabs): %s\n",
           first, (uint64_t)first + n, a->blocks, a->slab_count, why);
   abort();

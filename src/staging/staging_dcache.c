@@ -131,7 +131,7 @@ static int fill(strata__staging *st, const strata_txn *txn,
   int rc = strata__devent_new(st->dev, &e->ready);
   if (rc == 0)
     rc = strata__device_mem_alloc(st->dev, lay->size > 0 ? lay->size : 1, xs,
-                                &e->dptr);
+                                  &e->dptr);
   if (rc == 0)
     rc = strata__stage(st, txn, region_id, lay->id, 0, UINT64_MAX, false, &h);
   if (rc == 0)
@@ -203,7 +203,8 @@ int strata_device_cache_get(const strata_txn *txn, uint64_t region_id,
   STRATA__FAIL_IF(txn == NULL || ss == NULL, STRATA_E_INVAL,
                   "strata_device_cache_get: NULL argument");
   strata__staging *st;
-  STRATA__TRY(strata__staging_of(strata__txn_priv(txn)->store, "strata_device_cache_get", &st));
+  STRATA__TRY(strata__staging_of(strata__txn_priv(txn)->store,
+                                 "strata_device_cache_get", &st));
   strata__dcache *dc = &st->dcache;
   STRATA__FAIL_IF(dc->budget == 0, STRATA_E_STATE,
                   "strata_device_cache_get: %s has no device cache "
@@ -212,10 +213,9 @@ int strata_device_cache_get(const strata_txn *txn, uint64_t region_id,
   strata_layer lay;
   int rc = strata__get_quiet(txn, region_id, layer_id, &lay);
   if (rc < 0)
-    return strata__fail(rc,
-                        "device cache: region %" PRIu64 " layer %" PRIu64
-                        ": %s",
-                        region_id, layer_id, strata_strerror(rc));
+    return strata__fail(
+        rc, "device cache: region %" PRIu64 " layer %" PRIu64 ": %s", region_id,
+        layer_id, strata_strerror(rc));
   strata_device_layer *dl = malloc(sizeof *dl);
   if (dl == NULL)
     return strata__fail(STRATA_E_NOMEM, "strata_device_cache_get");

@@ -55,12 +55,12 @@ strata__direct *strata__direct_source(strata__staging *st,
     d->registered = rc == 0;
     char why[256];
     if (rc < 0)
-      strata__log(st->log, STRATA_LOG_INFO, "staging",
-                  "msg=\"direct path unavailable: copying through staging\" "
-                  "region=%" PRIu64 " bytes=%" PRIu64 " reason=%s",
-                  region_id, r->size,
-                  strata__log_quote(why, sizeof why,
-                                    strata_last_error_detail()));
+      strata__log(
+          st->log, STRATA_LOG_INFO, "staging",
+          "msg=\"direct path unavailable: copying through staging\" "
+          "region=%" PRIu64 " bytes=%" PRIu64 " reason=%s",
+          region_id, r->size,
+          strata__log_quote(why, sizeof why, strata_last_error_detail()));
     st->direct.list = d;
   }
   if (d != NULL && d->registered)

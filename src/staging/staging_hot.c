@@ -3,8 +3,8 @@
  *
  * The read path pays one increment and one test per lookup: every
  * staging.sample_period-th lookup a thread makes is pushed into its reader
- * slot's ring (strata__sample_push, store/store_sample.h), which only that thread writes.
- * A pass (strata__hot_tick, from the worker every 10 ms or from
+ * slot's ring (strata__sample_push, store/store_sample.h), which only that
+ * thread writes. A pass (strata__hot_tick, from the worker every 10 ms or from
  * strata_staging_tick) drains the rings, sets the CLOCK reference bit of
  * sampled layers that are staged, and counts samples of the others in a
  * candidate table; counts halve every second, so the threshold is a rate.
@@ -145,7 +145,8 @@ int strata__hot_tick(strata__staging *st) {
   /* Layers that passed the threshold in this pass. */
   uint64_t nhot = 0;
   for (uint64_t i = 0; i < keep; i++) {
-    if (st->hot.cand_n * 2 > st->hot.cand_mask + 1 && st->hot.cand_mask + 1 < CAND_MAX)
+    if (st->hot.cand_n * 2 > st->hot.cand_mask + 1 &&
+        st->hot.cand_mask + 1 < CAND_MAX)
       cand_rebuild(st, false); /* keep probes short */
     strata__hot_cand *c = cand_slot(st, smp[i].region, smp[i].layer);
     if (c == NULL)
@@ -188,10 +189,9 @@ int strata__hot_tick(strata__staging *st) {
       strata_staged_release(h);
       staged++;
       strata__log(st->log, STRATA_LOG_DEBUG, "staging",
-                  "msg=\"hot layer staged\" region=%" PRIu64 " layer=%" PRIu64 " bytes=%" PRIu64,
-                  smp[i].region,
-                  smp[i].layer,
-                  lay.size);
+                  "msg=\"hot layer staged\" region=%" PRIu64 " layer=%" PRIu64
+                  " bytes=%" PRIu64,
+                  smp[i].region, smp[i].layer, lay.size);
     }
     strata_read_end(&txn);
   }

@@ -25,8 +25,8 @@ typedef struct strata__hot_cand {
  * under the pool's `mu` (the statistics read it there). */
 typedef struct strata__hot {
   struct strata__sample_ring *rings; /* one per reader slot */
-  uint32_t threshold;             /* samples per second that make a layer hot */
-  uint64_t budget;                /* bytes hot layers may take */
+  uint32_t threshold; /* samples per second that make a layer hot */
+  uint64_t budget;    /* bytes hot layers may take */
   strata__hot_cand *cands;
   uint64_t cand_mask, cand_n;
   uint64_t last_decay_ns;

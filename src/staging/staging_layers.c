@@ -41,7 +41,8 @@ void strata__layers_destroy(strata__staging *st) {
 
 strata__slayer *strata__layers_find(strata__staging *st, uint64_t region_id,
                                     uint64_t layer_id) {
-  strata__lnode *n = strata__ltable_find(&st->pages.layers, region_id, layer_id);
+  strata__lnode *n =
+      strata__ltable_find(&st->pages.layers, region_id, layer_id);
   return n == NULL ? NULL : layer_of(n);
 }
 
@@ -103,7 +104,8 @@ void strata__pages_reap(strata__staging *st) {
 
 bool strata__pages_touch(strata__staging *st, uint64_t region_id,
                          uint64_t layer_id) {
-  strata__lnode *n = strata__ltable_find(&st->pages.layers, region_id, layer_id);
+  strata__lnode *n =
+      strata__ltable_find(&st->pages.layers, region_id, layer_id);
   if (n == NULL)
     return false;
   n->ref = true;

@@ -25,7 +25,8 @@
 #include "common/common.h"
 #include "staging/staging_ltable.h"
 
-int strata__ltable_init(strata__ltable *t, const char *what, uint32_t ring_cap) {
+int strata__ltable_init(strata__ltable *t, const char *what,
+                        uint32_t ring_cap) {
   *t = (strata__ltable){.what = what, .mask = 255, .cap = ring_cap};
   t->tab = calloc(t->mask + 1, sizeof *t->tab);
   t->ring = malloc(t->cap * sizeof *t->ring);
@@ -46,8 +47,9 @@ static int table_grow(strata__ltable *t) {
   uint64_t mask = t->mask * 2 + 1;
   strata__lnode **tab = calloc(mask + 1, sizeof *tab);
   if (tab == NULL)
-    return strata__fail(STRATA_E_NOMEM, "staging: %s table of %" PRIu64
-                        " slots", t->what, mask + 1);
+    return strata__fail(STRATA_E_NOMEM,
+                        "staging: %s table of %" PRIu64 " slots", t->what,
+                        mask + 1);
   for (uint64_t i = 0; i <= t->mask; i++) {
     for (strata__lnode *n = t->tab[i], *next; n != NULL; n = next) {
       next = n->hnext;

@@ -64,18 +64,16 @@ void strata__ltable_destroy(strata__ltable *t);
 
 /* Where the entry for a key is, or the chain's end when there is none:
  * the user can unlink through it. */
-static inline strata__lnode **strata__ltable_slot(strata__ltable *t,
-                                                  uint64_t region,
-                                                  uint64_t layer) {
+static inline strata__lnode **
+strata__ltable_slot(strata__ltable *t, uint64_t region, uint64_t layer) {
   strata__lnode **p = &t->tab[strata__layer_key_hash(region, layer) & t->mask];
   while (*p != NULL && ((*p)->region_id != region || (*p)->layer_id != layer))
     p = &(*p)->hnext;
   return p;
 }
 
-static inline strata__lnode *strata__ltable_find(strata__ltable *t,
-                                                 uint64_t region,
-                                                 uint64_t layer) {
+static inline strata__lnode *
+strata__ltable_find(strata__ltable *t, uint64_t region, uint64_t layer) {
   return *strata__ltable_slot(t, region, layer);
 }
 

@@ -15,17 +15,16 @@
 
 #include "staging/staging.h"
 
-
 /* Allocates `need` blocks into out[]: a contiguous run when one is free
  * (one copy per run to the device), else single blocks, evicting idle
  * layers only for the blocks that are missing. mu held. On failure nothing
  * stays allocated. */
 static int alloc_blocks(strata__staging *st, uint32_t need, uint32_t *out) {
   STRATA__FAIL_IF(need > st->blocks - st->fixed_blocks, STRATA_E_LIMIT,
-                  "staging: %u blocks of %" PRIu64 " bytes is more than the pool "
+                  "staging: %u blocks of %" PRIu64
+                  " bytes is more than the pool "
                   "holds for layers (%" PRIu64 " blocks)",
-                  need, st->block_size,
-                  (st->blocks - st->fixed_blocks));
+                  need, st->block_size, (st->blocks - st->fixed_blocks));
   strata__pages_reap(st);
   uint32_t first;
   if (strata__balloc_alloc(st->alloc, need, &first) == 0) {
@@ -37,7 +36,8 @@ static int alloc_blocks(strata__staging *st, uint32_t need, uint32_t *out) {
   while (got < need && strata__balloc_alloc(st->alloc, 1, &out[got]) == 0)
     got++;
   if (got < need) {
-    uint64_t used = st->pages.page_blocks + st->fixed_blocks, missing = need - got;
+    uint64_t used = st->pages.page_blocks + st->fixed_blocks,
+             missing = need - got;
     strata__pages_evict(st, used > missing ? used - missing : 0);
     while (got < need && strata__balloc_alloc(st->alloc, 1, &out[got]) == 0)
       got++;
@@ -49,7 +49,8 @@ static int alloc_blocks(strata__staging *st, uint32_t need, uint32_t *out) {
   for (uint32_t j = 0; j < got; j++)
     strata__balloc_free(st->alloc, out[j], 1);
   return strata__fail(STRATA_E_LIMIT,
-                      "staging: no room for %u blocks of %" PRIu64 " bytes: every "
+                      "staging: no room for %u blocks of %" PRIu64
+                      " bytes: every "
                       "other staged block is held or in transfer",
                       need, st->block_size);
 }
@@ -186,9 +187,9 @@ static int fill(strata__staging *st, strata__slayer *l, const uint8_t *data,
   if (done == NULL || (dedup && hs == NULL)) {
     free(done);
     XXH3_freeState(hs);
-    return strata__fail(STRATA_E_NOMEM, "staging: region %" PRIu64 " layer %" PRIu64,
-                        l->node.region_id,
-                        l->node.layer_id);
+    return strata__fail(STRATA_E_NOMEM,
+                        "staging: region %" PRIu64 " layer %" PRIu64,
+                        l->node.region_id, l->node.layer_id);
   }
   uint32_t spec = STRATA__BLOCK_NONE, spec_left = 0, ndone = 0;
   uint64_t copied_bytes = 0, hits = 0, hit_bytes = 0;
@@ -219,7 +220,8 @@ static int fill(strata__staging *st, strata__slayer *l, const uint8_t *data,
       h = XXH3_128bits(src, len);
       pthread_mutex_lock(&st->mu);
     }
-    uint32_t same = dedup ? strata__content_find(st, h, len) : STRATA__BLOCK_NONE;
+    uint32_t same =
+        dedup ? strata__content_find(st, h, len) : STRATA__BLOCK_NONE;
     if (same != STRATA__BLOCK_NONE) {
       if (b != STRATA__BLOCK_NONE)
         strata__balloc_free(st->alloc, b, 1); /* copied for nothing */
@@ -266,25 +268,23 @@ int strata__stage(strata__staging *st, const strata_txn *txn,
   strata_layer lay;
   int grc = strata__get_quiet(txn, region_id, layer_id, &lay);
   if (grc < 0)
-    return strata__fail(grc, "staging: region %" PRIu64 " layer %" PRIu64 ": %s",
-                        region_id,
-                        layer_id, strata_strerror(grc));
+    return strata__fail(grc,
+                        "staging: region %" PRIu64 " layer %" PRIu64 ": %s",
+                        region_id, layer_id, strata_strerror(grc));
   uint64_t bs = st->block_size;
   uint64_t npages = lay.size / bs + (lay.size % bs != 0);
   if (npages > UINT32_MAX)
     return strata__fail(STRATA_E_LIMIT,
-                        "staging: region %" PRIu64 " layer %" PRIu64 ": %" PRIu64 " bytes is too "
+                        "staging: region %" PRIu64 " layer %" PRIu64
+                        ": %" PRIu64 " bytes is too "
                         "large to stage",
-                        region_id,
-                        layer_id,
-                        lay.size);
+                        region_id, layer_id, lay.size);
   if (first > npages || (first == npages && npages > 0))
     return strata__fail(STRATA_E_BOUNDS,
-                        "staging: region %" PRIu64 " layer %" PRIu64 ": block %" PRIu64 " is past "
+                        "staging: region %" PRIu64 " layer %" PRIu64
+                        ": block %" PRIu64 " is past "
                         "its %" PRIu64 " blocks",
-                        region_id,
-                        layer_id, first,
-                        npages);
+                        region_id, layer_id, first, npages);
   if (n > npages - first)
     n = npages - first;
 
@@ -306,9 +306,9 @@ int strata__stage(strata__staging *st, const strata_txn *txn,
     l = calloc(1, sizeof *l + npages * sizeof l->pages[0]);
     if (l == NULL) {
       pthread_mutex_unlock(&st->mu);
-      return strata__fail(STRATA_E_NOMEM, "staging: region %" PRIu64 " layer %" PRIu64,
-                          region_id,
-                          layer_id);
+      return strata__fail(STRATA_E_NOMEM,
+                          "staging: region %" PRIu64 " layer %" PRIu64,
+                          region_id, layer_id);
     }
     *l = (strata__slayer){.node = {.region_id = region_id,
                                    .layer_id = layer_id,
@@ -331,9 +331,9 @@ int strata__stage(strata__staging *st, const strata_txn *txn,
   l->holders++;
   strata_staged *h = hold_alloc((uint32_t)n);
   int rc = h == NULL ? strata__fail(STRATA_E_NOMEM,
-                                    "staging: hold on region %" PRIu64 " layer %" PRIu64,
-                                    region_id,
-                                    layer_id)
+                                    "staging: hold on region %" PRIu64
+                                    " layer %" PRIu64,
+                                    region_id, layer_id)
                      : fill(st, l, lay.data, (uint32_t)first, (uint32_t)n);
   if (rc < 0) {
     free(h);
@@ -365,7 +365,8 @@ int strata_stage_part(const strata_txn *txn, uint64_t region_id,
   *out = NULL;
   STRATA__FAIL_IF(txn == NULL, STRATA_E_INVAL, "strata_stage: NULL txn");
   strata__staging *st;
-  STRATA__TRY(strata__staging_of(strata__txn_priv(txn)->store, "strata_stage", &st));
+  STRATA__TRY(
+      strata__staging_of(strata__txn_priv(txn)->store, "strata_stage", &st));
   return strata__stage(st, txn, region_id, layer_id, first_block, n_blocks,
                        false, out);
 }

@@ -31,8 +31,8 @@ enum strata__slab_method {
 typedef struct strata__slab {
   void *base;
   size_t bytes;
-  int node;   /* NUMA node the memory was bound to, -1 none */
-  int method; /* strata__slab_method */
+  int node;          /* NUMA node the memory was bound to, -1 none */
+  int method;        /* strata__slab_method */
   uint64_t alloc_ns; /* allocate + touch + pin, CLOCK_MONOTONIC */
 } strata__slab;
 

@@ -40,20 +40,26 @@
 int strata__transfer_init(strata__staging *st) {
   const strata_store_config *c = &st->store->config;
   st->transfer.nstreams = c->staging.streams;
-  st->transfer.streams = calloc(st->transfer.nstreams, sizeof *st->transfer.streams);
+  st->transfer.streams =
+      calloc(st->transfer.nstreams, sizeof *st->transfer.streams);
   st->transfer.pack_bytes = c->staging.pack_bytes;
   st->transfer.npack = 2 * st->transfer.nstreams;
-  st->transfer.pack_block = calloc(st->transfer.npack, sizeof *st->transfer.pack_block);
-  st->transfer.pack_ev = calloc(st->transfer.npack, sizeof *st->transfer.pack_ev);
-  if (st->transfer.streams == NULL || st->transfer.pack_block == NULL || st->transfer.pack_ev == NULL)
-    return strata__fail(STRATA_E_NOMEM, "staging: %u streams", st->transfer.nstreams);
+  st->transfer.pack_block =
+      calloc(st->transfer.npack, sizeof *st->transfer.pack_block);
+  st->transfer.pack_ev =
+      calloc(st->transfer.npack, sizeof *st->transfer.pack_ev);
+  if (st->transfer.streams == NULL || st->transfer.pack_block == NULL ||
+      st->transfer.pack_ev == NULL)
+    return strata__fail(STRATA_E_NOMEM, "staging: %u streams",
+                        st->transfer.nstreams);
   for (uint32_t i = 0; i < st->transfer.npack; i++)
     st->transfer.pack_block[i] = STRATA__BLOCK_NONE;
   for (uint32_t i = 0; i < st->transfer.nstreams; i++)
     STRATA__TRY(strata__dstream_new(st->dev, &st->transfer.streams[i]));
   uint32_t per = (uint32_t)(st->transfer.pack_bytes / st->block_size);
   for (uint32_t i = 0; i < st->transfer.npack; i++) {
-    STRATA__TRY(strata__balloc_alloc(st->alloc, per, &st->transfer.pack_block[i]));
+    STRATA__TRY(
+        strata__balloc_alloc(st->alloc, per, &st->transfer.pack_block[i]));
     st->fixed_blocks += per;
     STRATA__TRY(strata__devent_new(st->dev, &st->transfer.pack_ev[i]));
   }
@@ -62,9 +68,11 @@ int strata__transfer_init(strata__staging *st) {
 }
 
 void strata__transfer_destroy(strata__staging *st) {
-  for (uint32_t i = 0; st->transfer.streams != NULL && i < st->transfer.nstreams; i++)
+  for (uint32_t i = 0;
+       st->transfer.streams != NULL && i < st->transfer.nstreams; i++)
     strata__dstream_free(st->transfer.streams[i]); /* drains */
-  for (uint32_t i = 0; st->transfer.pack_ev != NULL && i < st->transfer.npack; i++)
+  for (uint32_t i = 0; st->transfer.pack_ev != NULL && i < st->transfer.npack;
+       i++)
     strata__devent_free(st->transfer.pack_ev[i]);
   strata__devent_free(st->transfer.join_ev);
   strata__devent_free(st->transfer.start_ev);
@@ -168,7 +176,7 @@ int strata_device_alloc(strata_store *s, uint64_t size, strata_stream *ss,
   strata__staging *st;
   STRATA__TRY(strata__staging_of(s, "strata_device_alloc", &st));
   return strata__device_mem_alloc(st->dev, (size_t)size,
-                                ss != NULL ? ss->xs : NULL, out);
+                                  ss != NULL ? ss->xs : NULL, out);
 }
 
 int strata_device_free(strata_store *s, void *p, strata_stream *ss) {
@@ -214,7 +222,8 @@ static int enqueue_copy(strata__staging *st, strata__dstream *xs, void *dst,
     return rc;
   }
   atomic_fetch_add_explicit(&st->transfer.transfers, 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&st->transfer.transfer_bytes, len, memory_order_relaxed);
+  atomic_fetch_add_explicit(&st->transfer.transfer_bytes, len,
+                            memory_order_relaxed);
   return 0;
 }
 
@@ -243,8 +252,10 @@ int strata_stage_to_device(const strata_staged *h, void *dst,
     strata__pages_inflight_done(h->layer);
     return rc;
   }
-  atomic_fetch_add_explicit(&st->transfer.transfers, h->nseg, memory_order_relaxed);
-  atomic_fetch_add_explicit(&st->transfer.transfer_bytes, h->size, memory_order_relaxed);
+  atomic_fetch_add_explicit(&st->transfer.transfers, h->nseg,
+                            memory_order_relaxed);
+  atomic_fetch_add_explicit(&st->transfer.transfer_bytes, h->size,
+                            memory_order_relaxed);
   return 0;
 }
 
@@ -263,10 +274,9 @@ static int resolve(const strata_txn *txn, const strata_layer_ref *refs,
     int rc =
         strata__get_quiet(txn, refs[i].region_id, refs[i].layer_id, &lay[i]);
     if (rc < 0)
-      return strata__fail(rc, "path step %zu: region %" PRIu64 " layer %" PRIu64 ": %s", i,
-                          refs[i].region_id,
-                          refs[i].layer_id,
-                          strata_strerror(rc));
+      return strata__fail(
+          rc, "path step %zu: region %" PRIu64 " layer %" PRIu64 ": %s", i,
+          refs[i].region_id, refs[i].layer_id, strata_strerror(rc));
     off = align_up(off) + lay[i].size;
   }
   *total = off;
@@ -332,7 +342,8 @@ static int flush(batch *b) {
       strata__dstream_sync(xs);
       return rc;
     }
-    atomic_fetch_add_explicit(&st->transfer.packed_copies, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&st->transfer.packed_copies, 1,
+                              memory_order_relaxed);
     b->dev_off += b->fill;
     b->fill = 0;
     b->buf = (b->buf + 1) % st->transfer.npack;
@@ -386,8 +397,8 @@ int strata_stage_path_to_device(const strata_txn *txn,
       (device_buf == NULL && n > 0))
     return strata__fail(STRATA_E_INVAL, "strata_stage_path_to_device: NULL");
   strata__staging *st;
-  STRATA__TRY(
-      strata__staging_of(strata__txn_priv(txn)->store, "strata_stage_path_to_device", &st));
+  STRATA__TRY(strata__staging_of(strata__txn_priv(txn)->store,
+                                 "strata_stage_path_to_device", &st));
   strata_layer *lay = malloc((n > 0 ? n : 1) * sizeof *lay);
   if (lay == NULL)
     return strata__fail(STRATA_E_NOMEM,
@@ -453,7 +464,8 @@ int strata_stage_path_to_device(const strata_txn *txn,
   for (uint32_t i = 0; i < st->transfer.nstreams; i++) {
     if ((b.streams_used & ((uint64_t)1 << i)) == 0)
       continue;
-    int jrc = strata__devent_record(st->transfer.join_ev, st->transfer.streams[i]);
+    int jrc =
+        strata__devent_record(st->transfer.join_ev, st->transfer.streams[i]);
     if (jrc == 0)
       jrc = strata__dstream_wait(ss->xs, st->transfer.join_ev);
     if (jrc < 0) {

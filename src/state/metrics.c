@@ -62,7 +62,7 @@ static void per_region(FILE *f, json_t *regions, const char *name,
   json_t *r;
   json_array_foreach(regions, i, r) {
     emit(f, "%s{region_id=\"%" PRId64 "\",region=\"", name,
-            (int64_t)get_int(r, "id"));
+         (int64_t)get_int(r, "id"));
     label(f, json_string_value(json_object_get(r, "name")));
     emit(f, "\"} %.17g\n", value(r));
   }
@@ -76,7 +76,7 @@ static void per_pool(FILE *f, json_t *pools, const char *name, const char *type,
   json_t *p;
   json_array_foreach(pools, i, p)
       emit(f, "%s{block_size=\"%" PRId64 "\"} %" PRId64 "\n", name,
-              (int64_t)get_int(p, "block_size"), (int64_t)get_int(p, key));
+           (int64_t)get_int(p, "block_size"), (int64_t)get_int(p, key));
 }
 
 static double r_layers(json_t *r) {
@@ -109,14 +109,15 @@ static void render_staging(FILE *f, json_t *sg) {
        "fragmentation_permille"},
       {"strata_staging_alloc_failures_total", "counter",
        "Block allocations that found no room.", "blocks", "alloc_failures"},
-      {"strata_staging_layers", "gauge", "Layers with staged pages.",
-       "layers", "staged"},
+      {"strata_staging_layers", "gauge", "Layers with staged pages.", "layers",
+       "staged"},
       {"strata_staging_bytes", "gauge", "Content bytes staged.", "layers",
        "staged_bytes"},
       {"strata_staging_shared_blocks", "gauge",
        "Blocks more than one layer uses.", "layers", "shared_blocks"},
       {"strata_staging_dedup_hits_total", "counter",
-       "Pages found already staged (sharing its block).", "layers", "dedup_hits"},
+       "Pages found already staged (sharing its block).", "layers",
+       "dedup_hits"},
       {"strata_staging_hot_layers", "gauge", "Layers staged as hot.", "hot",
        "layers"},
       {"strata_staging_hot_bytes", "gauge", "Bytes of hot layers.", "hot",
@@ -133,11 +134,9 @@ static void render_staging(FILE *f, json_t *sg) {
       {"strata_staging_transfer_bytes_total", "counter",
        "Bytes copied to the device.", "transfers", "bytes"},
       {"strata_staging_device_bytes", "gauge",
-       "Device memory allocated through Strata.", "transfers",
-       "device_bytes"},
+       "Device memory allocated through Strata.", "transfers", "device_bytes"},
       {"strata_staging_device_cache_bytes", "gauge",
-       "Bytes of layers in the device layer cache.", "device_cache",
-       "bytes"},
+       "Bytes of layers in the device layer cache.", "device_cache", "bytes"},
       {"strata_staging_device_cache_hits_total", "counter",
        "Device layer cache hits.", "device_cache", "hits"},
       {"strata_staging_device_cache_misses_total", "counter",
@@ -162,7 +161,7 @@ static void render(FILE *f, json_t *doc) {
 
   head(f, "strata_info", "gauge", "Library version (always 1).");
   emit(f, "strata_info{version=\"%s\"} 1\n",
-          json_string_value(json_object_get(doc, "strata_version")));
+       json_string_value(json_object_get(doc, "strata_version")));
   metric(f, "strata_memory_heap_bytes", "gauge",
          "Heap bytes used by protos and pools.",
          (double)get_int(mem, "heap_bytes"));
@@ -235,7 +234,7 @@ static void render(FILE *f, json_t *doc) {
   json_t *n;
   json_object_foreach(json_object_get(st, "errors"), code, n)
       emit(f, "strata_errors_total{code=\"%s\"} %" PRId64 "\n", code,
-              (int64_t)json_integer_value(n));
+           (int64_t)json_integer_value(n));
 
   render_staging(f, json_object_get(doc, "staging"));
 

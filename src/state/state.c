@@ -127,7 +127,8 @@ static json_t *region_json(const strata__entry *e, const strata_txn *txn,
     return NULL;
   uint64_t layers = e->file ? e->file->region->n : 0;
   if (e->overlay != NULL)
-    layers += (uint64_t)strata__overlay_delta(e->overlay, strata__txn_priv(txn)->version);
+    layers += (uint64_t)strata__overlay_delta(e->overlay,
+                                              strata__txn_priv(txn)->version);
   set(o, "layer_count", u64(layers), ok);
   if (e->file == NULL) {
     set(o, "file", json_null(), ok);
@@ -237,9 +238,10 @@ int strata__state_collect(strata_store *s, unsigned flags, json_t **out) {
       "s:{s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:I, s:I, s:o}, "
       "s:{s:I, s:I, s:I, s:I, s:I}}",
       "strata_version", strata_version_string(), "format_version",
-      STATE_DOC_VERSION, "time_unix_ms", (json_int_t)strata__unix_ms(), "dir", s->dir, "config",
-      config_json(s), "memory", "heap_bytes", (json_int_t)heap, "limit_bytes",
-      (json_int_t)s->config.memory_limit, "used_ratio",
+      STATE_DOC_VERSION, "time_unix_ms", (json_int_t)strata__unix_ms(), "dir",
+      s->dir, "config", config_json(s), "memory", "heap_bytes",
+      (json_int_t)heap, "limit_bytes", (json_int_t)s->config.memory_limit,
+      "used_ratio",
       s->config.memory_limit ? (double)heap / (double)s->config.memory_limit
                              : 0.0,
       "threshold", threshold_name(level), "thresholds_pct", "warn",

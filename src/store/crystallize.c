@@ -63,9 +63,8 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id) {
   STRATA__FAIL_IF(old == NULL || old->overlay == NULL, STRATA_E_NO_REGION,
                   "%s: region %" PRIu64 " has no proto to crystallize", s->dir,
                   id);
-  char *path = old->file != NULL
-                   ? strdup(old->file->path)
-                   : strata__store_path(s, old->name, ".region");
+  char *path = old->file != NULL ? strdup(old->file->path)
+                                 : strata__store_path(s, old->name, ".region");
   if (path == NULL)
     return strata__fail(STRATA_E_NOMEM, "%s: allocating", s->dir);
   if (old->file == NULL) {

@@ -23,9 +23,9 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#include "region/region.h"
 #include "common/log.h"
 #include "common/pool.h"
+#include "region/region.h"
 #include "store/store_sample.h"
 
 /* ---- epoch-based reclamation (ebr.c) ------------------------------------ */

@@ -88,4 +88,3 @@ int strata__store_lock(struct strata_store *s) {
               strata__log_quote(qd, sizeof qd, s->dir), (long)getpid());
   return 0;
 }
-

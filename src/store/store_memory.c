@@ -31,7 +31,7 @@ uint64_t strata__memory_threshold(const struct strata_store *s, unsigned pct) {
 strata__mem_level strata__memory_level(const struct strata_store *s,
                                        uint64_t heap) {
   const strata_store_config *c = &s->config;
-  return heap >= strata__memory_threshold(s, c->refuse_pct)  ? STRATA__MEM_REFUSE
+  return heap >= strata__memory_threshold(s, c->refuse_pct) ? STRATA__MEM_REFUSE
          : heap >= strata__memory_threshold(s, c->evict_pct) ? STRATA__MEM_EVICT
          : heap >= strata__memory_threshold(s, c->warn_pct)  ? STRATA__MEM_WARN
                                                              : STRATA__MEM_OK;

@@ -35,9 +35,9 @@ static inline void sample(const strata_txn *txn, uint64_t region_id,
 
 static void add(_Atomic uint64_t *counter, uint64_t v) {
   /* Only the owner thread writes: a load and a store, no read-modify-write. */
-  atomic_store_explicit(
-      counter, atomic_load_explicit(counter, memory_order_relaxed) + v,
-      memory_order_relaxed);
+  atomic_store_explicit(counter,
+                        atomic_load_explicit(counter, memory_order_relaxed) + v,
+                        memory_order_relaxed);
 }
 
 int strata_read_begin(strata_store *s, strata_txn *txn) {
@@ -118,8 +118,8 @@ static int lookup(const strata_txn *txn, const strata__entry *e,
   if (e == NULL)
     return -1;
   if (e->overlay != NULL) {
-    const strata__lver *lv =
-        strata__overlay_find(e->overlay, layer_id, strata__txn_priv(txn)->version);
+    const strata__lver *lv = strata__overlay_find(
+        e->overlay, layer_id, strata__txn_priv(txn)->version);
     if (lv != NULL) {
       if (lv->flags & STRATA__LV_TOMBSTONE)
         return 0;
@@ -175,8 +175,8 @@ int strata_get_by_name(const strata_txn *txn, uint64_t region_id,
   if (name == NULL || out == NULL)
     return strata__fail(STRATA_E_INVAL, "strata_get_by_name: NULL argument");
   if (e->overlay != NULL) {
-    const strata__lver *lv = strata__overlay_find_name(e->overlay, name,
-                                                       name_len, strata__txn_priv(txn)->version);
+    const strata__lver *lv = strata__overlay_find_name(
+        e->overlay, name, name_len, strata__txn_priv(txn)->version);
     if (lv != NULL) {
       fill_from_lver(lv, out);
       count_get(txn, true, out->size);
@@ -190,7 +190,8 @@ int strata_get_by_name(const strata_txn *txn, uint64_t region_id,
     /* The file's layer counts only if the proto did not replace or remove
      * it (a replacement with the same name was found above). */
     if (e->overlay == NULL ||
-        strata__overlay_find(e->overlay, l.id, strata__txn_priv(txn)->version) == NULL) {
+        strata__overlay_find(e->overlay, l.id,
+                             strata__txn_priv(txn)->version) == NULL) {
       *out = l;
       count_get(txn, true, out->size);
       sample(txn, region_id, out->id);
@@ -198,10 +199,9 @@ int strata_get_by_name(const strata_txn *txn, uint64_t region_id,
     }
   }
   count_get(txn, false, 0);
-  return strata__fail(STRATA_E_NOT_FOUND,
-                      "region %" PRIu64 " (%s): no layer named \"%.*s\"",
-                      region_id, e->name,
-                      (int)(name_len > 200 ? 200 : name_len), name);
+  return strata__fail(
+      STRATA_E_NOT_FOUND, "region %" PRIu64 " (%s): no layer named \"%.*s\"",
+      region_id, e->name, (int)(name_len > 200 ? 200 : name_len), name);
 }
 
 int strata_find_region(const strata_txn *txn, const char *name,
@@ -209,7 +209,8 @@ int strata_find_region(const strata_txn *txn, const char *name,
   if (txn == NULL || strata__txn_priv(txn)->catalog == NULL || name == NULL ||
       region_id == NULL)
     return strata__fail(STRATA_E_INVAL, "strata_find_region: NULL argument");
-  const strata__entry *e = strata__catalog_find_name(strata__txn_priv(txn)->catalog, name);
+  const strata__entry *e =
+      strata__catalog_find_name(strata__txn_priv(txn)->catalog, name);
   if (e == NULL)
     return strata__fail(STRATA_E_NO_REGION, "no region named \"%s\"", name);
   *region_id = e->id;
@@ -257,15 +258,17 @@ uint64_t strata_store_region_count(const strata_txn *txn) {
 int strata_store_region_at(const strata_txn *txn, uint64_t index,
                            strata_store_region *out) {
   if (txn == NULL || strata__txn_priv(txn)->catalog == NULL || out == NULL)
-    return strata__fail(STRATA_E_INVAL, "strata_store_region_at: NULL argument");
+    return strata__fail(STRATA_E_INVAL,
+                        "strata_store_region_at: NULL argument");
   const strata__catalog *c = strata__txn_priv(txn)->catalog;
   if (index >= c->n)
-    return strata__fail(STRATA_E_BOUNDS,
-                        "region index %" PRIu64 " of %" PRIu64, index, c->n);
+    return strata__fail(STRATA_E_BOUNDS, "region index %" PRIu64 " of %" PRIu64,
+                        index, c->n);
   const strata__entry *e = c->by_order[index];
   uint64_t layers = e->file ? strata_region_layer_count(e->file->region) : 0;
   if (e->overlay != NULL)
-    layers += (uint64_t)strata__overlay_delta(e->overlay, strata__txn_priv(txn)->version);
+    layers += (uint64_t)strata__overlay_delta(e->overlay,
+                                              strata__txn_priv(txn)->version);
   *out = (strata_store_region){.id = e->id,
                                .name = e->name,
                                .metadata = e->metadata,

@@ -99,4 +99,3 @@ int strata_store_refresh(strata_store *s) {
   pthread_mutex_unlock(&s->write_mu);
   return rc;
 }
-

@@ -189,13 +189,13 @@ static bool conflicts(struct strata_store *s, strata__entry **have, size_t n,
                                                               : NULL;
     if (why != NULL) {
       char qf[STRATA__LOG_PATH], qb[STRATA__LOG_PATH];
-      strata__log(&s->log, STRATA_LOG_WARN, "store",
-                  "msg=\"region skipped: %s already served\" file=%s "
-                  "region_id=%" PRIu64 " served_by=%s",
-                  why, strata__log_quote(qf, sizeof qf, f->path), info.id,
-                  strata__log_quote(qb, sizeof qb,
-                                    have[i]->file ? have[i]->file->path
-                                                  : "(proto)"));
+      strata__log(
+          &s->log, STRATA_LOG_WARN, "store",
+          "msg=\"region skipped: %s already served\" file=%s "
+          "region_id=%" PRIu64 " served_by=%s",
+          why, strata__log_quote(qf, sizeof qf, f->path), info.id,
+          strata__log_quote(qb, sizeof qb,
+                            have[i]->file ? have[i]->file->path : "(proto)"));
       return true;
     }
   }
@@ -242,11 +242,11 @@ int strata__store_load(struct strata_store *s, char **names, size_t count,
     j.files[i] = NULL; /* owned by the entry now */
     have[(*n)++] = e;
     char qf[STRATA__LOG_PATH];
-    strata__log(
-        &s->log, STRATA_LOG_INFO, "store",
-        "msg=\"region loaded\" file=%s region_id=%" PRIu64 " layers=%" PRIu64,
-        strata__log_quote(qf, sizeof qf, e->file->path), e->id,
-        strata_region_layer_count(e->file->region));
+    strata__log(&s->log, STRATA_LOG_INFO, "store",
+                "msg=\"region loaded\" file=%s region_id=%" PRIu64
+                " layers=%" PRIu64,
+                strata__log_quote(qf, sizeof qf, e->file->path), e->id,
+                strata_region_layer_count(e->file->region));
   }
   for (size_t i = 0; i < count; i++) {
     if (j.files != NULL && j.files[i] != NULL)
@@ -259,4 +259,3 @@ int strata__store_load(struct strata_store *s, char **names, size_t count,
   free(j.details);
   return rc;
 }
-

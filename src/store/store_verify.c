@@ -6,7 +6,6 @@
 
 #include "store/store_internal.h"
 
-
 /* Reading the whole index to checksum it is most of the cost of opening a
  * region (about 72 bytes per layer: 100 MB for 14 regions of 100,000
  * layers, which memory bandwidth alone makes take longer than the 10 ms a
@@ -30,12 +29,12 @@ static void *verify_main(void *arg) {
           continue;
         uint64_t id = c->by_order[k]->id;
         char qf[STRATA__LOG_PATH], qt[STRATA__LOG_TEXT];
-        strata__log(&s->log, STRATA_LOG_ERROR, "store",
-                    "msg=\"region withdrawn: its index does not match its "
-                    "checksum\" file=%s region_id=%" PRIu64 " detail=%s",
-                    strata__log_quote(qf, sizeof qf, f->path), id,
-                    strata__log_quote(qt, sizeof qt,
-                                      strata_last_error_detail()));
+        strata__log(
+            &s->log, STRATA_LOG_ERROR, "store",
+            "msg=\"region withdrawn: its index does not match its "
+            "checksum\" file=%s region_id=%" PRIu64 " detail=%s",
+            strata__log_quote(qf, sizeof qf, f->path), id,
+            strata__log_quote(qt, sizeof qt, strata_last_error_detail()));
         if (strata__catalog_swap(s, NULL, id) < 0)
           strata__log(&s->log, STRATA_LOG_ERROR, "store",
                       "msg=\"could not withdraw the region\" file=%s",

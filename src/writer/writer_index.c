@@ -114,8 +114,8 @@ static void plan_free(index_plan *p) {
 
 /* Sparse ids under p->seed: builds the perfect hash, puts the entries in
  * slot order (each remembers its slot in .hash: in the file, its entry
- * number) and records the slots in id order in p->id_order. Expects the entries in id order. *ok is false when the seed
- * does not work. */
+ * number) and records the slots in id order in p->id_order. Expects the entries
+ * in id order. *ok is false when the seed does not work. */
 static int place_ids(strata_writer *w, index_plan *p, bool *ok) {
   uint64_t n = w->n;
   uint64_t *hashes = malloc(n * sizeof *hashes);
@@ -385,8 +385,7 @@ static int serialize(strata_writer *w, const index_plan *p, uint64_t index_off,
   strata__wr64(h + STRATA__H_SLOT_COUNT, p->dense ? 0 : strata__slot_count(n));
   strata__wr64(h + STRATA__H_PILOT_COUNT,
                p->dense ? 0 : strata__pilot_count(n));
-  strata__wr32(h + STRATA__H_NAME_BITS,
-               p->m ? strata__ceil_log2(p->m) : 0);
+  strata__wr32(h + STRATA__H_NAME_BITS, p->m ? strata__ceil_log2(p->m) : 0);
   strata__wr64(h + STRATA__H_HASH_SEED, p->seed);
   strata__wr32(h + STRATA__H_RNAME_LEN, (uint32_t)strlen(w->name));
   strata__wr64(h + STRATA__H_RNAME_OFF, rname_off);

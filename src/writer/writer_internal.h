@@ -61,12 +61,12 @@ struct strata_writer {
   uint64_t n, cap;
   strata__buf strings; /* names and metadata, NUL-terminated */
   strata__wset ids, names;
-  bool ids_indexed; /* `ids` is built: some id came out of order */
+  bool ids_indexed;  /* `ids` is built: some id came out of order */
   uint64_t set_seed; /* random seed of the in-memory sets' hash */
 
   bool in_layer;
   bool out_of_order; /* some layer came after one with a larger id */
-  bool failed; /* a write failed: only abort is possible */
+  bool failed;       /* a write failed: only abort is possible */
   XXH3_state_t *xxh;
   uint64_t last_progress;
 

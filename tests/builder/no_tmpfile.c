@@ -32,7 +32,7 @@ static int intercept(const char *sym, int dirfd, const char *path, int flags,
   do {                                                                         \
     va_list ap;                                                                \
     va_start(ap, flags);                                                       \
-    if (((flags) & O_CREAT) || ((flags) & O_TMPFILE) == O_TMPFILE)             \
+    if (((flags)&O_CREAT) || ((flags)&O_TMPFILE) == O_TMPFILE)                 \
       (mode) = (mode_t)va_arg(ap, int);                                        \
     va_end(ap);                                                                \
   } while (0)

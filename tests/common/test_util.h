@@ -11,8 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <setjmp.h>
 #include <cmocka.h>
+#include <setjmp.h>
 
 #include "strata.h"
 
@@ -87,7 +87,7 @@ static inline void test_write_file(const char *path, const void *p,
   do {                                                                         \
     int test__rc = (expr);                                                     \
     if (test__rc != 0)                                                         \
-      fail_msg("%s -> %s: %s", #expr, strata_err_name(test__rc),              \
+      fail_msg("%s -> %s: %s", #expr, strata_err_name(test__rc),               \
                strata_last_error_detail());                                    \
   } while (0)
 
@@ -96,9 +96,8 @@ static inline void test_write_file(const char *path, const void *p,
   do {                                                                         \
     int test__rc = (expr);                                                     \
     if (test__rc != (want))                                                    \
-      fail_msg("%s -> %s (%s), expected %s", #expr,                            \
-               strata_err_name(test__rc), strata_last_error_detail(),          \
-               strata_err_name(want));                                         \
+      fail_msg("%s -> %s (%s), expected %s", #expr, strata_err_name(test__rc), \
+               strata_last_error_detail(), strata_err_name(want));             \
   } while (0)
 
 #endif /* STRATA_TEST_UTIL_H */

@@ -203,8 +203,7 @@ static image base_dense_unpacked(void) {
   static const int order[5] = {1, 0, 2, 3, 4};
   for (int i = 0; i < 5; i++)
     u[i] = l[order[i]];
-  image im = write_region("dense-unpacked.region", 12,
-                          "hostile-dense-unpacked",
+  image im = write_region("dense-unpacked.region", 12, "hostile-dense-unpacked",
                           "{\"base\":\"dense-unpacked\"}", 64, u, 5);
   if (!has_flag(&im, STRATA_REGION_DENSE_IDS) ||
       has_flag(&im, STRATA_REGION_PACKED_LOCATORS))
@@ -332,7 +331,9 @@ static uint8_t *sloc(image *m, uint64_t i) {
 static uint8_t *dloc(image *m, uint64_t i) {
   return locators(m) + i * STRATA__LOC_SIZE;
 }
-static uint8_t *ppos(image *m, uint64_t i) { return locators(m) + i * 8; }
+static uint8_t *ppos(image *m, uint64_t i) {
+  return locators(m) + i * 8;
+}
 static bool entry_empty(image *m, uint64_t i) {
   return !is_dense(m) &&
          strata__rd32(entry(m, i) + STRATA__E_FLAGS) == STRATA__EMPTY_ENTRY;
@@ -1621,12 +1622,12 @@ static void gen_seeds(const char *tests, const bases *b) {
     free(c.p);
   }
   const char *hostile[] = {
-      "slots-swapped",          "pilot-changed",
-      "slot-too-many-used",     "slot-too-few-used",
-      "dense-locator-offset",   "packed-position-start",
-      "packed-position-end",    "empty-slot-locator-offset",
-      "content-len-past-end",   "name-record-outside-bucket",
-      "name-bucket-over-64",    "sparse-duplicate-id",
+      "slots-swapped",        "pilot-changed",
+      "slot-too-many-used",   "slot-too-few-used",
+      "dense-locator-offset", "packed-position-start",
+      "packed-position-end",  "empty-slot-locator-offset",
+      "content-len-past-end", "name-record-outside-bucket",
+      "name-bucket-over-64",  "sparse-duplicate-id",
   };
   for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++) {
     size_t c = case_index(hostile[i]);
@@ -1664,16 +1665,11 @@ int main(int argc, char **argv) {
   free(b.empty.p);
   free(b.tail.p);
   free(b.unpacked.p);
-  const char *names[] = {"dense.region",
-                         "dense-unpacked.region",
-                         "sparse.region",
-                         "wide.region",
-                         "empty.region",
-                         "one.region",
-                         "tail.region",
-                         "v1-dense.region",
-                         "v1-dense-unpacked.region",
-                         "v1-sparse.region"};
+  const char *names[] = {
+      "dense.region",    "dense-unpacked.region", "sparse.region",
+      "wide.region",     "empty.region",          "one.region",
+      "tail.region",     "v1-dense.region",       "v1-dense-unpacked.region",
+      "v1-sparse.region"};
   char path[4096];
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     FMT(path, "%s/%s", g_tmp, names[i]);

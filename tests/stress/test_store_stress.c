@@ -723,9 +723,9 @@ static bool check_dump(writer *w, strata_store *s) {
     w->failed = true;
     return false;
   }
-  static const char *const members[] = {"strata_version", "config", "memory",
-                                        "regions", "protos", "pools",
-                                        "statistics", "snapshots"};
+  static const char *const members[] = {"strata_version", "config",   "memory",
+                                        "regions",        "protos",   "pools",
+                                        "statistics",     "snapshots"};
   bool ok = true;
   for (size_t i = 0; i < sizeof members / sizeof members[0]; i++)
     ok &= json_object_get(doc, members[i]) != NULL;
@@ -1105,8 +1105,7 @@ static void test_store_stress(void **state) {
          " puts, %" PRIu64 " removes, %" PRIu64 " creates, %" PRIu64
          " opens, %" PRIu64 " discards, %" PRIu64 " files removed, %" PRIu64
          " refreshes, %" PRIu64 " reclaims, %" PRIu64
-         " state dumps; mappings sampled %" PRIu64
-         " times, at most %d\n",
+         " state dumps; mappings sampled %" PRIu64 " times, at most %d\n",
          w.swaps, w.puts, w.removes, w.creates, w.opens, w.discards, w.drops,
          w.refreshes, w.reclaims, w.dumps, w.map_samples, w.max_mapped);
   printf("stress: writer time: %.2f s crystallizing, %.2f s in "

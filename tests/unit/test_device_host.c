@@ -21,8 +21,8 @@
 #include "test_util.h"
 
 #include "common/log.h"
-#include "staging/staging_slab.h"
 #include "device/device.h"
+#include "staging/staging_slab.h"
 
 static strata__logger quiet;
 

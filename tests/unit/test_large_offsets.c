@@ -22,8 +22,8 @@ static void test_offsets_past_4gib(void **state) {
   assert_strata_ok(strata_writer_append_zeros(w, BIG));
   assert_strata_ok(strata_writer_append(w, "!", 1));
   assert_strata_ok(strata_writer_end_layer(w));
-  assert_strata_ok(strata_writer_add(w, 3, "tail", "{\"after\":\"4GiB\"}",
-                                     "tail", 4));
+  assert_strata_ok(
+      strata_writer_add(w, 3, "tail", "{\"after\":\"4GiB\"}", "tail", 4));
   assert_strata_ok(strata_writer_commit(w));
 
   struct stat st;
@@ -52,8 +52,8 @@ static void test_offsets_past_4gib(void **state) {
   assert_strata_ok(strata_region_get(r, 1, &head));
   assert_strata_ok(strata_region_get(r, 3, &l));
   /* Layer 1 is the first blob, so this is layer 3's offset in the file. */
-  uint64_t off = info.data_offset +
-                 (uint64_t)((const uint8_t *)l.data - (const uint8_t *)head.data);
+  uint64_t off = info.data_offset + (uint64_t)((const uint8_t *)l.data -
+                                               (const uint8_t *)head.data);
   assert_true(off > (4ull << 30));
   assert_memory_equal(l.data, "tail", 4);
   assert_int_equal(l.checksum, XXH3_64bits("tail", 4));

@@ -70,10 +70,12 @@ static void test_line_format_and_levels(void **state) {
    * then key=value fields. */
   regex_t re;
   assert_int_equal(
-      regcomp(&re,
-              "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z "
-              "(TRACE|DEBUG|INFO|WARN|ERROR) [a-z]+: msg=\"[^\"]+\"( [a-z_]+=[^ ]+)*$",
-              REG_EXTENDED | REG_NEWLINE),
+      regcomp(
+          &re,
+          "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z "
+          "(TRACE|DEBUG|INFO|WARN|ERROR) [a-z]+: msg=\"[^\"]+\"( [a-z_]+=[^ "
+          "]+)*$",
+          REG_EXTENDED | REG_NEWLINE),
       0);
   int n = 0;
   for (char *save = NULL, *line = strtok_r(l.text, "\n", &save); line != NULL;

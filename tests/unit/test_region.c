@@ -14,19 +14,21 @@
  * the layer number, so a reader can check them without a copy. */
 typedef struct spec {
   uint64_t n;
-  bool sparse;       /* ids i * golden ratio instead of base + i */
-  uint64_t base;     /* first id when dense */
-  uint32_t align;    /* 0: default */
-  int name_every;    /* every k-th layer has a name; 0: none */
-  int meta_every;    /* every k-th layer has metadata; 0: none */
-  bool in_order;     /* add layers in ascending id order (else reversed) */
+  bool sparse;    /* ids i * golden ratio instead of base + i */
+  uint64_t base;  /* first id when dense */
+  uint32_t align; /* 0: default */
+  int name_every; /* every k-th layer has a name; 0: none */
+  int meta_every; /* every k-th layer has metadata; 0: none */
+  bool in_order;  /* add layers in ascending id order (else reversed) */
 } spec;
 
 static uint64_t spec_id(const spec *s, uint64_t i) {
   return s->sparse ? (i + 1) * 0x9E3779B97F4A7C15ull : s->base + i;
 }
 
-static size_t spec_size(uint64_t i) { return (size_t)((i * 37) % 1000); }
+static size_t spec_size(uint64_t i) {
+  return (size_t)((i * 37) % 1000);
+}
 
 static void spec_content(uint64_t i, uint8_t *buf, size_t len) {
   uint64_t x = i * 0x2545F4914F6CDD1Dull + 1;
@@ -49,8 +51,9 @@ static void spec_name(uint64_t i, char *buf, size_t len) {
   snprintf(buf, len, "layers/%" PRIu64 "/ünïcode", i);
 }
 static void spec_meta(uint64_t i, char *buf, size_t len) {
-  snprintf(buf, len, "{\"keywords\":[\"k%" PRIu64 "\"],\"frequency\":%" PRIu64
-           "}", i, i % 17);
+  snprintf(buf, len,
+           "{\"keywords\":[\"k%" PRIu64 "\"],\"frequency\":%" PRIu64 "}", i,
+           i % 17);
 }
 
 static void build(const char *path, const spec *s) {
@@ -71,9 +74,9 @@ static void build(const char *path, const spec *s) {
     spec_content(k, buf, len);
     spec_name(k, name, sizeof name);
     spec_meta(k, meta, sizeof meta);
-    assert_strata_ok(strata_writer_add(
-        w, spec_id(s, k), spec_has_name(s, k) ? name : NULL,
-        spec_has_meta(s, k) ? meta : NULL, buf, len));
+    assert_strata_ok(
+        strata_writer_add(w, spec_id(s, k), spec_has_name(s, k) ? name : NULL,
+                          spec_has_meta(s, k) ? meta : NULL, buf, len));
   }
   assert_strata_ok(strata_writer_commit(w));
 }
@@ -161,15 +164,16 @@ static void round_trip(const spec *s) {
     assert_true(ids && ptrs && sizes);
     for (uint64_t i = 0; i < s->n; i++)
       ids[i] = spec_id(s, (i * 7919) % s->n == i ? i : s->n - 1 - i);
-    ids[s->n] = UINT64_MAX - 12345;  /* misses */
+    ids[s->n] = UINT64_MAX - 12345; /* misses */
     ids[s->n + 1] = 0xDEADBEEFull;
     ids[s->n + 2] = s->n ? spec_id(s, 0) + 0x5555 : 3;
     ids[s->n + 3] = 0; /* meets the zeroed ids of unused sparse slots */
     /* Short batches (shorter than the pipeline), longer ones, and the whole
      * array, whose tail holds the misses. */
-    for (size_t len = 0; len <= cnt;
-         len = len == cnt ? cnt + 1 : len < 20 ? len + 1
-                                   : len + 97 < cnt ? len + 97 : cnt) {
+    for (size_t len = 0; len <= cnt; len = len == cnt       ? cnt + 1
+                                           : len < 20       ? len + 1
+                                           : len + 97 < cnt ? len + 97
+                                                            : cnt) {
       size_t want = 0;
       size_t got = strata_region_get_data_many(r, ids, len, ptrs, sizes);
       for (size_t k = 0; k < len; k++) {
@@ -206,9 +210,9 @@ static void round_trip(const spec *s) {
       /* Just below the first id and just past the last (both may wrap). */
       assert_int_equal(strata_dense_get(&view, spec_id(s, 0) - 1, &a, &la),
                        STRATA_E_NOT_FOUND);
-      assert_int_equal(strata_dense_get(&view, spec_id(s, s->n - 1) + 1, &a,
-                                        &la),
-                       STRATA_E_NOT_FOUND);
+      assert_int_equal(
+          strata_dense_get(&view, spec_id(s, s->n - 1) + 1, &a, &la),
+          STRATA_E_NOT_FOUND);
     }
     assert_null(a);
   } else {
@@ -320,8 +324,8 @@ static void test_misses(void **state) {
     /* Many ids that are not in the region, small ones (which meet the
      * zeroed ids of empty slots) and arbitrary ones, all miss. */
     for (uint64_t k = 0; k < 20000; k++) {
-      uint64_t id = k < 10000 ? k + (sparse ? 0 : 1000)
-                              : k * 0xD1B54A32D192ED03ull;
+      uint64_t id =
+          k < 10000 ? k + (sparse ? 0 : 1000) : k * 0xD1B54A32D192ED03ull;
       if (sparse && id % 0x9E3779B97F4A7C15ull == 0 && id != 0)
         continue;
       assert_strata_err(strata_region_get_data(r, id, &data, &size),
@@ -457,14 +461,14 @@ static void test_open_errors(void **state) {
                     STRATA_E_BAD_MAGIC);
   spec s = {.n = 3};
   build(test_path(dir, "ok.region"), &s);
-  assert_strata_err(strata_region_open(test_path(dir, "ok.region"), 1u << 30,
-                                       &r),
-                    STRATA_E_INVAL);
+  assert_strata_err(
+      strata_region_open(test_path(dir, "ok.region"), 1u << 30, &r),
+      STRATA_E_INVAL);
   unsigned flags[] = {STRATA_OPEN_RANDOM, STRATA_OPEN_SEQUENTIAL,
                       STRATA_OPEN_POPULATE};
   for (size_t k = 0; k < 3; k++) {
-    assert_strata_ok(strata_region_open(test_path(dir, "ok.region"), flags[k],
-                                        &r));
+    assert_strata_ok(
+        strata_region_open(test_path(dir, "ok.region"), flags[k], &r));
     strata_region_close(r);
   }
   strata_region_close(NULL);

@@ -61,7 +61,8 @@ static void make_region(const char *dir) {
   o.name = "base";
   strata_writer *w = NULL;
   assert_strata_ok(strata_writer_open(test_path(dir, "base.region"), &o, &w));
-  assert_strata_ok(strata_writer_add(w, 1, "one", "{\"frequency\":3}", "1111", 4));
+  assert_strata_ok(
+      strata_writer_add(w, 1, "one", "{\"frequency\":3}", "1111", 4));
   assert_strata_ok(strata_writer_add(w, 2, NULL, NULL, "22", 2));
   assert_strata_ok(strata_writer_commit(w));
 }
@@ -80,8 +81,8 @@ static void test_dump_figures(void **state) {
   strata_txn t;
   strata_layer l;
   assert_strata_ok(strata_read_begin(s, &t));
-  assert_strata_ok(strata_get(&t, 5, 1, &l));   /* 4 bytes */
-  assert_strata_ok(strata_get(&t, 9, 3, &l));   /* 3 bytes */
+  assert_strata_ok(strata_get(&t, 5, 1, &l)); /* 4 bytes */
+  assert_strata_ok(strata_get(&t, 9, 3, &l)); /* 3 bytes */
   assert_strata_err(strata_get(&t, 5, 7, &l), STRATA_E_NOT_FOUND);
   assert_strata_err(strata_get(&t, 6, 1, &l), STRATA_E_NO_REGION);
 
@@ -117,13 +118,12 @@ static void test_dump_figures(void **state) {
   assert_int_equal(jint(doc, "snapshots.open"), 1); /* `held` */
   assert_true(jint(doc, "statistics.peak_concurrent_readers") >= 1);
   assert_true(jint(doc, "statistics.errors.STRATA_E_DUPLICATE") >= 1);
-  assert_null(json_object_get(json_object_get(json_object_get(doc, "statistics"),
-                                              "errors"),
-                              "STRATA_E_NOT_FOUND"));
-  assert_string_equal(
-      json_string_value(json_object_get(json_object_get(doc, "memory"),
-                                        "threshold")),
-      "none");
+  assert_null(json_object_get(
+      json_object_get(json_object_get(doc, "statistics"), "errors"),
+      "STRATA_E_NOT_FOUND"));
+  assert_string_equal(json_string_value(json_object_get(
+                          json_object_get(doc, "memory"), "threshold")),
+                      "none");
   assert_true(json_array_size(json_object_get(doc, "pools")) >= 2);
   json_decref(doc);
 
@@ -158,9 +158,10 @@ static void test_dump_figures(void **state) {
   assert_non_null(strstr(text, "# TYPE strata_gets_total counter\n"));
   assert_non_null(strstr(text, "\nstrata_gets_total 5\n")); /* t2's get */
   assert_non_null(strstr(text, "\nstrata_regions 2\n"));
-  assert_non_null(strstr(
-      text, "strata_region_layers{region_id=\"9\",region=\"we\\\"ird\\\\name\"} 1\n"));
-  assert_non_null(strstr(text, "strata_errors_total{code=\"STRATA_E_DUPLICATE\"}"));
+  assert_non_null(strstr(text, "strata_region_layers{region_id=\"9\",region="
+                               "\"we\\\"ird\\\\name\"} 1\n"));
+  assert_non_null(
+      strstr(text, "strata_errors_total{code=\"STRATA_E_DUPLICATE\"}"));
   /* Every sample line follows a TYPE line of its metric family. */
   for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n"))
     assert_true(line[0] == '#' || strncmp(line, "strata_", 7) == 0);
@@ -176,8 +177,9 @@ static void test_read_stats_switch(void **state) {
   make_region(dir);
   for (int off = 0; off < 2; off++) {
     strata_store *s =
-        open_store(dir, off ? STRATA_STORE_NO_READ_STATS | STRATA_STORE_READ_ONLY
-                            : STRATA_STORE_READ_ONLY,
+        open_store(dir,
+                   off ? STRATA_STORE_NO_READ_STATS | STRATA_STORE_READ_ONLY
+                       : STRATA_STORE_READ_ONLY,
                    0);
     strata_txn t;
     strata_layer out[3];

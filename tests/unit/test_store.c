@@ -14,7 +14,8 @@
 
 #include "format/format.h"
 
-/* ---- helpers -------------------------------------------------------------- */
+/* ---- helpers --------------------------------------------------------------
+ */
 
 typedef struct log_capture {
   pthread_mutex_t mu;
@@ -109,7 +110,8 @@ static int count_files(const char *dir, const char *suffix) {
   return n;
 }
 
-/* ---- opening ------------------------------------------------------------------- */
+/* ---- opening
+ * ------------------------------------------------------------------- */
 
 static void test_open_serves_regions(void **state) {
   (void)state;
@@ -151,8 +153,8 @@ static void test_get_many_path(void **state) {
   strata_proto *p = NULL;
   assert_strata_ok(strata_proto_create(s, 3, "gamma", NULL, &p));
   assert_strata_ok(strata_proto_put(p, 5, "five", NULL, "gamma:5", 7));
-  strata_layer_ref path[] = {{1, 7},  {2, 1049}, {3, 5}, {9, 1},
-                             {2, 999}, {1, 0},   {3, 6}, {1, 49}};
+  strata_layer_ref path[] = {{1, 7},   {2, 1049}, {3, 5}, {9, 1},
+                             {2, 999}, {1, 0},    {3, 6}, {1, 49}};
   enum { N = sizeof path / sizeof path[0] };
   strata_layer out[N];
   strata_txn t;
@@ -178,8 +180,8 @@ static void test_open_skips_bad_files(void **state) {
   (void)state;
   const char *dir = test_tmpdir();
   write_region(dir, "a.region", 1, "alpha", 0, 4);
-  write_region(dir, "b.region", 1, "dup-id", 0, 4);   /* same id as a */
-  write_region(dir, "c.region", 3, "alpha", 0, 4);    /* same name as a */
+  write_region(dir, "b.region", 1, "dup-id", 0, 4); /* same id as a */
+  write_region(dir, "c.region", 3, "alpha", 0, 4);  /* same name as a */
   test_write_file(test_path(dir, "d.region"), "not a region", 12);
   write_region(dir, "e.region", 5, "epsilon", 0, 4);
   /* A temporary file of an interrupted write, and a foreign file. */
@@ -322,7 +324,8 @@ static void test_temp_file_cleanup(void **state) {
   assert_int_equal(access(test_path(dir, ".a.tmp-b.region.tmp-4a6197d4"), F_OK),
                    -1);
   assert_int_equal(access(test_path(dir, ".notes.tmp-zzzzzzzz"), F_OK), 0);
-  assert_int_equal(access(test_path(dir, ".live.region.tmp-0000beef"), F_OK), 0);
+  assert_int_equal(access(test_path(dir, ".live.region.tmp-0000beef"), F_OK),
+                   0);
   close(fd); /* the writer died: the next open removes it */
   s = open_store(dir, &cap);
   strata_store_close(s);
@@ -407,7 +410,8 @@ static void test_config_struct_size(void **state) {
   assert_null(s);
 }
 
-/* ---- protos and snapshots ---------------------------------------------------------- */
+/* ---- protos and snapshots
+ * ---------------------------------------------------------- */
 
 static void test_proto_put_and_snapshots(void **state) {
   (void)state;
@@ -533,7 +537,8 @@ static void test_many_puts_grow_and_prune(void **state) {
   strata_store_close(s);
 }
 
-/* ---- crystallization ---------------------------------------------------------------- */
+/* ---- crystallization
+ * ---------------------------------------------------------------- */
 
 static void test_crystallize_new_region(void **state) {
   (void)state;
@@ -544,7 +549,8 @@ static void test_crystallize_new_region(void **state) {
   for (uint64_t i = 0; i < 100; i++) {
     char data[32];
     snprintf(data, sizeof data, "fresh:%" PRIu64, i);
-    assert_strata_ok(strata_proto_put(p, i * 3, NULL, NULL, data, strlen(data)));
+    assert_strata_ok(
+        strata_proto_put(p, i * 3, NULL, NULL, data, strlen(data)));
   }
   strata_txn old;
   assert_strata_ok(strata_read_begin(s, &old));
@@ -680,7 +686,8 @@ static void test_discard(void **state) {
   strata_store_close(s);
 }
 
-/* ---- processes and files ------------------------------------------------------------- */
+/* ---- processes and files
+ * ------------------------------------------------------------- */
 
 static void test_writer_lock_and_refresh(void **state) {
   (void)state;
@@ -767,7 +774,9 @@ static void test_read_only(void **state) {
   strata_store_close(s);
 }
 
-/* ---- memory ------------------------------------------------------------------------------- */
+/* ---- memory
+ * -------------------------------------------------------------------------------
+ */
 
 static void test_memory_thresholds(void **state) {
   (void)state;
@@ -827,7 +836,8 @@ static void test_memory_thresholds(void **state) {
   strata_store_close(s);
 }
 
-/* ---- readers on several threads --------------------------------------------------------- */
+/* ---- readers on several threads
+ * --------------------------------------------------------- */
 
 typedef struct reader_arg {
   strata_store *s;

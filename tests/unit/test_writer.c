@@ -372,8 +372,8 @@ static void test_colliding_ids_change_seed(void **state) {
    * more than a bucket may hold, so the writer must pick another seed. */
   uint64_t ids[100];
   for (int i = 0; i < 100; i++) {
-    uint64_t h = i < 80 ? (uint64_t)(i + 1) * 1000003ull
-                        : ((uint64_t)i << 56) | 12345;
+    uint64_t h =
+        i < 80 ? (uint64_t)(i + 1) * 1000003ull : ((uint64_t)i << 56) | 12345;
     ids[i] = unmix(h);
     assert_int_equal(strata__id_hash(ids[i], 0), h);
   }

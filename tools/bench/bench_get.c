@@ -13,24 +13,26 @@
 #include "bench_get.h"
 
 const bench_peer *const bench_peers[NPEERS] = {
-    &bench_strata_view, &bench_strata_batch, &bench_strata_data,
-    &bench_strata,      &bench_offsets,      &bench_lmdb,
-    &bench_cdb};
+    &bench_strata_view, &bench_strata_batch, &bench_strata_data, &bench_strata,
+    &bench_offsets,     &bench_lmdb,         &bench_cdb};
 
 /* The ways of reading a Strata region, leanest first. */
-static const int strata_kinds[] = {P_STRATA_VIEW, P_STRATA_BATCH,
-                                   P_STRATA_DATA, P_STRATA};
+static const int strata_kinds[] = {P_STRATA_VIEW, P_STRATA_BATCH, P_STRATA_DATA,
+                                   P_STRATA};
 #define NKINDS 4
 
 /* The peer whose state peer p uses: p itself, or the one it shares. */
 static int owner(int p) {
   for (int q = 0; q < NPEERS; q++)
-    if (bench_peers[q] == (bench_peers[p]->shares ? bench_peers[p]->shares : bench_peers[p]))
+    if (bench_peers[q] ==
+        (bench_peers[p]->shares ? bench_peers[p]->shares : bench_peers[p]))
       return q;
   abort();
 }
 
-bool bench_peer_owns(int p) { return owner(p) == p; }
+bool bench_peer_owns(int p) {
+  return owner(p) == p;
+}
 
 volatile uint64_t bench_sink;
 
@@ -41,8 +43,8 @@ static uint64_t file_size(const char *path) {
   return stat(path, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
 }
 
-void bench_build_peers(bench_peer_set *ps, const char *dir, uint64_t n, size_t size,
-                        bool sparse, get_result *res) {
+void bench_build_peers(bench_peer_set *ps, const char *dir, uint64_t n,
+                       size_t size, bool sparse, get_result *res) {
   ps->ids = bench_xmalloc(n * sizeof *ps->ids);
   for (uint64_t i = 0; i < n; i++) {
     uint64_t s = i;
@@ -54,10 +56,11 @@ void bench_build_peers(bench_peer_set *ps, const char *dir, uint64_t n, size_t s
     if (!bench_peer_owns(p))
       continue; /* set from its owner below */
     char err[512] = "";
-    bench_say("building %s: %" PRIu64 " x %zu B%s", bench_peers[p]->name, n, size,
-             sparse ? ", random ids" : "");
+    bench_say("building %s: %" PRIu64 " x %zu B%s", bench_peers[p]->name, n,
+              size, sparse ? ", random ids" : "");
     uint64_t t0 = bench_now_ns();
-    if (bench_peers[p]->build(&ps->state[p], dir, &ps->layers, err, sizeof err) != 0)
+    if (bench_peers[p]->build(&ps->state[p], dir, &ps->layers, err,
+                              sizeof err) != 0)
       bench_fail("%s build: %s", bench_peers[p]->name, err);
     res->peer[p].build_s = (double)(bench_now_ns() - t0) / 1e9;
     res->peer[p].file_bytes = file_size(bench_state_path(ps->state[p]));
@@ -100,7 +103,8 @@ bench_stat bench_time_opens(int p, void *state, int k) {
 }
 
 /* Every peer must return exactly the bytes written, for a sample of keys. */
-static void verify_peers(const bench_peer_set *ps, const uint64_t *pos, size_t k) {
+static void verify_peers(const bench_peer_set *ps, const uint64_t *pos,
+                         size_t k) {
   uint8_t *want = bench_xmalloc(ps->layers.size);
   for (size_t j = 0; j < k; j++) {
     uint64_t i = pos[j];
@@ -111,16 +115,16 @@ static void verify_peers(const bench_peer_set *ps, const uint64_t *pos, size_t k
       uint64_t key = bench_peers[p]->keyed_by_position ? i : ps->ids[i];
       if (bench_peers[p]->get(ps->state[p], key, &got, &len) != 0 ||
           len != ps->layers.size || memcmp(got, want, len) != 0)
-        bench_fail("%s returned wrong contents for position %" PRIu64 " (id %" PRIu64
-            ")",
-            bench_peers[p]->name, i, ps->ids[i]);
+        bench_fail("%s returned wrong contents for position %" PRIu64
+                   " (id %" PRIu64 ")",
+                   bench_peers[p]->name, i, ps->ids[i]);
     }
   }
   free(want);
 }
 
-static void run_gets(const bench_peer_set *ps, get_result *res, uint64_t m, int reps,
-                     uint64_t seed) {
+static void run_gets(const bench_peer_set *ps, get_result *res, uint64_t m,
+                     int reps, uint64_t seed) {
   uint64_t n = ps->layers.n;
   uint64_t *pos = bench_xmalloc(m * sizeof *pos);
   uint64_t *idk = bench_xmalloc(m * sizeof *idk);
@@ -160,7 +164,8 @@ static void run_gets(const bench_peer_set *ps, get_result *res, uint64_t m, int 
   for (int p = 0; p < NPEERS; p++) {
     res->peer[p].ns = bench_summarize(ns[p], reps);
     if (res->peer[p].misses != 0)
-      bench_fail("%s: %" PRIu64 " gets missed", bench_peers[p]->name, res->peer[p].misses);
+      bench_fail("%s: %" PRIu64 " gets missed", bench_peers[p]->name,
+                 res->peer[p].misses);
   }
   free(pos);
   free(idk);
@@ -212,8 +217,8 @@ static ratios ratios_of(const get_result *g, int k) {
 static void print_get(FILE *f, const get_result *g) {
   fprintf(f, "%s: %" PRIu64 " layers x %zu B, ids %s\n", g->scenario, g->n,
           g->size, g->ids);
-  fprintf(f, "  %-13s %10s %9s %9s %9s %9s %10s\n", "peer", "ns/get",
-          "min", "max", "open ms", "build s", "disk MB");
+  fprintf(f, "  %-13s %10s %9s %9s %9s %9s %10s\n", "peer", "ns/get", "min",
+          "max", "open ms", "build s", "disk MB");
   for (int p = 0; p < NPEERS; p++) {
     const peer_result *r = &g->peer[p];
     fprintf(f, "  %-13s %10.1f %9.1f %9.1f %9.3f %9.2f %10.1f\n", r->name,
@@ -252,23 +257,26 @@ void bench_get_print(FILE *f, const get_result *g, double limit,
 
 void bench_get_json(FILE *f, const void *result) {
   const get_result *g = result;
-  fprintf(f, "    \"%s\": {\"n\": %" PRIu64 ", \"size\": %zu, \"ids\": \"%s\", "
-             "\"gets\": %" PRIu64 ", \"reps\": %d, \"peers\": {\n",
+  fprintf(f,
+          "    \"%s\": {\"n\": %" PRIu64 ", \"size\": %zu, \"ids\": \"%s\", "
+          "\"gets\": %" PRIu64 ", \"reps\": %d, \"peers\": {\n",
           g->scenario, g->n, g->size, g->ids, g->gets, g->reps);
   for (int p = 0; p < NPEERS; p++) {
     const peer_result *r = &g->peer[p];
     fprintf(f, "      \"%s\": {", r->name);
     bench_json_stat(f, "ns_per_get", r->ns);
-    fprintf(f, ", \"open_ms\": %.4f, \"build_s\": %.3f, \"file_bytes\": %" PRIu64
-               "}%s\n",
+    fprintf(f,
+            ", \"open_ms\": %.4f, \"build_s\": %.3f, \"file_bytes\": %" PRIu64
+            "}%s\n",
             r->open_ms, r->build_s, r->file_bytes, p + 1 < NPEERS ? "," : "");
   }
   fputs("    }, \"ratios\": {", f);
   for (int k = 0; k < NKINDS; k++) {
     const char *name = bench_peers[strata_kinds[k]]->name;
     ratios q = ratios_of(g, strata_kinds[k]);
-    fprintf(f, "%s\"%s\": {\"over_offsets\": %.4f, \"lmdb_over\": %.4f, "
-               "\"tinycdb_over\": %.4f}",
+    fprintf(f,
+            "%s\"%s\": {\"over_offsets\": %.4f, \"lmdb_over\": %.4f, "
+            "\"tinycdb_over\": %.4f}",
             k ? ", " : "", name, q.over_offsets, q.lmdb_over, q.cdb_over);
   }
   fputs("}}", f);

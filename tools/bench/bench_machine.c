@@ -1,7 +1,7 @@
 /* strata-bench: the machine a run is on, at the head of every report. */
+#include <cdb.h>
 #include <inttypes.h>
 #include <lmdb.h>
-#include <cdb.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/utsname.h>
@@ -33,8 +33,8 @@ void bench_machine_read(bench_machine *m, const char *dir) {
     snprintf(m->kernel, sizeof m->kernel, "%s %s %s", u.sysname, u.release,
              u.machine);
   m->cores = sysconf(_SC_NPROCESSORS_ONLN);
-  m->mem_mib = (uint64_t)sysconf(_SC_PHYS_PAGES) *
-               (uint64_t)sysconf(_SC_PAGESIZE) >> 20;
+  m->mem_mib =
+      (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE) >> 20;
   time_t t = time(NULL);
   struct tm tm;
   gmtime_r(&t, &tm);
@@ -50,19 +50,21 @@ void bench_machine_print(FILE *f, const bench_machine *m,
   fprintf(f, "machine: %s, %ld cores online, %" PRIu64 " MiB RAM\n", m->cpu,
           m->cores, m->mem_mib);
   fprintf(f, "kernel:  %s\n", m->kernel);
-  fprintf(f, "date:    %s; files in %s; compiler gcc %s\n", m->date,
-          m->fs_dir, __VERSION__);
-  fprintf(f, "gets:    %" PRIu64 " random uniform gets per peer per rep, %d "
-             "reps, median reported; 1 thread; each get reads the value's "
-             "first and last byte\n\n",
+  fprintf(f, "date:    %s; files in %s; compiler gcc %s\n", m->date, m->fs_dir,
+          __VERSION__);
+  fprintf(f,
+          "gets:    %" PRIu64 " random uniform gets per peer per rep, %d "
+          "reps, median reported; 1 thread; each get reads the value's "
+          "first and last byte\n\n",
           o->gets, o->reps);
 }
 
 void bench_machine_json(FILE *f, const bench_machine *m) {
-  fprintf(f,
-          "  \"machine\": {\"cpu\": \"%s\", \"cores\": %ld, \"mem_mib\": %" PRIu64
-          ", \"kernel\": \"%s\", \"date\": \"%s\"},\n",
-          m->cpu, m->cores, m->mem_mib, m->kernel, m->date);
+  fprintf(
+      f,
+      "  \"machine\": {\"cpu\": \"%s\", \"cores\": %ld, \"mem_mib\": %" PRIu64
+      ", \"kernel\": \"%s\", \"date\": \"%s\"},\n",
+      m->cpu, m->cores, m->mem_mib, m->kernel, m->date);
   fprintf(f,
           "  \"versions\": {\"strata\": \"%s\", \"lmdb\": \"%s\", "
           "\"tinycdb\": \"%.2f\"},\n",

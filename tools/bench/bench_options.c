@@ -11,37 +11,38 @@
 #include "bench.h"
 
 static void usage(FILE *f) {
-  fprintf(f,
-          "usage: strata-bench [options]\n"
-          "\n"
-          "Random gets, open time and write throughput of a Strata region next\n"
-          "to LMDB, tinycdb and a bare mmap'd offset array (the lower bound).\n"
-          "\n"
-          "  --scenario LIST   comma-separated: dense, sparse, small, open,\n"
-          "                    build, pool, store-open, store-read,\n"
-          "                    crystallize, rcu, staging-alloc, staging-copy,\n"
-          "                    staging-batch, staging-open, staging (the four),\n"
-          "                    all (default: all)\n"
-          "  --n N             layers for dense, sparse and open "
-          "(default 1000000);\n"
-          "                    the store and staging scenarios scale with\n"
-          "                    N / 1000000\n"
-          "  --small-n N       layers for small (default 10000)\n"
-          "  --size BYTES      value size for the get scenarios (default 256)\n"
-          "  --gets M          timed gets per peer and repetition "
-          "(default 10000000)\n"
-          "  --reps R          repetitions; the median is reported "
-          "(default 5)\n"
-          "  --build-mib MIB   build: content written (default 1024)\n"
-          "  --build-layer-kib KIB  build: layer size (default 256)\n"
-          "  --build-reps R    build: repetitions (default 3)\n"
-          "  --seconds S       store-read: seconds per phase (default 2)\n"
-          "  --dir DIR         where files go (default $TMPDIR or /tmp); a\n"
-          "                    fresh strata-bench-XXXXXX directory is made there\n"
-          "                    and removed at exit\n"
-          "  --json            print the results as one JSON object on stdout\n"
-          "                    (the table then goes to stderr)\n"
-          "  --help            this text\n");
+  fprintf(
+      f,
+      "usage: strata-bench [options]\n"
+      "\n"
+      "Random gets, open time and write throughput of a Strata region next\n"
+      "to LMDB, tinycdb and a bare mmap'd offset array (the lower bound).\n"
+      "\n"
+      "  --scenario LIST   comma-separated: dense, sparse, small, open,\n"
+      "                    build, pool, store-open, store-read,\n"
+      "                    crystallize, rcu, staging-alloc, staging-copy,\n"
+      "                    staging-batch, staging-open, staging (the four),\n"
+      "                    all (default: all)\n"
+      "  --n N             layers for dense, sparse and open "
+      "(default 1000000);\n"
+      "                    the store and staging scenarios scale with\n"
+      "                    N / 1000000\n"
+      "  --small-n N       layers for small (default 10000)\n"
+      "  --size BYTES      value size for the get scenarios (default 256)\n"
+      "  --gets M          timed gets per peer and repetition "
+      "(default 10000000)\n"
+      "  --reps R          repetitions; the median is reported "
+      "(default 5)\n"
+      "  --build-mib MIB   build: content written (default 1024)\n"
+      "  --build-layer-kib KIB  build: layer size (default 256)\n"
+      "  --build-reps R    build: repetitions (default 3)\n"
+      "  --seconds S       store-read: seconds per phase (default 2)\n"
+      "  --dir DIR         where files go (default $TMPDIR or /tmp); a\n"
+      "                    fresh strata-bench-XXXXXX directory is made there\n"
+      "                    and removed at exit\n"
+      "  --json            print the results as one JSON object on stdout\n"
+      "                    (the table then goes to stderr)\n"
+      "  --help            this text\n");
 }
 
 /* A decimal whole number in [lo, hi]. */
@@ -50,8 +51,7 @@ static bool parse_range(const char *s, uint64_t lo, uint64_t hi,
   char *end;
   errno = 0;
   unsigned long long v = strtoull(s, &end, 10);
-  if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < lo ||
-      v > hi)
+  if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < lo || v > hi)
     return false;
   *out = v;
   return true;
@@ -104,8 +104,21 @@ int bench_parse_options(int argc, char **argv, bench_options *o) {
                        .build_layer_kib = 256,
                        .build_reps = 3,
                        .seconds = 2};
-  enum { O_N = 256, O_SMALL_N, O_SIZE, O_GETS, O_REPS, O_SCENARIO, O_DIR,
-         O_JSON, O_HELP, O_BMIB, O_BKIB, O_BREPS, O_SECONDS };
+  enum {
+    O_N = 256,
+    O_SMALL_N,
+    O_SIZE,
+    O_GETS,
+    O_REPS,
+    O_SCENARIO,
+    O_DIR,
+    O_JSON,
+    O_HELP,
+    O_BMIB,
+    O_BKIB,
+    O_BREPS,
+    O_SECONDS
+  };
   static const struct option longopts[] = {
       {"n", required_argument, NULL, O_N},
       {"small-n", required_argument, NULL, O_SMALL_N},

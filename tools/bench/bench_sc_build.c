@@ -37,7 +37,8 @@ static void run(bench_ctx *ctx, void *result) {
   char *src = bench_path(dir, "build.src");
   char *dst = bench_path(dir, "build.dst");
   if (strchr(dir, '\'') != NULL)
-    bench_fail("--dir must not contain a single quote (it is passed to a shell)");
+    bench_fail(
+        "--dir must not contain a single quote (it is passed to a shell)");
   size_t cmdlen = strlen(src) + strlen(dst) * 2 + 64;
   char *cmd = bench_xmalloc(cmdlen);
   snprintf(cmd, cmdlen, "cp '%s' '%s' && sync '%s'", src, dst, dst);
@@ -45,7 +46,7 @@ static void run(bench_ctx *ctx, void *result) {
   double mb = (double)res->bytes / 1e6;
   for (int r = 0; r < o->build_reps; r++) {
     bench_say("build: rep %d of %d (%" PRIu64 " x %" PRIu64 " KiB)", r + 1,
-             o->build_reps, layers, o->build_layer_kib);
+              o->build_reps, layers, o->build_layer_kib);
     /* Strata: the writer streams, checksums, writes the index, fsync()s,
      * renames and fsync()s the directory. */
     strata_writer_options wo;
@@ -103,8 +104,9 @@ static void run(bench_ctx *ctx, void *result) {
 
 static void print(FILE *f, const void *result) {
   const build_result *b = result;
-  fprintf(f, "build: %" PRIu64 " layers x %" PRIu64 " KiB = %.0f MB, "
-             "each including fsync, %d reps (MB = 10^6 bytes)\n",
+  fprintf(f,
+          "build: %" PRIu64 " layers x %" PRIu64 " KiB = %.0f MB, "
+          "each including fsync, %d reps (MB = 10^6 bytes)\n",
           b->layers, b->layer_bytes >> 10, (double)b->bytes / 1e6, b->reps);
   fprintf(f, "  %-28s %10s %9s %9s\n", "", "MB/s", "min", "max");
   fprintf(f, "  %-28s %10.0f %9.0f %9.0f\n", "strata_writer (+commit)",
@@ -120,8 +122,9 @@ static void print(FILE *f, const void *result) {
 
 static void json(FILE *f, const void *result) {
   const build_result *b = result;
-  fprintf(f, "    \"build\": {\"bytes\": %" PRIu64 ", \"layer_bytes\": %" PRIu64
-             ", \"layers\": %" PRIu64 ", \"reps\": %d, ",
+  fprintf(f,
+          "    \"build\": {\"bytes\": %" PRIu64 ", \"layer_bytes\": %" PRIu64
+          ", \"layers\": %" PRIu64 ", \"reps\": %d, ",
           b->bytes, b->layer_bytes, b->layers, b->reps);
   bench_json_stat(f, "strata_mb_s", b->strata_mbs);
   fputs(", ", f);

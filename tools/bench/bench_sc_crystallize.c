@@ -125,11 +125,12 @@ static void crystallize_once(strata_store *s, uint64_t id, const uint8_t *src,
   char name[32];
   snprintf(name, sizeof name, "crys-%" PRIu64, id);
   strata_proto *pr;
-  bench_check(strata_proto_create(s, id, name, NULL, &pr), "strata_proto_create");
+  bench_check(strata_proto_create(s, id, name, NULL, &pr),
+              "strata_proto_create");
   for (uint64_t i = 0; i < c->layers; i++)
     bench_check(strata_proto_put(pr, i, NULL, NULL, src + i * c->layer_bytes,
-                           (size_t)c->layer_bytes),
-          "strata_proto_put");
+                                 (size_t)c->layer_bytes),
+                "strata_proto_put");
   strata_store_stats a, b;
   bench_check(strata_store_stats_get(s, &a), "strata_store_stats_get");
   uint64_t f0 = thread_faults(), t0 = bench_now_ns();
@@ -138,7 +139,7 @@ static void crystallize_once(strata_store *s, uint64_t id, const uint8_t *src,
   bench_check(strata_store_stats_get(s, &b), "strata_store_stats_get");
   if (b.crystallize_bytes - a.crystallize_bytes != c->bytes)
     bench_fail("crystallize: %" PRIu64 " bytes counted, %" PRIu64 " put",
-         b.crystallize_bytes - a.crystallize_bytes, c->bytes);
+               b.crystallize_bytes - a.crystallize_bytes, c->bytes);
   v[0][k] = (double)(b.crystallize_bytes - a.crystallize_bytes) /
             (double)(b.crystallize_write_ns - a.crystallize_write_ns);
   v[1][k] = (double)(b.crystallize_fsync_ns - a.crystallize_fsync_ns) / 1e6;
@@ -153,17 +154,17 @@ static void crystallize_case(strata_store *s, const char *dir, int reps,
                              uint64_t layers, uint64_t size, uint64_t first_id,
                              crystallize_case_result *c) {
   *c = (crystallize_case_result){.layers = layers,
-                                .layer_bytes = size,
-                                .bytes = layers * size,
-                                .reps = reps};
+                                 .layer_bytes = size,
+                                 .bytes = layers * size,
+                                 .reps = reps};
   uint8_t *src = bench_xmalloc((size_t)c->bytes);
   for (uint64_t i = 0; i < layers; i++)
     bench_fill_layer(first_id, i, src + i * size, (size_t)size);
   char *pw = bench_path(dir, "peer.write"), *pc = bench_path(dir, "peer.copy");
   double v[7][CRYS_MAX_REPS];
   for (int k = 0; k < reps; k++) {
-    bench_say("crystallize: rep %d of %d, %" PRIu64 " layers x %" PRIu64 " B", k + 1,
-        reps, layers, size);
+    bench_say("crystallize: rep %d of %d, %" PRIu64 " layers x %" PRIu64 " B",
+              k + 1, reps, layers, size);
     /* Fresh memory costs much more than recycled memory on some virtual
      * machines (docs/BENCHMARKS.md), and each side recycles what the other
      * just freed: alternate which one goes first. */

@@ -17,5 +17,5 @@ static void print(FILE *f, const void *result) {
   bench_get_print(f, result, 1.5, true);
 }
 
-const bench_scenario bench_sc_dense = {"dense", sizeof(get_result), run,
-                                       print, bench_get_json};
+const bench_scenario bench_sc_dense = {"dense", sizeof(get_result), run, print,
+                                       bench_get_json};

@@ -36,8 +36,12 @@ typedef struct open_result {
  * from the header and the index can only be present if something read it. */
 #define FAR_BYTES (2u << 20)
 
-static uint64_t round_up(uint64_t x, uint64_t a) { return (x + a - 1) / a * a; }
-static uint64_t round_down(uint64_t x, uint64_t a) { return x / a * a; }
+static uint64_t round_up(uint64_t x, uint64_t a) {
+  return (x + a - 1) / a * a;
+}
+static uint64_t round_down(uint64_t x, uint64_t a) {
+  return x / a * a;
+}
 
 static void run(bench_ctx *ctx, void *result) {
   open_result *res = result;
@@ -97,17 +101,18 @@ static void run(bench_ctx *ctx, void *result) {
 }
 
 static void print_open(FILE *f, const open_result *r) {
-  fprintf(f, "open: %" PRIu64 " layers x %zu B (the dense region), file in "
-             "the page cache, %d opens\n",
+  fprintf(f,
+          "open: %" PRIu64 " layers x %zu B (the dense region), file in "
+          "the page cache, %d opens\n",
           r->n, r->size, r->opens);
   fprintf(f, "  %-13s %10s %9s %9s\n", "peer", "median ms", "min", "max");
   for (int p = 0; p < NPEERS; p++)
     if (bench_peer_owns(p))
       fprintf(f, "  %-13s %10.3f %9.3f %9.3f\n", bench_peers[p]->name,
               r->ms[p].median, r->ms[p].min, r->ms[p].max);
-  fprintf(f, "  strata file %.1f MB: content [%" PRIu64 ", +%" PRIu64
-             "), index sections %" PRIu64 " B (%.1f MB) from offset %" PRIu64
-             "\n",
+  fprintf(f,
+          "  strata file %.1f MB: content [%" PRIu64 ", +%" PRIu64
+          "), index sections %" PRIu64 " B (%.1f MB) from offset %" PRIu64 "\n",
           (double)r->file_bytes / 1e6, r->data_offset, r->data_bytes,
           r->index_bytes, (double)r->index_bytes / 1e6, r->index_offset);
   fprintf(f, "  process RSS %.1f MB before open, %.1f MB after (+%.1f MB)\n",
@@ -119,18 +124,20 @@ static void print_open(FILE *f, const open_result *r) {
   }
   fprintf(f, "  region mapping Rss after open: %.1f MB (smaps)\n",
           (double)r->map_rss / 1e6);
-  fprintf(f, "  pages present in this process (pagemap): index %" PRIu64
-             " of %" PRIu64 "; content %" PRIu64 " of %" PRIu64
-             "; content farther than 2 MiB from header and index %" PRIu64
-             " of %" PRIu64 "\n",
+  fprintf(f,
+          "  pages present in this process (pagemap): index %" PRIu64
+          " of %" PRIu64 "; content %" PRIu64 " of %" PRIu64
+          "; content farther than 2 MiB from header and index %" PRIu64
+          " of %" PRIu64 "\n",
           r->index_present, r->index_pages, r->content_present,
           r->content_pages, r->content_far_present, r->content_far_pages);
 }
 
 static void json(FILE *f, const void *result) {
   const open_result *r = result;
-  fprintf(f, "    \"open\": {\"n\": %" PRIu64 ", \"size\": %zu, \"opens\": %d, "
-             "\"ms\": {",
+  fprintf(f,
+          "    \"open\": {\"n\": %" PRIu64 ", \"size\": %zu, \"opens\": %d, "
+          "\"ms\": {",
           r->n, r->size, r->opens);
   for (int p = 0, first = 1; p < NPEERS; p++)
     if (bench_peer_owns(p)) {
@@ -139,15 +146,16 @@ static void json(FILE *f, const void *result) {
       first = 0;
     }
   fputs("}", f);
-  fprintf(f, ", \"file_bytes\": %" PRIu64 ", \"data_offset\": %" PRIu64
-             ", \"data_bytes\": %" PRIu64 ", \"index_offset\": %" PRIu64
-             ", \"index_bytes\": %" PRIu64 ", \"rss_before\": %" PRIu64
-             ", \"rss_after\": %" PRIu64 ", \"mapping_rss\": %" PRIu64
-             ", \"index_pages\": %" PRIu64 ", \"index_pages_present\": %" PRIu64
-             ", \"content_pages\": %" PRIu64
-             ", \"content_pages_present\": %" PRIu64
-             ", \"content_far_pages\": %" PRIu64
-             ", \"content_far_pages_present\": %" PRIu64 "}",
+  fprintf(f,
+          ", \"file_bytes\": %" PRIu64 ", \"data_offset\": %" PRIu64
+          ", \"data_bytes\": %" PRIu64 ", \"index_offset\": %" PRIu64
+          ", \"index_bytes\": %" PRIu64 ", \"rss_before\": %" PRIu64
+          ", \"rss_after\": %" PRIu64 ", \"mapping_rss\": %" PRIu64
+          ", \"index_pages\": %" PRIu64 ", \"index_pages_present\": %" PRIu64
+          ", \"content_pages\": %" PRIu64
+          ", \"content_pages_present\": %" PRIu64
+          ", \"content_far_pages\": %" PRIu64
+          ", \"content_far_pages_present\": %" PRIu64 "}",
           r->file_bytes, r->data_offset, r->data_bytes, r->index_offset,
           r->index_bytes, r->rss_before, r->rss_after, r->map_rss,
           r->index_pages, r->index_present, r->content_pages,
@@ -157,10 +165,9 @@ static void json(FILE *f, const void *result) {
 static void print(FILE *f, const void *result) {
   const open_result *r = result;
   print_open(f, r);
-  bench_target t[2] = {
-      {"strata open ms", r->ms[P_STRATA].median, 30, true},
-      {"content pages >2 MiB from edges", (double)r->content_far_present, 0,
-       true}};
+  bench_target t[2] = {{"strata open ms", r->ms[P_STRATA].median, 30, true},
+                       {"content pages >2 MiB from edges",
+                        (double)r->content_far_present, 0, true}};
   bench_print_targets(f, t, 2);
 }
 

@@ -248,10 +248,10 @@ static void run(bench_ctx *ctx, void *result) {
   const bench_store_params *p = &ctx->sp;
   rcu_result *r = result;
   double pairs = RCU_PAIRS * p->scale;
-  *r = (rcu_result){.pairs = pairs < RCU_MIN_PAIRS ? RCU_MIN_PAIRS
-                                                         : (uint64_t)pairs,
-                          .reps = p->reps,
-                          .load1 = bench_load1()};
+  *r = (rcu_result){.pairs =
+                        pairs < RCU_MIN_PAIRS ? RCU_MIN_PAIRS : (uint64_t)pairs,
+                    .reps = p->reps,
+                    .load1 = bench_load1()};
 #ifdef STRATA_BENCH_HAVE_URCU
   r->have_urcu = 1;
   urcu_memb_register_thread();

@@ -11,5 +11,5 @@ static void print(FILE *f, const void *result) {
   bench_get_print(f, result, 3, false);
 }
 
-const bench_scenario bench_sc_small = {"small", sizeof(get_result), run,
-                                       print, bench_get_json};
+const bench_scenario bench_sc_small = {"small", sizeof(get_result), run, print,
+                                       bench_get_json};

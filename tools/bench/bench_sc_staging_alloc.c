@@ -143,16 +143,17 @@ static void alloc_rep_strata(void *base, const alloc_ops *o, uint64_t warm,
   strata__balloc *a;
   bench_check(strata__balloc_new(ALLOC_BLOCK, &a), "strata__balloc_new");
   for (unsigned i = 0; i < ALLOC_SLABS; i++)
-    bench_check(strata__balloc_add_slab(
-              a,
-              (uint8_t *)base + (uint64_t)i * ALLOC_SLAB_BLOCKS * ALLOC_BLOCK,
-              (uint64_t)ALLOC_SLAB_BLOCKS * ALLOC_BLOCK),
-          "strata__balloc_add_slab");
+    bench_check(
+        strata__balloc_add_slab(
+            a, (uint8_t *)base + (uint64_t)i * ALLOC_SLAB_BLOCKS * ALLOC_BLOCK,
+            (uint64_t)ALLOC_SLAB_BLOCKS * ALLOC_BLOCK),
+        "strata__balloc_add_slab");
   uint32_t *first = bench_xmalloc(o->slots * sizeof *first);
   uint8_t *len = bench_xmalloc(o->slots);
   for (uint64_t i = 0; i < o->slots; i++) {
     len[i] = o->n[i];
-    bench_check(strata__balloc_alloc(a, len[i], &first[i]), "staging-alloc: fill");
+    bench_check(strata__balloc_alloc(a, len[i], &first[i]),
+                "staging-alloc: fill");
   }
   const uint8_t *n = o->n + o->slots;
   for (uint64_t k = 0; k < o->steps; k++) {
@@ -198,7 +199,7 @@ static void alloc_rep_malloc(const alloc_ops *o, uint64_t warm, hist *h) {
       hist_add(h, bench_now_ns() - t0);
     if (p[i] == NULL)
       bench_fail("staging-alloc: malloc of %" PRIu64 " bytes failed",
-           n[k] * ALLOC_BLOCK);
+                 n[k] * ALLOC_BLOCK);
   }
   for (uint64_t i = 0; i < o->slots; i++)
     free(p[i]);
@@ -230,7 +231,7 @@ static void run(bench_ctx *ctx, void *result) {
                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (base == MAP_FAILED)
     bench_fail("staging-alloc: reserving %" PRIu64 " bytes: %s", span,
-         strerror(errno));
+               strerror(errno));
   uint64_t pairs = bench_staging_scaled(ALLOC_PAIRS, p->scale, ALLOC_MIN_PAIRS);
   static const unsigned runs[ALLOC_CASES] = {1, 1, 8, 8};
   static const unsigned fill[ALLOC_CASES] = {50, 90, 50, 90};
@@ -243,8 +244,8 @@ static void run(bench_ctx *ctx, void *result) {
         .slots = (uint64_t)((double)r->blocks * fill[ci] / 100 / mean_run),
         .pairs = pairs};
     bench_say("staging-alloc: runs of 1..%u blocks, %u%% full: %" PRIu64
-        " pairs x %d reps per allocator",
-        c->max_run, c->fill_pct, pairs, r->reps);
+              " pairs x %d reps per allocator",
+              c->max_run, c->fill_pct, pairs, r->reps);
     alloc_ops o;
     uint64_t warm = pairs / 4;
     make_alloc_ops(&o, c->slots, warm + pairs, c->max_run,
@@ -264,8 +265,8 @@ static void run(bench_ctx *ctx, void *result) {
     }
     if (hs.n != pairs * (uint64_t)r->reps || hm.n != hs.n)
       bench_fail("staging-alloc: %" PRIu64 " and %" PRIu64 " pairs timed, "
-           "expected %" PRIu64,
-           hs.n, hm.n, pairs * (uint64_t)r->reps);
+                 "expected %" PRIu64,
+                 hs.n, hm.n, pairs * (uint64_t)r->reps);
     c->strata = hist_pct3(&hs);
     c->malloc_ = hist_pct3(&hm);
     c->strata_ok = hist_pct3(&hok);
@@ -359,5 +360,5 @@ static void json(FILE *f, const void *result) {
   fputs("]}", f);
 }
 
-const bench_scenario bench_sc_staging_alloc = {"staging-alloc", sizeof(alloc_result), run,
-                                    print, json};
+const bench_scenario bench_sc_staging_alloc = {
+    "staging-alloc", sizeof(alloc_result), run, print, json};

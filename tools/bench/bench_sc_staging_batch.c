@@ -46,7 +46,7 @@ static double path_rep(strata_store *s, const strata_txn *txn,
   strata_staging_stats a = bench_staging_stats(s);
   uint64_t t0 = bench_now_ns();
   bench_check(strata_stage_path_to_device(txn, path, n, dev, need, offs, ss),
-        "strata_stage_path_to_device");
+              "strata_stage_path_to_device");
   bench_check(strata_stream_sync(ss), "strata_stream_sync");
   uint64_t t1 = bench_now_ns();
   strata_staging_stats b = bench_staging_stats(s);
@@ -91,18 +91,21 @@ static strata_layer_ref *make_path(uint64_t region, uint64_t n) {
 static void run(bench_ctx *ctx, void *result) {
   const bench_store_params *p = &ctx->sp;
   batch_result *r = result;
-  *r = (batch_result){
-      .reps = bench_staging_reps(p),
-      .small_layers = bench_staging_scaled(BATCH_SMALL_LAYERS, p->scale, BATCH_SMALL_MIN),
-      .big_layers = bench_staging_scaled(BATCH_BIG_LAYERS, p->scale, BATCH_BIG_MIN)};
+  *r = (batch_result){.reps = bench_staging_reps(p),
+                      .small_layers = bench_staging_scaled(
+                          BATCH_SMALL_LAYERS, p->scale, BATCH_SMALL_MIN),
+                      .big_layers = bench_staging_scaled(
+                          BATCH_BIG_LAYERS, p->scale, BATCH_BIG_MIN)};
   uint64_t nb = r->big_layers, ns = r->small_layers;
   char *dir = bench_mkdir(p->dir, "staging-batch");
-  bench_say("staging-batch: writing %" PRIu64 " layers of 4 KiB and 2 x %" PRIu64
-      " of 1 MiB",
-      ns, nb);
-  bench_staging_write_region(dir, R_PATH_SMALL, "path-small", ns, BATCH_SMALL_SIZE);
+  bench_say("staging-batch: writing %" PRIu64
+            " layers of 4 KiB and 2 x %" PRIu64 " of 1 MiB",
+            ns, nb);
+  bench_staging_write_region(dir, R_PATH_SMALL, "path-small", ns,
+                             BATCH_SMALL_SIZE);
   bench_staging_write_region(dir, R_PATH_BIG, "path-big", nb, BATCH_BIG_SIZE);
-  bench_staging_write_region(dir, R_PATH_STAGED, "path-staged", nb, BATCH_BIG_SIZE);
+  bench_staging_write_region(dir, R_PATH_STAGED, "path-staged", nb,
+                             BATCH_BIG_SIZE);
   /* One store for every round: the path batches stage nothing, so the
    * 1 MiB layers of R_PATH_BIG stay unstaged and those of R_PATH_STAGED,
    * staged once before the rounds, stay staged. */
@@ -129,9 +132,9 @@ static void run(bench_ctx *ctx, void *result) {
   uint64_t *ob = bench_xmalloc(nb * sizeof *ob);
   uint64_t *ost = bench_xmalloc(nb * sizeof *ost);
   bench_check(strata_stage_path_size(&txn, ps, ns, &r->small_bytes),
-        "strata_stage_path_size");
+              "strata_stage_path_size");
   bench_check(strata_stage_path_size(&txn, pb, nb, &r->big_bytes),
-        "strata_stage_path_size");
+              "strata_stage_path_size");
   uint64_t most = r->small_bytes > r->big_bytes ? r->small_bytes : r->big_bytes;
   uint8_t *dst = bench_xmalloc(most);
   bench_prefault_write(dst, most);
@@ -163,19 +166,20 @@ static void run(bench_ctx *ctx, void *result) {
                        verify, &staged_packed);
     if (staged_packed != 0)
       bench_fail("staging-batch: staged 1 MiB layers were packed (%" PRIu64
-           " copies)",
-           staged_packed);
+                 " copies)",
+                 staged_packed);
     if (!peer_first) {
       v[1][k] = path_memcpy(ls, ns, os, dst, verify);
       v[4][k] = path_memcpy(lb, nb, ob, dst, verify);
     }
     bench_say("staging-batch: round %d%s GB/s: 4 KiB %.2f / memcpy %.2f, 1 MiB "
-        "%.2f / staged %.2f / memcpy %.2f",
-        k, k ? "" : " (warm-up)", v[0][k], v[1][k], v[2][k], v[3][k], v[4][k]);
+              "%.2f / staged %.2f / memcpy %.2f",
+              k, k ? "" : " (warm-up)", v[0][k], v[1][k], v[2][k], v[3][k],
+              v[4][k]);
   }
   if (bench_staging_stats(s).staged_layers != nb)
     bench_fail("staging-batch: %" PRIu64 " layers staged, expected %" PRIu64,
-         bench_staging_stats(s).staged_layers, nb);
+               bench_staging_stats(s).staged_layers, nb);
   r->small_gbs = bench_summarize(v[0] + 1, r->reps);
   r->small_memcpy_gbs = bench_summarize(v[1] + 1, r->reps);
   r->big_unstaged_gbs = bench_summarize(v[2] + 1, r->reps);
@@ -258,5 +262,5 @@ static void json(FILE *f, const void *result) {
   fputs("}", f);
 }
 
-const bench_scenario bench_sc_staging_batch = {"staging-batch", sizeof(batch_result), run,
-                                    print, json};
+const bench_scenario bench_sc_staging_batch = {
+    "staging-batch", sizeof(batch_result), run, print, json};

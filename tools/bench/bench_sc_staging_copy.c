@@ -47,21 +47,21 @@ static void check_staged(const strata_staged *h, const void *want,
   strata_staged_info info;
   bench_check(strata_staged_info_get(h, &info), "strata_staged_info_get");
   if (info.size != size)
-    bench_fail("%s: %" PRIu64 " bytes staged, expected %" PRIu64, what, info.size,
-         size);
+    bench_fail("%s: %" PRIu64 " bytes staged, expected %" PRIu64, what,
+               info.size, size);
   uint64_t off = 0;
   for (uint32_t i = 0; i < info.segments; i++) {
     const void *p;
     uint64_t len;
     bench_check(strata_staged_segment(h, i, &p, &len), "strata_staged_segment");
     if (off + len > size || memcmp(p, (const uint8_t *)want + off, len) != 0)
-      bench_fail("%s: staged bytes differ from the layer at offset %" PRIu64, what,
-           off);
+      bench_fail("%s: staged bytes differ from the layer at offset %" PRIu64,
+                 what, off);
     off += len;
   }
   if (off != size)
     bench_fail("%s: segments cover %" PRIu64 " of %" PRIu64 " bytes", what, off,
-         size);
+               size);
 }
 
 /* Stages layers 0..n-1 of `region` (not staged yet), timed; with
@@ -84,8 +84,9 @@ static double stage_all(strata_store *s, const strata_txn *txn, uint64_t region,
   strata_staging_stats b = bench_staging_stats(s);
   /* Every byte must have been copied: the content was not staged yet. */
   if (b.stage_copied_bytes - a.stage_copied_bytes != bytes)
-    bench_fail("staging-copy: %" PRIu64 " bytes copied by staging, expected %" PRIu64,
-         b.stage_copied_bytes - a.stage_copied_bytes, bytes);
+    bench_fail("staging-copy: %" PRIu64
+               " bytes copied by staging, expected %" PRIu64,
+               b.stage_copied_bytes - a.stage_copied_bytes, bytes);
   r->evictions += b.evictions - a.evictions;
   r->dedup_hits += b.dedup_hits - a.dedup_hits;
   if (verify) {
@@ -143,7 +144,7 @@ static void xfer_rep(strata_store *s, const strata_txn *txn,
     uint64_t t0 = bench_now_ns();
     for (uint64_t i = 0; i < n; i++)
       bench_check(strata_stage_to_device(h[i], (uint8_t *)dev + i * size, ss),
-            "strata_stage_to_device");
+                  "strata_stage_to_device");
     bench_check(strata_stream_sync(ss), "strata_stream_sync");
     *xfer = bench_gbs(bytes, bench_now_ns() - t0);
   }
@@ -164,7 +165,8 @@ static void xfer_rep(strata_store *s, const strata_txn *txn,
     for (uint32_t k = 0; k < info.segments; k++) {
       const void *p;
       uint64_t len;
-      bench_check(strata_staged_segment(h[i], k, &p, &len), "strata_staged_segment");
+      bench_check(strata_staged_segment(h[i], k, &p, &len),
+                  "strata_staged_segment");
       memcpy(peer_dst + off, p, len);
       off += len;
     }
@@ -172,7 +174,7 @@ static void xfer_rep(strata_store *s, const strata_txn *txn,
   *peer = bench_gbs(off, bench_now_ns() - t0);
   if (off != bytes)
     bench_fail("staging-copy: %" PRIu64 " staged bytes, expected %" PRIu64, off,
-         bytes);
+               bytes);
   bench_check(strata_device_free(s, dev, ss), "strata_device_free");
   strata_stream_destroy(ss);
   for (uint64_t i = 0; i < n; i++)
@@ -207,8 +209,8 @@ static void run(bench_ctx *ctx, void *result) {
     bool verify = k == 0;
     for (int variant = 0; variant < 2; variant++) {
       /* A fresh store: nothing staged. */
-      strata_store_config c =
-          bench_staging_config(r->pool_bytes, variant ? STRATA_STAGING_NO_DEDUP : 0);
+      strata_store_config c = bench_staging_config(
+          r->pool_bytes, variant ? STRATA_STAGING_NO_DEDUP : 0);
       strata_store *s = bench_open_store(dir, &c);
       strata_txn txn;
       bench_check(strata_read_begin(s, &txn), "strata_read_begin");
@@ -235,7 +237,8 @@ static void run(bench_ctx *ctx, void *result) {
       strata_read_end(&txn);
       strata_store_close(s);
     }
-    bench_say("staging-copy: round %d%s GB/s: 1 MiB %.2f / %.2f / memcpy %.2f "
+    bench_say(
+        "staging-copy: round %d%s GB/s: 1 MiB %.2f / %.2f / memcpy %.2f "
         "(pieces %.2f), 64 KiB %.2f / %.2f / memcpy %.2f, to device %.2f / "
         "memcpy %.2f",
         k, k ? "" : " (warm-up)", v[0][k], v[2][k], v[4][k], v[8][k], v[1][k],
@@ -357,5 +360,5 @@ static void json(FILE *f, const void *result) {
   fprintf(f, ", \"target_ratio\": %.2f}", TARGET_COPY_RATIO);
 }
 
-const bench_scenario bench_sc_staging_copy = {"staging-copy", sizeof(copy_result), run,
-                                    print, json};
+const bench_scenario bench_sc_staging_copy = {
+    "staging-copy", sizeof(copy_result), run, print, json};

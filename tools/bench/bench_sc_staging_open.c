@@ -73,13 +73,14 @@ static double slabs_from_dump(strata_store *s, char *method, size_t len) {
 static void run(bench_ctx *ctx, void *result) {
   const bench_store_params *p = &ctx->sp;
   sopen_result *r = result;
-  *r = (sopen_result){.bytes = bench_staging_scaled(OPEN_BYTES, p->scale, OPEN_MIN_BYTES),
-                      .reps = bench_staging_reps(p),
-                      .load1 = bench_load1()};
+  *r = (sopen_result){
+      .bytes = bench_staging_scaled(OPEN_BYTES, p->scale, OPEN_MIN_BYTES),
+      .reps = bench_staging_reps(p),
+      .load1 = bench_load1()};
   r->bytes = (r->bytes + MiB - 1) / MiB * MiB;
   char *dir = bench_mkdir(p->dir, "staging-open");
   bench_say("staging-open: %d opens with a %" PRIu64 " MiB pool", r->reps,
-      r->bytes >> 20);
+            r->bytes >> 20);
   double v[5][BENCH_MAX_REPS];
   for (int k = 0; k < r->reps; k++) {
     /* Default flags: CUDA where there is a GPU, host mode otherwise. */
@@ -93,7 +94,7 @@ static void run(bench_ctx *ctx, void *result) {
     strata_staging_stats st = bench_staging_stats(s);
     if (st.slab_bytes < r->bytes)
       bench_fail("staging-open: %" PRIu64 " bytes of slabs, %" PRIu64 " asked",
-           st.slab_bytes, r->bytes);
+                 st.slab_bytes, r->bytes);
     snprintf(r->backend, sizeof r->backend, "%s", st.backend);
     r->numa_node = st.numa_node;
     r->slabs = st.slabs;
@@ -188,5 +189,5 @@ static void json(FILE *f, const void *result) {
   fputs("}", f);
 }
 
-const bench_scenario bench_sc_staging_open = {"staging-open", sizeof(sopen_result), run,
-                                    print, json};
+const bench_scenario bench_sc_staging_open = {
+    "staging-open", sizeof(sopen_result), run, print, json};

@@ -38,13 +38,13 @@ static void run(bench_ctx *ctx, void *result) {
   const bench_store_params *p = &ctx->sp;
   store_open_result *r = result;
   *r = (store_open_result){.regions = OPEN_REGIONS,
-                                 .layers = bench_scaled(OPEN_LAYERS, p->scale),
-                                 .load1 = bench_load1()};
+                           .layers = bench_scaled(OPEN_LAYERS, p->scale),
+                           .load1 = bench_load1()};
   r->opens = p->reps < OPEN_MIN_REPS ? OPEN_MIN_REPS : p->reps;
   char *dir = bench_mkdir(p->dir, "store-open");
   char *paths[OPEN_REGIONS];
   bench_say("store-open: writing %d regions x %" PRIu64 " layers of 64-256 B",
-      OPEN_REGIONS, r->layers);
+            OPEN_REGIONS, r->layers);
   uint64_t t0 = bench_now_ns();
   for (unsigned i = 0; i < OPEN_REGIONS; i++) {
     char name[32];
@@ -58,7 +58,8 @@ static void run(bench_ctx *ctx, void *result) {
     bench_warm_page_cache(paths[i]);
     strata_region *reg;
     strata_region_info info;
-    bench_check(strata_region_open(paths[i], STRATA_OPEN_DEFAULT, &reg), paths[i]);
+    bench_check(strata_region_open(paths[i], STRATA_OPEN_DEFAULT, &reg),
+                paths[i]);
     strata_region_info_get(reg, &info);
     r->file_bytes += info.file_size;
     r->index_bytes += info.file_size - info.index_offset;
@@ -71,7 +72,7 @@ static void run(bench_ctx *ctx, void *result) {
     bench_check(strata_store_refresh(s), "strata_store_refresh");
     if (bench_region_count(s) != OPEN_REGIONS)
       bench_fail("store-open: the store serves %" PRIu64 " of %d regions",
-           bench_region_count(s), OPEN_REGIONS);
+                 bench_region_count(s), OPEN_REGIONS);
     strata_store_close(s);
   }
 
@@ -94,15 +95,17 @@ static void run(bench_ctx *ctx, void *result) {
         ms[1][i] = (double)(c - a) / 1e6;
         ms[4][i] = (double)(bench_now_ns() - c) / 1e6;
       } else if (kind == 1) {
-        strata_store *s = bench_open_store_flags(dir, STRATA_STORE_VERIFY_AT_OPEN);
+        strata_store *s =
+            bench_open_store_flags(dir, STRATA_STORE_VERIFY_AT_OPEN);
         b = bench_now_ns();
         strata_store_close(s);
         ms[2][i] = (double)(b - a) / 1e6;
       } else {
         strata_region *regs[OPEN_REGIONS];
         for (unsigned j = 0; j < OPEN_REGIONS; j++)
-          bench_check(strata_region_open(paths[j], STRATA_OPEN_DEFAULT, &regs[j]),
-                paths[j]);
+          bench_check(
+              strata_region_open(paths[j], STRATA_OPEN_DEFAULT, &regs[j]),
+              paths[j]);
         b = bench_now_ns();
         for (unsigned j = 0; j < OPEN_REGIONS; j++)
           strata_region_close(regs[j]);

@@ -263,7 +263,8 @@ static void run_phase(strata_store *s, const store_read_result *r,
   }
   bench_check(strata_store_reclaim(s, 1), "strata_store_reclaim");
   if (bad != 0)
-    bench_fail("store-read: %" PRIu64 " gets failed or returned a wrong size", bad);
+    bench_fail("store-read: %" PRIu64 " gets failed or returned a wrong size",
+               bad);
   pthread_barrier_destroy(&sh.start);
 
   *out = (bench_read_phase){
@@ -286,14 +287,14 @@ static void run(bench_ctx *ctx, void *result) {
   const bench_store_params *p = &ctx->sp;
   store_read_result *r = result;
   *r = (store_read_result){.regions = READ_REGIONS,
-                                 .layers = bench_scaled(READ_LAYERS, p->scale),
-                                 .size = p->size,
-                                 .batch = READ_BATCH,
-                                 .puts_per_cycle = READ_PUTS_PER_CYCLE,
-                                 .load1 = bench_load1()};
+                           .layers = bench_scaled(READ_LAYERS, p->scale),
+                           .size = p->size,
+                           .batch = READ_BATCH,
+                           .puts_per_cycle = READ_PUTS_PER_CYCLE,
+                           .load1 = bench_load1()};
   char *dir = bench_mkdir(p->dir, "store-read");
   bench_say("store-read: writing %d regions x %" PRIu64 " layers x %zu B",
-      READ_REGIONS, r->layers, r->size);
+            READ_REGIONS, r->layers, r->size);
   for (unsigned i = 1; i <= READ_REGIONS; i++) {
     char name[32];
     snprintf(name, sizeof name, "read-%u.region", i);
@@ -309,7 +310,7 @@ static void run(bench_ctx *ctx, void *result) {
   bench_check(strata_store_refresh(s), "strata_store_refresh");
   if (bench_region_count(s) != READ_REGIONS)
     bench_fail("store-read: the store serves %" PRIu64 " regions, not %d",
-         bench_region_count(s), READ_REGIONS);
+               bench_region_count(s), READ_REGIONS);
   /* Check the contents once, and map every page. */
   uint8_t *want = bench_xmalloc(r->size);
   strata_txn txn;
@@ -322,8 +323,8 @@ static void run(bench_ctx *ctx, void *result) {
         bench_fill_layer(g, i, want, r->size);
         if (l.size != r->size || memcmp(l.data, want, r->size) != 0)
           bench_fail("store-read: region %" PRIu64 " layer %" PRIu64
-               " has the wrong contents",
-               g, i);
+                     " has the wrong contents",
+                     g, i);
       }
     }
   strata_read_end(&txn);
@@ -334,10 +335,10 @@ static void run(bench_ctx *ctx, void *result) {
                                                       2};
   for (int m = 0; m < BENCH_READ_MODES; m++)
     for (int ph = 0; ph < BENCH_READ_PHASES; ph++) {
-      bench_say("store-read: %u gets per snapshot, %u readers%s, %.1f s", batch[m],
-          threads[ph],
-          ph == BENCH_READ_WRITER2 ? " and a crystallizing writer" : "",
-          p->seconds);
+      bench_say("store-read: %u gets per snapshot, %u readers%s, %.1f s",
+                batch[m], threads[ph],
+                ph == BENCH_READ_WRITER2 ? " and a crystallizing writer" : "",
+                p->seconds);
       run_phase(s, r, batch[m], threads[ph], ph == BENCH_READ_WRITER2,
                 p->seconds, &r->phase[m][ph]);
     }
@@ -347,7 +348,7 @@ static void run(bench_ctx *ctx, void *result) {
    * default sampling, its worker running), in rotating short rounds so
    * that drifts of the machine hit all alike. */
   strata_store *off = bench_open_store_flags(dir, STRATA_STORE_NO_READ_STATS |
-                                          STRATA_STORE_READ_ONLY);
+                                                      STRATA_STORE_READ_ONLY);
   bench_check(strata_store_refresh(off), "strata_store_refresh");
   strata_store_config sc;
   strata_store_config_init(&sc);

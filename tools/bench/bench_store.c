@@ -23,4 +23,3 @@ uint64_t bench_region_count(strata_store *s) {
   strata_read_end(&txn);
   return n;
 }
-

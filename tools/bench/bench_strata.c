@@ -118,8 +118,8 @@ run_with(void *state, const uint64_t *keys, size_t m, uint64_t *misses,
   return sink;
 }
 
-static int get_with(void *state, uint64_t key, const uint8_t **ptr,
-                    size_t *len, read_mode mode) {
+static int get_with(void *state, uint64_t key, const uint8_t **ptr, size_t *len,
+                    read_mode mode) {
   const strata_region *r = ((strata_state *)state)->region;
   strata_dense_view view;
   const strata_dense_view *v = mode == READ_VIEW ? view_of(r, &view) : NULL;
@@ -131,11 +131,11 @@ static int get_with(void *state, uint64_t key, const uint8_t **ptr,
 }
 
 #define READ_PEER_FUNCS(suffix, mode)                                          \
-  static int get_##suffix(void *state, uint64_t key, const uint8_t **ptr,     \
+  static int get_##suffix(void *state, uint64_t key, const uint8_t **ptr,      \
                           size_t *len) {                                       \
     return get_with(state, key, ptr, len, mode);                               \
   }                                                                            \
-  static uint64_t run_##suffix(void *state, const uint64_t *keys, size_t m,   \
+  static uint64_t run_##suffix(void *state, const uint64_t *keys, size_t m,    \
                                uint64_t *misses) {                             \
     return run_with(state, keys, m, misses, mode);                             \
   }

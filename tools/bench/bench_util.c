@@ -28,8 +28,7 @@ void bench_fill_value(uint64_t pos, uint8_t *buf, size_t size) {
   }
 }
 
-void bench_fill_layer(uint64_t region, uint64_t id, uint8_t *buf,
-                      size_t size) {
+void bench_fill_layer(uint64_t region, uint64_t id, uint8_t *buf, size_t size) {
   bench_fill_value(region << 40 ^ id, buf, size);
 }
 

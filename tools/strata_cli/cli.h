@@ -176,8 +176,8 @@ typedef struct cli_key {
 } cli_key;
 
 /* Parses `arg` into *key. `what` names the argument in messages ("region
- * id", "layer id"). With id_only, a name is refused. Returns false after a usage
- * error (empty, not a number when id_only, above 2^64-1), *exit_code then
+ * id", "layer id"). With id_only, a name is refused. Returns false after a
+ * usage error (empty, not a number when id_only, above 2^64-1), *exit_code then
  * holding CLI_EXIT_USAGE. */
 bool cli_parse_key(const cli_command *cmd, const char *what, const char *arg,
                    bool id_only, cli_key *key, int *exit_code);

@@ -103,8 +103,8 @@ bool cli_parse_args(const cli_command *cmd, int argc, char **argv,
 }
 
 bool cli_parse_file_arg(const cli_command *cmd, int argc, char **argv,
-                        const cli_option *opts, size_t nopts,
-                        const char **path, int *exit_code) {
+                        const cli_option *opts, size_t nopts, const char **path,
+                        int *exit_code) {
   size_t npos;
   return cli_parse_args(cmd, argc, argv, opts, nopts, path, 1, 1, &npos,
                         exit_code);
