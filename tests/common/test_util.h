@@ -2,6 +2,8 @@
 #ifndef STRATA_TEST_UTIL_H
 #define STRATA_TEST_UTIL_H
 
+/* cmocka.h needs these first (it does not include them itself). */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -12,7 +14,6 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <setjmp.h>
 
 #include "strata.h"
 
