@@ -8,6 +8,9 @@
 
 int strata_store_open(const char *dir, const strata_store_config *config,
                       strata_store **out) {
+  /* `out` is checked here: the store layer is handed a local. */
+  STRATA__FAIL_IF(dir == NULL || out == NULL, STRATA_E_INVAL,
+                  "strata_store_open: NULL argument");
   strata_store *s;
   STRATA__TRY(strata__store_open(dir, config, &s));
   /* The staging pool comes last: pinning its slabs is the slow part of an

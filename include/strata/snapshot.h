@@ -24,7 +24,7 @@ extern "C" {
  * version the snapshot sees, the thread's reader slot, the snapshot's read
  * counters) and may change what it keeps there without a new major version. Do
  * not read, write or copy it; pass its address. strata_read_begin() initializes
- * it: no initializer is needed. The words are 16, where 8 are used today, so
+ * it: no initializer is needed. The words are 16, where 9 are used today, so
  * that the library can grow without changing the size. */
 #define STRATA_TXN_RESERVED_WORDS 16
 typedef struct strata_txn {

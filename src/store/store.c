@@ -184,12 +184,16 @@ int strata__store_open(const char *dir, const strata_store_config *config,
 }
 
 void strata__store_start(struct strata_store *s) {
-  strata__store_start_verifier(s);
+  /* The count is read before the verifier starts: once it runs, it may
+   * withdraw a region and publish another catalog under the writer mutex,
+   * and the figure logged is the one open built. */
   strata__catalog *c = atomic_load_explicit(&s->catalog, memory_order_relaxed);
+  uint64_t regions = c->n;
+  strata__store_start_verifier(s);
   char qd[STRATA__LOG_PATH];
   strata__log(&s->log, STRATA_LOG_INFO, "store",
               "msg=\"store opened\" dir=%s regions=%" PRIu64,
-              strata__log_quote(qd, sizeof qd, s->dir), c->n);
+              strata__log_quote(qd, sizeof qd, s->dir), regions);
 }
 
 /* ---- close --------------------------------------------------------------- */

@@ -345,6 +345,13 @@ static void test_open_errors(void **state) {
   c.evict_pct = 80;
   assert_strata_err(strata_store_open(test_tmpdir(), &c, &s), STRATA_E_INVAL);
   assert_null(s);
+  /* NULL arguments are refused before anything is opened (a NULL `out`
+   * once opened the store and then wrote through it). */
+  assert_strata_err(strata_store_open(test_tmpdir(), NULL, NULL),
+                    STRATA_E_INVAL);
+  assert_non_null(strstr(strata_last_error_detail(), "NULL argument"));
+  assert_strata_err(strata_store_open(NULL, NULL, &s), STRATA_E_INVAL);
+  assert_null(s);
   strata_store_close(NULL);
 }
 
