@@ -71,6 +71,9 @@ STRATA_API int strata_proto_info_get(strata_proto *proto,
  * new file and faults it in, then publishes it with one atomic swap. Open
  * snapshots keep the previous version; its memory (and mapping) is freed
  * after they end. The proto stays attached, empty, over the new file.
+ * The new file keeps the old file's region id, name, metadata and content
+ * alignment (data_align); a region without a file yet gets the writer's
+ * default alignment, 64.
  * Any failure (-ENOSPC, -EIO, validation) leaves the proto and the store
  * as they were (readers keep the old file and the proto), and the directory
  * too, with one exception that the error detail names: when the fsync of the

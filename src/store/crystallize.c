@@ -87,6 +87,14 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id) {
   opts.region_id = id;
   opts.name = old->name;
   opts.metadata = old->metadata;
+  /* The new file keeps every writer option the base file records: id, name
+   * and metadata (above, from the entry, which has the file's) and the
+   * content alignment, which GPU and direct-I/O readers rely on (a region
+   * built with region-builder --align 4096 must not come back aligned to
+   * 64). The header flags are not options: the writer derives them from
+   * the ids. A region that has no file yet gets the writer's default. */
+  if (old->file != NULL)
+    opts.align = old->file->region->align;
   strata_writer *w = NULL;
   strata_region *r = NULL;
   dev_t dev = 0;

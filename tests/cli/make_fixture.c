@@ -18,6 +18,9 @@
  *                      their metadata, one without a name or a final newline,
  *                      a binary one, an empty one, metadata of other shapes
  *     notes.region     region 2 "notes", no metadata: a layer named "a:b"
+ *   store4k/           a store of one region whose content is aligned to
+ *     wide.region      4096 (region 3 "wide"), as GPU and direct-I/O users
+ *                      build them: a put must keep the alignment
  *
  * Cases that change the store work on a copy of it in their own directory.
  */
@@ -207,6 +210,25 @@ static void make_store(void) {
   TRY("commit store/notes", strata_writer_commit(w));
 }
 
+static void make_store4k(void) {
+  if (mkdir(path_of("store4k"), 0755) != 0 && errno != EEXIST) {
+    perror("store4k");
+    exit(1);
+  }
+  strata_writer_options o;
+  strata_writer_options_init(&o);
+  o.region_id = 3;
+  o.name = "wide";
+  o.metadata = "{\"align\":4096}";
+  o.align = 4096;
+  strata_writer *w = NULL;
+  TRY("store4k/wide.region",
+      strata_writer_open(path_of("store4k/wide.region"), &o, &w));
+  add(w, 0, "w0", NULL, "page one\n");
+  add(w, 1, "w1", NULL, "page two\n");
+  TRY("commit store4k/wide", strata_writer_commit(w));
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: make_fixture OUTDIR\n");
@@ -219,5 +241,6 @@ int main(int argc, char **argv) {
   make_big();
   make_damaged();
   make_store();
+  make_store4k();
   return 0;
 }
