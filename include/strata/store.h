@@ -86,13 +86,15 @@ typedef struct strata_store_config {
    * is not a multiple of the structure's alignment (8 on 64-bit systems),
    * and a size larger than the library's. */
   uint32_t struct_size;
-  /* Heap bytes protos and the heap pool may use. 0 = the default, a quarter of
-   * physical memory. */
+  /* Heap bytes protos may use: the heap pool's blocks in use plus the
+   * store's overhead (not the chunks the pool holds in reserve). 0 = the
+   * default, a quarter of physical memory. */
   uint64_t memory_limit;
   /* Thresholds, in percent of memory_limit: a warning is logged above
-   * warn_pct; above evict_pct the largest proto is crystallized and cold
-   * region pages are given back to the kernel; above refuse_pct puts fail
-   * with STRATA_E_LIMIT. Defaults 75, 85, 95. */
+   * warn_pct; above evict_pct protos are crystallized, largest first,
+   * until the heap is below warn_pct, and cold region pages are given back
+   * to the kernel; puts that would pass refuse_pct fail with
+   * STRATA_E_LIMIT. Defaults 75, 85, 95. */
   unsigned warn_pct, evict_pct, refuse_pct;
   /* STRATA_LOG_*; -1 = the STRATA_LOG environment variable (trace, debug,
    * info, warn, error, off), or WARN when it is not set. */
@@ -160,7 +162,7 @@ STRATA_API int strata_store_reclaim(strata_store *store, int wait);
 typedef struct strata_store_stats {
   uint64_t regions; /* regions served (files and protos) */
   uint64_t protos;
-  uint64_t heap_bytes; /* protos and the heap pool, as accounted */
+  uint64_t heap_bytes; /* held by protos, as memory_limit counts it */
   uint64_t memory_limit;
   uint64_t snapshots_open;
   uint64_t oldest_snapshot_ms; /* age of the oldest open snapshot, 0 if none */

@@ -75,10 +75,21 @@
  * only up to the size that was asked for, so use after free and overflows
  * past the request are caught inside the pool too.
  *
- * Thread safety: none, as pool.h says, except `reserved`: only the pool's
- * owner writes it (relaxed load then relaxed store, no read-modify-write
- * needed with one writer) and any thread may read it. It sits on its own
- * cache line so that readers do not pull the allocator's hot lines. */
+ * Thread safety: none, as pool.h says, except `reserved` and `in_use`:
+ * only the pool's owner writes them (relaxed load then relaxed store, no
+ * read-modify-write needed with one writer) and any thread may read them.
+ * They sit on their own cache line so that readers do not pull the
+ * allocator's hot lines.
+ *
+ * Two figures, because they answer two questions. `reserved` is what the
+ * pool took from the system: chunks are 1 MiB, so the first allocation of
+ * each size class reserves a chunk whatever its size, and one emptied
+ * chunk per class is kept as a spare; a store's first 100-byte put
+ * reserves about 2 MiB and keeps it for good. `in_use` is what the pool
+ * has handed out and not had back, in whole blocks (a 100-byte request
+ * holds a 128-byte block); it follows what callers hold, rises with every
+ * allocation and falls with every free. The store's memory thresholds
+ * count `in_use` (store_memory.c says why). */
 #include <inttypes.h>
 #include <stdalign.h>
 #include <stdatomic.h>
@@ -169,6 +180,7 @@ struct strata__pool {
   uint64_t large_count, large_reserved, large_requested;
   uint64_t large_allocs, large_frees, large_failures;
   alignas(64) _Atomic uint64_t reserved;
+  _Atomic uint64_t in_use; /* blocks handed out, in bytes */
 };
 
 static void reserved_add(strata__pool *p, uint64_t n) {
@@ -179,6 +191,12 @@ static void reserved_add(strata__pool *p, uint64_t n) {
 static void reserved_sub(strata__pool *p, uint64_t n) {
   uint64_t v = atomic_load_explicit(&p->reserved, memory_order_relaxed);
   atomic_store_explicit(&p->reserved, v - n, memory_order_relaxed);
+}
+
+/* `n` may wrap around (a subtraction): unsigned arithmetic is modular. */
+static inline void in_use_add(strata__pool *p, uint64_t n) {
+  uint64_t v = atomic_load_explicit(&p->in_use, memory_order_relaxed);
+  atomic_store_explicit(&p->in_use, v + n, memory_order_relaxed);
 }
 
 /* ---- configuration ----------------------------------------------------- */
@@ -240,6 +258,7 @@ int strata__pool_create(const strata__pool_config *cfg, strata__pool **out) {
   strata__pool *p = mem;
   memset(p, 0, sizeof *p);
   atomic_init(&p->reserved, 0);
+  atomic_init(&p->in_use, 0);
   uint64_t chunk = cfg->chunk_size ? cfg->chunk_size : POOL_DEFAULT_CHUNK;
   if (cfg->class_count == 0) {
     p->count = 11; /* 64 .. 65536 */
@@ -361,6 +380,7 @@ POOL_SLOW static void *large_alloc(strata__pool *p, size_t size) {
   p->large_requested += size;
   p->large_reserved += POOL_LARGE_HDR + size;
   reserved_add(p, POOL_LARGE_HDR + size);
+  in_use_add(p, POOL_LARGE_HDR + size);
   return (uint8_t *)mem + POOL_LARGE_HDR;
 }
 
@@ -382,13 +402,15 @@ POOL_SLOW static void large_free(strata__pool *p, void *ptr, size_t size) {
   p->large_requested -= size;
   p->large_reserved -= POOL_LARGE_HDR + size;
   reserved_sub(p, POOL_LARGE_HDR + size);
+  in_use_add(p, 0 - (POOL_LARGE_HDR + (uint64_t)size));
   free(h);
 }
 
 /* ---- the hot path ------------------------------------------------------ */
 
 /* Takes a block of `s` bytes from `ch`, a chunk on k's avail list. */
-static inline void *take_block(pool_class *k, pool_chunk *ch, size_t s) {
+static inline void *take_block(strata__pool *p, pool_class *k, pool_chunk *ch,
+                               size_t s) {
   /* The chunk has a free block at or after its hint. */
   uint32_t w = ch->hint;
   while (ch->used[w] == UINT64_MAX)
@@ -405,6 +427,7 @@ static inline void *take_block(pool_class *k, pool_chunk *ch, size_t s) {
   }
   k->bytes_requested += s;
   k->allocs++;
+  in_use_add(p, k->block_size);
   uint8_t *ptr = block_at(k, ch, (size_t)w * 64 + b);
   POOL_UNPOISON(ptr, s);
   return ptr;
@@ -416,7 +439,7 @@ POOL_SLOW static void *alloc_slow(strata__pool *p, pool_class *k, size_t s) {
     k->failures++;
     return NULL;
   }
-  return take_block(k, ch, s);
+  return take_block(p, k, ch, s);
 }
 
 /* The rare paths are tail calls, so that this stays a leaf function. */
@@ -431,7 +454,7 @@ void *strata__pool_alloc(strata__pool *p, size_t size) {
   pool_chunk *ch = k->avail;
   if (__builtin_expect(ch == NULL, 0))
     return alloc_slow(p, k, s);
-  return take_block(k, ch, s);
+  return take_block(p, k, ch, s);
 }
 
 void strata__pool_free(strata__pool *p, void *ptr, size_t size) {
@@ -466,6 +489,7 @@ void strata__pool_free(strata__pool *p, void *ptr, size_t size) {
     ch->hint = w;
   k->bytes_requested -= s;
   k->frees++;
+  in_use_add(p, 0 - (uint64_t)k->block_size);
   if (ch->free_count++ == 0)
     avail_push(k, ch); /* it was full */
   if (__builtin_expect(ch->free_count == k->blocks, 0))
@@ -497,6 +521,13 @@ uint64_t strata__pool_reserved(const strata__pool *p) {
     return 0;
   /* The generic atomic_load() takes a pointer to non-const in C17. */
   return atomic_load_explicit((_Atomic uint64_t *)&p->reserved,
+                              memory_order_relaxed);
+}
+
+uint64_t strata__pool_in_use(const strata__pool *p) {
+  if (p == NULL)
+    return 0;
+  return atomic_load_explicit((_Atomic uint64_t *)&p->in_use,
                               memory_order_relaxed);
 }
 

@@ -12,8 +12,8 @@
  *
  * Thread safety: none. The store serializes every call on a pool under its
  * writer mutex (including frees that run after a grace period), which keeps
- * the hot path free of atomics. strata__pool_reserved() alone may be read
- * from any thread at any time. */
+ * the hot path free of atomics. strata__pool_reserved() and
+ * strata__pool_in_use() alone may be read from any thread at any time. */
 #ifndef STRATA_POOL_H
 #define STRATA_POOL_H
 
@@ -71,6 +71,13 @@ void strata__pool_free(strata__pool *p, void *ptr, size_t size);
 /* Bytes currently taken from the system (chunks plus large allocations).
  * Safe to call from any thread without the caller's lock. */
 uint64_t strata__pool_reserved(const strata__pool *p);
+
+/* Bytes handed out and not yet freed: whole blocks (a 100-byte request
+ * holds a 128-byte block) plus large allocations with their header. At
+ * most strata__pool_reserved(); the difference is free blocks in held
+ * chunks and the spare chunks. Safe to call from any thread without the
+ * caller's lock. */
+uint64_t strata__pool_in_use(const strata__pool *p);
 
 /* Fills up to `max` rows (one per class, then one row for large
  * allocations) and returns the number of rows filled. */

@@ -231,17 +231,21 @@ int strata__state_collect(strata_store *s, unsigned flags, json_t **out) {
   strata_read_end(&txn);
 
   uint64_t heap = st.heap_bytes;
+  /* What the heap pool took from the system; heap_bytes counts its blocks
+   * in use (store_memory.c says why), so this is the other figure. */
+  uint64_t pool_reserved = strata__pool_reserved(s->pool);
   strata__mem_level level = strata__memory_level(s, heap);
   json_t *doc = json_pack(
-      "{s:s, s:s, s:I, s:s, s:o, s:{s:I, s:I, s:f, s:s, s:{s:i, s:i, s:i}}, "
+      "{s:s, s:s, s:I, s:s, s:o, s:{s:I, s:I, s:I, s:f, s:s, s:{s:i, s:i, "
+      "s:i}}, "
       "s:o, s:o, s:o, s:o, "
       "s:{s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:I, s:I, s:o}, "
       "s:{s:I, s:I, s:I, s:I, s:I}}",
       "strata_version", strata_version_string(), "format_version",
       STATE_DOC_VERSION, "time_unix_ms", (json_int_t)strata__unix_ms(), "dir",
       s->dir, "config", config_json(s), "memory", "heap_bytes",
-      (json_int_t)heap, "limit_bytes", (json_int_t)s->config.memory_limit,
-      "used_ratio",
+      (json_int_t)heap, "pool_reserved_bytes", (json_int_t)pool_reserved,
+      "limit_bytes", (json_int_t)s->config.memory_limit, "used_ratio",
       s->config.memory_limit ? (double)heap / (double)s->config.memory_limit
                              : 0.0,
       "threshold", threshold_name(level), "thresholds_pct", "warn",

@@ -208,11 +208,8 @@ static void cool_regions(struct strata_store *s) {
 #endif
 }
 
-void strata__memory_evict(struct strata_store *s) {
-  if (s->mem_level < STRATA__MEM_EVICT || s->evicting)
-    return;
-  /* Eviction: the largest proto becomes a file, which frees its heap once
-   * the snapshots that read it end. */
+/* The proto with the most heap that has changes to write, or NULL. */
+static const strata__entry *largest_proto(struct strata_store *s) {
   strata__catalog *c = atomic_load_explicit(&s->catalog, memory_order_relaxed);
   const strata__entry *big = NULL;
   for (uint64_t i = 0; i < c->n; i++) {
@@ -221,17 +218,52 @@ void strata__memory_evict(struct strata_store *s) {
         (big == NULL || e->overlay->bytes > big->overlay->bytes))
       big = e;
   }
-  if (big == NULL)
+  return big;
+}
+
+/* Eviction is hysteretic: crossing evict_pct starts a round that
+ * crystallizes protos, largest first, until the heap is below warn_pct
+ * (the low watermark), so that the next round needs the heap to grow by
+ * the gap between the two thresholds again (10 % of the limit with the
+ * defaults). Evicting one proto per put instead kept the heap just under
+ * evict_pct, and every put past it paid a full rewrite and fsync. A round
+ * crystallizes each proto at most once (a crystallized proto has no
+ * changes left) and frees their heap at once when no snapshot reads it.
+ * When snapshots do hold it, the round ends above the watermark and the
+ * next rounds wait until those snapshots end: crystallizing more in the
+ * meantime would free nothing either. */
+void strata__memory_evict(struct strata_store *s) {
+  if (s->mem_level < STRATA__MEM_EVICT || s->evicting)
     return;
+  if (s->evict_pinned_epoch != 0 &&
+      strata__ebr_min_epoch(s) <= s->evict_pinned_epoch)
+    return; /* the previous round's memory is still held */
+  s->evict_pinned_epoch = 0;
   s->evicting = true;
-  uint64_t id = big->id, size = big->overlay->bytes;
-  strata__log(&s->log, STRATA_LOG_WARN, "memory",
-              "msg=\"memory above the eviction threshold: crystallizing the "
-              "largest proto\" heap=%" PRIu64 " limit=%" PRIu64
-              " region_id=%" PRIu64 " proto_bytes=%" PRIu64,
-              strata__store_heap(s), s->config.memory_limit, id, size);
-  if (strata__crystallize_locked(s, id) == 0)
+  uint64_t low = strata__memory_threshold(s, s->config.warn_pct);
+  uint64_t heap = strata__store_heap(s), n = 0;
+  const strata__entry *big;
+  while (heap >= low && (big = largest_proto(s)) != NULL) {
+    /* Eviction: the largest proto becomes a file, which frees its heap once
+     * the snapshots that read it end. */
+    uint64_t id = big->id, size = big->overlay->bytes;
+    strata__log(&s->log, STRATA_LOG_WARN, "memory",
+                "msg=\"memory above the eviction threshold: crystallizing the "
+                "largest proto\" heap=%" PRIu64 " limit=%" PRIu64
+                " low_watermark=%" PRIu64 " region_id=%" PRIu64
+                " proto_bytes=%" PRIu64,
+                heap, s->config.memory_limit, low, id, size);
+    if (strata__crystallize_locked(s, id) < 0)
+      break; /* logged; the next put past the threshold tries again */
     s->stats.evictions++;
+    n++;
+    strata__store_maintain(s); /* frees what no snapshot reads */
+    heap = strata__store_heap(s);
+  }
+  if (n > 0 && heap >= low)
+    s->evict_pinned_epoch =
+        atomic_load_explicit(&s->epoch, memory_order_relaxed);
   cool_regions(s);
+  (void)strata__memory_check(s);
   s->evicting = false;
 }

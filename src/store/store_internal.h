@@ -291,12 +291,14 @@ void strata__entry_free(struct strata_store *s, void *entry);
 typedef enum strata__mem_level {
   STRATA__MEM_OK,     /* below warn_pct */
   STRATA__MEM_WARN,   /* warn_pct: logged once per crossing */
-  STRATA__MEM_EVICT,  /* evict_pct: the largest proto is crystallized */
+  STRATA__MEM_EVICT,  /* evict_pct: protos are crystallized, largest first,
+                         until the heap is below warn_pct */
   STRATA__MEM_REFUSE, /* refuse_pct: puts that would pass it fail */
 } strata__mem_level;
 
-/* Heap bytes as accounted: pool reservations plus store overhead. Any
- * thread (the figures are atomic or the pool's own). */
+/* Heap bytes as accounted: pool blocks in use plus store overhead (not the
+ * pool's reserved chunks: store_memory.c says why). Any thread (the
+ * figures are atomic or the pool's own). */
 uint64_t strata__store_heap(const struct strata_store *s);
 /* `pct` percent of memory_limit in bytes, rounded down: the one rounding
  * of every threshold (store_memory.c says why). */
@@ -308,8 +310,10 @@ strata__mem_level strata__memory_level(const struct strata_store *s,
  * warns when it first reaches warn_pct, and returns the level. */
 strata__mem_level strata__memory_check(struct strata_store *s);
 /* Writer mutex held: at STRATA__MEM_EVICT or above (as of the last
- * strata__memory_check), crystallizes the largest proto and asks the
- * kernel to reclaim region pages first (crystallize.c). */
+ * strata__memory_check), crystallizes protos, largest first, until the
+ * heap is below the warn threshold (the low watermark), and asks the
+ * kernel to reclaim region pages first (crystallize.c). Does nothing while
+ * a snapshot that pinned the previous round's memory is still open. */
 void strata__memory_evict(struct strata_store *s);
 
 /* ---- the store ----------------------------------------------------------- */
@@ -355,6 +359,10 @@ struct strata_store {
   _Atomic uint64_t extra_bytes; /* malloc'd store overhead */
   strata__mem_level mem_level;  /* as of the last strata__memory_check */
   bool evicting;
+  /* Nonzero when the last eviction round ended above the low watermark
+   * because snapshots held what it freed: the epoch it ended at. Eviction
+   * waits until every snapshot that old has ended (crystallize.c). */
+  uint64_t evict_pinned_epoch;
 
   struct strata_proto **protos;
   uint64_t proto_n, proto_cap;

@@ -35,7 +35,10 @@ static totals check_rows(const strata__pool *p) {
   strata__pool_class_stats r[ROWS];
   size_t n = stats(p, r);
   totals t = {0};
+  uint64_t in_use = 0; /* whole blocks, and large blocks with their header */
   for (size_t i = 0; i < n; i++) {
+    in_use += r[i].block_size != 0 ? r[i].blocks_used * r[i].block_size
+                                   : r[i].bytes_reserved;
     assert_true(r[i].blocks_used <= r[i].blocks_total);
     assert_true(r[i].bytes_requested <= r[i].bytes_reserved);
     assert_true(r[i].utilization >= 0.0 && r[i].utilization <= 1.0);
@@ -49,6 +52,7 @@ static totals check_rows(const strata__pool *p) {
     t.used += r[i].blocks_used;
   }
   assert_int_equal(t.reserved, strata__pool_reserved(p));
+  assert_int_equal(in_use, strata__pool_in_use(p));
   return t;
 }
 
@@ -478,6 +482,31 @@ static void test_bad_frees(void **state) {
   strata__pool_destroy(p);
 }
 
+/* In use counts the blocks handed out, not the chunks held: the first
+ * 100-byte block reserves a whole chunk but is 128 bytes in use, and a
+ * pool whose blocks are all freed has nothing in use while it keeps a
+ * spare chunk. (The store's memory thresholds count this figure.) */
+static void test_in_use(void **state) {
+  (void)state;
+  strata__pool *p = new_pool(NULL);
+  assert_int_equal(strata__pool_in_use(p), 0);
+  assert_int_equal(strata__pool_in_use(NULL), 0);
+  void *a = strata__pool_alloc(p, 100);
+  assert_non_null(a);
+  assert_int_equal(strata__pool_in_use(p), 128);
+  assert_int_equal(strata__pool_reserved(p), 1u << 20);
+  void *big = strata__pool_alloc(p, 70000);
+  assert_non_null(big);
+  assert_int_equal(strata__pool_in_use(p), 128 + 64 + 70000);
+  strata__pool_free(p, a, 100);
+  strata__pool_free(p, a, 100); /* twice: ignored, counted once */
+  strata__pool_free(p, big, 70000);
+  assert_int_equal(strata__pool_in_use(p), 0);
+  assert_int_equal(strata__pool_reserved(p), 1u << 20); /* the spare */
+  check_rows(p);
+  strata__pool_destroy(p);
+}
+
 /* Destroy frees everything still allocated; LeakSanitizer (ASan builds)
  * fails the test if anything is left. */
 static void test_destroy_with_live_blocks(void **state) {
@@ -507,6 +536,7 @@ int main(void) {
       cmocka_unit_test(test_big_class_geometry),
       cmocka_unit_test(test_bad_config),
       cmocka_unit_test(test_bad_frees),
+      cmocka_unit_test(test_in_use),
       cmocka_unit_test(test_destroy_with_live_blocks),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

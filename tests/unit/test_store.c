@@ -897,6 +897,150 @@ static void test_memory_thresholds(void **state) {
   strata_store_close(s);
 }
 
+/* Puts `puts` layers of 100 bytes, round robin over `regions` new protos,
+ * into a fresh store with `limit` (0: the default limit). Every put must
+ * succeed. Returns the heap the puts added, and the store's figures in
+ * *st; *empty is the heap of the protos before any put. */
+static uint64_t put_many(uint64_t limit, uint64_t regions, uint64_t puts,
+                         strata_store_stats *st, uint64_t *empty) {
+  const char *dir = test_tmpdir();
+  strata_store_config c;
+  config_with_log(&c, NULL, 0);
+  if (limit != 0)
+    c.memory_limit = limit;
+  strata_store *s = NULL;
+  assert_strata_ok(strata_store_open(dir, &c, &s));
+  strata_proto *p[8];
+  assert_true(regions <= 8);
+  for (uint64_t r = 0; r < regions; r++) {
+    char name[32];
+    snprintf(name, sizeof name, "m%" PRIu64, r);
+    assert_strata_ok(strata_proto_create(s, r + 1, name, NULL, &p[r]));
+  }
+  assert_strata_ok(strata_store_stats_get(s, st));
+  *empty = st->heap_bytes;
+  char data[100];
+  for (uint64_t i = 0; i < puts; i++) {
+    memset(data, 'a' + (int)(i % 26), sizeof data);
+    int rc = strata_proto_put(p[i % regions], i, NULL, NULL, data, sizeof data);
+    if (rc != 0)
+      fail_msg("limit %" PRIu64 ": put %" PRIu64 ": %s (%s)", limit, i,
+               strata_err_name(rc), strata_last_error_detail());
+  }
+  assert_strata_ok(strata_store_stats_get(s, st));
+  uint64_t grown = st->heap_bytes - *empty;
+  /* Everything is readable, whether it was evicted to a file or not. */
+  for (uint64_t i = 0; i < puts; i += 97) {
+    memset(data, 'a' + (int)(i % 26), sizeof data);
+    char want[101];
+    memcpy(want, data, sizeof data);
+    want[100] = '\0';
+    expect_layer(s, i % regions + 1, i, want);
+  }
+  /* Once everything is crystallized the heap is back where it started:
+   * no reserved chunk is counted, nothing the protos held stays. */
+  strata_store_stats before = *st;
+  for (uint64_t r = 0; r < regions; r++)
+    assert_strata_ok(strata_crystallize(s, r + 1));
+  assert_strata_ok(strata_store_reclaim(s, 1));
+  assert_strata_ok(strata_store_stats_get(s, st));
+  assert_int_equal(st->heap_bytes, *empty);
+  assert_int_equal(st->puts_refused, 0);
+  st->heap_bytes = before.heap_bytes; /* the figures after the puts */
+  st->evictions = before.evictions;
+  strata_store_close(s);
+  return grown;
+}
+
+/* Small memory limits with many small puts. The thresholds count the pool's
+ * blocks in use, not its reserved chunks (about 2 MiB after the first
+ * put): a 2 MiB limit refused every put, and with 8 MiB each put past the
+ * eviction threshold crystallized a proto (3,976 rewrites and fsyncs for
+ * 5,000 puts of 100 bytes). Eviction is now hysteretic: a round takes the
+ * heap below warn_pct, so a new round needs the heap to grow by
+ * (evict_pct - warn_pct) of the limit, and a round crystallizes each of
+ * the `regions` protos at most once. The puts grow the heap by `grown`
+ * bytes in all (measured without a limit), so there are at most
+ * regions * (grown / gap + 1) evictions. */
+static void test_memory_small_limits(void **state) {
+  (void)state;
+  const uint64_t regions = 4, puts = 5000;
+  strata_store_stats st;
+  uint64_t empty;
+  uint64_t grown = put_many(0, regions, puts, &st, &empty);
+  assert_int_equal(st.evictions, 0);
+  assert_true(grown >= puts * 100); /* at least the content */
+  const uint64_t limits[] = {8u << 20, 2u << 20, 1u << 20, 512u << 10};
+  for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+    uint64_t limit = limits[i];
+    /* The store's defaults: warn 75 %, evict 85 %, refuse 95 %. */
+    uint64_t warn = limit / 100 * 75, evict = limit / 100 * 85;
+    uint64_t refuse = limit / 100 * 95, gap = evict - warn;
+    uint64_t bound = regions * (grown / gap + 1);
+    put_many(limit, regions, puts, &st, &empty);
+    print_message("limit %" PRIu64 ": %" PRIu64 " evictions (bound %" PRIu64
+                  "), heap %" PRIu64 " after the puts\n",
+                  limit, st.evictions, bound, st.heap_bytes);
+    assert_true(st.evictions <= bound);
+    assert_true(st.heap_bytes < refuse);
+    /* Where the puts alone pass the eviction threshold, eviction ran. */
+    if (empty + grown >= evict)
+      assert_true(st.evictions >= 1);
+    else
+      assert_int_equal(st.evictions, 0);
+  }
+}
+
+/* While a snapshot holds what an eviction round freed, more rounds would
+ * free nothing either: eviction waits for the snapshot instead of
+ * crystallizing a proto at every put (each a rewrite and an fsync), and
+ * resumes once it ends. */
+static void test_memory_evict_waits_for_snapshot(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  strata_store_config c;
+  config_with_log(&c, NULL, 0);
+  c.memory_limit = 1u << 20;
+  strata_store *s = NULL;
+  assert_strata_ok(strata_store_open(dir, &c, &s));
+  const uint64_t regions = 4;
+  strata_proto *p[4];
+  for (uint64_t r = 0; r < regions; r++) {
+    char name[32];
+    snprintf(name, sizeof name, "w%" PRIu64, r);
+    assert_strata_ok(strata_proto_create(s, r + 1, name, NULL, &p[r]));
+  }
+  strata_txn pin;
+  assert_strata_ok(strata_read_begin(s, &pin));
+  char data[100];
+  memset(data, 'w', sizeof data);
+  int rc = 0;
+  uint64_t i = 0;
+  for (; rc == 0 && i < 20000; i++)
+    rc = strata_proto_put(p[i % regions], i, NULL, NULL, data, sizeof data);
+  /* The pinned heap ends at the refusal threshold: the put is refused. */
+  assert_int_equal(rc, STRATA_E_LIMIT);
+  strata_store_stats st;
+  assert_strata_ok(strata_store_stats_get(s, &st));
+  /* One round (each proto at most once), then none while pinned. */
+  assert_true(st.evictions >= 1 && st.evictions <= regions);
+  assert_int_equal(st.puts_refused, 1);
+  uint64_t evictions = st.evictions;
+  strata_read_end(&pin);
+  assert_strata_ok(strata_store_reclaim(s, 1));
+  /* With the snapshot gone its memory is freed, and eviction resumes:
+   * puts go on past the threshold without a refusal. */
+  for (uint64_t n = 0; st.evictions == evictions && n < 20000; n++, i++) {
+    assert_strata_ok(
+        strata_proto_put(p[i % regions], i, NULL, NULL, data, sizeof data));
+    assert_strata_ok(strata_store_stats_get(s, &st));
+  }
+  assert_true(st.evictions > evictions);
+  assert_int_equal(st.puts_refused, 1);
+  assert_true(st.heap_bytes < c.memory_limit / 100 * 75); /* below warn */
+  strata_store_close(s);
+}
+
 /* ---- readers on several threads
  * --------------------------------------------------------- */
 
@@ -974,6 +1118,8 @@ int main(void) {
       cmocka_unit_test(test_lock_refreshes_first),
       cmocka_unit_test(test_read_only),
       cmocka_unit_test(test_memory_thresholds),
+      cmocka_unit_test(test_memory_small_limits),
+      cmocka_unit_test(test_memory_evict_waits_for_snapshot),
       cmocka_unit_test(test_readers_during_writes),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
