@@ -94,6 +94,19 @@ int cli_fail_lib(int rc);
  * is valid until the next Strata call. */
 const char *cli_detail_without_path(const char *path);
 
+/* Replaces stdout with a stream that writes to file descriptor 1 and
+ * records the errno of a failed write, for cli_stdout_close(). Called once,
+ * first thing in main(). */
+void cli_stdout_open(void);
+
+/* Flushes and closes stdout, and checks that every write to it succeeded
+ * (fflush, ferror, fclose). When one failed: prints "strata: writing to
+ * standard output: <errno text>" and returns CLI_EXIT_FAIL in place of
+ * CLI_EXIT_OK (another failure code is kept). Returns `code` otherwise.
+ * Called once, last thing in main(): every command's output is checked
+ * here, so that a full disk never ends in exit status 0. */
+int cli_stdout_close(int code);
+
 /* Writes all `len` bytes to fd, across short writes and EINTR.
  * Returns 0 or -errno. */
 int cli_write_all(int fd, const void *buf, size_t len);
@@ -130,7 +143,8 @@ json_t *cli_json_layer(const strata_layer *l);
 /* A JSON string holding `len` bytes in base64 (RFC 4648, padded). */
 json_t *cli_json_base64(const void *data, size_t len);
 /* Pretty-prints `v` (indent 2, insertion order) with a final newline to
- * stdout and releases it. Returns 0, or CLI_EXIT_FAIL with a message. */
+ * stdout and releases it. Returns 0, or CLI_EXIT_FAIL with a message when
+ * jansson cannot encode it; a failed write is left to cli_stdout_close(). */
 int cli_json_print(json_t *v);
 
 /* ---- SIGBUS guard (cli_guard.c) ------------------------------------------ */

@@ -88,7 +88,10 @@ int cli_json_print(json_t *v) {
    * the commands add them in: stable across runs. */
   int rc = json_dumpf(v, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
   json_decref(v);
-  if (rc != 0 || fputc('\n', stdout) == EOF || fflush(stdout) != 0)
-    return cli_fail("writing to standard output failed");
+  /* A failed write is reported once, with its cause, by main()'s
+   * cli_stdout_close(); what is left is a value jansson cannot encode. */
+  if (rc != 0 && !ferror(stdout))
+    return cli_fail("cannot encode the JSON output");
+  fputc('\n', stdout);
   return CLI_EXIT_OK;
 }
