@@ -10,6 +10,7 @@
 #define STRATA_CLI_H
 
 #include <setjmp.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -111,9 +112,17 @@ int cli_stdout_close(int code);
  * Returns 0 or -errno. */
 int cli_write_all(int fd, const void *buf, size_t len);
 
-/* Writes a name on one line: a backslash as two backslashes, control
- * characters (tab, newline, DEL, ...) as \xHH, every other byte as is. */
+/* Writes a name, path or metadata excerpt by the escaping rule of
+ * docs/CLI.md and tools/common/tool_escape.h, so that it stays on its line
+ * and reaches the terminal inert: a backslash as \\, C0 controls and DEL
+ * as \xNN, C1 and bidirectional controls as \u{NNNN}, bytes that are not
+ * valid UTF-8 as \xNN, everything else as is. */
 void cli_print_escaped(FILE *f, const char *s, size_t len);
+
+/* Formats like vfprintf() and writes the result by the same rule: every
+ * message of the tool goes through it, since names, paths and library
+ * details (which quote layer names as they are) end up in messages. */
+void cli_vprint_escaped(FILE *f, const char *fmt, va_list ap);
 
 /* Whether `len` bytes are text: valid UTF-8 (no overlong forms, no
  * surrogates, nothing above U+10FFFF) without a NUL byte. */

@@ -12,13 +12,31 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../common/tool_escape.h"
 #include "cli.h"
+
+void cli_vprint_escaped(FILE *f, const char *fmt, va_list ap) {
+  char small[512];
+  va_list again;
+  va_copy(again, ap);
+  int n = vsnprintf(small, sizeof small, fmt, ap);
+  char *text = small;
+  if (n >= (int)sizeof small && (text = malloc((size_t)n + 1)) != NULL)
+    vsnprintf(text, (size_t)n + 1, fmt, again);
+  va_end(again);
+  if (text == NULL) /* out of memory: the part that fit, escaped still */
+    text = small;
+  if (n > 0)
+    tool_fputs_escaped(f, text, strlen(text));
+  if (text != small)
+    free(text);
+}
 
 int cli_fail(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   fputs("strata: ", stderr);
-  vfprintf(stderr, fmt, ap);
+  cli_vprint_escaped(stderr, fmt, ap);
   fputc('\n', stderr);
   va_end(ap);
   return CLI_EXIT_FAIL;
@@ -117,48 +135,15 @@ int cli_write_all(int fd, const void *buf, size_t len) {
 }
 
 void cli_print_escaped(FILE *f, const char *s, size_t len) {
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c == '\\')
-      fputs("\\\\", f);
-    else if (c < 0x20 || c == 0x7f)
-      fprintf(f, "\\x%02x", c);
-    else
-      fputc(c, f);
-  }
+  tool_fputs_escaped(f, s, len);
 }
 
 bool cli_is_text(const void *data, size_t len) {
   const unsigned char *p = data, *end = p + len;
-  while (p < end) {
-    unsigned c = *p++;
-    if (c == 0)
+  uint32_t cp;
+  for (size_t n; p < end; p += n)
+    if ((n = tool_utf8_decode(p, end, &cp)) == 0 || cp == 0)
       return false;
-    if (c < 0x80)
-      continue;
-    /* The continuation bytes a lead byte needs, and the range the first of
-     * them must lie in (which excludes overlong forms, surrogates and code
-     * points above U+10FFFF): RFC 3629, section 4. */
-    unsigned n, lo = 0x80, hi = 0xbf;
-    if (c >= 0xc2 && c <= 0xdf)
-      n = 1;
-    else if (c >= 0xe0 && c <= 0xef) {
-      n = 2;
-      lo = c == 0xe0 ? 0xa0 : 0x80;
-      hi = c == 0xed ? 0x9f : 0xbf;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      n = 3;
-      lo = c == 0xf0 ? 0x90 : 0x80;
-      hi = c == 0xf4 ? 0x8f : 0xbf;
-    } else
-      return false;
-    if ((size_t)(end - p) < n || *p < lo || *p > hi)
-      return false;
-    for (unsigned i = 1; i < n; i++)
-      if ((p[i] & 0xc0) != 0x80)
-        return false;
-    p += n;
-  }
   return true;
 }
 
