@@ -219,6 +219,33 @@ int strata__utf8_valid(const char *str, size_t len) {
   return 1;
 }
 
+int strata__json_check(const char *s, size_t len, json_error_t *err) {
+  json_t *v = json_loadb(s, len, JSON_DECODE_ANY, err);
+  if (v != NULL) {
+    json_decref(v);
+    return 0;
+  }
+  /* RFC 8259 puts no limit on numbers; jansson refuses an integer above
+   * 2^63-1 and a real beyond a double's range. Metadata is stored as text,
+   * byte for byte, and never parsed by the library: such a text is JSON
+   * when jansson reads its integers as reals, and when even that overflows
+   * (1e400), when its grammar is right. The second parse also finds the
+   * real error, if any, of a text with a big integer. */
+  if (err->text[0] != '\0' &&
+      json_error_code(err) == json_error_numeric_overflow) {
+    v = json_loadb(s, len, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, err);
+    if (v != NULL) {
+      json_decref(v);
+      return 0;
+    }
+    if (err->text[0] != '\0' &&
+        json_error_code(err) == json_error_numeric_overflow &&
+        json_grammar_ok(s, len))
+      return 0;
+  }
+  return strata__json_refusal(err, s, len);
+}
+
 int strata__check_text(const char *path, const char *what, uint64_t id,
                        const char *s, size_t max, bool json) {
   size_t len = strlen(s);
@@ -230,17 +257,16 @@ int strata__check_text(const char *path, const char *what, uint64_t id,
                   what);
   if (json && len > 0) {
     json_error_t err;
-    json_t *v = json_loadb(s, len, JSON_DECODE_ANY, &err);
-    if (v == NULL && strata__json_refusal(&err, s, len) == STRATA_E_NOMEM)
+    int rc = strata__json_check(s, len, &err);
+    if (rc == STRATA_E_NOMEM)
       return strata__fail(STRATA_E_NOMEM,
                           "%s: layer %" PRIu64 ": checking the %s: out of "
                           "memory",
                           path, id, what);
-    if (v == NULL)
+    if (rc < 0)
       return strata__fail(STRATA_E_INVAL,
                           "%s: layer %" PRIu64 ": %s is not JSON: %s at %d:%d",
                           path, id, what, err.text, err.line, err.column);
-    json_decref(v);
   }
   return 0;
 }

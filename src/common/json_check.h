@@ -13,6 +13,12 @@
  * when the text is not JSON. */
 int strata__json_refusal(const json_error_t *err, const char *s, size_t len);
 
+/* Whether `s` is one JSON text (RFC 8259, any value at the top). Numbers
+ * of any size are accepted: an integer above 2^63-1 or a real beyond a
+ * double is valid JSON, though jansson cannot hold it. Returns 0,
+ * STRATA_E_INVAL (not JSON: *err says where and why) or STRATA_E_NOMEM. */
+int strata__json_check(const char *s, size_t len, json_error_t *err);
+
 /* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above
  * U+10FFFF. Returns 1 when valid; NUL bytes are valid (callers that forbid
  * them check separately). */

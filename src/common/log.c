@@ -1,7 +1,10 @@
 /* Log lines: timestamp, level, component, key=value fields. */
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 #include <time.h>
 
@@ -69,34 +72,133 @@ void strata__log_emit(const strata__logger *lg, int level,
   fprintf(stderr, "%s\n", line);
 }
 
+/* The escaping rule of docs/CLI.md ("Escaping"), which the tools apply to
+ * every name, path and message they print (tools/common/tool_escape.h; the
+ * library cannot include the tools' header, so the rule is written twice,
+ * and test_log checks that both agree): a backslash as \\, C0 controls and
+ * DEL as \xNN, C1 controls, the bidirectional controls and U+2028/U+2029
+ * as \u{NNNN}, a byte that is not valid UTF-8 as \xNN. In a log value a
+ * double quote is \" besides. So a value from a file (a file name with a
+ * newline, say) can neither forge a line nor reach a terminal as a
+ * control. */
+
+/* Decodes strict UTF-8 (RFC 3629) at p: the sequence's length with the
+ * code point in *cp, or 0 for an invalid byte. */
+static size_t utf8_decode(const unsigned char *p, const unsigned char *end,
+                          uint32_t *cp) {
+  unsigned c = *p;
+  if (c < 0x80) {
+    *cp = c;
+    return 1;
+  }
+  size_t n;
+  unsigned lo = 0x80, hi = 0xbf;
+  uint32_t v;
+  if (c >= 0xc2 && c <= 0xdf) {
+    n = 1;
+    v = c & 0x1f;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    n = 2;
+    v = c & 0x0f;
+    lo = c == 0xe0 ? 0xa0 : 0x80; /* not overlong */
+    hi = c == 0xed ? 0x9f : 0xbf; /* not a surrogate */
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 3;
+    v = c & 0x07;
+    lo = c == 0xf0 ? 0x90 : 0x80; /* not overlong */
+    hi = c == 0xf4 ? 0x8f : 0xbf; /* not above U+10FFFF */
+  } else {
+    return 0;
+  }
+  if ((size_t)(end - p) <= n || p[1] < lo || p[1] > hi)
+    return 0;
+  for (size_t i = 1; i <= n; i++) {
+    if ((p[i] & 0xc0) != 0x80)
+      return 0;
+    v = (v << 6) | (p[i] & 0x3f);
+  }
+  *cp = v;
+  return n + 1;
+}
+
+static bool escaped_cp(uint32_t cp) {
+  return cp < 0x20 || (cp >= 0x7f && cp <= 0x9f) || cp == 0x061c ||
+         cp == 0x200e || cp == 0x200f || (cp >= 0x2028 && cp <= 0x202e) ||
+         (cp >= 0x2066 && cp <= 0x2069);
+}
+
+/* The form of the unit at p in a quoted value: into out (at most 8 bytes),
+ * its length in *outlen; returns the input bytes it stands for. */
+static size_t escape_unit(const char *p, const char *end, char out[8],
+                          size_t *outlen) {
+  static const char hex[] = "0123456789abcdef";
+  const unsigned char *u = (const unsigned char *)p;
+  uint32_t cp = 0;
+  size_t n = utf8_decode(u, (const unsigned char *)end, &cp);
+  if (n == 0 || (cp < 0x80 && escaped_cp(cp))) {
+    out[0] = '\\';
+    out[1] = 'x';
+    out[2] = hex[*u >> 4];
+    out[3] = hex[*u & 15];
+    *outlen = 4;
+    return 1;
+  }
+  if (cp == '\\' || cp == '"') {
+    out[0] = '\\';
+    out[1] = (char)cp;
+    *outlen = 2;
+    return 1;
+  }
+  if (escaped_cp(cp)) {
+    memcpy(out, "\\u{", 3);
+    for (int i = 0; i < 4; i++)
+      out[3 + i] = hex[(cp >> (12 - 4 * i)) & 15];
+    out[7] = '}';
+    *outlen = 8;
+    return n;
+  }
+  memcpy(out, p, n);
+  *outlen = n;
+  return n;
+}
+
 const char *strata__log_quote(char *buf, size_t size, const char *s) {
   if (size == 0)
     return buf;
   if (s == NULL)
     s = "";
-  bool plain = *s != '\0';
-  for (const char *p = s; *p && plain; p++)
-    plain = *p != ' ' && *p != '"' && *p != '\\' && *p != '=' &&
-            (unsigned char)*p >= 0x20 && *p != 0x7f;
+  const char *end = s + strlen(s);
+  char unit[8];
+  size_t ulen;
+  /* Plain: not empty, no space or '=' (which would split the key=value
+   * field), nothing the rule escapes. */
+  bool plain = s != end;
+  for (const char *p = s; p < end && plain;) {
+    size_t n = escape_unit(p, end, unit, &ulen);
+    plain = *p != ' ' && *p != '=' && ulen == n && memcmp(unit, p, n) == 0;
+    p += n;
+  }
   if (plain) {
     snprintf(buf, size, "%s", s);
     return buf;
   }
+  /* Quoted. Truncated between units, never inside one, with room kept for
+   * the closing quote and the NUL. */
   size_t o = 0;
-  buf[o++] = '"';
-  for (const char *p = s; *p && o + 6 < size; p++) {
-    unsigned char c = (unsigned char)*p;
-    if (c == '"' || c == '\\') {
-      buf[o++] = '\\';
-      buf[o++] = (char)c;
-    } else if (c < 0x20 || c == 0x7f) {
-      o += (size_t)snprintf(buf + o, size - o, "\\x%02x", c);
-    } else {
-      buf[o++] = (char)c;
-    }
+  if (size < 3) {
+    buf[0] = '\0';
+    return buf;
   }
-  if (o + 1 < size)
-    buf[o++] = '"';
-  buf[o < size ? o : size - 1] = '\0';
+  buf[o++] = '"';
+  for (const char *p = s; p < end;) {
+    size_t n = escape_unit(p, end, unit, &ulen);
+    if (o + ulen + 2 > size)
+      break;
+    memcpy(buf + o, unit, ulen);
+    o += ulen;
+    p += n;
+  }
+  buf[o++] = '"';
+  buf[o] = '\0';
   return buf;
 }

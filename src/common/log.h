@@ -32,9 +32,13 @@ void strata__log_emit(const strata__logger *lg, int level,
       strata__log_emit((lg), (lvl), (component), __VA_ARGS__);                 \
   } while (0)
 
-/* Writes `s` as a log value into buf: unchanged when it has no space,
- * quote, backslash or control character, else in double quotes with those
- * escaped. Truncates to fit; returns buf. */
+/* Writes `s` as a log value into buf: unchanged when it has no space, '=',
+ * quote, backslash or character that the escaping rule of docs/CLI.md
+ * escapes (controls, C1 and bidirectional controls, invalid UTF-8); else in
+ * double quotes, with a quote as \" and the rest by that rule. Every value
+ * that comes from a file (a path, a name, a library detail) goes through
+ * it, so that it cannot forge a line. Truncates to fit, between escapes;
+ * returns buf. */
 const char *strata__log_quote(char *buf, size_t size, const char *s);
 
 #endif /* STRATA_LOG_H */

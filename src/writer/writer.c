@@ -82,17 +82,15 @@ int strata_writer_open(const char *path, const strata_writer_options *in,
                     "%s: region metadata is %zu bytes (at most %u)", path, mlen,
                     STRATA__MAX_METADATA);
     json_error_t err;
-    json_t *v = json_loadb(o->metadata, mlen, JSON_DECODE_ANY, &err);
-    if (v == NULL &&
-        strata__json_refusal(&err, o->metadata, mlen) == STRATA_E_NOMEM)
+    int rc = strata__json_check(o->metadata, mlen, &err);
+    if (rc == STRATA_E_NOMEM)
       return strata__fail(STRATA_E_NOMEM,
                           "%s: checking the region metadata: out of memory",
                           path);
-    if (v == NULL)
+    if (rc < 0)
       return strata__fail(STRATA_E_INVAL,
                           "%s: region metadata is not JSON: %s at %d:%d", path,
                           err.text, err.line, err.column);
-    json_decref(v);
   }
 
   strata_writer *w = calloc(1, sizeof *w);

@@ -14,8 +14,10 @@
 #
 # A case directory holds one input: manifest.json (manifest mode),
 # layers.jsonl (--jsonl, region id 1 named "test") or tree/ (--from-dir,
-# likewise); optionally `args` (extra options, one line) and `stderr` (a
-# substring stderr must contain; without it stderr must be empty).
+# likewise); optionally `args` (extra options, one line), `stderr` (a
+# substring stderr must contain; without it stderr must be empty) and
+# `setup` (a bash script run in a copy of the case directory before the
+# build, for inputs git cannot hold, such as a file name that is not UTF-8).
 set -u
 mode=$1 builder=$2 checker=$3 arg=$4 work=$5 preload=${6:-}
 
@@ -45,6 +47,17 @@ case_cmd() {
   fi
 }
 
+# Sets $case_dir to case directory $1, or, when it has a `setup` script, to
+# a copy of it in $work/case where the script has run.
+prepare_case() {
+  case_dir=$1
+  [[ -f $1/setup ]] || return 0
+  rm -rf "$work/case"
+  cp -r "$1" "$work/case" || fail "cannot copy $1"
+  (cd "$work/case" && bash ./setup) || fail "$1/setup failed"
+  case_dir=$work/case
+}
+
 # Runs "$@" with stdout and stderr captured in $work; sets $rc.
 run() {
   "$@" > "$work/stdout" 2> "$work/stderr" < /dev/null
@@ -58,7 +71,8 @@ assert_no_temp() {
 }
 
 check_valid() {
-  local dir=$1
+  prepare_case "$1"
+  local dir=$case_dir
   case_cmd "$dir"
   run "${cmd[@]}"
   [[ $rc -eq 0 ]] || fail "exit $rc, expected 0; stderr: $(cat "$work/stderr")"
@@ -76,7 +90,8 @@ check_valid() {
 }
 
 check_invalid() {
-  local dir=$1 want
+  prepare_case "$1"
+  local dir=$case_dir want
   case_cmd "$dir"
   run "${cmd[@]}"
   [[ $rc -eq 1 ]] || fail "exit $rc, expected 1; stderr: $(cat "$work/stderr")"

@@ -21,6 +21,11 @@
  *   store4k/           a store of one region whose content is aligned to
  *     wide.region      4096 (region 3 "wide"), as GPU and direct-I/O users
  *                      build them: a put must keep the alignment
+ *   hostile/           a store of one region, evil.region (region 3), whose
+ *                      region name, layer names and metadata hold what must
+ *                      not reach a terminal as it is: newline, ESC, BEL, DEL,
+ *                      C1 controls (U+0085, U+009B), bidirectional overrides
+ *                      (U+202E, U+2066), and a backslash
  *
  * Cases that change the store work on a copy of it in their own directory.
  */
@@ -229,6 +234,35 @@ static void make_store4k(void) {
   TRY("commit store4k/wide", strata_writer_commit(w));
 }
 
+static void make_hostile(void) {
+  if (mkdir(path_of("hostile"), 0755) != 0 && errno != EEXIST) {
+    perror("hostile");
+    exit(1);
+  }
+  /* JSON escapes put the controls into the metadata as raw bytes once
+   * parsed and dumped again (jansson writes C1 and bidi as they are). */
+  strata_writer *w =
+      start("hostile/evil.region", 3, "evil\x1b]0;title\x07",
+            "{\"note\":\"nel\\u0085 csi\\u009b rlo\\u202e end\"}");
+  add(w, 0, "new\nline", "{\"keywords\":[\"k\\u202eevil\",\"bell\\u0007\"]}",
+      "zero\n");
+  add(w, 1, "esc\x1b[31mred", NULL, "one\n");
+  add(w, 2,
+      "bell\x07"
+      "del\x7f",
+      NULL, "two\n");
+  add(w, 3,
+      "nel\xc2\x85"
+      "csi\xc2\x9b",
+      NULL, "three\n");
+  add(w, 4, "rlo\xe2\x80\xaetxt.exe", NULL, "four\n");
+  add(w, 5,
+      "lri\xe2\x81\xa6"
+      "back\\slash",
+      NULL, "five\n");
+  TRY("commit hostile/evil", strata_writer_commit(w));
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: make_fixture OUTDIR\n");
@@ -242,5 +276,6 @@ int main(int argc, char **argv) {
   make_damaged();
   make_store();
   make_store4k();
+  make_hostile();
   return 0;
 }

@@ -8,6 +8,9 @@
 
 #include "common/log.h"
 
+/* The tools' implementation of the escaping rule, to check that both agree. */
+#include "../../tools/common/tool_escape.h"
+
 typedef struct lines {
   char text[16384];
   size_t len;
@@ -141,12 +144,83 @@ static void test_quoted_values_in_a_line(void **state) {
                                  "plain=/tmp/x.region\n"));
 }
 
+/* The escaping rule (docs/CLI.md, "Escaping") in log values: what could
+ * split a line or drive a terminal is escaped, valid text of any script is
+ * left alone, and the tools' implementation of the rule agrees. */
+static void test_quote_follows_the_escaping_rule(void **state) {
+  (void)state;
+  static const struct {
+    const char *in, *want;
+  } cases[] = {
+      {"a\nb", "\"a\\x0ab\""},             /* newline: no forged line */
+      {"\x1b[31mred", "\"\\x1b[31mred\""}, /* ESC */
+      {"bell\x07", "\"bell\\x07\""},       /* BEL */
+      {"del\x7f", "\"del\\x7f\""},         /* DEL */
+      {"nel\xc2\x85", "\"nel\\u{0085}\""}, /* C1: NEL */
+      {"\xc2\x9b"
+       "2J",
+       "\"\\u{009b}2J\""},                     /* C1: CSI */
+      {"x\xe2\x80\xaey", "\"x\\u{202e}y\""},   /* RIGHT-TO-LEFT OVERRIDE */
+      {"\xe2\x81\xa6i", "\"\\u{2066}i\""},     /* LEFT-TO-RIGHT ISOLATE */
+      {"\xe2\x80\xa8", "\"\\u{2028}\""},       /* LINE SEPARATOR */
+      {"\xd8\x9c", "\"\\u{061c}\""},           /* ARABIC LETTER MARK */
+      {"bad\xff", "\"bad\\xff\""},             /* not UTF-8 */
+      {"\xc0\xaf", "\"\\xc0\\xaf\""},          /* overlong '/' */
+      {"\xed\xa0\x80", "\"\\xed\\xa0\\x80\""}, /* a surrogate */
+      {"cut\xe2\x80", "\"cut\\xe2\\x80\""},    /* truncated sequence */
+      {"k=v", "\"k=v\""},                      /* would split the field */
+      {"caf\xc3\xa9", "caf\xc3\xa9"},          /* plain: any script */
+      {"\xe6\x97\xa5\xe6\x9c\xac", "\xe6\x97\xa5\xe6\x9c\xac"},
+      {"\xf0\x9f\x99\x82", "\xf0\x9f\x99\x82"}, /* U+1F642 */
+  };
+  char buf[128];
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    const char *in = cases[i].in;
+    assert_string_equal(strata__log_quote(buf, sizeof buf, in), cases[i].want);
+    /* The tools' rule: the same escapes, without the log's quotes. */
+    size_t len = strlen(in);
+    bool plain =
+        strpbrk(in, " =\"") == NULL && len > 0 && tool_escape_is_plain(in, len);
+    char *tool = tool_escape_dup(in, len);
+    assert_non_null(tool);
+    if (plain) {
+      assert_string_equal(buf, tool);
+    } else {
+      assert_int_equal(strlen(buf), strlen(tool) + 2);
+      assert_memory_equal(buf + 1, tool, strlen(tool));
+    }
+    free(tool);
+  }
+
+  /* Truncation falls between escapes, never inside one: 13 bytes hold
+   * the quotes, "ab", one \u{202e} and the NUL, but not a second. */
+  char small[13];
+  assert_string_equal(
+      strata__log_quote(small, sizeof small, "ab\xe2\x80\xae\xe2\x80\xae"),
+      "\"ab\\u{202e}\"");
+
+  /* A file name with a newline leaves one line, whatever it holds. */
+  lines l;
+  memset(&l, 0, sizeof l);
+  strata__logger lg;
+  strata__logger_init(&lg, STRATA_LOG_DEBUG, collect, &l);
+  char q[256];
+  strata__log(&lg, STRATA_LOG_WARN, "store", "msg=\"region loaded\" file=%s",
+              strata__log_quote(q, sizeof q,
+                                "x.region\n2030-01-01T00:00:00.000Z ERROR "
+                                "store: msg=\"forged\""));
+  assert_int_equal(l.count[STRATA_LOG_WARN], 1);
+  assert_ptr_equal(strchr(l.text, '\n'), l.text + strlen(l.text) - 1);
+  assert_non_null(strstr(l.text, "file=\"x.region\\x0a2030-01-01T"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_levels_parse),
       cmocka_unit_test(test_line_format_and_levels),
       cmocka_unit_test(test_env_level),
       cmocka_unit_test(test_quoted_values_in_a_line),
+      cmocka_unit_test(test_quote_follows_the_escaping_rule),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -263,6 +263,57 @@ static void test_empty_region_metadata_means_none(void **state) {
   strata_region_close(r);
 }
 
+/* JSON puts no limit on numbers (RFC 8259, section 6): metadata with an
+ * integer above 2^63-1, or a real beyond a double, is JSON, though jansson
+ * cannot hold it; it is stored byte for byte. A text that is not JSON
+ * beyond such a number is still refused. */
+static void test_metadata_big_numbers(void **state) {
+  (void)state;
+  const char *path = test_path(test_tmpdir(), "big.region");
+  static const char region_meta[] = "{\"serial\": 18446744073709551616}";
+  static const char *const layer_meta[] = {
+      "9223372036854775808",
+      "{\"n\": -9223372036854775809, \"x\": [1e400, 2]}",
+      "123456789012345678901234567890",
+  };
+  strata_writer_options o;
+  strata_writer_options_init(&o);
+  o.name = "big";
+  o.metadata = region_meta;
+  strata_writer *w;
+  assert_strata_ok(strata_writer_open(path, &o, &w));
+  for (uint64_t i = 0; i < 3; i++)
+    assert_strata_ok(strata_writer_add(w, i, NULL, layer_meta[i], "x", 1));
+  /* The grammar still decides around a big number. */
+  assert_strata_err(
+      strata_writer_add(w, 3, NULL, "{\"n\": 18446744073709551616,}", "x", 1),
+      STRATA_E_INVAL);
+  assert_non_null(strstr(strata_last_error_detail(), "layer 3: metadata is "
+                                                     "not JSON"));
+  assert_strata_err(
+      strata_writer_add(w, 3, NULL, "18446744073709551616 1", "x", 1),
+      STRATA_E_INVAL);
+  assert_strata_ok(strata_writer_commit(w));
+
+  strata_region *r;
+  assert_strata_ok(strata_region_open(path, 0, &r));
+  strata_region_info info;
+  assert_strata_ok(strata_region_info_get(r, &info));
+  assert_string_equal(info.metadata, region_meta);
+  for (uint64_t i = 0; i < 3; i++) {
+    strata_layer l;
+    assert_strata_ok(strata_region_get(r, i, &l));
+    assert_string_equal(l.metadata, layer_meta[i]);
+  }
+  strata_region_close(r);
+
+  /* The region metadata's check is the same. */
+  o.metadata = "[18446744073709551616";
+  assert_strata_err(strata_writer_open(path, &o, &w), STRATA_E_INVAL);
+  assert_non_null(
+      strstr(strata_last_error_detail(), "region metadata is not JSON"));
+}
+
 static void test_state_errors(void **state) {
   (void)state;
   const char *dir = test_tmpdir();
@@ -403,6 +454,7 @@ int main(void) {
       cmocka_unit_test(test_duplicates_ascending_then_not),
       cmocka_unit_test(test_options_struct_size),
       cmocka_unit_test(test_empty_region_metadata_means_none),
+      cmocka_unit_test(test_metadata_big_numbers),
       cmocka_unit_test(test_state_errors),
       cmocka_unit_test(test_abort_leaves_nothing),
       cmocka_unit_test(test_commit_replaces),

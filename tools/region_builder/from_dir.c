@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../common/tool_escape.h"
 #include "builder.h"
 
 typedef struct entry {
@@ -29,13 +30,24 @@ typedef struct walk {
   bool have_out;
 } walk;
 
+/* File names are anyone's bytes: every one that reaches a message is
+ * escaped by the rule of docs/CLI.md ("Escaping"), so that a newline in a
+ * name cannot forge a line nor an ESC drive the terminal. Returns a
+ * malloc()ed string, or NULL when out of memory (callers print a
+ * placeholder then). */
+static char *esc(const char *s) {
+  return tool_escape_dup(s, strlen(s));
+}
+
 static int push(walk *wk, char *rel, uint64_t size) {
   if (wk->n == wk->cap) {
     size_t cap = wk->cap ? wk->cap * 2 : 256;
     entry *v = realloc(wk->v, cap * sizeof *v);
     if (v == NULL) {
       free(rel);
-      rb_error(wk->root, "out of memory after %zu files", wk->n);
+      char *root = esc(wk->root);
+      rb_error(root ? root : "?", "out of memory after %zu files", wk->n);
+      free(root);
       return -1;
     }
     wk->v = v;
@@ -46,9 +58,42 @@ static int push(walk *wk, char *rel, uint64_t size) {
 }
 
 static void note(const walk *wk, const char *rel, const char *what) {
-  if (!wk->opt->quiet)
-    fprintf(stderr, "region-builder: note: %s/%s: skipped %s\n", wk->root, rel,
-            what);
+  if (wk->opt->quiet)
+    return;
+  char *root = esc(wk->root), *name = esc(rel);
+  fprintf(stderr, "region-builder: note: %s/%s: skipped %s\n",
+          root ? root : "?", name ? name : "?", what);
+  free(root);
+  free(name);
+}
+
+/* rb_error() with `where` escaped. */
+static void error_at(const char *where, const char *fmt, const char *arg) {
+  char *w = esc(where), *a = arg ? esc(arg) : NULL;
+  rb_error(w ? w : "?", fmt, arg ? (a ? a : "?") : "");
+  free(w);
+  free(a);
+}
+
+/* A layer's name must be UTF-8 (FORMAT.md, "Strings"), and a file's name
+ * becomes part of one: refused here, naming the file and its directory,
+ * before the library would refuse "layer N: name" without saying which
+ * file that was. */
+static bool name_is_utf8(const char *dir, const char *name) {
+  const unsigned char *p = (const unsigned char *)name, *end = p + strlen(name);
+  uint32_t cp;
+  for (size_t n; p < end; p += n)
+    if ((n = tool_utf8_decode(p, end, &cp)) == 0) {
+      char *d = esc(dir), *f = esc(name);
+      rb_error(d ? d : "?",
+               "%s: file name is not valid UTF-8, and layer names must be: "
+               "rename it",
+               f ? f : "?");
+      free(d);
+      free(f);
+      return false;
+    }
+  return true;
 }
 
 /* Collects the files under root/rel ("" for the root itself). */
@@ -56,7 +101,7 @@ static int scan(walk *wk, const char *rel) {
   char *path = rel[0] ? rb_join(wk->root, rel) : strdup(wk->root);
   DIR *d = path ? opendir(path) : NULL;
   if (d == NULL) {
-    rb_error(path ? path : wk->root, "%s",
+    error_at(path ? path : wk->root, "%s",
              path ? strerror(errno) : "out of memory");
     free(path);
     return -1;
@@ -69,10 +114,16 @@ static int scan(walk *wk, const char *rel) {
     char *child = rel[0] ? rb_join(rel, de->d_name) : strdup(de->d_name);
     struct stat st;
     if (child == NULL) {
-      rb_error(path, "out of memory");
+      error_at(path, "%s", "out of memory");
       rc = -1;
     } else if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      rb_error(path, "%s: %s", de->d_name, strerror(errno));
+      char *p = esc(path), *f = esc(de->d_name);
+      rb_error(p ? p : "?", "%s: %s", f ? f : "?", strerror(errno));
+      free(p);
+      free(f);
+      rc = -1;
+    } else if ((S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)) &&
+               !name_is_utf8(path, de->d_name)) {
       rc = -1;
     } else if (S_ISDIR(st.st_mode)) {
       rc = scan(wk, child);
@@ -90,7 +141,7 @@ static int scan(walk *wk, const char *rel) {
     free(child);
   }
   if (rc == 0 && errno != 0) {
-    rb_error(path, "reading the directory: %s", strerror(errno));
+    error_at(path, "reading the directory: %s", strerror(errno));
     rc = -1;
   }
   closedir(d);
@@ -110,25 +161,32 @@ static int write_all(walk *wk) {
   if (rb_session_open(&s, wk->opt, wk->opt->region_id, wk->opt->region_name,
                       wk->opt->region_metadata, total, wk->n, NULL) < 0)
     return -1;
+  /* The messages about a file (a read error) show it escaped. */
+  char *where = esc(wk->root);
   for (size_t i = 0; i < wk->n; i++) {
+    char *shown = esc(wk->v[i].rel);
     rb_layer l = {
         .id = i,
         .name = wk->v[i].rel,
         .source = RB_SRC_FILE,
         .path = rb_join(wk->root, wk->v[i].rel),
-        .shown = wk->v[i].rel,
+        .shown = shown,
         .size = wk->v[i].size,
         .size_known = true,
     };
-    int rc = l.path ? rb_session_add(&s, &l, wk->root) : -1;
-    if (l.path == NULL)
-      rb_error(wk->root, "out of memory");
+    bool ok = l.path != NULL && shown != NULL && where != NULL;
+    int rc = ok ? rb_session_add(&s, &l, where) : -1;
+    if (!ok)
+      rb_error("region-builder", "out of memory");
     rb_layer_free(&l);
+    free(shown);
     if (rc < 0) {
+      free(where);
       rb_session_abort(&s);
       return -1;
     }
   }
+  free(where);
   return rb_session_commit(&s);
 }
 

@@ -10,6 +10,7 @@
 #define STRATA_CLI_H
 
 #include <setjmp.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -94,13 +95,34 @@ int cli_fail_lib(int rc);
  * is valid until the next Strata call. */
 const char *cli_detail_without_path(const char *path);
 
+/* Replaces stdout with a stream that writes to file descriptor 1 and
+ * records the errno of a failed write, for cli_stdout_close(). Called once,
+ * first thing in main(). */
+void cli_stdout_open(void);
+
+/* Flushes and closes stdout, and checks that every write to it succeeded
+ * (fflush, ferror, fclose). When one failed: prints "strata: writing to
+ * standard output: <errno text>" and returns CLI_EXIT_FAIL in place of
+ * CLI_EXIT_OK (another failure code is kept). Returns `code` otherwise.
+ * Called once, last thing in main(): every command's output is checked
+ * here, so that a full disk never ends in exit status 0. */
+int cli_stdout_close(int code);
+
 /* Writes all `len` bytes to fd, across short writes and EINTR.
  * Returns 0 or -errno. */
 int cli_write_all(int fd, const void *buf, size_t len);
 
-/* Writes a name on one line: a backslash as two backslashes, control
- * characters (tab, newline, DEL, ...) as \xHH, every other byte as is. */
+/* Writes a name, path or metadata excerpt by the escaping rule of
+ * docs/CLI.md and tools/common/tool_escape.h, so that it stays on its line
+ * and reaches the terminal inert: a backslash as \\, C0 controls and DEL
+ * as \xNN, C1 and bidirectional controls as \u{NNNN}, bytes that are not
+ * valid UTF-8 as \xNN, everything else as is. */
 void cli_print_escaped(FILE *f, const char *s, size_t len);
+
+/* Formats like vfprintf() and writes the result by the same rule: every
+ * message of the tool goes through it, since names, paths and library
+ * details (which quote layer names as they are) end up in messages. */
+void cli_vprint_escaped(FILE *f, const char *fmt, va_list ap);
 
 /* Whether `len` bytes are text: valid UTF-8 (no overlong forms, no
  * surrogates, nothing above U+10FFFF) without a NUL byte. */
@@ -130,7 +152,8 @@ json_t *cli_json_layer(const strata_layer *l);
 /* A JSON string holding `len` bytes in base64 (RFC 4648, padded). */
 json_t *cli_json_base64(const void *data, size_t len);
 /* Pretty-prints `v` (indent 2, insertion order) with a final newline to
- * stdout and releases it. Returns 0, or CLI_EXIT_FAIL with a message. */
+ * stdout and releases it. Returns 0, or CLI_EXIT_FAIL with a message when
+ * jansson cannot encode it; a failed write is left to cli_stdout_close(). */
 int cli_json_print(json_t *v);
 
 /* ---- SIGBUS guard (cli_guard.c) ------------------------------------------ */

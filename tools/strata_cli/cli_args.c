@@ -14,7 +14,7 @@ int cli_usage_error(const cli_command *cmd, const char *fmt, ...) {
   fputs("strata: ", stderr);
   if (cmd != NULL)
     fprintf(stderr, "%s: ", cmd->name);
-  vfprintf(stderr, fmt, ap);
+  cli_vprint_escaped(stderr, fmt, ap);
   va_end(ap);
   if (cmd != NULL)
     fprintf(stderr, "\nTry 'strata %s --help'.\n", cmd->name);

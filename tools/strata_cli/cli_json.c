@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/tool_escape.h"
 #include "cli.h"
 
 json_t *cli_json_u64(uint64_t v) {
@@ -86,9 +87,31 @@ int cli_json_print(json_t *v) {
   /* jansson keeps insertion order (JSON_PRESERVE_ORDER is the default since
    * 2.8; it is passed for older versions), so the key order is the order
    * the commands add them in: stable across runs. */
-  int rc = json_dumpf(v, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+  char *text = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
   json_decref(v);
-  if (rc != 0 || fputc('\n', stdout) == EOF || fflush(stdout) != 0)
-    return cli_fail("writing to standard output failed");
+  if (text == NULL)
+    return cli_fail("cannot encode the JSON output (out of memory?)");
+  /* jansson escapes C0 controls (\u001b) but writes C1 and bidirectional
+   * controls as they are: those become \uNNNN escapes too, the same
+   * string for a JSON reader, inert on a terminal (docs/CLI.md,
+   * "Escaping"). jansson's output is valid UTF-8, so every unit decodes. A
+   * failed write is reported once, with its cause, by main()'s
+   * cli_stdout_close(). */
+  const unsigned char *p = (const unsigned char *)text, *end = p + strlen(text);
+  while (p < end) {
+    const unsigned char *run = p;
+    uint32_t cp = 0;
+    size_t n = 0;
+    while (p < end && (n = tool_utf8_decode(p, end, &cp)) != 0 &&
+           !(cp == 0x7f || (cp >= 0x80 && tool_escapes_cp(cp))))
+      p += n;
+    fwrite(run, 1, (size_t)(p - run), stdout);
+    if (p < end) {
+      fprintf(stdout, "\\u%04X", (unsigned)cp);
+      p += n ? n : 1;
+    }
+  }
+  fputc('\n', stdout);
+  free(text);
   return CLI_EXIT_OK;
 }

@@ -1,5 +1,8 @@
 /* Error reporting, output helpers and region opening shared by the
  * subcommands. */
+/* fopencookie(): standard output as a stream that remembers why a write
+ * failed (see cli_stdout_open()). */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -9,16 +12,96 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../common/tool_escape.h"
 #include "cli.h"
+
+void cli_vprint_escaped(FILE *f, const char *fmt, va_list ap) {
+  char small[512];
+  va_list again;
+  va_copy(again, ap);
+  int n = vsnprintf(small, sizeof small, fmt, ap);
+  char *text = small;
+  if (n >= (int)sizeof small && (text = malloc((size_t)n + 1)) != NULL)
+    vsnprintf(text, (size_t)n + 1, fmt, again);
+  va_end(again);
+  if (text == NULL) /* out of memory: the part that fit, escaped still */
+    text = small;
+  if (n > 0)
+    tool_fputs_escaped(f, text, strlen(text));
+  if (text != small)
+    free(text);
+}
 
 int cli_fail(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   fputs("strata: ", stderr);
-  vfprintf(stderr, fmt, ap);
+  cli_vprint_escaped(stderr, fmt, ap);
   fputc('\n', stderr);
   va_end(ap);
   return CLI_EXIT_FAIL;
+}
+
+/* The errno of the first failed write to standard output (or of closing
+ * it), 0 while none failed. stdio keeps only an error flag, and errno is
+ * overwritten by whatever runs between a failed fputs() deep inside a
+ * command and the check at the end of main(): the stream of
+ * cli_stdout_open() records it where it happens. */
+static int stdout_errno;
+static bool stdout_wrapped;
+
+static ssize_t stdout_write(void *cookie, const char *buf, size_t len) {
+  (void)cookie;
+  int rc = cli_write_all(STDOUT_FILENO, buf, len);
+  if (rc < 0) {
+    if (stdout_errno == 0)
+      stdout_errno = -rc;
+    errno = -rc;
+    return 0; /* fopencookie(3): 0 reports an error */
+  }
+  return (ssize_t)len;
+}
+
+static int stdout_close(void *cookie) {
+  (void)cookie;
+  /* Where the data is written back at close (NFS), close() reports the
+   * failure. EBADF: standard output was never open; a write would have
+   * failed already, and a command that writes nothing does not care. */
+  if (close(STDOUT_FILENO) != 0 && errno != EBADF && errno != EINTR) {
+    if (stdout_errno == 0)
+      stdout_errno = errno;
+    return EOF;
+  }
+  return 0;
+}
+
+void cli_stdout_open(void) {
+  FILE *f = fopencookie(
+      NULL, "w",
+      (cookie_io_functions_t){.write = stdout_write, .close = stdout_close});
+  if (f == NULL)
+    return; /* out of memory: the plain stream, with a vaguer message */
+  /* What the plain stream would do: lines at once to a terminal (so that
+   * output and messages on stderr keep their order there), blocks
+   * otherwise. */
+  if (isatty(STDOUT_FILENO))
+    setvbuf(f, NULL, _IOLBF, 0);
+  stdout = f;
+  stdout_wrapped = true;
+}
+
+int cli_stdout_close(int code) {
+  int err = 0;
+  if (fflush(stdout) != 0 || ferror(stdout))
+    err = stdout_wrapped && stdout_errno != 0 ? stdout_errno
+          : errno != 0                        ? errno
+                                              : EIO;
+  if (fclose(stdout) != 0 && err == 0)
+    err = stdout_wrapped && stdout_errno != 0 ? stdout_errno : errno;
+  if (err == 0)
+    return code;
+  cli_fail("writing to standard output: %s", strerror(err));
+  return code == CLI_EXIT_OK ? CLI_EXIT_FAIL : code;
 }
 
 int cli_fail_lib(int rc) {
@@ -52,48 +135,15 @@ int cli_write_all(int fd, const void *buf, size_t len) {
 }
 
 void cli_print_escaped(FILE *f, const char *s, size_t len) {
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c == '\\')
-      fputs("\\\\", f);
-    else if (c < 0x20 || c == 0x7f)
-      fprintf(f, "\\x%02x", c);
-    else
-      fputc(c, f);
-  }
+  tool_fputs_escaped(f, s, len);
 }
 
 bool cli_is_text(const void *data, size_t len) {
   const unsigned char *p = data, *end = p + len;
-  while (p < end) {
-    unsigned c = *p++;
-    if (c == 0)
+  uint32_t cp;
+  for (size_t n; p < end; p += n)
+    if ((n = tool_utf8_decode(p, end, &cp)) == 0 || cp == 0)
       return false;
-    if (c < 0x80)
-      continue;
-    /* The continuation bytes a lead byte needs, and the range the first of
-     * them must lie in (which excludes overlong forms, surrogates and code
-     * points above U+10FFFF): RFC 3629, section 4. */
-    unsigned n, lo = 0x80, hi = 0xbf;
-    if (c >= 0xc2 && c <= 0xdf)
-      n = 1;
-    else if (c >= 0xe0 && c <= 0xef) {
-      n = 2;
-      lo = c == 0xe0 ? 0xa0 : 0x80;
-      hi = c == 0xed ? 0x9f : 0xbf;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      n = 3;
-      lo = c == 0xf0 ? 0x90 : 0x80;
-      hi = c == 0xf4 ? 0x8f : 0xbf;
-    } else
-      return false;
-    if ((size_t)(end - p) < n || *p < lo || *p > hi)
-      return false;
-    for (unsigned i = 1; i < n; i++)
-      if ((p[i] & 0xc0) != 0x80)
-        return false;
-    p += n;
-  }
   return true;
 }
 

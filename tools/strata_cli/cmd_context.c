@@ -138,7 +138,11 @@ static void print_metadata_line(const char *label, const char *text) {
       json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
   json_decref(v);
   if (one_line != NULL) {
-    printf("%s: %s\n", label, one_line);
+    /* jansson writes C0 controls as \u00NN but C1 and bidirectional
+     * controls as they are: the line is escaped like names. */
+    printf("%s: ", label);
+    cli_print_escaped(stdout, one_line, strlen(one_line));
+    fputc('\n', stdout);
     free(one_line);
   }
 }

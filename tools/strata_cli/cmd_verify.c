@@ -80,14 +80,21 @@ static void check(const strata_region *r, verdict *v) {
     set_failure(v, rc, cli_detail_without_path(v->path));
 }
 
+/* The path and the library's detail (which quotes layer names as they
+ * are) are escaped, so that the verdict stays one line whatever a name
+ * holds. */
 static int print_text(const verdict *v) {
+  cli_print_escaped(stdout, v->path, strlen(v->path));
   if (v->rc == 0)
-    printf("%s: ok (%" PRIu64 " layers, %" PRIu64 " bytes)\n", v->path,
-           v->layers, v->bytes);
-  else if (v->bus_fault)
-    printf("%s: %s\n", v->path, v->detail);
-  else
-    printf("%s: %s: %s\n", v->path, status_of(v->rc), v->detail);
+    printf(": ok (%" PRIu64 " layers, %" PRIu64 " bytes)\n", v->layers,
+           v->bytes);
+  else {
+    if (!v->bus_fault)
+      printf(": %s", status_of(v->rc));
+    fputs(": ", stdout);
+    cli_print_escaped(stdout, v->detail, strlen(v->detail));
+    fputc('\n', stdout);
+  }
   return v->rc == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 }
 

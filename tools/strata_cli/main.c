@@ -40,7 +40,7 @@ static void print_usage(FILE *f) {
         f);
 }
 
-int main(int argc, char **argv) {
+static int dispatch(int argc, char **argv) {
   if (argc < 2) {
     print_usage(stderr);
     return CLI_EXIT_USAGE;
@@ -57,14 +57,17 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < N_COMMANDS; i++) {
     if (strcmp(name, commands[i]->name) != 0)
       continue;
-    int rc = commands[i]->run(argc - 1, argv + 1);
-    /* Buffered output may only fail here (a full disk, a closed pipe when
-     * SIGPIPE is ignored): success must not be claimed then. */
-    if (fflush(stdout) != 0 && rc == CLI_EXIT_OK)
-      rc = cli_fail("writing to standard output failed");
-    return rc;
+    return commands[i]->run(argc - 1, argv + 1);
   }
   if (name[0] == '-')
     return cli_usage_error(NULL, "unknown option '%s'", name);
   return cli_usage_error(NULL, "unknown command '%s'", name);
+}
+
+int main(int argc, char **argv) {
+  cli_stdout_open();
+  /* Output is buffered: a write may fail only when it is flushed at the
+   * end (a full disk; a closed pipe where SIGPIPE is ignored), and success
+   * must not be claimed then, whatever the command. */
+  return cli_stdout_close(dispatch(argc, argv));
 }
