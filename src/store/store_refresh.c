@@ -49,7 +49,7 @@ static const char *name_in_dir(const strata_store *s, const strata__file *f) {
 
 /* The index of `name` in the sorted listing, or -1. */
 static ptrdiff_t find_name(char **names, size_t n, const char *name) {
-  if (name == NULL)
+  if (name == NULL || n == 0)
     return -1;
   char **hit = bsearch(name, names, n, sizeof *names, cmp_name);
   return hit != NULL ? hit - names : -1;

@@ -114,7 +114,8 @@ int strata__store_list(struct strata_store *s, bool clean, char ***names,
   if (rc == 0) {
     /* Sorted so that refresh finds a name by binary search: a store may
      * hold tens of thousands of files (strata-bench store-scale). */
-    qsort(v, n, sizeof *v, cmp_name);
+    if (n > 1)
+      qsort(v, n, sizeof *v, cmp_name);
     *names = v;
     *count = n;
     return 0;
