@@ -108,7 +108,9 @@
  *   faults the file in at open, where such errors are returned instead.
  *   Strata itself only ever creates new files and renames them into place:
  *   renaming over or unlinking a mapped file is safe (the mapping keeps the
- *   old file).
+ *   old file). strata_store_refresh() withdraws a region whose file changed
+ *   size since it was mapped, so snapshots begun after the refresh are
+ *   safe; reads before it, and snapshots open across it, can still fault.
  * - fork(): a mapping survives fork(); the child may keep reading a region,
  *   but must not close a region the parent still uses through shared state
  *   of its own. A store must not be used in a child after fork(): its

@@ -146,9 +146,16 @@ STRATA_API void strata_store_close(strata_store *store);
 
 /* Rescans the directory: region files that appeared or changed on disk
  * (another process crystallized them) are opened and published, files that
- * disappeared are dropped. Regions that have a proto in this process are
- * left alone. Errors: -errno reading the directory, STRATA_E_NOMEM; a file
- * that fails validation is skipped and logged, as at open. */
+ * disappeared are dropped, and a file whose size changed since it was
+ * mapped (truncated in place) is withdrawn with a WARN; snapshots open
+ * before the refresh keep their mapping and can still fault on it (the
+ * caveats of strata.h). Regions that have a proto in this process are left
+ * alone. Where two files claim one region id or name, the file served is
+ * the one every process and every open serves (docs/ARCHITECTURE.md,
+ * "Conflicting region files"), and each other one is logged at WARN and
+ * listed in the state dump's "conflicts". Errors: -errno reading the
+ * directory, STRATA_E_NOMEM (then the catalog is unchanged); a file that
+ * fails validation is skipped and logged, as at open. */
 STRATA_API int strata_store_refresh(strata_store *store);
 
 /* Frees what ended snapshots no longer reach. With `wait`, first waits

@@ -20,7 +20,7 @@
  * "file.format_version" already reports the version in that file's header.
  * Raise the minor version when fields are added, the major version when a
  * field changes meaning or goes away. */
-#define STATE_DOC_VERSION "1.0"
+#define STATE_DOC_VERSION "1.1"
 
 /* Region and layer ids and checksums are u64; JSON integers in jansson are
  * signed 64-bit. Values above INT64_MAX are written as decimal strings so
@@ -212,6 +212,23 @@ static json_t *protos_json(strata_store *s, bool *ok) {
   return a;
 }
 
+/* Region files the store does not serve because another file holds the
+ * same region id or name (store_scan.c), as of the last open or refresh. */
+static json_t *conflicts_json(strata_store *s, bool *ok) {
+  json_t *a = json_array();
+  pthread_mutex_lock(&s->write_mu);
+  for (size_t i = 0; a != NULL && i < s->conflict_n; i++) {
+    const strata__conflict *c = &s->conflicts[i];
+    append(a,
+           json_pack("{s:o, s:s, s:s, s:s}", "region_id", u64(c->region_id),
+                     "reason", c->why, "served", c->served, "skipped",
+                     c->skipped),
+           ok);
+  }
+  pthread_mutex_unlock(&s->write_mu);
+  return a;
+}
+
 int strata__state_collect(strata_store *s, unsigned flags, json_t **out) {
   strata_store_stats st;
   strata_read_stats rs;
@@ -238,7 +255,7 @@ int strata__state_collect(strata_store *s, unsigned flags, json_t **out) {
   json_t *doc = json_pack(
       "{s:s, s:s, s:I, s:s, s:o, s:{s:I, s:I, s:I, s:f, s:s, s:{s:i, s:i, "
       "s:i}}, "
-      "s:o, s:o, s:o, s:o, "
+      "s:o, s:o, s:o, s:o, s:o, "
       "s:{s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:I, s:I, s:o}, "
       "s:{s:I, s:I, s:I, s:I, s:I}}",
       "strata_version", strata_version_string(), "format_version",
@@ -251,7 +268,8 @@ int strata__state_collect(strata_store *s, unsigned flags, json_t **out) {
       "threshold", threshold_name(level), "thresholds_pct", "warn",
       s->config.warn_pct, "evict", s->config.evict_pct, "refuse",
       s->config.refuse_pct, "regions", regions, "protos", protos_json(s, &ok),
-      "pools", pools_json(s, &ok), "staging", strata__staging_json(s),
+      "conflicts", conflicts_json(s, &ok), "pools", pools_json(s, &ok),
+      "staging", strata__staging_json(s),
       /* statistics */
       "statistics", "gets", (json_int_t)rs.gets, "misses",
       (json_int_t)rs.misses, "bytes_served", (json_int_t)rs.bytes_served,

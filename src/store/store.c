@@ -167,10 +167,16 @@ int strata__store_open(const char *dir, const strata_store_config *config,
     rc = strata__store_load(
         s, names, n, !(c.flags & STRATA_STORE_VERIFY_AT_OPEN), entries, &count);
   strata__store_names_free(names, n);
+  strata__conflict *conflicts = NULL;
+  size_t nconflicts = 0;
+  if (rc == 0)
+    rc = strata__store_choose(s, entries, &count, 0, NULL, NULL, &conflicts,
+                              &nconflicts);
   strata__catalog *cat = NULL;
   if (rc == 0)
     rc = strata__catalog_build(entries, count, &cat);
   if (rc < 0) {
+    strata__conflicts_free(conflicts, nconflicts);
     for (size_t i = 0; i < count; i++)
       strata__entry_free(s, entries[i]);
     free(entries);
@@ -178,6 +184,7 @@ int strata__store_open(const char *dir, const strata_store_config *config,
     return rc;
   }
   free(entries);
+  strata__store_set_conflicts(s, conflicts, nconflicts);
   atomic_init(&s->catalog, cat);
   *out = s;
   return 0;
@@ -237,6 +244,7 @@ void strata__store_close(struct strata_store *s) {
     return;
   strata__store_stop(s); /* again: a no-op after the first time */
   free_all(s);
+  strata__store_set_conflicts(s, NULL, 0);
   strata__pool_destroy(s->pool);
   strata__ebr_destroy(s);
   if (s->lockfd >= 0)

@@ -406,6 +406,12 @@ struct strata_store {
   _Atomic bool verify_stop;
   strata__file **verify_files;
   size_t verify_n;
+
+  /* Region files the last open or refresh did not serve because another
+   * file holds the same region id or name (store_scan.c), for the state
+   * dump. Under write_mu. */
+  struct strata__conflict *conflicts;
+  size_t conflict_n;
 };
 
 /* Sizes of the buffers for values that go through strata__log_quote into
@@ -435,12 +441,38 @@ int strata__store_list(struct strata_store *s, bool clean, char ***names,
                        size_t *count);
 void strata__store_names_free(char **names, size_t n);
 /* Opens the named files in parallel (config.open_threads) and turns them
- * into entries, skipping (and logging) the ones that fail or conflict with
- * `have` or each other. Appends to have[*n]; `have` must have room for
- * *n + count entries. With `defer`, index checksums are left to the
- * verifier. STRATA_E_NOMEM (entries appended so far stay in `have`). */
+ * into entries, skipping (and logging) the ones that fail to validate.
+ * Appends to have[*n]; `have` must have room for *n + count entries. Two
+ * entries may claim one region id or name: strata__store_choose decides.
+ * With `defer`, index checksums are left to the verifier. STRATA_E_NOMEM
+ * (entries appended so far stay in `have`). */
 int strata__store_load(struct strata_store *s, char **names, size_t count,
                        bool defer, strata__entry **have, size_t *n);
+/* A region file not served because another file holds its region id or
+ * name: both paths, malloc'd. */
+typedef struct strata__conflict {
+  uint64_t region_id; /* of the skipped file */
+  const char *why;    /* "region id" or "region name" (static) */
+  char *served, *skipped;
+} strata__conflict;
+void strata__conflicts_free(strata__conflict *c, size_t n);
+/* Keeps, of the *n entries in `have`, one per region id and per region
+ * name, by a rule that depends only on the files (store_scan.c says which
+ * and why), so that open, refresh and every process serve the same file.
+ * have[0 .. first_new) are carried over from the current catalog, the
+ * rest were just loaded. On success, have[0 .. *n) are the winners; a
+ * carried-over loser is appended to drop[*ndrop] (room for first_new),
+ * a new one is freed; each loser is logged (WARN, naming both files) and
+ * described in *conflicts (malloc'd, *nconflicts records; NULL when none)
+ * for strata__store_set_conflicts. STRATA_E_NOMEM: nothing changed. */
+int strata__store_choose(struct strata_store *s, strata__entry **have,
+                         size_t *n, size_t first_new, strata__entry **drop,
+                         size_t *ndrop, strata__conflict **conflicts,
+                         size_t *nconflicts);
+/* Replaces the store's list of conflicts (taking `c` over). Writer mutex
+ * held, or the store being opened by one thread. */
+void strata__store_set_conflicts(struct strata_store *s, strata__conflict *c,
+                                 size_t n);
 
 /* store_lock.c. Takes the lock file's flock without waiting: 0, or
  * -errno (-EWOULDBLOCK when another holds it); *fdp holds it on success. */

@@ -64,6 +64,10 @@ static void remove_temp(struct strata_store *s, const char *name) {
   close(fd);
 }
 
+static int cmp_name(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 /* Lists the region files (is_region_name) of the directory, sorted, and,
  * with `clean`, removes temporary files left by interrupted writes. */
 int strata__store_list(struct strata_store *s, bool clean, char ***names,
@@ -108,12 +112,10 @@ int strata__store_list(struct strata_store *s, bool clean, char ***names,
     rc = strata__fail_errno(errno, "%s: reading the directory", s->dir);
   closedir(d);
   if (rc == 0) {
-    for (size_t i = 1; i < n; i++) /* insertion sort: directories are small */
-      for (size_t j = i; j > 0 && strcmp(v[j - 1], v[j]) > 0; j--) {
-        char *t = v[j];
-        v[j] = v[j - 1];
-        v[j - 1] = t;
-      }
+    /* Sorted so that refresh finds a name by binary search: a store may
+     * hold tens of thousands of files (strata-bench store-scale). */
+    if (n > 1)
+      qsort(v, n, sizeof *v, cmp_name);
     *names = v;
     *count = n;
     return 0;
@@ -177,31 +179,6 @@ static void open_all(open_job *j) {
     pthread_join(tid[t], NULL);
 }
 
-/* Is `name` a region the store refuses to serve, with a reason logged? */
-static bool conflicts(struct strata_store *s, strata__entry **have, size_t n,
-                      const strata__file *f) {
-  const strata_region *r = f->region;
-  strata_region_info info;
-  strata_region_info_get(r, &info);
-  for (size_t i = 0; i < n; i++) {
-    const char *why = have[i]->id == info.id                  ? "region id"
-                      : strcmp(have[i]->name, info.name) == 0 ? "region name"
-                                                              : NULL;
-    if (why != NULL) {
-      char qf[STRATA__LOG_PATH], qb[STRATA__LOG_PATH];
-      strata__log(
-          &s->log, STRATA_LOG_WARN, "store",
-          "msg=\"region skipped: %s already served\" file=%s "
-          "region_id=%" PRIu64 " served_by=%s",
-          why, strata__log_quote(qf, sizeof qf, f->path), info.id,
-          strata__log_quote(qb, sizeof qb,
-                            have[i]->file ? have[i]->file->path : "(proto)"));
-      return true;
-    }
-  }
-  return false;
-}
-
 /* The entry that serves a file just opened (taking over its reference). */
 static strata__entry *entry_for_file(strata__file *f) {
   strata_region_info info;
@@ -232,8 +209,6 @@ int strata__store_load(struct strata_store *s, char **names, size_t count,
                   strata__log_quote(qt, sizeof qt, j.details[i]));
       continue;
     }
-    if (conflicts(s, have, *n, j.files[i]))
-      continue;
     strata__entry *e = entry_for_file(j.files[i]);
     if (e == NULL) {
       rc = strata__fail(STRATA_E_NOMEM, "%s: allocating", s->dir);
@@ -241,12 +216,6 @@ int strata__store_load(struct strata_store *s, char **names, size_t count,
     }
     j.files[i] = NULL; /* owned by the entry now */
     have[(*n)++] = e;
-    char qf[STRATA__LOG_PATH];
-    strata__log(&s->log, STRATA_LOG_INFO, "store",
-                "msg=\"region loaded\" file=%s region_id=%" PRIu64
-                " layers=%" PRIu64,
-                strata__log_quote(qf, sizeof qf, e->file->path), e->id,
-                strata_region_layer_count(e->file->region));
   }
   for (size_t i = 0; i < count; i++) {
     if (j.files != NULL && j.files[i] != NULL)
@@ -258,4 +227,191 @@ int strata__store_load(struct strata_store *s, char **names, size_t count,
   free(j.rcs);
   free(j.details);
   return rc;
+}
+
+/* ---- choosing among files that claim the same region ------------------- */
+
+/* Two files may claim one region id (or one region name): a region copied
+ * under a second name, a builder run with the wrong id. Every process, and
+ * every refresh, must serve the same one of them, or a long-running reader
+ * keeps a file that writers (which crystallize into the file they serve)
+ * no longer update. The choice therefore depends only on the files, never
+ * on which was seen first: a region's canonical file (its name plus
+ * ".region", where crystallization writes a new region) wins, then the
+ * smallest file name (strcmp). The one exception is a region with a proto
+ * in this process: it keeps its file, which its crystallization replaces
+ * (docs/ARCHITECTURE.md, "Conflicting region files"). */
+
+/* The file's name within the store's directory. */
+static const char *base_name(const struct strata_store *s,
+                             const strata__file *f) {
+  size_t dl = strlen(s->dir);
+  if (strncmp(f->path, s->dir, dl) == 0 && f->path[dl] == '/')
+    return f->path + dl + 1;
+  const char *slash = strrchr(f->path, '/');
+  return slash != NULL ? slash + 1 : f->path;
+}
+
+typedef struct candidate {
+  strata__entry *e;
+  const char *file; /* base name; NULL for a proto without a file */
+  int rank;         /* 0 proto here, 1 canonical file, 2 other file */
+  bool old;         /* carried over from the current catalog */
+} candidate;
+
+static int cmp_candidate(const void *pa, const void *pb) {
+  const candidate *a = pa, *b = pb;
+  if (a->rank != b->rank)
+    return (a->rank > b->rank) - (a->rank < b->rank);
+  if (a->file == NULL || b->file == NULL) /* protos: unique ids already */
+    return (a->e->id > b->e->id) - (a->e->id < b->e->id);
+  return strcmp(a->file, b->file);
+}
+
+static bool is_canonical(const char *file, const char *name) {
+  size_t fl = strlen(file), nl = strlen(name), sl = strlen(REGION_SUFFIX);
+  return fl == nl + sl && memcmp(file, name, nl) == 0 &&
+         strcmp(file + nl, REGION_SUFFIX) == 0;
+}
+
+/* FNV-1a: region names are short, and the table only needs spread. */
+static uint64_t name_hash(const char *p) {
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (; *p; p++)
+    h = (h ^ (unsigned char)*p) * 0x100000001b3ull;
+  return h;
+}
+
+/* Open addressing over `mask` + 1 slots, by id or by name: the winner
+ * already holding the key, or the empty slot where it goes. */
+static strata__entry **slot_by_id(strata__entry **t, uint64_t mask,
+                                  uint64_t id) {
+  uint64_t j = (id * 0x9E3779B97F4A7C15ull >> 20) & mask;
+  while (t[j] != NULL && t[j]->id != id)
+    j = (j + 1) & mask;
+  return &t[j];
+}
+
+static strata__entry **slot_by_name(strata__entry **t, uint64_t mask,
+                                    const char *name) {
+  uint64_t j = name_hash(name) & mask;
+  while (t[j] != NULL && strcmp(t[j]->name, name) != 0)
+    j = (j + 1) & mask;
+  return &t[j];
+}
+
+void strata__conflicts_free(strata__conflict *c, size_t n) {
+  for (size_t i = 0; c != NULL && i < n; i++) {
+    free(c[i].served);
+    free(c[i].skipped);
+  }
+  free(c);
+}
+
+static void log_conflict(struct strata_store *s, const strata__conflict *c) {
+  char qf[STRATA__LOG_PATH], qb[STRATA__LOG_PATH];
+  strata__log(&s->log, STRATA_LOG_WARN, "store",
+              "msg=\"region skipped: %s already served\" file=%s "
+              "region_id=%" PRIu64 " served_by=%s",
+              c->why, strata__log_quote(qf, sizeof qf, c->skipped),
+              c->region_id, strata__log_quote(qb, sizeof qb, c->served));
+}
+
+int strata__store_choose(struct strata_store *s, strata__entry **have,
+                         size_t *n, size_t first_new, strata__entry **drop,
+                         size_t *ndrop, strata__conflict **conflicts,
+                         size_t *nconflicts) {
+  size_t count = *n;
+  uint64_t cap = 8;
+  while (cap < 2 * (uint64_t)count)
+    cap *= 2;
+  candidate *c = malloc((count ? count : 1) * sizeof *c);
+  strata__entry **ids = calloc(cap, sizeof *ids);
+  strata__entry **names = calloc(cap, sizeof *names);
+  bool *won = calloc(count ? count : 1, sizeof *won);
+  strata__conflict *cf = calloc(count ? count : 1, sizeof *cf);
+  int rc = c && ids && names && won && cf
+               ? 0
+               : strata__fail(STRATA_E_NOMEM, "%s: allocating", s->dir);
+  size_t ncf = 0;
+  for (size_t i = 0; rc == 0 && i < count; i++) {
+    strata__entry *e = have[i];
+    const char *file = e->file != NULL ? base_name(s, e->file) : NULL;
+    int rank = e->overlay != NULL || e->file == NULL ? 0
+               : is_canonical(file, e->name)         ? 1
+                                                     : 2;
+    c[i] =
+        (candidate){.e = e, .file = file, .rank = rank, .old = i < first_new};
+  }
+  if (rc == 0)
+    qsort(c, count, sizeof *c, cmp_candidate);
+  /* Greedy in rank order: a file is served unless a better one already
+   * holds its id or its name. */
+  for (size_t i = 0; rc == 0 && i < count; i++) {
+    strata__entry *e = c[i].e;
+    strata__entry **si = slot_by_id(ids, cap - 1, e->id);
+    strata__entry **sn = slot_by_name(names, cap - 1, e->name);
+    strata__entry *w = *si != NULL ? *si : *sn;
+    if (w == NULL) {
+      *si = *sn = e;
+      won[i] = true;
+      continue;
+    }
+    strata__conflict *k = &cf[ncf++];
+    k->region_id = e->id;
+    k->why = *si != NULL ? "region id" : "region name";
+    k->served = strdup(w->file != NULL ? w->file->path : "(proto)");
+    k->skipped = strdup(e->file->path); /* rank > 0: it has a file */
+    if (k->served == NULL || k->skipped == NULL)
+      rc = strata__fail(STRATA_E_NOMEM, "%s: allocating", s->dir);
+  }
+  if (rc < 0) {
+    strata__conflicts_free(cf, ncf);
+    free(c);
+    free(ids);
+    free(names);
+    free(won);
+    return rc;
+  }
+  /* Nothing can fail from here on. */
+  for (size_t i = 0; i < ncf; i++)
+    log_conflict(s, &cf[i]);
+  size_t m = 0;
+  for (size_t i = 0; i < count; i++) {
+    strata__entry *e = c[i].e;
+    if (won[i]) {
+      have[m++] = e;
+      if (!c[i].old) {
+        char qf[STRATA__LOG_PATH];
+        strata__log(&s->log, STRATA_LOG_INFO, "store",
+                    "msg=\"region loaded\" file=%s region_id=%" PRIu64
+                    " layers=%" PRIu64,
+                    strata__log_quote(qf, sizeof qf, e->file->path), e->id,
+                    strata_region_layer_count(e->file->region));
+      }
+    } else if (c[i].old) {
+      drop[(*ndrop)++] = e;
+    } else {
+      strata__entry_free(s, e);
+    }
+  }
+  *n = m;
+  if (ncf == 0) {
+    free(cf);
+    cf = NULL;
+  }
+  *conflicts = cf;
+  *nconflicts = ncf;
+  free(c);
+  free(ids);
+  free(names);
+  free(won);
+  return 0;
+}
+
+void strata__store_set_conflicts(struct strata_store *s, strata__conflict *c,
+                                 size_t n) {
+  strata__conflicts_free(s->conflicts, s->conflict_n);
+  s->conflicts = c;
+  s->conflict_n = n;
 }

@@ -281,12 +281,61 @@ static void test_staging_in_dump(void **state) {
   strata_store_close(s);
 }
 
+/* Files the store does not serve because another holds their region id
+ * or name are listed, naming both files. */
+static void test_conflicts_in_dump(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  make_region(dir); /* base.region: id 5, "base" */
+  strata_store *s = open_store(dir, 0, 0);
+  json_t *doc = dump(s, 0);
+  assert_int_equal(json_array_size(json_object_get(doc, "conflicts")), 0);
+  json_decref(doc);
+  strata_store_close(s);
+
+  const char *names[] = {"a-copy.region", "z-name.region"};
+  const uint64_t ids[] = {5, 6};
+  for (int i = 0; i < 2; i++) {
+    strata_writer_options o;
+    strata_writer_options_init(&o);
+    o.region_id = ids[i];
+    o.name = "base";
+    strata_writer *w = NULL;
+    assert_strata_ok(strata_writer_open(test_path(dir, names[i]), &o, &w));
+    assert_strata_ok(strata_writer_commit(w));
+  }
+  s = open_store(dir, 0, 0);
+  doc = dump(s, 0);
+  json_t *c = json_object_get(doc, "conflicts");
+  assert_int_equal(json_array_size(c), 2);
+  for (size_t i = 0; i < 2; i++) {
+    json_t *k = json_array_get(c, i);
+    assert_int_equal(jint(k, "region_id"), ids[i]);
+    assert_string_equal(json_string_value(json_object_get(k, "reason")),
+                        i == 0 ? "region id" : "region name");
+    assert_string_equal(json_string_value(json_object_get(k, "served")),
+                        test_path(dir, "base.region"));
+    assert_string_equal(json_string_value(json_object_get(k, "skipped")),
+                        test_path(dir, names[i]));
+  }
+  json_decref(doc);
+  /* A refresh after the copies are gone clears the list. */
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(unlink(test_path(dir, names[i])), 0);
+  assert_strata_ok(strata_store_refresh(s));
+  doc = dump(s, 0);
+  assert_int_equal(json_array_size(json_object_get(doc, "conflicts")), 0);
+  json_decref(doc);
+  strata_store_close(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_staging_in_dump),
       cmocka_unit_test(test_dump_figures),
       cmocka_unit_test(test_read_stats_switch),
       cmocka_unit_test(test_thresholds_in_dump),
+      cmocka_unit_test(test_conflicts_in_dump),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

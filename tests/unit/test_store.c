@@ -1097,6 +1097,196 @@ static void test_readers_during_writes(void **state) {
   strata_store_close(s);
 }
 
+/* ---- conflicting files, resized files, many files --------------------- */
+
+/* The region file the handle serves region `rid` from (its base name). */
+static const char *served_file(strata_store *s, uint64_t rid, char *buf,
+                               size_t len) {
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  uint64_t n = strata_store_region_count(&t);
+  buf[0] = '\0';
+  for (uint64_t i = 0; i < n; i++) {
+    strata_store_region r;
+    assert_strata_ok(strata_store_region_at(&t, i, &r));
+    if (r.id == rid && r.path != NULL) {
+      const char *slash = strrchr(r.path, '/');
+      snprintf(buf, len, "%s", slash ? slash + 1 : r.path);
+    }
+  }
+  strata_read_end(&t);
+  return buf;
+}
+
+/* Two files with one region id: a handle that refreshes and a handle that
+ * opens afresh (another process's view) serve the same one, the
+ * canonical file (the region's name + ".region") before any other, and
+ * both report the conflict naming both files. */
+static void test_duplicate_id_canonical_wins(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  write_region(dir, "copy.region", 5, "five", 0, 2); /* not canonical */
+  log_capture rcap;
+  strata_store *reader = open_store(dir, &rcap);
+  char buf[64];
+  assert_string_equal(served_file(reader, 5, buf, sizeof buf), "copy.region");
+  expect_layer(reader, 5, 0, "five:0");
+  write_region(dir, "five.region", 5, "five", 100, 2); /* canonical */
+
+  rcap.len = 0;
+  rcap.text[0] = '\0';
+  assert_strata_ok(strata_store_refresh(reader));
+  assert_string_equal(served_file(reader, 5, buf, sizeof buf), "five.region");
+  expect_layer(reader, 5, 100, "five:100");
+  expect_layer(reader, 5, 0, NULL);
+  assert_non_null(strstr(rcap.text, "region id already served"));
+  assert_non_null(strstr(rcap.text, "file=" /* the skipped one */));
+  assert_non_null(strstr(rcap.text, "copy.region"));
+  assert_non_null(strstr(rcap.text, "served_by="));
+  assert_non_null(strstr(rcap.text, "five.region"));
+
+  log_capture fcap;
+  strata_store *fresh = open_store(dir, &fcap);
+  assert_string_equal(served_file(fresh, 5, buf, sizeof buf), "five.region");
+  assert_non_null(strstr(fcap.text, "copy.region"));
+  assert_non_null(strstr(fcap.text, "five.region"));
+  strata_store_close(fresh);
+
+  /* Every refresh warns again while both files are there. */
+  rcap.len = 0;
+  rcap.text[0] = '\0';
+  assert_strata_ok(strata_store_refresh(reader));
+  assert_non_null(strstr(rcap.text, "region id already served"));
+  assert_string_equal(served_file(reader, 5, buf, sizeof buf), "five.region");
+  strata_store_close(reader);
+}
+
+/* Without a canonical file, the smallest name wins, whichever was there
+ * first; a put goes to that file, and a refreshing reader sees it. */
+static void test_duplicate_id_put_reaches_reader(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  write_region(dir, "b.region", 7, "seven", 0, 2);
+  strata_store *reader = open_store(dir, NULL);
+  char buf[64];
+  assert_string_equal(served_file(reader, 7, buf, sizeof buf), "b.region");
+  write_region(dir, "a.region", 7, "seven", 10, 2);
+  assert_strata_ok(strata_store_refresh(reader));
+  assert_string_equal(served_file(reader, 7, buf, sizeof buf), "a.region");
+
+  strata_store *writer = open_store(dir, NULL);
+  assert_string_equal(served_file(writer, 7, buf, sizeof buf), "a.region");
+  strata_proto *p = NULL;
+  assert_strata_ok(strata_proto_open(writer, 7, &p));
+  assert_strata_ok(strata_proto_put(p, 50, NULL, NULL, "new", 3));
+  assert_strata_ok(strata_crystallize(writer, 7));
+  assert_string_equal(served_file(writer, 7, buf, sizeof buf), "a.region");
+  strata_store_close(writer);
+
+  expect_layer(reader, 7, 50, NULL);
+  assert_strata_ok(strata_store_refresh(reader));
+  expect_layer(reader, 7, 50, "new");
+  expect_layer(reader, 7, 10, "seven:10");
+  assert_string_equal(served_file(reader, 7, buf, sizeof buf), "a.region");
+  /* b.region is untouched, still not served. */
+  strata_region *r = NULL;
+  assert_strata_ok(strata_region_open(test_path(dir, "b.region"), 0, &r));
+  assert_int_equal(strata_region_layer_count(r), 2);
+  strata_region_close(r);
+  strata_store_close(reader);
+}
+
+/* A served file truncated in place: refresh withdraws it (WARN naming it)
+ * instead of keeping the mapping, whose next read would raise SIGBUS. */
+static void test_truncated_file_withdrawn(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  write_region(dir, "t.region", 9, "trunc", 0, 64);
+  write_region(dir, "u.region", 10, "untouched", 0, 4);
+  strata_store_config c;
+  log_capture cap;
+  config_with_log(&c, &cap, STRATA_LOG_INFO);
+  /* No verifier thread reading the mapping while the test truncates it. */
+  c.flags |= STRATA_STORE_VERIFY_AT_OPEN;
+  strata_store *s = NULL;
+  assert_strata_ok(strata_store_open(dir, &c, &s));
+  expect_layer(s, 9, 3, "trunc:3");
+  struct stat st;
+  assert_int_equal(stat(test_path(dir, "t.region"), &st), 0);
+  int fd = open(test_path(dir, "t.region"), O_RDWR);
+  assert_true(fd >= 0);
+  assert_int_equal(ftruncate(fd, st.st_size / 2), 0);
+  close(fd);
+  assert_strata_ok(strata_store_refresh(s));
+  strata_txn t;
+  strata_layer l;
+  assert_strata_ok(strata_read_begin(s, &t));
+  assert_strata_err(strata_get(&t, 9, 3, &l), STRATA_E_NO_REGION);
+  assert_strata_err(strata_get(&t, 9, 63, &l), STRATA_E_NO_REGION);
+  strata_read_end(&t);
+  expect_layer(s, 10, 1, "untouched:1");
+  assert_non_null(strstr(cap.text, "region withdrawn: its file changed size"));
+  assert_non_null(strstr(cap.text, "t.region"));
+  /* The truncated file does not validate, so later refreshes skip it. */
+  assert_strata_ok(strata_store_refresh(s));
+  assert_strata_ok(strata_read_begin(s, &t));
+  assert_int_equal(strata_store_region_count(&t), 1);
+  strata_read_end(&t);
+  strata_store_close(s);
+}
+
+/* A few thousand region files: all served at open; a refresh picks up
+ * added and removed ones (the scan, the refresh and the choice among
+ * files are O(n log n); this checks that they are still right at a size
+ * where a quadratic pass would show, without timing anything). */
+static void test_many_regions(void **state) {
+  (void)state;
+  enum { N = 3000 };
+  const char *dir = test_tmpdir();
+  char file[32], name[32];
+  for (unsigned i = 0; i < N; i++) {
+    snprintf(file, sizeof file, "r%05u.region", i);
+    snprintf(name, sizeof name, "r%05u", i);
+    write_region(dir, file, 1000 + i, name, i, 1);
+  }
+  strata_store *s = open_store(dir, NULL);
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  assert_int_equal(strata_store_region_count(&t), N);
+  for (unsigned i = 0; i < N; i++) {
+    strata_layer l;
+    assert_strata_ok(strata_get(&t, 1000 + i, i, &l));
+    char want[32];
+    snprintf(want, sizeof want, "r%05u:%u", i, i);
+    assert_int_equal(l.size, strlen(want));
+    assert_memory_equal(l.data, want, l.size);
+  }
+  strata_read_end(&t);
+  /* Remove every third file, add 100 new ones. */
+  for (unsigned i = 0; i < N; i += 3) {
+    snprintf(file, sizeof file, "r%05u.region", i);
+    assert_int_equal(unlink(test_path(dir, file)), 0);
+  }
+  for (unsigned i = N; i < N + 100; i++) {
+    snprintf(file, sizeof file, "r%05u.region", i);
+    snprintf(name, sizeof name, "r%05u", i);
+    write_region(dir, file, 1000 + i, name, i, 1);
+  }
+  assert_strata_ok(strata_store_refresh(s));
+  assert_strata_ok(strata_read_begin(s, &t));
+  assert_int_equal(strata_store_region_count(&t), N - (N + 2) / 3 + 100);
+  for (unsigned i = 0; i < N + 100; i++) {
+    strata_layer l;
+    int rc = strata_get(&t, 1000 + i, i, &l);
+    if (i < N && i % 3 == 0)
+      assert_int_equal(rc, STRATA_E_NO_REGION);
+    else
+      assert_strata_ok(rc);
+  }
+  strata_read_end(&t);
+  strata_store_close(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_open_serves_regions),
@@ -1121,6 +1311,10 @@ int main(void) {
       cmocka_unit_test(test_memory_small_limits),
       cmocka_unit_test(test_memory_evict_waits_for_snapshot),
       cmocka_unit_test(test_readers_during_writes),
+      cmocka_unit_test(test_duplicate_id_canonical_wins),
+      cmocka_unit_test(test_duplicate_id_put_reaches_reader),
+      cmocka_unit_test(test_truncated_file_withdrawn),
+      cmocka_unit_test(test_many_regions),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

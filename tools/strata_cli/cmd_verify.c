@@ -1,14 +1,17 @@
 /* strata verify FILE: the deep check (every content checksum, the id order,
- * every name lookup), with a one-line or JSON verdict. */
+ * every name lookup), with a one-line or JSON verdict. strata verify STORE:
+ * the files of a store that claim the same region. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 
 static const char usage[] =
     "Usage: strata verify [--json] FILE\n"
+    "       strata verify [--json] STORE\n"
     "\n"
     "Check the region FILE completely: open it (header, index and their\n"
     "checksums), then recompute every layer's content checksum and check\n"
@@ -18,6 +21,11 @@ static const char usage[] =
     "  FILE: corrupt: DETAIL             DETAIL names the layer and offsets\n"
     "  FILE: unsupported: DETAIL         a newer major format version\n"
     "  FILE: error: DETAIL               cannot open or read the file\n"
+    "\n"
+    "With a STORE directory, lists the region files the store does not\n"
+    "serve because another file holds the same region id or name (one\n"
+    "line each: STORE: conflict: region ID: SKIPPED: REASON already served\n"
+    "by SERVED), or prints STORE: ok (N regions).\n"
     "\n"
     "Options:\n"
     "  --json      print the verdict as a JSON object {path, ok, status,\n"
@@ -122,6 +130,54 @@ static int print_json(const verdict *v) {
   return v->rc == 0 ? code : CLI_EXIT_FAIL;
 }
 
+/* The conflicts the state dump lists (docs/state.schema.json). */
+static int verify_store(const char *dir, bool as_json) {
+  strata_store *s = cli_store_open(dir, true);
+  if (s == NULL)
+    return CLI_EXIT_FAIL;
+  char *text = NULL;
+  int rc = strata_dump_state(s, 0, &text);
+  strata_store_close(s);
+  json_t *doc = rc == 0 ? json_loads(text, 0, NULL) : NULL;
+  strata_free(text);
+  if (rc < 0)
+    return cli_fail_lib(rc);
+  json_t *conflicts = json_object_get(doc, "conflicts");
+  if (!json_is_array(conflicts)) {
+    json_decref(doc);
+    return cli_fail("%s: the state dump has no conflict list", dir);
+  }
+  size_t n = json_array_size(conflicts);
+  size_t regions = json_array_size(json_object_get(doc, "regions"));
+  int code = n == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+  if (as_json) {
+    json_t *o = json_pack("{s:o, s:b, s:s, s:I, s:O}", "path",
+                          cli_json_text(dir, strlen(dir)), "ok", n == 0,
+                          "status", n == 0 ? "ok" : "conflict", "region_count",
+                          (json_int_t)regions, "conflicts", conflicts);
+    int pc = cli_json_print(o);
+    code = n == 0 ? pc : CLI_EXIT_FAIL;
+  } else if (n == 0) {
+    printf("%s: ok (%zu regions)\n", dir, regions);
+  }
+  for (size_t i = 0; !as_json && i < n; i++) {
+    json_t *c = json_array_get(conflicts, i);
+    json_t *id = json_object_get(c, "region_id");
+    char idbuf[32];
+    if (json_is_integer(id))
+      snprintf(idbuf, sizeof idbuf, "%" JSON_INTEGER_FORMAT,
+               json_integer_value(id));
+    else
+      snprintf(idbuf, sizeof idbuf, "%s", json_string_value(id));
+    printf("%s: conflict: region %s: %s: %s already served by %s\n", dir, idbuf,
+           json_string_value(json_object_get(c, "skipped")),
+           json_string_value(json_object_get(c, "reason")),
+           json_string_value(json_object_get(c, "served")));
+  }
+  json_decref(doc);
+  return code;
+}
+
 static int run(int argc, char **argv) {
   bool as_json = false;
   const cli_option opts[] = {{"--json", &as_json, NULL}};
@@ -129,6 +185,9 @@ static int run(int argc, char **argv) {
   int code;
   if (!cli_parse_file_arg(&cli_cmd_verify, argc, argv, opts, 1, &path, &code))
     return code;
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+    return verify_store(path, as_json);
 
   static verdict v; /* static: survives the siglongjmp unchanged */
   memset(&v, 0, sizeof v);
@@ -156,7 +215,7 @@ static int run(int argc, char **argv) {
 
 const cli_command cli_cmd_verify = {
     .name = "verify",
-    .synopsis = "[--json] FILE",
+    .synopsis = "[--json] FILE|STORE",
     .summary = "check every checksum and index; print ok or what is corrupt",
     .usage = usage,
     .run = run,
