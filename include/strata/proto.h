@@ -18,19 +18,25 @@ extern "C" {
  * snapshots that begin after each change, and to nothing else; it becomes a
  * region file with strata_crystallize(). The handle belongs to the store:
  * it stays valid until strata_store_close() or strata_proto_discard().
- * `name` (1..255 bytes of UTF-8 without '/', NUL or a leading '.') also
- * names the file: STORE/NAME.region. metadata may be NULL.
+ * `name` (UTF-8 without '/', NUL or a leading '.') also names the file:
+ * STORE/NAME.region. It may be 1..227 bytes: the file, and the temporary
+ * file ".NAME.region.strata-tmp-XXXXXXXX" that crystallization writes
+ * first, must fit in a 255-byte file name (fewer where the file system
+ * allows fewer). metadata may be NULL.
  * Errors: STRATA_E_EXIST (the id or name is taken), STRATA_E_INVAL,
  * STRATA_E_LOCKED (another process writes to the store), STRATA_E_STATE
- * (read-only store), STRATA_E_NOMEM, STRATA_E_LIMIT. Thread-safe. */
+ * (read-only store), STRATA_E_NOMEM, STRATA_E_LIMIT (the name is too long:
+ * the detail names it and the limit). Thread-safe. */
 STRATA_API int strata_proto_create(strata_store *store, uint64_t region_id,
                                    const char *name, const char *metadata,
                                    strata_proto **out);
 
 /* Returns the proto of region `region_id`, creating one whose starting
  * content is the region file's layers when there is none. The file is never
- * changed; crystallization writes a new one. Errors: STRATA_E_NO_REGION and
- * those of strata_proto_create(). Thread-safe. */
+ * changed; crystallization writes a new one. Errors: STRATA_E_NO_REGION,
+ * STRATA_E_LIMIT (the region's file name is over 234 bytes, too long for
+ * the temporary file of its crystallization) and those of
+ * strata_proto_create(). Thread-safe. */
 STRATA_API int strata_proto_open(strata_store *store, uint64_t region_id,
                                  strata_proto **out);
 

@@ -79,7 +79,9 @@ typedef struct strata_region_info {
  * STRATA_E_BAD_MAGIC (not a region file), STRATA_E_VERSION (newer major
  * format), STRATA_E_CHECKSUM (header or index checksum mismatch),
  * STRATA_E_CORRUPT (any structural inconsistency), STRATA_E_LIMIT (a size
- * above the format's caps), STRATA_E_INVAL, STRATA_E_NOMEM.
+ * above the format's caps), STRATA_E_INVAL (also for a path that is not a
+ * regular file: a FIFO, device, socket or directory is refused without
+ * blocking, and the detail names its type), STRATA_E_NOMEM.
  * Thread-safe. */
 STRATA_API int strata_region_open(const char *path, unsigned flags,
                                   strata_region **out);

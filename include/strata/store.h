@@ -40,8 +40,12 @@ extern "C" {
  *
  * Files in the directory: every "*.region" file is a region; region files
  * another process wrote are picked up by strata_store_refresh(); temporary
- * files ".*.tmp-XXXXXXXX" left by an interrupted write are removed when no
- * writer holds the lock; ".strata.lock" is the lock file. */
+ * files ".*.strata-tmp-XXXXXXXX" left by an interrupted write are removed
+ * (with a warning in the log) when no writer holds the lock, but only if
+ * they are regular files that are empty or begin with the region magic:
+ * other programs' files are never touched; ".strata.lock" is the lock file.
+ * Entries named like regions that are not regular files (FIFOs, devices,
+ * directories) are skipped with a warning, never opened. */
 /* strata_store and strata_proto are declared in <strata/types.h>. */
 
 /* Log levels, for strata_store_config.log_level and the log callback. */

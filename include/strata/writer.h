@@ -52,12 +52,13 @@ STRATA_API void strata_writer_options_init(strata_writer_options *options);
 
 /* Starts writing a region that will appear at `path` when committed. The
  * content is streamed to a temporary file in the same directory (O_TMPFILE
- * where the file system supports it, otherwise a ".NAME.tmp-XXXXXXXX" file
- * created with O_EXCL), so memory use is bounded by the index plus one
- * buffer. The first options->struct_size bytes of the options are read,
- * and the fields past them get their defaults.
- * Errors: STRATA_E_INVAL (NULL path, options or out; bad name, alignment or
- * metadata; a struct_size this library does not accept: the detail names
+ * where the file system supports it and the file can be named at commit,
+ * through linkat() with AT_EMPTY_PATH or /proc/self/fd; otherwise a
+ * ".NAME.strata-tmp-XXXXXXXX" file created with O_EXCL), so memory use is
+ * bounded by the index plus one buffer. The first options->struct_size bytes of
+ * the options are read, and the fields past them get their defaults. Errors:
+ * STRATA_E_INVAL (NULL path, options or out; bad name, alignment or metadata; a
+ * struct_size this library does not accept: the detail names
  * strata_writer_options), STRATA_E_LIMIT, STRATA_E_NOMEM, -errno (the
  * directory, the file). */
 STRATA_API int strata_writer_open(const char *path,

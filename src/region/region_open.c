@@ -39,8 +39,19 @@ int strata__region_populate(const strata_region *r, const char *path) {
                             r->size);
 }
 
+static int not_regular(const char *path, mode_t mode) {
+  return strata__fail(STRATA_E_INVAL, "%s: not a regular file (it is %s)", path,
+                      strata__file_type_name(mode));
+}
+
+/* Only a regular file is ever mapped as a region. The open is
+ * non-blocking because a FIFO would otherwise block it until a writer
+ * appeared (forever, for a store's open or refresh or any CLI command);
+ * then fstat() refuses anything but a regular file. O_NONBLOCK changes
+ * nothing for a regular file's reads and mappings, and O_NOCTTY keeps a
+ * terminal device from becoming ours. */
 static int map_file(const char *path, const uint8_t **base, uint64_t *size) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (fd < 0)
     return strata__fail_errno(errno, "%s: open", path);
   struct stat st;
@@ -51,7 +62,7 @@ static int map_file(const char *path, const uint8_t **base, uint64_t *size) {
   }
   if (!S_ISREG(st.st_mode)) {
     close(fd);
-    return strata__fail(STRATA_E_INVAL, "%s: not a regular file", path);
+    return not_regular(path, st.st_mode);
   }
   if (st.st_size < (off_t)STRATA__HEADER_SIZE) {
     /* Too small to map usefully; read what there is so that the validator

@@ -4,6 +4,7 @@
 #include "common/hash.h"
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,8 +13,17 @@
 
 #include "common/json_check.h"
 #include "store/store_internal.h"
+#include "writer/writer_internal.h"
 
-#define REGION_NAME_MAX 248 /* NAME.region must fit in a 255-byte file name */
+/* The longest region name. The region's file is NAME.region, and while it
+ * is written the writer's temporary file is ".NAME.region.strata-tmp-" and
+ * 8 hex digits, STRATA__TEMP_NAME_EXTRA bytes longer (writer_commit.c):
+ * both must fit in a file name, NAME_MAX (255) bytes. Checked when the
+ * proto is created: a name that fit the region file but not the temporary
+ * one would fail at crystallization, after the whole file was written. */
+#define REGION_FILE_SUFFIX ".region"
+#define REGION_NAME_MAX                                                        \
+  (NAME_MAX - (sizeof REGION_FILE_SUFFIX - 1) - STRATA__TEMP_NAME_EXTRA)
 
 static strata__catalog *current(struct strata_store *s) {
   return atomic_load_explicit(&s->catalog, memory_order_relaxed);
@@ -59,16 +69,24 @@ static int check_region_name(struct strata_store *s, const char *name) {
   STRATA__FAIL_IF(name == NULL || name[0] == '\0', STRATA_E_INVAL,
                   "%s: a region needs a name", s->dir);
   size_t len = strlen(name);
-  STRATA__FAIL_IF(len > REGION_NAME_MAX, STRATA_E_LIMIT,
-                  "%s: region name is %zu bytes (at most %d: it names the "
-                  "file NAME.region)",
-                  s->dir, len, REGION_NAME_MAX);
   STRATA__FAIL_IF(name[0] == '.' || strchr(name, '/') != NULL, STRATA_E_INVAL,
                   "%s: region name \"%s\" would not name a file inside the "
                   "store (no '/' and no leading '.')",
                   s->dir, name);
   STRATA__FAIL_IF(!strata__utf8_valid(name, len), STRATA_E_INVAL,
                   "%s: region name is not valid UTF-8", s->dir);
+  /* A file system may allow fewer bytes than NAME_MAX in a name. */
+  long name_max = fpathconf(s->dirfd, _PC_NAME_MAX);
+  size_t fixed = sizeof REGION_FILE_SUFFIX - 1 + STRATA__TEMP_NAME_EXTRA;
+  size_t max = REGION_NAME_MAX;
+  if (name_max > (long)fixed && (size_t)name_max - fixed < max)
+    max = (size_t)name_max - fixed;
+  STRATA__FAIL_IF(len > max, STRATA_E_LIMIT,
+                  "%s: region name \"%s\" is %zu bytes, at most %zu: its file "
+                  "NAME" REGION_FILE_SUFFIX " and the temporary file "
+                  ".NAME" REGION_FILE_SUFFIX STRATA__TEMP_MARK
+                  "XXXXXXXX written before it must fit in a %zu-byte file name",
+                  s->dir, name, len, max, max + fixed);
   return 0;
 }
 
@@ -96,8 +114,8 @@ static int create_locked(struct strata_store *s, uint64_t id, const char *name,
                   "%s: region %" PRIu64 " already exists", s->dir, id);
   STRATA__FAIL_IF(strata__catalog_find_name(c, name) != NULL, STRATA_E_EXIST,
                   "%s: a region named \"%s\" already exists", s->dir, name);
-  char file[REGION_NAME_MAX + 16];
-  snprintf(file, sizeof file, "%s.region", name);
+  char file[REGION_NAME_MAX + sizeof REGION_FILE_SUFFIX];
+  snprintf(file, sizeof file, "%s" REGION_FILE_SUFFIX, name);
   STRATA__FAIL_IF(faccessat(s->dirfd, file, F_OK, AT_SYMLINK_NOFOLLOW) == 0,
                   STRATA_E_EXIST,
                   "%s/%s: the file exists (a region the store did not load?)",
@@ -155,6 +173,18 @@ static int open_locked(struct strata_store *s, uint64_t id,
   const strata__entry *old = strata__catalog_find(current(s), id);
   STRATA__FAIL_IF(old == NULL, STRATA_E_NO_REGION,
                   "%s: region %" PRIu64 ": not in the store", s->dir, id);
+  /* A file another program named may be too long for the temporary name
+   * of its replacement (see REGION_NAME_MAX): refuse now, not at the end
+   * of the crystallization. */
+  const char *base = old->file ? strrchr(old->file->path, '/') : NULL;
+  size_t blen = base ? strlen(base + 1) : 0;
+  STRATA__FAIL_IF(blen + STRATA__TEMP_NAME_EXTRA > NAME_MAX, STRATA_E_LIMIT,
+                  "%s: region %" PRIu64 " (\"%s\"): its file name is %zu "
+                  "bytes, at most %zu: the temporary file a crystallization "
+                  "writes adds %zu bytes and must fit in a %d-byte file name",
+                  s->dir, id, old->name, blen,
+                  (size_t)NAME_MAX - STRATA__TEMP_NAME_EXTRA,
+                  (size_t)STRATA__TEMP_NAME_EXTRA, NAME_MAX);
   strata__entry *e = calloc(1, sizeof *e);
   if (e == NULL || (e->name = strdup(old->name)) == NULL ||
       (e->metadata = strdup(old->metadata)) == NULL) {

@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "store/store_internal.h"
+#include "writer/writer_internal.h"
 
 #define REGION_SUFFIX ".region"
 
@@ -20,31 +22,73 @@ static bool is_region_name(const char *n) {
   return n[0] != '.' && len > sl && strcmp(n + len - sl, REGION_SUFFIX) == 0;
 }
 
-/* ".NAME.tmp-XXXXXXXX" (8 hex digits): the writer's temporary files
- * (writer.c). Matched at the end, since NAME may contain ".tmp-" itself. */
+/* ".NAME.strata-tmp-XXXXXXXX" (8 lowercase hex digits): the name of the
+ * writer's temporary files (writer_commit.c). Matched at the end, since
+ * NAME may contain the mark itself. Other programs' dot-files, such as
+ * ".NAME.tmp-XXXXXXXX", do not match: the mark is Strata's own. */
 static bool is_temp_name(const char *n) {
-  size_t len = strlen(n);
-  if (n[0] != '.' || len < 2 + 5 + 8 || memcmp(n + len - 13, ".tmp-", 5) != 0)
+  size_t len = strlen(n), ml = strlen(STRATA__TEMP_MARK);
+  if (n[0] != '.' || len < 2 + ml + STRATA__TEMP_HEX ||
+      memcmp(n + len - STRATA__TEMP_HEX - ml, STRATA__TEMP_MARK, ml) != 0)
     return false;
-  for (size_t i = len - 8; i < len; i++)
+  for (size_t i = len - STRATA__TEMP_HEX; i < len; i++)
     if (!((n[i] >= '0' && n[i] <= '9') || (n[i] >= 'a' && n[i] <= 'f')))
       return false;
   return true;
 }
 
-/* Removes a temporary file unless a live writer holds it: writers keep an
- * flock on their temporary file until they close it (writer.c), and the
- * lock dies with the process, so a lock we can take means a dead writer.
- * (The store's own writer lock does not cover region-builder and other
- * strata_writer users writing into the directory.) */
+/* Does the temporary file open at `fd` hold what our writer leaves? A
+ * named temporary file begins with the region magic from the moment the
+ * writer created it (writer_commit.c), and an O_TMPFILE gets its name only
+ * after the header is written; so a leftover of ours is empty (the writer
+ * died between the create and its first write) or begins with the magic.
+ * Anything else named with our mark is someone else's, and kept. */
+static bool temp_is_ours(int fd, const struct stat *st) {
+  if (st->st_size == 0)
+    return true; /* nothing in it to lose */
+  char head[STRATA__MAGIC_LEN];
+  return pread(fd, head, sizeof head, 0) == (ssize_t)sizeof head &&
+         memcmp(head, STRATA__MAGIC, sizeof head) == 0;
+}
+
+static void warn_kept(struct strata_store *s, const char *name,
+                      const char *why) {
+  char qd[STRATA__LOG_PATH], qf[STRATA__LOG_PATH];
+  strata__log(&s->log, STRATA_LOG_WARN, "store",
+              "msg=\"file named like a temporary file left alone: %s\" "
+              "dir=%s file=%s",
+              why, strata__log_quote(qd, sizeof qd, s->dir),
+              strata__log_quote(qf, sizeof qf, name));
+}
+
+/* Removes a temporary file of an interrupted write: only a regular file
+ * that is ours (temp_is_ours()), and only unless a live writer holds it:
+ * writers keep an flock on their temporary file until they close it
+ * (writer_commit.c), and the lock dies with the process, so a lock we can
+ * take means a dead writer. (The store's own writer lock does not cover
+ * region-builder and other strata_writer users writing into the
+ * directory.) O_NONBLOCK: a FIFO named like a temporary file must not
+ * block the open. */
 static void remove_temp(struct strata_store *s, const char *name) {
-  int fd = openat(s->dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
+  int fd = openat(s->dirfd, name,
+                  O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ELOOP)
+      warn_kept(s, name, "a symbolic link");
     return;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    warn_kept(s, name, "not a regular file");
+    close(fd);
+    return;
+  }
   bool dead = flock(fd, LOCK_EX | LOCK_NB) == 0;
   char qd[STRATA__LOG_PATH], qf[STRATA__LOG_PATH];
-  if (dead && unlinkat(s->dirfd, name, 0) == 0)
-    strata__log(&s->log, STRATA_LOG_INFO, "store",
+  if (dead && !temp_is_ours(fd, &st))
+    warn_kept(s, name, "it does not begin with the region magic");
+  else if (dead && unlinkat(s->dirfd, name, 0) == 0)
+    strata__log(&s->log, STRATA_LOG_WARN, "store",
                 "msg=\"removed a temporary file of an interrupted write\" "
                 "dir=%s file=%s",
                 strata__log_quote(qd, sizeof qd, s->dir),
@@ -66,6 +110,28 @@ static void remove_temp(struct strata_store *s, const char *name) {
 
 static int cmp_name(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Is the directory entry a regular file (following a symlink, as opening
+ * the region does)? Anything else named like a region (a FIFO would block
+ * the open forever, a device may act on being opened) is skipped with a
+ * warning, at open and at every refresh. */
+static bool regular_entry(struct strata_store *s, const struct dirent *de) {
+  if (de->d_type == DT_REG)
+    return true;
+  struct stat st;
+  if (fstatat(s->dirfd, de->d_name, &st, 0) != 0)
+    return true; /* gone, or unreadable: opening it reports why */
+  if (S_ISREG(st.st_mode))
+    return true;
+  char qd[STRATA__LOG_PATH], qf[STRATA__LOG_PATH];
+  strata__log(&s->log, STRATA_LOG_WARN, "store",
+              "msg=\"region skipped: not a regular file\" dir=%s file=%s "
+              "type=\"%s\"",
+              strata__log_quote(qd, sizeof qd, s->dir),
+              strata__log_quote(qf, sizeof qf, de->d_name),
+              strata__file_type_name(st.st_mode));
+  return false;
 }
 
 /* Lists the region files (is_region_name) of the directory, sorted, and,
@@ -92,7 +158,7 @@ int strata__store_list(struct strata_store *s, bool clean, char ***names,
       remove_temp(s, de->d_name);
       continue;
     }
-    if (!is_region_name(de->d_name))
+    if (!is_region_name(de->d_name) || !regular_entry(s, de))
       continue;
     if (n == cap) {
       cap = cap ? 2 * cap : 16;

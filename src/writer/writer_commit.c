@@ -22,14 +22,34 @@
 
 #include "writer/writer_internal.h"
 
+static int write_all(strata_writer *w, const uint8_t *p, size_t len,
+                     uint64_t at);
+
 /* ---- the temporary file ------------------------------------------------ */
 
-/* Chooses the temporary file's name, ".BASE.tmp-XXXXXXXX", once, at open:
- * it never changes afterwards, so a signal handler may read it at any time
- * through strata_writer_temp_path(). */
+/* The temporary name adds this many bytes to the region file's basename:
+ * the leading "." (1), STRATA__TEMP_MARK ".strata-tmp-" (12) and
+ * STRATA__TEMP_HEX hex digits (8). STRATA_WRITER_TEMP_NAME_EXTRA in
+ * <strata/writer.h> publishes the same number for callers that check name
+ * lengths up front (region-builder, strata_proto_create()): a name that
+ * fits NAME_MAX as a region file but not as a temporary one would fail
+ * only at commit, after the whole file was written. The asserts keep the
+ * format, this number and the public one in step. */
+#define TEMP_NAME_EXTRA 21
+_Static_assert(STRATA__TEMP_NAME_EXTRA == TEMP_NAME_EXTRA,
+               "the temporary name's format and TEMP_NAME_EXTRA disagree");
+_Static_assert(STRATA__TEMP_HEX == 8, "name_temp() prints 32 random bits");
+#ifdef STRATA_WRITER_TEMP_NAME_EXTRA
+_Static_assert(STRATA_WRITER_TEMP_NAME_EXTRA == TEMP_NAME_EXTRA,
+               "<strata/writer.h> states another temporary name length");
+#endif
+
+/* Chooses the temporary file's name, ".BASE.strata-tmp-XXXXXXXX", once, at
+ * open: it never changes afterwards, so a signal handler may read it at any
+ * time through strata_writer_temp_path(). */
 static int name_temp(strata_writer *w, const char *dir, const char *base,
                      uint64_t *rng) {
-  size_t len = strlen(base) + 32;
+  size_t len = strlen(base) + TEMP_NAME_EXTRA + 1;
   if (w->tmp_name == NULL)
     w->tmp_name = malloc(len);
   if (w->tmp_path == NULL)
@@ -37,9 +57,55 @@ static int name_temp(strata_writer *w, const char *dir, const char *base,
   if (w->tmp_name == NULL || w->tmp_path == NULL)
     return strata__fail(STRATA_E_NOMEM, "%s: allocating", w->path);
   *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
-  snprintf(w->tmp_name, len, ".%s.tmp-%08" PRIx64, base, *rng >> 32);
+  snprintf(w->tmp_name, len, ".%s" STRATA__TEMP_MARK "%0*" PRIx64, base,
+           STRATA__TEMP_HEX, *rng >> 32);
   sprintf(w->tmp_path, "%s/%s", dir, w->tmp_name);
   return 0;
+}
+
+/* Can publish() give the O_TMPFILE `fd` a name? Either linkat() with
+ * AT_EMPTY_PATH is allowed (CAP_DAC_READ_SEARCH, or since Linux 6.10 a
+ * file this process opened), or /proc/self/fd/N can be linked, which needs
+ * /proc: a chroot or a minimal container may have none, and then every
+ * commit would fail at its very end. Asked here, before anything is
+ * written, so that the writer can still choose a named file instead.
+ *
+ * The AT_EMPTY_PATH probe links to ".", which always exists: the kernel
+ * checks the permission while looking up the old file, before it looks at
+ * the new name, so ENOENT means not allowed, and EEXIST means allowed,
+ * with nothing created either way. */
+static bool can_link_anonymous(strata_writer *w) {
+  if (linkat(w->fd, "", w->dirfd, ".", AT_EMPTY_PATH) != 0 && errno == EEXIST)
+    return true;
+  char proc[64];
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", w->fd);
+  return access(proc, F_OK) == 0;
+}
+
+/* Creates the named temporary file: exclusively and without following
+ * symlinks, so that nothing else can be clobbered; then writes the region
+ * magic at its start at once. The store's cleanup removes a leftover only
+ * if it is empty or begins with the magic (store_scan.c), so that a file
+ * someone else named with our mark is never taken for ours; the header
+ * written at commit replaces the magic with itself. */
+static int create_named(strata_writer *w, const char *dir, const char *base,
+                        uint64_t *rng) {
+  for (int tries = 0; tries < 100; tries++) {
+    w->fd = openat(w->dirfd, w->tmp_name,
+                   O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0444);
+    if (w->fd >= 0) {
+      w->linked = true;
+      /* Held until the fd closes: a store that finds this file knows it
+       * belongs to a live writer and leaves it alone. */
+      (void)flock(w->fd, LOCK_EX | LOCK_NB);
+      return write_all(w, (const uint8_t *)STRATA__MAGIC, STRATA__MAGIC_LEN, 0);
+    }
+    if (errno != EEXIST)
+      break;
+    STRATA__TRY(name_temp(w, dir, base, rng));
+  }
+  return strata__fail_errno(errno, "%s: creating a temporary file in %s",
+                            w->path, dir);
 }
 
 int strata__writer_open_temp(strata_writer *w, const char *dir,
@@ -55,34 +121,23 @@ int strata__writer_open_temp(strata_writer *w, const char *dir,
   /* Preferred: an unnamed file, which nothing can leave behind. It gets the
    * temporary name only for the moment between linkat() and rename(). */
   w->fd = openat(w->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0444);
-  if (w->fd >= 0) {
+  if (w->fd >= 0 && can_link_anonymous(w)) {
     w->anonymous = true;
     /* Held until the fd closes: a store that finds this file (once it has
      * a name) knows it belongs to a live writer and leaves it alone. */
     (void)flock(w->fd, LOCK_EX | LOCK_NB);
     return 0;
   }
-  if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL &&
-      errno != ENOENT)
+  if (w->fd >= 0) { /* it could never be named: use a named file */
+    close(w->fd);
+    w->fd = -1;
+  } else if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL &&
+             errno != ENOENT) {
     return strata__fail_errno(errno, "%s: creating a temporary file in %s",
                               w->path, dir);
-#endif
-  /* Fallback: a named temporary file, created exclusively and without
-   * following symlinks, so nothing else can be clobbered. */
-  for (int tries = 0; tries < 100; tries++) {
-    w->fd = openat(w->dirfd, w->tmp_name,
-                   O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0444);
-    if (w->fd >= 0) {
-      w->linked = true;
-      (void)flock(w->fd, LOCK_EX | LOCK_NB); /* as above */
-      return 0;
-    }
-    if (errno != EEXIST)
-      break;
-    STRATA__TRY(name_temp(w, dir, base, &rng));
   }
-  return strata__fail_errno(errno, "%s: creating a temporary file in %s",
-                            w->path, dir);
+#endif
+  return create_named(w, dir, base, &rng);
 }
 
 const char *strata_writer_temp_path(const strata_writer *w) {
@@ -163,13 +218,23 @@ static int validate_written(strata_writer *w, uint64_t size) {
   return 0;
 }
 
+/* Names the O_TMPFILE: linkat() with AT_EMPTY_PATH where allowed (no /proc
+ * needed), else through /proc/self/fd (see can_link_anonymous()). */
+static int link_anonymous(strata_writer *w) {
+  if (linkat(w->fd, "", w->dirfd, w->tmp_name, AT_EMPTY_PATH) == 0)
+    return 0;
+  if (errno == EEXIST || errno == ENOSPC || errno == EDQUOT || errno == EIO)
+    return -1; /* the link was allowed and failed: the /proc path would too */
+  char proc[64];
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", w->fd);
+  return linkat(AT_FDCWD, proc, w->dirfd, w->tmp_name, AT_SYMLINK_FOLLOW);
+}
+
 static int publish(strata_writer *w) {
   if (w->anonymous) {
     /* Give the O_TMPFILE its temporary name, then rename it over the
      * target: linkat() cannot replace an existing file. */
-    char proc[64];
-    snprintf(proc, sizeof proc, "/proc/self/fd/%d", w->fd);
-    if (linkat(AT_FDCWD, proc, w->dirfd, w->tmp_name, AT_SYMLINK_FOLLOW) != 0)
+    if (link_anonymous(w) != 0)
       return strata__fail_errno(errno, "%s: linking the temporary file as %s",
                                 w->path, w->tmp_path);
     w->anonymous = false;

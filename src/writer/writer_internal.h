@@ -91,11 +91,25 @@ int strata__writer_build_index(strata_writer *w, uint64_t index_off,
 
 /* writer_commit.c: the temporary file. */
 
+/* The temporary file's name is "." BASE STRATA__TEMP_MARK and
+ * STRATA__TEMP_HEX lowercase hex digits. The mark is Strata's own, so that
+ * the store's cleanup of leftovers (store_scan.c) can tell them from other
+ * programs' dot-files; and a named temporary file begins with the region
+ * magic from the moment it exists (see writer_commit.c), which the cleanup
+ * checks too. */
+#define STRATA__TEMP_MARK ".strata-tmp-"
+#define STRATA__TEMP_HEX 8
+/* How many bytes the temporary name adds to the region file's basename. */
+#define STRATA__TEMP_NAME_EXTRA                                                \
+  (1 + sizeof STRATA__TEMP_MARK - 1 + STRATA__TEMP_HEX)
+
 /* Opens the directory `dir` and creates the temporary file for the region
- * file `base` in it: unnamed (O_TMPFILE) where the file system allows,
- * else named ".BASE.tmp-XXXXXXXX", created exclusively. Either way the
- * name is chosen here, once, for strata_writer_temp_path(). Errors:
- * -errno, STRATA_E_NOMEM; the writer must then be aborted. */
+ * file `base` in it: unnamed (O_TMPFILE) where the file system allows and
+ * the commit can give it a name (linkat() with AT_EMPTY_PATH, or through
+ * /proc/self/fd), else named ".BASE.strata-tmp-XXXXXXXX", created
+ * exclusively. Either way the name is chosen here, once, for
+ * strata_writer_temp_path(). Errors: -errno, STRATA_E_NOMEM; the writer
+ * must then be aborted. */
 int strata__writer_open_temp(strata_writer *w, const char *dir,
                              const char *base);
 

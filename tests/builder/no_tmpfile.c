@@ -1,7 +1,7 @@
 /* LD_PRELOAD shim for the interruption tests: makes openat(..., O_TMPFILE)
  * fail with EOPNOTSUPP, as on a file system without O_TMPFILE, so that the
- * writer falls back to a visible ".NAME.tmp-XXXXXX" file. The tests then
- * check that region-builder's signal handler removes that file. */
+ * writer falls back to a visible ".NAME.strata-tmp-XXXXXXXX" file. The tests
+ * then check that region-builder's signal handler removes that file. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>

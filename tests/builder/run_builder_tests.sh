@@ -66,7 +66,7 @@ run() {
 
 assert_no_temp() {
   local left
-  left=$(find "$work/out" -name '.test.region.tmp-*')
+  left=$(find "$work/out" -name '.test.region.strata-tmp-*')
   [[ -z $left ]] || fail "temporary file left behind: $left"
 }
 
@@ -180,7 +180,7 @@ JSON
   ls -l "/proc/$pid/fd" 2> /dev/null | grep -q "$in/fifo" ||
     fail "builder never opened the FIFO; stderr: $(cat "$work/stderr")"
   sleep 0.2 # let it drain the FIFO and block in read()
-  [[ -n $(find "$work/out" -name '.test.region.tmp-*') ]] && tmp_seen=1
+  [[ -n $(find "$work/out" -name '.test.region.strata-tmp-*') ]] && tmp_seen=1
   if [[ -n $preload && -z $tmp_seen ]]; then
     fail "with O_TMPFILE disabled, no visible temporary file during the build"
   fi

@@ -81,7 +81,7 @@ void fp_disarm(void);
 
 /* With `on`, openat(..., O_TMPFILE) in the watched directory fails with
  * EOPNOTSUPP (uncounted), as on a file system without O_TMPFILE, so that the
- * writer takes its named ".NAME.tmp-XXXXXXXX" fallback. */
+ * writer takes its named ".NAME.strata-tmp-XXXXXXXX" fallback. */
 void fp_refuse_tmpfile(bool on);
 
 /* The record of the last armed period. */
@@ -91,7 +91,7 @@ const fp_call *fp_call_at(size_t i); /* 0-based; NULL past the end */
 size_t fp_first_failure(void);
 
 const char *fp_fn_name(fp_fn fn);
-/* "fsync(.)", "pwrite((tmpfile))", "renameat(.x.tmp-1 -> x.region)". */
+/* "fsync(.)", "pwrite((tmpfile))", "renameat(.x.strata-tmp-1 -> x.region)". */
 void fp_describe(const fp_call *c, char *buf, size_t len);
 
 #endif /* STRATA_TEST_FAILPOINT_H */

@@ -184,8 +184,10 @@ static void test_open_skips_bad_files(void **state) {
   write_region(dir, "c.region", 3, "alpha", 0, 4);  /* same name as a */
   test_write_file(test_path(dir, "d.region"), "not a region", 12);
   write_region(dir, "e.region", 5, "epsilon", 0, 4);
-  /* A temporary file of an interrupted write, and a foreign file. */
-  test_write_file(test_path(dir, ".x.region.tmp-0123abcd"), "partial", 7);
+  /* A temporary file of an interrupted write (it begins with the magic),
+   * and a foreign file. */
+  test_write_file(test_path(dir, ".x.region.strata-tmp-0123abcd"),
+                  STRATA__MAGIC "partial", STRATA__MAGIC_LEN + 7);
   test_write_file(test_path(dir, "notes.txt"), "hello", 5);
   log_capture cap;
   strata_store *s = open_store(dir, &cap);
@@ -198,7 +200,8 @@ static void test_open_skips_bad_files(void **state) {
   assert_non_null(strstr(cap.text, "region id already served"));
   assert_non_null(strstr(cap.text, "region name already served"));
   assert_non_null(strstr(cap.text, "file=d.region error=STRATA_E_BAD_MAGIC"));
-  assert_int_equal(access(test_path(dir, ".x.region.tmp-0123abcd"), F_OK), -1);
+  assert_int_equal(
+      access(test_path(dir, ".x.region.strata-tmp-0123abcd"), F_OK), -1);
   assert_int_equal(access(test_path(dir, "notes.txt"), F_OK), 0);
   strata_store_close(s);
 }
@@ -307,30 +310,36 @@ static void test_dir_permissions_reported(void **state) {
   }
 }
 
-/* Temporary files: matched by their suffix (a region name may contain
- * ".tmp-"), and left alone while a live writer holds them (flock). */
+/* Temporary files: matched by their suffix (a region name may contain our
+ * mark ".strata-tmp-"), and left alone while a live writer holds them
+ * (flock). */
 static void test_temp_file_cleanup(void **state) {
   (void)state;
   const char *dir = test_tmpdir();
-  test_write_file(test_path(dir, ".a.tmp-b.region.tmp-4a6197d4"), "x", 1);
-  test_write_file(test_path(dir, ".notes.tmp-zzzzzzzz"), "x", 1); /* not ours */
-  test_write_file(test_path(dir, ".live.region.tmp-0000beef"), "x", 1);
-  int fd = open(test_path(dir, ".live.region.tmp-0000beef"), O_RDONLY);
+  test_write_file(test_path(dir, ".a.strata-tmp-b.region.strata-tmp-4a6197d4"),
+                  STRATA__MAGIC, STRATA__MAGIC_LEN);
+  test_write_file(test_path(dir, ".notes.tmp-zzzzzzzz"), STRATA__MAGIC,
+                  STRATA__MAGIC_LEN); /* not ours */
+  test_write_file(test_path(dir, ".live.region.strata-tmp-0000beef"),
+                  STRATA__MAGIC, STRATA__MAGIC_LEN);
+  int fd = open(test_path(dir, ".live.region.strata-tmp-0000beef"), O_RDONLY);
   assert_true(fd >= 0);
   assert_int_equal(flock(fd, LOCK_EX), 0); /* a writer still at work */
   log_capture cap;
   strata_store *s = open_store(dir, &cap);
   strata_store_close(s);
-  assert_int_equal(access(test_path(dir, ".a.tmp-b.region.tmp-4a6197d4"), F_OK),
-                   -1);
+  assert_int_equal(
+      access(test_path(dir, ".a.strata-tmp-b.region.strata-tmp-4a6197d4"),
+             F_OK),
+      -1);
   assert_int_equal(access(test_path(dir, ".notes.tmp-zzzzzzzz"), F_OK), 0);
-  assert_int_equal(access(test_path(dir, ".live.region.tmp-0000beef"), F_OK),
-                   0);
+  assert_int_equal(
+      access(test_path(dir, ".live.region.strata-tmp-0000beef"), F_OK), 0);
   close(fd); /* the writer died: the next open removes it */
   s = open_store(dir, &cap);
   strata_store_close(s);
-  assert_int_equal(access(test_path(dir, ".live.region.tmp-0000beef"), F_OK),
-                   -1);
+  assert_int_equal(
+      access(test_path(dir, ".live.region.strata-tmp-0000beef"), F_OK), -1);
 }
 
 static void test_open_errors(void **state) {

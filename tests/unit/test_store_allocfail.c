@@ -61,6 +61,8 @@
 #include "allocfail.h"
 #include "allocfail_walk.h"
 #include "store_model.h"
+
+#include "format/format.h"
 #include "test_util.h"
 
 /* ---- logging ------------------------------------------------------------- */
@@ -127,7 +129,7 @@ static const char *const open_files[OPEN_FILES] = {"a.region", "b.region",
                                                    "c.region", "d.region"};
 static const char *const open_names[OPEN_FILES] = {"alpha", "beta", "gamma",
                                                    "delta"};
-#define OPEN_TEMP ".x.region.tmp-0123abcd"
+#define OPEN_TEMP ".x.region.strata-tmp-0123abcd"
 
 static void make_open_files(void) {
   if (open_bytes[0] != NULL)
@@ -161,7 +163,8 @@ static void setup_open_dir(char *dir, size_t cap) {
   snprintf(dir, cap, "%s", test_tmpdir());
   for (int i = 0; i < 3; i++)
     test_write_file(test_path(dir, open_files[i]), open_bytes[i], open_len[i]);
-  test_write_file(test_path(dir, OPEN_TEMP), "partial", 7);
+  test_write_file(test_path(dir, OPEN_TEMP), STRATA__MAGIC "partial",
+                  STRATA__MAGIC_LEN + 7);
 }
 
 static bool served(strata_store *s, int i) {
