@@ -24,6 +24,17 @@
 
 /* ---- the temporary file ------------------------------------------------ */
 
+/* The temporary file's name is TEMP_PREFIX BASE TEMP_INFIX and TEMP_RANDOM
+ * hex digits. STRATA_WRITER_TEMP_NAME_EXTRA (<strata/writer.h>) tells
+ * callers how many bytes that adds to BASE: change both together. */
+#define TEMP_PREFIX "."
+#define TEMP_INFIX ".tmp-"
+#define TEMP_RANDOM 8
+_Static_assert(sizeof TEMP_PREFIX - 1 + sizeof TEMP_INFIX - 1 + TEMP_RANDOM ==
+                   STRATA_WRITER_TEMP_NAME_EXTRA,
+               "STRATA_WRITER_TEMP_NAME_EXTRA must be the bytes the temporary "
+               "name adds to the base name");
+
 /* Chooses the temporary file's name, ".BASE.tmp-XXXXXXXX", once, at open:
  * it never changes afterwards, so a signal handler may read it at any time
  * through strata_writer_temp_path(). */
@@ -37,7 +48,8 @@ static int name_temp(strata_writer *w, const char *dir, const char *base,
   if (w->tmp_name == NULL || w->tmp_path == NULL)
     return strata__fail(STRATA_E_NOMEM, "%s: allocating", w->path);
   *rng = *rng * 6364136223846793005ull + 1442695040888963407ull;
-  snprintf(w->tmp_name, len, ".%s.tmp-%08" PRIx64, base, *rng >> 32);
+  snprintf(w->tmp_name, len, TEMP_PREFIX "%s" TEMP_INFIX "%0*" PRIx64, base,
+           TEMP_RANDOM, *rng >> 32);
   sprintf(w->tmp_path, "%s/%s", dir, w->tmp_name);
   return 0;
 }
@@ -284,6 +296,8 @@ void strata_writer_abort(strata_writer *w) {
     (void)unlinkat(w->dirfd, w->tmp_name, 0);
   if (w->dirfd >= 0)
     close(w->dirfd);
+  if (w->lockfd >= 0)
+    close(w->lockfd); /* after the rename and the unlink above */
   free(w->path);
   free(w->tmp_path);
   free(w->tmp_name);
