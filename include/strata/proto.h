@@ -86,9 +86,22 @@ STRATA_API int strata_proto_info_get(strata_proto *proto,
  * directory after the rename fails, the new file (holding exactly the
  * proto's content) is already in place; crystallizing again replaces it.
  * A failed write or fsync is never retried and its file never renamed.
+ * Another writer that does not take the store's lock (see
+ * STRATA_WRITER_LOCK_STORE in <strata/writer.h>) may replace or remove the
+ * region's file while the proto is open; crystallizing would then undo its
+ * change, so just before the rename (and once before writing) the file
+ * under the name is compared with the one the proto was merged over (inode,
+ * device and size): if it differs, the crystallization fails with
+ * STRATA_E_CONFLICT, replacing nothing and keeping the proto. The conflict
+ * stands until the proto is discarded (a refresh keeps a region with a
+ * proto as it is): strata_proto_discard() and strata_store_refresh() then
+ * serve the file on disk, over which a new proto may be opened.
  * Errors: STRATA_E_NO_REGION (no proto for that id), STRATA_E_EXIST (a new
- * region's file name is taken by a file the store does not serve), the
- * writer's errors. Thread-safe. */
+ * region's file name is taken by a file the store does not serve),
+ * STRATA_E_CONFLICT (the file under the name was replaced or removed since
+ * the proto was merged over it, or a file appeared under a new region's
+ * name while it was written; the detail names the path, the region, and
+ * what was expected and found), the writer's errors. Thread-safe. */
 STRATA_API int strata_crystallize(strata_store *store, uint64_t region_id);
 
 #ifdef __cplusplus

@@ -37,6 +37,10 @@ extern "C" {
  * as they are then, including what another writer crystallized since this
  * store was opened. Any number of processes may read; a reader process sees
  * regions another process crystallized after strata_store_refresh().
+ * Writers outside a store (region-builder, strata_writer) take the same
+ * lock with STRATA_WRITER_LOCK_STORE; one that does not is detected when a
+ * crystallization would replace its file (STRATA_E_CONFLICT,
+ * strata_crystallize()).
  *
  * Files in the directory: every "*.region" file is a region; region files
  * another process wrote are picked up by strata_store_refresh(); temporary

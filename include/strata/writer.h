@@ -40,10 +40,40 @@ typedef struct strata_writer_options {
                            0 means the default, 64 */
   strata_progress_fn progress; /* optional */
   void *progress_ctx;
+  uint32_t flags; /* STRATA_WRITER_* flags below; 0 by default */
+  uint32_t pad_;  /* keeps the size a multiple of 8; leave it 0 */
   /* New fields are appended here, never inserted, and the size stays a
    * multiple of 8 with no tail padding (add an explicit pad field), so that
    * an older caller's struct_size always ends between fields. */
 } strata_writer_options;
+
+/* strata_writer_options.flags. */
+enum {
+  /* When the directory of the path being written is a store's (it holds
+   * the lock file ".strata.lock"), take the store's cross-process writer
+   * lock at strata_writer_open() and hold it until commit or abort ends
+   * the writer, writing this process's pid into the lock file as a store
+   * does. While it is held, no store process can begin writing (its first
+   * write call gets STRATA_E_LOCKED naming this pid), so no proto is open
+   * over a file this writer may replace; and if a store process already
+   * holds it, strata_writer_open() fails with STRATA_E_LOCKED and the
+   * detail "DIR: store is locked by pid N". A directory without the lock
+   * file is not a store (or no process ever wrote to it) and is written
+   * without a lock. A writer that does not take the lock may still write
+   * into a store: a process whose proto was merged over the file it
+   * replaced then gets STRATA_E_CONFLICT when it crystallizes, and nothing
+   * is lost (strata_crystallize()). */
+  STRATA_WRITER_LOCK_STORE = 1u << 0,
+};
+
+/* Bytes the writer's temporary file name adds to the base name of the path
+ * being written: "." before it and ".strata-tmp-" and 8 hex digits after it
+ * (the temporary file lives in the same directory, see
+ * strata_writer_open()). A base name longer than NAME_MAX minus this cannot
+ * be written: the temporary name would overflow the file system's limit.
+ * strata_writer_open() checks it; tools may check it earlier, before any
+ * work. */
+#define STRATA_WRITER_TEMP_NAME_EXTRA 21
 
 /* Fills *options with the defaults (region id 0, no name, no metadata,
  * alignment 64, no progress callback), including struct_size. The name
@@ -55,12 +85,15 @@ STRATA_API void strata_writer_options_init(strata_writer_options *options);
  * where the file system supports it and the file can be named at commit,
  * through linkat() with AT_EMPTY_PATH or /proc/self/fd; otherwise a
  * ".NAME.strata-tmp-XXXXXXXX" file created with O_EXCL), so memory use is
- * bounded by the index plus one buffer. The first options->struct_size bytes of
- * the options are read, and the fields past them get their defaults. Errors:
- * STRATA_E_INVAL (NULL path, options or out; bad name, alignment or metadata; a
- * struct_size this library does not accept: the detail names
- * strata_writer_options), STRATA_E_LIMIT, STRATA_E_NOMEM, -errno (the
- * directory, the file). */
+ * bounded by the index plus one buffer. The first options->struct_size bytes
+ * of the options are read, and the fields past them get their defaults.
+ * With STRATA_WRITER_LOCK_STORE the store's writer lock is taken first (see
+ * the flag). Errors: STRATA_E_INVAL (NULL path, options or out; bad name,
+ * alignment, metadata or flags; a struct_size this library does not accept:
+ * the detail names strata_writer_options), STRATA_E_LIMIT (also: a base name
+ * longer than NAME_MAX - STRATA_WRITER_TEMP_NAME_EXTRA bytes),
+ * STRATA_E_LOCKED (STRATA_WRITER_LOCK_STORE, another process holds the
+ * lock), STRATA_E_NOMEM, -errno (the directory, the lock file, the file). */
 STRATA_API int strata_writer_open(const char *path,
                                   const strata_writer_options *options,
                                   strata_writer **out);

@@ -2,8 +2,10 @@
  * writer region-builder uses, and replaces the proto in one catalog swap.
  * Also the eviction step of the memory thresholds, which crystallizes (the
  * accounting and the levels are store_memory.c's). */
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +59,71 @@ static int write_content(const strata__entry *e, strata_writer *w,
   return rc;
 }
 
+/* The file under the region's name must still be the one the proto was
+ * merged over: the base file this store serves (or, after a failed
+ * crystallization that placed its file, that file), or no file at all for
+ * a new region. A writer that does not take the store's lock (a foreign
+ * tool, a region-builder without it, cp) may have replaced or removed it
+ * since; renaming over it would silently undo that change, so the
+ * crystallization fails instead and keeps the proto.
+ *
+ * Called at the start (to fail before writing anything) and again just
+ * before the rename, with the writer mutex and the store's writer lock
+ * held, so that only a writer that ignores the lock can slip in between the
+ * check and the rename (a window of two system calls). The identity is the
+ * inode and device, which cannot be reused while this store keeps the base
+ * file mapped, and the size, which catches a rewrite in place of a file of
+ * another size. The name is followed like strata__file_open() follows it. */
+static int check_base(struct strata_store *s, const strata__entry *old,
+                      const char *path) {
+  const char *name = strrchr(path, '/');
+  name = name != NULL ? name + 1 : path;
+  const strata__overlay *o = old->overlay;
+  bool want = o->placed_file || old->file != NULL;
+  dev_t wdev = o->placed_file ? o->placed_dev : want ? old->file->dev : 0;
+  ino_t wino = o->placed_file ? o->placed_ino : want ? old->file->ino : 0;
+  /* After a placed file, its size is not kept: the identity suffices. */
+  bool wsize = !o->placed_file && want;
+  uint64_t size = wsize ? old->file->region->size : 0;
+  struct stat st;
+  bool found = fstatat(s->dirfd, name, &st, 0) == 0;
+  if (!found && errno != ENOENT)
+    return strata__fail_errno(
+        errno, "%s: region %" PRIu64 ": checking the file before replacing it",
+        path, old->id);
+  if (found == want && (!found || (st.st_dev == wdev && st.st_ino == wino &&
+                                   (!wsize || (uint64_t)st.st_size == size))))
+    return 0;
+  const char *keep = "nothing was replaced and the proto is intact: discard "
+                     "it to serve the file on disk (after a refresh), or "
+                     "keep it (crystallizing again fails the same way)";
+  if (!want)
+    return strata__fail(STRATA_E_CONFLICT,
+                        "%s: region %" PRIu64 " (\"%s\"): expected no file "
+                        "under the new region's name, found one (device %ju "
+                        "inode %ju, %jd bytes) written by another writer; %s",
+                        path, old->id, old->name, (uintmax_t)st.st_dev,
+                        (uintmax_t)st.st_ino, (intmax_t)st.st_size, keep);
+  char exp[96];
+  snprintf(exp, sizeof exp, "device %ju inode %ju", (uintmax_t)wdev,
+           (uintmax_t)wino);
+  if (wsize)
+    snprintf(exp + strlen(exp), sizeof exp - strlen(exp), ", %" PRIu64 " bytes",
+             size);
+  if (!found)
+    return strata__fail(STRATA_E_CONFLICT,
+                        "%s: region %" PRIu64 " (\"%s\"): expected the file "
+                        "the proto was merged over (%s), found no file: "
+                        "another writer removed it; %s",
+                        path, old->id, old->name, exp, keep);
+  return strata__fail(STRATA_E_CONFLICT,
+                      "%s: region %" PRIu64 " (\"%s\"): expected the file "
+                      "the proto was merged over (%s), found device %ju inode "
+                      "%ju, %jd bytes: another writer replaced it; %s",
+                      path, old->id, old->name, exp, (uintmax_t)st.st_dev,
+                      (uintmax_t)st.st_ino, (intmax_t)st.st_size, keep);
+}
+
 int strata__crystallize_locked(struct strata_store *s, uint64_t id) {
   strata__catalog *c = atomic_load_explicit(&s->catalog, memory_order_relaxed);
   const strata__entry *old = strata__catalog_find(c, id);
@@ -75,6 +142,13 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id) {
       int rc = strata__fail(STRATA_E_EXIST,
                             "%s: the file exists but is not region %" PRIu64,
                             path, id);
+      free(path);
+      return rc;
+    }
+  }
+  if (old->file != NULL || old->overlay->placed_file) {
+    int rc = check_base(s, old, path);
+    if (rc < 0) {
       free(path);
       return rc;
     }
@@ -133,6 +207,8 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id) {
     rc = strata__catalog_prepare(s, e, 0, &ch);
   }
   if (rc == 0)
+    rc = check_base(s, old, path);
+  if (rc == 0)
     rc = strata__writer_commit_publish(w, &fsync_ns, &placed);
   strata_writer_abort(w);
   uint64_t total_ns = strata__mono_ns() - t0;
@@ -142,8 +218,11 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id) {
     strata__retire_push(s, rec, prev, prev->bytes, strata__overlay_free);
   }
   if (rc < 0) {
-    if (placed)
+    if (placed) {
       old->overlay->placed_file = true;
+      old->overlay->placed_dev = dev;
+      old->overlay->placed_ino = ino;
+    }
     strata__catalog_abandon(&ch);
     strata_region_close(r);
     if (fresh != NULL)

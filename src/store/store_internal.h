@@ -178,8 +178,11 @@ typedef struct strata__overlay {
   /* A crystallization of this proto renamed its file into place, then
    * failed (the directory fsync, or the stat after it): the file at the
    * region's path is this proto's own, and the next crystallization may
-   * replace it. */
+   * replace it. placed_dev and placed_ino identify that file, which is
+   * then the one crystallization expects under the name (crystallize.c). */
   bool placed_file;
+  dev_t placed_dev;
+  ino_t placed_ino;
 } strata__overlay;
 
 int strata__overlay_new(struct strata_store *s, strata__overlay **out);

@@ -3,15 +3,20 @@
  * write buffer. Where the bytes go is writer_commit.c's job (the temporary
  * file, commit and abort); duplicate ids and names are found by
  * writer_sets.c; the index sections are built by writer_index.c. */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "common/json_check.h"
+#include "common/lockfile.h"
 #include "common/struct_size.h"
 #include "writer/writer_internal.h"
 
@@ -46,6 +51,43 @@ static int put(strata_writer *w, const void *data, size_t len) {
 
 /* ---- open ------------------------------------------------------------- */
 
+/* The temporary file's name is the base name plus
+ * STRATA_WRITER_TEMP_NAME_EXTRA bytes (writer_commit.c asserts that its
+ * format adds exactly that), so a longer base name would fail only at
+ * commit, when the O_TMPFILE is linked under it: refuse it here. */
+static int check_base_name(const char *path, const char *base) {
+  size_t len = strlen(base);
+  STRATA__FAIL_IF(len + STRATA_WRITER_TEMP_NAME_EXTRA > NAME_MAX,
+                  STRATA_E_LIMIT,
+                  "%s: the file name is %zu bytes; at most %d fit (NAME_MAX "
+                  "%d less the %d bytes the temporary file's name adds)",
+                  path, len, NAME_MAX - STRATA_WRITER_TEMP_NAME_EXTRA, NAME_MAX,
+                  STRATA_WRITER_TEMP_NAME_EXTRA);
+  return 0;
+}
+
+/* STRATA_WRITER_LOCK_STORE: takes the lock of the store whose directory
+ * `dir` is, held in w->lockfd until strata_writer_abort(). A directory
+ * without the lock file is not a store: nothing to take. */
+static int lock_store(strata_writer *w, const char *dir) {
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0)
+    return strata__fail_errno(errno, "%s: opening directory %s", w->path, dir);
+  bool pid_ok = false;
+  int rc = strata__lockfile_take(dfd, false, &w->lockfd, &pid_ok);
+  long holder = rc == -EWOULDBLOCK ? strata__lockfile_holder(dfd) : -1;
+  close(dfd);
+  if (rc == -ENOENT)
+    return 0;
+  if (rc == -EWOULDBLOCK)
+    return strata__fail(STRATA_E_LOCKED, "%s: store is locked by pid %ld", dir,
+                        holder);
+  if (rc < 0)
+    return strata__fail_errno(-rc, "%s/%s: taking the store's writer lock", dir,
+                              STRATA__LOCK_FILE);
+  return 0;
+}
+
 void strata_writer_options_init(strata_writer_options *o) {
   if (o == NULL)
     return;
@@ -70,6 +112,9 @@ int strata_writer_open(const char *path, const strata_writer_options *in,
                   STRATA__MAX_REGION_NAME);
   STRATA__FAIL_IF(!strata__utf8_valid(o->name, nlen), STRATA_E_INVAL,
                   "%s: region name is not valid UTF-8", path);
+  STRATA__FAIL_IF(o->flags & ~(uint32_t)STRATA_WRITER_LOCK_STORE,
+                  STRATA_E_INVAL, "%s: unknown writer flags 0x%" PRIx32, path,
+                  o->flags & ~(uint32_t)STRATA_WRITER_LOCK_STORE);
   uint32_t align = o->align ? o->align : STRATA__DEFAULT_ALIGN;
   STRATA__FAIL_IF((align & (align - 1)) != 0 || align < STRATA__MIN_ALIGN ||
                       align > STRATA__MAX_ALIGN,
@@ -96,7 +141,7 @@ int strata_writer_open(const char *path, const strata_writer_options *in,
   strata_writer *w = calloc(1, sizeof *w);
   if (w == NULL)
     return strata__fail(STRATA_E_NOMEM, "%s: allocating the writer", path);
-  w->fd = w->dirfd = -1;
+  w->fd = w->dirfd = w->lockfd = -1;
   w->path = strdup(path);
   w->name = strdup(o->name);
   w->metadata = o->metadata && o->metadata[0] ? strdup(o->metadata) : NULL;
@@ -119,7 +164,12 @@ int strata_writer_open(const char *path, const strata_writer_options *in,
   w->progress_ctx = o->progress_ctx;
   w->data_off = (STRATA__HEADER_SIZE + align - 1) / align * align;
   w->pos = w->data_off;
-  int rc = strata__writer_open_temp(w, dirname(d), basename(b));
+  const char *dir = dirname(d), *base = basename(b);
+  int rc = check_base_name(path, base);
+  if (rc == 0 && (o->flags & STRATA_WRITER_LOCK_STORE))
+    rc = lock_store(w, dir);
+  if (rc == 0)
+    rc = strata__writer_open_temp(w, dir, base);
   free(d);
   free(b);
   if (rc < 0) {

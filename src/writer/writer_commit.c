@@ -39,10 +39,8 @@ static int write_all(strata_writer *w, const uint8_t *p, size_t len,
 _Static_assert(STRATA__TEMP_NAME_EXTRA == TEMP_NAME_EXTRA,
                "the temporary name's format and TEMP_NAME_EXTRA disagree");
 _Static_assert(STRATA__TEMP_HEX == 8, "name_temp() prints 32 random bits");
-#ifdef STRATA_WRITER_TEMP_NAME_EXTRA
 _Static_assert(STRATA_WRITER_TEMP_NAME_EXTRA == TEMP_NAME_EXTRA,
                "<strata/writer.h> states another temporary name length");
-#endif
 
 /* Chooses the temporary file's name, ".BASE.strata-tmp-XXXXXXXX", once, at
  * open: it never changes afterwards, so a signal handler may read it at any
@@ -349,6 +347,8 @@ void strata_writer_abort(strata_writer *w) {
     (void)unlinkat(w->dirfd, w->tmp_name, 0);
   if (w->dirfd >= 0)
     close(w->dirfd);
+  if (w->lockfd >= 0)
+    close(w->lockfd); /* after the rename and the unlink above */
   free(w->path);
   free(w->tmp_path);
   free(w->tmp_name);

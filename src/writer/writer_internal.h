@@ -43,6 +43,7 @@ struct strata_writer {
   char *tmp_path; /* the temporary file's path while it has a name */
   char *tmp_name; /* the same, relative to dirfd */
   int dirfd, fd;
+  int lockfd;     /* the store's lock (STRATA_WRITER_LOCK_STORE), or -1 */
   bool anonymous; /* O_TMPFILE, not linked into the directory yet */
   bool linked;    /* the temporary file exists under tmp_name */
 

@@ -11,6 +11,11 @@
 #   interrupt SIG   kills a build blocked on a FIFO with SIG; nothing may be
 #                   left (PRELOAD: a shim that disables O_TMPFILE)
 #   samples DIR     builds the sample regions under DIR and checks them
+#   target -        -o naming a symlink, a FIFO, a directory or a device is
+#                   refused and left as it was; a regular file is replaced
+#   store_lock -    in a store's directory: refused while another process
+#                   holds .strata.lock ("store is locked by pid N"); holds
+#                   the lock itself while it builds
 #
 # A case directory holds one input: manifest.json (manifest mode),
 # layers.jsonl (--jsonl, region id 1 named "test") or tree/ (--from-dir,
@@ -223,12 +228,94 @@ check_samples() {
     fail "manuals.region ids are not 0..n-1"
 }
 
+# -o must name a regular file or nothing: anything else is refused before
+# any input is read, and left exactly as it was.
+check_target() {
+  local m=$work/m.json t=$work/out/target
+  echo '{"region": {"id": 1, "name": "t"}, "layers": [{"id": 0, "text": "x"}]}' > "$m"
+  echo previous > "$work/out/real.region"
+  ln -s real.region "$t"
+  expect_exit 1 "$builder" -o "$t" "$m"
+  grep -qF "$t: is a symbolic link, not a regular file: region-builder replaces only regular files (-o names the link itself" "$work/stderr" ||
+    fail "symlink: $(cat "$work/stderr")"
+  [[ -L $t && $(cat "$work/out/real.region") == previous ]] ||
+    fail "the symlink or its target changed"
+  # A dangling link is refused too (rename would replace the link).
+  rm "$t" && ln -s nowhere.region "$t"
+  expect_exit 1 "$builder" -o "$t" "$m"
+  [[ -L $t && ! -e $work/out/nowhere.region ]] || fail "dangling link replaced"
+  rm "$t" && mkfifo "$t"
+  expect_exit 1 "$builder" -o "$t" --jsonl "$m" --id 1 --name t
+  grep -qF "$t: is a FIFO, not a regular file" "$work/stderr" ||
+    fail "FIFO: $(cat "$work/stderr")"
+  [[ -p $t ]] || fail "the FIFO was replaced"
+  rm "$t" && mkdir "$t"
+  expect_exit 1 "$builder" -o "$t" "$m"
+  grep -qF "$t: is a directory, not a regular file" "$work/stderr" ||
+    fail "directory: $(cat "$work/stderr")"
+  expect_exit 1 "$builder" -o /dev/null "$m"
+  grep -qF "/dev/null: is a character device, not a regular file" \
+    "$work/stderr" || fail "device: $(cat "$work/stderr")"
+  [[ -c /dev/null ]] || fail "/dev/null is no longer a device"
+  [[ -z $(find "$work/out" -name '.*tmp-*') ]] || fail "temporary file left"
+  # A regular file is replaced, as before.
+  expect_exit 0 "$builder" -o "$work/out/real.region" "$m"
+  "$checker" "$work/out/real.region" > /dev/null || fail "no region written"
+}
+
+# In a store's directory region-builder takes the store's writer lock, as a
+# store process does for its first write (the CLI's *_locked cases hold it
+# the same way, with flock(1) and a pid written into the file).
+check_store_lock() {
+  local m=$work/m.json st=$work/out/store in=$work/in pid i
+  command -v flock > /dev/null || { echo "SKIP: no flock(1)"; exit 77; }
+  mkdir -p "$st" "$in"
+  echo '{"region": {"id": 1, "name": "t"}, "layers": [{"id": 0, "text": "x"}]}' > "$m"
+  echo 4242 > "$st/.strata.lock"
+  expect_exit 1 flock "$st/.strata.lock" "$builder" -o "$st/t.region" "$m"
+  grep -qF "$st: store is locked by pid 4242 (STRATA_E_LOCKED)" "$work/stderr" ||
+    fail "locked store: $(cat "$work/stderr")"
+  [[ -e $st/t.region ]] && fail "a region was written into a locked store"
+  [[ -z $(find "$st" -name '.*tmp-*') ]] || fail "temporary file left"
+  # Free: it builds, and holds the lock while it does. A build blocked on a
+  # FIFO shows it: flock -n fails, and the file names the builder's pid.
+  expect_exit 0 "$builder" -o "$st/t.region" "$m"
+  "$checker" "$st/t.region" > /dev/null || fail "no region written"
+  mkfifo "$in/fifo"
+  cat > "$in/manifest.json" <<'JSON'
+{"region": {"id": 1, "name": "t"},
+ "layers": [{"id": 0, "text": "first"}, {"id": 1, "file": "fifo"}]}
+JSON
+  exec 3<> "$in/fifo"
+  "$builder" -q -o "$st/t.region" "$in/manifest.json" 2> "$work/stderr" 3>&- &
+  pid=$!
+  for ((i = 0; i < 200; i++)); do
+    ls -l "/proc/$pid/fd" 2> /dev/null | grep -q "$in/fifo" && break
+    kill -0 "$pid" 2> /dev/null || break
+    sleep 0.05
+  done
+  ls -l "/proc/$pid/fd" 2> /dev/null | grep -q "$in/fifo" ||
+    fail "builder never opened the FIFO; stderr: $(cat "$work/stderr")"
+  flock -n "$st/.strata.lock" true && fail "the lock is free during the build"
+  [[ $(cat "$st/.strata.lock") == "$pid" ]] ||
+    fail "the lock file holds '$(cat "$st/.strata.lock")', not pid $pid"
+  printf 'second' >&3
+  exec 3>&-
+  wait "$pid" || fail "the blocked build failed: $(cat "$work/stderr")"
+  flock -n "$st/.strata.lock" true || fail "the lock is still held"
+  # Layer 1, the FIFO's: 6 bytes ("second").
+  [[ $("$checker" "$st/t.region" | awk -F'\t' '$1 == 1 {print $3}') == 6 ]] ||
+    fail "the FIFO's layer is missing: $("$checker" "$st/t.region")"
+}
+
 case $mode in
   valid) check_valid "$arg" ;;
   invalid) check_invalid "$arg" ;;
   usage) check_usage ;;
   interrupt) check_interrupt "$arg" ;;
   samples) check_samples "$arg" ;;
+  target) check_target ;;
+  store_lock) check_store_lock ;;
   *) fail "unknown mode $mode" ;;
 esac
 echo PASS

@@ -134,6 +134,14 @@ typedef struct rb_session {
   uint64_t layers; /* layers written so far */
 } rb_session;
 
+/* Checks the output path before any input is read: its base name must
+ * leave room for the writer's temporary name (STRATA_WRITER_TEMP_NAME_EXTRA
+ * bytes more, within NAME_MAX), and whatever is there must be a regular file
+ * (a symlink, FIFO, directory or device node is refused, never replaced).
+ * Prints and returns -1 when it fails. The type is checked again just
+ * before commit. */
+int rb_check_output(const char *out);
+
 /* Expected data section size of `n` layers of the given sizes: each blob
  * starts at the next multiple of `align` (as docs/FORMAT.md lays them out). */
 uint64_t rb_aligned_total(uint64_t total, uint64_t size, uint32_t align);

@@ -18,6 +18,9 @@ static void usage(FILE *f) {
       "\n"
       "Builds a Strata region file. The region appears at OUT.region only\n"
       "when it is complete: on any error or interruption nothing is left.\n"
+      "In a store's directory (one holding .strata.lock) it holds the\n"
+      "store's writer lock while it writes, and refuses to start while a\n"
+      "store process holds it (\"store is locked by pid N\").\n"
       "\n"
       "Inputs (see docs/MANIFEST.md):\n"
       "  MANIFEST.json      {\"region\": {...}, \"layers\": [...]}; \"file\"\n"
@@ -30,7 +33,9 @@ static void usage(FILE *f) {
       "                     symlinks and special files are skipped\n"
       "\n"
       "Options:\n"
-      "  -o, --output FILE  the region to write (required)\n"
+      "  -o, --output FILE  the region to write (required): a new file or a\n"
+      "                     regular file to replace; a symlink, FIFO,\n"
+      "                     directory or device there is refused\n"
       "  --id N             region id (u64), for --jsonl and --from-dir\n"
       "  --name NAME        region name, for --jsonl and --from-dir\n"
       "  --metadata JSON    region metadata, for --jsonl and --from-dir\n"
@@ -154,7 +159,8 @@ int main(int argc, char **argv) {
     if (id || opt.region_name || opt.region_metadata)
       return usage_error("%s", "--id, --name and --metadata are for --jsonl "
                                "and --from-dir; a manifest names its region");
-    return rb_build_manifest(&opt, argv[optind]);
+    return rb_check_output(opt.out) < 0 ? RB_EXIT_FAIL
+                                        : rb_build_manifest(&opt, argv[optind]);
   }
   if (positional != 0)
     return usage_error("unexpected argument '%s'", argv[optind]);
@@ -168,6 +174,8 @@ int main(int argc, char **argv) {
              id);
     return RB_EXIT_FAIL;
   }
+  if (rb_check_output(opt.out) < 0)
+    return RB_EXIT_FAIL;
   return jsonl ? rb_build_jsonl(&opt, jsonl)
                : rb_build_from_dir(&opt, from_dir);
 }

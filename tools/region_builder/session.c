@@ -3,11 +3,16 @@
  *
  * The writer never leaves a partial region under the final name, but when
  * the file system lacks O_TMPFILE its temporary file is visible
- * (".OUT.region.tmp-XXXXXX") until commit or abort. A signal that ends the
- * process would leave it behind, so SIGINT, SIGTERM and SIGHUP unlink it
+ * (".OUT.region.strata-tmp-XXXXXXXX") until commit or abort. A signal that ends
+ * the process would leave it behind, so SIGINT, SIGTERM and SIGHUP unlink it
  * first. The handler touches only a copy of the path made when the writer
  * opened: unlink() and _exit() are async-signal-safe, reading the writer's
- * own state from a handler would not be. */
+ * own state from a handler would not be.
+ *
+ * The output is checked before any input is read (rb_check_output): its
+ * name must leave room for the temporary file's, and only a regular file
+ * may be replaced. In a store's directory the writer holds the store's lock
+ * (STRATA_WRITER_LOCK_STORE) from open to commit. */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -55,6 +60,53 @@ static void block_signals(bool block) {
   sigprocmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
 }
 
+/* What a file that is not a regular file is, for the message. */
+static const char *file_kind(mode_t m) {
+  return S_ISLNK(m)    ? "a symbolic link"
+         : S_ISDIR(m)  ? "a directory"
+         : S_ISFIFO(m) ? "a FIFO"
+         : S_ISCHR(m)  ? "a character device"
+         : S_ISBLK(m)  ? "a block device"
+         : S_ISSOCK(m) ? "a socket"
+                       : "not a regular file";
+}
+
+/* The writer renames its file over whatever the output path names, and a
+ * rename replaces a symlink, a FIFO or a device node as readily as a region
+ * (a symlink is replaced itself, not the file it points to): only a regular
+ * file, or nothing, may be there. */
+static int check_target(const char *out) {
+  struct stat st;
+  if (lstat(out, &st) != 0 || S_ISREG(st.st_mode))
+    return 0; /* absent (or unreadable: the writer names the problem) */
+  rb_error(NULL,
+           "%s: is %s, not a regular file: region-builder replaces only "
+           "regular files%s",
+           out, file_kind(st.st_mode),
+           S_ISLNK(st.st_mode) ? " (-o names the link itself; give the path "
+                                 "of its target to write there)"
+                               : "");
+  return -1;
+}
+
+int rb_check_output(const char *out) {
+  const char *slash = strrchr(out, '/');
+  const char *base = slash != NULL ? slash + 1 : out;
+  size_t len = strlen(base);
+  /* The writer's temporary file, in the same directory, is named after the
+   * output with STRATA_WRITER_TEMP_NAME_EXTRA more bytes; a name that leaves
+   * no room for them would fail only when the build is done. */
+  if (len + STRATA_WRITER_TEMP_NAME_EXTRA > NAME_MAX) {
+    rb_error(NULL,
+             "%s: the file name is %zu bytes; at most %d fit (NAME_MAX %d "
+             "less the %d bytes the writer's temporary file name adds)",
+             out, len, NAME_MAX - STRATA_WRITER_TEMP_NAME_EXTRA, NAME_MAX,
+             STRATA_WRITER_TEMP_NAME_EXTRA);
+    return -1;
+  }
+  return check_target(out);
+}
+
 uint64_t rb_aligned_total(uint64_t total, uint64_t size, uint32_t align) {
   uint64_t a = align ? align : 64; /* the writer's default, see strata.h */
   return (total + a - 1) / a * a + size;
@@ -76,6 +128,10 @@ int rb_session_open(rb_session *s, const rb_options *opt, uint64_t region_id,
   wo.align = opt->align;
   wo.progress = rb_progress_cb;
   wo.progress_ctx = &s->progress;
+  /* In a store's directory, hold its writer lock until commit or abort, so
+   * that no store process has a proto open over the region replaced here
+   * (a crystallization would otherwise fail with STRATA_E_CONFLICT). */
+  wo.flags = STRATA_WRITER_LOCK_STORE;
   install_handlers();
   block_signals(true);
   int rc = strata_writer_open(opt->out, &wo, &s->w);
@@ -103,6 +159,12 @@ int rb_session_add(rb_session *s, const rb_layer *l, const char *where) {
 }
 
 int rb_session_commit(rb_session *s) {
+  /* Checked again: the build may have taken long, and rename() would not
+   * refuse what appeared at the path meanwhile. */
+  if (check_target(s->opt->out) < 0) {
+    rb_session_abort(s);
+    return -1;
+  }
   block_signals(true);
   int rc = strata_writer_commit(s->w);
   s->w = NULL;
