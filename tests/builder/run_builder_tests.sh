@@ -7,7 +7,8 @@
 #                   stdout, and check_region's listing equal to CASE/expect
 #   invalid CASE    expects exit 1, each line of CASE/error in stderr, and
 #                   no region (nor temporary file) left behind
-#   usage -         usage errors exit 2, --help and --version exit 0
+#   usage -         usage errors exit 2, --help and --version exit 0; --help,
+#                   --version and -v writing to /dev/full exit 1
 #   interrupt SIG   kills a build blocked on a FIFO with SIG; nothing may be
 #                   left (PRELOAD: a shim that disables O_TMPFILE)
 #   samples DIR     builds the sample regions under DIR and checks them
@@ -153,6 +154,17 @@ check_usage() {
   [[ -s $work/stdout || -s $work/stderr ]] && fail "a plain build printed output"
   expect_exit 0 "$builder" -v -o "$out" "$m"
   grep -qF "$out: 1 layers" "$work/stdout" || fail "-v summary: $(cat "$work/stdout")"
+  # Output that went nowhere is a failure naming standard output, and
+  # the errno text (as in strata).
+  local args
+  for args in --help --version "-v -o $out $m"; do
+    # shellcheck disable=SC2086 # $args is split on purpose
+    "$builder" $args > /dev/full 2> "$work/stderr"
+    rc=$?
+    [[ $rc -eq 1 ]] || fail "'$args' > /dev/full exited $rc, expected 1"
+    grep -qF "region-builder: writing to standard output: No space left on device" \
+      "$work/stderr" || fail "'$args' > /dev/full: stderr $(cat "$work/stderr")"
+  done
 }
 
 # Starts a build whose second layer reads a FIFO that is held open but never

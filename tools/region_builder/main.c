@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/tool_stdout.h"
 #include "builder.h"
 
 static void usage(FILE *f) {
@@ -98,7 +99,7 @@ static bool parse_align(const char *s, uint32_t *out) {
   return true;
 }
 
-int main(int argc, char **argv) {
+static int run(int argc, char **argv) {
   rb_options opt = {0};
   const char *jsonl = NULL, *from_dir = NULL, *id = NULL;
   int c;
@@ -178,4 +179,16 @@ int main(int argc, char **argv) {
     return RB_EXIT_FAIL;
   return jsonl ? rb_build_jsonl(&opt, jsonl)
                : rb_build_from_dir(&opt, from_dir);
+}
+
+int main(int argc, char **argv) {
+  tool_stdout_open();
+  int code = run(argc, argv);
+  /* --help, --version and the -v summary: output that went nowhere (a full
+   * disk, a closed pipe) is a failure, as in strata (docs/CLI.md). */
+  int err = tool_stdout_close();
+  if (err == 0)
+    return code;
+  rb_error(NULL, "writing to standard output: %s", strerror(err));
+  return code == RB_EXIT_OK ? RB_EXIT_FAIL : code;
 }

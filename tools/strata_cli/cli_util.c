@@ -1,8 +1,5 @@
 /* Error reporting, output helpers and region opening shared by the
  * subcommands. */
-/* fopencookie(): standard output as a stream that remembers why a write
- * failed (see cli_stdout_open()). */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -13,6 +10,7 @@
 #include <unistd.h>
 
 #include "../common/tool_escape.h"
+#include "../common/tool_stdout.h"
 #include "cli.h"
 
 void cli_vprint_escaped(FILE *f, const char *fmt, va_list ap) {
@@ -42,62 +40,12 @@ int cli_fail(const char *fmt, ...) {
   return CLI_EXIT_FAIL;
 }
 
-/* The errno of the first failed write to standard output (or of closing
- * it), 0 while none failed. stdio keeps only an error flag, and errno is
- * overwritten by whatever runs between a failed fputs() deep inside a
- * command and the check at the end of main(): the stream of
- * cli_stdout_open() records it where it happens. */
-static int stdout_errno;
-static bool stdout_wrapped;
-
-static ssize_t stdout_write(void *cookie, const char *buf, size_t len) {
-  (void)cookie;
-  int rc = cli_write_all(STDOUT_FILENO, buf, len);
-  if (rc < 0) {
-    if (stdout_errno == 0)
-      stdout_errno = -rc;
-    errno = -rc;
-    return 0; /* fopencookie(3): 0 reports an error */
-  }
-  return (ssize_t)len;
-}
-
-static int stdout_close(void *cookie) {
-  (void)cookie;
-  /* Where the data is written back at close (NFS), close() reports the
-   * failure. EBADF: standard output was never open; a write would have
-   * failed already, and a command that writes nothing does not care. */
-  if (close(STDOUT_FILENO) != 0 && errno != EBADF && errno != EINTR) {
-    if (stdout_errno == 0)
-      stdout_errno = errno;
-    return EOF;
-  }
-  return 0;
-}
-
 void cli_stdout_open(void) {
-  FILE *f = fopencookie(
-      NULL, "w",
-      (cookie_io_functions_t){.write = stdout_write, .close = stdout_close});
-  if (f == NULL)
-    return; /* out of memory: the plain stream, with a vaguer message */
-  /* What the plain stream would do: lines at once to a terminal (so that
-   * output and messages on stderr keep their order there), blocks
-   * otherwise. */
-  if (isatty(STDOUT_FILENO))
-    setvbuf(f, NULL, _IOLBF, 0);
-  stdout = f;
-  stdout_wrapped = true;
+  tool_stdout_open();
 }
 
 int cli_stdout_close(int code) {
-  int err = 0;
-  if (fflush(stdout) != 0 || ferror(stdout))
-    err = stdout_wrapped && stdout_errno != 0 ? stdout_errno
-          : errno != 0                        ? errno
-                                              : EIO;
-  if (fclose(stdout) != 0 && err == 0)
-    err = stdout_wrapped && stdout_errno != 0 ? stdout_errno : errno;
+  int err = tool_stdout_close();
   if (err == 0)
     return code;
   cli_fail("writing to standard output: %s", strerror(err));
@@ -120,18 +68,7 @@ const char *cli_detail_without_path(const char *path) {
 }
 
 int cli_write_all(int fd, const void *buf, size_t len) {
-  const char *p = buf;
-  while (len > 0) {
-    ssize_t n = write(fd, p, len);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return -errno;
-    }
-    p += n;
-    len -= (size_t)n;
-  }
-  return 0;
+  return tool_write_all(fd, buf, len);
 }
 
 void cli_print_escaped(FILE *f, const char *s, size_t len) {
