@@ -25,6 +25,7 @@
 #ifndef STRATA_TOOL_ESCAPE_H
 #define STRATA_TOOL_ESCAPE_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -161,6 +162,25 @@ static inline char *tool_escape_dup(const char *s, size_t len) {
   }
   *o = '\0';
   return buf;
+}
+
+/* Formats like vfprintf() and writes the result escaped: for messages whose
+ * arguments (names, paths) come from the input. */
+static inline void tool_vfprintf_escaped(FILE *f, const char *fmt, va_list ap) {
+  char small[512];
+  va_list again;
+  va_copy(again, ap);
+  int n = vsnprintf(small, sizeof small, fmt, ap);
+  char *text = small;
+  if (n >= (int)sizeof small && (text = malloc((size_t)n + 1)) != NULL)
+    vsnprintf(text, (size_t)n + 1, fmt, again);
+  va_end(again);
+  if (text == NULL) /* out of memory: the part that fit, escaped still */
+    text = small;
+  if (n > 0)
+    tool_fputs_escaped(f, text, strlen(text));
+  if (text != small)
+    free(text);
 }
 
 #endif /* STRATA_TOOL_ESCAPE_H */

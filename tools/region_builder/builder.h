@@ -34,10 +34,14 @@ typedef struct rb_options {
 
 /* ---- diagnostics (diag.c) ------------------------------------------------ */
 
-/* Prints "WHERE: message" to stderr. `where` names the input and the place
- * in it ("m.json: layers[3]", "l.jsonl:4"); NULL prints the program name. */
+/* Prints "WHERE: message" to stderr, escaped by the rule of docs/CLI.md
+ * ("Escaping"): pass names as they are. `where` names the input and the
+ * place in it ("m.json: layers[3]", "l.jsonl:4"); NULL prints the program
+ * name. */
 void rb_error(const char *where, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* "region-builder: note: <text>", escaped like rb_error(). */
+void rb_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "WHERE: " and strata_last_error_detail() for a failed library call
  * that returned `rc`. */
 void rb_lib_error(const char *where, int rc);

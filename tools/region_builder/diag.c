@@ -1,19 +1,50 @@
 /* Error messages. Every message about an input starts with the input's name
  * and the place in it, so that editors and readers can jump straight there:
  * "m.json:3:14: ..." for syntax, "m.json: layers[3]: ..." for meaning. */
+/*
+ * Names, paths and texts in a message come from the input (a file name, a
+ * layer name, jansson's excerpt of a bad token): every message is written
+ * escaped by the rule of docs/CLI.md ("Escaping"), tools/common/
+ * tool_escape.h, so that a newline in a name cannot forge a line nor an
+ * ESC drive the terminal. Callers pass names as they are. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "../common/tool_escape.h"
 #include "builder.h"
+
+/* Writes the formatted text to stderr, escaped. */
+static void vput_escaped(const char *fmt, va_list ap) {
+  tool_vfprintf_escaped(stderr, fmt, ap);
+}
+
+static void put_escaped(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vput_escaped(fmt, ap);
+  va_end(ap);
+}
 
 void rb_error(const char *where, const char *fmt, ...) {
   va_list ap;
   rb_progress_break();
+  put_escaped("%s: ", where ? where : "region-builder");
   va_start(ap, fmt);
-  fprintf(stderr, "%s: ", where ? where : "region-builder");
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
+  vput_escaped(fmt, ap);
   va_end(ap);
+  fputc('\n', stderr);
+}
+
+void rb_note(const char *fmt, ...) {
+  va_list ap;
+  rb_progress_break();
+  fputs("region-builder: note: ", stderr);
+  va_start(ap, fmt);
+  vput_escaped(fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
 }
 
 void rb_lib_error(const char *where, int rc) {
@@ -26,5 +57,6 @@ void rb_lib_error(const char *where, int rc) {
 
 void rb_json_error(const char *file, int line, const json_error_t *err) {
   rb_progress_break();
-  fprintf(stderr, "%s:%d:%d: %s\n", file, line, err->column, err->text);
+  put_escaped("%s:%d:%d: %s", file, line, err->column, err->text);
+  fputc('\n', stderr);
 }

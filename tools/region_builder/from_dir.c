@@ -30,14 +30,10 @@ typedef struct walk {
   bool have_out;
 } walk;
 
-/* File names are anyone's bytes: every one that reaches a message is
- * escaped by the rule of docs/CLI.md ("Escaping"), so that a newline in a
- * name cannot forge a line nor an ESC drive the terminal. Returns a
- * malloc()ed string, or NULL when out of memory (callers print a
- * placeholder then). */
-static char *esc(const char *s) {
-  return tool_escape_dup(s, strlen(s));
-}
+/* File names are anyone's bytes: rb_error() and rb_note() escape every
+ * message by the rule of docs/CLI.md ("Escaping"), so that a newline in a
+ * name cannot forge a line nor an ESC drive the terminal; names are passed
+ * to them as they are. */
 
 static int push(walk *wk, char *rel, uint64_t size) {
   if (wk->n == wk->cap) {
@@ -45,9 +41,7 @@ static int push(walk *wk, char *rel, uint64_t size) {
     entry *v = realloc(wk->v, cap * sizeof *v);
     if (v == NULL) {
       free(rel);
-      char *root = esc(wk->root);
-      rb_error(root ? root : "?", "out of memory after %zu files", wk->n);
-      free(root);
+      rb_error(wk->root, "out of memory after %zu files", wk->n);
       return -1;
     }
     wk->v = v;
@@ -60,19 +54,11 @@ static int push(walk *wk, char *rel, uint64_t size) {
 static void note(const walk *wk, const char *rel, const char *what) {
   if (wk->opt->quiet)
     return;
-  char *root = esc(wk->root), *name = esc(rel);
-  fprintf(stderr, "region-builder: note: %s/%s: skipped %s\n",
-          root ? root : "?", name ? name : "?", what);
-  free(root);
-  free(name);
+  rb_note("%s/%s: skipped %s", wk->root, rel, what);
 }
 
-/* rb_error() with `where` escaped. */
 static void error_at(const char *where, const char *fmt, const char *arg) {
-  char *w = esc(where), *a = arg ? esc(arg) : NULL;
-  rb_error(w ? w : "?", fmt, arg ? (a ? a : "?") : "");
-  free(w);
-  free(a);
+  rb_error(where, fmt, arg);
 }
 
 /* A layer's name must be UTF-8 (FORMAT.md, "Strings"), and a file's name
@@ -84,13 +70,10 @@ static bool name_is_utf8(const char *dir, const char *name) {
   uint32_t cp;
   for (size_t n; p < end; p += n)
     if ((n = tool_utf8_decode(p, end, &cp)) == 0) {
-      char *d = esc(dir), *f = esc(name);
-      rb_error(d ? d : "?",
+      rb_error(dir,
                "%s: file name is not valid UTF-8, and layer names must be: "
                "rename it",
-               f ? f : "?");
-      free(d);
-      free(f);
+               name);
       return false;
     }
   return true;
@@ -117,10 +100,7 @@ static int scan(walk *wk, const char *rel) {
       error_at(path, "%s", "out of memory");
       rc = -1;
     } else if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      char *p = esc(path), *f = esc(de->d_name);
-      rb_error(p ? p : "?", "%s: %s", f ? f : "?", strerror(errno));
-      free(p);
-      free(f);
+      rb_error(path, "%s: %s", de->d_name, strerror(errno));
       rc = -1;
     } else if ((S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)) &&
                !name_is_utf8(path, de->d_name)) {
@@ -161,10 +141,9 @@ static int write_all(walk *wk) {
   if (rb_session_open(&s, wk->opt, wk->opt->region_id, wk->opt->region_name,
                       wk->opt->region_metadata, total, wk->n, NULL) < 0)
     return -1;
-  /* The messages about a file (a read error) show it escaped. */
-  char *where = esc(wk->root);
+  const char *where = wk->root;
   for (size_t i = 0; i < wk->n; i++) {
-    char *shown = esc(wk->v[i].rel);
+    const char *shown = wk->v[i].rel;
     rb_layer l = {
         .id = i,
         .name = wk->v[i].rel,
@@ -174,19 +153,16 @@ static int write_all(walk *wk) {
         .size = wk->v[i].size,
         .size_known = true,
     };
-    bool ok = l.path != NULL && shown != NULL && where != NULL;
+    bool ok = l.path != NULL;
     int rc = ok ? rb_session_add(&s, &l, where) : -1;
     if (!ok)
       rb_error("region-builder", "out of memory");
     rb_layer_free(&l);
-    free(shown);
     if (rc < 0) {
-      free(where);
       rb_session_abort(&s);
       return -1;
     }
   }
-  free(where);
   return rb_session_commit(&s);
 }
 

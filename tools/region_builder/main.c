@@ -58,9 +58,8 @@ static void usage(FILE *f) {
 }
 
 static int usage_error(const char *fmt, const char *arg) {
-  fputs("region-builder: ", stderr);
-  fprintf(stderr, fmt, arg);
-  fputs("\nTry 'region-builder --help' for more information.\n", stderr);
+  rb_error(NULL, fmt, arg); /* escaped: arg is the user's */
+  fputs("Try 'region-builder --help' for more information.\n", stderr);
   return RB_EXIT_USAGE;
 }
 

@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../common/tool_escape.h"
 #include "builder.h"
 
 static const int handled[] = {SIGINT, SIGTERM, SIGHUP};
@@ -178,8 +179,9 @@ int rb_session_commit(rb_session *s) {
   if (s->opt->verbose) {
     struct stat st;
     long long fsize = stat(s->opt->out, &st) == 0 ? (long long)st.st_size : -1;
-    printf("%s: %" PRIu64 " layers, %lld bytes\n", s->opt->out, s->layers,
-           fsize);
+    /* The path escaped, as in every message (docs/CLI.md, "Escaping"). */
+    tool_fputs_escaped(stdout, s->opt->out, strlen(s->opt->out));
+    printf(": %" PRIu64 " layers, %lld bytes\n", s->layers, fsize);
   }
   return 0;
 }

@@ -14,20 +14,7 @@
 #include "cli.h"
 
 void cli_vprint_escaped(FILE *f, const char *fmt, va_list ap) {
-  char small[512];
-  va_list again;
-  va_copy(again, ap);
-  int n = vsnprintf(small, sizeof small, fmt, ap);
-  char *text = small;
-  if (n >= (int)sizeof small && (text = malloc((size_t)n + 1)) != NULL)
-    vsnprintf(text, (size_t)n + 1, fmt, again);
-  va_end(again);
-  if (text == NULL) /* out of memory: the part that fit, escaped still */
-    text = small;
-  if (n > 0)
-    tool_fputs_escaped(f, text, strlen(text));
-  if (text != small)
-    free(text);
+  tool_vfprintf_escaped(f, fmt, ap);
 }
 
 int cli_fail(const char *fmt, ...) {
