@@ -10,17 +10,44 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "common/common.h"
 #include "common/lockfile.h"
 
-int strata__lockfile_try(int dirfd, bool create, int *fdp) {
-  int fd =
-      openat(dirfd, STRATA__LOCK_FILE,
-             O_RDWR | O_CLOEXEC | O_NOFOLLOW | (create ? O_CREAT : 0), 0644);
+/* Opens DIRFD/.strata.lock, never blocking and never through a symlink
+ * (ELOOP): a FIFO there would block a read-only open until a writer came,
+ * for ever, and a device or socket is no place for a pid. Anything but a
+ * regular file is refused (STRATA_E_INVAL, naming `dir` and the type).
+ * O_NONBLOCK changes nothing for a regular file. */
+static int open_lock(int dirfd, const char *dir, int flags) {
+  int fd = openat(dirfd, STRATA__LOCK_FILE,
+                  flags | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW, 0644);
   if (fd < 0)
     return -errno;
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    return strata__fail(STRATA_E_INVAL,
+                        "%s/%s: %s, not a regular file: the writer lock "
+                        "must be one (remove it)",
+                        dir, STRATA__LOCK_FILE,
+                        strata__file_type_name(st.st_mode));
+  }
+  return fd;
+}
+
+int strata__lockfile_try(int dirfd, const char *dir, bool create, int *fdp) {
+  int fd = open_lock(dirfd, dir, O_RDWR | (create ? O_CREAT : 0));
+  if (fd < 0)
+    return fd;
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
     int e = errno;
     close(fd);
@@ -30,10 +57,11 @@ int strata__lockfile_try(int dirfd, bool create, int *fdp) {
   return 0;
 }
 
-int strata__lockfile_take(int dirfd, bool create, int *fdp, bool *pid_ok) {
+int strata__lockfile_take(int dirfd, const char *dir, bool create, int *fdp,
+                          bool *pid_ok) {
   int rc = -EWOULDBLOCK;
   for (int i = 0; i < STRATA__LOCK_RETRY_MS / 5 && rc == -EWOULDBLOCK; i++) {
-    rc = strata__lockfile_try(dirfd, create, fdp);
+    rc = strata__lockfile_try(dirfd, dir, create, fdp);
     if (rc == -EWOULDBLOCK) {
       struct timespec ts = {0, 5000000};
       nanosleep(&ts, NULL);
@@ -49,10 +77,14 @@ int strata__lockfile_take(int dirfd, bool create, int *fdp, bool *pid_ok) {
 
 long strata__lockfile_holder(int dirfd) {
   char buf[32] = {0};
-  int fd = openat(dirfd, STRATA__LOCK_FILE, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  int fd = openat(dirfd, STRATA__LOCK_FILE,
+                  O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0)
     return -1;
-  ssize_t k = pread(fd, buf, sizeof buf - 1, 0);
+  struct stat st;
+  ssize_t k = fstat(fd, &st) == 0 && S_ISREG(st.st_mode)
+                  ? pread(fd, buf, sizeof buf - 1, 0)
+                  : -1;
   close(fd);
   return k > 0 ? strtol(buf, NULL, 10) : -1;
 }

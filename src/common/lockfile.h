@@ -13,25 +13,28 @@
 #define STRATA__LOCK_FILE ".strata.lock"
 
 /* Opens DIRFD/.strata.lock (creating it, mode 0644, with `create`; never
- * through a symlink) and takes its flock without waiting. 0 with *fdp the
- * descriptor that holds the lock (closing it releases the lock), or -errno:
- * -EWOULDBLOCK when another open file holds it, -ENOENT when it does not
- * exist and `create` is false. Any thread. */
-int strata__lockfile_try(int dirfd, bool create, int *fdp);
+ * through a symlink: -ELOOP; never blocking) and takes its flock without
+ * waiting. 0 with *fdp the descriptor that holds the lock (closing it
+ * releases the lock), or -errno: -EWOULDBLOCK when another open file holds
+ * it, -ENOENT when it does not exist and `create` is false; or
+ * STRATA_E_INVAL, with the detail set naming `dir` and the type, when it is
+ * not a regular file (a FIFO, a directory, a device). Any thread. */
+int strata__lockfile_try(int dirfd, const char *dir, bool create, int *fdp);
 
 /* strata__lockfile_try(), retried for a short while (STRATA__LOCK_RETRY_MS)
  * while another holds the lock, since a store that opens holds it briefly to
  * clean up after dead writers. Then, on success, records the caller's pid in
  * the file (a failure to record it is not an error: the lock is held; *pid_ok
  * says whether it was recorded). Errors as strata__lockfile_try(). */
-int strata__lockfile_take(int dirfd, bool create, int *fdp, bool *pid_ok);
+int strata__lockfile_take(int dirfd, const char *dir, bool create, int *fdp,
+                          bool *pid_ok);
 
 /* How long strata__lockfile_take() retries a held lock. */
 #define STRATA__LOCK_RETRY_MS 200
 
 /* The pid recorded in DIRFD/.strata.lock, or -1 when there is none (no
- * file, empty, unreadable). For messages only: the holder may have
- * recorded nothing (an older writer, flock(1)) or died since. */
+ * file, empty, unreadable, not a regular file). For messages only: the holder
+ * may have recorded nothing (an older writer, flock(1)) or died since. */
 long strata__lockfile_holder(int dirfd);
 
 #endif /* STRATA_LOCKFILE_H */

@@ -10,7 +10,7 @@
 #include "store/store_internal.h"
 
 int strata__store_try_lock(struct strata_store *s, int *fdp, bool create) {
-  return strata__lockfile_try(s->dirfd, create, fdp);
+  return strata__lockfile_try(s->dirfd, s->dir, create, fdp);
 }
 
 int strata__store_lock(struct strata_store *s) {
@@ -22,10 +22,12 @@ int strata__store_lock(struct strata_store *s) {
    * for a while (STRATA__LOCK_RETRY_MS) before reporting the store as
    * locked. */
   bool pid_ok = false;
-  int rc = strata__lockfile_take(s->dirfd, true, &s->lockfd, &pid_ok);
+  int rc = strata__lockfile_take(s->dirfd, s->dir, true, &s->lockfd, &pid_ok);
   if (rc == -EWOULDBLOCK)
     return strata__fail(STRATA_E_LOCKED, "%s: store is locked by pid %ld",
                         s->dir, strata__lockfile_holder(s->dirfd));
+  if (rc == STRATA_E_INVAL) /* not a regular file: the detail names it */
+    return rc;
   if (rc < 0)
     return strata__fail_errno(-rc, "%s/%s: taking the writer lock", s->dir,
                               STRATA__LOCK_FILE);

@@ -74,7 +74,7 @@ static int lock_store(strata_writer *w, const char *dir) {
   if (dfd < 0)
     return strata__fail_errno(errno, "%s: opening directory %s", w->path, dir);
   bool pid_ok = false;
-  int rc = strata__lockfile_take(dfd, false, &w->lockfd, &pid_ok);
+  int rc = strata__lockfile_take(dfd, dir, false, &w->lockfd, &pid_ok);
   long holder = rc == -EWOULDBLOCK ? strata__lockfile_holder(dfd) : -1;
   close(dfd);
   if (rc == -ENOENT)
@@ -82,6 +82,8 @@ static int lock_store(strata_writer *w, const char *dir) {
   if (rc == -EWOULDBLOCK)
     return strata__fail(STRATA_E_LOCKED, "%s: store is locked by pid %ld", dir,
                         holder);
+  if (rc == STRATA_E_INVAL) /* not a regular file: the detail names it */
+    return rc;
   if (rc < 0)
     return strata__fail_errno(-rc, "%s/%s: taking the store's writer lock", dir,
                               STRATA__LOCK_FILE);

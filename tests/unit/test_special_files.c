@@ -310,6 +310,42 @@ static void test_proto_open_long_file_name(void **state) {
   free(base);
 }
 
+/* A FIFO named .strata.lock: every writer refuses it at once, naming it
+ * and its type, instead of blocking on it (the pid lookup of a locked
+ * store opened it read-only, which waits for a writer of the FIFO). */
+static void test_lock_file_fifo(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  write_region(dir, "a.region", 1, "one");
+  assert_int_equal(mkfifo(test_path(dir, ".strata.lock"), 0644), 0);
+  watchdog_start();
+  log_capture cap;
+  strata_store *s = open_store(dir, &cap, 0);
+  expect_content(s, 1, "one");
+  strata_proto *p = NULL;
+  assert_int_equal(strata_proto_create(s, 2, "two", NULL, &p), STRATA_E_INVAL);
+  assert_null(p);
+  assert_non_null(strstr(strata_last_error_detail(),
+                         "/.strata.lock: a FIFO, not a regular file"));
+  assert_non_null(strstr(strata_last_error_detail(), dir));
+  /* A region writer asked to take the store's lock refuses it likewise. */
+  strata_writer_options o;
+  strata_writer_options_init(&o);
+  o.region_id = 3;
+  o.name = "three";
+  o.flags |= STRATA_WRITER_LOCK_STORE;
+  strata_writer *w = NULL;
+  assert_int_equal(strata_writer_open(test_path(dir, "c.region"), &o, &w),
+                   STRATA_E_INVAL);
+  assert_null(w);
+  watchdog_stop();
+  struct stat st;
+  assert_int_equal(lstat(test_path(dir, ".strata.lock"), &st), 0);
+  assert_true(S_ISFIFO(st.st_mode));
+  expect_content(s, 1, "one");
+  strata_store_close(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_store_skips_special_files),
@@ -317,6 +353,7 @@ int main(void) {
       cmocka_unit_test(test_temp_files_only_ours),
       cmocka_unit_test(test_region_name_limit),
       cmocka_unit_test(test_proto_open_long_file_name),
+      cmocka_unit_test(test_lock_file_fifo),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
