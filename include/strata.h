@@ -122,6 +122,10 @@
  *   it does not stop a process that ignores it, and on network file systems
  *   it is only as good as their flock(). A child forked while the parent
  *   holds the lock shares the lock's open file description until it exits.
+ * - Symlinks: a region file in a store may be a symlink to a regular file;
+ *   the store serves the target. Crystallizing that region replaces the
+ *   link itself with a regular file in the store's directory (rename() acts
+ *   on the name): the target is never written, and no longer served.
  * - Checksums of layer contents are verified on demand by
  *   strata_region_verify(), never on the lookup path.
  */

@@ -346,6 +346,54 @@ static void test_lock_file_fifo(void **state) {
   strata_store_close(s);
 }
 
+/* A region file in the store may be a symlink to a regular file elsewhere:
+ * the scan follows it and serves the target, and crystallization replaces
+ * the link itself by a regular file in the store's directory (rename()
+ * acts on the name, not on what it points to): the target is never
+ * written. docs/ARCHITECTURE.md states this for other writers. */
+static void test_symlinked_region_file(void **state) {
+  (void)state;
+  char elsewhere[4096];
+  snprintf(elsewhere, sizeof elsewhere, "%s", test_tmpdir());
+  const char *dir = test_tmpdir();
+  write_region(elsewhere, "t.region", 7, "t");
+  char target[4200];
+  snprintf(target, sizeof target, "%s/t.region", elsewhere);
+  assert_int_equal(symlink(target, test_path(dir, "t.region")), 0);
+
+  log_capture cap;
+  strata_store *s = open_store(dir, &cap, 0);
+  assert_int_equal(region_count(s), 1);
+  expect_content(s, 7, "t"); /* served through the link */
+  strata_proto *p = NULL;
+  assert_strata_ok(strata_proto_open(s, 7, &p));
+  assert_strata_ok(strata_proto_put(p, 2, NULL, NULL, "two", 3));
+  int rc = strata_crystallize(s, 7);
+  if (rc != 0)
+    fail_msg("crystallize over a symlink: %s", strata_last_error_detail());
+
+  struct stat st;
+  assert_int_equal(lstat(test_path(dir, "t.region"), &st), 0);
+  assert_true(S_ISREG(st.st_mode)); /* the link was replaced */
+  strata_region *r = NULL;          /* the target is as it was: one layer */
+  assert_strata_ok(strata_region_open(target, 0, &r));
+  strata_region_info info;
+  assert_strata_ok(strata_region_info_get(r, &info));
+  assert_int_equal(info.layer_count, 1);
+  strata_region_close(r);
+  strata_store_close(s);
+
+  s = open_store(dir, &cap, STRATA_STORE_READ_ONLY);
+  expect_content(s, 7, "t");
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  strata_layer l;
+  assert_strata_ok(strata_get(&t, 7, 2, &l));
+  assert_int_equal(l.size, 3);
+  strata_read_end(&t);
+  strata_store_close(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_store_skips_special_files),
@@ -354,6 +402,7 @@ int main(void) {
       cmocka_unit_test(test_region_name_limit),
       cmocka_unit_test(test_proto_open_long_file_name),
       cmocka_unit_test(test_lock_file_fifo),
+      cmocka_unit_test(test_symlinked_region_file),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
