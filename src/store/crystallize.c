@@ -86,7 +86,11 @@ static int check_base(struct strata_store *s, const strata__entry *old,
   bool wsize = !o->placed_file && want;
   uint64_t size = wsize ? old->file->region->size : 0;
   struct stat st;
-  bool found = fstatat(s->dirfd, name, &st, 0) == 0;
+  /* Where no file is expected, any name counts, a dangling symlink too (as
+   * in strata_proto_create); an expected file is followed like
+   * strata__file_open() follows it. */
+  bool found =
+      fstatat(s->dirfd, name, &st, want ? 0 : AT_SYMLINK_NOFOLLOW) == 0;
   if (!found && errno != ENOENT)
     return strata__fail_errno(
         errno, "%s: region %" PRIu64 ": checking the file before replacing it",
@@ -138,7 +142,8 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id) {
     /* A new region must not replace a file the store does not serve (but
      * may replace the one an earlier, failed crystallization of this proto
      * put in place). */
-    if (!old->overlay->placed_file && access(path, F_OK) == 0) {
+    if (!old->overlay->placed_file &&
+        faccessat(AT_FDCWD, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
       int rc = strata__fail(STRATA_E_EXIST,
                             "%s: the file exists but is not region %" PRIu64,
                             path, id);
@@ -288,17 +293,29 @@ static void cool_regions(struct strata_store *s) {
 }
 
 /* The proto with the most heap that has changes to write, or NULL. */
-static const strata__entry *largest_proto(struct strata_store *s) {
+/* The largest proto with changes, other than the `nskip` regions in `skip`
+ * (those whose crystallization failed in this round). */
+static const strata__entry *largest_proto(struct strata_store *s,
+                                          const uint64_t *skip, size_t nskip) {
   strata__catalog *c = atomic_load_explicit(&s->catalog, memory_order_relaxed);
   const strata__entry *big = NULL;
   for (uint64_t i = 0; i < c->n; i++) {
     const strata__entry *e = c->by_order[i];
-    if (e->overlay != NULL && e->overlay->changed > 0 &&
-        (big == NULL || e->overlay->bytes > big->overlay->bytes))
+    if (e->overlay == NULL || e->overlay->changed == 0 ||
+        (big != NULL && e->overlay->bytes <= big->overlay->bytes))
+      continue;
+    bool skipped = false;
+    for (size_t k = 0; k < nskip && !skipped; k++)
+      skipped = skip[k] == e->id;
+    if (!skipped)
       big = e;
   }
   return big;
 }
+
+/* Protos whose crystallization may fail in one eviction round before the
+ * round gives up (each failure is logged). */
+#define EVICT_MAX_FAILED 16
 
 /* Eviction is hysteretic: crossing evict_pct starts a round that
  * crystallizes protos, largest first, until the heap is below warn_pct
@@ -322,7 +339,13 @@ void strata__memory_evict(struct strata_store *s) {
   uint64_t low = strata__memory_threshold(s, s->config.warn_pct);
   uint64_t heap = strata__store_heap(s), n = 0;
   const strata__entry *big;
-  while (heap >= low && (big = largest_proto(s)) != NULL) {
+  /* A proto that cannot be crystallized (a conflict with a foreign writer
+   * persists until it is discarded, a full disk may) is passed over for
+   * the rest of the round: stopping at it would leave every other proto
+   * in memory until puts are refused. */
+  uint64_t failed[EVICT_MAX_FAILED];
+  size_t nfailed = 0;
+  while (heap >= low && (big = largest_proto(s, failed, nfailed)) != NULL) {
     /* Eviction: the largest proto becomes a file, which frees its heap once
      * the snapshots that read it end. */
     uint64_t id = big->id, size = big->overlay->bytes;
@@ -332,8 +355,13 @@ void strata__memory_evict(struct strata_store *s) {
                 " low_watermark=%" PRIu64 " region_id=%" PRIu64
                 " proto_bytes=%" PRIu64,
                 heap, s->config.memory_limit, low, id, size);
-    if (strata__crystallize_locked(s, id) < 0)
-      break; /* logged; the next put past the threshold tries again */
+    if (strata__crystallize_locked(s, id) < 0) {
+      /* Logged; the next round tries it again. */
+      if (nfailed == EVICT_MAX_FAILED)
+        break;
+      failed[nfailed++] = id;
+      continue;
+    }
     s->stats.evictions++;
     n++;
     strata__store_maintain(s); /* frees what no snapshot reads */

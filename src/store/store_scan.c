@@ -329,7 +329,11 @@ static int cmp_candidate(const void *pa, const void *pb) {
   const candidate *a = pa, *b = pb;
   if (a->rank != b->rank)
     return (a->rank > b->rank) - (a->rank < b->rank);
-  if (a->file == NULL || b->file == NULL) /* protos: unique ids already */
+  /* Rank 0 (regions with a proto here) holds entries with a file and
+   * without one; comparing some pairs by id and others by file name would
+   * not be an order (qsort's behaviour is then undefined). Their ids are
+   * unique, so the id orders them all. */
+  if (a->rank == 0 || a->file == NULL || b->file == NULL)
     return (a->e->id > b->e->id) - (a->e->id < b->e->id);
   return strcmp(a->file, b->file);
 }

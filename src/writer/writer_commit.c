@@ -92,11 +92,38 @@ static int create_named(strata_writer *w, const char *dir, const char *base,
     w->fd = openat(w->dirfd, w->tmp_name,
                    O_CREAT | O_EXCL | O_RDWR | O_NOFOLLOW | O_CLOEXEC, 0444);
     if (w->fd >= 0) {
-      w->linked = true;
+      w->linked = true; /* from here on, abort removes it */
       /* Held until the fd closes: a store that finds this file knows it
-       * belongs to a live writer and leaves it alone. */
-      (void)flock(w->fd, LOCK_EX | LOCK_NB);
-      return write_all(w, (const uint8_t *)STRATA__MAGIC, STRATA__MAGIC_LEN, 0);
+       * belongs to a live writer and leaves it alone. Until the lock is
+       * taken the file is empty and unlocked, which is exactly what a dead
+       * writer leaves, so a store's cleanup may remove it in between (it
+       * unlinks only while holding this lock). Hence a blocking lock (the
+       * cleanup holds it for a moment), then a check that the name still
+       * leads to this file; if not, start again under a new name. */
+      int rc;
+      while ((rc = flock(w->fd, LOCK_EX)) != 0 && errno == EINTR)
+        ;
+      if (rc != 0)
+        return strata__fail_errno(errno, "%s: locking the temporary file %s",
+                                  w->path, w->tmp_path);
+      struct stat fs, ns;
+      if (fstat(w->fd, &fs) != 0)
+        return strata__fail_errno(errno, "%s: fstat of the temporary file %s",
+                                  w->path, w->tmp_path);
+      bool named = fs.st_nlink > 0 && fstatat(w->dirfd, w->tmp_name, &ns,
+                                              AT_SYMLINK_NOFOLLOW) == 0;
+      if (!named && fs.st_nlink > 0 && errno != ENOENT)
+        return strata__fail_errno(errno, "%s: checking the temporary file %s",
+                                  w->path, w->tmp_path);
+      if (named && fs.st_dev == ns.st_dev && fs.st_ino == ns.st_ino) {
+        return write_all(w, (const uint8_t *)STRATA__MAGIC, STRATA__MAGIC_LEN,
+                         0);
+      }
+      close(w->fd); /* gone from under its name: nothing to remove */
+      w->fd = -1;
+      w->linked = false;
+      STRATA__TRY(name_temp(w, dir, base, rng));
+      continue;
     }
     if (errno != EEXIST)
       break;

@@ -172,6 +172,56 @@ static void test_replaced_under_proto(void **state) {
   strata_store_close(s);
 }
 
+/* Eviction passes over a proto it cannot crystallize: with region 1's
+ * file replaced by a foreign writer, its proto (the largest) fails with a
+ * conflict at every round, and stopping there kept every other proto in
+ * memory until puts were refused. The other proto must be crystallized
+ * instead, and every put accepted. */
+static void test_eviction_passes_conflicted_proto(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  char apath[4096];
+  snprintf(apath, sizeof apath, "%s", test_path(dir, "a.region"));
+  write_region(dir, "a.region", 1, "a", "a", 0, 1);
+  write_region(dir, "b.region", 2, "b", "b", 0, 1);
+  strata_store_config c;
+  strata_store_config_init(&c);
+  c.log_level = STRATA_LOG_OFF;
+  c.memory_limit = 8u << 20;
+  strata_store *s = NULL;
+  assert_strata_ok(strata_store_open(dir, &c, &s));
+  static char big[256 << 10];
+  memset(big, 'x', sizeof big);
+
+  strata_proto *a = NULL, *b = NULL;
+  assert_strata_ok(strata_proto_open(s, 1, &a));
+  for (uint64_t i = 1; i <= 20; i++) /* 5 MiB: the largest proto */
+    assert_strata_ok(strata_proto_put(a, i, NULL, NULL, big, sizeof big));
+  write_region(dir, "a.region", 1, "a", "foreign", 100, 2);
+  assert_strata_ok(strata_proto_open(s, 2, &b));
+  for (uint64_t i = 1; i <= 16; i++) { /* 4 MiB more: past every threshold */
+    int rc = strata_proto_put(b, i, NULL, NULL, big, sizeof big);
+    if (rc != 0)
+      fail_msg("put %" PRIu64 " into region 2: %s", i,
+               strata_last_error_detail());
+  }
+  strata_store_stats st;
+  assert_strata_ok(strata_store_stats_get(s, &st));
+  assert_true(st.evictions >= 1);
+  /* Region 2 went to its file; region 1's proto is intact, its
+   * replacement untouched on disk. */
+  strata_region *r = NULL;
+  assert_strata_ok(strata_region_open(test_path(dir, "b.region"), 0, &r));
+  assert_true(strata_region_layer_count(r) > 1);
+  strata_region_close(r);
+  expect_file(apath, 2, 100, "foreign:100");
+  strata_proto_info info;
+  assert_strata_ok(strata_proto_info_get(a, &info));
+  assert_int_equal(info.changed, 20);
+  assert_strata_err(strata_crystallize(s, 1), STRATA_E_CONFLICT);
+  strata_store_close(s);
+}
+
 static void test_removed_under_proto(void **state) {
   (void)state;
   const char *dir = test_tmpdir();
@@ -222,6 +272,29 @@ static void test_new_region_name_taken(void **state) {
 }
 
 /* ---- the writer's store lock --------------------------------------------- */
+
+/* A dangling symlink that appears under a new region's name after the proto
+ * was created is a name taken, as strata_proto_create() counts it: the
+ * crystallization must not replace the link. */
+static void test_new_region_name_taken_by_symlink(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  char link[4096];
+  snprintf(link, sizeof link, "%s", test_path(dir, "fresh.region"));
+  strata_store *s = open_store(dir);
+  strata_proto *p = NULL;
+  assert_strata_ok(strata_proto_create(s, 8, "fresh", NULL, &p));
+  assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "mine", 4));
+  assert_int_equal(symlink("/nonexistent/elsewhere.region", link), 0);
+  int rc = strata_crystallize(s, 8);
+  assert_true(rc == STRATA_E_EXIST || rc == STRATA_E_CONFLICT);
+  expect_detail(link);
+  struct stat st;
+  assert_int_equal(lstat(link, &st), 0);
+  assert_true(S_ISLNK(st.st_mode)); /* the link is still there */
+  expect_layer(s, 8, 1, "mine");    /* and the proto */
+  strata_store_close(s);
+}
 
 static void test_writer_takes_store_lock(void **state) {
   (void)state;
@@ -305,7 +378,9 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_replaced_under_proto),
       cmocka_unit_test(test_removed_under_proto),
+      cmocka_unit_test(test_eviction_passes_conflicted_proto),
       cmocka_unit_test(test_new_region_name_taken),
+      cmocka_unit_test(test_new_region_name_taken_by_symlink),
       cmocka_unit_test(test_writer_takes_store_lock),
       cmocka_unit_test(test_base_name_room),
   };

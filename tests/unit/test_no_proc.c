@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -58,6 +59,33 @@ __attribute__((visibility("default"))) int access(const char *path, int mode) {
   }
   __typeof__(&access) real = (__typeof__(&access))dlsym(RTLD_NEXT, "access");
   return real(path, mode);
+}
+
+/* The cleanup race: a store opened in the directory between the moment the
+ * writer creates its named temporary file and the moment it locks it finds
+ * an empty, unlocked file (what a dead writer leaves) and removes it. When
+ * armed, the first flock() on a temporary file runs such an open first. */
+static atomic_bool cleanup_armed;
+static char cleanup_dir[4096];
+
+__attribute__((visibility("default"))) int flock(int fd, int op) {
+  char link[64], target[1024];
+  snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  ssize_t n = readlink(link, target, sizeof target - 1);
+  if (n > 0 && (op & LOCK_EX)) {
+    target[n] = 0;
+    if (strstr(target, ".strata-tmp-") != NULL &&
+        atomic_exchange(&cleanup_armed, false)) {
+      strata_store_config c;
+      strata_store_config_init(&c);
+      c.log_level = STRATA_LOG_OFF;
+      strata_store *s = NULL;
+      if (strata_store_open(cleanup_dir, &c, &s) == 0)
+        strata_store_close(s);
+    }
+  }
+  __typeof__(&flock) real = (__typeof__(&flock))dlsym(RTLD_NEXT, "flock");
+  return real(fd, op);
 }
 
 static void set_env(bool empty_path_ok, bool proc_ok) {
@@ -212,6 +240,21 @@ static void test_crystallize_neither(void **state) {
   strata_store_close(s);
 }
 
+/* A store's cleanup that runs between the creation of the writer's named
+ * temporary file and its lock removes the file (empty and unlocked, as a
+ * dead writer's would be): the writer must notice and start again under
+ * another name, not write the region into an unlinked file and fail at
+ * the rename. */
+static void test_cleanup_before_lock(void **state) {
+  (void)state;
+  set_env(false, false);
+  const char *dir = test_tmpdir();
+  snprintf(cleanup_dir, sizeof cleanup_dir, "%s", dir);
+  atomic_store(&cleanup_armed, true);
+  write_and_check(dir, true);
+  assert_false(atomic_load(&cleanup_armed)); /* the cleanup did run */
+}
+
 /* A writer killed with its named temporary file half written leaves it;
  * the next writable open of the store removes it, with a WARN line. */
 static void test_killed_writer_leftover_removed(void **state) {
@@ -264,6 +307,7 @@ int main(void) {
       cmocka_unit_test_teardown(test_commit_no_empty_path, teardown),
       cmocka_unit_test_teardown(test_commit_neither, teardown),
       cmocka_unit_test_teardown(test_crystallize_neither, teardown),
+      cmocka_unit_test_teardown(test_cleanup_before_lock, teardown),
       cmocka_unit_test_teardown(test_killed_writer_leftover_removed, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
