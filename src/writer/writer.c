@@ -52,7 +52,7 @@ static int put(strata_writer *w, const void *data, size_t len) {
 /* ---- open ------------------------------------------------------------- */
 
 /* The temporary file's name is the base name plus
- * STRATA_WRITER_TEMP_NAME_EXTRA bytes (writer_commit.c asserts that its
+ * STRATA_WRITER_TEMP_NAME_EXTRA bytes (writer_internal.h asserts that its
  * format adds exactly that), so a longer base name would fail only at
  * commit, when the O_TMPFILE is linked under it: refuse it here. */
 static int check_base_name(const char *path, const char *base) {

@@ -27,27 +27,14 @@ static int write_all(strata_writer *w, const uint8_t *p, size_t len,
 
 /* ---- the temporary file ------------------------------------------------ */
 
-/* The temporary name adds this many bytes to the region file's basename:
- * the leading "." (1), STRATA__TEMP_MARK ".strata-tmp-" (12) and
- * STRATA__TEMP_HEX hex digits (8). STRATA_WRITER_TEMP_NAME_EXTRA in
- * <strata/writer.h> publishes the same number for callers that check name
- * lengths up front (region-builder, strata_proto_create()): a name that
- * fits NAME_MAX as a region file but not as a temporary one would fail
- * only at commit, after the whole file was written. The asserts keep the
- * format, this number and the public one in step. */
-#define TEMP_NAME_EXTRA 21
-_Static_assert(STRATA__TEMP_NAME_EXTRA == TEMP_NAME_EXTRA,
-               "the temporary name's format and TEMP_NAME_EXTRA disagree");
 _Static_assert(STRATA__TEMP_HEX == 8, "name_temp() prints 32 random bits");
-_Static_assert(STRATA_WRITER_TEMP_NAME_EXTRA == TEMP_NAME_EXTRA,
-               "<strata/writer.h> states another temporary name length");
 
 /* Chooses the temporary file's name, ".BASE.strata-tmp-XXXXXXXX", once, at
  * open: it never changes afterwards, so a signal handler may read it at any
  * time through strata_writer_temp_path(). */
 static int name_temp(strata_writer *w, const char *dir, const char *base,
                      uint64_t *rng) {
-  size_t len = strlen(base) + TEMP_NAME_EXTRA + 1;
+  size_t len = strlen(base) + STRATA__TEMP_NAME_EXTRA + 1;
   if (w->tmp_name == NULL)
     w->tmp_name = malloc(len);
   if (w->tmp_path == NULL)

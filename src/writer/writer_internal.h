@@ -100,9 +100,15 @@ int strata__writer_build_index(strata_writer *w, uint64_t index_off,
  * checks too. */
 #define STRATA__TEMP_MARK ".strata-tmp-"
 #define STRATA__TEMP_HEX 8
-/* How many bytes the temporary name adds to the region file's basename. */
+/* How many bytes the temporary name adds to the region file's basename.
+ * <strata/writer.h> publishes the number as STRATA_WRITER_TEMP_NAME_EXTRA
+ * for callers that check name lengths before any work (region-builder,
+ * strata_proto_create()): a name that fits NAME_MAX as a region file but
+ * not as a temporary one would fail only at commit. */
 #define STRATA__TEMP_NAME_EXTRA                                                \
   (1 + sizeof STRATA__TEMP_MARK - 1 + STRATA__TEMP_HEX)
+_Static_assert(STRATA__TEMP_NAME_EXTRA == STRATA_WRITER_TEMP_NAME_EXTRA,
+               "<strata/writer.h> states another temporary name length");
 
 /* Opens the directory `dir` and creates the temporary file for the region
  * file `base` in it: unnamed (O_TMPFILE) where the file system allows and

@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <inttypes.h>
+#include <xxhash.h>
 
 #include "strata.h"
 
@@ -100,5 +102,27 @@ static inline void test_write_file(const char *path, const void *p,
       fail_msg("%s -> %s (%s), expected %s", #expr, strata_err_name(test__rc), \
                strata_last_error_detail(), strata_err_name(want));             \
   } while (0)
+
+/* Asserts what a fresh snapshot of store `s` reads as layer `id` of region
+ * `rid`: the content `want` (and a checksum that matches it), or, with
+ * `want` NULL, STRATA_E_NOT_FOUND. */
+static inline void test_expect_layer(strata_store *s, uint64_t rid, uint64_t id,
+                                     const char *want) {
+  strata_txn t;
+  assert_int_equal(strata_read_begin(s, &t), 0);
+  strata_layer l;
+  int rc = strata_get(&t, rid, id, &l);
+  if (want == NULL) {
+    assert_int_equal(rc, STRATA_E_NOT_FOUND);
+  } else {
+    if (rc != 0)
+      fail_msg("get %" PRIu64 "/%" PRIu64 ": %s", rid, id,
+               strata_last_error_detail());
+    assert_int_equal(l.size, strlen(want));
+    assert_memory_equal(l.data, want, l.size);
+    assert_int_equal(l.checksum, XXH3_64bits(l.data, l.size));
+  }
+  strata_read_end(&t);
+}
 
 #endif /* STRATA_TEST_UTIL_H */

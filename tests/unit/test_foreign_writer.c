@@ -55,25 +55,6 @@ static void write_region(const char *dir, const char *file, uint64_t rid,
   assert_strata_ok(strata_writer_commit(w));
 }
 
-/* The layer's content in a fresh snapshot; want NULL: not found. */
-static void expect_layer(strata_store *s, uint64_t rid, uint64_t id,
-                         const char *want) {
-  strata_txn t;
-  assert_strata_ok(strata_read_begin(s, &t));
-  strata_layer l;
-  int rc = strata_get(&t, rid, id, &l);
-  if (want == NULL) {
-    assert_int_equal(rc, STRATA_E_NOT_FOUND);
-  } else {
-    if (rc != 0)
-      fail_msg("get %" PRIu64 "/%" PRIu64 ": %s", rid, id,
-               strata_last_error_detail());
-    assert_int_equal(l.size, strlen(want));
-    assert_memory_equal(l.data, want, l.size);
-  }
-  strata_read_end(&t);
-}
-
 /* The file on disk, opened on its own: its layer count and one layer. */
 static void expect_file(const char *path, uint64_t layers, uint64_t id,
                         const char *want) {
@@ -142,10 +123,10 @@ static void test_replaced_under_proto(void **state) {
   expect_file(path, 2, 10, "new:10");
   assert_int_equal(count_temp_files(dir), 0);
   /* The proto is intact and usable: readers still see its view. */
-  expect_layer(s, 3, 1, "mine");
-  expect_layer(s, 3, 0, "old:0");
+  test_expect_layer(s, 3, 1, "mine");
+  test_expect_layer(s, 3, 0, "old:0");
   assert_strata_ok(strata_proto_put(p, 2, NULL, NULL, "more", 4));
-  expect_layer(s, 3, 2, "more");
+  test_expect_layer(s, 3, 2, "more");
   strata_proto_info info;
   assert_strata_ok(strata_proto_info_get(p, &info));
   assert_int_equal(info.changed, 2);
@@ -155,14 +136,14 @@ static void test_replaced_under_proto(void **state) {
   assert_strata_ok(strata_store_refresh(s));
   assert_strata_err(strata_crystallize(s, 3), STRATA_E_CONFLICT);
   expect_file(path, 2, 10, "new:10");
-  expect_layer(s, 3, 1, "mine");
+  test_expect_layer(s, 3, 1, "mine");
 
   /* Discarding it, then refreshing, serves the replacement. */
   assert_strata_ok(strata_proto_discard(p));
   assert_strata_ok(strata_store_refresh(s));
-  expect_layer(s, 3, 10, "new:10");
-  expect_layer(s, 3, 11, "new:11");
-  expect_layer(s, 3, 1, NULL);
+  test_expect_layer(s, 3, 10, "new:10");
+  test_expect_layer(s, 3, 11, "new:11");
+  test_expect_layer(s, 3, 1, NULL);
   /* And a new proto over it crystallizes normally. */
   assert_strata_ok(strata_proto_open(s, 3, &p));
   assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "again", 5));
@@ -241,7 +222,7 @@ static void test_removed_under_proto(void **state) {
   /* Nothing was resurrected under the name. */
   assert_int_equal(access(path, F_OK), -1);
   assert_int_equal(count_temp_files(dir), 0);
-  expect_layer(s, 4, 5, "mine");
+  test_expect_layer(s, 4, 5, "mine");
 
   assert_strata_ok(strata_proto_discard(p));
   assert_strata_ok(strata_store_refresh(s));
@@ -267,7 +248,7 @@ static void test_new_region_name_taken(void **state) {
   assert_strata_err(strata_crystallize(s, 5), STRATA_E_EXIST);
   expect_detail(path);
   expect_file(path, 1, 0, "theirs:0");
-  expect_layer(s, 5, 0, "mine");
+  test_expect_layer(s, 5, 0, "mine");
   strata_store_close(s);
 }
 
@@ -291,8 +272,8 @@ static void test_new_region_name_taken_by_symlink(void **state) {
   expect_detail(link);
   struct stat st;
   assert_int_equal(lstat(link, &st), 0);
-  assert_true(S_ISLNK(st.st_mode)); /* the link is still there */
-  expect_layer(s, 8, 1, "mine");    /* and the proto */
+  assert_true(S_ISLNK(st.st_mode));   /* the link is still there */
+  test_expect_layer(s, 8, 1, "mine"); /* and the proto */
   strata_store_close(s);
 }
 
@@ -330,8 +311,8 @@ static void test_writer_takes_store_lock(void **state) {
   assert_strata_ok(strata_proto_open(s, 2, &p));
   assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "b1", 2));
   assert_strata_ok(strata_crystallize(s, 2));
-  expect_layer(s, 2, 0, "b:0");
-  expect_layer(s, 2, 1, "b1");
+  test_expect_layer(s, 2, 0, "b:0");
+  test_expect_layer(s, 2, 1, "b1");
 
   /* The store holds the lock now: a locking writer is refused before it
    * creates anything; abort of a refused open is not needed. */

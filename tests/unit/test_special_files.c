@@ -62,18 +62,6 @@ static void write_region(const char *dir, const char *file, uint64_t rid,
   assert_strata_ok(strata_writer_commit(w));
 }
 
-static void expect_content(strata_store *s, uint64_t rid, const char *want) {
-  strata_txn t;
-  assert_strata_ok(strata_read_begin(s, &t));
-  strata_layer l;
-  int rc = strata_get(&t, rid, 1, &l);
-  if (rc != 0)
-    fail_msg("get %" PRIu64 "/1: %s", rid, strata_last_error_detail());
-  assert_int_equal(l.size, strlen(want));
-  assert_memory_equal(l.data, want, l.size);
-  strata_read_end(&t);
-}
-
 static uint64_t region_count(strata_store *s) {
   strata_store_stats st;
   assert_strata_ok(strata_store_stats_get(s, &st));
@@ -124,7 +112,7 @@ static void test_store_skips_special_files(void **state) {
   log_capture cap;
   watchdog_start();
   strata_store *s = open_store(dir, &cap, 0);
-  expect_content(s, 1, "alpha");
+  test_expect_layer(s, 1, 1, "alpha");
   assert_int_equal(region_count(s), 1);
   expect_warn(&cap, "not a regular file", "file=fifo.region",
               "type=\"a FIFO\"");
@@ -138,8 +126,8 @@ static void test_store_skips_special_files(void **state) {
   write_region(dir, "b.region", 2, "beta");
   capture_clear(&cap);
   assert_strata_ok(strata_store_refresh(s));
-  expect_content(s, 1, "alpha");
-  expect_content(s, 2, "beta");
+  test_expect_layer(s, 1, 1, "alpha");
+  test_expect_layer(s, 2, 1, "beta");
   assert_int_equal(region_count(s), 2);
   expect_warn(&cap, "not a regular file", "file=fifo.region", NULL);
   /* Taking the writer lock refreshes too. */
@@ -147,7 +135,7 @@ static void test_store_skips_special_files(void **state) {
   assert_strata_ok(strata_proto_create(s, 3, "gamma", NULL, &p));
   assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "gamma", 5));
   assert_strata_ok(strata_crystallize(s, 3));
-  expect_content(s, 3, "gamma");
+  test_expect_layer(s, 3, 1, "gamma");
   strata_store_close(s);
   /* A read-only store lists the directory the same way. */
   s = open_store(dir, &cap, STRATA_STORE_READ_ONLY);
@@ -219,7 +207,7 @@ static void test_temp_files_only_ours(void **state) {
   strata_store_close(s);
   assert_true(exists(dir, ".y.region.strata-tmp-0123abcd"));
   s = open_store(dir, &cap, 0);
-  expect_content(s, 1, "alpha");
+  test_expect_layer(s, 1, 1, "alpha");
   strata_store_close(s);
   assert_true(exists(dir, ".x.region.tmp-0123abcd"));
   assert_true(exists(dir, ".z.region.strata-tmp-89abcdef"));
@@ -276,7 +264,7 @@ static void test_region_name_limit(void **state) {
   assert_int_equal(region_count(s), 1);
   strata_store_close(s);
   s = open_store(dir, &cap, STRATA_STORE_READ_ONLY);
-  expect_content(s, 1, "alpha");
+  test_expect_layer(s, 1, 1, "alpha");
   strata_store_close(s);
   free(ok);
   free(over);
@@ -298,14 +286,14 @@ static void test_proto_open_long_file_name(void **state) {
   assert_int_equal(rename(from, test_path(dir, file)), 0);
   log_capture cap;
   strata_store *s = open_store(dir, &cap, 0);
-  expect_content(s, 7, "seven");
+  test_expect_layer(s, 7, 1, "seven");
   strata_proto *p = NULL;
   assert_int_equal(strata_proto_open(s, 7, &p), STRATA_E_LIMIT);
   assert_null(p);
   assert_non_null(strstr(strata_last_error_detail(),
                          "region 7 (\"seven\"): its file name is 235 bytes, "
                          "at most 234"));
-  expect_content(s, 7, "seven");
+  test_expect_layer(s, 7, 1, "seven");
   strata_store_close(s);
   free(base);
 }
@@ -321,7 +309,7 @@ static void test_lock_file_fifo(void **state) {
   watchdog_start();
   log_capture cap;
   strata_store *s = open_store(dir, &cap, 0);
-  expect_content(s, 1, "one");
+  test_expect_layer(s, 1, 1, "one");
   strata_proto *p = NULL;
   assert_int_equal(strata_proto_create(s, 2, "two", NULL, &p), STRATA_E_INVAL);
   assert_null(p);
@@ -342,7 +330,7 @@ static void test_lock_file_fifo(void **state) {
   struct stat st;
   assert_int_equal(lstat(test_path(dir, ".strata.lock"), &st), 0);
   assert_true(S_ISFIFO(st.st_mode));
-  expect_content(s, 1, "one");
+  test_expect_layer(s, 1, 1, "one");
   strata_store_close(s);
 }
 
@@ -364,7 +352,7 @@ static void test_symlinked_region_file(void **state) {
   log_capture cap;
   strata_store *s = open_store(dir, &cap, 0);
   assert_int_equal(region_count(s), 1);
-  expect_content(s, 7, "t"); /* served through the link */
+  test_expect_layer(s, 7, 1, "t"); /* served through the link */
   strata_proto *p = NULL;
   assert_strata_ok(strata_proto_open(s, 7, &p));
   assert_strata_ok(strata_proto_put(p, 2, NULL, NULL, "two", 3));
@@ -384,7 +372,7 @@ static void test_symlinked_region_file(void **state) {
   strata_store_close(s);
 
   s = open_store(dir, &cap, STRATA_STORE_READ_ONLY);
-  expect_content(s, 7, "t");
+  test_expect_layer(s, 7, 1, "t");
   strata_txn t;
   assert_strata_ok(strata_read_begin(s, &t));
   strata_layer l;

@@ -77,26 +77,6 @@ static void write_region(const char *dir, const char *file, uint64_t rid,
   assert_strata_ok(strata_writer_commit(w));
 }
 
-/* Asserts the layer's content in a fresh snapshot. */
-static void expect_layer(strata_store *s, uint64_t rid, uint64_t id,
-                         const char *want) {
-  strata_txn t;
-  assert_strata_ok(strata_read_begin(s, &t));
-  strata_layer l;
-  int rc = strata_get(&t, rid, id, &l);
-  if (want == NULL) {
-    assert_int_equal(rc, STRATA_E_NOT_FOUND);
-  } else {
-    if (rc != 0)
-      fail_msg("get %" PRIu64 "/%" PRIu64 ": %s", rid, id,
-               strata_last_error_detail());
-    assert_int_equal(l.size, strlen(want));
-    assert_memory_equal(l.data, want, l.size);
-    assert_int_equal(l.checksum, XXH3_64bits(l.data, l.size));
-  }
-  strata_read_end(&t);
-}
-
 static int count_files(const char *dir, const char *suffix) {
   DIR *d = opendir(dir);
   assert_non_null(d);
@@ -119,9 +99,9 @@ static void test_open_serves_regions(void **state) {
   write_region(dir, "a.region", 1, "alpha", 0, 10);
   write_region(dir, "b.region", 2, "beta", 100, 5);
   strata_store *s = open_store(dir, NULL);
-  expect_layer(s, 1, 3, "alpha:3");
-  expect_layer(s, 2, 104, "beta:104");
-  expect_layer(s, 2, 5, NULL);
+  test_expect_layer(s, 1, 3, "alpha:3");
+  test_expect_layer(s, 2, 104, "beta:104");
+  test_expect_layer(s, 2, 5, NULL);
   strata_txn t;
   assert_strata_ok(strata_read_begin(s, &t));
   strata_layer l;
@@ -191,8 +171,8 @@ static void test_open_skips_bad_files(void **state) {
   test_write_file(test_path(dir, "notes.txt"), "hello", 5);
   log_capture cap;
   strata_store *s = open_store(dir, &cap);
-  expect_layer(s, 1, 2, "alpha:2");
-  expect_layer(s, 5, 2, "epsilon:2");
+  test_expect_layer(s, 1, 2, "alpha:2");
+  test_expect_layer(s, 5, 2, "epsilon:2");
   strata_store_stats st;
   assert_strata_ok(strata_store_stats_get(s, &st));
   assert_int_equal(st.regions, 2);
@@ -242,7 +222,7 @@ static void test_index_checksum_checked(void **state) {
   strata_read_end(&t);
   assert_non_null(strstr(cap.text, "region withdrawn"));
   assert_non_null(strstr(cap.text, "b.region"));
-  expect_layer(s, 1, 99, "alpha:99");
+  test_expect_layer(s, 1, 99, "alpha:99");
   strata_store_close(s);
   /* With STRATA_STORE_VERIFY_AT_OPEN it is never served. */
   strata_store_config c;
@@ -466,8 +446,8 @@ static void test_proto_put_and_snapshots(void **state) {
                     STRATA_E_NOT_FOUND);
   assert_strata_err(strata_get(&mid, 7, 2, &l), STRATA_E_NOT_FOUND);
   /* A new one sees everything. */
-  expect_layer(s, 7, 1, "replaced");
-  expect_layer(s, 7, 2, "");
+  test_expect_layer(s, 7, 1, "replaced");
+  test_expect_layer(s, 7, 2, "");
   strata_txn now;
   assert_strata_ok(strata_read_begin(s, &now));
   assert_strata_err(strata_get_by_name(&now, 7, "one", 3, &l),
@@ -483,12 +463,12 @@ static void test_proto_put_and_snapshots(void **state) {
   assert_strata_err(strata_proto_put(p, 3, "bad", "{not json", "x", 1),
                     STRATA_E_INVAL);
   assert_strata_err(strata_proto_put(p, 3, "", NULL, "x", 1), STRATA_E_INVAL);
-  expect_layer(s, 7, 3, NULL);
+  test_expect_layer(s, 7, 3, NULL);
 
   /* Removing, then removing again. */
   assert_strata_ok(strata_proto_remove(p, 1));
   assert_strata_err(strata_proto_remove(p, 1), STRATA_E_NOT_FOUND);
-  expect_layer(s, 7, 1, NULL);
+  test_expect_layer(s, 7, 1, NULL);
   assert_strata_ok(strata_get(&mid, 7, 1, &l)); /* still there for mid */
   assert_memory_equal(l.data, "first", 5);
   /* The name is free again once the layer is gone. */
@@ -537,7 +517,7 @@ static void test_many_puts_grow_and_prune(void **state) {
     }
   for (uint64_t i = 0; i < 5000; i += 499) {
     snprintf(buf, sizeof buf, "v2-%" PRIu64, i);
-    expect_layer(s, 1, i, buf);
+    test_expect_layer(s, 1, i, buf);
   }
   strata_txn t;
   assert_strata_ok(strata_read_begin(s, &t));
@@ -582,21 +562,21 @@ static void test_crystallize_new_region(void **state) {
   /* The old snapshot's pointer still reads the proto's bytes. */
   assert_memory_equal(before.data, "fresh:3", 7);
   strata_read_end(&old);
-  expect_layer(s, 42, 27, "fresh:9");
-  expect_layer(s, 42, 28, NULL);
+  test_expect_layer(s, 42, 27, "fresh:9");
+  test_expect_layer(s, 42, 28, NULL);
 
   /* The proto stays attached over the new file. */
   assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "later", 5));
-  expect_layer(s, 42, 1, "later");
-  expect_layer(s, 42, 0, "fresh:0");
+  test_expect_layer(s, 42, 1, "later");
+  test_expect_layer(s, 42, 0, "fresh:0");
   strata_store_stats sst;
   assert_strata_ok(strata_store_stats_get(s, &sst));
   assert_int_equal(sst.crystallizations, 1);
   strata_store_close(s); /* drops "later": it was never crystallized */
 
   s = open_store(dir, NULL);
-  expect_layer(s, 42, 297, "fresh:99");
-  expect_layer(s, 42, 1, NULL);
+  test_expect_layer(s, 42, 297, "fresh:99");
+  test_expect_layer(s, 42, 1, NULL);
   strata_txn t;
   assert_strata_ok(strata_read_begin(s, &t));
   strata_store_region r;
@@ -620,7 +600,7 @@ static void test_crystallize_replaces_region(void **state) {
   assert_ptr_equal(p, same);
 
   /* The base file's layers show through; names are checked against it. */
-  expect_layer(s, 3, 15, "base:15");
+  test_expect_layer(s, 3, 15, "base:15");
   assert_strata_err(strata_proto_put(p, 5, "l12", NULL, "x", 1),
                     STRATA_E_DUPLICATE);
   assert_strata_ok(strata_proto_put(p, 12, "l12", NULL, "new12", 5));
@@ -657,10 +637,10 @@ static void test_crystallize_replaces_region(void **state) {
   assert_int_equal(st.retired_objects, 0);
   assert_int_equal(st.retired_bytes, 0);
 
-  expect_layer(s, 3, 12, "new12");
-  expect_layer(s, 3, 13, NULL);
-  expect_layer(s, 3, 5, "five");
-  expect_layer(s, 3, 99, "ninety-nine");
+  test_expect_layer(s, 3, 12, "new12");
+  test_expect_layer(s, 3, 13, NULL);
+  test_expect_layer(s, 3, 5, "five");
+  test_expect_layer(s, 3, 99, "ninety-nine");
   assert_strata_ok(strata_read_begin(s, &t));
   assert_strata_ok(strata_store_region_at(&t, 0, &r));
   assert_int_equal(r.generation, 1);
@@ -694,9 +674,9 @@ static void test_crystallize_keeps_alignment(void **state) {
   assert_strata_ok(strata_proto_put(p, 3, "three", NULL, "third!!", 7));
   assert_strata_ok(strata_proto_put(p, 1, "one", NULL, "FIRST", 5));
   assert_strata_ok(strata_crystallize(s, 8));
-  expect_layer(s, 8, 1, "FIRST");
-  expect_layer(s, 8, 2, "second");
-  expect_layer(s, 8, 3, "third!!");
+  test_expect_layer(s, 8, 1, "FIRST");
+  test_expect_layer(s, 8, 2, "second");
+  test_expect_layer(s, 8, 3, "third!!");
   strata_store_close(s);
 
   strata_region *r = NULL;
@@ -732,9 +712,9 @@ static void test_discard(void **state) {
   strata_proto *p = NULL;
   assert_strata_ok(strata_proto_open(s, 3, &p));
   assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "changed", 7));
-  expect_layer(s, 3, 1, "changed");
+  test_expect_layer(s, 3, 1, "changed");
   assert_strata_ok(strata_proto_discard(p));
-  expect_layer(s, 3, 1, "base:1");
+  test_expect_layer(s, 3, 1, "base:1");
   assert_strata_err(strata_proto_put(p, 1, NULL, NULL, "late", 4),
                     STRATA_E_STATE);
   assert_strata_err(strata_proto_discard(p), STRATA_E_STATE);
@@ -742,7 +722,7 @@ static void test_discard(void **state) {
   assert_strata_ok(strata_proto_open(s, 3, &again));
   assert_ptr_not_equal(again, p);
   assert_strata_ok(strata_proto_put(again, 1, NULL, NULL, "again", 5));
-  expect_layer(s, 3, 1, "again");
+  test_expect_layer(s, 3, 1, "again");
   assert_strata_ok(strata_proto_discard(again));
   assert_strata_ok(strata_proto_create(s, 9, "gone", NULL, &p));
   assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "x", 1));
@@ -783,13 +763,13 @@ static void test_writer_lock_and_refresh(void **state) {
   assert_strata_err(strata_get(&t, 1, 1, &l), STRATA_E_NO_REGION);
   strata_read_end(&t); /* region 1 is unknown here until a refresh */
   assert_strata_ok(strata_store_refresh(reader));
-  expect_layer(reader, 1, 1, "v1");
+  test_expect_layer(reader, 1, 1, "v1");
 
   assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "v2", 2));
   assert_strata_ok(strata_crystallize(writer, 1));
-  expect_layer(reader, 1, 1, "v1");
+  test_expect_layer(reader, 1, 1, "v1");
   assert_strata_ok(strata_store_refresh(reader));
-  expect_layer(reader, 1, 1, "v2");
+  test_expect_layer(reader, 1, 1, "v2");
   assert_strata_ok(strata_read_begin(reader, &t));
   strata_store_region r;
   assert_strata_ok(strata_store_region_at(&t, 0, &r));
@@ -824,8 +804,8 @@ static void test_lock_refreshes_first(void **state) {
   assert_strata_ok(strata_proto_open(late, 3, &p));
   assert_strata_ok(strata_proto_put(p, 2, NULL, NULL, "late", 4));
   assert_strata_ok(strata_crystallize(late, 3));
-  expect_layer(late, 3, 1, "early");
-  expect_layer(late, 3, 2, "late");
+  test_expect_layer(late, 3, 1, "early");
+  test_expect_layer(late, 3, 2, "late");
   strata_store_close(late);
 }
 
@@ -944,7 +924,7 @@ static uint64_t put_many(uint64_t limit, uint64_t regions, uint64_t puts,
     char want[101];
     memcpy(want, data, sizeof data);
     want[100] = '\0';
-    expect_layer(s, i % regions + 1, i, want);
+    test_expect_layer(s, i % regions + 1, i, want);
   }
   /* Once everything is crystallized the heap is back where it started:
    * no reserved chunk is counted, nothing the protos held stays. */
@@ -1139,15 +1119,15 @@ static void test_duplicate_id_canonical_wins(void **state) {
   strata_store *reader = open_store(dir, &rcap);
   char buf[64];
   assert_string_equal(served_file(reader, 5, buf, sizeof buf), "copy.region");
-  expect_layer(reader, 5, 0, "five:0");
+  test_expect_layer(reader, 5, 0, "five:0");
   write_region(dir, "five.region", 5, "five", 100, 2); /* canonical */
 
   rcap.len = 0;
   rcap.text[0] = '\0';
   assert_strata_ok(strata_store_refresh(reader));
   assert_string_equal(served_file(reader, 5, buf, sizeof buf), "five.region");
-  expect_layer(reader, 5, 100, "five:100");
-  expect_layer(reader, 5, 0, NULL);
+  test_expect_layer(reader, 5, 100, "five:100");
+  test_expect_layer(reader, 5, 0, NULL);
   assert_non_null(strstr(rcap.text, "region id already served"));
   assert_non_null(strstr(rcap.text, "file=" /* the skipped one */));
   assert_non_null(strstr(rcap.text, "copy.region"));
@@ -1192,10 +1172,10 @@ static void test_duplicate_id_put_reaches_reader(void **state) {
   assert_string_equal(served_file(writer, 7, buf, sizeof buf), "a.region");
   strata_store_close(writer);
 
-  expect_layer(reader, 7, 50, NULL);
+  test_expect_layer(reader, 7, 50, NULL);
   assert_strata_ok(strata_store_refresh(reader));
-  expect_layer(reader, 7, 50, "new");
-  expect_layer(reader, 7, 10, "seven:10");
+  test_expect_layer(reader, 7, 50, "new");
+  test_expect_layer(reader, 7, 10, "seven:10");
   assert_string_equal(served_file(reader, 7, buf, sizeof buf), "a.region");
   /* b.region is untouched, still not served. */
   strata_region *r = NULL;
@@ -1219,7 +1199,7 @@ static void test_truncated_file_withdrawn(void **state) {
   c.flags |= STRATA_STORE_VERIFY_AT_OPEN;
   strata_store *s = NULL;
   assert_strata_ok(strata_store_open(dir, &c, &s));
-  expect_layer(s, 9, 3, "trunc:3");
+  test_expect_layer(s, 9, 3, "trunc:3");
   struct stat st;
   assert_int_equal(stat(test_path(dir, "t.region"), &st), 0);
   int fd = open(test_path(dir, "t.region"), O_RDWR);
@@ -1233,7 +1213,7 @@ static void test_truncated_file_withdrawn(void **state) {
   assert_strata_err(strata_get(&t, 9, 3, &l), STRATA_E_NO_REGION);
   assert_strata_err(strata_get(&t, 9, 63, &l), STRATA_E_NO_REGION);
   strata_read_end(&t);
-  expect_layer(s, 10, 1, "untouched:1");
+  test_expect_layer(s, 10, 1, "untouched:1");
   assert_non_null(strstr(cap.text, "region withdrawn: its file changed size"));
   assert_non_null(strstr(cap.text, "t.region"));
   /* The truncated file does not validate, so later refreshes skip it. */
