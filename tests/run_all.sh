@@ -10,11 +10,26 @@
 #   5. the libFuzzer targets (clang; region, store, manifest): corpus replays
 #      and short runs,
 #   6. a smoke run of strata-bench (no timing is checked).
-# Build trees go to build-ci*/ in the source directory.
+# Settings, from the environment:
+#   STRATA_BUILD_ROOT  where the build trees go (default: build-ci/ in the
+#                      source directory, which git ignores; a relative path
+#                      is taken from the current directory): one folder per
+#                      build, gcc/, asan/, tsan/ and fuzz/, kept between runs
+#                      so that a second run rebuilds only what changed;
+#   STRATA_JOBS        parallel build and test jobs (default:
+#                      CMAKE_BUILD_PARALLEL_LEVEL when set, else nproc);
+#   STRATA_FUZZ_SECONDS  seconds per fuzz target (default 40).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-jobs=$(nproc)
+src=$(cd "$(dirname "$0")/.." && pwd)
+root=$(realpath -m "${STRATA_BUILD_ROOT:-$src/build-ci}")
+jobs=${STRATA_JOBS:-${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}}
 fuzz_seconds=${STRATA_FUZZ_SECONDS:-40}
+[[ $jobs =~ ^[1-9][0-9]*$ ]] || { echo "run_all: STRATA_JOBS must be a positive number, not '$jobs'"; exit 2; }
+cd "$src"
+gcc_tree=$root/gcc asan_tree=$root/asan tsan_tree=$root/tsan fuzz_tree=$root/fuzz
+where() { echo "run_all: build trees in $root (gcc, asan, tsan, fuzz); remove them with: rm -rf '$root'"; }
+where
+echo "run_all: $jobs parallel jobs (STRATA_JOBS)"
 
 bash .ci/deps.sh
 
@@ -31,56 +46,57 @@ cuda=AUTO
 
 step "build (gcc, -Werror)"
 # shellcheck disable=SC2086
-cmake -S . -B build-ci -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_WERROR=ON \
+cmake -S . -B "$gcc_tree" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_WERROR=ON \
   -DSTRATA_BUILD_BENCH=ON -DSTRATA_WITH_CUDA=$cuda | grep 'strata: CUDA' || true
-cmake --build build-ci -j"$jobs"
+cmake --build "$gcc_tree" -j"$jobs"
 step "tests"
-ctest --test-dir build-ci --output-on-failure -j"$jobs"
+ctest --test-dir "$gcc_tree" --output-on-failure -j"$jobs"
 
 step "build (ASan+UBSan)"
-cmake -S . -B build-ci-asan -DCMAKE_BUILD_TYPE=Debug -DSTRATA_WERROR=ON \
+cmake -S . -B "$asan_tree" -DCMAKE_BUILD_TYPE=Debug -DSTRATA_WERROR=ON \
   -DSTRATA_SANITIZE=address,undefined >/dev/null
-cmake --build build-ci-asan -j"$jobs"
+cmake --build "$asan_tree" -j"$jobs"
 step "tests under ASan+UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-  ctest --test-dir build-ci-asan --output-on-failure -j"$jobs"
+  ctest --test-dir "$asan_tree" --output-on-failure -j"$jobs"
 
 # TSan runs only the tests that exercise threads and the store; the rest is
 # single-threaded and covered above. halt_on_error makes the first report
 # end the test with exit code 66, so ctest and this script fail on it.
 step "build (TSan: store, staging and thread tests)"
-cmake -S . -B build-ci-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_WERROR=ON \
+cmake -S . -B "$tsan_tree" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_WERROR=ON \
   -DSTRATA_SANITIZE=thread -DSTRATA_BUILD_TOOLS=OFF \
   -DSTRATA_BUILD_EXAMPLES=OFF >/dev/null
-cmake --build build-ci-tsan -j"$jobs" --target test_store test_store_stress test_state \
+cmake --build "$tsan_tree" -j"$jobs" --target test_store test_store_stress test_state \
   test_store_faults test_staging test_staging_alloc test_device_host
 step "store and thread tests under TSan"
 tsan_ctest() { # [PREFIX...]: runs the TSan tests, under PREFIX if given
   TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:exitcode=66 \
-    "$@" ctest --test-dir build-ci-tsan --output-on-failure \
+    "$@" ctest --test-dir "$tsan_tree" --output-on-failure \
     -R '^test_(store(_stress|_faults)?|state|staging(_alloc)?|device_host)$'
 }
-if ! tsan_ctest 2>&1 | tee build-ci-tsan/tsan.log; then
+if ! tsan_ctest 2>&1 | tee "$tsan_tree/tsan.log"; then
   # TSan's shadow memory needs the program away from where the kernel may
   # place it; kernels with more mmap randomization (vm.mmap_rnd_bits > 28)
   # make TSan die at start with this message. Retry with ASLR off then.
   # A data race or other report fails the stage as it is.
-  grep -q "ThreadSanitizer: unexpected memory mapping" build-ci-tsan/tsan.log &&
-    ! grep -q "WARNING: ThreadSanitizer" build-ci-tsan/tsan.log || exit 1
+  grep -q "ThreadSanitizer: unexpected memory mapping" "$tsan_tree/tsan.log" &&
+    ! grep -q "WARNING: ThreadSanitizer" "$tsan_tree/tsan.log" || exit 1
   echo "TSan cannot run with this kernel's ASLR: again under setarch -R"
   tsan_ctest setarch "$(uname -m)" -R
 fi
 
 step "fuzz (clang libFuzzer, ${fuzz_seconds}s per target)"
-CC=clang cmake -S . -B build-ci-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+CC=clang cmake -S . -B "$fuzz_tree" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSTRATA_BUILD_FUZZ=ON -DSTRATA_BUILD_TOOLS=OFF -DSTRATA_BUILD_EXAMPLES=OFF >/dev/null
-cmake --build build-ci-fuzz -j"$jobs"
-ctest --test-dir build-ci-fuzz --output-on-failure -R fuzz
-bash tests/fuzz/run_fuzz.sh build-ci-fuzz "$fuzz_seconds" region
-bash tests/fuzz/run_fuzz.sh build-ci-fuzz "$fuzz_seconds" store
-bash tests/fuzz/run_fuzz.sh build-ci-fuzz "$fuzz_seconds" manifest
+cmake --build "$fuzz_tree" -j"$jobs"
+ctest --test-dir "$fuzz_tree" --output-on-failure -R fuzz
+bash tests/fuzz/run_fuzz.sh "$fuzz_tree" "$fuzz_seconds" region
+bash tests/fuzz/run_fuzz.sh "$fuzz_tree" "$fuzz_seconds" store
+bash tests/fuzz/run_fuzz.sh "$fuzz_tree" "$fuzz_seconds" manifest
 
 step "strata-bench smoke run"
-./build-ci/tools/bench/strata-bench --n 20000 --gets 200000 --reps 1 --scenario dense,staging
+"$gcc_tree/tools/bench/strata-bench" --n 20000 --gets 200000 --reps 1 --scenario dense,staging
 
 step "all tests passed"
+where
