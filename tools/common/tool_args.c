@@ -27,8 +27,7 @@ void tool_vusage_error(const char *prog, const char *cmd, const char *fmt,
           cmd ? " " : "");
 }
 
-void tool_usage_error(const char *prog, const char *cmd, const char *fmt,
-                      ...) {
+void tool_usage_error(const char *prog, const char *cmd, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   tool_vusage_error(prog, cmd, fmt, ap);
@@ -52,8 +51,7 @@ static const tool_opt builtin[N_BUILTIN] = {
 };
 
 static int opt_val(const tool_opt *o, size_t i) {
-  return o->short_name ? (unsigned char)o->short_name
-                       : LONG_ONLY_BASE + (int)i;
+  return o->short_name ? (unsigned char)o->short_name : LONG_ONLY_BASE + (int)i;
 }
 
 static bool make_tables(const tool_args *a, getopt_tables *t) {
@@ -72,9 +70,9 @@ static bool make_tables(const tool_args *a, getopt_tables *t) {
   for (size_t i = 0; i < t->n; i++) {
     const tool_opt *o = &all[i];
     bool takes_value = o->value != NULL;
-    t->longs[i] = (struct option){o->name, takes_value ? required_argument
-                                                       : no_argument,
-                                  NULL, opt_val(o, i)};
+    t->longs[i] =
+        (struct option){o->name, takes_value ? required_argument : no_argument,
+                        NULL, opt_val(o, i)};
     if (o->short_name) {
       *s++ = o->short_name;
       if (takes_value)
@@ -128,15 +126,15 @@ static void report_refused(const getopt_tables *t, const tool_args *a,
     if (strncmp(t->all[i].name, name, len) == 0)
       matches++;
   if (matches > 1)
-    tool_usage_error(a->prog, a->cmd, "option '--%.*s' is ambiguous",
-                     (int)len, name);
+    tool_usage_error(a->prog, a->cmd, "option '--%.*s' is ambiguous", (int)len,
+                     name);
   else
     tool_usage_error(a->prog, a->cmd, "unknown option '--%.*s'", (int)len,
                      name);
 }
 
-enum tool_args_result tool_args_parse(const tool_args *a, int argc,
-                                      char **argv, size_t *npos) {
+enum tool_args_result tool_args_parse(const tool_args *a, int argc, char **argv,
+                                      size_t *npos) {
   getopt_tables t = {0};
   size_t n = 0;
   enum tool_args_result res = TOOL_ARGS_OK;
@@ -153,8 +151,7 @@ enum tool_args_result tool_args_parse(const tool_args *a, int argc,
     const tool_opt *o;
     if (c == 1) { /* a positional argument, in order */
       if (n == a->max_pos) {
-        tool_usage_error(a->prog, a->cmd, "unexpected argument '%s'",
-                         optarg);
+        tool_usage_error(a->prog, a->cmd, "unexpected argument '%s'", optarg);
         res = TOOL_ARGS_USAGE;
       } else {
         a->pos[n++] = optarg;

@@ -61,8 +61,8 @@ enum tool_args_result {
  * option, a switch given a value (--json=yes), an option without its value,
  * more than max_pos positional arguments; each is printed with
  * tool_usage_error(). */
-enum tool_args_result tool_args_parse(const tool_args *a, int argc,
-                                      char **argv, size_t *npos);
+enum tool_args_result tool_args_parse(const tool_args *a, int argc, char **argv,
+                                      size_t *npos);
 
 /* Prints "PROG: [CMD: ]<message>" (escaped: the arguments are the user's,
  * docs/CLI.md "Escaping") and "Try 'PROG [CMD ]--help'." on stderr, after
