@@ -68,6 +68,15 @@ enum strata_log_level {
  * the store's internal locks held: it must not call back into the store. */
 typedef void (*strata_log_fn)(void *ctx, int level, const char *line);
 
+/* Parses a log level as $STRATA_LOG is read: "trace", "debug", "info",
+ * "warn" (or "warning"), "error", "off" in any case, or a digit 0 to 5.
+ * Returns the STRATA_LOG_* value, or STRATA_E_INVAL for anything else
+ * (NULL and "" included). Pure; callable from any thread. The library reads
+ * $STRATA_LOG when a store's config.log_level is -1: an unknown level there
+ * is logged once per process as a WARN line ("STRATA_LOG: unknown level
+ * ...") and WARN is used; the tools refuse it instead (docs/CLI.md). */
+STRATA_API int strata_log_level_parse(const char *s);
+
 /* Flags for strata_store_config.flags. */
 enum strata_store_flags {
   /* Never write: proto and crystallize calls fail with STRATA_E_STATE, and

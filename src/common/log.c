@@ -1,5 +1,6 @@
 /* Log lines: timestamp, level, component, key=value fields. */
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -35,14 +36,38 @@ int strata__log_level_parse(const char *s) {
   return -1;
 }
 
+STRATA_API int strata_log_level_parse(const char *s) {
+  int level = strata__log_level_parse(s);
+  return level < 0 ? STRATA_E_INVAL : level;
+}
+
+/* Set once the unknown $STRATA_LOG has been reported: every store open
+ * reads the variable, and one line per process says all there is to say. */
+static atomic_bool env_warned;
+
 void strata__logger_init(strata__logger *lg, int level, strata_log_fn fn,
                          void *ctx) {
+  const char *env = NULL;
   if (level < STRATA_LOG_TRACE || level > STRATA_LOG_OFF) {
-    level = strata__log_level_parse(getenv("STRATA_LOG"));
+    env = getenv("STRATA_LOG");
+    level = strata__log_level_parse(env);
     if (level < 0)
       level = STRATA_LOG_WARN;
   }
   *lg = (strata__logger){.level = level, .fn = fn, .ctx = ctx};
+  /* A misspelt level would otherwise silently log at WARN, and the user
+   * would wonder where the debug lines went. An application cannot be
+   * stopped for it, so it is a warning, not an error (the tools refuse it,
+   * docs/CLI.md). */
+  if (env != NULL && env[0] != '\0' && strata__log_level_parse(env) < 0 &&
+      !atomic_exchange(&env_warned, true)) {
+    char value[128];
+    strata__log(lg, STRATA_LOG_WARN, "log",
+                "msg=\"STRATA_LOG: unknown level; logging at warn\" "
+                "value=%s expected=\"trace, debug, info, warn, error, off "
+                "or 0-5\"",
+                strata__log_quote(value, sizeof value, env));
+  }
 }
 
 void strata__log_emit(const strata__logger *lg, int level,

@@ -19,8 +19,9 @@
  * the two change for different reasons, and each region's own
  * "file.format_version" already reports the version in that file's header.
  * Raise the minor version when fields are added, the major version when a
- * field changes meaning or goes away. */
-#define STATE_DOC_VERSION "1.1"
+ * field changes meaning or goes away. 2.0: a region's "metadata" is the
+ * parsed JSON value (null when there is none), no longer its text. */
+#define STATE_DOC_VERSION "2.0"
 
 /* Region and layer ids and checksums are u64; JSON integers in jansson are
  * signed 64-bit. Values above INT64_MAX are written as decimal strings so
@@ -117,11 +118,26 @@ static json_t *config_json(const strata_store *s) {
       (json_int_t)c->staging.block_size);
 }
 
+/* A region's metadata as the tools print it everywhere (docs/CLI.md, "JSON
+ * conventions"): null when there is none, else the parsed value. The writer
+ * accepts only JSON, but the validator checks only UTF-8, so a file from
+ * elsewhere may hold text that does not parse: it is kept as a JSON string
+ * rather than dropped. Integers above 2^63-1 (valid JSON that jansson
+ * refuses) are read as reals. */
+static json_t *metadata_json(const char *text) {
+  if (text == NULL || text[0] == '\0')
+    return json_null();
+  json_t *v = json_loads(text, JSON_DECODE_ANY, NULL);
+  if (v == NULL)
+    v = json_loads(text, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL, NULL);
+  return v != NULL ? v : json_string(text);
+}
+
 static json_t *region_json(const strata__entry *e, const strata_txn *txn,
                            bool verbose, bool *ok) {
   json_t *o =
-      json_pack("{s:o, s:s, s:s, s:I, s:b}", "id", u64(e->id), "name", e->name,
-                "metadata", e->metadata, "generation",
+      json_pack("{s:o, s:s, s:o, s:I, s:b}", "id", u64(e->id), "name", e->name,
+                "metadata", metadata_json(e->metadata), "generation",
                 (json_int_t)e->generation, "has_proto", e->overlay != NULL);
   if (o == NULL)
     return NULL;

@@ -11,6 +11,9 @@
 #                   --version and -v writing to /dev/full exit 1
 #   interrupt SIG   kills a build blocked on a FIFO with SIG; nothing may be
 #                   left (PRELOAD: a shim that disables O_TMPFILE)
+#   progress -      the progress line, forced on with STRATA_PROGRESS=1:
+#                   its final redraw, no ETA on its first line, and a line
+#                   finished by a newline when SIGINT ends the build
 #   samples DIR     builds the sample regions under DIR and checks them
 #   target -        -o naming a symlink, a FIFO, a directory or a device is
 #                   refused and left as it was; a regular file is replaced
@@ -146,9 +149,44 @@ check_usage() {
   expect_exit 0 "$builder" --help
   grep -q "^Exit status" "$work/stdout" || fail "--help does not document exit codes"
   grep -q "^  2  usage error" "$work/stdout" || fail "--help lacks exit code 2"
-  expect_exit 0 "$builder" --version
-  grep -Eq '^region-builder \(strata\) [0-9]+\.[0-9]+\.[0-9]+$' "$work/stdout" ||
-    fail "--version printed: $(cat "$work/stdout")"
+  local v
+  for v in --version -V "-o $out --version $m"; do
+    # shellcheck disable=SC2086 # $v is split on purpose
+    expect_exit 0 "$builder" $v
+    grep -Eq '^region-builder \(strata\) [0-9]+\.[0-9]+\.[0-9]+$' "$work/stdout" ||
+      fail "'$v' printed: $(cat "$work/stdout")"
+  done
+  # The messages of the shared parser (tools/common/tool_args.c), worded as
+  # strata's.
+  expect_exit 2 "$builder" -o "$out" --bogus "$m"
+  [[ $(cat "$work/stderr") == "region-builder: unknown option '--bogus'
+Try 'region-builder --help'." ]] || fail "unknown option: $(cat "$work/stderr")"
+  expect_exit 2 "$builder" -o "$out" --ver "$m"
+  grep -qxF "region-builder: option '--ver' is ambiguous" "$work/stderr" ||
+    fail "ambiguous option: $(cat "$work/stderr")"
+  expect_exit 2 "$builder" -o "$out" -q=x "$m"
+  expect_exit 2 "$builder" -o "$out" --quiet=yes "$m"
+  grep -qxF "region-builder: option '--quiet' takes no value" "$work/stderr" ||
+    fail "switch with a value: $(cat "$work/stderr")"
+  expect_exit 2 "$builder" "$m" -o
+  grep -qxF "region-builder: option '-o' needs a value" "$work/stderr" ||
+    fail "missing value: $(cat "$work/stderr")"
+  expect_exit 2 "$builder" "$m" --output
+  grep -qxF "region-builder: option '--output' needs a value" "$work/stderr" ||
+    fail "missing value: $(cat "$work/stderr")"
+  # Options after the manifest, and "--" before a name that starts with '-'.
+  cp "$m" "$work/-m.json"
+  (cd "$work" && "$builder" -- -m.json -o "$out") > /dev/null 2>&1 &&
+    fail "'--' did not end the options"
+  (cd "$work" && "$builder" -o "$out" -- -m.json) ||
+    fail "'-- -m.json' was not read as the manifest"
+  # $STRATA_LOG naming no level is a usage error, before anything is read.
+  rm -f "$out"
+  STRATA_LOG=bogus expect_exit 2 "$builder" -o "$out" "$m"
+  grep -qxF "region-builder: STRATA_LOG: unknown level 'bogus' (expected one of trace, debug, info, warn, error, off, or 0 to 5)" \
+    "$work/stderr" || fail "STRATA_LOG=bogus: $(cat "$work/stderr")"
+  [[ -e $out ]] && fail "STRATA_LOG=bogus wrote a region"
+  STRATA_LOG=debug expect_exit 0 "$builder" -o "$out" "$m"
   # Quiet success: nothing on stdout or stderr (stderr is not a terminal).
   expect_exit 0 "$builder" -o "$out" "$m"
   [[ -s $work/stdout || -s $work/stderr ]] && fail "a plain build printed output"
@@ -165,6 +203,17 @@ check_usage() {
     grep -qF "region-builder: writing to standard output: No space left on device" \
       "$work/stderr" || fail "'$args' > /dev/full: stderr $(cat "$work/stderr")"
   done
+}
+
+# Waits until the builder $1 has opened $2 (a FIFO it then blocks on).
+wait_fifo_open() {
+  local pid=$1 fifo=$2 i
+  for ((i = 0; i < 200; i++)); do
+    ls -l "/proc/$pid/fd" 2> /dev/null | grep -q "$fifo" && return 0
+    kill -0 "$pid" 2> /dev/null || break
+    sleep 0.05
+  done
+  fail "builder never opened the FIFO; stderr: $(cat "$work/stderr")"
 }
 
 # Starts a build whose second layer reads a FIFO that is held open but never
@@ -188,14 +237,7 @@ JSON
     "$builder" -q -o "$out" "$in/manifest.json" 2> "$work/stderr" &
   fi
   pid=$!
-  local i
-  for ((i = 0; i < 200; i++)); do
-    ls -l "/proc/$pid/fd" 2> /dev/null | grep -q "$in/fifo" && break
-    kill -0 "$pid" 2> /dev/null || break
-    sleep 0.05
-  done
-  ls -l "/proc/$pid/fd" 2> /dev/null | grep -q "$in/fifo" ||
-    fail "builder never opened the FIFO; stderr: $(cat "$work/stderr")"
+  wait_fifo_open "$pid" "$in/fifo"
   sleep 0.2 # let it drain the FIFO and block in read()
   [[ -n $(find "$work/out" -name '.test.region.strata-tmp-*') ]] && tmp_seen=1
   if [[ -n $preload && -z $tmp_seen ]]; then
@@ -212,6 +254,66 @@ JSON
     echo "SKIP: no O_TMPFILE here, so SIGKILL must leave the temporary file"
     exit 77
   fi
+  assert_no_temp
+}
+
+# The progress line (tools/common/tool_progress.c), which stderr being a
+# file would turn off: STRATA_PROGRESS=1 forces it on.
+check_progress() {
+  local in=$work/in pid rc
+  mkdir -p "$in"
+  head -c 300000 /dev/zero > "$in/a.bin"
+  head -c 100000 /dev/zero > "$in/b.bin"
+  cat > "$in/manifest.json" <<'JSON'
+{"region": {"id": 1, "name": "p"},
+ "layers": [{"id": 0, "file": "a.bin"}, {"id": 1, "file": "b.bin"}]}
+JSON
+  STRATA_PROGRESS=1 expect_exit 0 "$builder" -o "$out" "$in/manifest.json"
+  # Each redraw starts with \r; the last one holds the final counts, and the
+  # line is finished with a newline.
+  local last first
+  last=$(tr '\r' '\n' < "$work/stderr" | tail -n 1)
+  first=$(tr '\r' '\n' < "$work/stderr" | sed -n 2p)
+  [[ $last == *"(100%)  2/2 layers  "*"/s"$'\e[K' ]] ||
+    fail "final progress line: $(cat -v "$work/stderr")"
+  [[ $(tail -c 1 "$work/stderr" | od -An -c | tr -d ' ') == '\n' ]] ||
+    fail "the progress line is not finished: $(cat -v "$work/stderr")"
+  [[ $first == *ETA* ]] && fail "an ETA on the first line: $first"
+  [[ $(tr -cd '\n' < "$work/stderr" | wc -c) -eq 1 ]] ||
+    fail "more than one line: $(cat -v "$work/stderr")"
+  # -q and STRATA_PROGRESS=0 turn it off.
+  STRATA_PROGRESS=1 expect_exit 0 "$builder" -q -o "$out" "$in/manifest.json"
+  [[ -s $work/stderr ]] && fail "-q drew: $(cat -v "$work/stderr")"
+  STRATA_PROGRESS=0 expect_exit 0 "$builder" -o "$out" "$in/manifest.json"
+  [[ -s $work/stderr ]] && fail "STRATA_PROGRESS=0 drew"
+  # Ctrl-C while the line is drawn: the second layer is a FIFO that never
+  # ends, so the first layer's progress is on screen when SIGINT comes.
+  rm -f "$out"
+  mkfifo "$in/fifo"
+  cat > "$in/manifest.json" <<'JSON'
+{"region": {"id": 1, "name": "p"},
+ "layers": [{"id": 0, "file": "a.bin"}, {"id": 1, "file": "fifo"}]}
+JSON
+  exec 3<> "$in/fifo"
+  STRATA_PROGRESS=1 "$builder" -o "$out" "$in/manifest.json" \
+    2> "$work/stderr" 3>&- &
+  pid=$!
+  wait_fifo_open "$pid" "$in/fifo"
+  # The first layer's callback has drawn the line once the FIFO is open.
+  for ((rc = 0; rc < 100; rc++)); do
+    [[ -s $work/stderr ]] && break
+    sleep 0.05
+  done
+  kill -INT "$pid"
+  wait "$pid"
+  rc=$?
+  exec 3>&-
+  [[ $rc -eq 130 ]] || fail "exit $rc after SIGINT, expected 130"
+  [[ $(head -c 1 "$work/stderr") == $'\r' ]] ||
+    fail "no progress line was drawn: $(cat -v "$work/stderr")"
+  [[ $(tail -c 1 "$work/stderr" | od -An -c | tr -d ' ') == '\n' ]] ||
+    fail "SIGINT left the line unfinished: $(cat -v "$work/stderr")"
+  [[ -e $out ]] && fail "a region appeared after SIGINT"
   assert_no_temp
 }
 
@@ -279,7 +381,7 @@ check_target() {
 # store process does for its first write (the CLI's *_locked cases hold it
 # the same way, with flock(1) and a pid written into the file).
 check_store_lock() {
-  local m=$work/m.json st=$work/out/store in=$work/in pid i
+  local m=$work/m.json st=$work/out/store in=$work/in pid
   command -v flock > /dev/null || { echo "SKIP: no flock(1)"; exit 77; }
   mkdir -p "$st" "$in"
   echo '{"region": {"id": 1, "name": "t"}, "layers": [{"id": 0, "text": "x"}]}' > "$m"
@@ -301,13 +403,7 @@ JSON
   exec 3<> "$in/fifo"
   "$builder" -q -o "$st/t.region" "$in/manifest.json" 2> "$work/stderr" 3>&- &
   pid=$!
-  for ((i = 0; i < 200; i++)); do
-    ls -l "/proc/$pid/fd" 2> /dev/null | grep -q "$in/fifo" && break
-    kill -0 "$pid" 2> /dev/null || break
-    sleep 0.05
-  done
-  ls -l "/proc/$pid/fd" 2> /dev/null | grep -q "$in/fifo" ||
-    fail "builder never opened the FIFO; stderr: $(cat "$work/stderr")"
+  wait_fifo_open "$pid" "$in/fifo"
   flock -n "$st/.strata.lock" true && fail "the lock is free during the build"
   [[ $(cat "$st/.strata.lock") == "$pid" ]] ||
     fail "the lock file holds '$(cat "$st/.strata.lock")', not pid $pid"
@@ -325,6 +421,7 @@ case $mode in
   invalid) check_invalid "$arg" ;;
   usage) check_usage ;;
   interrupt) check_interrupt "$arg" ;;
+  progress) check_progress ;;
   samples) check_samples "$arg" ;;
   target) check_target ;;
   store_lock) check_store_lock ;;

@@ -114,12 +114,36 @@ static void test_env_level(void **state) {
   strata_store_close(s);
   assert_int_equal(l.count[STRATA_LOG_WARN], 1);
   assert_non_null(strstr(l.text, "file=junk.region error=STRATA_E_CORRUPT"));
-  setenv("STRATA_LOG", "nonsense", 1); /* falls back to WARN */
+  /* An unknown level falls back to WARN, and says so once per process:
+   * the first open logs it beside the junk file's warning, the second only
+   * the junk file. */
+  setenv("STRATA_LOG", "nonsense", 1);
+  s = open_logged(dir, -1, &l);
+  strata_store_close(s);
+  assert_int_equal(l.count[STRATA_LOG_WARN], 2);
+  assert_int_equal(l.count[STRATA_LOG_INFO], 0);
+  assert_non_null(strstr(l.text, " WARN log: msg=\"STRATA_LOG: unknown level; "
+                                 "logging at warn\" value=nonsense expected="));
   s = open_logged(dir, -1, &l);
   strata_store_close(s);
   assert_int_equal(l.count[STRATA_LOG_WARN], 1);
-  assert_int_equal(l.count[STRATA_LOG_INFO], 0);
+  assert_null(strstr(l.text, "STRATA_LOG"));
   unsetenv("STRATA_LOG");
+}
+
+/* The public parser reads what $STRATA_LOG may hold, and refuses the rest
+ * with STRATA_E_INVAL. */
+static void test_public_level_parse(void **state) {
+  (void)state;
+  assert_int_equal(strata_log_level_parse("Trace"), STRATA_LOG_TRACE);
+  assert_int_equal(strata_log_level_parse("warning"), STRATA_LOG_WARN);
+  assert_int_equal(strata_log_level_parse("OFF"), STRATA_LOG_OFF);
+  assert_int_equal(strata_log_level_parse("0"), STRATA_LOG_TRACE);
+  assert_int_equal(strata_log_level_parse("5"), STRATA_LOG_OFF);
+  assert_int_equal(strata_log_level_parse("6"), STRATA_E_INVAL);
+  assert_int_equal(strata_log_level_parse("bogus"), STRATA_E_INVAL);
+  assert_int_equal(strata_log_level_parse(""), STRATA_E_INVAL);
+  assert_int_equal(strata_log_level_parse(NULL), STRATA_E_INVAL);
 }
 
 /* A path or free text written through strata__log_quote() stays one
@@ -219,6 +243,7 @@ int main(void) {
       cmocka_unit_test(test_levels_parse),
       cmocka_unit_test(test_line_format_and_levels),
       cmocka_unit_test(test_env_level),
+      cmocka_unit_test(test_public_level_parse),
       cmocka_unit_test(test_quoted_values_in_a_line),
       cmocka_unit_test(test_quote_follows_the_escaping_rule),
   };

@@ -108,6 +108,12 @@ static void test_dump_figures(void **state) {
   assert_int_equal(jint(r1, "id"), 9);
   assert_true(json_is_null(json_object_get(r1, "file")));
   assert_true(json_is_true(json_object_get(r1, "has_proto")));
+  /* Metadata is the parsed value, as every tool prints it (format 2.0): an
+   * object for region 9, null for region 5, which has none. */
+  assert_string_equal(json_string_value(json_object_get(doc, "format_version")),
+                      "2.0");
+  assert_int_equal(jint(r1, "metadata.k"), 1);
+  assert_true(json_is_null(json_object_get(r0, "metadata")));
   json_t *protos = json_object_get(doc, "protos");
   assert_int_equal(json_array_size(protos), 1);
   assert_int_equal(jint(json_array_get(protos, 0), "layers"), 1);

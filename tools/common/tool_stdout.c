@@ -3,9 +3,13 @@
 #define _GNU_SOURCE
 #include "tool_stdout.h"
 
+#include "tool_progress.h"
+
 #include <errno.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 /* The errno of the first failed write to standard output (or of closing
@@ -54,6 +58,9 @@ static int stdout_close(void *cookie) {
 }
 
 void tool_stdout_open(void) {
+  /* A closed pipe gives EPIPE, handled by tool_stdout_finish() and cat,
+   * rather than a death by SIGPIPE at whichever write came first. */
+  signal(SIGPIPE, SIG_IGN);
   FILE *f = fopencookie(
       NULL, "w",
       (cookie_io_functions_t){.write = stdout_write, .close = stdout_close});
@@ -80,4 +87,13 @@ int tool_stdout_close(void) {
           : errno != 0                        ? errno
                                               : EIO;
   return err;
+}
+
+int tool_stdout_finish(const char *prog, int code) {
+  int err = tool_stdout_close();
+  if (err == 0 || err == EPIPE)
+    return code;
+  tool_progress_break();
+  fprintf(stderr, "%s: writing to standard output: %s\n", prog, strerror(err));
+  return code == 0 ? 1 : code;
 }

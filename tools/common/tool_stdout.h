@@ -13,10 +13,25 @@
 #include <stddef.h>
 
 /* Replaces stdout with a stream that writes to file descriptor 1 and
- * records the errno of the first failed write. Called once, first thing in
- * main(). Out of memory, the plain stream stays (the message of
- * tool_stdout_close() is vaguer then). */
+ * records the errno of the first failed write, and ignores SIGPIPE (see
+ * tool_stdout_finish()). Called once, first thing in main(). Out of memory,
+ * the plain stream stays (the message of tool_stdout_close() is vaguer
+ * then). */
 void tool_stdout_open(void);
+
+/* The end of main() for every tool: closes stdout (tool_stdout_close())
+ * and returns the exit status, by one rule (docs/CLI.md, "Output"):
+ *
+ * - every write succeeded: `code`;
+ * - the reader went away (EPIPE: `tool | head -1`): `code`, and nothing
+ *   is printed. A reader that stops reading has what it wanted, as for
+ *   `cat`, and a `set -o pipefail` pipeline must not fail for it. SIGPIPE
+ *   is ignored (tool_stdout_open()) so that no command dies of it half-way
+ *   with status 141, and the shell prints no "Broken pipe";
+ * - any other failure (a full disk, a closed descriptor): prints
+ *   "PROG: writing to standard output: <strerror>" and returns 1 in place
+ *   of 0 (another failure's code is kept). */
+int tool_stdout_finish(const char *prog, int code);
 
 /* Flushes and closes stdout, and checks that every write to it succeeded
  * (fflush, ferror, fclose). Returns 0, or the errno of the first failure

@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "../common/tool_progress.h"
 #include "strata.h"
 
 /* Exit codes, documented in --help and docs/MANIFEST.md. */
@@ -106,27 +107,6 @@ int rb_check_keys(const json_t *obj, const char *const *allowed,
  * NULL on allocation failure, after printing. */
 char *rb_metadata_dump(const json_t *v, const char *where);
 
-/* ---- progress (progress.c) ---------------------------------------------- */
-
-typedef struct rb_progress {
-  bool enabled;                     /* stderr is a terminal and not --quiet */
-  uint64_t total;                   /* expected bytes written, 0 when unknown */
-  uint64_t layers;                  /* expected layers, 0 when unknown */
-  double start, last;               /* monotonic seconds */
-  uint64_t seen_bytes, seen_layers; /* as last reported by the writer */
-  bool drawn;
-} rb_progress;
-
-void rb_progress_init(rb_progress *p, bool enabled, uint64_t total_bytes,
-                      uint64_t total_layers);
-/* The writer's progress callback (strata_progress_fn); ctx is rb_progress. */
-void rb_progress_cb(void *ctx, uint64_t bytes, uint64_t layers);
-/* Ends the bar's line, if one was drawn, after a last redraw with the
- * final counts when `success`. */
-void rb_progress_done(rb_progress *p, bool success);
-/* Ends a drawn bar's line so that a message can follow; rb_error() calls it. */
-void rb_progress_break(void);
-
 /* ---- the writer session (session.c) ------------------------------------ */
 
 /* A region being written, with the signal handlers that remove its
@@ -134,7 +114,7 @@ void rb_progress_break(void);
 typedef struct rb_session {
   strata_writer *w;
   const rb_options *opt;
-  rb_progress progress;
+  tool_progress progress;
   uint64_t layers; /* layers written so far */
 } rb_session;
 

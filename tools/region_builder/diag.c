@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "../common/tool_escape.h"
+#include "../common/tool_progress.h"
 #include "builder.h"
 
 /* Writes the formatted text to stderr, escaped. */
@@ -29,7 +30,7 @@ static void put_escaped(const char *fmt, ...) {
 
 void rb_error(const char *where, const char *fmt, ...) {
   va_list ap;
-  rb_progress_break();
+  tool_progress_break();
   put_escaped("%s: ", where ? where : "region-builder");
   va_start(ap, fmt);
   vput_escaped(fmt, ap);
@@ -39,7 +40,7 @@ void rb_error(const char *where, const char *fmt, ...) {
 
 void rb_note(const char *fmt, ...) {
   va_list ap;
-  rb_progress_break();
+  tool_progress_break();
   fputs("region-builder: note: ", stderr);
   va_start(ap, fmt);
   vput_escaped(fmt, ap);
@@ -56,7 +57,7 @@ void rb_lib_error(const char *where, int rc) {
 }
 
 void rb_json_error(const char *file, int line, const json_error_t *err) {
-  rb_progress_break();
+  tool_progress_break();
   put_escaped("%s:%d:%d: %s", file, line, err->column, err->text);
   fputc('\n', stderr);
 }

@@ -1,11 +1,11 @@
 /* region-builder: builds a region file from a manifest, a JSONL stream of
  * layers or a directory tree. This file reads the command line and hands
  * over to one mode; docs/MANIFEST.md describes the inputs. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/tool_args.h"
 #include "../common/tool_stdout.h"
 #include "builder.h"
 
@@ -42,10 +42,12 @@ static void usage(FILE *f) {
       "  --metadata JSON    region metadata, for --jsonl and --from-dir\n"
       "  --align N          content alignment: a power of two from 16 to\n"
       "                     65536 (default 64; use 256 for GPU staging)\n"
-      "  -q, --quiet        no progress bar and no notes on stderr\n"
+      "  -q, --quiet        no progress line and no notes on stderr (the\n"
+      "                     progress line is drawn only when stderr is a\n"
+      "                     terminal, or when STRATA_PROGRESS=1)\n"
       "  -v, --verbose      print a one-line summary on stdout when done\n"
       "  -h, --help         print this help and exit\n"
-      "  --version          print the library version and exit\n"
+      "  -V, --version      print the library version and exit\n"
       "\n"
       "Layer ids are u64: JSON integers >= 0, or strings of decimal digits\n"
       "for ids above 9223372036854775807 (e.g. \"18446744073709551615\").\n"
@@ -58,35 +60,9 @@ static void usage(FILE *f) {
 }
 
 static int usage_error(const char *fmt, const char *arg) {
-  rb_error(NULL, fmt, arg); /* escaped: arg is the user's */
-  fputs("Try 'region-builder --help' for more information.\n", stderr);
+  tool_usage_error("region-builder", NULL, fmt, arg);
   return RB_EXIT_USAGE;
 }
-
-enum {
-  OPT_ID = 256,
-  OPT_NAME,
-  OPT_METADATA,
-  OPT_ALIGN,
-  OPT_JSONL,
-  OPT_FROM_DIR,
-  OPT_VERSION
-};
-
-static const struct option long_opts[] = {
-    {"output", required_argument, NULL, 'o'},
-    {"quiet", no_argument, NULL, 'q'},
-    {"verbose", no_argument, NULL, 'v'},
-    {"help", no_argument, NULL, 'h'},
-    {"version", no_argument, NULL, OPT_VERSION},
-    {"id", required_argument, NULL, OPT_ID},
-    {"name", required_argument, NULL, OPT_NAME},
-    {"metadata", required_argument, NULL, OPT_METADATA},
-    {"align", required_argument, NULL, OPT_ALIGN},
-    {"jsonl", required_argument, NULL, OPT_JSONL},
-    {"from-dir", required_argument, NULL, OPT_FROM_DIR},
-    {NULL, 0, NULL, 0},
-};
 
 /* --align is checked here, against the range strata.h documents, so that
  * the message can name the option rather than the writer's arguments. */
@@ -100,70 +76,56 @@ static bool parse_align(const char *s, uint32_t *out) {
 
 static int run(int argc, char **argv) {
   rb_options opt = {0};
-  const char *jsonl = NULL, *from_dir = NULL, *id = NULL;
-  int c;
-  argv[0] = "region-builder"; /* getopt's messages name the tool, not a path */
-  while ((c = getopt_long(argc, argv, "o:qvh", long_opts, NULL)) != -1) {
-    switch (c) {
-    case 'o':
-      opt.out = optarg;
-      break;
-    case 'q':
-      opt.quiet = true;
-      break;
-    case 'v':
-      opt.verbose = true;
-      break;
-    case 'h':
-      usage(stdout);
-      return RB_EXIT_OK;
-    case OPT_VERSION:
-      printf("region-builder (strata) %s\n", strata_version_string());
-      return RB_EXIT_OK;
-    case OPT_ID:
-      id = optarg;
-      break;
-    case OPT_NAME:
-      opt.region_name = optarg;
-      break;
-    case OPT_METADATA:
-      opt.region_metadata = optarg;
-      break;
-    case OPT_ALIGN:
-      if (!parse_align(optarg, &opt.align)) {
-        rb_error(NULL, "--align %s: must be a power of two from 16 to 65536",
-                 optarg);
-        return RB_EXIT_FAIL;
-      }
-      break;
-    case OPT_JSONL:
-      jsonl = optarg;
-      break;
-    case OPT_FROM_DIR:
-      from_dir = optarg;
-      break;
-    default: /* getopt has printed what was wrong */
-      fputs("Try 'region-builder --help' for more information.\n", stderr);
-      return RB_EXIT_USAGE;
-    }
+  const char *jsonl = NULL, *from_dir = NULL, *id = NULL, *align = NULL;
+  const tool_opt opts[] = {
+      {"output", 'o', NULL, &opt.out},
+      {"quiet", 'q', &opt.quiet, NULL},
+      {"verbose", 'v', &opt.verbose, NULL},
+      {"id", 0, NULL, &id},
+      {"name", 0, NULL, &opt.region_name},
+      {"metadata", 0, NULL, &opt.region_metadata},
+      {"align", 0, NULL, &align},
+      {"jsonl", 0, NULL, &jsonl},
+      {"from-dir", 0, NULL, &from_dir},
+  };
+  const char *pos[1];
+  size_t positional;
+  const tool_args a = {
+      "region-builder", NULL, opts, sizeof opts / sizeof opts[0], pos, 1};
+  switch (tool_args_parse(&a, argc, argv, &positional)) {
+  case TOOL_ARGS_HELP:
+    usage(stdout);
+    return RB_EXIT_OK;
+  case TOOL_ARGS_VERSION:
+    printf("region-builder (strata) %s\n", strata_version_string());
+    return RB_EXIT_OK;
+  case TOOL_ARGS_USAGE:
+    return RB_EXIT_USAGE;
+  case TOOL_ARGS_OK:
+    break;
   }
-  int positional = argc - optind;
+  if (!tool_check_log_env("region-builder"))
+    return RB_EXIT_USAGE;
+  if (align != NULL && !parse_align(align, &opt.align)) {
+    rb_error(NULL, "--align %s: must be a power of two from 16 to 65536",
+             align);
+    return RB_EXIT_FAIL;
+  }
   if (opt.out == NULL || opt.out[0] == '\0')
     return usage_error("%s", "missing -o OUT.region");
   if (jsonl && from_dir)
     return usage_error("%s", "--jsonl and --from-dir cannot be combined");
   if (!jsonl && !from_dir) {
     if (positional != 1)
-      return usage_error("%s", positional ? "expected one manifest, got more"
-                                          : "missing MANIFEST.json");
+      return usage_error("%s", "missing MANIFEST.json");
     if (id || opt.region_name || opt.region_metadata)
       return usage_error("%s", "--id, --name and --metadata are for --jsonl "
                                "and --from-dir; a manifest names its region");
     return rb_check_output(opt.out) < 0 ? RB_EXIT_FAIL
-                                        : rb_build_manifest(&opt, argv[optind]);
+                                        : rb_build_manifest(&opt, pos[0]);
   }
   if (positional != 0)
-    return usage_error("unexpected argument '%s'", argv[optind]);
+    return usage_error("unexpected argument '%s'", pos[0]);
   if (id == NULL || opt.region_name == NULL)
     return usage_error("%s", "--id and --name are required with --jsonl and "
                              "--from-dir");
@@ -182,12 +144,8 @@ static int run(int argc, char **argv) {
 
 int main(int argc, char **argv) {
   tool_stdout_open();
-  int code = run(argc, argv);
-  /* --help, --version and the -v summary: output that went nowhere (a full
-   * disk, a closed pipe) is a failure, as in strata (docs/CLI.md). */
-  int err = tool_stdout_close();
-  if (err == 0)
-    return code;
-  rb_error(NULL, "writing to standard output: %s", strerror(err));
-  return code == RB_EXIT_OK ? RB_EXIT_FAIL : code;
+  /* --help, --version and the -v summary: output that went nowhere is a
+   * failure, and a reader that went away is not, as in strata
+   * (tool_stdout_finish(), docs/CLI.md). */
+  return tool_stdout_finish("region-builder", run(argc, argv));
 }

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "../common/tool_escape.h"
+#include "../common/tool_progress.h"
 #include "builder.h"
 
 static const int handled[] = {SIGINT, SIGTERM, SIGHUP};
@@ -32,6 +33,7 @@ static char temp_path[PATH_MAX];
 static volatile sig_atomic_t have_temp;
 
 static void on_signal(int sig) {
+  tool_progress_on_signal(); /* the progress line ends with a newline */
   if (have_temp)
     (void)unlink(temp_path);
   /* The exit status a shell gives a process killed by `sig`. */
@@ -119,15 +121,15 @@ int rb_session_open(rb_session *s, const rb_options *opt, uint64_t region_id,
                     const char *where) {
   memset(s, 0, sizeof *s);
   s->opt = opt;
-  rb_progress_init(&s->progress, !opt->quiet && isatty(STDERR_FILENO),
-                   total_bytes, total_layers);
+  tool_progress_start(&s->progress, !opt->quiet && tool_progress_wanted(), NULL,
+                      total_bytes, total_layers);
   strata_writer_options wo;
   strata_writer_options_init(&wo);
   wo.region_id = region_id;
   wo.name = name;
   wo.metadata = metadata;
   wo.align = opt->align;
-  wo.progress = rb_progress_cb;
+  wo.progress = tool_progress_update;
   wo.progress_ctx = &s->progress;
   /* In a store's directory, hold its writer lock until commit or abort, so
    * that no store process has a proto open over the region replaced here
@@ -171,7 +173,7 @@ int rb_session_commit(rb_session *s) {
   s->w = NULL;
   have_temp = 0;
   block_signals(false);
-  rb_progress_done(&s->progress, rc == 0);
+  tool_progress_finish(&s->progress, rc == 0);
   if (rc < 0) {
     rb_lib_error(NULL, rc);
     return -1;
@@ -194,5 +196,5 @@ void rb_session_abort(rb_session *s) {
   s->w = NULL;
   have_temp = 0;
   block_signals(false);
-  rb_progress_done(&s->progress, false);
+  tool_progress_finish(&s->progress, false);
 }

@@ -52,23 +52,32 @@ extern const cli_command cli_cmd_dump_state;
 
 /* One option of a subcommand. Exactly one of `flag` and `value` is set:
  * `flag` for a switch (--json), `value` for an option that takes an
- * argument (--out FILE or --out=FILE). */
+ * argument (--out FILE or --out=FILE). Short forms are for the options
+ * every command takes (-h, -V); tool_opt has them for tools that want
+ * more. */
 typedef struct cli_option {
   const char *name; /* with the dashes: "--json" */
   bool *flag;
   const char **value;
 } cli_option;
 
-/* Parses argv[1..argc) of `cmd`: options anywhere, "--" ends them, and
- * between min_pos and max_pos positional arguments, stored in pos[] and
- * counted in *npos. "--help"/"-h" is handled here for every subcommand.
- * Returns true when the command should go on. Otherwise it has already
- * printed what was needed and *exit_code holds the code to return: 0 after
- * --help, CLI_EXIT_USAGE after a usage error. */
+/* Parses argv[1..argc) of `cmd` with tools/common/tool_args.h (getopt_long,
+ * the messages of both tools): options anywhere, "--" ends them, a unique
+ * prefix of a long option accepted, and between min_pos and max_pos
+ * positional arguments, stored in pos[] and counted in *npos. "-h"/"--help"
+ * (cmd->usage on stdout) and "-V"/"--version" ("strata VERSION") are
+ * handled here for every subcommand, and $STRATA_LOG is checked
+ * (tool_check_log_env()). Returns true when the command should go on.
+ * Otherwise it has already printed what was needed and *exit_code holds
+ * the code to return: 0 after --help or --version, CLI_EXIT_USAGE after a
+ * usage error. */
 bool cli_parse_args(const cli_command *cmd, int argc, char **argv,
                     const cli_option *opts, size_t nopts, const char **pos,
                     size_t min_pos, size_t max_pos, size_t *npos,
                     int *exit_code);
+
+/* `strata --version`'s line, "strata 0.1.0\n", on stdout. */
+void cli_print_version(void);
 
 /* cli_parse_args() for the commands that take exactly one FILE. */
 bool cli_parse_file_arg(const cli_command *cmd, int argc, char **argv,
@@ -101,11 +110,12 @@ const char *cli_detail_without_path(const char *path);
 void cli_stdout_open(void);
 
 /* Flushes and closes stdout, and checks that every write to it succeeded
- * (fflush, ferror, fclose). When one failed: prints "strata: writing to
- * standard output: <errno text>" and returns CLI_EXIT_FAIL in place of
- * CLI_EXIT_OK (another failure code is kept). Returns `code` otherwise.
- * Called once, last thing in main(): every command's output is checked
- * here, so that a full disk never ends in exit status 0. */
+ * (fflush, ferror, fclose), by the rule of tool_stdout_finish(): a reader
+ * that went away (EPIPE) leaves `code` as it is, quietly; any other
+ * failure prints "strata: writing to standard output: <errno text>" and
+ * returns CLI_EXIT_FAIL in place of CLI_EXIT_OK (another failure code is
+ * kept). Called once, last thing in main(): every command's output is
+ * checked here, so that a full disk never ends in exit status 0. */
 int cli_stdout_close(int code);
 
 /* Writes all `len` bytes to fd, across short writes and EINTR.

@@ -1,103 +1,64 @@
-/* Command-line parsing shared by every subcommand: options, "--", --help,
- * and the count of positional arguments. getopt_long is not used because
- * its permutation and error messages differ between libcs, and the tests
- * compare messages exactly. */
+/* Command-line parsing shared by every subcommand: a thin layer over
+ * tools/common/tool_args.c, which region-builder uses too, so that both
+ * tools accept the same forms and word their errors alike. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "../common/tool_args.h"
 #include "cli.h"
 
 int cli_usage_error(const cli_command *cmd, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  fputs("strata: ", stderr);
-  if (cmd != NULL)
-    fprintf(stderr, "%s: ", cmd->name);
-  cli_vprint_escaped(stderr, fmt, ap);
+  tool_vusage_error("strata", cmd ? cmd->name : NULL, fmt, ap);
   va_end(ap);
-  if (cmd != NULL)
-    fprintf(stderr, "\nTry 'strata %s --help'.\n", cmd->name);
-  else
-    fputs("\nTry 'strata --help'.\n", stderr);
   return CLI_EXIT_USAGE;
 }
 
-static const cli_option *find_option(const cli_option *opts, size_t nopts,
-                                     const char *arg, size_t name_len) {
-  for (size_t i = 0; i < nopts; i++)
-    if (strlen(opts[i].name) == name_len &&
-        strncmp(opts[i].name, arg, name_len) == 0)
-      return &opts[i];
-  return NULL;
-}
-
-/* Handles the option at argv[*i]. Returns false after a usage error. */
-static bool take_option(const cli_command *cmd, int argc, char **argv, int *i,
-                        const cli_option *opts, size_t nopts) {
-  const char *arg = argv[*i];
-  const char *eq = strchr(arg, '=');
-  size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
-  const cli_option *o = find_option(opts, nopts, arg, name_len);
-  if (o == NULL) {
-    cli_usage_error(cmd, "unknown option '%.*s'", (int)name_len, arg);
-    return false;
-  }
-  if (o->flag != NULL) {
-    if (eq != NULL) {
-      cli_usage_error(cmd, "option '%s' takes no value", o->name);
-      return false;
-    }
-    *o->flag = true;
-    return true;
-  }
-  if (eq != NULL) {
-    *o->value = eq + 1;
-    return true;
-  }
-  if (*i + 1 >= argc) {
-    cli_usage_error(cmd, "option '%s' needs a value", o->name);
-    return false;
-  }
-  *o->value = argv[++*i];
-  return true;
+void cli_print_version(void) {
+  printf("strata %s\n", strata_version_string());
 }
 
 bool cli_parse_args(const cli_command *cmd, int argc, char **argv,
                     const cli_option *opts, size_t nopts, const char **pos,
                     size_t min_pos, size_t max_pos, size_t *npos,
                     int *exit_code) {
-  size_t n = 0;
-  bool options_done = false;
   *exit_code = CLI_EXIT_USAGE;
-  for (int i = 1; i < argc; i++) {
-    const char *arg = argv[i];
-    bool is_option = !options_done && arg[0] == '-' && arg[1] != '\0';
-    if (is_option && strcmp(arg, "--") == 0) {
-      options_done = true;
-      continue;
-    }
-    if (is_option && (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)) {
-      fputs(cmd->usage, stdout);
-      *exit_code = CLI_EXIT_OK;
-      return false;
-    }
-    if (is_option) {
-      if (!take_option(cmd, argc, argv, &i, opts, nopts))
-        return false;
-      continue;
-    }
-    if (n == max_pos) {
-      cli_usage_error(cmd, "unexpected argument '%s'", arg);
-      return false;
-    }
-    pos[n++] = arg;
+  tool_opt *topts = calloc(nopts ? nopts : 1, sizeof *topts);
+  if (topts == NULL) {
+    cli_fail("out of memory");
+    *exit_code = CLI_EXIT_FAIL;
+    return false;
+  }
+  for (size_t i = 0; i < nopts; i++)
+    topts[i] = (tool_opt){opts[i].name + 2, 0, opts[i].flag, opts[i].value};
+  const tool_args a = {"strata", cmd->name, topts, nopts, pos, max_pos};
+  size_t n = 0;
+  enum tool_args_result res = tool_args_parse(&a, argc, argv, &n);
+  free(topts);
+  switch (res) {
+  case TOOL_ARGS_HELP:
+    fputs(cmd->usage, stdout);
+    *exit_code = CLI_EXIT_OK;
+    return false;
+  case TOOL_ARGS_VERSION:
+    cli_print_version();
+    *exit_code = CLI_EXIT_OK;
+    return false;
+  case TOOL_ARGS_USAGE:
+    return false;
+  case TOOL_ARGS_OK:
+    break;
   }
   if (n < min_pos) {
     cli_usage_error(cmd, "missing argument (usage: strata %s %s)", cmd->name,
                     cmd->synopsis);
     return false;
   }
+  if (!tool_check_log_env("strata"))
+    return false;
   *npos = n;
   return true;
 }

@@ -32,11 +32,7 @@ void cli_stdout_open(void) {
 }
 
 int cli_stdout_close(int code) {
-  int err = tool_stdout_close();
-  if (err == 0)
-    return code;
-  cli_fail("writing to standard output: %s", strerror(err));
-  return code == CLI_EXIT_OK ? CLI_EXIT_FAIL : code;
+  return tool_stdout_finish("strata", code);
 }
 
 int cli_fail_lib(int rc) {

@@ -1,6 +1,5 @@
 /* strata cat FILE LAYER: a layer's content, raw, on standard output. */
 #include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -132,9 +131,6 @@ static int run(int argc, char **argv) {
   layer_key key;
   if (!parse_key(pos[1], force_name, &key, &code))
     return code;
-  /* A closed pipe must give EPIPE, handled in cat_layer(), rather than kill
-   * the process. */
-  signal(SIGPIPE, SIG_IGN);
   return cat_layer(pos[0], &key);
 }
 

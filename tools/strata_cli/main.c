@@ -6,17 +6,19 @@
 
 #include "cli.h"
 
+static const cli_command cli_cmd_help;
+
 /* Shown in this order by --help. */
 static const cli_command *const commands[] = {
     &cli_cmd_inspect, &cli_cmd_ls,          &cli_cmd_cat,
     &cli_cmd_verify,  &cli_cmd_context,     &cli_cmd_put,
     &cli_cmd_rm,      &cli_cmd_crystallize, &cli_cmd_stats,
-    &cli_cmd_metrics, &cli_cmd_dump_state,
+    &cli_cmd_metrics, &cli_cmd_dump_state,  &cli_cmd_help,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 static void print_usage(FILE *f) {
-  fputs("Usage: strata [--help | --version]\n"
+  fputs("Usage: strata [-h | --help | -V | --version]\n"
         "       strata COMMAND [OPTIONS] ARGS...\n"
         "\n"
         "Inspect and check Strata region files (FILE), and read and change\n"
@@ -27,7 +29,8 @@ static void print_usage(FILE *f) {
   for (size_t i = 0; i < N_COMMANDS; i++)
     fprintf(f, "  %-11s %s\n", commands[i]->name, commands[i]->summary);
   fputs("\n"
-        "Run 'strata COMMAND --help' for the options of a command.\n"
+        "Run 'strata help COMMAND' or 'strata COMMAND --help' for the options\n"
+        "of a command. Every command also takes -h/--help and -V/--version.\n"
         "\n"
         "Exit status:\n"
         "  0  success\n"
@@ -40,6 +43,50 @@ static void print_usage(FILE *f) {
         f);
 }
 
+static const cli_command *find_command(const char *name) {
+  for (size_t i = 0; i < N_COMMANDS; i++)
+    if (strcmp(name, commands[i]->name) == 0)
+      return commands[i];
+  return NULL;
+}
+
+static const char help_usage[] =
+    "Usage: strata help [COMMAND]\n"
+    "\n"
+    "Print the list of commands (as 'strata --help' does), or the help of\n"
+    "COMMAND (as 'strata COMMAND --help' does), on standard output.\n"
+    "\n"
+    "Options:\n"
+    "  -h, --help  show this help\n"
+    "\n"
+    "Exit status: 0 ok, 2 unknown command or usage error.\n";
+
+static int run_help(int argc, char **argv) {
+  const char *pos[1];
+  size_t npos;
+  int code;
+  if (!cli_parse_args(&cli_cmd_help, argc, argv, NULL, 0, pos, 0, 1, &npos,
+                      &code))
+    return code;
+  if (npos == 0) {
+    print_usage(stdout);
+    return CLI_EXIT_OK;
+  }
+  const cli_command *cmd = find_command(pos[0]);
+  if (cmd == NULL)
+    return cli_usage_error(&cli_cmd_help, "unknown command '%s'", pos[0]);
+  fputs(cmd->usage, stdout);
+  return CLI_EXIT_OK;
+}
+
+static const cli_command cli_cmd_help = {
+    .name = "help",
+    .synopsis = "[COMMAND]",
+    .summary = "show the help of strata or of one command",
+    .usage = help_usage,
+    .run = run_help,
+};
+
 static int dispatch(int argc, char **argv) {
   if (argc < 2) {
     print_usage(stderr);
@@ -50,15 +97,13 @@ static int dispatch(int argc, char **argv) {
     print_usage(stdout);
     return CLI_EXIT_OK;
   }
-  if (strcmp(name, "--version") == 0) {
-    printf("strata %s\n", strata_version_string());
+  if (strcmp(name, "--version") == 0 || strcmp(name, "-V") == 0) {
+    cli_print_version();
     return CLI_EXIT_OK;
   }
-  for (size_t i = 0; i < N_COMMANDS; i++) {
-    if (strcmp(name, commands[i]->name) != 0)
-      continue;
-    return commands[i]->run(argc - 1, argv + 1);
-  }
+  const cli_command *cmd = find_command(name);
+  if (cmd != NULL)
+    return cmd->run(argc - 1, argv + 1);
   if (name[0] == '-')
     return cli_usage_error(NULL, "unknown option '%s'", name);
   return cli_usage_error(NULL, "unknown command '%s'", name);
