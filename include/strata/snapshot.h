@@ -60,10 +60,12 @@ STRATA_API int strata_get_by_name(const strata_txn *txn, uint64_t region_id,
                                   const char *name, size_t name_len,
                                   strata_layer *out);
 
-/* Finds a region by name (NUL-terminated) in the snapshot and stores its id
- * in *region_id. Errors: STRATA_E_NO_REGION. */
+/* Finds a region by name (name_len bytes, need not be NUL-terminated) in
+ * the snapshot and stores its id in *region_id. Errors: STRATA_E_NO_REGION,
+ * STRATA_E_INVAL (NULL argument; a NUL byte inside the name: the detail
+ * names its position). No lock, no allocation, no system call. */
 STRATA_API int strata_find_region(const strata_txn *txn, const char *name,
-                                  uint64_t *region_id);
+                                  size_t name_len, uint64_t *region_id);
 
 /* One step of a path through the store. */
 typedef struct strata_layer_ref {

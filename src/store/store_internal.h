@@ -249,8 +249,9 @@ int strata__catalog_build(strata__entry **entries, uint64_t n,
 void strata__catalog_free(strata__catalog *c);
 const strata__entry *strata__catalog_find(const strata__catalog *c,
                                           uint64_t id);
+/* The entry named by the `len` bytes at `name`, or NULL. */
 const strata__entry *strata__catalog_find_name(const strata__catalog *c,
-                                               const char *name);
+                                               const char *name, size_t len);
 /* Publishes a catalog of `n` entries, retiring the current catalog and the
  * `nr` entries in `retire` (entries of the current catalog that the new
  * one does not carry over). Either everything happens or, on

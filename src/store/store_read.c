@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <string.h>
 
+#include "common/json_check.h"
 #include "store/store_internal.h"
 #include "store/store_sample.h"
 
@@ -204,15 +205,18 @@ int strata_get_by_name(const strata_txn *txn, uint64_t region_id,
       region_id, e->name, (int)(name_len > 200 ? 200 : name_len), name);
 }
 
-int strata_find_region(const strata_txn *txn, const char *name,
+int strata_find_region(const strata_txn *txn, const char *name, size_t name_len,
                        uint64_t *region_id) {
   if (txn == NULL || strata__txn_priv(txn)->catalog == NULL || name == NULL ||
       region_id == NULL)
     return strata__fail(STRATA_E_INVAL, "strata_find_region: NULL argument");
+  STRATA__TRY(strata__check_name_arg("strata_find_region", "region name", name,
+                                     name_len));
   const strata__entry *e =
-      strata__catalog_find_name(strata__txn_priv(txn)->catalog, name);
+      strata__catalog_find_name(strata__txn_priv(txn)->catalog, name, name_len);
   if (e == NULL)
-    return strata__fail(STRATA_E_NO_REGION, "no region named \"%s\"", name);
+    return strata__fail(STRATA_E_NO_REGION, "no region named \"%.*s\"",
+                        (int)(name_len > 200 ? 200 : name_len), name);
   *region_id = e->id;
   return 0;
 }
