@@ -216,6 +216,11 @@ void strata__overlay_prune(struct strata_store *s, strata__overlay *o,
  * malloc'd array of *n pointers. */
 int strata__overlay_latest(const strata__overlay *o, const strata__lver ***out,
                            uint64_t *n);
+/* Reader side: the lver of every id a snapshot at `version` sees
+ * (tombstones included), sorted by id, in a malloc'ed array the caller
+ * frees (NULL when none). STRATA_E_NOMEM. */
+int strata__overlay_visible(const strata__overlay *o, uint64_t version,
+                            const strata__lver ***out, uint64_t *n);
 /* Frees the overlay and everything it holds (after its grace period). */
 void strata__overlay_free(struct strata_store *s, void *overlay);
 /* Allocates an lver with room for name and metadata, copying them. */

@@ -106,8 +106,7 @@ static void test_proto_takes_slices(void **state) {
   assert_strata_err(strata_find_region(&t, SLICE(0, 4), &rid),
                     STRATA_E_NO_REGION);
   assert_non_null(strstr(strata_last_error_detail(), "\"alph\""));
-  assert_strata_err(strata_find_region(&t, "alpha\0", 6, &rid),
-                    STRATA_E_INVAL);
+  assert_strata_err(strata_find_region(&t, "alpha\0", 6, &rid), STRATA_E_INVAL);
   assert_non_null(strstr(strata_last_error_detail(), "position 5"));
   strata_layer l;
   assert_strata_err(strata_get(&t, 1, 3, &l), STRATA_E_NOT_FOUND);
