@@ -337,7 +337,8 @@ struct strata_proto {
 struct strata_store {
   char *dir;
   int dirfd;
-  int lockfd; /* -1 until the first write call takes the lock */
+  int lockfd;       /* -1 until the first write call takes the lock */
+  bool created_dir; /* STRATA_STORE_CREATE made the directory */
   strata_store_config config;
   strata__logger log;
 
@@ -437,6 +438,13 @@ struct strata_store {
  * stops the verifier and waits for every snapshot to end, after which no
  * other thread touches the store, and _close frees it (and calls _stop
  * itself, so that it also undoes an _open alone). NULL ok for _close. */
+/* store_dir.c: creates `dir` (the last component only) unless it is a
+ * directory already, setting *created when it made it. Errors name the
+ * path: -ENOTDIR (something else is there), -ENOENT (no parent), -errno. */
+int strata__store_mkdir(const char *dir, bool *created);
+/* Removes a directory strata__store_mkdir() created, after an open that
+ * failed: its lock file, then the directory if nothing else is in it. */
+void strata__store_unmake_dir(const char *dir);
 int strata__store_open(const char *dir, const strata_store_config *config,
                        struct strata_store **out);
 void strata__store_start(struct strata_store *s);

@@ -79,8 +79,8 @@ static void expect_iter_model(const strata_txn *t, const model *m,
     if (k >= m->n)
       fail_msg("%s: layer %" PRIu64 " past the model's %zu", where, l.id, m->n);
     if (l.id != m->l[k].id)
-      fail_msg("%s: layer %zu is %" PRIu64 ", the model has %" PRIu64, where,
-               k, l.id, m->l[k].id);
+      fail_msg("%s: layer %zu is %" PRIu64 ", the model has %" PRIu64, where, k,
+               l.id, m->l[k].id);
     assert_non_null(l.data);
     expect_layer(&m->l[k], &l, where);
     strata_layer g;
@@ -261,7 +261,8 @@ static void test_iter_edges(void **state) {
 
 /* ---- strata_get_many_by_name -------------------------------------------- */
 
-#define REF(r, l) {(r), strlen(r), (l), strlen(l)}
+#define REF(r, l)                                                              \
+  { (r), strlen(r), (l), strlen(l) }
 
 /* A path of names across a file region, a proto over it and a new proto,
  * with misses of every kind, against strata_find_region() +
@@ -295,7 +296,9 @@ static void test_get_many_by_name_model(void **state) {
     snprintf(names[i], sizeof names[i], "%c%" PRIu64, r % 2 ? 'f' : 'p', id);
     if (strcmp(region, "nine") == 0)
       snprintf(names[i], sizeof names[i], "%s",
-               r % 3 == 0 ? "empty" : r % 3 == 1 ? "two" : "one");
+               r % 3 == 0   ? "empty"
+               : r % 3 == 1 ? "two"
+                            : "one");
     refs[i] = (strata_layer_name_ref)REF(region, names[i]);
   }
   strata_txn t;
