@@ -31,7 +31,8 @@ int main(int argc, char **argv) {
   for (uint64_t i = 0; i < 3; i++) {
     char name[32];
     snprintf(name, sizeof name, "fact-%" PRIu64, i);
-    rc = strata_writer_add(w, i, name, "{\"keywords\":[\"strata\"]}", texts[i],
+    rc = strata_writer_add(w, i, name, strlen(name),
+                           "{\"keywords\":[\"strata\"]}", texts[i],
                            strlen(texts[i]));
     if (rc < 0) {
       strata_writer_abort(w);

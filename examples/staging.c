@@ -45,7 +45,7 @@ int main(int argc, char **argv) {
 
   /* A region of 9 layers, written through a proto. */
   strata_proto *p;
-  int rc = strata_proto_create(s, 1, "example", NULL, &p);
+  int rc = strata_proto_create(s, 1, "example", 7, NULL, &p);
   if (rc == STRATA_E_EXIST) /* run before in this directory */
     rc = strata_proto_open(s, 1, &p);
   TRY("create proto", rc);
@@ -54,7 +54,7 @@ int main(int argc, char **argv) {
     return 1;
   for (uint64_t i = 0; i < 9; i++) {
     layer_bytes(i, buf, layer_size(i));
-    TRY("put", strata_proto_put(p, i, NULL, NULL, buf, layer_size(i)));
+    TRY("put", strata_proto_put(p, i, NULL, 0, NULL, buf, layer_size(i)));
   }
   TRY("crystallize", strata_crystallize(s, 1));
 

@@ -83,6 +83,23 @@
  * - A staging stream is used by one thread at a time; each staging call
  *   says what else may run with it.
  *
+ * Conventions
+ * -----------
+ * Names passed to a function (a layer's or a region's) are a pointer and a
+ * length, `const char *name, size_t name_len`, in lookups and writes alike,
+ * so that a name cut out of a larger buffer (a path's components) is passed
+ * without a copy. The bytes need not be NUL-terminated. NULL with length 0
+ * means "no name" where a name is optional; NULL with a length, and a name
+ * with a NUL byte inside its length, are refused with STRATA_E_INVAL (the
+ * detail gives the byte's position). Other strings are NUL-terminated: file
+ * and directory paths, JSON metadata, and the region name field of
+ * strata_writer_options (its comment says why). Names the library hands
+ * out (strata_layer, strata_region_info, strata_store_region) are
+ * NUL-terminated and carry their length where the structure has room.
+ * Changed in 0.2: strata_find_region(), strata_writer_add(),
+ * strata_writer_begin_layer(), strata_proto_create() and strata_proto_put()
+ * took NUL-terminated names before; each now takes name_len after name.
+ *
  * Growing structures
  * ------------------
  * Configuration structures (strata_store_config, with the

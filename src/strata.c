@@ -20,7 +20,10 @@ int strata_store_open(const char *dir, const strata_store_config *config,
    * drop a file and so call before_unmap. */
   int rc = strata__staging_open(s, &s->staging);
   if (rc < 0) {
+    bool created = s->created_dir;
     strata_store_close(s); /* and the half-built pool */
+    if (created)           /* the open fails: the directory it made goes too */
+      strata__store_unmake_dir(dir);
     return rc;
   }
   strata__store_start(s);

@@ -18,7 +18,9 @@ extern "C" {
  * snapshots that begin after each change, and to nothing else; it becomes a
  * region file with strata_crystallize(). The handle belongs to the store:
  * it stays valid until strata_store_close() or strata_proto_discard().
- * `name` (UTF-8 without '/', NUL or a leading '.') also names the file:
+ * The name is the name_len bytes at `name` (need not be NUL-terminated;
+ * required: NULL, or an empty name, is STRATA_E_INVAL). It is UTF-8 without
+ * '/', NUL or a leading '.', and also names the file:
  * STORE/NAME.region. It may be 1..227 bytes: the file, and the temporary
  * file ".NAME.region.strata-tmp-XXXXXXXX" that crystallization writes
  * first, must fit in a 255-byte file name (fewer where the file system
@@ -28,8 +30,8 @@ extern "C" {
  * (read-only store), STRATA_E_NOMEM, STRATA_E_LIMIT (the name is too long:
  * the detail names it and the limit). Thread-safe. */
 STRATA_API int strata_proto_create(strata_store *store, uint64_t region_id,
-                                   const char *name, const char *metadata,
-                                   strata_proto **out);
+                                   const char *name, size_t name_len,
+                                   const char *metadata, strata_proto **out);
 
 /* Returns the proto of region `region_id`, creating one whose starting
  * content is the region file's layers when there is none. The file is never
@@ -42,13 +44,19 @@ STRATA_API int strata_proto_open(strata_store *store, uint64_t region_id,
 
 /* Adds or replaces layer `layer_id`: the content (copied), name and
  * metadata (JSON) become visible to snapshots that begin after the call
- * returns, all at once. Errors: STRATA_E_DUPLICATE (another layer has that
- * name), STRATA_E_INVAL (bad UTF-8 or JSON), STRATA_E_LIMIT (memory above
+ * returns, all at once. The name is the name_len bytes at `name` (need not
+ * be NUL-terminated); NULL with name_len 0 means no name. metadata is
+ * NUL-terminated JSON text, or NULL.
+ * Errors: STRATA_E_DUPLICATE (another layer has that
+ * name), STRATA_E_INVAL (bad UTF-8 or JSON; an empty name, a NUL byte inside
+ * the name: the detail names its position; NULL name with a length),
+ * STRATA_E_LIMIT (memory above
  * refuse_pct; the detail gives usage and limit), STRATA_E_NOMEM. A failed
  * put changes nothing. Thread-safe. */
 STRATA_API int strata_proto_put(strata_proto *proto, uint64_t layer_id,
-                                const char *name, const char *metadata,
-                                const void *data, size_t size);
+                                const char *name, size_t name_len,
+                                const char *metadata, const void *data,
+                                size_t size);
 
 /* Removes layer `layer_id` (a proto layer or one of the base file's).
  * Errors: STRATA_E_NOT_FOUND. Thread-safe. */

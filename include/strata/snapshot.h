@@ -60,10 +60,12 @@ STRATA_API int strata_get_by_name(const strata_txn *txn, uint64_t region_id,
                                   const char *name, size_t name_len,
                                   strata_layer *out);
 
-/* Finds a region by name (NUL-terminated) in the snapshot and stores its id
- * in *region_id. Errors: STRATA_E_NO_REGION. */
+/* Finds a region by name (name_len bytes, need not be NUL-terminated) in
+ * the snapshot and stores its id in *region_id. Errors: STRATA_E_NO_REGION,
+ * STRATA_E_INVAL (NULL argument; a NUL byte inside the name: the detail
+ * names its position). No lock, no allocation, no system call. */
 STRATA_API int strata_find_region(const strata_txn *txn, const char *name,
-                                  uint64_t *region_id);
+                                  size_t name_len, uint64_t *region_id);
 
 /* One step of a path through the store. */
 typedef struct strata_layer_ref {
@@ -73,12 +75,90 @@ typedef struct strata_layer_ref {
 
 /* Looks up a path of layers across regions in one call: out[i] is filled
  * for refs[i], or zeroed (data == NULL) when that region or layer does not
- * exist. The index entries of the next lookups are prefetched while the
- * current one completes. Returns the number found. No lock, no allocation,
+ * exist (a layer found has non-NULL data, also when it is empty). The
+ * index entries of the next lookups are prefetched while the current one
+ * completes. Returns the number found. No lock, no allocation,
  * no system call; no error detail for misses. */
 STRATA_API size_t strata_get_many(const strata_txn *txn,
                                   const strata_layer_ref *refs, size_t count,
                                   strata_layer *out);
+
+/* One step of a path given by names: the region's name and the layer's,
+ * each a pointer and a length (<strata.h>, "Conventions"); the bytes need
+ * not be NUL-terminated and are read only during the call. */
+typedef struct strata_layer_name_ref {
+  const char *region_name;
+  size_t region_name_len;
+  const char *layer_name;
+  size_t layer_name_len;
+} strata_layer_name_ref;
+
+/* strata_get_many() with names: out[i] is filled for refs[i] as
+ * strata_find_region() then strata_get_by_name() would (a proto's layers
+ * included, as of the snapshot), or zeroed (data == NULL) when the region
+ * or the layer does not exist, or a name is NULL or holds a NUL byte.
+ * Returns the number found. Cost: a region name is found by a scan of the
+ * snapshot's regions, done once for each run of refs naming the same region
+ * (a path through one region costs one scan); each layer name is one hash
+ * probe of the file's name index, plus one of the proto's when the region
+ * has one. Pointers valid until strata_read_end(txn). No lock, no
+ * allocation, no system call; no error detail for misses. The txn's rules
+ * are strata_get()'s. */
+STRATA_API size_t strata_get_many_by_name(const strata_txn *txn,
+                                          const strata_layer_name_ref *refs,
+                                          size_t count, strata_layer *out);
+
+/* Iteration over a region's layers as a snapshot sees them, in ascending id
+ * order: the region file's layers merged with its proto's changes (layers
+ * added, replaced and removed), where strata_region_iter (<strata/region.h>)
+ * sees only the file.
+ *
+ *   strata_snapshot_iter it;
+ *   if ((rc = strata_snapshot_iter_init(&txn, region_id, &it)) < 0) ...
+ *   while ((rc = strata_snapshot_next(&it, &layer)) > 0) { ... }
+ *   strata_snapshot_iter_end(&it);
+ *   if (rc < 0) ...error...
+ *
+ * The layers returned are exactly those strata_get() through the same
+ * snapshot returns, with the same pointers, valid until
+ * strata_read_end(txn) (not only until the next call): what writers do
+ * meanwhile (puts, removes, crystallization, reclamation) changes nothing
+ * the iterator returns. The iterator must not be used after
+ * strata_read_end(txn); it is used by one thread at a time, like the txn.
+ * Like strata_txn, it lives in the caller's memory and its contents are
+ * private: do not copy it.
+ *
+ * Cost: for a region without a proto, what strata_region_iter costs: no
+ * allocation, no lock, no system call. For a region with a proto, init
+ * walks the proto's index once and sorts the layers the proto changed as of
+ * the snapshot (O(c log c) for c changed layers) into one allocated array
+ * of 8 bytes per layer; each file layer that a proto layer with a smaller
+ * id precedes is looked up again by id (one hash probe). Reads through the
+ * iterator are not counted in the read statistics. */
+typedef struct strata_snapshot_iter {
+  uint64_t reserved_[10];
+} strata_snapshot_iter;
+
+/* Starts iterating region `region_id` as snapshot `txn` sees it.
+ * Errors: STRATA_E_NO_REGION, STRATA_E_NOMEM (the proto's array),
+ * STRATA_E_INVAL (NULL argument, or a snapshot that has ended). On failure
+ * the iterator is empty: strata_snapshot_next() returns 0 and
+ * strata_snapshot_iter_end() does nothing. */
+STRATA_API int strata_snapshot_iter_init(const strata_txn *txn,
+                                         uint64_t region_id,
+                                         strata_snapshot_iter *it);
+
+/* Returns 1 and fills *out with the next layer, 0 when every layer has been
+ * returned, or STRATA_E_CORRUPT as strata_region_next() does. At 0 or an
+ * error the iterator has released what it held. */
+STRATA_API int strata_snapshot_next(strata_snapshot_iter *it,
+                                    strata_layer *out);
+
+/* Releases what the iterator holds; needed when the iteration stops before
+ * strata_snapshot_next() returned 0 or an error, harmless otherwise, and
+ * accepts NULL. Call it before strata_read_end(txn) or after: it touches
+ * nothing of the snapshot. */
+STRATA_API void strata_snapshot_iter_end(strata_snapshot_iter *it);
 
 /* A region as a snapshot sees it. Pointers valid until strata_read_end(). */
 typedef struct strata_store_region {

@@ -91,6 +91,13 @@ enum strata_store_flags {
   STRATA_STORE_VERIFY_AT_OPEN = 1u << 1,
   /* Bit 2 is taken by a benchmark switch, which is not part of the API
    * (src/common/strata_testing.h): do not reuse it. */
+  /* Create the store's directory when it does not exist: its last
+   * component only, mode 0755 less the umask. An existing directory is
+   * opened as it is. A path that exists but is not a directory is
+   * -ENOTDIR, and a missing parent -ENOENT, each with a detail naming the
+   * path. When the open fails after creating the directory, the directory
+   * is removed again. */
+  STRATA_STORE_CREATE = 1u << 3,
 };
 
 /* A store's configuration. Fill it with strata_store_config_init() before
@@ -139,8 +146,9 @@ typedef struct strata_store_config {
  * struct_size. Thread-safe. */
 STRATA_API void strata_store_config_init(strata_store_config *config);
 
-/* Opens the store in directory `dir` (which must exist): every region file
- * in it is mapped and validated, in parallel. A region file that fails
+/* Opens the store in directory `dir` (which must exist, unless
+ * STRATA_STORE_CREATE is set: then an empty store is created): every region
+ * file in it is mapped and validated, in parallel. A region file that fails
  * validation, or whose region id or name another file already has, is
  * skipped with a WARN log line naming the file and the reason; the others
  * are served. config may be NULL (the defaults); otherwise the first

@@ -9,7 +9,7 @@
 #include "strata/types.h"
 
 #define STRATA_VERSION_MAJOR 0
-#define STRATA_VERSION_MINOR 1
+#define STRATA_VERSION_MINOR 2
 #define STRATA_VERSION_PATCH 0
 
 #define STRATA_VERSION_HEX                                                     \

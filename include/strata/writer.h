@@ -34,7 +34,12 @@ typedef struct strata_writer_options {
    * systems), and a size larger than the library's. */
   uint32_t struct_size;
   uint64_t region_id;
-  const char *name;     /* region name: required, 1..255 bytes of UTF-8 */
+  /* Region name: required, 1..255 bytes of UTF-8, NUL-terminated. The one
+   * name that is not pointer + length (<strata.h>, "Conventions"): it is a
+   * field, set once like the structure's other strings, and a length field
+   * beside it would change the structure's layout, where fields are only
+   * appended. strata_writer_open() copies it. */
+  const char *name;
   const char *metadata; /* region metadata: JSON text, or NULL */
   uint32_t align;       /* content alignment: power of two in [16, 65536];
                            0 means the default, 64 */
@@ -98,23 +103,28 @@ STRATA_API int strata_writer_open(const char *path,
                                   const strata_writer_options *options,
                                   strata_writer **out);
 
-/* Adds a whole layer. name and metadata may be NULL. Layers may come in any
- * id order (ascending order gives dense regions the packed lookup table).
+/* Adds a whole layer. The name is the name_len bytes at `name` (need not be
+ * NUL-terminated); NULL with name_len 0 means no name. metadata is
+ * NUL-terminated JSON text, or NULL. Layers may come in any id order
+ * (ascending order gives dense regions the packed lookup table).
  * Errors: STRATA_E_DUPLICATE (id or name seen before), STRATA_E_INVAL (bad
- * UTF-8, empty name, metadata that is not JSON), STRATA_E_LIMIT,
+ * UTF-8, empty name, a NUL byte inside the name (the detail names its
+ * position), NULL name with a length, metadata that is not JSON),
+ * STRATA_E_LIMIT,
  * STRATA_E_STATE (inside another layer, or an earlier write failed),
  * STRATA_E_NOMEM, -errno from write. A rejected layer leaves the writer as
  * it was; a failed write leaves it usable only for abort. */
 STRATA_API int strata_writer_add(strata_writer *w, uint64_t id,
-                                 const char *name, const char *metadata,
-                                 const void *data, size_t size);
+                                 const char *name, size_t name_len,
+                                 const char *metadata, const void *data,
+                                 size_t size);
 
 /* Streams a layer in pieces: begin, any number of appends, end. The errors
  * are those of strata_writer_add(): begin checks the id, name and metadata;
  * append and end return STRATA_E_STATE outside a layer or after a failed
  * write, and -errno when a write fails. */
 STRATA_API int strata_writer_begin_layer(strata_writer *w, uint64_t id,
-                                         const char *name,
+                                         const char *name, size_t name_len,
                                          const char *metadata);
 STRATA_API int strata_writer_append(strata_writer *w, const void *data,
                                     size_t size);

@@ -2,6 +2,7 @@
  * jansson refused a text (not JSON, or out of memory). */
 #include <inttypes.h>
 #include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/common.h"
@@ -268,5 +269,35 @@ int strata__check_text(const char *path, const char *what, uint64_t id,
                           "%s: layer %" PRIu64 ": %s is not JSON: %s at %d:%d",
                           path, id, what, err.text, err.line, err.column);
   }
+  return 0;
+}
+
+int strata__check_name_arg(const char *where, const char *what,
+                           const char *name, size_t len) {
+  STRATA__FAIL_IF(name == NULL && len > 0, STRATA_E_INVAL,
+                  "%s: %s is NULL with length %zu (no name is NULL with "
+                  "length 0)",
+                  where, what, len);
+  const char *nul = name != NULL ? memchr(name, '\0', len) : NULL;
+  size_t pos = nul != NULL ? (size_t)(nul - name) : 0;
+  STRATA__FAIL_IF(nul != NULL, STRATA_E_INVAL,
+                  "%s: %s \"%.*s\" has a NUL byte at position %zu of its %zu "
+                  "bytes",
+                  where, what, (int)(pos > 200 ? 200 : pos), name, pos, len);
+  return 0;
+}
+
+int strata__name_dup(const char *where, const char *what, const char *name,
+                     size_t len, char **out) {
+  *out = NULL;
+  STRATA__TRY(strata__check_name_arg(where, what, name, len));
+  if (name == NULL)
+    return 0;
+  char *copy = malloc(len + 1);
+  STRATA__FAIL_IF(copy == NULL, STRATA_E_NOMEM,
+                  "%s: copying the %s (%zu bytes)", where, what, len);
+  memcpy(copy, name, len);
+  copy[len] = '\0';
+  *out = copy;
   return 0;
 }

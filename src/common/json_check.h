@@ -29,4 +29,18 @@ int strata__utf8_valid(const char *s, size_t len);
 int strata__check_text(const char *path, const char *what, uint64_t id,
                        const char *s, size_t max, bool json);
 
+/* Checks a name argument given as pointer + length (the API's convention
+ * for names, <strata.h> "Conventions"): NULL with length 0 is no name;
+ * NULL with a length, or an embedded NUL byte, is STRATA_E_INVAL naming
+ * `where`, `what` and the byte position. Returns 0 when the name is usable
+ * as given (the other checks of a name are the caller's). */
+int strata__check_name_arg(const char *where, const char *what,
+                           const char *name, size_t len);
+
+/* strata__check_name_arg(), then a NUL-terminated copy in *out (malloc'ed,
+ * freed by the caller), or NULL for no name. Errors: those of the check,
+ * STRATA_E_NOMEM. */
+int strata__name_dup(const char *where, const char *what, const char *name,
+                     size_t len, char **out);
+
 #endif /* STRATA_JSON_CHECK_H */

@@ -69,12 +69,14 @@ const strata__entry *strata__catalog_find(const strata__catalog *c,
 }
 
 const strata__entry *strata__catalog_find_name(const strata__catalog *c,
-                                               const char *name) {
+                                               const char *name, size_t len) {
   /* Stores hold tens to thousands of regions and names are looked up once
    * per path, not per layer: a scan is cheaper than another table. */
-  for (uint64_t i = 0; i < c->n; i++)
-    if (strcmp(c->by_order[i]->name, name) == 0)
+  for (uint64_t i = 0; i < c->n; i++) {
+    const char *n = c->by_order[i]->name;
+    if (strncmp(n, name, len) == 0 && n[len] == '\0')
       return c->by_order[i];
+  }
   return NULL;
 }
 

@@ -19,8 +19,8 @@
 
 static int add_lver(strata_writer *w, const strata__lver *lv, uint64_t *bytes) {
   *bytes += lv->size;
-  return strata_writer_add(w, lv->id, lv->name, lv->metadata, lv->data,
-                           (size_t)lv->size);
+  return strata_writer_add(w, lv->id, lv->name, lv->name_len, lv->metadata,
+                           lv->data, (size_t)lv->size);
 }
 
 /* Streams the region's current content into the writer in id order: the
@@ -47,7 +47,7 @@ static int write_content(const strata__entry *e, strata_writer *w,
         continue; /* replaced or removed: the loop above handles it next */
       if (rc == 0) {
         *bytes += l.size;
-        rc = strata_writer_add(w, l.id, l.name, l.metadata, l.data,
+        rc = strata_writer_add(w, l.id, l.name, l.name_len, l.metadata, l.data,
                                (size_t)l.size);
       }
     }

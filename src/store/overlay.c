@@ -488,3 +488,63 @@ int strata__overlay_latest(const strata__overlay *o, const strata__lver ***out,
   *n = k;
   return 0;
 }
+
+int strata__overlay_visible(const strata__overlay *o, uint64_t version,
+                            const strata__lver ***out, uint64_t *n) {
+  *out = NULL;
+  *n = 0;
+  /* Reader side: the table is loaded once. A writer may prepend links
+   * (newer than `version`: skipped), prune versions no open snapshot sees
+   * (never one this snapshot sees) or swap in a larger table (this one is
+   * retired after the snapshot ends), so two passes over it see the same
+   * set: the first counts, the second collects. */
+  const strata__otable *t = atomic_load_explicit(&((strata__overlay *)o)->table,
+                                                 memory_order_acquire);
+  uint64_t cap = 0;
+  for (int pass = 0; pass < 2; pass++) {
+    id_lver *pairs = NULL;
+    if (pass == 1) {
+      if (cap == 0)
+        return 0;
+      pairs = malloc(cap * sizeof *pairs);
+      if (pairs == NULL)
+        return STRATA_E_NOMEM;
+    }
+    uint64_t k = 0;
+    for (uint64_t b = 0; b <= t->mask; b++)
+      for (const strata__link *l =
+               atomic_load_explicit(&t->by_id[b], memory_order_acquire);
+           l != NULL;
+           l = atomic_load_explicit(&l->next, memory_order_acquire)) {
+        const strata__lver *lv = l->lv;
+        /* The snapshot's version of an id is the first link it may see. */
+        if (lv->version > version ||
+            strata__overlay_find(o, lv->id, version) != lv)
+          continue;
+        if (pass == 1 && k < cap)
+          pairs[k] = (id_lver){lv->id, lv};
+        k++;
+      }
+    if (pass == 0) {
+      cap = k;
+      continue;
+    }
+    k = k < cap ? k : cap;
+    if (k == 0) {
+      free(pairs);
+      return 0;
+    }
+    qsort(pairs, k, sizeof *pairs, cmp_id_lver);
+    const strata__lver **v = malloc(k * sizeof *v);
+    if (v == NULL) {
+      free(pairs);
+      return STRATA_E_NOMEM;
+    }
+    for (uint64_t i = 0; i < k; i++)
+      v[i] = pairs[i].lv;
+    free(pairs);
+    *out = v;
+    *n = k;
+  }
+  return 0;
+}

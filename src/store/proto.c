@@ -112,8 +112,9 @@ static int create_locked(struct strata_store *s, uint64_t id, const char *name,
   strata__catalog *c = current(s);
   STRATA__FAIL_IF(strata__catalog_find(c, id) != NULL, STRATA_E_EXIST,
                   "%s: region %" PRIu64 " already exists", s->dir, id);
-  STRATA__FAIL_IF(strata__catalog_find_name(c, name) != NULL, STRATA_E_EXIST,
-                  "%s: a region named \"%s\" already exists", s->dir, name);
+  STRATA__FAIL_IF(strata__catalog_find_name(c, name, strlen(name)) != NULL,
+                  STRATA_E_EXIST, "%s: a region named \"%s\" already exists",
+                  s->dir, name);
   char file[REGION_NAME_MAX + sizeof REGION_FILE_SUFFIX];
   snprintf(file, sizeof file, "%s" REGION_FILE_SUFFIX, name);
   STRATA__FAIL_IF(faccessat(s->dirfd, file, F_OK, AT_SYMLINK_NOFOLLOW) == 0,
@@ -149,14 +150,18 @@ static int create_locked(struct strata_store *s, uint64_t id, const char *name,
 }
 
 int strata_proto_create(strata_store *s, uint64_t region_id, const char *name,
-                        const char *metadata, strata_proto **out) {
+                        size_t name_len, const char *metadata,
+                        strata_proto **out) {
   STRATA__FAIL_IF(s == NULL || out == NULL, STRATA_E_INVAL,
                   "strata_proto_create: NULL argument");
+  char *copy;
+  STRATA__TRY(strata__name_dup(s->dir, "region name", name, name_len, &copy));
   strata__store_await_verify(s); /* never build on an unverified file */
   pthread_mutex_lock(&s->write_mu);
-  int rc = create_locked(s, region_id, name, metadata, out);
+  int rc = create_locked(s, region_id, copy, metadata, out);
   strata__store_maintain(s);
   pthread_mutex_unlock(&s->write_mu);
+  free(copy);
   return rc;
 }
 
@@ -369,8 +374,17 @@ static int change(strata_proto *p, uint64_t id, const char *name,
 }
 
 int strata_proto_put(strata_proto *p, uint64_t layer_id, const char *name,
-                     const char *metadata, const void *data, size_t size) {
-  return change(p, layer_id, name, metadata, data, size, false);
+                     size_t name_len, const char *metadata, const void *data,
+                     size_t size) {
+  STRATA__FAIL_IF(p == NULL, STRATA_E_INVAL, "strata_proto: NULL proto");
+  char where[512];
+  snprintf(where, sizeof where, "%s: region %" PRIu64 ": layer %" PRIu64,
+           p->store->dir, p->region_id, layer_id);
+  char *copy;
+  STRATA__TRY(strata__name_dup(where, "name", name, name_len, &copy));
+  int rc = change(p, layer_id, copy, metadata, data, size, false);
+  free(copy);
+  return rc;
 }
 
 int strata_proto_remove(strata_proto *p, uint64_t layer_id) {

@@ -76,11 +76,11 @@ static int check_config(const char *dir, const strata_store_config *in,
   STRATA__FAIL_IF(c->log_level < -1 || c->log_level > STRATA_LOG_OFF,
                   STRATA_E_INVAL, "%s: log_level %d is not a STRATA_LOG_ value",
                   dir, c->log_level);
-  STRATA__FAIL_IF(c->flags & ~(unsigned)(STRATA_STORE_READ_ONLY |
-                                         STRATA_STORE_VERIFY_AT_OPEN |
-                                         STRATA_STORE_NO_READ_STATS),
-                  STRATA_E_INVAL, "%s: unknown store flags 0x%x", dir,
-                  c->flags);
+  STRATA__FAIL_IF(
+      c->flags &
+          ~(unsigned)(STRATA_STORE_READ_ONLY | STRATA_STORE_VERIFY_AT_OPEN |
+                      STRATA_STORE_NO_READ_STATS | STRATA_STORE_CREATE),
+      STRATA_E_INVAL, "%s: unknown store flags 0x%x", dir, c->flags);
   return 0;
 }
 
@@ -133,12 +133,16 @@ int strata__store_open(const char *dir, const strata_store_config *config,
   strata__logger_init(&s->log, c.log_level, c.log_fn, c.log_ctx);
   pthread_mutex_init(&s->write_mu, NULL);
   pthread_mutex_init(&s->verify_mu, NULL);
-  s->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  int rc = s->dirfd < 0 ? strata__fail_errno(errno,
-                                             "%s: opening the store "
-                                             "directory",
-                                             dir)
-                        : strata__ebr_init(s, c.max_readers);
+  int rc = c.flags & STRATA_STORE_CREATE
+               ? strata__store_mkdir(dir, &s->created_dir)
+               : 0;
+  s->dirfd = rc < 0 ? -1 : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (rc == 0)
+    rc = s->dirfd < 0 ? strata__fail_errno(errno,
+                                           "%s: opening the store "
+                                           "directory",
+                                           dir)
+                      : strata__ebr_init(s, c.max_readers);
   if (rc == 0) {
     strata__pool_config pc = {.class_count = 13};
     for (unsigned i = 0; i < pc.class_count; i++)
@@ -180,7 +184,10 @@ int strata__store_open(const char *dir, const strata_store_config *config,
     for (size_t i = 0; i < count; i++)
       strata__entry_free(s, entries[i]);
     free(entries);
+    bool created = s->created_dir;
     strata__store_close(s);
+    if (created)
+      strata__store_unmake_dir(dir);
     return rc;
   }
   free(entries);

@@ -216,6 +216,11 @@ void strata__overlay_prune(struct strata_store *s, strata__overlay *o,
  * malloc'd array of *n pointers. */
 int strata__overlay_latest(const strata__overlay *o, const strata__lver ***out,
                            uint64_t *n);
+/* Reader side: the lver of every id a snapshot at `version` sees
+ * (tombstones included), sorted by id, in a malloc'ed array the caller
+ * frees (NULL when none). STRATA_E_NOMEM. */
+int strata__overlay_visible(const strata__overlay *o, uint64_t version,
+                            const strata__lver ***out, uint64_t *n);
 /* Frees the overlay and everything it holds (after its grace period). */
 void strata__overlay_free(struct strata_store *s, void *overlay);
 /* Allocates an lver with room for name and metadata, copying them. */
@@ -249,8 +254,9 @@ int strata__catalog_build(strata__entry **entries, uint64_t n,
 void strata__catalog_free(strata__catalog *c);
 const strata__entry *strata__catalog_find(const strata__catalog *c,
                                           uint64_t id);
+/* The entry named by the `len` bytes at `name`, or NULL. */
 const strata__entry *strata__catalog_find_name(const strata__catalog *c,
-                                               const char *name);
+                                               const char *name, size_t len);
 /* Publishes a catalog of `n` entries, retiring the current catalog and the
  * `nr` entries in `retire` (entries of the current catalog that the new
  * one does not carry over). Either everything happens or, on
@@ -331,7 +337,8 @@ struct strata_proto {
 struct strata_store {
   char *dir;
   int dirfd;
-  int lockfd; /* -1 until the first write call takes the lock */
+  int lockfd;       /* -1 until the first write call takes the lock */
+  bool created_dir; /* STRATA_STORE_CREATE made the directory */
   strata_store_config config;
   strata__logger log;
 
@@ -431,6 +438,13 @@ struct strata_store {
  * stops the verifier and waits for every snapshot to end, after which no
  * other thread touches the store, and _close frees it (and calls _stop
  * itself, so that it also undoes an _open alone). NULL ok for _close. */
+/* store_dir.c: creates `dir` (the last component only) unless it is a
+ * directory already, setting *created when it made it. Errors name the
+ * path: -ENOTDIR (something else is there), -ENOENT (no parent), -errno. */
+int strata__store_mkdir(const char *dir, bool *created);
+/* Removes a directory strata__store_mkdir() created, after an open that
+ * failed: its lock file, then the directory if nothing else is in it. */
+void strata__store_unmake_dir(const char *dir);
 int strata__store_open(const char *dir, const strata_store_config *config,
                        struct strata_store **out);
 void strata__store_start(struct strata_store *s);

@@ -2,8 +2,10 @@
  * lock, allocates (after a thread's first snapshot), or makes a system
  * call; see ebr.c for why a snapshot keeps what it reads alive. */
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "common/json_check.h"
 #include "store/store_internal.h"
 #include "store/store_sample.h"
 
@@ -93,9 +95,13 @@ void strata_read_end(strata_txn *txn) {
   t->catalog = NULL;
 }
 
+/* What an empty proto layer's data points at: a found layer's data is
+ * never NULL, so that get_many's NULL means a miss only. */
+static const uint8_t empty_content[1];
+
 static void fill_from_lver(const strata__lver *lv, strata_layer *out) {
   *out = (strata_layer){.id = lv->id,
-                        .data = lv->data,
+                        .data = lv->data != NULL ? lv->data : empty_content,
                         .size = lv->size,
                         .name = lv->name,
                         .name_len = lv->name_len,
@@ -166,6 +172,32 @@ const strata_region *strata__txn_file(const strata_txn *txn,
   return e != NULL && e->file != NULL ? e->file->region : NULL;
 }
 
+/* The lookup by name without error details, shared by strata_get_by_name
+ * and get_many_by_name: 1 found, 0 no such layer. A file's layer counts
+ * only if the proto did not replace or remove it (a replacement with the
+ * same name is found in the overlay first). */
+static int lookup_name(const strata_txn *txn, const strata__entry *e,
+                       const char *name, size_t name_len, strata_layer *out) {
+  uint64_t v = strata__txn_priv(txn)->version;
+  if (e->overlay != NULL) {
+    const strata__lver *lv =
+        strata__overlay_find_name(e->overlay, name, name_len, v);
+    if (lv != NULL) {
+      fill_from_lver(lv, out);
+      return 1;
+    }
+  }
+  strata_layer l;
+  if (e->file != NULL &&
+      strata_region_get_by_name(e->file->region, name, name_len, &l) == 0 &&
+      (e->overlay == NULL ||
+       strata__overlay_find(e->overlay, l.id, v) == NULL)) {
+    *out = l;
+    return 1;
+  }
+  return 0;
+}
+
 int strata_get_by_name(const strata_txn *txn, uint64_t region_id,
                        const char *name, size_t name_len, strata_layer *out) {
   const strata__entry *e = find_entry(txn, region_id);
@@ -174,29 +206,10 @@ int strata_get_by_name(const strata_txn *txn, uint64_t region_id,
                         "region %" PRIu64 ": not in the store", region_id);
   if (name == NULL || out == NULL)
     return strata__fail(STRATA_E_INVAL, "strata_get_by_name: NULL argument");
-  if (e->overlay != NULL) {
-    const strata__lver *lv = strata__overlay_find_name(
-        e->overlay, name, name_len, strata__txn_priv(txn)->version);
-    if (lv != NULL) {
-      fill_from_lver(lv, out);
-      count_get(txn, true, out->size);
-      sample(txn, region_id, out->id);
-      return 0;
-    }
-  }
-  strata_layer l;
-  if (e->file != NULL &&
-      strata_region_get_by_name(e->file->region, name, name_len, &l) == 0) {
-    /* The file's layer counts only if the proto did not replace or remove
-     * it (a replacement with the same name was found above). */
-    if (e->overlay == NULL ||
-        strata__overlay_find(e->overlay, l.id,
-                             strata__txn_priv(txn)->version) == NULL) {
-      *out = l;
-      count_get(txn, true, out->size);
-      sample(txn, region_id, out->id);
-      return 0;
-    }
+  if (lookup_name(txn, e, name, name_len, out) > 0) {
+    count_get(txn, true, out->size);
+    sample(txn, region_id, out->id);
+    return 0;
   }
   count_get(txn, false, 0);
   return strata__fail(
@@ -204,15 +217,18 @@ int strata_get_by_name(const strata_txn *txn, uint64_t region_id,
       region_id, e->name, (int)(name_len > 200 ? 200 : name_len), name);
 }
 
-int strata_find_region(const strata_txn *txn, const char *name,
+int strata_find_region(const strata_txn *txn, const char *name, size_t name_len,
                        uint64_t *region_id) {
   if (txn == NULL || strata__txn_priv(txn)->catalog == NULL || name == NULL ||
       region_id == NULL)
     return strata__fail(STRATA_E_INVAL, "strata_find_region: NULL argument");
+  STRATA__TRY(strata__check_name_arg("strata_find_region", "region name", name,
+                                     name_len));
   const strata__entry *e =
-      strata__catalog_find_name(strata__txn_priv(txn)->catalog, name);
+      strata__catalog_find_name(strata__txn_priv(txn)->catalog, name, name_len);
   if (e == NULL)
-    return strata__fail(STRATA_E_NO_REGION, "no region named \"%s\"", name);
+    return strata__fail(STRATA_E_NO_REGION, "no region named \"%.*s\"",
+                        (int)(name_len > 200 ? 200 : name_len), name);
   *region_id = e->id;
   return 0;
 }
@@ -247,6 +263,149 @@ size_t strata_get_many(const strata_txn *txn, const strata_layer_ref *refs,
     }
   }
   return found;
+}
+
+size_t strata_get_many_by_name(const strata_txn *txn,
+                               const strata_layer_name_ref *refs, size_t count,
+                               strata_layer *out) {
+  size_t found = 0;
+  const strata__entry *e = NULL; /* the previous ref's region */
+  const char *rname = NULL;
+  size_t rlen = 0;
+  for (size_t i = 0; i < count; i++) {
+    const strata_layer_name_ref *r = &refs[i];
+    bool named = r->region_name != NULL && r->layer_name != NULL &&
+                 memchr(r->region_name, '\0', r->region_name_len) == NULL;
+    /* A path names one region for many steps: its scan of the catalog is
+     * done once per run of equal names, not once per step. */
+    if (named && (e == NULL || r->region_name_len != rlen ||
+                  memcmp(r->region_name, rname, rlen) != 0)) {
+      e = txn == NULL || strata__txn_priv(txn)->catalog == NULL
+              ? NULL
+              : strata__catalog_find_name(strata__txn_priv(txn)->catalog,
+                                          r->region_name, r->region_name_len);
+      rname = r->region_name;
+      rlen = r->region_name_len;
+    }
+    if (named && e != NULL &&
+        lookup_name(txn, e, r->layer_name, r->layer_name_len, &out[i]) > 0) {
+      found++;
+      __builtin_prefetch(out[i].data);
+      count_get(txn, true, out[i].size);
+      sample(txn, e->id, out[i].id);
+    } else {
+      memset(&out[i], 0, sizeof out[i]);
+      if (txn != NULL)
+        count_get(txn, false, 0);
+    }
+  }
+  return found;
+}
+
+/* ---- iteration through a snapshot --------------------------------------- */
+
+/* strata_snapshot_iter's private layout, in its reserved words (as
+ * strata__txn is in strata_txn's). */
+typedef struct __attribute__((__may_alias__)) snap_iter {
+  strata_region_iter file; /* the region file's layers, region NULL if none */
+  const strata__lver **lvers; /* the proto's, as of the snapshot, by id */
+  uint64_t n, k;              /* lvers and the next one to merge */
+  uint64_t pending_id;        /* a file layer read but not yet returned */
+  bool pending, file_done;
+} snap_iter;
+_Static_assert(sizeof(snap_iter) <= sizeof(strata_snapshot_iter),
+               "snap_iter outgrew strata_snapshot_iter's reserved words");
+_Static_assert(_Alignof(snap_iter) <= _Alignof(strata_snapshot_iter),
+               "snap_iter needs a stricter alignment");
+
+static snap_iter *iter_priv(strata_snapshot_iter *it) {
+  return (snap_iter *)(void *)it;
+}
+
+int strata_snapshot_iter_init(const strata_txn *txn, uint64_t region_id,
+                              strata_snapshot_iter *it) {
+  STRATA__FAIL_IF(it == NULL, STRATA_E_INVAL,
+                  "strata_snapshot_iter_init: NULL iterator");
+  snap_iter *si = iter_priv(it);
+  *si = (snap_iter){.file_done = true};
+  STRATA__FAIL_IF(txn == NULL || strata__txn_priv(txn)->catalog == NULL,
+                  STRATA_E_INVAL,
+                  "strata_snapshot_iter_init: no snapshot (NULL, or ended)");
+  const strata__entry *e = find_entry(txn, region_id);
+  STRATA__FAIL_IF(e == NULL, STRATA_E_NO_REGION,
+                  "region %" PRIu64 ": not in the store", region_id);
+  if (e->overlay != NULL &&
+      strata__overlay_visible(e->overlay, strata__txn_priv(txn)->version,
+                              &si->lvers, &si->n) < 0)
+    return strata__fail(STRATA_E_NOMEM,
+                        "region %" PRIu64 " (%s): iterating its proto's "
+                        "layers",
+                        region_id, e->name);
+  if (e->file != NULL) {
+    strata_region_iter_init(e->file->region, &si->file);
+    si->file_done = false;
+  }
+  return 0;
+}
+
+/* The next layer of the file (the pending one first): 1, 0 at the end,
+ * STRATA_E_CORRUPT. */
+static int next_file_layer(snap_iter *si, strata_layer *out) {
+  if (si->pending) {
+    si->pending = false;
+    /* It was found moments ago by the iteration: it is there. */
+    return strata_region_get(si->file.region, si->pending_id, out) == 0
+               ? 1
+               : STRATA_E_CORRUPT;
+  }
+  if (si->file_done)
+    return 0;
+  int rc = strata_region_next(&si->file, out);
+  if (rc <= 0)
+    si->file_done = true;
+  return rc;
+}
+
+int strata_snapshot_next(strata_snapshot_iter *it, strata_layer *out) {
+  STRATA__FAIL_IF(it == NULL || out == NULL, STRATA_E_INVAL,
+                  "strata_snapshot_next: NULL argument");
+  snap_iter *si = iter_priv(it);
+  for (;;) {
+    /* l: the file's smallest layer not yet returned or replaced. */
+    strata_layer l;
+    int rc = next_file_layer(si, &l);
+    if (rc < 0) {
+      strata_snapshot_iter_end(it);
+      return rc;
+    }
+    /* A proto version with a smaller id comes first (l waits); one with
+     * l's id replaces l, or removes it when it is a tombstone. */
+    if (si->k < si->n && (rc == 0 || si->lvers[si->k]->id <= l.id)) {
+      const strata__lver *lv = si->lvers[si->k++];
+      if (rc > 0 && lv->id != l.id) {
+        si->pending = true;
+        si->pending_id = l.id;
+      }
+      if (lv->flags & STRATA__LV_TOMBSTONE)
+        continue;
+      fill_from_lver(lv, out);
+      return 1;
+    }
+    if (rc == 0) {
+      strata_snapshot_iter_end(it);
+      return 0;
+    }
+    *out = l;
+    return 1;
+  }
+}
+
+void strata_snapshot_iter_end(strata_snapshot_iter *it) {
+  if (it == NULL)
+    return;
+  snap_iter *si = iter_priv(it);
+  free(si->lvers);
+  *si = (snap_iter){.file_done = true};
 }
 
 uint64_t strata_store_region_count(const strata_txn *txn) {

@@ -224,9 +224,9 @@ static int store_string(strata_writer *w, const char *s, uint64_t *off,
   return 0;
 }
 
-int strata_writer_begin_layer(strata_writer *w, uint64_t id, const char *name,
-                              const char *metadata) {
-  STRATA__FAIL_IF(w == NULL, STRATA_E_INVAL, "strata_writer: NULL writer");
+/* strata_writer_begin_layer() with the name NUL-terminated (or NULL). */
+static int begin_layer(strata_writer *w, uint64_t id, const char *name,
+                       const char *metadata) {
   STRATA__FAIL_IF(w->failed || w->in_layer, STRATA_E_STATE,
                   "%s: layer %" PRIu64 ": writer is %s", w->path, id,
                   w->failed ? "failed" : "inside another layer");
@@ -271,6 +271,19 @@ int strata_writer_begin_layer(strata_writer *w, uint64_t id, const char *name,
   XXH3_64bits_reset(w->xxh);
   w->in_layer = true;
   return 0;
+}
+
+int strata_writer_begin_layer(strata_writer *w, uint64_t id, const char *name,
+                              size_t name_len, const char *metadata) {
+  STRATA__FAIL_IF(w == NULL, STRATA_E_INVAL, "strata_writer: NULL writer");
+  char where[64];
+  snprintf(where, sizeof where, "layer %" PRIu64 ": name", id);
+  char *copy;
+  int rc = strata__name_dup(w->path, where, name, name_len, &copy);
+  if (rc == 0)
+    rc = begin_layer(w, id, copy, metadata);
+  free(copy);
+  return rc;
 }
 
 static void report_progress(strata_writer *w, bool force) {
@@ -335,8 +348,9 @@ int strata_writer_end_layer(strata_writer *w) {
 }
 
 int strata_writer_add(strata_writer *w, uint64_t id, const char *name,
-                      const char *metadata, const void *data, size_t size) {
-  STRATA__TRY(strata_writer_begin_layer(w, id, name, metadata));
+                      size_t name_len, const char *metadata, const void *data,
+                      size_t size) {
+  STRATA__TRY(strata_writer_begin_layer(w, id, name, name_len, metadata));
   int rc = strata_writer_append(w, data, size);
   if (rc < 0) {
     w->failed = true; /* the layer is half written */

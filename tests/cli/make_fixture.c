@@ -77,7 +77,8 @@ static strata_writer *start(const char *file, uint64_t id, const char *name,
 
 static void add(strata_writer *w, uint64_t id, const char *name,
                 const char *meta, const char *text) {
-  TRY("add", strata_writer_add(w, id, name, meta, text, strlen(text)));
+  TRY("add", strata_writer_add(w, id, name, name ? strlen(name) : 0, meta, text,
+                               strlen(text)));
 }
 
 static void make_dense(void) {
@@ -121,7 +122,7 @@ static void make_big(void) {
   static char chunk[64 * 1024];
   for (size_t i = 0; i < sizeof chunk; i++)
     chunk[i] = (char)('a' + i % 26);
-  TRY("begin big", strata_writer_begin_layer(w, 0, "blob", NULL));
+  TRY("begin big", strata_writer_begin_layer(w, 0, "blob", 4, NULL));
   for (size_t done = 0; done < BIG_SIZE; done += sizeof chunk)
     TRY("append big", strata_writer_append(w, chunk, sizeof chunk));
   TRY("end big", strata_writer_end_layer(w));
@@ -198,8 +199,8 @@ static void make_store(void) {
       "Run strata --help.\n");
   add(w, 2, NULL, NULL, "no name, no final newline");
   static const char blob[] = {0x00, (char)0xff, 0x10, 'A', (char)0xc3, 0x28};
-  TRY("add blob",
-      strata_writer_add(w, 3, "blob", "{\"frequency\":1}", blob, sizeof blob));
+  TRY("add blob", strata_writer_add(w, 3, "blob", 4, "{\"frequency\":1}", blob,
+                                    sizeof blob));
   add(w, 4, "empty", NULL, "");
   /* Keywords that are not an array and a frequency that is not a number
    * are ignored; so are the elements of keywords that are not strings. */

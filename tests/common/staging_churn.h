@@ -28,7 +28,7 @@ static inline uint8_t *test_content(size_t n, uint64_t seed) {
 static inline void test_put(strata_proto *p, uint64_t id, size_t size,
                             uint64_t seed) {
   uint8_t *d = test_content(size, seed);
-  assert_int_equal(strata_proto_put(p, id, NULL, NULL, d, size), 0);
+  assert_int_equal(strata_proto_put(p, id, NULL, 0, NULL, d, size), 0);
   free(d);
 }
 
@@ -132,7 +132,7 @@ static inline void *churn_thread(void *p) {
  * failure; returns how many layers the threads transferred and checked. */
 static inline int churn_run(strata_store *s, uint64_t region, int rounds) {
   strata_proto *p;
-  assert_int_equal(strata_proto_create(s, region, "churn", NULL, &p), 0);
+  assert_int_equal(strata_proto_create(s, region, "churn", 5, NULL, &p), 0);
   for (uint64_t i = 0; i < CHURN_LAYERS; i++)
     test_put(p, i, (i % 4 + 1) * 100 * 1024, i % 6);
   _Atomic int stop = 0;

@@ -272,12 +272,13 @@ static inline void make_base(void) {
     char data[32], name[16];
     snprintf(data, sizeof data, "base:%" PRIu64, id);
     snprintf(name, sizeof name, "l%" PRIu64, id);
-    assert_strata_ok(strata_writer_add(w, id, name, NULL, data, strlen(data)));
+    assert_strata_ok(
+        strata_writer_add(w, id, name, strlen(name), NULL, data, strlen(data)));
     model_put(&base_model, id, name, NULL, data, strlen(data));
   }
   uint8_t blob[4000];
   fill(blob, sizeof blob, 30);
-  assert_strata_ok(strata_writer_add(w, 30, NULL, "{\"n\":30}", blob, 4000));
+  assert_strata_ok(strata_writer_add(w, 30, NULL, 0, "{\"n\":30}", blob, 4000));
   model_put(&base_model, 30, NULL, "{\"n\":30}", blob, 4000);
   assert_strata_ok(strata_writer_commit(w));
   base_bytes = test_read_file(test_path(dir, "base.region"), &base_len);
@@ -296,7 +297,8 @@ typedef struct fixture {
 /* A put into the proto and into its model. */
 static inline void put(strata_proto *p, model *m, uint64_t id, const char *name,
                        const char *meta, const void *data, size_t size) {
-  assert_strata_ok(strata_proto_put(p, id, name, meta, data, size));
+  assert_strata_ok(
+      strata_proto_put(p, id, name, name ? strlen(name) : 0, meta, data, size));
   model_put(m, id, name, meta, data, size);
 }
 

@@ -88,7 +88,7 @@ static uint64_t served_generation(strata_store *store,
 static void apply(strata_store *store, const crash_region_spec *r, uint64_t g,
                   uint8_t *buf, crash_sum_cache *cache) {
   strata_proto *p;
-  int rc = g == 1 ? strata_proto_create(store, r->id, r->name,
+  int rc = g == 1 ? strata_proto_create(store, r->id, r->name, strlen(r->name),
                                         CRASH_REGION_METADATA, &p)
                   : strata_proto_open(store, r->id, &p);
   if (rc < 0)
@@ -104,7 +104,7 @@ static void apply(strata_store *store, const crash_region_spec *r, uint64_t g,
         cache->version[i] = l.version;
         cache->sum[i] = XXH3_64bits(buf, (size_t)l.size);
       }
-      rc = strata_proto_put(p, i, l.name[0] ? l.name : NULL,
+      rc = strata_proto_put(p, i, l.name[0] ? l.name : NULL, strlen(l.name),
                             l.meta[0] ? l.meta : NULL, buf, (size_t)l.size);
       if (rc < 0)
         die("strata_proto_put", rc);

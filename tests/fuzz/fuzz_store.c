@@ -86,7 +86,8 @@ static void read_everything(strata_store *s) {
     REQUIRE(strata_store_region_at(&t, k, &r) == 0);
     REQUIRE(r.file != NULL && r.name != NULL);
     uint64_t found;
-    REQUIRE(strata_find_region(&t, r.name, &found) == 0 && found == r.id);
+    REQUIRE(strata_find_region(&t, r.name, strlen(r.name), &found) == 0 &&
+            found == r.id);
     strata_region_iter it;
     strata_layer l, g;
     strata_region_iter_init(r.file, &it);
@@ -140,7 +141,7 @@ static void change_first_region(strata_store *s) {
   strata_proto *p = NULL;
   if (strata_proto_open(s, id, &p) != 0)
     return; /* e.g. the lock file cannot be made: not a finding */
-  int put = strata_proto_put(p, 7, "fuzz-name", "{\"k\":1}", "content", 7);
+  int put = strata_proto_put(p, 7, "fuzz-name", 9, "{\"k\":1}", "content", 7);
   (void)strata_proto_remove(p, 0);
   int rc = strata_crystallize(s, id);
   /* The merge can only fail on what the writer checks and the file's

@@ -56,21 +56,21 @@ static strata_store *open_fixture(const strata_store_config *c) {
   strata_store *s;
   assert_strata_ok(strata_store_open(dir, c, &s));
   strata_proto *p;
-  assert_strata_ok(strata_proto_create(s, 1, "files", NULL, &p));
+  assert_strata_ok(strata_proto_create(s, 1, "files", 5, NULL, &p));
   for (uint64_t i = 0; i < NSIZES; i++)
     test_put(p, i, sizes[i], i);
   assert_strata_ok(strata_crystallize(s, 1));
-  assert_strata_ok(strata_proto_create(s, 2, "heap", NULL, &p));
+  assert_strata_ok(strata_proto_create(s, 2, "heap", 4, NULL, &p));
   for (uint64_t i = 0; i < 4; i++)
     test_put(p, i, 3 * 64 * KiB, 100 + i);
-  assert_strata_ok(strata_proto_create(s, 3, "dups", NULL, &p));
+  assert_strata_ok(strata_proto_create(s, 3, "dups", 4, NULL, &p));
   test_put(p, 1, 256 * KiB, 7);
   test_put(p, 2, 256 * KiB, 7);
   uint8_t *rep = malloc(256 * KiB);
   assert_non_null(rep);
   for (int i = 0; i < 4; i++)
     test_fill_seeded(rep + i * 64 * KiB, 64 * KiB, 55);
-  assert_strata_ok(strata_proto_put(p, 3, NULL, NULL, rep, 256 * KiB));
+  assert_strata_ok(strata_proto_put(p, 3, NULL, 0, NULL, rep, 256 * KiB));
   free(rep);
   return s;
 }

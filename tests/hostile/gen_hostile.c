@@ -154,8 +154,9 @@ static image write_region(const char *file, uint64_t region_id,
   strata_writer *w;
   CHECK(strata_writer_open(path, &o, &w));
   for (size_t i = 0; i < n; i++)
-    CHECK(strata_writer_add(w, layers[i].id, layers[i].name, layers[i].meta,
-                            layers[i].data, layers[i].size));
+    CHECK(strata_writer_add(w, layers[i].id, layers[i].name,
+                            layers[i].name ? strlen(layers[i].name) : 0,
+                            layers[i].meta, layers[i].data, layers[i].size));
   CHECK(strata_writer_commit(w));
   image im = read_all(path);
   /* The base must itself be valid, or every case built on it is moot. */

@@ -77,6 +77,7 @@ static int setup(void **state) {
     snprintf(meta, sizeof meta, "{\"i\":%d}", i);
     s->ids[i] = (uint64_t)(i + 1) * SPARSE_STEP;
     assert_strata_ok(strata_writer_add(w, s->ids[i], i % 5 == 4 ? NULL : name,
+                                       i % 5 == 4 ? 0 : strlen(name),
                                        i % 3 == 2 ? NULL : meta, buf, size));
   }
   assert_strata_ok(strata_writer_commit(w));

@@ -514,7 +514,8 @@ static void check_listing(counters *c, const strata_txn *t) {
     snprintf(name, sizeof name, "r%" PRIu64, sr.id);
     uint64_t found = 0;
     if (sr.name == NULL || strcmp(sr.name, name) != 0 ||
-        strata_find_region(t, name, &found) != 0 || found != sr.id)
+        strata_find_region(t, name, strlen(name), &found) != 0 ||
+        found != sr.id)
       report(&c->torn, "region list: region %" PRIu64 " is named %s", sr.id,
              sr.name ? sr.name : "(null)");
   }
@@ -752,7 +753,8 @@ static int put_data(strata_proto *p, uint64_t r, uint64_t l, uint64_t g) {
   char name[32], meta[64];
   layer_name(l, name, sizeof name);
   layer_metadata(g, meta, sizeof meta);
-  return strata_proto_put(p, l, name, meta, content_buf, (size_t)h.size);
+  return strata_proto_put(p, l, name, strlen(name), meta, content_buf,
+                          (size_t)h.size);
 }
 
 static content_hdr manifest_hdr(uint64_t r, const rstate *s) {
@@ -773,7 +775,7 @@ static content_hdr manifest_hdr(uint64_t r, const rstate *s) {
 static int put_manifest(strata_proto *p, uint64_t r, const rstate *s) {
   content_hdr h = manifest_hdr(r, s);
   fill_content(content_buf, &h);
-  return strata_proto_put(p, MANIFEST_ID, "manifest", NULL, content_buf,
+  return strata_proto_put(p, MANIFEST_ID, "manifest", 8, NULL, content_buf,
                           (size_t)h.size);
 }
 
@@ -923,7 +925,7 @@ static bool writer_round(writer *w) {
   }
   if (!m->exists) {
     strata_proto *p = NULL;
-    W_TRY(w, strata_proto_create(a, r, name, NULL, &p));
+    W_TRY(w, strata_proto_create(a, r, name, strlen(name), NULL, &p));
     w->creates++;
     *m = (rmodel){.exists = true, .proto = p}; /* generation 0, empty */
   } else if (m->proto == NULL) {
@@ -993,12 +995,12 @@ static void write_initial_files(writer *w) {
       char lname[32], meta[64];
       layer_name(l, lname, sizeof lname);
       layer_metadata(s.prev, meta, sizeof meta);
-      assert_strata_ok(
-          strata_writer_add(wr, l, lname, meta, content_buf, (size_t)h.size));
+      assert_strata_ok(strata_writer_add(wr, l, lname, strlen(lname), meta,
+                                         content_buf, (size_t)h.size));
     }
     content_hdr h = manifest_hdr(r, &s);
     fill_content(content_buf, &h);
-    assert_strata_ok(strata_writer_add(wr, MANIFEST_ID, "manifest", NULL,
+    assert_strata_ok(strata_writer_add(wr, MANIFEST_ID, "manifest", 8, NULL,
                                        content_buf, (size_t)h.size));
     assert_strata_ok(strata_writer_commit(wr));
     w->m[r] = (rmodel){.exists = true, .has_file = true, .now = s, .file = s};

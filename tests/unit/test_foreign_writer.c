@@ -15,15 +15,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static strata_store *open_store(const char *dir) {
-  strata_store_config c;
-  strata_store_config_init(&c);
-  c.log_level = STRATA_LOG_OFF;
-  strata_store *s = NULL;
-  assert_strata_ok(strata_store_open(dir, &c, &s));
-  return s;
-}
-
 /* Opens a writer for DIR/FILE with layers id_base .. id_base + n - 1,
  * content "<tag>:<id>"; the caller commits or aborts it. */
 static int open_writer(const char *dir, const char *file, uint64_t rid,
@@ -42,7 +33,7 @@ static void add_layers(strata_writer *w, const char *tag, uint64_t id_base,
     char data[64];
     snprintf(data, sizeof data, "%s:%" PRIu64, tag, id_base + i);
     assert_strata_ok(
-        strata_writer_add(w, id_base + i, NULL, NULL, data, strlen(data)));
+        strata_writer_add(w, id_base + i, NULL, 0, NULL, data, strlen(data)));
   }
 }
 
@@ -97,10 +88,10 @@ static void test_replaced_under_proto(void **state) {
   char path[4096];
   snprintf(path, sizeof path, "%s", file);
   write_region(dir, "base.region", 3, "base", "old", 0, 4);
-  strata_store *s = open_store(dir);
+  strata_store *s = test_open_store_quiet(dir);
   strata_proto *p = NULL;
   assert_strata_ok(strata_proto_open(s, 3, &p));
-  assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "mine", 4));
+  assert_strata_ok(strata_proto_put(p, 1, NULL, 0, NULL, "mine", 4));
 
   /* The foreign writer: the same region, other layers. With the lock
    * option it is refused, naming this process (the store's writer). */
@@ -125,7 +116,7 @@ static void test_replaced_under_proto(void **state) {
   /* The proto is intact and usable: readers still see its view. */
   test_expect_layer(s, 3, 1, "mine");
   test_expect_layer(s, 3, 0, "old:0");
-  assert_strata_ok(strata_proto_put(p, 2, NULL, NULL, "more", 4));
+  assert_strata_ok(strata_proto_put(p, 2, NULL, 0, NULL, "more", 4));
   test_expect_layer(s, 3, 2, "more");
   strata_proto_info info;
   assert_strata_ok(strata_proto_info_get(p, &info));
@@ -146,7 +137,7 @@ static void test_replaced_under_proto(void **state) {
   test_expect_layer(s, 3, 1, NULL);
   /* And a new proto over it crystallizes normally. */
   assert_strata_ok(strata_proto_open(s, 3, &p));
-  assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "again", 5));
+  assert_strata_ok(strata_proto_put(p, 1, NULL, 0, NULL, "again", 5));
   assert_strata_ok(strata_crystallize(s, 3));
   expect_file(path, 3, 10, "new:10");
   expect_file(path, 3, 1, "again");
@@ -177,11 +168,11 @@ static void test_eviction_passes_conflicted_proto(void **state) {
   strata_proto *a = NULL, *b = NULL;
   assert_strata_ok(strata_proto_open(s, 1, &a));
   for (uint64_t i = 1; i <= 20; i++) /* 5 MiB: the largest proto */
-    assert_strata_ok(strata_proto_put(a, i, NULL, NULL, big, sizeof big));
+    assert_strata_ok(strata_proto_put(a, i, NULL, 0, NULL, big, sizeof big));
   write_region(dir, "a.region", 1, "a", "foreign", 100, 2);
   assert_strata_ok(strata_proto_open(s, 2, &b));
   for (uint64_t i = 1; i <= 16; i++) { /* 4 MiB more: past every threshold */
-    int rc = strata_proto_put(b, i, NULL, NULL, big, sizeof big);
+    int rc = strata_proto_put(b, i, NULL, 0, NULL, big, sizeof big);
     if (rc != 0)
       fail_msg("put %" PRIu64 " into region 2: %s", i,
                strata_last_error_detail());
@@ -209,10 +200,10 @@ static void test_removed_under_proto(void **state) {
   char path[4096];
   snprintf(path, sizeof path, "%s", test_path(dir, "gone.region"));
   write_region(dir, "gone.region", 4, "gone", "old", 0, 2);
-  strata_store *s = open_store(dir);
+  strata_store *s = test_open_store_quiet(dir);
   strata_proto *p = NULL;
   assert_strata_ok(strata_proto_open(s, 4, &p));
-  assert_strata_ok(strata_proto_put(p, 5, NULL, NULL, "mine", 4));
+  assert_strata_ok(strata_proto_put(p, 5, NULL, 0, NULL, "mine", 4));
   assert_int_equal(unlink(path), 0);
 
   assert_strata_err(strata_crystallize(s, 4), STRATA_E_CONFLICT);
@@ -240,10 +231,10 @@ static void test_new_region_name_taken(void **state) {
   const char *dir = test_tmpdir();
   char path[4096];
   snprintf(path, sizeof path, "%s", test_path(dir, "fresh.region"));
-  strata_store *s = open_store(dir);
+  strata_store *s = test_open_store_quiet(dir);
   strata_proto *p = NULL;
-  assert_strata_ok(strata_proto_create(s, 5, "fresh", NULL, &p));
-  assert_strata_ok(strata_proto_put(p, 0, NULL, NULL, "mine", 4));
+  assert_strata_ok(strata_proto_create(s, 5, "fresh", 5, NULL, &p));
+  assert_strata_ok(strata_proto_put(p, 0, NULL, 0, NULL, "mine", 4));
   write_region(dir, "fresh.region", 5, "fresh", "theirs", 0, 1);
   assert_strata_err(strata_crystallize(s, 5), STRATA_E_EXIST);
   expect_detail(path);
@@ -262,10 +253,10 @@ static void test_new_region_name_taken_by_symlink(void **state) {
   const char *dir = test_tmpdir();
   char link[4096];
   snprintf(link, sizeof link, "%s", test_path(dir, "fresh.region"));
-  strata_store *s = open_store(dir);
+  strata_store *s = test_open_store_quiet(dir);
   strata_proto *p = NULL;
-  assert_strata_ok(strata_proto_create(s, 8, "fresh", NULL, &p));
-  assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "mine", 4));
+  assert_strata_ok(strata_proto_create(s, 8, "fresh", 5, NULL, &p));
+  assert_strata_ok(strata_proto_put(p, 1, NULL, 0, NULL, "mine", 4));
   assert_int_equal(symlink("/nonexistent/elsewhere.region", link), 0);
   int rc = strata_crystallize(s, 8);
   assert_true(rc == STRATA_E_EXIST || rc == STRATA_E_CONFLICT);
@@ -290,7 +281,7 @@ static void test_writer_takes_store_lock(void **state) {
 
   /* A store that has written: its lock file exists, and after close no
    * one holds it. */
-  strata_store *s = open_store(dir);
+  strata_store *s = test_open_store_quiet(dir);
   strata_proto *p = NULL;
   assert_strata_ok(strata_proto_open(s, 1, &p));
   strata_store_close(s);
@@ -301,7 +292,7 @@ static void test_writer_takes_store_lock(void **state) {
   assert_strata_ok(
       open_writer(dir, "b.region", 2, "b", STRATA_WRITER_LOCK_STORE, &w));
   add_layers(w, "b", 0, 1);
-  s = open_store(dir);
+  s = test_open_store_quiet(dir);
   assert_strata_err(strata_proto_open(s, 1, &p), STRATA_E_LOCKED);
   char want[64];
   snprintf(want, sizeof want, "store is locked by pid %ld", (long)getpid());
@@ -309,7 +300,7 @@ static void test_writer_takes_store_lock(void **state) {
   /* Commit releases it (abort would too). */
   assert_strata_ok(strata_writer_commit(w));
   assert_strata_ok(strata_proto_open(s, 2, &p));
-  assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "b1", 2));
+  assert_strata_ok(strata_proto_put(p, 1, NULL, 0, NULL, "b1", 2));
   assert_strata_ok(strata_crystallize(s, 2));
   test_expect_layer(s, 2, 0, "b:0");
   test_expect_layer(s, 2, 1, "b1");

@@ -17,13 +17,13 @@ static void test_offsets_past_4gib(void **state) {
   o.name = "big";
   strata_writer *w;
   assert_strata_ok(strata_writer_open(path, &o, &w));
-  assert_strata_ok(strata_writer_add(w, 1, "head", NULL, "head", 4));
-  assert_strata_ok(strata_writer_begin_layer(w, 2, "hole", NULL));
+  assert_strata_ok(strata_writer_add(w, 1, "head", 4, NULL, "head", 4));
+  assert_strata_ok(strata_writer_begin_layer(w, 2, "hole", 4, NULL));
   assert_strata_ok(strata_writer_append_zeros(w, BIG));
   assert_strata_ok(strata_writer_append(w, "!", 1));
   assert_strata_ok(strata_writer_end_layer(w));
   assert_strata_ok(
-      strata_writer_add(w, 3, "tail", "{\"after\":\"4GiB\"}", "tail", 4));
+      strata_writer_add(w, 3, "tail", 4, "{\"after\":\"4GiB\"}", "tail", 4));
   assert_strata_ok(strata_writer_commit(w));
 
   struct stat st;

@@ -65,8 +65,8 @@ static void test_line_format_and_levels(void **state) {
   lines l;
   strata_store *s = open_logged(dir, STRATA_LOG_DEBUG, &l);
   strata_proto *p = NULL;
-  assert_strata_ok(strata_proto_create(s, 1, "logged", NULL, &p));
-  assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "x", 1));
+  assert_strata_ok(strata_proto_create(s, 1, "logged", 6, NULL, &p));
+  assert_strata_ok(strata_proto_put(p, 1, NULL, 0, NULL, "x", 1));
   assert_strata_ok(strata_crystallize(s, 1));
   strata_store_close(s);
   /* Every line: ISO-8601 UTC time with milliseconds, a level, a component,
@@ -93,8 +93,8 @@ static void test_line_format_and_levels(void **state) {
   /* At WARN the same work logs nothing. */
   dir = test_tmpdir();
   s = open_logged(dir, STRATA_LOG_WARN, &l);
-  assert_strata_ok(strata_proto_create(s, 1, "quiet", NULL, &p));
-  assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "x", 1));
+  assert_strata_ok(strata_proto_create(s, 1, "quiet", 5, NULL, &p));
+  assert_strata_ok(strata_proto_put(p, 1, NULL, 0, NULL, "x", 1));
   assert_strata_ok(strata_crystallize(s, 1));
   strata_store_close(s);
   assert_int_equal(l.len, 0);

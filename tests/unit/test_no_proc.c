@@ -132,8 +132,8 @@ static void write_and_check(const char *dir, bool expect_named) {
   uint8_t data[3][5000];
   for (int i = 0; i < 3; i++) {
     test_fill_seeded(data[i], sizeof data[i], (uint64_t)i);
-    assert_strata_ok(
-        strata_writer_add(w, (uint64_t)i, NULL, NULL, data[i], sizeof data[i]));
+    assert_strata_ok(strata_writer_add(w, (uint64_t)i, NULL, 0, NULL, data[i],
+                                       sizeof data[i]));
   }
   char tmp[256] = "";
   assert_int_equal(temp_files(dir, tmp, sizeof tmp), expect_named ? 1 : 0);
@@ -223,8 +223,8 @@ static void test_crystallize_neither(void **state) {
   strata_store *s = NULL;
   assert_strata_ok(strata_store_open(dir, &c, &s));
   strata_proto *p = NULL;
-  assert_strata_ok(strata_proto_create(s, 4, "four", NULL, &p));
-  assert_strata_ok(strata_proto_put(p, 1, "one", NULL, "payload", 7));
+  assert_strata_ok(strata_proto_create(s, 4, "four", 4, NULL, &p));
+  assert_strata_ok(strata_proto_put(p, 1, "one", 3, NULL, "payload", 7));
   assert_strata_ok(strata_crystallize(s, 4));
   strata_store_close(s);
   assert_int_equal(temp_files(dir, NULL, 0), 0);
@@ -269,7 +269,7 @@ static void test_killed_writer_leftover_removed(void **state) {
     o.name = "k";
     strata_writer *w = NULL;
     if (strata_writer_open(test_path(dir, "k.region"), &o, &w) != 0 ||
-        strata_writer_add(w, 1, NULL, NULL, "half", 4) != 0)
+        strata_writer_add(w, 1, NULL, 0, NULL, "half", 4) != 0)
       _exit(2);
     kill(getpid(), SIGKILL);
     _exit(3);

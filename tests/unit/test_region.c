@@ -76,6 +76,7 @@ static void build(const char *path, const spec *s) {
     spec_meta(k, meta, sizeof meta);
     assert_strata_ok(
         strata_writer_add(w, spec_id(s, k), spec_has_name(s, k) ? name : NULL,
+                          spec_has_name(s, k) ? strlen(name) : 0,
                           spec_has_meta(s, k) ? meta : NULL, buf, len));
   }
   assert_strata_ok(strata_writer_commit(w));

@@ -58,7 +58,7 @@ static void write_region(const char *dir, const char *file, uint64_t rid,
   o.name = name;
   strata_writer *w = NULL;
   assert_strata_ok(strata_writer_open(test_path(dir, file), &o, &w));
-  assert_strata_ok(strata_writer_add(w, 1, NULL, NULL, name, strlen(name)));
+  assert_strata_ok(strata_writer_add(w, 1, NULL, 0, NULL, name, strlen(name)));
   assert_strata_ok(strata_writer_commit(w));
 }
 
@@ -132,8 +132,8 @@ static void test_store_skips_special_files(void **state) {
   expect_warn(&cap, "not a regular file", "file=fifo.region", NULL);
   /* Taking the writer lock refreshes too. */
   strata_proto *p = NULL;
-  assert_strata_ok(strata_proto_create(s, 3, "gamma", NULL, &p));
-  assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "gamma", 5));
+  assert_strata_ok(strata_proto_create(s, 3, "gamma", 5, NULL, &p));
+  assert_strata_ok(strata_proto_put(p, 1, NULL, 0, NULL, "gamma", 5));
   assert_strata_ok(strata_crystallize(s, 3));
   test_expect_layer(s, 3, 1, "gamma");
   strata_store_close(s);
@@ -248,14 +248,15 @@ static void test_region_name_limit(void **state) {
   strata_store *s = open_store(dir, &cap, 0);
   char *ok = long_name(NAME_LIMIT), *over = long_name(NAME_LIMIT + 1);
   strata_proto *p = NULL;
-  assert_strata_ok(strata_proto_create(s, 1, ok, NULL, &p));
-  assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "alpha", 5));
+  assert_strata_ok(strata_proto_create(s, 1, ok, strlen(ok), NULL, &p));
+  assert_strata_ok(strata_proto_put(p, 1, NULL, 0, NULL, "alpha", 5));
   assert_strata_ok(strata_crystallize(s, 1));
   char file[300];
   snprintf(file, sizeof file, "%s.region", ok);
   assert_true(exists(dir, file));
   p = NULL;
-  assert_int_equal(strata_proto_create(s, 2, over, NULL, &p), STRATA_E_LIMIT);
+  assert_int_equal(strata_proto_create(s, 2, over, strlen(over), NULL, &p),
+                   STRATA_E_LIMIT);
   assert_null(p);
   const char *d = strata_last_error_detail();
   assert_non_null(strstr(d, over));
@@ -311,7 +312,8 @@ static void test_lock_file_fifo(void **state) {
   strata_store *s = open_store(dir, &cap, 0);
   test_expect_layer(s, 1, 1, "one");
   strata_proto *p = NULL;
-  assert_int_equal(strata_proto_create(s, 2, "two", NULL, &p), STRATA_E_INVAL);
+  assert_int_equal(strata_proto_create(s, 2, "two", 3, NULL, &p),
+                   STRATA_E_INVAL);
   assert_null(p);
   assert_non_null(strstr(strata_last_error_detail(),
                          "/.strata.lock: a FIFO, not a regular file"));
@@ -355,7 +357,7 @@ static void test_symlinked_region_file(void **state) {
   test_expect_layer(s, 7, 1, "t"); /* served through the link */
   strata_proto *p = NULL;
   assert_strata_ok(strata_proto_open(s, 7, &p));
-  assert_strata_ok(strata_proto_put(p, 2, NULL, NULL, "two", 3));
+  assert_strata_ok(strata_proto_put(p, 2, NULL, 0, NULL, "two", 3));
   int rc = strata_crystallize(s, 7);
   if (rc != 0)
     fail_msg("crystallize over a symlink: %s", strata_last_error_detail());

@@ -40,11 +40,11 @@ static strata_store *open_fixture(const strata_store_config *c,
   strata_store *s;
   assert_int_equal(strata_store_open(dir, c, &s), 0);
   strata_proto *p;
-  assert_int_equal(strata_proto_create(s, 1, "files", NULL, &p), 0);
+  assert_int_equal(strata_proto_create(s, 1, "files", 5, NULL, &p), 0);
   for (uint64_t i = 0; i < NSIZES; i++)
     test_put(p, i, sizes[i], i);
   assert_int_equal(strata_crystallize(s, 1), 0);
-  assert_int_equal(strata_proto_create(s, 2, "heap", NULL, &p), 0);
+  assert_int_equal(strata_proto_create(s, 2, "heap", 4, NULL, &p), 0);
   for (uint64_t i = 0; i < 4; i++)
     test_put(p, i, 3 * 64 * KiB, 100 + i);
   if (dir_out != NULL)
@@ -216,14 +216,14 @@ static void test_shared_blocks(void **state) {
   strata_store_config c = staging_config(32 * MiB);
   strata_store *s = open_fixture(&c, NULL);
   strata_proto *p;
-  assert_int_equal(strata_proto_create(s, 3, "dups", NULL, &p), 0);
+  assert_int_equal(strata_proto_create(s, 3, "dups", 4, NULL, &p), 0);
   /* Layers 1 and 2 are identical; layer 3 repeats one block 4 times. */
   test_put(p, 1, 256 * KiB, 7);
   test_put(p, 2, 256 * KiB, 7);
   uint8_t *rep = malloc(256 * KiB);
   for (int i = 0; i < 4; i++)
     test_fill_seeded(rep + i * 64 * KiB, 64 * KiB, 55);
-  assert_int_equal(strata_proto_put(p, 3, NULL, NULL, rep, 256 * KiB), 0);
+  assert_int_equal(strata_proto_put(p, 3, NULL, 0, NULL, rep, 256 * KiB), 0);
   strata_txn txn;
   assert_int_equal(strata_read_begin(s, &txn), 0);
   strata_staged *h1, *h2, *h3;
@@ -253,7 +253,7 @@ static void test_shared_blocks(void **state) {
   /* Without sharing every page is copied. */
   c.staging.flags |= STRATA_STAGING_NO_DEDUP;
   s = open_fixture(&c, NULL);
-  assert_int_equal(strata_proto_create(s, 3, "dups", NULL, &p), 0);
+  assert_int_equal(strata_proto_create(s, 3, "dups", 4, NULL, &p), 0);
   test_put(p, 1, 256 * KiB, 7);
   test_put(p, 2, 256 * KiB, 7);
   assert_int_equal(strata_read_begin(s, &txn), 0);
@@ -318,7 +318,7 @@ static strata_store *open_small_pool(strata_proto **p, uint64_t n,
   strata_store_config c = staging_config(4 * MiB);
   c.staging.streams = 1;
   strata_store *s = open_fixture(&c, NULL);
-  assert_int_equal(strata_proto_create(s, 5, "small", NULL, p), 0);
+  assert_int_equal(strata_proto_create(s, 5, "small", 5, NULL, p), 0);
   for (uint64_t i = 0; i < n; i++)
     test_put(*p, i, 256 * KiB, seed0 + i);
   return s;
@@ -388,7 +388,7 @@ static void test_share_when_full(void **state) {
   /* Layer 4's first two pages, then two pages of new content. */
   uint8_t *mix = test_content(256 * KiB, 2004);
   test_fill_seeded(mix + 128 * KiB, 128 * KiB, 77);
-  assert_int_equal(strata_proto_put(p, 21, NULL, NULL, mix, 256 * KiB), 0);
+  assert_int_equal(strata_proto_put(p, 21, NULL, 0, NULL, mix, 256 * KiB), 0);
   strata_txn txn;
   assert_int_equal(strata_read_begin(s, &txn), 0);
   strata_staged *h;
@@ -436,7 +436,7 @@ static void test_failed_stage_counts_nothing(void **state) {
   /* Layer 0's first page, then two pages of new content. */
   uint8_t *mix = test_content(192 * KiB, 3000);
   test_fill_seeded(mix + 64 * KiB, 128 * KiB, 88);
-  assert_int_equal(strata_proto_put(p, 20, NULL, NULL, mix, 192 * KiB), 0);
+  assert_int_equal(strata_proto_put(p, 20, NULL, 0, NULL, mix, 192 * KiB), 0);
   test_put(p, 21, 64 * KiB, 3001); /* layer 1's first page */
   strata_txn txn;
   assert_int_equal(strata_read_begin(s, &txn), 0);
@@ -514,7 +514,7 @@ static void test_random_ops(void **state) {
              bank[test_splitmix(&seed) % (g == 0 ? 4 : RND_BANK)],
              g + 1 < pages ? 64 * KiB : tail);
     assert_int_equal(
-        strata_proto_put(p, (uint64_t)i, NULL, NULL, want[i], wsize[i]), 0);
+        strata_proto_put(p, (uint64_t)i, NULL, 0, NULL, want[i], wsize[i]), 0);
   }
   strata_txn txn;
   assert_int_equal(strata_read_begin(s, &txn), 0);
@@ -982,7 +982,7 @@ static void test_path_around_direct_copy(void **state) {
   c.staging.pack_bytes = 0; /* the default */
   strata_store *s = open_fixture(&c, NULL);
   strata_proto *p;
-  assert_int_equal(strata_proto_create(s, 3, "mid", NULL, &p), 0);
+  assert_int_equal(strata_proto_create(s, 3, "mid", 3, NULL, &p), 0);
   test_put(p, 1, 3 * MiB / 2, 31); /* 1.5 MiB: direct, but less than a buffer */
   strata_stream *ss;
   assert_int_equal(strata_stream_create(s, &ss), 0);

@@ -112,7 +112,7 @@ static void make_file(void) {
   for (uint64_t i = 0; i < R1_LAYERS; i++) {
     size_t n;
     uint8_t *p = layer_bytes(1, i, &n);
-    assert_strata_ok(strata_writer_add(w, i, NULL, NULL, p, n));
+    assert_strata_ok(strata_writer_add(w, i, NULL, 0, NULL, p, n));
     free(p);
   }
   assert_strata_ok(strata_writer_commit(w));
@@ -189,7 +189,7 @@ typedef struct fixture {
 static void put_layer(strata_proto *p, uint64_t region, uint64_t id) {
   size_t n;
   uint8_t *d = layer_bytes(region, id, &n);
-  assert_strata_ok(strata_proto_put(p, id, NULL, NULL, d, n));
+  assert_strata_ok(strata_proto_put(p, id, NULL, 0, NULL, d, n));
   free(d);
 }
 
@@ -203,11 +203,11 @@ static void setup(fixture *f, unsigned tiny, unsigned flags) {
   strata_store_config c = pool_config(HOST_FLAGS | flags);
   assert_strata_ok(strata_store_open(f->dir, &c, &f->s));
   strata_proto *p;
-  assert_strata_ok(strata_proto_create(f->s, 2, "heap", NULL, &p));
+  assert_strata_ok(strata_proto_create(f->s, 2, "heap", 4, NULL, &p));
   for (uint64_t i = 0; i < 4; i++)
     put_layer(p, 2, i);
   if (tiny > 0) {
-    assert_strata_ok(strata_proto_create(f->s, 3, "tiny", NULL, &p));
+    assert_strata_ok(strata_proto_create(f->s, 3, "tiny", 4, NULL, &p));
     for (uint64_t i = 0; i < tiny; i++)
       put_layer(p, 3, i);
   }

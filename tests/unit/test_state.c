@@ -62,8 +62,8 @@ static void make_region(const char *dir) {
   strata_writer *w = NULL;
   assert_strata_ok(strata_writer_open(test_path(dir, "base.region"), &o, &w));
   assert_strata_ok(
-      strata_writer_add(w, 1, "one", "{\"frequency\":3}", "1111", 4));
-  assert_strata_ok(strata_writer_add(w, 2, NULL, NULL, "22", 2));
+      strata_writer_add(w, 1, "one", 3, "{\"frequency\":3}", "1111", 4));
+  assert_strata_ok(strata_writer_add(w, 2, NULL, 0, NULL, "22", 2));
   assert_strata_ok(strata_writer_commit(w));
 }
 
@@ -73,10 +73,11 @@ static void test_dump_figures(void **state) {
   make_region(dir);
   strata_store *s = open_store(dir, 0, 0);
   strata_proto *p = NULL;
-  assert_strata_ok(strata_proto_create(s, 9, "we\"ird\\name", "{\"k\":1}", &p));
-  assert_strata_ok(strata_proto_put(p, 3, "three", NULL, "abc", 3));
+  assert_strata_ok(
+      strata_proto_create(s, 9, "we\"ird\\name", 11, "{\"k\":1}", &p));
+  assert_strata_ok(strata_proto_put(p, 3, "three", 5, NULL, "abc", 3));
   /* A failure of a kind that is counted (misses are not). */
-  assert_strata_err(strata_proto_put(p, 4, "three", NULL, "x", 1),
+  assert_strata_err(strata_proto_put(p, 4, "three", 5, NULL, "x", 1),
                     STRATA_E_DUPLICATE);
   strata_txn t;
   strata_layer l;
@@ -219,14 +220,14 @@ static void test_thresholds_in_dump(void **state) {
   const char *dir = test_tmpdir();
   strata_store *s = open_store(dir, 0, 1u << 20);
   strata_proto *p = NULL;
-  assert_strata_ok(strata_proto_create(s, 1, "m", NULL, &p));
+  assert_strata_ok(strata_proto_create(s, 1, "m", 1, NULL, &p));
   strata_store_stats st;
   assert_strata_ok(strata_store_stats_get(s, &st));
   uint64_t empty = st.heap_bytes;
   assert_true(empty < (1u << 20) / 100); /* an empty proto: under 1 % */
   /* 800 KiB of content: past warn (75 %), short of evict (85 %). */
   static char blob[800u << 10];
-  assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, blob, sizeof blob));
+  assert_strata_ok(strata_proto_put(p, 1, NULL, 0, NULL, blob, sizeof blob));
   json_t *doc = dump(s, 0);
   assert_string_equal(json_string_value(json_object_get(
                           json_object_get(doc, "memory"), "threshold")),

@@ -71,8 +71,8 @@ static void write_region(const char *dir, const char *file, uint64_t rid,
     char data[64], lname[32];
     snprintf(data, sizeof data, "%s:%" PRIu64, name, id_base + i);
     snprintf(lname, sizeof lname, "l%" PRIu64, id_base + i);
-    assert_strata_ok(
-        strata_writer_add(w, id_base + i, lname, NULL, data, strlen(data)));
+    assert_strata_ok(strata_writer_add(w, id_base + i, lname, strlen(lname),
+                                       NULL, data, strlen(data)));
   }
   assert_strata_ok(strata_writer_commit(w));
 }
@@ -107,9 +107,10 @@ static void test_open_serves_regions(void **state) {
   strata_layer l;
   assert_strata_err(strata_get(&t, 9, 0, &l), STRATA_E_NO_REGION);
   uint64_t rid = 0;
-  assert_strata_ok(strata_find_region(&t, "beta", &rid));
+  assert_strata_ok(strata_find_region(&t, "beta", 4, &rid));
   assert_int_equal(rid, 2);
-  assert_strata_err(strata_find_region(&t, "gamma", &rid), STRATA_E_NO_REGION);
+  assert_strata_err(strata_find_region(&t, "gamma", 5, &rid),
+                    STRATA_E_NO_REGION);
   assert_strata_ok(strata_get_by_name(&t, 1, "l7", 2, &l));
   assert_int_equal(l.id, 7);
   assert_int_equal(strata_store_region_count(&t), 2);
@@ -131,8 +132,8 @@ static void test_get_many_path(void **state) {
   write_region(dir, "b.region", 2, "beta", 1000, 50);
   strata_store *s = open_store(dir, NULL);
   strata_proto *p = NULL;
-  assert_strata_ok(strata_proto_create(s, 3, "gamma", NULL, &p));
-  assert_strata_ok(strata_proto_put(p, 5, "five", NULL, "gamma:5", 7));
+  assert_strata_ok(strata_proto_create(s, 3, "gamma", 5, NULL, &p));
+  assert_strata_ok(strata_proto_put(p, 5, "five", 4, NULL, "gamma:5", 7));
   strata_layer_ref path[] = {{1, 7},   {2, 1049}, {3, 5}, {9, 1},
                              {2, 999}, {1, 0},    {3, 6}, {1, 49}};
   enum { N = sizeof path / sizeof path[0] };
@@ -246,12 +247,12 @@ static void test_snapshot_age_warning(void **state) {
   strata_store *s = NULL;
   assert_strata_ok(strata_store_open(dir, &c, &s));
   strata_proto *p = NULL;
-  assert_strata_ok(strata_proto_create(s, 1, "aging", NULL, &p));
+  assert_strata_ok(strata_proto_create(s, 1, "aging", 5, NULL, &p));
   strata_txn old;
   assert_strata_ok(strata_read_begin(s, &old));
-  assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "a", 1));
+  assert_strata_ok(strata_proto_put(p, 1, NULL, 0, NULL, "a", 1));
   usleep(60 * 1000);
-  assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "b", 1));
+  assert_strata_ok(strata_proto_put(p, 1, NULL, 0, NULL, "b", 1));
   assert_strata_ok(strata_crystallize(s, 1));
   strata_store_stats st;
   assert_strata_ok(strata_store_stats_get(s, &st));
@@ -367,7 +368,8 @@ static void test_config_struct_size(void **state) {
   c.staging.reserved_[0] = 1;
   assert_strata_ok(strata_store_open(dir, &c, &s));
   strata_proto *p = NULL; /* the known field was read: read-only */
-  assert_strata_err(strata_proto_create(s, 1, "x", NULL, &p), STRATA_E_STATE);
+  assert_strata_err(strata_proto_create(s, 1, "x", 1, NULL, &p),
+                    STRATA_E_STATE);
   strata_staging_stats st; /* the unknown ones got the default: no pool */
   assert_strata_err(strata_staging_stats_get(s, &st), STRATA_E_STATE);
   strata_store_close(s);
@@ -414,24 +416,24 @@ static void test_proto_put_and_snapshots(void **state) {
   const char *dir = test_tmpdir();
   strata_store *s = open_store(dir, NULL);
   strata_proto *p = NULL;
-  assert_strata_ok(strata_proto_create(s, 7, "notes", "{\"k\":1}", &p));
+  assert_strata_ok(strata_proto_create(s, 7, "notes", 5, "{\"k\":1}", &p));
   strata_proto *again = NULL;
-  assert_strata_err(strata_proto_create(s, 7, "other", NULL, &again),
+  assert_strata_err(strata_proto_create(s, 7, "other", 5, NULL, &again),
                     STRATA_E_EXIST);
-  assert_strata_err(strata_proto_create(s, 8, "notes", NULL, &again),
+  assert_strata_err(strata_proto_create(s, 8, "notes", 5, NULL, &again),
                     STRATA_E_EXIST);
-  assert_strata_err(strata_proto_create(s, 8, "../up", NULL, &again),
+  assert_strata_err(strata_proto_create(s, 8, "../up", 5, NULL, &again),
                     STRATA_E_INVAL);
-  assert_strata_err(strata_proto_create(s, 8, ".hidden", NULL, &again),
+  assert_strata_err(strata_proto_create(s, 8, ".hidden", 7, NULL, &again),
                     STRATA_E_INVAL);
 
   strata_txn before;
   assert_strata_ok(strata_read_begin(s, &before));
-  assert_strata_ok(strata_proto_put(p, 1, "one", "{\"f\":2}", "first", 5));
+  assert_strata_ok(strata_proto_put(p, 1, "one", 3, "{\"f\":2}", "first", 5));
   strata_txn mid;
   assert_strata_ok(strata_read_begin(s, &mid));
-  assert_strata_ok(strata_proto_put(p, 1, "uno", NULL, "replaced", 8));
-  assert_strata_ok(strata_proto_put(p, 2, NULL, NULL, "", 0));
+  assert_strata_ok(strata_proto_put(p, 1, "uno", 3, NULL, "replaced", 8));
+  assert_strata_ok(strata_proto_put(p, 2, NULL, 0, NULL, "", 0));
 
   strata_layer l;
   /* The snapshot from before the first put sees none of it. */
@@ -458,11 +460,12 @@ static void test_proto_put_and_snapshots(void **state) {
   strata_read_end(&now);
 
   /* Names stay unique; a failed put changes nothing. */
-  assert_strata_err(strata_proto_put(p, 3, "uno", NULL, "x", 1),
+  assert_strata_err(strata_proto_put(p, 3, "uno", 3, NULL, "x", 1),
                     STRATA_E_DUPLICATE);
-  assert_strata_err(strata_proto_put(p, 3, "bad", "{not json", "x", 1),
+  assert_strata_err(strata_proto_put(p, 3, "bad", 3, "{not json", "x", 1),
                     STRATA_E_INVAL);
-  assert_strata_err(strata_proto_put(p, 3, "", NULL, "x", 1), STRATA_E_INVAL);
+  assert_strata_err(strata_proto_put(p, 3, "", 0, NULL, "x", 1),
+                    STRATA_E_INVAL);
   test_expect_layer(s, 7, 3, NULL);
 
   /* Removing, then removing again. */
@@ -472,7 +475,7 @@ static void test_proto_put_and_snapshots(void **state) {
   assert_strata_ok(strata_get(&mid, 7, 1, &l)); /* still there for mid */
   assert_memory_equal(l.data, "first", 5);
   /* The name is free again once the layer is gone. */
-  assert_strata_ok(strata_proto_put(p, 4, "uno", NULL, "four", 4));
+  assert_strata_ok(strata_proto_put(p, 4, "uno", 3, NULL, "four", 4));
 
   /* Layer counts are as of each snapshot, too. */
   strata_store_region reg;
@@ -484,7 +487,7 @@ static void test_proto_put_and_snapshots(void **state) {
   assert_strata_ok(strata_read_begin(s, &last));
   assert_strata_ok(strata_store_region_at(&last, 0, &reg));
   assert_int_equal(reg.layer_count, 2);
-  assert_strata_ok(strata_proto_put(p, 5, NULL, NULL, "five", 4));
+  assert_strata_ok(strata_proto_put(p, 5, NULL, 0, NULL, "five", 4));
   assert_strata_ok(strata_store_region_at(&last, 0, &reg));
   assert_int_equal(reg.layer_count, 2);
   strata_read_end(&last);
@@ -504,7 +507,7 @@ static void test_many_puts_grow_and_prune(void **state) {
   const char *dir = test_tmpdir();
   strata_store *s = open_store(dir, NULL);
   strata_proto *p = NULL;
-  assert_strata_ok(strata_proto_create(s, 1, "big", NULL, &p));
+  assert_strata_ok(strata_proto_create(s, 1, "big", 3, NULL, &p));
   char buf[64];
   /* Many ids force the index tables to grow several times; rewriting each
    * id leaves superseded versions for pruning. */
@@ -513,7 +516,8 @@ static void test_many_puts_grow_and_prune(void **state) {
       int n = snprintf(buf, sizeof buf, "v%d-%" PRIu64, round, i);
       char name[32];
       snprintf(name, sizeof name, "n%" PRIu64, i);
-      assert_strata_ok(strata_proto_put(p, i, name, NULL, buf, (size_t)n));
+      assert_strata_ok(
+          strata_proto_put(p, i, name, strlen(name), NULL, buf, (size_t)n));
     }
   for (uint64_t i = 0; i < 5000; i += 499) {
     snprintf(buf, sizeof buf, "v2-%" PRIu64, i);
@@ -541,12 +545,12 @@ static void test_crystallize_new_region(void **state) {
   const char *dir = test_tmpdir();
   strata_store *s = open_store(dir, NULL);
   strata_proto *p = NULL;
-  assert_strata_ok(strata_proto_create(s, 42, "fresh", "{\"a\":true}", &p));
+  assert_strata_ok(strata_proto_create(s, 42, "fresh", 5, "{\"a\":true}", &p));
   for (uint64_t i = 0; i < 100; i++) {
     char data[32];
     snprintf(data, sizeof data, "fresh:%" PRIu64, i);
     assert_strata_ok(
-        strata_proto_put(p, i * 3, NULL, NULL, data, strlen(data)));
+        strata_proto_put(p, i * 3, NULL, 0, NULL, data, strlen(data)));
   }
   strata_txn old;
   assert_strata_ok(strata_read_begin(s, &old));
@@ -566,7 +570,7 @@ static void test_crystallize_new_region(void **state) {
   test_expect_layer(s, 42, 28, NULL);
 
   /* The proto stays attached over the new file. */
-  assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "later", 5));
+  assert_strata_ok(strata_proto_put(p, 1, NULL, 0, NULL, "later", 5));
   test_expect_layer(s, 42, 1, "later");
   test_expect_layer(s, 42, 0, "fresh:0");
   strata_store_stats sst;
@@ -601,12 +605,12 @@ static void test_crystallize_replaces_region(void **state) {
 
   /* The base file's layers show through; names are checked against it. */
   test_expect_layer(s, 3, 15, "base:15");
-  assert_strata_err(strata_proto_put(p, 5, "l12", NULL, "x", 1),
+  assert_strata_err(strata_proto_put(p, 5, "l12", 3, NULL, "x", 1),
                     STRATA_E_DUPLICATE);
-  assert_strata_ok(strata_proto_put(p, 12, "l12", NULL, "new12", 5));
+  assert_strata_ok(strata_proto_put(p, 12, "l12", 3, NULL, "new12", 5));
   assert_strata_ok(strata_proto_remove(p, 13));
-  assert_strata_ok(strata_proto_put(p, 5, "l13", NULL, "five", 4));
-  assert_strata_ok(strata_proto_put(p, 99, NULL, NULL, "ninety-nine", 11));
+  assert_strata_ok(strata_proto_put(p, 5, "l13", 3, NULL, "five", 4));
+  assert_strata_ok(strata_proto_put(p, 99, NULL, 0, NULL, "ninety-nine", 11));
   strata_txn t;
   assert_strata_ok(strata_read_begin(s, &t));
   strata_layer l;
@@ -664,15 +668,15 @@ static void test_crystallize_keeps_alignment(void **state) {
   o.align = 4096;
   strata_writer *w = NULL;
   assert_strata_ok(strata_writer_open(test_path(dir, "wide.region"), &o, &w));
-  assert_strata_ok(strata_writer_add(w, 1, "one", NULL, "first", 5));
-  assert_strata_ok(strata_writer_add(w, 2, NULL, NULL, "second", 6));
+  assert_strata_ok(strata_writer_add(w, 1, "one", 3, NULL, "first", 5));
+  assert_strata_ok(strata_writer_add(w, 2, NULL, 0, NULL, "second", 6));
   assert_strata_ok(strata_writer_commit(w));
 
   strata_store *s = open_store(dir, NULL);
   strata_proto *p = NULL;
   assert_strata_ok(strata_proto_open(s, 8, &p));
-  assert_strata_ok(strata_proto_put(p, 3, "three", NULL, "third!!", 7));
-  assert_strata_ok(strata_proto_put(p, 1, "one", NULL, "FIRST", 5));
+  assert_strata_ok(strata_proto_put(p, 3, "three", 5, NULL, "third!!", 7));
+  assert_strata_ok(strata_proto_put(p, 1, "one", 3, NULL, "FIRST", 5));
   assert_strata_ok(strata_crystallize(s, 8));
   test_expect_layer(s, 8, 1, "FIRST");
   test_expect_layer(s, 8, 2, "second");
@@ -711,21 +715,21 @@ static void test_discard(void **state) {
   strata_store *s = open_store(dir, NULL);
   strata_proto *p = NULL;
   assert_strata_ok(strata_proto_open(s, 3, &p));
-  assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "changed", 7));
+  assert_strata_ok(strata_proto_put(p, 1, NULL, 0, NULL, "changed", 7));
   test_expect_layer(s, 3, 1, "changed");
   assert_strata_ok(strata_proto_discard(p));
   test_expect_layer(s, 3, 1, "base:1");
-  assert_strata_err(strata_proto_put(p, 1, NULL, NULL, "late", 4),
+  assert_strata_err(strata_proto_put(p, 1, NULL, 0, NULL, "late", 4),
                     STRATA_E_STATE);
   assert_strata_err(strata_proto_discard(p), STRATA_E_STATE);
   strata_proto *again = NULL;
   assert_strata_ok(strata_proto_open(s, 3, &again));
   assert_ptr_not_equal(again, p);
-  assert_strata_ok(strata_proto_put(again, 1, NULL, NULL, "again", 5));
+  assert_strata_ok(strata_proto_put(again, 1, NULL, 0, NULL, "again", 5));
   test_expect_layer(s, 3, 1, "again");
   assert_strata_ok(strata_proto_discard(again));
-  assert_strata_ok(strata_proto_create(s, 9, "gone", NULL, &p));
-  assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "x", 1));
+  assert_strata_ok(strata_proto_create(s, 9, "gone", 4, NULL, &p));
+  assert_strata_ok(strata_proto_put(p, 1, NULL, 0, NULL, "x", 1));
   assert_strata_ok(strata_proto_discard(p));
   strata_txn t;
   assert_strata_ok(strata_read_begin(s, &t));
@@ -745,17 +749,17 @@ static void test_writer_lock_and_refresh(void **state) {
   strata_store *writer = open_store(dir, NULL);
   strata_store *reader = open_store(dir, NULL);
   strata_proto *p = NULL;
-  assert_strata_ok(strata_proto_create(writer, 1, "shared", NULL, &p));
+  assert_strata_ok(strata_proto_create(writer, 1, "shared", 6, NULL, &p));
   /* flock() locks belong to the open file: a second store handle in the
    * same process is refused just like another process would be. */
   strata_proto *q = NULL;
-  assert_strata_err(strata_proto_create(reader, 2, "second", NULL, &q),
+  assert_strata_err(strata_proto_create(reader, 2, "second", 6, NULL, &q),
                     STRATA_E_LOCKED);
   char want[64];
   snprintf(want, sizeof want, "locked by pid %ld", (long)getpid());
   assert_non_null(strstr(strata_last_error_detail(), want));
 
-  assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "v1", 2));
+  assert_strata_ok(strata_proto_put(p, 1, NULL, 0, NULL, "v1", 2));
   assert_strata_ok(strata_crystallize(writer, 1));
   strata_txn t;
   strata_layer l;
@@ -765,7 +769,7 @@ static void test_writer_lock_and_refresh(void **state) {
   assert_strata_ok(strata_store_refresh(reader));
   test_expect_layer(reader, 1, 1, "v1");
 
-  assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "v2", 2));
+  assert_strata_ok(strata_proto_put(p, 1, NULL, 0, NULL, "v2", 2));
   assert_strata_ok(strata_crystallize(writer, 1));
   test_expect_layer(reader, 1, 1, "v1");
   assert_strata_ok(strata_store_refresh(reader));
@@ -784,7 +788,7 @@ static void test_writer_lock_and_refresh(void **state) {
   strata_read_end(&t);
   strata_store_close(writer);
   /* The lock went with the writer. */
-  assert_strata_ok(strata_proto_create(reader, 2, "second", NULL, &q));
+  assert_strata_ok(strata_proto_create(reader, 2, "second", 6, NULL, &q));
   strata_store_close(reader);
 }
 
@@ -798,11 +802,11 @@ static void test_lock_refreshes_first(void **state) {
   strata_store *early = open_store(dir, NULL); /* writes first */
   strata_proto *p = NULL;
   assert_strata_ok(strata_proto_open(early, 3, &p));
-  assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "early", 5));
+  assert_strata_ok(strata_proto_put(p, 1, NULL, 0, NULL, "early", 5));
   assert_strata_ok(strata_crystallize(early, 3));
   strata_store_close(early); /* releases the lock */
   assert_strata_ok(strata_proto_open(late, 3, &p));
-  assert_strata_ok(strata_proto_put(p, 2, NULL, NULL, "late", 4));
+  assert_strata_ok(strata_proto_put(p, 2, NULL, 0, NULL, "late", 4));
   assert_strata_ok(strata_crystallize(late, 3));
   test_expect_layer(late, 3, 1, "early");
   test_expect_layer(late, 3, 2, "late");
@@ -819,7 +823,8 @@ static void test_read_only(void **state) {
   strata_store *s = NULL;
   assert_strata_ok(strata_store_open(dir, &c, &s));
   strata_proto *p = NULL;
-  assert_strata_err(strata_proto_create(s, 1, "x", NULL, &p), STRATA_E_STATE);
+  assert_strata_err(strata_proto_create(s, 1, "x", 1, NULL, &p),
+                    STRATA_E_STATE);
   assert_int_equal(access(test_path(dir, ".strata.lock"), F_OK), -1);
   strata_store_close(s);
 }
@@ -838,13 +843,13 @@ static void test_memory_thresholds(void **state) {
   strata_store *s = NULL;
   assert_strata_ok(strata_store_open(dir, &c, &s));
   strata_proto *p = NULL;
-  assert_strata_ok(strata_proto_create(s, 1, "mem", NULL, &p));
+  assert_strata_ok(strata_proto_create(s, 1, "mem", 3, NULL, &p));
   static char blob[256 << 10];
   memset(blob, 'm', sizeof blob);
   /* Puts beyond the eviction threshold crystallize the proto instead of
    * failing: its heap is freed and nothing is lost. */
   for (uint64_t i = 0; i < 64; i++)
-    assert_strata_ok(strata_proto_put(p, i, NULL, NULL, blob, sizeof blob));
+    assert_strata_ok(strata_proto_put(p, i, NULL, 0, NULL, blob, sizeof blob));
   strata_store_stats st;
   assert_strata_ok(strata_store_stats_get(s, &st));
   assert_true(st.evictions >= 1);
@@ -877,12 +882,12 @@ static void test_memory_thresholds(void **state) {
   assert_strata_ok(strata_read_begin(s, &pin));
   int rc = 0;
   for (uint64_t i = 100; i < 200 && rc == 0; i++)
-    rc = strata_proto_put(p, i, NULL, NULL, blob, sizeof blob);
+    rc = strata_proto_put(p, i, NULL, 0, NULL, blob, sizeof blob);
   assert_int_equal(rc, STRATA_E_LIMIT);
   assert_non_null(strstr(strata_last_error_detail(), "of the limit 8388608"));
   strata_read_end(&pin);
   assert_strata_ok(strata_store_reclaim(s, 1));
-  assert_strata_ok(strata_proto_put(p, 500, NULL, NULL, blob, sizeof blob));
+  assert_strata_ok(strata_proto_put(p, 500, NULL, 0, NULL, blob, sizeof blob));
   strata_store_close(s);
 }
 
@@ -904,14 +909,16 @@ static uint64_t put_many(uint64_t limit, uint64_t regions, uint64_t puts,
   for (uint64_t r = 0; r < regions; r++) {
     char name[32];
     snprintf(name, sizeof name, "m%" PRIu64, r);
-    assert_strata_ok(strata_proto_create(s, r + 1, name, NULL, &p[r]));
+    assert_strata_ok(
+        strata_proto_create(s, r + 1, name, strlen(name), NULL, &p[r]));
   }
   assert_strata_ok(strata_store_stats_get(s, st));
   *empty = st->heap_bytes;
   char data[100];
   for (uint64_t i = 0; i < puts; i++) {
     memset(data, 'a' + (int)(i % 26), sizeof data);
-    int rc = strata_proto_put(p[i % regions], i, NULL, NULL, data, sizeof data);
+    int rc =
+        strata_proto_put(p[i % regions], i, NULL, 0, NULL, data, sizeof data);
     if (rc != 0)
       fail_msg("limit %" PRIu64 ": put %" PRIu64 ": %s (%s)", limit, i,
                strata_err_name(rc), strata_last_error_detail());
@@ -997,7 +1004,8 @@ static void test_memory_evict_waits_for_snapshot(void **state) {
   for (uint64_t r = 0; r < regions; r++) {
     char name[32];
     snprintf(name, sizeof name, "w%" PRIu64, r);
-    assert_strata_ok(strata_proto_create(s, r + 1, name, NULL, &p[r]));
+    assert_strata_ok(
+        strata_proto_create(s, r + 1, name, strlen(name), NULL, &p[r]));
   }
   strata_txn pin;
   assert_strata_ok(strata_read_begin(s, &pin));
@@ -1006,7 +1014,7 @@ static void test_memory_evict_waits_for_snapshot(void **state) {
   int rc = 0;
   uint64_t i = 0;
   for (; rc == 0 && i < 20000; i++)
-    rc = strata_proto_put(p[i % regions], i, NULL, NULL, data, sizeof data);
+    rc = strata_proto_put(p[i % regions], i, NULL, 0, NULL, data, sizeof data);
   /* The pinned heap ends at the refusal threshold: the put is refused. */
   assert_int_equal(rc, STRATA_E_LIMIT);
   strata_store_stats st;
@@ -1021,7 +1029,7 @@ static void test_memory_evict_waits_for_snapshot(void **state) {
    * puts go on past the threshold without a refusal. */
   for (uint64_t n = 0; st.evictions == evictions && n < 20000; n++, i++) {
     assert_strata_ok(
-        strata_proto_put(p[i % regions], i, NULL, NULL, data, sizeof data));
+        strata_proto_put(p[i % regions], i, NULL, 0, NULL, data, sizeof data));
     assert_strata_ok(strata_store_stats_get(s, &st));
   }
   assert_true(st.evictions > evictions);
@@ -1062,7 +1070,7 @@ static void test_readers_during_writes(void **state) {
   const char *dir = test_tmpdir();
   strata_store *s = open_store(dir, NULL);
   strata_proto *p = NULL;
-  assert_strata_ok(strata_proto_create(s, 1, "hot", NULL, &p));
+  assert_strata_ok(strata_proto_create(s, 1, "hot", 3, NULL, &p));
   enum { THREADS = 8 };
   pthread_t tid[THREADS];
   reader_arg args[THREADS];
@@ -1074,7 +1082,7 @@ static void test_readers_during_writes(void **state) {
   for (int round = 0; round < 40; round++) {
     for (uint64_t id = 0; id < 16; id++) {
       int n = snprintf(buf, sizeof buf, "round %d layer %" PRIu64, round, id);
-      assert_strata_ok(strata_proto_put(p, id, NULL, NULL, buf, (size_t)n));
+      assert_strata_ok(strata_proto_put(p, id, NULL, 0, NULL, buf, (size_t)n));
     }
     if (round % 10 == 9)
       assert_strata_ok(strata_crystallize(s, 1));
@@ -1167,7 +1175,7 @@ static void test_duplicate_id_put_reaches_reader(void **state) {
   assert_string_equal(served_file(writer, 7, buf, sizeof buf), "a.region");
   strata_proto *p = NULL;
   assert_strata_ok(strata_proto_open(writer, 7, &p));
-  assert_strata_ok(strata_proto_put(p, 50, NULL, NULL, "new", 3));
+  assert_strata_ok(strata_proto_put(p, 50, NULL, 0, NULL, "new", 3));
   assert_strata_ok(strata_crystallize(writer, 7));
   assert_string_equal(served_file(writer, 7, buf, sizeof buf), "a.region");
   strata_store_close(writer);

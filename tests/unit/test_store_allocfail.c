@@ -148,8 +148,9 @@ static void make_open_files(void) {
       char data[32], name[16];
       snprintf(data, sizeof data, "%s:%" PRIu64, open_names[i], id);
       snprintf(name, sizeof name, "n%" PRIu64, id);
-      assert_strata_ok(strata_writer_add(w, id * 7, id % 2 ? name : NULL, NULL,
-                                         data, strlen(data)));
+      assert_strata_ok(strata_writer_add(w, id * 7, id % 2 ? name : NULL,
+                                         id % 2 ? strlen(name) : 0, NULL, data,
+                                         strlen(data)));
     }
     assert_strata_ok(strata_writer_commit(w));
     open_bytes[i] = test_read_file(path, &open_len[i]);
@@ -346,7 +347,7 @@ static void setup(fixture *f, unsigned extra) {
 
   f->m42 = (model){.rid = 42, .rname = "fresh", .rmeta = "{\"a\":true}"};
   assert_strata_ok(
-      strata_proto_create(f->s, 42, "fresh", "{\"a\":true}", &f->p42));
+      strata_proto_create(f->s, 42, "fresh", 5, "{\"a\":true}", &f->p42));
   for (uint64_t i = 0; i < 12; i++) {
     char data[32], name[16];
     snprintf(data, sizeof data, "fresh:%" PRIu64, i);
@@ -376,9 +377,10 @@ typedef struct put_spec {
 } put_spec;
 
 static int do_change(fixture *f, const put_spec *p, const uint8_t *data) {
-  return p->tombstone
-             ? strata_proto_remove(f->p3, p->id)
-             : strata_proto_put(f->p3, p->id, p->name, p->meta, data, p->size);
+  return p->tombstone ? strata_proto_remove(f->p3, p->id)
+                      : strata_proto_put(f->p3, p->id, p->name,
+                                         p->name ? strlen(p->name) : 0, p->meta,
+                                         data, p->size);
 }
 
 static void model_change(fixture *f, const put_spec *p, const uint8_t *data) {
@@ -563,12 +565,12 @@ static strata_store *setup_dump(char *dir, size_t cap, log_capture *log) {
   strata_store *s = open_store(dir, log);
   strata_proto *p;
   assert_strata_ok(strata_proto_open(s, 1, &p));
-  assert_strata_ok(strata_proto_put(p, 3, "three", "{\"t\":3}", "3", 1));
-  assert_strata_ok(strata_proto_create(s, 42, "fresh", "{\"a\":1}", &p));
-  assert_strata_ok(strata_proto_put(p, 1, "one", NULL, "1", 1));
-  assert_strata_ok(strata_proto_put(p, 2, NULL, "[2]", "22", 2));
+  assert_strata_ok(strata_proto_put(p, 3, "three", 5, "{\"t\":3}", "3", 1));
+  assert_strata_ok(strata_proto_create(s, 42, "fresh", 5, "{\"a\":1}", &p));
+  assert_strata_ok(strata_proto_put(p, 1, "one", 3, NULL, "1", 1));
+  assert_strata_ok(strata_proto_put(p, 2, NULL, 0, "[2]", "22", 2));
   assert_strata_ok(strata_crystallize(s, 42));
-  assert_strata_ok(strata_proto_put(p, 3, NULL, NULL, "333", 3));
+  assert_strata_ok(strata_proto_put(p, 3, NULL, 0, NULL, "333", 3));
   return s;
 }
 

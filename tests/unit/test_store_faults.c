@@ -134,7 +134,7 @@ static void setup(fixture *f) {
 
   f->m42 = (model){.rid = 42, .rname = "fresh", .rmeta = "{\"a\":true}"};
   assert_strata_ok(
-      strata_proto_create(f->s, 42, "fresh", "{\"a\":true}", &f->p42));
+      strata_proto_create(f->s, 42, "fresh", 5, "{\"a\":true}", &f->p42));
   for (uint64_t i = 0; i < 12; i++) {
     char data[32], name[16];
     snprintf(data, sizeof data, "fresh:%" PRIu64, i);
@@ -454,7 +454,7 @@ static void make_open_files(void) {
       char data[32];
       snprintf(data, sizeof data, "%s:%" PRIu64, open_names[i], id);
       assert_strata_ok(
-          strata_writer_add(w, id, NULL, NULL, data, strlen(data)));
+          strata_writer_add(w, id, NULL, 0, NULL, data, strlen(data)));
     }
     assert_strata_ok(strata_writer_commit(w));
     open_bytes[i] = test_read_file(path, &open_len[i]);

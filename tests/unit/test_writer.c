@@ -92,26 +92,29 @@ static void test_bad_layers_do_not_poison(void **state) {
   bigmeta[0] = '1';
   bigmeta[(1u << 20) + 9] = '\0';
 
-  assert_strata_ok(strata_writer_add(w, 7, "seven", NULL, "7", 1));
-  assert_strata_err(strata_writer_add(w, 7, NULL, NULL, "x", 1),
+  assert_strata_ok(strata_writer_add(w, 7, "seven", 5, NULL, "7", 1));
+  assert_strata_err(strata_writer_add(w, 7, NULL, 0, NULL, "x", 1),
                     STRATA_E_DUPLICATE);
   assert_non_null(strstr(strata_last_error_detail(), "layer 7"));
-  assert_strata_err(strata_writer_add(w, 8, "seven", NULL, "x", 1),
+  assert_strata_err(strata_writer_add(w, 8, "seven", 5, NULL, "x", 1),
                     STRATA_E_DUPLICATE);
   assert_non_null(strstr(strata_last_error_detail(), "\"seven\""));
-  assert_strata_err(strata_writer_add(w, 9, "", NULL, "x", 1), STRATA_E_INVAL);
-  assert_strata_err(strata_writer_add(w, 9, "\xED\xA0\x80", NULL, "x", 1),
+  assert_strata_err(strata_writer_add(w, 9, "", 0, NULL, "x", 1),
                     STRATA_E_INVAL);
-  assert_strata_err(strata_writer_add(w, 9, longname, NULL, "x", 1),
-                    STRATA_E_LIMIT);
-  assert_strata_err(strata_writer_add(w, 9, NULL, "[1,", "x", 1),
+  assert_strata_err(strata_writer_add(w, 9, "\xED\xA0\x80", 3, NULL, "x", 1),
+                    STRATA_E_INVAL);
+  assert_strata_err(
+      strata_writer_add(w, 9, longname, strlen(longname), NULL, "x", 1),
+      STRATA_E_LIMIT);
+  assert_strata_err(strata_writer_add(w, 9, NULL, 0, "[1,", "x", 1),
                     STRATA_E_INVAL);
   assert_non_null(strstr(strata_last_error_detail(), "not JSON"));
-  assert_strata_err(strata_writer_add(w, 9, NULL, bigmeta, "x", 1),
+  assert_strata_err(strata_writer_add(w, 9, NULL, 0, bigmeta, "x", 1),
                     STRATA_E_LIMIT);
   free(bigmeta);
   /* None of that reached the file: the next good layer and commit work. */
-  assert_strata_ok(strata_writer_add(w, 9, "nine", "{\"a\":[1,2]}", "99", 2));
+  assert_strata_ok(
+      strata_writer_add(w, 9, "nine", 4, "{\"a\":[1,2]}", "99", 2));
   assert_strata_ok(strata_writer_commit(w));
 
   strata_region *r;
@@ -133,18 +136,18 @@ static void test_duplicates_ascending_then_not(void **state) {
   const char *dir = test_tmpdir();
   strata_writer *w = open_writer(test_path(dir, "d.region"));
   for (uint64_t id = 10; id < 5010; id += 2)
-    assert_strata_ok(strata_writer_add(w, id, NULL, NULL, "x", 1));
-  assert_strata_err(strata_writer_add(w, 5008, NULL, NULL, "x", 1),
+    assert_strata_ok(strata_writer_add(w, id, NULL, 0, NULL, "x", 1));
+  assert_strata_err(strata_writer_add(w, 5008, NULL, 0, NULL, "x", 1),
                     STRATA_E_DUPLICATE); /* the last one */
-  assert_strata_err(strata_writer_add(w, 10, NULL, NULL, "x", 1),
+  assert_strata_err(strata_writer_add(w, 10, NULL, 0, NULL, "x", 1),
                     STRATA_E_DUPLICATE); /* the first one, out of order */
-  assert_strata_err(strata_writer_add(w, 2500, NULL, NULL, "x", 1),
+  assert_strata_err(strata_writer_add(w, 2500, NULL, 0, NULL, "x", 1),
                     STRATA_E_DUPLICATE);
-  assert_strata_ok(strata_writer_add(w, 11, NULL, NULL, "y", 1));
-  assert_strata_ok(strata_writer_add(w, 6000, NULL, NULL, "z", 1));
-  assert_strata_err(strata_writer_add(w, 11, NULL, NULL, "x", 1),
+  assert_strata_ok(strata_writer_add(w, 11, NULL, 0, NULL, "y", 1));
+  assert_strata_ok(strata_writer_add(w, 6000, NULL, 0, NULL, "z", 1));
+  assert_strata_err(strata_writer_add(w, 11, NULL, 0, NULL, "x", 1),
                     STRATA_E_DUPLICATE);
-  assert_strata_err(strata_writer_add(w, 6000, NULL, NULL, "x", 1),
+  assert_strata_err(strata_writer_add(w, 6000, NULL, 0, NULL, "x", 1),
                     STRATA_E_DUPLICATE);
   assert_strata_ok(strata_writer_commit(w));
   strata_region *r = NULL;
@@ -170,7 +173,7 @@ static void write_and_check(const char *path, const strata_writer_options *o,
                             uint64_t rid, const char *name, uint32_t align) {
   strata_writer *w = NULL;
   assert_strata_ok(strata_writer_open(path, o, &w));
-  assert_strata_ok(strata_writer_add(w, 1, NULL, NULL, "x", 1));
+  assert_strata_ok(strata_writer_add(w, 1, NULL, 0, NULL, "x", 1));
   assert_strata_ok(strata_writer_commit(w));
   strata_region *r = NULL;
   assert_strata_ok(strata_region_open(path, 0, &r));
@@ -283,15 +286,15 @@ static void test_metadata_big_numbers(void **state) {
   strata_writer *w;
   assert_strata_ok(strata_writer_open(path, &o, &w));
   for (uint64_t i = 0; i < 3; i++)
-    assert_strata_ok(strata_writer_add(w, i, NULL, layer_meta[i], "x", 1));
+    assert_strata_ok(strata_writer_add(w, i, NULL, 0, layer_meta[i], "x", 1));
   /* The grammar still decides around a big number. */
-  assert_strata_err(
-      strata_writer_add(w, 3, NULL, "{\"n\": 18446744073709551616,}", "x", 1),
-      STRATA_E_INVAL);
+  assert_strata_err(strata_writer_add(w, 3, NULL, 0,
+                                      "{\"n\": 18446744073709551616,}", "x", 1),
+                    STRATA_E_INVAL);
   assert_non_null(strstr(strata_last_error_detail(), "layer 3: metadata is "
                                                      "not JSON"));
   assert_strata_err(
-      strata_writer_add(w, 3, NULL, "18446744073709551616 1", "x", 1),
+      strata_writer_add(w, 3, NULL, 0, "18446744073709551616 1", "x", 1),
       STRATA_E_INVAL);
   assert_strata_ok(strata_writer_commit(w));
 
@@ -322,8 +325,8 @@ static void test_state_errors(void **state) {
   assert_strata_err(strata_writer_append(w, "a", 1), STRATA_E_STATE);
   assert_strata_err(strata_writer_append_zeros(w, 1), STRATA_E_STATE);
   assert_strata_err(strata_writer_end_layer(w), STRATA_E_STATE);
-  assert_strata_ok(strata_writer_begin_layer(w, 1, NULL, NULL));
-  assert_strata_err(strata_writer_begin_layer(w, 2, NULL, NULL),
+  assert_strata_ok(strata_writer_begin_layer(w, 1, NULL, 0, NULL));
+  assert_strata_err(strata_writer_begin_layer(w, 2, NULL, 0, NULL),
                     STRATA_E_STATE);
   /* Committing in the middle of a layer fails and leaves nothing. */
   assert_strata_err(strata_writer_commit(w), STRATA_E_STATE);
@@ -335,7 +338,7 @@ static void test_abort_leaves_nothing(void **state) {
   const char *dir = test_tmpdir();
   strata_writer *w = open_writer(test_path(dir, "x.region"));
   for (uint64_t i = 0; i < 100; i++)
-    assert_strata_ok(strata_writer_add(w, i, NULL, NULL, "abc", 3));
+    assert_strata_ok(strata_writer_add(w, i, NULL, 0, NULL, "abc", 3));
   strata_writer_abort(w);
   strata_writer_abort(NULL);
   assert_int_equal(count_entries(dir), 0);
@@ -349,7 +352,8 @@ static void test_commit_replaces(void **state) {
     strata_writer *w = open_writer(path);
     char data[16];
     snprintf(data, sizeof data, "version %d", version);
-    assert_strata_ok(strata_writer_add(w, 0, NULL, NULL, data, strlen(data)));
+    assert_strata_ok(
+        strata_writer_add(w, 0, NULL, 0, NULL, data, strlen(data)));
     assert_strata_ok(strata_writer_commit(w));
     strata_region *r;
     assert_strata_ok(strata_region_open(path, 0, &r));
@@ -368,7 +372,7 @@ static void test_streaming(void **state) {
   strata_writer *w = open_writer(path);
   XXH3_state_t *x = XXH3_createState();
   XXH3_64bits_reset(x);
-  assert_strata_ok(strata_writer_begin_layer(w, 5, "streamed", "{}"));
+  assert_strata_ok(strata_writer_begin_layer(w, 5, "streamed", 8, "{}"));
   uint8_t chunk[4096];
   for (int k = 0; k < 50; k++) {
     memset(chunk, k, sizeof chunk);
@@ -382,7 +386,7 @@ static void test_streaming(void **state) {
   XXH3_64bits_update(x, "end", 3);
   assert_strata_ok(strata_writer_end_layer(w));
   /* An empty layer is a layer too. */
-  assert_strata_ok(strata_writer_add(w, 6, NULL, NULL, NULL, 0));
+  assert_strata_ok(strata_writer_add(w, 6, NULL, 0, NULL, NULL, 0));
   assert_strata_ok(strata_writer_commit(w));
 
   strata_region *r;
@@ -431,7 +435,7 @@ static void test_colliding_ids_change_seed(void **state) {
   const char *path = test_path(test_tmpdir(), "c.region");
   strata_writer *w = open_writer(path);
   for (int i = 0; i < 100; i++)
-    assert_strata_ok(strata_writer_add(w, ids[i], NULL, NULL, &ids[i], 8));
+    assert_strata_ok(strata_writer_add(w, ids[i], NULL, 0, NULL, &ids[i], 8));
   assert_strata_ok(strata_writer_commit(w));
   size_t len;
   uint8_t *img = test_read_file(path, &len);

@@ -58,7 +58,7 @@ static void run(bench_ctx *ctx, void *result) {
     int rc = strata_writer_open(region, &wo, &w);
     for (uint64_t i = 0; rc == 0 && i < layers; i++) {
       memcpy(buf, &i, sizeof i); /* distinct layers, same bytes as below */
-      rc = strata_writer_add(w, i, NULL, NULL, buf, (size_t)layer);
+      rc = strata_writer_add(w, i, NULL, 0, NULL, buf, (size_t)layer);
       if (rc < 0)
         strata_writer_abort(w);
     }

@@ -125,10 +125,10 @@ static void crystallize_once(strata_store *s, uint64_t id, const uint8_t *src,
   char name[32];
   snprintf(name, sizeof name, "crys-%" PRIu64, id);
   strata_proto *pr;
-  bench_check(strata_proto_create(s, id, name, NULL, &pr),
+  bench_check(strata_proto_create(s, id, name, strlen(name), NULL, &pr),
               "strata_proto_create");
   for (uint64_t i = 0; i < c->layers; i++)
-    bench_check(strata_proto_put(pr, i, NULL, NULL, src + i * c->layer_bytes,
+    bench_check(strata_proto_put(pr, i, NULL, 0, NULL, src + i * c->layer_bytes,
                                  (size_t)c->layer_bytes),
                 "strata_proto_put");
   strata_store_stats a, b;

@@ -177,7 +177,7 @@ static void *writer_main(void *arg) {
       uint64_t x = bench_splitmix64(&rng);
       uint64_t id = (uint64_t)(((unsigned __int128)x * sh->layers) >> 64);
       bench_fill_layer(1, id, buf, sh->size);
-      rc = strata_proto_put(w->proto, id, NULL, NULL, buf, sh->size);
+      rc = strata_proto_put(w->proto, id, NULL, 0, NULL, buf, sh->size);
       atomic_fetch_add_explicit(&w->puts, 1, memory_order_relaxed);
     }
     if (rc == 0)

@@ -45,7 +45,7 @@ static int build(void **state, const char *dir, const bench_layers *layers,
   uint8_t *buf = bench_xmalloc(layers->size);
   for (uint64_t i = 0; rc >= 0 && i < layers->n; i++) {
     bench_fill_value(i, buf, layers->size);
-    rc = strata_writer_add(w, layers->ids[i], NULL, NULL, buf, layers->size);
+    rc = strata_writer_add(w, layers->ids[i], NULL, 0, NULL, buf, layers->size);
   }
   free(buf);
   if (rc < 0) {

@@ -190,7 +190,7 @@ void bench_write_region(const char *path, uint64_t id, const char *name,
   for (uint64_t i = 0; i < layers; i++) {
     size_t k = size ? size : 64 + (size_t)(bench_splitmix64(&s) % 193);
     bench_fill_layer(id, i, buf, k);
-    int rc = strata_writer_add(w, i, NULL, NULL, buf, k);
+    int rc = strata_writer_add(w, i, NULL, 0, NULL, buf, k);
     if (rc < 0) {
       strata_writer_abort(w);
       bench_check(rc, path);

@@ -226,7 +226,8 @@ static int write_base64(strata_writer *w, const rb_layer *l,
 }
 
 int rb_layer_write(strata_writer *w, const rb_layer *l, const char *where) {
-  int e = strata_writer_begin_layer(w, l->id, l->name, l->metadata);
+  int e = strata_writer_begin_layer(w, l->id, l->name,
+                                    l->name ? strlen(l->name) : 0, l->metadata);
   if (e < 0) {
     rb_lib_error(where, e);
     return -1;

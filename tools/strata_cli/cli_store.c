@@ -74,7 +74,8 @@ static bool region_by_id(const strata_txn *txn, uint64_t id,
 int cli_resolve_region(const strata_txn *txn, const char *dir,
                        const cli_key *key, strata_store_region *out) {
   uint64_t id = key->id;
-  if (key->by_name && strata_find_region(txn, key->text, &id) < 0)
+  if (key->by_name &&
+      strata_find_region(txn, key->text, strlen(key->text), &id) < 0)
     return cli_fail("%s: no region named '%s'", dir, key->text);
   if (region_by_id(txn, id, out))
     return CLI_EXIT_OK;
@@ -106,7 +107,8 @@ int cli_store_proto(strata_store *s, uint64_t region_id,
    * store, so the proto starts from the region file as it is on disk now
    * (another writer may have crystallized since this process opened it). */
   if (create_name != NULL)
-    return strata_proto_create(s, region_id, create_name, create_metadata, out);
+    return strata_proto_create(s, region_id, create_name, strlen(create_name),
+                               create_metadata, out);
   return strata_proto_open(s, region_id, out);
 }
 

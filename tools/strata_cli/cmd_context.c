@@ -69,8 +69,9 @@ static bool parse_ref(const char *arg, ctx_ref *ref, int *code) {
 }
 
 /* Resolves every reference in the snapshot: regions first, then the layers
- * given by id in one strata_get_many() call, then those given by name. On a
- * miss, reports the first missing one in argument order. */
+ * given by id in one strata_get_many() call and those given by name in one
+ * strata_get_many_by_name() call. On a miss, reports the first missing one
+ * in argument order. */
 static int lookup(const strata_txn *txn, const char *dir, const ctx_ref *refs,
                   size_t n, ctx_item *items) {
   for (size_t i = 0; i < n; i++) {
@@ -79,36 +80,42 @@ static int lookup(const strata_txn *txn, const char *dir, const ctx_ref *refs,
       return code;
   }
   strata_layer_ref *by_id = calloc(n, sizeof *by_id);
+  strata_layer_name_ref *by_name = calloc(n, sizeof *by_name);
   strata_layer *found = calloc(n, sizeof *found);
-  if (by_id == NULL || found == NULL) {
+  strata_layer *found_named = calloc(n, sizeof *found_named);
+  if (by_id == NULL || by_name == NULL || found == NULL ||
+      found_named == NULL) {
     free(by_id);
+    free(by_name);
     free(found);
+    free(found_named);
     return cli_fail("out of memory");
   }
-  size_t k = 0;
-  for (size_t i = 0; i < n; i++)
-    if (!refs[i].layer.by_name)
+  size_t k = 0, kn = 0;
+  for (size_t i = 0; i < n; i++) {
+    const char *region = items[i].region.name, *layer = refs[i].layer.text;
+    if (refs[i].layer.by_name)
+      by_name[kn++] =
+          (strata_layer_name_ref){region, strlen(region), layer, strlen(layer)};
+    else
       by_id[k++] = (strata_layer_ref){items[i].region.id, refs[i].layer.id};
+  }
   strata_get_many(txn, by_id, k, found);
-  k = 0;
+  strata_get_many_by_name(txn, by_name, kn, found_named);
+  k = kn = 0;
   int code = CLI_EXIT_OK;
   for (size_t i = 0; i < n && code == CLI_EXIT_OK; i++) {
-    bool hit;
-    if (refs[i].layer.by_name) {
-      hit =
-          strata_get_by_name(txn, items[i].region.id, refs[i].layer.text,
-                             strlen(refs[i].layer.text), &items[i].layer) == 0;
-    } else {
-      items[i].layer = found[k];
-      hit = found[k++].data != NULL;
-    }
+    strata_layer *l = refs[i].layer.by_name ? &found_named[kn++] : &found[k++];
+    items[i].layer = *l;
     /* Looking it up again names the miss the way every command does. */
-    if (!hit)
+    if (l->data == NULL)
       code = cli_resolve_layer(txn, dir, &items[i].region, &refs[i].layer,
                                &items[i].layer);
   }
   free(by_id);
+  free(by_name);
   free(found);
+  free(found_named);
   return code;
 }
 

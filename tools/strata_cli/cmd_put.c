@@ -91,7 +91,9 @@ static int put(strata_store *s, const char *dir, const cli_key *region,
   put_attrs attrs = {NULL, NULL};
   int code = choose_attrs(s, region_id, layer_id, name_opt, meta_opt, &attrs);
   if (code == CLI_EXIT_OK) {
-    rc = strata_proto_put(p, layer_id, attrs.name, attrs.metadata, data, size);
+    rc = strata_proto_put(p, layer_id, attrs.name,
+                          attrs.name ? strlen(attrs.name) : 0, attrs.metadata,
+                          data, size);
     if (rc == 0)
       rc = strata_crystallize(s, region_id);
     if (rc < 0)

@@ -1,0 +1,376 @@
+/* Reads through a snapshot that see the proto's changes: iterating a
+ * region's layers (strata_snapshot_iter) and looking a path up by names
+ * (strata_get_many_by_name), both checked against a model of the region
+ * under random puts and removes, with snapshots held across later changes,
+ * crystallization and reclamation. */
+#include "store_model.h"
+
+#define IDS 150 /* layer ids are below this (and below PROBE_IDS) */
+
+/* Writes region `rid` "NAME" to DIR/NAME.region with `n` random distinct
+ * ids below IDS, each named "f<id>" when the id is even, and records it in
+ * *m. */
+static void write_random_region(const char *dir, uint64_t rid, const char *name,
+                                size_t n, uint64_t *seed, model *m) {
+  *m = (model){.rid = rid, .rname = name, .rmeta = ""};
+  strata_writer_options o;
+  strata_writer_options_init(&o);
+  o.region_id = rid;
+  o.name = name;
+  char file[64];
+  snprintf(file, sizeof file, "%s.region", name);
+  strata_writer *w = NULL;
+  assert_strata_ok(strata_writer_open(test_path(dir, file), &o, &w));
+  while (m->n < n) {
+    uint64_t id = test_splitmix(seed) % IDS;
+    if (model_find(m, id) != NULL)
+      continue;
+    char data[48], lname[16];
+    int len = snprintf(data, sizeof data, "file:%" PRIu64 ":%" PRIu64, rid, id);
+    snprintf(lname, sizeof lname, "f%" PRIu64, id);
+    const char *nm = id % 2 == 0 ? lname : NULL;
+    assert_strata_ok(strata_writer_add(w, id, nm, nm ? strlen(nm) : 0, NULL,
+                                       data, (size_t)len));
+    model_put(m, id, nm, NULL, data, (size_t)len);
+  }
+  assert_strata_ok(strata_writer_commit(w));
+}
+
+/* One random change to the proto and the model: a put (new id, or one of
+ * the file's or the proto's replaced, sometimes empty, sometimes named) or
+ * a remove of a layer the region has. */
+static void random_change(strata_proto *p, model *m, uint64_t *seed,
+                          uint64_t round) {
+  uint64_t r = test_splitmix(seed);
+  if (r % 4 == 0 && m->n > 0) {
+    uint64_t id = m->l[test_splitmix(seed) % m->n].id;
+    assert_strata_ok(strata_proto_remove(p, id));
+    model_remove(m, id);
+    return;
+  }
+  uint64_t id = test_splitmix(seed) % IDS;
+  if (model_find(m, id) == NULL && m->n >= MODEL_MAX)
+    return;
+  char data[48], lname[16];
+  int len = r % 7 == 0 ? 0
+                       : snprintf(data, sizeof data, "put:%" PRIu64 ":%" PRIu64,
+                                  round, id);
+  /* A name unique to the id, so that no put collides with another layer's. */
+  snprintf(lname, sizeof lname, "p%" PRIu64, id);
+  const char *nm = r % 3 == 0 ? lname : NULL;
+  const char *meta = r % 5 == 0 ? "{\"r\":1}" : NULL;
+  assert_strata_ok(strata_proto_put(p, id, nm, nm ? strlen(nm) : 0, meta, data,
+                                    (size_t)len));
+  model_put(m, id, nm, meta, data, (size_t)len);
+}
+
+/* Asserts that iterating region m->rid through `t` returns exactly the
+ * model's layers in id order, and that each is what strata_get() returns
+ * through the same snapshot (the same pointers). The layers are returned in
+ * *got (m->n of them) for the caller to check again later. */
+static void expect_iter_model(const strata_txn *t, const model *m,
+                              strata_layer *got, const char *where) {
+  strata_snapshot_iter it;
+  assert_strata_ok(strata_snapshot_iter_init(t, m->rid, &it));
+  size_t k = 0;
+  int rc;
+  strata_layer l;
+  while ((rc = strata_snapshot_next(&it, &l)) > 0) {
+    if (k >= m->n)
+      fail_msg("%s: layer %" PRIu64 " past the model's %zu", where, l.id, m->n);
+    if (l.id != m->l[k].id)
+      fail_msg("%s: layer %zu is %" PRIu64 ", the model has %" PRIu64, where, k,
+               l.id, m->l[k].id);
+    assert_non_null(l.data);
+    expect_layer(&m->l[k], &l, where);
+    strata_layer g;
+    assert_strata_ok(strata_get(t, m->rid, l.id, &g));
+    assert_ptr_equal(g.data, l.data);
+    assert_ptr_equal(g.name, l.name);
+    got[k++] = l;
+  }
+  assert_int_equal(rc, 0);
+  if (k != m->n)
+    fail_msg("%s: %zu layers, the model has %zu", where, k, m->n);
+  /* Exhausted, it stays so; ending it again is harmless. */
+  assert_int_equal(strata_snapshot_next(&it, &l), 0);
+  strata_snapshot_iter_end(&it);
+}
+
+static void expect_still(const model *m, const strata_layer *got,
+                         const char *where) {
+  for (size_t i = 0; i < m->n; i++) {
+    assert_int_equal(got[i].id, m->l[i].id);
+    expect_layer(&m->l[i], &got[i], where);
+  }
+}
+
+/* Random puts and removes over a file; snapshots taken along the way are
+ * iterated again after later changes, a crystallization and reclamation:
+ * each still returns its own state, and the pointers it returned earlier
+ * still hold the same bytes. */
+static void test_iter_matches_model(void **state) {
+  (void)state;
+  uint64_t seed = 0x5eed1;
+  for (int trial = 0; trial < 6; trial++) {
+    const char *dir = test_tmpdir();
+    model m;
+    write_random_region(dir, 7, "seven", 10 + (size_t)trial * 8, &seed, &m);
+    strata_store *s = test_open_store_quiet(dir);
+    strata_layer got_file[MODEL_MAX], got_old[MODEL_MAX], got[MODEL_MAX];
+    strata_txn t0;
+    assert_strata_ok(strata_read_begin(s, &t0));
+    expect_iter_model(&t0, &m, got_file, "no proto");
+    model m0;
+    model_copy(&m0, &m);
+
+    strata_proto *p;
+    assert_strata_ok(strata_proto_open(s, 7, &p));
+    for (uint64_t round = 0; round < 200; round++) {
+      random_change(p, &m, &seed, round);
+      if (round % 40 != 39)
+        continue;
+      strata_txn t;
+      assert_strata_ok(strata_read_begin(s, &t));
+      expect_iter_model(&t, &m, got, "proto");
+      /* The same snapshot after more changes, a crystallization every
+       * other time, and reclamation: unchanged. */
+      model was;
+      model_copy(&was, &m);
+      for (int j = 0; j < 20; j++)
+        random_change(p, &m, &seed, 1000 + round * 20 + (uint64_t)j);
+      if (round % 80 == 79)
+        assert_strata_ok(strata_crystallize(s, 7));
+      assert_strata_ok(strata_store_reclaim(s, 0));
+      expect_iter_model(&t, &was, got_old, "held snapshot");
+      expect_still(&was, got, "pointers of the held snapshot");
+      strata_read_end(&t);
+      model_free(&was);
+    }
+    /* The first snapshot, begun before the proto existed, still sees the
+     * file as it was, and its pointers still hold. */
+    expect_iter_model(&t0, &m0, got_old, "first snapshot");
+    expect_still(&m0, got_file, "first snapshot's pointers");
+    strata_read_end(&t0);
+    model_free(&m0);
+    /* After everything: a fresh snapshot, and the file a crystallization
+     * writes, agree with the model. */
+    strata_txn t;
+    assert_strata_ok(strata_read_begin(s, &t));
+    expect_iter_model(&t, &m, got, "final");
+    strata_read_end(&t);
+    assert_strata_ok(strata_crystallize(s, 7));
+    assert_strata_ok(strata_read_begin(s, &t));
+    expect_iter_model(&t, &m, got, "crystallized");
+    strata_read_end(&t);
+    strata_store_close(s);
+    model_free(&m);
+  }
+}
+
+/* An iteration half done when writers change, crystallize and reclaim goes
+ * on with the snapshot's state. */
+static void test_iter_across_changes(void **state) {
+  (void)state;
+  uint64_t seed = 42;
+  const char *dir = test_tmpdir();
+  model m;
+  write_random_region(dir, 7, "seven", 60, &seed, &m);
+  strata_store *s = test_open_store_quiet(dir);
+  strata_proto *p;
+  assert_strata_ok(strata_proto_open(s, 7, &p));
+  for (uint64_t round = 0; round < 60; round++)
+    random_change(p, &m, &seed, round);
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  strata_snapshot_iter it;
+  assert_strata_ok(strata_snapshot_iter_init(&t, 7, &it));
+  strata_layer got[MODEL_MAX];
+  size_t k = 0;
+  int rc;
+  while (k < m.n / 2 && (rc = strata_snapshot_next(&it, &got[k])) > 0)
+    k++;
+  model was;
+  model_copy(&was, &m);
+  for (uint64_t round = 0; round < 100; round++)
+    random_change(p, &m, &seed, 500 + round);
+  assert_strata_ok(strata_crystallize(s, 7));
+  for (uint64_t round = 0; round < 30; round++)
+    random_change(p, &m, &seed, 900 + round);
+  assert_strata_ok(strata_store_reclaim(s, 0));
+  while ((rc = strata_snapshot_next(&it, &got[k])) > 0) {
+    assert_true(k < was.n);
+    k++;
+  }
+  assert_int_equal(rc, 0);
+  assert_int_equal(k, was.n);
+  expect_still(&was, got, "iteration across changes");
+  strata_read_end(&t);
+  model_free(&was);
+  model_free(&m);
+  strata_store_close(s);
+}
+
+/* A proto without a file, an emptied region, a region that is not there,
+ * an iteration stopped early, and a snapshot that ended. */
+static void test_iter_edges(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  strata_store *s = test_open_store_quiet(dir);
+  strata_proto *p;
+  assert_strata_ok(strata_proto_create(s, 5, "fresh", 5, NULL, &p));
+  strata_txn t;
+  strata_snapshot_iter it;
+  strata_layer l;
+  assert_strata_ok(strata_read_begin(s, &t));
+  assert_strata_ok(strata_snapshot_iter_init(&t, 5, &it));
+  assert_int_equal(strata_snapshot_next(&it, &l), 0);
+  assert_strata_err(strata_snapshot_iter_init(&t, 6, &it), STRATA_E_NO_REGION);
+  assert_non_null(strstr(strata_last_error_detail(), "region 6"));
+  assert_int_equal(strata_snapshot_next(&it, &l), 0); /* empty after failing */
+  strata_snapshot_iter_end(&it);
+  strata_read_end(&t);
+
+  assert_strata_ok(strata_proto_put(p, 9, NULL, 0, NULL, "nine", 4));
+  assert_strata_ok(strata_proto_put(p, 3, "three", 5, NULL, "", 0));
+  assert_strata_ok(strata_proto_put(p, 6, NULL, 0, NULL, "six", 3));
+  assert_strata_ok(strata_proto_remove(p, 6));
+  assert_strata_ok(strata_read_begin(s, &t));
+  assert_strata_ok(strata_snapshot_iter_init(&t, 5, &it));
+  assert_int_equal(strata_snapshot_next(&it, &l), 1);
+  assert_int_equal(l.id, 3);
+  assert_int_equal(l.size, 0);
+  assert_non_null(l.data); /* empty, but found */
+  assert_string_equal(l.name, "three");
+  /* Stopped early: end releases the proto's array (ASan checks it). */
+  strata_snapshot_iter_end(&it);
+  strata_snapshot_iter_end(&it);
+  strata_snapshot_iter_end(NULL);
+  assert_strata_ok(strata_snapshot_iter_init(&t, 5, &it));
+  assert_int_equal(strata_snapshot_next(&it, &l), 1);
+  assert_int_equal(strata_snapshot_next(&it, &l), 1);
+  assert_int_equal(l.id, 9);
+  assert_memory_equal(l.data, "nine", 4);
+  assert_int_equal(strata_snapshot_next(&it, &l), 0);
+  strata_read_end(&t);
+  assert_strata_err(strata_snapshot_iter_init(&t, 5, &it), STRATA_E_INVAL);
+  assert_strata_err(strata_snapshot_iter_init(NULL, 5, &it), STRATA_E_INVAL);
+  assert_strata_err(strata_snapshot_iter_init(&t, 5, NULL), STRATA_E_INVAL);
+  strata_store_close(s);
+}
+
+/* ---- strata_get_many_by_name -------------------------------------------- */
+
+#define REF(r, l)                                                              \
+  { (r), strlen(r), (l), strlen(l) }
+
+/* A path of names across a file region, a proto over it and a new proto,
+ * with misses of every kind, against strata_find_region() +
+ * strata_get_by_name() through the same snapshot. */
+static void test_get_many_by_name_model(void **state) {
+  (void)state;
+  uint64_t seed = 7;
+  const char *dir = test_tmpdir();
+  model m7, m8;
+  write_random_region(dir, 7, "seven", 50, &seed, &m7);
+  write_random_region(dir, 8, "eight", 50, &seed, &m8);
+  strata_store *s = test_open_store_quiet(dir);
+  strata_proto *p7, *p9;
+  assert_strata_ok(strata_proto_open(s, 7, &p7));
+  for (uint64_t round = 0; round < 80; round++)
+    random_change(p7, &m7, &seed, round);
+  assert_strata_ok(strata_proto_create(s, 9, "nine", 4, NULL, &p9));
+  assert_strata_ok(strata_proto_put(p9, 1, "empty", 5, NULL, NULL, 0));
+  assert_strata_ok(strata_proto_put(p9, 2, "two", 3, NULL, "2", 1));
+
+  /* Every name either region could have, in a random order, with the
+   * regions interleaved and in runs. */
+  enum { N = 400 };
+  static char names[N][16];
+  strata_layer_name_ref refs[N];
+  const char *regions[] = {"seven", "eight", "nine", "none"};
+  for (size_t i = 0; i < N; i++) {
+    uint64_t r = test_splitmix(&seed);
+    const char *region = regions[(i / 7 + r) % 4];
+    uint64_t id = test_splitmix(&seed) % IDS;
+    snprintf(names[i], sizeof names[i], "%c%" PRIu64, r % 2 ? 'f' : 'p', id);
+    if (strcmp(region, "nine") == 0)
+      snprintf(names[i], sizeof names[i], "%s",
+               r % 3 == 0   ? "empty"
+               : r % 3 == 1 ? "two"
+                            : "one");
+    refs[i] = (strata_layer_name_ref)REF(region, names[i]);
+  }
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  strata_layer out[N];
+  size_t found = strata_get_many_by_name(&t, refs, N, out);
+  size_t want_found = 0;
+  for (size_t i = 0; i < N; i++) {
+    uint64_t rid;
+    strata_layer want;
+    bool hit = strata_find_region(&t, refs[i].region_name,
+                                  refs[i].region_name_len, &rid) == 0 &&
+               strata_get_by_name(&t, rid, refs[i].layer_name,
+                                  refs[i].layer_name_len, &want) == 0;
+    if (!hit) {
+      if (out[i].data != NULL || out[i].size != 0 || out[i].name != NULL)
+        fail_msg("ref %zu %s:%s: found, expected a miss", i,
+                 refs[i].region_name, refs[i].layer_name);
+      continue;
+    }
+    want_found++;
+    if (out[i].data != want.data || out[i].id != want.id)
+      fail_msg("ref %zu %s:%s: layer %" PRIu64 ", expected %" PRIu64, i,
+               refs[i].region_name, refs[i].layer_name, out[i].id, want.id);
+    assert_int_equal(out[i].size, want.size);
+    assert_ptr_equal(out[i].name, want.name);
+    /* And the model agrees with both. */
+    const model *m = rid == 7 ? &m7 : rid == 8 ? &m8 : NULL;
+    if (m != NULL) {
+      const mlayer *ml = model_find(m, out[i].id);
+      assert_non_null(ml);
+      expect_layer(ml, &out[i], "get_many_by_name");
+    }
+  }
+  assert_int_equal(found, want_found);
+  assert_true(found > 20 && found < N); /* both hits and misses */
+
+  /* Names cut from a path; NULL and NUL-holding names are misses. */
+  const char path[] = "seven/p1/eight/f2/nine/empty";
+  strata_layer_name_ref cut[] = {
+      {path + 9, 5, path + 15, 2}, {path + 18, 4, path + 23, 5},
+      {NULL, 0, "two", 3},         {"nine", 4, NULL, 0},
+      {"nine\0", 5, "two", 3},     {"nine", 4, "two\0", 4},
+      {"nine", 4, "two", 3},       {"nin", 3, "two", 3}};
+  enum { NC = sizeof cut / sizeof cut[0] };
+  strata_layer got[NC];
+  size_t hits = strata_get_many_by_name(&t, cut, NC, got);
+  strata_layer l;
+  bool eight_f2 = strata_get_by_name(&t, 8, "f2", 2, &l) == 0;
+  assert_ptr_equal(got[0].data, eight_f2 ? l.data : NULL); /* eight:f2 */
+  assert_int_equal(got[1].id, 1);                          /* nine:empty */
+  assert_non_null(got[1].data);
+  assert_int_equal(got[1].size, 0);
+  for (size_t i = 2; i < 6; i++)
+    assert_null(got[i].data);
+  assert_int_equal(got[6].id, 2);
+  assert_memory_equal(got[6].data, "2", 1);
+  assert_null(got[7].data);
+  assert_int_equal(hits, 2 + (eight_f2 ? 1 : 0));
+  assert_int_equal(strata_get_many_by_name(&t, cut, 0, got), 0);
+  strata_read_end(&t);
+  strata_store_close(s);
+  model_free(&m7);
+  model_free(&m8);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_iter_matches_model),
+      cmocka_unit_test(test_iter_across_changes),
+      cmocka_unit_test(test_iter_edges),
+      cmocka_unit_test(test_get_many_by_name_model),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
