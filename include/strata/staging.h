@@ -167,6 +167,50 @@ STRATA_API void strata_staged_release(strata_staged *staged);
  * STRATA_E_IO (CUDA). A stream is used by one thread at a time; destroy
  * waits for its work. */
 STRATA_API int strata_stream_create(strata_store *store, strata_stream **out);
+
+/* A stream over the application's own CUDA stream: `native` is its
+ * cudaStream_t (as void *). Transfers, events, stream-ordered allocations,
+ * path batches and the device cache work on the result exactly as on a
+ * stream from strata_stream_create(), in one order with the application's
+ * own work on the native stream (a kernel enqueued after
+ * strata_stage_to_device() sees the bytes, with no event in between).
+ * strata_stream_native() returns `native`.
+ *
+ * Ownership: the native stream stays the application's. Strata never
+ * destroys it; strata_stream_destroy() waits for all work enqueued on it
+ * so far (cudaStreamSynchronize: the application's work as well as
+ * Strata's, which a CUDA stream cannot tell apart), then frees the
+ * wrapper only. So the application must keep the native stream alive
+ * until strata_stream_destroy() has returned, and may destroy it at once
+ * afterwards. (Destroyed while the application captures the stream into a
+ * graph, where a wait is not allowed, the wrapper goes without waiting,
+ * logged at WARN: Strata's queued work keeps what it uses alive, and the
+ * stream must then live until that work is done.)
+ *
+ * Accepted: a live stream created by the application (cudaStreamCreate*,
+ * blocking or not, any priority) on the staging pool's device
+ * (staging.device), in that device's primary context (the one the runtime
+ * API uses; a context made with the driver API's cuCtxCreate is another).
+ * Refused with STRATA_E_INVAL: NULL and the special handles
+ * cudaStreamLegacy and cudaStreamPerThread (the per-thread default stream
+ * is a different stream on each thread, and the library's own CUDA runtime
+ * may read a default handle differently from the application's, which
+ * --default-stream sets), a stream of another device (the detail names
+ * both devices), of another context, or a handle CUDA does not know
+ * (best effort: a stream already destroyed is undefined behaviour in
+ * CUDA). STRATA_E_STATE: no staging pool; the pool runs in host mode
+ * (there is no native stream type there: strata_stream_native() gives
+ * NULL, and any handle is refused, the detail saying why the pool is in
+ * host mode); the stream is being captured into a graph. Also
+ * STRATA_E_NOMEM, STRATA_E_IO (CUDA). *out is NULL after an error.
+ *
+ * Concurrency: as for a created stream, one thread at a time uses the
+ * wrapper; the application may enqueue its own work on the native stream
+ * from any thread meanwhile (CUDA orders it). One native stream may be
+ * adopted more than once (each wrapper waits for the stream when
+ * destroyed). Release the wrapper before strata_store_close(). */
+STRATA_API int strata_stream_adopt(strata_store *store, void *native,
+                                   strata_stream **out);
 STRATA_API void strata_stream_destroy(strata_stream *stream);
 STRATA_API int strata_stream_sync(strata_stream *stream);
 STRATA_API void *strata_stream_native(strata_stream *stream);

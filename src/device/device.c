@@ -254,6 +254,15 @@ int strata__dstream_new(strata__device *x, strata__dstream **out) {
   return x->ops->stream_new(x, out);
 }
 
+int strata__dstream_adopt(strata__device *x, void *native,
+                          strata__dstream **out) {
+  STRATA__FAIL_IF(native == NULL, STRATA_E_INVAL,
+                  "device: adopting a NULL native stream (the legacy default "
+                  "stream cannot be adopted: pass a stream the application "
+                  "created)");
+  return x->ops->stream_adopt(x, native, out);
+}
+
 void strata__dstream_free(strata__dstream *s) {
   if (s != NULL)
     s->x->ops->stream_free(s);

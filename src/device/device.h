@@ -103,7 +103,17 @@ uint64_t strata__device_mem_bytes(const strata__device *x);
 int strata__device_healthy(strata__device *x);
 
 int strata__dstream_new(strata__device *x, strata__dstream **out);
-/* Waits for the stream's work, then frees it. Events recorded on it stay
+/* A stream over the application's native stream (a cudaStream_t), which it
+ * keeps owning: strata__dstream_free waits for the native stream's work
+ * and frees only the wrapper. Errors: STRATA_E_INVAL (native is NULL, a
+ * special handle, not a live stream, or a stream of another device or
+ * context: the detail says which), STRATA_E_STATE (host mode: there is
+ * no native stream; or the stream is being captured into a graph),
+ * STRATA_E_NOMEM, STRATA_E_IO. */
+int strata__dstream_adopt(strata__device *x, void *native,
+                          strata__dstream **out);
+/* Waits for the stream's work, then frees it (an adopted stream: frees the
+ * wrapper, and the native stream lives on). Events recorded on it stay
  * valid (and complete). NULL ok. */
 void strata__dstream_free(strata__dstream *s);
 /* The cudaStream_t (as void *), NULL in host mode. */

@@ -42,6 +42,16 @@ typedef struct strata__device_ops {
   int (*dev_free)(strata__device *x, void *p, strata__dstream *s);
 
   int (*stream_new)(strata__device *x, strata__dstream **out);
+  /* Wraps the application's native stream (a cudaStream_t; not NULL,
+   * device.c has checked) in a stream object that every other op takes
+   * as it takes one of stream_new's. The backend checks that the handle is
+   * a live stream of x's device and context, and refuses what it cannot
+   * wrap with STRATA_E_INVAL naming what it found (the host backend, which
+   * has no native streams, refuses every handle with STRATA_E_STATE).
+   * stream_native returns the handle as given. stream_free of an adopted
+   * stream waits for the native stream's work as for any stream, then
+   * frees the wrapper only: the native stream stays the application's. */
+  int (*stream_adopt)(strata__device *x, void *native, strata__dstream **out);
   void (*stream_free)(strata__dstream *s);
   void *(*stream_native)(strata__dstream *s);
   int (*copy)(strata__dstream *s, void *dst, const void *src, size_t n,

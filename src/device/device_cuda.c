@@ -31,6 +31,7 @@
 typedef struct cuda_stream {
   strata__dstream base; /* first: the handle device.c sees */
   cudaStream_t st;
+  bool adopted; /* the application's stream: never destroyed here */
 } cuda_stream;
 
 typedef struct cuda_event {
@@ -208,12 +209,107 @@ static int cuda_stream_new(strata__device *x, strata__dstream **out) {
   return 0;
 }
 
+/* Refuses an application's stream with STRATA_E_INVAL: clears the
+ * runtime's last error (as cuda_fail does) and names the handle. */
+STRATA__PRINTF(2, 3)
+static int adopt_refuse(void *native, const char *fmt, ...) {
+  char why[384];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, sizeof why, fmt, ap);
+  va_end(ap);
+  (void)cudaGetLastError();
+  return strata__fail(STRATA_E_INVAL, "cuda: adopting native stream %p: %s",
+                      native, why);
+}
+
+/* Checks, in order: not a default stream; a live stream (its flags can be
+ * read); on x's device (cudaStreamGetDevice, CUDA 12.8 and later; a driver
+ * too old for it skips this step); not being captured; and in the
+ * context the pool uses, the device's primary one, which a probe event
+ * recorded on it shows: an event of one context cannot be recorded on a
+ * stream of another (a stream of a context the application made with the
+ * driver API on the same device passes every earlier check). */
+static int cuda_stream_adopt(strata__device *x, void *native,
+                             strata__dstream **out) {
+  cudaStream_t st = (cudaStream_t)native;
+  /* The per-thread default stream is another stream on each thread that
+   * enqueues, and the library's own static runtime may read a default
+   * handle differently from the application's (--default-stream). */
+  if (st == cudaStreamLegacy || st == cudaStreamPerThread)
+    return adopt_refuse(native,
+                        "%s is a default stream, which cannot be adopted: "
+                        "pass a stream the application created",
+                        st == cudaStreamLegacy ? "cudaStreamLegacy"
+                                               : "cudaStreamPerThread");
+  STRATA__TRY(use_device(x));
+  unsigned flags = 0;
+  cudaError_t err = cudaStreamGetFlags(st, &flags);
+  if (err != cudaSuccess)
+    return adopt_refuse(native,
+                        "not a live CUDA stream (cudaStreamGetFlags: %s)",
+                        cudaGetErrorString(err));
+#if CUDART_VERSION >= 12080
+  int dev = -1;
+  err = cudaStreamGetDevice(st, &dev);
+  if (err == cudaSuccess && dev != x->device)
+    return adopt_refuse(native,
+                        "the stream is on CUDA device %d, the staging pool "
+                        "on device %d (staging.device)",
+                        dev, x->device);
+  if (err != cudaSuccess && err != cudaErrorCallRequiresNewerDriver)
+    return adopt_refuse(native, "cudaStreamGetDevice: %s",
+                        cudaGetErrorString(err));
+  (void)cudaGetLastError();
+#endif
+  enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+  CUDA_TRY(cudaStreamIsCapturing(st, &cs), "cudaStreamIsCapturing");
+  STRATA__FAIL_IF(cs != cudaStreamCaptureStatusNone, STRATA_E_STATE,
+                  "cuda: adopting native stream %p: the stream is being "
+                  "captured into a graph; adopt it outside the capture",
+                  native);
+  cudaEvent_t probe;
+  CUDA_TRY(cudaEventCreateWithFlags(&probe, cudaEventDisableTiming),
+           "cudaEventCreateWithFlags(disable-timing)");
+  err = cudaEventRecord(probe, st);
+  CUDA_WARN(x, cudaEventDestroy(probe), "cudaEventDestroy");
+  if (err != cudaSuccess)
+    return adopt_refuse(native,
+                        "the stream belongs to another CUDA context than "
+                        "device %d's primary context, which the staging pool "
+                        "uses (cudaEventRecord: %s)",
+                        x->device, cudaGetErrorString(err));
+  cuda_stream *s = calloc(1, sizeof *s);
+  if (s == NULL)
+    return strata__fail(STRATA_E_NOMEM, "device: adopting a CUDA stream");
+  s->base.x = x;
+  s->st = st;
+  s->adopted = true;
+  *out = &s->base;
+  return 0;
+}
+
+/* An adopted stream is waited for like one of ours (Strata's completion
+ * callbacks may be queued on it), but not destroyed. During a graph
+ * capture a wait is not allowed and would invalidate the application's
+ * capture: then the wrapper goes without waiting (the queued callbacks
+ * hold what they use, not the wrapper), and a WARN says so. */
 static void cuda_stream_free(strata__dstream *xs) {
   strata__device *x = xs->x;
   cuda_stream *s = (cuda_stream *)xs;
   if (use_device(x) == 0) {
-    CUDA_WARN(x, cudaStreamSynchronize(s->st), "cudaStreamSynchronize");
-    CUDA_WARN(x, cudaStreamDestroy(s->st), "cudaStreamDestroy");
+    enum cudaStreamCaptureStatus cs = cudaStreamCaptureStatusNone;
+    if (s->adopted)
+      CUDA_WARN(x, cudaStreamIsCapturing(s->st, &cs), "cudaStreamIsCapturing");
+    if (cs == cudaStreamCaptureStatusNone)
+      CUDA_WARN(x, cudaStreamSynchronize(s->st), "cudaStreamSynchronize");
+    else
+      strata__log(&x->log, STRATA_LOG_WARN, "device",
+                  "msg=\"adopted stream released during a graph capture, "
+                  "without waiting for its work\" device=%d",
+                  x->device);
+    if (!s->adopted)
+      CUDA_WARN(x, cudaStreamDestroy(s->st), "cudaStreamDestroy");
   }
   free(s);
 }
@@ -354,6 +450,7 @@ static const strata__device_ops cuda_ops = {
     .dev_alloc = cuda_dev_alloc,
     .dev_free = cuda_dev_free,
     .stream_new = cuda_stream_new,
+    .stream_adopt = cuda_stream_adopt,
     .stream_free = cuda_stream_free,
     .stream_native = cuda_stream_native,
     .copy = cuda_copy,

@@ -238,6 +238,18 @@ static int host_stream_new(strata__device *x, strata__dstream **out) {
   return 0;
 }
 
+/* Host mode has no native stream type (strata__dstream_native gives NULL),
+ * so there is nothing an application could hand in: any handle is
+ * refused, with the reason the pool runs in host mode. */
+static int host_stream_adopt(strata__device *x, void *native,
+                             strata__dstream **out) {
+  (void)out;
+  return strata__fail(STRATA_E_STATE,
+                      "device: adopting native stream %p: the staging pool "
+                      "runs in host mode (%s), which has no native streams",
+                      native, x->host_reason);
+}
+
 static void host_stream_free(strata__dstream *xs) {
   host_stream *s = hstream(xs);
   pthread_mutex_lock(&s->mu);
@@ -455,6 +467,7 @@ static const strata__device_ops host_ops = {
     .dev_alloc = host_dev_alloc,
     .dev_free = host_dev_free,
     .stream_new = host_stream_new,
+    .stream_adopt = host_stream_adopt,
     .stream_free = host_stream_free,
     .stream_native = host_stream_native,
     .copy = host_copy,

@@ -88,23 +88,35 @@ void strata__transfer_destroy(strata__staging *st) {
 
 /* ---- streams, events, device memory ---------------------------------- */
 
-int strata_stream_create(strata_store *s, strata_stream **out) {
+/* A stream of the pool: a new one (native NULL) or, for
+ * strata_stream_adopt, the application's native stream. */
+static int stream_open(strata_store *s, void *native, bool adopt,
+                       const char *fn, strata_stream **out) {
   if (out == NULL)
-    return strata__fail(STRATA_E_INVAL, "strata_stream_create: NULL out");
+    return strata__fail(STRATA_E_INVAL, "%s: NULL out", fn);
   *out = NULL;
   strata__staging *st;
-  STRATA__TRY(strata__staging_of(s, "strata_stream_create", &st));
+  STRATA__TRY(strata__staging_of(s, fn, &st));
   strata_stream *ss = malloc(sizeof *ss);
   if (ss == NULL)
-    return strata__fail(STRATA_E_NOMEM, "strata_stream_create");
+    return strata__fail(STRATA_E_NOMEM, "%s", fn);
   ss->st = st;
-  int rc = strata__dstream_new(st->dev, &ss->xs);
+  int rc = adopt ? strata__dstream_adopt(st->dev, native, &ss->xs)
+                 : strata__dstream_new(st->dev, &ss->xs);
   if (rc < 0) {
     free(ss);
     return rc;
   }
   *out = ss;
   return 0;
+}
+
+int strata_stream_create(strata_store *s, strata_stream **out) {
+  return stream_open(s, NULL, false, "strata_stream_create", out);
+}
+
+int strata_stream_adopt(strata_store *s, void *native, strata_stream **out) {
+  return stream_open(s, native, true, "strata_stream_adopt", out);
 }
 
 void strata_stream_destroy(strata_stream *ss) {

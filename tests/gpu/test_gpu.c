@@ -2,8 +2,9 @@
  * staged layers (whole, partial, sharing blocks) reach device memory
  * intact, events follow the streams, path batches of mixed sizes land at
  * their offsets, the STRATA_STAGING_DIRECT and STRATA_STAGING_DRIVER_ALLOC
- * flags keep the bytes right, four threads stage and transfer at once, and
- * a stream's native handle is a working cudaStream_t.
+ * flags keep the bytes right, four threads stage and transfer at once, a
+ * stream's native handle is a working cudaStream_t, and an adopted
+ * application stream carries transfers and outlives its wrapper.
  *
  * Every transfer is checked twice: read back through the public API
  * (strata_device_read on the stream) and through the CUDA runtime directly
@@ -259,12 +260,11 @@ static void test_events(void **state) {
 
 /* A path of mixed sizes (staged and not, file and proto, repeated steps)
  * into one device buffer; every step at its offset. */
-static void check_path(strata_store *s, const strata_txn *txn,
-                       const strata_layer_ref *path, size_t n) {
+static void check_path_on(strata_store *s, const strata_txn *txn,
+                          const strata_layer_ref *path, size_t n,
+                          strata_stream *ss) {
   uint64_t need;
   assert_strata_ok(strata_stage_path_size(txn, path, n, &need));
-  strata_stream *ss;
-  assert_strata_ok(strata_stream_create(s, &ss));
   void *dev;
   assert_strata_ok(strata_device_alloc(s, need, ss, &dev));
   uint64_t *offs = calloc(n, sizeof *offs);
@@ -292,6 +292,14 @@ static void check_path(strata_store *s, const strata_txn *txn,
   free(offs);
   assert_strata_ok(strata_device_free(s, dev, ss));
   assert_strata_ok(strata_stream_sync(ss));
+}
+
+/* check_path_on a stream of its own. */
+static void check_path(strata_store *s, const strata_txn *txn,
+                       const strata_layer_ref *path, size_t n) {
+  strata_stream *ss;
+  assert_strata_ok(strata_stream_create(s, &ss));
+  check_path_on(s, txn, path, n, ss);
   strata_stream_destroy(ss);
 }
 
@@ -403,6 +411,112 @@ static void test_native_stream(void **state) {
   strata_store_close(s);
 }
 
+/* strata_stream_adopt() over the application's own cudaStream_t: a staged
+ * transfer, a device allocation, a path batch and an event on it, in one
+ * order with the application's own copy on the native stream; refusals of
+ * the default streams, a stream of another device (with two GPUs) and a
+ * capturing stream; and after destroy, the native stream is still the
+ * application's and works. */
+static void test_adopt_stream(void **state) {
+  (void)state;
+  strata_store_config c = gpu_config(32 * MiB, 0);
+  strata_store *s = open_fixture(&c);
+  cudaStream_t cs;
+  assert_cuda_ok(cudaStreamCreate(&cs)); /* blocking, default priority */
+  strata_stream *ss;
+  assert_strata_ok(strata_stream_adopt(s, (void *)cs, &ss));
+  assert_ptr_equal(strata_stream_native(ss), (void *)cs);
+  strata_txn txn;
+  assert_strata_ok(strata_read_begin(s, &txn));
+  strata_layer l;
+  assert_strata_ok(strata_get(&txn, 1, 4, &l)); /* 2 MiB + 77 */
+  strata_staged *h;
+  assert_strata_ok(strata_stage(&txn, 1, 4, &h));
+  strata_staged_info info;
+  assert_strata_ok(strata_staged_info_get(h, &info));
+  assert_int_equal(info.size, l.size);
+  void *dev, *pinned;
+  assert_strata_ok(strata_device_alloc(s, info.size, ss, &dev));
+  assert_cuda_ok(cudaMallocHost(&pinned, info.size));
+  memset(pinned, 0xA5, info.size);
+  assert_strata_ok(strata_stage_to_device(h, dev, ss));
+  strata_staged_release(h); /* the copy keeps the blocks alive */
+  /* The application's own copy, on the native stream after Strata's, sees
+   * the bytes: no event or sync between them. */
+  assert_cuda_ok(
+      cudaMemcpyAsync(pinned, dev, info.size, cudaMemcpyDeviceToHost, cs));
+  strata_event *ev;
+  assert_strata_ok(strata_event_create(s, &ev));
+  assert_strata_ok(strata_event_record(ev, ss));
+  assert_strata_ok(strata_event_sync(ev));
+  assert_int_equal(strata_event_query(ev), 1);
+  assert_memory_equal(pinned, l.data, l.size);
+  assert_device_pointer(dev);
+  assert_device_equals(ss, dev, l.data, l.size);
+  /* A path batch ordered on the adopted stream. */
+  check_path_on(s, &txn, mixed_path, NMIXED, ss);
+  assert_strata_ok(strata_device_free(s, dev, ss));
+  assert_strata_ok(strata_stream_sync(ss));
+  strata_staging_stats st;
+  assert_strata_ok(strata_staging_stats_get(s, &st));
+  assert_int_equal(st.transfers_in_flight, 0);
+  assert_int_equal(st.device_bytes, 0);
+
+  /* Refusals, each with *out NULL. */
+  strata_stream *bad = (strata_stream *)1;
+  assert_int_equal(strata_stream_adopt(s, NULL, &bad), STRATA_E_INVAL);
+  assert_null(bad);
+  assert_int_equal(strata_stream_adopt(s, (void *)cudaStreamLegacy, &bad),
+                   STRATA_E_INVAL);
+  assert_non_null(strstr(strata_last_error_detail(), "cudaStreamLegacy"));
+  assert_int_equal(strata_stream_adopt(s, (void *)cudaStreamPerThread, &bad),
+                   STRATA_E_INVAL);
+  assert_non_null(strstr(strata_last_error_detail(), "cudaStreamPerThread"));
+  int ndev = 0;
+  assert_cuda_ok(cudaGetDeviceCount(&ndev));
+  if (ndev > 1) {
+    cudaStream_t other;
+    assert_cuda_ok(cudaSetDevice(1));
+    assert_cuda_ok(cudaStreamCreate(&other));
+    assert_cuda_ok(cudaSetDevice(0));
+    assert_int_equal(strata_stream_adopt(s, (void *)other, &bad),
+                     STRATA_E_INVAL);
+    assert_null(bad);
+    assert_non_null(strstr(strata_last_error_detail(), "CUDA device 1"));
+    assert_cuda_ok(cudaSetDevice(1));
+    assert_cuda_ok(cudaStreamDestroy(other));
+    assert_cuda_ok(cudaSetDevice(0));
+  }
+  cudaStream_t cap;
+  assert_cuda_ok(cudaStreamCreateWithFlags(&cap, cudaStreamNonBlocking));
+  assert_cuda_ok(cudaStreamBeginCapture(cap, cudaStreamCaptureModeRelaxed));
+  assert_int_equal(strata_stream_adopt(s, (void *)cap, &bad), STRATA_E_STATE);
+  assert_null(bad);
+  assert_non_null(strstr(strata_last_error_detail(), "captured"));
+  cudaGraph_t g;
+  assert_cuda_ok(cudaStreamEndCapture(cap, &g));
+  assert_cuda_ok(cudaGraphDestroy(g));
+  assert_cuda_ok(cudaStreamDestroy(cap));
+
+  /* Destroy frees the wrapper only: the native stream still takes work. */
+  strata_event_destroy(ev);
+  strata_stream_destroy(ss);
+  assert_int_equal(cudaStreamQuery(cs), cudaSuccess);
+  void *mine;
+  memset(pinned, 0, 64);
+  assert_cuda_ok(cudaMallocAsync(&mine, 64, cs));
+  assert_cuda_ok(cudaMemcpyAsync(mine, l.data, 64, cudaMemcpyHostToDevice, cs));
+  assert_cuda_ok(cudaMemcpyAsync(pinned, mine, 64, cudaMemcpyDeviceToHost, cs));
+  assert_cuda_ok(cudaFreeAsync(mine, cs));
+  assert_cuda_ok(cudaStreamSynchronize(cs));
+  assert_memory_equal(pinned, l.data, 64);
+  assert_int_equal(cudaStreamQuery(cs), cudaSuccess);
+  assert_cuda_ok(cudaFreeHost(pinned));
+  assert_cuda_ok(cudaStreamDestroy(cs));
+  strata_read_end(&txn);
+  strata_store_close(s);
+}
+
 /* Four threads stage, check, transfer and release random layers of a pool
  * small enough to evict, while a writer replaces them
  * (tests/common/staging_churn.h); the hot-layer worker runs too. */
@@ -445,6 +559,7 @@ int main(void) {
       cmocka_unit_test(test_direct),
       cmocka_unit_test(test_driver_alloc),
       cmocka_unit_test(test_native_stream),
+      cmocka_unit_test(test_adopt_stream),
       cmocka_unit_test(test_concurrent),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

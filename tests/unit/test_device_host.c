@@ -116,6 +116,27 @@ static void test_open_force_host(void **state) {
   strata__device_close(NULL);
 }
 
+/* The host backend's stream_adopt: a NULL handle is an argument error
+ * (device.c, for both backends); any other is refused as host mode, with
+ * the context's reason, and nothing is handed out. */
+static void test_adopt_host(void **state) {
+  (void)state;
+  strata__device *x = open_host();
+  strata__dstream *s = NULL;
+  assert_int_equal(strata__dstream_adopt(x, NULL, &s), STRATA_E_INVAL);
+  assert_null(s);
+  assert_non_null(
+      strstr(strata_last_error_detail(), "adopting a NULL native stream"));
+  int handle;
+  assert_int_equal(strata__dstream_adopt(x, &handle, &s), STRATA_E_STATE);
+  assert_null(s);
+  char want[320];
+  snprintf(want, sizeof want, "runs in host mode (%s)",
+           strata__device_host_reason(x));
+  assert_non_null(strstr(strata_last_error_detail(), want));
+  strata__device_close(x);
+}
+
 /* The default configuration opens whatever the machine has; without a GPU
  * (CI) that is host mode with a reason, with one it is CUDA. */
 static void test_open_default(void **state) {
@@ -730,6 +751,7 @@ int main(void) {
   strata__logger_init(&quiet, STRATA_LOG_WARN, NULL, NULL);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_open_force_host),
+      cmocka_unit_test(test_adopt_host),
       cmocka_unit_test(test_open_default),
       cmocka_unit_test(test_copy_order),
       cmocka_unit_test(test_event_never_recorded),

@@ -95,6 +95,12 @@ static void test_no_pool(void **state) {
   assert_int_equal(strata_staging_stats_get(s, &st), STRATA_E_STATE);
   strata_stream *ss;
   assert_int_equal(strata_stream_create(s, &ss), STRATA_E_STATE);
+  int native;
+  ss = (strata_stream *)1;
+  assert_int_equal(strata_stream_adopt(s, &native, &ss), STRATA_E_STATE);
+  assert_null(ss);
+  assert_non_null(strstr(strata_last_error_detail(), "strata_stream_adopt: "));
+  assert_non_null(strstr(strata_last_error_detail(), "no staging pool"));
   assert_int_equal(strata_staging_tick(s), STRATA_E_STATE);
   assert_int_equal(strata_staging_trim(s, 0), STRATA_E_STATE);
   char *dump;
@@ -739,6 +745,88 @@ static void test_to_device(void **state) {
   strata_store_close(s);
 }
 
+/* strata_stream_adopt() in host mode: there is no native stream type, so
+ * every handle is refused with STRATA_E_STATE and a detail that says the
+ * pool runs in host mode and why; argument errors come first and are
+ * STRATA_E_INVAL. A refusal leaves *out NULL, allocates nothing that
+ * stays (ASan), and leaves the pool's streams working. */
+static void test_stream_adopt_host(void **state) {
+  (void)state;
+  strata_store_config c = staging_config(32 * MiB);
+  strata_store *s = open_fixture(&c, NULL);
+  strata_staging_stats st;
+  assert_int_equal(strata_staging_stats_get(s, &st), 0);
+  assert_string_equal(st.backend, "host");
+  strata_stream *ss;
+  assert_int_equal(strata_stream_create(s, &ss), 0);
+  /* What strata_stream_native() gives in host mode, NULL, is no handle. */
+  assert_null(strata_stream_native(ss));
+  strata_stream *out = (strata_stream *)1;
+  assert_int_equal(strata_stream_adopt(s, strata_stream_native(ss), &out),
+                   STRATA_E_INVAL);
+  assert_null(out);
+  assert_non_null(
+      strstr(strata_last_error_detail(), "adopting a NULL native stream"));
+  /* Any other handle: refused as host mode, naming the reason the pool
+   * gives in its state dump. */
+  int not_a_stream;
+  out = (strata_stream *)1;
+  assert_int_equal(strata_stream_adopt(s, &not_a_stream, &out), STRATA_E_STATE);
+  assert_null(out);
+  const char *why = strata_last_error_detail();
+  assert_non_null(strstr(why, "the staging pool runs in host mode ("));
+  assert_non_null(strstr(why, "which has no native streams"));
+  char *dump;
+  assert_int_equal(strata_dump_state(s, 0, &dump), 0);
+  json_error_t jerr;
+  json_t *doc = json_loads(dump, 0, &jerr);
+  assert_non_null(doc);
+  const char *reason = json_string_value(
+      json_object_get(json_object_get(doc, "staging"), "host_reason"));
+  assert_non_null(reason);
+  assert_true(strlen(reason) > 0);
+  char want[320];
+  snprintf(want, sizeof want, "host mode (%s)", reason);
+  assert_non_null(strstr(why, want));
+  json_decref(doc);
+  strata_free(dump);
+  /* Argument errors. */
+  assert_int_equal(strata_stream_adopt(s, &not_a_stream, NULL), STRATA_E_INVAL);
+  assert_non_null(
+      strstr(strata_last_error_detail(), "strata_stream_adopt: NULL out"));
+  out = (strata_stream *)1;
+  assert_int_equal(strata_stream_adopt(NULL, &not_a_stream, &out),
+                   STRATA_E_INVAL);
+  assert_null(out);
+  assert_non_null(
+      strstr(strata_last_error_detail(), "strata_stream_adopt: NULL store"));
+  /* The refusals changed nothing: the created stream still carries a
+   * staged transfer, and no device memory is left allocated. */
+  strata_txn txn;
+  assert_int_equal(strata_read_begin(s, &txn), 0);
+  strata_staged *h;
+  assert_int_equal(strata_stage(&txn, 1, 3, &h), 0);
+  void *dev;
+  assert_int_equal(strata_device_alloc(s, sizes[3], ss, &dev), 0);
+  assert_int_equal(strata_stage_to_device(h, dev, ss), 0);
+  strata_staged_release(h);
+  uint8_t *back = malloc(sizes[3]);
+  assert_non_null(back);
+  assert_int_equal(strata_device_read(ss, back, dev, sizes[3]), 0);
+  assert_int_equal(strata_stream_sync(ss), 0);
+  uint8_t *want_bytes = test_content(sizes[3], 3);
+  assert_memory_equal(back, want_bytes, sizes[3]);
+  free(want_bytes);
+  free(back);
+  assert_int_equal(strata_device_free(s, dev, ss), 0);
+  strata_read_end(&txn);
+  strata_stream_destroy(ss);
+  assert_int_equal(strata_staging_stats_get(s, &st), 0);
+  assert_int_equal(st.device_bytes, 0);
+  assert_int_equal(st.transfers_in_flight, 0);
+  strata_store_close(s);
+}
+
 static void test_path_batch(void **state) {
   (void)state;
   strata_store_config c = staging_config(32 * MiB);
@@ -1123,6 +1211,7 @@ int main(void) {
       cmocka_unit_test(test_hot_tick),
       cmocka_unit_test(test_hot_worker),
       cmocka_unit_test(test_to_device),
+      cmocka_unit_test(test_stream_adopt_host),
       cmocka_unit_test(test_path_batch),
       cmocka_unit_test(test_path_around_direct_copy),
       cmocka_unit_test(test_path_after_callers_work),
