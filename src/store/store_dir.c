@@ -25,8 +25,7 @@ int strata__store_mkdir(const char *dir, bool *created) {
     if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
       return 0; /* already there: opened as it is */
     if (stat(dir, &st) != 0 && lstat(dir, &st) != 0)
-      return strata__fail_errno(errno, "%s: checking the store directory",
-                                dir);
+      return strata__fail_errno(errno, "%s: checking the store directory", dir);
     return strata__fail_errno(ENOTDIR,
                               "%s: cannot create the store directory: the "
                               "path exists and is %s",
