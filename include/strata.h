@@ -157,6 +157,7 @@
 #include "strata/region.h"
 #include "strata/writer.h"
 
+#include "strata/processes.h"
 #include "strata/proto.h"
 #include "strata/snapshot.h"
 #include "strata/staging.h"

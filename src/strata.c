@@ -26,6 +26,12 @@ int strata_store_open(const char *dir, const strata_store_config *config,
       strata__store_unmake_dir(dir);
     return rc;
   }
+  /* The shared view's staging hook, once the pool is whole: the
+   * publisher thread, which calls it, starts in strata__store_start. */
+  if (s->staging != NULL) {
+    s->staging_figures = strata__staging_figures;
+    s->staging_figures_ctx = s->staging;
+  }
   strata__store_start(s);
   *out = s;
   return 0;
@@ -34,7 +40,9 @@ int strata_store_open(const char *dir, const strata_store_config *config,
 void strata_store_close(strata_store *s) {
   if (s == NULL)
     return;
-  strata__store_stop(s);
+  strata__store_stop(s); /* and the shared view's publisher */
+  s->staging_figures = NULL;
+  s->staging_figures_ctx = NULL;
   /* After the snapshots: a reader in one may still sample into the rings
    * or stage. And after the verifier: it may drop a file, which calls into
    * the pool through before_unmap. */

@@ -48,7 +48,8 @@
   XX(DUPLICATE, -4009, "duplicate layer id or name")                           \
   XX(STATE, -4011, "operation not valid in this state")                        \
   XX(LOCKED, -4012, "store is locked by another writer")                       \
-  XX(CONFLICT, -4013, "region file changed on disk by another writer")
+  XX(CONFLICT, -4013, "region file changed on disk by another writer")         \
+  XX(BAD_SHM, -4014, "invalid shared view file (.strata.shm)")
 
 typedef enum strata_errno {
 #define STRATA__ERR_ENUM(name, value, msg) STRATA_E_##name = (value),

@@ -47,7 +47,9 @@ extern "C" {
  * files ".*.strata-tmp-XXXXXXXX" left by an interrupted write are removed
  * (with a warning in the log) when no writer holds the lock, but only if
  * they are regular files that are empty or begin with the region magic:
- * other programs' files are never touched; ".strata.lock" is the lock file.
+ * other programs' files are never touched; ".strata.lock" is the lock file;
+ * ".strata.shm" is the shared view of the processes that have the store
+ * open (<strata/processes.h>).
  * Entries named like regions that are not regular files (FIFOs, devices,
  * directories) are skipped with a warning, never opened. */
 /* strata_store and strata_proto are declared in <strata/types.h>. */
@@ -137,6 +139,13 @@ typedef struct strata_store_config {
   /* The staging pool (<strata/staging.h>); all zero (the default) means
    * no staging pool. */
   strata_staging_config staging;
+  /* 1 (the default): register this process in the store's shared view,
+   * STORE/.strata.shm (<strata/processes.h>), so that other processes see
+   * it and its figures; 0: do not. Where the file cannot be created or
+   * opened (a read-only directory, another user's file), the store opens
+   * without it and logs a WARN. */
+  unsigned shared_view;
+  unsigned pad_; /* 0; keeps the size a multiple of 8 */
   /* New fields are appended here, never inserted, and the size stays a
    * multiple of 8 with no tail padding (add an explicit pad field), so that
    * an older caller's struct_size always ends between fields. */

@@ -242,6 +242,18 @@ void strata__staging_close(strata__staging *st) {
   free(st);
 }
 
+void strata__staging_figures(void *ctx, strata__shm_staging *out) {
+  strata__staging *st = ctx;
+  strata__balloc_stats bs;
+  strata__balloc_stats_get(st->alloc, &bs);
+  *out = (strata__shm_staging){.used_bytes = bs.used * bs.block_size};
+  for (uint32_t i = 0; i < st->nslabs; i++)
+    out->bytes += st->slabs[i].bytes;
+  pthread_mutex_lock(&st->mu);
+  out->layers = st->pages.layers.n;
+  pthread_mutex_unlock(&st->mu);
+}
+
 int strata_staging_stats_get(strata_store *s, strata_staging_stats *out) {
   STRATA__FAIL_IF(out == NULL, STRATA_E_INVAL,
                   "strata_staging_stats_get: NULL out");

@@ -65,6 +65,10 @@ typedef struct strata__staging {
 int strata__staging_open(struct strata_store *s, strata__staging **out);
 /* Stops the worker, waits for transfers, frees everything. NULL ok. */
 void strata__staging_close(strata__staging *st);
+/* The store's staging_figures hook (store_internal.h): the pool's size,
+ * the bytes of its blocks in use and the layers staged, for the shared
+ * view. `ctx` is the pool. Any thread while the pool is open. */
+void strata__staging_figures(void *ctx, strata__shm_staging *out);
 /* The staging pool's state as a JSON object (jansson; NULL on failure),
  * or json null without a pool. */
 struct json_t *strata__staging_json(struct strata_store *s);

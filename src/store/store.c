@@ -29,7 +29,8 @@ void strata_store_config_init(strata_store_config *c) {
                              .refuse_pct = 95,
                              .log_level = -1,
                              .max_readers = 1024,
-                             .snapshot_warn_ms = 10000};
+                             .snapshot_warn_ms = 10000,
+                             .shared_view = 1};
 }
 
 /* Reads the caller's config into *c: the defaults, overwritten by the first
@@ -76,11 +77,16 @@ static int check_config(const char *dir, const strata_store_config *in,
   STRATA__FAIL_IF(c->log_level < -1 || c->log_level > STRATA_LOG_OFF,
                   STRATA_E_INVAL, "%s: log_level %d is not a STRATA_LOG_ value",
                   dir, c->log_level);
-  STRATA__FAIL_IF(
-      c->flags &
-          ~(unsigned)(STRATA_STORE_READ_ONLY | STRATA_STORE_VERIFY_AT_OPEN |
-                      STRATA_STORE_NO_READ_STATS | STRATA_STORE_CREATE),
-      STRATA_E_INVAL, "%s: unknown store flags 0x%x", dir, c->flags);
+  STRATA__FAIL_IF(c->shared_view > 1 || c->pad_ != 0, STRATA_E_INVAL,
+                  "%s: strata_store_config.shared_view must be 0 or 1 and "
+                  "pad_ 0",
+                  dir);
+  STRATA__FAIL_IF(c->flags & ~(unsigned)(STRATA_STORE_READ_ONLY |
+                                         STRATA_STORE_VERIFY_AT_OPEN |
+                                         STRATA_STORE_NO_READ_STATS |
+                                         STRATA_STORE_CREATE),
+                  STRATA_E_INVAL, "%s: unknown store flags 0x%x", dir,
+                  c->flags);
   return 0;
 }
 
@@ -193,6 +199,7 @@ int strata__store_open(const char *dir, const strata_store_config *config,
   free(entries);
   strata__store_set_conflicts(s, conflicts, nconflicts);
   atomic_init(&s->catalog, cat);
+  strata__shm_register(s); /* never fails the open */
   *out = s;
   return 0;
 }
@@ -204,6 +211,7 @@ void strata__store_start(struct strata_store *s) {
   strata__catalog *c = atomic_load_explicit(&s->catalog, memory_order_relaxed);
   uint64_t regions = c->n;
   strata__store_start_verifier(s);
+  strata__shm_start(s);
   char qd[STRATA__LOG_PATH];
   strata__log(&s->log, STRATA_LOG_INFO, "store",
               "msg=\"store opened\" dir=%s regions=%" PRIu64,
@@ -214,6 +222,7 @@ void strata__store_start(struct strata_store *s) {
 
 void strata__store_stop(struct strata_store *s) {
   atomic_store_explicit(&s->verify_stop, true, memory_order_relaxed);
+  strata__shm_stop(s); /* publishes a last time */
   strata__store_await_verify(s);
   for (size_t i = 0; i < s->verify_n; i++) /* the ones it did not reach */
     strata__file_unref(s, s->verify_files[i]);
@@ -250,6 +259,7 @@ void strata__store_close(struct strata_store *s) {
   if (s == NULL)
     return;
   strata__store_stop(s); /* again: a no-op after the first time */
+  strata__shm_close(s);
   free_all(s);
   strata__store_set_conflicts(s, NULL, 0);
   strata__pool_destroy(s->pool);

@@ -27,6 +27,7 @@
 #include "common/pool.h"
 #include "region/region.h"
 #include "store/store_sample.h"
+#include "store/store_shm.h"
 
 /* ---- epoch-based reclamation (ebr.c) ------------------------------------ */
 
@@ -408,6 +409,17 @@ struct strata_store {
    * strata_store_close after it and every snapshot have ended. */
   void (*before_unmap)(void *ctx, const void *base, uint64_t size);
   void *before_unmap_ctx;
+
+  /* The shared view (store_shm.c): this process's slot in .strata.shm, or
+   * NULL (config.shared_view 0, or the view could not be set up). */
+  strata__shm *shm;
+  /* Fills the staging pool's figures for the shared view: the hook through
+   * which the layer above reports them (staging.c sets it when its pool
+   * opens and clears it when it closes, with the same rules as
+   * before_unmap). Called by the publisher thread, without `write_mu`: it
+   * must not call back into the store. NULL: no pool. */
+  void (*staging_figures)(void *ctx, strata__shm_staging *out);
+  void *staging_figures_ctx;
 
   /* Index checksums deferred at open, checked by a background thread. */
   pthread_mutex_t verify_mu; /* guards joining the thread */

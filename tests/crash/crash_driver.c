@@ -239,7 +239,8 @@ static unsigned scan_dir(const char *dir, const char *const *files,
   while ((de = readdir(d)) != NULL) {
     const char *n = de->d_name;
     bool known = strcmp(n, ".") == 0 || strcmp(n, "..") == 0 ||
-                 strcmp(n, LOCK_NAME) == 0;
+                 strcmp(n, LOCK_NAME) == 0 ||
+                 strcmp(n, ".strata.shm") == 0; /* the shared view */
     for (size_t i = 0; !known && i < count; i++)
       known = strcmp(n, files[i]) == 0;
     if (known)

@@ -657,7 +657,9 @@ static int count_mappings(const char *dir) {
         path_at == 0)
       continue;
     const char *path = line + path_at;
-    n += offset == 0 && strncmp(path, dir, dl) == 0 && path[dl] == '/';
+    /* Region files only: not the shared view, which each handle maps. */
+    n += offset == 0 && strncmp(path, dir, dl) == 0 && path[dl] == '/' &&
+         strncmp(path + dl + 1, ".strata.shm", 11) != 0;
   }
   fclose(f);
   return n;

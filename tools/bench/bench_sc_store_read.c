@@ -66,6 +66,8 @@ typedef struct store_read_result {
   double stats_on_cpu_ns, stats_off_cpu_ns; /* CPU per get, medians */
   /* With a staging pool sampling reads (statistics on too). */
   double sampled_gets_per_s, sampled_cpu_ns;
+  /* The shared view (.strata.shm) off; the first handle has it on. */
+  double noview_gets_per_s, noview_cpu_ns;
 } store_read_result;
 #define BENCH_STATS_ROUNDS 6
 
@@ -357,19 +359,28 @@ static void run(bench_ctx *ctx, void *result) {
   sc.staging.flags = STRATA_STAGING_HOST;
   strata_store *sampled;
   bench_check(strata_store_open(dir, &sc, &sampled), dir);
-  strata_store *handles[3] = {s, off, sampled};
-  double rate[3][BENCH_STATS_ROUNDS], cpu[3][BENCH_STATS_ROUNDS];
-  bench_say("store-read: statistics on, off, and with read sampling, %d "
-            "rounds each",
+  /* And a fourth without the shared view (config.shared_view 0), against
+   * the first, which publishes into .strata.shm. */
+  strata_store_config nc;
+  strata_store_config_init(&nc);
+  nc.flags = STRATA_STORE_READ_ONLY;
+  nc.shared_view = 0;
+  strata_store *noview;
+  bench_check(strata_store_open(dir, &nc, &noview), dir);
+  bench_check(strata_store_refresh(noview), "strata_store_refresh");
+  strata_store *handles[4] = {s, off, sampled, noview};
+  double rate[4][BENCH_STATS_ROUNDS], cpu[4][BENCH_STATS_ROUNDS];
+  bench_say("store-read: statistics on, off, with read sampling, and "
+            "without the shared view, %d rounds each",
             BENCH_STATS_ROUNDS);
-  for (int k = 0; k < 3 * BENCH_STATS_ROUNDS; k++) {
+  for (int k = 0; k < 4 * BENCH_STATS_ROUNDS; k++) {
     bench_read_phase ph;
-    int which = (k + k / 3) % 3; /* the order rotates every round */
+    int which = (k + k / 4) % 4; /* the order rotates every round */
     run_phase(handles[which], r, READ_BATCH, 2, false, p->seconds / 4, &ph);
-    rate[which][k / 3] = ph.gets_per_s;
-    cpu[which][k / 3] = ph.cpu_s * 1e9 / (double)ph.gets;
+    rate[which][k / 4] = ph.gets_per_s;
+    cpu[which][k / 4] = ph.cpu_s * 1e9 / (double)ph.gets;
   }
-  for (int w = 0; w < 3; w++) {
+  for (int w = 0; w < 4; w++) {
     qsort(rate[w], BENCH_STATS_ROUNDS, sizeof(double), bench_cmp_double);
     qsort(cpu[w], BENCH_STATS_ROUNDS, sizeof(double), bench_cmp_double);
   }
@@ -379,6 +390,9 @@ static void run(bench_ctx *ctx, void *result) {
   r->stats_on_cpu_ns = cpu[0][BENCH_STATS_ROUNDS / 2];
   r->stats_off_cpu_ns = cpu[1][BENCH_STATS_ROUNDS / 2];
   r->sampled_cpu_ns = cpu[2][BENCH_STATS_ROUNDS / 2];
+  r->noview_gets_per_s = rate[3][BENCH_STATS_ROUNDS / 2];
+  r->noview_cpu_ns = cpu[3][BENCH_STATS_ROUNDS / 2];
+  strata_store_close(noview);
   strata_store_close(sampled);
   strata_store_close(off);
   strata_store_close(s);
@@ -437,7 +451,7 @@ static void print(FILE *f, const void *result) {
           "CPU per get %.1f / %.1f ns = %.3f\n"
           "    target: on/off >= 0.95, measured %.3f\n"
           "  read sampling for hot layers (staging pool, 1 get in 64) on / "
-          "off: %.2f / %.2f Mgets/s = %.3f; CPU per get %.1f / %.1f ns\n\n",
+          "off: %.2f / %.2f Mgets/s = %.3f; CPU per get %.1f / %.1f ns\n",
           r->batch, BENCH_STATS_ROUNDS, r->stats_on_gets_per_s / 1e6,
           r->stats_off_gets_per_s / 1e6,
           r->stats_on_gets_per_s / r->stats_off_gets_per_s, r->stats_on_cpu_ns,
@@ -446,6 +460,13 @@ static void print(FILE *f, const void *result) {
           r->sampled_gets_per_s / 1e6, r->stats_on_gets_per_s / 1e6,
           r->sampled_gets_per_s / r->stats_on_gets_per_s, r->sampled_cpu_ns,
           r->stats_on_cpu_ns);
+  fprintf(f,
+          "  shared view (.strata.shm) on / off: %.2f / %.2f Mgets/s = %.3f; "
+          "CPU per get %.1f / %.1f ns\n"
+          "    target: on/off >= 0.98, measured %.3f\n\n",
+          r->stats_on_gets_per_s / 1e6, r->noview_gets_per_s / 1e6,
+          r->stats_on_gets_per_s / r->noview_gets_per_s, r->stats_on_cpu_ns,
+          r->noview_cpu_ns, r->stats_on_gets_per_s / r->noview_gets_per_s);
 }
 
 static void json(FILE *f, const void *result) {
@@ -488,6 +509,10 @@ static void json(FILE *f, const void *result) {
           "\"sampled_gets_per_s\": %.1f, \"sampled_cpu_ns\": %.2f",
           r->stats_on_gets_per_s, r->stats_off_gets_per_s, r->stats_on_cpu_ns,
           r->stats_off_cpu_ns, r->sampled_gets_per_s, r->sampled_cpu_ns);
+  fprintf(f,
+          ", \"shared_view_off_gets_per_s\": %.1f, "
+          "\"shared_view_off_cpu_ns\": %.2f",
+          r->noview_gets_per_s, r->noview_cpu_ns);
   fprintf(f, ", \"target_ratio\": %.2f}", TARGET_READ_RATIO);
 }
 

@@ -47,6 +47,8 @@ extern const cli_command cli_cmd_crystallize;
 extern const cli_command cli_cmd_stats;
 extern const cli_command cli_cmd_metrics;
 extern const cli_command cli_cmd_dump_state;
+extern const cli_command cli_cmd_readers;
+extern const cli_command cli_cmd_top;
 
 /* ---- command-line parsing (cli_args.c) --------------------------------- */
 
@@ -249,5 +251,36 @@ int cli_store_proto(strata_store *s, uint64_t region_id,
  * message printed). */
 int cli_region_id(strata_store *s, const char *dir, const cli_key *region,
                   uint64_t *id);
+
+/* ---- the shared view (cli_processes.c) ---------------------------------- */
+
+/* The live processes of a store (strata_processes_read()), those of one
+ * pid when --process was given, and their sum. */
+typedef struct cli_processes {
+  strata_process *list;
+  size_t n;
+  int64_t pid;        /* --process, or -1 */
+  strata_process sum; /* the figures that add up; memory_level: the highest */
+} cli_processes;
+
+/* Reads the processes of the store in `dir`; `pid_arg` is --process's
+ * value or NULL. Returns CLI_EXIT_OK, or an exit code after printing the
+ * message (a usage error for a bad pid; "strata: DIR: no live process with
+ * pid N has the store open"; the library's detail). */
+int cli_processes_read(const cli_command *cmd, const char *dir,
+                       const char *pid_arg, cli_processes *out);
+void cli_processes_free(cli_processes *p);
+/* {live, sum, list}: what dump-state, stats --json and readers --json
+ * print. */
+json_t *cli_processes_json(const cli_processes *p);
+/* One process (or, with `sum`, a sum without pid, role and times). */
+json_t *cli_process_json(const strata_process *p, uint64_t now, bool sum);
+uint64_t cli_now_ms(void);
+const char *cli_role_name(uint32_t role);
+const char *cli_memory_level_name(uint32_t level);
+/* Age of the oldest open snapshot at `now`, 0 if none. */
+uint64_t cli_oldest_age_ms(const strata_process *p, uint64_t now);
+/* "2026-01-02T03:04:05Z", or "-" for 0. */
+const char *cli_time_utc(uint64_t unix_ms, char buf[32]);
 
 #endif /* STRATA_CLI_H */

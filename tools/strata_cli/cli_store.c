@@ -43,6 +43,10 @@ strata_store *cli_store_open(const char *dir, bool read_only) {
   strata_store_config_init(&config);
   if (read_only)
     config.flags |= STRATA_STORE_READ_ONLY;
+  /* The tool never registers in the shared view: its commands are brief,
+   * and stats, metrics, dump-state and top report the other processes'
+   * figures, which its own zeros would only pad. */
+  config.shared_view = 0;
   strata_store *s = NULL;
   int rc = strata_store_open(dir, &config, &s);
   if (rc < 0) {

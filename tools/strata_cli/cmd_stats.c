@@ -9,23 +9,29 @@
 #include "cli.h"
 
 static const char usage[] =
-    "Usage: strata stats [--json] STORE\n"
+    "Usage: strata stats [--json] [--process PID] STORE\n"
     "\n"
     "Open the store in directory STORE read-only and print its figures, one\n"
     "'label: value' line each: regions, protos, heap bytes and limit, open\n"
     "snapshots, retired bytes, version, crystallizations, evictions, refused\n"
-    "puts, read statistics and the heap pool. They are this process's\n"
-    "figures: a store just opened, so counters of what a process did\n"
-    "(crystallizations, reads) are 0; an application reports its own with\n"
-    "strata_dump_state() or strata_metrics_text().\n"
+    "puts, read statistics and the heap pool. These are the figures of a\n"
+    "store just opened (the tool does not register in the shared view), so\n"
+    "counters of what a process did (crystallizations, reads) are 0. Then\n"
+    "the processes that have the store open, from its shared view\n"
+    "(STORE/.strata.shm, see 'strata readers'): their sum and one line per\n"
+    "process, as each last published them.\n"
     "\n"
     "Options:\n"
-    "  --json      print a JSON object {path, store, reads, pool}\n"
-    "  -h, --help  show this help\n"
+    "  --json          print a JSON object {path, store, reads, pool,\n"
+    "                  processes: {live, sum, list}}\n"
+    "  --process PID   only that process in the process section\n"
+    "  -h, --help      show this help\n"
     "\n"
-    "Exit status: 0 ok, 1 the store cannot be opened, 2 usage error.\n";
+    "Exit status: 0 ok, 1 the store or its shared view cannot be read, or\n"
+    "no live process has that pid, 2 usage error.\n";
 
 typedef struct figures {
+  cli_processes procs;
   strata_store_stats st;
   strata_read_stats rd;
   strata_pool_stats *pool;
@@ -59,6 +65,32 @@ static int collect(strata_store *s, figures *f) {
 
 static double ms(uint64_t ns) {
   return (double)ns / 1e6;
+}
+
+/* One process's figures (or their sum) after its label. */
+static void process_line(const char *label, const strata_process *p,
+                         uint64_t now) {
+  printf("%-17s ", label); /* a space after a long label too */
+  printf("%" PRIu64 " gets, %" PRIu64 " misses, %" PRIu64
+         " bytes served; %" PRIu64 " snapshots open (oldest %" PRIu64
+         " ms); %" PRIu64 " crystallizations; memory %s",
+         p->gets, p->misses, p->bytes_served, p->snapshots_open,
+         cli_oldest_age_ms(p, now), p->crystallizations,
+         cli_memory_level_name(p->memory_level));
+  fputc('\n', stdout);
+}
+
+static void print_processes(const cli_processes *p) {
+  uint64_t now = cli_now_ms();
+  LINE("processes", "%zu live (shared view)", p->n);
+  if (p->n > 1)
+    process_line("  sum:", &p->sum, now);
+  for (size_t i = 0; i < p->n; i++) {
+    char label[48];
+    snprintf(label, sizeof label, "  pid %" PRId64 " %s:", p->list[i].pid,
+             cli_role_name(p->list[i].role));
+    process_line(label, &p->list[i], now);
+  }
 }
 
 static void print_text(const char *dir, const figures *f) {
@@ -111,6 +143,7 @@ static void print_text(const char *dir, const figures *f) {
       printf("  large blocks: %" PRIu64 " held, %" PRIu64 " bytes reserved\n",
              p->chunks, p->bytes_reserved);
   }
+  print_processes(&f->procs);
 }
 
 static json_t *pool_row_json(const strata_pool_stats *p) {
@@ -165,15 +198,18 @@ static json_t *to_json(const char *dir, const figures *f) {
   json_object_set_new(o, "store", s);
   json_object_set_new(o, "reads", r);
   json_object_set_new(o, "pool", pool);
+  json_object_set_new(o, "processes", cli_processes_json(&f->procs));
   return o;
 }
 
 static int run(int argc, char **argv) {
   bool as_json = false;
-  const cli_option opts[] = {{"--json", &as_json, NULL}};
+  const char *pid = NULL;
+  const cli_option opts[] = {{"--json", &as_json, NULL},
+                             {"--process", NULL, &pid}};
   const char *dir;
   int code;
-  if (!cli_parse_file_arg(&cli_cmd_stats, argc, argv, opts, 1, &dir, &code))
+  if (!cli_parse_file_arg(&cli_cmd_stats, argc, argv, opts, 2, &dir, &code))
     return code;
   strata_store *s = cli_store_open(dir, true);
   if (s == NULL)
@@ -181,17 +217,20 @@ static int run(int argc, char **argv) {
   figures f = {0};
   code = collect(s, &f);
   strata_store_close(s);
+  if (code == CLI_EXIT_OK)
+    code = cli_processes_read(&cli_cmd_stats, dir, pid, &f.procs);
   if (code == CLI_EXIT_OK && as_json)
     code = cli_json_print(to_json(dir, &f));
   else if (code == CLI_EXIT_OK)
     print_text(dir, &f);
   free(f.pool);
+  cli_processes_free(&f.procs);
   return code;
 }
 
 const cli_command cli_cmd_stats = {
     .name = "stats",
-    .synopsis = "[--json] STORE",
+    .synopsis = "[--json] [--process PID] STORE",
     .summary = "print the store's figures: regions, memory, reads, pool",
     .usage = usage,
     .run = run,

@@ -1,0 +1,554 @@
+/* The shared view of a live store: STORE/.strata.shm, a memory-mapped file
+ * in which every process that opens the store registers, so that others
+ * (strata readers, strata top) see who has it open and what they do, as
+ * LMDB's lock file holds its reader table.
+ *
+ * Liveness: a lock per slot, not pid + start time. A process owns its slot
+ * by an open-file-description lock (F_OFD_SETLK) on the slot's 256 bytes,
+ * held for as long as the store is open. The kernel drops it when the
+ * description's last descriptor closes, which includes every way a process
+ * dies (SIGKILL too), so a slot whose lock can be taken is free or its
+ * owner is dead, and nothing a dead process leaves blocks anyone: the next
+ * store that opens takes the slot over. A pid alone could be reused by an
+ * unrelated process; pid + start time needs /proc and a clock both sides
+ * read alike. OFD locks rather than classic POSIX locks because POSIX
+ * locks belong to the process, so two stores of one process would share
+ * them and closing any descriptor of the file would drop them all; flock
+ * cannot lock a byte range. (An OFD lock is shared with a child that
+ * inherits the descriptor across fork(): the descriptor is O_CLOEXEC, so
+ * exec drops it, but a forked child that keeps running keeps the slot
+ * "live" until it exits too.)
+ *
+ * Publication: the read path does not touch the file. Reads count in the
+ * snapshot and fold into the thread's reader slot at strata_read_end(), as
+ * before; a publisher thread copies the sums (and the snapshot ages, the
+ * crystallizations, the memory level, the staging pool's figures) into the
+ * process's slot once per STRATA__SHM_PUBLISH_MS, at
+ * strata_processes_publish() and at close, under a sequence lock so that a
+ * reader sees one publication whole. strata-bench --scenario shm compares
+ * gets with the view on and off.
+ *
+ * Trust: the file is read like any file: its header is checked (magic,
+ * version, sizes, the file's length, a regular file reached without a
+ * symbolic link) before anything is mapped, and a slot's figures are shown
+ * as they are, never used to index or size anything. Another process that
+ * can write the file can make the view lie, not make a reader crash. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/store_internal.h"
+#include "store/store_shm.h"
+
+/* ---- the file ------------------------------------------------------------ */
+
+static off_t slot_offset(uint32_t i) {
+  return (off_t)STRATA__SHM_HEADER_SIZE + (off_t)i * STRATA__SHM_SLOT_SIZE;
+}
+
+/* Checks an open file: a regular file whose header and length are those of
+ * a shared view. `path` names it in the detail. *count: its slots. */
+static int validate(int fd, const char *path, uint32_t *count) {
+  struct stat st;
+  if (fstat(fd, &st) != 0)
+    return strata__fail_errno(errno, "%s: fstat", path);
+  STRATA__FAIL_IF(!S_ISREG(st.st_mode), STRATA_E_BAD_SHM,
+                  "%s: %s, not a regular file (remove it: the next store "
+                  "to open recreates it)",
+                  path, strata__file_type_name(st.st_mode));
+  strata__shm_header h;
+  ssize_t got = st.st_size >= (off_t)sizeof h ? pread(fd, &h, sizeof h, 0) : 0;
+  if (got < 0)
+    return strata__fail_errno(errno, "%s: reading the header", path);
+  STRATA__FAIL_IF(got < (ssize_t)sizeof h, STRATA_E_BAD_SHM,
+                  "%s: truncated at offset %jd: the header needs %u bytes",
+                  path, (intmax_t)st.st_size, STRATA__SHM_HEADER_SIZE);
+  STRATA__FAIL_IF(memcmp(h.magic, STRATA__SHM_MAGIC, 8) != 0, STRATA_E_BAD_SHM,
+                  "%s: offset 0: bad magic, not a shared view file "
+                  "(expected \"" STRATA__SHM_MAGIC "\")",
+                  path);
+  STRATA__FAIL_IF(h.version != STRATA__SHM_VERSION, STRATA_E_BAD_SHM,
+                  "%s: offset 8: format version %" PRIu32
+                  ", this library reads version %u",
+                  path, h.version, STRATA__SHM_VERSION);
+  STRATA__FAIL_IF(h.header_size != STRATA__SHM_HEADER_SIZE, STRATA_E_BAD_SHM,
+                  "%s: offset 12: header size %" PRIu32 ", expected %u", path,
+                  h.header_size, STRATA__SHM_HEADER_SIZE);
+  STRATA__FAIL_IF(h.slot_size != STRATA__SHM_SLOT_SIZE, STRATA_E_BAD_SHM,
+                  "%s: offset 16: slot size %" PRIu32 ", expected %u", path,
+                  h.slot_size, STRATA__SHM_SLOT_SIZE);
+  STRATA__FAIL_IF(h.slot_count == 0 || h.slot_count > STRATA__SHM_MAX_SLOTS,
+                  STRATA_E_BAD_SHM,
+                  "%s: offset 20: slot count %" PRIu32
+                  ", expected 1 to %u",
+                  path, h.slot_count, STRATA__SHM_MAX_SLOTS);
+  off_t want = slot_offset(h.slot_count);
+  STRATA__FAIL_IF(st.st_size < want, STRATA_E_BAD_SHM,
+                  "%s: truncated at offset %jd: its %" PRIu32
+                  " slots end at %jd",
+                  path, (intmax_t)st.st_size, h.slot_count, (intmax_t)want);
+  STRATA__FAIL_IF(st.st_size > want, STRATA_E_BAD_SHM,
+                  "%s: offset %jd: %jd bytes past the last slot", path,
+                  (intmax_t)want, (intmax_t)(st.st_size - want));
+  *count = h.slot_count;
+  return 0;
+}
+
+/* Opens and validates `path` (O_RDONLY or O_RDWR), never through a
+ * symbolic link and never blocking on a FIFO, and maps it. -ENOENT when
+ * there is no file. */
+static int open_view(int dirfd, const char *path, const char *name, int mode,
+                     int *fdp, void **map, size_t *size, uint32_t *count) {
+  int fd = openat(dirfd, name, mode | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0 && errno == ELOOP)
+    return strata__fail(STRATA_E_BAD_SHM,
+                        "%s: a symbolic link, not a regular file (remove "
+                        "it: the next store to open recreates it)",
+                        path);
+  if (fd < 0)
+    return errno == ENOENT
+               ? -ENOENT
+               : strata__fail_errno(errno, "%s: opening the shared view", path);
+  int rc = validate(fd, path, count);
+  if (rc == 0) {
+    *size = (size_t)slot_offset(*count);
+    *map = mmap(NULL, *size,
+                mode == O_RDWR ? PROT_READ | PROT_WRITE : PROT_READ,
+                MAP_SHARED, fd, 0);
+    if (*map == MAP_FAILED)
+      rc = strata__fail_errno(errno, "%s: mapping the shared view", path);
+  }
+  if (rc < 0) {
+    close(fd);
+    return rc;
+  }
+  *fdp = fd;
+  return 0;
+}
+
+/* Creates the file whole under a temporary name and links it into place,
+ * so that no process ever sees it half written: link() fails with EEXIST
+ * when another process was first, and then its file is used. Mode 0640
+ * when the directory is readable by its group (whose members, such as a
+ * monitoring user, may then read the view; a setgid directory gives the
+ * file its group), 0600 otherwise; never readable by others. */
+static int create_view(struct strata_store *s, const char *path) {
+  struct stat dst;
+  mode_t mode = fstat(s->dirfd, &dst) == 0 && (dst.st_mode & S_IRGRP)
+                    ? 0640
+                    : 0600;
+  char tmp[64];
+  snprintf(tmp, sizeof tmp, STRATA__SHM_FILE ".%ld.tmp", (long)getpid());
+  /* A file of that name is a leftover of a process with our pid that died
+   * between creating and linking it. */
+  unlinkat(s->dirfd, tmp, 0);
+  int fd = openat(s->dirfd, tmp,
+                  O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+  if (fd < 0)
+    return strata__fail_errno(errno, "%s: creating the shared view", path);
+  strata__shm_header h = {.version = STRATA__SHM_VERSION,
+                          .header_size = STRATA__SHM_HEADER_SIZE,
+                          .slot_size = STRATA__SHM_SLOT_SIZE,
+                          .slot_count = STRATA__SHM_SLOTS,
+                          .created_unix_ms = strata__unix_ms()};
+  memcpy(h.magic, STRATA__SHM_MAGIC, 8);
+  int rc = 0;
+  if (fchmod(fd, mode) != 0 ||
+      ftruncate(fd, slot_offset(STRATA__SHM_SLOTS)) != 0 ||
+      pwrite(fd, &h, sizeof h, 0) != (ssize_t)sizeof h)
+    rc = strata__fail_errno(errno, "%s: writing the shared view", path);
+  if (rc == 0 && linkat(s->dirfd, tmp, s->dirfd, STRATA__SHM_FILE, 0) != 0 &&
+      errno != EEXIST)
+    rc = strata__fail_errno(errno, "%s: linking the shared view", path);
+  unlinkat(s->dirfd, tmp, 0);
+  close(fd);
+  return rc;
+}
+
+static int slot_lock(int fd, uint32_t i, short type, int cmd) {
+  struct flock fl = {.l_type = type,
+                     .l_whence = SEEK_SET,
+                     .l_start = slot_offset(i),
+                     .l_len = STRATA__SHM_SLOT_SIZE};
+  return fcntl(fd, cmd, &fl) == 0 ? 0 : -errno;
+}
+
+/* Whether slot i's lock is held by some open file description other than
+ * the caller's. */
+static bool slot_live(int fd, uint32_t i) {
+  struct flock fl = {.l_type = F_WRLCK,
+                     .l_whence = SEEK_SET,
+                     .l_start = slot_offset(i),
+                     .l_len = STRATA__SHM_SLOT_SIZE};
+  return fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+}
+
+static strata__shm_slot *slot_at(void *map, uint32_t i) {
+  return (strata__shm_slot *)((char *)map + slot_offset(i));
+}
+
+/* The owner's side of the sequence lock: `words` (STRATA__SHM_WORDS of
+ * them, word 0 ignored) are written between two increments of seq. */
+static void slot_write(strata__shm_slot *slot, const uint64_t *words) {
+  uint64_t seq = atomic_load_explicit(&slot->w[0], memory_order_relaxed);
+  atomic_store_explicit(&slot->w[0], seq + 1, memory_order_relaxed);
+  atomic_thread_fence(memory_order_release);
+  for (unsigned i = 1; i < STRATA__SHM_WORDS; i++)
+    atomic_store_explicit(&slot->w[i], words[i], memory_order_relaxed);
+  atomic_store_explicit(&slot->w[0], seq + 2, memory_order_release);
+}
+
+/* The reader's side: a consistent copy, or false when the owner kept
+ * writing (it is then in the middle of a publication for a long time:
+ * stopped by a debugger, say). */
+static bool slot_read(const strata__shm_slot *slot, uint64_t *words) {
+  for (unsigned tries = 0; tries < 1000; tries++) {
+    uint64_t a = atomic_load_explicit(&slot->w[0], memory_order_acquire);
+    if (a & 1) {
+      sched_yield();
+      continue;
+    }
+    for (unsigned i = 1; i < STRATA__SHM_WORDS; i++)
+      words[i] = atomic_load_explicit(&slot->w[i], memory_order_relaxed);
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&slot->w[0], memory_order_relaxed) == a)
+      return true;
+  }
+  return false;
+}
+
+/* ---- a store's registration ----------------------------------------------- */
+
+static void warn_no_view(struct strata_store *s, const char *why) {
+  char qd[STRATA__LOG_PATH], qw[STRATA__LOG_TEXT];
+  strata__log(&s->log, STRATA_LOG_WARN, "store",
+              "msg=\"no shared view: other processes will not see this "
+              "one\" dir=%s why=%s",
+              strata__log_quote(qd, sizeof qd, s->dir),
+              strata__log_quote(qw, sizeof qw, why));
+}
+
+void strata__shm_register(struct strata_store *s) {
+  if (!s->config.shared_view)
+    return;
+  char *path = strata__store_path(s, STRATA__SHM_FILE, "");
+  if (path == NULL) {
+    warn_no_view(s, "out of memory");
+    return;
+  }
+  int fd = -1, rc = -ENOENT;
+  void *map = NULL;
+  size_t size = 0;
+  uint32_t count = 0;
+  /* Twice: a file that is not there is created, then opened. */
+  for (int attempt = 0; attempt < 2 && rc == -ENOENT; attempt++) {
+    rc = open_view(s->dirfd, path, STRATA__SHM_FILE, O_RDWR, &fd, &map, &size,
+                   &count);
+    if (rc == -ENOENT && attempt == 0)
+      rc = create_view(s, path) < 0 ? 1 : -ENOENT;
+  }
+  strata__shm *m = NULL;
+  uint32_t i = 0;
+  if (rc == 0) {
+    while (i < count && slot_lock(fd, i, F_WRLCK, F_OFD_SETLK) != 0)
+      i++;
+    if (i == count)
+      strata__fail(STRATA_E_LIMIT, "%s: all %" PRIu32 " slots are taken", path,
+                   count);
+    else if ((m = calloc(1, sizeof *m)) == NULL)
+      strata__fail(STRATA_E_NOMEM, "%s: allocating", path);
+  }
+  if (m == NULL) {
+    /* rc 1: create_view's detail; otherwise the failure's. */
+    warn_no_view(s, strata_last_error_detail());
+    if (map != NULL)
+      munmap(map, size);
+    if (fd >= 0)
+      close(fd);
+    free(path);
+    return;
+  }
+  free(path);
+  *m = (strata__shm){.fd = fd,
+                     .map = map,
+                     .map_size = size,
+                     .index = i,
+                     .slot = slot_at(map, i)};
+  pthread_mutex_init(&m->mu, NULL);
+  pthread_mutex_init(&m->publish_mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&m->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  /* The slot may hold a dead process's figures: all of them are replaced. */
+  uint64_t w[STRATA__SHM_WORDS] = {0};
+  w[STRATA__SHM_PID] = (uint64_t)getpid();
+  w[STRATA__SHM_OPENED_MS] = w[STRATA__SHM_UPDATED_MS] = strata__unix_ms();
+  w[STRATA__SHM_ROLE] = 1; /* STRATA_PROCESS_READER */
+  w[STRATA__SHM_LIMIT] = s->config.memory_limit;
+  slot_write(m->slot, w);
+  s->shm = m;
+}
+
+void strata__shm_publish(struct strata_store *s) {
+  strata__shm *m = s->shm;
+  if (m == NULL)
+    return;
+  uint64_t w[STRATA__SHM_WORDS] = {0};
+  /* The reader slots' sums, as strata_read_stats_get() reads them. */
+  uint32_t used = atomic_load_explicit(&s->slots_used, memory_order_acquire);
+  for (uint32_t i = 0; i < used; i++) {
+    const strata__reader *r = &s->slots[i];
+    w[STRATA__SHM_GETS] += atomic_load_explicit(&r->gets, memory_order_relaxed);
+    w[STRATA__SHM_MISSES] +=
+        atomic_load_explicit(&r->misses, memory_order_relaxed);
+    w[STRATA__SHM_BYTES] +=
+        atomic_load_explicit(&r->bytes, memory_order_relaxed);
+    w[STRATA__SHM_SNAPSHOTS] +=
+        atomic_load_explicit(&r->begins, memory_order_relaxed);
+  }
+  uint64_t now = strata__unix_ms(), oldest_age = 0;
+  pthread_mutex_lock(&s->write_mu);
+  strata__ebr_snapshot_stats(s, &w[STRATA__SHM_SNAPS_OPEN], &oldest_age);
+  w[STRATA__SHM_CRYST] = s->stats.crystallizations;
+  w[STRATA__SHM_CRYST_BYTES] = s->stats.crystallize_bytes;
+  w[STRATA__SHM_EVICTIONS] = s->stats.evictions;
+  w[STRATA__SHM_ROLE] = s->lockfd >= 0 ? 2 : 1; /* strata_process_role */
+  pthread_mutex_unlock(&s->write_mu);
+  if (w[STRATA__SHM_SNAPS_OPEN] > 0)
+    w[STRATA__SHM_OLDEST_MS] = now - oldest_age;
+  w[STRATA__SHM_HEAP] = strata__store_heap(s);
+  w[STRATA__SHM_LIMIT] = s->config.memory_limit;
+  w[STRATA__SHM_MEM_LEVEL] = strata__memory_level(s, w[STRATA__SHM_HEAP]);
+  if (s->staging_figures != NULL) {
+    strata__shm_staging st = {0};
+    s->staging_figures(s->staging_figures_ctx, &st);
+    w[STRATA__SHM_STAGING_BYTES] = st.bytes;
+    w[STRATA__SHM_STAGING_USED] = st.used_bytes;
+    w[STRATA__SHM_STAGING_LAYERS] = st.layers;
+  }
+  w[STRATA__SHM_UPDATED_MS] = now;
+  pthread_mutex_lock(&m->publish_mu);
+  w[STRATA__SHM_PID] =
+      atomic_load_explicit(&m->slot->w[STRATA__SHM_PID], memory_order_relaxed);
+  w[STRATA__SHM_OPENED_MS] = atomic_load_explicit(
+      &m->slot->w[STRATA__SHM_OPENED_MS], memory_order_relaxed);
+  slot_write(m->slot, w);
+  pthread_mutex_unlock(&m->publish_mu);
+}
+
+static void *publisher(void *arg) {
+  struct strata_store *s = arg;
+  strata__shm *m = s->shm;
+  pthread_mutex_lock(&m->mu);
+  while (!m->stop) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += STRATA__SHM_PUBLISH_MS / 1000;
+    ts.tv_nsec += (long)(STRATA__SHM_PUBLISH_MS % 1000) * 1000000;
+    if (ts.tv_nsec >= 1000000000) {
+      ts.tv_sec++;
+      ts.tv_nsec -= 1000000000;
+    }
+    pthread_cond_timedwait(&m->cv, &m->mu, &ts);
+    if (m->stop)
+      break;
+    pthread_mutex_unlock(&m->mu);
+    strata__shm_publish(s);
+    pthread_mutex_lock(&m->mu);
+  }
+  pthread_mutex_unlock(&m->mu);
+  return NULL;
+}
+
+void strata__shm_start(struct strata_store *s) {
+  strata__shm *m = s->shm;
+  if (m == NULL)
+    return;
+  strata__shm_publish(s);
+  /* Without the thread the figures are published only on request and at
+   * close: worth a line, not a failure. */
+  m->running = pthread_create(&m->tid, NULL, publisher, s) == 0;
+  if (!m->running)
+    warn_no_view(s, "cannot start the publisher thread: figures are "
+                    "published only by strata_processes_publish()");
+}
+
+void strata__shm_stop(struct strata_store *s) {
+  strata__shm *m = s->shm;
+  if (m == NULL)
+    return;
+  if (m->running) {
+    pthread_mutex_lock(&m->mu);
+    m->stop = true;
+    pthread_cond_signal(&m->cv);
+    pthread_mutex_unlock(&m->mu);
+    pthread_join(m->tid, NULL);
+    m->running = false;
+  }
+  strata__shm_publish(s);
+}
+
+void strata__shm_close(struct strata_store *s) {
+  strata__shm *m = s->shm;
+  if (m == NULL)
+    return;
+  uint64_t w[STRATA__SHM_WORDS] = {0}; /* pid 0: free */
+  slot_write(m->slot, w);
+  munmap(m->map, m->map_size);
+  close(m->fd); /* drops the slot's lock */
+  pthread_mutex_destroy(&m->mu);
+  pthread_mutex_destroy(&m->publish_mu);
+  pthread_cond_destroy(&m->cv);
+  free(m);
+  s->shm = NULL;
+}
+
+int strata_processes_publish(strata_store *s) {
+  STRATA__FAIL_IF(s == NULL, STRATA_E_INVAL, "strata_processes_publish: NULL");
+  strata__shm_publish(s);
+  return 0;
+}
+
+/* ---- reading from outside ----------------------------------------------- */
+
+static void to_process(const uint64_t *w, uint32_t index, strata_process *p) {
+  *p = (strata_process){
+      .struct_size = sizeof *p,
+      .role = (uint32_t)w[STRATA__SHM_ROLE],
+      .slot = index,
+      .memory_level = (uint32_t)w[STRATA__SHM_MEM_LEVEL],
+      .pid = (int64_t)w[STRATA__SHM_PID],
+      .opened_unix_ms = w[STRATA__SHM_OPENED_MS],
+      .updated_unix_ms = w[STRATA__SHM_UPDATED_MS],
+      .snapshots_open = w[STRATA__SHM_SNAPS_OPEN],
+      .oldest_snapshot_unix_ms = w[STRATA__SHM_OLDEST_MS],
+      .snapshots = w[STRATA__SHM_SNAPSHOTS],
+      .gets = w[STRATA__SHM_GETS],
+      .misses = w[STRATA__SHM_MISSES],
+      .bytes_served = w[STRATA__SHM_BYTES],
+      .crystallizations = w[STRATA__SHM_CRYST],
+      .crystallize_bytes = w[STRATA__SHM_CRYST_BYTES],
+      .evictions = w[STRATA__SHM_EVICTIONS],
+      .heap_bytes = w[STRATA__SHM_HEAP],
+      .memory_limit = w[STRATA__SHM_LIMIT],
+      .staging_bytes = w[STRATA__SHM_STAGING_BYTES],
+      .staging_used_bytes = w[STRATA__SHM_STAGING_USED],
+      .staging_layers = w[STRATA__SHM_STAGING_LAYERS]};
+}
+
+/* Opens DIR/.strata.shm from outside a store. -ENOENT when absent. */
+static int open_outside(const char *dir, int mode, char **path, int *fd,
+                        void **map, size_t *size, uint32_t *count) {
+  size_t len = strlen(dir);
+  *path = malloc(len + sizeof "/" STRATA__SHM_FILE);
+  if (*path == NULL)
+    return strata__fail(STRATA_E_NOMEM, "%s: allocating", dir);
+  memcpy(*path, dir, len);
+  memcpy(*path + len, "/" STRATA__SHM_FILE, sizeof "/" STRATA__SHM_FILE);
+  return open_view(AT_FDCWD, *path, *path, mode, fd, map, size, count);
+}
+
+int strata_processes_read(const char *dir, uint32_t struct_size,
+                          strata_process **list, size_t *count) {
+  STRATA__FAIL_IF(dir == NULL || list == NULL || count == NULL, STRATA_E_INVAL,
+                  "strata_processes_read: NULL argument");
+  STRATA__FAIL_IF(struct_size == 0 || struct_size % 8 != 0 ||
+                      struct_size > sizeof(strata_process),
+                  STRATA_E_INVAL,
+                  "%s: strata_processes_read: struct_size %" PRIu32
+                  " is not sizeof(strata_process) of this or an older "
+                  "header (%zu)",
+                  dir, struct_size, sizeof(strata_process));
+  *list = NULL;
+  *count = 0;
+  char *path = NULL;
+  int fd = -1;
+  void *map = NULL;
+  size_t size = 0;
+  uint32_t slots = 0;
+  int rc = open_outside(dir, O_RDONLY, &path, &fd, &map, &size, &slots);
+  free(path);
+  if (rc == -ENOENT)
+    return 0;
+  if (rc < 0)
+    return rc;
+  char *out = NULL;
+  size_t n = 0;
+  for (uint32_t i = 0; i < slots && rc == 0; i++) {
+    strata__shm_slot *slot = slot_at(map, i);
+    uint64_t w[STRATA__SHM_WORDS] = {0};
+    if (atomic_load_explicit(&slot->w[STRATA__SHM_PID],
+                             memory_order_relaxed) == 0 ||
+        !slot_live(fd, i) || !slot_read(slot, w) || w[STRATA__SHM_PID] == 0)
+      continue;
+    if (n % 16 == 0) {
+      char *grown = realloc(out, (n + 16) * struct_size);
+      if (grown == NULL) {
+        rc = strata__fail(STRATA_E_NOMEM, "%s: allocating", dir);
+        break;
+      }
+      out = grown;
+    }
+    strata_process p;
+    to_process(w, i, &p);
+    memcpy(out + n * struct_size, &p, struct_size);
+    n++;
+  }
+  munmap(map, size);
+  close(fd);
+  if (rc < 0) {
+    free(out);
+    return rc;
+  }
+  *list = (strata_process *)(void *)out;
+  *count = n;
+  return 0;
+}
+
+int strata_processes_check(const char *dir, size_t *cleared) {
+  STRATA__FAIL_IF(dir == NULL, STRATA_E_INVAL,
+                  "strata_processes_check: NULL dir");
+  if (cleared != NULL)
+    *cleared = 0;
+  char *path = NULL;
+  int fd = -1;
+  void *map = NULL;
+  size_t size = 0;
+  uint32_t slots = 0;
+  int rc = open_outside(dir, O_RDWR, &path, &fd, &map, &size, &slots);
+  free(path);
+  if (rc == -ENOENT)
+    return 0;
+  if (rc < 0)
+    return rc;
+  size_t n = 0;
+  for (uint32_t i = 0; i < slots; i++) {
+    strata__shm_slot *slot = slot_at(map, i);
+    if (atomic_load_explicit(&slot->w[STRATA__SHM_PID],
+                             memory_order_relaxed) == 0 ||
+        slot_lock(fd, i, F_WRLCK, F_OFD_SETLK) != 0)
+      continue; /* free, or its owner lives */
+    uint64_t w[STRATA__SHM_WORDS] = {0};
+    slot_write(slot, w);
+    slot_lock(fd, i, F_UNLCK, F_OFD_SETLK);
+    n++;
+  }
+  munmap(map, size);
+  close(fd);
+  if (cleared != NULL)
+    *cleared = n;
+  return 0;
+}
+
+void strata_processes_free(strata_process *list) {
+  free(list);
+}
