@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/lockfile.h"
+#include "store/store_shm.h"
 #include "store/store_internal.h"
 
 int strata__store_mkdir(const char *dir, bool *created) {
@@ -43,10 +44,12 @@ int strata__store_mkdir(const char *dir, bool *created) {
 
 void strata__store_unmake_dir(const char *dir) {
   /* What open may have put there: the lock file of its brief cleanup
-   * lock. Anything else (another process's file) keeps the directory. */
+   * lock and the shared view file it registered in (its slot is released
+   * by then). Anything else (another process's file) keeps the directory. */
   int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd >= 0) {
     unlinkat(fd, STRATA__LOCK_FILE, 0);
+    unlinkat(fd, STRATA__SHM_FILE, 0);
     close(fd);
   }
   rmdir(dir);
