@@ -12,9 +12,9 @@ static const char usage[] =
     "Usage: strata context [--json] STORE REGION:LAYER...\n"
     "\n"
     "Print the given layers of the store in directory STORE, in the order\n"
-    "given, all read from one snapshot. REGION is a region id (all decimal\n"
-    "digits) or a region name; LAYER a layer id or a layer name. The first\n"
-    "':' separates them.\n"
+    "given, all read from one snapshot. REGION and LAYER are each an id when\n"
+    "all decimal digits (any u64), a name otherwise. The first ':'\n"
+    "separates them.\n"
     "\n"
     "Each layer is one block:\n"
     "  === region NAME (id N) / layer NAME (id M) ===\n"
@@ -62,10 +62,9 @@ static bool parse_ref(const char *arg, ctx_ref *ref, int *code) {
     return false;
   }
   ref->copy[colon - arg] = '\0';
-  return cli_parse_key(&cli_cmd_context, "region id", ref->copy, false,
-                       &ref->region, code) &&
-         cli_parse_key(&cli_cmd_context, "layer id",
-                       ref->copy + (colon - arg) + 1, false, &ref->layer, code);
+  return cli_parse_region(&cli_cmd_context, ref->copy, &ref->region, code) &&
+         cli_parse_layer(&cli_cmd_context, ref->copy + (colon - arg) + 1,
+                         &ref->layer, code);
 }
 
 /* Resolves every reference in the snapshot: regions first, then the layers
@@ -95,9 +94,8 @@ static int lookup(const strata_txn *txn, const char *dir, const ctx_ref *refs,
   for (size_t i = 0; i < n && code == CLI_EXIT_OK; i++) {
     bool hit;
     if (refs[i].layer.by_name) {
-      hit =
-          strata_get_by_name(txn, items[i].region.id, refs[i].layer.text,
-                             strlen(refs[i].layer.text), &items[i].layer) == 0;
+      hit = cli_get_layer(txn, items[i].region.id, &refs[i].layer,
+                          &items[i].layer) == 0;
     } else {
       items[i].layer = found[k];
       hit = found[k++].data != NULL;
