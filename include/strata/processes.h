@@ -41,8 +41,8 @@ typedef struct strata_process {
   /* The library's sizeof(strata_process) (the elements of the list are
    * laid out by the size the caller passed, see strata_processes_read()). */
   uint32_t struct_size;
-  uint32_t role;   /* strata_process_role; 0 when not yet published */
-  uint32_t slot;   /* its slot in the file */
+  uint32_t role;         /* strata_process_role; 0 when not yet published */
+  uint32_t slot;         /* its slot in the file */
   uint32_t memory_level; /* 0 ok, 1 warn, 2 evict, 3 refuse (thresholds of
                             strata_store_config) */
   int64_t pid;
@@ -51,7 +51,7 @@ typedef struct strata_process {
   uint64_t snapshots_open;
   uint64_t oldest_snapshot_unix_ms; /* when the oldest open one was first
                                        seen (a lower bound); 0 if none */
-  uint64_t snapshots; /* outermost snapshots begun */
+  uint64_t snapshots;               /* outermost snapshots begun */
   uint64_t gets, misses, bytes_served;
   uint64_t crystallizations, crystallize_bytes, evictions;
   uint64_t heap_bytes, memory_limit;

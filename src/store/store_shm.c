@@ -86,8 +86,7 @@ static int validate(int fd, const char *path, uint32_t *count) {
                   h.slot_size, STRATA__SHM_SLOT_SIZE);
   STRATA__FAIL_IF(h.slot_count == 0 || h.slot_count > STRATA__SHM_MAX_SLOTS,
                   STRATA_E_BAD_SHM,
-                  "%s: offset 20: slot count %" PRIu32
-                  ", expected 1 to %u",
+                  "%s: offset 20: slot count %" PRIu32 ", expected 1 to %u",
                   path, h.slot_count, STRATA__SHM_MAX_SLOTS);
   off_t want = slot_offset(h.slot_count);
   STRATA__FAIL_IF(st.st_size < want, STRATA_E_BAD_SHM,
@@ -119,9 +118,9 @@ static int open_view(int dirfd, const char *path, const char *name, int mode,
   int rc = validate(fd, path, count);
   if (rc == 0) {
     *size = (size_t)slot_offset(*count);
-    *map = mmap(NULL, *size,
-                mode == O_RDWR ? PROT_READ | PROT_WRITE : PROT_READ,
-                MAP_SHARED, fd, 0);
+    *map =
+        mmap(NULL, *size, mode == O_RDWR ? PROT_READ | PROT_WRITE : PROT_READ,
+             MAP_SHARED, fd, 0);
     if (*map == MAP_FAILED)
       rc = strata__fail_errno(errno, "%s: mapping the shared view", path);
   }
@@ -141,9 +140,8 @@ static int open_view(int dirfd, const char *path, const char *name, int mode,
  * file its group), 0600 otherwise; never readable by others. */
 static int create_view(struct strata_store *s, const char *path) {
   struct stat dst;
-  mode_t mode = fstat(s->dirfd, &dst) == 0 && (dst.st_mode & S_IRGRP)
-                    ? 0640
-                    : 0600;
+  mode_t mode =
+      fstat(s->dirfd, &dst) == 0 && (dst.st_mode & S_IRGRP) ? 0640 : 0600;
   char tmp[64];
   snprintf(tmp, sizeof tmp, STRATA__SHM_FILE ".%ld.tmp", (long)getpid());
   /* A file of that name is a leftover of a process with our pid that died
@@ -224,7 +222,8 @@ static bool slot_read(const strata__shm_slot *slot, uint64_t *words) {
   return false;
 }
 
-/* ---- a store's registration ----------------------------------------------- */
+/* ---- a store's registration -----------------------------------------------
+ */
 
 static void warn_no_view(struct strata_store *s, const char *why) {
   char qd[STRATA__LOG_PATH], qw[STRATA__LOG_TEXT];
@@ -421,28 +420,27 @@ int strata_processes_publish(strata_store *s) {
 /* ---- reading from outside ----------------------------------------------- */
 
 static void to_process(const uint64_t *w, uint32_t index, strata_process *p) {
-  *p = (strata_process){
-      .struct_size = sizeof *p,
-      .role = (uint32_t)w[STRATA__SHM_ROLE],
-      .slot = index,
-      .memory_level = (uint32_t)w[STRATA__SHM_MEM_LEVEL],
-      .pid = (int64_t)w[STRATA__SHM_PID],
-      .opened_unix_ms = w[STRATA__SHM_OPENED_MS],
-      .updated_unix_ms = w[STRATA__SHM_UPDATED_MS],
-      .snapshots_open = w[STRATA__SHM_SNAPS_OPEN],
-      .oldest_snapshot_unix_ms = w[STRATA__SHM_OLDEST_MS],
-      .snapshots = w[STRATA__SHM_SNAPSHOTS],
-      .gets = w[STRATA__SHM_GETS],
-      .misses = w[STRATA__SHM_MISSES],
-      .bytes_served = w[STRATA__SHM_BYTES],
-      .crystallizations = w[STRATA__SHM_CRYST],
-      .crystallize_bytes = w[STRATA__SHM_CRYST_BYTES],
-      .evictions = w[STRATA__SHM_EVICTIONS],
-      .heap_bytes = w[STRATA__SHM_HEAP],
-      .memory_limit = w[STRATA__SHM_LIMIT],
-      .staging_bytes = w[STRATA__SHM_STAGING_BYTES],
-      .staging_used_bytes = w[STRATA__SHM_STAGING_USED],
-      .staging_layers = w[STRATA__SHM_STAGING_LAYERS]};
+  *p = (strata_process){.struct_size = sizeof *p,
+                        .role = (uint32_t)w[STRATA__SHM_ROLE],
+                        .slot = index,
+                        .memory_level = (uint32_t)w[STRATA__SHM_MEM_LEVEL],
+                        .pid = (int64_t)w[STRATA__SHM_PID],
+                        .opened_unix_ms = w[STRATA__SHM_OPENED_MS],
+                        .updated_unix_ms = w[STRATA__SHM_UPDATED_MS],
+                        .snapshots_open = w[STRATA__SHM_SNAPS_OPEN],
+                        .oldest_snapshot_unix_ms = w[STRATA__SHM_OLDEST_MS],
+                        .snapshots = w[STRATA__SHM_SNAPSHOTS],
+                        .gets = w[STRATA__SHM_GETS],
+                        .misses = w[STRATA__SHM_MISSES],
+                        .bytes_served = w[STRATA__SHM_BYTES],
+                        .crystallizations = w[STRATA__SHM_CRYST],
+                        .crystallize_bytes = w[STRATA__SHM_CRYST_BYTES],
+                        .evictions = w[STRATA__SHM_EVICTIONS],
+                        .heap_bytes = w[STRATA__SHM_HEAP],
+                        .memory_limit = w[STRATA__SHM_LIMIT],
+                        .staging_bytes = w[STRATA__SHM_STAGING_BYTES],
+                        .staging_used_bytes = w[STRATA__SHM_STAGING_USED],
+                        .staging_layers = w[STRATA__SHM_STAGING_LAYERS]};
 }
 
 /* Opens DIR/.strata.shm from outside a store. -ENOENT when absent. */
@@ -486,8 +484,8 @@ int strata_processes_read(const char *dir, uint32_t struct_size,
   for (uint32_t i = 0; i < slots && rc == 0; i++) {
     strata__shm_slot *slot = slot_at(map, i);
     uint64_t w[STRATA__SHM_WORDS] = {0};
-    if (atomic_load_explicit(&slot->w[STRATA__SHM_PID],
-                             memory_order_relaxed) == 0 ||
+    if (atomic_load_explicit(&slot->w[STRATA__SHM_PID], memory_order_relaxed) ==
+            0 ||
         !slot_live(fd, i) || !slot_read(slot, w) || w[STRATA__SHM_PID] == 0)
       continue;
     if (n % 16 == 0) {
@@ -533,8 +531,8 @@ int strata_processes_check(const char *dir, size_t *cleared) {
   size_t n = 0;
   for (uint32_t i = 0; i < slots; i++) {
     strata__shm_slot *slot = slot_at(map, i);
-    if (atomic_load_explicit(&slot->w[STRATA__SHM_PID],
-                             memory_order_relaxed) == 0 ||
+    if (atomic_load_explicit(&slot->w[STRATA__SHM_PID], memory_order_relaxed) ==
+            0 ||
         slot_lock(fd, i, F_WRLCK, F_OFD_SETLK) != 0)
       continue; /* free, or its owner lives */
     uint64_t w[STRATA__SHM_WORDS] = {0};

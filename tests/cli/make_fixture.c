@@ -26,6 +26,11 @@
  *                      not reach a terminal as it is: newline, ESC, BEL, DEL,
  *                      C1 controls (U+0085, U+009B), bidirectional overrides
  *                      (U+202E, U+2066), and a backslash
+ *   dump/              regions for the `strata dump` round trip
+ *                      (dump_roundtrip.sh): metadata in both manifest
+ *                      forms, empty layers, out-of-order, sparse and
+ *                      high ids, names unusable as file names, alignments
+ *                      16 to 4096, a layer above 1 MiB, no layers
  *
  * Cases that change the store work on a copy of it in their own directory.
  */
@@ -264,6 +269,145 @@ static void make_hostile(void) {
   TRY("commit hostile/evil", strata_writer_commit(w));
 }
 
+/* One layer to add: content given as text (NULL for an empty layer). */
+typedef struct fx_layer {
+  uint64_t id;
+  const char *name, *metadata, *text;
+} fx_layer;
+
+static void dump_region(const char *file, uint64_t id, const char *name,
+                        const char *metadata, uint32_t align,
+                        const fx_layer *layers, size_t n) {
+  strata_writer_options o;
+  strata_writer_options_init(&o);
+  o.region_id = id;
+  o.name = name;
+  o.metadata = metadata;
+  o.align = align;
+  strata_writer *w;
+  TRY(file, strata_writer_open(path_of(file), &o, &w));
+  for (size_t i = 0; i < n; i++) {
+    const char *t = layers[i].text, *nm = layers[i].name;
+    TRY(file,
+        strata_writer_add(w, layers[i].id, nm, nm ? strlen(nm) : 0,
+                          layers[i].metadata, t ? t : "", t ? strlen(t) : 0));
+  }
+  TRY(file, strata_writer_commit(w));
+}
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* dump/: the regions of the `strata dump` round trip (dump_roundtrip.sh),
+ * each stressing one thing a dump must carry over for region-builder to
+ * rebuild the region byte for byte. */
+static void make_dump_regions(void) {
+  if (mkdir(path_of("dump"), 0755) != 0 && errno != EEXIST) {
+    perror("dump");
+    exit(1);
+  }
+
+  /* Named and unnamed layers; metadata that region-builder's compact
+   * serialization gives back (dumped as "metadata") and metadata it would
+   * change (spaces, \u escapes, a real written 2.50, an integer above
+   * 2^63-1, a duplicate key: dumped as "metadata_text"); empty layers at
+   * the start, in the middle (two in a row) and at the end. */
+  const fx_layer mixed[] = {
+      {0, "first-empty", NULL, NULL},
+      {1, "alpha", "{\"keywords\":[\"a\",\"b\"],\"frequency\":3}", "alpha\n"},
+      {2, NULL, "{ \"spaced\" : true }", "unnamed"},
+      {3, "e1", "\"caf\\u00e9\"", NULL},
+      {4, "e2", "[2.50,1e3]", NULL},
+      {5, "after-empties", "{\"serial\":18446744073709551616}", "x"},
+      {6, NULL, "{\"a\":1,\"a\":2}", "y"},
+      {7, "last-empty", "null", NULL},
+  };
+  dump_region("dump/mixed.region", 1, "mixed", "{ \"owner\": \"tests\" }", 0,
+              mixed, N(mixed));
+
+  /* Dense ids added out of order: no PACKED_LOCATORS, content not in id
+   * order. */
+  const fx_layer shuffled[] = {
+      {3, "three", NULL, "333"},
+      {1, NULL, NULL, "1"},
+      {0, "zero", NULL, NULL},
+      {2, "two", NULL, "22"},
+  };
+  dump_region("dump/shuffled.region", 2, "shuffled", NULL, 0, shuffled,
+              N(shuffled));
+
+  /* Dense, added out of order only among empty layers that share an
+   * offset: the dump must keep them out of order, or the rebuilt region
+   * would gain PACKED_LOCATORS. */
+  const fx_layer empty_ties[] = {
+      {1, NULL, NULL, NULL},
+      {0, NULL, NULL, NULL},
+      {2, "content", NULL, "after two empty layers"},
+  };
+  dump_region("dump/empty_ties.region", 3, "empty-ties", NULL, 0, empty_ties,
+              N(empty_ties));
+
+  /* The same in ascending order: PACKED_LOCATORS, which must stay. */
+  const fx_layer empty_ties_sorted[] = {
+      {0, NULL, NULL, NULL},
+      {1, NULL, NULL, NULL},
+      {2, "content", NULL, "after two empty layers"},
+  };
+  dump_region("dump/empty_ties_sorted.region", 4, "empty-ties-sorted", NULL, 0,
+              empty_ties_sorted, N(empty_ties_sorted));
+
+  /* Sparse ids, above 2^63 too, added in descending order, one empty. */
+  const fx_layer sparse[] = {
+      {UINT64_MAX, "max", NULL, "u64 max"},
+      {(1ull << 63) + 5, NULL, NULL, NULL},
+      {1ull << 63, "half", "{\"id\":\"2^63\"}", "2^63"},
+      {7, "seven", NULL, "7"},
+  };
+  dump_region("dump/sparse_high.region", UINT64_MAX, "sparse-high", NULL, 0,
+              sparse, N(sparse));
+
+  /* Names that are not usable as file names, or that need escaping. */
+  const fx_layer names[] = {
+      {0, "../../etc/passwd", NULL, "dots"},
+      {1, "a/b/c", NULL, "slashes"},
+      {2, ".", NULL, "dot"},
+      {3, "new\nline\ttab\x1b[31m", NULL, "controls"},
+      {4, "quote\"back\\slash", NULL, "json escapes"},
+      {5,
+       "\xe2\x80\xae"
+       "bidi \xc2\x85 nel caf\xc3\xa9",
+       NULL, "unicode"},
+      {6, "2", NULL, "a name of digits"},
+  };
+  dump_region("dump/names.region", 6, "names: \"quoted\" / \xe2\x80\xae", NULL,
+              0, names, N(names));
+
+  /* Alignments other than the default. */
+  const fx_layer aligned[] = {
+      {0, "a", NULL, "a 33-byte layer to unalign things"},
+      {1, NULL, NULL, NULL},
+      {2, "c", NULL, "c"},
+  };
+  dump_region("dump/align_4096.region", 7, "align-4096", NULL, 4096, aligned,
+              N(aligned));
+  dump_region("dump/align_16.region", 8, "align-16", NULL, 16, aligned,
+              N(aligned));
+
+  /* No layers at all. */
+  dump_region("dump/none.region", 9, "none", NULL, 0, NULL, 0);
+
+  /* A layer larger than the dump's 1 MiB write piece. */
+  size_t big = (3u << 20) + 17;
+  char *blob = malloc(big + 1);
+  if (blob == NULL)
+    exit(1);
+  for (size_t i = 0; i < big; i++)
+    blob[i] = (char)('a' + (i * 7919) % 26);
+  blob[big] = '\0';
+  const fx_layer large[] = {{0, "big", NULL, blob}, {1, "small", NULL, "s"}};
+  dump_region("dump/large.region", 10, "large", NULL, 256, large, N(large));
+  free(blob);
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: make_fixture OUTDIR\n");
@@ -278,5 +422,6 @@ int main(int argc, char **argv) {
   make_store();
   make_store4k();
   make_hostile();
+  make_dump_regions();
   return 0;
 }

@@ -128,8 +128,8 @@ static void test_struct_size(void **state) {
   strata_process *l = NULL;
   size_t n = 0;
   assert_int_equal(strata_processes_read(dir, 12, &l, &n), STRATA_E_INVAL);
-  assert_int_equal(
-      strata_processes_read(dir, sizeof *l + 8, &l, &n), STRATA_E_INVAL);
+  assert_int_equal(strata_processes_read(dir, sizeof *l + 8, &l, &n),
+                   STRATA_E_INVAL);
   assert_non_null(strstr(strata_last_error_detail(), "struct_size"));
   assert_strata_ok(strata_processes_read(dir, 16, &l, &n));
   assert_int_equal(n, 1);
@@ -139,7 +139,8 @@ static void test_struct_size(void **state) {
   free((void *)dir);
 }
 
-/* ---- hostile files -------------------------------------------------------- */
+/* ---- hostile files --------------------------------------------------------
+ */
 
 /* Writes `len` bytes of a header (and zeros to `size`) as .strata.shm,
  * expects strata_processes_read and _check to fail with BAD_SHM and a
@@ -205,8 +206,9 @@ static void test_hostile(void **state) {
   header(h, 1, 64, 256, 0xffffffffu);
   expect_hostile(h, 64, full, "offset 20: slot count 4294967295");
   header(h, 1, 64, 256, 4);
-  expect_hostile(h, 64, full - 100, "truncated at offset 988: its 4 slots "
-                                    "end at 1088");
+  expect_hostile(h, 64, full - 100,
+                 "truncated at offset 988: its 4 slots "
+                 "end at 1088");
   expect_hostile(h, 64, full + 3, "offset 1088: 3 bytes past the last slot");
 }
 
@@ -237,7 +239,8 @@ static void test_special(void **state) {
   free((void *)dir);
 }
 
-/* ---- dead processes ------------------------------------------------------- */
+/* ---- dead processes -------------------------------------------------------
+ */
 
 /* Forks a child that opens the store, reads, publishes, reports its slot
  * on the pipe and waits to be killed. */
@@ -317,7 +320,8 @@ static void test_dead_slot(void **state) {
   free((void *)dir);
 }
 
-/* ---- without a view -------------------------------------------------------- */
+/* ---- without a view --------------------------------------------------------
+ */
 
 static void test_view_off(void **state) {
   (void)state;

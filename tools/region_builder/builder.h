@@ -106,6 +106,12 @@ int rb_check_keys(const json_t *obj, const char *const *allowed,
 /* Serializes any JSON value compactly (the form the writer stores). Returns
  * NULL on allocation failure, after printing. */
 char *rb_metadata_dump(const json_t *v, const char *where);
+/* The metadata of a region or layer object: "metadata" (any JSON value,
+ * serialized by rb_metadata_dump()) or "metadata_text" (a string stored
+ * byte for byte, for metadata whose exact text matters), at most one of
+ * them. Sets *out to the malloc()ed text, or NULL when neither is given.
+ * Prints and returns -1 on failure. */
+int rb_metadata_parse(const json_t *obj, const char *where, char **out);
 
 /* ---- the writer session (session.c) ------------------------------------ */
 

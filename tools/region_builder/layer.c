@@ -12,8 +12,8 @@
 /* Files are copied through this much memory at a time, whatever their size. */
 #define CHUNK (256u << 10)
 
-static const char *const layer_keys[] = {"id",     "name", "metadata", "text",
-                                         "base64", "file", NULL};
+static const char *const layer_keys[] = {
+    "id", "name", "metadata", "metadata_text", "text", "base64", "file", NULL};
 
 int rb_check_keys(const json_t *obj, const char *const *allowed,
                   const char *where) {
@@ -36,6 +36,35 @@ char *rb_metadata_dump(const json_t *v, const char *where) {
   if (s == NULL)
     rb_error(where, "cannot serialize \"metadata\" (out of memory)");
   return s;
+}
+
+int rb_metadata_parse(const json_t *obj, const char *where, char **out) {
+  const json_t *meta = json_object_get(obj, "metadata");
+  const json_t *text = json_object_get(obj, "metadata_text");
+  *out = NULL;
+  if (meta != NULL && text != NULL) {
+    rb_error(where, "\"metadata\" and \"metadata_text\" cannot both be given");
+    return -1;
+  }
+  if (meta != NULL)
+    return (*out = rb_metadata_dump(meta, where)) == NULL ? -1 : 0;
+  if (text == NULL)
+    return 0;
+  /* The text is stored as it is: whether it is JSON is the writer's check
+   * (it accepts numbers of any size, which jansson cannot hold), made when
+   * the region or layer is written. */
+  if (!json_is_string(text) || json_string_length(text) == 0 ||
+      strlen(json_string_value(text)) != json_string_length(text)) {
+    rb_error(where, "\"metadata_text\" must be a non-empty string without "
+                    "NUL bytes");
+    return -1;
+  }
+  *out = strdup(json_string_value(text));
+  if (*out == NULL) {
+    rb_error(where, "out of memory");
+    return -1;
+  }
+  return 0;
 }
 
 /* Checks a "file" source: it must exist and be a regular file or a FIFO
@@ -155,8 +184,7 @@ int rb_layer_parse(const json_t *obj, const char *where, const char *base_dir,
     }
     out->name = json_string_value(name);
   }
-  const json_t *meta = json_object_get(obj, "metadata");
-  if (meta != NULL && (out->metadata = rb_metadata_dump(meta, where)) == NULL)
+  if (rb_metadata_parse(obj, where, &out->metadata) < 0)
     return -1;
   if (parse_source(obj, where, base_dir, out) < 0) {
     rb_layer_free(out);

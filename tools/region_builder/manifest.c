@@ -11,7 +11,8 @@
 #include "builder.h"
 
 static const char *const top_keys[] = {"region", "layers", NULL};
-static const char *const region_keys[] = {"id", "name", "metadata", NULL};
+static const char *const region_keys[] = {"id",    "name",          "metadata",
+                                          "align", "metadata_text", NULL};
 
 typedef struct manifest {
   const char *file;
@@ -19,6 +20,7 @@ typedef struct manifest {
   uint64_t region_id;
   const char *name;
   char *metadata;
+  uint32_t align; /* "align", 0 when absent */
   rb_layer *layers;
   size_t n;
 } manifest;
@@ -77,9 +79,17 @@ static int parse_region(manifest *m) {
     return -1;
   }
   m->name = json_string_value(name);
-  const json_t *meta = json_object_get(r, "metadata");
-  if (meta && (m->metadata = rb_metadata_dump(meta, where)) == NULL)
+  if (rb_metadata_parse(r, where, &m->metadata) < 0)
     return -1;
+  /* The alignment is recorded in the region's header, so a manifest that
+   * describes a region (strata dump writes one) names it too. */
+  const json_t *align = json_object_get(r, "align");
+  json_int_t a = json_is_integer(align) ? json_integer_value(align) : 0;
+  if (align != NULL && (a < 16 || a > 65536 || (a & (a - 1)) != 0)) {
+    rb_error(where, "\"align\" must be a power of two from 16 to 65536");
+    return -1;
+  }
+  m->align = (uint32_t)a;
   return 0;
 }
 
@@ -175,7 +185,12 @@ static int check_duplicates(const manifest *m) {
   return rc;
 }
 
-static int write_region(const rb_options *opt, const manifest *m) {
+static int write_region(const rb_options *given, const manifest *m) {
+  /* --align on the command line wins over the manifest's "align". */
+  rb_options options = *given;
+  const rb_options *opt = &options;
+  if (options.align == 0)
+    options.align = m->align;
   uint64_t total = 0;
   for (size_t i = 0; i < m->n; i++)
     total = rb_aligned_total(total, m->layers[i].size, opt->align);

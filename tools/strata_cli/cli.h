@@ -49,6 +49,9 @@ extern const cli_command cli_cmd_metrics;
 extern const cli_command cli_cmd_dump_state;
 extern const cli_command cli_cmd_readers;
 extern const cli_command cli_cmd_top;
+extern const cli_command cli_cmd_regions;
+extern const cli_command cli_cmd_get;
+extern const cli_command cli_cmd_dump;
 
 /* ---- command-line parsing (cli_args.c) --------------------------------- */
 
@@ -123,6 +126,12 @@ int cli_stdout_close(int code);
 /* Writes all `len` bytes to fd, across short writes and EINTR.
  * Returns 0 or -errno. */
 int cli_write_all(int fd, const void *buf, size_t len);
+
+/* Writes a layer's content (a mapping) to fd in pieces of 1 MiB, so that a
+ * huge layer does not sit in one system call. Returns 0 or -errno; -EFAULT
+ * when the mapping could not be read (write() reports a page past the end
+ * of a truncated file that way instead of raising SIGBUS). */
+int cli_write_content(int fd, const void *data, uint64_t size);
 
 /* Writes a name, path or metadata excerpt by the escaping rule of
  * docs/CLI.md and tools/common/tool_escape.h, so that it stays on its line
@@ -216,6 +225,20 @@ typedef struct cli_key {
  * holding CLI_EXIT_USAGE. */
 bool cli_parse_key(const cli_command *cmd, const char *what, const char *arg,
                    bool id_only, cli_key *key, int *exit_code);
+
+/* REGION and LAYER arguments of the store commands (context, get, put, rm,
+ * crystallize): cli_parse_key() with the same rule and wording for all of
+ * them, an id when all digits and a name otherwise (docs/CLI.md, "Naming
+ * regions and layers"). */
+bool cli_parse_region(const cli_command *cmd, const char *arg, cli_key *key,
+                      int *exit_code);
+bool cli_parse_layer(const cli_command *cmd, const char *arg, cli_key *key,
+                     int *exit_code);
+
+/* Looks layer `key` of region `region_id` up in the snapshot (by id or by
+ * name), without a message: strata_get()'s return codes. */
+int cli_get_layer(const strata_txn *txn, uint64_t region_id, const cli_key *key,
+                  strata_layer *out);
 
 /* Opens the store in `dir` with the default configuration (log lines at
  * the level $STRATA_LOG names, WARN when unset, on standard error),

@@ -75,11 +75,34 @@ static bool region_by_id(const strata_txn *txn, uint64_t id,
   return false;
 }
 
+bool cli_parse_region(const cli_command *cmd, const char *arg, cli_key *key,
+                      int *exit_code) {
+  return cli_parse_key(cmd, "region id", arg, false, key, exit_code);
+}
+
+bool cli_parse_layer(const cli_command *cmd, const char *arg, cli_key *key,
+                     int *exit_code) {
+  return cli_parse_key(cmd, "layer id", arg, false, key, exit_code);
+}
+
+/* The library calls that take a name are made here and in cli_get_layer()
+ * only, so that a change to how the API takes names touches two lines. */
+static int find_region(const strata_txn *txn, const char *name, uint64_t *id) {
+  return strata_find_region(txn, name, strlen(name), id);
+}
+
+int cli_get_layer(const strata_txn *txn, uint64_t region_id, const cli_key *key,
+                  strata_layer *out) {
+  if (key->by_name)
+    return strata_get_by_name(txn, region_id, key->text, strlen(key->text),
+                              out);
+  return strata_get(txn, region_id, key->id, out);
+}
+
 int cli_resolve_region(const strata_txn *txn, const char *dir,
                        const cli_key *key, strata_store_region *out) {
   uint64_t id = key->id;
-  if (key->by_name &&
-      strata_find_region(txn, key->text, strlen(key->text), &id) < 0)
+  if (key->by_name && find_region(txn, key->text, &id) < 0)
     return cli_fail("%s: no region named '%s'", dir, key->text);
   if (region_by_id(txn, id, out))
     return CLI_EXIT_OK;
@@ -90,9 +113,7 @@ int cli_resolve_region(const strata_txn *txn, const char *dir,
 int cli_resolve_layer(const strata_txn *txn, const char *dir,
                       const strata_store_region *region, const cli_key *key,
                       strata_layer *out) {
-  int rc = key->by_name ? strata_get_by_name(txn, region->id, key->text,
-                                             strlen(key->text), out)
-                        : strata_get(txn, region->id, key->id, out);
+  int rc = cli_get_layer(txn, region->id, key, out);
   if (rc == 0)
     return CLI_EXIT_OK;
   if (rc != STRATA_E_NOT_FOUND)

@@ -54,6 +54,23 @@ int cli_write_all(int fd, const void *buf, size_t len) {
   return tool_write_all(fd, buf, len);
 }
 
+/* Pieces of this size keep each system call short, and a failure names a
+ * recent offset. */
+#define CONTENT_CHUNK (1u << 20)
+
+int cli_write_content(int fd, const void *data, uint64_t size) {
+  const char *p = data;
+  for (uint64_t done = 0; done < size;) {
+    uint64_t left = size - done;
+    size_t n = left < CONTENT_CHUNK ? (size_t)left : CONTENT_CHUNK;
+    int rc = cli_write_all(fd, p + done, n);
+    if (rc < 0)
+      return rc;
+    done += n;
+  }
+  return 0;
+}
+
 void cli_print_escaped(FILE *f, const char *s, size_t len) {
   tool_fputs_escaped(f, s, len);
 }

@@ -23,10 +23,6 @@ static const char usage[] =
     "Exit status: 0 ok, 1 no such layer, the file cannot be opened or read,\n"
     "or writing failed; 2 usage error.\n";
 
-/* Writes go out in pieces of this size so that a SIGBUS or EFAULT names a
- * recent offset and a huge layer does not sit in one system call. */
-#define CAT_CHUNK (1u << 20)
-
 typedef struct layer_key {
   bool by_name;
   uint64_t id;
@@ -67,20 +63,14 @@ static enum cat_result copy_out(const strata_region *r, const layer_key *key,
                : strata_region_get(r, key->id, &l);
   if (rc < 0)
     return CAT_NOT_FOUND;
-  const char *p = l.data;
-  for (uint64_t done = 0; done < l.size;) {
-    uint64_t left = l.size - done;
-    size_t n = left < CAT_CHUNK ? (size_t)left : CAT_CHUNK;
-    rc = cli_write_all(STDOUT_FILENO, p + done, n);
-    /* write() from a page past the end of a truncated file fails with
-     * EFAULT instead of raising SIGBUS: the same fault, reported alike. */
-    if (rc == -EFAULT)
-      return CAT_MAP_ERROR;
-    if (rc < 0) {
-      *err = -rc;
-      return CAT_WRITE_ERROR;
-    }
-    done += n;
+  rc = cli_write_content(STDOUT_FILENO, l.data, l.size);
+  /* write() from a page past the end of a truncated file fails with EFAULT
+   * instead of raising SIGBUS: the same fault, reported alike. */
+  if (rc == -EFAULT)
+    return CAT_MAP_ERROR;
+  if (rc < 0) {
+    *err = -rc;
+    return CAT_WRITE_ERROR;
   }
   return CAT_OK;
 }

@@ -12,9 +12,9 @@ static const char usage[] =
     "Usage: strata context [--json] STORE REGION:LAYER...\n"
     "\n"
     "Print the given layers of the store in directory STORE, in the order\n"
-    "given, all read from one snapshot. REGION is a region id (all decimal\n"
-    "digits) or a region name; LAYER a layer id or a layer name. The first\n"
-    "':' separates them.\n"
+    "given, all read from one snapshot. REGION and LAYER are each an id when\n"
+    "all decimal digits (any u64), a name otherwise. The first ':'\n"
+    "separates them.\n"
     "\n"
     "Each layer is one block:\n"
     "  === region NAME (id N) / layer NAME (id M) ===\n"
@@ -62,10 +62,9 @@ static bool parse_ref(const char *arg, ctx_ref *ref, int *code) {
     return false;
   }
   ref->copy[colon - arg] = '\0';
-  return cli_parse_key(&cli_cmd_context, "region id", ref->copy, false,
-                       &ref->region, code) &&
-         cli_parse_key(&cli_cmd_context, "layer id",
-                       ref->copy + (colon - arg) + 1, false, &ref->layer, code);
+  return cli_parse_region(&cli_cmd_context, ref->copy, &ref->region, code) &&
+         cli_parse_layer(&cli_cmd_context, ref->copy + (colon - arg) + 1,
+                         &ref->layer, code);
 }
 
 /* Resolves every reference in the snapshot: regions first, then the layers

@@ -5,13 +5,13 @@
 static const char usage[] =
     "Usage: strata crystallize STORE REGION\n"
     "\n"
-    "Rewrite the file of region REGION (an id, or a name) of the store in\n"
-    "directory STORE from its current content, the way the library\n"
-    "crystallizes a proto: a new file is written beside it, fsync()ed and\n"
-    "renamed over the old one. The content does not change; the new file\n"
-    "is laid out afresh by the current writer (layers in id order, so that\n"
-    "consecutive ids get the packed lookup table). 'put' and 'rm' do this\n"
-    "themselves.\n"
+    "Rewrite the file of region REGION (an id when all decimal digits, any\n"
+    "u64; a name otherwise) of the store in directory STORE from its\n"
+    "current content, the way the library crystallizes a proto: a new file\n"
+    "is written beside it, fsync()ed and renamed over the old one. The\n"
+    "content does not change; the new file is laid out afresh by the\n"
+    "current writer (layers in id order, so that consecutive ids get the\n"
+    "packed lookup table). 'put' and 'rm' do this themselves.\n"
     "\n"
     "Options:\n"
     "  -h, --help  show this help\n"
@@ -41,8 +41,7 @@ static int run(int argc, char **argv) {
                       &npos, &code))
     return code;
   cli_key region;
-  if (!cli_parse_key(&cli_cmd_crystallize, "region id", pos[1], false, &region,
-                     &code))
+  if (!cli_parse_region(&cli_cmd_crystallize, pos[1], &region, &code))
     return code;
   strata_store *s = cli_store_open(pos[0], false);
   code = s == NULL ? CLI_EXIT_FAIL : crystallize(s, pos[0], &region);

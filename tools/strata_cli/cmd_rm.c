@@ -7,10 +7,11 @@
 static const char usage[] =
     "Usage: strata rm STORE REGION LAYER\n"
     "\n"
-    "Remove layer LAYER (an id, or a name) of region REGION (an id, or a\n"
-    "name) from the store in directory STORE, then crystallize the region:\n"
-    "its file is rewritten without the layer (a new file renamed over the\n"
-    "old one), so the change is durable when the command returns.\n"
+    "Remove layer LAYER of region REGION from the store in directory STORE,\n"
+    "then crystallize the region: its file is rewritten without the layer\n"
+    "(a new file renamed over the old one), so the change is durable when\n"
+    "the command returns. REGION and LAYER are each an id when all decimal\n"
+    "digits (any u64), a name otherwise.\n"
     "\n"
     "Options:\n"
     "  -h, --help  show this help\n"
@@ -59,8 +60,8 @@ static int run(int argc, char **argv) {
                       &code))
     return code;
   cli_key region, layer;
-  if (!cli_parse_key(&cli_cmd_rm, "region id", pos[1], false, &region, &code) ||
-      !cli_parse_key(&cli_cmd_rm, "layer id", pos[2], false, &layer, &code))
+  if (!cli_parse_region(&cli_cmd_rm, pos[1], &region, &code) ||
+      !cli_parse_layer(&cli_cmd_rm, pos[2], &layer, &code))
     return code;
   strata_store *s = cli_store_open(pos[0], false);
   code = s == NULL ? CLI_EXIT_FAIL : rm(s, pos[0], &region, &layer);

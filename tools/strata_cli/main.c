@@ -11,7 +11,8 @@ static const cli_command cli_cmd_help;
 /* Shown in this order by --help. */
 static const cli_command *const commands[] = {
     &cli_cmd_inspect, &cli_cmd_ls,          &cli_cmd_cat,
-    &cli_cmd_verify,  &cli_cmd_context,     &cli_cmd_put,
+    &cli_cmd_verify,  &cli_cmd_dump,        &cli_cmd_regions,
+    &cli_cmd_context, &cli_cmd_get,         &cli_cmd_put,
     &cli_cmd_rm,      &cli_cmd_crystallize, &cli_cmd_stats,
     &cli_cmd_metrics, &cli_cmd_dump_state,  &cli_cmd_readers,
     &cli_cmd_top,     &cli_cmd_help,
