@@ -48,7 +48,8 @@
   XX(DUPLICATE, -4009, "duplicate layer id or name")                           \
   XX(STATE, -4011, "operation not valid in this state")                        \
   XX(LOCKED, -4012, "store is locked by another writer")                       \
-  XX(CONFLICT, -4013, "region file changed on disk by another writer")
+  XX(CONFLICT, -4013, "region file changed on disk by another writer")         \
+  XX(CANCELED, -4014, "operation canceled by its progress callback")
 
 typedef enum strata_errno {
 #define STRATA__ERR_ENUM(name, value, msg) STRATA_E_##name = (value),

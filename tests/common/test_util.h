@@ -103,6 +103,17 @@ static inline void test_write_file(const char *path, const void *p,
                strata_last_error_detail(), strata_err_name(want));             \
   } while (0)
 
+/* Opens the store in `dir` with the default configuration and logging off,
+ * asserting that it opens. */
+static inline strata_store *test_open_store(const char *dir) {
+  strata_store_config c;
+  strata_store_config_init(&c);
+  c.log_level = STRATA_LOG_OFF;
+  strata_store *s = NULL;
+  assert_strata_ok(strata_store_open(dir, &c, &s));
+  return s;
+}
+
 /* Asserts what a fresh snapshot of store `s` reads as layer `id` of region
  * `rid`: the content `want` (and a checksum that matches it), or, with
  * `want` NULL, STRATA_E_NOT_FOUND. */

@@ -15,15 +15,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static strata_store *open_store(const char *dir) {
-  strata_store_config c;
-  strata_store_config_init(&c);
-  c.log_level = STRATA_LOG_OFF;
-  strata_store *s = NULL;
-  assert_strata_ok(strata_store_open(dir, &c, &s));
-  return s;
-}
-
 /* Opens a writer for DIR/FILE with layers id_base .. id_base + n - 1,
  * content "<tag>:<id>"; the caller commits or aborts it. */
 static int open_writer(const char *dir, const char *file, uint64_t rid,
@@ -97,7 +88,7 @@ static void test_replaced_under_proto(void **state) {
   char path[4096];
   snprintf(path, sizeof path, "%s", file);
   write_region(dir, "base.region", 3, "base", "old", 0, 4);
-  strata_store *s = open_store(dir);
+  strata_store *s = test_open_store(dir);
   strata_proto *p = NULL;
   assert_strata_ok(strata_proto_open(s, 3, &p));
   assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "mine", 4));
@@ -209,7 +200,7 @@ static void test_removed_under_proto(void **state) {
   char path[4096];
   snprintf(path, sizeof path, "%s", test_path(dir, "gone.region"));
   write_region(dir, "gone.region", 4, "gone", "old", 0, 2);
-  strata_store *s = open_store(dir);
+  strata_store *s = test_open_store(dir);
   strata_proto *p = NULL;
   assert_strata_ok(strata_proto_open(s, 4, &p));
   assert_strata_ok(strata_proto_put(p, 5, NULL, NULL, "mine", 4));
@@ -240,7 +231,7 @@ static void test_new_region_name_taken(void **state) {
   const char *dir = test_tmpdir();
   char path[4096];
   snprintf(path, sizeof path, "%s", test_path(dir, "fresh.region"));
-  strata_store *s = open_store(dir);
+  strata_store *s = test_open_store(dir);
   strata_proto *p = NULL;
   assert_strata_ok(strata_proto_create(s, 5, "fresh", NULL, &p));
   assert_strata_ok(strata_proto_put(p, 0, NULL, NULL, "mine", 4));
@@ -262,7 +253,7 @@ static void test_new_region_name_taken_by_symlink(void **state) {
   const char *dir = test_tmpdir();
   char link[4096];
   snprintf(link, sizeof link, "%s", test_path(dir, "fresh.region"));
-  strata_store *s = open_store(dir);
+  strata_store *s = test_open_store(dir);
   strata_proto *p = NULL;
   assert_strata_ok(strata_proto_create(s, 8, "fresh", NULL, &p));
   assert_strata_ok(strata_proto_put(p, 1, NULL, NULL, "mine", 4));
@@ -290,7 +281,7 @@ static void test_writer_takes_store_lock(void **state) {
 
   /* A store that has written: its lock file exists, and after close no
    * one holds it. */
-  strata_store *s = open_store(dir);
+  strata_store *s = test_open_store(dir);
   strata_proto *p = NULL;
   assert_strata_ok(strata_proto_open(s, 1, &p));
   strata_store_close(s);
@@ -301,7 +292,7 @@ static void test_writer_takes_store_lock(void **state) {
   assert_strata_ok(
       open_writer(dir, "b.region", 2, "b", STRATA_WRITER_LOCK_STORE, &w));
   add_layers(w, "b", 0, 1);
-  s = open_store(dir);
+  s = test_open_store(dir);
   assert_strata_err(strata_proto_open(s, 1, &p), STRATA_E_LOCKED);
   char want[64];
   snprintf(want, sizeof want, "store is locked by pid %ld", (long)getpid());
