@@ -49,7 +49,8 @@
   XX(STATE, -4011, "operation not valid in this state")                        \
   XX(LOCKED, -4012, "store is locked by another writer")                       \
   XX(CONFLICT, -4013, "region file changed on disk by another writer")         \
-  XX(BAD_SHM, -4014, "invalid shared view file (.strata.shm)")
+  XX(BAD_SHM, -4014, "invalid shared view file (.strata.shm)")                 \
+  XX(CANCELED, -4015, "operation canceled by its progress callback")
 
 typedef enum strata_errno {
 #define STRATA__ERR_ENUM(name, value, msg) STRATA_E_##name = (value),

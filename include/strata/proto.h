@@ -109,8 +109,51 @@ STRATA_API int strata_proto_info_get(strata_proto *proto,
  * STRATA_E_CONFLICT (the file under the name was replaced or removed since
  * the proto was merged over it, or a file appeared under a new region's
  * name while it was written; the detail names the path, the region, and
- * what was expected and found), the writer's errors. Thread-safe. */
+ * what was expected and found), the writer's errors. Thread-safe.
+ * Same as strata_crystallize_ex(store, region_id, NULL). */
 STRATA_API int strata_crystallize(strata_store *store, uint64_t region_id);
+
+/* Options of strata_crystallize_ex(). Fill them with
+ * strata_crystallize_options_init() before setting fields: that sets
+ * struct_size ("Growing structures" in <strata.h>). */
+typedef struct strata_crystallize_options {
+  /* sizeof(strata_crystallize_options) as the caller was compiled; 0, a
+   * size that is not a multiple of 8 and a size larger than the library's
+   * are refused with STRATA_E_INVAL. */
+  uint32_t struct_size;
+  uint32_t flags; /* none defined yet: leave it 0 */
+  /* Optional (<strata/types.h>): called while the new file is written,
+   * with the bytes and layers written so far of the totals: the region's
+   * current content (file and proto merged), bytes counting the alignment
+   * padding before each layer as the file holds it. It is called after a
+   * layer once 8 MiB were written since the last call, every 8 MiB inside
+   * a larger layer, and once at the end of the writing (bytes_done ==
+   * bytes_total, also for a region without layers), before the fsync and
+   * the rename, which cannot be canceled. A non-zero return cancels: the
+   * call returns STRATA_E_CANCELED, the temporary file is removed, and
+   * the proto and the store are left as they were (the proto can be
+   * crystallized again). It runs on the calling thread with the store's
+   * writer mutex held: it must not call the store's write functions
+   * (strata_proto_*, strata_crystallize*, strata_store_refresh), which
+   * would deadlock; snapshots and reads are fine. */
+  strata_progress_fn progress;
+  void *progress_ctx;
+  /* New fields are appended here, keeping the size a multiple of 8. */
+} strata_crystallize_options;
+
+/* Fills *options with the defaults (no flags, no progress callback),
+ * including struct_size. Thread-safe. */
+STRATA_API void
+strata_crystallize_options_init(strata_crystallize_options *options);
+
+/* strata_crystallize() with options: a progress callback, which can cancel
+ * (see strata_crystallize_options). `options` NULL means the defaults; the
+ * first options->struct_size bytes are read. Errors: those of
+ * strata_crystallize(), STRATA_E_CANCELED, and STRATA_E_INVAL (a
+ * struct_size this library does not accept, unknown flags).
+ * Thread-safe. */
+STRATA_API int strata_crystallize_ex(strata_store *store, uint64_t region_id,
+                                     const strata_crystallize_options *options);
 
 #ifdef __cplusplus
 }

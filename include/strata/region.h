@@ -202,9 +202,46 @@ STRATA_API int strata_region_next(strata_region_iter *it, strata_layer *out);
  * index, or is shared), stores its id in *bad_id when bad_id is not NULL,
  * and names it in the error detail. When the id order itself is broken
  * (STRATA_E_CORRUPT from iteration) no layer can be named and *bad_id is
- * left unchanged. */
+ * left unchanged. Same as strata_region_verify_ex(region, NULL, bad_id). */
 STRATA_API int strata_region_verify(const strata_region *region,
                                     uint64_t *bad_id);
+
+/* Options of strata_region_verify_ex(). Fill them with
+ * strata_verify_options_init() before setting fields: that sets
+ * struct_size ("Growing structures" in <strata.h>). */
+typedef struct strata_verify_options {
+  /* sizeof(strata_verify_options) as the caller was compiled; 0, a size
+   * that is not a multiple of 8 and a size larger than the library's are
+   * refused with STRATA_E_INVAL. */
+  uint32_t struct_size;
+  uint32_t flags; /* none defined yet: leave it 0 */
+  /* Optional (<strata/types.h>): called with the content bytes and layers
+   * checked so far of the region's totals (all layers' sizes, the layer
+   * count), after a layer once 4 MiB were checked since the last call,
+   * every 4 MiB inside a larger layer, and once at the end, after the
+   * name index is checked too (bytes_done == bytes_total). A non-zero
+   * return stops the check: strata_region_verify_ex() returns
+   * STRATA_E_CANCELED and says nothing of the region (*bad_id is left
+   * unchanged). */
+  strata_progress_fn progress;
+  void *progress_ctx;
+  /* New fields are appended here, keeping the size a multiple of 8. */
+} strata_verify_options;
+
+/* Fills *options with the defaults (no flags, no progress callback),
+ * including struct_size. Thread-safe. */
+STRATA_API void strata_verify_options_init(strata_verify_options *options);
+
+/* strata_region_verify() with options: a progress callback, which can
+ * cancel (see strata_verify_options). `options` NULL means the defaults;
+ * the first options->struct_size bytes are read. Errors: those of
+ * strata_region_verify(), STRATA_E_CANCELED, and STRATA_E_INVAL (NULL
+ * region, a struct_size this library does not accept, unknown flags).
+ * Like every reader of a region, it may run on several threads at once
+ * over one region; the callback runs on the calling thread. */
+STRATA_API int strata_region_verify_ex(const strata_region *region,
+                                       const strata_verify_options *options,
+                                       uint64_t *bad_id);
 
 #ifdef __cplusplus
 }

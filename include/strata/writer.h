@@ -16,11 +16,6 @@ extern "C" {
 
 /* strata_writer (<strata/types.h>) is a region file being written. */
 
-/* Called by the writer after each layer and while writing large content, so
- * that tools can show progress. */
-typedef void (*strata_progress_fn)(void *ctx, uint64_t bytes_written,
-                                   uint64_t layers_written);
-
 /* Options of a region being written. Fill them with
  * strata_writer_options_init() before setting fields: that sets
  * struct_size, which lets the structure grow without breaking callers
@@ -43,7 +38,13 @@ typedef struct strata_writer_options {
   const char *metadata; /* region metadata: JSON text, or NULL */
   uint32_t align;       /* content alignment: power of two in [16, 65536];
                            0 means the default, 64 */
-  strata_progress_fn progress; /* optional */
+  /* Optional (<strata/types.h>): called after each layer and every 8 MiB
+   * of content appended, with the content bytes (alignment padding
+   * included) and the layers written so far; the totals are 0, since the
+   * writer does not know them. A non-zero return fails the call that
+   * reported (append, append_zeros, end_layer or add) with
+   * STRATA_E_CANCELED; the writer can then only be aborted. */
+  strata_progress_fn progress;
   void *progress_ctx;
   uint32_t flags; /* STRATA_WRITER_* flags below; 0 by default */
   uint32_t pad_;  /* keeps the size a multiple of 8; leave it 0 */

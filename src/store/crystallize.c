@@ -14,19 +14,23 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/struct_size.h"
 #include "store/store_internal.h"
 #include "writer/writer_internal.h"
 
-static int add_lver(strata_writer *w, const strata__lver *lv, uint64_t *bytes) {
-  *bytes += lv->size;
-  return strata_writer_add(w, lv->id, lv->name, lv->name_len, lv->metadata,
-                           lv->data, (size_t)lv->size);
+/* Called for each layer of the region's current content, in id order. */
+typedef int (*layer_fn)(void *arg, uint64_t id, const char *name,
+                        size_t name_len, const char *metadata, const void *data,
+                        uint64_t size);
+
+static int visit_lver(layer_fn fn, void *arg, const strata__lver *lv) {
+  return fn(arg, lv->id, lv->name, lv->name_len, lv->metadata, lv->data,
+            lv->size);
 }
 
-/* Streams the region's current content into the writer in id order: the
- * base file's layers merged with the proto's newest versions. */
-static int write_content(const strata__entry *e, strata_writer *w,
-                         uint64_t *bytes) {
+/* Visits the region's current content in id order: the base file's layers
+ * merged with the proto's newest versions. */
+static int merge_content(const strata__entry *e, layer_fn fn, void *arg) {
   const strata__lver **latest;
   uint64_t n;
   if (strata__overlay_latest(e->overlay, &latest, &n) < 0)
@@ -42,21 +46,82 @@ static int write_content(const strata__entry *e, strata_writer *w,
       rc = 0;
       for (; rc == 0 && k < n && latest[k]->id < l.id; k++)
         if (!(latest[k]->flags & STRATA__LV_TOMBSTONE))
-          rc = add_lver(w, latest[k], bytes);
+          rc = visit_lver(fn, arg, latest[k]);
       if (rc == 0 && k < n && latest[k]->id == l.id)
         continue; /* replaced or removed: the loop above handles it next */
-      if (rc == 0) {
-        *bytes += l.size;
-        rc = strata_writer_add(w, l.id, l.name, l.name_len, l.metadata, l.data,
-                               (size_t)l.size);
-      }
+      if (rc == 0)
+        rc = fn(arg, l.id, l.name, l.name_len, l.metadata, l.data, l.size);
     }
   }
   for (; rc == 0 && k < n; k++)
     if (!(latest[k]->flags & STRATA__LV_TOMBSTONE))
-      rc = add_lver(w, latest[k], bytes);
+      rc = visit_lver(fn, arg, latest[k]);
   free(latest);
   return rc;
+}
+
+/* Progress of one crystallization: the caller's callback, and the totals
+ * the writer does not know, in the writer's measure (content bytes with
+ * the alignment padding before each layer). */
+typedef struct crys_progress {
+  strata_progress_fn fn;
+  void *ctx;
+  uint32_t align;
+  strata_progress p; /* as last reported */
+  bool called;
+} crys_progress;
+
+static int count_layer(void *arg, uint64_t id, const char *name,
+                       size_t name_len, const char *metadata, const void *data,
+                       uint64_t size) {
+  (void)id, (void)name, (void)name_len, (void)metadata, (void)data;
+  crys_progress *cp = arg;
+  uint64_t a = cp->align;
+  cp->p.bytes_total = (cp->p.bytes_total + a - 1) / a * a + size;
+  cp->p.layers_total++;
+  return 0;
+}
+
+/* The writer's progress callback: adds the totals. */
+static int crys_report(void *arg, const strata_progress *wp) {
+  crys_progress *cp = arg;
+  cp->p.bytes_done = wp->bytes_done;
+  cp->p.layers_done = wp->layers_done;
+  cp->called = true;
+  return cp->fn(cp->ctx, &cp->p);
+}
+
+/* add_layer()'s argument. */
+typedef struct add_arg {
+  strata_writer *w;
+  uint64_t *bytes; /* content bytes added */
+} add_arg;
+
+static int add_layer(void *arg, uint64_t id, const char *name, size_t name_len,
+                     const char *metadata, const void *data, uint64_t size) {
+  add_arg *a = arg;
+  *a->bytes += size;
+  return strata_writer_add(a->w, id, name, name_len, metadata, data,
+                           (size_t)size);
+}
+
+/* Streams the region's current content into the writer, and reports the
+ * end to the progress callback (if the writer's last report was not it:
+ * a region without layers gets no report from the writer). */
+static int write_content(const strata__entry *e, strata_writer *w,
+                         crys_progress *cp, uint64_t *bytes) {
+  add_arg arg = {w, bytes};
+  STRATA__TRY(merge_content(e, add_layer, &arg));
+  if (cp == NULL || (cp->called && cp->p.bytes_done == cp->p.bytes_total &&
+                     cp->p.layers_done == cp->p.layers_total))
+    return 0;
+  cp->p.bytes_done = cp->p.bytes_total;
+  cp->p.layers_done = cp->p.layers_total;
+  STRATA__FAIL_IF(cp->fn(cp->ctx, &cp->p) != 0, STRATA_E_CANCELED,
+                  "region %" PRIu64 ": crystallization canceled by the "
+                  "progress callback",
+                  e->id);
+  return 0;
 }
 
 /* The file under the region's name must still be the one the proto was
@@ -128,7 +193,8 @@ static int check_base(struct strata_store *s, const strata__entry *old,
                       (uintmax_t)st.st_ino, (intmax_t)st.st_size, keep);
 }
 
-int strata__crystallize_locked(struct strata_store *s, uint64_t id) {
+int strata__crystallize_locked(struct strata_store *s, uint64_t id,
+                               strata_progress_fn progress, void *ctx) {
   strata__catalog *c = atomic_load_explicit(&s->catalog, memory_order_relaxed);
   const strata__entry *old = strata__catalog_find(c, id);
   STRATA__FAIL_IF(old == NULL || old->overlay == NULL, STRATA_E_NO_REGION,
@@ -174,17 +240,26 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id) {
    * the ids. A region that has no file yet gets the writer's default. */
   if (old->file != NULL)
     opts.align = old->file->region->align;
+  crys_progress cp = {.fn = progress,
+                      .ctx = ctx,
+                      .align = opts.align ? opts.align : STRATA__DEFAULT_ALIGN};
+  if (progress != NULL) {
+    opts.progress = crys_report;
+    opts.progress_ctx = &cp;
+  }
   strata_writer *w = NULL;
   strata_region *r = NULL;
   dev_t dev = 0;
   ino_t ino = 0;
-  int rc = strata_writer_open(path, &opts, &w);
+  int rc = progress != NULL ? merge_content(old, count_layer, &cp) : 0;
+  if (rc == 0)
+    rc = strata_writer_open(path, &opts, &w);
   if (rc == 0)
     rc = strata__writer_reserve(
         w, (old->file ? strata_region_layer_count(old->file->region) : 0) +
                old->overlay->changed);
   if (rc == 0)
-    rc = write_content(old, w, &bytes);
+    rc = write_content(old, w, progress != NULL ? &cp : NULL, &bytes);
   if (rc == 0)
     rc = strata__writer_commit_prepare(w, &r, &dev, &ino);
 
@@ -238,10 +313,14 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id) {
       strata__file_unref(s, f);
     free(rec);
     char qp[STRATA__LOG_PATH], qd[STRATA__LOG_TEXT];
-    strata__log(&s->log, STRATA_LOG_ERROR, "crystallize",
-                "msg=\"crystallization failed; the proto is intact\" "
+    /* A cancellation is the caller's choice, not a failure to report. */
+    strata__log(&s->log,
+                rc == STRATA_E_CANCELED ? STRATA_LOG_INFO : STRATA_LOG_ERROR,
+                "crystallize",
+                "msg=\"crystallization %s; the proto is intact\" "
                 "region_id=%" PRIu64 " file=%s error=%s detail=%s",
-                id, strata__log_quote(qp, sizeof qp, path), strata_err_name(rc),
+                rc == STRATA_E_CANCELED ? "canceled" : "failed", id,
+                strata__log_quote(qp, sizeof qp, path), strata_err_name(rc),
                 strata__log_quote(qd, sizeof qd, strata_last_error_detail()));
     free(path);
     return rc;
@@ -266,13 +345,28 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id) {
   return 0;
 }
 
-int strata_crystallize(strata_store *s, uint64_t region_id) {
+void strata_crystallize_options_init(strata_crystallize_options *o) {
+  if (o != NULL)
+    *o = (strata_crystallize_options){.struct_size = sizeof *o};
+}
+
+int strata_crystallize_ex(strata_store *s, uint64_t region_id,
+                          const strata_crystallize_options *in) {
   STRATA__FAIL_IF(s == NULL, STRATA_E_INVAL, "strata_crystallize: NULL store");
+  strata_crystallize_options o;
+  strata_crystallize_options_init(&o);
+  STRATA__TRY(STRATA__READ_SIZED(s->dir, strata_crystallize_options, &o, in));
+  STRATA__FAIL_IF(o.flags != 0, STRATA_E_INVAL,
+                  "%s: unknown crystallize flags 0x%" PRIx32, s->dir, o.flags);
   pthread_mutex_lock(&s->write_mu);
-  int rc = strata__crystallize_locked(s, region_id);
+  int rc = strata__crystallize_locked(s, region_id, o.progress, o.progress_ctx);
   strata__store_maintain(s);
   pthread_mutex_unlock(&s->write_mu);
   return rc;
+}
+
+int strata_crystallize(strata_store *s, uint64_t region_id) {
+  return strata_crystallize_ex(s, region_id, NULL);
 }
 
 /* ---- the eviction step of the memory thresholds -------------------------- */
@@ -355,7 +449,7 @@ void strata__memory_evict(struct strata_store *s) {
                 " low_watermark=%" PRIu64 " region_id=%" PRIu64
                 " proto_bytes=%" PRIu64,
                 heap, s->config.memory_limit, low, id, size);
-    if (strata__crystallize_locked(s, id) < 0) {
+    if (strata__crystallize_locked(s, id, NULL, NULL) < 0) {
       /* Logged; the next round tries it again. */
       if (nfailed == EVICT_MAX_FAILED)
         break;

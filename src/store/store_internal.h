@@ -559,7 +559,9 @@ int strata__get_quiet(const strata_txn *txn, uint64_t region_id,
  * such region, or a proto without a file). */
 const strata_region *strata__txn_file(const strata_txn *txn,
                                       uint64_t region_id);
-/* Crystallizes with the writer mutex held. */
-int strata__crystallize_locked(struct strata_store *s, uint64_t region_id);
+/* Crystallizes with the writer mutex held, reporting to `progress` (NULL:
+ * none) as strata_crystallize_ex() documents. */
+int strata__crystallize_locked(struct strata_store *s, uint64_t region_id,
+                               strata_progress_fn progress, void *ctx);
 
 #endif /* STRATA_STORE_INTERNAL_H */

@@ -286,13 +286,23 @@ int strata_writer_begin_layer(strata_writer *w, uint64_t id, const char *name,
   return rc;
 }
 
-static void report_progress(strata_writer *w, bool force) {
+/* Calls the progress callback (strata_writer_options.progress) when
+ * PROGRESS_STEP bytes were written since the last call, or when `force`.
+ * A non-zero return fails the writer with STRATA_E_CANCELED. */
+static int report_progress(strata_writer *w, bool force) {
   if (w->progress == NULL)
-    return;
+    return 0;
   if (!force && w->pos - w->last_progress < PROGRESS_STEP)
-    return;
+    return 0;
   w->last_progress = w->pos;
-  w->progress(w->progress_ctx, w->pos - w->data_off, w->n);
+  strata_progress p = {.bytes_done = w->pos - w->data_off, .layers_done = w->n};
+  if (w->progress(w->progress_ctx, &p) == 0)
+    return 0;
+  w->failed = true;
+  return strata__fail(STRATA_E_CANCELED,
+                      "%s: canceled by the progress callback after %" PRIu64
+                      " layers, %" PRIu64 " bytes",
+                      w->path, p.layers_done, p.bytes_done);
 }
 
 int strata_writer_append(strata_writer *w, const void *data, size_t size) {
@@ -300,9 +310,18 @@ int strata_writer_append(strata_writer *w, const void *data, size_t size) {
                   "strata_writer_append: NULL argument");
   STRATA__FAIL_IF(!w->in_layer || w->failed, STRATA_E_STATE,
                   "%s: append outside a layer", w->path);
-  XXH3_64bits_update(w->xxh, data, size);
-  STRATA__TRY(put(w, data, size));
-  report_progress(w, false);
+  /* In steps when progress is reported, so that a large layer reports
+   * (and can be canceled) while it is written, not only after. */
+  size_t step = w->progress != NULL ? PROGRESS_STEP : SIZE_MAX;
+  const uint8_t *p = data;
+  do {
+    size_t k = size < step ? size : step;
+    XXH3_64bits_update(w->xxh, p, k);
+    STRATA__TRY(put(w, p, k));
+    STRATA__TRY(report_progress(w, false));
+    p += k;
+    size -= k;
+  } while (size > 0);
   return 0;
 }
 
@@ -322,8 +341,7 @@ int strata_writer_append_zeros(strata_writer *w, uint64_t size) {
   /* Leave a hole: flushing and skipping ahead means nothing is written. */
   STRATA__TRY(strata__writer_flush(w));
   w->pos += size;
-  report_progress(w, false);
-  return 0;
+  return report_progress(w, false);
 }
 
 int strata_writer_end_layer(strata_writer *w) {
@@ -343,8 +361,7 @@ int strata_writer_end_layer(strata_writer *w) {
     w->failed = true;
     return strata__fail(STRATA_E_NOMEM, "%s: growing the id set", w->path);
   }
-  report_progress(w, true);
-  return 0;
+  return report_progress(w, true);
 }
 
 int strata_writer_add(strata_writer *w, uint64_t id, const char *name,

@@ -103,7 +103,8 @@ static inline void test_write_file(const char *path, const void *p,
                strata_last_error_detail(), strata_err_name(want));             \
   } while (0)
 
-/* Opens the store in `dir` with the defaults and no log. */
+/* Opens the store in `dir` with the default configuration and logging off,
+ * asserting that it opens. */
 static inline strata_store *test_open_store_quiet(const char *dir) {
   strata_store_config c;
   strata_store_config_init(&c);

@@ -5,6 +5,7 @@
  * against docs/state.schema.json. */
 #include <inttypes.h>
 #include <jansson.h>
+#include <xxhash.h>
 
 #include "common/strata_testing.h" /* NO_READ_STATS, NO_WORKER */
 #include "test_util.h"
@@ -336,6 +337,55 @@ static void test_conflicts_in_dump(void **state) {
   strata_store_close(s);
 }
 
+/* Region metadata that is not JSON: the writer refuses it, but the format
+ * requires only UTF-8 (docs/FORMAT.md, "Strings"), so a file from another
+ * writer may hold it. The dump keeps it as a JSON string. The file is
+ * crafted from one the writer made: metadata of the same length replaced
+ * in STRINGS, then the two checksums that cover it recomputed (the index
+ * checksum over [INDEX.offset, file_size), the header's over [0, 248)). */
+static void test_non_json_metadata_in_dump(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  const char *path = test_path(dir, "r.region");
+  static const char json[] = "{\"k\":\"marker-1\"}";
+  static const char text[] = "not JSON: marker"; /* as long as `json` */
+  assert_int_equal(strlen(json), strlen(text));
+  strata_writer_options o;
+  strata_writer_options_init(&o);
+  o.region_id = 4;
+  o.name = "foreign";
+  o.metadata = json;
+  strata_writer *w = NULL;
+  assert_strata_ok(strata_writer_open(path, &o, &w));
+  assert_strata_ok(strata_writer_add(w, 0, NULL, 0, NULL, "x", 1));
+  assert_strata_ok(strata_writer_commit(w));
+
+  size_t len;
+  uint8_t *f = test_read_file(path, &len);
+  uint8_t *at = memmem(f, len, json, strlen(json));
+  assert_non_null(at);
+  memcpy(at, text, strlen(text));
+  uint64_t index_off; /* the section table's second entry: INDEX */
+  memcpy(&index_off, f + 112 + 16, 8);
+  assert_true(index_off < len);
+  uint64_t sum = XXH3_64bits(f + index_off, len - index_off);
+  memcpy(f + 240, &sum, 8); /* little-endian, as the format and the host */
+  sum = XXH3_64bits(f, 248);
+  memcpy(f + 248, &sum, 8);
+  test_write_file(path, f, len);
+  free(f);
+
+  strata_store *s = test_open_store_quiet(dir);
+  json_t *doc = dump(s, 0);
+  json_t *r = json_array_get(json_object_get(doc, "regions"), 0);
+  assert_int_equal(jint(r, "id"), 4);
+  json_t *meta = json_object_get(r, "metadata");
+  assert_true(json_is_string(meta));
+  assert_string_equal(json_string_value(meta), text);
+  json_decref(doc);
+  strata_store_close(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_staging_in_dump),
@@ -343,6 +393,7 @@ int main(void) {
       cmocka_unit_test(test_read_stats_switch),
       cmocka_unit_test(test_thresholds_in_dump),
       cmocka_unit_test(test_conflicts_in_dump),
+      cmocka_unit_test(test_non_json_metadata_in_dump),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

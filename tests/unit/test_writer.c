@@ -160,11 +160,11 @@ static void test_duplicates_ascending_then_not(void **state) {
   strata_region_close(r);
 }
 
-static void progress_must_not_run(void *ctx, uint64_t bytes, uint64_t layers) {
+static int progress_must_not_run(void *ctx, const strata_progress *p) {
   (void)ctx;
-  (void)bytes;
-  (void)layers;
+  (void)p;
   fail_msg("a progress callback past struct_size was read");
+  return 0;
 }
 
 /* Opens a writer with *o (struct_size as set), writes one layer and

@@ -164,6 +164,16 @@ void tool_progress_update(void *ctx, uint64_t bytes, uint64_t layers) {
   draw(p, t, false);
 }
 
+int tool_progress_callback(void *ctx, const strata_progress *progress) {
+  tool_progress *p = ctx;
+  if (progress->bytes_total > 0)
+    p->total = progress->bytes_total;
+  if (progress->layers_total > 0)
+    p->layers = progress->layers_total;
+  tool_progress_update(ctx, progress->bytes_done, progress->layers_done);
+  return 0;
+}
+
 void tool_progress_finish(tool_progress *p, bool success) {
   if (!p->enabled || p->draws == 0)
     return;

@@ -27,6 +27,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <strata/types.h>
+
 typedef struct tool_progress {
   bool enabled;
   const char *label;                /* "verify", or NULL for none */
@@ -47,9 +49,14 @@ bool tool_progress_wanted(void);
 void tool_progress_start(tool_progress *p, bool enabled, const char *label,
                          uint64_t total_bytes, uint64_t total_layers);
 
-/* Reports the work done so far. Its signature is strata_progress_fn's, so
- * that it can be handed to the library as is (ctx: the tool_progress). */
+/* Reports the work done so far (ctx: the tool_progress). */
 void tool_progress_update(void *ctx, uint64_t bytes, uint64_t layers);
+
+/* tool_progress_update() as a strata_progress_fn, to be handed to the
+ * library as is (ctx: the tool_progress): the totals the library reports,
+ * where it knows them, replace those given at the start. Returns 0: the
+ * tools cancel nothing through it. */
+int tool_progress_callback(void *ctx, const strata_progress *progress);
 
 /* Ends the line, if one was drawn, after a last redraw with the final
  * counts when `success`. */

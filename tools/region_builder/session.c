@@ -129,7 +129,7 @@ int rb_session_open(rb_session *s, const rb_options *opt, uint64_t region_id,
   wo.name = name;
   wo.metadata = metadata;
   wo.align = opt->align;
-  wo.progress = tool_progress_update;
+  wo.progress = tool_progress_callback;
   wo.progress_ctx = &s->progress;
   /* In a store's directory, hold its writer lock until commit or abort, so
    * that no store process has a proto open over the region replaced here

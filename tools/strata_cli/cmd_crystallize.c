@@ -1,5 +1,6 @@
 /* strata crystallize STORE REGION: rewrites a region's file from its
  * current content, as strata_crystallize() does. */
+#include "../common/tool_progress.h"
 #include "cli.h"
 
 static const char usage[] =
@@ -12,6 +13,9 @@ static const char usage[] =
     "content does not change; the new file is laid out afresh by the\n"
     "current writer (layers in id order, so that consecutive ids get the\n"
     "packed lookup table). 'put' and 'rm' do this themselves.\n"
+    "\n"
+    "When standard error is a terminal (or STRATA_PROGRESS=1), a progress\n"
+    "line there shows the bytes and layers written.\n"
     "\n"
     "Options:\n"
     "  -h, --help  show this help\n"
@@ -28,8 +32,17 @@ static int crystallize(strata_store *s, const char *dir,
     return code;
   strata_proto *p;
   int rc = cli_store_proto(s, region_id, NULL, NULL, &p);
-  if (rc == 0)
-    rc = strata_crystallize(s, region_id);
+  if (rc == 0) {
+    /* The totals come with the first report. */
+    tool_progress progress;
+    tool_progress_start(&progress, tool_progress_wanted(), "crystallize", 0, 0);
+    strata_crystallize_options o;
+    strata_crystallize_options_init(&o);
+    o.progress = tool_progress_callback;
+    o.progress_ctx = &progress;
+    rc = strata_crystallize_ex(s, region_id, &o);
+    tool_progress_finish(&progress, rc == 0);
+  }
   return rc < 0 ? cli_fail_lib(rc) : CLI_EXIT_OK;
 }
 

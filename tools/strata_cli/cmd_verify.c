@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../common/tool_progress.h"
 #include "cli.h"
 
 static const char usage[] =
@@ -32,8 +33,12 @@ static const char usage[] =
     "              layer_count, content_bytes, error}\n"
     "  -h, --help  show this help\n"
     "\n"
+    "When standard error is a terminal (or STRATA_PROGRESS=1), a progress\n"
+    "line there shows the bytes and layers checked; Ctrl-C finishes it and\n"
+    "ends strata by the signal.\n"
+    "\n"
     "Exit status: 0 intact, 1 anything else (corrupt, unreadable, missing),\n"
-    "2 usage error.\n";
+    "2 usage error; killed by SIGINT (a shell shows 130) when interrupted.\n";
 
 /* What a failure code means for the verdict line. */
 static const char *status_of(int rc) {
@@ -69,9 +74,18 @@ static void set_failure(verdict *v, int rc, const char *detail) {
            detail[0] ? detail : strata_strerror(rc));
 }
 
+/* The progress line (tools/common/tool_progress.h); static, like the
+ * verdict, so that the SIGBUS path can still finish it. */
+static tool_progress progress;
+
 /* Runs under the SIGBUS guard: reads every byte of the mapping. */
 static void check(const strata_region *r, verdict *v) {
-  int rc = strata_region_verify(r, &v->bad_id);
+  strata_verify_options o;
+  strata_verify_options_init(&o);
+  o.progress = tool_progress_callback;
+  o.progress_ctx = &progress;
+  int rc = strata_region_verify_ex(r, &o, &v->bad_id);
+  tool_progress_finish(&progress, rc == 0);
   if (rc < 0) {
     v->has_bad_id = true;
     set_failure(v, rc, cli_detail_without_path(v->path));
@@ -194,11 +208,14 @@ static int run(int argc, char **argv) {
   v.path = path;
   strata_region *volatile r = NULL;
   if (CLI_BUS_FAULTED()) {
+    tool_progress_finish(&progress, false);
     strata_region_close(r);
     v.has_bad_id = false;
     v.bus_fault = true;
     set_failure(&v, -EIO, CLI_BUS_MESSAGE);
   } else {
+    /* The totals come with the first report. */
+    tool_progress_start(&progress, tool_progress_wanted(), "verify", 0, 0);
     cli_bus_arm();
     strata_region *opened = NULL;
     int rc = strata_region_open(v.path, STRATA_OPEN_SEQUENTIAL, &opened);
