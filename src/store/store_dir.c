@@ -9,8 +9,8 @@
 #include <unistd.h>
 
 #include "common/lockfile.h"
-#include "store/store_shm.h"
 #include "store/store_internal.h"
+#include "store/store_shm.h"
 
 int strata__store_mkdir(const char *dir, bool *created) {
   *created = false;

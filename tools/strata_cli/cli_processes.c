@@ -21,8 +21,8 @@ int cli_processes_read(const cli_command *cmd, const char *dir,
                              pid_arg);
     out->pid = (int64_t)v;
   }
-  int rc = strata_processes_read(dir, sizeof(strata_process), &out->list,
-                                 &out->n);
+  int rc =
+      strata_processes_read(dir, sizeof(strata_process), &out->list, &out->n);
   if (rc < 0)
     return cli_fail_lib(rc);
   if (out->pid > 0) {
@@ -33,8 +33,7 @@ int cli_processes_read(const cli_command *cmd, const char *dir,
         out->list[k++] = out->list[i];
     out->n = k;
     if (k == 0) {
-      cli_fail("%s: no live process with pid %" PRId64
-               " has the store open",
+      cli_fail("%s: no live process with pid %" PRId64 " has the store open",
                dir, out->pid);
       cli_processes_free(out);
       return CLI_EXIT_FAIL;
@@ -113,8 +112,7 @@ json_t *cli_process_json(const strata_process *p, uint64_t now, bool sum) {
     json_object_set_new(o, "opened",
                         json_string(cli_time_utc(p->opened_unix_ms, t)));
     json_object_set_new(o, "opened_unix_ms", cli_json_u64(p->opened_unix_ms));
-    json_object_set_new(o, "updated_unix_ms",
-                        cli_json_u64(p->updated_unix_ms));
+    json_object_set_new(o, "updated_unix_ms", cli_json_u64(p->updated_unix_ms));
   }
 #define FIELD(name) json_object_set_new(o, #name, cli_json_u64(p->name))
   FIELD(snapshots_open);

@@ -46,8 +46,8 @@ static bool find_prev(const prev *pv, size_t n, const strata_process *p,
   return false;
 }
 
-static void print_table(const char *dir, const cli_processes *p,
-                        const prev *pv, size_t npv, double secs) {
+static void print_table(const char *dir, const cli_processes *p, const prev *pv,
+                        size_t npv, double secs) {
   uint64_t now = cli_now_ms();
   char t[32];
   printf("strata top: ");
@@ -102,9 +102,8 @@ static int run(int argc, char **argv) {
     count = strtoull(count_arg, &end, 10);
     if (count_arg[0] < '0' || count_arg[0] > '9' || *end != '\0' ||
         errno != 0 || count == 0)
-      return cli_usage_error(&cli_cmd_top,
-                             "--count '%s' is not a positive number",
-                             count_arg);
+      return cli_usage_error(
+          &cli_cmd_top, "--count '%s' is not a positive number", count_arg);
   }
   bool tty = isatty(STDOUT_FILENO);
   prev *pv = NULL;
@@ -113,9 +112,9 @@ static int run(int argc, char **argv) {
   code = CLI_EXIT_OK;
   for (unsigned long long k = 0; count == 0 || k < count; k++) {
     if (k > 0) {
-      struct timespec ts = {(time_t)interval,
-                            (long)((interval - (double)(time_t)interval) *
-                                   1e9)};
+      struct timespec ts = {
+          (time_t)interval,
+          (long)((interval - (double)(time_t)interval) * 1e9)};
       nanosleep(&ts, NULL);
     }
     cli_processes p;
