@@ -1,13 +1,15 @@
 /* The shared view of a live store: the processes that have it open.
  *
  * Every process that opens a store (unless strata_store_config.shared_view
- * is 0) registers in STORE/.strata.shm, a small memory-mapped file, and
- * publishes its figures there: pid, role, open snapshots, reads,
- * crystallizations, memory level and staging use. Other processes read
- * the file without opening the store (strata_processes_read(), `strata
- * readers`), as LMDB's reader table lets mdb_stat -r see every reader.
- * docs/FORMAT.md ("The shared view file") gives the layout, and
- * docs/ARCHITECTURE.md ("The shared view") how liveness is decided.
+ * is 0) registers in STORE/.strata.shm, a small shared file (read and
+ * written with pread/pwrite, never mapped, so that no one who can write it
+ * can crash a process that uses it), and publishes its figures there: pid,
+ * role, open snapshots, reads, crystallizations, memory level and staging use.
+ * Other processes read the file without opening the store
+ * (strata_processes_read(), `strata readers`), as LMDB's reader table lets
+ * mdb_stat -r see every reader. docs/FORMAT.md ("The shared view file") gives
+ * the layout, and docs/ARCHITECTURE.md ("The shared view") how liveness is
+ * decided.
  *
  * Part of the public API: included by <strata.h>, and self-contained (it
  * includes what it uses), so it may also be included alone. */
@@ -41,8 +43,8 @@ typedef struct strata_process {
   /* The library's sizeof(strata_process) (the elements of the list are
    * laid out by the size the caller passed, see strata_processes_read()). */
   uint32_t struct_size;
-  uint32_t role;   /* strata_process_role; 0 when not yet published */
-  uint32_t slot;   /* its slot in the file */
+  uint32_t role;         /* strata_process_role; 0 when not yet published */
+  uint32_t slot;         /* its slot in the file */
   uint32_t memory_level; /* 0 ok, 1 warn, 2 evict, 3 refuse (thresholds of
                             strata_store_config) */
   int64_t pid;
@@ -51,7 +53,7 @@ typedef struct strata_process {
   uint64_t snapshots_open;
   uint64_t oldest_snapshot_unix_ms; /* when the oldest open one was first
                                        seen (a lower bound); 0 if none */
-  uint64_t snapshots; /* outermost snapshots begun */
+  uint64_t snapshots;               /* outermost snapshots begun */
   uint64_t gets, misses, bytes_served;
   uint64_t crystallizations, crystallize_bytes, evictions;
   uint64_t heap_bytes, memory_limit;

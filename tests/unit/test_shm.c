@@ -128,8 +128,8 @@ static void test_struct_size(void **state) {
   strata_process *l = NULL;
   size_t n = 0;
   assert_int_equal(strata_processes_read(dir, 12, &l, &n), STRATA_E_INVAL);
-  assert_int_equal(
-      strata_processes_read(dir, sizeof *l + 8, &l, &n), STRATA_E_INVAL);
+  assert_int_equal(strata_processes_read(dir, sizeof *l + 8, &l, &n),
+                   STRATA_E_INVAL);
   assert_non_null(strstr(strata_last_error_detail(), "struct_size"));
   assert_strata_ok(strata_processes_read(dir, 16, &l, &n));
   assert_int_equal(n, 1);
@@ -139,7 +139,8 @@ static void test_struct_size(void **state) {
   free((void *)dir);
 }
 
-/* ---- hostile files -------------------------------------------------------- */
+/* ---- hostile files --------------------------------------------------------
+ */
 
 /* Writes `len` bytes of a header (and zeros to `size`) as .strata.shm,
  * expects strata_processes_read and _check to fail with BAD_SHM and a
@@ -205,8 +206,9 @@ static void test_hostile(void **state) {
   header(h, 1, 64, 256, 0xffffffffu);
   expect_hostile(h, 64, full, "offset 20: slot count 4294967295");
   header(h, 1, 64, 256, 4);
-  expect_hostile(h, 64, full - 100, "truncated at offset 988: its 4 slots "
-                                    "end at 1088");
+  expect_hostile(h, 64, full - 100,
+                 "truncated at offset 988: its 4 slots "
+                 "end at 1088");
   expect_hostile(h, 64, full + 3, "offset 1088: 3 bytes past the last slot");
 }
 
@@ -237,7 +239,78 @@ static void test_special(void **state) {
   free((void *)dir);
 }
 
-/* ---- dead processes ------------------------------------------------------- */
+/* The file truncated under a live store, as any process that can write it
+ * may do: neither the store (its publisher and close write its slot) nor a
+ * reader may fault (with a shared mapping, both took SIGBUS); the reader
+ * reports the file, and the store keeps serving. */
+static void test_truncated_under_store(void **state) {
+  (void)state;
+  const char *dir = strdup(test_tmpdir());
+  char *path = strdup(test_path(dir, ".strata.shm"));
+  strata_store *s = open_view(dir, NULL, 1);
+  assert_non_null(s->shm);
+  assert_int_equal(truncate(path, 0), 0);
+  assert_strata_ok(strata_processes_publish(s));
+  strata_process *l = NULL;
+  size_t n = 0;
+  assert_int_equal(strata_processes_read(dir, sizeof *l, &l, &n),
+                   STRATA_E_BAD_SHM);
+  assert_non_null(strstr(strata_last_error_detail(), path));
+  /* The publication wrote the slot back; the header is gone. */
+  assert_non_null(strstr(strata_last_error_detail(), "offset 0: bad magic"));
+  /* Truncated while a reader reads it: a child truncates and restores it
+   * in a loop while this process reads; every read lists the store or
+   * reports the file, and none faults. */
+  size_t full = STRATA__SHM_HEADER_SIZE +
+                (size_t)STRATA__SHM_SLOTS * STRATA__SHM_SLOT_SIZE;
+  assert_int_equal(truncate(path, (off_t)full), 0);
+  uint8_t h[STRATA__SHM_HEADER_SIZE];
+  int fd = open(path, O_RDWR);
+  assert_true(fd >= 0);
+  strata__shm_header hd = {.version = STRATA__SHM_VERSION,
+                           .header_size = STRATA__SHM_HEADER_SIZE,
+                           .slot_size = STRATA__SHM_SLOT_SIZE,
+                           .slot_count = STRATA__SHM_SLOTS};
+  memcpy(hd.magic, STRATA__SHM_MAGIC, 8);
+  memcpy(h, &hd, sizeof h);
+  assert_int_equal(pwrite(fd, h, sizeof h, 0), (ssize_t)sizeof h);
+  assert_strata_ok(strata_processes_publish(s));
+  pid_t child = fork();
+  assert_true(child >= 0);
+  if (child == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    for (;;) {
+      (void)!ftruncate(fd, STRATA__SHM_HEADER_SIZE);
+      (void)!ftruncate(fd, (off_t)full);
+    }
+  }
+  size_t listed = 0, refused = 0;
+  for (int i = 0; i < 2000; i++) {
+    int rc = strata_processes_read(dir, sizeof *l, &l, &n);
+    if (rc == 0)
+      listed++;
+    else
+      assert_int_equal(rc, STRATA_E_BAD_SHM);
+    refused += rc != 0;
+    strata_processes_free(l);
+    l = NULL;
+    assert_strata_ok(strata_processes_publish(s));
+  }
+  kill(child, SIGKILL);
+  waitpid(child, NULL, 0);
+  assert_int_equal(listed + refused, 2000);
+  close(fd);
+  /* The store serves on and closes cleanly. */
+  strata_txn txn;
+  assert_strata_ok(strata_read_begin(s, &txn));
+  strata_read_end(&txn);
+  strata_store_close(s);
+  free(path);
+  free((void *)dir);
+}
+
+/* ---- dead processes -------------------------------------------------------
+ */
 
 /* Forks a child that opens the store, reads, publishes, reports its slot
  * on the pipe and waits to be killed. */
@@ -317,7 +390,8 @@ static void test_dead_slot(void **state) {
   free((void *)dir);
 }
 
-/* ---- without a view -------------------------------------------------------- */
+/* ---- without a view --------------------------------------------------------
+ */
 
 static void test_view_off(void **state) {
   (void)state;
@@ -365,6 +439,7 @@ int main(void) {
       cmocka_unit_test(test_struct_size),
       cmocka_unit_test(test_hostile),
       cmocka_unit_test(test_special),
+      cmocka_unit_test(test_truncated_under_store),
       cmocka_unit_test(test_dead_slot),
       cmocka_unit_test(test_view_off),
       cmocka_unit_test(test_read_only_dir),
