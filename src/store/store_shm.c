@@ -124,36 +124,88 @@ static int open_view(int dirfd, const char *path, const char *name, int mode,
   return 0;
 }
 
-/* Creates the file whole under a temporary name and links it into place,
- * so that no process ever sees it half written: link() fails with EEXIST
- * when another process was first, and then its file is used. Mode 0640
- * when the directory is readable by its group (whose members, such as a
- * monitoring user, may then read the view; a setgid directory gives the
- * file its group), 0600 otherwise; never readable by others. */
-static int create_view(struct strata_store *s, const char *path) {
-  struct stat dst;
-  mode_t mode =
-      fstat(s->dirfd, &dst) == 0 && (dst.st_mode & S_IRGRP) ? 0640 : 0600;
-  char tmp[64];
-  snprintf(tmp, sizeof tmp, STRATA__SHM_FILE ".%ld.tmp", (long)getpid());
-  /* A file of that name is a leftover of a process with our pid that died
-   * between creating and linking it. */
-  unlinkat(s->dirfd, tmp, 0);
-  int fd = openat(s->dirfd, tmp,
-                  O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-  if (fd < 0)
-    return strata__fail_errno(errno, "%s: creating the shared view", path);
+/* Gives the O_TMPFILE `fd` the name .strata.shm, as writer_commit.c names
+ * its own: linkat() with AT_EMPTY_PATH where allowed (CAP_DAC_READ_SEARCH,
+ * or since Linux 6.10 a file this process opened), else through
+ * /proc/self/fd. 0, -EEXIST when another process was first, or another
+ * -errno (ENOENT: neither is allowed here). Without the permission the
+ * AT_EMPTY_PATH form fails with ENOENT before it looks at the new name. */
+static int link_anonymous(int fd, int dirfd) {
+  if (linkat(fd, "", dirfd, STRATA__SHM_FILE, AT_EMPTY_PATH) == 0)
+    return 0;
+  if (errno == EEXIST)
+    return -EEXIST;
+  char proc[64];
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+  return linkat(AT_FDCWD, proc, dirfd, STRATA__SHM_FILE, AT_SYMLINK_FOLLOW) == 0
+             ? 0
+             : -errno;
+}
+
+/* Writes the whole file (mode, length, header) at `fd`. */
+static int fill_view(int fd, mode_t mode, const char *path) {
   strata__shm_header h = {.version = STRATA__SHM_VERSION,
                           .header_size = STRATA__SHM_HEADER_SIZE,
                           .slot_size = STRATA__SHM_SLOT_SIZE,
                           .slot_count = STRATA__SHM_SLOTS,
                           .created_unix_ms = strata__unix_ms()};
   memcpy(h.magic, STRATA__SHM_MAGIC, 8);
-  int rc = 0;
   if (fchmod(fd, mode) != 0 ||
       ftruncate(fd, slot_offset(STRATA__SHM_SLOTS)) != 0 ||
       pwrite(fd, &h, sizeof h, 0) != (ssize_t)sizeof h)
-    rc = strata__fail_errno(errno, "%s: writing the shared view", path);
+    return strata__fail_errno(errno, "%s: writing the shared view", path);
+  return 0;
+}
+
+/* Creates the file whole before it gets its name, so that no process ever
+ * sees it half written: linking fails with EEXIST when another process
+ * was first, and then its file is used. Preferred: an O_TMPFILE, which
+ * has no name until it is whole and leaves nothing behind, whatever kills
+ * the process. Else (a file system without O_TMPFILE, or no way to link
+ * one) a named temporary file, ".strata.shm.XXXXXXXX.tmp" with a random
+ * name created exclusively: each opener has its own, never another's (a
+ * name made of the pid alone is shared by two stores of one process, and
+ * by processes of two pid namespaces), and only a process killed between
+ * its creation and link leaves one behind. Mode 0640 when the directory
+ * is readable by its group (whose members, such as a monitoring user, may
+ * then read the view; a setgid directory gives the file its group), 0600
+ * otherwise; never readable by others. */
+static int create_view(struct strata_store *s, const char *path) {
+  struct stat dst;
+  mode_t mode =
+      fstat(s->dirfd, &dst) == 0 && (dst.st_mode & S_IRGRP) ? 0640 : 0600;
+  int fd = -1, rc;
+#ifdef O_TMPFILE
+  fd = openat(s->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+  if (fd >= 0) {
+    rc = fill_view(fd, mode, path);
+    int linked = rc == 0 ? link_anonymous(fd, s->dirfd) : 0;
+    close(fd);
+    if (rc < 0 || linked == 0 || linked == -EEXIST)
+      return rc;
+    if (linked != -ENOENT)
+      return strata__fail_errno(-linked, "%s: linking the shared view", path);
+  } else if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL &&
+             errno != ENOENT) {
+    return strata__fail_errno(errno, "%s: creating the shared view", path);
+  }
+#endif
+  char tmp[64];
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t rng = (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32) ^
+                 (uint64_t)(uintptr_t)&ts;
+  for (int tries = 0; fd < 0 && tries < 100; tries++) {
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    snprintf(tmp, sizeof tmp, STRATA__SHM_FILE ".%08" PRIx64 ".tmp", rng >> 32);
+    fd = openat(s->dirfd, tmp,
+                O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0 && errno != EEXIST)
+      break;
+  }
+  if (fd < 0)
+    return strata__fail_errno(errno, "%s: creating the shared view", path);
+  rc = fill_view(fd, mode, path);
   if (rc == 0 && linkat(s->dirfd, tmp, s->dirfd, STRATA__SHM_FILE, 0) != 0 &&
       errno != EEXIST)
     rc = strata__fail_errno(errno, "%s: linking the shared view", path);

@@ -4,6 +4,7 @@
  * still opens over them), dead slots after SIGKILL (skipped, cleared by
  * strata_processes_check, reused by the next store), the view switched
  * off, and a directory the view cannot be created in. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -13,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "failpoint.h"
 #include "store_model.h"
 
 #include "store/store_internal.h"
@@ -309,6 +311,81 @@ static void test_truncated_under_store(void **state) {
   free((void *)dir);
 }
 
+/* ---- creating the file ----------------------------------------------------
+ */
+
+#define RACERS 8
+
+typedef struct racer {
+  const char *dir;
+  pthread_barrier_t *go;
+  strata_store *s;
+} racer;
+
+static void *race_open(void *arg) {
+  racer *r = arg;
+  strata_store_config c;
+  strata_store_config_init(&c);
+  pthread_barrier_wait(r->go);
+  if (strata_store_open(r->dir, &c, &r->s) != 0)
+    r->s = NULL;
+  return NULL;
+}
+
+/* Stores that open a directory without a .strata.shm at the same moment,
+ * in one process: one creates the file, all register in it, each in a slot
+ * of its own, and nothing is left but the file. (The temporary file was
+ * named by the pid, so two threads removed and linked each other's, and a
+ * half-written one could become .strata.shm for good.) With O_TMPFILE
+ * and, `named`, with the named temporary file it falls back to. */
+static void race_create(bool named) {
+  for (int round = 0; round < 20; round++) {
+    const char *dir = strdup(test_tmpdir());
+    fp_watch(dir);
+    fp_refuse_tmpfile(named);
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, RACERS);
+    racer r[RACERS];
+    pthread_t t[RACERS];
+    for (int i = 0; i < RACERS; i++) {
+      r[i] = (racer){.dir = dir, .go = &go};
+      assert_int_equal(pthread_create(&t[i], NULL, race_open, &r[i]), 0);
+    }
+    for (int i = 0; i < RACERS; i++)
+      pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&go);
+    fp_refuse_tmpfile(false);
+    bool taken[STRATA__SHM_SLOTS] = {false};
+    for (int i = 0; i < RACERS; i++) {
+      assert_non_null(r[i].s);
+      if (r[i].s->shm == NULL)
+        fail_msg("round %d, store %d: no slot", round, i);
+      assert_false(taken[r[i].s->shm->index]);
+      taken[r[i].s->shm->index] = true;
+    }
+    strata_process *l = NULL;
+    assert_int_equal(read_list(dir, &l), RACERS);
+    strata_processes_free(l);
+    for (int i = 0; i < RACERS; i++)
+      strata_store_close(r[i].s);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+      if (strncmp(de->d_name, ".strata.shm.", 12) == 0)
+        fail_msg("left behind: %s", de->d_name);
+    closedir(d);
+    fp_watch(NULL);
+    free((void *)dir);
+  }
+}
+
+static void test_create_race(void **state) {
+  (void)state;
+  race_create(false);
+  race_create(true);
+}
+
 /* ---- dead processes -------------------------------------------------------
  */
 
@@ -440,6 +517,7 @@ int main(void) {
       cmocka_unit_test(test_hostile),
       cmocka_unit_test(test_special),
       cmocka_unit_test(test_truncated_under_store),
+      cmocka_unit_test(test_create_race),
       cmocka_unit_test(test_dead_slot),
       cmocka_unit_test(test_view_off),
       cmocka_unit_test(test_read_only_dir),
