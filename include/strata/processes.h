@@ -1,13 +1,15 @@
 /* The shared view of a live store: the processes that have it open.
  *
  * Every process that opens a store (unless strata_store_config.shared_view
- * is 0) registers in STORE/.strata.shm, a small memory-mapped file, and
- * publishes its figures there: pid, role, open snapshots, reads,
- * crystallizations, memory level and staging use. Other processes read
- * the file without opening the store (strata_processes_read(), `strata
- * readers`), as LMDB's reader table lets mdb_stat -r see every reader.
- * docs/FORMAT.md ("The shared view file") gives the layout, and
- * docs/ARCHITECTURE.md ("The shared view") how liveness is decided.
+ * is 0) registers in STORE/.strata.shm, a small shared file (read and
+ * written with pread/pwrite, never mapped, so that no one who can write it
+ * can crash a process that uses it), and publishes its figures there: pid,
+ * role, open snapshots, reads, crystallizations, memory level and staging use.
+ * Other processes read the file without opening the store
+ * (strata_processes_read(), `strata readers`), as LMDB's reader table lets
+ * mdb_stat -r see every reader. docs/FORMAT.md ("The shared view file") gives
+ * the layout, and docs/ARCHITECTURE.md ("The shared view") how liveness is
+ * decided.
  *
  * Part of the public API: included by <strata.h>, and self-contained (it
  * includes what it uses), so it may also be included alone. */

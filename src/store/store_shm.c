@@ -1,5 +1,5 @@
-/* The shared view of a live store: STORE/.strata.shm, a memory-mapped file
- * in which every process that opens the store registers, so that others
+/* The shared view of a live store: STORE/.strata.shm, a shared file in
+ * which every process that opens the store registers, so that others
  * (strata readers, strata top) see who has it open and what they do, as
  * LMDB's lock file holds its reader table.
  *
@@ -25,14 +25,15 @@
  * crystallizations, the memory level, the staging pool's figures) into the
  * process's slot once per STRATA__SHM_PUBLISH_MS, at
  * strata_processes_publish() and at close, under a sequence lock so that a
- * reader sees one publication whole. strata-bench --scenario shm compares
- * gets with the view on and off.
+ * reader sees one publication whole. strata-bench --scenario store-read
+ * compares gets with the view on and off.
  *
  * Trust: the file is read like any file: its header is checked (magic,
  * version, sizes, the file's length, a regular file reached without a
- * symbolic link) before anything is mapped, and a slot's figures are shown
- * as they are, never used to index or size anything. Another process that
- * can write the file can make the view lie, not make a reader crash. */
+ * symbolic link) before any slot is read, and a slot's figures are shown
+ * as they are, never used to index or size anything. The file is never
+ * mapped (see slot_pwrite), so a process that can write it, truncating it
+ * included, can make the view lie, not make the store or a reader crash. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -40,7 +41,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -101,10 +101,10 @@ static int validate(int fd, const char *path, uint32_t *count) {
 }
 
 /* Opens and validates `path` (O_RDONLY or O_RDWR), never through a
- * symbolic link and never blocking on a FIFO, and maps it. -ENOENT when
- * there is no file. */
+ * symbolic link and never blocking on a FIFO. -ENOENT when there is no
+ * file. */
 static int open_view(int dirfd, const char *path, const char *name, int mode,
-                     int *fdp, void **map, size_t *size, uint32_t *count) {
+                     int *fdp, uint32_t *count) {
   int fd = openat(dirfd, name, mode | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0 && errno == ELOOP)
     return strata__fail(STRATA_E_BAD_SHM,
@@ -116,14 +116,6 @@ static int open_view(int dirfd, const char *path, const char *name, int mode,
                ? -ENOENT
                : strata__fail_errno(errno, "%s: opening the shared view", path);
   int rc = validate(fd, path, count);
-  if (rc == 0) {
-    *size = (size_t)slot_offset(*count);
-    *map =
-        mmap(NULL, *size, mode == O_RDWR ? PROT_READ | PROT_WRITE : PROT_READ,
-             MAP_SHARED, fd, 0);
-    if (*map == MAP_FAILED)
-      rc = strata__fail_errno(errno, "%s: mapping the shared view", path);
-  }
   if (rc < 0) {
     close(fd);
     return rc;
@@ -132,36 +124,88 @@ static int open_view(int dirfd, const char *path, const char *name, int mode,
   return 0;
 }
 
-/* Creates the file whole under a temporary name and links it into place,
- * so that no process ever sees it half written: link() fails with EEXIST
- * when another process was first, and then its file is used. Mode 0640
- * when the directory is readable by its group (whose members, such as a
- * monitoring user, may then read the view; a setgid directory gives the
- * file its group), 0600 otherwise; never readable by others. */
-static int create_view(struct strata_store *s, const char *path) {
-  struct stat dst;
-  mode_t mode =
-      fstat(s->dirfd, &dst) == 0 && (dst.st_mode & S_IRGRP) ? 0640 : 0600;
-  char tmp[64];
-  snprintf(tmp, sizeof tmp, STRATA__SHM_FILE ".%ld.tmp", (long)getpid());
-  /* A file of that name is a leftover of a process with our pid that died
-   * between creating and linking it. */
-  unlinkat(s->dirfd, tmp, 0);
-  int fd = openat(s->dirfd, tmp,
-                  O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-  if (fd < 0)
-    return strata__fail_errno(errno, "%s: creating the shared view", path);
+/* Gives the O_TMPFILE `fd` the name .strata.shm, as writer_commit.c names
+ * its own: linkat() with AT_EMPTY_PATH where allowed (CAP_DAC_READ_SEARCH,
+ * or since Linux 6.10 a file this process opened), else through
+ * /proc/self/fd. 0, -EEXIST when another process was first, or another
+ * -errno (ENOENT: neither is allowed here). Without the permission the
+ * AT_EMPTY_PATH form fails with ENOENT before it looks at the new name. */
+static int link_anonymous(int fd, int dirfd) {
+  if (linkat(fd, "", dirfd, STRATA__SHM_FILE, AT_EMPTY_PATH) == 0)
+    return 0;
+  if (errno == EEXIST)
+    return -EEXIST;
+  char proc[64];
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+  return linkat(AT_FDCWD, proc, dirfd, STRATA__SHM_FILE, AT_SYMLINK_FOLLOW) == 0
+             ? 0
+             : -errno;
+}
+
+/* Writes the whole file (mode, length, header) at `fd`. */
+static int fill_view(int fd, mode_t mode, const char *path) {
   strata__shm_header h = {.version = STRATA__SHM_VERSION,
                           .header_size = STRATA__SHM_HEADER_SIZE,
                           .slot_size = STRATA__SHM_SLOT_SIZE,
                           .slot_count = STRATA__SHM_SLOTS,
                           .created_unix_ms = strata__unix_ms()};
   memcpy(h.magic, STRATA__SHM_MAGIC, 8);
-  int rc = 0;
   if (fchmod(fd, mode) != 0 ||
       ftruncate(fd, slot_offset(STRATA__SHM_SLOTS)) != 0 ||
       pwrite(fd, &h, sizeof h, 0) != (ssize_t)sizeof h)
-    rc = strata__fail_errno(errno, "%s: writing the shared view", path);
+    return strata__fail_errno(errno, "%s: writing the shared view", path);
+  return 0;
+}
+
+/* Creates the file whole before it gets its name, so that no process ever
+ * sees it half written: linking fails with EEXIST when another process
+ * was first, and then its file is used. Preferred: an O_TMPFILE, which
+ * has no name until it is whole and leaves nothing behind, whatever kills
+ * the process. Else (a file system without O_TMPFILE, or no way to link
+ * one) a named temporary file, ".strata.shm.XXXXXXXX.tmp" with a random
+ * name created exclusively: each opener has its own, never another's (a
+ * name made of the pid alone is shared by two stores of one process, and
+ * by processes of two pid namespaces), and only a process killed between
+ * its creation and link leaves one behind. Mode 0640 when the directory
+ * is readable by its group (whose members, such as a monitoring user, may
+ * then read the view; a setgid directory gives the file its group), 0600
+ * otherwise; never readable by others. */
+static int create_view(struct strata_store *s, const char *path) {
+  struct stat dst;
+  mode_t mode =
+      fstat(s->dirfd, &dst) == 0 && (dst.st_mode & S_IRGRP) ? 0640 : 0600;
+  int fd = -1, rc;
+#ifdef O_TMPFILE
+  fd = openat(s->dirfd, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, mode);
+  if (fd >= 0) {
+    rc = fill_view(fd, mode, path);
+    int linked = rc == 0 ? link_anonymous(fd, s->dirfd) : 0;
+    close(fd);
+    if (rc < 0 || linked == 0 || linked == -EEXIST)
+      return rc;
+    if (linked != -ENOENT)
+      return strata__fail_errno(-linked, "%s: linking the shared view", path);
+  } else if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL &&
+             errno != ENOENT) {
+    return strata__fail_errno(errno, "%s: creating the shared view", path);
+  }
+#endif
+  char tmp[64];
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t rng = (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 32) ^
+                 (uint64_t)(uintptr_t)&ts;
+  for (int tries = 0; fd < 0 && tries < 100; tries++) {
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    snprintf(tmp, sizeof tmp, STRATA__SHM_FILE ".%08" PRIx64 ".tmp", rng >> 32);
+    fd = openat(s->dirfd, tmp,
+                O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0 && errno != EEXIST)
+      break;
+  }
+  if (fd < 0)
+    return strata__fail_errno(errno, "%s: creating the shared view", path);
+  rc = fill_view(fd, mode, path);
   if (rc == 0 && linkat(s->dirfd, tmp, s->dirfd, STRATA__SHM_FILE, 0) != 0 &&
       errno != EEXIST)
     rc = strata__fail_errno(errno, "%s: linking the shared view", path);
@@ -188,38 +232,97 @@ static bool slot_live(int fd, uint32_t i) {
   return fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
 }
 
-static strata__shm_slot *slot_at(void *map, uint32_t i) {
-  return (strata__shm_slot *)((char *)map + slot_offset(i));
+/* The file is never mapped: slots are read and written with pread() and
+ * pwrite(). A shared mapping would let any process that can write the file
+ * (its owner's uid) crash every process that has it mapped, the store's
+ * server and `strata readers` alike, by truncating it (SIGBUS on the next
+ * access), and an owner writing its slot into a hole of the sparse file on
+ * a full file system would fault the same way; through the calls both are
+ * an error at worst. A slot is touched once a second and by the CLI, so
+ * the system calls cost nothing that matters.
+ *
+ * The sequence lock over the calls: the owner writes seq + 1 (odd), then
+ * the words, then seq + 2, each by its own pwrite(); a reader reads seq,
+ * then the words, then seq again, each by its own pread(), and keeps the
+ * words when both seqs are the same even number. Each call completes before
+ * the next begins and the kernel orders the page-cache copies of successive
+ * calls, so a reader that saw the same even seq before and after read no
+ * word of a publication that began in between. */
+static int slot_pwrite(int fd, uint32_t i, unsigned word, const void *p,
+                       size_t len) {
+  off_t at = slot_offset(i) + (off_t)word * 8;
+  ssize_t k;
+  while ((k = pwrite(fd, p, len, at)) < 0 && errno == EINTR)
+    ;
+  return k == (ssize_t)len ? 0 : k < 0 ? -errno : -EIO;
 }
 
-/* The owner's side of the sequence lock: `words` (STRATA__SHM_WORDS of
- * them, word 0 ignored) are written between two increments of seq. */
-static void slot_write(strata__shm_slot *slot, const uint64_t *words) {
-  uint64_t seq = atomic_load_explicit(&slot->w[0], memory_order_relaxed);
-  atomic_store_explicit(&slot->w[0], seq + 1, memory_order_relaxed);
-  atomic_thread_fence(memory_order_release);
-  for (unsigned i = 1; i < STRATA__SHM_WORDS; i++)
-    atomic_store_explicit(&slot->w[i], words[i], memory_order_relaxed);
-  atomic_store_explicit(&slot->w[0], seq + 2, memory_order_release);
+/* 1: read; 0: the file ends before it (truncated since it was checked);
+ * -errno. */
+static int slot_pread(int fd, uint32_t i, unsigned word, void *p, size_t len) {
+  off_t at = slot_offset(i) + (off_t)word * 8;
+  ssize_t k;
+  while ((k = pread(fd, p, len, at)) < 0 && errno == EINTR)
+    ;
+  return k == (ssize_t)len ? 1 : k < 0 ? -errno : 0;
 }
 
-/* The reader's side: a consistent copy, or false when the owner kept
- * writing (it is then in the middle of a publication for a long time:
- * stopped by a debugger, say). */
-static bool slot_read(const strata__shm_slot *slot, uint64_t *words) {
+/* The owner's side: `words` (STRATA__SHM_WORDS of them, word 0 ignored)
+ * written into slot i between two increments of *seq, the seq it last
+ * wrote (even). Best effort: a failed write leaves the slot odd or stale,
+ * which readers skip or show as it was; -errno. */
+static int slot_write(int fd, uint32_t i, uint64_t *seq,
+                      const uint64_t *words) {
+  uint64_t odd = *seq + 1, even = *seq + 2;
+  int rc = slot_pwrite(fd, i, 0, &odd, 8);
+  if (rc == 0)
+    rc = slot_pwrite(fd, i, 1, words + 1, (STRATA__SHM_WORDS - 1) * 8);
+  if (rc == 0)
+    rc = slot_pwrite(fd, i, 0, &even, 8);
+  *seq = even;
+  return rc;
+}
+
+/* The seq slot i holds now, made even: where its next writer starts (a
+ * writer that died in the middle left it odd). */
+static uint64_t slot_seq(int fd, uint32_t i) {
+  uint64_t seq = 0;
+  if (slot_pread(fd, i, 0, &seq, 8) != 1)
+    seq = 0;
+  return seq + (seq & 1);
+}
+
+/* The file was checked whole when it was opened, and is shorter now. */
+static int truncated_under(const char *path, uint32_t i) {
+  return strata__fail(STRATA_E_BAD_SHM,
+                      "%s: truncated while being read: slot %" PRIu32
+                      " at offset %jd is past its end",
+                      path, i, (intmax_t)slot_offset(i));
+}
+
+/* The reader's side: 1 with a consistent copy of slot i in `words`; 0 when
+ * the owner kept writing (it is then in the middle of a publication for a
+ * long time: stopped by a debugger, say); STRATA_E_BAD_SHM when the file
+ * was truncated after it was checked (`path` and the offset named). */
+static int slot_read(int fd, const char *path, uint32_t i, uint64_t *words) {
   for (unsigned tries = 0; tries < 1000; tries++) {
-    uint64_t a = atomic_load_explicit(&slot->w[0], memory_order_acquire);
-    if (a & 1) {
-      sched_yield();
-      continue;
-    }
-    for (unsigned i = 1; i < STRATA__SHM_WORDS; i++)
-      words[i] = atomic_load_explicit(&slot->w[i], memory_order_relaxed);
-    atomic_thread_fence(memory_order_acquire);
-    if (atomic_load_explicit(&slot->w[0], memory_order_relaxed) == a)
-      return true;
+    uint64_t a = 0, b = 0;
+    int rc = slot_pread(fd, i, 0, &a, 8);
+    if (rc == 1 && (a & 1) == 0)
+      rc = slot_pread(fd, i, 1, words + 1, (STRATA__SHM_WORDS - 1) * 8);
+    if (rc == 1 && (a & 1) == 0)
+      rc = slot_pread(fd, i, 0, &b, 8);
+    if (rc == 0)
+      return truncated_under(path, i);
+    if (rc < 0)
+      return strata__fail_errno(-rc,
+                                "%s: reading slot %" PRIu32 " at offset %jd",
+                                path, i, (intmax_t)slot_offset(i));
+    if ((a & 1) == 0 && a == b)
+      return 1;
+    sched_yield();
   }
-  return false;
+  return 0;
 }
 
 /* ---- a store's registration -----------------------------------------------
@@ -243,13 +346,10 @@ void strata__shm_register(struct strata_store *s) {
     return;
   }
   int fd = -1, rc = -ENOENT;
-  void *map = NULL;
-  size_t size = 0;
   uint32_t count = 0;
   /* Twice: a file that is not there is created, then opened. */
   for (int attempt = 0; attempt < 2 && rc == -ENOENT; attempt++) {
-    rc = open_view(s->dirfd, path, STRATA__SHM_FILE, O_RDWR, &fd, &map, &size,
-                   &count);
+    rc = open_view(s->dirfd, path, STRATA__SHM_FILE, O_RDWR, &fd, &count);
     if (rc == -ENOENT && attempt == 0)
       rc = create_view(s, path) < 0 ? 1 : -ENOENT;
   }
@@ -267,8 +367,6 @@ void strata__shm_register(struct strata_store *s) {
   if (m == NULL) {
     /* rc 1: create_view's detail; otherwise the failure's. */
     warn_no_view(s, strata_last_error_detail());
-    if (map != NULL)
-      munmap(map, size);
     if (fd >= 0)
       close(fd);
     free(path);
@@ -276,10 +374,10 @@ void strata__shm_register(struct strata_store *s) {
   }
   free(path);
   *m = (strata__shm){.fd = fd,
-                     .map = map,
-                     .map_size = size,
                      .index = i,
-                     .slot = slot_at(map, i)};
+                     .seq = slot_seq(fd, i),
+                     .pid = (uint64_t)getpid(),
+                     .opened_ms = strata__unix_ms()};
   pthread_mutex_init(&m->mu, NULL);
   pthread_mutex_init(&m->publish_mu, NULL);
   pthread_condattr_t ca;
@@ -289,11 +387,11 @@ void strata__shm_register(struct strata_store *s) {
   pthread_condattr_destroy(&ca);
   /* The slot may hold a dead process's figures: all of them are replaced. */
   uint64_t w[STRATA__SHM_WORDS] = {0};
-  w[STRATA__SHM_PID] = (uint64_t)getpid();
-  w[STRATA__SHM_OPENED_MS] = w[STRATA__SHM_UPDATED_MS] = strata__unix_ms();
+  w[STRATA__SHM_PID] = m->pid;
+  w[STRATA__SHM_OPENED_MS] = w[STRATA__SHM_UPDATED_MS] = m->opened_ms;
   w[STRATA__SHM_ROLE] = 1; /* STRATA_PROCESS_READER */
   w[STRATA__SHM_LIMIT] = s->config.memory_limit;
-  slot_write(m->slot, w);
+  slot_write(m->fd, m->index, &m->seq, w);
   s->shm = m;
 }
 
@@ -335,12 +433,10 @@ void strata__shm_publish(struct strata_store *s) {
     w[STRATA__SHM_STAGING_LAYERS] = st.layers;
   }
   w[STRATA__SHM_UPDATED_MS] = now;
+  w[STRATA__SHM_PID] = m->pid;
+  w[STRATA__SHM_OPENED_MS] = m->opened_ms;
   pthread_mutex_lock(&m->publish_mu);
-  w[STRATA__SHM_PID] =
-      atomic_load_explicit(&m->slot->w[STRATA__SHM_PID], memory_order_relaxed);
-  w[STRATA__SHM_OPENED_MS] = atomic_load_explicit(
-      &m->slot->w[STRATA__SHM_OPENED_MS], memory_order_relaxed);
-  slot_write(m->slot, w);
+  slot_write(m->fd, m->index, &m->seq, w);
   pthread_mutex_unlock(&m->publish_mu);
 }
 
@@ -401,8 +497,7 @@ void strata__shm_close(struct strata_store *s) {
   if (m == NULL)
     return;
   uint64_t w[STRATA__SHM_WORDS] = {0}; /* pid 0: free */
-  slot_write(m->slot, w);
-  munmap(m->map, m->map_size);
+  slot_write(m->fd, m->index, &m->seq, w);
   close(m->fd); /* drops the slot's lock */
   pthread_mutex_destroy(&m->mu);
   pthread_mutex_destroy(&m->publish_mu);
@@ -445,14 +540,14 @@ static void to_process(const uint64_t *w, uint32_t index, strata_process *p) {
 
 /* Opens DIR/.strata.shm from outside a store. -ENOENT when absent. */
 static int open_outside(const char *dir, int mode, char **path, int *fd,
-                        void **map, size_t *size, uint32_t *count) {
+                        uint32_t *count) {
   size_t len = strlen(dir);
   *path = malloc(len + sizeof "/" STRATA__SHM_FILE);
   if (*path == NULL)
     return strata__fail(STRATA_E_NOMEM, "%s: allocating", dir);
   memcpy(*path, dir, len);
   memcpy(*path + len, "/" STRATA__SHM_FILE, sizeof "/" STRATA__SHM_FILE);
-  return open_view(AT_FDCWD, *path, *path, mode, fd, map, size, count);
+  return open_view(AT_FDCWD, *path, *path, mode, fd, count);
 }
 
 int strata_processes_read(const char *dir, uint32_t struct_size,
@@ -470,23 +565,20 @@ int strata_processes_read(const char *dir, uint32_t struct_size,
   *count = 0;
   char *path = NULL;
   int fd = -1;
-  void *map = NULL;
-  size_t size = 0;
   uint32_t slots = 0;
-  int rc = open_outside(dir, O_RDONLY, &path, &fd, &map, &size, &slots);
-  free(path);
+  int rc = open_outside(dir, O_RDONLY, &path, &fd, &slots);
   if (rc == -ENOENT)
-    return 0;
-  if (rc < 0)
-    return rc;
+    rc = 0, slots = 0;
   char *out = NULL;
   size_t n = 0;
   for (uint32_t i = 0; i < slots && rc == 0; i++) {
-    strata__shm_slot *slot = slot_at(map, i);
     uint64_t w[STRATA__SHM_WORDS] = {0};
-    if (atomic_load_explicit(&slot->w[STRATA__SHM_PID], memory_order_relaxed) ==
-            0 ||
-        !slot_live(fd, i) || !slot_read(slot, w) || w[STRATA__SHM_PID] == 0)
+    if (!slot_live(fd, i))
+      continue;
+    int got = slot_read(fd, path, i, w);
+    if (got < 0)
+      rc = got;
+    if (got != 1 || w[STRATA__SHM_PID] == 0)
       continue;
     if (n % 16 == 0) {
       char *grown = realloc(out, (n + 16) * struct_size);
@@ -501,8 +593,9 @@ int strata_processes_read(const char *dir, uint32_t struct_size,
     memcpy(out + n * struct_size, &p, struct_size);
     n++;
   }
-  munmap(map, size);
-  close(fd);
+  free(path);
+  if (fd >= 0)
+    close(fd);
   if (rc < 0) {
     free(out);
     return rc;
@@ -519,29 +612,36 @@ int strata_processes_check(const char *dir, size_t *cleared) {
     *cleared = 0;
   char *path = NULL;
   int fd = -1;
-  void *map = NULL;
-  size_t size = 0;
   uint32_t slots = 0;
-  int rc = open_outside(dir, O_RDWR, &path, &fd, &map, &size, &slots);
-  free(path);
+  int rc = open_outside(dir, O_RDWR, &path, &fd, &slots);
   if (rc == -ENOENT)
-    return 0;
+    rc = 0, slots = 0;
+  size_t n = 0;
+  for (uint32_t i = 0; i < slots && rc == 0; i++) {
+    if (slot_lock(fd, i, F_WRLCK, F_OFD_SETLK) != 0)
+      continue; /* its owner lives */
+    /* Under the lock, so that no store takes the slot over meanwhile. */
+    uint64_t pid = 0;
+    int got = slot_pread(fd, i, STRATA__SHM_PID, &pid, 8);
+    if (got == 1 && pid != 0) {
+      uint64_t w[STRATA__SHM_WORDS] = {0}, seq = slot_seq(fd, i);
+      int wr = slot_write(fd, i, &seq, w);
+      got = wr == 0 ? 1 : wr;
+      n += got == 1;
+    }
+    slot_lock(fd, i, F_UNLCK, F_OFD_SETLK);
+    if (got == 0)
+      rc = truncated_under(path, i);
+    else if (got < 0)
+      rc = strata__fail_errno(-got,
+                              "%s: clearing slot %" PRIu32 " at offset %jd",
+                              path, i, (intmax_t)slot_offset(i));
+  }
+  free(path);
+  if (fd >= 0)
+    close(fd);
   if (rc < 0)
     return rc;
-  size_t n = 0;
-  for (uint32_t i = 0; i < slots; i++) {
-    strata__shm_slot *slot = slot_at(map, i);
-    if (atomic_load_explicit(&slot->w[STRATA__SHM_PID], memory_order_relaxed) ==
-            0 ||
-        slot_lock(fd, i, F_WRLCK, F_OFD_SETLK) != 0)
-      continue; /* free, or its owner lives */
-    uint64_t w[STRATA__SHM_WORDS] = {0};
-    slot_write(slot, w);
-    slot_lock(fd, i, F_UNLCK, F_OFD_SETLK);
-    n++;
-  }
-  munmap(map, size);
-  close(fd);
   if (cleared != NULL)
     *cleared = n;
   return 0;

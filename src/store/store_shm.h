@@ -7,7 +7,6 @@
 #define STRATA_STORE_SHM_H
 
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -40,9 +39,10 @@ typedef struct strata__shm_header {
 _Static_assert(sizeof(strata__shm_header) == STRATA__SHM_HEADER_SIZE,
                "the header is 64 bytes (docs/FORMAT.md)");
 
-/* One slot. Every word is an atomic u64, written by the slot's owner only
- * and read by anyone: `seq` is a sequence lock (odd while the owner
- * writes), so that a reader sees one publication's figures together. */
+/* The words of a slot (u64 each), written by the slot's owner only and
+ * read by anyone, through pwrite()/pread(), never a mapping (store_shm.c
+ * says why): `seq` is a sequence lock (odd while the owner writes), so
+ * that a reader sees one publication's figures together. */
 enum {
   STRATA__SHM_SEQ,
   STRATA__SHM_PID, /* 0: free */
@@ -66,24 +66,21 @@ enum {
   STRATA__SHM_STAGING_LAYERS,
   STRATA__SHM_WORDS /* 20 of the slot's 32 words; the rest are 0 */
 };
-typedef struct strata__shm_slot {
-  _Atomic uint64_t w[STRATA__SHM_SLOT_SIZE / 8];
-} strata__shm_slot;
-_Static_assert(sizeof(strata__shm_slot) == STRATA__SHM_SLOT_SIZE,
-               "a slot is 256 bytes (docs/FORMAT.md)");
+_Static_assert(STRATA__SHM_WORDS * 8 <= STRATA__SHM_SLOT_SIZE,
+               "a slot's 32 words (docs/FORMAT.md)");
 
 /* The staging pool's figures, filled by the store's staging hook. */
 typedef struct strata__shm_staging {
   uint64_t bytes, used_bytes, layers;
 } strata__shm_staging;
 
-/* A process's registration: the mapped file and its slot. */
+/* A process's registration: the open file and its slot. */
 typedef struct strata__shm {
   int fd; /* holds the slot's OFD lock while open */
-  strata__shm_slot *slot;
-  void *map;
-  size_t map_size;
   uint32_t index;
+  uint64_t seq;       /* the slot's seq as last written (publish_mu) */
+  uint64_t pid;       /* as registered */
+  uint64_t opened_ms; /* as registered */
   /* The publisher thread (store_shm.c). */
   pthread_t tid;
   pthread_mutex_t mu;

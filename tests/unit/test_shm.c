@@ -4,8 +4,10 @@
  * still opens over them), dead slots after SIGKILL (skipped, cleared by
  * strata_processes_check, reused by the next store), the view switched
  * off, and a directory the view cannot be created in. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -13,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "failpoint.h"
 #include "store_model.h"
 
 #include "store/store_internal.h"
@@ -239,6 +242,151 @@ static void test_special(void **state) {
   free((void *)dir);
 }
 
+/* The file truncated under a live store, as any process that can write it
+ * may do: neither the store (its publisher and close write its slot) nor a
+ * reader may fault (with a shared mapping, both took SIGBUS); the reader
+ * reports the file, and the store keeps serving. */
+static void test_truncated_under_store(void **state) {
+  (void)state;
+  const char *dir = strdup(test_tmpdir());
+  char *path = strdup(test_path(dir, ".strata.shm"));
+  strata_store *s = open_view(dir, NULL, 1);
+  assert_non_null(s->shm);
+  assert_int_equal(truncate(path, 0), 0);
+  assert_strata_ok(strata_processes_publish(s));
+  strata_process *l = NULL;
+  size_t n = 0;
+  assert_int_equal(strata_processes_read(dir, sizeof *l, &l, &n),
+                   STRATA_E_BAD_SHM);
+  assert_non_null(strstr(strata_last_error_detail(), path));
+  /* The publication wrote the slot back; the header is gone. */
+  assert_non_null(strstr(strata_last_error_detail(), "offset 0: bad magic"));
+  /* Truncated while a reader reads it: a child truncates and restores it
+   * in a loop while this process reads; every read lists the store or
+   * reports the file, and none faults. */
+  size_t full = STRATA__SHM_HEADER_SIZE +
+                (size_t)STRATA__SHM_SLOTS * STRATA__SHM_SLOT_SIZE;
+  assert_int_equal(truncate(path, (off_t)full), 0);
+  uint8_t h[STRATA__SHM_HEADER_SIZE];
+  int fd = open(path, O_RDWR);
+  assert_true(fd >= 0);
+  strata__shm_header hd = {.version = STRATA__SHM_VERSION,
+                           .header_size = STRATA__SHM_HEADER_SIZE,
+                           .slot_size = STRATA__SHM_SLOT_SIZE,
+                           .slot_count = STRATA__SHM_SLOTS};
+  memcpy(hd.magic, STRATA__SHM_MAGIC, 8);
+  memcpy(h, &hd, sizeof h);
+  assert_int_equal(pwrite(fd, h, sizeof h, 0), (ssize_t)sizeof h);
+  assert_strata_ok(strata_processes_publish(s));
+  pid_t child = fork();
+  assert_true(child >= 0);
+  if (child == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    for (;;) {
+      (void)!ftruncate(fd, STRATA__SHM_HEADER_SIZE);
+      (void)!ftruncate(fd, (off_t)full);
+    }
+  }
+  size_t listed = 0, refused = 0;
+  for (int i = 0; i < 2000; i++) {
+    int rc = strata_processes_read(dir, sizeof *l, &l, &n);
+    if (rc == 0)
+      listed++;
+    else
+      assert_int_equal(rc, STRATA_E_BAD_SHM);
+    refused += rc != 0;
+    strata_processes_free(l);
+    l = NULL;
+    assert_strata_ok(strata_processes_publish(s));
+  }
+  kill(child, SIGKILL);
+  waitpid(child, NULL, 0);
+  assert_int_equal(listed + refused, 2000);
+  close(fd);
+  /* The store serves on and closes cleanly. */
+  strata_txn txn;
+  assert_strata_ok(strata_read_begin(s, &txn));
+  strata_read_end(&txn);
+  strata_store_close(s);
+  free(path);
+  free((void *)dir);
+}
+
+/* ---- creating the file ----------------------------------------------------
+ */
+
+#define RACERS 8
+
+typedef struct racer {
+  const char *dir;
+  pthread_barrier_t *go;
+  strata_store *s;
+} racer;
+
+static void *race_open(void *arg) {
+  racer *r = arg;
+  strata_store_config c;
+  strata_store_config_init(&c);
+  pthread_barrier_wait(r->go);
+  if (strata_store_open(r->dir, &c, &r->s) != 0)
+    r->s = NULL;
+  return NULL;
+}
+
+/* Stores that open a directory without a .strata.shm at the same moment,
+ * in one process: one creates the file, all register in it, each in a slot
+ * of its own, and nothing is left but the file. (The temporary file was
+ * named by the pid, so two threads removed and linked each other's, and a
+ * half-written one could become .strata.shm for good.) With O_TMPFILE
+ * and, `named`, with the named temporary file it falls back to. */
+static void race_create(bool named) {
+  for (int round = 0; round < 20; round++) {
+    const char *dir = strdup(test_tmpdir());
+    fp_watch(dir);
+    fp_refuse_tmpfile(named);
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, RACERS);
+    racer r[RACERS];
+    pthread_t t[RACERS];
+    for (int i = 0; i < RACERS; i++) {
+      r[i] = (racer){.dir = dir, .go = &go};
+      assert_int_equal(pthread_create(&t[i], NULL, race_open, &r[i]), 0);
+    }
+    for (int i = 0; i < RACERS; i++)
+      pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&go);
+    fp_refuse_tmpfile(false);
+    bool taken[STRATA__SHM_SLOTS] = {false};
+    for (int i = 0; i < RACERS; i++) {
+      assert_non_null(r[i].s);
+      if (r[i].s->shm == NULL)
+        fail_msg("round %d, store %d: no slot", round, i);
+      assert_false(taken[r[i].s->shm->index]);
+      taken[r[i].s->shm->index] = true;
+    }
+    strata_process *l = NULL;
+    assert_int_equal(read_list(dir, &l), RACERS);
+    strata_processes_free(l);
+    for (int i = 0; i < RACERS; i++)
+      strata_store_close(r[i].s);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+      if (strncmp(de->d_name, ".strata.shm.", 12) == 0)
+        fail_msg("left behind: %s", de->d_name);
+    closedir(d);
+    fp_watch(NULL);
+    free((void *)dir);
+  }
+}
+
+static void test_create_race(void **state) {
+  (void)state;
+  race_create(false);
+  race_create(true);
+}
+
 /* ---- dead processes -------------------------------------------------------
  */
 
@@ -339,12 +487,10 @@ static void test_view_off(void **state) {
   free((void *)dir);
 }
 
-static void test_read_only_dir(void **state) {
-  (void)state;
-  if (geteuid() == 0)
-    skip(); /* root writes into a read-only directory all the same */
-  const char *dir = strdup(test_tmpdir());
-  assert_int_equal(chmod(dir, 0500), 0);
+/* The read-only case proper: the store in `dir`, which this process cannot
+ * write, opens without a view and says why. Returns 0, or the number of
+ * the check that failed (for the forked child below). */
+static int read_only_open(const char *dir) {
   log_capture cap = {.mu = PTHREAD_MUTEX_INITIALIZER};
   strata_store_config c;
   strata_store_config_init(&c);
@@ -352,13 +498,52 @@ static void test_read_only_dir(void **state) {
   c.log_fn = capture_log;
   c.log_ctx = &cap;
   strata_store *s = NULL;
-  assert_strata_ok(strata_store_open(dir, &c, &s));
-  assert_null(s->shm);
-  assert_non_null(strstr(cap.text, "no shared view"));
-  assert_non_null(strstr(cap.text, "creating the shared view"));
+  if (strata_store_open(dir, &c, &s) != 0)
+    return 1;
+  int rc = s->shm != NULL                                         ? 2
+           : strstr(cap.text, "no shared view") == NULL           ? 3
+           : strstr(cap.text, "creating the shared view") == NULL ? 4
+           : access(test_path(dir, ".strata.shm"), F_OK) == 0     ? 5
+                                                                  : 0;
   strata_store_close(s);
+  return rc;
+}
+
+/* A directory the process cannot write into. Root writes into a read-only
+ * directory all the same, so as root (CI) the case runs in a forked child
+ * that has given up root for nobody (65534), over a directory it may read
+ * but not write; skipped only where that child cannot be made or cannot
+ * reach the directory. */
+static void test_read_only_dir(void **state) {
+  (void)state;
+  const char *dir = strdup(test_tmpdir());
+  if (geteuid() != 0) {
+    assert_int_equal(chmod(dir, 0500), 0);
+    assert_int_equal(read_only_open(dir), 0);
+    chmod(dir, 0700);
+    free((void *)dir);
+    return;
+  }
+  assert_int_equal(chmod(dir, 0555), 0);
+  pid_t child = fork();
+  assert_true(child >= 0);
+  if (child == 0) {
+    if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
+      _exit(77);
+    if (access(dir, R_OK | X_OK) != 0)
+      _exit(77); /* a parent directory nobody may not pass */
+    _exit(read_only_open(dir));
+  }
+  int status = 0;
+  assert_int_equal(waitpid(child, &status, 0), child);
   chmod(dir, 0700);
   free((void *)dir);
+  assert_true(WIFEXITED(status));
+  if (WEXITSTATUS(status) == 77)
+    skip();
+  if (WEXITSTATUS(status) != 0)
+    fail_msg("as nobody in a read-only directory: check %d failed",
+             WEXITSTATUS(status));
 }
 
 int main(void) {
@@ -369,6 +554,8 @@ int main(void) {
       cmocka_unit_test(test_struct_size),
       cmocka_unit_test(test_hostile),
       cmocka_unit_test(test_special),
+      cmocka_unit_test(test_truncated_under_store),
+      cmocka_unit_test(test_create_race),
       cmocka_unit_test(test_dead_slot),
       cmocka_unit_test(test_view_off),
       cmocka_unit_test(test_read_only_dir),
