@@ -5,7 +5,7 @@
 #   2. a -Werror build with tools, examples and the benchmark; all ctest tests
 #      (among them `layers`: tools/check_layers.py on src/ and its objects),
 #   3. the same under ASan+UBSan,
-#   4. the store and staging tests under TSan (test_store, _stress, _faults,
+#   4. the store and staging tests under TSan (test_store, _stress, _faults, test_shm,
 #      test_state, test_staging, _alloc, test_device_host),
 #   5. the libFuzzer targets (clang; region, store, manifest): corpus replays
 #      and short runs,
@@ -67,13 +67,13 @@ step "build (TSan: store, staging and thread tests)"
 cmake -S . -B "$tsan_tree" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_WERROR=ON \
   -DSTRATA_SANITIZE=thread -DSTRATA_BUILD_TOOLS=OFF \
   -DSTRATA_BUILD_EXAMPLES=OFF >/dev/null
-cmake --build "$tsan_tree" -j"$jobs" --target test_store test_store_stress test_state \
+cmake --build "$tsan_tree" -j"$jobs" --target test_store test_store_stress test_state test_shm \
   test_store_faults test_staging test_staging_alloc test_device_host
 step "store and thread tests under TSan"
 tsan_ctest() { # [PREFIX...]: runs the TSan tests, under PREFIX if given
   TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:exitcode=66 \
     "$@" ctest --test-dir "$tsan_tree" --output-on-failure \
-    -R '^test_(store(_stress|_faults)?|state|staging(_alloc)?|device_host)$'
+    -R '^test_(store(_stress|_faults)?|state|shm|staging(_alloc)?|device_host)$'
 }
 if ! tsan_ctest 2>&1 | tee "$tsan_tree/tsan.log"; then
   # TSan's shadow memory needs the program away from where the kernel may
