@@ -247,9 +247,20 @@ int strata__json_check(const char *s, size_t len, json_error_t *err) {
   return strata__json_refusal(err, s, len);
 }
 
+bool strata__text_ok(const char *s, size_t len, size_t max, bool json) {
+  if (len > max || !strata__utf8_valid(s, len))
+    return false;
+  json_error_t err;
+  return !json || len == 0 || strata__json_check(s, len, &err) == 0;
+}
+
 int strata__check_text(const char *path, const char *what, uint64_t id,
                        const char *s, size_t max, bool json) {
-  size_t len = strlen(s);
+  return strata__check_text_n(path, what, id, s, strlen(s), max, json);
+}
+
+int strata__check_text_n(const char *path, const char *what, uint64_t id,
+                         const char *s, size_t len, size_t max, bool json) {
   STRATA__FAIL_IF(len > max, STRATA_E_LIMIT,
                   "%s: layer %" PRIu64 ": %s is %zu bytes (at most %zu)", path,
                   id, what, len, max);
@@ -272,8 +283,14 @@ int strata__check_text(const char *path, const char *what, uint64_t id,
   return 0;
 }
 
+bool strata__name_arg_ok(const char *name, size_t len) {
+  return name != NULL ? memchr(name, '\0', len) == NULL : len == 0;
+}
+
 int strata__check_name_arg(const char *where, const char *what,
                            const char *name, size_t len) {
+  if (strata__name_arg_ok(name, len))
+    return 0;
   STRATA__FAIL_IF(name == NULL && len > 0, STRATA_E_INVAL,
                   "%s: %s is NULL with length %zu (no name is NULL with "
                   "length 0)",

@@ -29,6 +29,17 @@ int strata__utf8_valid(const char *s, size_t len);
 int strata__check_text(const char *path, const char *what, uint64_t id,
                        const char *s, size_t max, bool json);
 
+/* strata__check_text() of the first `len` bytes of `s` (no NUL needed). */
+int strata__check_text_n(const char *path, const char *what, uint64_t id,
+                         const char *s, size_t len, size_t max, bool json);
+
+/* Whether strata__check_text_n() would accept the text, with nothing
+ * formatted: for the per-layer paths (a put, a writer's layer), whose
+ * error context costs a snprintf that only a failure should pay. On false
+ * the caller builds its context and calls strata__check_text_n() for the
+ * message (out of memory while parsing JSON also gives false). */
+bool strata__text_ok(const char *s, size_t len, size_t max, bool json);
+
 /* Checks a name argument given as pointer + length (the API's convention
  * for names, <strata.h> "Conventions"): NULL with length 0 is no name;
  * NULL with a length, or an embedded NUL byte, is STRATA_E_INVAL naming
@@ -36,6 +47,10 @@ int strata__check_text(const char *path, const char *what, uint64_t id,
  * as given (the other checks of a name are the caller's). */
 int strata__check_name_arg(const char *where, const char *what,
                            const char *name, size_t len);
+
+/* Whether strata__check_name_arg() would accept the name, with nothing
+ * formatted (see strata__text_ok()). */
+bool strata__name_arg_ok(const char *name, size_t len);
 
 /* strata__check_name_arg(), then a NUL-terminated copy in *out (malloc'ed,
  * freed by the caller), or NULL for no name. Errors: those of the check,

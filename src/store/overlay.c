@@ -226,9 +226,8 @@ void strata__overlay_free(struct strata_store *s, void *obj) {
 }
 
 strata__lver *strata__lver_new(struct strata_store *s, uint64_t id,
-                               const char *name, const char *metadata) {
-  size_t nl = name != NULL ? strlen(name) : 0;
-  size_t ml = metadata != NULL ? strlen(metadata) : 0;
+                               const char *name, size_t nl,
+                               const char *metadata, size_t ml) {
   size_t size =
       sizeof(strata__lver) + (name ? nl + 1 : 0) + (metadata ? ml + 1 : 0);
   strata__lver *lv = strata__pool_alloc(s->pool, size);
@@ -237,7 +236,8 @@ strata__lver *strata__lver_new(struct strata_store *s, uint64_t id,
   *lv = (strata__lver){.id = id, .alloc_size = (uint32_t)size, .data = ""};
   char *p = (char *)(lv + 1);
   if (name != NULL) {
-    memcpy(p, name, nl + 1);
+    memcpy(p, name, nl);
+    p[nl] = '\0';
     lv->name = p;
     lv->name_len = (uint32_t)nl;
     p += nl + 1;

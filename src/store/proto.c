@@ -244,8 +244,8 @@ static bool visible(const strata__entry *e, uint64_t id, uint64_t v) {
 }
 
 static int check_name_free(struct strata_store *s, const strata__entry *e,
-                           uint64_t id, const char *name, uint64_t v) {
-  size_t len = strlen(name);
+                           uint64_t id, const char *name, size_t len,
+                           uint64_t v) {
   const strata__lver *lv = strata__overlay_find_name(e->overlay, name, len, v);
   uint64_t other = lv != NULL ? lv->id : id;
   strata_layer l;
@@ -255,8 +255,8 @@ static int check_name_free(struct strata_store *s, const strata__entry *e,
     other = l.id;
   STRATA__FAIL_IF(other != id, STRATA_E_DUPLICATE,
                   "%s: region %" PRIu64 " (%s): layer %" PRIu64
-                  ": name \"%s\" is already used by layer %" PRIu64,
-                  s->dir, e->id, e->name, id, name, other);
+                  ": name \"%.*s\" is already used by layer %" PRIu64,
+                  s->dir, e->id, e->name, id, (int)len, name, other);
   return 0;
 }
 
@@ -276,18 +276,28 @@ static int check_memory(struct strata_store *s, const strata__entry *e,
                       s->config.refuse_pct, s->config.memory_limit);
 }
 
+/* A name or metadata text that strata__text_ok() refused: the message,
+ * which names the store, the region and the layer. Formatted here, on the
+ * failure path only. */
+static int text_error(struct strata_store *s, const strata__entry *e,
+                      uint64_t id, const char *what, const char *text,
+                      size_t len, size_t max, bool json) {
+  char where[512]; /* errors read "DIR: region ID (NAME): layer ...: ..." */
+  snprintf(where, sizeof where, "%s: region %" PRIu64 " (%s)", s->dir, e->id,
+           e->name);
+  return strata__check_text_n(where, what, id, text, len, max, json);
+}
+
 static int put_locked(struct strata_proto *p, uint64_t id, const char *name,
-                      const char *metadata, const void *data, size_t size,
-                      bool tombstone) {
+                      size_t name_len, const char *metadata, const void *data,
+                      size_t size, bool tombstone) {
   struct strata_store *s = p->store;
   STRATA__FAIL_IF(p->discarded, STRATA_E_STATE,
                   "%s: proto of region %" PRIu64 " was discarded", s->dir,
                   p->region_id);
   const strata__entry *e = strata__catalog_find(current(s), p->region_id);
   uint64_t v = atomic_load_explicit(&s->epoch, memory_order_relaxed);
-  char where[512]; /* errors read "DIR: region ID (NAME): layer ...: ..." */
-  snprintf(where, sizeof where, "%s: region %" PRIu64 " (%s)", s->dir, e->id,
-           e->name);
+  size_t meta_len = metadata != NULL ? strlen(metadata) : 0;
   bool was = visible(e, id, v);
   if (tombstone) {
     STRATA__FAIL_IF(!was, STRATA_E_NOT_FOUND,
@@ -298,21 +308,22 @@ static int put_locked(struct strata_proto *p, uint64_t id, const char *name,
     STRATA__FAIL_IF(size > 0 && data == NULL, STRATA_E_INVAL,
                     "%s: layer %" PRIu64 ": NULL data", s->dir, id);
     if (name != NULL) {
-      STRATA__FAIL_IF(name[0] == '\0', STRATA_E_INVAL,
+      STRATA__FAIL_IF(name_len == 0, STRATA_E_INVAL,
                       "%s: region %" PRIu64 ": layer %" PRIu64 ": empty name",
                       s->dir, e->id, id);
-      STRATA__TRY(strata__check_text(where, "name", id, name,
-                                     STRATA__MAX_LAYER_NAME, false));
-      STRATA__TRY(check_name_free(s, e, id, name, v));
+      if (!strata__text_ok(name, name_len, STRATA__MAX_LAYER_NAME, false))
+        STRATA__TRY(text_error(s, e, id, "name", name, name_len,
+                               STRATA__MAX_LAYER_NAME, false));
+      STRATA__TRY(check_name_free(s, e, id, name, name_len, v));
     }
-    if (metadata != NULL)
-      STRATA__TRY(strata__check_text(where, "metadata", id, metadata,
-                                     STRATA__MAX_METADATA, true));
-    STRATA__TRY(check_memory(s, e, id,
-                             size + (name ? strlen(name) : 0) +
-                                 (metadata ? strlen(metadata) : 0)));
+    if (metadata != NULL &&
+        !strata__text_ok(metadata, meta_len, STRATA__MAX_METADATA, true))
+      STRATA__TRY(text_error(s, e, id, "metadata", metadata, meta_len,
+                             STRATA__MAX_METADATA, true));
+    STRATA__TRY(check_memory(s, e, id, size + name_len + meta_len));
   }
-  strata__lver *lv = strata__lver_new(s, id, name, metadata);
+  strata__lver *lv =
+      strata__lver_new(s, id, name, name_len, metadata, meta_len);
   void *copy = size > 0 ? strata__pool_alloc(s->pool, size) : NULL;
   if (lv == NULL || (size > 0 && copy == NULL)) {
     if (lv != NULL)
@@ -360,12 +371,12 @@ static int put_locked(struct strata_proto *p, uint64_t id, const char *name,
 }
 
 static int change(strata_proto *p, uint64_t id, const char *name,
-                  const char *metadata, const void *data, size_t size,
-                  bool tombstone) {
+                  size_t name_len, const char *metadata, const void *data,
+                  size_t size, bool tombstone) {
   STRATA__FAIL_IF(p == NULL, STRATA_E_INVAL, "strata_proto: NULL proto");
   struct strata_store *s = p->store;
   pthread_mutex_lock(&s->write_mu);
-  int rc = put_locked(p, id, name, metadata, data, size, tombstone);
+  int rc = put_locked(p, id, name, name_len, metadata, data, size, tombstone);
   if (rc == 0 && strata__memory_check(s) >= STRATA__MEM_EVICT)
     strata__memory_evict(s);
   strata__store_maintain(s);
@@ -377,18 +388,21 @@ int strata_proto_put(strata_proto *p, uint64_t layer_id, const char *name,
                      size_t name_len, const char *metadata, const void *data,
                      size_t size) {
   STRATA__FAIL_IF(p == NULL, STRATA_E_INVAL, "strata_proto: NULL proto");
-  char where[512];
-  snprintf(where, sizeof where, "%s: region %" PRIu64 ": layer %" PRIu64,
-           p->store->dir, p->region_id, layer_id);
-  char *copy;
-  STRATA__TRY(strata__name_dup(where, "name", name, name_len, &copy));
-  int rc = change(p, layer_id, copy, metadata, data, size, false);
-  free(copy);
-  return rc;
+  /* The name goes from (name, name_len) straight into the layer version's
+   * own memory (strata__lver_new()); the check's context is formatted only
+   * when the check fails. A put's success path formats nothing and
+   * allocates only the version and its content. */
+  if (!strata__name_arg_ok(name, name_len)) {
+    char where[512];
+    snprintf(where, sizeof where, "%s: region %" PRIu64 ": layer %" PRIu64,
+             p->store->dir, p->region_id, layer_id);
+    return strata__check_name_arg(where, "name", name, name_len);
+  }
+  return change(p, layer_id, name, name_len, metadata, data, size, false);
 }
 
 int strata_proto_remove(strata_proto *p, uint64_t layer_id) {
-  return change(p, layer_id, NULL, NULL, NULL, 0, true);
+  return change(p, layer_id, NULL, 0, NULL, NULL, 0, true);
 }
 
 static int discard_locked(struct strata_proto *p) {

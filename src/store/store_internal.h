@@ -224,9 +224,11 @@ int strata__overlay_visible(const strata__overlay *o, uint64_t version,
                             const strata__lver ***out, uint64_t *n);
 /* Frees the overlay and everything it holds (after its grace period). */
 void strata__overlay_free(struct strata_store *s, void *overlay);
-/* Allocates an lver with room for name and metadata, copying them. */
+/* Allocates an lver with room for name and metadata, copying them (the
+ * name's `name_len` bytes, NUL-terminated in the copy; NULL for none). */
 strata__lver *strata__lver_new(struct strata_store *s, uint64_t id,
-                               const char *name, const char *metadata);
+                               const char *name, size_t name_len,
+                               const char *metadata, size_t metadata_len);
 void strata__lver_free(struct strata_store *s, strata__lver *lv);
 
 /* ---- catalog (catalog.c) ----------------------------------------------- */

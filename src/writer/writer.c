@@ -211,22 +211,26 @@ static int grow_entries(strata_writer *w) {
   return 0;
 }
 
-static int store_string(strata_writer *w, const char *s, uint64_t *off,
-                        uint32_t *len) {
-  size_t l = s ? strlen(s) : 0;
+static int store_string(strata_writer *w, const char *s, size_t l,
+                        uint64_t *off, uint32_t *len) {
   *off = 0;
   *len = (uint32_t)l;
   if (l == 0)
     return 0;
   *off = w->strings.len;
-  if (strata__buf_put(&w->strings, s, l + 1) < 0)
+  /* The text, then its NUL: `s` need not have one (a name comes as
+   * pointer + length). A failure takes back what was stored. */
+  if (strata__buf_put(&w->strings, s, l) < 0 ||
+      strata__buf_put(&w->strings, "", 1) < 0) {
+    w->strings.len = *off;
     return strata__fail(STRATA_E_NOMEM, "%s: storing names", w->path);
+  }
   return 0;
 }
 
-/* strata_writer_begin_layer() with the name NUL-terminated (or NULL). */
+/* strata_writer_begin_layer() once the name argument is known usable. */
 static int begin_layer(strata_writer *w, uint64_t id, const char *name,
-                       const char *metadata) {
+                       size_t name_len, const char *metadata) {
   STRATA__FAIL_IF(w->failed || w->in_layer, STRATA_E_STATE,
                   "%s: layer %" PRIu64 ": writer is %s", w->path, id,
                   w->failed ? "failed" : "inside another layer");
@@ -234,14 +238,15 @@ static int begin_layer(strata_writer *w, uint64_t id, const char *name,
                   "%s: layer %" PRIu64 ": more than %" PRIu64 " layers",
                   w->path, id, STRATA__MAX_LAYERS);
   if (name != NULL) {
-    STRATA__FAIL_IF(name[0] == '\0', STRATA_E_INVAL,
+    STRATA__FAIL_IF(name_len == 0, STRATA_E_INVAL,
                     "%s: layer %" PRIu64 ": empty name", w->path, id);
-    STRATA__TRY(strata__check_text(w->path, "name", id, name,
-                                   STRATA__MAX_LAYER_NAME, false));
+    STRATA__TRY(strata__check_text_n(w->path, "name", id, name, name_len,
+                                     STRATA__MAX_LAYER_NAME, false));
   }
+  size_t meta_len = metadata != NULL ? strlen(metadata) : 0;
   if (metadata != NULL)
-    STRATA__TRY(strata__check_text(w->path, "metadata", id, metadata,
-                                   STRATA__MAX_METADATA, true));
+    STRATA__TRY(strata__check_text_n(w->path, "metadata", id, metadata,
+                                     meta_len, STRATA__MAX_METADATA, true));
   if (!w->ids_indexed && w->n > 0 && id < w->entries[w->n - 1].id)
     STRATA__TRY(strata__writer_build_id_set(w));
   int64_t dup = strata__writer_find_id(w, id);
@@ -250,11 +255,11 @@ static int begin_layer(strata_writer *w, uint64_t id, const char *name,
                   "layer number %" PRId64 ", counting from 0)",
                   w->path, id, dup);
   if (name != NULL) {
-    dup = strata__writer_find_name(w, name, strlen(name));
+    dup = strata__writer_find_name(w, name, name_len);
     STRATA__FAIL_IF(dup >= 0, STRATA_E_DUPLICATE,
                     "%s: layer %" PRIu64
-                    ": duplicate name \"%s\" (layer %" PRIu64 " has it)",
-                    w->path, id, name, w->entries[dup].id);
+                    ": duplicate name \"%.*s\" (layer %" PRIu64 " has it)",
+                    w->path, id, (int)name_len, name, w->entries[dup].id);
   }
   STRATA__TRY(grow_entries(w));
   /* Pad the data to the alignment of the new blob. */
@@ -266,8 +271,8 @@ static int begin_layer(strata_writer *w, uint64_t id, const char *name,
   memset(e, 0, sizeof *e);
   e->id = id;
   e->offset = w->pos - w->data_off;
-  STRATA__TRY(store_string(w, name, &e->name_off, &e->name_len));
-  STRATA__TRY(store_string(w, metadata, &e->meta_off, &e->meta_len));
+  STRATA__TRY(store_string(w, name, name_len, &e->name_off, &e->name_len));
+  STRATA__TRY(store_string(w, metadata, meta_len, &e->meta_off, &e->meta_len));
   XXH3_64bits_reset(w->xxh);
   w->in_layer = true;
   return 0;
@@ -276,14 +281,14 @@ static int begin_layer(strata_writer *w, uint64_t id, const char *name,
 int strata_writer_begin_layer(strata_writer *w, uint64_t id, const char *name,
                               size_t name_len, const char *metadata) {
   STRATA__FAIL_IF(w == NULL, STRATA_E_INVAL, "strata_writer: NULL writer");
-  char where[64];
-  snprintf(where, sizeof where, "layer %" PRIu64 ": name", id);
-  char *copy;
-  int rc = strata__name_dup(w->path, where, name, name_len, &copy);
-  if (rc == 0)
-    rc = begin_layer(w, id, copy, metadata);
-  free(copy);
-  return rc;
+  /* The check's context ("layer ID: name") is formatted only when the
+   * check fails: a layer's success path formats and allocates nothing. */
+  if (!strata__name_arg_ok(name, name_len)) {
+    char what[64];
+    snprintf(what, sizeof what, "layer %" PRIu64 ": name", id);
+    return strata__check_name_arg(w->path, what, name, name_len);
+  }
+  return begin_layer(w, id, name, name_len, metadata);
 }
 
 /* Calls the progress callback (strata_writer_options.progress) when

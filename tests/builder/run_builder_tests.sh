@@ -35,6 +35,23 @@ fail() {
   exit 1
 }
 
+# The builder running in the background, until it is waited for. A failed
+# check exits at once, and a builder left running would outlive the test:
+# blocked for ever opening a FIFO that nobody will write once this shell
+# is gone (an earlier version of this script held ctest for 13 minutes that
+# way). So the exit, and the signals ctest or a user may send, kill and reap
+# it; background builders also write nothing to this script's stdout,
+# which is ctest's pipe.
+child=
+reap_child() {
+  [[ -n $child ]] || return 0
+  kill -KILL "$child" 2> /dev/null
+  wait "$child" 2> /dev/null
+  child=
+}
+trap reap_child EXIT
+trap 'exit 1' INT TERM HUP
+
 rm -rf "$work"
 mkdir -p "$work/out"
 out=$work/out/test.region
@@ -205,15 +222,35 @@ Try 'region-builder --help'." ]] || fail "unknown option: $(cat "$work/stderr")"
   done
 }
 
-# Waits until the builder $1 has opened $2 (a FIFO it then blocks on).
+# Waits until the builder $1 has opened $2 (a FIFO it then blocks on). The
+# process must be the builder already: between fork and exec it is a copy
+# of this shell, which holds the test's descriptor 3 on the FIFO (looking
+# at descriptors alone took that for the builder's open). So the builders
+# are started with 3>&-: once exec'd, a descriptor on the FIFO is their
+# own. No time limit: the builder gets there or exits.
 wait_fifo_open() {
-  local pid=$1 fifo=$2 i
-  for ((i = 0; i < 200; i++)); do
-    ls -l "/proc/$pid/fd" 2> /dev/null | grep -q "$fifo" && return 0
-    kill -0 "$pid" 2> /dev/null || break
+  local pid=$1 fifo=$2 fd
+  while kill -0 "$pid" 2> /dev/null; do
+    if [[ /proc/$pid/exe -ef $builder ]]; then
+      for fd in "/proc/$pid/fd/"*; do
+        [[ $(readlink "$fd") == "$fifo" ]] && return 0
+      done
+    fi
     sleep 0.05
   done
-  fail "builder never opened the FIFO; stderr: $(cat "$work/stderr")"
+  fail "builder exited before opening the FIFO; stderr: $(cat "$work/stderr")"
+}
+
+# Waits until the builder $1 holds the lock of the store $2: the lock file
+# names its pid, which the writer writes only once its flock is taken
+# (src/common/lockfile.c). No time limit, as above.
+wait_store_locked() {
+  local pid=$1 lock=$2/.strata.lock
+  until [[ $(cat "$lock" 2> /dev/null) == "$pid" ]]; do
+    kill -0 "$pid" 2> /dev/null ||
+      fail "builder exited without the store's lock; stderr: $(cat "$work/stderr")"
+    sleep 0.05
+  done
 }
 
 # Starts a build whose second layer reads a FIFO that is held open but never
@@ -232,11 +269,13 @@ JSON
   printf 'some content that arrives before the interruption' >&3
   if [[ -n $preload ]]; then
     ASAN_OPTIONS=verify_asan_link_order=0 LD_PRELOAD=$preload \
-      "$builder" -q -o "$out" "$in/manifest.json" 2> "$work/stderr" &
+      "$builder" -q -o "$out" "$in/manifest.json" > "$work/stdout" \
+      2> "$work/stderr" 3>&- &
   else
-    "$builder" -q -o "$out" "$in/manifest.json" 2> "$work/stderr" &
+    "$builder" -q -o "$out" "$in/manifest.json" > "$work/stdout" \
+      2> "$work/stderr" 3>&- &
   fi
-  pid=$!
+  pid=$! child=$!
   wait_fifo_open "$pid" "$in/fifo"
   sleep 0.2 # let it drain the FIFO and block in read()
   [[ -n $(find "$work/out" -name '.test.region.strata-tmp-*') ]] && tmp_seen=1
@@ -246,6 +285,7 @@ JSON
   kill "-$sig" "$pid"
   wait "$pid"
   local rc=$? want
+  child=
   exec 3>&-
   want=$((128 + $(kill -l "$sig")))
   [[ $rc -eq $want ]] || fail "exit $rc after SIG$sig, expected $want"
@@ -296,8 +336,8 @@ JSON
 JSON
   exec 3<> "$in/fifo"
   STRATA_PROGRESS=1 "$builder" -o "$out" "$in/manifest.json" \
-    2> "$work/stderr" 3>&- &
-  pid=$!
+    > "$work/stdout" 2> "$work/stderr" 3>&- &
+  pid=$! child=$!
   wait_fifo_open "$pid" "$in/fifo"
   # The first layer's callback has drawn the line once the FIFO is open.
   for ((rc = 0; rc < 100; rc++)); do
@@ -306,7 +346,7 @@ JSON
   done
   kill -INT "$pid"
   wait "$pid"
-  rc=$?
+  rc=$? child=
   exec 3>&-
   [[ $rc -eq 130 ]] || fail "exit $rc after SIGINT, expected 130"
   [[ $(head -c 1 "$work/stderr") == $'\r' ]] ||
@@ -381,7 +421,7 @@ check_target() {
 # store process does for its first write (the CLI's *_locked cases hold it
 # the same way, with flock(1) and a pid written into the file).
 check_store_lock() {
-  local m=$work/m.json st=$work/out/store in=$work/in pid
+  local m=$work/m.json st=$work/out/store in=$work/in pid rc
   command -v flock > /dev/null || { echo "SKIP: no flock(1)"; exit 77; }
   mkdir -p "$st" "$in"
   echo '{"region": {"id": 1, "name": "t"}, "layers": [{"id": 0, "text": "x"}]}' > "$m"
@@ -392,7 +432,11 @@ check_store_lock() {
   [[ -e $st/t.region ]] && fail "a region was written into a locked store"
   [[ -z $(find "$st" -name '.*tmp-*') ]] || fail "temporary file left"
   # Free: it builds, and holds the lock while it does. A build blocked on a
-  # FIFO shows it: flock -n fails, and the file names the builder's pid.
+  # FIFO shows it: once the lock file names the builder's pid (written
+  # after the flock is taken), flock -n fails until the build ends. The
+  # FIFO is held open read-write here, so the builder's open never blocks;
+  # it is closed only once the builder has opened it too, or the data
+  # written into it would go with it.
   expect_exit 0 "$builder" -o "$st/t.region" "$m"
   "$checker" "$st/t.region" > /dev/null || fail "no region written"
   mkfifo "$in/fifo"
@@ -401,15 +445,19 @@ check_store_lock() {
  "layers": [{"id": 0, "text": "first"}, {"id": 1, "file": "fifo"}]}
 JSON
   exec 3<> "$in/fifo"
-  "$builder" -q -o "$st/t.region" "$in/manifest.json" 2> "$work/stderr" 3>&- &
-  pid=$!
+  : > "$st/.strata.lock" # no stale pid that the new builder's could equal
+  "$builder" -q -o "$st/t.region" "$in/manifest.json" \
+    > "$work/stdout" 2> "$work/stderr" 3>&- &
+  pid=$! child=$!
+  wait_store_locked "$pid" "$st"
+  flock -n "$st/.strata.lock" true && fail "the lock is free during the build"
   wait_fifo_open "$pid" "$in/fifo"
   flock -n "$st/.strata.lock" true && fail "the lock is free during the build"
-  [[ $(cat "$st/.strata.lock") == "$pid" ]] ||
-    fail "the lock file holds '$(cat "$st/.strata.lock")', not pid $pid"
   printf 'second' >&3
   exec 3>&-
-  wait "$pid" || fail "the blocked build failed: $(cat "$work/stderr")"
+  wait "$pid"
+  rc=$? child=
+  [[ $rc -eq 0 ]] || fail "the blocked build failed: $(cat "$work/stderr")"
   flock -n "$st/.strata.lock" true || fail "the lock is still held"
   # Layer 1, the FIFO's: 6 bytes ("second").
   [[ $("$checker" "$st/t.region" | awk -F'\t' '$1 == 1 {print $3}') == 6 ]] ||

@@ -46,6 +46,11 @@ static void test_writer_takes_slices(void **state) {
   assert_strata_ok(strata_writer_add(w, 5, SLICE(6, 2), NULL, "5", 1));
   assert_strata_err(strata_writer_add(w, 6, "one", 3, NULL, "x", 1),
                     STRATA_E_DUPLICATE);
+  /* Messages quote a slice as given, never the bytes after it. */
+  assert_strata_err(strata_writer_add(w, 6, SLICE(6, 3), NULL, "x", 1),
+                    STRATA_E_DUPLICATE);
+  assert_non_null(strstr(strata_last_error_detail(),
+                         "layer 6: duplicate name \"one\" (layer 1 has it)"));
   assert_strata_ok(strata_writer_commit(w));
 
   strata_region *r;
@@ -91,6 +96,15 @@ static void test_proto_takes_slices(void **state) {
   assert_non_null(strstr(strata_last_error_detail(), "position 1 of its 2"));
   assert_strata_err(strata_proto_put(p, 3, NULL, 1, NULL, "x", 1),
                     STRATA_E_INVAL);
+  assert_strata_err(strata_proto_put(p, 3, SLICE(6, 3), NULL, "x", 1),
+                    STRATA_E_DUPLICATE);
+  assert_non_null(strstr(strata_last_error_detail(),
+                         "region 1 (alpha): layer 3: name \"one\" is already "
+                         "used by layer 1"));
+  assert_strata_err(strata_proto_put(p, 3, "o\xff/two", 2, NULL, "x", 1),
+                    STRATA_E_INVAL);
+  assert_non_null(strstr(strata_last_error_detail(),
+                         "region 1 (alpha): layer 3: name is not valid UTF-8"));
   /* The refusals changed nothing: no region 2, no layer 3, and no file
    * named after a cut name. */
   struct stat st;

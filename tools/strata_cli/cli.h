@@ -133,6 +133,13 @@ int cli_write_all(int fd, const void *buf, size_t len);
  * of a truncated file that way instead of raising SIGBUS). */
 int cli_write_content(int fd, const void *data, uint64_t size);
 
+/* cli_write_content() that calls after(ctx, n) once each piece of n bytes
+ * is written: a non-zero return stops the writing and is returned (strata
+ * dump counts the pieces into its progress line and stops there when
+ * interrupted). */
+int cli_write_content_each(int fd, const void *data, uint64_t size,
+                           int (*after)(void *ctx, size_t n), void *ctx);
+
 /* Writes a name, path or metadata excerpt by the escaping rule of
  * docs/CLI.md and tools/common/tool_escape.h, so that it stays on its line
  * and reaches the terminal inert: a backslash as \\, C0 controls and DEL

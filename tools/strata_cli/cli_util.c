@@ -58,17 +58,24 @@ int cli_write_all(int fd, const void *buf, size_t len) {
  * recent offset. */
 #define CONTENT_CHUNK (1u << 20)
 
-int cli_write_content(int fd, const void *data, uint64_t size) {
+int cli_write_content_each(int fd, const void *data, uint64_t size,
+                           int (*after)(void *ctx, size_t n), void *ctx) {
   const char *p = data;
   for (uint64_t done = 0; done < size;) {
     uint64_t left = size - done;
     size_t n = left < CONTENT_CHUNK ? (size_t)left : CONTENT_CHUNK;
     int rc = cli_write_all(fd, p + done, n);
-    if (rc < 0)
+    if (rc == 0 && after != NULL)
+      rc = after(ctx, n);
+    if (rc != 0)
       return rc;
     done += n;
   }
   return 0;
+}
+
+int cli_write_content(int fd, const void *data, uint64_t size) {
+  return cli_write_content_each(fd, data, size, NULL, NULL);
 }
 
 void cli_print_escaped(FILE *f, const char *s, size_t len) {

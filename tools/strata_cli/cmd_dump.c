@@ -24,12 +24,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../common/tool_progress.h"
 #include "cli.h"
 
 static const char usage[] =
@@ -51,8 +53,14 @@ static const char usage[] =
     "FILE is verified first (as by strata verify): a corrupt region is not\n"
     "dumped.\n"
     "\n"
+    "When standard error is a terminal (or STRATA_PROGRESS=1), progress\n"
+    "lines there show the verification, then the bytes and layers written.\n"
+    "Ctrl-C (SIGINT, SIGTERM, SIGHUP) removes what the command wrote, as a\n"
+    "failure does, and ends strata by the signal.\n"
+    "\n"
     "Exit status: 0 ok, 1 FILE cannot be opened or read or is corrupt,\n"
-    "OUTDIR exists and is not empty, or writing failed; 2 usage error.\n";
+    "OUTDIR exists and is not empty, or writing failed; 2 usage error;\n"
+    "killed by the signal (a shell shows 130 for SIGINT) when interrupted.\n";
 
 #define MANIFEST "manifest.json"
 #define MANIFEST_TEMP ".manifest.json.tmp"
@@ -70,7 +78,72 @@ static struct {
   char **made;
   size_t n_made, cap_made;
   bool made_outdir;
+  uint64_t bytes_written, layers_written; /* of the layers, for progress */
 } d;
+
+/* The progress line (tools/common/tool_progress.h): the verification's,
+ * then the writing's. File scope for the SIGBUS landing point too. */
+static tool_progress progress;
+
+/* ---- interruption -----------------------------------------------------------
+ *
+ * A signal that ended the process in the middle of a dump would leave a
+ * partial OUTDIR behind (the progress line's own handler, and the default
+ * action, both end it at once). So the dump catches SIGINT, SIGTERM and
+ * SIGHUP itself: the handler ends the progress line and notes the signal,
+ * and the dump looks at the note between pieces of work (each MiB of
+ * content written, each report of the verification, which then cancels)
+ * and takes its failure path, which removes what it wrote. Then strata
+ * dies of the signal as it would have (die_if_interrupted()).
+ * The handler removes nothing itself: the list of what was made grows by
+ * realloc() as the run goes, which a handler must not read. */
+
+static const int handled[] = {SIGINT, SIGTERM, SIGHUP};
+#define N_HANDLED (sizeof handled / sizeof handled[0])
+
+static volatile sig_atomic_t interrupted; /* the signal, or 0 */
+
+static void on_signal(int sig) {
+  tool_progress_on_signal(); /* the progress line ends with a newline */
+  interrupted = sig;
+}
+
+/* Installs on_signal where the signal has its default action: an ignored
+ * signal (nohup) stays ignored. Before tool_progress_start(), which then
+ * leaves these signals to us. */
+static void install_handlers(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  for (size_t i = 0; i < N_HANDLED; i++) {
+    struct sigaction old;
+    if (sigaction(handled[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+      sigaction(handled[i], &sa, NULL);
+  }
+}
+
+/* The failure an interrupt becomes: nothing is printed (a shell reports
+ * the signal), and the caller's failure path removes what was written. */
+static int stopped(void) {
+  return CLI_EXIT_FAIL;
+}
+
+/* Once the dump's failure path has run: dies of the signal noted, if any,
+ * with its default action (an interrupt that came after the manifest was
+ * in place leaves the complete dump). */
+static void die_if_interrupted(void) {
+  int sig = interrupted;
+  if (sig == 0)
+    return;
+  fflush(NULL);
+  signal(sig, SIG_DFL);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, sig);
+  sigprocmask(SIG_UNBLOCK, &set, NULL);
+  raise(sig);
+}
 
 /* ---- what the run creates -------------------------------------------------
  */
@@ -152,6 +225,19 @@ static int prepare_outdir(const char *outdir) {
   return CLI_EXIT_OK;
 }
 
+/* After each MiB of content (cli_write_content_each()): the progress
+ * line moves inside a large layer, and an interrupt waits no longer than
+ * one piece. -EINTR once interrupted, with no redraw after the handler
+ * ended the line. */
+static int after_piece(void *ctx, size_t n) {
+  (void)ctx;
+  d.bytes_written += n;
+  if (interrupted)
+    return -EINTR;
+  tool_progress_update(&progress, d.bytes_written, d.layers_written);
+  return 0;
+}
+
 /* Creates `path` (which must not exist), writes `size` bytes of `data`
  * and fsync()s it. `file` names the region for a mapping error. */
 static int write_file(const char *file, char *path, const void *data,
@@ -168,11 +254,13 @@ static int write_file(const char *file, char *path, const void *data,
     free(path);
     return cli_fail("out of memory");
   }
-  int rc = cli_write_content(fd, data, size);
+  int rc = cli_write_content_each(fd, data, size, after_piece, NULL);
   if (rc == 0 && fsync(fd) != 0)
     rc = -errno;
   if (close(fd) != 0 && rc == 0)
     rc = -errno;
+  if (rc == -EINTR && interrupted)
+    return stopped();
   if (rc == -EFAULT)
     return cli_fail("%s: %s", file, CLI_BUS_MESSAGE);
   if (rc < 0)
@@ -258,6 +346,10 @@ static int write_manifest(const char *file, const char *outdir,
     text[len] = '\n'; /* replaces the NUL: the length is known */
     code = write_file(file, temp, text, len + 1);
   }
+  /* The last point where an interrupt undoes the dump: once the manifest
+   * is in place the dump is complete, and stays. */
+  if (code == CLI_EXIT_OK && interrupted)
+    code = stopped();
   if (code == CLI_EXIT_OK && rename(d.made[d.n_made - 1], final) != 0)
     code = cli_fail("%s: rename: %s", final, strerror(errno));
   if (code == CLI_EXIT_OK) {
@@ -323,23 +415,56 @@ static int write_layers(const char *file, const char *outdir) {
     free(dir);
     return cli_fail("out of memory");
   }
+  uint64_t total = 0;
+  for (uint64_t i = 0; i < d.n; i++)
+    total += d.layers[i].size;
+  tool_progress_start(&progress, tool_progress_wanted(), "dump", total, d.n);
+  tool_progress_update(&progress, 0, 0);
   int code = CLI_EXIT_OK;
   for (uint64_t i = 0; i < d.n && code == CLI_EXIT_OK; i++) {
     char name[32];
     snprintf(name, sizeof name, "%" PRIu64 ".bin", d.layers[i].id);
-    char *path = join(dir, name);
-    code = path == NULL
+    char *path = interrupted ? NULL : join(dir, name);
+    code = interrupted ? stopped()
+           : path == NULL
                ? cli_fail("out of memory")
                : write_file(file, path, d.layers[i].data, d.layers[i].size);
-    /* A progress display (on a terminal) would report layer i here. */
+    if (code == CLI_EXIT_OK && !interrupted) {
+      d.layers_written++;
+      tool_progress_update(&progress, d.bytes_written, d.layers_written);
+    }
   }
-  return code == CLI_EXIT_OK ? sync_dir(dir) : code;
+  if (code == CLI_EXIT_OK)
+    code = sync_dir(dir);
+  tool_progress_finish(&progress, code == CLI_EXIT_OK && !interrupted);
+  return code;
 }
 
 /* ---- the command --------------------------------------------------------- */
 
+/* The verification's progress callback: the line, and a cancel once
+ * interrupted. */
+static int verify_progress(void *ctx, const strata_progress *p) {
+  if (interrupted)
+    return 1;
+  return tool_progress_callback(ctx, p);
+}
+
+static int verify(void) {
+  strata_verify_options o;
+  strata_verify_options_init(&o);
+  o.progress = verify_progress;
+  o.progress_ctx = &progress;
+  tool_progress_start(&progress, tool_progress_wanted(), "verify", 0, 0);
+  uint64_t bad_id;
+  int rc = strata_region_verify_ex(d.region, &o, &bad_id);
+  tool_progress_finish(&progress, rc == 0);
+  return rc;
+}
+
 static int dump(const char *file, const char *outdir) {
   if (CLI_BUS_FAULTED()) {
+    tool_progress_finish(&progress, false);
     remove_made(outdir);
     return cli_fail("%s: %s", file, CLI_BUS_MESSAGE);
   }
@@ -352,8 +477,10 @@ static int dump(const char *file, const char *outdir) {
    * as it is now and rebuilt with a new checksum: a different region. So
    * the dump checks first, as strata verify does (one more read of the
    * file, from the page cache for all but the largest regions). */
-  if (rc == 0 && (rc = strata_region_verify(d.region, NULL)) < 0) {
+  if (rc == 0 && (rc = verify()) < 0) {
     cli_bus_disarm();
+    if (rc == STRATA_E_CANCELED && interrupted)
+      return stopped();
     return cli_fail("%s (not dumped: run strata verify)",
                     strata_last_error_detail());
   }
@@ -362,6 +489,8 @@ static int dump(const char *file, const char *outdir) {
     code = collect_layers(file, &info);
   if (code == CLI_EXIT_OK)
     code = write_layers(file, outdir);
+  if (code == CLI_EXIT_OK && interrupted)
+    code = stopped();
   if (code == CLI_EXIT_OK)
     code = write_manifest(file, outdir, &info);
   if (code != CLI_EXIT_OK)
@@ -377,10 +506,12 @@ static int run(int argc, char **argv) {
   if (!cli_parse_args(&cli_cmd_dump, argc, argv, NULL, 0, pos, 2, 2, &npos,
                       &code))
     return code;
+  install_handlers();
   code = dump(pos[0], pos[1]);
   strata_region_close(d.region);
   free(d.layers);
   forget_made();
+  die_if_interrupted();
   return code;
 }
 
