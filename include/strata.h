@@ -4,15 +4,18 @@
  * the rules that hold for the whole API; the declarations are in the
  * sub-headers it includes, one per part, each with its full documentation:
  *
- *   <strata/types.h>     STRATA_API and the opaque handles
+ *   <strata/types.h>     STRATA_API, the opaque handles, progress callbacks
  *   <strata/version.h>   library and file format versions
  *   <strata/errors.h>    error codes, their names, the detail string
  *   <strata/region.h>    opening a region file, lookups, iteration, verify
  *   <strata/writer.h>    writing region files
  *   <strata/store.h>     stores: a directory of regions served together
- *   <strata/snapshot.h>  snapshots (strata_txn) and reads through them
+ *   <strata/snapshot.h>  snapshots (strata_txn), reads and iteration
+ *                        through them, paths by id or by name
  *   <strata/proto.h>     proto-regions and crystallization (store writes)
  *   <strata/state.h>     state dump, metrics, read statistics
+ *   <strata/processes.h> the shared view: the processes that have a store
+ *                        open, read from outside (STORE/.strata.shm)
  *   <strata/staging.h>   the staging pool: pinned copies, GPU transfers
  *
  * Overview
@@ -139,6 +142,12 @@
  *   it does not stop a process that ignores it, and on network file systems
  *   it is only as good as their flock(). A child forked while the parent
  *   holds the lock shares the lock's open file description until it exits.
+ * - The shared view (<strata/processes.h>): STORE/.strata.shm is written by
+ *   every process that opens the store, and tells a live slot from a dead
+ *   one by an open-file-description lock (F_OFD_SETLK) per slot, on the
+ *   same host only. Its figures are what each process wrote: a process
+ *   that can write the file can make the view lie, never make a reader
+ *   crash.
  * - Symlinks: a region file in a store may be a symlink to a regular file;
  *   the store serves the target. Crystallizing that region replaces the
  *   link itself with a regular file in the store's directory (rename() acts

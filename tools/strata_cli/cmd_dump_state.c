@@ -18,10 +18,10 @@ static const char usage[] =
     "(STORE/.strata.shm, see 'strata readers').\n"
     "\n"
     "Options:\n"
-    "  --verbose   also list every region's layer index (id, name, offset,\n"
-    "              length, checksum): large for large regions\n"
+    "  --verbose      also list every region's layer index (id, name,\n"
+    "                 offset, length, checksum): large for large regions\n"
     "  --process PID  only that process under \"processes\"\n"
-    "  -h, --help  show this help\n"
+    "  -h, --help     show this help\n"
     "\n"
     "Exit status: 0 ok, 1 the store or its shared view cannot be read, or\n"
     "no live process has that pid, 2 usage error.\n";

@@ -78,7 +78,7 @@ static int run(int argc, char **argv) {
 
 const cli_command cli_cmd_readers = {
     .name = "readers",
-    .synopsis = "[--json] [--process PID] [--check] STORE",
+    .synopsis = "[--json] [--process PID] STORE | --check STORE",
     .summary = "list the processes that have the store open",
     .usage = usage,
     .run = run,
