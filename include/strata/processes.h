@@ -74,7 +74,8 @@ typedef struct strata_process {
  * 8 or larger than the library's), STRATA_E_BAD_SHM (the file is not a
  * valid shared view: wrong magic, version or sizes, truncated, not a
  * regular file, a symbolic link; the detail names the file and offset),
- * -errno opening or mapping it (-EACCES), STRATA_E_NOMEM. Thread-safe. */
+ * -errno opening it (-EACCES), -ENOENT or -ENOTDIR when `dir` is missing
+ * or not a directory (the detail names it), STRATA_E_NOMEM. Thread-safe. */
 STRATA_API int strata_processes_read(const char *dir, uint32_t struct_size,
                                      strata_process **list, size_t *count);
 

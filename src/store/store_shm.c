@@ -538,7 +538,10 @@ static void to_process(const uint64_t *w, uint32_t index, strata_process *p) {
                         .staging_layers = w[STRATA__SHM_STAGING_LAYERS]};
 }
 
-/* Opens DIR/.strata.shm from outside a store. -ENOENT when absent. */
+/* Opens DIR/.strata.shm from outside a store. 1 when the directory has no
+ * such file; a directory that is missing or is not one is an error
+ * naming it, not "nobody has the store open" (a mistyped STORE would
+ * otherwise list no one, successfully). */
 static int open_outside(const char *dir, int mode, char **path, int *fd,
                         uint32_t *count) {
   size_t len = strlen(dir);
@@ -547,7 +550,13 @@ static int open_outside(const char *dir, int mode, char **path, int *fd,
     return strata__fail(STRATA_E_NOMEM, "%s: allocating", dir);
   memcpy(*path, dir, len);
   memcpy(*path + len, "/" STRATA__SHM_FILE, sizeof "/" STRATA__SHM_FILE);
-  return open_view(AT_FDCWD, *path, *path, mode, fd, count);
+  /* O_PATH: searching the directory needs no read permission on it. */
+  int dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dirfd < 0)
+    return strata__fail_errno(errno, "%s: opening the store directory", dir);
+  int rc = open_view(dirfd, *path, STRATA__SHM_FILE, mode, fd, count);
+  close(dirfd);
+  return rc == -ENOENT ? 1 : rc;
 }
 
 int strata_processes_read(const char *dir, uint32_t struct_size,
@@ -567,7 +576,7 @@ int strata_processes_read(const char *dir, uint32_t struct_size,
   int fd = -1;
   uint32_t slots = 0;
   int rc = open_outside(dir, O_RDONLY, &path, &fd, &slots);
-  if (rc == -ENOENT)
+  if (rc == 1) /* no file: nobody */
     rc = 0, slots = 0;
   char *out = NULL;
   size_t n = 0;
@@ -614,7 +623,7 @@ int strata_processes_check(const char *dir, size_t *cleared) {
   int fd = -1;
   uint32_t slots = 0;
   int rc = open_outside(dir, O_RDWR, &path, &fd, &slots);
-  if (rc == -ENOENT)
+  if (rc == 1) /* no file: nobody */
     rc = 0, slots = 0;
   size_t n = 0;
   for (uint32_t i = 0; i < slots && rc == 0; i++) {

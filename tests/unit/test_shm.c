@@ -142,6 +142,35 @@ static void test_struct_size(void **state) {
   free((void *)dir);
 }
 
+/* A directory that is missing or is not one is an error naming it, not a
+ * store nobody has open (a mistyped STORE listed no one, successfully). */
+static void test_not_a_dir(void **state) {
+  (void)state;
+  const char *dir = strdup(test_tmpdir());
+  char *missing = strdup(test_path(dir, "nostore"));
+  strata_process *l = NULL;
+  size_t n = 99, cleared = 99;
+  assert_int_equal(strata_processes_read(missing, sizeof *l, &l, &n), -ENOENT);
+  assert_non_null(strstr(strata_last_error_detail(), missing));
+  assert_null(l);
+  assert_int_equal(n, 0);
+  assert_int_equal(strata_processes_check(missing, &cleared), -ENOENT);
+  assert_non_null(strstr(strata_last_error_detail(), missing));
+  assert_int_equal(cleared, 0);
+  char *file = strdup(test_path(dir, "file"));
+  test_write_file(file, "x", 1);
+  assert_int_equal(strata_processes_read(file, sizeof *l, &l, &n), -ENOTDIR);
+  assert_non_null(strstr(strata_last_error_detail(), file));
+  assert_int_equal(strata_processes_check(file, NULL), -ENOTDIR);
+  /* An existing directory without the file is still "nobody". */
+  assert_int_equal(read_list(dir, &l), 0);
+  assert_strata_ok(strata_processes_check(dir, &cleared));
+  assert_int_equal(cleared, 0);
+  free(file);
+  free(missing);
+  free((void *)dir);
+}
+
 /* ---- hostile files --------------------------------------------------------
  */
 
@@ -552,6 +581,7 @@ int main(void) {
       cmocka_unit_test(test_group_mode),
       cmocka_unit_test(test_figures),
       cmocka_unit_test(test_struct_size),
+      cmocka_unit_test(test_not_a_dir),
       cmocka_unit_test(test_hostile),
       cmocka_unit_test(test_special),
       cmocka_unit_test(test_truncated_under_store),
