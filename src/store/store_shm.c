@@ -303,9 +303,15 @@ static int truncated_under(const char *path, uint32_t i) {
 /* The reader's side: 1 with a consistent copy of slot i in `words`; 0 when
  * the owner kept writing (it is then in the middle of a publication for a
  * long time: stopped by a debugger, say); STRATA_E_BAD_SHM when the file
- * was truncated after it was checked (`path` and the offset named). */
+ * was truncated after it was checked (`path` and the offset named).
+ * A publication is three pwrite() calls, but its thread may be preempted
+ * between them and wait for a CPU for a few scheduler periods on a loaded
+ * machine, far longer than a burst of sched_yield() lasts when this
+ * thread's CPU has nothing else to run: so the yields are followed by
+ * sleeps of a millisecond, for up to about half a second in all, before
+ * the slot is given up (and left out of the list). */
 static int slot_read(int fd, const char *path, uint32_t i, uint64_t *words) {
-  for (unsigned tries = 0; tries < 1000; tries++) {
+  for (unsigned tries = 0; tries < 1500; tries++) {
     uint64_t a = 0, b = 0;
     int rc = slot_pread(fd, i, 0, &a, 8);
     if (rc == 1 && (a & 1) == 0)
@@ -320,7 +326,12 @@ static int slot_read(int fd, const char *path, uint32_t i, uint64_t *words) {
                                 path, i, (intmax_t)slot_offset(i));
     if ((a & 1) == 0 && a == b)
       return 1;
-    sched_yield();
+    if (tries < 1000) {
+      sched_yield();
+    } else {
+      struct timespec ms = {0, 1000000};
+      nanosleep(&ms, NULL);
+    }
   }
   return 0;
 }

@@ -171,6 +171,56 @@ static void test_not_a_dir(void **state) {
   free((void *)dir);
 }
 
+/* An owner in the middle of a publication (seq odd) for a long while: its
+ * thread preempted between its pwrite() calls on a loaded machine, or
+ * stopped. The reader keeps trying past its burst of sched_yield(), which
+ * lasts about a millisecond when its CPU has nothing else to run, with
+ * sleeps (store_shm.c, slot_read), and then leaves the slot out; once the
+ * publication completes the slot is listed. The stalled owner is made by
+ * hand, holding slot 1's lock as a store would, so that no publisher
+ * thread finishes its publication behind the test's back. */
+static void test_stalled_publication(void **state) {
+  (void)state;
+  const char *dir = strdup(test_tmpdir());
+  strata_store *s = open_view(dir, NULL, 1);
+  assert_int_equal(s->shm->index, 0);
+  int fd = open(test_path(dir, ".strata.shm"), O_RDWR);
+  assert_true(fd >= 0);
+  off_t slot1 = STRATA__SHM_HEADER_SIZE + STRATA__SHM_SLOT_SIZE;
+  struct flock fl = {.l_type = F_WRLCK,
+                     .l_whence = SEEK_SET,
+                     .l_start = slot1,
+                     .l_len = STRATA__SHM_SLOT_SIZE};
+  assert_int_equal(fcntl(fd, F_OFD_SETLK, &fl), 0);
+  uint64_t pid = 4242, seq = 1;
+  assert_int_equal(pwrite(fd, &pid, 8, slot1 + 8 * STRATA__SHM_PID), 8);
+  assert_int_equal(pwrite(fd, &seq, 8, slot1 + 8 * STRATA__SHM_SEQ), 8);
+  fp_watch(dir);
+  fp_arm(0, FP_TRANSIENT, 0);
+  strata_process *l = NULL;
+  assert_int_equal(read_list(dir, &l), 1); /* slot 1 left out */
+  fp_disarm();
+  assert_int_equal(l[0].pid, getpid());
+  strata_processes_free(l);
+  size_t preads = 0;
+  for (size_t i = 0; i < fp_count(); i++)
+    preads += fp_call_at(i) != NULL && fp_call_at(i)->fn == FP_PREAD;
+  /* 1000 yields, then 500 sleeps: each try reads seq once. (It gave up
+   * after the yields, about a millisecond, before.) */
+  if (preads < 1500)
+    fail_msg("the reader gave up on the stalled slot after %zu reads", preads);
+  seq = 2; /* the publication completes */
+  assert_int_equal(pwrite(fd, &seq, 8, slot1 + 8 * STRATA__SHM_SEQ), 8);
+  assert_int_equal(read_list(dir, &l), 2);
+  assert_int_equal(l[1].slot, 1);
+  assert_int_equal(l[1].pid, 4242);
+  strata_processes_free(l);
+  fp_watch(NULL);
+  close(fd);
+  strata_store_close(s);
+  free((void *)dir);
+}
+
 /* ---- hostile files --------------------------------------------------------
  */
 
@@ -582,6 +632,7 @@ int main(void) {
       cmocka_unit_test(test_figures),
       cmocka_unit_test(test_struct_size),
       cmocka_unit_test(test_not_a_dir),
+      cmocka_unit_test(test_stalled_publication),
       cmocka_unit_test(test_hostile),
       cmocka_unit_test(test_special),
       cmocka_unit_test(test_truncated_under_store),
