@@ -102,6 +102,10 @@
  * Changed in 0.2: strata_find_region(), strata_writer_add(),
  * strata_writer_begin_layer(), strata_proto_create() and strata_proto_put()
  * took NUL-terminated names before; each now takes name_len after name.
+ * Also changed in 0.2: strata_progress_fn (strata_writer_options.progress)
+ * was `void (*)(void *ctx, uint64_t bytes, uint64_t layers)`; it is now
+ * `int (*)(void *ctx, const strata_progress *progress)` (<strata/types.h>),
+ * whose non-zero return cancels.
  *
  * Growing structures
  * ------------------

@@ -82,7 +82,11 @@ STRATA_API int strata_log_level_parse(const char *s);
 /* Flags for strata_store_config.flags. */
 enum strata_store_flags {
   /* Never write: proto and crystallize calls fail with STRATA_E_STATE, and
-   * the lock file is neither created nor taken. */
+   * the lock file is neither created nor taken. The shared view
+   * (strata_store_config.shared_view) is not store content: a read-only
+   * store still registers in STORE/.strata.shm, creating it if the
+   * directory allows, so that other processes see it as a reader; set
+   * shared_view to 0 for a store that writes nothing at all. */
   STRATA_STORE_READ_ONLY = 1u << 0,
   /* Check every region's index checksum before strata_store_open()
    * returns. By default open runs every structural check (all that makes a

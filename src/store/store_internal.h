@@ -452,18 +452,19 @@ struct strata_store {
  * stops the verifier and waits for every snapshot to end, after which no
  * other thread touches the store, and _close frees it (and calls _stop
  * itself, so that it also undoes an _open alone). NULL ok for _close. */
-/* store_dir.c: creates `dir` (the last component only) unless it is a
- * directory already, setting *created when it made it. Errors name the
- * path: -ENOTDIR (something else is there), -ENOENT (no parent), -errno. */
-int strata__store_mkdir(const char *dir, bool *created);
-/* Removes a directory strata__store_mkdir() created, after an open that
- * failed: its lock file, then the directory if nothing else is in it. */
-void strata__store_unmake_dir(const char *dir);
 int strata__store_open(const char *dir, const strata_store_config *config,
                        struct strata_store **out);
 void strata__store_start(struct strata_store *s);
 void strata__store_stop(struct strata_store *s);
 void strata__store_close(struct strata_store *s);
+/* store_dir.c: creates `dir` (the last component only) unless it is a
+ * directory already, setting *created when it made it. Errors name the
+ * path: -ENOTDIR (something else is there), -ENOENT (no parent), -errno. */
+int strata__store_mkdir(const char *dir, bool *created);
+/* Removes a directory strata__store_mkdir() created, after an open that
+ * failed: its lock file and shared view file, then the directory if
+ * nothing else is in it. */
+void strata__store_unmake_dir(const char *dir);
 
 /* store_scan.c. Lists the region files of the directory ("*.region", not
  * hidden), sorted, into a malloc'd array of malloc'd names; with `clean`,

@@ -85,8 +85,8 @@ bool cli_parse_layer(const cli_command *cmd, const char *arg, cli_key *key,
   return cli_parse_key(cmd, "layer id", arg, false, key, exit_code);
 }
 
-/* The library calls that take a name are made here and in cli_get_layer()
- * only, so that a change to how the API takes names touches two lines. */
+/* A name argument given on the command line is NUL-terminated; the API
+ * takes pointer + length (<strata.h>, "Conventions"). */
 static int find_region(const strata_txn *txn, const char *name, uint64_t *id) {
   return strata_find_region(txn, name, strlen(name), id);
 }
