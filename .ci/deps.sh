@@ -9,6 +9,8 @@ packages=(
   libcmocka-dev python3-jsonschema   # tests (the state dump's schema)
   liblmdb-dev libcdb-dev liburcu-dev # benchmark peers
   clang libclang-rt-14-dev           # libFuzzer and sanitizer runtimes
+  python3-dev python3-setuptools python3-pip python3-venv  # bindings/python
+  python3-pytest python3-numpy python3-lmdb  # its tests and benchmark
 )
 missing=()
 for p in "${packages[@]}"; do

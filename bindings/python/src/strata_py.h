@@ -74,6 +74,13 @@ int strata_py_init_errors(PyObject *module);
 PyObject *strata_py_raise(int rc);
 /* The same, returning -1, for functions that return int. */
 int strata_py_raise_int(int rc);
+/* Raises the exception for `rc` with a message made by
+ * PyUnicode_FromFormat(fmt, ...) instead of the library's detail: for
+ * failures found before the library is called. Returns NULL. */
+PyObject *strata_py_raise_msg(int rc, const char *fmt, ...);
+/* strata_py_raise_msg(STRATA_E_STATE, ...): strata.Error for a closed
+ * object or a fork() child. Returns NULL. */
+PyObject *strata_py_raise_state(const char *fmt, ...);
 
 /* ---- fork safety (module.c) ---------------------------------------------- */
 
@@ -105,8 +112,7 @@ typedef struct strata_py_owner {
 /* Every owner type's struct starts with these members, in this order:
  *   typedef struct { STRATA_PY_OWNER_HEAD; ...own fields... } RegionObject;
  */
-#define STRATA_PY_OWNER_HEAD                                                   \
-  PyObject_HEAD strata_py_owner owner
+#define STRATA_PY_OWNER_HEAD PyObject_HEAD strata_py_owner owner
 
 typedef struct strata_py_owner_object {
   STRATA_PY_OWNER_HEAD;
@@ -132,6 +138,12 @@ void strata_py_owner_release(PyObject *obj);
  * becomes CLOSING and returns 0; otherwise it is finished now. Closing a
  * closed owner is a no-op returning 0. */
 int strata_py_owner_close(PyObject *obj, bool defer);
+/* For the owner type's tp_dealloc: finishes an owner that is not CLOSED
+ * yet (a Region dropped without close()), except in a fork() child, whose
+ * copy of the parent's resource must not be ended (a snapshot's end would
+ * write to the store's shared view). It cannot have exports: every export
+ * holds a Layer, which holds the owner. */
+void strata_py_owner_dealloc(PyObject *obj);
 
 /* ---- Layer (layer.c) ----------------------------------------------------- */
 
@@ -144,7 +156,8 @@ int strata_py_init_layer(PyObject *module);
  * NULL with an exception set. Takes a new reference to owner. */
 PyObject *strata_py_layer_new(PyObject *owner, const strata_layer *l);
 
-/* ---- the other types ------------------------------------------------------ */
+/* ---- the other types ------------------------------------------------------
+ */
 
 int strata_py_init_region(PyObject *module);   /* region.c: strata.Region */
 int strata_py_init_store(PyObject *module);    /* store.c: strata.Store */
