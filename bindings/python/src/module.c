@@ -86,7 +86,7 @@ static const init_fn inits[] = {
 
     /* strata_py_init_proto, */
 
-    /* strata_py_init_writer, */
+    strata_py_init_writer,
 
     /* strata_py_init_staging, */
 };
