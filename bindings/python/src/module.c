@@ -80,11 +80,11 @@ static const init_fn inits[] = {
     strata_py_init_layer,
     strata_py_init_region,
 
-    /* strata_py_init_store, */
+    strata_py_init_store,
 
-    /* strata_py_init_snapshot, */
+    strata_py_init_snapshot,
 
-    /* strata_py_init_proto, */
+    strata_py_init_proto,
 
     strata_py_init_writer,
 

@@ -78,10 +78,119 @@ class Region:
     def get_by_name(self, name: str, default: _T) -> Layer | _T: ...
     def verify(self) -> None: ...
 
+# ---- Store (store.c) --------------------------------------------------------
+
+from typing import Iterable
+from typing_extensions import Buffer  # collections.abc.Buffer from 3.12
+
+class Store:
+    """A store: a directory of region files, read through snapshots and
+    written through protos. Keyword arguments are strata_store_config's
+    fields; None keeps a default, an unknown keyword is a TypeError."""
+    def __init__(
+        self,
+        path: str | bytes | os.PathLike[str],
+        *,
+        memory_limit: int | None = ...,
+        warn_pct: int | None = ...,
+        evict_pct: int | None = ...,
+        refuse_pct: int | None = ...,
+        log_level: int | str | None = ...,
+        max_readers: int | None = ...,
+        snapshot_warn_ms: int | None = ...,
+        open_threads: int | None = ...,
+        shared_view: bool | None = ...,
+        read_only: bool | None = ...,
+        verify_at_open: bool | None = ...,
+        create: bool | None = ...,
+        staging_bytes: int | None = ...,
+        staging_block_size: int | None = ...,
+        staging_streams: int | None = ...,
+        staging_device: int | None = ...,
+        staging_high_pct: int | None = ...,
+        staging_evict_pct: int | None = ...,
+        staging_hot_threshold: int | None = ...,
+        staging_sample_period: int | None = ...,
+        staging_hot_budget: int | None = ...,
+        staging_pack_bytes: int | None = ...,
+        staging_device_cache_bytes: int | None = ...,
+        staging_host: bool | None = ...,
+        staging_no_dedup: bool | None = ...,
+        staging_direct: bool | None = ...,
+    ) -> None: ...
+    def close(self) -> None:
+        """Ends snapshots without exports now, the others (and the store)
+        when their last exported buffer is released. Never BufferError."""
+    def __enter__(self) -> Store: ...
+    def __exit__(self, *exc: object) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def path(self) -> str: ...
+    def snapshot(self) -> Snapshot: ...
+    def proto(
+        self,
+        region: int | str,
+        *,
+        create: bool = False,
+        name: str | None = None,
+        metadata: Any = None,
+    ) -> Proto: ...
+    def crystallize(self, region: int | str, /) -> None:
+        """Writes the region's proto as its file; releases the GIL."""
+    def refresh(self) -> None:
+        """Picks up region files other processes wrote; releases the GIL."""
+    def dump_state(self, verbose: bool = False) -> dict[str, Any]: ...
+    def metrics_text(self) -> str: ...
+    def processes(self) -> list[dict[str, Any]]: ...
+
+# ---- Snapshot (snapshot.c) --------------------------------------------------
+
+class Snapshot:
+    """One consistent, unchanging view of a Store (Store.snapshot()).
+    Exported buffers of its layers keep it alive after close()."""
+    def get(self, region: int | str, layer: int | str, /) -> Layer:
+        """Raises NotFoundError (a KeyError) on a miss."""
+    def get_many(
+        self, refs: Iterable[tuple[int | str, int | str]], /
+    ) -> list[Layer | None]:
+        """One entry per pair; None where the region or layer is missing."""
+    def regions(self) -> list[dict[str, Any]]:
+        """id, name, file, layers, bytes, metadata, generation, has_proto."""
+    def layers(self, region: int | str, /) -> Iterator[Layer]:
+        """The region's layers (proto changes included) in id order."""
+    def close(self) -> None: ...
+    def __enter__(self) -> Snapshot: ...
+    def __exit__(self, *exc: object) -> None: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def store(self) -> Store: ...
+
+# ---- Proto (proto.c) --------------------------------------------------------
+
+class Proto:
+    """A region's proto (Store.proto()). Leaving its `with` block does
+    nothing: the changes stay until Store.crystallize() or Store.close()."""
+    def put(
+        self,
+        layer_id: int,
+        data: Buffer,
+        name: str | None = None,
+        metadata: Any = None,
+    ) -> None: ...
+    def remove(self, layer_id: int, /) -> None: ...
+    def discard(self) -> None: ...
+    def __enter__(self) -> Proto: ...
+    def __exit__(self, *exc: object) -> None: ...
+    @property
+    def info(self) -> dict[str, int]:
+        """region_id, layers, changed, bytes, age_ms."""
+    @property
+    def region_id(self) -> int: ...
+
 # ---- Writer (writer.c) ------------------------------------------------------
 
-# Any object with the buffer protocol (collections.abc.Buffer from 3.12).
-from typing_extensions import Buffer
 
 class Writer:
     """A region file being written: published by commit(), or nothing."""
