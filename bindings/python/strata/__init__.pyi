@@ -191,7 +191,6 @@ class Proto:
 
 # ---- Writer (writer.c) ------------------------------------------------------
 
-
 class Writer:
     """A region file being written: published by commit(), or nothing."""
     def __init__(
