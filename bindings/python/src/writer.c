@@ -75,7 +75,7 @@ static int writer_check(WriterObject *self) {
   return 0;
 }
 
-/* ---- argument conversion -------------------------------------------------- */
+/* ---- argument conversion ------------------------------------------------- */
 
 /* An unsigned 64-bit id from any integer (including numpy's, through
  * __index__). Raises TypeError / OverflowError naming `what`. */
@@ -86,8 +86,8 @@ static int to_u64(PyObject *obj, const char *what, uint64_t *out) {
   unsigned long long v = PyLong_AsUnsignedLongLong(index);
   Py_DECREF(index);
   if (v == (unsigned long long)-1 && PyErr_Occurred()) {
-    PyErr_Format(PyExc_OverflowError, "%s must be in [0, 2**64), got %R",
-                 what, obj);
+    PyErr_Format(PyExc_OverflowError, "%s must be in [0, 2**64), got %R", what,
+                 obj);
     return -1;
   }
   *out = (uint64_t)v;
@@ -140,18 +140,16 @@ static int to_metadata(PyObject *obj, PyObject **out) {
   return 0;
 }
 
-/* ---- construction --------------------------------------------------------- */
+/* ---- construction -------------------------------------------------------- */
 
 static int writer_init(PyObject *op, PyObject *args, PyObject *kwargs) {
   WriterObject *self = (WriterObject *)op;
   static char *kwlist[] = {"path",  "region_id",  "name", "metadata",
                            "align", "lock_store", NULL};
-  PyObject *path, *id_obj, *name_obj, *meta_obj = Py_None,
-                                      *align_obj = Py_None;
+  PyObject *path, *id_obj, *name_obj, *meta_obj = Py_None, *align_obj = Py_None;
   int lock_store = 0;
   if (self->w != NULL || self->path != NULL) {
-    strata_py_raise_state("strata.Writer(%R): already initialized",
-                          self->path);
+    strata_py_raise_state("strata.Writer(%R): already initialized", self->path);
     return -1;
   }
   if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOU|O$Op:Writer", kwlist,
@@ -236,7 +234,7 @@ static void writer_dealloc(PyObject *op) {
   Py_DECREF(tp);
 }
 
-/* ---- layers --------------------------------------------------------------- */
+/* ---- layers -------------------------------------------------------------- */
 
 /* One call of the library's writer, described so that one function runs
  * every kind with the GIL released. */
@@ -265,8 +263,8 @@ static int run_op(strata_writer *w, const writer_op *op, const char *meta) {
     return strata_writer_add(w, op->id, op->name, (size_t)op->name_len, meta,
                              op->data.buf, (size_t)op->data.len);
   case OP_BEGIN_LAYER:
-    return strata_writer_begin_layer(w, op->id, op->name,
-                                     (size_t)op->name_len, meta);
+    return strata_writer_begin_layer(w, op->id, op->name, (size_t)op->name_len,
+                                     meta);
   case OP_APPEND:
     return strata_writer_append(w, op->data.buf, (size_t)op->data.len);
   case OP_APPEND_ZEROS:
@@ -371,7 +369,7 @@ static PyObject *writer_end_layer(PyObject *self, PyObject *unused) {
   return writer_run((WriterObject *)self, &op);
 }
 
-/* ---- ending --------------------------------------------------------------- */
+/* ---- ending -------------------------------------------------------------- */
 
 static PyObject *writer_commit(PyObject *op, PyObject *unused) {
   (void)unused;
@@ -445,7 +443,7 @@ static PyObject *writer_exit(PyObject *op, PyObject *args) {
   Py_RETURN_FALSE;
 }
 
-/* ---- attributes ----------------------------------------------------------- */
+/* ---- attributes ---------------------------------------------------------- */
 
 static PyObject *writer_get_path(PyObject *op, void *closure) {
   (void)closure;
