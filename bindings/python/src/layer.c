@@ -238,6 +238,35 @@ static void layer_releasebuffer(PyObject *obj, Py_buffer *view) {
   strata_py_owner_release(((LayerObject *)obj)->owner);
 }
 
+static PyObject *layer_dlpack(PyObject *obj, PyObject *args, PyObject *kwds) {
+  LayerObject *self = (LayerObject *)obj;
+  return strata_py_dlpack_export(obj, self->owner,
+                                 self->l.data ? self->l.data : empty_layer,
+                                 self->l.size, args, kwds);
+}
+
+static PyObject *layer_dlpack_device(PyObject *obj,
+                                     PyObject *Py_UNUSED(ignored)) {
+  if (layer_check((LayerObject *)obj) < 0)
+    return NULL;
+  return strata_py_dlpack_device();
+}
+
+static PyMethodDef layer_methods[] = {
+    {"__dlpack__", (PyCFunction)(void (*)(void))layer_dlpack,
+     METH_VARARGS | METH_KEYWORDS,
+     "__dlpack__(*, stream=None, max_version=None, dl_device=None, "
+     "copy=None)\n--\n\n"
+     "The content as a DLPack capsule: a 1-D uint8 tensor in host memory "
+     "(kDLCPU), the mapping itself, without a copy. With max_version >= "
+     "(1, 0) the capsule is versioned and flagged read-only. The tensor "
+     "counts as an exported buffer until its consumer releases it, like a "
+     "memoryview. numpy.from_dlpack(layer), torch.from_dlpack(layer)."},
+    {"__dlpack_device__", layer_dlpack_device, METH_NOARGS,
+     "__dlpack_device__()\n--\n\n(1, 0): kDLCPU, device 0."},
+    {NULL, NULL, 0, NULL},
+};
+
 static PyGetSetDef layer_getset[] = {
     {"id", layer_get_id, NULL, "The layer's id (int).", NULL},
     {"name", layer_get_name, NULL, "The layer's name (str), or None.", NULL},
@@ -257,12 +286,14 @@ static PyType_Slot layer_slots[] = {
      "Layers come from a Region (region[17]) or a snapshot. The content is "
      "exposed through the read-only buffer protocol without a copy: "
      "memoryview(layer), numpy.frombuffer(layer, dtype), bytes(layer) (a "
-     "copy). A Layer keeps its region or snapshot alive; once that is "
+     "copy); and DLPack (numpy.from_dlpack, torch.from_dlpack). A Layer keeps "
+     "its region or snapshot alive; once that is "
      "closed every access raises strata.Error. A region cannot be closed "
      "while buffers exported from its layers are alive (BufferError)."},
     {Py_tp_dealloc, layer_dealloc},
     {Py_tp_repr, layer_repr},
     {Py_tp_getset, layer_getset},
+    {Py_tp_methods, layer_methods},
     {Py_bf_getbuffer, layer_getbuffer},
     {Py_bf_releasebuffer, layer_releasebuffer},
     {0, NULL},

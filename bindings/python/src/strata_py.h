@@ -156,8 +156,25 @@ int strata_py_init_layer(PyObject *module);
  * NULL with an exception set. Takes a new reference to owner. */
 PyObject *strata_py_layer_new(PyObject *owner, const strata_layer *l);
 
-/* ---- the other types ------------------------------------------------------
- */
+/* ---- DLPack (dlpack.c) ------------------------------------------------ */
+
+/* The body of an exporter's __dlpack__(*, stream=None, max_version=None,
+ * dl_device=None, copy=None) (METH_VARARGS | METH_KEYWORDS: pass args and
+ * kwds on): a capsule holding a 1-D uint8 kDLCPU tensor over
+ * [data, data + size), which is memory of `owner` (checked open first).
+ * A "dltensor_versioned" capsule with DLPACK_FLAG_BITMASK_READ_ONLY when
+ * max_version >= (1, 0), a legacy "dltensor" capsule otherwise. The export
+ * holds a strong reference to `exporter` (which must keep `owner` alive)
+ * and counts as one export of `owner` until the consumer's deleter (or the
+ * unconsumed capsule's destructor) runs; the deleter takes the GIL. A
+ * dl_device other than (kDLCPU, 0) and copy=True raise BufferError. */
+PyObject *strata_py_dlpack_export(PyObject *exporter, PyObject *owner,
+                                  const void *data, uint64_t size,
+                                  PyObject *args, PyObject *kwds);
+/* __dlpack_device__() of host memory: (kDLCPU, 0), i.e. (1, 0). */
+PyObject *strata_py_dlpack_device(void);
+
+/* ---- the other types --------------------------------------------------- */
 
 int strata_py_init_region(PyObject *module);   /* region.c: strata.Region */
 int strata_py_init_store(PyObject *module);    /* store.c: strata.Store */

@@ -49,6 +49,17 @@ class Layer:
     @property
     def checksum(self) -> int: ...
     def __buffer__(self, flags: int, /) -> memoryview: ...
+    def __dlpack__(
+        self,
+        *,
+        stream: Any = None,
+        max_version: tuple[int, int] | None = None,
+        dl_device: tuple[int, int] | None = None,
+        copy: bool | None = None,
+    ) -> Any:
+        """A DLPack capsule over the content (1-D uint8, kDLCPU), no copy."""
+    def __dlpack_device__(self) -> tuple[int, int]:
+        """(1, 0): kDLCPU, device 0."""
 
 # ---- Region (region.c) ------------------------------------------------------
 
