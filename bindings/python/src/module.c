@@ -88,7 +88,7 @@ static const init_fn inits[] = {
 
     /* strata_py_init_writer, */
 
-    /* strata_py_init_staging, */
+    strata_py_init_staging,
 };
 /* clang-format on */
 

@@ -183,6 +183,19 @@ int strata_py_init_proto(PyObject *module);    /* proto.c: strata.Proto */
 int strata_py_init_writer(PyObject *module);   /* writer.c: strata.Writer */
 int strata_py_init_staging(PyObject *module);  /* staging.c: strata.Staged */
 
+/* The staging methods of Snapshot, in staging.c, listed in snapshot.c's
+ * method table (docs/PYTHON.md, "Staging"):
+ *   stage(region, layer) -> Staged                       METH_VARARGS
+ *   stage_path_size(refs) -> int                         METH_O
+ *   stage_path_to_device(refs, dst, stream=None)
+ *       -> [(offset, size), ...]                         METH_VARARGS|KEYWORDS
+ * `snap` is a Snapshot (strata_py_snapshot_txn() checks it). */
+extern PyObject *strata_py_StagedType;
+PyObject *strata_py_snapshot_stage(PyObject *snap, PyObject *args);
+PyObject *strata_py_snapshot_stage_path_size(PyObject *snap, PyObject *refs);
+PyObject *strata_py_snapshot_stage_path_to_device(PyObject *snap,
+                                                  PyObject *args, PyObject *kw);
+
 /* JSON text (metadata) <-> Python objects, through the standard `json`
  * module (module.c). _loads returns a new reference or NULL with an
  * exception; _dumps returns a new bytes object (compact separators) for
