@@ -56,6 +56,17 @@ static void reset_pid(void) {
   current_pid = getpid();
 }
 
+int strata_py_type_error(const char *what, const char *expected,
+                         PyObject *obj) {
+  PyObject *name = PyType_GetName(Py_TYPE(obj));
+  if (name != NULL) {
+    PyErr_Format(PyExc_TypeError, "%s must be %s, not %U", what, expected,
+                 name);
+    Py_DECREF(name);
+  }
+  return -1;
+}
+
 int strata_py_check_pid(pid_t pid, const char *what) {
   pid_t self = current_pid;
   if (self == pid)
@@ -102,7 +113,7 @@ static const init_fn inits[] = {
 
     strata_py_init_writer,
 
-    /* strata_py_init_staging, */
+    strata_py_init_staging,
 };
 /* clang-format on */
 

@@ -68,8 +68,7 @@ static PyObject *Proto_put(PyObject *self, PyObject *args, PyObject *kwargs) {
       (!PyUnicode_Check(name) ||
        (cname = PyUnicode_AsUTF8AndSize(name, &cname_len)) == NULL)) {
     if (!PyErr_Occurred())
-      PyErr_Format(PyExc_TypeError, "put(): name must be a str or None, not %T",
-                   name);
+      strata_py_type_error("put(): name", "a str or None", name);
     PyBuffer_Release(&data);
     return NULL;
   }

@@ -52,12 +52,16 @@ PyObject *strata_py_snapshot_new(strata_py_store *store) {
 
 const strata_txn *strata_py_snapshot_txn(PyObject *snap) {
   if (!PyObject_TypeCheck(snap, (PyTypeObject *)strata_py_SnapshotType)) {
-    PyErr_Format(PyExc_TypeError, "expected a strata.Snapshot, not %T", snap);
+    strata_py_type_error("the object", "a strata.Snapshot", snap);
     return NULL;
   }
   if (strata_py_owner_check(snap) < 0)
     return NULL;
   return &((SnapshotObject *)snap)->txn;
+}
+
+strata_py_store *strata_py_snapshot_store(PyObject *snap) {
+  return ((SnapshotObject *)snap)->store;
 }
 
 static void Snapshot_dealloc(PyObject *self) {
@@ -456,6 +460,20 @@ static PyMethodDef Snapshot_methods[] = {
      "name) in ascending id order, the file's merged with its proto's "
      "changes as of this snapshot. Stops with strata.Error if the snapshot "
      "is closed meanwhile."},
+    {"stage", strata_py_snapshot_stage, METH_VARARGS,
+     "stage(region, layer, /)\n--\n\nCopies the layer (an id or a name "
+     "each) into the staging pool's pinned memory, with the GIL released, "
+     "and returns a strata.Staged holding it (staging.c)."},
+    {"stage_path_size", strata_py_snapshot_stage_path_size, METH_O,
+     "stage_path_size(refs, /)\n--\n\nThe bytes (int) stage_path_to_device "
+     "needs for this path of (region, layer) pairs."},
+    {"stage_path_to_device",
+     (PyCFunction)(void (*)(void))strata_py_snapshot_stage_path_to_device,
+     METH_VARARGS | METH_KEYWORDS,
+     "stage_path_to_device(refs, dst, stream=None)\n--\n\nCopies a path "
+     "of (region, layer) pairs into dst back to back (each layer at an "
+     "offset aligned to 128 bytes) and returns [(offset, size), ...] once "
+     "they are there (staging.c). dst and stream as for Staged.to_device."},
     {"close", Snapshot_close, METH_NOARGS,
      "close()\n--\n\nEnds the snapshot: its Layers become dead (every access "
      "raises strata.Error). If buffers of its layers are still exported "

@@ -260,9 +260,7 @@ int strata_py_key(PyObject *key, const char *what, uint64_t *id,
     *name = PyUnicode_AsUTF8AndSize(key, name_len);
     return *name != NULL ? 1 : -1;
   }
-  PyErr_Format(PyExc_TypeError, "a %s is an int id or a str name, not %T", what,
-               key);
-  return -1;
+  return strata_py_type_error(what, "an int id or a str name", key);
 }
 
 /* The id of region `key` (int id, or a name looked up in a snapshot of

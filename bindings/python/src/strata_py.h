@@ -82,6 +82,11 @@ PyObject *strata_py_raise_msg(int rc, const char *fmt, ...);
  * object or a fork() child. Returns NULL. */
 PyObject *strata_py_raise_state(const char *fmt, ...);
 
+/* Raises TypeError "WHAT must be EXPECTED, not TYPE" (the type's name:
+ * PyErr_Format has no %T before 3.12, and the limited API no tp_name) and
+ * returns -1 (module.c). */
+int strata_py_type_error(const char *what, const char *expected, PyObject *obj);
+
 /* ---- fork safety (module.c) ---------------------------------------------- */
 
 /* Raises strata.Error and returns -1 when the calling process is not
@@ -182,6 +187,19 @@ int strata_py_init_snapshot(PyObject *module); /* snapshot.c: Snapshot */
 int strata_py_init_proto(PyObject *module);    /* proto.c: strata.Proto */
 int strata_py_init_writer(PyObject *module);   /* writer.c: strata.Writer */
 int strata_py_init_staging(PyObject *module);  /* staging.c: strata.Staged */
+
+/* The staging methods of Snapshot, in staging.c, listed in snapshot.c's
+ * method table (docs/PYTHON.md, "Staging"):
+ *   stage(region, layer) -> Staged                       METH_VARARGS
+ *   stage_path_size(refs) -> int                         METH_O
+ *   stage_path_to_device(refs, dst, stream=None)
+ *       -> [(offset, size), ...]                         METH_VARARGS|KEYWORDS
+ * `snap` is a Snapshot (strata_py_snapshot_txn() checks it). */
+extern PyObject *strata_py_StagedType;
+PyObject *strata_py_snapshot_stage(PyObject *snap, PyObject *args);
+PyObject *strata_py_snapshot_stage_path_size(PyObject *snap, PyObject *refs);
+PyObject *strata_py_snapshot_stage_path_to_device(PyObject *snap,
+                                                  PyObject *args, PyObject *kw);
 
 /* JSON text (metadata) <-> Python objects, through the standard `json`
  * module (module.c). _loads returns a new reference or NULL with an

@@ -91,6 +91,9 @@ PyObject *strata_py_snapshot_new(strata_py_store *store);
  * (strata_py_owner_export) until it is released, so that neither the
  * snapshot nor the store ends under it. */
 const strata_txn *strata_py_snapshot_txn(PyObject *snap);
+/* snapshot.c: the Store of Snapshot `snap` (borrowed: the Snapshot holds
+ * it), open or not; for staging.c's calls on the store. */
+strata_py_store *strata_py_snapshot_store(PyObject *snap);
 
 /* proto.c: a new Proto over `proto` of region `region_id`. */
 PyObject *strata_py_proto_new(strata_py_store *store, strata_proto *proto,
