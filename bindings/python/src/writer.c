@@ -56,9 +56,20 @@ static const char *state_word(writer_state s) {
   }
 }
 
+/* A Writer made by Writer.__new__() without __init__() has every field
+ * zero (path NULL, pid 0): it raises this, not the fork error that its pid
+ * would give, and hands out no NULL reference. */
+#define NOT_INITIALIZED                                                        \
+  "strata.Writer: not initialized (made with Writer.__new__() without "        \
+  "__init__())"
+
 /* 0 when the writer can take a call now; otherwise raises strata.Error
  * naming the path and why, and returns -1. */
 static int writer_check(WriterObject *self) {
+  if (self->path == NULL) {
+    strata_py_raise_state(NOT_INITIALIZED);
+    return -1;
+  }
   if (strata_py_check_pid(self->pid, "strata.Writer") < 0)
     return -1;
   if (self->busy) {
@@ -397,6 +408,8 @@ static PyObject *writer_commit(PyObject *op, PyObject *unused) {
 static PyObject *writer_abort(PyObject *op, PyObject *unused) {
   (void)unused;
   WriterObject *self = (WriterObject *)op;
+  if (self->path == NULL) /* never initialized: nothing to abort */
+    Py_RETURN_NONE;
   if (strata_py_check_pid(self->pid, "strata.Writer") < 0)
     return NULL;
   strata_writer *w = self->w;
@@ -447,7 +460,8 @@ static PyObject *writer_exit(PyObject *op, PyObject *args) {
 
 static PyObject *writer_get_path(PyObject *op, void *closure) {
   (void)closure;
-  return Py_NewRef(((WriterObject *)op)->path);
+  PyObject *path = ((WriterObject *)op)->path;
+  return Py_NewRef(path != NULL ? path : Py_None); /* None: not initialized */
 }
 
 static PyObject *writer_get_region_id(PyObject *op, void *closure) {
@@ -462,6 +476,8 @@ static PyObject *writer_get_state(PyObject *op, void *closure) {
 
 static PyObject *writer_repr(PyObject *op) {
   WriterObject *self = (WriterObject *)op;
+  if (self->path == NULL)
+    return PyUnicode_FromString("<strata.Writer (not initialized)>");
   return PyUnicode_FromFormat("<strata.Writer %R region %llu %s>", self->path,
                               (unsigned long long)self->region_id,
                               state_word(self->state));
