@@ -239,6 +239,13 @@ static PyObject *Snapshot_get_many(PyObject *self, PyObject *refs) {
   PyObject *list = PySequence_List(refs);
   if (list == NULL)
     return NULL;
+  /* Consuming `refs` ran Python code (a generator), which may have closed
+   * this snapshot or its store: the txn would then answer every pair with
+   * a miss. */
+  if (strata_py_owner_check(self) < 0) {
+    Py_DECREF(list);
+    return NULL;
+  }
   Py_ssize_t n = PyList_Size(list);
   size_t un = (size_t)n;
   pair pairs_s[GET_MANY_STACK];

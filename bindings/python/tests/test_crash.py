@@ -50,3 +50,30 @@ def test_writer_made_by_new_without_init_raises(tmp_path):
     assert lines[2:-1] == ["Error: strata.Writer: not initialized (made with "
                            "Writer.__new__() without __init__())"] * 8
     assert lines[-1] == "done"
+
+
+def test_get_many_of_a_generator_that_closes_the_snapshot_raises(tmp_path):
+    # The refs are consumed before the lookups: a generator that closes the
+    # snapshot (or the store) got [Layer, None, None] from an ended txn.
+    from conftest import build_region, sample_layers
+    store = tmp_path / "store"
+    store.mkdir()
+    build_region(store / "sample.region", sample_layers(), region_id=7,
+                 name="sample")
+    out = run_isolated("""
+        import sys, strata
+        for what in ("snapshot", "store"):
+            st = strata.Store(sys.argv[1])
+            snap = st.snapshot()
+            def refs():
+                yield (7, 17)
+                (snap if what == "snapshot" else st).close()
+                yield (7, 3)
+            try:
+                print(what, snap.get_many(refs()))
+            except strata.Error as e:
+                print(what, "Error:", e)
+            st.close()
+    """, str(store))
+    assert out.splitlines() == ["snapshot Error: this snapshot is closed",
+                                "store Error: this snapshot is closed"]
