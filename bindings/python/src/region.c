@@ -170,6 +170,20 @@ static PyObject *region_subscript(PyObject *obj, PyObject *key) {
   return strata_py_layer_new(obj, &l);
 }
 
+/* get() and get_by_name(): the Layer of `key`, or `dflt` on a miss. */
+static PyObject *lookup_or_default(PyObject *obj, PyObject *key,
+                                   PyObject *dflt) {
+  strata_layer l;
+  int found = region_lookup((RegionObject *)obj, key, &l);
+  if (found < 0)
+    return NULL;
+  if (found == 0) {
+    Py_INCREF(dflt);
+    return dflt;
+  }
+  return strata_py_layer_new(obj, &l);
+}
+
 static PyObject *region_get(PyObject *obj, PyObject *const *args,
                             Py_ssize_t nargs, PyObject *kwnames) {
   static const char *const names[] = {"key", "default"};
@@ -195,15 +209,7 @@ static PyObject *region_get(PyObject *obj, PyObject *const *args,
   }
   if (!key)
     return PyErr_Format(PyExc_TypeError, "get() missing its key (id or name)");
-  strata_layer l;
-  int found = region_lookup((RegionObject *)obj, key, &l);
-  if (found < 0)
-    return NULL;
-  if (found == 0) {
-    Py_INCREF(dflt);
-    return dflt;
-  }
-  return strata_py_layer_new(obj, &l);
+  return lookup_or_default(obj, key, dflt);
 }
 
 static PyObject *region_get_by_name(PyObject *obj, PyObject *args,
@@ -213,15 +219,7 @@ static PyObject *region_get_by_name(PyObject *obj, PyObject *args,
   if (!PyArg_ParseTupleAndKeywords(args, kwds, "U|O:get_by_name", kwlist, &name,
                                    &dflt))
     return NULL;
-  strata_layer l;
-  int found = region_lookup((RegionObject *)obj, name, &l);
-  if (found < 0)
-    return NULL;
-  if (found == 0) {
-    Py_INCREF(dflt);
-    return dflt;
-  }
-  return strata_py_layer_new(obj, &l);
+  return lookup_or_default(obj, name, dflt);
 }
 
 static int region_contains(PyObject *obj, PyObject *key) {
