@@ -115,12 +115,10 @@ PyObject *strata_py_layer_new(PyObject *owner, const strata_layer *l) {
 
 static void layer_dealloc(PyObject *obj) {
   LayerObject *self = (LayerObject *)obj;
-  PyTypeObject *type = Py_TYPE(obj);
   Py_XDECREF(self->name);
   Py_XDECREF(self->metadata);
   Py_DECREF(self->owner);
-  PyObject_Free(obj);
-  Py_DECREF(type); /* instances of heap types hold their type */
+  strata_py_free_object(obj);
 }
 
 static int layer_check(LayerObject *self) {
@@ -308,13 +306,5 @@ static PyType_Spec layer_spec = {
 };
 
 int strata_py_init_layer(PyObject *module) {
-  strata_py_LayerType = PyType_FromSpec(&layer_spec);
-  if (!strata_py_LayerType)
-    return -1;
-  Py_INCREF(strata_py_LayerType);
-  if (PyModule_AddObject(module, "Layer", strata_py_LayerType) < 0) {
-    Py_DECREF(strata_py_LayerType);
-    return -1;
-  }
-  return 0;
+  return strata_py_add_type(module, &layer_spec, "Layer", &strata_py_LayerType);
 }

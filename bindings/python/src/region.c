@@ -74,12 +74,9 @@ static PyObject *region_new(PyTypeObject *type, PyObject *args,
 
 static void region_dealloc(PyObject *obj) {
   RegionObject *self = (RegionObject *)obj;
-  PyTypeObject *type = Py_TYPE(obj);
   strata_py_owner_dealloc(obj);
   Py_XDECREF(self->path);
-  freefunc tp_free = (freefunc)PyType_GetSlot(type, Py_tp_free);
-  tp_free(obj);
-  Py_DECREF(type);
+  strata_py_free_object(obj);
 }
 
 static int region_check(RegionObject *self) {
@@ -362,10 +359,8 @@ static PyObject *region_iter_next(PyObject *obj) {
 }
 
 static void region_iter_dealloc(PyObject *obj) {
-  PyTypeObject *type = Py_TYPE(obj);
   Py_DECREF(((RegionIterObject *)obj)->region);
-  PyObject_Free(obj);
-  Py_DECREF(type);
+  strata_py_free_object(obj);
 }
 
 static PyMethodDef region_methods[] = {
@@ -454,16 +449,8 @@ static PyType_Spec region_iter_spec = {
 };
 
 int strata_py_init_region(PyObject *module) {
-  region_iter_type = PyType_FromSpec(&region_iter_spec);
-  if (!region_iter_type)
+  if (strata_py_add_type(module, &region_iter_spec, NULL, &region_iter_type) <
+      0)
     return -1;
-  region_type = PyType_FromSpec(&region_spec);
-  if (!region_type)
-    return -1;
-  Py_INCREF(region_type);
-  if (PyModule_AddObject(module, "Region", region_type) < 0) {
-    Py_DECREF(region_type);
-    return -1;
-  }
-  return 0;
+  return strata_py_add_type(module, &region_spec, "Region", &region_type);
 }

@@ -388,11 +388,9 @@ PyDoc_STRVAR(staged_doc,
 
 static void staged_dealloc(PyObject *self) {
   StagedObject *s = (StagedObject *)self;
-  PyTypeObject *tp = Py_TYPE(self);
   strata_py_owner_dealloc(self); /* no exports: each holds a reference */
   Py_CLEAR(s->snap);
-  PyObject_Free(self);
-  Py_DECREF(tp);
+  strata_py_free_object(self);
 }
 
 static int staged_getbuffer(PyObject *self, Py_buffer *view, int flags) {
@@ -566,10 +564,8 @@ static PyType_Spec staged_spec = {
 };
 
 int strata_py_init_staging(PyObject *module) {
-  strata_py_StagedType = PyType_FromSpec(&staged_spec);
-  if (strata_py_StagedType == NULL)
-    return -1;
-  return PyModule_AddObjectRef(module, "Staged", strata_py_StagedType);
+  return strata_py_add_type(module, &staged_spec, "Staged",
+                            &strata_py_StagedType);
 }
 
 /* ---- the Snapshot methods ---------------------------------------------- */

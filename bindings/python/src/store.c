@@ -846,28 +846,6 @@ static PyType_Spec Store_spec = {
     .slots = Store_slots,
 };
 
-int strata_py_add_type(PyObject *module, PyType_Spec *spec, const char *name,
-                       PyObject **type) {
-  *type = PyType_FromSpec(spec);
-  if (*type == NULL)
-    return -1;
-  if (name == NULL)
-    return 0;
-  Py_INCREF(*type);
-  if (PyModule_AddObject(module, name, *type) < 0) {
-    Py_DECREF(*type);
-    return -1;
-  }
-  return 0;
-}
-
-void strata_py_free_object(PyObject *self) {
-  PyTypeObject *type = Py_TYPE(self);
-  freefunc tp_free = (freefunc)PyType_GetSlot(type, Py_tp_free);
-  tp_free(self);
-  Py_DECREF(type);
-}
-
 int strata_py_init_store(PyObject *module) {
   return strata_py_add_type(module, &Store_spec, "Store", &strata_py_StoreType);
 }

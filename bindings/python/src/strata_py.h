@@ -87,6 +87,15 @@ PyObject *strata_py_raise_state(const char *fmt, ...);
  * returns -1 (module.c). */
 int strata_py_type_error(const char *what, const char *expected, PyObject *obj);
 
+/* The type helpers of every heap type (module.c). _add_type makes the type
+ * from `spec` into *type (a strong reference kept for the process's life)
+ * and, unless `name` is NULL, adds it to the module. _free_object ends a
+ * tp_dealloc: frees `self` with its type's tp_free and drops the reference
+ * every instance of a heap type holds on its type. */
+int strata_py_add_type(PyObject *module, PyType_Spec *spec, const char *name,
+                       PyObject **type);
+void strata_py_free_object(PyObject *self);
+
 /* ---- fork safety (module.c) ---------------------------------------------- */
 
 /* Raises strata.Error and returns -1 when the calling process is not

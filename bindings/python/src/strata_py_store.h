@@ -105,12 +105,4 @@ PyObject *strata_py_proto_new(strata_py_store *store, strata_proto *proto,
 int strata_py_key(PyObject *key, const char *what, uint64_t *id,
                   const char **name, Py_ssize_t *name_len);
 
-/* store.c: the type helpers of the store side's heap types. _add_type
- * makes the type from `spec` into *type (a strong reference kept for the
- * process's life) and, unless `name` is NULL, adds it to the module.
- * _free_object ends a tp_dealloc: frees `self` and drops its type. */
-int strata_py_add_type(PyObject *module, PyType_Spec *spec, const char *name,
-                       PyObject **type);
-void strata_py_free_object(PyObject *self);
-
 #endif /* STRATA_PY_STORE_H */

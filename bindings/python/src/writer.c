@@ -231,7 +231,6 @@ static int writer_init(PyObject *op, PyObject *args, PyObject *kwargs) {
 
 static void writer_dealloc(PyObject *op) {
   WriterObject *self = (WriterObject *)op;
-  PyTypeObject *tp = Py_TYPE(op);
   /* A Writer dropped without commit() is aborted: nothing appears at the
    * path. In a child after fork() the writer is left alone (leaked): its
    * temporary file and descriptor are the parent's, and aborting here
@@ -240,9 +239,7 @@ static void writer_dealloc(PyObject *op) {
     strata_writer_abort(self->w);
   self->w = NULL;
   Py_CLEAR(self->path);
-  freefunc tp_free = (freefunc)PyType_GetSlot(tp, Py_tp_free);
-  tp_free(op);
-  Py_DECREF(tp);
+  strata_py_free_object(op);
 }
 
 /* ---- layers -------------------------------------------------------------- */
@@ -568,8 +565,6 @@ static PyType_Spec writer_spec = {
 };
 
 int strata_py_init_writer(PyObject *module) {
-  strata_py_WriterType = PyType_FromSpec(&writer_spec);
-  if (strata_py_WriterType == NULL)
-    return -1;
-  return PyModule_AddObjectRef(module, "Writer", strata_py_WriterType);
+  return strata_py_add_type(module, &writer_spec, "Writer",
+                            &strata_py_WriterType);
 }
