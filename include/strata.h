@@ -168,6 +168,7 @@
 #include "strata/version.h"
 
 #include "strata/region.h"
+#include "strata/remote.h"
 #include "strata/writer.h"
 
 #include "strata/processes.h"

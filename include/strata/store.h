@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "strata/remote.h"
 #include "strata/staging.h"
 #include "strata/types.h"
 
@@ -150,6 +151,10 @@ typedef struct strata_store_config {
    * without it and logs a WARN. */
   unsigned shared_view;
   unsigned pad_; /* 0; keeps the size a multiple of 8 */
+  /* The store's remote (<strata/remote.h>, docs/REMOTE.md): role NONE (the
+   * default) for none. Its strings are read during strata_store_open()
+   * only. */
+  strata_remote_config remote;
   /* New fields are appended here, never inserted, and the size stays a
    * multiple of 8 with no tail padding (add an explicit pad field), so that
    * an older caller's struct_size always ends between fields. */

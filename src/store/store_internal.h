@@ -387,6 +387,10 @@ struct strata_store {
    * by strata_store_open and _close (src/strata.c). The store keeps the
    * pointer for the layers above and never dereferences it. */
   struct strata__staging *staging;
+  /* The store's remote (src/remote/), NULL without one: attached and
+   * detached by strata_store_open and _close like the staging pool, and
+   * never dereferenced by the store. */
+  struct strata__remote *remote;
   /* Read sampling (store_sample.h): one ring per reader slot, which a slot
    * takes when claimed, or NULL; and the mask that picks the sampled
    * lookups. Set by whoever drains the rings (the staging pool) before the

@@ -1,0 +1,199 @@
+/* The remote tier's parts, shared by the files of src/remote/ (built only
+ * with librados; docs/REMOTE.md is the protocol):
+ *
+ *   remote_conn.c      a connection to POOL/NAME, errors that name the pool,
+ *                      store and object, object names, whole-object reads,
+ *                      HEAD
+ *   remote_manifest.c  the manifest's JSON: emit and strict parse
+ *   remote_publish.c   the publisher lock (lease + fence) and publish
+ *   remote_admin.c     the connection API, describe, gc, unlock
+ *   remote_follow.c    the follower: fetch, verify, swap, the sync thread
+ *   remote.c           a store's remote: attach/detach, the public entry
+ *                      points strata_remote_publish/_sync/_stats_get
+ *
+ * Calls go: remote.c -> remote_publish.c, remote_follow.c; those and
+ * remote_admin.c -> remote_manifest.c, remote_conn.c. remote_admin.c uses
+ * remote_publish.c's lock for gc. No file calls back up. */
+#ifndef STRATA_REMOTE_INTERNAL_H
+#define STRATA_REMOTE_INTERNAL_H
+
+#include <pthread.h>
+#include <rados/librados.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/common.h"
+#include "common/log.h"
+#include "remote/remote.h"
+
+/* Protocol version (docs/REMOTE.md). */
+#define STRATA__REMOTE_FORMAT 1
+/* Longest object name we make: "manifest." + 20 digits, "chunk." + 32 + 1
+ * + 8 + 1 + 6, "pin." + 64; with room. */
+#define STRATA__OBJ_NAME 96
+/* "POOL/NAME" as errors and logs print it. */
+#define STRATA__REMOTE_LABEL 192
+/* Largest manifest accepted (docs/REMOTE.md). */
+#define STRATA__MANIFEST_MAX (64u << 20)
+#define STRATA__HEAD_OBJ "head"
+#define STRATA__XATTR_VERSION "strata.version"
+#define STRATA__XATTR_FENCE "strata.fence"
+#define STRATA__XATTR_XXH3 "strata.xxh3"
+#define STRATA__LOCK_NAME "strata.publish"
+
+/* ---- remote_conn.c ------------------------------------------------------ */
+
+/* A connected client on POOL with the store's namespace set. Its strings
+ * are owned copies; cfg holds the defaults filled in, its string members
+ * pointing at the copies. Usable from several threads (librados is). */
+typedef struct strata__rconn {
+  rados_t cluster;
+  rados_ioctx_t io;
+  strata_remote_config cfg;
+  char label[STRATA__REMOTE_LABEL]; /* "POOL/NAME" */
+  /* "client.<instance id> host=<hostname> pid=<pid>": the lock's
+   * description and the manifest's "publisher". */
+  char whoami[256];
+  strata__logger *log; /* the store's logger, or NULL: lines to stderr */
+} strata__rconn;
+
+/* Checks the config (role ignored), fills defaults, connects
+ * (rados_create2 / conf_read_file / op timeouts / connect / ioctx /
+ * namespace). store_dir (may be NULL) makes the default node name. Errors
+ * name POOL/NAME and the step. */
+int strata__rconn_open(const strata_remote_config *config,
+                       const char *store_dir, strata__logger *log,
+                       strata__rconn **out);
+void strata__rconn_close(strata__rconn *c); /* NULL ok */
+
+/* Records an error from librados (rc < 0, a -errno) with the detail
+ * "POOL/NAME: OBJ: WHAT: strerror" (OBJ omitted when NULL) and returns it:
+ * librados errnos stay errno values (-ETIMEDOUT, -ENOENT, ...), which the
+ * library's error table prints; -ECANCELED is the caller's to map. */
+int strata__rfail(const strata__rconn *c, int rc, const char *obj,
+                  const char *fmt, ...) STRATA__PRINTF(4, 5);
+
+/* Object names (docs/REMOTE.md, "Where objects live"); `out` holds
+ * STRATA__OBJ_NAME bytes. hash is 32 lowercase hex digits. */
+void strata__obj_manifest(char *out, uint64_t version);
+void strata__obj_chunk(char *out, const char *hash, uint32_t chunk_size,
+                       uint32_t index);
+void strata__obj_pin(char *out, const char *node);
+
+/* 20-digit zero-padded decimal, as the version and fence xattrs hold;
+ * `out` holds 21 bytes. Parse: exactly 20 digits, else -1. */
+void strata__u64_dec20(char *out, uint64_t v);
+int strata__parse_dec20(const char *s, size_t len, uint64_t *out);
+
+/* Reads a whole object (at most `max` bytes; a larger one is
+ * STRATA_E_LIMIT naming it) into a malloc'd buffer (NUL-terminated, len
+ * without the NUL), and, when xxh3 is not NULL, its strata.xxh3 xattr
+ * (parsed from 16 hex digits; a missing or bad xattr is STRATA_E_CORRUPT
+ * naming the object). -ENOENT when it does not exist (with the detail). */
+int strata__robj_read(const strata__rconn *c, const char *obj, size_t max,
+                      char **data, size_t *len, uint64_t *xxh3);
+
+/* HEAD as read: one read op (body + xattrs). exists false (version 0,
+ * fence 0) when there is no head object yet. The body is checked: JSON,
+ * format known (else STRATA_E_VERSION), version equal to the xattr (else
+ * STRATA_E_CORRUPT naming "POOL/NAME: head"). */
+typedef struct strata__head {
+  bool exists;
+  uint64_t version, fence;
+  char manifest[STRATA__OBJ_NAME]; /* "" at version 0 */
+  uint64_t manifest_xxh3;
+  char publisher[256];
+} strata__head;
+int strata__head_read(const strata__rconn *c, strata__head *out);
+/* HEAD's body for a version (malloc'd JSON). */
+int strata__head_body(const strata__rconn *c, uint64_t version,
+                      const char *manifest, uint64_t manifest_xxh3,
+                      char **json, size_t *len);
+
+/* ---- remote_manifest.c ---------------------------------------------------
+ * A manifest (docs/REMOTE.md, "Manifests"). */
+typedef struct strata__mregion {
+  char *file; /* "NAME.region" */
+  uint64_t id;
+  char *name; /* NULL: the region has no name */
+  uint64_t size;
+  char hash[33]; /* XXH3-128 of the file, 32 lowercase hex */
+  uint64_t header_checksum, index_checksum;
+  uint64_t *chunks; /* XXH3-64 of each chunk */
+  uint32_t nchunks; /* ceil(size / chunk_size) */
+} strata__mregion;
+
+typedef struct strata__manifest {
+  uint64_t version, previous;
+  uint32_t chunk_size;
+  char *publisher, *created;
+  strata__mregion *regions; /* sorted by file, no duplicate file/id/name */
+  size_t n;
+} strata__manifest;
+
+/* Emits the JSON document (malloc'd). */
+int strata__manifest_emit(const strata__manifest *m, char **json, size_t *len);
+/* Parses with the library's strict JSON checks: every member present and
+ * typed, no unknown member at the top or in a region, format 1 (else
+ * STRATA_E_VERSION), chunk_size a power of two in range, nchunks matching
+ * size, files sorted and unique, valid region file names. Errors:
+ * STRATA_E_CORRUPT with a detail "WHAT: line:column: ..." or naming the
+ * region. On failure *m is left empty. */
+int strata__manifest_parse(const char *json, size_t len, const char *what,
+                           strata__manifest *m);
+void strata__manifest_free(strata__manifest *m); /* frees members; NULL ok */
+
+/* ---- remote_publish.c ---------------------------------------------------- */
+
+/* The publisher lock on HEAD (docs/REMOTE.md, "The lock"): taken with a
+ * lease, renewed by a thread every lease/3, with the fence bumped once
+ * taken. */
+typedef struct strata__publock strata__publock;
+/* Takes the lock (STRATA_E_LOCKED "POOL/NAME: locked by HOLDER" when held
+ * elsewhere), creates HEAD at version 0 if missing, bumps the fence. */
+int strata__publock_take(strata__rconn *c, strata__publock **out);
+/* 0 while the lease is held; STRATA_E_CONFLICT "the publisher lock
+ * expired" once a renewal failed. */
+int strata__publock_check(const strata__publock *l);
+uint64_t strata__publock_fence(const strata__publock *l);
+void strata__publock_release(strata__publock *l); /* unlocks; NULL ok */
+
+/* ---- remote.c: a store's remote ------------------------------------------ */
+
+struct strata__follower; /* remote_follow.c */
+
+struct strata__remote {
+  strata_store *store;
+  strata__rconn *conn;
+  int role;
+  /* Serializes publish and sync (one at a time per store). */
+  pthread_mutex_t op_mu;
+  /* Guards stats. */
+  pthread_mutex_t stats_mu;
+  strata_remote_stats stats;
+  struct strata__follower *follower; /* role FOLLOWER */
+};
+
+/* Statistics updates (remote.c), under stats_mu: a failure copies
+ * strata_last_error_detail() into last_error and counts sync_failures;
+ * success clears last_error and stamps last_success_unix_ms. */
+void strata__remote_note_failure(struct strata__remote *r);
+void strata__remote_note_success(struct strata__remote *r, uint64_t took_ms);
+void strata__remote_add(struct strata__remote *r, uint64_t *counter,
+                        uint64_t n); /* counter points into r->stats */
+void strata__remote_set_versions(struct strata__remote *r, uint64_t served,
+                                 uint64_t seen);
+
+/* remote_publish.c */
+int strata__remote_publish(struct strata__remote *r, uint64_t *version);
+
+/* remote_follow.c. _start runs inside strata_store_open, after the store
+ * is open and claimed (strata__store_claim): it restores the local state
+ * (docs/REMOTE.md, "The swap": a copy left between versions is finished
+ * before the open returns, within open_timeout_ms), and starts the sync
+ * thread unless STRATA_REMOTE_NO_THREAD. _stop stops and joins it. */
+int strata__follower_start(struct strata__remote *r);
+void strata__follower_stop(struct strata__remote *r);
+int strata__follower_sync(struct strata__remote *r, uint64_t *version);
+
+#endif /* STRATA_REMOTE_INTERNAL_H */
