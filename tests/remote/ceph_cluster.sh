@@ -29,6 +29,9 @@
 # (tests `remote_cluster_start` / `remote_cluster_stop`) in builds with
 # librados (STRATA_HAVE_RADOS); tests/README.md, "Remote tests".
 #
+# CEPH_MEMSTORE_BYTES (default 1 GiB) is how much the OSD may hold: the
+# benchmark (tools/bench/remote_bench.sh) asks for more.
+#
 # memstore keeps objects in the OSD's memory: an OSD killed with SIGKILL
 # comes back empty (a clean stop writes them to DIR/osd.0 first). Tests
 # that restart a killed OSD and expect its objects back need a bluestore
@@ -90,7 +93,7 @@ mon data = $D/\$name
 osd data = $D/\$name
 mgr data = $D/\$name
 osd objectstore = memstore
-memstore device bytes = 1073741824
+memstore device bytes = ${CEPH_MEMSTORE_BYTES:-1073741824}
 osd pool default size = 1
 osd pool default min size = 1
 osd crush chooseleaf type = 0
