@@ -155,7 +155,9 @@ void cli_print_escaped(FILE *f, const char *s, size_t len);
  * message of the tool goes through it, since names, paths and library
  * details (which quote layer names as they are) end up in messages. */
 void cli_vprint_escaped(FILE *f, const char *fmt, va_list ap);
-void cli_printf_escaped(FILE *f, const char *fmt, ...)
+/* cli_vprint_escaped() of the arguments, then a newline (which the
+ * escaping would have turned into \x0a). */
+void cli_print_line(FILE *f, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* Whether `len` bytes are text: valid UTF-8 (no overlong forms, no

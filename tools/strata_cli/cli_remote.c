@@ -8,8 +8,8 @@
 
 #include "cli.h"
 
-bool cli_parse_remote(const cli_command *cmd, const char *what,
-                      const char *arg, cli_remote_arg *out, int *exit_code) {
+bool cli_parse_remote(const cli_command *cmd, const char *what, const char *arg,
+                      cli_remote_arg *out, int *exit_code) {
   out->pool = out->name = NULL;
   if (arg == NULL) {
     *exit_code = cli_usage_error(cmd, "%s POOL/NAME is required", what);
@@ -26,8 +26,8 @@ bool cli_parse_remote(const cli_command *cmd, const char *what,
   else if (slash[1] == '\0')
     why = "the name is empty";
   if (why != NULL) {
-    *exit_code = cli_usage_error(
-        cmd, "%s '%s' is not POOL/NAME (%s)", what, arg, why);
+    *exit_code =
+        cli_usage_error(cmd, "%s '%s' is not POOL/NAME (%s)", what, arg, why);
     return false;
   }
   out->pool = strndup(arg, (size_t)(slash - arg));
@@ -62,8 +62,8 @@ bool cli_parse_u32(const cli_command *cmd, const char *option, const char *arg,
   if (arg[0] < '0' || arg[0] > '9' || *end != '\0' || errno != 0 ||
       v > UINT32_MAX / unit) {
     *exit_code = cli_usage_error(
-        cmd, "%s '%s' is not a number from 0 to %u%s", option, arg,
-        UINT32_MAX, size_suffix ? " (a K or M suffix multiplies by 1024 or 1048576)" : "");
+        cmd, "%s '%s' is not a number from 0 to %u%s", option, arg, UINT32_MAX,
+        size_suffix ? " (a K or M suffix multiplies by 1024 or 1048576)" : "");
     return false;
   }
   *out = (uint32_t)(v * unit);
@@ -125,10 +125,10 @@ int cli_print_serving(strata_store *s, const cli_remote_arg *r) {
     code = cli_store_regions(s, &regions);
   if (code != CLI_EXIT_OK)
     return code;
-  cli_printf_escaped(stdout,
-                     "%s/%s: serving version %" PRIu64 " (%" PRIu64
-                     " regions, %" PRIu64 " bytes fetched)\n",
-                     r->pool, r->name, st.version_served, regions,
-                     st.bytes_fetched);
+  cli_print_line(stdout,
+                 "%s/%s: serving version %" PRIu64 " (%" PRIu64
+                 " regions, %" PRIu64 " bytes fetched)",
+                 r->pool, r->name, st.version_served, regions,
+                 st.bytes_fetched);
   return CLI_EXIT_OK;
 }

@@ -91,8 +91,8 @@ static int run(int argc, char **argv) {
     return code;
   strata_remote_config c;
   cli_remote_config(&c, STRATA_REMOTE_FOLLOWER, &r, conf);
-  if (poll_arg != NULL && !cli_parse_u32(&cli_cmd_follow, "--poll-ms",
-                                         poll_arg, false, &c.poll_ms, &code)) {
+  if (poll_arg != NULL && !cli_parse_u32(&cli_cmd_follow, "--poll-ms", poll_arg,
+                                         false, &c.poll_ms, &code)) {
     cli_remote_arg_free(&r);
     return code;
   }

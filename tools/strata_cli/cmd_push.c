@@ -49,14 +49,14 @@ static int push(strata_store *s, const cli_remote_arg *r) {
   /* publishes counts the versions this handle made: unchanged means the
    * files were HEAD's already. */
   if (after.publishes == before.publishes)
-    cli_printf_escaped(stdout, "%s/%s: already at version %" PRIu64 "\n",
-                       r->pool, r->name, version);
+    cli_print_line(stdout, "%s/%s: already at version %" PRIu64 "", r->pool,
+                   r->name, version);
   else
-    cli_printf_escaped(stdout,
-                       "%s/%s: published version %" PRIu64 " (%" PRIu64
-                       " regions, %" PRIu64 " bytes uploaded)\n",
-                       r->pool, r->name, version, regions,
-                       after.bytes_uploaded - before.bytes_uploaded);
+    cli_print_line(stdout,
+                   "%s/%s: published version %" PRIu64 " (%" PRIu64
+                   " regions, %" PRIu64 " bytes uploaded)",
+                   r->pool, r->name, version, regions,
+                   after.bytes_uploaded - before.bytes_uploaded);
   return CLI_EXIT_OK;
 }
 

@@ -84,40 +84,36 @@ static int print_ls(const json_t *d) {
 }
 
 static int print_status(const json_t *d) {
-  cli_printf_escaped(stdout, "remote: %s/%s\n", member_text(d, "pool"),
-                     member_text(d, "name"));
+  cli_print_line(stdout, "remote: %s/%s", member_text(d, "pool"),
+                 member_text(d, "name"));
   const json_t *head = json_object_get(d, "head");
   if (json_is_object(head)) {
-    cli_printf_escaped(stdout,
-                       "head: version %" PRIu64 ", fence %" PRIu64
-                       ", %s\n"
-                       "publisher: %s\n",
-                       member_u64(head, "version"), member_u64(head, "fence"),
-                       member_text(head, "manifest"),
-                       member_text(head, "publisher"));
+    cli_print_line(stdout, "head: version %" PRIu64 ", fence %" PRIu64 ", %s",
+                   member_u64(head, "version"), member_u64(head, "fence"),
+                   member_text(head, "manifest"));
+    cli_print_line(stdout, "publisher: %s", member_text(head, "publisher"));
   } else {
     fputs("head: none (nothing published)\n", stdout);
   }
   const json_t *lock = json_object_get(d, "lock");
   if (json_is_object(lock))
-    cli_printf_escaped(stdout, "lock: held by %s (cookie %s)\n",
-                       member_text(lock, "holder"),
-                       member_text(lock, "cookie"));
+    cli_print_line(stdout, "lock: held by %s (cookie %s)",
+                   member_text(lock, "holder"), member_text(lock, "cookie"));
   else
     fputs("lock: free\n", stdout);
   printf("versions: %zu\n", json_array_size(json_object_get(d, "versions")));
-  printf("objects: %" PRIu64 " (%" PRIu64 " bytes)\n",
-         member_u64(d, "objects"), member_u64(d, "bytes"));
+  printf("objects: %" PRIu64 " (%" PRIu64 " bytes)\n", member_u64(d, "objects"),
+         member_u64(d, "bytes"));
   const json_t *pins = json_object_get(d, "pins");
   printf("pins: %zu\n", json_array_size(pins));
   size_t i;
   const json_t *p;
   json_array_foreach(pins, i, p) {
-    cli_printf_escaped(stdout,
-                       "  %s: serving %" PRIu64 ", fetching %" PRIu64
-                       ", written %" PRIu64 " s ago\n",
-                       member_text(p, "node"), member_u64(p, "serving"),
-                       member_u64(p, "fetching"), member_u64(p, "age_s"));
+    cli_print_line(stdout,
+                   "  %s: serving %" PRIu64 ", fetching %" PRIu64
+                   ", written %" PRIu64 " s ago",
+                   member_text(p, "node"), member_u64(p, "serving"),
+                   member_u64(p, "fetching"), member_u64(p, "age_s"));
   }
   return CLI_EXIT_OK;
 }
@@ -150,14 +146,15 @@ static int gc(strata_remote *remote, const cli_remote_arg *r, unsigned keep,
   int rc = strata_remote_gc(remote, keep, verify, &res);
   if (rc < 0)
     return cli_fail_lib(rc);
-  cli_printf_escaped(stdout,
-                     "%s/%s: kept %" PRIu64 " objects, removed %" PRIu64
-                     " objects (%" PRIu64 " bytes)",
-                     r->pool, r->name, res.objects_kept, res.objects_removed,
-                     res.bytes_removed);
+  char corrupt[64] = "";
   if (verify)
-    printf(", of them %" PRIu64 " corrupt chunks", res.chunks_corrupt);
-  fputc('\n', stdout);
+    snprintf(corrupt, sizeof corrupt, ", of them %" PRIu64 " corrupt chunks",
+             res.chunks_corrupt);
+  cli_print_line(stdout,
+                 "%s/%s: kept %" PRIu64 " objects, removed %" PRIu64
+                 " objects (%" PRIu64 " bytes)%s",
+                 r->pool, r->name, res.objects_kept, res.objects_removed,
+                 res.bytes_removed, corrupt);
   return CLI_EXIT_OK;
 }
 
@@ -167,10 +164,10 @@ static int unlock(strata_remote *remote, const cli_remote_arg *r) {
   if (rc < 0)
     return cli_fail_lib(rc);
   if (holder != NULL)
-    cli_printf_escaped(stdout, "%s/%s: broke the lock of %s\n", r->pool,
-                       r->name, holder);
+    cli_print_line(stdout, "%s/%s: broke the lock of %s", r->pool, r->name,
+                   holder);
   else
-    cli_printf_escaped(stdout, "%s/%s: not locked\n", r->pool, r->name);
+    cli_print_line(stdout, "%s/%s: not locked", r->pool, r->name);
   free(holder);
   return CLI_EXIT_OK;
 }
@@ -210,8 +207,7 @@ static int run(int argc, char **argv) {
                            keep_arg != NULL ? "--keep" : "--verify");
   uint32_t keep = 0;
   if (keep_arg != NULL &&
-      !cli_parse_u32(&cli_cmd_remote, "--keep", keep_arg, false, &keep,
-                     &code))
+      !cli_parse_u32(&cli_cmd_remote, "--keep", keep_arg, false, &keep, &code))
     return code;
   cli_remote_arg r;
   if (!cli_parse_remote(&cli_cmd_remote, "argument", pos[1], &r, &code))
