@@ -38,4 +38,3 @@ void strata__remote_set_versions(struct strata__remote *r, uint64_t served,
     r->stats.version_seen = seen;
   pthread_mutex_unlock(&r->stats_mu);
 }
-
