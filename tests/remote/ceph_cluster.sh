@@ -21,6 +21,9 @@
 # run by ctest or .ci, and the packages are not yet in .ci/deps.sh: both
 # come with the librados code that the tests exercise (issue 17).
 #
+# CEPH_MEMSTORE_BYTES (default 1 GiB) is how much the OSD may hold: the
+# benchmark (tools/bench/remote_bench.sh) asks for more.
+#
 # memstore keeps objects in the OSD's memory: an OSD killed with SIGKILL
 # comes back empty (a clean stop writes them to DIR/osd.0 first). Tests
 # that restart a killed OSD and expect its objects back need a bluestore
@@ -82,7 +85,7 @@ mon data = $D/\$name
 osd data = $D/\$name
 mgr data = $D/\$name
 osd objectstore = memstore
-memstore device bytes = 1073741824
+memstore device bytes = ${CEPH_MEMSTORE_BYTES:-1073741824}
 osd pool default size = 1
 osd pool default min size = 1
 osd crush chooseleaf type = 0
