@@ -480,14 +480,20 @@ void strata__store_unmake_dir(const char *dir);
 int strata__store_list(struct strata_store *s, bool clean, char ***names,
                        size_t *count);
 void strata__store_names_free(char **names, size_t n);
+/* Is `name` what the listing takes for a region file: "NAME.region", not
+ * hidden? */
+bool strata__store_is_region_name(const char *name);
 /* Opens the named files in parallel (config.open_threads) and turns them
- * into entries, skipping (and logging) the ones that fail to validate.
- * Appends to have[*n]; `have` must have room for *n + count entries. Two
- * entries may claim one region id or name: strata__store_choose decides.
- * With `defer`, index checksums are left to the verifier. STRATA_E_NOMEM
- * (entries appended so far stay in `have`). */
+ * into entries, skipping (and logging) the ones that fail to validate; with
+ * `strict`, the first of them in list order fails the call instead, with
+ * its error and detail (which name the file). Appends to have[*n]; `have`
+ * must have room for *n + count entries. Two entries may claim one region
+ * id or name: strata__store_choose decides. With `defer`, index checksums
+ * are left to the verifier. STRATA_E_NOMEM, or with `strict` the file's
+ * error (entries appended so far stay in `have`). */
 int strata__store_load(struct strata_store *s, char **names, size_t count,
-                       bool defer, strata__entry **have, size_t *n);
+                       bool defer, bool strict, strata__entry **have,
+                       size_t *n);
 /* A region file not served because another file holds its region id or
  * name: both paths, malloc'd. */
 typedef struct strata__conflict {
@@ -518,19 +524,60 @@ void strata__store_set_conflicts(struct strata_store *s, strata__conflict *c,
  * -errno (-EWOULDBLOCK when another holds it); *fdp holds it on success. */
 int strata__store_try_lock(struct strata_store *s, int *fdp, bool create);
 /* Takes the cross-process writer lock if this store does not hold it, then
- * cleans up after dead writers and refreshes. Writer mutex held. */
+ * cleans up after dead writers and refreshes. STRATA_E_STATE when the
+ * store is read-only or claimed (strata__store_writable), STRATA_E_LOCKED
+ * naming the holder's pid. Writer mutex held. */
 int strata__store_lock(struct strata_store *s);
-/* Takes the writer lock for the rest of the store's life (STRATA_E_LOCKED
- * naming the holder's pid when another process has it) and makes every
- * later write call (protos, puts, crystallization) fail with
- * STRATA_E_STATE "DIR: WHY; it is read-only": a follower's directory is
- * written by its remote sync only (src/remote/, docs/REMOTE.md). Takes
- * write_mu. */
+/* 0, or STRATA_E_STATE with the detail "DIR: WHY; it is read-only" when
+ * the store is claimed: every write call checks it (strata__store_lock,
+ * proto put and remove, strata_crystallize_ex); eviction does not (a
+ * claimed store has no protos to evict). Writer mutex held. */
+int strata__store_writable(struct strata_store *s);
+/* Claims the store for one owner inside this process (the remote
+ * follower, which passes why = "follows POOL/NAME"; src/remote/,
+ * docs/REMOTE.md): takes the writer lock (.strata.lock) as the first write
+ * call does (cleanup of dead writers' temporary files and a refresh
+ * included) and keeps it until the store is closed; from then on every
+ * write call of the store fails with STRATA_E_STATE and the detail "DIR:
+ * WHY; it is read-only". Other processes get STRATA_E_LOCKED from their
+ * write calls and claims, as with any writer. The owner changes the store
+ * through internal calls that do not check the claim
+ * (strata__store_swap_files).
+ * Errors: STRATA_E_LOCKED (another process holds the lock: the detail
+ * names its pid), STRATA_E_STATE (claimed already, a proto is open, or the
+ * store was opened read-only), STRATA_E_INVAL (NULL or empty why),
+ * STRATA_E_NOMEM, -errno naming the lock file. On failure nothing is
+ * held. Takes the writer mutex itself; any thread. */
 int strata__store_claim(struct strata_store *s, const char *why);
 
 /* store_refresh.c. Writer mutex held: brings the catalog in line with the
  * directory (strata_store_refresh). */
 int strata__store_refresh_locked(struct strata_store *s);
+/* The refresh that takes its file list from the caller instead of the
+ * directory scan (the remote follower's swap, docs/REMOTE.md): the catalog
+ * becomes exactly the `n` region files `names` of the store's directory
+ * (base names, "NAME.region", not hidden). An entry whose file is still the
+ * same inode of the same size under its name is reused; the other files
+ * are opened and validated as refresh does; regions not listed are
+ * dropped. Everything is published in one catalog swap: a snapshot sees
+ * all of the old set or all of the new one. Snapshots open keep the files
+ * they hold (an unlinked or replaced file stays mapped until they end).
+ *
+ * On any failure the catalog is unchanged and the detail names the file:
+ * STRATA_E_INVAL (a name that is not a region file's, or listed twice),
+ * -ENOENT and other -errno (a listed file missing or unreadable), the
+ * validation's codes (a bad file), STRATA_E_DUPLICATE (two files holding
+ * one region id or name: both named), STRATA_E_STATE (a proto is open in
+ * this store: its region could not follow the list), STRATA_E_NOMEM.
+ *
+ * Takes the writer mutex (write_mu) itself: call it without. Any thread;
+ * concurrent snapshots and lookups are safe. `names` is only read during
+ * the call. */
+int strata__store_swap_files(struct strata_store *s, const char *const *names,
+                             size_t n);
+/* Protos of this store not discarded (discarded ones stay registered until
+ * close but hold nothing). Writer mutex held. */
+uint64_t strata__store_protos_open(const struct strata_store *s);
 
 /* store_verify.c. Starts the thread that checks the index checksums open
  * deferred, or checks them at once when it cannot (no memory, no thread).
