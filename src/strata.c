@@ -1,8 +1,10 @@
 /* The top of the library: the calls that span the layers. Opening a store
- * opens the store (src/store/) and then the staging pool (src/staging/),
- * which the store knows only through the hooks it offers (the read-sample
- * rings and before_unmap, store/store_internal.h); closing undoes both in
- * the reverse order. */
+ * opens the store (src/store/), then the staging pool (src/staging/) and
+ * last the store's remote (src/remote/), if its config names one. The store
+ * knows the layers above only through the hooks it offers (the read-sample
+ * rings and before_unmap, store/store_internal.h) and the pointers it
+ * keeps for them; closing undoes the three in the reverse order. */
+#include "remote/remote.h"
 #include "staging/staging.h"
 #include "store/store_internal.h"
 
@@ -33,6 +35,20 @@ int strata_store_open(const char *dir, const strata_store_config *config,
     s->staging_figures_ctx = s->staging;
   }
   strata__store_start(s);
+  /* The remote last: a follower's thread swaps the catalog, which needs
+   * the store whole and started. The config's strings are the caller's,
+   * valid during this call only: the remote copies them, and the store's
+   * copy of the config forgets them. */
+  rc = strata__remote_attach(s, &s->config.remote, &s->remote);
+  s->config.remote.conf = s->config.remote.pool = s->config.remote.name =
+      s->config.remote.client_id = s->config.remote.node = NULL;
+  if (rc < 0) {
+    bool created = s->created_dir;
+    strata_store_close(s);
+    if (created)
+      strata__store_unmake_dir(dir);
+    return rc;
+  }
   *out = s;
   return 0;
 }
@@ -40,6 +56,9 @@ int strata_store_open(const char *dir, const strata_store_config *config,
 void strata_store_close(strata_store *s) {
   if (s == NULL)
     return;
+  /* First the remote: its follower thread uses the store. */
+  strata__remote_detach(s->remote);
+  s->remote = NULL;
   strata__store_stop(s); /* and the shared view's publisher */
   s->staging_figures = NULL;
   s->staging_figures_ctx = NULL;

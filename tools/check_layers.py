@@ -10,6 +10,9 @@ The layers, lowest first:
 
     common <- format <- region <- writer <- store <- staging <- state <- strata.c
                                         device <-'
+                                                 store <- remote <- state
+
+remote/ (the Ceph tier) has staging/'s rank: neither uses the other.
 
 A file under src/LAYER/ may include headers of its own layer and of the
 layers below it, named with their folder ("store/store_internal.h"); the
@@ -31,7 +34,7 @@ import subprocess
 import sys
 
 RANK = {"common": 0, "format": 1, "region": 2, "writer": 3, "store": 4,
-        "device": 4, "staging": 5, "state": 6, "": 7}
+        "device": 4, "staging": 5, "remote": 5, "state": 6, "": 7}
 # Layers a layer may use besides the ones ranked below it; None: only these.
 ONLY = {"device": {"common", "device"}}
 

@@ -54,9 +54,34 @@ def pkg_config(*packages):
 
 # Absolute paths: setuptools places each object under build/temp.*/ by its
 # source path, and a relative ../../src would put them outside build/.
+# The remote tier (src/remote/) needs librados (Debian's librados-dev);
+# without it remote_none.c keeps the API, failing with "no RADOS support",
+# as CMake's STRATA_WITH_RADOS=AUTO does. STRATA_WITH_RADOS=OFF in the
+# environment leaves it out where the headers are installed.
+have_rados = (os.environ.get("STRATA_WITH_RADOS", "AUTO").upper() != "OFF"
+              and os.path.exists("/usr/include/rados/librados.h"))
+
+remote_todo = [
+    ("STRATA__TODO_" + part.upper(), "1")
+    for part in ("publish", "admin", "follow")
+    if not os.path.exists(os.path.join(ROOT, "src", "remote",
+                                       "remote_%s.c" % part))]
+
+
+def wanted(path):
+    name = os.path.basename(path)
+    if name == "device_cuda.c":
+        return False
+    if name == "remote_todo.c":  # TEMPORARY, as in CMakeLists.txt
+        return have_rados and bool(remote_todo)
+    if os.path.basename(os.path.dirname(path)) == "remote":
+        return (name == "remote_none.c") != have_rados
+    return True
+
+
 library_sources = sorted(
     p for p in glob(os.path.join(ROOT, "src", "**", "*.c"), recursive=True)
-    if not p.endswith("device_cuda.c"))
+    if wanted(p))
 # Relative to setup.py (setuptools wants them so), every file of src/: the
 # files colleagues add are picked up without editing this list.
 extension_sources = sorted(glob("src/*.c"))
@@ -69,8 +94,8 @@ strata_ext = Extension(
     include_dirs=[os.path.join(ROOT, "include"), os.path.join(ROOT, "src"),
                   "src"] + inc,
     library_dirs=libdirs,
-    libraries=libs + ["pthread"],
-    define_macros=[
+    libraries=libs + (["rados"] if have_rados else []) + ["pthread"],
+    define_macros=(remote_todo if have_rados else []) + [
         ("_GNU_SOURCE", "1"),
         # The library's public functions are not exported from the
         # extension: STRATA_API is empty and visibility hidden.

@@ -18,7 +18,6 @@
 extern "C" {
 #endif
 
-
 /* What a store does with its remote (strata_remote_config.role). */
 enum strata_remote_role {
   STRATA_REMOTE_NONE = 0, /* no remote (the default) */
@@ -49,23 +48,23 @@ enum strata_remote_flags {
  * strata_store_config (remote). Strings are copied at open; NULL or 0
  * fields take the defaults given. */
 typedef struct strata_remote_config {
-  int role;          /* enum strata_remote_role */
-  unsigned flags;    /* enum strata_remote_flags */
-  const char *conf;  /* ceph.conf; NULL: librados' search ($CEPH_CONF, ...) */
-  const char *pool;  /* the RADOS pool (required with a role) */
-  const char *name;  /* the remote store's name, 1-64 of [A-Za-z0-9._-]:
-                        its objects' RADOS namespace (required) */
+  int role;         /* enum strata_remote_role */
+  unsigned flags;   /* enum strata_remote_flags */
+  const char *conf; /* ceph.conf; NULL: librados' search ($CEPH_CONF, ...) */
+  const char *pool; /* the RADOS pool (required with a role) */
+  const char *name; /* the remote store's name, 1-64 of [A-Za-z0-9._-]:
+                       its objects' RADOS namespace (required) */
   const char *client_id; /* the cephx client, NULL: "admin" */
   /* A follower's name in its pin object (pin.NODE, read by gc); NULL:
    * HOSTNAME-XXXXXXXX, the hex being a hash of the store's absolute path.
    * Same rules as `name`. */
   const char *node;
-  uint32_t chunk_size;    /* power of two, 1-64 MiB; 0: 16 MiB */
-  uint32_t poll_ms;       /* follower: HEAD read at least this often; 0: 10000 */
-  uint32_t lease_s;       /* publisher lock lease; 0: 30 */
-  uint32_t op_timeout_s;  /* rados_osd_op_timeout/mon_op_timeout; 0: 30 */
-  uint32_t max_inflight;  /* aio operations in flight; 0: 16 */
-  uint32_t fetch_retries; /* follower: fetches of a bad file; 0: 3 */
+  uint32_t chunk_size;   /* power of two, 1-64 MiB; 0: 16 MiB */
+  uint32_t poll_ms;      /* follower: HEAD read at least this often; 0: 10000 */
+  uint32_t lease_s;      /* publisher lock lease; 0: 30 */
+  uint32_t op_timeout_s; /* rados_osd_op_timeout/mon_op_timeout; 0: 30 */
+  uint32_t max_inflight; /* aio operations in flight; 0: 16 */
+  uint32_t fetch_retries;   /* follower: fetches of a bad file; 0: 3 */
   uint32_t open_timeout_ms; /* follower open with no whole local copy:
                                how long to try to sync; 0: 60000 */
   uint32_t pad_;            /* 0 */
@@ -73,13 +72,13 @@ typedef struct strata_remote_config {
 
 /* A remote's figures, as the state dump and metrics report them. */
 typedef struct strata_remote_stats {
-  int role;                /* enum strata_remote_role */
-  uint64_t version_served; /* follower: the version served; publisher: the
-                              last version it published or found */
-  uint64_t version_seen;   /* the highest HEAD version read */
-  uint64_t syncs;          /* follower: version changes made */
-  uint64_t publishes;      /* publisher: versions published */
-  uint64_t last_sync_ms;   /* duration of the last sync or publish */
+  int role;                      /* enum strata_remote_role */
+  uint64_t version_served;       /* follower: the version served; publisher: the
+                                    last version it published or found */
+  uint64_t version_seen;         /* the highest HEAD version read */
+  uint64_t syncs;                /* follower: version changes made */
+  uint64_t publishes;            /* publisher: versions published */
+  uint64_t last_sync_ms;         /* duration of the last sync or publish */
   uint64_t last_success_unix_ms; /* wall clock of the last success, 0 none */
   uint64_t bytes_fetched;
   uint64_t bytes_uploaded;

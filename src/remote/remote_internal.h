@@ -107,8 +107,8 @@ typedef struct strata__head {
 int strata__head_read(const strata__rconn *c, strata__head *out);
 /* HEAD's body for a version (malloc'd JSON). */
 int strata__head_body(const strata__rconn *c, uint64_t version,
-                      const char *manifest, uint64_t manifest_xxh3,
-                      char **json, size_t *len);
+                      const char *manifest, uint64_t manifest_xxh3, char **json,
+                      size_t *len);
 
 /* ---- remote_manifest.c ---------------------------------------------------
  * A manifest (docs/REMOTE.md, "Manifests"). */

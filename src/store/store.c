@@ -269,6 +269,7 @@ void strata__store_close(struct strata_store *s) {
     close(s->dirfd);
   pthread_mutex_destroy(&s->write_mu);
   pthread_mutex_destroy(&s->verify_mu);
+  free(s->claimed_by);
   free(s->dir);
   free(s);
 }

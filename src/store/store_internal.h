@@ -391,6 +391,10 @@ struct strata_store {
    * detached by strata_store_open and _close like the staging pool, and
    * never dereferenced by the store. */
   struct strata__remote *remote;
+  /* strata__store_claim()'s reason ("follows POOL/NAME"), or NULL: when
+   * set, the store holds its writer lock until it closes and every write
+   * call fails with STRATA_E_STATE "DIR: WHY; it is read-only". */
+  char *claimed_by;
   /* Read sampling (store_sample.h): one ring per reader slot, which a slot
    * takes when claimed, or NULL; and the mask that picks the sampled
    * lookups. Set by whoever drains the rings (the staging pool) before the
@@ -516,6 +520,13 @@ int strata__store_try_lock(struct strata_store *s, int *fdp, bool create);
 /* Takes the cross-process writer lock if this store does not hold it, then
  * cleans up after dead writers and refreshes. Writer mutex held. */
 int strata__store_lock(struct strata_store *s);
+/* Takes the writer lock for the rest of the store's life (STRATA_E_LOCKED
+ * naming the holder's pid when another process has it) and makes every
+ * later write call (protos, puts, crystallization) fail with
+ * STRATA_E_STATE "DIR: WHY; it is read-only": a follower's directory is
+ * written by its remote sync only (src/remote/, docs/REMOTE.md). Takes
+ * write_mu. */
+int strata__store_claim(struct strata_store *s, const char *why);
 
 /* store_refresh.c. Writer mutex held: brings the catalog in line with the
  * directory (strata_store_refresh). */

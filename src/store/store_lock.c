@@ -4,6 +4,8 @@
  * holder written into the file for the error message of the others. The
  * lock itself is common/lockfile.c's, which region writers share. */
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "common/lockfile.h"
@@ -14,6 +16,8 @@ int strata__store_try_lock(struct strata_store *s, int *fdp, bool create) {
 }
 
 int strata__store_lock(struct strata_store *s) {
+  STRATA__FAIL_IF(s->claimed_by != NULL, STRATA_E_STATE,
+                  "%s: %s; it is read-only", s->dir, s->claimed_by);
   if (s->lockfd >= 0)
     return 0;
   STRATA__FAIL_IF(s->config.flags & STRATA_STORE_READ_ONLY, STRATA_E_STATE,
@@ -54,4 +58,24 @@ int strata__store_lock(struct strata_store *s) {
               "msg=\"writer lock taken\" dir=%s pid=%ld",
               strata__log_quote(qd, sizeof qd, s->dir), (long)getpid());
   return 0;
+}
+
+int strata__store_claim(struct strata_store *s, const char *why) {
+  STRATA__FAIL_IF(why == NULL || why[0] == '\0', STRATA_E_INVAL,
+                  "%s: claiming the store: no reason given", s->dir);
+  char *copy = strdup(why);
+  if (copy == NULL)
+    return strata__fail(STRATA_E_NOMEM, "%s: claiming the store", s->dir);
+  pthread_mutex_lock(&s->write_mu);
+  int rc = s->claimed_by != NULL
+               ? strata__fail(STRATA_E_STATE, "%s: already claimed (%s)",
+                              s->dir, s->claimed_by)
+               : strata__store_lock(s);
+  if (rc == 0) {
+    s->claimed_by = copy; /* from here on, every write call fails */
+    copy = NULL;
+  }
+  pthread_mutex_unlock(&s->write_mu);
+  free(copy);
+  return rc;
 }
