@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "store/store_internal.h"
-#include "writer/writer_internal.h"
+#include "writer/pubfile.h"
 
 #define REGION_SUFFIX ".region"
 
@@ -23,7 +23,7 @@ static bool is_region_name(const char *n) {
 }
 
 /* ".NAME.strata-tmp-XXXXXXXX" (8 lowercase hex digits): the name of the
- * writer's temporary files (writer_commit.c). Matched at the end, since
+ * writer's temporary files (pubfile.c). Matched at the end, since
  * NAME may contain the mark itself. Other programs' dot-files, such as
  * ".NAME.tmp-XXXXXXXX", do not match: the mark is Strata's own. */
 static bool is_temp_name(const char *n) {
@@ -39,7 +39,7 @@ static bool is_temp_name(const char *n) {
 
 /* Does the temporary file open at `fd` hold what our writer leaves? A
  * named temporary file begins with the region magic from the moment the
- * writer created it (writer_commit.c), and an O_TMPFILE gets its name only
+ * writer created it (pubfile.c), and an O_TMPFILE gets its name only
  * after the header is written; so a leftover of ours is empty (the writer
  * died between the create and its first write) or begins with the magic.
  * Anything else named with our mark is someone else's, and kept. */
@@ -64,7 +64,7 @@ static void warn_kept(struct strata_store *s, const char *name,
 /* Removes a temporary file of an interrupted write: only a regular file
  * that is ours (temp_is_ours()), and only unless a live writer holds it:
  * writers keep an flock on their temporary file until they close it
- * (writer_commit.c), and the lock dies with the process, so a lock we can
+ * (pubfile.c), and the lock dies with the process, so a lock we can
  * take means a dead writer. (The store's own writer lock does not cover
  * region-builder and other strata_writer users writing into the
  * directory.) O_NONBLOCK: a FIFO named like a temporary file must not
