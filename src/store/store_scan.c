@@ -17,7 +17,7 @@
 
 #define REGION_SUFFIX ".region"
 
-static bool is_region_name(const char *n) {
+bool strata__store_is_region_name(const char *n) {
   size_t len = strlen(n), sl = strlen(REGION_SUFFIX);
   return n[0] != '.' && len > sl && strcmp(n + len - sl, REGION_SUFFIX) == 0;
 }
@@ -134,8 +134,9 @@ static bool regular_entry(struct strata_store *s, const struct dirent *de) {
   return false;
 }
 
-/* Lists the region files (is_region_name) of the directory, sorted, and,
- * with `clean`, removes temporary files left by interrupted writes. */
+/* Lists the region files (strata__store_is_region_name) of the directory,
+ * sorted, and, with `clean`, removes temporary files left by interrupted
+ * writes. */
 int strata__store_list(struct strata_store *s, bool clean, char ***names,
                        size_t *count) {
   int fd = openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -158,7 +159,7 @@ int strata__store_list(struct strata_store *s, bool clean, char ***names,
       remove_temp(s, de->d_name);
       continue;
     }
-    if (!is_region_name(de->d_name) || !regular_entry(s, de))
+    if (!strata__store_is_region_name(de->d_name) || !regular_entry(s, de))
       continue;
     if (n == cap) {
       cap = cap ? 2 * cap : 16;
@@ -253,7 +254,8 @@ static strata__entry *entry_for_file(strata__file *f) {
 }
 
 int strata__store_load(struct strata_store *s, char **names, size_t count,
-                       bool defer, strata__entry **have, size_t *n) {
+                       bool defer, bool strict, strata__entry **have,
+                       size_t *n) {
   open_job j = {.s = s, .names = names, .n = count, .defer = defer};
   j.files = calloc(count ? count : 1, sizeof *j.files);
   j.rcs = calloc(count ? count : 1, sizeof *j.rcs);
@@ -264,6 +266,13 @@ int strata__store_load(struct strata_store *s, char **names, size_t count,
   else
     open_all(&j);
   for (size_t i = 0; rc == 0 && i < count; i++) {
+    if (j.rcs[i] < 0 && strict) {
+      /* The first failure in list order, whatever thread met it: its
+       * detail names the file (the open's own, or the validation's). */
+      rc = strata__fail(j.rcs[i], "%s",
+                        j.details[i] != NULL ? j.details[i] : names[i]);
+      break;
+    }
     if (j.rcs[i] < 0) {
       char qd[STRATA__LOG_PATH], qf[STRATA__LOG_PATH], qt[STRATA__LOG_TEXT];
       strata__log(&s->log, STRATA_LOG_WARN, "store",

@@ -226,15 +226,21 @@ int strata__pubfile_open_path(const char *path, strata__pubfile **out) {
   return rc;
 }
 
-int strata__pubfile_fd(const strata__pubfile *f) { return f->fd; }
+int strata__pubfile_fd(const strata__pubfile *f) {
+  return f->fd;
+}
 
-const char *strata__pubfile_path(const strata__pubfile *f) { return f->path; }
+const char *strata__pubfile_path(const strata__pubfile *f) {
+  return f->path;
+}
 
 const char *strata__pubfile_temp_path(const strata__pubfile *f) {
   return f->tmp_path;
 }
 
-bool strata__pubfile_placed(const strata__pubfile *f) { return f->placed; }
+bool strata__pubfile_placed(const strata__pubfile *f) {
+  return f->placed;
+}
 
 uint64_t strata__pubfile_fsync_ns(const strata__pubfile *f) {
   return f->fsync_ns;
@@ -316,8 +322,7 @@ int strata__pubfile_prepare(strata__pubfile *f, uint64_t size, bool region,
                   "%s: an earlier write or fsync failed; the file cannot be "
                   "published",
                   f->path);
-  STRATA__FAIL_IF(f->prepared, STRATA_E_STATE, "%s: prepared already",
-                  f->path);
+  STRATA__FAIL_IF(f->prepared, STRATA_E_STATE, "%s: prepared already", f->path);
   STRATA__FAIL_IF(size > INT64_MAX, STRATA_E_LIMIT,
                   "%s: size %" PRIu64 " is past the largest file size", f->path,
                   size);

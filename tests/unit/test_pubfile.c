@@ -208,8 +208,7 @@ static void failed_write_is_final(bool named) {
   assert_int_equal(fp_call_at(0)->fn, FP_PWRITE);
   assert_non_null(strstr(strata_last_error_detail(), "w.bin: writing 6 bytes"));
   assert_strata_ok(strata__pubfile_write_at(f, "abcdef", 6, 0));
-  assert_strata_err(strata__pubfile_prepare(f, 6, false, NULL),
-                    STRATA_E_STATE);
+  assert_strata_err(strata__pubfile_prepare(f, 6, false, NULL), STRATA_E_STATE);
   assert_non_null(strstr(strata_last_error_detail(), "earlier write"));
   assert_strata_err(strata__pubfile_publish(f), STRATA_E_STATE);
   strata__pubfile_abort(f);
@@ -239,8 +238,7 @@ static void test_failed_fsync(void **state) {
   fp_disarm();
   assert_int_equal(fp_call_at(1)->fn, FP_FSYNC);
   assert_int_equal(rc, -EIO);
-  assert_strata_err(strata__pubfile_prepare(f, 3, false, NULL),
-                    STRATA_E_STATE);
+  assert_strata_err(strata__pubfile_prepare(f, 3, false, NULL), STRATA_E_STATE);
   assert_strata_err(strata__pubfile_publish(f), STRATA_E_STATE);
   strata__pubfile_abort(f);
   assert_dir_empty(dir);
@@ -325,8 +323,8 @@ static void region_validated(bool named) {
   assert_strata_ok(strata__pubfile_write_at(f, img, len, 0));
   assert_strata_err(strata__pubfile_prepare(f, len, true, NULL),
                     STRATA_E_CHECKSUM);
-  assert_non_null(strstr(strata_last_error_detail(),
-                         test_path(dir, "flip.region")));
+  assert_non_null(
+      strstr(strata_last_error_detail(), test_path(dir, "flip.region")));
   strata__pubfile_abort(f);
 
   char names[4096];
