@@ -1,0 +1,1004 @@
+/* The follower (docs/REMOTE.md, "Followers"): a store whose directory is a
+ * local copy of POOL/NAME. A sync reads HEAD and, when it names a version
+ * newer than the one served, reads that version's manifest, fetches the
+ * files whose bytes are not here yet through the writer's file publisher
+ * (src/writer/pubfile.h: the same temporary file, fsync and rename as
+ * region-builder's), checks every chunk, the whole file and the region
+ * itself, and then moves the store to the new version with one catalog
+ * swap (strata__store_swap_files). A background thread syncs whenever a
+ * watch on HEAD fires and at least every poll_ms.
+ *
+ * STORE/.strata-remote/state records, through the same publisher (temp,
+ * fsync, rename, directory fsync), which version the directory holds and
+ * each file's hash, so that a restart reuses the files and a follower
+ * killed in the middle of a swap finishes it before it serves anything.
+ *
+ * Locking: every sync runs under the remote's op_mu, which also guards the
+ * follower's served version and file table (`served`, `local`, `between`).
+ * The thread's own flags are under `mu`, which the watch callbacks take
+ * (librados runs them on its own threads) and which is never held across a
+ * sync. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/hash.h"
+#include "remote/remote_internal.h"
+#include "store/store_internal.h"
+#include "writer/pubfile.h"
+
+#define STATE_DIR ".strata-remote"
+#define STATE_FILE "state"
+/* Largest state file read back: a file name (NAME_MAX) and a hash per
+ * region, for far more regions than a store holds. */
+#define STATE_MAX (64u << 20)
+/* How long the open waits between two sync attempts while it has no whole
+ * local copy (bounded by open_timeout_ms). */
+#define OPEN_RETRY_MS 250u
+
+/* A local file and the XXH3-128 of its bytes (32 lowercase hex). */
+typedef struct lfile {
+  char *file;
+  char hash[33];
+} lfile;
+
+typedef struct lset {
+  lfile *v;
+  size_t n;
+} lset;
+
+typedef struct strata__follower strata__follower;
+
+struct strata__follower {
+  struct strata__remote *r;
+  strata__rconn *c;
+  char *dir;       /* the store's directory */
+  char *state_dir; /* STORE/.strata-remote */
+
+  /* Under r->op_mu. */
+  uint64_t served; /* the version the catalog holds */
+  lset local;      /* its files and their hashes */
+  /* The directory may hold files that `local` does not describe (a swap
+   * that stopped half-way, no state, a state that did not parse): hash
+   * what is there before reusing anything, and sync even when HEAD is not
+   * newer than `served`. */
+  bool between;
+  bool state_stale; /* the state file lags behind `served` */
+
+  /* The sync thread; under mu. */
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  pthread_t thread;
+  bool started, stop, wake, watch_lost;
+  bool watching; /* thread only */
+  uint64_t watch_cookie;
+};
+
+/* ---- small helpers --------------------------------------------------------
+ */
+
+static strata__logger *logger(const strata__follower *f) {
+  static strata__logger fallback = {.level = STRATA_LOG_WARN};
+  return f->c->log != NULL ? f->c->log : &fallback;
+}
+
+/* A value for a log line (strata__log_quote: quoted and escaped when it
+ * needs it, so that a detail or path cannot forge a line), in one of two
+ * buffers of the calling thread: at most two per line. */
+static const char *q(const char *s) {
+  static _Thread_local char buf[2][1024];
+  static _Thread_local unsigned next;
+  return strata__log_quote(buf[next++ % 2], sizeof buf[0], s);
+}
+
+/* r->stats as remote.c's helpers (strata__remote_note_failure, ...)
+ * update them, written here because calling those would make remote.c and
+ * this file call each other (remote.c calls strata__follower_sync), a
+ * cycle that tools/check_layers.py refuses; remote_publish.c does the
+ * same. */
+static void stats_add(struct strata__remote *r, uint64_t *counter,
+                      uint64_t n) {
+  pthread_mutex_lock(&r->stats_mu);
+  *counter += n;
+  pthread_mutex_unlock(&r->stats_mu);
+}
+
+static void stats_versions(struct strata__remote *r, uint64_t served,
+                           uint64_t seen) {
+  pthread_mutex_lock(&r->stats_mu);
+  r->stats.version_served = served;
+  if (seen > r->stats.version_seen)
+    r->stats.version_seen = seen;
+  pthread_mutex_unlock(&r->stats_mu);
+}
+
+/* A sync's outcome: a failure keeps the error detail of this thread and
+ * counts; a success clears it and stamps the time. */
+static void stats_note(struct strata__remote *r, int rc, uint64_t took_ms) {
+  pthread_mutex_lock(&r->stats_mu);
+  if (rc < 0) {
+    snprintf(r->stats.last_error, sizeof r->stats.last_error, "%s",
+             strata_last_error_detail());
+    r->stats.sync_failures++;
+  } else {
+    r->stats.last_error[0] = '\0';
+    r->stats.last_sync_ms = took_ms;
+    r->stats.last_success_unix_ms = strata__unix_ms();
+  }
+  pthread_mutex_unlock(&r->stats_mu);
+}
+
+static void lset_free(lset *s) {
+  for (size_t i = 0; i < s->n; i++)
+    free(s->v[i].file);
+  free(s->v);
+  *s = (lset){0};
+}
+
+static int lset_add(lset *s, const char *file, const char *hash) {
+  lfile *v = realloc(s->v, (s->n + 1) * sizeof *v);
+  if (v == NULL)
+    return strata__fail(STRATA_E_NOMEM, "%s: allocating", file);
+  s->v = v;
+  char *copy = strdup(file);
+  if (copy == NULL)
+    return strata__fail(STRATA_E_NOMEM, "%s: allocating", file);
+  s->v[s->n].file = copy;
+  memcpy(s->v[s->n].hash, hash, 33);
+  s->n++;
+  return 0;
+}
+
+/* Whether `file` is here with these bytes. Linear: a store holds tens to
+ * thousands of regions, and a sync does this once per region. */
+static bool lset_has(const lset *s, const char *file, const char *hash) {
+  for (size_t i = 0; i < s->n; i++)
+    if (strcmp(s->v[i].file, file) == 0 && strcmp(s->v[i].hash, hash) == 0)
+      return true;
+  return false;
+}
+
+static void hex128(char out[33], XXH128_hash_t h) {
+  XXH128_canonical_t c;
+  XXH128_canonicalFromHash(&c, h);
+  for (int i = 0; i < 16; i++)
+    snprintf(out + 2 * i, 3, "%02x", c.digest[i]);
+}
+
+static bool is_hash(const char *s) {
+  if (strlen(s) != 32)
+    return false;
+  for (; *s; s++)
+    if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+      return false;
+  return true;
+}
+
+/* XXH3-128 of a local file's bytes. */
+static int hash_file(const char *dir, const char *name, char out[33]) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0)
+    return strata__fail_errno(errno, "%s: opening to hash it", path);
+  struct stat st;
+  int rc = 0;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    rc = strata__fail(STRATA_E_STATE, "%s: not a regular file", path);
+  } else if (st.st_size == 0) {
+    hex128(out, XXH3_128bits("", 0));
+  } else {
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+      rc = strata__fail_errno(errno, "%s: mapping to hash it", path);
+    } else {
+      (void)madvise(p, (size_t)st.st_size, MADV_SEQUENTIAL);
+      hex128(out, XXH3_128bits(p, (size_t)st.st_size));
+      munmap(p, (size_t)st.st_size);
+    }
+  }
+  close(fd);
+  return rc;
+}
+
+/* Unlinks the directory's region files that `keep` does not list. Their
+ * mappings stay valid until the snapshots that hold them end. */
+static void unlink_unlisted(strata__follower *f, const lset *keep) {
+  char **names = NULL;
+  size_t n = 0;
+  if (strata__store_list(f->r->store, false, &names, &n) != 0) {
+    strata__log(logger(f), STRATA_LOG_WARN, "remote",
+                "msg=\"cannot list the store to remove old files\" "
+                "remote=%s detail=%s",
+                f->c->label, q(strata_last_error_detail()));
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    bool listed = false;
+    for (size_t j = 0; j < keep->n && !listed; j++)
+      listed = strcmp(keep->v[j].file, names[i]) == 0;
+    if (listed)
+      continue;
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/%s", f->dir, names[i]);
+    if (unlink(path) != 0 && errno != ENOENT)
+      strata__log(logger(f), STRATA_LOG_WARN, "remote",
+                  "msg=\"cannot remove a file the version served does not "
+                  "list\" remote=%s file=%s errno=%d",
+                  f->c->label, names[i], errno);
+  }
+  strata__store_names_free(names, n);
+}
+
+/* ---- STORE/.strata-remote/state ------------------------------------------ */
+
+/* Writes the state through the file publisher: the file is whole or the
+ * previous one stays. switching: 0 for none. */
+static int state_write(strata__follower *f, uint64_t version,
+                       uint64_t switching, const lset *files) {
+  json_t *fo = json_object();
+  json_t *doc = json_pack(
+      "{s:i, s:s, s:I, s:o, s:o}", "format", STRATA__REMOTE_FORMAT, "remote",
+      f->c->label, "version", (json_int_t)version, "switching_to",
+      switching ? json_integer((json_int_t)switching) : json_null(), "files",
+      json_incref(fo));
+  bool ok = doc != NULL && fo != NULL;
+  for (size_t i = 0; ok && i < files->n; i++)
+    ok = json_object_set_new(fo, files->v[i].file,
+                             json_string(files->v[i].hash)) == 0;
+  json_decref(fo);
+  char *text =
+      ok ? json_dumps(doc, JSON_INDENT(1) | JSON_PRESERVE_ORDER) : NULL;
+  json_decref(doc);
+  if (text == NULL)
+    return strata__fail(STRATA_E_NOMEM, "%s/%s: building the state",
+                        f->state_dir, STATE_FILE);
+  strata__pubfile *pf = NULL;
+  int rc = strata__pubfile_open(f->state_dir, STATE_FILE, &pf);
+  if (rc == 0)
+    rc = strata__pubfile_write_at(pf, text, strlen(text), 0);
+  if (rc == 0)
+    rc = strata__pubfile_prepare(pf, strlen(text), false, NULL);
+  if (rc == 0)
+    rc = strata__pubfile_publish(pf);
+  strata__pubfile_abort(pf);
+  free(text);
+  return rc;
+}
+
+/* What the state file says. */
+typedef enum state_kind {
+  STATE_NONE,      /* no state file */
+  STATE_SERVING,   /* "serving N": files are exactly N's */
+  STATE_SWITCHING, /* "switching to M": a mixture may be here */
+  STATE_BAD,       /* unreadable: rebuild it from the files */
+} state_kind;
+
+static state_kind state_bad(strata__follower *f, const char *path,
+                            const char *why) {
+  strata__log(logger(f), STRATA_LOG_WARN, "remote",
+              "msg=\"the follower's state is unusable; the files will be "
+              "hashed again\" file=%s why=%s",
+              q(path), q(why));
+  return STATE_BAD;
+}
+
+static state_kind state_read(strata__follower *f, uint64_t *version,
+                             uint64_t *switching, lset *files) {
+  char path[PATH_MAX];
+  snprintf(path, sizeof path, "%s/%s", f->state_dir, STATE_FILE);
+  json_error_t err;
+  FILE *fp = fopen(path, "re");
+  if (fp == NULL)
+    return errno == ENOENT ? STATE_NONE : state_bad(f, path, strerror(errno));
+  json_t *doc = json_loadf(fp, JSON_REJECT_DUPLICATES, &err);
+  fclose(fp);
+  if (doc == NULL)
+    return state_bad(f, path, err.text);
+  json_t *fmt = json_object_get(doc, "format");
+  json_t *remote = json_object_get(doc, "remote");
+  json_t *ver = json_object_get(doc, "version");
+  json_t *sw = json_object_get(doc, "switching_to");
+  json_t *fo = json_object_get(doc, "files");
+  const char *why = NULL;
+  if (!json_is_integer(fmt) || json_integer_value(fmt) != STRATA__REMOTE_FORMAT)
+    why = "format is not 1";
+  else if (!json_is_string(remote) ||
+           strcmp(json_string_value(remote), f->c->label) != 0)
+    why = "it is the state of another remote";
+  else if (!json_is_integer(ver) || json_integer_value(ver) < 0)
+    why = "version is not a count";
+  else if (!(json_is_null(sw) ||
+             (json_is_integer(sw) && json_integer_value(sw) > 0)))
+    why = "switching_to is neither null nor a version";
+  else if (!json_is_object(fo))
+    why = "files is not an object";
+  const char *file;
+  json_t *h;
+  json_object_foreach(fo, file, h) {
+    if (why != NULL)
+      break;
+    if (!strata__store_is_region_name(file) || strchr(file, '/') != NULL || !json_is_string(h) ||
+        !is_hash(json_string_value(h)))
+      why = "a file entry is not NAME.region: 32 hex digits";
+    else if (lset_add(files, file, json_string_value(h)) != 0)
+      why = "out of memory";
+  }
+  state_kind k = STATE_BAD;
+  if (why == NULL) {
+    *version = (uint64_t)json_integer_value(ver);
+    *switching = json_is_null(sw) ? 0 : (uint64_t)json_integer_value(sw);
+    k = *switching ? STATE_SWITCHING : STATE_SERVING;
+  } else {
+    lset_free(files);
+    state_bad(f, path, why);
+  }
+  json_decref(doc);
+  return k;
+}
+
+/* The catalog becomes exactly these files. */
+static int swap_to(strata__follower *f, const lset *files) {
+  const char **names = calloc(files->n + 1, sizeof *names);
+  if (names == NULL)
+    return strata__fail(STRATA_E_NOMEM, "%s: swapping the catalog", f->dir);
+  for (size_t i = 0; i < files->n; i++)
+    names[i] = files->v[i].file;
+  int rc = strata__store_swap_files(f->r->store, names, files->n);
+  free(names);
+  return rc;
+}
+
+/* pin.NODE: the versions this node needs kept (gc reads it). fetching: 0
+ * for none. */
+static int pin_write(strata__follower *f, uint64_t serving, uint64_t fetching) {
+  char obj[STRATA__OBJ_NAME], body[128];
+  strata__obj_pin(obj, f->c->cfg.node);
+  if (fetching)
+    snprintf(body, sizeof body,
+             "{\"serving\": %" PRIu64 ", \"fetching\": %" PRIu64 "}", serving,
+             fetching);
+  else
+    snprintf(body, sizeof body,
+             "{\"serving\": %" PRIu64 ", \"fetching\": null}", serving);
+  int rc = rados_write_full(f->c->io, obj, body, strlen(body));
+  return rc < 0 ? strata__rfail(f->c, rc, obj, "writing the pin") : 0;
+}
+
+/* ---- fetching one file ----------------------------------------------------
+ */
+
+/* What went wrong with a fetch of one file, for the ERROR line. */
+typedef struct fetch_err {
+  char obj[STRATA__OBJ_NAME + 2];
+  char why[384];
+  bool final; /* a chunk stayed bad through every re-read: no refetch */
+} fetch_err;
+
+/* One chunk read in flight. */
+typedef struct slot {
+  rados_completion_t c;
+  char *buf;
+  uint32_t index;
+} slot;
+
+static uint32_t chunk_len(const strata__manifest *m, const strata__mregion *g,
+                          uint32_t i) {
+  uint64_t off = (uint64_t)i * m->chunk_size;
+  uint64_t left = g->size - off;
+  return left < m->chunk_size ? (uint32_t)left : m->chunk_size;
+}
+
+static bool chunk_good(const strata__mregion *g, uint32_t i, const char *buf,
+                       int got, uint32_t want, char *why, size_t whylen) {
+  if (got != (int)want) {
+    snprintf(why, whylen, "short read: %d of %" PRIu32 " bytes", got, want);
+    return false;
+  }
+  uint64_t x = XXH3_64bits(buf, want);
+  if (x != g->chunks[i]) {
+    snprintf(why, whylen,
+             "checksum mismatch: XXH3-64 %016" PRIx64
+             ", the manifest says %016" PRIx64,
+             x, g->chunks[i]);
+    return false;
+  }
+  return true;
+}
+
+/* Reads chunk i again, synchronously, until its bytes match or `tries`
+ * reads in all failed. Re-reads are rare: a reply cut short, or a chunk
+ * that is corrupt in the cluster (then every read fails alike). */
+static int reread(strata__follower *f, const strata__manifest *m,
+                  const strata__mregion *g, uint32_t i, char *buf, int got,
+                  fetch_err *fe) {
+  uint32_t want = chunk_len(m, g, i);
+  uint32_t tries = f->c->cfg.fetch_retries;
+  strata__obj_chunk(fe->obj, g->hash, m->chunk_size, i);
+  for (uint32_t t = 1;; t++) {
+    if (got < 0) /* -ENOENT included: the caller restarts from HEAD */
+      return strata__rfail(f->c, got, fe->obj, "reading a chunk");
+    if (chunk_good(g, i, buf, got, want, fe->why, sizeof fe->why))
+      return 0;
+    if (t >= tries) {
+      fe->final = true;
+      return STRATA_E_CHECKSUM;
+    }
+    got = rados_read(f->c->io, fe->obj, buf, want, 0);
+  }
+}
+
+/* Waits for every read still in flight (their buffers are about to go). */
+static void drain(slot *s, uint32_t nslots, uint32_t head, uint32_t active) {
+  for (uint32_t k = 0; k < active; k++) {
+    slot *x = &s[(head + k) % nslots];
+    rados_aio_wait_for_complete(x->c);
+    rados_aio_release(x->c);
+  }
+}
+
+/* Reads every chunk of g into pf, at most max_inflight at once, in index
+ * order of arrival checks, hashing the file as it goes. */
+static int fetch_chunks(strata__follower *f, const strata__manifest *m,
+                        const strata__mregion *g, strata__pubfile *pf,
+                        XXH3_state_t *xs, fetch_err *fe) {
+  uint32_t nslots = f->c->cfg.max_inflight;
+  if (nslots > g->nchunks)
+    nslots = g->nchunks;
+  if (nslots == 0)
+    return 0;
+  slot *s = calloc(nslots, sizeof *s);
+  int rc = s ? 0 : strata__fail(STRATA_E_NOMEM, "%s: fetching", g->file);
+  for (uint32_t k = 0; rc == 0 && k < nslots; k++)
+    if ((s[k].buf = malloc(m->chunk_size)) == NULL)
+      rc = strata__fail(STRATA_E_NOMEM, "%s: fetching", g->file);
+  uint32_t next = 0, head = 0, active = 0, done = 0;
+  while (rc == 0 && done < g->nchunks) {
+    while (rc == 0 && active < nslots && next < g->nchunks) {
+      slot *x = &s[(head + active) % nslots];
+      char obj[STRATA__OBJ_NAME];
+      strata__obj_chunk(obj, g->hash, m->chunk_size, next);
+      x->index = next;
+      int r = rados_aio_create_completion2(NULL, NULL, &x->c);
+      if (r == 0) {
+        r = rados_aio_read(f->c->io, obj, x->c, x->buf, chunk_len(m, g, next),
+                           0);
+        if (r < 0)
+          rados_aio_release(x->c);
+      }
+      if (r < 0) {
+        rc = strata__rfail(f->c, r, obj, "starting a chunk read");
+        break;
+      }
+      next++;
+      active++;
+    }
+    if (rc != 0)
+      break;
+    slot *x = &s[head];
+    rados_aio_wait_for_complete(x->c);
+    int got = rados_aio_get_return_value(x->c);
+    rados_aio_release(x->c);
+    head = (head + 1) % nslots;
+    active--;
+    uint32_t want = chunk_len(m, g, x->index);
+    rc = reread(f, m, g, x->index, x->buf, got, fe);
+    if (rc == 0)
+      rc = strata__pubfile_write_at(pf, x->buf, want,
+                                    (uint64_t)x->index * m->chunk_size);
+    if (rc == 0) {
+      XXH3_128bits_update(xs, x->buf, want);
+      stats_add(f->r, &f->r->stats.bytes_fetched, want);
+      done++;
+    }
+  }
+  drain(s, nslots, head, active);
+  for (uint32_t k = 0; s != NULL && k < nslots; k++)
+    free(s[k].buf);
+  free(s);
+  return rc;
+}
+
+/* One fetch of g: chunks, then the file publisher's prepare (fsync, the
+ * region opened and validated), the whole file's hash, and the full
+ * verify. On success *out holds the prepared file. */
+static int fetch_once(strata__follower *f, const strata__manifest *m,
+                      const strata__mregion *g, strata__pubfile **out,
+                      fetch_err *fe) {
+  strata__pubfile *pf = NULL;
+  XXH3_state_t *xs = XXH3_createState();
+  int rc = xs ? 0 : strata__fail(STRATA_E_NOMEM, "%s: fetching", g->file);
+  if (rc == 0)
+    XXH3_128bits_reset(xs);
+  if (rc == 0)
+    rc = strata__pubfile_open(f->dir, g->file, &pf);
+  if (rc == 0)
+    rc = fetch_chunks(f, m, g, pf, xs, fe);
+  strata_region *kept = NULL;
+  if (rc == 0) {
+    /* The hash is of the bytes as they arrived; prepare maps what is on
+     * disk and validates it as a region. */
+    char got[33];
+    hex128(got, XXH3_128bits_digest(xs));
+    snprintf(fe->obj, sizeof fe->obj, "chunk.%s.%08" PRIx32 ".*", g->hash,
+             m->chunk_size);
+    if (strcmp(got, g->hash) != 0) {
+      snprintf(fe->why, sizeof fe->why,
+               "file hash mismatch: XXH3-128 %s, the manifest says %s", got,
+               g->hash);
+      rc = STRATA_E_CHECKSUM;
+    }
+  }
+  if (rc == 0) {
+    rc = strata__pubfile_prepare(pf, g->size, true, &kept);
+    if (rc != 0)
+      snprintf(fe->why, sizeof fe->why, "%s", strata_last_error_detail());
+  }
+  if (rc == 0) {
+    uint64_t bad = 0;
+    rc = strata_region_verify(kept, &bad);
+    if (rc != 0)
+      snprintf(fe->why, sizeof fe->why, "verify: %s",
+               strata_last_error_detail());
+  }
+  strata_region_close(kept);
+  XXH3_freeState(xs);
+  if (rc != 0) {
+    strata__pubfile_abort(pf);
+    return rc;
+  }
+  *out = pf;
+  return 0;
+}
+
+/* A file's fault, worth fetching again (rather than the cluster's). */
+static bool file_fault(int rc) {
+  return rc == STRATA_E_CHECKSUM || rc == STRATA_E_CORRUPT ||
+         rc == STRATA_E_BAD_MAGIC || rc == STRATA_E_VERSION ||
+         rc == STRATA_E_BOUNDS || rc == STRATA_E_DUPLICATE;
+}
+
+static int fetch_file(strata__follower *f, const strata__manifest *m,
+                      const strata__mregion *g, strata__pubfile **out) {
+  uint32_t k = f->c->cfg.fetch_retries;
+  fetch_err fe = {0};
+  int rc = 0;
+  uint32_t n = 0;
+  while (n < k) {
+    n++;
+    fe = (fetch_err){0};
+    rc = fetch_once(f, m, g, out, &fe);
+    if (rc == 0 || !file_fault(rc))
+      return rc;
+    if (fe.final) {
+      n = k; /* each chunk read was a fetch of the chunk */
+      break;
+    }
+    strata__log(logger(f), STRATA_LOG_WARN, "remote",
+                "msg=\"a fetched file failed its checks; fetching it again\" "
+                "remote=%s version=%" PRIu64 " file=%s object=%s why=%s",
+                f->c->label, m->version, g->file, fe.obj, q(fe.why));
+  }
+  rc = strata__fail(rc,
+                    "%s: version %" PRIu64 ": %s (%s): %s after %" PRIu32
+                    " fetches; still serving version %" PRIu64,
+                    f->c->label, m->version, g->file, fe.obj, fe.why, n,
+                    f->served);
+  strata__log(logger(f), STRATA_LOG_ERROR, "remote", "msg=%s",
+              q(strata_last_error_detail()));
+  return rc;
+}
+
+/* ---- a sync ----------------------------------------------------------------
+ */
+
+/* The local file table rebuilt from the directory: every region file
+ * hashed. Used when `local` cannot be trusted (f->between). */
+static int rehash_local(strata__follower *f) {
+  char **names = NULL;
+  size_t n = 0;
+  STRATA__TRY(strata__store_list(f->r->store, false, &names, &n));
+  lset fresh = {0};
+  int rc = 0;
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    char h[33];
+    if (hash_file(f->dir, names[i], h) == 0)
+      rc = lset_add(&fresh, names[i], h);
+  }
+  strata__store_names_free(names, n);
+  if (rc != 0) {
+    lset_free(&fresh);
+    return rc;
+  }
+  lset_free(&f->local);
+  f->local = fresh;
+  return 0;
+}
+
+static int read_manifest(strata__follower *f, const strata__head *h,
+                         strata__manifest *m) {
+  char *json = NULL;
+  size_t len = 0;
+  uint64_t xattr = 0;
+  STRATA__TRY(strata__robj_read(f->c, h->manifest, STRATA__MANIFEST_MAX, &json,
+                                &len, &xattr));
+  uint64_t x = XXH3_64bits(json, len);
+  int rc = 0;
+  if (x != h->manifest_xxh3)
+    rc = strata__fail(STRATA_E_CORRUPT,
+                      "%s: %s: XXH3-64 %016" PRIx64
+                      ", HEAD's manifest_xxh3 is %016" PRIx64,
+                      f->c->label, h->manifest, x, h->manifest_xxh3);
+  else if (x != xattr)
+    rc = strata__fail(STRATA_E_CORRUPT,
+                      "%s: %s: XXH3-64 %016" PRIx64 ", its " STRATA__XATTR_XXH3
+                      " xattr says %016" PRIx64,
+                      f->c->label, h->manifest, x, xattr);
+  char what[STRATA__REMOTE_LABEL + STRATA__OBJ_NAME + 2];
+  snprintf(what, sizeof what, "%s: %s", f->c->label, h->manifest);
+  if (rc == 0)
+    rc = strata__manifest_parse(json, len, what, m);
+  free(json);
+  if (rc == 0 && m->version != h->version) {
+    rc =
+        strata__fail(STRATA_E_CORRUPT,
+                     "%s: says version %" PRIu64 ", HEAD names it for %" PRIu64,
+                     what, m->version, h->version);
+    strata__manifest_free(m);
+  }
+  return rc;
+}
+
+/* The swap (docs/REMOTE.md, "The swap"). */
+static int swap(strata__follower *f, const strata__manifest *m,
+                strata__pubfile **prepared, lset *next) {
+  STRATA__TRY(state_write(f, f->served, m->version, next));
+  /* From here until "serving M" is written, the directory may hold a
+   * mixture, and the state says so. */
+  f->between = true;
+  for (size_t i = 0; i < m->n; i++)
+    if (prepared[i] != NULL) {
+      int rc = strata__pubfile_publish(prepared[i]);
+      strata__pubfile_abort(prepared[i]);
+      prepared[i] = NULL;
+      STRATA__TRY(rc);
+    }
+  STRATA__TRY(swap_to(f, next));
+  lset_free(&f->local);
+  f->local = *next;
+  *next = (lset){0};
+  f->served = m->version;
+  f->between = false;
+  f->state_stale = true;
+  if (state_write(f, f->served, 0, &f->local) == 0)
+    f->state_stale = false;
+  else
+    strata__log(logger(f), STRATA_LOG_WARN, "remote",
+                "msg=\"cannot record the version served; a restart will "
+                "finish the swap again\" remote=%s version=%" PRIu64
+                " detail=%s",
+                f->c->label, f->served, q(strata_last_error_detail()));
+  if (pin_write(f, f->served, 0) != 0)
+    strata__log(logger(f), STRATA_LOG_WARN, "remote",
+                "msg=\"cannot update the pin\" detail=%s",
+                q(strata_last_error_detail()));
+  unlink_unlisted(f, &f->local);
+  return 0;
+}
+
+/* Fetches version h->version and swaps to it. */
+static int move_to(strata__follower *f, const strata__head *h) {
+  strata__manifest m = {0};
+  if (h->exists && h->version > 0)
+    STRATA__TRY(read_manifest(f, h, &m));
+  else
+    m.version = h->version;
+  int rc = pin_write(f, f->served, m.version);
+  if (rc == 0 && f->between)
+    rc = rehash_local(f);
+  strata__pubfile **prepared = calloc(m.n + 1, sizeof *prepared);
+  lset next = {0};
+  if (rc == 0 && prepared == NULL)
+    rc = strata__fail(STRATA_E_NOMEM, "%s: sync", f->c->label);
+  for (size_t i = 0; rc == 0 && i < m.n; i++) {
+    const strata__mregion *g = &m.regions[i];
+    rc = lset_add(&next, g->file, g->hash);
+    if (rc == 0 && !lset_has(&f->local, g->file, g->hash))
+      rc = fetch_file(f, &m, g, &prepared[i]);
+  }
+  if (rc == 0)
+    rc = swap(f, &m, prepared, &next);
+  for (size_t i = 0; prepared != NULL && i < m.n; i++)
+    strata__pubfile_abort(prepared[i]);
+  free(prepared);
+  lset_free(&next);
+  strata__manifest_free(&m);
+  return rc;
+}
+
+/* One sync, op_mu held. force: even when HEAD is not newer. */
+static int sync_locked(strata__follower *f, bool force) {
+  uint64_t t0 = strata__mono_ns();
+  for (int attempt = 0;; attempt++) {
+    strata__head h;
+    STRATA__TRY(strata__head_read(f->c, &h));
+    stats_versions(f->r, f->served, h.version);
+    if (h.version <= f->served && !force && !f->between) {
+      if (f->state_stale && state_write(f, f->served, 0, &f->local) == 0)
+        f->state_stale = false;
+      /* Up to date: an earlier failure (HEAD unreachable) is over, but
+       * last_sync_ms keeps the duration of the last version change. */
+      pthread_mutex_lock(&f->r->stats_mu);
+      f->r->stats.last_error[0] = '\0';
+      pthread_mutex_unlock(&f->r->stats_mu);
+      return 0;
+    }
+    if (h.version < f->served)
+      strata__log(logger(f), STRATA_LOG_WARN, "remote",
+                  "msg=\"HEAD is older than the version served; following "
+                  "it\" remote=%s head=%" PRIu64 " served=%" PRIu64,
+                  f->c->label, h.version, f->served);
+    uint64_t before = f->served;
+    int rc = move_to(f, &h);
+    /* -ENOENT: an object of the version vanished under the fetch (gc took
+     * a version nobody pinned, docs/REMOTE.md "Garbage"): HEAD has moved
+     * on; go there, once. */
+    if (rc == -ENOENT && attempt == 0) {
+      strata__log(logger(f), STRATA_LOG_WARN, "remote",
+                  "msg=\"an object of the version vanished during the fetch; "
+                  "starting again from HEAD\" remote=%s version=%" PRIu64
+                  " detail=%s",
+                  f->c->label, h.version, q(strata_last_error_detail()));
+      continue;
+    }
+    STRATA__TRY(rc);
+    stats_versions(f->r, f->served, h.version);
+    if (f->served != before || force)
+      stats_add(f->r, &f->r->stats.syncs, 1);
+    stats_note(f->r, 0, (strata__mono_ns() - t0) / 1000000u);
+    strata__log(logger(f), STRATA_LOG_INFO, "remote",
+                "msg=\"serving a new version\" remote=%s version=%" PRIu64
+                " previous=%" PRIu64,
+                f->c->label, f->served, before);
+    return 0;
+  }
+}
+
+static int sync_now(strata__follower *f, bool force, uint64_t *version) {
+  pthread_mutex_lock(&f->r->op_mu);
+  int rc = sync_locked(f, force);
+  if (rc != 0)
+    stats_note(f->r, rc, 0);
+  if (version != NULL)
+    *version = f->served;
+  pthread_mutex_unlock(&f->r->op_mu);
+  return rc;
+}
+
+int strata__follower_sync(struct strata__remote *r, uint64_t *version) {
+  STRATA__FAIL_IF(r == NULL || r->follower == NULL, STRATA_E_STATE,
+                  "strata_remote_sync: the store is not a follower");
+  return sync_now(r->follower, false, version);
+}
+
+/* ---- the thread ------------------------------------------------------------
+ */
+
+static void wake(strata__follower *f, bool lost) {
+  pthread_mutex_lock(&f->mu);
+  f->wake = true;
+  f->watch_lost |= lost;
+  pthread_cond_signal(&f->cv);
+  pthread_mutex_unlock(&f->mu);
+}
+
+/* librados' threads: a notify on HEAD (the publisher moved it). */
+static void on_notify(void *arg, uint64_t notify_id, uint64_t handle,
+                      uint64_t notifier_id, void *data, size_t len) {
+  (void)notifier_id;
+  (void)data;
+  (void)len;
+  strata__follower *f = arg;
+  (void)rados_notify_ack(f->c->io, STRATA__HEAD_OBJ, notify_id, handle, NULL,
+                         0);
+  wake(f, false);
+}
+
+/* librados' threads: the watch is gone (an OSD restarted, a partition). */
+static void on_watch_error(void *arg, uint64_t cookie, int err) {
+  (void)cookie;
+  (void)err;
+  wake(arg, true);
+}
+
+/* (Re)makes the watch on HEAD; a failure (no HEAD yet, the cluster away)
+ * leaves polling to do the work until the next pass. */
+static void rewatch(strata__follower *f) {
+  if (f->watching) {
+    (void)rados_unwatch2(f->c->io, f->watch_cookie);
+    f->watching = false;
+  }
+  /* The watch's timeout: librados' default (30 s). */
+  int rc = rados_watch3(f->c->io, STRATA__HEAD_OBJ, &f->watch_cookie, on_notify,
+                        on_watch_error, 0, f);
+  if (rc == 0)
+    f->watching = true;
+  else
+    strata__log(logger(f), STRATA_LOG_DEBUG, "remote",
+                "msg=\"cannot watch HEAD; polling\" remote=%s rc=%d",
+                f->c->label, rc);
+}
+
+static void *run(void *arg) {
+  strata__follower *f = arg;
+  bool watch = (f->c->cfg.flags & STRATA_REMOTE_NO_WATCH) == 0;
+  pthread_mutex_lock(&f->mu);
+  while (!f->stop) {
+    f->wake = false;
+    bool lost = f->watch_lost;
+    f->watch_lost = false;
+    pthread_mutex_unlock(&f->mu);
+    if (sync_now(f, false, NULL) != 0)
+      strata__log(logger(f), STRATA_LOG_WARN, "remote",
+                  "msg=\"sync failed; trying again at the next notify or "
+                  "poll\" remote=%s detail=%s",
+                  f->c->label, q(strata_last_error_detail()));
+    if (watch && (lost || !f->watching))
+      rewatch(f);
+    pthread_mutex_lock(&f->mu);
+    if (f->wake || f->stop)
+      continue;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t ns = (uint64_t)ts.tv_nsec + (uint64_t)f->c->cfg.poll_ms * 1000000u;
+    ts.tv_sec += (time_t)(ns / 1000000000u);
+    ts.tv_nsec = (long)(ns % 1000000000u);
+    while (!f->wake && !f->stop &&
+           pthread_cond_timedwait(&f->cv, &f->mu, &ts) == 0)
+      ;
+  }
+  pthread_mutex_unlock(&f->mu);
+  if (f->watching) {
+    (void)rados_unwatch2(f->c->io, f->watch_cookie);
+    f->watching = false;
+  }
+  return NULL;
+}
+
+/* ---- start and stop ---------------------------------------------------------
+ */
+
+static void follower_free(strata__follower *f) {
+  if (f == NULL)
+    return;
+  lset_free(&f->local);
+  free(f->dir);
+  free(f->state_dir);
+  pthread_cond_destroy(&f->cv);
+  pthread_mutex_destroy(&f->mu);
+  free(f);
+}
+
+/* Restores what the state says; returns whether the directory must be
+ * synced before it is served. */
+static bool restore(strata__follower *f, uint64_t *from, uint64_t *to) {
+  uint64_t version = 0, switching = 0;
+  lset files = {0};
+  state_kind k = state_read(f, &version, &switching, &files);
+  *from = version;
+  *to = switching;
+  if (k == STATE_SERVING) {
+    if (swap_to(f, &files) == 0) {
+      f->served = version;
+      f->local = files;
+      unlink_unlisted(f, &f->local);
+      return false;
+    }
+    strata__log(logger(f), STRATA_LOG_WARN, "remote",
+                "msg=\"the files of the version served cannot be opened; "
+                "syncing\" remote=%s version=%" PRIu64 " detail=%s",
+                f->c->label, version, q(strata_last_error_detail()));
+  }
+  lset_free(&files);
+  f->served = k == STATE_SWITCHING ? version : 0;
+  f->between = true;
+  return true;
+}
+
+/* The open's sync, tried until it works or open_timeout_ms has passed. */
+static int first_sync(strata__follower *f, uint64_t from, uint64_t to) {
+  uint64_t deadline =
+      strata__mono_ns() + (uint64_t)f->c->cfg.open_timeout_ms * 1000000u;
+  for (;;) {
+    int rc = sync_now(f, true, NULL);
+    if (rc == 0)
+      return 0;
+    if (strata__mono_ns() >= deadline) {
+      char detail[512];
+      snprintf(detail, sizeof detail, "%s", strata_last_error_detail());
+      if (to != 0)
+        return strata__fail(rc,
+                            "%s: the local copy is between versions %" PRIu64
+                            " and %" PRIu64 " and %s is unreachable: %s",
+                            f->dir, from, to, f->c->label, detail);
+      return strata__fail(rc,
+                          "%s: no whole local copy of %s, and no sync "
+                          "succeeded within %" PRIu32 " ms: %s",
+                          f->dir, f->c->label, f->c->cfg.open_timeout_ms,
+                          detail);
+    }
+    struct timespec ts = {0, (long)OPEN_RETRY_MS * 1000000};
+    nanosleep(&ts, NULL);
+  }
+}
+
+int strata__follower_start(struct strata__remote *r) {
+  strata__follower *f = calloc(1, sizeof *f);
+  STRATA__FAIL_IF(f == NULL, STRATA_E_NOMEM, "starting the follower");
+  f->r = r;
+  f->c = r->conn;
+  pthread_mutex_init(&f->mu, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  pthread_cond_init(&f->cv, &ca);
+  pthread_condattr_destroy(&ca);
+  f->dir = strdup(r->store->dir);
+  f->state_dir = strata__store_path(r->store, STATE_DIR, "");
+  if (f->dir == NULL || f->state_dir == NULL) {
+    follower_free(f);
+    return strata__fail(STRATA_E_NOMEM, "starting the follower");
+  }
+  if (mkdir(f->state_dir, 0755) != 0 && errno != EEXIST) {
+    int rc = strata__fail_errno(errno,
+                                "%s: creating the follower's state "
+                                "directory",
+                                f->state_dir);
+    follower_free(f);
+    return rc;
+  }
+  r->follower = f;
+  uint64_t from = 0, to = 0;
+  int rc = 0;
+  if (restore(f, &from, &to))
+    rc = first_sync(f, from, to);
+  stats_versions(r, f->served, f->served);
+  if (rc == 0 && (f->c->cfg.flags & STRATA_REMOTE_NO_THREAD) == 0) {
+    int e = pthread_create(&f->thread, NULL, run, f);
+    if (e != 0)
+      rc = strata__fail_errno(e, "%s: starting the follower's thread",
+                              f->c->label);
+    f->started = e == 0;
+  }
+  if (rc != 0) {
+    r->follower = NULL;
+    follower_free(f);
+  }
+  return rc;
+}
+
+void strata__follower_stop(struct strata__remote *r) {
+  if (r == NULL || r->follower == NULL)
+    return;
+  strata__follower *f = r->follower;
+  if (f->started) {
+    pthread_mutex_lock(&f->mu);
+    f->stop = true;
+    pthread_cond_signal(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+    pthread_join(f->thread, NULL);
+    /* No callback may run on f once it is freed. */
+    rados_watch_flush(f->c->cluster);
+  }
+  r->follower = NULL;
+  follower_free(f);
+}
+

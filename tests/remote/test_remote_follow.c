@@ -1,0 +1,590 @@
+/* The follower (docs/REMOTE.md, "Followers") against a real Ceph cluster
+ * (the ctest fixture remote_cluster): a publisher store publishes region
+ * files with strata_remote_publish(), follower stores in other directories
+ * fetch, verify and swap to each version. Every case uses its own remote
+ * name (the test's namespace plus a suffix), so the cases share the pool
+ * without seeing each other's objects. */
+#include "test_util.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <rados/librados.h>
+#include <stdatomic.h>
+#include <sys/stat.h>
+#include <time.h>
+
+/* 1 MiB, the smallest chunk size: a 2 MiB region is three chunks. */
+#define CHUNK (1u << 20)
+/* How long a wait for a follower to converge may take before the test
+ * gives up: generous, since the machine may be loaded; never asserted as a
+ * duration. */
+#define CONVERGE_S 120
+
+static const char *env(const char *name) {
+  const char *v = getenv(name);
+  if (v == NULL || v[0] == '\0')
+    fail_msg("%s is not set: run this test through ctest (remote_cluster)",
+             name);
+  return v;
+}
+
+/* The case's remote name: the test's namespace plus `suffix`. */
+static const char *remote_name(const char *suffix) {
+  static char buf[65];
+  snprintf(buf, sizeof buf, "%s.%s", env("STRATA_TEST_REMOTE_NAME"), suffix);
+  return buf;
+}
+
+/* A case: its remote name and two fresh directories, the publisher's and
+ * the follower's. */
+typedef struct tcase {
+  char name[65];
+  char pd[4096], fd[4096];
+} tcase;
+
+static void case_init(tcase *t, const char *suffix) {
+  snprintf(t->name, sizeof t->name, "%s", remote_name(suffix));
+  snprintf(t->pd, sizeof t->pd, "%s", test_tmpdir());
+  snprintf(t->fd, sizeof t->fd, "%s", test_tmpdir());
+}
+
+static strata_store *open_remote(const char *dir, const char *name, int role,
+                                 unsigned flags) {
+  strata_store_config c;
+  strata_store_config_init(&c);
+  c.log_level = STRATA_LOG_OFF;
+  c.remote.role = role;
+  c.remote.flags = flags;
+  c.remote.conf = env("STRATA_TEST_CEPH_CONF");
+  c.remote.pool = env("STRATA_TEST_CEPH_POOL");
+  c.remote.name = name;
+  c.remote.chunk_size = CHUNK;
+  c.remote.poll_ms = 200;
+  c.remote.op_timeout_s = 30;
+  c.remote.open_timeout_ms = 30000;
+  strata_store *s = NULL;
+  assert_strata_ok(strata_store_open(dir, &c, &s));
+  return s;
+}
+
+/* Layer `id` of region `rid` at `version`: "v<version> r<rid> l<id>:"
+ * then seeded bytes, so that every layer names the version it belongs to
+ * and every version's bytes differ. */
+static uint8_t *layer_bytes(unsigned version, uint64_t rid, uint64_t id,
+                            size_t size) {
+  uint8_t *p = malloc(size);
+  assert_non_null(p);
+  test_fill_seeded(p, size, version * 1000003u + rid * 1009u + id);
+  char head[48];
+  int n = snprintf(head, sizeof head, "v%u r%" PRIu64 " l%" PRIu64 ":", version,
+                   rid, id);
+  memcpy(p, head, (size_t)n < size ? (size_t)n : size);
+  return p;
+}
+
+/* Writes region `rid` ("rNAME.region", named rNAME) of `layers` layers of
+ * `size` bytes each, as of `version`. */
+static void write_region(const char *dir, uint64_t rid, unsigned version,
+                         unsigned layers, size_t size) {
+  char file[64], name[32];
+  snprintf(name, sizeof name, "r%" PRIu64, rid);
+  snprintf(file, sizeof file, "%s.region", name);
+  strata_writer_options o;
+  strata_writer_options_init(&o);
+  o.region_id = rid;
+  o.name = name;
+  strata_writer *w = NULL;
+  assert_strata_ok(strata_writer_open(test_path(dir, file), &o, &w));
+  for (unsigned l = 1; l <= layers; l++) {
+    uint8_t *p = layer_bytes(version, rid, l, size);
+    assert_strata_ok(strata_writer_add(w, l, NULL, 0, NULL, p, size));
+    free(p);
+  }
+  assert_strata_ok(strata_writer_commit(w));
+}
+
+static void remove_region(const char *dir, uint64_t rid) {
+  char file[64];
+  snprintf(file, sizeof file, "r%" PRIu64 ".region", rid);
+  assert_int_equal(unlink(test_path(dir, file)), 0);
+}
+
+static uint64_t publish(strata_store *pub) {
+  assert_strata_ok(strata_store_refresh(pub));
+  uint64_t v = 0;
+  assert_strata_ok(strata_remote_publish(pub, &v));
+  return v;
+}
+
+/* Every region and every layer the follower serves equals the
+ * publisher's, byte for byte, and neither has one the other lacks. */
+static void assert_same(strata_store *pub, strata_store *fol) {
+  strata_txn a, b;
+  assert_strata_ok(strata_read_begin(pub, &a));
+  assert_strata_ok(strata_read_begin(fol, &b));
+  uint64_t n = strata_store_region_count(&a);
+  assert_int_equal(strata_store_region_count(&b), n);
+  for (uint64_t i = 0; i < n; i++) {
+    strata_store_region ra, rb;
+    assert_strata_ok(strata_store_region_at(&a, i, &ra));
+    assert_strata_ok(strata_store_region_at(&b, i, &rb));
+    assert_int_equal(ra.id, rb.id);
+    assert_string_equal(ra.name, rb.name);
+    assert_int_equal(ra.layer_count, rb.layer_count);
+    strata_region_iter it;
+    strata_layer la, lb;
+    strata_region_iter_init(ra.file, &it);
+    while (strata_region_next(&it, &la) > 0) {
+      assert_strata_ok(strata_get(&b, rb.id, la.id, &lb));
+      assert_int_equal(la.size, lb.size);
+      assert_memory_equal(la.data, lb.data, la.size);
+    }
+  }
+  strata_read_end(&b);
+  strata_read_end(&a);
+}
+
+static void assert_no_region(strata_store *s, uint64_t rid) {
+  strata_txn t;
+  strata_layer l;
+  assert_strata_ok(strata_read_begin(s, &t));
+  assert_int_equal(strata_get(&t, rid, 1, &l), STRATA_E_NO_REGION);
+  strata_read_end(&t);
+}
+
+static void test_expect_layer_bytes(strata_store *s, uint64_t rid, uint64_t id,
+                                    const uint8_t *want, size_t size) {
+  strata_txn t;
+  strata_layer l;
+  assert_strata_ok(strata_read_begin(s, &t));
+  assert_strata_ok(strata_get(&t, rid, id, &l));
+  assert_int_equal(l.size, size);
+  assert_memory_equal(l.data, want, size);
+  strata_read_end(&t);
+}
+
+static strata_remote_stats stats(strata_store *s) {
+  strata_remote_stats st;
+  assert_strata_ok(strata_remote_stats_get(s, &st));
+  return st;
+}
+
+/* The follower's state file, parsed. */
+static json_t *state_doc(const char *dir) {
+  char path[4096 + 64];
+  snprintf(path, sizeof path, "%s/.strata-remote/state", dir);
+  json_error_t e;
+  json_t *d = json_load_file(path, 0, &e);
+  if (d == NULL)
+    fail_msg("%s: %s", path, e.text);
+  return d;
+}
+
+static void assert_state_serving(const char *dir, uint64_t version) {
+  json_t *d = state_doc(dir);
+  assert_int_equal(json_integer_value(json_object_get(d, "version")), version);
+  assert_true(json_is_null(json_object_get(d, "switching_to")));
+  json_decref(d);
+}
+
+static bool exists(const char *dir, const char *file) {
+  struct stat st;
+  return stat(test_path(dir, file), &st) == 0;
+}
+
+/* XXH3-128 of a file, as the manifest writes it (32 hex, big-endian). */
+static void file_hash(const char *path, char out[33]) {
+  size_t len;
+  uint8_t *p = test_read_file(path, &len);
+  XXH128_canonical_t c;
+  XXH128_canonicalFromHash(&c, XXH3_128bits(p, len));
+  for (int i = 0; i < 16; i++)
+    snprintf(out + 2 * i, 3, "%02x", c.digest[i]);
+  free(p);
+}
+
+/* A librados client in the case's namespace, for what the tests do behind
+ * the library's back (corrupting an object). */
+static rados_ioctx_t raw_io(rados_t *cl, const char *name) {
+  assert_int_equal(rados_create(cl, NULL), 0);
+  assert_int_equal(rados_conf_read_file(*cl, env("STRATA_TEST_CEPH_CONF")), 0);
+  assert_int_equal(rados_connect(*cl), 0);
+  rados_ioctx_t io;
+  assert_int_equal(rados_ioctx_create(*cl, env("STRATA_TEST_CEPH_POOL"), &io),
+                   0);
+  rados_ioctx_set_namespace(io, name);
+  return io;
+}
+
+/* Publish, sync, and every layer equal; then a version with a replaced,
+ * a new and a removed region. */
+static void test_sync_versions(void **state) {
+  (void)state;
+  tcase t;
+  case_init(&t, "versions");
+  const char *name = t.name, *pd = t.pd, *fd = t.fd;
+  write_region(pd, 1, 1, 3, 700 << 10); /* 2.1 MiB: three chunks */
+  write_region(pd, 2, 1, 4, 1000);
+  write_region(pd, 3, 1, 2, 5000);
+  strata_store *pub = open_remote(pd, name, STRATA_REMOTE_PUBLISHER, 0);
+  assert_int_equal(publish(pub), 1);
+
+  strata_store *fol =
+      open_remote(fd, name, STRATA_REMOTE_FOLLOWER, STRATA_REMOTE_NO_THREAD);
+  assert_same(pub, fol); /* the open synced: it had no local copy */
+  strata_remote_stats st = stats(fol);
+  assert_int_equal(st.version_served, 1);
+  assert_int_equal(st.version_seen, 1);
+  assert_true(st.bytes_fetched >= 3 * (700 << 10));
+  assert_string_equal(st.last_error, "");
+  assert_state_serving(fd, 1);
+  uint64_t v = 0;
+  assert_strata_ok(strata_remote_sync(fol, &v)); /* nothing new */
+  assert_int_equal(v, 1);
+
+  write_region(pd, 1, 2, 3, 700 << 10); /* replaced */
+  write_region(pd, 4, 2, 1, 300);       /* new */
+  remove_region(pd, 3);                 /* removed */
+  assert_int_equal(publish(pub), 2);
+  uint64_t fetched = stats(fol).bytes_fetched;
+  assert_strata_ok(strata_remote_sync(fol, &v));
+  assert_int_equal(v, 2);
+  assert_same(pub, fol);
+  assert_no_region(fol, 3);
+  assert_false(exists(fd, "r3.region"));
+  assert_true(exists(fd, "r4.region"));
+  st = stats(fol);
+  assert_int_equal(st.version_served, 2);
+  assert_true(st.syncs >= 2);
+  /* r2 was unchanged and reused: only r1 and r4 came over. */
+  assert_true(st.bytes_fetched - fetched < 3 * (700 << 10) + (64 << 10));
+  assert_state_serving(fd, 2);
+
+  strata_store_close(fol);
+  /* A restart from "serving 2" serves version 2 at once. */
+  fol = open_remote(fd, name, STRATA_REMOTE_FOLLOWER, STRATA_REMOTE_NO_THREAD);
+  assert_int_equal(stats(fol).version_served, 2);
+  assert_same(pub, fol);
+  strata_store_close(fol);
+  strata_store_close(pub);
+}
+
+/* A chunk rewritten in the cluster: the sync fails after K fetches naming
+ * the chunk, and the follower keeps serving what it served. */
+static void test_corrupt_chunk(void **state) {
+  (void)state;
+  tcase t;
+  case_init(&t, "corrupt");
+  const char *name = t.name, *pd = t.pd, *fd = t.fd;
+  write_region(pd, 1, 1, 2, 4000);
+  strata_store *pub = open_remote(pd, name, STRATA_REMOTE_PUBLISHER, 0);
+  assert_int_equal(publish(pub), 1);
+  strata_store *fol =
+      open_remote(fd, name, STRATA_REMOTE_FOLLOWER, STRATA_REMOTE_NO_THREAD);
+
+  write_region(pd, 2, 2, 3, 600 << 10); /* two chunks */
+  assert_int_equal(publish(pub), 2);
+  char hash[33], obj[128];
+  file_hash(test_path(pd, "r2.region"), hash);
+  snprintf(obj, sizeof obj, "chunk.%s.%08x.%06u", hash, CHUNK, 1u);
+  rados_t cl;
+  rados_ioctx_t io = raw_io(&cl, name);
+  /* The chunk's own bytes with one bit flipped: same size, other bytes. */
+  size_t flen;
+  uint8_t *file = test_read_file(test_path(pd, "r2.region"), &flen);
+  file[CHUNK + 1000] ^= 1;
+  assert_int_equal(
+      rados_write_full(io, obj, (const char *)file + CHUNK, flen - CHUNK), 0);
+  file[CHUNK + 1000] ^= 1;
+
+  assert_strata_err(strata_remote_sync(fol, NULL), STRATA_E_CHECKSUM);
+  const char *d = strata_last_error_detail();
+  if (strstr(d, obj) == NULL || strstr(d, "r2.region") == NULL ||
+      strstr(d, "after 3 fetches; still serving version 1") == NULL ||
+      strstr(d, "checksum mismatch") == NULL || strstr(d, "version 2") == NULL)
+    fail_msg("detail: %s", d);
+  strata_remote_stats st = stats(fol);
+  assert_int_equal(st.version_served, 1);
+  assert_int_equal(st.version_seen, 2);
+  assert_true(st.sync_failures >= 1);
+  assert_non_null(strstr(st.last_error, obj));
+  assert_no_region(fol, 2); /* still version 1 */
+  uint8_t *want = layer_bytes(1, 1, 1, 4000);
+  test_expect_layer_bytes(fol, 1, 1, want, 4000);
+  free(want);
+  assert_false(exists(fd, "r2.region"));
+  assert_state_serving(fd, 1);
+
+  /* The chunk put right (what `gc --verify` and the next push do): the
+   * next sync moves on. */
+  assert_int_equal(
+      rados_write_full(io, obj, (const char *)file + CHUNK, flen - CHUNK), 0);
+  free(file);
+  uint64_t v = 0;
+  assert_strata_ok(strata_remote_sync(fol, &v));
+  assert_int_equal(v, 2);
+  assert_same(pub, fol);
+  assert_string_equal(stats(fol).last_error, "");
+  rados_ioctx_destroy(io);
+  rados_shutdown(cl);
+  strata_store_close(fol);
+  strata_store_close(pub);
+}
+
+/* A region file whose bytes are what the manifest says but whose layer
+ * content does not match its checksum (the publisher checks structure,
+ * not content): every chunk and the file hash pass, the full verify does
+ * not, and the file is never served. */
+static void test_bad_layer_never_served(void **state) {
+  (void)state;
+  tcase t;
+  case_init(&t, "badlayer");
+  const char *name = t.name, *pd = t.pd, *fd = t.fd;
+  char scratch[4096];
+  snprintf(scratch, sizeof scratch, "%s", test_tmpdir());
+  write_region(pd, 1, 1, 1, 100);
+  strata_store *pub = open_remote(pd, name, STRATA_REMOTE_PUBLISHER, 0);
+  assert_int_equal(publish(pub), 1);
+  strata_store *fol =
+      open_remote(fd, name, STRATA_REMOTE_FOLLOWER, STRATA_REMOTE_NO_THREAD);
+
+  write_region(scratch, 2, 2, 2, 5000);
+  size_t len;
+  uint8_t *p = test_read_file(test_path(scratch, "r2.region"), &len);
+  uint8_t *at = memmem(p, len, "v2 r2 l2:", 9);
+  assert_non_null(at);
+  at[100] ^= 0x40; /* inside layer 2's content */
+  test_write_file(test_path(pd, "r2.region"), p, len);
+  free(p);
+  assert_int_equal(publish(pub), 2);
+
+  assert_strata_err(strata_remote_sync(fol, NULL), STRATA_E_CHECKSUM);
+  const char *d = strata_last_error_detail();
+  if (strstr(d, "r2.region") == NULL || strstr(d, "verify") == NULL ||
+      strstr(d, "layer 2") == NULL ||
+      strstr(d, "after 3 fetches; still serving version 1") == NULL)
+    fail_msg("detail: %s", d);
+  assert_no_region(fol, 2);
+  assert_false(exists(fd, "r2.region"));
+  assert_int_equal(stats(fol).version_served, 1);
+  strata_store_close(fol);
+  strata_store_close(pub);
+}
+
+/* A follower that cannot sync at open (HEAD unreadable) and has no whole
+ * local copy fails to open, within open_timeout_ms, naming the store and
+ * the remote; with a state left between versions it says so. */
+static void test_open_without_copy_fails(void **state) {
+  (void)state;
+  tcase t;
+  case_init(&t, "nohead");
+  rados_t cl;
+  rados_ioctx_t io = raw_io(&cl, t.name);
+  static const char junk[] = "not a HEAD";
+  assert_int_equal(rados_write_full(io, "head", junk, sizeof junk - 1), 0);
+  strata_store_config c;
+  strata_store_config_init(&c);
+  c.log_level = STRATA_LOG_OFF;
+  c.flags = STRATA_STORE_CREATE;
+  c.remote.role = STRATA_REMOTE_FOLLOWER;
+  c.remote.flags = STRATA_REMOTE_NO_THREAD;
+  c.remote.conf = env("STRATA_TEST_CEPH_CONF");
+  c.remote.pool = env("STRATA_TEST_CEPH_POOL");
+  c.remote.name = t.name;
+  c.remote.open_timeout_ms = 300;
+  strata_store *s = NULL;
+  char label[160];
+  snprintf(label, sizeof label, "%s/%s", c.remote.pool, t.name);
+  int rc = strata_store_open(t.fd, &c, &s);
+  assert_true(rc < 0);
+  assert_null(s);
+  const char *d = strata_last_error_detail();
+  if (strstr(d, t.fd) == NULL || strstr(d, label) == NULL ||
+      strstr(d, "no whole local copy") == NULL)
+    fail_msg("detail: %s", d);
+
+  char path[4096 + 64];
+  snprintf(path, sizeof path, "%s/.strata-remote", t.fd);
+  mkdir(path, 0755);
+  snprintf(path, sizeof path, "%s/.strata-remote/state", t.fd);
+  char text[512];
+  snprintf(text, sizeof text,
+           "{\"format\": 1, \"remote\": \"%s\", \"version\": 4, "
+           "\"switching_to\": 5, \"files\": {}}",
+           label);
+  test_write_file(path, text, strlen(text));
+  assert_true(strata_store_open(t.fd, &c, &s) < 0);
+  d = strata_last_error_detail();
+  if (strstr(d, "between versions 4 and 5") == NULL || strstr(d, label) == NULL)
+    fail_msg("detail: %s", d);
+  rados_ioctx_destroy(io);
+  rados_shutdown(cl);
+}
+
+/* waits until the follower serves `version` (a generous deadline, never a
+ * timing assertion). */
+static void await_version(strata_store *fol, uint64_t version) {
+  time_t end = time(NULL) + CONVERGE_S;
+  while (stats(fol).version_served != version) {
+    if (time(NULL) > end)
+      fail_msg("the follower did not reach version %" PRIu64 " (serves %" PRIu64
+               ", last error: %s)",
+               version, stats(fol).version_served, stats(fol).last_error);
+    struct timespec ts = {0, 20 * 1000000};
+    nanosleep(&ts, NULL);
+  }
+}
+
+/* No watch: the thread's polling alone brings the follower along. */
+static void test_thread_polls(void **state) {
+  (void)state;
+  tcase t;
+  case_init(&t, "poll");
+  const char *name = t.name, *pd = t.pd, *fd = t.fd;
+  write_region(pd, 1, 1, 2, 100);
+  strata_store *pub =
+      open_remote(pd, name, STRATA_REMOTE_PUBLISHER, STRATA_REMOTE_NO_NOTIFY);
+  assert_int_equal(publish(pub), 1);
+  strata_store *fol =
+      open_remote(fd, name, STRATA_REMOTE_FOLLOWER, STRATA_REMOTE_NO_WATCH);
+  for (unsigned v = 2; v <= 3; v++) {
+    write_region(pd, 1, v, 2, 100);
+    assert_int_equal(publish(pub), v);
+    await_version(fol, v);
+    assert_same(pub, fol);
+  }
+  strata_store_close(fol);
+  strata_store_close(pub);
+}
+
+/* A follower killed between "switching to M" and "serving M" (its state
+ * file says so) finishes the swap when it opens. */
+static void test_restart_switching(void **state) {
+  (void)state;
+  tcase t;
+  case_init(&t, "switching");
+  const char *name = t.name, *pd = t.pd, *fd = t.fd;
+  write_region(pd, 1, 1, 2, 3000);
+  write_region(pd, 2, 1, 2, 3000);
+  strata_store *pub = open_remote(pd, name, STRATA_REMOTE_PUBLISHER, 0);
+  assert_int_equal(publish(pub), 1);
+  strata_store *fol =
+      open_remote(fd, name, STRATA_REMOTE_FOLLOWER, STRATA_REMOTE_NO_THREAD);
+  strata_store_close(fol);
+
+  write_region(pd, 2, 2, 2, 3000);
+  write_region(pd, 3, 2, 1, 3000);
+  assert_int_equal(publish(pub), 2);
+  /* What step 1 of the swap writes; then, as if killed during step 2, one
+   * of version 2's files is in place (r3) and r2 is still version 1's. */
+  json_t *files = json_object();
+  const char *names[] = {"r1.region", "r2.region", "r3.region"};
+  for (int i = 0; i < 3; i++) {
+    char h[33];
+    file_hash(test_path(pd, names[i]), h);
+    json_object_set_new(files, names[i], json_string(h));
+  }
+  size_t len;
+  uint8_t *r3 = test_read_file(test_path(pd, "r3.region"), &len);
+  test_write_file(test_path(fd, "r3.region"), r3, len);
+  free(r3);
+  json_t *doc = json_pack("{s:i, s:s++, s:i, s:i, s:o}", "format", 1, "remote",
+                          env("STRATA_TEST_CEPH_POOL"), "/", name, "version", 1,
+                          "switching_to", 2, "files", files);
+  char path[4096 + 64];
+  snprintf(path, sizeof path, "%s/.strata-remote/state", fd);
+  assert_int_equal(json_dump_file(doc, path, 0), 0);
+  json_decref(doc);
+
+  fol = open_remote(fd, name, STRATA_REMOTE_FOLLOWER, STRATA_REMOTE_NO_THREAD);
+  assert_int_equal(stats(fol).version_served, 2);
+  assert_same(pub, fol);
+  assert_state_serving(fd, 2);
+  strata_store_close(fol);
+  strata_store_close(pub);
+}
+
+/* Readers during version changes: every snapshot sees one whole version
+ * (each layer names its version). */
+typedef struct reader_ctx {
+  strata_store *s;
+  atomic_bool stop;
+  atomic_ulong reads, mixed, errors;
+  char first_bad[256];
+} reader_ctx;
+
+static unsigned layer_version(const strata_layer *l) {
+  unsigned v = 0;
+  return sscanf((const char *)l->data, "v%u ", &v) == 1 ? v : 0;
+}
+
+static void *reader(void *arg) {
+  reader_ctx *c = arg;
+  while (!atomic_load(&c->stop)) {
+    strata_txn t;
+    if (strata_read_begin(c->s, &t) != 0) {
+      atomic_fetch_add(&c->errors, 1);
+      continue;
+    }
+    unsigned seen = 0;
+    bool bad = strata_store_region_count(&t) != 3;
+    for (uint64_t rid = 1; rid <= 3 && !bad; rid++)
+      for (uint64_t id = 1; id <= 2 && !bad; id++) {
+        strata_layer l;
+        unsigned v = strata_get(&t, rid, id, &l) == 0 ? layer_version(&l) : 0;
+        if (seen == 0)
+          seen = v;
+        bad = v == 0 || v != seen;
+      }
+    if (bad && atomic_fetch_add(&c->mixed, 1) == 0)
+      snprintf(c->first_bad, sizeof c->first_bad, "regions %" PRIu64,
+               strata_store_region_count(&t));
+    strata_read_end(&t);
+    atomic_fetch_add(&c->reads, 1);
+  }
+  return NULL;
+}
+
+static void test_readers_see_whole_versions(void **state) {
+  (void)state;
+  tcase t;
+  case_init(&t, "readers");
+  const char *name = t.name, *pd = t.pd, *fd = t.fd;
+  for (uint64_t rid = 1; rid <= 3; rid++)
+    write_region(pd, rid, 1, 2, 200 << 10);
+  strata_store *pub = open_remote(pd, name, STRATA_REMOTE_PUBLISHER, 0);
+  assert_int_equal(publish(pub), 1);
+  strata_store *fol = open_remote(fd, name, STRATA_REMOTE_FOLLOWER, 0);
+  reader_ctx c = {.s = fol};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, reader, &c), 0);
+  for (unsigned v = 2; v <= 6; v++) {
+    for (uint64_t rid = 1; rid <= 3; rid++)
+      write_region(pd, rid, v, 2, 200 << 10);
+    assert_int_equal(publish(pub), v);
+    await_version(fol, v);
+  }
+  atomic_store(&c.stop, true);
+  pthread_join(th, NULL);
+  assert_same(pub, fol);
+  if (atomic_load(&c.mixed) != 0)
+    fail_msg("%lu of %lu snapshots saw a mixture (%s)", atomic_load(&c.mixed),
+             atomic_load(&c.reads), c.first_bad);
+  assert_int_equal(atomic_load(&c.errors), 0);
+  assert_true(atomic_load(&c.reads) > 0);
+  strata_store_close(fol);
+  strata_store_close(pub);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_sync_versions),
+      cmocka_unit_test(test_corrupt_chunk),
+      cmocka_unit_test(test_bad_layer_never_served),
+      cmocka_unit_test(test_thread_polls),
+      cmocka_unit_test(test_restart_switching),
+      cmocka_unit_test(test_open_without_copy_fails),
+      cmocka_unit_test(test_readers_see_whole_versions),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
