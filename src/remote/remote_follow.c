@@ -104,8 +104,7 @@ static const char *q(const char *s) {
  * this file call each other (remote.c calls strata__follower_sync), a
  * cycle that tools/check_layers.py refuses; remote_publish.c does the
  * same. */
-static void stats_add(struct strata__remote *r, uint64_t *counter,
-                      uint64_t n) {
+static void stats_add(struct strata__remote *r, uint64_t *counter, uint64_t n) {
   pthread_mutex_lock(&r->stats_mu);
   *counter += n;
   pthread_mutex_unlock(&r->stats_mu);
@@ -326,8 +325,8 @@ static state_kind state_read(strata__follower *f, uint64_t *version,
   json_object_foreach(fo, file, h) {
     if (why != NULL)
       break;
-    if (!strata__store_is_region_name(file) || strchr(file, '/') != NULL || !json_is_string(h) ||
-        !is_hash(json_string_value(h)))
+    if (!strata__store_is_region_name(file) || strchr(file, '/') != NULL ||
+        !json_is_string(h) || !is_hash(json_string_value(h)))
       why = "a file entry is not NAME.region: 32 hex digits";
     else if (lset_add(files, file, json_string_value(h)) != 0)
       why = "out of memory";
@@ -1001,4 +1000,3 @@ void strata__follower_stop(struct strata__remote *r) {
   r->follower = NULL;
   follower_free(f);
 }
-

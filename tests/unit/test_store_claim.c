@@ -81,9 +81,9 @@ static int child_checks(const char *dir, pid_t parent) {
       strstr(strata_last_error_detail(), pid) == NULL)
     bad = 2;
   strata_proto *p = NULL;
-  if (bad == 0 && (strata_proto_create(s, 9, "nine", 4, NULL, &p) !=
-                       STRATA_E_LOCKED ||
-                   strstr(strata_last_error_detail(), pid) == NULL))
+  if (bad == 0 &&
+      (strata_proto_create(s, 9, "nine", 4, NULL, &p) != STRATA_E_LOCKED ||
+       strstr(strata_last_error_detail(), pid) == NULL))
     bad = 3;
   /* A region writer that respects the store's lock. */
   strata_writer_options o;
