@@ -11,6 +11,8 @@ packages=(
   clang libclang-rt-14-dev           # libFuzzer and sanitizer runtimes
   python3-dev python3-setuptools python3-pip python3-venv  # bindings/python
   python3-pytest python3-numpy python3-lmdb  # its tests and benchmark
+  librados-dev                       # the remote tier (STRATA_WITH_RADOS)
+  ceph-mon ceph-osd ceph-mgr ceph-common  # its tests' cluster (tests/remote)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -2,9 +2,15 @@
 # The whole test suite, as CI runs it (.ci/run calls exactly this):
 #   1. installs missing packages (.ci/deps.sh); checks that every C file
 #      matches .clang-format (tools/check_format.sh),
-#   2. a -Werror build with tools, examples and the benchmark; all ctest tests
-#      (among them `layers`: tools/check_layers.py on src/ and its objects),
-#   3. the same under ASan+UBSan,
+#   2. a -Werror build with tools, examples, the benchmark and the remote tier
+#      (librados: STRATA_WITH_RADOS=ON, so a missing librados fails here
+#      instead of leaving the remote tests out); all ctest tests (among them
+#      `layers`: tools/check_layers.py on src/ and its objects, and the
+#      remote tests, which start their own one-node Ceph cluster: the
+#      fixture in tests/remote/CMakeLists.txt),
+#   3. the same under ASan+UBSan, remote tests included (their cluster
+#      start and stop cost about 12 s; the librados code is where the
+#      sanitizers have the most to find),
 #   4. the store and staging tests under TSan (test_store, _stress, _faults, test_shm,
 #      test_state, test_staging, _alloc, test_device_host),
 #   5. the libFuzzer targets (clang; region, store, manifest): corpus replays
@@ -47,14 +53,15 @@ cuda=AUTO
 step "build (gcc, -Werror)"
 # shellcheck disable=SC2086
 cmake -S . -B "$gcc_tree" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_WERROR=ON \
-  -DSTRATA_BUILD_BENCH=ON -DSTRATA_WITH_CUDA=$cuda | grep 'strata: CUDA' || true
+  -DSTRATA_BUILD_BENCH=ON -DSTRATA_WITH_CUDA=$cuda -DSTRATA_WITH_RADOS=ON |
+  grep -E 'strata: (CUDA|RADOS)' || true
 cmake --build "$gcc_tree" -j"$jobs"
 step "tests"
 ctest --test-dir "$gcc_tree" --output-on-failure -j"$jobs"
 
 step "build (ASan+UBSan)"
 cmake -S . -B "$asan_tree" -DCMAKE_BUILD_TYPE=Debug -DSTRATA_WERROR=ON \
-  -DSTRATA_SANITIZE=address,undefined >/dev/null
+  -DSTRATA_SANITIZE=address,undefined -DSTRATA_WITH_RADOS=ON >/dev/null
 cmake --build "$asan_tree" -j"$jobs"
 step "tests under ASan+UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \

@@ -4,6 +4,7 @@
 # 127.0.0.1, every file under one directory, no systemd, no authentication.
 #
 #   tests/remote/ceph_cluster.sh start DIR [POOL]   prints DIR/ceph.conf
+#   tests/remote/ceph_cluster.sh fresh DIR [POOL]   the same, after a stop
 #   tests/remote/ceph_cluster.sh stop DIR
 #
 # start makes DIR if needed (it must hold no cluster yet), starts the
@@ -14,12 +15,19 @@
 # stop sends SIGTERM to the pids in DIR/pids only (never a process found by
 # name: other clusters and other users' daemons may run on the machine),
 # waits for them to exit, SIGKILLs any still there after 20 s, and removes
-# the pid files. DIR itself (logs, the monitor's store) is left for the
+# the pid files. A pid is signalled only while its command line still names
+# DIR/ceph.conf: after a reboot or a long time the number may belong to
+# another process. DIR itself (logs, the monitor's store) is left for the
 # caller to read and remove.
+# fresh is what ctest's fixture runs (tests/remote/CMakeLists.txt): a run
+# that crashed or was interrupted leaves DIR with its daemons possibly still
+# up, so fresh stops whatever DIR's pid files name, removes DIR and starts
+# a new cluster there.
 #
-# Needs: ceph-mon ceph-osd ceph-mgr ceph-common (Debian 12: 16.2). Not yet
-# run by ctest or .ci, and the packages are not yet in .ci/deps.sh: both
-# come with the librados code that the tests exercise (issue 17).
+# Needs: ceph-mon ceph-osd ceph-mgr ceph-common (Debian 12: 16.2), which
+# .ci/deps.sh installs. ctest runs it through the fixture `remote_cluster`
+# (tests `remote_cluster_start` / `remote_cluster_stop`) in builds with
+# librados (STRATA_HAVE_RADOS); tests/README.md, "Remote tests".
 #
 # memstore keeps objects in the OSD's memory: an OSD killed with SIGKILL
 # comes back empty (a clean stop writes them to DIR/osd.0 first). Tests
@@ -121,15 +129,26 @@ CONF
   echo "$C"
 }
 
+# ours PID: whether PID is alive and is a daemon of this cluster (its
+# command line names this DIR's ceph.conf), not a process that reused the
+# number since.
+ours() {
+  local cmdline
+  cmdline=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
+  [[ $cmdline == *" -c $D/ceph.conf "* ]]
+}
+
 stop() {
   [ -d "$D/pids" ] || die "$D/pids: no cluster started there"
+  D=$(cd "$D" && pwd)
   local f pid pids=()
   # The OSD first, the monitor last: daemons that lose the monitor first
   # spend their shutdown retrying it.
   for f in "$D/pids/osd.0.pid" "$D/pids/mgr.x.pid" "$D/pids/mon.a.pid"; do
     [ -f "$f" ] || continue
     pid=$(cat "$f")
-    if kill -0 "$pid" 2>/dev/null; then
+    [[ $pid =~ ^[1-9][0-9]*$ ]] || continue
+    if ours "$pid"; then
       kill -TERM "$pid" 2>/dev/null || true
       pids+=("$pid")
     fi
@@ -145,11 +164,16 @@ stop() {
   rm -f "$D"/pids/*.pid
 }
 
-[ $# -ge 2 ] || die "usage: ceph_cluster.sh start DIR [POOL] | stop DIR"
+[ $# -ge 2 ] || die "usage: ceph_cluster.sh start|fresh DIR [POOL] | stop DIR"
 D=$2
 POOL=${3:-}
 case $1 in
   start) start ;;
   stop) stop ;;
-  *) die "usage: ceph_cluster.sh start DIR [POOL] | stop DIR" ;;
+  fresh)
+    if [ -d "$D/pids" ]; then stop; fi
+    rm -rf "$D"
+    start
+    ;;
+  *) die "usage: ceph_cluster.sh start|fresh DIR [POOL] | stop DIR" ;;
 esac
