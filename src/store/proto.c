@@ -13,11 +13,11 @@
 
 #include "common/json_check.h"
 #include "store/store_internal.h"
-#include "writer/writer_internal.h"
+#include "writer/pubfile.h"
 
 /* The longest region name. The region's file is NAME.region, and while it
  * is written the writer's temporary file is ".NAME.region.strata-tmp-" and
- * 8 hex digits, STRATA__TEMP_NAME_EXTRA bytes longer (writer_commit.c):
+ * 8 hex digits, STRATA__TEMP_NAME_EXTRA bytes longer (pubfile.c):
  * both must fit in a file name, NAME_MAX (255) bytes. Checked when the
  * proto is created: a name that fit the region file but not the temporary
  * one would fail at crystallization, after the whole file was written. */

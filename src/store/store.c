@@ -173,8 +173,9 @@ int strata__store_open(const char *dir, const strata_store_config *config,
   if (rc == 0 && (entries = calloc(n ? n : 1, sizeof *entries)) == NULL)
     rc = strata__fail(STRATA_E_NOMEM, "%s: allocating", dir);
   if (rc == 0)
-    rc = strata__store_load(
-        s, names, n, !(c.flags & STRATA_STORE_VERIFY_AT_OPEN), entries, &count);
+    rc = strata__store_load(s, names, n,
+                            !(c.flags & STRATA_STORE_VERIFY_AT_OPEN), false,
+                            entries, &count);
   strata__store_names_free(names, n);
   strata__conflict *conflicts = NULL;
   size_t nconflicts = 0;

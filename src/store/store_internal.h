@@ -480,14 +480,20 @@ void strata__store_unmake_dir(const char *dir);
 int strata__store_list(struct strata_store *s, bool clean, char ***names,
                        size_t *count);
 void strata__store_names_free(char **names, size_t n);
+/* Is `name` what the listing takes for a region file: "NAME.region", not
+ * hidden? */
+bool strata__store_is_region_name(const char *name);
 /* Opens the named files in parallel (config.open_threads) and turns them
- * into entries, skipping (and logging) the ones that fail to validate.
- * Appends to have[*n]; `have` must have room for *n + count entries. Two
- * entries may claim one region id or name: strata__store_choose decides.
- * With `defer`, index checksums are left to the verifier. STRATA_E_NOMEM
- * (entries appended so far stay in `have`). */
+ * into entries, skipping (and logging) the ones that fail to validate; with
+ * `strict`, the first of them in list order fails the call instead, with
+ * its error and detail (which name the file). Appends to have[*n]; `have`
+ * must have room for *n + count entries. Two entries may claim one region
+ * id or name: strata__store_choose decides. With `defer`, index checksums
+ * are left to the verifier. STRATA_E_NOMEM, or with `strict` the file's
+ * error (entries appended so far stay in `have`). */
 int strata__store_load(struct strata_store *s, char **names, size_t count,
-                       bool defer, strata__entry **have, size_t *n);
+                       bool defer, bool strict, strata__entry **have,
+                       size_t *n);
 /* A region file not served because another file holds its region id or
  * name: both paths, malloc'd. */
 typedef struct strata__conflict {
@@ -531,6 +537,28 @@ int strata__store_claim(struct strata_store *s, const char *why);
 /* store_refresh.c. Writer mutex held: brings the catalog in line with the
  * directory (strata_store_refresh). */
 int strata__store_refresh_locked(struct strata_store *s);
+/* The refresh that takes its file list from the caller instead of the
+ * directory scan (the remote follower's swap, docs/REMOTE.md): the catalog
+ * becomes exactly the `n` region files `names` of the store's directory
+ * (base names, "NAME.region", not hidden). An entry whose file is still the
+ * same inode of the same size under its name is reused; the other files
+ * are opened and validated as refresh does; regions not listed are
+ * dropped. Everything is published in one catalog swap: a snapshot sees
+ * all of the old set or all of the new one. Snapshots open keep the files
+ * they hold (an unlinked or replaced file stays mapped until they end).
+ *
+ * On any failure the catalog is unchanged and the detail names the file:
+ * STRATA_E_INVAL (a name that is not a region file's, or listed twice),
+ * -ENOENT and other -errno (a listed file missing or unreadable), the
+ * validation's codes (a bad file), STRATA_E_DUPLICATE (two files holding
+ * one region id or name: both named), STRATA_E_STATE (a proto is open in
+ * this store: its region could not follow the list), STRATA_E_NOMEM.
+ *
+ * Takes the writer mutex (write_mu) itself: call it without. Any thread;
+ * concurrent snapshots and lookups are safe. `names` is only read during
+ * the call. */
+int strata__store_swap_files(struct strata_store *s, const char *const *names,
+                             size_t n);
 
 /* store_verify.c. Starts the thread that checks the index checksums open
  * deferred, or checks them at once when it cannot (no memory, no thread).

@@ -1,10 +1,14 @@
 /* Refresh: the store's directory is read again and the catalog follows it,
  * dropping regions whose file was removed or replaced and loading the new
  * files. The writer lock (store_lock.c) refreshes too, so that protos
- * build on the files as they are. */
+ * build on the files as they are. The swap (strata__store_swap_files, the
+ * remote follower's) is the same change with the file list given by the
+ * caller, where any file that cannot be served fails the whole change
+ * instead of being skipped: both run through refresh_to(). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,9 +17,10 @@
 
 /* What became of a served file's directory entry. */
 typedef enum file_state {
-  FILE_SAME,    /* the same inode, of the size it was mapped with */
-  FILE_GONE,    /* removed, or another file under the name */
-  FILE_RESIZED, /* the same inode, truncated or extended in place */
+  FILE_SAME,     /* the same inode, of the size it was mapped with */
+  FILE_GONE,     /* removed, or another file under the name */
+  FILE_RESIZED,  /* the same inode, truncated or extended in place */
+  FILE_UNLISTED, /* the swap: not in the caller's file list */
 } file_state;
 
 static file_state check_file(const strata_store *s, const strata__file *f,
@@ -59,7 +64,12 @@ static void log_dropped(strata_store *s, const strata__entry *e,
                         file_state st) {
   char qf[STRATA__LOG_PATH];
   strata__log_quote(qf, sizeof qf, e->file->path);
-  if (st == FILE_RESIZED)
+  if (st == FILE_UNLISTED)
+    strata__log(&s->log, STRATA_LOG_INFO, "store",
+                "msg=\"region dropped: its file is not in the new file list\" "
+                "file=%s region_id=%" PRIu64,
+                qf, e->id);
+  else if (st == FILE_RESIZED)
     strata__log(&s->log, STRATA_LOG_WARN, "store",
                 "msg=\"region withdrawn: its file changed size on disk "
                 "(truncated or rewritten in place)\" file=%s region_id=%" PRIu64
@@ -72,17 +82,62 @@ static void log_dropped(strata_store *s, const strata__entry *e,
                 qf, e->id);
 }
 
-int strata__store_refresh_locked(strata_store *s) {
+static int cmp_entry_id(const void *pa, const void *pb) {
+  const strata__entry *a = *(strata__entry *const *)pa,
+                      *b = *(strata__entry *const *)pb;
+  if (a->id != b->id)
+    return (a->id > b->id) - (a->id < b->id);
+  return strcmp(a->file->path, b->file->path);
+}
+
+static int cmp_entry_name(const void *pa, const void *pb) {
+  const strata__entry *a = *(strata__entry *const *)pa,
+                      *b = *(strata__entry *const *)pb;
+  int c = strcmp(a->name, b->name);
+  return c != 0 ? c : strcmp(a->file->path, b->file->path);
+}
+
+/* The swap's rule for files that claim one region id or name: an error
+ * naming both (the scan lets strata__store_choose serve one and warn).
+ * Every entry has a file here (no proto is open). */
+static int check_unique(strata_store *s, strata__entry **v, size_t n) {
+  strata__entry **t = malloc((n ? n : 1) * sizeof *t);
+  if (t == NULL)
+    return strata__fail(STRATA_E_NOMEM, "%s: allocating", s->dir);
+  memcpy(t, v, n * sizeof *t);
+  int rc = 0;
+  qsort(t, n, sizeof *t, cmp_entry_id);
+  for (size_t i = 1; rc == 0 && i < n; i++)
+    if (t[i - 1]->id == t[i]->id)
+      rc = strata__fail(STRATA_E_DUPLICATE,
+                        "%s and %s both hold region id %" PRIu64,
+                        t[i - 1]->file->path, t[i]->file->path, t[i]->id);
+  if (rc == 0)
+    qsort(t, n, sizeof *t, cmp_entry_name);
+  for (size_t i = 1; rc == 0 && i < n; i++)
+    if (strcmp(t[i - 1]->name, t[i]->name) == 0)
+      rc = strata__fail(STRATA_E_DUPLICATE,
+                        "%s and %s both hold region name \"%s\"",
+                        t[i - 1]->file->path, t[i]->file->path, t[i]->name);
+  free(t);
+  return rc;
+}
+
+/* Writer mutex held: makes the catalog serve the region files `names` (n
+ * of them, sorted, distinct) and publishes it in one swap if anything
+ * changed. The scan (`strict` false) skips, with a warning, a file that
+ * does not validate, and serves one of two files that claim one region;
+ * the swap (`strict`) fails on either, naming the file. On failure the
+ * catalog is unchanged. */
+static int refresh_to(strata_store *s, char **names, size_t n, bool strict) {
   strata__catalog *old =
       atomic_load_explicit(&s->catalog, memory_order_relaxed);
-  char **names = NULL;
-  size_t n = 0;
-  STRATA__TRY(strata__store_list(s, false, &names, &n));
   strata__entry **keep = calloc(old->n + n + 1, sizeof *keep);
   strata__entry **drop = calloc(old->n + 1, sizeof *drop);
   char **load = calloc(n + 1, sizeof *load);
   bool *held = calloc(n + 1, sizeof *held);
-  int rc = keep && drop && load && held
+  file_state *why = calloc(old->n + 1, sizeof *why); /* per dropped entry */
+  int rc = keep && drop && load && held && why
                ? 0
                : strata__fail(STRATA_E_NOMEM, "%s: refresh", s->dir);
   size_t nkeep = 0, ndrop = 0, nload = 0;
@@ -93,14 +148,16 @@ int strata__store_refresh_locked(strata_store *s) {
     strata__entry *e = old->by_order[i];
     ptrdiff_t k =
         e->file != NULL ? find_name(names, n, name_in_dir(s, e->file)) : -1;
-    file_state st = k < 0 ? FILE_GONE : check_file(s, e->file, names[k]);
+    file_state st = k >= 0   ? check_file(s, e->file, names[k])
+                    : strict ? FILE_UNLISTED
+                             : FILE_GONE;
     if (e->overlay != NULL || e->file == NULL || st == FILE_SAME) {
       keep[nkeep++] = e;
       if (k >= 0)
         held[k] = true;
     } else {
+      why[ndrop] = st;
       drop[ndrop++] = e;
-      log_dropped(s, e, st);
     }
   }
   /* Files to load: those no carried-over entry serves. */
@@ -109,9 +166,12 @@ int strata__store_refresh_locked(strata_store *s) {
       load[nload++] = names[k];
   size_t first_new = nkeep;
   if (rc == 0)
-    rc = strata__store_load(s, load, nload, false, keep, &nkeep);
+    rc = strata__store_load(s, load, nload, false, strict, keep, &nkeep);
+  if (rc == 0 && strict)
+    rc = check_unique(s, keep, nkeep);
   strata__conflict *conflicts = NULL;
   size_t nconflicts = 0;
+  size_t ndropped = ndrop; /* choose may add carried-over losers */
   if (rc == 0)
     rc = strata__store_choose(s, keep, &nkeep, first_new, drop, &ndrop,
                               &conflicts, &nconflicts);
@@ -129,6 +189,8 @@ int strata__store_refresh_locked(strata_store *s) {
   if (rc == 0 && (ndrop > 0 || added))
     rc = strata__catalog_publish(s, keep, nkeep, drop, ndrop);
   if (rc == 0) {
+    for (size_t i = 0; i < ndropped; i++)
+      log_dropped(s, drop[i], why[i]);
     strata__store_set_conflicts(s, conflicts, nconflicts);
   } else {
     /* Nothing was published: the entries this refresh made go (the ones
@@ -142,7 +204,75 @@ int strata__store_refresh_locked(strata_store *s) {
   free(drop);
   free(load);
   free(held);
+  free(why);
+  return rc;
+}
+
+int strata__store_refresh_locked(strata_store *s) {
+  char **names = NULL;
+  size_t n = 0;
+  STRATA__TRY(strata__store_list(s, false, &names, &n));
+  int rc = refresh_to(s, names, n, false);
   strata__store_names_free(names, n);
+  return rc;
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The caller's list as refresh_to() takes it: checked, sorted, distinct.
+ * The names are borrowed; only the array is allocated. */
+static int sorted_list(strata_store *s, const char *const *names, size_t n,
+                       char ***out) {
+  STRATA__FAIL_IF(names == NULL && n > 0, STRATA_E_INVAL,
+                  "%s: swap: NULL file list", s->dir);
+  for (size_t i = 0; i < n; i++)
+    STRATA__FAIL_IF(names[i] == NULL ||
+                        !strata__store_is_region_name(names[i]) ||
+                        strchr(names[i], '/') != NULL,
+                    STRATA_E_INVAL,
+                    "%s/%s: not a region file of the store's directory "
+                    "(NAME.region, not hidden, no '/')",
+                    s->dir, names[i] != NULL ? names[i] : "(null)");
+  char **v = malloc((n ? n : 1) * sizeof *v);
+  if (v == NULL)
+    return strata__fail(STRATA_E_NOMEM, "%s: allocating", s->dir);
+  for (size_t i = 0; i < n; i++)
+    v[i] = (char *)(uintptr_t)names[i];
+  qsort(v, n, sizeof *v, cmp_str);
+  for (size_t i = 1; i < n; i++)
+    if (strcmp(v[i - 1], v[i]) == 0) {
+      int rc =
+          strata__fail(STRATA_E_INVAL, "%s/%s: listed twice", s->dir, v[i]);
+      free(v);
+      return rc;
+    }
+  *out = v;
+  return 0;
+}
+
+int strata__store_swap_files(strata_store *s, const char *const *names,
+                             size_t n) {
+  STRATA__FAIL_IF(s == NULL, STRATA_E_INVAL, "strata__store_swap_files: NULL");
+  char **v = NULL;
+  STRATA__TRY(sorted_list(s, names, n, &v));
+  strata__store_await_verify(s);
+  pthread_mutex_lock(&s->write_mu);
+  /* A region with a proto here keeps its entry whatever the list says
+   * (refresh_to), so the catalog could not become exactly the list.
+   * Discarded protos stay registered until close but hold nothing. */
+  uint64_t open = 0;
+  for (uint64_t i = 0; i < s->proto_n; i++)
+    open += !s->protos[i]->discarded;
+  int rc = open > 0 ? strata__fail(STRATA_E_STATE,
+                                   "%s: %" PRIu64 " proto(s) open; the file "
+                                   "list can be swapped only with none",
+                                   s->dir, open)
+                    : refresh_to(s, v, n, true);
+  strata__store_maintain(s);
+  pthread_mutex_unlock(&s->write_mu);
+  free(v);
   return rc;
 }
 

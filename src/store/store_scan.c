@@ -13,17 +13,17 @@
 #include <unistd.h>
 
 #include "store/store_internal.h"
-#include "writer/writer_internal.h"
+#include "writer/pubfile.h"
 
 #define REGION_SUFFIX ".region"
 
-static bool is_region_name(const char *n) {
+bool strata__store_is_region_name(const char *n) {
   size_t len = strlen(n), sl = strlen(REGION_SUFFIX);
   return n[0] != '.' && len > sl && strcmp(n + len - sl, REGION_SUFFIX) == 0;
 }
 
 /* ".NAME.strata-tmp-XXXXXXXX" (8 lowercase hex digits): the name of the
- * writer's temporary files (writer_commit.c). Matched at the end, since
+ * writer's temporary files (pubfile.c). Matched at the end, since
  * NAME may contain the mark itself. Other programs' dot-files, such as
  * ".NAME.tmp-XXXXXXXX", do not match: the mark is Strata's own. */
 static bool is_temp_name(const char *n) {
@@ -39,7 +39,7 @@ static bool is_temp_name(const char *n) {
 
 /* Does the temporary file open at `fd` hold what our writer leaves? A
  * named temporary file begins with the region magic from the moment the
- * writer created it (writer_commit.c), and an O_TMPFILE gets its name only
+ * writer created it (pubfile.c), and an O_TMPFILE gets its name only
  * after the header is written; so a leftover of ours is empty (the writer
  * died between the create and its first write) or begins with the magic.
  * Anything else named with our mark is someone else's, and kept. */
@@ -64,7 +64,7 @@ static void warn_kept(struct strata_store *s, const char *name,
 /* Removes a temporary file of an interrupted write: only a regular file
  * that is ours (temp_is_ours()), and only unless a live writer holds it:
  * writers keep an flock on their temporary file until they close it
- * (writer_commit.c), and the lock dies with the process, so a lock we can
+ * (pubfile.c), and the lock dies with the process, so a lock we can
  * take means a dead writer. (The store's own writer lock does not cover
  * region-builder and other strata_writer users writing into the
  * directory.) O_NONBLOCK: a FIFO named like a temporary file must not
@@ -134,8 +134,9 @@ static bool regular_entry(struct strata_store *s, const struct dirent *de) {
   return false;
 }
 
-/* Lists the region files (is_region_name) of the directory, sorted, and,
- * with `clean`, removes temporary files left by interrupted writes. */
+/* Lists the region files (strata__store_is_region_name) of the directory,
+ * sorted, and, with `clean`, removes temporary files left by interrupted
+ * writes. */
 int strata__store_list(struct strata_store *s, bool clean, char ***names,
                        size_t *count) {
   int fd = openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -158,7 +159,7 @@ int strata__store_list(struct strata_store *s, bool clean, char ***names,
       remove_temp(s, de->d_name);
       continue;
     }
-    if (!is_region_name(de->d_name) || !regular_entry(s, de))
+    if (!strata__store_is_region_name(de->d_name) || !regular_entry(s, de))
       continue;
     if (n == cap) {
       cap = cap ? 2 * cap : 16;
@@ -253,7 +254,8 @@ static strata__entry *entry_for_file(strata__file *f) {
 }
 
 int strata__store_load(struct strata_store *s, char **names, size_t count,
-                       bool defer, strata__entry **have, size_t *n) {
+                       bool defer, bool strict, strata__entry **have,
+                       size_t *n) {
   open_job j = {.s = s, .names = names, .n = count, .defer = defer};
   j.files = calloc(count ? count : 1, sizeof *j.files);
   j.rcs = calloc(count ? count : 1, sizeof *j.rcs);
@@ -264,6 +266,13 @@ int strata__store_load(struct strata_store *s, char **names, size_t count,
   else
     open_all(&j);
   for (size_t i = 0; rc == 0 && i < count; i++) {
+    if (j.rcs[i] < 0 && strict) {
+      /* The first failure in list order, whatever thread met it: its
+       * detail names the file (the open's own, or the validation's). */
+      rc = strata__fail(j.rcs[i], "%s",
+                        j.details[i] != NULL ? j.details[i] : names[i]);
+      break;
+    }
     if (j.rcs[i] < 0) {
       char qd[STRATA__LOG_PATH], qf[STRATA__LOG_PATH], qt[STRATA__LOG_TEXT];
       strata__log(&s->log, STRATA_LOG_WARN, "store",

@@ -124,7 +124,7 @@ static int open_view(int dirfd, const char *path, const char *name, int mode,
   return 0;
 }
 
-/* Gives the O_TMPFILE `fd` the name .strata.shm, as writer_commit.c names
+/* Gives the O_TMPFILE `fd` the name .strata.shm, as pubfile.c names
  * its own: linkat() with AT_EMPTY_PATH where allowed (CAP_DAC_READ_SEARCH,
  * or since Linux 6.10 a file this process opened), else through
  * /proc/self/fd. 0, -EEXIST when another process was first, or another

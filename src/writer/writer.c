@@ -51,21 +51,6 @@ static int put(strata_writer *w, const void *data, size_t len) {
 
 /* ---- open ------------------------------------------------------------- */
 
-/* The temporary file's name is the base name plus
- * STRATA_WRITER_TEMP_NAME_EXTRA bytes (writer_internal.h asserts that its
- * format adds exactly that), so a longer base name would fail only at
- * commit, when the O_TMPFILE is linked under it: refuse it here. */
-static int check_base_name(const char *path, const char *base) {
-  size_t len = strlen(base);
-  STRATA__FAIL_IF(len + STRATA_WRITER_TEMP_NAME_EXTRA > NAME_MAX,
-                  STRATA_E_LIMIT,
-                  "%s: the file name is %zu bytes; at most %d fit (NAME_MAX "
-                  "%d less the %d bytes the temporary file's name adds)",
-                  path, len, NAME_MAX - STRATA_WRITER_TEMP_NAME_EXTRA, NAME_MAX,
-                  STRATA_WRITER_TEMP_NAME_EXTRA);
-  return 0;
-}
-
 /* STRATA_WRITER_LOCK_STORE: takes the lock of the store whose directory
  * `dir` is, held in w->lockfd until strata_writer_abort(). A directory
  * without the lock file is not a store: nothing to take. */
@@ -143,7 +128,7 @@ int strata_writer_open(const char *path, const strata_writer_options *in,
   strata_writer *w = calloc(1, sizeof *w);
   if (w == NULL)
     return strata__fail(STRATA_E_NOMEM, "%s: allocating the writer", path);
-  w->fd = w->dirfd = w->lockfd = -1;
+  w->lockfd = -1;
   w->path = strdup(path);
   w->name = strdup(o->name);
   w->metadata = o->metadata && o->metadata[0] ? strdup(o->metadata) : NULL;
@@ -167,11 +152,13 @@ int strata_writer_open(const char *path, const strata_writer_options *in,
   w->data_off = (STRATA__HEADER_SIZE + align - 1) / align * align;
   w->pos = w->data_off;
   const char *dir = dirname(d), *base = basename(b);
-  int rc = check_base_name(path, base);
+  /* The name's length first (pubfile.c checks it again when it makes the
+   * file): a name that can never be published is the first error. */
+  int rc = strata__pubfile_check_name(path, base);
   if (rc == 0 && (o->flags & STRATA_WRITER_LOCK_STORE))
     rc = lock_store(w, dir);
   if (rc == 0)
-    rc = strata__writer_open_temp(w, dir, base);
+    rc = strata__writer_open_temp(w);
   free(d);
   free(b);
   if (rc < 0) {

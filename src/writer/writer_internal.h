@@ -1,15 +1,17 @@
 /* State of a region writer, shared by its files: writer.c (open, argument
  * checks, layers), writer_sets.c (the id and name sets), writer_commit.c
- * (the temporary file, commit and abort) and writer_index.c (building the
- * index sections, with writer_phash.c). Calls go one way only: writer.c
- * calls the other three, writer_commit.c calls writer_index.c, and that
- * calls writer_phash.c; tools/check_layers.py refuses a cycle. */
+ * (commit and abort, through the file publisher pubfile.c) and
+ * writer_index.c (building the index sections, with writer_phash.c).
+ * Calls go one way only: writer.c calls the other three, writer_commit.c
+ * calls writer_index.c and pubfile.c, and writer_index.c calls
+ * writer_phash.c; tools/check_layers.py refuses a cycle. */
 #ifndef STRATA_WRITER_INTERNAL_H
 #define STRATA_WRITER_INTERNAL_H
 
 #include "common/hash.h"
 
 #include "region/region.h"
+#include "writer/pubfile.h"
 
 /* One layer as the writer remembers it until commit. */
 typedef struct strata__wentry {
@@ -39,13 +41,9 @@ typedef struct strata__buf {
 } strata__buf;
 
 struct strata_writer {
-  char *path;     /* final path */
-  char *tmp_path; /* the temporary file's path while it has a name */
-  char *tmp_name; /* the same, relative to dirfd */
-  int dirfd, fd;
-  int lockfd;     /* the store's lock (STRATA_WRITER_LOCK_STORE), or -1 */
-  bool anonymous; /* O_TMPFILE, not linked into the directory yet */
-  bool linked;    /* the temporary file exists under tmp_name */
+  char *path;          /* final path */
+  strata__pubfile *pf; /* the file (pubfile.c); NULL until it is made */
+  int lockfd;          /* the store's lock (STRATA_WRITER_LOCK_STORE), or -1 */
 
   uint64_t region_id;
   char *name, *metadata;
@@ -70,13 +68,6 @@ struct strata_writer {
   bool failed;       /* a write failed: only abort is possible */
   XXH3_state_t *xxh;
   uint64_t last_progress;
-
-  /* strata__writer_commit_prepare(): keep the validated mapping as a
-   * region. */
-  bool keep;
-  strata_region *kept;
-  uint64_t fsync_ns; /* time spent in fsync of the file and directory */
-  bool placed; /* renamed into place (even if the directory fsync failed) */
 };
 
 /* Appends bytes to the buffer. Returns STRATA_E_NOMEM on failure. */
@@ -90,38 +81,16 @@ int strata__writer_build_index(strata_writer *w, uint64_t index_off,
                                uint8_t header[STRATA__HEADER_SIZE],
                                strata__buf *out);
 
-/* writer_commit.c: the temporary file. */
+/* writer_commit.c: the temporary file, through the file publisher. */
 
-/* The temporary file's name is "." BASE STRATA__TEMP_MARK and
- * STRATA__TEMP_HEX lowercase hex digits. The mark is Strata's own, so that
- * the store's cleanup of leftovers (store_scan.c) can tell them from other
- * programs' dot-files; and a named temporary file begins with the region
- * magic from the moment it exists (see writer_commit.c), which the cleanup
- * checks too. */
-#define STRATA__TEMP_MARK ".strata-tmp-"
-#define STRATA__TEMP_HEX 8
-/* How many bytes the temporary name adds to the region file's basename.
- * <strata/writer.h> publishes the number as STRATA_WRITER_TEMP_NAME_EXTRA
- * for callers that check name lengths before any work (region-builder,
- * strata_proto_create()): a name that fits NAME_MAX as a region file but
- * not as a temporary one would fail only at commit. */
-#define STRATA__TEMP_NAME_EXTRA                                                \
-  (1 + sizeof STRATA__TEMP_MARK - 1 + STRATA__TEMP_HEX)
-_Static_assert(STRATA__TEMP_NAME_EXTRA == STRATA_WRITER_TEMP_NAME_EXTRA,
-               "<strata/writer.h> states another temporary name length");
-
-/* Opens the directory `dir` and creates the temporary file for the region
- * file `base` in it: unnamed (O_TMPFILE) where the file system allows and
- * the commit can give it a name (linkat() with AT_EMPTY_PATH, or through
- * /proc/self/fd), else named ".BASE.strata-tmp-XXXXXXXX", created
- * exclusively. Either way the name is chosen here, once, for
- * strata_writer_temp_path(). Errors: -errno, STRATA_E_NOMEM; the writer
- * must then be aborted. */
-int strata__writer_open_temp(strata_writer *w, const char *dir,
-                             const char *base);
+/* Makes the file publisher for w->path (pubfile.h: an O_TMPFILE where it
+ * can later be named, else a named temporary file), whose temporary name
+ * strata_writer_temp_path() reports. Errors: -errno, STRATA_E_NOMEM,
+ * STRATA_E_LIMIT; the writer must then be aborted. */
+int strata__writer_open_temp(strata_writer *w);
 
 /* Writes the write buffer's wlen pending bytes to the file. A failed write
- * marks the writer failed: it is final (see writer_commit.c). -errno. */
+ * marks the writer failed: it is final (see pubfile.c). -errno. */
 int strata__writer_flush(strata_writer *w);
 
 /* writer_sets.c: duplicate ids and names. */

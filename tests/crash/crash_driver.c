@@ -210,7 +210,7 @@ static int wait_for(pid_t pid) {
 /* ---- the directory ------------------------------------------------------ */
 
 /* Is `n` "." + one of files[] + ".strata-tmp-" + 8 hex digits
- * (writer_commit.c)? */
+ * (pubfile.c)? */
 static bool is_temp_of(const char *n, const char *const *files, size_t count) {
   if (n[0] != '.')
     return false;
