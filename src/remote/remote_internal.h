@@ -158,6 +158,40 @@ int strata__publock_take(strata__rconn *c, strata__publock **out);
 int strata__publock_check(const strata__publock *l);
 uint64_t strata__publock_fence(const strata__publock *l);
 void strata__publock_release(strata__publock *l); /* unlocks; NULL ok */
+/* Who holds the publisher lock: *client ("client.4211"), *cookie and *desc
+ * (the holder's whoami, carried in its cookie because rados_list_lockers
+ * does not return descriptions), each malloc'd, or all NULL when nobody
+ * holds it. Any pointer may be NULL. Errors of librados naming head. */
+int strata__publock_holder(const strata__rconn *c, char **client, char **cookie,
+                           char **desc);
+
+/* Asynchronous operations on many objects with at most `inflight` in
+ * flight (docs/REMOTE.md: max_inflight). For each job in [0, njobs),
+ * start() is called with a slot whose completion is made; it issues one
+ * aio operation on a->comp (setting a->wop when it made a write op, which
+ * is released after completion) and returns 0, returns 1 to skip the job,
+ * or an error. done() gets each issued operation's result. The first
+ * error (of start or done) stops new jobs; the ones in flight are waited
+ * for. a->slot is stable per slot (0 .. inflight-1), for per-slot buffers.
+ * Runs on the calling thread. */
+typedef struct strata__aio {
+  rados_completion_t comp;
+  rados_write_op_t wop;
+  uint32_t slot;
+  size_t job;
+  uint64_t size; /* rados_aio_stat's results */
+  time_t mtime;
+} strata__aio;
+int strata__aio_run(size_t njobs, uint32_t inflight,
+                    int (*start)(void *ctx, strata__aio *a),
+                    int (*done)(void *ctx, strata__aio *a, int rc), void *ctx);
+
+/* Tests only (tests/remote): when set, called by strata__remote_publish
+ * after each step with its name ("uploaded", "manifest"); a nonzero return
+ * stops the publish there as if the process had died (the lock is
+ * released), returning STRATA_E_CANCELED. */
+extern int (*strata__publish_test_hook)(const char *step, void *ctx);
+extern void *strata__publish_test_hook_ctx;
 
 /* ---- remote.c: a store's remote ------------------------------------------ */
 
