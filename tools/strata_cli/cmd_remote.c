@@ -109,11 +109,16 @@ static int print_status(const json_t *d) {
   size_t i;
   const json_t *p;
   json_array_foreach(pins, i, p) {
+    /* "fetching" is null while the follower fetches nothing. */
+    char fetching[24] = "-";
+    if (json_is_integer(json_object_get(p, "fetching")))
+      snprintf(fetching, sizeof fetching, "%" PRIu64,
+               member_u64(p, "fetching"));
     cli_print_line(stdout,
-                   "  %s: serving %" PRIu64 ", fetching %" PRIu64
-                   ", written %" PRIu64 " s ago",
-                   member_text(p, "node"), member_u64(p, "serving"),
-                   member_u64(p, "fetching"), member_u64(p, "age_s"));
+                   "  %s: serving %" PRIu64 ", fetching %s, written %" PRIu64
+                   " s ago",
+                   member_text(p, "node"), member_u64(p, "serving"), fetching,
+                   member_u64(p, "age_s"));
   }
   return CLI_EXIT_OK;
 }
