@@ -104,8 +104,7 @@ static const char *q(const char *s) {
  * this file call each other (remote.c calls strata__follower_sync), a
  * cycle that tools/check_layers.py refuses; remote_publish.c does the
  * same. */
-static void stats_add(struct strata__remote *r, uint64_t *counter,
-                      uint64_t n) {
+static void stats_add(struct strata__remote *r, uint64_t *counter, uint64_t n) {
   pthread_mutex_lock(&r->stats_mu);
   *counter += n;
   pthread_mutex_unlock(&r->stats_mu);
@@ -326,8 +325,8 @@ static state_kind state_read(strata__follower *f, uint64_t *version,
   json_object_foreach(fo, file, h) {
     if (why != NULL)
       break;
-    if (!strata__store_is_region_name(file) || strchr(file, '/') != NULL || !json_is_string(h) ||
-        !is_hash(json_string_value(h)))
+    if (!strata__store_is_region_name(file) || strchr(file, '/') != NULL ||
+        !json_is_string(h) || !is_hash(json_string_value(h)))
       why = "a file entry is not NAME.region: 32 hex digits";
     else if (lset_add(files, file, json_string_value(h)) != 0)
       why = "out of memory";
@@ -1002,3 +1001,24 @@ void strata__follower_stop(struct strata__remote *r) {
   follower_free(f);
 }
 
+/* ---- the state dump ------------------------------------------------------ */
+
+struct json_t *strata__remote_json(struct strata__remote *r) {
+  strata_remote_stats st;
+  pthread_mutex_lock(&r->stats_mu);
+  st = r->stats;
+  pthread_mutex_unlock(&r->stats_mu);
+  uint64_t lag = st.version_seen > st.version_served
+                     ? st.version_seen - st.version_served
+                     : 0;
+  return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+                   "pool", r->conn->cfg.pool, "name", r->conn->cfg.name, "role",
+                   r->role == STRATA_REMOTE_FOLLOWER ? "follower" : "publisher",
+                   "version_served", (json_int_t)st.version_served,
+                   "version_seen", (json_int_t)st.version_seen, "lag_versions",
+                   (json_int_t)lag, "last_sync_ms", (json_int_t)st.last_sync_ms,
+                   "bytes_fetched", (json_int_t)st.bytes_fetched,
+                   "bytes_uploaded", (json_int_t)st.bytes_uploaded,
+                   "sync_failures", (json_int_t)st.sync_failures, "last_error",
+                   st.last_error[0] ? json_string(st.last_error) : json_null());
+}

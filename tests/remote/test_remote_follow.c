@@ -163,6 +163,62 @@ static void test_expect_layer_bytes(strata_store *s, uint64_t rid, uint64_t id,
   strata_read_end(&t);
 }
 
+/* The state dump, parsed; with STRATA_STATE_DUMP_DIR set also written
+ * there for validate_state.sh (the test remote_state_schema). */
+static json_t *dump(strata_store *s) {
+  static int dump_no;
+  char *text = NULL;
+  assert_strata_ok(strata_dump_state(s, 0, &text));
+  const char *dir = getenv("STRATA_STATE_DUMP_DIR");
+  if (dir != NULL && *dir) {
+    char name[64];
+    snprintf(name, sizeof name, "remote-dump-%02d.json", dump_no++);
+    test_write_file(test_path(dir, name), text, strlen(text));
+  }
+  json_error_t err;
+  json_t *doc = json_loads(text, 0, &err);
+  if (doc == NULL)
+    fail_msg("dump is not JSON: %s", err.text);
+  strata_free(text);
+  return doc;
+}
+
+/* The dump's "remote" and the metrics agree with the stats. */
+static void assert_reported(strata_store *s, const char *name, const char *role,
+                            uint64_t served) {
+  json_t *doc = dump(s);
+  json_t *rm = json_object_get(doc, "remote");
+  assert_true(json_is_object(rm));
+  assert_string_equal(json_string_value(json_object_get(rm, "name")), name);
+  assert_string_equal(json_string_value(json_object_get(rm, "pool")),
+                      env("STRATA_TEST_CEPH_POOL"));
+  assert_string_equal(json_string_value(json_object_get(rm, "role")), role);
+  assert_int_equal(json_integer_value(json_object_get(rm, "version_served")),
+                   served);
+  strata_remote_stats st;
+  assert_strata_ok(strata_remote_stats_get(s, &st));
+  json_t *le = json_object_get(rm, "last_error");
+  if (st.last_error[0])
+    assert_string_equal(json_string_value(le), st.last_error);
+  else
+    assert_true(json_is_null(le));
+  assert_int_equal(json_integer_value(json_object_get(rm, "sync_failures")),
+                   st.sync_failures);
+  json_decref(doc);
+  char *text = NULL, line[128];
+  assert_strata_ok(strata_metrics_text(s, &text));
+  snprintf(line, sizeof line, "\nstrata_remote_version_served %" PRIu64 "\n",
+           served);
+  if (strstr(text, line) == NULL)
+    fail_msg("no '%s' in the metrics", line + 1);
+  snprintf(line, sizeof line,
+           "\nstrata_remote_sync_failures_total %" PRIu64 "\n",
+           st.sync_failures);
+  if (strstr(text, line) == NULL)
+    fail_msg("no '%s' in the metrics", line + 1);
+  strata_free(text);
+}
+
 static strata_remote_stats stats(strata_store *s) {
   strata_remote_stats st;
   assert_strata_ok(strata_remote_stats_get(s, &st));
@@ -238,6 +294,8 @@ static void test_sync_versions(void **state) {
   assert_true(st.bytes_fetched >= 3 * (700 << 10));
   assert_string_equal(st.last_error, "");
   assert_state_serving(fd, 1);
+  assert_reported(fol, name, "follower", 1);
+  assert_reported(pub, name, "publisher", 1);
   uint64_t v = 0;
   assert_strata_ok(strata_remote_sync(fol, &v)); /* nothing new */
   assert_int_equal(v, 1);
@@ -259,12 +317,14 @@ static void test_sync_versions(void **state) {
   /* r2 was unchanged and reused: only r1 and r4 came over. */
   assert_true(st.bytes_fetched - fetched < 3 * (700 << 10) + (64 << 10));
   assert_state_serving(fd, 2);
+  assert_reported(fol, name, "follower", 2);
 
   strata_store_close(fol);
   /* A restart from "serving 2" serves version 2 at once. */
   fol = open_remote(fd, name, STRATA_REMOTE_FOLLOWER, STRATA_REMOTE_NO_THREAD);
   assert_int_equal(stats(fol).version_served, 2);
   assert_same(pub, fol);
+  assert_reported(fol, name, "follower", 2);
   strata_store_close(fol);
   strata_store_close(pub);
 }
@@ -314,6 +374,7 @@ static void test_corrupt_chunk(void **state) {
   free(want);
   assert_false(exists(fd, "r2.region"));
   assert_state_serving(fd, 1);
+  assert_reported(fol, name, "follower", 1);
 
   /* The chunk put right (what `gc --verify` and the next push do): the
    * next sync moves on. */
@@ -577,6 +638,10 @@ static void test_readers_see_whole_versions(void **state) {
 }
 
 int main(void) {
+  /* remote_state_schema runs one case (a cmocka glob). */
+  const char *filter = getenv("STRATA_TEST_FILTER");
+  if (filter != NULL && *filter)
+    cmocka_set_test_filter(filter);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sync_versions),
       cmocka_unit_test(test_corrupt_chunk),
