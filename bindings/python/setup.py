@@ -61,19 +61,10 @@ def pkg_config(*packages):
 have_rados = (os.environ.get("STRATA_WITH_RADOS", "AUTO").upper() != "OFF"
               and os.path.exists("/usr/include/rados/librados.h"))
 
-remote_todo = [
-    ("STRATA__TODO_" + part.upper(), "1")
-    for part in ("publish", "admin", "follow")
-    if not os.path.exists(os.path.join(ROOT, "src", "remote",
-                                       "remote_%s.c" % part))]
-
-
 def wanted(path):
     name = os.path.basename(path)
     if name == "device_cuda.c":
         return False
-    if name == "remote_todo.c":  # TEMPORARY, as in CMakeLists.txt
-        return have_rados and bool(remote_todo)
     if os.path.basename(os.path.dirname(path)) == "remote":
         return (name == "remote_none.c") != have_rados
     return True
@@ -95,7 +86,7 @@ strata_ext = Extension(
                   "src"] + inc,
     library_dirs=libdirs,
     libraries=libs + (["rados"] if have_rados else []) + ["pthread"],
-    define_macros=(remote_todo if have_rados else []) + [
+    define_macros=[
         ("_GNU_SOURCE", "1"),
         # The library's public functions are not exported from the
         # extension: STRATA_API is empty and visibility hidden.

@@ -10,41 +10,7 @@
 #include "remote/remote_internal.h"
 #include "store/store_internal.h"
 
-/* ---- statistics ------------------------------------------------------------ */
-
-void strata__remote_note_failure(struct strata__remote *r) {
-  pthread_mutex_lock(&r->stats_mu);
-  snprintf(r->stats.last_error, sizeof r->stats.last_error, "%s",
-           strata_last_error_detail());
-  r->stats.sync_failures++;
-  pthread_mutex_unlock(&r->stats_mu);
-}
-
-void strata__remote_note_success(struct strata__remote *r, uint64_t took_ms) {
-  pthread_mutex_lock(&r->stats_mu);
-  r->stats.last_error[0] = '\0';
-  r->stats.last_sync_ms = took_ms;
-  r->stats.last_success_unix_ms = strata__unix_ms();
-  pthread_mutex_unlock(&r->stats_mu);
-}
-
-void strata__remote_add(struct strata__remote *r, uint64_t *counter,
-                        uint64_t n) {
-  pthread_mutex_lock(&r->stats_mu);
-  *counter += n;
-  pthread_mutex_unlock(&r->stats_mu);
-}
-
-void strata__remote_set_versions(struct strata__remote *r, uint64_t served,
-                                 uint64_t seen) {
-  pthread_mutex_lock(&r->stats_mu);
-  r->stats.version_served = served;
-  if (seen > r->stats.version_seen)
-    r->stats.version_seen = seen;
-  pthread_mutex_unlock(&r->stats_mu);
-}
-
-/* ---- attach and detach ------------------------------------------------------ */
+/* ---- attach and detach --------------------------------------------------- */
 
 static void remote_free(struct strata__remote *r) {
   strata__rconn_close(r->conn);
@@ -97,7 +63,7 @@ void strata__remote_detach(struct strata__remote *r) {
   remote_free(r);
 }
 
-/* ---- the public entry points ---------------------------------------------- */
+/* ---- the public entry points --------------------------------------------- */
 
 static int remote_of(strata_store *s, const char *fn, int role,
                      struct strata__remote **out) {
@@ -107,9 +73,8 @@ static int remote_of(strata_store *s, const char *fn, int role,
                   "%s: %s: the store was opened without a remote "
                   "(strata_store_config.remote)",
                   fn, s->dir);
-  STRATA__FAIL_IF(role != STRATA_REMOTE_NONE && r->role != role,
-                  STRATA_E_STATE, "%s: %s: %s is not this store's role for %s",
-                  fn, s->dir,
+  STRATA__FAIL_IF(role != STRATA_REMOTE_NONE && r->role != role, STRATA_E_STATE,
+                  "%s: %s: %s is not this store's role for %s", fn, s->dir,
                   role == STRATA_REMOTE_PUBLISHER ? "publisher" : "follower",
                   r->conn->label);
   *out = r;
@@ -118,8 +83,8 @@ static int remote_of(strata_store *s, const char *fn, int role,
 
 int strata_remote_publish(strata_store *store, uint64_t *version) {
   struct strata__remote *r = NULL;
-  STRATA__TRY(remote_of(store, "strata_remote_publish",
-                        STRATA_REMOTE_PUBLISHER, &r));
+  STRATA__TRY(
+      remote_of(store, "strata_remote_publish", STRATA_REMOTE_PUBLISHER, &r));
   pthread_mutex_lock(&r->op_mu);
   int rc = strata__remote_publish(r, version);
   pthread_mutex_unlock(&r->op_mu);

@@ -236,12 +236,15 @@ static json_t *describe_version(const strata__rconn *c, const robj *o,
   for (size_t i = 0; i < m.n; i++) {
     const strata__mregion *r = &m.regions[i];
     bytes += r->size;
+    /* The id as a decimal string, as the manifest has it (64-bit ids). */
+    char id[24];
+    snprintf(id, sizeof id, "%" PRIu64, r->id);
     if (list != NULL)
-      json_array_append_new(
-          list, json_pack("{s:s, s:I, s:s?, s:I, s:s, s:i}", "file", r->file,
-                          "id", (json_int_t)r->id, "name", r->name, "size",
-                          (json_int_t)r->size, "hash", r->hash, "chunks",
-                          (int)r->nchunks));
+      json_array_append_new(list,
+                            json_pack("{s:s, s:s, s:s?, s:I, s:s, s:i}", "file",
+                                      r->file, "id", id, "name", r->name,
+                                      "size", (json_int_t)r->size, "hash",
+                                      r->hash, "chunks", (int)r->nchunks));
   }
   json_t *out =
       json_pack("{s:I, s:I, s:I, s:s, s:s}", "version", (json_int_t)v,

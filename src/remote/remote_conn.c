@@ -62,8 +62,7 @@ static int check_config(const strata_remote_config *c) {
   const char *label = "remote config";
   STRATA__FAIL_IF(c->pool == NULL || c->pool[0] == '\0', STRATA_E_INVAL,
                   "%s: no pool given", label);
-  STRATA__FAIL_IF(strlen(c->pool) > 128 || strchr(c->pool, '/'),
-                  STRATA_E_INVAL,
+  STRATA__FAIL_IF(strlen(c->pool) > 128 || strchr(c->pool, '/'), STRATA_E_INVAL,
                   "%s: pool \"%.64s\" is not a pool name (at most 128 bytes, "
                   "no '/')",
                   label, c->pool);
@@ -79,12 +78,11 @@ static int check_config(const strata_remote_config *c) {
                       (c->client_id[0] == '\0' || strlen(c->client_id) > 64),
                   STRATA_E_INVAL, "%s: client id must be 1-64 bytes", label);
   uint32_t cs = c->chunk_size;
-  STRATA__FAIL_IF(cs != 0 && ((cs & (cs - 1)) != 0 || cs < (1u << 20) ||
-                              cs > (64u << 20)),
-                  STRATA_E_INVAL,
-                  "%s: chunk size %" PRIu32
-                  " is not a power of two from 1 MiB to 64 MiB",
-                  label, cs);
+  STRATA__FAIL_IF(
+      cs != 0 && ((cs & (cs - 1)) != 0 || cs < (1u << 20) || cs > (64u << 20)),
+      STRATA_E_INVAL,
+      "%s: chunk size %" PRIu32 " is not a power of two from 1 MiB to 64 MiB",
+      label, cs);
   STRATA__FAIL_IF(c->flags & ~(unsigned)(STRATA_REMOTE_NO_THREAD |
                                          STRATA_REMOTE_NO_WATCH |
                                          STRATA_REMOTE_NO_NOTIFY),
@@ -95,7 +93,7 @@ static int check_config(const strata_remote_config *c) {
   return 0;
 }
 
-/* ---- connecting ----------------------------------------------------------- */
+/* ---- connecting ---------------------------------------------------------- */
 
 typedef struct owned {
   strata__rconn c;
@@ -219,7 +217,7 @@ void strata__rconn_close(strata__rconn *c) {
   free((owned *)c); /* c is the first member */
 }
 
-/* ---- errors and names ------------------------------------------------------ */
+/* ---- errors and names ---------------------------------------------------- */
 
 int strata__rfail(const strata__rconn *c, int rc, const char *obj,
                   const char *fmt, ...) {
@@ -288,7 +286,7 @@ static int parse_hex64(const char *s, size_t len, uint64_t *out) {
   return 0;
 }
 
-/* ---- reading objects -------------------------------------------------------- */
+/* ---- reading objects ----------------------------------------------------- */
 
 int strata__robj_read(const strata__rconn *c, const char *obj, size_t max,
                       char **data, size_t *len, uint64_t *xxh3) {
@@ -360,17 +358,17 @@ int strata__robj_read(const strata__rconn *c, const char *obj, size_t max,
   return 0;
 }
 
-/* ---- HEAD ------------------------------------------------------------------- */
+/* ---- HEAD ---------------------------------------------------------------- */
 
 int strata__head_body(const strata__rconn *c, uint64_t version,
-                      const char *manifest, uint64_t manifest_xxh3,
-                      char **json, size_t *len) {
+                      const char *manifest, uint64_t manifest_xxh3, char **json,
+                      size_t *len) {
   char hex[17];
   snprintf(hex, sizeof hex, "%016" PRIx64, manifest_xxh3);
-  json_t *o = json_pack("{s:i, s:I, s:s, s:s, s:s}", "format",
-                        STRATA__REMOTE_FORMAT, "version", (json_int_t)version,
-                        "manifest", manifest, "manifest_xxh3", hex,
-                        "publisher", c->whoami);
+  json_t *o =
+      json_pack("{s:i, s:I, s:s, s:s, s:s}", "format", STRATA__REMOTE_FORMAT,
+                "version", (json_int_t)version, "manifest", manifest,
+                "manifest_xxh3", hex, "publisher", c->whoami);
   char *s = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
   json_decref(o);
   if (s == NULL)
@@ -381,8 +379,8 @@ int strata__head_body(const strata__rconn *c, uint64_t version,
 }
 
 /* Checks HEAD's body against its version xattr. */
-static int parse_head_body(const strata__rconn *c, const char *body,
-                           size_t len, strata__head *h) {
+static int parse_head_body(const strata__rconn *c, const char *body, size_t len,
+                           strata__head *h) {
   const char *obj = STRATA__HEAD_OBJ;
   json_error_t err;
   if (strata__json_check(body, len, &err) != 0)
@@ -394,13 +392,12 @@ static int parse_head_body(const strata__rconn *c, const char *body,
                         c->label, obj, err.text);
   json_int_t format = -1, version = -1;
   const char *manifest = NULL, *mx = NULL, *publisher = NULL;
-  int rc = json_unpack_ex(o, &err, JSON_STRICT, "{s:I, s:I, s:s, s:s, s:s}",
-                          "format", &format, "version", &version, "manifest",
-                          &manifest, "manifest_xxh3", &mx, "publisher",
-                          &publisher);
+  int rc =
+      json_unpack_ex(o, &err, JSON_STRICT, "{s:I, s:I, s:s, s:s, s:s}",
+                     "format", &format, "version", &version, "manifest",
+                     &manifest, "manifest_xxh3", &mx, "publisher", &publisher);
   if (rc != 0) {
-    rc = strata__fail(STRATA_E_CORRUPT, "%s: %s: %s", c->label, obj,
-                      err.text);
+    rc = strata__fail(STRATA_E_CORRUPT, "%s: %s: %s", c->label, obj, err.text);
   } else if (format != STRATA__REMOTE_FORMAT) {
     rc = strata__fail(STRATA_E_VERSION,
                       "%s: %s: protocol format %" JSON_INTEGER_FORMAT
@@ -443,8 +440,10 @@ int strata__head_read(const strata__rconn *c, strata__head *out) {
   if (rc < 0)
     return strata__rfail(c, rc, STRATA__HEAD_OBJ, "stat");
   if (size > 65536)
-    return strata__fail(STRATA_E_CORRUPT, "%s: head: %" PRIu64
-                        " bytes, more than a HEAD ever holds", c->label, size);
+    return strata__fail(STRATA_E_CORRUPT,
+                        "%s: head: %" PRIu64
+                        " bytes, more than a HEAD ever holds",
+                        c->label, size);
   body = malloc(65536 + 1);
   if (body == NULL)
     return strata__fail(STRATA_E_NOMEM, "%s: head: allocating", c->label);
@@ -482,10 +481,9 @@ int strata__head_read(const strata__rconn *c, strata__head *out) {
   rados_getxattrs_end(it);
   if (!have_v || !have_f) {
     free(body);
-    return strata__fail(STRATA_E_CORRUPT,
-                        "%s: head: the %s xattr is missing or not 20 digits",
-                        c->label,
-                        !have_v ? STRATA__XATTR_VERSION : STRATA__XATTR_FENCE);
+    return strata__fail(
+        STRATA_E_CORRUPT, "%s: head: the %s xattr is missing or not 20 digits",
+        c->label, !have_v ? STRATA__XATTR_VERSION : STRATA__XATTR_FENCE);
   }
   out->exists = true;
   rc = parse_head_body(c, body, len, out);

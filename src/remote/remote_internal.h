@@ -10,10 +10,12 @@
  *   remote_follow.c    the follower: fetch, verify, swap, the sync thread
  *   remote.c           a store's remote: attach/detach, the public entry
  *                      points strata_remote_publish/_sync/_stats_get
+ *   remote_stats.c     its figures, updated by the publisher and follower
  *
  * Calls go: remote.c -> remote_publish.c, remote_follow.c; those and
- * remote_admin.c -> remote_manifest.c, remote_conn.c. remote_admin.c uses
- * remote_publish.c's lock for gc. No file calls back up. */
+ * remote_admin.c -> remote_manifest.c, remote_conn.c, remote_stats.c.
+ * remote_admin.c uses remote_publish.c's lock for gc. No file calls back
+ * up. */
 #ifndef STRATA_REMOTE_INTERNAL_H
 #define STRATA_REMOTE_INTERNAL_H
 
@@ -105,7 +107,8 @@ typedef struct strata__head {
   char publisher[256];
 } strata__head;
 int strata__head_read(const strata__rconn *c, strata__head *out);
-/* HEAD's body for a version (malloc'd JSON). */
+/* HEAD's body for a version (malloc'd JSON). Version 0 (the HEAD a first
+ * push creates) has manifest "" and manifest_xxh3 0. */
 int strata__head_body(const strata__rconn *c, uint64_t version,
                       const char *manifest, uint64_t manifest_xxh3, char **json,
                       size_t *len);
@@ -208,7 +211,7 @@ struct strata__remote {
   struct strata__follower *follower; /* role FOLLOWER */
 };
 
-/* Statistics updates (remote.c), under stats_mu: a failure copies
+/* Statistics updates (remote_stats.c), under stats_mu: a failure copies
  * strata_last_error_detail() into last_error and counts sync_failures;
  * success clears last_error and stamps last_success_unix_ms. */
 void strata__remote_note_failure(struct strata__remote *r);

@@ -55,8 +55,7 @@ static json_t *region_json(const strata__mregion *r) {
                    hex64(r->index_checksum), "chunks", chunks);
 }
 
-int strata__manifest_emit(const strata__manifest *m, char **json,
-                          size_t *len) {
+int strata__manifest_emit(const strata__manifest *m, char **json, size_t *len) {
   json_t *regions = json_array();
   for (size_t i = 0; regions && i < m->n; i++)
     if (json_array_append_new(regions, region_json(&m->regions[i])) != 0) {
@@ -241,10 +240,11 @@ static int parse_top(json_t *o, const char *what, strata__manifest *m) {
                         "%s: protocol format %" JSON_INTEGER_FORMAT
                         " (this library reads %d)",
                         what, format, STRATA__REMOTE_FORMAT);
-  if (json_unpack_ex(o, &err, JSON_STRICT, "{s:I, s:I, s:I, s:s, s:s, s:I, s:o}",
-                     "format", &format, "version", &version, "previous",
-                     &previous, "publisher", &publisher, "created", &created,
-                     "chunk_size", &chunk_size, "regions", &regions) != 0)
+  if (json_unpack_ex(o, &err, JSON_STRICT,
+                     "{s:I, s:I, s:I, s:s, s:s, s:I, s:o}", "format", &format,
+                     "version", &version, "previous", &previous, "publisher",
+                     &publisher, "created", &created, "chunk_size", &chunk_size,
+                     "regions", &regions) != 0)
     return BAD("%s: %s", what, err.text);
   if (version <= 0 || previous < 0 || previous >= version)
     return BAD("%s: version %" JSON_INTEGER_FORMAT
@@ -269,8 +269,8 @@ static int parse_top(json_t *o, const char *what, strata__manifest *m) {
     return strata__fail(STRATA_E_NOMEM, "%s: allocating", what);
   for (size_t i = 0; i < n; i++) {
     m->n = i + 1; /* so that a failure frees what this region got */
-    STRATA__TRY(parse_region(json_array_get(regions, i), i, m->chunk_size,
-                             what, &m->regions[i]));
+    STRATA__TRY(parse_region(json_array_get(regions, i), i, m->chunk_size, what,
+                             &m->regions[i]));
     if (i > 0 && strcmp(m->regions[i - 1].file, m->regions[i].file) >= 0)
       return BAD("%s: regions[%zu] (%s): files are not sorted and unique "
                  "(after %s)",

@@ -3,8 +3,8 @@
  * says why, and a store config that asks for a remote is refused at open,
  * so that a program written for the tier links everywhere and learns at
  * run time, in words, what its build lacks. */
-#include "remote/remote.h"
 #include "common/common.h"
+#include "remote/remote.h"
 
 #define NO_RADOS(fn)                                                           \
   strata__fail(STRATA_E_STATE,                                                 \
@@ -16,8 +16,7 @@ int strata__remote_attach(strata_store *s, const strata_remote_config *config,
                           struct strata__remote **out) {
   (void)s;
   *out = NULL;
-  return config->role == STRATA_REMOTE_NONE ? 0
-                                            : NO_RADOS("strata_store_open");
+  return config->role == STRATA_REMOTE_NONE ? 0 : NO_RADOS("strata_store_open");
 }
 
 void strata__remote_detach(struct strata__remote *r) {

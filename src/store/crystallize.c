@@ -359,7 +359,12 @@ int strata_crystallize_ex(strata_store *s, uint64_t region_id,
   STRATA__FAIL_IF(o.flags != 0, STRATA_E_INVAL,
                   "%s: unknown crystallize flags 0x%" PRIx32, s->dir, o.flags);
   pthread_mutex_lock(&s->write_mu);
-  int rc = strata__crystallize_locked(s, region_id, o.progress, o.progress_ctx);
+  /* Checked here, not in strata__crystallize_locked, which eviction calls
+   * too: a claimed store has no protos to evict, and eviction must not
+   * report a claim as its failure. */
+  int rc = strata__store_writable(s);
+  if (rc == 0)
+    rc = strata__crystallize_locked(s, region_id, o.progress, o.progress_ctx);
   strata__store_maintain(s);
   pthread_mutex_unlock(&s->write_mu);
   return rc;

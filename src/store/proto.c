@@ -292,6 +292,7 @@ static int put_locked(struct strata_proto *p, uint64_t id, const char *name,
                       size_t name_len, const char *metadata, const void *data,
                       size_t size, bool tombstone) {
   struct strata_store *s = p->store;
+  STRATA__TRY(strata__store_writable(s));
   STRATA__FAIL_IF(p->discarded, STRATA_E_STATE,
                   "%s: proto of region %" PRIu64 " was discarded", s->dir,
                   p->region_id);

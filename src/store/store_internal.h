@@ -524,14 +524,30 @@ void strata__store_set_conflicts(struct strata_store *s, strata__conflict *c,
  * -errno (-EWOULDBLOCK when another holds it); *fdp holds it on success. */
 int strata__store_try_lock(struct strata_store *s, int *fdp, bool create);
 /* Takes the cross-process writer lock if this store does not hold it, then
- * cleans up after dead writers and refreshes. Writer mutex held. */
+ * cleans up after dead writers and refreshes. STRATA_E_STATE when the
+ * store is read-only or claimed (strata__store_writable), STRATA_E_LOCKED
+ * naming the holder's pid. Writer mutex held. */
 int strata__store_lock(struct strata_store *s);
-/* Takes the writer lock for the rest of the store's life (STRATA_E_LOCKED
- * naming the holder's pid when another process has it) and makes every
- * later write call (protos, puts, crystallization) fail with
- * STRATA_E_STATE "DIR: WHY; it is read-only": a follower's directory is
- * written by its remote sync only (src/remote/, docs/REMOTE.md). Takes
- * write_mu. */
+/* 0, or STRATA_E_STATE with the detail "DIR: WHY; it is read-only" when
+ * the store is claimed: every write call checks it (strata__store_lock,
+ * proto put and remove, strata_crystallize_ex); eviction does not (a
+ * claimed store has no protos to evict). Writer mutex held. */
+int strata__store_writable(struct strata_store *s);
+/* Claims the store for one owner inside this process (the remote
+ * follower, which passes why = "follows POOL/NAME"; src/remote/,
+ * docs/REMOTE.md): takes the writer lock (.strata.lock) as the first write
+ * call does (cleanup of dead writers' temporary files and a refresh
+ * included) and keeps it until the store is closed; from then on every
+ * write call of the store fails with STRATA_E_STATE and the detail "DIR:
+ * WHY; it is read-only". Other processes get STRATA_E_LOCKED from their
+ * write calls and claims, as with any writer. The owner changes the store
+ * through internal calls that do not check the claim
+ * (strata__store_swap_files).
+ * Errors: STRATA_E_LOCKED (another process holds the lock: the detail
+ * names its pid), STRATA_E_STATE (claimed already, a proto is open, or the
+ * store was opened read-only), STRATA_E_INVAL (NULL or empty why),
+ * STRATA_E_NOMEM, -errno naming the lock file. On failure nothing is
+ * held. Takes the writer mutex itself; any thread. */
 int strata__store_claim(struct strata_store *s, const char *why);
 
 /* store_refresh.c. Writer mutex held: brings the catalog in line with the
@@ -559,6 +575,9 @@ int strata__store_refresh_locked(struct strata_store *s);
  * the call. */
 int strata__store_swap_files(struct strata_store *s, const char *const *names,
                              size_t n);
+/* Protos of this store not discarded (discarded ones stay registered until
+ * close but hold nothing). Writer mutex held. */
+uint64_t strata__store_protos_open(const struct strata_store *s);
 
 /* store_verify.c. Starts the thread that checks the index checksums open
  * deferred, or checks them at once when it cannot (no memory, no thread).

@@ -2,8 +2,11 @@
  * directory, taken by the first write call of a store (and briefly by an
  * open that cleans up after interrupted writers), with the pid of the
  * holder written into the file for the error message of the others. The
- * lock itself is common/lockfile.c's, which region writers share. */
+ * lock itself is common/lockfile.c's, which region writers share. A claim
+ * (strata__store_claim, the remote follower's) takes it for the store's
+ * lifetime and turns this process's write calls away too. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -15,9 +18,14 @@ int strata__store_try_lock(struct strata_store *s, int *fdp, bool create) {
   return strata__lockfile_try(s->dirfd, s->dir, create, fdp);
 }
 
-int strata__store_lock(struct strata_store *s) {
+int strata__store_writable(struct strata_store *s) {
   STRATA__FAIL_IF(s->claimed_by != NULL, STRATA_E_STATE,
                   "%s: %s; it is read-only", s->dir, s->claimed_by);
+  return 0;
+}
+
+int strata__store_lock(struct strata_store *s) {
+  STRATA__TRY(strata__store_writable(s));
   if (s->lockfd >= 0)
     return 0;
   STRATA__FAIL_IF(s->config.flags & STRATA_STORE_READ_ONLY, STRATA_E_STATE,
@@ -61,19 +69,33 @@ int strata__store_lock(struct strata_store *s) {
 }
 
 int strata__store_claim(struct strata_store *s, const char *why) {
+  STRATA__FAIL_IF(s == NULL, STRATA_E_INVAL, "strata__store_claim: NULL");
   STRATA__FAIL_IF(why == NULL || why[0] == '\0', STRATA_E_INVAL,
                   "%s: claiming the store: no reason given", s->dir);
   char *copy = strdup(why);
   if (copy == NULL)
     return strata__fail(STRATA_E_NOMEM, "%s: claiming the store", s->dir);
   pthread_mutex_lock(&s->write_mu);
+  /* A proto open here would be a writer the claim cannot turn away: its
+   * puts were accepted, and its crystallization would change the files
+   * under the owner. */
+  uint64_t open = strata__store_protos_open(s);
   int rc = s->claimed_by != NULL
                ? strata__fail(STRATA_E_STATE, "%s: already claimed (%s)",
                               s->dir, s->claimed_by)
-               : strata__store_lock(s);
+           : open > 0 ? strata__fail(STRATA_E_STATE,
+                                     "%s: %" PRIu64 " proto(s) open; a store "
+                                     "can be claimed only with none",
+                                     s->dir, open)
+                      : strata__store_lock(s);
   if (rc == 0) {
     s->claimed_by = copy; /* from here on, every write call fails */
     copy = NULL;
+    char qd[STRATA__LOG_PATH], qw[STRATA__LOG_TEXT];
+    strata__log(&s->log, STRATA_LOG_INFO, "store",
+                "msg=\"store claimed: write calls refused\" dir=%s why=%s",
+                strata__log_quote(qd, sizeof qd, s->dir),
+                strata__log_quote(qw, sizeof qw, s->claimed_by));
   }
   pthread_mutex_unlock(&s->write_mu);
   free(copy);

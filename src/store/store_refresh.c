@@ -252,6 +252,13 @@ static int sorted_list(strata_store *s, const char *const *names, size_t n,
   return 0;
 }
 
+uint64_t strata__store_protos_open(const strata_store *s) {
+  uint64_t open = 0;
+  for (uint64_t i = 0; i < s->proto_n; i++)
+    open += !s->protos[i]->discarded;
+  return open;
+}
+
 int strata__store_swap_files(strata_store *s, const char *const *names,
                              size_t n) {
   STRATA__FAIL_IF(s == NULL, STRATA_E_INVAL, "strata__store_swap_files: NULL");
@@ -260,11 +267,8 @@ int strata__store_swap_files(strata_store *s, const char *const *names,
   strata__store_await_verify(s);
   pthread_mutex_lock(&s->write_mu);
   /* A region with a proto here keeps its entry whatever the list says
-   * (refresh_to), so the catalog could not become exactly the list.
-   * Discarded protos stay registered until close but hold nothing. */
-  uint64_t open = 0;
-  for (uint64_t i = 0; i < s->proto_n; i++)
-    open += !s->protos[i]->discarded;
+   * (refresh_to), so the catalog could not become exactly the list. */
+  uint64_t open = strata__store_protos_open(s);
   int rc = open > 0 ? strata__fail(STRATA_E_STATE,
                                    "%s: %" PRIu64 " proto(s) open; the file "
                                    "list can be swapped only with none",

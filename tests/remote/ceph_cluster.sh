@@ -3,9 +3,12 @@
 # monitor, one manager and one OSD with the memstore object store, on
 # 127.0.0.1, every file under one directory, no systemd, no authentication.
 #
-#   tests/remote/ceph_cluster.sh start DIR [POOL]   prints DIR/ceph.conf
-#   tests/remote/ceph_cluster.sh fresh DIR [POOL]   the same, after a stop
+#   tests/remote/ceph_cluster.sh start DIR [POOL] [--bluestore]
+#                                                   prints DIR/ceph.conf
+#   tests/remote/ceph_cluster.sh fresh DIR [POOL] [--bluestore]
+#                                                   the same, after a stop
 #   tests/remote/ceph_cluster.sh stop DIR
+#   tests/remote/ceph_cluster.sh restart-osd DIR
 #
 # start makes DIR if needed (it must hold no cluster yet), starts the
 # daemons in the foreground of background jobs, writes each one's pid to
@@ -29,10 +32,19 @@
 # (tests `remote_cluster_start` / `remote_cluster_stop`) in builds with
 # librados (STRATA_HAVE_RADOS); tests/README.md, "Remote tests".
 #
+# CEPH_MEMSTORE_BYTES (default 1 GiB) is how much the OSD may hold: the
+# benchmark (tools/bench/remote_bench.sh) asks for more.
+#
 # memstore keeps objects in the OSD's memory: an OSD killed with SIGKILL
 # comes back empty (a clean stop writes them to DIR/osd.0 first). Tests
-# that restart a killed OSD and expect its objects back need a bluestore
-# OSD on a file instead.
+# that restart a killed OSD and expect its objects back start the cluster
+# with --bluestore: the OSD keeps its objects in bluestore on a sparse
+# file, DIR/osd.0.block (BLUESTORE_GIB, default 4 GiB, allocated only as
+# written), which survives SIGKILL like a disk survives a crash.
+# restart-osd starts osd.0 again with the command start recorded in
+# DIR/osd.0.cmd (after a SIGKILL of the pid in DIR/pids/osd.0.pid; it
+# refuses while that pid still runs) and returns once a read of the pool
+# succeeds.
 set -euo pipefail
 
 die() { echo "ceph_cluster.sh: $*" >&2; exit 1; }
@@ -69,7 +81,23 @@ start() {
     command -v "$tool" >/dev/null || die "$tool not found: apt-get install ceph-mon ceph-osd ceph-mgr ceph-common"
   done
   mkdir -p "$D/pids" "$D/log" "$D/run" "$D/mon.a" "$D/osd.0" "$D/mgr.x"
-  local fsid port
+  local fsid port objectstore_conf
+  if [ "$BLUESTORE" = 1 ]; then
+    # A small cache and no fsck at mkfs keep the OSD's start to seconds;
+    # bdev_aio is off because some container file systems refuse
+    # io_submit on a plain file.
+    objectstore_conf="osd objectstore = bluestore
+bluestore block path = $D/osd.0.block
+bluestore block create = true
+bluestore block size = $((${BLUESTORE_GIB:-4} << 30))
+bluestore fsck on mkfs = false
+bluestore fsck on mount = false
+bluestore cache size = 134217728
+osd memory target = 939524096"
+  else
+    objectstore_conf="osd objectstore = memstore
+memstore device bytes = ${CEPH_MEMSTORE_BYTES:-1073741824}"
+  fi
   fsid=$(/usr/bin/python3 -c 'import uuid; print(uuid.uuid4())')
   port=$(free_port)
   cat >"$D/ceph.conf" <<CONF
@@ -89,8 +117,7 @@ admin socket = $D/run/\$name.asok
 mon data = $D/\$name
 osd data = $D/\$name
 mgr data = $D/\$name
-osd objectstore = memstore
-memstore device bytes = 1073741824
+$objectstore_conf
 osd pool default size = 1
 osd pool default min size = 1
 osd crush chooseleaf type = 0
@@ -119,6 +146,7 @@ CONF
     die "ceph osd crush add osd.0 failed"
   ceph-osd -c "$C" -i 0 --mkfs >"$D/log/osd.0.mkfs" 2>&1 ||
     die "ceph-osd --mkfs failed: $D/log/osd.0.mkfs"
+  printf '%s\n' "$C" >"$D/osd.0.cmd"
   start_daemon osd.0 ceph-osd -c "$C" -i 0 -f
   ceph -c "$C" osd pool create "$pool" 8 >/dev/null 2>&1 || die "creating pool $pool failed"
   ceph -c "$C" osd pool application enable "$pool" strata >/dev/null 2>&1 || true
@@ -164,16 +192,42 @@ stop() {
   rm -f "$D"/pids/*.pid
 }
 
-[ $# -ge 2 ] || die "usage: ceph_cluster.sh start|fresh DIR [POOL] | stop DIR"
-D=$2
-POOL=${3:-}
-case $1 in
+# restart-osd: osd.0 again, as start ran it (its conf recorded in
+# DIR/osd.0.cmd), after the test killed it. The pid file gets the new pid.
+restart_osd() {
+  D=$(cd "$D" && pwd)
+  [ -f "$D/osd.0.cmd" ] || die "$D/osd.0.cmd: no OSD started there"
+  local pid C
+  pid=$(cat "$D/pids/osd.0.pid" 2>/dev/null || true)
+  if [[ $pid =~ ^[1-9][0-9]*$ ]] && ours "$pid"; then
+    die "osd.0 (pid $pid) still runs; kill it first"
+  fi
+  C=$(cat "$D/osd.0.cmd")
+  start_daemon osd.0 ceph-osd -c "$C" -i 0 -f
+  wait_for 120 rados -c "$C" -p "${POOL:-strata}" ls ||
+    die "osd.0 did not serve pool ${POOL:-strata} within 120 s of its restart: $D/log/osd.0.log"
+}
+
+usage="usage: ceph_cluster.sh start|fresh DIR [POOL] [--bluestore] | stop DIR | restart-osd DIR [POOL]"
+[ $# -ge 2 ] || die "$usage"
+cmd=$1 D=$2
+shift 2
+POOL= BLUESTORE=0
+for arg in "$@"; do
+  case $arg in
+    --bluestore) BLUESTORE=1 ;;
+    -*) die "unknown option '$arg'; $usage" ;;
+    *) [ -z "$POOL" ] || die "$usage"; POOL=$arg ;;
+  esac
+done
+case $cmd in
   start) start ;;
   stop) stop ;;
+  restart-osd) restart_osd ;;
   fresh)
     if [ -d "$D/pids" ]; then stop; fi
     rm -rf "$D"
     start
     ;;
-  *) die "usage: ceph_cluster.sh start|fresh DIR [POOL] | stop DIR" ;;
+  *) die "$usage" ;;
 esac

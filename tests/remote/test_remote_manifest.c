@@ -111,9 +111,9 @@ static void test_refusals(void **state) {
   (void)state;
   assert_int_equal(parse_edited("\"format\": 1", "\"format\": 2", "format 2"),
                    STRATA_E_VERSION);
-  assert_int_equal(parse_edited("\"format\": 1", "\"format\": 1, \"x\": 0",
-                                "x"),
-                   STRATA_E_CORRUPT);
+  assert_int_equal(
+      parse_edited("\"format\": 1", "\"format\": 1, \"x\": 0", "x"),
+      STRATA_E_CORRUPT);
   assert_int_equal(parse_edited("\"chunk_size\": 1048576",
                                 "\"chunk_size\": 1048577", "power of two"),
                    STRATA_E_CORRUPT);
@@ -128,17 +128,18 @@ static void test_refusals(void **state) {
   assert_int_equal(parse_edited("\"file\": \"b.region\"",
                                 "\"file\": \"a.region\"", "not sorted"),
                    STRATA_E_CORRUPT);
-  assert_int_equal(parse_edited("\"id\": \"5\"", "\"id\": \"18446744073709551615\"",
+  assert_int_equal(parse_edited("\"id\": \"5\"",
+                                "\"id\": \"18446744073709551615\"",
                                 "both hold region id"),
                    STRATA_E_CORRUPT);
   assert_int_equal(parse_edited("\"id\": \"5\"", "\"id\": 5", "regions[1]"),
                    STRATA_E_CORRUPT);
-  assert_int_equal(parse_edited("\"id\": \"5\"", "\"id\": \"05\"",
-                                "not a 64-bit decimal"),
-                   STRATA_E_CORRUPT);
-  assert_int_equal(parse_edited("\"size\": 10", "\"size\": 1048577",
-                                "array of 2 checksums"),
-                   STRATA_E_CORRUPT);
+  assert_int_equal(
+      parse_edited("\"id\": \"5\"", "\"id\": \"05\"", "not a 64-bit decimal"),
+      STRATA_E_CORRUPT);
+  assert_int_equal(
+      parse_edited("\"size\": 10", "\"size\": 1048577", "array of 2 checksums"),
+      STRATA_E_CORRUPT);
   assert_int_equal(parse_edited("\"size\": 10", "\"size\": 0", "not positive"),
                    STRATA_E_CORRUPT);
   assert_int_equal(parse_edited("\"name\": null", "\"name\": \"alpha\"",
@@ -147,18 +148,18 @@ static void test_refusals(void **state) {
   assert_int_equal(parse_edited("\"name\": null", "\"name\": 3",
                                 "neither a string nor null"),
                    STRATA_E_CORRUPT);
-  assert_int_equal(parse_edited("\"previous\": 6", "\"previous\": 7",
-                                "above the previous"),
-                   STRATA_E_CORRUPT);
-  assert_int_equal(parse_edited("000000000000002a", "000000000000002A",
-                                "chunks[2]"),
-                   STRATA_E_CORRUPT);
+  assert_int_equal(
+      parse_edited("\"previous\": 6", "\"previous\": 7", "above the previous"),
+      STRATA_E_CORRUPT);
+  assert_int_equal(
+      parse_edited("000000000000002a", "000000000000002A", "chunks[2]"),
+      STRATA_E_CORRUPT);
   assert_int_equal(parse_edited("\"format\": 1,", "\"format\": 1,,",
                                 "pool/st: manifest.7: "),
                    STRATA_E_CORRUPT);
-  assert_int_equal(parse_edited("\"regions\"", "\"regions\": 1, \"regions\"",
-                                "duplicate"),
-                   STRATA_E_CORRUPT);
+  assert_int_equal(
+      parse_edited("\"regions\"", "\"regions\": 1, \"regions\"", "duplicate"),
+      STRATA_E_CORRUPT);
 }
 
 static void test_names(void **state) {
@@ -167,7 +168,8 @@ static void test_names(void **state) {
   strata__obj_manifest(s, 18);
   assert_string_equal(s, "manifest.00000000000000000018");
   strata__obj_chunk(s, HASH, 16u << 20, 3);
-  assert_string_equal(s, "chunk.00112233445566778899aabbccddeeff.01000000.000003");
+  assert_string_equal(s,
+                      "chunk.00112233445566778899aabbccddeeff.01000000.000003");
   strata__obj_pin(s, "gpu-07");
   assert_string_equal(s, "pin.gpu-07");
   char d[21];

@@ -644,8 +644,10 @@ static void test_gc(void **state) {
   assert_int_equal(json_array_size(vs), 3);
   assert_int_equal(
       json_integer_value(json_object_get(json_array_get(vs, 0), "version")), 1);
-  assert_int_equal(
-      json_array_size(json_object_get(json_array_get(vs, 2), "files")), 2);
+  json_t *files = json_object_get(json_array_get(vs, 2), "files");
+  assert_int_equal(json_array_size(files), 2);
+  assert_string_equal(
+      json_string_value(json_object_get(json_array_get(files, 1), "id")), "2");
   json_t *pins = json_object_get(d, "pins");
   assert_int_equal(json_array_size(pins), 1);
   assert_string_equal(

@@ -128,8 +128,8 @@ static void test_failures_change_nothing(void **state) {
   /* A listed file missing. */
   const char *missing[] = {"a.region", "gone.region"};
   assert_strata_err(strata__store_swap_files(s, missing, 2), -ENOENT);
-  assert_non_null(strstr(strata_last_error_detail(),
-                         test_path(dir, "gone.region")));
+  assert_non_null(
+      strstr(strata_last_error_detail(), test_path(dir, "gone.region")));
   assert_served(s, "1=A 2=B");
 
   /* A listed file that is not a region. */
@@ -151,8 +151,8 @@ static void test_failures_change_nothing(void **state) {
   free(img);
   const char *cut[] = {"short.region"};
   assert_strata_err(strata__store_swap_files(s, cut, 1), STRATA_E_CORRUPT);
-  assert_non_null(strstr(strata_last_error_detail(),
-                         test_path(dir, "short.region")));
+  assert_non_null(
+      strstr(strata_last_error_detail(), test_path(dir, "short.region")));
   assert_served(s, "1=A 2=B");
 
   /* Two files with one region id: both named. */
@@ -168,8 +168,7 @@ static void test_failures_change_nothing(void **state) {
   /* Two files with one region name. */
   write_region(dir, "b2.region", 7, "b", "B7");
   const char *named[] = {"a.region", "b.region", "b2.region"};
-  assert_strata_err(strata__store_swap_files(s, named, 3),
-                    STRATA_E_DUPLICATE);
+  assert_strata_err(strata__store_swap_files(s, named, 3), STRATA_E_DUPLICATE);
   snprintf(want, sizeof want, "%s and %s both hold region name \"b\"",
            test_path(dir, "b.region"), test_path(dir, "b2.region"));
   assert_string_equal(strata_last_error_detail(), want);

@@ -52,6 +52,10 @@ extern const cli_command cli_cmd_top;
 extern const cli_command cli_cmd_regions;
 extern const cli_command cli_cmd_get;
 extern const cli_command cli_cmd_dump;
+extern const cli_command cli_cmd_push;
+extern const cli_command cli_cmd_pull;
+extern const cli_command cli_cmd_follow;
+extern const cli_command cli_cmd_remote;
 
 /* ---- command-line parsing (cli_args.c) --------------------------------- */
 
@@ -151,6 +155,10 @@ void cli_print_escaped(FILE *f, const char *s, size_t len);
  * message of the tool goes through it, since names, paths and library
  * details (which quote layer names as they are) end up in messages. */
 void cli_vprint_escaped(FILE *f, const char *fmt, va_list ap);
+/* cli_vprint_escaped() of the arguments, then a newline (which the
+ * escaping would have turned into \x0a). */
+void cli_print_line(FILE *f, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 /* Whether `len` bytes are text: valid UTF-8 (no overlong forms, no
  * surrogates, nothing above U+10FFFF) without a NUL byte. */
@@ -253,6 +261,15 @@ int cli_get_layer(const strata_txn *txn, uint64_t region_id, const cli_key *key,
  * NULL. */
 strata_store *cli_store_open(const char *dir, bool read_only);
 
+/* The tool's store configuration: strata_store_config_init() without the
+ * shared view. */
+void cli_store_config_init(strata_store_config *config);
+
+/* strata_store_open() with `config`; on failure prints "strata: <detail>"
+ * and returns NULL. */
+strata_store *cli_store_open_config(const char *dir,
+                                    const strata_store_config *config);
+
 /* Finds the region `key` names in the snapshot and fills *out (pointers
  * valid until strata_read_end()). Returns 0, or CLI_EXIT_FAIL after
  * printing "strata: DIR: no region with id N" / "... named 'NAME'". */
@@ -281,6 +298,57 @@ int cli_store_proto(strata_store *s, uint64_t region_id,
  * message printed). */
 int cli_region_id(strata_store *s, const char *dir, const cli_key *region,
                   uint64_t *id);
+
+/* ---- remotes (cli_remote.c) -------------------------------------------- */
+
+/* A POOL/NAME argument, split (both malloc'd). */
+typedef struct cli_remote_arg {
+  char *pool;
+  char *name;
+} cli_remote_arg;
+
+/* Splits `arg` at its one '/' into a non-empty pool and a non-empty name
+ * (what the name may hold is the library's to check: it names the rule).
+ * `what` names the argument in messages ("--remote"); a NULL `arg` is the
+ * usage error "WHAT POOL/NAME is required". Returns
+ * false after a usage error, *exit_code then holding CLI_EXIT_USAGE (or
+ * CLI_EXIT_FAIL when out of memory). */
+bool cli_parse_remote(const cli_command *cmd, const char *what, const char *arg,
+                      cli_remote_arg *out, int *exit_code);
+void cli_remote_arg_free(cli_remote_arg *r);
+
+/* An option's decimal value from 0 to 2^32-1; with size_suffix, a K or M
+ * after the digits multiplies it by 1024 or 1048576. Returns false after a
+ * usage error naming `option`. */
+bool cli_parse_u32(const cli_command *cmd, const char *option, const char *arg,
+                   bool size_suffix, uint32_t *out, int *exit_code);
+
+/* A remote configuration of `role` for POOL/NAME with `conf` (may be NULL:
+ * librados' own search); every other field 0, the library's default.
+ * The strings are borrowed. */
+void cli_remote_config(strata_remote_config *c, int role,
+                       const cli_remote_arg *r, const char *conf);
+
+/* Opens the store in `dir` with that remote and the extra store flags; on
+ * failure prints "strata: <detail>" and returns NULL. */
+strata_store *cli_store_open_remote(const char *dir,
+                                    const strata_remote_config *remote,
+                                    unsigned store_flags);
+
+/* strata_remote_connect() to POOL/NAME; on failure prints the detail and
+ * returns NULL. */
+strata_remote *cli_remote_connect(const cli_remote_arg *r, const char *conf);
+
+/* The number of regions the store serves now (a snapshot's count). */
+int cli_store_regions(strata_store *s, uint64_t *n);
+
+/* Prints "POOL/NAME: serving version N (R regions, B bytes fetched)" for a
+ * follower store (pull, follow). */
+int cli_print_serving(strata_store *s, const cli_remote_arg *r);
+
+/* strata_remote_stats_get(); CLI_EXIT_OK or CLI_EXIT_FAIL after the
+ * message. */
+int cli_remote_stats(strata_store *s, strata_remote_stats *st);
 
 /* ---- the shared view (cli_processes.c) ---------------------------------- */
 

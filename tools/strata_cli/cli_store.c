@@ -35,25 +35,34 @@ bool cli_parse_key(const cli_command *cmd, const char *what, const char *arg,
   return true;
 }
 
-strata_store *cli_store_open(const char *dir, bool read_only) {
-  strata_store_config config;
+void cli_store_config_init(strata_store_config *config) {
   /* The defaults: log lines at the level STRATA_LOG names (WARN when it is
    * unset) go to standard error, so a region file the store skips is
    * reported without making the command fail. */
-  strata_store_config_init(&config);
-  if (read_only)
-    config.flags |= STRATA_STORE_READ_ONLY;
+  strata_store_config_init(config);
   /* The tool never registers in the shared view: its commands are brief,
    * and stats, metrics, dump-state and top report the other processes'
    * figures, which its own zeros would only pad. */
-  config.shared_view = 0;
+  config->shared_view = 0;
+}
+
+strata_store *cli_store_open_config(const char *dir,
+                                    const strata_store_config *config) {
   strata_store *s = NULL;
-  int rc = strata_store_open(dir, &config, &s);
+  int rc = strata_store_open(dir, config, &s);
   if (rc < 0) {
     cli_fail_lib(rc);
     return NULL;
   }
   return s;
+}
+
+strata_store *cli_store_open(const char *dir, bool read_only) {
+  strata_store_config config;
+  cli_store_config_init(&config);
+  if (read_only)
+    config.flags |= STRATA_STORE_READ_ONLY;
+  return cli_store_open_config(dir, &config);
 }
 
 /* Positions run in ascending id order: a binary search over them. The API

@@ -17,6 +17,14 @@ void cli_vprint_escaped(FILE *f, const char *fmt, va_list ap) {
   tool_vfprintf_escaped(f, fmt, ap);
 }
 
+void cli_print_line(FILE *f, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  cli_vprint_escaped(f, fmt, ap);
+  va_end(ap);
+  fputc('\n', f);
+}
+
 int cli_fail(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

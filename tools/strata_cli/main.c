@@ -15,7 +15,8 @@ static const cli_command *const commands[] = {
     &cli_cmd_context, &cli_cmd_get,         &cli_cmd_put,
     &cli_cmd_rm,      &cli_cmd_crystallize, &cli_cmd_stats,
     &cli_cmd_metrics, &cli_cmd_dump_state,  &cli_cmd_readers,
-    &cli_cmd_top,     &cli_cmd_help,
+    &cli_cmd_top,     &cli_cmd_push,        &cli_cmd_pull,
+    &cli_cmd_follow,  &cli_cmd_remote,      &cli_cmd_help,
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
@@ -23,8 +24,10 @@ static void print_usage(FILE *f) {
   fputs("Usage: strata [-h | --help | -V | --version]\n"
         "       strata COMMAND [OPTIONS] ARGS...\n"
         "\n"
-        "Inspect and check Strata region files (FILE), and read and change\n"
-        "stores (STORE: a directory of region files).\n"
+        "Inspect and check Strata region files (FILE), read and change\n"
+        "stores (STORE: a directory of region files), and publish and follow\n"
+        "stores through a Ceph RADOS pool (POOL/NAME: push, pull, follow,\n"
+        "remote; in builds with librados).\n"
         "\n"
         "Commands:\n",
         f);
@@ -37,7 +40,8 @@ static void print_usage(FILE *f) {
         "Exit status:\n"
         "  0  success\n"
         "  1  failure: file, store, region or layer not found, corrupt\n"
-        "     region, store locked by another writer, I/O error\n"
+        "     region, store locked by another writer, I/O error, the\n"
+        "     cluster's or a remote object's error, no RADOS support\n"
         "     (a message 'strata: <detail>' on standard error; verify prints\n"
         "     its verdict on standard output)\n"
         "  2  usage error: unknown command or option, missing or extra\n"

@@ -1,0 +1,40 @@
+/* A store's remote's figures (strata_remote_stats), kept under stats_mu:
+ * updated by the publisher and the follower, read by
+ * strata_remote_stats_get (remote.c) for the state dump and the metrics.
+ * A file of its own, below remote.c and the parts it calls, so that the
+ * calls between the remote's files go one way (tools/check_layers.py). */
+#include <stdio.h>
+
+#include "remote/remote_internal.h"
+
+void strata__remote_note_failure(struct strata__remote *r) {
+  pthread_mutex_lock(&r->stats_mu);
+  snprintf(r->stats.last_error, sizeof r->stats.last_error, "%s",
+           strata_last_error_detail());
+  r->stats.sync_failures++;
+  pthread_mutex_unlock(&r->stats_mu);
+}
+
+void strata__remote_note_success(struct strata__remote *r, uint64_t took_ms) {
+  pthread_mutex_lock(&r->stats_mu);
+  r->stats.last_error[0] = '\0';
+  r->stats.last_sync_ms = took_ms;
+  r->stats.last_success_unix_ms = strata__unix_ms();
+  pthread_mutex_unlock(&r->stats_mu);
+}
+
+void strata__remote_add(struct strata__remote *r, uint64_t *counter,
+                        uint64_t n) {
+  pthread_mutex_lock(&r->stats_mu);
+  *counter += n;
+  pthread_mutex_unlock(&r->stats_mu);
+}
+
+void strata__remote_set_versions(struct strata__remote *r, uint64_t served,
+                                 uint64_t seen) {
+  pthread_mutex_lock(&r->stats_mu);
+  r->stats.version_served = served;
+  if (seen > r->stats.version_seen)
+    r->stats.version_seen = seen;
+  pthread_mutex_unlock(&r->stats_mu);
+}
