@@ -21,4 +21,9 @@ int strata__remote_attach(strata_store *s, const strata_remote_config *config,
  * NULL ok. */
 void strata__remote_detach(struct strata__remote *r);
 
+/* The remote's part of the state dump (docs/REMOTE.md, "Reported state";
+ * docs/state.schema.json, "remote"): a new jansson object, NULL when out of
+ * memory. Any thread while the remote is attached (remote_follow.c). */
+struct json_t *strata__remote_json(struct strata__remote *r);
+
 #endif /* STRATA_REMOTE_REMOTE_H */

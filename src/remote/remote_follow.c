@@ -99,42 +99,6 @@ static const char *q(const char *s) {
   return strata__log_quote(buf[next++ % 2], sizeof buf[0], s);
 }
 
-/* r->stats as remote.c's helpers (strata__remote_note_failure, ...)
- * update them, written here because calling those would make remote.c and
- * this file call each other (remote.c calls strata__follower_sync), a
- * cycle that tools/check_layers.py refuses; remote_publish.c does the
- * same. */
-static void stats_add(struct strata__remote *r, uint64_t *counter, uint64_t n) {
-  pthread_mutex_lock(&r->stats_mu);
-  *counter += n;
-  pthread_mutex_unlock(&r->stats_mu);
-}
-
-static void stats_versions(struct strata__remote *r, uint64_t served,
-                           uint64_t seen) {
-  pthread_mutex_lock(&r->stats_mu);
-  r->stats.version_served = served;
-  if (seen > r->stats.version_seen)
-    r->stats.version_seen = seen;
-  pthread_mutex_unlock(&r->stats_mu);
-}
-
-/* A sync's outcome: a failure keeps the error detail of this thread and
- * counts; a success clears it and stamps the time. */
-static void stats_note(struct strata__remote *r, int rc, uint64_t took_ms) {
-  pthread_mutex_lock(&r->stats_mu);
-  if (rc < 0) {
-    snprintf(r->stats.last_error, sizeof r->stats.last_error, "%s",
-             strata_last_error_detail());
-    r->stats.sync_failures++;
-  } else {
-    r->stats.last_error[0] = '\0';
-    r->stats.last_sync_ms = took_ms;
-    r->stats.last_success_unix_ms = strata__unix_ms();
-  }
-  pthread_mutex_unlock(&r->stats_mu);
-}
-
 static void lset_free(lset *s) {
   for (size_t i = 0; i < s->n; i++)
     free(s->v[i].file);
@@ -495,7 +459,7 @@ static int fetch_chunks(strata__follower *f, const strata__manifest *m,
                                     (uint64_t)x->index * m->chunk_size);
     if (rc == 0) {
       XXH3_128bits_update(xs, x->buf, want);
-      stats_add(f->r, &f->r->stats.bytes_fetched, want);
+      strata__remote_add(f->r, &f->r->stats.bytes_fetched, want);
       done++;
     }
   }
@@ -729,7 +693,7 @@ static int sync_locked(strata__follower *f, bool force) {
   for (int attempt = 0;; attempt++) {
     strata__head h;
     STRATA__TRY(strata__head_read(f->c, &h));
-    stats_versions(f->r, f->served, h.version);
+    strata__remote_set_versions(f->r, f->served, h.version);
     if (h.version <= f->served && !force && !f->between) {
       if (f->state_stale && state_write(f, f->served, 0, &f->local) == 0)
         f->state_stale = false;
@@ -759,10 +723,10 @@ static int sync_locked(strata__follower *f, bool force) {
       continue;
     }
     STRATA__TRY(rc);
-    stats_versions(f->r, f->served, h.version);
+    strata__remote_set_versions(f->r, f->served, h.version);
     if (f->served != before || force)
-      stats_add(f->r, &f->r->stats.syncs, 1);
-    stats_note(f->r, 0, (strata__mono_ns() - t0) / 1000000u);
+      strata__remote_add(f->r, &f->r->stats.syncs, 1);
+    strata__remote_note_success(f->r, (strata__mono_ns() - t0) / 1000000u);
     strata__log(logger(f), STRATA_LOG_INFO, "remote",
                 "msg=\"serving a new version\" remote=%s version=%" PRIu64
                 " previous=%" PRIu64,
@@ -775,7 +739,7 @@ static int sync_now(strata__follower *f, bool force, uint64_t *version) {
   pthread_mutex_lock(&f->r->op_mu);
   int rc = sync_locked(f, force);
   if (rc != 0)
-    stats_note(f->r, rc, 0);
+    strata__remote_note_failure(f->r);
   if (version != NULL)
     *version = f->served;
   pthread_mutex_unlock(&f->r->op_mu);
@@ -969,7 +933,7 @@ int strata__follower_start(struct strata__remote *r) {
   int rc = 0;
   if (restore(f, &from, &to))
     rc = first_sync(f, from, to);
-  stats_versions(r, f->served, f->served);
+  strata__remote_set_versions(r, f->served, f->served);
   if (rc == 0 && (f->c->cfg.flags & STRATA_REMOTE_NO_THREAD) == 0) {
     int e = pthread_create(&f->thread, NULL, run, f);
     if (e != 0)
@@ -999,4 +963,26 @@ void strata__follower_stop(struct strata__remote *r) {
   }
   r->follower = NULL;
   follower_free(f);
+}
+
+/* ---- the state dump ------------------------------------------------------ */
+
+struct json_t *strata__remote_json(struct strata__remote *r) {
+  strata_remote_stats st;
+  pthread_mutex_lock(&r->stats_mu);
+  st = r->stats;
+  pthread_mutex_unlock(&r->stats_mu);
+  uint64_t lag = st.version_seen > st.version_served
+                     ? st.version_seen - st.version_served
+                     : 0;
+  return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+                   "pool", r->conn->cfg.pool, "name", r->conn->cfg.name, "role",
+                   r->role == STRATA_REMOTE_FOLLOWER ? "follower" : "publisher",
+                   "version_served", (json_int_t)st.version_served,
+                   "version_seen", (json_int_t)st.version_seen, "lag_versions",
+                   (json_int_t)lag, "last_sync_ms", (json_int_t)st.last_sync_ms,
+                   "bytes_fetched", (json_int_t)st.bytes_fetched,
+                   "bytes_uploaded", (json_int_t)st.bytes_uploaded,
+                   "sync_failures", (json_int_t)st.sync_failures, "last_error",
+                   st.last_error[0] ? json_string(st.last_error) : json_null());
 }

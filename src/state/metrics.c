@@ -151,6 +151,31 @@ static void render_staging(FILE *f, json_t *sg) {
            (double)get_int(json_object_get(sg, rows[i].group), rows[i].key));
 }
 
+/* The remote's series (docs/REMOTE.md, "Reported state"); none when the
+ * store has no remote. */
+static void render_remote(FILE *f, json_t *rm) {
+  if (!json_is_object(rm))
+    return;
+  static const struct {
+    const char *name, *type, *help, *key;
+  } rows[] = {
+      {"strata_remote_version_served", "gauge",
+       "Version of the remote store served (follower) or last published.",
+       "version_served"},
+      {"strata_remote_version_seen", "gauge", "Highest HEAD version read.",
+       "version_seen"},
+      {"strata_remote_bytes_fetched_total", "counter",
+       "Bytes of chunks fetched from the remote.", "bytes_fetched"},
+      {"strata_remote_bytes_uploaded_total", "counter",
+       "Bytes of chunks uploaded to the remote.", "bytes_uploaded"},
+      {"strata_remote_sync_failures_total", "counter",
+       "Syncs or publishes that failed.", "sync_failures"},
+  };
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+    metric(f, rows[i].name, rows[i].type, rows[i].help,
+           (double)get_int(rm, rows[i].key));
+}
+
 static void render(FILE *f, json_t *doc) {
   json_t *mem = json_object_get(doc, "memory");
   json_t *st = json_object_get(doc, "statistics");
@@ -237,6 +262,7 @@ static void render(FILE *f, json_t *doc) {
            (int64_t)json_integer_value(n));
 
   render_staging(f, json_object_get(doc, "staging"));
+  render_remote(f, json_object_get(doc, "remote"));
 
   metric(f, "strata_snapshots_open", "gauge", "Snapshots open now.",
          (double)get_int(snap, "open"));

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/strata_testing.h"
+#include "remote/remote.h"
 #include "staging/staging.h"
 #include "state/state.h"
 
@@ -20,8 +21,9 @@
  * "file.format_version" already reports the version in that file's header.
  * Raise the minor version when fields are added, the major version when a
  * field changes meaning or goes away. 2.0: a region's "metadata" is the
- * parsed JSON value (null when there is none), no longer its text. */
-#define STATE_DOC_VERSION "2.0"
+ * parsed JSON value (null when there is none), no longer its text. 2.1:
+ * "remote" (docs/REMOTE.md, "Reported state"). */
+#define STATE_DOC_VERSION "2.1"
 
 /* Region and layer ids and checksums are u64; JSON integers in jansson are
  * signed 64-bit. Values above INT64_MAX are written as decimal strings so
@@ -245,6 +247,19 @@ static json_t *conflicts_json(strata_store *s, bool *ok) {
   return a;
 }
 
+/* The remote's part (docs/REMOTE.md, "Reported state"): null without one.
+ * Builds without librados never attach one (remote_none.c refuses a
+ * role), and have no strata__remote_json. */
+static json_t *remote_json(strata_store *s) {
+#ifdef STRATA_HAVE_RADOS
+  if (s->remote != NULL)
+    return strata__remote_json(s->remote);
+#else
+  (void)s;
+#endif
+  return json_null();
+}
+
 int strata__state_collect(strata_store *s, unsigned flags, json_t **out) {
   strata_store_stats st;
   strata_read_stats rs;
@@ -271,7 +286,7 @@ int strata__state_collect(strata_store *s, unsigned flags, json_t **out) {
   json_t *doc = json_pack(
       "{s:s, s:s, s:I, s:s, s:o, s:{s:I, s:I, s:I, s:f, s:s, s:{s:i, s:i, "
       "s:i}}, "
-      "s:o, s:o, s:o, s:o, s:o, "
+      "s:o, s:o, s:o, s:o, s:o, s:o, "
       "s:{s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:I, s:I, s:o}, "
       "s:{s:I, s:I, s:I, s:I, s:I}}",
       "strata_version", strata_version_string(), "format_version",
@@ -285,7 +300,7 @@ int strata__state_collect(strata_store *s, unsigned flags, json_t **out) {
       s->config.warn_pct, "evict", s->config.evict_pct, "refuse",
       s->config.refuse_pct, "regions", regions, "protos", protos_json(s, &ok),
       "conflicts", conflicts_json(s, &ok), "pools", pools_json(s, &ok),
-      "staging", strata__staging_json(s),
+      "staging", strata__staging_json(s), "remote", remote_json(s),
       /* statistics */
       "statistics", "gets", (json_int_t)rs.gets, "misses",
       (json_int_t)rs.misses, "bytes_served", (json_int_t)rs.bytes_served,

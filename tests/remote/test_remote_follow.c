@@ -6,6 +6,7 @@
  * without seeing each other's objects. */
 #include "test_util.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <rados/librados.h>
@@ -48,20 +49,26 @@ static void case_init(tcase *t, const char *suffix) {
   snprintf(t->fd, sizeof t->fd, "%s", test_tmpdir());
 }
 
+/* A store config with logging off and the case's remote. */
+static void remote_config(strata_store_config *c, const char *name, int role,
+                          unsigned flags) {
+  strata_store_config_init(c);
+  c->log_level = STRATA_LOG_OFF;
+  c->remote.role = role;
+  c->remote.flags = flags;
+  c->remote.conf = env("STRATA_TEST_CEPH_CONF");
+  c->remote.pool = env("STRATA_TEST_CEPH_POOL");
+  c->remote.name = name;
+  c->remote.chunk_size = CHUNK;
+  c->remote.poll_ms = 200;
+  c->remote.op_timeout_s = 30;
+  c->remote.open_timeout_ms = 30000;
+}
+
 static strata_store *open_remote(const char *dir, const char *name, int role,
                                  unsigned flags) {
   strata_store_config c;
-  strata_store_config_init(&c);
-  c.log_level = STRATA_LOG_OFF;
-  c.remote.role = role;
-  c.remote.flags = flags;
-  c.remote.conf = env("STRATA_TEST_CEPH_CONF");
-  c.remote.pool = env("STRATA_TEST_CEPH_POOL");
-  c.remote.name = name;
-  c.remote.chunk_size = CHUNK;
-  c.remote.poll_ms = 200;
-  c.remote.op_timeout_s = 30;
-  c.remote.open_timeout_ms = 30000;
+  remote_config(&c, name, role, flags);
   strata_store *s = NULL;
   assert_strata_ok(strata_store_open(dir, &c, &s));
   return s;
@@ -163,6 +170,62 @@ static void test_expect_layer_bytes(strata_store *s, uint64_t rid, uint64_t id,
   strata_read_end(&t);
 }
 
+/* The state dump, parsed; with STRATA_STATE_DUMP_DIR set also written
+ * there for validate_state.sh (the test remote_state_schema). */
+static json_t *dump(strata_store *s) {
+  static int dump_no;
+  char *text = NULL;
+  assert_strata_ok(strata_dump_state(s, 0, &text));
+  const char *dir = getenv("STRATA_STATE_DUMP_DIR");
+  if (dir != NULL && *dir) {
+    char name[64];
+    snprintf(name, sizeof name, "remote-dump-%02d.json", dump_no++);
+    test_write_file(test_path(dir, name), text, strlen(text));
+  }
+  json_error_t err;
+  json_t *doc = json_loads(text, 0, &err);
+  if (doc == NULL)
+    fail_msg("dump is not JSON: %s", err.text);
+  strata_free(text);
+  return doc;
+}
+
+/* The dump's "remote" and the metrics agree with the stats. */
+static void assert_reported(strata_store *s, const char *name, const char *role,
+                            uint64_t served) {
+  json_t *doc = dump(s);
+  json_t *rm = json_object_get(doc, "remote");
+  assert_true(json_is_object(rm));
+  assert_string_equal(json_string_value(json_object_get(rm, "name")), name);
+  assert_string_equal(json_string_value(json_object_get(rm, "pool")),
+                      env("STRATA_TEST_CEPH_POOL"));
+  assert_string_equal(json_string_value(json_object_get(rm, "role")), role);
+  assert_int_equal(json_integer_value(json_object_get(rm, "version_served")),
+                   served);
+  strata_remote_stats st;
+  assert_strata_ok(strata_remote_stats_get(s, &st));
+  json_t *le = json_object_get(rm, "last_error");
+  if (st.last_error[0])
+    assert_string_equal(json_string_value(le), st.last_error);
+  else
+    assert_true(json_is_null(le));
+  assert_int_equal(json_integer_value(json_object_get(rm, "sync_failures")),
+                   st.sync_failures);
+  json_decref(doc);
+  char *text = NULL, line[128];
+  assert_strata_ok(strata_metrics_text(s, &text));
+  snprintf(line, sizeof line, "\nstrata_remote_version_served %" PRIu64 "\n",
+           served);
+  if (strstr(text, line) == NULL)
+    fail_msg("no '%s' in the metrics", line + 1);
+  snprintf(line, sizeof line,
+           "\nstrata_remote_sync_failures_total %" PRIu64 "\n",
+           st.sync_failures);
+  if (strstr(text, line) == NULL)
+    fail_msg("no '%s' in the metrics", line + 1);
+  strata_free(text);
+}
+
 static strata_remote_stats stats(strata_store *s) {
   strata_remote_stats st;
   assert_strata_ok(strata_remote_stats_get(s, &st));
@@ -238,6 +301,8 @@ static void test_sync_versions(void **state) {
   assert_true(st.bytes_fetched >= 3 * (700 << 10));
   assert_string_equal(st.last_error, "");
   assert_state_serving(fd, 1);
+  assert_reported(fol, name, "follower", 1);
+  assert_reported(pub, name, "publisher", 1);
   uint64_t v = 0;
   assert_strata_ok(strata_remote_sync(fol, &v)); /* nothing new */
   assert_int_equal(v, 1);
@@ -259,12 +324,14 @@ static void test_sync_versions(void **state) {
   /* r2 was unchanged and reused: only r1 and r4 came over. */
   assert_true(st.bytes_fetched - fetched < 3 * (700 << 10) + (64 << 10));
   assert_state_serving(fd, 2);
+  assert_reported(fol, name, "follower", 2);
 
   strata_store_close(fol);
   /* A restart from "serving 2" serves version 2 at once. */
   fol = open_remote(fd, name, STRATA_REMOTE_FOLLOWER, STRATA_REMOTE_NO_THREAD);
   assert_int_equal(stats(fol).version_served, 2);
   assert_same(pub, fol);
+  assert_reported(fol, name, "follower", 2);
   strata_store_close(fol);
   strata_store_close(pub);
 }
@@ -314,6 +381,7 @@ static void test_corrupt_chunk(void **state) {
   free(want);
   assert_false(exists(fd, "r2.region"));
   assert_state_serving(fd, 1);
+  assert_reported(fol, name, "follower", 1);
 
   /* The chunk put right (what `gc --verify` and the next push do): the
    * next sync moves on. */
@@ -371,6 +439,70 @@ static void test_bad_layer_never_served(void **state) {
   strata_store_close(pub);
 }
 
+/* Log lines of one level and up, kept for a test to search. */
+typedef struct logbuf {
+  pthread_mutex_t mu;
+  char text[16384];
+  size_t len;
+} logbuf;
+
+static void keep_line(void *ctx, int level, const char *line) {
+  logbuf *b = ctx;
+  if (level < STRATA_LOG_WARN)
+    return;
+  pthread_mutex_lock(&b->mu);
+  int n = snprintf(b->text + b->len, sizeof b->text - b->len, "%s\n", line);
+  if (n > 0 && (size_t)n < sizeof b->text - b->len)
+    b->len += (size_t)n;
+  pthread_mutex_unlock(&b->mu);
+}
+
+/* A chunk of the version HEAD names is gone (gc took a version nobody
+ * pinned): the sync starts again from HEAD once (WARN), finds the same
+ * version, and fails with -ENOENT naming the chunk; the follower keeps
+ * serving what it served. */
+static void test_vanished_chunk(void **state) {
+  (void)state;
+  tcase t;
+  case_init(&t, "vanished");
+  write_region(t.pd, 1, 1, 1, 100);
+  strata_store *pub = open_remote(t.pd, t.name, STRATA_REMOTE_PUBLISHER, 0);
+  assert_int_equal(publish(pub), 1);
+  logbuf lb = {.mu = PTHREAD_MUTEX_INITIALIZER};
+  strata_store_config c;
+  remote_config(&c, t.name, STRATA_REMOTE_FOLLOWER, STRATA_REMOTE_NO_THREAD);
+  c.log_level = STRATA_LOG_WARN;
+  c.log_fn = keep_line;
+  c.log_ctx = &lb;
+  strata_store *fol = NULL;
+  assert_strata_ok(strata_store_open(t.fd, &c, &fol));
+
+  write_region(t.pd, 2, 2, 1, 100);
+  assert_int_equal(publish(pub), 2);
+  char hash[33], obj[128];
+  file_hash(test_path(t.pd, "r2.region"), hash);
+  snprintf(obj, sizeof obj, "chunk.%s.%08x.%06u", hash, CHUNK, 0u);
+  rados_t cl;
+  rados_ioctx_t io = raw_io(&cl, t.name);
+  assert_int_equal(rados_remove(io, obj), 0);
+
+  assert_strata_err(strata_remote_sync(fol, NULL), -ENOENT);
+  if (strstr(strata_last_error_detail(), obj) == NULL)
+    fail_msg("detail: %s", strata_last_error_detail());
+  assert_int_equal(stats(fol).version_served, 1);
+  assert_no_region(fol, 2);
+  pthread_mutex_lock(&lb.mu);
+  /* One restart from HEAD, not a loop. */
+  const char *w = strstr(lb.text, "starting again from HEAD");
+  assert_non_null(w);
+  assert_null(strstr(w + 1, "starting again from HEAD"));
+  pthread_mutex_unlock(&lb.mu);
+  rados_ioctx_destroy(io);
+  rados_shutdown(cl);
+  strata_store_close(fol);
+  strata_store_close(pub);
+}
+
 /* A follower that cannot sync at open (HEAD unreadable) and has no whole
  * local copy fails to open, within open_timeout_ms, naming the store and
  * the remote; with a state left between versions it says so. */
@@ -383,14 +515,7 @@ static void test_open_without_copy_fails(void **state) {
   static const char junk[] = "not a HEAD";
   assert_int_equal(rados_write_full(io, "head", junk, sizeof junk - 1), 0);
   strata_store_config c;
-  strata_store_config_init(&c);
-  c.log_level = STRATA_LOG_OFF;
-  c.flags = STRATA_STORE_CREATE;
-  c.remote.role = STRATA_REMOTE_FOLLOWER;
-  c.remote.flags = STRATA_REMOTE_NO_THREAD;
-  c.remote.conf = env("STRATA_TEST_CEPH_CONF");
-  c.remote.pool = env("STRATA_TEST_CEPH_POOL");
-  c.remote.name = t.name;
+  remote_config(&c, t.name, STRATA_REMOTE_FOLLOWER, STRATA_REMOTE_NO_THREAD);
   c.remote.open_timeout_ms = 300;
   strata_store *s = NULL;
   char label[160];
@@ -577,10 +702,15 @@ static void test_readers_see_whole_versions(void **state) {
 }
 
 int main(void) {
+  /* remote_state_schema runs one case (a cmocka glob). */
+  const char *filter = getenv("STRATA_TEST_FILTER");
+  if (filter != NULL && *filter)
+    cmocka_set_test_filter(filter);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_sync_versions),
       cmocka_unit_test(test_corrupt_chunk),
       cmocka_unit_test(test_bad_layer_never_served),
+      cmocka_unit_test(test_vanished_chunk),
       cmocka_unit_test(test_thread_polls),
       cmocka_unit_test(test_restart_switching),
       cmocka_unit_test(test_open_without_copy_fails),

@@ -111,9 +111,11 @@ static void test_dump_figures(void **state) {
   assert_true(json_is_null(json_object_get(r1, "file")));
   assert_true(json_is_true(json_object_get(r1, "has_proto")));
   /* Metadata is the parsed value, as every tool prints it (format 2.0): an
-   * object for region 9, null for region 5, which has none. */
+   * object for region 9, null for region 5, which has none. 2.1 added
+   * "remote", null for a store without one. */
   assert_string_equal(json_string_value(json_object_get(doc, "format_version")),
-                      "2.0");
+                      "2.1");
+  assert_true(json_is_null(json_object_get(doc, "remote")));
   assert_int_equal(jint(r1, "metadata.k"), 1);
   assert_true(json_is_null(json_object_get(r0, "metadata")));
   json_t *protos = json_object_get(doc, "protos");
