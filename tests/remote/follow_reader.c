@@ -66,8 +66,8 @@ static const char *const always[] = {"alpha", "beta", "gamma"};
 
 /* Checks one layer's bytes against the pattern of version v; returns 0 or
  * prints what differs and returns -1. */
-static int check_layer(unsigned snap, const char *region,
-                       const strata_layer *l, unsigned v) {
+static int check_layer(unsigned snap, const char *region, const strata_layer *l,
+                       unsigned v) {
   char line[128];
   int n = snprintf(line, sizeof line, "V%07u %s %llu\n", v, region,
                    (unsigned long long)l->id);
@@ -77,8 +77,8 @@ static int check_layer(unsigned snap, const char *region,
       fprintf(stderr,
               "follow_reader: snapshot %u: region %s layer %llu: byte %llu "
               "is 0x%02x, expected 0x%02x of version %u's pattern\n",
-              snap, region, (unsigned long long)l->id,
-              (unsigned long long)i, p[i], (unsigned char)line[i % n], v);
+              snap, region, (unsigned long long)l->id, (unsigned long long)i,
+              p[i], (unsigned char)line[i % n], v);
       return -1;
     }
   }
@@ -253,8 +253,8 @@ int main(int argc, char **argv) {
       printf("version %u: %llu snapshots\n", v,
              (unsigned long long)rd.snapshots[v]);
   if (!rd.failed && rd.last != rd.final) {
-    fprintf(stderr, "follow_reader: stopped at version %u before %u\n",
-            rd.last, rd.final);
+    fprintf(stderr, "follow_reader: stopped at version %u before %u\n", rd.last,
+            rd.final);
     rd.failed = 1;
   }
   return rd.failed ? 1 : 0;
