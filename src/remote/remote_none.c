@@ -4,6 +4,8 @@
  * so that a program written for the tier links everywhere and learns at
  * run time, in words, what its build lacks. */
 #include "common/common.h"
+#include <jansson.h>
+
 #include "remote/remote.h"
 
 #define NO_RADOS(fn)                                                           \
@@ -21,6 +23,11 @@ int strata__remote_attach(strata_store *s, const strata_remote_config *config,
 
 void strata__remote_detach(struct strata__remote *r) {
   (void)r;
+}
+
+struct json_t *strata__remote_json(struct strata__remote *r) {
+  (void)r; /* never attached: nothing to report */
+  return json_null();
 }
 
 int strata_remote_publish(strata_store *store, uint64_t *version) {

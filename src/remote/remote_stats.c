@@ -3,6 +3,7 @@
  * strata_remote_stats_get (remote.c) for the state dump and the metrics.
  * A file of its own, below remote.c and the parts it calls, so that the
  * calls between the remote's files go one way (tools/check_layers.py). */
+#include <jansson.h>
 #include <stdio.h>
 
 #include "remote/remote_internal.h"
@@ -37,4 +38,26 @@ void strata__remote_set_versions(struct strata__remote *r, uint64_t served,
   if (seen > r->stats.version_seen)
     r->stats.version_seen = seen;
   pthread_mutex_unlock(&r->stats_mu);
+}
+
+/* ---- the state dump ------------------------------------------------------ */
+
+struct json_t *strata__remote_json(struct strata__remote *r) {
+  strata_remote_stats st;
+  pthread_mutex_lock(&r->stats_mu);
+  st = r->stats;
+  pthread_mutex_unlock(&r->stats_mu);
+  uint64_t lag = st.version_seen > st.version_served
+                     ? st.version_seen - st.version_served
+                     : 0;
+  return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+                   "pool", r->conn->cfg.pool, "name", r->conn->cfg.name, "role",
+                   r->role == STRATA_REMOTE_FOLLOWER ? "follower" : "publisher",
+                   "version_served", (json_int_t)st.version_served,
+                   "version_seen", (json_int_t)st.version_seen, "lag_versions",
+                   (json_int_t)lag, "last_sync_ms", (json_int_t)st.last_sync_ms,
+                   "bytes_fetched", (json_int_t)st.bytes_fetched,
+                   "bytes_uploaded", (json_int_t)st.bytes_uploaded,
+                   "sync_failures", (json_int_t)st.sync_failures, "last_error",
+                   st.last_error[0] ? json_string(st.last_error) : json_null());
 }

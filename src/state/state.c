@@ -247,17 +247,9 @@ static json_t *conflicts_json(strata_store *s, bool *ok) {
   return a;
 }
 
-/* The remote's part (docs/REMOTE.md, "Reported state"): null without one.
- * Builds without librados never attach one (remote_none.c refuses a
- * role), and have no strata__remote_json. */
+/* The remote's part (docs/REMOTE.md, "Reported state"): null without one. */
 static json_t *remote_json(strata_store *s) {
-#ifdef STRATA_HAVE_RADOS
-  if (s->remote != NULL)
-    return strata__remote_json(s->remote);
-#else
-  (void)s;
-#endif
-  return json_null();
+  return s->remote != NULL ? strata__remote_json(s->remote) : json_null();
 }
 
 int strata__state_collect(strata_store *s, unsigned flags, json_t **out) {
