@@ -91,7 +91,9 @@ t1=$(now)
 get_s=$(secs "$t0" "$t1")
 rm -rf "$tmp/get" && mkdir -p "$tmp/get"
 t0=$(now)
-xargs -P 16 -I{} "${rados[@]}" get {} "$tmp/get/{}" <"$tmp/chunks"
+# (Each process tries the client's admin socket, which only the first
+# gets: the others say so on stderr.)
+xargs -P 16 -I{} "${rados[@]}" get {} "$tmp/get/{}" <"$tmp/chunks" 2>/dev/null
 t1=$(now)
 getp_s=$(secs "$t0" "$t1")
 rm -rf "$tmp/get"
@@ -106,14 +108,18 @@ region3=$(stat -c %s "$tmp/pub/r3.region")
 # ---- 2. publish -> served on 3 followers -----------------------------------
 # A small region that each round rewrites, so that a push has one small
 # file to carry.
-small_round=0
+# ($(small_push) runs in a subshell: the round number is kept in a file.)
+echo 0 >"$tmp/round"
 small_push() { # prints the version pushed
-  small_round=$((small_round + 1))
+  local round=$(($(cat "$tmp/round") + 1))
+  echo "$round" >"$tmp/round"
   mkdir -p "$tmp/small" && rm -f "$tmp/small"/*
-  printf 'round %d\n' "$small_round" >"$tmp/small/l"
+  printf 'round %d\n' "$round" >"$tmp/small/l"
   "$rb" -q -o "$tmp/pub/small.region" --from-dir "$tmp/small" --id 100 --name small
-  "$strata" push "$tmp/pub" --remote "$remote" --conf "$conf" |
-    sed -n 's/.*published version \([0-9]*\).*/\1/p'
+  local out
+  out=$("$strata" push "$tmp/pub" --remote "$remote" --conf "$conf")
+  sed -n 's/.*published version \([0-9]*\).*/\1/p' <<<"$out" | grep . ||
+    die "push of the small change published nothing: $out"
 }
 served() { # DIR: the version the follower's local state says it serves
   $py -c "import json,sys
