@@ -157,7 +157,15 @@
  *   link itself with a regular file in the store's directory (rename() acts
  *   on the name): the target is never written, and no longer served.
  * - Checksums of layer contents are verified on demand by
- *   strata_region_verify(), never on the lookup path.
+ *   strata_region_verify(), never on the lookup path (a remote follower
+ *   verifies every file it fetches before serving it).
+ * - Remote followers (<strata/remote.h>): the follower store's own
+ *   snapshots see one whole version at a time. Another process that opens
+ *   a follower's directory as a plain store reads it by directory scan,
+ *   and a scan during a version change may see some files of the new
+ *   version beside files of the old one: serve from the follower process,
+ *   or let the readers refresh only when the follower's local state
+ *   (STORE/.strata-remote/state) says it is serving, not switching.
  */
 #ifndef STRATA_H
 #define STRATA_H
