@@ -12,7 +12,8 @@
 #      start and stop cost about 12 s; the librados code is where the
 #      sanitizers have the most to find),
 #   4. the store and staging tests under TSan (test_store, _stress, _faults, test_shm,
-#      test_state, test_staging, _alloc, test_device_host),
+#      test_state, test_staging, _alloc, test_device_host, and the remote
+#      tier's test_remote_publish and test_remote_follow),
 #   5. the libFuzzer targets (clang; region, store, manifest): corpus replays
 #      and short runs,
 #   6. a smoke run of strata-bench (no timing is checked).
@@ -71,16 +72,21 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
 # single-threaded and covered above. halt_on_error makes the first report
 # end the test with exit code 66, so ctest and this script fail on it.
 step "build (TSan: store, staging and thread tests)"
+# The remote tier's publisher and follower (lock renewal, the sync thread,
+# watch callbacks, readers during swaps) run here too, against the
+# fixture's cluster; librados is not built with TSan, so reports inside it
+# are suppressed (tests/remote/tsan.supp says which and why).
 cmake -S . -B "$tsan_tree" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_WERROR=ON \
-  -DSTRATA_SANITIZE=thread -DSTRATA_BUILD_TOOLS=OFF \
+  -DSTRATA_SANITIZE=thread -DSTRATA_BUILD_TOOLS=OFF -DSTRATA_WITH_RADOS=ON \
   -DSTRATA_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build "$tsan_tree" -j"$jobs" --target test_store test_store_stress test_state test_shm \
-  test_store_faults test_staging test_staging_alloc test_device_host
+  test_store_faults test_staging test_staging_alloc test_device_host \
+  test_remote_publish test_remote_follow
 step "store and thread tests under TSan"
 tsan_ctest() { # [PREFIX...]: runs the TSan tests, under PREFIX if given
-  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:exitcode=66 \
+  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:exitcode=66:suppressions=$src/tests/remote/tsan.supp \
     "$@" ctest --test-dir "$tsan_tree" --output-on-failure \
-    -R '^test_(store(_stress|_faults)?|state|shm|staging(_alloc)?|device_host)$'
+    -R '^test_(store(_stress|_faults)?|state|shm|staging(_alloc)?|device_host|remote_(publish|follow))$'
 }
 if ! tsan_ctest 2>&1 | tee "$tsan_tree/tsan.log"; then
   # TSan's shadow memory needs the program away from where the kernel may

@@ -935,11 +935,17 @@ int strata__follower_start(struct strata__remote *r) {
     rc = first_sync(f, from, to);
   strata__remote_set_versions(r, f->served, f->served);
   if (rc == 0 && (f->c->cfg.flags & STRATA_REMOTE_NO_THREAD) == 0) {
+    /* started is under mu like the fields the thread reads: set it
+     * before the thread can run, and take it back if it cannot. */
+    pthread_mutex_lock(&f->mu);
+    f->started = true;
     int e = pthread_create(&f->thread, NULL, run, f);
-    if (e != 0)
+    if (e != 0) {
+      f->started = false;
       rc = strata__fail_errno(e, "%s: starting the follower's thread",
                               f->c->label);
-    f->started = e == 0;
+    }
+    pthread_mutex_unlock(&f->mu);
   }
   if (rc != 0) {
     r->follower = NULL;
