@@ -252,11 +252,11 @@ void strata__u64_dec20(char *out, uint64_t v) {
   snprintf(out, 21, "%020" PRIu64, v);
 }
 
-int strata__parse_dec20(const char *s, size_t len, uint64_t *out) {
-  if (len != 20)
+int strata__parse_u64_dec(const char *s, size_t len, uint64_t *out) {
+  if (len == 0)
     return -1;
   uint64_t v = 0;
-  for (size_t i = 0; i < 20; i++) {
+  for (size_t i = 0; i < len; i++) {
     if (s[i] < '0' || s[i] > '9')
       return -1;
     uint64_t d = (uint64_t)(s[i] - '0');
@@ -268,12 +268,15 @@ int strata__parse_dec20(const char *s, size_t len, uint64_t *out) {
   return 0;
 }
 
-/* 16 lowercase hex digits, exactly. */
-static int parse_hex64(const char *s, size_t len, uint64_t *out) {
-  if (len != 16)
+int strata__parse_dec20(const char *s, size_t len, uint64_t *out) {
+  return len == 20 ? strata__parse_u64_dec(s, len, out) : -1;
+}
+
+int strata__parse_hex(const char *s, size_t len, size_t digits, uint64_t *out) {
+  if (len != digits)
     return -1;
   uint64_t v = 0;
-  for (size_t i = 0; i < 16; i++) {
+  for (size_t i = 0; i < len; i++) {
     char ch = s[i];
     int d = ch >= '0' && ch <= '9'   ? ch - '0'
             : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
@@ -282,7 +285,8 @@ static int parse_hex64(const char *s, size_t len, uint64_t *out) {
       return -1;
     v = v << 4 | (uint64_t)d;
   }
-  *out = v;
+  if (out != NULL)
+    *out = v;
   return 0;
 }
 
@@ -342,7 +346,7 @@ int strata__robj_read(const strata__rconn *c, const char *obj, size_t max,
     size_t vlen;
     while (rados_getxattrs_next(it, &name, &val, &vlen) == 0 && name) {
       if (strcmp(name, STRATA__XATTR_XXH3) == 0)
-        found = parse_hex64(val, vlen, xxh3) == 0;
+        found = strata__parse_hex(val, vlen, 16, xxh3) == 0;
     }
     rados_getxattrs_end(it);
     if (!found) {
@@ -414,7 +418,7 @@ static int parse_head_body(const strata__rconn *c, const char *body, size_t len,
     if (h->version != 0)
       strata__obj_manifest(want, h->version);
     if (strcmp(manifest, want) != 0 ||
-        parse_hex64(mx, strlen(mx), &h->manifest_xxh3) != 0)
+        strata__parse_hex(mx, strlen(mx), 16, &h->manifest_xxh3) != 0)
       rc = strata__fail(STRATA_E_CORRUPT,
                         "%s: %s: manifest \"%.64s\" / manifest_xxh3 \"%.32s\" "
                         "do not fit version %" PRIu64,

@@ -86,6 +86,11 @@ void strata__obj_pin(char *out, const char *node);
  * `out` holds 21 bytes. Parse: exactly 20 digits, else -1. */
 void strata__u64_dec20(char *out, uint64_t v);
 int strata__parse_dec20(const char *s, size_t len, uint64_t *out);
+/* Parses: `len` decimal digits without overflow; exactly `digits`
+ * lowercase hex digits (the value in *out, which may be NULL, when
+ * digits <= 16). 0, or -1 when the text is not that. */
+int strata__parse_u64_dec(const char *s, size_t len, uint64_t *out);
+int strata__parse_hex(const char *s, size_t len, size_t digits, uint64_t *out);
 
 /* Reads a whole object (at most `max` bytes; a larger one is
  * STRATA_E_LIMIT naming it) into a malloc'd buffer (NUL-terminated, len

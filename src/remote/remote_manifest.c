@@ -80,40 +80,10 @@ int strata__manifest_emit(const strata__manifest *m, char **json, size_t *len) {
 
 /* ---- parse -------------------------------------------------------------- */
 
-static int parse_hex(const char *s, size_t digits, uint64_t *out) {
-  if (strlen(s) != digits)
-    return -1;
-  uint64_t v = 0;
-  for (size_t i = 0; i < digits; i++) {
-    char ch = s[i];
-    int d = ch >= '0' && ch <= '9'   ? ch - '0'
-            : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-                                     : -1;
-    if (d < 0)
-      return -1;
-    if (digits == 16)
-      v = v << 4 | (uint64_t)d;
-  }
-  if (out)
-    *out = v;
-  return 0;
-}
-
-static int parse_u64_dec(const char *s, uint64_t *out) {
+/* A region id: a decimal with no leading zero (one spelling per id). */
+static int parse_id(const char *s, uint64_t *out) {
   size_t n = strlen(s);
-  if (n == 0 || n > 20 || (n > 1 && s[0] == '0'))
-    return -1;
-  uint64_t v = 0;
-  for (size_t i = 0; i < n; i++) {
-    if (s[i] < '0' || s[i] > '9')
-      return -1;
-    uint64_t d = (uint64_t)(s[i] - '0');
-    if (v > (UINT64_MAX - d) / 10)
-      return -1;
-    v = v * 10 + d;
-  }
-  *out = v;
-  return 0;
+  return n > 1 && s[0] == '0' ? -1 : strata__parse_u64_dec(s, n, out);
 }
 
 /* A file name a store serves: "X.region", no '/', not hidden (the store's
@@ -151,18 +121,18 @@ static int parse_region(json_t *v, size_t i, uint32_t chunk_size,
                "(NAME.region, no '/', not starting with '.', at most %d "
                "bytes)",
                what, i, file, NAME_MAX);
-  if (parse_u64_dec(id, &r->id) != 0)
+  if (parse_id(id, &r->id) != 0)
     return BAD("%s: regions[%zu] (%s): id \"%.40s\" is not a 64-bit decimal",
                what, i, file, id);
   if (size <= 0)
     return BAD("%s: regions[%zu] (%s): size %" JSON_INTEGER_FORMAT
                " is not positive",
                what, i, file, size);
-  if (parse_hex(hash, 32, NULL) != 0)
+  if (strata__parse_hex(hash, strlen(hash), 32, NULL) != 0)
     return BAD("%s: regions[%zu] (%s): hash is not 32 lowercase hex digits",
                what, i, file);
-  if (parse_hex(hc, 16, &r->header_checksum) != 0 ||
-      parse_hex(ic, 16, &r->index_checksum) != 0)
+  if (strata__parse_hex(hc, strlen(hc), 16, &r->header_checksum) != 0 ||
+      strata__parse_hex(ic, strlen(ic), 16, &r->index_checksum) != 0)
     return BAD("%s: regions[%zu] (%s): header_checksum and index_checksum "
                "must be 16 lowercase hex digits",
                what, i, file);
@@ -183,7 +153,8 @@ static int parse_region(json_t *v, size_t i, uint32_t chunk_size,
   for (size_t k = 0; k < want; k++) {
     json_t *cv = json_array_get(chunks, k);
     if (!json_is_string(cv) ||
-        parse_hex(json_string_value(cv), 16, &r->chunks[k]) != 0)
+        strata__parse_hex(json_string_value(cv), strlen(json_string_value(cv)),
+                          16, &r->chunks[k]) != 0)
       return BAD("%s: regions[%zu] (%s): chunks[%zu] is not 16 lowercase hex "
                  "digits",
                  what, i, file, k);
