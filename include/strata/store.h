@@ -198,7 +198,10 @@ STRATA_API void strata_store_close(strata_store *store);
  * "Conflicting region files"), and each other one is logged at WARN and
  * listed in the state dump's "conflicts". Errors: -errno reading the
  * directory, STRATA_E_NOMEM (then the catalog is unchanged); a file that
- * fails validation is skipped and logged, as at open. */
+ * fails validation is skipped and logged, as at open. On a remote
+ * follower's store (<strata/remote.h>) it does nothing and returns 0: the
+ * follower alone moves that catalog, one whole version at a time, and a
+ * scan in the middle of a version change would serve a mixture. */
 STRATA_API int strata_store_refresh(strata_store *store);
 
 /* Frees what ended snapshots no longer reach. With `wait`, first waits

@@ -284,7 +284,10 @@ int strata_store_refresh(strata_store *s) {
   STRATA__FAIL_IF(s == NULL, STRATA_E_INVAL, "strata_store_refresh: NULL");
   strata__store_await_verify(s);
   pthread_mutex_lock(&s->write_mu);
-  int rc = strata__store_refresh_locked(s);
+  /* A claimed store's catalog is its owner's to move (a remote follower
+   * swaps whole versions): a scan while the owner renames a version's
+   * files into place would publish a mixture of two versions. */
+  int rc = s->claimed_by != NULL ? 0 : strata__store_refresh_locked(s);
   strata__store_maintain(s);
   pthread_mutex_unlock(&s->write_mu);
   return rc;

@@ -57,6 +57,21 @@ static void test_claim_refuses_writes(void **state) {
   assert_strata_ok(strata__store_swap_files(s, ab, 2));
   test_expect_layer(s, 2, 1, "one");
 
+  /* strata_store_refresh() leaves a claimed store's catalog to its owner:
+   * a file that appears in the directory is not served until the owner
+   * swaps it in (a scan during a remote follower's version change would
+   * serve a mixture of two versions). */
+  write_region(dir, "c.region", 3, "c");
+  assert_strata_ok(strata_store_refresh(s));
+  strata_txn t;
+  strata_layer l;
+  assert_strata_ok(strata_read_begin(s, &t));
+  assert_int_equal(strata_get(&t, 3, 1, &l), STRATA_E_NO_REGION);
+  strata_read_end(&t);
+  const char *abc[] = {"a.region", "b.region", "c.region"};
+  assert_strata_ok(strata__store_swap_files(s, abc, 3));
+  test_expect_layer(s, 3, 1, "one");
+
   /* Another handle in this process is another writer: locked out. */
   strata_store *other = test_open_store_quiet(dir);
   assert_strata_err(strata_proto_open(other, 1, &p), STRATA_E_LOCKED);
