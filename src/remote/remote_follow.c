@@ -79,6 +79,7 @@ struct strata__follower {
   pthread_t thread;
   bool started, stop, wake, watch_lost;
   bool watching; /* thread only */
+  uint64_t warned_head; /* op_mu: the older HEAD last warned about */
   uint64_t watch_cookie;
 };
 
@@ -693,7 +694,30 @@ static int sync_locked(strata__follower *f, bool force) {
   for (int attempt = 0;; attempt++) {
     strata__head h;
     STRATA__TRY(strata__head_read(f->c, &h));
+    /* No head object: nothing was ever pushed there, or the name is
+     * mistyped. Version 0 of a remote that does not exist must not become
+     * an empty catalog (and the unlink of every local file). */
+    if (!h.exists)
+      return strata__fail(-ENOENT,
+                          "%s: head: no such remote store (no head object: "
+                          "nothing was ever pushed to it); %s keeps what it "
+                          "has",
+                          f->c->label, f->dir);
     strata__remote_set_versions(f->r, f->served, h.version);
+    /* HEAD behind the version served: the remote was made again, or
+     * rolled back by hand. Following it silently could serve older data
+     * as new; staying silently would hide it. Stay, and say so once per
+     * HEAD version. */
+    if (h.version < f->served && !force && !f->between) {
+      if (f->warned_head != h.version)
+        strata__log(logger(f), STRATA_LOG_WARN, "remote",
+                    "msg=\"HEAD is older than the version served (the remote "
+                    "was made again or rolled back); still serving it; pull "
+                    "into a new directory to follow the remote as it is\" "
+                    "remote=%s head=%" PRIu64 " served=%" PRIu64,
+                    f->c->label, h.version, f->served);
+      f->warned_head = h.version;
+    }
     if (h.version <= f->served && !force && !f->between) {
       if (f->state_stale && state_write(f, f->served, 0, &f->local) == 0)
         f->state_stale = false;
@@ -704,11 +728,6 @@ static int sync_locked(strata__follower *f, bool force) {
       pthread_mutex_unlock(&f->r->stats_mu);
       return 0;
     }
-    if (h.version < f->served)
-      strata__log(logger(f), STRATA_LOG_WARN, "remote",
-                  "msg=\"HEAD is older than the version served; following "
-                  "it\" remote=%s head=%" PRIu64 " served=%" PRIu64,
-                  f->c->label, h.version, f->served);
     uint64_t before = f->served;
     int rc = move_to(f, &h);
     /* -ENOENT: an object of the version vanished under the fetch (gc took
@@ -884,14 +903,26 @@ static int first_sync(strata__follower *f, uint64_t from, uint64_t to) {
     int rc = sync_now(f, true, NULL);
     if (rc == 0)
       return 0;
-    if (strata__mono_ns() >= deadline) {
+    /* Only a cluster that did not answer is worth the wait; a corrupt
+     * HEAD or manifest, an unknown format, a file still bad after its
+     * fetches or a remote that does not exist will be so again. */
+    bool transient = rc == -ETIMEDOUT || rc == -ENOTCONN || rc == -EAGAIN ||
+                     rc == -ECONNREFUSED || rc == -ESHUTDOWN ||
+                     rc == -EHOSTUNREACH || rc == -ENETUNREACH;
+    if (!transient || strata__mono_ns() >= deadline) {
       char detail[512];
       snprintf(detail, sizeof detail, "%s", strata_last_error_detail());
       if (to != 0)
         return strata__fail(rc,
                             "%s: the local copy is between versions %" PRIu64
-                            " and %" PRIu64 " and %s is unreachable: %s",
-                            f->dir, from, to, f->c->label, detail);
+                            " and %" PRIu64 " and %s %s: %s",
+                            f->dir, from, to, f->c->label,
+                            transient ? "is unreachable"
+                                      : "cannot give a whole version",
+                            detail);
+      if (!transient)
+        return strata__fail(rc, "%s: no whole local copy of %s: %s", f->dir,
+                            f->c->label, detail);
       return strata__fail(rc,
                           "%s: no whole local copy of %s, and no sync "
                           "succeeded within %" PRIu32 " ms: %s",
@@ -948,6 +979,15 @@ int strata__follower_start(struct strata__remote *r) {
     pthread_mutex_unlock(&f->mu);
   }
   if (rc != 0) {
+    /* The open fails: a directory it made goes again (src/strata.c), and
+     * it can only if the state this start made goes first. */
+    if (r->store->created_dir) {
+      char *state = strata__store_path(r->store, STATE_DIR "/", STATE_FILE);
+      if (state != NULL)
+        (void)unlink(state);
+      free(state);
+      (void)rmdir(f->state_dir);
+    }
     r->follower = NULL;
     follower_free(f);
   }

@@ -82,4 +82,27 @@ assert d["lock"] is None, d["lock"]
 assert len(d["pins"]) == 3 and len({p["node"] for p in d["pins"]}) == 3, d["pins"]
 assert all(p["serving"] == 2 for p in d["pins"]), d["pins"]
 PY
+
+note "a mistyped remote: an error; the local copy and the pool untouched"
+typo="${NAME}-typo"
+run_fails err "$STRATA" pull "$WORK/f1" --remote "$POOL/$typo" --conf "$CONF"
+expect_text err "$POOL/$typo: head: no such remote store (no head object"
+same_store "$S" "$WORK/f1"
+no_temp_files "$WORK/f1"
+[ -z "$(rados -c "$CONF" -p "$POOL" -N "$typo" ls)" ] ||
+  fail "the pull wrote into $POOL/$typo: $(rados -c "$CONF" -p "$POOL" -N "$typo" ls)"
+# Into a directory the pull would create: no directory is left.
+run_fails err "$STRATA" pull "$WORK/new" --remote "$POOL/$typo" --conf "$CONF"
+expect_text err "no such remote store"
+[ ! -e "$WORK/new" ] || fail "a failed pull left $WORK/new: $(ls -A "$WORK/new")"
+
+note "a corrupt HEAD: the pull fails at once, naming it, and leaves nothing"
+# (No retry for the open's 60 s: a corrupt HEAD stays corrupt. No time is
+# asserted; a retrying pull would show up as a slow test.)
+bad="${NAME}-bad"
+printf '{"format": 2}' >head.json
+rados -c "$CONF" -p "$POOL" -N "$bad" put head head.json
+run_fails err "$STRATA" pull "$WORK/new" --remote "$POOL/$bad" --conf "$CONF"
+expect_text err "$POOL/$bad: head: the strata.version xattr is missing"
+[ ! -e "$WORK/new" ] || fail "a failed pull left $WORK/new: $(ls -A "$WORK/new")"
 echo "ok"
