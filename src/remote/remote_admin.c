@@ -70,6 +70,8 @@ typedef struct robj {
 
 typedef struct objlist {
   const strata__rconn *c;
+  /* gc's lock, checked before each removal (NULL: describe). */
+  const strata__publock *lock;
   robj *v;
   size_t n;
   /* gc --verify's per-slot read buffers. */
@@ -410,6 +412,12 @@ static int remove_start(void *ctx, strata__aio *a) {
   robj *o = &l->v[a->job];
   if (o->gone || (o->keep && !o->bad))
     return 1;
+  /* A removal carries no fence: were gc paused past its lease, another
+   * publisher could meanwhile have published a version that reuses this
+   * chunk (it finds it present and does not upload it). So each removal
+   * goes out only while the lease is fresh. */
+  if (l->lock != NULL)
+    STRATA__TRY(strata__publock_check_fresh(l->lock));
   int rc = rados_aio_remove(l->c->io, o->name, a->comp);
   return rc < 0 ? strata__rfail(l->c, rc, o->name, "removing") : 0;
 }
@@ -462,8 +470,7 @@ static int gc_locked(strata__rconn *c, const strata__publock *lk, unsigned keep,
   if (rc == 0 && verify)
     rc =
         strata__aio_run(l.n, GC_VERIFY_INFLIGHT, verify_start, verify_done, &l);
-  if (rc == 0)
-    rc = strata__publock_check(lk);
+  l.lock = lk;
   if (rc == 0)
     rc = strata__aio_run(l.n, c->cfg.max_inflight, remove_start, remove_done,
                          &l);

@@ -39,6 +39,19 @@ static bool name_ok(const char *s) {
   return true;
 }
 
+/* A pool name as we accept it: 1-128 printable ASCII bytes without
+ * space, '"', '\\' or '/', so that POOL/NAME is one word in a log line
+ * and splits at its one '/'. */
+static bool pool_ok(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 128)
+    return false;
+  for (size_t i = 0; i < n; i++)
+    if (s[i] <= ' ' || s[i] > '~' || s[i] == '"' || s[i] == '\\' || s[i] == '/')
+      return false;
+  return true;
+}
+
 /* The default node name: HOSTNAME-XXXXXXXX, the hostname's characters
  * outside the allowed set replaced by '_' and cut to 55 bytes, the hex a
  * hash of the store's absolute path, so that two followers on one host
@@ -62,9 +75,9 @@ static int check_config(const strata_remote_config *c) {
   const char *label = "remote config";
   STRATA__FAIL_IF(c->pool == NULL || c->pool[0] == '\0', STRATA_E_INVAL,
                   "%s: no pool given", label);
-  STRATA__FAIL_IF(strlen(c->pool) > 128 || strchr(c->pool, '/'), STRATA_E_INVAL,
-                  "%s: pool \"%.64s\" is not a pool name (at most 128 bytes, "
-                  "no '/')",
+  STRATA__FAIL_IF(!pool_ok(c->pool), STRATA_E_INVAL,
+                  "%s: pool \"%.64s\" is not a pool name (at most 128 "
+                  "printable ASCII bytes, no space, '\"', '\\\\' or '/')",
                   label, c->pool);
   STRATA__FAIL_IF(!name_ok(c->name), STRATA_E_INVAL,
                   "%s: remote name \"%.80s\" must be 1-64 bytes of "
@@ -390,7 +403,7 @@ static int parse_head_body(const strata__rconn *c, const char *body, size_t len,
   if (strata__json_check(body, len, &err) != 0)
     return strata__fail(STRATA_E_CORRUPT, "%s: %s: not JSON: %d:%d: %s",
                         c->label, obj, err.line, err.column, err.text);
-  json_t *o = json_loadb(body, len, 0, &err);
+  json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &err);
   if (o == NULL)
     return strata__fail(STRATA_E_CORRUPT, "%s: %s: not a JSON object: %s",
                         c->label, obj, err.text);

@@ -18,6 +18,7 @@
  * The thread's own flags are under `mu`, which the watch callbacks take
  * (librados runs them on its own threads) and which is never held across a
  * sync. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -78,7 +79,7 @@ struct strata__follower {
   pthread_cond_t cv;
   pthread_t thread;
   bool started, stop, wake, watch_lost;
-  bool watching; /* thread only */
+  bool watching;        /* thread only */
   uint64_t warned_head; /* op_mu: the older HEAD last warned about */
   uint64_t watch_cookie;
 };
@@ -197,7 +198,7 @@ static void unlink_unlisted(strata__follower *f, const lset *keep) {
       strata__log(logger(f), STRATA_LOG_WARN, "remote",
                   "msg=\"cannot remove a file the version served does not "
                   "list\" remote=%s file=%s errno=%d",
-                  f->c->label, names[i], errno);
+                  f->c->label, q(names[i]), errno);
   }
   strata__store_names_free(names, n);
 }
@@ -549,7 +550,7 @@ static int fetch_file(strata__follower *f, const strata__manifest *m,
     strata__log(logger(f), STRATA_LOG_WARN, "remote",
                 "msg=\"a fetched file failed its checks; fetching it again\" "
                 "remote=%s version=%" PRIu64 " file=%s object=%s why=%s",
-                f->c->label, m->version, g->file, fe.obj, q(fe.why));
+                f->c->label, m->version, q(g->file), fe.obj, q(fe.why));
   }
   rc = strata__fail(rc,
                     "%s: version %" PRIu64 ": %s (%s): %s after %" PRIu32
@@ -895,6 +896,26 @@ static bool restore(strata__follower *f, uint64_t *from, uint64_t *to) {
   return true;
 }
 
+/* Removes the temporary files of state writes that a killed follower
+ * left in STORE/.strata-remote/ (named ones, where O_TMPFILE is missing).
+ * The store's own cleanup reads only the store's directory; this one is
+ * the follower's alone, and the claim (the store's writer lock) keeps
+ * any other follower out of it, so every such file is debris. */
+static void remove_state_temps(strata__follower *f) {
+  DIR *d = opendir(f->state_dir);
+  if (d == NULL)
+    return;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] == '.' && strstr(e->d_name, STRATA__TEMP_MARK) != NULL &&
+        unlinkat(dirfd(d), e->d_name, 0) != 0 && errno != ENOENT)
+      strata__log(logger(f), STRATA_LOG_WARN, "remote",
+                  "msg=\"cannot remove a temporary file a killed follower "
+                  "left\" remote=%s file=%s errno=%d",
+                  f->c->label, q(e->d_name), errno);
+  closedir(d);
+}
+
 /* The open's sync, tried until it works or open_timeout_ms has passed. */
 static int first_sync(strata__follower *f, uint64_t from, uint64_t to) {
   uint64_t deadline =
@@ -959,6 +980,7 @@ int strata__follower_start(struct strata__remote *r) {
     follower_free(f);
     return rc;
   }
+  remove_state_temps(f);
   r->follower = f;
   uint64_t from = 0, to = 0;
   int rc = 0;

@@ -163,6 +163,10 @@ int strata__publock_take(strata__rconn *c, strata__publock **out);
 /* 0 while the lease is held; STRATA_E_CONFLICT "the publisher lock
  * expired" once a renewal failed. */
 int strata__publock_check(const strata__publock *l);
+/* _check, and the lease renewed less than half a lease ago: for an
+ * operation no fence can guard (gc's removals), issued only while the
+ * lock is sure to outlive its way to the OSD for a while. */
+int strata__publock_check_fresh(const strata__publock *l);
 uint64_t strata__publock_fence(const strata__publock *l);
 void strata__publock_release(strata__publock *l); /* unlocks; NULL ok */
 /* Who holds the publisher lock: *client ("client.4211"), *cookie and *desc

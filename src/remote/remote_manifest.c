@@ -86,14 +86,16 @@ static int parse_id(const char *s, uint64_t *out) {
   return n > 1 && s[0] == '0' ? -1 : strata__parse_u64_dec(s, n, out);
 }
 
-/* A file name a store serves: "X.region", no '/', not hidden (the store's
- * temporary files begin with '.'), at most NAME_MAX bytes. */
+/* A file name a store serves and a follower can write: "X.region", no
+ * '/', not hidden (the store's temporary files begin with '.'), short
+ * enough for the writer's temporary name (NAME_MAX less
+ * STRATA_WRITER_TEMP_NAME_EXTRA bytes). */
 static bool file_name_ok(const char *f) {
   size_t n = strlen(f);
   static const char ext[] = ".region";
   size_t e = sizeof ext - 1;
-  return n > e && n <= NAME_MAX && f[0] != '.' && strchr(f, '/') == NULL &&
-         strcmp(f + n - e, ext) == 0;
+  return n > e && n <= NAME_MAX - STRATA_WRITER_TEMP_NAME_EXTRA &&
+         f[0] != '.' && strchr(f, '/') == NULL && strcmp(f + n - e, ext) == 0;
 }
 
 #define BAD(...) strata__fail(STRATA_E_CORRUPT, __VA_ARGS__)
@@ -120,7 +122,7 @@ static int parse_region(json_t *v, size_t i, uint32_t chunk_size,
     return BAD("%s: regions[%zu]: file \"%.80s\" is not a region file name "
                "(NAME.region, no '/', not starting with '.', at most %d "
                "bytes)",
-               what, i, file, NAME_MAX);
+               what, i, file, NAME_MAX - STRATA_WRITER_TEMP_NAME_EXTRA);
   if (parse_id(id, &r->id) != 0)
     return BAD("%s: regions[%zu] (%s): id \"%.40s\" is not a 64-bit decimal",
                what, i, file, id);

@@ -225,7 +225,21 @@ static int fence_bump(strata__publock *l) {
   uint64_t f = 0;
   int rc = read_dec20(c, STRATA__HEAD_OBJ, STRATA__XATTR_FENCE, &f);
   if (rc == -ENODATA) {
-    /* An empty head that a bare lock created (gc on a new remote). */
+    /* An empty head that a bare lock created (gc on a new remote) is set
+     * up at version 0. Anything else without a fence is not ours to
+     * rewrite: resetting a head that names version N to 0 would let the
+     * next publish roll forward to a stale manifest.1. */
+    uint64_t v = 0, size = 0;
+    time_t mtime;
+    int vrc = read_dec20(c, STRATA__HEAD_OBJ, STRATA__XATTR_VERSION, &v);
+    int src = rados_stat(c->io, STRATA__HEAD_OBJ, &size, &mtime);
+    if (vrc != -ENODATA || src != 0 || size != 0)
+      return strata__fail(STRATA_E_CORRUPT,
+                          "%s: head: no " STRATA__XATTR_FENCE
+                          " xattr, yet not the empty object a bare lock "
+                          "makes (%" PRIu64 " bytes%s); left as it is",
+                          c->label, size,
+                          vrc == -ENODATA ? "" : ", a version xattr");
     STRATA__TRY(head_init(c, false));
     rc = 0;
   }
@@ -317,6 +331,22 @@ int strata__publock_check(const strata__publock *l) {
                         "%s: the publisher lock expired (not renewed for "
                         "%" PRIu64 " s)",
                         l->c->label, since / 1000000000u);
+  return 0;
+}
+
+int strata__publock_check_fresh(const strata__publock *l) {
+  STRATA__TRY(strata__publock_check(l));
+  strata__publock *m = (strata__publock *)(uintptr_t)l;
+  pthread_mutex_lock(&m->mu);
+  uint64_t since = strata__mono_ns() - m->sent_ns;
+  pthread_mutex_unlock(&m->mu);
+  if (since >= (uint64_t)l->lease_s * 500000000u)
+    return strata__fail(STRATA_E_CONFLICT,
+                        "%s: the publisher lock was last renewed %" PRIu64
+                        " s ago, more than half its %" PRIu32
+                        " s lease: stopping before another publisher may "
+                        "hold it",
+                        l->c->label, since / 1000000000u, l->lease_s);
   return 0;
 }
 
@@ -684,9 +714,34 @@ static int head_swap(const strata__rconn *c, const strata__publock *l,
   free(body);
   if (rc == -ECANCELED)
     return swap_conflict(c, from);
-  return rc < 0 ? strata__rfail(c, rc, STRATA__HEAD_OBJ,
-                                "swapping to version %" PRIu64, from + 1)
-                : 0;
+  if (rc == 0)
+    return 0;
+  /* Any other error (a timeout above all) says nothing about whether the
+   * OSD applied the op: it may have, with the reply lost. The xattrs tell:
+   * version N+1 under our fence can only be this swap. */
+  int err = rc;
+  uint64_t hv = 0, hf = 0;
+  if (read_dec20(c, STRATA__HEAD_OBJ, STRATA__XATTR_VERSION, &hv) == 0 &&
+      read_dec20(c, STRATA__HEAD_OBJ, STRATA__XATTR_FENCE, &hf) == 0) {
+    if (hv == from + 1 && hf == strata__publock_fence(l))
+      return 0; /* applied; only its reply was lost */
+    if (hv == from)
+      return strata__rfail(c, err, STRATA__HEAD_OBJ,
+                           "swapping to version %" PRIu64
+                           " (HEAD is still at %" PRIu64
+                           "; nothing was changed)",
+                           from + 1, from);
+    return strata__rfail(c, err, STRATA__HEAD_OBJ,
+                         "swapping to version %" PRIu64
+                         " (HEAD is now at %" PRIu64
+                         ", moved by another publisher)",
+                         from + 1, hv);
+  }
+  return strata__rfail(c, err, STRATA__HEAD_OBJ,
+                       "swapping to version %" PRIu64
+                       " (whether HEAD moved is unknown: it could not be "
+                       "read back; `strata remote status` tells)",
+                       from + 1);
 }
 
 static void notify(const strata__rconn *c, uint64_t version) {

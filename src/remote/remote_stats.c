@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <stdio.h>
 
+#include "common/json_check.h"
 #include "remote/remote_internal.h"
 
 void strata__remote_note_failure(struct strata__remote *r) {
@@ -50,6 +51,14 @@ struct json_t *strata__remote_json(struct strata__remote *r) {
   uint64_t lag = st.version_seen > st.version_served
                      ? st.version_seen - st.version_served
                      : 0;
+  /* The error detail was cut to fit (possibly inside a UTF-8 sequence)
+   * and may quote a path that is not UTF-8 at all; json_string() refuses
+   * such text, which would fail the whole dump: bytes of an invalid text
+   * above 0x7f become '?'. */
+  if (!strata__utf8_valid(st.last_error, strlen(st.last_error)))
+    for (char *p = st.last_error; *p; p++)
+      if ((unsigned char)*p > 0x7f)
+        *p = '?';
   return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
                    "pool", r->conn->cfg.pool, "name", r->conn->cfg.name, "role",
                    r->role == STRATA_REMOTE_FOLLOWER ? "follower" : "publisher",

@@ -193,6 +193,8 @@ static void test_config_refused(void **state) {
   } cases[] = {
       {{.pool = NULL, .name = "s"}, "no pool"},
       {{.pool = "a/b", .name = "s"}, "not a pool name"},
+      {{.pool = "a b", .name = "s"}, "not a pool name"},
+      {{.pool = "a\nb", .name = "s"}, "not a pool name"},
       {{.pool = "p", .name = ""}, "remote name"},
       {{.pool = "p", .name = "a b"}, "remote name"},
       {{.pool = "p", .name = "s", .node = "x/y"}, "node name"},
