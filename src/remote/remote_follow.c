@@ -81,6 +81,7 @@ struct strata__follower {
   bool started, stop, wake, watch_lost;
   bool watching;        /* thread only */
   uint64_t warned_head; /* op_mu: the older HEAD last warned about */
+  uint64_t pin_ns;      /* op_mu: when the pin was last written (mono) */
   uint64_t watch_cookie;
 };
 
@@ -335,8 +336,15 @@ static int pin_write(strata__follower *f, uint64_t serving, uint64_t fetching) {
     snprintf(body, sizeof body,
              "{\"serving\": %" PRIu64 ", \"fetching\": null}", serving);
   int rc = rados_write_full(f->c->io, obj, body, strlen(body));
+  if (rc == 0)
+    f->pin_ns = strata__mono_ns();
   return rc < 0 ? strata__rfail(f->c, rc, obj, "writing the pin") : 0;
 }
+
+/* gc keeps the version a pin names for an hour after the pin was written
+ * (docs/REMOTE.md, "Garbage"); a follower that stays on one version
+ * rewrites its pin every half hour so that it stays listed and kept. */
+#define PIN_REFRESH_NS (30ull * 60 * 1000000000)
 
 /* ---- fetching one file ----------------------------------------------------
  */
@@ -722,6 +730,8 @@ static int sync_locked(strata__follower *f, bool force) {
     if (h.version <= f->served && !force && !f->between) {
       if (f->state_stale && state_write(f, f->served, 0, &f->local) == 0)
         f->state_stale = false;
+      if (f->served != 0 && strata__mono_ns() - f->pin_ns >= PIN_REFRESH_NS)
+        (void)pin_write(f, f->served, 0); /* tried again at the next poll */
       /* Up to date: an earlier failure (HEAD unreachable) is over, but
        * last_sync_ms keeps the duration of the last version change. */
       pthread_mutex_lock(&f->r->stats_mu);
