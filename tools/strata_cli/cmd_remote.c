@@ -214,6 +214,12 @@ static int run(int argc, char **argv) {
   if (keep_arg != NULL &&
       !cli_parse_u32(&cli_cmd_remote, "--keep", keep_arg, false, &keep, &code))
     return code;
+  /* 0 is the library's "the default": a user who typed it meant none,
+   * which would collect HEAD's own version. */
+  if (keep_arg != NULL && keep == 0)
+    return cli_usage_error(&cli_cmd_remote,
+                           "--keep must be at least 1 (HEAD's version is "
+                           "always kept)");
   cli_remote_arg r;
   if (!cli_parse_remote(&cli_cmd_remote, "argument", pos[1], &r, &code))
     return code;
