@@ -503,6 +503,105 @@ static void test_vanished_chunk(void **state) {
   strata_store_close(pub);
 }
 
+/* Writes region `rid` as write_region() does, but with one bit of layer
+ * 1's content flipped after the checksums were made: its chunks and file
+ * hash are what the manifest says, and only the full verify finds it. */
+static void write_bad_region(const char *dir, uint64_t rid, unsigned version,
+                             size_t size) {
+  char scratch[4096], file[64], mark[48];
+  snprintf(scratch, sizeof scratch, "%s", test_tmpdir());
+  write_region(scratch, rid, version, 1, size);
+  snprintf(file, sizeof file, "r%" PRIu64 ".region", rid);
+  int n = snprintf(mark, sizeof mark, "v%u r%" PRIu64 " l1:", version, rid);
+  size_t len;
+  uint8_t *p = test_read_file(test_path(scratch, file), &len);
+  uint8_t *at = memmem(p, len, mark, (size_t)n);
+  assert_non_null(at);
+  at[100] ^= 0x40;
+  test_write_file(test_path(dir, file), p, len);
+  free(p);
+}
+
+/* How many times `what` occurs in the log. */
+static unsigned log_count(logbuf *lb, const char *what) {
+  unsigned n = 0;
+  pthread_mutex_lock(&lb->mu);
+  for (const char *p = lb->text; (p = strstr(p, what)) != NULL; p++)
+    n++;
+  pthread_mutex_unlock(&lb->mu);
+  return n;
+}
+
+/* One window of reads runs over the chunks of all the files a sync fetches
+ * and a second thread prepares and verifies each file while the next ones
+ * are read (remote_follow.c, "fetching the files of a version"). With
+ * windows of one read, of three (smaller than some files, larger than
+ * others) and of sixteen (all at once): several files fetched by one sync
+ * come over whole; a file in the middle that fails its verify is fetched
+ * again, twice, behind the others, and fails the sync naming it while the
+ * version served stays whole; once put right, the next sync serves it. */
+static void test_window_across_files(void **state) {
+  (void)state;
+  static const uint32_t windows[] = {1, 3, 16};
+  for (size_t w = 0; w < sizeof windows / sizeof windows[0]; w++) {
+    tcase t;
+    char suffix[32];
+    snprintf(suffix, sizeof suffix, "window%" PRIu32, windows[w]);
+    case_init(&t, suffix);
+    write_region(t.pd, 1, 1, 3, 700 << 10); /* three chunks */
+    write_region(t.pd, 2, 1, 4, 1000);      /* one */
+    write_region(t.pd, 3, 1, 2, 700 << 10); /* two */
+    write_region(t.pd, 5, 1, 1, 10);        /* one, mostly header */
+    strata_store *pub = open_remote(t.pd, t.name, STRATA_REMOTE_PUBLISHER, 0);
+    assert_int_equal(publish(pub), 1);
+
+    logbuf lb = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    strata_store_config c;
+    remote_config(&c, t.name, STRATA_REMOTE_FOLLOWER, STRATA_REMOTE_NO_THREAD);
+    c.remote.max_inflight = windows[w];
+    c.log_level = STRATA_LOG_WARN;
+    c.log_fn = keep_line;
+    c.log_ctx = &lb;
+    strata_store *fol = NULL;
+    assert_strata_ok(strata_store_open(t.fd, &c, &fol));
+    assert_same(pub, fol);
+    assert_int_equal(stats(fol).version_served, 1);
+
+    /* Version 2: r1 and r3 replaced, r4 (bad) between them, r6 new. */
+    write_region(t.pd, 1, 2, 3, 700 << 10);
+    write_region(t.pd, 3, 2, 3, 500 << 10);
+    write_bad_region(t.pd, 4, 2, 600 << 10);
+    write_region(t.pd, 6, 2, 2, 900 << 10);
+    assert_int_equal(publish(pub), 2);
+    assert_strata_err(strata_remote_sync(fol, NULL), STRATA_E_CHECKSUM);
+    const char *d = strata_last_error_detail();
+    if (strstr(d, "version 2: r4.region") == NULL ||
+        strstr(d, "verify") == NULL ||
+        strstr(d, "after 3 fetches; still serving version 1") == NULL)
+      fail_msg("window %" PRIu32 ": detail: %s", windows[w], d);
+    assert_int_equal(log_count(&lb, "fetching it again"), 2);
+    assert_int_equal(stats(fol).version_served, 1);
+    assert_state_serving(t.fd, 1);
+    assert_no_region(fol, 4);
+    assert_no_region(fol, 6);
+    assert_false(exists(t.fd, "r4.region"));
+    assert_false(exists(t.fd, "r6.region"));
+    uint8_t *want = layer_bytes(1, 1, 3, 700 << 10); /* r1 still version 1 */
+    test_expect_layer_bytes(fol, 1, 3, want, 700 << 10);
+    free(want);
+
+    write_region(t.pd, 4, 2, 1, 600 << 10); /* put right */
+    assert_int_equal(publish(pub), 3);
+    uint64_t v = 0;
+    assert_strata_ok(strata_remote_sync(fol, &v));
+    assert_int_equal(v, 3);
+    assert_same(pub, fol);
+    assert_state_serving(t.fd, 3);
+    strata_store_close(fol);
+    strata_store_close(pub);
+  }
+}
+
 /* A follower that cannot sync at open (HEAD unreadable) and has no whole
  * local copy fails to open, within open_timeout_ms, naming the store and
  * the remote; with a state left between versions it says so. */
@@ -711,6 +810,7 @@ int main(void) {
       cmocka_unit_test(test_corrupt_chunk),
       cmocka_unit_test(test_bad_layer_never_served),
       cmocka_unit_test(test_vanished_chunk),
+      cmocka_unit_test(test_window_across_files),
       cmocka_unit_test(test_thread_polls),
       cmocka_unit_test(test_restart_switching),
       cmocka_unit_test(test_open_without_copy_fails),
