@@ -370,8 +370,11 @@ static int pin_write(strata__follower *f, uint64_t serving, uint64_t fetching) {
  * no difference once the buffers were reused.
  *
  * Memory: max_inflight slot buffers of chunk_size bytes (less when every
- * file fetched is smaller than a chunk), whatever the number of files; the
- * fetched files themselves are in the page cache. */
+ * file fetched is smaller than a chunk), whatever the number of files, and
+ * never more than SLOTS_MAX_BYTES in all (a manifest of 64 MiB chunks
+ * would otherwise make the default window 1 GiB); the fetched files
+ * themselves are in the page cache. */
+#define SLOTS_MAX_BYTES ((size_t)256 << 20)
 
 /* What went wrong with a fetch of one file, for the ERROR line. */
 typedef struct fetch_err {
@@ -720,14 +723,19 @@ static int fetcher_init(fetcher *x) {
     if (x->files[i].g->size > largest)
       largest = x->files[i].g->size;
   }
-  uint32_t n = x->f->c->cfg.max_inflight;
-  x->nslots = chunks < n ? (uint32_t)chunks : n;
-  if (x->nslots == 0)
-    x->nslots = 1; /* files of no bytes go through the window's loop too */
   size_t buflen =
       largest < x->m->chunk_size ? (size_t)largest : x->m->chunk_size;
   if (buflen == 0)
     buflen = 1;
+  /* The manifest chooses the chunk size (up to 64 MiB): the window is
+   * held to SLOTS_MAX_BYTES of buffers whatever it says. */
+  uint32_t n = x->f->c->cfg.max_inflight;
+  size_t cap = SLOTS_MAX_BYTES / buflen;
+  if (n > cap)
+    n = cap > 0 ? (uint32_t)cap : 1;
+  x->nslots = chunks < n ? (uint32_t)chunks : n;
+  if (x->nslots == 0)
+    x->nslots = 1; /* files of no bytes go through the window's loop too */
   x->s = calloc(x->nslots, sizeof *x->s);
   STRATA__FAIL_IF(x->s == NULL, STRATA_E_NOMEM, "%s: fetching", x->f->c->label);
   for (uint32_t k = 0; k < x->nslots; k++)
@@ -765,6 +773,13 @@ static void fetcher_free(fetcher *x) {
 /* Fetches the regions of m that need[] marks, each into a prepared file
  * at prepared[i] (the caller's to publish or abort). A file that fails its
  * checks is fetched again, up to fetch_retries fetches in all. */
+static bool stopping(strata__follower *f) {
+  pthread_mutex_lock(&f->mu);
+  bool stop = f->stop;
+  pthread_mutex_unlock(&f->mu);
+  return stop;
+}
+
 static int fetch_files(strata__follower *f, const strata__manifest *m,
                        const bool *need, strata__pubfile **prepared) {
   fetcher x = {.f = f, .m = m};
@@ -782,6 +797,16 @@ static int fetch_files(strata__follower *f, const strata__manifest *m,
     }
   int rc = fetcher_init(&x);
   while (rc == 0) {
+    /* A store that closes stops its follower's thread: it does not wait
+     * for the rest of a fetch (nothing of it is served; the fetched files
+     * are unnamed, or the writer's temporary files). */
+    if (stopping(f)) {
+      rc = strata__fail(STRATA_E_CANCELED,
+                        "%s: version %" PRIu64
+                        ": the fetch was stopped (the store is closing)",
+                        f->c->label, m->version);
+      break;
+    }
     rc = issue(&x);
     if (rc != 0)
       break;
@@ -1073,7 +1098,7 @@ static void *run(void *arg) {
     bool lost = f->watch_lost;
     f->watch_lost = false;
     pthread_mutex_unlock(&f->mu);
-    if (sync_now(f, false, NULL) != 0)
+    if (sync_now(f, false, NULL) != 0 && !stopping(f))
       strata__log(logger(f), STRATA_LOG_WARN, "remote",
                   "msg=\"sync failed; trying again at the next notify or "
                   "poll\" remote=%s detail=%s",
