@@ -164,6 +164,9 @@ latency() { # LABEL FOLLOW-OPTIONS...: 5 rounds, 3 followers
   wait_served "$(now)" "$v" "${dirs[@]}" >/dev/null # the initial copy
   local all=()
   for round in 1 2 3 4 5; do
+    # A random pause first: a push right after the followers' last poll
+    # would always wait a whole poll interval, the worst case.
+    sleep "$($py -c 'import random; print(random.random())')"
     t0=$(now)
     v=$(small_push)
     read -r -a got <<<"$(wait_served "$t0" "$v" "${dirs[@]}")"
