@@ -14,7 +14,7 @@
 #   4. the store and staging tests under TSan (test_store, _stress, _faults, test_shm,
 #      test_state, test_staging, _alloc, test_device_host, and the remote
 #      tier's test_remote_publish and test_remote_follow),
-#   5. the libFuzzer targets (clang; region, store, manifest): corpus replays
+#   5. the libFuzzer targets (clang; region, store, manifest, remote_manifest): corpus replays
 #      and short runs,
 #   6. a smoke run of strata-bench (no timing is checked).
 # Settings, from the environment:
@@ -107,6 +107,9 @@ ctest --test-dir "$fuzz_tree" --output-on-failure -R fuzz
 bash tests/fuzz/run_fuzz.sh "$fuzz_tree" "$fuzz_seconds" region
 bash tests/fuzz/run_fuzz.sh "$fuzz_tree" "$fuzz_seconds" store
 bash tests/fuzz/run_fuzz.sh "$fuzz_tree" "$fuzz_seconds" manifest
+# The remote tier's manifest parser, where librados is (the gcc stage's
+# build requires it, so it is here).
+bash tests/fuzz/run_fuzz.sh "$fuzz_tree" "$fuzz_seconds" remote_manifest
 
 step "strata-bench smoke run"
 "$gcc_tree/tools/bench/strata-bench" --n 20000 --gets 200000 --reps 1 --scenario dense,staging

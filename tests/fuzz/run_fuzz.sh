@@ -4,7 +4,7 @@
 #
 #   tests/fuzz/run_fuzz.sh BUILD_DIR SECONDS [TARGET [extra libFuzzer flags...]]
 #
-# TARGET is region (the default), store or manifest.
+# TARGET is region (the default), store, manifest or remote_manifest.
 #
 # BUILD_DIR must be configured with CC=clang -DSTRATA_BUILD_FUZZ=ON. Exits
 # non-zero when the fuzzer finds a crash; the crashing input is left in
