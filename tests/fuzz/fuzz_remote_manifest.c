@@ -32,8 +32,7 @@ static void same(const strata__manifest *a, const strata__manifest *b) {
               x->nchunks == y->nchunks &&
               (x->name == NULL) == (y->name == NULL) &&
               (x->name == NULL || strcmp(x->name, y->name) == 0) &&
-              memcmp(x->chunks, y->chunks, x->nchunks * sizeof *x->chunks) ==
-                  0,
+              memcmp(x->chunks, y->chunks, x->nchunks * sizeof *x->chunks) == 0,
           "emit + parse changed a region");
   }
 }
