@@ -83,6 +83,41 @@ STRATA_API size_t strata_get_many(const strata_txn *txn,
                                   const strata_layer_ref *refs, size_t count,
                                   strata_layer *out);
 
+/* The lean lookup through a snapshot, strata_region_get_data() of the
+ * store: points *data at the content of layer `layer_id` of region
+ * `region_id` as of the snapshot and stores its length in *size, without
+ * reading the layer's name, metadata or checksum (the region file's 64-byte
+ * index entry is not touched: one probe of the snapshot's region table, then
+ * the file's compact locator table). A region that has a proto shows the
+ * proto's content, as strata_get() does: *data and *size are exactly
+ * strata_get()'s data and size (a found layer's data is never NULL, also
+ * when it is empty). Pointer valid until strata_read_end(txn).
+ * Errors: STRATA_E_NO_REGION, STRATA_E_NOT_FOUND (a layer the region never
+ * had or its proto removed); on an error *data and *size are untouched and
+ * the error detail names the region and the layer. data and size must not
+ * be NULL. No lock, no allocation, no system call; on a hit nothing is
+ * formatted either. Counted in the read statistics like strata_get(). The
+ * txn's rules are strata_get()'s. */
+STRATA_API int strata_get_data(const strata_txn *txn, uint64_t region_id,
+                               uint64_t layer_id, const void **data,
+                               uint64_t *size);
+
+/* Many lean lookups in one call, strata_region_get_data_many() of the
+ * store: for each i < count, data[i] and sizes[i] are what
+ * strata_get_data() would return for refs[i], or NULL and 0 when that
+ * region or layer does not exist. The refs may name any regions in any
+ * order. The lookups are pipelined: the region table's slot, the pilot
+ * and the locator each ref needs are prefetched several refs ahead, so that
+ * their cache misses overlap, and the first line of each content is
+ * prefetched for the caller. Returns the number found (never negative);
+ * count may be 0. Pointers valid until strata_read_end(txn). No lock, no
+ * allocation, no system call; no error detail for misses. The txn's rules
+ * are strata_get()'s. */
+STRATA_API size_t strata_get_data_many(const strata_txn *txn,
+                                       const strata_layer_ref *refs,
+                                       size_t count, const void **data,
+                                       uint64_t *sizes);
+
 /* One step of a path given by names: the region's name and the layer's,
  * each a pointer and a length (<strata.h>, "Conventions"); the bytes need
  * not be NUL-terminated and are read only during the call. */

@@ -72,6 +72,107 @@ int strata__region_check_index(const strata_region *r, const char *file);
 int strata__region_open_ex(const char *path, unsigned flags,
                            bool defer_index_checksum, strata_region **out);
 
+/* ---- the lookup, inline for the layers above (store_read.c) ------------- */
+
+static inline void strata__prefetch(const void *p) {
+  __builtin_prefetch(p, 0, 3);
+}
+
+/* The lookup: on a hit stores the entry number, content offset (in DATA)
+ * and size and returns true. Dense regions index the locators directly:
+ * packed ones read two adjacent positions, like a bare offset array, others
+ * one 16-byte {offset, size}. Sparse ones evaluate the perfect hash (the
+ * pilot table is small enough to stay in cache) and read one 24-byte
+ * locator, which also holds the id to compare. None reads the 64-byte
+ * entry. Inline so that a store lookup makes no call on its hit path. */
+static inline bool strata__region_find(const strata_region *r, uint64_t id,
+                                       uint64_t *entry, uint64_t *off,
+                                       uint64_t *size) {
+  uint64_t i;
+  const uint8_t *loc;
+  if (r->dense) {
+    /* Unsigned wrap makes ids below first_id land past n as well. */
+    i = id - r->first_id;
+    if (i >= r->n)
+      return false;
+    if (r->packed) {
+      const uint8_t *pos = r->locators + i * 8;
+      uint64_t start =
+          (strata__rd64(pos) + r->align - 1) & ~(uint64_t)(r->align - 1);
+      *entry = i;
+      *off = start;
+      *size = strata__rd64(pos + 8) - start;
+      return true;
+    }
+    loc = r->locators + i * STRATA__LOC_SIZE;
+  } else {
+    uint64_t h = strata__id_hash(id, r->seed);
+    uint64_t b = strata__pilot_bucket(h, r->pilot_count);
+    i = strata__slot_of(h, strata__rd16(r->pilots + 2 * b), r->slot_count);
+    loc = r->locators + i * STRATA__SLOC_SIZE;
+    if (strata__rd64(loc + 16) != id ||
+        strata__rd64(loc) == STRATA__EMPTY_OFFSET)
+      return false;
+  }
+  *entry = i;
+  *off = strata__rd64(loc);
+  *size = strata__rd64(loc + 8);
+  return true;
+}
+
+/* The lookup cut into the three stages of a pipelined batch
+ * (strata_region_get_data_many, strata_get_data_many), each run several ids
+ * after the one before, so that the cache miss each stage starts is over
+ * when the next stage reads the line:
+ *   _start:  sparse: hashes the id and prefetches its pilot; returns the
+ *            hash. Dense: prefetches the locator; returns 0.
+ *   _slot:   sparse: reads the pilot, computes the slot and prefetches its
+ *            locator; returns the slot. Dense: returns its argument.
+ *   _finish: reads the locator: on a hit points *data at the content,
+ *            stores its size, prefetches the content's first line and
+ *            returns true; on a miss stores NULL and 0. */
+static inline uint64_t strata__pipe_start(const strata_region *r, uint64_t id) {
+  if (r->dense) {
+    uint64_t i = id - r->first_id;
+    if (i < r->n)
+      strata__prefetch(r->locators + i * r->loc_size);
+    return 0;
+  }
+  uint64_t h = strata__id_hash(id, r->seed);
+  strata__prefetch(r->pilots + 2 * strata__pilot_bucket(h, r->pilot_count));
+  return h;
+}
+
+static inline uint64_t strata__pipe_slot(const strata_region *r, uint64_t h) {
+  if (r->dense)
+    return h;
+  uint64_t b = strata__pilot_bucket(h, r->pilot_count);
+  uint64_t i =
+      strata__slot_of(h, strata__rd16(r->pilots + 2 * b), r->slot_count);
+  strata__prefetch(r->locators + i * STRATA__SLOC_SIZE);
+  return i;
+}
+
+static inline bool strata__pipe_finish(const strata_region *r, uint64_t slot,
+                                       uint64_t id, const void **data,
+                                       uint64_t *size) {
+  uint64_t e, off, len;
+  bool hit;
+  if (r->dense) {
+    hit = strata__region_find(r, id, &e, &off, &len);
+  } else {
+    const uint8_t *loc = r->locators + slot * STRATA__SLOC_SIZE;
+    off = strata__rd64(loc);
+    len = strata__rd64(loc + 8);
+    hit = strata__rd64(loc + 16) == id && off != STRATA__EMPTY_OFFSET;
+  }
+  *data = hit ? r->data + off : NULL;
+  *size = hit ? len : 0;
+  if (hit)
+    strata__prefetch(*data);
+  return hit;
+}
+
 /* Fills *out from entry number i (0 <= i < entries_n, not empty). */
 void strata__layer_from_entry(const strata_region *r, uint64_t i,
                               strata_layer *out);

@@ -24,50 +24,9 @@ void strata__layer_from_entry(const strata_region *r, uint64_t i,
   out->flags = strata__rd32(e + STRATA__E_FLAGS);
 }
 
-/* The lookup: on a hit stores the entry number, content offset (in DATA)
- * and size and returns true. Dense regions index the locators directly:
- * packed ones read two adjacent positions, like a bare offset array, others
- * one 16-byte {offset, size}. Sparse ones evaluate the perfect hash (the
- * pilot table is small enough to stay in cache) and read one 24-byte
- * locator, which also holds the id to compare. None reads the 64-byte
- * entry. */
-static inline bool find(const strata_region *r, uint64_t id, uint64_t *entry,
-                        uint64_t *off, uint64_t *size) {
-  uint64_t i;
-  const uint8_t *loc;
-  if (r->dense) {
-    /* Unsigned wrap makes ids below first_id land past n as well. */
-    i = id - r->first_id;
-    if (i >= r->n)
-      return false;
-    if (r->packed) {
-      const uint8_t *pos = r->locators + i * 8;
-      uint64_t start =
-          (strata__rd64(pos) + r->align - 1) & ~(uint64_t)(r->align - 1);
-      *entry = i;
-      *off = start;
-      *size = strata__rd64(pos + 8) - start;
-      return true;
-    }
-    loc = r->locators + i * STRATA__LOC_SIZE;
-  } else {
-    uint64_t h = strata__id_hash(id, r->seed);
-    uint64_t b = strata__pilot_bucket(h, r->pilot_count);
-    i = strata__slot_of(h, strata__rd16(r->pilots + 2 * b), r->slot_count);
-    loc = r->locators + i * STRATA__SLOC_SIZE;
-    if (strata__rd64(loc + 16) != id ||
-        strata__rd64(loc) == STRATA__EMPTY_OFFSET)
-      return false;
-  }
-  *entry = i;
-  *off = strata__rd64(loc);
-  *size = strata__rd64(loc + 8);
-  return true;
-}
-
 int64_t strata__find_entry(const strata_region *r, uint64_t id) {
   uint64_t e, off, size;
-  return find(r, id, &e, &off, &size) ? (int64_t)e : -1;
+  return strata__region_find(r, id, &e, &off, &size) ? (int64_t)e : -1;
 }
 
 static int not_found(const strata_region *r, uint64_t id) {
@@ -77,7 +36,7 @@ static int not_found(const strata_region *r, uint64_t id) {
 
 int strata_region_get(const strata_region *r, uint64_t id, strata_layer *out) {
   uint64_t e, off, size;
-  if (!find(r, id, &e, &off, &size))
+  if (!strata__region_find(r, id, &e, &off, &size))
     return not_found(r, id);
   strata__layer_from_entry(r, e, out);
   /* The same values as the entry's (checked at open), but from the
@@ -91,7 +50,7 @@ int strata_region_get(const strata_region *r, uint64_t id, strata_layer *out) {
 int strata_region_get_data(const strata_region *r, uint64_t id,
                            const void **data, uint64_t *size) {
   uint64_t e, off, len;
-  if (!find(r, id, &e, &off, &len))
+  if (!strata__region_find(r, id, &e, &off, &len))
     return not_found(r, id);
   *data = r->data + off;
   *size = len;
@@ -103,30 +62,6 @@ int strata_region_get_data(const strata_region *r, uint64_t id,
 #define AHEAD 8
 #define RING 32 /* > 2 * AHEAD, a power of two */
 
-static inline void prefetch(const void *p) {
-  __builtin_prefetch(p, 0, 3);
-}
-
-/* Last stage of a batch: the locator (prefetched) gives the content. */
-static inline bool finish_one(const strata_region *r, uint64_t i, uint64_t id,
-                              const void **data, uint64_t *size) {
-  uint64_t e, off, len;
-  bool hit;
-  if (r->dense) {
-    hit = find(r, id, &e, &off, &len);
-  } else {
-    const uint8_t *loc = r->locators + i * STRATA__SLOC_SIZE;
-    off = strata__rd64(loc);
-    len = strata__rd64(loc + 8);
-    hit = strata__rd64(loc + 16) == id && off != STRATA__EMPTY_OFFSET;
-  }
-  *data = hit ? r->data + off : NULL;
-  *size = hit ? len : 0;
-  if (hit)
-    prefetch(*data);
-  return hit;
-}
-
 size_t strata_region_get_data_many(const strata_region *r, const uint64_t *ids,
                                    size_t count, const void **data,
                                    uint64_t *sizes) {
@@ -134,39 +69,28 @@ size_t strata_region_get_data_many(const strata_region *r, const uint64_t *ids,
   if (r->dense) {
     /* One table read per id: prefetch it AHEAD ids early. */
     for (size_t k = 0; k < count + AHEAD; k++) {
-      if (k < count) {
-        uint64_t i = ids[k] - r->first_id;
-        if (i < r->n)
-          prefetch(r->locators + i * r->loc_size);
-      }
+      if (k < count)
+        strata__pipe_start(r, ids[k]);
       if (k >= AHEAD)
-        found += finish_one(r, 0, ids[k - AHEAD], &data[k - AHEAD],
-                            &sizes[k - AHEAD]);
+        found += strata__pipe_finish(r, 0, ids[k - AHEAD], &data[k - AHEAD],
+                                     &sizes[k - AHEAD]);
     }
     return found;
   }
   /* Sparse: three stages, AHEAD ids apart: hash the id and prefetch its
    * pilot; read the pilot, compute the slot and prefetch its locator; read
    * the locator. */
-  uint64_t hash[RING], slot[RING];
+  uint64_t stage[RING]; /* the hash, then the slot */
   for (size_t k = 0; k < count + 2 * AHEAD; k++) {
-    if (k < count) {
-      uint64_t h = strata__id_hash(ids[k], r->seed);
-      hash[k % RING] = h;
-      prefetch(r->pilots + 2 * strata__pilot_bucket(h, r->pilot_count));
-    }
-    if (k >= AHEAD && k - AHEAD < count) {
-      size_t j = k - AHEAD;
-      uint64_t h = hash[j % RING];
-      uint64_t b = strata__pilot_bucket(h, r->pilot_count);
-      uint64_t i =
-          strata__slot_of(h, strata__rd16(r->pilots + 2 * b), r->slot_count);
-      slot[j % RING] = i;
-      prefetch(r->locators + i * STRATA__SLOC_SIZE);
-    }
+    if (k < count)
+      stage[k % RING] = strata__pipe_start(r, ids[k]);
+    if (k >= AHEAD && k - AHEAD < count)
+      stage[(k - AHEAD) % RING] =
+          strata__pipe_slot(r, stage[(k - AHEAD) % RING]);
     if (k >= 2 * AHEAD) {
       size_t j = k - 2 * AHEAD;
-      found += finish_one(r, slot[j % RING], ids[j], &data[j], &sizes[j]);
+      found +=
+          strata__pipe_finish(r, stage[j % RING], ids[j], &data[j], &sizes[j]);
     }
   }
   return found;
@@ -185,8 +109,8 @@ void strata__prefetch_layer(const strata_region *r, uint64_t id) {
     uint64_t b = strata__pilot_bucket(h, r->pilot_count);
     i = strata__slot_of(h, strata__rd16(r->pilots + 2 * b), r->slot_count);
   }
-  prefetch(r->locators + i * r->loc_size);
-  prefetch(r->entries + i * STRATA__ENTRY_SIZE);
+  strata__prefetch(r->locators + i * r->loc_size);
+  strata__prefetch(r->entries + i * STRATA__ENTRY_SIZE);
 }
 
 int strata_region_dense_view(const strata_region *r, strata_dense_view *v) {
@@ -244,7 +168,7 @@ miss:
 int strata_region_read(const strata_region *r, uint64_t id, uint64_t offset,
                        uint64_t len, const void **out) {
   uint64_t e, off, size;
-  if (!find(r, id, &e, &off, &size))
+  if (!strata__region_find(r, id, &e, &off, &size))
     return not_found(r, id);
   if (offset > size || len > size - offset)
     return strata__fail(STRATA_E_BOUNDS,

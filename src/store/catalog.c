@@ -6,12 +6,6 @@
 
 #include "store/store_internal.h"
 
-/* Fibonacci hashing: ids are often small and consecutive, which the
- * multiplication spreads over the table. */
-static uint64_t id_slot(uint64_t id, uint64_t mask) {
-  return (id * 0x9E3779B97F4A7C15ull >> 20) & mask;
-}
-
 static int cmp_entry(const void *a, const void *b) {
   uint64_t x = (*(strata__entry *const *)a)->id;
   uint64_t y = (*(strata__entry *const *)b)->id;
@@ -37,7 +31,7 @@ int strata__catalog_build(strata__entry **entries, uint64_t n,
     memcpy(order, entries, n * sizeof *order);
   qsort(order, n, sizeof *order, cmp_entry);
   for (uint64_t i = 0; i < n; i++) {
-    uint64_t j = id_slot(order[i]->id, cap - 1);
+    uint64_t j = strata__catalog_slot(order[i]->id, cap - 1);
     while (by_id[j] != NULL)
       j = (j + 1) & (cap - 1);
     by_id[j] = order[i];
@@ -57,15 +51,6 @@ void strata__catalog_free(strata__catalog *c) {
   free(c->by_order);
   free(c->by_id);
   free(c);
-}
-
-const strata__entry *strata__catalog_find(const strata__catalog *c,
-                                          uint64_t id) {
-  for (uint64_t j = id_slot(id, c->hmask);; j = (j + 1) & c->hmask) {
-    const strata__entry *e = c->by_id[j];
-    if (e == NULL || e->id == id)
-      return e;
-  }
 }
 
 const strata__entry *strata__catalog_find_name(const strata__catalog *c,

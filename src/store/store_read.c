@@ -133,12 +133,11 @@ static int lookup(const strata_txn *txn, const strata__entry *e,
       return 1;
     }
   }
-  if (e->file == NULL)
+  uint64_t i, off, size;
+  if (e->file == NULL ||
+      !strata__region_find(e->file->region, layer_id, &i, &off, &size))
     return 0;
-  int64_t i = strata__find_entry(e->file->region, layer_id);
-  if (i < 0)
-    return 0;
-  strata__layer_from_entry(e->file->region, (uint64_t)i, out);
+  strata__layer_from_entry(e->file->region, i, out);
   return 1;
 }
 
@@ -158,6 +157,137 @@ int strata_get(const strata_txn *txn, uint64_t region_id, uint64_t layer_id,
   return strata__fail(STRATA_E_NOT_FOUND,
                       "region %" PRIu64 " (%s): no layer %" PRIu64, region_id,
                       e->name, layer_id);
+}
+
+/* The proto's say on a layer of a region that has one: 1 the proto holds
+ * a version (*data and *size set), 0 it removed the layer, -1 it did not
+ * change it as of the snapshot (the file's layer, if any, stands). */
+static inline int overlay_data(const strata_txn *txn, const strata__entry *e,
+                               uint64_t layer_id, const void **data,
+                               uint64_t *size) {
+  const strata__lver *lv = strata__overlay_find(e->overlay, layer_id,
+                                                strata__txn_priv(txn)->version);
+  if (lv == NULL)
+    return -1;
+  if (lv->flags & STRATA__LV_TOMBSTONE)
+    return 0;
+  *data = lv->data != NULL ? lv->data : empty_content;
+  *size = lv->size;
+  return 1;
+}
+
+int strata_get_data(const strata_txn *txn, uint64_t region_id,
+                    uint64_t layer_id, const void **data, uint64_t *size) {
+  const strata__entry *e = find_entry(txn, region_id);
+  if (e == NULL) {
+    if (txn != NULL)
+      count_get(txn, false, 0);
+    return strata__fail(STRATA_E_NO_REGION,
+                        "region %" PRIu64 ": not in the store", region_id);
+  }
+  int found =
+      e->overlay != NULL ? overlay_data(txn, e, layer_id, data, size) : -1;
+  uint64_t i, off, len;
+  if (found < 0) {
+    found = e->file != NULL &&
+            strata__region_find(e->file->region, layer_id, &i, &off, &len);
+    if (found) {
+      *data = e->file->region->data + off;
+      *size = len;
+    }
+  }
+  if (found > 0) {
+    count_get(txn, true, *size);
+    sample(txn, region_id, layer_id);
+    return 0;
+  }
+  count_get(txn, false, 0);
+  return strata__fail(STRATA_E_NOT_FOUND,
+                      "region %" PRIu64 " (%s): no layer %" PRIu64, region_id,
+                      e->name, layer_id);
+}
+
+/* How many refs apart the stages of strata_get_data_many() run (as in
+ * strata_region_get_data_many: enough to cover a memory access with the
+ * work of the refs in between), and the ring that holds each ref's state
+ * from its first stage to its last (> 3 * DATA_AHEAD, a power of two). */
+#define DATA_AHEAD 8
+#define DATA_RING 32
+
+size_t strata_get_data_many(const strata_txn *txn, const strata_layer_ref *refs,
+                            size_t count, const void **data, uint64_t *sizes) {
+  const strata__catalog *c =
+      txn != NULL ? strata__txn_priv(txn)->catalog : NULL;
+  if (c == NULL) {
+    for (size_t i = 0; i < count; i++) {
+      data[i] = NULL;
+      sizes[i] = 0;
+    }
+    if (txn != NULL && strata__txn_priv(txn)->count) {
+      strata__txn_priv(txn)->gets += count;
+      strata__txn_priv(txn)->misses += count;
+    }
+    return 0;
+  }
+  /* Four stages, DATA_AHEAD refs apart: prefetch the catalog slot; probe
+   * the catalog and start the region's lookup (hash, pilot prefetch);
+   * compute the slot (locator prefetch); finish, with the proto's version
+   * first when the region has a proto. */
+  const strata__entry *ent[DATA_RING];
+  uint64_t stage[DATA_RING]; /* the hash, then the slot */
+  size_t found = 0;
+  uint64_t bytes = 0;
+  for (size_t k = 0; k < count + 3 * DATA_AHEAD; k++) {
+    if (k < count)
+      strata__prefetch(
+          &c->by_id[strata__catalog_slot(refs[k].region_id, c->hmask)]);
+    if (k >= DATA_AHEAD && k - DATA_AHEAD < count) {
+      size_t j = k - DATA_AHEAD;
+      const strata__entry *e = strata__catalog_find(c, refs[j].region_id);
+      ent[j % DATA_RING] = e;
+      if (e != NULL && e->file != NULL)
+        stage[j % DATA_RING] =
+            strata__pipe_start(e->file->region, refs[j].layer_id);
+    }
+    if (k >= 2 * DATA_AHEAD && k - 2 * DATA_AHEAD < count) {
+      size_t j = k - 2 * DATA_AHEAD;
+      const strata__entry *e = ent[j % DATA_RING];
+      if (e != NULL && e->file != NULL)
+        stage[j % DATA_RING] =
+            strata__pipe_slot(e->file->region, stage[j % DATA_RING]);
+    }
+    if (k < 3 * DATA_AHEAD)
+      continue;
+    size_t j = k - 3 * DATA_AHEAD;
+    const strata__entry *e = ent[j % DATA_RING];
+    int hit = -1;
+    if (e != NULL && e->overlay != NULL) {
+      hit = overlay_data(txn, e, refs[j].layer_id, &data[j], &sizes[j]);
+      if (hit > 0)
+        strata__prefetch(data[j]);
+    }
+    if (hit < 0)
+      hit = e != NULL && e->file != NULL &&
+            strata__pipe_finish(e->file->region, stage[j % DATA_RING],
+                                refs[j].layer_id, &data[j], &sizes[j]);
+    if (hit > 0) {
+      found++;
+      bytes += sizes[j];
+      sample(txn, refs[j].region_id, refs[j].layer_id);
+    } else {
+      data[j] = NULL;
+      sizes[j] = 0;
+    }
+  }
+  /* The counts of the whole batch at once: three additions instead of
+   * three per ref. */
+  strata__txn *t = strata__txn_priv(txn);
+  if (t->count) {
+    t->gets += count;
+    t->misses += count - found;
+    t->bytes += bytes;
+  }
+  return found;
 }
 
 int strata__get_quiet(const strata_txn *txn, uint64_t region_id,

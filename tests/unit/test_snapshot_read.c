@@ -1,17 +1,17 @@
 /* Reads through a snapshot that see the proto's changes: iterating a
- * region's layers (strata_snapshot_iter) and looking a path up by names
- * (strata_get_many_by_name), both checked against a model of the region
- * under random puts and removes, with snapshots held across later changes,
- * crystallization and reclamation. */
+ * region's layers (strata_snapshot_iter), looking a path up by names
+ * (strata_get_many_by_name), and the lean lookups (strata_get_data,
+ * strata_get_data_many), checked against a model of the region and against
+ * strata_get() under random puts and removes, with snapshots held across
+ * later changes, crystallization and reclamation. */
 #include "store_model.h"
 
 #define IDS 150 /* layer ids are below this (and below PROBE_IDS) */
 
-/* Writes region `rid` "NAME" to DIR/NAME.region with `n` random distinct
- * ids below IDS, each named "f<id>" when the id is even, and records it in
- * *m. */
-static void write_random_region(const char *dir, uint64_t rid, const char *name,
-                                size_t n, uint64_t *seed, model *m) {
+/* Opens a writer of region `rid` "NAME" at DIR/NAME.region and starts its
+ * model *m, empty. */
+static strata_writer *open_writer(const char *dir, uint64_t rid,
+                                  const char *name, model *m) {
   *m = (model){.rid = rid, .rname = name, .rmeta = ""};
   strata_writer_options o;
   strata_writer_options_init(&o);
@@ -21,6 +21,15 @@ static void write_random_region(const char *dir, uint64_t rid, const char *name,
   snprintf(file, sizeof file, "%s.region", name);
   strata_writer *w = NULL;
   assert_strata_ok(strata_writer_open(test_path(dir, file), &o, &w));
+  return w;
+}
+
+/* Writes region `rid` "NAME" to DIR/NAME.region with `n` random distinct
+ * ids below IDS, each named "f<id>" when the id is even, and records it in
+ * *m. */
+static void write_random_region(const char *dir, uint64_t rid, const char *name,
+                                size_t n, uint64_t *seed, model *m) {
+  strata_writer *w = open_writer(dir, rid, name, m);
   while (m->n < n) {
     uint64_t id = test_splitmix(seed) % IDS;
     if (model_find(m, id) != NULL)
@@ -365,12 +374,256 @@ static void test_get_many_by_name_model(void **state) {
   model_free(&m8);
 }
 
+/* Writes region `rid` "NAME" with layers first .. first + n - 1 added in
+ * ascending order: a dense region with packed locators (the writer's
+ * choice for ids added in order), the other lookup path of the files. */
+static void write_dense_region(const char *dir, uint64_t rid, const char *name,
+                               uint64_t first, size_t n, model *m) {
+  strata_writer *w = open_writer(dir, rid, name, m);
+  for (uint64_t id = first; id < first + n; id++) {
+    char data[48];
+    int len =
+        snprintf(data, sizeof data, "dense:%" PRIu64 ":%" PRIu64, rid, id);
+    assert_strata_ok(strata_writer_add(w, id, NULL, 0, NULL, data,
+                                       id % 9 ? (size_t)len : 0));
+    model_put(m, id, NULL, NULL, data, id % 9 ? (size_t)len : 0);
+  }
+  assert_strata_ok(strata_writer_commit(w));
+}
+
+/* The regions of the get_data tests: 7 (sparse file, and a proto with
+ * random puts and removes), 8 (dense file, no proto), 9 (a new proto, no
+ * file); 10 does not exist. */
+static const uint64_t data_regions[] = {7, 8, 9, 10};
+#define DATA_REGIONS 4
+
+/* Asserts that strata_get_data() through `t` agrees with strata_get()
+ * through the same snapshot for every id below PROBE_IDS of every region:
+ * the same code, the same pointer and size on a hit, outputs untouched and
+ * an error detail naming the region and layer on a miss. Returns the hits. */
+static size_t expect_get_data_is_get(const strata_txn *t, const char *where) {
+  size_t hits = 0;
+  for (int r = 0; r < DATA_REGIONS; r++)
+    for (uint64_t id = 0; id < PROBE_IDS; id++) {
+      uint64_t rid = data_regions[r];
+      strata_layer l;
+      int want = strata_get(t, rid, id, &l);
+      const void *p = (const void *)&hits; /* sentinels */
+      uint64_t size = 12345;
+      int rc = strata_get_data(t, rid, id, &p, &size);
+      if (rc != want)
+        fail_msg("%s: region %" PRIu64 " layer %" PRIu64 ": %s, strata_get %s",
+                 where, rid, id, strata_err_name(rc), strata_err_name(want));
+      if (rc == 0) {
+        hits++;
+        assert_ptr_equal(p, l.data);
+        assert_non_null(p);
+        assert_int_equal(size, l.size);
+        continue;
+      }
+      assert_ptr_equal(p, (const void *)&hits);
+      assert_int_equal(size, 12345);
+      char region[32], layer[32];
+      snprintf(region, sizeof region, "region %" PRIu64, rid);
+      snprintf(layer, sizeof layer, "layer %" PRIu64, id);
+      assert_non_null(strstr(strata_last_error_detail(), region));
+      if (rc == STRATA_E_NOT_FOUND)
+        assert_non_null(strstr(strata_last_error_detail(), layer));
+    }
+  return hits;
+}
+
+/* Asserts that strata_get_data_many() over `n` refs returns, for each, what
+ * strata_get_data() returns through the same snapshot. */
+static void expect_many_is_single(const strata_txn *t,
+                                  const strata_layer_ref *refs, size_t n) {
+  const void **data = calloc(n + 1, sizeof *data);
+  uint64_t *sizes = calloc(n + 1, sizeof *sizes);
+  assert_non_null(data);
+  assert_non_null(sizes);
+  size_t found = strata_get_data_many(t, refs, n, data, sizes);
+  size_t want_found = 0;
+  for (size_t i = 0; i < n; i++) {
+    const void *p = NULL;
+    uint64_t size = 0;
+    if (strata_get_data(t, refs[i].region_id, refs[i].layer_id, &p, &size) == 0)
+      want_found++;
+    if (data[i] != p || sizes[i] != size)
+      fail_msg("ref %zu (%" PRIu64 ", %" PRIu64 "): %p %" PRIu64
+               ", strata_get_data %p %" PRIu64,
+               i, refs[i].region_id, refs[i].layer_id, data[i], sizes[i], p,
+               size);
+  }
+  assert_int_equal(found, want_found);
+  free(data);
+  free(sizes);
+}
+
+/* Refs across the regions, in runs and interleaved, hits and misses. */
+static void random_refs(strata_layer_ref *refs, size_t n, uint64_t *seed) {
+  for (size_t i = 0; i < n; i++) {
+    uint64_t r = test_splitmix(seed);
+    refs[i] = (strata_layer_ref){data_regions[(i / 5 + r) % DATA_REGIONS],
+                                 test_splitmix(seed) % PROBE_IDS};
+  }
+}
+
+/* strata_get_data and strata_get_data_many against strata_get and the
+ * model: a sparse file with a proto (puts, replacements, empty layers and
+ * removes overlaid), a dense file, a new proto without a file, a missing
+ * region; snapshots held across later changes, a crystallization and
+ * reclamation keep returning their own version. */
+static void test_get_data_model(void **state) {
+  (void)state;
+  uint64_t seed = 0xda7a;
+  const char *dir = test_tmpdir();
+  model m7, m8;
+  write_random_region(dir, 7, "seven", 60, &seed, &m7);
+  write_dense_region(dir, 8, "eight", 20, 100, &m8);
+  strata_store *s = test_open_store_quiet(dir);
+  enum { N = 600 };
+  strata_layer_ref *refs = calloc(N, sizeof *refs);
+  assert_non_null(refs);
+
+  /* Files only. */
+  strata_txn t0;
+  assert_strata_ok(strata_read_begin(s, &t0));
+  assert_int_equal(expect_get_data_is_get(&t0, "files"), m7.n + m8.n);
+  random_refs(refs, N, &seed);
+  expect_many_is_single(&t0, refs, N);
+  for (size_t i = 0; i < m8.n; i++) {
+    const void *p;
+    uint64_t size;
+    assert_strata_ok(strata_get_data(&t0, 8, m8.l[i].id, &p, &size));
+    assert_int_equal(size, m8.l[i].size);
+    assert_memory_equal(p, m8.l[i].data, size);
+  }
+
+  strata_proto *p7, *p9;
+  assert_strata_ok(strata_proto_open(s, 7, &p7));
+  assert_strata_ok(strata_proto_create(s, 9, "nine", 4, NULL, &p9));
+  assert_strata_ok(strata_proto_put(p9, 1, NULL, 0, NULL, NULL, 0));
+  assert_strata_ok(strata_proto_put(p9, 2, NULL, 0, NULL, "2", 1));
+  for (uint64_t round = 0; round < 120; round++) {
+    random_change(p7, &m7, &seed, round);
+    if (round % 30 != 29)
+      continue;
+    strata_txn t;
+    assert_strata_ok(strata_read_begin(s, &t));
+    size_t hits = expect_get_data_is_get(&t, "proto");
+    assert_int_equal(hits, m7.n + m8.n + 2);
+    for (size_t i = 0; i < m7.n; i++) {
+      const void *d;
+      uint64_t size;
+      assert_strata_ok(strata_get_data(&t, 7, m7.l[i].id, &d, &size));
+      assert_int_equal(size, m7.l[i].size);
+      assert_memory_equal(d, m7.l[i].data, size);
+    }
+    random_refs(refs, N, &seed);
+    expect_many_is_single(&t, refs, N);
+    /* Held across more changes, a crystallization (of the proto over the
+     * sparse file every other time) and reclamation: the same answers,
+     * the same bytes. */
+    model was;
+    model_copy(&was, &m7);
+    const void *before[MODEL_MAX];
+    for (size_t i = 0; i < was.n; i++) {
+      uint64_t size;
+      assert_strata_ok(strata_get_data(&t, 7, was.l[i].id, &before[i], &size));
+    }
+    for (int j = 0; j < 20; j++)
+      random_change(p7, &m7, &seed, 1000 + round * 20 + (uint64_t)j);
+    if (round % 60 == 59)
+      assert_strata_ok(strata_crystallize(s, 7));
+    assert_strata_ok(strata_store_reclaim(s, 0));
+    for (size_t i = 0; i < was.n; i++) {
+      const void *d;
+      uint64_t size;
+      assert_strata_ok(strata_get_data(&t, 7, was.l[i].id, &d, &size));
+      assert_ptr_equal(d, before[i]);
+      assert_int_equal(size, was.l[i].size);
+      assert_memory_equal(d, was.l[i].data, size);
+    }
+    assert_int_equal(expect_get_data_is_get(&t, "held snapshot"), hits);
+    expect_many_is_single(&t, refs, N);
+    strata_read_end(&t);
+    model_free(&was);
+  }
+  /* The first snapshot, begun before any proto, still reads the files. */
+  assert_int_equal(expect_get_data_is_get(&t0, "first snapshot"), 60 + m8.n);
+  expect_many_is_single(&t0, refs, N);
+  /* n = 0 touches nothing; a single ref works too. */
+  const void *one = &seed;
+  uint64_t one_size = 7;
+  assert_int_equal(strata_get_data_many(&t0, refs, 0, &one, &one_size), 0);
+  assert_ptr_equal(one, &seed);
+  assert_int_equal(one_size, 7);
+  expect_many_is_single(&t0, refs, 1);
+  strata_read_end(&t0);
+
+  /* After a crystallization of both protos: the new files. */
+  assert_strata_ok(strata_crystallize(s, 7));
+  assert_strata_ok(strata_crystallize(s, 9));
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  assert_int_equal(expect_get_data_is_get(&t, "crystallized"), m7.n + m8.n + 2);
+  expect_many_is_single(&t, refs, N);
+  strata_read_end(&t);
+  /* An ended snapshot finds nothing. */
+  const void *d = &seed;
+  uint64_t size = 3;
+  assert_strata_err(strata_get_data(&t, 7, m7.l[0].id, &d, &size),
+                    STRATA_E_NO_REGION);
+  assert_int_equal(strata_get_data_many(&t, refs, 1, &d, &size), 0);
+  assert_null(d);
+  assert_int_equal(size, 0);
+  free(refs);
+  strata_store_close(s);
+  model_free(&m7);
+  model_free(&m8);
+}
+
+/* The lean lookups count in the read statistics as strata_get() does: a
+ * get per lookup, misses, and the bytes of the hits. */
+static void test_get_data_stats(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  model m8;
+  write_dense_region(dir, 8, "eight", 0, 10, &m8);
+  strata_store *s = test_open_store_quiet(dir);
+  strata_read_stats st0, st1;
+  assert_strata_ok(strata_read_stats_get(s, &st0));
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  const void *d;
+  uint64_t size, bytes = 0;
+  assert_strata_ok(strata_get_data(&t, 8, 1, &d, &size));
+  bytes += size;
+  assert_strata_err(strata_get_data(&t, 8, 10, &d, &size), STRATA_E_NOT_FOUND);
+  assert_strata_err(strata_get_data(&t, 3, 1, &d, &size), STRATA_E_NO_REGION);
+  strata_layer_ref refs[] = {{8, 2}, {8, 99}, {5, 2}, {8, 3}};
+  const void *data[4];
+  uint64_t sizes[4];
+  assert_int_equal(strata_get_data_many(&t, refs, 4, data, sizes), 2);
+  bytes += sizes[0] + sizes[3];
+  strata_read_end(&t);
+  assert_strata_ok(strata_read_stats_get(s, &st1));
+  assert_int_equal(st1.gets - st0.gets, 7);
+  assert_int_equal(st1.misses - st0.misses, 4);
+  assert_int_equal(st1.bytes_served - st0.bytes_served, bytes);
+  assert_true(bytes > 0);
+  strata_store_close(s);
+  model_free(&m8);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_iter_matches_model),
       cmocka_unit_test(test_iter_across_changes),
       cmocka_unit_test(test_iter_edges),
       cmocka_unit_test(test_get_many_by_name_model),
+      cmocka_unit_test(test_get_data_model),
+      cmocka_unit_test(test_get_data_stats),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -68,6 +68,9 @@ typedef struct bench_peer {
 } bench_peer;
 
 extern const bench_peer bench_strata;
+extern const bench_peer bench_store_get;
+extern const bench_peer bench_store_data;
+extern const bench_peer bench_store_batch;
 extern const bench_peer bench_strata_data;
 extern const bench_peer bench_strata_view;
 extern const bench_peer bench_strata_batch;
@@ -108,6 +111,11 @@ void *bench_xmalloc(size_t n);
 /* A zeroed state of `size` bytes (a struct starting with bench_state) whose
  * path is dir/name. Exits on no memory. */
 void *bench_state_new(size_t size, const char *dir, const char *name);
+
+/* Writes the region every Strata peer reads (bench_strata.c): region 1,
+ * the layers' ids and values, no names. Returns 0 or a message in err. */
+int bench_strata_write(const char *path, const bench_layers *layers, char *err,
+                       size_t errlen);
 
 /* The state's main file. */
 const char *bench_state_path(const void *state);

@@ -14,12 +14,22 @@
 
 const bench_peer *const bench_peers[NPEERS] = {
     &bench_strata_view, &bench_strata_batch, &bench_strata_data, &bench_strata,
-    &bench_offsets,     &bench_lmdb,         &bench_cdb};
+    &bench_store_batch, &bench_store_data,   &bench_store_get,   &bench_offsets,
+    &bench_lmdb,        &bench_cdb};
 
-/* The ways of reading a Strata region, leanest first. */
+/* The ways of reading Strata, leanest first: the region file, then the same
+ * file through a store snapshot. */
 static const int strata_kinds[] = {P_STRATA_VIEW, P_STRATA_BATCH, P_STRATA_DATA,
-                                   P_STRATA};
-#define NKINDS 4
+                                   P_STRATA,      P_STORE_BATCH,  P_STORE_DATA,
+                                   P_STORE_GET};
+#define NKINDS 7
+
+/* Each store read and the region read it matches, for the store/region
+ * line of the report. */
+static const int store_pairs[][2] = {{P_STORE_BATCH, P_STRATA_BATCH},
+                                     {P_STORE_DATA, P_STRATA_DATA},
+                                     {P_STORE_GET, P_STRATA}};
+#define NPAIRS 3
 
 /* The peer whose state peer p uses: p itself, or the one it shares. */
 static int owner(int p) {
@@ -231,6 +241,13 @@ static void print_get(FILE *f, const get_result *g) {
     fprintf(f, "  %s/offset-array %.2f   lmdb/%s %.2f   tinycdb/%s %.2f\n",
             name, q.over_offsets, name, q.lmdb_over, name, q.cdb_over);
   }
+  fprintf(f, "  through a store snapshot / on the region:");
+  for (int k = 0; k < NPAIRS; k++)
+    fprintf(f, "   %s/%s %.2f", bench_peers[store_pairs[k][0]]->name,
+            bench_peers[store_pairs[k][1]]->name,
+            g->peer[store_pairs[k][0]].ns.median /
+                g->peer[store_pairs[k][1]].ns.median);
+  fputc('\n', f);
 }
 
 void bench_get_print(FILE *f, const get_result *g, double limit,

@@ -10,16 +10,20 @@
 
 #include "bench.h"
 
-#define NPEERS 7
+#define NPEERS 10
 
 /* The peers in the order results are printed in (bench_peers[]); the timed
  * order rotates per rep. strata-view, strata-batch and strata-data read the
- * file that strata builds (bench_peer.shares). */
+ * file that strata builds (bench_peer.shares); store-batch and store-data
+ * read the store that store-get builds (bench_store_peer.c). */
 enum {
   P_STRATA_VIEW,
   P_STRATA_BATCH,
   P_STRATA_DATA,
   P_STRATA,
+  P_STORE_BATCH,
+  P_STORE_DATA,
+  P_STORE_GET,
   P_OFFSETS,
   P_LMDB,
   P_CDB

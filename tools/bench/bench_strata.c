@@ -30,16 +30,14 @@ static int fail(char *err, size_t errlen, const char *what, int rc) {
   return -1;
 }
 
-static int build(void **state, const char *dir, const bench_layers *layers,
-                 char *err, size_t errlen) {
-  strata_state *s = bench_state_new(sizeof *s, dir, "bench.region");
-  *state = s;
+int bench_strata_write(const char *path, const bench_layers *layers, char *err,
+                       size_t errlen) {
   strata_writer_options opt;
   strata_writer_options_init(&opt);
   opt.region_id = 1;
   opt.name = "bench";
   strata_writer *w = NULL;
-  int rc = strata_writer_open(s->base.path, &opt, &w);
+  int rc = strata_writer_open(path, &opt, &w);
   if (rc < 0)
     return fail(err, errlen, "strata_writer_open", rc);
   uint8_t *buf = bench_xmalloc(layers->size);
@@ -54,6 +52,13 @@ static int build(void **state, const char *dir, const bench_layers *layers,
   }
   rc = strata_writer_commit(w);
   return rc < 0 ? fail(err, errlen, "strata_writer_commit", rc) : 0;
+}
+
+static int build(void **state, const char *dir, const bench_layers *layers,
+                 char *err, size_t errlen) {
+  strata_state *s = bench_state_new(sizeof *s, dir, "bench.region");
+  *state = s;
+  return bench_strata_write(s->base.path, layers, err, errlen);
 }
 
 static int open_region(void *state, char *err, size_t errlen) {
