@@ -125,9 +125,11 @@ STRATA_API void strata_remote_disconnect(strata_remote *remote);
 /* A JSON document (malloc'd, NUL-terminated; free() it) describing the
  * remote: {"pool", "name", "head": {version, fence, manifest, publisher} or
  * null, "lock": {"holder", "cookie"} or null, "versions": [{version,
- * regions, bytes}...] (manifests present, oldest first; with `regions`
- * also the region list of each), "pins": [{node, serving, fetching,
- * age_s}], "objects": n, "bytes": n}. */
+ * regions, bytes, publisher, created}...] (manifests present, oldest
+ * first; with `regions` nonzero each also has "files": [{file, id (a
+ * decimal string), name or null, size, hash, chunks}]), "pins": [{node,
+ * serving, fetching (null when idle), age_s}], "objects": n, "bytes": n}.
+ * A manifest that cannot be read appears as {version, object, error}. */
 STRATA_API int strata_remote_describe(strata_remote *remote, int regions,
                                       char **json);
 
