@@ -5,7 +5,7 @@
  * report and a JSON object through a bench_scenario entry (below). The
  * driver (bench_main.c) runs the selected ones in table order.
  *
- * The get scenarios (dense, sparse, small, open) compare "peers": every
+ * The get scenarios (dense, sparse, small, zipf, open) compare "peers": every
  * store under test implements the small interface below. The get
  * machinery (bench_get.c) builds the same layers into each peer, then times
  * random gets through each peer's run() loop. run() lives in the peer's own
@@ -189,7 +189,7 @@ void bench_print_targets(FILE *f, const bench_target *t, int k);
 /* ---- bench_options.c ---- */
 
 typedef struct bench_options {
-  uint64_t n;       /* layers for dense, sparse and open */
+  uint64_t n;       /* layers for dense, sparse, zipf and open */
   uint64_t small_n; /* layers for small */
   size_t size;      /* value size for the get scenarios */
   uint64_t gets;    /* timed gets per peer per repetition */
@@ -294,6 +294,6 @@ extern const bench_scenario bench_sc_dense, bench_sc_open, bench_sc_sparse,
     bench_sc_small, bench_sc_build, bench_sc_pool, bench_sc_store_open,
     bench_sc_store_scale, bench_sc_store_read, bench_sc_crystallize,
     bench_sc_rcu, bench_sc_staging_alloc, bench_sc_staging_copy,
-    bench_sc_staging_batch, bench_sc_staging_open;
+    bench_sc_staging_batch, bench_sc_staging_open, bench_sc_zipf;
 
 #endif /* STRATA_BENCH_H */

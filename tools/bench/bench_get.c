@@ -1,9 +1,10 @@
-/* strata-bench: the get machinery of the dense, sparse, small and open
- * scenarios. Every peer gets the same layers (bench_fill_value) and the
+/* strata-bench: the get machinery of the dense, sparse, small, zipf and
+ * open scenarios. Every peer gets the same layers (bench_fill_value) and the
  * same random keys; each get reads the value's first and last byte into a
  * sink, so no lookup can be optimized away and every value's cache lines
  * are touched. */
 #include <inttypes.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,23 +134,71 @@ static void verify_peers(const bench_peer_set *ps, const uint64_t *pos,
   free(want);
 }
 
+/* Uniform in [0, n) by Lemire's multiply-shift; no modulo bias worth
+ * naming for n << 2^64. */
+static uint64_t below(uint64_t *s, uint64_t n) {
+  return (uint64_t)(((unsigned __int128)bench_splitmix64(s) * n) >> 64);
+}
+
+/* m positions in [0, n) drawn from a Zipf distribution of exponent zipf_s:
+ * rank k (0-based) has probability proportional to 1 / (k + 1)^zipf_s. The
+ * ranks map to positions through a table, a random permutation, so that the
+ * hot values are spread over the file as hot ids would be, not packed at
+ * its start. Inverse-CDF sampling: a binary search of the cumulative
+ * weights per draw, which costs nothing timed (keys are drawn before). */
+static void draw_zipf(uint64_t *pos, uint64_t m, uint64_t n, double zipf_s,
+                      uint64_t *s) {
+  double *cdf = bench_xmalloc(n * sizeof *cdf);
+  uint64_t *rank_pos = bench_xmalloc(n * sizeof *rank_pos);
+  double sum = 0;
+  for (uint64_t k = 0; k < n; k++) {
+    sum += pow((double)(k + 1), -zipf_s);
+    cdf[k] = sum;
+    rank_pos[k] = k;
+  }
+  for (uint64_t k = n - 1; k > 0; k--) { /* Fisher-Yates */
+    uint64_t j = below(s, k + 1), t = rank_pos[k];
+    rank_pos[k] = rank_pos[j];
+    rank_pos[j] = t;
+  }
+  for (uint64_t i = 0; i < m; i++) {
+    /* u uniform in [0, sum): the first rank whose cumulative weight
+     * exceeds it. */
+    double u = (double)(bench_splitmix64(s) >> 11) * 0x1p-53 * sum;
+    uint64_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+      uint64_t mid = lo + (hi - lo) / 2;
+      if (cdf[mid] > u)
+        hi = mid;
+      else
+        lo = mid + 1;
+    }
+    pos[i] = rank_pos[lo];
+  }
+  free(cdf);
+  free(rank_pos);
+}
+
 static void run_gets(const bench_peer_set *ps, get_result *res, uint64_t m,
-                     int reps, uint64_t seed) {
+                     int reps, double zipf_s, uint64_t seed) {
   uint64_t n = ps->layers.n;
   uint64_t *pos = bench_xmalloc(m * sizeof *pos);
   uint64_t *idk = bench_xmalloc(m * sizeof *idk);
-  /* Uniform in [0, n) by Lemire's multiply-shift; no modulo bias worth
-   * naming for n << 2^64. */
   uint64_t s = seed;
-  for (uint64_t i = 0; i < m; i++) {
-    pos[i] = (uint64_t)(((unsigned __int128)bench_splitmix64(&s) * n) >> 64);
+  if (zipf_s > 0)
+    draw_zipf(pos, m, n, zipf_s, &s);
+  else
+    for (uint64_t i = 0; i < m; i++)
+      pos[i] = below(&s, n);
+  for (uint64_t i = 0; i < m; i++)
     idk[i] = ps->ids[pos[i]];
-  }
   verify_peers(ps, pos, m < 1000 ? (size_t)m : 1000);
 
   /* Warm-up: enough gets that every page of every file has been touched
-   * (4 gets per value on average) and mapped into the page tables. */
-  uint64_t warm = m < 4 * n ? m : 4 * n;
+   * (4 gets per value on average) and mapped into the page tables. Zipf
+   * keys reach the cold values rarely: there the warm-up is the whole
+   * timed sequence, so every page it reads is mapped. */
+  uint64_t warm = zipf_s > 0 || m < 4 * n ? m : 4 * n;
   for (int p = 0; p < NPEERS; p++) {
     uint64_t miss = 0;
     const uint64_t *keys = bench_peers[p]->keyed_by_position ? pos : idk;
@@ -181,17 +230,20 @@ static void run_gets(const bench_peer_set *ps, get_result *res, uint64_t m,
   free(idk);
 }
 
-void bench_get_run(const bench_ctx *ctx, const char *name, uint64_t n,
-                   bool sparse, get_result *res, bench_peer_set *keep) {
+void bench_get_run(const bench_ctx *ctx, const bench_get_spec *spec,
+                   get_result *res, bench_peer_set *keep) {
   const bench_options *o = ctx->o;
+  const char *name = spec->name;
+  uint64_t n = spec->n;
   *res = (get_result){.scenario = name,
-                      .ids = sparse ? "random 64-bit" : "0..n-1",
+                      .ids = spec->sparse ? "random 64-bit" : "0..n-1",
+                      .zipf_s = spec->zipf_s,
                       .n = n,
-                      .size = o->size,
+                      .size = spec->size,
                       .gets = o->gets,
                       .reps = o->reps};
   bench_peer_set local, *ps = keep != NULL ? keep : &local;
-  bench_build_peers(ps, ctx->dir, n, o->size, sparse, res);
+  bench_build_peers(ps, ctx->dir, n, spec->size, spec->sparse, res);
   for (int p = 0; p < NPEERS; p++) {
     res->peer[p].name = bench_peers[p]->name;
     if (!bench_peer_owns(p))
@@ -205,7 +257,7 @@ void bench_get_run(const bench_ctx *ctx, const char *name, uint64_t n,
   for (int p = 0; p < NPEERS; p++)
     res->peer[p].open_ms = res->peer[owner(p)].open_ms;
   bench_say("%s: %" PRIu64 " gets x %d reps per peer", name, o->gets, o->reps);
-  run_gets(ps, res, o->gets, o->reps, 0x62656e6368ull ^ n);
+  run_gets(ps, res, o->gets, o->reps, spec->zipf_s, 0x62656e6368ull ^ n);
   for (int p = 0; p < NPEERS; p++)
     if (bench_peer_owns(p))
       bench_peers[p]->close(ps->state[p]);
@@ -225,8 +277,12 @@ static ratios ratios_of(const get_result *g, int k) {
 }
 
 static void print_get(FILE *f, const get_result *g) {
-  fprintf(f, "%s: %" PRIu64 " layers x %zu B, ids %s\n", g->scenario, g->n,
+  fprintf(f, "%s: %" PRIu64 " layers x %zu B, ids %s, keys ", g->scenario, g->n,
           g->size, g->ids);
+  if (g->zipf_s > 0)
+    fprintf(f, "zipf s=%.2f\n", g->zipf_s);
+  else
+    fputs("uniform\n", f);
   fprintf(f, "  %-13s %10s %9s %9s %9s %9s %10s\n", "peer", "ns/get", "min",
           "max", "open ms", "build s", "disk MB");
   for (int p = 0; p < NPEERS; p++) {
@@ -276,8 +332,10 @@ void bench_get_json(FILE *f, const void *result) {
   const get_result *g = result;
   fprintf(f,
           "    \"%s\": {\"n\": %" PRIu64 ", \"size\": %zu, \"ids\": \"%s\", "
-          "\"gets\": %" PRIu64 ", \"reps\": %d, \"peers\": {\n",
-          g->scenario, g->n, g->size, g->ids, g->gets, g->reps);
+          "\"keys\": \"%s\", \"zipf_s\": %.2f, \"gets\": %" PRIu64
+          ", \"reps\": %d, \"peers\": {\n",
+          g->scenario, g->n, g->size, g->ids,
+          g->zipf_s > 0 ? "zipf" : "uniform", g->zipf_s, g->gets, g->reps);
   for (int p = 0; p < NPEERS; p++) {
     const peer_result *r = &g->peer[p];
     fprintf(f, "      \"%s\": {", r->name);

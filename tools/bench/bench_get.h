@@ -1,5 +1,5 @@
-/* strata-bench: the get machinery that the dense, sparse, small and open
- * scenarios share (bench_get.c): the peers, built with the same layers,
+/* strata-bench: the get machinery that the dense, sparse, small, zipf and
+ * open scenarios share (bench_get.c): the peers, built with the same layers,
  * opened, checked and timed on the same random keys. */
 #ifndef STRATA_BENCH_GET_H
 #define STRATA_BENCH_GET_H
@@ -46,12 +46,13 @@ typedef struct peer_result {
   uint64_t misses;
 } peer_result;
 
-/* What a get scenario (dense, sparse, small) measured. */
+/* What a get scenario (dense, sparse, small, zipf) measured. */
 typedef struct get_result {
   const char *scenario;
   const char *ids;
   uint64_t n;
   size_t size;
+  double zipf_s; /* keys: 0 uniform, else Zipf of this exponent */
   uint64_t gets;
   int reps;
   peer_result peer[NPEERS];
@@ -74,11 +75,24 @@ void bench_destroy_peers(bench_peer_set *ps);
  * the page cache. */
 bench_stat bench_time_opens(int p, void *state, int k);
 
+/* What a get scenario reads: n values of `size` bytes (ids 0..n-1, or with
+ * `sparse` random 64-bit ids), keys drawn uniformly, or with zipf_s > 0
+ * from a Zipf distribution of that exponent over a fixed random ranking
+ * of the values. */
+typedef struct bench_get_spec {
+  const char *name;
+  uint64_t n;
+  size_t size;
+  bool sparse;
+  double zipf_s;
+} bench_get_spec;
+
 /* A get scenario: builds the peers (into *keep when given, and leaves them
  * built there, closed; else into a local set it destroys), opens them,
- * times --gets random gets per peer, --reps times. */
-void bench_get_run(const bench_ctx *ctx, const char *name, uint64_t n,
-                   bool sparse, get_result *res, bench_peer_set *keep);
+ * times --gets random gets per peer, --reps times, every peer on the same
+ * keys. */
+void bench_get_run(const bench_ctx *ctx, const bench_get_spec *spec,
+                   get_result *res, bench_peer_set *keep);
 /* The text report, then its targets: each way of reading Strata at most
  * `limit` times the offset array; with `peers_too`, LMDB at least 10 and
  * tinycdb at least 6 times slower than it. */

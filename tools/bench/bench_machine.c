@@ -53,8 +53,9 @@ void bench_machine_print(FILE *f, const bench_machine *m,
   fprintf(f, "date:    %s; files in %s; compiler gcc %s\n", m->date, m->fs_dir,
           __VERSION__);
   fprintf(f,
-          "gets:    %" PRIu64 " random uniform gets per peer per rep, %d "
-          "reps, median reported; 1 thread; each get reads the value's "
+          "gets:    %" PRIu64 " random gets per peer per rep (uniform; zipf: "
+          "Zipf s=1.1), %d reps, median reported; 1 thread; each get reads the "
+          "value's "
           "first and last byte\n\n",
           o->gets, o->reps);
 }

@@ -9,7 +9,10 @@ static void run(bench_ctx *ctx, void *result) {
   bench_peer_set *keep = NULL;
   if (bench_selected(ctx->o, &bench_sc_open))
     keep = bench_xmalloc(sizeof *keep);
-  bench_get_run(ctx, "dense", ctx->o->n, false, result, keep);
+  bench_get_run(
+      ctx,
+      &(bench_get_spec){.name = "dense", .n = ctx->o->n, .size = ctx->o->size},
+      result, keep);
   ctx->dense_peers = keep;
 }
 

@@ -4,7 +4,11 @@
 #include "bench_get.h"
 
 static void run(bench_ctx *ctx, void *result) {
-  bench_get_run(ctx, "small", ctx->o->small_n, false, result, NULL);
+  bench_get_run(ctx,
+                &(bench_get_spec){.name = "small",
+                                  .n = ctx->o->small_n,
+                                  .size = ctx->o->size},
+                result, NULL);
 }
 
 static void print(FILE *f, const void *result) {

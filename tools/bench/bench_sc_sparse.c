@@ -5,7 +5,12 @@
 #include "bench_get.h"
 
 static void run(bench_ctx *ctx, void *result) {
-  bench_get_run(ctx, "sparse", ctx->o->n, true, result, NULL);
+  bench_get_run(ctx,
+                &(bench_get_spec){.name = "sparse",
+                                  .n = ctx->o->n,
+                                  .size = ctx->o->size,
+                                  .sparse = true},
+                result, NULL);
 }
 
 static void print(FILE *f, const void *result) {
