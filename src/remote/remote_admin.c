@@ -55,8 +55,7 @@ void strata_remote_disconnect(strata_remote *remote) {
   free(remote);
 }
 
-/* ---- the objects of the namespace ------------------------------------------
- */
+/* ---- the objects of the namespace ---------------------------------------- */
 
 typedef struct robj {
   char *name;

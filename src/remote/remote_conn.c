@@ -265,6 +265,15 @@ void strata__u64_dec20(char *out, uint64_t v) {
   snprintf(out, 21, "%020" PRIu64, v);
 }
 
+void strata__hex64(char *out, uint64_t v) {
+  snprintf(out, 17, "%016" PRIx64, v);
+}
+
+void strata__hex128(char *out, XXH128_hash_t h) {
+  /* Big-endian, the canonical form: high 64 bits first. */
+  snprintf(out, 33, "%016" PRIx64 "%016" PRIx64, h.high64, h.low64);
+}
+
 int strata__parse_u64_dec(const char *s, size_t len, uint64_t *out) {
   if (len == 0)
     return -1;
@@ -381,7 +390,7 @@ int strata__head_body(const strata__rconn *c, uint64_t version,
                       const char *manifest, uint64_t manifest_xxh3, char **json,
                       size_t *len) {
   char hex[17];
-  snprintf(hex, sizeof hex, "%016" PRIx64, manifest_xxh3);
+  strata__hex64(hex, manifest_xxh3);
   json_t *o =
       json_pack("{s:i, s:I, s:s, s:s, s:s}", "format", STRATA__REMOTE_FORMAT,
                 "version", (json_int_t)version, "manifest", manifest,

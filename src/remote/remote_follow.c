@@ -85,8 +85,7 @@ struct strata__follower {
   uint64_t watch_cookie;
 };
 
-/* ---- small helpers --------------------------------------------------------
- */
+/* ---- small helpers ------------------------------------------------------- */
 
 static strata__logger *logger(const strata__follower *f) {
   static strata__logger fallback = {.level = STRATA_LOG_WARN};
@@ -132,13 +131,6 @@ static bool lset_has(const lset *s, const char *file, const char *hash) {
   return false;
 }
 
-static void hex128(char out[33], XXH128_hash_t h) {
-  XXH128_canonical_t c;
-  XXH128_canonicalFromHash(&c, h);
-  for (int i = 0; i < 16; i++)
-    snprintf(out + 2 * i, 3, "%02x", c.digest[i]);
-}
-
 static bool is_hash(const char *s) {
   if (strlen(s) != 32)
     return false;
@@ -160,14 +152,14 @@ static int hash_file(const char *dir, const char *name, char out[33]) {
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     rc = strata__fail(STRATA_E_STATE, "%s: not a regular file", path);
   } else if (st.st_size == 0) {
-    hex128(out, XXH3_128bits("", 0));
+    strata__hex128(out, XXH3_128bits("", 0));
   } else {
     void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
       rc = strata__fail_errno(errno, "%s: mapping to hash it", path);
     } else {
       (void)madvise(p, (size_t)st.st_size, MADV_SEQUENTIAL);
-      hex128(out, XXH3_128bits(p, (size_t)st.st_size));
+      strata__hex128(out, XXH3_128bits(p, (size_t)st.st_size));
       munmap(p, (size_t)st.st_size);
     }
   }
@@ -425,10 +417,10 @@ typedef struct preparer {
   pthread_cond_t cv; /* work queued, a result ready, or stop */
   pthread_t thread;
   bool started;
-  bool stop;    /* under mu: no more work will come */
-  fqueue todo;  /* under mu */
-  fqueue done;  /* under mu: results to collect */
-  size_t given; /* fetching thread only: handed over, not yet collected */
+  bool stop;      /* under mu: no more work will come */
+  fqueue pending; /* under mu */
+  fqueue done;    /* under mu: results to collect */
+  size_t given;   /* fetching thread only: handed over, not yet collected */
 } preparer;
 
 /* One chunk read in flight. */
@@ -523,7 +515,7 @@ static void *preparer_run(void *arg) {
   preparer *p = arg;
   pthread_mutex_lock(&p->mu);
   for (;;) {
-    ffile *x = fq_pop(&p->todo);
+    ffile *x = fq_pop(&p->pending);
     if (x == NULL) {
       if (p->stop)
         break;
@@ -547,7 +539,7 @@ static void preparer_stop(preparer *p) {
     return;
   pthread_mutex_lock(&p->mu);
   p->stop = true;
-  p->todo = (fqueue){0};
+  p->pending = (fqueue){0};
   pthread_cond_broadcast(&p->cv);
   pthread_mutex_unlock(&p->mu);
   pthread_join(p->thread, NULL);
@@ -624,7 +616,7 @@ static int collect(fetcher *x, bool wait) {
 static int fetched(fetcher *x, ffile *ff) {
   const strata__mregion *g = ff->g;
   char got[33];
-  hex128(got, XXH3_128bits_digest(ff->xs));
+  strata__hex128(got, XXH3_128bits_digest(ff->xs));
   snprintf(ff->fe.obj, sizeof ff->fe.obj, "chunk.%s.%08" PRIx32 ".*", g->hash,
            x->m->chunk_size);
   if (strcmp(got, g->hash) != 0) {
@@ -635,7 +627,7 @@ static int fetched(fetcher *x, ffile *ff) {
   }
   preparer *p = &x->p;
   pthread_mutex_lock(&p->mu);
-  fq_push(&p->todo, ff);
+  fq_push(&p->pending, ff);
   pthread_cond_broadcast(&p->cv);
   pthread_mutex_unlock(&p->mu);
   p->given++;
@@ -826,8 +818,7 @@ static int fetch_files(strata__follower *f, const strata__manifest *m,
   return rc;
 }
 
-/* ---- a sync ----------------------------------------------------------------
- */
+/* ---- a sync -------------------------------------------------------------- */
 
 /* The local file table rebuilt from the directory: every region file
  * hashed. Used when `local` cannot be trusted (f->between). */
@@ -1041,8 +1032,7 @@ int strata__follower_sync(struct strata__remote *r, uint64_t *version) {
   return sync_now(r->follower, false, version);
 }
 
-/* ---- the thread ------------------------------------------------------------
- */
+/* ---- the thread ---------------------------------------------------------- */
 
 static void wake(strata__follower *f, bool lost) {
   pthread_mutex_lock(&f->mu);
@@ -1125,8 +1115,7 @@ static void *run(void *arg) {
   return NULL;
 }
 
-/* ---- start and stop ---------------------------------------------------------
- */
+/* ---- start and stop ------------------------------------------------------ */
 
 static void follower_free(strata__follower *f) {
   if (f == NULL)

@@ -23,6 +23,7 @@
 #include <rados/librados.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <xxhash.h>
 
 #include "common/common.h"
 #include "common/log.h"
@@ -86,6 +87,10 @@ void strata__obj_pin(char *out, const char *node);
  * `out` holds 21 bytes. Parse: exactly 20 digits, else -1. */
 void strata__u64_dec20(char *out, uint64_t v);
 int strata__parse_dec20(const char *s, size_t len, uint64_t *out);
+/* The protocol's checksums as text (lowercase hex, fixed width): an
+ * XXH3-64 in 17 bytes, a file's XXH3-128 in 33 (high 64 bits first). */
+void strata__hex64(char *out, uint64_t v);
+void strata__hex128(char *out, XXH128_hash_t h);
 /* Parses: `len` decimal digits without overflow; exactly `digits`
  * lowercase hex digits (the value in *out, which may be NULL, when
  * digits <= 16). 0, or -1 when the text is not that. */

@@ -35,7 +35,7 @@ void strata__manifest_free(strata__manifest *m) {
 
 static json_t *hex64(uint64_t v) {
   char s[17];
-  snprintf(s, sizeof s, "%016" PRIx64, v);
+  strata__hex64(s, v);
   return json_string(s);
 }
 

@@ -48,12 +48,7 @@ static strata__logger *rlog(const strata__rconn *c) {
   return c->log != NULL ? c->log : &fallback;
 }
 
-/* ---- small helpers --------------------------------------------------------
- */
-
-static void hex64(char out[17], uint64_t v) {
-  snprintf(out, 17, "%016" PRIx64, v);
-}
+/* ---- small helpers ------------------------------------------------------- */
 
 /* A write op that runs once (docs/REMOTE.md: an op run twice ignored its
  * exclusive create): made, operated and released here. */
@@ -380,8 +375,7 @@ void strata__publock_release(strata__publock *l) {
   free(l);
 }
 
-/* ---- aio windows ----------------------------------------------------------
- */
+/* ---- aio windows --------------------------------------------------------- */
 
 int strata__aio_run(size_t njobs, uint32_t inflight,
                     int (*start)(void *ctx, strata__aio *a),
@@ -437,8 +431,7 @@ int strata__aio_run(size_t njobs, uint32_t inflight,
   return err;
 }
 
-/* ---- the store's files ------------------------------------------------------
- */
+/* ---- the store's files --------------------------------------------------- */
 
 /* The files of one publish: the manifest being made and, per region, the
  * store's reference to its file (which keeps the mapping the chunks are
@@ -518,8 +511,7 @@ static int pubset_hash(const strata__rconn *c, pubset *p, uint32_t cs) {
     mr->header_checksum = r->header_checksum;
     mr->index_checksum = r->index_checksum;
     XXH128_hash_t h = XXH3_128bits(r->base, r->size);
-    snprintf(mr->hash, sizeof mr->hash, "%016" PRIx64 "%016" PRIx64, h.high64,
-             h.low64);
+    strata__hex128(mr->hash, h);
     uint64_t nc = (r->size + cs - 1) / cs;
     if (nc > 999999)
       return strata__fail(STRATA_E_LIMIT,
@@ -549,8 +541,7 @@ static int pubset_hash(const strata__rconn *c, pubset *p, uint32_t cs) {
   return 0;
 }
 
-/* ---- chunks ----------------------------------------------------------------
- */
+/* ---- chunks -------------------------------------------------------------- */
 
 /* A flat list of every chunk of a manifest, for the aio windows. */
 typedef struct chunkjobs {
@@ -645,7 +636,7 @@ static int upload_start(void *ctx, strata__aio *a) {
   uint64_t len;
   chunk_name(j, a->job, obj, &len);
   const strata__mregion *mr = &j->m->regions[j->region[a->job]];
-  hex64(x, mr->chunks[j->index[a->job]]);
+  strata__hex64(x, mr->chunks[j->index[a->job]]);
   const uint8_t *src = j->bases[j->region[a->job]] +
                        (uint64_t)j->index[a->job] * j->m->chunk_size;
   /* A fresh op per operate (docs/REMOTE.md), released after completion. */
@@ -799,7 +790,7 @@ static int manifest_create(const strata__rconn *c, const strata__manifest *m,
   strata__obj_manifest(obj, m->version);
   *xx = XXH3_64bits(json, len);
   char x[17];
-  hex64(x, *xx);
+  strata__hex64(x, *xx);
   rados_write_op_t op = rados_create_write_op();
   rados_write_op_create(op, LIBRADOS_CREATE_EXCLUSIVE, NULL);
   rados_write_op_write_full(op, json, len);
