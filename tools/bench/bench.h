@@ -200,7 +200,8 @@ typedef struct bench_options {
   uint64_t build_mib;       /* build: total content */
   uint64_t build_layer_kib; /* build: size of one layer */
   int build_reps;
-  double seconds; /* store-read: length of each phase */
+  uint64_t sparse_build_n; /* build-sparse: layers of 64 B */
+  double seconds;          /* store-read: length of each phase */
 } bench_options;
 
 /* Fills o from the command line. Returns 0, or -1 after printing what was
@@ -294,6 +295,7 @@ extern const bench_scenario bench_sc_dense, bench_sc_open, bench_sc_sparse,
     bench_sc_small, bench_sc_build, bench_sc_pool, bench_sc_store_open,
     bench_sc_store_scale, bench_sc_store_read, bench_sc_crystallize,
     bench_sc_rcu, bench_sc_staging_alloc, bench_sc_staging_copy,
-    bench_sc_staging_batch, bench_sc_staging_open, bench_sc_zipf;
+    bench_sc_staging_batch, bench_sc_staging_open, bench_sc_zipf,
+    bench_sc_build_sparse;
 
 #endif /* STRATA_BENCH_H */

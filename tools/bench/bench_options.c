@@ -20,7 +20,8 @@ static void usage(FILE *f) {
       "\n"
       "  --scenario LIST   comma-separated: dense, sparse, zipf, small,\n"
       "                    open,\n"
-      "                    build, pool, store-open, store-scale,\n"
+      "                    build, build-sparse, pool, store-open, "
+      "store-scale,\n"
       "                    store-read,\n"
       "                    crystallize, rcu, staging-alloc, staging-copy,\n"
       "                    staging-batch, staging-open, staging (the four),\n"
@@ -38,6 +39,8 @@ static void usage(FILE *f) {
       "(default 5)\n"
       "  --build-mib MIB   build: content written (default 1024)\n"
       "  --build-layer-kib KIB  build: layer size (default 256)\n"
+      "  --sparse-build-n N  build-sparse: 64 B layers with random ids\n"
+      "                    (default 4000000)\n"
       "  --build-reps R    build: repetitions (default 3)\n"
       "  --seconds S       store-read: seconds per phase (default 2)\n"
       "  --dir DIR         where files go (default $TMPDIR or /tmp); a\n"
@@ -106,6 +109,7 @@ int bench_parse_options(int argc, char **argv, bench_options *o) {
                        .build_mib = 1024,
                        .build_layer_kib = 256,
                        .build_reps = 3,
+                       .sparse_build_n = 4000000,
                        .seconds = 2};
   enum {
     O_N = 256,
@@ -120,6 +124,7 @@ int bench_parse_options(int argc, char **argv, bench_options *o) {
     O_BMIB,
     O_BKIB,
     O_BREPS,
+    O_SBN,
     O_SECONDS
   };
   static const struct option longopts[] = {
@@ -135,6 +140,7 @@ int bench_parse_options(int argc, char **argv, bench_options *o) {
       {"build-mib", required_argument, NULL, O_BMIB},
       {"build-layer-kib", required_argument, NULL, O_BKIB},
       {"build-reps", required_argument, NULL, O_BREPS},
+      {"sparse-build-n", required_argument, NULL, O_SBN},
       {"seconds", required_argument, NULL, O_SECONDS},
       {NULL, 0, NULL, 0}};
   int c;
@@ -181,6 +187,9 @@ int bench_parse_options(int argc, char **argv, bench_options *o) {
     case O_BREPS:
       ok = parse_range(optarg, 1, BENCH_MAX_REPS, &v);
       o->build_reps = (int)v;
+      break;
+    case O_SBN:
+      ok = parse_range(optarg, 1, 100000000, &o->sparse_build_n);
       break;
     case O_SECONDS: {
       char *end;
