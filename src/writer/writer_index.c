@@ -45,18 +45,6 @@ static int pad_to(strata__buf *b, uint64_t base, uint64_t align) {
   return 0;
 }
 
-static int cmp_id(const void *a, const void *b) {
-  uint64_t x = ((const strata__wentry *)a)->id;
-  uint64_t y = ((const strata__wentry *)b)->id;
-  return (x > y) - (x < y);
-}
-
-static int cmp_slot(const void *a, const void *b) {
-  uint64_t x = ((const strata__wentry *)a)->hash;
-  uint64_t y = ((const strata__wentry *)b)->hash;
-  return (x > y) - (x < y);
-}
-
 typedef struct name_rec {
   uint64_t hash;
   uint32_t entry;
@@ -114,8 +102,8 @@ static void plan_free(index_plan *p) {
 
 /* Sparse ids under p->seed: builds the perfect hash, puts the entries in
  * slot order (each remembers its slot in .hash: in the file, its entry
- * number) and records the slots in id order in p->id_order. Expects the entries
- * in id order. *ok is false when the seed does not work. */
+ * number) and records the slots in id order in p->id_order. Expects the
+ * entries in id order. *ok is false when the seed does not work. */
 static int place_ids(strata_writer *w, index_plan *p, bool *ok) {
   uint64_t n = w->n;
   uint64_t *hashes = malloc(n * sizeof *hashes);
@@ -129,25 +117,18 @@ static int place_ids(strata_writer *w, index_plan *p, bool *ok) {
   if (rc == 1)
     rc = 0;
   if (rc == 0 && *ok) {
-    /* Entries are in id order: tag each with its slot and its id rank,
-     * sort by slot, and invert the ranks into the id order. */
+    /* Entries are in id order, so slot[i] is the slot of the i-th id: the
+     * id order as it is. The slots are distinct, so their order needs no
+     * sort: strata__writer_order_by_slot() walks them. */
     for (uint64_t i = 0; i < n; i++) {
       w->entries[i].hash = slot[i];
-      w->entries[i].rank = (uint32_t)i;
+      p->id_order[i] = (uint32_t)slot[i];
     }
-    qsort(w->entries, (size_t)n, sizeof *w->entries, cmp_slot);
-    for (uint64_t k = 0; k < n; k++)
-      p->id_order[w->entries[k].rank] = (uint32_t)w->entries[k].hash;
+    rc = strata__writer_order_by_slot(w, strata__slot_count(n));
   }
   free(hashes);
   free(slot);
   return rc;
-}
-
-/* Restores id order after a failed seed (place_ids() sorted by slot). */
-static void sort_by_id(strata_writer *w) {
-  if (w->n > 0) /* qsort() must not see the NULL array of an empty region */
-    qsort(w->entries, (size_t)w->n, sizeof *w->entries, cmp_id);
 }
 
 /* Name records under p->seed, in hash order, with their bucket table.
@@ -183,9 +164,16 @@ static int place_names(strata_writer *w, index_plan *p, bool *ok) {
   return 0;
 }
 
+/* Puts the entries in id order (place_ids() and a failed seed leave them
+ * in slot order). */
+static int sort_by_id(strata_writer *w) {
+  int rc = strata__writer_sort_by_id(w);
+  return rc < 0 ? strata__fail(rc, "%s: sorting the index", w->path) : 0;
+}
+
 static int make_plan(strata_writer *w, index_plan *p) {
   uint64_t n = w->n;
-  sort_by_id(w);
+  STRATA__TRY(sort_by_id(w));
   p->dense = n == 0 || w->entries[n - 1].id - w->entries[0].id == n - 1;
   p->packed = p->dense && !w->out_of_order;
   for (uint64_t i = 0; i < n; i++)
@@ -217,7 +205,7 @@ static int make_plan(strata_writer *w, index_plan *p) {
     if (ok)
       return 0;
     if (!p->dense)
-      sort_by_id(w);
+      STRATA__TRY(sort_by_id(w));
     p->seed = next_seed();
   }
   return strata__fail(STRATA_E_LIMIT,

@@ -1,10 +1,11 @@
 /* State of a region writer, shared by its files: writer.c (open, argument
  * checks, layers), writer_sets.c (the id and name sets), writer_commit.c
  * (commit and abort, through the file publisher pubfile.c) and
- * writer_index.c (building the index sections, with writer_phash.c).
+ * writer_index.c (building the index sections, with writer_phash.c and
+ * writer_sort.c).
  * Calls go one way only: writer.c calls the other three, writer_commit.c
  * calls writer_index.c and pubfile.c, and writer_index.c calls
- * writer_phash.c; tools/check_layers.py refuses a cycle. */
+ * writer_phash.c and writer_sort.c; tools/check_layers.py refuses a cycle. */
 #ifndef STRATA_WRITER_INTERNAL_H
 #define STRATA_WRITER_INTERNAL_H
 
@@ -34,6 +35,16 @@ typedef struct strata__wset {
   uint64_t used;
 } strata__wset;
 
+/* Open-addressing set of layer ids, holding the ids themselves so that a
+ * probe reads one slot and no entry: 0 marks an empty slot, and id 0 is
+ * kept aside in has_zero. */
+typedef struct strata__idset {
+  uint64_t *slots;
+  uint64_t cap; /* power of two */
+  uint64_t used;
+  bool has_zero;
+} strata__idset;
+
 /* Growable byte buffer. */
 typedef struct strata__buf {
   uint8_t *p;
@@ -59,7 +70,8 @@ struct strata_writer {
   strata__wentry *entries;
   uint64_t n, cap;
   strata__buf strings; /* names and metadata, NUL-terminated */
-  strata__wset ids, names;
+  strata__idset ids;
+  strata__wset names;
   bool ids_indexed;  /* `ids` is built: some id came out of order */
   uint64_t set_seed; /* random seed of the in-memory sets' hash */
 
@@ -80,6 +92,18 @@ int strata__buf_put(strata__buf *b, const void *p, uint64_t len);
 int strata__writer_build_index(strata_writer *w, uint64_t index_off,
                                uint8_t header[STRATA__HEADER_SIZE],
                                strata__buf *out);
+
+/* writer_sort.c: the entries' two orders, without a comparison sort. */
+
+/* Puts w->entries in ascending id order: nothing to do when they came in
+ * order (checked in one pass), else a radix sort of (id, position) pairs
+ * and one gather. STRATA_E_NOMEM without a detail message. */
+int strata__writer_sort_by_id(strata_writer *w);
+
+/* Puts w->entries in ascending order of .hash, which must hold distinct
+ * slots below `slots`: one scatter over the slots and one gather, no sort.
+ * STRATA_E_NOMEM without a detail message. */
+int strata__writer_order_by_slot(strata_writer *w, uint64_t slots);
 
 /* writer_commit.c: the temporary file, through the file publisher. */
 

@@ -23,11 +23,14 @@ int strata__phash_build(const uint64_t *hashes, uint64_t n, uint16_t *pilots,
   uint64_t r = strata__pilot_count(n), m = strata__slot_count(n);
   uint32_t *start = calloc(r + 1, sizeof *start); /* keys of bucket b: */
   uint32_t *keys = malloc(n * sizeof *keys);      /* keys[start[b]..] */
+  /* Their hashes in the same order, so that the pilot search reads them
+   * in sequence rather than one cache miss per key. */
+  uint64_t *bhash = malloc(n * sizeof *bhash);
   uint32_t *by_size = malloc(r * sizeof *by_size);
   uint64_t *taken = calloc((m + 63) / 64, sizeof *taken);
   uint32_t size_count[MAX_BUCKET_KEYS + 2] = {0};
   int rc = 0;
-  if (!start || !keys || !by_size || !taken) {
+  if (!start || !keys || !bhash || !by_size || !taken) {
     rc = STRATA_E_NOMEM;
     goto out;
   }
@@ -49,8 +52,11 @@ int strata__phash_build(const uint64_t *hashes, uint64_t n, uint16_t *pilots,
       goto out;
     }
     memcpy(fill, start, r * sizeof *fill);
-    for (uint64_t i = 0; i < n; i++)
-      keys[fill[strata__pilot_bucket(hashes[i], r)]++] = (uint32_t)i;
+    for (uint64_t i = 0; i < n; i++) {
+      uint32_t at = fill[strata__pilot_bucket(hashes[i], r)]++;
+      keys[at] = (uint32_t)i;
+      bhash[at] = hashes[i];
+    }
     free(fill);
   }
   /* Buckets ordered by size, largest first (counting sort again). */
@@ -71,10 +77,26 @@ int strata__phash_build(const uint64_t *hashes, uint64_t n, uint16_t *pilots,
       continue;
     uint64_t s[MAX_BUCKET_KEYS];
     bool placed = false;
-    for (uint32_t p = 0; p <= UINT16_MAX && !placed; p++) {
+    if (cnt == 1) {
+      /* Most buckets past the first few hold one key: the first pilot
+       * that sends it to a free slot, without the general loop's
+       * bookkeeping (the same pilot, so the same file). */
+      uint64_t h = bhash[lo];
+      for (uint32_t p = 0; p <= UINT16_MAX; p++) {
+        uint64_t t = strata__slot_of(h, (uint16_t)p, m);
+        if (!(taken[t / 64] >> (t % 64) & 1)) {
+          pilots[b] = (uint16_t)p;
+          taken[t / 64] |= 1ull << (t % 64);
+          slot[keys[lo]] = t;
+          placed = true;
+          break;
+        }
+      }
+    }
+    for (uint32_t p = 0; p <= UINT16_MAX && !placed && cnt > 1; p++) {
       placed = true;
       for (uint32_t k = 0; k < cnt && placed; k++) {
-        s[k] = strata__slot_of(hashes[keys[lo + k]], (uint16_t)p, m);
+        s[k] = strata__slot_of(bhash[lo + k], (uint16_t)p, m);
         if (taken[s[k] / 64] >> (s[k] % 64) & 1)
           placed = false;
         for (uint32_t q = 0; q < k && placed; q++)
@@ -96,6 +118,7 @@ int strata__phash_build(const uint64_t *hashes, uint64_t n, uint16_t *pilots,
 out:
   free(start);
   free(keys);
+  free(bhash);
   free(by_size);
   free(taken);
   return rc;
