@@ -2,7 +2,9 @@
 # Builds the CUDA path here (a machine with the CUDA toolkit and the build
 # dependencies, no GPU needed) and gathers into one folder everything a bare
 # GPU machine needs to run it: test_gpu, bench_gpu, the shared libraries
-# they load that such a machine lacks, run.sh and a manifest.
+# they load that such a machine lacks, run.sh and a manifest, and in deps/
+# what run.sh needs to rebuild them there with build.sh when that
+# machine's driver is too old for the runtime linked here.
 #
 #   tests/gpu/prepare.sh [CARRY_DIR [BUILD_DIR]]
 #
@@ -16,8 +18,8 @@
 # statically (CUDA::cudart_static, as the CMake files already do), so the
 # only CUDA piece the binaries need there is the driver (libcuda.so.1),
 # which always comes with the GPU; the driver must be at least as new as
-# the runtime linked here (the manifest names both versions, run.sh
-# compares them with what the machine reports).
+# the runtime linked here (the manifest names it; run.sh compares it with
+# what the machine's driver reports, and rebuilds there when it is older).
 #
 # Exit status: 0 when the folder is complete; 1 on a build failure; 2 when
 # the toolkit or a library cannot be found.
@@ -31,34 +33,18 @@ die() {
   exit "${2:-1}"
 }
 
-# The toolkit: nvcc on PATH, $CUDA_HOME, $CUDA_PATH or /usr/local/cuda.
-cuda_root=
-if command -v nvcc >/dev/null; then
-  cuda_root=$(cd "$(dirname "$(command -v nvcc)")/.." && pwd)
-else
-  for r in "${CUDA_HOME:-}" "${CUDA_PATH:-}" /usr/local/cuda; do
-    [[ -n $r && -x $r/bin/nvcc ]] && cuda_root=$r && break
-  done
-fi
-[[ -n $cuda_root ]] ||
-  die "no CUDA toolkit (nvcc not on PATH, nor in \$CUDA_HOME, \$CUDA_PATH or /usr/local/cuda)" 2
-
-# Release; RADOS and the Python package off: the GPU programs do not use
-# them, and librados alone would pull in Ceph's libraries (~60 MiB).
-echo "prepare: building test_gpu and bench_gpu in $build (CUDA: $cuda_root)"
-cmake -S "$src" -B "$build" -DCMAKE_BUILD_TYPE=Release -DSTRATA_WITH_CUDA=ON \
-  -DSTRATA_WITH_RADOS=OFF -DSTRATA_BUILD_PYTHON=OFF -DSTRATA_BUILD_TOOLS=OFF \
-  -DSTRATA_BUILD_EXAMPLES=OFF -DSTRATA_BUILD_TESTS=ON \
-  -DCUDAToolkit_ROOT="$cuda_root" >"$build.configure.log" 2>&1 ||
-  die "cmake configure failed (see $build.configure.log)"
-cmake --build "$build" -j"$(nproc)" --target test_gpu bench_gpu \
-  >"$build.build.log" 2>&1 || die "build failed (see $build.build.log)"
+echo "prepare: building test_gpu and bench_gpu in $build"
+rc=0
+toolkit=$(bash "$src/tests/gpu/build.sh" "$src" "$build" "$build.log") || rc=$?
+((rc != 2)) || exit 2
+((rc == 0)) || die "build failed (see $build.log)"
+echo "prepare: $toolkit"
 
 bins=("$build/tests/gpu/test_gpu" "$build/tools/bench/bench_gpu")
 rm -rf "$carry"
 mkdir -p "$carry/bin" "$carry/lib"
 cp "${bins[@]}" "$carry/bin/"
-cp "$src/tests/gpu/run.sh" "$carry/"
+cp "$src/tests/gpu/run.sh" "$src/tests/gpu/build.sh" "$carry/"
 
 # The libraries to carry: everything ldd resolves except the C library's
 # own (libc, libm, libdl, librt, libpthread, libresolv, the loader), which
@@ -84,11 +70,52 @@ for name in "${!carried[@]}"; do
   cp -L "${carried[$name]}" "$carry/lib/$name"
 done
 
+# deps/: what run.sh needs to rebuild the programs there against the
+# machine's own toolkit when its driver is older than the runtime linked
+# here (build.sh): the four libraries' headers; each library again as
+# deps/lib/libNAME.so, the name the linker looks for (a copy, not a
+# symlink, which a carry may drop: 240 KiB in all; its soname inside is
+# the carried one's, so the programs built load lib/ as before); a .pc
+# file for each pointing at them; and pkgconf (as deps/bin/pkg-config; its
+# library goes to lib/).
+deps=$carry/deps
+mkdir -p "$deps/include" "$deps/lib" "$deps/pkgconfig" "$deps/bin"
+for mod in jansson libxxhash numa cmocka; do
+  pc=$(pkg-config --variable=pcfiledir "$mod")/$mod.pc
+  pkg=$(dpkg -S "$pc" | cut -d: -f1) || die "no Debian package owns $pc" 2
+  dpkg -L "$pkg" | grep '^/usr/include/.*\.h$' | while read -r h; do
+    mkdir -p "$deps/include/$(dirname "${h#/usr/include/}")"
+    cp "$h" "$deps/include/${h#/usr/include/}"
+  done
+  libs=
+  for l in $(pkg-config --libs-only-l "$mod"); do
+    so=("$carry/lib/lib${l#-l}.so."*)
+    [[ -f ${so[0]} ]] ||
+      die "$mod: lib${l#-l}.so.* is not among the carried libraries" 2
+    cp "${so[0]}" "$deps/lib/lib${l#-l}.so"
+    libs+=" $l"
+  done
+  cat >"$deps/pkgconfig/$mod.pc" <<PC
+prefix=\${pcfiledir}/..
+Name: $mod
+Description: $mod as carried by tests/gpu/prepare.sh
+Version: $(pkg-config --modversion "$mod")
+Libs: -L\${prefix}/lib$libs
+Cflags: -I\${prefix}/include
+PC
+done
+pkgconf=$(readlink -f "$(command -v pkg-config)")
+cp "$pkgconf" "$deps/bin/pkg-config"
+while read -r name arrow path _; do
+  [[ $arrow == "=>" && $path == /* ]] || continue
+  is_glibc "$name" || cp -L "$path" "$carry/lib/$name"
+done < <(ldd "$pkgconf")
+
 # The versions the GPU machine must match: the CUDA runtime linked in (its
 # minimum driver), and the newest glibc symbol version any carried file
 # needs.
-cuda_version=$("$cuda_root/bin/nvcc" --version | sed -n 's/.*release \([0-9.]*\).*/\1/p')
-glibc_needed=$(for f in "$carry"/bin/* "$carry"/lib/*; do
+cuda_version=${toolkit##*release }
+glibc_needed=$(for f in "$carry"/bin/* "$carry"/lib/* "$deps"/bin/*; do
   objdump -T "$f" | grep -o 'GLIBC_[0-9.]*'
 done | sort -uV | tail -n 1)
 

@@ -13,6 +13,13 @@
 # device call"); RUN_BUDGET_S (default 450) caps the whole run: each step
 # gets what is left of it, at most its own cap.
 #
+# When the machine's driver is older than the CUDA runtime linked into the
+# carried programs (MANIFEST's cuda_runtime), they cannot use the GPU: run.sh
+# then rebuilds them with build.sh against the machine's own toolkit, in a
+# scratch folder, from the source tree the folder sits in (.gpu-carry/ at
+# the tree root, or $STRATA_SRC), with the headers, .pc files and pkgconf
+# carried in deps/. RUN_REBUILD=1 rebuilds always, RUN_REBUILD=0 never.
+#
 # Exit status: 0 when everything ran and passed, or when there is no GPU
 # (said so: "no GPU"); 1 when a step failed or ran out of time; 2 when a
 # binary's library cannot be found (named) or the folder is incomplete.
@@ -92,17 +99,41 @@ if command -v nvidia-smi >/dev/null; then
   if [[ -n $have_cuda && -n $need_cuda ]] &&
     [[ $(printf '%s\n%s\n' "$need_cuda" "$have_cuda" | sort -V | head -n 1) != "$need_cuda" ]]; then
     log "run: this driver is older than the CUDA $need_cuda runtime linked into" \
-      "the binaries: test_gpu will fail with 'insufficient driver'; rebuild" \
-      "with tests/gpu/prepare.sh against a toolkit of CUDA $have_cuda or older"
+      "the carried programs: they cannot use the GPU; rebuilding them here"
+    driver_old=1
   fi
 else
   log "nvidia-smi: not found"
 fi
 
+# ---- rebuild against this machine's toolkit, when needed -----------------
+test_bin=$carry/bin/test_gpu
+bench_bin=$carry/bin/bench_gpu
+rebuild=${RUN_REBUILD:-auto}
+if [[ $rebuild == 1 || ($rebuild == auto && ${driver_old:-0} == 1) ]]; then
+  step "rebuild"
+  src=${STRATA_SRC:-$(cd "$carry/.." && pwd)}
+  if [[ ! -f $src/CMakeLists.txt || ! -f $src/tests/gpu/test_gpu.c ]]; then
+    log "run: FAILED: no Strata source tree at $src to rebuild from (set STRATA_SRC)"
+    exit 1
+  fi
+  log "rebuilding test_gpu and bench_gpu from $src"
+  if ! run 180 env PKG_CONFIG_LIBDIR="$carry/deps/pkgconfig" PKG_CONFIG_PATH= \
+    bash "$carry/build.sh" "$src" "$scratch/build" "$scratch/build.log" \
+    -DPKG_CONFIG_EXECUTABLE="$carry/deps/bin/pkg-config"; then
+    tail -n 40 "$scratch/build.log" | while IFS= read -r l; do log "$l"; done
+    log "run: FAILED: the rebuild failed (the end of its log is above)"
+    exit 1
+  fi
+  test_bin=$scratch/build/tests/gpu/test_gpu
+  bench_bin=$scratch/build/tools/bench/bench_gpu
+  log "rebuilt"
+fi
+
 # ---- every library found -------------------------------------------------
 step "libraries"
 missing=0
-for b in "$carry"/bin/*; do
+for b in "$test_bin" "$bench_bin"; do
   out=$(ldd "$b" 2>&1)
   while IFS= read -r l; do
     log "run: $(basename "$b"): library not found: $(sed 's/^[[:space:]]*//' <<<"$l")"
@@ -119,14 +150,14 @@ log "every library found"
 
 # ---- test ----------------------------------------------------------------
 step "test_gpu"
-run 120 "$carry/bin/test_gpu"
+run 120 "$test_bin"
 test_rc=$?
 case $test_rc in
 0) log "test_gpu: passed" ;;
 77)
   log "test_gpu: skipped"
   step "bench_gpu"
-  run 30 "$carry/bin/bench_gpu"
+  run 30 "$bench_bin"
   bench_rc=$?
   if ((bench_rc != 0)); then
     log "bench_gpu: FAILED (exit $bench_rc)"
@@ -142,7 +173,7 @@ esac
 # ---- benchmark -----------------------------------------------------------
 (($# == 0)) && set -- --mib 256 --small-mib 64 --slab-gib 4 --reps 3
 step "bench_gpu $*"
-run 180 "$carry/bin/bench_gpu" "$@"
+run 180 "$bench_bin" "$@"
 bench_rc=$?
 ((bench_rc == 0)) || log "bench_gpu: FAILED (exit $bench_rc)"
 
@@ -162,7 +193,7 @@ else
     step "compute-sanitizer --tool $tool test_gpu"
     cap=90
     [[ $tool == memcheck ]] && cap=150
-    run "$cap" "$san" --tool "$tool" --error-exitcode 3 "$carry/bin/test_gpu"
+    run "$cap" "$san" --tool "$tool" --error-exitcode 3 "$test_bin"
     rc=$?
     if ((rc == 0)); then
       log "compute-sanitizer $tool: no report"
