@@ -18,14 +18,16 @@
 #include "store/store_internal.h"
 #include "writer/writer_internal.h"
 
-/* Called for each layer of the region's current content, in id order. */
+/* Called for each layer of the region's current content, in id order.
+ * `checksum` is the content's XXH3-64 where it is known (a proto's layer
+ * version, hashed when it was put), else NULL. */
 typedef int (*layer_fn)(void *arg, uint64_t id, const char *name,
                         size_t name_len, const char *metadata, const void *data,
-                        uint64_t size);
+                        uint64_t size, const uint64_t *checksum);
 
 static int visit_lver(layer_fn fn, void *arg, const strata__lver *lv) {
   return fn(arg, lv->id, lv->name, lv->name_len, lv->metadata, lv->data,
-            lv->size);
+            lv->size, &lv->checksum);
 }
 
 /* Visits the region's current content in id order: the base file's layers
@@ -50,7 +52,8 @@ static int merge_content(const strata__entry *e, layer_fn fn, void *arg) {
       if (rc == 0 && k < n && latest[k]->id == l.id)
         continue; /* replaced or removed: the loop above handles it next */
       if (rc == 0)
-        rc = fn(arg, l.id, l.name, l.name_len, l.metadata, l.data, l.size);
+        rc =
+            fn(arg, l.id, l.name, l.name_len, l.metadata, l.data, l.size, NULL);
     }
   }
   for (; rc == 0 && k < n; k++)
@@ -73,8 +76,9 @@ typedef struct crys_progress {
 
 static int count_layer(void *arg, uint64_t id, const char *name,
                        size_t name_len, const char *metadata, const void *data,
-                       uint64_t size) {
+                       uint64_t size, const uint64_t *checksum) {
   (void)id, (void)name, (void)name_len, (void)metadata, (void)data;
+  (void)checksum;
   crys_progress *cp = arg;
   uint64_t a = cp->align;
   cp->p.bytes_total = (cp->p.bytes_total + a - 1) / a * a + size;
@@ -97,10 +101,16 @@ typedef struct add_arg {
   uint64_t *bytes; /* content bytes added */
 } add_arg;
 
+/* A proto's layer version goes in with the checksum its put computed:
+ * the writer copies it without hashing it again. */
 static int add_layer(void *arg, uint64_t id, const char *name, size_t name_len,
-                     const char *metadata, const void *data, uint64_t size) {
+                     const char *metadata, const void *data, uint64_t size,
+                     const uint64_t *checksum) {
   add_arg *a = arg;
   *a->bytes += size;
+  if (checksum != NULL)
+    return strata__writer_add_hashed(a->w, id, name, name_len, metadata, data,
+                                     (size_t)size, *checksum);
   return strata_writer_add(a->w, id, name, name_len, metadata, data,
                            (size_t)size);
 }

@@ -221,6 +221,7 @@ void strata__overlay_free(struct strata_store *s, void *obj) {
   counts_free(s, atomic_load_explicit(&o->counts, memory_order_relaxed));
   table_free(s, atomic_load_explicit(&o->table, memory_order_relaxed), true);
   free(o->dirty);
+  free(o->ids);
   atomic_fetch_sub_explicit(&s->extra_bytes, sizeof *o, memory_order_relaxed);
   free(o);
 }
@@ -307,6 +308,20 @@ static int dirty_push(strata__overlay *o, uint64_t id) {
   return 0;
 }
 
+/* Makes room for one more id in o->ids (grown by doubling, so that a put
+ * allocates only now and then). */
+static int ids_reserve(strata__overlay *o) {
+  if (o->changed < o->ids_cap)
+    return 0;
+  uint64_t cap = o->ids_cap ? 2 * o->ids_cap : 64;
+  uint64_t *v = realloc(o->ids, cap * sizeof *v);
+  if (v == NULL)
+    return STRATA_E_NOMEM;
+  o->ids = v;
+  o->ids_cap = cap;
+  return 0;
+}
+
 int strata__overlay_link(struct strata_store *s, strata__overlay *o,
                          strata__lver *lv) {
   strata__otable *t = atomic_load_explicit(&o->table, memory_order_relaxed);
@@ -324,7 +339,8 @@ int strata__overlay_link(struct strata_store *s, strata__overlay *o,
   strata__link *li = palloc(s, sizeof *li, &bytes);
   strata__link *ln = lv->name != NULL ? palloc(s, sizeof *ln, &bytes) : NULL;
   if (li == NULL || (lv->name != NULL && ln == NULL) ||
-      (superseding && dirty_push(o, lv->id) < 0)) {
+      (superseding && dirty_push(o, lv->id) < 0) ||
+      (!superseding && ids_reserve(o) < 0)) {
     strata__pool_free(s->pool, li, sizeof *li);
     strata__pool_free(s->pool, ln, sizeof *ln);
     return strata__fail(STRATA_E_NOMEM, "%s: allocating a proto index link",
@@ -344,8 +360,11 @@ int strata__overlay_link(struct strata_store *s, strata__overlay *o,
   }
   atomic_store_explicit(head, li, memory_order_release);
   o->lvers++;
-  if (!superseding)
-    o->changed++;
+  if (!superseding) {
+    if (o->changed > 0 && lv->id < o->ids[o->changed - 1])
+      o->ids_unsorted = true;
+    o->ids[o->changed++] = lv->id;
+  }
   o->bytes += bytes + lv->alloc_size + lv->size;
   return 0;
 }
@@ -454,36 +473,28 @@ static int cmp_id_lver(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-int strata__overlay_latest(const strata__overlay *o, const strata__lver ***out,
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+int strata__overlay_latest(strata__overlay *o, const strata__lver ***out,
                            uint64_t *n) {
-  const strata__otable *t = atomic_load_explicit(&((strata__overlay *)o)->table,
-                                                 memory_order_relaxed);
-  uint64_t cap = o->changed ? o->changed : 1;
-  id_lver *pairs = malloc(cap * sizeof *pairs);
-  const strata__lver **v = malloc(cap * sizeof *v);
-  if (pairs == NULL || v == NULL) {
-    free(pairs);
-    free(v);
+  /* The ids come from o->ids, sorted only if some put went backwards
+   * (sorting 8-byte ids, not pairs), and each one's newest version is the
+   * first link of its id in its chain: one lookup per id. Walking the
+   * chains instead meant a walk to the head per link and a qsort of
+   * (id, lver) pairs: 38% of issue 19's put + crystallize profile of
+   * 100,000 layers put in id order. */
+  uint64_t k = o->changed;
+  const strata__lver **v = malloc((k ? k : 1) * sizeof *v);
+  if (v == NULL)
     return STRATA_E_NOMEM;
-  }
-  uint64_t k = 0;
-  for (uint64_t b = 0; b <= t->mask; b++) {
-    const strata__link *head =
-        atomic_load_explicit(&t->by_id[b], memory_order_relaxed);
-    for (const strata__link *l = head; l != NULL;
-         l = atomic_load_explicit(&l->next, memory_order_relaxed)) {
-      /* The newest version is the first link of its id in the chain. */
-      const strata__link *f = head;
-      while (f->lv->id != l->lv->id)
-        f = atomic_load_explicit(&f->next, memory_order_relaxed);
-      if (f == l && k < o->changed)
-        pairs[k++] = (id_lver){l->lv->id, l->lv};
-    }
-  }
-  qsort(pairs, k, sizeof *pairs, cmp_id_lver);
+  if (o->ids_unsorted)
+    qsort(o->ids, k, sizeof *o->ids, cmp_u64);
+  o->ids_unsorted = false;
   for (uint64_t i = 0; i < k; i++)
-    v[i] = pairs[i].lv;
-  free(pairs);
+    v[i] = strata__overlay_find(o, o->ids[i], UINT64_MAX);
   *out = v;
   *n = k;
   return 0;

@@ -176,6 +176,13 @@ typedef struct strata__overlay {
   uint64_t count_records;
   uint64_t *dirty; /* ids with superseded versions to prune */
   uint64_t dirty_n, dirty_cap;
+  /* Every id with an lver (`changed` of them), ascending unless
+   * ids_unsorted (a put of a new id below the last one): crystallization
+   * walks them instead of the chains, and sorts them (in place) only when
+   * ids_unsorted (strata__overlay_latest). */
+  uint64_t *ids;
+  uint64_t ids_cap;
+  bool ids_unsorted;
   /* A crystallization of this proto renamed its file into place, then
    * failed (the directory fsync, or the stat after it): the file at the
    * region's path is this proto's own, and the next crystallization may
@@ -215,7 +222,7 @@ void strata__overlay_prune(struct strata_store *s, strata__overlay *o,
                            uint64_t min_version);
 /* Writer side: the newest lver of every changed id, sorted by id, as a
  * malloc'd array of *n pointers. */
-int strata__overlay_latest(const strata__overlay *o, const strata__lver ***out,
+int strata__overlay_latest(strata__overlay *o, const strata__lver ***out,
                            uint64_t *n);
 /* Reader side: the lver of every id a snapshot at `version` sees
  * (tombstones included), sorted by id, in a malloc'ed array the caller

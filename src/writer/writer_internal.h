@@ -138,6 +138,15 @@ int strata__writer_sets_add(strata_writer *w, uint32_t entry);
  * still be added). STRATA_E_NOMEM. */
 int strata__writer_reserve(strata_writer *w, uint64_t layers);
 
+/* strata_writer_add() of a layer whose content's XXH3-64 the caller
+ * already holds (a proto's layer version, hashed when it was put): the
+ * bytes are copied, not hashed again. A wrong checksum makes a file that
+ * validation rejects, so only pass one computed from these very bytes.
+ * Errors as strata_writer_add(). */
+int strata__writer_add_hashed(strata_writer *w, uint64_t id, const char *name,
+                              size_t name_len, const char *metadata,
+                              const void *data, size_t size, uint64_t checksum);
+
 /* Commits in two steps, so that the caller can allocate everything it
  * needs to publish the new file while nothing is in place yet.
  *

@@ -591,6 +591,62 @@ static void test_crystallize_new_region(void **state) {
   strata_store_close(s);
 }
 
+/* Crystallization walks each changed id's newest version (issue 19 §2):
+ * puts that go backwards in id order, one layer replaced many times while
+ * a snapshot keeps its old versions, and tombstones in bulk over base and
+ * proto layers; the file holds exactly the newest content, and every
+ * layer's checksum (carried from the put, not recomputed) verifies. */
+static void test_crystallize_newest_versions(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  write_region(dir, "mix.region", 5, "mix", 100, 50); /* ids 100..149 */
+  strata_store *s = open_store(dir, NULL);
+  strata_proto *p = NULL;
+  assert_strata_ok(strata_proto_open(s, 5, &p));
+  char data[64];
+  /* New ids in descending order, below, among and above the base ids. */
+  for (uint64_t i = 300; i-- > 0;) {
+    snprintf(data, sizeof data, "put:%" PRIu64, i);
+    assert_strata_ok(strata_proto_put(p, i, NULL, 0, NULL, data, strlen(data)));
+  }
+  /* Layer 7 replaced 200 times; a snapshot keeps its first version alive. */
+  strata_txn old;
+  assert_strata_ok(strata_read_begin(s, &old));
+  for (int k = 0; k < 200; k++) {
+    snprintf(data, sizeof data, "seven:%d", k);
+    assert_strata_ok(strata_proto_put(p, 7, NULL, 0, NULL, data, strlen(data)));
+  }
+  /* Tombstones in bulk: every third id below 300 (base ids among them),
+   * and one id removed, put back and removed again. */
+  for (uint64_t i = 0; i < 300; i += 3)
+    assert_strata_ok(strata_proto_remove(p, i));
+  assert_strata_ok(strata_proto_put(p, 3, NULL, 0, NULL, "back", 4));
+  assert_strata_ok(strata_proto_remove(p, 3));
+  assert_strata_ok(strata_crystallize(s, 5));
+  strata_layer l;
+  assert_strata_ok(strata_get(&old, 5, 7, &l));
+  assert_memory_equal(l.data, "put:7", 5);
+  strata_read_end(&old);
+  strata_store_close(s);
+
+  s = open_store(dir, NULL);
+  for (uint64_t i = 0; i < 300; i++) {
+    snprintf(data, sizeof data, i == 7 ? "seven:199" : "put:%" PRIu64, i);
+    test_expect_layer(s, 5, i, i % 3 == 0 ? NULL : data);
+  }
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  strata_store_region r;
+  assert_strata_ok(strata_store_region_at(&t, 0, &r));
+  assert_int_equal(r.layer_count, 200);
+  strata_read_end(&t);
+  strata_store_close(s);
+  strata_region *reg = NULL;
+  assert_strata_ok(strata_region_open(test_path(dir, "mix.region"), 0, &reg));
+  assert_strata_ok(strata_region_verify(reg, NULL));
+  strata_region_close(reg);
+}
+
 static void test_crystallize_replaces_region(void **state) {
   (void)state;
   const char *dir = test_tmpdir();
@@ -1299,6 +1355,7 @@ int main(void) {
       cmocka_unit_test(test_many_puts_grow_and_prune),
       cmocka_unit_test(test_crystallize_new_region),
       cmocka_unit_test(test_crystallize_replaces_region),
+      cmocka_unit_test(test_crystallize_newest_versions),
       cmocka_unit_test(test_crystallize_keeps_alignment),
       cmocka_unit_test(test_discard),
       cmocka_unit_test(test_writer_lock_and_refresh),

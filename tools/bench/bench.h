@@ -170,6 +170,12 @@ void bench_warm_page_cache(const char *path);
 void bench_write_region(const char *path, uint64_t id, const char *name,
                         uint64_t layers, size_t size);
 
+/* Builds the layers with peer p into dir (its build(), fsync included),
+ * returns the seconds it took, and removes what it wrote. Exits on
+ * failure. */
+double bench_build_once(const bench_peer *p, const char *dir,
+                        const bench_layers *layers);
+
 /* ---- bench_output.c ---- */
 
 /* `"k": {"median": ..., "min": ..., "max": ...}` */

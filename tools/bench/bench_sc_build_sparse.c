@@ -23,25 +23,6 @@ typedef struct build_sparse_result {
 static const bench_peer *const sb_peers[SB_PEERS] = {&bench_strata, &bench_cdb,
                                                      &bench_lmdb};
 
-/* Builds with peer p into dir, returns the seconds it took, and removes
- * what it wrote. */
-static double build_once(const bench_peer *p, const char *dir,
-                         const bench_layers *layers) {
-  char err[512];
-  void *state = NULL;
-  uint64_t t0 = bench_now_ns();
-  if (p->build(&state, dir, layers, err, sizeof err) != 0)
-    bench_fail("%s build: %s", p->name, err);
-  double s = (double)(bench_now_ns() - t0) / 1e9;
-  if (p->destroy != NULL) {
-    p->destroy(state);
-  } else {
-    p->close(state);
-    bench_state_free(state);
-  }
-  return s;
-}
-
 static void run(bench_ctx *ctx, void *result) {
   const bench_options *o = ctx->o;
   build_sparse_result *res = result;
@@ -59,7 +40,7 @@ static void run(bench_ctx *ctx, void *result) {
       int p = (q + r) % SB_PEERS;
       bench_say("build-sparse: rep %d of %d, %s, %" PRIu64 " x %d B", r + 1,
                 res->reps, sb_peers[p]->name, res->n, SB_SIZE);
-      v[p][r] = build_once(sb_peers[p], ctx->dir, &layers);
+      v[p][r] = bench_build_once(sb_peers[p], ctx->dir, &layers);
     }
   }
   for (int p = 0; p < SB_PEERS; p++)

@@ -1,7 +1,10 @@
 /* Scenario "crystallize": strata_crystallize() of a proto (64 KiB and
- * 256 B layers) against write(2) and a read/write copy of the same bytes.
- * Only the public API is used; the store milestone's target is printed
- * next to the figures. */
+ * 256 B layers) against write(2) and a read/write copy of the same bytes;
+ * then issue 19's case, 100,000 x 256 B put into a new proto and
+ * crystallized (fsync included), against write(2)+fsync of the same bytes,
+ * tinycdb's cdb_make (+fsync) and LMDB (puts in one transaction, commit,
+ * sync), each peer through the build() the get scenarios use. Only the
+ * public API is used; the targets are printed next to the figures. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -19,7 +22,12 @@
 #define CRYS_SMALL_LAYERS 400000 /* x 256 B = 102 MB */
 #define CRYS_SMALL_SIZE 256
 #define CRYS_MAX_REPS 3
-#define COPY_BUF (1u << 20) /* the writer's own buffer is 1 MiB too */
+#define COPY_BUF (1u << 20)     /* the writer's own buffer is 1 MiB too */
+#define CRYS_PEER_LAYERS 100000 /* x 256 B: issue 19's case */
+#define CRYS_PEERS 4            /* strata, write(2), cdb_make, LMDB */
+
+/* Issue 19's goal: crystallize >= 0.7x the speed of write(2)+fsync. */
+#define TARGET_CRYS_VS_WRITE 0.7
 
 /* The store milestone's target, printed next to the measurements. */
 #define TARGET_CRYS_GBS 1.0
@@ -38,9 +46,19 @@ typedef struct crystallize_case_result {
   double peer_copy_gbs, peer_copy_gbs_best;
 } crystallize_case_result;
 
+/* Issue 19's case: whole-call times in ms, medians over the repetitions
+ * with minimum and maximum. */
+typedef struct crystallize_peers_result {
+  uint64_t layers, layer_bytes;
+  int reps;
+  bench_stat put_ms, crys_ms; /* strata: the puts; strata_crystallize() */
+  bench_stat ms[CRYS_PEERS];  /* strata (puts + crystallize), the peers */
+} crystallize_peers_result;
+
 typedef struct crystallize_result {
   double load1;
   crystallize_case_result big, small;
+  crystallize_peers_result peers;
 } crystallize_result;
 
 static void write_fd_all(int fd, const uint8_t *p, size_t len,
@@ -197,6 +215,74 @@ static void crystallize_case(strata_store *s, const char *dir, int reps,
   free(src);
 }
 
+/* Strata's side of issue 19's case: puts of value i (bench_fill_value(),
+ * the peers' contents) as layer i into a new proto, then the
+ * crystallization; the region stays, the proto is dropped untimed. */
+static void peers_strata(strata_store *s, uint64_t id, const uint8_t *src,
+                         const crystallize_peers_result *c, double *put_ms,
+                         double *crys_ms) {
+  char name[32];
+  snprintf(name, sizeof name, "peers-%" PRIu64, id);
+  strata_proto *pr;
+  bench_check(strata_proto_create(s, id, name, strlen(name), NULL, &pr),
+              "strata_proto_create");
+  uint64_t t0 = bench_now_ns();
+  for (uint64_t i = 0; i < c->layers; i++)
+    bench_check(strata_proto_put(pr, i, NULL, 0, NULL, src + i * c->layer_bytes,
+                                 (size_t)c->layer_bytes),
+                "strata_proto_put");
+  uint64_t t1 = bench_now_ns();
+  bench_check(strata_crystallize(s, id), "strata_crystallize");
+  uint64_t t2 = bench_now_ns();
+  *put_ms = (double)(t1 - t0) / 1e6;
+  *crys_ms = (double)(t2 - t1) / 1e6;
+  bench_check(strata_proto_discard(pr), "strata_proto_discard");
+  bench_check(strata_store_reclaim(s, 1), "strata_store_reclaim");
+}
+
+static void peers_case(strata_store *s, const char *dir, int reps,
+                       uint64_t layers, crystallize_peers_result *c) {
+  *c = (crystallize_peers_result){
+      .layers = layers, .layer_bytes = CRYS_SMALL_SIZE, .reps = reps};
+  uint64_t *ids = bench_xmalloc(layers * sizeof *ids);
+  uint8_t *src = bench_xmalloc((size_t)(layers * CRYS_SMALL_SIZE));
+  for (uint64_t i = 0; i < layers; i++) {
+    ids[i] = i;
+    bench_fill_value(i, src + i * CRYS_SMALL_SIZE, CRYS_SMALL_SIZE);
+  }
+  bench_layers ls = {.n = layers, .size = CRYS_SMALL_SIZE, .ids = ids};
+  char *pw = bench_path(dir, "peer.write");
+  double put[CRYS_MAX_REPS], crys[CRYS_MAX_REPS], v[CRYS_PEERS][CRYS_MAX_REPS];
+  for (int k = 0; k < reps; k++) {
+    /* Rotate which one goes first: each recycles what the one before it
+     * freed (memory and page cache). */
+    for (int q = 0; q < CRYS_PEERS; q++) {
+      int p = (q + k) % CRYS_PEERS;
+      bench_say("crystallize: peers rep %d of %d, %d, %" PRIu64 " x %d B",
+                k + 1, reps, p, layers, CRYS_SMALL_SIZE);
+      if (p == 0) {
+        peers_strata(s, 300 + (uint64_t)k, src, c, &put[k], &crys[k]);
+        v[0][k] = put[k] + crys[k];
+      } else if (p == 1) {
+        double gbs, fsync_ms;
+        peer_write(pw, src, layers, CRYS_SMALL_SIZE, &gbs, &fsync_ms);
+        v[1][k] = (double)(layers * CRYS_SMALL_SIZE) / gbs / 1e6 + fsync_ms;
+        unlink(pw);
+      } else {
+        v[p][k] =
+            1e3 * bench_build_once(p == 2 ? &bench_cdb : &bench_lmdb, dir, &ls);
+      }
+    }
+  }
+  c->put_ms = bench_summarize(put, reps);
+  c->crys_ms = bench_summarize(crys, reps);
+  for (int p = 0; p < CRYS_PEERS; p++)
+    c->ms[p] = bench_summarize(v[p], reps);
+  free(pw);
+  free(src);
+  free(ids);
+}
+
 static void run(bench_ctx *ctx, void *result) {
   const bench_store_params *p = &ctx->sp;
   crystallize_result *r = result;
@@ -208,9 +294,40 @@ static void run(bench_ctx *ctx, void *result) {
                    CRYS_BIG_SIZE, 100, &r->big);
   crystallize_case(s, dir, reps, bench_scaled(CRYS_SMALL_LAYERS, p->scale),
                    CRYS_SMALL_SIZE, 200, &r->small);
+  peers_case(s, dir, reps, bench_scaled(CRYS_PEER_LAYERS, p->scale), &r->peers);
   strata_store_close(s);
   bench_rmtree(dir);
   free(dir);
+}
+
+static const char *const peer_names[CRYS_PEERS] = {
+    "strata put+crystallize", "write(2)+fsync", "cdb_make+fsync",
+    "lmdb txn+commit+sync"};
+
+static void print_peers(FILE *f, const crystallize_peers_result *c) {
+  fprintf(f,
+          "  issue 19: %" PRIu64 " x %" PRIu64 " B = %.1f MB, each whole "
+          "(fsync included); ms, median (min, max) of %d\n",
+          c->layers, c->layer_bytes, (double)(c->layers * c->layer_bytes) / 1e6,
+          c->reps);
+  const bench_stat *rows[CRYS_PEERS + 2] = {&c->put_ms, &c->crys_ms};
+  const char *names[CRYS_PEERS + 2] = {"strata puts", "strata crystallize"};
+  for (int p = 0; p < CRYS_PEERS; p++) {
+    rows[p + 2] = &c->ms[p];
+    names[p + 2] = peer_names[p];
+  }
+  for (int i = 0; i < CRYS_PEERS + 2; i++)
+    fprintf(f, "    %-24s %9.1f (%8.1f, %8.1f)  %7.0f MB/s\n", names[i],
+            rows[i]->median, rows[i]->min, rows[i]->max,
+            (double)(c->layers * c->layer_bytes) / 1e3 / rows[i]->median);
+  double st = c->ms[0].median;
+  fprintf(f,
+          "    speed of strata (puts + crystallize) / write(2)+fsync %.2f, / "
+          "cdb_make %.2f, / lmdb %.2f\n",
+          c->ms[1].median / st, c->ms[2].median / st, c->ms[3].median / st);
+  bench_target t = {"strata speed / write(2)+fsync", c->ms[1].median / st,
+                    TARGET_CRYS_VS_WRITE, false};
+  bench_print_targets(f, &t, 1);
 }
 
 static void print(FILE *f, const void *result) {
@@ -252,9 +369,10 @@ static void print(FILE *f, const void *result) {
   }
   fprintf(f,
           "  target: >= %.1f GB/s before fsync; measured %.2f (%" PRIu64
-          " B layers), %.2f (%" PRIu64 " B layers)\n\n",
+          " B layers), %.2f (%" PRIu64 " B layers)\n",
           TARGET_CRYS_GBS, r->big.write_gbs, r->big.layer_bytes,
           r->small.write_gbs, r->small.layer_bytes);
+  print_peers(f, &r->peers);
 }
 
 static void json_crys_case(FILE *f, const char *k,
@@ -278,6 +396,20 @@ static void json(FILE *f, const void *result) {
   json_crys_case(f, "large_layers", &r->big);
   fputs(", ", f);
   json_crys_case(f, "small_layers", &r->small);
+  fprintf(f,
+          ", \"peers\": {\"layers\": %" PRIu64 ", \"layer_bytes\": %" PRIu64
+          ", \"reps\": %d, ",
+          r->peers.layers, r->peers.layer_bytes, r->peers.reps);
+  bench_json_stat(f, "strata_put_ms", r->peers.put_ms);
+  fputs(", ", f);
+  bench_json_stat(f, "strata_crystallize_ms", r->peers.crys_ms);
+  const char *keys[CRYS_PEERS] = {"strata_ms", "write_fsync_ms", "cdb_ms",
+                                  "lmdb_ms"};
+  for (int p = 0; p < CRYS_PEERS; p++) {
+    fputs(", ", f);
+    bench_json_stat(f, keys[p], r->peers.ms[p]);
+  }
+  fprintf(f, ", \"target_speed_vs_write\": %.1f}", TARGET_CRYS_VS_WRITE);
   fprintf(f, ", \"target_gb_s\": %.1f}", TARGET_CRYS_GBS);
 }
 

@@ -199,3 +199,22 @@ void bench_write_region(const char *path, uint64_t id, const char *name,
   bench_check(strata_writer_commit(w), path);
   free(buf);
 }
+
+/* Builds with peer p into dir, returns the seconds it took, and removes
+ * what it wrote. */
+double bench_build_once(const bench_peer *p, const char *dir,
+                        const bench_layers *layers) {
+  char err[512];
+  void *state = NULL;
+  uint64_t t0 = bench_now_ns();
+  if (p->build(&state, dir, layers, err, sizeof err) != 0)
+    bench_fail("%s build: %s", p->name, err);
+  double s = (double)(bench_now_ns() - t0) / 1e9;
+  if (p->destroy != NULL) {
+    p->destroy(state);
+  } else {
+    p->close(state);
+    bench_state_free(state);
+  }
+  return s;
+}
