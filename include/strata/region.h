@@ -43,8 +43,14 @@ typedef struct strata_layer {
   const char *metadata; /* NUL-terminated JSON text; NULL when none */
   size_t metadata_len;
   uint64_t checksum; /* XXH3-64 of the content, as stored in the index */
-  uint32_t flags;    /* layer flags; 0 in format 1.0 */
+  uint32_t flags;    /* layer flags: 0, or STRATA_LAYER_TOMBSTONE */
 } strata_layer;
+
+/* Layer flag (format 1.1, delta files only): the entry is a tombstone, the
+ * delta's record that the layer with this id was removed. It has no
+ * content, name or metadata. The region functions return tombstones like
+ * layers, with this flag (a store hides them). */
+#define STRATA_LAYER_TOMBSTONE (1u << 0)
 
 /* Facts about an open region, as validated at open. Pointers are borrowed. */
 typedef struct strata_region_info {
@@ -71,6 +77,26 @@ typedef struct strata_region_info {
  * instead of 16-byte {offset, size} locators. The writer sets it whenever
  * layers were added in ascending id order. */
 #define STRATA_REGION_PACKED_LOCATORS (1ull << 1)
+/* Header flag (format 1.1): the file is a delta over another file of the
+ * same region (docs/FORMAT.md, "Delta files"); strata_region_delta() reads
+ * its binding. Bit 2 is not defined. */
+#define STRATA_REGION_DELTA (1ull << 3)
+
+/* The binding of a delta file, from its header extension. */
+typedef struct strata_region_delta_info {
+  uint64_t parent_checksum; /* header checksum of the file it applies over */
+  uint64_t base_checksum;   /* header checksum of the base of its stack */
+  uint32_t depth;           /* 1 for the first delta over the base */
+  uint32_t reserved;        /* 0 */
+} strata_region_delta_info;
+
+/* Fills *out with the binding of a delta file (flag STRATA_REGION_DELTA),
+ * as validated at open. Whether the parent exists is not checked here: a
+ * file alone cannot see it.
+ * Errors: STRATA_E_NOT_FOUND for a file that is not a delta (*out is left
+ * untouched), STRATA_E_INVAL (NULL argument). Thread-safe; no allocation. */
+STRATA_API int strata_region_delta(const strata_region *region,
+                                   strata_region_delta_info *out);
 
 /* Opens and validates the region file at `path` (flags: strata_open_flags).
  * On success stores a handle in *out.

@@ -18,9 +18,12 @@
 
 /* Version of the region file format this library writes and the newest it
  * reads. A file whose major version is higher is refused with
- * STRATA_E_VERSION; a higher minor version of the same major is readable. */
+ * STRATA_E_VERSION; a higher minor version of the same major is readable.
+ * Minor 1 adds delta files (docs/FORMAT.md, "Delta files"); only they are
+ * written as 1.1, every other file still as 1.0 so that 1.0 readers open
+ * it. */
 #define STRATA_FORMAT_VERSION_MAJOR 1
-#define STRATA_FORMAT_VERSION_MINOR 0
+#define STRATA_FORMAT_VERSION_MINOR 1
 
 #ifdef __cplusplus
 extern "C" {

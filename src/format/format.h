@@ -12,6 +12,10 @@
 #define STRATA__MAGIC "STRATARG"
 #define STRATA__MAGIC_LEN 8
 #define STRATA__HEADER_SIZE 256u
+/* Delta files (format 1.1, docs/FORMAT.md "Delta files"): the header plus a
+ * 64-byte extension that binds the delta to the file below it. */
+#define STRATA__DELTA_HEADER_SIZE 320u
+#define STRATA__DELTA_MINOR 1u
 
 /* Header field offsets (bytes from the start of the file). */
 enum {
@@ -37,6 +41,18 @@ enum {
   STRATA__H_INDEX_CSUM = 240,  /* u64 */
   STRATA__H_HEADER_CSUM = 248, /* u64, XXH3-64 of bytes [0, 248) */
 };
+
+/* Header extension of a delta file (offsets from the start of the file). */
+enum {
+  STRATA__X_PARENT = 256,   /* u64, header checksum of the file below */
+  STRATA__X_BASE = 264,     /* u64, header checksum of the base */
+  STRATA__X_DEPTH = 272,    /* u32, >= 1 */
+  STRATA__X_RESERVED = 276, /* 36 zero bytes */
+  STRATA__X_CSUM = 312,     /* u64, XXH3-64 of bytes [256, 312) */
+};
+
+/* Layer entry flag: a tombstone (delta files only): the id is removed. */
+#define STRATA__LAYER_TOMBSTONE 1u
 
 /* Sections, in the order they must appear in the file. */
 enum strata__section {
@@ -94,8 +110,9 @@ enum {
  * slot count n + ceil(n/16) must stay below 2^32: n <= 4042322160. */
 #define STRATA__MAX_SPARSE_LAYERS UINT64_C(4042322160)
 
-/* STRATA_REGION_DENSE_IDS | STRATA_REGION_PACKED_LOCATORS */
-#define STRATA__HEADER_FLAGS_KNOWN UINT64_C(3)
+/* STRATA_REGION_DENSE_IDS | STRATA_REGION_PACKED_LOCATORS |
+ * STRATA_REGION_DELTA; bit 2 is not defined. */
+#define STRATA__HEADER_FLAGS_KNOWN UINT64_C(0xB)
 
 static inline uint16_t strata__rd16(const void *p) {
   uint16_t v;

@@ -52,6 +52,13 @@ struct strata_region {
   const char *metadata;
   uint64_t index_offset;
   uint64_t header_checksum, index_checksum;
+
+  /* Delta files (format 1.1): the header extension. header_size is 256,
+   * or 320 with delta set; the rest is 0 in other files. */
+  uint32_t header_size;
+  bool delta;
+  uint32_t delta_depth;
+  uint64_t delta_parent, delta_base;
 };
 
 /* Validates a region image of `size` bytes at `base` and fills *r.

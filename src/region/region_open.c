@@ -169,3 +169,15 @@ int strata_region_info_get(const strata_region *r, strata_region_info *info) {
 uint64_t strata_region_layer_count(const strata_region *r) {
   return r == NULL ? 0 : r->n;
 }
+
+int strata_region_delta(const strata_region *r, strata_region_delta_info *out) {
+  if (r == NULL || out == NULL)
+    return strata__fail(STRATA_E_INVAL, "strata_region_delta: NULL argument");
+  if (!r->delta)
+    return strata__fail(STRATA_E_NOT_FOUND, "%s: not a delta file",
+                        r->path ? r->path : "region");
+  *out = (strata_region_delta_info){.parent_checksum = r->delta_parent,
+                                    .base_checksum = r->delta_base,
+                                    .depth = r->delta_depth};
+  return 0;
+}

@@ -125,10 +125,16 @@ static int check_header(strata_region *r, const uint8_t *h, uint64_t size,
   STRATA__FAIL_IF(r->major != STRATA_FORMAT_VERSION_MAJOR, STRATA_E_VERSION,
                   "%s: format version %u.%u, this library reads %u.x", file,
                   r->major, r->minor, STRATA_FORMAT_VERSION_MAJOR);
+  /* The flags are read before the checksum that covers them: the header
+   * size a delta needs is known only from its flag. */
+  bool delta = (strata__rd64(h + STRATA__H_FLAGS) & STRATA_REGION_DELTA) != 0;
   uint32_t hsize = strata__rd32(h + STRATA__H_HEADER_SIZE);
-  STRATA__FAIL_IF(hsize != STRATA__HEADER_SIZE, STRATA_E_CORRUPT,
-                  "%s: header size %" PRIu32 " at offset %d (must be %u)", file,
-                  hsize, STRATA__H_HEADER_SIZE, STRATA__HEADER_SIZE);
+  uint32_t hwant = delta ? STRATA__DELTA_HEADER_SIZE : STRATA__HEADER_SIZE;
+  STRATA__FAIL_IF(hsize != hwant, STRATA_E_CORRUPT,
+                  "%s: header size %" PRIu32 " at offset %d (must be %u%s)",
+                  file, hsize, STRATA__H_HEADER_SIZE, hwant,
+                  delta ? " in a delta file" : "");
+  r->header_size = hsize;
   uint64_t want = strata__rd64(h + STRATA__H_HEADER_CSUM);
   uint64_t got = XXH3_64bits(h, STRATA__H_HEADER_CSUM);
   STRATA__FAIL_IF(want != got, STRATA_E_CHECKSUM,
@@ -172,6 +178,83 @@ static int check_header(strata_region *r, const uint8_t *h, uint64_t size,
                   file, r->m, r->n);
   STRATA__FAIL_IF(!r->dense && r->n == 0, STRATA_E_CORRUPT,
                   "%s: an empty region must have the dense-ids flag", file);
+  return 0;
+}
+
+/* The header extension of a delta file (docs/FORMAT.md, "Delta files"):
+ * O(1), after check_header() has checked the header and the flags. */
+static int check_delta_ext(strata_region *r, const uint8_t *h, uint64_t size,
+                           const char *file) {
+  r->delta = (r->flags & STRATA_REGION_DELTA) != 0;
+  if (!r->delta)
+    return 0;
+  STRATA__FAIL_IF(r->minor < STRATA__DELTA_MINOR, STRATA_E_CORRUPT,
+                  "%s: delta file of format version %u.%u (delta files are "
+                  "%u.%u or later)",
+                  file, r->major, r->minor, STRATA_FORMAT_VERSION_MAJOR,
+                  STRATA__DELTA_MINOR);
+  STRATA__FAIL_IF(size < STRATA__DELTA_HEADER_SIZE, STRATA_E_CORRUPT,
+                  "%s: file is %" PRIu64
+                  " bytes, smaller than the %u-byte header of a delta file",
+                  file, size, STRATA__DELTA_HEADER_SIZE);
+  uint64_t want = strata__rd64(h + STRATA__X_CSUM);
+  uint64_t got =
+      XXH3_64bits(h + STRATA__X_PARENT, STRATA__X_CSUM - STRATA__X_PARENT);
+  STRATA__FAIL_IF(want != got, STRATA_E_CHECKSUM,
+                  "%s: header extension checksum over [%d, %d) is %016" PRIx64
+                  ", stored %016" PRIx64 " at offset %d",
+                  file, STRATA__X_PARENT, STRATA__X_CSUM, got, want,
+                  STRATA__X_CSUM);
+  r->delta_parent = strata__rd64(h + STRATA__X_PARENT);
+  r->delta_base = strata__rd64(h + STRATA__X_BASE);
+  r->delta_depth = strata__rd32(h + STRATA__X_DEPTH);
+  STRATA__FAIL_IF(r->delta_depth == 0, STRATA_E_CORRUPT,
+                  "%s: delta depth 0 at offset %d (must be at least 1)", file,
+                  STRATA__X_DEPTH);
+  /* The first delta applies over the base; a deeper one over a delta. */
+  STRATA__FAIL_IF((r->delta_depth == 1) != (r->delta_parent == r->delta_base),
+                  STRATA_E_CORRUPT,
+                  "%s: delta of depth %" PRIu32 " with parent %016" PRIx64
+                  " (offset %d) %s base %016" PRIx64 " (offset %d)",
+                  file, r->delta_depth, r->delta_parent, STRATA__X_PARENT,
+                  r->delta_depth == 1 ? "differing from its" : "equal to its",
+                  r->delta_base, STRATA__X_BASE);
+  for (int o = STRATA__X_RESERVED; o < STRATA__X_CSUM; o++)
+    STRATA__FAIL_IF(h[o] != 0, STRATA_E_CORRUPT,
+                    "%s: reserved header extension byte at offset %d is not "
+                    "zero",
+                    file, o);
+  return 0;
+}
+
+/* Layer flags (docs/FORMAT.md, "Delta files"): 0, or TOMBSTONE in a delta
+ * file on an entry without content, name or metadata. Kept apart from
+ * check_entries() so that the per-entry loop only calls it. */
+static int check_layer_flags(const strata_region *r, const char *file,
+                             uint64_t id, const uint8_t *e, uint32_t flags) {
+  if (flags == 0)
+    return 0;
+  STRATA__FAIL_IF(
+      flags != STRATA__LAYER_TOMBSTONE || !r->delta, STRATA_E_VERSION,
+      "%s: layer %" PRIu64 ": unknown layer flags 0x%" PRIx32 "%s", file, id,
+      flags,
+      flags == STRATA__LAYER_TOMBSTONE ? " (a tombstone outside a delta file)"
+                                       : "");
+  static const char *const fields[] = {"content size", "name length",
+                                       "metadata length"};
+  const uint64_t values[] = {strata__rd64(e + STRATA__E_SIZE),
+                             strata__rd32(e + STRATA__E_NAME_LEN),
+                             strata__rd32(e + STRATA__E_META_LEN)};
+  for (int k = 0; k < 3; k++)
+    STRATA__FAIL_IF(values[k] != 0, STRATA_E_CORRUPT,
+                    "%s: layer %" PRIu64 ": tombstone with %s %" PRIu64
+                    " (must be 0)",
+                    file, id, fields[k], values[k]);
+  uint64_t sum = strata__rd64(e + STRATA__E_CHECKSUM);
+  STRATA__FAIL_IF(sum != XXH3_64bits(NULL, 0), STRATA_E_CORRUPT,
+                  "%s: layer %" PRIu64 ": tombstone with content checksum "
+                  "%016" PRIx64 " (must be %016" PRIx64 ", that of no bytes)",
+                  file, id, sum, XXH3_64bits(NULL, 0));
   return 0;
 }
 
@@ -231,7 +314,7 @@ static int check_sections(strata_region *r, const uint8_t *h, uint64_t size,
                           const char *file) {
   uint64_t want[STRATA__S_COUNT];
   STRATA__TRY(expected_sizes(r, file, want));
-  uint64_t prev_end = STRATA__HEADER_SIZE;
+  uint64_t prev_end = r->header_size;
   uint64_t off[STRATA__S_COUNT], len[STRATA__S_COUNT];
   for (int s = 0; s < STRATA__S_COUNT; s++) {
     const uint8_t *d = h + STRATA__H_SECTIONS + 16 * s;
@@ -406,9 +489,7 @@ static int check_entries(strata_region *r, const char *file) {
                     "%s: layer %" PRIu64 ": slot %" PRIu64
                     " locator holds id %" PRIu64,
                     file, id, i, strata__rd64(loc + 16));
-    STRATA__FAIL_IF(flags != 0, STRATA_E_VERSION,
-                    "%s: layer %" PRIu64 ": unknown layer flags 0x%" PRIx32,
-                    file, id, flags);
+    STRATA__TRY(check_layer_flags(r, file, id, e, flags));
     STRATA__FAIL_IF(strata__rd32(e + STRATA__E_RESERVED) != 0, STRATA_E_CORRUPT,
                     "%s: layer %" PRIu64 ": reserved entry field is not zero",
                     file, id);
@@ -492,6 +573,7 @@ int strata__region_validate(strata_region *r, const uint8_t *base,
   r->base = base;
   r->size = size;
   STRATA__TRY(check_header(r, base, size, file));
+  STRATA__TRY(check_delta_ext(r, base, size, file));
   STRATA__TRY(check_sections(r, base, size, file));
   if (r->mapped) {
     /* The index sections are read in full below: fault them in with one

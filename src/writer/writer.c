@@ -220,9 +220,10 @@ static int store_string(strata_writer *w, const char *s, size_t l,
 
 /* strata_writer_begin_layer() once the name argument is known usable. */
 static int begin_layer(strata_writer *w, uint64_t id, const char *name,
-                       size_t name_len, const char *metadata) {
+                       size_t name_len, const char *metadata, uint32_t flags) {
+  const char *what = flags ? "tombstone" : "layer";
   STRATA__FAIL_IF(w->failed || w->in_layer, STRATA_E_STATE,
-                  "%s: layer %" PRIu64 ": writer is %s", w->path, id,
+                  "%s: %s %" PRIu64 ": writer is %s", w->path, what, id,
                   w->failed ? "failed" : "inside another layer");
   STRATA__FAIL_IF(w->n >= STRATA__MAX_LAYERS, STRATA_E_LIMIT,
                   "%s: layer %" PRIu64 ": more than %" PRIu64 " layers",
@@ -240,10 +241,12 @@ static int begin_layer(strata_writer *w, uint64_t id, const char *name,
   if (!w->ids_indexed && w->n > 0 && id < w->entries[w->n - 1].id)
     STRATA__TRY(strata__writer_build_id_set(w));
   int64_t dup = strata__writer_find_id(w, id);
+  /* A tombstone takes its id like a layer: one entry per id. */
   STRATA__FAIL_IF(dup >= 0, STRATA_E_DUPLICATE,
-                  "%s: layer %" PRIu64 ": duplicate id (already added as "
-                  "layer number %" PRId64 ", counting from 0)",
-                  w->path, id, dup);
+                  "%s: %s %" PRIu64 ": duplicate id (already added as "
+                  "%s number %" PRId64 ", counting from 0)",
+                  w->path, what, id,
+                  w->entries[dup].flags ? "a tombstone, entry" : "layer", dup);
   if (name != NULL) {
     dup = strata__writer_find_name(w, name, name_len);
     STRATA__FAIL_IF(dup >= 0, STRATA_E_DUPLICATE,
@@ -260,6 +263,7 @@ static int begin_layer(strata_writer *w, uint64_t id, const char *name,
   strata__wentry *e = &w->entries[w->n];
   memset(e, 0, sizeof *e);
   e->id = id;
+  e->flags = flags;
   e->offset = w->pos - w->data_off;
   STRATA__TRY(store_string(w, name, name_len, &e->name_off, &e->name_len));
   STRATA__TRY(store_string(w, metadata, meta_len, &e->meta_off, &e->meta_len));
@@ -278,7 +282,7 @@ int strata_writer_begin_layer(strata_writer *w, uint64_t id, const char *name,
     snprintf(what, sizeof what, "layer %" PRIu64 ": name", id);
     return strata__check_name_arg(w->path, what, name, name_len);
   }
-  return begin_layer(w, id, name, name_len, metadata);
+  return begin_layer(w, id, name, name_len, metadata, 0);
 }
 
 /* Calls the progress callback (strata_writer_options.progress) when
@@ -401,5 +405,46 @@ int strata_writer_add(strata_writer *w, uint64_t id, const char *name,
     w->failed = true; /* the layer is half written */
     return rc;
   }
+  return strata_writer_end_layer(w);
+}
+
+/* ---- delta files -------------------------------------------------------- */
+
+int strata__writer_set_delta(strata_writer *w, uint64_t parent_checksum,
+                             uint64_t base_checksum, uint32_t depth) {
+  STRATA__FAIL_IF(w == NULL, STRATA_E_INVAL, "strata_writer: NULL writer");
+  STRATA__FAIL_IF(w->failed || w->in_layer || w->n > 0 ||
+                      w->pos != w->data_off || w->wlen != 0,
+                  STRATA_E_STATE,
+                  "%s: a delta's binding is set before the first layer",
+                  w->path);
+  STRATA__FAIL_IF(depth == 0, STRATA_E_INVAL,
+                  "%s: delta depth 0 (the first delta over a base has 1)",
+                  w->path);
+  STRATA__FAIL_IF(
+      (depth == 1) != (parent_checksum == base_checksum), STRATA_E_INVAL,
+      "%s: delta of depth %" PRIu32 " with parent %016" PRIx64
+      " %s base %016" PRIx64,
+      w->path, depth, parent_checksum,
+      depth == 1 ? "differing from its" : "equal to its", base_checksum);
+  w->delta = true;
+  w->delta_parent = parent_checksum;
+  w->delta_base = base_checksum;
+  w->delta_depth = depth;
+  /* The data starts after the extended header. */
+  w->data_off =
+      (STRATA__DELTA_HEADER_SIZE + w->align - 1) / w->align * w->align;
+  w->pos = w->data_off;
+  w->last_progress = 0;
+  return 0;
+}
+
+int strata__writer_add_tombstone(strata_writer *w, uint64_t id) {
+  STRATA__FAIL_IF(w == NULL, STRATA_E_INVAL, "strata_writer: NULL writer");
+  STRATA__FAIL_IF(!w->delta, STRATA_E_STATE,
+                  "%s: tombstone %" PRIu64 ": only a delta file holds "
+                  "tombstones",
+                  w->path, id);
+  STRATA__TRY(begin_layer(w, id, NULL, 0, NULL, STRATA__LAYER_TOMBSTONE));
   return strata_writer_end_layer(w);
 }

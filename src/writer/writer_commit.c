@@ -42,6 +42,19 @@ int strata__writer_flush(strata_writer *w) {
 
 /* ---- commit and abort --------------------------------------------------- */
 
+/* The DELTA flag (after the index build, which sets the other flags) and
+ * the header extension with its checksum (docs/FORMAT.md, "Delta files"). */
+static void put_delta_ext(const strata_writer *w, uint8_t *h) {
+  strata__wr64(h + STRATA__H_FLAGS,
+               strata__rd64(h + STRATA__H_FLAGS) | STRATA_REGION_DELTA);
+  strata__wr64(h + STRATA__X_PARENT, w->delta_parent);
+  strata__wr64(h + STRATA__X_BASE, w->delta_base);
+  strata__wr32(h + STRATA__X_DEPTH, w->delta_depth);
+  strata__wr64(
+      h + STRATA__X_CSUM,
+      XXH3_64bits(h + STRATA__X_PARENT, STRATA__X_CSUM - STRATA__X_PARENT));
+}
+
 /* Writes the index and the header, then prepares the file (fsync and the
  * reader's validation); with `kept`, the validated mapping comes back as
  * an open region. */
@@ -53,15 +66,20 @@ static int finish(strata_writer *w, strata_region **kept) {
                   "%s: commit inside an unfinished layer", w->path);
   STRATA__TRY(strata__writer_flush(w));
   uint64_t index_off = (w->pos + 63) / 64 * 64;
-  uint8_t h[STRATA__HEADER_SIZE] = {0};
+  /* Files other than deltas stay 1.0 (docs/FORMAT.md, "Versioning"), so
+   * that a 1.0 reader still opens them. */
+  uint8_t h[STRATA__DELTA_HEADER_SIZE] = {0};
+  uint32_t hsize = w->delta ? STRATA__DELTA_HEADER_SIZE : STRATA__HEADER_SIZE;
   memcpy(h, STRATA__MAGIC, STRATA__MAGIC_LEN);
   strata__wr16(h + STRATA__H_MAJOR, STRATA_FORMAT_VERSION_MAJOR);
-  strata__wr16(h + STRATA__H_MINOR, STRATA_FORMAT_VERSION_MINOR);
-  strata__wr32(h + STRATA__H_HEADER_SIZE, STRATA__HEADER_SIZE);
+  strata__wr16(h + STRATA__H_MINOR, w->delta ? STRATA__DELTA_MINOR : 0);
+  strata__wr32(h + STRATA__H_HEADER_SIZE, hsize);
   strata__wr64(h + STRATA__H_REGION_ID, w->region_id);
   strata__wr32(h + STRATA__H_DATA_ALIGN, w->align);
   strata__buf idx = {0};
   int rc = strata__writer_build_index(w, index_off, h, &idx);
+  if (rc == 0 && w->delta)
+    put_delta_ext(w, h);
   if (rc == 0) {
     uint64_t size = index_off + idx.len;
     strata__wr64(h + STRATA__H_FILE_SIZE, size);
@@ -75,7 +93,7 @@ static int finish(strata_writer *w, strata_region **kept) {
     if (rc == 0)
       rc = write_all(w, idx.p, (size_t)idx.len, index_off);
     if (rc == 0)
-      rc = write_all(w, h, sizeof h, 0);
+      rc = write_all(w, h, hsize, 0);
     if (rc == 0)
       rc = strata__pubfile_prepare(w->pf, size, true, kept);
   }

@@ -225,6 +225,7 @@ static int put_entry(strata__buf *out, const strata__wentry *e,
   strata__wr64(b + STRATA__E_META_OFF, meta_off);
   strata__wr32(b + STRATA__E_NAME_LEN, e->name_len);
   strata__wr32(b + STRATA__E_META_LEN, e->meta_len);
+  strata__wr32(b + STRATA__E_FLAGS, e->flags);
   return strata__buf_put(out, b, sizeof b);
 }
 

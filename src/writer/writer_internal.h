@@ -24,8 +24,9 @@ typedef struct strata__wentry {
   uint64_t meta_off;
   uint32_t name_len;
   uint32_t meta_len;
-  uint64_t hash; /* commit: the layer's slot (sparse regions) */
-  uint32_t rank; /* commit: its position in id order */
+  uint64_t hash;  /* commit: the layer's slot (sparse regions) */
+  uint32_t rank;  /* commit: its position in id order */
+  uint32_t flags; /* layer flags: 0 or STRATA__LAYER_TOMBSTONE */
 } strata__wentry;
 
 /* Open-addressing set of entry numbers, keyed by id or by name. */
@@ -75,12 +76,43 @@ struct strata_writer {
   bool ids_indexed;  /* `ids` is built: some id came out of order */
   uint64_t set_seed; /* random seed of the in-memory sets' hash */
 
+  /* A delta file (strata__writer_set_delta()): format 1.1, the DELTA flag
+   * and this binding in the header extension. */
+  bool delta;
+  uint32_t delta_depth;
+  uint64_t delta_parent, delta_base;
+
   bool in_layer;
   bool out_of_order; /* some layer came after one with a larger id */
   bool failed;       /* a write failed: only abort is possible */
   XXH3_state_t *xxh;
   uint64_t last_progress;
 };
+
+/* ---- delta files (format 1.1, docs/FORMAT.md "Delta files") ----------- */
+
+/* Makes the writer write a delta file: format 1.1, the header flag
+ * STRATA_REGION_DELTA, a 320-byte header whose extension holds the binding
+ * (parent_checksum: header checksum of the file the delta applies over;
+ * base_checksum: that of the base of the stack; depth: 1 for the first
+ * delta over the base, whose parent is then the base). Call it right after
+ * strata_writer_open(), before the first layer: the data section starts
+ * after the larger header.
+ * Errors: STRATA_E_INVAL (NULL writer, depth 0, parent equal to base with
+ * a depth above 1 or differing from it at depth 1), STRATA_E_STATE (a layer
+ * was begun already, or the writer failed). Not thread-safe (a writer is
+ * used by one thread at a time). */
+int strata__writer_set_delta(strata_writer *w, uint64_t parent_checksum,
+                             uint64_t base_checksum, uint32_t depth);
+
+/* Adds a tombstone for `id` to a delta file: an entry with the flag
+ * STRATA_LAYER_TOMBSTONE and no content, name or metadata. A tombstone
+ * takes its id like a layer: an id is a layer or a tombstone of the file,
+ * never both. Errors: STRATA_E_INVAL (NULL writer), STRATA_E_STATE (not a
+ * delta writer, inside a layer, failed), STRATA_E_DUPLICATE (the id is a
+ * layer or a tombstone already; the detail names the id and which it is),
+ * STRATA_E_LIMIT, STRATA_E_NOMEM, -errno from writing. */
+int strata__writer_add_tombstone(strata_writer *w, uint64_t id);
 
 /* Appends bytes to the buffer. Returns STRATA_E_NOMEM on failure. */
 int strata__buf_put(strata__buf *b, const void *p, uint64_t len);

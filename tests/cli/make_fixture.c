@@ -26,6 +26,11 @@
  *                      not reach a terminal as it is: newline, ESC, BEL, DEL,
  *                      C1 controls (U+0085, U+009B), bidirectional overrides
  *                      (U+202E, U+2066), and a backslash
+ *   delta/             copies of the golden files of tests/hostile/golden/:
+ *     base.region      v1-dense.region (format 1.0)
+ *     base.1.delta     v1.1-delta.region, a delta of depth 1 over it (a
+ *                      delta file cannot be written through the public
+ *                      API, so the committed golden bytes are copied)
  *   dump/              regions for the `strata dump` round trip
  *                      (dump_roundtrip.sh): metadata in both manifest
  *                      forms, empty layers, out-of-order, sparse and
@@ -408,6 +413,40 @@ static void make_dump_regions(void) {
   free(blob);
 }
 
+static void copy_golden(const char *from, const char *to) {
+  char src[4096], dst[4096];
+  snprintf(src, sizeof src, "%s/%s", STRATA_GOLDEN_DIR, from);
+  snprintf(dst, sizeof dst, "%s/delta/%s", outdir, to);
+  FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
+  if (in == NULL || out == NULL) {
+    fprintf(stderr, "make_fixture: %s: %s\n", in ? dst : src, strerror(errno));
+    exit(1);
+  }
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+    if (fwrite(buf, 1, n, out) != n) {
+      fprintf(stderr, "make_fixture: %s: write failed\n", dst);
+      exit(1);
+    }
+  fclose(in);
+  if (fclose(out) != 0) {
+    fprintf(stderr, "make_fixture: %s: write failed\n", dst);
+    exit(1);
+  }
+}
+
+static void make_delta(void) {
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s/delta", outdir);
+  if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+    fprintf(stderr, "make_fixture: %s: %s\n", dir, strerror(errno));
+    exit(1);
+  }
+  copy_golden("v1-dense.region", "base.region");
+  copy_golden("v1.1-delta.region", "base.1.delta");
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: make_fixture OUTDIR\n");
@@ -423,5 +462,6 @@ int main(int argc, char **argv) {
   make_store4k();
   make_hostile();
   make_dump_regions();
+  make_delta();
   return 0;
 }

@@ -15,7 +15,9 @@
  *   content pointer and size (it reads only the locator table); in a sparse
  *   region the entries are the slots of the perfect hash, and unused ones
  *   (flags STRATA__EMPTY_ENTRY) are never returned;
- * - names and metadata must be NUL-terminated at their stated lengths.
+ * - names and metadata must be NUL-terminated at their stated lengths;
+ * - a layer's flags are 0, or TOMBSTONE in a delta file on an empty entry
+ *   without name or metadata (docs/FORMAT.md, "Delta files").
  *
  * Header and index checksums would stop almost every mutated input at the
  * first check, so an input that fails with STRATA_E_CHECKSUM is validated a
@@ -44,7 +46,10 @@ static void touch(const void *p, uint64_t len) {
 
 static void check_layer(const strata_region *r, const strata_layer *l) {
   touch(l->data, l->size);
-  REQUIRE(l->flags == 0);
+  /* Flags are 0, or a tombstone in a delta file: empty, nameless. */
+  REQUIRE(l->flags == 0 ||
+          (l->flags == STRATA_LAYER_TOMBSTONE && r->delta && l->size == 0 &&
+           l->name == NULL && l->metadata == NULL));
   if (l->name != NULL) {
     REQUIRE(l->name_len > 0 && strlen(l->name) == l->name_len);
   } else {

@@ -6,6 +6,7 @@
  *   TESTS_DIR/hostile/files/NN-name.region   one hostile file per case
  *   TESTS_DIR/hostile/files/EXPECTED.tsv     file, error name, detail substring
  *   TESTS_DIR/hostile/golden/v1-*.region     valid files of format 1.0
+ *   TESTS_DIR/hostile/golden/v1.1-delta.region  a delta file of format 1.1
  *   TESTS_DIR/hostile/golden/EXPECTED.txt    what the golden files contain
  *   TESTS_DIR/fuzz/corpus/region/valid-*.region  small valid fuzz seeds
  *
@@ -33,6 +34,7 @@
 #include <xxhash.h>
 
 #include "region/region.h"
+#include "writer/writer_internal.h"
 
 #define SPARSE_STEP 0x9E3779B97F4A7C15ull
 
@@ -140,6 +142,11 @@ typedef struct layer_spec {
   size_t size;
 } layer_spec;
 
+/* In a delta file's layer list, a layer_spec whose data is TOMBSTONE
+ * stands for a tombstone of its id (the other fields are unused). */
+static const char tombstone_mark[] = "tombstone";
+#define TOMBSTONE tombstone_mark
+
 static image write_region(const char *file, uint64_t region_id,
                           const char *name, const char *meta, uint32_t align,
                           const layer_spec *layers, size_t n) {
@@ -160,6 +167,40 @@ static image write_region(const char *file, uint64_t region_id,
   CHECK(strata_writer_commit(w));
   image im = read_all(path);
   /* The base must itself be valid, or every case built on it is moot. */
+  strata_region *r;
+  CHECK(strata_region_open(path, 0, &r));
+  CHECK(strata_region_verify(r, NULL));
+  strata_region_close(r);
+  return im;
+}
+
+/* A delta file (format 1.1) written through the writer's internal API:
+ * the binding first, then layers and tombstones in the given order. */
+static image write_delta(const char *file, uint64_t region_id, const char *name,
+                         const char *meta, uint32_t align, uint64_t parent,
+                         uint64_t base, uint32_t depth,
+                         const layer_spec *layers, size_t n) {
+  char path[4096];
+  FMT(path, "%s/%s", g_tmp, file);
+  strata_writer_options o;
+  strata_writer_options_init(&o);
+  o.region_id = region_id;
+  o.name = name;
+  o.metadata = meta;
+  o.align = align;
+  strata_writer *w;
+  CHECK(strata_writer_open(path, &o, &w));
+  CHECK(strata__writer_set_delta(w, parent, base, depth));
+  for (size_t i = 0; i < n; i++) {
+    if (layers[i].data == TOMBSTONE)
+      CHECK(strata__writer_add_tombstone(w, layers[i].id));
+    else
+      CHECK(strata_writer_add(w, layers[i].id, layers[i].name,
+                              layers[i].name ? strlen(layers[i].name) : 0,
+                              layers[i].meta, layers[i].data, layers[i].size));
+  }
+  CHECK(strata_writer_commit(w));
+  image im = read_all(path);
   strata_region *r;
   CHECK(strata_region_open(path, 0, &r));
   CHECK(strata_region_verify(r, NULL));
@@ -260,6 +301,23 @@ static image base_tail(void) {
   }
   die("no tail base");
   return (image){0};
+}
+
+/* Delta: the dense layers with 103 a tombstone, in id order (packed),
+ * depth 2 over made-up parent and base checksums. */
+#define DELTA_PARENT UINT64_C(0x1111111111111111)
+#define DELTA_BASE UINT64_C(0x2222222222222222)
+static image base_delta(void) {
+  layer_spec l[5];
+  dense_layers(l);
+  l[3] = (layer_spec){103, NULL, NULL, TOMBSTONE, 0};
+  image im =
+      write_delta("delta.region", 13, "hostile-delta", "{\"base\":\"delta\"}",
+                  64, DELTA_PARENT, DELTA_BASE, 2, l, 5);
+  if (!has_flag(&im, STRATA_REGION_DELTA) ||
+      !has_flag(&im, STRATA_REGION_PACKED_LOCATORS))
+    die("delta base has flags %" PRIu64, strata__rd64(im.p + STRATA__H_FLAGS));
+  return im;
 }
 
 static image base_empty(void) {
@@ -404,7 +462,7 @@ static void fix_checksums(image *m, enum fix how) {
 /* ---- the cases ---------------------------------------------------------- */
 
 typedef struct bases {
-  image dense, sparse, wide, empty, tail, unpacked;
+  image dense, sparse, wide, empty, tail, unpacked, delta;
 } bases;
 
 /* A case mutates *m (a copy of a base, chosen by the case), writes the
@@ -414,7 +472,7 @@ typedef enum fix (*mutate_fn)(image *m, char *sub, size_t cap);
 typedef struct hcase {
   const char *name;
   char base; /* 'D'ense (packed), 'U'npacked dense, 'S'parse, 'W'ide,
-               'E'mpty, 'T'ail */
+               'E'mpty, 'T'ail, 'X' delta */
   int err;
   mutate_fn fn;
 } hcase;
@@ -1312,6 +1370,126 @@ static enum fix c_short_magic(image *m, char *sub, size_t cap) {
   return FIX_NONE;
 }
 
+/* -- delta files (format 1.1) -- */
+/* The extension checksum, after a case changed the extension. */
+static void fix_ext(image *m) {
+  strata__wr64(
+      m->p + STRATA__X_CSUM,
+      XXH3_64bits(m->p + STRATA__X_PARENT, STRATA__X_CSUM - STRATA__X_PARENT));
+}
+static uint64_t tombstone_entry(image *m) {
+  for (uint64_t i = 0; i < n_entries(m); i++)
+    if (!entry_empty(m, i) && get_e32(m, i, STRATA__E_FLAGS) == 1)
+      return i;
+  die("no tombstone in the base");
+  return 0;
+}
+static enum fix c_delta_header_size(image *m, char *sub, size_t cap) {
+  strata__wr32(m->p + STRATA__H_HEADER_SIZE, 512);
+  SUB("header size 512 at offset 12 (must be 320 in a delta file)");
+  return FIX_ALL;
+}
+/* The flag on a base file, whose header is 256 bytes. */
+static enum fix c_delta_flag_on_base(image *m, char *sub, size_t cap) {
+  strata__wr64(m->p + STRATA__H_FLAGS,
+               hget64(m, STRATA__H_FLAGS) | STRATA_REGION_DELTA);
+  SUB("header size 256 at offset 12 (must be 320 in a delta file)");
+  return FIX_ALL;
+}
+static enum fix c_delta_minor0(image *m, char *sub, size_t cap) {
+  strata__wr16(m->p + STRATA__H_MINOR, 0);
+  SUB("delta file of format version 1.0 (delta files are 1.1 or later)");
+  return FIX_ALL;
+}
+static enum fix c_delta_short(image *m, char *sub, size_t cap) {
+  m->len = 300;
+  strata__wr64(m->p + STRATA__H_FILE_SIZE, 300);
+  SUB("file is 300 bytes, smaller than the 320-byte header of a delta file");
+  return FIX_HEADER;
+}
+static enum fix c_delta_ext_csum(image *m, char *sub, size_t cap) {
+  m->p[STRATA__X_PARENT] ^= 1;
+  SUB("header extension checksum over [256, 312) is");
+  return FIX_ALL;
+}
+static enum fix c_delta_depth0(image *m, char *sub, size_t cap) {
+  strata__wr32(m->p + STRATA__X_DEPTH, 0);
+  fix_ext(m);
+  SUB("delta depth 0 at offset 272 (must be at least 1)");
+  return FIX_ALL;
+}
+static enum fix c_delta_depth1_not_base(image *m, char *sub, size_t cap) {
+  strata__wr32(m->p + STRATA__X_DEPTH, 1);
+  fix_ext(m);
+  SUB("delta of depth 1 with parent %016" PRIx64
+      " (offset 256) differing from its base %016" PRIx64 " (offset 264)",
+      DELTA_PARENT, DELTA_BASE);
+  return FIX_ALL;
+}
+static enum fix c_delta_deep_parent_base(image *m, char *sub, size_t cap) {
+  strata__wr64(m->p + STRATA__X_PARENT, DELTA_BASE);
+  fix_ext(m);
+  SUB("delta of depth 2 with parent %016" PRIx64
+      " (offset 256) equal to its base %016" PRIx64 " (offset 264)",
+      DELTA_BASE, DELTA_BASE);
+  return FIX_ALL;
+}
+static enum fix c_delta_reserved(image *m, char *sub, size_t cap) {
+  m->p[300] = 1;
+  fix_ext(m);
+  SUB("reserved header extension byte at offset 300 is not zero");
+  return FIX_ALL;
+}
+static enum fix c_delta_data_in_header(image *m, char *sub, size_t cap) {
+  uint64_t o = sec_off(m, STRATA__S_DATA), l = sec_len(m, STRATA__S_DATA);
+  set_sec(m, STRATA__S_DATA, o - 64, l + 64);
+  SUB("data section at offset %" PRIu64
+      " overlaps the previous section ending at 320",
+      o - 64);
+  return FIX_ALL;
+}
+static enum fix c_tombstone_in_base(image *m, char *sub, size_t cap) {
+  uint64_t i = used_entry(m, 0);
+  set_e32(m, i, STRATA__E_FLAGS, 1);
+  SUB("layer %" PRIu64
+      ": unknown layer flags 0x1 (a tombstone outside a delta file)",
+      entry_id(m, i));
+  return FIX_ALL;
+}
+static enum fix c_delta_layer_flag2(image *m, char *sub, size_t cap) {
+  set_e32(m, 0, STRATA__E_FLAGS, 2);
+  SUB("layer %" PRIu64 ": unknown layer flags 0x2", entry_id(m, 0));
+  return FIX_ALL;
+}
+static enum fix c_tombstone_content(image *m, char *sub, size_t cap) {
+  set_e32(m, 0, STRATA__E_FLAGS, 1);
+  SUB("layer %" PRIu64 ": tombstone with content size %" PRIu64 " (must be 0)",
+      entry_id(m, 0), get_e64(m, 0, STRATA__E_SIZE));
+  return FIX_ALL;
+}
+static enum fix c_tombstone_name(image *m, char *sub, size_t cap) {
+  uint64_t i = tombstone_entry(m);
+  set_e32(m, i, STRATA__E_NAME_LEN, 5);
+  SUB("layer %" PRIu64 ": tombstone with name length 5 (must be 0)",
+      entry_id(m, i));
+  return FIX_ALL;
+}
+static enum fix c_tombstone_meta(image *m, char *sub, size_t cap) {
+  uint64_t i = tombstone_entry(m);
+  set_e32(m, i, STRATA__E_META_LEN, 3);
+  SUB("layer %" PRIu64 ": tombstone with metadata length 3 (must be 0)",
+      entry_id(m, i));
+  return FIX_ALL;
+}
+static enum fix c_tombstone_checksum(image *m, char *sub, size_t cap) {
+  uint64_t i = tombstone_entry(m);
+  strata__wr64(entry(m, i) + STRATA__E_CHECKSUM, 42);
+  SUB("layer %" PRIu64 ": tombstone with content checksum 000000000000002a "
+      "(must be 2d06800538d394c2, that of no bytes)",
+      entry_id(m, i));
+  return FIX_ALL;
+}
+
 #define C(name, base, err, fn)                                                 \
   { name, base, STRATA_E_##err, fn }
 static const hcase cases[] = {
@@ -1427,6 +1605,23 @@ static const hcase cases[] = {
     C("empty-file", 'D', CORRUPT, c_empty_file),
     C("zeros-256", 'D', BAD_MAGIC, c_zeros),
     C("short-bad-magic", 'D', BAD_MAGIC, c_short_magic),
+    /* delta files (format 1.1); 'X' is a delta base */
+    C("delta-header-size", 'X', CORRUPT, c_delta_header_size),
+    C("delta-flag-on-base", 'D', CORRUPT, c_delta_flag_on_base),
+    C("delta-minor-0", 'X', CORRUPT, c_delta_minor0),
+    C("delta-shorter-than-header", 'X', CORRUPT, c_delta_short),
+    C("delta-extension-checksum", 'X', CHECKSUM, c_delta_ext_csum),
+    C("delta-depth-0", 'X', CORRUPT, c_delta_depth0),
+    C("delta-depth-1-parent-not-base", 'X', CORRUPT, c_delta_depth1_not_base),
+    C("delta-deep-parent-is-base", 'X', CORRUPT, c_delta_deep_parent_base),
+    C("delta-extension-reserved", 'X', CORRUPT, c_delta_reserved),
+    C("delta-data-in-header", 'X', CORRUPT, c_delta_data_in_header),
+    C("tombstone-in-base", 'S', VERSION, c_tombstone_in_base),
+    C("delta-layer-flag-2", 'X', VERSION, c_delta_layer_flag2),
+    C("tombstone-with-content", 'X', CORRUPT, c_tombstone_content),
+    C("tombstone-with-name", 'X', CORRUPT, c_tombstone_name),
+    C("tombstone-with-metadata", 'X', CORRUPT, c_tombstone_meta),
+    C("tombstone-checksum", 'X', CORRUPT, c_tombstone_checksum),
 };
 
 static void gen_hostile(const char *tests, const bases *b) {
@@ -1448,6 +1643,7 @@ static void gen_hostile(const char *tests, const bases *b) {
                         : hc->base == 'W' ? &b->wide
                         : hc->base == 'T' ? &b->tail
                         : hc->base == 'U' ? &b->unpacked
+                        : hc->base == 'X' ? &b->delta
                                           : &b->empty;
     image m = copy_image(*base);
     char sub[512];
@@ -1479,15 +1675,12 @@ static void hex(FILE *f, const uint8_t *p, size_t n) {
     fprintf(f, "%02x", p[i]);
 }
 
-static void golden_one(FILE *out, const char *dir, const char *file,
-                       uint64_t region_id, const char *name, const char *meta,
-                       uint32_t align, const layer_spec *l, size_t n,
-                       uint64_t want_flags) {
+/* Writes the image to dir/file and lists it in EXPECTED.txt: a region
+ * line; for a delta file a delta line naming `base_file`; then its layers
+ * (and tombstones) in ascending id order, as iteration returns them. */
+static void golden_list(FILE *out, const char *dir, const char *file, image im,
+                        const char *base_file) {
   char path[4096];
-  image im = write_region(file, region_id, name, meta, align, l, n);
-  if (strata__rd64(im.p + STRATA__H_FLAGS) != want_flags)
-    die("%s: header flags %" PRIu64 ", wanted %" PRIu64, file,
-        strata__rd64(im.p + STRATA__H_FLAGS), want_flags);
   FMT(path, "%s/%s", dir, file);
   write_all(path, im.p, im.len);
   free(im.p);
@@ -1500,12 +1693,19 @@ static void golden_one(FILE *out, const char *dir, const char *file,
           "\n",
           file, info.id, info.name, info.metadata, info.layer_count, info.flags,
           info.data_align);
-  /* Layers in ascending id order, as iteration returns them. */
+  strata_region_delta_info d;
+  if (strata_region_delta(r, &d) == 0)
+    fprintf(out, "delta\t%s\t%016" PRIx64 "\t%016" PRIx64 "\t%" PRIu32 "\t%s\n",
+            file, d.parent_checksum, d.base_checksum, d.depth, base_file);
   strata_region_iter it;
   strata_layer ly;
   int rc;
   strata_region_iter_init(r, &it);
   while ((rc = strata_region_next(&it, &ly)) > 0) {
+    if (ly.flags & STRATA_LAYER_TOMBSTONE) {
+      fprintf(out, "tombstone\t%s\t%" PRIu64 "\n", file, ly.id);
+      continue;
+    }
     fprintf(out, "layer\t%s\t%" PRIu64 "\t%s\t%s\t%" PRIu64 "\t", file, ly.id,
             ly.name ? ly.name : "", ly.metadata ? ly.metadata : "", ly.size);
     hex(out, ly.data, (size_t)ly.size);
@@ -1513,6 +1713,38 @@ static void golden_one(FILE *out, const char *dir, const char *file,
   }
   CHECK(rc);
   strata_region_close(r);
+}
+
+static void golden_one(FILE *out, const char *dir, const char *file,
+                       uint64_t region_id, const char *name, const char *meta,
+                       uint32_t align, const layer_spec *l, size_t n,
+                       uint64_t want_flags) {
+  image im = write_region(file, region_id, name, meta, align, l, n);
+  if (strata__rd64(im.p + STRATA__H_FLAGS) != want_flags)
+    die("%s: header flags %" PRIu64 ", wanted %" PRIu64, file,
+        strata__rd64(im.p + STRATA__H_FLAGS), want_flags);
+  golden_list(out, dir, file, im, NULL);
+}
+
+/* The format 1.1 golden file: a delta of depth 1 over v1-dense.region
+ * (its parent and base are that file's header checksum): layer 1001
+ * changed, 1003 removed (a tombstone), 1006 added. Its ids are sparse. */
+static void golden_delta(FILE *out, const char *dir) {
+  char path[4096];
+  FMT(path, "%s/v1-dense.region", dir);
+  image base = read_all(path);
+  uint64_t sum = strata__rd64(base.p + STRATA__H_HEADER_CSUM);
+  free(base.p);
+  const char *changed = "changed in the delta";
+  layer_spec l[] = {
+      {1001, "zeros", "{\"changed\":true}", changed, strlen(changed)},
+      {1003, NULL, NULL, TOMBSTONE, 0},
+      {1006, "added", NULL, "new", 3},
+  };
+  const char *file = "v1.1-delta.region";
+  image im = write_delta(file, 1, "golden-dense", "{\"golden\":\"delta\"}", 64,
+                         sum, sum, 1, l, sizeof l / sizeof l[0]);
+  golden_list(out, dir, file, im, "v1-dense.region");
 }
 
 static void gen_golden(const char *tests) {
@@ -1524,11 +1756,14 @@ static void gen_golden(const char *tests) {
   if (out == NULL)
     die("%s: %s", path, strerror(errno));
   fprintf(out,
-          "# Golden region files of format 1.0, written by Strata 0.1.0\n"
+          "# Golden region files of format 1.0, written by Strata 0.1.0,\n"
+          "# and a delta file of format 1.1, written by Strata 0.2.0\n"
           "# (tests/hostile/gen_hostile.c). Every later version must still\n"
           "# open them and find exactly this. Fields are tab-separated:\n"
           "# region FILE ID NAME METADATA LAYER_COUNT FLAGS DATA_ALIGN\n"
           "# layer  FILE ID NAME METADATA SIZE CONTENT_HEX\n"
+          "# delta  FILE PARENT_HEX BASE_HEX DEPTH BASE_FILE (delta files)\n"
+          "# tombstone FILE ID (delta files)\n"
           "# (an empty NAME or METADATA field means the layer has none)\n");
 
   static uint8_t bytes[256], zeros[100];
@@ -1576,6 +1811,7 @@ static void gen_golden(const char *tests) {
   }
   golden_one(out, dir, "v1-sparse.region", UINT64_C(0xFEEDFACECAFEBEEF),
              "golden-sparse", NULL, 16, sparse, 8, 0);
+  golden_delta(out, dir);
   fclose(out);
   printf("gen_hostile: golden files in %s\n", dir);
 }
@@ -1602,7 +1838,8 @@ static void gen_seeds(const char *tests, const bases *b) {
                {"valid-sparse.region", &b->sparse},
                {"valid-wide.region", &b->wide},
                {"valid-empty.region", &b->empty},
-               {"valid-tail.region", &b->tail}};
+               {"valid-tail.region", &b->tail},
+               {"valid-delta.region", &b->delta}};
   for (size_t i = 0; i < sizeof seeds / sizeof seeds[0]; i++) {
     FMT(path, "%s/%s", dir, seeds[i].name);
     write_all(path, seeds[i].im->p, seeds[i].im->len);
@@ -1614,6 +1851,7 @@ static void gen_seeds(const char *tests, const bases *b) {
       {"hostile/golden/v1-dense-unpacked.region",
        "golden-v1-dense-unpacked.region"},
       {"hostile/golden/v1-sparse.region", "golden-v1-sparse.region"},
+      {"hostile/golden/v1.1-delta.region", "golden-v1.1-delta.region"},
   };
   for (size_t i = 0; i < sizeof copies / sizeof copies[0]; i++) {
     FMT(path, "%s/%s", tests, copies[i][0]);
@@ -1629,6 +1867,7 @@ static void gen_seeds(const char *tests, const bases *b) {
       "packed-position-end",  "empty-slot-locator-offset",
       "content-len-past-end", "name-record-outside-bucket",
       "name-bucket-over-64",  "sparse-duplicate-id",
+      "tombstone-checksum",   "delta-extension-reserved",
   };
   for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++) {
     size_t c = case_index(hostile[i]);
@@ -1655,8 +1894,8 @@ int main(int argc, char **argv) {
   FMT(g_tmp, "%s/gen-hostile-XXXXXX", base && base[0] ? base : "/tmp");
   if (mkdtemp(g_tmp) == NULL)
     die("mkdtemp: %s", strerror(errno));
-  bases b = {base_dense(), base_sparse(), base_wide(),
-             base_empty(), base_tail(),   base_dense_unpacked()};
+  bases b = {base_dense(), base_sparse(),         base_wide(), base_empty(),
+             base_tail(),  base_dense_unpacked(), base_delta()};
   gen_hostile(argv[1], &b);
   gen_golden(argv[1]);
   gen_seeds(argv[1], &b);
@@ -1666,11 +1905,12 @@ int main(int argc, char **argv) {
   free(b.empty.p);
   free(b.tail.p);
   free(b.unpacked.p);
+  free(b.delta.p);
   const char *names[] = {
-      "dense.region",    "dense-unpacked.region", "sparse.region",
-      "wide.region",     "empty.region",          "one.region",
-      "tail.region",     "v1-dense.region",       "v1-dense-unpacked.region",
-      "v1-sparse.region"};
+      "dense.region",     "dense-unpacked.region", "sparse.region",
+      "wide.region",      "empty.region",          "one.region",
+      "tail.region",      "v1-dense.region",       "v1-dense-unpacked.region",
+      "v1-sparse.region", "delta.region",          "v1.1-delta.region"};
   char path[4096];
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     FMT(path, "%s/%s", g_tmp, names[i]);

@@ -190,6 +190,45 @@ static void check_layer(golden_region *g, char **f) {
   g->listed++;
 }
 
+/* A tombstone of a delta file: found by id with the flag and nothing else,
+ * and returned by iteration in its place. */
+static void check_tombstone(golden_region *g, char **f) {
+  uint64_t id = strtoull(f[2], NULL, 10);
+  strata_layer l;
+  assert_strata_ok(strata_region_get(g->r, id, &l));
+  assert_int_equal(l.id, id);
+  assert_int_equal(l.flags, STRATA_LAYER_TOMBSTONE);
+  assert_int_equal(l.size, 0);
+  assert_null(l.name);
+  assert_null(l.metadata);
+  strata_layer it;
+  assert_int_equal(strata_region_next(&g->it, &it), 1);
+  assert_int_equal(it.id, id);
+  assert_int_equal(it.flags, STRATA_LAYER_TOMBSTONE);
+  assert_true(g->listed == 0 || id > g->last_id);
+  g->last_id = id;
+  g->listed++;
+}
+
+/* A delta file's binding, and that its parent is the golden base file it
+ * names (a 1.0 file of this directory). */
+static void check_delta(golden_region *g, char **f) {
+  strata_region_delta_info d;
+  assert_strata_ok(strata_region_delta(g->r, &d));
+  assert_int_equal(d.parent_checksum, strtoull(f[2], NULL, 16));
+  assert_int_equal(d.base_checksum, strtoull(f[3], NULL, 16));
+  assert_int_equal(d.depth, strtoul(f[4], NULL, 10));
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s", GOLDEN_DIR, f[5]);
+  strata_region *base;
+  assert_strata_ok(strata_region_open(path, 0, &base));
+  strata_region_info bi;
+  assert_strata_ok(strata_region_info_get(base, &bi));
+  assert_int_equal(d.parent_checksum, bi.header_checksum);
+  assert_int_equal(strata_region_delta(base, &d), STRATA_E_NOT_FOUND);
+  strata_region_close(base);
+}
+
 static void finish_region(golden_region *g) {
   if (g->r == NULL)
     return;
@@ -210,6 +249,7 @@ static void test_golden(void **state) {
   /* Each of the three lookup variants has its golden file: packed dense
    * (flags 3), unpacked dense (1) and sparse (0). */
   bool seen_packed = false, seen_unpacked = false, seen_sparse = false;
+  bool seen_delta = false; /* and a delta file of format 1.1 */
   while (fgets(line, sizeof line, f) != NULL) {
     if (line[0] == '#' || line[0] == '\n')
       continue;
@@ -234,9 +274,15 @@ static void test_golden(void **state) {
       assert_int_equal(info.flags, strtoull(fld[6], NULL, 10));
       assert_int_equal(info.data_align, strtoul(fld[7], NULL, 10));
       assert_int_equal(info.format_major, 1);
+      /* Only delta files are written as 1.1. */
+      bool delta = (info.flags & STRATA_REGION_DELTA) != 0;
+      assert_int_equal(info.format_minor, delta ? 1 : 0);
+      seen_delta |= delta;
       uint64_t dense_packed =
           STRATA_REGION_DENSE_IDS | STRATA_REGION_PACKED_LOCATORS;
-      if (info.flags == dense_packed)
+      if (delta)
+        ; /* its id lookup is one of the three below, checked by its layers */
+      else if (info.flags == dense_packed)
         seen_packed = true;
       else if (info.flags == STRATA_REGION_DENSE_IDS)
         seen_unpacked = true;
@@ -246,6 +292,16 @@ static void test_golden(void **state) {
         fail_msg("%s: unexpected header flags %" PRIu64, fld[1], info.flags);
       strata_region_iter_init(g.r, &g.it);
       regions++;
+    } else if (strcmp(fld[0], "delta") == 0) {
+      assert_int_equal(nf, 6);
+      assert_non_null(g.r);
+      assert_string_equal(fld[1], g.file);
+      check_delta(&g, fld);
+    } else if (strcmp(fld[0], "tombstone") == 0) {
+      assert_int_equal(nf, 3);
+      assert_non_null(g.r);
+      assert_string_equal(fld[1], g.file);
+      check_tombstone(&g, fld);
     } else {
       assert_string_equal(fld[0], "layer");
       assert_int_equal(nf, 7);
@@ -256,8 +312,8 @@ static void test_golden(void **state) {
   }
   finish_region(&g);
   fclose(f);
-  assert_int_equal(regions, 3);
-  assert_true(seen_packed && seen_unpacked && seen_sparse);
+  assert_int_equal(regions, 4);
+  assert_true(seen_packed && seen_unpacked && seen_sparse && seen_delta);
 }
 
 int main(void) {

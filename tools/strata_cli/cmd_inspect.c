@@ -11,7 +11,8 @@ static const char usage[] =
     "\n"
     "Print what the header and index of the region FILE say, as JSON:\n"
     "path, file_size, format, region {id, name, metadata}, flags,\n"
-    "layer_count, named_count, sections, alignment, checksums and totals.\n"
+    "layer_count, named_count, sections, alignment, checksums and totals;\n"
+    "for a delta file also delta {parent, base, depth}, after flags.\n"
     "Header and index checksums are verified when the file is opened;\n"
     "content checksums are not checked (run 'strata verify').\n"
     "\n"
@@ -28,6 +29,7 @@ static const struct {
 } flag_names[] = {
     {STRATA_REGION_DENSE_IDS, "dense_ids"},
     {STRATA_REGION_PACKED_LOCATORS, "packed_locators"},
+    {STRATA_REGION_DELTA, "delta"},
 };
 
 static json_t *flags_json(uint64_t flags) {
@@ -98,7 +100,22 @@ static json_t *region_json(const strata_region_info *in) {
   return o;
 }
 
-static json_t *info_json(const strata_region_info *in, json_t *totals) {
+/* A delta file's binding (strata_region_delta()); NULL for other files. */
+static json_t *delta_json(const strata_region *r) {
+  strata_region_delta_info d;
+  if (strata_region_delta(r, &d) != 0)
+    return NULL;
+  char hex[17];
+  json_t *o = json_object();
+  json_object_set_new(o, "parent",
+                      json_string(cli_hex64(d.parent_checksum, hex)));
+  json_object_set_new(o, "base", json_string(cli_hex64(d.base_checksum, hex)));
+  json_object_set_new(o, "depth", json_integer(d.depth));
+  return o;
+}
+
+static json_t *info_json(const strata_region_info *in, json_t *delta,
+                         json_t *totals) {
   char hex[17];
   json_t *o = json_object();
   json_object_set_new(o, "path", cli_json_text(in->path, strlen(in->path)));
@@ -109,6 +126,8 @@ static json_t *info_json(const strata_region_info *in, json_t *totals) {
   json_object_set_new(o, "format", fmt);
   json_object_set_new(o, "region", region_json(in));
   json_object_set_new(o, "flags", flags_json(in->flags));
+  if (delta != NULL) /* delta files only */
+    json_object_set_new(o, "delta", delta);
   json_object_set_new(o, "layer_count", cli_json_u64(in->layer_count));
   json_object_set_new(o, "named_count", cli_json_u64(in->named_count));
   json_t *sec = json_object();
@@ -152,7 +171,7 @@ static int run(int argc, char **argv) {
   int rc = strata_region_info_get(r, &info);
   if (rc == 0)
     rc = totals_json(r, &totals);
-  json_t *out = rc == 0 ? info_json(&info, totals) : NULL;
+  json_t *out = rc == 0 ? info_json(&info, delta_json(r), totals) : NULL;
   cli_bus_disarm();
   /* Report before closing: the detail is valid until the next Strata call. */
   code = rc < 0 ? cli_fail_lib(rc) : CLI_EXIT_OK;

@@ -19,6 +19,9 @@ static const char usage[] =
     "the id order and every name lookup. Prints one verdict line on\n"
     "standard output:\n"
     "  FILE: ok (N layers, B bytes)      B: content bytes checked\n"
+    "  FILE: ok (delta of depth D over PARENT: N layers, T tombstones,\n"
+    "        B bytes)                    a delta file; PARENT is the header\n"
+    "                                    checksum of the file below it\n"
     "  FILE: corrupt: DETAIL             DETAIL names the layer and offsets\n"
     "  FILE: unsupported: DETAIL         a newer major format version\n"
     "  FILE: error: DETAIL               cannot open or read the file\n"
@@ -66,6 +69,9 @@ typedef struct verdict {
   bool has_bad_id;
   uint64_t bad_id;
   uint64_t layers, bytes;
+  bool delta; /* a delta file: its binding, and its tombstones */
+  strata_region_delta_info binding;
+  uint64_t tombstones;
 } verdict;
 
 static void set_failure(verdict *v, int rc, const char *detail) {
@@ -95,9 +101,15 @@ static void check(const strata_region *r, verdict *v) {
   strata_layer l;
   strata_region_iter_init(r, &it);
   while ((rc = strata_region_next(&it, &l)) > 0) {
-    v->layers++;
+    bool tomb = (l.flags & STRATA_LAYER_TOMBSTONE) != 0;
+    v->tombstones += tomb;
+    v->layers += !tomb;
     v->bytes += l.size;
   }
+  /* A delta file alone is checked like any region; its binding is shown,
+   * not followed (the file below may be elsewhere or gone). */
+  if (rc >= 0)
+    v->delta = strata_region_delta(r, &v->binding) == 0;
   if (rc < 0)
     set_failure(v, rc, cli_detail_without_path(v->path));
 }
@@ -107,7 +119,13 @@ static void check(const strata_region *r, verdict *v) {
  * holds. */
 static int print_text(const verdict *v) {
   cli_print_escaped(stdout, v->path, strlen(v->path));
-  if (v->rc == 0)
+  char hex[17];
+  if (v->rc == 0 && v->delta)
+    printf(": ok (delta of depth %" PRIu32 " over %s: %" PRIu64
+           " layers, %" PRIu64 " tombstones, %" PRIu64 " bytes)\n",
+           v->binding.depth, cli_hex64(v->binding.parent_checksum, hex),
+           v->layers, v->tombstones, v->bytes);
+  else if (v->rc == 0)
     printf(": ok (%" PRIu64 " layers, %" PRIu64 " bytes)\n", v->layers,
            v->bytes);
   else {
@@ -129,6 +147,17 @@ static int print_json(const verdict *v) {
                       v->rc == 0 ? cli_json_u64(v->layers) : json_null());
   json_object_set_new(o, "content_bytes",
                       v->rc == 0 ? cli_json_u64(v->bytes) : json_null());
+  if (v->rc == 0 && v->delta) { /* delta files only */
+    char hex[17];
+    json_t *d = json_object();
+    json_object_set_new(
+        d, "parent", json_string(cli_hex64(v->binding.parent_checksum, hex)));
+    json_object_set_new(d, "base",
+                        json_string(cli_hex64(v->binding.base_checksum, hex)));
+    json_object_set_new(d, "depth", json_integer(v->binding.depth));
+    json_object_set_new(d, "tombstones", cli_json_u64(v->tombstones));
+    json_object_set_new(o, "delta", d);
+  }
   json_t *err = json_null();
   if (v->rc != 0) {
     err = json_object();
