@@ -26,11 +26,19 @@
  * docs/FORMAT.md.
  *
  * strata_region_open() maps a region file with one read-only mmap() and
- * validates, once, everything a later read relies on: header, section
- * bounds, every layer's content bounds, the id and name indexes, and the
- * UTF-8 of every name and metadata string. After that, a lookup is a hash
- * probe that returns pointers into the mapping: no copy, no allocation, no
- * lock, no system call.
+ * validates, in O(1), the header, the section table and the region's
+ * strings; each chunk of 64 index entries (every layer's content bounds,
+ * id, locator, name and metadata strings and their UTF-8) is validated on
+ * its first use, once, and the whole-index checks (index checksum, counts,
+ * name index order) are strata_region_verify()'s (or open's, with
+ * STRATA_OPEN_CHECK_INDEX). No read ever leaves the mapping, whatever the
+ * file holds: a layer in a chunk that fails is an error naming the file
+ * and the layer. After that, a lookup is a hash probe plus one test of the
+ * chunk's bit that returns pointers into the mapping: no copy, no
+ * allocation, no lock, no system call. A store opens its regions the same
+ * way and checks what open left out on a background thread, withdrawing a
+ * region that fails; until then a layer in a failing chunk reads as
+ * missing through the store.
  *
  * Regions are written by a strata_writer (the same writer region-builder and
  * crystallization use): layers are streamed to a temporary file in the target

@@ -28,6 +28,11 @@ enum strata_open_flags {
   /* Fault the whole file in at open (MADV_POPULATE_READ where the kernel
    * has it, MADV_WILLNEED otherwise), so that I/O errors surface here. */
   STRATA_OPEN_POPULATE = 1u << 2,
+  /* Validate the whole index at open (every entry and locator, the counts,
+   * the name index and the index checksum), as strata_region_verify()'s
+   * structural part does, instead of each chunk of 64 entries on its first
+   * use. Costs about 72 bytes read per layer (14-27 ms for a million). */
+  STRATA_OPEN_CHECK_INDEX = 1u << 3,
 };
 
 /* A layer as seen through an open region. All pointers are borrowed from the
@@ -98,7 +103,19 @@ typedef struct strata_region_delta_info {
 STRATA_API int strata_region_delta(const strata_region *region,
                                    strata_region_delta_info *out);
 
-/* Opens and validates the region file at `path` (flags: strata_open_flags).
+/* Opens the region file at `path` (flags: strata_open_flags) and validates
+ * what costs O(1): the header (with its checksum), the section table and
+ * the region's name and metadata. Each chunk of 64 index entries and their
+ * locators is validated on its first use by a lookup, iteration or name
+ * lookup (a few hundred nanoseconds, once; concurrent first uses are safe);
+ * a layer whose chunk fails gives STRATA_E_CORRUPT (naming the file and the
+ * layer) from strata_region_get, _get_data, _read, _get_by_name and
+ * _next, and reads as missing in strata_region_get_data_many. The index
+ * checksum and the whole-index checks (used-slot and named counts, the
+ * name index's order) are strata_region_verify()'s, or open's with
+ * STRATA_OPEN_CHECK_INDEX, which then checks everything as it did before
+ * (linear in the index size). Either way no read ever leaves the mapping.
+ * Opening a million layers reads a few pages and allocates 2 KiB.
  * On success stores a handle in *out.
  * Errors: -errno from open/fstat/mmap (-ENOENT, -EACCES, ...) and, with
  * STRATA_OPEN_POPULATE, from faulting the file in (-EIO, -ENOMEM),
@@ -127,7 +144,9 @@ STRATA_API uint64_t strata_region_layer_count(const strata_region *region);
  * name, metadata and checksum. Besides the locator it reads the layer's
  * 64-byte index entry; the content pointer does not wait for that read.
  * No allocation, no lock, no system call.
- * Errors: STRATA_E_NOT_FOUND (out is left untouched). */
+ * Errors: STRATA_E_NOT_FOUND (out is left untouched), STRATA_E_CORRUPT,
+ * STRATA_E_LIMIT or STRATA_E_VERSION when the layer's chunk of the index
+ * fails its first-use validation (see strata_region_open). */
 STRATA_API int strata_region_get(const strata_region *region, uint64_t id,
                                  strata_layer *out);
 
@@ -136,7 +155,8 @@ STRATA_API int strata_region_get(const strata_region *region, uint64_t id,
  * locator table (plus, for sparse ids, a pilot table small enough to stay in
  * cache), never the 64-byte index entry, so a random lookup costs one cache
  * miss before the content's own. No allocation, no lock, no system call.
- * Errors: STRATA_E_NOT_FOUND (outputs untouched). */
+ * Errors: STRATA_E_NOT_FOUND (outputs untouched), and those of
+ * strata_region_get() for a chunk that fails validation. */
 STRATA_API int strata_region_get_data(const strata_region *region, uint64_t id,
                                       const void **data, uint64_t *size);
 
@@ -147,7 +167,8 @@ STRATA_API int strata_region_get_data(const strata_region *region, uint64_t id,
  * overlap instead of following each other, and the first line of each
  * content is prefetched for the caller. Returns the number of ids found
  * (never negative). No allocation, no lock, no system call; records no
- * error detail for misses. */
+ * error detail for misses. A layer whose index chunk fails its first-use
+ * validation (strata_region_open) is reported as missing. */
 STRATA_API size_t strata_region_get_data_many(const strata_region *region,
                                               const uint64_t *ids, size_t count,
                                               const void **data,
@@ -168,8 +189,12 @@ typedef struct strata_dense_view {
 /* Fills *view for a region whose ids are dense and whose contents are in
  * id order (flags STRATA_REGION_DENSE_IDS | STRATA_REGION_PACKED_LOCATORS;
  * the writer produces that whenever layers are added in ascending id order).
- * Errors: STRATA_E_INVAL for other regions (use strata_region_get_data()),
- * and on big-endian hosts, where the table is not in host byte order. */
+ * The view is read without checks, so a lazily opened region's whole
+ * position table is validated here first (once; linear in the layer
+ * count). Errors: STRATA_E_INVAL for other regions (use
+ * strata_region_get_data()), and on big-endian hosts, where the table is not
+ * in host byte order; STRATA_E_CORRUPT (or another format error) when an
+ * index chunk fails validation. */
 STRATA_API int strata_region_dense_view(const strata_region *region,
                                         strata_dense_view *view);
 
@@ -188,7 +213,9 @@ static inline int strata_dense_get(const strata_dense_view *view, uint64_t id,
 }
 
 /* Looks up a layer by name (name_len bytes, need not be NUL-terminated).
- * Errors: STRATA_E_NOT_FOUND. */
+ * Checks the name bucket it reads and the entry a record points at.
+ * Errors: STRATA_E_NOT_FOUND; STRATA_E_CORRUPT for a bad bucket or record,
+ * or the errors of strata_region_get() for a chunk that fails. */
 STRATA_API int strata_region_get_by_name(const strata_region *region,
                                          const char *name, size_t name_len,
                                          strata_layer *out);
@@ -210,7 +237,9 @@ STRATA_API int strata_region_read(const strata_region *region, uint64_t id,
  * strata_region_next() returns 1 and fills *out, 0 when every layer has been
  * returned, or STRATA_E_CORRUPT if the stored id order of a sparse region
  * is inconsistent (only a crafted file with valid checksums can do that;
- * see docs/FORMAT.md). The iterator holds no resources. */
+ * see docs/FORMAT.md) or an index chunk fails its first-use validation
+ * (or STRATA_E_LIMIT / STRATA_E_VERSION, as strata_region_get()). The
+ * iterator holds no resources. */
 typedef struct strata_region_iter {
   const strata_region *region;
   uint64_t pos;
@@ -221,8 +250,12 @@ STRATA_API void strata_region_iter_init(const strata_region *region,
                                         strata_region_iter *it);
 STRATA_API int strata_region_next(strata_region_iter *it, strata_layer *out);
 
-/* Deep check: recomputes every layer's content checksum, walks the id order
- * and checks every name lookup. Reads the whole file.
+/* Deep check: first what a lazy open leaves out (the index checksum, every
+ * index entry and locator, the used-slot and named counts, the name index's
+ * buckets and order: STRATA_E_CHECKSUM, STRATA_E_CORRUPT, STRATA_E_LIMIT or
+ * STRATA_E_VERSION, with *bad_id unchanged), then recomputes every layer's
+ * content checksum, walks the id order and checks every name lookup. Reads
+ * the whole file.
  * Returns 0 when intact. On the first bad layer returns STRATA_E_CHECKSUM
  * (content) or STRATA_E_CORRUPT (its name is not found through the name
  * index, or is shared), stores its id in *bad_id when bad_id is not NULL,

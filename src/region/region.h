@@ -1,8 +1,10 @@
-/* The region layer: an open region file (validated, then read without
- * further checks) and the internal entry points the layers above use. */
+/* The region layer: an open region file (its header and section table
+ * validated at open, its index entries chunk by chunk on first use) and the
+ * internal entry points the layers above use. */
 #ifndef STRATA_REGION_H
 #define STRATA_REGION_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -10,16 +12,28 @@
 #include "format/format.h"
 #include "strata.h"
 
-/* An open region. Everything here is derived from the validated file, so
- * lookups need no further checks. */
+/* Index entries (and their locators) are validated in chunks of
+ * 2^STRATA__CHUNK_SHIFT: 64 entries cost well under a microsecond to check,
+ * and the bitmap needs one bit per 64 entries (2 KiB for a million). */
+#define STRATA__CHUNK_SHIFT 6
+
+/* An open region. Everything here is derived from the validated header and
+ * section table; an index entry is read only after its chunk is validated
+ * (strata__entry_ok). */
 struct strata_region {
   const uint8_t *base; /* the mapping */
   uint64_t size;       /* file size == mapping length */
   bool mapped;         /* false when validating a caller's buffer (fuzzing) */
-  /* Set before validation to skip the index checksum, which the caller
-   * then checks with strata__region_check_index() (the store does, on a
-   * background thread). Every structural check still runs. */
-  bool defer_index_checksum;
+  /* Set before validation for a lazy open: validation then checks only
+   * what costs O(1) (header, section table, region strings) and allocates
+   * `valid`; the index checksum and the whole-index checks are left to
+   * strata__region_check_all() (verify, the store's background verifier). */
+  bool lazy;
+  /* Lazy regions: bit c set once chunk c of the index passed the per-entry
+   * checks. Set with an atomic OR (release) and tested with an acquire
+   * load, so concurrent first uses at worst validate a chunk twice. NULL
+   * for an eagerly validated region: every entry is already checked. */
+  _Atomic uint64_t *valid;
   char *path;
 
   uint64_t id;
@@ -75,14 +89,42 @@ int strata__region_populate(const strata_region *r, const char *path);
  * whole index: about 72 bytes per layer) and compares it with the header. */
 int strata__region_check_index(const strata_region *r, const char *file);
 
-/* strata_region_open() with internal options: `defer_index_checksum`. */
-int strata__region_open_ex(const char *path, unsigned flags,
-                           bool defer_index_checksum, strata_region **out);
+/* Everything a lazy open left out, in the order an eager open runs it: the
+ * index checksum, every entry and locator, the used-slot and named counts,
+ * the name index. Marks every chunk valid on success. */
+int strata__region_check_all(const strata_region *r, const char *file);
+
+/* Validates chunk c of a lazy region's index and marks it valid; on failure
+ * returns the error of the first bad entry (naming file, layer and offsets)
+ * and leaves the bit clear, so every later use fails the same way. */
+int strata__region_check_chunk(const strata_region *r, uint64_t c);
+
+/* The error behind a lookup of `id` that found nothing: the chunk's error
+ * when the id's entry lies in a chunk that fails validation, else 0. */
+int strata__region_entry_error(const strata_region *r, uint64_t id);
+
+/* strata_region_open() with internal options: `lazy` (see the field). */
+int strata__region_open_ex(const char *path, unsigned flags, bool lazy,
+                           strata_region **out);
 
 /* ---- the lookup, inline for the layers above (store_read.c) ------------- */
 
 static inline void strata__prefetch(const void *p) {
   __builtin_prefetch(p, 0, 3);
+}
+
+/* Whether entry i (< entries_n) and its locator may be read: one load and
+ * a predicted branch once its chunk is validated; the first use of a chunk
+ * validates it out of line. */
+static inline bool strata__entry_ok(const strata_region *r, uint64_t i) {
+  _Atomic uint64_t *v = r->valid;
+  if (v == NULL)
+    return true;
+  uint64_t c = i >> STRATA__CHUNK_SHIFT;
+  uint64_t w = atomic_load_explicit(&v[c >> 6], memory_order_acquire);
+  if (__builtin_expect((w >> (c & 63)) & 1, 1))
+    return true;
+  return strata__region_check_chunk(r, c) == 0;
 }
 
 /* The lookup: on a hit stores the entry number, content offset (in DATA)
@@ -91,7 +133,9 @@ static inline void strata__prefetch(const void *p) {
  * one 16-byte {offset, size}. Sparse ones evaluate the perfect hash (the
  * pilot table is small enough to stay in cache) and read one 24-byte
  * locator, which also holds the id to compare. None reads the 64-byte
- * entry. Inline so that a store lookup makes no call on its hit path. */
+ * entry. Inline so that a store lookup makes no call on its hit path. An
+ * entry whose chunk fails validation reads as a miss
+ * (strata__region_entry_error() then gives the error). */
 static inline bool strata__region_find(const strata_region *r, uint64_t id,
                                        uint64_t *entry, uint64_t *off,
                                        uint64_t *size) {
@@ -100,7 +144,7 @@ static inline bool strata__region_find(const strata_region *r, uint64_t id,
   if (r->dense) {
     /* Unsigned wrap makes ids below first_id land past n as well. */
     i = id - r->first_id;
-    if (i >= r->n)
+    if (i >= r->n || !strata__entry_ok(r, i))
       return false;
     if (r->packed) {
       const uint8_t *pos = r->locators + i * 8;
@@ -116,6 +160,8 @@ static inline bool strata__region_find(const strata_region *r, uint64_t id,
     uint64_t h = strata__id_hash(id, r->seed);
     uint64_t b = strata__pilot_bucket(h, r->pilot_count);
     i = strata__slot_of(h, strata__rd16(r->pilots + 2 * b), r->slot_count);
+    if (!strata__entry_ok(r, i))
+      return false;
     loc = r->locators + i * STRATA__SLOC_SIZE;
     if (strata__rd64(loc + 16) != id ||
         strata__rd64(loc) == STRATA__EMPTY_OFFSET)
@@ -137,7 +183,8 @@ static inline bool strata__region_find(const strata_region *r, uint64_t id,
  *            locator; returns the slot. Dense: returns its argument.
  *   _finish: reads the locator: on a hit points *data at the content,
  *            stores its size, prefetches the content's first line and
- *            returns true; on a miss stores NULL and 0. */
+ *            returns true; on a miss (or an entry whose chunk fails
+ *            validation) stores NULL and 0. */
 static inline uint64_t strata__pipe_start(const strata_region *r, uint64_t id) {
   if (r->dense) {
     uint64_t i = id - r->first_id;
@@ -167,6 +214,8 @@ static inline bool strata__pipe_finish(const strata_region *r, uint64_t slot,
   bool hit;
   if (r->dense) {
     hit = strata__region_find(r, id, &e, &off, &len);
+  } else if (!strata__entry_ok(r, slot)) {
+    hit = false;
   } else {
     const uint8_t *loc = r->locators + slot * STRATA__SLOC_SIZE;
     off = strata__rd64(loc);
@@ -180,7 +229,8 @@ static inline bool strata__pipe_finish(const strata_region *r, uint64_t slot,
   return hit;
 }
 
-/* Fills *out from entry number i (0 <= i < entries_n, not empty). */
+/* Fills *out from entry number i (0 <= i < entries_n, not empty, its
+ * chunk validated: strata__entry_ok). */
 void strata__layer_from_entry(const strata_region *r, uint64_t i,
                               strata_layer *out);
 /* Starts loading the index lines a lookup of `id` will read. */

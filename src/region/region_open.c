@@ -1,5 +1,6 @@
 /* Opening and closing a region file: one read-only mmap, then validation
- * (region_validate.c), then madvise hints for the content. */
+ * (region_validate.c: O(1) checks for a lazy open, everything with
+ * STRATA_OPEN_CHECK_INDEX), then madvise hints for the content. */
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -90,15 +91,17 @@ static int map_file(const char *path, const uint8_t **base, uint64_t *size) {
 }
 
 int strata_region_open(const char *path, unsigned flags, strata_region **out) {
-  return strata__region_open_ex(path, flags, false, out);
+  return strata__region_open_ex(path,
+                                flags & ~(unsigned)STRATA_OPEN_CHECK_INDEX,
+                                !(flags & STRATA_OPEN_CHECK_INDEX), out);
 }
 
-int strata__region_open_ex(const char *path, unsigned flags,
-                           bool defer_index_checksum, strata_region **out) {
+int strata__region_open_ex(const char *path, unsigned flags, bool lazy,
+                           strata_region **out) {
   if (path == NULL || out == NULL)
     return strata__fail(STRATA_E_INVAL, "strata_region_open: NULL argument");
   if (flags & ~(unsigned)(STRATA_OPEN_RANDOM | STRATA_OPEN_SEQUENTIAL |
-                          STRATA_OPEN_POPULATE))
+                          STRATA_OPEN_POPULATE | STRATA_OPEN_CHECK_INDEX))
     return strata__fail(STRATA_E_INVAL, "%s: unknown open flags 0x%x", path,
                         flags);
   strata_region *r = calloc(1, sizeof *r);
@@ -110,7 +113,7 @@ int strata__region_open_ex(const char *path, unsigned flags,
                         path);
   }
   r->path = copy;
-  r->defer_index_checksum = defer_index_checksum;
+  r->lazy = lazy && !(flags & STRATA_OPEN_CHECK_INDEX);
   const uint8_t *base = NULL;
   uint64_t size = 0;
   int rc = map_file(path, &base, &size);
@@ -123,6 +126,7 @@ int strata__region_open_ex(const char *path, unsigned flags,
   if (rc < 0) {
     if (base != NULL)
       munmap((void *)base, size);
+    free(r->valid);
     free(r->path);
     free(r);
     return rc;
@@ -137,6 +141,7 @@ void strata_region_close(strata_region *r) {
     return;
   if (r->mapped)
     munmap((void *)r->base, r->size);
+  free(r->valid);
   free(r->path);
   free(r);
 }

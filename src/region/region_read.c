@@ -1,7 +1,7 @@
-/* The lookup path: by id, by name, partial reads and iteration. Everything
- * read here was validated at open (region_validate.c), so these functions
- * only compute addresses: no checks of file values, no allocation, no lock,
- * no system call. */
+/* The lookup path: by id, by name, partial reads and iteration. An index
+ * entry is read only once its chunk is validated (strata__entry_ok: at open
+ * for an eager region, on first use for a lazy one), so these functions
+ * mostly compute addresses: no allocation, no lock, no system call. */
 #include <inttypes.h>
 
 #include "region/region.h"
@@ -30,6 +30,9 @@ int64_t strata__find_entry(const strata_region *r, uint64_t id) {
 }
 
 static int not_found(const strata_region *r, uint64_t id) {
+  int rc = strata__region_entry_error(r, id);
+  if (rc < 0)
+    return rc;
   return strata__fail(STRATA_E_NOT_FOUND, "%s: layer %" PRIu64 " not found",
                       r->path ? r->path : "region", id);
 }
@@ -38,7 +41,7 @@ int strata_region_get(const strata_region *r, uint64_t id, strata_layer *out) {
   uint64_t e, off, size;
   if (!strata__region_find(r, id, &e, &off, &size))
     return not_found(r, id);
-  strata__layer_from_entry(r, e, out);
+  strata__layer_from_entry(r, e, out); /* find validated e's chunk */
   /* The same values as the entry's (checked at open), but from the
    * locator: the content pointer then does not wait for the entry's cache
    * miss, and the caller's first touch of the content overlaps it. */
@@ -125,6 +128,10 @@ int strata_region_dense_view(const strata_region *r, strata_dense_view *v) {
   return strata__fail(STRATA_E_INVAL, "%s: no dense view on a big-endian host",
                       r->path ? r->path : "region");
 #else
+  /* The caller reads the positions without checks: validate them all. */
+  for (uint64_t c = 0; r->valid != NULL && c << STRATA__CHUNK_SHIFT < r->n; c++)
+    if (!strata__entry_ok(r, c << STRATA__CHUNK_SHIFT))
+      return strata__region_check_chunk(r, c);
   /* LOCATORS is 64-aligned in the file and the mapping is page-aligned, so
    * the positions can be read as native u64 on a little-endian host. */
   *v = (strata_dense_view){
@@ -146,11 +153,26 @@ int strata_region_get_by_name(const strata_region *r, const char *name,
   uint64_t k = strata__bucket(h, r->name_bits);
   uint32_t lo = strata__rd32(r->name_buckets + 4 * k);
   uint32_t hi = strata__rd32(r->name_buckets + 4 * (k + 1));
+  /* A lazy open has not checked the bucket table: check this bucket. */
+  if (lo > hi || hi > r->m || hi - lo > STRATA__MAX_BUCKET)
+    return strata__fail(
+        STRATA_E_CORRUPT,
+        "%s: name index bucket %" PRIu64 " is [%" PRIu32 ", %" PRIu32
+        "), outside [0, %" PRIu64 ") or above %u records",
+        r->path ? r->path : "region", k, lo, hi, r->m, STRATA__MAX_BUCKET);
   for (uint32_t j = lo; j < hi; j++) {
     const uint8_t *rec = r->name_index + (uint64_t)j * STRATA__NAME_REC_SIZE;
     if (strata__rd64(rec) != h)
       continue;
     uint32_t i = strata__rd32(rec + 8);
+    if (i >= r->entries_n)
+      return strata__fail(STRATA_E_CORRUPT,
+                          "%s: name index record %" PRIu32
+                          " points at entry %" PRIu32 ", past the %" PRIu64
+                          " entries",
+                          r->path ? r->path : "region", j, i, r->entries_n);
+    if (!strata__entry_ok(r, i))
+      return strata__region_check_chunk(r, i >> STRATA__CHUNK_SHIFT);
     const uint8_t *e = r->entries + (uint64_t)i * STRATA__ENTRY_SIZE;
     if (strata__rd32(e + STRATA__E_NAME_LEN) != len)
       continue;
@@ -194,8 +216,11 @@ int strata_region_next(strata_region_iter *it, strata_layer *out) {
   if (it->pos >= r->n)
     return 0;
   uint64_t i = it->pos;
-  if (!r->dense) {
+  if (!r->dense)
     i = strata__rd32(r->id_order + 4 * it->pos);
+  if (i < r->entries_n && !strata__entry_ok(r, i))
+    return strata__region_check_chunk(r, i >> STRATA__CHUNK_SHIFT);
+  if (!r->dense) {
     if (i >= r->entries_n ||
         strata__rd32(r->entries + i * STRATA__ENTRY_SIZE + STRATA__E_FLAGS) ==
             STRATA__EMPTY_ENTRY)

@@ -1,5 +1,9 @@
 /* Validation of a region image: everything a later lookup relies on is
- * checked here, once, so that the lookup path needs no checks at all.
+ * checked here, once. An eager open checks it all at open; a lazy one
+ * checks what costs O(1) at open (header, section table, region strings)
+ * and each chunk of index entries on its first use (strata__entry_ok), so
+ * that opening a million layers reads a few pages instead of 70 MB. The
+ * per-entry checks are the same functions either way.
  *
  * Rules (docs/FORMAT.md, "Validation"):
  * - no arithmetic on file values may overflow: every "a + b <= c" is written
@@ -15,6 +19,7 @@
 #include "common/json_check.h"
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 
 #include <unistd.h>
@@ -381,16 +386,22 @@ static int check_region_strings(strata_region *r, const uint8_t *h,
   return 0;
 }
 
+/* A dense region's first id, from entry 0: the one entry open reads. */
+static int check_first_id(strata_region *r, const char *file) {
+  if (!r->dense || r->n == 0)
+    return 0;
+  uint64_t id = strata__rd64(r->entries + STRATA__E_ID);
+  r->first_id = id;
+  STRATA__FAIL_IF(r->n - 1 > UINT64_MAX - id, STRATA_E_CORRUPT,
+                  "%s: dense ids starting at %" PRIu64 " overflow for %" PRIu64
+                  " layers",
+                  file, id, r->n);
+  return 0;
+}
+
 /* Dense regions hold ids first_id + i in entry i. */
-static int check_dense_id(strata_region *r, const char *file, uint64_t i,
+static int check_dense_id(const strata_region *r, const char *file, uint64_t i,
                           uint64_t id) {
-  if (i == 0) {
-    r->first_id = id;
-    STRATA__FAIL_IF(r->n - 1 > UINT64_MAX - id, STRATA_E_CORRUPT,
-                    "%s: dense ids starting at %" PRIu64
-                    " overflow for %" PRIu64 " layers",
-                    file, id, r->n);
-  }
   STRATA__FAIL_IF(id != r->first_id + i, STRATA_E_CORRUPT,
                   "%s: layer %" PRIu64 ": entry %" PRIu64
                   " of a dense region must have id %" PRIu64,
@@ -449,70 +460,75 @@ static int check_empty_slot(const strata_region *r, const char *file,
   return 0;
 }
 
-static int check_entries(strata_region *r, const char *file) {
-  uint64_t named = 0, used = 0;
-  for (uint64_t i = 0; i < r->entries_n; i++) {
-    const uint8_t *e = r->entries + i * STRATA__ENTRY_SIZE;
-    uint32_t flags = strata__rd32(e + STRATA__E_FLAGS);
-    if (!r->dense && flags == STRATA__EMPTY_ENTRY) {
-      STRATA__TRY(check_empty_slot(r, file, i, e));
-      continue;
-    }
-    used++;
-    uint64_t id = strata__rd64(e + STRATA__E_ID);
-    uint64_t off = strata__rd64(e + STRATA__E_OFFSET);
-    uint64_t len = strata__rd64(e + STRATA__E_SIZE);
-    if (r->dense)
-      STRATA__TRY(check_dense_id(r, file, i, id));
-    else
-      STRATA__TRY(check_sparse_slot(r, file, i, id));
-    STRATA__FAIL_IF(off > r->data_size || len > r->data_size - off,
+/* Entry i and its locator. Adds 1 to *used and to *named (when it has a
+ * name) for a used entry. */
+static int check_entry(const strata_region *r, const char *file, uint64_t i,
+                       uint64_t *used, uint64_t *named) {
+  const uint8_t *e = r->entries + i * STRATA__ENTRY_SIZE;
+  uint32_t flags = strata__rd32(e + STRATA__E_FLAGS);
+  if (!r->dense && flags == STRATA__EMPTY_ENTRY)
+    return check_empty_slot(r, file, i, e);
+  ++*used;
+  uint64_t id = strata__rd64(e + STRATA__E_ID);
+  uint64_t off = strata__rd64(e + STRATA__E_OFFSET);
+  uint64_t len = strata__rd64(e + STRATA__E_SIZE);
+  if (r->dense)
+    STRATA__TRY(check_dense_id(r, file, i, id));
+  else
+    STRATA__TRY(check_sparse_slot(r, file, i, id));
+  STRATA__FAIL_IF(off > r->data_size || len > r->data_size - off,
+                  STRATA_E_CORRUPT,
+                  "%s: layer %" PRIu64 ": content [%" PRIu64 ", +%" PRIu64
+                  ") ends past data section end %" PRIu64,
+                  file, id, off, len, r->data_size);
+  STRATA__FAIL_IF(off % r->align != 0, STRATA_E_CORRUPT,
+                  "%s: layer %" PRIu64 ": content offset %" PRIu64
+                  " is not aligned to %" PRIu32,
+                  file, id, off, r->align);
+  const uint8_t *loc = r->locators + i * r->loc_size;
+  if (r->packed)
+    STRATA__TRY(check_packed(r, file, i, id, off, len));
+  else
+    STRATA__FAIL_IF(strata__rd64(loc) != off || strata__rd64(loc + 8) != len,
                     STRATA_E_CORRUPT,
-                    "%s: layer %" PRIu64 ": content [%" PRIu64 ", +%" PRIu64
-                    ") ends past data section end %" PRIu64,
-                    file, id, off, len, r->data_size);
-    STRATA__FAIL_IF(off % r->align != 0, STRATA_E_CORRUPT,
-                    "%s: layer %" PRIu64 ": content offset %" PRIu64
-                    " is not aligned to %" PRIu32,
-                    file, id, off, r->align);
-    const uint8_t *loc = r->locators + i * r->loc_size;
-    if (r->packed)
-      STRATA__TRY(check_packed(r, file, i, id, off, len));
-    else
-      STRATA__FAIL_IF(strata__rd64(loc) != off || strata__rd64(loc + 8) != len,
-                      STRATA_E_CORRUPT,
-                      "%s: layer %" PRIu64 ": locator {%" PRIu64 ", %" PRIu64
-                      "} differs from its entry {%" PRIu64 ", %" PRIu64 "}",
-                      file, id, strata__rd64(loc), strata__rd64(loc + 8), off,
-                      len);
-    STRATA__FAIL_IF(!r->dense && strata__rd64(loc + 16) != id, STRATA_E_CORRUPT,
-                    "%s: layer %" PRIu64 ": slot %" PRIu64
-                    " locator holds id %" PRIu64,
-                    file, id, i, strata__rd64(loc + 16));
-    STRATA__TRY(check_layer_flags(r, file, id, e, flags));
-    STRATA__FAIL_IF(strata__rd32(e + STRATA__E_RESERVED) != 0, STRATA_E_CORRUPT,
-                    "%s: layer %" PRIu64 ": reserved entry field is not zero",
-                    file, id);
-    uint32_t name_len = strata__rd32(e + STRATA__E_NAME_LEN);
-    uint32_t meta_len = strata__rd32(e + STRATA__E_META_LEN);
-    STRATA__FAIL_IF(name_len > STRATA__MAX_LAYER_NAME, STRATA_E_LIMIT,
-                    "%s: layer %" PRIu64 ": name length %" PRIu32 " exceeds %u",
-                    file, id, name_len, STRATA__MAX_LAYER_NAME);
-    STRATA__FAIL_IF(meta_len > STRATA__MAX_METADATA, STRATA_E_LIMIT,
-                    "%s: layer %" PRIu64 ": metadata length %" PRIu32
-                    " exceeds %u",
-                    file, id, meta_len, STRATA__MAX_METADATA);
-    uint64_t name_off = strata__rd64(e + STRATA__E_NAME_OFF);
-    uint64_t meta_off = strata__rd64(e + STRATA__E_META_OFF);
-    /* Most layers of a large region have neither: skip the calls. */
-    if ((name_len | meta_len | name_off | meta_off) != 0) {
-      STRATA__TRY(
-          check_string(r, file, (label){"name", true, id}, name_off, name_len));
-      STRATA__TRY(check_string(r, file, (label){"metadata", true, id}, meta_off,
-                               meta_len));
-    }
-    named += name_len != 0;
+                    "%s: layer %" PRIu64 ": locator {%" PRIu64 ", %" PRIu64
+                    "} differs from its entry {%" PRIu64 ", %" PRIu64 "}",
+                    file, id, strata__rd64(loc), strata__rd64(loc + 8), off,
+                    len);
+  STRATA__FAIL_IF(!r->dense && strata__rd64(loc + 16) != id, STRATA_E_CORRUPT,
+                  "%s: layer %" PRIu64 ": slot %" PRIu64
+                  " locator holds id %" PRIu64,
+                  file, id, i, strata__rd64(loc + 16));
+  STRATA__TRY(check_layer_flags(r, file, id, e, flags));
+  STRATA__FAIL_IF(strata__rd32(e + STRATA__E_RESERVED) != 0, STRATA_E_CORRUPT,
+                  "%s: layer %" PRIu64 ": reserved entry field is not zero",
+                  file, id);
+  uint32_t name_len = strata__rd32(e + STRATA__E_NAME_LEN);
+  uint32_t meta_len = strata__rd32(e + STRATA__E_META_LEN);
+  STRATA__FAIL_IF(name_len > STRATA__MAX_LAYER_NAME, STRATA_E_LIMIT,
+                  "%s: layer %" PRIu64 ": name length %" PRIu32 " exceeds %u",
+                  file, id, name_len, STRATA__MAX_LAYER_NAME);
+  STRATA__FAIL_IF(meta_len > STRATA__MAX_METADATA, STRATA_E_LIMIT,
+                  "%s: layer %" PRIu64 ": metadata length %" PRIu32
+                  " exceeds %u",
+                  file, id, meta_len, STRATA__MAX_METADATA);
+  uint64_t name_off = strata__rd64(e + STRATA__E_NAME_OFF);
+  uint64_t meta_off = strata__rd64(e + STRATA__E_META_OFF);
+  /* Most layers of a large region have neither: skip the calls. */
+  if ((name_len | meta_len | name_off | meta_off) != 0) {
+    STRATA__TRY(
+        check_string(r, file, (label){"name", true, id}, name_off, name_len));
+    STRATA__TRY(check_string(r, file, (label){"metadata", true, id}, meta_off,
+                             meta_len));
   }
+  *named += name_len != 0;
+  return 0;
+}
+
+static int check_entries(const strata_region *r, const char *file) {
+  uint64_t named = 0, used = 0;
+  for (uint64_t i = 0; i < r->entries_n; i++)
+    STRATA__TRY(check_entry(r, file, i, &used, &named));
   STRATA__FAIL_IF(used != r->n, STRATA_E_CORRUPT,
                   "%s: %" PRIu64 " slots are used, expected %" PRIu64, file,
                   used, r->n);
@@ -568,6 +584,53 @@ int strata__region_check_index(const strata_region *r, const char *file) {
   return 0;
 }
 
+/* Marks every chunk of a lazy region valid. */
+static void mark_all(const strata_region *r) {
+  if (r->valid == NULL)
+    return;
+  uint64_t chunks = (r->entries_n >> STRATA__CHUNK_SHIFT) + 1;
+  for (uint64_t w = 0; w < (chunks + 63) / 64; w++)
+    atomic_store_explicit(&r->valid[w], UINT64_MAX, memory_order_release);
+}
+
+int strata__region_check_chunk(const strata_region *r, uint64_t c) {
+  const char *file = r->path ? r->path : "region";
+  uint64_t lo = c << STRATA__CHUNK_SHIFT;
+  uint64_t hi = lo + (1u << STRATA__CHUNK_SHIFT);
+  uint64_t used = 0, named = 0;
+  for (uint64_t i = lo; i < hi && i < r->entries_n; i++)
+    STRATA__TRY(check_entry(r, file, i, &used, &named));
+  atomic_fetch_or_explicit(&r->valid[c >> 6], 1ull << (c & 63),
+                           memory_order_release);
+  return 0;
+}
+
+int strata__region_entry_error(const strata_region *r, uint64_t id) {
+  uint64_t i;
+  if (r->valid == NULL)
+    return 0;
+  if (r->dense) {
+    i = id - r->first_id;
+    if (i >= r->n)
+      return 0;
+  } else {
+    uint64_t h = strata__id_hash(id, r->seed);
+    uint64_t b = strata__pilot_bucket(h, r->pilot_count);
+    i = strata__slot_of(h, strata__rd16(r->pilots + 2 * b), r->slot_count);
+  }
+  return strata__entry_ok(r, i)
+             ? 0
+             : strata__region_check_chunk(r, i >> STRATA__CHUNK_SHIFT);
+}
+
+int strata__region_check_all(const strata_region *r, const char *file) {
+  STRATA__TRY(strata__region_check_index(r, file));
+  STRATA__TRY(check_entries(r, file));
+  STRATA__TRY(check_name_index(r, file));
+  mark_all(r);
+  return 0;
+}
+
 int strata__region_validate(strata_region *r, const uint8_t *base,
                             uint64_t size, const char *file) {
   r->base = base;
@@ -575,6 +638,17 @@ int strata__region_validate(strata_region *r, const uint8_t *base,
   STRATA__TRY(check_header(r, base, size, file));
   STRATA__TRY(check_delta_ext(r, base, size, file));
   STRATA__TRY(check_sections(r, base, size, file));
+  r->index_checksum = strata__rd64(base + STRATA__H_INDEX_CSUM);
+  if (r->lazy) {
+    STRATA__TRY(check_region_strings(r, base, file));
+    STRATA__TRY(check_first_id(r, file));
+    uint64_t words = ((r->entries_n >> STRATA__CHUNK_SHIFT) + 64) / 64;
+    r->valid = calloc(words, sizeof *r->valid);
+    STRATA__FAIL_IF(r->valid == NULL, STRATA_E_NOMEM,
+                    "%s: allocating the index chunk bitmap (%" PRIu64 " words)",
+                    file, words);
+    return 0;
+  }
   if (r->mapped) {
     /* The index sections are read in full below: fault them in with one
      * call instead of one page fault per page. Best effort. */
@@ -584,10 +658,9 @@ int strata__region_validate(strata_region *r, const uint8_t *base,
     if (madvise((void *)start, len, MADV_POPULATE_READ) != 0)
       (void)madvise((void *)start, len, MADV_WILLNEED);
   }
-  r->index_checksum = strata__rd64(base + STRATA__H_INDEX_CSUM);
-  if (!r->defer_index_checksum)
-    STRATA__TRY(strata__region_check_index(r, file));
+  STRATA__TRY(strata__region_check_index(r, file));
   STRATA__TRY(check_region_strings(r, base, file));
+  STRATA__TRY(check_first_id(r, file));
   STRATA__TRY(check_entries(r, file));
   STRATA__TRY(check_name_index(r, file));
   return 0;

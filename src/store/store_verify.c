@@ -1,6 +1,6 @@
-/* The index-checksum verifier: the thread that checks, just after open,
- * the index checksums that open deferred, and withdraws a region whose
- * index fails. */
+/* The index verifier: the thread that checks, just after open, what the
+ * lazy opens left out (index checksums and whole-index checks), and
+ * withdraws a region whose index fails. */
 #include <inttypes.h>
 #include <stdlib.h>
 
@@ -9,17 +9,19 @@
 /* Reading the whole index to checksum it is most of the cost of opening a
  * region (about 72 bytes per layer: 100 MB for 14 regions of 100,000
  * layers, which memory bandwidth alone makes take longer than the 10 ms a
- * store open may take). Every structural check, which is what makes a
- * lookup safe, runs before a region is served; the checksum, which catches
- * corruption that is still structurally valid, is checked here just after,
- * and a region that fails it is withdrawn. */
+ * store open may take). The store opens regions lazily: the header and
+ * section table are checked before a region is served, and each chunk of
+ * 64 index entries on its first use, which is what makes a lookup safe (a
+ * layer in a chunk that fails reads as missing). The checksum, which
+ * catches corruption that is still structurally valid, and every chunk are
+ * checked here just after, and a region that fails is withdrawn. */
 static void *verify_main(void *arg) {
   struct strata_store *s = arg;
   for (size_t i = 0; i < s->verify_n; i++) {
     strata__file *f = s->verify_files[i];
     if (atomic_load_explicit(&s->verify_stop, memory_order_relaxed))
       break;
-    int rc = strata__region_check_index(f->region, f->path);
+    int rc = strata__region_check_all(f->region, f->path);
     pthread_mutex_lock(&s->write_mu);
     if (rc < 0) {
       strata__catalog *c =
@@ -31,8 +33,8 @@ static void *verify_main(void *arg) {
         char qf[STRATA__LOG_PATH], qt[STRATA__LOG_TEXT];
         strata__log(
             &s->log, STRATA_LOG_ERROR, "store",
-            "msg=\"region withdrawn: its index does not match its "
-            "checksum\" file=%s region_id=%" PRIu64 " detail=%s",
+            "msg=\"region withdrawn: its index is corrupt or does not "
+            "match its checksum\" file=%s region_id=%" PRIu64 " detail=%s",
             strata__log_quote(qf, sizeof qf, f->path), id,
             strata__log_quote(qt, sizeof qt, strata_last_error_detail()));
         if (strata__catalog_swap(s, NULL, id) < 0)

@@ -19,6 +19,14 @@
  * - a layer's flags are 0, or TOMBSTONE in a delta file on an empty entry
  *   without name or metadata (docs/FORMAT.md, "Delta files").
  *
+ * The same input is then opened lazily (as strata_region_open() does by
+ * default: only the header, section table and region strings at open, each
+ * chunk of index entries on its first use): lookups of every slot's id,
+ * the batch, partial reads, iteration, name lookups and verify must read in
+ * bounds and give a result or a format error, never more; and the lazy
+ * open followed by the whole-index checks (strata__region_check_all)
+ * accepts exactly what the eager validation accepts.
+ *
  * Header and index checksums would stop almost every mutated input at the
  * first check, so an input that fails with STRATA_E_CHECKSUM is validated a
  * second time with both checksums recomputed: the structural checks behind
@@ -83,6 +91,65 @@ static void check_layer(const strata_region *r, const strata_layer *l) {
   REQUIRE(strata_region_read(r, l->id, 1, UINT64_MAX, &p) == STRATA_E_BOUNDS);
 }
 
+static bool format_error(int rc) {
+  return rc == STRATA_E_CORRUPT || rc == STRATA_E_CHECKSUM ||
+         rc == STRATA_E_LIMIT || rc == STRATA_E_VERSION;
+}
+
+/* One lookup of `id` on a lazy region, every way: results agree, or the
+ * layer is missing, or its chunk is corrupt. */
+static void lazy_lookup(const strata_region *r, uint64_t id) {
+  strata_layer l, g;
+  const void *data = NULL, *bdata = NULL, *p;
+  uint64_t len = 0, blen = 0;
+  int rc = strata_region_get(r, id, &l);
+  REQUIRE(rc == 0 || rc == STRATA_E_NOT_FOUND || format_error(rc));
+  REQUIRE(strata_region_get_data(r, id, &data, &len) == rc);
+  REQUIRE(strata_region_get_data_many(r, &id, 1, &bdata, &blen) == (rc == 0));
+  if (rc != 0)
+    return;
+  REQUIRE(l.id == id && data == l.data && len == l.size && bdata == data);
+  touch(data, len);
+  if (l.name != NULL)
+    REQUIRE(strlen(l.name) == l.name_len);
+  if (l.metadata != NULL)
+    REQUIRE(strlen(l.metadata) == l.metadata_len);
+  REQUIRE(strata_region_read(r, id, 0, len, &p) == 0 && p == data);
+  if (l.name != NULL) {
+    rc = strata_region_get_by_name(r, l.name, l.name_len, &g);
+    REQUIRE(rc == 0 || rc == STRATA_E_NOT_FOUND || format_error(rc));
+    if (rc == 0)
+      touch(g.data, g.size);
+  }
+}
+
+static void exercise_lazy(const uint8_t *buf, size_t size, int eager_rc) {
+  strata_region r;
+  memset(&r, 0, sizeof r);
+  r.lazy = true;
+  int rc = strata__region_validate(&r, buf, size, "fuzz");
+  if (rc != 0) {
+    REQUIRE(eager_rc != 0 && r.valid == NULL);
+    return;
+  }
+  for (uint64_t i = 0; i < r.entries_n; i++)
+    lazy_lookup(&r, r.dense ? r.first_id + i
+                            : strata__rd64(r.entries + i * STRATA__ENTRY_SIZE +
+                                           STRATA__E_ID));
+  lazy_lookup(&r, UINT64_MAX);
+  strata_region_iter it;
+  strata_layer l;
+  strata_region_iter_init(&r, &it);
+  while ((rc = strata_region_next(&it, &l)) > 0)
+    touch(l.data, l.size);
+  REQUIRE(rc == 0 || format_error(rc));
+  rc = strata_region_verify(&r, NULL);
+  REQUIRE(rc == 0 || format_error(rc));
+  rc = strata__region_check_all(&r, "fuzz");
+  REQUIRE((rc == 0) == (eager_rc == 0));
+  free(r.valid);
+}
+
 /* Validates the image and, when it is accepted, uses it every way a caller
  * may. Returns what validation returned. */
 static int exercise(const uint8_t *buf, size_t size) {
@@ -90,6 +157,7 @@ static int exercise(const uint8_t *buf, size_t size) {
   memset(&r, 0, sizeof r);
   r.mapped = false;
   int vrc = strata__region_validate(&r, buf, size, "fuzz");
+  exercise_lazy(buf, size, vrc);
   if (vrc != 0)
     return vrc;
   strata_region_info info;

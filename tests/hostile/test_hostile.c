@@ -1,5 +1,8 @@
 /* Hostile fixtures: every file in hostile/files/ must be refused by
- * strata_region_open() with the error code and detail EXPECTED.tsv names,
+ * strata_region_open(STRATA_OPEN_CHECK_INDEX) with the error code and
+ * detail EXPECTED.tsv names, and a lazy strata_region_open() must give the
+ * same error either at open or in the walk of lazy_walk.h (first use of
+ * each index chunk, then verify),
  * and the golden files in hostile/golden/ must open, verify and contain
  * exactly what golden/EXPECTED.txt lists.
  *
@@ -12,6 +15,7 @@
 #include <inttypes.h>
 #include <stdbool.h>
 
+#include "lazy_walk.h"
 #include "test_util.h"
 
 #define FILES_DIR STRATA_TEST_SOURCE_DIR "/hostile/files"
@@ -67,27 +71,53 @@ static void load_cases(void) {
   fclose(f);
 }
 
-/* One fixture: refused with the named code, a detail containing the
- * substring and naming the file, and no handle. */
+/* The error just given is the fixture's: its code, the file's name and,
+ * when `exact`, its detail substring. A lazy walk may meet a consequence of
+ * the defect first (a sparse region with a slot too few is found by
+ * iteration, whose id order then points at an empty slot, before verify
+ * counts the slots), so it is held to the code only. */
+static void expect_error(const hostile_case *c, const char *mode, int rc,
+                         const char *path, bool exact) {
+  const char *detail = strata_last_error_detail();
+  if (strcmp(strata_err_name(rc), c->err) != 0)
+    fail_msg("%s (%s): got %s (%s), expected %s", c->file, mode,
+             strata_err_name(rc), detail, c->err);
+  if (exact && strstr(detail, c->sub) == NULL)
+    fail_msg("%s (%s): detail \"%s\" lacks \"%s\"", c->file, mode, detail,
+             c->sub);
+  if (strstr(detail, path) == NULL)
+    fail_msg("%s (%s): detail \"%s\" does not name the file", c->file, mode,
+             detail);
+}
+
+/* One fixture: refused by an eager open with the named code, a detail
+ * containing the substring and naming the file, and no handle; a lazy open
+ * refuses it the same way, or opens it and the walk fails the same way. */
 static void test_fixture(void **state) {
   const hostile_case *c = *state;
   char path[4096];
   snprintf(path, sizeof path, "%s/%s", FILES_DIR, c->file);
   strata_region *r = NULL;
-  int rc = strata_region_open(path, 0, &r);
-  const char *detail = strata_last_error_detail();
+  int rc = strata_region_open(path, STRATA_OPEN_CHECK_INDEX, &r);
   if (rc == 0) {
     strata_region_close(r);
     fail_msg("%s: opened, expected %s", c->file, c->err);
   }
-  if (strcmp(strata_err_name(rc), c->err) != 0)
-    fail_msg("%s: got %s (%s), expected %s", c->file, strata_err_name(rc),
-             detail, c->err);
-  if (strstr(detail, c->sub) == NULL)
-    fail_msg("%s: detail \"%s\" lacks \"%s\"", c->file, detail, c->sub);
-  if (strstr(detail, path) == NULL)
-    fail_msg("%s: detail \"%s\" does not name the file", c->file, detail);
+  expect_error(c, "eager", rc, path, true);
   assert_null(r);
+
+  rc = strata_region_open(path, 0, &r);
+  if (rc == 0) {
+    rc = lazy_walk(r);
+    if (rc == 0)
+      fail_msg("%s: lazy open and walk succeeded, expected %s", c->file,
+               c->err);
+    expect_error(c, "lazy, first use", rc, path, false);
+    strata_region_close(r);
+  } else {
+    expect_error(c, "lazy, open", rc, path, true);
+    assert_null(r);
+  }
 }
 
 /* Every *.region file in files/ is listed (none is silently untested), and
