@@ -205,13 +205,28 @@ int strata__publock_holder(const strata__rconn *c, char **client, char **cookie,
   return 0;
 }
 
-static int locked_error(const strata__rconn *c) {
-  char *desc = NULL;
-  STRATA__TRY(strata__publock_holder(c, NULL, NULL, &desc));
-  int rc = strata__fail(STRATA_E_LOCKED, "%s: locked by %s", c->label,
+/* Takes the lock. When it is busy but has no holder by the time the
+ * lockers are listed, the holder released it between the two calls: that
+ * is no reason to refuse, so try again (a few times: each retry means
+ * another publisher came and went). Otherwise STRATA_E_LOCKED naming the
+ * holder. */
+static int take_lock(strata__publock *l) {
+  for (int tries = 1;; tries++) {
+    int rc = lock_call(l, 0);
+    if (rc == 0)
+      return 0;
+    if (rc != -EBUSY && rc != -EEXIST)
+      return strata__rfail(l->c, rc, STRATA__HEAD_OBJ,
+                           "taking the publisher lock");
+    char *desc = NULL;
+    STRATA__TRY(strata__publock_holder(l->c, NULL, NULL, &desc));
+    if (desc != NULL || tries == 4) {
+      rc = strata__fail(STRATA_E_LOCKED, "%s: locked by %s", l->c->label,
                         desc != NULL ? desc : "a publisher that just left");
-  free(desc);
-  return rc;
+      free(desc);
+      return rc;
+    }
+  }
 }
 
 /* Bumps the fence (cmpxattr == F, setxattr F+1) and keeps F+1. */
@@ -283,12 +298,8 @@ int strata__publock_take(strata__rconn *c, strata__publock **out) {
   pthread_condattr_destroy(&ca);
 
   l->sent_ns = strata__mono_ns();
-  int rc = lock_call(l, 0);
+  int rc = take_lock(l);
   if (rc < 0) {
-    rc = rc == -EBUSY || rc == -EEXIST
-             ? locked_error(c)
-             : strata__rfail(c, rc, STRATA__HEAD_OBJ,
-                             "taking the publisher lock");
     pthread_cond_destroy(&l->cv);
     pthread_mutex_destroy(&l->mu);
     free(l);
