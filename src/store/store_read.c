@@ -347,6 +347,31 @@ int strata_get_by_name(const strata_txn *txn, uint64_t region_id,
       region_id, e->name, (int)(name_len > 200 ? 200 : name_len), name);
 }
 
+int strata_get_data_by_name(const strata_txn *txn, uint64_t region_id,
+                            const char *name, size_t name_len,
+                            const void **data, uint64_t *size) {
+  const strata__entry *e = find_entry(txn, region_id);
+  strata_layer l;
+  int found =
+      e != NULL && name != NULL && lookup_name(txn, e, name, name_len, &l) > 0;
+  if (txn != NULL)
+    count_get(txn, found, found ? l.size : 0);
+  if (found) {
+    *data = l.data;
+    *size = l.size;
+    sample(txn, region_id, l.id);
+    return 0;
+  }
+  if (e == NULL)
+    return strata__fail(STRATA_E_NO_REGION,
+                        "region %" PRIu64 ": not in the store", region_id);
+  if (name == NULL)
+    return strata__fail(STRATA_E_INVAL, "strata_get_data_by_name: NULL name");
+  return strata__fail(
+      STRATA_E_NOT_FOUND, "region %" PRIu64 " (%s): no layer named \"%.*s\"",
+      region_id, e->name, (int)(name_len > 200 ? 200 : name_len), name);
+}
+
 int strata_find_region(const strata_txn *txn, const char *name, size_t name_len,
                        uint64_t *region_id) {
   if (txn == NULL || strata__txn_priv(txn)->catalog == NULL || name == NULL ||
@@ -395,9 +420,12 @@ size_t strata_get_many(const strata_txn *txn, const strata_layer_ref *refs,
   return found;
 }
 
-size_t strata_get_many_by_name(const strata_txn *txn,
-                               const strata_layer_name_ref *refs, size_t count,
-                               strata_layer *out) {
+/* The loop of strata_get_many_by_name and strata_get_data_many_by_name:
+ * fills out[i] when `out` is not NULL, else data[i] and sizes[i]. */
+static size_t many_by_name(const strata_txn *txn,
+                           const strata_layer_name_ref *refs, size_t count,
+                           strata_layer *out, const void **data,
+                           uint64_t *sizes) {
   size_t found = 0;
   const strata__entry *e = NULL; /* the previous ref's region */
   const char *rname = NULL;
@@ -417,19 +445,44 @@ size_t strata_get_many_by_name(const strata_txn *txn,
       rname = r->region_name;
       rlen = r->region_name_len;
     }
+    strata_layer l;
     if (named && e != NULL &&
-        lookup_name(txn, e, r->layer_name, r->layer_name_len, &out[i]) > 0) {
+        lookup_name(txn, e, r->layer_name, r->layer_name_len, &l) > 0) {
       found++;
-      __builtin_prefetch(out[i].data);
-      count_get(txn, true, out[i].size);
-      sample(txn, e->id, out[i].id);
+      __builtin_prefetch(l.data);
+      count_get(txn, true, l.size);
+      sample(txn, e->id, l.id);
+      if (out != NULL) {
+        out[i] = l;
+      } else {
+        data[i] = l.data;
+        sizes[i] = l.size;
+      }
     } else {
-      memset(&out[i], 0, sizeof out[i]);
+      if (out != NULL) {
+        memset(&out[i], 0, sizeof out[i]);
+      } else {
+        data[i] = NULL;
+        sizes[i] = 0;
+      }
       if (txn != NULL)
         count_get(txn, false, 0);
     }
   }
   return found;
+}
+
+size_t strata_get_many_by_name(const strata_txn *txn,
+                               const strata_layer_name_ref *refs, size_t count,
+                               strata_layer *out) {
+  return many_by_name(txn, refs, count, out, NULL, NULL);
+}
+
+size_t strata_get_data_many_by_name(const strata_txn *txn,
+                                    const strata_layer_name_ref *refs,
+                                    size_t count, const void **data,
+                                    uint64_t *sizes) {
+  return many_by_name(txn, refs, count, NULL, data, sizes);
 }
 
 /* ---- iteration through a snapshot --------------------------------------- */
