@@ -106,10 +106,12 @@ STRATA_API int strata_get_data(const strata_txn *txn, uint64_t region_id,
  * store: for each i < count, data[i] and sizes[i] are what
  * strata_get_data() would return for refs[i], or NULL and 0 when that
  * region or layer does not exist. The refs may name any regions in any
- * order. The lookups are pipelined: the region table's slot, the pilot
- * and the locator each ref needs are prefetched several refs ahead, so that
- * their cache misses overlap, and the first line of each content is
- * prefetched for the caller. Returns the number found (never negative);
+ * order, though a run of refs to one region probes the region table once.
+ * The lookups are pipelined: the pilot and the locator each ref needs (and
+ * the region table's slot, when the snapshot has more than about 500
+ * regions) are prefetched several refs ahead, so that their cache misses
+ * overlap, and the first line of each content is prefetched for the
+ * caller. Returns the number found (never negative);
  * count may be 0. Pointers valid until strata_read_end(txn). No lock, no
  * allocation, no system call; no error detail for misses. The txn's rules
  * are strata_get()'s. */

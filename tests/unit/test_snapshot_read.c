@@ -385,13 +385,24 @@ static void write_dense_region(const char *dir, uint64_t rid, const char *name,
     char data[48];
     int len =
         snprintf(data, sizeof data, "dense:%" PRIu64 ":%" PRIu64, rid, id);
-    char lname[16];
+    char lname[24];
     snprintf(lname, sizeof lname, "n%" PRIu64, id);
     assert_strata_ok(strata_writer_add(w, id, lname, strlen(lname), NULL, data,
                                        id % 9 ? (size_t)len : 0));
     model_put(m, id, lname, NULL, data, id % 9 ? (size_t)len : 0);
   }
   assert_strata_ok(strata_writer_commit(w));
+}
+
+/* The store of the get_data tests, in a new directory: region 7, a sparse
+ * file of 60 random layers, and region 8, a dense file of `dense_n` layers
+ * from id 20; their models in *m7 and *m8. */
+static strata_store *open_data_store(uint64_t *seed, size_t dense_n, model *m7,
+                                     model *m8) {
+  const char *dir = test_tmpdir();
+  write_random_region(dir, 7, "seven", 60, seed, m7);
+  write_dense_region(dir, 8, "eight", 20, dense_n, m8);
+  return test_open_store_quiet(dir);
 }
 
 /* The regions of the get_data tests: 7 (sparse file, and a proto with
@@ -479,11 +490,8 @@ static void random_refs(strata_layer_ref *refs, size_t n, uint64_t *seed) {
 static void test_get_data_model(void **state) {
   (void)state;
   uint64_t seed = 0xda7a;
-  const char *dir = test_tmpdir();
   model m7, m8;
-  write_random_region(dir, 7, "seven", 60, &seed, &m7);
-  write_dense_region(dir, 8, "eight", 20, 100, &m8);
-  strata_store *s = test_open_store_quiet(dir);
+  strata_store *s = open_data_store(&seed, 100, &m7, &m8);
   enum { N = 600 };
   strata_layer_ref *refs = calloc(N, sizeof *refs);
   assert_non_null(refs);
@@ -586,6 +594,60 @@ static void test_get_data_model(void **state) {
   model_free(&m8);
 }
 
+/* strata_get_data_many through a snapshot of more regions than the batch
+ * keeps its region table's slot in cache for (it then prefetches the slot
+ * a stage ahead): 600 protos besides a sparse and a dense file, refs in
+ * runs of one region and interleaved, hits and misses, each equal to
+ * strata_get_data's answer. */
+static void test_get_data_many_many_regions(void **state) {
+  (void)state;
+  uint64_t seed = 0x5eed;
+  model m7, m8;
+  strata_store *s = open_data_store(&seed, 100, &m7, &m8);
+  enum { PROTOS = 600, N = 3000 };
+  for (uint64_t i = 0; i < PROTOS; i++) {
+    char name[16], data[16];
+    snprintf(name, sizeof name, "p%" PRIu64, i);
+    int len = snprintf(data, sizeof data, "v%" PRIu64, i);
+    strata_proto *p;
+    assert_strata_ok(
+        strata_proto_create(s, 1000 + i, name, strlen(name), NULL, &p));
+    assert_strata_ok(
+        strata_proto_put(p, i % 3, NULL, 0, NULL, data, (size_t)len));
+  }
+  strata_layer_ref *refs = calloc(N, sizeof *refs);
+  assert_non_null(refs);
+  for (size_t i = 0; i < N; i++) {
+    uint64_t r = test_splitmix(&seed);
+    uint64_t run = i / 9 + r % 2; /* runs of one region, broken at random */
+    uint64_t region = run % 4 == 0   ? 7
+                      : run % 4 == 1 ? 8
+                                     : 1000 + (run * 7919) % (PROTOS + 10);
+    refs[i] = (strata_layer_ref){region, test_splitmix(&seed) % PROBE_IDS};
+    if (region >= 1000)
+      refs[i].layer_id %= 4;
+  }
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  expect_many_is_single(&t, refs, N);
+  const void **data = calloc(N, sizeof *data);
+  uint64_t *sizes = calloc(N, sizeof *sizes);
+  assert_non_null(data);
+  assert_non_null(sizes);
+  size_t protos_hit = 0;
+  strata_get_data_many(&t, refs, N, data, sizes);
+  for (size_t i = 0; i < N; i++)
+    protos_hit += refs[i].region_id >= 1000 && data[i] != NULL;
+  assert_true(protos_hit > 100);
+  strata_read_end(&t);
+  free(data);
+  free(sizes);
+  free(refs);
+  strata_store_close(s);
+  model_free(&m7);
+  model_free(&m8);
+}
+
 /* The model's layer named `name`, or NULL. */
 static const mlayer *model_find_name(const model *m, const char *name) {
   for (size_t i = 0; i < m->n; i++)
@@ -618,7 +680,7 @@ static size_t expect_data_by_name(const strata_txn *t, const model *m7,
                                   const char *where) {
   static const char *const rnames[] = {"seven", "eight", "nine", "none"};
   enum { N = DATA_REGIONS * NAME_PROBES };
-  static char names[N][16];
+  static char names[N][24];
   static strata_layer_name_ref refs[N];
   static const void *want_data[N];
   static uint64_t want_size[N];
@@ -705,11 +767,8 @@ static size_t expect_data_by_name(const strata_txn *t, const model *m7,
 static void test_get_data_by_name_model(void **state) {
   (void)state;
   uint64_t seed = 0xbeef;
-  const char *dir = test_tmpdir();
   model m7, m8;
-  write_random_region(dir, 7, "seven", 60, &seed, &m7);
-  write_dense_region(dir, 8, "eight", 20, 50, &m8);
-  strata_store *s = test_open_store_quiet(dir);
+  strata_store *s = open_data_store(&seed, 50, &m7, &m8);
   strata_txn t0;
   assert_strata_ok(strata_read_begin(s, &t0));
   size_t hits0 = expect_data_by_name(&t0, &m7, &m8, &seed, "files");
@@ -825,6 +884,7 @@ int main(void) {
       cmocka_unit_test(test_iter_edges),
       cmocka_unit_test(test_get_many_by_name_model),
       cmocka_unit_test(test_get_data_model),
+      cmocka_unit_test(test_get_data_many_many_regions),
       cmocka_unit_test(test_get_data_by_name_model),
       cmocka_unit_test(test_get_data_stats),
   };
