@@ -106,10 +106,12 @@ STRATA_API int strata_get_data(const strata_txn *txn, uint64_t region_id,
  * store: for each i < count, data[i] and sizes[i] are what
  * strata_get_data() would return for refs[i], or NULL and 0 when that
  * region or layer does not exist. The refs may name any regions in any
- * order. The lookups are pipelined: the region table's slot, the pilot
- * and the locator each ref needs are prefetched several refs ahead, so that
- * their cache misses overlap, and the first line of each content is
- * prefetched for the caller. Returns the number found (never negative);
+ * order, though a run of refs to one region probes the region table once.
+ * The lookups are pipelined: the pilot and the locator each ref needs (and
+ * the region table's slot, when the snapshot has more than about 500
+ * regions) are prefetched several refs ahead, so that their cache misses
+ * overlap, and the first line of each content is prefetched for the
+ * caller. Returns the number found (never negative);
  * count may be 0. Pointers valid until strata_read_end(txn). No lock, no
  * allocation, no system call; no error detail for misses. The txn's rules
  * are strata_get()'s. */
@@ -142,6 +144,34 @@ typedef struct strata_layer_name_ref {
 STRATA_API size_t strata_get_many_by_name(const strata_txn *txn,
                                           const strata_layer_name_ref *refs,
                                           size_t count, strata_layer *out);
+
+/* strata_get_data() with the layer given by name (name_len bytes, need not
+ * be NUL-terminated): *data and *size are exactly strata_get_by_name()'s
+ * data and size (a proto's layer of that name, or its removal of the
+ * file's layer, wins over the file's). The file's name index and the
+ * matching 64-byte index entry are read (the entry holds the name to
+ * compare), the locator is not. Pointer valid until strata_read_end(txn).
+ * Errors: STRATA_E_NO_REGION, STRATA_E_NOT_FOUND (no layer of that name as
+ * of the snapshot; an empty name or one longer than a layer name can be),
+ * STRATA_E_INVAL (NULL name); on an error *data and *size are untouched
+ * and the error detail names the region and the name. data and size must
+ * not be NULL. Counted in the read statistics like strata_get(): a get,
+ * a miss when not found (a missing region included). No lock, no
+ * allocation, no system call. The txn's rules are strata_get()'s. */
+STRATA_API int strata_get_data_by_name(const strata_txn *txn,
+                                       uint64_t region_id, const char *name,
+                                       size_t name_len, const void **data,
+                                       uint64_t *size);
+
+/* strata_get_many_by_name() as lean lookups: for each i < count, data[i]
+ * and sizes[i] are what strata_find_region() then
+ * strata_get_data_by_name() would return for refs[i], or NULL and 0 when
+ * the region or the layer does not exist, or a name is NULL or holds a NUL
+ * byte. Returns the number found. Costs, pointer lifetimes and the txn's
+ * rules are strata_get_many_by_name()'s. No error detail for misses. */
+STRATA_API size_t strata_get_data_many_by_name(
+    const strata_txn *txn, const strata_layer_name_ref *refs, size_t count,
+    const void **data, uint64_t *sizes);
 
 /* Iteration over a region's layers as a snapshot sees them, in ascending id
  * order: the region file's layers merged with its proto's changes (layers

@@ -230,9 +230,25 @@ static inline bool strata__pipe_finish(const strata_region *r, uint64_t slot,
 }
 
 /* Fills *out from entry number i (0 <= i < entries_n, not empty, its
- * chunk validated: strata__entry_ok). */
-void strata__layer_from_entry(const strata_region *r, uint64_t i,
-                              strata_layer *out);
+ * chunk validated: strata__entry_ok). Inline
+ * so that strata_get's hit path makes no call (store_read.c). */
+static inline void strata__layer_from_entry(const strata_region *r, uint64_t i,
+                                            strata_layer *out) {
+  const uint8_t *e = r->entries + i * STRATA__ENTRY_SIZE;
+  uint32_t name_len = strata__rd32(e + STRATA__E_NAME_LEN);
+  uint32_t meta_len = strata__rd32(e + STRATA__E_META_LEN);
+  out->id = strata__rd64(e + STRATA__E_ID);
+  out->data = r->data + strata__rd64(e + STRATA__E_OFFSET);
+  out->size = strata__rd64(e + STRATA__E_SIZE);
+  out->checksum = strata__rd64(e + STRATA__E_CHECKSUM);
+  out->name =
+      name_len ? r->strings + strata__rd64(e + STRATA__E_NAME_OFF) : NULL;
+  out->name_len = name_len;
+  out->metadata =
+      meta_len ? r->strings + strata__rd64(e + STRATA__E_META_OFF) : NULL;
+  out->metadata_len = meta_len;
+  out->flags = strata__rd32(e + STRATA__E_FLAGS);
+}
 /* Starts loading the index lines a lookup of `id` will read. */
 void strata__prefetch_layer(const strata_region *r, uint64_t id);
 /* Entry number of the layer with this id, or -1. */

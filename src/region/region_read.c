@@ -6,24 +6,6 @@
 
 #include "region/region.h"
 
-void strata__layer_from_entry(const strata_region *r, uint64_t i,
-                              strata_layer *out) {
-  const uint8_t *e = r->entries + i * STRATA__ENTRY_SIZE;
-  uint32_t name_len = strata__rd32(e + STRATA__E_NAME_LEN);
-  uint32_t meta_len = strata__rd32(e + STRATA__E_META_LEN);
-  out->id = strata__rd64(e + STRATA__E_ID);
-  out->data = r->data + strata__rd64(e + STRATA__E_OFFSET);
-  out->size = strata__rd64(e + STRATA__E_SIZE);
-  out->checksum = strata__rd64(e + STRATA__E_CHECKSUM);
-  out->name =
-      name_len ? r->strings + strata__rd64(e + STRATA__E_NAME_OFF) : NULL;
-  out->name_len = name_len;
-  out->metadata =
-      meta_len ? r->strings + strata__rd64(e + STRATA__E_META_OFF) : NULL;
-  out->metadata_len = meta_len;
-  out->flags = strata__rd32(e + STRATA__E_FLAGS);
-}
-
 int64_t strata__find_entry(const strata_region *r, uint64_t id) {
   uint64_t e, off, size;
   return strata__region_find(r, id, &e, &off, &size) ? (int64_t)e : -1;

@@ -19,7 +19,7 @@ int strata__catalog_build(strata__entry **entries, uint64_t n,
     cap *= 2;
   strata__catalog *c = calloc(1, sizeof *c);
   strata__entry **order = malloc((n ? n : 1) * sizeof *order);
-  strata__entry **by_id = calloc(cap, sizeof *by_id);
+  strata__catalog_cell *by_id = calloc(cap, sizeof *by_id);
   if (c == NULL || order == NULL || by_id == NULL) {
     free(c);
     free(order);
@@ -32,15 +32,22 @@ int strata__catalog_build(strata__entry **entries, uint64_t n,
   qsort(order, n, sizeof *order, cmp_entry);
   for (uint64_t i = 0; i < n; i++) {
     uint64_t j = strata__catalog_slot(order[i]->id, cap - 1);
-    while (by_id[j] != NULL)
+    while (by_id[j].e != NULL)
       j = (j + 1) & (cap - 1);
-    by_id[j] = order[i];
+    const strata__entry *e = order[i];
+    by_id[j] = (strata__catalog_cell){
+        .id = e->id,
+        .file_only =
+            e->file != NULL && e->overlay == NULL ? e->file->region : NULL,
+        .file = e->file != NULL ? e->file->region : NULL,
+        .e = e};
   }
   *c = (strata__catalog){.n = n,
                          .by_order = order,
                          .hmask = cap - 1,
                          .by_id = by_id,
-                         .bytes = sizeof *c + (n + cap) * sizeof *order};
+                         .bytes = sizeof *c + n * sizeof *order +
+                                  cap * sizeof *by_id};
   *out = c;
   return 0;
 }

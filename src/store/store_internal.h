@@ -250,11 +250,25 @@ typedef struct strata__entry {
   uint64_t generation;
 } strata__entry;
 
+/* A cell of the catalog's table by id: what a lookup through a snapshot
+ * needs from the entry, copied in so that a probe reads one line of the
+ * table (two cells per line) and no line of the entry. `file` is the
+ * entry's region file (NULL for a proto without one), `file_only` the same
+ * when the region has no proto (NULL otherwise): then the file alone
+ * answers (store_read.c). Entries do not change once published, so neither
+ * does a cell. */
+typedef struct strata__catalog_cell {
+  uint64_t id;
+  const strata_region *file_only;
+  const strata_region *file;
+  const strata__entry *e; /* NULL: an empty slot */
+} __attribute__((aligned(32))) strata__catalog_cell;
+
 typedef struct strata__catalog {
   uint64_t n;
   strata__entry **by_order; /* ascending id */
   uint64_t hmask;
-  strata__entry **by_id; /* open addressing, hmask + 1 slots */
+  strata__catalog_cell *by_id; /* open addressing, hmask + 1 slots */
   uint64_t bytes;
 } strata__catalog;
 
@@ -268,17 +282,25 @@ void strata__catalog_free(strata__catalog *c);
 static inline uint64_t strata__catalog_slot(uint64_t id, uint64_t mask) {
   return (id * 0x9E3779B97F4A7C15ull >> 20) & mask;
 }
-/* The entry of region `id`, or NULL. Inline: it is the first step of every
+/* The cell of region `id`, or NULL. Inline: it is the first step of every
  * lookup through a snapshot (store_read.c), and the table is at most half
  * full, so the probe usually ends at its first slot. */
-static inline const strata__entry *
-strata__catalog_find(const strata__catalog *c, uint64_t id) {
+static inline const strata__catalog_cell *
+strata__catalog_probe(const strata__catalog *c, uint64_t id) {
   for (uint64_t j = strata__catalog_slot(id, c->hmask);;
        j = (j + 1) & c->hmask) {
-    const strata__entry *e = c->by_id[j];
-    if (e == NULL || e->id == id)
-      return e;
+    const strata__catalog_cell *sl = &c->by_id[j];
+    if (sl->e == NULL)
+      return NULL;
+    if (sl->id == id)
+      return sl;
   }
+}
+/* The entry of region `id`, or NULL. */
+static inline const strata__entry *
+strata__catalog_find(const strata__catalog *c, uint64_t id) {
+  const strata__catalog_cell *sl = strata__catalog_probe(c, id);
+  return sl != NULL ? sl->e : NULL;
 }
 /* The entry named by the `len` bytes at `name`, or NULL. */
 const strata__entry *strata__catalog_find_name(const strata__catalog *c,
@@ -626,6 +648,10 @@ typedef struct __attribute__((__may_alias__)) strata__txn {
   /* Read statistics of this snapshot, added to the slot's at read_end. */
   uint64_t gets, misses, bytes;
   bool count; /* the store counts reads (!STRATA_STORE_NO_READ_STATS) */
+  /* slot->ring, copied at read_begin (it is set when the slot is claimed)
+   * so that a lookup's hit path tests one word of the txn, hot in the
+   * caller's cache, when nobody samples. */
+  strata__sample_ring *ring;
 } strata__txn;
 _Static_assert(sizeof(strata__txn) <= sizeof(strata_txn),
                "strata__txn outgrew strata_txn's reserved words");

@@ -15,9 +15,10 @@
  * not change what the snapshot sees; its counters are the one exception. */
 static inline void count_get(const strata_txn *txn, bool found,
                              uint64_t bytes) {
+  /* Counted whether or not the store keeps statistics: two additions to
+   * the caller's memory cost less than the test that would skip them;
+   * read_end folds them into the slot only when the store counts. */
   strata__txn *t = strata__txn_priv(txn);
-  if (!t->count)
-    return;
   t->gets++;
   if (found)
     t->bytes += bytes;
@@ -25,14 +26,15 @@ static inline void count_get(const strata_txn *txn, bool found,
     t->misses++;
 }
 
-/* Samples one lookup in so many for the staging pool's hot layers: an
- * increment and a test on the thread's own slot, which read_begin has
- * just written. */
+/* Samples one lookup in so many for the staging pool's hot layers: when
+ * nobody samples, a test of a word of the txn; otherwise an increment and
+ * a test on the thread's own slot, which read_begin has just written. */
 static inline void sample(const strata_txn *txn, uint64_t region_id,
                           uint64_t layer_id) {
-  strata__reader *r = strata__txn_priv(txn)->slot;
-  if (r->ring != NULL && (++r->tick & r->sample_mask) == 0)
-    strata__sample_push(r->ring, region_id, layer_id);
+  const strata__txn *t = strata__txn_priv(txn);
+  if (__builtin_expect(t->ring != NULL, 0) &&
+      (++t->slot->tick & t->slot->sample_mask) == 0)
+    strata__sample_push(t->ring, region_id, layer_id);
 }
 
 static void add(_Atomic uint64_t *counter, uint64_t v) {
@@ -73,7 +75,8 @@ int strata_read_begin(strata_store *s, strata_txn *txn) {
                                          .catalog = c,
                                          .slot = r,
                                          .version = v,
-                                         .count = s->count_reads};
+                                         .count = s->count_reads,
+                                         .ring = r->ring};
   return 0;
 }
 
@@ -82,7 +85,7 @@ void strata_read_end(strata_txn *txn) {
   if (txn == NULL || t->slot == NULL)
     return;
   strata__reader *r = t->slot;
-  if (t->gets != 0) {
+  if (t->count && t->gets != 0) {
     add(&r->gets, t->gets);
     add(&r->misses, t->misses);
     add(&r->bytes, t->bytes);
@@ -141,8 +144,26 @@ static int lookup(const strata_txn *txn, const strata__entry *e,
   return 1;
 }
 
-int strata_get(const strata_txn *txn, uint64_t region_id, uint64_t layer_id,
-               strata_layer *out) {
+/* The hit path of the single lookups (strata_get, strata_get_data): the
+ * region of `region_id` when its file alone answers for it (it has a file
+ * and no proto), else NULL. One probe of the catalog, all inline; a region
+ * with a proto, a miss and every error go to the out-of-line rest of each
+ * function, so that the hit path makes no call and saves few registers. */
+static inline __attribute__((always_inline)) const strata_region *
+file_only(const strata_txn *txn, uint64_t region_id) {
+  const strata__catalog *c =
+      txn != NULL ? strata__txn_priv(txn)->catalog : NULL;
+  if (__builtin_expect(c == NULL, 0))
+    return NULL;
+  const strata__catalog_cell *sl = strata__catalog_probe(c, region_id);
+  return __builtin_expect(sl != NULL, 1) ? sl->file_only : NULL;
+}
+
+/* strata_get when the hit path did not answer. */
+static __attribute__((noinline, cold)) int get_rest(const strata_txn *txn,
+                                                    uint64_t region_id,
+                                                    uint64_t layer_id,
+                                                    strata_layer *out) {
   const strata__entry *e = find_entry(txn, region_id);
   int found = lookup(txn, e, layer_id, out);
   if (txn != NULL)
@@ -157,6 +178,22 @@ int strata_get(const strata_txn *txn, uint64_t region_id, uint64_t layer_id,
   return strata__fail(STRATA_E_NOT_FOUND,
                       "region %" PRIu64 " (%s): no layer %" PRIu64, region_id,
                       e->name, layer_id);
+}
+
+int strata_get(const strata_txn *txn, uint64_t region_id, uint64_t layer_id,
+               strata_layer *out) {
+  const strata_region *r = file_only(txn, region_id);
+  uint64_t i, off, len;
+  if (r == NULL || !strata__region_find(r, layer_id, &i, &off, &len))
+    return get_rest(txn, region_id, layer_id, out);
+  strata__layer_from_entry(r, i, out);
+  /* From the locator, as strata_region_get() does: the content pointer
+   * then does not wait for the entry's cache miss. */
+  out->data = r->data + off;
+  out->size = len;
+  count_get(txn, true, len);
+  sample(txn, region_id, layer_id);
+  return 0;
 }
 
 /* The proto's say on a layer of a region that has one: 1 the proto holds
@@ -176,8 +213,10 @@ static inline int overlay_data(const strata_txn *txn, const strata__entry *e,
   return 1;
 }
 
-int strata_get_data(const strata_txn *txn, uint64_t region_id,
-                    uint64_t layer_id, const void **data, uint64_t *size) {
+/* strata_get_data when the hit path did not answer. */
+static __attribute__((noinline, cold)) int
+get_data_rest(const strata_txn *txn, uint64_t region_id, uint64_t layer_id,
+              const void **data, uint64_t *size) {
   const strata__entry *e = find_entry(txn, region_id);
   if (e == NULL) {
     if (txn != NULL)
@@ -207,12 +246,168 @@ int strata_get_data(const strata_txn *txn, uint64_t region_id,
                       e->name, layer_id);
 }
 
+int strata_get_data(const strata_txn *txn, uint64_t region_id,
+                    uint64_t layer_id, const void **data, uint64_t *size) {
+  const strata_region *r = file_only(txn, region_id);
+  uint64_t i, off, len;
+  if (r == NULL || !strata__region_find(r, layer_id, &i, &off, &len))
+    return get_data_rest(txn, region_id, layer_id, data, size);
+  *data = r->data + off;
+  *size = len;
+  count_get(txn, true, len);
+  sample(txn, region_id, layer_id);
+  return 0;
+}
+
 /* How many refs apart the stages of strata_get_data_many() run (as in
  * strata_region_get_data_many: enough to cover a memory access with the
  * work of the refs in between), and the ring that holds each ref's state
  * from its first stage to its last (> 3 * DATA_AHEAD, a power of two). */
 #define DATA_AHEAD 8
 #define DATA_RING 32
+
+/* A ref's state between the stages of strata_get_data_many(). */
+typedef struct data_pipe {
+  const strata__catalog *c;
+  const strata_layer_ref *refs;
+  const void **data;
+  uint64_t *sizes;
+  uint64_t bytes;                   /* of the hits so far */
+  const strata__catalog_cell *last; /* the last cell found, or NULL */
+  /* The ring, DATA_RING refs: not initialized (each stage writes before
+   * the next reads). */
+  uint64_t cslot[DATA_RING];             /* the catalog slot */
+  const strata_region *file[DATA_RING];  /* NULL: no file */
+  const strata__entry *proto[DATA_RING]; /* set: ask the proto first */
+  uint64_t stage[DATA_RING];             /* the hash, then the slot */
+} data_pipe;
+
+/* Stage 1: prefetch the catalog's slot. */
+static inline __attribute__((always_inline)) void pipe_catalog(data_pipe *p,
+                                                               size_t j) {
+  uint64_t k = strata__catalog_slot(p->refs[j].region_id, p->c->hmask);
+  p->cslot[j % DATA_RING] = k;
+  strata__prefetch(&p->c->by_id[k]);
+}
+
+/* Stage 2: probe the catalog (from the slot stage 1 prefetched, when
+ * there is a stage 1) and start the file's lookup (hash, pilot
+ * prefetch). */
+static inline __attribute__((always_inline)) void
+pipe_probe(data_pipe *p, size_t j, bool stage1) {
+  uint64_t id = p->refs[j].region_id;
+  const strata__catalog_cell *cl = p->last;
+  /* Refs come in runs of one region (a batch from one region, a path
+   * through one): the run's cell is kept. */
+  if (cl == NULL || cl->id != id) {
+    cl = NULL;
+    for (uint64_t k = stage1 ? p->cslot[j % DATA_RING]
+                             : strata__catalog_slot(id, p->c->hmask);
+         ; k = (k + 1) & p->c->hmask) {
+      if (p->c->by_id[k].e == NULL)
+        break;
+      if (p->c->by_id[k].id == id) {
+        cl = p->last = &p->c->by_id[k];
+        break;
+      }
+    }
+  }
+  const strata_region *r = cl != NULL ? cl->file : NULL;
+  p->file[j % DATA_RING] = r;
+  /* A region with a proto, or an entry without a file: the last stage
+   * asks the entry. */
+  p->proto[j % DATA_RING] = cl != NULL && cl->file_only == NULL ? cl->e : NULL;
+  if (r != NULL)
+    p->stage[j % DATA_RING] = strata__pipe_start(r, p->refs[j].layer_id);
+}
+
+/* Stage 3: compute the slot, prefetch the locator. */
+static inline __attribute__((always_inline)) void pipe_locate(data_pipe *p,
+                                                              size_t j) {
+  const strata_region *r = p->file[j % DATA_RING];
+  if (r != NULL)
+    p->stage[j % DATA_RING] = strata__pipe_slot(r, p->stage[j % DATA_RING]);
+}
+
+/* The last stage for a region with a proto (or no file): the proto's
+ * version first, then the file's layer. Out of line: the overlay's lookup
+ * is a call anyway. */
+static __attribute__((noinline)) bool
+finish_proto(const strata_txn *txn, const strata__entry *e,
+             const strata_region *r, uint64_t slot, uint64_t layer_id,
+             const void **data, uint64_t *size) {
+  int hit =
+      e->overlay != NULL ? overlay_data(txn, e, layer_id, data, size) : -1;
+  if (hit > 0)
+    strata__prefetch(*data);
+  if (hit < 0)
+    hit = r != NULL && strata__pipe_finish(r, slot, layer_id, data, size);
+  return hit > 0;
+}
+
+/* Stage 4: read the locator (or the proto); counts and samples a hit. */
+static inline __attribute__((always_inline)) bool
+pipe_finish(const strata_txn *txn, data_pipe *p, size_t j) {
+  const strata_region *r = p->file[j % DATA_RING];
+  const strata__entry *e = p->proto[j % DATA_RING];
+  uint64_t slot = p->stage[j % DATA_RING];
+  uint64_t layer_id = p->refs[j].layer_id;
+  bool hit;
+  if (__builtin_expect(e == NULL, 1))
+    hit = r != NULL &&
+          strata__pipe_finish(r, slot, layer_id, &p->data[j], &p->sizes[j]);
+  else
+    hit = finish_proto(txn, e, r, slot, layer_id, &p->data[j], &p->sizes[j]);
+  if (hit) {
+    p->bytes += p->sizes[j];
+    sample(txn, p->refs[j].region_id, layer_id);
+  } else {
+    p->data[j] = NULL;
+    p->sizes[j] = 0;
+  }
+  return hit;
+}
+
+/* The pipeline over p->refs[0 .. count): stage 1 (the catalog's slot)
+ * only when `stage1`, the others DATA_AHEAD refs apart. The loop is cut
+ * in three so that the middle one, where every stage has a ref, tests no
+ * bounds: the ramp up, the steady state, the drain. Returns the hits. */
+static inline __attribute__((always_inline)) size_t
+run_pipe(const strata_txn *txn, data_pipe *p, size_t count, bool stage1) {
+  const size_t P = stage1 ? DATA_AHEAD : 0; /* how far each stage lags */
+  const size_t L = P + DATA_AHEAD, F = L + DATA_AHEAD;
+  size_t found = 0, k = 0;
+  for (; k < count + F && (k < F || k >= count); k++) {
+    if (stage1 && k < count)
+      pipe_catalog(p, k);
+    if (k >= P && k - P < count)
+      pipe_probe(p, k - P, stage1);
+    if (k >= L && k - L < count)
+      pipe_locate(p, k - L);
+    if (k >= F)
+      found += pipe_finish(txn, p, k - F);
+  }
+  for (; k < count; k++) {
+    if (stage1)
+      pipe_catalog(p, k);
+    pipe_probe(p, k - P, stage1);
+    pipe_locate(p, k - L);
+    found += pipe_finish(txn, p, k - F);
+  }
+  for (; k < count + F; k++) {
+    if (k >= P && k - P < count)
+      pipe_probe(p, k - P, stage1);
+    if (k >= L && k - L < count)
+      pipe_locate(p, k - L);
+    found += pipe_finish(txn, p, k - F);
+  }
+  return found;
+}
+
+/* Catalogs of more cells than this (32 bytes each: 32 KiB, an L1 data
+ * cache) get the catalog stage; a smaller one stays cached while a batch
+ * runs, and the stage would only lengthen the ramp. */
+#define DATA_CATALOG_STAGE 1024
 
 size_t strata_get_data_many(const strata_txn *txn, const strata_layer_ref *refs,
                             size_t count, const void **data, uint64_t *sizes) {
@@ -223,70 +418,32 @@ size_t strata_get_data_many(const strata_txn *txn, const strata_layer_ref *refs,
       data[i] = NULL;
       sizes[i] = 0;
     }
-    if (txn != NULL && strata__txn_priv(txn)->count) {
+    if (txn != NULL) {
       strata__txn_priv(txn)->gets += count;
       strata__txn_priv(txn)->misses += count;
     }
     return 0;
   }
-  /* Four stages, DATA_AHEAD refs apart: prefetch the catalog slot; probe
-   * the catalog and start the region's lookup (hash, pilot prefetch);
-   * compute the slot (locator prefetch); finish, with the proto's version
-   * first when the region has a proto. */
-  const strata__entry *ent[DATA_RING];
-  uint64_t stage[DATA_RING]; /* the hash, then the slot */
-  size_t found = 0;
-  uint64_t bytes = 0;
-  for (size_t k = 0; k < count + 3 * DATA_AHEAD; k++) {
-    if (k < count)
-      strata__prefetch(
-          &c->by_id[strata__catalog_slot(refs[k].region_id, c->hmask)]);
-    if (k >= DATA_AHEAD && k - DATA_AHEAD < count) {
-      size_t j = k - DATA_AHEAD;
-      const strata__entry *e = strata__catalog_find(c, refs[j].region_id);
-      ent[j % DATA_RING] = e;
-      if (e != NULL && e->file != NULL)
-        stage[j % DATA_RING] =
-            strata__pipe_start(e->file->region, refs[j].layer_id);
-    }
-    if (k >= 2 * DATA_AHEAD && k - 2 * DATA_AHEAD < count) {
-      size_t j = k - 2 * DATA_AHEAD;
-      const strata__entry *e = ent[j % DATA_RING];
-      if (e != NULL && e->file != NULL)
-        stage[j % DATA_RING] =
-            strata__pipe_slot(e->file->region, stage[j % DATA_RING]);
-    }
-    if (k < 3 * DATA_AHEAD)
-      continue;
-    size_t j = k - 3 * DATA_AHEAD;
-    const strata__entry *e = ent[j % DATA_RING];
-    int hit = -1;
-    if (e != NULL && e->overlay != NULL) {
-      hit = overlay_data(txn, e, refs[j].layer_id, &data[j], &sizes[j]);
-      if (hit > 0)
-        strata__prefetch(data[j]);
-    }
-    if (hit < 0)
-      hit = e != NULL && e->file != NULL &&
-            strata__pipe_finish(e->file->region, stage[j % DATA_RING],
-                                refs[j].layer_id, &data[j], &sizes[j]);
-    if (hit > 0) {
-      found++;
-      bytes += sizes[j];
-      sample(txn, refs[j].region_id, refs[j].layer_id);
-    } else {
-      data[j] = NULL;
-      sizes[j] = 0;
-    }
-  }
+  /* Up to four stages: prefetch the catalog slot; probe the catalog and
+   * start the file's lookup (hash, pilot prefetch); compute the slot
+   * (locator prefetch); finish, with the proto's version first when the
+   * region has a proto. */
+  data_pipe p;
+  p.c = c;
+  p.refs = refs;
+  p.data = data;
+  p.sizes = sizes;
+  p.bytes = 0;
+  p.last = NULL;
+  size_t found = c->hmask + 1 > DATA_CATALOG_STAGE
+                     ? run_pipe(txn, &p, count, true)
+                     : run_pipe(txn, &p, count, false);
   /* The counts of the whole batch at once: three additions instead of
    * three per ref. */
   strata__txn *t = strata__txn_priv(txn);
-  if (t->count) {
-    t->gets += count;
-    t->misses += count - found;
-    t->bytes += bytes;
-  }
+  t->gets += count;
+  t->misses += count - found;
+  t->bytes += p.bytes;
   return found;
 }
 
@@ -347,6 +504,31 @@ int strata_get_by_name(const strata_txn *txn, uint64_t region_id,
       region_id, e->name, (int)(name_len > 200 ? 200 : name_len), name);
 }
 
+int strata_get_data_by_name(const strata_txn *txn, uint64_t region_id,
+                            const char *name, size_t name_len,
+                            const void **data, uint64_t *size) {
+  const strata__entry *e = find_entry(txn, region_id);
+  strata_layer l;
+  int found =
+      e != NULL && name != NULL && lookup_name(txn, e, name, name_len, &l) > 0;
+  if (txn != NULL)
+    count_get(txn, found, found ? l.size : 0);
+  if (found) {
+    *data = l.data;
+    *size = l.size;
+    sample(txn, region_id, l.id);
+    return 0;
+  }
+  if (e == NULL)
+    return strata__fail(STRATA_E_NO_REGION,
+                        "region %" PRIu64 ": not in the store", region_id);
+  if (name == NULL)
+    return strata__fail(STRATA_E_INVAL, "strata_get_data_by_name: NULL name");
+  return strata__fail(
+      STRATA_E_NOT_FOUND, "region %" PRIu64 " (%s): no layer named \"%.*s\"",
+      region_id, e->name, (int)(name_len > 200 ? 200 : name_len), name);
+}
+
 int strata_find_region(const strata_txn *txn, const char *name, size_t name_len,
                        uint64_t *region_id) {
   if (txn == NULL || strata__txn_priv(txn)->catalog == NULL || name == NULL ||
@@ -395,9 +577,12 @@ size_t strata_get_many(const strata_txn *txn, const strata_layer_ref *refs,
   return found;
 }
 
-size_t strata_get_many_by_name(const strata_txn *txn,
-                               const strata_layer_name_ref *refs, size_t count,
-                               strata_layer *out) {
+/* The loop of strata_get_many_by_name and strata_get_data_many_by_name:
+ * fills out[i] when `out` is not NULL, else data[i] and sizes[i]. */
+static size_t many_by_name(const strata_txn *txn,
+                           const strata_layer_name_ref *refs, size_t count,
+                           strata_layer *out, const void **data,
+                           uint64_t *sizes) {
   size_t found = 0;
   const strata__entry *e = NULL; /* the previous ref's region */
   const char *rname = NULL;
@@ -417,19 +602,44 @@ size_t strata_get_many_by_name(const strata_txn *txn,
       rname = r->region_name;
       rlen = r->region_name_len;
     }
+    strata_layer l;
     if (named && e != NULL &&
-        lookup_name(txn, e, r->layer_name, r->layer_name_len, &out[i]) > 0) {
+        lookup_name(txn, e, r->layer_name, r->layer_name_len, &l) > 0) {
       found++;
-      __builtin_prefetch(out[i].data);
-      count_get(txn, true, out[i].size);
-      sample(txn, e->id, out[i].id);
+      __builtin_prefetch(l.data);
+      count_get(txn, true, l.size);
+      sample(txn, e->id, l.id);
+      if (out != NULL) {
+        out[i] = l;
+      } else {
+        data[i] = l.data;
+        sizes[i] = l.size;
+      }
     } else {
-      memset(&out[i], 0, sizeof out[i]);
+      if (out != NULL) {
+        memset(&out[i], 0, sizeof out[i]);
+      } else {
+        data[i] = NULL;
+        sizes[i] = 0;
+      }
       if (txn != NULL)
         count_get(txn, false, 0);
     }
   }
   return found;
+}
+
+size_t strata_get_many_by_name(const strata_txn *txn,
+                               const strata_layer_name_ref *refs, size_t count,
+                               strata_layer *out) {
+  return many_by_name(txn, refs, count, out, NULL, NULL);
+}
+
+size_t strata_get_data_many_by_name(const strata_txn *txn,
+                                    const strata_layer_name_ref *refs,
+                                    size_t count, const void **data,
+                                    uint64_t *sizes) {
+  return many_by_name(txn, refs, count, NULL, data, sizes);
 }
 
 /* ---- iteration through a snapshot --------------------------------------- */

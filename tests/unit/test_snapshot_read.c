@@ -374,9 +374,10 @@ static void test_get_many_by_name_model(void **state) {
   model_free(&m8);
 }
 
-/* Writes region `rid` "NAME" with layers first .. first + n - 1 added in
- * ascending order: a dense region with packed locators (the writer's
- * choice for ids added in order), the other lookup path of the files. */
+/* Writes region `rid` "NAME" with layers first .. first + n - 1, named
+ * "n<id>", added in ascending order: a dense region with packed locators
+ * (the writer's choice for ids added in order), the other lookup path of
+ * the files. */
 static void write_dense_region(const char *dir, uint64_t rid, const char *name,
                                uint64_t first, size_t n, model *m) {
   strata_writer *w = open_writer(dir, rid, name, m);
@@ -384,11 +385,24 @@ static void write_dense_region(const char *dir, uint64_t rid, const char *name,
     char data[48];
     int len =
         snprintf(data, sizeof data, "dense:%" PRIu64 ":%" PRIu64, rid, id);
-    assert_strata_ok(strata_writer_add(w, id, NULL, 0, NULL, data,
+    char lname[24];
+    snprintf(lname, sizeof lname, "n%" PRIu64, id);
+    assert_strata_ok(strata_writer_add(w, id, lname, strlen(lname), NULL, data,
                                        id % 9 ? (size_t)len : 0));
-    model_put(m, id, NULL, NULL, data, id % 9 ? (size_t)len : 0);
+    model_put(m, id, lname, NULL, data, id % 9 ? (size_t)len : 0);
   }
   assert_strata_ok(strata_writer_commit(w));
+}
+
+/* The store of the get_data tests, in a new directory: region 7, a sparse
+ * file of 60 random layers, and region 8, a dense file of `dense_n` layers
+ * from id 20; their models in *m7 and *m8. */
+static strata_store *open_data_store(uint64_t *seed, size_t dense_n, model *m7,
+                                     model *m8) {
+  const char *dir = test_tmpdir();
+  write_random_region(dir, 7, "seven", 60, seed, m7);
+  write_dense_region(dir, 8, "eight", 20, dense_n, m8);
+  return test_open_store_quiet(dir);
 }
 
 /* The regions of the get_data tests: 7 (sparse file, and a proto with
@@ -476,11 +490,8 @@ static void random_refs(strata_layer_ref *refs, size_t n, uint64_t *seed) {
 static void test_get_data_model(void **state) {
   (void)state;
   uint64_t seed = 0xda7a;
-  const char *dir = test_tmpdir();
   model m7, m8;
-  write_random_region(dir, 7, "seven", 60, &seed, &m7);
-  write_dense_region(dir, 8, "eight", 20, 100, &m8);
-  strata_store *s = test_open_store_quiet(dir);
+  strata_store *s = open_data_store(&seed, 100, &m7, &m8);
   enum { N = 600 };
   strata_layer_ref *refs = calloc(N, sizeof *refs);
   assert_non_null(refs);
@@ -583,6 +594,245 @@ static void test_get_data_model(void **state) {
   model_free(&m8);
 }
 
+/* strata_get_data_many through a snapshot of more regions than the batch
+ * keeps its region table's slot in cache for (it then prefetches the slot
+ * a stage ahead): 600 protos besides a sparse and a dense file, refs in
+ * runs of one region and interleaved, hits and misses, each equal to
+ * strata_get_data's answer. */
+static void test_get_data_many_many_regions(void **state) {
+  (void)state;
+  uint64_t seed = 0x5eed;
+  model m7, m8;
+  strata_store *s = open_data_store(&seed, 100, &m7, &m8);
+  enum { PROTOS = 600, N = 3000 };
+  for (uint64_t i = 0; i < PROTOS; i++) {
+    char name[16], data[16];
+    snprintf(name, sizeof name, "p%" PRIu64, i);
+    int len = snprintf(data, sizeof data, "v%" PRIu64, i);
+    strata_proto *p;
+    assert_strata_ok(
+        strata_proto_create(s, 1000 + i, name, strlen(name), NULL, &p));
+    assert_strata_ok(
+        strata_proto_put(p, i % 3, NULL, 0, NULL, data, (size_t)len));
+  }
+  strata_layer_ref *refs = calloc(N, sizeof *refs);
+  assert_non_null(refs);
+  for (size_t i = 0; i < N; i++) {
+    uint64_t r = test_splitmix(&seed);
+    uint64_t run = i / 9 + r % 2; /* runs of one region, broken at random */
+    uint64_t region = run % 4 == 0   ? 7
+                      : run % 4 == 1 ? 8
+                                     : 1000 + (run * 7919) % (PROTOS + 10);
+    refs[i] = (strata_layer_ref){region, test_splitmix(&seed) % PROBE_IDS};
+    if (region >= 1000)
+      refs[i].layer_id %= 4;
+  }
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  expect_many_is_single(&t, refs, N);
+  const void **data = calloc(N, sizeof *data);
+  uint64_t *sizes = calloc(N, sizeof *sizes);
+  assert_non_null(data);
+  assert_non_null(sizes);
+  size_t protos_hit = 0;
+  strata_get_data_many(&t, refs, N, data, sizes);
+  for (size_t i = 0; i < N; i++)
+    protos_hit += refs[i].region_id >= 1000 && data[i] != NULL;
+  assert_true(protos_hit > 100);
+  strata_read_end(&t);
+  free(data);
+  free(sizes);
+  free(refs);
+  strata_store_close(s);
+  model_free(&m7);
+  model_free(&m8);
+}
+
+/* The model's layer named `name`, or NULL. */
+static const mlayer *model_find_name(const model *m, const char *name) {
+  for (size_t i = 0; i < m->n; i++)
+    if (name[0] != '\0' && strcmp(m->l[i].name, name) == 0)
+      return &m->l[i];
+  return NULL;
+}
+
+/* Every name a layer of the by-name tests can have, and some no layer has:
+ * "f<id>", "p<id>" and "n<id>" for id < IDS, then "empty", "two", "one",
+ * "". */
+#define NAME_PROBES (3 * IDS + 4)
+static void probe_name(size_t k, char *name, size_t cap) {
+  static const char *const extra[] = {"empty", "two", "one", ""};
+  if (k < 3 * IDS)
+    snprintf(name, cap, "%c%zu", "fpn"[k % 3], k / 3);
+  else
+    snprintf(name, cap, "%s", extra[k - 3 * IDS]);
+}
+
+/* Asserts that strata_get_data_by_name() through `t` agrees with
+ * strata_get_by_name() for every probe name of every region (the same
+ * code, pointer and size; outputs untouched and a detail naming the region
+ * and the name on a miss), and with the model where `models` has one for
+ * the region (m[0] for 7, m[1] for 8). strata_get_data_many_by_name() over
+ * the same names, regions interleaved and in runs, returns the same.
+ * Returns the hits. */
+static size_t expect_data_by_name(const strata_txn *t, const model *m7,
+                                  const model *m8, uint64_t *seed,
+                                  const char *where) {
+  static const char *const rnames[] = {"seven", "eight", "nine", "none"};
+  enum { N = DATA_REGIONS * NAME_PROBES };
+  static char names[N][24];
+  static strata_layer_name_ref refs[N];
+  static const void *want_data[N];
+  static uint64_t want_size[N];
+  size_t hits = 0, n = 0;
+  for (int r = 0; r < DATA_REGIONS; r++)
+    for (size_t k = 0; k < NAME_PROBES; k++, n++) {
+      uint64_t rid = data_regions[r];
+      probe_name(k, names[n], sizeof names[n]);
+      size_t len = strlen(names[n]);
+      refs[n] =
+          (strata_layer_name_ref){rnames[r], strlen(rnames[r]), names[n], len};
+      strata_layer l;
+      int want = strata_get_by_name(t, rid, names[n], len, &l);
+      const void *p = (const void *)&hits; /* sentinels */
+      uint64_t size = 12345;
+      int rc = strata_get_data_by_name(t, rid, names[n], len, &p, &size);
+      if (rc != want)
+        fail_msg("%s: region %" PRIu64 " \"%s\": %s, strata_get_by_name %s",
+                 where, rid, names[n], strata_err_name(rc),
+                 strata_err_name(want));
+      const model *m = rid == 7 ? m7 : rid == 8 ? m8 : NULL;
+      const mlayer *ml = m != NULL ? model_find_name(m, names[n]) : NULL;
+      if (m != NULL && (ml != NULL) != (rc == 0))
+        fail_msg("%s: region %" PRIu64 " \"%s\": %s, the model %s", where, rid,
+                 names[n], strata_err_name(rc), ml ? "has it" : "has not");
+      want_data[n] = NULL;
+      want_size[n] = 0;
+      if (rc == 0) {
+        hits++;
+        assert_ptr_equal(p, l.data);
+        assert_non_null(p);
+        assert_int_equal(size, l.size);
+        if (ml != NULL) {
+          assert_int_equal(size, ml->size);
+          assert_memory_equal(p, ml->data, size);
+        }
+        want_data[n] = p;
+        want_size[n] = size;
+        continue;
+      }
+      assert_ptr_equal(p, (const void *)&hits);
+      assert_int_equal(size, 12345);
+      char region[32];
+      snprintf(region, sizeof region, "region %" PRIu64, rid);
+      assert_non_null(strstr(strata_last_error_detail(), region));
+      if (rc == STRATA_E_NOT_FOUND)
+        assert_non_null(strstr(strata_last_error_detail(), names[n]));
+    }
+  /* The batch, in a random order (a Fisher-Yates shuffle of the refs with
+   * their answers). */
+  for (size_t i = N - 1; i > 0; i--) {
+    size_t j = test_splitmix(seed) % (i + 1);
+    strata_layer_name_ref tr = refs[i];
+    refs[i] = refs[j];
+    refs[j] = tr;
+    const void *td = want_data[i];
+    want_data[i] = want_data[j];
+    want_data[j] = td;
+    uint64_t ts = want_size[i];
+    want_size[i] = want_size[j];
+    want_size[j] = ts;
+  }
+  static const void *data[N];
+  static uint64_t sizes[N];
+  static strata_layer full[N];
+  assert_int_equal(strata_get_data_many_by_name(t, refs, N, data, sizes), hits);
+  assert_int_equal(strata_get_many_by_name(t, refs, N, full), hits);
+  for (size_t i = 0; i < N; i++) {
+    if (data[i] != want_data[i] || sizes[i] != want_size[i] ||
+        full[i].data != data[i])
+      fail_msg("%s: ref %zu %s:%s: %p %" PRIu64 ", expected %p %" PRIu64, where,
+               i, refs[i].region_name, refs[i].layer_name, data[i], sizes[i],
+               want_data[i], want_size[i]);
+  }
+  return hits;
+}
+
+/* strata_get_data_by_name and strata_get_data_many_by_name against
+ * strata_get_by_name, strata_get_many_by_name and the model: a sparse file
+ * with named layers and a proto that renames, replaces and removes them, a
+ * dense file of named layers, a new proto without a file, a missing region;
+ * a snapshot held across later changes, a crystallization and reclamation
+ * keeps its answers. */
+static void test_get_data_by_name_model(void **state) {
+  (void)state;
+  uint64_t seed = 0xbeef;
+  model m7, m8;
+  strata_store *s = open_data_store(&seed, 50, &m7, &m8);
+  strata_txn t0;
+  assert_strata_ok(strata_read_begin(s, &t0));
+  size_t hits0 = expect_data_by_name(&t0, &m7, &m8, &seed, "files");
+  assert_true(hits0 > 10);
+
+  strata_proto *p7, *p9;
+  assert_strata_ok(strata_proto_open(s, 7, &p7));
+  assert_strata_ok(strata_proto_create(s, 9, "nine", 4, NULL, &p9));
+  assert_strata_ok(strata_proto_put(p9, 1, "empty", 5, NULL, NULL, 0));
+  assert_strata_ok(strata_proto_put(p9, 2, "two", 3, NULL, "2", 1));
+  for (uint64_t round = 0; round < 90; round++) {
+    random_change(p7, &m7, &seed, round);
+    if (round % 30 != 29)
+      continue;
+    strata_txn t;
+    assert_strata_ok(strata_read_begin(s, &t));
+    model was;
+    model_copy(&was, &m7);
+    size_t hits = expect_data_by_name(&t, &was, &m8, &seed, "proto");
+    for (int j = 0; j < 20; j++)
+      random_change(p7, &m7, &seed, 1000 + round * 20 + (uint64_t)j);
+    if (round % 60 == 59)
+      assert_strata_ok(strata_crystallize(s, 7));
+    assert_strata_ok(strata_store_reclaim(s, 0));
+    assert_int_equal(expect_data_by_name(&t, &was, &m8, &seed, "held"), hits);
+    strata_read_end(&t);
+    model_free(&was);
+  }
+  assert_int_equal(expect_data_by_name(&t0, NULL, &m8, &seed, "first"), hits0);
+  strata_read_end(&t0);
+
+  /* NULL names; an ended snapshot finds nothing. */
+  const void *d = &seed;
+  uint64_t size = 3;
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  assert_strata_err(strata_get_data_by_name(&t, 9, NULL, 3, &d, &size),
+                    STRATA_E_INVAL);
+  assert_strata_err(strata_get_data_by_name(&t, 10, "two", 3, &d, &size),
+                    STRATA_E_NO_REGION);
+  assert_ptr_equal(d, &seed);
+  assert_strata_ok(strata_get_data_by_name(&t, 9, "two!", 3, &d, &size));
+  assert_memory_equal(d, "2", 1);
+  strata_layer_name_ref bad[] = {
+      {NULL, 0, "two", 3}, {"nine", 4, NULL, 0}, {"nine\0", 5, "two", 3}};
+  const void *data[3] = {&seed, &seed, &seed};
+  uint64_t sizes[3] = {1, 1, 1};
+  assert_int_equal(strata_get_data_many_by_name(&t, bad, 3, data, sizes), 0);
+  for (int i = 0; i < 3; i++) {
+    assert_null(data[i]);
+    assert_int_equal(sizes[i], 0);
+  }
+  assert_int_equal(strata_get_data_many_by_name(&t, bad, 0, data, sizes), 0);
+  strata_read_end(&t);
+  assert_strata_err(strata_get_data_by_name(&t, 9, "two", 3, &d, &size),
+                    STRATA_E_NO_REGION);
+  strata_layer_name_ref two = {"nine", 4, "two", 3};
+  assert_int_equal(strata_get_data_many_by_name(&t, &two, 1, data, sizes), 0);
+  assert_null(data[0]);
+  strata_store_close(s);
+  model_free(&m7);
+  model_free(&m8);
+}
+
 /* The lean lookups count in the read statistics as strata_get() does: a
  * get per lookup, misses, and the bytes of the hits. */
 static void test_get_data_stats(void **state) {
@@ -606,10 +856,21 @@ static void test_get_data_stats(void **state) {
   uint64_t sizes[4];
   assert_int_equal(strata_get_data_many(&t, refs, 4, data, sizes), 2);
   bytes += sizes[0] + sizes[3];
+  /* By name: a hit, a miss, a missing region; a batch of two and one. */
+  assert_strata_ok(strata_get_data_by_name(&t, 8, "n4", 2, &d, &size));
+  bytes += size;
+  assert_strata_err(strata_get_data_by_name(&t, 8, "n99", 3, &d, &size),
+                    STRATA_E_NOT_FOUND);
+  assert_strata_err(strata_get_data_by_name(&t, 3, "n4", 2, &d, &size),
+                    STRATA_E_NO_REGION);
+  strata_layer_name_ref nrefs[] = {
+      {"eight", 5, "n5", 2}, {"eight", 5, "x", 1}, {"none", 4, "n5", 2}};
+  assert_int_equal(strata_get_data_many_by_name(&t, nrefs, 3, data, sizes), 1);
+  bytes += sizes[0];
   strata_read_end(&t);
   assert_strata_ok(strata_read_stats_get(s, &st1));
-  assert_int_equal(st1.gets - st0.gets, 7);
-  assert_int_equal(st1.misses - st0.misses, 4);
+  assert_int_equal(st1.gets - st0.gets, 13);
+  assert_int_equal(st1.misses - st0.misses, 8);
   assert_int_equal(st1.bytes_served - st0.bytes_served, bytes);
   assert_true(bytes > 0);
   strata_store_close(s);
@@ -623,6 +884,8 @@ int main(void) {
       cmocka_unit_test(test_iter_edges),
       cmocka_unit_test(test_get_many_by_name_model),
       cmocka_unit_test(test_get_data_model),
+      cmocka_unit_test(test_get_data_many_many_regions),
+      cmocka_unit_test(test_get_data_by_name_model),
       cmocka_unit_test(test_get_data_stats),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
