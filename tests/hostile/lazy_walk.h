@@ -11,9 +11,9 @@
 #include "region/region.h"
 
 static uint64_t lazy_walk_id(const strata_region *r, uint64_t i) {
-  return r->dense ? r->first_id + i
-                  : strata__rd64(r->entries + i * STRATA__ENTRY_SIZE +
-                                 STRATA__E_ID);
+  return r->dense
+             ? r->first_id + i
+             : strata__rd64(r->entries + i * STRATA__ENTRY_SIZE + STRATA__E_ID);
 }
 
 static int lazy_walk(const strata_region *r) {

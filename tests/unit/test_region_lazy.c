@@ -9,10 +9,10 @@
  * - threads doing first-touch lookups of one fresh region at once (every
  *   chunk validated by several of them) all read exactly what an eager
  *   open reads (run under TSan in CI's thread-sanitizer build). */
+#include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include "test_util.h"
@@ -43,10 +43,9 @@ static void build(const char *path, bool sparse, uint64_t n) {
       buf[k] = (uint8_t)(i + k);
     snprintf(name, sizeof name, "n%" PRIu64, i);
     bool named = i % 3 == 0;
-    assert_strata_ok(strata_writer_add(w, layer_id(sparse, i),
-                                       named ? name : NULL,
-                                       named ? strlen(name) : 0, NULL, buf,
-                                       len));
+    assert_strata_ok(
+        strata_writer_add(w, layer_id(sparse, i), named ? name : NULL,
+                          named ? strlen(name) : 0, NULL, buf, len));
   }
   assert_strata_ok(strata_writer_commit(w));
 }
