@@ -86,6 +86,7 @@ strata__entry *strata__entry_new(uint64_t id, const char *name,
 void strata__entry_free(struct strata_store *s, void *obj) {
   strata__entry *e = obj;
   strata__file_unref(s, e->file);
+  strata__stack_free(s, e->stack);
   free(e->name);
   free(e->metadata);
   free(e);

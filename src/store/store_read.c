@@ -133,6 +133,8 @@ static int lookup(const strata_txn *txn, const strata__entry *e,
       return 1;
     }
   }
+  if (e->stack != NULL)
+    return strata__entry_file_get(e, layer_id, out);
   uint64_t i, off, size;
   if (e->file == NULL ||
       !strata__region_find(e->file->region, layer_id, &i, &off, &size))
@@ -188,6 +190,8 @@ int strata_get_data(const strata_txn *txn, uint64_t region_id,
   int found =
       e->overlay != NULL ? overlay_data(txn, e, layer_id, data, size) : -1;
   uint64_t i, off, len;
+  if (found < 0 && e->stack != NULL)
+    found = strata__stack_data(e->stack, layer_id, data, size);
   if (found < 0) {
     found = e->file != NULL &&
             strata__region_find(e->file->region, layer_id, &i, &off, &len);
@@ -266,6 +270,8 @@ size_t strata_get_data_many(const strata_txn *txn, const strata_layer_ref *refs,
       if (hit > 0)
         strata__prefetch(data[j]);
     }
+    if (hit < 0 && e != NULL && e->stack != NULL)
+      hit = strata__stack_data(e->stack, refs[j].layer_id, &data[j], &sizes[j]);
     if (hit < 0)
       hit = e != NULL && e->file != NULL &&
             strata__pipe_finish(e->file->region, stage[j % DATA_RING],
@@ -318,8 +324,10 @@ static int lookup_name(const strata_txn *txn, const strata__entry *e,
     }
   }
   strata_layer l;
-  if (e->file != NULL &&
-      strata_region_get_by_name(e->file->region, name, name_len, &l) == 0 &&
+  if ((e->stack != NULL
+           ? strata__entry_file_get_by_name(e, name, name_len, &l) > 0
+           : e->file != NULL && strata_region_get_by_name(e->file->region, name,
+                                                          name_len, &l) == 0) &&
       (e->overlay == NULL ||
        strata__overlay_find(e->overlay, l.id, v) == NULL)) {
     *out = l;
@@ -438,9 +446,11 @@ size_t strata_get_many_by_name(const strata_txn *txn,
  * strata__txn is in strata_txn's). */
 typedef struct __attribute__((__may_alias__)) snap_iter {
   strata_region_iter file; /* the region file's layers, region NULL if none */
-  const strata__lver **lvers; /* the proto's, as of the snapshot, by id */
-  uint64_t n, k;              /* lvers and the next one to merge */
-  uint64_t pending_id;        /* a file layer read but not yet returned */
+  const strata__lver **lvers;   /* the proto's, as of the snapshot, by id */
+  uint64_t n, k;                /* lvers and the next one to merge */
+  uint64_t pending_id;          /* a file layer read but not yet returned */
+  const strata__entry *stacked; /* the entry when it has deltas, else NULL */
+  uint64_t sk;                  /* its next stack slot to merge */
   bool pending, file_done;
 } snap_iter;
 _Static_assert(sizeof(snap_iter) <= sizeof(strata_snapshot_iter),
@@ -475,7 +485,38 @@ int strata_snapshot_iter_init(const strata_txn *txn, uint64_t region_id,
     strata_region_iter_init(e->file->region, &si->file);
     si->file_done = false;
   }
+  si->stacked = e->stack != NULL ? e : NULL;
   return 0;
+}
+
+/* The next layer of base + deltas: the base's id order merged with the
+ * stack's sorted slots; a slot replaces the base's layer of its id, or
+ * hides it when it is a tombstone. The base's layer read ahead of a
+ * smaller slot is put back by restoring the iterator (its state is its
+ * position). 1, 0 at the end, STRATA_E_CORRUPT. */
+static int next_stacked(snap_iter *si, strata_layer *out) {
+  const strata__stack *st = si->stacked->stack;
+  for (;;) {
+    strata_region_iter save = si->file;
+    strata_layer l;
+    int rc = si->file_done ? 0 : strata_region_next(&si->file, &l);
+    if (rc < 0)
+      return rc;
+    if (rc == 0)
+      si->file_done = true;
+    if (si->sk < st->nslots && (rc == 0 || st->slots[si->sk].id <= l.id)) {
+      const strata__stack_slot *sl = &st->slots[si->sk++];
+      if (rc > 0 && sl->id != l.id)
+        si->file = save;
+      if (sl->tomb)
+        continue;
+      strata__layer_from_entry(st->deltas[sl->delta]->region, sl->entry, out);
+      return 1;
+    }
+    if (rc > 0)
+      *out = l;
+    return rc;
+  }
 }
 
 /* The next layer of the file (the pending one first): 1, 0 at the end,
@@ -484,10 +525,16 @@ static int next_file_layer(snap_iter *si, strata_layer *out) {
   if (si->pending) {
     si->pending = false;
     /* It was found moments ago by the iteration: it is there. */
+    if (si->stacked != NULL)
+      return strata__entry_file_get(si->stacked, si->pending_id, out) > 0
+                 ? 1
+                 : STRATA_E_CORRUPT;
     return strata_region_get(si->file.region, si->pending_id, out) == 0
                ? 1
                : STRATA_E_CORRUPT;
   }
+  if (si->stacked != NULL)
+    return next_stacked(si, out);
   if (si->file_done)
     return 0;
   int rc = strata_region_next(&si->file, out);
@@ -554,7 +601,7 @@ int strata_store_region_at(const strata_txn *txn, uint64_t index,
     return strata__fail(STRATA_E_BOUNDS, "region index %" PRIu64 " of %" PRIu64,
                         index, c->n);
   const strata__entry *e = c->by_order[index];
-  uint64_t layers = e->file ? strata_region_layer_count(e->file->region) : 0;
+  uint64_t layers = strata__entry_file_layers(e);
   if (e->overlay != NULL)
     layers += (uint64_t)strata__overlay_delta(e->overlay,
                                               strata__txn_priv(txn)->version);

@@ -47,14 +47,14 @@ static void check_round_trip(uint32_t align, bool dense) {
 
   const char *dpath = test_path(dir, "r.1.delta");
   w = open_writer(dpath, align);
-  assert_strata_ok(strata__writer_set_delta(w, bi.header_checksum,
-                                            bi.header_checksum, 1));
+  assert_strata_ok(
+      strata__writer_set_delta(w, bi.header_checksum, bi.header_checksum, 1));
   /* dense: ids 3..6 (a tombstone among them); else 2, 5 and 1000. */
   uint64_t tomb_a = dense ? 4 : 5, tomb_b = dense ? 6 : 1000;
   uint64_t lay_a = 3, lay_b = dense ? 5 : 2;
   assert_strata_ok(strata__writer_add_tombstone(w, tomb_b));
-  assert_strata_ok(strata_writer_add(w, lay_b, "new-name", 8, "{\"v\":2}",
-                                     "changed b", 9));
+  assert_strata_ok(
+      strata_writer_add(w, lay_b, "new-name", 8, "{\"v\":2}", "changed b", 9));
   assert_strata_ok(strata__writer_add_tombstone(w, tomb_a));
   assert_strata_ok(strata_writer_add(w, lay_a, NULL, 0, NULL, "changed a", 9));
   assert_strata_ok(strata_writer_commit(w));
