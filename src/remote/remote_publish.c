@@ -486,6 +486,17 @@ static int pubset_list(const strata__rconn *c, struct strata_store *s,
                         "%s: region %" PRIu64 " has an open proto; "
                         "crystallize or discard it before publishing to %s",
                         s->dir, cat->by_order[i]->id, c->label);
+  /* Manifests list one file per region: a region served as a base plus
+   * delta files would be published without its deltas' changes. */
+  for (uint64_t i = 0; i < cat->n && rc == 0; i++)
+    if (cat->by_order[i]->stack != NULL)
+      rc = strata__fail(STRATA_E_STATE,
+                        "%s: region %" PRIu64 " (%s) is served with %" PRIu32
+                        " delta file(s) over %s; remote manifests do not "
+                        "hold deltas yet, so it cannot be published to %s",
+                        s->dir, cat->by_order[i]->id, cat->by_order[i]->name,
+                        cat->by_order[i]->stack->n,
+                        cat->by_order[i]->file->path, c->label);
   if (rc == 0 && cat->n > 0) {
     p->files = calloc(cat->n, sizeof *p->files);
     p->m.regions = calloc(cat->n, sizeof *p->m.regions);

@@ -37,8 +37,9 @@ int strata__catalog_build(strata__entry **entries, uint64_t n,
     const strata__entry *e = order[i];
     by_id[j] = (strata__catalog_cell){
         .id = e->id,
-        .file_only =
-            e->file != NULL && e->overlay == NULL ? e->file->region : NULL,
+        .file_only = e->file != NULL && e->overlay == NULL && e->stack == NULL
+                         ? e->file->region
+                         : NULL,
         .file = e->file != NULL ? e->file->region : NULL,
         .e = e};
   }
@@ -93,6 +94,7 @@ strata__entry *strata__entry_new(uint64_t id, const char *name,
 void strata__entry_free(struct strata_store *s, void *obj) {
   strata__entry *e = obj;
   strata__file_unref(s, e->file);
+  strata__stack_free(s, e->stack);
   free(e->name);
   free(e->metadata);
   free(e);

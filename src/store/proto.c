@@ -178,6 +178,14 @@ static int open_locked(struct strata_store *s, uint64_t id,
   const strata__entry *old = strata__catalog_find(current(s), id);
   STRATA__FAIL_IF(old == NULL, STRATA_E_NO_REGION,
                   "%s: region %" PRIu64 ": not in the store", s->dir, id);
+  /* Crystallizing over a stack of deltas (merging the deltas into the new
+   * file, or writing a delta over them) is not built yet: a proto over the
+   * base alone would drop the deltas' changes. */
+  STRATA__FAIL_IF(old->stack != NULL, STRATA_E_STATE,
+                  "%s: region %" PRIu64 " (\"%s\"): %s has %" PRIu32
+                  " delta file(s) above it; a proto over a region with "
+                  "deltas is not supported yet",
+                  s->dir, id, old->name, old->file->path, old->stack->n);
   /* A file another program named may be too long for the temporary name
    * of its replacement (see REGION_NAME_MAX): refuse now, not at the end
    * of the crystallization. */

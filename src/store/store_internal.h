@@ -238,6 +238,62 @@ strata__lver *strata__lver_new(struct strata_store *s, uint64_t id,
                                const char *metadata, size_t metadata_len);
 void strata__lver_free(struct strata_store *s, strata__lver *lv);
 
+/* ---- delta stacks (store_stack.c) --------------------------------------- */
+
+/* The newest version of one id in a region's deltas: which delta holds it
+ * (an index into strata__stack.deltas), its entry there and, for a layer,
+ * where its content lies in that file. */
+typedef struct strata__stack_slot {
+  uint64_t id;
+  uint64_t entry, off, size;
+  uint32_t delta;
+  uint32_t tomb; /* 1: the id's newest version is a tombstone */
+} strata__stack_slot;
+
+/* The deltas a region serves over its base file (docs/ARCHITECTURE.md,
+ * "Deltas"), immutable once its entry is published. `slots` holds the
+ * newest version of every id in any delta, sorted by id (iteration merges
+ * them with the base's id order); `table` maps an id to its slot (open
+ * addressing over mask + 1 positions of slot index + 1, 0 empty; at most
+ * half full), so that a lookup costs one probe more than on a compacted
+ * region, never a lookup per delta. */
+typedef struct strata__stack {
+  uint32_t n;            /* deltas, oldest (depth 1) first */
+  strata__file **deltas; /* one reference each */
+  strata__stack_slot *slots;
+  uint64_t nslots;
+  uint32_t *table;
+  uint64_t mask;
+  int64_t layer_delta; /* layers of base + deltas minus the base's */
+} strata__stack;
+
+/* The slot of id `id` in the stack, or NULL when no delta holds it. */
+static inline const strata__stack_slot *
+strata__stack_find(const strata__stack *st, uint64_t id) {
+  for (uint64_t j = (id * 0x9E3779B97F4A7C15ull >> 20) & st->mask;;
+       j = (j + 1) & st->mask) {
+    uint32_t k = st->table[j];
+    if (k == 0)
+      return NULL;
+    if (st->slots[k - 1].id == id)
+      return &st->slots[k - 1];
+  }
+}
+
+/* The content of id `id` in the stack: 1 a layer (*data, *size set), 0 a
+ * tombstone, -1 no delta holds the id (the base's layer, if any, stands). */
+static inline int strata__stack_data(const strata__stack *st, uint64_t id,
+                                     const void **data, uint64_t *size) {
+  const strata__stack_slot *sl = strata__stack_find(st, id);
+  if (sl == NULL)
+    return -1;
+  if (sl->tomb)
+    return 0;
+  *data = st->deltas[sl->delta]->region->data + sl->off;
+  *size = sl->size;
+  return 1;
+}
+
 /* ---- catalog (catalog.c) ----------------------------------------------- */
 
 /* A region as published: immutable once in a catalog. */
@@ -247,15 +303,20 @@ typedef struct strata__entry {
   char *metadata;
   strata__file *file;       /* NULL for a proto without a file yet */
   strata__overlay *overlay; /* NULL when the region has no proto */
+  /* The delta files served over `file`, or NULL when there are none: the
+   * one branch a read of a region without deltas pays. A region with a
+   * stack has no proto (strata_proto_open refuses one). */
+  strata__stack *stack;
   uint64_t generation;
 } strata__entry;
 
 /* A cell of the catalog's table by id: what a lookup through a snapshot
  * needs from the entry, copied in so that a probe reads one line of the
  * table (two cells per line) and no line of the entry. `file` is the
- * entry's region file (NULL for a proto without one), `file_only` the same
- * when the region has no proto (NULL otherwise): then the file alone
- * answers (store_read.c). Entries do not change once published, so neither
+ * entry's region file (NULL for a proto without one; the base when the
+ * region has deltas), `file_only` the same when the region has neither a
+ * proto nor deltas (NULL otherwise): then the file alone answers
+ * (store_read.c). Entries do not change once published, so neither
  * does a cell. */
 typedef struct strata__catalog_cell {
   uint64_t id;
@@ -337,9 +398,28 @@ void strata__catalog_abandon(strata__catalog_change *ch);
  * caller's): the one way an entry is made. */
 strata__entry *strata__entry_new(uint64_t id, const char *name,
                                  const char *metadata, strata__file *file);
-/* Frees an entry: its name, metadata and file reference (not the overlay,
- * which is retired on its own when it goes). */
+/* Frees an entry: its name, metadata, file reference and stack (not the
+ * overlay, which is retired on its own when it goes). */
 void strata__entry_free(struct strata_store *s, void *entry);
+
+/* store_stack.c. Builds a stack over the `n` deltas files[0 .. n) (depth
+ * 1 first, the chain already checked), taking over their references on
+ * success; `base` is the region's base file. STRATA_E_NOMEM (then the
+ * references are still the caller's). */
+int strata__stack_new(const strata__file *base, strata__file **files,
+                      uint32_t n, strata__stack **out);
+/* Drops the stack's file references and frees it. NULL ok. */
+void strata__stack_free(struct strata_store *s, strata__stack *st);
+/* The layer `id` of an entry's files (base and deltas, not its proto): 1
+ * found (*out filled), 0 not there or removed by a tombstone. */
+int strata__entry_file_get(const strata__entry *e, uint64_t id,
+                           strata_layer *out);
+/* The same by name: the newest file holding the name wins, when no newer
+ * delta holds another version of that layer's id. */
+int strata__entry_file_get_by_name(const strata__entry *e, const char *name,
+                                   size_t len, strata_layer *out);
+/* Layers of the entry's files: the base's plus the stack's layer_delta. */
+uint64_t strata__entry_file_layers(const strata__entry *e);
 
 /* ---- memory thresholds (store_memory.c; eviction in crystallize.c) ------ */
 
@@ -539,6 +619,24 @@ bool strata__store_is_region_name(const char *name);
 int strata__store_load(struct strata_store *s, char **names, size_t count,
                        bool defer, bool strict, strata__entry **have,
                        size_t *n);
+/* Lists the delta files of the directory ("*.delta", not hidden), sorted,
+ * as strata__store_list lists region files. */
+int strata__store_list_deltas(struct strata_store *s, char ***names,
+                              size_t *count);
+/* Gives each entry of have[0 .. n) that has a file and no proto the chain
+ * of delta files over its base (store_stack.c; docs/ARCHITECTURE.md,
+ * "Finding the chain"), reading the directory's delta files (reusing the
+ * files the entries' stacks hold when they are unchanged on disk). A new
+ * entry (index >= first_new) gets its stack in place; a carried-over one
+ * whose chain changed is replaced in have[] by a new entry (generation 0,
+ * the caller counts it) and appended to drop[*ndrop]. Stale deltas are
+ * logged (INFO), deltas above a gap (WARN, naming the delta and the top of
+ * the chain), deltas that do not validate (WARN) and are not served.
+ * STRATA_E_NOMEM or the listing's -errno: then entries made so far are in
+ * have[] (the caller frees those not published). Writer mutex held, or the
+ * store being opened by one thread. */
+int strata__store_stacks(struct strata_store *s, strata__entry **have, size_t n,
+                         size_t first_new, strata__entry **drop, size_t *ndrop);
 /* A region file not served because another file holds its region id or
  * name: both paths, malloc'd. */
 typedef struct strata__conflict {

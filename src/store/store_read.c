@@ -136,6 +136,8 @@ static int lookup(const strata_txn *txn, const strata__entry *e,
       return 1;
     }
   }
+  if (e->stack != NULL)
+    return strata__entry_file_get(e, layer_id, out);
   uint64_t i, off, size;
   if (e->file == NULL ||
       !strata__region_find(e->file->region, layer_id, &i, &off, &size))
@@ -227,6 +229,8 @@ get_data_rest(const strata_txn *txn, uint64_t region_id, uint64_t layer_id,
   int found =
       e->overlay != NULL ? overlay_data(txn, e, layer_id, data, size) : -1;
   uint64_t i, off, len;
+  if (found < 0 && e->stack != NULL)
+    found = strata__stack_data(e->stack, layer_id, data, size);
   if (found < 0) {
     found = e->file != NULL &&
             strata__region_find(e->file->region, layer_id, &i, &off, &len);
@@ -314,8 +318,8 @@ pipe_probe(data_pipe *p, size_t j, bool stage1) {
   }
   const strata_region *r = cl != NULL ? cl->file : NULL;
   p->file[j % DATA_RING] = r;
-  /* A region with a proto, or an entry without a file: the last stage
-   * asks the entry. */
+  /* A region with a proto or deltas, or an entry without a file: the
+   * last stage asks the entry. */
   p->proto[j % DATA_RING] = cl != NULL && cl->file_only == NULL ? cl->e : NULL;
   if (r != NULL)
     p->stage[j % DATA_RING] = strata__pipe_start(r, p->refs[j].layer_id);
@@ -329,15 +333,17 @@ static inline __attribute__((always_inline)) void pipe_locate(data_pipe *p,
     p->stage[j % DATA_RING] = strata__pipe_slot(r, p->stage[j % DATA_RING]);
 }
 
-/* The last stage for a region with a proto (or no file): the proto's
- * version first, then the file's layer. Out of line: the overlay's lookup
- * is a call anyway. */
+/* The last stage for a region with a proto, deltas or no file: the
+ * proto's version first, then the deltas', then the base file's layer.
+ * Out of line: the overlay's lookup is a call anyway. */
 static __attribute__((noinline)) bool
 finish_proto(const strata_txn *txn, const strata__entry *e,
              const strata_region *r, uint64_t slot, uint64_t layer_id,
              const void **data, uint64_t *size) {
   int hit =
       e->overlay != NULL ? overlay_data(txn, e, layer_id, data, size) : -1;
+  if (hit < 0 && e->stack != NULL)
+    hit = strata__stack_data(e->stack, layer_id, data, size);
   if (hit > 0)
     strata__prefetch(*data);
   if (hit < 0)
@@ -475,8 +481,10 @@ static int lookup_name(const strata_txn *txn, const strata__entry *e,
     }
   }
   strata_layer l;
-  if (e->file != NULL &&
-      strata_region_get_by_name(e->file->region, name, name_len, &l) == 0 &&
+  if ((e->stack != NULL
+           ? strata__entry_file_get_by_name(e, name, name_len, &l) > 0
+           : e->file != NULL && strata_region_get_by_name(e->file->region, name,
+                                                          name_len, &l) == 0) &&
       (e->overlay == NULL ||
        strata__overlay_find(e->overlay, l.id, v) == NULL)) {
     *out = l;
@@ -648,9 +656,11 @@ size_t strata_get_data_many_by_name(const strata_txn *txn,
  * strata__txn is in strata_txn's). */
 typedef struct __attribute__((__may_alias__)) snap_iter {
   strata_region_iter file; /* the region file's layers, region NULL if none */
-  const strata__lver **lvers; /* the proto's, as of the snapshot, by id */
-  uint64_t n, k;              /* lvers and the next one to merge */
-  uint64_t pending_id;        /* a file layer read but not yet returned */
+  const strata__lver **lvers;   /* the proto's, as of the snapshot, by id */
+  uint64_t n, k;                /* lvers and the next one to merge */
+  uint64_t pending_id;          /* a file layer read but not yet returned */
+  const strata__entry *stacked; /* the entry when it has deltas, else NULL */
+  uint64_t sk;                  /* its next stack slot to merge */
   bool pending, file_done;
 } snap_iter;
 _Static_assert(sizeof(snap_iter) <= sizeof(strata_snapshot_iter),
@@ -685,7 +695,38 @@ int strata_snapshot_iter_init(const strata_txn *txn, uint64_t region_id,
     strata_region_iter_init(e->file->region, &si->file);
     si->file_done = false;
   }
+  si->stacked = e->stack != NULL ? e : NULL;
   return 0;
+}
+
+/* The next layer of base + deltas: the base's id order merged with the
+ * stack's sorted slots; a slot replaces the base's layer of its id, or
+ * hides it when it is a tombstone. The base's layer read ahead of a
+ * smaller slot is put back by restoring the iterator (its state is its
+ * position). 1, 0 at the end, STRATA_E_CORRUPT. */
+static int next_stacked(snap_iter *si, strata_layer *out) {
+  const strata__stack *st = si->stacked->stack;
+  for (;;) {
+    strata_region_iter save = si->file;
+    strata_layer l;
+    int rc = si->file_done ? 0 : strata_region_next(&si->file, &l);
+    if (rc < 0)
+      return rc;
+    if (rc == 0)
+      si->file_done = true;
+    if (si->sk < st->nslots && (rc == 0 || st->slots[si->sk].id <= l.id)) {
+      const strata__stack_slot *sl = &st->slots[si->sk++];
+      if (rc > 0 && sl->id != l.id)
+        si->file = save;
+      if (sl->tomb)
+        continue;
+      strata__layer_from_entry(st->deltas[sl->delta]->region, sl->entry, out);
+      return 1;
+    }
+    if (rc > 0)
+      *out = l;
+    return rc;
+  }
 }
 
 /* The next layer of the file (the pending one first): 1, 0 at the end,
@@ -694,10 +735,16 @@ static int next_file_layer(snap_iter *si, strata_layer *out) {
   if (si->pending) {
     si->pending = false;
     /* It was found moments ago by the iteration: it is there. */
+    if (si->stacked != NULL)
+      return strata__entry_file_get(si->stacked, si->pending_id, out) > 0
+                 ? 1
+                 : STRATA_E_CORRUPT;
     return strata_region_get(si->file.region, si->pending_id, out) == 0
                ? 1
                : STRATA_E_CORRUPT;
   }
+  if (si->stacked != NULL)
+    return next_stacked(si, out);
   if (si->file_done)
     return 0;
   int rc = strata_region_next(&si->file, out);
@@ -764,7 +811,7 @@ int strata_store_region_at(const strata_txn *txn, uint64_t index,
     return strata__fail(STRATA_E_BOUNDS, "region index %" PRIu64 " of %" PRIu64,
                         index, c->n);
   const strata__entry *e = c->by_order[index];
-  uint64_t layers = e->file ? strata_region_layer_count(e->file->region) : 0;
+  uint64_t layers = strata__entry_file_layers(e);
   if (e->overlay != NULL)
     layers += (uint64_t)strata__overlay_delta(e->overlay,
                                               strata__txn_priv(txn)->version);

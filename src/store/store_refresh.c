@@ -175,6 +175,8 @@ static int refresh_to(strata_store *s, char **names, size_t n, bool strict) {
   if (rc == 0)
     rc = strata__store_choose(s, keep, &nkeep, first_new, drop, &ndrop,
                               &conflicts, &nconflicts);
+  if (rc == 0)
+    rc = strata__store_stacks(s, keep, nkeep, first_new, drop, &ndrop);
   /* The winners not in the current catalog are new: a region they replace
    * counts one more generation. */
   bool added = false;

@@ -1,11 +1,13 @@
 /* The store's directory as the store reads it: the listing of region files
- * (with the cleanup of temporary files that interrupted writers left), and
- * the parallel validation that opens the listed files and turns them into
- * catalog entries. Open (store.c), refresh (store_refresh.c) and the
- * writer lock (store_lock.c) scan through here. */
+ * (with the cleanup of temporary files that interrupted writers left), the
+ * parallel validation that opens the listed files and turns them into
+ * catalog entries, and the search for each base's chain of delta files. Open
+ * (store.c), refresh (store_refresh.c) and the writer lock (store_lock.c) scan
+ * through here. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -17,9 +19,15 @@
 
 #define REGION_SUFFIX ".region"
 
+#define DELTA_SUFFIX ".delta"
+
+static bool has_suffix(const char *n, const char *suffix) {
+  size_t len = strlen(n), sl = strlen(suffix);
+  return n[0] != '.' && len > sl && strcmp(n + len - sl, suffix) == 0;
+}
+
 bool strata__store_is_region_name(const char *n) {
-  size_t len = strlen(n), sl = strlen(REGION_SUFFIX);
-  return n[0] != '.' && len > sl && strcmp(n + len - sl, REGION_SUFFIX) == 0;
+  return has_suffix(n, REGION_SUFFIX);
 }
 
 /* ".NAME.strata-tmp-XXXXXXXX" (8 lowercase hex digits): the name of the
@@ -134,11 +142,10 @@ static bool regular_entry(struct strata_store *s, const struct dirent *de) {
   return false;
 }
 
-/* Lists the region files (strata__store_is_region_name) of the directory,
- * sorted, and, with `clean`, removes temporary files left by interrupted
- * writes. */
-int strata__store_list(struct strata_store *s, bool clean, char ***names,
-                       size_t *count) {
+/* Lists the files of the directory named "*SUFFIX" (not hidden), sorted,
+ * and, with `clean`, removes temporary files left by interrupted writes. */
+static int list_suffix(struct strata_store *s, bool clean, const char *suffix,
+                       char ***names, size_t *count) {
   int fd = openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
   if (d == NULL) {
@@ -159,7 +166,7 @@ int strata__store_list(struct strata_store *s, bool clean, char ***names,
       remove_temp(s, de->d_name);
       continue;
     }
-    if (!strata__store_is_region_name(de->d_name) || !regular_entry(s, de))
+    if (!has_suffix(de->d_name, suffix) || !regular_entry(s, de))
       continue;
     if (n == cap) {
       cap = cap ? 2 * cap : 16;
@@ -191,6 +198,16 @@ int strata__store_list(struct strata_store *s, bool clean, char ***names,
     free(v[i]);
   free(v);
   return rc;
+}
+
+int strata__store_list(struct strata_store *s, bool clean, char ***names,
+                       size_t *count) {
+  return list_suffix(s, clean, REGION_SUFFIX, names, count);
+}
+
+int strata__store_list_deltas(struct strata_store *s, char ***names,
+                              size_t *count) {
+  return list_suffix(s, false, DELTA_SUFFIX, names, count);
 }
 
 void strata__store_names_free(char **v, size_t n) {
@@ -246,6 +263,18 @@ static void open_all(open_job *j) {
     pthread_join(tid[t], NULL);
 }
 
+/* A region or delta file not served because it does not validate. */
+static void log_skipped(struct strata_store *s, const char *kind,
+                        const char *name, int err, const char *detail) {
+  char qd[STRATA__LOG_PATH], qf[STRATA__LOG_PATH], qt[STRATA__LOG_TEXT];
+  strata__log(&s->log, STRATA_LOG_WARN, "store",
+              "msg=\"%s skipped: it does not validate\" dir=%s file=%s "
+              "error=%s detail=%s",
+              kind, strata__log_quote(qd, sizeof qd, s->dir),
+              strata__log_quote(qf, sizeof qf, name), strata_err_name(err),
+              strata__log_quote(qt, sizeof qt, detail));
+}
+
 /* The entry that serves a file just opened (taking over its reference). */
 static strata__entry *entry_for_file(strata__file *f) {
   strata_region_info info;
@@ -274,14 +303,7 @@ int strata__store_load(struct strata_store *s, char **names, size_t count,
       break;
     }
     if (j.rcs[i] < 0) {
-      char qd[STRATA__LOG_PATH], qf[STRATA__LOG_PATH], qt[STRATA__LOG_TEXT];
-      strata__log(&s->log, STRATA_LOG_WARN, "store",
-                  "msg=\"region skipped: it does not validate\" dir=%s "
-                  "file=%s error=%s detail=%s",
-                  strata__log_quote(qd, sizeof qd, s->dir),
-                  strata__log_quote(qf, sizeof qf, names[i]),
-                  strata_err_name(j.rcs[i]),
-                  strata__log_quote(qt, sizeof qt, j.details[i]));
+      log_skipped(s, "region", names[i], j.rcs[i], j.details[i]);
       continue;
     }
     strata__entry *e = entry_for_file(j.files[i]);
@@ -493,4 +515,213 @@ void strata__store_set_conflicts(struct strata_store *s, strata__conflict *c,
   strata__conflicts_free(s->conflicts, s->conflict_n);
   s->conflicts = c;
   s->conflict_n = n;
+}
+
+/* ---- each base's chain of deltas (docs/ARCHITECTURE.md, "Deltas") ---- */
+
+/* A delta file of the directory, opened, with its binding. */
+typedef struct delta_file {
+  strata__file *f;
+  const char *name; /* in the directory */
+  uint64_t region_id, checksum;
+  strata_region_delta_info bind;
+  bool used, reported;
+} delta_file;
+
+/* A reference to the delta file `name`: the one a current stack serves
+ * when it is still the same inode of the same size, else a fresh open
+ * (0, or the open's error: the caller logs and skips the file). */
+static int delta_open(struct strata_store *s, strata__entry **have, size_t n,
+                      const char *name, strata__file **out) {
+  struct stat st;
+  bool stat_ok = fstatat(s->dirfd, name, &st, 0) == 0;
+  for (size_t i = 0; stat_ok && i < n; i++) {
+    const strata__stack *sk = have[i]->stack;
+    for (uint32_t d = 0; sk != NULL && d < sk->n; d++) {
+      strata__file *f = sk->deltas[d];
+      if (strcmp(base_name(s, f), name) == 0 && f->dev == st.st_dev &&
+          f->ino == st.st_ino && f->region->size == (uint64_t)st.st_size) {
+        f->refs++;
+        *out = f;
+        return 0;
+      }
+    }
+  }
+  return strata__file_open(s, name, false, out);
+}
+
+static void log_delta(struct strata_store *s, int level, const char *msg,
+                      const char *file, const char *other) {
+  char qd[STRATA__LOG_PATH], qf[STRATA__LOG_PATH], qo[STRATA__LOG_PATH];
+  strata__log(&s->log, level, "store", "msg=\"%s\" dir=%s file=%s%s%s", msg,
+              strata__log_quote(qd, sizeof qd, s->dir),
+              strata__log_quote(qf, sizeof qf, file),
+              other != NULL ? " chain_ends_at=" : "",
+              other != NULL ? strata__log_quote(qo, sizeof qo, other) : "");
+}
+
+/* Is `file` the name the delta of depth `depth` of region `name` gets
+ * ("NAME.DEPTH.delta")? */
+static bool canonical_delta(const char *file, const char *name,
+                            uint32_t depth) {
+  char want[64];
+  size_t nl = strlen(name);
+  int wl = snprintf(want, sizeof want, ".%" PRIu32 ".delta", depth);
+  return strlen(file) == nl + (size_t)wl && memcmp(file, name, nl) == 0 &&
+         strcmp(file + nl, want) == 0;
+}
+
+/* The next delta of a chain: over `parent`, at `depth`, bound to the base
+ * `base` of region `e`. Two candidates (a copy of a delta under another
+ * name) are decided by the files alone, as strata__store_choose decides
+ * between bases: the canonical name, then the smallest name. -1: none. */
+static ptrdiff_t next_link(delta_file *v, size_t nv, const strata__entry *e,
+                           uint64_t base, uint64_t parent, uint32_t depth) {
+  ptrdiff_t best = -1;
+  for (size_t k = 0; k < nv; k++) {
+    const delta_file *c = &v[k];
+    if (c->used || c->region_id != e->id || c->bind.base_checksum != base ||
+        c->bind.parent_checksum != parent || c->bind.depth != depth)
+      continue;
+    if (best < 0)
+      best = (ptrdiff_t)k;
+    else {
+      bool cc = canonical_delta(c->name, e->name, depth),
+           bc = canonical_delta(v[best].name, e->name, depth);
+      if ((cc && !bc) || (cc == bc && strcmp(c->name, v[best].name) < 0))
+        best = (ptrdiff_t)k;
+    }
+  }
+  return best;
+}
+
+/* Does the stack serve exactly these files? */
+static bool same_stack(const strata__stack *st, strata__file **chain,
+                       uint32_t n) {
+  if ((st != NULL ? st->n : 0) != n)
+    return false;
+  for (uint32_t d = 0; d < n; d++)
+    if (st->deltas[d] != chain[d])
+      return false;
+  return true;
+}
+
+/* The chain of entry `e`'s base among the delta files: the files, depth 1
+ * first, marked used, in chain[] (*n of them). Deltas bound to this base
+ * that the walk could not reach because their parent is missing are
+ * reported as a broken chain. */
+static void find_chain(struct strata_store *s, const strata__entry *e,
+                       delta_file *v, size_t nv, strata__file **chain,
+                       uint32_t *n) {
+  strata_region_info bi;
+  strata_region_info_get(e->file->region, &bi);
+  uint64_t cur = bi.header_checksum;
+  const char *top = e->file->path;
+  *n = 0;
+  for (;;) {
+    ptrdiff_t k = next_link(v, nv, e, bi.header_checksum, cur, *n + 1);
+    if (k < 0)
+      break;
+    v[k].used = true;
+    chain[(*n)++] = v[k].f;
+    cur = v[k].checksum;
+    top = v[k].f->path;
+  }
+  for (size_t k = 0; k < nv; k++)
+    if (!v[k].used && !v[k].reported && v[k].region_id == e->id &&
+        v[k].bind.base_checksum == bi.header_checksum &&
+        v[k].bind.depth > *n + 1) {
+      v[k].reported = true;
+      log_delta(s, STRATA_LOG_WARN,
+                "delta not served: the chain is broken below it (a delta "
+                "between is missing or does not validate)",
+                v[k].f->path, top);
+    }
+}
+
+int strata__store_stacks(struct strata_store *s, strata__entry **have, size_t n,
+                         size_t first_new, strata__entry **drop,
+                         size_t *ndrop) {
+  char **names = NULL;
+  size_t nn = 0;
+  STRATA__TRY(strata__store_list_deltas(s, &names, &nn));
+  delta_file *v = calloc(nn ? nn : 1, sizeof *v);
+  strata__file **chain = malloc((nn ? nn : 1) * sizeof *chain);
+  int rc = v != NULL && chain != NULL
+               ? 0
+               : strata__fail(STRATA_E_NOMEM, "%s: allocating", s->dir);
+  size_t nv = 0;
+  for (size_t i = 0; rc == 0 && i < nn; i++) {
+    strata__file *f = NULL;
+    int orc = delta_open(s, have, n, names[i], &f);
+    if (orc == STRATA_E_NOMEM) {
+      rc = orc;
+      break;
+    }
+    if (orc < 0) {
+      log_skipped(s, "delta", names[i], orc, strata_last_error_detail());
+      continue;
+    }
+    strata_region_info info;
+    strata_region_info_get(f->region, &info);
+    delta_file *d = &v[nv];
+    *d = (delta_file){.f = f,
+                      .name = base_name(s, f),
+                      .region_id = info.id,
+                      .checksum = info.header_checksum};
+    if (strata_region_delta(f->region, &d->bind) != 0) {
+      /* A file named like a delta that is not one: never part of a chain. */
+      log_delta(s, STRATA_LOG_WARN, "file named like a delta is not one",
+                f->path, NULL);
+      strata__file_unref(s, f);
+      continue;
+    }
+    nv++;
+  }
+  /* Each served base's chain; an entry whose chain changed is replaced
+   * (a published entry is immutable) or, when new, given its stack. */
+  for (size_t i = 0; rc == 0 && i < n; i++) {
+    strata__entry *e = have[i];
+    if (e->file == NULL || e->overlay != NULL)
+      continue;
+    uint32_t cn = 0;
+    find_chain(s, e, v, nv, chain, &cn);
+    if (same_stack(e->stack, chain, cn))
+      continue; /* the extra references are released below */
+    strata__stack *st = NULL;
+    if (cn > 0 && (rc = strata__stack_new(e->file, chain, cn, &st)) < 0)
+      break;
+    for (uint32_t d = 0; d < cn; d++)
+      for (size_t k = 0; k < nv; k++)
+        if (v[k].f == chain[d])
+          v[k].f = NULL; /* owned by the stack now */
+    if (i >= first_new) {
+      strata__stack_free(s, e->stack);
+      e->stack = st;
+      continue;
+    }
+    strata__entry *ne = strata__entry_new(e->id, e->name, e->metadata, e->file);
+    if (ne == NULL) {
+      strata__stack_free(s, st);
+      rc = strata__fail(STRATA_E_NOMEM, "%s: allocating", s->dir);
+      break;
+    }
+    e->file->refs++;
+    ne->stack = st;
+    drop[(*ndrop)++] = e;
+    have[i] = ne;
+  }
+  for (size_t k = 0; k < nv; k++) {
+    if (rc == 0 && v[k].f != NULL && !v[k].used && !v[k].reported)
+      log_delta(s, STRATA_LOG_INFO,
+                "stale delta not served: its base or parent is not the "
+                "region's current file",
+                v[k].f->path, NULL);
+    if (v[k].f != NULL)
+      strata__file_unref(s, v[k].f);
+  }
+  free(v);
+  free(chain);
+  strata__store_names_free(names, nn);
+  return rc;
 }

@@ -29,6 +29,7 @@
 #include "remote/remote_internal.h"
 #include "strata.h"
 #include "test_util.h"
+#include "writer/writer_internal.h"
 
 #define CHUNK (1u << 20)
 
@@ -328,6 +329,30 @@ static void test_publish_writes_head_manifest_chunks(void **state) {
   assert_non_null(strstr(strata_last_error_detail(), "open proto"));
   assert_strata_ok(strata_proto_discard(p));
   assert_int_equal(head_version(io), 2);
+
+  /* A region served with a delta file is refused: manifests hold one file
+   * per region and would drop the delta's changes. */
+  strata_region *ra;
+  assert_strata_ok(strata_region_open(test_path(dir, "a.region"), 0, &ra));
+  strata_region_info ai;
+  assert_strata_ok(strata_region_info_get(ra, &ai));
+  strata_writer_options wo;
+  strata_writer_options_init(&wo);
+  wo.region_id = ai.id;
+  wo.name = ai.name;
+  strata_writer *w = NULL;
+  assert_strata_ok(strata_writer_open(test_path(dir, "a.1.delta"), &wo, &w));
+  assert_strata_ok(
+      strata__writer_set_delta(w, ai.header_checksum, ai.header_checksum, 1));
+  assert_strata_ok(strata_writer_add(w, 999999, NULL, 0, NULL, "d", 1));
+  assert_strata_ok(strata_writer_commit(w));
+  strata_region_close(ra); /* ai.name points into it */
+  assert_strata_ok(strata_store_refresh(s));
+  assert_int_equal(strata_remote_publish(s, &v), STRATA_E_STATE);
+  assert_non_null(strstr(strata_last_error_detail(), "delta file(s)"));
+  assert_int_equal(head_version(io), 2);
+  assert_int_equal(unlink(test_path(dir, "a.1.delta")), 0);
+  assert_strata_ok(strata_store_refresh(s));
 
   CASE_CLOSE();
 }

@@ -1,0 +1,158 @@
+/* A region's stack of delta files over its base (docs/ARCHITECTURE.md,
+ * "Deltas"): the id table built when an entry is published, and the reads
+ * of an entry's files through it. The search of the directory for each
+ * base's chain is store_scan.c's. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/store_internal.h"
+
+/* ---- the id table -------------------------------------------------------- */
+
+static int cmp_slot(const void *pa, const void *pb) {
+  const strata__stack_slot *a = pa, *b = pb;
+  if (a->id != b->id)
+    return (a->id > b->id) - (a->id < b->id);
+  /* The newest delta first, so that the first of an id is its version. */
+  return (a->delta < b->delta) - (a->delta > b->delta);
+}
+
+int strata__stack_new(const strata__file *base, strata__file **files,
+                      uint32_t n, strata__stack **out) {
+  uint64_t total = 0;
+  for (uint32_t d = 0; d < n; d++)
+    total += strata_region_layer_count(files[d]->region);
+  strata__stack *st = calloc(1, sizeof *st);
+  strata__file **deltas = malloc((n ? n : 1) * sizeof *deltas);
+  strata__stack_slot *slots = malloc((total ? total : 1) * sizeof *slots);
+  if (st == NULL || deltas == NULL || slots == NULL) {
+    free(st);
+    free(deltas);
+    free(slots);
+    return strata__fail(STRATA_E_NOMEM, "%s: allocating a delta stack",
+                        base->path);
+  }
+  /* Every version of every id, then sorted by id with the newest delta
+   * first and cut to one per id. */
+  uint64_t m = 0;
+  for (uint32_t d = 0; d < n; d++) {
+    const strata_region *r = files[d]->region;
+    strata_region_iter it;
+    strata_region_iter_init(r, &it);
+    strata_layer l;
+    while (strata_region_next(&it, &l) > 0) {
+      bool tomb = (l.flags & STRATA_LAYER_TOMBSTONE) != 0;
+      slots[m++] = (strata__stack_slot){
+          .id = l.id,
+          .entry = (uint64_t)strata__find_entry(r, l.id),
+          .off = tomb ? 0 : (uint64_t)((const uint8_t *)l.data - r->data),
+          .size = tomb ? 0 : l.size,
+          .delta = d,
+          .tomb = tomb};
+    }
+  }
+  if (m > 1)
+    qsort(slots, m, sizeof *slots, cmp_slot);
+  uint64_t k = 0;
+  int64_t layer_delta = 0;
+  for (uint64_t i = 0; i < m; i++) {
+    if (k > 0 && slots[k - 1].id == slots[i].id)
+      continue;
+    slots[k++] = slots[i];
+    bool in_base = strata__find_entry(base->region, slots[i].id) >= 0;
+    if (slots[i].tomb && in_base)
+      layer_delta--;
+    else if (!slots[i].tomb && !in_base)
+      layer_delta++;
+  }
+  uint64_t cap = 8;
+  while (cap < 2 * k)
+    cap *= 2;
+  uint32_t *table = calloc(cap, sizeof *table);
+  if (table == NULL || k >= UINT32_MAX) {
+    free(table);
+    free(st);
+    free(deltas);
+    free(slots);
+    return strata__fail(STRATA_E_NOMEM, "%s: allocating a delta stack",
+                        base->path);
+  }
+  for (uint64_t i = 0; i < k; i++) {
+    uint64_t j = (slots[i].id * 0x9E3779B97F4A7C15ull >> 20) & (cap - 1);
+    while (table[j] != 0)
+      j = (j + 1) & (cap - 1);
+    table[j] = (uint32_t)(i + 1);
+  }
+  memcpy(deltas, files, n * sizeof *deltas);
+  *st = (strata__stack){.n = n,
+                        .deltas = deltas,
+                        .slots = slots,
+                        .nslots = k,
+                        .table = table,
+                        .mask = cap - 1,
+                        .layer_delta = layer_delta};
+  *out = st;
+  return 0;
+}
+
+void strata__stack_free(struct strata_store *s, strata__stack *st) {
+  if (st == NULL)
+    return;
+  for (uint32_t d = 0; d < st->n; d++)
+    strata__file_unref(s, st->deltas[d]);
+  free(st->deltas);
+  free(st->slots);
+  free(st->table);
+  free(st);
+}
+
+/* ---- reads through an entry's files ------------------------------------- */
+
+int strata__entry_file_get(const strata__entry *e, uint64_t id,
+                           strata_layer *out) {
+  if (e->stack != NULL) {
+    const strata__stack_slot *sl = strata__stack_find(e->stack, id);
+    if (sl != NULL) {
+      if (sl->tomb)
+        return 0;
+      strata__layer_from_entry(e->stack->deltas[sl->delta]->region, sl->entry,
+                               out);
+      return 1;
+    }
+  }
+  uint64_t i, off, size;
+  if (e->file == NULL ||
+      !strata__region_find(e->file->region, id, &i, &off, &size))
+    return 0;
+  strata__layer_from_entry(e->file->region, i, out);
+  return 1;
+}
+
+int strata__entry_file_get_by_name(const strata__entry *e, const char *name,
+                                   size_t len, strata_layer *out) {
+  strata_layer l;
+  const strata__stack *st = e->stack;
+  /* Newest file first; a hit in delta d is current when d holds the
+   * newest version of its id, one in the base when no delta holds it. */
+  for (uint32_t d = st != NULL ? st->n : 0; d-- > 0;) {
+    if (strata_region_get_by_name(st->deltas[d]->region, name, len, &l) != 0)
+      continue;
+    const strata__stack_slot *sl = strata__stack_find(st, l.id);
+    if (sl != NULL && sl->delta == d && !sl->tomb) {
+      *out = l;
+      return 1;
+    }
+  }
+  if (e->file == NULL ||
+      strata_region_get_by_name(e->file->region, name, len, &l) != 0 ||
+      (st != NULL && strata__stack_find(st, l.id) != NULL))
+    return 0;
+  *out = l;
+  return 1;
+}
+
+uint64_t strata__entry_file_layers(const strata__entry *e) {
+  uint64_t n = e->file != NULL ? strata_region_layer_count(e->file->region) : 0;
+  return e->stack != NULL ? n + (uint64_t)e->stack->layer_delta : n;
+}

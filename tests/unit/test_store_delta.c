@@ -1,0 +1,350 @@
+/* A store serving regions as a base plus delta files (docs/ARCHITECTURE.md,
+ * "Deltas"): the chain found from the files, every read path (by id, lean,
+ * batch, by name, iteration, layer count) against a model of the newest
+ * versions, stale deltas and a broken chain left unserved with a log line
+ * naming them, and refresh picking up a new delta while an older snapshot
+ * keeps its stack. The delta files are written with the writer's internal
+ * API, as crystallization will write them. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "test_util.h"
+
+#include "writer/writer_internal.h"
+
+#define RID 5
+#define MAXID 40
+
+/* One change of a file: a layer (data set) or a tombstone (data NULL). */
+typedef struct op {
+  uint64_t id;
+  const char *data;
+  const char *name; /* NULL: unnamed */
+} op;
+
+/* The model: the newest version of each id, as the store must serve it. */
+typedef struct model {
+  char data[MAXID + 1][32];
+  char name[MAXID + 1][32];
+  bool live[MAXID + 1];
+} model;
+
+static void apply(model *m, const op *ops, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    uint64_t id = ops[i].id;
+    m->live[id] = ops[i].data != NULL;
+    snprintf(m->data[id], sizeof m->data[id], "%s",
+             ops[i].data ? ops[i].data : "");
+    snprintf(m->name[id], sizeof m->name[id], "%s",
+             ops[i].name ? ops[i].name : "");
+  }
+}
+
+static uint64_t header_checksum(const char *path) {
+  strata_region *r;
+  assert_strata_ok(strata_region_open(path, 0, &r));
+  strata_region_info info;
+  assert_strata_ok(strata_region_info_get(r, &info));
+  strata_region_close(r);
+  return info.header_checksum;
+}
+
+/* Writes `ops` as the base (depth 0) or a delta over `parent` (header
+ * checksum) of the base `base` at `depth`. */
+static void write_file(const char *path, const op *ops, size_t n,
+                       uint64_t parent, uint64_t base, uint32_t depth) {
+  strata_writer_options o;
+  strata_writer_options_init(&o);
+  o.region_id = RID;
+  o.name = "r";
+  strata_writer *w = NULL;
+  assert_strata_ok(strata_writer_open(path, &o, &w));
+  if (depth > 0)
+    assert_strata_ok(strata__writer_set_delta(w, parent, base, depth));
+  for (size_t i = 0; i < n; i++) {
+    if (ops[i].data == NULL)
+      assert_strata_ok(strata__writer_add_tombstone(w, ops[i].id));
+    else
+      assert_strata_ok(strata_writer_add(
+          w, ops[i].id, ops[i].name, ops[i].name ? strlen(ops[i].name) : 0,
+          NULL, ops[i].data, strlen(ops[i].data)));
+  }
+  assert_strata_ok(strata_writer_commit(w));
+}
+
+static op base_ops[20];
+static char base_data[20][8], base_names[20][8];
+
+static void make_base(const char *dir, model *m) {
+  for (int i = 0; i < 20; i++) {
+    snprintf(base_data[i], sizeof base_data[i], "b%d", i + 1);
+    snprintf(base_names[i], sizeof base_names[i], "n%d", i + 1);
+    base_ops[i] = (op){(uint64_t)i + 1, base_data[i],
+                       (i + 1) % 2 == 0 ? base_names[i] : NULL};
+  }
+  memset(m, 0, sizeof *m);
+  write_file(test_path(dir, "r.region"), base_ops, 20, 0, 0, 0);
+  apply(m, base_ops, 20);
+}
+
+/* Delta 1: a change, a tombstone, a new named layer, a renamed layer. */
+static const op d1_ops[] = {{3, "d1-3", NULL},
+                            {4, NULL, NULL},
+                            {25, "d1-25", "n25"},
+                            {6, "d1-6", "renamed6"}};
+/* Delta 2: over delta 1: changes again, removes a layer delta 1 added,
+ * brings back one it removed (under a new name), removes a base layer. */
+static const op d2_ops[] = {{3, "d2-3", NULL},
+                            {25, NULL, NULL},
+                            {4, "d2-4", "n4b"},
+                            {30, "d2-30", NULL},
+                            {7, NULL, NULL}};
+
+static uint64_t write_delta(const char *dir, const char *file, const op *ops,
+                            size_t n, const char *parent_file, uint32_t depth,
+                            model *m) {
+  uint64_t base = header_checksum(test_path(dir, "r.region"));
+  uint64_t parent = header_checksum(test_path(dir, parent_file));
+  write_file(test_path(dir, file), ops, n, parent, base, depth);
+  if (m != NULL)
+    apply(m, ops, n);
+  return parent;
+}
+
+static uint64_t live_count(const model *m) {
+  uint64_t n = 0;
+  for (int i = 0; i <= MAXID; i++)
+    n += m->live[i];
+  return n;
+}
+
+/* Every read path of snapshot `t` against the model. */
+static void check_txn(const strata_txn *t, const model *m) {
+  strata_layer_ref refs[MAXID + 1];
+  for (uint64_t id = 0; id <= MAXID; id++) {
+    strata_layer l;
+    const void *data;
+    uint64_t size;
+    refs[id] = (strata_layer_ref){RID, id};
+    if (!m->live[id]) {
+      assert_strata_err(strata_get(t, RID, id, &l), STRATA_E_NOT_FOUND);
+      assert_strata_err(strata_get_data(t, RID, id, &data, &size),
+                        STRATA_E_NOT_FOUND);
+      continue;
+    }
+    assert_strata_ok(strata_get(t, RID, id, &l));
+    assert_int_equal(l.id, id);
+    assert_int_equal(l.size, strlen(m->data[id]));
+    assert_memory_equal(l.data, m->data[id], l.size);
+    assert_int_equal(l.checksum, XXH3_64bits(l.data, l.size));
+    assert_int_equal(l.flags, 0);
+    assert_int_equal(l.name_len, strlen(m->name[id]));
+    assert_memory_equal(l.name, m->name[id], l.name_len);
+    assert_strata_ok(strata_get_data(t, RID, id, &data, &size));
+    assert_int_equal(size, strlen(m->data[id]));
+    assert_memory_equal(data, m->data[id], size);
+  }
+  /* Batches: get_many and the pipelined get_data_many. */
+  strata_layer out[MAXID + 1];
+  const void *datas[MAXID + 1];
+  uint64_t sizes[MAXID + 1];
+  assert_int_equal(strata_get_many(t, refs, MAXID + 1, out), live_count(m));
+  assert_int_equal(strata_get_data_many(t, refs, MAXID + 1, datas, sizes),
+                   live_count(m));
+  for (uint64_t id = 0; id <= MAXID; id++) {
+    if (!m->live[id]) {
+      assert_null(datas[id]);
+      assert_null(out[id].data);
+      continue;
+    }
+    assert_int_equal(sizes[id], strlen(m->data[id]));
+    assert_memory_equal(datas[id], m->data[id], sizes[id]);
+    assert_memory_equal(out[id].data, m->data[id], out[id].size);
+  }
+  /* By name: every name any file ever held. */
+  const char *names[] = {"n2",  "n4",  "n6",  "n8",     "renamed6",
+                         "n25", "n4b", "n20", "nothing"};
+  for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+    uint64_t want = 0;
+    for (uint64_t id = 0; id <= MAXID; id++)
+      if (m->live[id] && strcmp(m->name[id], names[i]) == 0)
+        want = id;
+    strata_layer l;
+    int rc = strata_get_by_name(t, RID, names[i], strlen(names[i]), &l);
+    if (want == 0) {
+      if (rc != STRATA_E_NOT_FOUND)
+        fail_msg("name %s: %s, expected not found", names[i],
+                 strata_err_name(rc));
+      continue;
+    }
+    assert_strata_ok(rc);
+    assert_int_equal(l.id, want);
+    assert_memory_equal(l.data, m->data[want], l.size);
+    strata_layer_name_ref nr = {"r", 1, names[i], strlen(names[i])};
+    assert_int_equal(strata_get_many_by_name(t, &nr, 1, &l), 1);
+    assert_int_equal(l.id, want);
+  }
+  /* Iteration: ascending ids, exactly the live ones. */
+  strata_snapshot_iter it;
+  assert_strata_ok(strata_snapshot_iter_init(t, RID, &it));
+  strata_layer l;
+  uint64_t next = 0, seen = 0;
+  int rc;
+  while ((rc = strata_snapshot_next(&it, &l)) > 0) {
+    while (next <= MAXID && !m->live[next])
+      next++;
+    assert_int_equal(l.id, next);
+    assert_memory_equal(l.data, m->data[next], l.size);
+    next++;
+    seen++;
+  }
+  assert_int_equal(rc, 0);
+  assert_int_equal(seen, live_count(m));
+  strata_store_region info;
+  assert_strata_ok(strata_store_region_at(t, 0, &info));
+  assert_int_equal(info.id, RID);
+  assert_int_equal(info.layer_count, live_count(m));
+}
+
+static void check_store(strata_store *s, const model *m) {
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  check_txn(&t, m);
+  strata_read_end(&t);
+}
+
+/* Collects log lines, to assert which files a scan names. */
+typedef struct lines {
+  char text[16384];
+  size_t len;
+} lines;
+
+static void collect(void *ctx, int level, const char *line) {
+  (void)level;
+  lines *l = ctx;
+  int n = snprintf(l->text + l->len, sizeof l->text - l->len, "%s\n", line);
+  if (n > 0 && l->len + (size_t)n < sizeof l->text)
+    l->len += (size_t)n;
+}
+
+static strata_store *open_logged(const char *dir, lines *l) {
+  memset(l, 0, sizeof *l);
+  strata_store_config c;
+  strata_store_config_init(&c);
+  c.log_level = STRATA_LOG_INFO;
+  c.log_fn = collect;
+  c.log_ctx = l;
+  strata_store *s = NULL;
+  assert_strata_ok(strata_store_open(dir, &c, &s));
+  return s;
+}
+
+/* A base and two deltas: every read sees base + deltas newest-first, with
+ * tombstones hiding layers and a renamed layer found only by its new name;
+ * a proto over the stack is refused (not built yet) and changes nothing. */
+static void test_stack_reads(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  model m;
+  make_base(dir, &m);
+  write_delta(dir, "r.1.delta", d1_ops, 4, "r.region", 1, &m);
+  write_delta(dir, "r.2.delta", d2_ops, 5, "r.1.delta", 2, &m);
+  strata_store *s = test_open_store_quiet(dir);
+  check_store(s, &m);
+  strata_proto *p = NULL;
+  assert_strata_err(strata_proto_open(s, RID, &p), STRATA_E_STATE);
+  assert_non_null(strstr(strata_last_error_detail(), "delta"));
+  check_store(s, &m);
+  strata_store_close(s);
+}
+
+/* A missing delta in the middle breaks the chain: the region is
+ * served up to the delta below the gap and a WARN names the delta above it
+ * and the file where the chain ends. */
+static void test_stale_and_broken(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  model m, m1;
+  make_base(dir, &m);
+  write_delta(dir, "r.1.delta", d1_ops, 4, "r.region", 1, &m);
+  m1 = m;
+  write_delta(dir, "r.2.delta", d2_ops, 5, "r.1.delta", 2, &m);
+  static const op d3_ops[] = {{9, "d3-9", NULL}};
+  write_delta(dir, "r.3.delta", d3_ops, 1, "r.2.delta", 3, NULL);
+  assert_int_equal(unlink(test_path(dir, "r.2.delta")), 0);
+  lines l;
+  strata_store *s = open_logged(dir, &l);
+  check_store(s, &m1); /* base + r.1.delta only */
+  assert_non_null(strstr(l.text, "chain is broken"));
+  assert_non_null(strstr(l.text, "r.3.delta"));
+  assert_non_null(strstr(l.text, "chain_ends_at="));
+  assert_non_null(strstr(strstr(l.text, "chain_ends_at="), "r.1.delta"));
+  strata_store_close(s);
+}
+
+/* A delta whose base checksum names no served base: INFO, not served. */
+static void test_stale_delta(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  model m;
+  make_base(dir, &m);
+  uint64_t base = header_checksum(test_path(dir, "r.region"));
+  write_file(test_path(dir, "r.1.delta"), d1_ops, 4, base ^ 1, base ^ 1, 1);
+  lines l;
+  strata_store *s = open_logged(dir, &l);
+  check_store(s, &m);
+  assert_non_null(strstr(l.text, "stale delta"));
+  assert_non_null(strstr(l.text, "r.1.delta"));
+  strata_store_close(s);
+}
+
+/* Refresh picks up a new delta; a snapshot begun before keeps the old
+ * stack (its files stay mapped) until it ends. */
+static void test_refresh_new_delta(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  model m, m1;
+  make_base(dir, &m);
+  strata_store *s = test_open_store_quiet(dir);
+  check_store(s, &m);
+  write_delta(dir, "r.1.delta", d1_ops, 4, "r.region", 1, &m);
+  assert_strata_ok(strata_store_refresh(s));
+  check_store(s, &m);
+  m1 = m;
+  strata_txn old;
+  assert_strata_ok(strata_read_begin(s, &old));
+  write_delta(dir, "r.2.delta", d2_ops, 5, "r.1.delta", 2, &m);
+  assert_strata_ok(strata_store_refresh(s));
+  check_store(s, &m);
+  check_txn(&old, &m1);
+  strata_read_end(&old);
+  /* A refresh with nothing new keeps the entry (same generation). */
+  strata_txn t;
+  strata_store_region a, b;
+  assert_strata_ok(strata_read_begin(s, &t));
+  assert_strata_ok(strata_store_region_at(&t, 0, &a));
+  strata_read_end(&t);
+  assert_strata_ok(strata_store_refresh(s));
+  assert_strata_ok(strata_read_begin(s, &t));
+  assert_strata_ok(strata_store_region_at(&t, 0, &b));
+  strata_read_end(&t);
+  assert_int_equal(a.generation, b.generation);
+  /* The top delta removed by hand: the stack shrinks back. */
+  assert_int_equal(unlink(test_path(dir, "r.2.delta")), 0);
+  assert_strata_ok(strata_store_refresh(s));
+  check_store(s, &m1);
+  strata_store_close(s);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_stack_reads),
+      cmocka_unit_test(test_stale_and_broken),
+      cmocka_unit_test(test_stale_delta),
+      cmocka_unit_test(test_refresh_new_delta),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
