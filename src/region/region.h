@@ -108,6 +108,12 @@ int strata__region_open_ex(const char *path, unsigned flags, bool lazy,
                            strata_region **out);
 
 /* ---- the lookup, inline for the layers above (store_read.c) ------------- */
+/* The lookup functions below are always_inline, not just inline: GCC
+ * stopped inlining strata__region_find into the store's 15 call sites once
+ * lazy validation added its chunk test, and the call (outputs through the
+ * stack) cost the store's lean read 1.5-2x the region's on dense ids
+ * (issue 18: store-data / strata-data 1.77-2.02 where it was meant to be
+ * <= 1.3). */
 
 static inline void strata__prefetch(const void *p) {
   __builtin_prefetch(p, 0, 3);
@@ -116,7 +122,8 @@ static inline void strata__prefetch(const void *p) {
 /* Whether entry i (< entries_n) and its locator may be read: one load and
  * a predicted branch once its chunk is validated; the first use of a chunk
  * validates it out of line. */
-static inline bool strata__entry_ok(const strata_region *r, uint64_t i) {
+static inline __attribute__((always_inline)) bool
+strata__entry_ok(const strata_region *r, uint64_t i) {
   _Atomic uint64_t *v = r->valid;
   if (v == NULL)
     return true;
@@ -136,9 +143,9 @@ static inline bool strata__entry_ok(const strata_region *r, uint64_t i) {
  * entry. Inline so that a store lookup makes no call on its hit path. An
  * entry whose chunk fails validation reads as a miss
  * (strata__region_entry_error() then gives the error). */
-static inline bool strata__region_find(const strata_region *r, uint64_t id,
-                                       uint64_t *entry, uint64_t *off,
-                                       uint64_t *size) {
+static inline __attribute__((always_inline)) bool
+strata__region_find(const strata_region *r, uint64_t id, uint64_t *entry,
+                    uint64_t *off, uint64_t *size) {
   uint64_t i;
   const uint8_t *loc;
   if (r->dense) {
@@ -185,7 +192,8 @@ static inline bool strata__region_find(const strata_region *r, uint64_t id,
  *            stores its size, prefetches the content's first line and
  *            returns true; on a miss (or an entry whose chunk fails
  *            validation) stores NULL and 0. */
-static inline uint64_t strata__pipe_start(const strata_region *r, uint64_t id) {
+static inline __attribute__((always_inline)) uint64_t
+strata__pipe_start(const strata_region *r, uint64_t id) {
   if (r->dense) {
     uint64_t i = id - r->first_id;
     if (i < r->n)
@@ -197,7 +205,8 @@ static inline uint64_t strata__pipe_start(const strata_region *r, uint64_t id) {
   return h;
 }
 
-static inline uint64_t strata__pipe_slot(const strata_region *r, uint64_t h) {
+static inline __attribute__((always_inline)) uint64_t
+strata__pipe_slot(const strata_region *r, uint64_t h) {
   if (r->dense)
     return h;
   uint64_t b = strata__pilot_bucket(h, r->pilot_count);
@@ -207,9 +216,9 @@ static inline uint64_t strata__pipe_slot(const strata_region *r, uint64_t h) {
   return i;
 }
 
-static inline bool strata__pipe_finish(const strata_region *r, uint64_t slot,
-                                       uint64_t id, const void **data,
-                                       uint64_t *size) {
+static inline __attribute__((always_inline)) bool
+strata__pipe_finish(const strata_region *r, uint64_t slot, uint64_t id,
+                    const void **data, uint64_t *size) {
   uint64_t e, off, len;
   bool hit;
   if (r->dense) {
@@ -232,8 +241,9 @@ static inline bool strata__pipe_finish(const strata_region *r, uint64_t slot,
 /* Fills *out from entry number i (0 <= i < entries_n, not empty, its
  * chunk validated: strata__entry_ok). Inline
  * so that strata_get's hit path makes no call (store_read.c). */
-static inline void strata__layer_from_entry(const strata_region *r, uint64_t i,
-                                            strata_layer *out) {
+static inline __attribute__((always_inline)) void
+strata__layer_from_entry(const strata_region *r, uint64_t i,
+                         strata_layer *out) {
   const uint8_t *e = r->entries + i * STRATA__ENTRY_SIZE;
   uint32_t name_len = strata__rd32(e + STRATA__E_NAME_LEN);
   uint32_t meta_len = strata__rd32(e + STRATA__E_META_LEN);
