@@ -88,6 +88,15 @@ STRATA_API int strata_proto_info_get(strata_proto *proto,
  * The new file keeps the old file's region id, name, metadata and content
  * alignment (data_align); a region without a file yet gets the writer's
  * default alignment, 64.
+ * A small change over a region with a base file is written as a delta
+ * file, NAME.k.delta, holding only the changed layers and removals; a
+ * larger one, one that would stack more than 4 deltas, one without
+ * changes, or any under STRATA_STORE_NO_DELTAS, as a whole new base that
+ * merges the deltas, which are then removed (a failure to remove one is
+ * logged at WARN only: it is stale by its binding and never served). See
+ * docs/ARCHITECTURE.md, "Deltas". What follows about "the file" holds for
+ * whichever file is written; the check against another writer covers the
+ * base, every delta below, and a delta another writer put on top.
  * Any failure (-ENOSPC, -EIO, validation) leaves the proto and the store
  * as they were (readers keep the old file and the proto), and the directory
  * too, with one exception that the error detail names: when the fsync of the

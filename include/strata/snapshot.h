@@ -243,6 +243,19 @@ STRATA_API uint64_t strata_store_region_count(const strata_txn *txn);
 STRATA_API int strata_store_region_at(const strata_txn *txn, uint64_t index,
                                       strata_store_region *out);
 
+/* The delta files the snapshot serves over a region's base file
+ * (docs/ARCHITECTURE.md, "Deltas"): sets *out to delta `k` (0 is the
+ * oldest, of depth 1; strata_region_delta() reads its binding, and
+ * strata_region_info_get() its path) and returns 0. A region's depth is
+ * the first k that gives STRATA_E_BOUNDS. The region is the one at
+ * position `index`, as for strata_store_region_at(). The pointer is
+ * valid until strata_read_end(). Errors: STRATA_E_BOUNDS (no region at
+ * `index`, or k >= its depth), STRATA_E_INVAL (NULL argument, or a
+ * snapshot that has ended). Thread-safe; no allocation. */
+STRATA_API int strata_store_region_delta_at(const strata_txn *txn,
+                                            uint64_t index, uint32_t k,
+                                            const strata_region **out);
+
 #ifdef __cplusplus
 }
 #endif

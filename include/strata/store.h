@@ -105,6 +105,12 @@ enum strata_store_flags {
    * path. When the open fails after creating the directory, the directory
    * is removed again. */
   STRATA_STORE_CREATE = 1u << 3,
+  /* Crystallize every region into a whole new base file (NAME.region),
+   * never into a delta file over it (docs/ARCHITECTURE.md, "Deltas"): for
+   * programs that read the region files themselves, one file per region.
+   * Deltas already on disk are still served, and the next crystallization
+   * of their region merges them into its new base. */
+  STRATA_STORE_NO_DELTAS = 1u << 4,
 };
 
 /* A store's configuration. Fill it with strata_store_config_init() before

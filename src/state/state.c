@@ -22,8 +22,10 @@
  * Raise the minor version when fields are added, the major version when a
  * field changes meaning or goes away. 2.0: a region's "metadata" is the
  * parsed JSON value (null when there is none), no longer its text. 2.1:
- * "remote" (docs/REMOTE.md, "Reported state"). */
-#define STATE_DOC_VERSION "2.1"
+ * "remote" (docs/REMOTE.md, "Reported state"). 2.2: a region's "deltas"
+ * (its stack of delta files over "file", docs/ARCHITECTURE.md "Deltas"),
+ * and its "layer_count" counts through them. */
+#define STATE_DOC_VERSION "2.2"
 
 /* Region and layer ids and checksums are u64; JSON integers in jansson are
  * signed 64-bit. Values above INT64_MAX are written as decimal strings so
@@ -135,6 +137,21 @@ static json_t *metadata_json(const char *text) {
   return v != NULL ? v : json_string(text);
 }
 
+/* The delta files served over a region's base, oldest (depth 1) first. */
+static json_t *deltas_json(const strata__stack *st, bool *ok) {
+  json_t *a = json_array();
+  for (uint32_t d = 0; a != NULL && st != NULL && d < st->n; d++) {
+    const strata__file *f = st->deltas[d];
+    append(a,
+           json_pack("{s:s, s:I, s:I, s:o}", "path", f->path, "depth",
+                     (json_int_t)d + 1, "file_size",
+                     (json_int_t)f->region->size, "layer_count",
+                     u64(f->region->n)),
+           ok);
+  }
+  return a;
+}
+
 static json_t *region_json(const strata__entry *e, const strata_txn *txn,
                            bool verbose, bool *ok) {
   json_t *o =
@@ -143,7 +160,7 @@ static json_t *region_json(const strata__entry *e, const strata_txn *txn,
                 (json_int_t)e->generation, "has_proto", e->overlay != NULL);
   if (o == NULL)
     return NULL;
-  uint64_t layers = e->file ? e->file->region->n : 0;
+  uint64_t layers = strata__entry_file_layers(e);
   if (e->overlay != NULL)
     layers += (uint64_t)strata__overlay_delta(e->overlay,
                                               strata__txn_priv(txn)->version);
@@ -165,6 +182,7 @@ static json_t *region_json(const strata__entry *e, const strata_txn *txn,
   if (f != NULL && verbose)
     set(f, "layers", layer_index(r, ok), ok);
   set(o, "file", f, ok);
+  set(o, "deltas", deltas_json(e->stack, ok), ok);
   return o;
 }
 

@@ -30,37 +30,85 @@ static int visit_lver(layer_fn fn, void *arg, const strata__lver *lv) {
             lv->size, &lv->checksum);
 }
 
-/* Visits the region's current content in id order: the base file's layers
- * merged with the proto's newest versions. */
+/* A layer_fn `size` that stands for a tombstone (a delta's removal). */
+#define TOMBSTONE UINT64_MAX
+
+/* The depth a region's stack of deltas may reach: a crystallization over a
+ * stack this deep compacts it into a new base (docs/ARCHITECTURE.md,
+ * "Crystallize"), so reads see at most this many deltas. */
+#define MAX_DEPTH 4
+
+/* The proto's newest versions in id order (strata__overlay_latest), as a
+ * malloc'd array the caller frees. STRATA_E_NOMEM. */
+static int latest_of(const strata__entry *e, const strata__lver ***out,
+                     uint64_t *n) {
+  if (strata__overlay_latest(e->overlay, out, n) < 0)
+    return strata__fail(STRATA_E_NOMEM, "region %" PRIu64 ": allocating",
+                        e->id);
+  return 0;
+}
+
+/* Visits the region's current content in id order: the files' layers
+ * (base and deltas) merged with the proto's newest versions. */
 static int merge_content(const strata__entry *e, layer_fn fn, void *arg) {
   const strata__lver **latest;
   uint64_t n;
-  if (strata__overlay_latest(e->overlay, &latest, &n) < 0)
-    return strata__fail(STRATA_E_NOMEM, "region %" PRIu64 ": allocating",
-                        e->id);
+  STRATA__TRY(latest_of(e, &latest, &n));
   uint64_t k = 0;
   int rc = 0;
-  if (e->file != NULL) {
-    strata_region_iter it;
-    strata_layer l;
-    strata_region_iter_init(e->file->region, &it);
-    while (rc == 0 && (rc = strata_region_next(&it, &l)) > 0) {
-      rc = 0;
-      for (; rc == 0 && k < n && latest[k]->id < l.id; k++)
-        if (!(latest[k]->flags & STRATA__LV_TOMBSTONE))
-          rc = visit_lver(fn, arg, latest[k]);
-      if (rc == 0 && k < n && latest[k]->id == l.id)
-        continue; /* replaced or removed: the loop above handles it next */
-      if (rc == 0)
-        rc =
-            fn(arg, l.id, l.name, l.name_len, l.metadata, l.data, l.size, NULL);
-    }
+  strata__files_iter it;
+  strata_layer l;
+  strata__files_iter_init(e, &it);
+  while (rc == 0 && (rc = strata__files_next(&it, &l)) > 0) {
+    rc = 0;
+    for (; rc == 0 && k < n && latest[k]->id < l.id; k++)
+      if (!(latest[k]->flags & STRATA__LV_TOMBSTONE))
+        rc = visit_lver(fn, arg, latest[k]);
+    if (rc == 0 && k < n && latest[k]->id == l.id)
+      continue; /* replaced or removed: the loop above handles it next */
+    if (rc == 0)
+      rc = fn(arg, l.id, l.name, l.name_len, l.metadata, l.data, l.size, NULL);
   }
   for (; rc == 0 && k < n; k++)
     if (!(latest[k]->flags & STRATA__LV_TOMBSTONE))
       rc = visit_lver(fn, arg, latest[k]);
   free(latest);
   return rc;
+}
+
+/* Visits what a delta over the entry's files holds: the proto's newest
+ * versions in id order, a removal as a tombstone (size TOMBSTONE) when
+ * the files hold the layer (a layer put and removed within the proto left
+ * nothing to hide). */
+static int delta_content(const strata__entry *e, layer_fn fn, void *arg) {
+  const strata__lver **latest;
+  uint64_t n;
+  STRATA__TRY(latest_of(e, &latest, &n));
+  int rc = 0;
+  for (uint64_t k = 0; rc == 0 && k < n; k++) {
+    strata_layer l;
+    if (!(latest[k]->flags & STRATA__LV_TOMBSTONE))
+      rc = visit_lver(fn, arg, latest[k]);
+    else if (strata__entry_file_get(e, latest[k]->id, &l) > 0)
+      rc = fn(arg, latest[k]->id, NULL, 0, NULL, NULL, TOMBSTONE, NULL);
+  }
+  free(latest);
+  return rc;
+}
+
+typedef int (*content_fn)(const strata__entry *e, layer_fn fn, void *arg);
+
+/* The content bytes of the proto's newest versions (*out). */
+static int proto_bytes(const strata__entry *e, uint64_t *out) {
+  const strata__lver **latest;
+  uint64_t n;
+  STRATA__TRY(latest_of(e, &latest, &n));
+  *out = 0;
+  for (uint64_t k = 0; k < n; k++)
+    if (!(latest[k]->flags & STRATA__LV_TOMBSTONE))
+      *out += latest[k]->size;
+  free(latest);
+  return 0;
 }
 
 /* Progress of one crystallization: the caller's callback, and the totals
@@ -81,6 +129,10 @@ static int count_layer(void *arg, uint64_t id, const char *name,
   (void)checksum;
   crys_progress *cp = arg;
   uint64_t a = cp->align;
+  if (size == TOMBSTONE) {
+    cp->p.layers_total++;
+    return 0;
+  }
   cp->p.bytes_total = (cp->p.bytes_total + a - 1) / a * a + size;
   cp->p.layers_total++;
   return 0;
@@ -107,6 +159,8 @@ static int add_layer(void *arg, uint64_t id, const char *name, size_t name_len,
                      const char *metadata, const void *data, uint64_t size,
                      const uint64_t *checksum) {
   add_arg *a = arg;
+  if (size == TOMBSTONE)
+    return strata__writer_add_tombstone(a->w, id);
   *a->bytes += size;
   if (checksum != NULL)
     return strata__writer_add_hashed(a->w, id, name, name_len, metadata, data,
@@ -118,10 +172,10 @@ static int add_layer(void *arg, uint64_t id, const char *name, size_t name_len,
 /* Streams the region's current content into the writer, and reports the
  * end to the progress callback (if the writer's last report was not it:
  * a region without layers gets no report from the writer). */
-static int write_content(const strata__entry *e, strata_writer *w,
-                         crys_progress *cp, uint64_t *bytes) {
+static int write_content(const strata__entry *e, content_fn content,
+                         strata_writer *w, crys_progress *cp, uint64_t *bytes) {
   add_arg arg = {w, bytes};
-  STRATA__TRY(merge_content(e, add_layer, &arg));
+  STRATA__TRY(content(e, add_layer, &arg));
   if (cp == NULL || (cp->called && cp->p.bytes_done == cp->p.bytes_total &&
                      cp->p.layers_done == cp->p.layers_total))
     return 0;
@@ -154,11 +208,12 @@ static int check_base(struct strata_store *s, const strata__entry *old,
   const char *name = strrchr(path, '/');
   name = name != NULL ? name + 1 : path;
   const strata__overlay *o = old->overlay;
-  bool want = o->placed_file || old->file != NULL;
-  dev_t wdev = o->placed_file ? o->placed_dev : want ? old->file->dev : 0;
-  ino_t wino = o->placed_file ? o->placed_ino : want ? old->file->ino : 0;
+  bool placed = o->placed_file && !o->placed_delta;
+  bool want = placed || old->file != NULL;
+  dev_t wdev = placed ? o->placed_dev : want ? old->file->dev : 0;
+  ino_t wino = placed ? o->placed_ino : want ? old->file->ino : 0;
   /* After a placed file, its size is not kept: the identity suffices. */
-  bool wsize = !o->placed_file && want;
+  bool wsize = !placed && want;
   uint64_t size = wsize ? old->file->region->size : 0;
   struct stat st;
   /* Where no file is expected, any name counts, a dangling symlink too (as
@@ -203,6 +258,143 @@ static int check_base(struct strata_store *s, const strata__entry *old,
                       (uintmax_t)st.st_ino, (intmax_t)st.st_size, keep);
 }
 
+static const char *file_name(const char *path) {
+  const char *n = strrchr(path, '/');
+  return n != NULL ? n + 1 : path;
+}
+
+/* Issue 14's base check extended to the top of the stack: each delta the
+ * proto was merged over is still the file under its name, and no other
+ * writer put a delta over the top (a file at `next`, the name of the delta
+ * of the next depth, bound to this base and top). A file at `next` bound
+ * elsewhere is stale (left by a compaction whose unlink failed) and may be
+ * replaced, as may this proto's own placed delta. Called where check_base
+ * is, with the same locks. `path` is the file being written, named in
+ * every error. */
+static int check_stack(struct strata_store *s, const strata__entry *old,
+                       const char *path, const char *next) {
+  const strata__stack *st = old->stack;
+  const char *top = old->file->path;
+  for (uint32_t d = 0; st != NULL && d < st->n; d++) {
+    const strata__file *f = st->deltas[d];
+    struct stat sb;
+    bool found = fstatat(s->dirfd, file_name(f->path), &sb, 0) == 0;
+    if (!found && errno != ENOENT)
+      return strata__fail_errno(errno,
+                                "%s: region %" PRIu64 ": checking the delta "
+                                "%s before writing",
+                                path, old->id, f->path);
+    bool same = found && sb.st_dev == f->dev && sb.st_ino == f->ino &&
+                (uint64_t)sb.st_size == f->region->size;
+    STRATA__FAIL_IF(!same, STRATA_E_CONFLICT,
+                    "%s: region %" PRIu64 " (\"%s\"): the delta %s the proto "
+                    "was merged over was removed or replaced by another "
+                    "writer; nothing was replaced and the proto is intact",
+                    path, old->id, old->name, f->path);
+    top = f->path;
+  }
+  struct stat sb;
+  if (fstatat(s->dirfd, file_name(next), &sb, 0) != 0) {
+    if (errno == ENOENT)
+      return 0;
+    return strata__fail_errno(errno,
+                              "%s: region %" PRIu64 ": checking %s before "
+                              "writing",
+                              path, old->id, next);
+  }
+  const strata__overlay *o = old->overlay;
+  if (o->placed_file && o->placed_delta && sb.st_dev == o->placed_dev &&
+      sb.st_ino == o->placed_ino)
+    return 0;
+  strata_region *r = NULL;
+  strata_region_delta_info b;
+  strata_region_info bi, ti;
+  strata_region_info_get(old->file->region, &bi);
+  strata_region_info_get(
+      st != NULL ? st->deltas[st->n - 1]->region : old->file->region, &ti);
+  bool foreign = strata_region_open(next, 0, &r) == 0 &&
+                 strata_region_delta(r, &b) == 0 &&
+                 b.base_checksum == bi.header_checksum &&
+                 b.parent_checksum == ti.header_checksum;
+  strata_region_close(r);
+  STRATA__FAIL_IF(foreign, STRATA_E_CONFLICT,
+                  "%s: region %" PRIu64 " (\"%s\"): another writer wrote the "
+                  "delta %s over %s, the top of the stack the proto was "
+                  "merged over; nothing was replaced and the proto is intact",
+                  path, old->id, old->name, next, top);
+  return 0;
+}
+
+/* The path of the delta of depth `depth` of region `name`. */
+static char *delta_path(struct strata_store *s, const char *name,
+                        uint32_t depth) {
+  char suffix[32];
+  snprintf(suffix, sizeof suffix, ".%" PRIu32 ".delta", depth);
+  return strata__store_path(s, name, suffix);
+}
+
+/* After a compaction: the old stack's deltas (and a delta this proto placed
+ * earlier) are stale by their binding; removing them only saves space, so
+ * a failure is a WARN. */
+static void unlink_stale(struct strata_store *s, const strata__entry *old,
+                         const char *placed) {
+  const strata__stack *st = old->stack;
+  uint32_t n = st != NULL ? st->n : 0;
+  for (uint32_t d = 0; d <= n; d++) {
+    const char *p = d < n ? st->deltas[d]->path : placed;
+    if (p == NULL)
+      continue;
+    if (unlinkat(s->dirfd, file_name(p), 0) != 0 && errno != ENOENT) {
+      char qp[STRATA__LOG_PATH];
+      strata__log(&s->log, STRATA_LOG_WARN, "crystallize",
+                  "msg=\"could not remove a delta made stale by a "
+                  "compaction\" region_id=%" PRIu64 " file=%s errno=%d",
+                  old->id, strata__log_quote(qp, sizeof qp, p), errno);
+    }
+  }
+}
+
+/* Chooses a delta (docs/ARCHITECTURE.md, "Crystallize"): the store allows
+ * them, the proto has changes, the region has a base this proto did not
+ * replace, its stack is below MAX_DEPTH, and the proto's content is below
+ * a quarter of the base's bytes. */
+static int choose_delta(const struct strata_store *s, const strata__entry *old,
+                        bool *delta) {
+  *delta = false;
+  const strata__overlay *o = old->overlay;
+  /* A crystallization without changes compacts (strata crystallize on
+   * an untouched region merges its stack). */
+  if (old->file == NULL || o->changed == 0 ||
+      (s->config.flags & STRATA_STORE_NO_DELTAS) ||
+      (o->placed_file && !o->placed_delta) ||
+      (old->stack != NULL ? old->stack->n : 0) >= MAX_DEPTH)
+    return 0;
+  uint64_t bytes = 0;
+  STRATA__TRY(proto_bytes(old, &bytes));
+  *delta = bytes < old->file->region->size / 4;
+  return 0;
+}
+
+/* The new entry's stack: the old one's deltas with `top` above them (its
+ * reference taken over on success). */
+static int stack_with(struct strata_store *s, const strata__entry *old,
+                      strata__file *top, strata__stack **out) {
+  uint32_t n = old->stack != NULL ? old->stack->n : 0;
+  strata__file **files = malloc((n + 1) * sizeof *files);
+  if (files == NULL)
+    return strata__fail(STRATA_E_NOMEM, "%s: allocating", top->path);
+  for (uint32_t d = 0; d < n; d++)
+    files[d] = old->stack->deltas[d];
+  files[n] = top;
+  int rc = strata__stack_new(old->file, files, n + 1, out);
+  if (rc == 0)
+    for (uint32_t d = 0; d < n; d++)
+      files[d]->refs++;
+  free(files);
+  (void)s;
+  return rc;
+}
+
 int strata__crystallize_locked(struct strata_store *s, uint64_t id,
                                strata_progress_fn progress, void *ctx) {
   strata__catalog *c = atomic_load_explicit(&s->catalog, memory_order_relaxed);
@@ -210,29 +402,40 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id,
   STRATA__FAIL_IF(old == NULL || old->overlay == NULL, STRATA_E_NO_REGION,
                   "%s: region %" PRIu64 " has no proto to crystallize", s->dir,
                   id);
-  char *path = old->file != NULL ? strdup(old->file->path)
-                                 : strata__store_path(s, old->name, ".region");
-  if (path == NULL)
+  bool delta = false;
+  STRATA__TRY(choose_delta(s, old, &delta));
+  uint32_t depth = old->stack != NULL ? old->stack->n : 0;
+  char *base_path = old->file != NULL
+                        ? strdup(old->file->path)
+                        : strata__store_path(s, old->name, ".region");
+  /* The name of the delta over the current top: written by a delta,
+   * checked (and, when this proto placed it, removed) by a compaction. */
+  char *next = old->file != NULL ? delta_path(s, old->name, depth + 1) : NULL;
+  if (base_path == NULL || (old->file != NULL && next == NULL)) {
+    free(base_path);
+    free(next);
     return strata__fail(STRATA_E_NOMEM, "%s: allocating", s->dir);
+  }
+  const char *path = delta ? next : base_path;
+  int rc = 0;
   if (old->file == NULL) {
     /* A new region must not replace a file the store does not serve (but
      * may replace the one an earlier, failed crystallization of this proto
      * put in place). */
     if (!old->overlay->placed_file &&
-        faccessat(AT_FDCWD, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
-      int rc = strata__fail(STRATA_E_EXIST,
-                            "%s: the file exists but is not region %" PRIu64,
-                            path, id);
-      free(path);
-      return rc;
-    }
+        faccessat(AT_FDCWD, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+      rc = strata__fail(STRATA_E_EXIST,
+                        "%s: the file exists but is not region %" PRIu64, path,
+                        id);
   }
-  if (old->file != NULL || old->overlay->placed_file) {
-    int rc = check_base(s, old, path);
-    if (rc < 0) {
-      free(path);
-      return rc;
-    }
+  if (rc == 0 && (old->file != NULL || old->overlay->placed_file))
+    rc = check_base(s, old, base_path);
+  if (rc == 0 && old->file != NULL)
+    rc = check_stack(s, old, path, next);
+  if (rc < 0) {
+    free(base_path);
+    free(next);
+    return rc;
   }
 
   uint64_t t0 = strata__mono_ns(), bytes = 0, fsync_ns = 0;
@@ -257,19 +460,31 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id,
     opts.progress = crys_report;
     opts.progress_ctx = &cp;
   }
+  content_fn content = delta ? delta_content : merge_content;
   strata_writer *w = NULL;
   strata_region *r = NULL;
   dev_t dev = 0;
   ino_t ino = 0;
-  int rc = progress != NULL ? merge_content(old, count_layer, &cp) : 0;
+  rc = progress != NULL ? content(old, count_layer, &cp) : 0;
   if (rc == 0)
     rc = strata_writer_open(path, &opts, &w);
+  if (rc == 0 && delta) {
+    /* Bound to the top of the stack and to the base (FORMAT.md, "Delta
+     * files"). */
+    strata_region_info bi, ti;
+    strata_region_info_get(old->file->region, &bi);
+    strata_region_info_get(depth > 0 ? old->stack->deltas[depth - 1]->region
+                                     : old->file->region,
+                           &ti);
+    rc = strata__writer_set_delta(w, ti.header_checksum, bi.header_checksum,
+                                  depth + 1);
+  }
   if (rc == 0)
     rc = strata__writer_reserve(
-        w, (old->file ? strata_region_layer_count(old->file->region) : 0) +
+        w, (delta || old->file == NULL ? 0 : strata__entry_file_layers(old)) +
                old->overlay->changed);
   if (rc == 0)
-    rc = write_content(old, w, progress != NULL ? &cp : NULL, &bytes);
+    rc = write_content(old, content, w, progress != NULL ? &cp : NULL, &bytes);
   if (rc == 0)
     rc = strata__writer_commit_prepare(w, &r, &dev, &ino);
 
@@ -277,6 +492,7 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id,
    * that after it only the fsync of the directory can fail (strata.h). */
   strata__file *f = NULL;
   strata__entry *e = NULL;
+  strata__stack *st = NULL;
   strata__overlay *fresh = NULL;
   strata__retired *rec = NULL;
   strata__catalog_change ch = {0};
@@ -284,10 +500,25 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id,
     rc = strata__file_new(r, dev, ino, false, &f);
   if (rc == 0) {
     r = NULL; /* owned by f */
+    if (delta && (rc = stack_with(s, old, f, &st)) == 0)
+      f = NULL; /* owned by st */
+  }
+  if (rc == 0) {
+    strata__file *ef = delta ? old->file : f;
+    if (delta)
+      ef->refs++;
     rec = malloc(sizeof *rec);
-    e = rec != NULL ? strata__entry_new(id, old->name, old->metadata, f) : NULL;
-    if (e == NULL)
+    e = rec != NULL ? strata__entry_new(id, old->name, old->metadata, ef)
+                    : NULL;
+    if (e == NULL) {
+      if (delta)
+        strata__file_unref(s, ef);
       rc = strata__fail(STRATA_E_NOMEM, "%s: allocating", path);
+    } else {
+      f = NULL; /* owned by e */
+      e->stack = st;
+      st = NULL;
+    }
   }
   if (rc == 0)
     rc = strata__overlay_new(s, &fresh);
@@ -297,19 +528,25 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id,
     rc = strata__catalog_prepare(s, e, 0, &ch);
   }
   if (rc == 0)
-    rc = check_base(s, old, path);
+    rc = check_base(s, old, base_path);
+  if (rc == 0 && old->file != NULL)
+    rc = check_stack(s, old, path, next);
   if (rc == 0)
     rc = strata__writer_commit_publish(w, &fsync_ns, &placed);
   strata_writer_abort(w);
   uint64_t total_ns = strata__mono_ns() - t0;
   if (rc == 0) {
     strata__overlay *prev = old->overlay;
-    strata__catalog_commit(s, &ch); /* retires `old` */
+    strata__catalog_commit(s, &ch); /* retires `old` (freed after the lock) */
+    if (!delta && old->file != NULL)
+      unlink_stale(s, old,
+                   prev->placed_file && prev->placed_delta ? next : NULL);
     strata__retire_push(s, rec, prev, prev->bytes, strata__overlay_free);
   }
   if (rc < 0) {
     if (placed) {
       old->overlay->placed_file = true;
+      old->overlay->placed_delta = delta;
       old->overlay->placed_dev = dev;
       old->overlay->placed_ino = ino;
     }
@@ -318,9 +555,9 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id,
     if (fresh != NULL)
       strata__overlay_free(s, fresh);
     if (e != NULL)
-      strata__entry_free(s, e); /* and its reference to f */
-    else
-      strata__file_unref(s, f);
+      strata__entry_free(s, e); /* and its references */
+    strata__stack_free(s, st);
+    strata__file_unref(s, f);
     free(rec);
     char qp[STRATA__LOG_PATH], qd[STRATA__LOG_TEXT];
     /* A cancellation is the caller's choice, not a failure to report. */
@@ -332,7 +569,8 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id,
                 rc == STRATA_E_CANCELED ? "canceled" : "failed", id,
                 strata__log_quote(qp, sizeof qp, path), strata_err_name(rc),
                 strata__log_quote(qd, sizeof qd, strata_last_error_detail()));
-    free(path);
+    free(base_path);
+    free(next);
     return rc;
   }
   for (uint64_t i = 0; i < s->proto_n; i++)
@@ -345,13 +583,15 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id,
   char qp[STRATA__LOG_PATH];
   strata__log(&s->log, STRATA_LOG_INFO, "crystallize",
               "msg=\"region crystallized\" region_id=%" PRIu64 " file=%s "
-              "layers=%" PRIu64 " bytes=%" PRIu64 " write_ms=%.3f "
-              "fsync_ms=%.3f generation=%" PRIu64,
+              "kind=%s depth=%" PRIu32 " layers=%" PRIu64 " bytes=%" PRIu64
+              " write_ms=%.3f fsync_ms=%.3f generation=%" PRIu64,
               id, strata__log_quote(qp, sizeof qp, path),
-              strata_region_layer_count(f->region), bytes,
+              delta ? "delta" : "base", delta ? depth + 1 : 0,
+              strata__entry_file_layers(e), bytes,
               (double)(total_ns - fsync_ns) / 1e6, (double)fsync_ns / 1e6,
               e->generation);
-  free(path);
+  free(base_path);
+  free(next);
   return 0;
 }
 

@@ -178,14 +178,6 @@ static int open_locked(struct strata_store *s, uint64_t id,
   const strata__entry *old = strata__catalog_find(current(s), id);
   STRATA__FAIL_IF(old == NULL, STRATA_E_NO_REGION,
                   "%s: region %" PRIu64 ": not in the store", s->dir, id);
-  /* Crystallizing over a stack of deltas (merging the deltas into the new
-   * file, or writing a delta over them) is not built yet: a proto over the
-   * base alone would drop the deltas' changes. */
-  STRATA__FAIL_IF(old->stack != NULL, STRATA_E_STATE,
-                  "%s: region %" PRIu64 " (\"%s\"): %s has %" PRIu32
-                  " delta file(s) above it; a proto over a region with "
-                  "deltas is not supported yet",
-                  s->dir, id, old->name, old->file->path, old->stack->n);
   /* A file another program named may be too long for the temporary name
    * of its replacement (see REGION_NAME_MAX): refuse now, not at the end
    * of the crystallization. */
@@ -220,6 +212,11 @@ static int open_locked(struct strata_store *s, uint64_t id,
    * when it is retired. */
   e->file = old->file;
   e->file->refs++;
+  /* And its deltas: the proto's changes lie above the whole stack, which
+   * crystallize.c extends with a delta or merges into a new base. */
+  e->stack = old->stack;
+  if (e->stack != NULL)
+    e->stack->refs++;
   rc = publish_entry(s, e);
   if (rc < 0) {
     unregister_proto(s, p);
@@ -248,7 +245,8 @@ static bool visible(const strata__entry *e, uint64_t id, uint64_t v) {
   const strata__lver *lv = strata__overlay_find(e->overlay, id, v);
   if (lv != NULL)
     return !(lv->flags & STRATA__LV_TOMBSTONE);
-  return e->file != NULL && strata__find_entry(e->file->region, id) >= 0;
+  strata_layer l;
+  return strata__entry_file_get(e, id, &l) > 0;
 }
 
 static int check_name_free(struct strata_store *s, const strata__entry *e,
@@ -257,8 +255,7 @@ static int check_name_free(struct strata_store *s, const strata__entry *e,
   const strata__lver *lv = strata__overlay_find_name(e->overlay, name, len, v);
   uint64_t other = lv != NULL ? lv->id : id;
   strata_layer l;
-  if (lv == NULL && e->file != NULL &&
-      strata_region_get_by_name(e->file->region, name, len, &l) == 0 &&
+  if (lv == NULL && strata__entry_file_get_by_name(e, name, len, &l) > 0 &&
       strata__overlay_find(e->overlay, l.id, v) == NULL)
     other = l.id;
   STRATA__FAIL_IF(other != id, STRATA_E_DUPLICATE,
@@ -439,6 +436,9 @@ static int discard_locked(struct strata_proto *p) {
   if (e != NULL) {
     e->file = old->file;
     e->file->refs++;
+    e->stack = old->stack;
+    if (e->stack != NULL)
+      e->stack->refs++;
   }
   int rc = strata__catalog_swap(s, e, p->region_id);
   if (rc < 0) {
@@ -479,7 +479,7 @@ int strata_proto_info_get(strata_proto *p, strata_proto_info *info) {
   }
   const strata__entry *e = strata__catalog_find(current(s), p->region_id);
   const strata__overlay *o = e->overlay;
-  uint64_t base = e->file ? strata_region_layer_count(e->file->region) : 0;
+  uint64_t base = strata__entry_file_layers(e);
   *info = (strata_proto_info){
       .region_id = p->region_id,
       .layers = base +

@@ -84,7 +84,8 @@ static int check_config(const char *dir, const strata_store_config *in,
   STRATA__FAIL_IF(
       c->flags &
           ~(unsigned)(STRATA_STORE_READ_ONLY | STRATA_STORE_VERIFY_AT_OPEN |
-                      STRATA_STORE_NO_READ_STATS | STRATA_STORE_CREATE),
+                      STRATA_STORE_NO_READ_STATS | STRATA_STORE_CREATE |
+                      STRATA_STORE_NO_DELTAS),
       STRATA_E_INVAL, "%s: unknown store flags 0x%x", dir, c->flags);
   return 0;
 }

@@ -189,6 +189,7 @@ typedef struct strata__overlay {
    * replace it. placed_dev and placed_ino identify that file, which is
    * then the one crystallization expects under the name (crystallize.c). */
   bool placed_file;
+  bool placed_delta; /* that file is a delta (NAME.k.delta), not a base */
   dev_t placed_dev;
   ino_t placed_ino;
 } strata__overlay;
@@ -265,6 +266,9 @@ typedef struct strata__stack {
   uint32_t *table;
   uint64_t mask;
   int64_t layer_delta; /* layers of base + deltas minus the base's */
+  /* Entries sharing the stack: a proto's entry and the entry it was
+   * opened over serve the same files (writer mutex held to change it). */
+  uint32_t refs;
 } strata__stack;
 
 /* The slot of id `id` in the stack, or NULL when no delta holds it. */
@@ -305,7 +309,8 @@ typedef struct strata__entry {
   strata__overlay *overlay; /* NULL when the region has no proto */
   /* The delta files served over `file`, or NULL when there are none: the
    * one branch a read of a region without deltas pays. A region with a
-   * stack has no proto (strata_proto_open refuses one). */
+   * proto's entry shares the stack of the entry it was opened over
+   * (strata__stack.refs); its overlay holds the changes above the stack. */
   strata__stack *stack;
   uint64_t generation;
 } strata__entry;
@@ -408,7 +413,8 @@ void strata__entry_free(struct strata_store *s, void *entry);
  * references are still the caller's). */
 int strata__stack_new(const strata__file *base, strata__file **files,
                       uint32_t n, strata__stack **out);
-/* Drops the stack's file references and frees it. NULL ok. */
+/* Drops one reference; the last drops the stack's file references and
+ * frees it. NULL ok. */
 void strata__stack_free(struct strata_store *s, strata__stack *st);
 /* The layer `id` of an entry's files (base and deltas, not its proto): 1
  * found (*out filled), 0 not there or removed by a tombstone. */
@@ -420,6 +426,18 @@ int strata__entry_file_get_by_name(const strata__entry *e, const char *name,
                                    size_t len, strata_layer *out);
 /* Layers of the entry's files: the base's plus the stack's layer_delta. */
 uint64_t strata__entry_file_layers(const strata__entry *e);
+/* The layers of an entry's files (base and deltas, not its proto) in id
+ * order, tombstones hidden: _init, then _next until it returns 0 (1: *out
+ * filled; STRATA_E_CORRUPT from the base's iteration). */
+typedef struct strata__files_iter {
+  const strata__entry *e;
+  strata_region_iter file;
+  strata_layer pending; /* the base's next layer when have_pending */
+  bool have_pending, file_done;
+  uint64_t sk; /* the next stack slot */
+} strata__files_iter;
+void strata__files_iter_init(const strata__entry *e, strata__files_iter *it);
+int strata__files_next(strata__files_iter *it, strata_layer *out);
 
 /* ---- memory thresholds (store_memory.c; eviction in crystallize.c) ------ */
 

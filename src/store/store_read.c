@@ -801,16 +801,23 @@ uint64_t strata_store_region_count(const strata_txn *txn) {
   return ((const strata__catalog *)strata__txn_priv(txn)->catalog)->n;
 }
 
-int strata_store_region_at(const strata_txn *txn, uint64_t index,
-                           strata_store_region *out) {
-  if (txn == NULL || strata__txn_priv(txn)->catalog == NULL || out == NULL)
-    return strata__fail(STRATA_E_INVAL,
-                        "strata_store_region_at: NULL argument");
+/* The entry at position `index` of the snapshot's catalog, for `fn`. */
+static int entry_at(const strata_txn *txn, uint64_t index, bool out_ok,
+                    const char *fn, const strata__entry **e) {
+  if (txn == NULL || strata__txn_priv(txn)->catalog == NULL || !out_ok)
+    return strata__fail(STRATA_E_INVAL, "%s: NULL argument", fn);
   const strata__catalog *c = strata__txn_priv(txn)->catalog;
   if (index >= c->n)
     return strata__fail(STRATA_E_BOUNDS, "region index %" PRIu64 " of %" PRIu64,
                         index, c->n);
-  const strata__entry *e = c->by_order[index];
+  *e = c->by_order[index];
+  return 0;
+}
+
+int strata_store_region_at(const strata_txn *txn, uint64_t index,
+                           strata_store_region *out) {
+  const strata__entry *e = NULL;
+  STRATA__TRY(entry_at(txn, index, out != NULL, "strata_store_region_at", &e));
   uint64_t layers = strata__entry_file_layers(e);
   if (e->overlay != NULL)
     layers += (uint64_t)strata__overlay_delta(e->overlay,
@@ -823,6 +830,21 @@ int strata_store_region_at(const strata_txn *txn, uint64_t index,
                                .generation = e->generation,
                                .has_proto = e->overlay != NULL,
                                .file = e->file ? e->file->region : NULL};
+  return 0;
+}
+
+int strata_store_region_delta_at(const strata_txn *txn, uint64_t index,
+                                 uint32_t k, const strata_region **out) {
+  const strata__entry *e = NULL;
+  STRATA__TRY(
+      entry_at(txn, index, out != NULL, "strata_store_region_delta_at", &e));
+  const strata__stack *st = e->stack;
+  uint32_t n = st != NULL ? st->n : 0;
+  if (k >= n)
+    return strata__fail(STRATA_E_BOUNDS,
+                        "region %" PRIu64 ": delta %" PRIu32 " of %" PRIu32,
+                        e->id, k, n);
+  *out = st->deltas[k]->region;
   return 0;
 }
 

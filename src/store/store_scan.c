@@ -354,6 +354,7 @@ typedef struct candidate {
   const char *file; /* base name; NULL for a proto without a file */
   int rank;         /* 0 proto here, 1 canonical file, 2 other file */
   bool old;         /* carried over from the current catalog */
+  size_t idx;       /* its index in `have` */
 } candidate;
 
 static int cmp_candidate(const void *pa, const void *pb) {
@@ -441,8 +442,8 @@ int strata__store_choose(struct strata_store *s, strata__entry **have,
     int rank = e->overlay != NULL || e->file == NULL ? 0
                : is_canonical(file, e->name)         ? 1
                                                      : 2;
-    c[i] =
-        (candidate){.e = e, .file = file, .rank = rank, .old = i < first_new};
+    c[i] = (candidate){
+        .e = e, .file = file, .rank = rank, .old = i < first_new, .idx = i};
   }
   if (rc == 0)
     qsort(c, count, sizeof *c, cmp_candidate);
@@ -455,7 +456,7 @@ int strata__store_choose(struct strata_store *s, strata__entry **have,
     strata__entry *w = *si != NULL ? *si : *sn;
     if (w == NULL) {
       *si = *sn = e;
-      won[i] = true;
+      won[c[i].idx] = true;
       continue;
     }
     strata__conflict *k = &cf[ncf++];
@@ -477,12 +478,17 @@ int strata__store_choose(struct strata_store *s, strata__entry **have,
   /* Nothing can fail from here on. */
   for (size_t i = 0; i < ncf; i++)
     log_conflict(s, &cf[i]);
+  /* The winners keep their order in `have` (m <= i: nothing unread is
+   * overwritten), so that those at or after first_new are still the new
+   * ones: strata__store_stacks gives those their stack in place, and must
+   * never do that to an entry a catalog has published. */
   size_t m = 0;
   for (size_t i = 0; i < count; i++) {
-    strata__entry *e = c[i].e;
+    strata__entry *e = have[i];
+    bool old = i < first_new;
     if (won[i]) {
       have[m++] = e;
-      if (!c[i].old) {
+      if (!old) {
         char qf[STRATA__LOG_PATH];
         strata__log(&s->log, STRATA_LOG_INFO, "store",
                     "msg=\"region loaded\" file=%s region_id=%" PRIu64
@@ -490,7 +496,7 @@ int strata__store_choose(struct strata_store *s, strata__entry **have,
                     strata__log_quote(qf, sizeof qf, e->file->path), e->id,
                     strata_region_layer_count(e->file->region));
       }
-    } else if (c[i].old) {
+    } else if (old) {
       drop[(*ndrop)++] = e;
     } else {
       strata__entry_free(s, e);

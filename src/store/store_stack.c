@@ -91,13 +91,14 @@ int strata__stack_new(const strata__file *base, strata__file **files,
                         .nslots = k,
                         .table = table,
                         .mask = cap - 1,
-                        .layer_delta = layer_delta};
+                        .layer_delta = layer_delta,
+                        .refs = 1};
   *out = st;
   return 0;
 }
 
 void strata__stack_free(struct strata_store *s, strata__stack *st) {
-  if (st == NULL)
+  if (st == NULL || --st->refs > 0)
     return;
   for (uint32_t d = 0; d < st->n; d++)
     strata__file_unref(s, st->deltas[d]);
@@ -155,4 +156,39 @@ int strata__entry_file_get_by_name(const strata__entry *e, const char *name,
 uint64_t strata__entry_file_layers(const strata__entry *e) {
   uint64_t n = e->file != NULL ? strata_region_layer_count(e->file->region) : 0;
   return e->stack != NULL ? n + (uint64_t)e->stack->layer_delta : n;
+}
+
+void strata__files_iter_init(const strata__entry *e, strata__files_iter *it) {
+  *it = (strata__files_iter){.e = e, .file_done = e->file == NULL};
+  if (e->file != NULL)
+    strata_region_iter_init(e->file->region, &it->file);
+}
+
+int strata__files_next(strata__files_iter *it, strata_layer *out) {
+  const strata__stack *st = it->e->stack;
+  /* The base's next layer that no delta replaces or removes. */
+  while (!it->have_pending && !it->file_done) {
+    int rc = strata_region_next(&it->file, &it->pending);
+    if (rc < 0)
+      return rc;
+    if (rc == 0)
+      it->file_done = true;
+    else
+      it->have_pending =
+          st == NULL || strata__stack_find(st, it->pending.id) == NULL;
+  }
+  while (st != NULL && it->sk < st->nslots && st->slots[it->sk].tomb)
+    it->sk++;
+  bool slot = st != NULL && it->sk < st->nslots &&
+              (!it->have_pending || st->slots[it->sk].id < it->pending.id);
+  if (slot) {
+    const strata__stack_slot *sl = &st->slots[it->sk++];
+    strata__layer_from_entry(st->deltas[sl->delta]->region, sl->entry, out);
+    return 1;
+  }
+  if (!it->have_pending)
+    return 0;
+  it->have_pending = false;
+  *out = it->pending;
+  return 1;
 }

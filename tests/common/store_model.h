@@ -302,4 +302,38 @@ static inline void put(strata_proto *p, model *m, uint64_t id, const char *name,
   model_put(m, id, name, meta, data, size);
 }
 
+/* What crystallizing region 3 of the fault tests' fixture writes
+ * (docs/ARCHITECTURE.md, "Deltas"). */
+typedef enum fixture_kind {
+  KIND_BASE,    /* a big change: a whole new base.region */
+  KIND_DELTA,   /* a small change: base.1.delta over base.region */
+  KIND_COMPACT, /* a big change over base.1.delta: a new base.region, then
+                   base.1.delta (stale) is removed */
+} fixture_kind;
+
+/* Fills proto 3 (model m3): for KIND_COMPACT first a delta holding layer
+ * 11 (crystallized), then a replacement, a remove, a name reused, an empty
+ * layer and, but for KIND_DELTA, a big layer of `big_size` bytes. */
+static inline void fill_proto3(strata_store *s, const char *dir,
+                               strata_proto *p3, model *m3, fixture_kind kind,
+                               size_t big_size) {
+  if (kind == KIND_COMPACT) {
+    put(p3, m3, 11, "l11", NULL, "delta11", 7);
+    assert_strata_ok(strata_crystallize(s, 3));
+    assert_int_equal(access(test_path(dir, "base.1.delta"), F_OK), 0);
+  }
+  put(p3, m3, 12, "l12", NULL, "new12", 5);
+  assert_strata_ok(strata_proto_remove(p3, 13));
+  model_remove(m3, 13);
+  put(p3, m3, 5, "l13", "{\"x\":5}", "five", 4);
+  put(p3, m3, 0, NULL, NULL, "", 0);
+  if (kind != KIND_DELTA) {
+    uint8_t *big = malloc(big_size);
+    assert_non_null(big);
+    fill(big, big_size, 99);
+    put(p3, m3, 99, "big", NULL, big, big_size);
+    free(big);
+  }
+}
+
 #endif /* STRATA_TEST_STORE_MODEL_H */

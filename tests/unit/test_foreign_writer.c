@@ -139,8 +139,11 @@ static void test_replaced_under_proto(void **state) {
   assert_strata_ok(strata_proto_open(s, 3, &p));
   assert_strata_ok(strata_proto_put(p, 1, NULL, 0, NULL, "again", 5));
   assert_strata_ok(strata_crystallize(s, 3));
-  expect_file(path, 3, 10, "new:10");
-  expect_file(path, 3, 1, "again");
+  /* A small change: a delta over the replacement, which stays as it is. */
+  expect_file(path, 2, 10, "new:10");
+  expect_file(test_path(dir, "base.1.delta"), 1, 1, "again");
+  test_expect_layer(s, 3, 1, "again");
+  test_expect_layer(s, 3, 10, "new:10");
   strata_store_close(s);
 }
 

@@ -337,8 +337,9 @@ static void test_lock_file_fifo(void **state) {
 }
 
 /* A region file in the store may be a symlink to a regular file elsewhere:
- * the scan follows it and serves the target, and crystallization replaces
- * the link itself by a regular file in the store's directory (rename()
+ * the scan follows it and serves the target, a delta goes beside it, and
+ * a compaction replaces the link itself by a regular file in the store's
+ * directory (rename()
  * acts on the name, not on what it points to): the target is never
  * written. docs/ARCHITECTURE.md states this for other writers. */
 static void test_symlinked_region_file(void **state) {
@@ -361,8 +362,16 @@ static void test_symlinked_region_file(void **state) {
   int rc = strata_crystallize(s, 7);
   if (rc != 0)
     fail_msg("crystallize over a symlink: %s", strata_last_error_detail());
-
+  /* A small change is a delta beside the link; crystallizing again without
+   * changes compacts, which replaces the link by a new base. */
   struct stat st;
+  assert_int_equal(lstat(test_path(dir, "t.region"), &st), 0);
+  assert_true(S_ISLNK(st.st_mode));
+  assert_int_equal(lstat(test_path(dir, "t.1.delta"), &st), 0);
+  assert_true(S_ISREG(st.st_mode));
+  assert_strata_ok(strata_crystallize(s, 7));
+  test_expect_layer(s, 7, 2, "two");
+  assert_int_equal(lstat(test_path(dir, "t.1.delta"), &st), -1);
   assert_int_equal(lstat(test_path(dir, "t.region"), &st), 0);
   assert_true(S_ISREG(st.st_mode)); /* the link was replaced */
   strata_region *r = NULL;          /* the target is as it was: one layer */

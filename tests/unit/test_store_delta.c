@@ -4,7 +4,10 @@
  * versions, stale deltas and a broken chain left unserved with a log line
  * naming them, and refresh picking up a new delta while an older snapshot
  * keeps its stack. The delta files are written with the writer's internal
- * API, as crystallization will write them. */
+ * API, as crystallization writes them; then crystallization itself: many
+ * cycles of small changes make deltas up to the depth limit, then a
+ * compaction, and every read path matches the model after each cycle, in
+ * a reopened store, and in a snapshot held across a compaction. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -244,7 +247,8 @@ static strata_store *open_logged(const char *dir, lines *l) {
 
 /* A base and two deltas: every read sees base + deltas newest-first, with
  * tombstones hiding layers and a renamed layer found only by its new name;
- * a proto over the stack is refused (not built yet) and changes nothing. */
+ * a proto over the stack reads through it, and discarding it changes
+ * nothing. */
 static void test_stack_reads(void **state) {
   (void)state;
   const char *dir = test_tmpdir();
@@ -255,8 +259,12 @@ static void test_stack_reads(void **state) {
   strata_store *s = test_open_store_quiet(dir);
   check_store(s, &m);
   strata_proto *p = NULL;
-  assert_strata_err(strata_proto_open(s, RID, &p), STRATA_E_STATE);
-  assert_non_null(strstr(strata_last_error_detail(), "delta"));
+  assert_strata_ok(strata_proto_open(s, RID, &p));
+  check_store(s, &m);
+  strata_proto_info pi;
+  assert_strata_ok(strata_proto_info_get(p, &pi));
+  assert_int_equal(pi.layers, live_count(&m));
+  assert_strata_ok(strata_proto_discard(p));
   check_store(s, &m);
   strata_store_close(s);
 }
@@ -339,12 +347,138 @@ static void test_refresh_new_delta(void **state) {
   strata_store_close(s);
 }
 
+static bool exists(const char *dir, const char *file) {
+  return access(test_path(dir, file), F_OK) == 0;
+}
+
+/* One cycle's changes through a proto, applied to the model too: two
+ * layers changed or added, one removed, the named layer 4 rewritten. */
+static void cycle_changes(strata_proto *p, model *m, int c) {
+  static char data[4][32];
+  uint64_t a = 1 + (uint64_t)(c * 7) % MAXID,
+           b = 1 + (uint64_t)(c * 13) % MAXID;
+  snprintf(data[0], sizeof data[0], "c%d-%" PRIu64, c, a);
+  snprintf(data[1], sizeof data[1], "c%d-%" PRIu64, c, b);
+  snprintf(data[2], sizeof data[2], "c%d-4", c);
+  op ops[4];
+  size_t n = 0;
+  /* Ids 4 and 6 keep their names, which no other id may take. */
+  if (a != 4 && a != 6 && (a != b)) {
+    ops[n++] = (op){a, data[0], NULL};
+    ops[n++] = (op){b == 4 || b == 6 ? a : b, data[1], NULL};
+  }
+  ops[n++] = (op){4, data[2], "n4b"};
+  for (size_t i = 0; i < n; i++)
+    assert_strata_ok(strata_proto_put(p, ops[i].id, ops[i].name,
+                                      ops[i].name ? strlen(ops[i].name) : 0,
+                                      NULL, ops[i].data, strlen(ops[i].data)));
+  apply(m, ops, n);
+  /* A removal of a live layer other than 4 and 6. */
+  uint64_t r = 1 + (uint64_t)(c * 5) % MAXID;
+  while (!m->live[r] || r == 4 || r == 6)
+    r = r % MAXID + 1;
+  assert_strata_ok(strata_proto_remove(p, r));
+  op t = {r, NULL, NULL};
+  apply(m, &t, 1);
+}
+
+/* Crystallization in proportion to the change: small changes make
+ * r.1.delta .. r.4.delta, the fifth compacts into r.region and removes
+ * them, and so on. Every read path matches the model after each cycle
+ * (with the proto open over the stack, and after), a snapshot held across
+ * a compaction keeps reading its stack, a reopened store reads the same. */
+static void test_crystallize_cycles(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  model m, held_m;
+  make_base(dir, &m);
+  strata_store *s = test_open_store_quiet(dir);
+  strata_txn held;
+  bool holding = false;
+  for (int c = 1; c <= 12; c++) {
+    strata_proto *p = NULL;
+    assert_strata_ok(strata_proto_open(s, RID, &p));
+    cycle_changes(p, &m, c);
+    check_store(s, &m);
+    assert_strata_ok(strata_crystallize(s, RID));
+    check_store(s, &m);
+    /* Depth after cycle c: 1, 2, 3, 4, then 0 (compaction), 1, ... */
+    int depth = c % 5;
+    for (int d = 1; d <= 5; d++) {
+      char f[32];
+      snprintf(f, sizeof f, "r.%d.delta", d);
+      if (exists(dir, f) != (d <= depth))
+        fail_msg("cycle %d: %s %s, expected depth %d", c, f,
+                 exists(dir, f) ? "exists" : "missing", depth);
+    }
+    if (c == 3) {
+      assert_strata_ok(strata_read_begin(s, &held));
+      held_m = m;
+      holding = true;
+    }
+    if (holding)
+      check_txn(&held, &held_m);
+    if (c == 6) {
+      strata_read_end(&held);
+      holding = false;
+    }
+    assert_strata_ok(strata_proto_discard(p));
+    check_store(s, &m);
+  }
+  strata_store_close(s);
+  s = test_open_store_quiet(dir);
+  check_store(s, &m);
+  strata_store_close(s);
+}
+
+/* Issue 14's check extended to the top of the stack: a delta another
+ * writer put over the top, or a delta of the stack removed, fails the
+ * crystallization with STRATA_E_CONFLICT naming both files, and the proto
+ * stays intact. */
+static void test_crystallize_conflicts(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  model m;
+  make_base(dir, &m);
+  strata_store *s = test_open_store_quiet(dir);
+  strata_proto *p = NULL;
+  assert_strata_ok(strata_proto_open(s, RID, &p));
+  cycle_changes(p, &m, 1);
+  assert_strata_ok(strata_crystallize(s, RID));
+  assert_true(exists(dir, "r.1.delta"));
+  cycle_changes(p, &m, 2);
+  /* A foreign delta over r.1.delta. */
+  static const op foreign[] = {{9, "foreign", NULL}};
+  write_delta(dir, "r.2.delta", foreign, 1, "r.1.delta", 2, NULL);
+  assert_strata_err(strata_crystallize(s, RID), STRATA_E_CONFLICT);
+  const char *d = strata_last_error_detail();
+  assert_non_null(strstr(d, "r.2.delta"));
+  assert_non_null(strstr(d, "r.1.delta"));
+  assert_non_null(strstr(d, "another writer"));
+  check_store(s, &m);
+  /* A stale file under the name is not a conflict: it is replaced. */
+  write_file(test_path(dir, "r.2.delta"), foreign, 1, 1, 2, 2);
+  assert_strata_ok(strata_crystallize(s, RID));
+  check_store(s, &m);
+  /* A delta of the stack removed by another writer. */
+  cycle_changes(p, &m, 3);
+  assert_int_equal(unlink(test_path(dir, "r.1.delta")), 0);
+  assert_strata_err(strata_crystallize(s, RID), STRATA_E_CONFLICT);
+  d = strata_last_error_detail();
+  assert_non_null(strstr(d, "r.1.delta"));
+  assert_non_null(strstr(d, "r.3.delta"));
+  check_store(s, &m);
+  strata_store_close(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_stack_reads),
       cmocka_unit_test(test_stale_and_broken),
       cmocka_unit_test(test_stale_delta),
       cmocka_unit_test(test_refresh_new_delta),
+      cmocka_unit_test(test_crystallize_cycles),
+      cmocka_unit_test(test_crystallize_conflicts),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
