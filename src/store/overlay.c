@@ -292,33 +292,28 @@ const strata__lver *strata__overlay_find_name(const strata__overlay *o,
   return NULL;
 }
 
+/* Makes room for one more id in a growing array of `n` ids (doubled when
+ * full, starting at `first`, so that a put allocates only now and then):
+ * the dirty list and the changed ids. STRATA_E_NOMEM leaves it as it was. */
+static int ids_reserve(uint64_t **v, uint64_t *cap, uint64_t n,
+                       uint64_t first) {
+  if (n < *cap)
+    return 0;
+  uint64_t c = *cap ? 2 * *cap : first;
+  uint64_t *g = realloc(*v, c * sizeof *g);
+  if (g == NULL)
+    return STRATA_E_NOMEM;
+  *v = g;
+  *cap = c;
+  return 0;
+}
+
 static int dirty_push(strata__overlay *o, uint64_t id) {
   for (uint64_t i = 0; i < o->dirty_n; i++)
     if (o->dirty[i] == id)
       return 0;
-  if (o->dirty_n == o->dirty_cap) {
-    uint64_t cap = o->dirty_cap ? 2 * o->dirty_cap : 16;
-    uint64_t *d = realloc(o->dirty, cap * sizeof *d);
-    if (d == NULL)
-      return STRATA_E_NOMEM;
-    o->dirty = d;
-    o->dirty_cap = cap;
-  }
+  STRATA__TRY(ids_reserve(&o->dirty, &o->dirty_cap, o->dirty_n, 16));
   o->dirty[o->dirty_n++] = id;
-  return 0;
-}
-
-/* Makes room for one more id in o->ids (grown by doubling, so that a put
- * allocates only now and then). */
-static int ids_reserve(strata__overlay *o) {
-  if (o->changed < o->ids_cap)
-    return 0;
-  uint64_t cap = o->ids_cap ? 2 * o->ids_cap : 64;
-  uint64_t *v = realloc(o->ids, cap * sizeof *v);
-  if (v == NULL)
-    return STRATA_E_NOMEM;
-  o->ids = v;
-  o->ids_cap = cap;
   return 0;
 }
 
@@ -340,7 +335,7 @@ int strata__overlay_link(struct strata_store *s, strata__overlay *o,
   strata__link *ln = lv->name != NULL ? palloc(s, sizeof *ln, &bytes) : NULL;
   if (li == NULL || (lv->name != NULL && ln == NULL) ||
       (superseding && dirty_push(o, lv->id) < 0) ||
-      (!superseding && ids_reserve(o) < 0)) {
+      (!superseding && ids_reserve(&o->ids, &o->ids_cap, o->changed, 64) < 0)) {
     strata__pool_free(s->pool, li, sizeof *li);
     strata__pool_free(s->pool, ln, sizeof *ln);
     return strata__fail(STRATA_E_NOMEM, "%s: allocating a proto index link",
