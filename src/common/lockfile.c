@@ -17,29 +17,53 @@
 #include "common/common.h"
 #include "common/lockfile.h"
 
+/* Fails with -errno, the detail naming the lock file. */
+static int lock_fail(int e, const char *dir) {
+  return strata__fail_errno(e, "%s/%s: taking the writer lock", dir,
+                            STRATA__LOCK_FILE);
+}
+
+/* Refuses a lock file that is not a regular file (STRATA_E_INVAL, naming
+ * `dir` and the type). */
+static int refuse_type(const char *dir, mode_t mode) {
+  return strata__fail(STRATA_E_INVAL,
+                      "%s/%s: %s, not a regular file: the writer lock "
+                      "must be one (remove it)",
+                      dir, STRATA__LOCK_FILE, strata__file_type_name(mode));
+}
+
 /* Opens DIRFD/.strata.lock, never blocking and never through a symlink
  * (ELOOP): a FIFO there would block a read-only open until a writer came,
- * for ever, and a device or socket is no place for a pid. Anything but a
- * regular file is refused (STRATA_E_INVAL, naming `dir` and the type).
- * O_NONBLOCK changes nothing for a regular file. */
+ * for ever, and a device or socket is no place for a pid. The type is
+ * looked at before the open (lstat), so a device node is never opened
+ * (opening one may act: a tape rewinds, a terminal becomes ours), and
+ * again after it, for a file replaced in between. O_NONBLOCK changes
+ * nothing for a regular file. -ENOENT without a detail when the file does
+ * not exist and `flags` does not create it; every other failure sets the
+ * detail. */
 static int open_lock(int dirfd, const char *dir, int flags) {
-  int fd = openat(dirfd, STRATA__LOCK_FILE,
-                  flags | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (fd < 0)
-    return -errno;
   struct stat st;
+  if (fstatat(dirfd, STRATA__LOCK_FILE, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+    if (S_ISLNK(st.st_mode))
+      return lock_fail(ELOOP, dir);
+    if (!S_ISREG(st.st_mode))
+      return refuse_type(dir, st.st_mode);
+  } else if (errno != ENOENT) {
+    return lock_fail(errno, dir);
+  }
+  int fd = openat(dirfd, STRATA__LOCK_FILE,
+                  flags | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0644);
+  if (fd < 0)
+    return errno == ENOENT && !(flags & O_CREAT) ? -ENOENT
+                                                 : lock_fail(errno, dir);
   if (fstat(fd, &st) != 0) {
     int e = errno;
     close(fd);
-    return -e;
+    return lock_fail(e, dir);
   }
   if (!S_ISREG(st.st_mode)) {
     close(fd);
-    return strata__fail(STRATA_E_INVAL,
-                        "%s/%s: %s, not a regular file: the writer lock "
-                        "must be one (remove it)",
-                        dir, STRATA__LOCK_FILE,
-                        strata__file_type_name(st.st_mode));
+    return refuse_type(dir, st.st_mode);
   }
   return fd;
 }
@@ -51,7 +75,7 @@ int strata__lockfile_try(int dirfd, const char *dir, bool create, int *fdp) {
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
     int e = errno;
     close(fd);
-    return -e;
+    return e == EWOULDBLOCK ? -EWOULDBLOCK : lock_fail(e, dir);
   }
   *fdp = fd;
   return 0;
@@ -77,11 +101,14 @@ int strata__lockfile_take(int dirfd, const char *dir, bool create, int *fdp,
 
 long strata__lockfile_holder(int dirfd) {
   char buf[32] = {0};
+  struct stat st;
+  if (fstatat(dirfd, STRATA__LOCK_FILE, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+      !S_ISREG(st.st_mode))
+    return -1; /* not opened: see open_lock() */
   int fd = openat(dirfd, STRATA__LOCK_FILE,
                   O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0)
     return -1;
-  struct stat st;
   ssize_t k = fstat(fd, &st) == 0 && S_ISREG(st.st_mode)
                   ? pread(fd, buf, sizeof buf - 1, 0)
                   : -1;

@@ -13,12 +13,15 @@
 #define STRATA__LOCK_FILE ".strata.lock"
 
 /* Opens DIRFD/.strata.lock (creating it, mode 0644, with `create`; never
- * through a symlink: -ELOOP; never blocking) and takes its flock without
- * waiting. 0 with *fdp the descriptor that holds the lock (closing it
- * releases the lock), or -errno: -EWOULDBLOCK when another open file holds
- * it, -ENOENT when it does not exist and `create` is false; or
- * STRATA_E_INVAL, with the detail set naming `dir` and the type, when it is
- * not a regular file (a FIFO, a directory, a device). Any thread. */
+ * through a symlink; never blocking; never opening what is not a regular
+ * file) and takes its flock without waiting. 0 with *fdp the descriptor that
+ * holds the lock (closing it releases the lock). Two failures leave the
+ * detail alone, for the caller to word: -EWOULDBLOCK when another open file
+ * holds the lock, -ENOENT when the file does not exist and `create` is
+ * false. Every other failure sets the detail, naming the lock file:
+ * STRATA_E_INVAL with its type when it is not a regular file (a FIFO, a
+ * directory, a device), -errno otherwise (-ELOOP for a symlink). Any
+ * thread. */
 int strata__lockfile_try(int dirfd, const char *dir, bool create, int *fdp);
 
 /* strata__lockfile_try(), retried for a short while (STRATA__LOCK_RETRY_MS)

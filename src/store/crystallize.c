@@ -549,6 +549,12 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id,
       old->overlay->placed_delta = delta;
       old->overlay->placed_dev = dev;
       old->overlay->placed_ino = ino;
+      /* Every allocation succeeded before the rename: e holds the placed
+       * file, as its base or as its stack's newest delta. */
+      strata__file *pf = delta ? e->stack->deltas[e->stack->n - 1] : e->file;
+      pf->refs++;
+      strata__file_unref(s, old->overlay->placed_keep);
+      old->overlay->placed_keep = pf;
     }
     strata__catalog_abandon(&ch);
     strata_region_close(r);

@@ -222,6 +222,7 @@ void strata__overlay_free(struct strata_store *s, void *obj) {
   table_free(s, atomic_load_explicit(&o->table, memory_order_relaxed), true);
   free(o->dirty);
   free(o->ids);
+  strata__file_unref(s, o->placed_keep);
   atomic_fetch_sub_explicit(&s->extra_bytes, sizeof *o, memory_order_relaxed);
   free(o);
 }

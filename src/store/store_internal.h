@@ -187,11 +187,16 @@ typedef struct strata__overlay {
    * failed (the directory fsync, or the stat after it): the file at the
    * region's path is this proto's own, and the next crystallization may
    * replace it. placed_dev and placed_ino identify that file, which is
-   * then the one crystallization expects under the name (crystallize.c). */
+   * then the one crystallization expects under the name (crystallize.c).
+   * placed_keep is a reference to its file record, held until the overlay
+   * is freed: the mapping keeps the inode, so that its number cannot be
+   * given to another file (after a foreign writer removed ours) while the
+   * identity is what the next crystallization compares. */
   bool placed_file;
   bool placed_delta; /* that file is a delta (NAME.k.delta), not a base */
   dev_t placed_dev;
   ino_t placed_ino;
+  strata__file *placed_keep;
 } strata__overlay;
 
 int strata__overlay_new(struct strata_store *s, strata__overlay **out);

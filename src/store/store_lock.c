@@ -38,11 +38,8 @@ int strata__store_lock(struct strata_store *s) {
   if (rc == -EWOULDBLOCK)
     return strata__fail(STRATA_E_LOCKED, "%s: store is locked by pid %ld",
                         s->dir, strata__lockfile_holder(s->dirfd));
-  if (rc == STRATA_E_INVAL) /* not a regular file: the detail names it */
+  if (rc < 0) /* the detail names the lock file */
     return rc;
-  if (rc < 0)
-    return strata__fail_errno(-rc, "%s/%s: taking the writer lock", s->dir,
-                              STRATA__LOCK_FILE);
   char qd[STRATA__LOG_PATH];
   if (!pid_ok)
     strata__log(&s->log, STRATA_LOG_WARN, "store",

@@ -75,9 +75,19 @@ static void warn_kept(struct strata_store *s, const char *name,
  * (pubfile.c), and the lock dies with the process, so a lock we can
  * take means a dead writer. (The store's own writer lock does not cover
  * region-builder and other strata_writer users writing into the
- * directory.) O_NONBLOCK: a FIFO named like a temporary file must not
- * block the open. */
+ * directory.) The type is looked at before the open, so that a FIFO or a
+ * device named like a temporary file is never opened (a FIFO's open may
+ * block, a device's may act), and again after it (O_NONBLOCK, O_NOFOLLOW),
+ * for an entry replaced in between. */
 static void remove_temp(struct strata_store *s, const char *name) {
+  struct stat st;
+  if (fstatat(s->dirfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+    return; /* gone */
+  if (!S_ISREG(st.st_mode)) {
+    warn_kept(s, name,
+              S_ISLNK(st.st_mode) ? "a symbolic link" : "not a regular file");
+    return;
+  }
   int fd = openat(s->dirfd, name,
                   O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
   if (fd < 0) {
@@ -85,7 +95,6 @@ static void remove_temp(struct strata_store *s, const char *name) {
       warn_kept(s, name, "a symbolic link");
     return;
   }
-  struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     warn_kept(s, name, "not a regular file");
     close(fd);

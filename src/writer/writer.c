@@ -70,12 +70,7 @@ static int lock_store(strata_writer *w, const char *dir) {
   if (rc == -EWOULDBLOCK)
     return strata__fail(STRATA_E_LOCKED, "%s: store is locked by pid %ld", dir,
                         holder);
-  if (rc == STRATA_E_INVAL) /* not a regular file: the detail names it */
-    return rc;
-  if (rc < 0)
-    return strata__fail_errno(-rc, "%s/%s: taking the store's writer lock", dir,
-                              STRATA__LOCK_FILE);
-  return 0;
+  return rc < 0 ? rc : 0; /* a failure's detail names the lock file */
 }
 
 void strata_writer_options_init(strata_writer_options *o) {

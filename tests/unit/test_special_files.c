@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -96,6 +97,25 @@ static bool exists(const char *dir, const char *name) {
 /* ---- special files --------------------------------------------------------
  */
 
+/* Watches `path` for being opened (inotify IN_OPEN): special files must be
+ * refused by their type, never opened to learn it (a device's open may
+ * act). */
+static int watch_opens(const char *path) {
+  int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  assert_true(fd >= 0);
+  assert_true(inotify_add_watch(fd, path, IN_OPEN) >= 0);
+  return fd;
+}
+
+/* Whether the watched file was opened since watch_opens(); closes `fd`. */
+static bool was_opened(int fd) {
+  char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+  ssize_t k = read(fd, buf, sizeof buf);
+  assert_true(k > 0 || errno == EAGAIN);
+  close(fd);
+  return k > 0;
+}
+
 /* FIFOs (named like a region, and like a temporary file), a directory and a
  * device node named like regions: open, refresh and reads return and serve
  * the real regions; each special file is named in a WARN line and left in
@@ -109,9 +129,12 @@ static void test_store_skips_special_files(void **state) {
       mkfifo(test_path(dir, ".fifo.region.strata-tmp-0123abcd"), 0644), 0);
   assert_int_equal(mkdir(test_path(dir, "dir.region"), 0755), 0);
   assert_int_equal(symlink("/dev/null", test_path(dir, "null.region")), 0);
+  int tmp_watch =
+      watch_opens(test_path(dir, ".fifo.region.strata-tmp-0123abcd"));
   log_capture cap;
   watchdog_start();
   strata_store *s = open_store(dir, &cap, 0);
+  assert_false(was_opened(tmp_watch));
   test_expect_layer(s, 1, 1, "alpha");
   assert_int_equal(region_count(s), 1);
   expect_warn(&cap, "not a regular file", "file=fifo.region",
@@ -307,6 +330,7 @@ static void test_lock_file_fifo(void **state) {
   const char *dir = test_tmpdir();
   write_region(dir, "a.region", 1, "one");
   assert_int_equal(mkfifo(test_path(dir, ".strata.lock"), 0644), 0);
+  int lock_watch = watch_opens(test_path(dir, ".strata.lock"));
   watchdog_start();
   log_capture cap;
   strata_store *s = open_store(dir, &cap, 0);
@@ -329,6 +353,7 @@ static void test_lock_file_fifo(void **state) {
                    STRATA_E_INVAL);
   assert_null(w);
   watchdog_stop();
+  assert_false(was_opened(lock_watch)); /* refused by its type alone */
   struct stat st;
   assert_int_equal(lstat(test_path(dir, ".strata.lock"), &st), 0);
   assert_true(S_ISFIFO(st.st_mode));

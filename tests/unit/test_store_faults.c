@@ -470,6 +470,54 @@ static void test_fsync_failure_is_final(void **state) {
   teardown(&f);
 }
 
+/* Whether this process maps a file with inode `ino` (/proc/self/maps). */
+static bool maps_inode(ino_t ino) {
+  FILE *m = fopen("/proc/self/maps", "r");
+  assert_non_null(m);
+  char line[4096];
+  bool found = false;
+  while (!found && fgets(line, sizeof line, m) != NULL) {
+    unsigned long long i = 0;
+    if (sscanf(line, "%*s %*s %*s %*s %llu", &i) == 1 &&
+        i == (unsigned long long)ino)
+      found = true;
+  }
+  fclose(m);
+  return found;
+}
+
+/* A crystallization whose file was renamed into place but whose directory
+ * fsync failed keeps that file's inode while its proto lives: after a
+ * foreign writer removes the file, the number cannot be reused by a new
+ * file, which the retry (comparing device and inode) would then take for
+ * its own and replace. The retry reports the removal. */
+static void test_placed_file_kept(void **state) {
+  (void)state;
+  scenario sc = {.rid = 3, .named_tmp = false};
+  sequence seq;
+  dry_run(&sc, &seq);
+  size_t k = 0;
+  for (size_t i = seq.rename_at; i < seq.n && k == 0; i++)
+    if (seq.calls[i].fn == FP_FSYNC && seq.calls[i].dir)
+      k = i + 1;
+  assert_true(k > seq.rename_at);
+  fixture f;
+  next_kind = KIND_BASE;
+  setup(&f);
+  fp_arm((unsigned)k, FP_TRANSIENT, EIO);
+  assert_strata_err(strata_crystallize(f.s, 3), -EIO);
+  fp_disarm();
+  struct stat st;
+  assert_int_equal(stat(test_path(f.dir, "base.region"), &st), 0);
+  assert_true(maps_inode(st.st_ino)); /* the placed file */
+  assert_int_equal(unlink(test_path(f.dir, "base.region")), 0);
+  assert_true(maps_inode(st.st_ino)); /* still held */
+  assert_strata_err(strata_crystallize(f.s, 3), STRATA_E_CONFLICT);
+  assert_non_null(
+      strstr(strata_last_error_detail(), "another writer removed it"));
+  teardown(&f);
+}
+
 /* ---- store open and refresh under faults -------------------------------- */
 
 /* a, b and c are in the directory at open; d appears before a refresh. */
@@ -775,6 +823,49 @@ static void test_store_refresh_faults(void **state) {
   sweep_open(true);
 }
 
+/* A system call of the writer lock that fails with EINVAL (a file system
+ * without flock, say) is reported as itself, the detail naming the lock
+ * file. STRATA_E_INVAL is -EINVAL, and the lock code once took every
+ * -EINVAL for its own "not a regular file" refusal, whose detail it had
+ * already set: a real EINVAL came back with the previous call's detail. */
+static void test_lock_einval_names_lock_file(void **state) {
+  (void)state;
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", test_tmpdir());
+  fp_watch(dir);
+  log_capture cap;
+  strata_store *s = open_store(dir, &cap, 0);
+  fp_arm(0, FP_TRANSIENT, 0);
+  strata_proto *p = NULL;
+  assert_strata_ok(strata_proto_create(s, 1, "one", 3, NULL, &p));
+  fp_disarm();
+  size_t at = 0; /* the lock file's open, numbered from 1 */
+  for (size_t i = 0; i < fp_count() && at == 0; i++)
+    if (fp_call_at(i)->fn == FP_OPENAT &&
+        strcmp(fp_call_at(i)->target, ".strata.lock") == 0)
+      at = i + 1;
+  assert_true(at > 0);
+  strata_proto_discard(p);
+  strata_store_close(s);
+
+  s = open_store(dir, &cap, 0);
+  assert_int_equal(strata_read_begin(s, NULL), STRATA_E_INVAL); /* a detail */
+  fp_arm((unsigned)at, FP_TRANSIENT, EINVAL);
+  p = NULL;
+  int rc = strata_proto_create(s, 1, "one", 3, NULL, &p);
+  fp_disarm();
+  assert_int_equal(rc, -EINVAL);
+  assert_null(p);
+  const char *d = strata_last_error_detail();
+  assert_non_null(strstr(d, "/.strata.lock: taking the writer lock"));
+  assert_null(strstr(d, "strata_read_begin"));
+  /* Nothing was taken: the next write succeeds. */
+  assert_strata_ok(strata_proto_create(s, 1, "one", 3, NULL, &p));
+  strata_proto_discard(p);
+  strata_store_close(s);
+  remove_watched_dir(dir);
+}
+
 static int cleanup(void **state) {
   (void)state;
   model_free(&base_model);
@@ -790,6 +881,7 @@ static int cleanup(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fsync_failure_is_final),
+      cmocka_unit_test(test_placed_file_kept),
       cmocka_unit_test(test_crystallize_replace_tmpfile),
       cmocka_unit_test(test_crystallize_replace_named),
       cmocka_unit_test(test_crystallize_new_tmpfile),
@@ -799,6 +891,7 @@ int main(void) {
       cmocka_unit_test(test_crystallize_compact_tmpfile),
       cmocka_unit_test(test_store_open_faults),
       cmocka_unit_test(test_store_refresh_faults),
+      cmocka_unit_test(test_lock_einval_names_lock_file),
   };
   return cmocka_run_group_tests(tests, NULL, cleanup);
 }
