@@ -7,8 +7,10 @@
  * instead of being skipped: both run through refresh_to(). */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -58,6 +60,23 @@ static ptrdiff_t find_name(char **names, size_t n, const char *name) {
     return -1;
   char **hit = bsearch(name, names, n, sizeof *names, cmp_name);
   return hit != NULL ? hit - names : -1;
+}
+
+/* The index of the file `name`.region in the listing when it is the file
+ * the overlay placed (device and inode: the overlay keeps it mapped), or
+ * -1. */
+static ptrdiff_t find_placed(const strata_store *s, char **names, size_t n,
+                             const char *name, const strata__overlay *o) {
+  char file[NAME_MAX + 1];
+  int len = snprintf(file, sizeof file, "%s.region", name);
+  if (len < 0 || (size_t)len >= sizeof file)
+    return -1;
+  ptrdiff_t k = find_name(names, n, file);
+  struct stat st;
+  return k >= 0 && fstatat(s->dirfd, file, &st, 0) == 0 &&
+                 st.st_dev == o->placed_dev && st.st_ino == o->placed_ino
+             ? k
+             : -1;
 }
 
 static void log_dropped(strata_store *s, const strata__entry *e,
@@ -159,6 +178,19 @@ static int refresh_to(strata_store *s, char **names, size_t n, bool strict) {
       why[ndrop] = st;
       drop[ndrop++] = e;
     }
+  }
+  /* A new region's proto whose crystallization placed its file and then
+   * failed (the directory fsync) owns that file: it is the proto's own
+   * output, not another writer's claim on the id (which would be logged
+   * and reported as a conflict until the retry). */
+  for (uint64_t i = 0; rc == 0 && i < nkeep; i++) {
+    const strata__entry *e = keep[i];
+    const strata__overlay *o = e->overlay;
+    if (e->file != NULL || o == NULL || !o->placed_file || o->placed_delta)
+      continue;
+    ptrdiff_t k = find_placed(s, names, n, e->name, o);
+    if (k >= 0)
+      held[k] = true;
   }
   /* Files to load: those no carried-over entry serves. */
   for (size_t k = 0; rc == 0 && k < n; k++)

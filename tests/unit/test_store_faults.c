@@ -443,10 +443,10 @@ static void test_crystallize_new_named(void **state) {
 }
 
 /* The rule on its own: a failed fsync of the file is final. */
-/* The number of region 3's crystallization's first fsync of the file
+/* The number of region `rid`'s crystallization's first fsync of the file
  * (`dir` false: before the rename) or of the directory (after it). */
-static size_t fsync_call(bool dir) {
-  scenario sc = {.rid = 3, .named_tmp = false};
+static size_t fsync_call(uint64_t rid, bool dir) {
+  scenario sc = {.rid = rid, .named_tmp = false};
   sequence seq;
   dry_run(&sc, &seq);
   size_t k = 0;
@@ -459,7 +459,7 @@ static size_t fsync_call(bool dir) {
 
 static void test_fsync_failure_is_final(void **state) {
   (void)state;
-  size_t k = fsync_call(false);
+  size_t k = fsync_call(3, false);
   fixture f;
   next_kind = KIND_BASE;
   setup(&f);
@@ -500,7 +500,7 @@ static bool maps_inode(ino_t ino) {
  * its own and replace. The retry reports the removal. */
 static void test_placed_file_kept(void **state) {
   (void)state;
-  size_t k = fsync_call(true);
+  size_t k = fsync_call(3, true);
   fixture f;
   next_kind = KIND_BASE;
   setup(&f);
@@ -515,6 +515,34 @@ static void test_placed_file_kept(void **state) {
   assert_strata_err(strata_crystallize(f.s, 3), STRATA_E_CONFLICT);
   assert_non_null(
       strstr(strata_last_error_detail(), "another writer removed it"));
+  teardown(&f);
+}
+
+/* A new region's file placed by a crystallization whose directory fsync
+ * failed is its proto's own: a refresh does not report it as a second
+ * claim on the region id, and the retry publishes it. */
+static void test_placed_new_file_no_conflict(void **state) {
+  (void)state;
+  size_t k = fsync_call(42, true);
+  fixture f;
+  next_kind = KIND_BASE;
+  setup(&f);
+  fp_arm((unsigned)k, FP_TRANSIENT, EIO);
+  assert_strata_err(strata_crystallize(f.s, 42), -EIO);
+  fp_disarm();
+  pthread_mutex_lock(&f.cap.mu);
+  f.cap.len = 0;
+  f.cap.text[0] = '\0';
+  pthread_mutex_unlock(&f.cap.mu);
+  assert_strata_ok(strata_store_refresh(f.s));
+  assert_null(strstr(f.cap.text, "already served"));
+  char *json = NULL;
+  assert_strata_ok(strata_dump_state(f.s, 0, &json));
+  assert_non_null(strstr(json, "\"conflicts\": []"));
+  strata_free(json);
+  expect_store_model(f.s, &f.m42, __func__);
+  assert_strata_ok(strata_crystallize(f.s, 42));
+  expect_store_model(f.s, &f.m42, __func__);
   teardown(&f);
 }
 
@@ -882,6 +910,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fsync_failure_is_final),
       cmocka_unit_test(test_placed_file_kept),
+      cmocka_unit_test(test_placed_new_file_no_conflict),
       cmocka_unit_test(test_crystallize_replace_tmpfile),
       cmocka_unit_test(test_crystallize_replace_named),
       cmocka_unit_test(test_crystallize_new_tmpfile),
