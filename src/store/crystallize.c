@@ -386,7 +386,7 @@ static int stack_with(struct strata_store *s, const strata__entry *old,
   for (uint32_t d = 0; d < n; d++)
     files[d] = old->stack->deltas[d];
   files[n] = top;
-  int rc = strata__stack_new(old->file, files, n + 1, out);
+  int rc = strata__stack_new(old->file, files, n + 1, out, NULL);
   if (rc == 0)
     for (uint32_t d = 0; d < n; d++)
       files[d]->refs++;

@@ -414,10 +414,17 @@ void strata__entry_free(struct strata_store *s, void *entry);
 
 /* store_stack.c. Builds a stack over the `n` deltas files[0 .. n) (depth
  * 1 first, the chain already checked), taking over their references on
- * success; `base` is the region's base file. STRATA_E_NOMEM (then the
- * references are still the caller's). */
+ * success; `base` is the region's base file. Reads every index entry of
+ * every delta: a delta whose index fails there (a chunk that fails its
+ * first-use validation, an inconsistent id order, which the open does not
+ * check) is STRATA_E_CORRUPT (or the region's STRATA_E_LIMIT /
+ * STRATA_E_VERSION) with a detail naming the delta file, its depth, the
+ * file offset of the entry being read and the region's own detail (the
+ * layer), and *bad (when not NULL) set to its position in files[]; never
+ * a stack that leaves a delta's layers out. STRATA_E_NOMEM. On failure
+ * the references are still the caller's. */
 int strata__stack_new(const strata__file *base, strata__file **files,
-                      uint32_t n, strata__stack **out);
+                      uint32_t n, strata__stack **out, uint32_t *bad);
 /* Drops one reference; the last drops the stack's file references and
  * frees it. NULL ok. */
 void strata__stack_free(struct strata_store *s, strata__stack *st);

@@ -541,6 +541,7 @@ typedef struct delta_file {
   uint64_t region_id, checksum;
   strata_region_delta_info bind;
   bool used, reported;
+  bool bad; /* its index failed when a stack was built over it */
 } delta_file;
 
 /* A reference to the delta file `name`: the one a current stack serves
@@ -595,8 +596,9 @@ static ptrdiff_t next_link(delta_file *v, size_t nv, const strata__entry *e,
   ptrdiff_t best = -1;
   for (size_t k = 0; k < nv; k++) {
     const delta_file *c = &v[k];
-    if (c->used || c->region_id != e->id || c->bind.base_checksum != base ||
-        c->bind.parent_checksum != parent || c->bind.depth != depth)
+    if (c->used || c->bad || c->region_id != e->id ||
+        c->bind.base_checksum != base || c->bind.parent_checksum != parent ||
+        c->bind.depth != depth)
       continue;
     if (best < 0)
       best = (ptrdiff_t)k;
@@ -654,6 +656,24 @@ static void find_chain(struct strata_store *s, const strata__entry *e,
     }
 }
 
+/* Withdraws chain[bad], whose index failed when the stack was built
+ * (strata__stack_new, error `err`), as a delta that does not validate at
+ * open is: a WARN naming it, and it ends the chain, so that the next walk
+ * serves the deltas below it and reports those above as a broken chain. */
+static void withdraw_delta(struct strata_store *s, delta_file *v, size_t nv,
+                           strata__file **chain, uint32_t cn, uint32_t bad,
+                           int err) {
+  for (size_t k = 0; k < nv; k++)
+    for (uint32_t d = 0; d < cn; d++)
+      if (v[k].f == chain[d]) {
+        v[k].used = false;
+        if (d == bad) {
+          v[k].bad = v[k].reported = true;
+          log_skipped(s, "delta", v[k].name, err, strata_last_error_detail());
+        }
+      }
+}
+
 int strata__store_stacks(struct strata_store *s, strata__entry **have, size_t n,
                          size_t first_new, strata__entry **drop,
                          size_t *ndrop) {
@@ -700,12 +720,23 @@ int strata__store_stacks(struct strata_store *s, strata__entry **have, size_t n,
     if (e->file == NULL || e->overlay != NULL)
       continue;
     uint32_t cn = 0;
-    find_chain(s, e, v, nv, chain, &cn);
-    if (same_stack(e->stack, chain, cn))
-      continue; /* the extra references are released below */
     strata__stack *st = NULL;
-    if (cn > 0 && (rc = strata__stack_new(e->file, chain, cn, &st)) < 0)
+    bool same;
+    for (;;) {
+      find_chain(s, e, v, nv, chain, &cn);
+      same = same_stack(e->stack, chain, cn);
+      uint32_t bad = 0;
+      if (same || cn == 0 ||
+          (rc = strata__stack_new(e->file, chain, cn, &st, &bad)) == 0 ||
+          rc == STRATA_E_NOMEM)
+        break;
+      withdraw_delta(s, v, nv, chain, cn, bad, rc);
+      rc = 0;
+    }
+    if (rc < 0)
       break;
+    if (same)
+      continue; /* the extra references are released below */
     for (uint32_t d = 0; d < cn; d++)
       for (size_t k = 0; k < nv; k++)
         if (v[k].f == chain[d])

@@ -3,6 +3,7 @@
  * of an entry's files through it. The search of the directory for each
  * base's chain is store_scan.c's. */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,8 +19,26 @@ static int cmp_slot(const void *pa, const void *pb) {
   return (a->delta < b->delta) - (a->delta > b->delta);
 }
 
+/* The error of a delta whose iteration stopped at position `pos` (the
+ * iterator's), wrapping the region's detail (which names the layer) with
+ * the delta's depth and the file offset of the index entry, or of the id
+ * order slot (sparse), being read. */
+static int delta_unreadable(const strata__file *base, const strata__file *f,
+                            uint32_t depth, uint64_t pos, int rc) {
+  const strata_region *r = f->region;
+  uint64_t off = r->dense ? r->index_offset + pos * STRATA__ENTRY_SIZE
+                          : (uint64_t)(r->id_order - r->base) + 4 * pos;
+  char detail[512];
+  snprintf(detail, sizeof detail, "%s", strata_last_error_detail());
+  return strata__fail(rc,
+                      "%s: delta of depth %" PRIu32 " over %s: its index "
+                      "fails at %s %" PRIu64 " (file offset %" PRIu64 "): %s",
+                      f->path, depth, base->path,
+                      r->dense ? "entry" : "id order slot", pos, off, detail);
+}
+
 int strata__stack_new(const strata__file *base, strata__file **files,
-                      uint32_t n, strata__stack **out) {
+                      uint32_t n, strata__stack **out, uint32_t *bad) {
   uint64_t total = 0;
   for (uint32_t d = 0; d < n; d++)
     total += strata_region_layer_count(files[d]->region);
@@ -34,14 +53,17 @@ int strata__stack_new(const strata__file *base, strata__file **files,
                         base->path);
   }
   /* Every version of every id, then sorted by id with the newest delta
-   * first and cut to one per id. */
+   * first and cut to one per id. A delta whose iteration fails part way
+   * fails the whole stack: leaving out its remaining layers would serve
+   * the versions below them, a mix of two states of the region. */
   uint64_t m = 0;
-  for (uint32_t d = 0; d < n; d++) {
+  int rc = 0;
+  for (uint32_t d = 0; d < n && rc == 0; d++) {
     const strata_region *r = files[d]->region;
     strata_region_iter it;
     strata_region_iter_init(r, &it);
     strata_layer l;
-    while (strata_region_next(&it, &l) > 0) {
+    while ((rc = strata_region_next(&it, &l)) > 0) {
       bool tomb = (l.flags & STRATA_LAYER_TOMBSTONE) != 0;
       slots[m++] = (strata__stack_slot){
           .id = l.id,
@@ -51,6 +73,17 @@ int strata__stack_new(const strata__file *base, strata__file **files,
           .delta = d,
           .tomb = tomb};
     }
+    if (rc < 0) {
+      if (bad != NULL)
+        *bad = d;
+      rc = delta_unreadable(base, files[d], d + 1, it.pos, rc);
+    }
+  }
+  if (rc < 0) {
+    free(st);
+    free(deltas);
+    free(slots);
+    return rc;
   }
   if (m > 1)
     qsort(slots, m, sizeof *slots, cmp_slot);

@@ -2,7 +2,7 @@
  * what it leaves on disk.
  *
  *   crash_driver store   --writer CRASH_WRITER --work DIR [--shim SO]
- *                        [--preload SO]
+ *                        [--preload SO] [--deltas]
  *   crash_driver builder --builder REGION_BUILDER --work DIR [--shim SO]
  *                        [--preload SO]
  *
@@ -24,19 +24,28 @@
  leaves
  * it behind; with O_TMPFILE one is left only by a kill between link and
  * rename. --preload SO is preloaded in every run (the self-tests break the
- * rename with it).
+ * rename with it). --deltas runs the writer with delta files (crash_writer
+ * --deltas): its crystallizations then write NAME.k.delta files over a
+ * region's stack or compact the stack into a new NAME.region, so the kills
+ * also land inside those; without it every crystallization writes a whole
+ * NAME.region (STRATA_STORE_NO_DELTAS).
 
  * After each kill, before anything else touches the directory:
- *  - it holds only region files the model names, ".strata.lock" and at
- *    most one temporary file ".NAME.region.strata-tmp-XXXXXXXX";
+ *  - it holds only region files the model names (with --deltas also their
+ *    delta files NAME.1.delta .. NAME.4.delta), ".strata.lock" and at
+ *    most one temporary file of one of those;
  *  - strata_store_open() with STRATA_STORE_VERIFY_AT_OPEN (not read-only)
  *    logs nothing at WARN or above but the removal of each temporary file
  *    (a region skipped as invalid, or a temporary file of ours left alone
  *    as foreign, fails the test), and afterwards the
  *    directory holds no temporary file;
- *  - strata_region_verify() passes on every region file served;
- *  - store: every region holds exactly the model's content for the
- *    generation its layer 0 names; that generation is the last one the
+ *  - strata_region_verify() passes on every region file served, and on
+ *    every delta file served over it;
+ *  - store: every region, as a snapshot serves it (its base and delta
+ *    files: a crash leaves the old stack or the new one, never a mix),
+ *    holds exactly the model's content for the generation its layer 0
+ *    names; without --deltas no delta is served and the base file alone
+ *    holds that content; that generation is the last one the
  *    writer acknowledged ("A" line) or, for the one region whose
  *    strata_crystallize() was running ("C" line without "A"), the next one;
  *    an acknowledged generation's digest is the one acknowledged; a region
@@ -82,6 +91,7 @@ static unsigned kill_no; /* 0 during calibration */
 static uint64_t rng;
 static bool verbose;
 static const char *preload; /* --preload: a shim for every run */
+static bool deltas;         /* --deltas: the writer writes delta files */
 
 /* ---- helpers --------------------------------------------------------- */
 
@@ -457,25 +467,76 @@ static void on_writer_line(void *ctx, const char *line) {
 typedef struct store_stats {
   unsigned kills, mid_put, mid_crystallize, landed, kept, between;
   unsigned temps, shim_runs, acks, fresh_deleted;
+  /* With --deltas: crystallizations the kill interrupted that landed as a
+   * delta (the region's depth grew) or as a compaction (depth 0), and the
+   * checks that found a region served with deltas. */
+  unsigned landed_delta, landed_compact, with_deltas;
+  uint32_t max_depth;
 } store_stats;
+
+/* The files a store of the model may hold: NAME.region, and with --deltas
+ * NAME.1.delta .. NAME.4.delta (crystallize.c's MAX_DEPTH). */
+#define MAX_DEPTH 4
+#define MAX_FILES (CRASH_NREGIONS * (1 + MAX_DEPTH))
+static size_t model_files(char names[][64], const char **files) {
+  size_t n = 0;
+  for (size_t k = 0; k < CRASH_NREGIONS; k++)
+    for (uint32_t d = 0; d <= (deltas ? MAX_DEPTH : 0); d++) {
+      if (d == 0)
+        snprintf(names[n], 64, "%s.region", crash_regions[k].name);
+      else
+        snprintf(names[n], 64, "%s.%" PRIu32 ".delta", crash_regions[k].name,
+                 d);
+      files[n] = names[n];
+      n++;
+    }
+  return n;
+}
+
+/* Verifies the delta files the snapshot serves over the region at
+ * position `index`, puts them in out[] (oldest first) and returns how many
+ * there are. */
+static uint32_t verify_deltas(const strata_txn *txn, uint64_t index,
+                              const char *base,
+                              const strata_region *out[MAX_DEPTH]) {
+  const strata_region *d;
+  uint32_t k = 0;
+  for (; strata_store_region_delta_at(txn, index, k, &d) == 0; k++) {
+    if (k == MAX_DEPTH)
+      fail("%s: more than %d delta files served", base, MAX_DEPTH);
+    out[k] = d;
+    strata_region_info info;
+    strata_region_info_get(d, &info);
+    uint64_t bad = UINT64_MAX;
+    int rc = strata_region_verify(d, &bad);
+    if (rc < 0)
+      fail("%s (delta %" PRIu32 " over %s): strata_region_verify: %s (layer "
+           "%" PRIu64 "): %s",
+           info.path, k + 1, base, strata_err_name(rc), bad,
+           strata_last_error_detail());
+  }
+  if (k > 0 && !deltas)
+    fail("%s: %" PRIu32 " delta file(s) served, the writer runs with "
+         "STRATA_STORE_NO_DELTAS",
+         base, k);
+  return k;
+}
 
 /* Checks the store directory after a writer died (see the top comment),
  * and sets st->base[] to the generations found. */
 static void check_store(const char *dir, run_state *st, store_stats *stats,
                         uint8_t *buf, crash_sum_cache *cache) {
-  const char *files[CRASH_NREGIONS];
-  char names[CRASH_NREGIONS][64];
-  for (size_t k = 0; k < CRASH_NREGIONS; k++) {
-    snprintf(names[k], sizeof names[k], "%s.region", crash_regions[k].name);
-    files[k] = names[k];
-  }
-  unsigned temps = scan_dir(dir, files, CRASH_NREGIONS, true, "after the kill");
+  const char *files[MAX_FILES];
+  char names[MAX_FILES][64];
+  size_t nfiles = model_files(names, files);
+  unsigned temps = scan_dir(dir, files, nfiles, true, "after the kill");
   log_capture lc;
   strata_store *s = open_store(dir, temps, &lc);
-  scan_dir(dir, files, CRASH_NREGIONS, false, "after strata_store_open");
+  scan_dir(dir, files, nfiles, false, "after strata_store_open");
   stats->temps += temps;
 
   uint64_t found[CRASH_NREGIONS] = {0};
+  uint32_t depth[CRASH_NREGIONS] = {0};
   strata_txn txn;
   int rc = strata_read_begin(s, &txn);
   if (rc < 0)
@@ -490,18 +551,35 @@ static void check_store(const char *dir, run_state *st, store_stats *stats,
       fail("the store serves an unexpected region %" PRIu64 " (%s)", sr.id,
            sr.name);
     const crash_region_spec *r = &crash_regions[k];
-    size_t pl = strlen(sr.path), nl = strlen(names[k]);
+    const char *want_file = files[k * (nfiles / CRASH_NREGIONS)];
+    size_t pl = strlen(sr.path), nl = strlen(want_file);
     if (strcmp(sr.name, r->name) != 0 || pl < nl + 1 ||
-        strcmp(sr.path + pl - nl, names[k]) != 0 || sr.path[pl - nl - 1] != '/')
+        strcmp(sr.path + pl - nl, want_file) != 0 ||
+        sr.path[pl - nl - 1] != '/')
       fail("region %" PRIu64 " is named %s, served from %s", sr.id, sr.name,
            sr.path);
     uint64_t bad = UINT64_MAX, gen = 0, digest = 0;
     if ((rc = strata_region_verify(sr.file, &bad)) < 0)
       fail("%s: strata_region_verify: %s (layer %" PRIu64 "): %s", sr.path,
            strata_err_name(rc), bad, strata_last_error_detail());
-    char why[512];
-    if (crash_region_digest(sr.file, &gen, &digest, why, sizeof why) < 0)
-      fail("%s: %s", sr.path, why);
+    const strata_region *stack[MAX_DEPTH];
+    depth[k] = verify_deltas(&txn, i, sr.path, stack);
+    char why[512] = "";
+    if (crash_served_digest(&txn, sr.id, &gen, &digest, why, sizeof why) < 0)
+      fail("%s (and %" PRIu32 " delta file(s)): %s", sr.path, depth[k], why);
+    /* The files read as a stack by the test's own merge (and, without
+     * deltas, the base file alone) hold what the snapshot serves. */
+    uint64_t fgen = 0, fdigest = 0;
+    if (crash_files_digest(sr.file, stack, depth[k], r->layers, &fgen, &fdigest,
+                           why, sizeof why) < 0 ||
+        fgen != gen || fdigest != digest)
+      fail("%s (and %" PRIu32 " delta file(s)): the files read as a stack "
+           "differ from what the store serves%s%s",
+           sr.path, depth[k], why[0] ? ": " : "", why);
+    if (!deltas &&
+        (crash_region_digest(sr.file, &fgen, &fdigest, why, sizeof why) < 0 ||
+         fgen != gen || fdigest != digest))
+      fail("%s: the file alone differs from what the store serves", sr.path);
     uint64_t want = crash_model_digest(r, gen, buf, &cache[k]);
     if (digest != want)
       fail("%s: generation %" PRIu64 " has digest %016" PRIx64
@@ -522,6 +600,9 @@ static void check_store(const char *dir, run_state *st, store_stats *stats,
            sr.path, gen, st->acked[k]);
     }
     found[k] = gen;
+    stats->with_deltas += depth[k] > 0;
+    if (depth[k] > stats->max_depth)
+      stats->max_depth = depth[k];
   }
   strata_read_end(&txn);
   strata_store_close(s);
@@ -544,10 +625,13 @@ static void check_store(const char *dir, run_state *st, store_stats *stats,
     stats->mid_put++;
   } else {
     stats->mid_crystallize++;
-    if (found[st->inflight] > st->acked[st->inflight])
+    if (found[st->inflight] > st->acked[st->inflight]) {
       stats->landed++;
-    else
+      stats->landed_delta += depth[st->inflight] > 0;
+      stats->landed_compact += depth[st->inflight] == 0;
+    } else {
       stats->kept++;
+    }
   }
   memcpy(st->base, found, sizeof found);
 }
@@ -557,6 +641,18 @@ static void start_run(run_state *st, const uint64_t *base) {
   memcpy(st->base, base, sizeof st->base);
   memcpy(st->acked, base, sizeof st->acked);
   st->inflight = -1;
+}
+
+/* Puts --deltas after the program's name when the driver runs with it
+ * (argv has room for one more argument). */
+static void writer_args(char **argv) {
+  if (!deltas)
+    return;
+  size_t n = 0;
+  while (argv[n] != NULL)
+    n++;
+  memmove(argv + 2, argv + 1, n * sizeof *argv); /* with the NULL */
+  argv[1] = "--deltas";
 }
 
 static int run_store(const char *writer, const char *shim, unsigned kills) {
@@ -580,7 +676,8 @@ static int run_store(const char *writer, const char *shim, unsigned kills) {
   char seed_arg[32], cycles_arg[32];
   snprintf(cycles_arg, sizeof cycles_arg, "%u", cal_cycles);
   snprintf(seed_arg, sizeof seed_arg, "%" PRIu64, rnd());
-  char *argv_cal[] = {(char *)writer, dir, seed_arg, cycles_arg, NULL};
+  char *argv_cal[] = {(char *)writer, dir, seed_arg, cycles_arg, NULL, NULL};
+  writer_args(argv_cal);
   int fds[2];
   if (pipe(fds) != 0)
     fail("pipe: %s", strerror(errno));
@@ -620,7 +717,8 @@ static int run_store(const char *writer, const char *shim, unsigned kills) {
     uint64_t delay =
         in_cryst ? rnd() % (cryst_ns * 5 / 4) : rnd() % (cycle_ns * 3 / 2);
     snprintf(seed_arg, sizeof seed_arg, "%" PRIu64, rnd());
-    char *argv_run[] = {(char *)writer, dir, seed_arg, NULL};
+    char *argv_run[] = {(char *)writer, dir, seed_arg, NULL, NULL};
+    writer_args(argv_run);
     if (pipe(fds) != 0)
       fail("pipe: %s", strerror(errno));
     start_run(&st, base);
@@ -684,12 +782,19 @@ static int run_store(const char *writer, const char *shim, unsigned kills) {
              inflight >= 0 ? crash_regions[inflight].name : "", base[0],
              base[1], base[2],
              stats.temps > temps_before ? ", temp file removed" : "");
-    /* Now and then "fresh" goes, so that a later run creates it again. */
+    /* Now and then "fresh" goes (its base and delta files), so that a
+     * later run creates it again. */
     if (rnd() % 4 == 0 && base[CRASH_FRESH] > 0) {
-      char path[4200];
+      char path[4200], name[64];
       join(path, sizeof path, dir, "fresh.region");
       if (unlink(path) != 0)
         fail("unlink %s: %s", path, strerror(errno));
+      for (uint32_t d = 1; deltas && d <= MAX_DEPTH; d++) {
+        snprintf(name, sizeof name, "fresh.%" PRIu32 ".delta", d);
+        join(path, sizeof path, dir, name);
+        if (unlink(path) != 0 && errno != ENOENT)
+          fail("unlink %s: %s", path, strerror(errno));
+      }
       base[CRASH_FRESH] = 0;
       stats.fresh_deleted++;
     }
@@ -706,6 +811,16 @@ static int run_store(const char *writer, const char *shim, unsigned kills) {
          stats.mid_crystallize, stats.landed, stats.kept, stats.between,
          stats.temps, stats.acks, stats.fresh_deleted, base[0], base[1],
          base[2]);
+  if (deltas) {
+    printf("store (deltas): %u interrupted crystallizations landed as a "
+           "delta, %u as a compaction; %u region checks found deltas "
+           "served, up to %" PRIu32 " deep\n",
+           stats.landed_delta, stats.landed_compact, stats.with_deltas,
+           stats.max_depth);
+    /* Without a delta ever served the run covered nothing of them. */
+    if (stats.with_deltas == 0)
+      fail("no check found a region served with delta files");
+  }
   free(lr);
   free(cache);
   free(buf);
@@ -969,7 +1084,7 @@ static int run_builder(const char *builder, const char *shim, unsigned kills) {
 static void usage(void) {
   fprintf(stderr,
           "usage: crash_driver store --writer PATH --work DIR [--shim SO]\n"
-          "                    [--preload SO]\n"
+          "                    [--preload SO] [--deltas]\n"
           "       crash_driver builder --builder PATH --work DIR [--shim SO]\n"
           "                    [--preload SO]\n");
   exit(2);
@@ -980,6 +1095,10 @@ int main(int argc, char **argv) {
     usage();
   const char *mode = argv[1], *prog = NULL, *shim = NULL;
   for (int i = 2; i < argc; i++) {
+    if (strcmp(argv[i], "--deltas") == 0 && strcmp(mode, "store") == 0) {
+      deltas = true;
+      continue;
+    }
     if (i + 1 >= argc)
       usage();
     if (strcmp(argv[i], "--writer") == 0 || strcmp(argv[i], "--builder") == 0)

@@ -197,24 +197,23 @@ static inline uint64_t crash_model_digest(const crash_region_spec *r,
   return d;
 }
 
-/* Digest of an open region file, and the generation its layer 0 holds.
- * Returns 0, or -1 with a reason in why[0..why_len) (no layer 0, a layer 0
- * that is not 8 bytes, an iteration error). */
-static inline int crash_region_digest(const strata_region *region,
-                                      uint64_t *gen, uint64_t *digest,
-                                      char *why, size_t why_len) {
+/* The digest of the layers `next` returns from `it` (in ascending id
+ * order), and the generation layer 0 holds. Returns 0, or -1 with a reason
+ * in why[0..why_len) (no layer 0, a layer 0 that is not 8 bytes, an
+ * iteration error). */
+static inline int crash_digest_of(int (*next)(void *, strata_layer *), void *it,
+                                  uint64_t *gen, uint64_t *digest, char *why,
+                                  size_t why_len) {
   XXH3_state_t *st = XXH3_createState();
   if (st == NULL) {
     snprintf(why, why_len, "out of memory");
     return -1;
   }
   XXH3_64bits_reset(st);
-  strata_region_iter it;
   strata_layer l;
   int rc;
   bool have_gen = false;
-  strata_region_iter_init(region, &it);
-  while ((rc = strata_region_next(&it, &l)) > 0) {
+  while ((rc = next(it, &l)) > 0) {
     if (l.id == 0 && l.size == 8) {
       memcpy(gen, l.data, 8);
       have_gen = true;
@@ -233,6 +232,80 @@ static inline int crash_region_digest(const strata_region *region,
     return -1;
   }
   return 0;
+}
+
+static inline int crash_region_next(void *it, strata_layer *l) {
+  return strata_region_next(it, l);
+}
+
+static inline int crash_snapshot_next(void *it, strata_layer *l) {
+  return strata_snapshot_next(it, l);
+}
+
+/* Digest of an open region file (one file alone: a delta's tombstones
+ * count as layers), and the generation its layer 0 holds. */
+static inline int crash_region_digest(const strata_region *region,
+                                      uint64_t *gen, uint64_t *digest,
+                                      char *why, size_t why_len) {
+  strata_region_iter it;
+  strata_region_iter_init(region, &it);
+  return crash_digest_of(crash_region_next, &it, gen, digest, why, why_len);
+}
+
+/* A region's files read as a stack, independently of the store's own
+ * merge: for each id 0..max_id (the model's ids), the version of the
+ * newest of deltas[n - 1] .. deltas[0] that holds it, else the base's; a
+ * tombstone hides the id. */
+typedef struct crash_stack_iter {
+  const strata_region *base;
+  const strata_region *const *deltas;
+  uint32_t n, max_id;
+  uint64_t id; /* the next id to look up */
+} crash_stack_iter;
+
+static inline int crash_stack_next(void *p, strata_layer *l) {
+  crash_stack_iter *it = p;
+  for (; it->id <= it->max_id; it->id++) {
+    int rc = STRATA_E_NOT_FOUND;
+    for (uint32_t d = it->n; d-- > 0 && rc == STRATA_E_NOT_FOUND;)
+      rc = strata_region_get(it->deltas[d], it->id, l);
+    if (rc == STRATA_E_NOT_FOUND)
+      rc = strata_region_get(it->base, it->id, l);
+    if (rc == STRATA_E_NOT_FOUND ||
+        (rc == 0 && (l->flags & STRATA_LAYER_TOMBSTONE) != 0))
+      continue;
+    it->id++;
+    return rc < 0 ? rc : 1;
+  }
+  return 0;
+}
+
+/* Digest of a stack read so: a stack the store serves must give the same
+ * digest by this route as through a snapshot. */
+static inline int crash_files_digest(const strata_region *base,
+                                     const strata_region *const *deltas,
+                                     uint32_t n, uint32_t max_id, uint64_t *gen,
+                                     uint64_t *digest, char *why,
+                                     size_t why_len) {
+  crash_stack_iter it = {base, deltas, n, max_id, 0};
+  return crash_digest_of(crash_stack_next, &it, gen, digest, why, why_len);
+}
+
+/* Digest of region `id` as snapshot `txn` serves it (its base and the delta
+ * files over it), and the generation its layer 0 holds. */
+static inline int crash_served_digest(const strata_txn *txn, uint64_t id,
+                                      uint64_t *gen, uint64_t *digest,
+                                      char *why, size_t why_len) {
+  strata_snapshot_iter it;
+  int rc = strata_snapshot_iter_init(txn, id, &it);
+  if (rc < 0) {
+    snprintf(why, why_len, "strata_snapshot_iter_init: %s: %s",
+             strata_err_name(rc), strata_last_error_detail());
+    return -1;
+  }
+  rc = crash_digest_of(crash_snapshot_next, &it, gen, digest, why, why_len);
+  strata_snapshot_iter_end(&it);
+  return rc;
 }
 
 #endif /* STRATA_CRASH_MODEL_H */

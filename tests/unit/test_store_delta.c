@@ -269,19 +269,30 @@ static void test_stack_reads(void **state) {
   strata_store_close(s);
 }
 
+/* The base and r.1.delta .. r.3.delta; *m1 is the model of the base and
+ * r.1.delta. `damage` (NULL: none) changes r.2.delta before r.3.delta is
+ * bound to it. */
+static void make_three(const char *dir, model *m1,
+                       void (*damage)(const char *path)) {
+  model m;
+  make_base(dir, &m);
+  write_delta(dir, "r.1.delta", d1_ops, 4, "r.region", 1, &m);
+  *m1 = m;
+  write_delta(dir, "r.2.delta", d2_ops, 5, "r.1.delta", 2, NULL);
+  if (damage != NULL)
+    damage(test_path(dir, "r.2.delta"));
+  static const op d3_ops[] = {{9, "d3-9", NULL}};
+  write_delta(dir, "r.3.delta", d3_ops, 1, "r.2.delta", 3, NULL);
+}
+
 /* A missing delta in the middle breaks the chain: the region is
  * served up to the delta below the gap and a WARN names the delta above it
  * and the file where the chain ends. */
 static void test_stale_and_broken(void **state) {
   (void)state;
   const char *dir = test_tmpdir();
-  model m, m1;
-  make_base(dir, &m);
-  write_delta(dir, "r.1.delta", d1_ops, 4, "r.region", 1, &m);
-  m1 = m;
-  write_delta(dir, "r.2.delta", d2_ops, 5, "r.1.delta", 2, &m);
-  static const op d3_ops[] = {{9, "d3-9", NULL}};
-  write_delta(dir, "r.3.delta", d3_ops, 1, "r.2.delta", 3, NULL);
+  model m1;
+  make_three(dir, &m1, NULL);
   assert_int_equal(unlink(test_path(dir, "r.2.delta")), 0);
   lines l;
   strata_store *s = open_logged(dir, &l);
@@ -344,6 +355,107 @@ static void test_refresh_new_delta(void **state) {
   assert_int_equal(unlink(test_path(dir, "r.2.delta")), 0);
   assert_strata_ok(strata_store_refresh(s));
   check_store(s, &m1);
+  strata_store_close(s);
+}
+
+static uint64_t rd64(const uint8_t *p) {
+  uint64_t v;
+  memcpy(&v, p, 8); /* little-endian hosts only, like the format */
+  return v;
+}
+
+static void wr64(uint8_t *p, uint64_t v) {
+  memcpy(p, &v, 8);
+}
+
+/* Swaps the first two slots of a sparse delta's id order and recomputes
+ * the index and header checksums (docs/FORMAT.md: the section table at
+ * 112, ID_ORDER its fifth section; the index checksum at 240 covers
+ * [INDEX offset, end), the header checksum at 248 covers [0, 248)): a
+ * file that opens, whose iteration fails at slot 1 ("does not follow").
+ * Sets broken_off to the file offset of slot 1. */
+static uint64_t broken_off;
+static void break_id_order(const char *path) {
+  FILE *f = fopen(path, "r+b");
+  assert_non_null(f);
+  static uint8_t buf[1 << 16];
+  size_t size = fread(buf, 1, sizeof buf, f);
+  assert_true(size > 320 && size < sizeof buf);
+  uint64_t index_off = rd64(buf + 112 + 16 * 1);
+  uint64_t order_off = rd64(buf + 112 + 16 * 4);
+  assert_true(rd64(buf + 112 + 16 * 4 + 8) >= 8); /* sparse, >= 2 ids */
+  uint8_t tmp[4];
+  memcpy(tmp, buf + order_off, 4);
+  memcpy(buf + order_off, buf + order_off + 4, 4);
+  memcpy(buf + order_off + 4, tmp, 4);
+  wr64(buf + 240, XXH3_64bits(buf + index_off, size - index_off));
+  wr64(buf + 248, XXH3_64bits(buf, 248));
+  assert_int_equal(fseek(f, 0, SEEK_SET), 0);
+  assert_int_equal(fwrite(buf, 1, size, f), size);
+  assert_int_equal(fclose(f), 0);
+  broken_off = order_off + 4;
+}
+
+/* A delta that opens (its checksums match) but whose index fails when the
+ * stack is built over it is withdrawn like a delta that does not validate
+ * at open: a WARN names the file, its depth, the offset and the layer; the
+ * region is served up to the delta below it, never with part of the bad
+ * delta's layers; the delta above it is reported as a broken chain. At a
+ * refresh the same: the store keeps serving the stack below. */
+static void test_corrupt_delta_index(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  model m1;
+  make_three(dir, &m1, break_id_order);
+
+  /* The file alone opens: only its iteration fails. */
+  strata_region *r = NULL;
+  assert_strata_ok(strata_region_open(test_path(dir, "r.2.delta"), 0, &r));
+  strata_region_close(r);
+
+  lines l;
+  strata_store *s = open_logged(dir, &l);
+  check_store(s, &m1); /* base + r.1.delta only */
+  char want[256];
+  snprintf(want, sizeof want,
+           "delta of depth 2 over %s: its index fails at id order slot 1 "
+           "(file offset %" PRIu64 "): ",
+           test_path(dir, "r.region"), broken_off);
+  const char *skip = strstr(l.text, "delta skipped: it does not validate");
+  assert_non_null(skip);
+  assert_non_null(strstr(skip, "file=r.2.delta"));
+  assert_non_null(strstr(skip, "error=STRATA_E_CORRUPT"));
+  assert_non_null(strstr(skip, want));
+  assert_non_null(strstr(skip, "does not follow layer"));
+  assert_non_null(strstr(l.text, "chain is broken"));
+  assert_non_null(strstr(strstr(l.text, "chain is broken"), "r.3.delta"));
+  assert_non_null(strstr(strstr(l.text, "chain_ends_at="), "r.1.delta"));
+  strata_store_close(s);
+
+  /* Refresh: a store serving base + r.1.delta sees the bad delta appear
+   * and keeps serving what it served. */
+  assert_int_equal(unlink(test_path(dir, "r.2.delta")), 0);
+  assert_int_equal(unlink(test_path(dir, "r.3.delta")), 0);
+  s = open_logged(dir, &l);
+  check_store(s, &m1);
+  assert_null(strstr(l.text, "does not validate"));
+  strata_txn t;
+  strata_store_region before, after;
+  assert_strata_ok(strata_read_begin(s, &t));
+  assert_strata_ok(strata_store_region_at(&t, 0, &before));
+  strata_read_end(&t);
+  write_delta(dir, "r.2.delta", d2_ops, 5, "r.1.delta", 2, NULL);
+  break_id_order(test_path(dir, "r.2.delta"));
+  assert_strata_ok(strata_store_refresh(s));
+  check_store(s, &m1);
+  skip = strstr(l.text, "delta skipped: it does not validate");
+  assert_non_null(skip);
+  assert_non_null(strstr(skip, want));
+  /* The entry was not replaced: the same stack, the same generation. */
+  assert_strata_ok(strata_read_begin(s, &t));
+  assert_strata_ok(strata_store_region_at(&t, 0, &after));
+  strata_read_end(&t);
+  assert_int_equal(before.generation, after.generation);
   strata_store_close(s);
 }
 
@@ -477,6 +589,7 @@ int main(void) {
       cmocka_unit_test(test_stale_and_broken),
       cmocka_unit_test(test_stale_delta),
       cmocka_unit_test(test_refresh_new_delta),
+      cmocka_unit_test(test_corrupt_delta_index),
       cmocka_unit_test(test_crystallize_cycles),
       cmocka_unit_test(test_crystallize_conflicts),
   };
