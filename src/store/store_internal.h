@@ -190,6 +190,9 @@ typedef struct strata__overlay {
    * then the one crystallization expects under the name (crystallize.c). */
   bool placed_file;
   bool placed_delta; /* that file is a delta (NAME.k.delta), not a base */
+  /* That delta merged the stack (NAME.1.delta, crystallize.c): it replaced
+   * the stack's first delta under its name. */
+  bool placed_merge;
   dev_t placed_dev;
   ino_t placed_ino;
 } strata__overlay;
