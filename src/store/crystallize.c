@@ -34,9 +34,18 @@ static int visit_lver(layer_fn fn, void *arg, const strata__lver *lv) {
 #define TOMBSTONE UINT64_MAX
 
 /* The depth a region's stack of deltas may reach: a crystallization over a
- * stack this deep compacts it into a new base (docs/ARCHITECTURE.md,
- * "Crystallize"), so reads see at most this many deltas. */
+ * stack this deep merges it into one delta, or compacts it into a new base
+ * (docs/ARCHITECTURE.md, "Crystallize"), so reads see at most this many
+ * deltas. */
 #define MAX_DEPTH 4
+
+/* What a crystallization writes (choose_kind). */
+typedef enum crys_kind {
+  WRITE_BASE,  /* a whole base: the files merged with the proto */
+  WRITE_DELTA, /* a delta over the top of the stack: the proto's changes */
+  WRITE_MERGE, /* a delta of depth 1 over the base: the stack's deltas
+                  merged with the proto's changes, replacing the stack */
+} crys_kind;
 
 /* The proto's newest versions in id order (strata__overlay_latest), as a
  * malloc'd array the caller frees. STRATA_E_NOMEM. */
@@ -91,6 +100,48 @@ static int delta_content(const strata__entry *e, layer_fn fn, void *arg) {
       rc = visit_lver(fn, arg, latest[k]);
     else if (strata__entry_file_get(e, latest[k]->id, &l) > 0)
       rc = fn(arg, latest[k]->id, NULL, 0, NULL, NULL, TOMBSTONE, NULL);
+  }
+  free(latest);
+  return rc;
+}
+
+/* Visits what a delta merging the entry's stack with its proto holds, over
+ * the base alone: for each id of the stack or the proto, in id order, the
+ * newest version (the proto's, else the newest delta's), and a tombstone
+ * where that version is a removal of a layer the base holds (a removal of
+ * a layer some delta added hides nothing once that delta is merged). */
+static int merged_content(const strata__entry *e, layer_fn fn, void *arg) {
+  const strata__lver **latest;
+  uint64_t n;
+  STRATA__TRY(latest_of(e, &latest, &n));
+  const strata__stack *st = e->stack;
+  const strata_region *base = e->file->region;
+  uint64_t k = 0, i = 0, ns = st != NULL ? st->nslots : 0;
+  int rc = 0;
+  while (rc == 0 && (k < n || i < ns)) {
+    uint64_t id;
+    bool tomb;
+    if (k < n && (i == ns || latest[k]->id <= st->slots[i].id)) {
+      const strata__lver *lv = latest[k++];
+      id = lv->id;
+      if (i < ns && st->slots[i].id == id)
+        i++; /* the proto's version replaces the stack's */
+      tomb = (lv->flags & STRATA__LV_TOMBSTONE) != 0;
+      if (!tomb)
+        rc = visit_lver(fn, arg, lv);
+    } else {
+      const strata__stack_slot *sl = &st->slots[i++];
+      id = sl->id;
+      tomb = sl->tomb;
+      if (!tomb) {
+        strata_layer l;
+        strata__layer_from_entry(st->deltas[sl->delta]->region, sl->entry, &l);
+        rc =
+            fn(arg, l.id, l.name, l.name_len, l.metadata, l.data, l.size, NULL);
+      }
+    }
+    if (rc == 0 && tomb && strata__find_entry(base, id) >= 0)
+      rc = fn(arg, id, NULL, 0, NULL, NULL, TOMBSTONE, NULL);
   }
   free(latest);
   return rc;
@@ -286,6 +337,11 @@ static int check_stack(struct strata_store *s, const strata__entry *old,
                                 path, old->id, f->path);
     bool same = found && sb.st_dev == f->dev && sb.st_ino == f->ino &&
                 (uint64_t)sb.st_size == f->region->size;
+    /* A merge of this proto that failed after its rename replaced the
+     * first delta with its own file, which the next try replaces. */
+    const strata__overlay *o = old->overlay;
+    same |= found && o->placed_file && o->placed_merge &&
+            sb.st_dev == o->placed_dev && sb.st_ino == o->placed_ino;
     STRATA__FAIL_IF(!same, STRATA_E_CONFLICT,
                     "%s: region %" PRIu64 " (\"%s\"): the delta %s the proto "
                     "was merged over was removed or replaced by another "
@@ -303,8 +359,8 @@ static int check_stack(struct strata_store *s, const strata__entry *old,
                               path, old->id, next);
   }
   const strata__overlay *o = old->overlay;
-  if (o->placed_file && o->placed_delta && sb.st_dev == o->placed_dev &&
-      sb.st_ino == o->placed_ino)
+  if (o->placed_file && o->placed_delta && !o->placed_merge &&
+      sb.st_dev == o->placed_dev && sb.st_ino == o->placed_ino)
     return 0;
   strata_region *r = NULL;
   strata_region_delta_info b;
@@ -333,53 +389,67 @@ static char *delta_path(struct strata_store *s, const char *name,
   return strata__store_path(s, name, suffix);
 }
 
-/* After a compaction: the old stack's deltas (and a delta this proto placed
- * earlier) are stale by their binding; removing them only saves space, so
- * a failure is a WARN. */
+/* After a compaction or a merge: the old stack's deltas (and a delta this
+ * proto placed earlier, `placed`) are stale by their binding; removing them
+ * only saves space, so a failure is a WARN. `keep` is the file a merge put
+ * in place under the name of the stack's first delta (NULL for a base). */
 static void unlink_stale(struct strata_store *s, const strata__entry *old,
-                         const char *placed) {
+                         const char *keep, const char *placed) {
   const strata__stack *st = old->stack;
   uint32_t n = st != NULL ? st->n : 0;
   for (uint32_t d = 0; d <= n; d++) {
     const char *p = d < n ? st->deltas[d]->path : placed;
-    if (p == NULL)
+    if (p == NULL ||
+        (keep != NULL && strcmp(file_name(p), file_name(keep)) == 0))
       continue;
     if (unlinkat(s->dirfd, file_name(p), 0) != 0 && errno != ENOENT) {
       char qp[STRATA__LOG_PATH];
       strata__log(&s->log, STRATA_LOG_WARN, "crystallize",
                   "msg=\"could not remove a delta made stale by a "
-                  "compaction\" region_id=%" PRIu64 " file=%s errno=%d",
-                  old->id, strata__log_quote(qp, sizeof qp, p), errno);
+                  "%s\" region_id=%" PRIu64 " file=%s errno=%d",
+                  keep != NULL ? "merge" : "compaction", old->id,
+                  strata__log_quote(qp, sizeof qp, p), errno);
     }
   }
 }
 
-/* Chooses a delta (docs/ARCHITECTURE.md, "Crystallize"): the store allows
- * them, the proto has changes, the region has a base this proto did not
- * replace, its stack is below MAX_DEPTH, and the proto's content is below
- * a quarter of the base's bytes. */
-static int choose_delta(const struct strata_store *s, const strata__entry *old,
-                        bool *delta) {
-  *delta = false;
+/* Chooses what to write (docs/ARCHITECTURE.md, "Crystallize"). A delta or
+ * a merge needs a store that allows them, a proto with changes and a
+ * region with a base this proto did not replace. Then, with P the
+ * proto's content bytes and B the base file's bytes: below MAX_DEPTH, a
+ * delta when P < B/4; at MAX_DEPTH, a merge when the stack's delta files
+ * and P together are below B/4 (the bytes of those files bound the merged
+ * delta's: it keeps one version per id). Otherwise a base. */
+static int choose_kind(const struct strata_store *s, const strata__entry *old,
+                       crys_kind *kind) {
+  *kind = WRITE_BASE;
   const strata__overlay *o = old->overlay;
   /* A crystallization without changes compacts (strata crystallize on
-   * an untouched region merges its stack). */
+   * an untouched region merges its stack into the base). */
   if (old->file == NULL || o->changed == 0 ||
       (s->config.flags & STRATA_STORE_NO_DELTAS) ||
-      (o->placed_file && !o->placed_delta) ||
-      (old->stack != NULL ? old->stack->n : 0) >= MAX_DEPTH)
+      (o->placed_file && !o->placed_delta))
     return 0;
-  uint64_t bytes = 0;
+  uint64_t bytes = 0, quarter = old->file->region->size / 4;
   STRATA__TRY(proto_bytes(old, &bytes));
-  *delta = bytes < old->file->region->size / 4;
+  const strata__stack *st = old->stack;
+  uint32_t depth = st != NULL ? st->n : 0;
+  if (depth < MAX_DEPTH) {
+    *kind = bytes < quarter ? WRITE_DELTA : WRITE_BASE;
+    return 0;
+  }
+  for (uint32_t d = 0; d < depth; d++)
+    bytes += st->deltas[d]->region->size;
+  *kind = bytes < quarter ? WRITE_MERGE : WRITE_BASE;
   return 0;
 }
 
-/* The new entry's stack: the old one's deltas with `top` above them (its
- * reference taken over on success). */
-static int stack_with(struct strata_store *s, const strata__entry *old,
-                      strata__file *top, strata__stack **out) {
-  uint32_t n = old->stack != NULL ? old->stack->n : 0;
+/* The new entry's stack: with `keep`, the old one's deltas with `top`
+ * above them; without, `top` alone (a merge). `top`'s reference is taken
+ * over on success. */
+static int stack_with(const strata__entry *old, bool keep, strata__file *top,
+                      strata__stack **out) {
+  uint32_t n = keep && old->stack != NULL ? old->stack->n : 0;
   strata__file **files = malloc((n + 1) * sizeof *files);
   if (files == NULL)
     return strata__fail(STRATA_E_NOMEM, "%s: allocating", top->path);
@@ -391,7 +461,6 @@ static int stack_with(struct strata_store *s, const strata__entry *old,
     for (uint32_t d = 0; d < n; d++)
       files[d]->refs++;
   free(files);
-  (void)s;
   return rc;
 }
 
@@ -402,21 +471,28 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id,
   STRATA__FAIL_IF(old == NULL || old->overlay == NULL, STRATA_E_NO_REGION,
                   "%s: region %" PRIu64 " has no proto to crystallize", s->dir,
                   id);
-  bool delta = false;
-  STRATA__TRY(choose_delta(s, old, &delta));
+  crys_kind kind;
+  STRATA__TRY(choose_kind(s, old, &kind));
+  bool delta = kind != WRITE_BASE; /* the new file is a delta */
   uint32_t depth = old->stack != NULL ? old->stack->n : 0;
   char *base_path = old->file != NULL
                         ? strdup(old->file->path)
                         : strata__store_path(s, old->name, ".region");
   /* The name of the delta over the current top: written by a delta,
-   * checked (and, when this proto placed it, removed) by a compaction. */
+   * checked (and, when this proto placed it, removed) by a compaction or
+   * a merge; and that of the first delta, which a merge writes. */
   char *next = old->file != NULL ? delta_path(s, old->name, depth + 1) : NULL;
-  if (base_path == NULL || (old->file != NULL && next == NULL)) {
+  char *first = old->file != NULL ? delta_path(s, old->name, 1) : NULL;
+  if (base_path == NULL ||
+      (old->file != NULL && (next == NULL || first == NULL))) {
     free(base_path);
     free(next);
+    free(first);
     return strata__fail(STRATA_E_NOMEM, "%s: allocating", s->dir);
   }
-  const char *path = delta ? next : base_path;
+  const char *path = kind == WRITE_MERGE   ? first
+                     : kind == WRITE_DELTA ? next
+                                           : base_path;
   int rc = 0;
   if (old->file == NULL) {
     /* A new region must not replace a file the store does not serve (but
@@ -435,6 +511,7 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id,
   if (rc < 0) {
     free(base_path);
     free(next);
+    free(first);
     return rc;
   }
 
@@ -460,7 +537,9 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id,
     opts.progress = crys_report;
     opts.progress_ctx = &cp;
   }
-  content_fn content = delta ? delta_content : merge_content;
+  content_fn content = kind == WRITE_MERGE   ? merged_content
+                       : kind == WRITE_DELTA ? delta_content
+                                             : merge_content;
   strata_writer *w = NULL;
   strata_region *r = NULL;
   dev_t dev = 0;
@@ -468,21 +547,29 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id,
   rc = progress != NULL ? content(old, count_layer, &cp) : 0;
   if (rc == 0)
     rc = strata_writer_open(path, &opts, &w);
+  /* A file that replaces others (a base over a base, a merged delta over
+   * the first delta) must not take over the bindings of the deltas it
+   * makes stale by having the same bytes as what it replaces. */
+  if (rc == 0 && kind != WRITE_DELTA && old->file != NULL)
+    strata__writer_fresh_seed(w);
   if (rc == 0 && delta) {
-    /* Bound to the top of the stack and to the base (FORMAT.md, "Delta
-     * files"). */
+    /* Bound to the top of the stack (a merge: to the base) and to the base
+     * (FORMAT.md, "Delta files"). */
     strata_region_info bi, ti;
     strata_region_info_get(old->file->region, &bi);
-    strata_region_info_get(depth > 0 ? old->stack->deltas[depth - 1]->region
-                                     : old->file->region,
+    bool over_top = kind == WRITE_DELTA && depth > 0;
+    strata_region_info_get(over_top ? old->stack->deltas[depth - 1]->region
+                                    : old->file->region,
                            &ti);
     rc = strata__writer_set_delta(w, ti.header_checksum, bi.header_checksum,
-                                  depth + 1);
+                                  kind == WRITE_DELTA ? depth + 1 : 1);
   }
+  uint64_t files_layers = kind == WRITE_MERGE ? old->stack->nslots
+                          : delta || old->file == NULL
+                              ? 0
+                              : strata__entry_file_layers(old);
   if (rc == 0)
-    rc = strata__writer_reserve(
-        w, (delta || old->file == NULL ? 0 : strata__entry_file_layers(old)) +
-               old->overlay->changed);
+    rc = strata__writer_reserve(w, files_layers + old->overlay->changed);
   if (rc == 0)
     rc = write_content(old, content, w, progress != NULL ? &cp : NULL, &bytes);
   if (rc == 0)
@@ -500,7 +587,7 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id,
     rc = strata__file_new(r, dev, ino, false, &f);
   if (rc == 0) {
     r = NULL; /* owned by f */
-    if (delta && (rc = stack_with(s, old, f, &st)) == 0)
+    if (delta && (rc = stack_with(old, kind == WRITE_DELTA, f, &st)) == 0)
       f = NULL; /* owned by st */
   }
   if (rc == 0) {
@@ -538,15 +625,19 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id,
   if (rc == 0) {
     strata__overlay *prev = old->overlay;
     strata__catalog_commit(s, &ch); /* retires `old` (freed after the lock) */
-    if (!delta && old->file != NULL)
-      unlink_stale(s, old,
-                   prev->placed_file && prev->placed_delta ? next : NULL);
+    if (kind != WRITE_DELTA && old->file != NULL) {
+      const char *own = !prev->placed_file || !prev->placed_delta ? NULL
+                        : prev->placed_merge                      ? first
+                                                                  : next;
+      unlink_stale(s, old, kind == WRITE_MERGE ? first : NULL, own);
+    }
     strata__retire_push(s, rec, prev, prev->bytes, strata__overlay_free);
   }
   if (rc < 0) {
     if (placed) {
       old->overlay->placed_file = true;
       old->overlay->placed_delta = delta;
+      old->overlay->placed_merge = kind == WRITE_MERGE;
       old->overlay->placed_dev = dev;
       old->overlay->placed_ino = ino;
       /* Every allocation succeeded before the rename: e holds the placed
@@ -577,6 +668,7 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id,
                 strata__log_quote(qd, sizeof qd, strata_last_error_detail()));
     free(base_path);
     free(next);
+    free(first);
     return rc;
   }
   for (uint64_t i = 0; i < s->proto_n; i++)
@@ -592,12 +684,18 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id,
               "kind=%s depth=%" PRIu32 " layers=%" PRIu64 " bytes=%" PRIu64
               " write_ms=%.3f fsync_ms=%.3f generation=%" PRIu64,
               id, strata__log_quote(qp, sizeof qp, path),
-              delta ? "delta" : "base", delta ? depth + 1 : 0,
+              kind == WRITE_MERGE   ? "merge"
+              : kind == WRITE_DELTA ? "delta"
+                                    : "base",
+              kind == WRITE_MERGE ? 1
+              : delta             ? depth + 1
+                                  : 0,
               strata__entry_file_layers(e), bytes,
               (double)(total_ns - fsync_ns) / 1e6, (double)fsync_ns / 1e6,
               e->generation);
   free(base_path);
   free(next);
+  free(first);
   return 0;
 }
 

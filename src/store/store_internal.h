@@ -194,6 +194,9 @@ typedef struct strata__overlay {
    * identity is what the next crystallization compares. */
   bool placed_file;
   bool placed_delta; /* that file is a delta (NAME.k.delta), not a base */
+  /* That delta merged the stack (NAME.1.delta, crystallize.c): it replaced
+   * the stack's first delta under its name. */
+  bool placed_merge;
   dev_t placed_dev;
   ino_t placed_ino;
   strata__file *placed_keep;

@@ -434,6 +434,11 @@ int strata__writer_set_delta(strata_writer *w, uint64_t parent_checksum,
   return 0;
 }
 
+void strata__writer_fresh_seed(strata_writer *w) {
+  if (w != NULL)
+    w->fresh_seed = true;
+}
+
 int strata__writer_add_tombstone(strata_writer *w, uint64_t id) {
   STRATA__FAIL_IF(w == NULL, STRATA_E_INVAL, "strata_writer: NULL writer");
   STRATA__FAIL_IF(!w->delta, STRATA_E_STATE,

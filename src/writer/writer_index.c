@@ -195,6 +195,8 @@ static int make_plan(strata_writer *w, index_plan *p) {
     nomem |= !p->names || !p->name_buckets;
   }
   STRATA__FAIL_IF(nomem, STRATA_E_NOMEM, "%s: allocating the index", w->path);
+  if (w->fresh_seed)
+    p->seed = next_seed();
   for (int t = 0; t < SEED_TRIES; t++) {
     bool ok = true;
     int rc = p->dense ? 0 : place_ids(w, p, &ok);

@@ -81,6 +81,9 @@ struct strata_writer {
   bool delta;
   uint32_t delta_depth;
   uint64_t delta_parent, delta_base;
+  /* strata__writer_fresh_seed(): the index starts from a random hash seed
+   * instead of seed 0. */
+  bool fresh_seed;
 
   bool in_layer;
   bool out_of_order; /* some layer came after one with a larger id */
@@ -104,6 +107,17 @@ struct strata_writer {
  * used by one thread at a time). */
 int strata__writer_set_delta(strata_writer *w, uint64_t parent_checksum,
                              uint64_t base_checksum, uint32_t depth);
+
+/* Makes the index start from a random hash seed instead of seed 0, so that
+ * the file's header checksum differs from that of any earlier file with
+ * the same content (writers are otherwise reproducible: the same layers
+ * give the same bytes). A delta binds to its parent by header checksum
+ * (docs/FORMAT.md, "Delta files"), so a store that rewrites a base or
+ * merges deltas calls it: a new file equal byte for byte to one it
+ * replaces would otherwise take over the bindings of the deltas made stale
+ * by the replacement, and serve them again if their removal failed or a
+ * crash came first. NULL ok (no effect). Not thread-safe. */
+void strata__writer_fresh_seed(strata_writer *w);
 
 /* Adds a tombstone for `id` to a delta file: an entry with the flag
  * STRATA_LAYER_TOMBSTONE and no content, name or metadata. A tombstone

@@ -309,11 +309,17 @@ typedef enum fixture_kind {
   KIND_DELTA,   /* a small change: base.1.delta over base.region */
   KIND_COMPACT, /* a big change over base.1.delta: a new base.region, then
                    base.1.delta (stale) is removed */
+  KIND_MERGE,   /* a small change over a full stack base.1.delta ..
+                   base.4.delta: a new base.1.delta over the base, then the
+                   other three (stale) are removed */
 } fixture_kind;
 
 /* Fills proto 3 (model m3): for KIND_COMPACT first a delta holding layer
- * 11 (crystallized), then a replacement, a remove, a name reused, an empty
- * layer and, but for KIND_DELTA, a big layer of `big_size` bytes. */
+ * 11 (crystallized); for KIND_MERGE first a 64 KiB layer 31 (crystallized
+ * into a new base, large against the deltas that follow) and four deltas
+ * (layers 11, 31 removed, 32, 11 again: crystallized); then a replacement,
+ * a remove, a name reused, an empty layer and, but for KIND_DELTA and
+ * KIND_MERGE, a big layer of `big_size` bytes. */
 static inline void fill_proto3(strata_store *s, const char *dir,
                                strata_proto *p3, model *m3, fixture_kind kind,
                                size_t big_size) {
@@ -322,12 +328,28 @@ static inline void fill_proto3(strata_store *s, const char *dir,
     assert_strata_ok(strata_crystallize(s, 3));
     assert_int_equal(access(test_path(dir, "base.1.delta"), F_OK), 0);
   }
+  if (kind == KIND_MERGE) {
+    static uint8_t blob[65536];
+    fill(blob, sizeof blob, 31);
+    put(p3, m3, 31, "l31", NULL, blob, sizeof blob);
+    assert_strata_ok(strata_crystallize(s, 3));
+    put(p3, m3, 11, "l11", NULL, "delta11", 7);
+    assert_strata_ok(strata_crystallize(s, 3));
+    assert_strata_ok(strata_proto_remove(p3, 31));
+    model_remove(m3, 31);
+    assert_strata_ok(strata_crystallize(s, 3));
+    put(p3, m3, 32, "l32", NULL, "delta32", 7);
+    assert_strata_ok(strata_crystallize(s, 3));
+    put(p3, m3, 11, "l11", "{\"v\":2}", "delta11b", 8);
+    assert_strata_ok(strata_crystallize(s, 3));
+    assert_int_equal(access(test_path(dir, "base.4.delta"), F_OK), 0);
+  }
   put(p3, m3, 12, "l12", NULL, "new12", 5);
   assert_strata_ok(strata_proto_remove(p3, 13));
   model_remove(m3, 13);
   put(p3, m3, 5, "l13", "{\"x\":5}", "five", 4);
   put(p3, m3, 0, NULL, NULL, "", 0);
-  if (kind != KIND_DELTA) {
+  if (kind != KIND_DELTA && kind != KIND_MERGE) {
     uint8_t *big = malloc(big_size);
     assert_non_null(big);
     fill(big, big_size, 99);

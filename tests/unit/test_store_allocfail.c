@@ -467,10 +467,11 @@ static const char *file_of(uint64_t rid) {
 static bool crystallize_case(const void *arg, unsigned long k, af_mode mode,
                              counts *c) {
   uint64_t rid = *(const uint64_t *)arg;
-  const char *file =
-      rid == 3 && next_kind == KIND_DELTA ? "base.1.delta" : file_of(rid);
-  /* A delta holds only the changes: the stores below read it. */
-  bool whole = !(rid == 3 && next_kind == KIND_DELTA);
+  /* A delta (merged or not) holds only the changes: the stores below read
+   * it. */
+  bool whole =
+      !(rid == 3 && (next_kind == KIND_DELTA || next_kind == KIND_MERGE));
+  const char *file = whole ? file_of(rid) : "base.1.delta";
   fixture f;
   af_track_pool();
   setup(&f, 0);
@@ -559,6 +560,15 @@ static void test_crystallize_compact(void **state) {
   (void)state;
   next_kind = KIND_COMPACT;
   crystallize_walk("crystallize: compact base.1.delta into base.region", 3);
+  next_kind = KIND_BASE;
+}
+
+static void test_crystallize_merge(void **state) {
+  (void)state;
+  next_kind = KIND_MERGE;
+  crystallize_walk("crystallize: merge base.1.delta .. base.4.delta into "
+                   "base.1.delta",
+                   3);
   next_kind = KIND_BASE;
 }
 
@@ -651,6 +661,7 @@ int main(void) {
       cmocka_unit_test(test_crystallize_replace),
       cmocka_unit_test(test_crystallize_new),
       cmocka_unit_test(test_crystallize_delta),
+      cmocka_unit_test(test_crystallize_merge),
       cmocka_unit_test(test_crystallize_compact),
       cmocka_unit_test(test_dump_state),
   };

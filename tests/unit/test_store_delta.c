@@ -7,10 +7,13 @@
  * API, as crystallization writes them; then crystallization itself: many
  * cycles of small changes make deltas up to the depth limit, then a
  * compaction, and every read path matches the model after each cycle, in
- * a reopened store, and in a snapshot held across a compaction. */
+ * a reopened store, and in a snapshot held across a compaction; over a
+ * base large against the changes, a full stack is merged into one delta
+ * instead, exactly when the rule of crystallize.c says. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -30,7 +33,7 @@ typedef struct op {
 
 /* The model: the newest version of each id, as the store must serve it. */
 typedef struct model {
-  char data[MAXID + 1][32];
+  char data[MAXID + 1][2048]; /* room for merge_base()'s layers */
   char name[MAXID + 1][32];
   bool live[MAXID + 1];
 } model;
@@ -304,6 +307,17 @@ static void test_stale_and_broken(void **state) {
   strata_store_close(s);
 }
 
+/* A store opened on `dir` serves the model and logs `file` as a stale
+ * delta. */
+static void expect_stale(const char *dir, const model *m, const char *file) {
+  lines l;
+  strata_store *s = open_logged(dir, &l);
+  check_store(s, m);
+  assert_non_null(strstr(l.text, "stale delta"));
+  assert_non_null(strstr(l.text, file));
+  strata_store_close(s);
+}
+
 /* A delta whose base checksum names no served base: INFO, not served. */
 static void test_stale_delta(void **state) {
   (void)state;
@@ -312,12 +326,7 @@ static void test_stale_delta(void **state) {
   make_base(dir, &m);
   uint64_t base = header_checksum(test_path(dir, "r.region"));
   write_file(test_path(dir, "r.1.delta"), d1_ops, 4, base ^ 1, base ^ 1, 1);
-  lines l;
-  strata_store *s = open_logged(dir, &l);
-  check_store(s, &m);
-  assert_non_null(strstr(l.text, "stale delta"));
-  assert_non_null(strstr(l.text, "r.1.delta"));
-  strata_store_close(s);
+  expect_stale(dir, &m, "r.1.delta");
 }
 
 /* Refresh picks up a new delta; a snapshot begun before keeps the old
@@ -543,6 +552,236 @@ static void test_crystallize_cycles(void **state) {
   strata_store_close(s);
 }
 
+/* Another writer puts r.<depth>.delta over r.<depth - 1>.delta, the top of
+ * the stack: crystallizing fails with STRATA_E_CONFLICT naming both files,
+ * and readers still see the model (the proto intact). */
+static void expect_foreign_conflict(strata_store *s, const char *dir,
+                                    const model *m, uint32_t depth) {
+  static const op foreign[] = {{9, "foreign", NULL}};
+  char top[32], over[32];
+  snprintf(top, sizeof top, "r.%" PRIu32 ".delta", depth - 1);
+  snprintf(over, sizeof over, "r.%" PRIu32 ".delta", depth);
+  write_delta(dir, over, foreign, 1, top, depth, NULL);
+  assert_strata_err(strata_crystallize(s, RID), STRATA_E_CONFLICT);
+  const char *d = strata_last_error_detail();
+  assert_non_null(strstr(d, over));
+  assert_non_null(strstr(d, top));
+  assert_non_null(strstr(d, "another writer"));
+  check_store(s, m);
+}
+
+/* The file's size and inode, or 0 and 0 when it is missing. */
+static void file_id(const char *dir, const char *file, uint64_t *size,
+                    uint64_t *ino) {
+  struct stat st;
+  bool found = stat(test_path(dir, file), &st) == 0;
+  *size = found ? (uint64_t)st.st_size : 0;
+  *ino = found ? (uint64_t)st.st_ino : 0;
+}
+
+/* What the next crystallization must write (docs/ARCHITECTURE.md,
+ * "Crystallize"): with B the base file's bytes and P the proto's content
+ * bytes, below depth 4 a delta when P < B/4; at depth 4 a merge when the
+ * delta files' bytes and P are below B/4; otherwise a new base. */
+enum { EXPECT_DELTA, EXPECT_MERGE, EXPECT_BASE };
+static int expected_kind(const char *dir, uint64_t proto_bytes,
+                         uint32_t *depth) {
+  uint64_t base, ino, size, stack = 0;
+  file_id(dir, "r.region", &base, &ino);
+  *depth = 0;
+  for (uint32_t d = 1; d <= 5; d++) {
+    char f[32];
+    snprintf(f, sizeof f, "r.%" PRIu32 ".delta", d);
+    file_id(dir, f, &size, &ino);
+    if (size == 0)
+      break;
+    stack += size;
+    *depth = d;
+  }
+  if (*depth < 4)
+    return proto_bytes < base / 4 ? EXPECT_DELTA : EXPECT_BASE;
+  return stack + proto_bytes < base / 4 ? EXPECT_MERGE : EXPECT_BASE;
+}
+
+/* A base whose 20 layers hold 2,000 bytes each: small changes against it,
+ * so that a full stack is merged. */
+static void merge_base(const char *dir, model *m) {
+  static char data[20][2001];
+  op ops[20];
+  for (int i = 0; i < 20; i++) {
+    memset(data[i], 'a' + i, 2000);
+    data[i][2000] = '\0';
+    snprintf(base_names[i], sizeof base_names[i], "n%d", i + 1);
+    ops[i] =
+        (op){(uint64_t)i + 1, data[i], (i + 1) % 2 == 0 ? base_names[i] : NULL};
+  }
+  memset(m, 0, sizeof *m);
+  write_file(test_path(dir, "r.region"), ops, 20, 0, 0, 0);
+  apply(m, ops, 20);
+}
+
+/* After a merge, r.1.delta is bound to the base and holds a tombstone only
+ * where it hides a layer of the base. */
+static void check_merged(const char *dir) {
+  strata_region *b, *d;
+  assert_strata_ok(strata_region_open(test_path(dir, "r.region"), 0, &b));
+  assert_strata_ok(strata_region_open(test_path(dir, "r.1.delta"), 0, &d));
+  strata_region_delta_info di;
+  strata_region_info bi;
+  assert_strata_ok(strata_region_delta(d, &di));
+  assert_strata_ok(strata_region_info_get(b, &bi));
+  assert_int_equal(di.depth, 1);
+  assert_int_equal(di.parent_checksum, bi.header_checksum);
+  assert_int_equal(di.base_checksum, bi.header_checksum);
+  strata_region_iter it;
+  strata_region_iter_init(d, &it);
+  strata_layer l, bl;
+  while (strata_region_next(&it, &l) > 0)
+    if ((l.flags & STRATA_LAYER_TOMBSTONE) && strata_region_get(b, l.id, &bl))
+      fail_msg("merged delta: a tombstone for layer %" PRIu64
+               " hides nothing in the base",
+               l.id);
+  strata_region_close(d);
+  strata_region_close(b);
+}
+
+/* Small changes over a large base: r.1.delta .. r.4.delta, then each
+ * crystallization at depth 4 merges the stack and the proto into a new
+ * r.1.delta over the base (the others removed, the base untouched) while
+ * the deltas' bytes stay below a quarter of the base's, and rewrites the
+ * base once they pass it. The stack never passes depth 4, each cycle
+ * writes what the rule says, every read path matches the model (with the
+ * proto open, after, in a snapshot held across merges and a base rewrite,
+ * in a reopened store), and a delta another writer put over a full stack
+ * fails the merge with STRATA_E_CONFLICT naming it. */
+static void test_crystallize_merges(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  static model m, held_m, before;
+  merge_base(dir, &m);
+  strata_store *s = test_open_store_quiet(dir);
+  strata_txn held;
+  bool holding = false, conflict_tried = false;
+  int counts[3] = {0};
+  for (int c = 1; c <= 60; c++) {
+    strata_proto *p = NULL;
+    assert_strata_ok(strata_proto_open(s, RID, &p));
+    before = m;
+    cycle_changes(p, &m, c);
+    if (c % 5 == 0) {
+      /* A larger layer now and then, so that the merged delta grows until
+       * a base rewrite is due. */
+      static char big[1901];
+      memset(big, 'A' + c % 26, 1900);
+      op o = {21 + (uint64_t)(c / 5) % 20, big, NULL};
+      assert_strata_ok(strata_proto_put(p, o.id, NULL, 0, NULL, big, 1900));
+      apply(&m, &o, 1);
+    }
+    check_store(s, &m);
+    uint64_t pbytes = 0;
+    for (uint64_t id = 0; id <= MAXID; id++)
+      if (m.live[id] &&
+          (!before.live[id] || strcmp(before.data[id], m.data[id]) != 0 ||
+           strcmp(before.name[id], m.name[id]) != 0))
+        pbytes += strlen(m.data[id]);
+    uint32_t depth;
+    int kind = expected_kind(dir, pbytes, &depth);
+    if (kind == EXPECT_MERGE && !conflict_tried) {
+      /* Another writer's delta over the top: the merge would lose it. */
+      expect_foreign_conflict(s, dir, &m, 5);
+      assert_int_equal(unlink(test_path(dir, "r.5.delta")), 0);
+      conflict_tried = true;
+    }
+    uint64_t bsize, bino, dsize, dino, nsize, nino;
+    file_id(dir, "r.region", &bsize, &bino);
+    file_id(dir, "r.1.delta", &dsize, &dino);
+    /* The deltas a merge replaces, to put back after the first merge. */
+    uint8_t *old_deltas[3] = {NULL};
+    size_t old_len[3] = {0};
+    bool crash = kind == EXPECT_MERGE && counts[EXPECT_MERGE] == 0;
+    for (int d = 0; crash && d < 3; d++) {
+      char f[32];
+      snprintf(f, sizeof f, "r.%d.delta", d + 2);
+      old_deltas[d] = test_read_file(test_path(dir, f), &old_len[d]);
+    }
+    assert_strata_ok(strata_crystallize(s, RID));
+    check_store(s, &m);
+    if (crash) {
+      /* A crash between the merge's publication and the removal of the
+       * deltas it replaced: they are stale by their binding (their chain
+       * starts at the old r.1.delta, replaced), so a store opened from the
+       * files serves the merged delta alone, and says so. */
+      for (int d = 0; d < 3; d++) {
+        char f[32];
+        snprintf(f, sizeof f, "r.%d.delta", d + 2);
+        test_write_file(test_path(dir, f), old_deltas[d], old_len[d]);
+      }
+      expect_stale(dir, &m, "r.3.delta");
+      for (int d = 0; d < 3; d++) {
+        char f[32];
+        snprintf(f, sizeof f, "r.%d.delta", d + 2);
+        assert_int_equal(unlink(test_path(dir, f)), 0);
+        free(old_deltas[d]);
+      }
+    }
+    counts[kind]++;
+    uint32_t want = kind == EXPECT_DELTA   ? depth + 1
+                    : kind == EXPECT_MERGE ? 1
+                                           : 0;
+    for (uint32_t d = 1; d <= 5; d++) {
+      char f[32];
+      snprintf(f, sizeof f, "r.%" PRIu32 ".delta", d);
+      if (exists(dir, f) != (d <= want))
+        fail_msg("cycle %d (%s at depth %" PRIu32 "): %s %s", c,
+                 kind == EXPECT_MERGE  ? "merge"
+                 : kind == EXPECT_BASE ? "base"
+                                       : "delta",
+                 depth, f, exists(dir, f) ? "exists" : "missing");
+    }
+    file_id(dir, "r.region", &nsize, &nino);
+    if ((nino != bino) != (kind == EXPECT_BASE))
+      fail_msg("cycle %d: the base was %s", c,
+               nino != bino ? "rewritten, the rule says not"
+                            : "not rewritten, the rule says it should be");
+    if (kind == EXPECT_MERGE) {
+      file_id(dir, "r.1.delta", &nsize, &nino);
+      assert_int_not_equal(nino, dino);
+      check_merged(dir);
+    }
+    if (kind == EXPECT_MERGE && !holding && counts[EXPECT_MERGE] == 1) {
+      /* Held across the next merge and base rewrite. */
+      assert_strata_ok(strata_read_begin(s, &held));
+      held_m = m;
+      holding = true;
+    }
+    if (holding)
+      check_txn(&held, &held_m);
+    if (holding && counts[EXPECT_MERGE] >= 2 && counts[EXPECT_BASE] >= 1) {
+      strata_read_end(&held);
+      holding = false;
+    }
+    assert_strata_ok(strata_proto_discard(p));
+    check_store(s, &m);
+    if (c % 9 == 0 && !holding) {
+      strata_store_close(s);
+      s = test_open_store_quiet(dir);
+      check_store(s, &m);
+    }
+  }
+  if (holding)
+    strata_read_end(&held);
+  print_message("  %d deltas, %d merges, %d base rewrites\n",
+                counts[EXPECT_DELTA], counts[EXPECT_MERGE],
+                counts[EXPECT_BASE]);
+  assert_true(counts[EXPECT_MERGE] >= 2);
+  assert_true(counts[EXPECT_BASE] >= 1);
+  assert_true(conflict_tried);
+  strata_store_close(s);
+  s = test_open_store_quiet(dir);
+  check_store(s, &m);
+  strata_store_close(s);
+}
+
 /* Issue 14's check extended to the top of the stack: a delta another
  * writer put over the top, or a delta of the stack removed, fails the
  * crystallization with STRATA_E_CONFLICT naming both files, and the proto
@@ -560,15 +799,9 @@ static void test_crystallize_conflicts(void **state) {
   assert_true(exists(dir, "r.1.delta"));
   cycle_changes(p, &m, 2);
   /* A foreign delta over r.1.delta. */
-  static const op foreign[] = {{9, "foreign", NULL}};
-  write_delta(dir, "r.2.delta", foreign, 1, "r.1.delta", 2, NULL);
-  assert_strata_err(strata_crystallize(s, RID), STRATA_E_CONFLICT);
-  const char *d = strata_last_error_detail();
-  assert_non_null(strstr(d, "r.2.delta"));
-  assert_non_null(strstr(d, "r.1.delta"));
-  assert_non_null(strstr(d, "another writer"));
-  check_store(s, &m);
+  expect_foreign_conflict(s, dir, &m, 2);
   /* A stale file under the name is not a conflict: it is replaced. */
+  static const op foreign[] = {{9, "foreign", NULL}};
   write_file(test_path(dir, "r.2.delta"), foreign, 1, 1, 2, 2);
   assert_strata_ok(strata_crystallize(s, RID));
   check_store(s, &m);
@@ -576,7 +809,7 @@ static void test_crystallize_conflicts(void **state) {
   cycle_changes(p, &m, 3);
   assert_int_equal(unlink(test_path(dir, "r.1.delta")), 0);
   assert_strata_err(strata_crystallize(s, RID), STRATA_E_CONFLICT);
-  d = strata_last_error_detail();
+  const char *d = strata_last_error_detail();
   assert_non_null(strstr(d, "r.1.delta"));
   assert_non_null(strstr(d, "r.3.delta"));
   check_store(s, &m);
@@ -592,6 +825,7 @@ int main(void) {
       cmocka_unit_test(test_corrupt_delta_index),
       cmocka_unit_test(test_crystallize_cycles),
       cmocka_unit_test(test_crystallize_conflicts),
+      cmocka_unit_test(test_crystallize_merges),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -164,9 +164,9 @@ typedef struct sequence {
 } sequence;
 
 static const char *file_of(const scenario *sc) {
-  return sc->rid != 3             ? "fresh.region"
-         : sc->kind == KIND_DELTA ? "base.1.delta"
-                                  : "base.region";
+  return sc->rid != 3                                       ? "fresh.region"
+         : sc->kind == KIND_DELTA || sc->kind == KIND_MERGE ? "base.1.delta"
+                                                            : "base.region";
 }
 
 static void print_sequence(const char *title, const fp_call *c, size_t n) {
@@ -274,7 +274,8 @@ static void run_case(const scenario *sc, const sequence *seq, size_t k,
     snprintf(detail, sizeof detail, "%s", strata_last_error_detail());
     /* A delta's checks of the stack below it name the base file. */
     bool named = strstr(detail, file) != NULL ||
-                 (sc->kind == KIND_DELTA && strstr(detail, "base.region"));
+                 ((sc->kind == KIND_DELTA || sc->kind == KIND_MERGE) &&
+                  strstr(detail, "base.region"));
     if (strstr(detail, f.dir) == NULL || !named)
       fail_msg("call %zu %s: the detail does not name %s/%s: %s", k, what,
                f.dir, file, detail);
@@ -319,12 +320,15 @@ static void run_case(const scenario *sc, const sequence *seq, size_t k,
         memcmp(after.data[i], before.data[j], after.len[i]) != 0)
       fail_msg("call %zu %s: %s changed", k, what, after.name[i]);
   }
+  /* A merge that stands removes the deltas it made stale but the one
+   * whose removal failed. */
   for (size_t j = 0; j < before.n; j++)
-    if (snap_find(&after, before.name[j]) < 0)
+    if (snap_find(&after, before.name[j]) < 0 &&
+        !(stale_unlink && strstr(before.name[j], ".delta") != NULL))
       fail_msg("call %zu %s: %s disappeared", k, what, before.name[j]);
   /* Reported, but the new file is in place (a delta holds only the
    * changes: the store opened from scratch below reads it). */
-  if (placed && sc->kind != KIND_DELTA)
+  if (placed && sc->kind != KIND_DELTA && sc->kind != KIND_MERGE)
     expect_file_model(test_path(f.dir, file), sc->rid == 3 ? &f.m3 : &f.m42);
   if (verbose())
     print_message("  %2zu %-52s %-6s %-10s -> %s; %s; \"%s\"\n", k, what,
@@ -395,7 +399,7 @@ static void sweep(const scenario *sc) {
                 "remove a stale delta\n",
                 oc.cases, oc.before_rename, oc.after_rename, oc.temp_left,
                 oc.stale_unlink);
-  if (sc->kind == KIND_COMPACT)
+  if (sc->kind == KIND_COMPACT || sc->kind == KIND_MERGE)
     assert_true(oc.stale_unlink > 0);
   fp_refuse_tmpfile(false);
 }
@@ -427,6 +431,17 @@ static void test_crystallize_delta_tmpfile(void **state) {
 static void test_crystallize_delta_named(void **state) {
   (void)state;
   scenario sc = {.rid = 3, .named_tmp = true, .kind = KIND_DELTA};
+  sweep(&sc);
+}
+
+/* A merge of a full stack into base.1.delta: the rename replaces the first
+ * delta; a failure after it leaves the merged file as the proto's own,
+ * which the next crystallization replaces; the three deltas above are
+ * removed after the publication (a failed removal is a WARN, and a store
+ * opened afterwards serves the merged delta and leaves them stale). */
+static void test_crystallize_merge_tmpfile(void **state) {
+  (void)state;
+  scenario sc = {.rid = 3, .named_tmp = false, .kind = KIND_MERGE};
   sweep(&sc);
 }
 
@@ -917,6 +932,7 @@ int main(void) {
       cmocka_unit_test(test_crystallize_new_named),
       cmocka_unit_test(test_crystallize_delta_tmpfile),
       cmocka_unit_test(test_crystallize_delta_named),
+      cmocka_unit_test(test_crystallize_merge_tmpfile),
       cmocka_unit_test(test_crystallize_compact_tmpfile),
       cmocka_unit_test(test_store_open_faults),
       cmocka_unit_test(test_store_refresh_faults),
