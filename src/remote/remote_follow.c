@@ -986,6 +986,32 @@ static int swap(strata__follower *f, const strata__manifest *m,
   return 0;
 }
 
+/* A file of m that is here already (its name and hash): its bytes were
+ * checked when fetched, but not its place in m's stacks, which a delta
+ * file's binding must match as a fetched one's does (check_listed). The
+ * open is lazy: the header and the extension, O(1). */
+static int check_local(strata__follower *f, const strata__manifest *m,
+                       const strata__mregion *g) {
+  char path[PATH_MAX], why[384];
+  snprintf(path, sizeof path, "%s/%s", f->dir, g->file);
+  strata_region *r = NULL;
+  int rc = strata_region_open(path, STRATA_OPEN_DEFAULT, &r);
+  if (rc == 0)
+    rc = check_listed(r, g, why, sizeof why);
+  else
+    snprintf(why, sizeof why, "%s", strata_last_error_detail());
+  strata_region_close(r);
+  if (rc == 0)
+    return 0;
+  rc = strata__fail(rc,
+                    "%s: version %" PRIu64 ": %s (here already): %s; still "
+                    "serving version %" PRIu64,
+                    f->c->label, m->version, g->file, why, f->served);
+  strata__log(logger(f), STRATA_LOG_ERROR, "remote", "msg=%s",
+              q(strata_last_error_detail()));
+  return rc;
+}
+
 /* Fetches version h->version and swaps to it. */
 static int move_to(strata__follower *f, const strata__head *h) {
   strata__manifest m = {0};
@@ -1005,6 +1031,8 @@ static int move_to(strata__follower *f, const strata__head *h) {
     const strata__mregion *g = &m.regions[i];
     rc = lset_add(&next, g->file, g->hash);
     need[i] = !lset_has(&f->local, g->file, g->hash);
+    if (rc == 0 && !need[i])
+      rc = check_local(f, &m, g);
   }
   if (rc == 0)
     rc = fetch_files(f, &m, need, prepared);
