@@ -182,7 +182,8 @@ static int list_files(strata__follower *f, char ***names, size_t *n) {
     strata__store_names_free(d, nd);
     return rc;
   }
-  memcpy(v + nr, d, nd * sizeof *v);
+  if (nd > 0)
+    memcpy(v + nr, d, nd * sizeof *v);
   free(d); /* the names moved to v */
   *names = v;
   *n = nr + nd;
@@ -986,10 +987,14 @@ static int swap(strata__follower *f, const strata__manifest *m,
   return 0;
 }
 
-/* A file of m that is here already (its name and hash): its bytes were
- * checked when fetched, but not its place in m's stacks, which a delta
- * file's binding must match as a fetched one's does (check_listed). The
- * open is lazy: the header and the extension, O(1). */
+/* A delta file of m that is here already (its name and hash): its bytes
+ * were checked when fetched, but not its place in m's stacks, which its
+ * binding must match as a fetched one's does (check_listed). The open is
+ * lazy: the header and the extension, O(1). Bases here already are not
+ * opened again (a sync would cost an open per region of the store): their
+ * hash is the manifest's, and a manifest that lies about a base's header
+ * checksum still cannot bind a delta to it, since the swap finds the
+ * chains from the files' own headers (strata__store_swap_files). */
 static int check_local(strata__follower *f, const strata__manifest *m,
                        const strata__mregion *g) {
   char path[PATH_MAX], why[384];
@@ -1031,7 +1036,7 @@ static int move_to(strata__follower *f, const strata__head *h) {
     const strata__mregion *g = &m.regions[i];
     rc = lset_add(&next, g->file, g->hash);
     need[i] = !lset_has(&f->local, g->file, g->hash);
-    if (rc == 0 && !need[i])
+    if (rc == 0 && !need[i] && g->depth > 0)
       rc = check_local(f, &m, g);
   }
   if (rc == 0)

@@ -524,6 +524,9 @@ static int pubset_list(const strata__rconn *c, struct strata_store *s,
       mr->name = named ? strdup(name) : NULL;
       mr->depth = d;
       if (mr->file == NULL || (named && mr->name == NULL)) {
+        free(mr->file); /* not counted in m.n: freed here */
+        free(mr->name);
+        *mr = (strata__mregion){0};
         rc = strata__fail(STRATA_E_NOMEM, "%s: listing regions", s->dir);
         break;
       }
