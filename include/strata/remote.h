@@ -126,8 +126,10 @@ STRATA_API void strata_remote_disconnect(strata_remote *remote);
  * remote: {"pool", "name", "head": {version, fence, manifest, publisher} or
  * null, "lock": {"holder", "cookie"} or null, "versions": [{version,
  * regions, bytes, publisher, created}...] (manifests present, oldest
- * first; with `regions` nonzero each also has "files": [{file, id (a
- * decimal string), name or null, size, hash, chunks}]), "pins": [{node,
+ * first; `bytes` counts every file, delta files included; with `regions`
+ * nonzero each also has "files": [{file, id (a decimal string), name or
+ * null, size, hash, chunks, depth (0 a base, k the k-th delta file over
+ * the base listed before it)}]), "pins": [{node,
  * serving, fetching (null when idle), age_s}], "objects": n, "bytes": n}.
  * A manifest that cannot be read appears as {version, object, error}. */
 STRATA_API int strata_remote_describe(strata_remote *remote, int regions,

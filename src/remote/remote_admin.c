@@ -232,24 +232,25 @@ static json_t *describe_version(const strata__rconn *c, const robj *o,
   if (rc < 0)
     return json_pack("{s:I, s:s, s:s}", "version", (json_int_t)v, "object",
                      o->name, "error", strata_last_error_detail());
-  uint64_t bytes = 0;
+  uint64_t bytes = 0, nregions = 0;
   json_t *list = regions ? json_array() : NULL;
   for (size_t i = 0; i < m.n; i++) {
     const strata__mregion *r = &m.regions[i];
     bytes += r->size;
+    nregions += r->depth == 0;
     /* The id as a decimal string, as the manifest has it (64-bit ids). */
     char id[24];
     snprintf(id, sizeof id, "%" PRIu64, r->id);
     if (list != NULL)
-      json_array_append_new(list,
-                            json_pack("{s:s, s:s, s:s?, s:I, s:s, s:i}", "file",
-                                      r->file, "id", id, "name", r->name,
-                                      "size", (json_int_t)r->size, "hash",
-                                      r->hash, "chunks", (int)r->nchunks));
+      json_array_append_new(
+          list, json_pack("{s:s, s:s, s:s?, s:I, s:s, s:i, s:i}", "file",
+                          r->file, "id", id, "name", r->name, "size",
+                          (json_int_t)r->size, "hash", r->hash, "chunks",
+                          (int)r->nchunks, "depth", (int)r->depth));
   }
   json_t *out =
       json_pack("{s:I, s:I, s:I, s:s, s:s}", "version", (json_int_t)v,
-                "regions", (json_int_t)m.n, "bytes", (json_int_t)bytes,
+                "regions", (json_int_t)nregions, "bytes", (json_int_t)bytes,
                 "publisher", m.publisher, "created", m.created);
   if (out != NULL && list != NULL)
     json_object_set_new(out, "files", list);

@@ -167,12 +167,36 @@ static int hash_file(const char *dir, const char *name, char out[33]) {
   return rc;
 }
 
-/* Unlinks the directory's region files that `keep` does not list. Their
- * mappings stay valid until the snapshots that hold them end. */
+/* The directory's region files and delta files, one malloc'd list of
+ * malloc'd names (strata__store_names_free). */
+static int list_files(strata__follower *f, char ***names, size_t *n) {
+  char **r = NULL, **d = NULL;
+  size_t nr = 0, nd = 0;
+  STRATA__TRY(strata__store_list(f->r->store, false, &r, &nr));
+  int rc = strata__store_list_deltas(f->r->store, &d, &nd);
+  char **v = rc == 0 ? realloc(r, (nr + nd + 1) * sizeof *v) : NULL;
+  if (rc == 0 && v == NULL)
+    rc = strata__fail(STRATA_E_NOMEM, "%s: listing", f->dir);
+  if (rc != 0) {
+    strata__store_names_free(r, nr);
+    strata__store_names_free(d, nd);
+    return rc;
+  }
+  if (nd > 0)
+    memcpy(v + nr, d, nd * sizeof *v);
+  free(d); /* the names moved to v */
+  *names = v;
+  *n = nr + nd;
+  return 0;
+}
+
+/* Unlinks the directory's region and delta files that `keep` does not
+ * list. Their mappings stay valid until the snapshots that hold them end
+ * (the store's grace period), as for any file a catalog swap dropped. */
 static void unlink_unlisted(strata__follower *f, const lset *keep) {
   char **names = NULL;
   size_t n = 0;
-  if (strata__store_list(f->r->store, false, &names, &n) != 0) {
+  if (list_files(f, &names, &n) != 0) {
     strata__log(logger(f), STRATA_LOG_WARN, "remote",
                 "msg=\"cannot list the store to remove old files\" "
                 "remote=%s detail=%s",
@@ -284,9 +308,11 @@ static state_kind state_read(strata__follower *f, uint64_t *version,
   json_object_foreach(fo, file, h) {
     if (why != NULL)
       break;
-    if (!strata__store_is_region_name(file) || strchr(file, '/') != NULL ||
-        !json_is_string(h) || !is_hash(json_string_value(h)))
-      why = "a file entry is not NAME.region: 32 hex digits";
+    if (!(strata__store_is_region_name(file) ||
+          strata__store_is_delta_name(file)) ||
+        strchr(file, '/') != NULL || !json_is_string(h) ||
+        !is_hash(json_string_value(h)))
+      why = "a file entry is not NAME.region or NAME.delta: 32 hex digits";
     else if (lset_add(files, file, json_string_value(h)) != 0)
       why = "out of memory";
   }
@@ -491,8 +517,53 @@ static int reread(strata__follower *f, const strata__manifest *m,
   }
 }
 
+/* The file as the manifest describes it: its header and index checksums
+ * and region id, and for a delta file its binding (docs/FORMAT.md, "Delta
+ * files"): the parent and base checksums those of the files below it in
+ * the manifest's list (g - 1 and the base, g - depth: the list is
+ * contiguous), the depth its place. Those files' own checksums are
+ * checked when they are fetched (or were, with the same hash), so the
+ * stack the swap serves is the one the publisher served. */
+static int check_listed(const strata_region *r, const strata__mregion *g,
+                        char *why, size_t whylen) {
+  strata_region_info info;
+  strata_region_info_get(r, &info);
+  if (info.header_checksum != g->header_checksum ||
+      info.index_checksum != g->index_checksum || info.id != g->id) {
+    snprintf(why, whylen,
+             "header checksum %016" PRIx64 ", index checksum %016" PRIx64
+             ", region id %" PRIu64 "; the manifest says %016" PRIx64
+             ", %016" PRIx64 ", %" PRIu64,
+             info.header_checksum, info.index_checksum, info.id,
+             g->header_checksum, g->index_checksum, g->id);
+    return strata__fail(STRATA_E_CORRUPT, "%s: %s", g->file, why);
+  }
+  strata_region_delta_info b = {0};
+  bool delta = strata_region_delta(r, &b) == 0;
+  if (!delta && g->depth == 0)
+    return 0;
+  const strata__mregion *base = g - g->depth;
+  if (delta && g->depth > 0 && b.depth == g->depth &&
+      b.parent_checksum == (g - 1)->header_checksum &&
+      b.base_checksum == base->header_checksum)
+    return 0;
+  if (!delta || g->depth == 0)
+    snprintf(why, whylen, "it is %s delta file, the manifest lists it as %s",
+             delta ? "a" : "not a", delta ? "a base" : "one");
+  else
+    snprintf(why, whylen,
+             "delta binding: depth %" PRIu32 ", parent %016" PRIx64
+             ", base %016" PRIx64 "; the manifest puts it at depth %" PRIu32
+             " over %s (%016" PRIx64 ") of base %s (%016" PRIx64 ")",
+             b.depth, b.parent_checksum, b.base_checksum, g->depth,
+             (g - 1)->file, (g - 1)->header_checksum, base->file,
+             base->header_checksum);
+  return strata__fail(STRATA_E_CORRUPT, "%s: %s", g->file, why);
+}
+
 /* The preparer's work on one file: the file publisher's prepare (fsync,
- * the region opened and validated) and the full verify. */
+ * the region opened and validated), the full verify, and the checks
+ * against the manifest. */
 static int prepare_file(ffile *x) {
   strata_region *kept = NULL;
   int rc = strata__pubfile_prepare(x->pf, x->g->size, true, &kept);
@@ -504,6 +575,8 @@ static int prepare_file(ffile *x) {
     if (rc != 0)
       snprintf(x->fe.why, sizeof x->fe.why, "verify: %s",
                strata_last_error_detail());
+    else
+      rc = check_listed(kept, x->g, x->fe.why, sizeof x->fe.why);
   }
   if (rc != 0)
     snprintf(x->detail, sizeof x->detail, "%s", strata_last_error_detail());
@@ -825,7 +898,7 @@ static int fetch_files(strata__follower *f, const strata__manifest *m,
 static int rehash_local(strata__follower *f) {
   char **names = NULL;
   size_t n = 0;
-  STRATA__TRY(strata__store_list(f->r->store, false, &names, &n));
+  STRATA__TRY(list_files(f, &names, &n));
   lset fresh = {0};
   int rc = 0;
   for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -914,6 +987,36 @@ static int swap(strata__follower *f, const strata__manifest *m,
   return 0;
 }
 
+/* A delta file of m that is here already (its name and hash): its bytes
+ * were checked when fetched, but not its place in m's stacks, which its
+ * binding must match as a fetched one's does (check_listed). The open is
+ * lazy: the header and the extension, O(1). Bases here already are not
+ * opened again (a sync would cost an open per region of the store): their
+ * hash is the manifest's, and a manifest that lies about a base's header
+ * checksum still cannot bind a delta to it, since the swap finds the
+ * chains from the files' own headers (strata__store_swap_files). */
+static int check_local(strata__follower *f, const strata__manifest *m,
+                       const strata__mregion *g) {
+  char path[PATH_MAX], why[384];
+  snprintf(path, sizeof path, "%s/%s", f->dir, g->file);
+  strata_region *r = NULL;
+  int rc = strata_region_open(path, STRATA_OPEN_DEFAULT, &r);
+  if (rc == 0)
+    rc = check_listed(r, g, why, sizeof why);
+  else
+    snprintf(why, sizeof why, "%s", strata_last_error_detail());
+  strata_region_close(r);
+  if (rc == 0)
+    return 0;
+  rc = strata__fail(rc,
+                    "%s: version %" PRIu64 ": %s (here already): %s; still "
+                    "serving version %" PRIu64,
+                    f->c->label, m->version, g->file, why, f->served);
+  strata__log(logger(f), STRATA_LOG_ERROR, "remote", "msg=%s",
+              q(strata_last_error_detail()));
+  return rc;
+}
+
 /* Fetches version h->version and swaps to it. */
 static int move_to(strata__follower *f, const strata__head *h) {
   strata__manifest m = {0};
@@ -933,6 +1036,8 @@ static int move_to(strata__follower *f, const strata__head *h) {
     const strata__mregion *g = &m.regions[i];
     rc = lset_add(&next, g->file, g->hash);
     need[i] = !lset_has(&f->local, g->file, g->hash);
+    if (rc == 0 && !need[i] && g->depth > 0)
+      rc = check_local(f, &m, g);
   }
   if (rc == 0)
     rc = fetch_files(f, &m, need, prepared);

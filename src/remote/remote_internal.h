@@ -29,8 +29,17 @@
 #include "common/log.h"
 #include "remote/remote.h"
 
-/* Protocol version (docs/REMOTE.md). */
+/* Protocol version (docs/REMOTE.md): HEAD's and the follower state's. */
 #define STRATA__REMOTE_FORMAT 1
+/* Manifest formats (docs/REMOTE.md, "Versions of the manifest"): 1 lists
+ * one file per region, 2 a region's base and its delta files. The
+ * publisher writes 1 when no region has deltas, so that followers of the
+ * release before keep following such a store. */
+#define STRATA__MANIFEST_FORMAT_BASES 1
+#define STRATA__MANIFEST_FORMAT_DELTAS 2
+/* Most delta files one region entry may list (crystallize stacks at most
+ * 4; room for a later policy, and a bound on what a manifest can ask). */
+#define STRATA__MANIFEST_MAX_DEPTH 64
 /* Longest object name we make: "manifest." + 20 digits, "chunk." + 32 + 1
  * + 8 + 1 + 6, "pin." + 64; with room. */
 #define STRATA__OBJ_NAME 96
@@ -124,11 +133,18 @@ int strata__head_body(const strata__rconn *c, uint64_t version,
                       size_t *len);
 
 /* ---- remote_manifest.c ---------------------------------------------------
- * A manifest (docs/REMOTE.md, "Manifests"). */
+ * A manifest (docs/REMOTE.md, "Manifests"). In memory the files of a
+ * version are one flat list: each base (depth 0), then its delta files
+ * (depth 1, 2, ...), bases sorted by file, so that fetching, uploading and
+ * gc treat every file alike; a delta carries its region's id and name. */
 typedef struct strata__mregion {
-  char *file; /* "NAME.region" */
+  char *file; /* "NAME.region" (a base) or "NAME.K.delta" */
   uint64_t id;
-  char *name; /* NULL: the region has no name */
+  char *name;     /* NULL: the region has no name */
+  uint32_t depth; /* 0: a base; k: the k-th delta over the base before it */
+  /* A delta's parent: the header checksum of the file before it in the
+   * list (the base at depth 1). 0 for a base. */
+  uint64_t parent_checksum;
   uint64_t size;
   char hash[33]; /* XXH3-128 of the file, 32 lowercase hex */
   uint64_t header_checksum, index_checksum;
@@ -137,19 +153,31 @@ typedef struct strata__mregion {
 } strata__mregion;
 
 typedef struct strata__manifest {
+  uint32_t format; /* as parsed; emit chooses it from the files */
   uint64_t version, previous;
   uint32_t chunk_size;
   char *publisher, *created;
-  strata__mregion *regions; /* sorted by file, no duplicate file/id/name */
+  /* Every file: bases sorted by file, each followed by its deltas in
+   * chain order; no duplicate file, no two bases with one id or name. */
+  strata__mregion *regions;
   size_t n;
 } strata__manifest;
 
-/* Emits the JSON document (malloc'd). */
+/* The base of the file at index i (i itself for a base). */
+static inline size_t strata__manifest_base(const strata__manifest *m,
+                                           size_t i) {
+  return i - m->regions[i].depth;
+}
+
+/* Emits the JSON document (malloc'd): format 2 when a file is a delta,
+ * else format 1. */
 int strata__manifest_emit(const strata__manifest *m, char **json, size_t *len);
 /* Parses with the library's strict JSON checks: every member present and
- * typed, no unknown member at the top or in a region, format 1 (else
- * STRATA_E_VERSION), chunk_size a power of two in range, nchunks matching
- * size, files sorted and unique, valid region file names. Errors:
+ * typed, no unknown member at the top or in a region, format 1 or 2 (else
+ * STRATA_E_VERSION "manifest version F not supported"), chunk_size a power
+ * of two in range, nchunks matching size, bases sorted and unique, valid
+ * region and delta file names, no file twice, each delta's
+ * parent_checksum the header checksum of the file before it. Errors:
  * STRATA_E_CORRUPT with a detail "WHAT: line:column: ..." or naming the
  * region. On failure *m is left empty. */
 int strata__manifest_parse(const char *json, size_t len, const char *what,

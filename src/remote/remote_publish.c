@@ -444,8 +444,9 @@ int strata__aio_run(size_t njobs, uint32_t inflight,
 
 /* ---- the store's files --------------------------------------------------- */
 
-/* The files of one publish: the manifest being made and, per region, the
- * store's reference to its file (which keeps the mapping the chunks are
+/* The files of one publish: the manifest being made and, per file (each
+ * base followed by its delta files, as the manifest lists them), the
+ * store's reference to it (which keeps the mapping the chunks are
  * uploaded from). */
 typedef struct pubset {
   struct strata_store *s;
@@ -464,13 +465,20 @@ static void pubset_free(pubset *p) {
   strata__manifest_free(&p->m);
 }
 
-static int by_file(const void *a, const void *b) {
-  return strcmp(((const strata__mregion *)a)->file,
-                ((const strata__mregion *)b)->file);
+static const char *file_name(const strata__file *f) {
+  const char *slash = strrchr(f->path, '/');
+  return slash != NULL ? slash + 1 : f->path;
 }
 
-/* Takes a reference to every file of the current catalog, refusing open
- * protos (their changes are not in any file). Writer mutex taken here. */
+static int by_base_file(const void *a, const void *b) {
+  return strcmp(file_name((*(strata__entry *const *)a)->file),
+                file_name((*(strata__entry *const *)b)->file));
+}
+
+/* Takes a reference to every file of the current catalog, each region's
+ * base followed by its delta files (oldest first), the regions sorted by
+ * base file; refuses open protos (their changes are not in any file).
+ * Writer mutex taken here. */
 static int pubset_list(const strata__rconn *c, struct strata_store *s,
                        pubset *p) {
   /* A file whose index checksum the verifier has not yet checked may still
@@ -480,58 +488,78 @@ static int pubset_list(const strata__rconn *c, struct strata_store *s,
   const strata__catalog *cat =
       atomic_load_explicit(&s->catalog, memory_order_acquire);
   int rc = 0;
-  for (uint64_t i = 0; i < cat->n && rc == 0; i++)
-    if (cat->by_order[i]->overlay != NULL || cat->by_order[i]->file == NULL)
+  size_t nfiles = 0;
+  for (uint64_t i = 0; i < cat->n && rc == 0; i++) {
+    const strata__entry *e = cat->by_order[i];
+    if (e->overlay != NULL || e->file == NULL)
       rc = strata__fail(STRATA_E_STATE,
                         "%s: region %" PRIu64 " has an open proto; "
                         "crystallize or discard it before publishing to %s",
-                        s->dir, cat->by_order[i]->id, c->label);
-  /* Manifests list one file per region: a region served as a base plus
-   * delta files would be published without its deltas' changes. */
-  for (uint64_t i = 0; i < cat->n && rc == 0; i++)
-    if (cat->by_order[i]->stack != NULL)
-      rc = strata__fail(STRATA_E_STATE,
-                        "%s: region %" PRIu64 " (%s) is served with %" PRIu32
-                        " delta file(s) over %s; remote manifests do not "
-                        "hold deltas yet, so it cannot be published to %s",
-                        s->dir, cat->by_order[i]->id, cat->by_order[i]->name,
-                        cat->by_order[i]->stack->n,
-                        cat->by_order[i]->file->path, c->label);
+                        s->dir, e->id, c->label);
+    else
+      nfiles += 1 + (e->stack != NULL ? e->stack->n : 0);
+  }
+  strata__entry **order = NULL;
   if (rc == 0 && cat->n > 0) {
-    p->files = calloc(cat->n, sizeof *p->files);
-    p->m.regions = calloc(cat->n, sizeof *p->m.regions);
-    if (p->files == NULL || p->m.regions == NULL)
+    order = malloc(cat->n * sizeof *order);
+    p->files = calloc(nfiles, sizeof *p->files);
+    p->m.regions = calloc(nfiles, sizeof *p->m.regions);
+    if (order == NULL || p->files == NULL || p->m.regions == NULL)
       rc = strata__fail(STRATA_E_NOMEM, "%s: listing %" PRIu64 " regions",
                         s->dir, cat->n);
   }
+  if (rc == 0 && cat->n > 0) {
+    memcpy(order, cat->by_order, cat->n * sizeof *order);
+    qsort(order, cat->n, sizeof *order, by_base_file);
+  }
   for (uint64_t i = 0; i < cat->n && rc == 0; i++) {
-    strata__file *f = cat->by_order[i]->file;
-    const char *slash = strrchr(f->path, '/');
-    strata__mregion *mr = &p->m.regions[i];
-    mr->file = strdup(slash != NULL ? slash + 1 : f->path);
-    const char *name = f->region->name;
-    mr->name = name != NULL && name[0] != '\0' ? strdup(name) : NULL;
-    if (mr->file == NULL || (name != NULL && name[0] != '\0' && !mr->name)) {
-      rc = strata__fail(STRATA_E_NOMEM, "%s: listing regions", s->dir);
-      break;
+    const strata__entry *e = order[i];
+    uint32_t nd = e->stack != NULL ? e->stack->n : 0;
+    const char *name = e->file->region->name;
+    bool named = name != NULL && name[0] != '\0';
+    for (uint32_t d = 0; d <= nd && rc == 0; d++) {
+      strata__file *f = d == 0 ? e->file : e->stack->deltas[d - 1];
+      strata__mregion *mr = &p->m.regions[p->m.n];
+      mr->file = strdup(file_name(f));
+      mr->name = named ? strdup(name) : NULL;
+      mr->depth = d;
+      if (mr->file == NULL || (named && mr->name == NULL)) {
+        free(mr->file); /* not counted in m.n: freed here */
+        free(mr->name);
+        *mr = (strata__mregion){0};
+        rc = strata__fail(STRATA_E_NOMEM, "%s: listing regions", s->dir);
+        break;
+      }
+      f->refs++;
+      p->files[p->m.n++] = f;
     }
-    f->refs++;
-    p->files[i] = f;
-    p->m.n = i + 1;
   }
   pthread_mutex_unlock(&s->write_mu);
+  free(order);
   return rc;
 }
 
-/* Hashes each file: XXH3-128 of the whole, XXH3-64 of each chunk. */
+/* Hashes each file: XXH3-128 of the whole, XXH3-64 of each chunk; a
+ * delta's parent is the header checksum of the file before it. */
 static int pubset_hash(const strata__rconn *c, pubset *p, uint32_t cs) {
   for (size_t i = 0; i < p->m.n; i++) {
     const strata_region *r = p->files[i]->region;
     strata__mregion *mr = &p->m.regions[i];
-    mr->id = r->id;
+    mr->id = p->files[i - mr->depth]->region->id;
     mr->size = r->size;
     mr->header_checksum = r->header_checksum;
     mr->index_checksum = r->index_checksum;
+    strata_region_delta_info bind;
+    if (mr->depth > 0) {
+      /* The store served it on this chain, so it is a delta bound there. */
+      if (strata_region_delta(r, &bind) != 0 || bind.depth != mr->depth)
+        return strata__fail(STRATA_E_STATE,
+                            "%s: %s: served as the delta of depth %" PRIu32
+                            " of region %" PRIu64 ", but its header says "
+                            "otherwise",
+                            c->label, mr->file, mr->depth, mr->id);
+      mr->parent_checksum = bind.parent_checksum;
+    }
     XXH128_hash_t h = XXH3_128bits(r->base, r->size);
     strata__hex128(mr->hash, h);
     uint64_t nc = (r->size + cs - 1) / cs;
@@ -550,16 +578,6 @@ static int pubset_hash(const strata__rconn *c, pubset *p, uint32_t cs) {
       mr->chunks[k] = XXH3_64bits(r->base + off, len);
     }
   }
-  qsort(p->m.regions, p->m.n, sizeof *p->m.regions, by_file);
-  /* The files follow their regions into the sorted order. */
-  for (size_t i = 0; i < p->m.n; i++)
-    for (size_t j = i; j < p->m.n; j++)
-      if (p->files[j]->region->id == p->m.regions[i].id) {
-        strata__file *t = p->files[i];
-        p->files[i] = p->files[j];
-        p->files[j] = t;
-        break;
-      }
   return 0;
 }
 
@@ -1004,7 +1022,7 @@ static int publish_locked(struct strata__remote *r, pubstats *ps,
   if (rc == 0) {
     char q[STRATA__LOG_TEXT];
     strata__log(rlog(c), STRATA_LOG_INFO, "remote",
-                "msg=\"published\" remote=%s version=%" PRIu64 " regions=%zu",
+                "msg=\"published\" remote=%s version=%" PRIu64 " files=%zu",
                 strata__log_quote(q, sizeof q, c->label), n + 1, p.m.n);
     notify(c, n + 1);
     ps->made = true;

@@ -184,7 +184,7 @@ int strata__store_open(const char *dir, const strata_store_config *config,
     rc = strata__store_choose(s, entries, &count, 0, NULL, NULL, &conflicts,
                               &nconflicts);
   if (rc == 0)
-    rc = strata__store_stacks(s, entries, count, 0, NULL, NULL);
+    rc = strata__store_stacks(s, entries, count, 0, NULL, NULL, NULL, 0);
   strata__catalog *cat = NULL;
   if (rc == 0)
     rc = strata__catalog_build(entries, count, &cat);

@@ -641,6 +641,8 @@ void strata__store_names_free(char **names, size_t n);
 /* Is `name` what the listing takes for a region file: "NAME.region", not
  * hidden? */
 bool strata__store_is_region_name(const char *name);
+/* The same for a delta file: "NAME.delta", not hidden. */
+bool strata__store_is_delta_name(const char *name);
 /* Opens the named files in parallel (config.open_threads) and turns them
  * into entries, skipping (and logging) the ones that fail to validate; with
  * `strict`, the first of them in list order fails the call instead, with
@@ -665,11 +667,17 @@ int strata__store_list_deltas(struct strata_store *s, char ***names,
  * the caller counts it) and appended to drop[*ndrop]. Stale deltas are
  * logged (INFO), deltas above a gap (WARN, naming the delta and the top of
  * the chain), deltas that do not validate (WARN) and are not served.
+ * With `listed` (the swap: nlisted delta file names of the directory), the
+ * chains are found among those files only, and any of them that does not
+ * open, is not a delta or is on no entry's chain fails the call (the
+ * detail names it: the open's error, or STRATA_E_CORRUPT); NULL: every
+ * delta file of the directory, with the failures above logged.
  * STRATA_E_NOMEM or the listing's -errno: then entries made so far are in
  * have[] (the caller frees those not published). Writer mutex held, or the
  * store being opened by one thread. */
 int strata__store_stacks(struct strata_store *s, strata__entry **have, size_t n,
-                         size_t first_new, strata__entry **drop, size_t *ndrop);
+                         size_t first_new, strata__entry **drop, size_t *ndrop,
+                         char **listed, size_t nlisted);
 /* A region file not served because another file holds its region id or
  * name: both paths, malloc'd. */
 typedef struct strata__conflict {
@@ -731,8 +739,12 @@ int strata__store_claim(struct strata_store *s, const char *why);
 int strata__store_refresh_locked(struct strata_store *s);
 /* The refresh that takes its file list from the caller instead of the
  * directory scan (the remote follower's swap, docs/REMOTE.md): the catalog
- * becomes exactly the `n` region files `names` of the store's directory
- * (base names, "NAME.region", not hidden). An entry whose file is still the
+ * becomes exactly the `n` files `names` of the store's directory: region
+ * files ("NAME.region") and the delta files served over them ("X.delta"),
+ * names within the directory, not hidden. Each region's chain of deltas is
+ * found among the listed delta files only, and a listed delta on no
+ * listed base's chain fails the swap (STRATA_E_CORRUPT naming it), so a
+ * region's stack is swapped whole. An entry whose file is still the
  * same inode of the same size under its name is reused; the other files
  * are opened and validated as refresh does; regions not listed are
  * dropped. Everything is published in one catalog swap: a snapshot sees
@@ -740,7 +752,8 @@ int strata__store_refresh_locked(struct strata_store *s);
  * they hold (an unlinked or replaced file stays mapped until they end).
  *
  * On any failure the catalog is unchanged and the detail names the file:
- * STRATA_E_INVAL (a name that is not a region file's, or listed twice),
+ * STRATA_E_INVAL (a name that is neither a region's nor a delta's, or
+ * listed twice),
  * -ENOENT and other -errno (a listed file missing or unreadable), the
  * validation's codes (a bad file), STRATA_E_DUPLICATE (two files holding
  * one region id or name: both named), STRATA_E_STATE (a proto is open in

@@ -143,12 +143,14 @@ static int check_unique(strata_store *s, strata__entry **v, size_t n) {
 }
 
 /* Writer mutex held: makes the catalog serve the region files `names` (n
- * of them, sorted, distinct) and publishes it in one swap if anything
- * changed. The scan (`strict` false) skips, with a warning, a file that
- * does not validate, and serves one of two files that claim one region;
- * the swap (`strict`) fails on either, naming the file. On failure the
- * catalog is unchanged. */
-static int refresh_to(strata_store *s, char **names, size_t n, bool strict) {
+ * of them, sorted, distinct) with the stacks found among `deltas` (the
+ * swap) or among the directory's delta files (deltas NULL, the scan), and
+ * publishes it in one swap if anything changed. The scan (`strict` false)
+ * skips, with a warning, a file that does not validate, and serves one of two
+ * files that claim one region; the swap (`strict`) fails on either, naming the
+ * file. On failure the catalog is unchanged. */
+static int refresh_to(strata_store *s, char **names, size_t n, char **deltas,
+                      size_t ndeltas, bool strict) {
   strata__catalog *old =
       atomic_load_explicit(&s->catalog, memory_order_relaxed);
   strata__entry **keep = calloc(old->n + n + 1, sizeof *keep);
@@ -208,7 +210,8 @@ static int refresh_to(strata_store *s, char **names, size_t n, bool strict) {
     rc = strata__store_choose(s, keep, &nkeep, first_new, drop, &ndrop,
                               &conflicts, &nconflicts);
   if (rc == 0)
-    rc = strata__store_stacks(s, keep, nkeep, first_new, drop, &ndrop);
+    rc = strata__store_stacks(s, keep, nkeep, first_new, drop, &ndrop,
+                              strict ? deltas : NULL, ndeltas);
   /* The winners not in the current catalog are new: a region they replace
    * counts one more generation. */
   bool added = false;
@@ -246,7 +249,7 @@ int strata__store_refresh_locked(strata_store *s) {
   char **names = NULL;
   size_t n = 0;
   STRATA__TRY(strata__store_list(s, false, &names, &n));
-  int rc = refresh_to(s, names, n, false);
+  int rc = refresh_to(s, names, n, NULL, 0, false);
   strata__store_names_free(names, n);
   return rc;
 }
@@ -255,34 +258,43 @@ static int cmp_str(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The caller's list as refresh_to() takes it: checked, sorted, distinct.
- * The names are borrowed; only the array is allocated. */
+/* The caller's list as refresh_to() takes it: checked, sorted, distinct,
+ * the region files first (*nregions of them), then the delta files. The
+ * names are borrowed; only the array is allocated. */
 static int sorted_list(strata_store *s, const char *const *names, size_t n,
-                       char ***out) {
+                       char ***out, size_t *nregions) {
   STRATA__FAIL_IF(names == NULL && n > 0, STRATA_E_INVAL,
                   "%s: swap: NULL file list", s->dir);
-  for (size_t i = 0; i < n; i++)
+  size_t nr = 0;
+  for (size_t i = 0; i < n; i++) {
+    bool region = names[i] != NULL && strata__store_is_region_name(names[i]);
     STRATA__FAIL_IF(names[i] == NULL ||
-                        !strata__store_is_region_name(names[i]) ||
+                        (!region && !strata__store_is_delta_name(names[i])) ||
                         strchr(names[i], '/') != NULL,
                     STRATA_E_INVAL,
-                    "%s/%s: not a region file of the store's directory "
-                    "(NAME.region, not hidden, no '/')",
+                    "%s/%s: not a region or delta file of the store's "
+                    "directory (NAME.region or NAME.delta, not hidden, no "
+                    "'/')",
                     s->dir, names[i] != NULL ? names[i] : "(null)");
+    nr += region;
+  }
   char **v = malloc((n ? n : 1) * sizeof *v);
   if (v == NULL)
     return strata__fail(STRATA_E_NOMEM, "%s: allocating", s->dir);
-  for (size_t i = 0; i < n; i++)
-    v[i] = (char *)(uintptr_t)names[i];
-  qsort(v, n, sizeof *v, cmp_str);
+  for (size_t i = 0, r = 0, d = nr; i < n; i++)
+    v[strata__store_is_region_name(names[i]) ? r++ : d++] =
+        (char *)(uintptr_t)names[i];
+  qsort(v, nr, sizeof *v, cmp_str);
+  qsort(v + nr, n - nr, sizeof *v, cmp_str);
   for (size_t i = 1; i < n; i++)
-    if (strcmp(v[i - 1], v[i]) == 0) {
+    if (i != nr && strcmp(v[i - 1], v[i]) == 0) {
       int rc =
           strata__fail(STRATA_E_INVAL, "%s/%s: listed twice", s->dir, v[i]);
       free(v);
       return rc;
     }
   *out = v;
+  *nregions = nr;
   return 0;
 }
 
@@ -297,7 +309,8 @@ int strata__store_swap_files(strata_store *s, const char *const *names,
                              size_t n) {
   STRATA__FAIL_IF(s == NULL, STRATA_E_INVAL, "strata__store_swap_files: NULL");
   char **v = NULL;
-  STRATA__TRY(sorted_list(s, names, n, &v));
+  size_t nr = 0;
+  STRATA__TRY(sorted_list(s, names, n, &v, &nr));
   strata__store_await_verify(s);
   pthread_mutex_lock(&s->write_mu);
   /* A region with a proto here keeps its entry whatever the list says
@@ -307,7 +320,7 @@ int strata__store_swap_files(strata_store *s, const char *const *names,
                                    "%s: %" PRIu64 " proto(s) open; the file "
                                    "list can be swapped only with none",
                                    s->dir, open)
-                    : refresh_to(s, v, n, true);
+                    : refresh_to(s, v, nr, v + nr, n - nr, true);
   strata__store_maintain(s);
   pthread_mutex_unlock(&s->write_mu);
   free(v);

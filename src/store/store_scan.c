@@ -30,6 +30,10 @@ bool strata__store_is_region_name(const char *n) {
   return has_suffix(n, REGION_SUFFIX);
 }
 
+bool strata__store_is_delta_name(const char *n) {
+  return has_suffix(n, DELTA_SUFFIX);
+}
+
 /* ".NAME.strata-tmp-XXXXXXXX" (8 lowercase hex digits): the name of the
  * writer's temporary files (pubfile.c). Matched at the end, since
  * NAME may contain the mark itself. Other programs' dot-files, such as
@@ -675,11 +679,13 @@ static void withdraw_delta(struct strata_store *s, delta_file *v, size_t nv,
 }
 
 int strata__store_stacks(struct strata_store *s, strata__entry **have, size_t n,
-                         size_t first_new, strata__entry **drop,
-                         size_t *ndrop) {
-  char **names = NULL;
-  size_t nn = 0;
-  STRATA__TRY(strata__store_list_deltas(s, &names, &nn));
+                         size_t first_new, strata__entry **drop, size_t *ndrop,
+                         char **listed, size_t nlisted) {
+  char **names = listed;
+  size_t nn = nlisted;
+  bool strict = listed != NULL;
+  if (!strict)
+    STRATA__TRY(strata__store_list_deltas(s, &names, &nn));
   delta_file *v = calloc(nn ? nn : 1, sizeof *v);
   strata__file **chain = malloc((nn ? nn : 1) * sizeof *chain);
   int rc = v != NULL && chain != NULL
@@ -690,6 +696,10 @@ int strata__store_stacks(struct strata_store *s, strata__entry **have, size_t n,
     strata__file *f = NULL;
     int orc = delta_open(s, have, n, names[i], &f);
     if (orc == STRATA_E_NOMEM) {
+      rc = orc;
+      break;
+    }
+    if (orc < 0 && strict) { /* the detail names the file */
       rc = orc;
       break;
     }
@@ -704,7 +714,15 @@ int strata__store_stacks(struct strata_store *s, strata__entry **have, size_t n,
                       .name = base_name(s, f),
                       .region_id = info.id,
                       .checksum = info.header_checksum};
-    if (strata_region_delta(f->region, &d->bind) != 0) {
+    if (strata_region_delta(f->region, &d->bind) != 0 && strict) {
+      rc = strata__fail(STRATA_E_CORRUPT,
+                        "%s: listed as a delta file, but it is not one (its "
+                        "header has no DELTA flag)",
+                        f->path);
+      strata__file_unref(s, f);
+      break;
+    }
+    if (d->bind.depth == 0) {
       /* A file named like a delta that is not one: never part of a chain. */
       log_delta(s, STRATA_LOG_WARN, "file named like a delta is not one",
                 f->path, NULL);
@@ -757,6 +775,16 @@ int strata__store_stacks(struct strata_store *s, strata__entry **have, size_t n,
     drop[(*ndrop)++] = e;
     have[i] = ne;
   }
+  /* The caller's list is the whole of what is served: a listed delta that
+   * no listed base's chain reaches would be dropped in silence. */
+  for (size_t k = 0; strict && rc == 0 && k < nv; k++)
+    if (!v[k].used)
+      rc = strata__fail(STRATA_E_CORRUPT,
+                        "%s: listed delta file not on the chain of any listed "
+                        "base (region %" PRIu64 ", depth %" PRIu32
+                        ", parent %016" PRIx64 ", base %016" PRIx64 ")",
+                        v[k].f->path, v[k].region_id, v[k].bind.depth,
+                        v[k].bind.parent_checksum, v[k].bind.base_checksum);
   for (size_t k = 0; k < nv; k++) {
     if (rc == 0 && v[k].f != NULL && !v[k].used && !v[k].reported)
       log_delta(s, STRATA_LOG_INFO,
@@ -768,6 +796,7 @@ int strata__store_stacks(struct strata_store *s, strata__entry **have, size_t n,
   }
   free(v);
   free(chain);
-  strata__store_names_free(names, nn);
+  if (!strict)
+    strata__store_names_free(names, nn);
   return rc;
 }

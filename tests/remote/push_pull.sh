@@ -4,8 +4,7 @@
 # into three follower directories, which then hold exactly its files and
 # serve every layer with its bytes; a second version with a replaced, a new
 # and a removed region uploads only what changed and the followers move to
-# exactly the new set; ls and status report the versions and the pins;
-# a small put writes a delta file, which push compacts before publishing.
+# exactly the new set; ls and status report the versions and the pins.
 #   push_pull.sh STRATA REGION_BUILDER WORK
 . "$(dirname "$0")/lib.sh"
 S=$WORK/src
@@ -106,17 +105,4 @@ rados -c "$CONF" -p "$POOL" -N "$bad" put head head.json
 run_fails err "$STRATA" pull "$WORK/new" --remote "$POOL/$bad" --conf "$CONF"
 expect_text err "$POOL/$bad: head: the strata.version xattr is missing"
 [ ! -e "$WORK/new" ] || fail "a failed pull left $WORK/new: $(ls -A "$WORK/new")"
-
-note "version 3: a small put writes a delta; push compacts it first"
-printf 'changed by a put\n' | run_ok out "$STRATA" put "$S" alpha 5 -
-[ -e "$S/alpha.1.delta" ] || fail "the put wrote no delta: $(ls "$S")"
-run_ok out push
-expect_text out "$REMOTE: published version 3 (3 regions, "
-expect_line out "region 1: compacted its delta files into one base before publishing"
-[ ! -e "$S/alpha.1.delta" ] || fail "push left alpha.1.delta in $S"
-run_ok out pull "$WORK/f1"
-same_store "$S" "$WORK/f1"
-run_ok out "$STRATA" get "$WORK/f1" alpha 5
-expect_line out "changed by a put"
-
 echo "ok"

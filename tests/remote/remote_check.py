@@ -86,6 +86,15 @@ def xattr(io, obj, key):
         raise Fail("%s: no xattr %s" % (obj, key))
 
 
+def manifest_files(m):
+    """Every file a manifest lists: each region's base, then its delta
+    files (format 2) in chain order."""
+    for r in m["regions"]:
+        yield r
+        for d in r.get("deltas", []):
+            yield d
+
+
 def check_manifest(io, mname, want_xxh3):
     """Checks manifest MNAME and all it names; returns {file: sha256}."""
     try:
@@ -99,7 +108,7 @@ def check_manifest(io, mname, want_xxh3):
     m = json.loads(doc)
     cs = m["chunk_size"]
     files = {}
-    for r in m["regions"]:
+    for r in manifest_files(m):
         n = len(r["chunks"])
         if n != (r["size"] + cs - 1) // cs:
             raise Fail("%s: %s: %d chunks for %d bytes" % (mname, r["file"], n, r["size"]))
@@ -175,7 +184,7 @@ def cmd_gc(conf, pool, name, keep):
         want.add(mname)
         m = json.loads(read_all(io, mname))
         cs = m["chunk_size"]
-        for r in m["regions"]:
+        for r in manifest_files(m):
             for i in range(len(r["chunks"])):
                 want.add("chunk.%s.%08x.%06d" % (r["hash"], cs, i))
     missing = sorted(want - objs)
@@ -190,7 +199,8 @@ def cmd_gc(conf, pool, name, keep):
 
 def sha_files(d):
     out = {}
-    for p in sorted(glob.glob(os.path.join(d, "*.region"))):
+    for p in sorted(glob.glob(os.path.join(d, "*.region")) +
+                    glob.glob(os.path.join(d, "*.delta"))):
         with open(p, "rb") as f:
             out[os.path.basename(p)] = hashlib.sha256(f.read()).hexdigest()
     return out

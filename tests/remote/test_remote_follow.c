@@ -728,6 +728,158 @@ static void test_restart_switching(void **state) {
   strata_store_close(pub);
 }
 
+/* ---- stacks: a region's base and delta files ---------------------------- */
+
+/* One crystallization of region 1 on the publisher: layer `id` becomes
+ * `text` (a delta file over the stack), or, with text NULL, nothing
+ * changes and the stack is compacted into one base. */
+static void pub_change(strata_store *pub, uint64_t id, const char *text) {
+  strata_proto *p = NULL;
+  assert_strata_ok(strata_proto_open(pub, 1, &p));
+  if (text != NULL)
+    assert_strata_ok(
+        strata_proto_put(p, id, NULL, 0, NULL, text, strlen(text)));
+  assert_strata_ok(strata_crystallize(pub, 1));
+  assert_strata_ok(strata_proto_discard(p));
+}
+
+/* Region 1's layers 1..4 read the same through both stores (the same
+ * bytes, or absent in both). */
+static void assert_same_stack(strata_store *pub, strata_store *fol) {
+  strata_txn a, b;
+  assert_strata_ok(strata_read_begin(pub, &a));
+  assert_strata_ok(strata_read_begin(fol, &b));
+  for (uint64_t id = 1; id <= 4; id++) {
+    strata_layer la, lb;
+    int ra = strata_get(&a, 1, id, &la), rb = strata_get(&b, 1, id, &lb);
+    assert_int_equal(ra, rb);
+    if (ra == 0) {
+      assert_int_equal(la.size, lb.size);
+      assert_memory_equal(la.data, lb.data, la.size);
+    }
+  }
+  strata_read_end(&b);
+  strata_read_end(&a);
+}
+
+/* Reads object `obj` whole (at most 1 MiB) into a malloc'd string. */
+static char *obj_read(rados_ioctx_t io, const char *obj) {
+  char *buf = calloc(1, 1u << 20);
+  assert_non_null(buf);
+  int n = rados_read(io, obj, buf, (1u << 20) - 1, 0);
+  assert_true(n > 0);
+  buf[n] = '\0';
+  return buf;
+}
+
+/* Makes `doc` version `v` behind the library's back: manifest.V with its
+ * xattr, and HEAD's body and version xattr (the fence is left alone). */
+static void put_version(rados_ioctx_t io, json_t *doc, uint64_t v) {
+  char obj[64], x[17], body[256], ver[21];
+  snprintf(obj, sizeof obj, "manifest.%020" PRIu64, v);
+  char *text = json_dumps(doc, JSON_SORT_KEYS | JSON_INDENT(1));
+  assert_non_null(text);
+  snprintf(x, sizeof x, "%016" PRIx64,
+           (uint64_t)XXH3_64bits(text, strlen(text)));
+  assert_int_equal(rados_write_full(io, obj, text, strlen(text)), 0);
+  assert_int_equal(rados_setxattr(io, obj, "strata.xxh3", x, 16), 0);
+  free(text);
+  snprintf(body, sizeof body,
+           "{\"format\": 1, \"version\": %" PRIu64 ", \"manifest\": \"%s\", "
+           "\"manifest_xxh3\": \"%s\", \"publisher\": \"test\"}",
+           v, obj, x);
+  snprintf(ver, sizeof ver, "%020" PRIu64, v);
+  assert_int_equal(rados_write_full(io, "head", body, strlen(body)), 0);
+  assert_int_equal(rados_setxattr(io, "head", "strata.version", ver, 20), 0);
+}
+
+/* A region served as a stack (docs/REMOTE.md, "Manifests", format 2): the
+ * follower holds and serves the same base and delta files, a restart from
+ * its state serves the stack again, a new delta fetches only itself, and
+ * a compaction converges it to one base with its delta files unlinked. A
+ * manifest whose delta is bound elsewhere than it says (consistent in
+ * itself, each file's own checksums true) fails the sync naming the delta
+ * and its binding, and the follower keeps serving its stack. */
+static void test_stack_versions(void **state) {
+  (void)state;
+  tcase t;
+  case_init(&t, "stack");
+  const char *name = t.name, *pd = t.pd, *fd = t.fd;
+  write_region(pd, 1, 1, 3, 100 << 10);
+  strata_store *pub = open_remote(pd, name, STRATA_REMOTE_PUBLISHER, 0);
+  pub_change(pub, 2, "delta one");
+  assert_true(exists(pd, "r1.1.delta"));
+  assert_int_equal(publish(pub), 1);
+  strata_store *fol =
+      open_remote(fd, name, STRATA_REMOTE_FOLLOWER, STRATA_REMOTE_NO_THREAD);
+  assert_true(exists(fd, "r1.region") && exists(fd, "r1.1.delta"));
+  assert_same_stack(pub, fol);
+  strata_store_close(fol);
+  /* A restart from "serving 1" serves the stack. */
+  fol = open_remote(fd, name, STRATA_REMOTE_FOLLOWER, STRATA_REMOTE_NO_THREAD);
+  assert_int_equal(stats(fol).version_served, 1);
+  assert_same_stack(pub, fol);
+
+  /* A second delta: only its bytes come over. */
+  pub_change(pub, 4, "delta two, a new layer");
+  size_t d2;
+  free(test_read_file(test_path(pd, "r1.2.delta"), &d2));
+  assert_int_equal(publish(pub), 2);
+  uint64_t before = stats(fol).bytes_fetched, v = 0;
+  assert_strata_ok(strata_remote_sync(fol, &v));
+  assert_int_equal(v, 2);
+  assert_int_equal(stats(fol).bytes_fetched - before, d2);
+  assert_true(exists(fd, "r1.2.delta"));
+  assert_same_stack(pub, fol);
+
+  /* Version 3 made by hand from version 2 without r1.1.delta: r1.2.delta
+   * is listed over the base, which its header says it is not. */
+  rados_t cl;
+  rados_ioctx_t io = raw_io(&cl, name);
+  char *m2 = obj_read(io, "manifest.00000000000000000002");
+  json_t *doc = json_loads(m2, 0, NULL);
+  free(m2);
+  assert_non_null(doc);
+  json_t *r1 = json_array_get(json_object_get(doc, "regions"), 0);
+  json_t *ds = json_object_get(r1, "deltas");
+  assert_int_equal(json_array_remove(ds, 0), 0);
+  json_object_set(json_array_get(ds, 0), "parent_checksum",
+                  json_object_get(r1, "header_checksum"));
+  json_object_set_new(doc, "version", json_integer(3));
+  json_object_set_new(doc, "previous", json_integer(2));
+  put_version(io, doc, 3);
+  json_decref(doc);
+  assert_int_equal(strata_remote_sync(fol, &v), STRATA_E_CORRUPT);
+  const char *d = strata_last_error_detail();
+  if (strstr(d, "version 3: r1.2.delta (here already)") == NULL ||
+      strstr(d, "delta binding: depth 2") == NULL ||
+      strstr(d, "still serving version 2") == NULL)
+    fail_msg("detail \"%s\" does not name the delta and its binding", d);
+  assert_int_equal(stats(fol).version_served, 2);
+  assert_same_stack(pub, fol);
+  assert_true(exists(fd, "r1.1.delta"));
+  rados_ioctx_destroy(io);
+  rados_shutdown(cl);
+
+  /* A compaction on the publisher: version 4 is one base, and the
+   * follower's delta files go. */
+  pub_change(pub, 0, NULL);
+  assert_false(exists(pd, "r1.1.delta"));
+  uint64_t pv = 0;
+  assert_strata_ok(strata_store_refresh(pub));
+  /* HEAD is at 3 (made above): the publisher goes on from there. */
+  assert_strata_ok(strata_remote_publish(pub, &pv));
+  assert_int_equal(pv, 4);
+  assert_strata_ok(strata_remote_sync(fol, &v));
+  assert_int_equal(v, 4);
+  assert_same_stack(pub, fol);
+  assert_false(exists(fd, "r1.1.delta"));
+  assert_false(exists(fd, "r1.2.delta"));
+  assert_state_serving(fd, 4);
+  strata_store_close(fol);
+  strata_store_close(pub);
+}
+
 /* Readers during version changes: every snapshot sees one whole version
  * (each layer names its version). */
 typedef struct reader_ctx {
@@ -813,6 +965,7 @@ int main(void) {
       cmocka_unit_test(test_window_across_files),
       cmocka_unit_test(test_thread_polls),
       cmocka_unit_test(test_restart_switching),
+      cmocka_unit_test(test_stack_versions),
       cmocka_unit_test(test_open_without_copy_fails),
       cmocka_unit_test(test_readers_see_whole_versions),
   };

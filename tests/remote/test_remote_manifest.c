@@ -74,13 +74,12 @@ static void test_roundtrip(void **state) {
   free(json);
 }
 
-/* Emits the sample with `from` replaced by `to` once, parses it, and
- * returns the code; the detail must contain `want`. */
-static int parse_edited(const char *from, const char *to, const char *want) {
-  strata__manifest m, back;
-  strata__mregion r[2];
-  uint64_t chunks[3];
-  fill(&m, r, chunks);
+/* Emits m with `from` replaced by `to` once, parses it, and returns the
+ * code; the detail must contain `want`. */
+static int edit_parse(const strata__manifest *mp, const char *from,
+                      const char *to, const char *want) {
+  const strata__manifest m = *mp;
+  strata__manifest back;
   char *json;
   size_t len;
   assert_int_equal(strata__manifest_emit(&m, &json, &len), 0);
@@ -107,10 +106,25 @@ static int parse_edited(const char *from, const char *to, const char *want) {
   return rc;
 }
 
+/* edit_parse on the sample of fill(). */
+static int parse_edited(const char *from, const char *to, const char *want) {
+  strata__manifest m;
+  strata__mregion r[2];
+  uint64_t chunks[3];
+  fill(&m, r, chunks);
+  return edit_parse(&m, from, to, want);
+}
+
 static void test_refusals(void **state) {
   (void)state;
-  assert_int_equal(parse_edited("\"format\": 1", "\"format\": 2", "format 2"),
+  /* A manifest of a later version: refused before anything else is read. */
+  assert_int_equal(parse_edited("\"format\": 1", "\"format\": 3",
+                                "manifest version 3 not supported"),
                    STRATA_E_VERSION);
+  /* Format 2 without the deltas member in its regions. */
+  assert_int_equal(
+      parse_edited("\"format\": 1", "\"format\": 2", "regions[0]: "),
+      STRATA_E_CORRUPT);
   assert_int_equal(
       parse_edited("\"format\": 1", "\"format\": 1, \"x\": 0", "x"),
       STRATA_E_CORRUPT);
@@ -160,6 +174,162 @@ static void test_refusals(void **state) {
   assert_int_equal(
       parse_edited("\"regions\"", "\"regions\": 1, \"regions\"", "duplicate"),
       STRATA_E_CORRUPT);
+}
+
+/* The sample with deltas: a.region with a.1.delta and a.2.delta over it,
+ * b.region without. */
+static void fill_deltas(strata__manifest *m, strata__mregion *r,
+                        uint64_t *chunks) {
+  strata__mregion base[2];
+  fill(m, base, chunks);
+  r[0] = base[0];
+  r[0].header_checksum = 0x1111;
+  r[1] = (strata__mregion){.file = "a.1.delta",
+                           .id = r[0].id,
+                           .name = "alpha",
+                           .depth = 1,
+                           .parent_checksum = 0x1111,
+                           .size = 7,
+                           .header_checksum = 0x2222,
+                           .index_checksum = 0x2223,
+                           .chunks = chunks + 2,
+                           .nchunks = 1};
+  memcpy(r[1].hash, "ffeeddccbbaa99887766554433221100", 33);
+  r[2] = r[1];
+  r[2].file = "a.2.delta";
+  r[2].depth = 2;
+  r[2].parent_checksum = 0x2222;
+  r[2].header_checksum = 0x3333;
+  r[2].size = 9;
+  memcpy(r[2].hash, "0123456789abcdef0123456789abcdef", 33);
+  r[3] = base[1];
+  m->regions = r;
+  m->n = 4;
+}
+
+/* A stack round-trips as format 2: the flat list keeps each base before
+ * its deltas in chain order, the deltas carry the region's id and name. */
+static void test_deltas_roundtrip(void **state) {
+  (void)state;
+  strata__manifest m, back;
+  strata__mregion r[4];
+  uint64_t chunks[3];
+  fill_deltas(&m, r, chunks);
+  char *json;
+  size_t len;
+  assert_int_equal(strata__manifest_emit(&m, &json, &len), 0);
+  assert_non_null(strstr(json, "\"format\": 2"));
+  assert_int_equal(strata__manifest_parse(json, len, "m", &back), 0);
+  assert_int_equal(back.format, 2);
+  assert_int_equal(back.n, 4);
+  const char *files[] = {"a.region", "a.1.delta", "a.2.delta", "b.region"};
+  const uint32_t depths[] = {0, 1, 2, 0};
+  for (size_t i = 0; i < 4; i++) {
+    assert_string_equal(back.regions[i].file, files[i]);
+    assert_int_equal(back.regions[i].depth, depths[i]);
+    assert_int_equal(back.regions[i].size, r[i].size);
+    assert_string_equal(back.regions[i].hash, r[i].hash);
+    assert_true(back.regions[i].header_checksum == r[i].header_checksum);
+    assert_true(back.regions[i].index_checksum == r[i].index_checksum);
+    assert_true(back.regions[i].parent_checksum == r[i].parent_checksum);
+    assert_int_equal(back.regions[i].nchunks, r[i].nchunks);
+    assert_true(back.regions[i].chunks[0] == r[i].chunks[0]);
+  }
+  assert_true(back.regions[2].id == UINT64_MAX);
+  assert_string_equal(back.regions[2].name, "alpha");
+  assert_int_equal(strata__manifest_base(&back, 2), 0);
+  assert_int_equal(strata__manifest_base(&back, 3), 3);
+  assert_null(back.regions[3].name);
+  strata__manifest_free(&back);
+  free(json);
+  /* Without deltas the publisher writes format 1, which the previous
+   * release reads. */
+  strata__mregion r1[2];
+  fill(&m, r1, chunks);
+  assert_int_equal(strata__manifest_emit(&m, &json, &len), 0);
+  assert_non_null(strstr(json, "\"format\": 1"));
+  assert_null(strstr(json, "deltas"));
+  free(json);
+}
+
+/* A manifest as the release before this one wrote it (format 1, text
+ * fixed here) still parses. */
+static void test_format1_parses(void **state) {
+  (void)state;
+  static const char old[] =
+      "{\n \"chunk_size\": 1048576,\n \"created\": \"2026-12-07T00:00:00Z\",\n"
+      " \"format\": 1,\n \"previous\": 6,\n \"publisher\": \"client.1\",\n"
+      " \"regions\": [\n  {\n   \"chunks\": [\n    \"000000000000002a\"\n   "
+      "],\n"
+      "   \"file\": \"b.region\",\n   \"hash\": "
+      "\"00112233445566778899aabbccddeeff\",\n   \"header_checksum\": "
+      "\"0000000000000001\",\n   \"id\": \"5\",\n   \"index_checksum\": "
+      "\"0000000000000002\",\n   \"name\": null,\n   \"size\": 10\n  }\n"
+      " ],\n \"version\": 7\n}";
+  strata__manifest m;
+  assert_int_equal(strata__manifest_parse(old, strlen(old), "old", &m), 0);
+  assert_int_equal(m.format, 1);
+  assert_int_equal(m.n, 1);
+  assert_string_equal(m.regions[0].file, "b.region");
+  assert_int_equal(m.regions[0].depth, 0);
+  assert_int_equal(m.regions[0].id, 5);
+  strata__manifest_free(&m);
+}
+
+static void test_deltas_refused(void **state) {
+  (void)state;
+  strata__manifest m;
+  strata__mregion r[4];
+  uint64_t chunks[3];
+  fill_deltas(&m, r, chunks);
+  /* Out of order: a.2.delta listed first. */
+  strata__mregion swapped[4] = {r[0], r[2], r[1], r[3]};
+  strata__manifest ms = m;
+  ms.regions = swapped;
+  assert_int_equal(
+      edit_parse(&ms, "\"format\": 2", "\"format\": 2",
+                 "regions[0] (a.region): deltas[0] (a.2.delta): "
+                 "parent_checksum 0000000000002222 is not the header "
+                 "checksum of a.region below it (0000000000001111)"),
+      STRATA_E_CORRUPT);
+  /* Deltas of another base: the first one's parent is not this base. */
+  assert_int_equal(edit_parse(&m, "\"parent_checksum\": \"0000000000001111\"",
+                              "\"parent_checksum\": \"0000000000001112\"",
+                              "not over this base"),
+                   STRATA_E_CORRUPT);
+  /* A region entry whose base is missing: deltas alone. */
+  assert_int_equal(
+      edit_parse(&m, "\"file\": \"a.region\",", "", "regions[0]: "),
+      STRATA_E_CORRUPT);
+  /* Deltas in a format 1 manifest, and format 2 members it does not know. */
+  assert_int_equal(
+      edit_parse(&m, "\"format\": 2", "\"format\": 1", "regions[0]: "),
+      STRATA_E_CORRUPT);
+  assert_int_equal(edit_parse(&m, "\"parent_checksum\"",
+                              "\"depth\": 1, \"parent_checksum\"", "depth"),
+                   STRATA_E_CORRUPT);
+  /* Names: a delta file must be NAME.delta, and appear once. */
+  assert_int_equal(edit_parse(&m, "\"file\": \"a.1.delta\"",
+                              "\"file\": \"a.1.region\"",
+                              "deltas[0] (a.1.region): not a delta file name"),
+                   STRATA_E_CORRUPT);
+  assert_int_equal(edit_parse(&m, "\"file\": \"a.1.delta\"",
+                              "\"file\": \"a.2.delta\"", "listed twice"),
+                   STRATA_E_CORRUPT);
+  assert_int_equal(edit_parse(&m, "\"file\": \"a.1.delta\"",
+                              "\"file\": \"../a.1.delta\"",
+                              "not a delta file name"),
+                   STRATA_E_CORRUPT);
+  assert_int_equal(edit_parse(&m, "\"parent_checksum\": \"0000000000001111\"",
+                              "\"parent_checksum\": \"1111\"",
+                              "parent_checksum is not 16"),
+                   STRATA_E_CORRUPT);
+  assert_int_equal(
+      edit_parse(&m, "\"deltas\": [", "\"deltas\": 3, \"x\": [", "x"),
+      STRATA_E_CORRUPT);
+  assert_int_equal(edit_parse(&m, "\"format\": 2", "\"format\": 3",
+                              "manifest version 3 not supported"),
+                   STRATA_E_VERSION);
 }
 
 static void test_names(void **state) {
@@ -218,6 +388,9 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_roundtrip),
       cmocka_unit_test(test_refusals),
+      cmocka_unit_test(test_deltas_roundtrip),
+      cmocka_unit_test(test_format1_parses),
+      cmocka_unit_test(test_deltas_refused),
       cmocka_unit_test(test_names),
       cmocka_unit_test(test_config_refused),
   };

@@ -330,8 +330,9 @@ static void test_publish_writes_head_manifest_chunks(void **state) {
   assert_strata_ok(strata_proto_discard(p));
   assert_int_equal(head_version(io), 2);
 
-  /* A region served with a delta file is refused: manifests hold one file
-   * per region and would drop the delta's changes. */
+  /* A region served with a delta file is published as its stack: a
+   * format 2 manifest lists the delta under its base, and only the
+   * delta's bytes are uploaded (the base's chunks are there). */
   strata_region *ra;
   assert_strata_ok(strata_region_open(test_path(dir, "a.region"), 0, &ra));
   strata_region_info ai;
@@ -348,11 +349,33 @@ static void test_publish_writes_head_manifest_chunks(void **state) {
   assert_strata_ok(strata_writer_commit(w));
   strata_region_close(ra); /* ai.name points into it */
   assert_strata_ok(strata_store_refresh(s));
-  assert_int_equal(strata_remote_publish(s, &v), STRATA_E_STATE);
-  assert_non_null(strstr(strata_last_error_detail(), "delta file(s)"));
-  assert_int_equal(head_version(io), 2);
+  size_t ld;
+  free(test_read_file(test_path(dir, "a.1.delta"), &ld));
+  publish_ok(s, 3);
+  assert_strata_ok(strata_remote_stats_get(s, &st));
+  assert_int_equal(st.bytes_uploaded, la + lb + lb2 + ld);
+  m = manifest_get(io, 3);
+  assert_int_equal(json_integer_value(json_object_get(m, "format")), 2);
+  json_t *ra0 = json_array_get(json_object_get(m, "regions"), 0);
+  json_t *ds = json_object_get(ra0, "deltas");
+  assert_int_equal(json_array_size(ds), 1);
+  json_t *d0 = json_array_get(ds, 0);
+  assert_string_equal(json_string_value(json_object_get(d0, "file")),
+                      "a.1.delta");
+  assert_int_equal(json_integer_value(json_object_get(d0, "size")), ld);
+  assert_string_equal(
+      json_string_value(json_object_get(d0, "parent_checksum")),
+      json_string_value(json_object_get(ra0, "header_checksum")));
+  json_decref(m);
+  /* The delta gone again: version 4 is format 1, and uploads nothing. */
   assert_int_equal(unlink(test_path(dir, "a.1.delta")), 0);
   assert_strata_ok(strata_store_refresh(s));
+  publish_ok(s, 4);
+  m = manifest_get(io, 4);
+  assert_int_equal(json_integer_value(json_object_get(m, "format")), 1);
+  json_decref(m);
+  assert_strata_ok(strata_remote_stats_get(s, &st));
+  assert_int_equal(st.bytes_uploaded, la + lb + lb2 + ld);
 
   CASE_CLOSE();
 }

@@ -2,7 +2,8 @@
  * comes from the caller (the remote follower's swap). The catalog becomes
  * exactly the listed files: a subset, a superset, a file replaced under its
  * name; a missing, corrupt or duplicate file fails the swap, naming the
- * file (both files for a duplicate), with the catalog unchanged; and a
+ * file (both files for a duplicate), with the catalog unchanged; a list
+ * with delta files swaps each region's stack whole; and a
  * reader taking snapshots during many swaps between two sets always sees
  * one whole set. */
 #include <errno.h>
@@ -197,6 +198,92 @@ static void test_failures_change_nothing(void **state) {
   strata_store_close(s);
 }
 
+/* ---- stacks: a base and its delta files --------------------------------- */
+
+/* One crystallization through a proto: layer 1 becomes `text`, and layer
+ * 2 is removed when `drop2` (a tombstone in the delta). */
+static void crystallize_change(strata_store *s, const char *text, bool drop2) {
+  strata_proto *p = NULL;
+  assert_strata_ok(strata_proto_open(s, 1, &p));
+  assert_strata_ok(strata_proto_put(p, 1, NULL, 0, NULL, text, strlen(text)));
+  if (drop2)
+    assert_strata_ok(strata_proto_remove(p, 2));
+  assert_strata_ok(strata_crystallize(s, 1));
+  assert_strata_ok(strata_proto_discard(p));
+}
+
+static bool has_layer2(strata_store *s) {
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  strata_layer l;
+  int rc = strata_get(&t, 1, 2, &l);
+  strata_read_end(&t);
+  assert_true(rc == 0 || rc == STRATA_E_NOT_FOUND);
+  return rc == 0;
+}
+
+/* The list holds delta files too (docs/REMOTE.md, "The swap"): each
+ * region's chain is found among the listed deltas only, so the catalog
+ * serves exactly the listed stack (a tombstone included); a listed delta
+ * on no listed chain, missing, or not a delta fails the swap naming it,
+ * with the catalog unchanged. */
+static void test_swap_stacks(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  write_region(dir, "a.region", 1, "a", "A");
+  write_region(dir, "b.region", 2, "b", "B");
+  strata_store *s = test_open_store_quiet(dir);
+  crystallize_change(s, "A1", false);
+  crystallize_change(s, "A2", true);
+  assert_served(s, "1=A2 2=B");
+  assert_false(has_layer2(s));
+
+  /* The base alone: the deltas in the directory are not served. */
+  const char *base[] = {"b.region", "a.region"};
+  assert_strata_ok(strata__store_swap_files(s, base, 2));
+  assert_served(s, "1=A 2=B");
+  assert_true(has_layer2(s));
+  /* One delta, then both (in any order in the list). */
+  const char *one[] = {"a.region", "a.1.delta", "b.region"};
+  assert_strata_ok(strata__store_swap_files(s, one, 3));
+  assert_served(s, "1=A1 2=B");
+  assert_true(has_layer2(s));
+  const char *two[] = {"a.2.delta", "a.region", "a.1.delta", "b.region"};
+  assert_strata_ok(strata__store_swap_files(s, two, 4));
+  assert_served(s, "1=A2 2=B");
+  assert_false(has_layer2(s));
+
+  char want[8192];
+  /* A delta whose parent is not listed: on no chain. */
+  const char *gap[] = {"a.region", "a.2.delta", "b.region"};
+  assert_strata_err(strata__store_swap_files(s, gap, 3), STRATA_E_CORRUPT);
+  snprintf(want, sizeof want,
+           "%s: listed delta file not on the chain of any listed base",
+           test_path(dir, "a.2.delta"));
+  assert_non_null(strstr(strata_last_error_detail(), want));
+  assert_served(s, "1=A2 2=B");
+  /* Deltas without their base. */
+  const char *nobase[] = {"a.1.delta", "b.region"};
+  assert_strata_err(strata__store_swap_files(s, nobase, 2), STRATA_E_CORRUPT);
+  assert_non_null(strstr(strata_last_error_detail(), "a.1.delta"));
+  assert_served(s, "1=A2 2=B");
+  /* A listed delta missing, and a file named like a delta that is not
+   * one. */
+  const char *gone[] = {"a.region", "a.1.delta", "a.3.delta"};
+  assert_strata_err(strata__store_swap_files(s, gone, 3), -ENOENT);
+  assert_non_null(
+      strstr(strata_last_error_detail(), test_path(dir, "a.3.delta")));
+  write_region(dir, "x.delta", 9, "x", "X");
+  const char *notd[] = {"a.region", "x.delta"};
+  assert_strata_err(strata__store_swap_files(s, notd, 2), STRATA_E_CORRUPT);
+  snprintf(want, sizeof want, "%s: listed as a delta file, but it is not one",
+           test_path(dir, "x.delta"));
+  assert_non_null(strstr(strata_last_error_detail(), want));
+  assert_served(s, "1=A2 2=B");
+  assert_false(has_layer2(s));
+  strata_store_close(s);
+}
+
 /* ---- two sets, many swaps, one reader ----------------------------------- */
 
 /* Set A: regions 1 and 2 holding "A"; set B: regions 1, 2 and 3 holding
@@ -292,6 +379,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_subset_superset_replace),
       cmocka_unit_test(test_failures_change_nothing),
+      cmocka_unit_test(test_swap_stacks),
       cmocka_unit_test(test_reader_sees_whole_sets),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -11,9 +11,9 @@ static const char usage[] =
     "\n"
     "Publish the region files of the store in directory STORE as the next\n"
     "version of the remote store NAME in the Ceph RADOS pool POOL\n"
-    "(docs/REMOTE.md): compact any region served with delta files into one\n"
-    "base (manifests hold one file per region; a line names each region),\n"
-    "take the publisher lock, upload the chunks the pool does not hold yet,\n"
+    "(docs/REMOTE.md): take the publisher lock, upload the chunks of the\n"
+    "region files and delta files that the pool does not hold yet (after a\n"
+    "small put, only the new delta file's bytes),\n"
     "write the version's manifest and move HEAD to it in one\n"
     "compare-and-swap, then notify the followers. Prints\n"
     "  POOL/NAME: published version N (R regions, B bytes uploaded)\n"
@@ -36,60 +36,9 @@ static const char usage[] =
     "HEAD moved during the publish, or the cluster failed (nothing was\n"
     "changed at HEAD); 2 usage error.\n";
 
-/* Remote manifests list one file per region, and the library refuses to
- * publish a region served as a base plus delta files (small crystallizations
- * write deltas: docs/ARCHITECTURE.md, "Deltas"). So push first compacts
- * each such region into one base (a crystallization of an unchanged proto
- * does that; the content stays the same), saying so on stdout. */
-static int compact_deltas(strata_store *s) {
-  strata_txn txn;
-  int rc = strata_read_begin(s, &txn);
-  if (rc < 0)
-    return cli_fail_lib(rc);
-  uint64_t n = strata_store_region_count(&txn), k = 0;
-  uint64_t *ids = calloc(n ? n : 1, sizeof *ids);
-  if (ids == NULL) {
-    strata_read_end(&txn);
-    return cli_fail_lib(STRATA_E_NOMEM);
-  }
-  for (uint64_t i = 0; i < n; i++) {
-    strata_store_region sr;
-    const strata_region *d;
-    if (strata_store_region_at(&txn, i, &sr) == 0 &&
-        strata_store_region_delta_at(&txn, i, 0, &d) == 0)
-      ids[k++] = sr.id;
-  }
-  strata_read_end(&txn);
-  int code = CLI_EXIT_OK;
-  for (uint64_t i = 0; i < k && code == CLI_EXIT_OK; i++) {
-    strata_proto *p;
-    rc = strata_proto_open(s, ids[i], &p);
-    /* The crystallization leaves an empty proto open: discarded either
-     * way (a failed one keeps the deltas, and nothing is lost). */
-    if (rc == 0) {
-      rc = strata_crystallize(s, ids[i]);
-      int drc = strata_proto_discard(p);
-      if (rc == 0)
-        rc = drc;
-    }
-    if (rc < 0)
-      code = cli_fail_lib(rc);
-    else
-      cli_print_line(stdout,
-                     "region %" PRIu64 ": compacted its delta files into one "
-                     "base before publishing",
-                     ids[i]);
-  }
-  free(ids);
-  return code;
-}
-
 static int push(strata_store *s, const cli_remote_arg *r) {
   strata_remote_stats before, after;
-  int code = compact_deltas(s);
-  if (code != CLI_EXIT_OK)
-    return code;
-  code = cli_remote_stats(s, &before);
+  int code = cli_remote_stats(s, &before);
   if (code != CLI_EXIT_OK)
     return code;
   uint64_t version = 0;
