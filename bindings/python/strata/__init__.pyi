@@ -166,6 +166,14 @@ class Snapshot:
         self, refs: Iterable[tuple[int | str, int | str]], /
     ) -> list[Layer | None]:
         """One entry per pair; None where the region or layer is missing."""
+    def get_many_in(
+        self, region: int | str, ids: Iterable[int] | Buffer, /
+    ) -> list[Layer | None]:
+        """Many layers of one region: ids is a list or tuple of ints, a
+        1-D uint64 buffer (numpy uint64 array, array('Q'); read in place)
+        or an iterable of ints. One entry per id; None where the layer or
+        the region is missing (as get_many). OverflowError for an id outside
+        0 .. 2**64-1, TypeError for a non-int or a buffer of another type."""
     def regions(self) -> list[dict[str, Any]]:
         """id, name, file, layers, bytes, metadata, generation, has_proto."""
     def layers(self, region: int | str, /) -> Iterator[Layer]:
