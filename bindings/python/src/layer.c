@@ -207,6 +207,14 @@ static PyObject *layer_get_checksum(PyObject *obj, void *closure) {
   return PyLong_FromUnsignedLongLong(self->l.checksum);
 }
 
+static PyObject *layer_get_tombstone(PyObject *obj, void *closure) {
+  (void)closure;
+  LayerObject *self = (LayerObject *)obj;
+  if (layer_check(self) < 0)
+    return NULL;
+  return PyBool_FromLong((self->l.flags & STRATA_LAYER_TOMBSTONE) != 0);
+}
+
 static PyObject *layer_repr(PyObject *obj) {
   LayerObject *self = (LayerObject *)obj;
   strata_py_owner *o = strata_py_owner_of(self->owner);
@@ -298,6 +306,11 @@ static PyGetSetDef layer_getset[] = {
     {"size", layer_get_size, NULL, "The content's length in bytes.", NULL},
     {"checksum", layer_get_checksum, NULL,
      "The XXH3-64 of the content as stored in the region's index (int).", NULL},
+    {"tombstone", layer_get_tombstone, NULL,
+     "True for a tombstone: a delta file's record that the layer with this "
+     "id was removed (empty, no name or metadata). Only a Region opened on "
+     "a delta file returns them; a store's snapshot never does.",
+     NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -496,7 +496,42 @@ fail:
 
 /* ---- regions ------------------------------------------------------------- */
 
-static PyObject *region_dict(const strata_store_region *r) {
+/* A delta file of regions()' "deltas": where it is and what it holds, and
+ * its binding (strata_py_delta_binding). */
+static PyObject *delta_dict(const strata_region *f) {
+  strata_region_info info;
+  int rc = strata_region_info_get(f, &info);
+  if (rc < 0)
+    return strata_py_raise(rc);
+  PyObject *d = Py_BuildValue(
+      "{s:N,s:K,s:K,s:K}", "file", PyUnicode_DecodeFSDefault(info.path),
+      "layers", (unsigned long long)info.layer_count, "bytes",
+      (unsigned long long)info.file_size, "header_checksum",
+      (unsigned long long)info.header_checksum);
+  if (d != NULL && strata_py_delta_binding(f, d) < 0)
+    Py_CLEAR(d);
+  return d;
+}
+
+/* The delta files this snapshot serves over the base of the region at
+ * position `index`, oldest (depth 1) first. */
+static PyObject *deltas_list(const strata_txn *txn, uint64_t index) {
+  PyObject *list = PyList_New(0);
+  for (uint32_t k = 0; list != NULL; k++) {
+    const strata_region *f = NULL;
+    int rc = strata_store_region_delta_at(txn, index, k, &f);
+    if (rc == STRATA_E_BOUNDS) /* k is the region's depth */
+      break;
+    PyObject *d = rc < 0 ? strata_py_raise(rc) : delta_dict(f);
+    if (d == NULL || PyList_Append(list, d) < 0)
+      Py_CLEAR(list);
+    Py_XDECREF(d);
+  }
+  return list;
+}
+
+static PyObject *region_dict(const strata_txn *txn, uint64_t index,
+                             const strata_store_region *r) {
   strata_region_info info = {0};
   if (r->file != NULL && strata_region_info_get(r->file, &info) < 0)
     return strata_py_raise(STRATA_E_INVAL);
@@ -511,13 +546,20 @@ static PyObject *region_dict(const strata_store_region *r) {
     Py_DECREF(meta);
     return NULL;
   }
+  PyObject *deltas = deltas_list(txn, index);
+  if (deltas == NULL) {
+    Py_DECREF(meta);
+    Py_DECREF(file);
+    return NULL;
+  }
   PyObject *d =
-      Py_BuildValue("{s:K,s:s,s:N,s:K,s:K,s:N,s:K,s:O}", "id",
+      Py_BuildValue("{s:K,s:s,s:N,s:K,s:K,s:N,s:K,s:O,s:n,s:N}", "id",
                     (unsigned long long)r->id, "name", r->name, "file", file,
                     "layers", (unsigned long long)r->layer_count, "bytes",
                     (unsigned long long)info.file_size, "metadata", meta,
                     "generation", (unsigned long long)r->generation,
-                    "has_proto", r->has_proto ? Py_True : Py_False);
+                    "has_proto", r->has_proto ? Py_True : Py_False,
+                    "delta_depth", PyList_Size(deltas), "deltas", deltas);
   return d;
 }
 
@@ -531,7 +573,7 @@ static PyObject *Snapshot_regions(PyObject *self, PyObject *unused) {
   for (uint64_t i = 0; out != NULL && i < n; i++) {
     strata_store_region r;
     int rc = strata_store_region_at(&s->txn, i, &r);
-    PyObject *d = rc < 0 ? strata_py_raise(rc) : region_dict(&r);
+    PyObject *d = rc < 0 ? strata_py_raise(rc) : region_dict(&s->txn, i, &r);
     if (d == NULL)
       Py_CLEAR(out);
     else
@@ -665,10 +707,15 @@ static PyMethodDef Snapshot_methods[] = {
      "inside one region (docs/BENCHMARKS.md, \"Python\")."},
     {"regions", Snapshot_regions, METH_NOARGS,
      "regions() -> list[dict]\n--\n\nThe store's regions as this snapshot "
-     "sees them, by ascending id: id, name, file (the region file's path, "
-     "None for a new proto), layers (proto changes included), bytes (the "
-     "region file's size, 0 without a file), metadata (parsed, or None), "
-     "generation, has_proto."},
+     "sees them, by ascending id: id, name, file (the region's base file, "
+     "None for a new proto), layers (through its delta files, proto "
+     "changes included), bytes (the base file's size, 0 without a file), "
+     "metadata (parsed, or None), generation, has_proto, delta_depth (how "
+     "many delta files are served over the base, 0 to 4) and deltas: one "
+     "dict per delta file, oldest first: file (its path, NAME.k.delta), "
+     "depth, layers (its entries, tombstones included), bytes, "
+     "header_checksum, parent_checksum (the header checksum of the file "
+     "below it), base_checksum."},
     {"layers", Snapshot_layers, METH_O,
      "layers(region) -> Iterator[Layer]\n--\n\nThe layers of `region` (id or "
      "name) in ascending id order, the file's merged with its proto's "
