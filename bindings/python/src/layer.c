@@ -100,11 +100,29 @@ typedef struct {
  * NULL: consumers (numpy among them) want a valid address. */
 static const unsigned char empty_layer[1];
 
+/* Dead Layer objects kept for reuse, as CPython keeps its floats: every
+ * lookup makes a Layer and most die at once (a get_many_in() result list
+ * read and dropped), and pymalloc's allocation and free plus the heap
+ * type's tp_free slot cost ~80 of the ~400 instructions a layer of
+ * get_many_in() took under callgrind (bindings/python/bench.py;
+ * docs/BENCHMARKS.md, "Python"). The size is a get_many_in() chunk's
+ * (GET_MANY_STACK) times four: enough for a few result lists in flight,
+ * and 28 KiB at most held. The GIL guards it; Layer has no subclasses
+ * (no Py_TPFLAGS_BASETYPE), so every object here has this size. */
+#define LAYER_FREE_MAX 256
+static LayerObject *layer_free[LAYER_FREE_MAX];
+static int layer_free_n;
+
 PyObject *strata_py_layer_new(PyObject *owner, const strata_layer *l) {
-  LayerObject *self =
-      PyObject_New(LayerObject, (PyTypeObject *)strata_py_LayerType);
-  if (!self)
-    return NULL;
+  LayerObject *self;
+  if (layer_free_n > 0) {
+    self = layer_free[--layer_free_n];
+    PyObject_Init((PyObject *)self, (PyTypeObject *)strata_py_LayerType);
+  } else {
+    self = PyObject_New(LayerObject, (PyTypeObject *)strata_py_LayerType);
+    if (!self)
+      return NULL;
+  }
   Py_INCREF(owner);
   self->owner = owner;
   self->l = *l;
@@ -118,6 +136,11 @@ static void layer_dealloc(PyObject *obj) {
   Py_XDECREF(self->name);
   Py_XDECREF(self->metadata);
   Py_DECREF(self->owner);
+  if (layer_free_n < LAYER_FREE_MAX) {
+    layer_free[layer_free_n++] = self;
+    Py_DECREF(Py_TYPE(obj));
+    return;
+  }
   strata_py_free_object(obj);
 }
 
@@ -182,6 +205,14 @@ static PyObject *layer_get_checksum(PyObject *obj, void *closure) {
   if (layer_check(self) < 0)
     return NULL;
   return PyLong_FromUnsignedLongLong(self->l.checksum);
+}
+
+static PyObject *layer_get_tombstone(PyObject *obj, void *closure) {
+  (void)closure;
+  LayerObject *self = (LayerObject *)obj;
+  if (layer_check(self) < 0)
+    return NULL;
+  return PyBool_FromLong((self->l.flags & STRATA_LAYER_TOMBSTONE) != 0);
 }
 
 static PyObject *layer_repr(PyObject *obj) {
@@ -275,6 +306,11 @@ static PyGetSetDef layer_getset[] = {
     {"size", layer_get_size, NULL, "The content's length in bytes.", NULL},
     {"checksum", layer_get_checksum, NULL,
      "The XXH3-64 of the content as stored in the region's index (int).", NULL},
+    {"tombstone", layer_get_tombstone, NULL,
+     "True for a tombstone: a delta file's record that the layer with this "
+     "id was removed (empty, no name or metadata). Only a Region opened on "
+     "a delta file returns them; a store's snapshot never does.",
+     NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

@@ -244,6 +244,49 @@ static PyObject *u64(uint64_t v) {
   return PyLong_FromUnsignedLongLong(v);
 }
 
+int strata_py_delta_binding(const strata_region *file, PyObject *dict) {
+  strata_region_delta_info di;
+  int rc = strata_region_delta(file, &di);
+  if (rc == STRATA_E_NOT_FOUND)
+    return 0;
+  if (rc < 0)
+    return strata_py_raise_int(rc);
+  if (put(dict, "depth", u64(di.depth)) < 0 ||
+      put(dict, "parent_checksum", u64(di.parent_checksum)) < 0 ||
+      put(dict, "base_checksum", u64(di.base_checksum)) < 0)
+    return -1;
+  return 1;
+}
+
+/* info["delta"]: None for a base file; for a delta file its binding and
+ * its tombstones, counted by a walk of its index (the header does not
+ * hold the count; a delta holds only what one crystallization changed). */
+static PyObject *delta_info(const strata_region *region) {
+  PyObject *d = PyDict_New();
+  if (d == NULL)
+    return NULL;
+  int rc = strata_py_delta_binding(region, d);
+  if (rc <= 0) {
+    Py_DECREF(d);
+    return rc < 0 ? NULL : Py_NewRef(Py_None);
+  }
+  uint64_t tombstones = 0;
+  strata_region_iter it;
+  strata_layer l;
+  strata_region_iter_init(region, &it);
+  while ((rc = strata_region_next(&it, &l)) > 0)
+    tombstones += (l.flags & STRATA_LAYER_TOMBSTONE) != 0;
+  if (rc < 0) {
+    Py_DECREF(d);
+    return strata_py_raise(rc);
+  }
+  if (put(d, "tombstones", u64(tombstones)) < 0) {
+    Py_DECREF(d);
+    return NULL;
+  }
+  return d;
+}
+
 static PyObject *region_get_info(PyObject *obj, void *closure) {
   (void)closure;
   RegionObject *self = (RegionObject *)obj;
@@ -281,7 +324,8 @@ static PyObject *region_get_info(PyObject *obj, void *closure) {
       put(d, "index_offset", u64(info.index_offset)) < 0 ||
       put(d, "data_align", u64(info.data_align)) < 0 ||
       put(d, "header_checksum", u64(info.header_checksum)) < 0 ||
-      put(d, "index_checksum", u64(info.index_checksum)) < 0) {
+      put(d, "index_checksum", u64(info.index_checksum)) < 0 ||
+      put(d, "delta", delta_info(self->region)) < 0) {
     Py_DECREF(d);
     return NULL;
   }
@@ -394,7 +438,13 @@ static PyGetSetDef region_getset[] = {
      "Facts about the region, a new dict: path, id, name, metadata (parsed; "
      "None when the region has none), layer_count, named_count, format "
      "('1.0'), flags, dense_ids, file_size, data_offset, data_size, "
-     "index_offset, data_align, header_checksum, index_checksum.",
+     "index_offset, data_align, header_checksum, index_checksum, and delta: "
+     "None for a base file; for a delta file (format 1.1, a region's "
+     "NAME.k.delta) a dict of depth (1 for the first over the base), "
+     "parent_checksum and base_checksum (the header checksums of the file "
+     "it applies over and of its base) and tombstones (the layers it "
+     "removes, counted by a walk of its index). layer_count counts a delta's "
+     "tombstones too.",
      NULL},
     {"path", region_get_path, NULL, "The path the region was opened with.",
      NULL},

@@ -299,9 +299,239 @@ done:
   return result;
 }
 
+/* ---- get_many_in ----------------------------------------------------------
+ *
+ * get_many(refs) spends ~180 ns per layer on top of the lookup on what a
+ * (region, layer) pair costs in Python: parsing the tuple, converting two
+ * ints, classifying the pair (docs/BENCHMARKS.md, "Python"). A path inside
+ * one region needs none of that: get_many_in(region, ids) resolves the
+ * region once and reads the ids straight from a list or tuple of ints, or
+ * from any 1-D buffer of uint64 (a numpy array, array('Q')) without making
+ * a Python object per id. The lookups go through strata_get_many() in
+ * chunks of GET_MANY_STACK, so that nothing is allocated but the Layers and
+ * the result list, and each chunk is pipelined by the library. */
+
+/* Where get_many_in() reads its ids from: a list or tuple of ints (`seq`,
+ * one PyLong conversion per id), or a buffer (`buf`, read in place). */
+typedef struct ids_source {
+  PyObject *seq; /* strong: a list or a tuple, or NULL for a buffer */
+  Py_buffer buf;
+  bool has_buf;
+  Py_ssize_t n;
+} ids_source;
+
+/* Whether buffer format `f` is one unsigned 64-bit integer in native byte
+ * order: "Q", or "L" where an unsigned long has 8 bytes (numpy's uint64 on
+ * LP64 systems), with an optional native-order prefix ('@', '=', or the
+ * host's own '<' / '>'). The item size is checked apart. */
+static bool is_u64_format(const char *f) {
+  if (f == NULL)
+    return false; /* the exporter ignored PyBUF_FORMAT: unknown items */
+  const int one = 1;
+  char own = *(const char *)&one == 1 ? '<' : '>';
+  if (*f == '@' || *f == '=' || *f == own)
+    f++;
+  return (f[0] == 'Q' || (f[0] == 'L' && sizeof(unsigned long) == 8)) &&
+         f[1] == '\0';
+}
+
+/* Opens `ids` as a source: a list or a tuple as is, any other buffer
+ * exporter as a 1-D buffer of uint64, anything else iterable as a list of
+ * its items (running its Python code now). 0, or -1 with TypeError (what
+ * was given and what is wanted) or ValueError (a buffer not 1-D). */
+static int ids_open(PyObject *ids, ids_source *src) {
+  *src = (ids_source){0};
+  if (PyList_CheckExact(ids) || PyTuple_CheckExact(ids)) {
+    Py_INCREF(ids);
+    src->seq = ids;
+    src->n = PySequence_Size(ids);
+    return 0;
+  }
+  if (PyObject_CheckBuffer(ids)) {
+    if (PyObject_GetBuffer(ids, &src->buf, PyBUF_RECORDS_RO) < 0)
+      return -1;
+    src->has_buf = true;
+    const char *why = NULL;
+    if (src->buf.ndim != 1)
+      why = "is not one-dimensional";
+    else if (src->buf.itemsize != 8 || !is_u64_format(src->buf.format))
+      why = "is not of uint64";
+    if (why != NULL) {
+      PyErr_Format(src->buf.ndim != 1 ? PyExc_ValueError : PyExc_TypeError,
+                   "get_many_in(): the ids buffer %s (format '%s', item "
+                   "size %zd, %d dimension%s); pass a 1-D buffer of uint64 "
+                   "(numpy.asarray(ids, dtype=numpy.uint64), "
+                   "array.array('Q', ids)) or a list of ints",
+                   why, src->buf.format ? src->buf.format : "B",
+                   src->buf.itemsize, src->buf.ndim,
+                   src->buf.ndim == 1 ? "" : "s");
+      PyBuffer_Release(&src->buf);
+      src->has_buf = false;
+      return -1;
+    }
+    src->n = src->buf.shape[0];
+    return 0;
+  }
+  if (PyUnicode_Check(ids)) /* iterable, but never meant as ids */
+    return strata_py_type_error("get_many_in() ids",
+                                "a list, tuple or uint64 buffer of layer ids",
+                                ids);
+  src->seq = PySequence_List(ids);
+  if (src->seq == NULL)
+    return -1;
+  src->n = PyList_Size(src->seq);
+  return 0;
+}
+
+static void ids_close(ids_source *src) {
+  Py_CLEAR(src->seq);
+  if (src->has_buf)
+    PyBuffer_Release(&src->buf);
+  src->has_buf = false;
+}
+
+/* Id `i` of the source (i < src->n). 0, or -1 with TypeError or
+ * OverflowError naming the item (as get() would name a bad layer key). */
+static int ids_at(const ids_source *src, Py_ssize_t i, uint64_t *id) {
+  if (src->seq == NULL) {
+    const char *p = (const char *)src->buf.buf +
+                    i * (src->buf.strides ? src->buf.strides[0] : 8);
+    memcpy(id, p, sizeof *id); /* the buffer need not be 8-byte aligned */
+    return 0;
+  }
+  PyObject *item = PyList_CheckExact(src->seq) ? PyList_GetItem(src->seq, i)
+                                               : PyTuple_GetItem(src->seq, i);
+  if (item == NULL)
+    return -1;
+  if (PyLong_CheckExact(item) || (PyLong_Check(item) && !PyBool_Check(item))) {
+    unsigned long long v = PyLong_AsUnsignedLongLong(item);
+    if (!(v == (unsigned long long)-1 && PyErr_Occurred())) {
+      *id = v;
+      return 0;
+    }
+    PyErr_Format(PyExc_OverflowError,
+                 "get_many_in(): item %zd: layer id %R is not in 0 .. "
+                 "2**64-1",
+                 i, item);
+    return -1;
+  }
+  PyObject *name = PyType_GetName(Py_TYPE(item));
+  if (name != NULL) {
+    PyErr_Format(PyExc_TypeError,
+                 "get_many_in(): item %zd must be an int layer id, not %U "
+                 "(get_many() takes layer names)",
+                 i, name);
+    Py_DECREF(name);
+  }
+  return -1;
+}
+
+static PyObject *Snapshot_get_many_in(PyObject *self, PyObject *const *args,
+                                      Py_ssize_t nargs) {
+  SnapshotObject *s = (SnapshotObject *)self;
+  if (nargs != 2)
+    return PyErr_Format(PyExc_TypeError,
+                        "get_many_in() takes a region and a sequence of "
+                        "layer ids (%zd arguments given)",
+                        nargs);
+  if (strata_py_owner_check(self) < 0)
+    return NULL;
+  uint64_t rid = 0;
+  const char *rname = NULL;
+  Py_ssize_t rlen = 0;
+  int rk = strata_py_key(args[0], "region", &rid, &rname, &rlen);
+  if (rk < 0)
+    return NULL;
+  ids_source src;
+  if (ids_open(args[1], &src) < 0)
+    return NULL;
+  /* The result list is made before any Layer: making it may collect
+   * garbage, whose finalizers are Python code, as consuming an iterable
+   * was. Either may have closed this snapshot or its store (the txn would
+   * then answer every id with a miss), so the check comes after both. */
+  PyObject *result = PyList_New(src.n);
+  if (result == NULL || strata_py_owner_check(self) < 0)
+    goto fail;
+  /* A region name that does not exist is a miss for every id, as
+   * get_many() answers a pair naming it (an id that does not exist is
+   * one to strata_get_many() already). */
+  bool found = true;
+  if (rk == 1) {
+    int rc = strata_find_region(&s->txn, rname, (size_t)rlen, &rid);
+    if (rc < 0 && rc != STRATA_E_NO_REGION) {
+      strata_py_raise(rc);
+      goto fail;
+    }
+    found = rc == 0;
+  }
+  strata_layer_ref refs[GET_MANY_STACK];
+  strata_layer out[GET_MANY_STACK];
+  for (Py_ssize_t base = 0; base < src.n; base += GET_MANY_STACK) {
+    size_t m =
+        (size_t)(src.n - base < GET_MANY_STACK ? src.n - base : GET_MANY_STACK);
+    for (size_t j = 0; j < m; j++) {
+      refs[j].region_id = rid;
+      if (ids_at(&src, base + (Py_ssize_t)j, &refs[j].layer_id) < 0)
+        goto fail;
+    }
+    if (found)
+      strata_get_many(&s->txn, refs, m, out);
+    else
+      memset(out, 0, m * sizeof out[0]);
+    for (size_t j = 0; j < m; j++) {
+      PyObject *item = out[j].data != NULL ? strata_py_layer_new(self, &out[j])
+                                           : Py_NewRef(Py_None);
+      if (item == NULL)
+        goto fail;
+      PyList_SetItem(result, base + (Py_ssize_t)j, item);
+    }
+  }
+  ids_close(&src);
+  return result;
+fail:
+  Py_XDECREF(result);
+  ids_close(&src);
+  return NULL;
+}
+
 /* ---- regions ------------------------------------------------------------- */
 
-static PyObject *region_dict(const strata_store_region *r) {
+/* A delta file of regions()' "deltas": where it is and what it holds, and
+ * its binding (strata_py_delta_binding). */
+static PyObject *delta_dict(const strata_region *f) {
+  strata_region_info info;
+  int rc = strata_region_info_get(f, &info);
+  if (rc < 0)
+    return strata_py_raise(rc);
+  PyObject *d = Py_BuildValue(
+      "{s:N,s:K,s:K,s:K}", "file", PyUnicode_DecodeFSDefault(info.path),
+      "layers", (unsigned long long)info.layer_count, "bytes",
+      (unsigned long long)info.file_size, "header_checksum",
+      (unsigned long long)info.header_checksum);
+  if (d != NULL && strata_py_delta_binding(f, d) < 0)
+    Py_CLEAR(d);
+  return d;
+}
+
+/* The delta files this snapshot serves over the base of the region at
+ * position `index`, oldest (depth 1) first. */
+static PyObject *deltas_list(const strata_txn *txn, uint64_t index) {
+  PyObject *list = PyList_New(0);
+  for (uint32_t k = 0; list != NULL; k++) {
+    const strata_region *f = NULL;
+    int rc = strata_store_region_delta_at(txn, index, k, &f);
+    if (rc == STRATA_E_BOUNDS) /* k is the region's depth */
+      break;
+    PyObject *d = rc < 0 ? strata_py_raise(rc) : delta_dict(f);
+    if (d == NULL || PyList_Append(list, d) < 0)
+      Py_CLEAR(list);
+    Py_XDECREF(d);
+  }
+  return list;
+}
+
+static PyObject *region_dict(const strata_txn *txn, uint64_t index,
+                             const strata_store_region *r) {
   strata_region_info info = {0};
   if (r->file != NULL && strata_region_info_get(r->file, &info) < 0)
     return strata_py_raise(STRATA_E_INVAL);
@@ -316,13 +546,20 @@ static PyObject *region_dict(const strata_store_region *r) {
     Py_DECREF(meta);
     return NULL;
   }
+  PyObject *deltas = deltas_list(txn, index);
+  if (deltas == NULL) {
+    Py_DECREF(meta);
+    Py_DECREF(file);
+    return NULL;
+  }
   PyObject *d =
-      Py_BuildValue("{s:K,s:s,s:N,s:K,s:K,s:N,s:K,s:O}", "id",
+      Py_BuildValue("{s:K,s:s,s:N,s:K,s:K,s:N,s:K,s:O,s:n,s:N}", "id",
                     (unsigned long long)r->id, "name", r->name, "file", file,
                     "layers", (unsigned long long)r->layer_count, "bytes",
                     (unsigned long long)info.file_size, "metadata", meta,
                     "generation", (unsigned long long)r->generation,
-                    "has_proto", r->has_proto ? Py_True : Py_False);
+                    "has_proto", r->has_proto ? Py_True : Py_False,
+                    "delta_depth", PyList_Size(deltas), "deltas", deltas);
   return d;
 }
 
@@ -336,7 +573,7 @@ static PyObject *Snapshot_regions(PyObject *self, PyObject *unused) {
   for (uint64_t i = 0; out != NULL && i < n; i++) {
     strata_store_region r;
     int rc = strata_store_region_at(&s->txn, i, &r);
-    PyObject *d = rc < 0 ? strata_py_raise(rc) : region_dict(&r);
+    PyObject *d = rc < 0 ? strata_py_raise(rc) : region_dict(&s->txn, i, &r);
     if (d == NULL)
       Py_CLEAR(out);
     else
@@ -456,12 +693,29 @@ static PyMethodDef Snapshot_methods[] = {
      "is resolved once per run of equal names). The list has one entry per "
      "pair, in order: the Layer, or None where the region or layer does not "
      "exist (a miss is not an error here, as in C; use get() to raise)."},
+    {"get_many_in", (PyCFunction)(void (*)(void))Snapshot_get_many_in,
+     METH_FASTCALL,
+     "get_many_in(region, ids) -> list[Layer | None]\n--\n\nLooks up many "
+     "layers of one region (an int id or a str name) in one call: ids is a "
+     "list or tuple of int layer ids, any 1-D buffer of uint64 (a numpy "
+     "array of dtype uint64, array('Q'); read in place, no Python object "
+     "per id) or another iterable of ints. The list has one entry per id, "
+     "in order: the Layer, or None where the layer (or the region) does "
+     "not exist, as get_many() answers. A negative id or one past 2**64-1 "
+     "is an OverflowError, a non-int a TypeError, a buffer of another item "
+     "type a TypeError naming its format. The cheapest way to read a path "
+     "inside one region (docs/BENCHMARKS.md, \"Python\")."},
     {"regions", Snapshot_regions, METH_NOARGS,
      "regions() -> list[dict]\n--\n\nThe store's regions as this snapshot "
-     "sees them, by ascending id: id, name, file (the region file's path, "
-     "None for a new proto), layers (proto changes included), bytes (the "
-     "region file's size, 0 without a file), metadata (parsed, or None), "
-     "generation, has_proto."},
+     "sees them, by ascending id: id, name, file (the region's base file, "
+     "None for a new proto), layers (through its delta files, proto "
+     "changes included), bytes (the base file's size, 0 without a file), "
+     "metadata (parsed, or None), generation, has_proto, delta_depth (how "
+     "many delta files are served over the base, 0 to 4) and deltas: one "
+     "dict per delta file, oldest first: file (its path, NAME.k.delta), "
+     "depth, layers (its entries, tombstones included), bytes, "
+     "header_checksum, parent_checksum (the header checksum of the file "
+     "below it), base_checksum."},
     {"layers", Snapshot_layers, METH_O,
      "layers(region) -> Iterator[Layer]\n--\n\nThe layers of `region` (id or "
      "name) in ascending id order, the file's merged with its proto's "

@@ -321,6 +321,7 @@ static const opt opts[] = {
     {"read_only", CFG(flags), OPT_FLAG, STRATA_STORE_READ_ONLY},
     {"verify_at_open", CFG(flags), OPT_FLAG, STRATA_STORE_VERIFY_AT_OPEN},
     {"create", CFG(flags), OPT_FLAG, STRATA_STORE_CREATE},
+    {"no_deltas", CFG(flags), OPT_FLAG, STRATA_STORE_NO_DELTAS},
     {"staging_bytes", CFG(staging.bytes), OPT_U64, 0},
     {"staging_block_size", CFG(staging.block_size), OPT_U32, 0},
     {"staging_streams", CFG(staging.streams), OPT_U32, 0},
@@ -827,7 +828,8 @@ static PyType_Slot Store_slots[] = {
      "arguments are strata_store_config's fields (include/strata/store.h): "
      "memory_limit, warn_pct, evict_pct, refuse_pct, log_level (a name or "
      "0..5), max_readers, snapshot_warn_ms, open_threads, shared_view; "
-     "read_only, verify_at_open and create (bools for the flags); and the "
+     "read_only, verify_at_open, create and no_deltas (bools for the flags; "
+     "no_deltas: crystallize into whole base files only); and the "
      "staging pool's, prefixed: staging_bytes, staging_block_size, "
      "staging_streams, staging_device, staging_high_pct, staging_evict_pct, "
      "staging_hot_threshold, staging_sample_period, staging_hot_budget, "

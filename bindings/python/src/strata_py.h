@@ -159,10 +159,19 @@ int strata_py_owner_close(PyObject *obj, bool defer);
  * holds a Layer, which holds the owner. */
 void strata_py_owner_dealloc(PyObject *obj);
 
+/* ---- delta files (region.c) -------------------------------------------- */
+
+/* Adds a delta file's binding to `dict`: depth, parent_checksum,
+ * base_checksum (strata_region_delta()). 1 when `file` is a delta, 0 when
+ * it is a base (dict untouched), -1 with an exception. For Region.info and
+ * Snapshot.regions(). */
+int strata_py_delta_binding(const strata_region *file, PyObject *dict);
+
 /* ---- Layer (layer.c) ----------------------------------------------------- */
 
 /* strata.Layer: .id, .name (str or None), .metadata (parsed JSON, cached;
- * None when absent), .size, .checksum; the read-only buffer protocol;
+ * None when absent), .size, .checksum, .tombstone; the read-only buffer
+ * protocol;
  * __dlpack__ / __dlpack_device__ (kDLCPU, 1-D uint8). */
 extern PyObject *strata_py_LayerType; /* a heap type (PyType_FromSpec) */
 int strata_py_init_layer(PyObject *module);

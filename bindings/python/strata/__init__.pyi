@@ -48,6 +48,10 @@ class Layer:
     def size(self) -> int: ...
     @property
     def checksum(self) -> int: ...
+    @property
+    def tombstone(self) -> bool:
+        """True for a delta file's record of a removed layer (only through
+        a Region opened on a delta file; snapshots never return one)."""
     def __buffer__(self, flags: int, /) -> memoryview: ...
     def __dlpack__(
         self,
@@ -70,7 +74,12 @@ class Region:
     def __enter__(self) -> Region: ...
     def __exit__(self, *exc: object) -> Literal[False]: ...
     @property
-    def info(self) -> dict[str, Any]: ...
+    def info(self) -> dict[str, Any]:
+        """path, id, name, metadata, layer_count, named_count, format,
+        flags, dense_ids, file_size, data_offset, data_size, index_offset,
+        data_align, header_checksum, index_checksum, and delta: None for a
+        base file, for a delta file {depth, parent_checksum, base_checksum,
+        tombstones}."""
     @property
     def path(self) -> str: ...
     @property
@@ -114,6 +123,7 @@ class Store:
         read_only: bool | None = ...,
         verify_at_open: bool | None = ...,
         create: bool | None = ...,
+        no_deltas: bool | None = ...,
         staging_bytes: int | None = ...,
         staging_block_size: int | None = ...,
         staging_streams: int | None = ...,
@@ -166,8 +176,19 @@ class Snapshot:
         self, refs: Iterable[tuple[int | str, int | str]], /
     ) -> list[Layer | None]:
         """One entry per pair; None where the region or layer is missing."""
+    def get_many_in(
+        self, region: int | str, ids: Iterable[int] | Buffer, /
+    ) -> list[Layer | None]:
+        """Many layers of one region: ids is a list or tuple of ints, a
+        1-D uint64 buffer (numpy uint64 array, array('Q'); read in place)
+        or an iterable of ints. One entry per id; None where the layer or
+        the region is missing (as get_many). OverflowError for an id outside
+        0 .. 2**64-1, TypeError for a non-int or a buffer of another type."""
     def regions(self) -> list[dict[str, Any]]:
-        """id, name, file, layers, bytes, metadata, generation, has_proto."""
+        """id, name, file, layers, bytes, metadata, generation, has_proto,
+        delta_depth, deltas (one dict per delta file, oldest first: file,
+        depth, layers, bytes, header_checksum, parent_checksum,
+        base_checksum)."""
     def layers(self, region: int | str, /) -> Iterator[Layer]:
         """The region's layers (proto changes included) in id order."""
     # Staging (staging.c): see Staged and docs/PYTHON.md, "Staging".

@@ -52,14 +52,21 @@ def test_writer_made_by_new_without_init_raises(tmp_path):
     assert lines[-1] == "done"
 
 
-def test_get_many_of_a_generator_that_closes_the_snapshot_raises(tmp_path):
-    # The refs are consumed before the lookups: a generator that closes the
-    # snapshot (or the store) got [Layer, None, None] from an ended txn.
+def sample_store(tmp_path):
+    """A store directory holding conftest's sample region (id 7,
+    "sample")."""
     from conftest import build_region, sample_layers
     store = tmp_path / "store"
     store.mkdir()
     build_region(store / "sample.region", sample_layers(), region_id=7,
                  name="sample")
+    return store
+
+
+def test_get_many_of_a_generator_that_closes_the_snapshot_raises(tmp_path):
+    # The refs are consumed before the lookups: a generator that closes the
+    # snapshot (or the store) got [Layer, None, None] from an ended txn.
+    store = sample_store(tmp_path)
     out = run_isolated("""
         import sys, strata
         for what in ("snapshot", "store"):
@@ -77,3 +84,27 @@ def test_get_many_of_a_generator_that_closes_the_snapshot_raises(tmp_path):
     """, str(store))
     assert out.splitlines() == ["snapshot Error: this snapshot is closed",
                                 "store Error: this snapshot is closed"]
+
+
+def test_get_many_in_of_a_generator_that_closes_the_snapshot_raises(tmp_path):
+    # get_many_in() consumes an iterable of ids (running its code) before
+    # any lookup, as get_many() does: it must raise, not read an ended txn.
+    store = sample_store(tmp_path)
+    out = run_isolated("""
+        import sys, strata
+        for what in ("snapshot", "store"):
+            for region in (7, "sample"):
+                st = strata.Store(sys.argv[1])
+                snap = st.snapshot()
+                def ids():
+                    yield 17
+                    (snap if what == "snapshot" else st).close()
+                    yield 3
+                try:
+                    print(what, snap.get_many_in(region, ids()))
+                except strata.Error as e:
+                    print(what, "Error:", e)
+                st.close()
+    """, str(store))
+    assert out.splitlines() == ["snapshot Error: this snapshot is closed"] * 2 + [
+        "store Error: this snapshot is closed"] * 2

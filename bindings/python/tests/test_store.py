@@ -5,6 +5,7 @@ Stores are built through the API under test itself: an empty store
 opened again. Nothing here times anything: threads and processes are
 ordered with events and pipes.
 """
+import array
 import gc
 import json
 import os
@@ -181,6 +182,133 @@ def test_get_many_mixes_ids_and_names_and_gives_none_for_misses(store):
             snap.get_many([(DOCS, 1.0)])
 
 
+def ids_of(layers):
+    return [None if l is None else l.id for l in layers]
+
+
+def test_get_many_in_takes_lists_tuples_buffers_and_iterables(store):
+    with store.snapshot() as snap:
+        want = [17, None, 1, 2, None, 1]
+        ids = [17, 99, 1, 2, 2**64 - 1, 1]
+        got = snap.get_many_in(DOCS, ids)
+        assert ids_of(got) == want
+        assert [bytes(l) for l in got if l is not None] == [
+            LAYERS[17][0], LAYERS[1][0], LAYERS[2][0], LAYERS[1][0]]
+        # The same answers as get_many() and get() for the same ids.
+        assert ids_of(snap.get_many([(DOCS, i) for i in ids])) == want
+        assert got[0].name == "gpl-3/section-17"
+        assert got[0].metadata == LAYERS[17][2]
+        assert got[0].checksum == snap.get(DOCS, 17).checksum
+        for form in (tuple(ids), array.array("Q", ids), iter(ids),
+                     (i for i in ids)):
+            assert ids_of(snap.get_many_in(DOCS, form)) == want
+        # A region name is the region's id; a missing region is a miss for
+        # every id, as get_many() answers (None, not an error).
+        assert ids_of(snap.get_many_in("docs", ids)) == want
+        assert snap.get_many_in("nowhere", ids) == [None] * len(ids)
+        assert snap.get_many_in(8, ids) == [None] * len(ids)
+        assert snap.get_many_in(DOCS, []) == []
+        assert snap.get_many_in(DOCS, array.array("Q")) == []
+        assert snap.get_many_in("nowhere", []) == []
+        # Past one chunk of 64: results stay in order across chunks.
+        many = [1 + i % 3 for i in range(200)]
+        assert ids_of(snap.get_many_in(DOCS, many)) == [
+            i if i in LAYERS else None for i in many]
+        assert ids_of(snap.get_many_in(DOCS, range(0, 18))) == [
+            i if i in LAYERS else None for i in range(0, 18)]
+
+
+def test_get_many_in_reads_numpy_uint64_arrays_in_place(store):
+    np = pytest.importorskip("numpy")
+    with store.snapshot() as snap:
+        a = np.array([17, 1, 99, 2, 1], dtype=np.uint64)
+        assert ids_of(snap.get_many_in(DOCS, a)) == [17, 1, None, 2, 1]
+        # Strided and reversed views are read with their strides.
+        assert ids_of(snap.get_many_in(DOCS, a[::2])) == [17, None, 1]
+        assert ids_of(snap.get_many_in(DOCS, a[::-1])) == [1, 2, None, 1, 17]
+        # Unaligned: a uint64 buffer one byte into a bytearray.
+        raw = bytearray(1 + 8 * 3)
+        raw[1:] = np.array([2, 17, 1], dtype=np.uint64).tobytes()
+        view = memoryview(raw)[1:].cast("Q")
+        assert ids_of(snap.get_many_in(DOCS, view)) == [2, 17, 1]
+        assert ids_of(snap.get_many_in(DOCS, np.array([1], "<u8"))) == [1]
+
+
+def test_get_many_in_refuses_bad_ids_naming_the_item(store):
+    np = pytest.importorskip("numpy")
+    with store.snapshot() as snap:
+        with pytest.raises(OverflowError, match=r"item 1: layer id -1 "):
+            snap.get_many_in(DOCS, [1, -1])
+        with pytest.raises(OverflowError, match=r"item 2: layer id %d " %
+                           2**64):
+            snap.get_many_in(DOCS, (1, 2, 2**64))
+        with pytest.raises(OverflowError, match="item 70"):
+            snap.get_many_in(DOCS, [1] * 70 + [-5])  # in the second chunk
+        for bad, word in ((True, "bool"), ("intro", "str"), (1.0, "float"),
+                          (None, "NoneType")):
+            with pytest.raises(TypeError, match="item 1 must be an int "
+                               "layer id, not " + word):
+                snap.get_many_in(DOCS, [1, bad])
+        # Buffers of another item type, size or shape: named, not read.
+        for arr, fmt in ((np.array([1, 2]), "'l'"),
+                         (np.array([1, 2], dtype=np.uint32), "'I'"),
+                         (np.array([1.0]), "'d'"),
+                         (array.array("q", [1]), "'q'"),
+                         (b"\x01" * 8, "'B'"),
+                         (np.array([1], ">u8"), "'>L'|'>Q'")):
+            with pytest.raises(TypeError, match="ids buffer is not of "
+                               "uint64 \\(format (%s)" % fmt):
+                snap.get_many_in(DOCS, arr)
+        with pytest.raises(ValueError, match="not one-dimensional"):
+            snap.get_many_in(DOCS, np.zeros((2, 2), dtype=np.uint64))
+        with pytest.raises(ValueError, match="not one-dimensional"):
+            snap.get_many_in(DOCS, np.uint64(3))
+        with pytest.raises(TypeError, match="not str"):
+            snap.get_many_in(DOCS, "123")
+        with pytest.raises(TypeError):
+            snap.get_many_in(DOCS, 5)
+        with pytest.raises(TypeError, match="region must be"):
+            snap.get_many_in(1.5, [1])
+        with pytest.raises(OverflowError, match="region id -3"):
+            snap.get_many_in(-3, [1])
+        with pytest.raises(TypeError, match="2 arguments|arguments given"):
+            snap.get_many_in([1, 2])
+        # Still usable after every refusal.
+        assert ids_of(snap.get_many_in(DOCS, [2])) == [2]
+
+
+def test_get_many_in_layers_keep_the_snapshot_alive(store):
+    np = pytest.importorskip("numpy")
+    with store.snapshot() as snap:
+        layers = snap.get_many_in(DOCS, np.array([2, 17, 1], dtype=np.uint64))
+        view = memoryview(layers[0])
+        arr = np.frombuffer(layers[1], dtype=np.uint8)
+    assert snap.closed
+    with pytest.raises(strata.Error, match="closed"):
+        snap.get_many_in(DOCS, [1])
+    with pytest.raises(strata.Error, match="closed"):
+        bytes(layers[2])
+    with pytest.raises(strata.Error, match="closed"):
+        layers[2].name
+    # Replace the layers and crystallize: the buffers still see the
+    # snapshot's bytes, and the snapshot ends with the last of them.
+    with store.proto(DOCS) as p:
+        p.put(2, b"x" * 600)
+        p.put(17, b"y")
+    store.crystallize(DOCS)
+    store.refresh()
+    assert bytes(view) == LAYERS[2][0]
+    assert arr.tobytes() == LAYERS[17][0]
+    assert store.dump_state()["snapshots"]["open"] >= 1
+    view.release()
+    del arr, layers
+    gc.collect()
+    assert store.dump_state()["snapshots"]["open"] == 0
+    with store.snapshot() as snap:
+        assert [bytes(l) for l in snap.get_many_in(DOCS, [2, 17])] == [
+            b"x" * 600, b"y"]
+
+
 def test_snapshot_isolation(store):
     before = store.snapshot()
     with store.proto(DOCS) as p:
@@ -290,7 +418,8 @@ def test_use_after_close(store):
     snap.close()
     snap.close()  # twice: a no-op
     for call in (lambda: snap.get(DOCS, 1), snap.regions,
-                 lambda: snap.get_many([(DOCS, 1)]), lambda: snap.layers(DOCS),
+                 lambda: snap.get_many([(DOCS, 1)]),
+                 lambda: snap.get_many_in(DOCS, [1]), lambda: snap.layers(DOCS),
                  lambda: bytes(layer), lambda: memoryview(layer)):
         with pytest.raises(strata.Error, match="closed"):
             call()
