@@ -303,6 +303,6 @@ extern const bench_scenario bench_sc_dense, bench_sc_open, bench_sc_sparse,
     bench_sc_store_scale, bench_sc_store_read, bench_sc_crystallize,
     bench_sc_rcu, bench_sc_staging_alloc, bench_sc_staging_copy,
     bench_sc_staging_batch, bench_sc_staging_open, bench_sc_zipf,
-    bench_sc_build_sparse, bench_sc_writer_cycle;
+    bench_sc_build_sparse, bench_sc_writer_cycle, bench_sc_delta_read;
 
 #endif /* STRATA_BENCH_H */

@@ -23,7 +23,7 @@ static void usage(FILE *f) {
       "                    build, build-sparse, pool, store-open, "
       "store-scale,\n"
       "                    store-read,\n"
-      "                    crystallize, writer-cycle, rcu,\n"
+      "                    crystallize, writer-cycle, delta-read, rcu,\n"
       "                    staging-alloc, staging-copy, staging-batch,\n"
       "                    staging-open, staging (the four), all (default:\n"
       "                    all)\n"

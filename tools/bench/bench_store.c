@@ -1,6 +1,7 @@
 /* Helpers of the store scenarios (bench_sc_store_open.c,
- * bench_sc_store_read.c, bench_sc_crystallize.c, bench_sc_writer_cycle.c)
- * and of the staging scenarios, which open stores too. */
+ * bench_sc_store_read.c, bench_sc_crystallize.c, bench_sc_writer_cycle.c,
+ * bench_sc_delta_read.c) and of the staging scenarios, which open stores
+ * too. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
