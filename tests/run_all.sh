@@ -113,6 +113,10 @@ bash tests/fuzz/run_fuzz.sh "$fuzz_tree" "$fuzz_seconds" remote_manifest
 
 step "strata-bench smoke run"
 "$gcc_tree/tools/bench/strata-bench" --n 20000 --gets 200000 --reps 1 --scenario dense,staging
+# Issue 19's writer cycle (next to LMDB, with a reader) and reads through
+# deltas, small: a 2,000-layer region, 10 cycles, 0.2 s idle phases.
+"$gcc_tree/tools/bench/strata-bench" --n 20000 --gets 200000 --reps 1 --cycles 10 \
+  --seconds 0.2 --scenario writer-cycle,delta-read
 
 step "all tests passed"
 where

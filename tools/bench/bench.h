@@ -208,6 +208,7 @@ typedef struct bench_options {
   int build_reps;
   uint64_t sparse_build_n; /* build-sparse: layers of 64 B */
   double seconds;          /* store-read: length of each phase */
+  int cycles;              /* writer-cycle: timed cycles */
 } bench_options;
 
 /* Fills o from the command line. Returns 0, or -1 after printing what was
@@ -302,6 +303,6 @@ extern const bench_scenario bench_sc_dense, bench_sc_open, bench_sc_sparse,
     bench_sc_store_scale, bench_sc_store_read, bench_sc_crystallize,
     bench_sc_rcu, bench_sc_staging_alloc, bench_sc_staging_copy,
     bench_sc_staging_batch, bench_sc_staging_open, bench_sc_zipf,
-    bench_sc_build_sparse;
+    bench_sc_build_sparse, bench_sc_writer_cycle, bench_sc_delta_read;
 
 #endif /* STRATA_BENCH_H */

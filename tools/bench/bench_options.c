@@ -23,9 +23,10 @@ static void usage(FILE *f) {
       "                    build, build-sparse, pool, store-open, "
       "store-scale,\n"
       "                    store-read,\n"
-      "                    crystallize, rcu, staging-alloc, staging-copy,\n"
-      "                    staging-batch, staging-open, staging (the four),\n"
-      "                    all (default: all)\n"
+      "                    crystallize, writer-cycle, delta-read, rcu,\n"
+      "                    staging-alloc, staging-copy, staging-batch,\n"
+      "                    staging-open, staging (the four), all (default:\n"
+      "                    all)\n"
       "  --n N             layers for dense, sparse, zipf and open "
       "(default 1000000);\n"
       "                    the store and staging scenarios scale with\n"
@@ -42,7 +43,9 @@ static void usage(FILE *f) {
       "  --sparse-build-n N  build-sparse: 64 B layers with random ids\n"
       "                    (default 4000000)\n"
       "  --build-reps R    build: repetitions (default 3)\n"
-      "  --seconds S       store-read: seconds per phase (default 2)\n"
+      "  --seconds S       store-read: seconds per phase; writer-cycle:\n"
+      "                    seconds of each idle reader phase (default 2)\n"
+      "  --cycles C        writer-cycle: cycles timed (default 20)\n"
       "  --dir DIR         where files go (default $TMPDIR or /tmp); a\n"
       "                    fresh strata-bench-XXXXXX directory is made there\n"
       "                    and removed at exit\n"
@@ -110,7 +113,8 @@ int bench_parse_options(int argc, char **argv, bench_options *o) {
                        .build_layer_kib = 256,
                        .build_reps = 3,
                        .sparse_build_n = 4000000,
-                       .seconds = 2};
+                       .seconds = 2,
+                       .cycles = 20};
   enum {
     O_N = 256,
     O_SMALL_N,
@@ -125,7 +129,8 @@ int bench_parse_options(int argc, char **argv, bench_options *o) {
     O_BKIB,
     O_BREPS,
     O_SBN,
-    O_SECONDS
+    O_SECONDS,
+    O_CYCLES
   };
   static const struct option longopts[] = {
       {"n", required_argument, NULL, O_N},
@@ -142,6 +147,7 @@ int bench_parse_options(int argc, char **argv, bench_options *o) {
       {"build-reps", required_argument, NULL, O_BREPS},
       {"sparse-build-n", required_argument, NULL, O_SBN},
       {"seconds", required_argument, NULL, O_SECONDS},
+      {"cycles", required_argument, NULL, O_CYCLES},
       {NULL, 0, NULL, 0}};
   int c;
   uint64_t v = 0;
@@ -190,6 +196,10 @@ int bench_parse_options(int argc, char **argv, bench_options *o) {
       break;
     case O_SBN:
       ok = parse_range(optarg, 1, 100000000, &o->sparse_build_n);
+      break;
+    case O_CYCLES:
+      ok = parse_range(optarg, 1, 10000, &v);
+      o->cycles = (int)v;
       break;
     case O_SECONDS: {
       char *end;
