@@ -8,7 +8,7 @@
 # Usage: check_hot_path.sh OBJECTS_DIR   (CMakeFiles/strata_objects.dir/src)
 set -euo pipefail
 dir=${1:?usage: check_hot_path.sh OBJECTS_DIR}
-funcs='strata__entry_ok|strata__region_find|strata__pipe_start|strata__pipe_slot|strata__pipe_finish|strata__layer_from_entry'
+funcs='strata__entry_checked|strata__entry_ok|strata__region_find_in|strata__region_find|strata__pipe_start|strata__pipe_slot|strata__pipe_finish|strata__layer_from_entry'
 objs=$(find "$dir" -name '*.o' | sort)
 [ -n "$objs" ] || { echo "check_hot_path: no object files under $dir" >&2; exit 2; }
 bad=0

@@ -115,7 +115,10 @@ STRATA_API int strata_region_delta(const strata_region *region,
  * name index's order) are strata_region_verify()'s, or open's with
  * STRATA_OPEN_CHECK_INDEX, which then checks everything as it did before
  * (linear in the index size). Either way no read ever leaves the mapping.
- * Opening a million layers reads a few pages and allocates 2 KiB.
+ * Opening a million layers reads a few pages and allocates 2 KiB; unless
+ * STRATA_OPEN_POPULATE is given, the pages it read are unmapped again
+ * before it returns (they stay in the page cache), so an open adds nothing
+ * to the process's resident set for the file; lookups map what they read.
  * On success stores a handle in *out.
  * Errors: -errno from open/fstat/mmap (-ENOENT, -EACCES, ...) and, with
  * STRATA_OPEN_POPULATE, from faulting the file in (-EIO, -ENOMEM),

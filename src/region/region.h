@@ -119,39 +119,43 @@ static inline void strata__prefetch(const void *p) {
   __builtin_prefetch(p, 0, 3);
 }
 
-/* Whether entry i (< entries_n) and its locator may be read: one load and
- * a predicted branch once its chunk is validated; the first use of a chunk
- * validates it out of line. */
+/* Whether the chunk of entry i (< entries_n) is validated already: one
+ * load of the chunk bitmap's word and a test, nothing else. */
 static inline __attribute__((always_inline)) bool
-strata__entry_ok(const strata_region *r, uint64_t i) {
+strata__entry_checked(const strata_region *r, uint64_t i) {
   _Atomic uint64_t *v = r->valid;
   if (v == NULL)
     return true;
   uint64_t c = i >> STRATA__CHUNK_SHIFT;
   uint64_t w = atomic_load_explicit(&v[c >> 6], memory_order_acquire);
-  if (__builtin_expect((w >> (c & 63)) & 1, 1))
-    return true;
-  return strata__region_check_chunk(r, c) == 0;
+  return (w >> (c & 63)) & 1;
 }
 
-/* The lookup: on a hit stores the entry number, content offset (in DATA)
- * and size and returns true. Dense regions index the locators directly:
- * packed ones read two adjacent positions, like a bare offset array, others
- * one 16-byte {offset, size}. Sparse ones evaluate the perfect hash (the
- * pilot table is small enough to stay in cache) and read one 24-byte
- * locator, which also holds the id to compare. None reads the 64-byte
- * entry. Inline so that a store lookup makes no call on its hit path. An
- * entry whose chunk fails validation reads as a miss
- * (strata__region_entry_error() then gives the error). */
+/* Whether entry i (< entries_n) and its locator may be read: one load and
+ * a predicted branch once its chunk is validated; the first use of a chunk
+ * validates it out of line. */
 static inline __attribute__((always_inline)) bool
-strata__region_find(const strata_region *r, uint64_t id, uint64_t *entry,
-                    uint64_t *off, uint64_t *size) {
+strata__entry_ok(const strata_region *r, uint64_t i) {
+  if (__builtin_expect(strata__entry_checked(r, i), 1))
+    return true;
+  return strata__region_check_chunk(r, i >> STRATA__CHUNK_SHIFT) == 0;
+}
+
+/* The lookup of strata__region_find(); `validate` false reads an entry
+ * whose chunk is not validated yet as a miss instead of validating it, so
+ * that the caller's hit path makes no call at all (no registers to save
+ * around one): the store's single lookups take that path and go to their
+ * out-of-line rest, which validates, on any miss (store_read.c). */
+static inline __attribute__((always_inline)) bool
+strata__region_find_in(const strata_region *r, uint64_t id, uint64_t *entry,
+                       uint64_t *off, uint64_t *size, bool validate) {
   uint64_t i;
   const uint8_t *loc;
   if (r->dense) {
     /* Unsigned wrap makes ids below first_id land past n as well. */
     i = id - r->first_id;
-    if (i >= r->n || !strata__entry_ok(r, i))
+    if (i >= r->n ||
+        !(validate ? strata__entry_ok(r, i) : strata__entry_checked(r, i)))
       return false;
     if (r->packed) {
       const uint8_t *pos = r->locators + i * 8;
@@ -167,7 +171,7 @@ strata__region_find(const strata_region *r, uint64_t id, uint64_t *entry,
     uint64_t h = strata__id_hash(id, r->seed);
     uint64_t b = strata__pilot_bucket(h, r->pilot_count);
     i = strata__slot_of(h, strata__rd16(r->pilots + 2 * b), r->slot_count);
-    if (!strata__entry_ok(r, i))
+    if (!(validate ? strata__entry_ok(r, i) : strata__entry_checked(r, i)))
       return false;
     loc = r->locators + i * STRATA__SLOC_SIZE;
     if (strata__rd64(loc + 16) != id ||
@@ -178,6 +182,21 @@ strata__region_find(const strata_region *r, uint64_t id, uint64_t *entry,
   *off = strata__rd64(loc);
   *size = strata__rd64(loc + 8);
   return true;
+}
+
+/* The lookup: on a hit stores the entry number, content offset (in DATA)
+ * and size and returns true. Dense regions index the locators directly:
+ * packed ones read two adjacent positions, like a bare offset array, others
+ * one 16-byte {offset, size}. Sparse ones evaluate the perfect hash (the
+ * pilot table is small enough to stay in cache) and read one 24-byte
+ * locator, which also holds the id to compare. None reads the 64-byte
+ * entry. Inline so that a store lookup makes no call on its hit path. An
+ * entry whose chunk fails validation reads as a miss
+ * (strata__region_entry_error() then gives the error). */
+static inline __attribute__((always_inline)) bool
+strata__region_find(const strata_region *r, uint64_t id, uint64_t *entry,
+                    uint64_t *off, uint64_t *size) {
+  return strata__region_find_in(r, id, entry, off, size, true);
 }
 
 /* The lookup cut into the three stages of a pipelined batch

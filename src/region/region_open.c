@@ -40,6 +40,27 @@ int strata__region_populate(const strata_region *r, const char *path) {
                             r->size);
 }
 
+/* A lazy open reads four small places of the file through the mapping:
+ * the header with its section table, entry 0 (a dense region's first id)
+ * and the region's name and metadata in the strings section. Each read
+ * faults, and the kernel maps more than the page read: fault-around maps
+ * up to 16 cached neighbours (fault_around_bytes, 64 KiB), and a kernel
+ * with large page-cache folios (ext4 and XFS have them) maps the folio
+ * around the page whole, up to 2 MiB. On the 1M-layer region of
+ * strata-bench's open scenario (Linux 6.18, ext4) that was 2.2 MB of RSS
+ * for about 1 KiB read: a 1 MiB folio at the header, 16 pages at entry 0
+ * and 15 at the strings (docs/BENCHMARKS.md, issue 18 step 3).
+ * MADV_RANDOM before the reads does not change it (measured: the same 287
+ * pages mapped), so the reads are left as they are and their page-table
+ * entries dropped after them. MADV_DONTNEED on a shared read-only file
+ * mapping only unmaps: the pages stay in the page cache, and a later read
+ * maps what it touches again. Nothing but validation has touched this new
+ * mapping yet, so the whole of it is dropped (the kernel skips the
+ * unpopulated page tables). A hint: on failure the pages stay mapped. */
+static void unmap_open_reads(const strata_region *r) {
+  (void)madvise((void *)r->base, r->size, MADV_DONTNEED);
+}
+
 static int not_regular(const char *path, mode_t mode) {
   return strata__fail(STRATA_E_INVAL, "%s: not a regular file (it is %s)", path,
                       strata__file_type_name(mode));
@@ -122,6 +143,8 @@ int strata__region_open_ex(const char *path, unsigned flags, bool lazy,
     rc = strata__region_validate(r, base, size, path);
     if (rc == 0 && (flags & STRATA_OPEN_POPULATE))
       rc = strata__region_populate(r, path);
+    else if (rc == 0 && r->lazy)
+      unmap_open_reads(r);
   }
   if (rc < 0) {
     if (base != NULL)

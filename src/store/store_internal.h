@@ -796,6 +796,12 @@ typedef struct __attribute__((__may_alias__)) strata__txn {
    * so that a lookup's hit path tests one word of the txn, hot in the
    * caller's cache, when nobody samples. */
   strata__sample_ring *ring;
+  /* The single lookups' last region whose file alone answers (a catalog
+   * cell's file_only) and its id: a run of gets in one region then skips
+   * the catalog probe (store_read.c, file_only()). NULL: none yet. The
+   * catalog does not change under a snapshot, so neither does the pair. */
+  const strata_region *hint_file;
+  uint64_t hint_id;
 } strata__txn;
 _Static_assert(sizeof(strata__txn) <= sizeof(strata_txn),
                "strata__txn outgrew strata_txn's reserved words");

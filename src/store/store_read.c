@@ -37,6 +37,22 @@ static inline void sample(const strata_txn *txn, uint64_t region_id,
     strata__sample_push(t->ring, region_id, layer_id);
 }
 
+/* sample() for the single lookups' hit path, which ends with it: when
+ * somebody samples, the rest runs in a function the hit path jumps to, so
+ * that the hit path itself makes no call (see file_only()). Returns 0. */
+static __attribute__((noinline)) int
+sample_hit(const strata_txn *txn, uint64_t region_id, uint64_t layer_id) {
+  sample(txn, region_id, layer_id);
+  return 0;
+}
+
+static inline __attribute__((always_inline)) int
+sampled_hit(const strata_txn *txn, uint64_t region_id, uint64_t layer_id) {
+  if (__builtin_expect(strata__txn_priv(txn)->ring != NULL, 0))
+    return sample_hit(txn, region_id, layer_id);
+  return 0;
+}
+
 static void add(_Atomic uint64_t *counter, uint64_t v) {
   /* Only the owner thread writes: a load and a store, no read-modify-write. */
   atomic_store_explicit(counter,
@@ -96,6 +112,7 @@ void strata_read_end(strata_txn *txn) {
   }
   t->slot = NULL;
   t->catalog = NULL;
+  t->hint_file = NULL;
 }
 
 /* What an empty proto layer's data points at: a found layer's data is
@@ -150,15 +167,30 @@ static int lookup(const strata_txn *txn, const strata__entry *e,
  * region of `region_id` when its file alone answers for it (it has a file
  * and no proto), else NULL. One probe of the catalog, all inline; a region
  * with a proto, a miss and every error go to the out-of-line rest of each
- * function, so that the hit path makes no call and saves few registers. */
+ * function, so that the hit path makes no call and saves few registers.
+ * The hit path looks up with strata__region_find_in(..., false): an entry
+ * whose chunk is not validated yet reads as a miss there, and the rest
+ * (the validating lookup) answers; then nothing on the hit path is a call
+ * but tail calls, and it saves no callee-saved registers: on dense ids
+ * (a cache miss for the locator and one for the content per get) this
+ * lets more gets overlap (docs/BENCHMARKS.md, issue 18 step 3). */
 static inline __attribute__((always_inline)) const strata_region *
 file_only(const strata_txn *txn, uint64_t region_id) {
-  const strata__catalog *c =
-      txn != NULL ? strata__txn_priv(txn)->catalog : NULL;
+  if (__builtin_expect(txn == NULL, 0))
+    return NULL;
+  strata__txn *t = strata__txn_priv(txn);
+  const strata_region *r = t->hint_file;
+  if (__builtin_expect(r != NULL && t->hint_id == region_id, 1))
+    return r;
+  const strata__catalog *c = t->catalog;
   if (__builtin_expect(c == NULL, 0))
     return NULL;
   const strata__catalog_cell *sl = strata__catalog_probe(c, region_id);
-  return __builtin_expect(sl != NULL, 1) ? sl->file_only : NULL;
+  if (__builtin_expect(sl == NULL || sl->file_only == NULL, 0))
+    return NULL;
+  t->hint_file = sl->file_only;
+  t->hint_id = region_id;
+  return sl->file_only;
 }
 
 /* strata_get when the hit path did not answer. */
@@ -186,7 +218,7 @@ int strata_get(const strata_txn *txn, uint64_t region_id, uint64_t layer_id,
                strata_layer *out) {
   const strata_region *r = file_only(txn, region_id);
   uint64_t i, off, len;
-  if (r == NULL || !strata__region_find(r, layer_id, &i, &off, &len))
+  if (r == NULL || !strata__region_find_in(r, layer_id, &i, &off, &len, false))
     return get_rest(txn, region_id, layer_id, out);
   strata__layer_from_entry(r, i, out);
   /* From the locator, as strata_region_get() does: the content pointer
@@ -194,8 +226,7 @@ int strata_get(const strata_txn *txn, uint64_t region_id, uint64_t layer_id,
   out->data = r->data + off;
   out->size = len;
   count_get(txn, true, len);
-  sample(txn, region_id, layer_id);
-  return 0;
+  return sampled_hit(txn, region_id, layer_id);
 }
 
 /* The proto's say on a layer of a region that has one: 1 the proto holds
@@ -254,13 +285,12 @@ int strata_get_data(const strata_txn *txn, uint64_t region_id,
                     uint64_t layer_id, const void **data, uint64_t *size) {
   const strata_region *r = file_only(txn, region_id);
   uint64_t i, off, len;
-  if (r == NULL || !strata__region_find(r, layer_id, &i, &off, &len))
+  if (r == NULL || !strata__region_find_in(r, layer_id, &i, &off, &len, false))
     return get_data_rest(txn, region_id, layer_id, data, size);
   *data = r->data + off;
   *size = len;
   count_get(txn, true, len);
-  sample(txn, region_id, layer_id);
-  return 0;
+  return sampled_hit(txn, region_id, layer_id);
 }
 
 /* How many refs apart the stages of strata_get_data_many() run (as in

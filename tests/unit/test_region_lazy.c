@@ -8,11 +8,18 @@
  *   and a dense view refuse the file;
  * - threads doing first-touch lookups of one fresh region at once (every
  *   chunk validated by several of them) all read exactly what an eager
- *   open reads (run under TSan in CI's thread-sanitizer build). */
+ *   open reads (run under TSan in CI's thread-sanitizer build);
+ * - a lazy open leaves no page of the file mapped in the process (smaps
+ *   Rss of the mapping is 0) though it read the header, entry 0 and the
+ *   region strings through the mapping; a lookup maps what it reads, and
+ *   the region's name still reads; an open with STRATA_OPEN_POPULATE
+ *   keeps the file mapped. */
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "test_util.h"
@@ -190,11 +197,80 @@ static void test_concurrent_first_touch_sparse(void **state) {
   concurrent_first_touch(true);
 }
 
+/* The smaps Rss, in kB, of this process's mapping of `path` (the first
+ * one), or -1 when there is none or /proc cannot be read. */
+static long mapping_rss_kb(const char *path) {
+  char real[PATH_MAX];
+  assert_non_null(realpath(path, real));
+  FILE *f = fopen("/proc/self/smaps", "r");
+  if (f == NULL)
+    return -1;
+  char line[PATH_MAX + 256];
+  bool in = false, found = false;
+  long rss = -1;
+  while (fgets(line, sizeof line, f) != NULL) {
+    int name_at = 0;
+    unsigned long lo, hi;
+    if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %n", &lo, &hi, &name_at) == 2 &&
+        name_at > 0) {
+      line[strcspn(line, "\n")] = '\0';
+      in = !found && strcmp(line + name_at, real) == 0;
+      found = found || in;
+      continue;
+    }
+    long kb;
+    if (in && sscanf(line, "Rss: %ld kB", &kb) == 1)
+      rss = kb;
+  }
+  fclose(f);
+  return rss;
+}
+
+static void test_open_maps_nothing(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  const char *dense = test_path(dir, "dense.region");
+  const char *sparse = test_path(dir, "sparse.region");
+  build(dense, false, 20000);
+  build(sparse, true, 20000);
+  const char *paths[] = {dense, sparse};
+  for (int k = 0; k < 2; k++) {
+    strata_region *r;
+    assert_strata_ok(strata_region_open(paths[k], STRATA_OPEN_DEFAULT, &r));
+    long rss = mapping_rss_kb(paths[k]);
+    if (rss < 0) {
+      strata_region_close(r);
+      skip(); /* no /proc/self/smaps here */
+    }
+    assert_int_equal(rss, 0);
+    /* A lookup maps what it reads; the name and the layer read as before. */
+    const void *data;
+    uint64_t size;
+    uint64_t i = 4321;
+    assert_strata_ok(
+        strata_region_get_data(r, layer_id(k == 1, i), &data, &size));
+    assert_int_equal(size, 8 + i % 50);
+    assert_int_equal(((const uint8_t *)data)[size - 1],
+                     (uint8_t)(i + size - 1));
+    assert_true(mapping_rss_kb(paths[k]) > 0);
+    strata_region_info info;
+    assert_strata_ok(strata_region_info_get(r, &info));
+    assert_string_equal(info.name, "lazy");
+    strata_region_close(r);
+    /* Populate keeps the whole file mapped. */
+    assert_strata_ok(strata_region_open(paths[k], STRATA_OPEN_POPULATE, &r));
+    assert_true((uint64_t)mapping_rss_kb(paths[k]) * 1024 >=
+                info.file_size / 4096 * 4096);
+    strata_region_close(r);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_corrupt_chunk),
       cmocka_unit_test(test_concurrent_first_touch_dense),
       cmocka_unit_test(test_concurrent_first_touch_sparse),
+      cmocka_unit_test(test_open_maps_nothing),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

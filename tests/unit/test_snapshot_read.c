@@ -877,6 +877,88 @@ static void test_get_data_stats(void **state) {
   model_free(&m8);
 }
 
+/* Asserts that strata_get_data() and strata_get() of `layer_id` in region
+ * `rid` through `t` return the model's layer, or NOT_FOUND when the model
+ * (NULL: no such region) has none. */
+static void expect_single_is_model(const strata_txn *t, uint64_t rid,
+                                   const model *m, uint64_t layer_id) {
+  const mlayer *want = m != NULL ? model_find(m, layer_id) : NULL;
+  const void *d;
+  uint64_t size;
+  strata_layer l;
+  int rc = strata_get_data(t, rid, layer_id, &d, &size);
+  int grc = strata_get(t, rid, layer_id, &l);
+  if (want == NULL) {
+    int code = m != NULL ? STRATA_E_NOT_FOUND : STRATA_E_NO_REGION;
+    assert_strata_err(rc, code);
+    assert_strata_err(grc, code);
+    return;
+  }
+  assert_strata_ok(rc);
+  assert_strata_ok(grc);
+  assert_int_equal(size, want->size);
+  assert_memory_equal(d, want->data, size);
+  assert_ptr_equal(l.data, d);
+  expect_layer(want, &l, "alternating");
+}
+
+/* The single lookups remember the last region whose file alone answers
+ * (store_read.c, file_only()): gets that alternate at random between two
+ * dense files with the same ids and different contents, a sparse file, a
+ * missing region and (in a later snapshot) a region that gained a proto
+ * each return their own region's layer, in a snapshot begun before the
+ * proto and in one begun after; an ended snapshot finds nothing. */
+static void test_get_data_alternating_regions(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  uint64_t seed = 0xa17e;
+  model m7, m8, m11;
+  write_random_region(dir, 7, "seven", 60, &seed, &m7);
+  write_dense_region(dir, 8, "eight", 20, 100, &m8);
+  write_dense_region(dir, 11, "eleven", 20, 100, &m11);
+  strata_store *s = test_open_store_quiet(dir);
+  const uint64_t rids[] = {7, 8, 11, 10};
+  const model *models[] = {&m7, &m8, &m11, NULL};
+  strata_txn before;
+  assert_strata_ok(strata_read_begin(s, &before));
+  for (int k = 0; k < 2000; k++) {
+    uint64_t r = test_splitmix(&seed) % 4;
+    expect_single_is_model(&before, rids[r], models[r],
+                           test_splitmix(&seed) % PROBE_IDS);
+  }
+  /* Region 8 gains a proto that replaces layer 30 and removes 31. */
+  model m8_before;
+  model_copy(&m8_before, &m8);
+  strata_proto *p8;
+  assert_strata_ok(strata_proto_open(s, 8, &p8));
+  assert_strata_ok(strata_proto_put(p8, 30, "n30", 3, NULL, "new", 3));
+  model_put(&m8, 30, "n30", NULL, "new", 3);
+  assert_strata_ok(strata_proto_remove(p8, 31));
+  model_remove(&m8, 31);
+  strata_txn after;
+  assert_strata_ok(strata_read_begin(s, &after));
+  const model *models_after[] = {&m7, &m8, &m11, NULL};
+  const model *models_before[] = {&m7, &m8_before, &m11, NULL};
+  for (int k = 0; k < 2000; k++) {
+    uint64_t r = test_splitmix(&seed) % 4;
+    uint64_t id =
+        k % 3 == 0 ? 30 + (uint64_t)k % 2 : test_splitmix(&seed) % PROBE_IDS;
+    expect_single_is_model(&after, rids[r], models_after[r], id);
+    expect_single_is_model(&before, rids[r], models_before[r], id);
+  }
+  strata_read_end(&before);
+  strata_read_end(&after);
+  const void *d;
+  uint64_t size;
+  assert_strata_err(strata_get_data(&after, 11, 20, &d, &size),
+                    STRATA_E_NO_REGION);
+  strata_store_close(s);
+  model_free(&m7);
+  model_free(&m8);
+  model_free(&m8_before);
+  model_free(&m11);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_iter_matches_model),
@@ -887,6 +969,7 @@ int main(void) {
       cmocka_unit_test(test_get_data_many_many_regions),
       cmocka_unit_test(test_get_data_by_name_model),
       cmocka_unit_test(test_get_data_stats),
+      cmocka_unit_test(test_get_data_alternating_regions),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
