@@ -372,11 +372,15 @@ static int parse_top(json_t *o, const char *what, strata__manifest *m) {
   m->publisher = strdup(publisher);
   m->created = strdup(created);
   /* Room for every file: each region's base and the deltas it lists (a
-   * "deltas" that is not an array fails its region's parse). */
+   * "deltas" that is not an array fails its region's parse), counted at
+   * most one past the depth limit, which parse_region() refuses: a hostile
+   * list of deltas costs no more room than that. */
   size_t n = json_array_size(regions), room = n;
   for (size_t i = 0; deltas && i < n; i++) {
     json_t *jd = json_object_get(json_array_get(regions, i), "deltas");
-    room += json_is_array(jd) ? json_array_size(jd) : 0;
+    size_t k = json_is_array(jd) ? json_array_size(jd) : 0;
+    room +=
+        k <= STRATA__MANIFEST_MAX_DEPTH ? k : STRATA__MANIFEST_MAX_DEPTH + 1;
   }
   m->regions = calloc(room ? room : 1, sizeof *m->regions);
   if (m->publisher == NULL || m->created == NULL || m->regions == NULL)

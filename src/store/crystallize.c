@@ -326,6 +326,14 @@ static int check_stack(struct strata_store *s, const strata__entry *old,
                        const char *path, const char *next) {
   const strata__stack *st = old->stack;
   const char *top = old->file->path;
+  /* A failed try of this proto placed a base (its rename went through,
+   * then the directory fsync failed; check_base compares that file): every
+   * delta on disk, the stack's and any this proto placed before, is bound
+   * to the base it replaced, so stale whatever became of it, and the retry
+   * writes a base again (choose_kind()). Checking them would call this
+   * proto's own earlier files foreign for ever. */
+  if (old->overlay->placed_file && !old->overlay->placed_delta)
+    return 0;
   for (uint32_t d = 0; st != NULL && d < st->n; d++) {
     const strata__file *f = st->deltas[d];
     struct stat sb;

@@ -746,8 +746,9 @@ int strata__store_stacks(struct strata_store *s, strata__entry **have, size_t n,
       uint32_t bad = 0;
       if (same || cn == 0 ||
           (rc = strata__stack_new(e->file, chain, cn, &st, &bad)) == 0 ||
-          rc == STRATA_E_NOMEM)
-        break;
+          rc == STRATA_E_NOMEM || strict)
+        break; /* the swap fails with stack_new's detail (the delta, the
+                  offset, the layer) */
       withdraw_delta(s, v, nv, chain, cn, bad, rc);
       rc = 0;
     }

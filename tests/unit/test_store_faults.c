@@ -561,6 +561,86 @@ static void test_placed_new_file_no_conflict(void **state) {
   teardown(&f);
 }
 
+/* Crystallizes region 3 of the fixture as it stands, counting calls, and
+ * returns the number of the first directory fsync after the rename. */
+static size_t dir_fsync_now(fixture *f) {
+  fp_arm(0, FP_TRANSIENT, 0);
+  assert_strata_ok(strata_crystallize(f->s, 3));
+  fp_disarm();
+  size_t rename_at = 0, k = 0;
+  for (size_t i = 0; i < fp_count(); i++)
+    if (fp_call_at(i)->fn == FP_RENAMEAT)
+      rename_at = i + 1;
+  for (size_t i = rename_at; rename_at > 0 && i < fp_count() && k == 0; i++)
+    if (fp_call_at(i)->fn == FP_FSYNC && fp_call_at(i)->dir)
+      k = i + 1;
+  assert_true(k > 0);
+  return k;
+}
+
+/* A put past a quarter of the base: the next crystallization writes a
+ * base. */
+static void grow_past_quarter(fixture *f) {
+  struct stat st;
+  assert_int_equal(stat(test_path(f->dir, "base.region"), &st), 0);
+  size_t n = (size_t)st.st_size / 4 + 4096;
+  uint8_t *big = malloc(n);
+  assert_non_null(big);
+  fill(big, n, 77);
+  put(f->p3, &f->m3, 98, "past-quarter", NULL, big, n);
+  free(big);
+}
+
+/* Fails region 3's crystallization at call `k` with EIO (after its
+ * rename: the file stays in place as the proto's own). */
+static void fail_placed(fixture *f, size_t k) {
+  fp_arm((unsigned)k, FP_TRANSIENT, EIO);
+  assert_strata_err(strata_crystallize(f->s, 3), -EIO);
+  fp_disarm();
+}
+
+/* Two failed tries that each placed their file, a delta (or a merge) and
+ * then, the proto having grown, a base: the third try crystallizes (the
+ * second's base is the proto's own and the deltas are stale by their
+ * binding to the base it replaced), and a store opened afterwards serves
+ * the proto's content. It used to fail for ever with STRATA_E_CONFLICT,
+ * calling the first try's file another writer's. */
+static void placed_twice(fixture_kind kind) {
+  fixture f;
+  next_kind = kind;
+  setup(&f);
+  size_t k1 = dir_fsync_now(&f);
+  teardown(&f);
+  next_kind = kind;
+  setup(&f);
+  fail_placed(&f, k1);
+  grow_past_quarter(&f);
+  size_t k2 = dir_fsync_now(&f);
+  teardown(&f);
+
+  next_kind = kind;
+  setup(&f);
+  fail_placed(&f, k1);
+  grow_past_quarter(&f);
+  fail_placed(&f, k2);
+  assert_strata_ok(strata_crystallize(f.s, 3));
+  expect_store_model(f.s, &f.m3, __func__);
+  strata_store_close(f.s);
+  f.s = open_store(f.dir, &f.cap, 0);
+  expect_store_model(f.s, &f.m3, __func__);
+  teardown(&f);
+}
+
+static void test_placed_delta_then_placed_base(void **state) {
+  (void)state;
+  placed_twice(KIND_DELTA);
+}
+
+static void test_placed_merge_then_placed_base(void **state) {
+  (void)state;
+  placed_twice(KIND_MERGE);
+}
+
 /* ---- store open and refresh under faults -------------------------------- */
 
 /* a, b and c are in the directory at open; d appears before a refresh. */
@@ -926,6 +1006,8 @@ int main(void) {
       cmocka_unit_test(test_fsync_failure_is_final),
       cmocka_unit_test(test_placed_file_kept),
       cmocka_unit_test(test_placed_new_file_no_conflict),
+      cmocka_unit_test(test_placed_delta_then_placed_base),
+      cmocka_unit_test(test_placed_merge_then_placed_base),
       cmocka_unit_test(test_crystallize_replace_tmpfile),
       cmocka_unit_test(test_crystallize_replace_named),
       cmocka_unit_test(test_crystallize_new_tmpfile),

@@ -7,9 +7,11 @@
  * reader taking snapshots during many swaps between two sets always sees
  * one whole set. */
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "delta_corrupt.h"
 #include "test_util.h"
 
 #include "store/store_internal.h"
@@ -281,6 +283,27 @@ static void test_swap_stacks(void **state) {
   assert_non_null(strstr(strata_last_error_detail(), want));
   assert_served(s, "1=A2 2=B");
   assert_false(has_layer2(s));
+  /* A listed delta that opens but whose index fails when the stack is
+   * built: the swap fails with that failure's detail (the delta, its
+   * offset), not as a delta on no chain. */
+  strata_proto *p = NULL;
+  assert_strata_ok(strata_proto_open(s, 1, &p));
+  assert_strata_ok(strata_proto_put(p, 7, NULL, 0, NULL, "seven", 5));
+  assert_strata_ok(strata_proto_put(p, 1000, NULL, 0, NULL, "k", 1));
+  assert_strata_ok(strata_crystallize(s, 1));
+  assert_strata_ok(strata_proto_discard(p));
+  assert_strata_ok(strata__store_swap_files(s, two, 4));
+  break_id_order(test_path(dir, "a.3.delta"));
+  const char *three[] = {"a.region", "a.1.delta", "a.2.delta", "a.3.delta",
+                         "b.region"};
+  assert_strata_err(strata__store_swap_files(s, three, 5), STRATA_E_CORRUPT);
+  snprintf(want, sizeof want,
+           "its index fails at id order slot 1 (file offset %" PRIu64 ")",
+           broken_off);
+  assert_non_null(strstr(strata_last_error_detail(), want));
+  assert_non_null(
+      strstr(strata_last_error_detail(), test_path(dir, "a.3.delta")));
+  assert_served(s, "1=A2 2=B");
   strata_store_close(s);
 }
 
