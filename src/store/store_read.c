@@ -259,13 +259,17 @@ get_hit(const strata_txn *txn, const strata_region *r, uint64_t i, uint64_t off,
   return sampled_hit(txn, region_id, layer_id);
 }
 
-/* strata_get's hit path in a region with deltas (reached by a tail
- * call, so that the compacted region's hit path keeps its registers). */
-static __attribute__((noinline)) int
-get_stacked(const strata_txn *txn, const strata_region *r,
-            const strata__stack *st, uint64_t region_id, uint64_t layer_id,
-            strata_layer *out) {
-  const strata_region *in;
+/* strata_get's hit path in a region with deltas, which file_only() has
+ * just made the snapshot's hint (its file and stack are read from there).
+ * Reached by a tail call, so that the compacted region's hit path saves
+ * no registers: hence no more arguments than registers carry. */
+static __attribute__((noinline)) int get_stacked(const strata_txn *txn,
+                                                 uint64_t region_id,
+                                                 uint64_t layer_id,
+                                                 strata_layer *out) {
+  const strata__txn *t = strata__txn_priv(txn);
+  const strata_region *r = t->hint_file, *in;
+  const strata__stack *st = t->hint_stack;
   uint64_t i, off, len;
   if (!stacked_find(r, st, layer_id, &in, &i, &off, &len))
     return get_rest(txn, region_id, layer_id, out);
@@ -278,7 +282,7 @@ int strata_get(const strata_txn *txn, uint64_t region_id, uint64_t layer_id,
   const strata_region *r = file_only(txn, region_id, &st);
   uint64_t i, off, len;
   if (r != NULL && st != NULL)
-    return get_stacked(txn, r, st, region_id, layer_id, out);
+    return get_stacked(txn, region_id, layer_id, out);
   if (r == NULL || !strata__region_find_in(r, layer_id, &i, &off, &len, false))
     return get_rest(txn, region_id, layer_id, out);
   return get_hit(txn, r, i, off, len, region_id, layer_id, out);
@@ -350,10 +354,11 @@ get_data_hit(const strata_txn *txn, const strata_region *r, uint64_t off,
 
 /* strata_get_data's hit path in a region with deltas (as get_stacked). */
 static __attribute__((noinline)) int
-get_data_stacked(const strata_txn *txn, const strata_region *r,
-                 const strata__stack *st, uint64_t region_id, uint64_t layer_id,
+get_data_stacked(const strata_txn *txn, uint64_t region_id, uint64_t layer_id,
                  const void **data, uint64_t *size) {
-  const strata_region *in;
+  const strata__txn *t = strata__txn_priv(txn);
+  const strata_region *r = t->hint_file, *in;
+  const strata__stack *st = t->hint_stack;
   uint64_t i, off, len;
   if (!stacked_find(r, st, layer_id, &in, &i, &off, &len))
     return get_data_rest(txn, region_id, layer_id, data, size);
@@ -366,7 +371,7 @@ int strata_get_data(const strata_txn *txn, uint64_t region_id,
   const strata_region *r = file_only(txn, region_id, &st);
   uint64_t i, off, len;
   if (r != NULL && st != NULL)
-    return get_data_stacked(txn, r, st, region_id, layer_id, data, size);
+    return get_data_stacked(txn, region_id, layer_id, data, size);
   if (r == NULL || !strata__region_find_in(r, layer_id, &i, &off, &len, false))
     return get_data_rest(txn, region_id, layer_id, data, size);
   return get_data_hit(txn, r, off, len, region_id, layer_id, data, size);
