@@ -272,7 +272,7 @@ typedef struct strata__stack_cell {
  * newest version of every id in any delta, sorted by id (iteration merges
  * them with the base's id order). A lookup first tests `filter`, a Bloom
  * filter of two bits per id in one 64-bit word (fmask + 1 words, at least
- * one per 4 ids: about 1% false positives): most ids a get asks for are in
+ * one per 4 ids: 1-2% false positives): most ids a get asks for are in
  * no delta (a random id of a region that changed 4% of its layers), and
  * the filter, 16-32 bits per id, stays in the L1 or L2 cache where the
  * table would not, so such a lookup ends with one cached load. Ids that
