@@ -6,6 +6,9 @@
 
 #include "store/store_internal.h"
 
+/* Its address is the mark; it holds nothing and nothing reads it. */
+const strata__stack strata__cell_ask;
+
 static int cmp_entry(const void *a, const void *b) {
   uint64_t x = (*(strata__entry *const *)a)->id;
   uint64_t y = (*(strata__entry *const *)b)->id;
@@ -37,10 +40,9 @@ int strata__catalog_build(strata__entry **entries, uint64_t n,
     const strata__entry *e = order[i];
     by_id[j] = (strata__catalog_cell){
         .id = e->id,
-        .file_only = e->file != NULL && e->overlay == NULL && e->stack == NULL
-                         ? e->file->region
-                         : NULL,
         .file = e->file != NULL ? e->file->region : NULL,
+        .stack =
+            e->file != NULL && e->overlay == NULL ? e->stack : STRATA__CELL_ASK,
         .e = e};
   }
   *c = (strata__catalog){.n = n,

@@ -259,19 +259,35 @@ typedef struct strata__stack_slot {
   uint32_t tomb; /* 1: the id's newest version is a tombstone */
 } strata__stack_slot;
 
+/* A cell of a stack's id table: an id and its slot index + 1 (0: an
+ * empty cell). The id beside the index lets a probe reject another id
+ * without loading its 40-byte slot. */
+typedef struct strata__stack_cell {
+  uint64_t id;
+  uint64_t slot;
+} strata__stack_cell;
+
 /* The deltas a region serves over its base file (docs/ARCHITECTURE.md,
  * "Deltas"), immutable once its entry is published. `slots` holds the
  * newest version of every id in any delta, sorted by id (iteration merges
- * them with the base's id order); `table` maps an id to its slot (open
- * addressing over mask + 1 positions of slot index + 1, 0 empty; at most
- * half full), so that a lookup costs one probe more than on a compacted
- * region, never a lookup per delta. */
+ * them with the base's id order). A lookup first tests `filter`, a Bloom
+ * filter of two bits per id in one 64-bit word (fmask + 1 words, at least
+ * one per 4 ids: 1-2% false positives): most ids a get asks for are in
+ * no delta (a random id of a region that changed 4% of its layers), and
+ * the filter, 16-32 bits per id, stays in the L1 or L2 cache where the
+ * table would not, so such a lookup ends with one cached load. Ids that
+ * pass probe `table` (open addressing over mask + 1 cells, at most half
+ * full), so that a lookup costs one probe more than on a compacted region,
+ * never a lookup per delta (docs/BENCHMARKS.md, "After the delta read
+ * path"). */
 typedef struct strata__stack {
   uint32_t n;            /* deltas, oldest (depth 1) first */
   strata__file **deltas; /* one reference each */
   strata__stack_slot *slots;
   uint64_t nslots;
-  uint32_t *table;
+  uint64_t *filter;
+  uint64_t fmask;
+  strata__stack_cell *table;
   uint64_t mask;
   int64_t layer_delta; /* layers of base + deltas minus the base's */
   /* Entries sharing the stack: a proto's entry and the entry it was
@@ -279,24 +295,61 @@ typedef struct strata__stack {
   uint32_t refs;
 } strata__stack;
 
+/* The hash of an id for a stack's filter and table: a multiply spreads
+ * the id into the high bits, the xor brings them down to the low bits,
+ * which pick the filter's bits and the table's cell. */
+static inline uint64_t strata__stack_hash(uint64_t id) {
+  uint64_t h = id * 0x9E3779B97F4A7C15ull;
+  return h ^ (h >> 32);
+}
+/* The filter word of hash `h` (its high bits), the two bits of the word
+ * an id sets (its low twelve bits), and the table cell a probe starts at
+ * (the bits above those). */
+static inline uint64_t strata__stack_word_at(const strata__stack *st,
+                                             uint64_t h) {
+  return (h >> 40) & st->fmask;
+}
+static inline uint64_t strata__stack_bits(uint64_t h) {
+  return (1ull << (h & 63)) | (1ull << ((h >> 6) & 63));
+}
+static inline uint64_t strata__stack_cell_at(const strata__stack *st,
+                                             uint64_t h) {
+  return (h >> 12) & st->mask;
+}
+/* Prefetches what a lookup of hash `h` reads first: the filter word and
+ * the table cell (strata_get_data_many's pipeline). */
+static inline void strata__stack_prefetch(const strata__stack *st, uint64_t h) {
+  __builtin_prefetch(&st->filter[strata__stack_word_at(st, h)]);
+  __builtin_prefetch(&st->table[strata__stack_cell_at(st, h)]);
+}
+
+/* The slot of id `id` (of hash `h`) in the stack, or NULL when no delta
+ * holds it. */
+static inline const strata__stack_slot *
+strata__stack_find_h(const strata__stack *st, uint64_t id, uint64_t h) {
+  uint64_t bits = strata__stack_bits(h);
+  if ((st->filter[strata__stack_word_at(st, h)] & bits) != bits)
+    return NULL;
+  for (uint64_t j = strata__stack_cell_at(st, h);; j = (j + 1) & st->mask) {
+    const strata__stack_cell *c = &st->table[j];
+    if (c->slot == 0)
+      return NULL;
+    if (c->id == id)
+      return &st->slots[c->slot - 1];
+  }
+}
 /* The slot of id `id` in the stack, or NULL when no delta holds it. */
 static inline const strata__stack_slot *
 strata__stack_find(const strata__stack *st, uint64_t id) {
-  for (uint64_t j = (id * 0x9E3779B97F4A7C15ull >> 20) & st->mask;;
-       j = (j + 1) & st->mask) {
-    uint32_t k = st->table[j];
-    if (k == 0)
-      return NULL;
-    if (st->slots[k - 1].id == id)
-      return &st->slots[k - 1];
-  }
+  return strata__stack_find_h(st, id, strata__stack_hash(id));
 }
 
-/* The content of id `id` in the stack: 1 a layer (*data, *size set), 0 a
- * tombstone, -1 no delta holds the id (the base's layer, if any, stands). */
-static inline int strata__stack_data(const strata__stack *st, uint64_t id,
-                                     const void **data, uint64_t *size) {
-  const strata__stack_slot *sl = strata__stack_find(st, id);
+/* The content of the stack's slot `sl` (NULL: no delta holds the id): 1
+ * a layer (*data, *size set), 0 a tombstone, -1 no delta holds the id
+ * (the base's layer, if any, stands). */
+static inline int strata__stack_slot_data(const strata__stack *st,
+                                          const strata__stack_slot *sl,
+                                          const void **data, uint64_t *size) {
   if (sl == NULL)
     return -1;
   if (sl->tomb)
@@ -304,6 +357,11 @@ static inline int strata__stack_data(const strata__stack *st, uint64_t id,
   *data = st->deltas[sl->delta]->region->data + sl->off;
   *size = sl->size;
   return 1;
+}
+/* The content of id `id` in the stack, as strata__stack_slot_data(). */
+static inline int strata__stack_data(const strata__stack *st, uint64_t id,
+                                     const void **data, uint64_t *size) {
+  return strata__stack_slot_data(st, strata__stack_find(st, id), data, size);
 }
 
 /* ---- catalog (catalog.c) ----------------------------------------------- */
@@ -327,16 +385,20 @@ typedef struct strata__entry {
  * needs from the entry, copied in so that a probe reads one line of the
  * table (two cells per line) and no line of the entry. `file` is the
  * entry's region file (NULL for a proto without one; the base when the
- * region has deltas), `file_only` the same when the region has neither a
- * proto nor deltas (NULL otherwise): then the file alone answers
- * (store_read.c). Entries do not change once published, so neither
- * does a cell. */
+ * region has deltas). `stack` says what answers with it: NULL the file
+ * alone (the region has neither a proto nor deltas), the region's deltas
+ * over the file (no proto), or STRATA__CELL_ASK when the entry must be
+ * asked (a proto, or no file; store_read.c). Entries do not change once
+ * published, so neither does a cell. */
 typedef struct strata__catalog_cell {
   uint64_t id;
-  const strata_region *file_only;
   const strata_region *file;
+  const strata__stack *stack;
   const strata__entry *e; /* NULL: an empty slot */
 } __attribute__((aligned(32))) strata__catalog_cell;
+/* A cell's `stack` for a region whose entry answers a lookup (catalog.c). */
+extern const strata__stack strata__cell_ask;
+#define STRATA__CELL_ASK (&strata__cell_ask)
 
 typedef struct strata__catalog {
   uint64_t n;
@@ -796,11 +858,13 @@ typedef struct __attribute__((__may_alias__)) strata__txn {
    * so that a lookup's hit path tests one word of the txn, hot in the
    * caller's cache, when nobody samples. */
   strata__sample_ring *ring;
-  /* The single lookups' last region whose file alone answers (a catalog
-   * cell's file_only) and its id: a run of gets in one region then skips
-   * the catalog probe (store_read.c, file_only()). NULL: none yet. The
-   * catalog does not change under a snapshot, so neither does the pair. */
+  /* The single lookups' last region whose file answers without its entry
+   * (a catalog cell with a file and a stack other than STRATA__CELL_ASK),
+   * its stack and its id: a run of gets in one region then skips the
+   * catalog probe (store_read.c, file_only()). NULL: none yet. The catalog
+   * does not change under a snapshot, so neither does the triple. */
   const strata_region *hint_file;
+  const strata__stack *hint_stack;
   uint64_t hint_id;
 } strata__txn;
 _Static_assert(sizeof(strata__txn) <= sizeof(strata_txn),

@@ -164,33 +164,63 @@ static int lookup(const strata_txn *txn, const strata__entry *e,
 }
 
 /* The hit path of the single lookups (strata_get, strata_get_data): the
- * region of `region_id` when its file alone answers for it (it has a file
- * and no proto), else NULL. One probe of the catalog, all inline; a region
- * with a proto, a miss and every error go to the out-of-line rest of each
+ * region file of `region_id` when it answers without the entry (the
+ * region has a file and no proto), with *stack set to its deltas (NULL:
+ * none); else NULL. One probe of the catalog, all inline; a region with a
+ * proto, a miss and every error go to the out-of-line rest of each
  * function, so that the hit path makes no call and saves few registers.
  * The hit path looks up with strata__region_find_in(..., false): an entry
  * whose chunk is not validated yet reads as a miss there, and the rest
  * (the validating lookup) answers; then nothing on the hit path is a call
  * but tail calls, and it saves no callee-saved registers: on dense ids
  * (a cache miss for the locator and one for the content per get) this
- * lets more gets overlap (docs/BENCHMARKS.md, issue 18 step 3). */
+ * lets more gets overlap (docs/BENCHMARKS.md, issue 18 step 3). A region
+ * with deltas jumps from here to its own hit path (stacked_find()). */
 static inline __attribute__((always_inline)) const strata_region *
-file_only(const strata_txn *txn, uint64_t region_id) {
+file_only(const strata_txn *txn, uint64_t region_id,
+          const strata__stack **stack) {
   if (__builtin_expect(txn == NULL, 0))
     return NULL;
   strata__txn *t = strata__txn_priv(txn);
   const strata_region *r = t->hint_file;
-  if (__builtin_expect(r != NULL && t->hint_id == region_id, 1))
+  if (__builtin_expect(r != NULL && t->hint_id == region_id, 1)) {
+    *stack = t->hint_stack;
     return r;
+  }
   const strata__catalog *c = t->catalog;
   if (__builtin_expect(c == NULL, 0))
     return NULL;
   const strata__catalog_cell *sl = strata__catalog_probe(c, region_id);
-  if (__builtin_expect(sl == NULL || sl->file_only == NULL, 0))
+  if (__builtin_expect(sl == NULL || sl->stack == STRATA__CELL_ASK, 0))
     return NULL;
-  t->hint_file = sl->file_only;
+  t->hint_file = sl->file;
+  t->hint_stack = sl->stack;
   t->hint_id = region_id;
-  return sl->file_only;
+  *stack = sl->stack;
+  return sl->file;
+}
+
+/* The lookup of the hit path in a region with deltas `st` over base file
+ * `r` and no proto: the stack's filter and table (which answer most ids,
+ * those in no delta, from the filter), then the base's lookup as on a
+ * compacted region. True when a delta or the base holds a layer (*in set
+ * to its file, *i, *off, *len to its entry and content); false for a
+ * tombstone, a miss or an entry not validated yet, which the rest
+ * answers. No second catalog probe: the stack came with the cell. */
+static inline __attribute__((always_inline)) bool
+stacked_find(const strata_region *r, const strata__stack *st, uint64_t layer_id,
+             const strata_region **in, uint64_t *i, uint64_t *off,
+             uint64_t *len) {
+  const strata__stack_slot *sl = strata__stack_find(st, layer_id);
+  if (sl != NULL) {
+    *in = st->deltas[sl->delta]->region;
+    *i = sl->entry;
+    *off = sl->off;
+    *len = sl->size;
+    return !sl->tomb;
+  }
+  *in = r;
+  return strata__region_find_in(r, layer_id, i, off, len, false);
 }
 
 /* strata_get when the hit path did not answer. */
@@ -214,19 +244,48 @@ static __attribute__((noinline, cold)) int get_rest(const strata_txn *txn,
                       e->name, layer_id);
 }
 
-int strata_get(const strata_txn *txn, uint64_t region_id, uint64_t layer_id,
-               strata_layer *out) {
-  const strata_region *r = file_only(txn, region_id);
-  uint64_t i, off, len;
-  if (r == NULL || !strata__region_find_in(r, layer_id, &i, &off, &len, false))
-    return get_rest(txn, region_id, layer_id, out);
+/* The end of strata_get's hit path: the layer of entry `i` of file `r`,
+ * with its content (at `off`, `len` bytes) from the locator, as
+ * strata_region_get() does: the content pointer then does not wait for
+ * the entry's cache miss. */
+static inline __attribute__((always_inline)) int
+get_hit(const strata_txn *txn, const strata_region *r, uint64_t i, uint64_t off,
+        uint64_t len, uint64_t region_id, uint64_t layer_id,
+        strata_layer *out) {
   strata__layer_from_entry(r, i, out);
-  /* From the locator, as strata_region_get() does: the content pointer
-   * then does not wait for the entry's cache miss. */
   out->data = r->data + off;
   out->size = len;
   count_get(txn, true, len);
   return sampled_hit(txn, region_id, layer_id);
+}
+
+/* strata_get's hit path in a region with deltas, which file_only() has
+ * just made the snapshot's hint (its file and stack are read from there).
+ * Reached by a tail call, so that the compacted region's hit path saves
+ * no registers: hence no more arguments than registers carry. */
+static __attribute__((noinline)) int get_stacked(const strata_txn *txn,
+                                                 uint64_t region_id,
+                                                 uint64_t layer_id,
+                                                 strata_layer *out) {
+  const strata__txn *t = strata__txn_priv(txn);
+  const strata_region *r = t->hint_file, *in;
+  const strata__stack *st = t->hint_stack;
+  uint64_t i, off, len;
+  if (!stacked_find(r, st, layer_id, &in, &i, &off, &len))
+    return get_rest(txn, region_id, layer_id, out);
+  return get_hit(txn, in, i, off, len, region_id, layer_id, out);
+}
+
+int strata_get(const strata_txn *txn, uint64_t region_id, uint64_t layer_id,
+               strata_layer *out) {
+  const strata__stack *st = NULL;
+  const strata_region *r = file_only(txn, region_id, &st);
+  uint64_t i, off, len;
+  if (r != NULL && st != NULL)
+    return get_stacked(txn, region_id, layer_id, out);
+  if (r == NULL || !strata__region_find_in(r, layer_id, &i, &off, &len, false))
+    return get_rest(txn, region_id, layer_id, out);
+  return get_hit(txn, r, i, off, len, region_id, layer_id, out);
 }
 
 /* The proto's say on a layer of a region that has one: 1 the proto holds
@@ -281,16 +340,41 @@ get_data_rest(const strata_txn *txn, uint64_t region_id, uint64_t layer_id,
                       e->name, layer_id);
 }
 
-int strata_get_data(const strata_txn *txn, uint64_t region_id,
-                    uint64_t layer_id, const void **data, uint64_t *size) {
-  const strata_region *r = file_only(txn, region_id);
-  uint64_t i, off, len;
-  if (r == NULL || !strata__region_find_in(r, layer_id, &i, &off, &len, false))
-    return get_data_rest(txn, region_id, layer_id, data, size);
+/* The end of strata_get_data's hit path: the content at `off` of file
+ * `r`, `len` bytes. */
+static inline __attribute__((always_inline)) int
+get_data_hit(const strata_txn *txn, const strata_region *r, uint64_t off,
+             uint64_t len, uint64_t region_id, uint64_t layer_id,
+             const void **data, uint64_t *size) {
   *data = r->data + off;
   *size = len;
   count_get(txn, true, len);
   return sampled_hit(txn, region_id, layer_id);
+}
+
+/* strata_get_data's hit path in a region with deltas (as get_stacked). */
+static __attribute__((noinline)) int
+get_data_stacked(const strata_txn *txn, uint64_t region_id, uint64_t layer_id,
+                 const void **data, uint64_t *size) {
+  const strata__txn *t = strata__txn_priv(txn);
+  const strata_region *r = t->hint_file, *in;
+  const strata__stack *st = t->hint_stack;
+  uint64_t i, off, len;
+  if (!stacked_find(r, st, layer_id, &in, &i, &off, &len))
+    return get_data_rest(txn, region_id, layer_id, data, size);
+  return get_data_hit(txn, in, off, len, region_id, layer_id, data, size);
+}
+
+int strata_get_data(const strata_txn *txn, uint64_t region_id,
+                    uint64_t layer_id, const void **data, uint64_t *size) {
+  const strata__stack *st = NULL;
+  const strata_region *r = file_only(txn, region_id, &st);
+  uint64_t i, off, len;
+  if (r != NULL && st != NULL)
+    return get_data_stacked(txn, region_id, layer_id, data, size);
+  if (r == NULL || !strata__region_find_in(r, layer_id, &i, &off, &len, false))
+    return get_data_rest(txn, region_id, layer_id, data, size);
+  return get_data_hit(txn, r, off, len, region_id, layer_id, data, size);
 }
 
 /* How many refs apart the stages of strata_get_data_many() run (as in
@@ -314,6 +398,11 @@ typedef struct data_pipe {
   const strata_region *file[DATA_RING];  /* NULL: no file */
   const strata__entry *proto[DATA_RING]; /* set: ask the proto first */
   uint64_t stage[DATA_RING];             /* the hash, then the slot */
+  /* A region with deltas and no proto: its stack and the id's hash in
+   * it, then the id's stack slot (NULL: in no delta). */
+  const strata__stack *stack[DATA_RING];
+  uint64_t shash[DATA_RING];
+  const strata__stack_slot *sslot[DATA_RING];
 } data_pipe;
 
 /* Stage 1: prefetch the catalog's slot. */
@@ -326,7 +415,8 @@ static inline __attribute__((always_inline)) void pipe_catalog(data_pipe *p,
 
 /* Stage 2: probe the catalog (from the slot stage 1 prefetched, when
  * there is a stage 1) and start the file's lookup (hash, pilot
- * prefetch). */
+ * prefetch) and, in a region with deltas, the stack's (hash, filter word
+ * and table cell prefetch). */
 static inline __attribute__((always_inline)) void
 pipe_probe(data_pipe *p, size_t j, bool stage1) {
   uint64_t id = p->refs[j].region_id;
@@ -347,24 +437,43 @@ pipe_probe(data_pipe *p, size_t j, bool stage1) {
     }
   }
   const strata_region *r = cl != NULL ? cl->file : NULL;
+  const strata__stack *st = cl != NULL ? cl->stack : NULL;
   p->file[j % DATA_RING] = r;
-  /* A region with a proto or deltas, or an entry without a file: the
-   * last stage asks the entry. */
-  p->proto[j % DATA_RING] = cl != NULL && cl->file_only == NULL ? cl->e : NULL;
+  /* A region with a proto, or an entry without a file: the last stage
+   * asks the entry. */
+  p->proto[j % DATA_RING] = st == STRATA__CELL_ASK ? cl->e : NULL;
+  st = st == STRATA__CELL_ASK ? NULL : st;
+  p->stack[j % DATA_RING] = st;
   if (r != NULL)
     p->stage[j % DATA_RING] = strata__pipe_start(r, p->refs[j].layer_id);
+  if (st != NULL) {
+    uint64_t h = strata__stack_hash(p->refs[j].layer_id);
+    p->shash[j % DATA_RING] = h;
+    strata__stack_prefetch(st, h);
+  }
 }
 
-/* Stage 3: compute the slot, prefetch the locator. */
+/* Stage 3: in a region with deltas, probe the stack (its filter word
+ * and table cell prefetched) and prefetch the id's stack slot when a
+ * delta holds the id; else compute the base's slot, prefetch the
+ * locator. */
 static inline __attribute__((always_inline)) void pipe_locate(data_pipe *p,
                                                               size_t j) {
   const strata_region *r = p->file[j % DATA_RING];
-  if (r != NULL)
+  const strata__stack *st = p->stack[j % DATA_RING];
+  const strata__stack_slot *sl = NULL;
+  if (__builtin_expect(st != NULL, 0)) {
+    sl = strata__stack_find_h(st, p->refs[j].layer_id, p->shash[j % DATA_RING]);
+    if (sl != NULL)
+      strata__prefetch(sl);
+  }
+  p->sslot[j % DATA_RING] = sl;
+  if (r != NULL && sl == NULL)
     p->stage[j % DATA_RING] = strata__pipe_slot(r, p->stage[j % DATA_RING]);
 }
 
-/* The last stage for a region with a proto, deltas or no file: the
- * proto's version first, then the deltas', then the base file's layer.
+/* The last stage for a region with a proto or no file: the proto's
+ * version first, then the deltas', then the base file's layer.
  * Out of line: the overlay's lookup is a call anyway. */
 static __attribute__((noinline)) bool
 finish_proto(const strata_txn *txn, const strata__entry *e,
@@ -388,8 +497,14 @@ pipe_finish(const strata_txn *txn, data_pipe *p, size_t j) {
   const strata__entry *e = p->proto[j % DATA_RING];
   uint64_t slot = p->stage[j % DATA_RING];
   uint64_t layer_id = p->refs[j].layer_id;
+  const strata__stack_slot *sl = p->sslot[j % DATA_RING];
   bool hit;
-  if (__builtin_expect(e == NULL, 1))
+  if (__builtin_expect(sl != NULL, 0)) {
+    hit = strata__stack_slot_data(p->stack[j % DATA_RING], sl, &p->data[j],
+                                  &p->sizes[j]) > 0;
+    if (hit)
+      strata__prefetch(p->data[j]);
+  } else if (__builtin_expect(e == NULL, 1))
     hit = r != NULL &&
           strata__pipe_finish(r, slot, layer_id, &p->data[j], &p->sizes[j]);
   else

@@ -99,33 +99,41 @@ int strata__stack_new(const strata__file *base, strata__file **files,
     else if (!slots[i].tomb && !in_base)
       layer_delta++;
   }
-  uint64_t cap = 8;
+  /* The table at most half full; the filter one word per 4 ids at least
+   * (store_internal.h, strata__stack). */
+  uint64_t cap = 8, words = 1;
   while (cap < 2 * k)
     cap *= 2;
-  uint32_t *table = calloc(cap, sizeof *table);
-  if (table == NULL || k >= UINT32_MAX) {
+  while (words * 4 < k)
+    words *= 2;
+  strata__stack_cell *table = calloc(cap, sizeof *table);
+  uint64_t *filter = calloc(words, sizeof *filter);
+  if (table == NULL || filter == NULL || k >= UINT32_MAX) {
     free(table);
+    free(filter);
     free(st);
     free(deltas);
     free(slots);
     return strata__fail(STRATA_E_NOMEM, "%s: allocating a delta stack",
                         base->path);
   }
+  *st = (strata__stack){
+      .filter = filter, .fmask = words - 1, .table = table, .mask = cap - 1};
   for (uint64_t i = 0; i < k; i++) {
-    uint64_t j = (slots[i].id * 0x9E3779B97F4A7C15ull >> 20) & (cap - 1);
-    while (table[j] != 0)
+    uint64_t h = strata__stack_hash(slots[i].id);
+    filter[strata__stack_word_at(st, h)] |= strata__stack_bits(h);
+    uint64_t j = strata__stack_cell_at(st, h);
+    while (table[j].slot != 0)
       j = (j + 1) & (cap - 1);
-    table[j] = (uint32_t)(i + 1);
+    table[j] = (strata__stack_cell){.id = slots[i].id, .slot = i + 1};
   }
   memcpy(deltas, files, n * sizeof *deltas);
-  *st = (strata__stack){.n = n,
-                        .deltas = deltas,
-                        .slots = slots,
-                        .nslots = k,
-                        .table = table,
-                        .mask = cap - 1,
-                        .layer_delta = layer_delta,
-                        .refs = 1};
+  st->n = n;
+  st->deltas = deltas;
+  st->slots = slots;
+  st->nslots = k;
+  st->layer_delta = layer_delta;
+  st->refs = 1;
   *out = st;
   return 0;
 }
@@ -138,6 +146,7 @@ void strata__stack_free(struct strata_store *s, strata__stack *st) {
   free(st->deltas);
   free(st->slots);
   free(st->table);
+  free(st->filter);
   free(st);
 }
 

@@ -20,6 +20,7 @@
 #include "delta_corrupt.h"
 #include "test_util.h"
 
+#include "store/store_internal.h"
 #include "writer/writer_internal.h"
 
 #define RID 5
@@ -268,6 +269,115 @@ static void test_stack_reads(void **state) {
   strata_proto_info pi;
   assert_strata_ok(strata_proto_info_get(p, &pi));
   assert_int_equal(pi.layers, live_count(&m));
+  assert_strata_ok(strata_proto_discard(p));
+  check_store(s, &m);
+  strata_store_close(s);
+}
+
+/* The region's stack as snapshot `t` serves it (the store's internals:
+ * the edges of its filter and table are asserted below). */
+static const strata__stack *stack_of(const strata_txn *t) {
+  const strata__entry *e =
+      strata__catalog_find(strata__txn_priv(t)->catalog, RID);
+  assert_non_null(e);
+  return e->stack;
+}
+
+/* Ids no file holds (MAXID < id < 20000) read as missing through every
+ * lookup by id; returns how many of them pass the stack's filter (and
+ * are then rejected by its table). */
+static uint64_t check_absent(const strata_txn *t, const strata__stack *st) {
+  uint64_t passed = 0;
+  strata_layer_ref refs[64];
+  const void *datas[64];
+  uint64_t sizes[64];
+  size_t n = 0;
+  for (uint64_t id = MAXID + 1; id < 20000; id++) {
+    uint64_t h = strata__stack_hash(id), bits = strata__stack_bits(h);
+    passed += (st->filter[strata__stack_word_at(st, h)] & bits) == bits;
+    assert_null(strata__stack_find(st, id));
+    strata_layer l;
+    const void *data;
+    uint64_t size;
+    assert_strata_err(strata_get(t, RID, id, &l), STRATA_E_NOT_FOUND);
+    assert_strata_err(strata_get_data(t, RID, id, &data, &size),
+                      STRATA_E_NOT_FOUND);
+    refs[n++] = (strata_layer_ref){RID, id};
+    if (n == 64 || id == 19999) {
+      assert_int_equal(strata_get_data_many(t, refs, n, datas, sizes), 0);
+      n = 0;
+    }
+  }
+  return passed;
+}
+
+/* The stack's filter and table at their edges: a stack of no ids (one
+ * empty delta), then ids in several deltas, tombstones of base ids and of
+ * a delta's id, ids that collide in the table (asserted), and ids in no
+ * delta that pass the filter (asserted) and must miss in the table. Every
+ * read path sees base + deltas newest-first (check_txn). */
+static void test_stack_edges(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  model m;
+  make_base(dir, &m);
+  write_delta(dir, "r.1.delta", NULL, 0, "r.region", 1, &m);
+  strata_store *s = test_open_store_quiet(dir);
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  const strata__stack *st = stack_of(&t);
+  assert_non_null(st);
+  assert_int_equal(st->n, 1);
+  assert_int_equal(st->nslots, 0);
+  check_txn(&t, &m);
+  check_absent(&t, st);
+  strata_read_end(&t);
+  strata_store_close(s);
+
+  /* Three deltas over the base: id 3 changed in each, id 2 removed then
+   * brought back, id 21 added then removed, base ids 4 and 9 removed. */
+  static const op e1[] = {{3, "e1-3", NULL},   {2, NULL, NULL},
+                          {21, "e1-21", NULL}, {22, "e1-22", "n22"},
+                          {23, "e1-23", NULL}, {24, "e1-24", NULL},
+                          {26, "e1-26", NULL}, {27, "e1-27", NULL},
+                          {28, "e1-28", NULL}, {29, "e1-29", NULL}};
+  static const op e2[] = {{3, "e2-3", NULL},   {2, "e2-2", "n2b"},
+                          {21, NULL, NULL},    {4, NULL, NULL},
+                          {31, "e2-31", NULL}, {32, "e2-32", NULL},
+                          {33, "e2-33", NULL}, {34, "e2-34", NULL}};
+  static const op e3[] = {
+      {3, "e3-3", NULL},   {9, NULL, NULL},     {22, "e3-22", NULL},
+      {35, "e3-35", NULL}, {36, "e3-36", NULL}, {37, "e3-37", NULL},
+      {38, "e3-38", NULL}, {39, "e3-39", NULL}, {40, "e3-40", NULL}};
+  make_base(dir, &m);
+  assert_int_equal(unlink(test_path(dir, "r.1.delta")), 0);
+  write_delta(dir, "r.1.delta", e1, sizeof e1 / sizeof *e1, "r.region", 1, &m);
+  write_delta(dir, "r.2.delta", e2, sizeof e2 / sizeof *e2, "r.1.delta", 2, &m);
+  write_delta(dir, "r.3.delta", e3, sizeof e3 / sizeof *e3, "r.2.delta", 3, &m);
+  s = test_open_store_quiet(dir);
+  assert_strata_ok(strata_read_begin(s, &t));
+  st = stack_of(&t);
+  assert_non_null(st);
+  assert_int_equal(st->n, 3);
+  /* The newest version of id 3 is delta 3's (index 2). */
+  assert_non_null(strata__stack_find(st, 3));
+  assert_int_equal(strata__stack_find(st, 3)->delta, 2);
+  assert_int_equal(strata__stack_find(st, 21)->tomb, 1);
+  assert_int_equal(strata__stack_find(st, 2)->tomb, 0);
+  /* Some id sits away from its home cell: a collision the probe walks. */
+  uint64_t displaced = 0;
+  for (uint64_t j = 0; j <= st->mask; j++)
+    if (st->table[j].slot != 0 &&
+        strata__stack_cell_at(st, strata__stack_hash(st->table[j].id)) != j)
+      displaced++;
+  assert_true(displaced > 0);
+  check_txn(&t, &m);
+  assert_true(check_absent(&t, st) > 0);
+  strata_read_end(&t);
+  /* A proto over the stack (reads ask the entry) sees the same. */
+  strata_proto *p = NULL;
+  assert_strata_ok(strata_proto_open(s, RID, &p));
+  check_store(s, &m);
   assert_strata_ok(strata_proto_discard(p));
   check_store(s, &m);
   strata_store_close(s);
@@ -782,6 +892,7 @@ static void test_crystallize_conflicts(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_stack_reads),
+      cmocka_unit_test(test_stack_edges),
       cmocka_unit_test(test_stale_and_broken),
       cmocka_unit_test(test_stale_delta),
       cmocka_unit_test(test_refresh_new_delta),
