@@ -483,9 +483,10 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id,
   STRATA__TRY(choose_kind(s, old, &kind));
   bool delta = kind != WRITE_BASE; /* the new file is a delta */
   uint32_t depth = old->stack != NULL ? old->stack->n : 0;
-  char *base_path = old->file != NULL
-                        ? strdup(old->file->path)
-                        : strata__store_path(s, old->name, ".region");
+  char *base_path =
+      old->file != NULL
+          ? strdup(old->file->path)
+          : strata__store_path(s, old->name, STRATA__REGION_SUFFIX);
   /* The name of the delta over the current top: written by a delta,
    * checked (and, when this proto placed it, removed) by a compaction or
    * a merge; and that of the first delta, which a merge writes. */

@@ -21,9 +21,8 @@
  * both must fit in a file name, NAME_MAX (255) bytes. Checked when the
  * proto is created: a name that fit the region file but not the temporary
  * one would fail at crystallization, after the whole file was written. */
-#define REGION_FILE_SUFFIX ".region"
 #define REGION_NAME_MAX                                                        \
-  (NAME_MAX - (sizeof REGION_FILE_SUFFIX - 1) - STRATA__TEMP_NAME_EXTRA)
+  (NAME_MAX - (sizeof STRATA__REGION_SUFFIX - 1) - STRATA__TEMP_NAME_EXTRA)
 
 static strata__catalog *current(struct strata_store *s) {
   return atomic_load_explicit(&s->catalog, memory_order_relaxed);
@@ -77,14 +76,14 @@ static int check_region_name(struct strata_store *s, const char *name) {
                   "%s: region name is not valid UTF-8", s->dir);
   /* A file system may allow fewer bytes than NAME_MAX in a name. */
   long name_max = fpathconf(s->dirfd, _PC_NAME_MAX);
-  size_t fixed = sizeof REGION_FILE_SUFFIX - 1 + STRATA__TEMP_NAME_EXTRA;
+  size_t fixed = sizeof STRATA__REGION_SUFFIX - 1 + STRATA__TEMP_NAME_EXTRA;
   size_t max = REGION_NAME_MAX;
   if (name_max > (long)fixed && (size_t)name_max - fixed < max)
     max = (size_t)name_max - fixed;
   STRATA__FAIL_IF(len > max, STRATA_E_LIMIT,
                   "%s: region name \"%s\" is %zu bytes, at most %zu: its file "
-                  "NAME" REGION_FILE_SUFFIX " and the temporary file "
-                  ".NAME" REGION_FILE_SUFFIX STRATA__TEMP_MARK
+                  "NAME" STRATA__REGION_SUFFIX " and the temporary file "
+                  ".NAME" STRATA__REGION_SUFFIX STRATA__TEMP_MARK
                   "XXXXXXXX written before it must fit in a %zu-byte file name",
                   s->dir, name, len, max, max + fixed);
   return 0;
@@ -115,8 +114,8 @@ static int create_locked(struct strata_store *s, uint64_t id, const char *name,
   STRATA__FAIL_IF(strata__catalog_find_name(c, name, strlen(name)) != NULL,
                   STRATA_E_EXIST, "%s: a region named \"%s\" already exists",
                   s->dir, name);
-  char file[REGION_NAME_MAX + sizeof REGION_FILE_SUFFIX];
-  snprintf(file, sizeof file, "%s" REGION_FILE_SUFFIX, name);
+  char file[REGION_NAME_MAX + sizeof STRATA__REGION_SUFFIX];
+  snprintf(file, sizeof file, "%s" STRATA__REGION_SUFFIX, name);
   STRATA__FAIL_IF(faccessat(s->dirfd, file, F_OK, AT_SYMLINK_NOFOLLOW) == 0,
                   STRATA_E_EXIST,
                   "%s/%s: the file exists (a region the store did not load?)",

@@ -694,6 +694,9 @@ int strata__store_mkdir(const char *dir, bool *created);
  * nothing else is in it. */
 void strata__store_unmake_dir(const char *dir);
 
+/* The suffix of a region (base) file's name: "NAME.region". */
+#define STRATA__REGION_SUFFIX ".region"
+
 /* store_scan.c. Lists the region files of the directory ("*.region", not
  * hidden), sorted, into a malloc'd array of malloc'd names; with `clean`,
  * also removes the temporary files of writers that died. */

@@ -68,7 +68,7 @@ static ptrdiff_t find_name(char **names, size_t n, const char *name) {
 static ptrdiff_t find_placed(const strata_store *s, char **names, size_t n,
                              const char *name, const strata__overlay *o) {
   char file[NAME_MAX + 1];
-  int len = snprintf(file, sizeof file, "%s.region", name);
+  int len = snprintf(file, sizeof file, "%s" STRATA__REGION_SUFFIX, name);
   if (len < 0 || (size_t)len >= sizeof file)
     return -1;
   ptrdiff_t k = find_name(names, n, file);

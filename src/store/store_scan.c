@@ -17,8 +17,6 @@
 #include "store/store_internal.h"
 #include "writer/pubfile.h"
 
-#define REGION_SUFFIX ".region"
-
 #define DELTA_SUFFIX ".delta"
 
 static bool has_suffix(const char *n, const char *suffix) {
@@ -27,7 +25,7 @@ static bool has_suffix(const char *n, const char *suffix) {
 }
 
 bool strata__store_is_region_name(const char *n) {
-  return has_suffix(n, REGION_SUFFIX);
+  return has_suffix(n, STRATA__REGION_SUFFIX);
 }
 
 bool strata__store_is_delta_name(const char *n) {
@@ -215,7 +213,7 @@ static int list_suffix(struct strata_store *s, bool clean, const char *suffix,
 
 int strata__store_list(struct strata_store *s, bool clean, char ***names,
                        size_t *count) {
-  return list_suffix(s, clean, REGION_SUFFIX, names, count);
+  return list_suffix(s, clean, STRATA__REGION_SUFFIX, names, count);
 }
 
 int strata__store_list_deltas(struct strata_store *s, char ***names,
@@ -384,9 +382,10 @@ static int cmp_candidate(const void *pa, const void *pb) {
 }
 
 static bool is_canonical(const char *file, const char *name) {
-  size_t fl = strlen(file), nl = strlen(name), sl = strlen(REGION_SUFFIX);
+  size_t fl = strlen(file), nl = strlen(name),
+         sl = strlen(STRATA__REGION_SUFFIX);
   return fl == nl + sl && memcmp(file, name, nl) == 0 &&
-         strcmp(file + nl, REGION_SUFFIX) == 0;
+         strcmp(file + nl, STRATA__REGION_SUFFIX) == 0;
 }
 
 /* FNV-1a: region names are short, and the table only needs spread. */

@@ -11,42 +11,27 @@ measurement (random and changed ids, single and batched gets) has figures.
 
 usage: check_delta_read.py STRATA_BENCH WORKDIR
 """
-import json
-import os
-import subprocess
 import sys
 
+from bench_check import Check
 
-def fail(msg):
-    print(f"check_delta_read: {msg}", file=sys.stderr)
-    sys.exit(1)
+C = Check("check_delta_read")
 
 
 def main():
-    bench, workdir = sys.argv[1], sys.argv[2]
-    os.makedirs(workdir, exist_ok=True)
-    cmd = [bench, "--n", "20000", "--gets", "6400", "--reps", "1",
-           "--scenario", "delta-read", "--json", "--dir", workdir]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    if p.returncode != 0:
-        fail(f"{' '.join(cmd)} exited {p.returncode}:\n{p.stderr}")
-    r = json.loads(p.stdout)["scenarios"]["delta-read"]
-    want = {"layers": 2000, "changes": 20, "layer_bytes": 256, "gets": 6400,
-            "reps": 1, "compacted_depth": 0}
-    for k, v in want.items():
-        if r[k] != v:
-            fail(f"{k} is {r[k]}, want {v}")
+    r = C.run(sys.argv[1], sys.argv[2], "delta-read",
+              ["--n", "20000", "--gets", "6400", "--reps", "1"])
+    C.expect(r, {"layers": 2000, "changes": 20, "layer_bytes": 256,
+                 "gets": 6400, "reps": 1, "compacted_depth": 0})
     # Four changes of 1% of the region each: deltas, at most max_depth (4)
     # of them (docs/ARCHITECTURE.md, "Deltas").
     if not 1 <= r["depth"] <= 4:
-        fail(f"depth {r['depth']}, want 1 to 4")
+        C.fail(f"depth {r['depth']}, want 1 to 4")
     for ids in ("random", "changed"):
         for call in ("get_data", "get_data_many"):
             m = r[f"{ids}_{call}"]
             for side in ("deltas_ns", "compacted_ns"):
-                s = m[side]
-                if not 0 < s["min"] <= s["median"] <= s["max"]:
-                    fail(f"{ids}_{call}.{side} out of order: {s}")
+                C.ordered(f"{ids}_{call}.{side}", m[side])
     print(f"check_delta_read: ok (depth {r['depth']})")
 
 
