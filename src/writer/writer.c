@@ -97,9 +97,11 @@ int strata_writer_open(const char *path, const strata_writer_options *in,
                   STRATA__MAX_REGION_NAME);
   STRATA__FAIL_IF(!strata__utf8_valid(o->name, nlen), STRATA_E_INVAL,
                   "%s: region name is not valid UTF-8", path);
-  STRATA__FAIL_IF(o->flags & ~(uint32_t)STRATA_WRITER_LOCK_STORE,
-                  STRATA_E_INVAL, "%s: unknown writer flags 0x%" PRIx32, path,
-                  o->flags & ~(uint32_t)STRATA_WRITER_LOCK_STORE);
+  const uint32_t known =
+      STRATA_WRITER_LOCK_STORE | STRATA_WRITER_CHECK_IDS_AT_COMMIT;
+  STRATA__FAIL_IF(o->flags & ~known, STRATA_E_INVAL,
+                  "%s: unknown writer flags 0x%" PRIx32, path,
+                  o->flags & ~known);
   uint32_t align = o->align ? o->align : STRATA__DEFAULT_ALIGN;
   STRATA__FAIL_IF((align & (align - 1)) != 0 || align < STRATA__MIN_ALIGN ||
                       align > STRATA__MAX_ALIGN,
@@ -141,6 +143,7 @@ int strata_writer_open(const char *path, const strata_writer_options *in,
     return strata__fail(STRATA_E_NOMEM, "%s: allocating the writer", path);
   }
   w->region_id = o->region_id;
+  w->ids_at_commit = (o->flags & STRATA_WRITER_CHECK_IDS_AT_COMMIT) != 0;
   if (getrandom(&w->set_seed, sizeof w->set_seed, GRND_NONBLOCK) !=
       (ssize_t)sizeof w->set_seed)
     w->set_seed = (uint64_t)(uintptr_t)w ^ 0x9e3779b97f4a7c15ull;
@@ -233,7 +236,10 @@ static int begin_layer(strata_writer *w, uint64_t id, const char *name,
   if (metadata != NULL)
     STRATA__TRY(strata__check_text_n(w->path, "metadata", id, metadata,
                                      meta_len, STRATA__MAX_METADATA, true));
-  if (!w->ids_indexed && w->n > 0 && id < w->entries[w->n - 1].id)
+  /* Out of ascending order: from now on any earlier id may repeat, so the
+   * set of ids is built, unless commit is to find repeats (its sort). */
+  if (!w->ids_indexed && !w->ids_at_commit && w->n > 0 &&
+      id < w->entries[w->n - 1].id)
     STRATA__TRY(strata__writer_build_id_set(w));
   int64_t dup = strata__writer_find_id(w, id);
   /* A tombstone takes its id like a layer: one entry per id. */

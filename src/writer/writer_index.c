@@ -168,7 +168,9 @@ static int place_names(strata_writer *w, index_plan *p, bool *ok) {
  * in slot order). */
 static int sort_by_id(strata_writer *w) {
   int rc = strata__writer_sort_by_id(w);
-  return rc < 0 ? strata__fail(rc, "%s: sorting the index", w->path) : 0;
+  if (rc == STRATA_E_NOMEM)
+    return strata__fail(rc, "%s: sorting the index", w->path);
+  return rc; /* a repeated id comes with its detail */
 }
 
 static int make_plan(strata_writer *w, index_plan *p) {

@@ -73,7 +73,10 @@ struct strata_writer {
   strata__buf strings; /* names and metadata, NUL-terminated */
   strata__idset ids;
   strata__wset names;
-  bool ids_indexed;  /* `ids` is built: some id came out of order */
+  bool ids_indexed; /* `ids` is built: some id came out of order */
+  /* STRATA_WRITER_CHECK_IDS_AT_COMMIT: `ids` is never built; commit's sort
+   * finds a repeated id (strata__writer_sort_by_id). */
+  bool ids_at_commit;
   uint64_t set_seed; /* random seed of the in-memory sets' hash */
 
   /* A delta file (strata__writer_set_delta()): format 1.1, the DELTA flag
@@ -143,7 +146,8 @@ int strata__writer_build_index(strata_writer *w, uint64_t index_off,
 
 /* Puts w->entries in ascending id order: nothing to do when they came in
  * order (checked in one pass), else a radix sort of (id, position) pairs
- * and one gather. STRATA_E_NOMEM without a detail message. */
+ * and one gather. STRATA_E_NOMEM without a detail message, or
+ * STRATA_E_DUPLICATE with one naming a repeated id and its two layers. */
 int strata__writer_sort_by_id(strata_writer *w);
 
 /* Puts w->entries in ascending order of .hash, which must hold distinct

@@ -10,6 +10,7 @@
  * below the slot count, so their order is found by a scatter, with no sort
  * at all. Both give the order qsort gave (ids and slots are distinct), so
  * the file is byte for byte what it was. */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +42,25 @@ static int gather(strata_writer *w, const uint64_t *pos, size_t stride) {
   free(w->entries);
   w->entries = e;
   w->cap = n;
+  return 0;
+}
+
+/* A repeated id, now adjacent in the sorted pairs (the sort is stable, so
+ * the earlier layer comes first). Only a writer with
+ * STRATA_WRITER_CHECK_IDS_AT_COMMIT can hold one: without it begin_layer()
+ * refused the repeat. */
+static int find_repeat(const strata_writer *w, const id_pos *a) {
+  for (uint64_t k = 1; k < w->n; k++) {
+    if (a[k].id != a[k - 1].id)
+      continue;
+    const strata__wentry *e = &w->entries[a[k].pos];
+    return strata__fail(STRATA_E_DUPLICATE,
+                        "%s: %s %" PRIu64
+                        ": duplicate id (added as number %" PRIu64
+                        " and again as number %" PRIu64 ", counting from 0)",
+                        w->path, e->flags ? "tombstone" : "layer", a[k].id,
+                        a[k - 1].pos, a[k].pos);
+  }
   return 0;
 }
 
@@ -87,7 +107,9 @@ int strata__writer_sort_by_id(strata_writer *w) {
   }
   free(b);
   free(count);
-  int rc = gather(w, &a[0].pos, sizeof *a / sizeof(uint64_t));
+  int rc = find_repeat(w, a);
+  if (rc == 0)
+    rc = gather(w, &a[0].pos, sizeof *a / sizeof(uint64_t));
   free(a);
   return rc;
 }

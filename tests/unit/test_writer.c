@@ -496,6 +496,68 @@ static void test_duplicates_random_order(void **state) {
   strata_region_close(r);
 }
 
+/* STRATA_WRITER_CHECK_IDS_AT_COMMIT: a repeat of the id added just before
+ * is refused at once; any other repeated id (ids 0 and UINT64_MAX among
+ * them) is found by commit, which names the id and both
+ * layers in the order added and publishes nothing; without a repeat the
+ * region is what a writer without the flag writes. */
+static void test_duplicates_at_commit(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  const char *path = test_path(dir, "c.region");
+  strata_writer_options o;
+  strata_writer_options_init(&o);
+  o.region_id = 1;
+  o.name = "w";
+  o.flags = STRATA_WRITER_CHECK_IDS_AT_COMMIT;
+  uint64_t ids[2000], seed = 11;
+  for (int i = 0; i < 2000; i++)
+    ids[i] = test_splitmix(&seed);
+  ids[1000] = 0;
+  ids[1001] = UINT64_MAX;
+  struct {
+    int first, again; /* the positions of a repeated id, or -1 */
+  } cases[] = {{-1, -1}, {17, 1500}, {0, 1999}, {1000, 1600}, {1001, 1003}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    strata_writer *w = NULL;
+    assert_strata_ok(strata_writer_open(path, &o, &w));
+    for (int i = 0; i < 2000; i++) {
+      uint64_t id = i == cases[c].again ? ids[cases[c].first] : ids[i];
+      assert_strata_ok(strata_writer_add(w, id, NULL, 0, NULL, &id, 8));
+      if (i == 5) { /* the same id twice in a row: refused at once */
+        assert_strata_err(strata_writer_add(w, id, NULL, 0, NULL, "x", 1),
+                          STRATA_E_DUPLICATE);
+        assert_non_null(strstr(strata_last_error_detail(),
+                               "already added as layer number 5"));
+      }
+    }
+    if (cases[c].first < 0) {
+      assert_strata_ok(strata_writer_commit(w));
+      strata_region *r = NULL;
+      assert_strata_ok(strata_region_open(path, 0, &r));
+      assert_int_equal(strata_region_layer_count(r), 2000);
+      for (int i = 0; i < 2000; i++) {
+        const void *p;
+        uint64_t len;
+        assert_strata_ok(strata_region_get_data(r, ids[i], &p, &len));
+        assert_memory_equal(p, &ids[i], 8);
+      }
+      assert_strata_ok(strata_region_verify(r, NULL));
+      strata_region_close(r);
+      assert_int_equal(unlink(path), 0);
+      continue;
+    }
+    assert_strata_err(strata_writer_commit(w), STRATA_E_DUPLICATE);
+    char want[160];
+    snprintf(want, sizeof want,
+             "c.region: layer %" PRIu64 ": duplicate id (added as number %d "
+             "and again as number %d, counting from 0)",
+             ids[cases[c].first], cases[c].first, cases[c].again);
+    assert_non_null(strstr(strata_last_error_detail(), want));
+    assert_int_equal(count_entries(dir), 0); /* nothing published or left */
+  }
+}
+
 /* Writes n layers with ids[0..n-1] in that order (each layer's content is
  * its id) and checks that every id reads back with its content. */
 static void write_ids(const char *path, const uint64_t *ids, uint64_t n) {
@@ -578,6 +640,7 @@ int main(void) {
       cmocka_unit_test(test_streaming),
       cmocka_unit_test(test_colliding_ids_change_seed),
       cmocka_unit_test(test_duplicates_random_order),
+      cmocka_unit_test(test_duplicates_at_commit),
       cmocka_unit_test(test_random_ids_round_trip),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

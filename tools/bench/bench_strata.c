@@ -36,6 +36,9 @@ int bench_strata_write(const char *path, const bench_layers *layers, char *err,
   strata_writer_options_init(&opt);
   opt.region_id = 1;
   opt.name = "bench";
+  /* The ids are distinct (a bijection of the index) and come in any
+   * order: a bulk load, whose repeats commit's sort would find. */
+  opt.flags = STRATA_WRITER_CHECK_IDS_AT_COMMIT;
   strata_writer *w = NULL;
   int rc = strata_writer_open(path, &opt, &w);
   if (rc < 0)

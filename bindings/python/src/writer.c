@@ -155,17 +155,18 @@ static int to_metadata(PyObject *obj, PyObject **out) {
 
 static int writer_init(PyObject *op, PyObject *args, PyObject *kwargs) {
   WriterObject *self = (WriterObject *)op;
-  static char *kwlist[] = {"path",  "region_id",  "name", "metadata",
-                           "align", "lock_store", NULL};
+  static char *kwlist[] = {
+      "path",       "region_id",           "name", "metadata", "align",
+      "lock_store", "check_ids_at_commit", NULL};
   PyObject *path, *id_obj, *name_obj, *meta_obj = Py_None, *align_obj = Py_None;
-  int lock_store = 0;
+  int lock_store = 0, ids_at_commit = 0;
   if (self->w != NULL || self->path != NULL) {
     strata_py_raise_state("strata.Writer(%R): already initialized", self->path);
     return -1;
   }
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOU|O$Op:Writer", kwlist,
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOU|O$Opp:Writer", kwlist,
                                    &path, &id_obj, &name_obj, &meta_obj,
-                                   &align_obj, &lock_store))
+                                   &align_obj, &lock_store, &ids_at_commit))
     return -1;
 
   strata_writer_options opts;
@@ -188,6 +189,8 @@ static int writer_init(PyObject *op, PyObject *args, PyObject *kwargs) {
   }
   if (lock_store)
     opts.flags |= STRATA_WRITER_LOCK_STORE;
+  if (ids_at_commit)
+    opts.flags |= STRATA_WRITER_CHECK_IDS_AT_COMMIT;
   Py_ssize_t name_len;
   const char *name;
   if (to_name(name_obj, &name, &name_len) < 0)

@@ -241,6 +241,7 @@ class Writer:
         *,
         align: int | None = None,
         lock_store: bool = False,
+        check_ids_at_commit: bool = False,
     ) -> None: ...
     def add(
         self,

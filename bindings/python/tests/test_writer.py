@@ -182,6 +182,34 @@ def test_duplicate_id(tmp_path):
                                                              (11, b"b")]
 
 
+def test_duplicate_id_found_at_commit(tmp_path):
+    """check_ids_at_commit: a repeated id that is not the one just added is
+    found by commit(), which names it and both layers and leaves nothing."""
+    path = tmp_path / "bulk.region"
+    w = strata.Writer(path, region_id=1, name="bulk",
+                      check_ids_at_commit=True)
+    w.add(30, b"a")
+    with pytest.raises(strata.Error) as e:
+        w.add(30, b"again")  # the id just added: refused at once
+    assert e.value.name == "STRATA_E_DUPLICATE"
+    w.add(10, b"b")
+    w.add(20, b"c")
+    w.add(10, b"d")  # accepted now, found by commit
+    with pytest.raises(strata.Error) as e:
+        w.commit()
+    assert e.value.name == "STRATA_E_DUPLICATE"
+    assert ("layer 10: duplicate id (added as number 1 and again as number "
+            "3, counting from 0)") in str(e.value)
+    assert files_in(tmp_path) == []
+    with strata.Writer(path, region_id=1, name="bulk",
+                       check_ids_at_commit=True) as w:
+        for i in (5, 3, 9, 1):
+            w.add(i, bytes([i]))
+    with strata.Region(path) as r:
+        assert [(layer.id, bytes(layer)) for layer in r] == [
+            (1, b"\x01"), (3, b"\x03"), (5, b"\x05"), (9, b"\x09")]
+
+
 def test_duplicate_name(tmp_path):
     path = tmp_path / "dup.region"
     with strata.Writer(path, region_id=1, name="dup") as w:
