@@ -39,6 +39,8 @@ struct strata__pubfile {
   bool prepared;      /* prepare succeeded: publish may run */
   bool placed; /* renamed into place (even if the directory fsync failed) */
   uint64_t fsync_ns; /* time spent in fsync of the file and directory */
+  uint64_t kicked;   /* writeback started for [0, kicked): see kick() */
+  bool no_kick;      /* sync_file_range() is not available here */
 };
 
 /* ---- the temporary file ------------------------------------------------ */
@@ -248,8 +250,43 @@ uint64_t strata__pubfile_fsync_ns(const strata__pubfile *f) {
 
 /* ---- writing ------------------------------------------------------------ */
 
+/* Starts the writeback of what was written since the last call once that
+ * is KICK_BYTES, without waiting for it (sync_file_range WRITE only). The
+ * kernel would otherwise hold a large file's pages dirty until the fsync
+ * at commit (its own writeback begins only at the dirty thresholds, a
+ * tenth of RAM), so the fsync then waited for every byte while the CPU
+ * had long been idle. Started early, the disk writes while the writer
+ * builds the rest and its index: a 4M-layer sparse build spent about a
+ * quarter of its wall time waiting in fsync (issue 19). Durability does
+ * not change: only fsync() at prepare promises anything, and it still
+ * runs. An error here is a failed write (final for the file), because a
+ * failed writeback must never be forgotten before that fsync. */
+#define KICK_BYTES (8u << 20)
+
+static int kick(strata__pubfile *f, uint64_t end) {
+  if (f->no_kick || end < f->kicked + KICK_BYTES)
+    return 0;
+  if (sync_file_range(f->fd, (off_t)f->kicked, (off_t)(end - f->kicked),
+                      SYNC_FILE_RANGE_WRITE) != 0) {
+    int e = errno;
+    if (e == EINVAL || e == ESPIPE || e == ENOSYS || e == EPERM) {
+      /* Not offered here (a file system or a seccomp filter that refuses
+       * the call): nothing was written back early, nothing lost. */
+      f->no_kick = true;
+      return 0;
+    }
+    atomic_store(&f->failed, true);
+    return strata__fail_errno(
+        e, "%s: starting the writeback of bytes [%" PRIu64 ", %" PRIu64 ")",
+        f->path, f->kicked, end);
+  }
+  f->kicked = end;
+  return 0;
+}
+
 int strata__pubfile_write_at(strata__pubfile *f, const void *buf, size_t len,
                              uint64_t at) {
+  uint64_t end = at + len;
   const uint8_t *p = buf;
   while (len > 0) {
     ssize_t k = pwrite(f->fd, p, len, (off_t)at);
@@ -267,7 +304,7 @@ int strata__pubfile_write_at(strata__pubfile *f, const void *buf, size_t len,
     len -= (size_t)k;
     at += (uint64_t)k;
   }
-  return 0;
+  return kick(f, end);
 }
 
 /* ---- prepare, publish and abort ----------------------------------------- */

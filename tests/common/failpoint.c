@@ -222,16 +222,27 @@ size_t fp_first_failure(void) {
 
 const char *fp_fn_name(fp_fn fn) {
   static const char *const names[FP_FN_COUNT] = {
-      [FP_OPEN] = "open",           [FP_OPENAT] = "openat",
-      [FP_STAT] = "stat",           [FP_FSTAT] = "fstat",
-      [FP_FSTATAT] = "fstatat",     [FP_PREAD] = "pread",
-      [FP_WRITE] = "write",         [FP_PWRITE] = "pwrite",
-      [FP_FSYNC] = "fsync",         [FP_FDATASYNC] = "fdatasync",
-      [FP_FTRUNCATE] = "ftruncate", [FP_MMAP] = "mmap",
-      [FP_MADVISE] = "madvise",     [FP_READDIR] = "readdir",
-      [FP_LINKAT] = "linkat",       [FP_RENAMEAT] = "renameat",
-      [FP_RENAME] = "rename",       [FP_UNLINKAT] = "unlinkat",
-      [FP_READ] = "read",           [FP_OPENDIR] = "opendir",
+      [FP_OPEN] = "open",
+      [FP_OPENAT] = "openat",
+      [FP_STAT] = "stat",
+      [FP_FSTAT] = "fstat",
+      [FP_FSTATAT] = "fstatat",
+      [FP_PREAD] = "pread",
+      [FP_WRITE] = "write",
+      [FP_PWRITE] = "pwrite",
+      [FP_FSYNC] = "fsync",
+      [FP_FDATASYNC] = "fdatasync",
+      [FP_FTRUNCATE] = "ftruncate",
+      [FP_MMAP] = "mmap",
+      [FP_MADVISE] = "madvise",
+      [FP_READDIR] = "readdir",
+      [FP_LINKAT] = "linkat",
+      [FP_RENAMEAT] = "renameat",
+      [FP_RENAME] = "rename",
+      [FP_UNLINKAT] = "unlinkat",
+      [FP_READ] = "read",
+      [FP_OPENDIR] = "opendir",
+      [FP_SYNC_FILE_RANGE] = "sync_file_range",
   };
   return (unsigned)fn < FP_FN_COUNT ? names[fn] : "?";
 }
@@ -446,6 +457,9 @@ FD_WRAPPER(ssize_t, pwrite64, FP_PWRITE,
            (int fd, const void *buf, size_t len, off64_t at),
            (fd, buf, len, at))
 FD_WRAPPER(int, fsync, FP_FSYNC, (int fd), (fd))
+FD_WRAPPER(int, sync_file_range, FP_SYNC_FILE_RANGE,
+           (int fd, off64_t at, off64_t len, unsigned int flags),
+           (fd, at, len, flags))
 FD_WRAPPER(int, fdatasync, FP_FDATASYNC, (int fd), (fd))
 FD_WRAPPER(int, ftruncate, FP_FTRUNCATE, (int fd, off_t len), (fd, len))
 FD_WRAPPER(int, ftruncate64, FP_FTRUNCATE, (int fd, off64_t len), (fd, len))

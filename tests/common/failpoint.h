@@ -48,6 +48,7 @@ typedef enum fp_fn {
   FP_UNLINKAT,
   FP_READ,
   FP_OPENDIR,
+  FP_SYNC_FILE_RANGE,
   FP_FN_COUNT
 } fp_fn;
 

@@ -42,11 +42,14 @@
 /* A file layer larger than region-builder's 256 KiB read chunk, so that it
  * takes two read() calls. */
 #define BLOB_SIZE ((256u << 10) + 1000)
+#define BIG_SIZE ((9u << 20) + 1000)
 #define SEQ_MAX 128
 #define OUT "out.region"
 #define PREV_ID 99
 
-typedef enum input { IN_MANIFEST, IN_JSONL, IN_FROM_DIR } input;
+/* IN_BIG: a JSONL file whose one file layer is BIG_SIZE bytes, past the
+ * 8 MiB after which the writer starts the writeback (pubfile.c, kick()). */
+typedef enum input { IN_MANIFEST, IN_JSONL, IN_FROM_DIR, IN_BIG } input;
 
 typedef struct scenario {
   input in;
@@ -81,7 +84,10 @@ static const char *mode_name(fp_mode mode) {
 }
 
 static const char *input_name(input in) {
-  return in == IN_MANIFEST ? "manifest" : in == IN_JSONL ? "jsonl" : "from-dir";
+  return in == IN_MANIFEST ? "manifest"
+         : in == IN_JSONL  ? "jsonl"
+         : in == IN_BIG    ? "big jsonl"
+                           : "from-dir";
 }
 
 static int count_fds(void) {
@@ -136,6 +142,14 @@ static void make_inputs(void) {
   test_write_file(test_path(dir, "data/blob.bin"), blob, BLOB_SIZE);
   test_write_file(test_path(dir, "tree/sub/blob.bin"), blob, BLOB_SIZE);
   free(blob);
+  uint8_t *big = malloc(BIG_SIZE);
+  assert_non_null(big);
+  for (size_t i = 0; i < BIG_SIZE; i++)
+    big[i] = (uint8_t)(i * 37 + 1);
+  test_write_file(test_path(dir, "data/big.bin"), big, BIG_SIZE);
+  free(big);
+  write_text("big.jsonl",
+             "{\"id\": 1, \"name\": \"big\", \"file\": \"data/big.bin\"}\n");
   write_text("data/small.txt", "a small file\n");
   write_text("tree/a.txt", "alpha\n");
   write_text(
@@ -201,6 +215,8 @@ static int build(const scenario *sc) {
     return rb_build_jsonl(&opt, test_path(dir, "layers.jsonl"));
   case IN_FROM_DIR:
     return rb_build_from_dir(&opt, test_path(dir, "tree"));
+  case IN_BIG:
+    return rb_build_jsonl(&opt, test_path(dir, "big.jsonl"));
   }
   return -1;
 }
@@ -310,7 +326,8 @@ static void expect_rules(size_t k) {
     if (c->failed && sync)
       fsync_failed = true;
     if (c->failed && !c->dir &&
-        (c->fn == FP_PWRITE || c->fn == FP_WRITE || c->fn == FP_FTRUNCATE))
+        (c->fn == FP_PWRITE || c->fn == FP_WRITE || c->fn == FP_FTRUNCATE ||
+         c->fn == FP_SYNC_FILE_RANGE))
       write_failed = true;
   }
 }
@@ -442,21 +459,35 @@ static void run_case(const scenario *sc, const sequence *seq,
   assert_int_equal(count_fds(), fds0);
 }
 
-static void sweep(const scenario *sc) {
+/* Fails every call of the dry run in turn, or only the calls of `only`
+ * (FP_FN_COUNT: all) when a full sweep would cost too much. */
+static void sweep_fn(const scenario *sc, fp_fn only) {
   sequence seq;
   expected want;
   dry_run(sc, &seq, &want);
   static const int errs[] = {ENOSPC, EIO};
   outcome_counts oc = {0};
-  for (size_t k = 1; k <= seq.n; k++)
+  size_t picked = 0;
+  for (size_t k = 1; k <= seq.n; k++) {
+    if (only != FP_FN_COUNT && seq.calls[k - 1].fn != only)
+      continue;
+    picked++;
     for (int mode = FP_TRANSIENT; mode <= FP_PERSISTENT; mode++)
       for (size_t e = 0; e < sizeof errs / sizeof errs[0]; e++)
         run_case(sc, &seq, &want, k, (fp_mode)mode, errs[e], &oc);
+  }
+  if (only != FP_FN_COUNT && picked == 0)
+    fail_msg("%s: the dry run made no %s call", input_name(sc->in),
+             fp_fn_name(only));
   print_message("  %u cases: %u failed with out.region unchanged, %u after "
                 "the rename (new region in place), %u survived a best-effort "
                 "failure; %u left a temporary file (failed unlinkat)\n",
                 oc.cases, oc.unchanged, oc.placed, oc.survived, oc.temp_left);
   fp_refuse_tmpfile(false);
+}
+
+static void sweep(const scenario *sc) {
+  sweep_fn(sc, FP_FN_COUNT);
 }
 
 /* ---- tests --------------------------------------------------------------- */
@@ -494,6 +525,16 @@ SWEEP(jsonl_named_over_previous, IN_JSONL, true, true)
 SWEEP(from_dir_tmpfile_over_previous, IN_FROM_DIR, false, true)
 SWEEP(from_dir_named, IN_FROM_DIR, true, false)
 
+/* A layer past 8 MiB makes the writer start the writeback before commit
+ * (sync_file_range); its failure is a failed write: reported naming
+ * out.region, nothing renamed into place, nothing left behind. Only those
+ * calls fail: a full sweep of a 9 MiB build costs minutes. */
+static void big_writeback(void **state) {
+  (void)state;
+  sweep_fn(&(scenario){IN_BIG, false, true}, FP_SYNC_FILE_RANGE);
+  sweep_fn(&(scenario){IN_BIG, true, false}, FP_SYNC_FILE_RANGE);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(manifest_tmpfile),
@@ -504,6 +545,7 @@ int main(void) {
       cmocka_unit_test(jsonl_named_over_previous),
       cmocka_unit_test(from_dir_tmpfile_over_previous),
       cmocka_unit_test(from_dir_named),
+      cmocka_unit_test(big_writeback),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
