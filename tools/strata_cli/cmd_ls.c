@@ -16,7 +16,9 @@ static const char usage[] =
     "  ID<TAB>SIZE<TAB>NAME\n"
     "NAME is '-' for a layer without a name. In names, a backslash is written\n"
     "as \\\\ and control characters as \\xHH, so that every layer stays on\n"
-    "one line.\n"
+    "one line. In a delta file each line has a fourth column, KIND: 'layer',\n"
+    "or 'tombstone' for the delta's record that the layer with that id was\n"
+    "removed (size 0).\n"
     "\n"
     "With a STORE directory, list its regions in ascending id order, as one\n"
     "snapshot sees them, one per line:\n"
@@ -27,7 +29,8 @@ static const char usage[] =
     "\n"
     "Options:\n"
     "  --json      print a JSON array of {id, name, size, checksum, metadata}\n"
-    "              (checksum: XXH3-64 in hex; metadata: parsed JSON or null);\n"
+    "              (checksum: XXH3-64 in hex; metadata: parsed JSON or null;\n"
+    "              a delta file's layers also have tombstone: true or false);\n"
     "              for a STORE, of {id, name, layers, depth, tombstones,\n"
     "              file, deltas} (deltas: the delta files' paths, depth 1\n"
     "              first)\n"
@@ -50,14 +53,24 @@ static int list(const strata_region *r, json_t *json) {
   strata_region_iter it;
   strata_layer l;
   int rc;
+  strata_region_delta_info d;
+  /* A delta file's tombstones are entries of size 0: marked, so that they
+   * do not read as empty layers. */
+  bool delta = strata_region_delta(r, &d) == 0;
   strata_region_iter_init(r, &it);
   while ((rc = strata_region_next(&it, &l)) > 0) {
+    bool tomb = (l.flags & STRATA_LAYER_TOMBSTONE) != 0;
     if (json != NULL) {
-      json_array_append_new(json, cli_json_layer(&l));
+      json_t *o = cli_json_layer(&l);
+      if (delta)
+        json_object_set_new(o, "tombstone", json_boolean(tomb));
+      json_array_append_new(json, o);
       continue;
     }
     printf("%" PRIu64 "\t%" PRIu64 "\t", l.id, l.size);
     print_name(&l);
+    if (delta)
+      fputs(tomb ? "\ttombstone" : "\tlayer", stdout);
     fputc('\n', stdout);
   }
   return rc;
