@@ -259,11 +259,19 @@ typedef struct strata__stack_slot {
   uint32_t tomb; /* 1: the id's newest version is a tombstone */
 } strata__stack_slot;
 
-/* A cell of a stack's id table: an id and its slot index + 1 (0: an
- * empty cell). The id beside the index lets a probe reject another id
- * without loading its 40-byte slot. */
+/* A cell of a stack's id table: an id, its slot index + 1 (0: an empty
+ * cell), and what a lean read of it needs: its content (NULL for a
+ * tombstone) and size. The id beside the index lets a probe reject
+ * another id without loading its slot, and the content in the cell lets
+ * strata_get_data answer from the one line it probed: with only the slot
+ * index, a hit loaded the cell, then the slot, then the delta's region
+ * for its data section, where a compacted region reads one locator
+ * (docs/BENCHMARKS.md, "After the delta read path"). 32 bytes: two cells a
+ * cache line, never one across two. */
 typedef struct strata__stack_cell {
   uint64_t id;
+  const uint8_t *data;
+  uint64_t size;
   uint64_t slot;
 } strata__stack_cell;
 
@@ -323,10 +331,10 @@ static inline void strata__stack_prefetch(const strata__stack *st, uint64_t h) {
   __builtin_prefetch(&st->table[strata__stack_cell_at(st, h)]);
 }
 
-/* The slot of id `id` (of hash `h`) in the stack, or NULL when no delta
- * holds it. */
-static inline const strata__stack_slot *
-strata__stack_find_h(const strata__stack *st, uint64_t id, uint64_t h) {
+/* The table cell of id `id` (of hash `h`) in the stack, or NULL when no
+ * delta holds it. */
+static inline const strata__stack_cell *
+strata__stack_cell_h(const strata__stack *st, uint64_t id, uint64_t h) {
   uint64_t bits = strata__stack_bits(h);
   if ((st->filter[strata__stack_word_at(st, h)] & bits) != bits)
     return NULL;
@@ -335,33 +343,36 @@ strata__stack_find_h(const strata__stack *st, uint64_t id, uint64_t h) {
     if (c->slot == 0)
       return NULL;
     if (c->id == id)
-      return &st->slots[c->slot - 1];
+      return c;
   }
 }
-/* The slot of id `id` in the stack, or NULL when no delta holds it. */
+/* The slot of id `id` in the stack (its delta and entry), or NULL when no
+ * delta holds it. */
 static inline const strata__stack_slot *
 strata__stack_find(const strata__stack *st, uint64_t id) {
-  return strata__stack_find_h(st, id, strata__stack_hash(id));
+  const strata__stack_cell *c =
+      strata__stack_cell_h(st, id, strata__stack_hash(id));
+  return c != NULL ? &st->slots[c->slot - 1] : NULL;
 }
 
-/* The content of the stack's slot `sl` (NULL: no delta holds the id): 1
+/* The content of the stack's cell `c` (NULL: no delta holds the id): 1
  * a layer (*data, *size set), 0 a tombstone, -1 no delta holds the id
  * (the base's layer, if any, stands). */
-static inline int strata__stack_slot_data(const strata__stack *st,
-                                          const strata__stack_slot *sl,
+static inline int strata__stack_cell_data(const strata__stack_cell *c,
                                           const void **data, uint64_t *size) {
-  if (sl == NULL)
+  if (c == NULL)
     return -1;
-  if (sl->tomb)
+  if (c->data == NULL)
     return 0;
-  *data = st->deltas[sl->delta]->region->data + sl->off;
-  *size = sl->size;
+  *data = c->data;
+  *size = c->size;
   return 1;
 }
-/* The content of id `id` in the stack, as strata__stack_slot_data(). */
+/* The content of id `id` in the stack, as strata__stack_cell_data(). */
 static inline int strata__stack_data(const strata__stack *st, uint64_t id,
                                      const void **data, uint64_t *size) {
-  return strata__stack_slot_data(st, strata__stack_find(st, id), data, size);
+  return strata__stack_cell_data(
+      strata__stack_cell_h(st, id, strata__stack_hash(id)), data, size);
 }
 
 /* ---- catalog (catalog.c) ----------------------------------------------- */

@@ -352,17 +352,29 @@ get_data_hit(const strata_txn *txn, const strata_region *r, uint64_t off,
   return sampled_hit(txn, region_id, layer_id);
 }
 
-/* strata_get_data's hit path in a region with deltas (as get_stacked). */
+/* strata_get_data's hit path in a region with deltas (as get_stacked),
+ * which needs no entry: an id in a delta is answered from its table cell
+ * alone. */
 static __attribute__((noinline)) int
 get_data_stacked(const strata_txn *txn, uint64_t region_id, uint64_t layer_id,
                  const void **data, uint64_t *size) {
   const strata__txn *t = strata__txn_priv(txn);
-  const strata_region *r = t->hint_file, *in;
+  const strata_region *r = t->hint_file;
   const strata__stack *st = t->hint_stack;
+  const strata__stack_cell *c =
+      strata__stack_cell_h(st, layer_id, strata__stack_hash(layer_id));
   uint64_t i, off, len;
-  if (!stacked_find(r, st, layer_id, &in, &i, &off, &len))
+  if (c != NULL) {
+    if (c->data == NULL) /* a tombstone: the rest reports the miss */
+      return get_data_rest(txn, region_id, layer_id, data, size);
+    *data = c->data;
+    *size = c->size;
+    count_get(txn, true, c->size);
+    return sampled_hit(txn, region_id, layer_id);
+  }
+  if (!strata__region_find_in(r, layer_id, &i, &off, &len, false))
     return get_data_rest(txn, region_id, layer_id, data, size);
-  return get_data_hit(txn, in, off, len, region_id, layer_id, data, size);
+  return get_data_hit(txn, r, off, len, region_id, layer_id, data, size);
 }
 
 int strata_get_data(const strata_txn *txn, uint64_t region_id,
@@ -399,10 +411,10 @@ typedef struct data_pipe {
   const strata__entry *proto[DATA_RING]; /* set: ask the proto first */
   uint64_t stage[DATA_RING];             /* the hash, then the slot */
   /* A region with deltas and no proto: its stack and the id's hash in
-   * it, then the id's stack slot (NULL: in no delta). */
+   * it, then the id's table cell (NULL: in no delta). */
   const strata__stack *stack[DATA_RING];
   uint64_t shash[DATA_RING];
-  const strata__stack_slot *sslot[DATA_RING];
+  const strata__stack_cell *scell[DATA_RING];
 } data_pipe;
 
 /* Stage 1: prefetch the catalog's slot. */
@@ -454,21 +466,21 @@ pipe_probe(data_pipe *p, size_t j, bool stage1) {
 }
 
 /* Stage 3: in a region with deltas, probe the stack (its filter word
- * and table cell prefetched) and prefetch the id's stack slot when a
- * delta holds the id; else compute the base's slot, prefetch the
+ * and table cell prefetched) and prefetch the content when a delta holds
+ * the id (its cell has it); else compute the base's slot, prefetch the
  * locator. */
 static inline __attribute__((always_inline)) void pipe_locate(data_pipe *p,
                                                               size_t j) {
   const strata_region *r = p->file[j % DATA_RING];
   const strata__stack *st = p->stack[j % DATA_RING];
-  const strata__stack_slot *sl = NULL;
+  const strata__stack_cell *c = NULL;
   if (__builtin_expect(st != NULL, 0)) {
-    sl = strata__stack_find_h(st, p->refs[j].layer_id, p->shash[j % DATA_RING]);
-    if (sl != NULL)
-      strata__prefetch(sl);
+    c = strata__stack_cell_h(st, p->refs[j].layer_id, p->shash[j % DATA_RING]);
+    if (c != NULL && c->data != NULL)
+      strata__prefetch(c->data);
   }
-  p->sslot[j % DATA_RING] = sl;
-  if (r != NULL && sl == NULL)
+  p->scell[j % DATA_RING] = c;
+  if (r != NULL && c == NULL)
     p->stage[j % DATA_RING] = strata__pipe_slot(r, p->stage[j % DATA_RING]);
 }
 
@@ -497,14 +509,11 @@ pipe_finish(const strata_txn *txn, data_pipe *p, size_t j) {
   const strata__entry *e = p->proto[j % DATA_RING];
   uint64_t slot = p->stage[j % DATA_RING];
   uint64_t layer_id = p->refs[j].layer_id;
-  const strata__stack_slot *sl = p->sslot[j % DATA_RING];
+  const strata__stack_cell *c = p->scell[j % DATA_RING];
   bool hit;
-  if (__builtin_expect(sl != NULL, 0)) {
-    hit = strata__stack_slot_data(p->stack[j % DATA_RING], sl, &p->data[j],
-                                  &p->sizes[j]) > 0;
-    if (hit)
-      strata__prefetch(p->data[j]);
-  } else if (__builtin_expect(e == NULL, 1))
+  if (__builtin_expect(c != NULL, 0))
+    hit = strata__stack_cell_data(c, &p->data[j], &p->sizes[j]) > 0;
+  else if (__builtin_expect(e == NULL, 1))
     hit = r != NULL &&
           strata__pipe_finish(r, slot, layer_id, &p->data[j], &p->sizes[j]);
   else
