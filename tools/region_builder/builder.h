@@ -137,11 +137,16 @@ int rb_check_output(const char *out);
 uint64_t rb_aligned_total(uint64_t total, uint64_t size, uint32_t align);
 
 /* Opens the writer for opt->out. total_bytes: expected data bytes (from
- * rb_aligned_total), 0 if unknown. `where` prefixes a failure message. */
+ * rb_aligned_total), 0 if unknown. `ids_unique`: the caller has already
+ * made sure that no id repeats (a manifest's check_duplicates, ids it
+ * assigns), so the writer keeps no set of ids
+ * (STRATA_WRITER_CHECK_IDS_AT_COMMIT); a JSONL stream passes false and
+ * gets each repeat refused at its line. `where` prefixes a failure
+ * message. */
 int rb_session_open(rb_session *s, const rb_options *opt, uint64_t region_id,
                     const char *name, const char *metadata,
                     uint64_t total_bytes, uint64_t total_layers,
-                    const char *where);
+                    bool ids_unique, const char *where);
 /* Writes one layer (see rb_layer_write) and counts it. */
 int rb_session_add(rb_session *s, const rb_layer *l, const char *where);
 /* Commits: the region appears at opt->out. Prints the -v summary. */

@@ -139,7 +139,7 @@ static int write_all(walk *wk) {
     total = rb_aligned_total(total, wk->v[i].size, wk->opt->align);
   rb_session s;
   if (rb_session_open(&s, wk->opt, wk->opt->region_id, wk->opt->region_name,
-                      wk->opt->region_metadata, total, wk->n, NULL) < 0)
+                      wk->opt->region_metadata, total, wk->n, true, NULL) < 0)
     return -1;
   const char *where = wk->root;
   for (size_t i = 0; i < wk->n; i++) {

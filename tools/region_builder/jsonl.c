@@ -51,7 +51,7 @@ int rb_build_jsonl(const rb_options *opt, const char *file) {
     rb_error(file, "out of memory");
   if (rc == 0)
     rc = rb_session_open(&s, opt, opt->region_id, opt->region_name,
-                         opt->region_metadata, 0, 0, NULL);
+                         opt->region_metadata, 0, 0, false, NULL);
   bool opened = rc == 0;
   char *line = NULL;
   size_t cap = 0;

@@ -197,8 +197,9 @@ static int write_region(const rb_options *given, const manifest *m) {
   rb_session s;
   char where[4096];
   snprintf(where, sizeof where, "%s: region", m->file);
+  /* check_duplicates() has run: the writer need not look for repeats. */
   if (rb_session_open(&s, opt, m->region_id, m->name, m->metadata, total, m->n,
-                      where) < 0)
+                      true, where) < 0)
     return -1;
   for (size_t i = 0; i < m->n; i++) {
     where_layer(where, sizeof where, m->file, i);

@@ -118,7 +118,7 @@ uint64_t rb_aligned_total(uint64_t total, uint64_t size, uint32_t align) {
 int rb_session_open(rb_session *s, const rb_options *opt, uint64_t region_id,
                     const char *name, const char *metadata,
                     uint64_t total_bytes, uint64_t total_layers,
-                    const char *where) {
+                    bool ids_unique, const char *where) {
   memset(s, 0, sizeof *s);
   s->opt = opt;
   tool_progress_start(&s->progress, !opt->quiet && tool_progress_wanted(), NULL,
@@ -135,6 +135,8 @@ int rb_session_open(rb_session *s, const rb_options *opt, uint64_t region_id,
    * that no store process has a proto open over the region replaced here
    * (a crystallization would otherwise fail with STRATA_E_CONFLICT). */
   wo.flags = STRATA_WRITER_LOCK_STORE;
+  if (ids_unique)
+    wo.flags |= STRATA_WRITER_CHECK_IDS_AT_COMMIT;
   install_handlers();
   block_signals(true);
   int rc = strata_writer_open(opt->out, &wo, &s->w);
