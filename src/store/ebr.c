@@ -241,11 +241,29 @@ uint64_t strata__ebr_min_epoch(struct strata_store *s) {
   return min;
 }
 
+/* Frees `ready`, a list of records newest first, oldest first: reversed,
+ * then freed in order (strata__ebr_collect's promise). */
+static void free_oldest_first(struct strata_store *s, strata__retired *ready) {
+  strata__retired *old = NULL;
+  while (ready != NULL) {
+    strata__retired *t = ready;
+    ready = t->next;
+    t->next = old;
+    old = t;
+  }
+  while (old != NULL) {
+    strata__retired *t = old;
+    old = t->next;
+    t->free_fn(s, t->obj);
+    free(t);
+  }
+}
+
 void strata__ebr_collect(struct strata_store *s) {
   if (s->retired == NULL)
     return;
   uint64_t min = strata__ebr_min_epoch(s);
-  strata__retired **pp = &s->retired;
+  strata__retired **pp = &s->retired, *ready = NULL, **tail = &ready;
   while (*pp != NULL) {
     strata__retired *t = *pp;
     if (t->epoch < min) {
@@ -253,12 +271,20 @@ void strata__ebr_collect(struct strata_store *s) {
       atomic_fetch_sub_explicit(&s->retired_bytes, t->bytes,
                                 memory_order_relaxed);
       atomic_fetch_sub_explicit(&s->retired_count, 1, memory_order_relaxed);
-      t->free_fn(s, t->obj);
-      free(t);
+      t->next = NULL;
+      *tail = t; /* the list's order (newest first) is kept */
+      tail = &t->next;
     } else {
       pp = &t->next;
     }
   }
+  free_oldest_first(s, ready);
+}
+
+void strata__ebr_drain(struct strata_store *s) {
+  strata__retired *all = s->retired;
+  s->retired = NULL;
+  free_oldest_first(s, all);
 }
 
 void strata__ebr_wait(struct strata_store *s, uint64_t epoch) {
