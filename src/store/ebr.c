@@ -188,13 +188,15 @@ static uint64_t scan(struct strata_store *s, uint64_t *open) {
  * statistics call look), a lower bound that is exact for the long-lived
  * snapshots the figure exists to expose. Returns the oldest age in ms. */
 static uint64_t observe_ages(struct strata_store *s, uint64_t *open) {
-  uint64_t now = strata__mono_ns(), oldest = 0, count = 0;
+  uint64_t now = 0, oldest = 0, count = 0;
   uint32_t used = atomic_load_explicit(&s->slots_used, memory_order_seq_cst);
   for (uint32_t i = 0; i < used; i++) {
     uint64_t e = atomic_load_explicit(&s->slots[i].epoch, memory_order_seq_cst);
     if (e == 0)
       continue;
-    count++;
+    /* The clock only when a snapshot is open: every write call scans. */
+    if (count++ == 0)
+      now = strata__mono_ns();
     uint64_t b =
         atomic_load_explicit(&s->slots[i].begins, memory_order_relaxed);
     if (b != s->seen_begins[i] || s->seen_ns[i] == 0) {

@@ -241,7 +241,7 @@ int strata_proto_open(strata_store *s, uint64_t region_id, strata_proto **out) {
 
 /* The layer's state as of version v: 1 visible, 0 absent. */
 static bool visible(const strata__entry *e, uint64_t id, uint64_t v) {
-  const strata__lver *lv = strata__overlay_find(e->overlay, id, v);
+  const strata__lver *lv = strata__overlay_find_w(e->overlay, id, v);
   if (lv != NULL)
     return !(lv->flags & STRATA__LV_TOMBSTONE);
   strata_layer l;

@@ -146,6 +146,9 @@ typedef struct strata__achunk {
 typedef struct strata__link {
   _Atomic(struct strata__link *) next;
   struct strata__lver *lv;
+  /* lv->id, so that a walk along a chain compares ids without reading
+   * each lver (a cache miss per link in a large proto). */
+  uint64_t id;
 } strata__link;
 
 /* One version of one proto layer: immutable once linked (but for its
@@ -165,11 +168,26 @@ typedef struct strata__lver {
   uint32_t flags;
   uint32_t alloc_size;   /* arena bytes: this struct, strings, inline content */
   strata__achunk *chunk; /* the arena chunk that holds it */
-  /* Its links in the id chain and, when it has a name, the name chain of
-   * the table it was put into: a put allocates no link. The links of a
-   * larger table that replaced that one are the table's (otable.links). */
-  strata__link id_link, name_link;
+  /* Writer side only: its id's place in overlay.latest (kept for the
+   * newest version of each id, which is the one a put supersedes). */
+  uint64_t slot;
+  /* Its link in the id chain of the table it was put into (a named lver's
+   * name link follows the struct: strata__lver_name_link()): a put
+   * allocates no link. The links of a larger table that replaced that one
+   * are the table's (otable.links). */
+  strata__link id_link;
 } strata__lver;
+
+/* A named lver's link in the name chain of the table it was put into. */
+static inline strata__link *strata__lver_name_link(strata__lver *lv) {
+  return (strata__link *)(lv + 1);
+}
+
+/* An id and its newest version (overlay.latest). */
+typedef struct strata__idlv {
+  uint64_t id;
+  strata__lver *lv;
+} strata__idlv;
 
 /* Bucket arrays for ids and for names; replaced whole when they grow. */
 typedef struct strata__otable {
@@ -221,13 +239,21 @@ typedef struct strata__overlay {
   _Atomic(strata__counts *) counts; /* NULL until the first change */
   uint64_t *dirty;                  /* ids with superseded versions to prune */
   uint64_t dirty_n, dirty_cap;
-  /* Every id with an lver (`changed` of them), ascending unless
-   * ids_unsorted (a put of a new id below the last one): crystallization
-   * walks them instead of the chains, and sorts them (in place) only when
-   * ids_unsorted (strata__overlay_latest). */
-  uint64_t *ids;
-  uint64_t ids_cap;
+  /* Every id with an lver (`changed` of them) and its newest version,
+   * in put order of the ids: ascending unless ids_unsorted (a put of a new
+   * id below the last one). A put that supersedes a version replaces it
+   * here (at the old version's slot), so crystallization reads the newest
+   * versions from this array, sorting it (in place) only when
+   * ids_unsorted, instead of looking each id up in the chains
+   * (strata__overlay_latest). */
+  strata__idlv *latest;
+  uint64_t latest_cap;
   bool ids_unsorted;
+  /* The largest id of any lver linked (valid once `changed` > 0): a put
+   * of a larger id (ids put in ascending order, as a region is usually
+   * built) knows without a lookup that the proto has no version of it,
+   * and skips two walks of a chain whose links are other lvers' memory. */
+  uint64_t max_id;
   /* A crystallization of this proto renamed its file into place, then
    * failed (the directory fsync, or the stat after it): the file at the
    * region's path is this proto's own, and the next crystallization may
@@ -251,6 +277,10 @@ int strata__overlay_new(struct strata_store *s, strata__overlay **out);
 /* Reader side: the lver of `id` as of `version`, or NULL. */
 const strata__lver *strata__overlay_find(const strata__overlay *o, uint64_t id,
                                          uint64_t version);
+/* Writer side (writer mutex held): strata__overlay_find, without a
+ * lookup for an id above every id the proto holds. */
+const strata__lver *strata__overlay_find_w(const strata__overlay *o,
+                                           uint64_t id, uint64_t version);
 /* Reader side: the visible, non-tombstone lver named `name`, or NULL. A
  * NULL result is never final for the name: the base file may hold it (see
  * strata_get_by_name). */

@@ -144,9 +144,9 @@ static void test_arena_chunks_freed_when_pruned(void **state) {
  * same. */
 static void test_arena_sizes_and_snapshots(void **state) {
   (void)state;
-  static const size_t sizes[] = {0,     1,     63,    64,     65,    300,
-                                 4000,  16384, 16385, 100000, 256,   8192,
-                                 16320, 16321, 12345, 70000,  4096,  2};
+  static const size_t sizes[] = {0,     1,     63,    64,     65,   300,
+                                 4000,  16384, 16385, 100000, 256,  8192,
+                                 16320, 16321, 12345, 70000,  4096, 2};
   enum { N = sizeof sizes / sizeof sizes[0] };
   static uint8_t b[200000];
   const char *dir;
@@ -158,9 +158,8 @@ static void test_arena_sizes_and_snapshots(void **state) {
       char name[32];
       snprintf(name, sizeof name, "n%" PRIu64 "-%" PRIu64, i, v);
       fill(b, sizes[i], i, v);
-      assert_strata_ok(strata_proto_put(p, i, name, strlen(name),
-                                        i % 3 ? NULL : "{\"m\":1}", b,
-                                        sizes[i]));
+      assert_strata_ok(strata_proto_put(
+          p, i, name, strlen(name), i % 3 ? NULL : "{\"m\":1}", b, sizes[i]));
     }
     if (v == 1)
       break;
@@ -171,8 +170,8 @@ static void test_arena_sizes_and_snapshots(void **state) {
       char name[32];
       snprintf(name, sizeof name, "n%" PRIu64 "-1", i);
       fill(b, sizes[i], i, 1);
-      assert_strata_ok(strata_proto_put(p, i, name, strlen(name), NULL, b,
-                                        sizes[i]));
+      assert_strata_ok(
+          strata_proto_put(p, i, name, strlen(name), NULL, b, sizes[i]));
     }
     assert_strata_ok(strata_store_reclaim(s, 0));
     strata_txn t;
@@ -285,12 +284,63 @@ static void test_pruned_then_discarded_in_one_collection(void **state) {
   strata_store_close(s);
 }
 
+static int cancel(void *ctx, const strata_progress *progress) {
+  (void)ctx, (void)progress;
+  return 1;
+}
+
+/* Ids put out of order (below the largest, new and existing; above it):
+ * a canceled crystallization sorts the proto's list of newest versions
+ * (overlay.c), and puts after the sort supersede the right versions: the
+ * next crystallization writes each id's newest content, and the layer
+ * count stays right throughout. */
+static void test_unsorted_ids_then_superseded(void **state) {
+  (void)state;
+  const char *dir;
+  strata_store *s;
+  uint64_t before;
+  strata_proto *p = fresh_proto(&dir, &s, &before, "order");
+  static const uint64_t ids[] = {10, 20, 30, 5, 20, 40, 1, 30, 25, 50, 5};
+  enum { N = sizeof ids / sizeof ids[0] };
+  uint64_t version[64] = {0}, count = 0;
+  uint8_t b[100];
+  for (int i = 0; i < N; i++) {
+    count += version[ids[i]] == 0;
+    fill(b, sizeof b, ids[i], ++version[ids[i]]);
+    assert_strata_ok(strata_proto_put(p, ids[i], NULL, 0, NULL, b, sizeof b));
+  }
+  strata_crystallize_options o;
+  strata_crystallize_options_init(&o);
+  o.progress = cancel;
+  assert_strata_err(strata_crystallize_ex(s, 1, &o), STRATA_E_CANCELED);
+  /* After the sort: supersede some, add below and above. */
+  static const uint64_t more[] = {1, 50, 3, 25, 60, 10, 3};
+  for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
+    count += version[more[i]] == 0;
+    fill(b, sizeof b, more[i], ++version[more[i]]);
+    assert_strata_ok(strata_proto_put(p, more[i], NULL, 0, NULL, b, sizeof b));
+  }
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  assert_int_equal(layers_in(&t), count);
+  strata_read_end(&t);
+  assert_strata_ok(strata_crystallize(s, 1));
+  assert_strata_ok(strata_read_begin(s, &t));
+  assert_int_equal(layers_in(&t), count);
+  for (uint64_t id = 0; id < 64; id++)
+    if (version[id] > 0)
+      expect_content(&t, id, sizeof b, version[id]);
+  strata_read_end(&t);
+  strata_store_close(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_count_history_per_snapshot),
       cmocka_unit_test(test_arena_chunks_freed_when_pruned),
       cmocka_unit_test(test_arena_sizes_and_snapshots),
       cmocka_unit_test(test_pruned_then_discarded_in_one_collection),
+      cmocka_unit_test(test_unsorted_ids_then_superseded),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
