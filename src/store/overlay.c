@@ -22,6 +22,7 @@
  * link per chain, each freed on its own: with the count record, 4 of a
  * put's 5 pool blocks. */
 #include "common/hash.h"
+#include <assert.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,15 +85,9 @@ static void table_retired(struct strata_store *s, void *t) {
  * `to`. */
 static int table_copy(struct strata_store *s, const strata__otable *from,
                       strata__otable *to, const strata__overlay *o) {
-  uint64_t n = 0;
-  for (int h = 0; h < 2; h++) {
-    _Atomic(strata__link *) *src = h == 0 ? from->by_id : from->by_name;
-    for (uint64_t i = 0; i <= from->mask; i++)
-      for (strata__link *l =
-               atomic_load_explicit(&src[i], memory_order_relaxed);
-           l != NULL; l = atomic_load_explicit(&l->next, memory_order_relaxed))
-        n++;
-  }
+  /* Every lver is on one id chain, a named one on one name chain too: the
+   * count without a walk (a cache miss per link). */
+  uint64_t n = o->lvers + o->named;
   strata__link *c =
       n > 0 ? strata__pool_alloc(s->pool, (size_t)n * sizeof *c) : NULL;
   if (n > 0 && c == NULL)
@@ -117,10 +112,12 @@ static int table_copy(struct strata_store *s, const strata__otable *from,
         atomic_init(&c->next, NULL);
         atomic_store_explicit(tails[half], c, memory_order_relaxed);
         tails[half] = &c->next;
+        assert(c < to->links + n); /* the counts above are exact */
         c++;
       }
     }
   }
+  assert(c == to->links + n);
   return 0;
 }
 
@@ -426,6 +423,12 @@ const strata__lver *strata__overlay_find(const strata__overlay *o, uint64_t id,
   return NULL;
 }
 
+void strata__overlay_prefetch(const strata__overlay *o, uint64_t id) {
+  const strata__otable *t = atomic_load_explicit(&((strata__overlay *)o)->table,
+                                                 memory_order_relaxed);
+  __builtin_prefetch(&t->by_id[id_hash(id) & t->mask], 1);
+}
+
 const strata__lver *strata__overlay_find_w(const strata__overlay *o,
                                            uint64_t id, uint64_t version) {
   if (o->changed == 0 || id > o->max_id)
@@ -523,6 +526,7 @@ int strata__overlay_link(struct strata_store *s, strata__overlay *o,
   }
   atomic_store_explicit(head, li, memory_order_release);
   o->lvers++;
+  o->named += ln != NULL;
   if (above)
     o->max_id = lv->id;
   if (prev != NULL) {
@@ -592,6 +596,7 @@ static bool prune_id(struct strata_store *s, strata__overlay *o,
     uint64_t bytes = lver_bytes(lv);
     strata__retire_push(s, rec, lv, bytes, pruned_free);
     o->lvers--;
+    o->named -= lv->name != NULL;
     o->bytes -= bytes;
   }
   return !pending;

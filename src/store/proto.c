@@ -301,6 +301,7 @@ static int put_locked(struct strata_proto *p, uint64_t id, const char *name,
                   "%s: proto of region %" PRIu64 " was discarded", s->dir,
                   p->region_id);
   const strata__entry *e = strata__catalog_find(current(s), p->region_id);
+  strata__overlay_prefetch(e->overlay, id);
   uint64_t v = atomic_load_explicit(&s->epoch, memory_order_relaxed);
   size_t meta_len = metadata != NULL ? strlen(metadata) : 0;
   bool was = visible(e, id, v);

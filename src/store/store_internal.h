@@ -224,6 +224,7 @@ typedef struct strata__overlay {
   uint64_t name_seed;
   /* Writer side. */
   uint64_t lvers;   /* lvers linked (all versions) */
+  uint64_t named;   /* those with a name: links on the name chains */
   uint64_t changed; /* distinct ids with an lver */
   uint64_t bytes;   /* bytes of lvers, contents, links, tables */
   /* The arena (overlay.c): its chunks, newest first (lvers are taken from
@@ -277,6 +278,10 @@ int strata__overlay_new(struct strata_store *s, strata__overlay **out);
 /* Reader side: the lver of `id` as of `version`, or NULL. */
 const strata__lver *strata__overlay_find(const strata__overlay *o, uint64_t id,
                                          uint64_t version);
+/* Writer side (writer mutex held): asks the CPU to fetch the id chain's
+ * bucket for a put of `id`, so that its cache miss overlaps the copy and
+ * hash of the content before strata__overlay_link() reads it. */
+void strata__overlay_prefetch(const strata__overlay *o, uint64_t id);
 /* Writer side (writer mutex held): strata__overlay_find, without a
  * lookup for an id above every id the proto holds. */
 const strata__lver *strata__overlay_find_w(const strata__overlay *o,
