@@ -10,8 +10,8 @@
  * links to the same lvers) and the table pointer is swapped; the old links
  * are retired with the old table.
  *
- * Who owns a link. An lver carries its own two links (id and name) for the
- * table it is put into, so a put allocates only the lver and its content;
+ * Who owns a link. An lver carries its own links (id, and name when it has
+ * one) for the table it is put into, so a put allocates no link;
  * a table that replaced a smaller one owns the links it was built with, in
  * one array. Freeing a table therefore never walks its chains, and an
  * lver's links go with it. An lver's own links stay in the chains of the
