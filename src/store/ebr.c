@@ -188,13 +188,15 @@ static uint64_t scan(struct strata_store *s, uint64_t *open) {
  * statistics call look), a lower bound that is exact for the long-lived
  * snapshots the figure exists to expose. Returns the oldest age in ms. */
 static uint64_t observe_ages(struct strata_store *s, uint64_t *open) {
-  uint64_t now = strata__mono_ns(), oldest = 0, count = 0;
+  uint64_t now = 0, oldest = 0, count = 0;
   uint32_t used = atomic_load_explicit(&s->slots_used, memory_order_seq_cst);
   for (uint32_t i = 0; i < used; i++) {
     uint64_t e = atomic_load_explicit(&s->slots[i].epoch, memory_order_seq_cst);
     if (e == 0)
       continue;
-    count++;
+    /* The clock only when a snapshot is open: every write call scans. */
+    if (count++ == 0)
+      now = strata__mono_ns();
     uint64_t b =
         atomic_load_explicit(&s->slots[i].begins, memory_order_relaxed);
     if (b != s->seen_begins[i] || s->seen_ns[i] == 0) {
@@ -241,11 +243,29 @@ uint64_t strata__ebr_min_epoch(struct strata_store *s) {
   return min;
 }
 
+/* Frees `ready`, a list of records newest first, oldest first: reversed,
+ * then freed in order (strata__ebr_collect's promise). */
+static void free_oldest_first(struct strata_store *s, strata__retired *ready) {
+  strata__retired *old = NULL;
+  while (ready != NULL) {
+    strata__retired *t = ready;
+    ready = t->next;
+    t->next = old;
+    old = t;
+  }
+  while (old != NULL) {
+    strata__retired *t = old;
+    old = t->next;
+    t->free_fn(s, t->obj);
+    free(t);
+  }
+}
+
 void strata__ebr_collect(struct strata_store *s) {
   if (s->retired == NULL)
     return;
   uint64_t min = strata__ebr_min_epoch(s);
-  strata__retired **pp = &s->retired;
+  strata__retired **pp = &s->retired, *ready = NULL, **tail = &ready;
   while (*pp != NULL) {
     strata__retired *t = *pp;
     if (t->epoch < min) {
@@ -253,12 +273,20 @@ void strata__ebr_collect(struct strata_store *s) {
       atomic_fetch_sub_explicit(&s->retired_bytes, t->bytes,
                                 memory_order_relaxed);
       atomic_fetch_sub_explicit(&s->retired_count, 1, memory_order_relaxed);
-      t->free_fn(s, t->obj);
-      free(t);
+      t->next = NULL;
+      *tail = t; /* the list's order (newest first) is kept */
+      tail = &t->next;
     } else {
       pp = &t->next;
     }
   }
+  free_oldest_first(s, ready);
+}
+
+void strata__ebr_drain(struct strata_store *s) {
+  strata__retired *all = s->retired;
+  s->retired = NULL;
+  free_oldest_first(s, all);
 }
 
 void strata__ebr_wait(struct strata_store *s, uint64_t epoch) {

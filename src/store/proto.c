@@ -241,7 +241,7 @@ int strata_proto_open(strata_store *s, uint64_t region_id, strata_proto **out) {
 
 /* The layer's state as of version v: 1 visible, 0 absent. */
 static bool visible(const strata__entry *e, uint64_t id, uint64_t v) {
-  const strata__lver *lv = strata__overlay_find(e->overlay, id, v);
+  const strata__lver *lv = strata__overlay_find_w(e->overlay, id, v);
   if (lv != NULL)
     return !(lv->flags & STRATA__LV_TOMBSTONE);
   strata_layer l;
@@ -301,6 +301,7 @@ static int put_locked(struct strata_proto *p, uint64_t id, const char *name,
                   "%s: proto of region %" PRIu64 " was discarded", s->dir,
                   p->region_id);
   const strata__entry *e = strata__catalog_find(current(s), p->region_id);
+  strata__overlay_prefetch(e->overlay, id);
   uint64_t v = atomic_load_explicit(&s->epoch, memory_order_relaxed);
   size_t meta_len = metadata != NULL ? strlen(metadata) : 0;
   bool was = visible(e, id, v);
@@ -327,43 +328,30 @@ static int put_locked(struct strata_proto *p, uint64_t id, const char *name,
                              STRATA__MAX_METADATA, true));
     STRATA__TRY(check_memory(s, e, id, size + name_len + meta_len));
   }
-  strata__lver *lv =
-      strata__lver_new(s, id, name, name_len, metadata, meta_len);
-  void *copy = size > 0 ? strata__pool_alloc(s->pool, size) : NULL;
-  if (lv == NULL || (size > 0 && copy == NULL)) {
-    if (lv != NULL)
-      strata__pool_free(s->pool, lv, lv->alloc_size);
-    strata__pool_free(s->pool, copy, size);
+  strata__lver *lv = strata__lver_new(s, e->overlay, id, name, name_len,
+                                      metadata, meta_len, data, size);
+  if (lv == NULL)
     return strata__fail(STRATA_E_NOMEM,
                         "%s: region %" PRIu64 ": layer %" PRIu64
                         ": allocating %zu bytes",
                         s->dir, e->id, id, size);
-  }
-  if (size > 0) {
-    memcpy(copy, data, size);
-    lv->data = copy;
-    lv->size = size;
-  }
   lv->checksum = XXH3_64bits(lv->data, lv->size);
-  lv->flags = tombstone ? STRATA__LV_TOMBSTONE : 0;
+  if (tombstone)
+    lv->flags |= STRATA__LV_TOMBSTONE;
   lv->version = v + 1;
   int64_t delta = tombstone ? -1 : was ? 0 : 1;
-  strata__count *count = delta != 0 ? strata__overlay_count_new(s) : NULL;
-  int rc = delta != 0 && count == NULL
-               ? strata__fail(STRATA_E_NOMEM, "%s: allocating a count record",
-                              s->dir)
-               : strata__overlay_link(s, e->overlay, lv);
+  int rc = delta != 0 ? strata__overlay_count_reserve(s, e->overlay) : 0;
+  if (rc == 0)
+    rc = strata__overlay_link(s, e->overlay, lv);
   if (rc < 0) {
-    if (count != NULL)
-      strata__overlay_count_drop(s, count);
     strata__lver_free(s, lv);
     return rc;
   }
   /* Readers of version v + 1 see both the lver and the count: the epoch
    * advance below publishes them together. */
-  if (count != NULL)
+  if (delta != 0)
     strata__overlay_count_push(
-        e->overlay, count, v + 1,
+        e->overlay, v + 1,
         atomic_load_explicit(&e->overlay->layer_delta, memory_order_relaxed) +
             delta);
   strata__ebr_advance(s); /* publishes version v + 1 */
@@ -396,7 +384,7 @@ int strata_proto_put(strata_proto *p, uint64_t layer_id, const char *name,
   /* The name goes from (name, name_len) straight into the layer version's
    * own memory (strata__lver_new()); the check's context is formatted only
    * when the check fails. A put's success path formats nothing and
-   * allocates only the version and its content. */
+   * allocates nothing but its place in the proto's arena (overlay.c). */
   if (!strata__name_arg_ok(name, name_len)) {
     char where[512];
     snprintf(where, sizeof where, "%s: region %" PRIu64 ": layer %" PRIu64,

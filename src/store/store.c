@@ -238,12 +238,9 @@ void strata__store_stop(struct strata_store *s) {
 
 /* Frees everything the store still holds; no snapshot may be open. */
 static void free_all(strata_store *s) {
-  while (s->retired != NULL) {
-    strata__retired *t = s->retired;
-    s->retired = t->next;
-    t->free_fn(s, t->obj);
-    free(t);
-  }
+  /* The retired objects first, oldest first: a pruned lver's overlay may
+   * be in the catalog still (ebr.c). */
+  strata__ebr_drain(s);
   strata__catalog *c = atomic_load_explicit(&s->catalog, memory_order_relaxed);
   if (c != NULL) {
     for (uint64_t i = 0; i < c->n; i++) {

@@ -73,8 +73,14 @@ void strata__retire_push(struct strata_store *s, strata__retired *rec,
 /* Writer mutex held. Smallest epoch announced by an open snapshot, or
  * UINT64_MAX when none is open. Also warns about old snapshots. */
 uint64_t strata__ebr_min_epoch(struct strata_store *s);
-/* Writer mutex held. Frees what no snapshot can reach. */
+/* Writer mutex held. Frees what no snapshot can reach, oldest first:
+ * objects are freed in the order they were retired, so an object may refer
+ * to one retired after it until it is freed (a pruned lver to its
+ * overlay's arena). */
 void strata__ebr_collect(struct strata_store *s);
+/* Frees every retired object, oldest first (store close: no snapshot may
+ * be open). */
+void strata__ebr_drain(struct strata_store *s);
 /* Writer mutex held. Publishes: bumps the epoch and returns the new one. */
 uint64_t strata__ebr_advance(struct strata_store *s);
 /* Any thread, without the writer mutex: returns once no snapshot announces
@@ -122,10 +128,34 @@ void strata__file_unref(struct strata_store *s, strata__file *f);
 /* ---- proto overlays (overlay.c) ---------------------------------------- */
 
 #define STRATA__LV_TOMBSTONE 1u
+/* The content is a pool block of its own, not in the lver's arena chunk. */
+#define STRATA__LV_DATA_BLOCK 2u
 
-/* One version of one proto layer: immutable once linked. Allocated from
- * the pool with its name and metadata after it; `data` is a pool block of
- * its own (NULL for tombstones and empty layers). */
+/* A chunk of a proto's arena (overlay.c): lvers, each followed by its name,
+ * metadata and (when small) its content, taken one after another. */
+typedef struct strata__achunk {
+  struct strata__achunk *next, *prev; /* the overlay's chunks, newest first */
+  struct strata__overlay *owner;
+  uint64_t size; /* bytes, this header included */
+  uint64_t used; /* bytes taken, from the chunk's start */
+  uint64_t live; /* lvers in it not yet freed */
+} strata__achunk;
+
+/* A chain link. Chains are newest first, so the first link whose version a
+ * snapshot may see is that snapshot's version of the layer. */
+typedef struct strata__link {
+  _Atomic(struct strata__link *) next;
+  struct strata__lver *lv;
+  /* lv->id, so that a walk along a chain compares ids without reading
+   * each lver (a cache miss per link in a large proto). */
+  uint64_t id;
+} strata__link;
+
+/* One version of one proto layer: immutable once linked (but for its
+ * links' next pointers). Taken from its proto's arena (overlay.c) with its
+ * name, metadata and content after it; content larger than
+ * STRATA__LV_INLINE_MAX is a pool block of its own (STRATA__LV_DATA_BLOCK).
+ * `data` is "" for tombstones and empty layers. */
 typedef struct strata__lver {
   uint64_t id;
   uint64_t version; /* visible to snapshots with version >= this */
@@ -136,53 +166,95 @@ typedef struct strata__lver {
   const char *metadata;
   uint32_t name_len, metadata_len;
   uint32_t flags;
-  uint32_t alloc_size; /* bytes of this struct + strings */
+  uint32_t alloc_size;   /* arena bytes: this struct, strings, inline content */
+  strata__achunk *chunk; /* the arena chunk that holds it */
+  /* Writer side only: its id's place in overlay.latest (kept for the
+   * newest version of each id, which is the one a put supersedes). */
+  uint64_t slot;
+  /* Its link in the id chain of the table it was put into (a named lver's
+   * name link follows the struct: strata__lver_name_link()): a put
+   * allocates no link. The links of a larger table that replaced that one
+   * are the table's (otable.links). */
+  strata__link id_link;
 } strata__lver;
 
-/* A chain link. Chains are newest first, so the first link whose version a
- * snapshot may see is that snapshot's version of the layer. */
-typedef struct strata__link {
-  _Atomic(struct strata__link *) next;
+/* A named lver's link in the name chain of the table it was put into. */
+static inline strata__link *strata__lver_name_link(strata__lver *lv) {
+  return (strata__link *)(lv + 1);
+}
+
+/* An id and its newest version (overlay.latest). */
+typedef struct strata__idlv {
+  uint64_t id;
   strata__lver *lv;
-} strata__link;
+} strata__idlv;
 
 /* Bucket arrays for ids and for names; replaced whole when they grow. */
 typedef struct strata__otable {
   uint64_t mask;
   _Atomic(strata__link *) *by_id;
   _Atomic(strata__link *) *by_name;
+  /* The links this table was built with when it replaced a smaller one
+   * (one array, freed with the table); NULL for a proto's first table.
+   * Every other link is an lver's own (id_link, name_link). */
+  strata__link *links;
+  uint64_t nlinks;
   uint64_t bytes;
 } strata__otable;
 
 /* One change of a proto's layer count, kept while a snapshot may need it. */
 typedef struct strata__count {
-  _Atomic(struct strata__count *) next; /* older */
   uint64_t version;
   int64_t delta; /* layer_delta as of this version */
 } strata__count;
+
+/* The history of a proto's layer count, oldest first: the writer appends
+ * (fills rec[n], then publishes n with a release store) and never changes
+ * a published record; when the array is full it is replaced by a larger
+ * or compacted copy (strata__overlay_count_reserve) and retired. A 16-byte
+ * header, so that cap + 1 records fill a power of two. */
+typedef struct strata__counts {
+  uint64_t cap;
+  _Atomic uint64_t n;
+  strata__count rec[];
+} strata__counts;
 
 typedef struct strata__overlay {
   _Atomic(strata__otable *) table;
   uint64_t name_seed;
   /* Writer side. */
   uint64_t lvers;   /* lvers linked (all versions) */
+  uint64_t named;   /* those with a name: links on the name chains */
   uint64_t changed; /* distinct ids with an lver */
-  uint64_t bytes;   /* pool bytes of lvers, contents, links, tables */
+  uint64_t bytes;   /* bytes of lvers, contents, links, tables */
+  /* The arena (overlay.c): its chunks, newest first (lvers are taken from
+   * the head), the size of the next chunk, and how many lvers have their
+   * content in a pool block of its own. */
+  strata__achunk *chunks;
+  uint64_t chunk_next;
+  uint64_t data_blocks;
   /* Layers added minus layers removed, relative to the base file: the
    * current figure, and a newest-first history so that a snapshot can read
    * the figure as of its version (strata__overlay_delta). */
   _Atomic int64_t layer_delta;
-  _Atomic(struct strata__count *) counts;
-  uint64_t count_records;
-  uint64_t *dirty; /* ids with superseded versions to prune */
+  _Atomic(strata__counts *) counts; /* NULL until the first change */
+  uint64_t *dirty;                  /* ids with superseded versions to prune */
   uint64_t dirty_n, dirty_cap;
-  /* Every id with an lver (`changed` of them), ascending unless
-   * ids_unsorted (a put of a new id below the last one): crystallization
-   * walks them instead of the chains, and sorts them (in place) only when
-   * ids_unsorted (strata__overlay_latest). */
-  uint64_t *ids;
-  uint64_t ids_cap;
+  /* Every id with an lver (`changed` of them) and its newest version,
+   * in put order of the ids: ascending unless ids_unsorted (a put of a new
+   * id below the last one). A put that supersedes a version replaces it
+   * here (at the old version's slot), so crystallization reads the newest
+   * versions from this array, sorting it (in place) only when
+   * ids_unsorted, instead of looking each id up in the chains
+   * (strata__overlay_latest). */
+  strata__idlv *latest;
+  uint64_t latest_cap;
   bool ids_unsorted;
+  /* The largest id of any lver linked (valid once `changed` > 0): a put
+   * of a larger id (ids put in ascending order, as a region is usually
+   * built) knows without a lookup that the proto has no version of it,
+   * and skips two walks of a chain whose links are other lvers' memory. */
+  uint64_t max_id;
   /* A crystallization of this proto renamed its file into place, then
    * failed (the directory fsync, or the stat after it): the file at the
    * region's path is this proto's own, and the next crystallization may
@@ -206,6 +278,14 @@ int strata__overlay_new(struct strata_store *s, strata__overlay **out);
 /* Reader side: the lver of `id` as of `version`, or NULL. */
 const strata__lver *strata__overlay_find(const strata__overlay *o, uint64_t id,
                                          uint64_t version);
+/* Writer side (writer mutex held): asks the CPU to fetch the id chain's
+ * bucket for a put of `id`, so that its cache miss overlaps the copy and
+ * hash of the content before strata__overlay_link() reads it. */
+void strata__overlay_prefetch(const strata__overlay *o, uint64_t id);
+/* Writer side (writer mutex held): strata__overlay_find, without a
+ * lookup for an id above every id the proto holds. */
+const strata__lver *strata__overlay_find_w(const strata__overlay *o,
+                                           uint64_t id, uint64_t version);
 /* Reader side: the visible, non-tombstone lver named `name`, or NULL. A
  * NULL result is never final for the name: the base file may hold it (see
  * strata_get_by_name). */
@@ -216,12 +296,13 @@ const strata__lver *strata__overlay_find_name(const strata__overlay *o,
 int64_t strata__overlay_delta(const strata__overlay *o, uint64_t version);
 /* Writer side: records that layer_delta becomes `delta` at `version`
  * (before the epoch advance that publishes it), in two steps so that the
- * allocation can fail before anything is linked: _new (NULL when out of
- * memory), then _push, or _drop if the change is abandoned. */
-strata__count *strata__overlay_count_new(struct strata_store *s);
-void strata__overlay_count_push(strata__overlay *o, strata__count *c,
-                                uint64_t version, int64_t delta);
-void strata__overlay_count_drop(struct strata_store *s, strata__count *c);
+ * allocation can fail before anything is linked: _reserve makes room for
+ * one record (STRATA_E_NOMEM with a detail naming the store; nothing
+ * visible changed), then _push, which cannot fail. A reservation that is
+ * not pushed costs nothing: the room stays for the next change. */
+int strata__overlay_count_reserve(struct strata_store *s, strata__overlay *o);
+void strata__overlay_count_push(strata__overlay *o, uint64_t version,
+                                int64_t delta);
 /* Writer side: links a new lver (already filled, version set). */
 int strata__overlay_link(struct strata_store *s, strata__overlay *o,
                          strata__lver *lv);
@@ -240,12 +321,23 @@ int strata__overlay_visible(const strata__overlay *o, uint64_t version,
                             const strata__lver ***out, uint64_t *n);
 /* Frees the overlay and everything it holds (after its grace period). */
 void strata__overlay_free(struct strata_store *s, void *overlay);
-/* Allocates an lver with room for name and metadata, copying them (the
- * name's `name_len` bytes, NUL-terminated in the copy; NULL for none). */
-strata__lver *strata__lver_new(struct strata_store *s, uint64_t id,
-                               const char *name, size_t name_len,
-                               const char *metadata, size_t metadata_len);
+/* Writer side: an lver of `o` for `id`, with name, metadata and content
+ * copied into it (the name's `name_len` bytes, NUL-terminated in the copy;
+ * NULL for none; `size` bytes of `data`), taken from the overlay's arena
+ * (its content from the pool when larger than STRATA__LV_INLINE_MAX). Its
+ * checksum, flags and version are the caller's to set. NULL when out of
+ * memory (nothing allocated then). */
+strata__lver *strata__lver_new(struct strata_store *s, strata__overlay *o,
+                               uint64_t id, const char *name, size_t name_len,
+                               const char *metadata, size_t metadata_len,
+                               const void *data, size_t size);
+/* Frees an lver: its content block if it has one, and its arena chunk when
+ * that holds no other lver and is not the one lvers are taken from. The
+ * overlay must still exist (ebr.c frees retired objects oldest first, so
+ * an lver pruned before its overlay was retired goes before it). */
 void strata__lver_free(struct strata_store *s, strata__lver *lv);
+/* The largest content kept in the arena with its lver. */
+#define STRATA__LV_INLINE_MAX (16u << 10)
 
 /* ---- delta stacks (store_stack.c) --------------------------------------- */
 

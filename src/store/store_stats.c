@@ -11,11 +11,11 @@ void strata__store_maintain(struct strata_store *s) {
   bool pruned = false;
   for (uint64_t i = 0; i < c->n; i++) {
     strata__overlay *o = c->by_order[i]->overlay;
-    if (o == NULL || (o->dirty_n == 0 && o->count_records <= 1))
+    if (o == NULL || o->dirty_n == 0)
       continue;
-    uint64_t before = o->lvers + o->count_records;
+    uint64_t before = o->lvers;
     strata__overlay_prune(s, o, min);
-    pruned |= o->lvers + o->count_records != before;
+    pruned |= o->lvers != before;
   }
   if (pruned)
     strata__ebr_advance(s); /* readers that start now cannot see them */

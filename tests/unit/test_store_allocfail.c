@@ -434,6 +434,10 @@ static bool put_case(const void *arg, unsigned long k, af_mode mode,
 /* Proto 3 holds 5 versions after setup() (4 puts and a remove); 59 more
  * fill its initial 64-bucket index, so the next put grows it. */
 #define FILL_INDEX 59
+/* A layer count's history has room for 63 changes; setup() makes 3 to 5
+ * (new layers and a remove), so a new layer after 58, 59 or 60 more
+ * copies it (overlay.c): one of these three walks reaches that copy. */
+#define FILL_COUNTS 58
 
 static void test_put(void **state) {
   (void)state;
@@ -445,6 +449,10 @@ static void test_put(void **state) {
       {"put: an empty layer", 0, 51, NULL, NULL, 0, false},
       {"put: a large layer", 0, 60, "large", NULL, 200000, false},
       {"put: grows the proto index", FILL_INDEX, 61, "g61", NULL, 24, false},
+      {"put: a new arena chunk (content kept inline, the largest)", 0, 62, NULL,
+       NULL, 16384, false},
+      {"put: after 58 more layers", FILL_COUNTS, 63, NULL, NULL, 8, false},
+      {"put: after 60 more layers", FILL_COUNTS + 2, 63, NULL, NULL, 8, false},
       {"remove: a base layer", 0, 21, NULL, NULL, 0, true},
       {"remove: a proto layer", 0, 12, NULL, NULL, 0, true},
   };

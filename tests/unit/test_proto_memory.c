@@ -1,0 +1,346 @@
+/* A proto's memory (overlay.c): the arena its layer versions are taken
+ * from, freed whole when the proto goes and chunk by chunk as superseded
+ * versions are pruned; the history of its layer count, an array copied when
+ * full that keeps what open snapshots read; and ebr.c freeing retired
+ * objects oldest first, which a pruned version relies on to reach its
+ * arena. Each case asserts through the public API: contents, layer counts
+ * per snapshot and the heap figure of strata_store_stats_get(). */
+#include <inttypes.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <xxhash.h>
+
+#include "test_util.h"
+
+static strata_store *open_store(const char *dir) {
+  return test_open_store_quiet(dir);
+}
+
+static uint64_t heap(strata_store *s) {
+  strata_store_stats st;
+  assert_strata_ok(strata_store_stats_get(s, &st));
+  return st.heap_bytes;
+}
+
+/* A store in a fresh directory (*dir), its heap figure before anything
+ * (*before), and a new proto of region 1 named `name`. */
+static strata_proto *fresh_proto(const char **dir, strata_store **s,
+                                 uint64_t *before, const char *name) {
+  *dir = test_tmpdir();
+  *s = open_store(*dir);
+  *before = heap(*s);
+  strata_proto *p;
+  assert_strata_ok(strata_proto_create(*s, 1, name, strlen(name), NULL, &p));
+  return p;
+}
+
+/* The layer count of the store's only region as snapshot `t` sees it. */
+static uint64_t layers_in(const strata_txn *t) {
+  strata_store_region r;
+  assert_strata_ok(strata_store_region_at(t, 0, &r));
+  return r.layer_count;
+}
+
+/* Content of layer `id`, version `v`: `size` bytes from a seed of both. */
+static void fill(uint8_t *p, size_t size, uint64_t id, uint64_t v) {
+  test_fill_seeded(p, size, id * 1000003u + v);
+}
+
+static void expect_content(const strata_txn *t, uint64_t id, size_t size,
+                           uint64_t v) {
+  static uint8_t want[200000];
+  assert_true(size <= sizeof want);
+  fill(want, size, id, v);
+  strata_layer l;
+  int rc = strata_get(t, 1, id, &l);
+  if (rc != 0)
+    fail_msg("layer %" PRIu64 ": %s (%s)", id, strata_err_name(rc),
+             strata_last_error_detail());
+  assert_int_equal(l.size, size);
+  assert_memory_equal(l.data, want, size);
+  assert_int_equal(l.checksum, XXH3_64bits(want, size));
+}
+
+/* Snapshots taken between puts and removes each keep reading the layer
+ * count of their moment while the history is copied many times over (it
+ * starts with room for 63 changes), and once they end the copies keep only
+ * the newest record. */
+static void test_count_history_per_snapshot(void **state) {
+  (void)state;
+  const char *dir;
+  strata_store *s;
+  uint64_t before;
+  strata_proto *p = fresh_proto(&dir, &s, &before, "counts");
+  enum { SNAPS = 12, STEP = 37 };
+  strata_txn t[SNAPS];
+  uint64_t want[SNAPS], count = 0, id = 0;
+  uint8_t b[8] = {0};
+  for (int k = 0; k < SNAPS; k++) {
+    assert_strata_ok(strata_read_begin(s, &t[k]));
+    want[k] = count;
+    /* STEP new layers, then a remove every other round. */
+    for (int i = 0; i < STEP; i++, id++, count++)
+      assert_strata_ok(strata_proto_put(p, id, NULL, 0, NULL, b, sizeof b));
+    if (k % 2 == 1) {
+      assert_strata_ok(strata_proto_remove(p, id - 5));
+      count--;
+    }
+  }
+  for (int k = 0; k < SNAPS; k++)
+    assert_int_equal(layers_in(&t[k]), want[k]);
+  strata_txn now;
+  assert_strata_ok(strata_read_begin(s, &now));
+  assert_int_equal(layers_in(&now), count);
+  strata_read_end(&now);
+  for (int k = 0; k < SNAPS; k++)
+    strata_read_end(&t[k]);
+
+  /* With no snapshot open, each copy keeps one record. */
+  for (int i = 0; i < 400; i++, id++, count++)
+    assert_strata_ok(strata_proto_put(p, id, NULL, 0, NULL, b, sizeof b));
+  assert_strata_ok(strata_read_begin(s, &now));
+  assert_int_equal(layers_in(&now), count);
+  strata_read_end(&now);
+  strata_store_close(s);
+}
+
+/* Overwriting one layer many times with no snapshot open: each superseded
+ * version is pruned and freed, and so is every arena chunk once its last
+ * version goes, so the heap stays near one chunk (1 MiB) instead of
+ * growing with every put (40,000 x 256 B versions would hold 15 MB). The
+ * newest version reads back, and discarding the proto returns the heap
+ * to where it was before the proto. */
+static void test_arena_chunks_freed_when_pruned(void **state) {
+  (void)state;
+  const char *dir;
+  strata_store *s;
+  uint64_t before;
+  strata_proto *p = fresh_proto(&dir, &s, &before, "over");
+  uint8_t b[256];
+  uint64_t peak = 0;
+  for (uint64_t v = 0; v < 40000; v++) {
+    fill(b, sizeof b, 7, v);
+    assert_strata_ok(strata_proto_put(p, 7, NULL, 0, NULL, b, sizeof b));
+    uint64_t h = heap(s);
+    peak = h > peak ? h : peak;
+  }
+  assert_true(peak - before < 4u << 20);
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  expect_content(&t, 7, sizeof b, 39999);
+  strata_read_end(&t);
+  assert_strata_ok(strata_proto_discard(p));
+  assert_strata_ok(strata_store_reclaim(s, 1));
+  assert_int_equal(heap(s), before);
+  strata_store_close(s);
+}
+
+/* Content sizes around the arena's limits (empty, around 64-byte
+ * alignment, the largest kept inline, the smallest kept apart, one past
+ * the pool's classes), with names and metadata, each overwritten while a
+ * snapshot holds the first versions: both snapshots read their own
+ * versions, crystallization writes the newest, the proto's memory is
+ * freed once the old snapshot ends, and the crystallized store reads the
+ * same. */
+static void test_arena_sizes_and_snapshots(void **state) {
+  (void)state;
+  static const size_t sizes[] = {0,     1,     63,    64,     65,   300,
+                                 4000,  16384, 16385, 100000, 256,  8192,
+                                 16320, 16321, 12345, 70000,  4096, 2};
+  enum { N = sizeof sizes / sizeof sizes[0] };
+  static uint8_t b[200000];
+  const char *dir;
+  strata_store *s;
+  uint64_t before;
+  strata_proto *p = fresh_proto(&dir, &s, &before, "sizes");
+  for (uint64_t v = 0; v < 2; v++) {
+    for (uint64_t i = 0; i < N; i++) {
+      char name[32];
+      snprintf(name, sizeof name, "n%" PRIu64 "-%" PRIu64, i, v);
+      fill(b, sizes[i], i, v);
+      assert_strata_ok(strata_proto_put(
+          p, i, name, strlen(name), i % 3 ? NULL : "{\"m\":1}", b, sizes[i]));
+    }
+    if (v == 1)
+      break;
+    strata_txn old;
+    assert_strata_ok(strata_read_begin(s, &old));
+    /* Overwrite everything while `old` holds version 0. */
+    for (uint64_t i = 0; i < N; i++) {
+      char name[32];
+      snprintf(name, sizeof name, "n%" PRIu64 "-1", i);
+      fill(b, sizes[i], i, 1);
+      assert_strata_ok(
+          strata_proto_put(p, i, name, strlen(name), NULL, b, sizes[i]));
+    }
+    assert_strata_ok(strata_store_reclaim(s, 0));
+    strata_txn t;
+    assert_strata_ok(strata_read_begin(s, &t));
+    for (uint64_t i = 0; i < N; i++) {
+      expect_content(&old, i, sizes[i], 0);
+      expect_content(&t, i, sizes[i], 1);
+      strata_layer l;
+      char name[32];
+      snprintf(name, sizeof name, "n%" PRIu64 "-0", i);
+      assert_strata_ok(strata_get_by_name(&old, 1, name, strlen(name), &l));
+      assert_int_equal(l.id, i);
+    }
+    strata_read_end(&t);
+    strata_read_end(&old);
+  }
+  /* Version 1 put again (the same bytes, other metadata). */
+  assert_strata_ok(strata_crystallize(s, 1));
+  assert_strata_ok(strata_proto_discard(p));
+  assert_strata_ok(strata_store_reclaim(s, 1));
+  assert_int_equal(heap(s), before);
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  for (uint64_t i = 0; i < N; i++)
+    expect_content(&t, i, sizes[i], 1);
+  strata_read_end(&t);
+  strata_store_close(s);
+
+  /* And the file reads back the same in a fresh store. */
+  s = open_store(dir);
+  assert_strata_ok(strata_read_begin(s, &t));
+  for (uint64_t i = 0; i < N; i++)
+    expect_content(&t, i, sizes[i], 1);
+  strata_read_end(&t);
+  strata_store_close(s);
+}
+
+/* A snapshot held by another thread until told to end (a thread's nested
+ * snapshots share its reader slot and its oldest epoch, so two snapshots
+ * that end out of order need two threads). */
+typedef struct holder {
+  strata_store *s;
+  pthread_t th;
+  sem_t begun, end;
+  strata_txn t;
+} holder;
+
+static void *hold(void *arg) {
+  holder *h = arg;
+  assert_strata_ok(strata_read_begin(h->s, &h->t));
+  sem_post(&h->begun);
+  sem_wait(&h->end);
+  strata_read_end(&h->t);
+  return NULL;
+}
+
+static void hold_begin(holder *h, strata_store *s) {
+  h->s = s;
+  sem_init(&h->begun, 0, 0);
+  sem_init(&h->end, 0, 0);
+  assert_int_equal(pthread_create(&h->th, NULL, hold, h), 0);
+  sem_wait(&h->begun);
+}
+
+static void hold_end(holder *h) {
+  sem_post(&h->end);
+  pthread_join(h->th, NULL);
+  sem_destroy(&h->begun);
+  sem_destroy(&h->end);
+}
+
+/* A snapshot holds the versions a prune retires, and the proto that a
+ * discard retires after them; when the snapshot ends both go in one
+ * collection, the pruned versions first (ebr.c frees oldest first: a
+ * pruned version's free updates its arena chunk, which the proto's free
+ * releases). Freed the other way round, the pruned versions' frees would
+ * read chunks already freed: the sanitizer builds report that. */
+static void test_pruned_then_discarded_in_one_collection(void **state) {
+  (void)state;
+  const char *dir;
+  strata_store *s;
+  uint64_t before;
+  strata_proto *p = fresh_proto(&dir, &s, &before, "order");
+  uint8_t b[300];
+  for (uint64_t i = 0; i < 64; i++) {
+    fill(b, sizeof b, i, 0);
+    assert_strata_ok(strata_proto_put(p, i, NULL, 0, NULL, b, sizeof b));
+  }
+  holder old, mid;
+  hold_begin(&old, s);
+  for (uint64_t i = 0; i < 64; i++) {
+    fill(b, sizeof b, i, 1);
+    assert_strata_ok(strata_proto_put(p, i, NULL, 0, NULL, b, sizeof b));
+  }
+  hold_begin(&mid, s);
+  /* `old` still reads version 0 while the prune waits for it. */
+  expect_content(&old.t, 5, sizeof b, 0);
+  hold_end(&old);
+  /* Version 0 is pruned now (no snapshot sees it), retired until `mid`
+   * ends, and then the proto is retired after it. */
+  assert_strata_ok(strata_store_reclaim(s, 0));
+  strata_store_stats st;
+  assert_strata_ok(strata_store_stats_get(s, &st));
+  assert_true(st.retired_objects >= 64);
+  assert_strata_ok(strata_proto_discard(p));
+  expect_content(&mid.t, 5, sizeof b, 1);
+  hold_end(&mid);
+  assert_strata_ok(strata_store_reclaim(s, 1));
+  assert_int_equal(heap(s), before);
+  strata_store_close(s);
+}
+
+static int cancel(void *ctx, const strata_progress *progress) {
+  (void)ctx, (void)progress;
+  return 1;
+}
+
+/* Ids put out of order (below the largest, new and existing; above it):
+ * a canceled crystallization sorts the proto's list of newest versions
+ * (overlay.c), and puts after the sort supersede the right versions: the
+ * next crystallization writes each id's newest content, and the layer
+ * count stays right throughout. */
+static void test_unsorted_ids_then_superseded(void **state) {
+  (void)state;
+  const char *dir;
+  strata_store *s;
+  uint64_t before;
+  strata_proto *p = fresh_proto(&dir, &s, &before, "order");
+  static const uint64_t ids[] = {10, 20, 30, 5, 20, 40, 1, 30, 25, 50, 5};
+  enum { N = sizeof ids / sizeof ids[0] };
+  uint64_t version[64] = {0}, count = 0;
+  uint8_t b[100];
+  for (int i = 0; i < N; i++) {
+    count += version[ids[i]] == 0;
+    fill(b, sizeof b, ids[i], ++version[ids[i]]);
+    assert_strata_ok(strata_proto_put(p, ids[i], NULL, 0, NULL, b, sizeof b));
+  }
+  strata_crystallize_options o;
+  strata_crystallize_options_init(&o);
+  o.progress = cancel;
+  assert_strata_err(strata_crystallize_ex(s, 1, &o), STRATA_E_CANCELED);
+  /* After the sort: supersede some, add below and above. */
+  static const uint64_t more[] = {1, 50, 3, 25, 60, 10, 3};
+  for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
+    count += version[more[i]] == 0;
+    fill(b, sizeof b, more[i], ++version[more[i]]);
+    assert_strata_ok(strata_proto_put(p, more[i], NULL, 0, NULL, b, sizeof b));
+  }
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  assert_int_equal(layers_in(&t), count);
+  strata_read_end(&t);
+  assert_strata_ok(strata_crystallize(s, 1));
+  assert_strata_ok(strata_read_begin(s, &t));
+  assert_int_equal(layers_in(&t), count);
+  for (uint64_t id = 0; id < 64; id++)
+    if (version[id] > 0)
+      expect_content(&t, id, sizeof b, version[id]);
+  strata_read_end(&t);
+  strata_store_close(s);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_count_history_per_snapshot),
+      cmocka_unit_test(test_arena_chunks_freed_when_pruned),
+      cmocka_unit_test(test_arena_sizes_and_snapshots),
+      cmocka_unit_test(test_pruned_then_discarded_in_one_collection),
+      cmocka_unit_test(test_unsorted_ids_then_superseded),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
