@@ -457,6 +457,13 @@ void *strata__pool_alloc(strata__pool *p, size_t size) {
   return take_block(p, k, ch, s);
 }
 
+uint64_t strata__pool_charge(const strata__pool *p, size_t size) {
+  size_t s = size ? size : 1;
+  unsigned c = p->class_of[strata__ceil_log2(s)];
+  return c == POOL_NO_CLASS ? POOL_LARGE_HDR + (uint64_t)s
+                            : p->cls[c].block_size;
+}
+
 void strata__pool_free(strata__pool *p, void *ptr, size_t size) {
   if (ptr == NULL || p == NULL)
     return;

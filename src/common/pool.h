@@ -63,6 +63,11 @@ void strata__pool_destroy(strata__pool *p);
  * failure; no error detail is recorded: the caller knows the context). */
 void *strata__pool_alloc(strata__pool *p, size_t size);
 
+/* What strata__pool_in_use() grows by when strata__pool_alloc(p, size)
+ * succeeds: the block size of its class, or a large allocation with its
+ * header. Reads only the pool's fixed configuration. */
+uint64_t strata__pool_charge(const strata__pool *p, size_t size);
+
 /* Returns a block to the pool. `size` must be the size passed to the
  * strata__pool_alloc() that returned it. Accepts NULL. Chunks that become
  * entirely free are returned to the system, except one spare per class. */

@@ -285,6 +285,36 @@ static void chunk_free(struct strata_store *s, strata__achunk *c) {
   strata__pool_free(s->pool, c, (size_t)c->size);
 }
 
+/* The largest chunk the arena grows to: ARENA_MAX, or less under a small
+ * memory limit, a power of two at most 1/32 of it. A put is refused when
+ * what it takes from the pool would pass refuse_pct (proto.c,
+ * check_memory), and eviction starts only at evict_pct, after a put: a
+ * chunk larger than the gap between the two (10% by default) would be
+ * refused before eviction could make room (a 128 KiB chunk under a 1 MiB
+ * limit at 83% of it). At 1/32 no chunk spans that gap. */
+static uint64_t arena_max(const struct strata_store *s) {
+  uint64_t cap = ARENA_MAX;
+  while (cap > ARENA_FIRST && cap > s->config.memory_limit / 32)
+    cap /= 2;
+  return cap;
+}
+
+/* The size of the chunk `n` more arena bytes need, or 0 when the head
+ * chunk has room for them. */
+static uint64_t chunk_needed(const struct strata_store *s,
+                             const strata__overlay *o, size_t n) {
+  const strata__achunk *c = o->chunks;
+  if (c != NULL && c->size - c->used >= n)
+    return 0;
+  uint64_t want = o->chunk_next ? o->chunk_next : ARENA_FIRST;
+  uint64_t cap = arena_max(s);
+  if (want > cap)
+    want = cap;
+  while (want < round64(sizeof *c) + n)
+    want *= 2; /* one lver larger than the cap (metadata up to 1 MiB) */
+  return want;
+}
+
 /* `n` bytes (a multiple of 64, so that every lver and inline content is
  * 64-byte aligned) from the head chunk, or from a new one; NULL when out
  * of memory. */
@@ -292,10 +322,8 @@ static void *arena_take(struct strata_store *s, strata__overlay *o, size_t n,
                         strata__achunk **out) {
   strata__achunk *c = o->chunks;
   size_t head = round64(sizeof *c);
-  if (c == NULL || c->size - c->used < n) {
-    uint64_t want = o->chunk_next ? o->chunk_next : ARENA_FIRST;
-    while (want < head + n)
-      want *= 2;
+  uint64_t want = chunk_needed(s, o, n);
+  if (want != 0) {
     strata__achunk *g = strata__pool_alloc(s->pool, (size_t)want);
     if (g == NULL)
       return NULL;
@@ -305,6 +333,7 @@ static void *arena_take(struct strata_store *s, strata__overlay *o, size_t n,
     o->chunks = c = g;
     if (o->chunk_next < ARENA_MAX)
       o->chunk_next = want < ARENA_MAX ? 2 * want : ARENA_MAX;
+    /* (chunk_needed() caps it by arena_max() when it is read.) */
   }
   void *p = (uint8_t *)c + c->used;
   c->used += n;
@@ -313,15 +342,33 @@ static void *arena_take(struct strata_store *s, strata__overlay *o, size_t n,
   return p;
 }
 
+/* The arena bytes of an lver: the struct, its name link and strings,
+ * rounded to 64, then its content when inline (<= STRATA__LV_INLINE_MAX). */
+static size_t lver_head(bool name, size_t nl, bool metadata, size_t ml) {
+  return sizeof(strata__lver) + (name ? sizeof(strata__link) + nl + 1 : 0) +
+         (metadata ? ml + 1 : 0);
+}
+static size_t lver_arena_bytes(size_t head, size_t size) {
+  return round64(head) + (size <= STRATA__LV_INLINE_MAX ? round64(size) : 0);
+}
+
+uint64_t strata__lver_cost(const struct strata_store *s,
+                           const strata__overlay *o, bool name, size_t nl,
+                           bool metadata, size_t ml, size_t size) {
+  size_t head = lver_head(name, nl, metadata, ml);
+  uint64_t chunk = chunk_needed(s, o, lver_arena_bytes(head, size));
+  return (chunk ? strata__pool_charge(s->pool, (size_t)chunk) : 0) +
+         (size > STRATA__LV_INLINE_MAX ? strata__pool_charge(s->pool, size)
+                                       : 0);
+}
+
 strata__lver *strata__lver_new(struct strata_store *s, strata__overlay *o,
                                uint64_t id, const char *name, size_t nl,
                                const char *metadata, size_t ml,
                                const void *data, size_t size) {
-  size_t head = sizeof(strata__lver) +
-                (name ? sizeof(strata__link) + nl + 1 : 0) +
-                (metadata ? ml + 1 : 0);
+  size_t head = lver_head(name != NULL, nl, metadata != NULL, ml);
   bool inl = size <= STRATA__LV_INLINE_MAX;
-  size_t n = round64(head) + (inl ? round64(size) : 0);
+  size_t n = lver_arena_bytes(head, size);
   void *block = NULL;
   if (!inl && (block = strata__pool_alloc(s->pool, size)) == NULL)
     return NULL;

@@ -274,7 +274,8 @@ static int check_memory(struct strata_store *s, const strata__entry *e,
   return strata__fail(STRATA_E_LIMIT,
                       "%s: region %" PRIu64 " (%s): layer %" PRIu64
                       ": memory use %" PRIu64 " + %" PRIu64
-                      " bytes would pass %u%% of the limit %" PRIu64
+                      " bytes (what this put takes from the pool) would "
+                      "pass %u%% of the limit %" PRIu64
                       " bytes; crystallize or raise memory_limit",
                       s->dir, e->id, e->name, id, heap, need,
                       s->config.refuse_pct, s->config.memory_limit);
@@ -326,7 +327,15 @@ static int put_locked(struct strata_proto *p, uint64_t id, const char *name,
         !strata__text_ok(metadata, meta_len, STRATA__MAX_METADATA, true))
       STRATA__TRY(text_error(s, e, id, "metadata", metadata, meta_len,
                              STRATA__MAX_METADATA, true));
-    STRATA__TRY(check_memory(s, e, id, size + name_len + meta_len));
+    /* The heap's real growth (a new arena chunk, a content block), not
+     * the layer's bytes: those fit the head chunk without growing the heap
+     * most of the time, and when they do not, the chunk they need can be
+     * far larger than they are (issue 14: a put passed refuse_pct by up
+     * to its own size; with arena chunks, by up to a chunk). */
+    STRATA__TRY(
+        check_memory(s, e, id,
+                     strata__lver_cost(s, e->overlay, name != NULL, name_len,
+                                       metadata != NULL, meta_len, size)));
   }
   strata__lver *lv = strata__lver_new(s, e->overlay, id, name, name_len,
                                       metadata, meta_len, data, size);

@@ -321,6 +321,14 @@ int strata__overlay_visible(const strata__overlay *o, uint64_t version,
                             const strata__lver ***out, uint64_t *n);
 /* Frees the overlay and everything it holds (after its grace period). */
 void strata__overlay_free(struct strata_store *s, void *overlay);
+/* What strata__lver_new() with these lengths would add to the store's
+ * heap (strata__store_heap): a new arena chunk when the head chunk lacks
+ * room, and the content's pool block when it is not inline; 0 when the
+ * lver fits the chunk. The memory limit's refusal compares this, the
+ * heap's real growth, with the threshold (proto.c, check_memory). */
+uint64_t strata__lver_cost(const struct strata_store *s,
+                           const strata__overlay *o, bool name, size_t nl,
+                           bool metadata, size_t ml, size_t size);
 /* Writer side: an lver of `o` for `id`, with name, metadata and content
  * copied into it (the name's `name_len` bytes, NUL-terminated in the copy;
  * NULL for none; `size` bytes of `data`), taken from the overlay's arena
