@@ -51,7 +51,8 @@ STRATA_API int strata_proto_open(strata_store *store, uint64_t region_id,
  * name), STRATA_E_INVAL (bad UTF-8 or JSON; an empty name, a NUL byte inside
  * the name: the detail names its position; NULL name with a length),
  * STRATA_E_LIMIT (memory above
- * refuse_pct; the detail gives usage and limit), STRATA_E_NOMEM. A failed
+ * refuse_pct even after an eviction round; the detail gives usage, what
+ * the put would add and the limit), STRATA_E_NOMEM. A failed
  * put changes nothing. Thread-safe. */
 STRATA_API int strata_proto_put(strata_proto *proto, uint64_t layer_id,
                                 const char *name, size_t name_len,
@@ -59,7 +60,9 @@ STRATA_API int strata_proto_put(strata_proto *proto, uint64_t layer_id,
                                 size_t size);
 
 /* Removes layer `layer_id` (a proto layer or one of the base file's).
- * Errors: STRATA_E_NOT_FOUND. Thread-safe. */
+ * Errors: STRATA_E_NOT_FOUND, STRATA_E_LIMIT (the removal's record would
+ * take memory above refuse_pct, as for strata_proto_put), STRATA_E_NOMEM.
+ * A failed removal changes nothing. Thread-safe. */
 STRATA_API int strata_proto_remove(strata_proto *proto, uint64_t layer_id);
 
 /* Drops the proto's changes: the region goes back to its file, or

@@ -130,10 +130,13 @@ typedef struct strata_store_config {
   /* Thresholds, in percent of memory_limit: a warning is logged above
    * warn_pct; above evict_pct protos are crystallized, largest first,
    * until the heap is below warn_pct, and cold region pages are given back
-   * to the kernel; puts that would pass refuse_pct fail with
-   * STRATA_E_LIMIT (what a put would add is what it takes from the pool:
-   * often nothing, since layers are packed into chunks of the proto's, at
-   * most 1/32 of memory_limit and 1 MiB). Defaults 75, 85, 95. */
+   * to the kernel; a put or removal that would take the heap past
+   * refuse_pct first gets an eviction round and then fails with
+   * STRATA_E_LIMIT if it still would (what a change adds is what it takes
+   * from the pool: often nothing, since layers are packed into chunks of
+   * the proto's, at most 1/32 of memory_limit and 1 MiB unless one layer's
+   * metadata needs more; sometimes a doubling of the proto's table).
+   * Defaults 75, 85, 95. */
   unsigned warn_pct, evict_pct, refuse_pct;
   /* STRATA_LOG_*; -1 = the STRATA_LOG environment variable (trace, debug,
    * info, warn, error, off), or WARN when it is not set. */

@@ -790,8 +790,8 @@ static const strata__entry *largest_proto(struct strata_store *s,
  * When snapshots do hold it, the round ends above the watermark and the
  * next rounds wait until those snapshots end: crystallizing more in the
  * meantime would free nothing either. */
-void strata__memory_evict(struct strata_store *s) {
-  if (s->mem_level < STRATA__MEM_EVICT || s->evicting)
+void strata__memory_evict(struct strata_store *s, uint64_t need) {
+  if ((s->mem_level < STRATA__MEM_EVICT && need == 0) || s->evicting)
     return;
   if (s->evict_pinned_epoch != 0 &&
       strata__ebr_min_epoch(s) <= s->evict_pinned_epoch)
@@ -799,6 +799,7 @@ void strata__memory_evict(struct strata_store *s) {
   s->evict_pinned_epoch = 0;
   s->evicting = true;
   uint64_t low = strata__memory_threshold(s, s->config.warn_pct);
+  uint64_t refuse = strata__memory_threshold(s, s->config.refuse_pct);
   uint64_t heap = strata__store_heap(s), n = 0;
   const strata__entry *big;
   /* A proto that cannot be crystallized (a conflict with a foreign writer
@@ -807,7 +808,8 @@ void strata__memory_evict(struct strata_store *s) {
    * in memory until puts are refused. */
   uint64_t failed[EVICT_MAX_FAILED];
   size_t nfailed = 0;
-  while (heap >= low && (big = largest_proto(s, failed, nfailed)) != NULL) {
+  while ((heap >= low || heap + need > refuse) &&
+         (big = largest_proto(s, failed, nfailed)) != NULL) {
     /* Eviction: the largest proto becomes a file, which frees its heap once
      * the snapshots that read it end. */
     uint64_t id = big->id, size = big->overlay->bytes;
@@ -829,7 +831,7 @@ void strata__memory_evict(struct strata_store *s) {
     strata__store_maintain(s); /* frees what no snapshot reads */
     heap = strata__store_heap(s);
   }
-  if (n > 0 && heap >= low)
+  if (n > 0 && (heap >= low || heap + need > refuse))
     s->evict_pinned_epoch =
         atomic_load_explicit(&s->epoch, memory_order_relaxed);
   cool_regions(s);

@@ -286,12 +286,14 @@ static void chunk_free(struct strata_store *s, strata__achunk *c) {
 }
 
 /* The largest chunk the arena grows to: ARENA_MAX, or less under a small
- * memory limit, a power of two at most 1/32 of it. A put is refused when
- * what it takes from the pool would pass refuse_pct (proto.c,
- * check_memory), and eviction starts only at evict_pct, after a put: a
- * chunk larger than the gap between the two (10% by default) would be
- * refused before eviction could make room (a 128 KiB chunk under a 1 MiB
- * limit at 83% of it). At 1/32 no chunk spans that gap. */
+ * memory limit, a power of two at most 1/32 of it. A chunk is counted
+ * whole from the put that starts it (proto.c, check_memory), mostly
+ * empty: under a 1 MiB limit a 128 KiB chunk moved the heap from 83% of
+ * the limit past refuse_pct at once, and every threshold fired a chunk
+ * early. At 1/32 a chunk stays within the gap between evict_pct and
+ * refuse_pct (10% by default), so eviction, which runs after a change,
+ * usually makes room before a put could be refused; change() runs it
+ * before a refusal otherwise. */
 static uint64_t arena_max(const struct strata_store *s) {
   uint64_t cap = ARENA_MAX;
   while (cap > ARENA_FIRST && cap > s->config.memory_limit / 32)
@@ -352,14 +354,44 @@ static size_t lver_arena_bytes(size_t head, size_t size) {
   return round64(head) + (size <= STRATA__LV_INLINE_MAX ? round64(size) : 0);
 }
 
-uint64_t strata__lver_cost(const struct strata_store *s,
-                           const strata__overlay *o, bool name, size_t nl,
-                           bool metadata, size_t ml, size_t size) {
+uint64_t strata__overlay_put_cost(const struct strata_store *s,
+                                  const strata__overlay *o, bool name,
+                                  size_t nl, bool metadata, size_t ml,
+                                  size_t size, bool counted) {
+  const strata__pool *pool = s->pool;
   size_t head = lver_head(name, nl, metadata, ml);
   uint64_t chunk = chunk_needed(s, o, lver_arena_bytes(head, size));
-  return (chunk ? strata__pool_charge(s->pool, (size_t)chunk) : 0) +
-         (size > STRATA__LV_INLINE_MAX ? strata__pool_charge(s->pool, size)
-                                       : 0);
+  uint64_t cost =
+      (chunk ? strata__pool_charge(pool, (size_t)chunk) : 0) +
+      (size > STRATA__LV_INLINE_MAX ? strata__pool_charge(pool, size) : 0);
+  /* strata__overlay_link() doubles the table (grow(): table_new() and
+   * table_copy()'s links; the old table is freed only after a grace
+   * period, so the heap holds both). */
+  const strata__otable *t = atomic_load_explicit(&((strata__overlay *)o)->table,
+                                                 memory_order_relaxed);
+  if (o->lvers + 1 > t->mask + 1) {
+    size_t arr = (size_t)(2 * (t->mask + 1)) * sizeof(_Atomic(strata__link *));
+    uint64_t links = o->lvers + o->named;
+    cost +=
+        strata__pool_charge(pool, sizeof(strata__otable)) +
+        2 * strata__pool_charge(pool, arr) +
+        (links ? strata__pool_charge(pool, (size_t)links * sizeof(strata__link))
+               : 0);
+  }
+  /* strata__overlay_count_reserve() copies a full count history; at most
+   * into the array that keeps every record (it may drop some). */
+  const strata__counts *a = atomic_load_explicit(
+      &((strata__overlay *)o)->counts, memory_order_relaxed);
+  uint64_t n = a != NULL ? atomic_load_explicit(&((strata__counts *)a)->n,
+                                                memory_order_relaxed)
+                         : 0;
+  if (counted && (a == NULL || n >= a->cap)) {
+    uint64_t cap = COUNTS_FIRST;
+    while (cap < 2 * n)
+      cap = 2 * cap + 1;
+    cost += strata__pool_charge(pool, counts_size(cap));
+  }
+  return cost;
 }
 
 strata__lver *strata__lver_new(struct strata_store *s, strata__overlay *o,

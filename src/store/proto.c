@@ -264,13 +264,16 @@ static int check_name_free(struct strata_store *s, const strata__entry *e,
   return 0;
 }
 
+/* Refuses a change whose cost (strata__overlay_put_cost) would take the
+ * heap past refuse_pct; s->mem_refused then holds the cost, for change()
+ * to try an eviction round and the change once more. */
 static int check_memory(struct strata_store *s, const strata__entry *e,
                         uint64_t id, uint64_t need) {
   uint64_t heap = strata__store_heap(s);
   uint64_t refuse = strata__memory_threshold(s, s->config.refuse_pct);
   if (heap + need <= refuse)
     return 0;
-  s->stats.puts_refused++;
+  s->mem_refused = need ? need : 1;
   return strata__fail(STRATA_E_LIMIT,
                       "%s: region %" PRIu64 " (%s): layer %" PRIu64
                       ": memory use %" PRIu64 " + %" PRIu64
@@ -327,16 +330,18 @@ static int put_locked(struct strata_proto *p, uint64_t id, const char *name,
         !strata__text_ok(metadata, meta_len, STRATA__MAX_METADATA, true))
       STRATA__TRY(text_error(s, e, id, "metadata", metadata, meta_len,
                              STRATA__MAX_METADATA, true));
-    /* The heap's real growth (a new arena chunk, a content block), not
-     * the layer's bytes: those fit the head chunk without growing the heap
-     * most of the time, and when they do not, the chunk they need can be
-     * far larger than they are (issue 14: a put passed refuse_pct by up
-     * to its own size; with arena chunks, by up to a chunk). */
-    STRATA__TRY(
-        check_memory(s, e, id,
-                     strata__lver_cost(s, e->overlay, name != NULL, name_len,
-                                       metadata != NULL, meta_len, size)));
   }
+  /* The heap's real growth (a new arena chunk, a content block, a table
+   * doubling, a copied count history), not the layer's bytes: those fit
+   * the head chunk without growing the heap most of the time, and when
+   * they do not, what they need can be far larger than they are (issue
+   * 14: a put passed refuse_pct by up to its own size; with arena chunks,
+   * by up to a chunk). A removal takes an lver too. */
+  int64_t delta = tombstone ? -1 : was ? 0 : 1;
+  STRATA__TRY(check_memory(
+      s, e, id,
+      strata__overlay_put_cost(s, e->overlay, name != NULL, name_len,
+                               metadata != NULL, meta_len, size, delta != 0)));
   strata__lver *lv = strata__lver_new(s, e->overlay, id, name, name_len,
                                       metadata, meta_len, data, size);
   if (lv == NULL)
@@ -348,7 +353,6 @@ static int put_locked(struct strata_proto *p, uint64_t id, const char *name,
   if (tombstone)
     lv->flags |= STRATA__LV_TOMBSTONE;
   lv->version = v + 1;
-  int64_t delta = tombstone ? -1 : was ? 0 : 1;
   int rc = delta != 0 ? strata__overlay_count_reserve(s, e->overlay) : 0;
   if (rc == 0)
     rc = strata__overlay_link(s, e->overlay, lv);
@@ -378,9 +382,20 @@ static int change(strata_proto *p, uint64_t id, const char *name,
   STRATA__FAIL_IF(p == NULL, STRATA_E_INVAL, "strata_proto: NULL proto");
   struct strata_store *s = p->store;
   pthread_mutex_lock(&s->write_mu);
+  s->mem_refused = 0;
   int rc = put_locked(p, id, name, name_len, metadata, data, size, tombstone);
+  if (rc == STRATA_E_LIMIT && s->mem_refused != 0) {
+    /* Eviction runs after a change that takes the heap past evict_pct; a
+     * change that would pass refuse_pct from below it (a large layer, a
+     * table doubling) gets that round first, then one more try. */
+    strata__memory_evict(s, s->mem_refused);
+    s->mem_refused = 0;
+    rc = put_locked(p, id, name, name_len, metadata, data, size, tombstone);
+    if (rc == STRATA_E_LIMIT && s->mem_refused != 0)
+      s->stats.puts_refused++;
+  }
   if (rc == 0 && strata__memory_check(s) >= STRATA__MEM_EVICT)
-    strata__memory_evict(s);
+    strata__memory_evict(s, 0);
   strata__store_maintain(s);
   pthread_mutex_unlock(&s->write_mu);
   return rc;

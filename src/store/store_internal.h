@@ -321,14 +321,19 @@ int strata__overlay_visible(const strata__overlay *o, uint64_t version,
                             const strata__lver ***out, uint64_t *n);
 /* Frees the overlay and everything it holds (after its grace period). */
 void strata__overlay_free(struct strata_store *s, void *overlay);
-/* What strata__lver_new() with these lengths would add to the store's
- * heap (strata__store_heap): a new arena chunk when the head chunk lacks
- * room, and the content's pool block when it is not inline; 0 when the
- * lver fits the chunk. The memory limit's refusal compares this, the
- * heap's real growth, with the threshold (proto.c, check_memory). */
-uint64_t strata__lver_cost(const struct strata_store *s,
-                           const strata__overlay *o, bool name, size_t nl,
-                           bool metadata, size_t ml, size_t size);
+/* What a put into `o` with these lengths would add to the store's heap
+ * (strata__store_heap), at most: its lver (strata__lver_new: a new arena
+ * chunk when the head chunk lacks room, the content's pool block when it
+ * is not inline), the doubled table when the link makes it grow
+ * (strata__overlay_link), and the copied count history when the put
+ * changes the layer count (`counted`) and the history is full
+ * (strata__overlay_count_reserve); 0 when all of it fits what the proto
+ * holds. The memory limit's refusal compares this, the heap's real
+ * growth, with the threshold (proto.c, check_memory). */
+uint64_t strata__overlay_put_cost(const struct strata_store *s,
+                                  const strata__overlay *o, bool name,
+                                  size_t nl, bool metadata, size_t ml,
+                                  size_t size, bool counted);
 /* Writer side: an lver of `o` for `id`, with name, metadata and content
  * copied into it (the name's `name_len` bytes, NUL-terminated in the copy;
  * NULL for none; `size` bytes of `data`), taken from the overlay's arena
@@ -653,11 +658,15 @@ strata__mem_level strata__memory_level(const struct strata_store *s,
  * warns when it first reaches warn_pct, and returns the level. */
 strata__mem_level strata__memory_check(struct strata_store *s);
 /* Writer mutex held: at STRATA__MEM_EVICT or above (as of the last
- * strata__memory_check), crystallizes protos, largest first, until the
- * heap is below the warn threshold (the low watermark), and asks the
- * kernel to reclaim region pages first (crystallize.c). Does nothing while
- * a snapshot that pinned the previous round's memory is still open. */
-void strata__memory_evict(struct strata_store *s);
+ * strata__memory_check), or when `need` is not 0, crystallizes protos,
+ * largest first, until the heap is below the warn threshold (the low
+ * watermark) and `need` more bytes would not pass refuse_pct, and asks the
+ * kernel to reclaim region pages first (crystallize.c). `need` is a put's
+ * cost that would pass refuse_pct from below evict_pct (a large layer, a
+ * proto's table doubling): the round that would have run after the put
+ * runs before it. Does nothing while a snapshot that pinned the previous
+ * round's memory is still open. */
+void strata__memory_evict(struct strata_store *s, uint64_t need);
 
 /* ---- the store ----------------------------------------------------------- */
 
@@ -703,6 +712,9 @@ struct strata_store {
   _Atomic uint64_t extra_bytes; /* malloc'd store overhead */
   strata__mem_level mem_level;  /* as of the last strata__memory_check */
   bool evicting;
+  /* The cost of the put check_memory() (proto.c) refused last, or 0: set
+   * there, read and cleared by the put's caller under write_mu. */
+  uint64_t mem_refused;
   /* Nonzero when the last eviction round ended above the low watermark
    * because snapshots held what it freed: the epoch it ended at. Eviction
    * waits until every snapshot that old has ended (crystallize.c). */

@@ -12,6 +12,8 @@
 
 #include "test_util.h"
 
+#include "store/store_internal.h"
+
 static strata_store *open_store(const char *dir) {
   return test_open_store_quiet(dir);
 }
@@ -334,6 +336,75 @@ static void test_unsorted_ids_then_superseded(void **state) {
   strata_store_close(s);
 }
 
+/* What the memory limit's refusal compares (strata__overlay_put_cost,
+ * proto.c's check_memory) is exactly what a change adds to the heap, when
+ * a snapshot pins everything (so that no count record can be dropped and
+ * nothing is freed): over 30,000 changes that start arena chunks, double
+ * the table (the old one stays until its grace period), copy the count
+ * history, put layers too large for the arena, names and removals. A cost
+ * that left out the table's doubling let a put pass refuse_pct by tens of
+ * percent. */
+static void test_put_cost_is_the_heap_growth(void **state) {
+  (void)state;
+  const char *dir;
+  strata_store *s;
+  uint64_t before;
+  strata_proto *p = fresh_proto(&dir, &s, &before, "cost");
+  strata_txn pin;
+  assert_strata_ok(strata_read_begin(s, &pin));
+  static char big[20000];
+  memset(big, 'c', sizeof big);
+  uint64_t grew_table = 0, big_costs = 0;
+  for (uint64_t i = 0; i < 30000; i++) {
+    const strata__catalog *c =
+        atomic_load_explicit(&s->catalog, memory_order_acquire);
+    const strata__entry *e = strata__catalog_find(c, 1);
+    uint64_t id = i % 7 == 3 ? i / 2 : i; /* some overwrites */
+    bool remove = i % 301 == 300;
+    bool large = i % 499 == 1;
+    char name[32];
+    int nl = snprintf(name, sizeof name, "n%" PRIu64, i);
+    bool named = i % 5 == 0 && !remove && id == i;
+    strata_txn t;
+    assert_strata_ok(strata_read_begin(s, &t));
+    strata_layer l;
+    bool exists = strata_get(&t, 1, remove ? id - 1 : id, &l) == 0;
+    strata_read_end(&t);
+    if (remove)
+      id = id - 1;
+    if (remove && !exists)
+      continue;
+    bool counted = remove || !exists;
+    uint64_t cost = strata__overlay_put_cost(s, e->overlay, named,
+                                             named ? (size_t)nl : 0, false, 0,
+                                             remove  ? 0
+                                             : large ? sizeof big
+                                                     : 8,
+                                             counted);
+    const strata__otable *tb =
+        atomic_load_explicit(&e->overlay->table, memory_order_relaxed);
+    bool grows = e->overlay->lvers + 1 > tb->mask + 1;
+    uint64_t h0 = strata__store_heap(s);
+    if (remove)
+      assert_strata_ok(strata_proto_remove(p, id));
+    else
+      assert_strata_ok(strata_proto_put(
+          p, id, named ? name : NULL, named ? (size_t)nl : 0, NULL,
+          large ? (const void *)big : &i, large ? sizeof big : 8));
+    uint64_t h1 = strata__store_heap(s);
+    if (h1 - h0 != cost)
+      fail_msg("change %" PRIu64 " (id %" PRIu64
+               "%s%s%s): the heap grew by %" PRIu64 ", the cost said %" PRIu64,
+               i, id, remove ? ", removal" : "", large ? ", large" : "",
+               grows ? ", table doubling" : "", h1 - h0, cost);
+    grew_table += grows;
+    big_costs += large;
+  }
+  assert_true(grew_table >= 5 && big_costs >= 50); /* the cases happened */
+  strata_read_end(&pin);
+  strata_store_close(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_count_history_per_snapshot),
@@ -341,6 +412,7 @@ int main(void) {
       cmocka_unit_test(test_arena_sizes_and_snapshots),
       cmocka_unit_test(test_pruned_then_discarded_in_one_collection),
       cmocka_unit_test(test_unsorted_ids_then_superseded),
+      cmocka_unit_test(test_put_cost_is_the_heap_growth),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
