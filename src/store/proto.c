@@ -358,7 +358,11 @@ static int put_locked(struct strata_proto *p, uint64_t id, const char *name,
     rc = strata__overlay_link(s, e->overlay, lv);
   if (rc < 0) {
     strata__lver_free(s, lv);
-    return rc;
+    /* The overlay's detail names the store only: add region and layer. */
+    char detail[512];
+    snprintf(detail, sizeof detail, "%s", strata_last_error_detail());
+    return strata__fail(rc, "region %" PRIu64 " (%s): layer %" PRIu64 ": %s",
+                        e->id, e->name, id, detail);
   }
   /* Readers of version v + 1 see both the lver and the count: the epoch
    * advance below publishes them together. */

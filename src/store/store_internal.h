@@ -345,7 +345,8 @@ strata__lver *strata__lver_new(struct strata_store *s, strata__overlay *o,
                                const char *metadata, size_t metadata_len,
                                const void *data, size_t size);
 /* Frees an lver: its content block if it has one, and its arena chunk when
- * that holds no other lver and is not the one lvers are taken from. The
+ * that holds no other lver (the head chunk too: the next lver then starts
+ * a new one). The
  * overlay must still exist (ebr.c frees retired objects oldest first, so
  * an lver pruned before its overlay was retired goes before it). */
 void strata__lver_free(struct strata_store *s, strata__lver *lv);

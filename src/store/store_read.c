@@ -340,13 +340,13 @@ get_data_rest(const strata_txn *txn, uint64_t region_id, uint64_t layer_id,
                       e->name, layer_id);
 }
 
-/* The end of strata_get_data's hit path: the content at `off` of file
- * `r`, `len` bytes. */
+/* The end of strata_get_data's hit path: the content at `p`, `len`
+ * bytes. */
 static inline __attribute__((always_inline)) int
-get_data_hit(const strata_txn *txn, const strata_region *r, uint64_t off,
-             uint64_t len, uint64_t region_id, uint64_t layer_id,
-             const void **data, uint64_t *size) {
-  *data = r->data + off;
+get_data_hit(const strata_txn *txn, const void *p, uint64_t len,
+             uint64_t region_id, uint64_t layer_id, const void **data,
+             uint64_t *size) {
+  *data = p;
   *size = len;
   count_get(txn, true, len);
   return sampled_hit(txn, region_id, layer_id);
@@ -367,14 +367,11 @@ get_data_stacked(const strata_txn *txn, uint64_t region_id, uint64_t layer_id,
   if (c != NULL) {
     if (c->data == NULL) /* a tombstone: the rest reports the miss */
       return get_data_rest(txn, region_id, layer_id, data, size);
-    *data = c->data;
-    *size = c->size;
-    count_get(txn, true, c->size);
-    return sampled_hit(txn, region_id, layer_id);
+    return get_data_hit(txn, c->data, c->size, region_id, layer_id, data, size);
   }
   if (!strata__region_find_in(r, layer_id, &i, &off, &len, false))
     return get_data_rest(txn, region_id, layer_id, data, size);
-  return get_data_hit(txn, r, off, len, region_id, layer_id, data, size);
+  return get_data_hit(txn, r->data + off, len, region_id, layer_id, data, size);
 }
 
 int strata_get_data(const strata_txn *txn, uint64_t region_id,
@@ -386,7 +383,7 @@ int strata_get_data(const strata_txn *txn, uint64_t region_id,
     return get_data_stacked(txn, region_id, layer_id, data, size);
   if (r == NULL || !strata__region_find_in(r, layer_id, &i, &off, &len, false))
     return get_data_rest(txn, region_id, layer_id, data, size);
-  return get_data_hit(txn, r, off, len, region_id, layer_id, data, size);
+  return get_data_hit(txn, r->data + off, len, region_id, layer_id, data, size);
 }
 
 /* How many refs apart the stages of strata_get_data_many() run (as in

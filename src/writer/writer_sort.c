@@ -54,12 +54,13 @@ static int find_repeat(const strata_writer *w, const id_pos *a) {
     if (a[k].id != a[k - 1].id)
       continue;
     const strata__wentry *e = &w->entries[a[k].pos];
-    return strata__fail(STRATA_E_DUPLICATE,
-                        "%s: %s %" PRIu64
-                        ": duplicate id (added as number %" PRIu64
-                        " and again as number %" PRIu64 ", counting from 0)",
-                        w->path, e->flags ? "tombstone" : "layer", a[k].id,
-                        a[k - 1].pos, a[k].pos);
+    const strata__wentry *f = &w->entries[a[k - 1].pos];
+    return strata__fail(
+        STRATA_E_DUPLICATE,
+        "%s: %s %" PRIu64 ": duplicate id (added as %s number %" PRIu64
+        " and again as number %" PRIu64 ", counting from 0)",
+        w->path, e->flags ? "tombstone" : "layer", a[k].id,
+        f->flags ? "tombstone" : "layer", a[k - 1].pos, a[k].pos);
   }
   return 0;
 }

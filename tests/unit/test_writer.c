@@ -550,7 +550,8 @@ static void test_duplicates_at_commit(void **state) {
     assert_strata_err(strata_writer_commit(w), STRATA_E_DUPLICATE);
     char want[160];
     snprintf(want, sizeof want,
-             "c.region: layer %" PRIu64 ": duplicate id (added as number %d "
+             "c.region: layer %" PRIu64
+             ": duplicate id (added as layer number %d "
              "and again as number %d, counting from 0)",
              ids[cases[c].first], cases[c].first, cases[c].again);
     assert_non_null(strstr(strata_last_error_detail(), want));

@@ -198,8 +198,8 @@ def test_duplicate_id_found_at_commit(tmp_path):
     with pytest.raises(strata.Error) as e:
         w.commit()
     assert e.value.name == "STRATA_E_DUPLICATE"
-    assert ("layer 10: duplicate id (added as number 1 and again as number "
-            "3, counting from 0)") in str(e.value)
+    assert ("layer 10: duplicate id (added as layer number 1 and again as "
+            "number 3, counting from 0)") in str(e.value)
     assert files_in(tmp_path) == []
     with strata.Writer(path, region_id=1, name="bulk",
                        check_ids_at_commit=True) as w:
