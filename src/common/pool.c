@@ -442,12 +442,17 @@ POOL_SLOW static void *alloc_slow(strata__pool *p, pool_class *k, size_t s) {
   return take_block(p, k, ch, s);
 }
 
+/* The class of a request of `s` bytes (> 0), or POOL_NO_CLASS. */
+static inline unsigned class_for(const strata__pool *p, size_t s) {
+  return p->class_of[strata__ceil_log2(s)];
+}
+
 /* The rare paths are tail calls, so that this stays a leaf function. */
 void *strata__pool_alloc(strata__pool *p, size_t size) {
   if (__builtin_expect(p == NULL, 0))
     return NULL;
   size_t s = size ? size : 1;
-  unsigned c = p->class_of[strata__ceil_log2(s)];
+  unsigned c = class_for(p, s);
   if (__builtin_expect(c == POOL_NO_CLASS, 0))
     return large_alloc(p, s);
   pool_class *k = &p->cls[c];
@@ -459,7 +464,7 @@ void *strata__pool_alloc(strata__pool *p, size_t size) {
 
 uint64_t strata__pool_charge(const strata__pool *p, size_t size) {
   size_t s = size ? size : 1;
-  unsigned c = p->class_of[strata__ceil_log2(s)];
+  unsigned c = class_for(p, s);
   return c == POOL_NO_CLASS ? POOL_LARGE_HDR + (uint64_t)s
                             : p->cls[c].block_size;
 }
@@ -468,7 +473,7 @@ void strata__pool_free(strata__pool *p, void *ptr, size_t size) {
   if (ptr == NULL || p == NULL)
     return;
   size_t s = size ? size : 1;
-  unsigned c = p->class_of[strata__ceil_log2(s)];
+  unsigned c = class_for(p, s);
   if (__builtin_expect(c == POOL_NO_CLASS, 0)) {
     large_free(p, ptr, s);
     return;

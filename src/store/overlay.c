@@ -42,11 +42,16 @@ static uint64_t name_hash(const strata__overlay *o, const char *name,
 
 /* ---- tables ------------------------------------------------------------- */
 
+/* The bytes of each of a table's two bucket arrays. */
+static size_t table_arr(uint64_t buckets) {
+  return (size_t)buckets * sizeof(_Atomic(strata__link *));
+}
+
 static strata__otable *table_new(struct strata_store *s, uint64_t buckets) {
   strata__otable *t = strata__pool_alloc(s->pool, sizeof *t);
   if (t == NULL)
     return NULL;
-  size_t arr = (size_t)buckets * sizeof(_Atomic(strata__link *));
+  size_t arr = table_arr(buckets);
   t->mask = buckets - 1;
   t->links = NULL;
   t->nlinks = 0;
@@ -68,7 +73,7 @@ static strata__otable *table_new(struct strata_store *s, uint64_t buckets) {
 
 /* Frees a table: its arrays and the links it owns (not the lvers). */
 static void table_free(struct strata_store *s, strata__otable *t) {
-  size_t arr = (size_t)(t->mask + 1) * sizeof(_Atomic(strata__link *));
+  size_t arr = table_arr(t->mask + 1);
   strata__pool_free(s->pool, t->links, (size_t)t->nlinks * sizeof *t->links);
   strata__pool_free(s->pool, t->by_id, arr);
   strata__pool_free(s->pool, t->by_name, arr);
@@ -176,6 +181,15 @@ int strata__overlay_new(struct strata_store *s, strata__overlay **out) {
 /* Records of the first array: 64 x 16 bytes with the header, 1 KiB. */
 #define COUNTS_FIRST 63
 
+/* The capacity of a copied history that keeps `live` records: room for
+ * as many more, the array a power of two in bytes. */
+static uint64_t counts_cap(uint64_t live) {
+  uint64_t cap = COUNTS_FIRST;
+  while (cap < 2 * live)
+    cap = 2 * cap + 1;
+  return cap;
+}
+
 static size_t counts_size(uint64_t cap) {
   return sizeof(strata__counts) + (size_t)cap * sizeof(strata__count);
 }
@@ -215,9 +229,7 @@ int strata__overlay_count_reserve(struct strata_store *s, strata__overlay *o) {
     while (keep > 0 && a->rec[keep].version > min)
       keep--;
   }
-  uint64_t live = n - keep, cap = COUNTS_FIRST;
-  while (cap < 2 * live)
-    cap = 2 * cap + 1; /* the array stays a power of two in bytes */
+  uint64_t live = n - keep, cap = counts_cap(live);
   strata__counts *g = strata__pool_alloc(s->pool, counts_size(cap));
   strata__retired *rec = a != NULL ? malloc(sizeof *rec) : NULL;
   if (g == NULL || (a != NULL && rec == NULL)) {
@@ -370,7 +382,7 @@ uint64_t strata__overlay_put_cost(const struct strata_store *s,
   const strata__otable *t = atomic_load_explicit(&((strata__overlay *)o)->table,
                                                  memory_order_relaxed);
   if (o->lvers + 1 > t->mask + 1) {
-    size_t arr = (size_t)(2 * (t->mask + 1)) * sizeof(_Atomic(strata__link *));
+    size_t arr = table_arr(2 * (t->mask + 1));
     uint64_t links = o->lvers + o->named;
     cost +=
         strata__pool_charge(pool, sizeof(strata__otable)) +
@@ -386,10 +398,7 @@ uint64_t strata__overlay_put_cost(const struct strata_store *s,
                                                 memory_order_relaxed)
                          : 0;
   if (counted && (a == NULL || n >= a->cap)) {
-    uint64_t cap = COUNTS_FIRST;
-    while (cap < 2 * n)
-      cap = 2 * cap + 1;
-    cost += strata__pool_charge(pool, counts_size(cap));
+    cost += strata__pool_charge(pool, counts_size(counts_cap(n)));
   }
   return cost;
 }
