@@ -11,7 +11,7 @@
 #   3. the same under ASan+UBSan, remote tests included (their cluster
 #      start and stop cost about 12 s; the librados code is where the
 #      sanitizers have the most to find),
-#   4. the store and staging tests under TSan (test_store, _stress, _faults, test_shm,
+#   4. the store and staging tests under TSan (test_store, _stress, _faults, _delta, test_shm,
 #      test_state, test_staging, _alloc, test_device_host, and the remote
 #      tier's test_remote_publish and test_remote_follow),
 #   5. the libFuzzer targets (clang; region, store, manifest, remote_manifest): corpus replays
@@ -80,13 +80,13 @@ cmake -S . -B "$tsan_tree" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTRATA_WERROR=ON 
   -DSTRATA_SANITIZE=thread -DSTRATA_BUILD_TOOLS=OFF -DSTRATA_WITH_RADOS=ON \
   -DSTRATA_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build "$tsan_tree" -j"$jobs" --target test_store test_store_stress test_state test_shm \
-  test_store_faults test_staging test_staging_alloc test_device_host \
+  test_store_faults test_store_delta test_staging test_staging_alloc test_device_host \
   test_remote_publish test_remote_follow
 step "store and thread tests under TSan"
 tsan_ctest() { # [PREFIX...]: runs the TSan tests, under PREFIX if given
   TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:exitcode=66:suppressions=$src/tests/remote/tsan.supp \
     "$@" ctest --test-dir "$tsan_tree" --output-on-failure \
-    -R '^test_(store(_stress|_faults)?|state|shm|staging(_alloc)?|device_host|remote_(publish|follow))$'
+    -R '^test_(store(_stress|_faults|_delta)?|state|shm|staging(_alloc)?|device_host|remote_(publish|follow))$'
 }
 if ! tsan_ctest 2>&1 | tee "$tsan_tree/tsan.log"; then
   # TSan's shadow memory needs the program away from where the kernel may

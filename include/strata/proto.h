@@ -10,6 +10,37 @@
 
 #include "strata/types.h"
 
+/* Compacts region `region_id`'s stack (its base and the delta files over
+ * it) into a new base file, NAME.region, on the calling thread, holding
+ * the writer mutex only at the start and for the publication: puts,
+ * crystallizations and reads go on while the new base is written. A proto
+ * open on the region stays open, over the new base. Deltas crystallized
+ * while it wrote are kept: they are rewritten as one delta over the new
+ * base (in proportion to them, not to the region), published with it.
+ * Crash-safe as a crystallization is: a crash leaves the old stack or the
+ * new one, never a mix (docs/ARCHITECTURE.md, "Background compaction").
+ * With STRATA_STORE_BACKGROUND_COMPACT the store's compactor thread does
+ * this (or merges the deltas into one, when they are small beside the
+ * base) whenever a crystallization leaves a stack of 4 deltas or more.
+ * Returns 0 also when the region has no deltas (nothing is written).
+ * Errors: STRATA_E_NO_REGION, STRATA_E_STATE (a read-only or claimed
+ * store, or a proto whose failed crystallization placed a file: crystallize
+ * it first), STRATA_E_CONFLICT (the stack changed below its top while the
+ * new base was written: a crystallization rewrote it, or another writer
+ * replaced a file; nothing was replaced, and compacting again compacts the
+ * new stack), STRATA_E_LOCKED, the writer's errors. A failure leaves the
+ * store and the directory as they were, except when only the fsync of the
+ * directory failed after the rename: the new base then serves the same
+ * content, and the old deltas are kept (stale; verify reports them).
+ * Thread-safe. */
+STRATA_API int strata_compact(strata_store *store, uint64_t region_id);
+
+/* Waits until the store's compactor thread (STRATA_STORE_BACKGROUND_COMPACT)
+ * has no region queued and none in progress; returns at once without one.
+ * Returns 0; STRATA_E_INVAL for a NULL store. Thread-safe, but not with
+ * strata_store_close() of the same store. */
+STRATA_API int strata_compact_wait(strata_store *store);
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -95,7 +126,10 @@ STRATA_API int strata_proto_info_get(strata_proto *proto,
  * file, NAME.k.delta, holding only the changed layers and removals; a
  * larger one, one that would stack more than 4 deltas, one without
  * changes, or any under STRATA_STORE_NO_DELTAS, as a whole new base that
- * merges the deltas, which are then removed (a failure to remove one is
+ * merges the deltas, which are then removed (with
+ * STRATA_STORE_BACKGROUND_COMPACT, a stack of 4 deltas or more gets
+ * another delta, up to 16, and the merge runs on the store's compactor
+ * thread; see strata_compact()) (a failure to remove one is
  * logged at WARN only: it is stale by its binding and never served). See
  * docs/ARCHITECTURE.md, "Deltas". What follows about "the file" holds for
  * whichever file is written; the check against another writer covers the

@@ -111,6 +111,16 @@ enum strata_store_flags {
    * Deltas already on disk are still served, and the next crystallization
    * of their region merges them into its new base. */
   STRATA_STORE_NO_DELTAS = 1u << 4,
+  /* Compact stacks of deltas on a thread of the store's instead of in
+   * strata_crystallize(): a crystallization over a stack of 4 deltas
+   * writes another delta (up to 16) and asks the thread to merge the
+   * stack into one delta, or rewrite it into a new base, as strata_compact()
+   * does; so no crystallization waits for a rewrite of its region unless
+   * its own changes are a quarter of it. Ignored with
+   * STRATA_STORE_NO_DELTAS or STRATA_STORE_READ_ONLY. strata_compact_wait()
+   * waits for the thread; strata_store_close() cancels the compaction in
+   * progress (its temporary file is removed; the stack stays). */
+  STRATA_STORE_BACKGROUND_COMPACT = 1u << 5,
 };
 
 /* A store's configuration. Fill it with strata_store_config_init() before

@@ -16,6 +16,9 @@
  *   layers staged and evicted at known points. Without strata_staging_tick()
  *   the flag would only mean "never stage hot layers", which nobody has
  *   asked for; a public switch with that meaning can be added if needed.
+ * - strata_compact_test_hook() stops a compaction between its write and
+ *   its publication, so that tests reach the rebase of deltas crystallized
+ *   meanwhile, and the conflicts, at a known point.
  * They keep their public-looking names so that tests and benchmarks read as
  * they did. Their bits are reserved in the public flag enums (comments in
  * <strata/store.h> and <strata/staging.h>), and strata_store_open() accepts
@@ -42,5 +45,14 @@
  * Returns how many layers it staged. Passes are serialized with the
  * worker's. Errors: STRATA_E_STATE (no staging pool). Thread-safe. */
 int strata_staging_tick(strata_store *store);
+
+/* Calls fn(ctx) in every compaction of `store` (strata_compact() and the
+ * background compactor) after it wrote its new file and before it takes
+ * the writer mutex to publish it, on the compacting thread: the point at
+ * which a test crystallizes deltas that the compaction must rebase, or
+ * replaces a file under it. NULL removes the hook. Set it while no
+ * compaction runs. */
+void strata_compact_test_hook(strata_store *store, void (*fn)(void *ctx),
+                              void *ctx);
 
 #endif /* STRATA_COMMON_STRATA_TESTING_H */

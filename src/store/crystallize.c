@@ -15,29 +15,12 @@
 #include <unistd.h>
 
 #include "common/struct_size.h"
-#include "store/store_internal.h"
-#include "writer/writer_internal.h"
+#include "store/crystallize_internal.h"
 
-/* Called for each layer of the region's current content, in id order.
- * `checksum` is the content's XXH3-64 where it is known (a proto's layer
- * version, hashed when it was put), else NULL. */
-typedef int (*layer_fn)(void *arg, uint64_t id, const char *name,
-                        size_t name_len, const char *metadata, const void *data,
-                        uint64_t size, const uint64_t *checksum);
-
-static int visit_lver(layer_fn fn, void *arg, const strata__lver *lv) {
+static int visit_lver(strata__layer_fn fn, void *arg, const strata__lver *lv) {
   return fn(arg, lv->id, lv->name, lv->name_len, lv->metadata, lv->data,
             lv->size, &lv->checksum);
 }
-
-/* A layer_fn `size` that stands for a tombstone (a delta's removal). */
-#define TOMBSTONE UINT64_MAX
-
-/* The depth a region's stack of deltas may reach: a crystallization over a
- * stack this deep merges it into one delta, or compacts it into a new base
- * (docs/ARCHITECTURE.md, "Crystallize"), so reads see at most this many
- * deltas. */
-#define MAX_DEPTH 4
 
 /* What a crystallization writes (choose_kind). */
 typedef enum crys_kind {
@@ -51,7 +34,9 @@ typedef enum crys_kind {
  * malloc'd array the caller frees. STRATA_E_NOMEM. */
 static int latest_of(const strata__entry *e, const strata__lver ***out,
                      uint64_t *n) {
-  if (strata__overlay_latest(e->overlay, out, n) < 0)
+  *out = NULL;
+  *n = 0;
+  if (e->overlay != NULL && strata__overlay_latest(e->overlay, out, n) < 0)
     return strata__fail(STRATA_E_NOMEM, "region %" PRIu64 ": allocating",
                         e->id);
   return 0;
@@ -59,7 +44,8 @@ static int latest_of(const strata__entry *e, const strata__lver ***out,
 
 /* Visits the region's current content in id order: the files' layers
  * (base and deltas) merged with the proto's newest versions. */
-static int merge_content(const strata__entry *e, layer_fn fn, void *arg) {
+int strata__content_base(const strata__entry *e, strata__layer_fn fn,
+                         void *arg) {
   const strata__lver **latest;
   uint64_t n;
   STRATA__TRY(latest_of(e, &latest, &n));
@@ -86,10 +72,11 @@ static int merge_content(const strata__entry *e, layer_fn fn, void *arg) {
 }
 
 /* Visits what a delta over the entry's files holds: the proto's newest
- * versions in id order, a removal as a tombstone (size TOMBSTONE) when
+ * versions in id order, a removal as a tombstone (size STRATA__TOMBSTONE) when
  * the files hold the layer (a layer put and removed within the proto left
  * nothing to hide). */
-static int delta_content(const strata__entry *e, layer_fn fn, void *arg) {
+static int delta_content(const strata__entry *e, strata__layer_fn fn,
+                         void *arg) {
   const strata__lver **latest;
   uint64_t n;
   STRATA__TRY(latest_of(e, &latest, &n));
@@ -99,7 +86,7 @@ static int delta_content(const strata__entry *e, layer_fn fn, void *arg) {
     if (!(latest[k]->flags & STRATA__LV_TOMBSTONE))
       rc = visit_lver(fn, arg, latest[k]);
     else if (strata__entry_file_get(e, latest[k]->id, &l) > 0)
-      rc = fn(arg, latest[k]->id, NULL, 0, NULL, NULL, TOMBSTONE, NULL);
+      rc = fn(arg, latest[k]->id, NULL, 0, NULL, NULL, STRATA__TOMBSTONE, NULL);
   }
   free(latest);
   return rc;
@@ -110,7 +97,8 @@ static int delta_content(const strata__entry *e, layer_fn fn, void *arg) {
  * newest version (the proto's, else the newest delta's), and a tombstone
  * where that version is a removal of a layer the base holds (a removal of
  * a layer some delta added hides nothing once that delta is merged). */
-static int merged_content(const strata__entry *e, layer_fn fn, void *arg) {
+int strata__content_merged(const strata__entry *e, strata__layer_fn fn,
+                           void *arg) {
   const strata__lver **latest;
   uint64_t n;
   STRATA__TRY(latest_of(e, &latest, &n));
@@ -141,13 +129,11 @@ static int merged_content(const strata__entry *e, layer_fn fn, void *arg) {
       }
     }
     if (rc == 0 && tomb && strata__find_entry(base, id) >= 0)
-      rc = fn(arg, id, NULL, 0, NULL, NULL, TOMBSTONE, NULL);
+      rc = fn(arg, id, NULL, 0, NULL, NULL, STRATA__TOMBSTONE, NULL);
   }
   free(latest);
   return rc;
 }
-
-typedef int (*content_fn)(const strata__entry *e, layer_fn fn, void *arg);
 
 /* The content bytes of the proto's newest versions (*out). */
 static int proto_bytes(const strata__entry *e, uint64_t *out) {
@@ -180,7 +166,7 @@ static int count_layer(void *arg, uint64_t id, const char *name,
   (void)checksum;
   crys_progress *cp = arg;
   uint64_t a = cp->align;
-  if (size == TOMBSTONE) {
+  if (size == STRATA__TOMBSTONE) {
     cp->p.layers_total++;
     return 0;
   }
@@ -210,7 +196,7 @@ static int add_layer(void *arg, uint64_t id, const char *name, size_t name_len,
                      const char *metadata, const void *data, uint64_t size,
                      const uint64_t *checksum) {
   add_arg *a = arg;
-  if (size == TOMBSTONE)
+  if (size == STRATA__TOMBSTONE)
     return strata__writer_add_tombstone(a->w, id);
   *a->bytes += size;
   if (checksum != NULL)
@@ -223,7 +209,7 @@ static int add_layer(void *arg, uint64_t id, const char *name, size_t name_len,
 /* Streams the region's current content into the writer, and reports the
  * end to the progress callback (if the writer's last report was not it:
  * a region without layers gets no report from the writer). */
-static int write_content(const strata__entry *e, content_fn content,
+static int write_content(const strata__entry *e, strata__content_fn content,
                          strata_writer *w, crys_progress *cp, uint64_t *bytes) {
   add_arg arg = {w, bytes};
   STRATA__TRY(content(e, add_layer, &arg));
@@ -237,6 +223,34 @@ static int write_content(const strata__entry *e, content_fn content,
                   "progress callback",
                   e->id);
   return 0;
+}
+
+void strata__crys_writer_options(const strata__entry *e,
+                                 strata_writer_options *opts) {
+  strata_writer_options_init(opts);
+  opts->region_id = e->id;
+  opts->name = e->name;
+  opts->metadata = e->metadata;
+  /* The new file keeps every writer option the base file records: id, name
+   * and metadata (above, from the entry, which has the file's) and the
+   * content alignment, which GPU and direct-I/O readers rely on (a region
+   * built with region-builder --align 4096 must not come back aligned to
+   * 64). The header flags are not options: the writer derives them from
+   * the ids. A region that has no file yet gets the writer's default. */
+  if (e->file != NULL)
+    opts->align = e->file->region->align;
+}
+
+int strata__crys_write(const strata__entry *e, strata__content_fn content,
+                       strata_writer *w, uint64_t *bytes) {
+  return write_content(e, content, w, NULL, bytes);
+}
+
+/* The overlay whose placed file the checks below accept: the entry's, or
+ * none (a compaction of a region without a proto, compact.c). */
+static const strata__overlay *placed_of(const strata__entry *e) {
+  static const strata__overlay none;
+  return e->overlay != NULL ? e->overlay : &none;
 }
 
 /* The file under the region's name must still be the one the proto was
@@ -254,11 +268,11 @@ static int write_content(const strata__entry *e, content_fn content,
  * inode and device, which cannot be reused while this store keeps the base
  * file mapped, and the size, which catches a rewrite in place of a file of
  * another size. The name is followed like strata__file_open() follows it. */
-static int check_base(struct strata_store *s, const strata__entry *old,
-                      const char *path) {
+int strata__crys_check_base(struct strata_store *s, const strata__entry *old,
+                            const char *path) {
   const char *name = strrchr(path, '/');
   name = name != NULL ? name + 1 : path;
-  const strata__overlay *o = old->overlay;
+  const strata__overlay *o = placed_of(old);
   bool placed = o->placed_file && !o->placed_delta;
   bool want = placed || old->file != NULL;
   dev_t wdev = placed ? o->placed_dev : want ? old->file->dev : 0;
@@ -319,20 +333,21 @@ static const char *file_name(const char *path) {
  * writer put a delta over the top (a file at `next`, the name of the delta
  * of the next depth, bound to this base and top). A file at `next` bound
  * elsewhere is stale (left by a compaction whose unlink failed) and may be
- * replaced, as may this proto's own placed delta. Called where check_base
- * is, with the same locks. `path` is the file being written, named in
- * every error. */
-static int check_stack(struct strata_store *s, const strata__entry *old,
-                       const char *path, const char *next) {
+ * replaced, as may this proto's own placed delta. Called where
+ * strata__crys_check_base is, with the same locks. `path` is the file being
+ * written, named in every error. */
+int strata__crys_check_stack(struct strata_store *s, const strata__entry *old,
+                             const char *path, const char *next) {
   const strata__stack *st = old->stack;
   const char *top = old->file->path;
+  const strata__overlay *o = placed_of(old);
   /* A failed try of this proto placed a base (its rename went through,
-   * then the directory fsync failed; check_base compares that file): every
-   * delta on disk, the stack's and any this proto placed before, is bound
-   * to the base it replaced, so stale whatever became of it, and the retry
-   * writes a base again (choose_kind()). Checking them would call this
+   * then the directory fsync failed; strata__crys_check_base compares that
+   * file): every delta on disk, the stack's and any this proto placed before,
+   * is bound to the base it replaced, so stale whatever became of it, and the
+   * retry writes a base again (choose_kind()). Checking them would call this
    * proto's own earlier files foreign for ever. */
-  if (old->overlay->placed_file && !old->overlay->placed_delta)
+  if (o->placed_file && !o->placed_delta)
     return 0;
   for (uint32_t d = 0; st != NULL && d < st->n; d++) {
     const strata__file *f = st->deltas[d];
@@ -347,7 +362,6 @@ static int check_stack(struct strata_store *s, const strata__entry *old,
                 (uint64_t)sb.st_size == f->region->size;
     /* A merge of this proto that failed after its rename replaced the
      * first delta with its own file, which the next try replaces. */
-    const strata__overlay *o = old->overlay;
     same |= found && o->placed_file && o->placed_merge &&
             sb.st_dev == o->placed_dev && sb.st_ino == o->placed_ino;
     STRATA__FAIL_IF(!same, STRATA_E_CONFLICT,
@@ -366,7 +380,6 @@ static int check_stack(struct strata_store *s, const strata__entry *old,
                               "writing",
                               path, old->id, next);
   }
-  const strata__overlay *o = old->overlay;
   if (o->placed_file && o->placed_delta && !o->placed_merge &&
       sb.st_dev == o->placed_dev && sb.st_ino == o->placed_ino)
     return 0;
@@ -390,8 +403,8 @@ static int check_stack(struct strata_store *s, const strata__entry *old,
 }
 
 /* The path of the delta of depth `depth` of region `name`. */
-static char *delta_path(struct strata_store *s, const char *name,
-                        uint32_t depth) {
+char *strata__delta_path(struct strata_store *s, const char *name,
+                         uint32_t depth) {
   char suffix[32];
   snprintf(suffix, sizeof suffix, ".%" PRIu32 ".delta", depth);
   return strata__store_path(s, name, suffix);
@@ -401,8 +414,8 @@ static char *delta_path(struct strata_store *s, const char *name,
  * proto placed earlier, `placed`) are stale by their binding; removing them
  * only saves space, so a failure is a WARN. `keep` is the file a merge put
  * in place under the name of the stack's first delta (NULL for a base). */
-static void unlink_stale(struct strata_store *s, const strata__entry *old,
-                         const char *keep, const char *placed) {
+void strata__crys_unlink_stale(struct strata_store *s, const strata__entry *old,
+                               const char *keep, const char *placed) {
   const strata__stack *st = old->stack;
   uint32_t n = st != NULL ? st->n : 0;
   for (uint32_t d = 0; d <= n; d++) {
@@ -424,9 +437,9 @@ static void unlink_stale(struct strata_store *s, const strata__entry *old,
 /* Chooses what to write (docs/ARCHITECTURE.md, "Crystallize"). A delta or
  * a merge needs a store that allows them, a proto with changes and a
  * region with a base this proto did not replace. Then, with P the
- * proto's content bytes and B the base file's bytes: below MAX_DEPTH, a
- * delta when P < B/4; at MAX_DEPTH, a merge when the stack's delta files
- * and P together are below B/4 (the bytes of those files bound the merged
+ * proto's content bytes and B the base file's bytes: below STRATA__MAX_DEPTH, a
+ * delta when P < B/4; at STRATA__MAX_DEPTH, a merge when the stack's delta
+ * files and P together are below B/4 (the bytes of those files bound the merged
  * delta's: it keeps one version per id). Otherwise a base. */
 static int choose_kind(const struct strata_store *s, const strata__entry *old,
                        crys_kind *kind) {
@@ -442,7 +455,13 @@ static int choose_kind(const struct strata_store *s, const strata__entry *old,
   STRATA__TRY(proto_bytes(old, &bytes));
   const strata__stack *st = old->stack;
   uint32_t depth = st != NULL ? st->n : 0;
-  if (depth < MAX_DEPTH) {
+  /* With background compaction, the stack may grow past STRATA__MAX_DEPTH
+   * while the compactor rewrites it (compact.c): the merge or the base
+   * that would run here runs there. Past STRATA__MAX_DEPTH_BACKGROUND (a
+   * compactor that cannot keep up, or one that failed) it runs here. */
+  uint32_t limit =
+      s->compactor != NULL ? STRATA__MAX_DEPTH_BACKGROUND : STRATA__MAX_DEPTH;
+  if (depth < limit) {
     *kind = bytes < quarter ? WRITE_DELTA : WRITE_BASE;
     return 0;
   }
@@ -490,8 +509,9 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id,
   /* The name of the delta over the current top: written by a delta,
    * checked (and, when this proto placed it, removed) by a compaction or
    * a merge; and that of the first delta, which a merge writes. */
-  char *next = old->file != NULL ? delta_path(s, old->name, depth + 1) : NULL;
-  char *first = old->file != NULL ? delta_path(s, old->name, 1) : NULL;
+  char *next =
+      old->file != NULL ? strata__delta_path(s, old->name, depth + 1) : NULL;
+  char *first = old->file != NULL ? strata__delta_path(s, old->name, 1) : NULL;
   if (base_path == NULL ||
       (old->file != NULL && (next == NULL || first == NULL))) {
     free(base_path);
@@ -514,9 +534,9 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id,
                         id);
   }
   if (rc == 0 && (old->file != NULL || old->overlay->placed_file))
-    rc = check_base(s, old, base_path);
+    rc = strata__crys_check_base(s, old, base_path);
   if (rc == 0 && old->file != NULL)
-    rc = check_stack(s, old, path, next);
+    rc = strata__crys_check_stack(s, old, path, next);
   if (rc < 0) {
     free(base_path);
     free(next);
@@ -527,18 +547,7 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id,
   uint64_t t0 = strata__mono_ns(), bytes = 0, fsync_ns = 0;
   bool placed = false;
   strata_writer_options opts;
-  strata_writer_options_init(&opts);
-  opts.region_id = id;
-  opts.name = old->name;
-  opts.metadata = old->metadata;
-  /* The new file keeps every writer option the base file records: id, name
-   * and metadata (above, from the entry, which has the file's) and the
-   * content alignment, which GPU and direct-I/O readers rely on (a region
-   * built with region-builder --align 4096 must not come back aligned to
-   * 64). The header flags are not options: the writer derives them from
-   * the ids. A region that has no file yet gets the writer's default. */
-  if (old->file != NULL)
-    opts.align = old->file->region->align;
+  strata__crys_writer_options(old, &opts);
   crys_progress cp = {.fn = progress,
                       .ctx = ctx,
                       .align = opts.align ? opts.align : STRATA__DEFAULT_ALIGN};
@@ -546,9 +555,9 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id,
     opts.progress = crys_report;
     opts.progress_ctx = &cp;
   }
-  content_fn content = kind == WRITE_MERGE   ? merged_content
-                       : kind == WRITE_DELTA ? delta_content
-                                             : merge_content;
+  strata__content_fn content = kind == WRITE_MERGE   ? strata__content_merged
+                               : kind == WRITE_DELTA ? delta_content
+                                                     : strata__content_base;
   strata_writer *w = NULL;
   strata_region *r = NULL;
   dev_t dev = 0;
@@ -624,9 +633,9 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id,
     rc = strata__catalog_prepare(s, e, 0, &ch);
   }
   if (rc == 0)
-    rc = check_base(s, old, base_path);
+    rc = strata__crys_check_base(s, old, base_path);
   if (rc == 0 && old->file != NULL)
-    rc = check_stack(s, old, path, next);
+    rc = strata__crys_check_stack(s, old, path, next);
   if (rc == 0)
     rc = strata__writer_commit_publish(w, &fsync_ns, &placed);
   strata_writer_abort(w);
@@ -638,7 +647,8 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id,
       const char *own = !prev->placed_file || !prev->placed_delta ? NULL
                         : prev->placed_merge                      ? first
                                                                   : next;
-      unlink_stale(s, old, kind == WRITE_MERGE ? first : NULL, own);
+      strata__crys_unlink_stale(s, old, kind == WRITE_MERGE ? first : NULL,
+                                own);
     }
     strata__retire_push(s, rec, prev, prev->bytes, strata__overlay_free);
   }
@@ -683,6 +693,11 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t id,
   for (uint64_t i = 0; i < s->proto_n; i++)
     if (s->protos[i]->region_id == id && !s->protos[i]->discarded)
       s->protos[i]->created_ns = strata__mono_ns(); /* age restarts */
+  /* The stack is as deep as a foreground crystallization lets it get: the
+   * compactor merges or rewrites it from here (compact.c). */
+  if (kind == WRITE_DELTA && depth + 1 >= STRATA__MAX_DEPTH &&
+      s->compactor != NULL)
+    s->compact_request(s, id);
   s->stats.crystallizations++;
   s->stats.crystallize_bytes += bytes;
   s->stats.crystallize_write_ns += total_ns - fsync_ns;

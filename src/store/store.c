@@ -85,7 +85,7 @@ static int check_config(const char *dir, const strata_store_config *in,
       c->flags &
           ~(unsigned)(STRATA_STORE_READ_ONLY | STRATA_STORE_VERIFY_AT_OPEN |
                       STRATA_STORE_NO_READ_STATS | STRATA_STORE_CREATE |
-                      STRATA_STORE_NO_DELTAS),
+                      STRATA_STORE_NO_DELTAS | STRATA_STORE_BACKGROUND_COMPACT),
       STRATA_E_INVAL, "%s: unknown store flags 0x%x", dir, c->flags);
   return 0;
 }
@@ -214,6 +214,7 @@ void strata__store_start(struct strata_store *s) {
   strata__catalog *c = atomic_load_explicit(&s->catalog, memory_order_relaxed);
   uint64_t regions = c->n;
   strata__store_start_verifier(s);
+  strata__compact_start(s);
   strata__shm_start(s);
   char qd[STRATA__LOG_PATH];
   strata__log(&s->log, STRATA_LOG_INFO, "store",
@@ -225,7 +226,8 @@ void strata__store_start(struct strata_store *s) {
 
 void strata__store_stop(struct strata_store *s) {
   atomic_store_explicit(&s->verify_stop, true, memory_order_relaxed);
-  strata__shm_stop(s); /* publishes a last time */
+  strata__compact_stop(s); /* cancels the compaction in progress */
+  strata__shm_stop(s);     /* publishes a last time */
   strata__store_await_verify(s);
   for (size_t i = 0; i < s->verify_n; i++) /* the ones it did not reach */
     strata__file_unref(s, s->verify_files[i]);

@@ -783,6 +783,19 @@ struct strata_store {
   strata__file **verify_files;
   size_t verify_n;
 
+  /* The background compactor (compact.c), or NULL without
+   * STRATA_STORE_BACKGROUND_COMPACT (or in a read-only store). Set at
+   * open, cleared at close: crystallize.c reads it under write_mu. */
+  struct strata__compactor *compactor;
+  /* Queues region `id` for the compactor and wakes it (compact.c sets it
+   * with the compactor; a hook because compact.c builds on
+   * crystallize.c's walks, and crystallize.c asks for compactions). */
+  void (*compact_request)(struct strata_store *s, uint64_t id);
+  /* strata_testing.h: called by a compaction between the write of its new
+   * file and the publication, without the writer mutex. */
+  void (*compact_hook)(void *ctx);
+  void *compact_hook_ctx;
+
   /* Region files the last open or refresh did not serve because another
    * file holds the same region id or name (store_scan.c), for the state
    * dump. Under write_mu. */
@@ -1018,5 +1031,14 @@ const strata_region *strata__txn_file(const strata_txn *txn,
  * none) as strata_crystallize_ex() documents. */
 int strata__crystallize_locked(struct strata_store *s, uint64_t region_id,
                                strata_progress_fn progress, void *ctx);
+
+/* compact.c: the background compactor. _start starts its thread (with
+ * STRATA_STORE_BACKGROUND_COMPACT in a store that may write; a failure to
+ * start is a WARN, and crystallize.c then compacts in the foreground as
+ * without the flag); _stop cancels the compaction in progress, joins the
+ * thread and frees the queue (before the store frees its entries).
+ * s->compact_request queues a region (writer mutex held). */
+void strata__compact_start(struct strata_store *s);
+void strata__compact_stop(struct strata_store *s);
 
 #endif /* STRATA_STORE_INTERNAL_H */

@@ -10,7 +10,9 @@
  * a reopened store, and in a snapshot held across a compaction; over a
  * base large against the changes, a full stack is merged into one delta
  * instead, exactly when the rule of crystallize.c says. */
+#include <dirent.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -20,6 +22,7 @@
 #include "delta_corrupt.h"
 #include "test_util.h"
 
+#include "common/strata_testing.h"
 #include "store/store_internal.h"
 #include "writer/writer_internal.h"
 
@@ -889,6 +892,295 @@ static void test_crystallize_conflicts(void **state) {
   strata_store_close(s);
 }
 
+/* ---- compaction off the writer's path (compact.c) ------------------------ */
+
+/* Log lines from any thread (the compactor logs on its own). */
+static pthread_mutex_t lines_mu = PTHREAD_MUTEX_INITIALIZER;
+static void collect_locked(void *ctx, int level, const char *line) {
+  pthread_mutex_lock(&lines_mu);
+  collect(ctx, level, line);
+  pthread_mutex_unlock(&lines_mu);
+}
+
+static strata_store *open_compacting(const char *dir, lines *l, bool bg) {
+  memset(l, 0, sizeof *l);
+  strata_store_config c;
+  strata_store_config_init(&c);
+  c.log_level = STRATA_LOG_INFO;
+  c.log_fn = collect_locked;
+  c.log_ctx = l;
+  c.flags = bg ? STRATA_STORE_BACKGROUND_COMPACT : 0;
+  strata_store *s = NULL;
+  assert_strata_ok(strata_store_open(dir, &c, &s));
+  return s;
+}
+
+/* The depth of the stack on disk: r.1.delta .. r.<depth>.delta exist, the
+ * next does not, and no file of a compaction is left under another name
+ * (a temporary file, or a rebased delta not renamed). */
+static uint32_t disk_depth(const char *dir) {
+  uint32_t depth = 0;
+  char f[32];
+  for (;;) {
+    snprintf(f, sizeof f, "r.%" PRIu32 ".delta", depth + 1);
+    if (!exists(dir, f))
+      break;
+    depth++;
+  }
+  DIR *d = opendir(dir);
+  assert_non_null(d);
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL)
+    if (strstr(de->d_name, "compact-") || strstr(de->d_name, "strata-tmp"))
+      fail_msg("left in the store: %s", de->d_name);
+  closedir(d);
+  return depth;
+}
+
+/* Is r.<depth>.delta bound to `parent` and to the base r.region? */
+static void check_binding(const char *dir, uint32_t depth, const char *parent) {
+  char f[32];
+  snprintf(f, sizeof f, "r.%" PRIu32 ".delta", depth);
+  strata_region *r;
+  assert_strata_ok(strata_region_open(test_path(dir, f), 0, &r));
+  strata_region_delta_info di;
+  assert_strata_ok(strata_region_delta(r, &di));
+  strata_region_close(r);
+  assert_int_equal(di.depth, depth);
+  assert_int_equal(di.parent_checksum, header_checksum(test_path(dir, parent)));
+  assert_int_equal(di.base_checksum,
+                   header_checksum(test_path(dir, "r.region")));
+}
+
+/* What a test hook does inside a compaction, after its write: crystallize
+ * `cycles` more cycles of changes through the proto (deltas the
+ * compaction must keep), or, with `rewrite`, a crystallization without
+ * changes, which rewrites the base in the foreground. */
+typedef struct meanwhile {
+  strata_store *s;
+  strata_proto *p;
+  model *m;
+  int cycle, cycles;
+  bool rewrite;
+  int calls;
+} meanwhile;
+
+static void during_compaction(void *ctx) {
+  meanwhile *w = ctx;
+  if (w->calls++ > 0)
+    return;
+  for (int i = 0; i < w->cycles; i++) {
+    cycle_changes(w->p, w->m, w->cycle++);
+    assert_strata_ok(strata_crystallize(w->s, RID));
+  }
+  if (w->rewrite)
+    assert_strata_ok(strata_crystallize(w->s, RID));
+}
+
+/* strata_compact on the calling thread: three deltas become a new base,
+ * every read path matches the model, a snapshot taken before keeps its
+ * stack, the open proto goes on over the new base (its next
+ * crystallization is r.1.delta), a region without deltas is left as it
+ * is, and a reopened store serves the same. */
+static void test_compact_explicit(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  model m, held_m;
+  make_base(dir, &m);
+  lines l;
+  strata_store *s = open_compacting(dir, &l, false);
+  strata_proto *p = NULL;
+  assert_strata_ok(strata_proto_open(s, RID, &p));
+  for (int c = 1; c <= 3; c++) {
+    cycle_changes(p, &m, c);
+    assert_strata_ok(strata_crystallize(s, RID));
+  }
+  assert_int_equal(disk_depth(dir), 3);
+  strata_txn held;
+  assert_strata_ok(strata_read_begin(s, &held));
+  held_m = m;
+  assert_strata_ok(strata_compact(s, RID));
+  assert_int_equal(disk_depth(dir), 0);
+  assert_non_null(strstr(l.text, "region compacted"));
+  check_store(s, &m);
+  check_txn(&held, &held_m);
+  strata_read_end(&held);
+  /* The proto, opened before, is over the new base. */
+  cycle_changes(p, &m, 4);
+  check_store(s, &m);
+  assert_strata_ok(strata_crystallize(s, RID));
+  assert_int_equal(disk_depth(dir), 1);
+  check_binding(dir, 1, "r.region");
+  check_store(s, &m);
+  assert_strata_ok(strata_compact(s, RID));
+  assert_int_equal(disk_depth(dir), 0);
+  /* Nothing to compact: the base stays the same file. */
+  struct stat before, after;
+  assert_int_equal(stat(test_path(dir, "r.region"), &before), 0);
+  assert_strata_ok(strata_compact(s, RID));
+  assert_int_equal(stat(test_path(dir, "r.region"), &after), 0);
+  assert_int_equal(before.st_ino, after.st_ino);
+  assert_strata_err(strata_compact(s, 999), STRATA_E_NO_REGION);
+  strata_store_close(s);
+  s = open_logged(dir, &l);
+  check_store(s, &m);
+  strata_store_close(s);
+}
+
+/* Deltas crystallized while the compaction writes are kept: rewritten as
+ * one r.1.delta over the new base (their removals of base layers
+ * included), published with it; the reads match the model at once and
+ * after a reopen, which finds no stale file. */
+static void test_compact_rebases(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  model m;
+  make_base(dir, &m);
+  lines l;
+  strata_store *s = open_compacting(dir, &l, false);
+  strata_proto *p = NULL;
+  assert_strata_ok(strata_proto_open(s, RID, &p));
+  for (int c = 1; c <= 2; c++) {
+    cycle_changes(p, &m, c);
+    assert_strata_ok(strata_crystallize(s, RID));
+  }
+  meanwhile w = {.s = s, .p = p, .m = &m, .cycle = 3, .cycles = 2};
+  strata_compact_test_hook(s, during_compaction, &w);
+  assert_strata_ok(strata_compact(s, RID));
+  strata_compact_test_hook(s, NULL, NULL);
+  assert_int_equal(w.calls, 1);
+  assert_non_null(strstr(l.text, "rebased=2"));
+  assert_int_equal(disk_depth(dir), 1);
+  check_binding(dir, 1, "r.region");
+  check_store(s, &m);
+  /* And the proto goes on over both. */
+  cycle_changes(p, &m, 5);
+  assert_strata_ok(strata_crystallize(s, RID));
+  assert_int_equal(disk_depth(dir), 2);
+  check_binding(dir, 2, "r.1.delta");
+  check_store(s, &m);
+  strata_store_close(s);
+  s = open_logged(dir, &l);
+  assert_null(strstr(l.text, "stale"));
+  assert_null(strstr(l.text, "not served"));
+  check_store(s, &m);
+  strata_store_close(s);
+}
+
+/* A crystallization that rewrites the base while the compaction writes
+ * (the stack changed below its top): the compaction fails with
+ * STRATA_E_CONFLICT and replaces nothing; the store serves the
+ * crystallization's base, and no file of the compaction is left. */
+static void test_compact_conflict(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  model m;
+  make_base(dir, &m);
+  lines l;
+  strata_store *s = open_compacting(dir, &l, false);
+  strata_proto *p = NULL;
+  assert_strata_ok(strata_proto_open(s, RID, &p));
+  for (int c = 1; c <= 2; c++) {
+    cycle_changes(p, &m, c);
+    assert_strata_ok(strata_crystallize(s, RID));
+  }
+  meanwhile w = {.s = s, .p = p, .m = &m, .cycle = 3, .rewrite = true};
+  strata_compact_test_hook(s, during_compaction, &w);
+  assert_strata_err(strata_compact(s, RID), STRATA_E_CONFLICT);
+  strata_compact_test_hook(s, NULL, NULL);
+  assert_non_null(strstr(strata_last_error_detail(), "changed below its top"));
+  assert_int_equal(disk_depth(dir), 0);
+  check_store(s, &m);
+  strata_store_close(s);
+  s = open_logged(dir, &l);
+  check_store(s, &m);
+  strata_store_close(s);
+}
+
+/* With STRATA_STORE_BACKGROUND_COMPACT, 16 cycles of small changes:
+ * every crystallization writes a delta (none a merge or a base, which the
+ * compactor does), the reads match the model after each (while the
+ * compactor may be rewriting the stack), and after strata_compact_wait the
+ * stack is below the foreground depth limit. `large`: a base large against
+ * the changes, which the compactor merges into one delta; else it rewrites
+ * the base. */
+static void background_cycles(bool large) {
+  const char *dir = test_tmpdir();
+  model m;
+  if (large)
+    merge_base(dir, &m);
+  else
+    make_base(dir, &m);
+  lines l;
+  strata_store *s = open_compacting(dir, &l, true);
+  strata_proto *p = NULL;
+  assert_strata_ok(strata_proto_open(s, RID, &p));
+  for (int c = 1; c <= 16; c++) {
+    cycle_changes(p, &m, c);
+    assert_strata_ok(strata_crystallize(s, RID));
+    check_store(s, &m);
+  }
+  assert_strata_ok(strata_compact_wait(s));
+  check_store(s, &m);
+  assert_true(disk_depth(dir) < 4);
+  pthread_mutex_lock(&lines_mu);
+  assert_null(strstr(l.text, "kind=base depth"));
+  assert_null(strstr(l.text, "kind=merge depth"));
+  assert_non_null(
+      strstr(l.text, large ? "kind=merge deltas" : "kind=base deltas"));
+  pthread_mutex_unlock(&lines_mu);
+  strata_store_close(s);
+  s = open_logged(dir, &l);
+  assert_null(strstr(l.text, "not served"));
+  check_store(s, &m);
+  strata_store_close(s);
+}
+
+static void test_background_compact_base(void **state) {
+  (void)state;
+  background_cycles(false);
+}
+
+static void test_background_compact_merge(void **state) {
+  (void)state;
+  background_cycles(true);
+}
+
+/* The compactor merges r.1 .. r.4.delta into one r.1.delta while a
+ * crystallization puts r.5.delta over them: that delta becomes r.2.delta
+ * over the merged one, bound to it. */
+static void test_background_merge_rebases(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  model m;
+  merge_base(dir, &m);
+  lines l;
+  strata_store *s = open_compacting(dir, &l, true);
+  strata_proto *p = NULL;
+  assert_strata_ok(strata_proto_open(s, RID, &p));
+  meanwhile w = {.s = s, .p = p, .m = &m, .cycle = 5, .cycles = 1};
+  strata_compact_test_hook(s, during_compaction, &w);
+  for (int c = 1; c <= 4; c++) {
+    cycle_changes(p, &m, c);
+    assert_strata_ok(strata_crystallize(s, RID));
+  }
+  assert_strata_ok(strata_compact_wait(s));
+  strata_compact_test_hook(s, NULL, NULL);
+  assert_int_equal(w.calls, 1);
+  pthread_mutex_lock(&lines_mu);
+  assert_non_null(strstr(l.text, "kind=merge deltas=4 rebased=1"));
+  pthread_mutex_unlock(&lines_mu);
+  assert_int_equal(disk_depth(dir), 2);
+  check_binding(dir, 1, "r.region");
+  check_binding(dir, 2, "r.1.delta");
+  check_store(s, &m);
+  strata_store_close(s);
+  s = open_logged(dir, &l);
+  assert_null(strstr(l.text, "not served"));
+  check_store(s, &m);
+  strata_store_close(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_stack_reads),
@@ -900,6 +1192,12 @@ int main(void) {
       cmocka_unit_test(test_crystallize_cycles),
       cmocka_unit_test(test_crystallize_conflicts),
       cmocka_unit_test(test_crystallize_merges),
+      cmocka_unit_test(test_compact_explicit),
+      cmocka_unit_test(test_compact_rebases),
+      cmocka_unit_test(test_compact_conflict),
+      cmocka_unit_test(test_background_compact_base),
+      cmocka_unit_test(test_background_compact_merge),
+      cmocka_unit_test(test_background_merge_rebases),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
