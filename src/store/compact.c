@@ -131,9 +131,10 @@ static int write_rebased(const strata__entry *cur, uint32_t k,
     count += st->slots[i].delta >= k;
   int rc = strata_writer_open(path, &opts, &w);
   if (rc == 0)
-    rc = strata__writer_set_delta(
-        w, checksum_of(n), n_is_base ? checksum_of(n) : checksum_of(cur->file->region),
-        n_is_base ? 1 : 2);
+    rc = strata__writer_set_delta(w, checksum_of(n),
+                                  n_is_base ? checksum_of(n)
+                                            : checksum_of(cur->file->region),
+                                  n_is_base ? 1 : 2);
   if (rc == 0)
     rc = strata__writer_reserve(w, count);
   for (uint64_t i = 0; rc == 0 && i < st->nslots; i++) {
@@ -179,22 +180,65 @@ static char *rebased_path(struct strata_store *s, const strata__entry *cur,
     snprintf(suffix, sizeof suffix, ".%" PRIu32 ".compact-%" PRIu64 ".delta",
              depth, g);
     char *p = strata__store_path(s, cur->name, suffix);
-    if (p == NULL ||
-        faccessat(s->dirfd, strrchr(p, '/') + 1, F_OK, AT_SYMLINK_NOFOLLOW) != 0)
+    if (p == NULL || faccessat(s->dirfd, strrchr(p, '/') + 1, F_OK,
+                               AT_SYMLINK_NOFOLLOW) != 0)
       return p;
     free(p);
   }
+}
+
+/* Is `file` a rebased delta's name of region `name`, "NAME.D.compact-G.delta"
+ * (rebased_path)? */
+static bool rebased_name(const char *file, const char *name) {
+  size_t nl = strlen(name), fl = strlen(file);
+  if (fl <= nl || memcmp(file, name, nl) != 0 || file[nl] != '.')
+    return false;
+  const char *p = file + nl + 1;
+  size_t digits = strspn(p, "0123456789");
+  return digits > 0 && strncmp(p + digits, ".compact-", 9) == 0 && fl > 6 &&
+         strcmp(file + fl - 6, ".delta") == 0;
+}
+
+/* Removes the rebased deltas of region `e` that it does not serve: those
+ * a compaction renamed and then could not publish (a crash between that
+ * rename and its new file's, or a failure there). Bound to a new file
+ * that never took its place, they are stale for ever, and under a name no
+ * crystallization writes over. A served one (whose canonical rename
+ * failed) stays. Failures only leave them: a DEBUG line. Writer mutex
+ * held. */
+static void remove_stale_rebased(struct strata_store *s,
+                                 const strata__entry *e) {
+  char **names = NULL;
+  size_t n = 0;
+  if (strata__store_list_deltas(s, &names, &n) < 0)
+    return;
+  for (size_t i = 0; i < n; i++) {
+    if (!rebased_name(names[i], e->name))
+      continue;
+    bool served = false;
+    for (uint32_t d = 0; e->stack != NULL && d < e->stack->n && !served; d++)
+      served =
+          strcmp(strrchr(e->stack->deltas[d]->path, '/') + 1, names[i]) == 0;
+    if (!served && unlinkat(s->dirfd, names[i], 0) != 0) {
+      char qp[STRATA__LOG_PATH];
+      strata__log(&s->log, STRATA_LOG_DEBUG, "compact",
+                  "msg=\"could not remove a stale rebased delta\" file=%s "
+                  "errno=%d",
+                  strata__log_quote(qp, sizeof qp, names[i]), errno);
+    }
+  }
+  strata__store_names_free(names, n);
 }
 
 /* What a compaction holds between its steps. */
 typedef struct compaction {
   struct strata_store *s;
   uint64_t id;
-  bool merge;         /* N is a delta of depth 1 over the base */
-  strata__entry *v;   /* the files it read */
-  char *n_path;       /* the base's path, or NAME.1.delta for a merge */
-  strata_writer *w;   /* N, prepared */
-  strata_region *n;   /* N, open */
+  bool merge;       /* N is a delta of depth 1 over the base */
+  strata__entry *v; /* the files it read */
+  char *n_path;     /* the base's path, or NAME.1.delta for a merge */
+  strata_writer *w; /* N, prepared */
+  strata_region *n; /* N, open */
   dev_t n_dev;
   ino_t n_ino;
   char *r_path, *r_final; /* R, when the stack grew meanwhile */
@@ -212,10 +256,12 @@ static int begin(compaction *c, bool allow_merge) {
   const strata__entry *e = strata__catalog_find(cat, c->id);
   STRATA__FAIL_IF(e == NULL, STRATA_E_NO_REGION, "%s: no region %" PRIu64,
                   s->dir, c->id);
-  if (e->file == NULL || e->stack == NULL)
+  if (e->file == NULL)
     return 0; /* nothing to compact */
-  STRATA__FAIL_IF(e->overlay != NULL && e->overlay->placed_file,
-                  STRATA_E_STATE,
+  remove_stale_rebased(s, e);
+  if (e->stack == NULL)
+    return 0;
+  STRATA__FAIL_IF(e->overlay != NULL && e->overlay->placed_file, STRATA_E_STATE,
                   "%s: region %" PRIu64 " (\"%s\"): a failed crystallization "
                   "of its proto placed a file; crystallize again before "
                   "compacting",
@@ -232,8 +278,8 @@ static int begin(compaction *c, bool allow_merge) {
   if (allow_merge && small && e->stack->n < STRATA__MAX_DEPTH)
     return 0;
   c->merge = allow_merge && small;
-  c->n_path = c->merge ? strata__delta_path(s, e->name, 1)
-                       : strdup(e->file->path);
+  c->n_path =
+      c->merge ? strata__delta_path(s, e->name, 1) : strdup(e->file->path);
   if (c->n_path == NULL)
     return strata__fail(STRATA_E_NOMEM, "%s: allocating", s->dir);
   STRATA__TRY(strata__crys_check_base(s, e, e->file->path));
@@ -269,10 +315,9 @@ static int write_bottom(compaction *c, _Atomic bool *cancel) {
                                                : strata__entry_file_layers(v));
   uint64_t bytes = 0;
   if (rc == 0)
-    rc = strata__crys_write(v,
-                            c->merge ? strata__content_merged
-                                     : strata__content_base,
-                            c->w, &bytes);
+    rc = strata__crys_write(
+        v, c->merge ? strata__content_merged : strata__content_base, c->w,
+        &bytes);
   if (rc == 0)
     rc = strata__writer_commit_prepare(c->w, &c->n, &c->n_dev, &c->n_ino);
   return rc;
@@ -315,8 +360,8 @@ static int finish(compaction *c) {
   strata__stack *st = NULL;
   strata__entry *e = NULL;
   strata__catalog_change ch = {0};
-  if (rc == 0 && (rc = strata__file_new(c->n, c->n_dev, c->n_ino, false,
-                                        &fn)) == 0)
+  if (rc == 0 &&
+      (rc = strata__file_new(c->n, c->n_dev, c->n_ino, false, &fn)) == 0)
     c->n = NULL;
   if (rc == 0 && c->r != NULL &&
       (rc = strata__file_new(c->r, c->r_dev, c->r_ino, false, &fr)) == 0)
@@ -384,14 +429,13 @@ static int finish(compaction *c) {
                 strata_err_name(rc));
   } else {
     strata__crys_unlink_stale(s, cur, c->merge ? c->n_path : NULL, NULL);
-    const strata__file *rf = e->stack != NULL ? e->stack->deltas[e->stack->n - 1]
-                                              : NULL;
+    const strata__file *rf =
+        e->stack != NULL ? e->stack->deltas[e->stack->n - 1] : NULL;
     if (c->r_path != NULL && rf != NULL) {
       /* The canonical name, over the unlinked (or stale) old delta. */
       char *p = strdup(c->r_final);
-      if (p != NULL &&
-          renameat(s->dirfd, strrchr(c->r_path, '/') + 1, s->dirfd,
-                   strrchr(c->r_final, '/') + 1) == 0) {
+      if (p != NULL && renameat(s->dirfd, strrchr(c->r_path, '/') + 1, s->dirfd,
+                                strrchr(c->r_final, '/') + 1) == 0) {
         (void)fsync(s->dirfd);
         free(((strata__file *)rf)->path);
         ((strata__file *)rf)->path = p;

@@ -2,7 +2,7 @@
  * what it leaves on disk.
  *
  *   crash_driver store   --writer CRASH_WRITER --work DIR [--shim SO]
- *                        [--preload SO] [--deltas]
+ *                        [--preload SO] [--deltas | --background]
  *   crash_driver builder --builder REGION_BUILDER --work DIR [--shim SO]
  *                        [--preload SO]
  *
@@ -28,7 +28,13 @@
  * --deltas): its crystallizations then write NAME.k.delta files over a
  * region's stack or compact the stack into a new NAME.region, so the kills
  * also land inside those; without it every crystallization writes a whole
- * NAME.region (STRATA_STORE_NO_DELTAS).
+ * NAME.region (STRATA_STORE_NO_DELTAS). --background is --deltas with
+ * the store's compactor thread (STRATA_STORE_BACKGROUND_COMPACT): stacks
+ * grow to 16 deltas and are merged or rewritten on that thread while the
+ * writer goes on, so the kills land inside compactions too, between the
+ * rename of a rebased delta (NAME.D.compact-G.delta, then allowed) and the
+ * rename of the new base, and while both write (then two temporary files
+ * may be left).
 
  * After each kill, before anything else touches the directory:
  *  - it holds only region files the model names (with --deltas also their
@@ -90,8 +96,10 @@ static uint64_t seed;
 static unsigned kill_no; /* 0 during calibration */
 static uint64_t rng;
 static bool verbose;
-static const char *preload; /* --preload: a shim for every run */
-static bool deltas;         /* --deltas: the writer writes delta files */
+static const char *preload;    /* --preload: a shim for every run */
+static bool deltas;            /* --deltas: the writer writes delta files */
+static bool background;        /* --background: and compacts on a thread */
+static unsigned rebased_files; /* kills that left a rebased delta's file */
 
 /* ---- helpers --------------------------------------------------------- */
 
@@ -236,9 +244,40 @@ static bool is_temp_of(const char *n, const char *const *files, size_t count) {
   return false;
 }
 
-/* Checks that `dir` holds only files[], the lock file and temporary files
- * of files[] (at most one, and none unless temps_allowed). Returns the
- * number of temporary files. */
+/* A rebased delta of a background compaction not yet under its canonical
+ * name: NAME.D.compact-G.delta for a region NAME of the model (compact.c). */
+static bool is_rebased(const char *n) {
+  if (!background)
+    return false;
+  for (size_t k = 0; k < CRASH_NREGIONS; k++) {
+    size_t nl = strlen(crash_regions[k].name), l = strlen(n);
+    if (strncmp(n, crash_regions[k].name, nl) == 0 && n[nl] == '.' &&
+        strstr(n + nl, ".compact-") != NULL && l > 6 &&
+        strcmp(n + l - 6, ".delta") == 0)
+      return true;
+  }
+  return false;
+}
+
+/* A temporary file of a rebased delta: ".NAME.D.compact-G.delta" and the
+ * writer's ".strata-tmp-XXXXXXXX" mark. */
+static bool is_rebased_temp(const char *n) {
+  const char *mark = strstr(n, ".strata-tmp-");
+  if (n[0] != '.' || mark == NULL || strlen(mark) != 20)
+    return false;
+  char base[256];
+  size_t bl = (size_t)(mark - n) - 1;
+  if (bl >= sizeof base)
+    return false;
+  memcpy(base, n + 1, bl);
+  base[bl] = '\0';
+  return is_rebased(base);
+}
+
+/* Checks that `dir` holds only files[], the lock file, rebased deltas
+ * (--background) and temporary files of files[] (at most one, two with
+ * --background, and none unless temps_allowed). Returns the number of
+ * temporary files. */
 static unsigned scan_dir(const char *dir, const char *const *files,
                          size_t count, bool temps_allowed, const char *when) {
   DIR *d = opendir(dir);
@@ -253,9 +292,11 @@ static unsigned scan_dir(const char *dir, const char *const *files,
                  strcmp(n, ".strata.shm") == 0; /* the shared view */
     for (size_t i = 0; !known && i < count; i++)
       known = strcmp(n, files[i]) == 0;
-    if (known)
+    if (temps_allowed && (is_rebased(n) || is_rebased_temp(n)))
+      rebased_files++;
+    if (known || is_rebased(n))
       continue;
-    if (!is_temp_of(n, files, count)) {
+    if (!is_temp_of(n, files, count) && !is_rebased_temp(n)) {
       closedir(d);
       fail("%s: stray file %s/%s", when, dir, n);
     }
@@ -266,9 +307,10 @@ static unsigned scan_dir(const char *dir, const char *const *files,
     temps++;
   }
   closedir(d);
-  if (temps > 1)
-    fail("%s: %u temporary files in %s (one write was in progress)", when,
-         temps, dir);
+  if (temps > (background ? 2u : 1u))
+    fail("%s: %u temporary files in %s (%s in progress)", when, temps, dir,
+         background ? "a crystallization and a compaction were"
+                    : "one write was");
   return temps;
 }
 
@@ -475,13 +517,17 @@ typedef struct store_stats {
 } store_stats;
 
 /* The files a store of the model may hold: NAME.region, and with --deltas
- * NAME.1.delta .. NAME.4.delta (crystallize.c's MAX_DEPTH). */
-#define MAX_DEPTH 4
+ * NAME.1.delta .. NAME.4.delta (crystallize.c's STRATA__MAX_DEPTH), with
+ * --background up to NAME.16.delta (STRATA__MAX_DEPTH_BACKGROUND). */
+#define MAX_DEPTH 16
+static uint32_t max_depth(void) {
+  return background ? 16 : 4;
+}
 #define MAX_FILES (CRASH_NREGIONS * (1 + MAX_DEPTH))
 static size_t model_files(char names[][64], const char **files) {
   size_t n = 0;
   for (size_t k = 0; k < CRASH_NREGIONS; k++)
-    for (uint32_t d = 0; d <= (deltas ? MAX_DEPTH : 0); d++) {
+    for (uint32_t d = 0; d <= (deltas ? max_depth() : 0); d++) {
       if (d == 0)
         snprintf(names[n], 64, "%s.region", crash_regions[k].name);
       else
@@ -502,8 +548,8 @@ static uint32_t verify_deltas(const strata_txn *txn, uint64_t index,
   const strata_region *d;
   uint32_t k = 0;
   for (; strata_store_region_delta_at(txn, index, k, &d) == 0; k++) {
-    if (k == MAX_DEPTH)
-      fail("%s: more than %d delta files served", base, MAX_DEPTH);
+    if (k == max_depth())
+      fail("%s: more than %" PRIu32 " delta files served", base, max_depth());
     out[k] = d;
     strata_region_info info;
     strata_region_info_get(d, &info);
@@ -643,8 +689,8 @@ static void start_run(run_state *st, const uint64_t *base) {
   st->inflight = -1;
 }
 
-/* Puts --deltas after the program's name when the driver runs with it
- * (argv has room for one more argument). */
+/* Puts --deltas (or --background) after the program's name when the
+ * driver runs with it (argv has room for one more argument). */
 static void writer_args(char **argv) {
   if (!deltas)
     return;
@@ -652,7 +698,7 @@ static void writer_args(char **argv) {
   while (argv[n] != NULL)
     n++;
   memmove(argv + 2, argv + 1, n * sizeof *argv); /* with the NULL */
-  argv[1] = "--deltas";
+  argv[1] = background ? "--background" : "--deltas";
 }
 
 static int run_store(const char *writer, const char *shim, unsigned kills) {
@@ -789,7 +835,7 @@ static int run_store(const char *writer, const char *shim, unsigned kills) {
       join(path, sizeof path, dir, "fresh.region");
       if (unlink(path) != 0)
         fail("unlink %s: %s", path, strerror(errno));
-      for (uint32_t d = 1; deltas && d <= MAX_DEPTH; d++) {
+      for (uint32_t d = 1; deltas && d <= max_depth(); d++) {
         snprintf(name, sizeof name, "fresh.%" PRIu32 ".delta", d);
         join(path, sizeof path, dir, name);
         if (unlink(path) != 0 && errno != ENOENT)
@@ -814,9 +860,13 @@ static int run_store(const char *writer, const char *shim, unsigned kills) {
   if (deltas) {
     printf("store (deltas): %u interrupted crystallizations landed as a "
            "delta, %u as a compaction; %u region checks found deltas "
-           "served, up to %" PRIu32 " deep\n",
+           "served, up to %" PRIu32 " deep%s",
            stats.landed_delta, stats.landed_compact, stats.with_deltas,
-           stats.max_depth);
+           stats.max_depth, background ? "; " : "\n");
+    if (background)
+      printf("%u kills left a background compaction's rebased delta (or its "
+             "temporary file) in the directory\n",
+             rebased_files);
     /* Without a delta ever served the run covered nothing of them. */
     if (stats.with_deltas == 0)
       fail("no check found a region served with delta files");
@@ -1084,7 +1134,7 @@ static int run_builder(const char *builder, const char *shim, unsigned kills) {
 static void usage(void) {
   fprintf(stderr,
           "usage: crash_driver store --writer PATH --work DIR [--shim SO]\n"
-          "                    [--preload SO] [--deltas]\n"
+          "                    [--preload SO] [--deltas | --background]\n"
           "       crash_driver builder --builder PATH --work DIR [--shim SO]\n"
           "                    [--preload SO]\n");
   exit(2);
@@ -1097,6 +1147,10 @@ int main(int argc, char **argv) {
   for (int i = 2; i < argc; i++) {
     if (strcmp(argv[i], "--deltas") == 0 && strcmp(mode, "store") == 0) {
       deltas = true;
+      continue;
+    }
+    if (strcmp(argv[i], "--background") == 0 && strcmp(mode, "store") == 0) {
+      deltas = background = true;
       continue;
     }
     if (i + 1 >= argc)

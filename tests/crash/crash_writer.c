@@ -19,12 +19,14 @@
  * An "A" line is the acknowledgement: that generation (or a later one) must
  * survive the kill exactly.
  *
- *   crash_writer [--deltas] DIR SEED [CYCLES]
+ *   crash_writer [--deltas | --background] DIR SEED [CYCLES]
  *
  * Without --deltas the store is opened with STRATA_STORE_NO_DELTAS, so that
  * each crystallization writes a whole NAME.region; with it, a
  * crystallization writes a delta file NAME.k.delta over the region's stack
- * or compacts the stack into a new base, as crystallize.c chooses.
+ * or compacts the stack into a new base, as crystallize.c chooses; with
+ * --background the store's compactor thread merges or rewrites the stacks
+ * (STRATA_STORE_BACKGROUND_COMPACT) while the cycles go on.
  *
  * Exit status: 0 after CYCLES cycles, 1 on usage errors, 3 when a library
  * call fails or the served file differs from the model (with a message on
@@ -137,9 +139,11 @@ static void check_served(strata_store *store, const crash_region_spec *r,
     if (strata_store_region_at(&txn, k, &sr) == 0 && sr.id == r->id)
       break;
   char why[512] = "";
-  const strata_region *stack[8];
+  /* STRATA__MAX_DEPTH_BACKGROUND (crystallize_internal.h): the deepest a
+   * stack gets; one more is looked for, and makes the check fail. */
+  const strata_region *stack[17];
   uint32_t depth = 0;
-  while (depth < 8 &&
+  while (depth < 17 &&
          strata_store_region_delta_at(&txn, k, depth, &stack[depth]) == 0)
     depth++;
   if (sr.id != r->id || sr.file == NULL)
@@ -165,11 +169,13 @@ static void check_served(strata_store *store, const crash_region_spec *r,
 }
 
 int main(int argc, char **argv) {
-  bool deltas = argc > 1 && strcmp(argv[1], "--deltas") == 0;
+  bool background = argc > 1 && strcmp(argv[1], "--background") == 0;
+  bool deltas = background || (argc > 1 && strcmp(argv[1], "--deltas") == 0);
   argc -= deltas;
   argv += deltas;
   if (argc < 3 || argc > 4) {
-    fprintf(stderr, "usage: crash_writer [--deltas] DIR SEED [CYCLES]\n");
+    fprintf(stderr, "usage: crash_writer [--deltas | --background] DIR SEED "
+                    "[CYCLES]\n");
     return 1;
   }
   const char *dir = argv[1];
@@ -182,7 +188,9 @@ int main(int argc, char **argv) {
 
   strata_store_config conf;
   strata_store_config_init(&conf);
-  conf.flags = deltas ? 0 : STRATA_STORE_NO_DELTAS;
+  conf.flags = background ? STRATA_STORE_BACKGROUND_COMPACT
+               : deltas   ? 0
+                          : STRATA_STORE_NO_DELTAS;
   strata_store *store;
   int rc = strata_store_open(dir, &conf, &store);
   if (rc < 0)
