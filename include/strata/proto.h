@@ -29,10 +29,11 @@
  * new base was written: a crystallization rewrote it, or another writer
  * replaced a file; nothing was replaced, and compacting again compacts the
  * new stack), STRATA_E_LOCKED, the writer's errors. A failure leaves the
- * store and the directory as they were, except when only the fsync of the
- * directory failed after the rename: the new base then serves the same
- * content, and the old deltas are kept (stale; verify reports them).
- * Thread-safe. */
+ * store and the directory as they were. Once the new base is renamed into
+ * place the compaction stands: a failed fsync of the directory then, or
+ * a failed removal of the old deltas, is a WARN (the old deltas stay,
+ * stale: verify reports them, the next compaction removes them), and 0 is
+ * returned. Thread-safe. */
 STRATA_API int strata_compact(strata_store *store, uint64_t region_id);
 
 /* Waits until the store's compactor thread (STRATA_STORE_BACKGROUND_COMPACT)

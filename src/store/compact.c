@@ -247,6 +247,20 @@ typedef struct compaction {
   ino_t r_ino;
 } compaction;
 
+/* STRATA_E_STATE when a failed crystallization of the region's proto
+ * placed its file (its rename went through, the directory fsync failed):
+ * the proto then owns that file, which the stack does not serve yet, and
+ * its next crystallization replaces it (crystallize.c); a compaction would
+ * bury it under a new base. */
+static int check_placed(struct strata_store *s, const strata__entry *e) {
+  STRATA__FAIL_IF(e->overlay != NULL && e->overlay->placed_file, STRATA_E_STATE,
+                  "%s: region %" PRIu64 " (\"%s\"): a failed "
+                  "crystallization of its proto placed a file; crystallize "
+                  "it again before compacting (nothing was replaced)",
+                  e->file != NULL ? e->file->path : s->dir, e->id, e->name);
+  return 0;
+}
+
 /* Step 1, writer mutex held: the stack to compact, and what to write. */
 static int begin(compaction *c, bool allow_merge) {
   struct strata_store *s = c->s;
@@ -261,11 +275,7 @@ static int begin(compaction *c, bool allow_merge) {
   remove_stale_rebased(s, e);
   if (e->stack == NULL)
     return 0;
-  STRATA__FAIL_IF(e->overlay != NULL && e->overlay->placed_file, STRATA_E_STATE,
-                  "%s: region %" PRIu64 " (\"%s\"): a failed crystallization "
-                  "of its proto placed a file; crystallize again before "
-                  "compacting",
-                  s->dir, c->id, e->name);
+  STRATA__TRY(check_placed(s, e));
   /* The compactor's choice is crystallize.c's at STRATA__MAX_DEPTH: a
    * merge while the deltas' files together are below a quarter of the
    * base's bytes (docs/ARCHITECTURE.md, "Merging deltas"), else a base;
@@ -330,9 +340,8 @@ static int finish(compaction *c) {
   strata__catalog *cat =
       atomic_load_explicit(&s->catalog, memory_order_relaxed);
   const strata__entry *cur = strata__catalog_find(cat, c->id);
-  STRATA__FAIL_IF(!extends(cur, c->v) ||
-                      (cur->overlay != NULL && cur->overlay->placed_file),
-                  STRATA_E_CONFLICT,
+  STRATA__TRY(check_placed(s, cur));
+  STRATA__FAIL_IF(!extends(cur, c->v), STRATA_E_CONFLICT,
                   "%s: region %" PRIu64 " (\"%s\"): its stack changed below "
                   "its top while it was being compacted (a crystallization "
                   "merged or rewrote it, or a refresh replaced a file); "

@@ -39,6 +39,7 @@
 #include "failpoint.h"
 #include "store_model.h"
 
+#include "common/strata_testing.h"
 #include "format/format.h"
 #include "test_util.h"
 
@@ -1001,6 +1002,170 @@ static int cleanup(void **state) {
   return 0;
 }
 
+/* ---- compaction under faults --------------------------------------------- */
+
+/* strata_compact() of region 3's stack (base.1.delta and base.2.delta under
+ * an open proto with changes of its own), with `rebase` a crystallization
+ * of one more change in the middle (the test hook, on the compacting
+ * thread), so that the compaction also writes the rebased delta and
+ * renames it twice. For every I/O call k of a successful run, call k fails
+ * (once, or from then on) with EIO. Whatever fails, readers see exactly the
+ * model, before and after a reopen: a compaction changes how the content
+ * is stored, never the content. strata_compact() returns 0 (the failure was
+ * in a step that only tidies: the hook's crystallization, the removal of a
+ * stale delta, the rebased delta's canonical name, the directory fsync after
+ * the new base's rename) or -EIO naming the store's directory (or, when the
+ * hook's crystallization placed its delta and then failed,
+ * STRATA_E_STATE: its proto owns that file until it crystallizes); a temporary
+ * file is left only by a failed unlinkat(), a rebased delta under its
+ * temporary name only by a failed unlinkat() or renameat(); no descriptor
+ * leaks; once the fault clears, compacting again succeeds and leaves no
+ * such file, the proto crystallizes over the new files, and a store opened
+ * from scratch serves the model. */
+typedef struct compact_hook_arg {
+  fixture *f;
+  bool rebase;
+  int calls, rc;
+} compact_hook_arg;
+
+static void compact_meanwhile(void *ctx) {
+  compact_hook_arg *a = ctx;
+  if (!a->rebase || a->calls++ > 0)
+    return;
+  put(a->f->p3, &a->f->m3, 7, NULL, NULL, "meanwhile", 9);
+  a->rc = strata_crystallize(a->f->s, 3); /* may fail: the proto keeps it */
+}
+
+static void compact_setup(fixture *f) {
+  next_kind = KIND_DELTA;
+  setup(f);
+  assert_strata_ok(strata_crystallize(f->s, 3));
+  put(f->p3, &f->m3, 5, NULL, NULL, "second", 6);
+  assert_strata_ok(strata_crystallize(f->s, 3));
+  assert_int_equal(access(test_path(f->dir, "base.2.delta"), F_OK), 0);
+  put(f->p3, &f->m3, 6, NULL, NULL, "in the proto", 12);
+}
+
+static bool is_rebased_name(const char *n) {
+  return strstr(n, ".compact-") != NULL;
+}
+
+static size_t compact_calls(bool rebase) {
+  fixture f;
+  compact_setup(&f);
+  compact_hook_arg a = {.f = &f, .rebase = rebase};
+  strata_compact_test_hook(f.s, compact_meanwhile, &a);
+  fp_arm(0, FP_TRANSIENT, 0);
+  assert_strata_ok(strata_compact(f.s, 3));
+  fp_disarm();
+  assert_strata_ok(a.rc);
+  size_t n = fp_count();
+  print_message("%s: %zu calls\n",
+                rebase ? "compact, rebasing a delta" : "compact", n);
+  for (size_t i = 0; i < n; i++) {
+    char buf[200];
+    fp_describe(fp_call_at(i), buf, sizeof buf);
+    print_message("  %2zu %s\n", i + 1, buf);
+  }
+  expect_store_model(f.s, &f.m3, __func__);
+  teardown(&f);
+  return n;
+}
+
+static void compact_case(bool rebase, size_t k, fp_mode mode,
+                         unsigned *failed) {
+  int fds0 = count_fds();
+  fixture f;
+  compact_setup(&f);
+  compact_hook_arg a = {.f = &f, .rebase = rebase};
+  strata_compact_test_hook(f.s, compact_meanwhile, &a);
+  fp_arm((unsigned)k, mode, EIO);
+  int rc = strata_compact(f.s, 3);
+  fp_disarm();
+  strata_compact_test_hook(f.s, NULL, NULL);
+  char what[200];
+  fp_describe(fp_call_at(k - 1), what, sizeof what);
+  /* The hook's crystallization failed after its rename (the directory
+   * fsync): its proto owns the placed delta, and the compaction leaves it
+   * to the proto's next crystallization. */
+  bool placed = rebase && a.rc != 0 && rc == STRATA_E_STATE;
+  if (placed)
+    assert_strata_ok(strata_crystallize(f.s, 3));
+  if (rc != 0 && rc != -EIO && !placed)
+    fail_msg("call %zu %s (%s): strata_compact returned %s: %s", k, what,
+             mode_name(mode), strata_err_name(rc), strata_last_error_detail());
+  if (rc != 0 && strstr(strata_last_error_detail(), f.dir) == NULL)
+    fail_msg("call %zu %s: the detail does not name %s: %s", k, what, f.dir,
+             strata_last_error_detail());
+  *failed += rc != 0;
+  expect_store_model(f.s, &f.m3, __func__);
+  expect_store_model(f.s, &f.m42, __func__);
+  /* A rebased delta stays under its temporary name when it could not be
+   * renamed or removed, and when the directory fsync after the new base's
+   * rename failed: then the old deltas stay too, and it keeps its name so
+   * as not to replace the first of them (compact.c). */
+  bool unlink_failed = false, rename_failed = false;
+  for (size_t i = 0; i < fp_count(); i++) {
+    const fp_call *c = fp_call_at(i);
+    unlink_failed |= c->fn == FP_UNLINKAT && c->failed;
+    rename_failed |=
+        (c->fn == FP_RENAMEAT || (c->fn == FP_FSYNC && c->dir)) && c->failed;
+  }
+  dirsnap after;
+  snap_dir(f.dir, &after);
+  for (size_t i = 0; i < after.n; i++)
+    if ((is_temp_name(after.name[i]) && !unlink_failed) ||
+        (is_rebased_name(after.name[i]) && !unlink_failed && !rename_failed))
+      fail_msg("call %zu %s (%s): %s left behind", k, what, mode_name(mode),
+               after.name[i]);
+  snap_free(&after);
+  /* Once the fault clears, a compaction succeeds and tidies up. */
+  assert_strata_ok(strata_compact(f.s, 3));
+  expect_store_model(f.s, &f.m3, __func__);
+  snap_dir(f.dir, &after);
+  for (size_t i = 0; i < after.n; i++)
+    if (is_rebased_name(after.name[i]) && !is_temp_name(after.name[i]))
+      fail_msg("call %zu %s: %s survived a second compaction", k, what,
+               after.name[i]);
+  snap_free(&after);
+  /* The proto goes on over the compacted files, and a store opened from
+   * scratch serves what it crystallizes. */
+  assert_strata_ok(strata_crystallize(f.s, 3));
+  expect_store_model(f.s, &f.m3, __func__);
+  strata_store_close(f.s);
+  f.s = open_store(f.dir, &f.cap, 0);
+  expect_store_model(f.s, &f.m3, __func__);
+  expect_no_region(f.s, 42); /* a proto, gone with the store */
+  snap_dir(f.dir, &after);   /* the open removed the temporary files */
+  for (size_t i = 0; i < after.n; i++)
+    if (is_temp_name(after.name[i]) || is_rebased_name(after.name[i]))
+      fail_msg("call %zu %s: %s survived a store open", k, what, after.name[i]);
+  snap_free(&after);
+  teardown(&f);
+  assert_int_equal(count_fds(), fds0);
+}
+
+static void compact_sweep(bool rebase) {
+  size_t n = compact_calls(rebase);
+  unsigned cases = 0, failed = 0;
+  for (size_t k = 1; k <= n; k++)
+    for (int mode = FP_TRANSIENT; mode <= FP_PERSISTENT; mode++, cases++)
+      compact_case(rebase, k, (fp_mode)mode, &failed);
+  print_message("  %u cases: %u failed the compaction, %u left it standing\n",
+                cases, failed, cases - failed);
+  assert_true(failed > 0 && failed < cases);
+}
+
+static void test_compact_faults(void **state) {
+  (void)state;
+  compact_sweep(false);
+}
+
+static void test_compact_rebase_faults(void **state) {
+  (void)state;
+  compact_sweep(true);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_fsync_failure_is_final),
@@ -1016,6 +1181,8 @@ int main(void) {
       cmocka_unit_test(test_crystallize_delta_named),
       cmocka_unit_test(test_crystallize_merge_tmpfile),
       cmocka_unit_test(test_crystallize_compact_tmpfile),
+      cmocka_unit_test(test_compact_faults),
+      cmocka_unit_test(test_compact_rebase_faults),
       cmocka_unit_test(test_store_open_faults),
       cmocka_unit_test(test_store_refresh_faults),
       cmocka_unit_test(test_lock_einval_names_lock_file),
