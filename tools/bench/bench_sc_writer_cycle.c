@@ -14,14 +14,19 @@
  * LMDB holding the same 100,000 layers, the 1,000 puts in one write
  * transaction committed with its default durable sync; and a second
  * Strata store opened with STRATA_STORE_NO_DELTAS, where every cycle
- * rewrites the whole region (what a cycle cost before deltas). The three
- * run in turn within each cycle, the first of them rotating, so that drift
- * in the machine's load spreads over all of them.
+ * rewrites the whole region (what a cycle cost before deltas); and a third
+ * opened with STRATA_STORE_BACKGROUND_COMPACT, whose crystallizations write
+ * deltas only while the store's compactor thread merges and rewrites the
+ * stack (its time is not in the cycles: the cycles show what the writer
+ * waits for, the reader phase what the compactor costs the readers). The
+ * four run in turn within each cycle, the first of them rotating, so that
+ * drift in the machine's load spreads over all of them.
  *
- * Then the readers' side: one thread doing random strata_get_data() on
- * the region through snapshots (one per 64 gets), its rate measured while
- * the writer is idle (--seconds before and --seconds after) and while the
- * writer runs --cycles more cycles; the goal is a busy rate >= 0.9x the
+ * Then the readers' side, for the deltas store and then the background
+ * one: one thread doing random strata_get_data() on the region through
+ * snapshots (one per 64 gets), its rate measured while the writer is idle
+ * (--seconds before and --seconds after) and while the writer runs
+ * --cycles more cycles; the goal is a busy rate >= 0.9x the
  * idle one. On a machine with two cores or fewer the reader and the writer
  * share the cores (and fsync's waits free one for the reader); the report
  * says so.
@@ -58,12 +63,17 @@
 #define TARGET_VS_LMDB 1.0
 #define TARGET_READERS 0.9
 
-enum { WP_DELTAS, WP_LMDB, WP_WHOLE, WP_COUNT };
+enum { WP_DELTAS, WP_BG, WP_LMDB, WP_WHOLE, WP_COUNT };
 
 static const char *const peer_names[WP_COUNT] = {
-    "strata (deltas)", "lmdb txn+commit (sync)", "strata NO_DELTAS (whole)"};
-static const char *const peer_keys[WP_COUNT] = {"strata", "lmdb",
-                                                "strata_no_deltas"};
+    "strata (deltas)", "strata (deltas, bg compact)", "lmdb txn+commit (sync)",
+    "strata NO_DELTAS (whole)"};
+static const char *const peer_keys[WP_COUNT] = {"strata", "strata_background",
+                                                "lmdb", "strata_no_deltas"};
+/* The Strata stores, st[] in run(): the peer's index there. */
+static int store_of(int peer) {
+  return peer == WP_DELTAS ? 0 : peer == WP_WHOLE ? 1 : 2;
+}
 
 /* What a Strata cycle did, by the depth served after it. */
 enum { K_DELTA, K_MERGE, K_COMPACT, K_COUNT };
@@ -77,6 +87,13 @@ typedef struct wc_peer {
   double delta_mean_ms, compact_mean_ms;
 } wc_peer;
 
+/* The reader thread: gets per second with the writer idle (before and
+ * after) and while it cycles; the busy cycles' median and max ms. */
+typedef struct wc_readers {
+  double idle_gets_s, busy_gets_s, busy_cycle_ms, busy_max_ms;
+  double idle_seconds, busy_seconds;
+} wc_readers;
+
 typedef struct writer_cycle_result {
   uint64_t layers, changes;
   size_t size;
@@ -84,10 +101,7 @@ typedef struct writer_cycle_result {
   long cores;
   double load1;
   wc_peer peer[WP_COUNT];
-  /* The reader thread: gets per second with the writer idle (before and
-   * after) and while it cycles; the busy cycles' median ms. */
-  double idle_gets_s, busy_gets_s, busy_cycle_ms;
-  double idle_seconds, busy_seconds;
+  wc_readers rd[2]; /* the deltas store, the background one */
 } writer_cycle_result;
 
 /* One Strata store with the region and its proto. */
@@ -229,7 +243,7 @@ static void summarize_peer(wc_peer *p, const double *ms, const int *kind, int n,
 static void verify(wc_strata *st, int nst, wc_lmdb *l, uint64_t layers,
                    const int32_t *last) {
   uint8_t want[WC_SIZE];
-  strata_txn txn[2];
+  strata_txn txn[3];
   for (int i = 0; i < nst; i++)
     bench_check(strata_read_begin(st[i].s, &txn[i]), "strata_read_begin");
   MDB_txn *lt = NULL;
@@ -312,11 +326,11 @@ static void sleep_s(double s) {
   }
 }
 
-/* The readers' rate: idle, `cycles` cycles of the deltas store (numbered
- * from `first`, recorded in last[]), idle again. */
-static void readers_phase(writer_cycle_result *r, wc_strata *w, double seconds,
-                          uint64_t first, uint64_t *ids, uint8_t *buf,
-                          int32_t *last) {
+/* The readers' rate: idle, `cycles` cycles of store `w` (numbered from
+ * `first`, recorded in last[]), idle again. */
+static void readers_phase(const writer_cycle_result *r, wc_readers *out,
+                          wc_strata *w, double seconds, uint64_t first,
+                          uint64_t *ids, uint8_t *buf, int32_t *last) {
   wc_reader rd = {.s = w->s, .layers = r->layers};
   if (pthread_create(&rd.tid, NULL, reader_main, &rd) != 0)
     bench_fail("pthread_create failed");
@@ -350,11 +364,13 @@ static void readers_phase(writer_cycle_result *r, wc_strata *w, double seconds,
   if (rd.bad != 0)
     bench_fail("writer-cycle: the reader missed %" PRIu64 " layers", rd.bad);
   bench_sink += rd.sink;
-  r->idle_seconds = (double)(t[1] - t[0] + t[3] - t[2]) / 1e9;
-  r->busy_seconds = (double)(t[2] - t[1]) / 1e9;
-  r->idle_gets_s = (double)(g[1] - g[0] + g[3] - g[2]) / r->idle_seconds;
-  r->busy_gets_s = (double)(g[2] - g[1]) / r->busy_seconds;
-  r->busy_cycle_ms = bench_summarize(ms, r->cycles).median;
+  out->idle_seconds = (double)(t[1] - t[0] + t[3] - t[2]) / 1e9;
+  out->busy_seconds = (double)(t[2] - t[1]) / 1e9;
+  out->idle_gets_s = (double)(g[1] - g[0] + g[3] - g[2]) / out->idle_seconds;
+  out->busy_gets_s = (double)(g[2] - g[1]) / out->busy_seconds;
+  bench_stat bs = bench_summarize(ms, r->cycles);
+  out->busy_cycle_ms = bs.median;
+  out->busy_max_ms = bs.max;
   free(ms);
 }
 
@@ -370,11 +386,13 @@ static void run(bench_ctx *ctx, void *result) {
   char *dir = bench_mkdir(p->dir, "writer-cycle");
   char *dd = bench_mkdir(dir, "deltas"), *dw = bench_mkdir(dir, "whole");
   char *dl = bench_mkdir(dir, "lmdb");
-  bench_say("writer-cycle: building %" PRIu64 " x %d B three times", r->layers,
+  char *db = bench_mkdir(dir, "background");
+  bench_say("writer-cycle: building %" PRIu64 " x %d B four times", r->layers,
             WC_SIZE);
-  wc_strata st[2];
+  wc_strata st[3];
   strata_setup(&st[0], dd, 0, r->layers);
   strata_setup(&st[1], dw, STRATA_STORE_NO_DELTAS, r->layers);
+  strata_setup(&st[2], db, STRATA_STORE_BACKGROUND_COMPACT, r->layers);
   wc_lmdb l;
   lmdb_setup(&l, dl, r->layers);
 
@@ -400,18 +418,25 @@ static void run(bench_ctx *ctx, void *result) {
       if (pe == WP_LMDB)
         ms[pe][c] = lmdb_cycle(&l, ids, k, buf);
       else
-        ms[pe][c] =
-            strata_cycle(&st[pe == WP_WHOLE], ids, k, buf, &kind[pe][c]);
+        ms[pe][c] = strata_cycle(&st[store_of(pe)], ids, k, buf, &kind[pe][c]);
     }
     for (size_t j = 0; j < k; j++)
       last[ids[j]] = c;
   }
-  verify(st, 2, &l, r->layers, last);
+  bench_check(strata_compact_wait(st[2].s), "strata_compact_wait");
+  verify(st, 3, &l, r->layers, last);
   for (int q = 0; q < WP_COUNT; q++)
     summarize_peer(&r->peer[q], ms[q], kind[q], n, q != WP_LMDB);
 
-  readers_phase(r, &st[0], p->seconds, (uint64_t)n, ids, buf, last);
+  int32_t *last_bg = bench_xmalloc(r->layers * sizeof *last_bg);
+  memcpy(last_bg, last, r->layers * sizeof *last_bg);
+  readers_phase(r, &r->rd[0], &st[0], p->seconds, (uint64_t)n, ids, buf, last);
   verify(st, 1, NULL, r->layers, last);
+  readers_phase(r, &r->rd[1], &st[2], p->seconds, (uint64_t)n, ids, buf,
+                last_bg);
+  bench_check(strata_compact_wait(st[2].s), "strata_compact_wait");
+  verify(&st[2], 1, NULL, r->layers, last_bg);
+  free(last_bg);
 
   for (int q = 0; q < WP_COUNT; q++) {
     free(ms[q]);
@@ -421,9 +446,10 @@ static void run(bench_ctx *ctx, void *result) {
   free(buf);
   free(last);
   lmdb_teardown(&l);
-  for (int i = 0; i < 2; i++)
+  for (int i = 0; i < 3; i++)
     strata_store_close(st[i].s);
   bench_rmtree(dir);
+  free(db);
   free(dd);
   free(dw);
   free(dl);
@@ -444,7 +470,9 @@ static void print(FILE *f, const void *result) {
     fprintf(f, "  %-26s %9.2f %9.2f %9.2f %9.2f %9.2f\n", peer_names[q],
             p->ms.median, p->p90_ms, p->ms.max, p->mean_ms, p->ms.min);
   }
-  for (int q = 0; q < WP_COUNT; q += 2) {
+  for (int q = 0; q < WP_COUNT; q++) {
+    if (q == WP_LMDB || q == WP_BG)
+      continue;
     const wc_peer *p = &r->peer[q];
     fprintf(f,
             "  %s: %u cycles wrote a delta (mean %.2f ms), %u merged deltas, "
@@ -452,8 +480,13 @@ static void print(FILE *f, const void *result) {
             peer_names[q], p->kinds[K_DELTA], p->delta_mean_ms,
             p->kinds[K_MERGE], p->kinds[K_COMPACT], p->compact_mean_ms);
   }
+  fprintf(f,
+          "  %s: every crystallization writes a delta; merges and base "
+          "rewrites run on the store's compactor thread, outside the "
+          "cycles\n",
+          peer_names[WP_BG]);
   const wc_peer *s = &r->peer[WP_DELTAS], *l = &r->peer[WP_LMDB],
-                *w = &r->peer[WP_WHOLE];
+                *w = &r->peer[WP_WHOLE], *b = &r->peer[WP_BG];
   fprintf(f,
           "  strata/lmdb: median %.2f, p90 %.2f, mean %.2f; NO_DELTAS/lmdb: "
           "median %.2f, mean %.2f; NO_DELTAS/strata: mean %.2f\n",
@@ -461,25 +494,42 @@ static void print(FILE *f, const void *result) {
           s->mean_ms / l->mean_ms, w->ms.median / l->ms.median,
           w->mean_ms / l->mean_ms, w->mean_ms / s->mean_ms);
   fprintf(f,
-          "  reader (strata_get_data, a snapshot per %d gets): %.2f M gets/s "
-          "with the writer idle (%.1f s), %.2f M/s while it cycles (%.1f s, "
-          "%d cycles, median %.2f ms); busy/idle %.2f\n",
-          WC_READ_BATCH, r->idle_gets_s / 1e6, r->idle_seconds,
-          r->busy_gets_s / 1e6, r->busy_seconds, r->cycles, r->busy_cycle_ms,
-          r->busy_gets_s / r->idle_gets_s);
+          "  background/lmdb: median %.2f, p90 %.2f, max %.2f, mean %.2f; "
+          "background/deltas: max %.2f, mean %.2f\n",
+          b->ms.median / l->ms.median, b->p90_ms / l->p90_ms,
+          b->ms.max / l->ms.max, b->mean_ms / l->mean_ms, b->ms.max / s->ms.max,
+          b->mean_ms / s->mean_ms);
+  for (int i = 0; i < 2; i++) {
+    const wc_readers *rd = &r->rd[i];
+    fprintf(f,
+            "  reader of the %s store (strata_get_data, a snapshot per %d "
+            "gets): %.2f M gets/s with the writer idle (%.1f s), %.2f M/s "
+            "while it cycles (%.1f s, %d cycles, median %.2f ms, max %.2f "
+            "ms); busy/idle %.2f\n",
+            i ? "background" : "deltas", WC_READ_BATCH, rd->idle_gets_s / 1e6,
+            rd->idle_seconds, rd->busy_gets_s / 1e6, rd->busy_seconds,
+            r->cycles, rd->busy_cycle_ms, rd->busy_max_ms,
+            rd->busy_gets_s / rd->idle_gets_s);
+  }
   if (r->cores <= 2)
     fprintf(f,
             "  (%ld cores: the reader and the writer share them, and with "
             "them the busy/idle ratio)\n",
             r->cores);
-  bench_target t[3] = {{"strata/lmdb, mean ms per cycle",
-                        s->mean_ms / l->mean_ms, TARGET_VS_LMDB, true},
-                       {"strata/lmdb, median ms per cycle",
-                        s->ms.median / l->ms.median, TARGET_VS_LMDB, true},
-                       {"reader gets/s busy / idle",
-                        r->busy_gets_s / r->idle_gets_s, TARGET_READERS,
-                        false}};
-  bench_print_targets(f, t, 3);
+  bench_target t[6] = {
+      {"strata/lmdb, mean ms per cycle", s->mean_ms / l->mean_ms,
+       TARGET_VS_LMDB, true},
+      {"strata/lmdb, median ms per cycle", s->ms.median / l->ms.median,
+       TARGET_VS_LMDB, true},
+      {"background/lmdb, mean ms per cycle", b->mean_ms / l->mean_ms,
+       TARGET_VS_LMDB, true},
+      {"background/lmdb, max ms per cycle", b->ms.max / l->ms.max,
+       TARGET_VS_LMDB, true},
+      {"reader gets/s busy / idle", r->rd[0].busy_gets_s / r->rd[0].idle_gets_s,
+       TARGET_READERS, false},
+      {"reader gets/s busy / idle, background",
+       r->rd[1].busy_gets_s / r->rd[1].idle_gets_s, TARGET_READERS, false}};
+  bench_print_targets(f, t, 6);
 }
 
 static void json(FILE *f, const void *result) {
@@ -503,12 +553,18 @@ static void json(FILE *f, const void *result) {
               p->delta_mean_ms, p->compact_mean_ms);
     fputc('}', f);
   }
-  fprintf(f,
-          ", \"reader\": {\"idle_gets_s\": %.0f, \"busy_gets_s\": %.0f, "
-          "\"idle_s\": %.3f, \"busy_s\": %.3f, \"busy_cycle_ms\": %.4f}, "
-          "\"target_vs_lmdb\": %.1f, \"target_readers\": %.1f}",
-          r->idle_gets_s, r->busy_gets_s, r->idle_seconds, r->busy_seconds,
-          r->busy_cycle_ms, TARGET_VS_LMDB, TARGET_READERS);
+  for (int i = 0; i < 2; i++) {
+    const wc_readers *rd = &r->rd[i];
+    fprintf(f,
+            ", \"%s\": {\"idle_gets_s\": %.0f, \"busy_gets_s\": %.0f, "
+            "\"idle_s\": %.3f, \"busy_s\": %.3f, \"busy_cycle_ms\": %.4f, "
+            "\"busy_max_ms\": %.4f}",
+            i ? "reader_background" : "reader", rd->idle_gets_s,
+            rd->busy_gets_s, rd->idle_seconds, rd->busy_seconds,
+            rd->busy_cycle_ms, rd->busy_max_ms);
+  }
+  fprintf(f, ", \"target_vs_lmdb\": %.1f, \"target_readers\": %.1f}",
+          TARGET_VS_LMDB, TARGET_READERS);
 }
 
 const bench_scenario bench_sc_writer_cycle = {
