@@ -322,6 +322,8 @@ static const opt opts[] = {
     {"verify_at_open", CFG(flags), OPT_FLAG, STRATA_STORE_VERIFY_AT_OPEN},
     {"create", CFG(flags), OPT_FLAG, STRATA_STORE_CREATE},
     {"no_deltas", CFG(flags), OPT_FLAG, STRATA_STORE_NO_DELTAS},
+    {"background_compact", CFG(flags), OPT_FLAG,
+     STRATA_STORE_BACKGROUND_COMPACT},
     {"staging_bytes", CFG(staging.bytes), OPT_U64, 0},
     {"staging_block_size", CFG(staging.block_size), OPT_U32, 0},
     {"staging_streams", CFG(staging.streams), OPT_U32, 0},
@@ -628,6 +630,31 @@ static PyObject *Store_crystallize(PyObject *self, PyObject *region) {
   Py_RETURN_NONE;
 }
 
+static PyObject *Store_compact(PyObject *self, PyObject *region) {
+  strata_py_store *s = (strata_py_store *)self;
+  uint64_t id;
+  if (strata_py_store_check(s) < 0 || region_id_of(s, region, &id) < 0 ||
+      strata_py_store_enter(s) < 0)
+    return NULL;
+  int rc;
+  Py_BEGIN_ALLOW_THREADS rc = strata_compact(s->store, id);
+  Py_END_ALLOW_THREADS if (rc < 0) strata_py_raise(rc);
+  strata_py_store_leave(s);
+  if (rc < 0)
+    return NULL;
+  Py_RETURN_NONE;
+}
+
+static PyObject *Store_compact_wait(PyObject *self, PyObject *unused) {
+  (void)unused;
+  strata_py_store *s = (strata_py_store *)self;
+  if (strata_py_store_enter(s) < 0)
+    return NULL;
+  Py_BEGIN_ALLOW_THREADS(void) strata_compact_wait(s->store);
+  Py_END_ALLOW_THREADS strata_py_store_leave(s);
+  Py_RETURN_NONE;
+}
+
 static PyObject *Store_refresh(PyObject *self, PyObject *unused) {
   (void)unused;
   strata_py_store *s = (strata_py_store *)self;
@@ -787,6 +814,18 @@ static PyMethodDef Store_methods[] = {
      "crystallize(region)\n--\n\nWrites the proto of `region` (id or name) "
      "as a region file (temporary file, fsync, rename) and publishes it. "
      "Open snapshots keep what they saw. Releases the GIL."},
+    {"compact", Store_compact, METH_O,
+     "compact(region)\n--\n\nRewrites the stack of `region` (id or name: "
+     "its base and delta files) into a new base, holding the writer only at "
+     "the start and for the publication: puts, crystallizations and reads "
+     "go on meanwhile, and deltas crystallized meanwhile are kept. A no-op "
+     "for a region without deltas. strata.ConflictError when the stack "
+     "changed below its top meanwhile (nothing replaced). Releases the "
+     "GIL."},
+    {"compact_wait", Store_compact_wait, METH_NOARGS,
+     "compact_wait()\n--\n\nWaits until the store's compactor thread "
+     "(background_compact=True) has nothing queued or running; returns at "
+     "once without one. Releases the GIL."},
     {"refresh", Store_refresh, METH_NOARGS,
      "refresh()\n--\n\nPicks up region files other processes wrote, drops "
      "those that disappeared. Releases the GIL."},
@@ -828,8 +867,10 @@ static PyType_Slot Store_slots[] = {
      "arguments are strata_store_config's fields (include/strata/store.h): "
      "memory_limit, warn_pct, evict_pct, refuse_pct, log_level (a name or "
      "0..5), max_readers, snapshot_warn_ms, open_threads, shared_view; "
-     "read_only, verify_at_open, create and no_deltas (bools for the flags; "
-     "no_deltas: crystallize into whole base files only); and the "
+     "read_only, verify_at_open, create, no_deltas and background_compact "
+     "(bools for the flags; no_deltas: crystallize into whole base files "
+     "only; background_compact: merges and base rewrites of delta stacks "
+     "on a thread of the store, see compact()); and the "
      "staging pool's, prefixed: staging_bytes, staging_block_size, "
      "staging_streams, staging_device, staging_high_pct, staging_evict_pct, "
      "staging_hot_threshold, staging_sample_period, staging_hot_budget, "

@@ -124,6 +124,7 @@ class Store:
         verify_at_open: bool | None = ...,
         create: bool | None = ...,
         no_deltas: bool | None = ...,
+        background_compact: bool | None = ...,
         staging_bytes: int | None = ...,
         staging_block_size: int | None = ...,
         staging_streams: int | None = ...,
@@ -157,6 +158,11 @@ class Store:
         name: str | None = None,
         metadata: Any = None,
     ) -> Proto: ...
+    def compact(self, region: int | str, /) -> None:
+        """Rewrites the region's base and delta files into a new base,
+        without holding the writer for the write."""
+    def compact_wait(self) -> None:
+        """Waits for the background compactor (background_compact=True)."""
     def crystallize(self, region: int | str, /) -> None:
         """Writes the region's proto as its file; releases the GIL."""
     def refresh(self) -> None:

@@ -1,6 +1,7 @@
 """Delta files as Python reports them (issue 19 through the binding):
 Snapshot.regions()' delta_depth and deltas, Region.info["delta"] of a
-delta file opened directly, Layer.tombstone, Store(no_deltas=True).
+delta file opened directly, Layer.tombstone, Store(no_deltas=True),
+Store.compact() and Store(background_compact=True).
 
 The deltas are made the way a store makes them: a small change put into a
 proto and crystallized (docs/ARCHITECTURE.md, "Crystallize": a change
@@ -164,3 +165,46 @@ def test_no_deltas_store_writes_a_whole_base(store, tmp_path):
         with strata.Region(r["file"]) as base:
             assert base.info["delta"] is None
             assert len(base) == 19
+
+
+def test_compact_rewrites_the_stack_into_a_base(store):
+    small_change(store, {1: b"one, changed"}, removes=[2])
+    small_change(store, {3: b"three, changed", 41: b"forty-one"})
+    with store.snapshot() as snap:
+        assert snap.regions()[0]["delta_depth"] == 2
+    held = store.snapshot()
+    store.compact("docs")
+    with store.snapshot() as snap:
+        (r,) = snap.regions()
+        assert r["delta_depth"] == 0 and r["deltas"] == []
+        assert r["layers"] == 20
+        assert bytes(snap.get(DOCS, 1)) == b"one, changed"
+        assert bytes(snap.get(DOCS, 41)) == b"forty-one"
+        assert snap.get_many_in(DOCS, [2]) == [None]
+    # A snapshot taken before reads the stack it saw.
+    assert held.regions()[0]["delta_depth"] == 2
+    assert bytes(held.get(DOCS, 3)) == b"three, changed"
+    held.close()
+    with strata.Region(r["file"]) as base:
+        assert base.info["delta"] is None and len(base) == 20
+    store.compact(DOCS)  # nothing to compact: a no-op
+    with pytest.raises(strata.NotFoundError):
+        store.compact(999)
+
+
+def test_background_compact_keeps_stacks_short(store, tmp_path):
+    store.close()
+    with strata.Store(tmp_path / "store", background_compact=True,
+                      shared_view=False) as s:
+        want = dict(BASE)
+        for c in range(12):
+            change = {c: b"cycle %d" % c, 50 + c: b"new %d" % c}
+            want.update(change)
+            small_change(s, change)
+        s.compact_wait()
+        with s.snapshot() as snap:
+            (r,) = snap.regions()
+            assert r["delta_depth"] < 4
+            assert {lid: bytes(snap.get(DOCS, lid)) for lid in want} == want
+            assert r["layers"] == len(want)
+        s.compact_wait()  # nothing queued: returns at once
