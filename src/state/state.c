@@ -25,7 +25,7 @@
  * "remote" (docs/REMOTE.md, "Reported state"). 2.2: a region's "deltas"
  * (its stack of delta files over "file", docs/ARCHITECTURE.md "Deltas"),
  * and its "layer_count" counts through them. */
-#define STATE_DOC_VERSION "2.2"
+#define STATE_DOC_VERSION "2.3"
 
 /* Region and layer ids and checksums are u64; JSON integers in jansson are
  * signed 64-bit. Values above INT64_MAX are written as decimal strings so
@@ -265,6 +265,18 @@ static json_t *conflicts_json(strata_store *s, bool *ok) {
   return a;
 }
 
+/* Compactions (docs/ARCHITECTURE.md, "Background compaction"). */
+static json_t *compactions_json(strata_store *s) {
+  strata__compact_figures f;
+  strata__compact_figures_get(s, &f);
+  return json_pack("{s:b, s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+                   "background", f.background, "running", f.running, "queued",
+                   (json_int_t)f.queued, "count", (json_int_t)f.count, "merges",
+                   (json_int_t)f.merges, "rebased_deltas",
+                   (json_int_t)f.rebased, "dropped", (json_int_t)f.dropped,
+                   "failed", (json_int_t)f.failed, "ns", (json_int_t)f.ns);
+}
+
 /* The remote's part (docs/REMOTE.md, "Reported state"): null without one. */
 static json_t *remote_json(strata_store *s) {
   return s->remote != NULL ? strata__remote_json(s->remote) : json_null();
@@ -297,7 +309,8 @@ int strata__state_collect(strata_store *s, unsigned flags, json_t **out) {
       "{s:s, s:s, s:I, s:s, s:o, s:{s:I, s:I, s:I, s:f, s:s, s:{s:i, s:i, "
       "s:i}}, "
       "s:o, s:o, s:o, s:o, s:o, s:o, "
-      "s:{s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:I, s:I, s:o}, "
+      "s:{s:I, s:I, s:I, s:I, s:I, s:{s:I, s:I, s:I, s:I}, s:o, s:I, s:I, "
+      "s:o}, "
       "s:{s:I, s:I, s:I, s:I, s:I}}",
       "strata_version", strata_version_string(), "format_version",
       STATE_DOC_VERSION, "time_unix_ms", (json_int_t)strata__unix_ms(), "dir",
@@ -319,9 +332,9 @@ int strata__state_collect(strata_store *s, unsigned flags, json_t **out) {
       (json_int_t)st.crystallizations, "bytes",
       (json_int_t)st.crystallize_bytes, "write_ns",
       (json_int_t)st.crystallize_write_ns, "fsync_ns",
-      (json_int_t)st.crystallize_fsync_ns, "evictions",
-      (json_int_t)st.evictions, "puts_refused", (json_int_t)st.puts_refused,
-      "errors", errors_json(&ok),
+      (json_int_t)st.crystallize_fsync_ns, "compactions", compactions_json(s),
+      "evictions", (json_int_t)st.evictions, "puts_refused",
+      (json_int_t)st.puts_refused, "errors", errors_json(&ok),
       /* snapshots */
       "snapshots", "open", (json_int_t)st.snapshots_open, "oldest_age_ms",
       (json_int_t)st.oldest_snapshot_ms, "waiting_bytes",

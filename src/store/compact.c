@@ -54,6 +54,7 @@ struct strata__compactor {
   uint64_t *ids;       /* regions to compact, oldest request first */
   size_t n, cap;
   bool busy, stop;
+  bool active;         /* a compaction of the queue's runs now */
   _Atomic bool cancel; /* read by the running compaction's writer */
 };
 
@@ -463,6 +464,9 @@ static int finish(compaction *c) {
     }
   }
   strata__catalog_commit(s, &ch); /* retires cur (freed after the lock) */
+  s->compact_stats.count++;
+  s->compact_stats.merges += c->merge;
+  s->compact_stats.rebased += m - k;
   strata__log(&s->log, STRATA_LOG_INFO, "compact",
               "msg=\"region compacted\" region_id=%" PRIu64 " file=%s "
               "kind=%s deltas=%" PRIu32 " rebased=%" PRIu32
@@ -492,26 +496,34 @@ static int compact(struct strata_store *s, uint64_t id, bool allow_merge,
                    _Atomic bool *cancel) {
   strata__store_await_verify(s); /* never build on an unverified file */
   compaction c = {.s = s, .id = id};
+  uint64_t t0 = strata__mono_ns();
   pthread_mutex_lock(&s->write_mu);
   int rc = strata__store_writable(s);
   if (rc == 0)
     rc = begin(&c, allow_merge);
-  pthread_mutex_unlock(&s->write_mu);
-  if (rc == 0 && c.v != NULL) {
+  bool work = rc == 0 && c.v != NULL;
+  if (work) {
+    pthread_mutex_unlock(&s->write_mu);
     rc = write_bottom(&c, cancel);
     if (rc == 0 && s->compact_hook != NULL)
       s->compact_hook(s->compact_hook_ctx);
     pthread_mutex_lock(&s->write_mu);
     if (rc == 0)
       rc = finish(&c);
-    compaction_free(&c); /* the view's references, under the mutex */
-    strata__store_maintain(s);
-    pthread_mutex_unlock(&s->write_mu);
-  } else {
-    pthread_mutex_lock(&s->write_mu);
-    compaction_free(&c);
-    pthread_mutex_unlock(&s->write_mu);
   }
+  /* Counted once a compaction began writing (a refusal at its start, such
+   * as no such region, is the caller's error, not a compaction's). */
+  if (work && rc == 0)
+    s->compact_stats.ns += strata__mono_ns() - t0;
+  else if (work && (rc == STRATA_E_CONFLICT || rc == STRATA_E_STATE ||
+                    rc == STRATA_E_CANCELED))
+    s->compact_stats.dropped++;
+  else if (work)
+    s->compact_stats.failed++;
+  compaction_free(&c); /* the view's references, under the mutex */
+  if (work)
+    strata__store_maintain(s);
+  pthread_mutex_unlock(&s->write_mu);
   return rc;
 }
 
@@ -555,7 +567,7 @@ static void *compactor_main(void *arg) {
     uint64_t id = k->ids[0];
     memmove(k->ids, k->ids + 1, (k->n - 1) * sizeof *k->ids);
     k->n--;
-    k->busy = true;
+    k->busy = k->active = true;
     pthread_mutex_unlock(&k->mu);
     int rc = compact(s, id, true, &k->cancel);
     if (rc < 0) {
@@ -575,6 +587,7 @@ static void *compactor_main(void *arg) {
                   strata__log_quote(qd, sizeof qd, strata_last_error_detail()));
     }
     pthread_mutex_lock(&k->mu);
+    k->active = false;
   }
   k->busy = false;
   pthread_cond_broadcast(&k->idle);
@@ -654,6 +667,26 @@ static void request(struct strata_store *s, uint64_t id) {
     pthread_cond_signal(&k->work);
   }
   pthread_mutex_unlock(&k->mu);
+}
+
+void strata__compact_figures_get(struct strata_store *s,
+                                 strata__compact_figures *out) {
+  pthread_mutex_lock(&s->write_mu);
+  *out = (strata__compact_figures){.count = s->compact_stats.count,
+                                   .merges = s->compact_stats.merges,
+                                   .rebased = s->compact_stats.rebased,
+                                   .dropped = s->compact_stats.dropped,
+                                   .failed = s->compact_stats.failed,
+                                   .ns = s->compact_stats.ns};
+  struct strata__compactor *k = s->compactor;
+  if (k != NULL) {
+    out->background = true;
+    pthread_mutex_lock(&k->mu);
+    out->queued = k->n;
+    out->running = k->active;
+    pthread_mutex_unlock(&k->mu);
+  }
+  pthread_mutex_unlock(&s->write_mu);
 }
 
 int strata_compact_wait(strata_store *s) {

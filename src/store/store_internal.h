@@ -791,6 +791,12 @@ struct strata_store {
    * with the compactor; a hook because compact.c builds on
    * crystallize.c's walks, and crystallize.c asks for compactions). */
   void (*compact_request)(struct strata_store *s, uint64_t id);
+  /* Compactions so far (strata_compact and the compactor): under write_mu
+   * (compact.c; the state dump reads them through
+   * strata__compact_figures_get). */
+  struct {
+    uint64_t count, merges, rebased, dropped, failed, ns;
+  } compact_stats;
   /* strata_testing.h: called by a compaction between the write of its new
    * file and the publication, without the writer mutex. */
   void (*compact_hook)(void *ctx);
@@ -1040,5 +1046,18 @@ int strata__crystallize_locked(struct strata_store *s, uint64_t region_id,
  * s->compact_request queues a region (writer mutex held). */
 void strata__compact_start(struct strata_store *s);
 void strata__compact_stop(struct strata_store *s);
+/* What the state dump reports of compactions: whether a compactor thread
+ * runs, its queue and whether it is compacting now, and the counts since
+ * open: compactions published (merges among them), deltas rebased,
+ * compactions dropped (STRATA_E_CONFLICT, STRATA_E_STATE, canceled) and
+ * failed (any other error), and the time the published ones took. Takes
+ * the writer mutex and the compactor's. */
+typedef struct strata__compact_figures {
+  bool background, running;
+  uint64_t queued;
+  uint64_t count, merges, rebased, dropped, failed, ns;
+} strata__compact_figures;
+void strata__compact_figures_get(struct strata_store *s,
+                                 strata__compact_figures *out);
 
 #endif /* STRATA_STORE_INTERNAL_H */

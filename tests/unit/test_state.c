@@ -114,7 +114,7 @@ static void test_dump_figures(void **state) {
    * object for region 9, null for region 5, which has none. 2.1 added
    * "remote", null for a store without one. */
   assert_string_equal(json_string_value(json_object_get(doc, "format_version")),
-                      "2.2");
+                      "2.3");
   assert_true(json_is_null(json_object_get(doc, "remote")));
   assert_int_equal(jint(r1, "metadata.k"), 1);
   assert_true(json_is_null(json_object_get(r0, "metadata")));

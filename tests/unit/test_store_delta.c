@@ -1025,6 +1025,12 @@ static void test_compact_explicit(void **state) {
   assert_int_equal(stat(test_path(dir, "r.region"), &after), 0);
   assert_int_equal(before.st_ino, after.st_ino);
   assert_strata_err(strata_compact(s, 999), STRATA_E_NO_REGION);
+  strata__compact_figures fig;
+  strata__compact_figures_get(s, &fig);
+  assert_false(fig.background);
+  assert_int_equal(fig.count, 2);
+  assert_int_equal(fig.merges, 0);
+  assert_int_equal(fig.failed, 0); /* the missing region is no compaction */
   strata_store_close(s);
   s = open_logged(dir, &l);
   check_store(s, &m);
@@ -1093,6 +1099,10 @@ static void test_compact_conflict(void **state) {
   assert_strata_err(strata_compact(s, RID), STRATA_E_CONFLICT);
   strata_compact_test_hook(s, NULL, NULL);
   assert_non_null(strstr(strata_last_error_detail(), "changed below its top"));
+  strata__compact_figures fig;
+  strata__compact_figures_get(s, &fig);
+  assert_int_equal(fig.count, 0);
+  assert_int_equal(fig.dropped, 1);
   assert_int_equal(disk_depth(dir), 0);
   check_store(s, &m);
   strata_store_close(s);
@@ -1127,6 +1137,13 @@ static void background_cycles(bool large) {
   assert_strata_ok(strata_compact_wait(s));
   check_store(s, &m);
   assert_true(disk_depth(dir) < 4);
+  strata__compact_figures fig;
+  strata__compact_figures_get(s, &fig);
+  assert_true(fig.background);
+  assert_false(fig.running);
+  assert_int_equal(fig.queued, 0);
+  assert_true(fig.count > 0);
+  assert_true(large ? fig.merges > 0 : fig.merges < fig.count);
   pthread_mutex_lock(&lines_mu);
   assert_null(strstr(l.text, "kind=base depth"));
   assert_null(strstr(l.text, "kind=merge depth"));
