@@ -67,7 +67,8 @@ static strata__otable *table_new(struct strata_store *s, uint64_t buckets) {
     atomic_init(&t->by_id[i], NULL);
     atomic_init(&t->by_name[i], NULL);
   }
-  t->bytes = sizeof *t + 2 * arr;
+  t->bytes = strata__pool_charge(s->pool, sizeof *t) +
+             2 * strata__pool_charge(s->pool, arr);
   return t;
 }
 
@@ -99,7 +100,7 @@ static int table_copy(struct strata_store *s, const strata__otable *from,
     return STRATA_E_NOMEM;
   to->links = c;
   to->nlinks = n;
-  to->bytes += n * sizeof *c;
+  to->bytes += n > 0 ? strata__pool_charge(s->pool, (size_t)n * sizeof *c) : 0;
   for (int h = 0; h < 2; h++) {
     _Atomic(strata__link *) *src = h == 0 ? from->by_id : from->by_name;
     _Atomic(strata__link *) *dst = h == 0 ? to->by_id : to->by_name;
@@ -240,6 +241,10 @@ int strata__overlay_count_reserve(struct strata_store *s, strata__overlay *o) {
                         s->dir, counts_size(cap));
   }
   g->cap = cap;
+  /* The copy is the proto's; the old array is the retire record's. */
+  o->bytes +=
+      strata__pool_charge(s->pool, counts_size(cap)) -
+      (a != NULL ? strata__pool_charge(s->pool, counts_size(a->cap)) : 0);
   if (live > 0)
     memcpy(g->rec, a->rec + keep, (size_t)live * sizeof *g->rec);
   atomic_init(&g->n, live);
@@ -277,7 +282,16 @@ void strata__overlay_count_push(strata__overlay *o, uint64_t version,
  * in_use), so a chunk kept for one live lver among pruned ones counts
  * whole: a proto that keeps overwriting a few layers scattered over many
  * chunks holds more heap than its live versions until it is crystallized,
- * and the memory thresholds see that and evict it (store_memory.c). */
+ * and the memory thresholds see that and evict it (store_memory.c).
+ *
+ * What a proto holds (o->bytes, which eviction ranks protos by and
+ * strata_proto_info.bytes reports) is counted the same way, in pool
+ * charges (strata__pool_charge: whole blocks, as in_use grows): a chunk
+ * from its allocation (arena_take) to its free (chunk_free), a content
+ * block from the link of its lver to the prune that retires it, the
+ * tables and the count history while they are current. Before, it summed
+ * the versions' own bytes, so that a proto whose few live versions kept
+ * many chunks alive ranked below one that would give back less. */
 
 #define ARENA_FIRST (4u << 10)
 #define ARENA_MAX (1u << 20)
@@ -288,6 +302,7 @@ static size_t round64(size_t n) {
 
 static void chunk_free(struct strata_store *s, strata__achunk *c) {
   strata__overlay *o = c->owner;
+  o->bytes -= strata__pool_charge(s->pool, (size_t)c->size);
   if (c->prev != NULL)
     c->prev->next = c->next;
   else
@@ -345,6 +360,7 @@ static void *arena_take(struct strata_store *s, strata__overlay *o, size_t n,
     if (c != NULL)
       c->prev = g;
     o->chunks = c = g;
+    o->bytes += strata__pool_charge(s->pool, (size_t)want);
     if (o->chunk_next < ARENA_MAX)
       o->chunk_next = want < ARENA_MAX ? 2 * want : ARENA_MAX;
     /* (chunk_needed() caps it by arena_max() when it is read.) */
@@ -463,7 +479,8 @@ void strata__lver_free(struct strata_store *s, strata__lver *lv) {
     chunk_free(s, c); /* nothing in it is reachable any more */
 }
 
-/* The bytes an lver holds, as o->bytes counts them. */
+/* The bytes a pruned lver's retire record counts (strata_store_stats'
+ * retired_bytes): its arena bytes and content block. */
 static uint64_t lver_bytes(const strata__lver *lv) {
   return lv->alloc_size + (lv->flags & STRATA__LV_DATA_BLOCK ? lv->size : 0);
 }
@@ -625,7 +642,9 @@ int strata__overlay_link(struct strata_store *s, strata__overlay *o,
     lv->slot = o->changed++;
   }
   o->latest[lv->slot] = (strata__idlv){lv->id, lv};
-  o->bytes += lver_bytes(lv);
+  /* Its arena bytes were counted with their chunk (arena_take). */
+  if (lv->flags & STRATA__LV_DATA_BLOCK)
+    o->bytes += strata__pool_charge(s->pool, (size_t)lv->size);
   return 0;
 }
 
@@ -681,11 +700,13 @@ static bool prune_id(struct strata_store *s, strata__overlay *o,
     if (lv->name != NULL)
       unlink_from(&t->by_name[name_hash(o, lv->name, lv->name_len) & t->mask],
                   lv);
-    uint64_t bytes = lver_bytes(lv);
-    strata__retire_push(s, rec, lv, bytes, pruned_free);
+    strata__retire_push(s, rec, lv, lver_bytes(lv), pruned_free);
     o->lvers--;
     o->named -= lv->name != NULL;
-    o->bytes -= bytes;
+    /* Its content block is the retire record's now; its chunk stays the
+     * proto's until its last version is freed (chunk_free). */
+    if (lv->flags & STRATA__LV_DATA_BLOCK)
+      o->bytes -= strata__pool_charge(s->pool, (size_t)lv->size);
   }
   return !pending;
 }

@@ -199,7 +199,7 @@ typedef struct strata__otable {
    * Every other link is an lver's own (id_link, name_link). */
   strata__link *links;
   uint64_t nlinks;
-  uint64_t bytes;
+  uint64_t bytes; /* pool charges of the struct, arrays and links */
 } strata__otable;
 
 /* One change of a proto's layer count, kept while a snapshot may need it. */
@@ -226,7 +226,12 @@ typedef struct strata__overlay {
   uint64_t lvers;   /* lvers linked (all versions) */
   uint64_t named;   /* those with a name: links on the name chains */
   uint64_t changed; /* distinct ids with an lver */
-  uint64_t bytes;   /* bytes of lvers, contents, links, tables */
+  /* Pool bytes it holds, as the heap counts them (whole blocks): arena
+   * chunks whole, live lvers' content blocks, the current table and count
+   * history; not what it retired. What crystallizing or discarding it
+   * gives back (less an empty proto's table), which eviction ranks protos
+   * by (overlay.c, "the arena"). */
+  uint64_t bytes;
   /* The arena (overlay.c): its chunks, newest first (lvers are taken from
    * the head), the size of the next chunk, and how many lvers have their
    * content in a pool block of its own. */
