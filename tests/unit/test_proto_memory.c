@@ -7,7 +7,9 @@
  * per snapshot and the heap figure of strata_store_stats_get(). */
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
+#include <stdatomic.h>
 #include <xxhash.h>
 
 #include "test_util.h"
@@ -22,6 +24,12 @@ static uint64_t heap(strata_store *s) {
   strata_store_stats st;
   assert_strata_ok(strata_store_stats_get(s, &st));
   return st.heap_bytes;
+}
+
+static uint64_t proto_bytes(strata_proto *p) {
+  strata_proto_info pi;
+  assert_strata_ok(strata_proto_info_get(p, &pi));
+  return pi.bytes;
 }
 
 /* A store in a fresh directory (*dir), its heap figure before anything
@@ -286,6 +294,130 @@ static void test_pruned_then_discarded_in_one_collection(void **state) {
   strata_store_close(s);
 }
 
+/* The capacity of the layer count history of region `rid`'s proto, and
+ * its records (*n). Writer side: no write call may run meanwhile. */
+static uint64_t history_cap(strata_store *s, uint64_t rid, uint64_t *n) {
+  const strata__entry *e = strata__catalog_find(
+      atomic_load_explicit(&s->catalog, memory_order_acquire), rid);
+  const strata__counts *a =
+      atomic_load_explicit(&e->overlay->counts, memory_order_acquire);
+  *n = atomic_load_explicit(&((strata__counts *)a)->n, memory_order_relaxed);
+  return a->cap;
+}
+
+/* A thread that keeps taking short snapshots, each of which must read the
+ * same layer count twice, never fewer layers than the one before (only
+ * puts of new layers run meanwhile), until told to stop. */
+typedef struct count_reader {
+  strata_store *s;
+  pthread_t th;
+  atomic_bool stop;
+  uint64_t reads;
+} count_reader;
+
+static void *read_counts(void *arg) {
+  count_reader *r = arg;
+  uint64_t last = 0;
+  while (!atomic_load(&r->stop)) {
+    strata_txn t;
+    assert_strata_ok(strata_read_begin(r->s, &t));
+    uint64_t a = layers_in(&t), b = layers_in(&t);
+    strata_read_end(&t);
+    assert_int_equal(a, b);
+    assert_true(a >= last);
+    last = a;
+    r->reads++;
+  }
+  return NULL;
+}
+
+/* strata_store_reclaim() (no wait): the proto gives back `want` bytes,
+ * and the heap that and what waited for the snapshots that ended (the
+ * tables and arrays replaced meanwhile): nothing else. */
+static void reclaim_gives_back(strata_store *s, strata_proto *p,
+                               uint64_t want) {
+  strata_store_stats st0, st1;
+  assert_strata_ok(strata_store_stats_get(s, &st0));
+  uint64_t bytes = proto_bytes(p);
+  assert_strata_ok(strata_store_reclaim(s, 0));
+  assert_strata_ok(strata_store_stats_get(s, &st1));
+  assert_int_equal(bytes - proto_bytes(p), want);
+  assert_int_equal(st0.heap_bytes - st1.heap_bytes,
+                   want + (st0.retired_bytes - st1.retired_bytes));
+}
+
+/* A count history that grew while snapshots pinned its records shrinks
+ * to what the remaining snapshots read as soon as they end, at the next
+ * write call's maintenance (here strata_store_reclaim), not when it
+ * fills up again: 3,000 changes under a snapshot grow it to 4,095
+ * records (64 KiB); when that snapshot ends, the one taken after 2,000
+ * changes still reads 1,001 of them, which fit 2,047; when it ends too,
+ * 63 (1 KiB), the heap down by the difference. Each snapshot reads its
+ * own layer count throughout. Then rounds of 700 changes under a
+ * snapshot, each ended before one more change, leave no more than the
+ * first array behind, while another thread keeps reading the count.
+ * Before, the array kept its size until it was full again. */
+static void test_count_history_shrinks_when_snapshots_end(void **state) {
+  (void)state;
+  const char *dir;
+  strata_store *s;
+  uint64_t before, n;
+  strata_proto *p = fresh_proto(&dir, &s, &before, "shrink");
+  uint8_t b[8] = {0};
+  holder old, mid;
+  hold_begin(&old, s);
+  uint64_t id = 0;
+  for (; id < 3000; id++) {
+    if (id == 2000)
+      hold_begin(&mid, s);
+    assert_strata_ok(strata_proto_put(p, id, NULL, 0, NULL, b, sizeof b));
+  }
+  assert_int_equal(history_cap(s, 1, &n), 4095);
+  assert_int_equal(n, 3000);
+  hold_end(&old);
+  /* The 64 KiB array for a 32 KiB one. */
+  reclaim_gives_back(s, p, 32u << 10);
+  assert_int_equal(history_cap(s, 1, &n), 2047);
+  assert_int_equal(n, 1001); /* mid's record and those after it */
+  assert_int_equal(layers_in(&mid.t), 2000);
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  assert_int_equal(layers_in(&t), 3000);
+  strata_read_end(&t);
+  hold_end(&mid);
+  reclaim_gives_back(s, p, 31u << 10); /* 32 KiB for 1 KiB */
+  assert_int_equal(history_cap(s, 1, &n), 63);
+  assert_int_equal(n, 1);
+
+  /* The same with a reader reading the history while it is replaced
+   * (the sanitizer builds check that no array is freed under it). */
+  count_reader r = {.s = s};
+  atomic_init(&r.stop, false);
+  assert_int_equal(pthread_create(&r.th, NULL, read_counts, &r), 0);
+  for (int round = 0; round < 10; round++) {
+    hold_begin(&old, s);
+    for (int i = 0; i < 700; i++, id++)
+      assert_strata_ok(strata_proto_put(p, id, NULL, 0, NULL, b, sizeof b));
+    assert_true(history_cap(s, 1, &n) >= 1023);
+    hold_end(&old);
+    /* An overwrite: a write call that changes no layer count. Its
+     * maintenance shrinks the array unless the reader's snapshot of the
+     * moment began during the puts; its next one begins after them. */
+    assert_strata_ok(strata_proto_put(p, 0, NULL, 0, NULL, b, 1));
+    while (history_cap(s, 1, &n) != 63) {
+      sched_yield();
+      assert_strata_ok(strata_store_reclaim(s, 0));
+    }
+    assert_strata_ok(strata_read_begin(s, &t));
+    assert_int_equal(layers_in(&t), id);
+    strata_read_end(&t);
+  }
+  atomic_store(&r.stop, true);
+  pthread_join(r.th, NULL);
+  assert_true(r.reads > 0);
+  strata_store_close(s);
+}
+
 static int cancel(void *ctx, const strata_progress *progress) {
   (void)ctx, (void)progress;
   return 1;
@@ -403,12 +535,6 @@ static void test_put_cost_is_the_heap_growth(void **state) {
   assert_true(grew_table >= 5 && big_costs >= 50); /* the cases happened */
   strata_read_end(&pin);
   strata_store_close(s);
-}
-
-static uint64_t proto_bytes(strata_proto *p) {
-  strata_proto_info pi;
-  assert_strata_ok(strata_proto_info_get(p, &pi));
-  return pi.bytes;
 }
 
 /* strata_proto_info.bytes is what the proto holds in the heap: with no
@@ -563,6 +689,7 @@ int main(void) {
       cmocka_unit_test(test_arena_chunks_freed_when_pruned),
       cmocka_unit_test(test_arena_sizes_and_snapshots),
       cmocka_unit_test(test_pruned_then_discarded_in_one_collection),
+      cmocka_unit_test(test_count_history_shrinks_when_snapshots_end),
       cmocka_unit_test(test_unsorted_ids_then_superseded),
       cmocka_unit_test(test_put_cost_is_the_heap_growth),
       cmocka_unit_test(test_proto_bytes_is_the_heap_it_holds),
