@@ -262,10 +262,11 @@ static int counts_copy(struct strata_store *s, strata__overlay *o,
     return STRATA_E_NOMEM;
   }
   g->cap = cap;
-  /* The copy is the proto's; the old array is the retire record's. */
-  o->bytes +=
-      strata__pool_charge(s->pool, counts_size(cap)) -
-      (a != NULL ? strata__pool_charge(s->pool, counts_size(a->cap)) : 0);
+  /* The copy is the proto's; the old array is the retire record's, which
+   * counts it as the heap does, like a replaced table. */
+  uint64_t old =
+      a != NULL ? strata__pool_charge(s->pool, counts_size(a->cap)) : 0;
+  o->bytes += strata__pool_charge(s->pool, counts_size(cap)) - old;
   o->counts_cap = cap;
   if (live > 0)
     memcpy(g->rec, a->rec + keep, (size_t)live * sizeof *g->rec);
@@ -274,7 +275,7 @@ static int counts_copy(struct strata_store *s, strata__overlay *o,
    * period of the retirement covers it, and `a` is never written again. */
   atomic_store_explicit(&o->counts, g, memory_order_release);
   if (a != NULL)
-    strata__retire_push(s, rec, a, counts_size(a->cap), counts_free);
+    strata__retire_push(s, rec, a, old, counts_free);
   return 0;
 }
 

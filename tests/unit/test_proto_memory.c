@@ -331,6 +331,12 @@ static void *read_counts(void *arg) {
   return NULL;
 }
 
+/* What a count history array of capacity `cap` takes from the heap. */
+static uint64_t history_bytes(const strata_store *s, uint64_t cap) {
+  return strata__pool_charge(s->pool, sizeof(strata__counts) +
+                                          cap * sizeof(strata__count));
+}
+
 /* strata_store_reclaim() (no wait): the proto gives back `want` bytes,
  * and the heap that and what waited for the snapshots that ended (the
  * tables and arrays replaced meanwhile): nothing else. */
@@ -349,14 +355,15 @@ static void reclaim_gives_back(strata_store *s, strata_proto *p,
 /* A count history that grew while snapshots pinned its records shrinks
  * to what the remaining snapshots read as soon as they end, at the next
  * write call's maintenance (here strata_store_reclaim), not when it
- * fills up again: 3,000 changes under a snapshot grow it to 4,095
- * records (64 KiB); when that snapshot ends, the one taken after 2,000
- * changes still reads 1,001 of them, which fit 2,047; when it ends too,
- * 63 (1 KiB), the heap down by the difference. Each snapshot reads its
- * own layer count throughout. Then rounds of 700 changes under a
- * snapshot, each ended before one more change, leave no more than the
- * first array behind, while another thread keeps reading the count.
- * Before, the array kept its size until it was full again. */
+ * fills up again: 6,000 changes under a snapshot grow it to 8,191
+ * records (128 KiB, a large pool block); when that snapshot ends, the one
+ * taken after 4,000 changes still reads 2,001 of them, which fit 4,095;
+ * when it ends too, 63 (1 KiB), the heap down by the difference and by
+ * what waited for the snapshots (the large array among it, as the heap
+ * counts it). Each snapshot reads its own layer count throughout. Then rounds
+ * of 700 changes under a snapshot, each ended before one more change, leave no
+ * more than the first array behind, while another thread keeps reading the
+ * count. Before, the array kept its size until it was full again. */
 static void test_count_history_shrinks_when_snapshots_end(void **state) {
   (void)state;
   const char *dir;
@@ -367,25 +374,25 @@ static void test_count_history_shrinks_when_snapshots_end(void **state) {
   holder old, mid;
   hold_begin(&old, s);
   uint64_t id = 0;
-  for (; id < 3000; id++) {
-    if (id == 2000)
+  for (; id < 6000; id++) {
+    if (id == 4000)
       hold_begin(&mid, s);
     assert_strata_ok(strata_proto_put(p, id, NULL, 0, NULL, b, sizeof b));
   }
-  assert_int_equal(history_cap(s, 1, &n), 4095);
-  assert_int_equal(n, 3000);
+  assert_int_equal(history_cap(s, 1, &n), 8191);
+  assert_int_equal(n, 6000);
   hold_end(&old);
   /* The 64 KiB array for a 32 KiB one. */
-  reclaim_gives_back(s, p, 32u << 10);
-  assert_int_equal(history_cap(s, 1, &n), 2047);
-  assert_int_equal(n, 1001); /* mid's record and those after it */
-  assert_int_equal(layers_in(&mid.t), 2000);
+  reclaim_gives_back(s, p, history_bytes(s, 8191) - history_bytes(s, 4095));
+  assert_int_equal(history_cap(s, 1, &n), 4095);
+  assert_int_equal(n, 2001); /* mid's record and those after it */
+  assert_int_equal(layers_in(&mid.t), 4000);
   strata_txn t;
   assert_strata_ok(strata_read_begin(s, &t));
-  assert_int_equal(layers_in(&t), 3000);
+  assert_int_equal(layers_in(&t), 6000);
   strata_read_end(&t);
   hold_end(&mid);
-  reclaim_gives_back(s, p, 31u << 10); /* 32 KiB for 1 KiB */
+  reclaim_gives_back(s, p, history_bytes(s, 4095) - history_bytes(s, 63));
   assert_int_equal(history_cap(s, 1, &n), 63);
   assert_int_equal(n, 1);
 
