@@ -103,12 +103,28 @@ STRATA_API int strata_proto_remove(strata_proto *proto, uint64_t layer_id);
  * or strata_proto_create() make a new one. Thread-safe. */
 STRATA_API int strata_proto_discard(strata_proto *proto);
 
-/* Facts about a proto (under the writer mutex). */
+/* Facts about a proto (under the writer mutex).
+ *
+ * `bytes` is the heap the proto holds, counted as
+ * strata_store_stats.heap_bytes counts it (whole pool blocks: a 100-byte
+ * layer's place counts in the block that holds it): its index tables, the
+ * chunks its layer versions are taken from (each whole, as long as any
+ * version in it is live: a chunk kept by one live version among superseded
+ * ones counts entirely), the content blocks of live layers over 16 KiB,
+ * and the history of its layer count. It is what crystallizing or
+ * discarding the proto gives back, once the snapshots that read it end,
+ * less an empty proto's index (about 1 KiB), and what the memory
+ * thresholds' eviction ranks protos by (largest first). It is not the
+ * size of the changed layers: it can be larger (partly used chunks, a
+ * few versions keeping many chunks) or smaller (changes that are only
+ * removals). Superseded versions and replaced tables that wait for their
+ * snapshots to end are not counted: they are freed on their own, whatever
+ * happens to the proto. */
 typedef struct strata_proto_info {
   uint64_t region_id;
   uint64_t layers;  /* layers the region has now */
   uint64_t changed; /* layers put or removed since the base file */
-  uint64_t bytes;   /* heap bytes its changes use */
+  uint64_t bytes;   /* heap bytes the proto holds (see above) */
   uint64_t age_ms;  /* since the proto was created or crystallized */
 } strata_proto_info;
 STRATA_API int strata_proto_info_get(strata_proto *proto,

@@ -67,7 +67,8 @@ static strata__otable *table_new(struct strata_store *s, uint64_t buckets) {
     atomic_init(&t->by_id[i], NULL);
     atomic_init(&t->by_name[i], NULL);
   }
-  t->bytes = sizeof *t + 2 * arr;
+  t->bytes = strata__pool_charge(s->pool, sizeof *t) +
+             2 * strata__pool_charge(s->pool, arr);
   return t;
 }
 
@@ -99,7 +100,7 @@ static int table_copy(struct strata_store *s, const strata__otable *from,
     return STRATA_E_NOMEM;
   to->links = c;
   to->nlinks = n;
-  to->bytes += n * sizeof *c;
+  to->bytes += n > 0 ? strata__pool_charge(s->pool, (size_t)n * sizeof *c) : 0;
   for (int h = 0; h < 2; h++) {
     _Atomic(strata__link *) *src = h == 0 ? from->by_id : from->by_name;
     _Atomic(strata__link *) *dst = h == 0 ? to->by_id : to->by_name;
@@ -176,7 +177,23 @@ int strata__overlay_new(struct strata_store *s, strata__overlay **out) {
  * free): about 450 of the 1,870 instructions of a put in issue 19's
  * profile of 100,000 puts. Records no snapshot reads are dropped when the
  * array is full and copied, so it holds at most twice the records that
- * open snapshots may read (and 63 when none is open). */
+ * open snapshots may read (and 63 when none is open).
+ *
+ * And when most of a larger array is dead: an array grows while snapshots
+ * pin its records (each copy keeps them all), and once they ended it kept
+ * them until the next copy, which only a full array made: a snapshot held
+ * over a million changes left 32 MB behind for as long as the proto made
+ * no more changes. Now the maintenance that ends every write call
+ * (strata__store_maintain) copies an array larger than the first into the
+ * smallest that holds its live records once at most a quarter of its
+ * capacity is live, so that the copy at least halves it. A copy leaves
+ * more than a quarter live, so an array is copied again only after its
+ * snapshots moved on or it filled up; the test is one record read, and
+ * the search for the first live record runs only when it copies. The
+ * rule looks at the capacity, not at the dead prefix: a copy that kept
+ * 2,100 records has room for 8,191 (128 KiB); once their snapshot ended
+ * all but one are dead, and a rule waiting for the dead prefix to pass
+ * half the capacity kept that array until 2,000 more changes. */
 
 /* Records of the first array: 64 x 16 bytes with the header, 1 KiB. */
 #define COUNTS_FIRST 63
@@ -214,6 +231,54 @@ int64_t strata__overlay_delta(const strata__overlay *o, uint64_t version) {
   return 0;
 }
 
+/* The first of the `n` records of `a` that a snapshot at `min` or later
+ * may read: the newest whose version is <= min (each reads the newest at
+ * or below its own), 0 when none is. Versions increase along the array. */
+static uint64_t counts_first_live(const strata__counts *a, uint64_t n,
+                                  uint64_t min) {
+  uint64_t lo = 0, hi = n; /* the records in [0, lo) are <= min */
+  while (lo < hi) {
+    uint64_t mid = lo + (hi - lo) / 2;
+    if (a->rec[mid].version <= min)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo > 0 ? lo - 1 : 0;
+}
+
+/* Replaces the history `a` (NULL: none yet) of `n` records with a copy of
+ * its records from `keep` on, in an array with room for as many more,
+ * and retires `a`. STRATA_E_NOMEM (no detail: the callers give it)
+ * leaves everything as it was. Writer side. */
+static int counts_copy(struct strata_store *s, strata__overlay *o,
+                       strata__counts *a, uint64_t n, uint64_t keep) {
+  uint64_t live = n - keep, cap = counts_cap(live);
+  strata__counts *g = strata__pool_alloc(s->pool, counts_size(cap));
+  strata__retired *rec = a != NULL ? malloc(sizeof *rec) : NULL;
+  if (g == NULL || (a != NULL && rec == NULL)) {
+    strata__pool_free(s->pool, g, g != NULL ? counts_size(cap) : 0);
+    free(rec);
+    return STRATA_E_NOMEM;
+  }
+  g->cap = cap;
+  /* The copy is the proto's; the old array is the retire record's, which
+   * counts it as the heap does, like a replaced table. */
+  uint64_t old =
+      a != NULL ? strata__pool_charge(s->pool, counts_size(a->cap)) : 0;
+  o->bytes += strata__pool_charge(s->pool, counts_size(cap)) - old;
+  o->counts_cap = cap;
+  if (live > 0)
+    memcpy(g->rec, a->rec + keep, (size_t)live * sizeof *g->rec);
+  atomic_init(&g->n, live);
+  /* A reader that loaded `a` reads it to the end of its call: the grace
+   * period of the retirement covers it, and `a` is never written again. */
+  atomic_store_explicit(&o->counts, g, memory_order_release);
+  if (a != NULL)
+    strata__retire_push(s, rec, a, old, counts_free);
+  return 0;
+}
+
 int strata__overlay_count_reserve(struct strata_store *s, strata__overlay *o) {
   strata__counts *a = atomic_load_explicit(&o->counts, memory_order_relaxed);
   uint64_t n =
@@ -222,31 +287,31 @@ int strata__overlay_count_reserve(struct strata_store *s, strata__overlay *o) {
     return 0;
   /* Full: copy the records a snapshot may still read (from the newest one
    * every open snapshot sees) into an array with room for as many more. */
-  uint64_t keep = 0;
-  if (n > 0) {
-    uint64_t min = strata__ebr_min_epoch(s);
-    keep = n - 1;
-    while (keep > 0 && a->rec[keep].version > min)
-      keep--;
-  }
-  uint64_t live = n - keep, cap = counts_cap(live);
-  strata__counts *g = strata__pool_alloc(s->pool, counts_size(cap));
-  strata__retired *rec = a != NULL ? malloc(sizeof *rec) : NULL;
-  if (g == NULL || (a != NULL && rec == NULL)) {
-    strata__pool_free(s->pool, g, g != NULL ? counts_size(cap) : 0);
-    free(rec);
+  uint64_t keep = n > 0 ? counts_first_live(a, n, strata__ebr_min_epoch(s)) : 0;
+  if (counts_copy(s, o, a, n, keep) < 0)
     return strata__fail(STRATA_E_NOMEM,
                         "%s: region layer count history: allocating %zu bytes",
-                        s->dir, counts_size(cap));
-  }
-  g->cap = cap;
-  if (live > 0)
-    memcpy(g->rec, a->rec + keep, (size_t)live * sizeof *g->rec);
-  atomic_init(&g->n, live);
-  atomic_store_explicit(&o->counts, g, memory_order_release);
-  if (a != NULL)
-    strata__retire_push(s, rec, a, counts_size(a->cap), counts_free);
+                        s->dir, counts_size(counts_cap(n - keep)));
   return 0;
+}
+
+bool strata__overlay_count_compact(struct strata_store *s, strata__overlay *o,
+                                   uint64_t min) {
+  /* The first array is as small as a copy: no read of the array. */
+  if (o->counts_cap <= COUNTS_FIRST)
+    return false;
+  strata__counts *a = atomic_load_explicit(&o->counts, memory_order_relaxed);
+  uint64_t n = atomic_load_explicit(&a->n, memory_order_relaxed);
+  /* At most q records live (counts_first_live() >= n - q) when record
+   * n - q is one every open snapshot sees; then the copy's capacity,
+   * counts_cap(<= q) with cap = 2^k - 1 and q = 2^(k-2) - 1, is at most
+   * half of cap. */
+  uint64_t q = a->cap / 4;
+  if (n > q && a->rec[n - q].version > min)
+    return false;
+  /* Out of memory: the array stays as it is, as correct as before; the
+   * next maintenance tries again. */
+  return counts_copy(s, o, a, n, counts_first_live(a, n, min)) == 0;
 }
 
 void strata__overlay_count_push(strata__overlay *o, uint64_t version,
@@ -277,7 +342,16 @@ void strata__overlay_count_push(strata__overlay *o, uint64_t version,
  * in_use), so a chunk kept for one live lver among pruned ones counts
  * whole: a proto that keeps overwriting a few layers scattered over many
  * chunks holds more heap than its live versions until it is crystallized,
- * and the memory thresholds see that and evict it (store_memory.c). */
+ * and the memory thresholds see that and evict it (store_memory.c).
+ *
+ * What a proto holds (o->bytes, which eviction ranks protos by and
+ * strata_proto_info.bytes reports) is counted the same way, in pool
+ * charges (strata__pool_charge: whole blocks, as in_use grows): a chunk
+ * from its allocation (arena_take) to its free (chunk_free), a content
+ * block from the link of its lver to the prune that retires it, the
+ * tables and the count history while they are current. Before, it summed
+ * the versions' own bytes, so that a proto whose few live versions kept
+ * many chunks alive ranked below one that would give back less. */
 
 #define ARENA_FIRST (4u << 10)
 #define ARENA_MAX (1u << 20)
@@ -288,6 +362,7 @@ static size_t round64(size_t n) {
 
 static void chunk_free(struct strata_store *s, strata__achunk *c) {
   strata__overlay *o = c->owner;
+  o->bytes -= strata__pool_charge(s->pool, (size_t)c->size);
   if (c->prev != NULL)
     c->prev->next = c->next;
   else
@@ -345,6 +420,7 @@ static void *arena_take(struct strata_store *s, strata__overlay *o, size_t n,
     if (c != NULL)
       c->prev = g;
     o->chunks = c = g;
+    o->bytes += strata__pool_charge(s->pool, (size_t)want);
     if (o->chunk_next < ARENA_MAX)
       o->chunk_next = want < ARENA_MAX ? 2 * want : ARENA_MAX;
     /* (chunk_needed() caps it by arena_max() when it is read.) */
@@ -463,7 +539,8 @@ void strata__lver_free(struct strata_store *s, strata__lver *lv) {
     chunk_free(s, c); /* nothing in it is reachable any more */
 }
 
-/* The bytes an lver holds, as o->bytes counts them. */
+/* The bytes a pruned lver's retire record counts (strata_store_stats'
+ * retired_bytes): its arena bytes and content block. */
 static uint64_t lver_bytes(const strata__lver *lv) {
   return lv->alloc_size + (lv->flags & STRATA__LV_DATA_BLOCK ? lv->size : 0);
 }
@@ -625,7 +702,9 @@ int strata__overlay_link(struct strata_store *s, strata__overlay *o,
     lv->slot = o->changed++;
   }
   o->latest[lv->slot] = (strata__idlv){lv->id, lv};
-  o->bytes += lver_bytes(lv);
+  /* Its arena bytes were counted with their chunk (arena_take). */
+  if (lv->flags & STRATA__LV_DATA_BLOCK)
+    o->bytes += strata__pool_charge(s->pool, (size_t)lv->size);
   return 0;
 }
 
@@ -681,11 +760,13 @@ static bool prune_id(struct strata_store *s, strata__overlay *o,
     if (lv->name != NULL)
       unlink_from(&t->by_name[name_hash(o, lv->name, lv->name_len) & t->mask],
                   lv);
-    uint64_t bytes = lver_bytes(lv);
-    strata__retire_push(s, rec, lv, bytes, pruned_free);
+    strata__retire_push(s, rec, lv, lver_bytes(lv), pruned_free);
     o->lvers--;
     o->named -= lv->name != NULL;
-    o->bytes -= bytes;
+    /* Its content block is the retire record's now; its chunk stays the
+     * proto's until its last version is freed (chunk_free). */
+    if (lv->flags & STRATA__LV_DATA_BLOCK)
+      o->bytes -= strata__pool_charge(s->pool, (size_t)lv->size);
   }
   return !pending;
 }

@@ -199,7 +199,7 @@ typedef struct strata__otable {
    * Every other link is an lver's own (id_link, name_link). */
   strata__link *links;
   uint64_t nlinks;
-  uint64_t bytes;
+  uint64_t bytes; /* pool charges of the struct, arrays and links */
 } strata__otable;
 
 /* One change of a proto's layer count, kept while a snapshot may need it. */
@@ -211,8 +211,10 @@ typedef struct strata__count {
 /* The history of a proto's layer count, oldest first: the writer appends
  * (fills rec[n], then publishes n with a release store) and never changes
  * a published record; when the array is full it is replaced by a larger
- * or compacted copy (strata__overlay_count_reserve) and retired. A 16-byte
- * header, so that cap + 1 records fill a power of two. */
+ * or compacted copy (strata__overlay_count_reserve), and when at most a
+ * quarter of a larger array than the first is live by a smaller one
+ * (strata__overlay_count_compact), and retired. A 16-byte header, so that
+ * cap + 1 records fill a power of two. */
 typedef struct strata__counts {
   uint64_t cap;
   _Atomic uint64_t n;
@@ -226,7 +228,12 @@ typedef struct strata__overlay {
   uint64_t lvers;   /* lvers linked (all versions) */
   uint64_t named;   /* those with a name: links on the name chains */
   uint64_t changed; /* distinct ids with an lver */
-  uint64_t bytes;   /* bytes of lvers, contents, links, tables */
+  /* Pool bytes it holds, as the heap counts them (whole blocks): arena
+   * chunks whole, live lvers' content blocks, the current table and count
+   * history; not what it retired. What crystallizing or discarding it
+   * gives back (less an empty proto's table), which eviction ranks protos
+   * by (overlay.c, "the arena"). */
+  uint64_t bytes;
   /* The arena (overlay.c): its chunks, newest first (lvers are taken from
    * the head), the size of the next chunk, and how many lvers have their
    * content in a pool block of its own. */
@@ -238,7 +245,8 @@ typedef struct strata__overlay {
    * the figure as of its version (strata__overlay_delta). */
   _Atomic int64_t layer_delta;
   _Atomic(strata__counts *) counts; /* NULL until the first change */
-  uint64_t *dirty;                  /* ids with superseded versions to prune */
+  uint64_t counts_cap; /* its cap (0 when NULL), read without the array */
+  uint64_t *dirty;     /* ids with superseded versions to prune */
   uint64_t dirty_n, dirty_cap;
   /* Every id with an lver (`changed` of them) and its newest version,
    * in put order of the ids: ascending unless ids_unsorted (a put of a new
@@ -303,6 +311,15 @@ int64_t strata__overlay_delta(const strata__overlay *o, uint64_t version);
 int strata__overlay_count_reserve(struct strata_store *s, strata__overlay *o);
 void strata__overlay_count_push(strata__overlay *o, uint64_t version,
                                 int64_t delta);
+/* Writer side (strata__store_maintain): when at most a quarter of the
+ * history's array is live for snapshots at `min` (strata__ebr_min_epoch)
+ * or later, and it is larger than the first, replaces it with a copy of
+ * the live records at least half its size and retires it. Returns true
+ * when it retired the old array (the caller advances the epoch, so that
+ * it can be freed); false when there was nothing to gain, or no memory
+ * for the copy (nothing changed then). Readers may run throughout. */
+bool strata__overlay_count_compact(struct strata_store *s, strata__overlay *o,
+                                   uint64_t min);
 /* Writer side: links a new lver (already filled, version set). */
 int strata__overlay_link(struct strata_store *s, strata__overlay *o,
                          strata__lver *lv);
@@ -983,8 +1000,9 @@ void strata__store_start_verifier(struct strata_store *s);
 /* Waits until the verifier thread has checked the deferred index
  * checksums (and withdrawn regions that failed). Writer mutex NOT held. */
 void strata__store_await_verify(struct strata_store *s);
-/* store_stats.c. Writer mutex held: prunes overlays, frees what no
- * snapshot reaches. Run at the end of every write call. */
+/* store_stats.c. Writer mutex held: prunes overlays, shrinks count
+ * histories left mostly dead, frees what no snapshot reaches. Run at the
+ * end of every write call. */
 void strata__store_maintain(struct strata_store *s);
 /* What a strata_txn holds. The public type is reserved words
  * (<strata/snapshot.h>) so that callers can keep a snapshot on the stack

@@ -1,5 +1,6 @@
 /* Reclamation and statistics: the maintenance every write call ends with
- * (pruning overlays, freeing what no snapshot reaches), its public form
+ * (pruning overlays, shrinking count histories that snapshots no longer
+ * read, freeing what no snapshot reaches), its public form
  * strata_store_reclaim, and the store's and its pool's statistics. */
 #include <stdlib.h>
 
@@ -8,16 +9,20 @@
 void strata__store_maintain(struct strata_store *s) {
   uint64_t min = strata__ebr_min_epoch(s);
   strata__catalog *c = atomic_load_explicit(&s->catalog, memory_order_relaxed);
-  bool pruned = false;
+  bool retired = false;
   for (uint64_t i = 0; i < c->n; i++) {
     strata__overlay *o = c->by_order[i]->overlay;
-    if (o == NULL || o->dirty_n == 0)
+    if (o == NULL)
       continue;
-    uint64_t before = o->lvers;
-    strata__overlay_prune(s, o, min);
-    pruned |= o->lvers != before;
+    if (o->dirty_n != 0) {
+      uint64_t before = o->lvers;
+      strata__overlay_prune(s, o, min);
+      retired |= o->lvers != before;
+    }
+    /* A count history left mostly dead by snapshots that ended. */
+    retired |= strata__overlay_count_compact(s, o, min);
   }
-  if (pruned)
+  if (retired)
     strata__ebr_advance(s); /* readers that start now cannot see them */
   strata__ebr_collect(s);
 }

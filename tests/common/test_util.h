@@ -103,15 +103,25 @@ static inline void test_write_file(const char *path, const void *p,
                strata_last_error_detail(), strata_err_name(want));             \
   } while (0)
 
-/* Opens the store in `dir` with the default configuration and logging off,
- * asserting that it opens. */
-static inline strata_store *test_open_store_quiet(const char *dir) {
+/* Opens the store in `dir` with the default configuration, logging off
+ * and, unless `memory_limit` is 0, that memory limit, asserting that it
+ * opens. */
+static inline strata_store *test_open_store_limited(const char *dir,
+                                                    uint64_t memory_limit) {
   strata_store_config c;
   strata_store_config_init(&c);
   c.log_level = STRATA_LOG_OFF;
+  if (memory_limit != 0)
+    c.memory_limit = memory_limit;
   strata_store *s = NULL;
   assert_strata_ok(strata_store_open(dir, &c, &s));
   return s;
+}
+
+/* Opens the store in `dir` with the default configuration and logging off,
+ * asserting that it opens. */
+static inline strata_store *test_open_store_quiet(const char *dir) {
+  return test_open_store_limited(dir, 0);
 }
 
 /* Asserts what a fresh snapshot of store `s` reads as layer `id` of region

@@ -159,12 +159,7 @@ static void test_eviction_passes_conflicted_proto(void **state) {
   snprintf(apath, sizeof apath, "%s", test_path(dir, "a.region"));
   write_region(dir, "a.region", 1, "a", "a", 0, 1);
   write_region(dir, "b.region", 2, "b", "b", 0, 1);
-  strata_store_config c;
-  strata_store_config_init(&c);
-  c.log_level = STRATA_LOG_OFF;
-  c.memory_limit = 8u << 20;
-  strata_store *s = NULL;
-  assert_strata_ok(strata_store_open(dir, &c, &s));
+  strata_store *s = test_open_store_limited(dir, 8u << 20);
   static char big[256 << 10];
   memset(big, 'x', sizeof big);
 

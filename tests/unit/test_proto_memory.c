@@ -7,7 +7,9 @@
  * per snapshot and the heap figure of strata_store_stats_get(). */
 #include <inttypes.h>
 #include <pthread.h>
+#include <sched.h>
 #include <semaphore.h>
+#include <stdatomic.h>
 #include <xxhash.h>
 
 #include "test_util.h"
@@ -22,6 +24,12 @@ static uint64_t heap(strata_store *s) {
   strata_store_stats st;
   assert_strata_ok(strata_store_stats_get(s, &st));
   return st.heap_bytes;
+}
+
+static uint64_t proto_bytes(strata_proto *p) {
+  strata_proto_info pi;
+  assert_strata_ok(strata_proto_info_get(p, &pi));
+  return pi.bytes;
 }
 
 /* A store in a fresh directory (*dir), its heap figure before anything
@@ -286,6 +294,137 @@ static void test_pruned_then_discarded_in_one_collection(void **state) {
   strata_store_close(s);
 }
 
+/* The capacity of the layer count history of region `rid`'s proto, and
+ * its records (*n). Writer side: no write call may run meanwhile. */
+static uint64_t history_cap(strata_store *s, uint64_t rid, uint64_t *n) {
+  const strata__entry *e = strata__catalog_find(
+      atomic_load_explicit(&s->catalog, memory_order_acquire), rid);
+  const strata__counts *a =
+      atomic_load_explicit(&e->overlay->counts, memory_order_acquire);
+  *n = atomic_load_explicit(&((strata__counts *)a)->n, memory_order_relaxed);
+  return a->cap;
+}
+
+/* A thread that keeps taking short snapshots, each of which must read the
+ * same layer count twice, never fewer layers than the one before (only
+ * puts of new layers run meanwhile), until told to stop. */
+typedef struct count_reader {
+  strata_store *s;
+  pthread_t th;
+  atomic_bool stop;
+  uint64_t reads;
+} count_reader;
+
+static void *read_counts(void *arg) {
+  count_reader *r = arg;
+  uint64_t last = 0;
+  while (!atomic_load(&r->stop)) {
+    strata_txn t;
+    assert_strata_ok(strata_read_begin(r->s, &t));
+    uint64_t a = layers_in(&t), b = layers_in(&t);
+    strata_read_end(&t);
+    assert_int_equal(a, b);
+    assert_true(a >= last);
+    last = a;
+    r->reads++;
+  }
+  return NULL;
+}
+
+/* What a count history array of capacity `cap` takes from the heap. */
+static uint64_t history_bytes(const strata_store *s, uint64_t cap) {
+  return strata__pool_charge(s->pool, sizeof(strata__counts) +
+                                          cap * sizeof(strata__count));
+}
+
+/* strata_store_reclaim() (no wait): the proto gives back `want` bytes,
+ * and the heap that and what waited for the snapshots that ended (the
+ * tables and arrays replaced meanwhile): nothing else. */
+static void reclaim_gives_back(strata_store *s, strata_proto *p,
+                               uint64_t want) {
+  strata_store_stats st0, st1;
+  assert_strata_ok(strata_store_stats_get(s, &st0));
+  uint64_t bytes = proto_bytes(p);
+  assert_strata_ok(strata_store_reclaim(s, 0));
+  assert_strata_ok(strata_store_stats_get(s, &st1));
+  assert_int_equal(bytes - proto_bytes(p), want);
+  assert_int_equal(st0.heap_bytes - st1.heap_bytes,
+                   want + (st0.retired_bytes - st1.retired_bytes));
+}
+
+/* A count history that grew while snapshots pinned its records shrinks
+ * to what the remaining snapshots read as soon as they end, at the next
+ * write call's maintenance (here strata_store_reclaim), not when it
+ * fills up again: 6,000 changes under a snapshot grow it to 8,191
+ * records (128 KiB, a large pool block); when that snapshot ends, the one
+ * taken after 4,000 changes still reads 2,001 of them, which fit 4,095;
+ * when it ends too, 63 (1 KiB), the heap down by the difference and by
+ * what waited for the snapshots (the large array among it, as the heap
+ * counts it). Each snapshot reads its own layer count throughout. Then rounds
+ * of 700 changes under a snapshot, each ended before one more change, leave no
+ * more than the first array behind, while another thread keeps reading the
+ * count. Before, the array kept its size until it was full again. */
+static void test_count_history_shrinks_when_snapshots_end(void **state) {
+  (void)state;
+  const char *dir;
+  strata_store *s;
+  uint64_t before, n;
+  strata_proto *p = fresh_proto(&dir, &s, &before, "shrink");
+  uint8_t b[8] = {0};
+  holder old, mid;
+  hold_begin(&old, s);
+  uint64_t id = 0;
+  for (; id < 6000; id++) {
+    if (id == 4000)
+      hold_begin(&mid, s);
+    assert_strata_ok(strata_proto_put(p, id, NULL, 0, NULL, b, sizeof b));
+  }
+  assert_int_equal(history_cap(s, 1, &n), 8191);
+  assert_int_equal(n, 6000);
+  hold_end(&old);
+  /* The 64 KiB array for a 32 KiB one. */
+  reclaim_gives_back(s, p, history_bytes(s, 8191) - history_bytes(s, 4095));
+  assert_int_equal(history_cap(s, 1, &n), 4095);
+  assert_int_equal(n, 2001); /* mid's record and those after it */
+  assert_int_equal(layers_in(&mid.t), 4000);
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  assert_int_equal(layers_in(&t), 6000);
+  strata_read_end(&t);
+  hold_end(&mid);
+  reclaim_gives_back(s, p, history_bytes(s, 4095) - history_bytes(s, 63));
+  assert_int_equal(history_cap(s, 1, &n), 63);
+  assert_int_equal(n, 1);
+
+  /* The same with a reader reading the history while it is replaced
+   * (the sanitizer builds check that no array is freed under it). */
+  count_reader r = {.s = s};
+  atomic_init(&r.stop, false);
+  assert_int_equal(pthread_create(&r.th, NULL, read_counts, &r), 0);
+  for (int round = 0; round < 10; round++) {
+    hold_begin(&old, s);
+    for (int i = 0; i < 700; i++, id++)
+      assert_strata_ok(strata_proto_put(p, id, NULL, 0, NULL, b, sizeof b));
+    assert_true(history_cap(s, 1, &n) >= 1023);
+    hold_end(&old);
+    /* An overwrite: a write call that changes no layer count. Its
+     * maintenance shrinks the array unless the reader's snapshot of the
+     * moment began during the puts; its next one begins after them. */
+    assert_strata_ok(strata_proto_put(p, 0, NULL, 0, NULL, b, 1));
+    while (history_cap(s, 1, &n) != 63) {
+      sched_yield();
+      assert_strata_ok(strata_store_reclaim(s, 0));
+    }
+    assert_strata_ok(strata_read_begin(s, &t));
+    assert_int_equal(layers_in(&t), id);
+    strata_read_end(&t);
+  }
+  atomic_store(&r.stop, true);
+  pthread_join(r.th, NULL);
+  assert_true(r.reads > 0);
+  strata_store_close(s);
+}
+
 static int cancel(void *ctx, const strata_progress *progress) {
   (void)ctx, (void)progress;
   return 1;
@@ -405,14 +544,163 @@ static void test_put_cost_is_the_heap_growth(void **state) {
   strata_store_close(s);
 }
 
+/* strata_proto_info.bytes is what the proto holds in the heap: with no
+ * snapshot open (so that nothing waits for a grace period), it moves
+ * exactly as the heap does, over changes that start and free arena chunks
+ * (one layer overwritten until versions in the first chunks are all
+ * pruned), put and prune content blocks, double the table and copy the
+ * count history, and removals. While a snapshot holds superseded versions
+ * the heap holds more than the figure (what waits is not the proto's),
+ * and the two agree again once it ends. Before, the figure summed the
+ * versions' bytes: 100 versions of a layer kept alive by chunks full of
+ * pruned ones counted 100 versions. */
+static void test_proto_bytes_is_the_heap_it_holds(void **state) {
+  (void)state;
+  const char *dir;
+  strata_store *s;
+  uint64_t before;
+  strata_proto *p = fresh_proto(&dir, &s, &before, "held");
+  uint64_t h0 = heap(s), b0 = proto_bytes(p);
+  assert_true(h0 > before);
+  assert_true(b0 > 0);
+  static uint8_t b[20000];
+  uint64_t chunks_freed = 0, prev_heap = h0;
+  for (uint64_t i = 0; i < 3000; i++) {
+    bool large = i % 97 == 5;
+    bool remove = i % 211 == 210;
+    /* A third of the changes overwrite layer 3; the others put new ids
+     * (or remove the last one put). */
+    uint64_t id = i % 3 == 0 ? 3 : i;
+    size_t size = large ? sizeof b : 200 + i % 300;
+    char name[32];
+    int nl = snprintf(name, sizeof name, "n%" PRIu64, id);
+    if (remove) {
+      assert_strata_ok(strata_proto_remove(p, i % 3 == 1 ? i - 2 : i - 1));
+    } else {
+      fill(b, size, id, i);
+      assert_strata_ok(strata_proto_put(p, id, i % 4 == 1 ? name : NULL,
+                                        i % 4 == 1 ? (size_t)nl : 0, NULL, b,
+                                        size));
+    }
+    uint64_t h = heap(s), got = proto_bytes(p);
+    if (h - h0 != got - b0)
+      fail_msg("change %" PRIu64 ": the heap grew by %" PRIu64
+               " since the proto was created, its bytes by %" PRIu64,
+               i, h - h0, got - b0);
+    chunks_freed += h < prev_heap;
+    prev_heap = h;
+  }
+  assert_true(chunks_freed > 0); /* some change gave memory back */
+
+  /* A snapshot holds the versions the next overwrites supersede. */
+  strata_txn pin;
+  assert_strata_ok(strata_read_begin(s, &pin));
+  for (uint64_t v = 0; v < 2000; v++) {
+    fill(b, 300, 3, v);
+    assert_strata_ok(strata_proto_put(p, 3, NULL, 0, NULL, b, 300));
+  }
+  assert_true(heap(s) - h0 > proto_bytes(p) - b0);
+  strata_read_end(&pin);
+  assert_strata_ok(strata_store_reclaim(s, 1));
+  assert_int_equal(heap(s) - h0, proto_bytes(p) - b0);
+  assert_strata_ok(strata_proto_discard(p));
+  assert_strata_ok(strata_store_reclaim(s, 1));
+  assert_int_equal(heap(s), before);
+  strata_store_close(s);
+}
+
+/* The memory thresholds' eviction crystallizes the proto that gives back
+ * the most heap first. Proto "chunks" put 1,200 layers of 4,000 bytes,
+ * then overwrote all but every 16th with one byte: its live content is
+ * about 300 KB, but every arena chunk keeps a live version, so it holds
+ * some 5.3 MB. Proto "versions" holds 300 layers of 4,000 bytes (1.2 MB
+ * of content, 1.3 MB of heap). A large layer put into "versions" then
+ * takes the heap past evict_pct: the round must crystallize "chunks",
+ * which brings the heap under the low watermark alone. Ranked by the
+ * versions' bytes, as before, it crystallized "versions", which freed
+ * less than half as much, and left "chunks" in memory. */
+static void test_eviction_picks_the_proto_holding_most(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  strata_store *s = test_open_store_limited(dir, 8u << 20);
+  strata_proto *held, *vers;
+  assert_strata_ok(strata_proto_create(s, 1, "chunks", 6, NULL, &held));
+  assert_strata_ok(strata_proto_create(s, 2, "versions", 8, NULL, &vers));
+  static uint8_t b[4000];
+  uint64_t held_content = 0, vers_content = 0, h0 = heap(s);
+  for (uint64_t id = 0; id < 1200; id++) {
+    fill(b, sizeof b, id, 0);
+    assert_strata_ok(strata_proto_put(held, id, NULL, 0, NULL, b, sizeof b));
+  }
+  for (uint64_t id = 0; id < 1200; id++) {
+    if (id % 16 == 0) {
+      held_content += sizeof b;
+      continue;
+    }
+    fill(b, 1, id, 1);
+    assert_strata_ok(strata_proto_put(held, id, NULL, 0, NULL, b, 1));
+    held_content += 1;
+  }
+  /* The heap each proto took (what crystallizing it gives back). */
+  uint64_t h1 = heap(s), held_heap = h1 - h0;
+  for (uint64_t id = 0; id < 300; id++) {
+    fill(b, sizeof b, id, 2);
+    assert_strata_ok(strata_proto_put(vers, id, NULL, 0, NULL, b, sizeof b));
+    vers_content += sizeof b;
+  }
+  strata_store_stats st;
+  assert_strata_ok(strata_store_stats_get(s, &st));
+  assert_int_equal(st.evictions, 0);
+  uint64_t evict = strata__memory_threshold(s, s->config.evict_pct);
+  uint64_t refuse = strata__memory_threshold(s, s->config.refuse_pct);
+  uint64_t warn = strata__memory_threshold(s, s->config.warn_pct);
+  uint64_t vers_heap = st.heap_bytes - h1;
+  /* The case as described: less content, more heap. */
+  assert_true(held_content < vers_content);
+  assert_true(st.heap_bytes < evict);
+  assert_true(st.heap_bytes - held_heap < warn / 2);
+
+  /* A large layer (a pool block of its own) past evict_pct, below
+   * refuse_pct: "versions" then holds more content, and still less than
+   * half the heap "chunks" holds. */
+  size_t big = (size_t)(evict - st.heap_bytes + s->config.memory_limit / 50);
+  assert_true(st.heap_bytes + big + 4096 < refuse);
+  assert_true(held_heap > 2 * (vers_heap + big + 4096));
+  uint8_t *blob = malloc(big);
+  assert_non_null(blob);
+  fill(blob, big, 999, 0);
+  assert_strata_ok(strata_proto_put(vers, 999, NULL, 0, NULL, blob, big));
+  assert_true(vers_content + big > held_content);
+  assert_strata_ok(strata_store_stats_get(s, &st));
+  assert_int_equal(st.evictions, 1);
+  assert_true(st.heap_bytes < warn);
+  strata_proto_info pi;
+  assert_strata_ok(strata_proto_info_get(held, &pi));
+  assert_int_equal(pi.changed, 0); /* crystallized */
+  assert_strata_ok(strata_proto_info_get(vers, &pi));
+  assert_int_equal(pi.changed, 301); /* still in memory */
+  assert_int_equal(access(test_path(dir, "chunks.region"), F_OK), 0);
+  assert_int_not_equal(access(test_path(dir, "versions.region"), F_OK), 0);
+  strata_txn t;
+  assert_strata_ok(strata_read_begin(s, &t));
+  expect_content(&t, 32, sizeof b, 0);
+  expect_content(&t, 33, 1, 1);
+  strata_read_end(&t);
+  free(blob);
+  strata_store_close(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_count_history_per_snapshot),
       cmocka_unit_test(test_arena_chunks_freed_when_pruned),
       cmocka_unit_test(test_arena_sizes_and_snapshots),
       cmocka_unit_test(test_pruned_then_discarded_in_one_collection),
+      cmocka_unit_test(test_count_history_shrinks_when_snapshots_end),
       cmocka_unit_test(test_unsorted_ids_then_superseded),
       cmocka_unit_test(test_put_cost_is_the_heap_growth),
+      cmocka_unit_test(test_proto_bytes_is_the_heap_it_holds),
+      cmocka_unit_test(test_eviction_picks_the_proto_holding_most),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

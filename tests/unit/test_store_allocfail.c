@@ -63,6 +63,7 @@
 #include "store_model.h"
 
 #include "format/format.h"
+#include "store/store_internal.h"
 #include "test_util.h"
 
 /* ---- logging ------------------------------------------------------------- */
@@ -367,7 +368,42 @@ typedef struct put_spec {
   const char *name, *meta;
   size_t size;    /* content: fill()ed */
   bool tombstone; /* strata_proto_remove() instead */
+  /* More new layers after setup(), until proto 3's layer count history
+   * is full: the change (which must add or remove a layer) copies it. */
+  bool fill_counts;
 } put_spec;
+
+/* Proto 3's layer count history (the store's internals): the array the
+ * overlay points to now, its records (*n) and capacity (*cap). */
+static const strata__counts *history_of(strata_store *s, uint64_t *n,
+                                        uint64_t *cap) {
+  const strata__entry *e = strata__catalog_find(
+      atomic_load_explicit(&s->catalog, memory_order_acquire), 3);
+  const strata__counts *a =
+      atomic_load_explicit(&e->overlay->counts, memory_order_acquire);
+  *n = atomic_load_explicit(&((strata__counts *)a)->n, memory_order_relaxed);
+  *cap = a->cap;
+  return a;
+}
+
+/* Fills proto 3's count history with new layers (ids 200 on): each adds a
+ * record, and none copies the array while it has room. */
+static void fill_counts(fixture *f) {
+  uint64_t n, cap;
+  history_of(f->s, &n, &cap);
+  for (uint64_t i = 0; n < cap; i++, n++) {
+    char data[32];
+    snprintf(data, sizeof data, "count:%" PRIu64, i);
+    put(f->p3, &f->m3, 200 + i, NULL, NULL, data, strlen(data));
+  }
+  history_of(f->s, &n, &cap);
+  assert_int_equal(n, cap);
+}
+
+/* Cases of the fill_counts walk whose failing allocation was the copy of
+ * the history (made under strata__overlay_count_reserve), and those in
+ * which the change succeeded and did copy it. */
+static unsigned copy_failed, copy_made;
 
 static int do_change(fixture *f, const put_spec *p, const uint8_t *data) {
   return p->tombstone ? strata_proto_remove(f->p3, p->id)
@@ -392,6 +428,10 @@ static bool put_case(const void *arg, unsigned long k, af_mode mode,
   uint8_t *data = malloc(p->size ? p->size : 1);
   assert_non_null(data);
   fill(data, p->size, (uint32_t)p->id);
+  if (p->fill_counts)
+    fill_counts(&f);
+  uint64_t n0, cap0, n1, cap1;
+  const strata__counts *history = history_of(f.s, &n0, &cap0);
   strata_proto_info before, now;
   assert_strata_ok(strata_proto_info_get(f.p3, &before));
   char what[1200];
@@ -400,6 +440,7 @@ static bool put_case(const void *arg, unsigned long k, af_mode mode,
   int rc = do_change(&f, p, data);
   af_disarm();
   bool hit = case_end(c, k, mode, rc, what, sizeof what);
+  bool copied = history_of(f.s, &n1, &cap1) != history;
   if (rc != 0) {
     /* Nothing changed, and with memory back the same call succeeds. */
     expect_store_model(f.s, &f.m3, what);
@@ -407,12 +448,24 @@ static bool put_case(const void *arg, unsigned long k, af_mode mode,
     assert_strata_ok(strata_proto_info_get(f.p3, &now));
     assert_int_equal(now.layers, before.layers);
     assert_int_equal(now.changed, before.changed);
+    if (af_call_under(af_call_at(k - 1), "strata__overlay_count_reserve")) {
+      /* The history's copy failed: the proto holds what it held, the
+       * same history (not a copy) with the same records. */
+      copy_failed++;
+      if (copied || n1 != n0 || now.bytes != before.bytes)
+        fail_msg("%s, %s: the failed copy of the count history changed the "
+                 "proto: %s, %" PRIu64 " records (%" PRIu64 " before), %" PRIu64
+                 " bytes (%" PRIu64 " before)",
+                 c->op, what, copied ? "another array" : "the same array", n1,
+                 n0, now.bytes, before.bytes);
+    }
     rc = do_change(&f, p, data);
     if (rc != 0)
       fail_msg("%s, %s: the call failed again with memory back: %s (%s)", c->op,
                what, strata_err_name(rc), strata_last_error_detail());
   } else {
     c->absorbed += hit;
+    copy_made += copied && n1 == 2 && cap1 == cap0; /* the last record + this */
   }
   model_change(&f, p, data);
   expect_store_model(f.s, &f.m3, what);
@@ -434,30 +487,55 @@ static bool put_case(const void *arg, unsigned long k, af_mode mode,
 /* Proto 3 holds 5 versions after setup() (4 puts and a remove); 59 more
  * fill its initial 64-bucket index, so the next put grows it. */
 #define FILL_INDEX 59
-/* A layer count's history has room for 63 changes; setup() makes 3 to 5
- * (new layers and a remove), so a new layer after 58, 59 or 60 more
- * copies it (overlay.c): one of these three walks reaches that copy. */
-#define FILL_COUNTS 58
 
 static void test_put(void **state) {
   (void)state;
   static const put_spec specs[] = {
       {"put: a new layer, name, metadata", 0, 50, "n50", "{\"k\":[1,2]}", 100,
+       false, false},
+      {"put: replace a proto layer", 0, 12, "l12b", "{\"r\":1}", 40, false,
        false},
-      {"put: replace a proto layer", 0, 12, "l12b", "{\"r\":1}", 40, false},
-      {"put: replace a base layer", 0, 20, "l20", NULL, 30, false},
-      {"put: an empty layer", 0, 51, NULL, NULL, 0, false},
-      {"put: a large layer", 0, 60, "large", NULL, 200000, false},
-      {"put: grows the proto index", FILL_INDEX, 61, "g61", NULL, 24, false},
+      {"put: replace a base layer", 0, 20, "l20", NULL, 30, false, false},
+      {"put: an empty layer", 0, 51, NULL, NULL, 0, false, false},
+      {"put: a large layer", 0, 60, "large", NULL, 200000, false, false},
+      {"put: grows the proto index", FILL_INDEX, 61, "g61", NULL, 24, false,
+       false},
       {"put: a new arena chunk (content kept inline, the largest)", 0, 62, NULL,
-       NULL, 16384, false},
-      {"put: after 58 more layers", FILL_COUNTS, 63, NULL, NULL, 8, false},
-      {"put: after 60 more layers", FILL_COUNTS + 2, 63, NULL, NULL, 8, false},
-      {"remove: a base layer", 0, 21, NULL, NULL, 0, true},
-      {"remove: a proto layer", 0, 12, NULL, NULL, 0, true},
+       NULL, 16384, false, false},
+      {"remove: a base layer", 0, 21, NULL, NULL, 0, true, false},
+      {"remove: a proto layer", 0, 12, NULL, NULL, 0, true, false},
   };
   for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++)
     walk(specs[i].title, put_case, &specs[i]);
+  expect_no_problems();
+}
+
+/* A change into a full layer count history copies it (overlay.c,
+ * strata__overlay_count_reserve; with no snapshot open the copy keeps the
+ * last record), and each allocation of the copy fails cleanly: the walk
+ * must fail it (the array and the retire record, in both modes), and a
+ * failed change must leave the proto's history, records and heap as they
+ * were. The walks this replaced filled the history by a guessed number of
+ * layers, which reached the copy only if setup() made as many changes as
+ * they assumed. */
+static void test_put_copies_count_history(void **state) {
+  (void)state;
+  static const put_spec specs[] = {
+      {"put: a new layer copies the full count history", 0, 63, NULL, NULL, 8,
+       false, true},
+      {"remove: copies the full count history", 0, 21, NULL, NULL, 0, true,
+       true},
+  };
+  for (size_t i = 0; i < sizeof specs / sizeof specs[0]; i++) {
+    copy_failed = copy_made = 0;
+    walk(specs[i].title, put_case, &specs[i]);
+    /* Two allocations (the array, its predecessor's retire record), each
+     * failed alone and with every later one. */
+    if (copy_failed < 4 || copy_made == 0)
+      fail_msg("%s: the copy of the count history failed in %u case(s), "
+               "succeeded in %u: the walk did not reach it",
+               specs[i].title, copy_failed, copy_made);
+  }
   expect_no_problems();
 }
 
@@ -666,6 +744,7 @@ int main(void) {
       cmocka_unit_test(test_open),
       cmocka_unit_test(test_refresh),
       cmocka_unit_test(test_put),
+      cmocka_unit_test(test_put_copies_count_history),
       cmocka_unit_test(test_crystallize_replace),
       cmocka_unit_test(test_crystallize_new),
       cmocka_unit_test(test_crystallize_delta),

@@ -183,7 +183,9 @@ static PyMethodDef Proto_methods[] = {
 static PyGetSetDef Proto_getset[] = {
     {"info", Proto_get_info, NULL,
      "dict: region_id, layers (the region has now), changed (layers put or "
-     "removed since its file), bytes (heap bytes of the changes), age_ms.",
+     "removed since its file), bytes (heap bytes the proto holds, whole "
+     "pool blocks: what crystallizing it gives back; see strata_proto_info "
+     "in <strata/proto.h>), age_ms.",
      NULL},
     {"region_id", Proto_get_region_id, NULL, "The region's id.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
