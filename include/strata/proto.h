@@ -10,38 +10,6 @@
 
 #include "strata/types.h"
 
-/* Compacts region `region_id`'s stack (its base and the delta files over
- * it) into a new base file, NAME.region, on the calling thread, holding
- * the writer mutex only at the start and for the publication: puts,
- * crystallizations and reads go on while the new base is written. A proto
- * open on the region stays open, over the new base. Deltas crystallized
- * while it wrote are kept: they are rewritten as one delta over the new
- * base (in proportion to them, not to the region), published with it.
- * Crash-safe as a crystallization is: a crash leaves the old stack or the
- * new one, never a mix (docs/ARCHITECTURE.md, "Background compaction").
- * With STRATA_STORE_BACKGROUND_COMPACT the store's compactor thread does
- * this (or merges the deltas into one, when they are small beside the
- * base) whenever a crystallization leaves a stack of 4 deltas or more.
- * Returns 0 also when the region has no deltas (nothing is written).
- * Errors: STRATA_E_NO_REGION, STRATA_E_STATE (a read-only or claimed
- * store, or a proto whose failed crystallization placed a file: crystallize
- * it first), STRATA_E_CONFLICT (the stack changed below its top while the
- * new base was written: a crystallization rewrote it, or another writer
- * replaced a file; nothing was replaced, and compacting again compacts the
- * new stack), STRATA_E_LOCKED, the writer's errors. A failure leaves the
- * store and the directory as they were. Once the new base is renamed into
- * place the compaction stands: a failed fsync of the directory then, or
- * a failed removal of the old deltas, is a WARN (the old deltas stay,
- * stale: verify reports them, the next compaction removes them), and 0 is
- * returned. Thread-safe. */
-STRATA_API int strata_compact(strata_store *store, uint64_t region_id);
-
-/* Waits until the store's compactor thread (STRATA_STORE_BACKGROUND_COMPACT)
- * has no region queued and none in progress; returns at once without one.
- * Returns 0; STRATA_E_INVAL for a NULL store. Thread-safe, but not with
- * strata_store_close() of the same store. */
-STRATA_API int strata_compact_wait(strata_store *store);
-
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -217,6 +185,42 @@ strata_crystallize_options_init(strata_crystallize_options *options);
  * Thread-safe. */
 STRATA_API int strata_crystallize_ex(strata_store *store, uint64_t region_id,
                                      const strata_crystallize_options *options);
+
+/* Compacts region `region_id`'s stack (its base and the delta files over
+ * it) into a new base file, NAME.region, on the calling thread, holding
+ * the writer mutex only at the start and for the publication: puts,
+ * crystallizations and reads go on while the new base is written. A proto
+ * open on the region stays open, over the new base. Deltas crystallized
+ * while it wrote are kept: they are rewritten as one delta over the new
+ * base (in proportion to them, not to the region), published with it.
+ * Crash-safe as a crystallization is: a crash leaves the old stack or the
+ * new one, never a mix (docs/ARCHITECTURE.md, "Background compaction").
+ * With STRATA_STORE_BACKGROUND_COMPACT the store's compactor thread does
+ * this (or merges the deltas into one, when they are small beside the
+ * base) whenever a crystallization leaves a stack of 4 deltas or more;
+ * its write runs at a lower priority (nice +10) than the caller's threads.
+ * Returns 0 also when the region has no deltas (nothing is written).
+ * Errors: STRATA_E_NO_REGION, STRATA_E_STATE (a read-only or claimed
+ * store, or a proto whose failed crystallization placed a file: crystallize
+ * it first), STRATA_E_CONFLICT (the stack changed below its top while the
+ * new base was written: a crystallization rewrote it, or another writer
+ * replaced a file; nothing was replaced, and compacting again compacts the
+ * new stack), STRATA_E_LOCKED, the writer's errors. A failure leaves the
+ * store as it was, and the directory too but for stale rebased deltas it
+ * removed (files of an earlier compaction that never took their place).
+ * Once the new base is renamed into place the compaction stands: a failed
+ * removal of an old delta is a WARN (it stays, stale: verify reports it,
+ * a later crystallization writing under its name replaces it), and a
+ * failed fsync of the directory then keeps every old delta and returns
+ * that error, with the new stack (the same content) published.
+ * Thread-safe. */
+STRATA_API int strata_compact(strata_store *store, uint64_t region_id);
+
+/* Waits until the store's compactor thread (STRATA_STORE_BACKGROUND_COMPACT)
+ * has no region queued and none in progress; returns at once without one.
+ * Returns 0; STRATA_E_INVAL for a NULL store. Thread-safe, but not with
+ * strata_store_close() of the same store. */
+STRATA_API int strata_compact_wait(strata_store *store);
 
 #ifdef __cplusplus
 }

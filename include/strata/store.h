@@ -115,11 +115,14 @@ enum strata_store_flags {
    * strata_crystallize(): a crystallization over a stack of 4 deltas
    * writes another delta (up to 16) and asks the thread to merge the
    * stack into one delta, or rewrite it into a new base, as strata_compact()
-   * does; so no crystallization waits for a rewrite of its region unless
-   * its own changes are a quarter of it. Ignored with
+   * does, writing at nice +10. So a crystallization waits for a rewrite of
+   * its region only when its own changes are a quarter of it, when it has
+   * no changes (a crystallization without changes compacts), or when the
+   * stack reached 16 (a compactor that cannot keep up). Ignored with
    * STRATA_STORE_NO_DELTAS or STRATA_STORE_READ_ONLY. strata_compact_wait()
-   * waits for the thread; strata_store_close() cancels the compaction in
-   * progress (its temporary file is removed; the stack stays). */
+   * waits for the thread; strata_store_close() cancels a compaction that
+   * is writing (its temporary file is removed; the stack stays) and waits
+   * for one past its write. */
   STRATA_STORE_BACKGROUND_COMPACT = 1u << 5,
 };
 

@@ -21,7 +21,7 @@
  *   replaced, and the next request compacts the new stack.
  *
  * Crash safety rests on the order of the renames. R is renamed first,
- * under a name no region's canonical delta can have (NAME.d.compact-G.delta:
+ * under a name no region's canonical delta can have (NAME.D.cG.delta:
  * the names' binding is in the headers, docs/ARCHITECTURE.md): bound to N,
  * which is not in place yet, it is stale until then, and the old stack is
  * served. Then N replaces the base (or the first delta): from the directory
@@ -176,14 +176,15 @@ static int write_rebased(const strata__entry *cur, uint32_t k,
 }
 
 /* A name for R that no file has and no region's canonical delta can get:
- * NAME.D.compact-G.delta (the component before ".delta" is not a number).
- * malloc'd; NULL when out of memory. */
+ * NAME.D.cG.delta (the component before ".delta" is not a number; short,
+ * since its temporary name must fit in NAME_MAX too). malloc'd; NULL when
+ * out of memory. */
 static char *rebased_path(struct strata_store *s, const strata__entry *cur,
                           uint32_t depth) {
   for (uint64_t g = cur->generation + 1;; g++) {
     char suffix[64];
-    snprintf(suffix, sizeof suffix, ".%" PRIu32 ".compact-%" PRIu64 ".delta",
-             depth, g);
+    snprintf(suffix, sizeof suffix, ".%" PRIu32 ".c%" PRIu64 ".delta", depth,
+             g);
     char *p = strata__store_path(s, cur->name, suffix);
     if (p == NULL || faccessat(s->dirfd, strrchr(p, '/') + 1, F_OK,
                                AT_SYMLINK_NOFOLLOW) != 0)
@@ -192,39 +193,69 @@ static char *rebased_path(struct strata_store *s, const strata__entry *cur,
   }
 }
 
-/* Is `file` a rebased delta's name of region `name`, "NAME.D.compact-G.delta"
- * (rebased_path)? */
+/* Is `file` exactly a rebased delta's name of region `name`,
+ * NAME "." digits ".c" digits ".delta" (rebased_path)? Parsed to the end:
+ * another region's files (a region named "NAME.1.c7" has deltas
+ * "NAME.1.c7.1.delta") never match. */
 static bool rebased_name(const char *file, const char *name) {
-  size_t nl = strlen(name), fl = strlen(file);
-  if (fl <= nl || memcmp(file, name, nl) != 0 || file[nl] != '.')
+  size_t nl = strlen(name);
+  if (strncmp(file, name, nl) != 0 || file[nl] != '.')
     return false;
   const char *p = file + nl + 1;
-  size_t digits = strspn(p, "0123456789");
-  return digits > 0 && strncmp(p + digits, ".compact-", 9) == 0 && fl > 6 &&
-         strcmp(file + fl - 6, ".delta") == 0;
+  size_t d = strspn(p, "0123456789");
+  if (d == 0 || strncmp(p + d, ".c", 2) != 0)
+    return false;
+  p += d + 2;
+  size_t g = strspn(p, "0123456789");
+  return g > 0 && strcmp(p + g, ".delta") == 0;
 }
 
-/* Removes the rebased deltas of region `e` that it does not serve: those
- * a compaction renamed and then could not publish (a crash between that
- * rename and its new file's, or a failure there). Bound to a new file
- * that never took its place, they are stale for ever, and under a name no
- * crystallization writes over. A served one (whose canonical rename
- * failed) stays. Failures only leave them: a DEBUG line. Writer mutex
- * held. */
-static void remove_stale_rebased(struct strata_store *s,
-                                 const strata__entry *e) {
+/* The names of the store's files that look like rebased deltas of region
+ * `name` (*out, *n; strata__store_names_free). Lists the directory: called
+ * without the writer mutex, so that a large directory does not hold up
+ * puts. A failure lists none. */
+static void list_rebased(struct strata_store *s, const char *name, char ***out,
+                         size_t *n) {
+  *out = NULL;
+  *n = 0;
   char **names = NULL;
-  size_t n = 0;
-  if (strata__store_list_deltas(s, &names, &n) < 0)
+  size_t nn = 0;
+  if (strata__store_list_deltas(s, &names, &nn) < 0)
     return;
+  size_t k = 0;
+  for (size_t i = 0; i < nn; i++) {
+    if (rebased_name(names[i], name))
+      names[k++] = names[i];
+    else
+      free(names[i]);
+  }
+  *out = names;
+  *n = k;
+}
+
+/* Removes, of the `n` listed names, the rebased deltas of region `e` that
+ * it does not serve: those a compaction renamed and then could not publish
+ * (a crash between that rename and its new file's, or a failure there).
+ * Bound to a new file that never took its place, they are stale for ever,
+ * under a name no crystallization writes over. A served one (whose
+ * canonical rename failed) stays, as does a file whose header names
+ * another region or that does not open (not provably this region's).
+ * Failures only leave them: a DEBUG line. Writer mutex held. */
+static void remove_stale_rebased(struct strata_store *s, const strata__entry *e,
+                                 char **names, size_t n) {
   for (size_t i = 0; i < n; i++) {
-    if (!rebased_name(names[i], e->name))
-      continue;
     bool served = false;
     for (uint32_t d = 0; e->stack != NULL && d < e->stack->n && !served; d++)
       served =
           strcmp(strrchr(e->stack->deltas[d]->path, '/') + 1, names[i]) == 0;
-    if (!served && unlinkat(s->dirfd, names[i], 0) != 0) {
+    char *path = served ? NULL : strata__store_path(s, names[i], "");
+    strata_region *r = NULL;
+    strata_region_info info = {0};
+    bool ours = path != NULL && strata_region_open(path, 0, &r) == 0 &&
+                strata_region_info_get(r, &info) == 0 && info.id == e->id;
+    strata_region_close(r);
+    free(path);
+    if (ours && unlinkat(s->dirfd, names[i], 0) != 0) {
       char qp[STRATA__LOG_PATH];
       strata__log(&s->log, STRATA_LOG_DEBUG, "compact",
                   "msg=\"could not remove a stale rebased delta\" file=%s "
@@ -232,7 +263,6 @@ static void remove_stale_rebased(struct strata_store *s,
                   strata__log_quote(qp, sizeof qp, names[i]), errno);
     }
   }
-  strata__store_names_free(names, n);
 }
 
 /* What a compaction holds between its steps. */
@@ -247,6 +277,8 @@ typedef struct compaction {
   dev_t n_dev;
   ino_t n_ino;
   char *r_path, *r_final; /* R, when the stack grew meanwhile */
+  char **stale;           /* list_rebased(), for remove_stale_rebased() */
+  size_t nstale;
   strata_region *r;
   dev_t r_dev;
   ino_t r_ino;
@@ -275,22 +307,20 @@ static int begin(compaction *c, bool allow_merge) {
   const strata__entry *e = strata__catalog_find(cat, c->id);
   STRATA__FAIL_IF(e == NULL, STRATA_E_NO_REGION, "%s: no region %" PRIu64,
                   s->dir, c->id);
-  if (e->file == NULL)
+  if (e->file == NULL || e->stack == NULL)
     return 0; /* nothing to compact */
-  remove_stale_rebased(s, e);
-  if (e->stack == NULL)
-    return 0;
   STRATA__TRY(check_placed(s, e));
   /* The compactor's choice is crystallize.c's at STRATA__MAX_DEPTH: a
    * merge while the deltas' files together are below a quarter of the
    * base's bytes (docs/ARCHITECTURE.md, "Merging deltas"), else a base;
-   * and nothing for a stack below that depth and that size (a request
-   * that an earlier compaction answered already). */
+   * and nothing for a stack below that depth (a request that an earlier
+   * compaction answered already: a crystallization asks again at every
+   * depth from 4 up). */
   uint64_t bytes = 0;
   for (uint32_t d = 0; d < e->stack->n; d++)
     bytes += e->stack->deltas[d]->region->size;
   bool small = bytes < e->file->region->size / 4;
-  if (allow_merge && small && e->stack->n < STRATA__MAX_DEPTH)
+  if (allow_merge && e->stack->n < STRATA__MAX_DEPTH)
     return 0;
   c->merge = allow_merge && small;
   c->n_path =
@@ -338,6 +368,40 @@ static int write_bottom(compaction *c, _Atomic bool *cancel) {
   return rc;
 }
 
+/* write_bottom on a thread of its own at nice COMPACTOR_NICE: the
+ * compactor's write runs in the gaps the readers and the writer leave
+ * (fsync waits, idle cores) instead of taking its share from the readers
+ * (the writer-cycle benchmark's readers fell to half their idle rate with
+ * the compactor at their priority). Only the write: the steps that hold
+ * the writer mutex run at the compactor's own priority, so a starved
+ * compaction never holds up a put (a niced thread cannot raise its
+ * priority back without CAP_SYS_NICE). Starved under load, a compaction
+ * just takes longer: the stack deepens meanwhile, and past
+ * STRATA__MAX_DEPTH_BACKGROUND the writer compacts in the foreground as
+ * without a compactor. Without a thread, the write runs here. */
+typedef struct niced_write {
+  compaction *c;
+  _Atomic bool *cancel;
+  int rc;
+} niced_write;
+
+static void *niced_main(void *arg) {
+  niced_write *nw = arg;
+  /* A failure (a policy that forbids it) leaves the priority as it is. */
+  (void)setpriority(PRIO_PROCESS, (id_t)gettid(), COMPACTOR_NICE);
+  nw->rc = write_bottom(nw->c, nw->cancel);
+  return NULL;
+}
+
+static int write_bottom_niced(compaction *c, _Atomic bool *cancel) {
+  niced_write nw = {c, cancel, 0};
+  pthread_t tid;
+  if (pthread_create(&tid, NULL, niced_main, &nw) != 0)
+    return write_bottom(c, cancel);
+  pthread_join(tid, NULL);
+  return nw.rc;
+}
+
 /* Step 3, writer mutex held: R if the stack grew, then the publication. */
 static int finish(compaction *c) {
   struct strata_store *s = c->s;
@@ -345,6 +409,11 @@ static int finish(compaction *c) {
   strata__catalog *cat =
       atomic_load_explicit(&s->catalog, memory_order_relaxed);
   const strata__entry *cur = strata__catalog_find(cat, c->id);
+  STRATA__FAIL_IF(cur == NULL, STRATA_E_CONFLICT,
+                  "%s: region %" PRIu64 " (\"%s\") is no longer served (a "
+                  "refresh dropped it) while it was being compacted; nothing "
+                  "was replaced",
+                  c->n_path, c->id, c->v->name);
   STRATA__TRY(check_placed(s, cur));
   STRATA__FAIL_IF(!extends(cur, c->v), STRATA_E_CONFLICT,
                   "%s: region %" PRIu64 " (\"%s\"): its stack changed below "
@@ -359,6 +428,8 @@ static int finish(compaction *c) {
   if (rc == 0)
     rc = strata__crys_check_stack(s, cur, c->n_path, next);
   free(next);
+  if (rc == 0)
+    remove_stale_rebased(s, cur, c->stale, c->nstale);
   uint32_t r_depth = c->merge ? 2 : 1;
   if (rc == 0 && m > k) {
     c->r_path = rebased_path(s, cur, r_depth);
@@ -429,32 +500,46 @@ static int finish(compaction *c) {
     return rc;
   }
   char qp[STRATA__LOG_PATH];
+  int late = rc; /* the directory fsync's failure, reported after all */
   if (rc < 0) {
     /* N is in place, but the directory fsync failed: after a power loss
      * the directory may hold the old stack or the new one, and both must
-     * be whole, so the old deltas stay (stale now; verify reports them,
-     * the next compaction removes them). The new stack is what the
-     * directory serves: publish it. */
-    strata__log(&s->log, STRATA_LOG_WARN, "compact",
+     * be whole, so the old deltas stay, and R keeps its temporary name (its
+     * canonical one is the first old delta's). The new stack is what the
+     * directory names now, with the same content: publish it, and report
+     * the failure. The next directory fsync that succeeds (a
+     * crystallization's) makes the rename durable, on the journaling file
+     * systems this relies on for every rename (docs/ARCHITECTURE.md,
+     * "Background compaction"). */
+    strata__log(&s->log, STRATA_LOG_ERROR, "compact",
                 "msg=\"compaction placed its file but the directory fsync "
                 "failed; the old deltas are kept\" region_id=%" PRIu64
                 " file=%s error=%s",
                 c->id, strata__log_quote(qp, sizeof qp, c->n_path),
                 strata_err_name(rc));
+    rc = 0;
   } else {
     strata__crys_unlink_stale(s, cur, c->merge ? c->n_path : NULL, NULL);
     const strata__file *rf =
         e->stack != NULL ? e->stack->deltas[e->stack->n - 1] : NULL;
     if (c->r_path != NULL && rf != NULL) {
       /* The canonical name, over the unlinked (or stale) old delta. */
-      char *p = strdup(c->r_final);
-      if (p != NULL && renameat(s->dirfd, strrchr(c->r_path, '/') + 1, s->dirfd,
-                                strrchr(c->r_final, '/') + 1) == 0) {
+      /* Both names the file goes by: its record's (the checks before a
+       * crystallization stat it) and its region's (strata_region_info,
+       * error details). Not published yet: nothing reads them. */
+      char *p = strdup(c->r_final), *rp = strdup(c->r_final);
+      if (p != NULL && rp != NULL &&
+          renameat(s->dirfd, strrchr(c->r_path, '/') + 1, s->dirfd,
+                   strrchr(c->r_final, '/') + 1) == 0) {
         (void)fsync(s->dirfd);
-        free(((strata__file *)rf)->path);
-        ((strata__file *)rf)->path = p;
+        strata__file *w = (strata__file *)rf;
+        free(w->path);
+        w->path = p;
+        free(w->region->path);
+        w->region->path = rp;
       } else {
         free(p);
+        free(rp);
         strata__log(&s->log, STRATA_LOG_WARN, "compact",
                     "msg=\"could not give the rebased delta its canonical "
                     "name; it is served under this one\" region_id=%" PRIu64
@@ -474,7 +559,7 @@ static int finish(compaction *c) {
               c->id, strata__log_quote(qp, sizeof qp, c->n_path),
               c->merge ? "merge" : "base", k, m - k, (double)fsync_ns / 1e6,
               e->generation);
-  return 0;
+  return late;
 }
 
 static void compaction_free(compaction *c) {
@@ -486,6 +571,7 @@ static void compaction_free(compaction *c) {
   free(c->n_path);
   free(c->r_path);
   free(c->r_final);
+  strata__store_names_free(c->stale, c->nstale);
 }
 
 /* Compacts region `id`: the three steps, the writer mutex held for the
@@ -504,7 +590,9 @@ static int compact(struct strata_store *s, uint64_t id, bool allow_merge,
   bool work = rc == 0 && c.v != NULL;
   if (work) {
     pthread_mutex_unlock(&s->write_mu);
-    rc = write_bottom(&c, cancel);
+    list_rebased(s, c.v->name, &c.stale, &c.nstale);
+    rc =
+        allow_merge ? write_bottom_niced(&c, cancel) : write_bottom(&c, cancel);
     if (rc == 0 && s->compact_hook != NULL)
       s->compact_hook(s->compact_hook_ctx);
     pthread_mutex_lock(&s->write_mu);
@@ -548,14 +636,6 @@ static void request(struct strata_store *s, uint64_t id);
 static void *compactor_main(void *arg) {
   struct strata_store *s = arg;
   struct strata__compactor *k = s->compactor;
-  /* Below the readers and the writer: on a machine with as many busy
-   * threads as cores, a compactor at their priority takes its share from
-   * the readers (the writer-cycle benchmark's readers fell to half their
-   * idle rate). Niced, it runs in the gaps (fsync waits, idle cores); when
-   * it cannot keep up the stack deepens, and past
-   * STRATA__MAX_DEPTH_BACKGROUND the writer compacts in the foreground as
-   * without it. A failure (a policy that forbids it) leaves it as it is. */
-  (void)setpriority(PRIO_PROCESS, (id_t)gettid(), COMPACTOR_NICE);
   pthread_mutex_lock(&k->mu);
   while (!k->stop) {
     if (k->n == 0) {

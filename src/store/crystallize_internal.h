@@ -13,8 +13,9 @@
  * (docs/ARCHITECTURE.md, "Crystallize"), so reads see at most this many
  * deltas. With a background compactor the crystallization writes another
  * delta instead and asks the compactor to do it, up to
- * STRATA__MAX_DEPTH_BACKGROUND (reads cost the same at any depth: one id
- * table covers every delta). */
+ * STRATA__MAX_DEPTH_BACKGROUND (reads by id cost the same at any depth:
+ * one id table covers every delta; reads by name and the id table's
+ * rebuild at each crystallization grow with it). */
 #define STRATA__MAX_DEPTH 4
 #define STRATA__MAX_DEPTH_BACKGROUND 16
 

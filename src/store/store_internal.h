@@ -1068,7 +1068,8 @@ void strata__compact_stop(struct strata_store *s);
  * runs, its queue and whether it is compacting now, and the counts since
  * open: compactions published (merges among them), deltas rebased,
  * compactions dropped (STRATA_E_CONFLICT, STRATA_E_STATE, canceled) and
- * failed (any other error), and the time the published ones took. Takes
+ * failed (any other error, and one published whose directory fsync
+ * failed), and the time the published ones took. Takes
  * the writer mutex and the compactor's. */
 typedef struct strata__compact_figures {
   bool background, running;

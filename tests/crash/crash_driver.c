@@ -32,7 +32,7 @@
  * the store's compactor thread (STRATA_STORE_BACKGROUND_COMPACT): stacks
  * grow to 16 deltas and are merged or rewritten on that thread while the
  * writer goes on, so the kills land inside compactions too, between the
- * rename of a rebased delta (NAME.D.compact-G.delta, then allowed) and the
+ * rename of a rebased delta (NAME.D.cG.delta, then allowed) and the
  * rename of the new base, and while both write (then two temporary files
  * may be left).
 
@@ -245,21 +245,23 @@ static bool is_temp_of(const char *n, const char *const *files, size_t count) {
 }
 
 /* A rebased delta of a background compaction not yet under its canonical
- * name: NAME.D.compact-G.delta for a region NAME of the model (compact.c). */
+ * name: NAME.D.cG.delta for a region NAME of the model (compact.c). */
 static bool is_rebased(const char *n) {
   if (!background)
     return false;
   for (size_t k = 0; k < CRASH_NREGIONS; k++) {
-    size_t nl = strlen(crash_regions[k].name), l = strlen(n);
-    if (strncmp(n, crash_regions[k].name, nl) == 0 && n[nl] == '.' &&
-        strstr(n + nl, ".compact-") != NULL && l > 6 &&
-        strcmp(n + l - 6, ".delta") == 0)
+    size_t nl = strlen(crash_regions[k].name);
+    unsigned d, g;
+    int end = 0;
+    if (strncmp(n, crash_regions[k].name, nl) == 0 &&
+        sscanf(n + nl, ".%u.c%u.delta%n", &d, &g, &end) == 2 &&
+        (size_t)end == strlen(n + nl))
       return true;
   }
   return false;
 }
 
-/* A temporary file of a rebased delta: ".NAME.D.compact-G.delta" and the
+/* A temporary file of a rebased delta: ".NAME.D.cG.delta" and the
  * writer's ".strata-tmp-XXXXXXXX" mark. */
 static bool is_rebased_temp(const char *n) {
   const char *mark = strstr(n, ".strata-tmp-");

@@ -915,6 +915,14 @@ static strata_store *open_compacting(const char *dir, lines *l, bool bg) {
   return s;
 }
 
+/* Is `n` a rebased delta's name of region "r", r.D.cG.delta (compact.c)? */
+static bool rebased_file(const char *n) {
+  unsigned d, g;
+  int end = 0;
+  return sscanf(n, "r.%u.c%u.delta%n", &d, &g, &end) == 2 &&
+         (size_t)end == strlen(n);
+}
+
 /* The depth of the stack on disk: r.1.delta .. r.<depth>.delta exist, the
  * next does not, and no file of a compaction is left under another name
  * (a temporary file, or a rebased delta not renamed). */
@@ -931,7 +939,7 @@ static uint32_t disk_depth(const char *dir) {
   assert_non_null(d);
   struct dirent *de;
   while ((de = readdir(d)) != NULL)
-    if (strstr(de->d_name, "compact-") || strstr(de->d_name, "strata-tmp"))
+    if (rebased_file(de->d_name) || strstr(de->d_name, "strata-tmp"))
       fail_msg("left in the store: %s", de->d_name);
   closedir(d);
   return depth;
@@ -962,6 +970,7 @@ typedef struct meanwhile {
   model *m;
   int cycle, cycles;
   bool rewrite;
+  bool pad; /* each cycle also puts a 400-byte layer (ids 31 up) */
   int calls;
 } meanwhile;
 
@@ -970,6 +979,13 @@ static void during_compaction(void *ctx) {
   if (w->calls++ > 0)
     return;
   for (int i = 0; i < w->cycles; i++) {
+    if (w->pad) {
+      static char pad[401];
+      memset(pad, 'a' + i, 400);
+      op o = {31 + (uint64_t)i, pad, NULL};
+      assert_strata_ok(strata_proto_put(w->p, o.id, NULL, 0, NULL, pad, 400));
+      apply(w->m, &o, 1);
+    }
     cycle_changes(w->p, w->m, w->cycle++);
     assert_strata_ok(strata_crystallize(w->s, RID));
   }
@@ -1002,7 +1018,7 @@ static void test_compact_explicit(void **state) {
   held_m = m;
   /* A rebased delta a crash left bound to a file that never took its
    * place: the compaction removes it (disk_depth fails on one). */
-  write_file(test_path(dir, "r.1.compact-9.delta"), d1_ops, 4, 12345, 12345, 1);
+  write_file(test_path(dir, "r.1.c9.delta"), d1_ops, 4, 12345, 12345, 1);
   assert_strata_ok(strata_compact(s, RID));
   assert_int_equal(disk_depth(dir), 0);
   assert_non_null(strstr(l.text, "region compacted"));
@@ -1063,6 +1079,16 @@ static void test_compact_rebases(void **state) {
   assert_int_equal(disk_depth(dir), 1);
   check_binding(dir, 1, "r.region");
   check_store(s, &m);
+  /* The rebased delta is served under its canonical name, which its
+   * region reports too. */
+  strata_txn t;
+  const strata_region *d = NULL;
+  assert_strata_ok(strata_read_begin(s, &t));
+  assert_strata_ok(strata_store_region_delta_at(&t, 0, 0, &d));
+  strata_region_info di;
+  assert_strata_ok(strata_region_info_get(d, &di));
+  assert_string_equal(di.path, test_path(dir, "r.1.delta"));
+  strata_read_end(&t);
   /* And the proto goes on over both. */
   cycle_changes(p, &m, 5);
   assert_strata_ok(strata_crystallize(s, RID));
@@ -1133,6 +1159,13 @@ static void background_cycles(bool large) {
     cycle_changes(p, &m, c);
     assert_strata_ok(strata_crystallize(s, RID));
     check_store(s, &m);
+    /* The stack reached depth 4 (a request) at c = 4: the compactor,
+     * niced, may be starved by this thread and others' until the end,
+     * when 16 deltas are no longer small beside the base. Waiting here
+     * makes its choice at depth 4 certain; the cycles between run beside
+     * whatever it does next. */
+    if (c % 4 == 0)
+      assert_strata_ok(strata_compact_wait(s));
   }
   assert_strata_ok(strata_compact_wait(s));
   check_store(s, &m);
@@ -1202,6 +1235,123 @@ static void test_background_merge_rebases(void **state) {
   strata_store_close(s);
 }
 
+/* The region is dropped while it is compacted (its files removed by
+ * another program, then a refresh): the compaction fails with
+ * STRATA_E_CONFLICT saying so, and writes nothing. */
+typedef struct dropper {
+  strata_store *s;
+  const char *dir;
+} dropper;
+
+static void drop_region(void *ctx) {
+  const dropper *dr = ctx;
+  const char *dir = dr->dir;
+  char f[32];
+  assert_int_equal(unlink(test_path(dir, "r.region")), 0);
+  for (int d = 1; d <= 2; d++) {
+    snprintf(f, sizeof f, "r.%d.delta", d);
+    assert_int_equal(unlink(test_path(dir, f)), 0);
+  }
+  assert_strata_ok(strata_store_refresh(dr->s));
+}
+
+static void test_compact_region_dropped(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  model m;
+  make_base(dir, &m);
+  lines l;
+  strata_store *s = open_compacting(dir, &l, false);
+  strata_proto *p = NULL;
+  assert_strata_ok(strata_proto_open(s, RID, &p));
+  for (int c = 1; c <= 2; c++) {
+    cycle_changes(p, &m, c);
+    assert_strata_ok(strata_crystallize(s, RID));
+  }
+  assert_strata_ok(strata_proto_discard(p)); /* a refresh may drop it now */
+  dropper dr = {s, dir};
+  strata_compact_test_hook(s, drop_region, &dr);
+  assert_strata_err(strata_compact(s, RID), STRATA_E_CONFLICT);
+  strata_compact_test_hook(s, NULL, NULL);
+  assert_non_null(strstr(strata_last_error_detail(), "no longer served"));
+  assert_false(exists(dir, "r.region"));
+  assert_int_equal(disk_depth(dir), 0);
+  strata_store_close(s);
+}
+
+/* Files that look like rebased deltas but are not this region's stale
+ * ones stay: another region's delta whose name starts like one
+ * ("r.1.c9.1.delta", region "r.1.c9"), and a file of the rebased form
+ * whose header names another region. */
+static void test_compact_keeps_other_files(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  model m;
+  make_base(dir, &m);
+  lines l;
+  strata_store *s = open_compacting(dir, &l, false);
+  strata_proto *p = NULL;
+  assert_strata_ok(strata_proto_open(s, RID, &p));
+  cycle_changes(p, &m, 1);
+  assert_strata_ok(strata_crystallize(s, RID));
+  static const char *const others[] = {"r.1.c9.1.delta", "r.2.c3.delta"};
+  for (size_t i = 0; i < 2; i++) {
+    strata_writer_options o;
+    strata_writer_options_init(&o);
+    o.region_id = 77;
+    o.name = "other";
+    strata_writer *w = NULL;
+    assert_strata_ok(strata_writer_open(test_path(dir, others[i]), &o, &w));
+    assert_strata_ok(strata__writer_set_delta(w, 99, 99, 1));
+    assert_strata_ok(strata_writer_add(w, 1, NULL, 0, NULL, "x", 1));
+    assert_strata_ok(strata_writer_commit(w));
+  }
+  assert_strata_ok(strata_compact(s, RID));
+  for (size_t i = 0; i < 2; i++)
+    if (!exists(dir, others[i]))
+      fail_msg("%s was removed by region %d's compaction", others[i], RID);
+  check_store(s, &m);
+  strata_store_close(s);
+}
+
+/* A base rewrite on the compactor thread while three deltas are
+ * crystallized: they are rebased into one delta, and the requests those
+ * crystallizations made (the stack was past depth 4) cost no second
+ * rewrite, although that delta alone is more than a quarter of the base
+ * (the pad layers). */
+static void test_background_base_rebases_once(void **state) {
+  (void)state;
+  const char *dir = test_tmpdir();
+  model m;
+  make_base(dir, &m);
+  lines l;
+  strata_store *s = open_compacting(dir, &l, true);
+  strata_proto *p = NULL;
+  assert_strata_ok(strata_proto_open(s, RID, &p));
+  meanwhile w = {.s = s, .p = p, .m = &m, .cycle = 5, .cycles = 3, .pad = true};
+  strata_compact_test_hook(s, during_compaction, &w);
+  for (int c = 1; c <= 4; c++) {
+    cycle_changes(p, &m, c);
+    assert_strata_ok(strata_crystallize(s, RID));
+  }
+  assert_strata_ok(strata_compact_wait(s));
+  strata_compact_test_hook(s, NULL, NULL);
+  assert_int_equal(w.calls, 1);
+  strata__compact_figures fig;
+  strata__compact_figures_get(s, &fig);
+  assert_int_equal(fig.count, 1);
+  assert_int_equal(fig.merges, 0);
+  assert_int_equal(fig.rebased, 3);
+  uint64_t rsize, bsize, ino;
+  file_id(dir, "r.1.delta", &rsize, &ino);
+  file_id(dir, "r.region", &bsize, &ino);
+  assert_true(rsize >= bsize / 4); /* not small: the old rule rewrote it */
+  assert_int_equal(disk_depth(dir), 1);
+  check_binding(dir, 1, "r.region");
+  check_store(s, &m);
+  strata_store_close(s);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_stack_reads),
@@ -1219,6 +1369,9 @@ int main(void) {
       cmocka_unit_test(test_background_compact_base),
       cmocka_unit_test(test_background_compact_merge),
       cmocka_unit_test(test_background_merge_rebases),
+      cmocka_unit_test(test_compact_region_dropped),
+      cmocka_unit_test(test_compact_keeps_other_files),
+      cmocka_unit_test(test_background_base_rebases_once),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

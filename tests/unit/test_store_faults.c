@@ -1046,8 +1046,15 @@ static void compact_setup(fixture *f) {
   put(f->p3, &f->m3, 6, NULL, NULL, "in the proto", 12);
 }
 
+/* A rebased delta's name, base.D.cG.delta (compact.c), or its temporary
+ * file's. */
 static bool is_rebased_name(const char *n) {
-  return strstr(n, ".compact-") != NULL;
+  unsigned d, g;
+  int end = 0;
+  if (n[0] == '.')
+    n++;
+  return sscanf(n, "base.%u.c%u.delta%n", &d, &g, &end) == 2 &&
+         (n[end] == '\0' || strncmp(n + end, ".strata-tmp-", 12) == 0);
 }
 
 static size_t compact_calls(bool rebase) {
