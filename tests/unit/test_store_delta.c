@@ -993,6 +993,42 @@ static void during_compaction(void *ctx) {
     assert_strata_ok(strata_crystallize(w->s, RID));
 }
 
+/* Cycles `from` .. `to` of changes through proto `p`, each crystallized. */
+static void run_cycles(strata_store *s, strata_proto *p, model *m, int from,
+                       int to) {
+  for (int c = from; c <= to; c++) {
+    cycle_changes(p, m, c);
+    assert_strata_ok(strata_crystallize(s, RID));
+  }
+}
+
+/* Closes `s`; a store opened again over `dir` logs no stale or unserved
+ * file and serves the model. */
+static void check_reopened(strata_store *s, const char *dir, const model *m) {
+  strata_store_close(s);
+  lines l;
+  s = open_logged(dir, &l);
+  assert_null(strstr(l.text, "stale"));
+  assert_null(strstr(l.text, "not served"));
+  check_store(s, m);
+  strata_store_close(s);
+}
+
+/* A store over make_base()'s region (merge_base()'s with `large`), opened
+ * with the compactor when `bg`, and a proto over it that crystallized
+ * `cycles` cycles of changes: the start of the tests below. */
+static strata_store *stacked(const char *dir, model *m, lines *l, bool bg,
+                             bool large, int cycles, strata_proto **p) {
+  if (large)
+    merge_base(dir, m);
+  else
+    make_base(dir, m);
+  strata_store *s = open_compacting(dir, l, bg);
+  assert_strata_ok(strata_proto_open(s, RID, p));
+  run_cycles(s, *p, m, 1, cycles);
+  return s;
+}
+
 /* strata_compact on the calling thread: three deltas become a new base
  * (and a stale rebased delta is removed), every read path matches the
  * model, a snapshot taken before keeps its
@@ -1003,15 +1039,9 @@ static void test_compact_explicit(void **state) {
   (void)state;
   const char *dir = test_tmpdir();
   model m, held_m;
-  make_base(dir, &m);
   lines l;
-  strata_store *s = open_compacting(dir, &l, false);
   strata_proto *p = NULL;
-  assert_strata_ok(strata_proto_open(s, RID, &p));
-  for (int c = 1; c <= 3; c++) {
-    cycle_changes(p, &m, c);
-    assert_strata_ok(strata_crystallize(s, RID));
-  }
+  strata_store *s = stacked(dir, &m, &l, false, false, 3, &p);
   assert_int_equal(disk_depth(dir), 3);
   strata_txn held;
   assert_strata_ok(strata_read_begin(s, &held));
@@ -1061,15 +1091,9 @@ static void test_compact_rebases(void **state) {
   (void)state;
   const char *dir = test_tmpdir();
   model m;
-  make_base(dir, &m);
   lines l;
-  strata_store *s = open_compacting(dir, &l, false);
   strata_proto *p = NULL;
-  assert_strata_ok(strata_proto_open(s, RID, &p));
-  for (int c = 1; c <= 2; c++) {
-    cycle_changes(p, &m, c);
-    assert_strata_ok(strata_crystallize(s, RID));
-  }
+  strata_store *s = stacked(dir, &m, &l, false, false, 2, &p);
   meanwhile w = {.s = s, .p = p, .m = &m, .cycle = 3, .cycles = 2};
   strata_compact_test_hook(s, during_compaction, &w);
   assert_strata_ok(strata_compact(s, RID));
@@ -1095,12 +1119,7 @@ static void test_compact_rebases(void **state) {
   assert_int_equal(disk_depth(dir), 2);
   check_binding(dir, 2, "r.1.delta");
   check_store(s, &m);
-  strata_store_close(s);
-  s = open_logged(dir, &l);
-  assert_null(strstr(l.text, "stale"));
-  assert_null(strstr(l.text, "not served"));
-  check_store(s, &m);
-  strata_store_close(s);
+  check_reopened(s, dir, &m);
 }
 
 /* A crystallization that rewrites the base while the compaction writes
@@ -1111,15 +1130,9 @@ static void test_compact_conflict(void **state) {
   (void)state;
   const char *dir = test_tmpdir();
   model m;
-  make_base(dir, &m);
   lines l;
-  strata_store *s = open_compacting(dir, &l, false);
   strata_proto *p = NULL;
-  assert_strata_ok(strata_proto_open(s, RID, &p));
-  for (int c = 1; c <= 2; c++) {
-    cycle_changes(p, &m, c);
-    assert_strata_ok(strata_crystallize(s, RID));
-  }
+  strata_store *s = stacked(dir, &m, &l, false, false, 2, &p);
   meanwhile w = {.s = s, .p = p, .m = &m, .cycle = 3, .rewrite = true};
   strata_compact_test_hook(s, during_compaction, &w);
   assert_strata_err(strata_compact(s, RID), STRATA_E_CONFLICT);
@@ -1147,14 +1160,9 @@ static void test_compact_conflict(void **state) {
 static void background_cycles(bool large) {
   const char *dir = test_tmpdir();
   model m;
-  if (large)
-    merge_base(dir, &m);
-  else
-    make_base(dir, &m);
   lines l;
-  strata_store *s = open_compacting(dir, &l, true);
   strata_proto *p = NULL;
-  assert_strata_ok(strata_proto_open(s, RID, &p));
+  strata_store *s = stacked(dir, &m, &l, true, large, 0, &p);
   for (int c = 1; c <= 16; c++) {
     cycle_changes(p, &m, c);
     assert_strata_ok(strata_crystallize(s, RID));
@@ -1183,11 +1191,7 @@ static void background_cycles(bool large) {
   assert_non_null(
       strstr(l.text, large ? "kind=merge deltas" : "kind=base deltas"));
   pthread_mutex_unlock(&lines_mu);
-  strata_store_close(s);
-  s = open_logged(dir, &l);
-  assert_null(strstr(l.text, "not served"));
-  check_store(s, &m);
-  strata_store_close(s);
+  check_reopened(s, dir, &m);
 }
 
 static void test_background_compact_base(void **state) {
@@ -1207,17 +1211,12 @@ static void test_background_merge_rebases(void **state) {
   (void)state;
   const char *dir = test_tmpdir();
   model m;
-  merge_base(dir, &m);
   lines l;
-  strata_store *s = open_compacting(dir, &l, true);
   strata_proto *p = NULL;
-  assert_strata_ok(strata_proto_open(s, RID, &p));
+  strata_store *s = stacked(dir, &m, &l, true, true, 0, &p);
   meanwhile w = {.s = s, .p = p, .m = &m, .cycle = 5, .cycles = 1};
   strata_compact_test_hook(s, during_compaction, &w);
-  for (int c = 1; c <= 4; c++) {
-    cycle_changes(p, &m, c);
-    assert_strata_ok(strata_crystallize(s, RID));
-  }
+  run_cycles(s, p, &m, 1, 4);
   assert_strata_ok(strata_compact_wait(s));
   strata_compact_test_hook(s, NULL, NULL);
   assert_int_equal(w.calls, 1);
@@ -1228,11 +1227,7 @@ static void test_background_merge_rebases(void **state) {
   check_binding(dir, 1, "r.region");
   check_binding(dir, 2, "r.1.delta");
   check_store(s, &m);
-  strata_store_close(s);
-  s = open_logged(dir, &l);
-  assert_null(strstr(l.text, "not served"));
-  check_store(s, &m);
-  strata_store_close(s);
+  check_reopened(s, dir, &m);
 }
 
 /* The region is dropped while it is compacted (its files removed by
@@ -1259,15 +1254,9 @@ static void test_compact_region_dropped(void **state) {
   (void)state;
   const char *dir = test_tmpdir();
   model m;
-  make_base(dir, &m);
   lines l;
-  strata_store *s = open_compacting(dir, &l, false);
   strata_proto *p = NULL;
-  assert_strata_ok(strata_proto_open(s, RID, &p));
-  for (int c = 1; c <= 2; c++) {
-    cycle_changes(p, &m, c);
-    assert_strata_ok(strata_crystallize(s, RID));
-  }
+  strata_store *s = stacked(dir, &m, &l, false, false, 2, &p);
   assert_strata_ok(strata_proto_discard(p)); /* a refresh may drop it now */
   dropper dr = {s, dir};
   strata_compact_test_hook(s, drop_region, &dr);
@@ -1287,13 +1276,9 @@ static void test_compact_keeps_other_files(void **state) {
   (void)state;
   const char *dir = test_tmpdir();
   model m;
-  make_base(dir, &m);
   lines l;
-  strata_store *s = open_compacting(dir, &l, false);
   strata_proto *p = NULL;
-  assert_strata_ok(strata_proto_open(s, RID, &p));
-  cycle_changes(p, &m, 1);
-  assert_strata_ok(strata_crystallize(s, RID));
+  strata_store *s = stacked(dir, &m, &l, false, false, 1, &p);
   static const char *const others[] = {"r.1.c9.1.delta", "r.2.c3.delta"};
   for (size_t i = 0; i < 2; i++) {
     strata_writer_options o;
@@ -1323,17 +1308,12 @@ static void test_background_base_rebases_once(void **state) {
   (void)state;
   const char *dir = test_tmpdir();
   model m;
-  make_base(dir, &m);
   lines l;
-  strata_store *s = open_compacting(dir, &l, true);
   strata_proto *p = NULL;
-  assert_strata_ok(strata_proto_open(s, RID, &p));
+  strata_store *s = stacked(dir, &m, &l, true, false, 0, &p);
   meanwhile w = {.s = s, .p = p, .m = &m, .cycle = 5, .cycles = 3, .pad = true};
   strata_compact_test_hook(s, during_compaction, &w);
-  for (int c = 1; c <= 4; c++) {
-    cycle_changes(p, &m, c);
-    assert_strata_ok(strata_crystallize(s, RID));
-  }
+  run_cycles(s, p, &m, 1, 4);
   assert_strata_ok(strata_compact_wait(s));
   strata_compact_test_hook(s, NULL, NULL);
   assert_int_equal(w.calls, 1);

@@ -615,14 +615,17 @@ static PyObject *Store_proto(PyObject *self, PyObject *args, PyObject *kwargs) {
   return strata_py_proto_new(s, proto, id);
 }
 
-static PyObject *Store_crystallize(PyObject *self, PyObject *region) {
+/* Calls fn(store, region id) with the GIL released: crystallize and
+ * compact. */
+static PyObject *region_call(PyObject *self, PyObject *region,
+                             int (*fn)(strata_store *, uint64_t)) {
   strata_py_store *s = (strata_py_store *)self;
   uint64_t id;
   if (strata_py_store_check(s) < 0 || region_id_of(s, region, &id) < 0 ||
       strata_py_store_enter(s) < 0)
     return NULL;
   int rc;
-  Py_BEGIN_ALLOW_THREADS rc = strata_crystallize(s->store, id);
+  Py_BEGIN_ALLOW_THREADS rc = fn(s->store, id);
   Py_END_ALLOW_THREADS if (rc < 0) strata_py_raise(rc);
   strata_py_store_leave(s);
   if (rc < 0)
@@ -630,19 +633,12 @@ static PyObject *Store_crystallize(PyObject *self, PyObject *region) {
   Py_RETURN_NONE;
 }
 
+static PyObject *Store_crystallize(PyObject *self, PyObject *region) {
+  return region_call(self, region, strata_crystallize);
+}
+
 static PyObject *Store_compact(PyObject *self, PyObject *region) {
-  strata_py_store *s = (strata_py_store *)self;
-  uint64_t id;
-  if (strata_py_store_check(s) < 0 || region_id_of(s, region, &id) < 0 ||
-      strata_py_store_enter(s) < 0)
-    return NULL;
-  int rc;
-  Py_BEGIN_ALLOW_THREADS rc = strata_compact(s->store, id);
-  Py_END_ALLOW_THREADS if (rc < 0) strata_py_raise(rc);
-  strata_py_store_leave(s);
-  if (rc < 0)
-    return NULL;
-  Py_RETURN_NONE;
+  return region_call(self, region, strata_compact);
 }
 
 static PyObject *Store_compact_wait(PyObject *self, PyObject *unused) {
