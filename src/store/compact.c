@@ -383,6 +383,7 @@ typedef struct niced_write {
   compaction *c;
   _Atomic bool *cancel;
   int rc;
+  char detail[512]; /* the error detail is per thread: carried back */
 } niced_write;
 
 static void *niced_main(void *arg) {
@@ -390,16 +391,18 @@ static void *niced_main(void *arg) {
   /* A failure (a policy that forbids it) leaves the priority as it is. */
   (void)setpriority(PRIO_PROCESS, (id_t)gettid(), COMPACTOR_NICE);
   nw->rc = write_bottom(nw->c, nw->cancel);
+  if (nw->rc < 0)
+    snprintf(nw->detail, sizeof nw->detail, "%s", strata_last_error_detail());
   return NULL;
 }
 
 static int write_bottom_niced(compaction *c, _Atomic bool *cancel) {
-  niced_write nw = {c, cancel, 0};
+  niced_write nw = {.c = c, .cancel = cancel};
   pthread_t tid;
   if (pthread_create(&tid, NULL, niced_main, &nw) != 0)
     return write_bottom(c, cancel);
   pthread_join(tid, NULL);
-  return nw.rc;
+  return nw.rc < 0 ? strata__fail(nw.rc, "%s", nw.detail) : 0;
 }
 
 /* Step 3, writer mutex held: R if the stack grew, then the publication. */
