@@ -526,8 +526,8 @@ static int finish(compaction *c) {
     const strata__file *rf =
         e->stack != NULL ? e->stack->deltas[e->stack->n - 1] : NULL;
     if (c->r_path != NULL && rf != NULL) {
-      /* The canonical name, over the unlinked (or stale) old delta. */
-      /* Both names the file goes by: its record's (the checks before a
+      /* The canonical name, over the unlinked (or stale) old delta; and
+       * both names the file goes by: its record's (the checks before a
        * crystallization stat it) and its region's (strata_region_info,
        * error details). Not published yet: nothing reads them. */
       char *p = strdup(c->r_final), *rp = strdup(c->r_final);
