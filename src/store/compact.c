@@ -186,7 +186,7 @@ static char *rebased_path(struct strata_store *s, const strata__entry *cur,
     snprintf(suffix, sizeof suffix, ".%" PRIu32 ".c%" PRIu64 ".delta", depth,
              g);
     char *p = strata__store_path(s, cur->name, suffix);
-    if (p == NULL || faccessat(s->dirfd, strrchr(p, '/') + 1, F_OK,
+    if (p == NULL || faccessat(s->dirfd, strata__file_name(p), F_OK,
                                AT_SYMLINK_NOFOLLOW) != 0)
       return p;
     free(p);
@@ -247,7 +247,7 @@ static void remove_stale_rebased(struct strata_store *s, const strata__entry *e,
     bool served = false;
     for (uint32_t d = 0; e->stack != NULL && d < e->stack->n && !served; d++)
       served =
-          strcmp(strrchr(e->stack->deltas[d]->path, '/') + 1, names[i]) == 0;
+          strcmp(strata__file_name(e->stack->deltas[d]->path), names[i]) == 0;
     char *path = served ? NULL : strata__store_path(s, names[i], "");
     strata_region *r = NULL;
     strata_region_info info = {0};
@@ -499,7 +499,7 @@ static int finish(compaction *c) {
     strata__file_unref(s, fn);
     strata__file_unref(s, fr);
     if (c->r_path != NULL)
-      (void)unlinkat(s->dirfd, strrchr(c->r_path, '/') + 1, 0);
+      (void)unlinkat(s->dirfd, strata__file_name(c->r_path), 0);
     return rc;
   }
   char qp[STRATA__LOG_PATH];
@@ -532,8 +532,8 @@ static int finish(compaction *c) {
        * error details). Not published yet: nothing reads them. */
       char *p = strdup(c->r_final), *rp = strdup(c->r_final);
       if (p != NULL && rp != NULL &&
-          renameat(s->dirfd, strrchr(c->r_path, '/') + 1, s->dirfd,
-                   strrchr(c->r_final, '/') + 1) == 0) {
+          renameat(s->dirfd, strata__file_name(c->r_path), s->dirfd,
+                   strata__file_name(c->r_final)) == 0) {
         (void)fsync(s->dirfd);
         strata__file *w = (strata__file *)rf;
         free(w->path);

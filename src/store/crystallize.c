@@ -270,8 +270,7 @@ static const strata__overlay *placed_of(const strata__entry *e) {
  * another size. The name is followed like strata__file_open() follows it. */
 int strata__crys_check_base(struct strata_store *s, const strata__entry *old,
                             const char *path) {
-  const char *name = strrchr(path, '/');
-  name = name != NULL ? name + 1 : path;
+  const char *name = strata__file_name(path);
   const strata__overlay *o = placed_of(old);
   bool placed = o->placed_file && !o->placed_delta;
   bool want = placed || old->file != NULL;
@@ -323,7 +322,7 @@ int strata__crys_check_base(struct strata_store *s, const strata__entry *old,
                       (uintmax_t)st.st_ino, (intmax_t)st.st_size, keep);
 }
 
-static const char *file_name(const char *path) {
+const char *strata__file_name(const char *path) {
   const char *n = strrchr(path, '/');
   return n != NULL ? n + 1 : path;
 }
@@ -352,7 +351,7 @@ int strata__crys_check_stack(struct strata_store *s, const strata__entry *old,
   for (uint32_t d = 0; st != NULL && d < st->n; d++) {
     const strata__file *f = st->deltas[d];
     struct stat sb;
-    bool found = fstatat(s->dirfd, file_name(f->path), &sb, 0) == 0;
+    bool found = fstatat(s->dirfd, strata__file_name(f->path), &sb, 0) == 0;
     if (!found && errno != ENOENT)
       return strata__fail_errno(errno,
                                 "%s: region %" PRIu64 ": checking the delta "
@@ -372,7 +371,7 @@ int strata__crys_check_stack(struct strata_store *s, const strata__entry *old,
     top = f->path;
   }
   struct stat sb;
-  if (fstatat(s->dirfd, file_name(next), &sb, 0) != 0) {
+  if (fstatat(s->dirfd, strata__file_name(next), &sb, 0) != 0) {
     if (errno == ENOENT)
       return 0;
     return strata__fail_errno(errno,
@@ -420,10 +419,10 @@ void strata__crys_unlink_stale(struct strata_store *s, const strata__entry *old,
   uint32_t n = st != NULL ? st->n : 0;
   for (uint32_t d = 0; d <= n; d++) {
     const char *p = d < n ? st->deltas[d]->path : placed;
-    if (p == NULL ||
-        (keep != NULL && strcmp(file_name(p), file_name(keep)) == 0))
+    if (p == NULL || (keep != NULL && strcmp(strata__file_name(p),
+                                             strata__file_name(keep)) == 0))
       continue;
-    if (unlinkat(s->dirfd, file_name(p), 0) != 0 && errno != ENOENT) {
+    if (unlinkat(s->dirfd, strata__file_name(p), 0) != 0 && errno != ENOENT) {
       char qp[STRATA__LOG_PATH];
       strata__log(&s->log, STRATA_LOG_WARN, "crystallize",
                   "msg=\"could not remove a delta made stale by a "

@@ -60,6 +60,9 @@ int strata__crys_check_base(struct strata_store *s, const strata__entry *e,
  * top at `next` (the name of the delta of the next depth). */
 int strata__crys_check_stack(struct strata_store *s, const strata__entry *e,
                              const char *path, const char *next);
+/* The last component of `path`: a store file's name in its directory
+ * (what the *at() calls on the store's dirfd take). */
+const char *strata__file_name(const char *path);
 /* The path of the delta of depth `depth` of region `name` (NAME.k.delta),
  * malloc'd; NULL when out of memory. */
 char *strata__delta_path(struct strata_store *s, const char *name,

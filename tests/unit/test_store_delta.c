@@ -63,14 +63,16 @@ static uint64_t header_checksum(const char *path) {
   return info.header_checksum;
 }
 
-/* Writes `ops` as the base (depth 0) or a delta over `parent` (header
- * checksum) of the base `base` at `depth`. */
-static void write_file(const char *path, const op *ops, size_t n,
-                       uint64_t parent, uint64_t base, uint32_t depth) {
+/* Writes `ops` as a file of region `rid` named `name`: its base (depth
+ * 0) or a delta over `parent` (header checksum) of the base `base` at
+ * `depth`. */
+static void write_file_of(uint64_t rid, const char *name, const char *path,
+                          const op *ops, size_t n, uint64_t parent,
+                          uint64_t base, uint32_t depth) {
   strata_writer_options o;
   strata_writer_options_init(&o);
-  o.region_id = RID;
-  o.name = "r";
+  o.region_id = rid;
+  o.name = name;
   strata_writer *w = NULL;
   assert_strata_ok(strata_writer_open(path, &o, &w));
   if (depth > 0)
@@ -84,6 +86,12 @@ static void write_file(const char *path, const op *ops, size_t n,
           NULL, ops[i].data, strlen(ops[i].data)));
   }
   assert_strata_ok(strata_writer_commit(w));
+}
+
+/* The same for region RID, "r". */
+static void write_file(const char *path, const op *ops, size_t n,
+                       uint64_t parent, uint64_t base, uint32_t depth) {
+  write_file_of(RID, "r", path, ops, n, parent, base, depth);
 }
 
 static op base_ops[20];
@@ -233,24 +241,35 @@ typedef struct lines {
   size_t len;
 } lines;
 
+/* From any thread: the compactor logs on its own (compact.c). */
+static pthread_mutex_t lines_mu = PTHREAD_MUTEX_INITIALIZER;
 static void collect(void *ctx, int level, const char *line) {
   (void)level;
   lines *l = ctx;
+  pthread_mutex_lock(&lines_mu);
   int n = snprintf(l->text + l->len, sizeof l->text - l->len, "%s\n", line);
   if (n > 0 && l->len + (size_t)n < sizeof l->text)
     l->len += (size_t)n;
+  pthread_mutex_unlock(&lines_mu);
 }
 
-static strata_store *open_logged(const char *dir, lines *l) {
+/* A store over `dir` logging into `l`, opened with `flags`. */
+static strata_store *open_logged_flags(const char *dir, lines *l,
+                                       unsigned flags) {
   memset(l, 0, sizeof *l);
   strata_store_config c;
   strata_store_config_init(&c);
   c.log_level = STRATA_LOG_INFO;
   c.log_fn = collect;
   c.log_ctx = l;
+  c.flags = flags;
   strata_store *s = NULL;
   assert_strata_ok(strata_store_open(dir, &c, &s));
   return s;
+}
+
+static strata_store *open_logged(const char *dir, lines *l) {
+  return open_logged_flags(dir, l, 0);
 }
 
 /* A base and two deltas: every read sees base + deltas newest-first, with
@@ -894,27 +913,6 @@ static void test_crystallize_conflicts(void **state) {
 
 /* ---- compaction off the writer's path (compact.c) ------------------------ */
 
-/* Log lines from any thread (the compactor logs on its own). */
-static pthread_mutex_t lines_mu = PTHREAD_MUTEX_INITIALIZER;
-static void collect_locked(void *ctx, int level, const char *line) {
-  pthread_mutex_lock(&lines_mu);
-  collect(ctx, level, line);
-  pthread_mutex_unlock(&lines_mu);
-}
-
-static strata_store *open_compacting(const char *dir, lines *l, bool bg) {
-  memset(l, 0, sizeof *l);
-  strata_store_config c;
-  strata_store_config_init(&c);
-  c.log_level = STRATA_LOG_INFO;
-  c.log_fn = collect_locked;
-  c.log_ctx = l;
-  c.flags = bg ? STRATA_STORE_BACKGROUND_COMPACT : 0;
-  strata_store *s = NULL;
-  assert_strata_ok(strata_store_open(dir, &c, &s));
-  return s;
-}
-
 /* Is `n` a rebased delta's name of region "r", r.D.cG.delta (compact.c)? */
 static bool rebased_file(const char *n) {
   unsigned d, g;
@@ -1023,7 +1021,8 @@ static strata_store *stacked(const char *dir, model *m, lines *l, bool bg,
     merge_base(dir, m);
   else
     make_base(dir, m);
-  strata_store *s = open_compacting(dir, l, bg);
+  strata_store *s =
+      open_logged_flags(dir, l, bg ? STRATA_STORE_BACKGROUND_COMPACT : 0);
   assert_strata_ok(strata_proto_open(s, RID, p));
   run_cycles(s, *p, m, 1, cycles);
   return s;
@@ -1280,17 +1279,9 @@ static void test_compact_keeps_other_files(void **state) {
   strata_proto *p = NULL;
   strata_store *s = stacked(dir, &m, &l, false, false, 1, &p);
   static const char *const others[] = {"r.1.c9.1.delta", "r.2.c3.delta"};
-  for (size_t i = 0; i < 2; i++) {
-    strata_writer_options o;
-    strata_writer_options_init(&o);
-    o.region_id = 77;
-    o.name = "other";
-    strata_writer *w = NULL;
-    assert_strata_ok(strata_writer_open(test_path(dir, others[i]), &o, &w));
-    assert_strata_ok(strata__writer_set_delta(w, 99, 99, 1));
-    assert_strata_ok(strata_writer_add(w, 1, NULL, 0, NULL, "x", 1));
-    assert_strata_ok(strata_writer_commit(w));
-  }
+  static const op x = {1, "x", NULL};
+  for (size_t i = 0; i < 2; i++)
+    write_file_of(77, "other", test_path(dir, others[i]), &x, 1, 99, 99, 1);
   assert_strata_ok(strata_compact(s, RID));
   for (size_t i = 0; i < 2; i++)
     if (!exists(dir, others[i]))
