@@ -104,8 +104,11 @@ STRATA_API void strata_writer_options_init(strata_writer_options *options);
  * content is streamed to a temporary file in the same directory (O_TMPFILE
  * where the file system supports it and the file can be named at commit,
  * through linkat() with AT_EMPTY_PATH or /proc/self/fd; otherwise a
- * ".NAME.strata-tmp-XXXXXXXX" file created with O_EXCL), so memory use is
- * bounded by the index plus one buffer. The first options->struct_size bytes
+ * ".NAME.strata-tmp-XXXXXXXX" file created with O_EXCL), and so is the
+ * index at commit: memory use is a 72-byte record per layer (twice that
+ * while commit reorders them, plus the sort's and the perfect hash's
+ * arrays, about 60 bytes a layer with sparse ids) and one 1 MiB buffer.
+ * The first options->struct_size bytes
  * of the options are read, and the fields past them get their defaults.
  * With STRATA_WRITER_LOCK_STORE the store's writer lock is taken first (see
  * the flag). Errors: STRATA_E_INVAL (NULL path, options or out; bad name,

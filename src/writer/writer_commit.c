@@ -21,25 +21,6 @@ const char *strata_writer_temp_path(const strata_writer *w) {
   return w && w->pf ? strata__pubfile_temp_path(w->pf) : NULL;
 }
 
-/* ---- writing ------------------------------------------------------------ */
-
-/* A failed write is final for the file (pubfile.c) and so for the
- * writer: only abort is possible. */
-static int write_all(strata_writer *w, const void *p, size_t len, uint64_t at) {
-  int rc = strata__pubfile_write_at(w->pf, p, len, at);
-  if (rc < 0)
-    w->failed = true;
-  return rc;
-}
-
-int strata__writer_flush(strata_writer *w) {
-  if (w->wlen == 0)
-    return 0;
-  int rc = write_all(w, w->wbuf, w->wlen, w->pos - w->wlen);
-  w->wlen = 0;
-  return rc;
-}
-
 /* ---- commit and abort --------------------------------------------------- */
 
 /* The DELTA flag (after the index build, which sets the other flags) and
@@ -76,28 +57,34 @@ static int finish(strata_writer *w, strata_region **kept) {
   strata__wr32(h + STRATA__H_HEADER_SIZE, hsize);
   strata__wr64(h + STRATA__H_REGION_ID, w->region_id);
   strata__wr32(h + STRATA__H_DATA_ALIGN, w->align);
-  strata__buf idx = {0};
-  int rc = strata__writer_build_index(w, index_off, h, &idx);
+  /* Zero the padding between the last blob and the index explicitly; the
+   * area may be past a hole but must read as zeros either way. */
+  static const uint8_t zeros[64];
+  STRATA__TRY(
+      strata__writer_write_at(w, zeros, (size_t)(index_off - w->pos), w->pos));
+  w->pos = index_off;
+  /* The index goes out through the write buffer, and each flush feeds its
+   * bytes to the checksum: the layers' running hash is done with. */
+  XXH3_64bits_reset(w->xxh);
+  w->hash_flushes = true;
+  int rc = strata__writer_build_index(w, index_off, h);
+  if (rc == 0)
+    rc = strata__writer_flush(w);
+  w->hash_flushes = false;
+  if (rc < 0)
+    w->failed = true; /* part of the index may be written */
   if (rc == 0 && w->delta)
     put_delta_ext(w, h);
   if (rc == 0) {
-    uint64_t size = index_off + idx.len;
+    uint64_t size = w->pos;
     strata__wr64(h + STRATA__H_FILE_SIZE, size);
-    strata__wr64(h + STRATA__H_INDEX_CSUM, XXH3_64bits(idx.p, idx.len));
+    strata__wr64(h + STRATA__H_INDEX_CSUM, XXH3_64bits_digest(w->xxh));
     strata__wr64(h + STRATA__H_HEADER_CSUM,
                  XXH3_64bits(h, STRATA__H_HEADER_CSUM));
-    /* Zero the padding between the last blob and the index explicitly; the
-     * area may be past a hole but must read as zeros either way. */
-    static const uint8_t zeros[64];
-    rc = write_all(w, zeros, (size_t)(index_off - w->pos), w->pos);
-    if (rc == 0)
-      rc = write_all(w, idx.p, (size_t)idx.len, index_off);
-    if (rc == 0)
-      rc = write_all(w, h, hsize, 0);
+    rc = strata__writer_write_at(w, h, hsize, 0);
     if (rc == 0)
       rc = strata__pubfile_prepare(w->pf, size, true, kept);
   }
-  free(idx.p);
   return rc;
 }
 

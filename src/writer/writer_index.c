@@ -19,30 +19,11 @@
 int strata__phash_build(const uint64_t *hashes, uint64_t n, uint16_t *pilots,
                         uint64_t *slot);
 
-int strata__buf_put(strata__buf *b, const void *p, uint64_t len) {
-  if (len > UINT64_MAX - b->len)
-    return STRATA_E_NOMEM;
-  if (b->len + len > b->cap) {
-    uint64_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + len)
-      cap *= 2;
-    uint8_t *q = realloc(b->p, (size_t)cap);
-    if (q == NULL)
-      return STRATA_E_NOMEM;
-    b->p = q;
-    b->cap = cap;
-  }
-  if (len)
-    memcpy(b->p + b->len, p, (size_t)len);
-  b->len += len;
-  return 0;
-}
-
-static int pad_to(strata__buf *b, uint64_t base, uint64_t align) {
-  static const uint8_t zero;
-  while ((base + b->len) % align != 0)
-    STRATA__TRY(strata__buf_put(b, &zero, 1));
-  return 0;
+/* Zero bytes up to the next multiple of `align` of the file offset. */
+static int pad_to(strata_writer *w, uint64_t align) {
+  static const uint8_t zeros[64];
+  return strata__writer_put(w, zeros,
+                            (size_t)((align - w->pos % align) % align));
 }
 
 typedef struct name_rec {
@@ -70,22 +51,25 @@ static uint64_t next_seed(void) {
   return seed;
 }
 
-static int put_u64(strata__buf *b, uint64_t v) {
+static int put_u64(strata_writer *w, uint64_t v) {
   uint8_t x[8];
   strata__wr64(x, v);
-  return strata__buf_put(b, x, 8);
+  return strata__writer_put(w, x, 8);
 }
 
-static int put_u32(strata__buf *b, uint32_t v) {
+static int put_u32(strata_writer *w, uint32_t v) {
   uint8_t x[4];
   strata__wr32(x, v);
-  return strata__buf_put(b, x, 4);
+  return strata__writer_put(w, x, 4);
 }
 
 typedef struct index_plan {
   bool dense;
   bool packed; /* dense, contents in id order: n + 1 positions */
   uint64_t seed;
+  /* The entries in id order (strata__writer_id_order()); NULL when
+   * w->entries is in that order. */
+  strata__id_pos *order;
   uint16_t *pilots;   /* sparse: pilot_count(n) */
   uint32_t *id_order; /* sparse: entry numbers in id order */
   name_rec *names;    /* m records */
@@ -94,37 +78,43 @@ typedef struct index_plan {
 } index_plan;
 
 static void plan_free(index_plan *p) {
+  free(p->order);
   free(p->pilots);
   free(p->id_order);
   free(p->names);
   free(p->name_buckets);
 }
 
+/* The i-th id in ascending order. */
+static uint64_t id_at(const strata_writer *w, const index_plan *p, uint64_t i) {
+  return p->order != NULL ? p->order[i].id : w->entries[i].id;
+}
+
 /* Sparse ids under p->seed: builds the perfect hash, puts the entries in
  * slot order (each remembers its slot in .hash: in the file, its entry
- * number) and records the slots in id order in p->id_order. Expects the
- * entries in id order. *ok is false when the seed does not work. */
+ * number) and records the slots in id order in p->id_order; p->order is
+ * then spent (NULL). *ok is false when the seed does not work, and then
+ * nothing moved. */
 static int place_ids(strata_writer *w, index_plan *p, bool *ok) {
   uint64_t n = w->n;
   uint64_t *hashes = malloc(n * sizeof *hashes);
   uint64_t *slot = malloc(n * sizeof *slot);
   int rc = hashes && slot ? 0 : STRATA_E_NOMEM;
   for (uint64_t i = 0; rc == 0 && i < n; i++)
-    hashes[i] = strata__id_hash(w->entries[i].id, p->seed);
+    hashes[i] = strata__id_hash(id_at(w, p, i), p->seed);
   if (rc == 0)
     rc = strata__phash_build(hashes, n, p->pilots, slot);
   *ok = rc == 0;
   if (rc == 1)
     rc = 0;
   if (rc == 0 && *ok) {
-    /* Entries are in id order, so slot[i] is the slot of the i-th id: the
-     * id order as it is. The slots are distinct, so their order needs no
-     * sort: strata__writer_order_by_slot() walks them. */
-    for (uint64_t i = 0; i < n; i++) {
-      w->entries[i].hash = slot[i];
+    /* slot[i] is the slot of the i-th id: the id order as it is. The
+     * slots are distinct, so their order needs no sort. */
+    for (uint64_t i = 0; i < n; i++)
       p->id_order[i] = (uint32_t)slot[i];
-    }
-    rc = strata__writer_order_by_slot(w, strata__slot_count(n));
+    rc = strata__writer_order_by_slot(w, p->order, slot, strata__slot_count(n));
+    free(p->order);
+    p->order = NULL;
   }
   free(hashes);
   free(slot);
@@ -164,10 +154,11 @@ static int place_names(strata_writer *w, index_plan *p, bool *ok) {
   return 0;
 }
 
-/* Puts the entries in id order (place_ids() and a failed seed leave them
- * in slot order). */
-static int sort_by_id(strata_writer *w) {
-  int rc = strata__writer_sort_by_id(w);
+/* p->order for the entries as they are now (a seed that placed the ids
+ * but not the names leaves them in slot order). */
+static int order_ids(strata_writer *w, index_plan *p) {
+  free(p->order);
+  int rc = strata__writer_id_order(w, &p->order);
   if (rc == STRATA_E_NOMEM)
     return strata__fail(rc, "%s: sorting the index", w->path);
   return rc; /* a repeated id comes with its detail */
@@ -175,8 +166,16 @@ static int sort_by_id(strata_writer *w) {
 
 static int make_plan(strata_writer *w, index_plan *p) {
   uint64_t n = w->n;
-  STRATA__TRY(sort_by_id(w));
-  p->dense = n == 0 || w->entries[n - 1].id - w->entries[0].id == n - 1;
+  STRATA__TRY(order_ids(w, p));
+  p->dense = n == 0 || id_at(w, p, n - 1) - id_at(w, p, 0) == n - 1;
+  /* Dense entries are written in id order; sparse ones move once, into
+   * slot order, when their ids are placed. */
+  if (p->dense) {
+    STRATA__FAIL_IF(strata__writer_apply_order(w, p->order) < 0, STRATA_E_NOMEM,
+                    "%s: sorting the index", w->path);
+    free(p->order);
+    p->order = NULL;
+  }
   p->packed = p->dense && !w->out_of_order;
   for (uint64_t i = 0; i < n; i++)
     p->m += w->entries[i].name_len != 0;
@@ -208,8 +207,8 @@ static int make_plan(strata_writer *w, index_plan *p) {
       return strata__fail(rc, "%s: building the index", w->path);
     if (ok)
       return 0;
-    if (!p->dense)
-      STRATA__TRY(sort_by_id(w));
+    if (!p->dense && p->order == NULL)
+      STRATA__TRY(order_ids(w, p));
     p->seed = next_seed();
   }
   return strata__fail(STRATA_E_LIMIT,
@@ -218,7 +217,7 @@ static int make_plan(strata_writer *w, index_plan *p) {
                       w->path, SEED_TRIES);
 }
 
-static int put_entry(strata__buf *out, const strata__wentry *e,
+static int put_entry(strata_writer *w, const strata__wentry *e,
                      uint64_t name_off, uint64_t meta_off) {
   uint8_t b[STRATA__ENTRY_SIZE] = {0};
   strata__wr64(b + STRATA__E_ID, e->id);
@@ -230,25 +229,38 @@ static int put_entry(strata__buf *out, const strata__wentry *e,
   strata__wr32(b + STRATA__E_NAME_LEN, e->name_len);
   strata__wr32(b + STRATA__E_META_LEN, e->meta_len);
   strata__wr32(b + STRATA__E_FLAGS, e->flags);
-  return strata__buf_put(out, b, sizeof b);
+  return strata__writer_put(w, b, sizeof b);
 }
 
 /* The entry of an unused slot: all zero but for its flags. */
-static int put_empty_entry(strata__buf *out) {
+static int put_empty_entry(strata_writer *w) {
   uint8_t b[STRATA__ENTRY_SIZE] = {0};
   strata__wr32(b + STRATA__E_FLAGS, STRATA__EMPTY_ENTRY);
-  return strata__buf_put(out, b, sizeof b);
+  return strata__writer_put(w, b, sizeof b);
+}
+
+/* Appends to STRINGS, which is built in memory while the entries are
+ * written (it follows them in the file). STRATA_E_NOMEM with its detail:
+ * the index's other failures are writes, which come with theirs. */
+static int strings_put(const strata_writer *w, strata__buf *strings,
+                       const void *p, uint64_t len) {
+  if (strata__buf_put(strings, p, len) < 0)
+    return strata__fail(STRATA_E_NOMEM,
+                        "%s: building the index strings (%" PRIu64
+                        " bytes): out of memory",
+                        w->path, strings->len + len);
+  return 0;
 }
 
 /* Copies a string (and its NUL) from the arena into STRINGS; returns its
  * offset there in *off (0 for an empty string, which is not stored). */
-static int put_string(strata__buf *strings, const strata__buf *arena,
+static int put_string(const strata_writer *w, strata__buf *strings,
                       uint64_t arena_off, uint64_t len, uint64_t *off) {
   *off = 0;
   if (len == 0)
     return 0;
   *off = strings->len;
-  return strata__buf_put(strings, arena->p + arena_off, len + 1);
+  return strings_put(w, strings, w->strings.p + arena_off, len + 1);
 }
 
 static void set_section(uint8_t *h, int s, uint64_t off, uint64_t size) {
@@ -257,17 +269,17 @@ static void set_section(uint8_t *h, int s, uint64_t off, uint64_t size) {
 }
 
 static int serialize(strata_writer *w, const index_plan *p, uint64_t index_off,
-                     uint8_t *h, strata__buf *out) {
+                     uint8_t *h) {
   uint64_t n = w->n;
   strata__buf strings = {0};
   int rc = 0;
   /* STRINGS is laid out in entry order so that open reads it linearly. */
   uint64_t rname_off = 0, rmeta_off = 0;
-  rc = strata__buf_put(&strings, w->name, strlen(w->name) + 1);
+  rc = strings_put(w, &strings, w->name, strlen(w->name) + 1);
   uint64_t rmeta_len = w->metadata ? strlen(w->metadata) : 0;
   if (rc == 0 && rmeta_len) {
     rmeta_off = strings.len;
-    rc = strata__buf_put(&strings, w->metadata, rmeta_len + 1);
+    rc = strings_put(w, &strings, w->metadata, rmeta_len + 1);
   }
   uint64_t sec_off[STRATA__S_COUNT] = {0}, sec_len[STRATA__S_COUNT] = {0};
   /* INDEX, then LOCATORS: one entry and one locator per layer (dense) or
@@ -276,30 +288,30 @@ static int serialize(strata_writer *w, const index_plan *p, uint64_t index_off,
   sec_off[STRATA__S_INDEX] = index_off;
   for (uint64_t i = 0; rc == 0 && i < count; i++) {
     if (!p->dense && (k >= n || w->entries[k].hash != i)) {
-      rc = put_empty_entry(out);
+      rc = put_empty_entry(w);
       continue;
     }
     const strata__wentry *e = &w->entries[k++];
     uint64_t no, mo;
-    rc = put_string(&strings, &w->strings, e->name_off, e->name_len, &no);
+    rc = put_string(w, &strings, e->name_off, e->name_len, &no);
     if (rc == 0)
-      rc = put_string(&strings, &w->strings, e->meta_off, e->meta_len, &mo);
+      rc = put_string(w, &strings, e->meta_off, e->meta_len, &mo);
     if (rc == 0)
-      rc = put_entry(out, e, no, mo);
+      rc = put_entry(w, e, no, mo);
   }
   sec_len[STRATA__S_INDEX] = count * STRATA__ENTRY_SIZE;
   if (rc == 0)
-    rc = pad_to(out, index_off, 64);
-  sec_off[STRATA__S_LOCATORS] = index_off + out->len;
+    rc = pad_to(w, 64);
+  sec_off[STRATA__S_LOCATORS] = w->pos;
   k = 0;
   size_t loc_size = p->dense ? STRATA__LOC_SIZE : STRATA__SLOC_SIZE;
   if (p->packed) {
     /* Positions: 0, then where each layer ends; layer i starts at position
      * i rounded up to the alignment, which is where the writer put it. */
     loc_size = 8;
-    rc = put_u64(out, 0);
+    rc = put_u64(w, 0);
     for (uint64_t i = 0; rc == 0 && i < n; i++)
-      rc = put_u64(out, w->entries[i].offset + w->entries[i].size);
+      rc = put_u64(w, w->entries[i].offset + w->entries[i].size);
   }
   for (uint64_t i = 0; rc == 0 && !p->packed && i < count; i++) {
     uint8_t loc[STRATA__SLOC_SIZE] = {0};
@@ -311,60 +323,59 @@ static int serialize(strata_writer *w, const index_plan *p, uint64_t index_off,
     } else {
       strata__wr64(loc, STRATA__EMPTY_OFFSET);
     }
-    rc = strata__buf_put(out, loc, loc_size);
+    rc = strata__writer_put(w, loc, loc_size);
   }
   sec_len[STRATA__S_LOCATORS] = (count + p->packed) * loc_size;
   if (rc == 0)
-    rc = pad_to(out, index_off, 8);
-  sec_off[STRATA__S_PILOTS] = index_off + out->len;
+    rc = pad_to(w, 8);
+  sec_off[STRATA__S_PILOTS] = w->pos;
   if (!p->dense) {
     uint64_t r = strata__pilot_count(n);
     for (uint64_t b = 0; rc == 0 && b < r; b++) {
       uint8_t v[2];
       strata__wr16(v, p->pilots[b]);
-      rc = strata__buf_put(out, v, 2);
+      rc = strata__writer_put(w, v, 2);
     }
     sec_len[STRATA__S_PILOTS] = r * 2;
     if (rc == 0)
-      rc = pad_to(out, index_off, 8);
-    sec_off[STRATA__S_ID_ORDER] = index_off + out->len;
+      rc = pad_to(w, 8);
+    sec_off[STRATA__S_ID_ORDER] = w->pos;
     for (uint64_t i = 0; rc == 0 && i < n; i++)
-      rc = put_u32(out, p->id_order[i]);
+      rc = put_u32(w, p->id_order[i]);
     sec_len[STRATA__S_ID_ORDER] = n * 4;
   } else {
     sec_off[STRATA__S_ID_ORDER] = sec_off[STRATA__S_PILOTS];
   }
   if (rc == 0)
-    rc = pad_to(out, index_off, 8);
+    rc = pad_to(w, 8);
   if (rc == 0 && p->m > 0) {
-    sec_off[STRATA__S_NAME_BUCKETS] = index_off + out->len;
+    sec_off[STRATA__S_NAME_BUCKETS] = w->pos;
     uint64_t nb = (1ull << strata__ceil_log2(p->m)) + 1;
     for (uint64_t b = 0; rc == 0 && b < nb; b++)
-      rc = put_u32(out, p->name_buckets[b]);
+      rc = put_u32(w, p->name_buckets[b]);
     sec_len[STRATA__S_NAME_BUCKETS] = nb * 4;
     if (rc == 0)
-      rc = pad_to(out, index_off, 8);
-    sec_off[STRATA__S_NAME_INDEX] = index_off + out->len;
+      rc = pad_to(w, 8);
+    sec_off[STRATA__S_NAME_INDEX] = w->pos;
     for (uint64_t j = 0; rc == 0 && j < p->m; j++) {
       uint8_t rec[STRATA__NAME_REC_SIZE] = {0};
       strata__wr64(rec, p->names[j].hash);
       strata__wr32(rec + 8, p->names[j].entry);
-      rc = strata__buf_put(out, rec, sizeof rec);
+      rc = strata__writer_put(w, rec, sizeof rec);
     }
     sec_len[STRATA__S_NAME_INDEX] = p->m * STRATA__NAME_REC_SIZE;
   } else {
-    sec_off[STRATA__S_NAME_BUCKETS] = sec_off[STRATA__S_NAME_INDEX] =
-        index_off + out->len;
+    sec_off[STRATA__S_NAME_BUCKETS] = sec_off[STRATA__S_NAME_INDEX] = w->pos;
   }
   if (rc == 0)
-    rc = pad_to(out, index_off, 8);
-  sec_off[STRATA__S_STRINGS] = index_off + out->len;
+    rc = pad_to(w, 8);
+  sec_off[STRATA__S_STRINGS] = w->pos;
   sec_len[STRATA__S_STRINGS] = strings.len;
   if (rc == 0)
-    rc = strata__buf_put(out, strings.p, strings.len);
+    rc = strata__writer_put(w, strings.p, strings.len);
   free(strings.p);
   if (rc < 0)
-    return strata__fail(rc, "%s: building the index", w->path);
+    return rc;
 
   sec_off[STRATA__S_DATA] = w->data_off;
   sec_len[STRATA__S_DATA] = index_off - w->data_off; /* trailing pad incl. */
@@ -388,12 +399,11 @@ static int serialize(strata_writer *w, const index_plan *p, uint64_t index_off,
 }
 
 int strata__writer_build_index(strata_writer *w, uint64_t index_off,
-                               uint8_t h[STRATA__HEADER_SIZE],
-                               strata__buf *out) {
+                               uint8_t h[STRATA__HEADER_SIZE]) {
   index_plan p = {0};
   int rc = make_plan(w, &p);
   if (rc == 0)
-    rc = serialize(w, &p, index_off, h, out);
+    rc = serialize(w, &p, index_off, h);
   plan_free(&p);
   return rc;
 }

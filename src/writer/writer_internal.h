@@ -75,7 +75,7 @@ struct strata_writer {
   strata__wset names;
   bool ids_indexed; /* `ids` is built: some id came out of order */
   /* STRATA_WRITER_CHECK_IDS_AT_COMMIT: `ids` is never built; commit's sort
-   * finds a repeated id (strata__writer_sort_by_id). */
+   * finds a repeated id (strata__writer_id_order). */
   bool ids_at_commit;
   uint64_t set_seed; /* random seed of the in-memory sets' hash */
 
@@ -91,6 +91,8 @@ struct strata_writer {
   bool in_layer;
   bool out_of_order; /* some layer came after one with a larger id */
   bool failed;       /* a write failed: only abort is possible */
+  /* Commit: each flush feeds w->xxh, which then sums the index. */
+  bool hash_flushes;
   XXH3_state_t *xxh;
   uint64_t last_progress;
 };
@@ -131,29 +133,64 @@ void strata__writer_fresh_seed(strata_writer *w);
  * STRATA_E_LIMIT, STRATA_E_NOMEM, -errno from writing. */
 int strata__writer_add_tombstone(strata_writer *w, uint64_t id);
 
+/* ---- writer_buf.c: the output every part of the writer goes through -- */
+
+/* The write buffer's size (w->wbuf). */
+#define STRATA__WBUF_SIZE (1u << 20)
+
+/* Copies bytes into the write buffer at w->pos, flushing it when full.
+ * -errno from a flush. */
+int strata__writer_put(strata_writer *w, const void *data, size_t len);
+
+/* Writes the write buffer's wlen pending bytes to the file, feeding them
+ * to w->xxh first while w->hash_flushes is set (the index checksum). A
+ * failed write marks the writer failed: it is final (see pubfile.c).
+ * -errno. */
+int strata__writer_flush(strata_writer *w);
+
+/* pwrite()s len bytes at file offset `at`; a failure marks the writer
+ * failed (final, as above). -errno. */
+int strata__writer_write_at(strata_writer *w, const void *p, size_t len,
+                            uint64_t at);
+
 /* Appends bytes to the buffer. Returns STRATA_E_NOMEM on failure. */
 int strata__buf_put(strata__buf *b, const void *p, uint64_t len);
 
-/* Sorts the entries, chooses the hash seed and serializes the index
- * sections (everything after the data section) into *out, filling the
- * header fields that depend on them in `header`. `index_off` is the file
- * offset where *out will be written. */
+/* Sorts the entries, chooses the hash seed and writes the index sections
+ * (everything after the data section) through the write buffer from
+ * w->pos, which must be `index_off` with nothing pending, filling the
+ * header fields that depend on them in `header`. The index is streamed,
+ * never held whole in memory: a 4M-layer index is 370 MB. A failure
+ * after the first byte is written marks the writer failed. */
 int strata__writer_build_index(strata_writer *w, uint64_t index_off,
-                               uint8_t header[STRATA__HEADER_SIZE],
-                               strata__buf *out);
+                               uint8_t header[STRATA__HEADER_SIZE]);
 
 /* writer_sort.c: the entries' two orders, without a comparison sort. */
 
-/* Puts w->entries in ascending id order: nothing to do when they came in
- * order (checked in one pass), else a radix sort of (id, position) pairs
- * and one gather. STRATA_E_NOMEM without a detail message, or
- * STRATA_E_DUPLICATE with one naming a repeated id and its two layers. */
-int strata__writer_sort_by_id(strata_writer *w);
+/* An entry's id and its position in w->entries. */
+typedef struct strata__id_pos {
+  uint64_t id;
+  uint64_t pos;
+} strata__id_pos;
 
-/* Puts w->entries in ascending order of .hash, which must hold distinct
- * slots below `slots`: one scatter over the slots and one gather, no sort.
- * STRATA_E_NOMEM without a detail message. */
-int strata__writer_order_by_slot(strata_writer *w, uint64_t slots);
+/* The entries in ascending id order, as (id, position) pairs in *order
+ * (the caller frees it), or *order NULL when w->entries is in that order
+ * already (checked in one pass); else a radix sort. The entries do not
+ * move. STRATA_E_NOMEM without a detail message, or STRATA_E_DUPLICATE
+ * with one naming a repeated id and its two layers. */
+int strata__writer_id_order(strata_writer *w, strata__id_pos **order);
+
+/* Puts w->entries in the order strata__writer_id_order() gave (NULL: as
+ * they are): one gather. STRATA_E_NOMEM without a detail message. */
+int strata__writer_apply_order(strata_writer *w, const strata__id_pos *order);
+
+/* Puts w->entries in slot order and sets each entry's .hash to its slot,
+ * given slot[k], the distinct slot (below `slots`) of the k-th entry in
+ * id order, which is order[k].pos (or k when `order` is NULL): one
+ * scatter over the slots and one gather, no sort. STRATA_E_NOMEM without
+ * a detail message. */
+int strata__writer_order_by_slot(strata_writer *w, const strata__id_pos *order,
+                                 const uint64_t *slot, uint64_t slots);
 
 /* writer_commit.c: the temporary file, through the file publisher. */
 
@@ -162,10 +199,6 @@ int strata__writer_order_by_slot(strata_writer *w, uint64_t slots);
  * strata_writer_temp_path() reports. Errors: -errno, STRATA_E_NOMEM,
  * STRATA_E_LIMIT; the writer must then be aborted. */
 int strata__writer_open_temp(strata_writer *w);
-
-/* Writes the write buffer's wlen pending bytes to the file. A failed write
- * marks the writer failed: it is final (see pubfile.c). -errno. */
-int strata__writer_flush(strata_writer *w);
 
 /* writer_sets.c: duplicate ids and names. */
 
