@@ -320,14 +320,25 @@ static void print_peers(FILE *f, const crystallize_peers_result *c) {
     fprintf(f, "    %-24s %9.1f (%8.1f, %8.1f)  %7.0f MB/s\n", names[i],
             rows[i]->median, rows[i]->min, rows[i]->max,
             (double)(c->layers * c->layer_bytes) / 1e3 / rows[i]->median);
-  double st = c->ms[0].median;
+  double st = c->ms[0].median, sc = c->crys_ms.median;
   fprintf(f,
           "    speed of strata (puts + crystallize) / write(2)+fsync %.2f, / "
           "cdb_make %.2f, / lmdb %.2f\n",
           c->ms[1].median / st, c->ms[2].median / st, c->ms[3].median / st);
-  bench_target t = {"strata speed / write(2)+fsync", c->ms[1].median / st,
-                    TARGET_CRYS_VS_WRITE, false};
-  bench_print_targets(f, &t, 1);
+  /* Issue 19 measured crystallization alone (its 223 MB/s was
+   * strata_crystallize() of a ready proto, fsync included); the line above
+   * also counts the puts, which write(2) has no counterpart of. Both are
+   * printed, and both targets. */
+  fprintf(f,
+          "    speed of strata crystallize alone / write(2)+fsync %.2f, / "
+          "cdb_make %.2f, / lmdb %.2f\n",
+          c->ms[1].median / sc, c->ms[2].median / sc, c->ms[3].median / sc);
+  bench_target t[2] = {
+      {"strata speed / write(2)+fsync", c->ms[1].median / st,
+       TARGET_CRYS_VS_WRITE, false},
+      {"crystallize alone / write(2)+fsync", c->ms[1].median / sc,
+       TARGET_CRYS_VS_WRITE, false}};
+  bench_print_targets(f, t, 2);
 }
 
 static void print(FILE *f, const void *result) {
