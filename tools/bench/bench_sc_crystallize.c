@@ -333,11 +333,10 @@ static void print_peers(FILE *f, const crystallize_peers_result *c) {
           "    speed of strata crystallize alone / write(2)+fsync %.2f, / "
           "cdb_make %.2f, / lmdb %.2f\n",
           c->ms[1].median / sc, c->ms[2].median / sc, c->ms[3].median / sc);
-  bench_target t[2] = {
-      {"strata speed / write(2)+fsync", c->ms[1].median / st,
-       TARGET_CRYS_VS_WRITE, false},
-      {"crystallize alone / write(2)+fsync", c->ms[1].median / sc,
-       TARGET_CRYS_VS_WRITE, false}};
+  bench_target t[2] = {{"strata speed / write(2)+fsync", c->ms[1].median / st,
+                        TARGET_CRYS_VS_WRITE, false},
+                       {"crystallize alone / write(2)+fsync",
+                        c->ms[1].median / sc, TARGET_CRYS_VS_WRITE, false}};
   bench_print_targets(f, t, 2);
 }
 

@@ -25,9 +25,9 @@
  * Then the readers' side, for the deltas store and then the background
  * one: one thread doing random strata_get_data() on the region through
  * snapshots (one per 64 gets), its rate measured while the writer is idle
- * (--seconds before and --seconds after) and while the writer runs
- * --cycles more cycles; the goal is a busy rate >= 0.9x the
- * idle one. On a machine with two cores or fewer the reader and the writer
+ * (2 x --seconds in all) and while the writer runs --cycles more cycles,
+ * the two alternating WC_ROUNDS times; the goal is a busy rate >= 0.9x
+ * the idle one. On a machine with two cores or fewer the reader and the writer
  * share the cores (and fsync's waits free one for the reader); the report
  * says so.
  *
@@ -326,8 +326,15 @@ static void sleep_s(double s) {
   }
 }
 
-/* The readers' rate: idle, `cycles` cycles of store `w` (numbered from
- * `first`, recorded in last[]), idle again. */
+/* Idle and busy phases alternate this many times: the reader's rate
+ * drifts by tens of percent over seconds on a shared VM (idle rates of
+ * 3.1 and 4.4 M gets/s in two runs of the same build), and one busy
+ * phase between two idle ones measured that drift as much as the writer. */
+#define WC_ROUNDS 4
+
+/* The readers' rate: idle, then WC_ROUNDS times a share of `cycles` cycles
+ * of store `w` (numbered from `first`, recorded in last[]) and idle again;
+ * 2 x `seconds` idle in all. */
 static void readers_phase(const writer_cycle_result *r, wc_readers *out,
                           wc_strata *w, double seconds, uint64_t first,
                           uint64_t *ids, uint8_t *buf, int32_t *last) {
@@ -336,38 +343,45 @@ static void readers_phase(const writer_cycle_result *r, wc_readers *out,
     bench_fail("pthread_create failed");
   /* Let it take its reader slot and warm up before counting. */
   sleep_s(0.1);
-  uint64_t g[4], t[4];
+  int rounds = r->cycles < WC_ROUNDS ? r->cycles : WC_ROUNDS;
+  double idle_s = 2 * seconds / (rounds + 1);
+  uint64_t gets[2] = {0}, ns[2] = {0}; /* [0] idle, [1] busy */
   double *ms = bench_xmalloc((size_t)r->cycles * sizeof *ms);
-  for (int ph = 0; ph < 3; ph++) {
-    g[ph] = atomic_load_explicit(&rd.gets, memory_order_relaxed);
-    t[ph] = bench_now_ns();
-    if (ph != 1) {
-      bench_say("writer-cycle: reader, writer idle for %.1f s", seconds);
-      sleep_s(seconds);
-      continue;
+  bench_say("writer-cycle: reader, writer idle %.1f s and %d cycles, %d "
+            "times, then idle",
+            idle_s, r->cycles / rounds, rounds);
+  int c = 0;
+  for (int ph = 0; ph < 2 * rounds + 1; ph++) {
+    uint64_t g0 = atomic_load_explicit(&rd.gets, memory_order_relaxed);
+    uint64_t t0 = bench_now_ns();
+    int busy = ph & 1;
+    if (!busy) {
+      sleep_s(idle_s);
+    } else {
+      /* This round's share of the cycles; the last takes the remainder. */
+      int end = ph == 2 * rounds - 1 ? r->cycles : c + r->cycles / rounds;
+      for (; c < end; c++) {
+        uint64_t cyc = first + (uint64_t)c;
+        cycle_input(cyc, r->layers, (size_t)r->changes, ids, buf);
+        int kind;
+        ms[c] = strata_cycle(w, ids, (size_t)r->changes, buf, &kind);
+        for (uint64_t j = 0; j < r->changes; j++)
+          last[ids[j]] = (int32_t)cyc;
+      }
     }
-    bench_say("writer-cycle: reader, writer runs %d cycles", r->cycles);
-    for (int c = 0; c < r->cycles; c++) {
-      uint64_t cyc = first + (uint64_t)c;
-      cycle_input(cyc, r->layers, (size_t)r->changes, ids, buf);
-      int kind;
-      ms[c] = strata_cycle(w, ids, (size_t)r->changes, buf, &kind);
-      for (uint64_t j = 0; j < r->changes; j++)
-        last[ids[j]] = (int32_t)cyc;
-    }
+    gets[busy] += atomic_load_explicit(&rd.gets, memory_order_relaxed) - g0;
+    ns[busy] += bench_now_ns() - t0;
   }
-  g[3] = atomic_load_explicit(&rd.gets, memory_order_relaxed);
-  t[3] = bench_now_ns();
   atomic_store(&rd.stop, true);
   pthread_join(rd.tid, NULL);
   bench_check(rd.rc, "reader: strata_read_begin");
   if (rd.bad != 0)
     bench_fail("writer-cycle: the reader missed %" PRIu64 " layers", rd.bad);
   bench_sink += rd.sink;
-  out->idle_seconds = (double)(t[1] - t[0] + t[3] - t[2]) / 1e9;
-  out->busy_seconds = (double)(t[2] - t[1]) / 1e9;
-  out->idle_gets_s = (double)(g[1] - g[0] + g[3] - g[2]) / out->idle_seconds;
-  out->busy_gets_s = (double)(g[2] - g[1]) / out->busy_seconds;
+  out->idle_seconds = (double)ns[0] / 1e9;
+  out->busy_seconds = (double)ns[1] / 1e9;
+  out->idle_gets_s = (double)gets[0] / out->idle_seconds;
+  out->busy_gets_s = (double)gets[1] / out->busy_seconds;
   bench_stat bs = bench_summarize(ms, r->cycles);
   out->busy_cycle_ms = bs.median;
   out->busy_max_ms = bs.max;
