@@ -120,6 +120,28 @@ for h in "$prefix"/include/strata/*.h; do
       -I"$prefix/include" -x c++ - || { echo "FAIL: <$name> does not compile as C++"; exit 1; }
   fi
 done
+# Every function the library exports is declared by <strata.h> with C
+# linkage: a C++ program takes the address of each and links against the
+# installed library. A declaration outside extern "C" compiles as C++ (the
+# -fsyntax-only check above passes) but asks the linker for a mangled name
+# (strata_compact was declared so once), and an exported function no
+# header declares fails to compile here.
+if command -v c++ >/dev/null; then
+  {
+    echo '#include <strata.h>'
+    echo '#include <cstdio>'
+    echo 'int main() {'
+    echo '  void *fns[] = {'
+    nm -D --defined-only "$libdir/libstrata.so" | awk '$2 == "T" { print "    (void *)&" $3 "," }'
+    echo '  };'
+    echo '  std::printf("%zu functions\n", sizeof fns / sizeof fns[0]);'
+    echo '  return fns[0] == nullptr;'
+    echo '}'
+  } >"$work/link_all.cpp"
+  c++ -Wall -Werror -I"$prefix/include" "$work/link_all.cpp" -o "$work/link_all" \
+    -L"$libdir" -lstrata || fail "the exported functions do not all link from C++"
+  LD_LIBRARY_PATH=$libdir "$work/link_all" || fail "the C++ link test did not run"
+fi
 if grep -rqE 'strata_staging_tick|NO_READ_STATS|DRIVER_ALLOC|NO_WORKER' \
     "$prefix/include/strata.h" "$prefix/include/strata"; then
   echo "FAIL: a test switch is in the installed headers"; exit 1
