@@ -451,6 +451,68 @@ static void test_colliding_ids_change_seed(void **state) {
   strata_region_close(r);
 }
 
+/* Names that collide under seed 0 after the sparse ids were placed: the
+ * perfect hash took seed 0 and moved the entries into slot order, then a
+ * name bucket overflowed, so commit must find the id order again from the
+ * entries as they now lie and start over with another seed. 100 named
+ * layers (7 name-bucket bits), 70 of whose names share their bucket under
+ * seed 0, with random ids added out of order. Every id and every name must
+ * be found, ID_ORDER must hold (iteration in id order, verify). */
+static void test_colliding_names_after_ids_placed(void **state) {
+  (void)state;
+  enum { N = 100, COLLIDE = 70 };
+  char names[N][24];
+  int k = 0;
+  for (uint64_t c = 0; k < COLLIDE; c++) {
+    char t[24];
+    int len = snprintf(t, sizeof t, "n%" PRIu64, c);
+    if (strata__bucket(strata__name_hash(t, (size_t)len, 0), 7) == 0)
+      memcpy(names[k++], t, sizeof t);
+  }
+  for (; k < N; k++)
+    snprintf(names[k], sizeof names[k], "other-%d", k);
+  uint64_t ids[N], seed = 23;
+  for (int i = 0; i < N; i++)
+    ids[i] = test_splitmix(&seed);
+  const char *path = test_path(test_tmpdir(), "names.region");
+  strata_writer *w = open_writer(path);
+  for (int i = N - 1; i >= 0; i--) /* out of id order: the radix sort */
+    assert_strata_ok(strata_writer_add(w, ids[i], names[i], strlen(names[i]),
+                                       NULL, &ids[i], 8));
+  assert_strata_ok(strata_writer_commit(w));
+  size_t len;
+  uint8_t *img = test_read_file(path, &len);
+  assert_int_not_equal(strata__rd64(img + STRATA__H_HASH_SEED), 0);
+  assert_int_equal(
+      strata__rd64(img + STRATA__H_FLAGS) & STRATA_REGION_DENSE_IDS, 0);
+  free(img);
+  strata_region *r;
+  assert_strata_ok(strata_region_open(path, STRATA_OPEN_CHECK_INDEX, &r));
+  for (int i = 0; i < N; i++) {
+    strata_layer l;
+    assert_strata_ok(strata_region_get(r, ids[i], &l));
+    assert_memory_equal(l.data, &ids[i], 8);
+    assert_string_equal(l.name, names[i]);
+    assert_strata_ok(
+        strata_region_get_by_name(r, names[i], strlen(names[i]), &l));
+    assert_int_equal(l.id, ids[i]);
+  }
+  strata_region_iter it;
+  strata_region_iter_init(r, &it);
+  strata_layer l;
+  uint64_t prev = 0;
+  int seen = 0;
+  while (strata_region_next(&it, &l) == 1) {
+    assert_true(seen == 0 || l.id > prev);
+    prev = l.id;
+    seen++;
+  }
+  assert_int_equal(seen, N);
+  uint64_t bad = 0;
+  assert_strata_ok(strata_region_verify(r, &bad));
+  strata_region_close(r);
+}
+
 /* A duplicate id is refused when it is added, wherever the first copy is
  * (the first or last layer added) and whether the ids came in order so far
  * or not; the detail names the id and the layer that holds it. */
@@ -640,6 +702,7 @@ int main(void) {
       cmocka_unit_test(test_commit_replaces),
       cmocka_unit_test(test_streaming),
       cmocka_unit_test(test_colliding_ids_change_seed),
+      cmocka_unit_test(test_colliding_names_after_ids_placed),
       cmocka_unit_test(test_duplicates_random_order),
       cmocka_unit_test(test_duplicates_at_commit),
       cmocka_unit_test(test_random_ids_round_trip),
