@@ -252,7 +252,9 @@ static int begin_layer(strata_writer *w, uint64_t id, const char *name,
   STRATA__TRY(grow_entries(w));
   /* Pad the data to the alignment of the new blob. */
   static const uint8_t zeros[STRATA__MAX_ALIGN];
-  uint64_t pad = (w->align - (w->pos - w->data_off) % w->align) % w->align;
+  /* align is a power of two (checked at open): a mask, not two 64-bit
+   * divisions per layer. */
+  uint64_t pad = (0 - (w->pos - w->data_off)) & (uint64_t)(w->align - 1);
   STRATA__TRY(strata__writer_put(w, zeros, (size_t)pad));
 
   strata__wentry *e = &w->entries[w->n];

@@ -19,11 +19,11 @@
 int strata__phash_build(const uint64_t *hashes, uint64_t n, uint16_t *pilots,
                         uint64_t *slot);
 
-/* Zero bytes up to the next multiple of `align` of the file offset. */
+/* Zero bytes up to the next multiple of `align` (a power of two, at most
+ * 64) of the file offset. */
 static int pad_to(strata_writer *w, uint64_t align) {
   static const uint8_t zeros[64];
-  return strata__writer_put(w, zeros,
-                            (size_t)((align - w->pos % align) % align));
+  return strata__writer_put(w, zeros, (size_t)((0 - w->pos) & (align - 1)));
 }
 
 typedef struct name_rec {
