@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -149,32 +148,16 @@ int strata_writer_open(const char *path, const strata_writer_options *in,
 
 /* ---- layers ------------------------------------------------------------ */
 
-/* Asks for transparent huge pages under a large entry array. The array
- * is new memory each time a writer grows it (glibc maps blocks this
- * large on their own and unmaps them when freed), so every 4 KiB page of
- * it faults once: 1,760 faults, about 7 ms, for 100,000 entries, a
- * seventh of a crystallization's CPU time (issue 19's profile). With THP
- * ("madvise" mode) that is a handful of 2 MiB faults. A hint: failure
- * (no THP, an old kernel) changes nothing but the cost. */
-static void hint_huge(void *p, size_t bytes) {
-  if (bytes < (4u << 20))
-    return;
-  uintptr_t a = ((uintptr_t)p + 4095) & ~(uintptr_t)4095;
-  uintptr_t end = ((uintptr_t)p + bytes) & ~(uintptr_t)4095;
-  (void)madvise((void *)a, end - a, MADV_HUGEPAGE);
-}
-
 int strata__writer_reserve(strata_writer *w, uint64_t layers) {
   if (layers <= w->cap || layers > STRATA__MAX_LAYERS)
     return 0;
-  strata__wentry *e = realloc(w->entries, layers * sizeof *e);
+  strata__wentry *e = strata__entries_resize(w->entries, w->cap, layers);
   if (e == NULL)
     return strata__fail(STRATA_E_NOMEM,
                         "%s: sizing the index for %" PRIu64 " entries", w->path,
                         layers);
   w->entries = e;
   w->cap = layers;
-  hint_huge(e, layers * sizeof *e);
   return 0;
 }
 
@@ -182,14 +165,13 @@ static int grow_entries(strata_writer *w) {
   if (w->n < w->cap)
     return 0;
   uint64_t cap = w->cap ? w->cap * 2 : 1024;
-  strata__wentry *e = realloc(w->entries, cap * sizeof *e);
+  strata__wentry *e = strata__entries_resize(w->entries, w->cap, cap);
   if (e == NULL)
     return strata__fail(STRATA_E_NOMEM,
                         "%s: growing the index to %" PRIu64 " entries", w->path,
                         cap);
   w->entries = e;
   w->cap = cap;
-  hint_huge(e, cap * sizeof *e);
   return 0;
 }
 

@@ -137,7 +137,7 @@ void strata_writer_abort(strata_writer *w) {
   free(w->wbuf);
   if (w->xxh)
     XXH3_freeState(w->xxh);
-  free(w->entries);
+  strata__entries_free(w->entries, w->cap);
   free(w->strings.p);
   free(w->ids.slots);
   free(w->names.slots);

@@ -239,28 +239,21 @@ static int put_empty_entry(strata_writer *w) {
   return strata__writer_put(w, b, sizeof b);
 }
 
-/* Appends to STRINGS, which is built in memory while the entries are
- * written (it follows them in the file). STRATA_E_NOMEM with its detail:
- * the index's other failures are writes, which come with theirs. */
-static int strings_put(const strata_writer *w, strata__buf *strings,
-                       const void *p, uint64_t len) {
-  if (strata__buf_put(strings, p, len) < 0)
-    return strata__fail(STRATA_E_NOMEM,
-                        "%s: building the index strings (%" PRIu64
-                        " bytes): out of memory",
-                        w->path, strings->len + len);
-  return 0;
+/* A string's offset in STRINGS (0 for an empty string, which is not
+ * stored), advancing *len, the section's length so far, past it and its
+ * NUL. STRINGS is laid out in entry order, so these offsets are known as
+ * the entries are written, before the section itself. */
+static uint64_t string_at(uint64_t *len, uint64_t str_len) {
+  if (str_len == 0)
+    return 0;
+  uint64_t off = *len;
+  *len += str_len + 1;
+  return off;
 }
 
-/* Copies a string (and its NUL) from the arena into STRINGS; returns its
- * offset there in *off (0 for an empty string, which is not stored). */
-static int put_string(const strata_writer *w, strata__buf *strings,
-                      uint64_t arena_off, uint64_t len, uint64_t *off) {
-  *off = 0;
-  if (len == 0)
-    return 0;
-  *off = strings->len;
-  return strings_put(w, strings, w->strings.p + arena_off, len + 1);
+/* Writes a string of the writer's arena with its NUL into STRINGS. */
+static int put_arena_string(strata_writer *w, uint64_t off, uint64_t len) {
+  return len ? strata__writer_put(w, w->strings.p + off, (size_t)len + 1) : 0;
 }
 
 static void set_section(uint8_t *h, int s, uint64_t off, uint64_t size) {
@@ -271,16 +264,15 @@ static void set_section(uint8_t *h, int s, uint64_t off, uint64_t size) {
 static int serialize(strata_writer *w, const index_plan *p, uint64_t index_off,
                      uint8_t *h) {
   uint64_t n = w->n;
-  strata__buf strings = {0};
   int rc = 0;
-  /* STRINGS is laid out in entry order so that open reads it linearly. */
-  uint64_t rname_off = 0, rmeta_off = 0;
-  rc = strings_put(w, &strings, w->name, strlen(w->name) + 1);
+  /* STRINGS is laid out in entry order so that open reads it linearly:
+   * the region's name and metadata, then each entry's name and metadata.
+   * It is written last, from the writer's arena, in the same order; here
+   * only its length so far (str_len) gives each string its offset. */
+  uint64_t rname_len = strlen(w->name), str_len = 0;
   uint64_t rmeta_len = w->metadata ? strlen(w->metadata) : 0;
-  if (rc == 0 && rmeta_len) {
-    rmeta_off = strings.len;
-    rc = strings_put(w, &strings, w->metadata, rmeta_len + 1);
-  }
+  uint64_t rname_off = string_at(&str_len, rname_len);
+  uint64_t rmeta_off = string_at(&str_len, rmeta_len);
   uint64_t sec_off[STRATA__S_COUNT] = {0}, sec_len[STRATA__S_COUNT] = {0};
   /* INDEX, then LOCATORS: one entry and one locator per layer (dense) or
    * per slot (sparse; w->entries is in slot order, slots in .hash). */
@@ -292,12 +284,9 @@ static int serialize(strata_writer *w, const index_plan *p, uint64_t index_off,
       continue;
     }
     const strata__wentry *e = &w->entries[k++];
-    uint64_t no, mo;
-    rc = put_string(w, &strings, e->name_off, e->name_len, &no);
-    if (rc == 0)
-      rc = put_string(w, &strings, e->meta_off, e->meta_len, &mo);
-    if (rc == 0)
-      rc = put_entry(w, e, no, mo);
+    uint64_t no = string_at(&str_len, e->name_len);
+    uint64_t mo = string_at(&str_len, e->meta_len);
+    rc = put_entry(w, e, no, mo);
   }
   sec_len[STRATA__S_INDEX] = count * STRATA__ENTRY_SIZE;
   if (rc == 0)
@@ -305,7 +294,7 @@ static int serialize(strata_writer *w, const index_plan *p, uint64_t index_off,
   sec_off[STRATA__S_LOCATORS] = w->pos;
   k = 0;
   size_t loc_size = p->dense ? STRATA__LOC_SIZE : STRATA__SLOC_SIZE;
-  if (p->packed) {
+  if (rc == 0 && p->packed) {
     /* Positions: 0, then where each layer ends; layer i starts at position
      * i rounded up to the alignment, which is where the writer put it. */
     loc_size = 8;
@@ -370,10 +359,16 @@ static int serialize(strata_writer *w, const index_plan *p, uint64_t index_off,
   if (rc == 0)
     rc = pad_to(w, 8);
   sec_off[STRATA__S_STRINGS] = w->pos;
-  sec_len[STRATA__S_STRINGS] = strings.len;
+  sec_len[STRATA__S_STRINGS] = str_len;
   if (rc == 0)
-    rc = strata__writer_put(w, strings.p, strings.len);
-  free(strings.p);
+    rc = strata__writer_put(w, w->name, (size_t)rname_len + 1);
+  if (rc == 0 && rmeta_len)
+    rc = strata__writer_put(w, w->metadata, (size_t)rmeta_len + 1);
+  for (uint64_t j = 0; rc == 0 && j < n; j++) {
+    rc = put_arena_string(w, w->entries[j].name_off, w->entries[j].name_len);
+    if (rc == 0)
+      rc = put_arena_string(w, w->entries[j].meta_off, w->entries[j].meta_len);
+  }
   if (rc < 0)
     return rc;
 

@@ -156,6 +156,16 @@ int strata__writer_write_at(strata_writer *w, const void *p, size_t len,
 /* Appends bytes to the buffer. Returns STRATA_E_NOMEM on failure. */
 int strata__buf_put(strata__buf *b, const void *p, uint64_t len);
 
+/* Entry arrays (w->entries) by their capacity in entries: the large ones
+ * are mappings of their own (writer_buf.c says why), so they are resized
+ * and freed only here, with the capacity they were made with. alloc and
+ * resize return NULL when out of memory (resize then leaves the array as
+ * it was); resize only grows. */
+strata__wentry *strata__entries_alloc(uint64_t cap);
+strata__wentry *strata__entries_resize(strata__wentry *e, uint64_t cap,
+                                       uint64_t new_cap);
+void strata__entries_free(strata__wentry *e, uint64_t cap);
+
 /* Sorts the entries, chooses the hash seed and writes the index sections
  * (everything after the data section) through the write buffer from
  * w->pos, which must be `index_off` with nothing pending, filling the

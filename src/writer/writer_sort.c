@@ -34,12 +34,12 @@ static int gather(strata_writer *w, const uint64_t *pos, size_t stride) {
   uint64_t n = w->n;
   if (n == 0)
     return 0;
-  strata__wentry *e = malloc(n * sizeof *e);
+  strata__wentry *e = strata__entries_alloc(n);
   if (e == NULL)
     return STRATA_E_NOMEM;
   for (uint64_t k = 0; k < n; k++)
     e[k] = w->entries[pos[k * stride]];
-  free(w->entries);
+  strata__entries_free(w->entries, w->cap);
   w->entries = e;
   w->cap = n;
   return 0;
@@ -129,10 +129,10 @@ int strata__writer_order_by_slot(strata_writer *w, const id_pos *order,
   uint64_t n = w->n;
   /* by_slot[s]: the entry in slot s, or UINT64_MAX for an unused slot. */
   uint64_t *by_slot = malloc(slots * sizeof *by_slot);
-  strata__wentry *e = n > 0 ? malloc(n * sizeof *e) : NULL;
+  strata__wentry *e = n > 0 ? strata__entries_alloc(n) : NULL;
   if (by_slot == NULL || (n > 0 && e == NULL)) {
     free(by_slot);
-    free(e);
+    strata__entries_free(e, n);
     return STRATA_E_NOMEM;
   }
   memset(by_slot, 0xff, slots * sizeof *by_slot);
@@ -150,7 +150,7 @@ int strata__writer_order_by_slot(strata_writer *w, const id_pos *order,
   }
   free(by_slot);
   if (n > 0) {
-    free(w->entries);
+    strata__entries_free(w->entries, w->cap);
     w->entries = e;
     w->cap = n;
   }

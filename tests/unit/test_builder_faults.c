@@ -48,8 +48,19 @@
 #define PREV_ID 99
 
 /* IN_BIG: a JSONL file whose one file layer is BIG_SIZE bytes, past the
- * 8 MiB after which the writer starts the writeback (pubfile.c, kick()). */
-typedef enum input { IN_MANIFEST, IN_JSONL, IN_FROM_DIR, IN_BIG } input;
+ * 8 MiB after which the writer starts the writeback (pubfile.c, kick()).
+ * IN_WIDE: WIDE_LAYERS small layers with ids 0, 1, ... in order (a packed
+ * dense region), whose index (72 bytes a layer) passes the writer's 1 MiB
+ * buffer, so that it is written in several writes: a failure in its
+ * middle. */
+typedef enum input {
+  IN_MANIFEST,
+  IN_JSONL,
+  IN_FROM_DIR,
+  IN_BIG,
+  IN_WIDE
+} input;
+#define WIDE_LAYERS 20000
 
 typedef struct scenario {
   input in;
@@ -87,6 +98,7 @@ static const char *input_name(input in) {
   return in == IN_MANIFEST ? "manifest"
          : in == IN_JSONL  ? "jsonl"
          : in == IN_BIG    ? "big jsonl"
+         : in == IN_WIDE   ? "wide jsonl"
                            : "from-dir";
 }
 
@@ -150,6 +162,11 @@ static void make_inputs(void) {
   free(big);
   write_text("big.jsonl",
              "{\"id\": 1, \"name\": \"big\", \"file\": \"data/big.bin\"}\n");
+  FILE *wide = fopen(test_path(dir, "wide.jsonl"), "w");
+  assert_non_null(wide);
+  for (int i = 0; i < WIDE_LAYERS; i++)
+    fprintf(wide, "{\"id\": %d, \"text\": \"w%d\"}\n", i, i);
+  assert_int_equal(fclose(wide), 0);
   write_text("data/small.txt", "a small file\n");
   write_text("tree/a.txt", "alpha\n");
   write_text(
@@ -217,6 +234,8 @@ static int build(const scenario *sc) {
     return rb_build_from_dir(&opt, test_path(dir, "tree"));
   case IN_BIG:
     return rb_build_jsonl(&opt, test_path(dir, "big.jsonl"));
+  case IN_WIDE:
+    return rb_build_jsonl(&opt, test_path(dir, "wide.jsonl"));
   }
   return -1;
 }
@@ -322,6 +341,13 @@ static void expect_rules(size_t k) {
     if ((write_failed || fsync_failed) &&
         (c->fn == FP_RENAMEAT || c->fn == FP_LINKAT || c->fn == FP_RENAME))
       fail_msg("case %zu, call %zu: %s after a failed write or fsync", k, i + 1,
+               fp_fn_name(c->fn));
+    /* A failed write is final for the file (pubfile.c): not one more write
+     * to it, whatever the writer was writing (layers, index, header). */
+    if (write_failed && !c->dir &&
+        (c->fn == FP_PWRITE || c->fn == FP_WRITE || c->fn == FP_FTRUNCATE ||
+         c->fn == FP_SYNC_FILE_RANGE))
+      fail_msg("case %zu, call %zu: %s after a failed write", k, i + 1,
                fp_fn_name(c->fn));
     if (c->failed && sync)
       fsync_failed = true;
@@ -535,6 +561,12 @@ static void big_writeback(void **state) {
   sweep_fn(&(scenario){IN_BIG, true, false}, FP_SYNC_FILE_RANGE);
 }
 
+/* An index written in several writes (IN_WIDE): every write of the build
+ * fails in turn, those in the middle of the index included. The rules
+ * above then also check that nothing is written after the failed one:
+ * the index once went on being serialized past a failed write. */
+SWEEP(wide_index_tmpfile, IN_WIDE, false, true)
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(manifest_tmpfile),
@@ -546,6 +578,7 @@ int main(void) {
       cmocka_unit_test(from_dir_tmpfile_over_previous),
       cmocka_unit_test(from_dir_named),
       cmocka_unit_test(big_writeback),
+      cmocka_unit_test(wide_index_tmpfile),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -323,6 +323,10 @@ static void test_refresh(void **state) {
  * reused, an empty layer, a big one) and a new region's proto, 42 "fresh".
  * `extra` more layers go into proto 3 (ids 100..). */
 static fixture_kind next_kind; /* of the next setup() */
+/* Region 42's ids: 0, 3, 6, ... (sparse), or with this 0, 1, 2, ... (a
+ * packed dense file: its locators are positions, written by their own
+ * branch of the writer's index). */
+static bool fresh_dense;
 
 static void setup(fixture *f, unsigned extra) {
   make_base();
@@ -346,8 +350,8 @@ static void setup(fixture *f, unsigned extra) {
     char data[32], name[16];
     snprintf(data, sizeof data, "fresh:%" PRIu64, i);
     snprintf(name, sizeof name, "f%" PRIu64, i);
-    put(f->p42, &f->m42, i * 3, i % 2 ? NULL : name, i % 3 ? NULL : "{\"t\":3}",
-        data, strlen(data));
+    put(f->p42, &f->m42, fresh_dense ? i : i * 3, i % 2 ? NULL : name,
+        i % 3 ? NULL : "{\"t\":3}", data, strlen(data));
   }
 }
 
@@ -663,6 +667,16 @@ static void test_crystallize_new(void **state) {
   crystallize_walk("crystallize: new fresh.region", 42);
 }
 
+/* The same with ids 0..11: the index's packed branch once went on after a
+ * failed allocation of the strings (the region's name), wrote a broken
+ * index and reported success to validation. */
+static void test_crystallize_new_packed(void **state) {
+  (void)state;
+  fresh_dense = true;
+  crystallize_walk("crystallize: new fresh.region, packed dense ids", 42);
+  fresh_dense = false;
+}
+
 /* A store small enough for the walk (the verbose dump makes some 13
  * allocations per layer): a.region under a proto with a change, and
  * fresh.region, crystallized from a new proto, with a proto over it. */
@@ -747,6 +761,7 @@ int main(void) {
       cmocka_unit_test(test_put_copies_count_history),
       cmocka_unit_test(test_crystallize_replace),
       cmocka_unit_test(test_crystallize_new),
+      cmocka_unit_test(test_crystallize_new_packed),
       cmocka_unit_test(test_crystallize_delta),
       cmocka_unit_test(test_crystallize_merge),
       cmocka_unit_test(test_crystallize_compact),
