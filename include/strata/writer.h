@@ -105,9 +105,13 @@ STRATA_API void strata_writer_options_init(strata_writer_options *options);
  * where the file system supports it and the file can be named at commit,
  * through linkat() with AT_EMPTY_PATH or /proc/self/fd; otherwise a
  * ".NAME.strata-tmp-XXXXXXXX" file created with O_EXCL), and so is the
- * index at commit: memory use is a 72-byte record per layer (twice that
+ * index at commit. Memory use is a 72-byte record per layer (twice that
  * while commit reorders them, plus the sort's and the perfect hash's
- * arrays, about 60 bytes a layer with sparse ids) and one 1 MiB buffer.
+ * arrays, about 60 bytes a layer with sparse ids), the layers' names and
+ * metadata, the sets that find a repeated id (about 16 bytes a layer, and
+ * only once ids come out of ascending order, unless
+ * STRATA_WRITER_CHECK_IDS_AT_COMMIT) or name (about 8 bytes a named
+ * layer, and 16 more at commit), and one 1 MiB buffer.
  * The first options->struct_size bytes
  * of the options are read, and the fields past them get their defaults.
  * With STRATA_WRITER_LOCK_STORE the store's writer lock is taken first (see

@@ -1,11 +1,14 @@
 /* State of a region writer, shared by its files: writer.c (open, argument
  * checks, layers), writer_sets.c (the id and name sets), writer_commit.c
- * (commit and abort, through the file publisher pubfile.c) and
- * writer_index.c (building the index sections, with writer_phash.c and
- * writer_sort.c).
- * Calls go one way only: writer.c calls the other three, writer_commit.c
- * calls writer_index.c and pubfile.c, and writer_index.c calls
- * writer_phash.c and writer_sort.c; tools/check_layers.py refuses a cycle. */
+ * (commit and abort, through the file publisher pubfile.c), writer_index.c
+ * (building the index sections, with writer_phash.c and writer_sort.c) and
+ * writer_buf.c (the write buffer, the positioned write, the byte buffer
+ * and the entry arrays' memory).
+ * Calls go one way only: writer.c calls writer_sets.c, writer_commit.c,
+ * writer_buf.c and pubfile.c; writer_commit.c calls writer_index.c,
+ * writer_buf.c and pubfile.c; writer_index.c calls writer_phash.c,
+ * writer_sort.c and writer_buf.c; writer_sort.c calls writer_buf.c, and
+ * writer_buf.c only pubfile.c. tools/check_layers.py refuses a cycle. */
 #ifndef STRATA_WRITER_INTERNAL_H
 #define STRATA_WRITER_INTERNAL_H
 
