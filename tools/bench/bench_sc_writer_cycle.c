@@ -347,9 +347,9 @@ static void readers_phase(const writer_cycle_result *r, wc_readers *out,
   double idle_s = 2 * seconds / (rounds + 1);
   uint64_t gets[2] = {0}, ns[2] = {0}; /* [0] idle, [1] busy */
   double *ms = bench_xmalloc((size_t)r->cycles * sizeof *ms);
-  bench_say("writer-cycle: reader, writer idle %.1f s and %d cycles, %d "
-            "times, then idle",
-            idle_s, r->cycles / rounds, rounds);
+  bench_say("writer-cycle: reader, writer idle %.1f s and a share of %d "
+            "cycles, %d times, then idle",
+            idle_s, r->cycles, rounds);
   int c = 0;
   for (int ph = 0; ph < 2 * rounds + 1; ph++) {
     uint64_t g0 = atomic_load_explicit(&rd.gets, memory_order_relaxed);
