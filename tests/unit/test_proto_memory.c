@@ -26,6 +26,14 @@ static uint64_t heap(strata_store *s) {
   return st.heap_bytes;
 }
 
+/* Discarding the proto and reclaiming gives the heap back to `before`. */
+static void expect_discard_frees(strata_store *s, strata_proto *p,
+                                 uint64_t before) {
+  assert_strata_ok(strata_proto_discard(p));
+  assert_strata_ok(strata_store_reclaim(s, 1));
+  assert_int_equal(heap(s), before);
+}
+
 static uint64_t proto_bytes(strata_proto *p) {
   strata_proto_info pi;
   assert_strata_ok(strata_proto_info_get(p, &pi));
@@ -139,9 +147,7 @@ static void test_arena_chunks_freed_when_pruned(void **state) {
   assert_strata_ok(strata_read_begin(s, &t));
   expect_content(&t, 7, sizeof b, 39999);
   strata_read_end(&t);
-  assert_strata_ok(strata_proto_discard(p));
-  assert_strata_ok(strata_store_reclaim(s, 1));
-  assert_int_equal(heap(s), before);
+  expect_discard_frees(s, p, before);
   strata_store_close(s);
 }
 
@@ -200,9 +206,7 @@ static void test_arena_sizes_and_snapshots(void **state) {
   }
   /* Version 1 put again (the same bytes, other metadata). */
   assert_strata_ok(strata_crystallize(s, 1));
-  assert_strata_ok(strata_proto_discard(p));
-  assert_strata_ok(strata_store_reclaim(s, 1));
-  assert_int_equal(heap(s), before);
+  expect_discard_frees(s, p, before);
   strata_txn t;
   assert_strata_ok(strata_read_begin(s, &t));
   for (uint64_t i = 0; i < N; i++)
@@ -603,9 +607,7 @@ static void test_proto_bytes_is_the_heap_it_holds(void **state) {
   strata_read_end(&pin);
   assert_strata_ok(strata_store_reclaim(s, 1));
   assert_int_equal(heap(s) - h0, proto_bytes(p) - b0);
-  assert_strata_ok(strata_proto_discard(p));
-  assert_strata_ok(strata_store_reclaim(s, 1));
-  assert_int_equal(heap(s), before);
+  expect_discard_frees(s, p, before);
   strata_store_close(s);
 }
 

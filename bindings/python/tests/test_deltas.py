@@ -147,6 +147,18 @@ def test_a_second_delta_chains_over_the_first(store):
         assert snap.get_many_in(DOCS, [1, 2, 6]) == [None] * 3
 
 
+def expect_one_base(snap, layers, changed):
+    """The region is served from one base file, no deltas: `layers` layers,
+    the `changed` contents, layer 2 removed. Returns its region entry."""
+    (r,) = snap.regions()
+    assert r["delta_depth"] == 0 and r["deltas"] == []
+    assert r["layers"] == layers
+    for layer, content in changed.items():
+        assert bytes(snap.get(DOCS, layer)) == content
+    assert snap.get_many_in(DOCS, [2]) == [None]
+    return r
+
+
 def test_no_deltas_store_writes_a_whole_base(store, tmp_path):
     small_change(store, {1: b"one, changed"}, removes=[2])
     store.close()
@@ -156,12 +168,8 @@ def test_no_deltas_store_writes_a_whole_base(store, tmp_path):
             assert snap.regions()[0]["delta_depth"] == 1  # still served
         small_change(s, {3: b"three, changed"})
         with s.snapshot() as snap:
-            (r,) = snap.regions()
-            assert r["delta_depth"] == 0 and r["deltas"] == []
-            assert r["layers"] == 19
-            assert bytes(snap.get(DOCS, 1)) == b"one, changed"
-            assert bytes(snap.get(DOCS, 3)) == b"three, changed"
-            assert snap.get_many_in(DOCS, [2]) == [None]
+            r = expect_one_base(snap, 19, {1: b"one, changed",
+                                           3: b"three, changed"})
         with strata.Region(r["file"]) as base:
             assert base.info["delta"] is None
             assert len(base) == 19
@@ -175,12 +183,7 @@ def test_compact_rewrites_the_stack_into_a_base(store):
     held = store.snapshot()
     store.compact("docs")
     with store.snapshot() as snap:
-        (r,) = snap.regions()
-        assert r["delta_depth"] == 0 and r["deltas"] == []
-        assert r["layers"] == 20
-        assert bytes(snap.get(DOCS, 1)) == b"one, changed"
-        assert bytes(snap.get(DOCS, 41)) == b"forty-one"
-        assert snap.get_many_in(DOCS, [2]) == [None]
+        r = expect_one_base(snap, 20, {1: b"one, changed", 41: b"forty-one"})
     # A snapshot taken before reads the stack it saw.
     assert held.regions()[0]["delta_depth"] == 2
     assert bytes(held.get(DOCS, 3)) == b"three, changed"
